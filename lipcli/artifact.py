@@ -1,0 +1,167 @@
+"""The mask artifact: one safetensors file holding a whole pruning trajectory and its lottery ticket.
+
+Tensors:
+  `prune_round/<param>`  uint8, per element the round at which it was pruned (0 = never), so the
+                         mask of any round k is `prune_round == 0 | prune_round > k` — masks are nested;
+  `theta0/<param>`       float32, the initial weights of every parameter (mask + theta0 = the ticket).
+Metadata: one key, "lip", holding sorted compact JSON (one key keeps the header byte-stable, so the
+same content always gives the same bytes). No pickle anywhere; a pickle is refused, never opened.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from . import __version__, nets
+from .errors import LipError
+from .files import atomic_path
+
+FORMAT = "lip-artifact"
+FORMAT_VERSION = 1
+ROUND, THETA0 = "prune_round/", "theta0/"
+PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, torch.save zip
+
+
+@dataclass
+class Artifact:
+    """A net spec, its initial weights, and the round at which each masked element was pruned."""
+
+    meta: dict[str, Any]
+    theta0: dict[str, torch.Tensor]
+    prune_round: dict[str, torch.Tensor]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.meta["spec"]
+
+    @property
+    def rounds(self) -> int:
+        return len(self.meta.get("rounds", []))
+
+    @property
+    def recommended_round(self) -> int:
+        rec = self.meta.get("recommended_round")
+        return self.rounds if rec is None else int(rec)
+
+    def mask(self, round_: int) -> dict[str, torch.Tensor]:
+        """Boolean keep-masks after `round_` rounds (0 = dense)."""
+        if not 0 <= round_ <= self.rounds:
+            raise LipError(f"round {round_} is not in this artifact (it has rounds 0..{self.rounds})")
+        return {n: (r == 0) | (r > round_) for n, r in self.prune_round.items()}
+
+    def counts(self, round_: int) -> tuple[int, int]:
+        """(kept, total) over the masked parameters at a round: sparsity counted exactly."""
+        masks = self.mask(round_)
+        return sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
+
+    def sparsity(self, round_: int) -> float:
+        kept, total = self.counts(round_)
+        return 1 - kept / total if total else 0.0
+
+    def round_for_sparsity(self, target: float) -> int:
+        """The round whose sparsity is closest to `target`."""
+        return min(range(self.rounds + 1), key=lambda k: abs(self.sparsity(k) - target))
+
+
+def new_meta(spec: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Metadata every artifact carries, plus whatever the producing method adds."""
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec,
+            "tool_version": __version__, "torch_version": torch.__version__.split("+")[0]}
+    meta.update(fields)
+    return meta
+
+
+def to_bytes(art: Artifact) -> bytes:
+    tensors = {ROUND + n: r.to(torch.uint8).contiguous() for n, r in art.prune_round.items()}
+    tensors.update({THETA0 + n: w.detach().float().cpu().contiguous() for n, w in art.theta0.items()})
+    meta = json.dumps(art.meta, sort_keys=True, separators=(",", ":"))
+    return st_save(tensors, metadata={"lip": meta})
+
+
+def save(path: Path | str, art: Artifact) -> None:
+    """Write atomically: an interrupted save never leaves a partial artifact."""
+    data = to_bytes(art)
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_bytes(data)
+
+
+def _fail(path: Path, what: str) -> LipError:
+    return LipError(f"{path}: {what}")
+
+
+def load(path: Path | str) -> Artifact:
+    """Read and fully validate an artifact; any problem is one LipError, never a partial load."""
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "no such artifact file (check the path)")
+    data = path.read_bytes()
+    if data.startswith(PICKLE_MAGIC):
+        raise _fail(path, "is a pickle/torch.save file; lip only reads .safetensors artifacts and "
+                          "never unpickles (re-export the mask with lip prune)")
+    try:
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + header_len])
+    except (SafetensorError, ValueError, OSError, UnicodeDecodeError) as exc:
+        raise _fail(path, f"is not a valid safetensors file ({str(exc).splitlines()[0][:80]})") from None
+    raw_meta = (header.get("__metadata__") or {}).get("lip")
+    if raw_meta is None:
+        raise _fail(path, "has no lip metadata; it was not written by lip")
+    try:
+        meta = json.loads(raw_meta)
+    except json.JSONDecodeError:
+        raise _fail(path, "its lip metadata is not valid JSON (the file is damaged)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _fail(path, "is not a lip artifact (wrong format tag)")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise _fail(path, f"has format version {version}; this lip reads up to {FORMAT_VERSION} "
+                          "(upgrade lip)")
+    art = Artifact(meta, *_split(path, tensors))
+    _check_against_spec(path, art)
+    return art
+
+
+def _split(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    theta0, rounds = {}, {}
+    for key, t in tensors.items():
+        if key.startswith(THETA0):
+            if t.dtype != torch.float32:
+                raise _fail(path, f"tensor {key} has dtype {t.dtype}, expected float32")
+            theta0[key[len(THETA0):]] = t
+        elif key.startswith(ROUND):
+            if t.dtype != torch.uint8:
+                raise _fail(path, f"tensor {key} has dtype {t.dtype}, expected uint8")
+            rounds[key[len(ROUND):]] = t
+        else:
+            raise _fail(path, f"unexpected tensor {key!r} (not a lip artifact key)")
+    return theta0, rounds
+
+
+def _check_against_spec(path: Path, art: Artifact) -> None:
+    try:
+        net = nets.build(art.spec)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _fail(path, f"its net spec is invalid ({exc})") from None
+    shapes = {n: tuple(p.shape) for n, p in net.named_parameters()}
+    missing = sorted(set(shapes) - set(art.theta0))
+    extra = sorted(set(art.theta0) - set(shapes)) + sorted(set(art.prune_round) - set(shapes))
+    if missing or extra:
+        what = f"missing {missing[0]}" if missing else f"unknown parameter {extra[0]}"
+        raise _fail(path, f"does not match its net spec: {what} ({len(missing)} missing, "
+                          f"{len(extra)} unknown)")
+    for group in (art.theta0, art.prune_round):
+        for name, t in group.items():
+            if tuple(t.shape) != shapes[name]:
+                raise _fail(path, f"{name} has shape {tuple(t.shape)}, the net needs {shapes[name]}")
+    top = max((int(r.max()) for r in art.prune_round.values() if r.numel()), default=0)
+    if top > art.rounds:
+        raise _fail(path, f"masks refer to round {top} but only {art.rounds} rounds are recorded")
+

@@ -1,0 +1,239 @@
+"""The one fitting loop every command uses: fit a net's output(s) to observation(s) through operators.
+
+DIP recipe (anchors-spec a.2): a fixed input code z jittered by N(0, reg_noise^2) each step, Adam,
+MSE in observation space, an EMA of the output, and rollback when the loss jumps. Masks keep pruned
+parameters exactly zero (gradients are masked before every Adam step, so weight and moments stay 0).
+The clean image, when given, is used only to *report* metrics; nothing that steers the run
+(loss, rollback, early stopping) reads it.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from .earlystop import WindowedVariance
+from .errors import LipRuntimeError
+from .metrics import psnr
+from .operators import Operator
+
+Masks = dict[str, torch.Tensor]
+
+
+@dataclass
+class FitConfig:
+    """Every knob of the loop. Defaults are the paper's denoising settings."""
+
+    iters: int = 3000
+    lr: float = 0.01
+    reg_noise: float = 1 / 30
+    ema: float = 0.99  # 0 turns the output average off (LIP scores inpainting/SR on the raw output)
+    early_stop: bool = True  # end the run at the detector's stop point (it is always computed)
+    es_window: int = 100
+    es_patience: int = 1000
+    precision: str = "fp32"  # or "bf16" (autocast; loss and metrics stay fp32)
+    channels_last: bool = False
+    metric_every: int = 1
+    checkpoint_every: int = 10  # rollback snapshot period
+    jump_factor: float = 10 ** 0.5  # a loss jump of 5 dB triggers rollback, as DIP's backtracking
+    max_recoveries: int = 5
+    seed: int = 0  # seeds the input jitter
+
+
+@dataclass
+class Target:
+    """One image to fit: its input code, operator, observation and restored size.
+
+    `clean` is for reporting only (oracle metrics); `metric` scores a restored image against it.
+    """
+
+    z: torch.Tensor
+    op: Operator
+    y: torch.Tensor
+    size: tuple[int, int]
+    clean: torch.Tensor | None = None
+    metric: Callable[[torch.Tensor, torch.Tensor], float] = psnr
+
+
+@dataclass
+class TargetResult:
+    final: torch.Tensor
+    stopped: torch.Tensor
+    stopped_at: int
+    oracle_best: float | None = None
+    oracle_best_iter: int | None = None
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, metric vs clean)
+
+
+@dataclass
+class FitResult:
+    targets: list[TargetResult]
+    iterations: int
+    losses: list[float]
+    recoveries: int
+    seconds: float
+
+    @property
+    def tail_loss(self) -> float:
+        """Mean loss over the last 10% of iterations: a jitter-robust end-of-run loss."""
+        n = max(1, len(self.losses) // 10)
+        return sum(self.losses[-n:]) / n
+
+
+@dataclass
+class Step:
+    """What callbacks see after each iteration."""
+
+    iteration: int
+    total: int
+    loss: float
+    metrics: list[float | None]
+    stopped_at: list[int]
+
+
+def crop_center(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    h, w = size
+    top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+    return x[..., top:top + h, left:left + w]
+
+
+def apply_masks(model: nn.Module, masks: Masks) -> None:
+    """Zero the pruned entries in place (used at start and after every rewind)."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, keep in masks.items():
+            params[name].mul_(keep.to(params[name].dtype))
+
+
+class DivergenceError(LipRuntimeError):
+    """Rollback could not save the run; `result` holds the last good outputs."""
+
+    def __init__(self, message: str, result: FitResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def fit(
+    model: nn.Module,
+    targets: list[Target],
+    cfg: FitConfig,
+    *,
+    masks: Masks | None = None,
+    penalty: Callable[[], torch.Tensor] | None = None,
+    callbacks: Iterable[Callable[[Step], None]] = (),
+) -> FitResult:
+    """Fit `model(z_i)` to every target at once (the loss sums over targets).
+
+    Each target gets its own forward pass, so train-mode BatchNorm normalises every image by its
+    own statistics (pitfalls.md). `penalty` adds a parameter-only term (e.g. OES's KL).
+    """
+    if cfg.iters < 1:
+        raise ValueError("iters must be >= 1")
+    device = targets[0].z.device
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.train()
+    model.to(memory_format=fmt)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    named = dict(model.named_parameters())
+    masked = [(named[n], m.to(device=device, dtype=named[n].dtype)) for n, m in (masks or {}).items()]
+    if masks:
+        apply_masks(model, masks)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    zs = [t.z.to(memory_format=fmt) for t in targets]
+    detectors = [WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed) for _ in targets]
+    avg: list[torch.Tensor | None] = [None] * len(targets)
+    raw: list[torch.Tensor | None] = [None] * len(targets)
+    results = [TargetResult(final=torch.empty(0), stopped=torch.empty(0), stopped_at=0) for _ in targets]
+    callbacks = list(callbacks)
+    losses: list[float] = []
+    snapshot = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()), math.inf)
+    recoveries = failures = 0
+    start = time.perf_counter()
+    it = 0
+    while it < cfg.iters:
+        opt.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=device)
+        outs = []
+        for t, z in zip(targets, zs):
+            inp = z + torch.randn(z.shape, generator=gen, device=device) * cfg.reg_noise if cfg.reg_noise else z
+            with _autocast(cfg.precision, device):
+                out = model(inp)
+            out = crop_center(out.float(), t.size)
+            total = total + t.op.loss(out, t.y)
+            outs.append(out)
+        if penalty is not None:
+            total = total + penalty()
+        loss = float(total.detach())
+        if not math.isfinite(loss) or loss > cfg.jump_factor * snapshot[2]:
+            # DIP's backtracking: restore the last good weights; halve the step size on repeats.
+            model.load_state_dict(snapshot[0])
+            opt.load_state_dict(snapshot[1])
+            recoveries += 1
+            failures += 1
+            if failures > cfg.max_recoveries:
+                raise DivergenceError(
+                    f"the fit diverged {failures} times in a row at iteration {it + 1} and rollback "
+                    f"could not save it (try a lower --lr or --precision fp32)",
+                    _finish(results, avg, raw, cfg, it, losses, recoveries, start))
+            if failures > 1:
+                for group in opt.param_groups:
+                    group["lr"] *= 0.5
+            continue
+        total.backward()
+        if masked:
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p, _ in masked]
+            torch._foreach_mul_(grads, [m for _, m in masked])
+        opt.step()
+        it += 1
+        losses.append(loss)
+        if it % cfg.checkpoint_every == 0:
+            snapshot = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()), loss)
+            failures = 0
+        metrics: list[float | None] = []
+        for k, (t, out) in enumerate(zip(targets, outs)):
+            out = out.detach()
+            raw[k] = out
+            if cfg.ema:
+                avg[k] = out.clone() if avg[k] is None else avg[k].lerp_(out, 1 - cfg.ema)
+            shown = avg[k] if cfg.ema else out
+            if detectors[k].update(it, out):
+                results[k].stopped, results[k].stopped_at = shown.clone(), it
+            value = None
+            if t.clean is not None and (it % cfg.metric_every == 0 or it == cfg.iters):
+                value = t.metric(shown, t.clean)
+                results[k].curve.append((it, value))
+                if results[k].oracle_best is None or value > results[k].oracle_best:
+                    results[k].oracle_best, results[k].oracle_best_iter = value, it
+            metrics.append(value)
+        step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results])
+        for cb in callbacks:
+            cb(step)
+        if cfg.early_stop and all(d.should_stop(it) for d in detectors):
+            break
+    return _finish(results, avg, raw, cfg, it, losses, recoveries, start)
+
+
+def _finish(results: list[TargetResult], avg: list, raw: list, cfg: FitConfig, it: int,
+            losses: list[float], recoveries: int, start: float) -> FitResult:
+    """Fill in final outputs; a target whose detector never fired is 'stopped' at the last iterate."""
+    for k, r in enumerate(results):
+        shown = avg[k] if cfg.ema else raw[k]
+        if shown is None:
+            continue
+        r.final = shown.clone()
+        if r.stopped.numel() == 0:
+            r.stopped, r.stopped_at = r.final, it
+    return FitResult(results, it, losses, recoveries, time.perf_counter() - start)
