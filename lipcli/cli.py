@@ -1,0 +1,185 @@
+"""The `lip` command line: parse options, call the engine, render results. No algorithms here."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import typer
+
+from . import __version__, config, device as devices, files, render
+from .errors import LipError
+from .fit import FitConfig, Step
+from .problem import load_problem
+from .restore import Prior, dense_prior, masked_prior, restore
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="Lottery image priors: restore images with (sparse) Deep Image Priors.")
+
+MAX_PIXELS = 64_000_000
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit")) -> None:
+    """Lottery image priors: find sparse Deep Image Prior subnetworks once, reuse them everywhere."""
+    if version:
+        render.err.print(f"lip {__version__}")
+        raise typer.Exit(0)  # refuse absurd inputs from the header, before decoding
+
+
+# Options shared by every command that fits images (one definition, reused).
+def _opt(default: Any, help: str, **kw: Any) -> Any:
+    return typer.Option(default, help=help, **kw)
+
+
+TASK = _opt("denoise", "denoise | inpaint | sr", rich_help_panel="Task")
+SIGMA = _opt(None, "Gaussian noise level, 0-255 units (used with --simulate) [25]", rich_help_panel="Task")
+INPAINT_MASK = _opt(None, "Inpainting mask PNG, white = observed, black = missing", rich_help_panel="Task")
+KEEP = _opt(None, "With --simulate and no mask: Bernoulli fraction of pixels observed [0.5]",
+            rich_help_panel="Task")
+SCALE = _opt(None, "Super-resolution factor: 2, 4 or 8 [4]", rich_help_panel="Task")
+SIMULATE = _opt(False, "The input is CLEAN: degrade it (seeded) and score against it",
+                rich_help_panel="Task")
+ITERS = _opt(None, "Adam iterations (upper bound when early stopping) [preset]", min=1,
+             rich_help_panel="Fitting")
+LR = _opt(None, "Adam learning rate [0.01]", rich_help_panel="Fitting")
+REG_NOISE = _opt(None, "Std of the input-code jitter [1/30 denoise, 0.03 inpaint/sr]",
+                 rich_help_panel="Fitting")
+EMA = _opt(None, "Output moving average (0 = off) [0.99 denoise, 0 otherwise]", rich_help_panel="Fitting")
+EARLY_STOP = _opt(True, "Stop automatically when the output stops improving (never reads the clean image)",
+                  rich_help_panel="Fitting")
+ES_WINDOW = _opt(None, "Early-stop variance window [100]", min=2, rich_help_panel="Fitting")
+ES_PATIENCE = _opt(None, "Early-stop patience in iterations [1000 paper, 300 fast]", min=1,
+                   rich_help_panel="Fitting")
+DEVICE = _opt("auto", "auto | cpu | cuda | cuda:N | mps", envvar="LIP_DEVICE", rich_help_panel="Run")
+SEED = _opt(0, "Seed for weights, input code and simulated degradations", rich_help_panel="Run")
+PRECISION = _opt(None, "fp32 | bf16 | auto. auto (the fast preset) = bf16 autocast + channels_last on "
+                       "CPUs with AVX512-BF16/AMX and on bf16 GPUs, else fp32", rich_help_panel="Run")
+THREADS = _opt(None, "CPU threads (results are bit-reproducible at a fixed count)", rich_help_panel="Run")
+CONFIG = _opt(None, "Preset (paper | fast) or a YAML file; flags override it. Default: fast on CPU, "
+                    "paper on GPU", rich_help_panel="Run")
+JSON = _opt(False, "Print one JSON object per result on stdout", rich_help_panel="Run")
+
+
+def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, seed: int) -> FitConfig:
+    """Turn resolved settings into the fitting loop's config (precision 'auto' decided here)."""
+    precision = settings["precision"]
+    if precision == "auto":
+        precision = "bf16" if devices.fast_bf16(dev) else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise LipError(f"unknown --precision {precision!r}: use fp32, bf16 or auto")
+    for key in ("lr", "reg_noise", "ema"):
+        if not 0 <= float(settings[key]) < (1 if key == "ema" else 10):
+            raise LipError(f"--{key.replace('_', '-')} {settings[key]} is out of range")
+    if float(settings["lr"]) == 0:
+        raise LipError("--lr must be positive")
+    return FitConfig(iters=int(settings["iters"]), lr=float(settings["lr"]),
+                     reg_noise=float(settings["reg_noise"]), ema=float(settings["ema"]),
+                     early_stop=early_stop, es_window=int(settings["es_window"]),
+                     es_patience=int(settings["es_patience"]), precision=precision,
+                     channels_last=precision == "bf16" and dev.type == "cpu", seed=seed)
+
+
+def resolve_settings(task: str, config_name: Optional[str], dev: torch.device,
+                     flags: dict[str, Any]) -> dict[str, Any]:
+    default = "paper" if dev.type == "cuda" else "fast"
+    return config.resolve(task, config_name, default, flags)
+
+
+def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restored") -> list[Path]:
+    """One output per input: --out is a file for one input, a folder (created) for several."""
+    if out is None:
+        return [p.with_name(f"{p.stem}{suffix}.png") for p in inputs]
+    if len(inputs) > 1 or out.is_dir() or str(out).endswith("/"):
+        if not out.is_dir():
+            if not out.parent.is_dir():
+                raise LipError(f"cannot create output folder {out}: {out.parent} does not exist")
+            out.mkdir()
+        paths = [out / f"{p.stem}.png" for p in inputs]
+        if len(set(paths)) < len(paths):
+            raise LipError("two inputs share a file name; restore them into different --out folders")
+        return paths
+    return [out]
+
+
+@app.command("restore")
+@render.guarded
+def restore_cmd(
+    images: list[Path] = typer.Argument(..., help="Degraded image(s) (or clean ones with --simulate)"),
+    task: str = TASK, sigma: Optional[float] = SIGMA, inpaint_mask: Optional[Path] = INPAINT_MASK,
+    keep: Optional[float] = KEEP, scale: Optional[int] = SCALE, simulate: bool = SIMULATE,
+    mask: Optional[Path] = typer.Option(None, help="Mask artifact (.safetensors); dense net when absent",
+                                        rich_help_panel="Prior"),
+    round_: Optional[int] = typer.Option(None, "--round", help="Round of the mask trajectory "
+                                         "[the artifact's recommended round]", rich_help_panel="Prior"),
+    sparsity: Optional[float] = typer.Option(None, help="Pick the round closest to this sparsity",
+                                             rich_help_panel="Prior"),
+    init: str = typer.Option("artifact", help="artifact: the mask's theta0 (LIP ticket) | fresh: new "
+                             "weights under the mask (OES transfer)", rich_help_panel="Prior"),
+    prior: str = typer.Option("dip", help="dip | deep-decoder (dense priors without --mask)",
+                              rich_help_panel="Prior"),
+    net: Optional[str] = typer.Option(None, help="Dense DIP net preset: dip | dip-inpaint | oes [dip]",
+                                      rich_help_panel="Prior"),
+    dd_k: int = typer.Option(128, help="Deep-decoder width k (6(k^2+2k)+3k parameters)", min=1,
+                             rich_help_panel="Prior"),
+    iters: Optional[int] = ITERS, lr: Optional[float] = LR, reg_noise: Optional[float] = REG_NOISE,
+    ema: Optional[float] = EMA, early_stop: bool = EARLY_STOP, es_window: Optional[int] = ES_WINDOW,
+    es_patience: Optional[int] = ES_PATIENCE,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file, or folder for several inputs "
+                                       "[INPUT_restored.png]"),
+    clean: Optional[Path] = typer.Option(None, help="Clean reference for metrics only (reports the "
+                                         "'oracle' best PSNR too)"),
+    device: str = DEVICE, seed: int = SEED, precision: Optional[str] = PRECISION,
+    threads: Optional[int] = THREADS, config_: Optional[str] = typer.Option(None, "--config", help=CONFIG.help,
+                                                                             rich_help_panel="Run"),
+    json_: bool = typer.Option(False, "--json", help=JSON.help, rich_help_panel="Run"),
+) -> None:
+    """Restore images with a dense or masked Deep Image Prior."""
+    dev = devices.resolve(device)
+    devices.set_threads(threads)
+    settings = resolve_settings(task, config_, dev, dict(
+        sigma=sigma, keep=keep, scale=scale, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema,
+        es_window=es_window, es_patience=es_patience, precision=precision, net=net))
+    cfg = fit_config(settings, early_stop, dev, seed)
+    if clean is not None and len(images) > 1:
+        raise LipError("--clean gives one reference image; restore one input at a time with it")
+    if mask is not None:
+        chosen: Prior = masked_prior(mask, round_, sparsity, init)
+    elif prior == "deep-decoder":
+        chosen = dense_prior("deep-decoder", k=dd_k)
+    elif prior == "dip":
+        chosen = dense_prior(settings["net"])
+    else:
+        raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
+    outs = output_paths(images, out)
+    for path in outs:
+        files.check_writable(path)
+    for path, dest in zip(images, outs):
+        problem = load_problem(path, task, settings, simulate=simulate, seed=seed,
+                               inpaint_mask=inpaint_mask, clean=clean, max_pixels=MAX_PIXELS)
+        with render.progress(cfg.iters, f"{path.name}") as advance:
+            def on_step(step: Step) -> None:
+                shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
+                advance(1, shown)
+            result, report = restore(problem, chosen, cfg, dev, seed, [on_step])
+        tr = result.targets[0]
+        problem.save(dest, tr.stopped if cfg.early_stop else tr.final)
+        report.update(output=str(dest), device=str(dev), precision=cfg.precision,
+                      preset=settings["preset"], seed=seed, early_stop=cfg.early_stop)
+        _say_restored(report)
+        if json_:
+            render.emit_json(report)
+
+
+def _say_restored(r: dict[str, Any]) -> None:
+    line = (f"{r['input']} -> {r['output']}: {r['iterations']} iterations, auto-stop at "
+            f"{r['stopped_at']}, {r['seconds']:.1f}s, sparsity {100 * r['sparsity']:.1f}%")
+    if r["psnr_final"] is not None:
+        line += (f"; {r['metric']} final {render.fmt(r['psnr_final'])} / stopped "
+                 f"{render.fmt(r['psnr_stopped'])} / oracle best {render.fmt(r['oracle_best_psnr'])}"
+                 f" (iteration {r['oracle_best_iter']})")
+    render.err.print(line, markup=False, soft_wrap=True)
+
+
+def main() -> None:
+    app()

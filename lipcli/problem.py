@@ -1,0 +1,130 @@
+"""A restoration problem: the observation of one image, its operator, and how to report results.
+
+Shared by restore, prune and transfer, so every command degrades, scores and writes images the
+same way. Gray images are replicated to three channels for the net and averaged back, so one mask
+serves gray and colour images alike; alpha is carried beside the pixels and written back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import images, nets
+from .errors import LipError
+from .fit import Target
+from .metrics import psnr, psnr_y, ssim
+from .operators import Denoise, Inpaint, Operator, SuperResolution
+
+SR_BORDER = 4  # pixels cropped before Y-PSNR (DIP/LIP SR scoring, anchors-spec a.4)
+
+
+@dataclass
+class Problem:
+    name: str
+    y: torch.Tensor  # (1,3,h,w) observation
+    op: Operator
+    size: tuple[int, int]  # restored (H, W)
+    gray: bool
+    alpha: np.ndarray | None
+    bit_depth: int
+    sha256: str  # of the decoded input pixels
+    clean: torch.Tensor | None = None  # (1,3,H,W), for reporting only
+
+    @property
+    def metric_name(self) -> str:
+        return "psnr_y" if isinstance(self.op, SuperResolution) and not self.gray else "psnr"
+
+    @property
+    def metric(self) -> Callable[[torch.Tensor, torch.Tensor], float]:
+        if self.metric_name == "psnr_y":
+            return lambda x, c: psnr_y(x, c, SR_BORDER)
+        return psnr
+
+    def target(self, net: torch.nn.Module, gen: torch.Generator, device: torch.device,
+               z: torch.Tensor | None = None) -> Target:
+        """The fitting-loop view: input code at the net's padded size, operator and observation."""
+        if z is None:
+            z = nets.make_input(net, *nets.padded_size(net, *self.size), gen)
+        clean = None if self.clean is None else self.clean.to(device)
+        return Target(z=z.to(device), op=self.op.to(device), y=self.y.to(device), size=self.size,
+                      clean=clean, metric=self.metric)
+
+    def scores(self, x: torch.Tensor) -> dict[str, float | None]:
+        """PSNR (Y-channel for colour SR) and SSIM against the clean image, if one was given."""
+        if self.clean is None:
+            return {"psnr": None, "ssim": None}
+        clean = self.clean.to(x.device)
+        return {"psnr": self.metric(x, clean), "ssim": ssim(x, clean)}
+
+    def save(self, path: Path, x: torch.Tensor) -> None:
+        """Write a restored (1,3,H,W) tensor in the input's mode: gray stays gray, alpha is kept."""
+        pixels = images.from_tensor(x.detach().float().cpu())
+        if self.gray:
+            pixels = pixels.mean(axis=0, keepdims=True)
+        images.save_image(path, pixels, alpha=self._alpha_out(), bit_depth=self.bit_depth)
+
+    def _alpha_out(self) -> np.ndarray | None:
+        if self.alpha is None or self.alpha.shape == self.size:
+            return self.alpha
+        a = torch.from_numpy(self.alpha)[None, None]
+        return F.interpolate(a, size=self.size, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def _rgb(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(C,H,W) or (1,C,H,W) pixels as a (1,3,H,W) float tensor; gray is replicated."""
+    t = torch.as_tensor(np.ascontiguousarray(pixels) if isinstance(pixels, np.ndarray) else pixels).float()
+    t = t.reshape(1, -1, *t.shape[-2:])
+    return t.expand(1, 3, *t.shape[-2:]).clone() if t.shape[1] == 1 else t
+
+
+def make_operator(task: str, settings: dict[str, Any], height: int, width: int, gray: bool,
+                  inpaint_mask: Path | None, seed: int) -> Operator:
+    """The task's operator for an image of the given (restored) size."""
+    if task == "denoise":
+        return Denoise(float(settings["sigma"]))
+    if task == "inpaint":
+        if inpaint_mask is not None:
+            keep = images.load_binary_mask(inpaint_mask, height, width)
+            return Inpaint(torch.from_numpy(keep)[None], inpaint_mask.name)
+        return Inpaint.bernoulli((1 if gray else 3, height, width), float(settings["keep"]), seed)
+    if task == "sr":
+        return SuperResolution(int(settings["scale"]))
+    raise LipError(f"unknown task {task!r}: use denoise, inpaint or sr")
+
+
+def load_problem(path: Path, task: str, settings: dict[str, Any], *, simulate: bool, seed: int,
+                 inpaint_mask: Path | None = None, clean: Path | None = None,
+                 max_pixels: int | None = None) -> Problem:
+    """Read an image and build its problem.
+
+    simulate=False: the file IS the degraded observation (the real use); `clean` is optional and
+    only scores the result. simulate=True: the file is clean; it is degraded here (seeded) and
+    becomes the reference.
+    """
+    img = images.load_image(path, max_pixels=max_pixels)
+    gray = img.channels == 1
+    native = torch.from_numpy(np.ascontiguousarray(img.pixels)).float()[None]
+    h, w = img.height, img.width
+    if simulate and clean is not None:
+        raise LipError("--clean and --simulate exclude each other: with --simulate the input is the clean image")
+    if not simulate and task == "inpaint" and inpaint_mask is None:
+        raise LipError("inpainting a real image needs --inpaint-mask MASK.png (white = observed); "
+                       "use --simulate to test with a random mask")
+    op = make_operator(task, settings, h, w, gray, inpaint_mask, seed)
+    if simulate:
+        y, ref, size = op.observe(native, torch.Generator().manual_seed(seed)), _rgb(native), (h, w)
+    else:
+        y, ref, size = op.forward(native) if task == "inpaint" else native, None, op.output_size(h, w)
+        if clean is not None:
+            ref_img = images.load_image(clean, max_pixels=max_pixels)
+            if (ref_img.height, ref_img.width) != size:
+                raise LipError(f"--clean {clean.name} is {ref_img.width}x{ref_img.height} but the "
+                               f"restored image will be {size[1]}x{size[0]}")
+            ref = _rgb(ref_img.pixels)
+    return Problem(name=img.name, y=_rgb(y), op=op, size=size, gray=gray, alpha=img.alpha,
+                   bit_depth=img.bit_depth, sha256=images.pixel_hash(img), clean=ref)

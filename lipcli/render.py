@@ -1,0 +1,115 @@
+"""Everything the user sees: progress on stderr, one-line errors, JSON on stdout.
+
+Human text goes to stderr, machine output to stdout. On a terminal a rich progress bar; otherwise
+(CI logs, pipes, `tail -f`) a plain line every few seconds, since rich draws nothing until exit there.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .errors import LipError
+
+err = Console(stderr=True, highlight=False)
+
+
+class Terminated(Exception):
+    """SIGTERM, turned into an exception so that cleanup runs like for Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command; bad input and failures become one line on stderr and an exit code.
+
+    2 = bad input/usage, 1 = runtime failure, 130 = Ctrl-C, 143 = SIGTERM. LIP_DEBUG=1 re-raises.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread (e.g. a test runner thread)
+            previous = None
+        try:
+            return fn(*args, **kwargs)
+        except LipError as exc:
+            err.print(f"lip: error: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("lip: interrupted", markup=False)
+            raise typer.Exit(130) from None
+        except Terminated:
+            err.print("lip: terminated", markup=False)
+            raise typer.Exit(143) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # a bug: still one line, unless debugging
+            if os.environ.get("LIP_DEBUG"):
+                raise
+            first = (str(exc).splitlines() or [""])[0][:200]
+            err.print(f"lip: internal error: {type(exc).__name__}: {first} (set LIP_DEBUG=1 for details)",
+                      markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    return wrapper
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    """One JSON object per line on stdout; NaN/inf become null so every consumer can parse it."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+    sys.stdout.write(json.dumps(clean(obj), sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def fmt(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+@contextmanager
+def progress(total: int, label: str, every: float = 5.0) -> Iterator[Callable[[int, str], None]]:
+    """Yield `advance(n, info)`; draws a bar on a terminal, a plain line every `every` s otherwise."""
+    if err.is_terminal:
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=err,
+                       transient=True)
+        with bar:
+            task = bar.add_task(label, total=total, info="")
+            yield lambda n, info="": bar.update(task, advance=n, info=info)
+        return
+    start = last = time.monotonic()
+    done = 0
+
+    def advance(n: int, info: str = "") -> None:
+        nonlocal done, last
+        done += n
+        now = time.monotonic()
+        if now - last >= every or done >= total:
+            last = now
+            eta = (now - start) / done * (total - done) if done else 0.0
+            err.print(f"{label}: {done}/{total} {info} eta {eta:.0f}s", markup=False, soft_wrap=True)
+
+    yield advance

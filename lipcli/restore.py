@@ -1,0 +1,110 @@
+"""Restore one problem with a (possibly masked) prior: the engine behind `lip restore` and `transfer`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+from . import artifact, device as devices, nets
+from .errors import LipError
+from .fit import FitConfig, FitResult, Step, fit
+from .problem import Problem
+
+
+@dataclass
+class Prior:
+    """A net spec, optionally its initial weights (a lottery ticket) and a keep-mask."""
+
+    spec: dict[str, Any]
+    theta0: dict[str, torch.Tensor] | None = None
+    masks: dict[str, torch.Tensor] | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sparsity(self) -> float:
+        if not self.masks:
+            return 0.0
+        kept = sum(int(m.sum()) for m in self.masks.values())
+        return 1 - kept / sum(m.numel() for m in self.masks.values())
+
+    def build(self, seed: int) -> torch.nn.Module:
+        """The net at its initial weights: the artifact's theta0, or a fresh seeded draw."""
+        torch.manual_seed(seed)
+        net = nets.build(self.spec)
+        if self.theta0 is not None:
+            net.load_state_dict(self.theta0, strict=False)
+        return net
+
+
+def dense_prior(name: str, **overrides: Any) -> Prior:
+    return Prior(spec=nets.preset(name, **overrides), source={"prior": name})
+
+
+def masked_prior(path: Path, round_: int | None, sparsity: float | None, init: str) -> Prior:
+    """Load a mask artifact and pick a round: explicit, nearest to a sparsity, or the recommended one."""
+    art = artifact.load(path)
+    if round_ is not None and sparsity is not None:
+        raise LipError("give --round or --sparsity, not both")
+    if sparsity is not None:
+        if not 0 <= sparsity < 1:
+            raise LipError(f"--sparsity {sparsity} must be in [0, 1)")
+        round_ = art.round_for_sparsity(sparsity)
+    k = art.recommended_round if round_ is None else round_
+    if init not in ("artifact", "fresh"):
+        raise LipError(f"unknown --init {init!r}: use artifact (keep theta0) or fresh (new weights)")
+    return Prior(spec=art.spec, theta0=art.theta0 if init == "artifact" else None, masks=art.mask(k),
+                 source={"mask": str(path), "round": k, "init": init, "method": art.meta.get("method")})
+
+
+def estimate_bytes(spec: dict[str, Any], height: int, width: int, precision: str) -> int:
+    """Rough peak memory of one training step: activations kept for backward dominate.
+
+    Counted per level from the spec (each conv block keeps conv, BN and activation outputs), times
+    a calibration factor measured on this code (benchmarks/), plus the weights and Adam state.
+    """
+    per = 2 if precision == "bf16" else 4
+    if spec["kind"] == "skip":
+        floats = 0.0
+        for i, (d, u, s) in enumerate(zip(spec["down"], spec["up"], spec["skip"])):
+            deeper = spec["up"][i + 1] if i + 1 < len(spec["up"]) else d
+            full = 3 * s + 2 * (s + deeper) + deeper + 3 * u * (2 if spec["need1x1_up"] else 1)
+            floats += (full + 6 * d / 4) / 4 ** i
+    else:
+        floats = 4 * spec["k"] * 4 / 3
+    n_params = nets.count_params(nets.build(spec))
+    return int(1.3 * floats * per * height * width + 16 * n_params)
+
+
+def check_memory(spec: dict[str, Any], size: tuple[int, int], precision: str, dev: torch.device) -> None:
+    """Refuse up front, with the estimate and a hint, rather than die of out-of-memory later."""
+    need, free = estimate_bytes(spec, *size, precision), devices.available_memory(dev)
+    if free is not None and need > 0.9 * free:
+        hint = "try --precision bf16, " if precision != "bf16" else ""
+        raise LipError(f"a {size[1]}x{size[0]} restore needs about {need / 2**30:.1f} GiB but only "
+                       f"{free / 2**30:.1f} GiB is free on {dev}; {hint}crop or downscale the image, "
+                       "or use a narrower net")
+
+
+def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, seed: int,
+            callbacks: Iterable[Callable[[Step], None]] = ()) -> tuple[FitResult, dict[str, Any]]:
+    """Fit the prior to the problem; return the fit and a JSON-able report of its scores."""
+    check_memory(prior.spec, nets.padded_size(nets.build(prior.spec), *problem.size), cfg.precision, dev)
+    net = prior.build(seed).to(dev)
+    gen = torch.Generator().manual_seed(seed)
+    target = problem.target(net, gen, dev)
+    result = fit(net, [target], cfg, masks=prior.masks, callbacks=callbacks)
+    tr = result.targets[0]
+    final, stopped = problem.scores(tr.final), problem.scores(tr.stopped)
+    report = {
+        "input": problem.name, "task": problem.op.name, "operator": problem.op.params(),
+        "iterations": result.iterations, "stopped_at": tr.stopped_at, "metric": problem.metric_name,
+        "psnr_final": final["psnr"], "psnr_stopped": stopped["psnr"],
+        "ssim_final": final["ssim"], "ssim_stopped": stopped["ssim"],
+        "oracle_best_psnr": tr.oracle_best, "oracle_best_iter": tr.oracle_best_iter,
+        "sparsity": prior.sparsity, "params": nets.count_params(net),
+        "recoveries": result.recoveries, "seconds": round(result.seconds, 3),
+        **prior.source,
+    }
+    return result, report
