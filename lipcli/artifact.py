@@ -43,7 +43,8 @@ class Artifact:
 
     @property
     def rounds(self) -> int:
-        return len(self.meta.get("rounds", []))
+        """The last round recorded (round 0 is the dense net)."""
+        return max((int(r["round"]) for r in self.meta.get("rounds", [])), default=0)
 
     @property
     def recommended_round(self) -> int:

@@ -7,7 +7,7 @@ from typing import Any, Optional
 import torch
 import typer
 
-from . import __version__, config, device as devices, files, render
+from . import __version__, config, device as devices, files, nets, render
 from .errors import LipError
 from .fit import FitConfig, Step
 from .problem import load_problem
@@ -83,7 +83,12 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
 def resolve_settings(task: str, config_name: Optional[str], dev: torch.device,
                      flags: dict[str, Any]) -> dict[str, Any]:
     default = "paper" if dev.type == "cuda" else "fast"
-    return config.resolve(task, config_name, default, flags)
+    settings = config.resolve(task, config_name, default, flags)
+    try:
+        nets.build(nets.resolve_spec(settings["net"]))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise LipError(f"invalid net {settings['net']!r}: {exc}") from None
+    return settings
 
 
 def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restored") -> list[Path]:
@@ -183,3 +188,6 @@ def _say_restored(r: dict[str, Any]) -> None:
 
 def main() -> None:
     app()
+
+
+from . import cli_prune  # noqa: E402,F401  (registers `lip prune`)

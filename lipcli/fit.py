@@ -125,6 +125,19 @@ def _autocast(precision: str, device: torch.device):
     return nullcontext()
 
 
+def observation_loss(model: nn.Module, targets: list[Target], inputs: list[torch.Tensor] | None = None,
+                     precision: str = "fp32") -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Sum over targets of MSE(A(crop(model(z))), y), one forward pass per target (own BN stats)."""
+    total, outs = torch.zeros((), device=targets[0].y.device), []
+    for t, z in zip(targets, inputs or [t.z for t in targets]):
+        with _autocast(precision, z.device):
+            out = model(z)
+        out = crop_center(out.float(), t.size)
+        total = total + t.op.loss(out, t.y)
+        outs.append(out)
+    return total, outs
+
+
 def fit(
     model: nn.Module,
     targets: list[Target],
@@ -165,15 +178,9 @@ def fit(
     it = 0
     while it < cfg.iters:
         opt.zero_grad(set_to_none=True)
-        total = torch.zeros((), device=device)
-        outs = []
-        for t, z in zip(targets, zs):
-            inp = z + torch.randn(z.shape, generator=gen, device=device) * cfg.reg_noise if cfg.reg_noise else z
-            with _autocast(cfg.precision, device):
-                out = model(inp)
-            out = crop_center(out.float(), t.size)
-            total = total + t.op.loss(out, t.y)
-            outs.append(out)
+        inputs = [z + torch.randn(z.shape, generator=gen, device=device) * cfg.reg_noise
+                  if cfg.reg_noise else z for z in zs]
+        total, outs = observation_loss(model, targets, inputs, cfg.precision)
         if penalty is not None:
             total = total + penalty()
         loss = float(total.detach())

@@ -48,6 +48,16 @@ def preset(name: str, **overrides: Any) -> Spec:
     return spec
 
 
+def resolve_spec(value: str | Spec) -> Spec:
+    """A preset name, or a dict {"preset": name, **overrides} (e.g. from a YAML config's `net:`)."""
+    if isinstance(value, str):
+        return preset(value)
+    if isinstance(value, dict):
+        fields = dict(value)
+        return preset(fields.pop("preset", "dip"), **fields)
+    raise KeyError(f"net must be a preset name or a mapping, not {type(value).__name__}")
+
+
 class ConvBlock(nn.Module):
     """conv -> BatchNorm -> LeakyReLU(0.2); padding is done inside the conv (one memory pass)."""
 

@@ -38,8 +38,10 @@ class Prior:
         return net
 
 
-def dense_prior(name: str, **overrides: Any) -> Prior:
-    return Prior(spec=nets.preset(name, **overrides), source={"prior": name})
+def dense_prior(net: str | dict[str, Any], **overrides: Any) -> Prior:
+    """A dense net from a preset name or a {"preset": ..., overrides} mapping."""
+    spec = {**nets.resolve_spec(net), **overrides}
+    return Prior(spec=spec, source={"prior": spec["kind"] if isinstance(net, dict) else net})
 
 
 def masked_prior(path: Path, round_: int | None, sparsity: float | None, init: str) -> Prior:

@@ -1,0 +1,107 @@
+"""Iterative magnitude pruning for DIPs (LIP Algorithms 1 and 2), blind by default.
+
+Session t trains the net under mask t on the degraded observation(s) and records the loss; then
+`rate` of the surviving prunable weights with the smallest trained magnitude are pruned (global
+ranking, exact count round(N*(1-rate)^(t+1))) and the survivors are rewound to theta0 (or to the
+weights after `rewind` of the first session). After every session the artifact is rewritten
+atomically, so an interrupted search resumes from the last finished session with identical masks:
+all randomness of session t is derived from (seed, t), never from what ran before.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import torch
+
+from .. import nets
+from ..fit import FitConfig, FitResult, Step, Target, fit
+from ..operators import Operator
+from ..problem import Problem
+from .scores import magnitude
+from .search import Trajectory, recommend
+from .select import ladder_kept, record_round, top_global
+
+
+@dataclass
+class ImpSettings:
+    rounds: int
+    rate: float = 0.2
+    rewind: float = 0.0  # 0 = rewind to init; j in (0,1) = to the weights after j of session 0
+    fresh_input: bool = False  # the published code draws a new z every round
+    shared_input: bool = False  # Algorithm 2 as published: one z, one output for all images
+    rises: int = 2  # stop rule: consecutive loss rises that mark the matching round
+    stop_on_rises: bool = False
+    oracle: bool = False  # fit the clean images (the paper's protocol), recorded as oracle
+
+
+def _targets(problems: list[Problem], net: torch.nn.Module, s: ImpSettings, seed: int, session: int,
+             dev: torch.device) -> list[Target]:
+    gen = torch.Generator().manual_seed(seed * 100_003 + (session if s.fresh_input else 0))
+    shared = None
+    if s.shared_input:
+        sizes = {p.size for p in problems}
+        shared = nets.make_input(net, *nets.padded_size(net, *problems[0].size), gen)
+        assert len(sizes) == 1, "checked by the caller"
+    targets = [p.target(net, gen, dev, z=shared) for p in problems]
+    if s.oracle:
+        for t, p in zip(targets, problems):
+            t.op, t.y = Operator(), p.clean.to(dev)
+    return targets
+
+
+def run(problems: list[Problem], traj: Trajectory, s: ImpSettings, cfg: FitConfig, dev: torch.device,
+        seed: int, save: Callable[[Trajectory, int | None], None],
+        on_step: Callable[[Step], None] = lambda step: None,
+        on_round: Callable[[dict[str, Any]], None] = lambda rec: None) -> int | None:
+    """Run (or continue) the search; returns the recommended round."""
+    losses = [r.get("loss") for r in traj.records]
+    start = sum(1 for v in losses if v is not None)
+    best = recommend(losses, s.rises)
+    total = sum(m.numel() for m in traj.prune_round.values())
+    for session in range(start, s.rounds + 1):
+        began = time.perf_counter()
+        torch.manual_seed(seed)
+        net = nets.build(traj.spec)
+        net.load_state_dict(traj.theta0, strict=False)
+        net.to(dev)
+        targets = _targets(problems, net, s, seed, session, dev)
+        rewind_at = round(s.rewind * cfg.iters) if s.rewind and session == 0 else 0
+        snap: dict[str, torch.Tensor] = {}
+
+        def capture(step: Step) -> None:
+            on_step(step)
+            if step.iteration == rewind_at:
+                snap.update({n: p.detach().float().cpu().clone() for n, p in net.named_parameters()})
+
+        session_cfg = replace(cfg, seed=seed * 100_003 + session, early_stop=False)
+        result = fit(net, targets, session_cfg, masks=traj.masks(session), callbacks=[capture])
+        if snap:
+            traj.theta0 = snap
+            traj.meta["rewind_iteration"] = rewind_at
+        rec = traj.record(session, time.perf_counter() - began, loss=result.tail_loss,
+                          **_report(problems, result, s.oracle))
+        on_round(rec)
+        if session < s.rounds:
+            alive = traj.masks(session)
+            scores = magnitude(net, list(traj.prune_round))
+            keep = top_global(scores, alive, ladder_kept(total, s.rate, session + 1))
+            record_round(traj.prune_round, alive, keep, session + 1)
+            traj.record(session + 1, 0.0, loss=None)
+        losses = [r.get("loss") for r in traj.records]
+        best = recommend(losses, s.rises)
+        save(traj, best if best is not None else session)
+        if s.stop_on_rises and best is not None:
+            traj.meta["stopped_by_rule"] = True
+            save(traj, best)
+            return best
+    return best if best is not None else s.rounds
+
+
+def _report(problems: list[Problem], result: FitResult, oracle: bool) -> dict[str, Any]:
+    """Per-round PSNR against clean images, only when they were given (reporting, never steering)."""
+    if oracle or any(p.clean is None for p in problems):
+        return {}
+    scores = [p.scores(t.final)["psnr"] for p, t in zip(problems, result.targets)]
+    return {"psnr_final": sum(scores) / len(scores)}

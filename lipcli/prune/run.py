@@ -1,0 +1,118 @@
+"""One entry point for every pruning method: start or resume a search, save after every round.
+
+The artifact is the checkpoint: it is rewritten atomically after each round, and `resume` reads
+it back, checks that the search settings are the same, and continues where it stopped.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .. import artifact, nets
+from ..errors import LipError
+from ..fit import FitConfig, Step, fit
+from ..problem import Problem
+from . import imp, ladder
+from .oes import GumbelMasked
+from .search import Trajectory, prunable_names
+from .select import top_global
+
+METHODS = ("imp", "oes") + ladder.METHODS
+
+
+@dataclass
+class SearchRequest:
+    """Everything that defines a search (recorded in the artifact; a resume must match it)."""
+
+    method: str
+    task: str
+    net: str | dict[str, Any]
+    rounds: int
+    rate: float
+    scope: str
+    keep_input_dense: bool
+    imp: imp.ImpSettings
+    fit: FitConfig
+    seed: int
+    synflow_iters: int = 100
+    oes_lambda: float = 1e-9
+    oes_tau: float = 0.2
+    target_sparsity: float | None = None
+    like: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # recorded, not compared (threads, preset)
+
+    def identity(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("extra")
+        return d
+
+
+def rounds_for(target: float, rate: float) -> int:
+    """The first ladder round whose sparsity reaches `target`."""
+    k = 1
+    while 1 - (1 - rate) ** k < target - 1e-12:
+        k += 1
+    return k
+
+
+def search(req: SearchRequest, problems: list[Problem], dev: torch.device, out: Path,
+           resume: bool, on_step: Callable[[Step], None],
+           on_round: Callable[[dict[str, Any]], None]) -> artifact.Artifact:
+    if req.method not in METHODS:
+        raise LipError(f"unknown --method {req.method!r}: use one of {', '.join(METHODS)}")
+    torch.manual_seed(req.seed)
+    net = nets.build(nets.resolve_spec(req.net))
+    names = prunable_names(net, req.scope, req.keep_input_dense)
+    if resume:
+        traj = Trajectory.resume(artifact.load(out))
+        if traj.meta.get("search") != req.identity():
+            old, new = traj.meta.get("search") or {}, req.identity()
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise LipError(f"--resume {out.name}: the search settings differ ({', '.join(diff)}); rerun "
+                           "the same command with --resume, or start a new search")
+    else:
+        images = [{"name": p.name, "sha256": p.sha256, "height": p.size[0], "width": p.size[1]}
+                  for p in problems]
+        traj = Trajectory.start(net, names, method=req.method, task=req.task,
+                                operator=problems[0].op.params(), images=images, seed=req.seed,
+                                search=req.identity(), oracle=req.imp.oracle, **req.extra)
+
+    def save(t: Trajectory, recommended: int | None) -> None:
+        artifact.save(out, t.to_artifact(recommended))
+
+    if req.method == "imp":
+        recommended = imp.run(problems, traj, req.imp, req.fit, dev, req.seed, save, on_step, on_round)
+        return traj.to_artifact(recommended)
+    net.to(dev)
+    targets = [p.target(net, torch.Generator().manual_seed(req.seed), dev) for p in problems]
+    if req.method == "oes":
+        _oes(req, net, names, traj, targets, on_step, on_round)
+    else:
+        like = artifact.load(Path(req.like)) if req.like else None
+        ladder.run(req.method, net, traj, targets, req.rounds, req.rate, req.seed, like,
+                   req.synflow_iters, on_round)
+    final = traj.to_artifact(traj.done)
+    artifact.save(out, final)
+    return final
+
+
+def _oes(req: SearchRequest, net: torch.nn.Module, names: list[str], traj: Trajectory, targets: list,
+         on_step: Callable[[Step], None], on_round: Callable[[dict[str, Any]], None]) -> None:
+    """Learn the Bernoulli mask, then keep exactly the target count (one round)."""
+    target = req.target_sparsity if req.target_sparsity is not None else 1 - (1 - req.rate) ** req.rounds
+    rho = 1 - target
+    model = GumbelMasked(net, names, req.oes_tau, req.seed)
+    cfg = replace(req.fit, reg_noise=0.0, ema=0.0, early_stop=False)  # OES: no jitter, no EMA
+    began = time.perf_counter()
+    result = fit(model, targets, cfg, penalty=lambda: req.oes_lambda * model.kl(rho), callbacks=[on_step])
+    total = sum(traj.prune_round[n].numel() for n in names)
+    alive = traj.masks(0)
+    keep = top_global(model.scores(), alive, round(rho * total))
+    for n in names:
+        traj.prune_round[n][~keep[n].cpu()] = 1
+    traj.record(0, 0.0)
+    on_round(traj.record(1, time.perf_counter() - began, loss=result.tail_loss))

@@ -1,0 +1,93 @@
+"""What every pruning method shares: the prunable set, the trajectory being built, its artifact,
+and the IMP stop rule. Drivers (imp.py, ladder.py, oes.py) fill a Trajectory round by round."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import artifact, nets
+from ..errors import LipError
+from .select import keep_masks
+
+SCOPES = ("conv", "all")
+
+
+def prunable_names(net: nn.Module, scope: str, keep_input_dense: bool) -> list[str]:
+    """Conv weights (IMP's default) or every parameter (OES); optionally leave the z-facing convs dense."""
+    if scope not in SCOPES:
+        raise LipError(f"unknown --scope {scope!r}: use conv or all")
+    names = nets.conv_weight_names(net) if scope == "conv" else [n for n, _ in net.named_parameters()]
+    if keep_input_dense:
+        names = [n for n in names if n not in net.input_convs()]
+    return names
+
+
+def recommend(losses: list[float | None], rises: int) -> int | None:
+    """LIP App. B: the round just before the loss rises in `rises` consecutive rounds.
+
+    None when the pattern has not (yet) appeared.
+    """
+    for t in range(len(losses) - rises):
+        window = losses[t:t + rises + 1]
+        if all(v is not None for v in window) and all(b > a for a, b in zip(window, window[1:])):
+            return t
+    return None
+
+
+def created() -> str:
+    """UTC creation time; SOURCE_DATE_EPOCH pins it so reruns give byte-identical files."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch) if epoch else None))
+
+
+@dataclass
+class Trajectory:
+    """The search state: initial weights, per-element prune rounds, per-round records."""
+
+    spec: dict[str, Any]
+    theta0: dict[str, torch.Tensor]
+    prune_round: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, net: nn.Module, names: list[str], **meta: Any) -> "Trajectory":
+        theta0 = {n: p.detach().float().cpu().clone() for n, p in net.named_parameters()}
+        rounds = {n: torch.zeros(theta0[n].shape, dtype=torch.uint8) for n in names}
+        return cls(net.spec, theta0, rounds, artifact.new_meta(net.spec, **meta))
+
+    @classmethod
+    def resume(cls, art: artifact.Artifact) -> "Trajectory":
+        meta = dict(art.meta)
+        return cls(art.spec, art.theta0, {n: r.clone() for n, r in art.prune_round.items()}, meta,
+                   list(meta.get("rounds", [])))
+
+    @property
+    def done(self) -> int:
+        """Rounds whose mask exists (the dense round 0 always does)."""
+        return max((int(r.max()) for r in self.prune_round.values() if r.numel()), default=0)
+
+    def masks(self, round_: int) -> dict[str, torch.Tensor]:
+        return keep_masks(self.prune_round, round_)
+
+    def record(self, round_: int, seconds: float, **values: Any) -> dict[str, Any]:
+        """Add (or replace) the record of a round: its exact sparsity plus what the method measured."""
+        masks = self.masks(round_)
+        total = sum(m.numel() for m in masks.values())
+        kept = sum(int(m.sum()) for m in masks.values())
+        rec = {"round": round_, "kept": kept, "total": total, "sparsity": 1 - kept / total,
+               "seconds": round(seconds, 3), **values}
+        self.records = [r for r in self.records if r["round"] != round_] + [rec]
+        self.records.sort(key=lambda r: r["round"])
+        return rec
+
+    def to_artifact(self, recommended: int | None) -> artifact.Artifact:
+        meta = {**self.meta, "rounds": self.records,
+                "recommended_round": self.done if recommended is None else recommended,
+                "created": created()}
+        return artifact.Artifact(meta, self.theta0, self.prune_round)

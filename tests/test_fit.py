@@ -1,0 +1,342 @@
+"""Tests for the fitting loop (lipcli.fit) and early stopping (lipcli.earlystop)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lipcli import nets
+from lipcli.earlystop import WindowedVariance
+from lipcli.errors import LipError, LipRuntimeError
+from lipcli.fit import DivergenceError, FitConfig, Target, apply_masks, crop_center, fit
+from lipcli.metrics import psnr
+from lipcli.operators import Denoise
+from conftest import narrow_spec, tiny_spec
+
+
+def make_run(spec, clean_img, *, sigma=25.0, op=None, seed=0, size=None):
+    """A fresh net (seeded), its target for the denoising of `clean_img`, and the noisy observation."""
+    torch.manual_seed(seed)
+    net = nets.build(spec)
+    op = op or Denoise(sigma)
+    y = Denoise(sigma).observe(clean_img, torch.Generator().manual_seed(seed))
+    h, w = size or clean_img.shape[-2:]
+    z = nets.make_input(net, *nets.padded_size(net, h, w), torch.Generator().manual_seed(seed))
+    return net, Target(z=z, op=op, y=y, size=(h, w)), y
+
+
+# ---------------------------------------------------------------- early stopping (scripted)
+
+def _brute_force_variances(seq: list[np.ndarray], window: int) -> dict[int, float]:
+    """VAR_t for t = window..len (1-based iterations), in float64."""
+    out = {}
+    for t in range(window, len(seq) + 1):
+        block = np.stack(seq[t - window:t])
+        out[t] = float(block.var(axis=0).mean())
+    return out
+
+
+def _scripted_sequence(n=200, valley=90, size=6, seed=0) -> list[np.ndarray]:
+    """Outputs that wander less and less until `valley`, then more and more."""
+    rng = np.random.default_rng(seed)
+    base = rng.random(size)
+    return [base + (0.02 + abs(t - valley) / 50) * rng.standard_normal(size) for t in range(1, n + 1)]
+
+
+def test_windowed_variance_finds_the_minimum():
+    window, patience = 10, 25
+    seq = _scripted_sequence()
+    ref = _brute_force_variances(seq, window)
+    best_t = min(ref, key=ref.get)
+    det = WindowedVariance(window, patience)
+    improved, stop_at = [], None
+    running = math.inf
+    for t, x in enumerate(seq, start=1):
+        new_min = det.update(t, torch.tensor(x, dtype=torch.float32))
+        if t < window:
+            assert not new_min  # not enough outputs for a variance yet
+        if new_min:
+            improved.append(t)
+        if t in ref and ref[t] < running * (1 - 1e-4):
+            running = ref[t]
+            assert new_min, f"iteration {t} is a clear new minimum"
+        if stop_at is None and det.should_stop(t):
+            stop_at = t
+    assert det.best_iter == best_t
+    assert abs(det.best - ref[best_t]) <= 1e-4 * ref[best_t]
+    assert improved[-1] == best_t and improved == sorted(improved)
+    assert stop_at == best_t + patience  # the first iteration at which patience has run out
+    assert not det.should_stop(best_t + patience - 1)
+
+
+def test_windowed_variance_monotone_decrease_never_stops():
+    det = WindowedVariance(5, 3)
+    for t in range(1, 60):
+        det.update(t, (0.8 ** t) * torch.tensor([1.0, -1.0, 2.0, -3.0]))
+        assert not det.should_stop(t)
+    assert det.best_iter == 59
+
+
+def test_windowed_variance_before_window_never_stops():
+    det = WindowedVariance(50, 1)
+    for t in range(1, 50):
+        assert not det.update(t, torch.rand(3))
+        assert not det.should_stop(t)
+    assert det.best_iter == -1
+
+
+def test_windowed_variance_subsamples_large_outputs():
+    det = WindowedVariance(4, 2, max_values=100, seed=3)
+    seq = [torch.rand(1, 3, 20, 20, generator=torch.Generator().manual_seed(t)) for t in range(12)]
+    for t, x in enumerate(seq, start=1):
+        det.update(t, x)
+    assert det.buffer.shape == (4, 100) and det.index.shape == (100,)
+    # The watched subset is a fixed function of the seed.
+    other = WindowedVariance(4, 2, max_values=100, seed=3)
+    other.update(1, seq[0])
+    assert torch.equal(det.index, other.index)
+
+
+@pytest.mark.parametrize("window, patience", [(1, 5), (0, 5), (5, 0)])
+def test_windowed_variance_rejects_bad_settings(window, patience):
+    with pytest.raises(ValueError):
+        WindowedVariance(window, patience)
+
+
+# ---------------------------------------------------------------- the loop
+
+def test_denoise_raises_psnr_by_several_db(rgb64):
+    net, target, y = make_run(narrow_spec(), rgb64)
+    target.clean = rgb64
+    noisy = psnr(y, rgb64)
+    result = fit(net, [target], FitConfig(iters=220, early_stop=False, metric_every=20))
+    tr = result.targets[0]
+    gain = psnr(tr.final, rgb64) - noisy
+    assert gain >= 4, f"denoising gained only {gain:.2f} dB over the noisy input ({noisy:.2f} dB)"
+    assert result.iterations == 220 and len(result.losses) == 220 and result.recoveries == 0
+    assert tr.final.shape == (1, 3, 64, 64)
+    assert tr.curve and all(it % 20 == 0 for it, _ in tr.curve)
+    assert tr.oracle_best == max(v for _, v in tr.curve)
+    assert np.mean(result.losses[-20:]) < np.mean(result.losses[:20])
+
+
+def test_fit_crops_padded_output_to_odd_size(gray37x53):
+    clean = gray37x53.expand(1, 3, -1, -1).contiguous()
+    net, target, _ = make_run(tiny_spec(), clean)
+    assert target.z.shape[-2:] == (40, 56)
+    result = fit(net, [target], FitConfig(iters=3, early_stop=False))
+    assert result.targets[0].final.shape == (1, 3, 37, 53)
+
+
+def test_crop_center():
+    x = torch.arange(64.0).reshape(1, 1, 8, 8)
+    c = crop_center(x, (4, 6))
+    assert c.shape == (1, 1, 4, 6) and c[0, 0, 0, 0] == x[0, 0, 2, 1]
+
+
+def _random_masks(net, keep=0.5, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    params = dict(net.named_parameters())
+    return {n: torch.rand(params[n].shape, generator=gen) < keep for n in nets.conv_weight_names(net)}
+
+
+def test_masked_weights_stay_exactly_zero(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    masks = _random_masks(net)
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    fit(net, [target], FitConfig(iters=25, early_stop=False, lr=0.05), masks=masks)
+    params = dict(net.named_parameters())
+    for name, keep in masks.items():
+        p = params[name].detach()
+        assert (p[~keep] == 0).all(), f"{name} has non-zero pruned weights"
+        assert not torch.equal(p[keep], before[name][keep]), f"{name} did not train"
+    assert all(int((~m).sum()) > 0 for m in masks.values())
+
+
+def test_masked_weights_stay_zero_through_rollback(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    target.op = FlakyDenoise(25, bad_calls={15, 27})
+    masks = _random_masks(net, keep=0.3, seed=1)
+    result = fit(net, [target], FitConfig(iters=30, early_stop=False), masks=masks)
+    assert result.recoveries == 2
+    params = dict(net.named_parameters())
+    assert all((params[n].detach()[~m] == 0).all() for n, m in masks.items())
+
+
+def test_apply_masks_zeroes_in_place():
+    net = nets.build(tiny_spec())
+    masks = _random_masks(net, keep=0.2)
+    apply_masks(net, masks)
+    params = dict(net.named_parameters())
+    assert all((params[n].detach()[~m] == 0).all() for n, m in masks.items())
+
+
+def test_early_stop_ends_the_run(rgb32):
+    cfg = FitConfig(iters=600, es_window=10, es_patience=30)
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    result = fit(net, [target], cfg)
+    tr = result.targets[0]
+    assert result.iterations < cfg.iters, "early stopping never fired on a run it should end"
+    assert result.iterations == tr.stopped_at + cfg.es_patience
+    assert tr.stopped.shape == tr.final.shape and not torch.equal(tr.stopped, tr.final)
+
+    # Without early stopping the same run goes on, and reports the same stop point (always computed).
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    full = fit(net, [target], FitConfig(iters=result.iterations + 20, es_window=10, es_patience=30,
+                                         early_stop=False))
+    assert full.iterations == result.iterations + 20
+    assert full.targets[0].stopped_at == tr.stopped_at
+    assert torch.equal(full.targets[0].stopped, tr.stopped)
+
+
+def test_detector_that_never_fires_stops_at_last_iterate(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    result = fit(net, [target], FitConfig(iters=15, es_window=100))
+    tr = result.targets[0]
+    assert result.iterations == 15 and tr.stopped_at == 15 and torch.equal(tr.stopped, tr.final)
+
+
+@pytest.mark.parametrize("ema", [0.99, 0.0])
+def test_clean_image_never_steers_the_run(rgb32, ema):
+    cfg = FitConfig(iters=300, es_window=10, es_patience=30, ema=ema)
+    runs = []
+    for clean in (None, rgb32, torch.zeros_like(rgb32)):
+        net, target, _ = make_run(tiny_spec(), rgb32)
+        target.clean = clean
+        runs.append(fit(net, [target], cfg))
+    plain = runs[0]
+    assert plain.targets[0].oracle_best is None and plain.targets[0].curve == []
+    assert runs[1].targets[0].oracle_best is not None
+    for other in runs[1:]:
+        assert other.iterations == plain.iterations
+        assert other.losses == plain.losses
+        assert other.targets[0].stopped_at == plain.targets[0].stopped_at
+        assert torch.equal(other.targets[0].final, plain.targets[0].final)
+        assert torch.equal(other.targets[0].stopped, plain.targets[0].stopped)
+
+
+def test_fit_is_reproducible_and_seed_matters(rgb32):
+    outs = []
+    for seed in (0, 0, 1):
+        net, target, _ = make_run(tiny_spec(), rgb32)
+        outs.append(fit(net, [target], FitConfig(iters=10, early_stop=False, seed=seed)))
+    assert torch.equal(outs[0].targets[0].final, outs[1].targets[0].final)
+    assert not torch.equal(outs[0].targets[0].final, outs[2].targets[0].final)
+
+
+def test_two_targets_share_one_net(rgb32, gray37x53):
+    torch.manual_seed(0)
+    net = nets.build(tiny_spec())
+    targets = []
+    for k, img in enumerate((rgb32, gray37x53.expand(1, 3, -1, -1).contiguous())):
+        h, w = img.shape[-2:]
+        z = nets.make_input(net, *nets.padded_size(net, h, w), torch.Generator().manual_seed(k))
+        targets.append(Target(z=z, op=Denoise(25), y=img, size=(h, w)))
+    result = fit(net, targets, FitConfig(iters=5, early_stop=False))
+    assert [t.final.shape for t in result.targets] == [(1, 3, 32, 32), (1, 3, 37, 53)]
+
+
+def test_iters_must_be_positive(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    with pytest.raises(ValueError):
+        fit(net, [target], FitConfig(iters=0))
+
+
+# ---------------------------------------------------------------- rollback
+
+class FlakyDenoise(Denoise):
+    """A denoising operator whose loss goes bad at chosen calls (1-based): NaN or a huge jump."""
+
+    def __init__(self, sigma, bad_calls=(), nan_from=None, jump=False):
+        super().__init__(sigma)
+        self.bad_calls, self.nan_from, self.jump, self.calls = set(bad_calls), nan_from, jump, 0
+
+    def loss(self, x, y):
+        self.calls += 1
+        loss = super().loss(x, y)
+        if self.calls in self.bad_calls or (self.nan_from is not None and self.calls >= self.nan_from):
+            return loss * 1e6 if self.jump else loss * float("nan")
+        return loss
+
+
+def test_rollback_recovers_from_a_nan_loss(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    target.op = FlakyDenoise(25, bad_calls={23})
+    result = fit(net, [target], FitConfig(iters=40, early_stop=False))
+    assert result.recoveries >= 1
+    assert result.iterations == 40 and len(result.losses) == 40
+    assert all(math.isfinite(v) for v in result.losses)
+    assert torch.isfinite(result.targets[0].final).all()
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
+def test_rollback_recovers_from_a_loss_jump(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    target.op = FlakyDenoise(25, bad_calls={25}, jump=True)  # after the first snapshot (iteration 10)
+    result = fit(net, [target], FitConfig(iters=40, early_stop=False))
+    assert result.recoveries == 1
+    assert max(result.losses) < 1  # the jumped loss was never accepted
+
+
+def test_rollback_recovers_from_a_nan_forward(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    calls = {"n": 0}
+
+    def poison(module, inputs, output):
+        calls["n"] += 1
+        return output * float("nan") if calls["n"] == 12 else output
+
+    net.head.register_forward_hook(poison)
+    result = fit(net, [target], FitConfig(iters=30, early_stop=False))
+    assert result.recoveries >= 1 and result.iterations == 30
+    assert torch.isfinite(result.targets[0].final).all()
+    assert torch.isfinite(result.targets[0].stopped).all()
+
+
+def test_rollback_restores_last_good_weights(rgb32):
+    """After a rollback the run continues from the snapshot, so it differs only from then on."""
+    runs = []
+    for bad in (set(), {35}):
+        net, target, _ = make_run(tiny_spec(), rgb32)
+        target.op = FlakyDenoise(25, bad_calls=bad)
+        runs.append(fit(net, [target], FitConfig(iters=40, early_stop=False, reg_noise=0)))
+    clean_run, faulty = runs
+    assert faulty.recoveries == 1
+    assert faulty.losses[:34] == clean_run.losses[:34]
+    # Iteration 35 is redone from the iteration-30 snapshot, so it repeats iteration 31's loss.
+    assert faulty.losses[34] == clean_run.losses[30]
+
+
+def test_repeated_faults_raise_divergence_error(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    target.op = FlakyDenoise(25, nan_from=18)
+    cfg = FitConfig(iters=60, early_stop=False, max_recoveries=3)
+    with pytest.raises(DivergenceError) as info:
+        fit(net, [target], cfg)
+    exc = info.value
+    assert isinstance(exc, LipRuntimeError) and isinstance(exc, LipError)
+    assert exc.exit_code == 1 and DivergenceError.exit_code == 1
+    assert "diverged" in str(exc) and "\n" not in str(exc)
+    # The result holds the last good outputs (17 accepted iterations), all finite.
+    assert exc.result.iterations == 17 and exc.result.recoveries == cfg.max_recoveries + 1
+    assert torch.isfinite(exc.result.targets[0].final).all()
+
+
+def test_nan_from_the_start_raises_divergence_error(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    target.op = FlakyDenoise(25, nan_from=1)
+    with pytest.raises(DivergenceError) as info:
+        fit(net, [target], FitConfig(iters=10, early_stop=False))
+    assert info.value.result.iterations == 0
+
+
+def test_callbacks_see_every_step(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    target.clean = rgb32
+    steps = []
+    fit(net, [target], FitConfig(iters=7, early_stop=False, metric_every=3), callbacks=[steps.append])
+    assert [s.iteration for s in steps] == list(range(1, 8))
+    assert all(s.total == 7 and math.isfinite(s.loss) for s in steps)
+    assert [s.metrics[0] is not None for s in steps] == [False, False, True, False, False, True, True]
