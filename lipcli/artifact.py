@@ -122,12 +122,33 @@ def load(path: Path | str) -> Artifact:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _fail(path, "is not a lip artifact (wrong format tag)")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _fail(path, f"has an invalid format version {version!r} (the file is damaged)")
+    if version > FORMAT_VERSION:
         raise _fail(path, f"has format version {version}; this lip reads up to {FORMAT_VERSION} "
                           "(upgrade lip)")
+    _check_meta_shape(path, meta)
     art = Artifact(meta, *_split(path, tensors))
     _check_against_spec(path, art)
     return art
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_meta_shape(path: Path, meta: dict[str, Any]) -> None:
+    """The fields every reader relies on have the right types, so later code cannot trip on them."""
+    if not isinstance(meta.get("spec"), dict):
+        raise _fail(path, "its net spec is invalid (missing or not a mapping; the file is damaged)")
+    rounds = meta.get("rounds", [])
+    if not isinstance(rounds, list) or not all(isinstance(r, dict) and _is_int(r.get("round"))
+                                               and r["round"] >= 0 for r in rounds):
+        raise _fail(path, "its round records are malformed (the file is damaged)")
+    rec = meta.get("recommended_round")
+    top = max((r["round"] for r in rounds), default=0)
+    if rec is not None and not (_is_int(rec) and 0 <= rec <= top):
+        raise _fail(path, f"its recommended round {rec!r} is not one of its rounds 0..{top}")
 
 
 def _split(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[dict, dict]:
@@ -149,7 +170,7 @@ def _split(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[dict, dict]:
 def _check_against_spec(path: Path, art: Artifact) -> None:
     try:
         net = nets.build(art.spec)
-    except (KeyError, TypeError, ValueError) as exc:
+    except Exception as exc:  # any malformed spec, whatever the builder trips on
         raise _fail(path, f"its net spec is invalid ({exc})") from None
     shapes = {n: tuple(p.shape) for n, p in net.named_parameters()}
     missing = sorted(set(shapes) - set(art.theta0))

@@ -19,12 +19,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 MAX_PIXELS = 64_000_000
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"lip {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit")) -> None:
-    """Lottery image priors: find sparse Deep Image Prior subnetworks once, reuse them everywhere."""
-    if version:
-        render.err.print(f"lip {__version__}")
-        raise typer.Exit(0)  # refuse absurd inputs from the header, before decoding
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit",
+                                       is_eager=True, callback=_print_version)) -> None:
+    """Lottery image priors: find sparse Deep Image Prior subnetworks once, reuse them everywhere."""  # refuse absurd inputs from the header, before decoding
 
 
 # Options shared by every command that fits images (one definition, reused).
@@ -156,6 +160,9 @@ def restore_cmd(
         chosen = dense_prior(settings["net"])
     else:
         raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
+    for path in images:  # fail before the first restore, not after it
+        if not path.is_file():
+            raise LipError(f"cannot read {path}: no such file (check the path)")
     outs = output_paths(images, out)
     for path in outs:
         files.check_writable(path)

@@ -195,9 +195,8 @@ def fit(
                     f"the fit diverged {failures} times in a row at iteration {it + 1} and rollback "
                     f"could not save it (try a lower --lr or --precision fp32)",
                     _finish(results, avg, raw, cfg, it, losses, recoveries, start))
-            if failures > 1:
-                for group in opt.param_groups:
-                    group["lr"] *= 0.5
+            for group in opt.param_groups:  # halve the step on every repeat, cumulatively
+                group["lr"] = cfg.lr * 0.5 ** (failures - 1)
             continue
         total.backward()
         if masked:

@@ -130,6 +130,7 @@ class SkipNet(nn.Module):
 
     def _level(self, i: int, x: torch.Tensor) -> torch.Tensor:
         lv = self.levels[i]
+        skip = lv.skip(x) if lv.skip is not None else None  # DIP's Concat runs the skip branch first
         deep = lv.down(x)
         if lv.pool is not None:
             deep = lv.pool(deep)
@@ -138,8 +139,8 @@ class SkipNet(nn.Module):
             deep = self._level(i + 1, deep)
         deep = F.interpolate(deep, scale_factor=2, mode=self.up_mode,
                              **({"align_corners": False} if self.up_mode == "bilinear" else {}))
-        if lv.skip is not None:
-            deep = torch.cat([lv.skip(x), deep], dim=1)
+        if skip is not None:
+            deep = torch.cat([skip, deep], dim=1)
         out = lv.up(lv.merge_bn(deep))
         return lv.up1x1(out) if lv.up1x1 is not None else out
 
@@ -202,8 +203,20 @@ def count_params(net: nn.Module) -> int:
 
 
 def conv_weight_names(net: nn.Module) -> list[str]:
-    """Conv weights in forward order: what IMP prunes by default."""
-    return [f"{name}.weight" for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+    """Conv weights in forward order (traced once at the smallest valid input): what IMP prunes."""
+    order: list[str] = []
+    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: order.append(f"{name}.weight"))
+             for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            was_training = net.training
+            net.eval()
+            net(torch.zeros((1, *net.input_shape(net.min_side, net.min_side))))
+            net.train(was_training)
+    finally:
+        for h in hooks:
+            h.remove()
+    return order
 
 
 def decoder_k_for_params(target: int, blocks: int = 6, out_channels: int = 3) -> int:

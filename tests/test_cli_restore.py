@@ -282,8 +282,6 @@ def test_divergence_exits_1_with_one_line(workdir, monkeypatch):
     assert not (workdir / "o.png").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `lip --version` exits 2 with 'Missing command': the "
-                   "--version option is not eager, so the group callback never runs without a command")
 def test_version_flag():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and "lip 0.1.0" in result.output

@@ -86,17 +86,15 @@ def test_conv_weight_names_are_all_conv_weights():
 
 def _forward_order(net: nn.Module, z: torch.Tensor) -> list[str]:
     order: list[str] = []
-    for name, m in net.named_modules():
-        if isinstance(m, nn.Conv2d):
-            m.register_forward_pre_hook(lambda mod, inp, name=name: order.append(f"{name}.weight"))
+    hooks = [m.register_forward_pre_hook(lambda mod, inp, name=name: order.append(f"{name}.weight"))
+             for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
     with torch.no_grad():
         net(z)
+    for h in hooks:
+        h.remove()
     return order
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: conv_weight_names is module-registration order "
-                   "(level by level: skip, down, down2, up, up1x1), not the forward order its "
-                   "docstring promises (down path first, then up path from the deepest level)")
 def test_conv_weight_names_in_forward_order():
     net = nets.build(tiny_spec())
     order = _forward_order(net, torch.rand(1, *net.input_shape(16, 16)))
