@@ -8,6 +8,7 @@ import torch
 import typer
 
 from . import __version__, config, device as devices, files, nets, render
+from . import images as images_io
 from .errors import LipError
 from .fit import FitConfig, Step
 from .problem import load_problem
@@ -97,8 +98,9 @@ def resolve_settings(task: str, config_name: Optional[str], dev: torch.device,
 
 def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restored") -> list[Path]:
     """One output per input: --out is a file for one input, a folder (created) for several."""
-    if out is None:
-        return [p.with_name(f"{p.stem}{suffix}.png") for p in inputs]
+    if out is None:  # beside the input; bundled samples go to the working folder
+        return [(Path(p.name) if str(p).startswith(images_io.SAMPLE_PREFIX) else p).with_name(
+            f"{images_io.resolve(p).stem}{suffix}.png") for p in inputs]
     if len(inputs) > 1 or out.is_dir() or str(out).endswith("/"):
         if not out.is_dir():
             if not out.parent.is_dir():
@@ -161,7 +163,7 @@ def restore_cmd(
     else:
         raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
     for path in images:  # fail before the first restore, not after it
-        if not path.is_file():
+        if not images_io.resolve(path).is_file():
             raise LipError(f"cannot read {path}: no such file (check the path)")
     outs = output_paths(images, out)
     for path in outs:
@@ -198,3 +200,4 @@ def main() -> None:
 
 
 from . import cli_prune  # noqa: E402,F401  (registers `lip prune`)
+from . import cli_inspect  # noqa: E402,F401  (registers `lip inspect`)

@@ -87,6 +87,8 @@ def prune_cmd(
         raise LipError(f"--target-sparsity {target_sparsity} must be in (0, 1)")
     if not 0 <= rewind < 1:
         raise LipError(f"--rewind {rewind} must be in [0, 1)")
+    if method not in METHODS:
+        raise LipError(f"unknown --method {method!r}: use one of {', '.join(METHODS)}")
     n_rounds = rounds_for(target_sparsity, rate_) if target_sparsity is not None and method != "oes" \
         else int(settings["rounds"])
     if n_rounds > 255:
@@ -97,6 +99,9 @@ def prune_cmd(
                        f"({len(images)} images, {len(refs)} references)")
     if oracle_target and clean:
         raise LipError("--oracle-target and --clean exclude each other")
+    if oracle_target and simulate:
+        raise LipError("--oracle-target and --simulate exclude each other: with --simulate the input is "
+                       "already the clean image")
     out_path = resume or out or images[0].with_name(f"{images[0].stem}_{method}.safetensors")
     files.check_writable(out_path)
     problems = [load_problem(p, task, settings, simulate=simulate, seed=seed, inpaint_mask=inpaint_mask,
@@ -114,8 +119,10 @@ def prune_cmd(
                         stop_on_rises=stop_when_loss_rises is not None, oracle=bool(oracle_target)),
         extra={"threads": n_threads, "preset": settings["preset"], "device": dev.type})
     total = (n_rounds + 1) * cfg.iters if method == "imp" else cfg.iters if method == "oes" else n_rounds
-    render.err.print(f"lip prune: {method} on {', '.join(p.name for p in images)} ({task}), "
-                     f"{n_rounds} rounds, writing {out_path}", markup=False, soft_wrap=True)
+    def on_start() -> None:
+        render.err.print(f"lip prune: {method} on {', '.join(p.name for p in images)} ({task}), "
+                         f"{n_rounds} rounds, writing {out_path}", markup=False, soft_wrap=True)
+
     try:
         with render.progress(total, f"{method}") as advance:
             def on_step(step: Step) -> None:
@@ -128,7 +135,7 @@ def prune_cmd(
                 if json_:
                     render.emit_json({"type": "round", **rec})
 
-            art = search(req, problems, dev, out_path, resume is not None, on_step, on_round)
+            art = search(req, problems, dev, out_path, resume is not None, on_start, on_step, on_round)
     except (KeyboardInterrupt, render.Terminated):
         if out_path.exists():
             render.err.print(f"lip: stopped; finished rounds are kept in {out_path}. Continue with the "

@@ -112,13 +112,24 @@ def _unit(a: np.ndarray, maxval: float) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32) / np.float32(maxval)
 
 
+SAMPLE_PREFIX = "sample:"
+
+
+def resolve(path: Path | str) -> Path:
+    """`sample:NAME` names an image bundled with lip (lipcli/data/NAME.png); other paths pass through."""
+    text = str(path)
+    if text.startswith(SAMPLE_PREFIX):
+        return Path(__file__).parent / "data" / f"{text[len(SAMPLE_PREFIX):]}.png"
+    return Path(path)
+
+
 def load_image(path: Path | str, *, max_pixels: int | None = None) -> Image:
     """Load any Pillow-readable image as gray or RGB (+ alpha), EXIF orientation applied.
 
     16-bit gray PNG/TIFF stays 16-bit (bit_depth 16); everything else is 8-bit.
     `max_pixels` refuses large files from the header, before spending memory on them.
     """
-    path = Path(path)
+    path = resolve(path)
 
     def check(width: int, height: int) -> None:
         if max_pixels is not None and width * height > max_pixels:

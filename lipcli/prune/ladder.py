@@ -31,8 +31,7 @@ def run(method: str, net: torch.nn.Module, traj: Trajectory, targets: list[Targe
     total = sum(traj.prune_round[n].numel() for n in names)
     began = time.perf_counter()
     if method == "random-layerwise":
-        if like is None:
-            raise LipError("--method random-layerwise needs --like MASK.safetensors (whose per-layer ratios to copy)")
+        assert like is not None, "checked by prune.run.search"
         if set(like.prune_round) != set(names):
             raise LipError("--like mask covers other parameters than this search (check --scope / --net)")
         rounds = like.rounds

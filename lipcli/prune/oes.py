@@ -8,6 +8,8 @@ rho = the kept fraction. The hard mask keeps exactly round(rho * N) elements wit
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -17,8 +19,7 @@ def kl_bernoulli(p_logits: torch.Tensor, rho: float) -> torch.Tensor:
     """sum_j KL(Bern(q_j) || Bern(rho)) with q = sigmoid(logits), computed stably in log space."""
     log_q, log_1q = nn.functional.logsigmoid(p_logits), nn.functional.logsigmoid(-p_logits)
     q = log_q.exp()
-    return (q * (log_q - torch.log(torch.tensor(rho))) +
-            (1 - q) * (log_1q - torch.log(torch.tensor(1 - rho)))).sum()
+    return (q * (log_q - math.log(rho)) + (1 - q) * (log_1q - math.log1p(-rho))).sum()
 
 
 class GumbelMasked(nn.Module):

@@ -60,13 +60,17 @@ def rounds_for(target: float, rate: float) -> int:
 
 
 def search(req: SearchRequest, problems: list[Problem], dev: torch.device, out: Path,
-           resume: bool, on_step: Callable[[Step], None],
+           resume: bool, on_start: Callable[[], None], on_step: Callable[[Step], None],
            on_round: Callable[[dict[str, Any]], None]) -> artifact.Artifact:
+    """Validate everything, call `on_start`, then run; the artifact is saved after every round."""
     if req.method not in METHODS:
         raise LipError(f"unknown --method {req.method!r}: use one of {', '.join(METHODS)}")
     torch.manual_seed(req.seed)
     net = nets.build(nets.resolve_spec(req.net))
     names = prunable_names(net, req.scope, req.keep_input_dense)
+    like = artifact.load(Path(req.like)) if req.like else None
+    if req.method == "random-layerwise" and like is None:
+        raise LipError("--method random-layerwise needs --like MASK.safetensors (whose per-layer ratios to copy)")
     if resume:
         traj = Trajectory.resume(artifact.load(out))
         if traj.meta.get("search") != req.identity():
@@ -81,6 +85,8 @@ def search(req: SearchRequest, problems: list[Problem], dev: torch.device, out: 
                                 operator=problems[0].op.params(), images=images, seed=req.seed,
                                 search=req.identity(), oracle=req.imp.oracle, **req.extra)
 
+    on_start()
+
     def save(t: Trajectory, recommended: int | None) -> None:
         artifact.save(out, t.to_artifact(recommended))
 
@@ -92,7 +98,6 @@ def search(req: SearchRequest, problems: list[Problem], dev: torch.device, out: 
     if req.method == "oes":
         _oes(req, net, names, traj, targets, on_step, on_round)
     else:
-        like = artifact.load(Path(req.like)) if req.like else None
         ladder.run(req.method, net, traj, targets, req.rounds, req.rate, req.seed, like,
                    req.synflow_iters, on_round)
     final = traj.to_artifact(traj.done)

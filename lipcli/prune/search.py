@@ -80,11 +80,11 @@ class Trajectory:
         masks = self.masks(round_)
         total = sum(m.numel() for m in masks.values())
         kept = sum(int(m.sum()) for m in masks.values())
-        rec = {"round": round_, "kept": kept, "total": total, "sparsity": 1 - kept / total,
-               "seconds": round(seconds, 3), **values}
+        rec = {"round": round_, "kept": kept, "total": total, "sparsity": 1 - kept / total, **values}
         self.records = [r for r in self.records if r["round"] != round_] + [rec]
         self.records.sort(key=lambda r: r["round"])
-        return rec
+        # Timings are reported, not stored: the artifact stays byte-reproducible.
+        return {**rec, "seconds": round(seconds, 3)}
 
     def to_artifact(self, recommended: int | None) -> artifact.Artifact:
         meta = {**self.meta, "rounds": self.records,

@@ -30,8 +30,9 @@ def top_global(scores: Tensors, alive: Tensors, n_keep: int) -> Tensors:
     live = torch.cat([alive[n].flatten().cpu() for n in names])
     if n_keep > int(live.sum()):
         raise ValueError(f"cannot keep {n_keep} of {int(live.sum())} alive elements")
+    big = torch.finfo(flat.dtype).max  # broken scores rank last among the living, above the dead
+    flat = torch.nan_to_num(flat, nan=-big, posinf=big, neginf=-big)
     flat = torch.where(live, flat, torch.tensor(-torch.inf, dtype=flat.dtype))
-    flat = torch.nan_to_num(flat, nan=-torch.inf, posinf=torch.finfo(flat.dtype).max)
     order = torch.sort(flat, descending=True, stable=True).indices[:n_keep]
     keep = torch.zeros_like(live)
     keep[order] = True

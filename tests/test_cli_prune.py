@@ -1,0 +1,275 @@
+"""End-to-end tests of `lip prune` through typer's CliRunner: JSON lines, the artifact it writes,
+blindness to the clean image, resume, the stop rule and one-line errors (exit 2).
+
+A narrow net from a YAML config (tests/prune_helpers.py), 10 iterations per round, one thread.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lipcli import artifact, images, nets
+from lipcli.cli import app
+from lipcli.prune import imp as imp_mod
+from lipcli.prune.select import ladder_kept
+
+from prune_helpers import CLEAN_NAME, SPEC, FitSpy, nested, write_config, write_picture
+
+INPUT_CONVS = {"levels.0.skip.conv.weight", "levels.0.down.conv.weight"}
+TOTAL = sum(p.numel() for n, p in nets.build(SPEC).named_parameters()
+            if n in nets.conv_weight_names(nets.build(SPEC)))
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    """A user's LIP_DEVICE, LIP_DEBUG or SOURCE_DATE_EPOCH must not change what these tests see."""
+    for var in ("LIP_DEVICE", "LIP_DEBUG", "SOURCE_DATE_EPOCH"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """img.png (clean 64x64), wide.png (clean 64x96), noisy.png + clean_ref.png, narrow.yaml."""
+    write_picture(tmp_path / "img.png", 64, 64, seed=0)
+    write_picture(tmp_path / "wide.png", 64, 96, seed=1)
+    write_picture(tmp_path / "noisy.png", 64, 64, seed=2, noise_sigma=25)
+    write_picture(tmp_path / CLEAN_NAME, 64, 64, seed=2)
+    write_config(tmp_path)
+    return tmp_path
+
+
+def base(work: Path, iters: int = 10) -> list[str]:
+    return ["--config", str(work / "narrow.yaml"), "--device", "cpu", "--threads", "1", "--iters", str(iters)]
+
+
+def lip(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result
+
+
+def ok(result) -> list[dict]:
+    """Exit 0; every stdout line is a JSON object."""
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def error_line(result, code: int = 2) -> str:
+    """The command failed with `code`; its last stderr line is the error; nothing on stdout."""
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("lip: error: "), result.stderr
+    assert result.stdout == ""
+    return lines[-1]
+
+
+def one_line_error(result, code: int = 2) -> str:
+    line = error_line(result, code)
+    assert result.stderr.strip() == line, result.stderr  # the error alone: no header, no progress
+    return line
+
+
+def same_masks(a: artifact.Artifact, b: artifact.Artifact) -> bool:
+    return (set(a.prune_round) == set(b.prune_round)
+            and all(torch.equal(a.prune_round[n], b.prune_round[n]) for n in a.prune_round)
+            and all(torch.equal(a.theta0[n], b.theta0[n]) for n in a.theta0))
+
+
+# ------------------------------------------------------------------ successful runs
+
+def test_simulate_json_writes_a_loadable_artifact(work):
+    out = work / "X.safetensors"
+    result = lip("prune", work / "img.png", "--simulate", *base(work), "--rounds", "2", "--json", "-o", out)
+    lines = ok(result)
+    rounds, results = [o for o in lines if o["type"] == "round"], [o for o in lines if o["type"] == "result"]
+    assert len(lines) == 4 and len(results) == 1
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    assert [r["kept"] for r in rounds] == [ladder_kept(TOTAL, 0.2, k) for k in range(3)]
+    assert all(r["total"] == TOTAL and isinstance(r["loss"], float) for r in rounds)
+    assert all(r["psnr_final"] > 5 for r in rounds)  # simulated: the clean input is the reference
+    art = artifact.load(out)
+    assert art.rounds == 2 and art.meta["method"] == "imp" and art.spec == SPEC
+    assert art.meta["oracle"] is False and art.meta["search"]["fit"]["iters"] == 10
+    assert results[0]["out"] == str(out) and results[0]["recommended_round"] == art.recommended_round
+    assert [r["round"] for r in results[0]["rounds"]] == [0, 1, 2]
+    assert art.counts(2) == (ladder_kept(TOTAL, 0.2, 2), TOTAL) and nested(art)
+    assert f"wrote {out}" in result.stderr  # human text on stderr, only JSON on stdout
+
+
+def test_keep_input_dense_flag(work):
+    out = work / "dense.safetensors"
+    ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=2), "--rounds", "1",
+           "--keep-input-dense", "-o", out))
+    art = artifact.load(out)
+    assert not INPUT_CONVS & set(art.prune_round) and INPUT_CONVS <= set(art.theta0)
+
+
+def test_target_sparsity_sets_the_rounds_for_a_baseline(work):
+    out = work / "rand.safetensors"
+    lines = ok(lip("prune", work / "img.png", "--simulate", *base(work), "--method", "random",
+                   "--target-sparsity", "0.5", "--json", "-o", out))
+    art = artifact.load(out)
+    assert art.rounds == 4  # 1-0.8^3 = 0.488 < 0.5 <= 0.59 = 1-0.8^4
+    assert [o["round"] for o in lines if o["type"] == "round"] == [1, 2, 3, 4]
+    assert art.counts(4) == (ladder_kept(TOTAL, 0.2, 4), TOTAL)
+
+
+def test_random_layerwise_like_an_imp_artifact(work):
+    like = work / "imp.safetensors"
+    ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=2), "--rounds", "2", "-o", like))
+    out = work / "rlw.safetensors"
+    ok(lip("prune", work / "img.png", "--simulate", *base(work), "--method", "random-layerwise",
+           "--like", like, "-o", out))
+    a, b = artifact.load(like), artifact.load(out)
+    assert b.rounds == 2
+    for k in range(3):
+        assert {n: int(m.sum()) for n, m in a.mask(k).items()} == {n: int(m.sum()) for n, m in b.mask(k).items()}
+
+
+def test_two_images_of_different_sizes(work):
+    out = work / "multi.safetensors"
+    lines = ok(lip("prune", work / "img.png", work / "wide.png", "--simulate", *base(work, iters=3),
+                   "--rounds", "1", "--json", "-o", out))
+    assert [o["round"] for o in lines if o["type"] == "round"] == [0, 1]
+    meta = artifact.load(out).meta
+    assert [(i["height"], i["width"]) for i in meta["images"]] == [(64, 64), (64, 96)]
+    assert all(isinstance(r["loss"], float) for r in meta["rounds"])
+
+
+# ------------------------------------------------------------------ blindness and oracle
+
+def test_blind_search_never_reads_the_clean_image(work, monkeypatch):
+    real, opened = images.load_image, []
+
+    def guarded(path, **kw):
+        opened.append(Path(path).name)
+        if Path(path).name == CLEAN_NAME:
+            raise AssertionError("the blind search read the clean image")
+        return real(path, **kw)
+
+    blind, seen = work / "blind.safetensors", work / "seen.safetensors"
+    args = ["prune", work / "noisy.png", *base(work), "--rounds", "2", "--json"]
+    with monkeypatch.context() as mp:
+        mp.setattr(images, "load_image", guarded)
+        blind_lines = ok(lip(*args, "-o", blind))
+    assert opened == ["noisy.png"]
+    seen_lines = ok(lip(*args, "--clean", work / CLEAN_NAME, "-o", seen))
+
+    a, b = artifact.load(blind), artifact.load(seen)
+    assert same_masks(a, b)  # the clean image only changes the report
+    assert [r["loss"] for r in a.meta["rounds"]] == [r["loss"] for r in b.meta["rounds"]]
+    assert all("psnr_final" not in r for r in a.meta["rounds"])
+    assert all(r["psnr_final"] > 10 for r in b.meta["rounds"])
+    assert [o.get("psnr_final") for o in blind_lines if o["type"] == "round"] == [None] * 3
+    assert len([o for o in seen_lines if o["type"] == "round"]) == 3
+    assert a.meta["oracle"] is False and b.meta["oracle"] is False
+
+
+def test_oracle_target_is_recorded(work):
+    out = work / "oracle.safetensors"
+    ok(lip("prune", work / "noisy.png", *base(work, iters=3), "--rounds", "1",
+           "--oracle-target", work / CLEAN_NAME, "-o", out))
+    art = artifact.load(out)
+    assert art.meta["oracle"] is True and art.meta["search"]["imp"]["oracle"] is True
+    assert all("psnr_final" not in r for r in art.meta["rounds"])  # fitting the clean image: no report
+
+
+# ------------------------------------------------------------------ stop rule and resume
+
+def test_stop_when_loss_rises_ends_the_search(work, monkeypatch):
+    script = [5.0, 4.0, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0]
+    spy = FitSpy(imp_mod.fit, script=script)
+    monkeypatch.setattr(imp_mod, "fit", spy)
+    out = work / "stop.safetensors"
+    lines = ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=1), "--rounds", "8",
+                   "--stop-when-loss-rises", "2", "--json", "-o", out))
+    assert len(spy.calls) == 5
+    assert [o["loss"] for o in lines if o["type"] == "round"] == script[:5]
+    (result,) = [o for o in lines if o["type"] == "result"]
+    art = artifact.load(out)
+    assert result["recommended_round"] == art.recommended_round == 2
+    assert art.meta["stopped_by_rule"] is True
+
+
+def test_interrupted_search_resumes_to_the_uninterrupted_result(work, monkeypatch):
+    args = ["prune", work / "img.png", "--simulate", *base(work), "--rounds", "2"]
+    full, part = work / "full.safetensors", work / "part.safetensors"
+    ok(lip(*args, "-o", full))
+    with monkeypatch.context() as mp:
+        mp.setattr(imp_mod, "fit", FitSpy(imp_mod.fit, interrupt_at=(1, 4)))  # inside session 1
+        stopped = lip(*args, "-o", part)
+    assert stopped.exit_code == 130, stopped.output
+    assert f"--resume {part}" in stopped.stderr
+    assert artifact.load(part).rounds == 1
+    ok(lip(*args, "--resume", part))
+    assert same_masks(artifact.load(full), artifact.load(part))
+    assert ([r["loss"] for r in artifact.load(full).meta["rounds"]]
+            == [r["loss"] for r in artifact.load(part).meta["rounds"]])
+
+
+def test_resume_with_different_settings_exits_2(work):
+    out = work / "r.safetensors"
+    args = ["prune", work / "img.png", "--simulate", *base(work, iters=2), "--rounds", "1"]
+    ok(lip(*args, "-o", out))
+    before = out.read_bytes()
+    line = error_line(lip(*args, "--rate", "0.3", "--resume", out))
+    assert "rate" in line and "--resume" in line
+    assert out.read_bytes() == before
+
+
+def test_resume_of_a_missing_file_exits_2(work):
+    line = error_line(lip("prune", work / "img.png", "--simulate", *base(work), "--resume",
+                          work / "nothing.safetensors"))
+    assert "nothing.safetensors" in line
+
+
+@pytest.mark.parametrize("case", ["resume-mismatch", "resume-missing", "scope", "like-missing"])
+def test_errors_found_by_the_search_are_one_line_too(work, case):
+    args = ["prune", work / "img.png", "--simulate", *base(work, iters=2), "--rounds", "1"]
+    out = work / "r.safetensors"
+    if case == "resume-mismatch":
+        ok(lip(*args, "-o", out))
+        result = lip(*args, "--rate", "0.3", "--resume", out)
+    elif case == "resume-missing":
+        result = lip(*args, "--resume", work / "nothing.safetensors")
+    elif case == "scope":
+        result = lip(*args, "--scope", "bn", "-o", out)
+    else:
+        result = lip(*args, "--method", "random-layerwise", "-o", out)
+    one_line_error(result)
+
+
+# ------------------------------------------------------------------ bad input: exit 2, one line
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--method", "bogus"], "--method"),
+    (["--rate", "1.5"], "--rate"),
+    (["--rate", "0"], "--rate"),
+    (["--target-sparsity", "1.0"], "--target-sparsity"),
+    (["--target-sparsity", "0"], "--target-sparsity"),
+    (["--rewind", "1.0"], "--rewind"),
+])
+def test_bad_options_exit_2_with_one_line(work, extra, needle):
+    out = work / "bad.safetensors"
+    line = one_line_error(lip("prune", work / "img.png", "--simulate", *base(work), *extra, "-o", out))
+    assert needle in line
+    assert not out.exists()
+
+
+def test_shared_input_needs_one_size(work):
+    out = work / "shared.safetensors"
+    line = one_line_error(lip("prune", work / "img.png", work / "wide.png", "--simulate", *base(work),
+                              "--shared-input", "-o", out))
+    assert "--shared-input" in line
+    assert not out.exists()
+
+
+
+def test_oracle_target_with_simulate_names_the_right_flag(work):
+    line = one_line_error(lip("prune", work / "img.png", "--simulate", *base(work), "--oracle-target",
+                              work / CLEAN_NAME, "-o", work / "o.safetensors"))
+    assert "--oracle-target" in line
