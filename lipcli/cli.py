@@ -15,6 +15,7 @@ from .problem import load_problem
 from .restore import Prior, dense_prior, masked_prior, restore
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  rich_markup_mode=None,
                   help="Lottery image priors: restore images with (sparse) Deep Image Priors.")
 
 MAX_PIXELS = 64_000_000

@@ -1,0 +1,258 @@
+"""`lip inspect`: what a mask artifact is, its per-layer sparsity, and how two masks overlap."""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich import box
+from rich.measure import Measurement
+from rich.table import Table
+
+from . import artifact, files, inspect as insp, render
+from .cli import app
+from .errors import LipError
+
+LAYER_COLUMNS = ("index", "name", "shape", "params", "kept", "sparsity")
+OVERLAP_COLUMNS = ("index", "name", "shape", "params", "kept_a", "kept_b", "sparsity_a", "sparsity_b",
+                   "intersection", "union", "jaccard", "fraction_a_in_b")
+
+
+@app.command("inspect")
+@render.guarded
+def inspect_cmd(
+    artifacts: list[Path] = typer.Argument(..., help="A mask artifact (.safetensors), or two (A B) to compare",
+                                           show_default=False),
+    round_: Optional[int] = typer.Option(None, "--round", help="Round to tabulate, A's when comparing "
+                                         "(default: the recommended round)"),
+    round_b: Optional[int] = typer.Option(None, "--round-b", help="B's round when comparing (default: "
+                                          "the round closest to A's sparsity)"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write layer-wise sparsity bars to this PNG "
+                                        "(x = layer index in forward order, y = sparsity)"),
+    plot_rounds: Optional[str] = typer.Option(None, "--plot-rounds", help="Rounds to plot, e.g. 1,4,8 "
+                                              "(default: up to 4, evenly spread)"),
+    json_: bool = typer.Option(False, "--json", help="Print everything as one JSON object on stdout "
+                               "(no tables)"),
+    csv_: Optional[Path] = typer.Option(None, "--csv", help="Write the per-layer table as CSV ('-' = stdout)"),
+) -> None:
+    """Show what a mask artifact holds, layer by layer; with two artifacts, how their masks overlap."""
+    if not 1 <= len(artifacts) <= 2:
+        raise LipError(f"give one artifact, or two to compare (got {len(artifacts)})")
+    pair = len(artifacts) == 2
+    csv_stdout = csv_ is not None and str(csv_) == "-"
+    if round_b is not None and not pair:
+        raise LipError("--round-b is B's round: give two artifacts to compare")
+    if pair and plot_rounds is not None:
+        raise LipError("--plot-rounds applies to one artifact; comparing two plots A's and B's chosen rounds")
+    if plot_rounds is not None and plot is None:
+        raise LipError("--plot-rounds needs --plot FILE.png")
+    if json_ and csv_stdout:
+        raise LipError("--json and --csv - both write to stdout; give --csv a file name")
+    if plot is not None:
+        if plot.suffix.lower() != ".png":
+            raise LipError(f"--plot {plot}: the plot is a PNG; give a file name ending in .png")
+        files.check_writable(plot)
+    if csv_ is not None and not csv_stdout:
+        files.check_writable(csv_)
+    arts = [artifact.load(p) for p in artifacts]
+    if pair:
+        report, rows, columns = _compare(artifacts, arts, round_, round_b, plot)
+    else:
+        report, rows, columns = _single(artifacts[0], arts[0], round_, plot, plot_rounds)
+    if csv_ is not None:
+        _write_csv(csv_, rows, columns)
+        report["csv"] = "-" if csv_stdout else str(csv_)
+    if json_:
+        render.emit_json(report)
+    else:
+        (_say_compare if pair else _say_single)(report)
+    for key, what in (("plot", "plot"), ("csv", "per-layer table")):
+        if report.get(key) and report[key] != "-":
+            render.err.print(f"wrote {what} {report[key]}", markup=False, soft_wrap=True)
+
+
+def _single(path: Path, art: artifact.Artifact, round_: Optional[int], plot: Optional[Path],
+            plot_rounds: Optional[str]) -> tuple[dict[str, Any], list[dict[str, Any]], tuple[str, ...]]:
+    k = insp.check_round(art, art.recommended_round if round_ is None else round_)
+    rows = insp.layer_table(art, k)
+    report: dict[str, Any] = {"type": "inspect", "artifact": str(path), "summary": insp.summary(art),
+                              "round": k, "sparsity": art.sparsity(k), "layers": rows, "plot": None}
+    if plot is not None:
+        chosen = insp.parse_rounds(plot_rounds, art) if plot_rounds else insp.default_plot_rounds(art)
+        insp.plot_sparsity(art, chosen, plot, title=f"Layer-wise sparsity: {path.name} ({_made(art)})")
+        report.update(plot=str(plot), plot_rounds=chosen)
+    return report, rows, LAYER_COLUMNS
+
+
+def _compare(paths: list[Path], arts: list[artifact.Artifact], round_a: Optional[int],
+             round_b: Optional[int], plot: Optional[Path]) -> tuple[dict[str, Any], list, tuple[str, ...]]:
+    a, b = arts
+    ov = insp.overlap(a, round_a, b, round_b)
+    ra, rb = ov["round_a"], ov["round_b"]
+    report: dict[str, Any] = {
+        "type": "overlap", "a": {"artifact": str(paths[0]), "summary": insp.summary(a)},
+        "b": {"artifact": str(paths[1]), "summary": insp.summary(b)},
+        "round_b_chosen": "given" if round_b is not None else "matched sparsity", **ov, "plot": None}
+    if plot is not None:
+        insp.plot_sparsity(a, [ra], plot, others=[("B", b, rb)],
+                           title=f"Layer-wise sparsity: A = {paths[0].name}, B = {paths[1].name}")
+        report["plot"] = str(plot)
+    return report, ov["layers"], OVERLAP_COLUMNS
+
+
+def _made(art: artifact.Artifact) -> str:
+    return ", ".join(str(art.meta[k]) for k in ("method", "task") if art.meta.get(k)) or "mask"
+
+
+def _write_csv(dest: Path, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["x".join(map(str, row[c])) if c == "shape" else _cell(row[c]) for c in columns])
+    if str(dest) == "-":
+        sys.stdout.write(buf.getvalue())
+        sys.stdout.flush()
+        return
+    with files.atomic_path(dest) as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    return f"{v:.6f}" if isinstance(v, float) else v
+
+
+# ---------------------------------------------------------------- human output (stderr)
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def _compact(v: Any) -> str:
+    if isinstance(v, list) and v and all(x == v[0] for x in v):
+        return f"{v[0]}x{len(v)}"
+    if isinstance(v, list):
+        return ",".join(map(str, v))
+    return str(v)
+
+
+def _spec_line(spec: dict[str, Any]) -> str:
+    rest = " ".join(f"{k}={_compact(v)}" for k, v in spec.items() if k != "kind")
+    return f"{spec.get('kind', '?')}: {rest}"
+
+
+def _operator_line(op: Any) -> str:
+    if not isinstance(op, dict):
+        return "-" if op is None else str(op)
+    extra = " ".join(f"{k}={v}" for k, v in op.items() if k != "name")
+    return f"{op.get('name', '?')} {extra}".strip()
+
+
+def _info_rows(path: str, s: dict[str, Any]) -> list[tuple[str, str]]:
+    t = s["totals"]
+    rows = [("artifact", path),
+            ("method", f"{s['method'] or '-'}" + ("  (oracle: fitted to clean images)" if s["oracle"] else "")),
+            ("task", f"{s['task'] or '-'}  operator {_operator_line(s['operator'])}"),
+            ("net", f"{_spec_line(s['spec'])}"),
+            ("params", f"{t['net_params']:,} in {t['net_tensors']} tensors; masked ({s['scope']} scope) "
+                       f"{t['masked_params']:,} in {t['masked_tensors']} tensors"),
+            ("seed", str(s["seed"]) if s["seed"] is not None else "-")]
+    for i, im in enumerate(s.get("images") or []):
+        if isinstance(im, dict):
+            size = f"{im.get('width')}x{im.get('height')}" if im.get("width") else ""
+            rows.append(("images" if i == 0 else "", f"{im.get('name', '?')} {size}  sha256 "
+                                                     f"{str(im.get('sha256', '-'))[:16]}"))
+    rec = s["recommended_round"]
+    rows += [("rounds", f"0..{s['n_rounds']}, recommended {rec} (sparsity {_pct(s['totals']['sparsity'])})"
+                        + ("; search stopped by the loss-rise rule" if s.get("stopped_by_rule") else "")),
+             ("made by", f"lip {s['tool_version'] or '?'} (torch {s['torch_version'] or '?'}), "
+                         f"created {s['created'] or '-'}")]
+    return rows
+
+
+def _print(renderable: Any) -> None:
+    """Print on stderr; in a pipe or log (no terminal width to respect) never truncate names."""
+    out = render.err
+    if out.is_terminal:
+        out.print(renderable)
+        return
+    natural = Measurement.get(out, out.options.update(width=1000), renderable).maximum
+    before = out.width
+    out.width = max(before, min(natural, 1000))
+    try:
+        out.print(renderable)
+    finally:
+        out.width = before
+
+
+def _say_info(rows: list[tuple[str, str]]) -> None:
+    for k, v in rows:
+        render.err.print(f"{k:<10}{v}", markup=False, soft_wrap=True)
+
+
+def _rounds_table(s: dict[str, Any]) -> Table:
+    recs = s["rounds"]
+    psnr = any(r.get("psnr_final") is not None for r in recs)
+    t = Table(title="Rounds", box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("round", "sparsity", "kept", "loss") + (("psnr (report)",) if psnr else ()) + ("",):
+        t.add_column(col, justify="left" if col == "" else "right")
+    for r in recs:
+        loss = "-" if r.get("loss") is None else f"{r['loss']:.6f}"
+        cells = [str(r["round"]), _pct(r["sparsity"]), f"{r['kept']:,}", loss]
+        if psnr:
+            cells.append(render.fmt(r.get("psnr_final")))
+        cells.append("<- recommended" if r["recommended"] else "")
+        t.add_row(*cells, style="bold" if r["recommended"] else None)
+    return t
+
+
+def _say_single(r: dict[str, Any]) -> None:
+    s = r["summary"]
+    out = render.err
+    _say_info(_info_rows(r["artifact"], s))
+    _print(_rounds_table(s))
+    t = Table(title=f"Layers at round {r['round']} (sparsity {_pct(r['sparsity'])}), forward order",
+              box=box.SIMPLE_HEAD, title_justify="left", show_footer=True)
+    rows = r["layers"]
+    kept, params = sum(x["kept"] for x in rows), sum(x["params"] for x in rows)
+    for col, foot in (("#", ""), ("name", "total"), ("shape", ""), ("params", f"{params:,}"),
+                      ("kept", f"{kept:,}"), ("sparsity", _pct(1 - kept / params if params else 0.0))):
+        t.add_column(col, footer=foot, justify="left" if col in ("name", "shape") else "right")
+    for x in rows:
+        t.add_row(str(x["index"]), x["name"], "x".join(map(str, x["shape"])), f"{x['params']:,}",
+                  f"{x['kept']:,}", _pct(x["sparsity"]))
+    _print(t)
+
+
+def _say_compare(r: dict[str, Any]) -> None:
+    out = render.err
+    o = r["overall"]
+    for tag, side, k, sp in (("A", r["a"], r["round_a"], o["sparsity_a"]),
+                             ("B", r["b"], r["round_b"], o["sparsity_b"])):
+        s = side["summary"]
+        out.print(f"{tag}: {side['artifact']}  {s['method'] or '-'} / {s['task'] or '-'}  round {k} "
+                  f"(sparsity {_pct(sp)})" + ("  [matched to A's sparsity]" if tag == "B" and
+                                                r["round_b_chosen"] != "given" else ""),
+                  markup=False, soft_wrap=True)
+    if not r["same_spec"]:
+        out.print("note: the two net specs differ (same parameter shapes, so the masks are comparable)",
+                  markup=False)
+    t = Table(title="Overlap of kept weights, forward order", box=box.SIMPLE_HEAD, title_justify="left",
+              show_footer=True)
+    for col, foot in (("#", ""), ("name", "overall"), ("params", f"{o['params']:,}"),
+                      ("sparsity A", _pct(o["sparsity_a"])), ("sparsity B", _pct(o["sparsity_b"])),
+                      ("jaccard", render.fmt(o["jaccard"], 3)), ("A in B", _pct(o["fraction_a_in_b"]))):
+        t.add_column(col, footer=foot, justify="left" if col == "name" else "right")
+    for x in r["layers"]:
+        t.add_row(str(x["index"]), x["name"], f"{x['params']:,}", _pct(x["sparsity_a"]), _pct(x["sparsity_b"]),
+                  render.fmt(x["jaccard"], 3), _pct(x["fraction_a_in_b"]))
+    _print(t)
+    out.print(f"overall: jaccard {render.fmt(o['jaccard'], 3)}, {_pct(o['fraction_a_in_b'])} of A's kept "
+              f"weights are kept in B (independent random masks of these densities: jaccard "
+              f"{render.fmt(o['chance_jaccard'], 3)}, {_pct(o['chance_fraction_a_in_b'])})",
+              markup=False, soft_wrap=True)
