@@ -213,7 +213,6 @@ def _rounds_table(s: dict[str, Any]) -> Table:
 
 def _say_single(r: dict[str, Any]) -> None:
     s = r["summary"]
-    out = render.err
     _say_info(_info_rows(r["artifact"], s))
     _print(_rounds_table(s))
     t = Table(title=f"Layers at round {r['round']} (sparsity {_pct(r['sparsity'])}), forward order",

@@ -1,11 +1,9 @@
 """`lip prune`: parse, call prune.run.search, render the per-round table."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
 import typer
 
 from . import device as devices, files, render
