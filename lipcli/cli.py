@@ -9,8 +9,8 @@ import typer
 
 from . import __version__, config, device as devices, files, nets, render
 from . import images as images_io
-from .errors import LipError
-from .fit import FitConfig, Step
+from .errors import LipError, LipRuntimeError
+from .fit import DivergenceError, FitConfig, Step
 from .problem import load_problem
 from .restore import Prior, dense_prior, masked_prior, restore
 
@@ -176,7 +176,15 @@ def restore_cmd(
             def on_step(step: Step) -> None:
                 shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
                 advance(1, shown)
-            result, report = restore(problem, chosen, cfg, dev, seed, [on_step])
+            try:
+                result, report = restore(problem, chosen, cfg, dev, seed, [on_step])
+            except DivergenceError as exc:  # keep the last good output, then fail with exit 1
+                last = exc.result.targets[0]
+                if last.final.numel():
+                    problem.save(dest, last.stopped)
+                    raise LipRuntimeError(f"{exc} — the last good result (iteration {last.stopped_at}) "
+                                          f"was written to {dest}") from None
+                raise
         tr = result.targets[0]
         problem.save(dest, tr.stopped if cfg.early_stop else tr.final)
         report.update(output=str(dest), device=str(dev), precision=cfg.precision,
