@@ -179,8 +179,8 @@ def restore_cmd(
             try:
                 result, report = restore(problem, chosen, cfg, dev, seed, [on_step])
             except DivergenceError as exc:  # keep the last good output, then fail with exit 1
-                last = exc.result.targets[0]
-                if last.final.numel():
+                last = exc.result.targets[0] if exc.result.targets else None
+                if last is not None and last.final.numel():
                     problem.save(dest, last.stopped)
                     raise LipRuntimeError(f"{exc} — the last good result (iteration {last.stopped_at}) "
                                           f"was written to {dest}") from None
