@@ -65,6 +65,8 @@ THREADS = _opt(None, "CPU threads (results are bit-reproducible at a fixed count
 CONFIG = _opt(None, "Preset (paper | fast) or a YAML file; flags override it. Default: fast on CPU, "
                     "paper on GPU", rich_help_panel="Run")
 JSON = _opt(False, "Print one JSON object per result on stdout", rich_help_panel="Run")
+LOG = _opt(None, "Append a JSON-lines log of every iteration, round and result (follow with tail -f)",
+           rich_help_panel="Run")
 
 
 def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, seed: int) -> FitConfig:
@@ -145,6 +147,7 @@ def restore_cmd(
     threads: Optional[int] = THREADS, config_: Optional[str] = typer.Option(None, "--config", help=CONFIG.help,
                                                                              rich_help_panel="Run"),
     json_: bool = typer.Option(False, "--json", help=JSON.help, rich_help_panel="Run"),
+    log: Optional[Path] = LOG,
 ) -> None:
     """Restore images with a dense or masked Deep Image Prior."""
     dev = devices.resolve(device)
@@ -169,29 +172,44 @@ def restore_cmd(
     outs = output_paths(images, out)
     for path in outs:
         files.check_writable(path)
-    for path, dest in zip(images, outs):
-        problem = load_problem(path, task, settings, simulate=simulate, seed=seed,
-                               inpaint_mask=inpaint_mask, clean=clean, max_pixels=MAX_PIXELS)
-        with render.progress(cfg.iters, f"{path.name}") as advance:
-            def on_step(step: Step) -> None:
-                shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
-                advance(1, shown)
-            try:
-                result, report = restore(problem, chosen, cfg, dev, seed, [on_step])
-            except DivergenceError as exc:  # keep the last good output, then fail with exit 1
-                last = exc.result.targets[0] if exc.result.targets else None
-                if last is not None and last.final.numel():
-                    problem.save(dest, last.stopped)
-                    raise LipRuntimeError(f"{exc} — the last good result (iteration {last.stopped_at}) "
-                                          f"was written to {dest}") from None
-                raise
-        tr = result.targets[0]
-        problem.save(dest, tr.stopped if cfg.early_stop else tr.final)
-        report.update(output=str(dest), device=str(dev), precision=cfg.precision,
-                      preset=settings["preset"], seed=seed, early_stop=cfg.early_stop)
-        _say_restored(report)
-        if json_:
-            render.emit_json(report)
+    run_log = render.RunLog(log)
+    try:
+        for path, dest in zip(images, outs):
+            _restore_one(path, dest, task, settings, simulate, seed, inpaint_mask, clean, chosen, cfg,
+                         dev, json_, run_log)
+    finally:
+        run_log.close()
+
+
+def _restore_one(path: Path, dest: Path, task: str, settings: dict[str, Any], simulate: bool, seed: int,
+                 inpaint_mask: Optional[Path], clean: Optional[Path], chosen: Prior, cfg: FitConfig,
+                 dev: torch.device, json_: bool, run_log: render.RunLog) -> None:
+    """Restore one image and write it, its report (stderr, --json) and its log lines."""
+    problem = load_problem(path, task, settings, simulate=simulate, seed=seed,
+                           inpaint_mask=inpaint_mask, clean=clean, max_pixels=MAX_PIXELS)
+    with render.progress(cfg.iters, f"{path.name}") as advance:
+        def on_step(step: Step) -> None:
+            shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
+            advance(1, shown)
+            run_log.write("step", input=path.name, iteration=step.iteration, loss=step.loss,
+                          metric=step.metrics[0], stopped_at=step.stopped_at[0])
+        try:
+            result, report = restore(problem, chosen, cfg, dev, seed, [on_step])
+        except DivergenceError as exc:  # keep the last good output, then fail with exit 1
+            last = exc.result.targets[0] if exc.result.targets else None
+            if last is not None and last.final.numel():
+                problem.save(dest, last.stopped)
+                raise LipRuntimeError(f"{exc} — the last good result (iteration {last.stopped_at}) "
+                                      f"was written to {dest}") from None
+            raise
+    tr = result.targets[0]
+    problem.save(dest, tr.stopped if cfg.early_stop else tr.final)
+    report.update(output=str(dest), device=str(dev), precision=cfg.precision,
+                  preset=settings["preset"], seed=seed, early_stop=cfg.early_stop)
+    _say_restored(report)
+    run_log.write("result", **report)
+    if json_:
+        render.emit_json(report)
 
 
 def _say_restored(r: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from typing import Any, Optional
 import typer
 
 from . import device as devices, files, render
-from .cli import (CONFIG, DEVICE, INPAINT_MASK, ITERS, JSON, KEEP, LR, MAX_PIXELS, PRECISION, REG_NOISE,
+from .cli import (CONFIG, DEVICE, INPAINT_MASK, ITERS, JSON, KEEP, LOG, LR, MAX_PIXELS, PRECISION, REG_NOISE,
                   SCALE, SEED, SIGMA, SIMULATE, TASK, THREADS, app, fit_config, resolve_settings)
 from .errors import LipError
 from .fit import Step
@@ -70,6 +70,7 @@ def prune_cmd(
     threads: Optional[int] = THREADS,
     config_: Optional[str] = typer.Option(None, "--config", help=CONFIG.help, rich_help_panel="Run"),
     json_: bool = typer.Option(False, "--json", help=JSON.help, rich_help_panel="Run"),
+    log: Optional[Path] = LOG,
 ) -> None:
     """Find a lottery image prior: a sparse mask (and its initial weights) for a DIP."""
     dev = devices.resolve(device)
@@ -121,15 +122,18 @@ def prune_cmd(
         render.err.print(f"lip prune: {method} on {', '.join(p.name for p in images)} ({task}), "
                          f"{n_rounds} rounds, writing {out_path}", markup=False, soft_wrap=True)
 
+    run_log = render.RunLog(log)
     try:
         with render.progress(total, f"{method}") as advance:
             def on_step(step: Step) -> None:
                 advance(1, f"loss {step.loss:.5f}")
+                run_log.write("step", iteration=step.iteration, loss=step.loss)
 
             def on_round(rec: dict[str, Any]) -> None:
                 if method not in ("imp", "oes"):
                     advance(1)
                 render.err.print(_round_line(rec), markup=False)
+                run_log.write("round", **rec)
                 if json_:
                     render.emit_json({"type": "round", **rec})
 
@@ -139,6 +143,8 @@ def prune_cmd(
             render.err.print(f"lip: stopped; finished rounds are kept in {out_path}. Continue with the "
                              f"same command plus --resume {out_path}", markup=False, soft_wrap=True)
         raise
+    finally:
+        run_log.close()
     kept, total_n = art.counts(art.recommended_round)
     render.err.print(f"wrote {out_path}: {art.rounds} rounds, recommended round {art.recommended_round} "
                      f"(sparsity {100 * (1 - kept / total_n):.2f}%)", markup=False, soft_wrap=True)

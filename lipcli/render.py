@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import typer
@@ -73,16 +74,40 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def emit_json(obj: dict[str, Any]) -> None:
     """One JSON object per line on stdout; NaN/inf become null so every consumer can parse it."""
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
-    sys.stdout.write(json.dumps(clean(obj), sort_keys=True) + "\n")
+    sys.stdout.write(json.dumps(_clean(obj), sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v
+
+
+class RunLog:
+    """`--log FILE`: JSON lines of every iteration, round and result, flushed as written (tail -f)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.file = None
+        if path is not None:
+            try:
+                self.file = open(path, "a", encoding="utf-8")
+            except OSError as exc:
+                raise LipError(f"cannot open --log {path}: {exc.strerror} (check the folder)") from None
+
+    def write(self, event: str, **fields: Any) -> None:
+        if self.file is not None:
+            self.file.write(json.dumps(_clean({"event": event, "time": round(time.time(), 3), **fields}),
+                                       sort_keys=True) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 def fmt(v: float | None, digits: int = 2) -> str:
