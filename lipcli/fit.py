@@ -95,6 +95,7 @@ class Step:
     loss: float
     metrics: list[float | None]
     stopped_at: list[int]
+    raw: list[torch.Tensor]  # this iteration's outputs (no copy: clone to keep them)
 
 
 def crop_center(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -224,7 +225,7 @@ def fit(
                 if results[k].oracle_best is None or value > results[k].oracle_best:
                     results[k].oracle_best, results[k].oracle_best_iter = value, it
             metrics.append(value)
-        step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results])
+        step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw)
         for cb in callbacks:
             cb(step)
         if cfg.early_stop and all(d.should_stop(it) for d in detectors):
