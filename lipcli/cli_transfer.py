@@ -1,0 +1,221 @@
+"""`lip transfer`: parse, build the grid, run it with one progress bar, render the summary."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from . import device as devices, files, render, transfer
+from . import images as images_io
+from .cli import (CONFIG, DEVICE, EARLY_STOP, EMA, ES_PATIENCE, ES_WINDOW, INPAINT_MASK, KEEP, LR, PRECISION,
+                  REG_NOISE, SEED, SIGMA, THREADS, app, fit_config, resolve_settings)
+from .cli_inspect import _print
+from .errors import LipError
+from .fit import Step
+from .transfer import Cell
+
+GRID = "Grid"
+
+
+@app.command("transfer")
+@render.guarded
+def transfer_cmd(
+    images: Optional[list[Path]] = typer.Argument(None, help="CLEAN images (ground truth); each cell degrades "
+                                                  "them, seeded by the cell's seed", show_default=False),
+    mask: Optional[list[Path]] = typer.Option(None, "--mask", help="Mask artifact (.safetensors); repeat for "
+                                              "several", rich_help_panel=GRID, show_default=False),
+    tasks: Optional[str] = typer.Option(None, help="Comma list of denoise, inpaint, sr2, sr4, sr8 [denoise]",
+                                        rich_help_panel=GRID),
+    rounds: Optional[str] = typer.Option(None, help="all | recommended | e.g. 3,6,9 (rounds of every mask) "
+                                         "[all pruned rounds]", rich_help_panel=GRID),
+    sparsities: Optional[str] = typer.Option(None, help="e.g. 0.5,0.8,0.9: each mask's rounds nearest to "
+                                             "these sparsities", rich_help_panel=GRID),
+    seeds: int = typer.Option(1, help="Seeds per cell (seed, seed+1, ...): degradation, input code, weights",
+                              rich_help_panel=GRID),
+    baselines: str = typer.Option("dense", help="Comma list of dense, random (same kept count, global), "
+                                  "deep-decoder (closest parameter count), or none", rich_help_panel=GRID),
+    init: str = typer.Option("artifact", help="artifact: the mask's theta0 (LIP ticket) | fresh: new weights "
+                             "under the mask (OES transfer)", rich_help_panel=GRID),
+    experiment: str = typer.Option("grid", help="grid | impedance (fit clean/noisy/shuffled/noise images "
+                                   "through the identity) | spectrum (grid plus FFT energy kept)",
+                                   rich_help_panel=GRID),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (created)"),
+    shard: Optional[str] = typer.Option(None, help="i/n: run only cells with index % n == i into "
+                                        "results.shard-i-of-n.jsonl (join them with --merge)"),
+    merge: Optional[Path] = typer.Option(None, help="Join the shard files in this results folder, then write "
+                                         "summary.csv and plots (no fitting)"),
+    curves: bool = typer.Option(False, "--curves", help="Also plot PSNR and loss against iteration"),
+    plot_metric: str = typer.Option("stopped", help="PSNR plotted against sparsity: stopped (auto-stopped) | "
+                                    "final | oracle (best over iterations, reads the clean image)"),
+    inpaint_mask: Optional[Path] = INPAINT_MASK, sigma: Optional[float] = SIGMA, keep: Optional[float] = KEEP,
+    iters: Optional[int] = typer.Option(None, help="Adam iterations per run (upper bound when early stopping) "
+                                        "[preset]", rich_help_panel="Fitting"),
+    lr: Optional[float] = LR, reg_noise: Optional[float] = REG_NOISE, ema: Optional[float] = EMA,
+    early_stop: bool = EARLY_STOP, es_window: Optional[int] = ES_WINDOW, es_patience: Optional[int] = ES_PATIENCE,
+    device: str = DEVICE, seed: int = SEED, precision: Optional[str] = PRECISION, threads: Optional[int] = THREADS,
+    config_: Optional[str] = typer.Option(None, "--config", help=CONFIG.help, rich_help_panel="Run"),
+    json_: bool = typer.Option(False, "--json", help="Print each finished row as one JSON line on stdout",
+                               rich_help_panel="Run"),
+) -> None:
+    """Run a transfer grid: masks x rounds x images x tasks x seeds, with baselines, plots and a summary."""
+    if experiment not in transfer.EXPERIMENTS:
+        raise LipError(f"unknown --experiment {experiment!r}: use {', '.join(transfer.EXPERIMENTS)}")
+    if plot_metric not in transfer.PLOT_METRICS:
+        raise LipError(f"unknown --plot-metric {plot_metric!r}: use {', '.join(transfer.PLOT_METRICS)}")
+    if merge is not None:
+        if images or mask or out is not None or shard is not None:
+            raise LipError("--merge FOLDER only joins finished shards: give no images, --mask, --out or --shard")
+        _merge(merge, curves, experiment == "spectrum", plot_metric, json_)
+        return
+    if iters is not None and iters < 1:
+        raise LipError(f"--iters {iters} must be at least 1")
+    if seeds < 1:
+        raise LipError(f"--seeds {seeds} must be at least 1")
+    if not images:
+        raise LipError("give at least one clean image (and --mask A.safetensors)")
+    if out is None:
+        raise LipError("give --out FOLDER for results.jsonl, summary.csv and the plots")
+    if experiment == "impedance" and tasks is not None:
+        raise LipError("--experiment impedance fits fixed targets (clean, noisy, shuffled, noise); drop --tasks")
+    shard_ = transfer.parse_shard(shard)
+    task_names = list(transfer.IMPEDANCE_TARGETS) if experiment == "impedance" else \
+        transfer.parse_tasks(tasks or "denoise")
+    chosen_baselines = transfer.parse_baselines(baselines)
+    for path in images:
+        if not images_io.resolve(path).is_file():
+            raise LipError(f"cannot read {path}: no such file (check the path)")
+    if inpaint_mask is not None and not inpaint_mask.is_file():
+        raise LipError(f"cannot read --inpaint-mask {inpaint_mask}: no such file")
+    masks = transfer.load_masks(list(mask or []))
+    chosen_rounds = transfer.parse_rounds(masks, rounds, sparsities)
+
+    if "," in device:
+        raise LipError(f"--device {device}: one device per process; to use several GPUs, start one "
+                       "--shard i/n per device (--device cuda:i) and --merge the folder")
+    dev = devices.resolve(device)
+    devices.set_threads(threads)
+    flags = dict(sigma=sigma, keep=keep, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema, es_window=es_window,
+                 es_patience=es_patience, precision=precision)
+    settings, configs = {}, {}
+    for name in task_names:
+        base, extra = ("denoise", {}) if experiment == "impedance" else transfer.TASKS[name]
+        settings[name] = resolve_settings(base, config_, dev, {**flags, **extra})
+        # The impedance experiment records whole loss curves: never stop early.
+        configs[name] = fit_config(settings[name], early_stop and experiment != "impedance", dev, 0)
+    grid = transfer.Grid(masks, chosen_rounds, list(images), task_names, list(range(seed, seed + seeds)),
+                         chosen_baselines, init, settings, configs, inpaint_mask, experiment)
+    for name in task_names:  # bad sizes, masks or images fail now, not hours into the grid
+        for path in images:
+            grid.problem(Cell("dense", None, 0, path, name, seed))
+
+    _make_folder(out)
+    rows_path = out / transfer.rows_name(grid.stem, shard_)
+    files.check_writable(rows_path)
+    cells = transfer.shard_of(grid.cells(), shard_)
+    todo = transfer.pending(cells, transfer.read_rows(rows_path), grid, rows_path.name)
+    total = sum(configs[c.task].iters for c in todo)
+    render.err.print(f"lip transfer: {len(cells)} runs" + (f" (shard {shard})" if shard_ else "")
+                     + f", {len(cells) - len(todo)} already in {rows_path}, {len(todo)} to run",
+                     markup=False, soft_wrap=True)
+    with render.progress(max(total, 1), "transfer") as advance:
+        done = {"n": 0}
+
+        def on_step(cell: Cell, step: Step) -> None:
+            advance(1, f"run {done['n'] + 1}/{len(todo)} {transfer.describe(cell)}")
+
+        def on_row(cell: Cell, row: dict[str, Any]) -> None:
+            done["n"] += 1
+            advance(configs[cell.task].iters - row["iterations"], "")  # early stop: skip the rest
+            _say_row(cell, row)
+            if json_:
+                render.emit_json(row)
+
+        transfer.run_cells(grid, todo, dev, rows_path, on_step, on_row)
+    if shard_ is not None:
+        render.err.print(f"shard {shard} done: {rows_path}. When every shard is done: "
+                         f"lip transfer --merge {out}", markup=False, soft_wrap=True)
+        return
+    rows = transfer.read_rows(rows_path)
+    results, impedance = (rows, []) if grid.stem == "results" else ([], rows)
+    _write(out, results, impedance, curves, experiment == "spectrum", plot_metric)
+
+
+def _make_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise LipError(f"--out {out} is a file; give a folder for the results")
+    if not out.exists():
+        if not out.parent.is_dir():
+            raise LipError(f"cannot create --out {out}: {out.parent} does not exist")
+        out.mkdir()
+
+
+def _merge(folder: Path, curves: bool, spectra: bool, metric: str, json_: bool) -> None:
+    if not folder.is_dir():
+        raise LipError(f"--merge {folder}: no such folder")
+    merged = {stem: transfer.merge(folder, stem) for stem in ("results", "impedance")}
+    if not any(merged.values()):
+        raise LipError(f"--merge {folder}: no results.jsonl or shard files with rows there")
+    for stem, rows in merged.items():
+        if rows:
+            render.err.print(f"merged {len(rows)} rows into {folder / (stem + '.jsonl')}", markup=False,
+                             soft_wrap=True)
+        if json_:
+            for row in rows:
+                render.emit_json(row)
+    _write(folder, merged["results"], merged["impedance"], curves, spectra, metric)
+
+
+def _write(folder: Path, results: list[dict[str, Any]], impedance: list[dict[str, Any]], curves: bool,
+           spectra: bool, metric: str) -> None:
+    summary, written = transfer.write_outputs(folder, results, impedance, curves, spectra, metric)
+    if summary:
+        _print(_summary_table(summary))
+    if impedance:
+        _print(_impedance_table(impedance))
+    for path in written:
+        render.err.print(f"wrote {path}", markup=False, soft_wrap=True)
+
+
+def _say_row(cell: Cell, row: dict[str, Any]) -> None:
+    render.err.print(f"{transfer.describe(cell)}: sparsity {100 * row['sparsity']:.1f}%, {row['iterations']} "
+                     f"iterations (auto-stop {row['stopped_at']}), {row['metric']} stopped "
+                     f"{render.fmt(row['psnr_stopped'])} final {render.fmt(row['psnr_final'])} oracle "
+                     f"{render.fmt(row['oracle_best_psnr'])}, {row['seconds']:.1f}s"
+                     + (f" [DIVERGED: {row['diverged']}]" if row.get("diverged") else ""), markup=False, soft_wrap=True)
+
+
+def _pm(s: dict[str, Any], stat: str, digits: int = 2) -> str:
+    mean, std = s[f"{stat}_mean"], s[f"{stat}_std"]
+    return render.fmt(mean, digits) + ("" if std is None else f" ± {std:.{digits}f}")
+
+
+def _summary_table(summary: list[dict[str, Any]]) -> Table:
+    t = Table(title="Transfer summary (mean ± std over seeds; oracle = best over iterations, reads the "
+                    "clean image)", box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("task", "image", "method / mask", "round", "sparsity", "seeds", "PSNR stopped", "PSNR final",
+                "SSIM stopped", "oracle PSNR"):
+        t.add_column(col, justify="left" if col in ("task", "image", "method / mask") else "right")
+    for s in summary:
+        name = s["label"] + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
+        t.add_row(s["task"], s["image"], name, str(s["round"]), f"{100 * s['sparsity']:.1f}%",
+                  str(s["seeds"]), _pm(s, "psnr_stopped"), _pm(s, "psnr_final"), _pm(s, "ssim_stopped", 3),
+                  _pm(s, "oracle_best_psnr"))
+    return t
+
+
+def _impedance_table(rows: list[dict[str, Any]]) -> Table:
+    t = Table(title="Impedance: final training loss (MSE, mean over seeds) per target", box=box.SIMPLE_HEAD,
+              title_justify="left")
+    for col in ("prior", "round", "image") + transfer.IMPEDANCE_TARGETS:
+        t.add_column(col, justify="left" if col in ("prior", "image") else "right")
+    groups: dict[tuple, dict[str, list[float]]] = {}
+    for r in sorted(rows, key=transfer.method_order):
+        g = groups.setdefault((transfer.label(r, rows), r["round"], r["image"]), {})
+        g.setdefault(r["task"], []).append(r["final_loss"])
+    for (name, round_, image), losses in groups.items():
+        t.add_row(name, str(round_), image, *(render.fmt(transfer.mean_of(losses.get(k, [])), 5)
+                                              for k in transfer.IMPEDANCE_TARGETS))
+    return t

@@ -1,0 +1,318 @@
+"""`lip transfer`: the grid, its JSONL rows (resume, shards, merge), summary, plots and experiments.
+
+Tiny throughout: masks are made here for an 8-channel, 5-level hourglass (13k parameters) with
+random scores on the ladder (kept halves each round), images are the 64x64 astronaut crop, and every
+run fits 10 iterations in fp32 on the CPU.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from lipcli import artifact, nets, transfer
+from lipcli import restore as restore_mod
+from lipcli.cli import app
+from lipcli.errors import LipError
+from lipcli.prune import scores
+from lipcli.prune.search import Trajectory
+from lipcli.prune.select import ladder_kept, record_round, top_global
+from conftest import RGB64
+
+SPEC = nets.preset("dip", down=[8] * 5, up=[8] * 5, skip=[4] * 5)
+RUN = ["--iters", "10", "--precision", "fp32", "--device", "cpu", "--config", "fast"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    monkeypatch.delenv("LIP_DEVICE", raising=False)
+    monkeypatch.delenv("LIP_DEBUG", raising=False)
+
+
+def make_mask(path: Path, rounds: int = 3, seed: int = 0) -> Path:
+    """A small artifact: seeded init, random global scores, kept = N / 2^k at round k."""
+    torch.manual_seed(seed)
+    net = nets.build(SPEC)
+    names = nets.conv_weight_names(net)
+    traj = Trajectory.start(net, names, method="imp", seed=seed)
+    traj.record(0, 0.0)
+    total = sum(traj.prune_round[n].numel() for n in names)
+    drawn = scores.random(net, names, torch.Generator().manual_seed(seed))
+    for k in range(1, rounds + 1):
+        before = traj.masks(k - 1)
+        record_round(traj.prune_round, before, top_global(drawn, before, ladder_kept(total, 0.5, k)), k)
+        traj.record(k, 0.0, loss=0.1)
+    artifact.save(path, traj.to_artifact(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("transfer")
+    make_mask(folder / "A.safetensors")
+    shutil.copy(RGB64, folder / "astro.png")
+    return folder
+
+
+def lip(*args):
+    result = CliRunner().invoke(app, ["transfer", *[str(a) for a in args]])
+    assert "Traceback" not in result.output
+    return result
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def keys(rows):
+    return sorted(map(json.dumps, map(transfer.row_key, rows)))
+
+
+def check_png(path: Path) -> None:
+    with PILImage.open(path) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    assert pixels.size > 0 and pixels.shape[0] > 100 and pixels.shape[1] > 100
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 10  # axes, text and lines: not one colour
+
+
+class FitCounter:
+    """Wraps restore's `fit` to count calls."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.real(*args, **kwargs)
+
+
+# ---------------------------------------------------------------- the grid and its outputs
+
+def test_grid_rows_summary_plots_and_json(data, tmp_path):
+    out = tmp_path / "res"
+    result = ok(lip("--mask", data / "A.safetensors", data / "astro.png", "--tasks", "denoise,sr4",
+                    "--rounds", "1,2", "--baselines", "dense,random,deep-decoder", "--out", out, "--json",
+                    "--curves", "--experiment", "spectrum", *RUN))
+    rows = transfer.read_rows(out / "results.jsonl")
+    # 2 tasks x (dense + 2 rounds x (mask, random, deep decoder)) x 1 image x 1 seed
+    assert len(rows) == 14 and len(set(keys(rows))) == 14
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert keys(printed) == keys(rows)
+    for r in rows:
+        assert r["iterations"] == 10 and r["image"] == "astro.png" and r["seed"] == 0
+        assert isinstance(r["psnr_stopped"], float) and isinstance(r["oracle_best_psnr"], float)
+        assert r["oracle_best_psnr"] >= r["psnr_final"] - 1e-9
+        assert len(r["curve_loss"]) == 10 and r["spectrum"]["low_energy_ratio"] > 0
+    by = {(r["method"], r["round"], r["task"]): r for r in rows}
+    art = artifact.load(data / "A.safetensors")
+    for k in (1, 2):
+        mask_row = by["mask", k, "denoise"]
+        assert mask_row["sparsity"] == pytest.approx(art.sparsity(k))
+        assert by["random", k, "denoise"]["kept"] == mask_row["kept"] == art.counts(k)[0]
+        dd = by["deep-decoder", k, "denoise"]
+        assert dd["dd_k"] == nets.decoder_k_for_params(mask_row["nonzero_params"])
+        assert dd["params"] == nets.count_params(nets.build(nets.preset("deep-decoder", k=dd["dd_k"])))
+    assert by["dense", 0, "sr4"]["metric"] == "psnr_y" and by["dense", 0, "sr4"]["sparsity"] == 0
+
+    with open(out / "summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert len(summary) == 14
+    assert {"psnr_stopped_mean", "psnr_stopped_std", "oracle_best_psnr_mean", "ssim_final_mean"} <= summary[0].keys()
+    assert {s["label"] for s in summary} == {"A (imp)", "dense", "random mask", "deep decoder"}
+    with open(out / "spectrum.csv") as f:
+        assert len(list(csv.DictReader(f))) == 14
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == sorted(f"{kind}_{t}.png" for t in ("denoise", "sr4") for kind in
+                          ("psnr_vs_sparsity", "curves_psnr", "curves_loss", "spectrum"))
+    for name in pngs:
+        check_png(out / name)
+    assert "Transfer summary" in result.stderr and "wrote" in result.stderr
+
+
+def test_kill_after_first_row_then_resume_skips_it(data, tmp_path, monkeypatch):
+    out = tmp_path / "res"
+    grid = ["--mask", data / "A.safetensors", data / "astro.png", "--tasks", "denoise,inpaint", "--rounds", "1,2",
+            "--baselines", "none", "--out", out, "--precision", "fp32", "--device", "cpu", "--config", "fast"]
+    real_append = transfer.append_row
+
+    def append_then_die(path, row):
+        real_append(path, row)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(transfer, "append_row", append_then_die)
+        killed = lip(*grid, "--iters", "10")
+    assert killed.exit_code == 130
+    first = transfer.read_rows(out / "results.jsonl")
+    assert len(first) == 1
+    with open(out / "results.jsonl", "a") as f:  # a line cut short by a kill mid-write
+        f.write('{"method": "mask", "mask": "A", "rou')
+
+    counter = FitCounter(restore_mod.fit)
+    monkeypatch.setattr(restore_mod, "fit", counter)
+    ok(lip(*grid, "--iters", "10"))
+    rows = transfer.read_rows(out / "results.jsonl")
+    assert counter.calls == 3 and len(rows) == 4 and len(set(keys(rows))) == 4
+    assert rows[0] == first[0]
+    again = ok(lip(*grid, "--iters", "10"))
+    assert counter.calls == 3 and "4 already in" in again.stderr  # nothing left to run
+
+    changed = lip(*grid, "--iters", "11")  # not the same runs: refuse to mix them
+    assert changed.exit_code == 2 and "fit.iters 10 -> 11" in changed.stderr
+    assert len(changed.stderr.strip().splitlines()) == 1
+
+
+def test_shards_then_merge_equal_the_unsharded_grid(data, tmp_path):
+    grid = ["--mask", data / "A.safetensors", data / "astro.png", "--tasks", "denoise", "--rounds", "1,3",
+            "--baselines", "dense,random", *RUN]
+    ok(lip(*grid, "--out", tmp_path / "whole"))
+    shards = tmp_path / "shards"
+    for i in (0, 1):
+        result = ok(lip(*grid, "--out", shards, "--shard", f"{i}/2"))
+        assert "--merge" in result.stderr
+    assert not (shards / "summary.csv").exists()
+    parts = [transfer.read_rows(shards / f"results.shard-{i}-of-2.jsonl") for i in (0, 1)]
+    assert len(parts[0]) == 3 and len(parts[1]) == 2  # cells 0,2,4 and 1,3
+    merged = ok(lip("--merge", shards, "--json"))
+    whole = transfer.read_rows(tmp_path / "whole" / "results.jsonl")
+    assert keys(transfer.read_rows(shards / "results.jsonl")) == keys(whole)
+    assert keys(json.loads(line) for line in merged.stdout.splitlines()) == keys(whole)
+    assert (shards / "summary.csv").is_file()
+    check_png(shards / "psnr_vs_sparsity_denoise.png")
+    ok(lip("--merge", shards))  # merging again changes nothing
+    assert keys(transfer.read_rows(shards / "results.jsonl")) == keys(whole)
+
+
+def test_impedance_experiment(data, tmp_path):
+    out = tmp_path / "imp"
+    ok(lip("--mask", data / "A.safetensors", data / "astro.png", "--experiment", "impedance", "--rounds", "2",
+           "--out", out, *RUN))
+    rows = transfer.read_rows(out / "impedance.jsonl")
+    assert sorted((r["method"], r["task"]) for r in rows) == sorted(
+        (m, t) for m in ("dense", "mask") for t in transfer.IMPEDANCE_TARGETS)
+    for r in rows:
+        assert r["operator"] == {"name": "identity"} and len(r["curve_loss"]) == 10
+    assert not (out / "results.jsonl").exists()
+    pngs = sorted(out.glob("impedance_*.png"))
+    assert [p.name for p in pngs] == ["impedance_A-imp_r2_astro.png", "impedance_dense_r0_astro.png"]
+    for p in pngs:
+        check_png(p)
+
+
+# ---------------------------------------------------------------- pure parts
+
+def test_append_ends_an_unterminated_last_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    row = {"method": "dense", "mask": "A", "round": 0, "image": "x.png", "task": "denoise", "seed": 0}
+    path.write_text(json.dumps(row))  # whole, but its newline never written: kept
+    transfer.append_row(path, {**row, "seed": 1})
+    assert [r["seed"] for r in transfer.read_rows(path)] == [0, 1]
+    with open(path, "a") as f:
+        f.write('{"method": "mask", "ma')  # cut short: ignored, then dropped
+    assert [r["seed"] for r in transfer.read_rows(path)] == [0, 1]
+    transfer.append_row(path, {**row, "seed": 2})
+    assert [r["seed"] for r in transfer.read_rows(path)] == [0, 1, 2]
+    path.write_text("not json\n" + json.dumps(row) + "\n")
+    with pytest.raises(LipError, match="line 1 is not a transfer row"):
+        transfer.read_rows(path)
+
+
+@pytest.mark.parametrize("target", [50, 1_000, 13_071, 100_224, 2_217_831])
+def test_deep_decoder_k_is_the_closest_size(target):
+    def size(k):
+        return nets.count_params(nets.build(nets.preset("deep-decoder", k=k)))
+
+    k = nets.decoder_k_for_params(target)
+    best = min(range(1, 700), key=lambda c: abs(6 * (c * c + 2 * c) + 3 * c - target))
+    assert abs(size(k) - target) == abs(size(best) - target)
+
+
+def test_deep_decoder_baseline_matches_the_masks_nonzero_count(data):
+    m = transfer.MaskSource.load(data / "A.safetensors")
+    kept, masked = m.art.counts(2)
+    assert m.nonzero(2) == kept + nets.count_params(nets.build(SPEC)) - masked
+    grid = transfer.Grid([m], {"A": [2]}, [data / "astro.png"], ["denoise"], [0], ["deep-decoder"], "artifact",
+                         {}, {})
+    prior, info = grid.prior(transfer.Cell("deep-decoder", "A", 2, data / "astro.png", "denoise", 0))
+    assert prior.spec["k"] == info["dd_k"] == nets.decoder_k_for_params(m.nonzero(2))
+    assert info["matched_params"] == m.nonzero(2)
+
+
+def test_random_baseline_keeps_the_same_count_and_is_seeded(data):
+    m = transfer.MaskSource.load(data / "A.safetensors")
+    kept = m.art.counts(2)[0]
+    a, b, c = (transfer.random_masks(m, kept, s) for s in (0, 0, 1))
+    assert sum(int(x.sum()) for x in a.values()) == kept
+    assert all(torch.equal(a[n], b[n]) for n in a) and not all(torch.equal(a[n], c[n]) for n in a)
+
+
+def test_cells_are_ordered_and_sharded_deterministically(data):
+    m = transfer.MaskSource.load(data / "A.safetensors")
+    grid = transfer.Grid([m], {"A": [1, 2]}, [data / "astro.png"], ["denoise", "sr4"], [0, 1], ["dense"],
+                         "fresh", {}, {})
+    cells = grid.cells()
+    assert len(cells) == 2 * 2 * 3 and cells == grid.cells()
+    shards = [transfer.shard_of(cells, (i, 3)) for i in range(3)]
+    assert sorted(c.key for s in shards for c in s) == sorted(c.key for c in cells)
+
+
+def test_spectrum_of_a_perfect_and_a_blurred_restore(rgb64):
+    same = transfer.spectrum(rgb64, rgb64)
+    assert same["low_energy_ratio"] == pytest.approx(1) and same["high_energy_ratio"] == pytest.approx(1)
+    assert same["high_magnitude_error"] == pytest.approx(0, abs=1e-9)
+    blurred = torch.nn.functional.avg_pool2d(rgb64, 3, stride=1, padding=1, count_include_pad=False)
+    s = transfer.spectrum(blurred, rgb64)
+    assert s["high_energy_ratio"] < 0.7 and s["low_energy_ratio"] > 0.99
+    assert max(s["radial_energy_ratio"][-6:]) < 0.1 < s["radial_energy_ratio"][0]  # a 3x3 box filter
+    assert len(s["radial_energy_ratio"]) == transfer.RADIAL_BINS
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--tasks", "sr3"], "unknown task 'sr3'"),
+    (["--tasks", "sr"], "sr2, sr4 or sr8"),
+    (["--rounds", "9"], "round 9 is not in A.safetensors"),
+    (["--rounds", "x"], "is not a number"),
+    (["--rounds", "1", "--sparsities", "0.5"], "not both"),
+    (["--sparsities", "1.5"], "[0, 1)"),
+    (["--baselines", "dense,lasso"], "unknown baseline 'lasso'"),
+    (["--init", "warm"], "unknown --init"),
+    (["--shard", "2/2"], "--shard"),
+    (["--seeds", "0"], "--seeds 0"),
+    (["--experiment", "fourier"], "unknown --experiment"),
+    (["--experiment", "impedance", "--tasks", "denoise"], "drop --tasks"),
+    (["--merge", "."], "--merge FOLDER only joins"),
+])
+def test_bad_input_is_one_line_exit_2(data, tmp_path, extra, fragment):
+    result = lip("--mask", data / "A.safetensors", data / "astro.png", "--out", tmp_path / "o", *extra, *RUN)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lip: error:") and fragment in lines[0], result.stderr
+    assert not list(tmp_path.glob("o/*"))
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["astro.png", "--out", "o"], "at least one --mask"),
+    (["--mask", "A.safetensors", "--out", "o"], "at least one clean image"),
+    (["--mask", "A.safetensors", "astro.png"], "--out"),
+    (["--mask", "missing.safetensors", "astro.png", "--out", "o"], "no such artifact"),
+    (["--mask", "A.safetensors", "nothere.png", "--out", "o"], "no such file"),
+    (["--mask", "A.safetensors", "astro.png", "astro.png", "--out", "o"], "two images are named"),
+    (["--merge", "empty"], "no results.jsonl"),
+])
+def test_bad_paths_are_one_line_exit_2(data, tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(data)
+    (data / "empty").mkdir(exist_ok=True)
+    result = lip(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
