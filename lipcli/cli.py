@@ -229,3 +229,4 @@ def main() -> None:
 from . import cli_prune  # noqa: E402,F401  (registers `lip prune`)
 from . import cli_inspect  # noqa: E402,F401  (registers `lip inspect`)
 from . import cli_transfer  # noqa: E402,F401  (registers `lip transfer`)
+from . import cli_cs, cli_gan  # noqa: E402,F401  (registers `lip cs`, `lip train-generator`)

@@ -36,6 +36,11 @@ PRESETS: dict[str, Spec] = {
     ),
     # Deep decoder (anchors-spec d): 6(k^2+2k)+3k params, 100,224 for k=128.
     "deep-decoder": dict(kind="decoder", k=128, blocks=6, out_channels=3),
+    # GAN prior for 32x32 gray digits (gan_nets.py): generator 373k params, critic 166k.
+    "dcgan-g": dict(kind="dcgan-g", nz=64, ngf=32, out_channels=1, size=32),
+    "dcgan-d": dict(kind="dcgan-d", ndf=32, in_channels=1, size=32),
+    "gan": dict(kind="gan", g=dict(kind="dcgan-g", nz=64, ngf=32, out_channels=1, size=32),
+                d=dict(kind="dcgan-d", ndf=32, in_channels=1, size=32)),
 }
 
 
@@ -188,6 +193,10 @@ class DeepDecoder(nn.Module):
 
 
 BUILDERS: dict[str, Callable[[Spec], nn.Module]] = {"skip": SkipNet, "decoder": DeepDecoder}
+
+from .gan_nets import DCGANDiscriminator, DCGANGenerator, GAN  # noqa: E402  (GAN prior kinds)
+
+BUILDERS.update({"dcgan-g": DCGANGenerator, "dcgan-d": DCGANDiscriminator, "gan": GAN})
 
 
 def build(spec: Spec) -> nn.Module:

@@ -1,0 +1,99 @@
+"""`lip train-generator`: train the GAN prior (WGAN-GP) and write it as a lip artifact."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from . import artifact, files, render
+from . import device as devices
+from .cli import DEVICE, JSON, SEED, THREADS, app
+from .errors import LipError
+from .gan import (
+    GanConfig,
+    config_dict,
+    load_data,
+    new_gan,
+    sample_grid,
+    to_artifact,
+    train,
+)
+from .gan_nets import gan_spec
+from .prune.search import created
+
+
+def _command(data: str, epochs: int, batch: int, lr: float, nz: int, ngf: int, ndf: int, size: int,
+             channels: int, seed: int, out: Path) -> str:
+    """The canonical command line that reproduces a run (recorded in the artifact)."""
+    return (f"lip train-generator --data {data} --epochs {epochs} --batch {batch} --lr {lr:g} "
+            f"--nz {nz} --ngf {ngf} --ndf {ndf} --size {size} --channels {channels} --seed {seed} "
+            f"--out {out}")
+
+
+@app.command("train-generator")
+@render.guarded
+def train_generator_cmd(
+    data: str = typer.Option("mnist", help="'mnist' (the bundled 4,500 training digits; the last 500 "
+                             "of the 5,000 are held back) or a folder of images"),
+    epochs: int = typer.Option(35, help="Passes over the data", min=1),
+    batch: int = typer.Option(32, help="Batch size", min=1),
+    lr: float = typer.Option(2e-4, help="Adam learning rate (betas 0, 0.99; the paper's WGAN-GP recipe)"),
+    nz: int = typer.Option(64, help="Latent dimension", min=1),
+    ngf: int = typer.Option(32, help="Generator width (channels at full resolution)", min=1),
+    ndf: int = typer.Option(32, help="Critic width", min=1),
+    size: int = typer.Option(32, help="Image side: 8, 16, 32, 64, ..."),
+    channels: int = typer.Option(1, help="1 (gray) or 3 (RGB)"),
+    out: Path = typer.Option(..., "--out", "-o", help="Generator artifact to write (.safetensors)"),
+    samples: Path | None = typer.Option(None, help="Sample grid PNG [OUT stem + _samples.png]"),
+    device: str = DEVICE, seed: int = SEED, threads: int | None = THREADS,
+    json_: bool = typer.Option(False, "--json", help=JSON.help),
+) -> None:
+    """Train a DCGAN-style generator prior with WGAN-GP (for lip cs and GAN pruning)."""
+    if channels not in (1, 3):
+        raise LipError(f"--channels {channels} must be 1 or 3")
+    if not lr > 0:
+        raise LipError("--lr must be positive")
+    dev = devices.resolve(device)
+    n_threads = devices.set_threads(threads)
+    spec = gan_spec(nz=nz, ngf=ngf, ndf=ndf, channels=channels, size=size)
+    try:
+        net = new_gan(spec, seed).to(dev)
+    except ValueError as exc:
+        raise LipError(f"invalid generator shape: {exc}") from None
+    files.check_writable(out)
+    grid = samples or out.with_name(f"{out.stem}_samples.png")
+    x = load_data(data, spec)
+    cfg = GanConfig(epochs=epochs, batch=batch, lr=lr, seed=seed)
+    command = _command(data, epochs, batch, lr, nz, ngf, ndf, size, channels, seed, out)
+    render.err.print(f"lip train-generator: {x.shape[0]} images of {size}x{size}, {epochs} epochs, "
+                     f"writing {out}", markup=False, soft_wrap=True)
+    start = time.perf_counter()
+    records: list[dict] = []
+
+    def save(epoch: int) -> None:
+        art = to_artifact(net, method="gan-train", command=command, data=data, train_images=int(x.shape[0]),
+                          held_out="mnist rows 4500-4999" if data == "mnist" else None,
+                          train_config=config_dict(cfg), epochs_done=epoch, history=records,
+                          output_range=[0, 1], latent="N(0, I_nz)", created=created())
+        artifact.save(out, art)
+
+    steps_per_epoch = x.shape[0] // min(batch, x.shape[0])
+    with render.progress(epochs * steps_per_epoch, "train-generator") as advance:
+        def on_epoch(s) -> None:
+            records.append({"epoch": s.epoch, "d_loss": round(s.d_loss, 5), "g_loss": round(s.g_loss, 5),
+                            "wasserstein": round(s.wasserstein, 5)})
+            save(s.epoch)  # every epoch: an interrupted run keeps its last finished epoch
+            sample_grid(net.g, grid)
+            render.err.print(f"epoch {s.epoch:>3}  W {s.wasserstein:.4f}  d_loss {s.d_loss:.4f}  "
+                             f"g_loss {s.g_loss:.4f}  {s.seconds:.1f}s", markup=False)
+            if json_:
+                render.emit_json({"type": "epoch", **records[-1], "seconds": round(s.seconds, 3)})
+
+        train(net, x.to(dev), cfg, on_epoch=on_epoch, on_step=lambda i: advance(1))
+    seconds = time.perf_counter() - start
+    render.err.print(f"wrote {out} and {grid} in {seconds:.0f}s ({n_threads} threads)", markup=False,
+                     soft_wrap=True)
+    if json_:
+        render.emit_json({"type": "result", "out": str(out), "samples": str(grid), "seconds": round(seconds, 1),
+                          "command": command})

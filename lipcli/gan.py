@@ -1,0 +1,256 @@
+"""Train (or fine-tune) the GAN prior: data loading, WGAN-GP loop, sample grids, generator artifacts.
+
+Recipe (anchors-spec b.7, the paper's GAN fine-tuning): WGAN-GP with Adam lr 2e-4, betas (0, 0.99),
+n_critic 1, gradient-penalty weight 10 (target norm 1), drift 1e-3 * E[D(x)^2]. Images are in
+[0, 1] (the generator ends in a sigmoid). Data: the bundled 5,000 MNIST digits (the first 4,500
+train, the last 500 are held back as test digits, never trained on), padded 28 -> 32, or any folder
+of images (center-cropped to a square and resized to the generator's size).
+
+A generator artifact is an ordinary lip artifact (artifact.py) whose spec is a "gan" bundle
+(gan_nets.py): `theta0/` holds the trained G and D weights, `prune_round/` is empty for a dense
+generator (GAN IMP fills it for G's conv weights), meta method="gan-train" records the command.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import artifact, nets
+from .errors import LipError
+from .gan_nets import generator_of
+
+DATA_DIR = Path(__file__).parent / "data"
+MNIST = DATA_DIR / "mnist_5k.csv.gz"
+GENERATOR = DATA_DIR / "generator-mnist.safetensors"
+MNIST_TRAIN = 4500  # rows 0..4499 train; rows 4500..4999 are the held-back test digits
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+Masks = dict[str, torch.Tensor]
+
+
+def load_mnist(split: str = "train", size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (N,1,size,size) in [0,1], labels (N,)) of the bundled MNIST digits, zero-padded."""
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be train, test or all, not {split!r}")
+    if not MNIST.is_file():
+        raise LipError(f"the bundled MNIST digits are missing ({MNIST}); reinstall lip")
+    with gzip.open(MNIST, "rt") as fh:
+        rows = np.loadtxt(fh, delimiter=",", dtype=np.float32)
+    rows = {"train": rows[:MNIST_TRAIN], "test": rows[MNIST_TRAIN:], "all": rows}[split]
+    x = torch.from_numpy(rows[:, :784] / 255.0).view(-1, 1, 28, 28)
+    if size < 28:
+        raise LipError(f"MNIST digits are 28x28; a generator of size {size} cannot hold them")
+    lo = (size - 28) // 2
+    x = F.pad(x, (lo, size - 28 - lo, lo, size - 28 - lo))
+    return x.contiguous(), torch.from_numpy(rows[:, 784]).long()
+
+
+def load_folder(folder: Path, size: int, channels: int) -> torch.Tensor:
+    """Every image in a folder, center-cropped square and resized (antialiased) to size x size."""
+    from . import images as images_io
+
+    if not folder.is_dir():
+        raise LipError(f"--data {folder}: no such folder (give a folder of images, or 'mnist')")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise LipError(f"--data {folder}: no images found (.png, .jpg, .bmp, .tif)")
+    out = []
+    for p in paths:
+        img = images_io.to_tensor(images_io.load_image(p, max_pixels=64_000_000))
+        if channels == 1 and img.shape[1] == 3:
+            img = img.mean(dim=1, keepdim=True)
+        elif channels == 3 and img.shape[1] == 1:
+            img = img.expand(-1, 3, -1, -1)
+        h, w = img.shape[-2:]
+        s = min(h, w)
+        img = img[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+        out.append(F.interpolate(img, size=(size, size), mode="bilinear", antialias=True,
+                                 align_corners=False).clamp(0, 1))
+    return torch.cat(out)
+
+
+def load_data(data: str, spec: dict[str, Any]) -> torch.Tensor:
+    """Training images for a gan spec: 'mnist' (the bundled train split) or a folder."""
+    size, channels = int(spec["g"]["size"]), int(spec["g"]["out_channels"])
+    if data == "mnist":
+        if channels != 1:
+            raise LipError("MNIST is gray: train a generator with --channels 1")
+        return load_mnist("train", size)[0]
+    return load_folder(Path(data), size, channels)
+
+
+@dataclass
+class GanConfig:
+    epochs: int = 35
+    batch: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.0
+    beta2: float = 0.99
+    gp_weight: float = 10.0
+    drift: float = 1e-3
+    n_critic: int = 1
+    seed: int = 0
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    d_loss: float
+    g_loss: float
+    wasserstein: float  # mean D(real) - D(fake): the critic's distance estimate
+    seconds: float
+
+
+def gradient_penalty(d: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     gen: torch.Generator) -> torch.Tensor:
+    """E[(||grad D(x_hat)|| - 1)^2] on random interpolates (Gulrajani et al. 2017)."""
+    eps = torch.rand((real.shape[0], 1, 1, 1), generator=gen).to(real)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+def _masked(params: dict[str, torch.Tensor], masks: Masks) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(params[n], m.to(params[n].device, params[n].dtype)) for n, m in masks.items()]
+
+
+def train(gan: nn.Module, data: torch.Tensor, cfg: GanConfig, *, masks: Masks | None = None,
+          on_epoch: Callable[[EpochStats], None] = lambda s: None,
+          on_step: Callable[[int], None] = lambda i: None) -> list[EpochStats]:
+    """WGAN-GP training of a "gan" bundle in place. `masks` (names in the bundle, e.g. g.head.weight)
+    keep pruned weights exactly zero: their gradients are zeroed before every Adam step."""
+    if cfg.epochs < 1 or cfg.batch < 1 or cfg.n_critic < 1:
+        raise LipError("epochs, batch and n-critic must be >= 1")
+    g, d = gan.g, gan.d
+    dev = next(gan.parameters()).device
+    gen = torch.Generator().manual_seed(cfg.seed)
+    betas = (cfg.beta1, cfg.beta2)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=betas)
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=betas)
+    masked = _masked(dict(gan.named_parameters()), masks or {})
+    if masked:
+        with torch.no_grad():
+            for p, m in masked:
+                p.mul_(m)
+    gan.train()
+    n = data.shape[0]
+    batch = min(cfg.batch, n)
+    history: list[EpochStats] = []
+    step = 0
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        order = torch.randperm(n, generator=gen)
+        sums = np.zeros(3)
+        count = 0
+        for b in range(n // batch):  # drop the last partial batch (stable GP statistics)
+            real = data[order[b * batch:(b + 1) * batch]].to(dev)
+            # critic step(s); the last critic step's fakes (kept with their graph) feed the G step,
+            # which saves one generator forward pass per iteration (the G step only needs fresh D).
+            for k in range(cfg.n_critic):
+                z = torch.randn((batch, g.nz), generator=gen).to(dev)
+                fake_g = g(z) if k == cfg.n_critic - 1 else None
+                fake = fake_g.detach() if fake_g is not None else g(z).detach()
+                d_real, d_fake = d(real), d(fake)
+                gp = gradient_penalty(d, real, fake, gen)
+                d_loss = d_fake.mean() - d_real.mean() + cfg.gp_weight * gp + cfg.drift * d_real.pow(2).mean()
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+            # generator step (critic frozen)
+            for p in d.parameters():
+                p.requires_grad_(False)
+            g_loss = -d(fake_g).mean()
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            for p in d.parameters():
+                p.requires_grad_(True)
+            if masked:
+                for p, m in masked:
+                    if p.grad is not None:
+                        p.grad.mul_(m)
+            opt_g.step()
+            sums += [float(d_loss.detach()), float(g_loss.detach()), float((d_real - d_fake).mean().detach())]
+            count += 1
+            step += 1
+            on_step(step)
+        stats = EpochStats(epoch, *(sums / max(count, 1)).tolist(), seconds=time.perf_counter() - start)
+        history.append(stats)
+        on_epoch(stats)
+    return history
+
+
+def new_gan(spec: dict[str, Any], seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nets.build(spec)
+
+
+def to_artifact(gan: nn.Module, **meta: Any) -> artifact.Artifact:
+    """A dense generator artifact: the bundle's weights as theta0, no masks."""
+    theta = {n: p.detach().float().cpu().clone() for n, p in gan.named_parameters()}
+    return artifact.Artifact(artifact.new_meta(gan.spec, **meta), theta, {})
+
+
+def load_generator(path: Path | str, round_: int | None = None) -> tuple[nn.Module, dict[str, torch.Tensor],
+                                                                         artifact.Artifact]:
+    """(generator at the artifact's weights with the round's mask applied, its masks, the artifact).
+
+    Accepts a "gan" bundle or a bare "dcgan-g" artifact. Masks are keyed by the bundle's names.
+    """
+    art = artifact.load(path)
+    kind = art.spec.get("kind")
+    if kind not in ("gan", "dcgan-g"):
+        raise LipError(f"{path}: is a {kind!r} artifact, not a generator (train one with lip train-generator)")
+    net = nets.build(art.spec)
+    net.load_state_dict(art.theta0, strict=True)
+    k = 0 if round_ is None else round_
+    masks = art.mask(k) if art.prune_round else {}
+    if round_ is not None and not art.prune_round and round_ != 0:
+        raise LipError(f"{path}: is a dense generator; it has no round {round_}")
+    params = dict(net.named_parameters())
+    with torch.no_grad():
+        for name, keep in masks.items():
+            params[name].mul_(keep.to(params[name].dtype))
+    g = generator_of(net)
+    g.eval()
+    for p in g.parameters():
+        p.requires_grad_(False)
+    return g, masks, art
+
+
+def sample_grid(g: nn.Module, path: Path | str, rows: int = 8, cols: int = 8, seed: int = 0,
+                scale: int = 2) -> Path:
+    """Save a rows x cols grid of G(z), z ~ N(0, I) seeded, as a PNG (upscaled for viewing)."""
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        x = g(torch.randn((rows * cols, g.nz), generator=gen)).cpu()
+    return save_grid(x, path, cols, scale)
+
+
+def save_grid(x: torch.Tensor, path: Path | str, cols: int = 8, scale: int = 2, pad: int = 2) -> Path:
+    """Tile a batch (N,C,H,W) in [0,1] into one PNG with a gray border between tiles."""
+    from . import images as images_io
+
+    n, c, h, w = x.shape
+    rows = math.ceil(n / cols)
+    canvas = torch.full((c, rows * (h + pad) + pad, cols * (w + pad) + pad), 0.5)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        canvas[:, pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = x[i]
+    if scale > 1:
+        canvas = F.interpolate(canvas[None], scale_factor=scale, mode="nearest")[0]
+    images_io.save_image(path, canvas.clamp(0, 1).numpy())
+    return Path(path)
+
+
+def config_dict(cfg: GanConfig) -> dict[str, Any]:
+    return asdict(cfg)

@@ -1,0 +1,112 @@
+"""GAN IMP (the paper's Section 5 protocol, anchors-spec b.7) on a pretrained generator artifact.
+
+Round t (t = 0, 1, ...): rewind G and D to the pretrained weights, apply G's mask t, fine-tune both
+with WGAN-GP on a seeded fraction (`ratio`, the paper: 0.4) of the data for `epochs` epochs, then
+prune `rate` (0.2) of G's surviving conv weights by global magnitude of the fine-tuned weights
+(exact count round(N * 0.8^(t+1)), ties by position). The linear first layer and D stay dense.
+Random baseline ("random"): the same ladder with U(0,1) scores; it needs no fine-tuning to choose,
+so it skips it unless `train_random` is set (the round record then has no losses).
+
+The output is an ordinary lip artifact: theta0 = the pretrained bundle (the rewind point),
+prune_round = G's conv masks, one record per round; it is rewritten after every round, so an
+interrupted search resumes from its last finished round with identical masks (all randomness of
+round t is derived from (seed, t)).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import artifact, nets
+from ..errors import LipError
+from ..gan import GanConfig, train
+from . import scores
+from .search import Trajectory
+from .select import ladder_kept, record_round, top_global
+
+METHODS = ("imp", "random")
+
+
+@dataclass
+class GanImpSettings:
+    rounds: int = 6
+    rate: float = 0.2
+    epochs: int = 2  # fine-tuning epochs per round (the paper: 30 on 40% of CelebA-HQ)
+    ratio: float = 0.4
+    method: str = "imp"
+    batch: int = 32
+    lr: float = 2e-4
+    seed: int = 0
+    train_random: bool = False
+
+
+def _subset(data: torch.Tensor, ratio: float, seed: int, round_: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed * 100_003 + round_)
+    n = max(1, int(round(ratio * data.shape[0])))
+    return data[torch.randperm(data.shape[0], generator=gen)[:n]]
+
+
+def start(generator_path: Path, s: GanImpSettings, command: str | None = None) -> Trajectory:
+    art = artifact.load(generator_path)
+    if art.spec.get("kind") != "gan":
+        raise LipError(f"{generator_path}: GAN pruning needs a generator artifact with its critic "
+                       "(kind 'gan', as written by lip train-generator)")
+    if art.prune_round:
+        raise LipError(f"{generator_path}: is already a pruning trajectory; give the dense generator, "
+                       "or continue this one with --resume")
+    net = nets.build(art.spec)
+    net.load_state_dict(art.theta0, strict=True)
+    names = nets.conv_weight_names(net)  # the bundle's forward is G's: exactly G's conv weights
+    return Trajectory.start(net, names, method=f"gan-{s.method}", generator=str(generator_path),
+                            generator_command=art.meta.get("command"), rate=s.rate, scope="g-conv",
+                            settings={k: v for k, v in vars(s).items()}, command=command)
+
+
+def run(traj: Trajectory, data: torch.Tensor, s: GanImpSettings, out: Path,
+        on_round: Callable[[dict[str, Any]], None] = lambda rec: None,
+        on_epoch: Callable[[Any], None] = lambda st: None) -> artifact.Artifact:
+    """Run (or continue) the search, writing `out` after every round."""
+    if s.method not in METHODS:
+        raise LipError(f"unknown GAN pruning method {s.method!r}: use imp or random")
+    if not 0 < s.rate < 1 or not 0 < s.ratio <= 1:
+        raise LipError("rate must be in (0, 1) and ratio in (0, 1]")
+    names = list(traj.prune_round)
+    total = sum(r.numel() for r in traj.prune_round.values())
+    net = nets.build(traj.spec)
+    for t in range(traj.done, s.rounds):
+        began = time.perf_counter()
+        net.load_state_dict(traj.theta0, strict=True)  # rewind to the pretrained weights
+        masks = traj.masks(t)
+        values: dict[str, Any] = {}
+        if s.method == "imp" or s.train_random:
+            cfg = GanConfig(epochs=s.epochs, batch=s.batch, lr=s.lr, seed=s.seed * 1_000 + t)
+            hist = train(net, _subset(data, s.ratio, s.seed, t), cfg, masks=masks, on_epoch=on_epoch)
+            values = {"d_loss": round(hist[-1].d_loss, 6), "g_loss": round(hist[-1].g_loss, 6),
+                      "wasserstein": round(hist[-1].wasserstein, 6)}
+        if s.method == "imp":
+            sc = scores.magnitude(net, names)
+        else:
+            sc = scores.random(net, names, torch.Generator().manual_seed(s.seed * 100_003 + t))
+        after = top_global(sc, masks, ladder_kept(total, s.rate, t + 1))
+        record_round(traj.prune_round, masks, after, t + 1)
+        rec = traj.record(t, time.perf_counter() - began, **values)
+        traj.record(t + 1, 0.0)  # the new mask exists; its session (if any) fills in the values
+        artifact.save(out, traj.to_artifact(None))
+        on_round(rec)
+    return traj.to_artifact(None)
+
+
+def rewound_generator(art: artifact.Artifact, round_: int) -> torch.nn.Module:
+    """The bundle at the pretrained weights with G's mask of `round_` applied (the rewound ticket)."""
+    net = nets.build(art.spec)
+    net.load_state_dict(art.theta0, strict=True)
+    params = dict(net.named_parameters())
+    with torch.no_grad():
+        for n, keep in art.mask(round_).items():
+            params[n].mul_(keep.to(params[n].dtype))
+    return net

@@ -1,0 +1,112 @@
+"""Compressive sensing with the bundled generator prior: operators, MOM, recovery, outlier robustness."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lipcli import artifact, gan, nets
+from lipcli.cs import CSConfig, mse, solve
+from lipcli.cs_operators import GaussianCS, StructuredCS, dct_ortho, mom
+from lipcli.gan_nets import GAN, DCGANGenerator
+from lipcli.operators import Inpaint
+
+SHAPE = (1, 32, 32)
+
+
+@pytest.fixture(scope="module")
+def generator():
+    g, _, _ = gan.load_generator(gan.GENERATOR)
+    return g
+
+
+@pytest.fixture(scope="module")
+def target(generator):
+    """A held-back GENERATED image: G(z*) for a random z* no solver starts from."""
+    with torch.no_grad():
+        return generator(torch.randn((1, generator.nz), generator=torch.Generator().manual_seed(2024)))
+
+
+@pytest.mark.parametrize("cls", [GaussianCS, StructuredCS])
+def test_operator_adjoint_identity_and_shapes(cls):
+    op = cls(SHAPE, 300, outliers=6, seed=3)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn((2, *SHAPE), generator=gen, dtype=torch.float64)
+    y = torch.randn((2, 300), generator=gen, dtype=torch.float64)
+    ax = op.forward(x)
+    aty = op.adjoint(y, tuple(x.shape))
+    assert ax.shape == (2, 300) and aty.shape == x.shape
+    lhs, rhs = float((ax * y).sum()), float((x * aty).sum())
+    assert abs(lhs - rhs) <= 1e-9 * max(1.0, abs(lhs))
+    assert op.row_losses(x.float(), y.float()).shape == (2, 300)
+    obs = op.observe(x[:1].float(), torch.Generator().manual_seed(1))
+    assert obs.shape == (1, 300) and int((obs == op.outlier_value).sum()) == 6
+
+
+def test_structured_operator_is_an_isometry_on_average():
+    assert torch.allclose(dct_ortho(torch.eye(50, dtype=torch.float64)) @ dct_ortho(torch.eye(50, dtype=torch.float64)).T,
+                          torch.eye(50, dtype=torch.float64), atol=1e-12)
+    op = StructuredCS(SHAPE, 1024)  # all rows: an orthogonal map
+    x = torch.rand((1, *SHAPE), dtype=torch.float64)
+    assert torch.allclose(op.forward(x).norm(), x.norm())
+
+
+def test_mom_with_one_batch_is_the_mean():
+    rows = torch.randn(37, dtype=torch.float64)
+    assert torch.allclose(mom(rows, 1000, torch.Generator().manual_seed(0)), rows.mean())
+    # several batches: the median batch mean, robust to a few huge rows
+    rows = torch.zeros(100)
+    rows[:3] = 1e6
+    assert float(mom(rows, 10, torch.Generator().manual_seed(0))) == 0.0
+
+
+def test_cs_recovers_a_generated_image_without_outliers(generator, target):
+    op = GaussianCS(SHAPE, 500, noise=0.01, seed=1)
+    y = op.observe(target, torch.Generator().manual_seed(5))
+    res = solve(generator, op, y, CSConfig(solver="ls", iters=300, restarts=2, seed=0))
+    assert mse(res.image, target) < 0.01
+    assert len(res.selection_losses) == 2 and res.restart == min(range(2), key=res.selection_losses.__getitem__)
+
+
+def test_outliers_hurt_least_squares_much_more_than_mom(generator, target):
+    op = GaussianCS(SHAPE, 500, outliers=10, noise=0.01, seed=1)  # 2% corrupted rows, 25 MOM batches
+    y = op.observe(target, torch.Generator().manual_seed(5))
+    ls = mse(solve(generator, op, y, CSConfig(solver="ls", iters=250, restarts=2, seed=0)).image, target)
+    robust = mse(solve(generator, op, y, CSConfig(solver="mom", iters=250, restarts=2, seed=0)).image, target)
+    assert robust < 0.03
+    assert ls > 4 * robust
+
+
+def test_inpainting_uses_the_squared_error(generator, target):
+    op = Inpaint.bernoulli((1, 32, 32), 0.5, seed=0)
+    y = op.observe(target, torch.Generator())
+    x = torch.rand_like(target)
+    assert torch.allclose(op.loss(x, y), ((x - target) ** 2 * op.mask).mean())  # quadratic, not quartic
+    res = solve(generator, op, y, CSConfig(solver="ls", iters=200, restarts=3, seed=0))
+    assert res.losses[-1] < 0.5 * res.losses[0]
+    assert mse(res.image, target) < 0.05
+
+
+def test_generator_artifact_round_trips(tmp_path):
+    art = artifact.load(gan.GENERATOR)
+    assert art.spec["kind"] == "gan" and art.meta["method"] == "gan-train"
+    assert art.meta["command"].startswith("lip train-generator")
+    assert art.prune_round == {} and art.rounds == 0
+    net = nets.build(art.spec)
+    assert isinstance(net, GAN) and isinstance(net.g, DCGANGenerator)
+    net.load_state_dict(art.theta0, strict=True)
+    copy = tmp_path / "g.safetensors"
+    artifact.save(copy, art)
+    again = artifact.load(copy)
+    assert again.meta == art.meta
+    assert all(torch.equal(again.theta0[n], art.theta0[n]) for n in art.theta0)
+    assert copy.read_bytes() == artifact.to_bytes(art)
+    # G's prunable weights are its convs; the linear first layer stays dense
+    assert nets.conv_weight_names(net) == ["g.blocks.0.conv.weight", "g.blocks.1.conv.weight",
+                                           "g.blocks.2.conv.weight", "g.head.weight"]
+
+
+def test_test_digits_are_held_back():
+    train, _ = gan.load_mnist("train")
+    test, labels = gan.load_mnist("test")
+    assert train.shape == (4500, 1, 32, 32) and test.shape == (500, 1, 32, 32)
+    assert labels.min() >= 0 and labels.max() <= 9
