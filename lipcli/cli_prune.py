@@ -26,7 +26,8 @@ def _round_line(rec: dict[str, Any]) -> str:
 @app.command("prune")
 @render.guarded
 def prune_cmd(
-    images: list[Path] = typer.Argument(..., help="Degraded image(s) to search on (clean ones with --simulate)"),
+    images: Optional[list[Path]] = typer.Argument(None, help="Degraded image(s) to search on (clean ones "
+                                                  "with --simulate); none with --prior gan"),
     task: str = TASK, sigma: Optional[float] = SIGMA, inpaint_mask: Optional[Path] = INPAINT_MASK,
     keep: Optional[float] = KEEP, scale: Optional[int] = SCALE, simulate: bool = SIMULATE,
     method: str = typer.Option("imp", help=" | ".join(METHODS), rich_help_panel="Search"),
@@ -63,6 +64,15 @@ def prune_cmd(
     oes_tau: float = typer.Option(0.2, help="OES Gumbel-softmax temperature", rich_help_panel="Search"),
     net: Optional[str] = typer.Option(None, help="Net preset: dip | dip-inpaint | oes [dip]",
                                       rich_help_panel="Search"),
+    prior: str = typer.Option("dip", help="dip: prune an untrained DIP on images | gan: prune a "
+                              "pretrained generator (--generator, --data)", rich_help_panel="GAN"),
+    generator: Optional[Path] = typer.Option(None, help="Generator artifact for --prior gan "
+                                             "[the bundled MNIST generator]", rich_help_panel="GAN"),
+    data: str = typer.Option("mnist", help="Fine-tuning data for --prior gan: mnist or a folder of images",
+                             rich_help_panel="GAN"),
+    epochs: int = typer.Option(2, help="Fine-tuning epochs per round (--prior gan)", min=1, rich_help_panel="GAN"),
+    ratio: float = typer.Option(0.4, help="Fraction of the data used per round (--prior gan)",
+                                rich_help_panel="GAN"),
     iters: Optional[int] = ITERS, lr: Optional[float] = LR, reg_noise: Optional[float] = REG_NOISE,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Artifact to write [FIRST_METHOD.safetensors]"),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted search stored in this artifact"),
@@ -72,8 +82,15 @@ def prune_cmd(
     json_: bool = typer.Option(False, "--json", help=JSON.help, rich_help_panel="Run"),
     log: Optional[Path] = LOG,
 ) -> None:
-    """Find a lottery image prior: a sparse mask (and its initial weights) for a DIP."""
+    """Find a lottery image prior: a sparse mask (and its initial weights) for a DIP or a generator."""
     dev = devices.resolve(device)
+    if prior == "gan":
+        return _prune_gan(generator, data, method, rounds or 6, rate or 0.2, epochs, ratio, seed, out,
+                          resume, json_)
+    if prior != "dip":
+        raise LipError(f"unknown --prior {prior!r}: use dip or gan")
+    if not images:
+        raise LipError("give at least one image to search on (or --prior gan)")
     n_threads = devices.set_threads(threads)
     settings = resolve_settings(task, config_, dev, dict(
         sigma=sigma, keep=keep, scale=scale, iters=iters, lr=lr, reg_noise=reg_noise,
@@ -151,3 +168,37 @@ def prune_cmd(
     if json_:
         render.emit_json({"type": "result", "out": str(out_path), "method": method,
                           "rounds": art.meta["rounds"], "recommended_round": art.recommended_round})
+
+
+def _prune_gan(generator: Optional[Path], data: str, method: str, rounds: int, rate: float, epochs: int,
+               ratio: float, seed: int, out: Optional[Path], resume: Optional[Path], json_: bool) -> None:
+    """GAN IMP (LIP Section 5): fine-tune G with D per round, prune G's convs, rewind to pretrained."""
+    import sys
+
+    from . import artifact, gan
+    from .prune import gan_imp
+    from .prune.search import Trajectory
+
+    gen_path = generator or gan.GENERATOR
+    out_path = resume or out or Path(f"generator_{method}.safetensors")
+    files.check_writable(out_path)
+    settings = gan_imp.GanImpSettings(rounds=rounds, rate=rate, epochs=epochs, ratio=ratio, method=method,
+                                      seed=seed)
+    traj = (Trajectory.resume(artifact.load(out_path)) if resume
+            else gan_imp.start(gen_path, settings, " ".join(["lip", *sys.argv[1:]])))
+    train_data = gan.load_data(data, traj.spec)
+
+    def on_round(rec: dict[str, Any]) -> None:
+        render.err.print(_round_line(rec), markup=False)
+        if json_:
+            render.emit_json({"type": "round", **rec})
+
+    try:
+        art = gan_imp.run(traj, train_data, settings, out_path, on_round)
+    except (KeyboardInterrupt, render.Terminated):
+        render.err.print(f"lip: stopped; finished rounds are kept in {out_path}. Continue with the same "
+                         f"command plus --resume {out_path}", markup=False, soft_wrap=True)
+        raise
+    render.err.print(f"wrote {out_path}: {art.rounds} rounds of {method} on the generator", markup=False)
+    if json_:
+        render.emit_json({"type": "result", "out": str(out_path), "rounds": art.meta["rounds"]})

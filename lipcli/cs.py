@@ -36,6 +36,7 @@ class CSConfig:
     lr: float = 0.01
     restarts: int = 1
     batch_size: int = 20  # MOM batch size (the paper: 20 rows per batch, 50 batches for m = 1000)
+    average_last: int = 200  # MOM's output averages z_f over this many final iterations
     seed: int = 0
 
 
@@ -83,6 +84,8 @@ def _one_restart(g: nn.Module, op: Operator, y: torch.Tensor, cfg: CSConfig, r: 
     opt_f = torch.optim.Adam([z_f], lr=cfg.lr)
     opt_g = torch.optim.Adam([z_g], lr=cfg.lr)
     perm_gen = torch.Generator().manual_seed(cfg.seed * 1_000 + r + 500_009)
+    tail = min(cfg.average_last, cfg.iters)  # Jalal et al. output G(mean of z_f over the last iterations)
+    z_sum = torch.zeros_like(z_f)
     for it in range(cfg.iters):
         out = g(torch.cat([z_f, z_g]))  # one batched forward for both players
         rows = row_losses(op, out, y.expand(2, *y.shape[1:]))
@@ -95,7 +98,9 @@ def _one_restart(g: nn.Module, op: Operator, y: torch.Tensor, cfg: CSConfig, r: 
         opt_g.step()
         losses.append(float(loss.detach()))
         on_step(it, losses[-1])
-    return z_f.detach(), losses
+        if it >= cfg.iters - tail:
+            z_sum += z_f.detach()
+    return z_sum / tail, losses
 
 
 def solve(g: nn.Module, op: Operator, y: torch.Tensor, cfg: CSConfig,

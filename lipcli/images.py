@@ -115,11 +115,11 @@ def _unit(a: np.ndarray, maxval: float) -> np.ndarray:
 SAMPLE_PREFIX = "sample:"
 
 
-def resolve(path: Path | str) -> Path:
-    """`sample:NAME` names an image bundled with lip (lipcli/data/NAME.png); other paths pass through."""
+def resolve(path: Path | str, suffix: str = ".png") -> Path:
+    """`sample:NAME` names a file bundled with lip (lipcli/data/NAME + suffix); other paths pass through."""
     text = str(path)
     if text.startswith(SAMPLE_PREFIX):
-        return Path(__file__).parent / "data" / f"{text[len(SAMPLE_PREFIX):]}.png"
+        return Path(__file__).parent / "data" / f"{text[len(SAMPLE_PREFIX):]}{suffix}"
     return Path(path)
 
 
