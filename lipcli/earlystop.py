@@ -3,7 +3,8 @@
 The windowed-moving-variance rule (ES-WMV) of Wang et al., "Early Stopping for Deep Image Prior"
 (TMLR 2023): DIP reconstructions first settle on the image content, then start to wander as they
 pick up noise. The variance of the last W reconstructions therefore falls, bottoms out near the
-PSNR peak and rises again. We keep the reconstruction at the variance minimum and stop once the
+PSNR peak and rises again. The fitting loop keeps the output at the variance minimum (shifted by
+the EMA lag when the output is averaged) and stops once the
 minimum has not improved for `patience` iterations.
 """
 from __future__ import annotations

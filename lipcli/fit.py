@@ -168,6 +168,10 @@ def fit(
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     zs = [t.z.to(memory_format=fmt) for t in targets]
     detectors = [WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed) for _ in targets]
+    # The detector watches raw outputs; an EMA output lags them by ema/(1-ema) iterations, so the
+    # reported image is the EMA taken that much after the variance minimum (experiments/RESULTS-es.md).
+    lag = round(cfg.ema / (1 - cfg.ema)) if cfg.ema else 0
+    pending: list[int | None] = [None] * len(targets)
     avg: list[torch.Tensor | None] = [None] * len(targets)
     raw: list[torch.Tensor | None] = [None] * len(targets)
     results = [TargetResult(final=torch.empty(0), stopped=torch.empty(0), stopped_at=0) for _ in targets]
@@ -195,7 +199,7 @@ def fit(
                 raise DivergenceError(
                     f"the fit diverged {failures} times in a row at iteration {it + 1} and rollback "
                     f"could not save it (try a lower --lr or --precision fp32)",
-                    _finish(results, avg, raw, cfg, it, losses, recoveries, start))
+                    _finish(results, avg, raw, pending, cfg, it, losses, recoveries, start))
             for group in opt.param_groups:  # halve the step on every repeat, cumulatively
                 group["lr"] = cfg.lr * 0.5 ** (failures - 1)
             continue
@@ -217,7 +221,10 @@ def fit(
                 avg[k] = out.clone() if avg[k] is None else avg[k].lerp_(out, 1 - cfg.ema)
             shown = avg[k] if cfg.ema else out
             if detectors[k].update(it, out):
+                pending[k] = it + lag
+            if pending[k] is not None and it >= pending[k]:
                 results[k].stopped, results[k].stopped_at = shown.clone(), it
+                pending[k] = None
             value = None
             if t.clean is not None and (it % cfg.metric_every == 0 or it == cfg.iters):
                 value = t.metric(shown, t.clean)
@@ -228,19 +235,19 @@ def fit(
         step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw)
         for cb in callbacks:
             cb(step)
-        if cfg.early_stop and all(d.should_stop(it) for d in detectors):
+        if cfg.early_stop and all(d.should_stop(it) for d in detectors) and all(p is None for p in pending):
             break
-    return _finish(results, avg, raw, cfg, it, losses, recoveries, start)
+    return _finish(results, avg, raw, pending, cfg, it, losses, recoveries, start)
 
 
-def _finish(results: list[TargetResult], avg: list, raw: list, cfg: FitConfig, it: int,
-            losses: list[float], recoveries: int, start: float) -> FitResult:
+def _finish(results: list[TargetResult], avg: list, raw: list, pending: list[int | None], cfg: FitConfig,
+            it: int, losses: list[float], recoveries: int, start: float) -> FitResult:
     """Fill in final outputs; a target whose detector never fired is 'stopped' at the last iterate."""
     for k, r in enumerate(results):
         shown = avg[k] if cfg.ema else raw[k]
         if shown is None:
             continue
         r.final = shown.clone()
-        if r.stopped.numel() == 0:
+        if r.stopped.numel() == 0 or pending[k] is not None:  # no minimum yet, or its lag not reached
             r.stopped, r.stopped_at = r.final, it
     return FitResult(results, it, losses, recoveries, time.perf_counter() - start)
