@@ -1,11 +1,13 @@
 """The `lip` command line: parse options, call the engine, render results. No algorithms here."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 import typer
+from typer.core import TyperGroup
 
 from . import __version__, config, device as devices, files, nets, render
 from . import images as images_io
@@ -14,7 +16,49 @@ from .fit import DivergenceError, FitConfig, Step
 from .problem import load_problem
 from .restore import Prior, dense_prior, masked_prior, restore
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+
+
+# Click's usage error as typer uses it (typer >= 0.28 vendors its own click, older ones import click).
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class _OneLineUsageError(_UsageError):  # type: ignore[misc, valid-type]
+    """A usage error (bad option value, unknown option, missing argument) as one `lip: error:` line.
+
+    Click prints the usage, a hint and the error on four lines; lip's errors are one line everywhere.
+    """
+
+    def show(self, file: Any = None) -> None:
+        where = "lip"
+        if self.ctx is not None:
+            root = self.ctx.find_root().info_name or ""
+            where += self.ctx.command_path[len(root):]
+        typer.echo(f"lip: error: {self.format_message()} (see {where} --help)", file=file or sys.stderr)
+
+
+def _one_line(exc: Any) -> Any:
+    if isinstance(exc, _OneLineUsageError) or type(exc).__name__ == "NoArgsIsHelpError":
+        return exc  # `lip` alone prints the help
+    return _OneLineUsageError(exc.format_message(), exc.ctx)
+
+
+class _Group(TyperGroup):
+    """The root command: parsing errors of it and of every subcommand become one line."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except _UsageError as exc:
+            raise _one_line(exc) from None
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _UsageError as exc:
+            raise _one_line(exc) from None
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   rich_markup_mode=None,
                   help="Lottery image priors: restore images with (sparse) Deep Image Priors.")
 
@@ -54,7 +98,7 @@ REG_NOISE = _opt(None, "Std of the input-code jitter [1/30 denoise, 0.03 inpaint
 EMA = _opt(None, "Output moving average (0 = off) [0.99 denoise, 0 otherwise]", rich_help_panel="Fitting")
 EARLY_STOP = _opt(True, "Stop automatically when the output stops improving (never reads the clean image)",
                   rich_help_panel="Fitting")
-ES_WINDOW = _opt(None, "Early-stop variance window [100]", min=2, rich_help_panel="Fitting")
+ES_WINDOW = _opt(None, "Early-stop variance window [200]", min=2, rich_help_panel="Fitting")
 ES_PATIENCE = _opt(None, "Early-stop patience in iterations [1000 paper, 300 fast]", min=1,
                    rich_help_panel="Fitting")
 DEVICE = _opt("auto", "auto | cpu | cuda | cuda:N | mps", envvar="LIP_DEVICE", rich_help_panel="Run")
@@ -108,7 +152,11 @@ def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restor
         if not out.is_dir():
             if not out.parent.is_dir():
                 raise LipError(f"cannot create output folder {out}: {out.parent} does not exist")
-            out.mkdir()
+            files.check_writable(out)  # a read-only parent: refuse before creating anything
+            try:
+                out.mkdir()
+            except OSError as exc:
+                raise LipError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
         paths = [out / f"{p.stem}.png" for p in inputs]
         if len(set(paths)) < len(paths):
             raise LipError("two inputs share a file name; restore them into different --out folders")
@@ -168,10 +216,13 @@ def restore_cmd(
         raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
     for path in images:  # fail before the first restore, not after it
         if not images_io.resolve(path).is_file():
-            raise LipError(f"cannot read {path}: no such file (check the path)")
+            what = "it is a folder (give an image file)" if images_io.resolve(path).is_dir() \
+                else "no such file (check the path)"
+            raise LipError(f"cannot read {path}: {what}")
     outs = output_paths(images, out)
     for path in outs:
         files.check_writable(path)
+        images_io.check_suffix(path)  # before the run, not after it
     run_log = render.RunLog(log)
     try:
         for path, dest in zip(images, outs):

@@ -15,7 +15,7 @@ from .errors import LipError
 TASKS = ("denoise", "inpaint", "sr")
 
 # The paper's settings (anchors-spec a.3, LIP row): one net for every task.
-_PAPER_COMMON = dict(net="dip", lr=0.01, es_window=100, es_patience=1000, precision="fp32",
+_PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, precision="fp32",
                      sigma=25.0, keep=0.5, scale=4, rounds=16, rate=0.2)
 _PAPER_TASK = {
     "denoise": dict(iters=3000, reg_noise=1 / 30, ema=0.99),
