@@ -45,9 +45,10 @@ def main() -> None:
     ap.add_argument("--eval-rounds", default="2,4,6,8")
     ap.add_argument("--methods", default="imp,random,snip,synflow,oes")
     ap.add_argument("--work", default="/tmp/lip-exp")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="experiments/RESULTS-prune.md")
     a = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     settings = {"sigma": 25.0, "keep": 0.5, "scale": 4}

@@ -10,6 +10,7 @@ same content always gives the same bytes). No pickle anywhere; a pickle is refus
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,7 @@ def _check_meta_shape(path: Path, meta: dict[str, Any]) -> None:
 
 def _split(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[dict, dict]:
     theta0, rounds = {}, {}
-    for key, t in tensors.items():
+    for key, t in sorted(tensors.items()):  # a fixed order: the same file, the same message
         if key.startswith(THETA0):
             if t.dtype != torch.float32:
                 raise _fail(path, f"tensor {key} has dtype {t.dtype}, expected float32")
@@ -169,7 +170,9 @@ def _split(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[dict, dict]:
 
 def _check_against_spec(path: Path, art: Artifact) -> None:
     try:
-        net = nets.build(art.spec)
+        with torch.device("meta"), warnings.catch_warnings():  # shapes only: a hostile spec (huge
+            warnings.simplefilter("ignore")  # widths) costs no memory, a degenerate one prints nothing
+            net = nets.build(art.spec)
     except Exception as exc:  # any malformed spec, whatever the builder trips on
         raise _fail(path, f"its net spec is invalid ({exc})") from None
     shapes = {n: tuple(p.shape) for n, p in net.named_parameters()}

@@ -93,6 +93,8 @@ def cs_cmd(
     """Recover an image from few (possibly corrupted) linear measurements with a generator prior."""
     dev = devices.resolve(device)
     devices.set_threads(threads)
+    if not lr > 0:
+        raise LipError(f"--lr {lr} must be positive")
     if task not in ("cs", "inpaint"):
         raise LipError(f"unknown --task {task!r}: use cs or inpaint")
     if prior not in ("generator", "dip"):
@@ -103,6 +105,7 @@ def cs_cmd(
     x_in, name = load_input(image)
     dest = out or Path(f"{name}_{task}.png")
     files.check_writable(dest)
+    images_io.check_suffix(dest)
     g = None
     source: dict[str, Any] = {}
     if prior == "generator":

@@ -86,7 +86,9 @@ def transfer_cmd(
     chosen_baselines = transfer.parse_baselines(baselines)
     for path in images:
         if not images_io.resolve(path).is_file():
-            raise LipError(f"cannot read {path}: no such file (check the path)")
+            what = "it is a folder (give an image file)" if images_io.resolve(path).is_dir() \
+                else "no such file (check the path)"
+            raise LipError(f"cannot read {path}: {what}")
     if inpaint_mask is not None and not inpaint_mask.is_file():
         raise LipError(f"cannot read --inpaint-mask {inpaint_mask}: no such file")
     masks = transfer.load_masks(list(mask or []))
@@ -133,7 +135,13 @@ def transfer_cmd(
             if json_:
                 render.emit_json(row)
 
-        transfer.run_cells(grid, todo, dev, rows_path, on_step, on_row)
+        try:
+            transfer.run_cells(grid, todo, dev, rows_path, on_step, on_row)
+        except (KeyboardInterrupt, render.Terminated):
+            render.err.print(f"lip: stopped; {len(transfer.read_rows(rows_path))} finished runs are kept in "
+                             f"{rows_path}. Continue with the same command (finished runs are skipped)",
+                             markup=False, soft_wrap=True)
+            raise
     if shard_ is not None:
         render.err.print(f"shard {shard} done: {rows_path}. When every shard is done: "
                          f"lip transfer --merge {out}", markup=False, soft_wrap=True)
@@ -149,7 +157,11 @@ def _make_folder(out: Path) -> None:
     if not out.exists():
         if not out.parent.is_dir():
             raise LipError(f"cannot create --out {out}: {out.parent} does not exist")
-        out.mkdir()
+        files.check_writable(out)  # a read-only parent: refuse before creating anything
+        try:
+            out.mkdir()
+        except OSError as exc:
+            raise LipError(f"cannot create --out {out}: {exc.strerror or exc}") from None
 
 
 def _merge(folder: Path, curves: bool, spectra: bool, metric: str, json_: bool) -> None:

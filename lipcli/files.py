@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import LipError
+from .errors import LipError, LipRuntimeError
 
 
 def check_writable(path: Path) -> None:
@@ -39,11 +39,13 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp_path, path)
-    except OSError as exc:
+    except OSError as exc:  # the write itself failed: a runtime failure (exit 1), nothing left behind
         tmp_path.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
-            raise LipError(f"cannot write {path}: the disk is full (free space or choose another --out)") from None
-        raise LipError(f"cannot write {path}: {exc.strerror or exc} (check the path and permissions)") from None
+            raise LipRuntimeError(f"cannot write {path}: the disk is full (free space or choose another "
+                                  "--out)") from None
+        raise LipRuntimeError(f"cannot write {path}: {exc.strerror or exc} (check the path and "
+                              "permissions)") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -123,18 +123,22 @@ def resolve(path: Path | str, suffix: str = ".png") -> Path:
     return Path(path)
 
 
-def load_image(path: Path | str, *, max_pixels: int | None = None) -> Image:
+def load_image(path: Path | str, *, max_pixels: int | None = None,
+               cost: Callable[[int, int], str] | None = None) -> Image:
     """Load any Pillow-readable image as gray or RGB (+ alpha), EXIF orientation applied.
 
     16-bit gray PNG/TIFF stays 16-bit (bit_depth 16); everything else is 8-bit.
-    `max_pixels` refuses large files from the header, before spending memory on them.
+    `max_pixels` refuses large files from the header, before spending memory on them;
+    `cost(width, height)` may say what processing that size would need (added to the refusal).
     """
     path = resolve(path)
 
     def check(width: int, height: int) -> None:
         if max_pixels is not None and width * height > max_pixels:
-            raise LipError(f"cannot read {path}: it is {width}x{height} = {width * height} pixels, "
-                           f"more than the limit of {max_pixels}; resize or crop it first")
+            need = cost(width, height) if cost is not None else ""
+            raise LipError(f"cannot read {path}: it is {width}x{height} = {width * height:,} pixels, "
+                           f"more than the limit of {max_pixels:,}" + (f" ({need})" if need else "")
+                           + "; resize or crop it first")
 
     im = _read(path, check if max_pixels is not None else None)
     mode = im.mode
@@ -170,6 +174,15 @@ def _quantise(x: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.round(x * maxval).astype(np.uint16 if bit_depth == 16 else np.uint8)
 
 
+def check_suffix(path: Path | str) -> str:
+    """The Pillow format an output path asks for; an unknown suffix is refused (call it up front)."""
+    path = Path(path)
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise LipError(f"cannot write {path}: unknown image type '{path.suffix}' (use .png, .jpg, .tif or .bmp)")
+    return fmt
+
+
 def save_image(path: Path | str, pixels: np.ndarray, *, alpha: np.ndarray | None = None,
                bit_depth: int = 8) -> None:
     """Write (C,H,W) float pixels in [0,1] atomically; the format comes from the suffix.
@@ -184,9 +197,7 @@ def save_image(path: Path | str, pixels: np.ndarray, *, alpha: np.ndarray | None
         raise ValueError(f"pixels must be shaped (C,H,W) with C 1 or 3, got {pixels.shape}")
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise LipError(f"cannot write {path}: unknown image type '{path.suffix}' (use .png, .jpg, .tif or .bmp)")
+    fmt = check_suffix(path)
     if fmt == "JPEG":
         alpha = None
     if alpha is not None or fmt not in ("PNG", "TIFF") or pixels.shape[0] == 3:

@@ -97,6 +97,21 @@ def make_operator(task: str, settings: dict[str, Any], height: int, width: int, 
     raise LipError(f"unknown task {task!r}: use denoise, inpaint or sr")
 
 
+def _memory_cost(task: str, settings: dict[str, Any], simulate: bool) -> Callable[[int, int], str]:
+    """For refusing an oversized image from its header: the memory restoring it would need."""
+    def cost(width: int, height: int) -> str:
+        from .restore import estimate_bytes  # restore imports this module
+        try:
+            spec = nets.resolve_spec(settings["net"])
+            s = int(settings["scale"]) if task == "sr" and not simulate else 1
+            size = nets.padded_size(nets.build(spec), height * s, width * s)
+            need = estimate_bytes(spec, *size, "bf16" if settings.get("precision") == "bf16" else "fp32")
+        except Exception:  # only enriches a message: never fail on it
+            return ""
+        return f"restoring it would need about {need / 2**30:,.0f} GiB of memory"
+    return cost
+
+
 def load_problem(path: Path, task: str, settings: dict[str, Any], *, simulate: bool, seed: int,
                  inpaint_mask: Path | None = None, clean: Path | None = None,
                  max_pixels: int | None = None) -> Problem:
@@ -106,7 +121,7 @@ def load_problem(path: Path, task: str, settings: dict[str, Any], *, simulate: b
     only scores the result. simulate=True: the file is clean; it is degraded here (seeded) and
     becomes the reference.
     """
-    img = images.load_image(path, max_pixels=max_pixels)
+    img = images.load_image(path, max_pixels=max_pixels, cost=_memory_cost(task, settings, simulate))
     gray = img.channels == 1
     native = torch.from_numpy(np.ascontiguousarray(img.pixels)).float()[None]
     h, w = img.height, img.width

@@ -1,0 +1,660 @@
+"""The bad-input matrix: every command refuses bad files, names and numbers with one line, no traceback,
+and leaves nothing behind (issue 6).
+
+Each case builds its inputs in a fresh folder (the working directory while it runs), snapshots the
+folder, runs `lip COMMAND ...` through typer's CliRunner and checks:
+  * the exit code: 2 for bad input or usage (refused up front), 1 for a runtime failure (the disk
+    filled up while writing);
+  * stderr: exactly one line starts with "lip: error: ", it is the last line and names the problem;
+    a case refused up front prints that line and nothing else; nothing says "Traceback" or
+    "internal error";
+  * stdout is empty and the folder's listing is unchanged (no output, no temporary file).
+Inputs that look odd but are valid (EXIF rotation, palette, 16-bit, gray+alpha, 1x1) must succeed;
+they are checked separately below.
+
+`python tests/test_bad_input.py docs/bad-input.md` runs the matrix and writes the table of cases
+and outcomes (the test at the end checks that the table lists every case).
+"""
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import pickle
+import struct
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+from safetensors.torch import save as st_save
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))  # for `python tests/test_bad_input.py`
+
+from lipcli import artifact, files, nets  # noqa: E402
+from lipcli.artifact import ROUND, THETA0  # noqa: E402
+from lipcli.cli import app  # noqa: E402
+from lipcli.prune.search import Trajectory  # noqa: E402
+from lipcli.prune.select import ladder_kept, record_round, top_global  # noqa: E402
+from prune_helpers import NARROW_YAML, write_picture  # noqa: E402
+
+SPEC = nets.preset("dip", down=[8] * 5, up=[8] * 5, skip=[4] * 5)  # the net of narrow.yaml
+RUN = ["--config", "narrow.yaml", "--device", "cpu", "--threads", "1", "--iters", "1"]
+BASE = {  # every case's own arguments come after these, so they override them
+    "restore": [*RUN, "-o", "out.png"],
+    "prune": [*RUN, "--rounds", "1", "-o", "out.safetensors"],
+    "transfer": [*RUN, "--baselines", "none", "--out", "res"],
+    "cs": ["--device", "cpu", "--threads", "1", "--iters", "1", "--restarts", "1", "-o", "cs.png"],
+    "inspect": [],
+}
+NO_CUDA = not torch.cuda.is_available()
+
+
+# ---------------------------------------------------------------- building bad files
+
+def make_mask(path: Path, spec: dict = SPEC, rounds: int = 2, seed: int = 0) -> Path:
+    """A small valid IMP-style artifact: seeded init, random scores, kept halves each round."""
+    torch.manual_seed(seed)
+    net = nets.build(spec)
+    names = nets.conv_weight_names(net)
+    traj = Trajectory.start(net, names, method="imp", seed=seed)
+    traj.record(0, 0.0)
+    total = sum(traj.prune_round[n].numel() for n in names)
+    gen = torch.Generator().manual_seed(seed)
+    drawn = {n: torch.rand(traj.prune_round[n].shape, generator=gen) for n in names}
+    for k in range(1, rounds + 1):
+        before = traj.masks(k - 1)
+        record_round(traj.prune_round, before, top_global(drawn, before, ladder_kept(total, 0.5, k)), k)
+        traj.record(k, 0.0, loss=0.1)
+    artifact.save(path, traj.to_artifact(None))
+    return path
+
+
+def _tensors(art: artifact.Artifact) -> dict[str, torch.Tensor]:
+    t = {ROUND + n: r for n, r in art.prune_round.items()}
+    t.update({THETA0 + n: w for n, w in art.theta0.items()})
+    return t
+
+
+def _raw(path: Path, tensors: dict[str, torch.Tensor], meta: Any, **changes: Any) -> Path:
+    """Write tensors with `meta` (a dict, updated by `changes`, or a raw metadata string)."""
+    text = meta if isinstance(meta, str) else json.dumps({**meta, **changes})
+    path.write_bytes(st_save(tensors, metadata={"lip": text}))
+    return path
+
+
+class Boom:
+    """Unpickling this creates a folder: a refused pickle must leave the listing unchanged."""
+
+    def __init__(self, sentinel: str) -> None:
+        self.sentinel = sentinel
+
+    def __reduce__(self):
+        return os.mkdir, (self.sentinel,)
+
+
+def bad_artifact(w: "Work", kind: str, name: str = "bad.safetensors") -> str:
+    """A damaged or foreign artifact of the given kind, written to `name`."""
+    path = w.dir / name
+    good = artifact.load(w.dir / "A.safetensors")
+    data = (w.dir / "A.safetensors").read_bytes()
+    header_len = int.from_bytes(data[:8], "little")
+    tensors = _tensors(good)
+    if kind == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "malformed header":  # same length, not JSON
+        path.write_bytes(data[:8] + b"{" + b"x" * (header_len - 1) + data[8 + header_len:])
+    elif kind == "absurd header length":
+        path.write_bytes((10 ** 15).to_bytes(8, "little") + data[8:])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "wrong dtype":
+        name0 = next(iter(good.theta0))
+        _raw(path, {**tensors, THETA0 + name0: good.theta0[name0].double()}, good.meta)
+    elif kind == "float masks":
+        name0 = next(iter(good.prune_round))
+        _raw(path, {**tensors, ROUND + name0: good.prune_round[name0].float()}, good.meta)
+    elif kind == "missing key":
+        _raw(path, {k: v for k, v in tensors.items() if k != THETA0 + "head.weight"}, good.meta)
+    elif kind == "extra key":
+        _raw(path, {**tensors, THETA0 + "levels.9.down.conv.weight": torch.zeros(3)}, good.meta)
+    elif kind == "stray key":
+        _raw(path, {**tensors, "optimizer/exp_avg": torch.zeros(3)}, good.meta)
+    elif kind == "another net":
+        other = artifact.load(make_mask(w.dir / "other.tmp", nets.preset("dip", down=[12] * 5, up=[12] * 5,
+                                                                          skip=[4] * 5)))
+        (w.dir / "other.tmp").unlink()
+        _raw(path, _tensors(other), good.meta)
+    elif kind == "future version":
+        _raw(path, tensors, good.meta, format_version=artifact.FORMAT_VERSION + 1)
+    elif kind == "metadata not JSON":
+        _raw(path, tensors, "{this is not json")
+    elif kind == "no lip metadata":
+        path.write_bytes(st_save(tensors))
+    elif kind == "wrong format tag":
+        _raw(path, tensors, good.meta, format="something-else")
+    elif kind == "hostile spec":  # a net far too big to build: must be refused without building it
+        _raw(path, tensors, good.meta, spec={**SPEC, "down": [200_000] * 5, "up": [200_000] * 5})
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"boom": Boom(str(w.dir / "UNPICKLED"))}, protocol=2))
+    elif kind == "torch.save":
+        torch.save({"theta0": {"w": torch.zeros(2)}, "boom": Boom(str(w.dir / "UNPICKLED"))}, path)
+    elif kind == "png":
+        path.write_bytes((w.dir / "img.png").read_bytes())
+    else:
+        raise AssertionError(kind)
+    return name
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def huge_png(path: Path, width: int = 10_000, height: int = 10_000) -> str:
+    """A valid all-black 1-bit PNG of 10000x10000 written by hand: ~12 kB, no pixels in memory."""
+    row = b"\0" * (1 + (width + 7) // 8)
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+                     + _png_chunk(b"IDAT", zlib.compress(row * height, 9)) + _png_chunk(b"IEND", b""))
+    return path.name
+
+
+def bad_image(w: "Work", kind: str, name: str | None = None) -> str:
+    name = name or f"{kind.replace(' ', '_')}.png"
+    path = w.dir / name
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        PILImage.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+            path, compress_level=0)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif kind == "truncated jpeg":
+        PILImage.open(w.dir / "img.png").convert("RGB").save(path, format="JPEG")
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif kind == "text":
+        path.write_text("this is not an image\n")
+    elif kind == "huge":
+        huge_png(path)
+    else:
+        raise AssertionError(kind)
+    return name
+
+
+def inpaint_mask(w: "Work", size: tuple[int, int], value: int = 255, name: str = "mask.png") -> str:
+    keep = np.full(size[::-1], value, np.uint8)
+    keep[: size[1] // 2, : size[0] // 3] = 0
+    PILImage.fromarray(keep).save(w.dir / name)
+    return name
+
+
+def readonly(w: "Work", name: str = "ro") -> str:
+    """A folder with mode 0555. Root ignores the mode bits; then lip's permission check is made to
+    see the folder as a user would (os.access reports it read-only), so the case still runs."""
+    folder = w.dir / name
+    folder.mkdir()
+    folder.chmod(0o555)
+    w.cleanup.append(lambda: folder.chmod(0o755))
+    if os.access(folder, os.W_OK):
+        real, target = os.access, folder.resolve()
+
+        def access(path, mode, *args, **kwargs):
+            if mode & os.W_OK and Path(path).resolve() == target:
+                return False
+            return real(path, mode, *args, **kwargs)
+
+        w.mp.setattr(os, "access", access)
+    return name
+
+
+# ---------------------------------------------------------------- simulated full disks
+
+def _enospc() -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def disk_full_at_rename(w: "Work") -> None:
+    """The data was written, but the final rename onto the output fails with ENOSPC."""
+    def replace(src, dst, *args, **kwargs):
+        raise _enospc()
+    w.mp.setattr(files.os, "replace", replace)
+
+
+def disk_full_while_writing(w: "Work") -> None:
+    """Every write of an output (image, artifact, CSV) puts half its bytes on disk, then ENOSPC."""
+    real_save = PILImage.Image.save
+
+    def save(self, fp, format=None, **params):
+        buf = io.BytesIO()
+        real_save(self, buf, format=format, **params)
+        Path(fp).write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+        raise _enospc()
+
+    def write_bytes(self, data):
+        with open(self, "wb") as f:
+            f.write(bytes(data)[: len(data) // 2])
+        raise _enospc()
+
+    def write_text(self, data, encoding=None, errors=None, newline=None):
+        return write_bytes(self, data.encode(encoding or "utf-8"))
+
+    w.mp.setattr(PILImage.Image, "save", save)
+    w.mp.setattr(Path, "write_bytes", write_bytes)
+    w.mp.setattr(Path, "write_text", write_text)
+
+
+# ---------------------------------------------------------------- the matrix
+
+@dataclass
+class Work:
+    dir: Path
+    mp: pytest.MonkeyPatch
+    cleanup: list
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    command: str
+    build: Callable[[Work], list]  # creates its files, returns the command's arguments
+    needles: tuple[str, ...]  # fragments the error line must contain
+    code: int = 2
+    patch: Callable[[Work], None] | None = None  # applied after the listing snapshot's files exist
+    skip: str | None = None
+
+
+CASES: list[Case] = []
+
+
+def case(command: str, id: str, build: Callable[[Work], list], *needles: str, code: int = 2,
+         patch: Callable[[Work], None] | None = None, skip: str | None = None) -> None:
+    CASES.append(Case(f"{command}: {id}", command, build, needles, code, patch, skip))
+
+
+CUDA_SKIP = None if NO_CUDA else "this machine has CUDA"
+
+# --- lip restore: input images
+case("restore", "missing input", lambda w: ["nope.png"], "nope.png", "no such file")
+case("restore", "empty input", lambda w: [bad_image(w, "empty")], "empty.png", "empty")
+case("restore", "truncated PNG", lambda w: [bad_image(w, "truncated")], "truncated or corrupt")
+case("restore", "truncated JPEG", lambda w: [bad_image(w, "truncated jpeg", "cut.jpg")], "cut.jpg",
+     "truncated or corrupt")
+case("restore", "text file named .png", lambda w: [bad_image(w, "text")], "not an image")
+case("restore", "a folder as input", lambda w: [(w.dir / "folder.png").mkdir() or "folder.png"],
+     "folder.png", "it is a folder")
+case("restore", "10000x10000 image", lambda w: [bad_image(w, "huge")], "10000x10000", "GiB of memory",
+     "resize or crop")
+case("restore", "inpaint mask of another size",
+     lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask", inpaint_mask(w, (32, 48))],
+     "mask.png", "same size")
+case("restore", "inpaint mask not binary",
+     lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask", inpaint_mask(w, (64, 64), value=200)],
+     "black-and-white")
+case("restore", "inpaint mask missing", lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask",
+                                                   "nomask.png"], "nomask.png")
+case("restore", "inpaint mask is not an image",
+     lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask", bad_image(w, "text")], "not an image")
+# --- lip restore: mask artifacts
+for kind, needles in [("truncated", ("not a valid safetensors",)),
+                      ("malformed header", ("not a valid safetensors",)),
+                      ("absurd header length", ("not a valid safetensors",)),
+                      ("wrong dtype", ("dtype", "float32")),
+                      ("missing key", ("missing head.weight",)),
+                      ("extra key", ("unknown parameter",)),
+                      ("another net", ("has shape", "the net needs")),
+                      ("future version", ("format version 2", "upgrade lip")),
+                      ("metadata not JSON", ("not valid JSON",)),
+                      ("no lip metadata", ("no lip metadata",)),
+                      ("hostile spec", ("has shape",)),
+                      ("pickle", ("pickle", "never unpickles"))]:
+    case("restore", f"--mask artifact: {kind}", lambda w, k=kind: ["img.png", "--mask", bad_artifact(w, k)],
+         "bad.safetensors", *needles)
+case("restore", "--mask artifact missing", lambda w: ["img.png", "--mask", "none.safetensors"],
+     "no such artifact")
+case("restore", "--round not in the artifact", lambda w: ["img.png", "--mask", "A.safetensors", "--round", "9"],
+     "round 9")
+# --- lip restore: names
+case("restore", "unknown task", lambda w: ["img.png", "--task", "deblur"], "unknown task 'deblur'")
+case("restore", "unknown device", lambda w: ["img.png", "--device", "banana"], "unknown device 'banana'")
+case("restore", "--device cuda without a GPU", lambda w: ["img.png", "--device", "cuda"], "no CUDA GPU",
+     skip=CUDA_SKIP)
+case("restore", "--device cuda:7 without a GPU", lambda w: ["img.png", "--device", "cuda:7"], "cuda:7",
+     skip=CUDA_SKIP)
+case("restore", "unknown precision", lambda w: ["img.png", "--precision", "fp64"], "--precision")
+case("restore", "unknown prior", lambda w: ["img.png", "--prior", "gan"], "unknown --prior")
+case("restore", "unknown --init", lambda w: ["img.png", "--mask", "A.safetensors", "--init", "warm"],
+     "unknown --init")
+case("restore", "unknown net preset", lambda w: ["img.png", "--net", "resnet"], "invalid net")
+case("restore", "unknown option", lambda w: ["img.png", "--sigmaa", "25"], "No such option", "lip restore --help")
+case("restore", "config file missing", lambda w: ["img.png", "--config", "nothere.yaml"], "not found")
+case("restore", "config file not YAML",
+     lambda w: [(w.dir / "bad.yaml").write_text("net: [unclosed\n") and "img.png", "--config", "bad.yaml"],
+     "not readable YAML")
+case("restore", "config file with an unknown key",
+     lambda w: [(w.dir / "k.yaml").write_text("iterations: 5\n") and "img.png", "--config", "k.yaml"],
+     "unknown key 'iterations'")
+# --- lip restore: numbers
+case("restore", "--scale 3", lambda w: ["img.png", "--task", "sr", "--scale", "3"], "--scale 3")
+case("restore", "negative --sigma", lambda w: ["img.png", "--simulate", "--sigma", "-5"], "--sigma -5")
+case("restore", "--sigma 300", lambda w: ["img.png", "--simulate", "--sigma", "300"], "--sigma 300")
+case("restore", "zero --iters", lambda w: ["img.png", "--iters", "0"], "'--iters'")
+case("restore", "--iters not a number", lambda w: ["img.png", "--iters", "many"], "'--iters'")
+case("restore", "--keep 1.5", lambda w: ["img.png", "--simulate", "--task", "inpaint", "--keep", "1.5"],
+     "--keep 1.5")
+case("restore", "--sparsity 1", lambda w: ["img.png", "--mask", "A.safetensors", "--sparsity", "1"],
+     "--sparsity 1.0")
+case("restore", "--lr 0", lambda w: ["img.png", "--lr", "0"], "--lr")
+case("restore", "--ema 1", lambda w: ["img.png", "--ema", "1"], "--ema")
+case("restore", "--threads 0", lambda w: ["img.png", "--threads", "0"], "--threads 0")
+case("restore", "simulated SR of an odd size",
+     lambda w: [write_picture(w.dir / "odd.png", 37, 53).name, "--simulate", "--task", "sr", "--scale", "4"],
+     "divisible by 4")
+# --- lip restore: outputs
+case("restore", "output in a missing folder", lambda w: ["img.png", "-o", "missing/out.png"], "does not exist")
+case("restore", "output in a read-only folder", lambda w: ["img.png", "-o", f"{readonly(w)}/out.png"],
+     "not writable")
+case("restore", "output folder inside a read-only folder",
+     lambda w: ["img.png", write_picture(w.dir / "img2.png", 32, 32).name, "-o", f"{readonly(w)}/outs"],
+     "not writable")
+case("restore", "output with an unknown suffix", lambda w: ["img.png", "-o", "out.webq"], "unknown image type",
+     code=2)
+case("restore", "--log in a missing folder", lambda w: ["img.png", "--log", "missing/log.jsonl"], "--log")
+case("restore", "disk full at the final rename", lambda w: ["img.png"], "out.png", "disk is full", code=1,
+     patch=disk_full_at_rename)
+case("restore", "disk full while writing the PNG", lambda w: ["img.png"], "out.png", "disk is full", code=1,
+     patch=disk_full_while_writing)
+
+# --- lip prune
+case("prune", "missing image", lambda w: ["nope.png", "--simulate"], "no such file")
+case("prune", "text file named .png", lambda w: [bad_image(w, "text"), "--simulate"], "not an image")
+case("prune", "10000x10000 image", lambda w: [bad_image(w, "huge"), "--simulate"], "10000x10000", "GiB")
+case("prune", "unknown method", lambda w: ["img.png", "--simulate", "--method", "lottery"], "unknown --method")
+case("prune", "unknown prior", lambda w: ["img.png", "--simulate", "--prior", "vae"], "unknown --prior")
+case("prune", "unknown scope", lambda w: ["img.png", "--simulate", "--scope", "bn"], "unknown --scope")
+case("prune", "--target-sparsity 1", lambda w: ["img.png", "--simulate", "--target-sparsity", "1"],
+     "--target-sparsity 1.0")
+case("prune", "--rate 1", lambda w: ["img.png", "--simulate", "--rate", "1"], "--rate 1.0")
+case("prune", "zero --rounds", lambda w: ["img.png", "--simulate", "--rounds", "0"], "'--rounds'")
+case("prune", "zero --iters", lambda w: ["img.png", "--simulate", "--iters", "0"], "'--iters'")
+case("prune", "--device cuda without a GPU", lambda w: ["img.png", "--simulate", "--device", "cuda"],
+     "no CUDA GPU", skip=CUDA_SKIP)
+case("prune", "--resume a pickle", lambda w: ["img.png", "--simulate", "--resume", bad_artifact(w, "pickle")],
+     "never unpickles")
+case("prune", "--resume a truncated artifact",
+     lambda w: ["img.png", "--simulate", "--resume", bad_artifact(w, "truncated")], "not a valid safetensors")
+case("prune", "--like an artifact of a future version",
+     lambda w: ["img.png", "--simulate", "--method", "random-layerwise", "--like", bad_artifact(w, "future version")],
+     "upgrade lip")
+case("prune", "output in a read-only folder",
+     lambda w: ["img.png", "--simulate", "-o", f"{readonly(w)}/x.safetensors"], "not writable")
+case("prune", "disk full while saving the artifact", lambda w: ["img.png", "--simulate"], "out.safetensors",
+     "disk is full", code=1, patch=disk_full_while_writing)
+
+# --- lip transfer
+for kind, needles in [("truncated", ("not a valid safetensors",)), ("future version", ("upgrade lip",)),
+                      ("malformed header", ("not a valid safetensors",)), ("torch.save", ("never unpickles",))]:
+    case("transfer", f"--mask artifact: {kind}", lambda w, k=kind: ["img.png", "--mask", bad_artifact(w, k)],
+         *needles)
+case("transfer", "missing image", lambda w: ["nope.png", "--mask", "A.safetensors"], "no such file")
+case("transfer", "empty image", lambda w: [bad_image(w, "empty"), "--mask", "A.safetensors"], "empty")
+case("transfer", "10000x10000 image", lambda w: [bad_image(w, "huge"), "--mask", "A.safetensors"], "GiB")
+case("transfer", "unknown task", lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "sr3"],
+     "unknown task 'sr3'")
+case("transfer", "unknown experiment", lambda w: ["img.png", "--mask", "A.safetensors", "--experiment", "x"],
+     "unknown --experiment")
+case("transfer", "zero --iters", lambda w: ["img.png", "--mask", "A.safetensors", "--iters", "0"], "--iters 0")
+case("transfer", "negative --sigma", lambda w: ["img.png", "--mask", "A.safetensors", "--sigma", "-5"],
+     "--sigma -5")
+case("transfer", "--sparsities 1", lambda w: ["img.png", "--mask", "A.safetensors", "--sparsities", "1"],
+     "--sparsities")
+case("transfer", "--device cuda without a GPU", lambda w: ["img.png", "--mask", "A.safetensors", "--device",
+                                                           "cuda"], "no CUDA GPU", skip=CUDA_SKIP)
+case("transfer", "inpaint mask of another size",
+     lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "inpaint", "--inpaint-mask",
+                inpaint_mask(w, (32, 48))], "same size")
+case("transfer", "results folder inside a read-only folder",
+     lambda w: ["img.png", "--mask", "A.safetensors", "--out", f"{readonly(w)}/res"], "not writable")
+
+# --- lip cs
+case("cs", "missing image", lambda w: ["nope.png", "--simulate"], "no such file")
+case("cs", "text file named .png", lambda w: [bad_image(w, "text"), "--simulate"], "not an image")
+case("cs", "10000x10000 image", lambda w: [bad_image(w, "huge"), "--simulate"], "10000x10000")
+case("cs", "image of another size than the generator", lambda w: ["img.png", "--simulate"], "32x32")
+case("cs", "unknown task", lambda w: ["mnist:0", "--simulate", "--task", "deblur"], "unknown --task")
+case("cs", "unknown prior", lambda w: ["mnist:0", "--simulate", "--prior", "vae"], "unknown --prior")
+case("cs", "unknown operator", lambda w: ["mnist:0", "--simulate", "--operator", "fourier"], "unknown --operator")
+case("cs", "test digit out of range", lambda w: ["mnist:9999", "--simulate"], "mnist:0 ..")
+case("cs", "measurements without --simulate", lambda w: ["mnist:0"], "--simulate")
+case("cs", "zero measurements", lambda w: ["mnist:0", "--simulate", "-m", "0"], "'--measurements'")
+case("cs", "negative noise", lambda w: ["mnist:0", "--simulate", "--noise", "-1"], "--noise")
+case("cs", "negative --lr", lambda w: ["mnist:0", "--simulate", "--lr", "-1"], "--lr")
+case("cs", "--device cuda without a GPU", lambda w: ["mnist:0", "--simulate", "--device", "cuda"], "no CUDA GPU",
+     skip=CUDA_SKIP)
+case("cs", "--generator that is a pickle", lambda w: ["mnist:0", "--simulate", "--generator",
+                                                      bad_artifact(w, "torch.save")], "never unpickles")
+case("cs", "--generator truncated", lambda w: ["mnist:0", "--simulate", "--generator",
+                                               bad_artifact(w, "truncated")], "not a valid safetensors")
+case("cs", "--generator that is a DIP mask", lambda w: ["mnist:0", "--simulate", "--generator", "A.safetensors"],
+     "not a generator")
+case("cs", "inpaint mask not binary",
+     lambda w: ["mnist:0", "--simulate", "--task", "inpaint", "--inpaint-mask", inpaint_mask(w, (32, 32), 100)],
+     "black-and-white")
+case("cs", "output in a missing folder", lambda w: ["mnist:0", "--simulate", "-o", "missing/x.png"],
+     "does not exist")
+
+# --- lip inspect
+for kind, needles in [("empty", ("not a valid safetensors",)), ("truncated", ("not a valid safetensors",)),
+                      ("malformed header", ("not a valid safetensors",)),
+                      ("absurd header length", ("not a valid safetensors",)),
+                      ("float masks", ("dtype", "uint8")), ("missing key", ("missing head.weight",)),
+                      ("stray key", ("unexpected tensor",)), ("another net", ("has shape",)),
+                      ("future version", ("upgrade lip",)), ("metadata not JSON", ("not valid JSON",)),
+                      ("wrong format tag", ("wrong format tag",)), ("hostile spec", ("has shape",)),
+                      ("pickle", ("never unpickles",)), ("torch.save", ("never unpickles",)),
+                      ("png", ("not a valid safetensors",))]:
+    case("inspect", f"artifact: {kind}", lambda w, k=kind: [bad_artifact(w, k)], "bad.safetensors", *needles)
+case("inspect", "missing artifact", lambda w: ["none.safetensors"], "no such artifact")
+case("inspect", "--round out of range", lambda w: ["A.safetensors", "--round", "7"], "--round 7")
+case("inspect", "negative --round", lambda w: ["A.safetensors", "--round", "-1"], "--round -1")
+case("inspect", "--plot in a read-only folder", lambda w: ["A.safetensors", "--plot", f"{readonly(w)}/p.png"],
+     "not writable")
+case("inspect", "--csv in a missing folder", lambda w: ["A.safetensors", "--csv", "missing/t.csv"],
+     "does not exist")
+case("inspect", "disk full while writing --csv", lambda w: ["A.safetensors", "--csv", "t.csv"], "t.csv",
+     "disk is full", code=1, patch=disk_full_while_writing)
+
+
+# ---------------------------------------------------------------- running a case
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def populate(folder: Path) -> None:
+    write_picture(folder / "img.png", 64, 64, seed=0)
+    (folder / "narrow.yaml").write_text(NARROW_YAML)
+    make_mask(folder / "A.safetensors")
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+    output: str
+    exception: BaseException | None
+    before: list[str]
+    after: list[str]
+
+
+def run_case(c: Case, folder: Path, mp: pytest.MonkeyPatch) -> Outcome:
+    """Build the case's inputs in `folder` (made the working directory), run it, list the folder."""
+    populate(folder)
+    mp.chdir(folder)
+    for var in ("LIP_DEVICE", "LIP_DEBUG", "SOURCE_DATE_EPOCH"):
+        mp.delenv(var, raising=False)
+    w = Work(folder, mp, [])
+    try:
+        args = [c.command, *BASE[c.command], *[str(a) for a in c.build(w)]]
+        before = listing(folder)
+        if c.patch is not None:
+            c.patch(w)
+        result = CliRunner().invoke(app, args)
+        code, out, err, both, exc = (result.exit_code, result.stdout, result.stderr, result.output,
+                                     result.exception)
+    finally:
+        mp.undo()  # patches off before the folder is listed again
+        for undo in w.cleanup:
+            undo()
+    return Outcome(code, out, err, both, exc, before, listing(folder))
+
+
+@pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
+def test_bad_input(c: Case, tmp_path: Path) -> None:
+    if c.skip:
+        pytest.skip(c.skip)
+    with pytest.MonkeyPatch.context() as mp:
+        o = run_case(c, tmp_path, mp)
+    assert "Traceback" not in o.output and "internal error" not in o.output, o.output
+    assert o.exception is None or isinstance(o.exception, SystemExit), repr(o.exception)
+    assert o.code == c.code, o.output
+    lines = o.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("lip: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], o.stderr
+    if c.code == 2:  # refused up front: the error line alone
+        assert lines == errors, o.stderr
+    line = errors[0]
+    assert len(line) < 400, line
+    for needle in c.needles:
+        assert needle in line, line
+    assert o.stdout == ""
+    assert o.after == o.before, "a refused run left files behind"
+
+
+def test_the_matrix_is_large_and_covers_every_command() -> None:
+    assert len(CASES) >= 30
+    assert {c.command for c in CASES} == {"restore", "prune", "transfer", "cs", "inspect"}
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+def test_the_table_lists_every_case() -> None:
+    table = (Path(__file__).parent.parent / "docs" / "bad-input.md").read_text()
+    missing = [c.id for c in CASES if f"| {c.id} |" not in table]
+    assert not missing, f"docs/bad-input.md is out of date (python tests/test_bad_input.py docs/bad-input.md): {missing}"
+
+
+# ---------------------------------------------------------------- odd but valid inputs succeed
+
+def restore_ok(tmp_path: Path, image: str, *extra: str) -> PILImage.Image:
+    """Restore `image` (in tmp_path) for 1 iteration; return the output, opened."""
+    populate(tmp_path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        result = CliRunner().invoke(app, ["restore", image, *BASE["restore"], *extra])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "lip: error" not in result.output
+    out = PILImage.open(tmp_path / "out.png")
+    out.load()
+    return out
+
+
+def test_exif_rotated_input_is_restored_upright(tmp_path):
+    """A 40x20 file with EXIF orientation 6 (rotate 90) is a 20x40 picture: restored as one, with
+    exactly the pixels of the same picture stored upright."""
+    tmp_path.mkdir(exist_ok=True)
+    arr = (np.random.default_rng(3).random((20, 40, 3)) * 255).astype(np.uint8)
+    im = PILImage.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "rotated.png", exif=exif)
+    im.transpose(PILImage.Transpose.ROTATE_270).save(tmp_path / "upright.png")  # what orientation 6 shows
+    rotated = restore_ok(tmp_path, "rotated.png")
+    assert (rotated.mode, rotated.size) == ("RGB", (20, 40))
+    upright = restore_ok(tmp_path, "upright.png")
+    assert np.array_equal(np.asarray(rotated), np.asarray(upright))
+
+
+@pytest.mark.parametrize("kind, mode, size", [
+    ("palette", "RGB", (40, 30)),
+    ("gray palette", "L", (40, 30)),
+    ("palette with transparency", "RGBA", (40, 30)),
+    ("16-bit gray", "I;16", (40, 30)),
+    ("gray+alpha", "LA", (40, 30)),
+    ("1x1", "RGB", (1, 1)),
+    ("1x1 gray", "L", (1, 1)),
+    ("CMYK JPEG", "RGB", (40, 30)),
+])
+def test_odd_but_valid_images_succeed(tmp_path, kind, mode, size):
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((30, 40, 3)) * 255).astype(np.uint8)
+    name = "in.png"
+    if kind == "palette":
+        PILImage.fromarray(rgb).convert("P").save(tmp_path / name)
+    elif kind == "gray palette":
+        PILImage.fromarray(rgb[..., 0]).convert("P").save(tmp_path / name)
+    elif kind == "palette with transparency":
+        PILImage.fromarray(rgb).convert("P").save(tmp_path / name, transparency=0)
+    elif kind == "16-bit gray":
+        PILImage.fromarray((rng.random((30, 40)) * 65535).astype(np.uint16)).save(tmp_path / name)
+    elif kind == "gray+alpha":
+        PILImage.fromarray(rgb[..., :2].copy(), "LA").save(tmp_path / name)
+    elif kind == "1x1":
+        PILImage.new("RGB", (1, 1), (200, 30, 10)).save(tmp_path / name)
+    elif kind == "1x1 gray":
+        PILImage.new("L", (1, 1), 77).save(tmp_path / name)
+    else:
+        name = "in.jpg"
+        PILImage.fromarray(rgb).convert("CMYK").save(tmp_path / name, format="JPEG")
+    with PILImage.open(tmp_path / name) as src:
+        assert src.mode in ("P", "I;16", "I", "LA", "RGB", "L", "CMYK")
+    out = restore_ok(tmp_path, name)
+    assert (out.mode, out.size) == (mode, size)
+
+
+# ---------------------------------------------------------------- the table in docs/bad-input.md
+
+def write_table(dest: Path) -> None:
+    """Run every case and write the table of cases and outcomes (what the tests assert, as run)."""
+    import tempfile
+
+    rows = []
+    for i, c in enumerate(CASES, 1):
+        with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+            if c.skip:
+                rows.append(f"| {i} | {c.id} | skipped | {c.skip} |")
+                continue
+            o = run_case(c, Path(tmp), mp)
+            line = o.stderr.strip().splitlines()[-1] if o.stderr.strip() else "(none)"
+            line = line.replace(str(Path(tmp).resolve()), "<dir>").replace(tmp, "<dir>").replace("|", "\\|")
+            left = "" if o.after == o.before else " **(left files)**"
+            rows.append(f"| {i} | {c.id} | {o.code}{left} | `{line}` |")
+            print(f"{i:3} {c.id}: {o.code}", file=sys.stderr)
+    head = ["# Bad input: every case tried and its outcome", "",
+            "Generated by `python tests/test_bad_input.py docs/bad-input.md` from the matrix in",
+            "`tests/test_bad_input.py`, which asserts each outcome: exit code 2 for bad input or usage",
+            "(refused before any work, the error line alone on stderr), 1 for a runtime failure (progress",
+            "lines may precede the error line), never a traceback, nothing on stdout, and no file left",
+            "behind. Paths are relative to the folder the case ran in (`<dir>`). A read-only folder is",
+            "mode 0555; when the tests run as root, which ignores the mode, lip's permission check is made",
+            "to see the folder as read-only. A full disk is simulated (ENOSPC from the write or the final",
+            "rename).", "",
+            "Odd but valid inputs succeed (tests `test_exif_rotated_input_is_restored_upright` and",
+            "`test_odd_but_valid_images_succeed`): an EXIF-rotated image is restored upright (identical",
+            "to the same picture stored upright); palette (to RGB, or L for a gray palette, or RGBA with",
+            "transparency), 16-bit gray (kept 16-bit), gray+alpha (kept LA), CMYK JPEG (to RGB) and 1x1",
+            "images (the net pads them) are restored in their own size and mode.", "",
+            "Interruptions, determinism and numerical faults are covered by `tests/test_interrupt.py`,",
+            "`tests/test_determinism.py` and `tests/test_numerical_faults.py`.", "",
+            "| # | command: case | exit | stderr (last line) |", "| --- | --- | --- | --- |"]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("\n".join(head + rows) + "\n")
+
+
+if __name__ == "__main__":
+    write_table(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/bad-input.md"))

@@ -1,0 +1,178 @@
+"""Interruptions of real `lip` processes: Ctrl-C (SIGINT) and SIGTERM stop cleanly, keep every finished
+round (prune) or row (transfer), say how to continue, exit 130 / 143, and continuing gives exactly the
+result of an uninterrupted run (same seed, one thread, fp32).
+
+Each test starts `python -m lipcli ...` as a subprocess, polls until the first round's artifact (or
+the first row) is on disk, sends the signal, and later resumes. A narrow net (8 channels, from a YAML
+config) on a 64x64 image keeps every process to a few seconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lipcli import artifact, transfer
+from prune_helpers import NARROW_YAML, write_picture
+from test_bad_input import make_mask
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+TIMEOUT = 120  # seconds for any one process: far above what they need, so a hang fails, not blocks
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if k not in ("LIP_DEVICE", "LIP_DEBUG")}
+    e["SOURCE_DATE_EPOCH"] = "1700000000"
+    return e
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("interrupt")
+    write_picture(d / "img.png", 64, 64, seed=0)
+    (d / "narrow.yaml").write_text(NARROW_YAML)
+    make_mask(d / "A.safetensors")
+    return d
+
+
+def lip(folder: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lipcli", *args], cwd=folder, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"lip did not finish within {TIMEOUT}s: {err[-2000:]}")
+    return proc.returncode, out, err
+
+
+def wait_for(proc: subprocess.Popen, ready, what: str) -> None:
+    """Poll until `ready()` holds; fail if the process ends first (nothing left to interrupt)."""
+    deadline = time.monotonic() + TIMEOUT
+    while not ready():
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            pytest.fail(f"lip ended (exit {proc.returncode}) before {what}: {err[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- prune
+
+PRUNE = ["prune", "img.png", "--simulate", "--config", "narrow.yaml", "--rounds", "4", "--iters", "40",
+         "--threads", "1", "--device", "cpu", "--seed", "0"]
+
+
+class Reference:
+    """The uninterrupted run, started at once and waited for when first needed (it runs meanwhile)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.proc, self.art = folder, lip(folder, *PRUNE, "-o", "full.safetensors"), None
+
+    def get(self) -> artifact.Artifact:
+        if self.art is None:
+            code, _, err = finish(self.proc)
+            assert code == 0, err
+            self.art = artifact.load(self.folder / "full.safetensors")
+        return self.art
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(folder) -> Reference:
+    ref = Reference(folder)
+    yield ref
+    if ref.proc.poll() is None:
+        ref.proc.kill()
+        ref.proc.communicate()
+
+
+def _rounds_on_disk(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return artifact.load(path).rounds  # saved atomically: whatever exists is complete
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGTERM, 143, "terminated")], ids=["SIGINT", "SIGTERM"])
+def test_prune_stops_cleanly_and_resumes_to_the_same_masks(folder, uninterrupted, sig, code, word):
+    out = folder / f"part-{sig.name}.safetensors"
+    proc = lip(folder, *PRUNE, "-o", out.name)
+    wait_for(proc, lambda: _rounds_on_disk(out) >= 1, "the first round was saved")
+    proc.send_signal(sig)
+    got, stdout, err = finish(proc)
+    assert got == code, err
+    assert "Traceback" not in err and stdout == ""
+    lines = err.strip().splitlines()
+    assert lines[-1] == f"lip: {word}", err
+    assert f"--resume {out.name}" in lines[-2], err  # says how to continue
+    partial = artifact.load(out)  # still a complete, valid artifact
+    assert 1 <= partial.rounds <= 4
+    assert not [p for p in folder.iterdir() if p.name.startswith(f".{out.name}")]  # no temp file left
+
+    got, _, err = finish(lip(folder, *PRUNE, "-o", out.name, "--resume", out.name))
+    assert got == 0, err
+    final, uninterrupted = artifact.load(out), uninterrupted.get()
+    assert final.rounds == uninterrupted.rounds == 4
+    assert final.prune_round.keys() == uninterrupted.prune_round.keys()
+    for name, r in uninterrupted.prune_round.items():
+        assert torch.equal(final.prune_round[name], r), name
+    for name, w in uninterrupted.theta0.items():
+        assert torch.equal(final.theta0[name], w), name
+    assert final.meta["rounds"] == uninterrupted.meta["rounds"]  # losses and PSNRs, bit for bit
+    assert final.recommended_round == uninterrupted.recommended_round
+    assert out.read_bytes() == (folder / "full.safetensors").read_bytes()  # the very same file
+
+
+# ---------------------------------------------------------------- transfer
+
+TRANSFER = ["transfer", "img.png", "--mask", "A.safetensors", "--rounds", "1,2", "--baselines", "dense,random",
+            "--iters", "40", "--config", "narrow.yaml", "--precision", "fp32", "--threads", "1", "--device", "cpu"]
+TIMING = ("seconds",)
+
+
+def _rows(path: Path) -> list[dict]:
+    return transfer.read_rows(path) if path.exists() else []
+
+
+def _comparable(rows: list[dict]) -> dict:
+    return {json.dumps(transfer.row_key(r)): {k: v for k, v in r.items() if k not in TIMING} for r in rows}
+
+
+def test_transfer_interrupted_after_a_row_continues_without_redoing_it(folder):
+    full = lip(folder, *TRANSFER, "--out", "full")  # the reference runs meanwhile
+    rows = folder / "part" / "results.jsonl"
+    proc = lip(folder, *TRANSFER, "--out", "part")
+    wait_for(proc, lambda: len(_rows(rows)) >= 1, "the first row was written")
+    proc.send_signal(signal.SIGINT)
+    got, _, err = finish(proc)
+    assert got == 130, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[-1] == "lip: interrupted" and "Continue with the same command" in lines[-2], err
+    kept = _rows(rows)
+    assert 1 <= len(kept) < 5
+
+    got, _, err = finish(lip(folder, *TRANSFER, "--out", "part"))
+    assert got == 0, err
+    assert f"{len(kept)} already in" in err  # the finished rows were not run again
+    code, _, err = finish(full)
+    assert code == 0, err
+    reference = _rows(folder / "full" / "results.jsonl")
+    assert len(reference) == 5  # dense, then mask and random at rounds 1 and 2
+    final = _rows(rows)
+    assert final[: len(kept)] == kept
+    assert _comparable(final) == _comparable(reference)

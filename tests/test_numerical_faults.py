@@ -1,0 +1,81 @@
+"""Numerical faults injected into real `lip restore` runs: a loss that turns NaN, inf or explodes.
+
+A passing fault is rolled back and the run finishes (its recoveries are reported); a lasting one
+ends the run after the allowed recoveries with exit 1, one error line, and the last good image
+written, which is exactly the image an uninterrupted run of that many iterations writes.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from lipcli import fit as fit_mod
+from lipcli.cli import app
+from prune_helpers import NARROW_YAML, write_picture
+
+GOOD = 15  # the fault starts at the 16th loss evaluation
+RUN = ["restore", "img.png", "--simulate", "--config", "narrow.yaml", "--threads", "1", "--device", "cpu",
+       "--precision", "fp32", "--seed", "0"]
+FAULTS = {"nan": math.nan, "inf": math.inf, "explodes": 1e6}
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch) -> Path:
+    write_picture(tmp_path / "img.png", 64, 64, seed=0)
+    (tmp_path / "narrow.yaml").write_text(NARROW_YAML)
+    monkeypatch.chdir(tmp_path)
+    for var in ("LIP_DEVICE", "LIP_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def inject(monkeypatch, factor: float, calls: range) -> list[int]:
+    """Multiply the fitting loop's loss by `factor` on the given (0-based) loss evaluations."""
+    real, seen = fit_mod.observation_loss, []
+
+    def faulty(*args, **kwargs):
+        total, outs = real(*args, **kwargs)
+        seen.append(len(seen))
+        return (total * factor if len(seen) - 1 in calls else total), outs
+
+    monkeypatch.setattr(fit_mod, "observation_loss", faulty)
+    return seen
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_lasting_fault_stops_with_exit_1_and_keeps_the_last_good_image(work, monkeypatch, fault):
+    with monkeypatch.context() as mp:
+        inject(mp, FAULTS[fault], range(GOOD, 10 ** 6))
+        result = CliRunner().invoke(app, [*RUN, "--iters", "40", "-o", "out.png"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("lip: error: ")]
+    assert errors == [lines[-1]], result.stderr
+    assert "diverged 6 times in a row" in errors[0] and "try a lower --lr" in errors[0]
+    assert f"last good result (iteration {GOOD}) was written to out.png" in errors[0]
+    assert (work / "out.png").is_file()
+    assert sorted(p.name for p in work.iterdir()) == ["img.png", "narrow.yaml", "out.png"]  # no temp file
+
+    reference = CliRunner().invoke(app, [*RUN, "--iters", str(GOOD), "-o", "ref.png"])
+    assert reference.exit_code == 0, reference.output
+    assert (work / "out.png").read_bytes() == (work / "ref.png").read_bytes()
+    with PILImage.open(work / "out.png") as im:
+        assert (im.mode, im.size) == ("RGB", (64, 64))
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_passing_fault_is_rolled_back_and_the_run_finishes(work, monkeypatch, fault):
+    with monkeypatch.context() as mp:
+        seen = inject(mp, FAULTS[fault], range(GOOD, GOOD + 2))  # two bad evaluations, then fine
+        result = CliRunner().invoke(app, [*RUN, "--iters", "30", "--json", "-o", "out.png"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["recoveries"] == 2 and report["iterations"] == 30
+    assert len(seen) == 32  # 30 iterations plus the two that were rolled back
+    assert math.isfinite(report["psnr_final"]) and (work / "out.png").is_file()
