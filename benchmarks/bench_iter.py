@@ -263,25 +263,68 @@ def lip_cfg(path: str, iters: int, **kw) -> FitConfig:
 # Phase 1: interleaved timing
 # --------------------------------------------------------------------------------------------------
 
-def time_ref(net: nn.Module, z: torch.Tensor, y: torch.Tensor, warmup: int, steps: int) -> float:
+def time_ref(net: nn.Module, z: torch.Tensor, y: torch.Tensor, steps: int) -> list[float]:
+    """A fresh loop (new Adam) on a warm net: 1 untimed step (creates Adam state), then `steps` timed.
+
+    Returns the duration of each timed iteration (end-to-end, back to back).
+    """
     loop = RefLoop(net, z, y)
-    for _ in range(warmup):
-        loop.step()
-    t0 = time.perf_counter()
+    loop.step()
+    stamps = [time.perf_counter()]
     for _ in range(steps):
         loop.step()
-    return (time.perf_counter() - t0) / steps
+        stamps.append(time.perf_counter())
+    return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
-def time_lip(path: str, net: nn.Module, z: torch.Tensor, y: torch.Tensor, warmup: int, steps: int,
-             seed: int) -> tuple[float, int]:
+def time_lip(path: str, net: nn.Module, z: torch.Tensor, y: torch.Tensor, steps: int,
+             seed: int) -> tuple[list[float], int]:
+    """One `fit` call of 1 + `steps` iterations; the time from the end of iteration 1 to the end.
+
+    The window holds iterations 2..steps+1, so with steps >= 9 it includes the every-10-iterations
+    rollback snapshot at its real frequency; fit's set-up (Adam, first snapshot) is outside it.
+    """
     stamps: list[float] = []
     target = Target(z=z, op=Denoise(SIGMA), y=y, size=(y.shape[-2], y.shape[-1]))
-    result = fit(net, [target], lip_cfg(path, warmup + steps, seed=seed),
+    result = fit(net, [target], lip_cfg(path, 1 + steps, seed=seed),
                  callbacks=[lambda step: stamps.append(time.perf_counter())])
-    # stamps[k] is the end of iteration k+1; the mean over the last `steps` intervals
-    # includes the every-10-steps rollback snapshot at its real frequency.
-    return (stamps[-1] - stamps[warmup - 1]) / steps, result.recoveries
+    return [b - a for a, b in zip(stamps, stamps[1:])], result.recoveries
+
+
+def snapshot_ms(spec: dict, z: torch.Tensor, y: torch.Tensor) -> float:
+    """Median cost of the rollback snapshot lip's loop takes every `checkpoint_every` iterations."""
+    import copy
+    net = nets.build(spec)
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    F.mse_loss(net(z), y).backward()
+    opt.step()  # Adam state exists, as in the loop
+    ts = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict())
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts) * 1e3
+
+
+def detector_ms(size: int) -> float:
+    """Median cost of one ES-WMV update once its window is full (from iteration `es_window` on).
+
+    The timed windows above are only a few iterations long, so they never reach this; it is a
+    per-iteration cost of every longer lip run (early stopping on or off: it is always computed).
+    """
+    from lipcli.earlystop import WindowedVariance
+    cfg = FitConfig()
+    det = WindowedVariance(cfg.es_window, cfg.es_patience)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, size, size, generator=gen)
+    for i in range(cfg.es_window):
+        det.update(i + 1, x)
+    ts = []
+    for i in range(7):
+        t0 = time.perf_counter()
+        det.update(cfg.es_window + 1 + i, x)
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts) * 1e3
 
 
 def phase_timing(sizes: list[int], paths: list[str], repeats: int, warmup: int, steps: int) -> dict:
@@ -292,19 +335,30 @@ def phase_timing(sizes: list[int], paths: list[str], repeats: int, warmup: int, 
         z = make_z(size, 0)
         _, y = synthetic_problem(size)
         models = {p: (build_reference(spec)[0] if p == "ref" else nets.build(spec)) for p in paths}
-        times: dict[str, list[float]] = {p: [] for p in paths}
+        # Warm-up once per path (oneDNN primitive creation, allocator growth, autocast caches).
+        for p in paths:
+            if p == "ref":
+                time_ref(models[p], z, y, max(1, warmup - 1))
+            else:
+                time_lip(p, models[p], z, y, max(1, warmup - 1), seed=99)
+        times: dict[str, list[float]] = {p: [] for p in paths}  # mean per repeat
+        per_iter: dict[str, list[float]] = {p: [] for p in paths}  # every timed iteration
         recoveries = {p: 0 for p in paths}
+        loads: list[str] = []
         for r in range(repeats):
             for p in paths:
                 if p == "ref":
-                    t = time_ref(models[p], z, y, warmup, steps)
+                    its = time_ref(models[p], z, y, steps)
                 else:
-                    t, rec = time_lip(p, models[p], z, y, warmup, steps, seed=r)
+                    its, rec = time_lip(p, models[p], z, y, steps, seed=r)
                     recoveries[p] += rec
-                times[p].append(t)
+                times[p].append(sum(its) / len(its))
+                per_iter[p].extend(its)
+            loads.append(sh("cat /proc/loadavg").split()[0])
             log(f"timing {size}x{size} repeat {r + 1}/{repeats}: "
-                + ", ".join(f"{p} {times[p][-1] * 1e3:.0f}" for p in paths) + " ms/iter")
-        out[size] = {"times": times, "recoveries": recoveries}
+                + ", ".join(f"{p} {times[p][-1] * 1e3:.0f}" for p in paths) + f" ms/iter; load {loads[-1]}")
+        out[size] = {"times": times, "per_iter": per_iter, "recoveries": recoveries, "loads": loads,
+                     "snapshot_ms": snapshot_ms(spec, z, y), "detector_ms": detector_ms(size)}
     return out
 
 
@@ -376,10 +430,10 @@ def mem_child(path: str, size: int) -> None:
     print(json.dumps({"base_kib": base, "hwm_kib": _status_kib("VmHWM"), "rss_kib": _status_kib("VmRSS")}))
 
 
-def phase_memory(sizes: list[int], paths: list[str], deadline: float) -> dict:
+def phase_memory(sizes: list[int], paths: list[str], large_paths: list[str], deadline: float) -> dict:
     out: dict = {}
     for size in sizes:
-        for p in paths:
+        for p in (paths if size <= 256 else [q for q in paths if q in large_paths]):
             if time.time() > deadline:
                 log(f"memory {size}x{size} {p}: skipped (time budget)")
                 continue
@@ -437,22 +491,38 @@ def render(args, timing: dict, quality: dict | None, memory: dict, env: dict) ->
         L.append(f"- other CPU-heavy processes at start (`ps`, %CPU): {env['others']}")
     L.append(f"- net: `lipcli.nets.preset('dip')`, {EXPECTED_PARAMS:,} parameters (asserted for both nets); "
              f"denoising, sigma {SIGMA:g}, reg-noise 1/30, Adam lr {LR}, EMA 0.99, batch 1")
-    L.append(f"- timing: {args.repeats} interleaved repeats per size (order {', '.join(paths)}), each "
-             f"{args.warmup} warm-up + {args.steps} timed iterations; lip timed inside `lipcli.fit.fit` "
-             "via a per-iteration callback (includes ES detector, rollback snapshot every 10 iterations). "
+    L.append(f"- timing: per size, {args.warmup} warm-up iterations per path, then {args.repeats} repeats "
+             f"interleaved over the paths (order {', '.join(paths)}); in each repeat every path starts a "
+             f"fresh loop (new Adam, as each `fit` call does), runs 1 untimed + {args.steps} timed iterations. "
+             "lip is timed inside `lipcli.fit.fit` via a per-iteration callback (so the ES-WMV detector "
+             "update and loss sync are included; set-up is not). "
+             + ("The rollback snapshot every 10 iterations falls in the window. " if args.steps >= 9 else
+                "The rollback snapshot lip takes every 10 iterations falls outside this short window; it "
+                "was timed separately (" + ", ".join(f"{s}²: {timing[s]['snapshot_ms']:.0f} ms" for s in args.sizes)
+                + "), i.e. a tenth of that per iteration. ") +
+             "The ES-WMV detector only computes its variance once its window "
+             f"({FitConfig().es_window} outputs) is full, which these short windows never reach; one such "
+             "update was timed separately (" + ", ".join(f"{s}²: {timing[s].get('detector_ms', float('nan')):.0f} ms"
+                                                         for s in args.sizes)
+             + ") and is a per-iteration cost of every longer lip run. " +
              "ms/iter = median over repeats; ratio = reference ms / path ms (>1 = faster than the "
-             "reference) from the medians; paired = median of per-repeat ratios.")
+             "reference) from the medians; paired = median of the per-repeat ratios (robust to slow episodes); "
+             "fastest iter = the quickest single timed iteration of all repeats (contention only ever adds "
+             "time, so this is the least-disturbed estimate) and 'ratio of fastest' compares those.")
     L.append("")
     L.append("## Speed, memory and quality\n")
     qsize = args.psnr_size
-    L.append(f"| size | path | ms/iter (median) | min–max | ratio vs ref | paired ratio | peak RSS MiB "
-             f"| peak over baseline MiB | PSNR @{args.psnr_iters} it, {qsize}² (mean of 3) | ΔPSNR vs ref |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    L.append(f"| size | path | ms/iter (median) | repeat min–max | fastest iter ms | ratio vs ref | paired ratio "
+             f"| ratio of fastest | peak RSS MiB | peak over baseline MiB "
+             f"| PSNR @{args.psnr_iters} it, {qsize}² (mean of 3) | ΔPSNR vs ref |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         t = timing[size]["times"]
         ref_med = statistics.median(t["ref"]) if "ref" in t else None
+        fast = {p: min(timing[size]["per_iter"][p]) for p in paths}
         for p in paths:
             med = statistics.median(t[p])
+            rfast = f"{fast['ref'] / fast[p]:.2f}" if ref_med else "—"
             ratio = f"{ref_med / med:.2f}" if ref_med else "—"
             paired = (f"{statistics.median(r / q for r, q in zip(t['ref'], t[p])):.2f}" if ref_med else "—")
             m = memory.get(size, {}).get(p)
@@ -465,12 +535,13 @@ def render(args, timing: dict, quality: dict | None, memory: dict, env: dict) ->
                 if "ref" in quality:
                     dq = f"{statistics.mean(vals) - statistics.mean(quality['ref'][n]['psnr'] for n in PSNR_IMAGES):+.2f}"
             L.append(f"| {size}² | {p} | {med * 1e3:.0f} | {min(t[p]) * 1e3:.0f}–{max(t[p]) * 1e3:.0f} | "
-                     f"{ratio} | {paired} | {peak} | {over} | {q} | {dq} |")
+                     f"{fast[p] * 1e3:.0f} | {ratio} | {paired} | {rfast} | {peak} | {over} | {q} | {dq} |")
     rec = {p: sum(timing[s]["recoveries"].get(p, 0) for s in args.sizes) for p in paths}
     if any(rec.values()):
         L.append(f"\nRollbacks during timing (an iteration that rolled back is a repeated forward): {rec}")
-    L.append("\nRaw per-repeat ms/iter:\n")
+    L.append("\nRaw per-repeat ms/iter (and the 1-minute load average after each repeat):\n")
     for size in args.sizes:
+        L.append(f"- {size}² load: " + ", ".join(timing[size]["loads"]))
         for p in paths:
             L.append(f"- {size}² {p}: " + ", ".join(f"{x * 1e3:.0f}" for x in timing[size]["times"][p]))
 
@@ -501,7 +572,13 @@ def render(args, timing: dict, quality: dict | None, memory: dict, env: dict) ->
              "z and the target, records VmRSS (baseline), then runs 2 training iterations (lip: "
              "`fit(iters=2, checkpoint_every=1)`, so two full rollback snapshots coexist as in the "
              "loop's worst case) and reads VmHWM. 'over baseline' = VmHWM − baseline, the quantity "
-             "`estimate_bytes` is meant to predict (activations + weights + Adam state).\n")
+             "`estimate_bytes` is meant to predict (activations + weights + Adam state). "
+             "Not counted by a 2-iteration run: the ES-WMV ring buffer, allocated with `torch.empty` "
+             "and filled one row per iteration, so it only becomes resident over the first es_window "
+             f"iterations: es_window x min(3hw, 65536) floats = "
+             + ", ".join(f"{s}²: {FitConfig().es_window * min(3 * s * s, 65536) * 4 / 2**20:.0f} MiB"
+                         for s in sorted(memory))
+             + " more for lip paths in a long run.\n")
     L.append("| size | path | precision | baseline MiB | peak (VmHWM) MiB | over baseline MiB | "
              "estimate MiB | measured / estimate |")
     L.append("|---|---|---|---|---|---|---|---|")
@@ -514,7 +591,8 @@ def render(args, timing: dict, quality: dict | None, memory: dict, env: dict) ->
             prec = "fp32" if p == "ref" else LIP_PATHS[p][0]
             L.append(f"| {size}² | {p} | {prec} | {mib(m['base_kib'])} | {mib(m['hwm_kib'])} | "
                      f"{mib(over, 'b')} | {mib(m['estimate_bytes'], 'b')} | {over / m['estimate_bytes']:.2f} |")
-    skipped = [(s, p) for s in args.mem_sizes for p in paths if p not in memory.get(s, {})]
+    skipped = [(s, p) for s in args.mem_sizes for p in paths
+               if p not in memory.get(s, {}) and (s <= 256 or p in args.mem_large_paths)]
     if skipped:
         L.append(f"\nNot measured (time budget or failure): {skipped}")
     return "\n".join(L) + "\n"
@@ -524,16 +602,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--paths", nargs="+", default=list(ALL_PATHS), choices=ALL_PATHS)
-    ap.add_argument("--psnr-iters", type=int, default=300)
+    ap.add_argument("--psnr-iters", type=int, default=200)
     ap.add_argument("--psnr-size", type=int, default=128)
     ap.add_argument("--psnr-paths", nargs="+", default=None, choices=ALL_PATHS,
-                    help="paths for the quality check (default: all of --paths)")
+                    help="paths for the quality check (default: ref lip-fp32 lip-bf16-cl, the two "
+                         "extremes; the layout-only variants cost another ~5 min)")
     ap.add_argument("--no-psnr", action="store_true")
     ap.add_argument("--mem-sizes", type=int, nargs="*", default=[128, 256, 512])
-    ap.add_argument("--budget-min", type=float, default=15.0,
+    ap.add_argument("--mem-large-paths", nargs="+", default=["ref", "lip-fp32", "lip-bf16-cl"],
+                    choices=ALL_PATHS, help="paths measured at memory sizes above 256")
+    ap.add_argument("--budget-min", type=float, default=30.0,
                     help="memory configs starting after this many minutes are skipped")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS-iter.md")
     ap.add_argument("--_mem-child", nargs=2, metavar=("PATH", "SIZE"), dest="mem_child", help=argparse.SUPPRESS)
@@ -560,14 +641,27 @@ def main() -> None:
     check_reference()
     log("reference net checked: 2,217,831 parameters, same output as lip's net on copied weights")
 
+    raw_path = args.out.with_suffix(".json")
+    raw: dict = {"env": env, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+
+    def save_raw(key: str, value) -> None:
+        """Keep each phase's raw numbers on disk as soon as it ends (long runs on shared VMs)."""
+        raw[key] = value
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        raw_path.write_text(json.dumps(raw, indent=1, default=str))
+
     timing = phase_timing(args.sizes, args.paths, args.repeats, args.warmup, args.steps)
+    save_raw("timing", timing)
     log(f"timing done at {time.time() - start:.0f} s")
+    memory = phase_memory(args.mem_sizes, args.paths, args.mem_large_paths, start + 60 * args.budget_min)
+    save_raw("memory", memory)
+    log(f"memory done at {time.time() - start:.0f} s")
     quality = None
     if not args.no_psnr:
-        qpaths = args.psnr_paths or args.paths
+        qpaths = args.psnr_paths or ["ref", "lip-fp32", "lip-bf16-cl"]
         quality = phase_psnr([p for p in ALL_PATHS if p in qpaths], args.psnr_iters, args.psnr_size)
+        save_raw("quality", quality)
         log(f"quality done at {time.time() - start:.0f} s")
-    memory = phase_memory(args.mem_sizes, args.paths, start + 60 * args.budget_min)
     env["uptime_end"] = sh("uptime")
     env["wall"] = time.time() - start
     text = render(args, timing, quality, memory, env)

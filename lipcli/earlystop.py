@@ -39,15 +39,25 @@ class WindowedVariance:
         return flat if self.index is None else flat[self.index]
 
     def update(self, iteration: int, x: torch.Tensor) -> bool:
-        """Add the output of `iteration`; True if this iteration is the new variance minimum."""
-        v = self._watch(x)
+        """Add the output of `iteration`; True if this iteration is the new variance minimum.
+
+        O(n) per call: running sums (float64) of the window's vectors and squared norms, so
+        VAR = mean ||x||^2 - ||mean x||^2 without re-reading the whole window.
+        """
+        v = self._watch(x).double()
         if self.buffer is None:
-            self.buffer = torch.empty((self.window, v.numel()), device=v.device)
-        self.buffer[self.count % self.window] = v
+            self.buffer = torch.zeros((self.window, v.numel()), dtype=torch.float64, device=v.device)
+            self.total = torch.zeros_like(v)
+            self.norms = torch.zeros(self.window, dtype=torch.float64)
+        slot = self.count % self.window
+        self.total += v - self.buffer[slot]
+        self.norms[slot] = float(v.square().sum())
+        self.buffer[slot] = v
         self.count += 1
         if self.count < self.window:
             return False
-        var = float(self.buffer.var(dim=0, unbiased=False).sum()) / v.numel()
+        mean_sq = float(self.norms.sum()) / self.window
+        var = max(0.0, mean_sq - float((self.total / self.window).square().sum())) / v.numel()
         if var < self.best:
             self.best, self.best_iter = var, iteration
             return True

@@ -64,7 +64,8 @@ def estimate_bytes(spec: dict[str, Any], height: int, width: int, precision: str
     """Rough peak memory of one training step: activations kept for backward dominate.
 
     Counted per level from the spec (each conv block keeps conv, BN and activation outputs), times
-    a calibration factor measured on this code (benchmarks/), plus the weights and Adam state.
+    a calibration factor, plus weights, Adam state, a fixed overhead and the early-stop buffer;
+    calibrated against measured peaks in benchmarks/RESULTS-iter.md (128^2-512^2).
     """
     per = 2 if precision == "bf16" else 4
     if spec["kind"] == "skip":
@@ -76,7 +77,9 @@ def estimate_bytes(spec: dict[str, Any], height: int, width: int, precision: str
     else:
         floats = 4 * spec["k"] * 4 / 3
     n_params = nets.count_params(nets.build(spec))
-    return int(1.3 * floats * per * height * width + 16 * n_params)
+    fixed = (350 if precision == "bf16" else 200) * 2**20  # runtime, allocator, rollback snapshots
+    es_buffer = 200 * min(3 * height * width, 65536) * 8  # early-stop window (float64)
+    return int(1.3 * floats * per * height * width + 16 * n_params + fixed + es_buffer)
 
 
 def check_memory(spec: dict[str, Any], size: tuple[int, int], precision: str, dev: torch.device) -> None:
