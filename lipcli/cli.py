@@ -150,13 +150,7 @@ def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restor
             f"{images_io.resolve(p).stem}{suffix}.png") for p in inputs]
     if len(inputs) > 1 or out.is_dir() or str(out).endswith("/"):
         if not out.is_dir():
-            if not out.parent.is_dir():
-                raise LipError(f"cannot create output folder {out}: {out.parent} does not exist")
-            files.check_writable(out)  # a read-only parent: refuse before creating anything
-            try:
-                out.mkdir()
-            except OSError as exc:
-                raise LipError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+            files.make_folder(out, "output folder")
         paths = [out / f"{p.stem}.png" for p in inputs]
         if len(set(paths)) < len(paths):
             raise LipError("two inputs share a file name; restore them into different --out folders")

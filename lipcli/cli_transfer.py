@@ -155,13 +155,7 @@ def _make_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise LipError(f"--out {out} is a file; give a folder for the results")
     if not out.exists():
-        if not out.parent.is_dir():
-            raise LipError(f"cannot create --out {out}: {out.parent} does not exist")
-        files.check_writable(out)  # a read-only parent: refuse before creating anything
-        try:
-            out.mkdir()
-        except OSError as exc:
-            raise LipError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+        files.make_folder(out, "--out")
 
 
 def _merge(folder: Path, curves: bool, spectra: bool, metric: str, json_: bool) -> None:

@@ -76,7 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import ConvBlock, SkipNet, count_params
+from .nets import ConvBlock, HourglassGeometry, SkipNet, count_params
 
 Masks = dict[str, torch.Tensor]
 Size = tuple[int, int]
@@ -368,7 +368,7 @@ class _Level(nn.Module):
         return self.up1x1 if self.up1x1 is not None else self.up
 
 
-class CompactSkipNet(nn.Module):
+class CompactSkipNet(HourglassGeometry, nn.Module):
     """A smaller dense SkipNet equivalent (train mode) to a masked one; build it with `compact()`.
 
     Attributes: `masks` (compact parameter name -> bool keep-mask, for `fit(..., masks=...)`),
@@ -404,18 +404,6 @@ class CompactSkipNet(nn.Module):
             if not bool(sub.all()):
                 self.masks[cname] = sub.clone()
         self.report = _report(net, masks, self, a)
-
-    # the same interface SkipNet offers the rest of lip
-    @property
-    def multiple(self) -> int:
-        return 2 ** len(self.levels)
-
-    @property
-    def min_side(self) -> int:
-        return self.multiple * ((self.spec["k_down"] - 1) // 2 + 1)
-
-    def input_shape(self, height: int, width: int) -> tuple[int, int, int]:
-        return self.spec["in_channels"], height, width
 
     def _level(self, i: int, x: torch.Tensor | None, x_consts, batch: int, size: Size) -> torch.Tensor | None:
         lv = self.levels[i]

@@ -25,6 +25,17 @@ def check_writable(path: Path) -> None:
         raise LipError(f"cannot write {path}: it is a folder (give a file name)")
 
 
+def make_folder(path: Path, what: str) -> None:
+    """Create one output folder, refusing (before anything exists) where that cannot work."""
+    if not path.parent.is_dir():
+        raise LipError(f"cannot create {what} {path}: {path.parent} does not exist")
+    check_writable(path)  # a read-only parent: refuse before creating anything
+    try:
+        path.mkdir()
+    except OSError as exc:
+        raise LipError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
+
+
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto `path` if the block succeeds."""

@@ -98,19 +98,11 @@ class Level(nn.Module):
         self.up1x1 = ConvBlock(u, u, 1, pad=pad) if spec["need1x1_up"] else None
 
 
-class SkipNet(nn.Module):
-    """The DIP "skip" hourglass (Ulyanov et al. 2018), exactly as anchors-spec a.1 describes."""
+class HourglassGeometry:
+    """Input geometry of a skip hourglass (shared by SkipNet and its compacted form)."""
 
-    def __init__(self, spec: Spec) -> None:
-        super().__init__()
-        n = len(spec["down"])
-        if not (len(spec["up"]) == len(spec["skip"]) == n):
-            raise ValueError("down, up and skip must have one entry per level")
-        self.spec = spec
-        cins = [spec["in_channels"]] + list(spec["down"][:-1])
-        self.levels = nn.ModuleList(Level(spec, i, cins[i]) for i in range(n))
-        self.head = nn.Conv2d(spec["up"][0], spec["out_channels"], 1)
-        self.up_mode = spec["up_mode"]
+    spec: Spec
+    levels: nn.ModuleList
 
     @property
     def multiple(self) -> int:
@@ -124,6 +116,22 @@ class SkipNet(nn.Module):
 
     def input_shape(self, height: int, width: int) -> tuple[int, int, int]:
         return self.spec["in_channels"], height, width
+
+
+class SkipNet(HourglassGeometry, nn.Module):
+    """The DIP "skip" hourglass (Ulyanov et al. 2018), exactly as anchors-spec a.1 describes."""
+
+    def __init__(self, spec: Spec) -> None:
+        super().__init__()
+        n = len(spec["down"])
+        if not (len(spec["up"]) == len(spec["skip"]) == n):
+            raise ValueError("down, up and skip must have one entry per level")
+        self.spec = spec
+        cins = [spec["in_channels"]] + list(spec["down"][:-1])
+        self.levels = nn.ModuleList(Level(spec, i, cins[i]) for i in range(n))
+        self.head = nn.Conv2d(spec["up"][0], spec["out_channels"], 1)
+        self.up_mode = spec["up_mode"]
+
 
     def input_convs(self) -> list[str]:
         """Names of the conv weights that read the input code z (LIP keeps these dense)."""

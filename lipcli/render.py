@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import signal
 import sys
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .errors import LipError
+from .jsonsafe import finite
 
 err = Console(stderr=True, highlight=False)
 
@@ -74,18 +74,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def emit_json(obj: dict[str, Any]) -> None:
     """One JSON object per line on stdout; NaN/inf become null so every consumer can parse it."""
-    sys.stdout.write(json.dumps(_clean(obj), sort_keys=True) + "\n")
+    sys.stdout.write(json.dumps(finite(obj), sort_keys=True) + "\n")
     sys.stdout.flush()
-
-
-def _clean(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    return v
 
 
 class RunLog:
@@ -101,7 +91,7 @@ class RunLog:
 
     def write(self, event: str, **fields: Any) -> None:
         if self.file is not None:
-            self.file.write(json.dumps(_clean({"event": event, "time": round(time.time(), 3), **fields}),
+            self.file.write(json.dumps(finite({"event": event, "time": round(time.time(), 3), **fields}),
                                        sort_keys=True) + "\n")
             self.file.flush()
 

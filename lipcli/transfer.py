@@ -28,6 +28,7 @@ import torch
 
 from . import artifact, images as images_io, nets, plot
 from .errors import LipError
+from .jsonsafe import finite
 from .files import atomic_path
 from .fit import DivergenceError, FitConfig, Step
 from .operators import Operator
@@ -391,7 +392,7 @@ def run_cell(grid: Grid, cell: Cell, dev: torch.device,
     row["curve_psnr"] = [[it, _r(v)] for it, v in tr.curve if it % stride == 0 or it == result.iterations]
     row["curve_loss"] = [[i + 1, _r(v, 7)] for i, v in enumerate(result.losses)
                          if (i + 1) % stride == 0 or i + 1 == result.iterations]
-    return _finite(row)
+    return finite(row)
 
 
 def run_cells(grid: Grid, cells: list[Cell], dev: torch.device, path: Path,
@@ -405,17 +406,6 @@ def run_cells(grid: Grid, cells: list[Cell], dev: torch.device, path: Path,
 
 def _r(v: float | None, digits: int = 4) -> float | None:
     return None if v is None else round(float(v), digits)
-
-
-def _finite(v: Any) -> Any:
-    """NaN/inf become null, so every row is strict JSON."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
-    return v
 
 
 # ------------------------------------------------------------------ rows on disk
@@ -676,7 +666,7 @@ def spectrum(restored: torch.Tensor, clean: torch.Tensor) -> dict[str, Any]:
     low, high = ac & (rho <= LOW_RADIUS), rho > LOW_RADIUS
     edges = torch.linspace(0, 1, RADIAL_BINS + 1, dtype=torch.float64)
     rings = [ratio(er, ec, ac & (rho > a) & (rho <= b)) for a, b in zip(edges[:-1], edges[1:])]
-    return _finite({"low_energy_ratio": ratio(er, ec, low), "high_energy_ratio": ratio(er, ec, high),
+    return finite({"low_energy_ratio": ratio(er, ec, low), "high_energy_ratio": ratio(er, ec, high),
                     "low_magnitude_error": ratio(diff, mag, low), "high_magnitude_error": ratio(diff, mag, high),
                     "radial_energy_ratio": [_r(v, 6) for v in rings]})
 
