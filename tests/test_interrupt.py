@@ -43,9 +43,16 @@ def folder(tmp_path_factory) -> Path:
     return d
 
 
+def _interruptible() -> None:
+    # A test runner started in the background inherits SIGINT as ignored (POSIX), and Python keeps an
+    # ignored SIGINT ignored: give the child the default disposition, as a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def lip(folder: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "lipcli", *args], cwd=folder, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible)
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
