@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lipcli import artifact, nets
+from lipcli import artifact
 from lipcli.fit import FitConfig
 from lipcli.problem import load_problem
 from lipcli.prune.imp import ImpSettings
