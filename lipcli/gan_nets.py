@@ -39,7 +39,14 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
 
 
-class DCGANGenerator(nn.Module):
+class _LatentInput:
+    """A generator's input is a latent vector, not an image: no padding constraints on its size."""
+
+    multiple = 1
+    min_side = 1
+
+
+class DCGANGenerator(_LatentInput, nn.Module):
     """z (B, nz) or (B, nz, 1, 1) -> images (B, C, size, size) in [0, 1]."""
 
     def __init__(self, spec: Spec) -> None:
@@ -61,14 +68,6 @@ class DCGANGenerator(nn.Module):
     @property
     def nz(self) -> int:
         return int(self.spec["nz"])
-
-    @property
-    def multiple(self) -> int:
-        return 1
-
-    @property
-    def min_side(self) -> int:
-        return 1
 
     def input_shape(self, height: int = 1, width: int = 1) -> tuple[int, ...]:
         return (self.nz,)
@@ -122,7 +121,7 @@ class DCGANDiscriminator(nn.Module):
         return self.fc(x.flatten(1)).squeeze(1)
 
 
-class GAN(nn.Module):
+class GAN(_LatentInput, nn.Module):
     """Generator + critic in one module (one artifact); forward is the generator's."""
 
     def __init__(self, spec: Spec) -> None:
@@ -130,14 +129,6 @@ class GAN(nn.Module):
         self.spec = spec
         self.g = DCGANGenerator(spec["g"])
         self.d = DCGANDiscriminator(spec["d"])
-
-    @property
-    def multiple(self) -> int:
-        return 1
-
-    @property
-    def min_side(self) -> int:
-        return 1
 
     @property
     def nz(self) -> int:
