@@ -95,8 +95,9 @@ def check_memory(spec: dict[str, Any], size: tuple[int, int], precision: str, de
 def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, seed: int,
             callbacks: Iterable[Callable[[Step], None]] = ()) -> tuple[FitResult, dict[str, Any]]:
     """Fit the prior to the problem; return the fit and a JSON-able report of its scores."""
-    check_memory(prior.spec, nets.padded_size(nets.build(prior.spec), *problem.size), cfg.precision, dev)
-    net = prior.build(seed).to(dev)
+    net = prior.build(seed)
+    check_memory(prior.spec, nets.padded_size(net, *problem.size), cfg.precision, dev)
+    net = net.to(dev)
     gen = torch.Generator().manual_seed(seed)
     target = problem.target(net, gen, dev)
     result = fit(net, [target], cfg, masks=prior.masks, callbacks=callbacks)
