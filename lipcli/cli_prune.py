@@ -57,6 +57,11 @@ def prune_cmd(
                                                        rich_help_panel="Search"),
     clean: Optional[list[Path]] = typer.Option(None, help="Clean references, for per-round PSNR reports only",
                                                rich_help_panel="Search"),
+    early_bird: float = typer.Option(0.0, help="IMP: end a round once the mask it would prune changes by "
+                                     "less than this fraction between checks (e.g. 0.02; 0 = off)",
+                                     min=0.0, max=1.0, rich_help_panel="Search"),
+    early_bird_every: int = typer.Option(50, help="IMP: iterations between early-bird checks", min=1,
+                                         rich_help_panel="Search"),
     like: Optional[Path] = typer.Option(None, help="random-layerwise: copy this mask's per-layer ratios",
                                         rich_help_panel="Search"),
     synflow_iters: int = typer.Option(100, help="SynFlow re-scorings per round", min=1, rich_help_panel="Search"),
@@ -132,7 +137,8 @@ def prune_cmd(
         like=str(like) if like else None,
         imp=ImpSettings(rounds=n_rounds, rate=rate_, rewind=rewind, fresh_input=fresh_input,
                         shared_input=shared_input, rises=stop_when_loss_rises or 2,
-                        stop_on_rises=stop_when_loss_rises is not None, oracle=bool(oracle_target)),
+                        stop_on_rises=stop_when_loss_rises is not None, oracle=bool(oracle_target),
+                        early_bird=early_bird, early_bird_every=early_bird_every),
         extra={"threads": n_threads, "preset": settings["preset"], "device": dev.type})
     total = (n_rounds + 1) * cfg.iters if method == "imp" else cfg.iters if method == "oes" else n_rounds
     def on_start() -> None:

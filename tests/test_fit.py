@@ -350,3 +350,11 @@ def test_callbacks_see_every_step(rgb32):
     assert [s.iteration for s in steps] == list(range(1, 8))
     assert all(s.total == 7 and math.isfinite(s.loss) for s in steps)
     assert [s.metrics[0] is not None for s in steps] == [False, False, True, False, False, True, True]
+
+
+def test_a_callback_returning_true_ends_the_run(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    seen = []
+    result = fit(net, [target], FitConfig(iters=50, early_stop=False),
+                 callbacks=[lambda s: s.iteration == 12, lambda s: seen.append(s.iteration)])
+    assert result.iterations == 12 and seen[-1] == 12  # every callback still saw the last step

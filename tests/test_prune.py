@@ -384,6 +384,33 @@ def test_imp_rewind_stores_the_weights_after_half_of_session_0(data_dir, img_pro
     assert torch.equal(artifact.load(data_dir / "rewind.safetensors").theta0["head.weight"], half["head.weight"])
 
 
+def test_mask_distance_counts_changed_prune_decisions():
+    a = torch.tensor([1, 1, 0, 0, 0], dtype=torch.bool)
+    assert imp_mod.mask_distance(a, a) == 0
+    assert imp_mod.mask_distance(a, torch.tensor([0, 1, 1, 0, 0], dtype=torch.bool)) == 0.5
+    assert imp_mod.mask_distance(a, torch.tensor([0, 0, 1, 1, 0], dtype=torch.bool)) == 1
+
+
+def test_imp_early_bird_ends_sessions_once_the_mask_settles(data_dir, img_problem, monkeypatch):
+    """A threshold of 1 ends every pruning session at its second check; the ladder stays exact and
+    nested, the mask is the magnitude ranking where the session stopped, the last session runs in full."""
+    spy = FitSpy(imp_mod.fit)
+    monkeypatch.setattr(imp_mod, "fit", spy)
+    art = run_search(request(rounds=2, iters=30, early_bird=1.0, early_bird_every=4), [img_problem],
+                     data_dir / "early_bird.safetensors")
+    assert [r["iterations"] for r in art.meta["rounds"]] == [8, 8, 30]
+    assert [c["result"].iterations for c in spy.calls] == [8, 8, 30]
+    assert nested(art) and art.counts(2)[0] == ladder_kept(conv_total(), 0.2, 2)
+    trained, alive, keep = spy.calls[0]["after"], art.mask(0), art.mask(1)
+    kept = torch.cat([trained[n].abs()[keep[n]] for n in keep])
+    cut = torch.cat([trained[n].abs()[alive[n] & ~keep[n]] for n in keep])
+    assert kept.min() >= cut.max()
+
+
+def test_imp_early_bird_off_runs_every_iteration(imp3):
+    assert [r["iterations"] for r in imp3["loaded"].meta["rounds"]] == [10, 10, 10, 10]
+
+
 def test_imp_fresh_input_draws_a_new_code_each_session(data_dir, img_problem, monkeypatch):
     spy = FitSpy(imp_mod.fit)
     monkeypatch.setattr(imp_mod, "fit", spy)

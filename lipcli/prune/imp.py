@@ -34,6 +34,8 @@ class ImpSettings:
     rises: int = 2  # stop rule: consecutive loss rises that mark the matching round
     stop_on_rises: bool = False
     oracle: bool = False  # fit the clean images (the paper's protocol), recorded as oracle
+    early_bird: float = 0.0  # end a session once its next mask changes less than this (0 = off)
+    early_bird_every: int = 50  # iterations between early-bird checks
 
 
 def _targets(problems: list[Problem], net: torch.nn.Module, s: ImpSettings, seed: int, session: int,
@@ -75,13 +77,17 @@ def run(problems: list[Problem], traj: Trajectory, s: ImpSettings, cfg: FitConfi
             if step.iteration == rewind_at:
                 snap.update({n: p.detach().float().cpu().clone() for n, p in net.named_parameters()})
 
+        callbacks: list[Callable[[Step], bool | None]] = [capture]
+        if s.early_bird and session < s.rounds:
+            callbacks.append(early_bird(net, traj.masks(session), ladder_kept(total, s.rate, session + 1),
+                                        s.early_bird, s.early_bird_every, after=rewind_at))
         session_cfg = replace(cfg, seed=seed * 100_003 + session, early_stop=False)
-        result = fit(net, targets, session_cfg, masks=traj.masks(session), callbacks=[capture])
+        result = fit(net, targets, session_cfg, masks=traj.masks(session), callbacks=callbacks)
         if snap:
             traj.theta0 = snap
             traj.meta["rewind_iteration"] = rewind_at
         rec = traj.record(session, time.perf_counter() - began, loss=result.tail_loss,
-                          **_report(problems, result, s.oracle))
+                          iterations=result.iterations, **_report(problems, result, s.oracle))
         on_round(rec)
         if session < s.rounds:
             alive = traj.masks(session)
@@ -97,6 +103,31 @@ def run(problems: list[Problem], traj: Trajectory, s: ImpSettings, cfg: FitConfi
             save(traj, best)
             return best
     return best if best is not None else s.rounds
+
+
+def mask_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fraction of prune decisions that differ between two pruned sets of equal size (0 = same)."""
+    return float((a ^ b).sum()) / max(1, 2 * int(a.sum()))
+
+
+def early_bird(net: torch.nn.Module, alive: dict[str, torch.Tensor], n_keep: int, threshold: float,
+               every: int, after: int = 0) -> Callable[[Step], bool]:
+    """Early-bird rule (You et al. 2020, for weights instead of channels): every `every` iterations,
+    rank the trained magnitudes as the end of the session would; once the set to be pruned changes
+    by less than `threshold` between two checks, the session has found its mask and can end."""
+    names = list(alive)
+    last: list[torch.Tensor] = []
+
+    def check(step: Step) -> bool:
+        if step.iteration % every or step.iteration <= after:
+            return False
+        keep = top_global(magnitude(net, names), alive, n_keep)
+        pruned = torch.cat([(alive[n].cpu() & ~keep[n]).flatten() for n in names])
+        done = bool(last) and mask_distance(pruned, last[0]) < threshold
+        last[:] = [pruned]
+        return done
+
+    return check
 
 
 def _report(problems: list[Problem], result: FitResult, oracle: bool) -> dict[str, Any]:
