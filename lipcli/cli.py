@@ -178,6 +178,9 @@ def restore_cmd(
                                       rich_help_panel="Prior"),
     dd_k: int = typer.Option(128, help="Deep-decoder width k (6(k^2+2k)+3k parameters)", min=1,
                              rich_help_panel="Prior"),
+    compact: bool = typer.Option(False, "--compact", help="Fit the masked net with its entirely pruned "
+                                 "filters removed (lipcli/compact.py): same function, faster when whole "
+                                 "filters are pruned (needs --mask)", rich_help_panel="Prior"),
     iters: Optional[int] = ITERS, lr: Optional[float] = LR, reg_noise: Optional[float] = REG_NOISE,
     ema: Optional[float] = EMA, early_stop: bool = EARLY_STOP, es_window: Optional[int] = ES_WINDOW,
     es_patience: Optional[int] = ES_PATIENCE,
@@ -200,8 +203,10 @@ def restore_cmd(
     cfg = fit_config(settings, early_stop, dev, seed)
     if clean is not None and len(images) > 1:
         raise LipError("--clean gives one reference image; restore one input at a time with it")
+    if compact and mask is None:
+        raise LipError("--compact needs --mask: only a masked net has pruned filters to remove")
     if mask is not None:
-        chosen: Prior = masked_prior(mask, round_, sparsity, init)
+        chosen: Prior = masked_prior(mask, round_, sparsity, init, compact)
     elif prior == "deep-decoder":
         chosen = dense_prior("deep-decoder", k=dd_k)
     elif prior == "dip":
@@ -239,7 +244,7 @@ def _restore_one(path: Path, dest: Path, task: str, settings: dict[str, Any], si
             run_log.write("step", input=path.name, iteration=step.iteration, loss=step.loss,
                           metric=step.metrics[0], stopped_at=step.stopped_at[0])
         try:
-            result, report = restore(problem, chosen, cfg, dev, seed, [on_step])
+            result, report = restore(problem, chosen, cfg, dev, seed, [on_step], notify=render.say)
         except DivergenceError as exc:  # keep the last good output, then fail with exit 1
             last = exc.result.targets[0] if exc.result.targets else None
             if last is not None and last.final.numel():

@@ -100,6 +100,11 @@ class RunLog:
             self.file.close()
 
 
+def say(line: str) -> None:
+    """One human line on stderr, printed as is (no rich markup)."""
+    err.print(line, markup=False, soft_wrap=True)
+
+
 def fmt(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 

@@ -8,19 +8,25 @@ from typing import Any, Callable, Iterable
 import torch
 
 from . import artifact, device as devices, nets
+from .compact import compact as compact_net
 from .errors import LipError
-from .fit import FitConfig, FitResult, Step, fit
+from .fit import FitConfig, FitResult, Masks, Step, fit
 from .problem import Problem
 
 
 @dataclass
 class Prior:
-    """A net spec, optionally its initial weights (a lottery ticket) and a keep-mask."""
+    """A net spec, optionally its initial weights (a lottery ticket) and a keep-mask.
+
+    `compact`: fit the masked net in its channel-compacted form (lipcli/compact.py): the same
+    function with fewer FLOPs when whole filters are pruned.
+    """
 
     spec: dict[str, Any]
     theta0: dict[str, torch.Tensor] | None = None
     masks: dict[str, torch.Tensor] | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    compact: bool = False
 
     @property
     def sparsity(self) -> float:
@@ -44,7 +50,8 @@ def dense_prior(net: str | dict[str, Any], **overrides: Any) -> Prior:
     return Prior(spec=spec, source={"prior": spec["kind"] if isinstance(net, dict) else net})
 
 
-def masked_prior(path: Path, round_: int | None, sparsity: float | None, init: str) -> Prior:
+def masked_prior(path: Path, round_: int | None, sparsity: float | None, init: str,
+                 compact: bool = False) -> Prior:
     """Load a mask artifact and pick a round: explicit, nearest to a sparsity, or the recommended one."""
     art = artifact.load(path)
     if round_ is not None and sparsity is not None:
@@ -57,7 +64,8 @@ def masked_prior(path: Path, round_: int | None, sparsity: float | None, init: s
     if init not in ("artifact", "fresh"):
         raise LipError(f"unknown --init {init!r}: use artifact (keep theta0) or fresh (new weights)")
     return Prior(spec=art.spec, theta0=art.theta0 if init == "artifact" else None, masks=art.mask(k),
-                 source={"mask": str(path), "round": k, "init": init, "method": art.meta.get("method")})
+                 source={"mask": str(path), "round": k, "init": init, "method": art.meta.get("method")},
+                 compact=compact)
 
 
 def estimate_bytes(spec: dict[str, Any], height: int, width: int, precision: str) -> int:
@@ -92,15 +100,49 @@ def check_memory(spec: dict[str, Any], size: tuple[int, int], precision: str, de
                        "or use a narrower net")
 
 
+def fitted_form(net: torch.nn.Module, prior: Prior, notify: Callable[[str], None]
+                ) -> tuple[torch.nn.Module, Masks | None, dict[str, Any]]:
+    """The net fit() trains, its masks and report fields: the masked net or, under `prior.compact`,
+    its compacted form built at the initial weights, so that it starts as the masked net's function.
+
+    The compact net keeps trainable every entry that can change the output and carries the masks of
+    partially pruned filters; compact.py says how far the two fits agree ("Training").
+    """
+    if not prior.compact:
+        return net, prior.masks, {}
+    if not isinstance(net, nets.SkipNet):
+        return net, prior.masks, _not_compacted(notify, f"only the DIP skip net is compacted, not a "
+                                                        f"{prior.spec['kind']!r} net", {})
+    small = compact_net(net, prior.masks)
+    r = small.report
+    info = {key: r[key] for key in ("params_before", "params_after", "channels_removed", "channels_total")}
+    if r["params_after"] >= r["params_before"]:
+        why = "no filter is entirely pruned, nothing to compact"
+        return net, prior.masks, _not_compacted(notify, why, info)
+    notify(f"compacted: {r['params_before']:,} -> {r['params_after']:,} params ({r['channels_removed']:,} of "
+           f"{r['channels_total']:,} channels removed); fitting the compact net")
+    return small, small.masks, {"compact": {"fitted": "compact", **info}}
+
+
+def _not_compacted(notify: Callable[[str], None], why: str, info: dict[str, Any]) -> dict[str, Any]:
+    notify(f"--compact: {why}; fitting the masked net")
+    return {"compact": {"fitted": "masked", **info}}
+
+
 def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, seed: int,
-            callbacks: Iterable[Callable[[Step], None]] = ()) -> tuple[FitResult, dict[str, Any]]:
-    """Fit the prior to the problem; return the fit and a JSON-able report of its scores."""
+            callbacks: Iterable[Callable[[Step], None]] = (),
+            notify: Callable[[str], None] = lambda line: None) -> tuple[FitResult, dict[str, Any]]:
+    """Fit the prior to the problem; return the fit and a JSON-able report of its scores.
+
+    `notify` receives one human line when `prior.compact` is set: what was fitted, or why not compacted.
+    """
     net = prior.build(seed)
     check_memory(prior.spec, nets.padded_size(net, *problem.size), cfg.precision, dev)
     net = net.to(dev)
     gen = torch.Generator().manual_seed(seed)
     target = problem.target(net, gen, dev)
-    result = fit(net, [target], cfg, masks=prior.masks, callbacks=callbacks)
+    model, masks, form = fitted_form(net, prior, notify)
+    result = fit(model, [target], cfg, masks=masks, callbacks=callbacks)
     tr = result.targets[0]
     final, stopped = problem.scores(tr.final), problem.scores(tr.stopped)
     report = {
@@ -111,6 +153,6 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
         "oracle_best_psnr": tr.oracle_best, "oracle_best_iter": tr.oracle_best_iter,
         "sparsity": prior.sparsity, "params": nets.count_params(net),
         "recoveries": result.recoveries, "seconds": round(result.seconds, 3),
-        **prior.source,
+        **prior.source, **form,
     }
     return result, report
