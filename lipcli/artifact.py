@@ -94,6 +94,13 @@ def save(path: Path | str, art: Artifact) -> None:
         tmp.write_bytes(data)
 
 
+def _safetensors_layout(data: bytes) -> bool:
+    """An 8-byte little-endian header length, then a JSON header that fits in the file. Checked
+    before the pickle sniff because a header length of 0x..80 also starts with pickle's 0x80."""
+    n = int.from_bytes(data[:8], "little")
+    return len(data) >= 10 and data[8:9] == b"{" and 8 + n <= len(data)
+
+
 def _fail(path: Path, what: str) -> LipError:
     return LipError(f"{path}: {what}")
 
@@ -104,7 +111,7 @@ def load(path: Path | str) -> Artifact:
     if not path.is_file():
         raise _fail(path, "no such artifact file (check the path)")
     data = path.read_bytes()
-    if data.startswith(PICKLE_MAGIC):
+    if data.startswith(PICKLE_MAGIC) and not _safetensors_layout(data):
         raise _fail(path, "is a pickle/torch.save file; lip only reads .safetensors artifacts and "
                           "never unpickles (re-export the mask with lip prune)")
     try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -191,6 +192,10 @@ def restore_cmd(
     device: str = DEVICE, seed: int = SEED, precision: Optional[str] = PRECISION,
     threads: Optional[int] = THREADS, config_: Optional[str] = typer.Option(None, "--config", help=CONFIG.help,
                                                                              rich_help_panel="Run"),
+    checkpoint: Optional[bool] = typer.Option(None, "--checkpoint/--no-checkpoint", help="Recompute conv "
+                                              "blocks in backward: about 1/3 less memory, 1/3 more time, "
+                                              "same result [on only when the image would not fit otherwise]",
+                                              show_default=False, rich_help_panel="Run"),
     json_: bool = typer.Option(False, "--json", help=JSON.help, rich_help_panel="Run"),
     log: Optional[Path] = LOG,
 ) -> None:
@@ -200,7 +205,7 @@ def restore_cmd(
     settings = resolve_settings(task, config_, dev, dict(
         sigma=sigma, keep=keep, scale=scale, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema,
         es_window=es_window, es_patience=es_patience, precision=precision, net=net))
-    cfg = fit_config(settings, early_stop, dev, seed)
+    cfg = replace(fit_config(settings, early_stop, dev, seed), checkpoint=checkpoint)
     if clean is not None and len(images) > 1:
         raise LipError("--clean gives one reference image; restore one input at a time with it")
     if compact and mask is None:

@@ -21,6 +21,7 @@ from torch import nn
 from .earlystop import WindowedVariance
 from .errors import LipRuntimeError
 from .metrics import psnr
+from .nets import set_checkpointing
 from .operators import Operator
 
 Masks = dict[str, torch.Tensor]
@@ -39,6 +40,7 @@ class FitConfig:
     es_patience: int = 1000
     precision: str = "fp32"  # or "bf16" (autocast; loss and metrics stay fp32)
     channels_last: bool = False
+    checkpoint: bool | None = False  # recompute conv blocks in backward (big images); None = as memory needs
     metric_every: int = 1
     checkpoint_every: int = 10  # rollback snapshot period
     jump_factor: float = 10 ** 0.5  # a loss jump of 5 dB triggers rollback, as DIP's backtracking
@@ -195,6 +197,7 @@ def fit(
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.train()
     model.to(memory_format=fmt)
+    set_checkpointing(model, bool(cfg.checkpoint))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     named = dict(model.named_parameters())

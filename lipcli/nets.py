@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 Spec = dict[str, Any]
 
@@ -64,7 +65,13 @@ def resolve_spec(value: str | Spec) -> Spec:
 
 
 class ConvBlock(nn.Module):
-    """conv -> BatchNorm -> LeakyReLU(0.2); padding is done inside the conv (one memory pass)."""
+    """conv -> BatchNorm -> LeakyReLU(0.2); padding is done inside the conv (one memory pass).
+
+    With `checkpointed` set (see `set_checkpointing`), training keeps only the block's input and
+    recomputes conv, BN and activation during backward: less memory for big images, ~1/3 more compute.
+    """
+
+    checkpointed = False
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, pad: str = "reflection",
                  act: bool = True) -> None:
@@ -75,8 +82,20 @@ class ConvBlock(nn.Module):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.checkpointed and torch.is_grad_enabled():
+            return checkpoint(self._run, x, use_reentrant=False)
+        return self._run(x)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn(self.conv(x))
         return F.leaky_relu(x, 0.2) if self.act else x
+
+
+def set_checkpointing(model: nn.Module, on: bool) -> None:
+    """Turn activation checkpointing of every conv block on or off (other modules are unaffected)."""
+    for m in model.modules():
+        if isinstance(m, ConvBlock):
+            m.checkpointed = on
 
 
 class Level(nn.Module):

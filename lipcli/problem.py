@@ -105,7 +105,8 @@ def _memory_cost(task: str, settings: dict[str, Any], simulate: bool) -> Callabl
             spec = nets.resolve_spec(settings["net"])
             s = int(settings["scale"]) if task == "sr" and not simulate else 1
             size = nets.padded_size(nets.build(spec), height * s, width * s)
-            need = estimate_bytes(spec, *size, "bf16" if settings.get("precision") == "bf16" else "fp32")
+            need = estimate_bytes(spec, *size, "bf16" if settings.get("precision") == "bf16" else "fp32",
+                                  checkpoint=True)
         except Exception:  # only enriches a message: never fail on it
             return ""
         return f"restoring it would need about {need / 2**30:,.0f} GiB of memory"

@@ -1,7 +1,7 @@
 """Restore one problem with a (possibly masked) prior: the engine behind `lip restore` and `transfer`."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -68,12 +68,14 @@ def masked_prior(path: Path, round_: int | None, sparsity: float | None, init: s
                  compact=compact)
 
 
-def estimate_bytes(spec: dict[str, Any], height: int, width: int, precision: str) -> int:
+def estimate_bytes(spec: dict[str, Any], height: int, width: int, precision: str,
+                   checkpoint: bool = False) -> int:
     """Rough peak memory of one training step: activations kept for backward dominate.
 
     Counted per level from the spec (each conv block keeps conv, BN and activation outputs), times
     a calibration factor, plus weights, Adam state, a fixed overhead and the early-stop buffer;
-    calibrated against measured peaks in benchmarks/RESULTS-iter.md (128^2-512^2).
+    calibrated against measured peaks in benchmarks/RESULTS-iter.md (128^2-512^2) and, for
+    checkpointed conv blocks, benchmarks/RESULTS-bigimage.md (up to 2048^2).
     """
     per = 2 if precision == "bf16" else 4
     if spec["kind"] == "skip":
@@ -82,6 +84,8 @@ def estimate_bytes(spec: dict[str, Any], height: int, width: int, precision: str
             deeper = spec["up"][i + 1] if i + 1 < len(spec["up"]) else d
             full = 3 * s + 2 * (s + deeper) + deeper + 3 * u * (2 if spec["need1x1_up"] else 1)
             floats += (full + 6 * d / 4) / 4 ** i
+        if checkpoint:
+            floats *= CHECKPOINT_SAVING
     else:
         floats = 4 * spec["k"] * 4 / 3
     n_params = nets.count_params(nets.build(spec))
@@ -90,14 +94,25 @@ def estimate_bytes(spec: dict[str, Any], height: int, width: int, precision: str
     return int(1.3 * floats * per * height * width + 16 * n_params + fixed + es_buffer)
 
 
-def check_memory(spec: dict[str, Any], size: tuple[int, int], precision: str, dev: torch.device) -> None:
-    """Refuse up front, with the estimate and a hint, rather than die of out-of-memory later."""
-    need, free = estimate_bytes(spec, *size, precision), devices.available_memory(dev)
+CHECKPOINT_SAVING = 0.6  # activation memory with checkpointed conv blocks / without (measured)
+
+
+def plan_memory(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev: torch.device) -> FitConfig:
+    """Decide activation checkpointing and refuse up front, with the estimate and a hint, rather
+    than die of out-of-memory later. `cfg.checkpoint` None = automatic: on only when the plain
+    step would not fit (it costs about a third more compute)."""
+    free = devices.available_memory(dev)
+    ckpt = cfg.checkpoint
+    if ckpt is None:
+        ckpt = free is not None and estimate_bytes(spec, *size, cfg.precision) > 0.9 * free
+    need = estimate_bytes(spec, *size, cfg.precision, ckpt)
     if free is not None and need > 0.9 * free:
-        hint = "try --precision bf16, " if precision != "bf16" else ""
+        hint = "try --precision bf16, " if cfg.precision != "bf16" else ""
+        hint += "try --checkpoint, " if not ckpt else ""
         raise LipError(f"a {size[1]}x{size[0]} restore needs about {need / 2**30:.1f} GiB but only "
                        f"{free / 2**30:.1f} GiB is free on {dev}; {hint}crop or downscale the image, "
                        "or use a narrower net")
+    return replace(cfg, checkpoint=ckpt)
 
 
 def fitted_form(net: torch.nn.Module, prior: Prior, notify: Callable[[str], None]
@@ -137,7 +152,7 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     `notify` receives one human line when `prior.compact` is set: what was fitted, or why not compacted.
     """
     net = prior.build(seed)
-    check_memory(prior.spec, nets.padded_size(net, *problem.size), cfg.precision, dev)
+    cfg = plan_memory(prior.spec, nets.padded_size(net, *problem.size), cfg, dev)
     net = net.to(dev)
     gen = torch.Generator().manual_seed(seed)
     target = problem.target(net, gen, dev)
@@ -152,7 +167,7 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
         "ssim_final": final["ssim"], "ssim_stopped": stopped["ssim"],
         "oracle_best_psnr": tr.oracle_best, "oracle_best_iter": tr.oracle_best_iter,
         "sparsity": prior.sparsity, "params": nets.count_params(net),
-        "recoveries": result.recoveries, "seconds": round(result.seconds, 3),
+        "recoveries": result.recoveries, "seconds": round(result.seconds, 3), "checkpoint": cfg.checkpoint,
         **prior.source, **form,
     }
     return result, report

@@ -182,6 +182,20 @@ def test_refuses_raw_pickle_without_unpickling(tmp_path, protocol):
     assert not sentinel.exists()
 
 
+def test_a_header_length_ending_in_0x80_is_not_taken_for_a_pickle(tmp_path):
+    """The first byte of a safetensors file is the header length's low byte; 0x80 is pickle's magic."""
+    for pad in range(300):
+        art = make_artifact(note="x" * pad)
+        data = artifact.to_bytes(art)
+        if data[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave a header length ending in 0x80")
+    path = tmp_path / "mask.safetensors"
+    path.write_bytes(data)
+    assert artifact.load(path).counts(1) == art.counts(1)
+
+
 def test_refuses_missing_and_empty_files(tmp_path):
     refused(tmp_path / "nope.safetensors", "no such artifact")
     refused(tmp_path, "no such artifact")  # a folder

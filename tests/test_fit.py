@@ -358,3 +358,30 @@ def test_a_callback_returning_true_ends_the_run(rgb32):
     result = fit(net, [target], FitConfig(iters=50, early_stop=False),
                  callbacks=[lambda s: s.iteration == 12, lambda s: seen.append(s.iteration)])
     assert result.iterations == 12 and seen[-1] == 12  # every callback still saw the last step
+
+
+def test_checkpointed_conv_blocks_give_the_same_fit(rgb32):
+    """Recomputing conv blocks in backward is exact: same losses and outputs, bit for bit."""
+    runs = []
+    for ckpt in (False, True):
+        net, target, _ = make_run(tiny_spec(), rgb32)
+        runs.append(fit(net, [target], FitConfig(iters=8, early_stop=False, checkpoint=ckpt)))
+        assert all(m.checkpointed == ckpt for m in net.modules() if isinstance(m, nets.ConvBlock))
+    assert runs[0].losses == runs[1].losses
+    assert torch.equal(runs[0].targets[0].final, runs[1].targets[0].final)
+
+
+@pytest.mark.parametrize("free_gib, asked, expected", [(100, None, False), (4.5, None, True), (100, True, True),
+                                                       (4.5, False, "error"), (2, None, "error")])
+def test_plan_memory_checkpoints_only_when_needed(monkeypatch, free_gib, asked, expected):
+    from lipcli import restore
+    spec, size = nets.preset("dip"), (1024, 1024)
+    assert restore.estimate_bytes(spec, *size, "bf16", True) < 0.9 * 4.5 * 2**30 < \
+        restore.estimate_bytes(spec, *size, "bf16")
+    monkeypatch.setattr(restore.devices, "available_memory", lambda dev: int(free_gib * 2**30))
+    cfg = FitConfig(precision="bf16", checkpoint=asked)
+    if expected == "error":
+        with pytest.raises(LipError, match="GiB"):
+            restore.plan_memory(spec, size, cfg, torch.device("cpu"))
+    else:
+        assert restore.plan_memory(spec, size, cfg, torch.device("cpu")).checkpoint is expected
