@@ -7,10 +7,11 @@ from typing import Any, Optional
 import typer
 from rich import box
 from rich.table import Table
+from typer.core import TyperCommand
 
-from . import device as devices, files, render, transfer
+from . import device as devices, files, render, transfer, workers
 from . import images as images_io
-from .cli import (CONFIG, DEVICE, EARLY_STOP, EMA, ES_PATIENCE, ES_WINDOW, INPAINT_MASK, KEEP, LR, PRECISION,
+from .cli import (CONFIG, EARLY_STOP, EMA, ES_PATIENCE, ES_WINDOW, INPAINT_MASK, KEEP, LR, PRECISION,
                   REG_NOISE, SEED, SIGMA, THREADS, app, fit_config, resolve_settings)
 from .cli_inspect import _print
 from .errors import LipError
@@ -18,11 +19,21 @@ from .fit import Step
 from .transfer import Cell
 
 GRID = "Grid"
+ARGS = "lip_transfer_args"
 
 
-@app.command("transfer")
+class _KeepArgs(TyperCommand):
+    """Keeps the command's own arguments: `--device A,B` starts its workers with the user's command line."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        ctx.meta[ARGS] = list(args)
+        return super().parse_args(ctx, args)
+
+
+@app.command("transfer", cls=_KeepArgs)
 @render.guarded
 def transfer_cmd(
+    ctx: typer.Context,
     images: Optional[list[Path]] = typer.Argument(None, help="CLEAN images (ground truth); each cell degrades "
                                                   "them, seeded by the cell's seed", show_default=False),
     mask: Optional[list[Path]] = typer.Option(None, "--mask", help="Mask artifact (.safetensors); repeat for "
@@ -44,7 +55,8 @@ def transfer_cmd(
                                    rich_help_panel=GRID),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (created)"),
     shard: Optional[str] = typer.Option(None, help="i/n: run only cells with index % n == i into "
-                                        "results.shard-i-of-n.jsonl (join them with --merge)"),
+                                        "results.shard-i-of-n.jsonl (join them with --merge); for several "
+                                        "devices of one machine, --device A,B does this itself"),
     merge: Optional[Path] = typer.Option(None, help="Join the shard files in this results folder, then write "
                                          "summary.csv and plots (no fitting)"),
     curves: bool = typer.Option(False, "--curves", help="Also plot PSNR and loss against iteration"),
@@ -55,7 +67,11 @@ def transfer_cmd(
                                         "[preset]", rich_help_panel="Fitting"),
     lr: Optional[float] = LR, reg_noise: Optional[float] = REG_NOISE, ema: Optional[float] = EMA,
     early_stop: bool = EARLY_STOP, es_window: Optional[int] = ES_WINDOW, es_patience: Optional[int] = ES_PATIENCE,
-    device: str = DEVICE, seed: int = SEED, precision: Optional[str] = PRECISION, threads: Optional[int] = THREADS,
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps, or a comma list (cuda:0,cuda:1):"
+                               " one worker process per device runs --shard i/n there, then the shards are "
+                               "merged (--json prints the rows after the merge); repeats are allowed, e.g. "
+                               "cpu,cpu,cpu,cpu on a many-core CPU", envvar="LIP_DEVICE", rich_help_panel="Run"),
+    seed: int = SEED, precision: Optional[str] = PRECISION, threads: Optional[int] = THREADS,
     config_: Optional[str] = typer.Option(None, "--config", help=CONFIG.help, rich_help_panel="Run"),
     json_: bool = typer.Option(False, "--json", help="Print each finished row as one JSON line on stdout",
                                rich_help_panel="Run"),
@@ -81,6 +97,9 @@ def transfer_cmd(
     if experiment == "impedance" and tasks is not None:
         raise LipError("--experiment impedance fits fixed targets (clean, noisy, shuffled, noise); drop --tasks")
     shard_ = transfer.parse_shard(shard)
+    if "," in device and shard_ is not None:
+        raise LipError(f"--device {device} runs one --shard per device itself: drop --shard {shard}")
+    device_list = workers.parse_devices(device)
     task_names = list(transfer.IMPEDANCE_TARGETS) if experiment == "impedance" else \
         transfer.parse_tasks(tasks or "denoise")
     chosen_baselines = transfer.parse_baselines(baselines)
@@ -94,10 +113,7 @@ def transfer_cmd(
     masks = transfer.load_masks(list(mask or []))
     chosen_rounds = transfer.parse_rounds(masks, rounds, sparsities)
 
-    if "," in device:
-        raise LipError(f"--device {device}: one device per process; to use several GPUs, start one "
-                       "--shard i/n per device (--device cuda:i) and --merge the folder")
-    dev = devices.resolve(device)
+    dev = devices.resolve(device_list[0] if device_list else device)  # settings, to check the grid now
     devices.set_threads(threads)
     flags = dict(sigma=sigma, keep=keep, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema, es_window=es_window,
                  es_patience=es_patience, precision=precision)
@@ -114,6 +130,10 @@ def transfer_cmd(
             grid.problem(Cell("dense", None, 0, path, name, seed))
 
     _make_folder(out)
+    if device_list is not None:
+        _run_workers(ctx.meta[ARGS], device_list, threads, out, grid)
+        _merge(out, curves, experiment == "spectrum", plot_metric, json_)
+        return
     rows_path = out / transfer.rows_name(grid.stem, shard_)
     files.check_writable(rows_path)
     cells = transfer.shard_of(grid.cells(), shard_)
@@ -149,6 +169,18 @@ def transfer_cmd(
     rows = transfer.read_rows(rows_path)
     results, impedance = (rows, []) if grid.stem == "results" else ([], rows)
     _write(out, results, impedance, curves, experiment == "spectrum", plot_metric)
+
+
+def _run_workers(args: list[str], device_list: list[str], threads: Optional[int], out: Path,
+                 grid: transfer.Grid) -> None:
+    render.say(f"lip transfer: {len(grid.cells())} runs as {len(device_list)} shards, one worker per device "
+         f"({', '.join(device_list)})")
+    try:
+        workers.run(args, device_list, threads, out, grid.stem, render.say)
+    except (KeyboardInterrupt, render.Terminated):
+        render.say(f"lip: stopped the workers; their finished runs are kept in {out}/{grid.stem}.shard-*.jsonl. "
+             "Continue with the same command (finished runs are skipped)")
+        raise
 
 
 def _make_folder(out: Path) -> None:
