@@ -131,7 +131,10 @@ def transfer_cmd(
 
     _make_folder(out)
     if device_list is not None:
-        _run_workers(ctx.meta[ARGS], device_list, threads, out, grid)
+        # Every worker gets the preset chosen here (the first device's), so a mixed list such as
+        # cuda:0,cpu does not fill one grid with runs made under different default presets.
+        preset = [] if config_ is not None else ["--config", settings[task_names[0]]["preset"]]
+        _run_workers(preset + ctx.meta[ARGS], device_list, threads, out, grid)
         _merge(out, curves, experiment == "spectrum", plot_metric, json_)
         return
     rows_path = out / transfer.rows_name(grid.stem, shard_)
