@@ -91,10 +91,10 @@ def estimate_bytes(spec: dict[str, Any], height: int, width: int, precision: str
     n_params = nets.count_params(nets.build(spec))
     fixed = (350 if precision == "bf16" else 200) * 2**20  # runtime, allocator, rollback snapshots
     es_buffer = 200 * min(3 * height * width, 65536) * 8  # early-stop window (float64)
-    return int(1.3 * floats * per * height * width + 16 * n_params + fixed + es_buffer)
+    return int(1.45 * floats * per * height * width + 16 * n_params + fixed + es_buffer)
 
 
-CHECKPOINT_SAVING = 0.6  # activation memory with checkpointed conv blocks / without (measured)
+CHECKPOINT_SAVING = 0.65  # activation memory with checkpointed conv blocks / without (measured)
 
 
 def plan_memory(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev: torch.device) -> FitConfig:
