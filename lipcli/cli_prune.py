@@ -1,6 +1,7 @@
 """`lip prune`: parse, call prune.run.search, render the per-round table."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -57,9 +58,9 @@ def prune_cmd(
                                                        rich_help_panel="Search"),
     clean: Optional[list[Path]] = typer.Option(None, help="Clean references, for per-round PSNR reports only",
                                                rich_help_panel="Search"),
-    early_bird: float = typer.Option(0.0, help="IMP: end a round once the mask it would prune changes by "
-                                     "less than this fraction between checks (e.g. 0.02; 0 = off)",
-                                     min=0.0, max=1.0, rich_help_panel="Search"),
+    early_bird: Optional[float] = typer.Option(None, help="IMP: end a round once the mask it would prune "
+                                               "changes by less than this fraction between checks (0 = off) "
+                                               "[preset]", min=0.0, max=1.0, rich_help_panel="Search"),
     early_bird_every: int = typer.Option(50, help="IMP: iterations between early-bird checks", min=1,
                                          rich_help_panel="Search"),
     like: Optional[Path] = typer.Option(None, help="random-layerwise: copy this mask's per-layer ratios",
@@ -98,9 +99,9 @@ def prune_cmd(
         raise LipError("give at least one image to search on (or --prior gan)")
     n_threads = devices.set_threads(threads)
     settings = resolve_settings(task, config_, dev, dict(
-        sigma=sigma, keep=keep, scale=scale, iters=iters, lr=lr, reg_noise=reg_noise,
-        precision=precision, net=net, rounds=rounds, rate=rate))
-    cfg = fit_config(settings, False, dev, seed)
+        sigma=sigma, keep=keep, scale=scale, search_iters=iters, lr=lr, reg_noise=reg_noise,
+        precision=precision, net=net, rounds=rounds, rate=rate, early_bird=early_bird))
+    cfg = replace(fit_config(settings, False, dev, seed), iters=int(settings["search_iters"]))
     rate_ = float(settings["rate"])
     if not 0 < rate_ < 1:
         raise LipError(f"--rate {rate_} must be in (0, 1)")
@@ -138,7 +139,7 @@ def prune_cmd(
         imp=ImpSettings(rounds=n_rounds, rate=rate_, rewind=rewind, fresh_input=fresh_input,
                         shared_input=shared_input, rises=stop_when_loss_rises or 2,
                         stop_on_rises=stop_when_loss_rises is not None, oracle=bool(oracle_target),
-                        early_bird=early_bird, early_bird_every=early_bird_every),
+                        early_bird=float(settings["early_bird"]), early_bird_every=early_bird_every),
         extra={"threads": n_threads, "preset": settings["preset"], "device": dev.type})
     total = (n_rounds + 1) * cfg.iters if method == "imp" else cfg.iters if method == "oes" else n_rounds
     def on_start() -> None:

@@ -16,11 +16,11 @@ TASKS = ("denoise", "inpaint", "sr")
 
 # The paper's settings (anchors-spec a.3, LIP row): one net for every task.
 _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, precision="fp32",
-                     sigma=25.0, keep=0.5, scale=4, rounds=16, rate=0.2)
-_PAPER_TASK = {
-    "denoise": dict(iters=3000, reg_noise=1 / 30, ema=0.99),
-    "inpaint": dict(iters=3000, reg_noise=0.03, ema=0.0),
-    "sr": dict(iters=2000, reg_noise=0.03, ema=0.0),
+                     sigma=25.0, keep=0.5, scale=4, rounds=16, rate=0.2, early_bird=0.0)
+_PAPER_TASK = {  # search_iters: IMP iterations per round (the paper trains each round like a restore)
+    "denoise": dict(iters=3000, search_iters=3000, reg_noise=1 / 30, ema=0.99),
+    "inpaint": dict(iters=3000, search_iters=3000, reg_noise=0.03, ema=0.0),
+    "sr": dict(iters=2000, search_iters=2000, reg_noise=0.03, ema=0.0),
 }
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
 _FAST_OVERRIDES = dict(es_patience=300, precision="auto", rounds=8)
@@ -28,8 +28,8 @@ _FAST_ITERS = {"denoise": 1200, "inpaint": 1500, "sr": 1200}
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {t: {**_PAPER_COMMON, **_PAPER_TASK[t]} for t in TASKS},
-    "fast": {t: {**_PAPER_COMMON, **_PAPER_TASK[t], **_FAST_OVERRIDES, "iters": _FAST_ITERS[t]}
-             for t in TASKS},
+    "fast": {t: {**_PAPER_COMMON, **_PAPER_TASK[t], **_FAST_OVERRIDES, "iters": _FAST_ITERS[t],
+                 "search_iters": _FAST_ITERS[t]} for t in TASKS},
 }
 KNOWN_KEYS = set(PRESETS["paper"]["denoise"])
 
