@@ -21,6 +21,17 @@ from lipcli.operators import Denoise
 from conftest import narrow_spec, tiny_spec
 
 
+def grad_pairs(net: nn.Module, small: CompactSkipNet, masks: dict[str, torch.Tensor]):
+    """(compact name, source name, rows, cols, compact grad, the masked full grad it should equal)."""
+    full, kept = dict(net.named_parameters()), dict(small.named_parameters())
+    for cname, (src, rows, cols) in small._sources.items():
+        if cname not in kept:
+            continue
+        g = full[src].grad * masks[src] if src in masks else full[src].grad
+        g = g[rows] if cols is None else g[rows][:, cols]
+        yield cname, src, rows, cols, kept[cname].grad * small.masks.get(cname, 1), g
+
+
 def _net(spec: dict, seed: int = 0) -> nets.SkipNet:
     """A net with random BN affine params (so dead channels carry nonzero betas)."""
     torch.manual_seed(seed)
@@ -246,18 +257,13 @@ def test_gradients_match_and_dropped_entries_have_none():
     full = dict(net.named_parameters())
     scale = max(p.grad.abs().max().item() for p in full.values())
     covered = {n: torch.zeros_like(p, dtype=torch.bool) for n, p in full.items()}
-    kept = dict(small.named_parameters())
-    for cname, (src, rows, cols) in small._sources.items():
-        if cname not in kept:
-            continue
-        g = full[src].grad * masks[src] if src in masks else full[src].grad
-        g = g[rows] if cols is None else g[rows][:, cols]
-        mine = kept[cname].grad * small.masks.get(cname, 1)
+    for cname, src, rows, cols, mine, g in grad_pairs(net, small, masks):
         assert torch.allclose(mine, g, rtol=1e-7, atol=1e-12 * scale), cname
         if cols is None:
             covered[src][rows] = True
         else:
             covered[src][rows[:, None], cols[None, :]] = True
+    kept = dict(small.named_parameters())
     assert any(n.endswith("fold_weight") for n in kept) and any(n.endswith("const_bias") for n in kept)
     for n, p in full.items():
         g = p.grad * masks[n] if n in masks else p.grad

@@ -33,6 +33,7 @@ from lipcli.problem import load_problem
 from lipcli.restore import Prior, fitted_form, restore
 from conftest import RGB64, tiny_spec
 from test_artifact import make_artifact
+from test_compact import grad_pairs
 from test_cli_restore import FAST, json_report, lip, read
 
 SPEC = tiny_spec()
@@ -112,15 +113,9 @@ def test_at_a_real_theta0_only_the_betas_on_the_leaky_relu_kink_differ():
         ((small(z) - y) ** 2).mean().backward()
     finally:
         torch.set_default_dtype(torch.float32)
-    full, mine = dict(net.named_parameters()), dict(small.named_parameters())
-    atol = 1e-12 * max(p.grad.abs().max().item() for p in full.values())
+    atol = 1e-12 * max(p.grad.abs().max().item() for p in net.parameters())
     kinked = 0
-    for cname, (src, rows, cols) in small._sources.items():
-        if cname not in mine:
-            continue
-        g = full[src].grad * masks[src] if src in masks else full[src].grad
-        g = g[rows] if cols is None else g[rows][:, cols]
-        ours = mine[cname].grad * small.masks.get(cname, 1)
+    for cname, src, _, _, ours, g in grad_pairs(net, small, masks):
         if cname.endswith(".const_bias") and net.get_submodule(src.rsplit(".", 2)[0]).act:
             kinked += 1
             lo, hi = torch.minimum(ours, 5 * ours), torch.maximum(ours, 5 * ours)

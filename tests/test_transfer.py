@@ -53,12 +53,16 @@ def make_mask(path: Path, rounds: int = 3, seed: int = 0) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("transfer")
+def grid_data(folder: Path) -> Path:
+    """The tiny grid's inputs: mask artifact A and a 64x64 RGB image."""
     make_mask(folder / "A.safetensors")
     shutil.copy(RGB64, folder / "astro.png")
     return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return grid_data(tmp_path_factory.mktemp("transfer"))
 
 
 def lip(*args):

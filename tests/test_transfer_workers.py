@@ -8,7 +8,6 @@ test_transfer.py (8-channel 5-level hourglass, 64x64 crop); every worker runs at
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 from pathlib import Path
 
@@ -16,10 +15,14 @@ import pytest
 
 from lipcli import transfer, workers
 from lipcli.errors import LipError
-from conftest import RGB64
 from test_interrupt import finish, wait_for
 from test_interrupt import lip as lip_process
-from test_transfer import keys, lip, make_mask, ok
+from test_transfer import grid_data, keys, lip, ok
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return grid_data(tmp_path_factory.mktemp("workers"))
+
 
 RUN = ["--precision", "fp32", "--config", "fast", "--threads", "1"]
 SCORES = ("psnr_final", "psnr_stopped", "oracle_best_psnr", "ssim_stopped")
@@ -29,14 +32,6 @@ SCORES = ("psnr_final", "psnr_stopped", "oracle_best_psnr", "ssim_stopped")
 def _clean_env(monkeypatch):
     monkeypatch.delenv("LIP_DEVICE", raising=False)
     monkeypatch.delenv("LIP_DEBUG", raising=False)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("workers")
-    make_mask(folder / "A.safetensors")
-    shutil.copy(RGB64, folder / "astro.png")
-    return folder
 
 
 def scores(rows: list[dict]) -> dict[str, tuple]:
