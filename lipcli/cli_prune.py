@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from . import device as devices, files, render
-from .cli import (CONFIG, DEVICE, INPAINT_MASK, ITERS, JSON, KEEP, LOG, LR, MAX_PIXELS, PRECISION, REG_NOISE,
+from .cli import (CONFIG, DEVICE, INPAINT_MASK, JSON, KEEP, LOG, LR, MAX_PIXELS, PRECISION, REG_NOISE,
                   SCALE, SEED, SIGMA, SIMULATE, TASK, THREADS, app, fit_config, resolve_settings)
 from .errors import LipError
 from .fit import Step
@@ -32,11 +32,12 @@ def prune_cmd(
     task: str = TASK, sigma: Optional[float] = SIGMA, inpaint_mask: Optional[Path] = INPAINT_MASK,
     keep: Optional[float] = KEEP, scale: Optional[int] = SCALE, simulate: bool = SIMULATE,
     method: str = typer.Option("imp", help=" | ".join(METHODS), rich_help_panel="Search"),
-    rounds: Optional[int] = typer.Option(None, help="Pruning rounds [16 paper, 8 fast]", min=1, max=255,
+    rounds: Optional[int] = typer.Option(None, help="Pruning rounds [16 paper, 4 fast]", min=1, max=255,
                                          rich_help_panel="Search"),
     target_sparsity: Optional[float] = typer.Option(None, help="Prune until this sparsity (sets the rounds)",
                                                     rich_help_panel="Search"),
-    rate: Optional[float] = typer.Option(None, help="Fraction of the remaining weights pruned per round [0.2]",
+    rate: Optional[float] = typer.Option(None, help="Fraction of the remaining weights pruned per round "
+                                         "[0.2 paper, 0.36 fast]",
                                          rich_help_panel="Search"),
     rewind: float = typer.Option(0.0, help="Rewind to the weights after this fraction of the first "
                                  "round (0 = to the init, LIP's default)", rich_help_panel="Search"),
@@ -79,7 +80,10 @@ def prune_cmd(
     epochs: int = typer.Option(2, help="Fine-tuning epochs per round (--prior gan)", min=1, rich_help_panel="GAN"),
     ratio: float = typer.Option(0.4, help="Fraction of the data used per round (--prior gan)",
                                 rich_help_panel="GAN"),
-    iters: Optional[int] = ITERS, lr: Optional[float] = LR, reg_noise: Optional[float] = REG_NOISE,
+    iters: Optional[int] = typer.Option(None, help="Adam iterations per IMP round (upper bound with "
+                                        "--early-bird), or of the OES run [preset: 3000 paper, 1200 fast]",
+                                        min=1, rich_help_panel="Fitting"),
+    lr: Optional[float] = LR, reg_noise: Optional[float] = REG_NOISE,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Artifact to write [FIRST_METHOD.safetensors]"),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted search stored in this artifact"),
     device: str = DEVICE, seed: int = SEED, precision: Optional[str] = PRECISION,

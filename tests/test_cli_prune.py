@@ -88,7 +88,9 @@ def test_simulate_json_writes_a_loadable_artifact(work):
     rounds, results = [o for o in lines if o["type"] == "round"], [o for o in lines if o["type"] == "result"]
     assert len(lines) == 4 and len(results) == 1
     assert [r["round"] for r in rounds] == [0, 1, 2]
-    assert [r["kept"] for r in rounds] == [ladder_kept(TOTAL, 0.2, k) for k in range(3)]
+    # the fast preset (the CPU default) prunes 36% per round: round k is the paper's round 2k
+    assert [r["kept"] for r in rounds] == [ladder_kept(TOTAL, 0.36, k) for k in range(3)]
+    assert [r["kept"] for r in rounds] == [ladder_kept(TOTAL, 0.2, 2 * k) for k in range(3)]
     assert all(r["total"] == TOTAL and isinstance(r["loss"], float) for r in rounds)
     assert all(r["psnr_final"] > 5 for r in rounds)  # simulated: the clean input is the reference
     art = artifact.load(out)
@@ -96,7 +98,7 @@ def test_simulate_json_writes_a_loadable_artifact(work):
     assert art.meta["oracle"] is False and art.meta["search"]["fit"]["iters"] == 10
     assert results[0]["out"] == str(out) and results[0]["recommended_round"] == art.recommended_round
     assert [r["round"] for r in results[0]["rounds"]] == [0, 1, 2]
-    assert art.counts(2) == (ladder_kept(TOTAL, 0.2, 2), TOTAL) and nested(art)
+    assert art.counts(2) == (ladder_kept(TOTAL, 0.36, 2), TOTAL) and nested(art)
     assert f"wrote {out}" in result.stderr  # human text on stderr, only JSON on stdout
 
 
@@ -111,7 +113,7 @@ def test_keep_input_dense_flag(work):
 def test_target_sparsity_sets_the_rounds_for_a_baseline(work):
     out = work / "rand.safetensors"
     lines = ok(lip("prune", work / "img.png", "--simulate", *base(work), "--method", "random",
-                   "--target-sparsity", "0.5", "--json", "-o", out))
+                   "--target-sparsity", "0.5", "--rate", "0.2", "--json", "-o", out))
     art = artifact.load(out)
     assert art.rounds == 4  # 1-0.8^3 = 0.488 < 0.5 <= 0.59 = 1-0.8^4
     assert [o["round"] for o in lines if o["type"] == "round"] == [1, 2, 3, 4]
