@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import platform
 import shlex
@@ -575,7 +574,7 @@ def render(args, timing: dict, quality: dict | None, memory: dict, env: dict) ->
              "`estimate_bytes` is meant to predict (activations + weights + Adam state). "
              "Not counted by a 2-iteration run: the ES-WMV ring buffer, allocated with `torch.empty` "
              "and filled one row per iteration, so it only becomes resident over the first es_window "
-             f"iterations: es_window x min(3hw, 65536) floats = "
+             "iterations: es_window x min(3hw, 65536) floats = "
              + ", ".join(f"{s}²: {FitConfig().es_window * min(3 * s * s, 65536) * 4 / 2**20:.0f} MiB"
                          for s in sorted(memory))
              + " more for lip paths in a long run.\n")

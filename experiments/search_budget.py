@@ -73,7 +73,7 @@ def search(name: str, image: Path, work: Path, threads: int) -> subprocess.Popen
 
 def run_searches(image: Path, work: Path, lanes: int, threads: int) -> dict[str, float]:
     """Run the schedules in `lanes` parallel processes (paper first: it is the longest)."""
-    todo, running, seconds = list(SCHEDULES), {}, {}
+    todo, running = list(SCHEDULES), {}
     while todo or running:
         while todo and len(running) < lanes:
             name = todo.pop(0)

@@ -8,7 +8,6 @@ The clean image, when given, is used only to *report* metrics; nothing that stee
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from contextlib import nullcontext
