@@ -320,6 +320,7 @@ case("restore", "--mask artifact missing", lambda w: ["img.png", "--mask", "none
 case("restore", "--round not in the artifact", lambda w: ["img.png", "--mask", "A.safetensors", "--round", "9"],
      "round 9")
 # --- lip restore: names
+case("restore", "--compact without --mask", lambda w: ["img.png", "--compact"], "--compact needs --mask")
 case("restore", "unknown task", lambda w: ["img.png", "--task", "deblur"], "unknown task 'deblur'")
 case("restore", "unknown device", lambda w: ["img.png", "--device", "banana"], "unknown device 'banana'")
 case("restore", "--device cuda without a GPU", lambda w: ["img.png", "--device", "cuda"], "no CUDA GPU",
@@ -391,6 +392,7 @@ case("prune", "--resume a truncated artifact",
 case("prune", "--like an artifact of a future version",
      lambda w: ["img.png", "--simulate", "--method", "random-layerwise", "--like", bad_artifact(w, "future version")],
      "upgrade lip")
+case("prune", "--early-bird above 1", lambda w: ["img.png", "--simulate", "--early-bird", "2"], "'--early-bird'")
 case("prune", "output in a read-only folder",
      lambda w: ["img.png", "--simulate", "-o", f"{readonly(w)}/x.safetensors"], "not writable")
 case("prune", "disk full while saving the artifact", lambda w: ["img.png", "--simulate"], "out.safetensors",
@@ -415,6 +417,12 @@ case("transfer", "--sparsities 1", lambda w: ["img.png", "--mask", "A.safetensor
      "--sparsities")
 case("transfer", "--device cuda without a GPU", lambda w: ["img.png", "--mask", "A.safetensors", "--device",
                                                            "cuda"], "no CUDA GPU", skip=CUDA_SKIP)
+case("transfer", "--device list with an empty entry", lambda w: ["img.png", "--mask", "A.safetensors", "--device",
+                                                                "cpu,"], "empty entry")
+case("transfer", "--device list with --shard", lambda w: ["img.png", "--mask", "A.safetensors", "--device", "cpu,cpu",
+                                                          "--shard", "0/2"], "drop --shard")
+case("transfer", "--device list with an unknown device",
+     lambda w: ["img.png", "--mask", "A.safetensors", "--device", "cpu,banana"], "unknown device 'banana'")
 case("transfer", "inpaint mask of another size",
      lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "inpaint", "--inpaint-mask",
                 inpaint_mask(w, (32, 48))], "same size")
