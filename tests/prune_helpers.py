@@ -15,8 +15,11 @@ import torch
 from lipcli import artifact, config, images, nets
 from lipcli.fit import FitConfig, Step
 from lipcli.problem import Problem, load_problem
+from lipcli.prune import scores
 from lipcli.prune.imp import ImpSettings
 from lipcli.prune.run import SearchRequest, search
+from lipcli.prune.search import Trajectory
+from lipcli.prune.select import ladder_kept, record_round, top_global
 
 torch.set_num_threads(1)  # bit-reproducible searches (resume is compared with torch.equal)
 
@@ -60,6 +63,33 @@ def write_picture(path: Path, height: int = 64, width: int = 64, seed: int = 0,
 def write_config(folder: Path) -> Path:
     path = folder / "narrow.yaml"
     path.write_text(NARROW_YAML)
+    return path
+
+
+def isolated_folder(folder: Path, monkeypatch: Any) -> Path:
+    """img.png and narrow.yaml in `folder`, made the working directory, lip's environment variables unset."""
+    write_picture(folder / "img.png", 64, 64, seed=0)
+    write_config(folder)
+    monkeypatch.chdir(folder)
+    for var in ("LIP_DEVICE", "LIP_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    return folder
+
+
+def make_mask(path: Path, spec: dict[str, Any] = SPEC, rounds: int = 3, seed: int = 0) -> Path:
+    """A small valid IMP-style artifact: seeded init, random global scores, kept = N / 2^k at round k."""
+    torch.manual_seed(seed)
+    net = nets.build(spec)
+    names = nets.conv_weight_names(net)
+    traj = Trajectory.start(net, names, method="imp", seed=seed)
+    traj.record(0, 0.0)
+    total = sum(traj.prune_round[n].numel() for n in names)
+    drawn = scores.random(net, names, torch.Generator().manual_seed(seed))
+    for k in range(1, rounds + 1):
+        before = traj.masks(k - 1)
+        record_round(traj.prune_round, before, top_global(drawn, before, ladder_kept(total, 0.5, k)), k)
+        traj.record(k, 0.0, loss=0.1)
+    artifact.save(path, traj.to_artifact(None))
     return path
 
 

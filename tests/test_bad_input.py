@@ -41,9 +41,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # for `python tests/test_bad_inp
 from lipcli import artifact, files, nets  # noqa: E402
 from lipcli.artifact import ROUND, THETA0  # noqa: E402
 from lipcli.cli import app  # noqa: E402
-from lipcli.prune.search import Trajectory  # noqa: E402
-from lipcli.prune.select import ladder_kept, record_round, top_global  # noqa: E402
-from prune_helpers import NARROW_YAML, write_picture  # noqa: E402
+from prune_helpers import NARROW_YAML, make_mask, write_picture  # noqa: E402
 
 SPEC = nets.preset("dip", down=[8] * 5, up=[8] * 5, skip=[4] * 5)  # the net of narrow.yaml
 RUN = ["--config", "narrow.yaml", "--device", "cpu", "--threads", "1", "--iters", "1"]
@@ -58,24 +56,6 @@ NO_CUDA = not torch.cuda.is_available()
 
 
 # ---------------------------------------------------------------- building bad files
-
-def make_mask(path: Path, spec: dict = SPEC, rounds: int = 2, seed: int = 0) -> Path:
-    """A small valid IMP-style artifact: seeded init, random scores, kept halves each round."""
-    torch.manual_seed(seed)
-    net = nets.build(spec)
-    names = nets.conv_weight_names(net)
-    traj = Trajectory.start(net, names, method="imp", seed=seed)
-    traj.record(0, 0.0)
-    total = sum(traj.prune_round[n].numel() for n in names)
-    gen = torch.Generator().manual_seed(seed)
-    drawn = {n: torch.rand(traj.prune_round[n].shape, generator=gen) for n in names}
-    for k in range(1, rounds + 1):
-        before = traj.masks(k - 1)
-        record_round(traj.prune_round, before, top_global(drawn, before, ladder_kept(total, 0.5, k)), k)
-        traj.record(k, 0.0, loss=0.1)
-    artifact.save(path, traj.to_artifact(None))
-    return path
-
 
 def _tensors(art: artifact.Artifact) -> dict[str, torch.Tensor]:
     t = {ROUND + n: r for n, r in art.prune_round.items()}
@@ -129,7 +109,7 @@ def bad_artifact(w: "Work", kind: str, name: str = "bad.safetensors") -> str:
         _raw(path, {**tensors, "optimizer/exp_avg": torch.zeros(3)}, good.meta)
     elif kind == "another net":
         other = artifact.load(make_mask(w.dir / "other.tmp", nets.preset("dip", down=[12] * 5, up=[12] * 5,
-                                                                          skip=[4] * 5)))
+                                                                          skip=[4] * 5), rounds=2))
         (w.dir / "other.tmp").unlink()
         _raw(path, _tensors(other), good.meta)
     elif kind == "future version":
@@ -487,7 +467,7 @@ def listing(folder: Path) -> list[str]:
 def populate(folder: Path) -> None:
     write_picture(folder / "img.png", 64, 64, seed=0)
     (folder / "narrow.yaml").write_text(NARROW_YAML)
-    make_mask(folder / "A.safetensors")
+    make_mask(folder / "A.safetensors", rounds=2)
 
 
 @dataclass

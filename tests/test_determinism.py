@@ -12,18 +12,14 @@ from typer.testing import CliRunner
 
 from lipcli import __version__, artifact
 from lipcli.cli import app
-from prune_helpers import NARROW_YAML, write_picture
+from prune_helpers import isolated_folder
 
 EPOCH = "1700000000"  # 2023-11-14T22:13:20Z
 
 
 @pytest.fixture
 def work(tmp_path: Path, monkeypatch) -> Path:
-    write_picture(tmp_path / "img.png", 64, 64, seed=0)
-    (tmp_path / "narrow.yaml").write_text(NARROW_YAML)
-    monkeypatch.chdir(tmp_path)
-    for var in ("LIP_DEVICE", "LIP_DEBUG"):
-        monkeypatch.delenv(var, raising=False)
+    isolated_folder(tmp_path, monkeypatch)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     return tmp_path
 

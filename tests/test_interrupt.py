@@ -20,8 +20,7 @@ import pytest
 import torch
 
 from lipcli import artifact, transfer
-from prune_helpers import NARROW_YAML, write_picture
-from test_bad_input import make_mask
+from prune_helpers import NARROW_YAML, make_mask, write_picture
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -39,7 +38,7 @@ def folder(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("interrupt")
     write_picture(d / "img.png", 64, 64, seed=0)
     (d / "narrow.yaml").write_text(NARROW_YAML)
-    make_mask(d / "A.safetensors")
+    make_mask(d / "A.safetensors", rounds=2)
     return d
 
 

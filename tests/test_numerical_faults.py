@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from lipcli import fit as fit_mod
 from lipcli.cli import app
-from prune_helpers import NARROW_YAML, write_picture
+from prune_helpers import isolated_folder
 
 GOOD = 15  # the fault starts at the 16th loss evaluation
 RUN = ["restore", "img.png", "--simulate", "--config", "narrow.yaml", "--threads", "1", "--device", "cpu",
@@ -26,11 +26,7 @@ FAULTS = {"nan": math.nan, "inf": math.inf, "explodes": 1e6}
 
 @pytest.fixture
 def work(tmp_path: Path, monkeypatch) -> Path:
-    write_picture(tmp_path / "img.png", 64, 64, seed=0)
-    (tmp_path / "narrow.yaml").write_text(NARROW_YAML)
-    monkeypatch.chdir(tmp_path)
-    for var in ("LIP_DEVICE", "LIP_DEBUG"):
-        monkeypatch.delenv(var, raising=False)
+    isolated_folder(tmp_path, monkeypatch)
     return tmp_path
 
 

@@ -21,10 +21,8 @@ from lipcli import artifact, nets, transfer
 from lipcli import restore as restore_mod
 from lipcli.cli import app
 from lipcli.errors import LipError
-from lipcli.prune import scores
-from lipcli.prune.search import Trajectory
-from lipcli.prune.select import ladder_kept, record_round, top_global
 from conftest import RGB64
+from prune_helpers import make_mask
 
 SPEC = nets.preset("dip", down=[8] * 5, up=[8] * 5, skip=[4] * 5)
 RUN = ["--iters", "10", "--precision", "fp32", "--device", "cpu", "--config", "fast"]
@@ -34,23 +32,6 @@ RUN = ["--iters", "10", "--precision", "fp32", "--device", "cpu", "--config", "f
 def _clean_env(monkeypatch):
     monkeypatch.delenv("LIP_DEVICE", raising=False)
     monkeypatch.delenv("LIP_DEBUG", raising=False)
-
-
-def make_mask(path: Path, rounds: int = 3, seed: int = 0) -> Path:
-    """A small artifact: seeded init, random global scores, kept = N / 2^k at round k."""
-    torch.manual_seed(seed)
-    net = nets.build(SPEC)
-    names = nets.conv_weight_names(net)
-    traj = Trajectory.start(net, names, method="imp", seed=seed)
-    traj.record(0, 0.0)
-    total = sum(traj.prune_round[n].numel() for n in names)
-    drawn = scores.random(net, names, torch.Generator().manual_seed(seed))
-    for k in range(1, rounds + 1):
-        before = traj.masks(k - 1)
-        record_round(traj.prune_round, before, top_global(drawn, before, ladder_kept(total, 0.5, k)), k)
-        traj.record(k, 0.0, loss=0.1)
-    artifact.save(path, traj.to_artifact(None))
-    return path
 
 
 def grid_data(folder: Path) -> Path:
