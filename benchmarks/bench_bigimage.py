@@ -24,18 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lipcli import config, device as devices, nets
-from lipcli.fit import FitConfig
-from lipcli.images import save_image
-from lipcli.problem import load_problem
-from lipcli.restore import dense_prior, estimate_bytes, restore
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_iter import _status_kib  # noqa: E402
 
-
-def status_kib(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise KeyError(key)
+from lipcli import config, device as devices, nets  # noqa: E402
+from lipcli.fit import FitConfig  # noqa: E402
+from lipcli.images import save_image  # noqa: E402
+from lipcli.problem import load_problem  # noqa: E402
+from lipcli.restore import dense_prior, estimate_bytes, restore  # noqa: E402
 
 
 def child(size: int, checkpoint: bool, iters: int, precision: str, folder: Path) -> None:
@@ -49,14 +45,14 @@ def child(size: int, checkpoint: bool, iters: int, precision: str, folder: Path)
     problem = load_problem(path, "denoise", settings, simulate=True, seed=0)
     cfg = FitConfig(iters=iters, early_stop=False, precision=precision, channels_last=precision == "bf16",
                     checkpoint=checkpoint)
-    base = status_kib("VmRSS")
+    base = _status_kib("VmRSS")
     stamps: list[float] = []
     began = time.perf_counter()
     _, report = restore(problem, dense_prior("dip"), cfg, torch.device("cpu"), 0,
                         callbacks=[lambda step: stamps.append(time.perf_counter())])
     steps = np.diff([began] + stamps)
     print(json.dumps({"size": size, "checkpoint": checkpoint, "precision": precision, "base_kib": base,
-                      "hwm_kib": status_kib("VmHWM"), "first_s": float(steps[0]),
+                      "hwm_kib": _status_kib("VmHWM"), "first_s": float(steps[0]),
                       "median_s": float(np.median(steps[1:] if len(steps) > 1 else steps)),
                       "psnr_final": report["psnr_final"], "checkpoint_used": report["checkpoint"]}))
 

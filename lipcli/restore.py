@@ -88,7 +88,8 @@ def estimate_bytes(spec: dict[str, Any], height: int, width: int, precision: str
             floats *= CHECKPOINT_SAVING
     else:
         floats = 4 * spec["k"] * 4 / 3
-    n_params = nets.count_params(nets.build(spec))
+    with torch.device("meta"):  # shapes only: no weights allocated or initialised
+        n_params = nets.count_params(nets.build(spec))
     fixed = (350 if precision == "bf16" else 200) * 2**20  # runtime, allocator, rollback snapshots
     es_buffer = 200 * min(3 * height * width, 65536) * 8  # early-stop window (float64)
     return int(1.45 * floats * per * height * width + 16 * n_params + fixed + es_buffer)
