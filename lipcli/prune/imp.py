@@ -70,6 +70,7 @@ def run(problems: list[Problem], traj: Trajectory, s: ImpSettings, cfg: FitConfi
         net.to(dev)
         targets = _targets(problems, net, s, seed, session, dev)
         rewind_at = round(s.rewind * cfg.iters) if s.rewind and session == 0 else 0
+        alive, n_next = traj.masks(session), ladder_kept(total, s.rate, session + 1)
         snap: dict[str, torch.Tensor] = {}
 
         def capture(step: Step) -> None:
@@ -79,10 +80,9 @@ def run(problems: list[Problem], traj: Trajectory, s: ImpSettings, cfg: FitConfi
 
         callbacks: list[Callable[[Step], bool | None]] = [capture]
         if s.early_bird and session < s.rounds:
-            callbacks.append(early_bird(net, traj.masks(session), ladder_kept(total, s.rate, session + 1),
-                                        s.early_bird, s.early_bird_every, after=rewind_at))
+            callbacks.append(early_bird(net, alive, n_next, s.early_bird, s.early_bird_every, after=rewind_at))
         session_cfg = replace(cfg, seed=seed * 100_003 + session, early_stop=False)
-        result = fit(net, targets, session_cfg, masks=traj.masks(session), callbacks=callbacks)
+        result = fit(net, targets, session_cfg, masks=alive, callbacks=callbacks)
         if snap:
             traj.theta0 = snap
             traj.meta["rewind_iteration"] = rewind_at
@@ -90,10 +90,7 @@ def run(problems: list[Problem], traj: Trajectory, s: ImpSettings, cfg: FitConfi
                           iterations=result.iterations, **_report(problems, result, s.oracle))
         on_round(rec)
         if session < s.rounds:
-            alive = traj.masks(session)
-            scores = magnitude(net, list(traj.prune_round))
-            keep = top_global(scores, alive, ladder_kept(total, s.rate, session + 1))
-            record_round(traj.prune_round, alive, keep, session + 1)
+            record_round(traj.prune_round, alive, next_mask(net, alive, n_next), session + 1)
             traj.record(session + 1, 0.0, loss=None)
         losses = [r.get("loss") for r in traj.records]
         best = recommend(losses, s.rises)
@@ -103,6 +100,11 @@ def run(problems: list[Problem], traj: Trajectory, s: ImpSettings, cfg: FitConfi
             save(traj, best)
             return best
     return best if best is not None else s.rounds
+
+
+def next_mask(net: torch.nn.Module, alive: dict[str, torch.Tensor], n_keep: int) -> dict[str, torch.Tensor]:
+    """IMP's selection: the `n_keep` alive weights of largest trained magnitude, ranked globally."""
+    return top_global(magnitude(net, list(alive)), alive, n_keep)
 
 
 def mask_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -115,14 +117,13 @@ def early_bird(net: torch.nn.Module, alive: dict[str, torch.Tensor], n_keep: int
     """Early-bird rule (You et al. 2020, for weights instead of channels): every `every` iterations,
     rank the trained magnitudes as the end of the session would; once the set to be pruned changes
     by less than `threshold` between two checks, the session has found its mask and can end."""
-    names = list(alive)
     last: list[torch.Tensor] = []
 
     def check(step: Step) -> bool:
         if step.iteration % every or step.iteration <= after:
             return False
-        keep = top_global(magnitude(net, names), alive, n_keep)
-        pruned = torch.cat([(alive[n].cpu() & ~keep[n]).flatten() for n in names])
+        keep = next_mask(net, alive, n_keep)
+        pruned = torch.cat([(alive[n].cpu() & ~keep[n]).flatten() for n in alive])
         done = bool(last) and mask_distance(pruned, last[0]) < threshold
         last[:] = [pruned]
         return done
