@@ -193,8 +193,8 @@ def restore_cmd(
     threads: Optional[int] = THREADS, config_: Optional[str] = typer.Option(None, "--config", help=CONFIG.help,
                                                                              rich_help_panel="Run"),
     checkpoint: Optional[bool] = typer.Option(None, "--checkpoint/--no-checkpoint", help="Recompute conv "
-                                              "blocks in backward: about 1/3 less memory, 1/3 more time, "
-                                              "same result [on only when the image would not fit otherwise]",
+                                              "blocks in backward: about 1/3 less memory, each block's forward runs "
+                                              "twice, same result [on only when the image would not fit otherwise]",
                                               show_default=False, rich_help_panel="Run"),
     json_: bool = typer.Option(False, "--json", help=JSON.help, rich_help_panel="Run"),
     log: Optional[Path] = LOG,

@@ -68,7 +68,8 @@ class ConvBlock(nn.Module):
     """conv -> BatchNorm -> LeakyReLU(0.2); padding is done inside the conv (one memory pass).
 
     With `checkpointed` set (see `set_checkpointing`), training keeps only the block's input and
-    recomputes conv, BN and activation during backward: less memory for big images, ~1/3 more compute.
+    recomputes conv, BN and activation during backward: about a third less memory for big images
+    (benchmarks/RESULTS-bigimage.md; at 1024² it was no slower, though every block's forward runs twice).
     """
 
     checkpointed = False

@@ -101,7 +101,7 @@ CHECKPOINT_SAVING = 0.65  # activation memory with checkpointed conv blocks / wi
 def plan_memory(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev: torch.device) -> FitConfig:
     """Decide activation checkpointing and refuse up front, with the estimate and a hint, rather
     than die of out-of-memory later. `cfg.checkpoint` None = automatic: on only when the plain
-    step would not fit (it costs about a third more compute)."""
+    step would not fit (every conv block's forward then runs twice)."""
     free = devices.available_memory(dev)
     ckpt = cfg.checkpoint
     if ckpt is None:
