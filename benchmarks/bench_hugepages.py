@@ -33,7 +33,7 @@ def child(size: int) -> None:
 
     from lipcli import nets
     from lipcli.fit import FitConfig, Target, fit
-    from lipcli.operators import Denoise
+    from lipcli.physics import Denoise
 
     torch.manual_seed(0)
     net = nets.build(nets.preset("dip"))

@@ -42,7 +42,7 @@ from torch import nn
 from lipcli import nets
 from lipcli.fit import FitConfig, Target, fit
 from lipcli.metrics import psnr
-from lipcli.operators import Denoise
+from lipcli.physics import Denoise
 from lipcli.restore import estimate_bytes
 
 HERE = Path(__file__).resolve().parent

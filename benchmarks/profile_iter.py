@@ -25,7 +25,7 @@ from bench_iter import RefLoop, build_reference, lip_cfg, make_z, synthetic_prob
 
 from lipcli import nets  # noqa: E402
 from lipcli.fit import Target, fit  # noqa: E402
-from lipcli.operators import Denoise  # noqa: E402
+from lipcli.physics import Denoise  # noqa: E402
 
 GROUPS = {  # profiler op -> what it is
     "aten::convolution_backward": "conv backward", "aten::mkldnn_convolution": "conv forward",

@@ -19,9 +19,8 @@ import torch
 
 from lipcli import artifact, gan
 from lipcli.cs import CSConfig, mse, solve
-from lipcli.cs_operators import GaussianCS
 from lipcli.gan_nets import generator_of
-from lipcli.operators import Inpaint
+from lipcli.physics import GaussianCS, Inpaint
 from lipcli.prune import gan_imp
 
 DIGITS = (0, 1, 2)
@@ -39,11 +38,11 @@ def search(method: str, out: Path, a: argparse.Namespace, data: torch.Tensor) ->
 def evaluate(g: torch.nn.Module, x: torch.Tensor, d: int, iters: int) -> tuple[float, float]:
     shape = tuple(x.shape[1:])
     op = GaussianCS(shape, 200, outliers=4, noise=0.01, outlier_value=10000.0, seed=d)
-    y = op.observe(x, torch.Generator().manual_seed(d))
+    y = op(x, torch.Generator().manual_seed(d))
     r = solve(g, op, y, CSConfig(solver="mom", iters=iters, restarts=1, batch_size=20, seed=d))
     cs_mse = mse(r.image, x)
     ip = Inpaint.bernoulli((1, shape[1], shape[2]), 0.5, d)
-    r2 = solve(g, ip, ip.observe(x, torch.Generator().manual_seed(d)),
+    r2 = solve(g, ip, ip(x, torch.Generator().manual_seed(d)),
                CSConfig(solver="ls", iters=iters, restarts=1, seed=d))
     return cs_mse, mse(r2.image, x)
 

@@ -12,11 +12,11 @@ from . import files, nets, render
 from . import images as images_io
 from .cli import DEVICE, INPAINT_MASK, SEED, THREADS, app
 from .cs import CSConfig, mse, report, solve
-from .cs_operators import make as make_operator
 from .errors import LipError
 from .gan import GENERATOR, load_generator, load_mnist
 from .metrics import psnr
-from .operators import Inpaint
+from .physics import Inpaint
+from .physics.cs import make as make_operator, operator_help
 
 MNIST_PREFIX = "mnist:"
 
@@ -64,8 +64,7 @@ def cs_cmd(
     outlier_value: float = typer.Option(10000.0, help="Value of a corrupted measurement (the paper: 10000)",
                                         rich_help_panel="Task"),
     noise: float = typer.Option(0.01, help="Std of the Gaussian measurement noise", rich_help_panel="Task"),
-    operator: str = typer.Option("auto", help="gaussian (dense N(0,1/m)) | dct (matrix-free signs+DCT+rows)"
-                                 " | auto (gaussian when m*n <= 4M)", rich_help_panel="Task"),
+    operator: str = typer.Option("auto", help=operator_help(), rich_help_panel="Task"),
     keep: float = typer.Option(0.3, help="inpaint with --simulate and no mask: fraction of pixels observed",
                                rich_help_panel="Task"),
     inpaint_mask: Path | None = INPAINT_MASK,
@@ -140,7 +139,7 @@ def cs_cmd(
         else:
             raise LipError("inpainting a real image needs --inpaint-mask (white = observed)")
     op = op.to(dev)
-    y = (op.observe(x_in.to(dev), gen) if simulate else op.forward(x_in.to(dev)))
+    y = op(x_in.to(dev), gen) if simulate else op.A(x_in.to(dev))
     if task == "inpaint" and solver == "mom":
         solver = "ls"  # pixel inpainting has no outliers: plain (correct) squared error, as the paper
     if prior == "generator":

@@ -11,8 +11,7 @@ from typing import Any
 import yaml
 
 from .errors import LipError
-
-TASKS = ("denoise", "inpaint", "sr")
+from .physics import TASKS
 
 # The paper's settings (anchors-spec a.3, LIP row): one net for every task.
 _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, precision="fp32",

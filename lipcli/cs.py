@@ -22,9 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .cs_operators import CSOperator, mom
 from .errors import LipError
-from .operators import Operator
+from .physics import Physics
 
 SOLVERS = ("ls", "mom")
 
@@ -50,21 +49,26 @@ class CSResult:
     seconds: float = 0.0
 
 
-def row_losses(op: Operator, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-measurement squared errors (B, rows): the operator's own when it has them."""
-    if isinstance(op, CSOperator):
-        return op.row_losses(x, y)
-    return (op.forward(x) - y).pow(2).reshape(x.shape[0], -1)
+def mom(rows: torch.Tensor, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+    """Median of means of per-row values (m,): rows are randomly permuted and split into
+    max(1, m // batch_size) near-equal batches; the mean of the batch whose mean is the median
+    (the lower median for an even count) is returned, differentiably. One batch = the plain mean."""
+    m = rows.shape[-1]
+    n_batches = max(1, m // batch_size)
+    perm = torch.randperm(m, generator=gen).to(rows.device)
+    means = torch.stack([b.mean() for b in torch.tensor_split(rows[perm], n_batches)])
+    idx = torch.argsort(means.detach(), stable=True)[(n_batches - 1) // 2]
+    return means[idx]
 
 
-def selection_loss(op: Operator, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> float:
+def selection_loss(op: Physics, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> float:
     """Robust fit of an output to the measurements: MOM of its per-row losses, one fixed partition."""
     gen = torch.Generator().manual_seed(seed + 1_000_003)
     with torch.no_grad():
-        return float(mom(row_losses(op, x, y)[0], batch_size, gen))
+        return float(mom(op.row_losses(x, y)[0], batch_size, gen))
 
 
-def _one_restart(g: nn.Module, op: Operator, y: torch.Tensor, cfg: CSConfig, r: int,
+def _one_restart(g: nn.Module, op: Physics, y: torch.Tensor, cfg: CSConfig, r: int,
                  on_step: Callable[[int, float], None]) -> tuple[torch.Tensor, list[float]]:
     dev = y.device
     gen = torch.Generator().manual_seed(cfg.seed * 1_000 + r)
@@ -88,7 +92,7 @@ def _one_restart(g: nn.Module, op: Operator, y: torch.Tensor, cfg: CSConfig, r: 
     z_sum = torch.zeros_like(z_f)
     for it in range(cfg.iters):
         out = g(torch.cat([z_f, z_g]))  # one batched forward for both players
-        rows = row_losses(op, out, y.expand(2, *y.shape[1:]))
+        rows = op.row_losses(out, y.expand(2, *y.shape[1:]))
         loss = mom(rows[0] - rows[1], cfg.batch_size, perm_gen)
         opt_f.zero_grad(set_to_none=True)
         opt_g.zero_grad(set_to_none=True)
@@ -103,7 +107,7 @@ def _one_restart(g: nn.Module, op: Operator, y: torch.Tensor, cfg: CSConfig, r: 
     return z_sum / tail, losses
 
 
-def solve(g: nn.Module, op: Operator, y: torch.Tensor, cfg: CSConfig,
+def solve(g: nn.Module, op: Physics, y: torch.Tensor, cfg: CSConfig,
           on_step: Callable[[int, float], None] = lambda it, loss: None) -> CSResult:
     """Recover G(z) from measurements y (1, m) (or an observed masked image) through `op`."""
     if cfg.solver not in SOLVERS:

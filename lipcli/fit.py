@@ -21,7 +21,7 @@ from .earlystop import WindowedVariance
 from .errors import LipRuntimeError
 from .metrics import psnr
 from .nets import set_checkpointing
-from .operators import Operator
+from .physics import Physics
 
 Masks = dict[str, torch.Tensor]
 
@@ -55,7 +55,7 @@ class Target:
     """
 
     z: torch.Tensor
-    op: Operator
+    op: Physics
     y: torch.Tensor
     size: tuple[int, int]
     clean: torch.Tensor | None = None

@@ -17,17 +17,16 @@ import torch.nn.functional as F
 from . import images, nets
 from .errors import LipError
 from .fit import Target
-from .metrics import psnr, psnr_y, ssim
-from .operators import Denoise, Inpaint, Operator, SuperResolution
-
-SR_BORDER = 4  # pixels cropped before Y-PSNR (DIP/LIP SR scoring, anchors-spec a.4)
+from .metrics import ssim
+from .physics import TASKS, Physics, Task
 
 
 @dataclass
 class Problem:
     name: str
     y: torch.Tensor  # (1,3,h,w) observation
-    op: Operator
+    task: Task
+    op: Physics
     size: tuple[int, int]  # restored (H, W)
     gray: bool
     alpha: np.ndarray | None
@@ -37,13 +36,11 @@ class Problem:
 
     @property
     def metric_name(self) -> str:
-        return "psnr_y" if isinstance(self.op, SuperResolution) and not self.gray else "psnr"
+        return self.task.metric_name(self.gray)
 
     @property
     def metric(self) -> Callable[[torch.Tensor, torch.Tensor], float]:
-        if self.metric_name == "psnr_y":
-            return lambda x, c: psnr_y(x, c, SR_BORDER)
-        return psnr
+        return self.task.metric(self.gray)
 
     def target(self, net: torch.nn.Module, gen: torch.Generator, device: torch.device,
                z: torch.Tensor | None = None) -> Target:
@@ -82,28 +79,13 @@ def _rgb(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.expand(1, 3, *t.shape[-2:]).clone() if t.shape[1] == 1 else t
 
 
-def make_operator(task: str, settings: dict[str, Any], height: int, width: int, gray: bool,
-                  inpaint_mask: Path | None, seed: int) -> Operator:
-    """The task's operator for an image of the given (restored) size."""
-    if task == "denoise":
-        return Denoise(float(settings["sigma"]))
-    if task == "inpaint":
-        if inpaint_mask is not None:
-            keep = images.load_binary_mask(inpaint_mask, height, width)
-            return Inpaint(torch.from_numpy(keep)[None], inpaint_mask.name)
-        return Inpaint.bernoulli((1 if gray else 3, height, width), float(settings["keep"]), seed)
-    if task == "sr":
-        return SuperResolution(int(settings["scale"]))
-    raise LipError(f"unknown task {task!r}: use denoise, inpaint or sr")
-
-
 def _memory_cost(task: str, settings: dict[str, Any], simulate: bool) -> Callable[[int, int], str]:
     """For refusing an oversized image from its header: the memory restoring it would need."""
     def cost(width: int, height: int) -> str:
         from .restore import estimate_bytes  # restore imports this module
         try:
             spec = nets.resolve_spec(settings["net"])
-            s = int(settings["scale"]) if task == "sr" and not simulate else 1
+            s = 1 if simulate else TASKS.get(task).upscale(settings)
             size = nets.padded_size(nets.build(spec), height * s, width * s)
             need = estimate_bytes(spec, *size, "bf16" if settings.get("precision") == "bf16" else "fp32",
                                   checkpoint=True)
@@ -128,19 +110,19 @@ def load_problem(path: Path, task: str, settings: dict[str, Any], *, simulate: b
     h, w = img.height, img.width
     if simulate and clean is not None:
         raise LipError("--clean and --simulate exclude each other: with --simulate the input is the clean image")
-    if not simulate and task == "inpaint" and inpaint_mask is None:
-        raise LipError("inpainting a real image needs --inpaint-mask MASK.png (white = observed); "
-                       "use --simulate to test with a random mask")
-    op = make_operator(task, settings, h, w, gray, inpaint_mask, seed)
+    kind = TASKS.get(task)
+    if not simulate:
+        kind.check_real(inpaint_mask)
+    op = kind.build(settings, h, w, gray, inpaint_mask, seed)
     if simulate:
-        y, ref, size = op.observe(native, torch.Generator().manual_seed(seed)), _rgb(native), (h, w)
+        y, ref, size = op(native, torch.Generator().manual_seed(seed)), _rgb(native), (h, w)
     else:
-        y, ref, size = op.forward(native) if task == "inpaint" else native, None, op.output_size(h, w)
+        y, ref, size = kind.read_real(op, native), None, op.output_size(h, w)
         if clean is not None:
             ref_img = images.load_image(clean, max_pixels=max_pixels)
             if (ref_img.height, ref_img.width) != size:
                 raise LipError(f"--clean {clean.name} is {ref_img.width}x{ref_img.height} but the "
                                f"restored image will be {size[1]}x{size[0]}")
             ref = _rgb(ref_img.pixels)
-    return Problem(name=img.name, y=_rgb(y), op=op, size=size, gray=gray, alpha=img.alpha,
+    return Problem(name=img.name, y=_rgb(y), task=kind, op=op, size=size, gray=gray, alpha=img.alpha,
                    bit_depth=img.bit_depth, sha256=images.pixel_hash(img), clean=ref)

@@ -31,7 +31,7 @@ from .errors import LipError
 from .jsonsafe import finite
 from .files import atomic_path
 from .fit import DivergenceError, FitConfig, Step
-from .operators import Operator
+from .physics import Identity
 from .problem import Problem, load_problem
 from .prune import scores
 from .prune.select import top_global
@@ -303,7 +303,7 @@ def impedance_problem(path: Path, target: str, settings: dict[str, Any], seed: i
         y = clean.reshape(1, 3, h * w)[..., torch.randperm(h * w, generator=gen)].reshape(clean.shape)
     else:
         y = torch.rand(clean.shape, generator=gen)
-    return replace(p, y=y, op=Operator(), clean=y)
+    return replace(p, y=y, op=Identity(), clean=y)
 
 
 def pending(cells: list[Cell], rows: list[dict[str, Any]], grid: Grid, where: str) -> list[Cell]:

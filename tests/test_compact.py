@@ -17,7 +17,7 @@ from torch import nn
 from lipcli import nets
 from lipcli.compact import CompactSkipNet, compact
 from lipcli.fit import FitConfig, Target, apply_masks, fit
-from lipcli.operators import Denoise
+from lipcli.physics import Denoise
 from conftest import narrow_spec, tiny_spec
 
 

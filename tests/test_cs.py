@@ -5,10 +5,9 @@ import pytest
 import torch
 
 from lipcli import artifact, gan, nets
-from lipcli.cs import CSConfig, mse, solve
-from lipcli.cs_operators import GaussianCS, StructuredCS, dct_ortho, mom
+from lipcli.cs import CSConfig, mom, mse, solve
 from lipcli.gan_nets import GAN, DCGANGenerator
-from lipcli.operators import Inpaint
+from lipcli.physics import GaussianCS, Inpaint, StructuredCS, dct_ortho
 
 SHAPE = (1, 32, 32)
 
@@ -32,13 +31,13 @@ def test_operator_adjoint_identity_and_shapes(cls):
     gen = torch.Generator().manual_seed(0)
     x = torch.randn((2, *SHAPE), generator=gen, dtype=torch.float64)
     y = torch.randn((2, 300), generator=gen, dtype=torch.float64)
-    ax = op.forward(x)
-    aty = op.adjoint(y, tuple(x.shape))
+    ax = op.A(x)
+    aty = op.A_adjoint(y)
     assert ax.shape == (2, 300) and aty.shape == x.shape
     lhs, rhs = float((ax * y).sum()), float((x * aty).sum())
     assert abs(lhs - rhs) <= 1e-9 * max(1.0, abs(lhs))
     assert op.row_losses(x.float(), y.float()).shape == (2, 300)
-    obs = op.observe(x[:1].float(), torch.Generator().manual_seed(1))
+    obs = op(x[:1].float(), torch.Generator().manual_seed(1))
     assert obs.shape == (1, 300) and int((obs == op.outlier_value).sum()) == 6
 
 
@@ -47,7 +46,7 @@ def test_structured_operator_is_an_isometry_on_average():
                           torch.eye(50, dtype=torch.float64), atol=1e-12)
     op = StructuredCS(SHAPE, 1024)  # all rows: an orthogonal map
     x = torch.rand((1, *SHAPE), dtype=torch.float64)
-    assert torch.allclose(op.forward(x).norm(), x.norm())
+    assert torch.allclose(op.A(x).norm(), x.norm())
 
 
 def test_mom_with_one_batch_is_the_mean():
@@ -61,7 +60,7 @@ def test_mom_with_one_batch_is_the_mean():
 
 def test_cs_recovers_a_generated_image_without_outliers(generator, target):
     op = GaussianCS(SHAPE, 500, noise=0.01, seed=1)
-    y = op.observe(target, torch.Generator().manual_seed(5))
+    y = op(target, torch.Generator().manual_seed(5))
     res = solve(generator, op, y, CSConfig(solver="ls", iters=300, restarts=2, seed=0))
     assert mse(res.image, target) < 0.01
     assert len(res.selection_losses) == 2 and res.restart == min(range(2), key=res.selection_losses.__getitem__)
@@ -69,7 +68,7 @@ def test_cs_recovers_a_generated_image_without_outliers(generator, target):
 
 def test_outliers_hurt_least_squares_much_more_than_mom(generator, target):
     op = GaussianCS(SHAPE, 500, outliers=10, noise=0.01, seed=1)  # 2% corrupted rows, 25 MOM batches
-    y = op.observe(target, torch.Generator().manual_seed(5))
+    y = op(target, torch.Generator().manual_seed(5))
     ls = mse(solve(generator, op, y, CSConfig(solver="ls", iters=250, restarts=2, seed=0)).image, target)
     robust = mse(solve(generator, op, y, CSConfig(solver="mom", iters=250, restarts=2, seed=0)).image, target)
     assert robust < 0.03
@@ -78,7 +77,7 @@ def test_outliers_hurt_least_squares_much_more_than_mom(generator, target):
 
 def test_inpainting_uses_the_squared_error(generator, target):
     op = Inpaint.bernoulli((1, 32, 32), 0.5, seed=0)
-    y = op.observe(target, torch.Generator())
+    y = op(target, torch.Generator())
     x = torch.rand_like(target)
     assert torch.allclose(op.loss(x, y), ((x - target) ** 2 * op.mask).mean())  # quadratic, not quartic
     res = solve(generator, op, y, CSConfig(solver="ls", iters=200, restarts=3, seed=0))

@@ -12,7 +12,7 @@ from lipcli.earlystop import WindowedVariance
 from lipcli.errors import LipError, LipRuntimeError
 from lipcli.fit import DivergenceError, FitConfig, Target, apply_masks, crop_center, fit
 from lipcli.metrics import psnr
-from lipcli.operators import Denoise
+from lipcli.physics import Denoise
 from conftest import narrow_spec, tiny_spec
 
 
@@ -21,7 +21,7 @@ def make_run(spec, clean_img, *, sigma=25.0, op=None, seed=0, size=None):
     torch.manual_seed(seed)
     net = nets.build(spec)
     op = op or Denoise(sigma)
-    y = Denoise(sigma).observe(clean_img, torch.Generator().manual_seed(seed))
+    y = Denoise(sigma)(clean_img, torch.Generator().manual_seed(seed))
     h, w = size or clean_img.shape[-2:]
     z = nets.make_input(net, *nets.padded_size(net, h, w), torch.Generator().manual_seed(seed))
     return net, Target(z=z, op=op, y=y, size=(h, w)), y

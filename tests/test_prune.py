@@ -16,7 +16,7 @@ from lipcli import artifact, nets
 from lipcli import restore as restore_mod
 from lipcli.errors import LipError
 from lipcli.fit import Target
-from lipcli.operators import Operator
+from lipcli.physics import Identity
 from lipcli.prune import imp as imp_mod
 from lipcli.prune import scores
 from lipcli.prune.oes import kl_bernoulli
@@ -166,7 +166,7 @@ def linear_target(cin: int = 3, cout: int = 2, h: int = 3, w: int = 4, seed: int
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(1, cin, h, w, generator=gen)
     y = torch.randn(1, cout, h, w, generator=gen)
-    return Target(z=z, op=Operator(), y=y, size=(h, w))
+    return Target(z=z, op=Identity(), y=y, size=(h, w))
 
 
 def test_magnitude_is_abs_weight_and_random_is_seeded():

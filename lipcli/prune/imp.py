@@ -17,7 +17,7 @@ import torch
 
 from .. import nets
 from ..fit import FitConfig, FitResult, Step, Target, fit
-from ..operators import Operator
+from ..physics import Identity
 from ..problem import Problem
 from .scores import magnitude
 from .search import Trajectory, recommend
@@ -49,7 +49,7 @@ def _targets(problems: list[Problem], net: torch.nn.Module, s: ImpSettings, seed
     targets = [p.target(net, gen, dev, z=shared) for p in problems]
     if s.oracle:
         for t, p in zip(targets, problems):
-            t.op, t.y = Operator(), p.clean.to(dev)
+            t.op, t.y = Identity(), p.clean.to(dev)
     return targets
 
 

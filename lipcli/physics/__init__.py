@@ -1,0 +1,16 @@
+"""Degradation operators (A noise-free, A_adjoint, a separate noise model) and the tasks built on them.
+
+Importing the package registers every task and CS matrix, one file each.
+"""
+from .base import Identity, LinearPhysics, Physics
+from .cs import CS_OPERATORS, CompressedSensing, GaussianCS, StructuredCS, dct_ortho
+from .denoise import Denoise
+from .inpaint import Inpaint
+from .noise import CorruptedGaussianNoise, GaussianNoise, NoiseModel
+from .superres import SR_BORDER, SuperResolution, lanczos2_kernel
+from .task import TASKS, Task, register_task, task_variants
+
+__all__ = ["CS_OPERATORS", "CompressedSensing", "CorruptedGaussianNoise", "Denoise", "GaussianCS",
+           "GaussianNoise", "Identity", "Inpaint", "LinearPhysics", "NoiseModel", "Physics", "SR_BORDER",
+           "StructuredCS", "SuperResolution", "TASKS", "Task", "dct_ortho", "lanczos2_kernel",
+           "register_task", "task_variants"]

@@ -1,0 +1,82 @@
+"""The operator contract: y = noise(A(x)), with A noise-free and the noise model a module of its own.
+
+Priors (nets) and solvers (the fitting loop, the latent solvers) see a degradation only through this
+interface, so every task shares one loss, MSE(A(net(z)), y). Operator state (masks, kernels,
+matrices) lives in registered buffers, so `.to(device)` and `state_dict()` need no code here.
+
+>>> op = Identity()
+>>> y = op(torch.zeros(1, 3, 4, 4), torch.Generator())  # simulate: noise(A(x)), seeded
+>>> op.A_adjoint(y).shape
+torch.Size([1, 3, 4, 4])
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .noise import NoiseModel
+
+
+class Physics(nn.Module):
+    """A forward model y = noise(A(x)). Subclasses define `A`; `forward` simulates an observation."""
+
+    name = "physics"  # what `params()` records
+
+    def __init__(self, noise_model: NoiseModel | None = None) -> None:
+        super().__init__()
+        self.noise_model = noise_model or NoiseModel()
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        """The noise-free forward map: images (B, C, H, W) to observations."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Simulate the observation of a clean image, its noise drawn from `generator` (--simulate)."""
+        return self.noise_model(self.A(x), generator)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean squared error in observation space: what DIP fits."""
+        return F.mse_loss(self.A(x), y)
+
+    def row_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-measurement squared errors (B, rows): what the Median-of-Means objective splits."""
+        return (self.A(x) - y).pow(2).reshape(x.shape[0], -1)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Size (H, W) of the restored image for an observation of the given size."""
+        return height, width
+
+    def params(self) -> dict[str, Any]:
+        """What the artifact and the reports record about this operator."""
+        return {"name": self.name}
+
+
+class LinearPhysics(Physics):
+    """A linear A, with its adjoint: <A x, y> = <x, A_adjoint(y)>."""
+
+    def input_shape(self, y_shape: torch.Size) -> tuple[int, ...]:
+        """Shape of the x that A maps to an observation of `y_shape` (what the adjoint returns)."""
+        return (*y_shape[:-2], *self.output_size(*y_shape[-2:]))
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """A^T y as the vector-Jacobian product of A (exact because A is linear); override when
+        a closed form is cheaper."""
+        x = torch.zeros(self.input_shape(y.shape), dtype=y.dtype, device=y.device, requires_grad=True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(self.A(x), x, grad_outputs=y)
+        return grad
+
+
+class Identity(LinearPhysics):
+    """A(x) = x: fitting a net to a given image (IMP's clean-image search, the impedance experiment)."""
+
+    name = "identity"
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return y

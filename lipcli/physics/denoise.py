@@ -1,0 +1,40 @@
+"""Denoising: A is the identity, the noise additive white Gaussian, clipped to [0, 1] as in the DIP code."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import LipError
+from .base import Identity
+from .noise import GaussianNoise
+from .task import Task, register_task
+
+
+class Denoise(Identity):
+    """y = clip(x + sigma/255 * N(0, 1), 0, 1), with sigma in 0-255 units."""
+
+    name = "denoise"
+
+    def __init__(self, sigma: float) -> None:
+        if not 0 <= sigma <= 255:
+            raise LipError(f"--sigma {sigma} is out of range: give the noise level in 0-255 units")
+        super().__init__(GaussianNoise(sigma / 255.0, clip=True))
+        self.sigma = sigma
+
+    def params(self) -> dict[str, Any]:
+        return {"name": self.name, "sigma": self.sigma}
+
+
+class DenoiseTask(Task):
+    name = "denoise"
+    options = {"sigma": 25.0}
+
+    def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
+              inpaint_mask: Path | None, seed: int) -> Denoise:
+        return Denoise(float(settings["sigma"]))
+
+    def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
+        return {"sigma": float(settings["sigma"])}
+
+
+register_task(DenoiseTask())

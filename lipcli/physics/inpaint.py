@@ -1,0 +1,67 @@
+"""Inpainting: a pixel mask, from a mask image or drawn at random (LIP's Bernoulli mask)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import images
+from ..errors import LipError
+from .base import LinearPhysics, Physics
+from .task import Task, register_task
+
+
+class Inpaint(LinearPhysics):
+    """A(x) = m * x, with m = 1 where observed (self-adjoint); noise-free."""
+
+    name = "inpaint"
+
+    def __init__(self, mask: torch.Tensor, source: str) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask.float())  # (1|C, H, W) broadcast over the batch
+        self.source = source
+
+    @classmethod
+    def bernoulli(cls, shape: tuple[int, int, int], keep: float, seed: int) -> "Inpaint":
+        """LIP's random mask: every value of the C x H x W array is kept with probability `keep`."""
+        if not 0 < keep <= 1:
+            raise LipError(f"--keep {keep} must be in (0, 1]: the fraction of pixels observed")
+        gen = torch.Generator().manual_seed(seed)
+        return cls(torch.rand(shape, generator=gen) < keep, f"bernoulli(keep={keep}, seed={seed})")
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.mask
+
+    def params(self) -> dict[str, Any]:
+        return {"name": self.name, "mask": self.source, "observed": round(float(self.mask.mean()), 6)}
+
+
+class InpaintTask(Task):
+    name = "inpaint"
+    options = {"keep": 0.5}  # and --inpaint-mask, which replaces the random mask
+
+    def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
+              inpaint_mask: Path | None, seed: int) -> Inpaint:
+        if inpaint_mask is not None:
+            keep = images.load_binary_mask(inpaint_mask, height, width)
+            return Inpaint(torch.from_numpy(keep)[None], inpaint_mask.name)
+        return Inpaint.bernoulli((1 if gray else 3, height, width), float(settings["keep"]), seed)
+
+    def check_real(self, inpaint_mask: Path | None) -> None:
+        if inpaint_mask is None:
+            raise LipError("inpainting a real image needs --inpaint-mask MASK.png (white = observed); "
+                           "use --simulate to test with a random mask")
+
+    def read_real(self, op: Physics, y: torch.Tensor) -> torch.Tensor:
+        """Missing pixels of a real file hold arbitrary values: zero them as A does."""
+        return op.A(y)
+
+    def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
+        return {"keep": float(settings["keep"]), "mask": str(inpaint_mask) if inpaint_mask else None}
+
+
+register_task(InpaintTask())

@@ -1,0 +1,94 @@
+"""Super-resolution: DIP's Lanczos-2 downsampling by 2, 4 or 8, scored by Y-PSNR for colour images."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import LipError
+from ..metrics import psnr, psnr_y
+from .base import LinearPhysics
+from .task import Metric, Task, register_task
+
+SR_BORDER = 4  # pixels cropped before Y-PSNR (DIP/LIP SR scoring, anchors-spec a.4)
+
+
+def lanczos2_kernel(factor: int) -> torch.Tensor:
+    """DIP's separable Lanczos-2 kernel: phase 0.5, (4f) x (4f) taps, normalised to sum 1."""
+    size, support = 4 * factor, 2
+    center = (size + 1) / 2
+    taps = []
+    for i in range(1, size + 1):
+        d = (i - center) / factor
+        taps.append(1.0 if d == 0 else support * math.sin(math.pi * d) * math.sin(math.pi * d / support)
+                    / (math.pi ** 2 * d ** 2))  # |d| < 2 for every tap, so no cut-off is needed
+    k1 = torch.tensor(taps, dtype=torch.float64)
+    k2 = torch.outer(k1, k1)
+    return (k2 / k2.sum()).float()
+
+
+class SuperResolution(LinearPhysics):
+    """A(x) = (k * pad(x))[::f, ::f]: replicate-pad 1.5f, depthwise Lanczos-2 conv, stride f
+    (anchors-spec a.4); noise-free. The adjoint is the autograd fallback."""
+
+    name = "sr"
+    FACTORS = (2, 4, 8)
+
+    def __init__(self, factor: int) -> None:
+        if factor not in self.FACTORS:
+            raise LipError(f"--scale {factor} is not supported: use one of 2, 4 or 8")
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("kernel", lanczos2_kernel(factor))  # (4f, 4f)
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        c, f = x.shape[1], self.factor
+        pad = 3 * f // 2  # f is even, so the output is exactly H/f x W/f
+        weight = self.kernel.to(x.device, x.dtype).expand(c, 1, -1, -1)
+        xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+        return F.conv2d(xp, weight, stride=f, groups=c)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Only an image of sides divisible by f has a restored size equal to its own."""
+        h, w = x.shape[-2:]
+        if h % self.factor or w % self.factor:
+            raise LipError(f"--simulate with --scale {self.factor} needs sides divisible by "
+                           f"{self.factor}; the image is {w}x{h} (crop it first)")
+        return super().forward(x, generator)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return height * self.factor, width * self.factor
+
+    def params(self) -> dict[str, Any]:
+        return {"name": self.name, "scale": self.factor, "kernel": "lanczos2"}
+
+
+class SuperResolutionTask(Task):
+    name = "sr"
+    options = {"scale": 4}
+    variant_hint = "give the factor: sr2, sr4 or sr8"
+
+    def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
+              inpaint_mask: Path | None, seed: int) -> SuperResolution:
+        return SuperResolution(int(settings["scale"]))
+
+    def upscale(self, settings: dict[str, Any]) -> int:
+        return int(settings["scale"])
+
+    def metric_name(self, gray: bool) -> str:
+        return "psnr" if gray else "psnr_y"
+
+    def metric(self, gray: bool) -> Metric:
+        return psnr if gray else lambda x, clean: psnr_y(x, clean, SR_BORDER)
+
+    def variants(self) -> dict[str, dict[str, Any]]:
+        return {f"sr{f}": {"scale": f} for f in SuperResolution.FACTORS}
+
+    def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
+        return {"scale": int(settings["scale"])}
+
+
+register_task(SuperResolutionTask())

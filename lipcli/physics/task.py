@@ -1,0 +1,74 @@
+"""Restoration tasks by name: everything `restore`, `prune`, `transfer` and the config need to know
+about one degradation, so a new task is one file that registers a `Task` and no other file changes.
+
+>>> task = TASKS.get("sr")
+>>> op = task.build({"scale": 4}, 64, 64, gray=False, inpaint_mask=None, seed=0)
+>>> task.metric_name(gray=False), op.output_size(16, 16)
+('psnr_y', (64, 64))
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..metrics import psnr
+from ..registry import Registry
+from .base import LinearPhysics, Physics
+
+Metric = Callable[[torch.Tensor, torch.Tensor], float]
+
+
+class Task:
+    """One restoration task. Subclasses set `name` and `options` and implement `build`; the other
+    methods are the defaults that fit a task whose observation is an image like the restored one."""
+
+    name: str
+    options: dict[str, Any]  # the settings the task reads, with the paper's defaults (--sigma, ...)
+
+    def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
+              inpaint_mask: Path | None, seed: int) -> LinearPhysics:
+        """The operator for an image of the given restored size (`gray`: one channel)."""
+        raise NotImplementedError
+
+    def check_real(self, inpaint_mask: Path | None) -> None:
+        """Refuse, before any work, a real observation the task cannot read."""
+
+    def read_real(self, op: Physics, y: torch.Tensor) -> torch.Tensor:
+        """The observation a real input file gives: the file's pixels."""
+        return y
+
+    def upscale(self, settings: dict[str, Any]) -> int:
+        """How many times larger than a real observation the restored image is (for memory estimates)."""
+        return 1
+
+    def metric_name(self, gray: bool) -> str:
+        return "psnr"
+
+    def metric(self, gray: bool) -> Metric:
+        """Scores a restored image against the clean one; it must match `metric_name`."""
+        return psnr
+
+    def variants(self) -> dict[str, dict[str, Any]]:
+        """Transfer-grid task names and the settings each overrides (sr -> sr2, sr4, sr8)."""
+        return {self.name: {}}
+
+    variant_hint = ""  # why a bare `name` is not a transfer variant, when it is not
+
+    def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
+        """What a transfer row records of the degradation (an existing row must match it to be reused)."""
+        raise NotImplementedError
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def register_task(task: Task) -> Task:
+    """File a task instance under its name."""
+    return TASKS.register(task.name)(task)
+
+
+def task_variants() -> dict[str, tuple[Task, dict[str, Any]]]:
+    """Every transfer-grid task name of every registered task: name -> (task, settings overrides)."""
+    return {v: (TASKS.get(t), extra) for t in TASKS for v, extra in TASKS.get(t).variants().items()}
