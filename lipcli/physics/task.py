@@ -26,6 +26,7 @@ class Task:
 
     name: str
     options: dict[str, Any]  # the settings the task reads, with the paper's defaults (--sigma, ...)
+    variant_hint = ""  # why a bare `name` is not a transfer-grid task, when it is not (sr: give the factor)
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
               inpaint_mask: Path | None, seed: int) -> LinearPhysics:
@@ -53,8 +54,6 @@ class Task:
     def variants(self) -> dict[str, dict[str, Any]]:
         """Transfer-grid task names and the settings each overrides (sr -> sr2, sr4, sr8)."""
         return {self.name: {}}
-
-    variant_hint = ""  # why a bare `name` is not a transfer variant, when it is not
 
     def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
         """What a transfer row records of the degradation (an existing row must match it to be reused)."""
