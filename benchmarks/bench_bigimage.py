@@ -31,7 +31,7 @@ from lipcli import config, device as devices, nets  # noqa: E402
 from lipcli.fit import FitConfig  # noqa: E402
 from lipcli.images import save_image  # noqa: E402
 from lipcli.problem import load_problem  # noqa: E402
-from lipcli.restore import dense_prior, estimate_bytes, restore  # noqa: E402
+from lipcli.restore import dense_prior, restore  # noqa: E402
 
 
 def child(size: int, checkpoint: bool, iters: int, precision: str, folder: Path) -> None:
@@ -83,7 +83,7 @@ def main() -> None:
     rows = []
     for size in a.sizes:
         for ck in (False, True):
-            est = estimate_bytes(spec, size, size, a.precision, ck)
+            est = nets.estimate_bytes(spec, size, size, a.precision, ck)
             free = devices.available_memory(torch.device("cpu")) or 0
             if est > 0.9 * free:
                 print(f"{size} checkpoint={ck}: skipped, estimate {est / 2**30:.1f} GiB > 90% of free "

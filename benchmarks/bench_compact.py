@@ -2,7 +2,7 @@
 """Does sparsity pay? Training-step time of a masked DIP net vs its compacted equivalent (issue 7.2).
 
 For each mask, the paper's "dip" SkipNet (2,217,831 params) is masked (pruned weights zeroed) and
-compacted with `lipcli.compact.compact` (dead and unread channels removed, constants folded; the
+compacted with `lipcli.nets.compact.compact` (dead and unread channels removed, constants folded; the
 train-exact mode, so the compact net is what one would really fit). One training step = forward at
 SIZE x SIZE, MSE to a fixed target, backward, gradient masking (as `lipcli.fit.fit` does), Adam.
 
@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from lipcli import artifact, nets
-from lipcli.compact import compact
+from lipcli.nets.compact import compact
 from lipcli.fit import apply_masks
 from lipcli.prune.scores import magnitude
 from lipcli.prune.select import top_global
@@ -346,7 +346,7 @@ def write(args, rows, layer, started, machine_before, cmd, machine_end, minutes)
         f"* `diff` (largest: {worst['diff']:.1e}, {worst['kind']} {worst['sparsity']:.0%}): compaction "
         "is exact up to the masked net's own float rounding. (A large value would mean a constant "
         "reaches a train-mode BN through live weights over several layers, where the masked net's "
-        "rounding is amplified by gamma/sqrt(eps) per layer, see lipcli/compact.py; the compact net "
+        "rounding is amplified by gamma/sqrt(eps) per layer, see lipcli/nets/compact.py; the compact net "
         "computes the exact-arithmetic value there.)")
     lines += [
         "", f"## Sparse kernels on one layer (levels.0.down2: 3x3 conv 128->128 at {args.size // 2}x"

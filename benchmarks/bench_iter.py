@@ -16,7 +16,7 @@ Three phases:
   2. quality: N iterations of sigma=25 denoising on 128x128 centre crops of 3 images, every path
      started from the same weights, z, noisy image and jitter sequence; PSNR of the EMA output;
   3. memory: peak RSS (VmHWM) of a fresh subprocess per (path, size), compared with
-     `lipcli.restore.estimate_bytes`.
+     `lipcli.nets.estimate_bytes`.
 
 Usage:  python benchmarks/bench_iter.py [--sizes 128 256] [--repeats 5] [--out benchmarks/RESULTS-iter.md]
 """
@@ -43,7 +43,6 @@ from lipcli import nets
 from lipcli.fit import FitConfig, Target, fit
 from lipcli.metrics import psnr
 from lipcli.physics import Denoise
-from lipcli.restore import estimate_bytes
 
 HERE = Path(__file__).resolve().parent
 IMAGES = HERE.parent.parent / "shared" / "data" / "images"  # /work/shared/data/images
@@ -444,7 +443,7 @@ def phase_memory(sizes: list[int], paths: list[str], large_paths: list[str], dea
                 continue
             rec = json.loads(proc.stdout.strip().splitlines()[-1])
             precision = "fp32" if p == "ref" else LIP_PATHS[p][0]
-            rec["estimate_bytes"] = estimate_bytes(nets.preset("dip"), size, size, precision)
+            rec["estimate_bytes"] = nets.estimate_bytes(nets.preset("dip"), size, size, precision)
             rec["seconds"] = time.perf_counter() - t0
             out.setdefault(size, {})[p] = rec
             log(f"memory {size}x{size} {p}: peak {rec['hwm_kib'] / 1024:.0f} MiB, over baseline "
@@ -566,7 +565,7 @@ def render(args, timing: dict, quality: dict | None, memory: dict, env: dict) ->
         recs = {p: sum(quality[p][n]["recoveries"] for n in PSNR_IMAGES) for p in qp if p != "ref"}
         L.append(f"\nlip rollbacks in these runs: {recs}. The reference has no backtracking.")
 
-    L.append("\n## Memory calibration: measured peak vs `lipcli.restore.estimate_bytes`\n")
+    L.append("\n## Memory calibration: measured peak vs `lipcli.nets.estimate_bytes`\n")
     L.append("Each row is a fresh subprocess (`--_mem-child PATH SIZE`) that imports torch+lipcli, makes "
              "z and the target, records VmRSS (baseline), then runs 2 training iterations (lip: "
              "`fit(iters=2, checkpoint_every=1)`, so two full rollback snapshots coexist as in the "

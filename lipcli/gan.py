@@ -7,7 +7,7 @@ train, the last 500 are held back as test digits, never trained on), padded 28 -
 of images (center-cropped to a square and resized to the generator's size).
 
 A generator artifact is an ordinary lip artifact (artifact.py) whose spec is a "gan" bundle
-(gan_nets.py): `theta0/` holds the trained G and D weights, `prune_round/` is empty for a dense
+(nets/dcgan.py): `theta0/` holds the trained G and D weights, `prune_round/` is empty for a dense
 generator (GAN IMP fills it for G's conv weights), meta method="gan-train" records the command.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from torch import nn
 
 from . import artifact, nets
 from .errors import LipError
-from .gan_nets import generator_of
+from .nets.dcgan import generator_of
 
 DATA_DIR = Path(__file__).parent / "data"
 MNIST = DATA_DIR / "mnist_5k.csv.gz"

@@ -82,13 +82,12 @@ def _rgb(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
 def _memory_cost(task: str, settings: dict[str, Any], simulate: bool) -> Callable[[int, int], str]:
     """For refusing an oversized image from its header: the memory restoring it would need."""
     def cost(width: int, height: int) -> str:
-        from .restore import estimate_bytes  # restore imports this module
         try:
             spec = nets.resolve_spec(settings["net"])
             s = 1 if simulate else TASKS.get(task).upscale(settings)
             size = nets.padded_size(nets.build(spec), height * s, width * s)
-            need = estimate_bytes(spec, *size, "bf16" if settings.get("precision") == "bf16" else "fp32",
-                                  checkpoint=True)
+            need = nets.estimate_bytes(spec, *size, "bf16" if settings.get("precision") == "bf16" else "fp32",
+                                       checkpoint=True)
         except Exception:  # only enriches a message: never fail on it
             return ""
         return f"restoring it would need about {need / 2**30:,.0f} GiB of memory"

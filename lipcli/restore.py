@@ -8,9 +8,9 @@ from typing import Any, Callable, Iterable
 import torch
 
 from . import artifact, device as devices, nets
-from .compact import compact as compact_net
 from .errors import LipError
 from .fit import FitConfig, FitResult, Masks, Step, fit
+from .nets.compact import compact as compact_net
 from .problem import Problem
 
 
@@ -18,7 +18,7 @@ from .problem import Problem
 class Prior:
     """A net spec, optionally its initial weights (a lottery ticket) and a keep-mask.
 
-    `compact`: fit the masked net in its channel-compacted form (lipcli/compact.py): the same
+    `compact`: fit the masked net in its channel-compacted form (lipcli/nets/compact.py): the same
     function with fewer FLOPs when whole filters are pruned.
     """
 
@@ -68,36 +68,6 @@ def masked_prior(path: Path, round_: int | None, sparsity: float | None, init: s
                  compact=compact)
 
 
-def estimate_bytes(spec: dict[str, Any], height: int, width: int, precision: str,
-                   checkpoint: bool = False) -> int:
-    """Rough peak memory of one training step: activations kept for backward dominate.
-
-    Counted per level from the spec (each conv block keeps conv, BN and activation outputs), times
-    a calibration factor, plus weights, Adam state, a fixed overhead and the early-stop buffer;
-    calibrated against measured peaks in benchmarks/RESULTS-iter.md (128^2-512^2) and, for
-    checkpointed conv blocks, benchmarks/RESULTS-bigimage.md (up to 2048^2).
-    """
-    per = 2 if precision == "bf16" else 4
-    if spec["kind"] == "skip":
-        floats = 0.0
-        for i, (d, u, s) in enumerate(zip(spec["down"], spec["up"], spec["skip"])):
-            deeper = spec["up"][i + 1] if i + 1 < len(spec["up"]) else d
-            full = 3 * s + 2 * (s + deeper) + deeper + 3 * u * (2 if spec["need1x1_up"] else 1)
-            floats += (full + 6 * d / 4) / 4 ** i
-        if checkpoint:
-            floats *= CHECKPOINT_SAVING
-    else:
-        floats = 4 * spec["k"] * 4 / 3
-    with torch.device("meta"):  # shapes only: no weights allocated or initialised
-        n_params = nets.count_params(nets.build(spec))
-    fixed = (350 if precision == "bf16" else 200) * 2**20  # runtime, allocator, rollback snapshots
-    es_buffer = 200 * min(3 * height * width, 65536) * 8  # early-stop window (float64)
-    return int(1.45 * floats * per * height * width + 16 * n_params + fixed + es_buffer)
-
-
-CHECKPOINT_SAVING = 0.65  # activation memory with checkpointed conv blocks / without (measured)
-
-
 def plan_memory(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev: torch.device) -> FitConfig:
     """Decide activation checkpointing and refuse up front, with the estimate and a hint, rather
     than die of out-of-memory later. `cfg.checkpoint` None = automatic: on only when the plain
@@ -105,8 +75,8 @@ def plan_memory(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev
     free = devices.available_memory(dev)
     ckpt = cfg.checkpoint
     if ckpt is None:
-        ckpt = free is not None and estimate_bytes(spec, *size, cfg.precision) > 0.9 * free
-    need = estimate_bytes(spec, *size, cfg.precision, ckpt)
+        ckpt = free is not None and nets.estimate_bytes(spec, *size, cfg.precision) > 0.9 * free
+    need = nets.estimate_bytes(spec, *size, cfg.precision, ckpt)
     if free is not None and need > 0.9 * free:
         hint = "try --precision bf16, " if cfg.precision != "bf16" else ""
         hint += "try --checkpoint, " if not ckpt else ""
@@ -122,11 +92,11 @@ def fitted_form(net: torch.nn.Module, prior: Prior, notify: Callable[[str], None
     its compacted form built at the initial weights, so that it starts as the masked net's function.
 
     The compact net keeps trainable every entry that can change the output and carries the masks of
-    partially pruned filters; compact.py says how far the two fits agree ("Training").
+    partially pruned filters; nets/compact.py says how far the two fits agree ("Training").
     """
     if not prior.compact:
         return net, prior.masks, {}
-    if not isinstance(net, nets.SkipNet):
+    if not net.compactable:
         return net, prior.masks, _not_compacted(notify, f"only the DIP skip net is compacted, not a "
                                                         f"{prior.spec['kind']!r} net", {})
     small = compact_net(net, prior.masks)

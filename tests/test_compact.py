@@ -1,4 +1,4 @@
-"""Tests for lipcli.compact: a compacted masked SkipNet computes the masked net's train-mode output.
+"""Tests for lipcli.nets.compact: a compacted masked SkipNet computes the masked net's train-mode output.
 
 Exactness is checked against the masked net itself (float32 within the issue's 1e-5, float64 within
 1e-10: the folding is algebraically exact, what remains is rounding) and against the masked net's
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from lipcli import nets
-from lipcli.compact import CompactSkipNet, compact
+from lipcli.nets.compact import CompactSkipNet, compact
 from lipcli.fit import FitConfig, Target, apply_masks, fit
 from lipcli.physics import Denoise
 from conftest import narrow_spec, tiny_spec

@@ -6,7 +6,7 @@ import torch
 
 from lipcli import artifact, gan, nets
 from lipcli.cs import CSConfig, mom, mse, solve
-from lipcli.gan_nets import GAN, DCGANGenerator
+from lipcli.nets import GAN, DCGANGenerator
 from lipcli.physics import GaussianCS, Inpaint, StructuredCS, dct_ortho
 
 SHAPE = (1, 32, 32)

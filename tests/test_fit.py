@@ -376,8 +376,8 @@ def test_checkpointed_conv_blocks_give_the_same_fit(rgb32):
 def test_plan_memory_checkpoints_only_when_needed(monkeypatch, free_gib, asked, expected):
     from lipcli import restore
     spec, size = nets.preset("dip"), (1024, 1024)
-    assert restore.estimate_bytes(spec, *size, "bf16", True) < 0.9 * 4.5 * 2**30 < \
-        restore.estimate_bytes(spec, *size, "bf16")
+    assert nets.estimate_bytes(spec, *size, "bf16", True) < 0.9 * 4.5 * 2**30 < \
+        nets.estimate_bytes(spec, *size, "bf16")
     monkeypatch.setattr(restore.devices, "available_memory", lambda dev: int(free_gib * 2**30))
     cfg = FitConfig(precision="bf16", checkpoint=asked)
     if expected == "error":

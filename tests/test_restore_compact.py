@@ -27,7 +27,7 @@ from torch import nn
 
 from lipcli import artifact, config, nets
 from lipcli.artifact import Artifact
-from lipcli.compact import compact
+from lipcli.nets.compact import compact
 from lipcli.fit import FitConfig, apply_masks
 from lipcli.problem import load_problem
 from lipcli.restore import Prior, fitted_form, restore

@@ -1,4 +1,4 @@
-"""A small DCGAN-style generator and discriminator, built from specs like the DIP nets (nets.py).
+"""A small DCGAN-style generator and discriminator, built from specs like the DIP nets (skip.py).
 
 Generator (kind "dcgan-g"): z in R^nz -> pixel-norm -> linear to (c0, 4, 4) -> [nearest upsample x2,
 conv 3x3, LeakyReLU(0.2), pixel-norm] per doubling -> conv 3x3 head -> sigmoid. Output in [0, 1]
@@ -6,7 +6,7 @@ conv 3x3, LeakyReLU(0.2), pixel-norm] per doubling -> conv 3x3 head -> sigmoid. 
 MSEs are 4x ours). Like PGGAN it normalises with pixel-norm, not BatchNorm: the net has no buffers,
 so a lip artifact (parameters only) holds it completely and G(z) does not depend on the batch.
 Upsample + Conv2d (not ConvTranspose2d) keeps its prunable weights plain conv weights, which is
-what `nets.conv_weight_names` and the pruning code look for; the linear first layer is not pruned
+what `conv_weight_names` and the pruning code look for; the linear first layer is not pruned
 (as PGGAN's equalized-linear first layer in the paper's GAN IMP).
 
 Discriminator (kind "dcgan-d"): stride-2 4x4 convs with LeakyReLU(0.2), no normalisation (WGAN-GP
@@ -14,18 +14,17 @@ penalises per-sample gradients, which batch norm would couple), linear critic he
 
 Kind "gan" bundles both ({"kind": "gan", "g": spec, "d": spec}) so a single artifact can carry the
 pretrained generator with its critic (needed to fine-tune during GAN IMP). Its forward is the
-generator's, so tracing its convs (nets.conv_weight_names) lists exactly G's conv weights.
+generator's, so tracing its convs (conv_weight_names) lists exactly G's conv weights.
 """
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Spec = dict[str, Any]
+from .base import FAMILIES, Net, Spec
 
 
 def _levels(size: int) -> int:
@@ -39,19 +38,14 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
 
 
-class _LatentInput:
-    """A generator's input is a latent vector, not an image: no padding constraints on its size."""
+@FAMILIES.register("dcgan-g")
+class DCGANGenerator(Net):
+    """z (B, nz) or (B, nz, 1, 1) -> images (B, C, size, size) in [0, 1].
 
-    multiple = 1
-    min_side = 1
-
-
-class DCGANGenerator(_LatentInput, nn.Module):
-    """z (B, nz) or (B, nz, 1, 1) -> images (B, C, size, size) in [0, 1]."""
+    Its input is a latent vector, not an image: no constraint on the size (Net's defaults)."""
 
     def __init__(self, spec: Spec) -> None:
-        super().__init__()
-        self.spec = spec
+        super().__init__(spec)
         nz, ngf, n = int(spec["nz"]), int(spec["ngf"]), _levels(int(spec["size"]))
         chans = [ngf * 2 ** (n - 1 - i) for i in range(n)]  # e.g. 128, 64, 32 for size 32
         self.c0 = chans[0]
@@ -85,12 +79,12 @@ class DCGANGenerator(_LatentInput, nn.Module):
         return torch.sigmoid(self.head(x))
 
 
-class DCGANDiscriminator(nn.Module):
+@FAMILIES.register("dcgan-d")
+class DCGANDiscriminator(Net):
     """images (B, C, size, size) -> critic scores (B,)."""
 
     def __init__(self, spec: Spec) -> None:
-        super().__init__()
-        self.spec = spec
+        super().__init__(spec)
         ndf, n = int(spec["ndf"]), _levels(int(spec["size"]))
         self.blocks = nn.ModuleList()
         cin = int(spec["in_channels"])
@@ -121,12 +115,12 @@ class DCGANDiscriminator(nn.Module):
         return self.fc(x.flatten(1)).squeeze(1)
 
 
-class GAN(_LatentInput, nn.Module):
+@FAMILIES.register("gan")
+class GAN(Net):
     """Generator + critic in one module (one artifact); forward is the generator's."""
 
     def __init__(self, spec: Spec) -> None:
-        super().__init__()
-        self.spec = spec
+        super().__init__(spec)
         self.g = DCGANGenerator(spec["g"])
         self.d = DCGANDiscriminator(spec["d"])
 

@@ -83,7 +83,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import ConvBlock, HourglassGeometry, SkipNet, count_params
+from .base import count_params
+from .skip import ConvBlock, HourglassGeometry, SkipNet
 
 Masks = dict[str, torch.Tensor]
 Size = tuple[int, int]

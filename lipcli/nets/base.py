@@ -1,0 +1,120 @@
+"""The interface every net family declares, the family registry, and what works on any net.
+
+A net is built from a spec: a plain JSON-able dict whose "kind" names its family. The spec is what a
+mask artifact records, so a net is always rebuilt from the same numbers that made it. A family is one
+file in this package holding a `Net` subclass registered under its kind (`@FAMILIES.register`), so
+`build(spec)` finds it and a new family needs no edit elsewhere. What callers would otherwise work
+out from outside by type checks, each family declares: its input geometry (`multiple`, `min_side`,
+`input_shape`), the convs that read the input code (`input_convs`), the activation memory of a
+training step (`activation_floats`) and whether `lipcli.nets.compact` can shrink it (`compactable`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import LipError
+from ..registry import Registry
+
+Spec = dict[str, Any]
+
+
+class Net(nn.Module):
+    """A net built from its spec. The defaults suit an input with no constraint on its size."""
+
+    multiple: int = 1  # input sides must be multiples of this ...
+    min_side: int = 1  # ... and at least this
+    compactable: bool = False  # lipcli.nets.compact turns a masked one into a smaller dense net
+
+    def __init__(self, spec: Spec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def input_shape(self, height: int, width: int) -> tuple[int, ...]:
+        """Shape of the input code (without the batch) for an output of height x width."""
+        raise NotImplementedError
+
+    def input_convs(self) -> list[str]:
+        """Names of the conv weights that read the input code (LIP keeps these dense)."""
+        raise NotImplementedError
+
+    @classmethod
+    def activation_floats(cls, spec: Spec, checkpoint: bool) -> float:
+        """Floats per output pixel that one training step keeps for backward (uncalibrated)."""
+        raise LipError(f"no memory estimate for a {spec['kind']!r} net: it does not restore images")
+
+
+FAMILIES: Registry[type[Net]] = Registry("net kind")
+
+
+def family(spec: Spec) -> type[Net]:
+    """The registered class of the spec's kind."""
+    kind = spec.get("kind")
+    if kind not in FAMILIES:
+        raise ValueError(f"unknown net kind {kind!r}; known: {', '.join(FAMILIES)}")
+    return FAMILIES.get(kind)
+
+
+def build(spec: Spec) -> Net:
+    """Build a net from its spec (the timm-style create-from-config entry point)."""
+    return family(spec)(spec)
+
+
+def validate(spec: Spec) -> None:
+    """Check that a spec builds, without allocating or initialising weights (on the meta device).
+
+    Raises what `build` raises for a malformed spec (KeyError, TypeError, ValueError, IndexError).
+    """
+    with torch.device("meta"):
+        build(spec)
+
+
+def count_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def conv_weight_names(net: Net) -> list[str]:
+    """Conv weights in forward order (traced once at the smallest valid input): what IMP prunes."""
+    order: list[str] = []
+    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: order.append(f"{name}.weight"))
+             for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            was_training = net.training
+            net.eval()
+            net(torch.zeros((1, *net.input_shape(net.min_side, net.min_side))))
+            net.train(was_training)
+    finally:
+        for h in hooks:
+            h.remove()
+    return order
+
+
+def padded_size(net: Net, height: int, width: int) -> tuple[int, int]:
+    """The size the net works at: each side rounded up to the net's multiple and minimum."""
+    m, lo = net.multiple, net.min_side
+    return tuple(max(lo, -(-side // m) * m) for side in (height, width))  # type: ignore[return-value]
+
+
+def make_input(net: Net, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """The fixed input code z ~ U[0,1) * 0.1 (DIP's `get_noise(..., 'noise')` default)."""
+    return torch.rand((1, *net.input_shape(height, width)), generator=generator) * 0.1
+
+
+def estimate_bytes(spec: Spec, height: int, width: int, precision: str, checkpoint: bool = False) -> int:
+    """Rough peak memory of one training step: activations kept for backward dominate.
+
+    The family counts the activation floats per pixel; times a calibration factor, plus weights,
+    Adam state, a fixed overhead and the early-stop buffer. Calibrated against measured peaks in
+    benchmarks/RESULTS-iter.md (128^2-512^2) and, for checkpointed conv blocks,
+    benchmarks/RESULTS-bigimage.md (up to 2048^2).
+    """
+    per = 2 if precision == "bf16" else 4
+    floats = family(spec).activation_floats(spec, checkpoint)
+    with torch.device("meta"):  # shapes only: no weights allocated or initialised
+        n_params = count_params(build(spec))
+    fixed = (350 if precision == "bf16" else 200) * 2**20  # runtime, allocator, rollback snapshots
+    es_buffer = 200 * min(3 * height * width, 65536) * 8  # early-stop window (float64)
+    return int(1.45 * floats * per * height * width + 16 * n_params + fixed + es_buffer)

@@ -1,0 +1,60 @@
+"""The named net specs: what `--net NAME`, a YAML config's `net:` and the tests choose from.
+
+A new entry here (or `PRESETS[name] = spec` at run time) is choosable by name everywhere; its
+"kind" must be a registered family.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .base import Spec
+from .dcgan import gan_spec
+
+_GAN = gan_spec()  # 32x32 gray digits: generator 373k params, critic 166k
+
+PRESETS: dict[str, Spec] = {
+    # LIP / DIP denoising, inpainting and SR net (anchors-spec a.1, a.3 LIP row): 2,217,831 params.
+    "dip": dict(
+        kind="skip", in_channels=32, out_channels=3, down=[128] * 5, up=[128] * 5, skip=[4] * 5,
+        k_down=3, k_up=3, k_skip=1, down_mode="stride", up_mode="bilinear", need1x1_up=True,
+        pad="reflection",
+    ),
+    # DIP text-inpainting variant: 128 skip channels, nearest upsampling.
+    "dip-inpaint": dict(
+        kind="skip", in_channels=32, out_channels=3, down=[128] * 5, up=[128] * 5, skip=[128] * 5,
+        k_down=3, k_up=3, k_skip=1, down_mode="stride", up_mode="nearest", need1x1_up=True,
+        pad="reflection",
+    ),
+    # OES encoder-decoder (anchors-spec c.1): 3,008,867 params.
+    "oes": dict(
+        kind="skip", in_channels=32, out_channels=3, down=[16, 32, 64, 128, 128, 128],
+        up=[16, 32, 64, 128, 128, 128], skip=[0] * 6, k_down=5, k_up=3, k_skip=1, down_mode="avg",
+        up_mode="nearest", need1x1_up=False, pad="reflection",
+    ),
+    # Deep decoder (anchors-spec d): 6(k^2+2k)+3k params, 100,224 for k=128.
+    "deep-decoder": dict(kind="decoder", k=128, blocks=6, out_channels=3),
+    # GAN prior (dcgan.py): the generator, the critic, and both in one artifact.
+    "dcgan-g": _GAN["g"],
+    "dcgan-d": _GAN["d"],
+    "gan": _GAN,
+}
+
+
+def preset(name: str, **overrides: Any) -> Spec:
+    """A copy of a named spec with fields overridden (e.g. out_channels=1 for gray images)."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown net preset {name!r}; choose one of {', '.join(PRESETS)}")
+    spec = copy.deepcopy(PRESETS[name])
+    spec.update(overrides)
+    return spec
+
+
+def resolve_spec(value: str | Spec) -> Spec:
+    """A preset name, or a dict {"preset": name, **overrides} (e.g. from a YAML config's `net:`)."""
+    if isinstance(value, str):
+        return preset(value)
+    if isinstance(value, dict):
+        fields = dict(value)
+        return preset(fields.pop("preset", "dip"), **fields)
+    raise KeyError(f"net must be a preset name or a mapping, not {type(value).__name__}")

@@ -1,0 +1,145 @@
+"""The DIP "skip" hourglass (Ulyanov et al. 2018), exactly as anchors-spec a.1 describes (kind "skip").
+
+Parameter names are stable and readable, e.g. `levels.0.down.conv.weight`; they are the keys of mask
+files. Its channel-compacted form lives in compact.py.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .base import FAMILIES, Net, Spec
+
+CHECKPOINT_SAVING = 0.65  # activation memory with checkpointed conv blocks / without (measured)
+
+
+class ConvBlock(nn.Module):
+    """conv -> BatchNorm -> LeakyReLU(0.2); padding is done inside the conv (one memory pass).
+
+    With `checkpointed` set (see `set_checkpointing`), training keeps only the block's input and
+    recomputes conv, BN and activation during backward: about a third less memory for big images
+    (benchmarks/RESULTS-bigimage.md; at 1024² it was no slower, though every block's forward runs twice).
+    """
+
+    checkpointed = False
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, pad: str = "reflection",
+                 act: bool = True) -> None:
+        super().__init__()
+        mode = "reflect" if pad == "reflection" and k > 1 else "zeros"
+        self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=(k - 1) // 2, padding_mode=mode)
+        self.bn = nn.BatchNorm2d(cout)
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.checkpointed and torch.is_grad_enabled():
+            return checkpoint(self._run, x, use_reentrant=False)
+        return self._run(x)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.conv(x))
+        return F.leaky_relu(x, 0.2) if self.act else x
+
+
+def set_checkpointing(model: nn.Module, on: bool) -> None:
+    """Turn activation checkpointing of every conv block on or off (other modules are unaffected)."""
+    for m in model.modules():
+        if isinstance(m, ConvBlock):
+            m.checkpointed = on
+
+
+class Level(nn.Module):
+    """One scale of the hourglass: optional skip branch, two down convs, merge BN, up conv(s)."""
+
+    def __init__(self, spec: Spec, i: int, cin: int) -> None:
+        super().__init__()
+        d, u, s = spec["down"][i], spec["up"][i], spec["skip"][i]
+        deeper = spec["up"][i + 1] if i + 1 < len(spec["down"]) else d
+        pad, pooled = spec["pad"], spec["down_mode"] in ("avg", "max")
+        self.skip = ConvBlock(cin, s, spec["k_skip"], pad=pad) if s > 0 else None
+        self.down = ConvBlock(cin, d, spec["k_down"], stride=1 if pooled else 2, pad=pad)
+        self.pool: nn.Module | None = None
+        if pooled:
+            self.pool = nn.AvgPool2d(2) if spec["down_mode"] == "avg" else nn.MaxPool2d(2)
+        self.down2 = ConvBlock(d, d, spec["k_down"], pad=pad)
+        self.merge_bn = nn.BatchNorm2d(s + deeper)
+        self.up = ConvBlock(s + deeper, u, spec["k_up"], pad=pad)
+        self.up1x1 = ConvBlock(u, u, 1, pad=pad) if spec["need1x1_up"] else None
+
+
+class HourglassGeometry:
+    """Input geometry of a skip hourglass (shared by SkipNet and its compacted form)."""
+
+    spec: Spec
+    levels: nn.ModuleList
+
+    @property
+    def multiple(self) -> int:
+        """Input sides must be multiples of this (each level halves the size)."""
+        return 2 ** len(self.levels)
+
+    @property
+    def min_side(self) -> int:
+        """Smallest side whose deepest feature map is still wider than the reflection pad."""
+        return self.multiple * ((self.spec["k_down"] - 1) // 2 + 1)
+
+    def input_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        return self.spec["in_channels"], height, width
+
+
+@FAMILIES.register("skip")
+class SkipNet(HourglassGeometry, Net):
+    """The hourglass: per level a skip branch beside a down-deeper-up path, merged by concatenation."""
+
+    compactable = True
+
+    def __init__(self, spec: Spec) -> None:
+        super().__init__(spec)
+        n = len(spec["down"])
+        if not (len(spec["up"]) == len(spec["skip"]) == n):
+            raise ValueError("down, up and skip must have one entry per level")
+        cins = [spec["in_channels"]] + list(spec["down"][:-1])
+        self.levels = nn.ModuleList(Level(spec, i, cins[i]) for i in range(n))
+        self.head = nn.Conv2d(spec["up"][0], spec["out_channels"], 1)
+        self.up_mode = spec["up_mode"]
+
+    @classmethod
+    def activation_floats(cls, spec: Spec, checkpoint: bool) -> float:
+        """Per level, each conv block keeps its conv, BN and activation outputs; level i has 4^-i pixels."""
+        floats = 0.0
+        for i, (d, u, s) in enumerate(zip(spec["down"], spec["up"], spec["skip"])):
+            deeper = spec["up"][i + 1] if i + 1 < len(spec["up"]) else d
+            full = 3 * s + 2 * (s + deeper) + deeper + 3 * u * (2 if spec["need1x1_up"] else 1)
+            floats += (full + 6 * d / 4) / 4 ** i
+        if checkpoint:
+            floats *= CHECKPOINT_SAVING
+        return floats
+
+    def input_convs(self) -> list[str]:
+        """Names of the conv weights that read the input code z (LIP keeps these dense)."""
+        first = self.levels[0]
+        names = ["levels.0.down.conv.weight"]
+        if first.skip is not None:
+            names.insert(0, "levels.0.skip.conv.weight")
+        return names
+
+    def _level(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        lv = self.levels[i]
+        skip = lv.skip(x) if lv.skip is not None else None  # DIP's Concat runs the skip branch first
+        deep = lv.down(x)
+        if lv.pool is not None:
+            deep = lv.pool(deep)
+        deep = lv.down2(deep)
+        if i + 1 < len(self.levels):
+            deep = self._level(i + 1, deep)
+        deep = F.interpolate(deep, scale_factor=2, mode=self.up_mode,
+                             **({"align_corners": False} if self.up_mode == "bilinear" else {}))
+        if skip is not None:
+            deep = torch.cat([skip, deep], dim=1)
+        out = lv.up(lv.merge_bn(deep))
+        return lv.up1x1(out) if lv.up1x1 is not None else out
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.head(self._level(0, z)))
