@@ -1,13 +1,19 @@
-"""Tests for lipcli.nets: exact parameter counts, stable names, sizes, forward passes, decoder width."""
+"""Tests for lipcli.nets: exact parameter counts, stable names, sizes, forward passes, decoder width,
+and the family registry: every preset, and a toy family registered inside a test, meet the net interface."""
 from __future__ import annotations
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+import torch.nn.functional as F
 from torch import nn
 
-from lipcli import nets
+from lipcli import config, nets
+from lipcli.errors import LipError
+from lipcli.fit import FitConfig
+from lipcli.problem import load_problem
+from lipcli.restore import dense_prior, restore
 from conftest import narrow_spec, tiny_spec
 
 
@@ -224,3 +230,96 @@ def test_decoder_k_for_params_other_shapes():
             k = nets.decoder_k_for_params(target, blocks=blocks, out_channels=out)
             best = min(range(1, 3000), key=lambda c: abs(params(c) - target))
             assert abs(params(k) - target) == abs(params(best) - target)
+
+
+# --- the registry and the declared interface, over every preset and family --------------------------
+
+def _small(name: str) -> dict:
+    """Every preset, narrowed where it is big, so the loop over all of them stays fast."""
+    narrow = {"dip": {"down": [8] * 5, "up": [8] * 5}, "dip-inpaint": {"down": [8] * 5, "up": [8] * 5, "skip": [8] * 5},
+              "oes": {"down": [8] * 6, "up": [8] * 6}, "deep-decoder": {"k": 8}}
+    return nets.preset(name, **narrow.get(name, {}))
+
+
+@pytest.mark.parametrize("name", list(nets.PRESETS))
+def test_every_preset_builds_a_registered_family_that_runs_at_its_padded_size(name):
+    spec = _small(name)
+    net = nets.build(spec)
+    assert isinstance(net, nets.Net) and type(net) is nets.FAMILIES.get(spec["kind"]) and net.spec == spec
+    z = nets.make_input(net, *nets.padded_size(net, 5, 7), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = net.eval()(z)
+    assert torch.isfinite(out).all()
+    params = dict(net.named_parameters())
+    assert set(net.input_convs()) <= set(nets.conv_weight_names(net)) <= set(params)
+    assert net.compactable == (spec["kind"] == "skip")
+
+
+def test_validate_builds_nothing_and_fails_as_build_does():
+    torch.manual_seed(5)
+    nets.validate(nets.preset("dip"))
+    after = torch.rand(3)
+    torch.manual_seed(5)
+    assert torch.equal(after, torch.rand(3))  # meta device: no init draws, no weights
+    for bad, error in (({"kind": "unet"}, ValueError), (nets.preset("dip", up=[8] * 4), ValueError),
+                       ({"kind": "skip"}, KeyError), (nets.preset("dcgan-g", size=12), ValueError)):
+        with pytest.raises(error):
+            nets.build(bad)
+        with pytest.raises(error):
+            nets.validate(bad)
+
+
+def test_estimate_bytes_is_declared_by_the_family():
+    dip = nets.preset("dip")
+    assert nets.estimate_bytes(dip, 256, 256, "fp32", checkpoint=True) < nets.estimate_bytes(dip, 256, 256, "fp32")
+    assert nets.estimate_bytes(dip, 256, 256, "bf16") < nets.estimate_bytes(dip, 256, 256, "fp32")
+    assert nets.estimate_bytes(dip, 512, 512, "fp32") > nets.estimate_bytes(dip, 256, 256, "fp32")
+    with pytest.raises(LipError, match="no memory estimate for a 'gan' net"):
+        nets.estimate_bytes(nets.preset("gan"), 32, 32, "fp32")
+
+
+class Toy(nets.Net):
+    """A one-conv net on a half-size code: a family that lives only in this test."""
+
+    multiple, min_side = 2, 4
+
+    def __init__(self, spec: dict) -> None:
+        super().__init__(spec)
+        self.conv = nn.Conv2d(spec["width"], 3, 3, padding=1)
+
+    def input_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        return self.spec["width"], height // 2, width // 2
+
+    def input_convs(self) -> list[str]:
+        return ["conv.weight"]
+
+    @classmethod
+    def activation_floats(cls, spec: dict, checkpoint: bool) -> float:
+        return spec["width"] + 3
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(F.interpolate(z, scale_factor=2, mode="nearest")))
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    nets.FAMILIES.register("toy")(Toy)
+    monkeypatch.setitem(nets.PRESETS, "toy", {"kind": "toy", "width": 4})
+    yield
+    nets.FAMILIES.unregister("toy")
+
+
+def test_a_family_registered_in_a_test_is_a_preset_like_any_other(toy, rgb64_path):
+    """One class plus one preset entry: build, geometry, tracing, the memory estimate and a restore."""
+    net = nets.build(nets.preset("toy"))
+    assert isinstance(net, Toy) and nets.padded_size(net, 3, 5) == (4, 6)
+    assert nets.make_input(net, 4, 6, torch.Generator()).shape == (1, 4, 2, 3)
+    assert nets.conv_weight_names(net) == ["conv.weight"]
+    assert nets.estimate_bytes(nets.preset("toy"), 64, 64, "fp32") > 0
+    settings = config.resolve("denoise", "fast", "fast", {"precision": "fp32", "net": "toy"})
+    problem = load_problem(rgb64_path, "denoise", settings, simulate=True, seed=0)
+    cfg = FitConfig(iters=3, lr=0.01, reg_noise=0.0, ema=0.0, early_stop=False, precision="fp32")
+    result, report = restore(problem, dense_prior("toy"), cfg, torch.device("cpu"), 0)
+    assert report["params"] == nets.count_params(net) == 4 * 3 * 9 + 3 and result.iterations == 3
+    with pytest.raises(ValueError, match="known: .*toy"):
+        nets.build({"kind": "nope"})
