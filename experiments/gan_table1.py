@@ -19,7 +19,7 @@ import torch
 
 from lipcli import artifact, gan
 from lipcli.cs import CSConfig, mse, solve
-from lipcli.nets.dcgan import generator_of
+from lipcli.nets import generator_of
 from lipcli.physics import GaussianCS, Inpaint
 from lipcli.prune import gan_imp
 

@@ -19,7 +19,7 @@ from .gan import (
     to_artifact,
     train,
 )
-from .nets.dcgan import gan_spec
+from .nets import gan_spec
 from .prune.search import created
 
 

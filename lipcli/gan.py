@@ -27,7 +27,7 @@ from torch import nn
 
 from . import artifact, nets
 from .errors import LipError
-from .nets.dcgan import generator_of
+from .nets import generator_of
 
 DATA_DIR = Path(__file__).parent / "data"
 MNIST = DATA_DIR / "mnist_5k.csv.gz"
