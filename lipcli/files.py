@@ -1,62 +1,191 @@
-"""Atomic output files: write to a temporary name beside the target, then rename.
+"""Every file lip writes goes through here: regular files atomically, anything else written through.
 
-A crash, Ctrl-C or a full disk therefore never leaves a partial output file behind.
+A regular file (or a path that does not exist yet) is written to a temporary name beside it and renamed
+over it, so a crash, Ctrl-C or a full disk never leaves a partial output. Renaming over anything else would
+destroy it: `-o /dev/null` run as root replaced the system's null device with a regular file. So a
+character device, FIFO or socket (/dev/null, /dev/stdout, a named pipe, `>(...)`) and `-` (stdout) receive
+the finished bytes directly, and no temporary file is ever made in /dev. A folder or a block device where a
+file is expected is refused in one line.
 """
 from __future__ import annotations
 
 import errno
 import os
+import re
+import shutil
+import socket
+import stat
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator, TextIO
 
 from .errors import LipError, LipRuntimeError
 
+STDOUT = "-"
+_DEVICE_DIRS = ("/dev", "/proc", "/sys")  # no temporary file is ever made below these
+_OWN_FD = re.compile(r"^/(?:dev/fd|proc/self/fd)/(\d+)$|^/dev/std(out|err)$")
 
-def check_writable(path: Path) -> None:
-    """Fail early, before hours of work, if `path` cannot be written."""
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise LipError(f"cannot write {path}: folder {parent} does not exist (create it first)")
-    if not os.access(parent, os.W_OK):
-        raise LipError(f"cannot write {path}: folder {parent} is not writable (choose another --out)")
-    if path.is_dir():
+
+def is_stdout(path: Path | str) -> bool:
+    return str(path) == STDOUT
+
+
+def _under_devices(path: Path) -> bool:
+    return any(str(path) == d or str(path).startswith(d + "/") for d in _DEVICE_DIRS)
+
+
+def is_stream(path: Path | str) -> bool:
+    """True when `path` must be written through rather than replaced: stdout, or an existing
+    character device, FIFO or socket, or any existing node below /dev, /proc or /sys."""
+    if is_stdout(path):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (
+        stat.S_ISREG(mode) and (_under_devices(Path(os.path.abspath(path))) or _under_devices(Path(path).resolve())))
+
+
+def check_writable(path: Path | str) -> None:
+    """Fail early, before hours of work, if `path` cannot be written (or must not be)."""
+    if is_stdout(path):
+        return
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
         raise LipError(f"cannot write {path}: it is a folder (give a file name)")
+    if mode is not None and stat.S_ISBLK(mode):
+        raise LipError(f"cannot write {path}: it is a block device (give a file name)")
+    if is_stream(path):
+        if not os.access(path, os.W_OK):
+            raise LipError(f"cannot write {path}: permission denied")
+        return
+    if mode is not None and not stat.S_ISREG(mode):
+        raise LipError(f"cannot write {path}: not a regular file, device or pipe")
+    real = path.resolve()
+    if _under_devices(real.parent):
+        raise LipError(f"cannot write {path}: no such device (lip creates no files in {real.parent})")
+    if not real.parent.is_dir():
+        raise LipError(f"cannot write {path}: folder {real.parent} does not exist (create it first)")
+    if not os.access(real.parent, os.W_OK):
+        raise LipError(f"cannot write {path}: folder {real.parent} is not writable (choose another --out)")
 
 
 def make_folder(path: Path, what: str) -> None:
     """Create one output folder, refusing (before anything exists) where that cannot work."""
+    if path.exists() and not path.is_dir():
+        raise LipError(f"cannot create {what} {path}: it exists and is not a folder")
     if not path.parent.is_dir():
         raise LipError(f"cannot create {what} {path}: {path.parent} does not exist")
-    check_writable(path)  # a read-only parent: refuse before creating anything
+    if not os.access(path.parent, os.W_OK):
+        raise LipError(f"cannot create {what} {path}: folder {path.parent} is not writable")
     try:
         path.mkdir()
     except OSError as exc:
         raise LipError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
 
 
+def _write_failed(path: Path | str, exc: OSError) -> LipRuntimeError:
+    """A write that failed after the run: a runtime failure (exit 1) with a hint."""
+    if exc.errno == errno.ENOSPC:
+        return LipRuntimeError(f"cannot write {path}: the disk is full (free space or choose another --out)")
+    if exc.errno == errno.EPIPE:
+        return LipRuntimeError(f"cannot write {path}: the reading end of the pipe was closed")
+    return LipRuntimeError(f"cannot write {path}: {exc.strerror or exc} (check the path and permissions)")
+
+
+def _send(path: Path | str, source: BinaryIO) -> None:
+    """Copy finished bytes into stdout, one of our own descriptors, a socket, a device or a FIFO."""
+    own = _OWN_FD.match(str(path))
+    if is_stdout(path) or own:
+        fd = 1 if is_stdout(path) else int(own.group(1)) if own.group(1) else {"out": 1, "err": 2}[own.group(2)]
+        if fd == 1:
+            sys.stdout.flush()
+        while chunk := source.read(1 << 20):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        return
+    if stat.S_ISSOCK(os.stat(path).st_mode):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(path))
+            sock.sendfile(source)
+        return
+    with open(path, "wb") as sink:  # a FIFO blocks here until its reader opens it
+        shutil.copyfileobj(source, sink)
+
+
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it onto `path` if the block succeeds."""
-    path = Path(path)
+    """Yield a temporary path to write the whole output into; on success it becomes `path`.
+
+    Regular files: renamed over the target (the target's symlinks followed). Streams (`is_stream`):
+    the bytes are copied into the target and the temporary file, made in the system's temp folder, removed.
+    """
     check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.resolve().parent)
+    stream = is_stream(path)
+    folder = tempfile.gettempdir() if stream else Path(path).resolve().parent
+    name = Path(str(path)).name or "stdout"
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part" + Path(str(path)).suffix, dir=folder)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
-        os.replace(tmp_path, path)
-    except OSError as exc:  # the write itself failed: a runtime failure (exit 1), nothing left behind
+        if stream:
+            with open(tmp_path, "rb") as source:
+                _send(path, source)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
+            os.replace(tmp_path, Path(path).resolve())
+    except OSError as exc:  # the write itself failed: nothing partial is left behind
+        raise _write_failed(path, exc) from None
+    finally:
         tmp_path.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise LipRuntimeError(f"cannot write {path}: the disk is full (free space or choose another "
-                                  "--out)") from None
-        raise LipRuntimeError(f"cannot write {path}: {exc.strerror or exc} (check the path and "
-                              "permissions)") from None
-    except BaseException:
+
+
+@contextmanager
+def checkpointed(path: Path | str) -> Iterator[Path]:
+    """The regular file a long run rewrites as it goes (a prune artifact is its own checkpoint).
+
+    For a regular file that is `path` itself. A stream would receive every rewrite (a FIFO's reader would
+    get one file per round), so it gets a temporary checkpoint whose final content is sent once, when the
+    run ends without an error; an interrupted run then leaves nothing behind to resume from.
+    """
+    if not is_stream(path):
+        yield Path(path)
+        return
+    check_writable(path)
+    fd, tmp = tempfile.mkstemp(prefix=".lip-checkpoint.", suffix=".safetensors")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    tmp_path.unlink()  # absent until the first checkpoint: callers test for existence
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as source:
+            _send(path, source)
+    except OSError as exc:
+        raise _write_failed(path, exc) from None
+    finally:
         tmp_path.unlink(missing_ok=True)
-        raise
+
+
+def open_append(path: Path | str, what: str) -> TextIO:
+    """A text file appended to as a run goes (logs): stdout for `-`, never a folder or a block device."""
+    try:
+        check_writable(path)
+    except LipError as exc:
+        raise LipError(f"{what}: {exc}") from None
+    if is_stdout(path):
+        return sys.stdout
+    try:
+        return open(path, "a", encoding="utf-8")
+    except OSError as exc:
+        raise LipError(f"cannot open {what} {path}: {exc.strerror} (check the folder)") from None

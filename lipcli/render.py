@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from . import files
 from .errors import LipError
 from .jsonsafe import finite
 
@@ -82,12 +83,7 @@ class RunLog:
     """`--log FILE`: JSON lines of every iteration, round and result, flushed as written (tail -f)."""
 
     def __init__(self, path: Path | None) -> None:
-        self.file = None
-        if path is not None:
-            try:
-                self.file = open(path, "a", encoding="utf-8")
-            except OSError as exc:
-                raise LipError(f"cannot open --log {path}: {exc.strerror} (check the folder)") from None
+        self.file = None if path is None else files.open_append(path, "--log")
 
     def write(self, event: str, **fields: Any) -> None:
         if self.file is not None:
@@ -96,7 +92,7 @@ class RunLog:
             self.file.flush()
 
     def close(self) -> None:
-        if self.file is not None:
+        if self.file is not None and self.file is not sys.stdout:
             self.file.close()
 
 

@@ -1,0 +1,166 @@
+"""Outputs that are not regular files (issue 18): devices, FIFOs and stdout are written through, never
+renamed over; folders and block devices are refused in one line. `-o /dev/null` run as root once replaced
+the system's null device with a regular file: these tests make their own null device in a temp folder."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from lipcli import artifact, files
+from lipcli.cli import app
+from lipcli.errors import LipError
+from conftest import RGB64
+from prune_helpers import NARROW_YAML
+
+TINY = ("--simulate", "--iters", "2", "--threads", "1", "--device", "cpu", "--precision", "fp32")
+
+
+def lip(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def nulldev(tmp_path: Path) -> Path:
+    """A character device with the null device's numbers (1, 3), made where the test may make it."""
+    node = tmp_path / "nulldev"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    return node
+
+
+class FifoReader:
+    """A named pipe in a temp folder and a thread that reads everything written into it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "pipe"
+        os.mkfifo(self.path)
+        self.data = b""
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        with open(self.path, "rb") as f:  # blocks until the writer opens it
+            self.data = f.read()
+
+    def received(self) -> bytes:
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "nothing was written into the FIFO"
+        return self.data
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "narrow.yaml").write_text(NARROW_YAML)
+    return tmp_path
+
+
+def test_restore_to_a_null_device_keeps_it_a_device(work, nulldev):
+    result = lip("restore", RGB64, *TINY, "-o", nulldev)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISCHR(os.stat(nulldev).st_mode)
+    assert sorted(p.name for p in work.iterdir()) == ["narrow.yaml", "nulldev"]  # no temp file left
+
+
+def test_prune_to_a_null_device_keeps_it_a_device(work, nulldev):
+    result = lip("prune", RGB64, *TINY, "--config", "narrow.yaml", "--rounds", "2", "-o", nulldev)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISCHR(os.stat(nulldev).st_mode)
+
+
+def test_restore_into_a_fifo_sends_one_png(work):
+    reader = FifoReader(work)
+    result = lip("restore", RGB64, *TINY, "-o", reader.path)
+    assert result.exit_code == 0, result.output
+    png = PILImage.open(io.BytesIO(reader.received()))
+    assert png.format == "PNG" and png.size == (64, 64)
+    assert stat.S_ISFIFO(os.stat(reader.path).st_mode)
+
+
+def test_prune_into_a_fifo_sends_one_artifact(work):
+    reader = FifoReader(work)
+    result = lip("prune", RGB64, *TINY, "--config", "narrow.yaml", "--rounds", "2", "-o", reader.path)
+    assert result.exit_code == 0, result.output
+    (work / "got.safetensors").write_bytes(reader.received())  # one whole file, not one per round
+    assert artifact.load(work / "got.safetensors").rounds == 2
+    assert stat.S_ISFIFO(os.stat(reader.path).st_mode)
+
+
+def test_restore_to_stdout_writes_only_the_png(work):
+    result = lip("restore", RGB64, *TINY, "-o", "-")
+    assert result.exit_code == 0, result.output
+    png = PILImage.open(io.BytesIO(result.stdout_bytes))
+    assert png.format == "PNG" and png.size == (64, 64)
+
+
+def test_stdout_output_refuses_json(work):
+    result = lip("restore", RGB64, *TINY, "-o", "-", "--json")
+    assert result.exit_code == 2 and "--json" in result.output and "--log" in result.output
+    assert result.stdout_bytes.count(b"\n") <= 1  # one error line, no image
+
+
+def test_log_to_a_null_device(work, nulldev):
+    log = lip("restore", RGB64, *TINY, "-o", "out.png", "--log", nulldev)
+    assert log.exit_code == 0, log.output
+    assert stat.S_ISCHR(os.stat(nulldev).st_mode) and (work / "out.png").is_file()
+
+
+@pytest.mark.parametrize("where", ["folder", "block"])
+def test_refused_targets(work, where):
+    if where == "folder":
+        target = work / "dir"
+        target.mkdir()
+    else:
+        target = work / "blockdev"
+        try:
+            os.mknod(target, stat.S_IFBLK | 0o600, os.makedev(7, 200))
+        except PermissionError:
+            pytest.skip("making a device node needs root")
+    for command in (["restore", RGB64, *TINY], ["prune", RGB64, *TINY, "--config", "narrow.yaml"]):
+        result = lip(*command, "-o", target)
+        assert result.exit_code == 2, result.output
+        assert "lip: error: cannot write" in result.output and "Traceback" not in result.output
+    assert (target.is_dir() if where == "folder" else stat.S_ISBLK(os.stat(target).st_mode))
+
+
+def test_atomic_path_writes_through_a_symlink_to_a_device(tmp_path, nulldev):
+    link = tmp_path / "link"
+    link.symlink_to(nulldev)
+    with files.atomic_path(link) as tmp:
+        tmp.write_bytes(b"x" * 100)
+    assert link.is_symlink() and stat.S_ISCHR(os.stat(nulldev).st_mode)
+
+
+def test_regular_files_are_still_replaced_atomically(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with files.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+    with files.atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+
+
+def test_no_new_files_under_dev():
+    with pytest.raises(LipError, match="no such device"):
+        files.check_writable(Path("/dev/lip-test-output.png"))
+
+
+def test_log_lines_are_json(work):
+    result = lip("restore", RGB64, *TINY, "-o", "-", "--log", "run.jsonl")
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line)["event"] for line in (work / "run.jsonl").read_text().splitlines()]
+    assert events[-1] == "result"
