@@ -22,6 +22,7 @@ import io
 import json
 import os
 import pickle
+import stat
 import struct
 import sys
 import zlib
@@ -193,6 +194,20 @@ def readonly(w: "Work", name: str = "ro") -> str:
     return name
 
 
+def folder(w: "Work", name: str = "a-folder") -> str:
+    (w.dir / name).mkdir()
+    return name
+
+
+def block_device(w: "Work", name: str = "blockdev") -> str:
+    """A block-device node (loop device numbers) in the case's folder: lip must refuse to write into it."""
+    os.mknod(w.dir / name, stat.S_IFBLK | 0o600, os.makedev(7, 200))
+    return name
+
+
+NOT_ROOT = None if hasattr(os, "geteuid") and os.geteuid() == 0 else "making a device node needs root"
+
+
 # ---------------------------------------------------------------- simulated full disks
 
 def _enospc() -> OSError:
@@ -346,6 +361,11 @@ case("restore", "output folder inside a read-only folder",
 case("restore", "output with an unknown suffix", lambda w: ["img.png", "-o", "out.webq"], "unknown image type",
      code=2)
 case("restore", "--log in a missing folder", lambda w: ["img.png", "--log", "missing/log.jsonl"], "--log")
+case("restore", "--log is a folder", lambda w: ["img.png", "--log", folder(w)], "--log", "it is a folder")
+case("restore", "output is a block device", lambda w: ["img.png", "-o", block_device(w)], "block device",
+     skip=NOT_ROOT)
+case("restore", "output below /dev that does not exist", lambda w: ["img.png", "-o", "/dev/lip-no-such.png"],
+     "no such device")
 case("restore", "disk full at the final rename", lambda w: ["img.png"], "out.png", "disk is full", code=1,
      patch=disk_full_at_rename)
 case("restore", "disk full while writing the PNG", lambda w: ["img.png"], "out.png", "disk is full", code=1,
@@ -375,6 +395,9 @@ case("prune", "--like an artifact of a future version",
 case("prune", "--early-bird above 1", lambda w: ["img.png", "--simulate", "--early-bird", "2"], "'--early-bird'")
 case("prune", "output in a read-only folder",
      lambda w: ["img.png", "--simulate", "-o", f"{readonly(w)}/x.safetensors"], "not writable")
+case("prune", "output is a folder", lambda w: ["img.png", "--simulate", "-o", folder(w)], "it is a folder")
+case("prune", "output is a block device", lambda w: ["img.png", "--simulate", "-o", block_device(w)],
+     "block device", skip=NOT_ROOT)
 case("prune", "disk full while saving the artifact", lambda w: ["img.png", "--simulate"], "out.safetensors",
      "disk is full", code=1, patch=disk_full_while_writing)
 
@@ -639,6 +662,11 @@ def write_table(dest: Path) -> None:
             "images (the net pads them) are restored in their own size and mode.", "",
             "Interruptions, determinism and numerical faults are covered by `tests/test_interrupt.py`,",
             "`tests/test_determinism.py` and `tests/test_numerical_faults.py`.", "",
+            "Outputs that are not regular files succeed and stay what they were (`tests/test_special_outputs.py`):",
+            "`-o /dev/null` or any character device, a named pipe, `>(...)`, a socket and `-o -` (stdout; PNG",
+            "bytes, with nothing else on stdout, so `--json` is refused there: use `--log`) receive the finished",
+            "file through a temporary file in the system's temp folder; nothing is ever renamed over them, and",
+            "`lip prune` sends its artifact once, at the end, instead of after every round.", "",
             "| # | command: case | exit | stderr (last line) |", "| --- | --- | --- | --- |"]
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text("\n".join(head + rows) + "\n")
