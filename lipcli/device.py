@@ -1,7 +1,10 @@
 """Device and hardware resolution: which device, whether bf16 pays, how much memory there is."""
 from __future__ import annotations
 
+import math
+import os
 from functools import lru_cache
+from typing import Callable
 
 import torch
 
@@ -69,10 +72,75 @@ def available_memory(dev: torch.device) -> int | None:
     return None
 
 
-def set_threads(threads: int | None) -> int:
-    """Pin the intra-op thread count (results are bit-reproducible only at a fixed count)."""
-    if threads is not None:
-        if threads < 1:
-            raise LipError(f"--threads {threads} must be at least 1")
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
+def usable_cores() -> int:
+    """CPUs this process may really use: the affinity mask, a cgroup CPU quota and OMP_NUM_THREADS.
+
+    torch's own default counts the machine's cores, so under `taskset`, a container quota or a SLURM
+    allocation it oversubscribes; each limit here is one that schedulers actually set.
+    """
+    limits = [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1]
+    quota = _cgroup_quota()
+    if quota is not None:
+        limits.append(max(1, math.floor(quota)))
+    omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
+    if omp.isdigit() and int(omp) > 0:
+        limits.append(int(omp))
+    return max(1, min(limits))
+
+
+def _cgroup_quota() -> float | None:
+    """CPUs allowed by the cgroup (v2 cpu.max, else v1 cfs quota/period); None when unlimited or unknown."""
+    for path, split in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()),
+                        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", None)):
+        try:
+            text = open(path).read().strip()
+            if split is not None:
+                quota, period = split(text)
+            else:
+                quota, period = text, open("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read().strip()
+            if quota not in ("max", "-1"):
+                return int(quota) / int(period)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def busy_cores() -> float:
+    """How many cores other work keeps busy right now: the larger of the 1-minute load average and the
+    runnable threads the kernel counts at this instant (minus this process), so a job started a second ago
+    already counts. Both include work outside our affinity mask; this is a hint, not a measurement."""
+    running = 0
+    try:
+        with open("/proc/stat") as f:
+            running = next((int(line.split()[1]) for line in f if line.startswith("procs_running")), 1) - 1
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(float(running), load)
+
+
+def set_threads(threads: int | str | None, notify: Callable[[str], None] = lambda line: None) -> int:
+    """Choose and pin the intra-op thread count (results are bit-reproducible only at a fixed count).
+
+    None: every usable core (`usable_cores`), with one line to `notify` when other work already keeps
+    them busy — two jobs that each take every core of this 2-core CPU ran 4.6x slower each.
+    "auto": the cores other work leaves free (at least 1). An integer: exactly that.
+    """
+    cores = usable_cores()
+    if threads == "auto":
+        threads = max(1, min(cores, round(cores - busy_cores())))
+    elif isinstance(threads, str):
+        if not threads.isdigit():
+            raise LipError(f"--threads {threads}: give a number of threads or auto")
+        threads = int(threads)
+    if threads is None:
+        threads = min(cores, torch.get_num_threads())
+        busy = busy_cores()
+        if busy >= 0.75 and threads > 1 and busy + threads > cores + 0.5:
+            notify(f"lip: this machine is busy (about {busy:.1f} of {cores} cores in use by other work); "
+                   f"running on {threads} threads anyway. For several jobs at once give each --threads "
+                   f"{max(1, cores // 2)}, or use --threads auto to take only the free cores")
+    if threads < 1:
+        raise LipError(f"--threads {threads} must be at least 1")
+    torch.set_num_threads(threads)
+    return threads
