@@ -146,6 +146,10 @@ def resolve_settings(task: str, config_name: Optional[str], dev: torch.device,
 
 def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restored") -> list[Path]:
     """One output per input: --out is a file for one input, a folder (created) for several."""
+    if out is not None and files.is_stdout(out):
+        if len(inputs) > 1:
+            raise LipError("-o - writes one image to stdout: give one input (or an output folder)")
+        return [out]
     if out is None:  # beside the input; bundled samples go to the working folder
         return [(Path(p.name) if str(p).startswith(images_io.SAMPLE_PREFIX) else p).with_name(
             f"{images_io.resolve(p).stem}{suffix}.png") for p in inputs]
@@ -185,8 +189,8 @@ def restore_cmd(
     iters: Optional[int] = ITERS, lr: Optional[float] = LR, reg_noise: Optional[float] = REG_NOISE,
     ema: Optional[float] = EMA, early_stop: bool = EARLY_STOP, es_window: Optional[int] = ES_WINDOW,
     es_patience: Optional[int] = ES_PATIENCE,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file, or folder for several inputs "
-                                       "[INPUT_restored.png]"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file, or folder for several inputs, or - "
+                                       "for PNG bytes on stdout [INPUT_restored.png]"),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for metrics only (reports the "
                                          "'oracle' best PSNR too)"),
     device: str = DEVICE, seed: int = SEED, precision: Optional[str] = PRECISION,
@@ -201,7 +205,7 @@ def restore_cmd(
 ) -> None:
     """Restore images with a dense or masked Deep Image Prior."""
     dev = devices.resolve(device)
-    devices.set_threads(threads)
+    devices.set_threads(threads, render.say)
     settings = resolve_settings(task, config_, dev, dict(
         sigma=sigma, keep=keep, scale=scale, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema,
         es_window=es_window, es_patience=es_patience, precision=precision, net=net))
@@ -223,6 +227,7 @@ def restore_cmd(
             what = "it is a folder (give an image file)" if images_io.resolve(path).is_dir() \
                 else "no such file (check the path)"
             raise LipError(f"cannot read {path}: {what}")
+    render.check_stdout_free(out, json_)
     outs = output_paths(images, out)
     for path in outs:
         files.check_writable(path)

@@ -84,7 +84,7 @@ def cs_cmd(
     restarts: int = typer.Option(2, help="Random restarts; the best by MOM loss is kept", min=1,
                                  rich_help_panel="Solver"),
     mom_batch: int = typer.Option(20, help="Rows per MOM batch", min=1, rich_help_panel="Solver"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Recovered image PNG [NAME_cs.png]"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Recovered image PNG, or - for stdout [NAME_cs.png]"),
     clean: Path | None = typer.Option(None, help="Clean reference for MSE/PSNR (implied by --simulate)"),
     device: str = DEVICE, seed: int = SEED, threads: int | None = THREADS,
     json_: bool = typer.Option(False, "--json", help="Print one JSON object on stdout"),
@@ -103,6 +103,7 @@ def cs_cmd(
                        "a measurements file is not supported yet")
     x_in, name = load_input(image)
     dest = out or Path(f"{name}_{task}.png")
+    render.check_stdout_free(dest, json_)
     files.check_writable(dest)
     images_io.check_suffix(dest)
     g = None

@@ -101,7 +101,7 @@ def prune_cmd(
         raise LipError(f"unknown --prior {prior!r}: use dip or gan")
     if not images:
         raise LipError("give at least one image to search on (or --prior gan)")
-    n_threads = devices.set_threads(threads)
+    n_threads = devices.set_threads(threads, render.say)
     settings = resolve_settings(task, config_, dev, dict(
         sigma=sigma, keep=keep, scale=scale, search_iters=iters, lr=lr, reg_noise=reg_noise,
         precision=precision, net=net, rounds=rounds, rate=rate, early_bird=early_bird))
@@ -128,8 +128,7 @@ def prune_cmd(
     if oracle_target and simulate:
         raise LipError("--oracle-target and --simulate exclude each other: with --simulate the input is "
                        "already the clean image")
-    out_path = resume or out or images[0].with_name(f"{images[0].stem}_{method}.safetensors")
-    files.check_writable(out_path)
+    out_path = _output(resume, out or images[0].with_name(f"{images[0].stem}_{method}.safetensors"))
     problems = [load_problem(p, task, settings, simulate=simulate, seed=seed, inpaint_mask=inpaint_mask,
                              clean=refs[i] if refs else None, max_pixels=MAX_PIXELS)
                 for i, p in enumerate(images)]
@@ -152,7 +151,7 @@ def prune_cmd(
 
     run_log = render.RunLog(log)
     try:
-        with render.progress(total, f"{method}") as advance:
+        with render.progress(total, f"{method}") as advance, files.checkpointed(out_path) as checkpoint:
             def on_step(step: Step) -> None:
                 advance(1, f"loss {step.loss:.5f}")
                 run_log.write("step", iteration=step.iteration, loss=step.loss)
@@ -165,11 +164,9 @@ def prune_cmd(
                 if json_:
                     render.emit_json({"type": "round", **rec})
 
-            art = search(req, problems, dev, out_path, resume is not None, on_start, on_step, on_round)
+            art = search(req, problems, dev, checkpoint, resume is not None, on_start, on_step, on_round)
     except (KeyboardInterrupt, render.Terminated):
-        if out_path.exists():
-            render.err.print(f"lip: stopped; finished rounds are kept in {out_path}. Continue with the "
-                             f"same command plus --resume {out_path}", markup=False, soft_wrap=True)
+        _say_stopped(out_path)
         raise
     finally:
         run_log.close()
@@ -191,8 +188,7 @@ def _prune_gan(generator: Optional[Path], data: str, method: str, rounds: int, r
     from .prune.search import Trajectory
 
     gen_path = generator or gan.GENERATOR
-    out_path = resume or out or Path(f"generator_{method}.safetensors")
-    files.check_writable(out_path)
+    out_path = _output(resume, out or Path(f"generator_{method}.safetensors"))
     settings = gan_imp.GanImpSettings(rounds=rounds, rate=rate, epochs=epochs, ratio=ratio, method=method,
                                       seed=seed)
     traj = (Trajectory.resume(artifact.load(out_path)) if resume
@@ -205,11 +201,29 @@ def _prune_gan(generator: Optional[Path], data: str, method: str, rounds: int, r
             render.emit_json({"type": "round", **rec})
 
     try:
-        art = gan_imp.run(traj, train_data, settings, out_path, on_round)
+        with files.checkpointed(out_path) as checkpoint:
+            art = gan_imp.run(traj, train_data, settings, checkpoint, on_round)
     except (KeyboardInterrupt, render.Terminated):
-        render.err.print(f"lip: stopped; finished rounds are kept in {out_path}. Continue with the same "
-                         f"command plus --resume {out_path}", markup=False, soft_wrap=True)
+        _say_stopped(out_path)
         raise
     render.err.print(f"wrote {out_path}: {art.rounds} rounds of {method} on the generator", markup=False)
     if json_:
         render.emit_json({"type": "result", "out": str(out_path), "rounds": art.meta["rounds"]})
+
+
+def _output(resume: Optional[Path], out: Path) -> Path:
+    """The artifact to write: the one resumed (a regular file: it is read back), else `out`."""
+    if resume is not None and files.is_stream(resume):
+        raise LipError(f"--resume {resume}: give the artifact file itself, not a device or pipe")
+    path = resume or out
+    files.check_writable(path)
+    return path
+
+
+def _say_stopped(out_path: Path) -> None:
+    """After Ctrl-C: where the finished rounds are (a stream target kept none: it gets only whole files)."""
+    if files.is_stream(out_path):
+        render.say(f"lip: stopped; nothing was written to {out_path} (it receives only the finished artifact)")
+    elif out_path.exists():
+        render.say(f"lip: stopped; finished rounds are kept in {out_path}. Continue with the same command "
+                   f"plus --resume {out_path}")

@@ -102,11 +102,13 @@ def _write_failed(path: Path | str, exc: OSError) -> LipRuntimeError:
 
 def _send(path: Path | str, source: BinaryIO) -> None:
     """Copy finished bytes into stdout, one of our own descriptors, a socket, a device or a FIFO."""
+    if is_stdout(path):
+        shutil.copyfileobj(source, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
     own = _OWN_FD.match(str(path))
-    if is_stdout(path) or own:
-        fd = 1 if is_stdout(path) else int(own.group(1)) if own.group(1) else {"out": 1, "err": 2}[own.group(2)]
-        if fd == 1:
-            sys.stdout.flush()
+    if own:  # our own descriptor, whatever it is (a socket cannot be opened by path)
+        fd = int(own.group(1)) if own.group(1) else {"out": 1, "err": 2}[own.group(2)]
         while chunk := source.read(1 << 20):
             view = memoryview(chunk)
             while view:

@@ -96,6 +96,13 @@ class RunLog:
             self.file.close()
 
 
+def check_stdout_free(out: Path | None, json_: bool) -> None:
+    """`-o -` fills stdout with the image, so the JSON lines cannot share it: refuse rather than mix them."""
+    if out is not None and files.is_stdout(out) and json_:
+        raise LipError("--json prints to stdout, which -o - fills with the image: drop --json and add "
+                       "--log FILE, which records the same result")
+
+
 def say(line: str) -> None:
     """One human line on stderr, printed as is (no rich markup)."""
     err.print(line, markup=False, soft_wrap=True)

@@ -364,6 +364,9 @@ case("restore", "--log in a missing folder", lambda w: ["img.png", "--log", "mis
 case("restore", "--log is a folder", lambda w: ["img.png", "--log", folder(w)], "--log", "it is a folder")
 case("restore", "output is a block device", lambda w: ["img.png", "-o", block_device(w)], "block device",
      skip=NOT_ROOT)
+case("restore", "-o - (stdout) with --json", lambda w: ["img.png", "-o", "-", "--json"], "--json", "--log")
+case("restore", "-o - with several inputs",
+     lambda w: ["img.png", write_picture(w.dir / "img2.png", 32, 32).name, "-o", "-"], "one input")
 case("restore", "output below /dev that does not exist", lambda w: ["img.png", "-o", "/dev/lip-no-such.png"],
      "no such device")
 case("restore", "disk full at the final rename", lambda w: ["img.png"], "out.png", "disk is full", code=1,

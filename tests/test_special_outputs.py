@@ -101,6 +101,7 @@ def test_restore_to_stdout_writes_only_the_png(work):
     assert result.exit_code == 0, result.output
     png = PILImage.open(io.BytesIO(result.stdout_bytes))
     assert png.format == "PNG" and png.size == (64, 64)
+    assert result.stdout_bytes.endswith(b"IEND\xaeB`\x82")  # nothing but the PNG on stdout
 
 
 def test_stdout_output_refuses_json(work):
@@ -126,7 +127,10 @@ def test_refused_targets(work, where):
             os.mknod(target, stat.S_IFBLK | 0o600, os.makedev(7, 200))
         except PermissionError:
             pytest.skip("making a device node needs root")
-    for command in (["restore", RGB64, *TINY], ["prune", RGB64, *TINY, "--config", "narrow.yaml"]):
+    commands = [["prune", RGB64, *TINY, "--config", "narrow.yaml"]]
+    if where == "block":  # restore takes an existing folder as its output folder
+        commands.append(["restore", RGB64, *TINY])
+    for command in commands:
         result = lip(*command, "-o", target)
         assert result.exit_code == 2, result.output
         assert "lip: error: cannot write" in result.output and "Traceback" not in result.output
@@ -164,3 +168,17 @@ def test_log_lines_are_json(work):
     assert result.exit_code == 0, result.output
     events = [json.loads(line)["event"] for line in (work / "run.jsonl").read_text().splitlines()]
     assert events[-1] == "result"
+
+
+@pytest.mark.parametrize("target", ["-", "/dev/stdout"])
+def test_a_real_pipe_receives_only_the_png(work, target):
+    """As a shell pipeline would run it (`lip restore x.png -o - | convert - ...`): a separate process."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    done = subprocess.run([sys.executable, "-m", "lipcli", "restore", str(RGB64), *TINY, "-o", target],
+                          capture_output=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.startswith(b"\x89PNG") and done.stdout.endswith(b"IEND\xaeB`\x82")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
