@@ -7,7 +7,7 @@ train-exact mode, so the compact net is what one would really fit). One training
 SIZE x SIZE, MSE to a fixed target, backward, gradient masking (as `lipcli.fit.fit` does), Adam.
 
 Masks, all over the conv weights (the default IMP scope), from the random init (seed 0):
-  * magnitude:  global magnitude (lip's own `scores.magnitude` + `select.top_global`), i.e. the
+  * magnitude:  global magnitude (lip's own `scores.magnitude` + `masks.top_global`), i.e. the
                 first IMP round's criterion. Unstructured: it rarely empties a whole filter.
   * structured: in every conv except the 3-channel head, the lowest-L1 filters are pruned, the same
                 fraction per layer, so the pruned fraction of conv weights matches the sparsity.
@@ -45,10 +45,9 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from lipcli import artifact, nets
+from lipcli.masks import MaskedParams, apply_masks, mask_sparsity, top_global, total_count
 from lipcli.nets.compact import compact
-from lipcli.fit import apply_masks
-from lipcli.prune.scores import magnitude
-from lipcli.prune.select import top_global
+from lipcli.prune.scores import ScoreContext, magnitude
 
 HERE = Path(__file__).resolve().parent
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
@@ -64,10 +63,9 @@ def log(msg: str) -> None:
 
 def magnitude_masks(net: torch.nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
     names = nets.conv_weight_names(net)
-    scores = magnitude(net, names)
+    scores = magnitude(net, names, ScoreContext())
     alive = {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
-    total = sum(s.numel() for s in scores.values())
-    return top_global(scores, alive, round(total * (1 - sparsity)))
+    return top_global(scores, alive, round(total_count(alive) * (1 - sparsity)))
 
 
 def structured_masks(net: torch.nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
@@ -83,12 +81,6 @@ def structured_masks(net: torch.nn.Module, sparsity: float) -> dict[str, torch.T
     return masks
 
 
-def mask_sparsity(masks: dict[str, torch.Tensor]) -> float:
-    if not masks:
-        return 0.0
-    return 1 - sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
-
-
 # --------------------------------------------------------------------------------------------------
 # one training step
 # --------------------------------------------------------------------------------------------------
@@ -99,8 +91,7 @@ class Runner:
     def __init__(self, net: torch.nn.Module, masks: dict[str, torch.Tensor], z, y) -> None:
         self.net, self.z, self.y = net.train(), z, y
         self.opt = torch.optim.Adam(net.parameters(), lr=0.01)
-        named = dict(net.named_parameters())
-        self.masked = [(named[n], m.to(named[n].dtype)) for n, m in masks.items()]
+        self.masked = MaskedParams(net, masks)
         self.times: list[float] = []
 
     def step(self, record: bool) -> None:
@@ -108,8 +99,7 @@ class Runner:
         self.opt.zero_grad(set_to_none=True)
         loss = F.mse_loss(self.net(self.z), self.y)
         loss.backward()
-        if self.masked:
-            torch._foreach_mul_([p.grad for p, _ in self.masked], [m for _, m in self.masked])
+        self.masked.zero_grads()
         self.opt.step()
         if record:
             self.times.append(time.perf_counter() - t)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from lipcli import artifact
 from lipcli.fit import FitConfig
-from lipcli.problem import load_problem
+from lipcli.problem import load_problem, provenance
 from lipcli.prune.imp import ImpSettings
 from lipcli.prune.run import SearchRequest, search
 from lipcli.restore import Prior, dense_prior, restore
@@ -96,7 +96,8 @@ def _search(method: str, problem, cfg: FitConfig, dev, out: Path, rounds: int,
                         imp=ImpSettings(rounds=rounds), target_sparsity=target,
                         synflow_iters=100)
     t0 = time.time()
-    art = search(req, [problem], dev, out, False, lambda: None, lambda s: None, lambda r: None)
+    art = search(req, [problem], provenance([problem]), dev, out, False, lambda: None, lambda s: None,
+                 lambda r: None)
     print(f"searched {out.name} in {time.time() - t0:.0f}s", flush=True)
     return art
 

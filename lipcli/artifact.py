@@ -23,6 +23,7 @@ from safetensors.torch import save as st_save
 from . import __version__, nets
 from .errors import LipError
 from .files import atomic_path
+from .masks import Masks, from_rounds, kept_count, total_count
 
 FORMAT = "lip-artifact"
 FORMAT_VERSION = 1
@@ -52,16 +53,16 @@ class Artifact:
         rec = self.meta.get("recommended_round")
         return self.rounds if rec is None else int(rec)
 
-    def mask(self, round_: int) -> dict[str, torch.Tensor]:
+    def mask(self, round_: int) -> Masks:
         """Boolean keep-masks after `round_` rounds (0 = dense)."""
         if not 0 <= round_ <= self.rounds:
             raise LipError(f"round {round_} is not in this artifact (it has rounds 0..{self.rounds})")
-        return {n: (r == 0) | (r > round_) for n, r in self.prune_round.items()}
+        return from_rounds(self.prune_round, round_)
 
     def counts(self, round_: int) -> tuple[int, int]:
         """(kept, total) over the masked parameters at a round: sparsity counted exactly."""
-        masks = self.mask(round_)
-        return sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
+        keep = self.mask(round_)
+        return kept_count(keep), total_count(keep)
 
     def sparsity(self, round_: int) -> float:
         kept, total = self.counts(round_)

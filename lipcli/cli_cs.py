@@ -14,6 +14,7 @@ from .cli import DEVICE, INPAINT_MASK, SEED, THREADS, app
 from .cs import CSConfig, mse, report, solve
 from .errors import LipError
 from .gan import GENERATOR, load_generator, load_mnist
+from .masks import mask_sparsity
 from .metrics import psnr
 from .physics import Inpaint
 from .physics.cs import make as make_operator, operator_help
@@ -111,10 +112,7 @@ def cs_cmd(
     if prior == "generator":
         art_path = mask or generator or GENERATOR
         g, masks, _ = load_generator(art_path, round_)
-        kept = sum(int(m.sum()) for m in masks.values())
-        total = sum(m.numel() for m in masks.values())
-        source = {"generator": str(art_path), "round": round_ or 0,
-                  "sparsity": 1 - kept / total if total else 0.0}
+        source = {"generator": str(art_path), "round": round_ or 0, "sparsity": mask_sparsity(masks)}
         shape = (int(g.spec["out_channels"]), int(g.spec["size"]), int(g.spec["size"]))
         x_in = _fit_shape(x_in, shape, image)
         g = g.to(dev)

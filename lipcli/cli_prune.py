@@ -12,9 +12,9 @@ from .cli import (CONFIG, DEVICE, INPAINT_MASK, JSON, KEEP, LOG, LR, MAX_PIXELS,
                   SCALE, SEED, SIGMA, SIMULATE, TASK, THREADS, app, fit_config, resolve_settings)
 from .errors import LipError
 from .fit import Step
-from .problem import load_problem
+from .problem import load_problem, provenance
 from .prune.imp import ImpSettings
-from .prune.run import METHODS, SearchRequest, rounds_for, search
+from .prune.run import SearchRequest, methods, rounds_for, search
 
 
 def _round_line(rec: dict[str, Any]) -> str:
@@ -31,7 +31,7 @@ def prune_cmd(
                                                   "with --simulate); none with --prior gan"),
     task: str = TASK, sigma: Optional[float] = SIGMA, inpaint_mask: Optional[Path] = INPAINT_MASK,
     keep: Optional[float] = KEEP, scale: Optional[int] = SCALE, simulate: bool = SIMULATE,
-    method: str = typer.Option("imp", help=" | ".join(METHODS), rich_help_panel="Search"),
+    method: str = typer.Option("imp", help=" | ".join(methods()), rich_help_panel="Search"),
     rounds: Optional[int] = typer.Option(None, help="Pruning rounds [16 paper, 4 fast]", min=1, max=255,
                                          rich_help_panel="Search"),
     target_sparsity: Optional[float] = typer.Option(None, help="Prune until this sparsity (sets the rounds)",
@@ -113,8 +113,8 @@ def prune_cmd(
         raise LipError(f"--target-sparsity {target_sparsity} must be in (0, 1)")
     if not 0 <= rewind < 1:
         raise LipError(f"--rewind {rewind} must be in [0, 1)")
-    if method not in METHODS:
-        raise LipError(f"unknown --method {method!r}: use one of {', '.join(METHODS)}")
+    if method not in methods():
+        raise LipError(f"unknown --method {method!r}: use one of {', '.join(methods())}")
     n_rounds = rounds_for(target_sparsity, rate_) if target_sparsity is not None and method != "oes" \
         else int(settings["rounds"])
     if n_rounds > 255:
@@ -164,15 +164,15 @@ def prune_cmd(
                 if json_:
                     render.emit_json({"type": "round", **rec})
 
-            art = search(req, problems, dev, checkpoint, resume is not None, on_start, on_step, on_round)
+            art = search(req, problems, provenance(problems), dev, checkpoint, resume is not None, on_start,
+                         on_step, on_round)
     except (KeyboardInterrupt, render.Terminated):
         _say_stopped(out_path)
         raise
     finally:
         run_log.close()
-    kept, total_n = art.counts(art.recommended_round)
     render.err.print(f"wrote {out_path}: {art.rounds} rounds, recommended round {art.recommended_round} "
-                     f"(sparsity {100 * (1 - kept / total_n):.2f}%)", markup=False, soft_wrap=True)
+                     f"(sparsity {100 * art.sparsity(art.recommended_round):.2f}%)", markup=False, soft_wrap=True)
     if json_:
         render.emit_json({"type": "result", "out": str(out_path), "method": method,
                           "rounds": art.meta["rounds"], "recommended_round": art.recommended_round})

@@ -19,11 +19,10 @@ from torch import nn
 
 from .earlystop import WindowedVariance
 from .errors import LipRuntimeError
+from .masks import Masks, MaskedParams
 from .metrics import psnr
 from .nets import set_checkpointing
 from .physics import Physics
-
-Masks = dict[str, torch.Tensor]
 
 
 @dataclass
@@ -103,14 +102,6 @@ def crop_center(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     h, w = size
     top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
     return x[..., top:top + h, left:left + w]
-
-
-def apply_masks(model: nn.Module, masks: Masks) -> None:
-    """Zero the pruned entries in place (used at start and after every rewind)."""
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, keep in masks.items():
-            params[name].mul_(keep.to(params[name].dtype))
 
 
 class Snapshot:
@@ -201,10 +192,8 @@ def fit(
     # The fused kernel is one pass over all parameters: 1.9 ms vs 6.3 ms per step for the 2.2M-param net
     # on CPU (the same Adam update, rounded differently).
     opt = torch.optim.Adam(params, lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
-    named = dict(model.named_parameters())
-    masked = [(named[n], m.to(device=device, dtype=named[n].dtype)) for n, m in (masks or {}).items()]
-    if masks:
-        apply_masks(model, masks)
+    masked = MaskedParams(model, masks)
+    masked.zero_weights()
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     zs = [t.z.to(memory_format=fmt) for t in targets]
     detectors = [WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed) for _ in targets]
@@ -243,9 +232,7 @@ def fit(
                 group["lr"] = cfg.lr * 0.5 ** (failures - 1)
             continue
         total.backward()
-        if masked:
-            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p, _ in masked]
-            torch._foreach_mul_(grads, [m for _, m in masked])
+        masked.zero_grads()
         opt.step()
         it += 1
         losses.append(loss)

@@ -27,6 +27,7 @@ from torch import nn
 
 from . import artifact, nets
 from .errors import LipError
+from .masks import Masks, MaskedParams, apply_masks
 from .nets import generator_of
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -34,7 +35,6 @@ MNIST = DATA_DIR / "mnist_5k.csv.gz"
 GENERATOR = DATA_DIR / "generator-mnist.safetensors"
 MNIST_TRAIN = 4500  # rows 0..4499 train; rows 4500..4999 are the held-back test digits
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-Masks = dict[str, torch.Tensor]
 
 
 def load_mnist(split: str = "train", size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,10 +119,6 @@ def gradient_penalty(d: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
-def _masked(params: dict[str, torch.Tensor], masks: Masks) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(params[n], m.to(params[n].device, params[n].dtype)) for n, m in masks.items()]
-
-
 def train(gan: nn.Module, data: torch.Tensor, cfg: GanConfig, *, masks: Masks | None = None,
           on_epoch: Callable[[EpochStats], None] = lambda s: None,
           on_step: Callable[[int], None] = lambda i: None) -> list[EpochStats]:
@@ -136,11 +132,8 @@ def train(gan: nn.Module, data: torch.Tensor, cfg: GanConfig, *, masks: Masks | 
     betas = (cfg.beta1, cfg.beta2)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=betas)
-    masked = _masked(dict(gan.named_parameters()), masks or {})
-    if masked:
-        with torch.no_grad():
-            for p, m in masked:
-                p.mul_(m)
+    masked = MaskedParams(gan, masks)
+    masked.zero_weights()
     gan.train()
     n = data.shape[0]
     batch = min(cfg.batch, n)
@@ -173,10 +166,7 @@ def train(gan: nn.Module, data: torch.Tensor, cfg: GanConfig, *, masks: Masks | 
             g_loss.backward()
             for p in d.parameters():
                 p.requires_grad_(True)
-            if masked:
-                for p, m in masked:
-                    if p.grad is not None:
-                        p.grad.mul_(m)
+            masked.zero_grads()
             opt_g.step()
             sums += [float(d_loss.detach()), float(g_loss.detach()), float((d_real - d_fake).mean().detach())]
             count += 1
@@ -215,10 +205,7 @@ def load_generator(path: Path | str, round_: int | None = None) -> tuple[nn.Modu
     masks = art.mask(k) if art.prune_round else {}
     if round_ is not None and not art.prune_round and round_ != 0:
         raise LipError(f"{path}: is a dense generator; it has no round {round_}")
-    params = dict(net.named_parameters())
-    with torch.no_grad():
-        for name, keep in masks.items():
-            params[name].mul_(keep.to(params[name].dtype))
+    apply_masks(net, masks)
     g = generator_of(net)
     g.eval()
     for p in g.parameters():

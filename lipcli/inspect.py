@@ -18,6 +18,7 @@ import torch
 from . import nets, plot
 from .artifact import Artifact
 from .errors import LipError
+from .masks import kept_by_round
 
 SUMMARY_FIELDS = ("method", "task", "operator", "images", "seed", "oracle", "tool_version",
                   "torch_version", "created", "format_version", "search", "stopped_by_rule",
@@ -81,18 +82,6 @@ def forward_names(art: Artifact) -> list[str]:
     return known + sorted(set(art.prune_round) - set(known))
 
 
-def _histograms(art: Artifact) -> dict[str, torch.Tensor]:
-    """Per tensor, int64 counts h[j] of elements with prune_round == j (j = 0..rounds)."""
-    top = art.rounds
-    return {n: torch.bincount(r.flatten().long(), minlength=top + 1)[: top + 1]
-            for n, r in art.prune_round.items()}
-
-
-def _kept(hist: torch.Tensor, round_: int) -> int:
-    """Kept after `round_`: never pruned (0) or pruned later than `round_`."""
-    return int(hist[0]) + int(hist[round_ + 1:].sum())
-
-
 def check_round(art: Artifact, round_: int, what: str = "--round") -> int:
     if not 0 <= round_ <= art.rounds:
         raise LipError(f"{what} {round_} is out of range: this artifact has rounds 0..{art.rounds}")
@@ -106,11 +95,11 @@ def _shape_str(shape: Sequence[int]) -> str:
 def layer_table(art: Artifact, round_: int | None = None) -> list[dict[str, Any]]:
     """One row per masked tensor in forward order: index, name, shape, params, kept, sparsity."""
     k = check_round(art, art.recommended_round if round_ is None else round_)
-    hists = _histograms(art)
+    kept_by = kept_by_round(art.prune_round, art.rounds)
     rows = []
     for i, name in enumerate(forward_names(art)):
         r = art.prune_round[name]
-        kept, params = _kept(hists[name], k), r.numel()
+        kept, params = kept_by[name][k], r.numel()
         rows.append({"index": i, "name": name, "shape": list(r.shape), "params": params, "kept": kept,
                      "sparsity": 1 - kept / params if params else 0.0})
     return rows
@@ -118,12 +107,12 @@ def layer_table(art: Artifact, round_: int | None = None) -> list[dict[str, Any]
 
 def round_records(art: Artifact) -> list[dict[str, Any]]:
     """Every round 0..rounds: exact kept/total/sparsity from the masks, plus what the method recorded."""
-    hists = _histograms(art)
+    kept_by = kept_by_round(art.prune_round, art.rounds)
     total = sum(r.numel() for r in art.prune_round.values())
     recorded = {int(r["round"]): r for r in art.meta.get("rounds", []) if "round" in r}
     out = []
     for k in range(art.rounds + 1):
-        kept = sum(_kept(h, k) for h in hists.values())
+        kept = sum(v[k] for v in kept_by.values())
         rec = {key: v for key, v in recorded.get(k, {}).items()
                if key not in ("round", "kept", "total", "sparsity")}
         out.append({"round": k, "kept": kept, "total": total, "sparsity": 1 - kept / total if total else 0.0,
@@ -257,8 +246,8 @@ def parse_rounds(text: str, art: Artifact) -> list[int]:
 
 def _sparsities(art: Artifact, names: list[str], k: int) -> tuple[list[float], float]:
     """Per-layer sparsity at round k (in `names` order) and the overall sparsity."""
-    hists = _histograms(art)
-    kept = [_kept(hists[n], k) for n in names]
+    kept_by = kept_by_round(art.prune_round, art.rounds)
+    kept = [kept_by[n][k] for n in names]
     sizes = [art.prune_round[n].numel() for n in names]
     per = [1 - c / n if n else 0.0 for c, n in zip(kept, sizes)]
     return per, 1 - sum(kept) / sum(sizes) if sum(sizes) else 0.0

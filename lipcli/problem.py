@@ -72,6 +72,14 @@ class Problem:
         return F.interpolate(a, size=self.size, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
+def provenance(problems: list[Problem]) -> dict[str, Any]:
+    """What a mask artifact records about the images it was searched on: the operator, and each
+    image's name, pixel hash and size."""
+    return {"operator": problems[0].op.params(),
+            "images": [{"name": p.name, "sha256": p.sha256, "height": p.size[0], "width": p.size[1]}
+                       for p in problems]}
+
+
 def _rgb(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
     """(C,H,W) or (1,C,H,W) pixels as a (1,3,H,W) float tensor; gray is replicated."""
     t = torch.as_tensor(np.ascontiguousarray(pixels) if isinstance(pixels, np.ndarray) else pixels).float()

@@ -9,7 +9,8 @@ import torch
 
 from . import artifact, device as devices, nets
 from .errors import LipError
-from .fit import FitConfig, FitResult, Masks, Step, fit
+from .fit import FitConfig, FitResult, Step, fit
+from .masks import Masks, mask_sparsity
 from .nets.compact import compact as compact_net
 from .problem import Problem
 
@@ -24,16 +25,13 @@ class Prior:
 
     spec: dict[str, Any]
     theta0: dict[str, torch.Tensor] | None = None
-    masks: dict[str, torch.Tensor] | None = None
+    masks: Masks | None = None
     source: dict[str, Any] = field(default_factory=dict)
     compact: bool = False
 
     @property
     def sparsity(self) -> float:
-        if not self.masks:
-            return 0.0
-        kept = sum(int(m.sum()) for m in self.masks.values())
-        return 1 - kept / sum(m.numel() for m in self.masks.values())
+        return mask_sparsity(self.masks)
 
     def build(self, seed: int) -> torch.nn.Module:
         """The net at its initial weights: the artifact's theta0, or a fresh seeded draw."""

@@ -31,10 +31,10 @@ from .errors import LipError
 from .jsonsafe import finite
 from .files import atomic_path
 from .fit import DivergenceError, FitConfig, Step
+from .masks import Masks, from_rounds, top_global
 from .physics import Identity
 from .problem import Problem, load_problem
 from .prune import scores
-from .prune.select import top_global
 from .restore import Prior, masked_prior, restore
 
 TASKS = {"denoise": ("denoise", {}), "inpaint": ("inpaint", {}), "sr2": ("sr", {"scale": 2}),
@@ -278,16 +278,15 @@ class Grid:
         raise LipError(f"unknown method {cell.method!r}")
 
 
-def random_masks(m: MaskSource, kept: int, seed: int) -> dict[str, torch.Tensor]:
+def random_masks(m: MaskSource, kept: int, seed: int) -> Masks:
     """A random global unstructured mask over the artifact's masked parameters keeping exactly `kept`.
 
     One seeded score draw per seed, in the net's parameter order, so the random masks of a seed are
     nested across rounds and the same for every artifact of one net."""
     net = nets.build(m.art.spec)
     names = [n for n, _ in net.named_parameters() if n in m.art.prune_round]  # not the file's order
-    drawn = scores.random(net, names, torch.Generator().manual_seed(seed))
-    alive = {n: torch.ones_like(m.art.prune_round[n], dtype=torch.bool) for n in names}
-    return top_global(drawn, alive, kept)
+    drawn = scores.random(net, names, scores.ScoreContext(gen=torch.Generator().manual_seed(seed)))
+    return top_global(drawn, from_rounds({n: m.art.prune_round[n] for n in names}, 0), kept)
 
 
 def impedance_problem(path: Path, target: str, settings: dict[str, Any], seed: int) -> Problem:

@@ -14,12 +14,12 @@ import torch
 
 from lipcli import artifact, config, images, nets
 from lipcli.fit import FitConfig, Step
-from lipcli.problem import Problem, load_problem
+from lipcli.masks import ladder_kept, record_round, top_global
+from lipcli.problem import Problem, load_problem, provenance
 from lipcli.prune import scores
 from lipcli.prune.imp import ImpSettings
 from lipcli.prune.run import SearchRequest, search
 from lipcli.prune.search import Trajectory
-from lipcli.prune.select import ladder_kept, record_round, top_global
 
 torch.set_num_threads(1)  # bit-reproducible searches (resume is compared with torch.equal)
 
@@ -84,7 +84,7 @@ def make_mask(path: Path, spec: dict[str, Any] = SPEC, rounds: int = 3, seed: in
     traj = Trajectory.start(net, names, method="imp", seed=seed)
     traj.record(0, 0.0)
     total = sum(traj.prune_round[n].numel() for n in names)
-    drawn = scores.random(net, names, torch.Generator().manual_seed(seed))
+    drawn = scores.random(net, names, scores.ScoreContext(gen=torch.Generator().manual_seed(seed)))
     for k in range(1, rounds + 1):
         before = traj.masks(k - 1)
         record_round(traj.prune_round, before, top_global(drawn, before, ladder_kept(total, 0.5, k)), k)
@@ -119,7 +119,7 @@ def request(method: str = "imp", rounds: int = 3, rate: float = 0.2, scope: str 
 def run_search(req: SearchRequest, problems: list[Problem], out: Path, resume: bool = False,
                on_step: Callable[[Step], None] = lambda s: None,
                on_round: Callable[[dict[str, Any]], None] = lambda r: None) -> artifact.Artifact:
-    return search(req, problems, CPU, out, resume, lambda: None, on_step, on_round)
+    return search(req, problems, provenance(problems), CPU, out, resume, lambda: None, on_step, on_round)
 
 
 def params_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from lipcli import artifact, images, nets
 from lipcli.cli import app
+from lipcli.masks import ladder_kept
 from lipcli.prune import imp as imp_mod
-from lipcli.prune.select import ladder_kept
 
 from prune_helpers import CLEAN_NAME, SPEC, FitSpy, nested, write_config, write_picture
 

@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from lipcli import nets
+from lipcli.fit import FitConfig, Target, fit
+from lipcli.masks import apply_masks
 from lipcli.nets.compact import CompactSkipNet, compact
-from lipcli.fit import FitConfig, Target, apply_masks, fit
 from lipcli.physics import Denoise
 from conftest import narrow_spec, tiny_spec
 

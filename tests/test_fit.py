@@ -10,7 +10,8 @@ import torch
 from lipcli import nets
 from lipcli.earlystop import WindowedVariance
 from lipcli.errors import LipError, LipRuntimeError
-from lipcli.fit import DivergenceError, FitConfig, Target, apply_masks, crop_center, fit
+from lipcli.fit import DivergenceError, FitConfig, Target, crop_center, fit
+from lipcli.masks import apply_masks
 from lipcli.metrics import psnr
 from lipcli.physics import Denoise
 from conftest import narrow_spec, tiny_spec

@@ -16,9 +16,9 @@ from lipcli import artifact, inspect as insp, nets, plot
 from lipcli.artifact import Artifact
 from lipcli.cli import app
 from lipcli.errors import LipError
+from lipcli.masks import ladder_kept, record_round, top_global
 from lipcli.prune import scores
 from lipcli.prune.search import Trajectory, prunable_names
-from lipcli.prune.select import ladder_kept, record_round, top_global
 
 SPEC = nets.preset("dip", down=[8] * 5, up=[8] * 5)
 
@@ -35,7 +35,7 @@ def make(rounds: int = 5, scope: str = "conv", seed: int = 0, rate: float = 0.2,
                             seed=seed, oracle=False)
     total = sum(traj.prune_round[n].numel() for n in names)
     if by == "magnitude":
-        s = scores.magnitude(net, names)
+        s = scores.magnitude(net, names, scores.ScoreContext())
     else:
         gen = torch.Generator().manual_seed(seed + 1)
         s = {n: torch.rand(traj.prune_round[n].shape, generator=gen) for n in names}

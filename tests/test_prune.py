@@ -1,5 +1,4 @@
-"""The pruning engine (lipcli/prune): exact mask selection, score functions against hand-computed
-values, IMP's ladder, rewinding, resume and blindness, the init baselines, OES and the stop rule.
+"""The pruning engine (lipcli/prune): score functions against hand-computed values, IMP's ladder, rewinding, resume and blindness, the init baselines, OES and the stop rule.
 
 All searches use a narrow DIP (tests/prune_helpers.py) at 64x64 and 10 iterations per round.
 """
@@ -16,13 +15,13 @@ from lipcli import artifact, nets
 from lipcli import restore as restore_mod
 from lipcli.errors import LipError
 from lipcli.fit import Target
+from lipcli.masks import ladder_kept
 from lipcli.physics import Identity
 from lipcli.prune import imp as imp_mod
 from lipcli.prune import scores
 from lipcli.prune.oes import kl_bernoulli
 from lipcli.prune.run import rounds_for
 from lipcli.prune.search import prunable_names, recommend
-from lipcli.prune.select import ladder_kept, top_global, top_per_layer
 
 from prune_helpers import (CPU, SPEC, FitSpy, fit_config, nested, params_of, problem, request, run_search,
                            write_picture)
@@ -62,75 +61,12 @@ def imp3(data_dir, img_problem):
     return {"art": art, "calls": spy.calls, "path": out, "loaded": artifact.load(out)}
 
 
-# ------------------------------------------------------------------ select.py
+# ------------------------------------------------------------------ run.py
 
-def test_ladder_kept_and_rounds_for():
-    assert [ladder_kept(1000, 0.2, k) for k in range(4)] == [1000, 800, 640, 512]
-    assert ladder_kept(12408, 0.2, 5) == round(12408 * 0.8 ** 5)
+def test_rounds_for_reaches_the_target_on_the_ladder():
     assert rounds_for(0.5, 0.2) == 4  # 1-0.8^3 = 0.488 < 0.5 <= 1-0.8^4 = 0.59
     assert rounds_for(0.36, 0.2) == 2  # exactly on the ladder: not one round more
     assert rounds_for(0.2, 0.2) == 1
-
-
-def test_top_global_keeps_exactly_n_across_tensors():
-    gen = torch.Generator().manual_seed(0)
-    s = {"a": torch.randn(5, 7, generator=gen), "b": torch.randn(13, generator=gen)}
-    alive = {n: torch.ones_like(v, dtype=torch.bool) for n, v in s.items()}
-    for n_keep in (0, 1, 17, 48):
-        keep = top_global(s, alive, n_keep)
-        assert sum(int(m.sum()) for m in keep.values()) == n_keep
-        assert {n: m.shape for n, m in keep.items()} == {n: v.shape for n, v in s.items()}
-    keep = top_global(s, alive, 10)
-    flat = torch.cat([s["a"].flatten(), s["b"]])
-    kept = torch.cat([keep["a"].flatten(), keep["b"]])
-    assert flat[kept].min() > flat[~kept].max()  # the global top 10, not per tensor
-
-
-def test_top_global_ties_are_broken_by_position_deterministically():
-    s = {"a": torch.zeros(2, 3), "b": torch.zeros(4)}  # all scores equal
-    alive = {"a": torch.ones(2, 3, dtype=torch.bool), "b": torch.ones(4, dtype=torch.bool)}
-    first = top_global(s, alive, 7)
-    assert first["a"].all() and first["b"].tolist() == [True, False, False, False]
-    for _ in range(3):
-        again = top_global(s, alive, 7)
-        assert all(torch.equal(first[n], again[n]) for n in s)
-    # partial ties: the top score wins, then equal scores in position order
-    s2 = {"a": torch.tensor([1.0, 1.0, 2.0, 1.0, 0.5])}
-    keep = top_global(s2, {"a": torch.ones(5, dtype=torch.bool)}, 3)
-    assert keep["a"].tolist() == [True, True, True, False, False]
-
-
-def test_top_global_never_revives_dead_elements():
-    s = {"a": torch.tensor([9.0, 8.0, 1.0, 0.5]), "b": torch.tensor([7.0, 0.1, 0.7])}
-    alive = {"a": torch.tensor([False, True, True, True]), "b": torch.tensor([False, True, True])}
-    keep = top_global(s, alive, 3)
-    assert keep["a"].tolist() == [False, True, True, False]
-    assert keep["b"].tolist() == [False, False, True]
-    everything = top_global(s, alive, 5)  # all alive ones, still none of the dead
-    assert all(not (everything[n] & ~alive[n]).any() for n in s)
-    assert sum(int(m.sum()) for m in everything.values()) == 5
-    with pytest.raises(ValueError):
-        top_global(s, alive, 6)
-
-
-def test_top_global_never_revives_dead_elements_even_with_nan_scores():
-    s = {"a": torch.tensor([5.0, float("nan"), 1.0]), "b": torch.tensor([-float("inf")])}
-    alive = {"a": torch.tensor([False, True, True]), "b": torch.tensor([True])}
-    keep = top_global(s, alive, 3)
-    assert keep["a"].tolist() == [False, True, True] and keep["b"].tolist() == [True]
-
-
-def test_top_per_layer_exact_counts():
-    gen = torch.Generator().manual_seed(1)
-    s = {"a": torch.rand(4, 5, generator=gen), "b": torch.rand(9, generator=gen), "c": torch.rand(3, generator=gen)}
-    alive = {n: torch.rand(v.shape, generator=gen) > 0.3 for n, v in s.items()}
-    counts = {"a": 5, "b": int(alive["b"].sum()) - 1, "c": 0}
-    keep = top_per_layer(s, alive, counts)
-    for n in s:
-        assert int(keep[n].sum()) == counts[n]
-        assert not (keep[n] & ~alive[n]).any()
-        if counts[n]:
-            assert s[n][keep[n]].min() >= s[n][alive[n] & ~keep[n]].max()
 
 
 # ------------------------------------------------------------------ scores.py on hand-checkable nets
@@ -173,11 +109,11 @@ def test_magnitude_is_abs_weight_and_random_is_seeded():
     net = nets.build(SPEC)
     names = prunable_names(net, "conv", False)
     named = dict(net.named_parameters())
-    mag = scores.magnitude(net, names)
+    mag = scores.magnitude(net, names, scores.ScoreContext())
     assert all(torch.equal(mag[n], named[n].detach().abs()) for n in names)
-    a = scores.random(net, names, torch.Generator().manual_seed(3))
-    b = scores.random(net, names, torch.Generator().manual_seed(3))
-    c = scores.random(net, names, torch.Generator().manual_seed(4))
+    a = scores.random(net, names, scores.ScoreContext(gen=torch.Generator().manual_seed(3)))
+    b = scores.random(net, names, scores.ScoreContext(gen=torch.Generator().manual_seed(3)))
+    c = scores.random(net, names, scores.ScoreContext(gen=torch.Generator().manual_seed(4)))
     assert all(torch.equal(a[n], b[n]) for n in names)
     assert not all(torch.equal(a[n], c[n]) for n in names)
     assert all(a[n].shape == named[n].shape and a[n].min() >= 0 and a[n].max() < 1 for n in names)
@@ -185,7 +121,7 @@ def test_magnitude_is_abs_weight_and_random_is_seeded():
 
 def test_snip_matches_the_hand_gradient_of_a_linear_model():
     net, t = OneConv(), linear_target()
-    got = scores.snip(net, ["head.weight"], [t])["head.weight"]
+    got = scores.snip(net, ["head.weight"], scores.ScoreContext(targets=[t]))["head.weight"]
     w = net.head.weight.detach().double()[:, :, 0, 0]  # (cout, cin)
     z, y = t.z.double()[0].flatten(1), t.y.double()[0].flatten(1)  # (cin, P), (cout, P)
     n = y.numel()
@@ -199,7 +135,7 @@ def test_snip_matches_autograd_on_the_narrow_dip(img_problem):
     net = nets.build(SPEC)
     t = img_problem.target(net, torch.Generator().manual_seed(0), CPU)
     names = prunable_names(net, "conv", False)
-    got = scores.snip(net, names, [t])
+    got = scores.snip(net, names, scores.ScoreContext(targets=[t]))
     out = net(t.z)[..., :64, :64]
     params = [dict(net.named_parameters())[n] for n in names]
     grads = torch.autograd.grad(((out - t.y) ** 2).mean(), params)
@@ -209,7 +145,8 @@ def test_snip_matches_autograd_on_the_narrow_dip(img_problem):
 
 def test_grasp_matches_the_hand_hessian_product_of_a_linear_model():
     net, t = OneConv(), linear_target()
-    got = scores.grasp(net, ["head.weight"], [t])["head.weight"][:, :, 0, 0].double()
+    got = scores.grasp(net, ["head.weight"], scores.ScoreContext(targets=[t]))["head.weight"]
+    got = got[:, :, 0, 0].double()
     w = net.head.weight.detach().double()[:, :, 0, 0]
     z, y = t.z.double()[0].flatten(1), t.y.double()[0].flatten(1)
     n = y.numel()
@@ -222,7 +159,7 @@ def test_grasp_matches_the_hand_hessian_product_of_a_linear_model():
 def test_grasp_matches_autograd_hvp_on_a_nonlinear_two_layer_net():
     net, t = TwoConv(act="tanh"), linear_target()
     names = ["body.weight", "head.weight"]
-    got = scores.grasp(net, names, [t])
+    got = scores.grasp(net, names, scores.ScoreContext(targets=[t]))
     base = {n: p.detach().clone() for n, p in net.named_parameters()}
 
     def loss(*ws):
@@ -250,7 +187,7 @@ def test_synflow_matches_the_path_sum_of_a_linear_chain():
     before = params_of(net)
     names = ["body.weight", "head.weight"]
     alive = {n: torch.ones_like(p, dtype=torch.bool) for n, p in net.named_parameters()}
-    got = scores.synflow(net, names, alive, (3, 2, 5))
+    got = scores.synflow(net, names, scores.ScoreContext(masks=alive, input_shape=(3, 2, 5)))
     w1, w2 = before["body.weight"].double()[:, :, 0, 0], before["head.weight"].double()[:, :, 0, 0]
     s1, s2 = synflow_hand(w1, w2, pixels=10)
     torch.testing.assert_close(got["body.weight"][:, :, 0, 0].double(), s1, rtol=1e-6, atol=0)
@@ -262,7 +199,7 @@ def test_synflow_matches_the_path_sum_of_a_linear_chain():
     m1[1, :] = False
     m1[0, 2] = False
     masks = {"body.weight": m1, "head.weight": alive["head.weight"]}
-    got = scores.synflow(net, names, masks, (3, 2, 5))
+    got = scores.synflow(net, names, scores.ScoreContext(masks=masks, input_shape=(3, 2, 5)))
     s1, s2 = synflow_hand(w1 * m1[:, :, 0, 0], w2, pixels=10)
     torch.testing.assert_close(got["body.weight"][:, :, 0, 0].double(), s1, rtol=1e-6, atol=0)
     torch.testing.assert_close(got["head.weight"][:, :, 0, 0].double(), s2, rtol=1e-6, atol=0)
@@ -276,7 +213,8 @@ def test_synflow_on_the_narrow_dip_is_finite_and_zero_where_masked():
     names = prunable_names(net, "conv", False)
     gen = torch.Generator().manual_seed(0)
     masks = {n: torch.rand(p.shape, generator=gen) > 0.5 for n, p in net.named_parameters() if n in names}
-    got = scores.synflow(net, names, masks, net.input_shape(net.min_side, net.min_side))
+    shape = net.input_shape(net.min_side, net.min_side)
+    got = scores.synflow(net, names, scores.ScoreContext(masks=masks, input_shape=shape))
     for n in names:
         assert torch.isfinite(got[n]).all() and (got[n] >= 0).all()
         assert (got[n][~masks[n]] == 0).all()

@@ -27,8 +27,9 @@ from torch import nn
 
 from lipcli import artifact, config, nets
 from lipcli.artifact import Artifact
+from lipcli.fit import FitConfig
+from lipcli.masks import apply_masks
 from lipcli.nets.compact import compact
-from lipcli.fit import FitConfig, apply_masks
 from lipcli.problem import load_problem
 from lipcli.restore import Prior, fitted_form, restore
 from conftest import RGB64, tiny_spec

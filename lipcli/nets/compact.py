@@ -83,10 +83,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..masks import Masks, kept_count
 from .base import count_params
 from .skip import ConvBlock, HourglassGeometry, SkipNet
 
-Masks = dict[str, torch.Tensor]
 Size = tuple[int, int]
 
 
@@ -482,10 +482,6 @@ def _check(net: nn.Module, masks: Masks | None) -> Masks:
     return out
 
 
-def _kept_count(named: dict[str, torch.Tensor], masks: Masks) -> int:
-    return sum(int(masks[n].sum()) if n in masks else p.numel() for n, p in named.items())
-
-
 def _report(net: SkipNet, masks: Masks, small: CompactSkipNet, a: _Analysis) -> dict[str, Any]:
     layers = {}
     for name, m in net.named_modules():
@@ -498,8 +494,8 @@ def _report(net: SkipNet, masks: Masks, small: CompactSkipNet, a: _Analysis) -> 
         "channels_total": total,
         "params_before": count_params(net),
         "params_after": count_params(small),
-        "unpruned_before": _kept_count(dict(net.named_parameters()), masks),
-        "unpruned_after": _kept_count(dict(small.named_parameters()), small.masks),
+        "unpruned_before": kept_count(masks, over=dict(net.named_parameters())),
+        "unpruned_after": kept_count(small.masks, over=dict(small.named_parameters())),
         "z_channels_kept": int(a.sites["z"].keep.sum()),
         "layers": layers,  # conv block -> (kept, total) output channels
     }

@@ -25,11 +25,11 @@ import torch
 from .. import artifact, nets
 from ..errors import LipError
 from ..gan import GanConfig, train
-from . import scores
+from ..masks import apply_masks, ladder_kept, record_round, top_global, total_count
+from .scores import SCORES, ScoreContext
 from .search import Trajectory
-from .select import ladder_kept, record_round, top_global
 
-METHODS = ("imp", "random")
+METHODS = {"imp": "magnitude", "random": "random"}  # method -> the score that ranks G's weights
 
 
 @dataclass
@@ -76,7 +76,7 @@ def run(traj: Trajectory, data: torch.Tensor, s: GanImpSettings, out: Path,
     if not 0 < s.rate < 1 or not 0 < s.ratio <= 1:
         raise LipError("rate must be in (0, 1) and ratio in (0, 1]")
     names = list(traj.prune_round)
-    total = sum(r.numel() for r in traj.prune_round.values())
+    total = total_count(traj.prune_round)
     net = nets.build(traj.spec)
     for t in range(traj.done, s.rounds):
         began = time.perf_counter()
@@ -88,10 +88,8 @@ def run(traj: Trajectory, data: torch.Tensor, s: GanImpSettings, out: Path,
             hist = train(net, _subset(data, s.ratio, s.seed, t), cfg, masks=masks, on_epoch=on_epoch)
             values = {"d_loss": round(hist[-1].d_loss, 6), "g_loss": round(hist[-1].g_loss, 6),
                       "wasserstein": round(hist[-1].wasserstein, 6)}
-        if s.method == "imp":
-            sc = scores.magnitude(net, names)
-        else:
-            sc = scores.random(net, names, torch.Generator().manual_seed(s.seed * 100_003 + t))
+        gen = torch.Generator().manual_seed(s.seed * 100_003 + t)
+        sc = SCORES.get(METHODS[s.method]).fn(net, names, ScoreContext(gen=gen))
         after = top_global(sc, masks, ladder_kept(total, s.rate, t + 1))
         record_round(traj.prune_round, masks, after, t + 1)
         rec = traj.record(t, time.perf_counter() - began, **values)
@@ -105,8 +103,5 @@ def rewound_generator(art: artifact.Artifact, round_: int) -> torch.nn.Module:
     """The bundle at the pretrained weights with G's mask of `round_` applied (the rewound ticket)."""
     net = nets.build(art.spec)
     net.load_state_dict(art.theta0, strict=True)
-    params = dict(net.named_parameters())
-    with torch.no_grad():
-        for n, keep in art.mask(round_).items():
-            params[n].mul_(keep.to(params[n].dtype))
+    apply_masks(net, art.mask(round_))
     return net

@@ -17,11 +17,10 @@ import torch
 
 from .. import nets
 from ..fit import FitConfig, FitResult, Step, Target, fit
+from ..masks import Masks, ladder_kept, record_round, top_global, total_count
 from ..physics import Identity
-from ..problem import Problem
-from .scores import magnitude
-from .search import Trajectory, recommend
-from .select import ladder_kept, record_round, top_global
+from .scores import ScoreContext, magnitude
+from .search import TargetSource, Trajectory, recommend
 
 
 @dataclass
@@ -38,22 +37,22 @@ class ImpSettings:
     early_bird_every: int = 50  # iterations between early-bird checks
 
 
-def _targets(problems: list[Problem], net: torch.nn.Module, s: ImpSettings, seed: int, session: int,
+def _targets(sources: list[TargetSource], net: torch.nn.Module, s: ImpSettings, seed: int, session: int,
              dev: torch.device) -> list[Target]:
     gen = torch.Generator().manual_seed(seed * 100_003 + (session if s.fresh_input else 0))
     shared = None
     if s.shared_input:
-        sizes = {p.size for p in problems}
-        shared = nets.make_input(net, *nets.padded_size(net, *problems[0].size), gen)
+        sizes = {p.size for p in sources}
+        shared = nets.make_input(net, *nets.padded_size(net, *sources[0].size), gen)
         assert len(sizes) == 1, "checked by the caller"
-    targets = [p.target(net, gen, dev, z=shared) for p in problems]
-    if s.oracle:
-        for t, p in zip(targets, problems):
-            t.op, t.y = Identity(), p.clean.to(dev)
+    targets = [p.target(net, gen, dev, z=shared) for p in sources]
+    if s.oracle:  # fit the clean images themselves: through the identity
+        for t in targets:
+            t.op, t.y = Identity(), t.clean
     return targets
 
 
-def run(problems: list[Problem], traj: Trajectory, s: ImpSettings, cfg: FitConfig, dev: torch.device,
+def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitConfig, dev: torch.device,
         seed: int, save: Callable[[Trajectory, int | None], None],
         on_step: Callable[[Step], None] = lambda step: None,
         on_round: Callable[[dict[str, Any]], None] = lambda rec: None) -> int | None:
@@ -61,14 +60,14 @@ def run(problems: list[Problem], traj: Trajectory, s: ImpSettings, cfg: FitConfi
     losses = [r.get("loss") for r in traj.records]
     start = sum(1 for v in losses if v is not None)
     best = recommend(losses, s.rises)
-    total = sum(m.numel() for m in traj.prune_round.values())
+    total = total_count(traj.prune_round)
     for session in range(start, s.rounds + 1):
         began = time.perf_counter()
         torch.manual_seed(seed)
         net = nets.build(traj.spec)
         net.load_state_dict(traj.theta0, strict=False)
         net.to(dev)
-        targets = _targets(problems, net, s, seed, session, dev)
+        targets = _targets(sources, net, s, seed, session, dev)
         rewind_at = round(s.rewind * cfg.iters) if s.rewind and session == 0 else 0
         alive, n_next = traj.masks(session), ladder_kept(total, s.rate, session + 1)
         snap: dict[str, torch.Tensor] = {}
@@ -87,7 +86,7 @@ def run(problems: list[Problem], traj: Trajectory, s: ImpSettings, cfg: FitConfi
             traj.theta0 = snap
             traj.meta["rewind_iteration"] = rewind_at
         rec = traj.record(session, time.perf_counter() - began, loss=result.tail_loss,
-                          iterations=result.iterations, **_report(problems, result, s.oracle))
+                          iterations=result.iterations, **_report(targets, result, s.oracle))
         on_round(rec)
         if session < s.rounds:
             record_round(traj.prune_round, alive, next_mask(net, alive, n_next), session + 1)
@@ -102,9 +101,9 @@ def run(problems: list[Problem], traj: Trajectory, s: ImpSettings, cfg: FitConfi
     return best if best is not None else s.rounds
 
 
-def next_mask(net: torch.nn.Module, alive: dict[str, torch.Tensor], n_keep: int) -> dict[str, torch.Tensor]:
+def next_mask(net: torch.nn.Module, alive: Masks, n_keep: int) -> Masks:
     """IMP's selection: the `n_keep` alive weights of largest trained magnitude, ranked globally."""
-    return top_global(magnitude(net, list(alive)), alive, n_keep)
+    return top_global(magnitude(net, list(alive), ScoreContext()), alive, n_keep)
 
 
 def mask_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -112,7 +111,7 @@ def mask_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a ^ b).sum()) / max(1, 2 * int(a.sum()))
 
 
-def early_bird(net: torch.nn.Module, alive: dict[str, torch.Tensor], n_keep: int, threshold: float,
+def early_bird(net: torch.nn.Module, alive: Masks, n_keep: int, threshold: float,
                every: int, after: int = 0) -> Callable[[Step], bool]:
     """Early-bird rule (You et al. 2020, for weights instead of channels): every `every` iterations,
     rank the trained magnitudes as the end of the session would; once the set to be pruned changes
@@ -131,9 +130,9 @@ def early_bird(net: torch.nn.Module, alive: dict[str, torch.Tensor], n_keep: int
     return check
 
 
-def _report(problems: list[Problem], result: FitResult, oracle: bool) -> dict[str, Any]:
+def _report(targets: list[Target], result: FitResult, oracle: bool) -> dict[str, Any]:
     """Per-round PSNR against clean images, only when they were given (reporting, never steering)."""
-    if oracle or any(p.clean is None for p in problems):
+    if oracle or any(t.clean is None for t in targets):
         return {}
-    scores = [p.scores(t.final)["psnr"] for p, t in zip(problems, result.targets)]
+    scores = [t.metric(r.final, t.clean) for t, r in zip(targets, result.targets)]
     return {"psnr_final": sum(scores) / len(scores)}

@@ -1,14 +1,17 @@
-"""Baselines at initialisation on IMP's sparsity ladder (kept = round(N * 0.8^k)), so every method's
-round k has exactly the same number of weights and comparisons line up.
+"""The ladder driver: any registered score at initialisation on IMP's sparsity ladder
+(kept = round(N * 0.8^k)), so every method's round k has exactly the same number of weights and
+comparisons line up.
 
 One-shot scores (random, magnitude, SNIP, GraSP) give nested masks by construction (top-k of one
-score vector). SynFlow is iterative: from round k-1 to k it re-scores the masked net `iters` times
-on an exponential schedule, so its masks are nested too. Random-layerwise copies the per-layer
-kept counts of another artifact's rounds (the paper's Fig. 15 ablation).
+score vector). An iterative score (SynFlow) re-scores the masked net `iters` times from round k-1
+to k on an exponential schedule, so its masks are nested too. Random-layerwise is a driver of its
+own over the random score: it copies the per-layer kept counts of another artifact's rounds (the
+paper's Fig. 15 ablation).
 """
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 import torch
@@ -16,44 +19,42 @@ import torch
 from .. import artifact as artifacts
 from ..errors import LipError
 from ..fit import Target
-from . import scores
+from ..masks import Masks, kept_count, ladder_kept, record_round, top_global, top_per_layer, total_count
+from .scores import SCORES, ScoreContext, ScoreFn
 from .search import Trajectory
-from .select import ladder_kept, record_round, top_global, top_per_layer
 
-METHODS = ("random", "random-layerwise", "magnitude", "snip", "synflow", "grasp")
+LAYERWISE = "random-layerwise"
+
+
+def methods() -> list[str]:
+    """Every registered score, with random-layerwise right after the random score it draws from."""
+    return [m for name in SCORES.names() for m in ((name, LAYERWISE) if name == "random" else (name,))]
 
 
 def run(method: str, net: torch.nn.Module, traj: Trajectory, targets: list[Target], rounds: int,
-        rate: float, seed: int, like: artifacts.Artifact | None = None, synflow_iters: int = 100,
+        rate: float, seed: int, like: artifacts.Artifact | None = None, iters: int = 100,
         on_round: Callable[[dict[str, Any]], None] = lambda rec: None) -> None:
-    """Fill `traj` with rounds 1..`rounds` of `method`'s masks."""
+    """Fill `traj` with rounds 1..`rounds` of `method`'s masks (`iters`: re-scorings of an iterative score)."""
     names = list(traj.prune_round)
-    total = sum(traj.prune_round[n].numel() for n in names)
+    total = total_count(traj.prune_round)
     began = time.perf_counter()
-    if method == "random-layerwise":
+    if method == LAYERWISE:
         assert like is not None, "checked by prune.run.search"
         if set(like.prune_round) != set(names):
             raise LipError("--like mask covers other parameters than this search (check --scope / --net)")
         rounds = like.rounds
-    fixed = None
-    if method in ("random", "random-layerwise"):
-        fixed = scores.random(net, names, torch.Generator().manual_seed(seed))
-    elif method == "magnitude":
-        fixed = scores.magnitude(net, names)
-    elif method == "snip":
-        fixed = scores.snip(net, names, targets)
-    elif method == "grasp":
-        fixed = scores.grasp(net, names, targets)
-    elif method != "synflow":
-        raise LipError(f"unknown --method {method!r}")
+    score = SCORES.get("random" if method == LAYERWISE else method)
+    ctx = ScoreContext(targets=targets, gen=torch.Generator().manual_seed(seed), masks=traj.masks(0),
+                       input_shape=net.input_shape(net.min_side, net.min_side))  # the smallest valid input
+    fixed = None if score.iterative else score.fn(net, names, ctx)
     traj.record(0, 0.0)
     for k in range(1, rounds + 1):
         alive = traj.masks(k - 1)
-        if method == "random-layerwise":
+        if method == LAYERWISE:
             counts = {n: int(m.sum()) for n, m in like.mask(k).items()}
             keep = top_per_layer(fixed, alive, counts)
-        elif method == "synflow":
-            keep = _synflow_step(net, names, alive, ladder_kept(total, rate, k), synflow_iters)
+        elif fixed is None:
+            keep = _iterative_step(score.fn, net, names, ctx, alive, ladder_kept(total, rate, k), iters)
         else:
             keep = top_global(fixed, alive, ladder_kept(total, rate, k))
         record_round(traj.prune_round, alive, keep, k)
@@ -61,13 +62,12 @@ def run(method: str, net: torch.nn.Module, traj: Trajectory, targets: list[Targe
         began = time.perf_counter()
 
 
-def _synflow_step(net: torch.nn.Module, names: list[str], alive: dict[str, torch.Tensor], n_keep: int,
-                  iters: int) -> dict[str, torch.Tensor]:
+def _iterative_step(score: ScoreFn, net: torch.nn.Module, names: list[str], ctx: ScoreContext, alive: Masks,
+                    n_keep: int, iters: int) -> Masks:
     """Prune from |alive| to n_keep in `iters` re-scorings, kept count shrinking geometrically."""
-    n_alive = sum(int(m.sum()) for m in alive.values())
-    shape = net.input_shape(net.min_side, net.min_side)  # data-free: the smallest valid input suffices
+    n_alive = kept_count(alive)
     keep = alive
     for i in range(1, iters + 1):
         n_i = n_keep if i == iters else round(n_alive * (n_keep / n_alive) ** (i / iters))
-        keep = top_global(scores.synflow(net, names, keep, shape), keep, n_i)
+        keep = top_global(score(net, names, replace(ctx, masks=keep)), keep, n_i)
     return keep

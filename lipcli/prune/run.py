@@ -1,5 +1,6 @@
 """One entry point for every pruning method: start or resume a search, save after every round.
 
+Methods are the IMP and OES drivers plus every registered score on the ladder driver (ladder.py).
 The artifact is the checkpoint: it is rewritten atomically after each round, and `resume` reads
 it back, checks that the search settings are the same, and continues where it stopped.
 """
@@ -15,13 +16,16 @@ import torch
 from .. import artifact, nets
 from ..errors import LipError
 from ..fit import FitConfig, Step, fit
-from ..problem import Problem
+from ..masks import record_round, top_global, total_count
 from . import imp, ladder
 from .oes import GumbelMasked
-from .search import Trajectory, prunable_names
-from .select import top_global
+from .search import TargetSource, Trajectory, prunable_names
 
-METHODS = ("imp", "oes") + ladder.METHODS
+
+def methods() -> list[str]:
+    """Every `--method` choice: the IMP and OES drivers, then the ladder's (read when asked, so a
+    score registered later is a choice too)."""
+    return ["imp", "oes", *ladder.methods()]
 
 
 @dataclass
@@ -59,12 +63,15 @@ def rounds_for(target: float, rate: float) -> int:
     return k
 
 
-def search(req: SearchRequest, problems: list[Problem], dev: torch.device, out: Path,
-           resume: bool, on_start: Callable[[], None], on_step: Callable[[Step], None],
+def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str, Any], dev: torch.device,
+           out: Path, resume: bool, on_start: Callable[[], None], on_step: Callable[[Step], None],
            on_round: Callable[[dict[str, Any]], None]) -> artifact.Artifact:
-    """Validate everything, call `on_start`, then run; the artifact is saved after every round."""
-    if req.method not in METHODS:
-        raise LipError(f"unknown --method {req.method!r}: use one of {', '.join(METHODS)}")
+    """Validate everything, call `on_start`, then run; the artifact is saved after every round.
+
+    `provenance` is what a new artifact records about the data (problem.provenance: the operator,
+    each image's name, pixel hash and size)."""
+    if req.method not in methods():
+        raise LipError(f"unknown --method {req.method!r}: use one of {', '.join(methods())}")
     torch.manual_seed(req.seed)
     net = nets.build(nets.resolve_spec(req.net))
     names = prunable_names(net, req.scope, req.keep_input_dense)
@@ -79,11 +86,8 @@ def search(req: SearchRequest, problems: list[Problem], dev: torch.device, out: 
             raise LipError(f"--resume {out.name}: the search settings differ ({', '.join(diff)}); rerun "
                            "the same command with --resume, or start a new search")
     else:
-        images = [{"name": p.name, "sha256": p.sha256, "height": p.size[0], "width": p.size[1]}
-                  for p in problems]
-        traj = Trajectory.start(net, names, method=req.method, task=req.task,
-                                operator=problems[0].op.params(), images=images, seed=req.seed,
-                                search=req.identity(), oracle=req.imp.oracle, **req.extra)
+        traj = Trajectory.start(net, names, method=req.method, task=req.task, seed=req.seed,
+                                search=req.identity(), oracle=req.imp.oracle, **provenance, **req.extra)
 
     on_start()
 
@@ -91,10 +95,10 @@ def search(req: SearchRequest, problems: list[Problem], dev: torch.device, out: 
         artifact.save(out, t.to_artifact(recommended))
 
     if req.method == "imp":
-        recommended = imp.run(problems, traj, req.imp, req.fit, dev, req.seed, save, on_step, on_round)
+        recommended = imp.run(sources, traj, req.imp, req.fit, dev, req.seed, save, on_step, on_round)
         return traj.to_artifact(recommended)
     net.to(dev)
-    targets = [p.target(net, torch.Generator().manual_seed(req.seed), dev) for p in problems]
+    targets = [p.target(net, torch.Generator().manual_seed(req.seed), dev) for p in sources]
     if req.method == "oes":
         _oes(req, net, names, traj, targets, on_step, on_round)
     else:
@@ -114,10 +118,7 @@ def _oes(req: SearchRequest, net: torch.nn.Module, names: list[str], traj: Traje
     cfg = replace(req.fit, reg_noise=0.0, ema=0.0, early_stop=False)  # OES: no jitter, no EMA
     began = time.perf_counter()
     result = fit(model, targets, cfg, penalty=lambda: req.oes_lambda * model.kl(rho), callbacks=[on_step])
-    total = sum(traj.prune_round[n].numel() for n in names)
     alive = traj.masks(0)
-    keep = top_global(model.scores(), alive, round(rho * total))
-    for n in names:
-        traj.prune_round[n][~keep[n].cpu()] = 1
+    record_round(traj.prune_round, alive, top_global(model.scores(), alive, round(rho * total_count(alive))), 1)
     traj.record(0, 0.0)
     on_round(traj.record(1, time.perf_counter() - began, loss=result.tail_loss))

@@ -1,20 +1,31 @@
-"""What every pruning method shares: the prunable set, the trajectory being built, its artifact,
-and the IMP stop rule. Drivers (imp.py, ladder.py, oes.py) fill a Trajectory round by round."""
+"""What every pruning method shares: what it fits, the prunable set, the trajectory being built, its
+artifact, and the IMP stop rule. Drivers (imp.py, ladder.py, oes.py) fill a Trajectory round by round."""
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from .. import artifact, nets
 from ..errors import LipError
-from .select import keep_masks
+from ..fit import Target
+from ..masks import Masks, from_rounds, kept_count, total_count
 
 SCOPES = ("conv", "all")
+
+
+class TargetSource(Protocol):
+    """One image a driver fits, as a fitting Target for any net (problem.Problem is one): drivers
+    build targets per net and seed (IMP draws a new input code per session), never read images."""
+
+    size: tuple[int, int]  # the restored (H, W)
+
+    def target(self, net: nn.Module, gen: torch.Generator, device: torch.device,
+               z: torch.Tensor | None = None) -> Target: ...
 
 
 def prunable_names(net: nn.Module, scope: str, keep_input_dense: bool) -> list[str]:
@@ -72,14 +83,13 @@ class Trajectory:
         """Rounds whose mask exists (the dense round 0 always does)."""
         return max((int(r.max()) for r in self.prune_round.values() if r.numel()), default=0)
 
-    def masks(self, round_: int) -> dict[str, torch.Tensor]:
-        return keep_masks(self.prune_round, round_)
+    def masks(self, round_: int) -> Masks:
+        return from_rounds(self.prune_round, round_)
 
     def record(self, round_: int, seconds: float, **values: Any) -> dict[str, Any]:
         """Add (or replace) the record of a round: its exact sparsity plus what the method measured."""
         masks = self.masks(round_)
-        total = sum(m.numel() for m in masks.values())
-        kept = sum(int(m.sum()) for m in masks.values())
+        kept, total = kept_count(masks), total_count(masks)
         rec = {"round": round_, "kept": kept, "total": total, "sparsity": 1 - kept / total, **values}
         self.records = [r for r in self.records if r["round"] != round_] + [rec]
         self.records.sort(key=lambda r: r["round"])

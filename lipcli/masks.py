@@ -1,0 +1,119 @@
+"""Keep-masks: the one place that says what a mask means.
+
+A mask set maps parameter names to boolean tensors of the parameters' shapes (True = kept); a
+parameter without a mask is dense. A pruning trajectory stores, per element, the round at which it
+was pruned (uint8, 0 = never), so the mask of round k is `r == 0 | r > k` and masks are nested.
+Selection keeps an exact count with ties broken by position, so the same scores always give the
+same mask, and sparsity is counted over the masked elements only.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+Masks = dict[str, torch.Tensor]
+
+
+# ------------------------------------------------------------------ trajectories (prune rounds)
+
+def from_rounds(prune_round: Masks, round_: int) -> Masks:
+    """The keep-masks after `round_` rounds (0 = dense): never pruned, or pruned later."""
+    return {n: (r == 0) | (r > round_) for n, r in prune_round.items()}
+
+
+def kept_by_round(prune_round: Masks, rounds: int) -> dict[str, list[int]]:
+    """Per tensor, the kept count after each round 0..rounds, from one histogram (no mask per round)."""
+    out = {}
+    for n, r in prune_round.items():
+        hist = torch.bincount(r.flatten().long(), minlength=rounds + 1)[: rounds + 1]
+        out[n] = [int(hist[0]) + int(hist[k + 1:].sum()) for k in range(rounds + 1)]
+    return out
+
+
+def record_round(prune_round: Masks, before: Masks, after: Masks, round_: int) -> None:
+    """Mark elements kept in `before` but not in `after` as pruned at `round_` (in place)."""
+    for n, r in prune_round.items():
+        r[before[n].cpu() & ~after[n].cpu()] = round_
+
+
+def ladder_kept(total: int, rate: float, round_: int) -> int:
+    """Kept count after `round_` rounds of pruning `rate` of the remainder: round(total*(1-rate)^k)."""
+    return int(round(total * (1 - rate) ** round_))
+
+
+# ------------------------------------------------------------------ counting
+
+def kept_count(masks: Masks, over: dict[str, torch.Tensor] | None = None) -> int:
+    """Kept elements of the masked tensors; with `over` (e.g. a net's parameters), every tensor of
+    `over` counts, an unmasked one whole."""
+    if over is None:
+        return sum(int(m.sum()) for m in masks.values())
+    return sum(int(masks[n].sum()) if n in masks else t.numel() for n, t in over.items())
+
+
+def total_count(masks: Masks) -> int:
+    return sum(m.numel() for m in masks.values())
+
+
+def mask_sparsity(masks: Masks | None) -> float:
+    """Pruned fraction of the masked elements (0 for no masks)."""
+    n = total_count(masks or {})
+    return 1 - kept_count(masks) / n if n else 0.0
+
+
+# ------------------------------------------------------------------ masks on a net
+
+class MaskedParams:
+    """A net's masked parameters, each with its mask cast once to the parameter's device and dtype."""
+
+    def __init__(self, net: nn.Module, masks: Masks | None) -> None:
+        named = dict(net.named_parameters())
+        self.pairs = [(named[n], m.to(named[n].device, named[n].dtype)) for n, m in (masks or {}).items()]
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs)
+
+    def zero_weights(self) -> None:
+        """Zero the pruned weights in place (at the start of a fit and after every rewind)."""
+        with torch.no_grad():
+            for p, m in self.pairs:
+                p.mul_(m)
+
+    def zero_grads(self) -> None:
+        """Zero the pruned weights' gradients before an optimiser step, so weights and Adam moments stay 0."""
+        live = [(p.grad, m) for p, m in self.pairs if p.grad is not None]
+        if live:
+            torch._foreach_mul_([g for g, _ in live], [m for _, m in live])
+
+
+def apply_masks(net: nn.Module, masks: Masks | None) -> None:
+    """Zero the pruned weights of `net` in place."""
+    MaskedParams(net, masks).zero_weights()
+
+
+# ------------------------------------------------------------------ exact top-k selection
+
+def top_global(scores: Masks, alive: Masks, n_keep: int) -> Masks:
+    """Keep the `n_keep` highest-scoring alive elements across all tensors (global ranking)."""
+    names = list(scores)
+    flat = torch.cat([scores[n].detach().double().flatten().cpu() for n in names])
+    live = torch.cat([alive[n].flatten().cpu() for n in names])
+    if n_keep > int(live.sum()):
+        raise ValueError(f"cannot keep {n_keep} of {int(live.sum())} alive elements")
+    big = torch.finfo(flat.dtype).max  # broken scores rank last among the living, above the dead
+    flat = torch.nan_to_num(flat, nan=-big, posinf=big, neginf=-big)
+    flat = torch.where(live, flat, torch.tensor(-torch.inf, dtype=flat.dtype))
+    order = torch.sort(flat, descending=True, stable=True).indices[:n_keep]
+    keep = torch.zeros_like(live)
+    keep[order] = True
+    out, start = {}, 0
+    for n in names:
+        size = scores[n].numel()
+        out[n] = keep[start:start + size].view(scores[n].shape)
+        start += size
+    return out
+
+
+def top_per_layer(scores: Masks, alive: Masks, counts: dict[str, int]) -> Masks:
+    """Keep `counts[name]` highest-scoring alive elements in each tensor separately."""
+    return {n: top_global({n: scores[n]}, {n: alive[n]}, counts[n])[n] for n in scores}
