@@ -14,8 +14,10 @@ from typer.testing import CliRunner
 
 from lipcli import artifact, images, nets
 from lipcli.cli import app
-from lipcli.masks import ladder_kept
+from lipcli.masks import ladder_kept, top_global
 from lipcli.prune import imp as imp_mod
+from lipcli.prune import scores
+from lipcli.prune.run import methods
 
 from prune_helpers import CLEAN_NAME, SPEC, FitSpy, nested, write_config, write_picture
 
@@ -130,6 +132,33 @@ def test_random_layerwise_like_an_imp_artifact(work):
     assert b.rounds == 2
     for k in range(3):
         assert {n: int(m.sum()) for n, m in a.mask(k).items()} == {n: int(m.sum()) for n, m in b.mask(k).items()}
+
+
+def test_a_score_registered_here_is_a_method_of_lip_prune(work):
+    """A new pruning score is one registered function: the ladder driver and --method take it as it is."""
+
+    @scores.register("toy-last-first")
+    def last_first(net, names, ctx):  # keep the last elements of every tensor: a hand-checkable score
+        named = dict(net.named_parameters())
+        return {n: torch.arange(named[n].numel(), dtype=torch.float64).view(named[n].shape) for n in names}
+
+    try:
+        assert "toy-last-first" in methods()
+        out = work / "toy.safetensors"
+        ok(lip("prune", work / "img.png", "--simulate", *base(work), "--method", "toy-last-first",
+               "--rounds", "2", "-o", out))
+        art = artifact.load(out)
+        assert art.meta["method"] == "toy-last-first" and art.counts(2) == (ladder_kept(TOTAL, 0.36, 2), TOTAL)
+        assert nested(art)
+        net = nets.build(SPEC)
+        names = nets.conv_weight_names(net)  # the search's order: ties across tensors go by position
+        want = top_global(last_first(net, names, scores.ScoreContext()), art.mask(0), ladder_kept(TOTAL, 0.36, 2))
+        assert all(torch.equal(art.mask(2)[n], want[n]) for n in art.prune_round)
+    finally:
+        scores.SCORES.unregister("toy-last-first")
+    assert "toy-last-first" not in methods()
+    assert "use one of" in one_line_error(lip("prune", work / "img.png", "--simulate", *base(work),
+                                              "--method", "toy-last-first"))
 
 
 def test_two_images_of_different_sizes(work):

@@ -1,4 +1,5 @@
-"""The pruning engine (lipcli/prune): score functions against hand-computed values, IMP's ladder, rewinding, resume and blindness, the init baselines, OES and the stop rule.
+"""The pruning engine (lipcli/prune): score functions against hand-computed values, IMP's ladder,
+rewinding, resume and blindness, the init baselines, OES and the stop rule (selection: test_masks.py).
 
 All searches use a narrow DIP (tests/prune_helpers.py) at 64x64 and 10 iterations per round.
 """
