@@ -18,7 +18,7 @@ import torch
 from . import nets, plot
 from .artifact import Artifact
 from .errors import LipError
-from .masks import kept_by_round
+from .masks import kept_by_round, total_count
 
 SUMMARY_FIELDS = ("method", "task", "operator", "images", "seed", "oracle", "tool_version",
                   "torch_version", "created", "format_version", "search", "stopped_by_rule",
@@ -108,7 +108,7 @@ def layer_table(art: Artifact, round_: int | None = None) -> list[dict[str, Any]
 def round_records(art: Artifact) -> list[dict[str, Any]]:
     """Every round 0..rounds: exact kept/total/sparsity from the masks, plus what the method recorded."""
     kept_by = kept_by_round(art.prune_round, art.rounds)
-    total = sum(r.numel() for r in art.prune_round.values())
+    total = total_count(art.prune_round)
     recorded = {int(r["round"]): r for r in art.meta.get("rounds", []) if "round" in r}
     out = []
     for k in range(art.rounds + 1):
@@ -127,7 +127,7 @@ def summary(art: Artifact) -> dict[str, Any]:
     net_params = sum(t.numel() for t in art.theta0.values())
     masked = sum(art.prune_round[n].numel() for n in names)
     rec = art.recommended_round
-    kept, total = art.counts(rec)
+    kept, _ = art.counts(rec)
     meta = art.meta
     out: dict[str, Any] = {key: meta.get(key) for key in SUMMARY_FIELDS}
     out.update(
@@ -138,7 +138,7 @@ def summary(art: Artifact) -> dict[str, Any]:
         scope=_scope(art, names, order),
         totals={"net_params": net_params, "net_tensors": len(order), "masked_params": masked,
                 "masked_tensors": len(names), "kept": kept,
-                "sparsity": 1 - kept / total if total else 0.0,
+                "sparsity": art.sparsity(rec),
                 "dense_tensors": [n for n in order if n not in art.prune_round]},
     )
     out["oracle"] = bool(meta.get("oracle", False))

@@ -472,7 +472,7 @@ def test_resume_with_other_settings_is_refused(imp3, img_problem, data_dir):
 
 # ------------------------------------------------------------------ baselines on the ladder
 
-@pytest.mark.parametrize("method", ["random", "magnitude", "snip", "synflow", "grasp"])
+@pytest.mark.parametrize("method", scores.SCORES.names())  # every registered score, on the ladder driver
 def test_baselines_follow_the_ladder_exactly(method, data_dir, img_problem):
     out = data_dir / f"{method}.safetensors"
     returned = run_search(request(method=method, rounds=3), [img_problem], out)
