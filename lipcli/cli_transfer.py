@@ -9,14 +9,14 @@ from rich import box
 from rich.table import Table
 from typer.core import TyperCommand
 
-from . import device as devices, files, render, transfer, workers
+from . import device as devices, files, render, transfer
 from . import images as images_io
 from .cli import (CONFIG, EARLY_STOP, EMA, ES_PATIENCE, ES_WINDOW, INPAINT_MASK, KEEP, LR, PRECISION,
                   REG_NOISE, SEED, SIGMA, THREADS, app, fit_config, resolve_settings)
 from .cli_inspect import _print
 from .errors import LipError
 from .fit import Step
-from .transfer import Cell
+from .transfer import Cell, workers
 
 GRID = "Grid"
 ARGS = "lip_transfer_args"
@@ -119,7 +119,7 @@ def transfer_cmd(
                  es_patience=es_patience, precision=precision)
     settings, configs = {}, {}
     for name in task_names:
-        base, extra = ("denoise", {}) if experiment == "impedance" else transfer.TASKS[name]
+        base, extra = transfer.task_operator(name)
         settings[name] = resolve_settings(base, config_, dev, {**flags, **extra})
         # The impedance experiment records whole loss curves: never stop early.
         configs[name] = fit_config(settings[name], early_stop and experiment != "impedance", dev, 0)
@@ -127,7 +127,7 @@ def transfer_cmd(
                          chosen_baselines, init, settings, configs, inpaint_mask, experiment)
     for name in task_names:  # bad sizes, masks or images fail now, not hours into the grid
         for path in images:
-            grid.problem(Cell("dense", None, 0, path, name, seed))
+            transfer.cell_problem(grid, Cell("dense", None, 0, path, name, seed))
 
     _make_folder(out)
     if device_list is not None:
@@ -149,7 +149,7 @@ def transfer_cmd(
         done = {"n": 0}
 
         def on_step(cell: Cell, step: Step) -> None:
-            advance(1, f"run {done['n'] + 1}/{len(todo)} {transfer.describe(cell)}")
+            advance(1, f"run {done['n'] + 1}/{len(todo)} {cell.describe()}")
 
         def on_row(cell: Cell, row: dict[str, Any]) -> None:
             done["n"] += 1
@@ -221,7 +221,7 @@ def _write(folder: Path, results: list[dict[str, Any]], impedance: list[dict[str
 
 
 def _say_row(cell: Cell, row: dict[str, Any]) -> None:
-    render.err.print(f"{transfer.describe(cell)}: sparsity {100 * row['sparsity']:.1f}%, {row['iterations']} "
+    render.err.print(f"{cell.describe()}: sparsity {100 * row['sparsity']:.1f}%, {row['iterations']} "
                      f"iterations (auto-stop {row['stopped_at']}), {row['metric']} stopped "
                      f"{render.fmt(row['psnr_stopped'])} final {render.fmt(row['psnr_final'])} oracle "
                      f"{render.fmt(row['oracle_best_psnr'])}, {row['seconds']:.1f}s"

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lipcli import artifact, transfer
+from lipcli import artifact
+from lipcli.transfer.rows import read_rows, row_key
 from prune_helpers import NARROW_YAML, make_mask, write_picture
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -151,11 +152,11 @@ TIMING = ("seconds",)
 
 
 def _rows(path: Path) -> list[dict]:
-    return transfer.read_rows(path) if path.exists() else []
+    return read_rows(path) if path.exists() else []
 
 
 def _comparable(rows: list[dict]) -> dict:
-    return {json.dumps(transfer.row_key(r)): {k: v for k, v in r.items() if k not in TIMING} for r in rows}
+    return {json.dumps(row_key(r)): {k: v for k, v in r.items() if k not in TIMING} for r in rows}
 
 
 def test_transfer_interrupted_after_a_row_continues_without_redoing_it(folder):

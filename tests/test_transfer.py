@@ -17,10 +17,14 @@ import torch
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from lipcli import artifact, nets, transfer
+from lipcli import artifact, nets
 from lipcli import restore as restore_mod
 from lipcli.cli import app
 from lipcli.errors import LipError
+from lipcli.transfer import run as transfer_run
+from lipcli.transfer.experiments import IMPEDANCE_TARGETS, RADIAL_BINS, spectrum
+from lipcli.transfer.grid import Cell, Grid, MaskSource, shard_of
+from lipcli.transfer.rows import append_row, read_rows, row_key
 from conftest import RGB64
 from prune_helpers import make_mask
 
@@ -58,7 +62,7 @@ def ok(result):
 
 
 def keys(rows):
-    return sorted(map(json.dumps, map(transfer.row_key, rows)))
+    return sorted(map(json.dumps, map(row_key, rows)))
 
 
 def check_png(path: Path) -> None:
@@ -86,7 +90,7 @@ def test_grid_rows_summary_plots_and_json(data, tmp_path):
     result = ok(lip("--mask", data / "A.safetensors", data / "astro.png", "--tasks", "denoise,sr4",
                     "--rounds", "1,2", "--baselines", "dense,random,deep-decoder", "--out", out, "--json",
                     "--curves", "--experiment", "spectrum", *RUN))
-    rows = transfer.read_rows(out / "results.jsonl")
+    rows = read_rows(out / "results.jsonl")
     # 2 tasks x (dense + 2 rounds x (mask, random, deep decoder)) x 1 image x 1 seed
     assert len(rows) == 14 and len(set(keys(rows))) == 14
     printed = [json.loads(line) for line in result.stdout.splitlines()]
@@ -126,17 +130,17 @@ def test_kill_after_first_row_then_resume_skips_it(data, tmp_path, monkeypatch):
     out = tmp_path / "res"
     grid = ["--mask", data / "A.safetensors", data / "astro.png", "--tasks", "denoise,inpaint", "--rounds", "1,2",
             "--baselines", "none", "--out", out, "--precision", "fp32", "--device", "cpu", "--config", "fast"]
-    real_append = transfer.append_row
+    real_append = append_row
 
     def append_then_die(path, row):
         real_append(path, row)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as mp:
-        mp.setattr(transfer, "append_row", append_then_die)
+        mp.setattr(transfer_run, "append_row", append_then_die)
         killed = lip(*grid, "--iters", "10")
     assert killed.exit_code == 130
-    first = transfer.read_rows(out / "results.jsonl")
+    first = read_rows(out / "results.jsonl")
     assert len(first) == 1
     with open(out / "results.jsonl", "a") as f:  # a line cut short by a kill mid-write
         f.write('{"method": "mask", "mask": "A", "rou')
@@ -144,7 +148,7 @@ def test_kill_after_first_row_then_resume_skips_it(data, tmp_path, monkeypatch):
     counter = FitCounter(restore_mod.fit)
     monkeypatch.setattr(restore_mod, "fit", counter)
     ok(lip(*grid, "--iters", "10"))
-    rows = transfer.read_rows(out / "results.jsonl")
+    rows = read_rows(out / "results.jsonl")
     assert counter.calls == 3 and len(rows) == 4 and len(set(keys(rows))) == 4
     assert rows[0] == first[0]
     again = ok(lip(*grid, "--iters", "10"))
@@ -164,25 +168,25 @@ def test_shards_then_merge_equal_the_unsharded_grid(data, tmp_path):
         result = ok(lip(*grid, "--out", shards, "--shard", f"{i}/2"))
         assert "--merge" in result.stderr
     assert not (shards / "summary.csv").exists()
-    parts = [transfer.read_rows(shards / f"results.shard-{i}-of-2.jsonl") for i in (0, 1)]
+    parts = [read_rows(shards / f"results.shard-{i}-of-2.jsonl") for i in (0, 1)]
     assert len(parts[0]) == 3 and len(parts[1]) == 2  # cells 0,2,4 and 1,3
     merged = ok(lip("--merge", shards, "--json"))
-    whole = transfer.read_rows(tmp_path / "whole" / "results.jsonl")
-    assert keys(transfer.read_rows(shards / "results.jsonl")) == keys(whole)
+    whole = read_rows(tmp_path / "whole" / "results.jsonl")
+    assert keys(read_rows(shards / "results.jsonl")) == keys(whole)
     assert keys(json.loads(line) for line in merged.stdout.splitlines()) == keys(whole)
     assert (shards / "summary.csv").is_file()
     check_png(shards / "psnr_vs_sparsity_denoise.png")
     ok(lip("--merge", shards))  # merging again changes nothing
-    assert keys(transfer.read_rows(shards / "results.jsonl")) == keys(whole)
+    assert keys(read_rows(shards / "results.jsonl")) == keys(whole)
 
 
 def test_impedance_experiment(data, tmp_path):
     out = tmp_path / "imp"
     ok(lip("--mask", data / "A.safetensors", data / "astro.png", "--experiment", "impedance", "--rounds", "2",
            "--out", out, *RUN))
-    rows = transfer.read_rows(out / "impedance.jsonl")
+    rows = read_rows(out / "impedance.jsonl")
     assert sorted((r["method"], r["task"]) for r in rows) == sorted(
-        (m, t) for m in ("dense", "mask") for t in transfer.IMPEDANCE_TARGETS)
+        (m, t) for m in ("dense", "mask") for t in IMPEDANCE_TARGETS)
     for r in rows:
         assert r["operator"] == {"name": "identity"} and len(r["curve_loss"]) == 10
     assert not (out / "results.jsonl").exists()
@@ -198,16 +202,16 @@ def test_append_ends_an_unterminated_last_line(tmp_path):
     path = tmp_path / "rows.jsonl"
     row = {"method": "dense", "mask": "A", "round": 0, "image": "x.png", "task": "denoise", "seed": 0}
     path.write_text(json.dumps(row))  # whole, but its newline never written: kept
-    transfer.append_row(path, {**row, "seed": 1})
-    assert [r["seed"] for r in transfer.read_rows(path)] == [0, 1]
+    append_row(path, {**row, "seed": 1})
+    assert [r["seed"] for r in read_rows(path)] == [0, 1]
     with open(path, "a") as f:
         f.write('{"method": "mask", "ma')  # cut short: ignored, then dropped
-    assert [r["seed"] for r in transfer.read_rows(path)] == [0, 1]
-    transfer.append_row(path, {**row, "seed": 2})
-    assert [r["seed"] for r in transfer.read_rows(path)] == [0, 1, 2]
+    assert [r["seed"] for r in read_rows(path)] == [0, 1]
+    append_row(path, {**row, "seed": 2})
+    assert [r["seed"] for r in read_rows(path)] == [0, 1, 2]
     path.write_text("not json\n" + json.dumps(row) + "\n")
     with pytest.raises(LipError, match="line 1 is not a transfer row"):
-        transfer.read_rows(path)
+        read_rows(path)
 
 
 @pytest.mark.parametrize("target", [50, 1_000, 13_071, 100_224, 2_217_831])
@@ -221,43 +225,43 @@ def test_deep_decoder_k_is_the_closest_size(target):
 
 
 def test_deep_decoder_baseline_matches_the_masks_nonzero_count(data):
-    m = transfer.MaskSource.load(data / "A.safetensors")
+    m = MaskSource.load(data / "A.safetensors")
     kept, masked = m.art.counts(2)
     assert m.nonzero(2) == kept + nets.count_params(nets.build(SPEC)) - masked
-    grid = transfer.Grid([m], {"A": [2]}, [data / "astro.png"], ["denoise"], [0], ["deep-decoder"], "artifact",
+    grid = Grid([m], {"A": [2]}, [data / "astro.png"], ["denoise"], [0], ["deep-decoder"], "artifact",
                          {}, {})
-    prior, info = grid.prior(transfer.Cell("deep-decoder", "A", 2, data / "astro.png", "denoise", 0))
+    prior, info = transfer_run.cell_prior(grid, Cell("deep-decoder", "A", 2, data / "astro.png", "denoise", 0))
     assert prior.spec["k"] == info["dd_k"] == nets.decoder_k_for_params(m.nonzero(2))
     assert info["matched_params"] == m.nonzero(2)
 
 
 def test_random_baseline_keeps_the_same_count_and_is_seeded(data):
-    m = transfer.MaskSource.load(data / "A.safetensors")
+    m = MaskSource.load(data / "A.safetensors")
     kept = m.art.counts(2)[0]
-    a, b, c = (transfer.random_masks(m, kept, s) for s in (0, 0, 1))
+    a, b, c = (transfer_run.random_masks(m, kept, s) for s in (0, 0, 1))
     assert sum(int(x.sum()) for x in a.values()) == kept
     assert all(torch.equal(a[n], b[n]) for n in a) and not all(torch.equal(a[n], c[n]) for n in a)
 
 
 def test_cells_are_ordered_and_sharded_deterministically(data):
-    m = transfer.MaskSource.load(data / "A.safetensors")
-    grid = transfer.Grid([m], {"A": [1, 2]}, [data / "astro.png"], ["denoise", "sr4"], [0, 1], ["dense"],
+    m = MaskSource.load(data / "A.safetensors")
+    grid = Grid([m], {"A": [1, 2]}, [data / "astro.png"], ["denoise", "sr4"], [0, 1], ["dense"],
                          "fresh", {}, {})
     cells = grid.cells()
     assert len(cells) == 2 * 2 * 3 and cells == grid.cells()
-    shards = [transfer.shard_of(cells, (i, 3)) for i in range(3)]
+    shards = [shard_of(cells, (i, 3)) for i in range(3)]
     assert sorted(c.key for s in shards for c in s) == sorted(c.key for c in cells)
 
 
 def test_spectrum_of_a_perfect_and_a_blurred_restore(rgb64):
-    same = transfer.spectrum(rgb64, rgb64)
+    same = spectrum(rgb64, rgb64)
     assert same["low_energy_ratio"] == pytest.approx(1) and same["high_energy_ratio"] == pytest.approx(1)
     assert same["high_magnitude_error"] == pytest.approx(0, abs=1e-9)
     blurred = torch.nn.functional.avg_pool2d(rgb64, 3, stride=1, padding=1, count_include_pad=False)
-    s = transfer.spectrum(blurred, rgb64)
+    s = spectrum(blurred, rgb64)
     assert s["high_energy_ratio"] < 0.7 and s["low_energy_ratio"] > 0.99
     assert max(s["radial_energy_ratio"][-6:]) < 0.1 < s["radial_energy_ratio"][0]  # a 3x3 box filter
-    assert len(s["radial_energy_ratio"]) == transfer.RADIAL_BINS
+    assert len(s["radial_energy_ratio"]) == RADIAL_BINS
 
 
 # ---------------------------------------------------------------- bad input: one line, exit 2

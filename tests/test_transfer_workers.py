@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lipcli import transfer, workers
 from lipcli.errors import LipError
+from lipcli.transfer import workers
+from lipcli.transfer.rows import read_rows, row_key
 from test_interrupt import finish, wait_for
 from test_interrupt import lip as lip_process
 from test_transfer import grid_data, keys, lip, ok
@@ -35,14 +36,14 @@ def _clean_env(monkeypatch):
 
 
 def scores(rows: list[dict]) -> dict[str, tuple]:
-    return {json.dumps(transfer.row_key(r)): tuple(r[k] for k in SCORES) for r in rows}
+    return {json.dumps(row_key(r)): tuple(r[k] for k in SCORES) for r in rows}
 
 
 def test_two_workers_fail_resume_and_equal_one_process(data, tmp_path):
     grid = ["--mask", data / "A.safetensors", data / "astro.png", "--rounds", "1,3", "--baselines", "dense,random",
             *RUN]
     ok(lip(*grid, "--iters", "10", "--device", "cpu", "--out", tmp_path / "whole"))
-    whole = transfer.read_rows(tmp_path / "whole" / "results.jsonl")
+    whole = read_rows(tmp_path / "whole" / "results.jsonl")
     out = tmp_path / "two"
     # Shard 1 already holds rows made with other settings: its worker refuses to mix them and fails.
     ok(lip(*grid, "--iters", "11", "--device", "cpu", "--shard", "1/2", "--out", out))
@@ -54,14 +55,14 @@ def test_two_workers_fail_resume_and_equal_one_process(data, tmp_path):
     assert any(line.startswith("worker 1 (shard 1/2 on cpu): failed (exit 2)") and "fit.iters 11 -> 10" in line
                for line in lines), failed.stderr
     assert "worker 0 (shard 0/2 on cpu): done" in failed.stderr
-    finished = transfer.read_rows(out / "results.shard-0-of-2.jsonl")
+    finished = read_rows(out / "results.shard-0-of-2.jsonl")
     assert len(finished) == 3 and not (out / "summary.csv").exists()
 
     (out / "results.shard-1-of-2.jsonl").unlink()
     again = ok(lip(*grid, "--iters", "10", "--device", "cpu,cpu", "--out", out, "--json"))
     assert "3 already in" in (out / "results.shard-0-of-2.log").read_text()  # worker 0 resumed
-    assert transfer.read_rows(out / "results.shard-0-of-2.jsonl") == finished
-    merged = transfer.read_rows(out / "results.jsonl")
+    assert read_rows(out / "results.shard-0-of-2.jsonl") == finished
+    merged = read_rows(out / "results.jsonl")
     assert scores(merged) == scores(whole)  # seeded cells: the same numbers wherever they ran
     assert keys(json.loads(line) for line in again.stdout.splitlines()) == keys(whole)
     assert (out / "summary.csv").is_file() and "Transfer summary" in again.stderr
@@ -84,7 +85,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_their_rows(data):
     proc = lip_process(data, "transfer", "--mask", "A.safetensors", "astro.png", "--rounds", "1,2", "--baselines",
                         "dense,random", "--iters", "150", *RUN, "--device", "cpu,cpu", "--out", out.name)
     shards = [out / f"results.shard-{i}-of-2.jsonl" for i in (0, 1)]
-    wait_for(proc, lambda: any(p.exists() and transfer.read_rows(p) for p in shards), "a worker wrote a row")
+    wait_for(proc, lambda: any(p.exists() and read_rows(p) for p in shards), "a worker wrote a row")
     proc.send_signal(signal.SIGINT)
     code, _, err = finish(proc)
     assert code == 130 and "Traceback" not in err, err
@@ -93,7 +94,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_their_rows(data):
     assert _processes_mentioning(out.name) == []  # the parent waited for its workers
     logs = [p.with_suffix(".log").read_text().strip().splitlines()[-1] for p in shards]
     assert "lip: terminated" in logs  # stopped by SIGTERM, saving what they had
-    assert 1 <= sum(len(transfer.read_rows(p)) for p in shards if p.exists()) < 5
+    assert 1 <= sum(len(read_rows(p)) for p in shards if p.exists()) < 5
 
 
 def test_worker_command_lines():

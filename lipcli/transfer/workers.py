@@ -2,7 +2,7 @@
 
 Worker i runs exactly what a user could start by hand: the same `lip transfer` arguments with
 `--shard i/n --device DEV_i`. So there is one mechanism, not two: rows, resume and `--merge` are the
-shard machinery of transfer.py, and a failed worker can be re-run or debugged on its own.
+grid's shard machinery (grid.py, rows.py), and a failed worker can be re-run or debugged on its own.
 
 Workers are subprocesses (`python -m lipcli transfer ...`), not multiprocessing: each device gets a
 fresh interpreter (CUDA cannot be used in a forked child, and spawn would pickle a Grid: a second way
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import device as devices
-from .errors import LipError, LipRuntimeError
-from .transfer import read_rows, rows_name
+from .. import device as devices
+from ..errors import LipError, LipRuntimeError
+from .rows import read_rows, rows_name
 
 POLL_SECONDS = 0.2
 OWN_FLAGS = ("--device", "--threads")  # the workers get their own values

@@ -1,0 +1,30 @@
+"""`lip transfer`: restore a grid (mask x round x image x task x seed, plus baselines) and report it.
+
+Every run is one grid *cell* and gives one JSON row, appended to a JSONL file as soon as it finishes;
+a re-run skips the cells already there (so a killed grid resumes), `--shard i/n` runs every n-th
+cell into its own file, and `merge` joins the shards. From the rows come a summary CSV (mean and
+std over seeds), PSNR-vs-sparsity plots (LIP Fig. 3-5), PSNR/loss-vs-iteration curves (Fig. 11),
+and two experiments: *impedance* and *spectrum*. One module per job:
+
+  grid         options parsed, mask artifacts, the cells in their fixed order, a row's identity
+  run          each cell's problem and prior, fitting it, resuming (which cells are still to run)
+  rows         the JSONL rows on disk: read, append, merge shards
+  summary      labels, method order, mean and std over seeds, CSV
+  report       summary.csv and every plot
+  experiments  the impedance targets and the spectrum measure
+  workers      `--device A,B`: one `--shard i/n` worker process per device
+
+Nothing here prints; the CLI renders. This module exposes what the CLI uses.
+"""
+from .experiments import IMPEDANCE_TARGETS
+from .grid import (EXPERIMENTS, Cell, Grid, load_masks, parse_baselines, parse_rounds, parse_shard,
+                   parse_tasks, shard_of, task_operator)
+from .report import PLOT_METRICS, write_outputs
+from .rows import merge, read_rows, rows_name
+from .run import cell_problem, pending, run_cells
+from .summary import label, mean_of, method_order
+
+__all__ = ["EXPERIMENTS", "IMPEDANCE_TARGETS", "PLOT_METRICS", "Cell", "Grid", "cell_problem",
+           "label", "load_masks", "mean_of", "merge", "method_order", "parse_baselines", "parse_rounds",
+           "parse_shard", "parse_tasks", "pending", "read_rows", "rows_name", "run_cells", "shard_of",
+           "task_operator", "write_outputs"]

@@ -1,0 +1,240 @@
+"""What a transfer grid runs: its options parsed, the mask artifacts, and the cells in a fixed order.
+
+A grid is mask x round x image x task x seed, plus baselines; every run is one `Cell`. The order of
+`Grid.cells()` is part of the file format: `--shard i/n` takes every n-th cell, so it must not change.
+`Grid.identity` is what an existing row must match to count as a cell's result on resume.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import artifact, images as images_io, nets
+from ..errors import LipError
+from ..fit import FitConfig
+from .experiments import IMPEDANCE_TARGETS
+from .rows import Key
+
+# Grid task name -> (problem task, settings it fixes). The impedance targets are tasks of their own.
+TASKS = {"denoise": ("denoise", {}), "inpaint": ("inpaint", {}), "sr2": ("sr", {"scale": 2}),
+         "sr4": ("sr", {"scale": 4}), "sr8": ("sr", {"scale": 8})}
+BASELINES = ("dense", "random", "deep-decoder")
+EXPERIMENTS = ("grid", "impedance", "spectrum")
+
+
+def task_operator(task: str) -> tuple[str, dict[str, Any]]:
+    """The problem task and fixed settings of a grid task (impedance targets fit through denoise's)."""
+    return ("denoise", {}) if task in IMPEDANCE_TARGETS else TASKS[task]
+
+
+# ------------------------------------------------------------------ parsing the options
+
+def parse_tasks(text: str) -> list[str]:
+    names = _csv_items(text)
+    for name in names:
+        if name not in TASKS:
+            hint = " (give the factor: sr2, sr4 or sr8)" if name == "sr" else ""
+            raise LipError(f"unknown task {name!r}{hint}: use {', '.join(TASKS)}")
+    if not names:
+        raise LipError("--tasks is empty: give e.g. denoise,inpaint,sr4")
+    return names
+
+
+def parse_baselines(text: str) -> list[str]:
+    names = [] if text.strip().lower() == "none" else _csv_items(text)
+    for name in names:
+        if name not in BASELINES:
+            raise LipError(f"unknown baseline {name!r}: use {', '.join(BASELINES)} or none")
+    return names
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or not int(m[1]) < int(m[2]):
+        raise LipError(f"--shard {text!r}: give i/n with 0 <= i < n, e.g. 0/2 and 1/2")
+    return int(m[1]), int(m[2])
+
+
+def _csv_items(text: str) -> list[str]:
+    return list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+
+
+@dataclass
+class MaskSource:
+    """One mask artifact of the grid, named by its file stem."""
+
+    label: str
+    path: Path
+    art: artifact.Artifact
+    sha256: str
+    total_params: int  # of the whole net, masked or not
+
+    @classmethod
+    def load(cls, path: Path) -> "MaskSource":
+        art = artifact.load(path)
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return cls(Path(path).stem, Path(path), art, digest, nets.count_params(nets.build(art.spec)))
+
+    @property
+    def method(self) -> str | None:
+        return self.art.meta.get("method")
+
+    def nonzero(self, round_: int) -> int:
+        """Parameters the masked net can use: kept masked entries plus every unmasked parameter."""
+        kept, masked = self.art.counts(round_)
+        return kept + self.total_params - masked
+
+
+def load_masks(paths: list[Path]) -> list[MaskSource]:
+    if not paths:
+        raise LipError("give at least one --mask A.safetensors")
+    masks = [MaskSource.load(p) for p in paths]
+    labels = [m.label for m in masks]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise LipError(f"two masks are named {label!r}; rows are labelled by file name, so rename one")
+    return masks
+
+
+def parse_rounds(masks: list[MaskSource], rounds: str | None, sparsities: str | None) -> dict[str, list[int]]:
+    """Rounds per mask: all pruned rounds, the recommended one, a list, or the rounds nearest sparsities."""
+    if rounds is not None and sparsities is not None:
+        raise LipError("give --rounds or --sparsities, not both")
+    out: dict[str, list[int]] = {}
+    for m in masks:
+        top = m.art.rounds
+        if sparsities is not None:
+            wanted = [_number(s, "--sparsities") for s in _csv_items(sparsities)]
+            if not wanted or any(not 0 <= s < 1 for s in wanted):
+                raise LipError(f"--sparsities {sparsities!r}: give fractions in [0, 1), e.g. 0.5,0.8,0.9")
+            chosen = [m.art.round_for_sparsity(s) for s in wanted]
+        elif rounds is None or rounds.strip() == "all":
+            chosen = list(range(1, top + 1))
+        elif rounds.strip() == "recommended":
+            chosen = [m.art.recommended_round]
+        else:
+            chosen = [int(_number(s, "--rounds")) for s in _csv_items(rounds)]
+            for k in chosen:
+                if not (k == int(k) and 0 <= k <= top):
+                    raise LipError(f"round {k} is not in {m.path.name} (it has rounds 0..{top})")
+        if not chosen:
+            raise LipError(f"{m.path.name} has no pruned rounds to evaluate")
+        out[m.label] = sorted(set(chosen))
+    return out
+
+
+def _number(text: str, option: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise LipError(f"{option}: {text!r} is not a number (use all, recommended or e.g. 3,6,9)") from None
+    if option == "--rounds" and value != int(value):
+        raise LipError(f"--rounds: {text!r} is not a whole round number")
+    return value
+
+
+# ------------------------------------------------------------------ the grid and its cells
+
+@dataclass(frozen=True)
+class Cell:
+    """One run: a prior (method, mask, round) on one image, task and seed."""
+
+    method: str  # mask | dense | random | deep-decoder
+    mask: str | None
+    round: int
+    image: Path
+    task: str
+    seed: int
+
+    @property
+    def image_name(self) -> str:
+        return images_io.resolve(self.image).name
+
+    @property
+    def key(self) -> Key:
+        return (self.method, self.mask, self.round, self.image_name, self.task, self.seed)
+
+    def describe(self) -> str:
+        prior = {"dense": "dense", "mask": f"{self.mask} round {self.round}"}.get(
+            self.method, f"{self.method} {self.mask} round {self.round}")
+        return f"{prior} on {self.image_name} ({self.task}, seed {self.seed})"
+
+
+@dataclass
+class Grid:
+    """Everything that defines the runs; `settings`/`configs` are per task (from the presets)."""
+
+    masks: list[MaskSource]
+    rounds: dict[str, list[int]]
+    images: list[Path]
+    tasks: list[str]
+    seeds: list[int]
+    baselines: list[str]
+    init: str
+    settings: dict[str, dict[str, Any]]
+    configs: dict[str, FitConfig]
+    inpaint_mask: Path | None = None
+    experiment: str = "grid"
+    _by_label: dict[str, MaskSource] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.init not in ("artifact", "fresh"):
+            raise LipError(f"unknown --init {self.init!r}: use artifact (keep theta0) or fresh (new weights)")
+        names = [images_io.resolve(p).name for p in self.images]
+        for name in names:
+            if names.count(name) > 1:
+                raise LipError(f"two images are named {name!r}; rows are keyed by file name, so rename one")
+        self._by_label = {m.label: m for m in self.masks}
+
+    @property
+    def stem(self) -> str:
+        """File stem of this grid's rows: the impedance experiment keeps its own file."""
+        return "impedance" if self.experiment == "impedance" else "results"
+
+    def mask(self, label: str) -> MaskSource:
+        return self._by_label[label]
+
+    def priors(self) -> list[tuple[str, str | None, int]]:
+        """(method, mask, round) in a fixed order; the dense net runs once per distinct net spec."""
+        out, specs = [], set()
+        for m in self.masks:
+            spec = json.dumps(m.art.spec, sort_keys=True)
+            if "dense" in self.baselines and spec not in specs:
+                out.append(("dense", m.label, 0))
+            specs.add(spec)
+            for k in self.rounds[m.label]:
+                out.append(("mask", m.label, k))
+                out += [(b, m.label, k) for b in ("random", "deep-decoder") if b in self.baselines]
+        return out
+
+    def cells(self) -> list[Cell]:
+        """Deterministic order: task, image, seed, then prior (all priors of one problem together)."""
+        return [Cell(method, mask, k, image, task, seed)
+                for task in self.tasks for image in self.images for seed in self.seeds
+                for method, mask, k in self.priors()]
+
+    def identity(self, cell: Cell) -> dict[str, Any]:
+        """What must match for an existing row to count as this cell's result (checked on resume)."""
+        s, cfg = self.settings[cell.task], self.configs[cell.task]
+        degradation = {"denoise": {"sigma": float(s["sigma"])},
+                       "inpaint": {"keep": float(s["keep"]),
+                                   "mask": str(self.inpaint_mask) if self.inpaint_mask else None},
+                       "sr": {"scale": int(s["scale"])}}[task_operator(cell.task)[0]]
+        fit = {k: v for k, v in asdict(cfg).items() if k not in ("seed", "metric_every")}
+        ident = {"init": self.init, "fit": fit, "degradation": degradation,
+                 "mask_sha256": self.mask(cell.mask).sha256 if cell.mask else None}
+        return json.loads(json.dumps(ident))  # the form it has after a JSONL round trip
+
+
+def shard_of(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
+    """`--shard i/n`: the cells whose index in the grid's order is i modulo n."""
+    if shard is None:
+        return cells
+    i, n = shard
+    return [c for index, c in enumerate(cells) if index % n == i]

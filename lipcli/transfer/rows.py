@@ -1,0 +1,102 @@
+"""Result rows on disk: one JSON object per finished run, one line each, in `STEM.jsonl`.
+
+Appending a line the moment a run ends is what makes a grid resumable: a kill loses at most the run
+in progress, and a line it cut short is ignored. `--shard i/n` writes `STEM.shard-i-of-n.jsonl`;
+`merge` joins them. A row is identified by its key (prior, image, task, seed), never by position.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import LipError
+from ..files import atomic_path
+
+Key = tuple[str, Any, int, str, str, int]  # method, mask, round, image name, task, seed
+
+
+def row_key(row: dict[str, Any]) -> Key:
+    return (row["method"], row["mask"], row["round"], row["image"], row["task"], row["seed"])
+
+
+def rounded(v: float | None, digits: int = 4) -> float | None:
+    """A number as rows store it: rounded, so curves and spectra keep the files small."""
+    return None if v is None else round(float(v), digits)
+
+
+def rows_name(stem: str, shard: tuple[int, int] | None) -> str:
+    return f"{stem}.jsonl" if shard is None else f"{stem}.shard-{shard[0]}-of-{shard[1]}.jsonl"
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL file; an unfinished last line (a write cut short by a kill) is ignored."""
+    if not path.exists():
+        return []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LipError(f"cannot read {path}: {exc}") from None
+    lines = text.split("\n")
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError
+            row_key(row)
+        except (ValueError, KeyError):
+            if i == len(lines) - 1:  # no newline after it: cut short; append_row drops it
+                continue
+            raise LipError(f"{path}: line {i + 1} is not a transfer row (the file is damaged; "
+                           "delete that line to re-run its cell)") from None
+        rows.append(row)
+    return rows
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Append one line and flush it to disk; first end an unterminated last line left by a kill
+    (dropped if cut short, as read_rows ignores it; kept if it is a whole row)."""
+    with open(path, "ab+") as f:
+        f.seek(0)
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            start = data.rfind(b"\n") + 1
+            try:
+                json.loads(data[start:])
+                f.write(b"\n")
+            except ValueError:
+                f.truncate(start)
+        f.write((json.dumps(row) + "\n").encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def merge(folder: Path, stem: str) -> list[dict[str, Any]]:
+    """Join `stem`.jsonl and its shard files into `stem`.jsonl (rows de-duplicated by key)."""
+    def shard_index(p: Path) -> tuple[int, int]:
+        m = re.search(r"shard-(\d+)-of-(\d+)", p.name)
+        return (int(m[2]), int(m[1])) if m else (0, 0)
+
+    sources = [folder / f"{stem}.jsonl"] + sorted(folder.glob(f"{stem}.shard-*-of-*.jsonl"), key=shard_index)
+    rows: dict[Key, dict[str, Any]] = {}
+    for source in sources:
+        for row in read_rows(source):
+            old = rows.setdefault(row_key(row), row)
+            if old.get("settings") != row.get("settings"):
+                raise LipError(f"{source.name} and an earlier file hold the same run ({row['method']} "
+                               f"{row['mask']} round {row['round']}, {row['image']}, {row['task']}, "
+                               f"seed {row['seed']}) made with different settings; merge them separately")
+    merged = list(rows.values())
+    if merged:
+        write_rows(folder / f"{stem}.jsonl", merged)
+    return merged

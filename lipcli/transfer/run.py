@@ -1,0 +1,148 @@
+"""Running grid cells: each cell's problem and prior, one fit with restore's engine, one row appended.
+
+Images are clean ground truth (simulate mode): each cell degrades them, seeded by the cell's seed,
+so every prior at one seed sees the same observation. A re-run skips the cells that already have a
+row, and refuses a row made with other settings rather than silently reusing it.
+Nothing here prints; the CLI renders through the callbacks.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+from .. import nets
+from ..errors import LipError
+from ..fit import DivergenceError, Step
+from ..jsonsafe import finite
+from ..masks import Masks, from_rounds, top_global
+from ..problem import Problem, load_problem
+from ..prune import scores
+from ..restore import Prior, masked_prior, restore
+from .experiments import IMPEDANCE_TARGETS, impedance_problem, spectrum
+from .grid import Cell, Grid, MaskSource, task_operator
+from .rows import append_row, row_key, rounded
+
+CURVE_POINTS = 200  # curves are stored at about this many iterations per run
+MAX_PIXELS = 64_000_000
+
+
+def cell_problem(grid: Grid, cell: Cell) -> Problem:
+    """The cell's image degraded by its task, seeded by its seed (an impedance target: through the identity)."""
+    task, _ = task_operator(cell.task)
+    problem = load_problem(cell.image, task, grid.settings[cell.task], simulate=True, seed=cell.seed,
+                           inpaint_mask=grid.inpaint_mask, max_pixels=MAX_PIXELS)
+    return impedance_problem(problem, cell.task, cell.seed) if cell.task in IMPEDANCE_TARGETS else problem
+
+
+def cell_prior(grid: Grid, cell: Cell) -> tuple[Prior, dict[str, Any]]:
+    """The cell's prior, and the row fields that describe it (sparsity, sizes, matched k)."""
+    m = grid.mask(cell.mask) if cell.mask else None
+    theta0 = m.art.theta0 if m is not None and grid.init == "artifact" else None
+    if cell.method == "dense":
+        return Prior(m.art.spec, theta0, None), {"sparsity": 0.0, "nonzero_params": m.total_params}
+    kept, _ = m.art.counts(cell.round)
+    info = {"sparsity": m.art.sparsity(cell.round), "kept": kept, "nonzero_params": m.nonzero(cell.round)}
+    if cell.method == "mask":
+        return masked_prior(m.path, cell.round, None, grid.init), {**info, "mask_method": m.method}
+    if cell.method == "random":
+        return Prior(m.art.spec, theta0, random_masks(m, kept, cell.seed)), info
+    if cell.method == "deep-decoder":
+        k = nets.decoder_k_for_params(m.nonzero(cell.round))
+        spec = nets.preset("deep-decoder", k=k)
+        return Prior(spec, None, None), {**info, "dd_k": k, "matched_params": m.nonzero(cell.round),
+                                         "nonzero_params": nets.count_params(nets.build(spec))}
+    raise LipError(f"unknown method {cell.method!r}")
+
+
+def random_masks(m: MaskSource, kept: int, seed: int) -> Masks:
+    """A random global unstructured mask over the artifact's masked parameters keeping exactly `kept`.
+
+    One seeded score draw per seed, in the net's parameter order, so the random masks of a seed are
+    nested across rounds and the same for every artifact of one net."""
+    net = nets.build(m.art.spec)
+    names = [n for n, _ in net.named_parameters() if n in m.art.prune_round]  # not the file's order
+    drawn = scores.random(net, names, scores.ScoreContext(gen=torch.Generator().manual_seed(seed)))
+    return top_global(drawn, from_rounds({n: m.art.prune_round[n] for n in names}, 0), kept)
+
+
+def pending(cells: list[Cell], rows: list[dict[str, Any]], grid: Grid, where: str) -> list[Cell]:
+    """Cells without a row yet; a row made with other settings is an error, never silently reused."""
+    done = {row_key(r): r for r in rows}
+    todo = []
+    for cell in cells:
+        row = done.get(cell.key)
+        if row is None:
+            todo.append(cell)
+            continue
+        old, new = row.get("settings") or {}, grid.identity(cell)
+        if old != new:
+            raise LipError(f"{where} already holds {cell.describe()} made with different settings "
+                           f"({', '.join(_differences(old, new))}); use another --out, or the settings "
+                           "it was made with")
+    return todo
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the settings that differ, e.g. fit.iters."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            short = len(repr(a)) + len(repr(b)) < 40
+            out.append(f"{prefix}{k} {a!r} -> {b!r}" if short else f"{prefix}{k}")
+    return out
+
+
+def run_cell(grid: Grid, cell: Cell, dev: torch.device,
+             callbacks: Iterable[Callable[[Step], None]] = ()) -> dict[str, Any]:
+    """Fit one cell with restore's engine and return its JSON-able row.
+
+    A fit that diverges beyond rollback still gives a row (scored at its last good iterate, with
+    `diverged` set), so one bad cell neither stops the grid nor is retried forever on resume.
+    """
+    problem = cell_problem(grid, cell)
+    prior, info = cell_prior(grid, cell)
+    cfg = replace(grid.configs[cell.task], seed=cell.seed)
+    diverged = None
+    try:
+        result, report = restore(problem, prior, cfg, dev, cell.seed, callbacks)
+        params = report["params"]
+    except DivergenceError as exc:
+        result, diverged, params = exc.result, str(exc), nets.count_params(nets.build(prior.spec))
+    tr = result.targets[0]
+    ran = tr.final.numel() > 0
+    final, stopped = (problem.scores(tr.final), problem.scores(tr.stopped)) if ran else ({}, {})
+    row: dict[str, Any] = {
+        "method": cell.method, "mask": cell.mask, "round": cell.round, "image": cell.image_name,
+        "task": cell.task, "seed": cell.seed, "init": "fresh" if cell.method == "deep-decoder" else grid.init,
+        **info, "params": params, "metric": problem.metric_name,
+        "psnr_final": final.get("psnr"), "psnr_stopped": stopped.get("psnr"),
+        "ssim_final": final.get("ssim"), "ssim_stopped": stopped.get("ssim"),
+        "oracle_best_psnr": tr.oracle_best, "oracle_best_iter": tr.oracle_best_iter,
+        "iterations": result.iterations, "stopped_at": tr.stopped_at,
+        "final_loss": result.losses[-1] if result.losses else None, "diverged": diverged,
+        "recoveries": result.recoveries, "seconds": round(result.seconds, 3), "operator": problem.op.params(),
+        "device": str(dev), "settings": grid.identity(cell),
+    }
+    if grid.experiment != "impedance" and ran:  # cheap; kept so --experiment spectrum works on any grid
+        row["spectrum"] = spectrum(tr.stopped, problem.clean)
+    stride = max(1, math.ceil(cfg.iters / CURVE_POINTS))
+    row["curve_psnr"] = [[it, rounded(v)] for it, v in tr.curve if it % stride == 0 or it == result.iterations]
+    row["curve_loss"] = [[i + 1, rounded(v, 7)] for i, v in enumerate(result.losses)
+                         if (i + 1) % stride == 0 or i + 1 == result.iterations]
+    return finite(row)
+
+
+def run_cells(grid: Grid, cells: list[Cell], dev: torch.device, path: Path,
+              on_step: Callable[[Cell, Step], None], on_row: Callable[[Cell, dict[str, Any]], None]) -> None:
+    """Run cells in order, appending each row to `path` the moment it is done."""
+    for cell in cells:
+        row = run_cell(grid, cell, dev, [lambda step, c=cell: on_step(c, step)])
+        append_row(path, row)
+        on_row(cell, row)
