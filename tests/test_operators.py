@@ -13,6 +13,7 @@ from lipcli.errors import LipError
 from lipcli.physics import (CS_OPERATORS, TASKS, Denoise, Identity, Inpaint, LinearPhysics, NoiseModel, Physics,
                             SuperResolution, Task, lanczos2_kernel, register_task, task_variants)
 from lipcli.problem import load_problem
+from lipcli.transfer import parse_tasks, task_operator
 
 H, W = 24, 40  # non-square, sides divisible by every SR factor
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -129,13 +130,13 @@ class _HalveTask(Task):
 
 
 def test_a_task_registered_here_is_a_problem_like_the_others(rgb64_path: Path):
-    """A new task is one registration: problems, adjoint fallback and transfer variants follow."""
+    """A new task is one registration: problems, the adjoint fallback and transfer grids follow."""
     register_task(_HalveTask())
     try:
         p = load_problem(rgb64_path, "halve", {}, simulate=True, seed=0)
         assert torch.allclose(p.y, p.clean / 2) and p.metric_name == "psnr" and p.op.params() == {"name": "halve"}
         assert torch.equal(p.op.A_adjoint(p.y), p.y / 2)
-        assert "halve" in task_variants()
+        assert parse_tasks("halve,sr4") == ["halve", "sr4"] and task_operator("halve") == ("halve", {})
     finally:
         TASKS.unregister("halve")
     with pytest.raises(LipError, match="unknown task 'halve': use one of denoise, inpaint, sr"):

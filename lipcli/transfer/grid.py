@@ -16,29 +16,31 @@ from typing import Any
 from .. import artifact, images as images_io, nets
 from ..errors import LipError
 from ..fit import FitConfig
+from ..physics import TASKS, task_variants
 from .experiments import IMPEDANCE_TARGETS
 from .rows import Key
 
-# Grid task name -> (problem task, settings it fixes). The impedance targets are tasks of their own.
-TASKS = {"denoise": ("denoise", {}), "inpaint": ("inpaint", {}), "sr2": ("sr", {"scale": 2}),
-         "sr4": ("sr", {"scale": 4}), "sr8": ("sr", {"scale": 8})}
 BASELINES = ("dense", "random", "deep-decoder")
 EXPERIMENTS = ("grid", "impedance", "spectrum")
 
 
 def task_operator(task: str) -> tuple[str, dict[str, Any]]:
-    """The problem task and fixed settings of a grid task (impedance targets fit through denoise's)."""
-    return ("denoise", {}) if task in IMPEDANCE_TARGETS else TASKS[task]
+    """The problem task and fixed settings of a grid task: a registered task's variant (sr4 = sr with
+    scale 4); the impedance targets are tasks of their own that fit through denoise's operator."""
+    if task in IMPEDANCE_TARGETS:
+        return "denoise", {}
+    entry, extra = task_variants()[task]
+    return entry.name, extra
 
 
 # ------------------------------------------------------------------ parsing the options
 
 def parse_tasks(text: str) -> list[str]:
-    names = _csv_items(text)
+    names, variants = _csv_items(text), task_variants()
     for name in names:
-        if name not in TASKS:
-            hint = " (give the factor: sr2, sr4 or sr8)" if name == "sr" else ""
-            raise LipError(f"unknown task {name!r}{hint}: use {', '.join(TASKS)}")
+        if name not in variants:
+            hint = TASKS.get(name).variant_hint if name in TASKS else ""
+            raise LipError(f"unknown task {name!r}{f' ({hint})' if hint else ''}: use {', '.join(variants)}")
     if not names:
         raise LipError("--tasks is empty: give e.g. denoise,inpaint,sr4")
     return names
@@ -222,10 +224,7 @@ class Grid:
     def identity(self, cell: Cell) -> dict[str, Any]:
         """What must match for an existing row to count as this cell's result (checked on resume)."""
         s, cfg = self.settings[cell.task], self.configs[cell.task]
-        degradation = {"denoise": {"sigma": float(s["sigma"])},
-                       "inpaint": {"keep": float(s["keep"]),
-                                   "mask": str(self.inpaint_mask) if self.inpaint_mask else None},
-                       "sr": {"scale": int(s["scale"])}}[task_operator(cell.task)[0]]
+        degradation = TASKS.get(task_operator(cell.task)[0]).degradation(s, self.inpaint_mask)
         fit = {k: v for k, v in asdict(cfg).items() if k not in ("seed", "metric_every")}
         ident = {"init": self.init, "fit": fit, "degradation": degradation,
                  "mask_sha256": self.mask(cell.mask).sha256 if cell.mask else None}
