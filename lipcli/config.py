@@ -1,16 +1,21 @@
-"""Named presets and YAML config files. Precedence: preset < config file < command-line flags.
+"""Named presets, YAML config files, and turning them plus command-line flags into typed settings.
 
-A config file is flat YAML with the same keys as the options (iters, lr, reg_noise, ...), optionally
-with per-task sections (`denoise:`, `inpaint:`, `sr:`) and a `preset:` it starts from.
+Precedence: preset < config file < command-line flags. A config file is flat YAML with the same keys
+as the options (iters, lr, reg_noise, ...), optionally with per-task sections (`denoise:`, `inpaint:`,
+`sr:`) and a `preset:` it starts from. The checks of flag values that several commands share live here
+once, so every command refuses a bad value with the same line.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
+from . import device as devices, nets
 from .errors import LipError
+from .fit import FitConfig
 from .physics import TASKS
 
 # The paper's settings (anchors-spec a.3, LIP row): one net for every task.
@@ -70,3 +75,46 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
     settings = {**PRESETS[name][task], **file_values, "preset": name}
     settings.update({k: v for k, v in flags.items() if v is not None})
     return settings
+
+
+def resolve_settings(task: str, config: str | None, dev: torch.device, flags: dict[str, Any]) -> dict[str, Any]:
+    """`resolve` with the default preset of the device (paper on CUDA, fast elsewhere) and the net
+    spec checked now, not when the first image is fitted."""
+    settings = resolve(task, config, "paper" if dev.type == "cuda" else "fast", flags)
+    try:
+        nets.validate(nets.resolve_spec(settings["net"]))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise LipError(f"invalid net {settings['net']!r}: {exc}") from None
+    return settings
+
+
+def check_lr(lr: float) -> None:
+    """Every optimiser of lip needs a positive learning rate."""
+    if not lr > 0:
+        raise LipError("--lr must be positive")
+
+
+def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, seed: int) -> FitConfig:
+    """Turn resolved settings into the fitting loop's config (precision 'auto' decided here)."""
+    precision = settings["precision"]
+    if precision == "auto":
+        precision = "bf16" if devices.fast_bf16(dev) else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise LipError(f"unknown --precision {precision!r}: use fp32, bf16 or auto")
+    for key in ("lr", "reg_noise", "ema"):
+        if not 0 <= float(settings[key]) < (1 if key == "ema" else 10):
+            raise LipError(f"--{key.replace('_', '-')} {settings[key]} is out of range")
+    check_lr(float(settings["lr"]))
+    return FitConfig(iters=int(settings["iters"]), lr=float(settings["lr"]),
+                     reg_noise=float(settings["reg_noise"]), ema=float(settings["ema"]),
+                     early_stop=early_stop, es_window=int(settings["es_window"]),
+                     es_patience=int(settings["es_patience"]), precision=precision,
+                     channels_last=precision == "bf16" and dev.type == "cpu", seed=seed)
+
+
+INITS = ("artifact", "fresh")  # a mask's weights: its theta0 (the LIP ticket) or a new seeded draw (OES)
+
+
+def check_init(init: str) -> None:
+    if init not in INITS:
+        raise LipError(f"unknown --init {init!r}: use artifact (keep theta0) or fresh (new weights)")

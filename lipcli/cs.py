@@ -11,19 +11,33 @@ Solvers (all Adam on z, lr 0.01, 1500 iterations by default, anchors-spec b.7):
 Restarts: each restart draws z ~ N(0, I) (seeded); the best restart is the one with the lowest
 MOM loss of G(z_f) against the measurements (a fixed seeded partition), never the ground truth.
 The generator is used in eval mode with frozen weights (pixel-norm, no batch statistics).
+
+CS-DIP (Van Veen et al. 2018, `solve_dip`) is the untrained alternative: an (optionally masked) DIP
+fitted through the same operator by the one DIP loop of fit.py. This module also reads `lip cs`'s
+inputs (an image or a held-back MNIST digit) and builds its measurement operator.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from . import images as images_io, nets
 from .errors import LipError
-from .physics import Physics
+from .fit import FitConfig, Target, fit
+from .gan import load_generator, load_mnist
+from .masks import mask_sparsity
+from .metrics import psnr
+from .physics import Inpaint, Physics
+from .physics.cs import make as make_cs_operator
+from .restore import dense_prior, masked_prior
+
+MNIST_PREFIX = "mnist:"
 
 SOLVERS = ("ls", "mom")
 
@@ -141,8 +155,6 @@ def mse(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def report(result: CSResult, clean: torch.Tensor | None) -> dict[str, Any]:
-    from .metrics import psnr
-
     out: dict[str, Any] = {"restart": result.restart, "selection_losses": result.selection_losses,
                            "final_loss": result.losses[-1] if result.losses else None,
                            "seconds": round(result.seconds, 3)}
@@ -150,3 +162,79 @@ def report(result: CSResult, clean: torch.Tensor | None) -> dict[str, Any]:
         out["mse"] = mse(result.image, clean)
         out["psnr"] = psnr(result.image, clean)
     return out
+
+
+def load_input(arg: str) -> tuple[torch.Tensor, str]:
+    """An image file, or `mnist:K`: held-back test digit K (0..499, never trained on), 32x32."""
+    if arg.startswith(MNIST_PREFIX):
+        try:
+            k = int(arg[len(MNIST_PREFIX):])
+        except ValueError:
+            raise LipError(f"{arg}: give a test digit index, e.g. mnist:0") from None
+        test = load_mnist("test")[0]
+        if not 0 <= k < test.shape[0]:
+            raise LipError(f"{arg}: the held-back test digits are mnist:0 .. mnist:{test.shape[0] - 1}")
+        return test[k:k + 1].clone(), f"mnist-test-{k}"
+    path = images_io.resolve(arg)
+    img = images_io.load_image(path, max_pixels=images_io.MAX_PIXELS)
+    return images_io.to_tensor(img), path.stem
+
+
+def fit_shape(x: torch.Tensor, shape: tuple[int, ...], what: str) -> torch.Tensor:
+    """`x` with the generator's channel count (gray <-> RGB); a different size is refused."""
+    c, h, w = shape
+    if x.shape[1] != c:
+        if c == 1:
+            x = x.mean(dim=1, keepdim=True)
+        else:
+            x = x.expand(-1, c, -1, -1)
+    if tuple(x.shape[-2:]) != (h, w):
+        raise LipError(f"{what} is {x.shape[-1]}x{x.shape[-2]} but the generator makes {w}x{h} images "
+                       "(crop/resize it, or train a generator of that size)")
+    return x
+
+
+def generator_prior(path: Path | str, round_: int | None) -> tuple[nn.Module, tuple[int, int, int], dict[str, Any]]:
+    """The (possibly pruned) generator of an artifact, the image shape it makes, and its report fields."""
+    g, masks, _ = load_generator(path, round_)
+    source = {"generator": str(path), "round": round_ or 0, "sparsity": mask_sparsity(masks)}
+    return g, (int(g.spec["out_channels"]), int(g.spec["size"]), int(g.spec["size"])), source
+
+
+def make_operator(task: str, shape: tuple[int, int, int], *, kind: str, measurements: int, outliers: int,
+                  noise: float, outlier_value: float, keep: float, inpaint_mask: Path | None, simulate: bool,
+                  seed: int) -> Physics:
+    """`cs`: m seeded linear measurements (gaussian | dct | auto); `inpaint`: a pixel mask, read from
+    `inpaint_mask` or, for a simulated input, a seeded Bernoulli draw keeping `keep` of the pixels."""
+    if task == "cs":
+        return make_cs_operator(kind, shape, measurements, outliers=outliers, noise=noise,
+                                outlier_value=outlier_value, seed=seed)
+    if inpaint_mask is not None:
+        keep_mask = torch.tensor(images_io.load_binary_mask(inpaint_mask, shape[1], shape[2]))[None]
+        return Inpaint(keep_mask, str(inpaint_mask))
+    if simulate:
+        return Inpaint.bernoulli((1, shape[1], shape[2]), keep, seed)
+    raise LipError("inpainting a real image needs --inpaint-mask (white = observed)")
+
+
+def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.Tensor | None,
+              mask: Path | None, round_: int | None, iters: int, lr: float, seed: int, dev: torch.device,
+              on_step: Callable[[float], None] = lambda loss: None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """CS-DIP (Van Veen et al. 2018): fit an untrained (optionally masked) DIP through the operator."""
+    c, h, w = shape
+    pri = masked_prior(mask, round_, None, "artifact") if mask else dense_prior("dip", out_channels=c)
+    if pri.spec.get("out_channels") != c:
+        raise LipError(f"the DIP mask makes {pri.spec.get('out_channels')}-channel images; the input has {c}")
+    net = pri.build(seed).to(dev)
+    gen = torch.Generator().manual_seed(seed)
+    ph, pw = nets.padded_size(net, h, w)
+    z = nets.make_input(net, ph, pw, gen).to(dev)
+    target = Target(z=z, op=op, y=y, size=(h, w), clean=ref.to(dev) if ref is not None else None)
+    cfg = FitConfig(iters=iters, lr=lr, reg_noise=1 / 30, ema=0.0, early_stop=False, seed=seed)
+    res = fit(net, [target], cfg, masks=pri.masks, callbacks=[lambda s: on_step(s.loss)])
+    img = res.targets[0].final
+    rep: dict[str, Any] = {"seconds": round(res.seconds, 3), "final_loss": res.losses[-1],
+                           "sparsity": pri.sparsity}
+    if ref is not None:
+        rep["mse"], rep["psnr"] = mse(img, ref), psnr(img, ref.to(img.device))
+    return img, rep

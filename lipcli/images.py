@@ -113,6 +113,7 @@ def _unit(a: np.ndarray, maxval: float) -> np.ndarray:
 
 
 SAMPLE_PREFIX = "sample:"
+MAX_PIXELS = 64_000_000  # the commands refuse larger inputs from the header, before decoding them
 
 
 def resolve(path: Path | str, suffix: str = ".png") -> Path:
@@ -121,6 +122,14 @@ def resolve(path: Path | str, suffix: str = ".png") -> Path:
     if text.startswith(SAMPLE_PREFIX):
         return Path(__file__).parent / "data" / f"{text[len(SAMPLE_PREFIX):]}{suffix}"
     return Path(path)
+
+
+def check_readable(paths: list[Path]) -> None:
+    """Refuse a missing input or a folder before the first run, not after it."""
+    for path in paths:
+        if not resolve(path).is_file():
+            what = "it is a folder (give an image file)" if resolve(path).is_dir() else "no such file (check the path)"
+            raise LipError(f"cannot read {path}: {what}")
 
 
 def load_image(path: Path | str, *, max_pixels: int | None = None,

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from . import artifact, device as devices, nets
+from . import artifact, config, device as devices, nets
 from .errors import LipError
 from .fit import FitConfig, FitResult, Step, fit
 from .masks import Masks, mask_sparsity
@@ -59,8 +59,7 @@ def masked_prior(path: Path, round_: int | None, sparsity: float | None, init: s
             raise LipError(f"--sparsity {sparsity} must be in [0, 1)")
         round_ = art.round_for_sparsity(sparsity)
     k = art.recommended_round if round_ is None else round_
-    if init not in ("artifact", "fresh"):
-        raise LipError(f"unknown --init {init!r}: use artifact (keep theta0) or fresh (new weights)")
+    config.check_init(init)
     return Prior(spec=art.spec, theta0=art.theta0 if init == "artifact" else None, masks=art.mask(k),
                  source={"mask": str(path), "round": k, "init": init, "method": art.meta.get("method")},
                  compact=compact)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import artifact, images as images_io, nets
+from .. import artifact, config, images as images_io, nets
 from ..errors import LipError
 from ..fit import FitConfig
 from ..physics import TASKS, task_variants
@@ -186,8 +186,7 @@ class Grid:
     _by_label: dict[str, MaskSource] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.init not in ("artifact", "fresh"):
-            raise LipError(f"unknown --init {self.init!r}: use artifact (keep theta0) or fresh (new weights)")
+        config.check_init(self.init)
         names = [images_io.resolve(p).name for p in self.images]
         for name in names:
             if names.count(name) > 1:

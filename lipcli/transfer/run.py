@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from .. import nets
+from .. import images as images_io, nets
 from ..errors import LipError
 from ..fit import DivergenceError, Step
 from ..jsonsafe import finite
@@ -27,14 +27,13 @@ from .grid import Cell, Grid, MaskSource, task_operator
 from .rows import append_row, row_key, rounded
 
 CURVE_POINTS = 200  # curves are stored at about this many iterations per run
-MAX_PIXELS = 64_000_000
 
 
 def cell_problem(grid: Grid, cell: Cell) -> Problem:
     """The cell's image degraded by its task, seeded by its seed (an impedance target: through the identity)."""
     task, _ = task_operator(cell.task)
     problem = load_problem(cell.image, task, grid.settings[cell.task], simulate=True, seed=cell.seed,
-                           inpaint_mask=grid.inpaint_mask, max_pixels=MAX_PIXELS)
+                           inpaint_mask=grid.inpaint_mask, max_pixels=images_io.MAX_PIXELS)
     return impedance_problem(problem, cell.task, cell.seed) if cell.task in IMPEDANCE_TARGETS else problem
 
 

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import typer
 
-from . import artifact, files, render
-from . import device as devices
-from .cli import DEVICE, JSON, SEED, THREADS, app
-from .errors import LipError
-from .gan import (
+from .. import artifact, config, files
+from .. import device as devices
+from ..errors import LipError
+from ..gan import (
     GanConfig,
     config_dict,
     load_data,
@@ -19,8 +18,12 @@ from .gan import (
     to_artifact,
     train,
 )
-from .nets import gan_spec
-from .prune.search import created
+from ..nets import gan_spec
+from ..prune.search import created
+from . import render
+from .options import Device, Seed, Threads, json_flag
+
+PlainJson = json_flag(panel=None)
 
 
 def _command(data: str, epochs: int, batch: int, lr: float, nz: int, ngf: int, ndf: int, size: int,
@@ -31,7 +34,6 @@ def _command(data: str, epochs: int, batch: int, lr: float, nz: int, ngf: int, n
             f"--out {out}")
 
 
-@app.command("train-generator")
 @render.guarded
 def train_generator_cmd(
     data: str = typer.Option("mnist", help="'mnist' (the bundled 4,500 training digits; the last 500 "
@@ -46,14 +48,13 @@ def train_generator_cmd(
     channels: int = typer.Option(1, help="1 (gray) or 3 (RGB)"),
     out: Path = typer.Option(..., "--out", "-o", help="Generator artifact to write (.safetensors)"),
     samples: Path | None = typer.Option(None, help="Sample grid PNG [OUT stem + _samples.png]"),
-    device: str = DEVICE, seed: int = SEED, threads: int | None = THREADS,
-    json_: bool = typer.Option(False, "--json", help=JSON.help),
+    device: Device = "auto", seed: Seed = 0, threads: Threads = None,
+    json_: PlainJson = False,
 ) -> None:
     """Train a DCGAN-style generator prior with WGAN-GP (for lip cs and GAN pruning)."""
     if channels not in (1, 3):
         raise LipError(f"--channels {channels} must be 1 or 3")
-    if not lr > 0:
-        raise LipError("--lr must be positive")
+    config.check_lr(lr)
     dev = devices.resolve(device)
     n_threads = devices.set_threads(threads)
     spec = gan_spec(nz=nz, ngf=ngf, ndf=ndf, channels=channels, size=size)

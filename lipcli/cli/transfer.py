@@ -9,20 +9,21 @@ from rich import box
 from rich.table import Table
 from typer.core import TyperCommand
 
-from . import device as devices, files, render, transfer
-from . import images as images_io
-from .cli import (CONFIG, EARLY_STOP, EMA, ES_PATIENCE, ES_WINDOW, INPAINT_MASK, KEEP, LR, PRECISION,
-                  REG_NOISE, SEED, SIGMA, THREADS, app, fit_config, resolve_settings)
-from .cli_inspect import _print
-from .errors import LipError
-from .fit import Step
-from .transfer import Cell, workers
+from .. import config, device as devices, files, transfer
+from .. import images as images_io
+from ..errors import LipError
+from ..fit import Step
+from ..transfer import Cell, workers
+from . import render
+from .options import (DEVICE_HELP, Config, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Keep, Lr,
+                      Precision, RegNoise, Seed, Sigma, Threads, json_flag)
 
 GRID = "Grid"
 ARGS = "lip_transfer_args"
+RowsJson = json_flag("Print each finished row as one JSON line on stdout")
 
 
-class _KeepArgs(TyperCommand):
+class KeepArgs(TyperCommand):
     """Keeps the command's own arguments: `--device A,B` starts its workers with the user's command line."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
@@ -30,7 +31,6 @@ class _KeepArgs(TyperCommand):
         return super().parse_args(ctx, args)
 
 
-@app.command("transfer", cls=_KeepArgs)
 @render.guarded
 def transfer_cmd(
     ctx: typer.Context,
@@ -62,19 +62,18 @@ def transfer_cmd(
     curves: bool = typer.Option(False, "--curves", help="Also plot PSNR and loss against iteration"),
     plot_metric: str = typer.Option("stopped", help="PSNR plotted against sparsity: stopped (auto-stopped) | "
                                     "final | oracle (best over iterations, reads the clean image)"),
-    inpaint_mask: Optional[Path] = INPAINT_MASK, sigma: Optional[float] = SIGMA, keep: Optional[float] = KEEP,
+    inpaint_mask: InpaintMask = None, sigma: Sigma = None, keep: Keep = None,
     iters: Optional[int] = typer.Option(None, help="Adam iterations per run (upper bound when early stopping) "
                                         "[preset]", rich_help_panel="Fitting"),
-    lr: Optional[float] = LR, reg_noise: Optional[float] = REG_NOISE, ema: Optional[float] = EMA,
-    early_stop: bool = EARLY_STOP, es_window: Optional[int] = ES_WINDOW, es_patience: Optional[int] = ES_PATIENCE,
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps, or a comma list (cuda:0,cuda:1):"
+    lr: Lr = None, reg_noise: RegNoise = None, ema: Ema = None,
+    early_stop: EarlyStop = True, es_window: EsWindow = None, es_patience: EsPatience = None,
+    device: str = typer.Option("auto", help=f"{DEVICE_HELP}, or a comma list (cuda:0,cuda:1):"
                                " one worker process per device runs --shard i/n there, then the shards are "
                                "merged (--json prints the rows after the merge); repeats are allowed, e.g. "
                                "cpu,cpu,cpu,cpu on a many-core CPU", envvar="LIP_DEVICE", rich_help_panel="Run"),
-    seed: int = SEED, precision: Optional[str] = PRECISION, threads: Optional[int] = THREADS,
-    config_: Optional[str] = typer.Option(None, "--config", help=CONFIG.help, rich_help_panel="Run"),
-    json_: bool = typer.Option(False, "--json", help="Print each finished row as one JSON line on stdout",
-                               rich_help_panel="Run"),
+    seed: Seed = 0, precision: Precision = None, threads: Threads = None,
+    config_: Config = None,
+    json_: RowsJson = False,
 ) -> None:
     """Run a transfer grid: masks x rounds x images x tasks x seeds, with baselines, plots and a summary."""
     if experiment not in transfer.EXPERIMENTS:
@@ -103,11 +102,7 @@ def transfer_cmd(
     task_names = list(transfer.IMPEDANCE_TARGETS) if experiment == "impedance" else \
         transfer.parse_tasks(tasks or "denoise")
     chosen_baselines = transfer.parse_baselines(baselines)
-    for path in images:
-        if not images_io.resolve(path).is_file():
-            what = "it is a folder (give an image file)" if images_io.resolve(path).is_dir() \
-                else "no such file (check the path)"
-            raise LipError(f"cannot read {path}: {what}")
+    images_io.check_readable(images)
     if inpaint_mask is not None and not inpaint_mask.is_file():
         raise LipError(f"cannot read --inpaint-mask {inpaint_mask}: no such file")
     masks = transfer.load_masks(list(mask or []))
@@ -120,9 +115,9 @@ def transfer_cmd(
     settings, configs = {}, {}
     for name in task_names:
         base, extra = transfer.task_operator(name)
-        settings[name] = resolve_settings(base, config_, dev, {**flags, **extra})
+        settings[name] = config.resolve_settings(base, config_, dev, {**flags, **extra})
         # The impedance experiment records whole loss curves: never stop early.
-        configs[name] = fit_config(settings[name], early_stop and experiment != "impedance", dev, 0)
+        configs[name] = config.fit_config(settings[name], early_stop and experiment != "impedance", dev, 0)
     grid = transfer.Grid(masks, chosen_rounds, list(images), task_names, list(range(seed, seed + seeds)),
                          chosen_baselines, init, settings, configs, inpaint_mask, experiment)
     for name in task_names:  # bad sizes, masks or images fail now, not hours into the grid
@@ -213,9 +208,9 @@ def _write(folder: Path, results: list[dict[str, Any]], impedance: list[dict[str
            spectra: bool, metric: str) -> None:
     summary, written = transfer.write_outputs(folder, results, impedance, curves, spectra, metric)
     if summary:
-        _print(_summary_table(summary))
+        render.print_wide(_summary_table(summary))
     if impedance:
-        _print(_impedance_table(impedance))
+        render.print_wide(_impedance_table(impedance))
     for path in written:
         render.err.print(f"wrote {path}", markup=False, soft_wrap=True)
 

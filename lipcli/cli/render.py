@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from . import files
-from .errors import LipError
-from .jsonsafe import finite
+from .. import files
+from ..errors import LipError
+from ..jsonsafe import finite
 
 err = Console(stderr=True, highlight=False)
 
@@ -110,6 +111,39 @@ def say(line: str) -> None:
 
 def fmt(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
+
+
+def print_wide(renderable: RenderableType) -> None:
+    """Print a table on stderr; in a pipe or log (no terminal width to respect) never truncate names."""
+    if err.is_terminal:
+        err.print(renderable)
+        return
+    natural = Measurement.get(err, err.options.update(width=1000), renderable).maximum
+    before = err.width
+    err.width = max(before, min(natural, 1000))
+    try:
+        err.print(renderable)
+    finally:
+        err.width = before
+
+
+def say_round(rec: dict[str, Any], json_: bool) -> None:
+    """One finished pruning round (DIP and GAN searches alike): a table line, and a JSON object with --json."""
+    loss = "-" if rec.get("loss") is None else f"{rec['loss']:.6f}"
+    psnr = f"  psnr(clean, report only) {rec['psnr_final']:.2f}" if rec.get("psnr_final") is not None else ""
+    err.print(f"round {rec['round']:>2}  sparsity {100 * rec['sparsity']:6.2f}%  kept {rec['kept']:>9}  "
+              f"loss {loss}{psnr}  {rec['seconds']:.1f}s", markup=False)
+    if json_:
+        emit_json({"type": "round", **rec})
+
+
+def say_stopped(path: Path) -> None:
+    """After Ctrl-C or SIGTERM in a search: where the finished rounds are and how to continue (a stream
+    target kept none: it receives only the finished artifact)."""
+    if files.is_stream(path):
+        say(f"lip: stopped; nothing was written to {path} (it receives only the finished artifact)")
+    elif path.exists():
+        say(f"lip: stopped; finished rounds are kept in {path}. Continue with the same command plus --resume {path}")
 
 
 @contextmanager

@@ -9,19 +9,19 @@ from typing import Any, Optional
 
 import typer
 from rich import box
-from rich.measure import Measurement
 from rich.table import Table
 
-from . import artifact, files, inspect as insp, render
-from .cli import app
-from .errors import LipError
+from .. import artifact, files, inspect as insp
+from ..errors import LipError
+from . import render
+from .options import json_flag
 
+ReportJson = json_flag("Print everything as one JSON object on stdout (no tables)", panel=None)
 LAYER_COLUMNS = ("index", "name", "shape", "params", "kept", "sparsity")
 OVERLAP_COLUMNS = ("index", "name", "shape", "params", "kept_a", "kept_b", "sparsity_a", "sparsity_b",
                    "intersection", "union", "jaccard", "fraction_a_in_b")
 
 
-@app.command("inspect")
 @render.guarded
 def inspect_cmd(
     artifacts: list[Path] = typer.Argument(..., help="A mask artifact (.safetensors), or two (A B) to compare",
@@ -34,8 +34,7 @@ def inspect_cmd(
                                         "(x = layer index in forward order, y = sparsity)"),
     plot_rounds: Optional[str] = typer.Option(None, "--plot-rounds", help="Rounds to plot, e.g. 1,4,8 "
                                               "(default: up to 4, evenly spread)"),
-    json_: bool = typer.Option(False, "--json", help="Print everything as one JSON object on stdout "
-                               "(no tables)"),
+    json_: ReportJson = False,
     csv_: Optional[Path] = typer.Option(None, "--csv", help="Write the per-layer table as CSV ('-' = stdout)"),
 ) -> None:
     """Show what a mask artifact holds, layer by layer; with two artifacts, how their masks overlap."""
@@ -175,21 +174,6 @@ def _info_rows(path: str, s: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _print(renderable: Any) -> None:
-    """Print on stderr; in a pipe or log (no terminal width to respect) never truncate names."""
-    out = render.err
-    if out.is_terminal:
-        out.print(renderable)
-        return
-    natural = Measurement.get(out, out.options.update(width=1000), renderable).maximum
-    before = out.width
-    out.width = max(before, min(natural, 1000))
-    try:
-        out.print(renderable)
-    finally:
-        out.width = before
-
-
 def _say_info(rows: list[tuple[str, str]]) -> None:
     for k, v in rows:
         render.err.print(f"{k:<10}{v}", markup=False, soft_wrap=True)
@@ -214,7 +198,7 @@ def _rounds_table(s: dict[str, Any]) -> Table:
 def _say_single(r: dict[str, Any]) -> None:
     s = r["summary"]
     _say_info(_info_rows(r["artifact"], s))
-    _print(_rounds_table(s))
+    render.print_wide(_rounds_table(s))
     t = Table(title=f"Layers at round {r['round']} (sparsity {_pct(r['sparsity'])}), forward order",
               box=box.SIMPLE_HEAD, title_justify="left", show_footer=True)
     rows = r["layers"]
@@ -225,7 +209,7 @@ def _say_single(r: dict[str, Any]) -> None:
     for x in rows:
         t.add_row(str(x["index"]), x["name"], "x".join(map(str, x["shape"])), f"{x['params']:,}",
                   f"{x['kept']:,}", _pct(x["sparsity"]))
-    _print(t)
+    render.print_wide(t)
 
 
 def _say_compare(r: dict[str, Any]) -> None:
@@ -250,7 +234,7 @@ def _say_compare(r: dict[str, Any]) -> None:
     for x in r["layers"]:
         t.add_row(str(x["index"]), x["name"], f"{x['params']:,}", _pct(x["sparsity_a"]), _pct(x["sparsity_b"]),
                   render.fmt(x["jaccard"], 3), _pct(x["fraction_a_in_b"]))
-    _print(t)
+    render.print_wide(t)
     out.print(f"overall: jaccard {render.fmt(o['jaccard'], 3)}, {_pct(o['fraction_a_in_b'])} of A's kept "
               f"weights are kept in B (independent random masks of these densities: jaccard "
               f"{render.fmt(o['chance_jaccard'], 3)}, {_pct(o['chance_fraction_a_in_b'])})",

@@ -1,0 +1,121 @@
+"""The options several commands share, declared once as `Annotated` aliases: `task: Task = "denoise"`.
+
+The default stays in each command's signature (commands differ there); the flag name, help text and
+help panel are written here only. `RegistryChoice` turns a registry into an option's choices.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.models import OptionInfo
+
+from ..errors import LipError
+from ..registry import Registry
+
+
+class RegistryChoice:
+    """Parses an option whose values are a registry's names, reading the names when used, not at import.
+
+    An entry registered after import (a plug-in, a test) is accepted and listed in `--help` like the
+    built-in ones; an unknown name is a one-line usage error (exit 2) that lists the choices.
+    """
+
+    def __init__(self, registry: Registry[Any]) -> None:
+        self.registry = registry
+
+    def __call__(self, value: str) -> str:
+        try:
+            self.registry.get(value)
+        except LipError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        return value
+
+    def names(self, sep: str) -> str:
+        return sep.join(self.registry.names())
+
+    @property
+    def metavar(self) -> str:
+        return f"<{self.names('|')}>"
+
+
+class _ChoiceOption(OptionInfo):
+    """An option whose metavar and help are rendered from its registry each time the command is built
+    (typer builds it on every run, so `--help` shows the names registered by then)."""
+
+    def __init__(self, choice: RegistryChoice, help: str, **kwargs: Any) -> None:
+        self._choice, self._help = choice, help
+        super().__init__(parser=choice, **kwargs)
+
+    @property  # type: ignore[override]
+    def help(self) -> str:
+        return self._help.format(names=self._choice.names(" | "))
+
+    @help.setter
+    def help(self, value: Any) -> None:  # set by OptionInfo.__init__; the template wins
+        pass
+
+    @property  # type: ignore[override]
+    def metavar(self) -> str:
+        return self._choice.metavar
+
+    @metavar.setter
+    def metavar(self, value: Any) -> None:
+        pass
+
+
+def registry_option(registry: Registry[Any], *param_decls: str, help: str = "{names}", **kwargs: Any) -> Any:
+    """`typer.Option` choosing among `registry`'s names; `{names}` in `help` becomes "a | b | c"."""
+    return _ChoiceOption(RegistryChoice(registry), help, default=..., param_decls=param_decls, **kwargs)
+
+
+def json_flag(help: str = "Print one JSON object per result on stdout", panel: Optional[str] = "Run") -> Any:
+    """`--json`: every command has it; what one JSON object stands for differs, so the help does."""
+    return Annotated[bool, typer.Option("--json", help=help, rich_help_panel=panel)]
+
+
+# Task: what degraded the image.
+Task = Annotated[str, typer.Option(help="denoise | inpaint | sr", rich_help_panel="Task")]
+Sigma = Annotated[Optional[float], typer.Option(help="Gaussian noise level, 0-255 units (used with --simulate) "
+                                                "[25]", rich_help_panel="Task")]
+InpaintMask = Annotated[Optional[Path], typer.Option(help="Inpainting mask PNG, white = observed, black = "
+                                                     "missing", rich_help_panel="Task")]
+Keep = Annotated[Optional[float], typer.Option(help="With --simulate and no mask: Bernoulli fraction of pixels "
+                                               "observed [0.5]", rich_help_panel="Task")]
+Scale = Annotated[Optional[int], typer.Option(help="Super-resolution factor: 2, 4 or 8 [4]",
+                                              rich_help_panel="Task")]
+Simulate = Annotated[bool, typer.Option(help="The input is CLEAN: degrade it (seeded) and score against it",
+                                        rich_help_panel="Task")]
+
+# Fitting: the DIP loop (defaults come from the preset).
+Iters = Annotated[Optional[int], typer.Option(help="Adam iterations (upper bound when early stopping) [preset]",
+                                              min=1, rich_help_panel="Fitting")]
+Lr = Annotated[Optional[float], typer.Option(help="Adam learning rate [0.01]", rich_help_panel="Fitting")]
+RegNoise = Annotated[Optional[float], typer.Option(help="Std of the input-code jitter [1/30 denoise, 0.03 "
+                                                   "inpaint/sr]", rich_help_panel="Fitting")]
+Ema = Annotated[Optional[float], typer.Option(help="Output moving average (0 = off) [0.99 denoise, 0 "
+                                              "otherwise]", rich_help_panel="Fitting")]
+EarlyStop = Annotated[bool, typer.Option(help="Stop automatically when the output stops improving (never reads "
+                                         "the clean image)", rich_help_panel="Fitting")]
+EsWindow = Annotated[Optional[int], typer.Option(help="Early-stop variance window [200]", min=2,
+                                                 rich_help_panel="Fitting")]
+EsPatience = Annotated[Optional[int], typer.Option(help="Early-stop patience in iterations [1000 paper, 300 "
+                                                   "fast]", min=1, rich_help_panel="Fitting")]
+
+# Run: where and how reproducibly.
+DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps"
+Device = Annotated[str, typer.Option(help=DEVICE_HELP, envvar="LIP_DEVICE", rich_help_panel="Run")]
+Seed = Annotated[int, typer.Option(help="Seed for weights, input code and simulated degradations",
+                                   rich_help_panel="Run")]
+Precision = Annotated[Optional[str], typer.Option(
+    help="fp32 | bf16 | auto. auto (the fast preset) = bf16 autocast + channels_last on CPUs with "
+         "AVX512-BF16/AMX and on bf16 GPUs, else fp32", rich_help_panel="Run")]
+Threads = Annotated[Optional[int], typer.Option(help="CPU threads (results are bit-reproducible at a fixed "
+                                                "count)", rich_help_panel="Run")]
+Config = Annotated[Optional[str], typer.Option("--config", help="Preset (paper | fast) or a YAML file; flags "
+                                               "override it. Default: fast on CPU, paper on GPU",
+                                               rich_help_panel="Run")]
+Json = json_flag()
+Log = Annotated[Optional[Path], typer.Option(help="Append a JSON-lines log of every iteration, round and result "
+                                             "(follow with tail -f)", rich_help_panel="Run")]

@@ -1,0 +1,252 @@
+"""`lip prune`: parse, then run one of its two workflows and render the per-round table.
+
+`--prior dip` (the default) searches a DIP mask on images (`prune_dip`, here); `--prior gan` prunes a
+pretrained generator (`prune_gan.py`). Their flags are grouped into small settings objects on the way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import typer
+
+from .. import config, device as devices, files
+from .. import images as images_io
+from ..errors import LipError
+from ..fit import Step
+from ..problem import load_problem, provenance
+from ..prune.gan_imp import GanImpSettings
+from ..prune.imp import ImpSettings
+from ..prune.run import SearchRequest, methods, rounds_for, search
+from . import render
+from .options import (Config, Device, InpaintMask, Json, Keep, Log, Lr, Precision, RegNoise, Scale, Seed, Sigma,
+                      Simulate, Task, Threads)
+from .prune_gan import GanPrune, prune_gan
+
+
+@dataclass
+class Targets:
+    """What the DIP search fits: the images, how they were degraded, and optional clean references."""
+
+    images: list[Path]
+    task: str
+    degradation: dict[str, Any]  # sigma, keep, scale: None = the preset's
+    inpaint_mask: Optional[Path]
+    simulate: bool
+    oracle_target: Optional[list[Path]]  # fit these clean images instead (the paper's protocol)
+    clean: Optional[list[Path]]  # for per-round PSNR reports only
+
+
+@dataclass
+class Search:
+    """How to search: the method, its schedule and parameters, the net, and the fitting overrides."""
+
+    method: str
+    rounds: Optional[int]
+    target_sparsity: Optional[float]
+    rate: Optional[float]
+    rewind: float
+    scope: str
+    keep_input_dense: bool
+    fresh_input: bool
+    shared_input: bool
+    stop_when_loss_rises: Optional[int]
+    early_bird: Optional[float]
+    early_bird_every: int
+    like: Optional[Path]
+    synflow_iters: int
+    oes_lambda: float
+    oes_tau: float
+    net: Optional[str]
+    iters: Optional[int]
+    lr: Optional[float]
+    reg_noise: Optional[float]
+
+
+@dataclass
+class Session:
+    """Where the artifact goes, and how the search runs and reports."""
+
+    out: Optional[Path]
+    resume: Optional[Path]
+    seed: int
+    precision: Optional[str]
+    threads: Optional[int]
+    config: Optional[str]
+    json_: bool
+    log: Optional[Path]
+
+
+def artifact_output(resume: Optional[Path], out: Path) -> Path:
+    """The artifact a search writes: the one resumed (a regular file: it is read back), else `out`."""
+    if resume is not None and files.is_stream(resume):
+        raise LipError(f"--resume {resume}: give the artifact file itself, not a device or pipe")
+    path = resume or out
+    files.check_writable(path)
+    return path
+
+
+@render.guarded
+def prune_cmd(
+    images: Optional[list[Path]] = typer.Argument(None, help="Degraded image(s) to search on (clean ones "
+                                                  "with --simulate); none with --prior gan"),
+    task: Task = "denoise", sigma: Sigma = None, inpaint_mask: InpaintMask = None,
+    keep: Keep = None, scale: Scale = None, simulate: Simulate = False,
+    method: str = typer.Option("imp", help=" | ".join(methods()), rich_help_panel="Search"),
+    rounds: Optional[int] = typer.Option(None, help="Pruning rounds [16 paper, 4 fast]", min=1, max=255,
+                                         rich_help_panel="Search"),
+    target_sparsity: Optional[float] = typer.Option(None, help="Prune until this sparsity (sets the rounds)",
+                                                    rich_help_panel="Search"),
+    rate: Optional[float] = typer.Option(None, help="Fraction of the remaining weights pruned per round "
+                                         "[0.2 paper, 0.36 fast]",
+                                         rich_help_panel="Search"),
+    rewind: float = typer.Option(0.0, help="Rewind to the weights after this fraction of the first "
+                                 "round (0 = to the init, LIP's default)", rich_help_panel="Search"),
+    scope: str = typer.Option("conv", help="conv: conv weights (IMP) | all: every parameter (OES)",
+                              rich_help_panel="Search"),
+    keep_input_dense: bool = typer.Option(False, help="Leave the two z-facing convs unmasked (the published "
+                                          "LIP code's choice; sparsity is counted over what is masked)",
+                                          rich_help_panel="Search"),
+    fresh_input: bool = typer.Option(False, help="Draw a new input code z every round (published code)",
+                                     rich_help_panel="Search"),
+    shared_input: bool = typer.Option(False, help="Several images: one z and one output for all "
+                                      "(Algorithm 2 as published); default: one z per image",
+                                      rich_help_panel="Search"),
+    stop_when_loss_rises: Optional[int] = typer.Option(None, help="End the search when the IMP loss has "
+                                                       "risen N rounds in a row (the recommendation uses "
+                                                       "N=2 otherwise)", min=1, rich_help_panel="Search"),
+    oracle_target: Optional[list[Path]] = typer.Option(None, help="Fit these CLEAN images instead (the "
+                                                       "paper's protocol; recorded as oracle)",
+                                                       rich_help_panel="Search"),
+    clean: Optional[list[Path]] = typer.Option(None, help="Clean references, for per-round PSNR reports only",
+                                               rich_help_panel="Search"),
+    early_bird: Optional[float] = typer.Option(None, help="IMP: end a round once the mask it would prune "
+                                               "changes by less than this fraction between checks (0 = off) "
+                                               "[preset]", min=0.0, max=1.0, rich_help_panel="Search"),
+    early_bird_every: int = typer.Option(50, help="IMP: iterations between early-bird checks", min=1,
+                                         rich_help_panel="Search"),
+    like: Optional[Path] = typer.Option(None, help="random-layerwise: copy this mask's per-layer ratios",
+                                        rich_help_panel="Search"),
+    synflow_iters: int = typer.Option(100, help="SynFlow re-scorings per round", min=1, rich_help_panel="Search"),
+    oes_lambda: float = typer.Option(1e-9, help="OES KL weight", rich_help_panel="Search"),
+    oes_tau: float = typer.Option(0.2, help="OES Gumbel-softmax temperature", rich_help_panel="Search"),
+    net: Optional[str] = typer.Option(None, help="Net preset: dip | dip-inpaint | oes [dip]",
+                                      rich_help_panel="Search"),
+    prior: str = typer.Option("dip", help="dip: prune an untrained DIP on images | gan: prune a "
+                              "pretrained generator (--generator, --data)", rich_help_panel="GAN"),
+    generator: Optional[Path] = typer.Option(None, help="Generator artifact for --prior gan "
+                                             "[the bundled MNIST generator]", rich_help_panel="GAN"),
+    data: str = typer.Option("mnist", help="Fine-tuning data for --prior gan: mnist or a folder of images",
+                             rich_help_panel="GAN"),
+    epochs: int = typer.Option(2, help="Fine-tuning epochs per round (--prior gan)", min=1, rich_help_panel="GAN"),
+    ratio: float = typer.Option(0.4, help="Fraction of the data used per round (--prior gan)",
+                                rich_help_panel="GAN"),
+    iters: Optional[int] = typer.Option(None, help="Adam iterations per IMP round (upper bound with "
+                                        "--early-bird), or of the OES run [preset: 3000 paper, 1200 fast]",
+                                        min=1, rich_help_panel="Fitting"),
+    lr: Lr = None, reg_noise: RegNoise = None,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Artifact to write [FIRST_METHOD.safetensors]"),
+    resume: Optional[Path] = typer.Option(None, help="Continue an interrupted search stored in this artifact"),
+    device: Device = "auto", seed: Seed = 0, precision: Precision = None,
+    threads: Threads = None,
+    config_: Config = None,
+    json_: Json = False,
+    log: Log = None,
+) -> None:
+    """Find a lottery image prior: a sparse mask (and its initial weights) for a DIP or a generator."""
+    dev = devices.resolve(device)
+    if prior == "gan":
+        return prune_gan(GanPrune(generator, data, GanImpSettings(
+            rounds=rounds or 6, rate=rate or 0.2, epochs=epochs, ratio=ratio, method=method, seed=seed),
+            artifact_output(resume, out or Path(f"generator_{method}.safetensors")), resume is not None, json_))
+    if prior != "dip":
+        raise LipError(f"unknown --prior {prior!r}: use dip or gan")
+    if not images:
+        raise LipError("give at least one image to search on (or --prior gan)")
+    prune_dip(Targets(images, task, dict(sigma=sigma, keep=keep, scale=scale), inpaint_mask, simulate,
+                      oracle_target, clean),
+              Search(method, rounds, target_sparsity, rate, rewind, scope, keep_input_dense, fresh_input,
+                     shared_input, stop_when_loss_rises, early_bird, early_bird_every, like, synflow_iters,
+                     oes_lambda, oes_tau, net, iters, lr, reg_noise),
+              Session(out, resume, seed, precision, threads, config_, json_, log), dev)
+
+
+def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
+    """Search a DIP mask on the images (IMP, OES or a one-shot score), writing the artifact every round."""
+    n_threads = devices.set_threads(run.threads, render.say)
+    settings = config.resolve_settings(t.task, run.config, dev, dict(
+        **t.degradation, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise, precision=run.precision,
+        net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird))
+    cfg = replace(config.fit_config(settings, False, dev, run.seed), iters=int(settings["search_iters"]))
+    rate = float(settings["rate"])
+    if not 0 < rate < 1:
+        raise LipError(f"--rate {rate} must be in (0, 1)")
+    if s.target_sparsity is not None and not 0 < s.target_sparsity < 1:
+        raise LipError(f"--target-sparsity {s.target_sparsity} must be in (0, 1)")
+    if not 0 <= s.rewind < 1:
+        raise LipError(f"--rewind {s.rewind} must be in [0, 1)")
+    if s.method not in methods():
+        raise LipError(f"unknown --method {s.method!r}: use one of {', '.join(methods())}")
+    n_rounds = rounds_for(s.target_sparsity, rate) if s.target_sparsity is not None and s.method != "oes" \
+        else int(settings["rounds"])
+    if n_rounds > 255:
+        raise LipError(f"{n_rounds} rounds needed; at most 255 are supported (lower --target-sparsity)")
+    refs = t.oracle_target or t.clean or []
+    if refs and len(refs) != len(t.images):
+        raise LipError(f"give one {'--oracle-target' if t.oracle_target else '--clean'} per image "
+                       f"({len(t.images)} images, {len(refs)} references)")
+    if t.oracle_target and t.clean:
+        raise LipError("--oracle-target and --clean exclude each other")
+    if t.oracle_target and t.simulate:
+        raise LipError("--oracle-target and --simulate exclude each other: with --simulate the input is "
+                       "already the clean image")
+    first = t.images[0]
+    out_path = artifact_output(run.resume, run.out or first.with_name(f"{first.stem}_{s.method}.safetensors"))
+    problems = [load_problem(p, t.task, settings, simulate=t.simulate, seed=run.seed, inpaint_mask=t.inpaint_mask,
+                             clean=refs[i] if refs else None, max_pixels=images_io.MAX_PIXELS)
+                for i, p in enumerate(t.images)]
+    if s.shared_input and len({p.size for p in problems}) > 1:
+        raise LipError("--shared-input needs images of one size (or drop it: each image then gets its own z)")
+    req = SearchRequest(
+        method=s.method, task=t.task, net=settings["net"], rounds=n_rounds, rate=rate, scope=s.scope,
+        keep_input_dense=s.keep_input_dense, fit=cfg, seed=run.seed, synflow_iters=s.synflow_iters,
+        oes_lambda=s.oes_lambda, oes_tau=s.oes_tau, target_sparsity=s.target_sparsity,
+        like=str(s.like) if s.like else None,
+        imp=ImpSettings(rounds=n_rounds, rate=rate, rewind=s.rewind, fresh_input=s.fresh_input,
+                        shared_input=s.shared_input, rises=s.stop_when_loss_rises or 2,
+                        stop_on_rises=s.stop_when_loss_rises is not None, oracle=bool(t.oracle_target),
+                        early_bird=float(settings["early_bird"]), early_bird_every=s.early_bird_every),
+        extra={"threads": n_threads, "preset": settings["preset"], "device": dev.type})
+    total = (n_rounds + 1) * cfg.iters if s.method == "imp" else cfg.iters if s.method == "oes" else n_rounds
+
+    def on_start() -> None:
+        render.say(f"lip prune: {s.method} on {', '.join(p.name for p in t.images)} ({t.task}), "
+                   f"{n_rounds} rounds, writing {out_path}")
+
+    run_log = render.RunLog(run.log)
+    try:
+        with render.progress(total, f"{s.method}") as advance, files.checkpointed(out_path) as checkpoint:
+            def on_step(step: Step) -> None:
+                advance(1, f"loss {step.loss:.5f}")
+                run_log.write("step", iteration=step.iteration, loss=step.loss)
+
+            def on_round(rec: dict[str, Any]) -> None:
+                if s.method not in ("imp", "oes"):
+                    advance(1)
+                render.say_round(rec, run.json_)
+                run_log.write("round", **rec)
+
+            art = search(req, problems, provenance(problems), dev, checkpoint, run.resume is not None, on_start,
+                         on_step, on_round)
+    except (KeyboardInterrupt, render.Terminated):
+        render.say_stopped(out_path)
+        raise
+    finally:
+        run_log.close()
+    render.say(f"wrote {out_path}: {art.rounds} rounds, recommended round {art.recommended_round} "
+               f"(sparsity {100 * art.sparsity(art.recommended_round):.2f}%)")
+    if run.json_:
+        render.emit_json({"type": "result", "out": str(out_path), "method": s.method,
+                          "rounds": art.meta["rounds"], "recommended_round": art.recommended_round})

@@ -1,0 +1,45 @@
+"""`lip prune --prior gan`: GAN IMP (LIP Section 5), the second workflow of `lip prune`.
+
+Fine-tune a pretrained generator with its critic each round, prune G's convs, rewind to the pretrained
+weights. It shares only the round table and the resume hint with the DIP search.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from .. import artifact, files, gan
+from ..prune import gan_imp
+from ..prune.search import Trajectory
+from . import render
+
+
+@dataclass
+class GanPrune:
+    """The flags the GAN search reads (`lip prune --prior gan`)."""
+
+    generator: Optional[Path]  # None: the bundled MNIST generator
+    data: str  # "mnist" or a folder of images
+    settings: gan_imp.GanImpSettings
+    out: Path  # checked writable; with `resume`, the artifact to continue
+    resume: bool
+    json_: bool
+
+
+def prune_gan(run: GanPrune) -> None:
+    """Search (or resume) a GAN-IMP trajectory, writing the artifact after every round."""
+    traj = (Trajectory.resume(artifact.load(run.out)) if run.resume
+            else gan_imp.start(run.generator or gan.GENERATOR, run.settings, " ".join(["lip", *sys.argv[1:]])))
+    train_data = gan.load_data(run.data, traj.spec)
+    try:
+        with files.checkpointed(run.out) as checkpoint:
+            art = gan_imp.run(traj, train_data, run.settings, checkpoint, lambda rec: render.say_round(rec, run.json_))
+    except (KeyboardInterrupt, render.Terminated):
+        render.say_stopped(run.out)
+        raise
+    render.err.print(f"wrote {run.out}: {art.rounds} rounds of {run.settings.method} on the generator",
+                     markup=False)
+    if run.json_:
+        render.emit_json({"type": "result", "out": str(run.out), "rounds": art.meta["rounds"]})

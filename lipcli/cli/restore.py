@@ -1,0 +1,151 @@
+"""`lip restore`: parse, restore each image with the chosen prior, write it and report it."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import typer
+
+from .. import config, device as devices, files
+from .. import images as images_io
+from ..errors import LipError, LipRuntimeError
+from ..fit import DivergenceError, FitConfig, Step
+from ..problem import load_problem
+from ..restore import Prior, dense_prior, masked_prior, restore
+from . import render
+from .options import (Config, Device, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Iters, Json, Keep,
+                      Log, Lr, Precision, RegNoise, Scale, Seed, Sigma, Simulate, Task, Threads)
+
+
+def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restored") -> list[Path]:
+    """One output per input: --out is a file for one input, a folder (created) for several."""
+    if out is not None and files.is_stdout(out):
+        if len(inputs) > 1:
+            raise LipError("-o - writes one image to stdout: give one input (or an output folder)")
+        return [out]
+    if out is None:  # beside the input; bundled samples go to the working folder
+        return [(Path(p.name) if str(p).startswith(images_io.SAMPLE_PREFIX) else p).with_name(
+            f"{images_io.resolve(p).stem}{suffix}.png") for p in inputs]
+    if len(inputs) > 1 or out.is_dir() or str(out).endswith("/"):
+        if not out.is_dir():
+            files.make_folder(out, "output folder")
+        paths = [out / f"{p.stem}.png" for p in inputs]
+        if len(set(paths)) < len(paths):
+            raise LipError("two inputs share a file name; restore them into different --out folders")
+        return paths
+    return [out]
+
+
+@render.guarded
+def restore_cmd(
+    images: list[Path] = typer.Argument(..., help="Degraded image(s) (or clean ones with --simulate)"),
+    task: Task = "denoise", sigma: Sigma = None, inpaint_mask: InpaintMask = None,
+    keep: Keep = None, scale: Scale = None, simulate: Simulate = False,
+    mask: Optional[Path] = typer.Option(None, help="Mask artifact (.safetensors); dense net when absent",
+                                        rich_help_panel="Prior"),
+    round_: Optional[int] = typer.Option(None, "--round", help="Round of the mask trajectory "
+                                         "[the artifact's recommended round]", rich_help_panel="Prior"),
+    sparsity: Optional[float] = typer.Option(None, help="Pick the round closest to this sparsity",
+                                             rich_help_panel="Prior"),
+    init: str = typer.Option("artifact", help="artifact: the mask's theta0 (LIP ticket) | fresh: new "
+                             "weights under the mask (OES transfer)", rich_help_panel="Prior"),
+    prior: str = typer.Option("dip", help="dip | deep-decoder (dense priors without --mask)",
+                              rich_help_panel="Prior"),
+    net: Optional[str] = typer.Option(None, help="Dense DIP net preset: dip | dip-inpaint | oes [dip]",
+                                      rich_help_panel="Prior"),
+    dd_k: int = typer.Option(128, help="Deep-decoder width k (6(k^2+2k)+3k parameters)", min=1,
+                             rich_help_panel="Prior"),
+    compact: bool = typer.Option(False, "--compact", help="Fit the masked net with its entirely pruned "
+                                 "filters removed (lipcli/compact.py): same function, faster when whole "
+                                 "filters are pruned (needs --mask)", rich_help_panel="Prior"),
+    iters: Iters = None, lr: Lr = None, reg_noise: RegNoise = None,
+    ema: Ema = None, early_stop: EarlyStop = True, es_window: EsWindow = None,
+    es_patience: EsPatience = None,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file, or folder for several inputs, or - "
+                                       "for PNG bytes on stdout [INPUT_restored.png]"),
+    clean: Optional[Path] = typer.Option(None, help="Clean reference for metrics only (reports the "
+                                         "'oracle' best PSNR too)"),
+    device: Device = "auto", seed: Seed = 0, precision: Precision = None,
+    threads: Threads = None, config_: Config = None,
+    checkpoint: Optional[bool] = typer.Option(None, "--checkpoint/--no-checkpoint", help="Recompute conv "
+                                              "blocks in backward: about 1/3 less memory, each block's forward runs "
+                                              "twice, same result [on only when the image would not fit otherwise]",
+                                              show_default=False, rich_help_panel="Run"),
+    json_: Json = False,
+    log: Log = None,
+) -> None:
+    """Restore images with a dense or masked Deep Image Prior."""
+    dev = devices.resolve(device)
+    devices.set_threads(threads, render.say)
+    settings = config.resolve_settings(task, config_, dev, dict(
+        sigma=sigma, keep=keep, scale=scale, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema,
+        es_window=es_window, es_patience=es_patience, precision=precision, net=net))
+    cfg = replace(config.fit_config(settings, early_stop, dev, seed), checkpoint=checkpoint)
+    if clean is not None and len(images) > 1:
+        raise LipError("--clean gives one reference image; restore one input at a time with it")
+    if compact and mask is None:
+        raise LipError("--compact needs --mask: only a masked net has pruned filters to remove")
+    if mask is not None:
+        chosen: Prior = masked_prior(mask, round_, sparsity, init, compact)
+    elif prior == "deep-decoder":
+        chosen = dense_prior("deep-decoder", k=dd_k)
+    elif prior == "dip":
+        chosen = dense_prior(settings["net"])
+    else:
+        raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
+    images_io.check_readable(images)
+    render.check_stdout_free(out, json_)
+    outs = output_paths(images, out)
+    for path in outs:
+        files.check_writable(path)
+        images_io.check_suffix(path)  # before the run, not after it
+    run_log = render.RunLog(log)
+    try:
+        for path, dest in zip(images, outs):
+            _restore_one(path, dest, task, settings, simulate, seed, inpaint_mask, clean, chosen, cfg,
+                         dev, json_, run_log)
+    finally:
+        run_log.close()
+
+
+def _restore_one(path: Path, dest: Path, task: str, settings: dict[str, Any], simulate: bool, seed: int,
+                 inpaint_mask: Optional[Path], clean: Optional[Path], chosen: Prior, cfg: FitConfig,
+                 dev: torch.device, json_: bool, run_log: render.RunLog) -> None:
+    """Restore one image and write it, its report (stderr, --json) and its log lines."""
+    problem = load_problem(path, task, settings, simulate=simulate, seed=seed,
+                           inpaint_mask=inpaint_mask, clean=clean, max_pixels=images_io.MAX_PIXELS)
+    with render.progress(cfg.iters, f"{path.name}") as advance:
+        def on_step(step: Step) -> None:
+            shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
+            advance(1, shown)
+            run_log.write("step", input=path.name, iteration=step.iteration, loss=step.loss,
+                          metric=step.metrics[0], stopped_at=step.stopped_at[0])
+        try:
+            result, report = restore(problem, chosen, cfg, dev, seed, [on_step], notify=render.say)
+        except DivergenceError as exc:  # keep the last good output, then fail with exit 1
+            last = exc.result.targets[0] if exc.result.targets else None
+            if last is not None and last.final.numel():
+                problem.save(dest, last.stopped)
+                raise LipRuntimeError(f"{exc} — the last good result (iteration {last.stopped_at}) "
+                                      f"was written to {dest}") from None
+            raise
+    tr = result.targets[0]
+    problem.save(dest, tr.stopped if cfg.early_stop else tr.final)
+    report.update(output=str(dest), device=str(dev), precision=cfg.precision,
+                  preset=settings["preset"], seed=seed, early_stop=cfg.early_stop)
+    _say_restored(report)
+    run_log.write("result", **report)
+    if json_:
+        render.emit_json(report)
+
+
+def _say_restored(r: dict[str, Any]) -> None:
+    line = (f"{r['input']} -> {r['output']}: {r['iterations']} iterations, auto-stop at "
+            f"{r['stopped_at']}, {r['seconds']:.1f}s, sparsity {100 * r['sparsity']:.1f}%")
+    if r["psnr_final"] is not None:
+        line += (f"; {r['metric']} final {render.fmt(r['psnr_final'])} / stopped "
+                 f"{render.fmt(r['psnr_stopped'])} / oracle best {render.fmt(r['oracle_best_psnr'])}"
+                 f" (iteration {r['oracle_best_iter']})")
+    render.err.print(line, markup=False, soft_wrap=True)
