@@ -56,3 +56,19 @@ def test_lr_must_be_positive_everywhere():
     for lr in (0.0, -1.0):
         with pytest.raises(LipError, match="--lr must be positive"):
             config.check_lr(lr)
+
+
+def test_lip_task_choices_read_the_task_registry():
+    from lipcli.cli import app
+    from lipcli.physics import TASKS
+
+    TASKS.register("toy-blur")(object())
+    try:
+        help_text = CliRunner().invoke(app, ["restore", "--help"]).output
+        assert "<denoise|inpaint|sr|toy-blur>" in help_text
+    finally:
+        TASKS.unregister("toy-blur")
+    result = CliRunner().invoke(app, ["restore", "x.png", "--task", "toy-blur"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["lip: error: Invalid value for '--task': unknown task 'toy-blur': use one "
+                                          "of denoise, inpaint, sr (see lip restore --help)"]

@@ -12,6 +12,7 @@ import typer
 from typer.models import OptionInfo
 
 from ..errors import LipError
+from ..physics import TASKS
 from ..registry import Registry
 
 
@@ -76,7 +77,7 @@ def json_flag(help: str = "Print one JSON object per result on stdout", panel: O
 
 
 # Task: what degraded the image.
-Task = Annotated[str, typer.Option(help="denoise | inpaint | sr", rich_help_panel="Task")]
+Task = Annotated[str, registry_option(TASKS, rich_help_panel="Task")]
 Sigma = Annotated[Optional[float], typer.Option(help="Gaussian noise level, 0-255 units (used with --simulate) "
                                                 "[25]", rich_help_panel="Task")]
 InpaintMask = Annotated[Optional[Path], typer.Option(help="Inpainting mask PNG, white = observed, black = "
