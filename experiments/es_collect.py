@@ -1,0 +1,405 @@
+"""Record full dense-DIP trajectories so any early-stopping rule can be replayed offline (issue 17).
+
+Why: lip's stop rule was tuned on two 64x64 crops and fires early on unseen images. Choosing a better
+rule needs many trajectories, and re-fitting for every candidate rule is unaffordable on a CPU. So each
+(crop, task, noise level, seed) is fitted once, without early stopping, to 1.5x the fast preset's
+iterations, and every signal a rule could read is stored per iteration:
+
+- loss; PSNR of the raw and of the EMA (0.99) output vs the clean crop (reporting only; SSIM every 10);
+- windowed moving variance of the raw outputs (windows 50/100/200/400) and of the EMA outputs (100/200),
+  on the same fixed random subset of at most 65536 values that lipcli/earlystop.py watches;
+- two cheap self-referenced signals: mean squared raw-EMA distance and step-to-step change.
+
+Each crop is fitted twice: `plain` (as lip restore would) and `heldout`, where a seeded random 3% of the
+observed pixels is dropped from the loss and their MSE against the *noisy observation* is recorded: a
+blind validation signal that never reads the clean image.
+
+One JSONL row per run, appended when the run ends; a re-run skips keys already present, so a killed
+run simply reruns. `--part i/n` cuts the priority-ordered job list into n chunks of equal estimated
+cost (`--plan n` prints them). Analysis: experiments/es_analyze.py.
+
+    PYTHONPATH=$PWD python experiments/es_collect.py --plan 60
+    nohup nice -n 19 env PYTHONPATH=$PWD python experiments/es_collect.py --part 1/60 >> log 2>&1 &
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lipcli import config
+from lipcli.fit import FitConfig, Step, fit
+from lipcli.metrics import ssim
+from lipcli.operators import Operator
+from lipcli.problem import Problem, load_problem
+from lipcli.restore import dense_prior
+
+DATA = Path("/work/shared/data")
+OUT = Path(__file__).resolve().parent / "es_dev"
+HORIZON = 1.5  # x the preset's iterations, so stops later than today's can be scored
+RAW_WINDOWS = (50, 100, 200, 400)
+EMA_WINDOWS = (100, 200)
+EMA = 0.99  # recorded for every task (the fast preset reports it for denoising only)
+HOLDOUT = 0.03
+MAX_VALUES = 65536  # as lipcli/earlystop.py
+SSIM_EVERY = 10
+
+# Halves are fixed here: rules are chosen on TUNE and reported on REPORT. The same picture in another
+# file (house-gray256, lenna, lena-gray512, baboon, barbara-gray512, man-gray512, peppers-gray256,
+# kate-restoration) is left out so no picture sits in both halves. snail has no clean image.
+TUNE = ["house", "baboon512", "bird", "butterfly", "coastguard", "comic", "f16", "kodim02", "monarch",
+        "pepper", "sf4", "kate", "cameraman-gray256", "boat-gray512", "montage-gray256"]
+REPORT = ["astronaut", "baby", "barbara", "bridge", "face", "flowers", "foreman", "head", "lena512", "man",
+          "zebra", "library", "vase", "hill-gray512", "couple-gray512"]
+SR_SUBSET = {"butterfly", "bird", "monarch", "comic", "house", "baby", "head", "zebra", "foreman", "man"}
+BIG_SUBSET = {"house", "kodim02", "monarch", "lena512", "baby", "zebra"}  # 256x256 crops
+MASKS = {"kate": "kate_mask.png", "library": "library_mask.png", "vase": "vase_mask.png"}
+SEED1_SUBSET = set(TUNE[:6] + REPORT[:6])
+SEC_PER_ITER = {64: 0.15, 128: 0.5, 256: 1.8}  # measured on the shared 2-core box, 1 thread, bf16 (rough)
+
+
+@dataclass(frozen=True)
+class Job:
+    image: str
+    size: int
+    crop: int
+    task: str  # denoise | inpaint | sr
+    param: str  # sigma for denoise, "bern" or mask file for inpaint, scale for sr
+    seed: int
+
+    @property
+    def half(self) -> str:
+        return "tune" if self.image in TUNE else "report"
+
+    def key(self, variant: str) -> str:
+        return f"{self.image}|{self.size}|c{self.crop}|{self.task}:{self.param}|s{self.seed}|{variant}"
+
+    def iters(self) -> tuple[int, int]:
+        preset = int(config.resolve(self.task, "fast", "fast", {})["iters"])
+        return preset, int(round(HORIZON * preset))
+
+    def cost(self) -> float:
+        """Estimated seconds for one run (one variant)."""
+        return self.iters()[1] * SEC_PER_ITER[self.size]
+
+
+def _source(image: str) -> Path:
+    return DATA / "images" / f"{image}.png"
+
+
+def _fits(image: str, size: int) -> bool:
+    with Image.open(_source(image)) as img:
+        return min(img.size) >= size
+
+
+def jobs() -> list[Job]:
+    """Every run, most informative first: tune and report images interleave within each tier."""
+    order = [x for pair in zip(TUNE, REPORT) for x in pair]
+    tiers: list[list[tuple[str, int, int, str, str, int]]] = [[] for _ in range(9)]
+    for im in order:
+        for size in (64, 128, 256):
+            if not _fits(im, size):
+                continue
+            den = [("denoise", s) for s in ("15", "25", "50")]
+            if size == 64:
+                tiers[0].append((im, 64, 0, "denoise", "25", 0))
+                tiers[1] += [(im, 64, 0, t, p, 0) for t, p in (den[0], den[2], ("inpaint", "bern"))]
+                tiers[4] += [(im, 64, c, t, p, 0) for c in (1, 2) for t, p in den + [("inpaint", "bern")]]
+                if im in SEED1_SUBSET:
+                    tiers[7] += [(im, 64, 0, "denoise", "25", 1), (im, 64, 0, "inpaint", "bern", 1)]
+            elif size == 128:
+                sr = [("sr", "4")] if im in SR_SUBSET else []
+                tiers[2] += [(im, 128, 0, t, p, 0) for t, p in [den[1], ("inpaint", "bern")] + sr]
+                tiers[5] += [(im, 128, 0, t, p, 0) for t, p in (den[0], den[2])]
+                tiers[5] += [(im, 128, 1, t, p, 0) for t, p in [den[1], ("inpaint", "bern")] + sr]
+                tiers[8] += [(im, 128, 1, t, p, 0) for t, p in (den[0], den[2])]
+                if im in MASKS:
+                    tiers[3].append((im, 128, 0, "inpaint", MASKS[im], 0))
+            elif im in BIG_SUBSET or im in MASKS:
+                sr = [("sr", "4")] if im in SR_SUBSET else []
+                main = [den[1], ("inpaint", "bern")] + sr if im in BIG_SUBSET else []
+                masks = [("inpaint", MASKS[im])] if im in MASKS else []
+                tiers[6] += [(im, 256, 0, t, p, 0) for t, p in main + masks]
+                if im in BIG_SUBSET:
+                    tiers[8] += [(im, 256, 0, t, p, 0) for t, p in (den[0], den[2])]
+    return [Job(*t) for tier in tiers for t in tier]
+
+
+VARIANTS = ("plain", "heldout")
+Run = tuple[Job, str]
+
+
+def runs(all_jobs: list[Job]) -> list[Run]:
+    return [(j, v) for j in all_jobs for v in VARIANTS]
+
+
+def part(todo: list[Run], i: int, n: int) -> list[Run]:
+    """The i-th (1-based) of n contiguous chunks of roughly equal estimated cost (a run is never split,
+    so a 256x256 run, ~1 h, is a part of its own)."""
+    total, acc, out = sum(j.cost() for j, _ in todo), 0.0, []
+    for j, v in todo:
+        mid = acc + j.cost() / 2
+        if (i - 1) * total / n <= mid < i * total / n:
+            out.append((j, v))
+        acc += j.cost()
+    return out
+
+
+def _box(job: Job, width: int, height: int) -> tuple[int, int]:
+    """(top, left) of the crop: centred for crop 0 (on the missing region for mask jobs), else seeded."""
+    s = job.size
+    if job.param in MASKS.values():
+        with Image.open(DATA / "masks-inpainting" / job.param) as m:
+            missing = np.asarray(m.convert("L")) < 128
+        ys, xs = np.nonzero(missing)
+        cy, cx = int(ys.mean()), int(xs.mean())
+    elif job.crop == 0:
+        cy, cx = height // 2, width // 2
+    else:
+        rng = random.Random(f"{job.image}-{s}-{job.crop}")
+        return rng.randint(0, height - s), rng.randint(0, width - s)
+    return min(max(cy - s // 2, 0), height - s), min(max(cx - s // 2, 0), width - s)
+
+
+def prepare(job: Job, cache: Path) -> tuple[Path, Path | None, tuple[int, int]]:
+    """Write the clean crop (and mask crop) as PNGs for load_problem; gray stays gray."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with Image.open(_source(job.image)) as img:
+        img = img.convert("L" if img.mode in ("L", "P", "1") else "RGB")
+        top, left = _box(job, *img.size)
+        path = cache / f"{job.image}_{job.size}_{top}_{left}.png"
+        img.crop((left, top, left + job.size, top + job.size)).save(path)
+    mask = None
+    if job.param in MASKS.values():
+        mask = cache / f"{job.image}_{job.size}_{top}_{left}_mask.png"
+        with Image.open(DATA / "masks-inpainting" / job.param) as m:
+            m.convert("L").crop((left, top, left + job.size, top + job.size)).save(mask)
+    return path, mask, (top, left)
+
+
+class HeldOut(Operator):
+    """The task's operator followed by a mask that drops held-out observation pixels from the loss."""
+
+    def __init__(self, base: Operator, keep: torch.Tensor) -> None:
+        self.base, self.keep = base, keep
+        self.name = f"{base.name}+holdout"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base.forward(x) * self.keep
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return self.base.output_size(height, width)
+
+    def to(self, device: torch.device) -> "HeldOut":
+        self.base, self.keep = self.base.to(device), self.keep.to(device)
+        return self
+
+
+def holdout_mask(problem: Problem, seed: int) -> torch.Tensor:
+    """(1,1,h,w) in observation space, 1 = used in the loss. Whole pixels (all channels) are held out,
+    so a gray image replicated to three channels cannot leak a held-out value through another channel."""
+    h, w = problem.y.shape[-2:]
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.rand((1, 1, h, w), generator=gen) >= HOLDOUT).float()
+
+
+class Recorder:
+    """Step callback computing every per-iteration signal; keeps ring buffers of the last outputs."""
+
+    def __init__(self, problem: Problem, seed: int, held: torch.Tensor | None) -> None:
+        self.problem, self.held = problem, held
+        self.clean = problem.clean
+        n = problem.clean.numel()
+        gen = torch.Generator().manual_seed(seed)  # the subset lipcli/earlystop.py picks for this seed
+        self.index = torch.randperm(n, generator=gen)[:MAX_VALUES] if n > MAX_VALUES else None
+        self.raw_ring = _Ring(max(RAW_WINDOWS), RAW_WINDOWS)
+        self.ema_ring = _Ring(max(EMA_WINDOWS), EMA_WINDOWS)
+        self.ema: torch.Tensor | None = None
+        self.prev: torch.Tensor | None = None
+        self.sig: dict[str, list[float | None]] = {k: [] for k in self.names()}
+        if held is not None:  # observed AND held out: where the validation MSE is measured
+            obs = problem.op.forward(torch.ones_like(problem.clean)) != 0 if problem.op.name == "inpaint" \
+                else torch.ones_like(problem.y, dtype=torch.bool)
+            self.val = obs & (held == 0)
+
+    def names(self) -> list[str]:
+        out = ["loss", "psnr_raw", "psnr_ema", "d_raw_ema", "d_step"]
+        out += [f"var_raw_{w}" for w in RAW_WINDOWS] + [f"var_ema_{w}" for w in EMA_WINDOWS]
+        out += ["ssim_raw", "ssim_ema"] + (["heldout_mse"] if self.held is not None else [])
+        return out
+
+    def __call__(self, step: Step) -> None:
+        x = step.raw[0].detach().float()
+        self.ema = x.clone() if self.ema is None else self.ema.lerp_(x, 1 - EMA)
+        s, metric = self.sig, self.problem.metric
+        s["loss"].append(step.loss)
+        s["psnr_raw"].append(metric(x, self.clean))
+        s["psnr_ema"].append(metric(self.ema, self.clean))
+        s["d_raw_ema"].append(float((x - self.ema).square().mean()))
+        s["d_step"].append(float((x - self.prev).square().mean()) if self.prev is not None else None)
+        self.prev = x.clone()
+        for name, ring, v in (("var_raw", self.raw_ring, x), ("var_ema", self.ema_ring, self.ema)):
+            flat = v.reshape(-1)
+            for w, var in ring.push(flat if self.index is None else flat[self.index]).items():
+                s[f"{name}_{w}"].append(var)
+        if step.iteration % SSIM_EVERY == 0:
+            s["ssim_raw"].append(ssim(x, self.clean))
+            s["ssim_ema"].append(ssim(self.ema, self.clean))
+        if self.held is not None:
+            err = (self.problem.op.forward(x) - self.problem.y).square()
+            s["heldout_mse"].append(float(err[self.val.expand_as(err)].mean()))
+
+
+class _Ring:
+    """Last W vectors (float32) with float64 running sums per window w <= W: VAR_w = mean||x||^2 - ||mean x||^2,
+    per value, as lipcli/earlystop.py computes it; None until w outputs have been seen."""
+
+    def __init__(self, size: int, windows: tuple[int, ...]) -> None:
+        self.size, self.windows, self.count = size, windows, 0
+        self.buf: torch.Tensor | None = None
+
+    def push(self, v: torch.Tensor) -> dict[int, float | None]:
+        if self.buf is None:
+            self.buf = torch.zeros((self.size, v.numel()))
+            self.norms = torch.zeros(self.size, dtype=torch.float64)
+            self.totals = {w: torch.zeros(v.numel(), dtype=torch.float64) for w in self.windows}
+        v64 = v.double()
+        for w in self.windows:  # drop the output that leaves window w (before the slot is overwritten)
+            if self.count >= w:
+                self.totals[w] -= self.buf[(self.count - w) % self.size]
+            self.totals[w] += v64
+        slot = self.count % self.size
+        self.buf[slot], self.norms[slot] = v, float(v64.square().sum())
+        self.count += 1
+        out: dict[int, float | None] = {}
+        for w in self.windows:
+            if self.count < w:
+                out[w] = None
+                continue
+            idx = torch.arange(self.count - w, self.count) % self.size
+            mean_sq = float(self.norms[idx].sum()) / w
+            out[w] = max(0.0, mean_sq - float((self.totals[w] / w).square().sum())) / v.numel()
+        return out
+
+
+def _bf16() -> bool:
+    """As lip's 'auto' precision: bf16 only where the CPU has it in hardware."""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def _round(values: list[float | None], sig: int = 5) -> list[float | None]:
+    return [None if v is None or not math.isfinite(v) else float(f"{v:.{sig}g}") for v in values]
+
+
+def run(job: Job, variant: str, cache: Path, horizon: int | None = None) -> dict[str, Any]:
+    """One fit of `job` to a fixed horizon, no early stop; returns its JSONL row."""
+    settings = config.resolve(job.task, "fast", "fast", {})
+    if job.task == "denoise":
+        settings["sigma"] = float(job.param)
+    elif job.task == "sr":
+        settings["scale"] = int(job.param)  # inpainting keeps the preset's keep=0.5 (Bernoulli jobs)
+    path, mask, box = prepare(job, cache)
+    problem = load_problem(path, job.task, settings, simulate=True, seed=job.seed, inpaint_mask=mask)
+    preset_iters, full = job.iters()
+    iters = horizon or full
+    precision = "bf16" if _bf16() else "fp32"
+    cfg = FitConfig(iters=iters, lr=float(settings["lr"]), reg_noise=float(settings["reg_noise"]),
+                    ema=float(settings["ema"]), early_stop=False, es_window=int(settings["es_window"]),
+                    es_patience=int(settings["es_patience"]), precision=precision,
+                    channels_last=precision == "bf16", seed=job.seed)
+    held = holdout_mask(problem, zlib.crc32(job.key("").encode())) if variant == "heldout" else None
+    prior = dense_prior(settings["net"])
+    net = prior.build(job.seed)  # as lipcli.restore.restore: net, then input code, from the run's seed
+    target = problem.target(net, torch.Generator().manual_seed(job.seed), torch.device("cpu"))
+    target = replace(target, clean=None)  # the loop never sees the clean image; the recorder scores
+    if held is not None:
+        target = replace(target, op=HeldOut(problem.op, held), y=problem.y * held)
+    rec = Recorder(problem, job.seed, held)
+    last: list[Step] = []  # the final Step: lip's own detector's stop point, to check the replay against
+    start = time.perf_counter()
+    result = fit(net, [target], cfg, callbacks=[rec, lambda s: _keep(last, s)])
+    row = {"key": job.key(variant), "image": job.image, "half": job.half, "size": job.size, "crop": job.crop,
+           "box": list(box), "task": job.task, "param": job.param, "seed": job.seed, "variant": variant,
+           "holdout": HOLDOUT if held is not None else 0.0, "preset_iters": preset_iters, "iters": iters,
+           "preset_ema": cfg.ema, "es_window": cfg.es_window, "es_patience": cfg.es_patience,
+           "precision": precision, "metric": problem.metric_name, "recoveries": result.recoveries,
+           "fit_stopped_at": last[-1].stopped_at[0] if last else None,
+           "seconds": round(time.perf_counter() - start, 1), "ssim_every": SSIM_EVERY,
+           "signals": {k: _round(v) for k, v in rec.sig.items()}}
+    return row
+
+
+def _keep(last: list[Step], step: Step) -> None:
+    last[:] = [step]
+
+
+def done_keys(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    keys = set()
+    for line in path.read_text().splitlines():
+        try:
+            keys.add(json.loads(line)["key"])
+        except (json.JSONDecodeError, KeyError):
+            continue  # a line cut by a kill: that run reruns
+    return keys
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", default="1/1", help="i/n: run the i-th of n equal-cost chunks")
+    ap.add_argument("--plan", type=int, help="print the estimated minutes of each of N parts and exit")
+    ap.add_argument("--out", type=Path, default=OUT / "rows.jsonl")
+    ap.add_argument("--images", help="comma list: only these images (testing)")
+    ap.add_argument("--sizes", help="comma list: only these sizes (testing)")
+    ap.add_argument("--iters", type=int, help="override the horizon (testing only)")
+    ap.add_argument("--limit", type=int, help="at most this many jobs (testing)")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    everything = runs(jobs())
+    if a.plan:
+        for i in range(1, a.plan + 1):
+            p = part(everything, i, a.plan)
+            print(f"part {i}/{a.plan}: {len(p)} runs, ~{sum(j.cost() for j, _ in p) / 60:.0f} min")
+        print(f"total {len(everything)} runs, ~{sum(j.cost() for j, _ in everything) / 3600:.1f} h")
+        return
+    i, n = map(int, a.part.split("/"))
+    todo = part(everything, i, n)
+    if a.images:
+        todo = [(j, v) for j, v in todo if j.image in a.images.split(",")]
+    if a.sizes:
+        todo = [(j, v) for j, v in todo if str(j.size) in a.sizes.split(",")]
+    todo = todo[: a.limit] if a.limit else todo
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    done = done_keys(a.out)
+    cache = a.out.parent / "crops"
+    for job, variant in todo:
+        if job.key(variant) in done:
+            continue
+        print(f"{time.strftime('%H:%M:%S')} {job.key(variant)} ...", flush=True)
+        try:
+            row = run(job, variant, cache, a.iters)
+        except Exception as exc:  # a diverged run is recorded, not retried forever
+            row = {"key": job.key(variant), "error": f"{type(exc).__name__}: {exc}"}
+        with a.out.open("a") as f:
+            f.write(json.dumps(row, separators=(",", ":")) + "\n")
+        print(f"  {row.get('seconds', '-')} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
