@@ -340,6 +340,21 @@ def main() -> None:
         "## Report half (rules chosen on the tune half)", "", *table(rep, chosen), "",
         "## Tune half (where the choice was made)", "", *table(tune, chosen), "",
     ]
+    if len(runs) <= 80:  # while the set is small, every run is worth seeing
+        names = list(chosen)
+        lines += ["## Per run (gap dB / reported iteration)", "",
+                  "| run | half | oracle dB (peak it) | held-out run's oracle | " + " | ".join(names) + " |",
+                  "|---" * (4 + len(names)) + "|"]
+        for r in sorted(runs, key=lambda r: (r.plain["half"], r.plain["key"])):
+            best, peak = r.oracle
+            cells = []
+            for n in names:
+                got = chosen[n].get(r.plain["key"])
+                cells.append("-" if got is None else f"{got[0]:.2f} / {peak + got[1]}")
+            held = "-" if r.held is None else "{:.2f}".format(max(r.default_series(r.held)))
+            lines.append(f"| {r.plain['key'].rsplit('|', 1)[0].replace('|', ' ')} | {r.plain['half']} | "
+                         f"{best:.2f} ({peak}) | {held} | " + " | ".join(cells) + " |")
+        lines.append("")
     if a.notes.exists():
         lines += ["## Reading", "", a.notes.read_text().strip(), ""]
     lines += ["## Top 15 rules on the tune runs used for the choice (all families)", "",
