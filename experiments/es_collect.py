@@ -194,21 +194,26 @@ def prepare(job: Job, cache: Path) -> tuple[Path, Path | None, tuple[int, int]]:
     return path, mask, (top, left)
 
 
+def noise_free(op: Any, x: torch.Tensor) -> torch.Tensor:
+    """The operator's noise-free map A(x): `op.A` in lipcli/physics, `op.forward` in the older operators."""
+    return op.A(x) if hasattr(op, "A") else op.forward(x)
+
+
 class HeldOut:
     """The task's operator followed by a mask that drops held-out observation pixels from the loss.
 
-    Duck-typed (what the fitting loop calls: loss, forward, to) rather than a subclass, so it does not
-    depend on where the operator classes live."""
+    Duck-typed (the fitting loop only calls `loss`) rather than a subclass, so it does not depend on
+    where the operator classes live or which interface they have."""
 
     def __init__(self, base: Any, keep: torch.Tensor) -> None:
         self.base, self.keep = base, keep
         self.name = f"{base.name}+holdout"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base.forward(x) * self.keep
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return noise_free(self.base, x) * self.keep
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(self.forward(x), y)
+        return F.mse_loss(self.A(x), y)
 
     def to(self, device: torch.device) -> "HeldOut":
         self.base, self.keep = self.base.to(device), self.keep.to(device)
@@ -238,8 +243,7 @@ class Recorder:
         self.prev: torch.Tensor | None = None
         self.sig: dict[str, list[float | None]] = {k: [] for k in self.names()}
         if held is not None:  # observed AND held out: where the validation MSE is measured
-            obs = problem.op.forward(torch.ones_like(problem.clean)) != 0 if problem.op.name == "inpaint" \
-                else torch.ones_like(problem.y, dtype=torch.bool)
+            obs = noise_free(problem.op, torch.ones_like(problem.clean)) != 0  # all True unless inpainting
             self.val = obs & (held == 0)
 
     def names(self) -> list[str]:
@@ -266,7 +270,7 @@ class Recorder:
             s["ssim_raw"].append(ssim(x, self.clean))
             s["ssim_ema"].append(ssim(self.ema, self.clean))
         if self.held is not None:
-            err = (self.problem.op.forward(x) - self.problem.y).square()
+            err = (noise_free(self.problem.op, x) - self.problem.y).square()
             s["heldout_mse"].append(float(err[self.val.expand_as(err)].mean()))
 
 
