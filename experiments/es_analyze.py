@@ -29,7 +29,7 @@ LAG = 99  # EMA 0.99: its centre of mass is ema/(1-ema) iterations behind (RESUL
 GOAL_MEAN, GOAL_P90, COST_CAP = 0.1, 0.3, 1.3  # issue 17's goals and iteration budget
 
 Row = dict
-Outcome = tuple[int, float, int]  # (iterations used, PSNR reported, iteration whose output is reported)
+Outcome = tuple[int, float, int, Row]  # (iterations used, PSNR reported, iteration reported, row read)
 
 
 @dataclass
@@ -110,7 +110,7 @@ def report(row: Row, at: int, stop: int, output: str, cap: int) -> Outcome:
         used = min(max(stop, at + lag), cap)
         t = at + lag if at + lag <= cap else cap
     series = s["psnr_raw"] if output == "raw" else s["psnr_ema"]
-    return used, series[t - 1], t
+    return used, series[t - 1], t, row
 
 
 def variance_rule(signal: str, window: int, patience: int, output: str, cap: str = "horizon"
@@ -210,7 +210,8 @@ def rules() -> dict[str, tuple[str, Callable[[Run], Outcome | None]]]:
 
 # ---- scoring ----
 
-Evaluated = dict[str, tuple[float, int, float]]  # run key -> (gap dB, reported it - peak it, its / today's)
+Evaluated = dict[str, tuple[float, int, float, float]]  # run key -> (gap dB, reported it - peak it,
+#                                                                   its / today's, gap vs own run's oracle)
 
 
 def evaluate(runs: list[Run], rule: Callable[[Run], Outcome | None], today: dict[str, Outcome]) -> Evaluated:
@@ -219,7 +220,8 @@ def evaluate(runs: list[Run], rule: Callable[[Run], Outcome | None], today: dict
         o = rule(run)
         if o is not None:
             best, peak = run.oracle
-            out[run.plain["key"]] = (best - o[1], o[2] - peak, o[0] / today[run.plain["key"]][0])
+            own = best if o[3] is run.plain else max(run.default_series(o[3]))
+            out[run.plain["key"]] = (best - o[1], o[2] - peak, o[0] / today[run.plain["key"]][0], own - o[1])
     return out
 
 
@@ -230,15 +232,16 @@ class Score:
     p90: float
     stop_vs_peak: float  # median (reported iteration - oracle peak iteration)
     cost: float  # mean iterations used / today's
+    own: float  # mean gap vs the oracle of the run the rule read (differs for held-out rules only)
 
 
 def score(runs: list[Run], ev: Evaluated) -> Score | None:
     got = [ev[r.plain["key"]] for r in runs if r.plain["key"] in ev]
     if not got:
         return None
-    gaps, rel, cost = (np.array(x, dtype=float) for x in zip(*got))
+    gaps, rel, cost, own = (np.array(x, dtype=float) for x in zip(*got))
     return Score(len(got), float(gaps.mean()), float(np.percentile(gaps, 90)), float(np.median(rel)),
-                 float(cost.mean()))
+                 float(cost.mean()), float(own.mean()))
 
 
 def badness(runs: list[Run], ev: Evaluated) -> float:
@@ -255,8 +258,8 @@ def badness(runs: list[Run], ev: Evaluated) -> float:
 
 
 def table(runs: list[Run], named: dict[str, Evaluated]) -> list[str]:
-    lines = ["| rule | group | n | mean gap dB | p90 gap dB | median reported it - peak it | its vs today |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| rule | group | n | mean gap dB | p90 gap dB | median reported it - peak it | its vs today "
+             "| mean gap vs own run's oracle |", "|---|---|---|---|---|---|---|---|"]
     groups = defaultdict(list)
     for r in runs:
         groups[r.group].append(r)
@@ -265,7 +268,7 @@ def table(runs: list[Run], named: dict[str, Evaluated]) -> list[str]:
             s = score(groups[g] if g != "all" else runs, ev)
             if s is not None:
                 lines.append(f"| {name} | {g} | {s.n} | {s.mean:.2f} | {s.p90:.2f} | {s.stop_vs_peak:+.0f} | "
-                             f"{s.cost:.2f} |")
+                             f"{s.cost:.2f} | {s.own:.2f} |")
     return lines
 
 
