@@ -18,27 +18,34 @@ from .errors import LipError
 from .fit import FitConfig
 from .physics import TASKS
 
-# The paper's settings (anchors-spec a.3, LIP row): one net for every task.
+# The paper's settings (anchors-spec a.3, LIP row): one net for every task; each task adds its own
+# fitting settings and options (physics/: `Task.fitting`, `Task.options`).
 _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, precision="fp32",
-                     sigma=25.0, keep=0.5, scale=4, rounds=16, rate=0.2, early_bird=0.0)
-_PAPER_TASK = {  # search_iters: IMP iterations per round (the paper trains each round like a restore)
-    "denoise": dict(iters=3000, search_iters=3000, reg_noise=1 / 30, ema=0.99),
-    "inpaint": dict(iters=3000, search_iters=3000, reg_noise=0.03, ema=0.0),
-    "sr": dict(iters=2000, search_iters=2000, reg_noise=0.03, ema=0.0),
-}
+                     rounds=16, rate=0.2, early_bird=0.0)
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
 # IMP prunes 36% (= 1 - 0.8^2) per round, so round k is the paper's round 2k, with 1200 iterations per
 # round: its masks transferred as well as the paper's schedule at 1/5 of the iterations
 # (experiments/RESULTS-search-budget.md). 4 rounds = 83.2% sparsity, as 8 rounds of 20%.
 _FAST_OVERRIDES = dict(es_patience=300, precision="auto", rounds=4, rate=0.36)
-_FAST_ITERS = {"denoise": 1200, "inpaint": 1500, "sr": 1200}
+PRESETS = ("paper", "fast")
 
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "paper": {t: {**_PAPER_COMMON, **_PAPER_TASK[t]} for t in TASKS},
-    "fast": {t: {**_PAPER_COMMON, **_PAPER_TASK[t], **_FAST_OVERRIDES, "iters": _FAST_ITERS[t],
-                 "search_iters": _FAST_ITERS[t]} for t in TASKS},
-}
-KNOWN_KEYS = set(PRESETS["paper"]["denoise"])
+
+def preset(name: str, task: str) -> dict[str, Any]:
+    """A preset's settings for a task, built from the registered tasks when asked (so a task
+    registered later has presets too). Every task's options are present, whatever the task, so a
+    setting such as `sigma` always has a value. search_iters: IMP iterations per round (the paper
+    trains each round like a restore)."""
+    t = TASKS.get(task)
+    options = {k: v for name_ in TASKS for k, v in TASKS.get(name_).options.items()}
+    settings = {**_PAPER_COMMON, **options, **t.fitting, "search_iters": t.fitting["iters"]}
+    if name == "fast":
+        settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_iters)
+    return settings
+
+
+def known_keys() -> set[str]:
+    """The keys a YAML config may set."""
+    return set(preset("paper", next(iter(TASKS))))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -69,10 +76,11 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
             raise LipError(f"config {config}: unknown preset {name!r} (use {', '.join(PRESETS)})")
         sections = {t: data.pop(t, {}) or {} for t in TASKS}
         file_values = {**data, **sections[task]}
-        unknown = sorted(set(file_values) - KNOWN_KEYS)
+        known = known_keys()
+        unknown = sorted(set(file_values) - known)
         if unknown:
-            raise LipError(f"config {config}: unknown key {unknown[0]!r} (known: {', '.join(sorted(KNOWN_KEYS))})")
-    settings = {**PRESETS[name][task], **file_values, "preset": name}
+            raise LipError(f"config {config}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    settings = {**preset(name, task), **file_values, "preset": name}
     settings.update({k: v for k, v in flags.items() if v is not None})
     return settings
 

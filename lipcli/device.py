@@ -128,11 +128,9 @@ def set_threads(threads: int | str | None, notify: Callable[[str], None] = lambd
     """
     cores = usable_cores()
     if threads == "auto":
-        threads = max(1, min(cores, round(cores - busy_cores())))
-    elif isinstance(threads, str):
-        if not threads.isdigit():
-            raise LipError(f"--threads {threads}: give a number of threads or auto")
-        threads = int(threads)
+        threads = free_cores()
+    elif threads is not None:
+        threads = thread_count(threads)
     if threads is None:
         threads = min(cores, torch.get_num_threads())
         busy = busy_cores()
@@ -140,7 +138,20 @@ def set_threads(threads: int | str | None, notify: Callable[[str], None] = lambd
             notify(f"lip: this machine is busy (about {busy:.1f} of {cores} cores in use by other work); "
                    f"running on {threads} threads anyway. For several jobs at once give each --threads "
                    f"{max(1, cores // 2)}, or use --threads auto to take only the free cores")
-    if threads < 1:
-        raise LipError(f"--threads {threads} must be at least 1")
     torch.set_num_threads(threads)
     return threads
+
+
+def free_cores() -> int:
+    """The usable cores other work leaves free right now (at least 1): what `--threads auto` takes."""
+    cores = usable_cores()
+    return max(1, min(cores, round(cores - busy_cores())))
+
+
+def thread_count(threads: int | str) -> int:
+    """A thread count given by the user, checked."""
+    if isinstance(threads, str) and not threads.lstrip("-").isdigit():
+        raise LipError(f"--threads {threads}: give a number of threads or auto")
+    if int(threads) < 1:
+        raise LipError(f"--threads {threads} must be at least 1")
+    return int(threads)

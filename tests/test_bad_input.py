@@ -326,7 +326,7 @@ case("restore", "unknown precision", lambda w: ["img.png", "--precision", "fp64"
 case("restore", "unknown prior", lambda w: ["img.png", "--prior", "gan"], "unknown --prior")
 case("restore", "unknown --init", lambda w: ["img.png", "--mask", "A.safetensors", "--init", "warm"],
      "unknown --init")
-case("restore", "unknown net preset", lambda w: ["img.png", "--net", "resnet"], "invalid net")
+case("restore", "unknown net preset", lambda w: ["img.png", "--net", "resnet"], "unknown net preset 'resnet'")
 case("restore", "unknown option", lambda w: ["img.png", "--sigmaa", "25"], "No such option", "lip restore --help")
 case("restore", "config file missing", lambda w: ["img.png", "--config", "nothere.yaml"], "not found")
 case("restore", "config file not YAML",

@@ -61,8 +61,9 @@ def test_lr_must_be_positive_everywhere():
 def test_lip_task_choices_read_the_task_registry():
     from lipcli.cli import app
     from lipcli.physics import TASKS
+    from lipcli.physics.denoise import DenoiseTask
 
-    TASKS.register("toy-blur")(object())
+    TASKS.register("toy-blur")(type("ToyBlur", (DenoiseTask,), {"name": "toy-blur"})())
     try:
         help_text = CliRunner().invoke(app, ["restore", "--help"]).output
         assert "<denoise|inpaint|sr|toy-blur>" in help_text

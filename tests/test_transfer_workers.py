@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from lipcli import device as devices
 from lipcli.errors import LipError
 from lipcli.transfer import workers
 from lipcli.transfer.rows import read_rows, row_key
@@ -110,9 +111,11 @@ def test_devices_and_thread_shares(monkeypatch):
     assert workers.parse_devices(" cpu, CPU ") == ["cpu", "cpu"]
     with pytest.raises(LipError, match="empty entry"):
         workers.parse_devices("cpu,,cpu")
-    monkeypatch.setattr(workers, "cpu_count", lambda: 8)
+    monkeypatch.setattr(devices, "usable_cores", lambda: 8)
+    monkeypatch.setattr(devices, "busy_cores", lambda: 2.0)
     assert [workers.threads_each(None, n) for n in (1, 3, 16)] == [8, 2, 1]
-    assert workers.threads_each(5, 3) == 5
+    assert [workers.threads_each("auto", n) for n in (1, 3)] == [6, 2]  # the 6 free cores shared
+    assert workers.threads_each(5, 3) == 5 and workers.threads_each("5", 3) == 5
 
 
 @pytest.mark.parametrize("device, extra, fragment", [

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import typer
@@ -13,7 +13,7 @@ from ..errors import LipError
 from ..gan import GENERATOR
 from ..physics.cs import operator_help
 from . import render
-from .options import Device, InpaintMask, Seed, Threads, json_flag
+from .options import Device, InpaintMask, Seed, Threads, described_option, json_flag
 
 ResultJson = json_flag("Print one JSON object on stdout", panel=None)
 
@@ -31,7 +31,7 @@ def cs_cmd(
     outlier_value: float = typer.Option(10000.0, help="Value of a corrupted measurement (the paper: 10000)",
                                         rich_help_panel="Task"),
     noise: float = typer.Option(0.01, help="Std of the Gaussian measurement noise", rich_help_panel="Task"),
-    operator: str = typer.Option("auto", help=operator_help(), rich_help_panel="Task"),
+    operator: Annotated[str, described_option(operator_help, "--operator", rich_help_panel="Task")] = "auto",
     keep: float = typer.Option(0.3, help="inpaint with --simulate and no mask: fraction of pixels observed",
                                rich_help_panel="Task"),
     inpaint_mask: InpaintMask = None,
@@ -58,7 +58,7 @@ def cs_cmd(
 ) -> None:
     """Recover an image from few (possibly corrupted) linear measurements with a generator prior."""
     dev = devices.resolve(device)
-    devices.set_threads(threads)
+    devices.set_threads(threads, render.say)
     config.check_lr(lr)
     if task not in ("cs", "inpaint"):
         raise LipError(f"unknown --task {task!r}: use cs or inpaint")

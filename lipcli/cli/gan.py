@@ -56,7 +56,7 @@ def train_generator_cmd(
         raise LipError(f"--channels {channels} must be 1 or 3")
     config.check_lr(lr)
     dev = devices.resolve(device)
-    n_threads = devices.set_threads(threads)
+    n_threads = devices.set_threads(threads, render.say)
     spec = gan_spec(nz=nz, ngf=ngf, ndf=ndf, channels=channels, size=size)
     try:
         net = new_gan(spec, seed).to(dev)

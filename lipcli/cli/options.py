@@ -6,12 +6,12 @@ help panel are written here only. `RegistryChoice` turns a registry into an opti
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from typer.models import OptionInfo
 
-from ..errors import LipError
+from ..nets import image_presets
 from ..physics import TASKS
 from ..registry import Registry
 
@@ -21,41 +21,50 @@ class RegistryChoice:
 
     An entry registered after import (a plug-in, a test) is accepted and listed in `--help` like the
     built-in ones; an unknown name is a one-line usage error (exit 2) that lists the choices.
+    `choices` is a `Registry` or a function returning the names (a subset of a registry, e.g. the
+    net presets that restore images); `kind` names them in the error.
     """
 
-    def __init__(self, registry: Registry[Any]) -> None:
-        self.registry = registry
+    def __init__(self, choices: Registry[Any] | Callable[[], list[str]], kind: str | None = None) -> None:
+        self.choices = choices.names if isinstance(choices, Registry) else choices
+        self.kind = kind or (choices.kind if isinstance(choices, Registry) else "value")
 
     def __call__(self, value: str) -> str:
-        try:
-            self.registry.get(value)
-        except LipError as exc:
-            raise typer.BadParameter(str(exc)) from None
+        if value not in self.choices():
+            raise typer.BadParameter(f"unknown {self.kind} {value!r}: use one of {self.names(', ')}")
         return value
 
     def names(self, sep: str) -> str:
-        return sep.join(self.registry.names())
+        return sep.join(self.choices())
 
     @property
     def metavar(self) -> str:
         return f"<{self.names('|')}>"
 
 
-class _ChoiceOption(OptionInfo):
-    """An option whose metavar and help are rendered from its registry each time the command is built
-    (typer builds it on every run, so `--help` shows the names registered by then)."""
+class _ListingOption(OptionInfo):
+    """An option whose help lists names read each time the command is built (typer builds it on every
+    run, so `--help` shows the names registered by then); `{names}` in the template becomes the list."""
 
-    def __init__(self, choice: RegistryChoice, help: str, **kwargs: Any) -> None:
-        self._choice, self._help = choice, help
-        super().__init__(parser=choice, **kwargs)
+    def __init__(self, names: Callable[[], str], help: str, **kwargs: Any) -> None:
+        self._names, self._help = names, help
+        super().__init__(**kwargs)
 
     @property  # type: ignore[override]
     def help(self) -> str:
-        return self._help.format(names=self._choice.names(" | "))
+        return self._help.format(names=self._names())
 
     @help.setter
     def help(self, value: Any) -> None:  # set by OptionInfo.__init__; the template wins
         pass
+
+
+class _ChoiceOption(_ListingOption):
+    """A `_ListingOption` whose value must be one of the names: parsed and shown as a choice."""
+
+    def __init__(self, choice: RegistryChoice, help: str, **kwargs: Any) -> None:
+        self._choice = choice
+        super().__init__(lambda: choice.names(" | "), help, parser=choice, **kwargs)
 
     @property  # type: ignore[override]
     def metavar(self) -> str:
@@ -66,14 +75,31 @@ class _ChoiceOption(OptionInfo):
         pass
 
 
-def registry_option(registry: Registry[Any], *param_decls: str, help: str = "{names}", **kwargs: Any) -> Any:
-    """`typer.Option` choosing among `registry`'s names; `{names}` in `help` becomes "a | b | c"."""
-    return _ChoiceOption(RegistryChoice(registry), help, default=..., param_decls=param_decls, **kwargs)
+def registry_option(choices: Registry[Any] | Callable[[], list[str]], *param_decls: str, help: str = "{names}",
+                    kind: str | None = None, **kwargs: Any) -> Any:
+    """`typer.Option` choosing among `choices`' names; `{names}` in `help` becomes "a | b | c"."""
+    return _ChoiceOption(RegistryChoice(choices, kind), help, default=..., param_decls=param_decls, **kwargs)
+
+
+def listing_option(names: Callable[[], list[str]], *param_decls: str, help: str, **kwargs: Any) -> Any:
+    """`typer.Option` (any value, e.g. a comma list) whose help names the current choices: "a, b, c"."""
+    return _ListingOption(lambda: ", ".join(names()), help, default=..., param_decls=param_decls, **kwargs)
+
+
+def described_option(describe: Callable[[], str], *param_decls: str, **kwargs: Any) -> Any:
+    """`typer.Option` whose whole help text is written by `describe` when the command is built."""
+    return _ListingOption(describe, "{names}", default=..., param_decls=param_decls, **kwargs)
 
 
 def json_flag(help: str = "Print one JSON object per result on stdout", panel: Optional[str] = "Run") -> Any:
     """`--json`: every command has it; what one JSON object stands for differs, so the help does."""
     return Annotated[bool, typer.Option("--json", help=help, rich_help_panel=panel)]
+
+
+def net_option(panel: str) -> Any:
+    """`--net`: the presets a DIP restore can fit; commands show it in different help panels."""
+    return Annotated[Optional[str], registry_option(image_presets, "--net", help="Net preset: {names} [dip]",
+                                                    kind="net preset", rich_help_panel=panel)]
 
 
 # Task: what degraded the image.
@@ -112,8 +138,10 @@ Seed = Annotated[int, typer.Option(help="Seed for weights, input code and simula
 Precision = Annotated[Optional[str], typer.Option(
     help="fp32 | bf16 | auto. auto (the fast preset) = bf16 autocast + channels_last on CPUs with "
          "AVX512-BF16/AMX and on bf16 GPUs, else fp32", rich_help_panel="Run")]
-Threads = Annotated[Optional[int], typer.Option(help="CPU threads (results are bit-reproducible at a fixed "
-                                                "count)", rich_help_panel="Run")]
+Threads = Annotated[Optional[str], typer.Option(
+    help="CPU threads, or auto: the cores other work leaves free. Default: every usable core (affinity, cgroup "
+         "quota and OMP_NUM_THREADS respected; a busy machine is reported). Results are bit-reproducible at a "
+         "fixed count", rich_help_panel="Run")]
 Config = Annotated[Optional[str], typer.Option("--config", help="Preset (paper | fast) or a YAML file; flags "
                                                "override it. Default: fast on CPU, paper on GPU",
                                                rich_help_panel="Run")]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import torch
 import typer
@@ -22,7 +22,7 @@ from ..prune.imp import ImpSettings
 from ..prune.run import SearchRequest, methods, rounds_for, search
 from . import render
 from .options import (Config, Device, InpaintMask, Json, Keep, Log, Lr, Precision, RegNoise, Scale, Seed, Sigma,
-                      Simulate, Task, Threads)
+                      Simulate, Task, Threads, net_option, registry_option)
 from .prune_gan import GanPrune, prune_gan
 
 
@@ -94,7 +94,7 @@ def prune_cmd(
                                                   "with --simulate); none with --prior gan"),
     task: Task = "denoise", sigma: Sigma = None, inpaint_mask: InpaintMask = None,
     keep: Keep = None, scale: Scale = None, simulate: Simulate = False,
-    method: str = typer.Option("imp", help=" | ".join(methods()), rich_help_panel="Search"),
+    method: Annotated[str, registry_option(methods, "--method", kind="--method", rich_help_panel="Search")] = "imp",
     rounds: Optional[int] = typer.Option(None, help="Pruning rounds [16 paper, 4 fast]", min=1, max=255,
                                          rich_help_panel="Search"),
     target_sparsity: Optional[float] = typer.Option(None, help="Prune until this sparsity (sets the rounds)",
@@ -132,8 +132,7 @@ def prune_cmd(
     synflow_iters: int = typer.Option(100, help="SynFlow re-scorings per round", min=1, rich_help_panel="Search"),
     oes_lambda: float = typer.Option(1e-9, help="OES KL weight", rich_help_panel="Search"),
     oes_tau: float = typer.Option(0.2, help="OES Gumbel-softmax temperature", rich_help_panel="Search"),
-    net: Optional[str] = typer.Option(None, help="Net preset: dip | dip-inpaint | oes [dip]",
-                                      rich_help_panel="Search"),
+    net: net_option("Search") = None,
     prior: str = typer.Option("dip", help="dip: prune an untrained DIP on images | gan: prune a "
                               "pretrained generator (--generator, --data)", rich_help_panel="GAN"),
     generator: Optional[Path] = typer.Option(None, help="Generator artifact for --prior gan "
@@ -187,8 +186,6 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
         raise LipError(f"--target-sparsity {s.target_sparsity} must be in (0, 1)")
     if not 0 <= s.rewind < 1:
         raise LipError(f"--rewind {s.rewind} must be in [0, 1)")
-    if s.method not in methods():
-        raise LipError(f"unknown --method {s.method!r}: use one of {', '.join(methods())}")
     n_rounds = rounds_for(s.target_sparsity, rate) if s.target_sparsity is not None and s.method != "oes" \
         else int(settings["rounds"])
     if n_rounds > 255:

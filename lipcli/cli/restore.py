@@ -16,7 +16,7 @@ from ..problem import load_problem
 from ..restore import Prior, dense_prior, masked_prior, restore
 from . import render
 from .options import (Config, Device, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Iters, Json, Keep,
-                      Log, Lr, Precision, RegNoise, Scale, Seed, Sigma, Simulate, Task, Threads)
+                      Log, Lr, Precision, RegNoise, Scale, Seed, Sigma, Simulate, Task, Threads, net_option)
 
 
 def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restored") -> list[Path]:
@@ -53,8 +53,7 @@ def restore_cmd(
                              "weights under the mask (OES transfer)", rich_help_panel="Prior"),
     prior: str = typer.Option("dip", help="dip | deep-decoder (dense priors without --mask)",
                               rich_help_panel="Prior"),
-    net: Optional[str] = typer.Option(None, help="Dense DIP net preset: dip | dip-inpaint | oes [dip]",
-                                      rich_help_panel="Prior"),
+    net: net_option("Prior") = None,
     dd_k: int = typer.Option(128, help="Deep-decoder width k (6(k^2+2k)+3k parameters)", min=1,
                              rich_help_panel="Prior"),
     compact: bool = typer.Option(False, "--compact", help="Fit the masked net with its entirely pruned "

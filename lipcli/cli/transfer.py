@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich import box
@@ -13,10 +13,11 @@ from .. import config, device as devices, files, transfer
 from .. import images as images_io
 from ..errors import LipError
 from ..fit import Step
+from ..physics import task_variants
 from ..transfer import Cell, workers
 from . import render
 from .options import (DEVICE_HELP, Config, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Keep, Lr,
-                      Precision, RegNoise, Seed, Sigma, Threads, json_flag)
+                      Precision, RegNoise, Seed, Sigma, Threads, json_flag, listing_option)
 
 GRID = "Grid"
 ARGS = "lip_transfer_args"
@@ -38,8 +39,8 @@ def transfer_cmd(
                                                   "them, seeded by the cell's seed", show_default=False),
     mask: Optional[list[Path]] = typer.Option(None, "--mask", help="Mask artifact (.safetensors); repeat for "
                                               "several", rich_help_panel=GRID, show_default=False),
-    tasks: Optional[str] = typer.Option(None, help="Comma list of denoise, inpaint, sr2, sr4, sr8 [denoise]",
-                                        rich_help_panel=GRID),
+    tasks: Annotated[Optional[str], listing_option(lambda: list(task_variants()), "--tasks", help="Comma list of "
+                                                   "{names} [denoise]", rich_help_panel=GRID)] = None,
     rounds: Optional[str] = typer.Option(None, help="all | recommended | e.g. 3,6,9 (rounds of every mask) "
                                          "[all pruned rounds]", rich_help_panel=GRID),
     sparsities: Optional[str] = typer.Option(None, help="e.g. 0.5,0.8,0.9: each mask's rounds nearest to "
@@ -109,7 +110,7 @@ def transfer_cmd(
     chosen_rounds = transfer.parse_rounds(masks, rounds, sparsities)
 
     dev = devices.resolve(device_list[0] if device_list else device)  # settings, to check the grid now
-    devices.set_threads(threads)
+    devices.set_threads(threads, render.say)
     flags = dict(sigma=sigma, keep=keep, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema, es_window=es_window,
                  es_patience=es_patience, precision=precision)
     settings, configs = {}, {}

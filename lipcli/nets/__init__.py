@@ -15,11 +15,11 @@ from .base import (FAMILIES, Net, Spec, build, conv_weight_names, count_params, 
 from .skip import CHECKPOINT_SAVING, ConvBlock, SkipNet, set_checkpointing
 from .decoder import DeepDecoder, decoder_k_for_params
 from .dcgan import GAN, DCGANDiscriminator, DCGANGenerator, gan_spec, generator_of
-from .presets import PRESETS, preset, resolve_spec
+from .presets import PRESETS, image_presets, preset, resolve_spec
 
 __all__ = [
     "FAMILIES", "Net", "Spec", "build", "conv_weight_names", "count_params", "estimate_bytes", "make_input",
     "padded_size", "validate", "CHECKPOINT_SAVING", "ConvBlock", "SkipNet", "set_checkpointing", "DeepDecoder",
     "decoder_k_for_params", "GAN", "DCGANDiscriminator", "DCGANGenerator", "gan_spec", "generator_of", "PRESETS",
-    "preset", "resolve_spec",
+    "image_presets", "preset", "resolve_spec",
 ]

@@ -27,6 +27,7 @@ class Net(nn.Module):
     multiple: int = 1  # input sides must be multiples of this ...
     min_side: int = 1  # ... and at least this
     compactable: bool = False  # lipcli.nets.compact turns a masked one into a smaller dense net
+    image_prior: bool = True  # fits an image from an input code (`--net`); the GAN's parts do not
 
     def __init__(self, spec: Spec) -> None:
         super().__init__()

@@ -40,6 +40,7 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 @FAMILIES.register("dcgan-g")
 class DCGANGenerator(Net):
+    image_prior = False
     """z (B, nz) or (B, nz, 1, 1) -> images (B, C, size, size) in [0, 1].
 
     Its input is a latent vector, not an image: no constraint on the size (Net's defaults)."""
@@ -81,6 +82,7 @@ class DCGANGenerator(Net):
 
 @FAMILIES.register("dcgan-d")
 class DCGANDiscriminator(Net):
+    image_prior = False
     """images (B, C, size, size) -> critic scores (B,)."""
 
     def __init__(self, spec: Spec) -> None:
@@ -117,6 +119,7 @@ class DCGANDiscriminator(Net):
 
 @FAMILIES.register("gan")
 class GAN(Net):
+    image_prior = False
     """Generator + critic in one module (one artifact); forward is the generator's."""
 
     def __init__(self, spec: Spec) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .base import Spec
+from .base import Spec, family
 from .dcgan import gan_spec
 
 _GAN = gan_spec()  # 32x32 gray digits: generator 373k params, critic 166k
@@ -58,3 +58,8 @@ def resolve_spec(value: str | Spec) -> Spec:
         fields = dict(value)
         return preset(fields.pop("preset", "dip"), **fields)
     raise KeyError(f"net must be a preset name or a mapping, not {type(value).__name__}")
+
+
+def image_presets() -> list[str]:
+    """The presets a DIP restore can fit (`--net` choices), read when asked so a later entry is listed."""
+    return [name for name, spec in PRESETS.items() if family(spec).image_prior]

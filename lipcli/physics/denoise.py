@@ -28,6 +28,7 @@ class Denoise(Identity):
 class DenoiseTask(Task):
     name = "denoise"
     options = {"sigma": 25.0}
+    fitting = {"iters": 3000, "reg_noise": 1 / 30, "ema": 0.99}
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
               inpaint_mask: Path | None, seed: int) -> Denoise:

@@ -43,6 +43,7 @@ class Inpaint(LinearPhysics):
 class InpaintTask(Task):
     name = "inpaint"
     options = {"keep": 0.5}  # and --inpaint-mask, which replaces the random mask
+    fast_iters = 1500
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
               inpaint_mask: Path | None, seed: int) -> Inpaint:

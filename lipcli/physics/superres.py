@@ -69,6 +69,7 @@ class SuperResolution(LinearPhysics):
 class SuperResolutionTask(Task):
     name = "sr"
     options = {"scale": 4}
+    fitting = {"iters": 2000, "reg_noise": 0.03, "ema": 0.0}
     variant_hint = "give the factor: sr2, sr4 or sr8"
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,

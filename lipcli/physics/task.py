@@ -26,6 +26,10 @@ class Task:
 
     name: str
     options: dict[str, Any]  # the settings the task reads, with the paper's defaults (--sigma, ...)
+    # The paper's fitting settings for the task (anchors-spec a.3, LIP row; config.py builds the presets
+    # from them) and the fast preset's iteration cap. These defaults are inpainting's and SR's.
+    fitting: dict[str, Any] = {"iters": 3000, "reg_noise": 0.03, "ema": 0.0}
+    fast_iters = 1200
     variant_hint = ""  # why a bare `name` is not a transfer-grid task, when it is not (sr: give the factor)
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,

@@ -13,7 +13,6 @@ Nothing here prints; the CLI passes `say`.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -42,15 +41,12 @@ def parse_devices(text: str) -> list[str] | None:
     return [str(devices.resolve(name)) for name in names]
 
 
-def cpu_count() -> int:
-    """CPUs this process may use (a container's or taskset's limit, not the machine's)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def threads_each(threads: int | None, n: int) -> int:
-    """--threads T goes to every worker; by default the CPUs are shared so n workers do not oversubscribe
-    them (a GPU worker's degradations, metrics and spectra run on the CPU too)."""
-    return threads if threads is not None else max(1, cpu_count() // n)
+def threads_each(threads: str | int | None, n: int) -> int:
+    """--threads T goes to every worker; by default (auto: the free ones) the usable cores are shared so n
+    workers do not oversubscribe them (a GPU worker's degradations, metrics and spectra run on the CPU too)."""
+    if threads is None or threads == "auto":
+        return max(1, (devices.free_cores() if threads == "auto" else devices.usable_cores()) // n)
+    return devices.thread_count(threads)
 
 
 def worker_args(args: list[str], shard: str, device: str, threads: int) -> list[str]:
