@@ -35,7 +35,7 @@ from .masks import mask_sparsity
 from .metrics import psnr
 from .physics import Inpaint, Physics
 from .physics.cs import make as make_cs_operator
-from .restore import dense_prior, masked_prior
+from .restore import dense_prior, fitted_form, masked_prior
 
 MNIST_PREFIX = "mnist:"
 
@@ -219,8 +219,10 @@ def make_operator(task: str, shape: tuple[int, int, int], *, kind: str, measurem
 
 def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.Tensor | None,
               mask: Path | None, round_: int | None, iters: int, lr: float, seed: int, dev: torch.device,
-              on_step: Callable[[float], None] = lambda loss: None) -> tuple[torch.Tensor, dict[str, Any]]:
-    """CS-DIP (Van Veen et al. 2018): fit an untrained (optionally masked) DIP through the operator."""
+              on_step: Callable[[float], None] = lambda loss: None,
+              notify: Callable[[str], None] = lambda line: None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """CS-DIP (Van Veen et al. 2018): fit an untrained (optionally masked) DIP through the operator; a
+    mask that removes whole filters is fitted in its compacted form (the same function, faster)."""
     c, h, w = shape
     pri = masked_prior(mask, round_, None, "artifact") if mask else dense_prior("dip", out_channels=c)
     if pri.spec.get("out_channels") != c:
@@ -231,10 +233,11 @@ def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.T
     z = nets.make_input(net, ph, pw, gen).to(dev)
     target = Target(z=z, op=op, y=y, size=(h, w), clean=ref.to(dev) if ref is not None else None)
     cfg = FitConfig(iters=iters, lr=lr, reg_noise=1 / 30, ema=0.0, early_stop=False, seed=seed)
-    res = fit(net, [target], cfg, masks=pri.masks, callbacks=[lambda s: on_step(s.loss)])
+    model, masks, form = fitted_form(net, pri, notify)
+    res = fit(model, [target], cfg, masks=masks, callbacks=[lambda s: on_step(s.loss)])
     img = res.targets[0].final
     rep: dict[str, Any] = {"seconds": round(res.seconds, 3), "final_loss": res.losses[-1],
-                           "sparsity": pri.sparsity}
+                           "sparsity": pri.sparsity, **form}
     if ref is not None:
         rep["mse"], rep["psnr"] = mse(img, ref), psnr(img, ref.to(img.device))
     return img, rep

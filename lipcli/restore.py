@@ -20,14 +20,15 @@ class Prior:
     """A net spec, optionally its initial weights (a lottery ticket) and a keep-mask.
 
     `compact`: fit the masked net in its channel-compacted form (lipcli/nets/compact.py): the same
-    function with fewer FLOPs when whole filters are pruned.
+    function with fewer FLOPs when whole filters are pruned. None (the default) compacts whenever the
+    mask removes whole channels; True asks for it (and says why when it cannot); False never.
     """
 
     spec: dict[str, Any]
     theta0: dict[str, torch.Tensor] | None = None
     masks: Masks | None = None
     source: dict[str, Any] = field(default_factory=dict)
-    compact: bool = False
+    compact: bool | None = None
 
     @property
     def sparsity(self) -> float:
@@ -49,7 +50,7 @@ def dense_prior(net: str | dict[str, Any], **overrides: Any) -> Prior:
 
 
 def masked_prior(path: Path, round_: int | None, sparsity: float | None, init: str,
-                 compact: bool = False) -> Prior:
+                 compact: bool | None = None) -> Prior:
     """Load a mask artifact and pick a round: explicit, nearest to a sparsity, or the recommended one."""
     art = artifact.load(path)
     if round_ is not None and sparsity is not None:
@@ -91,15 +92,19 @@ def fitted_form(net: torch.nn.Module, prior: Prior, notify: Callable[[str], None
     The compact net keeps trainable every entry that can change the output and carries the masks of
     partially pruned filters; nets/compact.py says how far the two fits agree ("Training").
     """
-    if not prior.compact:
+    if prior.compact is False or (prior.compact is None and not prior.masks):
         return net, prior.masks, {}
     if not net.compactable:
+        if not prior.compact:
+            return net, prior.masks, {}
         return net, prior.masks, _not_compacted(notify, f"only the DIP skip net is compacted, not a "
                                                         f"{prior.spec['kind']!r} net", {})
     small = compact_net(net, prior.masks)
     r = small.report
     info = {key: r[key] for key in ("params_before", "params_after", "channels_removed", "channels_total")}
     if r["params_after"] >= r["params_before"]:
+        if not prior.compact:  # automatic: nothing to say when there is nothing to remove
+            return net, prior.masks, {"compact": {"fitted": "masked", **info}}
         why = "no filter is entirely pruned, nothing to compact"
         return net, prior.masks, _not_compacted(notify, why, info)
     notify(f"compacted: {r['params_before']:,} -> {r['params_after']:,} params ({r['channels_removed']:,} of "
@@ -117,7 +122,8 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
             notify: Callable[[str], None] = lambda line: None) -> tuple[FitResult, dict[str, Any]]:
     """Fit the prior to the problem; return the fit and a JSON-able report of its scores.
 
-    `notify` receives one human line when `prior.compact` is set: what was fitted, or why not compacted.
+    `notify` receives one human line when a compact net is fitted, or when `prior.compact` asked for one
+    and it could not be made.
     """
     net = prior.build(seed)
     cfg = plan_memory(prior.spec, nets.padded_size(net, *problem.size), cfg, dev)

@@ -21,6 +21,7 @@ How far the two fits agree, measured here on the tiny hourglass (64x64 denoising
 """
 from __future__ import annotations
 
+import json
 import numpy as np
 import torch
 from torch import nn
@@ -134,8 +135,8 @@ def test_restore_compact_writes_the_same_image_in_fp32(workdir):
     artifact.save(path, art)
     base = ["restore", workdir / "rgb.png", "--mask", path, "--simulate", "--json", "--iters", "30",
             "--no-early-stop", "--threads", "1", *FAST]
-    plain = json_report(lip(*base, "-o", workdir / "plain.png"))
-    result = lip(*base, "--compact", "-o", workdir / "small.png")
+    plain = json_report(lip(*base, "--no-compact", "-o", workdir / "plain.png"))
+    result = lip(*base, "-o", workdir / "small.png")  # the default: compact when whole filters are pruned
     small = json_report(result)
     r = small["compact"]
     assert r["fitted"] == "compact" and r["channels_removed"] > 0
@@ -152,7 +153,9 @@ def test_restore_compact_with_nothing_to_compact_fits_the_masked_net(workdir):
     artifact.save(path, make_artifact(SPEC, rounds=3))  # round 1 keeps 75% of weights, at random
     base = ["restore", workdir / "rgb.png", "--mask", path, "--round", "1", "--simulate", "--json",
             "--iters", "3", *FAST]
-    plain = json_report(lip(*base, "-o", workdir / "plain.png"))
+    default = lip(*base, "-o", workdir / "plain.png")
+    plain = json_report(default)
+    assert plain["compact"]["fitted"] == "masked" and "--compact" not in default.stderr  # nothing to say
     result = lip(*base, "--compact", "-o", workdir / "small.png")
     report = json_report(result)
     assert report["compact"]["fitted"] == "masked" and report["compact"]["channels_removed"] == 0
@@ -177,3 +180,22 @@ def test_only_the_skip_net_is_compacted():
     model, masks, form = fitted_form(net, p, said.append)
     assert model is net and masks == {} and form == {"compact": {"fitted": "masked"}}
     assert said == ["--compact: only the DIP skip net is compacted, not a 'decoder' net; fitting the masked net"]
+
+
+def test_cs_dip_and_transfer_fit_a_filter_ticket_compacted(workdir):
+    """Compaction is the default wherever a masked DIP is fitted: CS-DIP and transfer cells report it."""
+    from lipcli import cs
+    from lipcli.physics import GaussianCS
+
+    path = workdir / "ticket.safetensors"
+    artifact.save(path, ticket())
+    op = GaussianCS((3, 16, 16), m=200, seed=0)
+    y = op.A(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)))
+    said: list[str] = []
+    _, rep = cs.solve_dip(op, y, (3, 16, 16), None, path, None, 2, 0.01, 0, torch.device("cpu"), notify=said.append)
+    assert rep["compact"]["fitted"] == "compact" and any(line.startswith("compacted:") for line in said)
+    rows = workdir / "res"
+    lip("transfer", workdir / "rgb.png", "--mask", path, "--rounds", "1", "--baselines", "none", "--iters", "2",
+        *FAST, "--out", rows)
+    row = json.loads((rows / "results.jsonl").read_text().splitlines()[0])
+    assert row["compact"]["fitted"] == "compact" and row["compact"]["channels_removed"] > 0

@@ -100,7 +100,7 @@ def cs_cmd(
     else:
         with render.progress(iters, "cs-dip") as advance:
             image_out, rep = cs.solve_dip(op, y, shape, ref, mask, round_, iters, lr, seed, dev,
-                                          on_step=lambda loss: advance(1, f"loss {loss:.5g}"))
+                                          on_step=lambda loss: advance(1, f"loss {loss:.5g}"), notify=render.say)
     images_io.save_image(dest, images_io.from_tensor(image_out))
     rep.update(input=image, output=str(dest), task=task, solver=solver if prior == "generator" else "ls",
                prior=prior, operator=op.params(), iterations=iters, restarts=restarts, seed=seed, **source)

@@ -56,9 +56,10 @@ def restore_cmd(
     net: net_option("Prior") = None,
     dd_k: int = typer.Option(128, help="Deep-decoder width k (6(k^2+2k)+3k parameters)", min=1,
                              rich_help_panel="Prior"),
-    compact: bool = typer.Option(False, "--compact", help="Fit the masked net with its entirely pruned "
-                                 "filters removed (lipcli/compact.py): same function, faster when whole "
-                                 "filters are pruned (needs --mask)", rich_help_panel="Prior"),
+    compact: Optional[bool] = typer.Option(None, "--compact/--no-compact", help="Fit the masked net with its "
+                                           "entirely pruned filters removed (lipcli/nets/compact.py): the same "
+                                           "function, faster. [on whenever the mask removes whole filters]",
+                                           show_default=False, rich_help_panel="Prior"),
     iters: Iters = None, lr: Lr = None, reg_noise: RegNoise = None,
     ema: Ema = None, early_stop: EarlyStop = True, es_window: EsWindow = None,
     es_patience: EsPatience = None,
