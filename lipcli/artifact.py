@@ -68,6 +68,10 @@ class Artifact:
         kept, total = self.counts(round_)
         return 1 - kept / total if total else 0.0
 
+    @property
+    def granularity(self) -> str:
+        return granularity(self.meta)
+
     def round_for_sparsity(self, target: float) -> int:
         """The round whose sparsity is closest to `target`."""
         return min(range(self.rounds + 1), key=lambda k: abs(self.sparsity(k) - target))
@@ -79,6 +83,12 @@ def new_meta(spec: dict[str, Any], **fields: Any) -> dict[str, Any]:
             "tool_version": __version__, "torch_version": torch.__version__.split("+")[0]}
     meta.update(fields)
     return meta
+
+
+def granularity(meta: dict[str, Any]) -> str:
+    """What a round prunes: "element" or "channel" (whole filters), as recorded with the search
+    settings; artifacts written before channel pruning existed have no key and read as element."""
+    return (meta.get("search") or {}).get("granularity", "element")
 
 
 def to_bytes(art: Artifact) -> bytes:

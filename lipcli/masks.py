@@ -5,6 +5,11 @@ parameter without a mask is dense. A pruning trajectory stores, per element, the
 was pruned (uint8, 0 = never), so the mask of round k is `r == 0 | r > k` and masks are nested.
 Selection keeps an exact count with ties broken by position, so the same scores always give the
 same mask, and sparsity is counted over the masked elements only.
+
+Channel granularity is a view of the same element masks, not a second format: a conv weight's output
+channel (filter) o is the row `[o, ...]`, a channel is kept iff any weight of its row is, and a channel
+mask is an element mask whose zeros cover whole rows. Every mapping between the two views lives in the
+"channels" section below, so every consumer of element masks reads channel tickets unchanged.
 """
 from __future__ import annotations
 
@@ -117,3 +122,42 @@ def top_global(scores: Masks, alive: Masks, n_keep: int) -> Masks:
 def top_per_layer(scores: Masks, alive: Masks, counts: dict[str, int]) -> Masks:
     """Keep `counts[name]` highest-scoring alive elements in each tensor separately."""
     return {n: top_global({n: scores[n]}, {n: alive[n]}, counts[n])[n] for n in scores}
+
+
+# ------------------------------------------------------------------ channels (whole filters)
+
+def channels_alive(masks: Masks) -> Masks:
+    """Per tensor, one flag per output channel: does any weight of its row survive."""
+    return {n: m.reshape(m.shape[0], -1).any(dim=1).cpu() for n, m in masks.items()}
+
+
+def channel_count(masks: Masks) -> int:
+    """Kept channels over all tensors."""
+    return sum(int(f.sum()) for f in channels_alive(masks).values())
+
+
+def channel_sums(scores: Masks, alive: Masks) -> Masks:
+    """Per-channel reduction of element scores: the sum over each row's alive elements."""
+    return {n: (s.detach().cpu().double() * alive[n].cpu()).reshape(s.shape[0], -1).sum(dim=1)
+            for n, s in scores.items()}
+
+
+def expand_channels(flags: Masks, within: Masks) -> Masks:
+    """Element masks: the elements of `within` whose channel flag is set (flags broadcast over rows)."""
+    return {n: m.cpu() & flags[n].view(-1, *[1] * (m.dim() - 1)) for n, m in within.items()}
+
+
+def top_channels(scores: Masks, alive: Masks, n_keep: int, floor: int = 1) -> Masks:
+    """Element masks keeping the `n_keep` highest-scoring alive channels (one score per channel,
+    global ranking), with at least `floor` channels in every tensor, so no layer is ever emptied
+    (an emptied conv would cut a branch or a whole deeper level off the hourglass).
+
+    The floor is filled first from each tensor's own best channels; the rest is ranked globally.
+    `n_keep` below the sum of the floors is raised to it."""
+    ch_alive = channels_alive(alive)
+    floors = {n: min(floor, int(f.sum())) for n, f in ch_alive.items()}
+    reserved = top_per_layer(scores, ch_alive, floors)
+    rest = {n: ch_alive[n] & ~reserved[n] for n in ch_alive}
+    n_rest = max(0, n_keep - sum(floors.values()))
+    extra = top_global(scores, rest, n_rest)
+    return expand_channels({n: reserved[n] | extra[n] for n in ch_alive}, alive)

@@ -19,7 +19,8 @@ from ..fit import Step
 from ..problem import load_problem, provenance
 from ..prune.gan_imp import GanImpSettings
 from ..prune.imp import ImpSettings
-from ..prune.run import SearchRequest, methods, rounds_for, search
+from ..prune.channel_scores import CHANNEL_SCORES
+from ..prune.run import SearchRequest, channel_score_for, every_method, methods, rounds_for, search
 from . import render
 from .options import (Config, Device, InpaintMask, Json, Keep, Log, Lr, Precision, RegNoise, Scale, Seed, Sigma,
                       Simulate, Task, Threads, net_option, registry_option)
@@ -44,6 +45,8 @@ class Search:
     """How to search: the method, its schedule and parameters, the net, and the fitting overrides."""
 
     method: str
+    granularity: str
+    channel_score: Optional[str]
     rounds: Optional[int]
     target_sparsity: Optional[float]
     rate: Optional[float]
@@ -94,7 +97,17 @@ def prune_cmd(
                                                   "with --simulate); none with --prior gan"),
     task: Task = "denoise", sigma: Sigma = None, inpaint_mask: InpaintMask = None,
     keep: Keep = None, scale: Scale = None, simulate: Simulate = False,
-    method: Annotated[str, registry_option(methods, "--method", kind="--method", rich_help_panel="Search")] = "imp",
+    method: Annotated[str, registry_option(
+        every_method, "--method", kind="--method", rich_help_panel="Search",
+        help=f"{{names}} (at --granularity channel: {' | '.join(methods('channel'))})")] = "imp",
+    granularity: str = typer.Option("element", help="element: prune single weights | channel: prune whole "
+                                    "conv filters (--rate of the remaining channels per round; never the head, "
+                                    "at least one per conv), so the ticket compacts (restore --compact)",
+                                    rich_help_panel="Search"),
+    channel_score: Optional[str] = typer.Option(None, help=f"Channel IMP: rank filters after each round by "
+                                                f"{' | '.join(CHANNEL_SCORES.names())} (l1: |w| per filter "
+                                                "over sqrt(fan-in); bn: |BatchNorm gamma|) [l1]",
+                                                rich_help_panel="Search"),
     rounds: Optional[int] = typer.Option(None, help="Pruning rounds [16 paper, 4 fast]", min=1, max=255,
                                          rich_help_panel="Search"),
     target_sparsity: Optional[float] = typer.Option(None, help="Prune until this sparsity (sets the rounds)",
@@ -166,9 +179,9 @@ def prune_cmd(
         raise LipError("give at least one image to search on (or --prior gan)")
     prune_dip(Targets(images, task, dict(sigma=sigma, keep=keep, scale=scale), inpaint_mask, simulate,
                       oracle_target, clean),
-              Search(method, rounds, target_sparsity, rate, rewind, scope, keep_input_dense, fresh_input,
-                     shared_input, stop_when_loss_rises, early_bird, early_bird_every, like, synflow_iters,
-                     oes_lambda, oes_tau, net, iters, lr, reg_noise),
+              Search(method, granularity, channel_score, rounds, target_sparsity, rate, rewind, scope,
+                     keep_input_dense, fresh_input, shared_input, stop_when_loss_rises, early_bird,
+                     early_bird_every, like, synflow_iters, oes_lambda, oes_tau, net, iters, lr, reg_noise),
               Session(out, resume, seed, precision, threads, config_, json_, log), dev)
 
 
@@ -186,6 +199,7 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
         raise LipError(f"--target-sparsity {s.target_sparsity} must be in (0, 1)")
     if not 0 <= s.rewind < 1:
         raise LipError(f"--rewind {s.rewind} must be in [0, 1)")
+    channel_score = channel_score_for(s.method, s.granularity, s.channel_score)
     n_rounds = rounds_for(s.target_sparsity, rate) if s.target_sparsity is not None and s.method != "oes" \
         else int(settings["rounds"])
     if n_rounds > 255:
@@ -210,7 +224,7 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
         method=s.method, task=t.task, net=settings["net"], rounds=n_rounds, rate=rate, scope=s.scope,
         keep_input_dense=s.keep_input_dense, fit=cfg, seed=run.seed, synflow_iters=s.synflow_iters,
         oes_lambda=s.oes_lambda, oes_tau=s.oes_tau, target_sparsity=s.target_sparsity,
-        like=str(s.like) if s.like else None,
+        like=str(s.like) if s.like else None, granularity=s.granularity, channel_score=channel_score,
         imp=ImpSettings(rounds=n_rounds, rate=rate, rewind=s.rewind, fresh_input=s.fresh_input,
                         shared_input=s.shared_input, rises=s.stop_when_loss_rises or 2,
                         stop_on_rises=s.stop_when_loss_rises is not None, oracle=bool(t.oracle_target),

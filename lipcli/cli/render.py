@@ -131,8 +131,9 @@ def say_round(rec: dict[str, Any], json_: bool) -> None:
     """One finished pruning round (DIP and GAN searches alike): a table line, and a JSON object with --json."""
     loss = "-" if rec.get("loss") is None else f"{rec['loss']:.6f}"
     psnr = f"  psnr(clean, report only) {rec['psnr_final']:.2f}" if rec.get("psnr_final") is not None else ""
-    err.print(f"round {rec['round']:>2}  sparsity {100 * rec['sparsity']:6.2f}%  kept {rec['kept']:>9}  "
-              f"loss {loss}{psnr}  {rec['seconds']:.1f}s", markup=False)
+    channels = f"  channels {rec['channels']:>5}" if "channels" in rec else ""  # channel searches
+    err.print(f"round {rec['round']:>2}  sparsity {100 * rec['sparsity']:6.2f}%  kept {rec['kept']:>9}"
+              f"{channels}  loss {loss}{psnr}  {rec['seconds']:.1f}s", markup=False)
     if json_:
         emit_json({"type": "round", **rec})
 

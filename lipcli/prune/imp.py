@@ -6,6 +6,9 @@ ranking, exact count round(N*(1-rate)^(t+1))) and the survivors are rewound to t
 weights after `rewind` of the first session). After every session the artifact is rewritten
 atomically, so an interrupted search resumes from the last finished session with identical masks:
 all randomness of session t is derived from (seed, t), never from what ran before.
+
+Channel IMP (`channel_score` set) is the same loop over filters: the ladder counts channels, the
+trained net is scored per channel (channel_scores.py) and whole filters are pruned.
 """
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ import torch
 
 from .. import nets
 from ..fit import FitConfig, FitResult, Step, Target, fit
-from ..masks import Masks, ladder_kept, record_round, top_global, total_count
+from ..masks import Masks, channel_count, ladder_kept, record_round, top_channels, top_global, total_count
 from ..physics import Identity
+from .channel_scores import CHANNEL_SCORES
 from .scores import ScoreContext, magnitude
 from .search import TargetSource, Trajectory, recommend
 
@@ -55,12 +59,14 @@ def _targets(sources: list[TargetSource], net: torch.nn.Module, s: ImpSettings, 
 def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitConfig, dev: torch.device,
         seed: int, save: Callable[[Trajectory, int | None], None],
         on_step: Callable[[Step], None] = lambda step: None,
-        on_round: Callable[[dict[str, Any]], None] = lambda rec: None) -> int | None:
-    """Run (or continue) the search; returns the recommended round."""
+        on_round: Callable[[dict[str, Any]], None] = lambda rec: None,
+        channel_score: str | None = None) -> int | None:
+    """Run (or continue) the search; returns the recommended round. With `channel_score`, prune
+    whole filters ranked by that channel score."""
     losses = [r.get("loss") for r in traj.records]
     start = sum(1 for v in losses if v is not None)
     best = recommend(losses, s.rises)
-    total = total_count(traj.prune_round)
+    total = channel_count(traj.masks(0)) if channel_score else total_count(traj.prune_round)
     for session in range(start, s.rounds + 1):
         began = time.perf_counter()
         torch.manual_seed(seed)
@@ -70,6 +76,7 @@ def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitC
         targets = _targets(sources, net, s, seed, session, dev)
         rewind_at = round(s.rewind * cfg.iters) if s.rewind and session == 0 else 0
         alive, n_next = traj.masks(session), ladder_kept(total, s.rate, session + 1)
+        select = selector(channel_score, torch.Generator().manual_seed(seed * 100_003 + session))
         snap: dict[str, torch.Tensor] = {}
 
         def capture(step: Step) -> None:
@@ -79,7 +86,8 @@ def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitC
 
         callbacks: list[Callable[[Step], bool | None]] = [capture]
         if s.early_bird and session < s.rounds:
-            callbacks.append(early_bird(net, alive, n_next, s.early_bird, s.early_bird_every, after=rewind_at))
+            callbacks.append(early_bird(select, net, alive, n_next, s.early_bird, s.early_bird_every,
+                                        after=rewind_at))
         session_cfg = replace(cfg, seed=seed * 100_003 + session, early_stop=False)
         result = fit(net, targets, session_cfg, masks=alive, callbacks=callbacks)
         if snap:
@@ -89,7 +97,7 @@ def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitC
                           iterations=result.iterations, **_report(targets, result, s.oracle))
         on_round(rec)
         if session < s.rounds:
-            record_round(traj.prune_round, alive, next_mask(net, alive, n_next), session + 1)
+            record_round(traj.prune_round, alive, select(net, alive, n_next), session + 1)
             traj.record(session + 1, 0.0, loss=None)
         losses = [r.get("loss") for r in traj.records]
         best = recommend(losses, s.rises)
@@ -101,9 +109,26 @@ def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitC
     return best if best is not None else s.rounds
 
 
+Select = Callable[[torch.nn.Module, Masks, int], Masks]
+
+
 def next_mask(net: torch.nn.Module, alive: Masks, n_keep: int) -> Masks:
     """IMP's selection: the `n_keep` alive weights of largest trained magnitude, ranked globally."""
     return top_global(magnitude(net, list(alive), ScoreContext()), alive, n_keep)
+
+
+def selector(channel_score: str | None, gen: torch.Generator) -> Select:
+    """Element IMP's `next_mask`, or the channel selection: the `n_keep` alive filters ranked by
+    `channel_score` (at least one kept per conv), as element masks."""
+    if channel_score is None:
+        return next_mask
+    score = CHANNEL_SCORES.get(channel_score)
+
+    def select(net: torch.nn.Module, alive: Masks, n_keep: int) -> Masks:
+        ctx = ScoreContext(gen=gen, masks=alive)
+        return top_channels(score(net, list(alive), ctx), alive, n_keep)
+
+    return select
 
 
 def mask_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -111,7 +136,7 @@ def mask_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a ^ b).sum()) / max(1, 2 * int(a.sum()))
 
 
-def early_bird(net: torch.nn.Module, alive: Masks, n_keep: int, threshold: float,
+def early_bird(select: Select, net: torch.nn.Module, alive: Masks, n_keep: int, threshold: float,
                every: int, after: int = 0) -> Callable[[Step], bool]:
     """Early-bird rule (You et al. 2020, for weights instead of channels): every `every` iterations,
     rank the trained magnitudes as the end of the session would; once the set to be pruned changes
@@ -121,7 +146,7 @@ def early_bird(net: torch.nn.Module, alive: Masks, n_keep: int, threshold: float
     def check(step: Step) -> bool:
         if step.iteration % every or step.iteration <= after:
             return False
-        keep = next_mask(net, alive, n_keep)
+        keep = select(net, alive, n_keep)
         pruned = torch.cat([(alive[n].cpu() & ~keep[n]).flatten() for n in alive])
         done = bool(last) and mask_distance(pruned, last[0]) < threshold
         last[:] = [pruned]

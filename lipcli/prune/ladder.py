@@ -7,6 +7,9 @@ score vector). An iterative score (SynFlow) re-scores the masked net `iters` tim
 to k on an exponential schedule, so its masks are nested too. Random-layerwise is a driver of its
 own over the random score: it copies the per-layer kept counts of another artifact's rounds (the
 paper's Fig. 15 ablation).
+
+At channel granularity the method names a channel score (channel_scores.py: random channels, or l1 /
+bn at init), the ladder counts channels, and whole filters are pruned.
 """
 from __future__ import annotations
 
@@ -19,15 +22,20 @@ import torch
 from .. import artifact as artifacts
 from ..errors import LipError
 from ..fit import Target
-from ..masks import Masks, kept_count, ladder_kept, record_round, top_global, top_per_layer, total_count
-from .scores import SCORES, ScoreContext, ScoreFn
+from ..masks import (Masks, channel_count, kept_count, ladder_kept, record_round, top_channels, top_global,
+                     top_per_layer, total_count)
+from .channel_scores import CHANNEL_SCORES
+from .scores import SCORES, Score, ScoreContext, ScoreFn
 from .search import Trajectory
 
 LAYERWISE = "random-layerwise"
 
 
-def methods() -> list[str]:
-    """Every registered score, with random-layerwise right after the random score it draws from."""
+def methods(granularity: str = "element") -> list[str]:
+    """Every registered score, with random-layerwise right after the random score it draws from; at
+    channel granularity, every channel score."""
+    if granularity == "channel":
+        return CHANNEL_SCORES.names()
     return [m for name in SCORES.names() for m in ((name, LAYERWISE) if name == "random" else (name,))]
 
 
@@ -36,14 +44,18 @@ def run(method: str, net: torch.nn.Module, traj: Trajectory, targets: list[Targe
         on_round: Callable[[dict[str, Any]], None] = lambda rec: None) -> None:
     """Fill `traj` with rounds 1..`rounds` of `method`'s masks (`iters`: re-scorings of an iterative score)."""
     names = list(traj.prune_round)
-    total = total_count(traj.prune_round)
+    channels = traj.granularity == "channel"
+    total = channel_count(traj.masks(0)) if channels else total_count(traj.prune_round)
     began = time.perf_counter()
     if method == LAYERWISE:
         assert like is not None, "checked by prune.run.search"
         if set(like.prune_round) != set(names):
             raise LipError("--like mask covers other parameters than this search (check --scope / --net)")
         rounds = like.rounds
-    score = SCORES.get("random" if method == LAYERWISE else method)
+    if channels:
+        score = Score(CHANNEL_SCORES.get(method))
+    else:
+        score = SCORES.get("random" if method == LAYERWISE else method)
     ctx = ScoreContext(targets=targets, gen=torch.Generator().manual_seed(seed), masks=traj.masks(0),
                        input_shape=net.input_shape(net.min_side, net.min_side))  # the smallest valid input
     fixed = None if score.iterative else score.fn(net, names, ctx)
@@ -53,6 +65,8 @@ def run(method: str, net: torch.nn.Module, traj: Trajectory, targets: list[Targe
         if method == LAYERWISE:
             counts = {n: int(m.sum()) for n, m in like.mask(k).items()}
             keep = top_per_layer(fixed, alive, counts)
+        elif channels:
+            keep = top_channels(fixed, alive, ladder_kept(total, rate, k))
         elif fixed is None:
             keep = _iterative_step(score.fn, net, names, ctx, alive, ladder_kept(total, rate, k), iters)
         else:

@@ -19,13 +19,21 @@ from ..fit import FitConfig, Step, fit
 from ..masks import record_round, top_global, total_count
 from . import imp, ladder
 from .oes import GumbelMasked
-from .search import TargetSource, Trajectory, prunable_names
+from .channel_scores import CHANNEL_SCORES
+from .search import GRANULARITIES, TargetSource, Trajectory, prunable_names
 
 
-def methods() -> list[str]:
+def methods(granularity: str = "element") -> list[str]:
     """Every `--method` choice: the IMP and OES drivers, then the ladder's (read when asked, so a
-    score registered later is a choice too)."""
+    score registered later is a choice too); at channel granularity, IMP and the channel scores."""
+    if granularity == "channel":
+        return ["imp", *ladder.methods(granularity)]
     return ["imp", "oes", *ladder.methods()]
+
+
+def every_method() -> list[str]:
+    """`--method` choices at any granularity (the search checks that one fits its granularity)."""
+    return list(dict.fromkeys([*methods(), *methods("channel")]))
 
 
 @dataclass
@@ -47,11 +55,17 @@ class SearchRequest:
     oes_tau: float = 0.2
     target_sparsity: float | None = None
     like: str | None = None
+    granularity: str = "element"  # or "channel": whole filters
+    channel_score: str | None = None  # channel IMP's score; the ladder's at channel granularity is `method`
     extra: dict[str, Any] = field(default_factory=dict)  # recorded, not compared (threads, preset)
 
     def identity(self) -> dict[str, Any]:
+        """The settings as recorded; element searches omit the granularity keys, so they stay the
+        bytes they were before channel pruning existed and old artifacts resume."""
         d = asdict(self)
         d.pop("extra")
+        if self.granularity == "element":
+            del d["granularity"], d["channel_score"]
         return d
 
 
@@ -70,11 +84,10 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
 
     `provenance` is what a new artifact records about the data (problem.provenance: the operator,
     each image's name, pixel hash and size)."""
-    if req.method not in methods():
-        raise LipError(f"unknown --method {req.method!r}: use one of {', '.join(methods())}")
+    req = replace(req, channel_score=channel_score_for(req.method, req.granularity, req.channel_score))
     torch.manual_seed(req.seed)
     net = nets.build(nets.resolve_spec(req.net))
-    names = prunable_names(net, req.scope, req.keep_input_dense)
+    names = prunable_names(net, req.scope, req.keep_input_dense, req.granularity)
     like = artifact.load(Path(req.like)) if req.like else None
     if req.method == "random-layerwise" and like is None:
         raise LipError("--method random-layerwise needs --like MASK.safetensors (whose per-layer ratios to copy)")
@@ -95,7 +108,8 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
         artifact.save(out, t.to_artifact(recommended))
 
     if req.method == "imp":
-        recommended = imp.run(sources, traj, req.imp, req.fit, dev, req.seed, save, on_step, on_round)
+        recommended = imp.run(sources, traj, req.imp, req.fit, dev, req.seed, save, on_step, on_round,
+                              req.channel_score)
         return traj.to_artifact(recommended)
     net.to(dev)
     targets = [p.target(net, torch.Generator().manual_seed(req.seed), dev) for p in sources]
@@ -107,6 +121,30 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
     final = traj.to_artifact(traj.done)
     artifact.save(out, final)
     return final
+
+
+def channel_score_for(method: str, granularity: str, channel_score: str | None) -> str | None:
+    """Check that `method` exists at `granularity` and return the channel score a search records:
+    None for element searches, `channel_score` (default l1) for channel IMP, the method itself for
+    the ladder's channel scores."""
+    if granularity not in GRANULARITIES:
+        raise LipError(f"unknown --granularity {granularity!r}: use {' or '.join(GRANULARITIES)}")
+    choices = methods(granularity)
+    if method not in choices:
+        at = f" at --granularity {granularity}" if granularity != "element" else ""
+        raise LipError(f"unknown --method {method!r}{at}: use one of {', '.join(choices)}")
+    if granularity != "channel":
+        if channel_score is not None:
+            raise LipError("--channel-score ranks filters: use it with --granularity channel")
+        return None
+    if method != "imp":
+        if channel_score not in (None, method):
+            raise LipError(f"--channel-score is for --method imp; --method {method} at --granularity "
+                           f"channel ranks channels by {method} itself")
+        return method
+    score = channel_score or "l1"
+    CHANNEL_SCORES.get(score)  # an unknown name: one line listing the choices
+    return score
 
 
 def _oes(req: SearchRequest, net: torch.nn.Module, names: list[str], traj: Trajectory, targets: list,

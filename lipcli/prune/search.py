@@ -13,9 +13,10 @@ from torch import nn
 from .. import artifact, nets
 from ..errors import LipError
 from ..fit import Target
-from ..masks import Masks, from_rounds, kept_count, total_count
+from ..masks import Masks, channel_count, from_rounds, kept_count, total_count
 
 SCOPES = ("conv", "all")
+GRANULARITIES = ("element", "channel")
 
 
 class TargetSource(Protocol):
@@ -28,11 +29,18 @@ class TargetSource(Protocol):
                z: torch.Tensor | None = None) -> Target: ...
 
 
-def prunable_names(net: nn.Module, scope: str, keep_input_dense: bool) -> list[str]:
-    """Conv weights (IMP's default) or every parameter (OES); optionally leave the z-facing convs dense."""
+def prunable_names(net: nn.Module, scope: str, keep_input_dense: bool, granularity: str = "element") -> list[str]:
+    """Conv weights (IMP's default) or every parameter (OES); optionally leave the z-facing convs dense.
+
+    Channel granularity prunes conv filters, never the head's: the last conv in forward order writes
+    the image's channels, so its filters cannot go."""
     if scope not in SCOPES:
         raise LipError(f"unknown --scope {scope!r}: use conv or all")
+    if granularity == "channel" and scope != "conv":
+        raise LipError("--granularity channel prunes conv filters: use it with --scope conv")
     names = nets.conv_weight_names(net) if scope == "conv" else [n for n, _ in net.named_parameters()]
+    if granularity == "channel":
+        names = names[:-1]
     if keep_input_dense:
         names = [n for n in names if n not in net.input_convs()]
     return names
@@ -79,6 +87,10 @@ class Trajectory:
                    list(meta.get("rounds", [])))
 
     @property
+    def granularity(self) -> str:
+        return artifact.granularity(self.meta)
+
+    @property
     def done(self) -> int:
         """Rounds whose mask exists (the dense round 0 always does)."""
         return max((int(r.max()) for r in self.prune_round.values() if r.numel()), default=0)
@@ -91,6 +103,8 @@ class Trajectory:
         masks = self.masks(round_)
         kept, total = kept_count(masks), total_count(masks)
         rec = {"round": round_, "kept": kept, "total": total, "sparsity": 1 - kept / total, **values}
+        if self.granularity == "channel":
+            rec["channels"] = channel_count(masks)
         self.records = [r for r in self.records if r["round"] != round_] + [rec]
         self.records.sort(key=lambda r: r["round"])
         # Timings are reported, not stored: the artifact stays byte-reproducible.
