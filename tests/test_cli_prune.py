@@ -104,6 +104,17 @@ def test_simulate_json_writes_a_loadable_artifact(work):
     assert f"wrote {out}" in result.stderr  # human text on stderr, only JSON on stdout
 
 
+def test_channel_granularity_prunes_whole_filters_and_is_recorded(work):
+    out = work / "C.safetensors"
+    lines = ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=3), "--rounds", "2", "--rate", "0.5",
+                   "--granularity", "channel", "--channel-score", "bn", "--json", "-o", out))
+    art = artifact.load(out)
+    assert art.granularity == "channel" and art.meta["search"]["channel_score"] == "bn" and nested(art)
+    channels = [o["channels"] for o in lines if o["type"] == "round"]
+    assert channels[1:] == [ladder_kept(channels[0], 0.5, k) for k in (1, 2)]
+    assert all(bool((m.flatten(1).all(1) | ~m.flatten(1).any(1)).all()) for m in art.mask(2).values())
+
+
 def test_keep_input_dense_flag(work):
     out = work / "dense.safetensors"
     ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=2), "--rounds", "1",
@@ -283,6 +294,9 @@ def test_errors_found_by_the_search_are_one_line_too(work, case):
     (["--target-sparsity", "1.0"], "--target-sparsity"),
     (["--target-sparsity", "0"], "--target-sparsity"),
     (["--rewind", "1.0"], "--rewind"),
+    (["--granularity", "rows"], "--granularity"),
+    (["--channel-score", "l1"], "--channel-score"),
+    (["--granularity", "channel", "--method", "oes"], "--method"),
 ])
 def test_bad_options_exit_2_with_one_line(work, extra, needle):
     out = work / "bad.safetensors"

@@ -1,0 +1,227 @@
+"""Channel (filter) granularity of `lip prune`: the channel <-> element mapping of masks.py, the
+channel scores, channel IMP and random channels on the channel ladder, their artifacts, resume,
+and restoring a channel ticket in its compacted form. Tiny net and 10 iterations per round
+(tests/prune_helpers.py)."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from lipcli import artifact, nets
+from lipcli.errors import LipError
+from lipcli.fit import FitConfig
+from lipcli.masks import (channel_count, channel_sums, channels_alive, expand_channels, ladder_kept,
+                          top_channels)
+from lipcli.prune import imp as imp_mod
+from lipcli.prune.channel_scores import CHANNEL_SCORES, bn_after
+from lipcli.prune.run import channel_score_for
+from lipcli.prune.scores import ScoreContext
+from lipcli.prune.search import prunable_names
+from lipcli.restore import Prior, restore
+
+from prune_helpers import CPU, SPEC, FitSpy, nested, problem, request, run_search, write_picture
+
+RATE = 0.5
+
+
+def channel_request(method: str = "imp", rounds: int = 3, score: str | None = None, **kw):
+    req = request(method=method, rounds=rounds, rate=RATE, **kw)
+    return replace(req, granularity="channel", channel_score=score)
+
+
+def conv_channels() -> int:
+    net = nets.build(SPEC)
+    named = dict(net.named_parameters())
+    return sum(named[n].shape[0] for n in prunable_names(net, "conv", False, "channel"))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("channel_data")
+    write_picture(folder / "img.png", 64, 64, seed=0)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def img_problem(data_dir):
+    return problem(data_dir / "img.png")
+
+
+@pytest.fixture(scope="module")
+def cimp(data_dir, img_problem):
+    """A 3-round channel IMP search (l1 score, seed 0), every session's fit recorded."""
+    out = data_dir / "cimp.safetensors"
+    spy = FitSpy(imp_mod.fit)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(imp_mod, "fit", spy)
+        run_search(channel_request(), [img_problem], out)
+    return {"art": artifact.load(out), "calls": spy.calls, "path": out}
+
+
+def whole_filters_only(masks: dict[str, torch.Tensor]) -> bool:
+    """Every conv row is all kept or all pruned."""
+    return all(bool((m.flatten(1).all(1) | ~m.flatten(1).any(1)).all()) for m in masks.values())
+
+
+# ------------------------------------------------------------------ masks.py: the channel view
+
+def test_channel_view_round_trips_and_reduces_per_row():
+    within = {"a": torch.ones(4, 2, 3, 3, dtype=torch.bool), "b": torch.ones(3, 5, 1, 1, dtype=torch.bool)}
+    within["a"][1, 0, 0, 0] = False  # a partly pruned row is still an alive channel
+    within["a"][2] = False
+    flags = channels_alive(within)
+    assert flags["a"].tolist() == [True, True, False, True] and flags["b"].all()
+    assert channel_count(within) == 6
+    back = expand_channels(flags, within)
+    assert all(torch.equal(back[n], within[n]) for n in within)  # never revives a pruned element
+    scores = {"a": torch.arange(72.).view(4, 2, 3, 3), "b": torch.ones(3, 5, 1, 1)}
+    sums = channel_sums(scores, within)
+    assert sums["a"][0] == sum(range(18)) and sums["a"][1] == sum(range(18, 36)) - 18
+    assert sums["a"][2] == 0 and sums["b"].tolist() == [5.0] * 3
+
+
+def test_top_channels_is_exact_global_and_keeps_a_floor_per_tensor():
+    alive = {"a": torch.ones(4, 2, 1, 1, dtype=torch.bool), "b": torch.ones(4, 2, 1, 1, dtype=torch.bool)}
+    scores = {"a": torch.tensor([9., 8., 7., 6.]), "b": torch.tensor([1., 2., 3., 4.])}
+    keep = top_channels(scores, alive, 3)
+    assert channels_alive(keep)["a"].tolist() == [True, True, False, False]  # 2 best overall ...
+    assert channels_alive(keep)["b"].tolist() == [False, False, False, True]  # ... + b's floor
+    assert channel_count(keep) == 3 and whole_filters_only(keep)
+    tiny = top_channels(scores, alive, 0)  # below the floors: one per tensor
+    assert {n: int(f.sum()) for n, f in channels_alive(tiny).items()} == {"a": 1, "b": 1}
+
+
+# ------------------------------------------------------------------ channel scores
+
+def test_l1_score_is_the_kept_l1_norm_over_sqrt_fan_in_and_bn_is_abs_gamma():
+    torch.manual_seed(0)
+    net = nets.build(SPEC)
+    names = prunable_names(net, "conv", False, "channel")
+    named = dict(net.named_parameters())
+    alive = {n: torch.ones_like(named[n], dtype=torch.bool) for n in names}
+    alive[names[0]][0, 0] = False
+    l1 = CHANNEL_SCORES.get("l1")(net, names, ScoreContext(masks=alive))
+    for n in names:
+        w = named[n].detach().double() * alive[n]
+        expect = w.abs().flatten(1).sum(1) / math.sqrt(w[0].numel())
+        assert torch.allclose(l1[n], expect)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(-2, 2)
+    bn = CHANNEL_SCORES.get("bn")(net, names, ScoreContext())
+    norms = bn_after(net, names)
+    assert norms["levels.0.down.conv.weight"] is net.levels[0].down.bn  # the norm reading the conv
+    assert norms["levels.0.up.conv.weight"] is net.levels[0].up.bn  # not merge_bn, which runs before it
+    assert all(torch.equal(bn[n], norms[n].weight.detach().abs().double()) for n in names)
+
+
+def test_bn_score_needs_a_norm_after_every_conv():
+    torch.manual_seed(0)
+    net = nets.build(SPEC)
+    with pytest.raises(LipError, match="head.weight"):
+        bn_after(net, nets.conv_weight_names(net))  # the head has no BatchNorm after it
+
+
+# ------------------------------------------------------------------ channel IMP
+
+def test_channel_imp_prunes_whole_filters_on_the_channel_ladder(cimp):
+    art, total = cimp["art"], conv_channels()
+    assert art.granularity == "channel" and nested(art)
+    assert art.meta["search"]["granularity"] == "channel" and art.meta["search"]["channel_score"] == "l1"
+    for k in range(art.rounds + 1):
+        keep = art.mask(k)
+        assert whole_filters_only(keep)
+        counts = {n: int(f.sum()) for n, f in channels_alive(keep).items()}
+        assert min(counts.values()) >= 1  # no conv emptied
+        assert channel_count(keep) == max(ladder_kept(total, RATE, k), len(counts))
+        assert art.meta["rounds"][k]["channels"] == channel_count(keep)
+    assert "head.weight" not in art.prune_round  # the head is never masked
+    assert sorted(art.prune_round) == sorted(prunable_names(nets.build(SPEC), "conv", False, "channel"))
+
+
+def test_channel_imp_prunes_the_lowest_l1_filters_of_the_trained_net(cimp):
+    art, calls = cimp["art"], cimp["calls"]
+    for k in (0, 1):
+        trained, alive, keep = calls[k]["after"], art.mask(k), art.mask(k + 1)
+        score = {n: (trained[n].double().abs() * alive[n]).flatten(1).sum(1) / math.sqrt(trained[n][0].numel())
+                 for n in alive}
+        kept_ch, alive_ch = channels_alive(keep), channels_alive(alive)
+        kept, cut = [], []
+        for n in alive:  # beyond each conv's floor (its best channel), the ranking is global
+            others = kept_ch[n].clone()
+            others[score[n].masked_fill(~alive_ch[n], -math.inf).argmax()] = False
+            kept.append(score[n][others])
+            cut.append(score[n][alive_ch[n] & ~kept_ch[n]])
+        assert torch.cat(kept).min() >= torch.cat(cut).max()
+
+
+def test_channel_imp_resumes_to_the_uninterrupted_result(cimp, data_dir, img_problem):
+    out = data_dir / "cimp_resume.safetensors"
+
+    def stop(rec):
+        if rec["round"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_search(channel_request(), [img_problem], out, on_round=stop)
+    run_search(channel_request(), [img_problem], out, resume=True)
+    got, ref = artifact.load(out), cimp["art"]
+    assert all(torch.equal(got.prune_round[n], ref.prune_round[n]) for n in ref.prune_round)
+    with pytest.raises(LipError, match="granularity"):  # an element search cannot resume it
+        run_search(request(rounds=3, rate=RATE), [img_problem], out, resume=True)
+
+
+def test_channel_bn_imp_and_random_channels_follow_the_ladder_and_are_seeded(data_dir, img_problem):
+    total = conv_channels()
+    for method, score in (("imp", "bn"), ("random", None)):
+        req = channel_request(method, score=score)
+        art = run_search(req, [img_problem], data_dir / f"c_{method}.safetensors")
+        again = run_search(req, [img_problem], data_dir / f"c2_{method}.safetensors")
+        assert art.meta["search"]["channel_score"] == (score or method)
+        assert all(torch.equal(art.prune_round[n], again.prune_round[n]) for n in art.prune_round)
+        assert nested(art) and all(whole_filters_only(art.mask(k)) for k in range(4))
+        assert [channel_count(art.mask(k)) for k in range(3)] == [ladder_kept(total, RATE, k)
+                                                                   for k in range(3)]
+    other = run_search(replace(channel_request("random"), seed=1), [img_problem], data_dir / "c3.safetensors")
+    assert not all(torch.equal(art.prune_round[n], other.prune_round[n]) for n in art.prune_round)
+
+
+def test_element_searches_record_no_granularity_and_read_as_element(data_dir, img_problem):
+    art = run_search(request(method="random", rounds=1), [img_problem], data_dir / "elem.safetensors")
+    assert "granularity" not in art.meta["search"] and "channel_score" not in art.meta["search"]
+    assert art.granularity == "element" and "channels" not in art.meta["rounds"][1]
+
+
+@pytest.mark.parametrize("method, granularity, score, needle", [
+    ("oes", "channel", None, "--method"),
+    ("random-layerwise", "channel", None, "--method"),
+    ("imp", "channel", "nope", "channel score"),
+    ("random", "channel", "bn", "--channel-score"),
+    ("imp", "element", "l1", "--granularity channel"),
+    ("imp", "rows", None, "--granularity"),
+])
+def test_bad_channel_settings_are_refused(method, granularity, score, needle):
+    with pytest.raises(LipError, match=needle):
+        channel_score_for(method, granularity, score)
+
+
+def test_channel_granularity_needs_the_conv_scope():
+    with pytest.raises(LipError, match="--scope conv"):
+        prunable_names(nets.build(SPEC), "all", False, "channel")
+
+
+# ------------------------------------------------------------------ the ticket restores compacted
+
+def test_a_channel_ticket_restores_compacted_with_fewer_parameters(cimp, data_dir):
+    art = cimp["art"]
+    prior = Prior(art.spec, art.theta0, art.mask(art.rounds), compact=True)
+    cfg = FitConfig(iters=5, early_stop=False, precision="fp32", seed=0)
+    _, report = restore(problem(data_dir / "img.png"), prior, cfg, CPU, 0)
+    c = report["compact"]
+    assert c["fitted"] == "compact"
+    assert c["params_after"] < c["params_before"] / 4
+    assert c["channels_removed"] >= conv_channels() - channel_count(art.mask(art.rounds))
