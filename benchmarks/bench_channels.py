@@ -9,7 +9,8 @@ Per-iteration time = the fit's own `seconds` / `iterations` from `--json` (proce
 image loading excluded).
 
 Without --ticket the script first makes one with PRUNE (below, on the bundled noisy House crop); the
-search's time is reported, not compared.
+search's time is reported, not compared. The ticket is restored at its last round (the sparsest): the
+IMP recommendation reads the training loss, which a narrower net always raises.
 
 Usage:  python benchmarks/bench_channels.py [--ticket T.safetensors] [--iters 40] [--repeats 5]
                                            [--threads 1] [--out benchmarks/RESULTS-channels.md]
@@ -27,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from lipcli import artifact
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -78,8 +81,9 @@ def main() -> None:
         t = time.perf_counter()
         lip([*prune_cmd[1:]])
         prune_s = time.perf_counter() - t
-    runs = {"dense": [], "ticket": []}
-    extras = {"dense": [], "ticket": ["--mask", str(ticket), "--compact"]}
+    last = artifact.load(ticket).rounds
+    runs: dict[str, list[dict]] = {"dense": [], "ticket": []}
+    extras = {"dense": [], "ticket": ["--mask", str(ticket), "--round", str(last), "--compact"]}
     for r in range(args.repeats):
         for name in runs:
             rep = restore(extras[name], args.iters, args.threads, tmp / f"{name}.png")
@@ -89,8 +93,9 @@ def main() -> None:
     ratios = [d / t for d, t in zip(per_iter["dense"], per_iter["ticket"])]
     compact = runs["ticket"][0]["compact"]
     took = (time.perf_counter() - began) / 60
-    restore_cmd = (f"lip restore {IMAGE} --iters {args.iters} --seed 0 --threads {args.threads} --json -o dense.png"
-                   f"  /  ... --mask {ticket.name} --compact -o ticket.png")
+    restore_cmd = (f"lip restore {IMAGE} --iters {args.iters} --seed 0 --threads {args.threads} --json "
+                   "-o dense.png"
+                   f"  /  ... --mask {ticket.name} --round {last} --compact -o ticket.png")
     lines = [
         "# Channel tickets: per-iteration time of the dense net vs a compacted channel ticket (issue 12.1)",
         "",
@@ -116,7 +121,8 @@ def main() -> None:
         + ", ".join(f"{v * 1e3:.0f}" for v in per_iter["ticket"])
         + f" | {statistics.median(per_iter['ticket']) * 1e3:.0f} |",
         "",
-        f"Speed-up per iteration (dense / ticket): median of per-repetition ratios **{statistics.median(ratios):.2f}x**"
+        "Speed-up per iteration (dense / ticket): median of per-repetition ratios "
+        f"**{statistics.median(ratios):.2f}x**"
         f" (ratios {', '.join(f'{v:.2f}' for v in ratios)}); parameters {runs['dense'][0]['params']:,} -> "
         f"{compact['params_after']:,} ({runs['dense'][0]['params'] / compact['params_after']:.1f}x fewer).",
         "",

@@ -20,7 +20,7 @@ import torch
 
 from .. import nets
 from ..fit import FitConfig, FitResult, Step, Target, fit
-from ..masks import Masks, channel_count, ladder_kept, record_round, top_channels, top_global, total_count
+from ..masks import Masks, ladder_kept, record_round, top_channels, top_global
 from ..physics import Identity
 from .channel_scores import CHANNEL_SCORES
 from .scores import ScoreContext, magnitude
@@ -66,7 +66,7 @@ def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitC
     losses = [r.get("loss") for r in traj.records]
     start = sum(1 for v in losses if v is not None)
     best = recommend(losses, s.rises)
-    total = channel_count(traj.masks(0)) if channel_score else total_count(traj.prune_round)
+    total = traj.ladder_total()
     for session in range(start, s.rounds + 1):
         began = time.perf_counter()
         torch.manual_seed(seed)
@@ -138,9 +138,9 @@ def mask_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def early_bird(select: Select, net: torch.nn.Module, alive: Masks, n_keep: int, threshold: float,
                every: int, after: int = 0) -> Callable[[Step], bool]:
-    """Early-bird rule (You et al. 2020, for weights instead of channels): every `every` iterations,
-    rank the trained magnitudes as the end of the session would; once the set to be pruned changes
-    by less than `threshold` between two checks, the session has found its mask and can end."""
+    """Early-bird rule (You et al. 2020, for channels; here for weights too): every `every` iterations,
+    select as the end of the session would; once the set to be pruned changes by less than
+    `threshold` between two checks, the session has found its mask and can end."""
     last: list[torch.Tensor] = []
 
     def check(step: Step) -> bool:

@@ -22,8 +22,7 @@ import torch
 from .. import artifact as artifacts
 from ..errors import LipError
 from ..fit import Target
-from ..masks import (Masks, channel_count, kept_count, ladder_kept, record_round, top_channels, top_global,
-                     top_per_layer, total_count)
+from ..masks import Masks, kept_count, ladder_kept, record_round, top_channels, top_global, top_per_layer
 from .channel_scores import CHANNEL_SCORES
 from .scores import SCORES, Score, ScoreContext, ScoreFn
 from .search import Trajectory
@@ -45,7 +44,7 @@ def run(method: str, net: torch.nn.Module, traj: Trajectory, targets: list[Targe
     """Fill `traj` with rounds 1..`rounds` of `method`'s masks (`iters`: re-scorings of an iterative score)."""
     names = list(traj.prune_round)
     channels = traj.granularity == "channel"
-    total = channel_count(traj.masks(0)) if channels else total_count(traj.prune_round)
+    total = traj.ladder_total()
     began = time.perf_counter()
     if method == LAYERWISE:
         assert like is not None, "checked by prune.run.search"

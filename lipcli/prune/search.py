@@ -98,6 +98,10 @@ class Trajectory:
     def masks(self, round_: int) -> Masks:
         return from_rounds(self.prune_round, round_)
 
+    def ladder_total(self) -> int:
+        """What the sparsity ladder counts down from: masked elements, or channels at channel granularity."""
+        return channel_count(self.masks(0)) if self.granularity == "channel" else total_count(self.prune_round)
+
     def record(self, round_: int, seconds: float, **values: Any) -> dict[str, Any]:
         """Add (or replace) the record of a round: its exact sparsity plus what the method measured."""
         masks = self.masks(round_)
