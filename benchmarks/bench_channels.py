@@ -126,6 +126,11 @@ def main() -> None:
         f" (ratios {', '.join(f'{v:.2f}' for v in ratios)}); parameters {runs['dense'][0]['params']:,} -> "
         f"{compact['params_after']:,} ({runs['dense'][0]['params'] / compact['params_after']:.1f}x fewer).",
         "",
+        f"Precision: {runs['dense'][0]['precision']} (the fast preset's choice on this CPU), both nets. "
+        f"The ticket is round {last} at {100 * runs['ticket'][0]['sparsity']:.1f}% sparsity of the conv "
+        "weights. Speed only: whether such a ticket restores as well as the dense net is the study's "
+        "question (issue 12, item 4); this short search is not claimed to.",
+        "",
     ]
     args.out.write_text("\n".join(lines))
     log(f"wrote {args.out}")
