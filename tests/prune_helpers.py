@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pytest
 import torch
 
 from lipcli import artifact, config, images, nets
 from lipcli.fit import FitConfig, Step
 from lipcli.masks import ladder_kept, record_round, top_global
 from lipcli.problem import Problem, load_problem, provenance
+from lipcli.prune import imp as imp_mod
 from lipcli.prune import scores
 from lipcli.prune.imp import ImpSettings
 from lipcli.prune.run import SearchRequest, search
@@ -155,6 +157,15 @@ class FitSpy:
             result.losses = [float(self.script[index])]
         call["after"], call["result"] = params_of(model), result
         return result
+
+
+def spied_search(req: SearchRequest, problems: list[Problem], out: Path) -> tuple[artifact.Artifact, FitSpy]:
+    """Run a search with every IMP session's fit recorded (the module fixtures' shared set-up)."""
+    spy = FitSpy(imp_mod.fit)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(imp_mod, "fit", spy)
+        art = run_search(req, problems, out)
+    return art, spy
 
 
 def nested(art: artifact.Artifact) -> bool:

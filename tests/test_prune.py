@@ -25,7 +25,7 @@ from lipcli.prune.run import rounds_for
 from lipcli.prune.search import prunable_names, recommend
 
 from prune_helpers import (CPU, SPEC, FitSpy, fit_config, nested, params_of, problem, request, run_search,
-                           write_picture)
+                           spied_search, write_picture)
 
 INPUT_CONVS = {"levels.0.skip.conv.weight", "levels.0.down.conv.weight"}
 
@@ -55,10 +55,7 @@ def img_problem(data_dir):
 def imp3(data_dir, img_problem):
     """A 3-round IMP search (seed 0), with every session's fit recorded by a spy."""
     out = data_dir / "imp3.safetensors"
-    spy = FitSpy(imp_mod.fit)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(imp_mod, "fit", spy)
-        art = run_search(request(rounds=3), [img_problem], out)
+    art, spy = spied_search(request(rounds=3), [img_problem], out)
     return {"art": art, "calls": spy.calls, "path": out, "loaded": artifact.load(out)}
 
 

@@ -15,14 +15,13 @@ from lipcli.errors import LipError
 from lipcli.fit import FitConfig
 from lipcli.masks import (channel_count, channel_sums, channels_alive, expand_channels, ladder_kept,
                           top_channels)
-from lipcli.prune import imp as imp_mod
 from lipcli.prune.channel_scores import CHANNEL_SCORES, bn_after
 from lipcli.prune.run import channel_score_for
 from lipcli.prune.scores import ScoreContext
 from lipcli.prune.search import prunable_names
 from lipcli.restore import Prior, restore
 
-from prune_helpers import CPU, SPEC, FitSpy, nested, problem, request, run_search, write_picture
+from prune_helpers import CPU, SPEC, nested, problem, request, run_search, spied_search, write_picture
 
 RATE = 0.5
 
@@ -54,10 +53,7 @@ def img_problem(data_dir):
 def cimp(data_dir, img_problem):
     """A 3-round channel IMP search (l1 score, seed 0), every session's fit recorded."""
     out = data_dir / "cimp.safetensors"
-    spy = FitSpy(imp_mod.fit)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(imp_mod, "fit", spy)
-        run_search(channel_request(), [img_problem], out)
+    _, spy = spied_search(channel_request(), [img_problem], out)
     return {"art": artifact.load(out), "calls": spy.calls, "path": out}
 
 
