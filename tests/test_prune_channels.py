@@ -221,3 +221,17 @@ def test_a_channel_ticket_restores_compacted_with_fewer_parameters(cimp, data_di
     assert c["fitted"] == "compact"
     assert c["params_after"] < c["params_before"] / 4
     assert c["channels_removed"] >= conv_channels() - channel_count(art.mask(art.rounds))
+
+
+def test_l1_layer_scores_each_filter_against_its_own_layer():
+    torch.manual_seed(0)
+    net = nets.build(SPEC)
+    names = nets.conv_weight_names(net)
+    with torch.no_grad():  # one layer trained "louder" than the others: plain l1 would favour it wholesale
+        dict(net.named_parameters())[names[3]].mul_(50)
+    plain = CHANNEL_SCORES.get("l1")(net, names, ScoreContext())
+    rel = CHANNEL_SCORES.get("l1-layer")(net, names, ScoreContext())
+    assert plain[names[3]].min() > max(plain[n].max() for n in names if n != names[3])
+    for n in names:
+        assert torch.allclose(rel[n].mean(), torch.tensor(1.0, dtype=rel[n].dtype))
+        assert torch.equal(rel[n].argsort(), plain[n].argsort())  # the order inside a layer is l1's

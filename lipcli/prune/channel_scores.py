@@ -6,6 +6,7 @@ per-layer floor) and turns the kept channels back into element masks. Channel IM
 trained net; the ladder driver scores the net at init (`lip prune --granularity channel --method NAME`).
 
   l1      sum of |w| over the filter's kept weights / sqrt(fan_in)   (Li et al. 2017, normalised)
+  l1-layer  l1 / the mean l1 of the layer's alive filters: each filter against its own layer
   bn      |gamma| of the BatchNorm reading the conv's output     (network slimming, Liu et al. 2017)
   random  U(0,1), one draw per filter
 """
@@ -35,6 +36,18 @@ def l1(net: nn.Module, names: list[str], ctx: ScoreContext) -> Masks:
     alive = ctx.masks or {n: torch.ones_like(m, dtype=torch.bool) for n, m in mags.items()}
     sums = channel_sums(mags, alive)
     return {n: s / math.sqrt(mags[n][0].numel()) for n, s in sums.items()}
+
+
+@CHANNEL_SCORES.register("l1-layer")
+def l1_layer(net: nn.Module, names: list[str], ctx: ScoreContext) -> Masks:
+    """`l1` relative to its layer's alive filters (mean 1 in every layer). With plain `l1`, trained
+    layers do not score on one scale: a first channel search on House gave one level the whole budget
+    and left 22 of 25 convs at one filter (experiments/RESULTS-channel-ticket-prelim.md). Ranking
+    filters against their own layer prunes every layer's weakest filters first, as Li et al. prune
+    per layer, while the global ranking still decides how much each layer keeps."""
+    scores = l1(net, names, ctx)
+    alive = {n: s > 0 for n, s in scores.items()}  # a pruned filter has no kept weight, so l1 = 0
+    return {n: s / s[alive[n]].mean().clamp_min(1e-30) if alive[n].any() else s for n, s in scores.items()}
 
 
 @CHANNEL_SCORES.register("bn")
