@@ -12,13 +12,13 @@ from .. import images as images_io
 from ..errors import LipError
 from ..gan import GENERATOR
 from ..physics.cs import operator_help
-from . import render
+from .render import check_stdout_free, emit_json, err, fmt, guarded, progress, say
 from .options import Device, InpaintMask, Seed, Threads, described_option, json_flag
 
 ResultJson = json_flag("Print one JSON object on stdout", panel=None)
 
 
-@render.guarded
+@guarded
 def cs_cmd(
     image: str = typer.Argument(..., help="Image (clean with --simulate), or mnist:K = held-back test digit K"),
     simulate: bool = typer.Option(False, help="The input is CLEAN: measure it (seeded) and score against it",
@@ -58,7 +58,7 @@ def cs_cmd(
 ) -> None:
     """Recover an image from few (possibly corrupted) linear measurements with a generator prior."""
     dev = devices.resolve(device)
-    devices.set_threads(threads, render.say)
+    devices.set_threads(threads, say)
     config.check_lr(lr)
     if task not in ("cs", "inpaint"):
         raise LipError(f"unknown --task {task!r}: use cs or inpaint")
@@ -69,7 +69,7 @@ def cs_cmd(
                        "a measurements file is not supported yet")
     x_in, name = cs.load_input(image)
     dest = out or Path(f"{name}_{task}.png")
-    render.check_stdout_free(dest, json_)
+    check_stdout_free(dest, json_)
     files.check_writable(dest)
     images_io.check_suffix(dest)
     source: dict[str, Any] = {}
@@ -87,26 +87,26 @@ def cs_cmd(
                           seed=seed).to(dev)
     n_batches = max(1, measurements // mom_batch)
     if task == "cs" and solver == "mom" and outliers and 2 * outliers >= n_batches:
-        render.err.print(f"lip: warning: {outliers} outliers and only {n_batches} MOM batches; the median "
+        err.print(f"lip: warning: {outliers} outliers and only {n_batches} MOM batches; the median "
                          f"batch is likely corrupted (use fewer rows per batch, --mom-batch)", markup=False)
     y = op(x_in.to(dev), torch.Generator().manual_seed(seed)) if simulate else op.A(x_in.to(dev))
     if task == "inpaint" and solver == "mom":
         solver = "ls"  # pixel inpainting has no outliers: plain (correct) squared error, as the paper
     if prior == "generator":
         cfg = cs.CSConfig(solver=solver, iters=iters, lr=lr, restarts=restarts, batch_size=mom_batch, seed=seed)
-        with render.progress(iters * restarts, f"cs {name}") as advance:
+        with progress(iters * restarts, f"cs {name}") as advance:
             result = cs.solve(g, op, y, cfg, on_step=lambda it, loss: advance(1, f"loss {loss:.5g}"))
         image_out, rep = result.image, cs.report(result, ref)
     else:
-        with render.progress(iters, "cs-dip") as advance:
+        with progress(iters, "cs-dip") as advance:
             image_out, rep = cs.solve_dip(op, y, shape, ref, mask, round_, iters, lr, seed, dev,
-                                          on_step=lambda loss: advance(1, f"loss {loss:.5g}"), notify=render.say)
+                                          on_step=lambda loss: advance(1, f"loss {loss:.5g}"), notify=say)
     images_io.save_image(dest, images_io.from_tensor(image_out))
     rep.update(input=image, output=str(dest), task=task, solver=solver if prior == "generator" else "ls",
                prior=prior, operator=op.params(), iterations=iters, restarts=restarts, seed=seed, **source)
     line = f"{image} -> {dest}: {task} with {prior} ({rep['solver']})"
     if rep.get("mse") is not None:
-        line += f"; per-pixel MSE {rep['mse']:.5f}, PSNR {render.fmt(rep['psnr'])} dB"
-    render.say(line)
+        line += f"; per-pixel MSE {rep['mse']:.5f}, PSNR {fmt(rep['psnr'])} dB"
+    say(line)
     if json_:
-        render.emit_json(rep)
+        emit_json(rep)

@@ -20,7 +20,7 @@ from ..gan import (
 )
 from ..nets import gan_spec
 from ..prune.search import created
-from . import render
+from .render import emit_json, err, guarded, progress, say
 from .options import Device, Seed, Threads, json_flag
 
 PlainJson = json_flag(panel=None)
@@ -34,7 +34,7 @@ def _command(data: str, epochs: int, batch: int, lr: float, nz: int, ngf: int, n
             f"--out {out}")
 
 
-@render.guarded
+@guarded
 def train_generator_cmd(
     data: str = typer.Option("mnist", help="'mnist' (the bundled 4,500 training digits; the last 500 "
                              "of the 5,000 are held back) or a folder of images"),
@@ -56,7 +56,7 @@ def train_generator_cmd(
         raise LipError(f"--channels {channels} must be 1 or 3")
     config.check_lr(lr)
     dev = devices.resolve(device)
-    n_threads = devices.set_threads(threads, render.say)
+    n_threads = devices.set_threads(threads, say)
     spec = gan_spec(nz=nz, ngf=ngf, ndf=ndf, channels=channels, size=size)
     try:
         net = new_gan(spec, seed).to(dev)
@@ -67,7 +67,7 @@ def train_generator_cmd(
     x = load_data(data, spec)
     cfg = GanConfig(epochs=epochs, batch=batch, lr=lr, seed=seed)
     command = _command(data, epochs, batch, lr, nz, ngf, ndf, size, channels, seed, out)
-    render.err.print(f"lip train-generator: {x.shape[0]} images of {size}x{size}, {epochs} epochs, "
+    err.print(f"lip train-generator: {x.shape[0]} images of {size}x{size}, {epochs} epochs, "
                      f"writing {out}", markup=False, soft_wrap=True)
     start = time.perf_counter()
     records: list[dict] = []
@@ -80,21 +80,21 @@ def train_generator_cmd(
         artifact.save(out, art)
 
     steps_per_epoch = x.shape[0] // min(batch, x.shape[0])
-    with render.progress(epochs * steps_per_epoch, "train-generator") as advance:
+    with progress(epochs * steps_per_epoch, "train-generator") as advance:
         def on_epoch(s) -> None:
             records.append({"epoch": s.epoch, "d_loss": round(s.d_loss, 5), "g_loss": round(s.g_loss, 5),
                             "wasserstein": round(s.wasserstein, 5)})
             save(s.epoch)  # every epoch: an interrupted run keeps its last finished epoch
             sample_grid(net.g, grid)
-            render.err.print(f"epoch {s.epoch:>3}  W {s.wasserstein:.4f}  d_loss {s.d_loss:.4f}  "
+            err.print(f"epoch {s.epoch:>3}  W {s.wasserstein:.4f}  d_loss {s.d_loss:.4f}  "
                              f"g_loss {s.g_loss:.4f}  {s.seconds:.1f}s", markup=False)
             if json_:
-                render.emit_json({"type": "epoch", **records[-1], "seconds": round(s.seconds, 3)})
+                emit_json({"type": "epoch", **records[-1], "seconds": round(s.seconds, 3)})
 
         train(net, x.to(dev), cfg, on_epoch=on_epoch, on_step=lambda i: advance(1))
     seconds = time.perf_counter() - start
-    render.err.print(f"wrote {out} and {grid} in {seconds:.0f}s ({n_threads} threads)", markup=False,
+    err.print(f"wrote {out} and {grid} in {seconds:.0f}s ({n_threads} threads)", markup=False,
                      soft_wrap=True)
     if json_:
-        render.emit_json({"type": "result", "out": str(out), "samples": str(grid), "seconds": round(seconds, 1),
+        emit_json({"type": "result", "out": str(out), "samples": str(grid), "seconds": round(seconds, 1),
                           "command": command})

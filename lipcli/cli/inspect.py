@@ -13,7 +13,7 @@ from rich.table import Table
 
 from .. import artifact, files, inspect as insp
 from ..errors import LipError
-from . import render
+from .render import emit_json, err, fmt, guarded, print_wide
 from .options import json_flag
 
 ReportJson = json_flag("Print everything as one JSON object on stdout (no tables)", panel=None)
@@ -22,7 +22,7 @@ OVERLAP_COLUMNS = ("index", "name", "shape", "params", "kept_a", "kept_b", "spar
                    "intersection", "union", "jaccard", "fraction_a_in_b")
 
 
-@render.guarded
+@guarded
 def inspect_cmd(
     artifacts: list[Path] = typer.Argument(..., help="A mask artifact (.safetensors), or two (A B) to compare",
                                            show_default=False),
@@ -65,12 +65,12 @@ def inspect_cmd(
         _write_csv(csv_, rows, columns)
         report["csv"] = "-" if csv_stdout else str(csv_)
     if json_:
-        render.emit_json(report)
+        emit_json(report)
     else:
         (_say_compare if pair else _say_single)(report)
     for key, what in (("plot", "plot"), ("csv", "per-layer table")):
         if report.get(key) and report[key] != "-":
-            render.err.print(f"wrote {what} {report[key]}", markup=False, soft_wrap=True)
+            err.print(f"wrote {what} {report[key]}", markup=False, soft_wrap=True)
 
 
 def _single(path: Path, art: artifact.Artifact, round_: Optional[int], plot: Optional[Path],
@@ -176,7 +176,7 @@ def _info_rows(path: str, s: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _say_info(rows: list[tuple[str, str]]) -> None:
     for k, v in rows:
-        render.err.print(f"{k:<10}{v}", markup=False, soft_wrap=True)
+        err.print(f"{k:<10}{v}", markup=False, soft_wrap=True)
 
 
 def _rounds_table(s: dict[str, Any]) -> Table:
@@ -189,7 +189,7 @@ def _rounds_table(s: dict[str, Any]) -> Table:
         loss = "-" if r.get("loss") is None else f"{r['loss']:.6f}"
         cells = [str(r["round"]), _pct(r["sparsity"]), f"{r['kept']:,}", loss]
         if psnr:
-            cells.append(render.fmt(r.get("psnr_final")))
+            cells.append(fmt(r.get("psnr_final")))
         cells.append("<- recommended" if r["recommended"] else "")
         t.add_row(*cells, style="bold" if r["recommended"] else None)
     return t
@@ -198,7 +198,7 @@ def _rounds_table(s: dict[str, Any]) -> Table:
 def _say_single(r: dict[str, Any]) -> None:
     s = r["summary"]
     _say_info(_info_rows(r["artifact"], s))
-    render.print_wide(_rounds_table(s))
+    print_wide(_rounds_table(s))
     t = Table(title=f"Layers at round {r['round']} (sparsity {_pct(r['sparsity'])}), forward order",
               box=box.SIMPLE_HEAD, title_justify="left", show_footer=True)
     rows = r["layers"]
@@ -209,11 +209,11 @@ def _say_single(r: dict[str, Any]) -> None:
     for x in rows:
         t.add_row(str(x["index"]), x["name"], "x".join(map(str, x["shape"])), f"{x['params']:,}",
                   f"{x['kept']:,}", _pct(x["sparsity"]))
-    render.print_wide(t)
+    print_wide(t)
 
 
 def _say_compare(r: dict[str, Any]) -> None:
-    out = render.err
+    out = err
     o = r["overall"]
     for tag, side, k, sp in (("A", r["a"], r["round_a"], o["sparsity_a"]),
                              ("B", r["b"], r["round_b"], o["sparsity_b"])):
@@ -229,13 +229,13 @@ def _say_compare(r: dict[str, Any]) -> None:
               show_footer=True)
     for col, foot in (("#", ""), ("name", "overall"), ("params", f"{o['params']:,}"),
                       ("sparsity A", _pct(o["sparsity_a"])), ("sparsity B", _pct(o["sparsity_b"])),
-                      ("jaccard", render.fmt(o["jaccard"], 3)), ("A in B", _pct(o["fraction_a_in_b"]))):
+                      ("jaccard", fmt(o["jaccard"], 3)), ("A in B", _pct(o["fraction_a_in_b"]))):
         t.add_column(col, footer=foot, justify="left" if col == "name" else "right")
     for x in r["layers"]:
         t.add_row(str(x["index"]), x["name"], f"{x['params']:,}", _pct(x["sparsity_a"]), _pct(x["sparsity_b"]),
-                  render.fmt(x["jaccard"], 3), _pct(x["fraction_a_in_b"]))
-    render.print_wide(t)
-    out.print(f"overall: jaccard {render.fmt(o['jaccard'], 3)}, {_pct(o['fraction_a_in_b'])} of A's kept "
+                  fmt(x["jaccard"], 3), _pct(x["fraction_a_in_b"]))
+    print_wide(t)
+    out.print(f"overall: jaccard {fmt(o['jaccard'], 3)}, {_pct(o['fraction_a_in_b'])} of A's kept "
               f"weights are kept in B (independent random masks of these densities: jaccard "
-              f"{render.fmt(o['chance_jaccard'], 3)}, {_pct(o['chance_fraction_a_in_b'])})",
+              f"{fmt(o['chance_jaccard'], 3)}, {_pct(o['chance_fraction_a_in_b'])})",
               markup=False, soft_wrap=True)

@@ -21,7 +21,7 @@ from ..prune.gan_imp import GanImpSettings
 from ..prune.imp import ImpSettings
 from ..prune.channel_scores import CHANNEL_SCORES
 from ..prune.run import SearchRequest, channel_score_for, every_method, methods, rounds_for, search
-from . import render
+from .render import RunLog, Terminated, emit_json, guarded, progress, say, say_round, say_stopped
 from .options import (Config, Device, InpaintMask, Json, Keep, Log, Lr, Precision, RegNoise, Scale, Seed, Sigma,
                       Simulate, Task, Threads, net_option, registry_option)
 from .prune_gan import GanPrune, prune_gan
@@ -91,7 +91,7 @@ def artifact_output(resume: Optional[Path], out: Path) -> Path:
     return path
 
 
-@render.guarded
+@guarded
 def prune_cmd(
     images: Optional[list[Path]] = typer.Argument(None, help="Degraded image(s) to search on (clean ones "
                                                   "with --simulate); none with --prior gan"),
@@ -187,7 +187,7 @@ def prune_cmd(
 
 def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
     """Search a DIP mask on the images (IMP, OES or a one-shot score), writing the artifact every round."""
-    n_threads = devices.set_threads(run.threads, render.say)
+    n_threads = devices.set_threads(run.threads, say)
     settings = config.resolve_settings(t.task, run.config, dev, dict(
         **t.degradation, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise, precision=run.precision,
         net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird))
@@ -233,12 +233,12 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
     total = (n_rounds + 1) * cfg.iters if s.method == "imp" else cfg.iters if s.method == "oes" else n_rounds
 
     def on_start() -> None:
-        render.say(f"lip prune: {s.method} on {', '.join(p.name for p in t.images)} ({t.task}), "
+        say(f"lip prune: {s.method} on {', '.join(p.name for p in t.images)} ({t.task}), "
                    f"{n_rounds} rounds, writing {out_path}")
 
-    run_log = render.RunLog(run.log)
+    run_log = RunLog(run.log)
     try:
-        with render.progress(total, f"{s.method}") as advance, files.checkpointed(out_path) as checkpoint:
+        with progress(total, f"{s.method}") as advance, files.checkpointed(out_path) as checkpoint:
             def on_step(step: Step) -> None:
                 advance(1, f"loss {step.loss:.5f}")
                 run_log.write("step", iteration=step.iteration, loss=step.loss)
@@ -246,18 +246,18 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
             def on_round(rec: dict[str, Any]) -> None:
                 if s.method not in ("imp", "oes"):
                     advance(1)
-                render.say_round(rec, run.json_)
+                say_round(rec, run.json_)
                 run_log.write("round", **rec)
 
             art = search(req, problems, provenance(problems), dev, checkpoint, run.resume is not None, on_start,
                          on_step, on_round)
-    except (KeyboardInterrupt, render.Terminated):
-        render.say_stopped(out_path)
+    except (KeyboardInterrupt, Terminated):
+        say_stopped(out_path)
         raise
     finally:
         run_log.close()
-    render.say(f"wrote {out_path}: {art.rounds} rounds, recommended round {art.recommended_round} "
+    say(f"wrote {out_path}: {art.rounds} rounds, recommended round {art.recommended_round} "
                f"(sparsity {100 * art.sparsity(art.recommended_round):.2f}%)")
     if run.json_:
-        render.emit_json({"type": "result", "out": str(out_path), "method": s.method,
+        emit_json({"type": "result", "out": str(out_path), "method": s.method,
                           "rounds": art.meta["rounds"], "recommended_round": art.recommended_round})

@@ -13,7 +13,7 @@ from typing import Optional
 from .. import artifact, files, gan
 from ..prune import gan_imp
 from ..prune.search import Trajectory
-from . import render
+from .render import Terminated, emit_json, err, say_round, say_stopped
 
 
 @dataclass
@@ -35,11 +35,11 @@ def prune_gan(run: GanPrune) -> None:
     train_data = gan.load_data(run.data, traj.spec)
     try:
         with files.checkpointed(run.out) as checkpoint:
-            art = gan_imp.run(traj, train_data, run.settings, checkpoint, lambda rec: render.say_round(rec, run.json_))
-    except (KeyboardInterrupt, render.Terminated):
-        render.say_stopped(run.out)
+            art = gan_imp.run(traj, train_data, run.settings, checkpoint, lambda rec: say_round(rec, run.json_))
+    except (KeyboardInterrupt, Terminated):
+        say_stopped(run.out)
         raise
-    render.err.print(f"wrote {run.out}: {art.rounds} rounds of {run.settings.method} on the generator",
+    err.print(f"wrote {run.out}: {art.rounds} rounds of {run.settings.method} on the generator",
                      markup=False)
     if run.json_:
-        render.emit_json({"type": "result", "out": str(run.out), "rounds": art.meta["rounds"]})
+        emit_json({"type": "result", "out": str(run.out), "rounds": art.meta["rounds"]})

@@ -14,7 +14,7 @@ from ..errors import LipError, LipRuntimeError
 from ..fit import DivergenceError, FitConfig, Step
 from ..problem import load_problem
 from ..restore import Prior, dense_prior, masked_prior, restore
-from . import render
+from .render import RunLog, check_stdout_free, emit_json, err, fmt, guarded, progress, say
 from .options import (Config, Device, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Iters, Json, Keep,
                       Log, Lr, Precision, RegNoise, Scale, Seed, Sigma, Simulate, Task, Threads, net_option)
 
@@ -38,7 +38,7 @@ def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restor
     return [out]
 
 
-@render.guarded
+@guarded
 def restore_cmd(
     images: list[Path] = typer.Argument(..., help="Degraded image(s) (or clean ones with --simulate)"),
     task: Task = "denoise", sigma: Sigma = None, inpaint_mask: InpaintMask = None,
@@ -78,7 +78,7 @@ def restore_cmd(
 ) -> None:
     """Restore images with a dense or masked Deep Image Prior."""
     dev = devices.resolve(device)
-    devices.set_threads(threads, render.say)
+    devices.set_threads(threads, say)
     settings = config.resolve_settings(task, config_, dev, dict(
         sigma=sigma, keep=keep, scale=scale, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema,
         es_window=es_window, es_patience=es_patience, precision=precision, net=net))
@@ -96,12 +96,12 @@ def restore_cmd(
     else:
         raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
     images_io.check_readable(images)
-    render.check_stdout_free(out, json_)
+    check_stdout_free(out, json_)
     outs = output_paths(images, out)
     for path in outs:
         files.check_writable(path)
         images_io.check_suffix(path)  # before the run, not after it
-    run_log = render.RunLog(log)
+    run_log = RunLog(log)
     try:
         for path, dest in zip(images, outs):
             _restore_one(path, dest, task, settings, simulate, seed, inpaint_mask, clean, chosen, cfg,
@@ -112,18 +112,18 @@ def restore_cmd(
 
 def _restore_one(path: Path, dest: Path, task: str, settings: dict[str, Any], simulate: bool, seed: int,
                  inpaint_mask: Optional[Path], clean: Optional[Path], chosen: Prior, cfg: FitConfig,
-                 dev: torch.device, json_: bool, run_log: render.RunLog) -> None:
+                 dev: torch.device, json_: bool, run_log: RunLog) -> None:
     """Restore one image and write it, its report (stderr, --json) and its log lines."""
     problem = load_problem(path, task, settings, simulate=simulate, seed=seed,
                            inpaint_mask=inpaint_mask, clean=clean, max_pixels=images_io.MAX_PIXELS)
-    with render.progress(cfg.iters, f"{path.name}") as advance:
+    with progress(cfg.iters, f"{path.name}") as advance:
         def on_step(step: Step) -> None:
             shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
             advance(1, shown)
             run_log.write("step", input=path.name, iteration=step.iteration, loss=step.loss,
                           metric=step.metrics[0], stopped_at=step.stopped_at[0])
         try:
-            result, report = restore(problem, chosen, cfg, dev, seed, [on_step], notify=render.say)
+            result, report = restore(problem, chosen, cfg, dev, seed, [on_step], notify=say)
         except DivergenceError as exc:  # keep the last good output, then fail with exit 1
             last = exc.result.targets[0] if exc.result.targets else None
             if last is not None and last.final.numel():
@@ -138,14 +138,14 @@ def _restore_one(path: Path, dest: Path, task: str, settings: dict[str, Any], si
     _say_restored(report)
     run_log.write("result", **report)
     if json_:
-        render.emit_json(report)
+        emit_json(report)
 
 
 def _say_restored(r: dict[str, Any]) -> None:
     line = (f"{r['input']} -> {r['output']}: {r['iterations']} iterations, auto-stop at "
             f"{r['stopped_at']}, {r['seconds']:.1f}s, sparsity {100 * r['sparsity']:.1f}%")
     if r["psnr_final"] is not None:
-        line += (f"; {r['metric']} final {render.fmt(r['psnr_final'])} / stopped "
-                 f"{render.fmt(r['psnr_stopped'])} / oracle best {render.fmt(r['oracle_best_psnr'])}"
+        line += (f"; {r['metric']} final {fmt(r['psnr_final'])} / stopped "
+                 f"{fmt(r['psnr_stopped'])} / oracle best {fmt(r['oracle_best_psnr'])}"
                  f" (iteration {r['oracle_best_iter']})")
-    render.err.print(line, markup=False, soft_wrap=True)
+    err.print(line, markup=False, soft_wrap=True)

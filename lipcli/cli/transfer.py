@@ -15,7 +15,7 @@ from ..errors import LipError
 from ..fit import Step
 from ..physics import task_variants
 from ..transfer import Cell, workers
-from . import render
+from .render import Terminated, emit_json, err, fmt, guarded, print_wide, progress, say
 from .options import (DEVICE_HELP, Config, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Keep, Lr,
                       Precision, RegNoise, Seed, Sigma, Threads, json_flag, listing_option)
 
@@ -32,7 +32,7 @@ class KeepArgs(TyperCommand):
         return super().parse_args(ctx, args)
 
 
-@render.guarded
+@guarded
 def transfer_cmd(
     ctx: typer.Context,
     images: Optional[list[Path]] = typer.Argument(None, help="CLEAN images (ground truth); each cell degrades "
@@ -110,7 +110,7 @@ def transfer_cmd(
     chosen_rounds = transfer.parse_rounds(masks, rounds, sparsities)
 
     dev = devices.resolve(device_list[0] if device_list else device)  # settings, to check the grid now
-    devices.set_threads(threads, render.say)
+    devices.set_threads(threads, say)
     flags = dict(sigma=sigma, keep=keep, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema, es_window=es_window,
                  es_patience=es_patience, precision=precision)
     settings, configs = {}, {}
@@ -138,10 +138,10 @@ def transfer_cmd(
     cells = transfer.shard_of(grid.cells(), shard_)
     todo = transfer.pending(cells, transfer.read_rows(rows_path), grid, rows_path.name)
     total = sum(configs[c.task].iters for c in todo)
-    render.err.print(f"lip transfer: {len(cells)} runs" + (f" (shard {shard})" if shard_ else "")
+    err.print(f"lip transfer: {len(cells)} runs" + (f" (shard {shard})" if shard_ else "")
                      + f", {len(cells) - len(todo)} already in {rows_path}, {len(todo)} to run",
                      markup=False, soft_wrap=True)
-    with render.progress(max(total, 1), "transfer") as advance:
+    with progress(max(total, 1), "transfer") as advance:
         done = {"n": 0}
 
         def on_step(cell: Cell, step: Step) -> None:
@@ -152,17 +152,17 @@ def transfer_cmd(
             advance(configs[cell.task].iters - row["iterations"], "")  # early stop: skip the rest
             _say_row(cell, row)
             if json_:
-                render.emit_json(row)
+                emit_json(row)
 
         try:
             transfer.run_cells(grid, todo, dev, rows_path, on_step, on_row)
-        except (KeyboardInterrupt, render.Terminated):
-            render.err.print(f"lip: stopped; {len(transfer.read_rows(rows_path))} finished runs are kept in "
+        except (KeyboardInterrupt, Terminated):
+            err.print(f"lip: stopped; {len(transfer.read_rows(rows_path))} finished runs are kept in "
                              f"{rows_path}. Continue with the same command (finished runs are skipped)",
                              markup=False, soft_wrap=True)
             raise
     if shard_ is not None:
-        render.err.print(f"shard {shard} done: {rows_path}. When every shard is done: "
+        err.print(f"shard {shard} done: {rows_path}. When every shard is done: "
                          f"lip transfer --merge {out}", markup=False, soft_wrap=True)
         return
     rows = transfer.read_rows(rows_path)
@@ -172,12 +172,12 @@ def transfer_cmd(
 
 def _run_workers(args: list[str], device_list: list[str], threads: Optional[int], out: Path,
                  grid: transfer.Grid) -> None:
-    render.say(f"lip transfer: {len(grid.cells())} runs as {len(device_list)} shards, one worker per device "
+    say(f"lip transfer: {len(grid.cells())} runs as {len(device_list)} shards, one worker per device "
          f"({', '.join(device_list)})")
     try:
-        workers.run(args, device_list, threads, out, grid.stem, render.say)
-    except (KeyboardInterrupt, render.Terminated):
-        render.say(f"lip: stopped the workers; their finished runs are kept in {out}/{grid.stem}.shard-*.jsonl. "
+        workers.run(args, device_list, threads, out, grid.stem, say)
+    except (KeyboardInterrupt, Terminated):
+        say(f"lip: stopped the workers; their finished runs are kept in {out}/{grid.stem}.shard-*.jsonl. "
              "Continue with the same command (finished runs are skipped)")
         raise
 
@@ -197,11 +197,11 @@ def _merge(folder: Path, curves: bool, spectra: bool, metric: str, json_: bool) 
         raise LipError(f"--merge {folder}: no results.jsonl or shard files with rows there")
     for stem, rows in merged.items():
         if rows:
-            render.err.print(f"merged {len(rows)} rows into {folder / (stem + '.jsonl')}", markup=False,
+            err.print(f"merged {len(rows)} rows into {folder / (stem + '.jsonl')}", markup=False,
                              soft_wrap=True)
         if json_:
             for row in rows:
-                render.emit_json(row)
+                emit_json(row)
     _write(folder, merged["results"], merged["impedance"], curves, spectra, metric)
 
 
@@ -209,24 +209,24 @@ def _write(folder: Path, results: list[dict[str, Any]], impedance: list[dict[str
            spectra: bool, metric: str) -> None:
     summary, written = transfer.write_outputs(folder, results, impedance, curves, spectra, metric)
     if summary:
-        render.print_wide(_summary_table(summary))
+        print_wide(_summary_table(summary))
     if impedance:
-        render.print_wide(_impedance_table(impedance))
+        print_wide(_impedance_table(impedance))
     for path in written:
-        render.err.print(f"wrote {path}", markup=False, soft_wrap=True)
+        err.print(f"wrote {path}", markup=False, soft_wrap=True)
 
 
 def _say_row(cell: Cell, row: dict[str, Any]) -> None:
-    render.err.print(f"{cell.describe()}: sparsity {100 * row['sparsity']:.1f}%, {row['iterations']} "
+    err.print(f"{cell.describe()}: sparsity {100 * row['sparsity']:.1f}%, {row['iterations']} "
                      f"iterations (auto-stop {row['stopped_at']}), {row['metric']} stopped "
-                     f"{render.fmt(row['psnr_stopped'])} final {render.fmt(row['psnr_final'])} oracle "
-                     f"{render.fmt(row['oracle_best_psnr'])}, {row['seconds']:.1f}s"
+                     f"{fmt(row['psnr_stopped'])} final {fmt(row['psnr_final'])} oracle "
+                     f"{fmt(row['oracle_best_psnr'])}, {row['seconds']:.1f}s"
                      + (f" [DIVERGED: {row['diverged']}]" if row.get("diverged") else ""), markup=False, soft_wrap=True)
 
 
 def _pm(s: dict[str, Any], stat: str, digits: int = 2) -> str:
     mean, std = s[f"{stat}_mean"], s[f"{stat}_std"]
-    return render.fmt(mean, digits) + ("" if std is None else f" ± {std:.{digits}f}")
+    return fmt(mean, digits) + ("" if std is None else f" ± {std:.{digits}f}")
 
 
 def _summary_table(summary: list[dict[str, Any]]) -> Table:
@@ -253,6 +253,6 @@ def _impedance_table(rows: list[dict[str, Any]]) -> Table:
         g = groups.setdefault((transfer.label(r, rows), r["round"], r["image"]), {})
         g.setdefault(r["task"], []).append(r["final_loss"])
     for (name, round_, image), losses in groups.items():
-        t.add_row(name, str(round_), image, *(render.fmt(transfer.mean_of(losses.get(k, [])), 5)
+        t.add_row(name, str(round_), image, *(fmt(transfer.mean_of(losses.get(k, [])), 5)
                                               for k in transfer.IMPEDANCE_TARGETS))
     return t
