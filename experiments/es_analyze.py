@@ -10,12 +10,11 @@ horizon (1.5x the preset's iterations), of the output lip reports today (EMA for
 output otherwise) in the *plain* run; held-out rules are scored on the held-out run (that is what a
 user of the rule would get) against the same plain oracle, so they pay for the 3% of data they drop.
 
-    PYTHONPATH=$PWD python experiments/es_analyze.py            # reads experiments/es_dev/rows.jsonl
+    PYTHONPATH=$PWD python experiments/es_analyze.py            # reads experiments/es_dev/rows.jsonl.gz
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from es_rows import read_rows
 
 HERE = Path(__file__).resolve().parent
 LAG = 99  # EMA 0.99: its centre of mass is ema/(1-ema) iterations behind (RESULTS-es.md)
@@ -64,11 +65,7 @@ class Run:
 def load(path: Path) -> tuple[list[Run], int, int]:
     """Runs with both variants when the held-out one exists; also (rows read, error rows)."""
     rows, errors = {}, 0
-    for line in path.read_text().splitlines():
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for r in read_rows(path):
         if "error" in r:
             errors += 1
             continue
@@ -287,7 +284,7 @@ def consistency(runs: list[Run]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=Path, default=HERE / "es_dev" / "rows.jsonl")
+    ap.add_argument("--rows", type=Path, default=HERE / "es_dev" / "rows.jsonl.gz")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS-es-dev.md")
     ap.add_argument("--notes", type=Path, default=HERE / "es_dev" / "notes.md",
                     help="hand-written reading, included verbatim if it exists")

@@ -24,7 +24,6 @@ cost (`--plan n` prints them). Analysis: experiments/es_analyze.py.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import subprocess
@@ -45,6 +44,8 @@ from lipcli import config
 from lipcli.fit import FitConfig, Step, fit
 from lipcli.problem import Problem, load_problem
 from lipcli.restore import dense_prior
+
+from es_rows import append_row, read_rows
 
 try:
     from lipcli.metrics import ssim
@@ -371,22 +372,14 @@ def _keep(last: list[Step], step: Step) -> None:
 
 
 def done_keys(path: Path) -> set[str]:
-    if not path.exists():
-        return set()
-    keys = set()
-    for line in path.read_text().splitlines():
-        try:
-            keys.add(json.loads(line)["key"])
-        except (json.JSONDecodeError, KeyError):
-            continue  # a line cut by a kill: that run reruns
-    return keys
+    return {r["key"] for r in read_rows(path) if "key" in r}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", default="1/1", help="i/n: run the i-th of n equal-cost chunks")
     ap.add_argument("--plan", type=int, help="print the estimated minutes of each of N parts and exit")
-    ap.add_argument("--out", type=Path, default=OUT / "rows.jsonl")
+    ap.add_argument("--out", type=Path, default=OUT / "rows.jsonl.gz")
     ap.add_argument("--images", help="comma list: only these images (testing)")
     ap.add_argument("--sizes", help="comma list: only these sizes (testing)")
     ap.add_argument("--iters", type=int, help="override the horizon (testing only)")
@@ -419,8 +412,7 @@ def main() -> None:
             row = run(job, variant, cache, a.iters)
         except Exception as exc:  # a diverged run is recorded, not retried forever
             row = {"key": job.key(variant), "error": f"{type(exc).__name__}: {exc}"}
-        with a.out.open("a") as f:
-            f.write(json.dumps(row, separators=(",", ":")) + "\n")
+        append_row(a.out, row)
         print(f"  {row.get('seconds', '-')} s", flush=True)
 
 

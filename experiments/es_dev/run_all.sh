@@ -1,6 +1,6 @@
 #!/bin/sh
 # Chain every part of the collection in ONE process at a time (the box has 2 shared cores).
-# Resumable: a re-run skips rows already in rows.jsonl. Run from the worktree root:
+# Resumable: a re-run skips rows already in rows.jsonl.gz. Run from the worktree root:
 #   nohup nice -n 19 sh experiments/es_dev/run_all.sh >> experiments/es_dev/log 2>&1 &
 N=${N:-400}
 i=${START:-1}
