@@ -126,12 +126,12 @@ def set_threads(threads: int | str | None, notify: Callable[[str], None] = lambd
     them busy — two jobs that each take every core of this 2-core CPU ran 4.6x slower each.
     "auto": the cores other work leaves free (at least 1). An integer: exactly that.
     """
-    cores = usable_cores()
     if threads == "auto":
         threads = free_cores()
     elif threads is not None:
         threads = thread_count(threads)
-    if threads is None:
+    else:
+        cores = usable_cores()
         threads = min(cores, torch.get_num_threads())
         busy = busy_cores()
         if busy >= 0.75 and threads > 1 and busy + threads > cores + 0.5:
