@@ -140,7 +140,8 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
         "psnr_final": final["psnr"], "psnr_stopped": stopped["psnr"],
         "ssim_final": final["ssim"], "ssim_stopped": stopped["ssim"],
         "oracle_best_psnr": tr.oracle_best, "oracle_best_iter": tr.oracle_best_iter,
-        "sparsity": prior.sparsity, "params": nets.count_params(net),
+        "sparsity": prior.sparsity, "params": nets.count_params(net), "params_fitted": nets.count_params(model),
+        "gflop_per_iter": round(nets.iteration_gflop(model, target.z), 3),
         "recoveries": result.recoveries, "seconds": round(result.seconds, 3), "checkpoint": cfg.checkpoint,
         **prior.source, **form,
     }

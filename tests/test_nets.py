@@ -20,6 +20,9 @@ from conftest import narrow_spec, tiny_spec
 @pytest.mark.parametrize("name, overrides, expected", [
     ("dip", {}, 2_217_831),
     ("oes", {}, 3_008_867),
+    ("dip-w64", {}, 572_455),
+    ("dip-w32", {}, 152_199),
+    ("dip-w16", {}, 42_679),
     ("deep-decoder", {"k": 128}, 100_224),
     ("deep-decoder", {"k": 320}, 619_200),
 ])
@@ -323,3 +326,13 @@ def test_a_family_registered_in_a_test_is_a_preset_like_any_other(toy, rgb64_pat
     assert report["params"] == nets.count_params(net) == 4 * 3 * 9 + 3 and result.iterations == 3
     with pytest.raises(ValueError, match="known: .*toy"):
         nets.build({"kind": "nope"})
+
+
+def test_iteration_gflop_counts_conv_work_and_scales_with_width_and_area():
+    """3x the forward conv FLOPs: 1/4 of the channels -> about 1/16 of the work; 2x the side -> 4x."""
+    dense, narrow = (nets.build(nets.preset(n)) for n in ("dip", "dip-w32"))
+    z = torch.rand(1, 32, 64, 64)
+    g_dense, g_narrow = nets.iteration_gflop(dense, z), nets.iteration_gflop(narrow, z)
+    assert 12 < g_dense / g_narrow < 16
+    assert nets.iteration_gflop(dense, torch.rand(1, 32, 128, 128)) == pytest.approx(4 * g_dense, rel=1e-6)
+    assert dense.training  # the count leaves the net as it found it

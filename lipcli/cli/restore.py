@@ -143,7 +143,8 @@ def _restore_one(path: Path, dest: Path, task: str, settings: dict[str, Any], si
 
 def _say_restored(r: dict[str, Any]) -> None:
     line = (f"{r['input']} -> {r['output']}: {r['iterations']} iterations, auto-stop at "
-            f"{r['stopped_at']}, {r['seconds']:.1f}s, sparsity {100 * r['sparsity']:.1f}%")
+            f"{r['stopped_at']}, {r['seconds']:.1f}s, sparsity {100 * r['sparsity']:.1f}%, "
+            f"{r['params_fitted']:,} params fitted ({r['gflop_per_iter']:.2f} GFLOP/iteration)")
     if r["psnr_final"] is not None:
         line += (f"; {r['metric']} final {fmt(r['psnr_final'])} / stopped "
                  f"{fmt(r['psnr_stopped'])} / oracle best {fmt(r['oracle_best_psnr'])}"

@@ -10,16 +10,16 @@ A new family is one file with a registered `Net` subclass, imported below so tha
 package fills the registry.
 """
 # Import order is registration order (the order error messages list the kinds in).
-from .base import (FAMILIES, Net, Spec, build, conv_weight_names, count_params, estimate_bytes, make_input,
-                   padded_size, validate)
+from .base import (FAMILIES, Net, Spec, build, conv_weight_names, count_params, estimate_bytes, iteration_gflop,
+                   make_input, padded_size, validate)
 from .skip import CHECKPOINT_SAVING, ConvBlock, SkipNet, set_checkpointing
 from .decoder import DeepDecoder, decoder_k_for_params
 from .dcgan import GAN, DCGANDiscriminator, DCGANGenerator, gan_spec, generator_of
 from .presets import PRESETS, image_presets, preset, resolve_spec
 
 __all__ = [
-    "FAMILIES", "Net", "Spec", "build", "conv_weight_names", "count_params", "estimate_bytes", "make_input",
-    "padded_size", "validate", "CHECKPOINT_SAVING", "ConvBlock", "SkipNet", "set_checkpointing", "DeepDecoder",
+    "FAMILIES", "Net", "Spec", "build", "conv_weight_names", "count_params", "estimate_bytes", "iteration_gflop",
+    "make_input", "padded_size", "validate", "CHECKPOINT_SAVING", "ConvBlock", "SkipNet", "set_checkpointing", "DeepDecoder",
     "decoder_k_for_params", "GAN", "DCGANDiscriminator", "DCGANGenerator", "gan_spec", "generator_of", "PRESETS",
     "image_presets", "preset", "resolve_spec",
 ]

@@ -76,6 +76,23 @@ def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
+def iteration_gflop(net: nn.Module, x: torch.Tensor) -> float:
+    """GFLOP of one training iteration on input `x`: the conv/matmul FLOPs of a forward pass, counted by
+    torch's FlopCounterMode, times 3 (the backward computes input and weight gradients). This is the
+    work that channel compaction shrinks; the rest of an iteration (BatchNorm, upsampling, the optimizer)
+    is memory-bound and not counted. One no-grad forward, so it fits wherever the fit does."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net(x)
+    finally:
+        net.train(was_training)
+    return 3 * counter.get_total_flops() / 1e9
+
+
 def conv_weight_names(net: Net) -> list[str]:
     """Conv weights in forward order (traced once at the smallest valid input): what IMP prunes."""
     order: list[str] = []

@@ -39,6 +39,10 @@ PRESETS: dict[str, Spec] = {
     "dcgan-d": _GAN["d"],
     "gan": _GAN,
 }
+# The same hourglass with every 128 -> k (the uniform-width baseline of structured tickets): 1/2, 1/4 and
+# 1/8 of the channels; 572,455 / 152,199 / 42,679 parameters for RGB.
+for _k in (64, 32, 16):
+    PRESETS[f"dip-w{_k}"] = {**PRESETS["dip"], "down": [_k] * 5, "up": [_k] * 5}
 
 
 def preset(name: str, **overrides: Any) -> Spec:

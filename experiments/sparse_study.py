@@ -1,0 +1,97 @@
+"""Which prior should `lip restore` fit? Dense DIP vs uniform narrow widths vs channel tickets (issue 12).
+
+Every prior restores the same simulated crops through the real CLI (`lip restore --simulate --json`), so
+the numbers are exactly what a user gets: the auto-stopped PSNR/SSIM, the final iterate, the oracle best
+(clean image needed, labelled), iterations and seconds. Images are split in two halves by sorted name:
+`tune` (even positions) chooses, `report` (odd positions) is where the choice is judged. A ticket is
+searched blind on the bundled noisy House crop, which is in neither half.
+
+One JSON row per restore, appended as it finishes; a re-run skips rows already present (resumable).
+Seconds are wall time on whatever the machine was doing: compare speed in benchmarks/, not here.
+
+    PYTHONPATH=$PWD python experiments/sparse_study.py --half tune --priors dense,w32 --out experiments/sparse/rows.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"  # /work/shared/data/images
+PHOTOS = ("baboon", "baby", "barbara", "bird", "butterfly", "coastguard", "comic", "f16", "flowers", "foreman",
+          "kodim02", "lenna", "man", "monarch", "pepper", "zebra")
+HERE = Path(__file__).resolve().parent
+TICKET = HERE / "sparse" / "house_ch_l1layer.safetensors"
+
+
+def prior_args(name: str) -> list[str]:
+    """`dense`, `wK` (uniform width K), or `ticket:rN` (round N of the channel ticket)."""
+    if name == "dense":
+        return ["--net", "dip"]
+    if name.startswith("w"):
+        return ["--net", f"dip-{name}"]
+    kind, _, round_ = name.partition(":r")
+    return ["--mask", str(TICKET), "--round", round_] if kind == "ticket" else sys.exit(f"unknown prior {name}")
+
+
+def crop(name: str, size: int, where: str, folder: Path) -> Path:
+    """A size x size crop (centre, or the top-left quarter's centre), RGB, cached as PNG."""
+    path = folder / f"{name}_{size}_{where}.png"
+    if not path.exists():
+        src = next(IMAGES.glob(f"{name}.*"))
+        im = Image.open(src).convert("RGB")
+        w, h = im.size
+        cx, cy = (w // 2, h // 2) if where == "c" else (w // 4, h // 4)
+        cx, cy = min(max(cx, size // 2), w - size // 2), min(max(cy, size // 2), h - size // 2)
+        folder.mkdir(parents=True, exist_ok=True)
+        im.crop((cx - size // 2, cy - size // 2, cx + size // 2, cy + size // 2)).save(path)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--half", choices=("tune", "report", "all"), default="all")
+    ap.add_argument("--priors", default="dense,w32,w16,ticket:r3")
+    ap.add_argument("--sizes", default="128")
+    ap.add_argument("--crops", default="c", help="c = centre, q = top-left quarter's centre")
+    ap.add_argument("--sigmas", default="25")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--extra", default="", help="extra restore flags, recorded in the row")
+    ap.add_argument("--out", type=Path, default=HERE / "sparse" / "rows.jsonl")
+    a = ap.parse_args()
+    names = [n for i, n in enumerate(PHOTOS) if a.half == "all" or (i % 2 == 0) == (a.half == "tune")]
+    done = set()
+    if a.out.exists():
+        done = {json.loads(line)["key"] for line in a.out.read_text().splitlines() if line.strip()}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        for size in map(int, a.sizes.split(",")):
+            for where in a.crops.split(","):
+                for sigma in a.sigmas.split(","):
+                    for seed in a.seeds.split(","):
+                        for prior in a.priors.split(","):
+                            key = f"{name}|{size}|{where}|{sigma}|{seed}|{prior}|{a.extra}"
+                            if key in done:
+                                continue
+                            src = crop(name, size, where, a.out.parent / "crops")
+                            cmd = [sys.executable, "-m", "lipcli", "restore", "--simulate", str(src), "--sigma", sigma,
+                                   "--seed", seed, "--json", "-o", "/dev/null", *prior_args(prior), *a.extra.split()]
+                            run = subprocess.run(cmd, capture_output=True, text=True)
+                            if run.returncode:
+                                print(f"FAILED {key}: {run.stderr.strip().splitlines()[-1:]}", flush=True)
+                                continue
+                            row = json.loads(run.stdout)
+                            row.update(key=key, image=name, size=size, crop=where, prior_name=prior,
+                                       half="tune" if PHOTOS.index(name) % 2 == 0 else "report", extra=a.extra)
+                            with open(a.out, "a") as f:
+                                f.write(json.dumps(row) + "\n")
+                            print(f"{key}: stopped {row['psnr_stopped']:.2f} oracle {row['oracle_best_psnr']:.2f} "
+                                  f"it {row['stopped_at']}/{row['iterations']} {row['seconds']:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
