@@ -6,9 +6,17 @@ Tensors:
   `theta0/<param>`       float32, the initial weights of every parameter (mask + theta0 = the ticket).
 Metadata: one key, "lip", holding sorted compact JSON (one key keeps the header byte-stable, so the
 same content always gives the same bytes). No pickle anywhere; a pickle is refused, never opened.
+
+Slim files (format version 2, `save(..., slim=True)`; what the shipped mask library uses): a
+`prune_round` tensor may keep size 1 along dims it is constant along (a channel ticket's rounds are
+one byte per filter) and is broadcast back on load; and theta0 may be left out when it is exactly the
+net's seeded initialisation, recorded as "theta0_sha256": it is regenerated from the spec and "seed"
+and checked against that hash, so a torch whose initialisation changed is refused, never used
+silently. Version 1 files are still what `save` writes by default, and both versions are read.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -20,13 +28,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from . import __version__, nets
+from . import __version__, library, nets
 from .errors import LipError
 from .files import atomic_path
 from .masks import Masks, from_rounds, kept_count, total_count
 
 FORMAT = "lip-artifact"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # what plain files carry, so older lips read them
+SLIM_VERSION = 2  # the newest this lip reads: slim files (module docstring)
 ROUND, THETA0 = "prune_round/", "theta0/"
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, torch.save zip
 
@@ -91,16 +100,46 @@ def granularity(meta: dict[str, Any]) -> str:
     return (meta.get("search") or {}).get("granularity", "element")
 
 
-def to_bytes(art: Artifact) -> bytes:
-    tensors = {ROUND + n: r.to(torch.uint8).contiguous() for n, r in art.prune_round.items()}
-    tensors.update({THETA0 + n: w.detach().float().cpu().contiguous() for n, w in art.theta0.items()})
-    meta = json.dumps(art.meta, sort_keys=True, separators=(",", ":"))
-    return st_save(tensors, metadata={"lip": meta})
+def theta0_hash(theta0: dict[str, torch.Tensor]) -> str:
+    """sha256 over every (name, float32 bytes) in name order: what identifies a regenerated theta0."""
+    h = hashlib.sha256()
+    for name in sorted(theta0):
+        h.update(name.encode() + b"\0" + theta0[name].detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
-def save(path: Path | str, art: Artifact) -> None:
+def seeded_theta0(spec: dict[str, Any], seed: int) -> dict[str, torch.Tensor]:
+    """The net's initial weights as every lip command draws them: `torch.manual_seed(seed)`, then build."""
+    torch.manual_seed(seed)
+    return {n: p.detach().float().clone() for n, p in nets.build(spec).named_parameters()}
+
+
+def _narrowest(r: torch.Tensor) -> torch.Tensor:
+    """The smallest tensor that broadcasts back to `r`: size 1 along every dim `r` is constant along."""
+    for d in range(r.dim()):
+        first = r.narrow(d, 0, 1)
+        if r.shape[d] > 1 and torch.equal(r, first.expand_as(r)):
+            r = first
+    return r.contiguous()
+
+
+def to_bytes(art: Artifact, slim: bool = False) -> bytes:
+    meta, rounds, theta0 = art.meta, art.prune_round, art.theta0
+    if slim:
+        rounds = {n: _narrowest(r) for n, r in rounds.items()}
+        meta = {**meta, "format_version": SLIM_VERSION}
+        seed = meta.get("seed")
+        if _is_int(seed) and theta0_hash(seeded_theta0(art.spec, seed)) == theta0_hash(theta0):
+            theta0, meta = {}, {**meta, "theta0_sha256": theta0_hash(theta0)}
+    tensors = {ROUND + n: r.to(torch.uint8).contiguous() for n, r in rounds.items()}
+    tensors.update({THETA0 + n: w.detach().float().cpu().contiguous() for n, w in theta0.items()})
+    meta_json = json.dumps(meta, sort_keys=True, separators=(",", ":"))
+    return st_save(tensors, metadata={"lip": meta_json})
+
+
+def save(path: Path | str, art: Artifact, slim: bool = False) -> None:
     """Write atomically: an interrupted save never leaves a partial artifact."""
-    data = to_bytes(art)
+    data = to_bytes(art, slim)
     with atomic_path(Path(path)) as tmp:
         tmp.write_bytes(data)
 
@@ -118,9 +157,10 @@ def _fail(path: Path, what: str) -> LipError:
 
 def load(path: Path | str) -> Artifact:
     """Read and fully validate an artifact; any problem is one LipError, never a partial load."""
-    path = Path(path)
+    path = library.resolve(Path(path))
     if not path.is_file():
-        raise _fail(path, "no such artifact file (check the path)")
+        names = ", ".join(e.name for e in library.entries()) or "none yet"
+        raise _fail(path, f"no such artifact file (check the path; shipped masks by name: {names})")
     data = path.read_bytes()
     if data.startswith(PICKLE_MAGIC) and not _safetensors_layout(data):
         raise _fail(path, "is a pickle/torch.save file; lip only reads .safetensors artifacts and "
@@ -143,13 +183,28 @@ def load(path: Path | str) -> Artifact:
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise _fail(path, f"has an invalid format version {version!r} (the file is damaged)")
-    if version > FORMAT_VERSION:
-        raise _fail(path, f"has format version {version}; this lip reads up to {FORMAT_VERSION} "
+    if version > SLIM_VERSION:
+        raise _fail(path, f"has format version {version}; this lip reads up to {SLIM_VERSION} "
                           "(upgrade lip)")
     _check_meta_shape(path, meta)
     art = Artifact(meta, *_split(path, tensors))
     _check_against_spec(path, art)
+    if not art.theta0 and "theta0_sha256" in meta:
+        art.theta0 = _regenerate(path, art)
     return art
+
+
+def _regenerate(path: Path, art: Artifact) -> dict[str, torch.Tensor]:
+    """A slim file's theta0, drawn again from its seed and checked against the recorded hash."""
+    seed = art.meta.get("seed")
+    if not _is_int(seed):
+        raise _fail(path, "records a theta0 hash but no integer seed to regenerate it from (the file is damaged)")
+    theta0 = seeded_theta0(art.spec, seed)
+    if theta0_hash(theta0) != art.meta["theta0_sha256"]:
+        raise _fail(path, f"its initial weights are regenerated from seed {seed}, but this torch "
+                          f"({torch.__version__}) draws different ones than the torch that wrote it "
+                          f"({art.meta.get('torch_version')}); use that torch version, or a full artifact")
+    return theta0
 
 
 def _is_int(v: Any) -> bool:
@@ -186,6 +241,16 @@ def _split(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[dict, dict]:
     return theta0, rounds
 
 
+def _broadcast(path: Path, name: str, r: torch.Tensor, shape: tuple[int, ...] | None) -> torch.Tensor:
+    """A slim file's per-round tensor expanded to its parameter's shape (left alone when the names do
+    not match: the spec check reports that)."""
+    if shape is None or tuple(r.shape) == shape:
+        return r
+    if r.dim() != len(shape) or any(a not in (1, b) for a, b in zip(r.shape, shape)):
+        raise _fail(path, f"{name} has shape {tuple(r.shape)}, which does not broadcast to the net's {shape}")
+    return r.expand(shape).clone()
+
+
 def _check_against_spec(path: Path, art: Artifact) -> None:
     try:
         with torch.device("meta"), warnings.catch_warnings():  # shapes only: a hostile spec (huge
@@ -194,7 +259,11 @@ def _check_against_spec(path: Path, art: Artifact) -> None:
     except Exception as exc:  # any malformed spec, whatever the builder trips on
         raise _fail(path, f"its net spec is invalid ({exc})") from None
     shapes = {n: tuple(p.shape) for n, p in net.named_parameters()}
-    missing = sorted(set(shapes) - set(art.theta0))
+    slim = art.meta["format_version"] >= SLIM_VERSION
+    if slim:  # rounds may broadcast; theta0 may be regenerated (checked by _regenerate)
+        art.prune_round = {n: _broadcast(path, n, r, shapes.get(n)) for n, r in art.prune_round.items()}
+    regenerated = slim and not art.theta0 and "theta0_sha256" in art.meta
+    missing = [] if regenerated else sorted(set(shapes) - set(art.theta0))
     extra = sorted(set(art.theta0) - set(shapes)) + sorted(set(art.prune_round) - set(shapes))
     if missing or extra:
         what = f"missing {missing[0]}" if missing else f"unknown parameter {extra[0]}"

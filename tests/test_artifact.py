@@ -264,8 +264,8 @@ def test_refuses_another_nets_shapes(tmp_path):
 
 def test_refuses_future_format_version(tmp_path):
     art = make_artifact()
-    path = write_raw(tmp_path / "a.safetensors", tensors_of(art), meta_json(art, format_version=2))
-    refused(path, "format version 2", "upgrade lip")
+    path = write_raw(tmp_path / "a.safetensors", tensors_of(art), meta_json(art, format_version=3))
+    refused(path, "format version 3", "upgrade lip")
     path = write_raw(tmp_path / "b.safetensors", tensors_of(art), meta_json(art, format_version="1"))
     refused(path, "format version")
     meta = dict(art.meta)
@@ -334,3 +334,51 @@ def test_refuses_hostile_metadata(tmp_path, case):
     art = make_artifact()
     path = write_raw(tmp_path / "a.safetensors", tensors_of(art), meta_json(art, **_BAD_META[case]))
     refused(path)
+
+
+def channel_artifact(seed=0) -> Artifact:
+    """A seeded artifact whose rounds prune whole filters, as a channel search writes them."""
+    art = make_artifact(seed=seed)
+    art.meta["seed"] = seed  # what a search records: theta0 is then its seeded draw
+    gen = torch.Generator().manual_seed(1)
+    for n, r in art.prune_round.items():
+        per_filter = torch.randint(0, ROUNDS + 1, (r.shape[0],) + (1,) * (r.dim() - 1), generator=gen)
+        art.prune_round[n] = per_filter.to(torch.uint8).expand(r.shape).clone()
+    return art
+
+
+def test_slim_file_is_small_and_loads_to_the_same_artifact(tmp_path):
+    """Rounds kept once per filter, theta0 regenerated from the seed: same masks and weights, bit for bit."""
+    art = channel_artifact()
+    artifact.save(tmp_path / "full.safetensors", art)
+    artifact.save(tmp_path / "slim.safetensors", art, slim=True)
+    full, slim = (artifact.load(tmp_path / f"{k}.safetensors") for k in ("full", "slim"))
+    assert full.meta["format_version"] == artifact.FORMAT_VERSION == 1
+    assert slim.meta["format_version"] == artifact.SLIM_VERSION and "theta0_sha256" in slim.meta
+    assert (tmp_path / "slim.safetensors").stat().st_size < (tmp_path / "full.safetensors").stat().st_size / 10
+    for k in range(ROUNDS + 1):
+        assert all(torch.equal(a, b) for a, b in zip(full.mask(k).values(), slim.mask(k).values()))
+    assert full.theta0.keys() == slim.theta0.keys()
+    assert all(torch.equal(full.theta0[n], slim.theta0[n]) for n in full.theta0)
+
+
+def test_slim_keeps_theta0_that_is_not_the_seeded_draw(tmp_path):
+    """Rewound or imported weights cannot be regenerated: they stay in the file."""
+    art = channel_artifact()
+    name = next(iter(art.theta0))
+    art.theta0[name] = art.theta0[name] + 1
+    artifact.save(tmp_path / "a.safetensors", art, slim=True)
+    back = artifact.load(tmp_path / "a.safetensors")
+    assert "theta0_sha256" not in back.meta and torch.equal(back.theta0[name], art.theta0[name])
+
+
+def test_slim_file_refuses_a_theta0_it_cannot_regenerate(tmp_path):
+    """A torch that draws different initial weights is refused with the reason, never used silently."""
+    art = channel_artifact()
+    artifact.save(tmp_path / "a.safetensors", art, slim=True)
+    slim = artifact.load(tmp_path / "a.safetensors")
+    tensors = {ROUND + n: artifact._narrowest(r) for n, r in slim.prune_round.items()}
+    path = write_raw(tmp_path / "b.safetensors", tensors, meta_json(slim, theta0_sha256="0" * 64))
+    refused(path, "regenerated from seed 0", "draws different ones")
+    bad = {**tensors, ROUND + next(iter(slim.prune_round)): torch.zeros(2, 2, dtype=torch.uint8)}
+    refused(write_raw(tmp_path / "c.safetensors", bad, meta_json(slim)), "does not broadcast")

@@ -114,7 +114,7 @@ def bad_artifact(w: "Work", kind: str, name: str = "bad.safetensors") -> str:
         (w.dir / "other.tmp").unlink()
         _raw(path, _tensors(other), good.meta)
     elif kind == "future version":
-        _raw(path, tensors, good.meta, format_version=artifact.FORMAT_VERSION + 1)
+        _raw(path, tensors, good.meta, format_version=artifact.SLIM_VERSION + 1)
     elif kind == "metadata not JSON":
         _raw(path, tensors, "{this is not json")
     elif kind == "no lip metadata":

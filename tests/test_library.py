@@ -1,0 +1,50 @@
+"""The shipped mask library: entries resolve by name everywhere an artifact is read, and every shipped
+file is small, loads, and regenerates its initial weights bit for bit under this torch."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lipcli import artifact, library
+from test_artifact import channel_artifact
+from test_cli_restore import FAST, json_report, lip
+
+
+@pytest.fixture
+def shelf(tmp_path, monkeypatch):
+    """A library of one slim channel ticket of the tiny net, in place of the shipped one."""
+    monkeypatch.setattr(library, "FOLDER", tmp_path / "library")
+    (tmp_path / "library").mkdir()
+    artifact.save(tmp_path / "library" / "tiny-ch.safetensors", channel_artifact(), slim=True)
+    (tmp_path / "library" / "index.yaml").write_text(
+        "tiny-ch:\n  file: tiny-ch.safetensors\n  task: denoise\n  summary: a test ticket\n"
+        "  made_by: the test\n  measured: {psnr_gap_db: 0.0}\n")
+    return tmp_path
+
+
+def test_a_library_name_restores_like_its_file(shelf, workdir):
+    by_name = json_report(lip("restore", "--simulate", workdir / "rgb.png", "--mask", "tiny-ch", "--round", "2",
+                              "--iters", "3", "--json", "-o", workdir / "a.png", *FAST))
+    by_path = json_report(lip("restore", "--simulate", workdir / "rgb.png", "--mask",
+                              shelf / "library" / "tiny-ch.safetensors", "--round", "2", "--iters", "3", "--json",
+                              "-o", workdir / "b.png", *FAST))
+    assert by_name["psnr_final"] == by_path["psnr_final"] and by_name["sparsity"] == by_path["sparsity"] > 0
+    assert (workdir / "a.png").read_bytes() == (workdir / "b.png").read_bytes()
+
+
+def test_masks_lists_the_library_and_unknown_names_say_what_exists(shelf, workdir):
+    listed = lip("masks", "--json")
+    assert listed.exit_code == 0
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [r["name"] for r in rows] == ["tiny-ch"] and rows[0]["measured"] == {"psnr_gap_db": 0.0}
+    bad = lip("restore", workdir / "rgb.png", "--mask", "no-such-mask", *FAST)
+    assert bad.exit_code == 2 and "tiny-ch" in bad.output and "no such artifact" in bad.output
+
+
+@pytest.mark.parametrize("entry", library.entries(), ids=lambda e: e.name)
+def test_every_shipped_mask_is_small_and_loads_exactly(entry):
+    assert entry.path.stat().st_size <= 2 * 2**20
+    art = artifact.load(entry.name)  # regenerates theta0 and checks its hash: fails if torch drew otherwise
+    assert art.theta0 and art.meta["format_version"] == artifact.SLIM_VERSION
+    assert entry.task == art.meta["task"]
