@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--sigmas", default="25")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--extra", default="", help="extra restore flags, recorded in the row")
+    ap.add_argument("--threads", default="1", help="per restore (1: steadiest on a shared machine; not in the key)")
     ap.add_argument("--out", type=Path, default=HERE / "sparse" / "rows.jsonl")
     a = ap.parse_args()
     names = [n for i, n in enumerate(PHOTOS) if a.half == "all" or (i % 2 == 0) == (a.half == "tune")]
@@ -79,7 +80,8 @@ def main() -> None:
                                 continue
                             src = crop(name, size, where, a.out.parent / "crops")
                             cmd = [sys.executable, "-m", "lipcli", "restore", "--simulate", str(src), "--sigma", sigma,
-                                   "--seed", seed, "--json", "-o", "/dev/null", *prior_args(prior), *a.extra.split()]
+                                   "--seed", seed, "--json", "-o", "/dev/null", "--threads", a.threads, *prior_args(prior),
+                                   *a.extra.split()]
                             run = subprocess.run(cmd, capture_output=True, text=True)
                             if run.returncode:
                                 print(f"FAILED {key}: {run.stderr.strip().splitlines()[-1:]}", flush=True)

@@ -128,7 +128,8 @@ def run_cell(grid: Grid, cell: Cell, dev: torch.device,
         "final_loss": result.losses[-1] if result.losses else None, "diverged": diverged,
         "recoveries": result.recoveries, "seconds": round(result.seconds, 3), "operator": problem.op.params(),
         "device": str(dev), "settings": grid.identity(cell),
-        **({"compact": report["compact"]} if diverged is None and "compact" in report else {}),
+        **({key: report[key] for key in ("compact", "params_fitted", "gflop_per_iter") if key in report}
+           if diverged is None else {}),
     }
     if grid.experiment != "impedance" and ran:  # cheap; kept so --experiment spectrum works on any grid
         row["spectrum"] = spectrum(tr.stopped, problem.clean)
