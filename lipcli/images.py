@@ -5,12 +5,8 @@ converts from and to files and numpy arrays, so colour modes, bit depths, value 
 rotation and broken files are dealt with once, here, and every failure becomes a one-line LipError.
 Each image remembers how its source stored its values (`Stored`), so a result is written back the
 same way: 8 or 16 bits, a float TIFF or a .npy array in its own dtype and range.
-
-Readers: Pillow for the common formats; `png16.py` for 16-bit PNGs (Pillow narrows colour ones to
-8 bits); tifffile for TIFFs with more than 8 bits per sample (16-bit RGB, float32; Pillow narrows
-or refuses them); numpy for .npy (never unpickling). tifffile is a dependency, not an extra: a
-pure-Python wheel of 244 kB (numpy is its only requirement) beside Pillow's 7 MB and torch's
-hundreds of MB, and microscopy and astronomy data mostly come as 16-bit or float TIFFs.
+Pillow reads and writes the common formats; `imageformats.py` the ones it would narrow or refuse
+(.npy, TIFFs with more than 8 bits per sample) and `png16.py` 16-bit PNGs.
 """
 from __future__ import annotations
 
@@ -23,12 +19,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import tifffile
 import torch
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
-from . import png16
+from . import imageformats as formats, png16
 from .errors import LipError
 from .files import atomic_path
 
@@ -39,9 +34,7 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib
 _FORMATS = {"": "PNG", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
             ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".npy": "NPY"}
 _KEEP_TYPE = (".tif", ".tiff", ".npy")  # outputs that stay in the input's type by default (see output_suffix)
-_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
-ARRAY_LAYOUTS = ("HW", "HWC")  # numpy: gray as HxW (or always HxWxC); torch tensors: CHW, NCHW
-TENSOR_LAYOUTS = ("CHW", "NCHW")
+TENSOR_LAYOUTS = ("CHW", "NCHW")  # Stored.layout of torch tensors; numpy arrays are HW or HWC
 
 
 @dataclass(frozen=True)
@@ -97,29 +90,6 @@ class Image:
         return int(self.pixels.shape[2])
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _check_file(path: Path) -> None:
-    """Refuse a missing, folder or empty input with a hint, before any decoder sees it."""
-    if not path.exists():
-        raise LipError(f"cannot read {path}: no such file (check the path)")
-    if path.is_dir():
-        raise LipError(f"cannot read {path}: it is a folder (give an image file)")
-    try:
-        if path.stat().st_size == 0:
-            raise LipError(f"cannot read {path}: the file is empty (0 bytes; re-export or re-download it)")
-    except OSError as exc:
-        raise LipError(f"cannot read {path}: {exc.strerror or _one_line(exc)} (check permissions)") from None
-
-
-def _corrupt(path: Path, exc: BaseException) -> LipError:
-    return LipError(f"cannot read {path}: the file is truncated or corrupt ({_one_line(exc)}); "
-                    "re-export or re-download it")
-
-
 def _read(path: Path, check_size: Callable[[int, int], None] | None = None) -> tuple[PILImage.Image, int]:
     """Open, size-check (from the header, before decoding), fully decode and EXIF-rotate with Pillow;
     also return the EXIF orientation that was applied (1 = none), for pixels decoded elsewhere.
@@ -128,7 +98,7 @@ def _read(path: Path, check_size: Callable[[int, int], None] | None = None) -> t
     decoded, so an oversized or hostile file costs nothing. When a check is given it
     replaces Pillow's own decompression-bomb limit (restored afterwards).
     """
-    _check_file(path)
+    formats.check_file(path)
     saved_limit = PILImage.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
@@ -146,7 +116,7 @@ def _read(path: Path, check_size: Callable[[int, int], None] | None = None) -> t
     except LipError:
         raise
     except PILImage.DecompressionBombError as exc:
-        raise LipError(f"cannot read {path}: too many pixels to decode safely ({_one_line(exc)}); "
+        raise LipError(f"cannot read {path}: too many pixels to decode safely ({formats.one_line(exc)}); "
                        "resize or crop it first") from None
     except UnidentifiedImageError:
         raise LipError(f"cannot read {path}: not an image file Pillow recognises "
@@ -154,69 +124,9 @@ def _read(path: Path, check_size: Callable[[int, int], None] | None = None) -> t
     except PermissionError:
         raise LipError(f"cannot read {path}: permission denied (check the file's permissions)") from None
     except _DECODE_ERRORS as exc:
-        raise _corrupt(path, exc) from None
+        raise formats.corrupt(path, exc) from None
     finally:
         PILImage.MAX_IMAGE_PIXELS = saved_limit
-
-
-# EXIF/TIFF orientation -> the numpy view that shows the picture upright (as Pillow's exif_transpose).
-_ORIENT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
-    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-    5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
-    8: lambda a: np.rot90(a, 1)}
-
-
-def _upright(a: np.ndarray, orientation: int) -> np.ndarray:
-    return np.ascontiguousarray(_ORIENT.get(orientation, lambda x: x)(a))
-
-
-def _read_npy(path: Path, check_size: Callable[[int, int], None] | None) -> np.ndarray:
-    """A .npy array, its shape checked from the header before the data is read; never unpickled."""
-    _check_file(path)
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc) or "Python objects" in str(exc):
-            raise LipError(f"cannot read {path}: it holds pickled Python objects, and lip never unpickles; "
-                           "save a numeric array (np.save(path, a.astype(np.float32)))") from None
-        raise _corrupt(path, exc) from None
-    except (OSError, EOFError) as exc:
-        raise _corrupt(path, exc) from None
-    if not isinstance(arr, np.ndarray):
-        arr.close()
-        raise LipError(f"cannot read {path}: it is an .npz archive; save one image with np.save")
-    if check_size is not None and arr.ndim in (2, 3):
-        check_size(arr.shape[1], arr.shape[0])
-    return np.array(arr)
-
-
-def _read_tiff(path: Path, check_size: Callable[[int, int], None] | None) -> np.ndarray | None:
-    """A TIFF with more than 8 bits per gray or RGB sample (16-bit, 32-bit, float) as (H,W[,S]),
-    upright; None leaves the file to Pillow (8-bit, palette, CMYK, YCbCr, ...). A stack is refused."""
-    try:
-        tif = tifffile.TiffFile(path)
-    except Exception:  # not parseable as TIFF here: Pillow says what is wrong with it
-        return None
-    with tif:
-        series = tif.series[0]
-        page = series.keyframe
-        if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB) \
-                or page.dtype is None or page.dtype.itemsize == 1:
-            return None
-        axes = series.get_axes(squeeze=True)
-        if axes not in ("YX", "YXS", "SYX"):
-            raise LipError(f"cannot read {path}: it is a stack of shape {series.shape} (axes {series.axes}); "
-                           "lip restores one 2-D gray or colour image: save one plane as its own file")
-        shape = dict(zip(axes, series.get_shape(squeeze=True)))
-        if check_size is not None:
-            check_size(shape["X"], shape["Y"])
-        try:
-            arr = series.asarray(squeeze=True)
-        except Exception as exc:  # noqa: BLE001 - any decoder failure of a damaged file
-            raise _corrupt(path, exc) from None
-        tag = page.tags.get(274)  # Orientation
-        orientation = int(tag.value) if tag is not None else 1
-    return _upright(np.moveaxis(arr, 0, -1) if axes == "SYX" else arr, orientation)
 
 
 def _unit(a: np.ndarray, maxval: float) -> np.ndarray:
@@ -263,12 +173,12 @@ def load_image(path: Path | str, *, max_pixels: int | None = None,
 
     size_check = check if max_pixels is not None else None
     if path.suffix.lower() == ".npy":
-        return from_array(_read_npy(path, size_check), path.name)
-    _check_file(path)
+        return from_array(formats.read_npy(path, size_check), path.name)
+    formats.check_file(path)
     with open(path, "rb") as f:
         head = f.read(32)
-    if head[:4] in _TIFF_MAGIC:
-        arr = _read_tiff(path, size_check)
+    if head[:4] in formats.TIFF_MAGIC:
+        arr = formats.read_tiff(path, size_check)
         if arr is not None:
             return from_array(arr, path.name)
     im, orientation = _read(path, size_check)
@@ -277,8 +187,8 @@ def load_image(path: Path | str, *, max_pixels: int | None = None,
         try:
             samples = png16.decode(path.read_bytes())
         except _DECODE_ERRORS as exc:
-            raise _corrupt(path, exc) from None
-        return from_array(_upright(samples if samples.shape[2] > 1 else samples[..., 0], orientation), path.name)
+            raise formats.corrupt(path, exc) from None
+        return from_array(formats.upright(samples if samples.shape[2] > 1 else samples[..., 0], orientation), path.name)
     mode = im.mode
     alpha = None
     stored = UINT8
@@ -427,16 +337,12 @@ def save_image(path: Path | str, pixels: np.ndarray, *, alpha: np.ndarray | None
     img = Image(pixels, None if fmt == "JPEG" else alpha, stored, path.name)
     if fmt == "NPY":
         arr = to_array(replace(img, stored=replace(stored, layout="HWC" if stored.layout == "HWC" else "HW")))
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
+        with atomic_path(path) as tmp:
+            formats.write_npy(tmp, arr)
         return
     if fmt == "TIFF":
-        hwc = _hwc(img, stored)
-        photometric = "rgb" if pixels.shape[0] == 3 else "minisblack"
-        extra = ["unassalpha"] if img.alpha is not None else None
         with atomic_path(path) as tmp:
-            tifffile.imwrite(tmp, hwc[..., 0] if hwc.shape[2] == 1 else hwc, photometric=photometric,
-                             extrasamples=extra)
+            formats.write_tiff(tmp, _hwc(img, stored), colour=pixels.shape[0] == 3, alpha=img.alpha is not None)
         return
     if fmt == "PNG" and stored.bit_depth > 8:
         with atomic_path(path) as tmp:
