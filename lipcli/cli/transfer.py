@@ -91,7 +91,7 @@ def transfer_cmd(
     dev = devices.resolve(device_list[0] if device_list else device)  # settings, to check the grid now
     devices.set_threads(threads, say)
     grid = api.transfer_grid(
-        list(images), list(mask or []), tasks=tasks, rounds=rounds, sparsities=sparsities, seeds=seeds,
+        list(images or []), list(mask or []), tasks=tasks, rounds=rounds, sparsities=sparsities, seeds=seeds,
         baselines=baselines, init=init, experiment=experiment, inpaint_mask=inpaint_mask, early_stop=early_stop,
         config=config_, device=dev, seed=seed, sigma=sigma, keep=keep, iters=iters, lr=lr, reg_noise=reg_noise,
         ema=ema, es_window=es_window, es_patience=es_patience, precision=precision)
