@@ -181,17 +181,26 @@ def load_input(arg: str) -> tuple[torch.Tensor, str]:
 
 
 def fit_shape(x: torch.Tensor, shape: tuple[int, ...], what: str) -> torch.Tensor:
-    """`x` with the generator's channel count (gray <-> RGB); a different size is refused."""
+    """`x` with the generator's channel count (gray <-> RGB) and size: a smaller image is zero-padded,
+    centred, as the 28x28 MNIST digits were for training (crop results back with `crop_to`); a larger
+    one is refused."""
     c, h, w = shape
     if x.shape[1] != c:
         if c == 1:
             x = x.mean(dim=1, keepdim=True)
         else:
             x = x.expand(-1, c, -1, -1)
-    if tuple(x.shape[-2:]) != (h, w):
+    dh, dw = h - x.shape[-2], w - x.shape[-1]
+    if dh < 0 or dw < 0:
         raise LipError(f"{what} is {x.shape[-1]}x{x.shape[-2]} but the generator makes {w}x{h} images "
                        "(crop/resize it, or train a generator of that size)")
-    return x
+    return torch.nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+
+
+def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The centre (H, W) of `x`: undoes fit_shape's padding."""
+    top, left = (x.shape[-2] - size[0]) // 2, (x.shape[-1] - size[1]) // 2
+    return x[..., top:top + size[0], left:left + size[1]]
 
 
 def generator_prior(path: Path | str, round_: int | None) -> tuple[nn.Module, tuple[int, int, int], dict[str, Any]]:

@@ -1,8 +1,12 @@
-"""Reading and writing user images: the only module that touches image files.
+"""Reading and writing user images: the only module that touches image files (and image arrays).
 
 Everything inside lip works on float32 arrays shaped (C, H, W) in [0, 1]; this module
-converts from and to files, so colour modes, bit depths, EXIF rotation and broken files
-are dealt with once, here, and every failure becomes a one-line LipError.
+converts from and to files and numpy arrays, so colour modes, bit depths, value ranges, EXIF
+rotation and broken files are dealt with once, here, and every failure becomes a one-line LipError.
+Each image remembers how its source stored its values (`Stored`), so a result is written back the
+same way: 8 or 16 bits, a float TIFF or a .npy array in its own dtype and range.
+Pillow reads and writes the common formats; `imageformats.py` the ones it would narrow or refuse
+(.npy, TIFFs with more than 8 bits per sample) and `png16.py` 16-bit PNGs.
 """
 from __future__ import annotations
 
@@ -10,38 +14,68 @@ import hashlib
 import struct
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from . import imageformats as formats, png16
 from .errors import LipError
 from .files import atomic_path
 
 # Errors Pillow raises for truncated or corrupt data, depending on format and where it breaks.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
 
-# Suffix -> Pillow format name. No suffix means PNG.
+# Suffix -> format name (Pillow's, or NPY). No suffix means PNG.
 _FORMATS = {"": "PNG", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
-            ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+            ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".npy": "NPY"}
+_KEEP_TYPE = (".tif", ".tiff", ".npy")  # outputs that stay in the input's type by default (see output_suffix)
+TENSOR_LAYOUTS = ("CHW", "NCHW")  # Stored.layout of torch tensors; numpy arrays are HW or HWC
 
 
 @dataclass(frozen=True)
+class Stored:
+    """How a source held its samples, so a result goes back the same way.
+
+    `dtype` is the numpy sample type; `lo` and `hi` are the values that mean 0 and 1 inside lip
+    (the type's full range for uint8/uint16, [0, 1] for floats already inside it, else the data's
+    own min..max); `layout` is the array layout of an array or .npy source (see from_array).
+    """
+
+    dtype: str = "uint8"
+    lo: float = 0.0
+    hi: float = 255.0
+    layout: str = "HW"
+
+    @property
+    def bit_depth(self) -> int:
+        return int(np.dtype(self.dtype).itemsize * 8)
+
+
+UINT8 = Stored()
+UINT16 = Stored("uint16", 0.0, 65535.0)
+
+
+@dataclass(frozen=True, eq=False)
 class Image:
     """A decoded image: pixels (C,H,W) float32 in [0,1], C = 1 (gray) or 3 (RGB).
 
     `alpha` (H,W) is carried separately so restoration never sees transparency but the
-    output can keep it; `bit_depth` (8 or 16) lets the output keep the input's precision.
+    output can keep it; `stored` lets the output keep the input's sample type, range and layout.
     """
 
     pixels: np.ndarray
     alpha: np.ndarray | None
-    bit_depth: int
+    stored: Stored
     name: str
+
+    @property
+    def bit_depth(self) -> int:
+        return self.stored.bit_depth
 
     @property
     def channels(self) -> int:
@@ -56,28 +90,15 @@ class Image:
         return int(self.pixels.shape[2])
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _read(path: Path, check_size: Callable[[int, int], None] | None = None) -> PILImage.Image:
-    """Open, size-check (from the header, before decoding), fully decode and EXIF-rotate.
+def _read(path: Path, check_size: Callable[[int, int], None] | None = None) -> tuple[PILImage.Image, int]:
+    """Open, size-check (from the header, before decoding), fully decode and EXIF-rotate with Pillow;
+    also return the EXIF orientation that was applied (1 = none), for pixels decoded elsewhere.
 
     `check_size(width, height)` raises LipError to refuse a file before its pixels are
     decoded, so an oversized or hostile file costs nothing. When a check is given it
     replaces Pillow's own decompression-bomb limit (restored afterwards).
     """
-    if not path.exists():
-        raise LipError(f"cannot read {path}: no such file (check the path)")
-    if path.is_dir():
-        raise LipError(f"cannot read {path}: it is a folder (give an image file)")
-    try:
-        if path.stat().st_size == 0:
-            raise LipError(f"cannot read {path}: the file is empty (0 bytes; re-export or re-download it)")
-    except OSError as exc:
-        raise LipError(f"cannot read {path}: {exc.strerror or _one_line(exc)} (check permissions)") from None
-
+    formats.check_file(path)
     saved_limit = PILImage.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
@@ -88,22 +109,22 @@ def _read(path: Path, check_size: Callable[[int, int], None] | None = None) -> P
                 if check_size is not None:
                     check_size(*im.size)
                 im.load()
+                orientation = int(im.getexif().get(0x0112, 1) or 1)
                 rotated = ImageOps.exif_transpose(im)
                 # exif_transpose returns a new image; make sure nothing still refers to the file.
-                return rotated if rotated is not im else im.copy()
+                return (rotated if rotated is not im else im.copy()), orientation
     except LipError:
         raise
     except PILImage.DecompressionBombError as exc:
-        raise LipError(f"cannot read {path}: too many pixels to decode safely ({_one_line(exc)}); "
+        raise LipError(f"cannot read {path}: too many pixels to decode safely ({formats.one_line(exc)}); "
                        "resize or crop it first") from None
     except UnidentifiedImageError:
         raise LipError(f"cannot read {path}: not an image file Pillow recognises "
-                       "(use PNG, JPEG, TIFF or BMP)") from None
+                       "(use PNG, JPEG, TIFF, BMP or .npy)") from None
     except PermissionError:
         raise LipError(f"cannot read {path}: permission denied (check the file's permissions)") from None
     except _DECODE_ERRORS as exc:
-        raise LipError(f"cannot read {path}: the file is truncated or corrupt ({_one_line(exc)}); "
-                       "re-export or re-download it") from None
+        raise formats.corrupt(path, exc) from None
     finally:
         PILImage.MAX_IMAGE_PIXELS = saved_limit
 
@@ -134,11 +155,12 @@ def check_readable(paths: list[Path]) -> None:
 
 def load_image(path: Path | str, *, max_pixels: int | None = None,
                cost: Callable[[int, int], str] | None = None) -> Image:
-    """Load any Pillow-readable image as gray or RGB (+ alpha), EXIF orientation applied.
+    """Load an image file as gray or RGB (+ alpha), EXIF orientation applied, its sample type kept.
 
-    16-bit gray PNG/TIFF stays 16-bit (bit_depth 16); everything else is 8-bit.
-    `max_pixels` refuses large files from the header, before spending memory on them;
-    `cost(width, height)` may say what processing that size would need (added to the refusal).
+    16-bit PNGs and TIFFs stay 16-bit, float TIFFs and .npy arrays keep their dtype and range
+    (`Stored`); Pillow's other files are 8-bit. `max_pixels` refuses large files from the header,
+    before spending memory on them; `cost(width, height)` may say what processing that size would
+    need (added to the refusal).
     """
     path = resolve(path)
 
@@ -149,18 +171,37 @@ def load_image(path: Path | str, *, max_pixels: int | None = None,
                            f"more than the limit of {max_pixels:,}" + (f" ({need})" if need else "")
                            + "; resize or crop it first")
 
-    im = _read(path, check if max_pixels is not None else None)
+    size_check = check if max_pixels is not None else None
+    if path.suffix.lower() == ".npy":
+        return from_array(formats.read_npy(path, size_check), path.name)
+    formats.check_file(path)
+    with open(path, "rb") as f:
+        head = f.read(32)
+    if head[:4] in formats.TIFF_MAGIC:
+        arr = formats.read_tiff(path, size_check)
+        if arr is not None:
+            return from_array(arr, path.name)
+    im, orientation = _read(path, size_check)
+    png = png16.header(head)
+    if png is not None and png[2] == 16:  # Pillow narrows 16-bit colour to 8 bits: decode it here
+        try:
+            samples = png16.decode(path.read_bytes())
+        except _DECODE_ERRORS as exc:
+            raise formats.corrupt(path, exc) from None
+        return from_array(formats.upright(samples if samples.shape[2] > 1 else samples[..., 0], orientation), path.name)
     mode = im.mode
     alpha = None
-    bit_depth = 8
+    stored = UINT8
     if mode.startswith("I;16") or mode == "I":
-        # 16-bit gray (Pillow uses "I" for some 16-bit files); clip guards 32-bit TIFFs.
+        # 16-bit gray (Pillow uses "I" for some 16-bit files); clip guards 32-bit files.
         gray = np.clip(np.asarray(im, dtype=np.int64), 0, 65535)
-        pixels, bit_depth = _unit(gray, 65535)[None], 16
+        pixels, stored = _unit(gray, 65535)[None], UINT16
+    elif mode == "F":
+        return from_array(np.asarray(im, dtype=np.float32), path.name)
     elif mode in ("1", "L") and "transparency" in im.info or mode in ("LA", "La"):
         arr = np.asarray(im.convert("LA"))  # a gray tRNS colour becomes real alpha
         pixels, alpha = _unit(arr[..., 0], 255)[None], _unit(arr[..., 1], 255)
-    elif mode in ("1", "L", "F"):
+    elif mode in ("1", "L"):
         pixels = _unit(np.asarray(im.convert("L")), 255)[None]
     else:
         has_alpha = ("A" in mode or "a" in mode or "transparency" in im.info
@@ -173,67 +214,161 @@ def load_image(path: Path | str, *, max_pixels: int | None = None,
             pixels = _unit(rgb.transpose(2, 0, 1), 255)
         if has_alpha:
             alpha = _unit(arr[..., 3], 255)
-    return Image(pixels=pixels, alpha=alpha, bit_depth=bit_depth, name=path.name)
+    return Image(pixels=pixels, alpha=alpha, stored=stored, name=path.name)
 
 
-def _quantise(x: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Float [0,1] -> uint8/uint16; NaN becomes 0 and out-of-range values are clipped."""
-    maxval = 65535 if bit_depth == 16 else 255
+def _value_range(a: np.ndarray) -> tuple[float, float]:
+    """The values that mean 0 and 1: a uint8/uint16 type's full range, [0, 1] for floats inside it,
+    else the data's own min..max (a constant image: min..min+1)."""
+    if a.dtype in (np.uint8, np.uint16):
+        return 0.0, float(np.iinfo(a.dtype).max)
+    lo, hi = float(a.min()), float(a.max())
+    if a.dtype.kind == "f" and lo >= 0 and hi <= 1:
+        return 0.0, 1.0
+    return lo, hi if hi > lo else lo + 1.0
+
+
+def from_array(arr: np.ndarray | torch.Tensor, name: str = "the array", layout: str | None = None) -> Image:
+    """An image from a numpy array HxW (gray) or HxWxC (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) of
+    any integer or float type, or a torch tensor CxHxW / 1xCxHxW; `Stored` records its dtype, value
+    range (see _value_range) and layout, so `to_array` gives a result back in the same form."""
+    if isinstance(arr, torch.Tensor):
+        t = arr.detach().cpu()
+        layout = layout or ("NCHW" if t.dim() == 4 else "CHW")
+        if t.dim() not in (3, 4) or (t.dim() == 4 and t.shape[0] != 1):
+            raise LipError(f"{name} has shape {tuple(t.shape)}: give a tensor CxHxW or 1xCxHxW")
+        arr = np.moveaxis(t.reshape(t.shape[-3:]).numpy(), 0, -1)
+    a = np.asarray(arr)
+    if a.dtype.kind not in "uif":
+        raise LipError(f"{name} has dtype {a.dtype}: give integer or float pixel values")
+    layout = layout or ("HW" if a.ndim == 2 else "HWC")
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or not 1 <= a.shape[2] <= 4 or a.size == 0:
+        hint = " (channels first? use np.moveaxis(a, 0, -1))" if a.ndim == 3 and 1 <= a.shape[0] <= 4 else ""
+        raise LipError(f"{name} has shape {tuple(np.shape(arr))}: give HxW or HxWxC with C = 1 (gray), "
+                       f"2 (gray+alpha), 3 (RGB) or 4 (RGBA){hint}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        bad = int(a.size - np.isfinite(a).sum())
+        raise LipError(f"{name} has {bad:,} NaN or infinite values: replace them first (np.nan_to_num)")
+    lo, hi = _value_range(a)
+    unit = ((a.astype(np.float64) - lo) / (hi - lo)).astype(np.float32)
+    colour = 1 if a.shape[2] <= 2 else 3
+    alpha = np.ascontiguousarray(unit[..., colour]) if a.shape[2] in (2, 4) else None
+    return Image(pixels=np.ascontiguousarray(unit[..., :colour].transpose(2, 0, 1)), alpha=alpha,
+                 stored=Stored(a.dtype.name, lo, hi, layout), name=name)
+
+
+def _samples(x: np.ndarray, stored: Stored) -> np.ndarray:
+    """[0,1] floats -> the stored type and range; NaN becomes 0, values outside [0,1] are clipped."""
     x = np.clip(np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    return np.round(x * maxval).astype(np.uint16 if bit_depth == 16 else np.uint8)
+    x = x * (stored.hi - stored.lo) + stored.lo
+    dtype = np.dtype(stored.dtype)
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x), info.min, info.max).astype(dtype)
+    return x.astype(dtype)
+
+
+def _hwc(img: Image, stored: Stored) -> np.ndarray:
+    """Pixels and alpha as one (H, W, C) array of stored samples, alpha last."""
+    planes = [img.pixels] + ([img.alpha[None]] if img.alpha is not None else [])
+    return _samples(np.concatenate(planes).transpose(1, 2, 0), stored)
+
+
+def to_array(img: Image) -> np.ndarray | torch.Tensor:
+    """The image in its source's form (`img.stored`): dtype, value range and layout, alpha last."""
+    hwc = _hwc(img, img.stored)
+    if img.stored.layout in TENSOR_LAYOUTS:
+        t = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))
+        return t[None] if img.stored.layout == "NCHW" else t
+    return hwc[..., 0] if img.stored.layout == "HW" and hwc.shape[2] == 1 else hwc
+
+
+Source = Path | str | np.ndarray | torch.Tensor | Image  # what the commands and the Python API read
+
+
+def source_name(source: Source) -> str:
+    """What reports call an image: the file's name, or the Image's / array's given name."""
+    if isinstance(source, Image):
+        return source.name
+    return "the array" if isinstance(source, (np.ndarray, torch.Tensor)) else resolve(source).name
+
+
+def as_image(source: Source, **load: Any) -> Image:
+    """An Image from a file (load_image's keyword arguments apply), an array or tensor, or an Image."""
+    if isinstance(source, Image):
+        return source
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        return from_array(source)
+    return load_image(source, **load)
 
 
 def check_suffix(path: Path | str) -> str:
-    """The Pillow format an output path asks for; an unknown suffix is refused (call it up front)."""
+    """The format an output path asks for; an unknown suffix is refused (call it up front)."""
     path = Path(path)
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise LipError(f"cannot write {path}: unknown image type '{path.suffix}' (use .png, .jpg, .tif or .bmp)")
+        raise LipError(f"cannot write {path}: unknown image type '{path.suffix}' (use .png, .jpg, .tif, .bmp or .npy)")
     return fmt
 
 
+def output_suffix(path: Path | str) -> str:
+    """The default output type for an input: TIFF and .npy stay what they are (their sample type and
+    range survive); everything else becomes PNG (lossless; 16-bit when the input had more than 8 bits)."""
+    suffix = resolve(path).suffix.lower()
+    return suffix if suffix in _KEEP_TYPE else ".png"
+
+
 def save_image(path: Path | str, pixels: np.ndarray, *, alpha: np.ndarray | None = None,
-               bit_depth: int = 8) -> None:
+               stored: Stored = UINT8) -> None:
     """Write (C,H,W) float pixels in [0,1] atomically; the format comes from the suffix.
 
-    Limits of the file formats, handled rather than refused so a long run is never lost:
-    16-bit is written only for gray without alpha to PNG/TIFF (Pillow cannot write 48-bit
-    RGB or 16-bit gray+alpha), otherwise 8-bit; JPEG drops alpha; BMP stores gray+alpha as RGBA.
+    .npy and TIFF keep `stored` exactly (dtype, range; .npy also the layout). PNG is 16-bit when the
+    source had more than 8 bits per sample, else 8-bit; JPEG and BMP are 8-bit. Limits of the file
+    formats are handled rather than refused so a long run is never lost: JPEG drops alpha, BMP
+    stores gray+alpha as RGBA.
     """
     path = Path(path)
     pixels = np.asarray(pixels)
     if pixels.ndim != 3 or pixels.shape[0] not in (1, 3):
         raise ValueError(f"pixels must be shaped (C,H,W) with C 1 or 3, got {pixels.shape}")
-    if bit_depth not in (8, 16):
-        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
     fmt = check_suffix(path)
-    if fmt == "JPEG":
-        alpha = None
-    if alpha is not None or fmt not in ("PNG", "TIFF") or pixels.shape[0] == 3:
-        bit_depth = 8
-
-    hwc = _quantise(pixels, bit_depth).transpose(1, 2, 0)
-    if alpha is not None:
-        if fmt == "BMP" and hwc.shape[2] == 1:
-            hwc = np.repeat(hwc, 3, axis=2)
-        hwc = np.concatenate([hwc, _quantise(alpha, 8)[..., None]], axis=2)
-    arr = np.ascontiguousarray(hwc[..., 0] if hwc.shape[2] == 1 else hwc)
-    im = PILImage.fromarray(arr)  # uint8 -> L/LA/RGB/RGBA, uint16 (H,W) -> I;16
+    img = Image(pixels, None if fmt == "JPEG" else alpha, stored, path.name)
+    if fmt == "NPY":
+        arr = to_array(replace(img, stored=replace(stored, layout="HWC" if stored.layout == "HWC" else "HW")))
+        with atomic_path(path) as tmp:
+            formats.write_npy(tmp, arr)
+        return
+    if fmt == "TIFF":
+        with atomic_path(path) as tmp:
+            formats.write_tiff(tmp, _hwc(img, stored), colour=pixels.shape[0] == 3, alpha=img.alpha is not None)
+        return
+    if fmt == "PNG" and stored.bit_depth > 8:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(png16.encode(_hwc(img, UINT16)))
+        return
+    hwc = _hwc(img, UINT8)
+    if fmt == "BMP" and hwc.shape[2] == 2:
+        hwc = np.concatenate([np.repeat(hwc[..., :1], 3, axis=2), hwc[..., 1:]], axis=2)
+    im = PILImage.fromarray(np.ascontiguousarray(hwc[..., 0] if hwc.shape[2] == 1 else hwc))  # L/LA/RGB/RGBA
     with atomic_path(path) as tmp:
         im.save(tmp, format=fmt)
 
 
 def pixel_hash(img: Image) -> str:
-    """SHA-256 of the quantised pixels, so the same picture hashes the same in any file.
+    """SHA-256 of the decoded pixels, so the same picture hashes the same in any file.
 
-    Covers shape, bit depth, pixel values (HWC, uint8 or big-endian uint16) and alpha,
-    never file bytes, which change with compression settings and metadata.
+    Covers shape, bit depth, pixel values (HWC: uint8 or big-endian uint16 for 8- and 16-bit
+    integer sources, else the float32 values in [0,1]) and alpha, never file bytes, which change
+    with compression settings and metadata.
     """
-    data = _quantise(img.pixels, img.bit_depth).transpose(1, 2, 0)
-    if img.alpha is not None:
-        data = np.concatenate([data, _quantise(img.alpha, img.bit_depth)[..., None]], axis=2)
-    dtype = ">u2" if img.bit_depth == 16 else "u1"
-    header = f"lip-pixels v1 {img.height}x{img.width}x{img.channels} bits={img.bit_depth} " \
+    if img.stored.dtype in ("uint8", "uint16"):
+        data, dtype, bits = _hwc(img, img.stored), ">u2" if img.bit_depth == 16 else "u1", str(img.bit_depth)
+    else:
+        planes = [img.pixels] + ([img.alpha[None]] if img.alpha is not None else [])
+        data, dtype, bits = np.concatenate(planes).transpose(1, 2, 0), "<f4", "f32"
+    header = f"lip-pixels v1 {img.height}x{img.width}x{img.channels} bits={bits} " \
              f"alpha={int(img.alpha is not None)}\n"
     digest = hashlib.sha256(header.encode())
     digest.update(np.ascontiguousarray(data, dtype=dtype).tobytes())
@@ -254,7 +389,7 @@ def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
             raise LipError(f"mask {path} is {w}x{h} but the image is {width}x{height} "
                            "(make the mask the same size as the image)")
 
-    arr = np.asarray(_read(path, check).convert("L"))
+    arr = np.asarray(_read(path, check)[0].convert("L"))
     if arr.shape != (height, width):
         raise LipError(f"mask {path} is {arr.shape[1]}x{arr.shape[0]} but the image is {width}x{height} "
                        "(make the mask the same size as the image)")

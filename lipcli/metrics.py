@@ -16,6 +16,7 @@ import torch.nn.functional as F
 _SIGMA = 1.5
 _RADIUS = int(3.5 * _SIGMA + 0.5)  # 5: skimage's truncate=3.5 -> an 11-tap window
 _WIN = 2 * _RADIUS + 1
+SSIM_MIN_SIDE = _WIN  # smaller images have no SSIM (see ssim); reports give None and say why
 _K1, _K2 = 0.01, 0.03
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from . import images, nets
 from .errors import LipError
 from .fit import Target
-from .metrics import ssim
+from .metrics import SSIM_MIN_SIDE, ssim
 from .physics import TASKS, Physics, Task
 
 
@@ -30,7 +30,7 @@ class Problem:
     size: tuple[int, int]  # restored (H, W)
     gray: bool
     alpha: np.ndarray | None
-    bit_depth: int
+    stored: images.Stored  # how the input held its samples: the output is written the same way
     sha256: str  # of the decoded input pixels
     clean: torch.Tensor | None = None  # (1,3,H,W), for reporting only
 
@@ -51,19 +51,28 @@ class Problem:
         return Target(z=z.to(device), op=self.op.to(device), y=self.y.to(device), size=self.size,
                       clean=clean, metric=self.metric)
 
+    @property
+    def ssim_note(self) -> str | None:
+        """Why SSIM is not reported for this problem (an image smaller than its window), else None."""
+        if self.clean is None or min(self.size) >= SSIM_MIN_SIDE:
+            return None
+        return (f"SSIM is not defined for a {self.size[1]}x{self.size[0]} image (its Gaussian window needs "
+                f"{SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels); reported as null")
+
     def scores(self, x: torch.Tensor) -> dict[str, float | None]:
-        """PSNR (Y-channel for colour SR) and SSIM against the clean image, if one was given."""
+        """PSNR (Y-channel for colour SR) and SSIM against the clean image, if one was given;
+        SSIM is None where it is not defined (see ssim_note)."""
         if self.clean is None:
             return {"psnr": None, "ssim": None}
         clean = self.clean.to(x.device)
-        return {"psnr": self.metric(x, clean), "ssim": ssim(x, clean)}
+        return {"psnr": self.metric(x, clean), "ssim": None if self.ssim_note else ssim(x, clean)}
 
-    def save(self, path: Path, x: torch.Tensor) -> None:
-        """Write a restored (1,3,H,W) tensor in the input's mode: gray stays gray, alpha is kept."""
+    def picture(self, x: torch.Tensor) -> images.Image:
+        """A restored (1,3,H,W) tensor in the input's mode: gray stays gray, alpha and sample type are kept."""
         pixels = images.from_tensor(x.detach().float().cpu())
         if self.gray:
             pixels = pixels.mean(axis=0, keepdims=True)
-        images.save_image(path, pixels, alpha=self._alpha_out(), bit_depth=self.bit_depth)
+        return images.Image(pixels, self._alpha_out(), self.stored, self.name)
 
     def _alpha_out(self) -> np.ndarray | None:
         if self.alpha is None or self.alpha.shape == self.size:
@@ -102,16 +111,16 @@ def _memory_cost(task: str, settings: dict[str, Any], simulate: bool) -> Callabl
     return cost
 
 
-def load_problem(path: Path, task: str, settings: dict[str, Any], *, simulate: bool, seed: int,
-                 inpaint_mask: Path | None = None, clean: Path | None = None,
+def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, simulate: bool, seed: int,
+                 inpaint_mask: Path | None = None, clean: images.Source | None = None,
                  max_pixels: int | None = None) -> Problem:
-    """Read an image and build its problem.
+    """Read an image (a file, an array or an Image: images.as_image) and build its problem.
 
-    simulate=False: the file IS the degraded observation (the real use); `clean` is optional and
-    only scores the result. simulate=True: the file is clean; it is degraded here (seeded) and
+    simulate=False: the image IS the degraded observation (the real use); `clean` is optional and
+    only scores the result. simulate=True: the image is clean; it is degraded here (seeded) and
     becomes the reference.
     """
-    img = images.load_image(path, max_pixels=max_pixels, cost=_memory_cost(task, settings, simulate))
+    img = images.as_image(path, max_pixels=max_pixels, cost=_memory_cost(task, settings, simulate))
     gray = img.channels == 1
     native = torch.from_numpy(np.ascontiguousarray(img.pixels)).float()[None]
     h, w = img.height, img.width
@@ -126,10 +135,10 @@ def load_problem(path: Path, task: str, settings: dict[str, Any], *, simulate: b
     else:
         y, ref, size = kind.read_real(op, native), None, op.output_size(h, w)
         if clean is not None:
-            ref_img = images.load_image(clean, max_pixels=max_pixels)
+            ref_img = images.as_image(clean, max_pixels=max_pixels)
             if (ref_img.height, ref_img.width) != size:
-                raise LipError(f"--clean {clean.name} is {ref_img.width}x{ref_img.height} but the "
+                raise LipError(f"--clean {ref_img.name} is {ref_img.width}x{ref_img.height} but the "
                                f"restored image will be {size[1]}x{size[0]}")
             ref = _rgb(ref_img.pixels)
     return Problem(name=img.name, y=_rgb(y), task=kind, op=op, size=size, gray=gray, alpha=img.alpha,
-                   bit_depth=img.bit_depth, sha256=images.pixel_hash(img), clean=ref)
+                   stored=img.stored, sha256=images.pixel_hash(img), clean=ref)

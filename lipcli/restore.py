@@ -49,10 +49,11 @@ def dense_prior(net: str | dict[str, Any], **overrides: Any) -> Prior:
     return Prior(spec=spec, source={"prior": spec["kind"] if isinstance(net, dict) else net})
 
 
-def masked_prior(path: Path, round_: int | None, sparsity: float | None, init: str,
+def masked_prior(path: Path | str | artifact.Artifact, round_: int | None, sparsity: float | None, init: str,
                  compact: bool | None = None) -> Prior:
-    """Load a mask artifact and pick a round: explicit, nearest to a sparsity, or the recommended one."""
-    art = artifact.load(path)
+    """Load a mask artifact (or take a loaded one) and pick a round: explicit, nearest to a sparsity, or
+    the recommended one."""
+    art = path if isinstance(path, artifact.Artifact) else artifact.load(path)
     if round_ is not None and sparsity is not None:
         raise LipError("give --round or --sparsity, not both")
     if sparsity is not None:
@@ -62,7 +63,8 @@ def masked_prior(path: Path, round_: int | None, sparsity: float | None, init: s
     k = art.recommended_round if round_ is None else round_
     config.check_init(init)
     return Prior(spec=art.spec, theta0=art.theta0 if init == "artifact" else None, masks=art.mask(k),
-                 source={"mask": str(path), "round": k, "init": init, "method": art.meta.get("method")},
+                 source={"mask": "(in memory)" if path is art else str(path), "round": k, "init": init,
+                         "method": art.meta.get("method")},
                  compact=compact)
 
 
@@ -143,6 +145,6 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
         "sparsity": prior.sparsity, "params": nets.count_params(net), "params_fitted": nets.count_params(model),
         "gflop_per_iter": round(nets.iteration_gflop(model, target.z), 3),
         "recoveries": result.recoveries, "seconds": round(result.seconds, 3), "checkpoint": cfg.checkpoint,
-        **prior.source, **form,
+        **prior.source, **form, **({"ssim_note": problem.ssim_note} if problem.ssim_note else {}),
     }
     return result, report

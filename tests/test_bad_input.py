@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 from PIL import Image as PILImage
 from safetensors.torch import save as st_save
@@ -163,6 +164,16 @@ def bad_image(w: "Work", kind: str, name: str | None = None) -> str:
         path.write_text("this is not an image\n")
     elif kind == "huge":
         huge_png(path)
+    elif kind == "pickled npy":
+        np.save(path, np.array([Boom(str(w.dir / "UNPICKLED"))], dtype=object), allow_pickle=True)
+    elif kind == "4-D npy":
+        np.save(path, np.zeros((2, 16, 16, 3), np.float32))
+    elif kind == "npy with NaN":
+        a = np.random.default_rng(0).random((16, 16), dtype=np.float32)
+        a[3, 4] = np.nan
+        np.save(path, a)
+    elif kind == "TIFF stack":
+        tifffile.imwrite(path, np.zeros((3, 16, 16), np.uint16), photometric="minisblack")
     else:
         raise AssertionError(kind)
     return name
@@ -281,6 +292,11 @@ case("restore", "truncated PNG", lambda w: [bad_image(w, "truncated")], "truncat
 case("restore", "truncated JPEG", lambda w: [bad_image(w, "truncated jpeg", "cut.jpg")], "cut.jpg",
      "truncated or corrupt")
 case("restore", "text file named .png", lambda w: [bad_image(w, "text")], "not an image")
+case("restore", "pickled .npy", lambda w: [bad_image(w, "pickled npy", "obj.npy")], "obj.npy", "never unpickles")
+case("restore", ".npy of 4 dimensions", lambda w: [bad_image(w, "4-D npy", "cube.npy")], "(2, 16, 16, 3)",
+     "HxW or HxWxC")
+case("restore", ".npy with NaN", lambda w: [bad_image(w, "npy with NaN", "nan.npy")], "1 NaN")
+case("restore", "TIFF stack", lambda w: [bad_image(w, "TIFF stack", "stack.tif")], "stack", "one plane")
 case("restore", "a folder as input", lambda w: [(w.dir / "folder.png").mkdir() or "folder.png"],
      "folder.png", "it is a folder")
 case("restore", "10000x10000 image", lambda w: [bad_image(w, "huge")], "10000x10000", "GiB of memory",
@@ -378,6 +394,9 @@ case("restore", "disk full while writing the PNG", lambda w: ["img.png"], "out.p
 case("prune", "missing image", lambda w: ["nope.png", "--simulate"], "no such file")
 case("prune", "text file named .png", lambda w: [bad_image(w, "text"), "--simulate"], "not an image")
 case("prune", "10000x10000 image", lambda w: [bad_image(w, "huge"), "--simulate"], "10000x10000", "GiB")
+case("prune", "--shared-input with images of two sizes",
+     lambda w: ["img.png", write_picture(w.dir / "wide.png", 64, 96).name, "--simulate", "--shared-input"],
+     "--shared-input", "64x64 and 96x64", "crop them")
 case("prune", "unknown method", lambda w: ["img.png", "--simulate", "--method", "lottery"], "unknown --method")
 case("prune", "unknown prior", lambda w: ["img.png", "--simulate", "--prior", "vae"], "unknown --prior")
 case("prune", "unknown scope", lambda w: ["img.png", "--simulate", "--scope", "bn"], "unknown --scope")
@@ -662,7 +681,10 @@ def write_table(dest: Path) -> None:
             "`test_odd_but_valid_images_succeed`): an EXIF-rotated image is restored upright (identical",
             "to the same picture stored upright); palette (to RGB, or L for a gray palette, or RGBA with",
             "transparency), 16-bit gray (kept 16-bit), gray+alpha (kept LA), CMYK JPEG (to RGB) and 1x1",
-            "images (the net pads them) are restored in their own size and mode.", "",
+            "images (the net pads them) are restored in their own size and mode. 16-bit PNGs (gray, RGB,",
+            "RGBA), 16-bit and float TIFFs and .npy arrays keep their dtype, value range and shape",
+            "(`tests/test_formats.py`); a 9x7 image gets SSIM null with a note, a 28x28 digit is padded for",
+            "`lip cs` and cropped back (`tests/test_odd_inputs.py`).", "",
             "Interruptions, determinism and numerical faults are covered by `tests/test_interrupt.py`,",
             "`tests/test_determinism.py` and `tests/test_numerical_faults.py`.", "",
             "Outputs that are not regular files succeed and stay what they were (`tests/test_special_outputs.py`):",

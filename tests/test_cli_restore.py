@@ -256,12 +256,12 @@ def test_two_inputs_with_the_same_name_are_refused(workdir):
 
 
 def test_an_internal_error_is_one_line_exit_1(workdir, monkeypatch):
-    from lipcli.cli import restore as restore_cmd
+    from lipcli import api
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("simulated bug\nsecond line")
 
-    monkeypatch.setattr(restore_cmd, "restore", broken)
+    monkeypatch.setattr(api, "fit_prior", broken)
     result = lip("restore", workdir / "rgb.png", "--iters", "1", *FAST, *CHEAP, "-o", workdir / "o.png")
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].startswith("lip: internal error: ZeroDivisionError: simulated bug")
@@ -269,13 +269,13 @@ def test_an_internal_error_is_one_line_exit_1(workdir, monkeypatch):
 
 
 def test_divergence_exits_1_with_one_line(workdir, monkeypatch):
-    from lipcli.cli import restore as restore_cmd
+    from lipcli import api
     from lipcli.fit import DivergenceError, FitResult
 
     def diverging(*args, **kwargs):
         raise DivergenceError("the fit diverged 6 times in a row", FitResult([], 0, [], 6, 0.0))
 
-    monkeypatch.setattr(restore_cmd, "restore", diverging)
+    monkeypatch.setattr(api, "fit_prior", diverging)
     result = lip("restore", workdir / "rgb.png", "--iters", "1", *FAST, *CHEAP, "-o", workdir / "o.png")
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == "lip: error: the fit diverged 6 times in a row"

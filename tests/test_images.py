@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from PIL import ImageFile
 
 from lipcli.errors import LipError
-from lipcli.images import (Image, from_tensor, load_binary_mask, load_image, pixel_hash, save_image,
+from lipcli.images import (UINT8, UINT16, Image, from_tensor, load_binary_mask, load_image, pixel_hash, save_image,
                            to_tensor)
 
 RNG = np.random.default_rng(0)
@@ -91,7 +91,7 @@ def test_gray_16bit_round_trip_exact(tmp_path: Path) -> None:
     assert (img.channels, img.bit_depth) == (1, 16)
     np.testing.assert_array_equal(np.round(img.pixels[0] * 65535).astype(np.uint16), arr)
 
-    save_image(tmp_path / "o16.png", img.pixels, bit_depth=16)
+    save_image(tmp_path / "o16.png", img.pixels, stored=img.stored)
     mode, out = read_back(tmp_path / "o16.png")
     assert mode.startswith("I")
     np.testing.assert_array_equal(out.astype(np.uint16), arr)
@@ -172,7 +172,7 @@ def test_pixel_hash_ignores_encoding_but_not_pixels(tmp_path: Path) -> None:
     assert pixel_hash(load_image(tmp_path / "other.png")) != h
 
     img = load_image(tmp_path / "fast.png")
-    with_alpha = Image(img.pixels, np.ones((16, 16), np.float32), 8, "x.png")
+    with_alpha = Image(img.pixels, np.ones((16, 16), np.float32), UINT8, "x.png")
     assert pixel_hash(with_alpha) != h
 
 
@@ -266,7 +266,7 @@ def test_save_into_missing_folder(tmp_path: Path) -> None:
 def test_save_leaves_no_temp_files(tmp_path: Path) -> None:
     pixels = RNG.random((3, 5, 5), dtype=np.float32)
     for name in ("a.png", "b.jpg", "c.tif", "d.bmp", "e.png"):
-        save_image(tmp_path / name, pixels, alpha=np.ones((5, 5), np.float32), bit_depth=16)
+        save_image(tmp_path / name, pixels, alpha=np.ones((5, 5), np.float32), stored=UINT16)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.jpg", "c.tif", "d.bmp", "e.png"]
     assert read_back(tmp_path / "b.jpg")[0] == "RGB"  # JPEG cannot store alpha
 
@@ -283,7 +283,7 @@ def test_save_clips_and_rounds(tmp_path: Path) -> None:
 
 
 def test_tensor_helpers() -> None:
-    img = Image(RNG.random((3, 4, 5), dtype=np.float32), None, 8, "x.png")
+    img = Image(RNG.random((3, 4, 5), dtype=np.float32), None, UINT8, "x.png")
     t = to_tensor(img)
     assert t.shape == (1, 3, 4, 5) and t.dtype == torch.float32
     t += 1  # a copy: the Image is untouched

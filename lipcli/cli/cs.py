@@ -73,10 +73,15 @@ def cs_cmd(
     files.check_writable(dest)
     images_io.check_suffix(dest)
     source: dict[str, Any] = {}
+    size = tuple(x_in.shape[-2:])
     if prior == "generator":
         g, shape, source = cs.generator_prior(mask or generator or GENERATOR, round_)
         x_in = cs.fit_shape(x_in, shape, image)
         g = g.to(dev)
+        if size != shape[1:]:
+            source["padded"] = f"{size[1]}x{size[0]} -> {shape[2]}x{shape[1]}"
+            say(f"{image} is {size[1]}x{size[0]}: zero-padded to the generator's {shape[2]}x{shape[1]} "
+                "(as its training digits were); the result is cropped back and scored on that crop")
     else:
         shape = tuple(x_in.shape[1:])
     ref = x_in if simulate else None
@@ -96,7 +101,8 @@ def cs_cmd(
         cfg = cs.CSConfig(solver=solver, iters=iters, lr=lr, restarts=restarts, batch_size=mom_batch, seed=seed)
         with progress(iters * restarts, f"cs {name}") as advance:
             result = cs.solve(g, op, y, cfg, on_step=lambda it, loss: advance(1, f"loss {loss:.5g}"))
-        image_out, rep = result.image, cs.report(result, ref)
+        result.image = cs.crop_to(result.image, size)
+        image_out, rep = result.image, cs.report(result, None if ref is None else cs.crop_to(ref, size))
     else:
         with progress(iters, "cs-dip") as advance:
             image_out, rep = cs.solve_dip(op, y, shape, ref, mask, round_, iters, lr, seed, dev,

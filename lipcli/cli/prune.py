@@ -5,22 +5,20 @@ pretrained generator (`prune_gan.py`). Their flags are grouped into small settin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import torch
 import typer
 
-from .. import config, device as devices, files
-from .. import images as images_io
+from .. import api, device as devices, files
+from ..api import Search
 from ..errors import LipError
 from ..fit import Step
-from ..problem import load_problem, provenance
 from ..prune.gan_imp import GanImpSettings
-from ..prune.imp import ImpSettings
 from ..prune.channel_scores import CHANNEL_SCORES
-from ..prune.run import SearchRequest, channel_score_for, every_method, methods, rounds_for, search
+from ..prune.run import every_method, methods
 from .render import RunLog, Terminated, emit_json, guarded, progress, say, say_round, say_stopped
 from .options import (Config, Device, InpaintMask, Json, Keep, Log, Lr, Precision, RegNoise, Scale, Seed, Sigma,
                       Simulate, Task, Threads, net_option, registry_option)
@@ -38,34 +36,6 @@ class Targets:
     simulate: bool
     oracle_target: Optional[list[Path]]  # fit these clean images instead (the paper's protocol)
     clean: Optional[list[Path]]  # for per-round PSNR reports only
-
-
-@dataclass
-class Search:
-    """How to search: the method, its schedule and parameters, the net, and the fitting overrides."""
-
-    method: str
-    granularity: str
-    channel_score: Optional[str]
-    rounds: Optional[int]
-    target_sparsity: Optional[float]
-    rate: Optional[float]
-    rewind: float
-    scope: str
-    keep_input_dense: bool
-    fresh_input: bool
-    shared_input: bool
-    stop_when_loss_rises: Optional[int]
-    early_bird: Optional[float]
-    early_bird_every: int
-    like: Optional[Path]
-    synflow_iters: int
-    oes_lambda: float
-    oes_tau: float
-    net: Optional[str]
-    iters: Optional[int]
-    lr: Optional[float]
-    reg_noise: Optional[float]
 
 
 @dataclass
@@ -187,58 +157,20 @@ def prune_cmd(
 
 def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
     """Search a DIP mask on the images (IMP, OES or a one-shot score), writing the artifact every round."""
-    n_threads = devices.set_threads(run.threads, say)
-    settings = config.resolve_settings(t.task, run.config, dev, dict(
-        **t.degradation, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise, precision=run.precision,
-        net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird))
-    cfg = replace(config.fit_config(settings, False, dev, run.seed), iters=int(settings["search_iters"]))
-    rate = float(settings["rate"])
-    if not 0 < rate < 1:
-        raise LipError(f"--rate {rate} must be in (0, 1)")
-    if s.target_sparsity is not None and not 0 < s.target_sparsity < 1:
-        raise LipError(f"--target-sparsity {s.target_sparsity} must be in (0, 1)")
-    if not 0 <= s.rewind < 1:
-        raise LipError(f"--rewind {s.rewind} must be in [0, 1)")
-    channel_score = channel_score_for(s.method, s.granularity, s.channel_score)
-    n_rounds = rounds_for(s.target_sparsity, rate) if s.target_sparsity is not None and s.method != "oes" \
-        else int(settings["rounds"])
-    if n_rounds > 255:
-        raise LipError(f"{n_rounds} rounds needed; at most 255 are supported (lower --target-sparsity)")
-    refs = t.oracle_target or t.clean or []
-    if refs and len(refs) != len(t.images):
-        raise LipError(f"give one {'--oracle-target' if t.oracle_target else '--clean'} per image "
-                       f"({len(t.images)} images, {len(refs)} references)")
-    if t.oracle_target and t.clean:
-        raise LipError("--oracle-target and --clean exclude each other")
-    if t.oracle_target and t.simulate:
-        raise LipError("--oracle-target and --simulate exclude each other: with --simulate the input is "
-                       "already the clean image")
+    devices.set_threads(run.threads, say)
+    job = api.pruner(t.images, task=t.task, simulate=t.simulate, clean=t.clean, oracle_target=t.oracle_target,
+                     inpaint_mask=t.inpaint_mask, **t.degradation, precision=run.precision, config=run.config,
+                     device=dev, seed=run.seed, **asdict(s))
     first = t.images[0]
     out_path = artifact_output(run.resume, run.out or first.with_name(f"{first.stem}_{s.method}.safetensors"))
-    problems = [load_problem(p, t.task, settings, simulate=t.simulate, seed=run.seed, inpaint_mask=t.inpaint_mask,
-                             clean=refs[i] if refs else None, max_pixels=images_io.MAX_PIXELS)
-                for i, p in enumerate(t.images)]
-    if s.shared_input and len({p.size for p in problems}) > 1:
-        raise LipError("--shared-input needs images of one size (or drop it: each image then gets its own z)")
-    req = SearchRequest(
-        method=s.method, task=t.task, net=settings["net"], rounds=n_rounds, rate=rate, scope=s.scope,
-        keep_input_dense=s.keep_input_dense, fit=cfg, seed=run.seed, synflow_iters=s.synflow_iters,
-        oes_lambda=s.oes_lambda, oes_tau=s.oes_tau, target_sparsity=s.target_sparsity,
-        like=str(s.like) if s.like else None, granularity=s.granularity, channel_score=channel_score,
-        imp=ImpSettings(rounds=n_rounds, rate=rate, rewind=s.rewind, fresh_input=s.fresh_input,
-                        shared_input=s.shared_input, rises=s.stop_when_loss_rises or 2,
-                        stop_on_rises=s.stop_when_loss_rises is not None, oracle=bool(t.oracle_target),
-                        early_bird=float(settings["early_bird"]), early_bird_every=s.early_bird_every),
-        extra={"threads": n_threads, "preset": settings["preset"], "device": dev.type})
-    total = (n_rounds + 1) * cfg.iters if s.method == "imp" else cfg.iters if s.method == "oes" else n_rounds
 
     def on_start() -> None:
         say(f"lip prune: {s.method} on {', '.join(p.name for p in t.images)} ({t.task}), "
-                   f"{n_rounds} rounds, writing {out_path}")
+            f"{job.request.rounds} rounds, writing {out_path}")
 
     run_log = RunLog(run.log)
     try:
-        with progress(total, f"{s.method}") as advance, files.checkpointed(out_path) as checkpoint:
+        with progress(job.steps, f"{s.method}") as advance, files.checkpointed(out_path) as checkpoint:
             def on_step(step: Step) -> None:
                 advance(1, f"loss {step.loss:.5f}")
                 run_log.write("step", iteration=step.iteration, loss=step.loss)
@@ -249,8 +181,7 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
                 say_round(rec, run.json_)
                 run_log.write("round", **rec)
 
-            art = search(req, problems, provenance(problems), dev, checkpoint, run.resume is not None, on_start,
-                         on_step, on_round)
+            art = job.run(checkpoint, run.resume is not None, on_start, on_step, on_round)
     except (KeyboardInterrupt, Terminated):
         say_stopped(out_path)
         raise

@@ -1,19 +1,15 @@
 """`lip restore`: parse, restore each image with the chosen prior, write it and report it."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
 import typer
 
-from .. import config, device as devices, files
+from .. import api, device as devices, files
 from .. import images as images_io
 from ..errors import LipError, LipRuntimeError
-from ..fit import DivergenceError, FitConfig, Step
-from ..problem import load_problem
-from ..restore import Prior, dense_prior, masked_prior, restore
+from ..fit import Step
 from .render import RunLog, check_stdout_free, emit_json, err, fmt, guarded, progress, say
 from .options import (Config, Device, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Iters, Json, Keep,
                       Log, Lr, Precision, RegNoise, Scale, Seed, Sigma, Simulate, Task, Threads, net_option)
@@ -25,13 +21,13 @@ def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restor
         if len(inputs) > 1:
             raise LipError("-o - writes one image to stdout: give one input (or an output folder)")
         return [out]
-    if out is None:  # beside the input; bundled samples go to the working folder
+    if out is None:  # beside the input, in its type (images_io.output_suffix); samples go to the working folder
         return [(Path(p.name) if str(p).startswith(images_io.SAMPLE_PREFIX) else p).with_name(
-            f"{images_io.resolve(p).stem}{suffix}.png") for p in inputs]
+            f"{images_io.resolve(p).stem}{suffix}{images_io.output_suffix(p)}") for p in inputs]
     if len(inputs) > 1 or out.is_dir() or str(out).endswith("/"):
         if not out.is_dir():
             files.make_folder(out, "output folder")
-        paths = [out / f"{p.stem}.png" for p in inputs]
+        paths = [out / f"{p.stem}{images_io.output_suffix(p)}" for p in inputs]
         if len(set(paths)) < len(paths):
             raise LipError("two inputs share a file name; restore them into different --out folders")
         return paths
@@ -79,22 +75,13 @@ def restore_cmd(
     """Restore images with a dense or masked Deep Image Prior."""
     dev = devices.resolve(device)
     devices.set_threads(threads, say)
-    settings = config.resolve_settings(task, config_, dev, dict(
-        sigma=sigma, keep=keep, scale=scale, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema,
-        es_window=es_window, es_patience=es_patience, precision=precision, net=net))
-    cfg = replace(config.fit_config(settings, early_stop, dev, seed), checkpoint=checkpoint)
+    job = api.restorer(task=task, simulate=simulate, inpaint_mask=inpaint_mask, mask=mask, round_=round_,
+                       sparsity=sparsity, init=init, prior=prior, net=net, dd_k=dd_k, compact=compact,
+                       early_stop=early_stop, checkpoint=checkpoint, config=config_, device=dev, seed=seed,
+                       sigma=sigma, keep=keep, scale=scale, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema,
+                       es_window=es_window, es_patience=es_patience, precision=precision)
     if clean is not None and len(images) > 1:
         raise LipError("--clean gives one reference image; restore one input at a time with it")
-    if compact and mask is None:
-        raise LipError("--compact needs --mask: only a masked net has pruned filters to remove")
-    if mask is not None:
-        chosen: Prior = masked_prior(mask, round_, sparsity, init, compact)
-    elif prior == "deep-decoder":
-        chosen = dense_prior("deep-decoder", k=dd_k)
-    elif prior == "dip":
-        chosen = dense_prior(settings["net"])
-    else:
-        raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
     images_io.check_readable(images)
     check_stdout_free(out, json_)
     outs = output_paths(images, out)
@@ -104,37 +91,32 @@ def restore_cmd(
     run_log = RunLog(log)
     try:
         for path, dest in zip(images, outs):
-            _restore_one(path, dest, task, settings, simulate, seed, inpaint_mask, clean, chosen, cfg,
-                         dev, json_, run_log)
+            _restore_one(path, dest, job, clean, json_, run_log)
     finally:
         run_log.close()
 
 
-def _restore_one(path: Path, dest: Path, task: str, settings: dict[str, Any], simulate: bool, seed: int,
-                 inpaint_mask: Optional[Path], clean: Optional[Path], chosen: Prior, cfg: FitConfig,
-                 dev: torch.device, json_: bool, run_log: RunLog) -> None:
+def _save(dest: Path, picture: images_io.Image) -> None:
+    images_io.save_image(dest, picture.pixels, alpha=picture.alpha, stored=picture.stored)
+
+
+def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path], json_: bool,
+                 run_log: RunLog) -> None:
     """Restore one image and write it, its report (stderr, --json) and its log lines."""
-    problem = load_problem(path, task, settings, simulate=simulate, seed=seed,
-                           inpaint_mask=inpaint_mask, clean=clean, max_pixels=images_io.MAX_PIXELS)
-    with progress(cfg.iters, f"{path.name}") as advance:
+    with progress(job.cfg.iters, f"{path.name}") as advance:
         def on_step(step: Step) -> None:
             shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
             advance(1, shown)
             run_log.write("step", input=path.name, iteration=step.iteration, loss=step.loss,
                           metric=step.metrics[0], stopped_at=step.stopped_at[0])
         try:
-            result, report = restore(problem, chosen, cfg, dev, seed, [on_step], notify=say)
-        except DivergenceError as exc:  # keep the last good output, then fail with exit 1
-            last = exc.result.targets[0] if exc.result.targets else None
-            if last is not None and last.final.numel():
-                problem.save(dest, last.stopped)
-                raise LipRuntimeError(f"{exc} — the last good result (iteration {last.stopped_at}) "
-                                      f"was written to {dest}") from None
-            raise
-    tr = result.targets[0]
-    problem.save(dest, tr.stopped if cfg.early_stop else tr.final)
-    report.update(output=str(dest), device=str(dev), precision=cfg.precision,
-                  preset=settings["preset"], seed=seed, early_stop=cfg.early_stop)
+            restored = job(path, clean=clean, on_step=on_step, notify=say)
+        except api.Diverged as exc:  # keep the last good output, then fail with exit 1
+            _save(dest, exc.picture)
+            raise LipRuntimeError(f"{exc} — the last good result (iteration {exc.iteration}) "
+                                  f"was written to {dest}") from None
+    _save(dest, restored.picture)
+    report = {**restored.report, "output": str(dest)}
     _say_restored(report)
     run_log.write("result", **report)
     if json_:

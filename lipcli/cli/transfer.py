@@ -9,8 +9,7 @@ from rich import box
 from rich.table import Table
 from typer.core import TyperCommand
 
-from .. import config, device as devices, files, transfer
-from .. import images as images_io
+from .. import api, device as devices, files, transfer
 from ..errors import LipError
 from ..fit import Step
 from ..physics import task_variants
@@ -77,8 +76,7 @@ def transfer_cmd(
     json_: RowsJson = False,
 ) -> None:
     """Run a transfer grid: masks x rounds x images x tasks x seeds, with baselines, plots and a summary."""
-    if experiment not in transfer.EXPERIMENTS:
-        raise LipError(f"unknown --experiment {experiment!r}: use {', '.join(transfer.EXPERIMENTS)}")
+    transfer.check_experiment(experiment)
     if plot_metric not in transfer.PLOT_METRICS:
         raise LipError(f"unknown --plot-metric {plot_metric!r}: use {', '.join(transfer.PLOT_METRICS)}")
     if merge is not None:
@@ -86,50 +84,25 @@ def transfer_cmd(
             raise LipError("--merge FOLDER only joins finished shards: give no images, --mask, --out or --shard")
         _merge(merge, curves, experiment == "spectrum", plot_metric, json_)
         return
-    if iters is not None and iters < 1:
-        raise LipError(f"--iters {iters} must be at least 1")
-    if seeds < 1:
-        raise LipError(f"--seeds {seeds} must be at least 1")
-    if not images:
-        raise LipError("give at least one clean image (and --mask A.safetensors)")
-    if out is None:
-        raise LipError("give --out FOLDER for results.jsonl, summary.csv and the plots")
-    if experiment == "impedance" and tasks is not None:
-        raise LipError("--experiment impedance fits fixed targets (clean, noisy, shuffled, noise); drop --tasks")
     shard_ = transfer.parse_shard(shard)
     if "," in device and shard_ is not None:
         raise LipError(f"--device {device} runs one --shard per device itself: drop --shard {shard}")
     device_list = workers.parse_devices(device)
-    task_names = list(transfer.IMPEDANCE_TARGETS) if experiment == "impedance" else \
-        transfer.parse_tasks(tasks or "denoise")
-    chosen_baselines = transfer.parse_baselines(baselines)
-    images_io.check_readable(images)
-    if inpaint_mask is not None and not inpaint_mask.is_file():
-        raise LipError(f"cannot read --inpaint-mask {inpaint_mask}: no such file")
-    masks = transfer.load_masks(list(mask or []))
-    chosen_rounds = transfer.parse_rounds(masks, rounds, sparsities)
-
     dev = devices.resolve(device_list[0] if device_list else device)  # settings, to check the grid now
     devices.set_threads(threads, say)
-    flags = dict(sigma=sigma, keep=keep, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema, es_window=es_window,
-                 es_patience=es_patience, precision=precision)
-    settings, configs = {}, {}
-    for name in task_names:
-        base, extra = transfer.task_operator(name)
-        settings[name] = config.resolve_settings(base, config_, dev, {**flags, **extra})
-        # The impedance experiment records whole loss curves: never stop early.
-        configs[name] = config.fit_config(settings[name], early_stop and experiment != "impedance", dev, 0)
-    grid = transfer.Grid(masks, chosen_rounds, list(images), task_names, list(range(seed, seed + seeds)),
-                         chosen_baselines, init, settings, configs, inpaint_mask, experiment)
-    for name in task_names:  # bad sizes, masks or images fail now, not hours into the grid
-        for path in images:
-            transfer.cell_problem(grid, Cell("dense", None, 0, path, name, seed))
+    grid = api.transfer_grid(
+        list(images or []), list(mask or []), tasks=tasks, rounds=rounds, sparsities=sparsities, seeds=seeds,
+        baselines=baselines, init=init, experiment=experiment, inpaint_mask=inpaint_mask, early_stop=early_stop,
+        config=config_, device=dev, seed=seed, sigma=sigma, keep=keep, iters=iters, lr=lr, reg_noise=reg_noise,
+        ema=ema, es_window=es_window, es_patience=es_patience, precision=precision)
+    if out is None:
+        raise LipError("give --out FOLDER for results.jsonl, summary.csv and the plots")
 
     _make_folder(out)
     if device_list is not None:
         # Every worker gets the preset chosen here (the first device's), so a mixed list such as
         # cuda:0,cpu does not fill one grid with runs made under different default presets.
-        preset = [] if config_ is not None else ["--config", settings[task_names[0]]["preset"]]
+        preset = [] if config_ is not None else ["--config", grid.settings[grid.tasks[0]]["preset"]]
         _run_workers(preset + ctx.meta[ARGS], device_list, threads, out, grid)
         _merge(out, curves, experiment == "spectrum", plot_metric, json_)
         return
@@ -137,7 +110,7 @@ def transfer_cmd(
     files.check_writable(rows_path)
     cells = transfer.shard_of(grid.cells(), shard_)
     todo = transfer.pending(cells, transfer.read_rows(rows_path), grid, rows_path.name)
-    total = sum(configs[c.task].iters for c in todo)
+    total = sum(grid.configs[c.task].iters for c in todo)
     err.print(f"lip transfer: {len(cells)} runs" + (f" (shard {shard})" if shard_ else "")
                      + f", {len(cells) - len(todo)} already in {rows_path}, {len(todo)} to run",
                      markup=False, soft_wrap=True)
@@ -149,7 +122,7 @@ def transfer_cmd(
 
         def on_row(cell: Cell, row: dict[str, Any]) -> None:
             done["n"] += 1
-            advance(configs[cell.task].iters - row["iterations"], "")  # early stop: skip the rest
+            advance(grid.configs[cell.task].iters - row["iterations"], "")  # early stop: skip the rest
             _say_row(cell, row)
             if json_:
                 emit_json(row)

@@ -46,6 +46,12 @@ def parse_tasks(text: str) -> list[str]:
     return names
 
 
+def check_experiment(name: str) -> str:
+    if name not in EXPERIMENTS:
+        raise LipError(f"unknown --experiment {name!r}: use {', '.join(EXPERIMENTS)}")
+    return name
+
+
 def parse_baselines(text: str) -> list[str]:
     names = [] if text.strip().lower() == "none" else _csv_items(text)
     for name in names:
@@ -150,13 +156,13 @@ class Cell:
     method: str  # mask | dense | random | deep-decoder
     mask: str | None
     round: int
-    image: Path
+    image: images_io.Source  # a file, or a named Image (the Python API)
     task: str
     seed: int
 
     @property
     def image_name(self) -> str:
-        return images_io.resolve(self.image).name
+        return images_io.source_name(self.image)
 
     @property
     def key(self) -> Key:
@@ -174,7 +180,7 @@ class Grid:
 
     masks: list[MaskSource]
     rounds: dict[str, list[int]]
-    images: list[Path]
+    images: list[images_io.Source]
     tasks: list[str]
     seeds: list[int]
     baselines: list[str]
@@ -187,7 +193,7 @@ class Grid:
 
     def __post_init__(self) -> None:
         config.check_init(self.init)
-        names = [images_io.resolve(p).name for p in self.images]
+        names = [images_io.source_name(p) for p in self.images]
         for name in names:
             if names.count(name) > 1:
                 raise LipError(f"two images are named {name!r}; rows are keyed by file name, so rename one")

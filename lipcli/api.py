@@ -1,0 +1,330 @@
+"""lip from Python (notebooks, scripts): one function per command, arrays in and out, nothing printed.
+
+The commands call these same functions; the CLI only adds parsing, file names, progress bars and
+writing. So a notebook gets exactly what `lip restore`, `lip prune` and `lip transfer` compute:
+
+    import numpy as np
+    from lipcli import api
+    noisy = np.load("noisy.npy")                         # HxW or HxWxC, any integer or float dtype
+    ticket = api.prune([noisy], rounds=2, iters=300)     # a mask artifact: every round + theta0
+    out = api.restore(noisy, mask=ticket)                # out.image: same shape, dtype and range
+
+Images are numpy arrays (HxW or HxWxC, C = 1..4 with alpha last), torch tensors (CxHxW or
+1xCxHxW, values in [0, 1]), `lipcli.images.Image`s or file paths; results come back in the input's form
+(lipcli.images.from_array says how values are scaled). Options left at None take the preset's value
+(`config`: "fast" on CPUs, "paper" on CUDA, or a YAML file), as on the command line, where each
+option is documented (`lip restore --help`). Bad input raises `LipError` with a one-line message.
+Progress is reported only through the optional callbacks (`on_step(step)`, `notify(line)`, ...).
+"""
+from __future__ import annotations
+
+import tempfile
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import artifact, device as devices, images as images_io
+from .config import check_init, fit_config, resolve_settings
+from .errors import LipError, LipRuntimeError
+from .fit import DivergenceError, FitConfig, Step
+from .problem import Problem, load_problem, provenance
+from .prune.imp import ImpSettings
+from .prune.run import SearchRequest, channel_score_for, rounds_for, search
+from .restore import Prior, dense_prior, masked_prior, restore as fit_prior
+from .transfer import Cell, Grid, cell_problem, check_experiment, load_masks, parse_baselines, parse_rounds, parse_tasks, pending, \
+    read_rows, run_cells, task_operator
+from .transfer.experiments import IMPEDANCE_TARGETS
+
+__all__ = ["Diverged", "Pruner", "Restored", "Restorer", "Search", "load_mask", "prune", "pruner", "restore",
+           "restorer", "save_mask", "transfer", "transfer_grid"]
+
+load_mask = artifact.load  # (path) -> Artifact: the masks of every round (`.mask(k)`), theta0, metadata
+save_mask = artifact.save  # (path, artifact): atomic; the same bytes for the same content
+
+
+def _device(device: str | torch.device) -> torch.device:
+    return device if isinstance(device, torch.device) else devices.resolve(device)
+
+
+def _quiet(line: str) -> None:
+    """The default `notify`: the library prints nothing."""
+
+
+# ---------------------------------------------------------------------------------------- restore
+
+@dataclass
+class Restored:
+    """A restored image (`picture`, in the input's mode) and its report (scores, stopping, sparsity)."""
+
+    picture: images_io.Image
+    report: dict[str, Any]
+
+    @property
+    def image(self) -> np.ndarray | torch.Tensor:
+        """The result in the input's form: layout, dtype and value range (alpha last)."""
+        return images_io.to_array(self.picture)
+
+
+class Diverged(LipRuntimeError):
+    """The fit diverged beyond recovery; `picture` is the last good result, from `iteration`."""
+
+    def __init__(self, message: str, picture: images_io.Image, iteration: int) -> None:
+        super().__init__(message)
+        self.picture, self.iteration = picture, iteration
+
+
+@dataclass
+class Restorer:
+    """A restore set up once (settings, fitting config, prior, device) and applied image after image."""
+
+    task: str
+    settings: dict[str, Any]
+    cfg: FitConfig
+    prior: Prior
+    device: torch.device
+    seed: int
+    simulate: bool
+    inpaint_mask: Path | None
+
+    def __call__(self, image: images_io.Source, *, clean: images_io.Source | None = None,
+                 on_step: Callable[[Step], None] | None = None,
+                 notify: Callable[[str], None] = _quiet) -> Restored:
+        """Restore one image (degrade it first when `simulate`); `clean` only scores the result."""
+        problem = load_problem(image, self.task, self.settings, simulate=self.simulate, seed=self.seed,
+                               inpaint_mask=self.inpaint_mask, clean=clean, max_pixels=images_io.MAX_PIXELS)
+        try:
+            result, report = fit_prior(problem, self.prior, self.cfg, self.device, self.seed,
+                                       [on_step] if on_step else [], notify)
+        except DivergenceError as exc:
+            last = exc.result.targets[0] if exc.result.targets else None
+            if last is None or not last.final.numel():
+                raise
+            raise Diverged(str(exc), problem.picture(last.stopped), last.stopped_at) from None
+        tr = result.targets[0]
+        report.update(device=str(self.device), precision=self.cfg.precision, preset=self.settings["preset"],
+                      seed=self.seed, early_stop=self.cfg.early_stop)
+        return Restored(problem.picture(tr.stopped if self.cfg.early_stop else tr.final), report)
+
+
+def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Path | None = None,
+             mask: Path | str | artifact.Artifact | None = None, round_: int | None = None,
+             sparsity: float | None = None, init: str = "artifact", prior: str = "dip", net: str | None = None,
+             dd_k: int = 128, compact: bool | None = None, early_stop: bool = True, checkpoint: bool | None = None,
+             config: str | None = None, device: str | torch.device = "auto", seed: int = 0,
+             **flags: Any) -> Restorer:
+    """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
+    degradation ones (sigma, keep, scale, iters, lr, reg_noise, ema, es_window, es_patience, precision)."""
+    dev = _device(device)
+    settings = resolve_settings(task, config, dev, {**flags, "net": net})
+    cfg = replace(fit_config(settings, early_stop, dev, seed), checkpoint=checkpoint)
+    if compact and mask is None:
+        raise LipError("--compact needs --mask: only a masked net has pruned filters to remove")
+    if mask is not None:
+        chosen = masked_prior(mask, round_, sparsity, init, compact)
+    elif prior == "deep-decoder":
+        chosen = dense_prior("deep-decoder", k=dd_k)
+    elif prior == "dip":
+        chosen = dense_prior(settings["net"])
+    else:
+        raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
+    return Restorer(task, settings, cfg, chosen, dev, seed, simulate, inpaint_mask)
+
+
+def restore(image: images_io.Source, *, clean: images_io.Source | None = None,
+            on_step: Callable[[Step], None] | None = None, **options: Any) -> Restored:
+    """Restore one image with a dense or masked Deep Image Prior (`lip restore`; options: `restorer`).
+
+    `mask` may be an artifact file or an `Artifact` (e.g. what `prune` returned). The result is the
+    auto-stopped iterate (`early_stop=False`: the final one).
+    """
+    return restorer(**options)(image, clean=clean, on_step=on_step)
+
+
+# ------------------------------------------------------------------------------------------ prune
+
+@dataclass
+class Search:
+    """How `lip prune` searches a DIP mask: the method, its schedule, the net and fitting overrides
+    (None = the preset's). The fields are `lip prune`'s options of the same names."""
+
+    method: str = "imp"
+    granularity: str = "element"
+    channel_score: str | None = None
+    rounds: int | None = None
+    target_sparsity: float | None = None
+    rate: float | None = None
+    rewind: float = 0.0
+    scope: str = "conv"
+    keep_input_dense: bool = False
+    fresh_input: bool = False
+    shared_input: bool = False
+    stop_when_loss_rises: int | None = None
+    early_bird: float | None = None
+    early_bird_every: int = 50
+    like: Path | None = None
+    synflow_iters: int = 100
+    oes_lambda: float = 1e-9
+    oes_tau: float = 0.2
+    net: str | None = None
+    iters: int | None = None
+    lr: float | None = None
+    reg_noise: float | None = None
+
+
+@dataclass
+class Pruner:
+    """A checked search (its request and its problems), ready to run into an artifact."""
+
+    request: SearchRequest
+    problems: list[Problem]
+    device: torch.device
+
+    @property
+    def steps(self) -> int:
+        """Progress units of a run: fitting iterations (IMP, OES) or rounds (one-shot scores)."""
+        req = self.request
+        return {"imp": (req.rounds + 1) * req.fit.iters, "oes": req.fit.iters}.get(req.method, req.rounds)
+
+    def run(self, out: Path | None = None, resume: bool = False, on_start: Callable[[], None] = lambda: None,
+            on_step: Callable[[Step], None] = lambda step: None,
+            on_round: Callable[[dict[str, Any]], None] = lambda rec: None) -> artifact.Artifact:
+        """Search; `out` is rewritten after every round (a temporary file when None) and `resume`
+        continues the search stored there."""
+        if out is not None:
+            return search(self.request, self.problems, provenance(self.problems), self.device, Path(out), resume,
+                          on_start, on_step, on_round)
+        if resume:
+            raise LipError("resume needs `out`, the artifact of the interrupted search")
+        with tempfile.TemporaryDirectory(prefix="lip-prune-") as tmp:
+            return self.run(Path(tmp) / "mask.safetensors", False, on_start, on_step, on_round)
+
+
+def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: bool = False,
+           clean: list[images_io.Source] | None = None, oracle_target: list[images_io.Source] | None = None,
+           inpaint_mask: Path | None = None, sigma: float | None = None, keep: float | None = None,
+           scale: int | None = None, precision: str | None = None, config: str | None = None,
+           device: str | torch.device = "auto", seed: int = 0, **search_options: Any) -> Pruner:
+    """Check the options, read the images and set up a search (`lip prune --prior dip`); the
+    `search_options` are `Search`'s fields."""
+    s = Search(**search_options)
+    dev = _device(device)
+    settings = resolve_settings(task, config, dev, dict(
+        sigma=sigma, keep=keep, scale=scale, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise,
+        precision=precision, net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird))
+    cfg = replace(fit_config(settings, False, dev, seed), iters=int(settings["search_iters"]))
+    rate = float(settings["rate"])
+    if not 0 < rate < 1:
+        raise LipError(f"--rate {rate} must be in (0, 1)")
+    if s.target_sparsity is not None and not 0 < s.target_sparsity < 1:
+        raise LipError(f"--target-sparsity {s.target_sparsity} must be in (0, 1)")
+    if not 0 <= s.rewind < 1:
+        raise LipError(f"--rewind {s.rewind} must be in [0, 1)")
+    channel_score = channel_score_for(s.method, s.granularity, s.channel_score)
+    n_rounds = rounds_for(s.target_sparsity, rate) if s.target_sparsity is not None and s.method != "oes" \
+        else int(settings["rounds"])
+    if n_rounds > 255:
+        raise LipError(f"{n_rounds} rounds needed; at most 255 are supported (lower --target-sparsity)")
+    if not images:
+        raise LipError("give at least one image to search on")
+    refs = oracle_target or clean or []
+    if refs and len(refs) != len(images):
+        raise LipError(f"give one {'--oracle-target' if oracle_target else '--clean'} per image "
+                       f"({len(images)} images, {len(refs)} references)")
+    if oracle_target and clean:
+        raise LipError("--oracle-target and --clean exclude each other")
+    if oracle_target and simulate:
+        raise LipError("--oracle-target and --simulate exclude each other: with --simulate the input is "
+                       "already the clean image")
+    problems = [load_problem(p, task, settings, simulate=simulate, seed=seed, inpaint_mask=inpaint_mask,
+                             clean=refs[i] if refs else None, max_pixels=images_io.MAX_PIXELS)
+                for i, p in enumerate(images)]
+    sizes = list(dict.fromkeys(f"{p.size[1]}x{p.size[0]}" for p in problems))
+    if s.shared_input and len(sizes) > 1:
+        raise LipError(f"--shared-input fits one output to every image, so they must be one size (got "
+                       f"{' and '.join(sizes[:3])}): crop them to one size, or drop --shared-input (each "
+                       "image then gets its own z)")
+    req = SearchRequest(
+        method=s.method, task=task, net=settings["net"], rounds=n_rounds, rate=rate, scope=s.scope,
+        keep_input_dense=s.keep_input_dense, fit=cfg, seed=seed, synflow_iters=s.synflow_iters,
+        oes_lambda=s.oes_lambda, oes_tau=s.oes_tau, target_sparsity=s.target_sparsity,
+        like=str(s.like) if s.like else None, granularity=s.granularity, channel_score=channel_score,
+        imp=ImpSettings(rounds=n_rounds, rate=rate, rewind=s.rewind, fresh_input=s.fresh_input,
+                        shared_input=s.shared_input, rises=s.stop_when_loss_rises or 2,
+                        stop_on_rises=s.stop_when_loss_rises is not None, oracle=bool(oracle_target),
+                        early_bird=float(settings["early_bird"]), early_bird_every=s.early_bird_every),
+        extra={"threads": torch.get_num_threads(), "preset": settings["preset"], "device": dev.type})
+    return Pruner(req, problems, dev)
+
+
+def prune(images: list[images_io.Source], *, out: Path | None = None, **options: Any) -> artifact.Artifact:
+    """Find a lottery image prior on the images (`lip prune`; options: `pruner` and `Search`).
+
+    Returns the artifact: `.mask(k)` is round k's keep-mask, `.recommended_round` the round to use,
+    `.theta0` the initial weights. With `out` the artifact is also written there after every round.
+    """
+    return pruner(images, **options).run(out)
+
+
+# --------------------------------------------------------------------------------------- transfer
+
+def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, tasks: str | None = None,
+                  rounds: str | None = None, sparsities: str | None = None, seeds: int = 1,
+                  baselines: str = "dense", init: str = "artifact", experiment: str = "grid",
+                  inpaint_mask: Path | None = None, early_stop: bool = True, config: str | None = None,
+                  device: str | torch.device = "auto", seed: int = 0, **flags: Any) -> Grid:
+    """Check the options and build a transfer grid (`lip transfer`); `flags` are the fitting and
+    degradation options (sigma, keep, iters, lr, reg_noise, ema, es_window, es_patience, precision).
+    Every cell's problem is built once here, so a bad size, mask or image fails now, not hours later."""
+    if flags.get("iters") is not None and flags["iters"] < 1:
+        raise LipError(f"--iters {flags['iters']} must be at least 1")
+    if seeds < 1:
+        raise LipError(f"--seeds {seeds} must be at least 1")
+    if not images:
+        raise LipError("give at least one clean image (and --mask A.safetensors)")
+    check_experiment(experiment)
+    if experiment == "impedance" and tasks is not None:
+        raise LipError("--experiment impedance fits fixed targets (clean, noisy, shuffled, noise); drop --tasks")
+    task_names = list(IMPEDANCE_TARGETS) if experiment == "impedance" else parse_tasks(tasks or "denoise")
+    chosen_baselines = parse_baselines(baselines)
+    sources = [images_io.from_array(x, f"image{i}") if isinstance(x, (np.ndarray, torch.Tensor)) else x
+               for i, x in enumerate(images)]
+    images_io.check_readable([x for x in sources if not isinstance(x, images_io.Image)])
+    if inpaint_mask is not None and not Path(inpaint_mask).is_file():
+        raise LipError(f"cannot read --inpaint-mask {inpaint_mask}: no such file")
+    mask_sources = load_masks([Path(m) for m in masks])
+    chosen_rounds = parse_rounds(mask_sources, rounds, sparsities)
+    dev = _device(device)
+    settings, configs = {}, {}
+    for name in task_names:
+        base, extra = task_operator(name)
+        settings[name] = resolve_settings(base, config, dev, {**flags, **extra})
+        # The impedance experiment records whole loss curves: never stop early.
+        configs[name] = fit_config(settings[name], early_stop and experiment != "impedance", dev, 0)
+    check_init(init)
+    grid = Grid(mask_sources, chosen_rounds, sources, task_names, list(range(seed, seed + seeds)),
+                chosen_baselines, init, settings, configs, inpaint_mask, experiment)
+    for name in task_names:
+        for source in sources:
+            cell_problem(grid, Cell("dense", None, 0, source, name, seed))
+    return grid
+
+
+def transfer(images: list[images_io.Source], masks: list[Path | str], *, out: Path | None = None,
+             device: str | torch.device = "auto",
+             on_step: Callable[[Cell, Step], None] = lambda cell, step: None,
+             on_row: Callable[[Cell, dict[str, Any]], None] = lambda cell, row: None,
+             **options: Any) -> list[dict[str, Any]]:
+    """Run a transfer grid in this process (`lip transfer`; options: `transfer_grid`) and return its
+    rows (one dict per run: scores, sparsity, curves). With `out` (a folder) the rows are appended to
+    its results.jsonl as they finish and a re-run resumes; summaries and plots stay with the CLI."""
+    dev = _device(device)
+    grid = transfer_grid(images, masks, device=dev, **options)
+    with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="lip-transfer-") as folder:
+        rows_path = Path(folder) / f"{grid.stem}.jsonl"
+        run_cells(grid, pending(grid.cells(), read_rows(rows_path), grid, rows_path.name), dev, rows_path,
+                  on_step, on_row)
+        return read_rows(rows_path)

@@ -1,0 +1,116 @@
+"""The image formats Pillow would narrow or refuse, as raw sample arrays: .npy and deep TIFFs.
+
+`images.py` turns these arrays into Images (and back) and keeps every other format; this module only
+reads and writes samples, checks sizes from headers and turns broken files into one-line LipErrors.
+- .npy: numpy's own format, read with allow_pickle=False (a pickle is refused, never opened).
+- TIFF with more than 8 bits per gray or RGB sample (16-bit, 32-bit, float): tifffile, since Pillow
+  reads 16-bit RGB as 8-bit and cannot open float RGB or gray+alpha. tifffile is a dependency, not an
+  extra: a pure-Python wheel of 244 kB (numpy is its only requirement) beside Pillow's 7 MB and
+  torch's hundreds of MB, and microscopy and astronomy data mostly come as 16-bit or float TIFFs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tifffile
+
+from .errors import LipError
+
+TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+SizeCheck = Callable[[int, int], None] | None  # (width, height) -> raises LipError to refuse
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def check_file(path: Path) -> None:
+    """Refuse a missing, folder or empty input with a hint, before any decoder sees it."""
+    if not path.exists():
+        raise LipError(f"cannot read {path}: no such file (check the path)")
+    if path.is_dir():
+        raise LipError(f"cannot read {path}: it is a folder (give an image file)")
+    try:
+        if path.stat().st_size == 0:
+            raise LipError(f"cannot read {path}: the file is empty (0 bytes; re-export or re-download it)")
+    except OSError as exc:
+        raise LipError(f"cannot read {path}: {exc.strerror or one_line(exc)} (check permissions)") from None
+
+
+def corrupt(path: Path, exc: BaseException) -> LipError:
+    return LipError(f"cannot read {path}: the file is truncated or corrupt ({one_line(exc)}); "
+                    "re-export or re-download it")
+
+
+# EXIF/TIFF orientation -> the numpy view that shows the picture upright (as Pillow's exif_transpose).
+ORIENT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1)}
+
+
+def upright(a: np.ndarray, orientation: int) -> np.ndarray:
+    return np.ascontiguousarray(ORIENT.get(orientation, lambda x: x)(a))
+
+
+def read_npy(path: Path, check_size: SizeCheck) -> np.ndarray:
+    """A .npy array, its shape checked from the header before the data is read; never unpickled."""
+    check_file(path)
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc) or "Python objects" in str(exc):
+            raise LipError(f"cannot read {path}: it holds pickled Python objects, and lip never unpickles; "
+                           "save a numeric array (np.save(path, a.astype(np.float32)))") from None
+        raise corrupt(path, exc) from None
+    except (OSError, EOFError) as exc:
+        raise corrupt(path, exc) from None
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise LipError(f"cannot read {path}: it is an .npz archive; save one image with np.save")
+    if check_size is not None and arr.ndim in (2, 3):
+        check_size(arr.shape[1], arr.shape[0])
+    return np.array(arr)
+
+
+def read_tiff(path: Path, check_size: SizeCheck) -> np.ndarray | None:
+    """A TIFF with more than 8 bits per gray or RGB sample (16-bit, 32-bit, float) as (H,W[,S]),
+    upright; None leaves the file to Pillow (8-bit, palette, CMYK, YCbCr, ...). A stack is refused."""
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception:  # not parseable as TIFF here: Pillow says what is wrong with it
+        return None
+    with tif:
+        series = tif.series[0]
+        page = series.keyframe
+        if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB) \
+                or page.dtype is None or page.dtype.itemsize == 1:
+            return None
+        axes = series.axes  # without axes of length 1
+        if axes not in ("YX", "YXS", "SYX"):
+            raise LipError(f"cannot read {path}: it is a stack of shape {series.shape} (axes {axes}); "
+                           "lip restores one 2-D gray or colour image: save one plane as its own file")
+        shape = dict(zip(axes, series.shape))
+        if check_size is not None:
+            check_size(shape["X"], shape["Y"])
+        try:
+            arr = series.asarray()
+        except Exception as exc:  # noqa: BLE001 - any decoder failure of a damaged file
+            raise corrupt(path, exc) from None
+        tag = page.tags.get(274)  # Orientation
+        orientation = int(tag.value) if tag is not None else 1
+    return upright(np.moveaxis(arr, 0, -1) if axes == "SYX" else arr, orientation)
+
+
+def write_npy(path: Path, arr: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, arr, allow_pickle=False)
+
+
+def write_tiff(path: Path, hwc: np.ndarray, *, colour: bool, alpha: bool) -> None:
+    """(H, W, C) samples of any numeric dtype as one uncompressed TIFF page, alpha (if any) last."""
+    tifffile.imwrite(path, hwc[..., 0] if hwc.shape[2] == 1 else hwc, photometric="rgb" if colour else "minisblack",
+                     extrasamples=["unassalpha"] if alpha else None)

@@ -1,0 +1,111 @@
+"""The Python API (issue 15, item 4): the README's notebook example runs, prints nothing and returns
+results in the input's form; the commands go through the same functions and give the same bytes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lipcli import api, images
+from lipcli.cli import app
+
+from prune_helpers import NARROW_YAML, picture, write_picture
+
+README = Path(__file__).parent.parent / "README.md"
+REAL_RESTORER, REAL_PRUNER = api.restorer, api.pruner
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Settings that make any API call take a moment: the narrow net, 3 iterations, one round, the CPU."""
+    (tmp_path / "narrow.yaml").write_text(NARROW_YAML)
+    monkeypatch.chdir(tmp_path)
+    return dict(config=str(tmp_path / "narrow.yaml"), device="cpu", iters=3)
+
+
+def readme_example() -> str:
+    section = README.read_text().split("## From Python", 1)[1]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```", start)]
+
+
+def test_the_readme_example_runs_silently_and_keeps_the_input_form(tiny, monkeypatch, capsys):
+    code = readme_example()
+    assert len(code.strip().splitlines()) == 5
+    # The example as written, with the tiny settings put into every call it makes.
+    monkeypatch.setattr(api, "restorer", lambda **o: REAL_RESTORER(**{**o, **tiny}))
+    monkeypatch.setattr(api, "pruner", lambda imgs, **o: REAL_PRUNER(imgs, **{**o, **tiny, "rounds": 1}))
+    scan = (picture(32, 40, seed=1).transpose(1, 2, 0) * 4095).round().astype(np.uint16)  # a 12-bit scan
+    np.save("noisy.npy", scan)
+    scope: dict = {}
+    exec(compile(code, str(README), "exec"), scope)
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err == ""
+    out, ticket = scope["out"], scope["ticket"]
+    assert out.image.shape == scan.shape and out.image.dtype == np.uint16
+    assert ticket.rounds == 1 and 0.2 < ticket.sparsity(1) < 0.5
+    assert out.report["mask"] == "(in memory)" and out.report["round"] == ticket.recommended_round
+    assert out.report["sparsity"] == pytest.approx(ticket.sparsity(ticket.recommended_round))
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: p,  # CxHxW float tensor
+    lambda p: p[None],  # 1xCxHxW
+    lambda p: p.numpy().transpose(1, 2, 0).copy(),  # HxWxC float32 in [0, 1]
+    lambda p: (p[0].numpy() * 255).round().astype(np.uint8),  # HxW gray uint8
+    lambda p: np.concatenate([p.numpy(), np.linspace(0, 1, 40, dtype=np.float32)[None, None].repeat(32, 1)])
+    .transpose(1, 2, 0) * 100.0,  # HxWx4 RGBA with its own range
+], ids=["CHW tensor", "NCHW tensor", "HWC float", "HW uint8", "RGBA wide range"])
+def test_restore_returns_the_inputs_form(tiny, capsys, make):
+    x = make(torch.from_numpy(picture(32, 40, seed=2)))
+    out = api.restore(x, simulate=True, **tiny)
+    assert type(out.image) is type(x) and tuple(out.image.shape) == tuple(x.shape) and out.image.dtype == x.dtype
+    if isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[2] == 4:
+        np.testing.assert_allclose(out.image[..., 3], x[..., 3], rtol=1e-5, atol=1e-4)  # alpha untouched
+    assert out.report["psnr_final"] > 0 and out.report["ssim_final"] is not None  # scored: simulated
+    assert capsys.readouterr().out == ""
+
+
+def test_restore_is_the_commands_path_byte_for_byte(tiny, tmp_path):
+    write_picture(tmp_path / "noisy.png", 32, 40, seed=3, noise_sigma=25)
+    result = CliRunner().invoke(app, ["restore", "noisy.png", "--config", tiny["config"], "--device", "cpu",
+                                      "--threads", "1", "--iters", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    cli_report = json.loads(result.stdout)
+    out = api.restore(images.load_image("noisy.png"), **tiny)  # from an array-backed Image
+    assert np.array_equal(images.to_array(images.load_image("noisy_restored.png")), out.image)
+    assert {k: v for k, v in cli_report.items() if k not in ("output", "seconds")} == \
+        {k: v for k, v in out.report.items() if k != "seconds"}
+
+
+def test_the_commands_call_the_api(tiny, tmp_path, monkeypatch):
+    calls: list[str] = []
+    for cls, name in [(api.Restorer, "__call__"), (api.Pruner, "run")]:
+        real = getattr(cls, name)
+        monkeypatch.setattr(cls, name, lambda self, *a, _r=real, _n=name, **k: calls.append(_n) or _r(self, *a, **k))
+    monkeypatch.setattr(api, "transfer_grid", lambda *a, _r=api.transfer_grid, **k: calls.append("grid") or _r(*a, **k))
+    write_picture(tmp_path / "img.png", 32, 32)
+    base = ["--config", tiny["config"], "--device", "cpu", "--threads", "1", "--iters", "2"]
+    for args in (["restore", "img.png"], ["prune", "img.png", "--simulate", "--rounds", "1", "-o", "m.safetensors"],
+                 ["transfer", "img.png", "--mask", "m.safetensors", "--rounds", "1", "--baselines", "none",
+                  "--out", "res"]):
+        result = CliRunner().invoke(app, [*args, *base])
+        assert result.exit_code == 0, result.output
+    assert calls == ["__call__", "run", "grid"]
+
+
+def test_masks_save_load_and_transfer(tiny, tmp_path, capsys):
+    clean = picture(32, 32, seed=4).transpose(1, 2, 0)
+    ticket = api.prune([clean], simulate=True, rounds=2, **tiny)
+    api.save_mask(tmp_path / "t.safetensors", ticket)
+    again = api.load_mask(tmp_path / "t.safetensors")
+    assert all(torch.equal(again.prune_round[n], ticket.prune_round[n]) for n in ticket.prune_round)
+    rows = api.transfer([clean], [tmp_path / "t.safetensors"], rounds="1,2", **tiny)
+    assert [(r["method"], r["round"], r["image"]) for r in rows] == \
+        [("dense", 0, "image0"), ("mask", 1, "image0"), ("mask", 2, "image0")]
+    assert rows[2]["sparsity"] == pytest.approx(ticket.sparsity(2))
+    assert capsys.readouterr().out == ""

@@ -1,0 +1,70 @@
+"""Odd inputs that used to fail (issue 15, item 6): a simulated restore of an image smaller than SSIM's
+window, a 28x28 digit for the 32x32 MNIST generator, and --shared-input over images of two sizes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from lipcli import api, images
+from lipcli.cli import app
+from lipcli.errors import LipError
+
+from prune_helpers import NARROW_YAML, picture, write_picture
+
+RUN = ["--device", "cpu", "--threads", "1"]
+
+
+def lip(folder: Path, monkeypatch: pytest.MonkeyPatch, *args: str):
+    (folder / "narrow.yaml").write_text(NARROW_YAML)
+    monkeypatch.chdir(folder)
+    return CliRunner().invoke(app, [*args, *RUN])
+
+
+@pytest.mark.parametrize("h, w, defined", [(7, 9, False), (11, 11, True)])
+def test_simulated_restore_of_a_tiny_image_reports_ssim_as_not_defined(tmp_path, monkeypatch, h, w, defined):
+    images.save_image(tmp_path / "tiny.png", picture(32, 32)[:, :h, :w])
+    result = lip(tmp_path, monkeypatch, "restore", "tiny.png", "--simulate", "--config", "narrow.yaml",
+                 "--iters", "2", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["psnr_final"] is not None
+    assert (report["ssim_final"] is not None) == defined and (report["ssim_stopped"] is not None) == defined
+    assert ("ssim_note" in report) == (not defined)
+    if not defined:
+        assert f"{w}x{h} image" in report["ssim_note"] and "11x11" in report["ssim_note"]
+
+
+def test_cs_pads_a_28x28_digit_and_crops_the_result_back(tmp_path, monkeypatch):
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255  # a "1"
+    PILImage.fromarray(digit).save(tmp_path / "digit.png")
+    result = lip(tmp_path, monkeypatch, "cs", "digit.png", "--simulate", "--iters", "5", "--restarts", "1",
+                 "-o", "rec.png", "--json")
+    assert result.exit_code == 0, result.output
+    assert "zero-padded to the generator's 32x32" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["padded"] == "28x28 -> 32x32"
+    rec = images.load_image(tmp_path / "rec.png")
+    assert (rec.height, rec.width, rec.channels) == (28, 28, 1)
+    # scored on the crop: the reported MSE is the written 28x28 image's (up to 8-bit rounding)
+    mse = float(np.mean((rec.pixels[0].astype(np.float64) - digit / 255.0) ** 2))
+    assert report["mse"] == pytest.approx(mse, abs=2e-4)
+
+
+def test_cs_still_refuses_an_image_larger_than_the_generator(tmp_path, monkeypatch):
+    write_picture(tmp_path / "big.png", 40, 40)
+    result = lip(tmp_path, monkeypatch, "cs", "big.png", "--simulate", "--iters", "1", "--restarts", "1")
+    assert result.exit_code == 2 and "generator makes 32x32" in result.stderr
+
+
+def test_shared_input_over_two_sizes_is_refused_with_what_to_do(tmp_path):
+    (tmp_path / "narrow.yaml").write_text(NARROW_YAML)
+    pics = [picture(32, 32, seed=0).transpose(1, 2, 0), picture(32, 48, seed=1).transpose(1, 2, 0)]
+    with pytest.raises(LipError) as info:
+        api.pruner(pics, simulate=True, shared_input=True, config=str(tmp_path / "narrow.yaml"), device="cpu")
+    assert "32x32 and 48x32" in str(info.value) and "crop them to one size" in str(info.value)
