@@ -329,8 +329,9 @@ def _round(values: list[float | None], sig: int = 5) -> list[float | None]:
     return [None if v is None or not math.isfinite(v) else float(f"{v:.{sig}g}") for v in values]
 
 
-def run(job: Job, variant: str, cache: Path, horizon: int | None = None) -> dict[str, Any]:
-    """One fit of `job` to a fixed horizon, no early stop; returns its JSONL row."""
+def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: str | None = None) -> dict[str, Any]:
+    """One fit of `job` to a fixed horizon, no early stop; returns its JSONL row. `net`: a net preset
+    other than the preset's (e.g. dip-w32, whose trajectories may call for another rule)."""
     settings = config.resolve(job.task, "fast", "fast", {})
     if job.task == "denoise":
         settings["sigma"] = float(job.param)
@@ -346,7 +347,7 @@ def run(job: Job, variant: str, cache: Path, horizon: int | None = None) -> dict
                     es_patience=int(settings["es_patience"]), precision=precision,
                     channels_last=precision == "bf16", seed=job.seed)
     held = holdout_mask(problem, zlib.crc32(job.key("").encode())) if variant == "heldout" else None
-    prior = dense_prior(settings["net"])
+    prior = dense_prior(net or settings["net"])
     net = prior.build(job.seed)  # as lipcli.restore.restore: net, then input code, from the run's seed
     target = problem.target(net, torch.Generator().manual_seed(job.seed), torch.device("cpu"))
     target = replace(target, clean=None)  # the loop never sees the clean image; the recorder scores
@@ -356,7 +357,8 @@ def run(job: Job, variant: str, cache: Path, horizon: int | None = None) -> dict
     last: list[Step] = []  # the final Step: lip's own detector's stop point, to check the replay against
     start = time.perf_counter()
     result = fit(net, [target], cfg, callbacks=[rec, lambda s: _keep(last, s)])
-    row = {"key": job.key(variant), "image": job.image, "half": job.half, "size": job.size, "crop": job.crop,
+    row = {"key": job.key(variant), "net": net or settings["net"], "image": job.image, "half": job.half,
+           "size": job.size, "crop": job.crop,
            "box": list(box), "task": job.task, "param": job.param, "seed": job.seed, "variant": variant,
            "holdout": HOLDOUT if held is not None else 0.0, "preset_iters": preset_iters, "iters": iters,
            "preset_ema": cfg.ema, "es_window": cfg.es_window, "es_patience": cfg.es_patience,
@@ -385,6 +387,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, help="override the horizon (testing only)")
     ap.add_argument("--limit", type=int, help="at most this many jobs (testing)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--net", help="net preset to fit (default: the fast preset's); use its own --out file")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     everything = runs(jobs())
@@ -409,7 +412,7 @@ def main() -> None:
             continue
         print(f"{time.strftime('%H:%M:%S')} {job.key(variant)} ...", flush=True)
         try:
-            row = run(job, variant, cache, a.iters)
+            row = run(job, variant, cache, a.iters, a.net)
         except Exception as exc:  # a diverged run is recorded, not retried forever
             row = {"key": job.key(variant), "error": f"{type(exc).__name__}: {exc}"}
         append_row(a.out, row)

@@ -191,12 +191,12 @@ class Pruner:
 
     def run(self, out: Path | None = None, resume: bool = False, on_start: Callable[[], None] = lambda: None,
             on_step: Callable[[Step], None] = lambda step: None,
-            on_round: Callable[[dict[str, Any]], None] = lambda rec: None) -> artifact.Artifact:
-        """Search; `out` is rewritten after every round (a temporary file when None) and `resume`
-        continues the search stored there."""
+            on_round: Callable[[dict[str, Any]], None] = lambda rec: None, slim: bool = False) -> artifact.Artifact:
+        """Search; `out` is rewritten after every round (a temporary file when None; `slim`: in the
+        slim encoding) and `resume` continues the search stored there."""
         if out is not None:
             return search(self.request, self.problems, provenance(self.problems), self.device, Path(out), resume,
-                          on_start, on_step, on_round)
+                          on_start, on_step, on_round, slim)
         if resume:
             raise LipError("resume needs `out`, the artifact of the interrupted search")
         with tempfile.TemporaryDirectory(prefix="lip-prune-") as tmp:

@@ -120,8 +120,8 @@ def request(method: str = "imp", rounds: int = 3, rate: float = 0.2, scope: str 
 
 def run_search(req: SearchRequest, problems: list[Problem], out: Path, resume: bool = False,
                on_step: Callable[[Step], None] = lambda s: None,
-               on_round: Callable[[dict[str, Any]], None] = lambda r: None) -> artifact.Artifact:
-    return search(req, problems, provenance(problems), CPU, out, resume, lambda: None, on_step, on_round)
+               on_round: Callable[[dict[str, Any]], None] = lambda r: None, slim: bool = False) -> artifact.Artifact:
+    return search(req, problems, provenance(problems), CPU, out, resume, lambda: None, on_step, on_round, slim)
 
 
 def params_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:

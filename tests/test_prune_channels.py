@@ -171,6 +171,24 @@ def test_channel_imp_resumes_to_the_uninterrupted_result(cimp, data_dir, img_pro
         run_search(request(rounds=3, rate=RATE), [img_problem], out, resume=True)
 
 
+def test_a_slim_channel_search_resumes_and_reads_back_as_the_full_artifact(cimp, data_dir, img_problem):
+    """--slim: per-filter rounds and a regenerated theta0, every round's mask and weights unchanged."""
+    out = data_dir / "cimp_slim.safetensors"
+
+    def stop(rec):
+        if rec["round"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_search(channel_request(), [img_problem], out, on_round=stop, slim=True)
+    run_search(channel_request(), [img_problem], out, resume=True, slim=True)
+    got, ref = artifact.load(out), cimp["art"]
+    assert got.meta["format_version"] == artifact.SLIM_VERSION
+    assert out.stat().st_size < cimp["path"].stat().st_size / 10  # the JSON header dominates a tiny net
+    assert all(torch.equal(got.prune_round[n], ref.prune_round[n]) for n in ref.prune_round)
+    assert all(torch.equal(got.theta0[n], ref.theta0[n]) for n in ref.theta0)
+
+
 def test_channel_bn_imp_and_random_channels_follow_the_ladder_and_are_seeded(data_dir, img_problem):
     total = conv_channels()
     for method, score in (("imp", "bn"), ("random", None)):

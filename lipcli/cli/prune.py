@@ -50,6 +50,7 @@ class Session:
     config: Optional[str]
     json_: bool
     log: Optional[Path]
+    slim: bool = False
 
 
 def artifact_output(resume: Optional[Path], out: Path) -> Path:
@@ -131,6 +132,9 @@ def prune_cmd(
     lr: Lr = None, reg_noise: RegNoise = None,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Artifact to write [FIRST_METHOD.safetensors]"),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted search stored in this artifact"),
+    slim: bool = typer.Option(False, help="Write the slim encoding: one round byte per filter where whole "
+                              "filters go, theta0 regenerated from the seed (hash-checked); KBs for a channel "
+                              "ticket; older lips refuse it, and a torch that initialises differently is refused"),
     device: Device = "auto", seed: Seed = 0, precision: Precision = None,
     threads: Threads = None,
     config_: Config = None,
@@ -152,7 +156,7 @@ def prune_cmd(
               Search(method, granularity, channel_score, rounds, target_sparsity, rate, rewind, scope,
                      keep_input_dense, fresh_input, shared_input, stop_when_loss_rises, early_bird,
                      early_bird_every, like, synflow_iters, oes_lambda, oes_tau, net, iters, lr, reg_noise),
-              Session(out, resume, seed, precision, threads, config_, json_, log), dev)
+              Session(out, resume, seed, precision, threads, config_, json_, log, slim), dev)
 
 
 def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
@@ -181,7 +185,7 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
                 say_round(rec, run.json_)
                 run_log.write("round", **rec)
 
-            art = job.run(checkpoint, run.resume is not None, on_start, on_step, on_round)
+            art = job.run(checkpoint, run.resume is not None, on_start, on_step, on_round, run.slim)
     except (KeyboardInterrupt, Terminated):
         say_stopped(out_path)
         raise

@@ -79,11 +79,11 @@ def rounds_for(target: float, rate: float) -> int:
 
 def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str, Any], dev: torch.device,
            out: Path, resume: bool, on_start: Callable[[], None], on_step: Callable[[Step], None],
-           on_round: Callable[[dict[str, Any]], None]) -> artifact.Artifact:
+           on_round: Callable[[dict[str, Any]], None], slim: bool = False) -> artifact.Artifact:
     """Validate everything, call `on_start`, then run; the artifact is saved after every round.
 
     `provenance` is what a new artifact records about the data (problem.provenance: the operator,
-    each image's name, pixel hash and size)."""
+    each image's name, pixel hash and size). `slim` writes artifact.py's slim encoding."""
     req = replace(req, channel_score=channel_score_for(req.method, req.granularity, req.channel_score))
     torch.manual_seed(req.seed)
     net = nets.build(nets.resolve_spec(req.net))
@@ -105,7 +105,7 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
     on_start()
 
     def save(t: Trajectory, recommended: int | None) -> None:
-        artifact.save(out, t.to_artifact(recommended))
+        artifact.save(out, t.to_artifact(recommended), slim)
 
     if req.method == "imp":
         recommended = imp.run(sources, traj, req.imp, req.fit, dev, req.seed, save, on_step, on_round,
@@ -119,7 +119,7 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
         ladder.run(req.method, net, traj, targets, req.rounds, req.rate, req.seed, like,
                    req.synflow_iters, on_round)
     final = traj.to_artifact(traj.done)
-    artifact.save(out, final)
+    artifact.save(out, final, slim)
     return final
 
 
