@@ -14,11 +14,14 @@ from pathlib import Path
 
 
 def load(paths: list[Path]) -> list[dict]:
+    """Rows by key (a key run twice counts once); a prior run with extra flags is its own prior."""
     rows = {}
     for path in paths:
         for line in path.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
+                row["prior_name"] += f" {row['extra']}" if row.get("extra") else ""
+                row["crop_key"] = row["key"].rsplit("|", 2)[0]  # image|size|crop|sigma|seed
                 rows[row["key"]] = row
     return list(rows.values())
 
@@ -34,8 +37,7 @@ def table(rows: list[dict], half: str) -> list[str]:
     chosen = [r for r in rows if half == "both" or r["half"] == half]
     by_prior: dict[str, dict[str, dict]] = defaultdict(dict)
     for r in chosen:
-        crop = r["key"].rsplit("|", 2)[0].rsplit("|", 1)[0]  # everything but prior and extra
-        by_prior[r["prior_name"]][crop] = r
+        by_prior[r["prior_name"]][r["crop_key"]] = r
     dense = by_prior.get("dense", {})
     out = [f"### {half} half" if half != "both" else "### both halves", "",
            "| prior | params fitted | GFLOP/iter | n | stopped dB | final dB | oracle dB | stopped - dense (paired) | "
@@ -46,13 +48,12 @@ def table(rows: list[dict], half: str) -> list[str]:
         crops = by_prior[prior]
         rs = list(crops.values())
         paired = [crops[c]["psnr_stopped"] - dense[c]["psnr_stopped"] for c in crops if c in dense]
-        wins = sum(d > 0 for d in paired)
+        vs_dense = f"{mean_sd(paired)} ({len(paired)}) | {sum(d > 0 for d in paired)}/{len(paired)}" \
+            if prior != "dense" else "- | -"
         out.append(
             f"| {prior} | {rs[0]['params_fitted']:,} | {rs[0]['gflop_per_iter']:.2f} | {len(rs)} | "
             f"{mean_sd([r['psnr_stopped'] for r in rs])} | {mean_sd([r['psnr_final'] for r in rs])} | "
-            f"{mean_sd([r['oracle_best_psnr'] for r in rs])} | "
-            f"{mean_sd(paired) if prior != 'dense' else '-'} ({len(paired)}) | "
-            (f"{wins}/{len(paired)} | " if prior != "dense" else "- | ") +
+            f"{mean_sd([r['oracle_best_psnr'] for r in rs])} | {vs_dense} | "
             f"{statistics.mean(r['iterations'] for r in rs):.0f} | {statistics.mean(r['seconds'] for r in rs):.0f} |")
     return out + [""]
 

@@ -61,10 +61,12 @@ def main() -> None:
     ap.add_argument("--sigmas", default="25")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--extra", default="", help="extra restore flags, recorded in the row")
+    ap.add_argument("--reverse", action="store_true", help="images in reverse order (a second worker)")
     ap.add_argument("--threads", default="1", help="per restore (1: steadiest on a shared machine; not in the key)")
     ap.add_argument("--out", type=Path, default=HERE / "sparse" / "rows.jsonl")
     a = ap.parse_args()
     names = [n for i, n in enumerate(PHOTOS) if a.half == "all" or (i % 2 == 0) == (a.half == "tune")]
+    names = names[::-1] if a.reverse else names
     done = set()
     if a.out.exists():
         done = {json.loads(line)["key"] for line in a.out.read_text().splitlines() if line.strip()}

@@ -114,15 +114,22 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
              mask: Path | str | artifact.Artifact | None = None, round_: int | None = None,
              sparsity: float | None = None, init: str = "artifact", prior: str = "dip", net: str | None = None,
              dd_k: int = 128, compact: bool | None = None, early_stop: bool = True, checkpoint: bool | None = None,
-             config: str | None = None, device: str | torch.device = "auto", seed: int = 0,
+             config: str | None = None, device: str | torch.device = "auto", seed: int = 0, dense: bool = False,
              **flags: Any) -> Restorer:
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
-    degradation ones (sigma, keep, scale, iters, lr, reg_noise, ema, es_window, es_patience, precision)."""
+    degradation ones (sigma, keep, scale, iters, lr, reg_noise, ema, es_window, es_patience, precision).
+
+    With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
+    prior; `dense` asks for the dense net instead."""
     dev = _device(device)
     settings = resolve_settings(task, config, dev, {**flags, "net": net})
     cfg = replace(fit_config(settings, early_stop, dev, seed), checkpoint=checkpoint)
+    if dense and (mask is not None or prior != "dip"):
+        raise LipError("--dense fits the dense DIP net: drop --mask / --prior")
     if compact and mask is None:
         raise LipError("--compact needs --mask: only a masked net has pruned filters to remove")
+    if mask is None and prior == "dip" and net is None and not dense and settings.get("ticket"):
+        mask = settings["ticket"]
     if mask is not None:
         chosen = masked_prior(mask, round_, sparsity, init, compact)
     elif prior == "deep-decoder":

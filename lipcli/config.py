@@ -27,6 +27,10 @@ _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, precis
 # round: its masks transferred as well as the paper's schedule at 1/5 of the iterations
 # (experiments/RESULTS-search-budget.md). 4 rounds = 83.2% sparsity, as 8 rounds of 20%.
 _FAST_OVERRIDES = dict(es_patience=300, precision="auto", rounds=4, rate=0.36)
+# The shipped ticket `lip restore` fits under the fast preset when no --mask, --net or --dense is given
+# (lipcli/data/library; chosen by experiments/RESULTS-sparse.md). Tasks without a measured ticket fit
+# the dense net. The paper preset always fits the paper's dense net.
+FAST_TICKETS: dict[str, str] = {"denoise": "dip-channel-house"}
 PRESETS = ("paper", "fast")
 
 
@@ -37,9 +41,10 @@ def preset(name: str, task: str) -> dict[str, Any]:
     trains each round like a restore)."""
     t = TASKS.get(task)
     options = {k: v for name_ in TASKS for k, v in TASKS.get(name_).options.items()}
-    settings = {**_PAPER_COMMON, **options, **t.fitting, "search_iters": t.fitting["iters"]}
+    settings = {**_PAPER_COMMON, **options, **t.fitting, "search_iters": t.fitting["iters"], "ticket": None}
     if name == "fast":
-        settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_iters)
+        settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_iters,
+                        ticket=FAST_TICKETS.get(task))
     return settings
 
 

@@ -66,11 +66,29 @@ def test_simulate_json_report_and_output(workdir):
     for key in ("psnr_final", "psnr_stopped", "ssim_final", "ssim_stopped", "oracle_best_psnr"):
         assert isinstance(report[key], float), key
     assert report["oracle_best_psnr"] >= report["psnr_final"]
-    assert report["sparsity"] == 0.0 and report["params"] == 2_217_831
+    # The fast preset's denoising prior is the shipped channel ticket, fitted compacted.
+    assert report["mask"] == "dip-channel-house" and report["round"] == 2
+    assert report["sparsity"] > 0.7 and report["params"] == 2_217_831 and report["params_fitted"] < 600_000
+    assert report["compact"]["fitted"] == "compact" and report["gflop_per_iter"] > 0
     assert report["seconds"] > 0 and report["precision"] == "fp32" and report["device"] == "cpu"
     assert read(out)[:2] == ("RGB", (64, 64))
     # Human text went to stderr: the summary line names input and output.
     assert "rgb.png ->" in result.stderr and str(out) in result.stderr
+
+
+@pytest.mark.parametrize("how", [["--dense"], ["--net", "dip"], ["--config", "paper", "--precision", "fp32"],
+                                 ["--task", "sr", "--scale", "2"]])
+def test_the_dense_net_is_one_flag_away(workdir, how):
+    """--dense, an explicit --net, the paper preset, and tasks without a measured ticket fit the dense net."""
+    args = [*FAST, *how] if how[0] != "--config" else ["--device", "cpu", *how]
+    report = json_report(lip("restore", workdir / "rgb.png", "--simulate", "--json", "--iters", "2", *args,
+                             "-o", workdir / "o.png"))
+    assert report["sparsity"] == 0.0 and report["params_fitted"] == 2_217_831 and "mask" not in report
+
+
+def test_dense_with_a_mask_is_refused(workdir):
+    result = lip("restore", workdir / "rgb.png", "--dense", "--mask", "dip-channel-house", *FAST)
+    assert result.exit_code == 2 and "--dense" in result.output
 
 
 def test_gray_odd_size_stays_gray(workdir):

@@ -50,6 +50,9 @@ def restore_cmd(
     prior: str = typer.Option("dip", help="dip | deep-decoder (dense priors without --mask)",
                               rich_help_panel="Prior"),
     net: net_option("Prior") = None,
+    dense: bool = typer.Option(False, "--dense", help="Fit the dense DIP net where the preset would fit its "
+                               "shipped ticket (lip masks; --config paper always fits the dense net)",
+                               rich_help_panel="Prior"),
     dd_k: int = typer.Option(128, help="Deep-decoder width k (6(k^2+2k)+3k parameters)", min=1,
                              rich_help_panel="Prior"),
     compact: Optional[bool] = typer.Option(None, "--compact/--no-compact", help="Fit the masked net with its "
@@ -76,7 +79,7 @@ def restore_cmd(
     dev = devices.resolve(device)
     devices.set_threads(threads, say)
     job = api.restorer(task=task, simulate=simulate, inpaint_mask=inpaint_mask, mask=mask, round_=round_,
-                       sparsity=sparsity, init=init, prior=prior, net=net, dd_k=dd_k, compact=compact,
+                       sparsity=sparsity, init=init, prior=prior, net=net, dense=dense, dd_k=dd_k, compact=compact,
                        early_stop=early_stop, checkpoint=checkpoint, config=config_, device=dev, seed=seed,
                        sigma=sigma, keep=keep, scale=scale, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema,
                        es_window=es_window, es_patience=es_patience, precision=precision)
