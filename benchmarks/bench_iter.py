@@ -198,12 +198,12 @@ class RefLoop:
         self.net, self.z, self.y = net, z, y
         net.train()
         self.opt = torch.optim.Adam(net.parameters(), lr=LR)
-        self.gen = torch.Generator().manual_seed(seed)
+        self.gen = torch.Generator(device=z.device).manual_seed(seed)  # the jitter is drawn where z lives
         self.out_avg: torch.Tensor | None = None
 
     def step(self) -> float:
         self.opt.zero_grad()
-        inp = self.z + torch.randn(self.z.shape, generator=self.gen) * REG_NOISE
+        inp = self.z + torch.randn(self.z.shape, generator=self.gen, device=self.z.device) * REG_NOISE
         out = self.net(inp)
         d = out.detach()
         self.out_avg = d if self.out_avg is None else self.out_avg * 0.99 + d * 0.01

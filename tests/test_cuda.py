@@ -1,0 +1,153 @@
+"""What must hold on a CUDA GPU (marker `cuda`: `pytest -m cuda`, run by benchmarks/gpu_check.sh).
+
+Written on a machine without a GPU: the `needs_gpu` tests skip there and have never run on CUDA; their bodies
+did run on CPU with the device swapped (all but the memory test, whose counters are CUDA's), so only their
+CUDA-specific behaviour is unchecked. The rest are pure logic and run everywhere: `--device cuda:N`
+resolution with a faked device count, and a CPU smoke run of benchmarks/gpu_check.py (every path, the
+1/8-width net, 3 iterations each).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lipcli import device as devices, nets
+from lipcli.cli import app
+from lipcli.errors import LipError
+from lipcli.fit import FitConfig, Target, fit
+from lipcli.physics import Denoise
+from lipcli.transfer import workers
+from conftest import narrow_spec, tiny_spec
+from test_compact import _check, _kill, _net, _random_masks, _z
+
+pytestmark = pytest.mark.cuda
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture
+def exact_fp32():
+    """TF32 off during the test: torch's default runs cuDNN convs in TF32 (10-bit mantissa)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _restore_json(image: Path, device: str, out: Path) -> dict:
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "restore", image, "--simulate", "--json", "--net", "dip-w16", "--iters", "300", "--no-early-stop",
+        "--config", "fast", "--precision", "fp32", "--seed", "0", "--device", device, "-o", out)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@needs_gpu
+def test_restore_on_cuda_agrees_with_cpu(workdir, monkeypatch):
+    """Same seed: the same weights, z and noisy image. The jitter comes from each device's own generator
+    and the kernels differ (cuDNN, TF32 convs by torch's default), so the two fits are two realisations of
+    one run: on CPU, 5 jitter seeds of this fit spread over 0.43 dB (28.99-29.41 dB), hence 1 dB."""
+    monkeypatch.delenv("LIP_DEVICE", raising=False)
+    cpu = _restore_json(workdir / "rgb.png", "cpu", workdir / "cpu.png")
+    gpu = _restore_json(workdir / "rgb.png", "cuda:0", workdir / "gpu.png")
+    assert gpu["device"] == "cuda:0" and gpu["iterations"] == 300
+    assert math.isfinite(gpu["psnr_final"]) and math.isfinite(gpu["ssim_final"])
+    assert abs(gpu["psnr_final"] - cpu["psnr_final"]) <= 1.0, (cpu["psnr_final"], gpu["psnr_final"])
+
+
+@needs_gpu
+def test_compact_net_equals_masked_net_on_cuda(exact_fp32):
+    """test_compact's exactness check on the GPU, at init (random BN affines): float64 within 1e-10 as on
+    CPU; float32 within 1e-4, not 1e-5, as cuDNN may pick Winograd/FFT kernels that round more coarsely
+    than the CPU's direct convolution (and train-mode BN amplifies rounding, see nets/compact.py)."""
+    dev = torch.device("cuda")
+    for spec, seed in ((narrow_spec(), 4), (nets.preset("dip"), 1)):
+        net = _net(spec, seed)
+        masks = _random_masks(net, 0.6, seed, dead_filters=0.2)
+        _kill(masks, net, "levels.1.skip.conv")
+        small = _check(net.to(dev), masks, _z(net, seed=5).to(dev), tol32=1e-4)
+        assert small.report["params_after"] < small.report["params_before"]
+        assert next(small.parameters()).device.type == "cuda"
+
+
+@needs_gpu
+def test_bf16_autocast_fit_on_cuda(rgb32):
+    if not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bf16")
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    net = nets.build(tiny_spec()).to(dev)
+    z = nets.make_input(net, 32, 32, torch.Generator().manual_seed(0)).to(dev)
+    conv_dtypes = set()
+    hook = net.head.register_forward_hook(lambda mod, inp, out: conv_dtypes.add(out.dtype))
+    result = fit(net, [Target(z=z, op=Denoise(25).to(dev), y=rgb32.to(dev), size=(32, 32))],
+                 FitConfig(iters=40, precision="bf16", early_stop=False))
+    hook.remove()
+    final = result.targets[0].final
+    assert conv_dtypes == {torch.bfloat16}  # autocast ran the convs in bf16 ...
+    assert final.dtype == torch.float32 and final.device.type == "cuda"  # ... and the loop stayed fp32
+    assert torch.isfinite(final).all() and result.losses[-1] < result.losses[0]
+
+
+@needs_gpu
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_memory_estimate_bounds_the_cuda_peak(precision):
+    """plan_memory compares `estimate_bytes` with the GPU's free memory to turn on checkpointing or refuse:
+    the estimate must not fall short of a real step's peak (OOM) nor be far above it (a needless refusal).
+    Measured: max_memory_allocated over 2 steps of the dense net at 256x256 (every allocation lip makes,
+    rollback snapshots and the early-stop buffer included). Stated bounds: estimate/3 <= peak <= 1.25 x
+    estimate (the estimate's fixed 200-350 MiB stands for the CPU runtime, which this counter excludes)."""
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bf16")
+    dev, size, spec = torch.device("cuda"), 256, nets.preset("dip")
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats(dev)
+    base = torch.cuda.memory_allocated(dev)
+    torch.manual_seed(0)
+    net = nets.build(spec).to(dev)
+    z = nets.make_input(net, size, size, torch.Generator().manual_seed(0)).to(dev)
+    y = torch.rand(1, 3, size, size, device=dev)
+    fit(net, [Target(z=z, op=Denoise(25).to(dev), y=y, size=(size, size))],
+        FitConfig(iters=2, precision=precision, early_stop=False, checkpoint_every=1))
+    peak = torch.cuda.max_memory_allocated(dev) - base
+    estimate = nets.estimate_bytes(spec, size, size, precision)
+    assert estimate / 3 <= peak <= 1.25 * estimate, f"peak {peak / 2**20:.0f} MiB, estimate {estimate / 2**20:.0f} MiB"
+
+
+@needs_gpu
+def test_device_index_on_this_machine():
+    n = torch.cuda.device_count()
+    assert devices.resolve("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(LipError, match=f"{n} CUDA device"):
+        devices.resolve(f"cuda:{n}")
+
+
+def test_device_index_resolution(monkeypatch):
+    """`--device cuda:N` against the device count (faked here: two GPUs), and the transfer device list."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert devices.resolve(" CUDA:1 ") == torch.device("cuda", 1)
+    assert devices.resolve("cuda") == torch.device("cuda")
+    assert devices.resolve("auto").type == "cuda"
+    with pytest.raises(LipError, match="cuda:2 does not exist: this machine has 2 CUDA device"):
+        devices.resolve("cuda:2")
+    with pytest.raises(LipError, match="unknown device"):
+        devices.resolve("cuda:x")
+    assert workers.parse_devices("cuda:0,cuda:1") == ["cuda:0", "cuda:1"]
+
+
+def test_gpu_check_runs_on_cpu(monkeypatch, capsys):
+    """The GPU check's every path, on CPU with the 1/8-width net: only its CUDA calls go unexercised."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import gpu_check
+
+    gpu_check.main(["--device", "cpu", "--net", "dip-w16", "--sizes", "64", "--warmup", "1", "--steps", "2"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64² |")]
+    assert [r.split(" | ")[1] for r in rows] == list(gpu_check.PATHS)
+    ref, ticket = rows[0].split(" | "), rows[-1].split(" | ")
+    assert ref[5] == "1.00x" and int(ticket[2].replace(",", "")) < int(ref[2].replace(",", ""))
