@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import torch
 
 from lipcli import device as devices
 from lipcli.errors import LipError
@@ -113,9 +114,11 @@ def test_devices_and_thread_shares(monkeypatch):
         workers.parse_devices("cpu,,cpu")
     monkeypatch.setattr(devices, "usable_cores", lambda: 8)
     monkeypatch.setattr(devices, "busy_cores", lambda: 2.0)
-    assert [workers.threads_each(None, n) for n in (1, 3, 16)] == [8, 2, 1]
-    assert [workers.threads_each("auto", n) for n in (1, 3)] == [6, 2]  # the 6 free cores shared
-    assert workers.threads_each(5, 3) == 5 and workers.threads_each("5", 3) == 5
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    each = lambda threads, n: devices.split_cores(threads, n, n)[1]  # noqa: E731  (as workers.run does)
+    assert [each(None, n) for n in (1, 3, 16)] == [8, 2, 1]
+    assert [each("auto", n) for n in (1, 3)] == [6, 2]  # the 6 free cores shared
+    assert each(5, 3) == 5 and each("5", 3) == 5
 
 
 @pytest.mark.parametrize("device, extra, fragment", [
