@@ -48,7 +48,7 @@ def plan(jobs: int | None, threads: str | None, count: int, dev: torch.device, n
     """
     if count < 2 or jobs == 1 or (jobs is None and dev.type != "cpu"):
         return None
-    n, each = devices.split_cores(threads, min(jobs, count) if jobs else None, count, notify)
+    n, each = devices.split_cores(threads, min(jobs, count) if jobs else None, count)
     if n == 1:
         return None
     free, most = devices.available_memory(dev), need()
