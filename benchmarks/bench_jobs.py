@@ -74,7 +74,7 @@ def restore(images: list[Path], net: str, arm: str, iters: int, folder: Path) ->
     if done.returncode:
         raise SystemExit(f"lip {shlex.join(args)} failed:\n{done.stderr}")
     reports = [json.loads(line) for line in done.stdout.splitlines()]
-    return {"net": net, "arm": arm, "wall": round(wall, 2), "load_before": load, "load_after": os.getloadavg()[0],
+    return {"net": net, "arm": arm, "iters": iters, "wall": round(wall, 2), "load_before": load, "load_after": os.getloadavg()[0],
             "threads": sorted({r["threads"] for r in reports}), "images": len(reports),
             "psnr": [r["psnr_final"] for r in reports], "fit_seconds": [r["seconds"] for r in reports],
             "jobs_line": next((line for line in done.stderr.splitlines() if " at once (" in line), ""),
@@ -109,6 +109,17 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def report(runs: list[dict]) -> str:
+    """The table, what was run and on what."""
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    return (f"{runs[0]['images']} images of 128x128 (sigma 25), {runs[0]['iters']} iterations each, no early stop; "
+            f"{dt.date.today()}, {cpu}, {devices.usable_cores()} usable cores, Python {platform.python_version()}.\n"
+            f"Load average before/after each run in the table (the machine's other work).\n\n{table(runs)}\n\n"
+            + "\n".join(f"- `{c}`" + (f" ({r['jobs_line']})" if r["jobs_line"] else "")
+                         for c, r in {r["command"]: r for r in runs}.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=150)
@@ -117,14 +128,19 @@ def main() -> None:
     parser.add_argument("--images", type=Path, nargs="*", help="instead of the eight House orientations")
     parser.add_argument("--raw", type=Path, help="append every run here as one JSON line")
     parser.add_argument("--out", type=Path, help="write the markdown here too")
+    parser.add_argument("--from-raw", type=Path, help="only print the table of the runs recorded in this --raw file")
     a = parser.parse_args()
+    if a.from_raw:
+        runs = [json.loads(line) for line in a.from_raw.read_text().splitlines()]
+        print(report(runs))
+        return
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as tmp:
         folder = Path(tmp)
         (folder / "narrow.yaml").write_text(NARROW_YAML)
         images = [p.resolve() for p in a.images] if a.images else make_inputs(folder)
-        for net in a.nets.split(","):
-            for rep in range(a.repeats):
+        for rep in range(a.repeats):  # every prefix of the runs has whole pairs of every net
+            for net in a.nets.split(","):
                 for arm in ARMS:
                     run = restore(images, net, arm, a.iters, folder)
                     log(f"{net} {arm} #{rep + 1}: {run['wall']:.1f}s, threads {run['threads']}, load "
@@ -133,13 +149,7 @@ def main() -> None:
                     if a.raw:
                         with open(a.raw, "a") as f:
                             f.write(json.dumps(run) + "\n")
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    text = (f"{len(images)} images of 128x128 (sigma 25), {a.iters} iterations each, no early stop; "
-            f"{dt.date.today()}, {cpu}, {devices.usable_cores()} usable cores, Python {platform.python_version()}.\n"
-            f"Load average before/after each run in the table (the machine's other work).\n\n{table(runs)}\n\n"
-            + "\n".join(f"- `{c}`" + (f" ({r['jobs_line']})" if r["jobs_line"] else "")
-                         for c, r in {r["command"]: r for r in runs}.items()))
+    text = report(runs)
     print(text)
     if a.out:
         a.out.write_text(text + "\n")
