@@ -120,7 +120,7 @@ def test_ctrl_c_stops_every_job_and_leaves_only_whole_outputs(folder):
     assert code == 130 and "Traceback" not in err, err
     lines = err.strip().splitlines()
     assert lines[-1] == "lip: interrupted" and "stopped the 2 jobs" in lines[-2], err
-    assert _processes_mentioning("jobs-stopped") == []  # the parent waited for its jobs
+    assert _processes_mentioning("jobs-stopped", folder) == []  # the parent waited for its jobs
     written = sorted((folder / "jobs-stopped").iterdir()) if (folder / "jobs-stopped").exists() else []
     assert [p.name for p in written] == [json.loads(line)["output"].split("/")[-1] for line in stdout.splitlines()]
     for path in written:  # only whole images, no temporary file
