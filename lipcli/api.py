@@ -106,7 +106,7 @@ class Restorer:
             raise Diverged(str(exc), problem.picture(last.stopped), last.stopped_at) from None
         tr = result.targets[0]
         report.update(device=str(self.device), precision=self.cfg.precision, preset=self.settings["preset"],
-                      seed=self.seed, early_stop=self.cfg.early_stop)
+                      seed=self.seed, early_stop=self.cfg.early_stop, threads=torch.get_num_threads())
         return Restored(problem.picture(tr.stopped if self.cfg.early_stop else tr.final), report)
 
 

@@ -7,8 +7,9 @@ once, so every command refuses a bad value with the same line.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import yaml
@@ -131,3 +132,24 @@ INITS = ("artifact", "fresh")  # a mask's weights: its theta0 (the LIP ticket) o
 def check_init(init: str) -> None:
     if init not in INITS:
         raise LipError(f"unknown --init {init!r}: use artifact (keep theta0) or fresh (new weights)")
+
+
+T = TypeVar("T")
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """`--shard i/n` (transfer's cells, restore's inputs): (i, n), or None when not given."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or not int(m[1]) < int(m[2]):
+        raise LipError(f"--shard {text!r}: give i/n with 0 <= i < n, e.g. 0/2 and 1/2")
+    return int(m[1]), int(m[2])
+
+
+def shard_of(items: list[T], shard: tuple[int, int] | None) -> list[T]:
+    """`--shard i/n`: the items whose index is i modulo n (all of them without a shard)."""
+    if shard is None:
+        return items
+    i, n = shard
+    return items[i::n]

@@ -153,6 +153,16 @@ def check_readable(paths: list[Path]) -> None:
             raise LipError(f"cannot read {path}: {what}")
 
 
+def header_size(path: Path | str) -> tuple[int, int] | None:
+    """(width, height) from the file's header, nothing decoded; None when it cannot be read (loading it
+    later says why in one line)."""
+    try:
+        with PILImage.open(resolve(path)) as im:
+            return im.size
+    except Exception:  # any failure here is reported by load_image, where it matters
+        return None
+
+
 def load_image(path: Path | str, *, max_pixels: int | None = None,
                cost: Callable[[int, int], str] | None = None) -> Image:
     """Load an image file as gray or RGB (+ alpha), EXIF orientation applied, its sample type kept.

@@ -96,15 +96,32 @@ def _rgb(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.expand(1, 3, *t.shape[-2:]).clone() if t.shape[1] == 1 else t
 
 
+def restore_bytes(spec: dict[str, Any], task: str, settings: dict[str, Any], simulate: bool, width: int,
+                  height: int, precision: str, checkpoint: bool = False) -> int:
+    """Peak memory of restoring a width x height input with this net: `nets.estimate_bytes` at the net's
+    padded size of the restored image (larger than the input for a real super-resolution input)."""
+    s = 1 if simulate else TASKS.get(task).upscale(settings)
+    size = nets.padded_size(nets.build(spec), height * s, width * s)
+    return nets.estimate_bytes(spec, *size, precision, checkpoint)
+
+
+def largest_need(paths: list[Path], task: str, settings: dict[str, Any], simulate: bool, spec: dict[str, Any],
+                 precision: str) -> int | None:
+    """The memory the largest of these inputs needs without checkpointing, read from their headers
+    (None when none can be read: restoring them says why)."""
+    sizes = [size for size in map(images.header_size, paths) if size is not None]
+    if not sizes:
+        return None
+    width, height = max(sizes, key=lambda wh: wh[0] * wh[1])
+    return restore_bytes(spec, task, settings, simulate, width, height, precision)
+
+
 def _memory_cost(task: str, settings: dict[str, Any], simulate: bool) -> Callable[[int, int], str]:
     """For refusing an oversized image from its header: the memory restoring it would need."""
     def cost(width: int, height: int) -> str:
         try:
-            spec = nets.resolve_spec(settings["net"])
-            s = 1 if simulate else TASKS.get(task).upscale(settings)
-            size = nets.padded_size(nets.build(spec), height * s, width * s)
-            need = nets.estimate_bytes(spec, *size, "bf16" if settings.get("precision") == "bf16" else "fp32",
-                                       checkpoint=True)
+            need = restore_bytes(nets.resolve_spec(settings["net"]), task, settings, simulate, width, height,
+                                 "bf16" if settings.get("precision") == "bf16" else "fp32", checkpoint=True)
         except Exception:  # only enriches a message: never fail on it
             return ""
         return f"restoring it would need about {need / 2**30:,.0f} GiB of memory"

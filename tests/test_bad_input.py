@@ -501,6 +501,10 @@ case("inspect", "--csv in a missing folder", lambda w: ["A.safetensors", "--csv"
      "does not exist")
 case("inspect", "disk full while writing --csv", lambda w: ["A.safetensors", "--csv", "t.csv"], "t.csv",
      "disk is full", code=1, patch=disk_full_while_writing)
+# --- lip restore: several inputs at once (issue 16)
+case("restore", "--jobs 0", lambda w: ["img.png", write_picture(w.dir / "img2.png", 32, 32).name, "-o", "outs",
+                                     "--jobs", "0"], "--jobs 0")
+case("restore", "--shard 2/2", lambda w: ["img.png", "--shard", "2/2"], "--shard '2/2'")
 
 
 # ---------------------------------------------------------------- running a case

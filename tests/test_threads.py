@@ -66,3 +66,16 @@ def test_bad_thread_counts_are_refused(machine, bad):
 
 def test_busy_cores_reads_this_machine():
     assert device.busy_cores() >= 0.0 and device.usable_cores() >= 1
+
+
+@pytest.mark.parametrize("threads, jobs, tasks, expected", [
+    (None, None, 8, (4, 1)),   # auto jobs: one thread each, as many as the cores
+    (None, None, 2, (2, 2)),   # no more jobs than tasks; the cores shared
+    (None, 3, 8, (3, 1)),
+    ("auto", None, 8, (3, 1)),  # the 3 free cores (one is busy)
+    (2, None, 8, (2, 2)),      # an explicit count is each job's
+    (8, None, 8, (1, 8)),
+])
+def test_split_cores_between_jobs(machine, monkeypatch, threads, jobs, tasks, expected):
+    monkeypatch.setattr(device, "busy_cores", lambda: 1.0)
+    assert device.split_cores(threads, jobs, tasks) == expected

@@ -23,7 +23,8 @@ from lipcli.cli import app
 from lipcli.errors import LipError
 from lipcli.transfer import run as transfer_run
 from lipcli.transfer.experiments import IMPEDANCE_TARGETS, RADIAL_BINS, spectrum
-from lipcli.transfer.grid import Cell, Grid, MaskSource, shard_of
+from lipcli.config import shard_of
+from lipcli.transfer.grid import Cell, Grid, MaskSource
 from lipcli.transfer.rows import append_row, read_rows, row_key
 from conftest import RGB64
 from prune_helpers import make_mask

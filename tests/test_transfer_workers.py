@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import torch
 
 from lipcli import device as devices
 from lipcli.errors import LipError
@@ -69,11 +70,14 @@ def test_two_workers_fail_resume_and_equal_one_process(data, tmp_path):
     assert (out / "summary.csv").is_file() and "Transfer summary" in again.stderr
 
 
-def _processes_mentioning(text: str) -> list[int]:
+def _processes_mentioning(text: str, cwd: Path) -> list[int]:
+    """Processes started in `cwd` whose command line holds `text` (other test runs on a shared machine start
+    the same command lines in their own folders)."""
     pids = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace") \
+                    and (entry / "cwd").resolve() == cwd.resolve():
                 pids.append(int(entry.name))
         except OSError:  # ended meanwhile
             continue
@@ -92,7 +96,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_their_rows(data):
     assert code == 130 and "Traceback" not in err, err
     lines = err.strip().splitlines()
     assert lines[-1] == "lip: interrupted" and "Continue with the same command" in lines[-2], err
-    assert _processes_mentioning(out.name) == []  # the parent waited for its workers
+    assert _processes_mentioning(out.name, data) == []  # the parent waited for its workers
     logs = [p.with_suffix(".log").read_text().strip().splitlines()[-1] for p in shards]
     assert "lip: terminated" in logs  # stopped by SIGTERM, saving what they had
     assert 1 <= sum(len(read_rows(p)) for p in shards if p.exists()) < 5
@@ -113,9 +117,11 @@ def test_devices_and_thread_shares(monkeypatch):
         workers.parse_devices("cpu,,cpu")
     monkeypatch.setattr(devices, "usable_cores", lambda: 8)
     monkeypatch.setattr(devices, "busy_cores", lambda: 2.0)
-    assert [workers.threads_each(None, n) for n in (1, 3, 16)] == [8, 2, 1]
-    assert [workers.threads_each("auto", n) for n in (1, 3)] == [6, 2]  # the 6 free cores shared
-    assert workers.threads_each(5, 3) == 5 and workers.threads_each("5", 3) == 5
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    each = lambda threads, n: devices.split_cores(threads, n, n)[1]  # noqa: E731  (as workers.run does)
+    assert [each(None, n) for n in (1, 3, 16)] == [8, 2, 1]
+    assert [each("auto", n) for n in (1, 3)] == [6, 2]  # the 6 free cores shared
+    assert each(5, 3) == 5 and each("5", 3) == 5
 
 
 @pytest.mark.parametrize("device, extra, fragment", [

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from . import cs, gan, inspect, library, prune, restore, transfer
+from .options import KeepArgs
 
 # Click's usage error as typer uses it (typer >= 0.28 vendors its own click, older ones import click).
 _UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -72,11 +73,11 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
     """Lottery image priors: find sparse Deep Image Prior subnetworks once, reuse them everywhere."""
 
 
-app.command("restore")(restore.restore_cmd)
+app.command("restore", cls=KeepArgs)(restore.restore_cmd)
 app.command("prune")(prune.prune_cmd)
 app.command("inspect")(inspect.inspect_cmd)
 app.command("masks")(library.masks_cmd)
-app.command("transfer", cls=transfer.KeepArgs)(transfer.transfer_cmd)
+app.command("transfer", cls=KeepArgs)(transfer.transfer_cmd)
 app.command("cs")(cs.cs_cmd)
 app.command("train-generator")(gan.train_generator_cmd)
 

@@ -9,11 +9,24 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
+from typer.core import TyperCommand
 from typer.models import OptionInfo
 
 from ..nets import image_presets
 from ..physics import TASKS
 from ..registry import Registry
+
+
+ARGS = "lip_args"  # ctx.meta key of a KeepArgs command's own arguments
+
+
+class KeepArgs(TyperCommand):
+    """Keeps the command's own arguments in `ctx.meta[ARGS]`: `transfer --device A,B` and `restore --jobs N`
+    start their worker processes with the user's command line."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        ctx.meta[ARGS] = list(args)
+        return super().parse_args(ctx, args)
 
 
 class RegistryChoice:
@@ -142,6 +155,11 @@ Threads = Annotated[Optional[str], typer.Option(
     help="CPU threads, or auto: the cores other work leaves free. Default: every usable core (affinity, cgroup "
          "quota and OMP_NUM_THREADS respected; a busy machine is reported). Results are bit-reproducible at a "
          "fixed count", rich_help_panel="Run")]
+Jobs = Annotated[str, typer.Option(
+    help="Inputs restored at once, each job a worker process with its share of the cores (or --threads each). "
+         "auto: on a CPU as many as the cores allow at one thread each (1.4-1.7x the images per hour of one job "
+         "on all cores), at most one per input and as many as the free memory holds; one on a GPU. 1: one after "
+         "the other", rich_help_panel="Run")]
 Config = Annotated[Optional[str], typer.Option("--config", help="Preset (paper | fast) or a YAML file; flags "
                                                "override it. Default: fast on CPU, paper on GPU",
                                                rich_help_panel="Run")]

@@ -87,9 +87,12 @@ class RunLog:
         self.file = None if path is None else files.open_append(path, "--log")
 
     def write(self, event: str, **fields: Any) -> None:
+        self.append({"event": event, "time": round(time.time(), 3), **fields})
+
+    def append(self, record: dict[str, Any]) -> None:
+        """One line as is: also what a `restore --jobs` worker logged, with its own time."""
         if self.file is not None:
-            self.file.write(json.dumps(finite({"event": event, "time": round(time.time(), 3), **fields}),
-                                       sort_keys=True) + "\n")
+            self.file.write(json.dumps(finite(record), sort_keys=True) + "\n")
             self.file.flush()
 
     def close(self) -> None:
@@ -167,7 +170,7 @@ def progress(total: int, label: str, every: float = 5.0) -> Iterator[Callable[[i
         now = time.monotonic()
         if now - last >= every or done >= total:
             last = now
-            eta = (now - start) / done * (total - done) if done else 0.0
-            err.print(f"{label}: {done}/{total} {info} eta {eta:.0f}s", markup=False, soft_wrap=True)
+            eta = f" eta {(now - start) / done * (total - done):.0f}s" if done else ""
+            err.print(f"{label}: {done}/{total} {info}{eta}", markup=False, soft_wrap=True)
 
     yield advance

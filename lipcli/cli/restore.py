@@ -6,13 +6,14 @@ from typing import Any, Optional
 
 import typer
 
-from .. import api, device as devices, files
+from .. import api, config, device as devices, files, jobs as jobs_mod
 from .. import images as images_io
 from ..errors import LipError, LipRuntimeError
 from ..fit import Step
-from .render import RunLog, check_stdout_free, emit_json, err, fmt, guarded, progress, say
-from .options import (Config, Device, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Iters, Json, Keep,
-                      Log, Lr, Precision, RegNoise, Scale, Seed, Sigma, Simulate, Task, Threads, net_option)
+from ..problem import largest_need
+from .render import RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say
+from .options import (ARGS, Config, Device, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Iters, Jobs, Json,
+                      Keep, Log, Lr, Precision, RegNoise, Scale, Seed, Sigma, Simulate, Task, Threads, net_option)
 
 
 def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restored") -> list[Path]:
@@ -36,6 +37,7 @@ def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restor
 
 @guarded
 def restore_cmd(
+    ctx: typer.Context,
     images: list[Path] = typer.Argument(..., help="Degraded image(s) (or clean ones with --simulate)"),
     task: Task = "denoise", sigma: Sigma = None, inpaint_mask: InpaintMask = None,
     keep: Keep = None, scale: Scale = None, simulate: Simulate = False,
@@ -67,7 +69,11 @@ def restore_cmd(
     clean: Optional[Path] = typer.Option(None, help="Clean reference for metrics only (reports the "
                                          "'oracle' best PSNR too)"),
     device: Device = "auto", seed: Seed = 0, precision: Precision = None,
-    threads: Threads = None, config_: Config = None,
+    threads: Threads = None, jobs: Jobs = "auto",
+    shard: Optional[str] = typer.Option(None, help="i/n: restore only inputs i, i+n, i+2n, ... (one share of a "
+                                        "folder per machine or SLURM task; --jobs shares out the inputs on one "
+                                        "machine)", rich_help_panel="Run"),
+    config_: Config = None,
     checkpoint: Optional[bool] = typer.Option(None, "--checkpoint/--no-checkpoint", help="Recompute conv "
                                               "blocks in backward: about 1/3 less memory, each block's forward runs "
                                               "twice, same result [on only when the image would not fit otherwise]",
@@ -77,7 +83,8 @@ def restore_cmd(
 ) -> None:
     """Restore images with a dense or masked Deep Image Prior."""
     dev = devices.resolve(device)
-    devices.set_threads(threads, say)
+    devices.set_threads(threads, say)  # checked and reported once; jobs share this budget
+    n_jobs, shard_ = jobs_mod.parse_jobs(jobs), config.parse_shard(shard)
     job = api.restorer(task=task, simulate=simulate, inpaint_mask=inpaint_mask, mask=mask, round_=round_,
                        sparsity=sparsity, init=init, prior=prior, net=net, dense=dense, dd_k=dd_k, compact=compact,
                        early_stop=early_stop, checkpoint=checkpoint, config=config_, device=dev, seed=seed,
@@ -91,12 +98,47 @@ def restore_cmd(
     for path in outs:
         files.check_writable(path)
         images_io.check_suffix(path)  # before the run, not after it
+    mine = config.shard_of(list(zip(images, outs)), shard_)
+    if not mine:
+        say(f"lip restore: --shard {shard} of {len(images)} inputs has none of them; nothing to do")
+    planned = jobs_mod.plan(n_jobs, threads, len(mine), dev, lambda: largest_need(
+        [p for p, _ in mine], task, job.settings, simulate, job.prior.spec, job.cfg.precision), say)
     run_log = RunLog(log)
     try:
-        for path, dest in zip(images, outs):
+        if planned is not None:
+            _restore_jobs(ctx.meta[ARGS], len(mine), shard_, *planned, job.cfg.iters, json_, run_log)
+            return
+        for path, dest in mine:
             _restore_one(path, dest, job, clean, json_, run_log)
     finally:
         run_log.close()
+
+
+def _restore_jobs(args: list[str], count: int, shard: Optional[tuple[int, int]], jobs: int, each: int,
+                  iters: int, json_: bool, run_log: RunLog) -> None:
+    """Restore `count` inputs as `jobs` worker processes (lipcli/jobs.py): one progress display over all of
+    them, a line per finished image, the JSON lines in input order, the workers' events in --log."""
+    say(f"lip restore: {count} images, {jobs} at once ({each} thread{'s' * (each > 1)} each; --jobs 1 runs "
+        "them one after the other)")
+    running: dict[int, str] = {}  # job -> its image and iteration
+    finished = 0
+    with progress(count, "images") as advance:
+        def on_event(job: int, event: dict[str, Any]) -> None:
+            nonlocal finished
+            run_log.append(event)
+            if event.get("event") == "step":
+                running[job] = f"{event['input']} {event['iteration']}/{iters}"
+            elif event.get("event") == "result":
+                running.pop(job, None)
+                finished += 1
+                _say_restored(event)
+            advance(1 if event.get("event") == "result" else 0, "  ".join(running[j] for j in sorted(running)))
+
+        try:
+            jobs_mod.run(args, count, shard, jobs, each, on_event, emit_json if json_ else lambda report: None, say)
+        except (KeyboardInterrupt, Terminated):
+            say(f"lip: stopped the {jobs} jobs; {finished} of {count} images were restored and written")
+            raise
 
 
 def _save(dest: Path, picture: images_io.Image) -> None:

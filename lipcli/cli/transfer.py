@@ -7,28 +7,18 @@ from typing import Annotated, Any, Optional
 import typer
 from rich import box
 from rich.table import Table
-from typer.core import TyperCommand
 
-from .. import api, device as devices, files, transfer
+from .. import api, config, device as devices, files, transfer
 from ..errors import LipError
 from ..fit import Step
 from ..physics import task_variants
 from ..transfer import Cell, workers
 from .render import Terminated, emit_json, err, fmt, guarded, print_wide, progress, say
-from .options import (DEVICE_HELP, Config, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Keep, Lr,
+from .options import (ARGS, DEVICE_HELP, Config, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Keep, Lr,
                       Precision, RegNoise, Seed, Sigma, Threads, json_flag, listing_option)
 
 GRID = "Grid"
-ARGS = "lip_transfer_args"
 RowsJson = json_flag("Print each finished row as one JSON line on stdout")
-
-
-class KeepArgs(TyperCommand):
-    """Keeps the command's own arguments: `--device A,B` starts its workers with the user's command line."""
-
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        ctx.meta[ARGS] = list(args)
-        return super().parse_args(ctx, args)
 
 
 @guarded
@@ -84,7 +74,7 @@ def transfer_cmd(
             raise LipError("--merge FOLDER only joins finished shards: give no images, --mask, --out or --shard")
         _merge(merge, curves, experiment == "spectrum", plot_metric, json_)
         return
-    shard_ = transfer.parse_shard(shard)
+    shard_ = config.parse_shard(shard)
     if "," in device and shard_ is not None:
         raise LipError(f"--device {device} runs one --shard per device itself: drop --shard {shard}")
     device_list = workers.parse_devices(device)
@@ -108,7 +98,7 @@ def transfer_cmd(
         return
     rows_path = out / transfer.rows_name(grid.stem, shard_)
     files.check_writable(rows_path)
-    cells = transfer.shard_of(grid.cells(), shard_)
+    cells = config.shard_of(grid.cells(), shard_)
     todo = transfer.pending(cells, transfer.read_rows(rows_path), grid, rows_path.name)
     total = sum(grid.configs[c.task].iters for c in todo)
     err.print(f"lip transfer: {len(cells)} runs" + (f" (shard {shard})" if shard_ else "")

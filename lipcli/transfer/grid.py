@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,15 +57,6 @@ def parse_baselines(text: str) -> list[str]:
         if name not in BASELINES:
             raise LipError(f"unknown baseline {name!r}: use {', '.join(BASELINES)} or none")
     return names
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not m or not int(m[1]) < int(m[2]):
-        raise LipError(f"--shard {text!r}: give i/n with 0 <= i < n, e.g. 0/2 and 1/2")
-    return int(m[1]), int(m[2])
 
 
 def _csv_items(text: str) -> list[str]:
@@ -234,11 +224,3 @@ class Grid:
         ident = {"init": self.init, "fit": fit, "degradation": degradation,
                  "mask_sha256": self.mask(cell.mask).sha256 if cell.mask else None}
         return json.loads(json.dumps(ident))  # the form it has after a JSONL round trip
-
-
-def shard_of(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
-    """`--shard i/n`: the cells whose index in the grid's order is i modulo n."""
-    if shard is None:
-        return cells
-    i, n = shard
-    return [c for index, c in enumerate(cells) if index % n == i]
