@@ -55,7 +55,8 @@ def transfer_cmd(
                                    rich_help_panel=GRID),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (created)"),
     shard: Optional[str] = typer.Option(None, help="i/n: run only cells with index % n == i into "
-                                        "results.shard-i-of-n.jsonl (join them with --merge); for several "
+                                        "results.shard-i-of-n.jsonl (join them with --merge); auto: this "
+                                        "task's place in a SLURM job array (docs/scale-out.md); for several "
                                         "devices of one machine, --device A,B does this itself"),
     merge: Optional[Path] = typer.Option(None, help="Join the shard files in this results folder, then write "
                                          "summary.csv and plots (no fitting)"),
@@ -111,7 +112,8 @@ def transfer_cmd(
     cells = transfer.shard_of(grid.cells(), shard_)
     todo = transfer.pending(cells, transfer.read_rows(rows_path), grid, rows_path.name)
     total = sum(grid.configs[c.task].iters for c in todo)
-    err.print(f"lip transfer: {len(cells)} runs" + (f" (shard {shard})" if shard_ else "")
+    shard_name = f"{shard_[0]}/{shard_[1]}" if shard_ else ""
+    err.print(f"lip transfer: {len(cells)} runs" + (f" (shard {shard_name})" if shard_ else "")
                      + f", {len(cells) - len(todo)} already in {rows_path}, {len(todo)} to run",
                      markup=False, soft_wrap=True)
     with progress(max(total, 1), "transfer") as advance:
@@ -135,7 +137,7 @@ def transfer_cmd(
                              markup=False, soft_wrap=True)
             raise
     if shard_ is not None:
-        err.print(f"shard {shard} done: {rows_path}. When every shard is done: "
+        err.print(f"shard {shard_name} done: {rows_path}. When every shard is done: "
                          f"lip transfer --merge {out}", markup=False, soft_wrap=True)
         return
     rows = transfer.read_rows(rows_path)
