@@ -9,7 +9,7 @@ from rich import box
 from rich.table import Table
 from typer.core import TyperCommand
 
-from .. import api, device as devices, files, transfer
+from .. import api, device as devices, files, plot as charts, transfer
 from ..errors import LipError
 from ..fit import Step
 from ..physics import task_variants
@@ -63,6 +63,9 @@ def transfer_cmd(
     curves: bool = typer.Option(False, "--curves", help="Also plot PSNR and loss against iteration"),
     plot_metric: str = typer.Option("stopped", help="PSNR plotted against sparsity: stopped (auto-stopped) | "
                                     "final | oracle (best over iterations, reads the clean image)"),
+    plot_format: str = typer.Option("png", help="png | pdf | svg, or a comma list (png,pdf): the plots' "
+                                    "file types; pdf and svg (for papers) need the plot extra: pip install "
+                                    "'lip[plot]'"),
     inpaint_mask: InpaintMask = None, sigma: Sigma = None, keep: Keep = None,
     iters: Optional[int] = typer.Option(None, help="Adam iterations per run (upper bound when early stopping) "
                                         "[preset]", rich_help_panel="Fitting"),
@@ -80,10 +83,11 @@ def transfer_cmd(
     transfer.check_experiment(experiment)
     if plot_metric not in transfer.PLOT_METRICS:
         raise LipError(f"unknown --plot-metric {plot_metric!r}: use {', '.join(transfer.PLOT_METRICS)}")
+    formats = charts.parse_formats(plot_format)
     if merge is not None:
         if images or mask or out is not None or shard is not None:
             raise LipError("--merge FOLDER only joins finished shards: give no images, --mask, --out or --shard")
-        _merge(merge, curves, experiment == "spectrum", plot_metric, json_)
+        _merge(merge, curves, experiment == "spectrum", plot_metric, formats, json_)
         return
     shard_ = transfer.parse_shard(shard)
     if "," in device and shard_ is not None:
@@ -105,7 +109,7 @@ def transfer_cmd(
         # cuda:0,cpu does not fill one grid with runs made under different default presets.
         preset = [] if config_ is not None else ["--config", grid.settings[grid.tasks[0]]["preset"]]
         _run_workers(preset + ctx.meta[ARGS], device_list, threads, out, grid)
-        _merge(out, curves, experiment == "spectrum", plot_metric, json_)
+        _merge(out, curves, experiment == "spectrum", plot_metric, formats, json_)
         return
     rows_path = out / transfer.rows_name(grid.stem, shard_)
     files.check_writable(rows_path)
@@ -142,7 +146,7 @@ def transfer_cmd(
         return
     rows = transfer.read_rows(rows_path)
     results, impedance = (rows, []) if grid.stem == "results" else ([], rows)
-    _write(out, results, impedance, curves, experiment == "spectrum", plot_metric)
+    _write(out, results, impedance, curves, experiment == "spectrum", plot_metric, formats)
 
 
 def _run_workers(args: list[str], device_list: list[str], threads: Optional[int], out: Path,
@@ -164,7 +168,7 @@ def _make_folder(out: Path) -> None:
         files.make_folder(out, "--out")
 
 
-def _merge(folder: Path, curves: bool, spectra: bool, metric: str, json_: bool) -> None:
+def _merge(folder: Path, curves: bool, spectra: bool, metric: str, formats: list[str], json_: bool) -> None:
     if not folder.is_dir():
         raise LipError(f"--merge {folder}: no such folder")
     merged = {stem: transfer.merge(folder, stem) for stem in ("results", "impedance")}
@@ -177,12 +181,12 @@ def _merge(folder: Path, curves: bool, spectra: bool, metric: str, json_: bool) 
         if json_:
             for row in rows:
                 emit_json(row)
-    _write(folder, merged["results"], merged["impedance"], curves, spectra, metric)
+    _write(folder, merged["results"], merged["impedance"], curves, spectra, metric, formats)
 
 
 def _write(folder: Path, results: list[dict[str, Any]], impedance: list[dict[str, Any]], curves: bool,
-           spectra: bool, metric: str) -> None:
-    summary, written = transfer.write_outputs(folder, results, impedance, curves, spectra, metric)
+           spectra: bool, metric: str, formats: list[str]) -> None:
+    summary, written = transfer.write_outputs(folder, results, impedance, curves, spectra, metric, formats)
     if summary:
         print_wide(_summary_table(summary))
     if impedance:
