@@ -140,8 +140,8 @@ Precision = Annotated[Optional[str], typer.Option(
          "AVX512-BF16/AMX and on bf16 GPUs, else fp32", rich_help_panel="Run")]
 Threads = Annotated[Optional[str], typer.Option(
     help="CPU threads, or auto: the cores other work leaves free. Default: every usable core (affinity, cgroup "
-         "quota and OMP_NUM_THREADS respected; a busy machine is reported). Results are bit-reproducible at a "
-         "fixed count", rich_help_panel="Run")]
+         "quota, OMP_NUM_THREADS and SLURM_CPUS_PER_TASK respected; a busy machine is reported). Results are "
+         "bit-reproducible at a fixed count", rich_help_panel="Run")]
 Config = Annotated[Optional[str], typer.Option("--config", help="Preset (paper | fast) or a YAML file; flags "
                                                "override it. Default: fast on CPU, paper on GPU",
                                                rich_help_panel="Run")]
