@@ -221,14 +221,15 @@ def import_masks(paths: list[Path], spec: dict[str, Any] | None = None, init: Pa
         raise LipError(f"{paths[0]} and the other files mask different parameters (conv weights vs every "
                        "parameter): import them separately")
     names = [n for n in matched[0][1] if not (keep_input_dense and n in net.input_convs())]
-    init_meta: dict[str, Any] = {"fresh_seed": seed}
+    provenance: dict[str, Any] = {"seed": seed}  # theta0 is the seeded draw (a slim save can regenerate it)
     if init is not None:
         weights = read_weights(Path(init), net)
         with torch.no_grad():
             for n, p in net.named_parameters():
                 p.copy_(weights[n])
-        init_meta = {"file": Path(init).name, "sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest()}
-    traj = Trajectory.start(net, names, method="imported", init=init_meta,
+        digest = hashlib.sha256(Path(init).read_bytes()).hexdigest()
+        provenance = {"init": {"file": Path(init).name, "sha256": digest}}
+    traj = Trajectory.start(net, names, method="imported", **provenance,
                             imported=[{"file": f.path.name, "layout": f.layout, "sha256": f.sha256} for f in files],
                             search={"scope": scopes.pop(), "keep_input_dense": keep_input_dense})
     traj.record(0, 0.0)

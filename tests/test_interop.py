@@ -99,12 +99,14 @@ def test_lip_mask_files_import_as_the_rounds_of_one_artifact(tmp_path):
     assert art.counts(1) == (total - round(0.2 * total), total)
     assert art.meta["method"] == "imported" and art.meta["search"] == {"scope": "conv", "keep_input_dense": False}
     assert [f["file"] for f in art.meta["imported"]] == ["mask_prune_state_1.pt", "mask_prune_state_2.pt"]
-    assert art.meta["init"] == {"fresh_seed": 0}
+    assert art.meta["seed"] == 0 and "init" not in art.meta
     torch.manual_seed(0)
     fresh = nets.build(SPEC)  # theta0: what `lip prune --seed 0` starts from
     assert all(torch.equal(art.theta0[n], p) for n, p in fresh.named_parameters())
     artifact.save(tmp_path / "lip.safetensors", art)
     assert artifact.load(tmp_path / "lip.safetensors").meta == art.meta
+    artifact.save(tmp_path / "slim.safetensors", art, slim=True)  # theta0 regenerated from the seed
+    assert all(torch.equal(artifact.load(tmp_path / "slim.safetensors").theta0[n], w) for n, w in art.theta0.items())
 
 
 def test_a_pruned_state_dict_gives_masks_and_with_init_theta0(tmp_path):
@@ -123,7 +125,7 @@ def test_a_pruned_state_dict_gives_masks_and_with_init_theta0(tmp_path):
     theta = [p for m in theirs.modules() for p in _weight_then_bias(m)]  # the unpruned weights, in their order
     assert len(theta) == len(list(theirs.parameters())) == len(art.theta0)
     assert all(torch.equal(art.theta0[n], w) for n, w in zip(nets.param_order(net), theta))
-    assert art.meta["init"]["file"] == "full.pt"
+    assert art.meta["init"]["file"] == "full.pt" and "seed" not in art.meta
 
 
 def _weight_then_bias(module: nn.Module) -> list[torch.Tensor]:

@@ -52,7 +52,7 @@ def import_mask_cmd(
     say(f"wrote {out}: {art.spec['kind']} net, {art.rounds} round(s), theta0 {init_text}")
     if json_:
         emit_json({"type": "import", "out": str(out), "spec": art.spec, "scope": scope, "rounds": art.meta["rounds"],
-                   "init": art.meta["init"]})
+                   "init": art.meta.get("init"), "seed": art.meta.get("seed")})
 
 
 @guarded
