@@ -7,9 +7,10 @@ once, so every command refuses a bad value with the same line.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Mapping, TypeVar
 
 import torch
 import yaml
@@ -137,14 +138,47 @@ def check_init(init: str) -> None:
 T = TypeVar("T")
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """`--shard i/n` (transfer's cells, restore's inputs): (i, n), or None when not given."""
+def parse_shard(text: str | None, env: Mapping[str, str] = os.environ) -> tuple[int, int] | None:
+    """`--shard i/n` (transfer's cells, restore's inputs), or `auto`: this task's place in a SLURM job
+    array (`slurm_shard`); None when not given."""
     if text is None:
         return None
+    if text.strip().lower() == "auto":
+        return slurm_shard(env)
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not m or not int(m[1]) < int(m[2]):
         raise LipError(f"--shard {text!r}: give i/n with 0 <= i < n, e.g. 0/2 and 1/2")
     return int(m[1]), int(m[2])
+
+
+SLURM_VARS = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")
+
+
+def slurm_shard(env: Mapping[str, str]) -> tuple[int, int]:
+    """The shard of a SLURM array task: i = TASK_ID - TASK_MIN of n = TASK_COUNT.
+
+    Only a consecutive array (`--array=0-7`, `--array=1-8%2`) numbers its tasks so; a stepped or
+    listed one (`0-14:2`, `1,3,5`) would leave shards unrun, so it is refused, as is anything missing
+    or out of range: a wrong shard silently computes the wrong part of a grid."""
+    values = {}
+    for var in SLURM_VARS:
+        text = env.get(var)
+        if text is None:
+            raise LipError(f"--shard auto: {var} is not set (run it as a SLURM job array, sbatch --array=0-N, "
+                           "or give --shard i/n)")
+        if not text.strip().isdigit():
+            raise LipError(f"--shard auto: {var}={text!r} is not a whole number")
+        values[var] = int(text)
+    task, low, count = (values[v] for v in SLURM_VARS)
+    step, high = env.get("SLURM_ARRAY_TASK_STEP", "1").strip(), env.get("SLURM_ARRAY_TASK_MAX")
+    consecutive = step == "1" and (high is None or high.strip() == str(low + count - 1))
+    if not consecutive or count < 1:
+        raise LipError(f"--shard auto: the array is not consecutive (SLURM_ARRAY_TASK_MIN={low}, MAX={high}, "
+                       f"COUNT={count}, STEP={step}); use --array={low}-{low + max(count, 1) - 1}")
+    if not low <= task < low + count:
+        raise LipError(f"--shard auto: SLURM_ARRAY_TASK_ID={task} is outside the array {low}..{low + count - 1}")
+    return task - low, count
+
 
 
 def shard_of(items: list[T], shard: tuple[int, int] | None) -> list[T]:

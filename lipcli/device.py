@@ -73,18 +73,22 @@ def available_memory(dev: torch.device) -> int | None:
 
 
 def usable_cores() -> int:
-    """CPUs this process may really use: the affinity mask, a cgroup CPU quota and OMP_NUM_THREADS.
+    """CPUs this process may really use: the affinity mask, a cgroup CPU quota, OMP_NUM_THREADS and
+    SLURM_CPUS_PER_TASK.
 
     torch's own default counts the machine's cores, so under `taskset`, a container quota or a SLURM
-    allocation it oversubscribes; each limit here is one that schedulers actually set.
+    allocation it oversubscribes; each limit here is one that schedulers actually set. A SLURM job's
+    `--cpus-per-task` is not always enforced by affinity (that depends on the cluster's task plugin), so
+    it is read too: N array tasks on one node then share its cores instead of each taking all of them.
     """
     limits = [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1]
     quota = _cgroup_quota()
     if quota is not None:
         limits.append(max(1, math.floor(quota)))
-    omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
-    if omp.isdigit() and int(omp) > 0:
-        limits.append(int(omp))
+    for var in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
+        value = os.environ.get(var, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            limits.append(int(value))
     return max(1, min(limits))
 
 

@@ -87,6 +87,9 @@ def make_folder(path: Path, what: str) -> None:
         raise LipError(f"cannot create {what} {path}: folder {path.parent} is not writable")
     try:
         path.mkdir()
+    except FileExistsError:  # made meanwhile, e.g. by another task of the same job array: fine
+        if not path.is_dir():
+            raise LipError(f"cannot create {what} {path}: it exists and is not a folder") from None
     except OSError as exc:
         raise LipError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
 

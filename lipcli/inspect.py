@@ -2,9 +2,9 @@
 
 Per-layer counts come from one histogram of each `prune_round` tensor (how many elements were
 pruned at each round), so any round's kept count is exact and every round costs nothing extra.
-"Layers" are the masked parameter tensors in forward order: the order in which a forward pass of
-the artifact's net first uses them (traced once, on the meta device; `named_parameters()` order
-for a net that cannot be traced), which for convs is `nets.conv_weight_names`' order.
+"Layers" are the masked parameter tensors in forward order (`nets.param_order`: the order in which a
+forward pass of the artifact's net first uses them, traced once on the meta device; `named_parameters()`
+order for a net that cannot be traced), which for convs is `nets.conv_weight_names`' order.
 """
 from __future__ import annotations
 
@@ -36,33 +36,12 @@ def _net(spec: dict[str, Any], device: str = "meta") -> torch.nn.Module:
         raise LipError(f"the artifact's net spec is invalid ({exc})") from None
 
 
-def _traced_order(net: torch.nn.Module, device: str) -> list[str]:
-    """Parameter names in the order a forward pass first uses their modules."""
-    owners = {id(m): name for name, m in net.named_modules() if any(True for _ in m.parameters(recurse=False))}
-    called: list[str] = []
-    hooks = [m.register_forward_pre_hook(lambda mod, args, name=owners[id(m)]: called.append(name))
-             for m in net.modules() if id(m) in owners]
-    try:
-        with torch.no_grad():
-            net.eval()
-            side = net.min_side
-            net(torch.zeros((1, *net.input_shape(side, side)), device=device))
-    finally:
-        for h in hooks:
-            h.remove()
-    by_module: dict[str, list[str]] = {}
-    for name, _ in net.named_parameters():
-        by_module.setdefault(name.rpartition(".")[0], []).append(name)
-    order = [p for mod in dict.fromkeys(called) for p in by_module.get(mod, [])]
-    return order + [n for n, _ in net.named_parameters() if n not in set(order)]
-
-
 @functools.lru_cache(maxsize=16)
 def _order_cached(spec_json: str) -> tuple[str, ...]:
     spec = json.loads(spec_json)
     for device in ("meta", "cpu"):
         try:
-            return tuple(_traced_order(_net(spec, device), device))
+            return tuple(nets.param_order(_net(spec, device)))
         except LipError:
             raise
         except Exception:  # a net that cannot be traced here: fall back to definition order

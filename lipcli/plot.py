@@ -1,17 +1,23 @@
-"""Small PNG charts drawn with Pillow (no matplotlib): grouped bars and line curves.
+"""Small charts: grouped bars and line curves, as PNG drawn with Pillow (no matplotlib), or as PDF/SVG.
 
 Generic on purpose: `bar_chart` draws the layer-wise sparsity figures of `lip inspect`, `line_chart`
-PSNR-vs-sparsity or PSNR-vs-iteration curves. Everything is drawn at 2x and downsampled (smooth
-lines and text), uses Pillow's built-in font (no font files), and is written atomically.
+PSNR-vs-sparsity or PSNR-vs-iteration curves. The file name's suffix picks the format. A PNG is drawn
+at 2x and downsampled (smooth lines and text), uses Pillow's built-in font (no font files): the
+zero-dependency default. A .pdf or .svg is the same chart (data, limits, colours, markers, labels and
+legend decided here) drawn by `plot_vector` through matplotlib, the optional `plot` extra, for papers.
+Every file is written atomically.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from . import plot_vector
+from .errors import LipError
 from .files import atomic_path
 
 SS = 2  # supersampling factor
@@ -22,8 +28,38 @@ INK, GRID, BG = "#222222", "#DDDDDD", "#FFFFFF"
 MARKERS = ("o", "s", "^", "D")
 
 
+FORMATS = ("png", "pdf", "svg")
+
+
 def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
+
+
+def check_format(path: Path | str) -> None:
+    """Refuse, before any work, a chart name lip cannot write: an unknown suffix, or PDF/SVG without matplotlib."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise LipError(f"{path}: lip writes plots as PNG, PDF or SVG; give a name ending in .png, .pdf or .svg")
+    _check_backend(fmt, str(path))
+
+
+def parse_formats(text: str) -> list[str]:
+    """`--plot-format png,pdf`: the formats to write every chart in, checked as `check_format` does."""
+    formats = list(dict.fromkeys(s.strip().lower().lstrip(".") for s in text.split(",") if s.strip()))
+    if not formats or any(f not in FORMATS for f in formats):
+        raise LipError(f"--plot-format {text!r}: use png, pdf or svg, or a comma list such as png,pdf")
+    for fmt in formats:
+        _check_backend(fmt, f"--plot-format {fmt}")
+    return formats
+
+
+def _check_backend(fmt: str, what: str) -> None:
+    if fmt != "png" and importlib.util.find_spec("matplotlib") is None:
+        raise LipError(f"{what}: {plot_vector.NO_MATPLOTLIB}")
+
+
+def _vector(path: Path | str) -> bool:
+    return Path(path).suffix.lower() in (".pdf", ".svg")
 
 
 def _font(px: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -201,6 +237,9 @@ def bar_chart(groups: Sequence[str], series: dict[str, Sequence[float]], path: P
             raise ValueError(f"series {name!r} has {len(series[name])} values for {len(groups)} groups")
     values = [v for name in names for v in series[name]]
     lo, hi = ylim if ylim is not None else (min(0.0, min(values)), _nice_range(values)[1])
+    if _vector(path):
+        bars = [(name, list(series[name]), color(i)) for i, name in enumerate(names)]
+        return plot_vector.bar_chart(list(groups), bars, Path(path), title, xlabel, ylabel, (lo, hi))
     n, k = len(groups), len(names)
     # Bar width: 1-9 px per bar, chart 560-1800 px wide (taller when wide, to stay readable).
     bar = max(1.0, min(9.0, (1800 / n - 3) / k))
@@ -248,6 +287,9 @@ def line_chart(series: dict[str, list[tuple[float, float]]], path: Path | str, t
     y_lo, y_hi = ylim if ylim is not None else _nice_range(ys)
     dots = {n: markers if markers is not None else len(series[n]) <= 40 for n in names}
     legend = [(name, color(i), MARKERS[i % len(MARKERS)] if dots[name] else "") for i, name in enumerate(names)]
+    if _vector(path):
+        curves = [(name, sorted(series[name], key=lambda p: p[0]), col, marker) for name, col, marker in legend]
+        return plot_vector.line_chart(curves, Path(path), title, xlabel, ylabel, (x_lo, x_hi), (y_lo, y_hi))
     fig = _Figure(width, height, title, xlabel, ylabel, legend, (y_lo, y_hi), nice_ticks(y_lo, y_hi))
     fig.frame()
 

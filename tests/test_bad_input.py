@@ -18,6 +18,7 @@ and outcomes (the test at the end checks that the table lists every case).
 from __future__ import annotations
 
 import errno
+import importlib.util
 import io
 import json
 import os
@@ -36,6 +37,7 @@ import tifffile
 import torch
 from PIL import Image as PILImage
 from safetensors.torch import save as st_save
+from torch.nn.utils import prune
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))  # for `python tests/test_bad_input.py`
@@ -43,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # for `python tests/test_bad_inp
 from lipcli import artifact, files, nets  # noqa: E402
 from lipcli.artifact import ROUND, THETA0  # noqa: E402
 from lipcli.cli import app  # noqa: E402
+from dip_replica import dip_skip  # noqa: E402
 from prune_helpers import NARROW_YAML, make_mask, write_picture  # noqa: E402
 
 SPEC = nets.preset("dip", down=[8] * 5, up=[8] * 5, skip=[4] * 5)  # the net of narrow.yaml
@@ -53,6 +56,8 @@ BASE = {  # every case's own arguments come after these, so they override them
     "transfer": [*RUN, "--baselines", "none", "--out", "res"],
     "cs": ["--device", "cpu", "--threads", "1", "--iters", "1", "--restarts", "1", "-o", "cs.png"],
     "inspect": [],
+    "import-mask": ["--config", "narrow.yaml", "-o", "out.safetensors"],
+    "export-mask": ["-o", "out.pt"],
 }
 NO_CUDA = not torch.cuda.is_available()
 
@@ -217,6 +222,55 @@ def block_device(w: "Work", name: str = "blockdev") -> str:
 
 
 NOT_ROOT = None if hasattr(os, "geteuid") and os.geteuid() == 0 else "making a device node needs root"
+
+
+def foreign(w: "Work", kind: str, name: str = "their.pt", amount: float = 0.5) -> str:
+    """A mask file as the LIP code (torch.nn.utils.prune) or OES (a .npy vector) writes it, or a damaged one."""
+    path = w.dir / name
+    torch.manual_seed(0)
+    other = nets.preset("dip", down=[12] * 5, up=[12] * 5, skip=[4] * 5)
+    theirs = dip_skip(other if kind.startswith("another") else SPEC)
+    for m in theirs.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            prune.l1_unstructured(m, "weight", amount=amount)
+    state = theirs.state_dict()
+    masks = {k: v for k, v in state.items() if k.endswith("_mask")}
+    if kind in ("masks", "another net"):
+        torch.save(masks, path)
+    elif kind == "another state dict":
+        torch.save(state, path)
+    elif kind == "not binary":
+        torch.save({k: 0.5 * v for k, v in masks.items()}, path)
+    elif kind == "no masks":
+        torch.save({k: v for k, v in state.items() if k not in masks}, path)
+    elif kind == "code":
+        torch.save({**masks, "boom": Boom(str(w.dir / "UNPICKLED"))}, path)
+    elif kind == "object array":
+        np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        path.rename(w.dir / name)
+    elif kind == "short vector":
+        np.save(path, np.ones(100, dtype=bool))
+        path.rename(w.dir / name)
+    else:
+        raise AssertionError(kind)
+    return name
+
+
+def no_matplotlib(w: "Work") -> None:
+    """matplotlib as if it were not installed."""
+    real = importlib.util.find_spec
+    w.mp.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+
+
+def slurm_array(**env: str) -> Callable[["Work"], None]:
+    """The variables of a SLURM array task, set as given (others unset)."""
+    def patch(w: "Work") -> None:
+        for var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_COUNT",
+                    "SLURM_ARRAY_TASK_STEP"):
+            w.mp.delenv(var, raising=False)
+        for var, value in env.items():
+            w.mp.setenv(f"SLURM_ARRAY_TASK_{var}", value)
+    return patch
 
 
 # ---------------------------------------------------------------- simulated full disks
@@ -453,6 +507,20 @@ case("transfer", "inpaint mask of another size",
                 inpaint_mask(w, (32, 48))], "same size")
 case("transfer", "results folder inside a read-only folder",
      lambda w: ["img.png", "--mask", "A.safetensors", "--out", f"{readonly(w)}/res"], "not writable")
+case("transfer", "--shard auto outside a SLURM job array", lambda w: ["img.png", "--mask", "A.safetensors",
+                                                                     "--shard", "auto"],
+     "--shard auto", "SLURM_ARRAY_TASK_ID is not set", patch=slurm_array())
+case("transfer", "--shard auto in a stepped SLURM array", lambda w: ["img.png", "--mask", "A.safetensors",
+                                                                   "--shard", "auto"],
+     "not consecutive", patch=slurm_array(ID="2", MIN="0", MAX="6", COUNT="4", STEP="2"))
+case("transfer", "--shard auto with a task outside its array", lambda w: ["img.png", "--mask", "A.safetensors",
+                                                                        "--shard", "auto"],
+     "outside the array 0..3", patch=slurm_array(ID="7", MIN="0", COUNT="4"))
+case("transfer", "unknown --plot-format", lambda w: ["img.png", "--mask", "A.safetensors", "--plot-format", "eps"],
+     "--plot-format 'eps'")
+case("transfer", "--plot-format pdf without matplotlib",
+     lambda w: ["img.png", "--mask", "A.safetensors", "--plot-format", "png,pdf"], "need matplotlib",
+     "lip[plot]", patch=no_matplotlib)
 
 # --- lip cs
 case("cs", "missing image", lambda w: ["nope.png", "--simulate"], "no such file")
@@ -499,12 +567,50 @@ case("inspect", "--plot in a read-only folder", lambda w: ["A.safetensors", "--p
      "not writable")
 case("inspect", "--csv in a missing folder", lambda w: ["A.safetensors", "--csv", "missing/t.csv"],
      "does not exist")
+case("inspect", "--plot with an unknown suffix", lambda w: ["A.safetensors", "--plot", "p.jpg"],
+     "ending in .png, .pdf or .svg")
+case("inspect", "--plot PDF without matplotlib", lambda w: ["A.safetensors", "--plot", "p.pdf"], "need matplotlib",
+     patch=no_matplotlib)
 case("inspect", "disk full while writing --csv", lambda w: ["A.safetensors", "--csv", "t.csv"], "t.csv",
      "disk is full", code=1, patch=disk_full_while_writing)
 # --- lip restore: several inputs at once (issue 16)
 case("restore", "--jobs 0", lambda w: ["img.png", write_picture(w.dir / "img2.png", 32, 32).name, "-o", "outs",
                                      "--jobs", "0"], "--jobs 0")
 case("restore", "--shard 2/2", lambda w: ["img.png", "--shard", "2/2"], "--shard '2/2'")
+
+# --- lip import-mask
+case("import-mask", "missing file", lambda w: ["nope.pt"], "nope.pt", "no such file")
+case("import-mask", "empty file", lambda w: [(w.dir / "e.pt").write_bytes(b"") or "e.pt"], "the file is empty")
+case("import-mask", "text file", lambda w: [bad_image(w, "text", "t.pt")], "not a torch.save file")
+case("import-mask", "torch.save with code in it", lambda w: [foreign(w, "code")], "never unpickles code")
+case("import-mask", "plain pickle", lambda w: [bad_artifact(w, "pickle", "p.pt")], "never unpickles code")
+case("import-mask", "a lip artifact", lambda w: ["A.safetensors"], "not a torch.save file")
+case("import-mask", "object .npy (needs pickle)", lambda w: [foreign(w, "object array", "o.npy")],
+     "not a plain numeric .npy array")
+case("import-mask", "OES vector of another length", lambda w: [foreign(w, "short vector", "v.npy")],
+     "the vector has 100 entries")
+case("import-mask", "masks not 0/1", lambda w: [foreign(w, "not binary")], "values other than 0 and 1")
+case("import-mask", "state dict without masks", lambda w: [foreign(w, "no masks")], "no *_mask entries")
+case("import-mask", "masks of another net", lambda w: [foreign(w, "another net")], "mask 2 of 26",
+     "is 12x32x3x3", "made for another net")
+case("import-mask", "rounds out of order",
+     lambda w: [foreign(w, "masks", "r2.pt", amount=0.75), foreign(w, "masks", "r1.pt")], "r1.pt",
+     "round order")
+case("import-mask", "--init of another net",
+     lambda w: [foreign(w, "masks"), "--init", foreign(w, "another state dict", "i.pt")], "i.pt", "weight 5 of 112",
+     "made for another net")
+case("import-mask", "--init without weights", lambda w: [foreign(w, "masks"), "--init", foreign(w, "masks", "i.pt")],
+     "i.pt", "0 weights")
+case("import-mask", "unknown --net", lambda w: [foreign(w, "masks"), "--net", "resnet"], "unknown net preset")
+case("import-mask", "output in a missing folder", lambda w: [foreign(w, "masks"), "-o", "missing/x.safetensors"],
+     "does not exist")
+# --- lip export-mask
+case("export-mask", "missing artifact", lambda w: ["none.safetensors"], "no such artifact")
+case("export-mask", "artifact that is a pickle", lambda w: [bad_artifact(w, "pickle")], "never unpickles")
+case("export-mask", "unknown output type", lambda w: ["A.safetensors", "-o", "out.txt"], "give OUT.pt")
+case("export-mask", "--round out of range", lambda w: ["A.safetensors", "--round", "5"], "--round 5")
+case("export-mask", "output in a read-only folder", lambda w: ["A.safetensors", "-o", f"{readonly(w)}/m.npy"],
+     "not writable")
 
 
 # ---------------------------------------------------------------- running a case
@@ -576,7 +682,8 @@ def test_bad_input(c: Case, tmp_path: Path) -> None:
 
 def test_the_matrix_is_large_and_covers_every_command() -> None:
     assert len(CASES) >= 30
-    assert {c.command for c in CASES} == {"restore", "prune", "transfer", "cs", "inspect"}
+    assert {c.command for c in CASES} == {"restore", "prune", "transfer", "cs", "inspect", "import-mask",
+                                          "export-mask"}
     assert len({c.id for c in CASES}) == len(CASES)
 
 

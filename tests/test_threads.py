@@ -15,6 +15,7 @@ def machine(monkeypatch):
     monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     monkeypatch.setattr(device, "_cgroup_quota", lambda: None)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     monkeypatch.setattr(device, "busy_cores", lambda: 0.0)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
     chosen: list[int] = []

@@ -11,7 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from .. import artifact, files, inspect as insp
+from .. import artifact, files, inspect as insp, plot as charts
 from ..errors import LipError
 from .render import emit_json, err, fmt, guarded, print_wide
 from .options import json_flag
@@ -30,8 +30,9 @@ def inspect_cmd(
                                          "(default: the recommended round)"),
     round_b: Optional[int] = typer.Option(None, "--round-b", help="B's round when comparing (default: "
                                           "the round closest to A's sparsity)"),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write layer-wise sparsity bars to this PNG "
-                                        "(x = layer index in forward order, y = sparsity)"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write layer-wise sparsity bars to this .png, or "
+                                        ".pdf / .svg for papers (needs the plot extra: pip install 'lip[plot]'); "
+                                        "x = layer index in forward order, y = sparsity"),
     plot_rounds: Optional[str] = typer.Option(None, "--plot-rounds", help="Rounds to plot, e.g. 1,4,8 "
                                               "(default: up to 4, evenly spread)"),
     json_: ReportJson = False,
@@ -47,12 +48,11 @@ def inspect_cmd(
     if pair and plot_rounds is not None:
         raise LipError("--plot-rounds applies to one artifact; comparing two plots A's and B's chosen rounds")
     if plot_rounds is not None and plot is None:
-        raise LipError("--plot-rounds needs --plot FILE.png")
+        raise LipError("--plot-rounds needs --plot FILE.png (or .pdf/.svg)")
     if json_ and csv_stdout:
         raise LipError("--json and --csv - both write to stdout; give --csv a file name")
     if plot is not None:
-        if plot.suffix.lower() != ".png":
-            raise LipError(f"--plot {plot}: the plot is a PNG; give a file name ending in .png")
+        charts.check_format(plot)
         files.check_writable(plot)
     if csv_ is not None and not csv_stdout:
         files.check_writable(csv_)

@@ -8,7 +8,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from .. import api, config, device as devices, files, transfer
+from .. import api, config, device as devices, files, plot as charts, transfer
 from ..errors import LipError
 from ..fit import Step
 from ..physics import task_variants
@@ -45,13 +45,17 @@ def transfer_cmd(
                                    rich_help_panel=GRID),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (created)"),
     shard: Optional[str] = typer.Option(None, help="i/n: run only cells with index % n == i into "
-                                        "results.shard-i-of-n.jsonl (join them with --merge); for several "
+                                        "results.shard-i-of-n.jsonl (join them with --merge); auto: this "
+                                        "task's place in a SLURM job array (docs/scale-out.md); for several "
                                         "devices of one machine, --device A,B does this itself"),
     merge: Optional[Path] = typer.Option(None, help="Join the shard files in this results folder, then write "
                                          "summary.csv and plots (no fitting)"),
     curves: bool = typer.Option(False, "--curves", help="Also plot PSNR and loss against iteration"),
     plot_metric: str = typer.Option("stopped", help="PSNR plotted against sparsity: stopped (auto-stopped) | "
                                     "final | oracle (best over iterations, reads the clean image)"),
+    plot_format: str = typer.Option("png", help="png | pdf | svg, or a comma list (png,pdf): the plots' "
+                                    "file types; pdf and svg (for papers) need the plot extra: pip install "
+                                    "'lip[plot]'"),
     inpaint_mask: InpaintMask = None, sigma: Sigma = None, keep: Keep = None,
     iters: Optional[int] = typer.Option(None, help="Adam iterations per run (upper bound when early stopping) "
                                         "[preset]", rich_help_panel="Fitting"),
@@ -69,10 +73,11 @@ def transfer_cmd(
     transfer.check_experiment(experiment)
     if plot_metric not in transfer.PLOT_METRICS:
         raise LipError(f"unknown --plot-metric {plot_metric!r}: use {', '.join(transfer.PLOT_METRICS)}")
+    formats = charts.parse_formats(plot_format)
     if merge is not None:
         if images or mask or out is not None or shard is not None:
             raise LipError("--merge FOLDER only joins finished shards: give no images, --mask, --out or --shard")
-        _merge(merge, curves, experiment == "spectrum", plot_metric, json_)
+        _merge(merge, curves, experiment == "spectrum", plot_metric, formats, json_)
         return
     shard_ = config.parse_shard(shard)
     if "," in device and shard_ is not None:
@@ -94,14 +99,15 @@ def transfer_cmd(
         # cuda:0,cpu does not fill one grid with runs made under different default presets.
         preset = [] if config_ is not None else ["--config", grid.settings[grid.tasks[0]]["preset"]]
         _run_workers(preset + ctx.meta[ARGS], device_list, threads, out, grid)
-        _merge(out, curves, experiment == "spectrum", plot_metric, json_)
+        _merge(out, curves, experiment == "spectrum", plot_metric, formats, json_)
         return
     rows_path = out / transfer.rows_name(grid.stem, shard_)
     files.check_writable(rows_path)
     cells = config.shard_of(grid.cells(), shard_)
     todo = transfer.pending(cells, transfer.read_rows(rows_path), grid, rows_path.name)
     total = sum(grid.configs[c.task].iters for c in todo)
-    err.print(f"lip transfer: {len(cells)} runs" + (f" (shard {shard})" if shard_ else "")
+    shard_name = f"{shard_[0]}/{shard_[1]}" if shard_ else ""
+    err.print(f"lip transfer: {len(cells)} runs" + (f" (shard {shard_name})" if shard_ else "")
                      + f", {len(cells) - len(todo)} already in {rows_path}, {len(todo)} to run",
                      markup=False, soft_wrap=True)
     with progress(max(total, 1), "transfer") as advance:
@@ -125,12 +131,12 @@ def transfer_cmd(
                              markup=False, soft_wrap=True)
             raise
     if shard_ is not None:
-        err.print(f"shard {shard} done: {rows_path}. When every shard is done: "
+        err.print(f"shard {shard_name} done: {rows_path}. When every shard is done: "
                          f"lip transfer --merge {out}", markup=False, soft_wrap=True)
         return
     rows = transfer.read_rows(rows_path)
     results, impedance = (rows, []) if grid.stem == "results" else ([], rows)
-    _write(out, results, impedance, curves, experiment == "spectrum", plot_metric)
+    _write(out, results, impedance, curves, experiment == "spectrum", plot_metric, formats)
 
 
 def _run_workers(args: list[str], device_list: list[str], threads: Optional[int], out: Path,
@@ -152,7 +158,7 @@ def _make_folder(out: Path) -> None:
         files.make_folder(out, "--out")
 
 
-def _merge(folder: Path, curves: bool, spectra: bool, metric: str, json_: bool) -> None:
+def _merge(folder: Path, curves: bool, spectra: bool, metric: str, formats: list[str], json_: bool) -> None:
     if not folder.is_dir():
         raise LipError(f"--merge {folder}: no such folder")
     merged = {stem: transfer.merge(folder, stem) for stem in ("results", "impedance")}
@@ -165,12 +171,12 @@ def _merge(folder: Path, curves: bool, spectra: bool, metric: str, json_: bool) 
         if json_:
             for row in rows:
                 emit_json(row)
-    _write(folder, merged["results"], merged["impedance"], curves, spectra, metric)
+    _write(folder, merged["results"], merged["impedance"], curves, spectra, metric, formats)
 
 
 def _write(folder: Path, results: list[dict[str, Any]], impedance: list[dict[str, Any]], curves: bool,
-           spectra: bool, metric: str) -> None:
-    summary, written = transfer.write_outputs(folder, results, impedance, curves, spectra, metric)
+           spectra: bool, metric: str, formats: list[str]) -> None:
+    summary, written = transfer.write_outputs(folder, results, impedance, curves, spectra, metric, formats)
     if summary:
         print_wide(_summary_table(summary))
     if impedance:

@@ -93,21 +93,46 @@ def iteration_gflop(net: nn.Module, x: torch.Tensor) -> float:
     return 3 * counter.get_total_flops() / 1e9
 
 
-def conv_weight_names(net: Net) -> list[str]:
-    """Conv weights in forward order (traced once at the smallest valid input): what IMP prunes."""
-    order: list[str] = []
-    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: order.append(f"{name}.weight"))
-             for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+def _forward_modules(net: Net) -> list[str]:
+    """Names of the modules holding parameters, in the order one forward pass first calls them (traced
+    at the smallest valid input on the net's own device, meta included, in eval mode)."""
+    owners = {id(m): name for name, m in net.named_modules() if next(m.parameters(recurse=False), None) is not None}
+    called: list[str] = []
+    hooks = [m.register_forward_pre_hook(lambda mod, args, name=owners[id(m)]: called.append(name))
+             for m in net.modules() if id(m) in owners]
+    was_training = net.training
     try:
         with torch.no_grad():
-            was_training = net.training
             net.eval()
-            net(torch.zeros((1, *net.input_shape(net.min_side, net.min_side))))
-            net.train(was_training)
+            device = next(net.parameters(), torch.empty(0)).device
+            net(torch.zeros((1, *net.input_shape(net.min_side, net.min_side)), device=device))
     finally:
+        net.train(was_training)
         for h in hooks:
             h.remove()
-    return order
+    return list(dict.fromkeys(called))
+
+
+def conv_weight_names(net: Net) -> list[str]:
+    """Conv weights in forward order: what IMP prunes. Only convs the forward reaches (a GAN bundle's
+    forward is its generator's, so these are exactly G's)."""
+    convs = {name for name, m in net.named_modules() if isinstance(m, nn.Conv2d)}
+    return [f"{name}.weight" for name in _forward_modules(net) if name in convs]
+
+
+def param_order(net: Net) -> list[str]:
+    """Every parameter name in forward order (a module's own in definition order: weight, bias); any the
+    forward never reaches go last, in definition order.
+
+    The published nets are `nn.Sequential`s built in the order they run (DIP's skip: a level's skip
+    branch, its two down convs, the deeper levels, then its merge BN and up convs), so this is also
+    their `model.parameters()` order: how interop.py matches their mask files to lip's names."""
+    by_module: dict[str, list[str]] = {}
+    for name, _ in net.named_parameters():
+        by_module.setdefault(name.rpartition(".")[0], []).append(name)
+    order = [p for mod in _forward_modules(net) for p in by_module.get(mod, [])]
+    reached = set(order)
+    return order + [n for n, _ in net.named_parameters() if n not in reached]
 
 
 def padded_size(net: Net, height: int, width: int) -> tuple[int, int]:

@@ -10,7 +10,7 @@ import math
 import re
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from .. import plot
 from .experiments import IMPEDANCE_TARGETS, RADIAL_BINS, TARGET_NAMES
@@ -18,6 +18,14 @@ from .summary import SUMMARY_COLUMNS, label, mean_of, method_order, summarise, t
 
 PLOT_METRICS = {"stopped": ("psnr_stopped", "auto-stopped"), "final": ("psnr_final", "final iterate"),
                 "oracle": ("oracle_best_psnr", "oracle best, reads the clean image")}
+
+
+PNG = ("png",)
+
+
+def _charts(folder: Path, stem: str, formats: Sequence[str], draw: Callable[[Path], Path]) -> list[Path]:
+    """One chart written in each asked format (plot.FORMATS): folder/stem.png, stem.pdf, ..."""
+    return [draw(folder / f"{stem}.{fmt}") for fmt in formats]
 
 
 def _slug(text: str) -> str:
@@ -40,7 +48,8 @@ def _metric_name(rows: list[dict[str, Any]]) -> str:
     return "PSNR-Y" if any(r.get("metric") == "psnr_y" for r in rows) else "PSNR"
 
 
-def plot_sparsity(rows: list[dict[str, Any]], folder: Path, metric: str = "stopped") -> list[Path]:
+def plot_sparsity(rows: list[dict[str, Any]], folder: Path, metric: str = "stopped",
+                  formats: Sequence[str] = PNG) -> list[Path]:
     """Per task, PSNR against sparsity (%), one line per method/mask, dense as a horizontal reference."""
     column, what = PLOT_METRICS[metric]
     paths = []
@@ -60,11 +69,9 @@ def plot_sparsity(rows: list[dict[str, Any]], folder: Path, metric: str = "stopp
                   for name, pts in points.items() if pts}  # dense: its 0 % point drawn across
         if not series:
             continue
-        path = folder / f"psnr_vs_sparsity_{_slug(task)}.png"
-        plot.line_chart(series, path, f"{task}: {_metric_name(trows)} ({what}) vs sparsity, "
-                        f"mean of {_extent(trows)}", "sparsity (%)", f"{_metric_name(trows)} (dB), {what}",
-                        xlim=(0.0, min(100.0, right + 5)))
-        paths.append(path)
+        paths += _charts(folder, f"psnr_vs_sparsity_{_slug(task)}", formats, lambda path: plot.line_chart(
+            series, path, f"{task}: {_metric_name(trows)} ({what}) vs sparsity, mean of {_extent(trows)}",
+            "sparsity (%)", f"{_metric_name(trows)} (dB), {what}", xlim=(0.0, min(100.0, right + 5))))
     return paths
 
 
@@ -90,7 +97,7 @@ def _curve_label(name: str, rs: list[dict[str, Any]]) -> str:
     return name if rs[0]["method"] == "dense" else f"{name}, {100 * rs[0]['sparsity']:.1f}%"
 
 
-def plot_curves(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
+def plot_curves(rows: list[dict[str, Any]], folder: Path, formats: Sequence[str] = PNG) -> list[Path]:
     """Per task, PSNR and log10 loss against iteration, one line per method/mask at its sparsest round."""
     paths = []
     for task in tasks_of(rows):
@@ -102,11 +109,10 @@ def plot_curves(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
             series = {n: pts for n, pts in series.items() if pts}
             if not series:
                 continue
-            path = folder / f"curves_{kind}_{_slug(task)}.png"
             what = "PSNR" if kind == "psnr" else "loss"
-            plot.line_chart(series, path, f"{task}: {what} during fitting, sparsest round per method, "
-                            f"mean of {_extent(trows)}", "iteration", ylabel, markers=False)
-            paths.append(path)
+            paths += _charts(folder, f"curves_{kind}_{_slug(task)}", formats, lambda path: plot.line_chart(
+                series, path, f"{task}: {what} during fitting, sparsest round per method, "
+                f"mean of {_extent(trows)}", "iteration", ylabel, markers=False))
     return paths
 
 
@@ -114,7 +120,7 @@ SPECTRUM_COLUMNS = ["task", "image", "seed", "method", "mask", "label", "round",
                     "high_energy_ratio", "low_magnitude_error", "high_magnitude_error"]
 
 
-def write_spectrum(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
+def write_spectrum(rows: list[dict[str, Any]], folder: Path, formats: Sequence[str] = PNG) -> list[Path]:
     """spectrum.csv (one line per run) and, per task, the radial energy ratio per method (sparsest round)."""
     rows = [r for r in rows if r.get("spectrum")]
     if not rows:
@@ -132,14 +138,13 @@ def write_spectrum(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
             rings = [[r["spectrum"]["radial_energy_ratio"][i] for r in rs] for i in range(RADIAL_BINS)]
             logs = [mean_of(math.log10(v) for v in ring if v) for ring in rings]
             series[_curve_label(name, rs)] = [(c, math.nan if y is None else y) for c, y in zip(centres, logs)]
-        path = folder / f"spectrum_{_slug(task)}.png"
-        plot.line_chart(series, path, f"{task}: spectral energy kept (auto-stopped), sparsest round per method",
-                        "frequency (fraction of Nyquist)", "log10 energy ratio restored/clean (0 = same)")
-        paths.append(path)
+        paths += _charts(folder, f"spectrum_{_slug(task)}", formats, lambda path: plot.line_chart(
+            series, path, f"{task}: spectral energy kept (auto-stopped), sparsest round per method",
+            "frequency (fraction of Nyquist)", "log10 energy ratio restored/clean (0 = same)"))
     return paths
 
 
-def plot_impedance(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
+def plot_impedance(rows: list[dict[str, Any]], folder: Path, formats: Sequence[str] = PNG) -> list[Path]:
     """One PNG per prior and image: log10 loss against iteration for the four targets (mean over seeds)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in sorted(rows, key=method_order):
@@ -154,26 +159,27 @@ def plot_impedance(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
         name = label(rs[0], rows)
         where = "" if method == "dense" else f", round {round_} ({100 * rs[0]['sparsity']:.1f}% sparse)"
         seeds = len({r["seed"] for r in rs})
-        path = folder / f"impedance_{_slug(name)}_r{round_}_{_slug(Path(image).stem)}.png"
-        plot.line_chart(series, path, f"Impedance: {name}{where}, {image}"
-                        + (f", mean of {seeds} seeds" if seeds > 1 else ""),
-                        "iteration", "log10 training loss (MSE)", markers=False)
-        paths.append(path)
+        title = f"Impedance: {name}{where}, {image}" + (f", mean of {seeds} seeds" if seeds > 1 else "")
+        paths += _charts(folder, f"impedance_{_slug(name)}_r{round_}_{_slug(Path(image).stem)}", formats,
+                         lambda path: plot.line_chart(series, path, title, "iteration", "log10 training loss (MSE)",
+                                                      markers=False))
     return paths
 
 
 def write_outputs(folder: Path, results: list[dict[str, Any]], impedance: list[dict[str, Any]],
-                  curves: bool, spectra: bool, metric: str) -> tuple[list[dict[str, Any]], list[Path]]:
-    """Summary CSV and every plot the rows support; returns the summary and the files written."""
+                  curves: bool, spectra: bool, metric: str,
+                  formats: Sequence[str] = PNG) -> tuple[list[dict[str, Any]], list[Path]]:
+    """Summary CSV and every plot the rows support, in each of `formats`; returns the summary and the
+    files written."""
     written: list[Path] = []
     summary = summarise(results) if results else []
     if results:
         written.append(write_csv(folder / "summary.csv", summary, SUMMARY_COLUMNS))
-        written += plot_sparsity(results, folder, metric)
+        written += plot_sparsity(results, folder, metric, formats)
         if curves:
-            written += plot_curves(results, folder)
+            written += plot_curves(results, folder, formats)
         if spectra:
-            written += write_spectrum(results, folder)
+            written += write_spectrum(results, folder, formats)
     if impedance:
-        written += plot_impedance(impedance, folder)
+        written += plot_impedance(impedance, folder, formats)
     return summary, written
