@@ -33,6 +33,10 @@ for k in 0 1 2 3 4; do
     run "gen-$solver-$k" "mnist:$k" --simulate "${paper[@]}" --solver "$solver" --restarts 2 --seed "$k" -o "$out/gen-$solver-$k.png"
   done
 done
+for k in 0 1 2 3 4; do  # the reference: the same measurements without outliers, least squares
+  run "gen-clean-ls-$k" "mnist:$k" --simulate "${paper[@]}" --outliers 0 --solver ls --restarts 2 --seed "$k" \
+    -o "$out/gen-clean-ls-$k.png"
+done
 for name in house f16; do
   for solver in mom ls; do
     run "dip-$solver-$name" "$out/${name}64.png" --simulate --prior dip "${paper[@]}" --solver "$solver" -o "$out/dip-$solver-$name.png"
