@@ -13,8 +13,10 @@ MOM loss of G(z_f) against the measurements (a fixed seeded partition), never th
 The generator is used in eval mode with frozen weights (pixel-norm, no batch statistics).
 
 CS-DIP (Van Veen et al. 2018, `solve_dip`) is the untrained alternative: an (optionally masked) DIP
-fitted through the same operator by the one DIP loop of fit.py. This module also reads `lip cs`'s
-inputs (an image or a held-back MNIST digit) and builds its measurement operator.
+fitted through the same operator by the one DIP loop of fit.py. Its "mom" solver fits through
+`MedianOfMeans`, the operator with the median-of-means of its per-row losses as the loss (MOM
+minimisation, Lecue & Lerasle 2020: one player, as a DIP has no latent to play the min-max with).
+`lip cs`'s inputs are read and measured in cs_problem.py.
 """
 from __future__ import annotations
 
@@ -27,19 +29,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import images as images_io, nets
+from . import nets
 from .errors import LipError
 from .fit import FitConfig, Target, fit
-from .gan import load_generator, load_mnist
+from .gan import load_generator
 from .masks import mask_sparsity
 from .metrics import psnr
-from .physics import Inpaint, Physics
-from .physics.cs import make as make_cs_operator
+from .physics import Physics
 from .restore import dense_prior, fitted_form, masked_prior
 
-MNIST_PREFIX = "mnist:"
-
 SOLVERS = ("ls", "mom")
+
+
+def default_solver(task: str) -> str:
+    """MOM for measurements that may hold outliers; plain squared error for pixel inpainting, as the paper."""
+    return "mom" if task == "cs" else "ls"
 
 
 @dataclass
@@ -73,6 +77,32 @@ def mom(rows: torch.Tensor, batch_size: int, gen: torch.Generator) -> torch.Tens
     means = torch.stack([b.mean() for b in torch.tensor_split(rows[perm], n_batches)])
     idx = torch.argsort(means.detach(), stable=True)[(n_batches - 1) // 2]
     return means[idx]
+
+
+class MedianOfMeans(Physics):
+    """`op` with the loss mom(per-row squared errors): each call permutes the rows (seeded) into batches
+    of `batch_size` and returns the median batch's mean, so a minority of corrupted rows never reaches
+    the gradient. Same scale as the plain mean squared error (one batch = exactly that)."""
+
+    def __init__(self, op: Physics, batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.op, self.batch_size = op, batch_size
+        self.gen = torch.Generator().manual_seed(seed + 500_009)
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op.A(x)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.op(x, generator)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return mom(self.op.row_losses(x, y).mean(dim=0), self.batch_size, self.gen)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return self.op.output_size(height, width)
+
+    def params(self) -> dict[str, Any]:
+        return {**self.op.params(), "loss": "mom", "mom_batch": self.batch_size}
 
 
 def selection_loss(op: Physics, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> float:
@@ -164,45 +194,6 @@ def report(result: CSResult, clean: torch.Tensor | None) -> dict[str, Any]:
     return out
 
 
-def load_input(arg: str) -> tuple[torch.Tensor, str]:
-    """An image file, or `mnist:K`: held-back test digit K (0..499, never trained on), 32x32."""
-    if arg.startswith(MNIST_PREFIX):
-        try:
-            k = int(arg[len(MNIST_PREFIX):])
-        except ValueError:
-            raise LipError(f"{arg}: give a test digit index, e.g. mnist:0") from None
-        test = load_mnist("test")[0]
-        if not 0 <= k < test.shape[0]:
-            raise LipError(f"{arg}: the held-back test digits are mnist:0 .. mnist:{test.shape[0] - 1}")
-        return test[k:k + 1].clone(), f"mnist-test-{k}"
-    path = images_io.resolve(arg)
-    img = images_io.load_image(path, max_pixels=images_io.MAX_PIXELS)
-    return images_io.to_tensor(img), path.stem
-
-
-def fit_shape(x: torch.Tensor, shape: tuple[int, ...], what: str) -> torch.Tensor:
-    """`x` with the generator's channel count (gray <-> RGB) and size: a smaller image is zero-padded,
-    centred, as the 28x28 MNIST digits were for training (crop results back with `crop_to`); a larger
-    one is refused."""
-    c, h, w = shape
-    if x.shape[1] != c:
-        if c == 1:
-            x = x.mean(dim=1, keepdim=True)
-        else:
-            x = x.expand(-1, c, -1, -1)
-    dh, dw = h - x.shape[-2], w - x.shape[-1]
-    if dh < 0 or dw < 0:
-        raise LipError(f"{what} is {x.shape[-1]}x{x.shape[-2]} but the generator makes {w}x{h} images "
-                       "(crop/resize it, or train a generator of that size)")
-    return torch.nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
-
-
-def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The centre (H, W) of `x`: undoes fit_shape's padding."""
-    top, left = (x.shape[-2] - size[0]) // 2, (x.shape[-1] - size[1]) // 2
-    return x[..., top:top + size[0], left:left + size[1]]
-
-
 def generator_prior(path: Path | str, round_: int | None) -> tuple[nn.Module, tuple[int, int, int], dict[str, Any]]:
     """The (possibly pruned) generator of an artifact, the image shape it makes, and its report fields."""
     g, masks, _ = load_generator(path, round_)
@@ -210,28 +201,14 @@ def generator_prior(path: Path | str, round_: int | None) -> tuple[nn.Module, tu
     return g, (int(g.spec["out_channels"]), int(g.spec["size"]), int(g.spec["size"])), source
 
 
-def make_operator(task: str, shape: tuple[int, int, int], *, kind: str, measurements: int, outliers: int,
-                  noise: float, outlier_value: float, keep: float, inpaint_mask: Path | None, simulate: bool,
-                  seed: int) -> Physics:
-    """`cs`: m seeded linear measurements (gaussian | dct | auto); `inpaint`: a pixel mask, read from
-    `inpaint_mask` or, for a simulated input, a seeded Bernoulli draw keeping `keep` of the pixels."""
-    if task == "cs":
-        return make_cs_operator(kind, shape, measurements, outliers=outliers, noise=noise,
-                                outlier_value=outlier_value, seed=seed)
-    if inpaint_mask is not None:
-        keep_mask = torch.tensor(images_io.load_binary_mask(inpaint_mask, shape[1], shape[2]))[None]
-        return Inpaint(keep_mask, str(inpaint_mask))
-    if simulate:
-        return Inpaint.bernoulli((1, shape[1], shape[2]), keep, seed)
-    raise LipError("inpainting a real image needs --inpaint-mask (white = observed)")
-
-
 def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.Tensor | None,
               mask: Path | None, round_: int | None, iters: int, lr: float, seed: int, dev: torch.device,
               on_step: Callable[[float], None] = lambda loss: None,
-              notify: Callable[[str], None] = lambda line: None) -> tuple[torch.Tensor, dict[str, Any]]:
+              notify: Callable[[str], None] = lambda line: None,
+              mom_batch: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """CS-DIP (Van Veen et al. 2018): fit an untrained (optionally masked) DIP through the operator; a
-    mask that removes whole filters is fitted in its compacted form (the same function, faster)."""
+    mask that removes whole filters is fitted in its compacted form (the same function, faster).
+    `mom_batch`: fit the median-of-means loss with batches of that many rows (None: the mean)."""
     c, h, w = shape
     pri = masked_prior(mask, round_, None, "artifact") if mask else dense_prior("dip", out_channels=c)
     if pri.spec.get("out_channels") != c:
@@ -240,13 +217,14 @@ def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.T
     gen = torch.Generator().manual_seed(seed)
     ph, pw = nets.padded_size(net, h, w)
     z = nets.make_input(net, ph, pw, gen).to(dev)
-    target = Target(z=z, op=op, y=y, size=(h, w), clean=ref.to(dev) if ref is not None else None)
+    fit_op = MedianOfMeans(op, mom_batch, seed) if mom_batch else op
+    target = Target(z=z, op=fit_op, y=y, size=(h, w), clean=ref.to(dev) if ref is not None else None)
     cfg = FitConfig(iters=iters, lr=lr, reg_noise=1 / 30, ema=0.0, early_stop=False, seed=seed)
     model, masks, form = fitted_form(net, pri, notify)
     res = fit(model, [target], cfg, masks=masks, callbacks=[lambda s: on_step(s.loss)])
     img = res.targets[0].final
     rep: dict[str, Any] = {"seconds": round(res.seconds, 3), "final_loss": res.losses[-1],
-                           "sparsity": pri.sparsity, **form}
+                           "recoveries": res.recoveries, "sparsity": pri.sparsity, **form}
     if ref is not None:
         rep["mse"], rep["psnr"] = mse(img, ref), psnr(img, ref.to(img.device))
     return img, rep

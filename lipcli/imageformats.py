@@ -27,12 +27,12 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def check_file(path: Path) -> None:
+def check_file(path: Path, what: str = "an image file") -> None:
     """Refuse a missing, folder or empty input with a hint, before any decoder sees it."""
     if not path.exists():
         raise LipError(f"cannot read {path}: no such file (check the path)")
     if path.is_dir():
-        raise LipError(f"cannot read {path}: it is a folder (give an image file)")
+        raise LipError(f"cannot read {path}: it is a folder (give {what})")
     try:
         if path.stat().st_size == 0:
             raise LipError(f"cannot read {path}: the file is empty (0 bytes; re-export or re-download it)")

@@ -221,6 +221,29 @@ def block_device(w: "Work", name: str = "blockdev") -> str:
     return name
 
 
+def npy(w: "Work", name: str, value: Any) -> str:
+    """Write `value` to `name`: an array as .npy (objects pickled inside, as numpy allows), or raw bytes."""
+    if isinstance(value, bytes):
+        (w.dir / name).write_bytes(value)
+    else:
+        np.save(w.dir / name, value, allow_pickle=True)
+    return name
+
+
+def matrix(w: "Work", m: int = 50, n: int = 1024, name: str = "A.npy", dtype: Any = np.float64) -> str:
+    """A Gaussian (m, n) matrix: n = 1024 measures the bundled generator's 32x32 gray digits."""
+    return npy(w, name, np.random.default_rng(0).standard_normal((m, n)).astype(dtype))
+
+
+def operator_file(w: "Work", text: str | None = None, drop: str = "", **changes: Any) -> str:
+    """An operator.yaml for m = 50 Gaussian measurements of a 32x32 gray image (changed, or raw `text`)."""
+    fields = {"format": "lip-cs-operator", "version": 1, "kind": "gaussian", "seed": 0, "m": 50,
+              "shape": [32, 32, 1], "noise": 0.01, "outliers": 0, **changes}
+    lines = [f"{k}: {json.dumps(v)}" for k, v in fields.items() if k != drop]
+    (w.dir / "operator.yaml").write_text("\n".join(lines) + "\n" if text is None else text)
+    return "operator.yaml"
+
+
 NOT_ROOT = None if hasattr(os, "geteuid") and os.geteuid() == 0 else "making a device node needs root"
 
 
@@ -548,6 +571,77 @@ case("cs", "inpaint mask not binary",
      "black-and-white")
 case("cs", "output in a missing folder", lambda w: ["mnist:0", "--simulate", "-o", "missing/x.png"],
      "does not exist")
+case("cs", "unknown solver", lambda w: ["mnist:0", "--simulate", "--solver", "l1"], "unknown --solver")
+# --- lip cs: measurements from files (y.npy with --matrix A.npy or --operator operator.yaml)
+Y = np.zeros(50)
+case("cs", "measurements file missing", lambda w: ["nope.npy", "--matrix", matrix(w)], "nope.npy", "no such file")
+case("cs", "measurements without their operator", lambda w: [npy(w, "y.npy", Y)], "--matrix", "--operator")
+case("cs", "y length not matching A", lambda w: [npy(w, "y.npy", np.zeros(49)), "--matrix", matrix(w)],
+     "49 measurements", "m = 50")
+case("cs", "y length not matching the operator file",
+     lambda w: [npy(w, "y.npy", np.zeros(49)), "--operator", operator_file(w)], "49 measurements", "m = 50")
+case("cs", "A columns not matching --shape",
+     lambda w: [npy(w, "y.npy", Y), "--matrix", matrix(w, n=1000), "--prior", "dip", "--shape", "32,32"],
+     "1,000 columns", "1,024 values")
+case("cs", "--shape not the generator's", lambda w: [npy(w, "y.npy", Y), "--matrix", matrix(w), "--shape", "16,64"],
+     "the generator makes 32x32x1")
+case("cs", "integer measurements", lambda w: [npy(w, "y.npy", np.zeros(50, np.int64)), "--matrix", matrix(w)],
+     "dtype int64", "float")
+case("cs", "complex matrix", lambda w: [npy(w, "y.npy", Y), "--matrix", matrix(w, dtype=np.complex128)],
+     "dtype complex128")
+case("cs", "y of shape (m, 1)", lambda w: [npy(w, "y.npy", np.zeros((50, 1))), "--matrix", matrix(w)],
+     "(50, 1)", "must be (m,)")
+case("cs", "one-dimensional matrix", lambda w: [npy(w, "y.npy", Y), "--matrix", npy(w, "A.npy", np.zeros(1024))],
+     "must be (m, n)")
+case("cs", "NaN in y", lambda w: [npy(w, "y.npy", np.r_[np.nan, np.zeros(49)]), "--matrix", matrix(w)],
+     "non-finite")
+case("cs", "inf in A", lambda w: [npy(w, "y.npy", Y), "--matrix", npy(w, "A.npy", np.full((50, 1024), np.inf))],
+     "non-finite")
+case("cs", "empty y file", lambda w: [npy(w, "y.npy", b""), "--matrix", matrix(w)], "y.npy", "empty")
+case("cs", "y with no values", lambda w: [npy(w, "y.npy", np.zeros(0)), "--matrix", matrix(w)], "no values")
+case("cs", "pickled y.npy (object array)",
+     lambda w: [npy(w, "y.npy", np.array([Boom(str(w.dir / "UNPICKLED"))] * 50, dtype=object)), "--matrix",
+                matrix(w)], "never unpickles")
+case("cs", "a pickle named A.npy",
+     lambda w: [npy(w, "y.npy", Y), "--matrix", npy(w, "A.npy", pickle.dumps(Boom(str(w.dir / "UNPICKLED"))))],
+     "A.npy", "not a .npy array file")
+case("cs", "truncated A.npy",
+     lambda w: [npy(w, "y.npy", Y), "--matrix", npy(w, "A.npy", (w.dir / matrix(w)).read_bytes()[:5000])],
+     "truncated")
+case("cs", "an .npz archive as y", lambda w: [np.savez(w.dir / "y.npz", y=Y) or "y.npz", "--matrix", matrix(w)],
+     "without --simulate")
+case("cs", "an .npz archive named y.npy",
+     lambda w: [np.savez(w.dir / "y", y=Y) or (w.dir / "y.npz").rename(w.dir / "y.npy") and "y.npy", "--matrix",
+                matrix(w)], ".npz archive")
+case("cs", "operator file not YAML",
+     lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, "kind: [gaussian\n")], "not readable YAML")
+case("cs", "operator file without its format line",
+     lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, drop="format")], "not a lip operator file")
+case("cs", "operator file missing a key", lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, drop="seed")],
+     "missing key 'seed'")
+case("cs", "operator file with a wrong type", lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, m="many")],
+     "m must be an integer")
+case("cs", "operator file of a future version",
+     lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, version=2)], "upgrade lip")
+case("cs", "operator file with an unknown kind",
+     lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, kind="fourier")], "unknown kind 'fourier'")
+case("cs", "operator file for another image size",
+     lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, shape=[64, 64, 3])], "measures 64x64x3")
+case("cs", "operator file that is empty", lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, "")], "empty")
+case("cs", "operator file missing", lambda w: [npy(w, "y.npy", Y), "--operator", "meas/operator.yaml"],
+     "no such file")
+case("cs", "malformed --shape", lambda w: [npy(w, "y.npy", Y), "--matrix", matrix(w), "--shape", "32x32"],
+     "--shape 32x32")
+case("cs", "--matrix without --shape for the DIP", lambda w: [npy(w, "y.npy", Y), "--matrix", matrix(w),
+                                                              "--prior", "dip"], "--shape")
+case("cs", "--noise with measurements files", lambda w: [npy(w, "y.npy", Y), "--matrix", matrix(w), "--noise", "0.1"],
+     "--noise", "--simulate")
+case("cs", "--save-measurements with --matrix",
+     lambda w: ["mnist:0", "--simulate", "--matrix", matrix(w), "--save-measurements", "meas"], "--save-measurements")
+case("cs", "--save-measurements in a read-only folder",
+     lambda w: ["mnist:0", "--simulate", "--save-measurements", f"{readonly(w)}/meas"], "not writable")
+case("cs", "--save-measurements is a file", lambda w: ["mnist:0", "--simulate", "--save-measurements", "img.png"],
+     "img.png")
 
 # --- lip inspect
 for kind, needles in [("empty", ("not a valid safetensors",)), ("truncated", ("not a valid safetensors",)),

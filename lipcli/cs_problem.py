@@ -1,0 +1,179 @@
+'''`lip cs`'s problem: the measurements y, the operator that made them, the image size and the clean
+reference, from whichever inputs the user gave.
+
+- `--simulate`: a clean image (or `mnist:K`, a held-back test digit) measured by lip: a seeded operator
+  named by `--operator` (or described by an operator file), or the user's `--matrix`, plus seeded noise
+  and outliers. The clean image is the reference.
+- measurements from files: `y.npy` with `--matrix A.npy --shape H,W[,C]`, or with `--operator FILE`, the
+  operator.yaml `--save-measurements` wrote (it rebuilds the same seeded A). `--clean` gives a reference.
+- `--task inpaint`: an image and a pixel mask (read, or drawn for a simulated input).
+
+Nothing here reads the reference to make the measurements.
+'''
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import images as images_io
+from .errors import LipError
+from .gan import load_mnist
+from .measurements import cs_operator, hwc, is_operator_file, parse_shape, read_y
+from .physics import CompressedSensing, Inpaint, Physics
+
+MNIST_PREFIX = "mnist:"
+DEFAULTS = {"measurements": 200, "outliers": 0, "noise": 0.01, "outlier_value": 10000.0}  # of simulated CS
+
+
+@dataclass
+class CSInputs:
+    """What the user gave `lip cs` (None: not given)."""
+
+    source: str  # an image, mnist:K, or a measurements file y.npy
+    task: str  # cs | inpaint
+    simulate: bool
+    operator: str  # a CS_OPERATORS name, auto, or an operator file
+    matrix: Path | None
+    shape: str | None  # --shape H,W[,C]
+    measurements: int | None
+    outliers: int | None
+    noise: float | None
+    outlier_value: float | None
+    keep: float
+    inpaint_mask: Path | None
+    clean: Path | None
+    seed: int
+
+
+@dataclass
+class CSProblem:
+    op: Physics
+    y: torch.Tensor  # (1, m) measurements, or the (1, C, H, W) observed image for inpainting
+    shape: tuple[int, int, int]  # (C, H, W) of the image to recover
+    name: str  # for the default output name
+    ref: torch.Tensor | None  # (1, C, H, W) clean image, for scoring only
+    size: tuple[int, int]  # (H, W) of the result: the input's, smaller than `shape` when padded for a generator
+
+
+def load_input(arg: str) -> tuple[torch.Tensor, str]:
+    """An image file, or `mnist:K`: held-back test digit K (0..499, never trained on), 32x32."""
+    if arg.startswith(MNIST_PREFIX):
+        try:
+            k = int(arg[len(MNIST_PREFIX):])
+        except ValueError:
+            raise LipError(f"{arg}: give a test digit index, e.g. mnist:0") from None
+        test = load_mnist("test")[0]
+        if not 0 <= k < test.shape[0]:
+            raise LipError(f"{arg}: the held-back test digits are mnist:0 .. mnist:{test.shape[0] - 1}")
+        return test[k:k + 1].clone(), f"mnist-test-{k}"
+    path = images_io.resolve(arg)
+    img = images_io.load_image(path, max_pixels=images_io.MAX_PIXELS)
+    return images_io.to_tensor(img), path.stem
+
+
+def fit_shape(x: torch.Tensor, shape: tuple[int, ...], what: str, generator: bool = True) -> torch.Tensor:
+    """`x` with the channel count (gray <-> RGB) and size of `shape`. For a generator (`generator`) a
+    smaller image is zero-padded, centred, as the 28x28 MNIST digits were for training (crop results
+    back with `crop_to`); otherwise (the measured image's shape) only the same size is accepted."""
+    c, h, w = shape
+    if x.shape[1] != c:
+        if c == 1:
+            x = x.mean(dim=1, keepdim=True)
+        else:
+            x = x.expand(-1, c, -1, -1)
+    dh, dw = h - x.shape[-2], w - x.shape[-1]
+    if dh < 0 or dw < 0 or (not generator and (dh, dw) != (0, 0)):
+        made = ("the generator makes", ", or train a generator of that size") if generator else \
+            ("the measurements are of", "")
+        raise LipError(f"{what} is {x.shape[-1]}x{x.shape[-2]} but {made[0]} {w}x{h} images "
+                       f"(crop/resize it{made[1]})")
+    return torch.nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+
+
+def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The centre (H, W) of `x`: undoes fit_shape's padding."""
+    top, left = (x.shape[-2] - size[0]) // 2, (x.shape[-1] - size[1]) // 2
+    return x[..., top:top + size[0], left:left + size[1]]
+
+
+def make_operator(inp: CSInputs, shape: tuple[int, int, int] | None) -> Physics:
+    """`cs`: m linear measurements (a given matrix, an operator file, or seeded: gaussian | dct | auto);
+    `inpaint`: a pixel mask, read from `inpaint_mask` or, for a simulated input, a seeded Bernoulli draw
+    keeping `keep` of the pixels. `shape` (C, H, W) is None when only the operator file knows it."""
+    if inp.task == "cs":
+        v = {k: d if getattr(inp, k) is None else getattr(inp, k) for k, d in DEFAULTS.items()}
+        if not inp.simulate:
+            v["noise"] = 0.0  # nothing is simulated: the report must not claim a noise level
+        return cs_operator(shape, kind=inp.operator, matrix=inp.matrix, m=v["measurements"], outliers=v["outliers"],
+                           noise=v["noise"], outlier_value=v["outlier_value"], seed=inp.seed)
+    assert shape is not None
+    if inp.inpaint_mask is not None:
+        keep_mask = torch.tensor(images_io.load_binary_mask(inp.inpaint_mask, shape[1], shape[2]))[None]
+        return Inpaint(keep_mask, str(inp.inpaint_mask))
+    if inp.simulate:
+        return Inpaint.bernoulli((1, shape[1], shape[2]), inp.keep, inp.seed)
+    raise LipError("inpainting a real image needs --inpaint-mask (white = observed)")
+
+
+def check_inputs(inp: CSInputs) -> None:
+    """Refuse, before any file is read, flags that cannot mean anything together."""
+    op_file = is_operator_file(inp.operator)
+    if inp.task != "cs":
+        used = [flag for flag, v in (("--matrix", inp.matrix), ("--shape", inp.shape), ("--operator FILE", op_file))
+                if v]
+        if used:
+            raise LipError(f"{used[0]} is for --task cs")
+    given = ["--" + k.replace("_", "-") for k in DEFAULTS if getattr(inp, k) is not None]
+    if inp.task == "cs" and not inp.simulate and given:
+        raise LipError(f"{given[0]} describes simulated measurements (add --simulate); measurements from "
+                       "files come with their operator")
+    if op_file and given:
+        raise LipError(f"{given[0]}: the operator file {inp.operator} sets m, noise and outliers")
+    if inp.matrix is not None and (op_file or inp.measurements is not None):
+        raise LipError("--matrix is the operator and its rows the measurements: drop "
+                       + ("--operator" if op_file else "--measurements"))
+    if inp.shape is not None and inp.simulate:
+        raise LipError("--shape is the size of measurements read from files; with --simulate the image gives it")
+
+
+def load_problem(inp: CSInputs, generator_shape: tuple[int, int, int] | None) -> CSProblem:
+    """The measurements, operator, size and reference; `generator_shape` (C, H, W) when a generator is
+    the prior (the image must be of its size), None for the DIP."""
+    check_inputs(inp)
+    if inp.task == "cs" and not inp.simulate:
+        return _from_files(inp, generator_shape)
+    x, name = load_input(inp.source)
+    size = (x.shape[2], x.shape[3])
+    if generator_shape is not None:
+        x = fit_shape(x, generator_shape, inp.source)
+    shape = generator_shape or (x.shape[1], x.shape[2], x.shape[3])
+    op = make_operator(inp, shape)
+    y = op(x, torch.Generator().manual_seed(inp.seed)) if inp.simulate else op.A(x)
+    ref = _clean(inp, shape, generator_shape is not None)
+    return CSProblem(op, y, shape, name, x if ref is None and inp.simulate else ref, size)
+
+
+def _from_files(inp: CSInputs, generator_shape: tuple[int, int, int] | None) -> CSProblem:
+    path = Path(inp.source)
+    if path.suffix.lower() != ".npy":
+        raise LipError(f"{inp.source}: without --simulate, lip cs reads measurements y from a .npy file "
+                       "(to measure an image, add --simulate)")
+    if inp.matrix is None and not is_operator_file(inp.operator):
+        raise LipError("measurements need the operator that made them: --matrix A.npy --shape H,W[,C], or "
+                       "--operator operator.yaml")
+    shape = parse_shape(inp.shape) if inp.shape else generator_shape
+    if generator_shape is not None and shape != generator_shape:
+        raise LipError(f"--shape {inp.shape}: the generator makes {hwc(generator_shape)} images")
+    op = make_operator(inp, shape)
+    assert isinstance(op, CompressedSensing)
+    y = read_y(path, op.m, str(inp.matrix or inp.operator))
+    return CSProblem(op, y, op.shape, path.stem, _clean(inp, op.shape, generator_shape is not None), op.shape[1:])
+
+
+def _clean(inp: CSInputs, shape: tuple[int, int, int], generator: bool) -> torch.Tensor | None:
+    """`--clean`: the reference image, in the recovered image's channels (its size must match)."""
+    if inp.clean is None:
+        return None
+    return fit_shape(images_io.to_tensor(images_io.load_image(inp.clean)), shape, str(inp.clean), generator)

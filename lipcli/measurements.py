@@ -1,0 +1,196 @@
+"""What `lip cs` reads and writes besides images: measurement vectors y.npy, matrices A.npy, and the small
+operator file that names a seeded operator instead of storing it.
+
+Arrays are .npy files read with `allow_pickle=False` after their header has been checked (a real float
+dtype, the expected number of dimensions, values present, the file as long as its header says), so a
+pickle is never run and a damaged file is one line. A matrix too large to keep is memory-mapped and read
+a block of rows at a time (physics/cs.py `MatrixCS`).
+
+operator.yaml (written by `--save-measurements`, read by `--operator FILE`):
+
+    format: lip-cs-operator
+    version: 1
+    kind: gaussian          # a CS_OPERATORS name
+    seed: 0
+    m: 1000
+    shape: [256, 256, 3]    # H, W, C of the image
+    noise: 0.01
+    outliers: 20
+    outlier_value: 10000.0
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from . import files
+from .errors import LipError
+from .imageformats import check_file, write_npy
+from .physics.cs import (BLOCK_ENTRIES, CS_OPERATORS, CompressedSensing, MatrixCS, check_image_shape,
+                         from_description, make)
+
+FORMAT, VERSION = "lip-cs-operator", 1
+MAX_OPERATOR_BYTES = 65_536  # an operator file is a few lines
+Y_NAME, OPERATOR_NAME = "y.npy", "operator.yaml"
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """`--shape H,W[,C]` as (C, H, W)."""
+    try:
+        dims = [int(v) for v in text.split(",")]
+    except ValueError:
+        dims = []
+    if len(dims) not in (2, 3) or min(dims) < 1:
+        raise LipError(f"--shape {text}: give H,W or H,W,C with positive integers (e.g. 256,256,3)")
+    h, w, c = (*dims, 1) if len(dims) == 2 else dims
+    try:
+        check_image_shape(h, w, c)
+    except LipError as exc:
+        raise LipError(f"--shape {text}: {exc}") from None
+    return c, h, w
+
+
+def _header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of a .npy file, from its header alone (nothing is unpickled)."""
+    with open(path, "rb") as f:
+        start = f.read(6)
+        f.seek(0)
+        if start[:2] == b"PK":
+            raise LipError(f"cannot read {path}: it is an .npz archive; give one array saved with numpy.save")
+        try:
+            version = np.lib.format.read_magic(f)
+            read = {(1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read is None:
+                raise ValueError(f"npy format version {version[0]}.{version[1]}")
+            shape, _, dtype = read(f)
+        except (ValueError, OSError, SyntaxError) as exc:
+            raise LipError(f"cannot read {path}: not a .npy array file ({str(exc).splitlines()[0]}); "
+                           "save it with numpy.save") from None
+        return shape, dtype, f.tell()
+
+
+def read_array(path: Path, what: str, ndim: int) -> np.ndarray:
+    """A finite real float array of `ndim` dimensions (memory-mapped: a large matrix is not loaded)."""
+    check_file(path, f"a .npy file of {what}")
+    shape, dtype, offset = _header(path)
+    if dtype.hasobject:
+        raise LipError(f"cannot read {path}: it holds Python objects (a pickle); lip never unpickles, "
+                       f"save {what} as a float array")
+    if dtype.kind != "f":
+        raise LipError(f"{path}: {what} has dtype {dtype}; give real floats (float32 or float64)")
+    if len(shape) != ndim:
+        want = "(m,)" if ndim == 1 else "(m, n)"
+        raise LipError(f"{path}: {what} has shape {tuple(shape)}; it must be {want}")
+    if math.prod(shape) == 0:
+        raise LipError(f"{path}: {what} has no values (shape {tuple(shape)})")
+    need = offset + math.prod(shape) * dtype.itemsize
+    if path.stat().st_size < need:
+        raise LipError(f"cannot read {path}: the file is truncated ({path.stat().st_size:,} bytes, its "
+                       f"header promises {need:,}); re-export it")
+    arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    rows = max(1, BLOCK_ENTRIES // max(1, math.prod(shape[1:])))
+    for start in range(0, shape[0], rows):  # a block at a time: a large matrix is never loaded whole
+        if not np.isfinite(arr[start:start + rows]).all():
+            raise LipError(f"{path}: {what} has non-finite values (NaN or inf)")
+    return arr
+
+
+def read_operator(path: Path) -> CompressedSensing:
+    """The seeded operator an operator file describes."""
+    check_file(path, "an operator file")
+    if path.stat().st_size > MAX_OPERATOR_BYTES:
+        raise LipError(f"cannot read {path}: {path.stat().st_size:,} bytes is too large for an operator file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise LipError(f"cannot read {path}: not readable YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise LipError(f"{path}: not a lip operator file (it must start with 'format: {FORMAT}'; "
+                       "lip cs --save-measurements writes one)")
+    version = data.pop("version", None)
+    data.pop("format")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise LipError(f"{path}: version must be a positive integer, not {version!r}")
+    if version > VERSION:
+        raise LipError(f"{path}: has operator file version {version}; this lip reads up to {VERSION} (upgrade lip)")
+    try:
+        return from_description(data)
+    except LipError as exc:
+        raise LipError(f"{path}: {exc}") from None
+
+
+def read_y(path: Path, m: int | None, source: str) -> torch.Tensor:
+    """Measurements y (m,) from a .npy file as a (1, m) float32 tensor; `m` is what the operator from
+    `source` expects."""
+    y = read_array(path, "the measurements y", 1)
+    if m is not None and y.shape[0] != m:
+        raise LipError(f"{path} has {y.shape[0]:,} measurements but {source} has m = {m:,}")
+    return torch.from_numpy(np.array(y, dtype=np.float32))[None]
+
+
+def cs_operator(shape: tuple[int, int, int] | None, *, kind: str, matrix: Path | None, m: int, outliers: int,
+                noise: float, outlier_value: float, seed: int) -> CompressedSensing:
+    """The CS operator for images of `shape` (C, H, W): a given matrix, an operator file (`kind` is then
+    its path; the file sets the shape), or the seeded operator `kind` with m rows."""
+    if matrix is not None:
+        if shape is None:
+            raise LipError("--matrix needs --shape H,W[,C]: the image size the matrix measures")
+        return MatrixCS(read_array(matrix, "the matrix A", 2), shape, str(matrix), outliers=outliers,
+                        noise=noise, outlier_value=outlier_value, seed=seed)
+    if is_operator_file(kind):
+        op = read_operator(Path(kind))
+        if shape is not None and op.shape != shape:
+            raise LipError(f"{kind} measures {hwc(op.shape)} images but the image is {hwc(shape)}")
+        return op
+    if shape is None:
+        raise LipError("give the image size with --shape H,W[,C]")
+    return make(kind, shape, m, outliers=outliers, noise=noise, outlier_value=outlier_value, seed=seed)
+
+
+def is_operator_file(kind: str) -> bool:
+    """`--operator` names a file rather than a kind: a YAML suffix, a path separator, or an existing file
+    that is not a kind's name."""
+    return kind.endswith((".yaml", ".yml")) or "/" in kind or (kind not in CS_OPERATORS and kind != "auto"
+                                                               and Path(kind).is_file())
+
+
+def hwc(shape: tuple[int, ...]) -> str:
+    """(C, H, W) as the H x W x C the user writes."""
+    c, h, w = shape
+    return f"{h}x{w}x{c}"
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse up front a --save-measurements folder that cannot be written (it is made when missing)."""
+    if folder.is_dir():
+        for name in (Y_NAME, OPERATOR_NAME):
+            files.check_writable(folder / name)
+    elif folder.exists():
+        raise LipError(f"cannot create --save-measurements folder {folder}: it exists and is not a folder")
+    else:
+        files.check_writable(folder)
+
+
+def save_array(path: Path | str, array: np.ndarray) -> None:
+    """Write one array as .npy, atomically (files.py)."""
+    with files.atomic_path(path) as tmp:
+        write_npy(tmp, array)
+
+
+def save_measurements(folder: Path, y: torch.Tensor, op: CompressedSensing) -> dict[str, Any]:
+    """Write y.npy and operator.yaml into `folder` (made if missing); return the description written."""
+    description = {"format": FORMAT, "version": VERSION, **op.describe()}
+    if not folder.is_dir():
+        files.make_folder(folder, "--save-measurements folder")
+    save_array(folder / Y_NAME, y.detach().to("cpu", torch.float32).numpy()[0])
+    text = "# lip cs measurements: y.npy = A x + noise; A rebuilt from this description\n" + \
+        yaml.safe_dump(description, sort_keys=False, default_flow_style=None)
+    with files.atomic_path(folder / OPERATOR_NAME) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return description
