@@ -92,10 +92,14 @@ class Restorer:
 
     def __call__(self, image: images_io.Source, *, clean: images_io.Source | None = None,
                  on_step: Callable[[Step], None] | None = None,
-                 notify: Callable[[str], None] = _quiet) -> Restored:
-        """Restore one image (degrade it first when `simulate`); `clean` only scores the result."""
+                 notify: Callable[[str], None] = _quiet,
+                 on_problem: Callable[[Problem], None] | None = None) -> Restored:
+        """Restore one image (degrade it first when `simulate`); `clean` only scores the result.
+        `on_problem` sees the observation before the fit (e.g. to save simulated k-space)."""
         problem = load_problem(image, self.task, self.settings, simulate=self.simulate, seed=self.seed,
                                inpaint_mask=self.inpaint_mask, clean=clean, max_pixels=images_io.MAX_PIXELS)
+        if on_problem is not None:
+            on_problem(problem)
         try:
             result, report = fit_prior(problem, self.prior, self.cfg, self.device, self.seed,
                                        [on_step] if on_step else [], notify)
@@ -117,7 +121,8 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
              config: str | None = None, device: str | torch.device = "auto", seed: int = 0, dense: bool = False,
              **flags: Any) -> Restorer:
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
-    degradation ones (sigma, keep, scale, iters, lr, reg_noise, ema, es_window, es_patience, precision).
+    degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, iters, lr,
+    reg_noise, ema, es_window, es_patience, precision).
 
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
     prior; `dense` asks for the dense net instead."""
@@ -213,14 +218,17 @@ class Pruner:
 def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: bool = False,
            clean: list[images_io.Source] | None = None, oracle_target: list[images_io.Source] | None = None,
            inpaint_mask: Path | None = None, sigma: float | None = None, keep: float | None = None,
-           scale: int | None = None, precision: str | None = None, config: str | None = None,
-           device: str | torch.device = "auto", seed: int = 0, **search_options: Any) -> Pruner:
+           scale: int | None = None, sampling_mask: Path | None = None, acceleration: float | None = None,
+           center_fraction: float | None = None, mask_type: str | None = None, precision: str | None = None,
+           config: str | None = None, device: str | torch.device = "auto", seed: int = 0,
+           **search_options: Any) -> Pruner:
     """Check the options, read the images and set up a search (`lip prune --prior dip`); the
     `search_options` are `Search`'s fields."""
     s = Search(**search_options)
     dev = _device(device)
     settings = resolve_settings(task, config, dev, dict(
-        sigma=sigma, keep=keep, scale=scale, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise,
+        sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
+        center_fraction=center_fraction, mask_type=mask_type, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise,
         precision=precision, net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird))
     cfg = replace(fit_config(settings, False, dev, seed), iters=int(settings["search_iters"]))
     rate = float(settings["rate"])

@@ -20,26 +20,33 @@ SSIM_MIN_SIDE = _WIN  # smaller images have no SSIM (see ssim); reports give Non
 _K1, _K2 = 0.01, 0.03
 
 
-def _as_nchw(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check shapes, add a batch axis if missing, clamp to [0, 1] and move to float64."""
+def _as_nchw(x: torch.Tensor, y: torch.Tensor, clamp: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check shapes, add a batch axis if missing, clamp to [0, 1] (unless told not to) and move to float64."""
     if x.shape != y.shape:
         raise ValueError(f"images differ in shape: {tuple(x.shape)} vs {tuple(y.shape)}")
     if x.dim() not in (3, 4):
         raise ValueError(f"expected (C,H,W) or (N,C,H,W) images, got shape {tuple(x.shape)}")
     if x.dim() == 3:
         x, y = x[None], y[None]
+    x, y = x.detach().double(), y.detach().double()
     # Outputs of a network can overshoot [0, 1]; scoring them as saved images means clamping.
-    return x.detach().double().clamp(0, 1), y.detach().double().clamp(0, 1)
+    return (x.clamp(0, 1), y.clamp(0, 1)) if clamp else (x, y)
 
 
-def _psnr(x: torch.Tensor, y: torch.Tensor) -> float:
+def _psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> float:
     mse = torch.mean((x - y) ** 2).item()
-    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
+    return float("inf") if mse == 0 else 20.0 * math.log10(data_range) - 10.0 * math.log10(mse)
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
-    """PSNR in dB with data range 1, over all pixels; identical images give inf."""
-    return _psnr(*_as_nchw(x, y))
+def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float | None = None) -> float:
+    """PSNR in dB with data range 1, over all pixels; identical images give inf.
+
+    `data_range`: values are scored unclamped against this range instead (fastMRI's convention for
+    magnitude images, whose units are arbitrary: the reference's maximum).
+    """
+    if data_range is None:
+        return _psnr(*_as_nchw(x, y))
+    return _psnr(*_as_nchw(x, y, clamp=False), data_range)
 
 
 def _gaussian_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -49,16 +56,18 @@ def _gaussian_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return g / g.sum()
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor) -> float:
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float | None = None) -> float:
     """Mean SSIM, Wang et al. 2004 paper setting, averaged over channels (and batch).
 
     Matches skimage.metrics.structural_similarity(data_range=1, gaussian_weights=True,
     sigma=1.5, use_sample_covariance=False): skimage filters with reflect padding and then
     crops a 5-px border, which leaves exactly the 'valid' (unpadded) 11x11 filtering used here.
     Like skimage, images smaller than 11 px on a side raise ValueError (no smaller fallback
-    window, since that would silently change the metric). Inputs are clamped to [0, 1].
+    window, since that would silently change the metric). Inputs are clamped to [0, 1]; with
+    `data_range` they are not, and the constants use that range (skimage's data_range; fastMRI passes
+    the reference's maximum).
     """
-    x, y = _as_nchw(x, y)
+    x, y = _as_nchw(x, y, clamp=data_range is None)
     n, c, h, w = x.shape
     if h < _WIN or w < _WIN:
         raise ValueError(f"SSIM needs images at least {_WIN}x{_WIN} pixels (its Gaussian window), got {h}x{w}")
@@ -73,7 +82,8 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> float:
     vx = blur(x * x) - mx * mx  # population (biased) variances and covariance
     vy = blur(y * y) - my * my
     cxy = blur(x * y) - mx * my
-    c1, c2 = _K1**2, _K2**2  # (K * data_range)^2 with data_range 1
+    peak = 1.0 if data_range is None else data_range
+    c1, c2 = (_K1 * peak) ** 2, (_K2 * peak) ** 2  # (K * data_range)^2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return s.mean().item()
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from . import images, nets
 from .errors import LipError
 from .fit import Target
-from .metrics import SSIM_MIN_SIDE, ssim
+from .metrics import SSIM_MIN_SIDE
 from .physics import TASKS, Physics, Task
 
 
@@ -65,7 +65,16 @@ class Problem:
         if self.clean is None:
             return {"psnr": None, "ssim": None}
         clean = self.clean.to(x.device)
-        return {"psnr": self.metric(x, clean), "ssim": None if self.ssim_note else ssim(x, clean)}
+        similarity = self.task.similarity(self.gray)
+        return {"psnr": self.metric(x, clean), "ssim": None if self.ssim_note else similarity(x, clean)}
+
+    def baseline(self) -> dict[str, Any] | None:
+        """The operator's reconstruction without a prior (MRI: zero-filled), scored like lip's, or None."""
+        found = self.op.baseline(self.y.to(next(iter(self.op.buffers()), self.y).device))
+        if found is None:
+            return None
+        name, x = found
+        return {"name": name, **self.scores(x)}
 
     def picture(self, x: torch.Tensor) -> images.Image:
         """A restored (1,3,H,W) tensor in the input's mode: gray stays gray, alpha and sample type are kept."""
@@ -134,28 +143,39 @@ def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, si
     """Read an image (a file, an array or an Image: images.as_image) and build its problem.
 
     simulate=False: the image IS the degraded observation (the real use); `clean` is optional and
-    only scores the result. simulate=True: the image is clean; it is degraded here (seeded) and
-    becomes the reference.
+    only scores the result; a task whose observations are not images reads the source itself (MRI:
+    k-space .npy). simulate=True: the image is clean; it is degraded here (seeded) and becomes the
+    reference. The reference is kept in the units of the net's output (`Physics.calibrate`).
     """
-    img = images.as_image(path, max_pixels=max_pixels, cost=_memory_cost(task, settings, simulate))
-    gray = img.channels == 1
-    native = torch.from_numpy(np.ascontiguousarray(img.pixels)).float()[None]
-    h, w = img.height, img.width
-    if simulate and clean is not None:
-        raise LipError("--clean and --simulate exclude each other: with --simulate the input is the clean image")
     kind = TASKS.get(task)
-    if not simulate:
-        kind.check_real(inpaint_mask)
-    op = kind.build(settings, h, w, gray, inpaint_mask, seed)
-    if simulate:
-        y, ref, size = op(native, torch.Generator().manual_seed(seed)), _rgb(native), (h, w)
+    measured = None if simulate else kind.read_observation(path, settings)
+    if measured is None:
+        img = images.as_image(path, max_pixels=max_pixels, cost=_memory_cost(task, settings, simulate))
+        native = torch.from_numpy(np.ascontiguousarray(img.pixels)).float()[None]
+        if kind.one_channel:
+            native = native.mean(dim=1, keepdim=True)
+        gray, (h, w) = native.shape[1] == 1, native.shape[-2:]
+        if simulate and clean is not None:
+            raise LipError("--clean and --simulate exclude each other: with --simulate the input is the clean image")
+        if not simulate:
+            kind.check_real(inpaint_mask)
+        op = kind.build(settings, h, w, gray, inpaint_mask, seed)
+        if simulate:
+            y, ref, size = op(native, torch.Generator().manual_seed(seed)), _rgb(native), (h, w)
+        else:
+            y, ref, size = kind.read_real(op, native), None, op.output_size(h, w)
+        name, alpha, stored, sha256 = img.name, img.alpha, img.stored, images.pixel_hash(img)
     else:
-        y, ref, size = kind.read_real(op, native), None, op.output_size(h, w)
-        if clean is not None:
-            ref_img = images.as_image(clean, max_pixels=max_pixels)
-            if (ref_img.height, ref_img.width) != size:
-                raise LipError(f"--clean {ref_img.name} is {ref_img.width}x{ref_img.height} but the "
-                               f"restored image will be {size[1]}x{size[0]}")
-            ref = _rgb(ref_img.pixels)
-    return Problem(name=img.name, y=_rgb(y), task=kind, op=op, size=size, gray=gray, alpha=img.alpha,
-                   stored=img.stored, sha256=images.pixel_hash(img), clean=ref)
+        op, y, ref, size = measured.op, measured.y, None, measured.op.output_size(*measured.y.shape[-2:])
+        name, alpha, sha256, gray = measured.name, None, measured.sha256, True
+    if clean is not None:
+        ref_img = images.as_image(clean, max_pixels=max_pixels)
+        if (ref_img.height, ref_img.width) != size:
+            raise LipError(f"--clean {ref_img.name} is {ref_img.width}x{ref_img.height} but the "
+                           f"restored image will be {size[1]}x{size[0]}")
+        ref = _rgb(ref_img.pixels)
+    unit = op.calibrate(y)  # from the observation alone; the reference is only rescaled to match
+    if measured is not None:  # written back in the observation's units: float32, lip's 1 = `unit`
+        stored = images.Stored("float32", 0.0, unit)
+    return Problem(name=name, y=_rgb(y), task=kind, op=op, size=size, gray=gray, alpha=alpha,
+                   stored=stored, sha256=sha256, clean=None if ref is None else ref / unit)

@@ -127,6 +127,7 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     `notify` receives one human line when a compact net is fitted, or when `prior.compact` asked for one
     and it could not be made.
     """
+    baseline = problem.baseline()  # before the fit moves the operator to the device
     net = prior.build(seed)
     cfg = plan_memory(prior.spec, nets.padded_size(net, *problem.size), cfg, dev)
     net = net.to(dev)
@@ -146,5 +147,6 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
         "gflop_per_iter": round(nets.iteration_gflop(model, target.z), 3),
         "recoveries": result.recoveries, "seconds": round(result.seconds, 3), "checkpoint": cfg.checkpoint,
         **prior.source, **form, **({"ssim_note": problem.ssim_note} if problem.ssim_note else {}),
+        **({"baseline": baseline} if baseline else {}),
     }
     return result, report

@@ -184,6 +184,54 @@ def bad_image(w: "Work", kind: str, name: str | None = None) -> str:
     return name
 
 
+def kspace(w: "Work", kind: str = "good", name: str = "k.npy") -> str:
+    """A 64x64 single-coil k-space .npy (complex64), or a bad one of the given kind."""
+    path = w.dir / name
+    k = np.fft.fftshift(np.fft.fft2(np.random.default_rng(0).random((64, 64)), norm="ortho")).astype(np.complex64)
+    if kind == "good":
+        np.save(path, k)
+    elif kind == "real":
+        np.save(path, np.abs(k))
+    elif kind == "nan":
+        k[3, 5] = np.nan
+        np.save(path, k)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"boom": Boom(str(w.dir / "UNPICKLED"))}, protocol=2))
+    elif kind == "object array":
+        np.save(path, np.array([Boom(str(w.dir / "UNPICKLED"))], dtype=object), allow_pickle=True)
+    elif kind == "truncated":
+        np.save(path, k)
+        path.write_bytes(path.read_bytes()[:300])
+    elif kind == "npz":
+        with open(path, "wb") as f:
+            np.savez(f, k=k)
+    elif kind == "volume":
+        np.save(path, np.stack([k, k]))
+    else:
+        raise AssertionError(kind)
+    return name
+
+
+def sampling_mask(w: "Work", shape: tuple[int, ...] = (64,), kind: str = "good", name: str = "m.npy") -> str:
+    """A 0/1 column mask (every 4th column), or a bad one of the given kind."""
+    m = np.zeros(shape, np.float32)
+    m[..., ::4] = 1
+    if kind == "values":
+        m[..., 1] = 0.5
+    elif kind == "none sampled":
+        m[:] = 0
+    elif kind == "nan":
+        m[..., 2] = np.nan
+    np.save(w.dir / name, m)
+    return name
+
+
+def mri(w: "Work", k: str = "good", m: str = "good", shape: tuple[int, ...] = (64,)) -> list[str]:
+    return ["--task", "mri", kspace(w, k), "--sampling-mask", sampling_mask(w, shape, m)]
+
+
 def inpaint_mask(w: "Work", size: tuple[int, int], value: int = 255, name: str = "mask.png") -> str:
     keep = np.full(size[::-1], value, np.uint8)
     keep[: size[1] // 2, : size[0] // 3] = 0
@@ -388,6 +436,33 @@ case("restore", "inpaint mask missing", lambda w: ["img.png", "--task", "inpaint
                                                    "nomask.png"], "nomask.png")
 case("restore", "inpaint mask is not an image",
      lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask", bad_image(w, "text")], "not an image")
+# --- lip restore: MRI k-space and sampling masks
+for kind, needles in [("real", ("holds real float32 values", "complex")), ("nan", ("NaN or infinite",)),
+                      ("empty", ("the file is empty",)), ("pickle", ("pickled", "never unpickles")),
+                      ("object array", ("pickled", "never unpickles")), ("truncated", ("truncated or corrupt",)),
+                      ("npz", (".npz archive",)), ("volume", ("shape (2, 64, 64)", "single-coil"))]:
+    case("restore", f"k-space: {kind}", lambda w, k=kind: mri(w, k), "k.npy", *needles)
+case("restore", "k-space missing", lambda w: ["--task", "mri", "nope.npy", "--sampling-mask", sampling_mask(w)],
+     "nope.npy", "no such file")
+case("restore", "k-space: an image without --simulate", lambda w: ["--task", "mri", "img.png"], "add --simulate")
+case("restore", "k-space without --sampling-mask", lambda w: ["--task", "mri", kspace(w)], "needs --sampling-mask")
+case("restore", "sampling mask of another shape", lambda w: mri(w, shape=(65,)), "m.npy", "shape (65,)", "(64, 64)")
+case("restore", "sampling mask (H, W) transposed", lambda w: mri(w, shape=(64, 32)), "shape (64, 32)")
+case("restore", "sampling mask not 0/1", lambda w: mri(w, m="values"), "other than 0 and 1")
+case("restore", "sampling mask samples nothing", lambda w: mri(w, m="none sampled"), "samples nothing")
+case("restore", "sampling mask with NaN", lambda w: mri(w, m="nan"), "m.npy", "NaN")
+case("restore", "sampling mask missing", lambda w: ["--task", "mri", kspace(w), "--sampling-mask", "none.npy"],
+     "none.npy", "no such file")
+case("restore", "sampling mask pickled",
+     lambda w: ["--task", "mri", kspace(w), "--sampling-mask", kspace(w, "pickle", "m.npy")], "m.npy", "pickled")
+case("restore", "--save-kspace without --simulate", lambda w: [*mri(w), "--save-kspace", "ks"], "--save-kspace")
+case("restore", "unknown --mask-type", lambda w: ["img.png", "--task", "mri", "--simulate", "--mask-type", "radial"],
+     "unknown --mask-type 'radial'")
+case("restore", "--acceleration below 1", lambda w: ["img.png", "--task", "mri", "--simulate", "--acceleration",
+                                                     "0.5"], "--acceleration 0.5")
+case("restore", "--center-fraction above 1/acceleration",
+     lambda w: ["img.png", "--task", "mri", "--simulate", "--acceleration", "8", "--center-fraction", "0.3"],
+     "--center-fraction 0.3")
 # --- lip restore: mask artifacts
 for kind, needles in [("truncated", ("not a valid safetensors",)),
                       ("malformed header", ("not a valid safetensors",)),
@@ -469,6 +544,7 @@ case("restore", "disk full while writing the PNG", lambda w: ["img.png"], "out.p
 
 # --- lip prune
 case("prune", "missing image", lambda w: ["nope.png", "--simulate"], "no such file")
+case("prune", "real k-space", lambda w: mri(w, "real"), "holds real float32 values")
 case("prune", "text file named .png", lambda w: [bad_image(w, "text"), "--simulate"], "not an image")
 case("prune", "10000x10000 image", lambda w: [bad_image(w, "huge"), "--simulate"], "10000x10000", "GiB")
 case("prune", "--shared-input with images of two sizes",
@@ -510,6 +586,8 @@ case("transfer", "empty image", lambda w: [bad_image(w, "empty"), "--mask", "A.s
 case("transfer", "10000x10000 image", lambda w: [bad_image(w, "huge"), "--mask", "A.safetensors"], "GiB")
 case("transfer", "unknown task", lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "sr3"],
      "unknown task 'sr3'")
+case("transfer", "mri without the acceleration", lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "mri"],
+     "unknown task 'mri'", "mri4 or mri8")
 case("transfer", "unknown experiment", lambda w: ["img.png", "--mask", "A.safetensors", "--experiment", "x"],
      "unknown --experiment")
 case("transfer", "zero --iters", lambda w: ["img.png", "--mask", "A.safetensors", "--iters", "0"], "--iters 0")

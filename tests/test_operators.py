@@ -139,7 +139,7 @@ def test_a_task_registered_here_is_a_problem_like_the_others(rgb64_path: Path):
         assert parse_tasks("halve,sr4") == ["halve", "sr4"] and task_operator("halve") == ("halve", {})
     finally:
         TASKS.unregister("halve")
-    with pytest.raises(LipError, match="unknown task 'halve': use one of denoise, inpaint, sr"):
+    with pytest.raises(LipError, match="unknown task 'halve': use one of denoise, inpaint, mri, sr"):
         load_problem(rgb64_path, "halve", {}, simulate=True, seed=0)
 
 

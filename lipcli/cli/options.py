@@ -127,6 +127,15 @@ Scale = Annotated[Optional[int], typer.Option(help="Super-resolution factor: 2, 
                                               rich_help_panel="Task")]
 Simulate = Annotated[bool, typer.Option(help="The input is CLEAN: degrade it (seeded) and score against it",
                                         rich_help_panel="Task")]
+SamplingMask = Annotated[Optional[Path], typer.Option(help="MRI: k-space sampling mask .npy, 0/1 (1 = sampled) of "
+                                                      "shape (H, W), or (W,) for columns; with --simulate it "
+                                                      "replaces the drawn mask", rich_help_panel="Task")]
+Acceleration = Annotated[Optional[float], typer.Option(help="MRI with --simulate: undersampling factor, e.g. 4 or 8 "
+                                                       "[4]", rich_help_panel="Task")]
+CenterFraction = Annotated[Optional[float], typer.Option(help="MRI with --simulate: fraction of the central k-space "
+                                                         "columns always sampled [0.08]", rich_help_panel="Task")]
+MaskType = Annotated[Optional[str], typer.Option(help="MRI with --simulate: random | equispaced columns (seeded) "
+                                                 "[random]", rich_help_panel="Task")]
 
 # Fitting: the DIP loop (defaults come from the preset).
 Iters = Annotated[Optional[int], typer.Option(help="Adam iterations (upper bound when early stopping) [preset]",

@@ -7,13 +7,14 @@ from typing import Any, Optional
 import typer
 
 from .. import api, config, device as devices, files, jobs as jobs_mod
-from .. import images as images_io
+from .. import imageformats, images as images_io
 from ..errors import LipError, LipRuntimeError
 from ..fit import Step
-from ..problem import largest_need
+from ..problem import Problem, largest_need
 from .render import RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say
-from .options import (ARGS, Config, Device, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Iters, Jobs, Json,
-                      Keep, Log, Lr, Precision, RegNoise, Scale, Seed, Sigma, Simulate, Task, Threads, net_option)
+from .options import (ARGS, Acceleration, CenterFraction, Config, Device, EarlyStop, Ema, EsPatience, EsWindow,
+                      InpaintMask, Iters, Jobs, Json, Keep, Log, Lr, MaskType, Precision, RegNoise, SamplingMask,
+                      Scale, Seed, Sigma, Simulate, Task, Threads, net_option)
 
 
 def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restored") -> list[Path]:
@@ -38,9 +39,15 @@ def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restor
 @guarded
 def restore_cmd(
     ctx: typer.Context,
-    images: list[Path] = typer.Argument(..., help="Degraded image(s) (or clean ones with --simulate)"),
+    images: list[Path] = typer.Argument(..., help="Degraded image(s) or MRI k-space .npy (clean images with "
+                                                   "--simulate)"),
     task: Task = "denoise", sigma: Sigma = None, inpaint_mask: InpaintMask = None,
     keep: Keep = None, scale: Scale = None, simulate: Simulate = False,
+    sampling_mask: SamplingMask = None, acceleration: Acceleration = None, center_fraction: CenterFraction = None,
+    mask_type: MaskType = None,
+    save_kspace: Optional[Path] = typer.Option(None, help="MRI with --simulate: also write the k-space and its mask "
+                                               "to this folder (kspace.npy, mask.npy; created), to reconstruct "
+                                               "the same from files", rich_help_panel="Task"),
     mask: Optional[Path] = typer.Option(None, help="Mask artifact (.safetensors); dense net when absent",
                                         rich_help_panel="Prior"),
     round_: Optional[int] = typer.Option(None, "--round", help="Round of the mask trajectory "
@@ -67,7 +74,7 @@ def restore_cmd(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file, or folder for several inputs, or - "
                                        "for PNG bytes on stdout [INPUT_restored.png]"),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for metrics only (reports the "
-                                         "'oracle' best PSNR too)"),
+                                         "'oracle' best PSNR too; MRI: in the k-space's units)"),
     device: Device = "auto", seed: Seed = 0, precision: Precision = None,
     threads: Threads = None, jobs: Jobs = "auto",
     shard: Optional[str] = typer.Option(None, help="i/n: restore only inputs i, i+n, i+2n, ... (one share of a "
@@ -88,10 +95,15 @@ def restore_cmd(
     job = api.restorer(task=task, simulate=simulate, inpaint_mask=inpaint_mask, mask=mask, round_=round_,
                        sparsity=sparsity, init=init, prior=prior, net=net, dense=dense, dd_k=dd_k, compact=compact,
                        early_stop=early_stop, checkpoint=checkpoint, config=config_, device=dev, seed=seed,
-                       sigma=sigma, keep=keep, scale=scale, iters=iters, lr=lr, reg_noise=reg_noise, ema=ema,
+                       sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
+                       center_fraction=center_fraction, mask_type=mask_type, iters=iters, lr=lr, reg_noise=reg_noise,
+                       ema=ema,
                        es_window=es_window, es_patience=es_patience, precision=precision)
     if clean is not None and len(images) > 1:
         raise LipError("--clean gives one reference image; restore one input at a time with it")
+    if save_kspace is not None and (task != "mri" or not simulate or len(images) > 1):
+        raise LipError("--save-kspace writes the k-space of one simulated scan: give one image, --task mri "
+                       "and --simulate")
     images_io.check_readable(images)
     check_stdout_free(out, json_)
     outs = output_paths(images, out)
@@ -109,7 +121,7 @@ def restore_cmd(
             _restore_jobs(ctx.meta[ARGS], len(mine), shard_, *planned, job.cfg.iters, json_, run_log)
             return
         for path, dest in mine:
-            _restore_one(path, dest, job, clean, json_, run_log)
+            _restore_one(path, dest, job, clean, json_, run_log, save_kspace)
     finally:
         run_log.close()
 
@@ -145,8 +157,19 @@ def _save(dest: Path, picture: images_io.Image) -> None:
     images_io.save_image(dest, picture.pixels, alpha=picture.alpha, stored=picture.stored)
 
 
+def _save_kspace(folder: Path, problem: Problem) -> None:
+    """--save-kspace: the simulated k-space and its mask, as `lip restore --task mri` reads them back."""
+    if not folder.is_dir():
+        files.make_folder(folder, "k-space folder")
+    for name, array in (("kspace.npy", problem.op.kspace(problem.y)), ("mask.npy", problem.op.mask_array())):
+        with files.atomic_path(folder / name) as tmp:
+            imageformats.write_npy(tmp, array)
+    say(f"wrote {folder / 'kspace.npy'} and {folder / 'mask.npy'} (reconstruct them with --task mri "
+        f"{folder / 'kspace.npy'} --sampling-mask {folder / 'mask.npy'})")
+
+
 def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path], json_: bool,
-                 run_log: RunLog) -> None:
+                 run_log: RunLog, save_kspace: Optional[Path] = None) -> None:
     """Restore one image and write it, its report (stderr, --json) and its log lines."""
     with progress(job.cfg.iters, f"{path.name}") as advance:
         def on_step(step: Step) -> None:
@@ -155,7 +178,8 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
             run_log.write("step", input=path.name, iteration=step.iteration, loss=step.loss,
                           metric=step.metrics[0], stopped_at=step.stopped_at[0])
         try:
-            restored = job(path, clean=clean, on_step=on_step, notify=say)
+            restored = job(path, clean=clean, on_step=on_step, notify=say,
+                           on_problem=None if save_kspace is None else lambda p: _save_kspace(save_kspace, p))
         except api.Diverged as exc:  # keep the last good output, then fail with exit 1
             _save(dest, exc.picture)
             raise LipRuntimeError(f"{exc} — the last good result (iteration {exc.iteration}) "
@@ -176,4 +200,8 @@ def _say_restored(r: dict[str, Any]) -> None:
         line += (f"; {r['metric']} final {fmt(r['psnr_final'])} / stopped "
                  f"{fmt(r['psnr_stopped'])} / oracle best {fmt(r['oracle_best_psnr'])}"
                  f" (iteration {r['oracle_best_iter']})")
+        base = r.get("baseline")
+        if base:
+            line += (f"; ssim stopped {fmt(r['ssim_stopped'], 3)}; {base['name']}: {r['metric']} "
+                     f"{fmt(base['psnr'])}, ssim {fmt(base['ssim'], 3)}")
     err.print(line, markup=False, soft_wrap=True)

@@ -53,6 +53,15 @@ class Physics(nn.Module):
         """What the artifact and the reports record about this operator."""
         return {"name": self.name}
 
+    def calibrate(self, y: torch.Tensor) -> float:
+        """Adapt to an observation's units; return how many of them a net output of 1 stands for (the
+        reference is scored in net units). Observations of images are in image units already: 1."""
+        return 1.0
+
+    def baseline(self, y: torch.Tensor) -> tuple[str, torch.Tensor] | None:
+        """A reconstruction without any prior, reported beside lip's (MRI: zero-filled), or None."""
+        return None
+
 
 class LinearPhysics(Physics):
     """A linear A, with its adjoint: <A x, y> = <x, A_adjoint(y)>."""

@@ -8,16 +8,27 @@ about one degradation, so a new task is one file that registers a `Task` and no 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..metrics import psnr
+from ..metrics import psnr, ssim
 from ..registry import Registry
 from .base import LinearPhysics, Physics
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
+
+
+@dataclass
+class Measured:
+    """A real observation read from a file that is not an image (e.g. k-space): operator and values."""
+
+    op: LinearPhysics
+    y: torch.Tensor  # (1, C, h, w) what the net's output is fitted to through op
+    name: str
+    sha256: str  # of the values, as artifacts record images by their pixels
 
 
 class Task:
@@ -30,6 +41,7 @@ class Task:
     # from them) and the fast preset's iteration cap. These defaults are inpainting's and SR's.
     fitting: dict[str, Any] = {"iters": 3000, "reg_noise": 0.03, "ema": 0.0}
     fast_iters = 1200
+    one_channel = False  # the restored image has one channel whatever the input's (MRI: a magnitude image)
     variant_hint = ""  # why a bare `name` is not a transfer-grid task, when it is not (sr: give the factor)
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
@@ -39,6 +51,11 @@ class Task:
 
     def check_real(self, inpaint_mask: Path | None) -> None:
         """Refuse, before any work, a real observation the task cannot read."""
+
+    def read_observation(self, source: Any, settings: dict[str, Any]) -> Measured | None:
+        """A real observation that is not an image (k-space), read from `source` (a path or an array), or
+        None: the source is an image (images.as_image reads it)."""
+        return None
 
     def read_real(self, op: Physics, y: torch.Tensor) -> torch.Tensor:
         """The observation a real input file gives: the file's pixels."""
@@ -54,6 +71,10 @@ class Task:
     def metric(self, gray: bool) -> Metric:
         """Scores a restored image against the clean one; it must match `metric_name`."""
         return psnr
+
+    def similarity(self, gray: bool) -> Metric:
+        """The structural score reported beside `metric` (SSIM)."""
+        return ssim
 
     def variants(self) -> dict[str, dict[str, Any]]:
         """Transfer-grid task names and the settings each overrides (sr -> sr2, sr4, sr8)."""

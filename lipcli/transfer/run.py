@@ -116,6 +116,7 @@ def run_cell(grid: Grid, cell: Cell, dev: torch.device,
         result, diverged, params = exc.result, str(exc), nets.count_params(nets.build(prior.spec))
     tr = result.targets[0]
     ran = tr.final.numel() > 0
+    baseline = problem.baseline()  # a reconstruction without a prior (MRI: zero-filled), where the task has one
     final, stopped = (problem.scores(tr.final), problem.scores(tr.stopped)) if ran else ({}, {})
     row: dict[str, Any] = {
         "method": cell.method, "mask": cell.mask, "round": cell.round, "image": cell.image_name,
@@ -130,6 +131,7 @@ def run_cell(grid: Grid, cell: Cell, dev: torch.device,
         "device": str(dev), "settings": grid.identity(cell),
         **({key: report[key] for key in ("compact", "params_fitted", "gflop_per_iter") if key in report}
            if diverged is None else {}),
+        **({"baseline": baseline} if baseline else {}),
     }
     if grid.experiment != "impedance" and ran:  # cheap; kept so --experiment spectrum works on any grid
         row["spectrum"] = spectrum(tr.stopped, problem.clean)

@@ -1,0 +1,265 @@
+"""Single-coil Cartesian MRI: a sampling mask on the centred, orthonormal 2-D Fourier transform.
+
+k = fftshift(fft2(ifftshift(x), norm="ortho")) and x = fftshift(ifft2(ifftshift(k), norm="ortho")), as
+fastMRI defines them, so k-space saved by fastMRI-style code (DC at the centre) reads as it is.
+
+What is fitted. The net fits a real, non-negative image (the mean of its output channels, as for every
+gray image): k-space made from a magnitude image (`--simulate`, a PNG) is exactly that, and a real
+image has half the unknowns of a complex one. A scanner's complex image is fitted by its real part
+only; a two-channel (real, imaginary) output is not built.
+
+Units. Measured k-space has arbitrary units (a scanner's are ~1e-4) and the net ends in a sigmoid, so
+the operator carries `scale`, the zero-filled image's maximum, read from the observation alone:
+A(x) = scale * M F x, the loss is per sampled entry in units of scale^2, and a restored image (and the
+PNG) is in units of scale (white = the zero-filled image's brightest pixel). Scores are on magnitude
+with the reference's maximum as data range (fastMRI); a reference (`--clean`) must be in the k-space's
+units, as the image that `--simulate` made k-space from is.
+
+Masks. fastMRI's Cartesian column masks: the centre `center_fraction` of the columns always, and the
+rest at random (each with the probability that samples W/acceleration columns in expectation) or
+equispaced from a random offset; or any 0/1 mask from a file, (H, W) or (W,) for columns.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import imageformats
+from ..errors import LipError
+from ..images import MAX_PIXELS, resolve
+from ..metrics import psnr, ssim
+from .base import LinearPhysics
+from .task import Measured, Metric, Task, register_task
+
+MASK_TYPES = ("random", "equispaced")
+
+
+def fft2c(x: torch.Tensor) -> torch.Tensor:
+    """Centred orthonormal 2-D FFT over the last two axes (fastMRI's fft2c); real or complex in."""
+    dims = (-2, -1)
+    return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=dims), norm="ortho"), dim=dims)
+
+
+def ifft2c(k: torch.Tensor) -> torch.Tensor:
+    """Its inverse (and adjoint): the centred orthonormal 2-D inverse FFT."""
+    dims = (-2, -1)
+    return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=dims), norm="ortho"), dim=dims)
+
+
+def column_mask(width: int, acceleration: float, center_fraction: float, kind: str, seed: int) -> torch.Tensor:
+    """A seeded (W,) bool Cartesian mask sampling about W/acceleration columns, the centre ones always."""
+    if kind not in MASK_TYPES:
+        raise LipError(f"unknown --mask-type {kind!r}: use {' or '.join(MASK_TYPES)}")
+    if not acceleration >= 1:
+        raise LipError(f"--acceleration {acceleration:g} must be at least 1 (1 = every column)")
+    if not 0 < center_fraction <= 1:
+        raise LipError(f"--center-fraction {center_fraction} must be in (0, 1]")
+    low, target = max(1, round(width * center_fraction)), width / acceleration
+    if low > target:
+        raise LipError(f"--center-fraction {center_fraction} keeps {low} of {width} columns, more than the "
+                       f"{target:.1f} that --acceleration {acceleration:g} samples in all")
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "random":
+        mask = torch.rand(width, generator=gen) < (target - low) / max(1, width - low)
+    else:
+        mask = torch.zeros(width, dtype=torch.bool)
+        if target > low:
+            step = (width - low) / (target - low)
+            offset = int(torch.randint(0, max(1, round(step)), (1,), generator=gen))
+            mask[torch.arange(float(offset), width, step).round().long().clamp(max=width - 1)] = True
+    start = (width - low + 1) // 2  # the DC column (W // 2 after fftshift) is inside
+    mask[start:start + low] = True
+    return mask
+
+
+def _magnitude(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, 1, H, W): the image the channels stand for (the net's mean; a gray reference)."""
+    return x.mean(dim=-3, keepdim=True)
+
+
+def magnitude_psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """PSNR on magnitude, data range = the reference's maximum (fastMRI's evaluation)."""
+    r = _magnitude(ref)
+    return psnr(_magnitude(x), r, data_range=float(r.max()))
+
+
+def magnitude_ssim(x: torch.Tensor, ref: torch.Tensor) -> float:
+    r = _magnitude(ref)
+    return ssim(_magnitude(x), r, data_range=float(r.max()))
+
+
+class MRI(LinearPhysics):
+    """A(x) = scale * M (F mean_c(x)), as (B, 2, H, W) real and imaginary parts; noise-free.
+
+    F is fft2c, M the 0/1 sampling mask, mean_c the mean over the image's C channels.
+    Adjoint: A^T(y) = scale / C * Re(F^H (M (y_re + i y_im))), the same on every channel.
+    """
+
+    name = "mri"
+    CHANNELS = 3  # the nets' output channels; the adjoint returns images of this many
+
+    def __init__(self, mask: torch.Tensor, source: str) -> None:
+        super().__init__()
+        if not bool(mask.any()):
+            raise LipError(f"the sampling mask {source} samples nothing (it has no 1)")
+        self.register_buffer("mask", mask.float())  # (H, W), 1 = sampled
+        self.source = source
+        self.scale = 1.0  # observation units of a net output of 1 (calibrate)
+
+    def _sampled(self, x: torch.Tensor) -> torch.Tensor:
+        """M F mean_c(x) as (B, 2, H, W) real, in image units."""
+        k = fft2c(x.mean(dim=1)) * self.mask
+        return torch.view_as_real(k).movedim(-1, 1)
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return self._sampled(x) * self.scale
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        x = ifft2c(torch.complex(y[:, 0], y[:, 1]) * self.mask).real * (self.scale / self.CHANNELS)
+        return x[:, None].expand(-1, self.CHANNELS, -1, -1).clone()
+
+    def input_shape(self, y_shape: torch.Size) -> tuple[int, ...]:
+        return (y_shape[0], self.CHANNELS, *y_shape[-2:])
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean squared error per sampled k-space entry (|.|^2 of a complex entry), in units of scale:
+        with every entry sampled it equals the image-space MSE (F is orthonormal)."""
+        err = (self._sampled(x) - y / self.scale).pow(2).sum()
+        return err / (x.shape[0] * self.mask.sum())
+
+    def calibrate(self, y: torch.Tensor) -> float:
+        """Set `scale` to the zero-filled image's maximum: the net's output of 1 (the sigmoid's top)."""
+        peak = float(ifft2c(self._complex(y)).abs().max())
+        if not peak > 0:
+            raise LipError("the k-space is zero at every sampled entry: there is nothing to reconstruct")
+        self.scale = peak
+        return peak
+
+    def baseline(self, y: torch.Tensor) -> tuple[str, torch.Tensor]:
+        """The zero-filled reconstruction |F^H M y|, in units of scale."""
+        return "zero-filled", ifft2c(self._complex(y)).abs()[:, None] / self.scale
+
+    def _complex(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.complex(y[:, 0], y[:, 1]) * self.mask
+
+    def kspace(self, y: torch.Tensor) -> np.ndarray:
+        """One observation as the complex64 (H, W) k-space file that reads back as the same observation."""
+        return self._complex(y)[0].to(torch.complex64).cpu().numpy()
+
+    def mask_array(self) -> np.ndarray:
+        """The mask as a 0/1 uint8 file: (W,) when every row is the same (a column mask), else (H, W)."""
+        m = self.mask.cpu().to(torch.uint8)
+        return (m[0] if bool((m == m[:1]).all()) else m).numpy()
+
+    def params(self) -> dict[str, Any]:
+        return {"name": self.name, "mask": self.source, "sampled": round(float(self.mask.mean()), 6),
+                "scale": self.scale}
+
+
+def read_array(path: Path, what: str) -> np.ndarray:
+    """A finite numeric array from a .npy file (imageformats.read_npy: never unpickled; sized from the header)."""
+    def check(width: int, height: int) -> None:
+        if width * height > MAX_PIXELS:
+            raise LipError(f"cannot read {what} {path.name}: it is {height}x{width}, more than {MAX_PIXELS:,} values")
+
+    a = imageformats.read_npy(path, check)
+    return checked(a, f"{what} {path.name}")
+
+
+def checked(a: np.ndarray, what: str) -> np.ndarray:
+    """`a` itself, refused in one line when it is empty, not numeric, or holds NaN or infinity."""
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise LipError(f"{what} holds {a.dtype} values, not numbers")
+    if a.size == 0:
+        raise LipError(f"{what} is empty (shape {a.shape})")
+    if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
+        raise LipError(f"{what} holds {int(a.size - np.isfinite(a).sum()):,} NaN or infinite values")
+    return a
+
+
+def array_hash(*arrays: np.ndarray) -> str:
+    """SHA-256 over each array's dtype, shape and bytes: what artifacts record of measured inputs."""
+    digest = hashlib.sha256(b"lip-arrays v1\n")
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str} {a.shape}\n".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def read_sampling_mask(path: Path, height: int, width: int) -> torch.Tensor:
+    """A 0/1 mask file (1 = sampled) of shape (H, W), or (W,) for the same columns on every row."""
+    m = read_array(path, "sampling mask")
+    if m.shape not in ((height, width), (width,)):
+        raise LipError(f"sampling mask {path.name} has shape {m.shape} but the k-space is {height}x{width} "
+                       f"(rows x columns): give shape ({height}, {width}), or ({width},) for a column mask")
+    if not np.isin(m, (0, 1)).all():
+        raise LipError(f"sampling mask {path.name} holds values other than 0 and 1 (1 = sampled)")
+    return torch.from_numpy(m.astype(bool)).expand(height, width)
+
+
+class MRITask(Task):
+    name = "mri"
+    options = {"acceleration": 4, "center_fraction": 0.08, "mask_type": "random", "sampling_mask": None}
+    # k-space inpainting: inpainting's settings. Noise-free k-space kept improving to 1000 iterations
+    # (64x64 brain, 4x: 24.1 dB with reg-noise 0.03, 22.9 dB without; experiments/RESULTS-mri.md).
+    fitting = {"iters": 3000, "reg_noise": 0.03, "ema": 0.0}
+    fast_iters = 1500
+    one_channel = True
+    variant_hint = "give the acceleration: mri4 or mri8"
+
+    def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
+              inpaint_mask: Path | None, seed: int) -> MRI:
+        if settings.get("sampling_mask"):
+            path = Path(settings["sampling_mask"])
+            return MRI(read_sampling_mask(path, height, width), path.name)
+        acc, cf, kind = float(settings["acceleration"]), float(settings["center_fraction"]), settings["mask_type"]
+        cols = column_mask(width, acc, cf, kind, seed)
+        return MRI(cols.expand(height, width), f"{kind}(acceleration={acc:g}, center_fraction={cf:g}, seed={seed})")
+
+    def read_observation(self, source: Any, settings: dict[str, Any]) -> Measured:
+        """k-space: a complex (H, W) array, or a .npy file holding one."""
+        if isinstance(source, np.ndarray):
+            k, name = checked(source, "the k-space array"), "k-space"
+        elif isinstance(source, (str, Path)):
+            path = resolve(source)
+            if path.suffix.lower() != ".npy":
+                raise LipError(f"--task mri reads k-space from a .npy file (complex, H x W); to make k-space from "
+                               f"the image {path.name}, add --simulate")
+            k, name = read_array(path, "k-space"), path.name
+        else:
+            raise LipError("--task mri reads complex k-space: a .npy file or a numpy array (add --simulate to "
+                           "make k-space from an image)")
+        if not settings.get("sampling_mask"):
+            raise LipError("reconstructing k-space needs --sampling-mask MASK.npy (1 = sampled), or use "
+                           "--simulate to make k-space from an image")
+        if not np.iscomplexobj(k):
+            raise LipError(f"k-space {name} holds real {k.dtype} values: give complex k-space "
+                           "(complex64, the centred 2-D FFT of the image, DC in the middle)")
+        if k.ndim != 2:
+            raise LipError(f"k-space {name} has shape {k.shape}: single-coil k-space is one (H, W) slice "
+                           "(for a volume, save one slice, e.g. k[i])")
+        op = self.build(settings, *k.shape, gray=True, inpaint_mask=None, seed=0)
+        y = torch.view_as_real(torch.from_numpy(k.astype(np.complex64))).movedim(-1, 0)[None] * op.mask
+        return Measured(op=op, y=y.contiguous(), name=name, sha256=array_hash(k, op.mask_array()))
+
+    def metric(self, gray: bool) -> Metric:
+        return magnitude_psnr
+
+    def similarity(self, gray: bool) -> Metric:
+        return magnitude_ssim
+
+    def variants(self) -> dict[str, dict[str, Any]]:
+        return {f"mri{a}": {"acceleration": a} for a in (4, 8)}
+
+    def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
+        mask = settings.get("sampling_mask")
+        return {"acceleration": float(settings["acceleration"]), "center_fraction": float(settings["center_fraction"]),
+                "mask_type": settings["mask_type"], "sampling_mask": str(mask) if mask else None}
+
+
+register_task(MRITask())

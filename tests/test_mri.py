@@ -1,0 +1,220 @@
+"""MRI (issue 13): the centred orthonormal Fourier operator, its column masks and units, k-space files,
+the zero-filled baseline, and `lip restore` / `prune` / `transfer` on k-space (tiny nets, few iterations)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from lipcli import artifact, images
+from lipcli.cli import app
+from lipcli.errors import LipError
+from lipcli.metrics import psnr, ssim
+from lipcli.physics import MRI, TASKS, LinearPhysics, column_mask, fft2c, ifft2c
+from lipcli.problem import load_problem
+from prune_helpers import NARROW_YAML, make_mask
+
+RUN = ["--config", "narrow.yaml", "--device", "cpu", "--threads", "1", "--precision", "fp32", "--seed", "0"]
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() * b.double()).sum())
+
+
+# ---------------------------------------------------------------- the operator
+
+def test_fft2c_is_fastmri_centred_orthonormal_and_inverted():
+    x = torch.rand(2, 13, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    k = fft2c(x)
+    xn = x[0].numpy()
+    expected = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(xn), norm="ortho"))
+    assert np.allclose(k[0].numpy(), expected, atol=1e-12)
+    assert torch.allclose(k.abs().pow(2).sum(), x.pow(2).sum())  # isometry (Parseval)
+    assert torch.allclose(ifft2c(k).real, x, atol=1e-12) and ifft2c(k).imag.abs().max() < 1e-12
+    assert torch.allclose(k[:, 13 // 2, 10 // 2].real, x.sum(dim=(-2, -1)) / (13 * 10) ** 0.5)  # DC centred
+
+
+@pytest.mark.parametrize("scale", [1.0, 3e-4])
+def test_adjointness_at_an_odd_size_with_a_2d_mask(scale):
+    gen = torch.Generator().manual_seed(1)
+    op = MRI(torch.rand(11, 14, generator=gen) < 0.4, "random 2-D")
+    op.scale = scale
+    x = torch.rand(2, 3, 11, 14, generator=gen, dtype=torch.float64)
+    y = torch.randn(2, 2, 11, 14, generator=gen, dtype=torch.float64)
+    lhs, rhs = _dot(op.A(x), y), _dot(x, op.A_adjoint(y))
+    assert abs(lhs - rhs) <= 1e-10 * abs(lhs)
+    assert torch.allclose(op.A_adjoint(y), LinearPhysics.A_adjoint(op, y), atol=1e-12)
+
+
+def test_fully_sampled_loss_is_the_image_mse_and_the_operator_an_isometry():
+    gen = torch.Generator().manual_seed(2)
+    op = MRI(torch.ones(12, 16, dtype=torch.bool), "full")
+    x, truth = torch.rand(1, 3, 12, 16, generator=gen), torch.rand(1, 1, 12, 16, generator=gen)
+    y = op.A(truth)
+    assert torch.allclose(y.pow(2).sum(), truth.pow(2).sum(), rtol=1e-5)
+    assert torch.allclose(op.loss(x, y), (x.mean(1, keepdim=True) - truth).pow(2).mean(), rtol=1e-5)
+    assert torch.allclose(op.baseline(y)[1], truth, atol=1e-6)  # zero-filled = the image when nothing is missing
+
+
+def test_loss_counts_only_sampled_entries():
+    mask = torch.zeros(8, 8, dtype=torch.bool)
+    mask[:, 3:5] = True
+    op = MRI(mask, "two columns")
+    x = torch.rand(1, 3, 8, 8)
+    y = op.A(x)
+    y[:, :, :, 0] = 1e6  # junk at unsampled entries changes nothing: A and the loss see M y only
+    assert float(op.loss(x, y * mask)) < 1e-10
+
+
+@pytest.mark.parametrize("kind", ["random", "equispaced"])
+@pytest.mark.parametrize("acc", [4, 8])
+def test_column_masks(kind, acc):
+    w = 320
+    m = column_mask(w, acc, 0.08, kind, seed=3)
+    assert m.dtype == torch.bool and m.shape == (w,)
+    assert torch.equal(m, column_mask(w, acc, 0.08, kind, seed=3))
+    low = round(w * 0.08)
+    start = (w - low + 1) // 2
+    assert m[start:start + low].all() and m[w // 2]  # the centre, DC included, always
+    assert abs(int(m.sum()) - w / acc) <= (0.25 * w / acc if kind == "random" else 2)
+    if kind == "equispaced":
+        outside = torch.nonzero(~torch.zeros(w, dtype=torch.bool).index_fill(0, torch.arange(start, start + low), True)
+                                & m).flatten()
+        gaps = outside.diff()
+        assert gaps.max() - gaps[gaps < w // 4].min() <= 1 + low  # evenly spaced (the centre block aside)
+
+
+def test_masks_differ_by_seed_and_bad_settings_are_refused():
+    assert not torch.equal(column_mask(128, 4, 0.08, "random", 0), column_mask(128, 4, 0.08, "random", 1))
+    for args, needle in [((128, 4, 0.08, "radial", 0), "--mask-type"), ((128, 0.5, 0.08, "random", 0), "at least 1"),
+                         ((128, 8, 0.3, "random", 0), "--center-fraction"), ((128, 4, 0, "random", 0), "must be in")]:
+        with pytest.raises(LipError, match=needle):
+            column_mask(*args)
+    with pytest.raises(LipError, match="samples nothing"):
+        MRI(torch.zeros(4, 4, dtype=torch.bool), "empty")
+
+
+def test_kspace_units_do_not_change_the_fit_and_scores_follow_fastmri(tmp_path):
+    """k-space in scanner-like units (x 1e-4) gives the same fit target and zero-filled image (the net's
+    units are the zero-filled maximum); scores use the reference's maximum as data range."""
+    clean = images.to_tensor(images.load_image("sample:mri-brain"))
+    op = TASKS.get("mri").build(TASKS.get("mri").options, 128, 128, gray=True, inpaint_mask=None, seed=0)
+    y = op.A(clean)
+    PILImage.fromarray(np.uint8(np.asarray(clean[0, 0]) * 255)).save(tmp_path / "ref.png")
+    np.save(tmp_path / "m.npy", op.mask_array())
+    problems = []
+    for units in (1.0, 1e-4):
+        np.save(tmp_path / "k.npy", op.kspace(y) * np.float32(units))
+        problems.append(load_problem(tmp_path / "k.npy", "mri", {"sampling_mask": tmp_path / "m.npy"},
+                                     simulate=False, seed=0, clean=tmp_path / "ref.png"))
+    a, b = problems
+    assert b.op.scale == pytest.approx(a.op.scale * 1e-4, rel=1e-5)
+    assert torch.allclose(a.y / a.op.scale, b.y / b.op.scale, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(a.op.baseline(a.y)[1], b.op.baseline(b.y)[1], atol=1e-5)
+    assert float(a.op.baseline(a.y)[1].max()) == pytest.approx(1.0)
+    # fastMRI's evaluation, computed independently: magnitude of the zero-filled image, data range = max(ref)
+    base = a.baseline()
+    zf = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(op.kspace(y)), norm="ortho")))
+    ref = np.asarray(PILImage.open(tmp_path / "ref.png"), dtype=np.float64) / 255
+    mse = np.mean((zf - ref) ** 2)
+    assert base["name"] == "zero-filled" and base["psnr"] == pytest.approx(10 * np.log10(ref.max() ** 2 / mse), abs=1e-3)
+
+
+def test_metrics_with_a_data_range_are_scale_free():
+    gen = torch.Generator().manual_seed(4)
+    x, y = torch.rand(1, 1, 24, 24, generator=gen), torch.rand(1, 1, 24, 24, generator=gen)
+    assert psnr(x * 5e-3, y * 5e-3, data_range=5e-3) == pytest.approx(psnr(x, y), abs=1e-5)
+    assert ssim(x * 5e-3, y * 5e-3, data_range=5e-3) == pytest.approx(ssim(x, y), abs=1e-6)
+    assert psnr(x * 2, y * 2, data_range=2.0) != psnr(x * 2, y * 2)  # the default clamps to [0, 1]
+
+
+def test_the_bundled_samples():
+    for name in ("mri-brain", "phantom"):
+        img = images.load_image(f"sample:{name}")
+        assert (img.channels, img.height, img.width) == (1, 128, 128) and img.pixels.max() > 0.9
+
+
+def test_a_colour_image_is_simulated_as_one_gray_image(rgb64_path):
+    p = load_problem(rgb64_path, "mri", TASKS.get("mri").options, simulate=True, seed=0)
+    assert p.gray and p.clean.shape == (1, 3, 64, 64) and torch.equal(p.clean[:, 0], p.clean[:, 2])
+
+
+# ---------------------------------------------------------------- the commands
+
+def lip(*args: Any) -> str:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch) -> Path:
+    """A 48x40 crop of the bundled brain, narrow.yaml, working directory."""
+    brain = images.load_image("sample:mri-brain").pixels[0, 40:88, 44:84]
+    PILImage.fromarray(np.uint8(np.round(brain * 255))).save(tmp_path / "brain.png")
+    (tmp_path / "narrow.yaml").write_text(NARROW_YAML)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_restore_reports_zero_filled_and_reproduces_from_saved_kspace(folder):
+    sim = json.loads(lip("restore", "brain.png", "--task", "mri", "--simulate", "--acceleration", "4",
+                         "--mask-type", "equispaced", "--iters", "4", *RUN, "--save-kspace", "ks", "-o", "sim.png",
+                         "--json"))
+    assert sim["task"] == "mri" and sim["baseline"]["name"] == "zero-filled"
+    assert sim["baseline"]["psnr"] > 10 and 0 < sim["baseline"]["ssim"] < 1
+    k, m = np.load("ks/kspace.npy"), np.load("ks/mask.npy")
+    assert k.dtype == np.complex64 and k.shape == (48, 40) and m.shape == (40,) and set(np.unique(m)) == {0, 1}
+    assert np.all(k[:, m == 0] == 0)
+    real = json.loads(lip("restore", "--task", "mri", "ks/kspace.npy", "--sampling-mask", "ks/mask.npy",
+                          "--clean", "brain.png", "--iters", "4", *RUN, "-o", "real.png", "--json"))
+    same = ("psnr_stopped", "ssim_stopped", "oracle_best_psnr", "baseline", "stopped_at")
+    assert {key: real[key] for key in same} == {key: sim[key] for key in same}
+    assert real["operator"]["scale"] == sim["operator"]["scale"]
+    # the same image: 8-bit like the PNG it was simulated from, 16-bit from float k-space (white = scale)
+    sim = np.asarray(PILImage.open(folder / "sim.png"), dtype=np.float64) / 255
+    out = PILImage.open(folder / "real.png")
+    assert out.mode.startswith("I") and out.size == (40, 48)
+    assert np.abs(np.asarray(out, dtype=np.float64) / 65535 - sim).max() <= 0.5 / 255 + 1e-9
+    # without a reference: no scores; the default output is the magnitude in the k-space's units
+    bare = json.loads(lip("restore", "--task", "mri", "ks/kspace.npy", "--sampling-mask", "ks/mask.npy",
+                          "--iters", "2", *RUN, "--json"))
+    assert bare["psnr_stopped"] is None and bare["baseline"]["psnr"] is None
+    magnitude = np.load(bare["output"])
+    assert bare["output"].endswith("kspace_restored.npy") and magnitude.dtype == np.float32
+    assert magnitude.shape == (48, 40) and 0 <= magnitude.min() and magnitude.max() <= bare["operator"]["scale"]
+
+
+def test_human_output_shows_lip_and_zero_filled(folder):
+    result = CliRunner().invoke(app, ["restore", "brain.png", "--task", "mri", "--simulate", "--iters", "2", *RUN,
+                                      "-o", "x.png"])
+    assert result.exit_code == 0, result.output
+    assert "zero-filled: psnr" in result.stderr and "ssim stopped" in result.stderr
+
+
+def test_prune_and_transfer_run_on_kspace(folder):
+    lip("restore", "brain.png", "--task", "mri", "--simulate", "--iters", "1", *RUN, "--save-kspace", "ks",
+        "-o", "x.png")
+    lip("prune", "--task", "mri", "ks/kspace.npy", "--sampling-mask", "ks/mask.npy", "--rounds", "2",
+        "--iters", "3", *RUN, "-o", "t.safetensors")
+    art = artifact.load(folder / "t.safetensors")
+    assert art.rounds == 2 and art.meta["task"] == "mri"
+    lip("transfer", "brain.png", "--mask", "t.safetensors", "--tasks", "mri4,mri8", "--rounds", "1",
+        "--baselines", "dense", "--iters", "3", *RUN, "--out", "res")
+    rows = [json.loads(line) for line in (folder / "res" / "results.jsonl").read_text().splitlines()]
+    assert {(r["task"], r["method"]) for r in rows} == {(t, m) for t in ("mri4", "mri8") for m in ("dense", "mask")}
+    assert {r["settings"]["degradation"]["acceleration"] for r in rows} == {4.0, 8.0}
+    assert all(r["metric"] == "psnr" and r["psnr_stopped"] > 0 for r in rows)
+
+
+def test_mask_search_on_a_simulated_scan_records_the_operator(folder):
+    make_mask(folder / "A.safetensors", rounds=1)  # the narrow net's mask restores k-space too
+    row = json.loads(lip("restore", "brain.png", "--task", "mri", "--simulate", "--mask", "A.safetensors",
+                         "--iters", "2", *RUN, "-o", "m.png", "--json"))
+    assert row["operator"]["name"] == "mri" and row["sparsity"] > 0.4
