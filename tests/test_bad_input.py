@@ -501,6 +501,8 @@ case("inspect", "--csv in a missing folder", lambda w: ["A.safetensors", "--csv"
      "does not exist")
 case("inspect", "disk full while writing --csv", lambda w: ["A.safetensors", "--csv", "t.csv"], "t.csv",
      "disk is full", code=1, patch=disk_full_while_writing)
+# Later additions go last, so the numbered table in docs/bad-input.md only grows.
+case("restore", "zero --ensemble", lambda w: ["img.png", "--ensemble", "0"], "'--ensemble'")
 
 
 # ---------------------------------------------------------------- running a case

@@ -61,7 +61,3 @@ def test_cli_single_restore_reports_ensemble_1_and_no_sigma_for_sr(workdir):
     report = json.loads(result.stdout)
     assert report["ensemble"] == 1 and "members" not in report and report["sigma_estimated"] is None
 
-
-def test_ensemble_must_be_positive(workdir):
-    result = CliRunner().invoke(app, ["restore", str(workdir / "rgb.png"), "--ensemble", "0"])
-    assert result.exit_code == 2 and "Traceback" not in result.output
