@@ -200,14 +200,14 @@ def read_rows(path: Path) -> dict[str, dict[str, Any]]:
     return {row["key"]: row for row in map(json.loads, path.read_text().splitlines()) if row}
 
 
-def run(out: Path, side: int, n: int) -> None:
+def run(out: Path, side: int, n: int, only: str) -> None:
     work = out / "inputs"
     work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)  # one core for every method: their times compare directly
     rows_path = out / "rows.jsonl"
     done = read_rows(rows_path)
     for key, cell in cells(side, n, work).items():
-        if key in done:
+        if key in done or only not in key:
             continue
         start = time.perf_counter()
         row = {"key": key, **cell(), "wall": time.perf_counter() - start}
@@ -220,69 +220,91 @@ def _m(rows: list[dict[str, Any]], get: Callable[[dict[str, Any]], float]) -> fl
     return float(np.mean([get(r) for r in rows]))
 
 
-def report(out: Path) -> None:
-    rows = read_rows(out / "rows.jsonl")
-    den = [r for k, r in rows.items() if k.startswith("denoise|")]
+def _side(row: dict[str, Any]) -> int:
+    return int(row["key"].split("|")[2])
+
+
+def _first(row: dict[str, Any]) -> dict[str, Any]:
+    """lip's single restore (seed 0) of a cell."""
+    return row["lip"]["members"][0]
+
+
+def _denoise_tables(den: list[dict[str, Any]]) -> None:
     print("## Denoising (mean over crops; PSNR dB / SSIM; CPU seconds, one thread)\n")
-    print("| sigma | crops | sigma estimated | noisy | BM3D, true sigma | BM3D, estimated sigma | lip auto-stopped "
-          "| lip oracle | BM3D CPU s | lip CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for sigma in sorted(SIGMAS):
-        rs = [r for r in den if r["key"].endswith(f"|s{sigma}")]
-        if not rs:
-            continue
-        first = [r["lip"]["members"][0] for r in rs]
-        print(f"| {sigma} | {len(rs)} | {_m(rs, lambda r: r['sigma_estimated']):.1f} "
-              f"| {_m(rs, lambda r: r['noisy']['psnr']):.2f} "
-              + " ".join(f"| {_m(rs, lambda r: r[k]['psnr']):.2f} / {_m(rs, lambda r: r[k]['ssim']):.3f}"
-                         for k in ("bm3d_true", "bm3d_est"))
-              + f" | {np.mean([m['psnr_stopped'] for m in first]):.2f} / {np.mean([m['ssim_stopped'] for m in first]):.3f}"
-              f" | {np.mean([m['oracle_best_psnr'] for m in first]):.2f}"
-              f" | {_m(rs, lambda r: r['bm3d_true']['cpu']):.2f} | {np.mean([m['cpu'] for m in first]):.0f} |")
-    print("\nPer crop: sigma estimated; PSNR of BM3D (true sigma), BM3D (estimated), lip auto-stopped (stop "
+    print("| crop side | sigma | crops | sigma estimated | noisy | BM3D, true sigma | BM3D, estimated sigma "
+          "| lip auto-stopped | lip oracle | BM3D CPU s | lip CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for side in sorted({_side(r) for r in den}):
+        for sigma in sorted(SIGMAS):
+            rs = [r for r in den if _side(r) == side and r["key"].endswith(f"|s{sigma}")]
+            if not rs:
+                continue
+            pairs = " ".join(f"| {_m(rs, lambda r: r[k]['psnr']):.2f} / {_m(rs, lambda r: r[k]['ssim']):.3f}"
+                             for k in ("bm3d_true", "bm3d_est"))
+            print(f"| {side} | {sigma} | {len(rs)} | {_m(rs, lambda r: r['sigma_estimated']):.1f} "
+                  f"| {_m(rs, lambda r: r['noisy']['psnr']):.2f} {pairs} "
+                  f"| {_m(rs, lambda r: _first(r)['psnr_stopped']):.2f} / {_m(rs, lambda r: _first(r)['ssim_stopped']):.3f}"
+                  f" | {_m(rs, lambda r: _first(r)['oracle_best_psnr']):.2f}"
+                  f" | {_m(rs, lambda r: r['bm3d_true']['cpu']):.2f} | {_m(rs, lambda r: _first(r)['cpu']):.0f} |")
+    print("\nPer crop: PSNR of BM3D (true sigma), BM3D (estimated sigma), lip auto-stopped (reported "
           "iteration), lip oracle (peak iteration)\n")
     print("| crop | sigma | estimated | BM3D true | BM3D est | lip | lip oracle |")
     print("|---|---|---|---|---|---|---|")
     for r in sorted(den, key=lambda r: r["key"]):
         _, name, side, s = r["key"].split("|")
-        m = r["lip"]["members"][0]
+        m = _first(r)
         print(f"| {name} {side} | {s[1:]} | {r['sigma_estimated']:.1f} | {r['bm3d_true']['psnr']:.2f} | "
               f"{r['bm3d_est']['psnr']:.2f} | {m['psnr_stopped']:.2f} ({m['stopped_at']}) | "
               f"{m['oracle_best_psnr']:.2f} ({m['oracle_best_iter']}) |")
+
+
+def _ensemble_tables(ens: list[dict[str, Any]]) -> None:
+    print("\n## Ensemble (`--ensemble N`): average of the auto-stopped outputs of seeds 0..N-1\n")
+    print("| crop side | N | crops | PSNR dB | gain vs N=1 | SSIM | CPU seconds (sum of members) |")
+    print("|---|---|---|---|---|---|---|")
+    for side in sorted({_side(r) for r in ens}):
+        rs = [r for r in ens if _side(r) == side]
+        for k in range(min(len(r["lip"]["ensemble"]) for r in rs)):
+            gain = _m(rs, lambda r: r["lip"]["ensemble"][k]["psnr"] - r["lip"]["ensemble"][0]["psnr"])
+            print(f"| {side} | {k + 1} | {len(rs)} | {_m(rs, lambda r: r['lip']['ensemble'][k]['psnr']):.2f} | "
+                  f"{gain:+.2f} | {_m(rs, lambda r: r['lip']['ensemble'][k]['ssim']):.3f} | "
+                  f"{_m(rs, lambda r: sum(m['cpu'] for m in r['lip']['members'][:k + 1])):.0f} |")
+    print("\n| crop | members: auto-stopped PSNR (reported iteration) / oracle | ensemble N=1.. PSNR | BM3D true |")
+    print("|---|---|---|---|")
+    for r in ens:
+        ms = ", ".join(f"{m['psnr_stopped']:.2f} ({m['stopped_at']}) / {m['oracle_best_psnr']:.2f}"
+                       for m in r["lip"]["members"])
+        es = " / ".join(f"{e['psnr']:.2f}" for e in r["lip"]["ensemble"])
+        print(f"| {r['key']} | {ms} | {es} | {r['bm3d_true']['psnr']:.2f} |")
+
+
+def _baseline_table(rs: list[dict[str, Any]], task: str, baselines: tuple[str, ...]) -> None:
+    print(f"\n## {task} (PSNR dB / SSIM; SR: Y-PSNR without a 4-pixel border)\n")
+    print("| crop | " + " | ".join(baselines) + " | lip auto-stopped (reported it) | lip oracle | baseline CPU s "
+          "| lip CPU s |")
+    print("|---|" + "---|" * (len(baselines) + 4))
+    for r in rs:
+        m = _first(r)
+        print(f"| {r['key']} | " + " | ".join(f"{r[b]['psnr']:.2f} / {r[b]['ssim']:.3f}" for b in baselines)
+              + f" | {m['psnr_stopped']:.2f} / {m['ssim_stopped']:.3f} ({m['stopped_at']}) | "
+              f"{m['oracle_best_psnr']:.2f} | {r[baselines[0]]['cpu']:.2f} | {m['cpu']:.0f} |")
+    print("| mean | " + " | ".join(f"{_m(rs, lambda r: r[b]['psnr']):.2f}" for b in baselines)
+          + f" | {_m(rs, lambda r: _first(r)['psnr_stopped']):.2f} | {_m(rs, lambda r: _first(r)['oracle_best_psnr']):.2f}"
+          " | | |")
+
+
+def report(out: Path) -> None:
+    rows = read_rows(out / "rows.jsonl")
+    den = [r for k, r in rows.items() if k.startswith("denoise|")]
+    if den:
+        _denoise_tables(den)
     ens = [r for r in den if len(r["lip"]["ensemble"]) > 1]
     if ens:
-        n = min(len(r["lip"]["ensemble"]) for r in ens)
-        print("\n## Ensemble (`--ensemble N`): average of the auto-stopped outputs of seeds 0..N-1\n")
-        print("| N | crops | PSNR dB | gain vs N=1 | SSIM | CPU seconds (sum of members) |")
-        print("|---|---|---|---|---|---|")
-        for k in range(n):
-            psnr = _m(ens, lambda r: r["lip"]["ensemble"][k]["psnr"])
-            gain = _m(ens, lambda r: r["lip"]["ensemble"][k]["psnr"] - r["lip"]["ensemble"][0]["psnr"])
-            secs = _m(ens, lambda r: sum(m["cpu"] for m in r["lip"]["members"][:k + 1]))
-            print(f"| {k + 1} | {len(ens)} | {psnr:.2f} | {gain:+.2f} | "
-                  f"{_m(ens, lambda r: r['lip']['ensemble'][k]['ssim']):.3f} | {secs:.0f} |")
-        print("\n| crop | members: auto-stopped PSNR (stop) / oracle | ensemble N=1..N PSNR | BM3D true |")
-        print("|---|---|---|---|")
-        for r in ens:
-            ms = ", ".join(f"{m['psnr_stopped']:.2f} ({m['stopped_at']}) / {m['oracle_best_psnr']:.2f}"
-                           for m in r["lip"]["members"])
-            es = " / ".join(f"{e['psnr']:.2f}" for e in r["lip"]["ensemble"])
-            print(f"| {r['key']} | {ms} | {es} | {r['bm3d_true']['psnr']:.2f} |")
+        _ensemble_tables(ens)
     for task, baselines in (("inpaint", ("biharmonic",)), ("sr4", ("bicubic", "lanczos"))):
         rs = sorted((r for k, r in rows.items() if k.startswith(task + "|")), key=lambda r: r["key"])
-        if not rs:
-            continue
-        print(f"\n## {task} (PSNR dB / SSIM; SR: Y-PSNR without a 4-pixel border)\n")
-        print("| crop | " + " | ".join(baselines) + " | lip auto-stopped (stop) | lip oracle | baseline CPU s | lip CPU s |")
-        print("|---|" + "---|" * (len(baselines) + 4))
-        for r in rs:
-            m = r["lip"]["members"][0]
-            print(f"| {r['key']} | " + " | ".join(f"{r[b]['psnr']:.2f} / {r[b]['ssim']:.3f}" for b in baselines)
-                  + f" | {m['psnr_stopped']:.2f} / {m['ssim_stopped']:.3f} ({m['stopped_at']}) | "
-                  f"{m['oracle_best_psnr']:.2f} | {r[baselines[0]]['cpu']:.2f} | {m['cpu']:.0f} |")
-        print(f"| mean | " + " | ".join(f"{_m(rs, lambda r: r[b]['psnr']):.2f}" for b in baselines)
-              + f" | {np.mean([r['lip']['members'][0]['psnr_stopped'] for r in rs]):.2f} | "
-              f"{np.mean([r['lip']['members'][0]['oracle_best_psnr'] for r in rs]):.2f} | | |")
+        if rs:
+            _baseline_table(rs, task, baselines)
 
 
 def main() -> None:
@@ -291,6 +313,7 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=64, help="crop side in pixels")
     parser.add_argument("--members", type=int, default=1, help="lip seeds fitted per denoising cell at sigma 25")
     parser.add_argument("--report", action="store_true", help="print the tables of the rows recorded so far")
+    parser.add_argument("--only", default="", help="run only the cells whose key contains this, e.g. 'barbara|128'")
     parser.add_argument("--iters", type=int, help="cap lip's iterations (a quick check; results use the preset's)")
     args = parser.parse_args()
     if args.iters:
@@ -298,7 +321,7 @@ def main() -> None:
     if args.report:
         report(args.out)
     else:
-        run(args.out, args.side, args.members)
+        run(args.out, args.side, args.members, args.only)
 
 
 if __name__ == "__main__":
