@@ -4,13 +4,15 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from conftest import tiny_spec
-from lipcli import config
+from lipcli import api, config
 from lipcli.cli import app
 from lipcli.ensemble import restore_ensemble
+from lipcli.errors import LipError
 from lipcli.fit import FitConfig
 from lipcli.problem import load_problem
 from lipcli.restore import Prior, restore
@@ -61,3 +63,12 @@ def test_cli_single_restore_reports_ensemble_1_and_no_sigma_for_sr(workdir):
     report = json.loads(result.stdout)
     assert report["ensemble"] == 1 and "members" not in report and report["sigma_estimated"] is None
 
+
+
+def test_api_ensemble(rgb64_path):
+    """The Python API takes the same option; a bad count is a one-line LipError."""
+    done = api.restore(rgb64_path, simulate=True, ensemble=2, iters=3, prior="deep-decoder", dd_k=16,
+                       precision="fp32", config="fast", device="cpu")
+    assert done.report["ensemble"] == 2 and [m["seed"] for m in done.report["members"]] == [0, 1]
+    with pytest.raises(LipError, match="--ensemble 0"):
+        api.restorer(ensemble=0)
