@@ -29,12 +29,13 @@ import torch
 
 from . import artifact, device as devices, images as images_io
 from .config import check_init, fit_config, resolve_settings
+from .ensemble import restore_ensemble
 from .errors import LipError, LipRuntimeError
 from .fit import DivergenceError, FitConfig, Step
 from .problem import Problem, load_problem, provenance
 from .prune.imp import ImpSettings
 from .prune.run import SearchRequest, channel_score_for, rounds_for, search
-from .restore import Prior, dense_prior, masked_prior, restore as fit_prior
+from .restore import Prior, dense_prior, masked_prior
 from .transfer import Cell, Grid, cell_problem, check_experiment, load_masks, parse_baselines, parse_rounds, parse_tasks, pending, \
     read_rows, run_cells, task_operator
 from .transfer.experiments import IMPEDANCE_TARGETS
@@ -89,6 +90,7 @@ class Restorer:
     seed: int
     simulate: bool
     inpaint_mask: Path | None
+    ensemble: int = 1  # fits averaged (lipcli/ensemble.py)
 
     def __call__(self, image: images_io.Source, *, clean: images_io.Source | None = None,
                  on_step: Callable[[Step], None] | None = None,
@@ -101,8 +103,8 @@ class Restorer:
         if on_problem is not None:
             on_problem(problem)
         try:
-            result, report = fit_prior(problem, self.prior, self.cfg, self.device, self.seed,
-                                       [on_step] if on_step else [], notify)
+            result, report = restore_ensemble(problem, self.prior, self.cfg, self.device, self.seed, self.ensemble,
+                                              [on_step] if on_step else [], notify)
         except DivergenceError as exc:
             last = exc.result.targets[0] if exc.result.targets else None
             if last is None or not last.final.numel():
@@ -110,7 +112,8 @@ class Restorer:
             raise Diverged(str(exc), problem.picture(last.stopped), last.stopped_at) from None
         tr = result.targets[0]
         report.update(device=str(self.device), precision=self.cfg.precision, preset=self.settings["preset"],
-                      seed=self.seed, early_stop=self.cfg.early_stop, threads=torch.get_num_threads())
+                      seed=self.seed, early_stop=self.cfg.early_stop, threads=torch.get_num_threads(),
+                      ensemble=self.ensemble)
         return Restored(problem.picture(tr.stopped if self.cfg.early_stop else tr.final), report)
 
 
@@ -119,6 +122,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
              sparsity: float | None = None, init: str = "artifact", prior: str = "dip", net: str | None = None,
              dd_k: int = 128, compact: bool | None = None, early_stop: bool = True, checkpoint: bool | None = None,
              config: str | None = None, device: str | torch.device = "auto", seed: int = 0, dense: bool = False,
+             ensemble: int = 1,
              **flags: Any) -> Restorer:
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
     degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, iters, lr,
@@ -126,6 +130,8 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
 
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
     prior; `dense` asks for the dense net instead."""
+    if ensemble < 1:
+        raise LipError(f"--ensemble {ensemble} must be at least 1 (the number of fits averaged)")
     dev = _device(device)
     settings = resolve_settings(task, config, dev, {**flags, "net": net})
     cfg = replace(fit_config(settings, early_stop, dev, seed), checkpoint=checkpoint)
@@ -143,7 +149,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
         chosen = dense_prior(settings["net"])
     else:
         raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
-    return Restorer(task, settings, cfg, chosen, dev, seed, simulate, inpaint_mask)
+    return Restorer(task, settings, cfg, chosen, dev, seed, simulate, inpaint_mask, ensemble)
 
 
 def restore(image: images_io.Source, *, clean: images_io.Source | None = None,

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from . import images, nets
 from .errors import LipError
 from .fit import Target
-from .metrics import SSIM_MIN_SIDE
+from .metrics import SSIM_MIN_SIDE, ssim
+from .noise_estimate import estimate_sigma
 from .physics import TASKS, Physics, Task
 
 
@@ -58,6 +59,11 @@ class Problem:
             return None
         return (f"SSIM is not defined for a {self.size[1]}x{self.size[0]} image (its Gaussian window needs "
                 f"{SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels); reported as null")
+
+    def noise_sigma(self) -> float | None:
+        """The observation's Gaussian noise level, estimated (0-255 units), for tasks that have a noise
+        level (`sigma` among their options); None for the others, whose observations are not noisy."""
+        return estimate_sigma(self.y) if "sigma" in self.task.options else None
 
     def scores(self, x: torch.Tensor) -> dict[str, float | None]:
         """PSNR (Y-channel for colour SR) and SSIM against the clean image, if one was given;

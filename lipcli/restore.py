@@ -139,6 +139,7 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     final, stopped = problem.scores(tr.final), problem.scores(tr.stopped)
     report = {
         "input": problem.name, "task": problem.op.name, "operator": problem.op.params(),
+        "sigma_estimated": problem.noise_sigma(),
         "iterations": result.iterations, "stopped_at": tr.stopped_at, "metric": problem.metric_name,
         "psnr_final": final["psnr"], "psnr_stopped": stopped["psnr"],
         "ssim_final": final["ssim"], "ssim_stopped": stopped["ssim"],

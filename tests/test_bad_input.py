@@ -784,6 +784,9 @@ case("export-mask", "--round out of range", lambda w: ["A.safetensors", "--round
 case("export-mask", "output in a read-only folder", lambda w: ["A.safetensors", "-o", f"{readonly(w)}/m.npy"],
      "not writable")
 
+# Later additions go last, so the numbered table in docs/bad-input.md only grows.
+case("restore", "zero --ensemble", lambda w: ["img.png", "--ensemble", "0"], "'--ensemble'")
+
 
 # ---------------------------------------------------------------- running a case
 

@@ -71,6 +71,8 @@ def restore_cmd(
     iters: Iters = None, lr: Lr = None, reg_noise: RegNoise = None,
     ema: Ema = None, early_stop: EarlyStop = True, es_window: EsWindow = None,
     es_patience: EsPatience = None,
+    ensemble: int = typer.Option(1, min=1, help="Average N fits with seeds SEED..SEED+N-1 (each auto-stopped; "
+                                 "N times the time)", rich_help_panel="Fitting"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file, or folder for several inputs, or - "
                                        "for PNG bytes on stdout [INPUT_restored.png]"),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for metrics only (reports the "
@@ -98,7 +100,7 @@ def restore_cmd(
                        sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
                        center_fraction=center_fraction, mask_type=mask_type, iters=iters, lr=lr, reg_noise=reg_noise,
                        ema=ema,
-                       es_window=es_window, es_patience=es_patience, precision=precision)
+                       es_window=es_window, es_patience=es_patience, precision=precision, ensemble=ensemble)
     if clean is not None and len(images) > 1:
         raise LipError("--clean gives one reference image; restore one input at a time with it")
     if save_kspace is not None and (task != "mri" or not simulate or len(images) > 1):
@@ -171,7 +173,7 @@ def _save_kspace(folder: Path, problem: Problem) -> None:
 def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path], json_: bool,
                  run_log: RunLog, save_kspace: Optional[Path] = None) -> None:
     """Restore one image and write it, its report (stderr, --json) and its log lines."""
-    with progress(job.cfg.iters, f"{path.name}") as advance:
+    with progress(job.cfg.iters * job.ensemble, f"{path.name}") as advance:
         def on_step(step: Step) -> None:
             shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
             advance(1, shown)
@@ -193,10 +195,17 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
 
 
 def _say_restored(r: dict[str, Any]) -> None:
+    members = r.get("members", [])
+    stops = "/".join(str(m["stopped_at"]) for m in members) or r["stopped_at"]
     line = (f"{r['input']} -> {r['output']}: {r['iterations']} iterations, auto-stop at "
-            f"{r['stopped_at']}, {r['seconds']:.1f}s, sparsity {100 * r['sparsity']:.1f}%, "
+            f"{stops}, {r['seconds']:.1f}s, sparsity {100 * r['sparsity']:.1f}%, "
             f"{r['params_fitted']:,} params fitted ({r['gflop_per_iter']:.2f} GFLOP/iteration)")
-    if r["psnr_final"] is not None:
+    if r.get("sigma_estimated") is not None:
+        line += f", noise sigma ~{r['sigma_estimated']:.1f} (estimated)"
+    if r["psnr_final"] is not None and members:
+        line += (f"; {r['metric']} stopped members {'/'.join(fmt(m['psnr_stopped']) for m in members)}, "
+                 f"their average {fmt(r['psnr_stopped'])} (final iterates averaged {fmt(r['psnr_final'])})")
+    elif r["psnr_final"] is not None:
         line += (f"; {r['metric']} final {fmt(r['psnr_final'])} / stopped "
                  f"{fmt(r['psnr_stopped'])} / oracle best {fmt(r['oracle_best_psnr'])}"
                  f" (iteration {r['oracle_best_iter']})")
