@@ -155,17 +155,21 @@ def test_channel_imp_prunes_the_lowest_l1_filters_of_the_trained_net(cimp):
         assert torch.cat(kept).min() >= torch.cat(cut).max()
 
 
-def test_channel_imp_resumes_to_the_uninterrupted_result(cimp, data_dir, img_problem):
-    out = data_dir / "cimp_resume.safetensors"
-
+def interrupted_then_resumed(out, img_problem, slim: bool = False) -> artifact.Artifact:
+    """A channel search stopped by Ctrl-C after round 1, then resumed to the end."""
     def stop(rec):
         if rec["round"] == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_search(channel_request(), [img_problem], out, on_round=stop)
-    run_search(channel_request(), [img_problem], out, resume=True)
-    got, ref = artifact.load(out), cimp["art"]
+        run_search(channel_request(), [img_problem], out, on_round=stop, slim=slim)
+    run_search(channel_request(), [img_problem], out, resume=True, slim=slim)
+    return artifact.load(out)
+
+
+def test_channel_imp_resumes_to_the_uninterrupted_result(cimp, data_dir, img_problem):
+    out = data_dir / "cimp_resume.safetensors"
+    got, ref = interrupted_then_resumed(out, img_problem), cimp["art"]
     assert all(torch.equal(got.prune_round[n], ref.prune_round[n]) for n in ref.prune_round)
     with pytest.raises(LipError, match="granularity"):  # an element search cannot resume it
         run_search(request(rounds=3, rate=RATE), [img_problem], out, resume=True)
@@ -174,15 +178,7 @@ def test_channel_imp_resumes_to_the_uninterrupted_result(cimp, data_dir, img_pro
 def test_a_slim_channel_search_resumes_and_reads_back_as_the_full_artifact(cimp, data_dir, img_problem):
     """--slim: per-filter rounds and a regenerated theta0, every round's mask and weights unchanged."""
     out = data_dir / "cimp_slim.safetensors"
-
-    def stop(rec):
-        if rec["round"] == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_search(channel_request(), [img_problem], out, on_round=stop, slim=True)
-    run_search(channel_request(), [img_problem], out, resume=True, slim=True)
-    got, ref = artifact.load(out), cimp["art"]
+    got, ref = interrupted_then_resumed(out, img_problem, slim=True), cimp["art"]
     assert got.meta["format_version"] == artifact.SLIM_VERSION
     assert out.stat().st_size < cimp["path"].stat().st_size / 10  # the JSON header dominates a tiny net
     assert all(torch.equal(got.prune_round[n], ref.prune_round[n]) for n in ref.prune_round)
