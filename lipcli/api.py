@@ -35,7 +35,7 @@ from .fit import DivergenceError, FitConfig, Step
 from .problem import Problem, load_problem, provenance
 from .prune.imp import ImpSettings
 from .prune.run import SearchRequest, channel_score_for, rounds_for, search
-from .restore import Prior, dense_prior, masked_prior
+from .restore import Prior, dense_prior, masked_prior, restore as fit_prior
 from .transfer import Cell, Grid, cell_problem, check_experiment, load_masks, parse_baselines, parse_rounds, parse_tasks, pending, \
     read_rows, run_cells, task_operator
 from .transfer.experiments import IMPEDANCE_TARGETS
@@ -103,8 +103,12 @@ class Restorer:
         if on_problem is not None:
             on_problem(problem)
         try:
-            result, report = restore_ensemble(problem, self.prior, self.cfg, self.device, self.seed, self.ensemble,
-                                              [on_step] if on_step else [], notify)
+            callbacks = [on_step] if on_step else []
+            if self.ensemble == 1:
+                result, report = fit_prior(problem, self.prior, self.cfg, self.device, self.seed, callbacks, notify)
+            else:
+                result, report = restore_ensemble(problem, self.prior, self.cfg, self.device, self.seed,
+                                                  self.ensemble, callbacks, notify)
         except DivergenceError as exc:
             last = exc.result.targets[0] if exc.result.targets else None
             if last is None or not last.final.numel():

@@ -50,11 +50,9 @@ def average(results: list[FitResult]) -> FitResult:
 def restore_ensemble(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, seed: int, n: int,
                      callbacks: Iterable[Callable[[Step], None]] = (),
                      notify: Callable[[str], None] = lambda line: None) -> tuple[FitResult, dict[str, Any]]:
-    """`restore` for N seeded members, averaged (N = 1: `restore` itself). The report is the single
-    restore's, with the scores of the averaged outputs, summed iterations and time, and one entry per
-    member under `members`; the oracle (a best iterate of one run) exists per member only."""
-    if n == 1:
-        return restore(problem, prior, cfg, dev, seed, callbacks, notify)
+    """`restore` for N seeded members, averaged. The report is the single restore's, with the scores of
+    the averaged outputs, summed iterations and time, and one entry per member under `members`; the
+    oracle (a best iterate of one run) exists per member only."""
     fits = list(members(problem, prior, cfg, dev, [seed + k for k in range(n)], callbacks, notify))
     merged = average([result for result, _ in fits])
     tr = merged.targets[0]
