@@ -95,17 +95,17 @@ def cs_cmd(
     inputs = CSInputs(image, task, simulate, operator, matrix, shape, measurements, outliers, noise, outlier_value,
                       keep, inpaint_mask, clean, seed)
     problem = load_problem(inputs, g_shape)
-    if problem.size != problem.shape[1:]:
-        (h, w), (gh, gw) = problem.size, problem.shape[1:]
-        source["padded"] = f"{w}x{h} -> {gw}x{gh}"
-        say(f"{image} is {w}x{h}: zero-padded to the generator's {gw}x{gh} (as its training digits were); the "
-            "result is cropped back and scored on that crop")
     dest = out or Path(f"{problem.name}_{task}.png")
     check_stdout_free(dest, json_)
     files.check_writable(dest)
     images_io.check_suffix(dest)
     if save_measurements_ is not None:
         check_folder(save_measurements_)
+    if problem.size != problem.shape[1:]:
+        (h, w), (gh, gw) = problem.size, problem.shape[1:]
+        source["padded"] = f"{w}x{h} -> {gw}x{gh}"
+        say(f"{image} is {w}x{h}: zero-padded to the generator's {gw}x{gh} (as its training digits were); the "
+            "result is cropped back and scored on that crop")
     op, y = problem.op.to(dev), problem.y.to(dev)
     corrupted = getattr(problem.op, "k", 0)  # known for simulated measurements only
     n_batches = max(1, y.shape[-1] // mom_batch)
