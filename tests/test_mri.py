@@ -218,3 +218,18 @@ def test_mask_search_on_a_simulated_scan_records_the_operator(folder):
     row = json.loads(lip("restore", "brain.png", "--task", "mri", "--simulate", "--mask", "A.safetensors",
                          "--iters", "2", *RUN, "-o", "m.png", "--json"))
     assert row["operator"]["name"] == "mri" and row["sparsity"] > 0.4
+
+
+def test_the_python_api_takes_a_kspace_array(folder):
+    from lipcli import api
+
+    op = MRI(column_mask(40, 4, 0.08, "equispaced", 0).expand(48, 40), "equispaced")
+    k = op.kspace(op.A(images.to_tensor(images.load_image(folder / "brain.png"))))
+    np.save(folder / "m.npy", op.mask_array())
+    out = api.restore(k, task="mri", sampling_mask=folder / "m.npy", clean=folder / "brain.png", iters=2,
+                      config="narrow.yaml", device="cpu", precision="fp32")
+    assert out.report["baseline"]["name"] == "zero-filled" and out.report["psnr_stopped"] is not None
+    assert out.image.dtype == np.float32 and out.image.shape == (48, 40)  # magnitude in the k-space's units
+    with pytest.raises(LipError, match="holds real float64"):
+        api.restore(np.abs(k).astype(np.float64), task="mri", sampling_mask=folder / "m.npy", iters=1,
+                    config="narrow.yaml", device="cpu")
