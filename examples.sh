@@ -17,8 +17,9 @@ PY
 done
 
 # 2. Restore the whole folder in one command: several images at once, the cores divided between them
-#    (--jobs auto; on a 2-core CPU two at a time, one thread each: 1.4x (dense net) to 1.7x (narrow net)
-#    the images per hour of one after the other). One JSON line per image on stdout, in input order.
+#    (--jobs auto; on a 2-core CPU two at a time, one thread each: 1.2-1.4x (dense net) to 2x (narrow net)
+#    the images per hour of one after the other, far more on a busy machine). One JSON line per image on
+#    stdout, in input order.
 lip restore examples/noisy/*.png -o examples/restored/ --json > examples/results.jsonl
 
 # 2b. Several lip commands at once (a shell loop with &, GNU parallel, one node of a cluster) each take every

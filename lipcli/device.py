@@ -158,8 +158,8 @@ def split_cores(threads: int | str | None, jobs: int | None, tasks: int,
 
     An explicit thread count is each job's; by default (and with auto) `thread_budget` is shared between
     the jobs. `jobs` None = as many as that budget allows at one thread each, at most one per task: on a
-    CPU, two 1-thread restores did 1.4x (dense net) and 1.7x (1/16-width net) the work per second of one
-    2-thread restore (issue 16), since one fit's convolutions do not scale over cores.
+    CPU, two 1-thread restores did 1.2-1.4x (dense net) and 1.7-2x (1/16-parameter net) the work per second
+    of one 2-thread restore (benchmarks/RESULTS-jobs.md): one fit's convolutions do not scale over cores.
     """
     if threads is None or threads == "auto":
         budget = thread_budget(threads, notify)

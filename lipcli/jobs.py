@@ -1,8 +1,9 @@
 """`lip restore A B C ... --jobs N`: several restores at once, the cores divided between them.
 
 On a CPU one fit's convolutions do not scale over cores, so k restores of c/k threads each finish more
-images per hour than one restore of c threads (issue 16: 1.4x for the dense net, 1.7x for a 1/16-width
-one, two jobs on 2 cores), while k restores that each take every core ran 4.6x slower each.
+images per hour than one restore of c threads (two jobs on 2 cores: 1.2-1.4x for the dense net, 1.7-2x for
+a 1/16-parameter one, far more when other work keeps the cores busy: benchmarks/RESULTS-jobs.md), while k
+restores that each take every core ran 4.6x slower each.
 
 Job j of m runs what a user could start by hand: the same `lip restore` arguments with `--shard j/m`
 (composed with the user's own --shard), `--jobs 1`, its `--threads` and `--log -`. So it restores inputs

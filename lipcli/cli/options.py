@@ -166,7 +166,7 @@ Threads = Annotated[Optional[str], typer.Option(
          "bit-reproducible at a fixed count", rich_help_panel="Run")]
 Jobs = Annotated[str, typer.Option(
     help="Inputs restored at once, each job a worker process with its share of the cores (or --threads each). "
-         "auto: on a CPU as many as the cores allow at one thread each (1.4-1.7x the images per hour of one job "
+         "auto: on a CPU as many as the cores allow at one thread each (1.2-2x the images per hour of one job "
          "on all cores), at most one per input and as many as the free memory holds; one on a GPU. 1: one after "
          "the other", rich_help_panel="Run")]
 Config = Annotated[Optional[str], typer.Option("--config", help="Preset (paper | fast) or a YAML file; flags "
