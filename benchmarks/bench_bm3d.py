@@ -17,6 +17,9 @@ Benchmark-only dependencies: `pip install bm3d scikit-image`. Usage (from the re
     nohup nice -n 10 env PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_bm3d.py --out bench-out \
         --members 4 >> bench-out.log 2>&1 &
     PYTHONPATH=$PWD python benchmarks/bench_bm3d.py --out bench-out --report
+
+The rows behind benchmarks/RESULTS-bm3d.md are kept in benchmarks/results-bm3d/ (the 128x128 ones were
+added with `--side 128 --only 'denoise|bridge|128|s25'`, then foreman).
 """
 from __future__ import annotations
 
@@ -224,6 +227,11 @@ def _side(row: dict[str, Any]) -> int:
     return int(row["key"].split("|")[2])
 
 
+def _label(row: dict[str, Any]) -> str:
+    """A cell's key in a table cell (its '|' would split the cell)."""
+    return row["key"].replace("|", " ")
+
+
 def _first(row: dict[str, Any]) -> dict[str, Any]:
     """lip's single restore (seed 0) of a cell."""
     return row["lip"]["members"][0]
@@ -275,7 +283,7 @@ def _ensemble_tables(ens: list[dict[str, Any]]) -> None:
         ms = ", ".join(f"{m['psnr_stopped']:.2f} ({m['stopped_at']}) / {m['oracle_best_psnr']:.2f}"
                        for m in r["lip"]["members"])
         es = " / ".join(f"{e['psnr']:.2f}" for e in r["lip"]["ensemble"])
-        print(f"| {r['key']} | {ms} | {es} | {r['bm3d_true']['psnr']:.2f} |")
+        print(f"| {_label(r)} | {ms} | {es} | {r['bm3d_true']['psnr']:.2f} |")
 
 
 def _baseline_table(rs: list[dict[str, Any]], task: str, baselines: tuple[str, ...]) -> None:
@@ -285,7 +293,7 @@ def _baseline_table(rs: list[dict[str, Any]], task: str, baselines: tuple[str, .
     print("|---|" + "---|" * (len(baselines) + 4))
     for r in rs:
         m = _first(r)
-        print(f"| {r['key']} | " + " | ".join(f"{r[b]['psnr']:.2f} / {r[b]['ssim']:.3f}" for b in baselines)
+        print(f"| {_label(r)} | " + " | ".join(f"{r[b]['psnr']:.2f} / {r[b]['ssim']:.3f}" for b in baselines)
               + f" | {m['psnr_stopped']:.2f} / {m['ssim_stopped']:.3f} ({m['stopped_at']}) | "
               f"{m['oracle_best_psnr']:.2f} | {r[baselines[0]]['cpu']:.2f} | {m['cpu']:.0f} |")
     print("| mean | " + " | ".join(f"{_m(rs, lambda r: r[b]['psnr']):.2f}" for b in baselines)
