@@ -17,6 +17,7 @@ import numpy as np
 import tifffile
 
 from .errors import LipError
+from .files import atomic_path
 
 TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 SizeCheck = Callable[[int, int], None] | None  # (width, height) -> raises LipError to refuse
@@ -105,8 +106,9 @@ def read_tiff(path: Path, check_size: SizeCheck) -> np.ndarray | None:
     return upright(np.moveaxis(arr, 0, -1) if axes == "SYX" else arr, orientation)
 
 
-def write_npy(path: Path, arr: np.ndarray) -> None:
-    with open(path, "wb") as f:
+def save_npy(path: Path, arr: np.ndarray) -> None:
+    """Write one array as .npy, atomically (files.py), never pickled: every .npy lip writes goes here."""
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
         np.save(f, arr, allow_pickle=False)
 
 

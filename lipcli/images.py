@@ -347,8 +347,7 @@ def save_image(path: Path | str, pixels: np.ndarray, *, alpha: np.ndarray | None
     img = Image(pixels, None if fmt == "JPEG" else alpha, stored, path.name)
     if fmt == "NPY":
         arr = to_array(replace(img, stored=replace(stored, layout="HWC" if stored.layout == "HWC" else "HW")))
-        with atomic_path(path) as tmp:
-            formats.write_npy(tmp, arr)
+        formats.save_npy(path, arr)
         return
     if fmt == "TIFF":
         with atomic_path(path) as tmp:

@@ -30,7 +30,7 @@ import yaml
 
 from . import files
 from .errors import LipError
-from .imageformats import check_file, write_npy
+from .imageformats import check_file, save_npy
 from .physics.cs import (BLOCK_ENTRIES, CS_OPERATORS, CompressedSensing, MatrixCS, check_image_shape,
                          from_description, make)
 
@@ -177,18 +177,12 @@ def check_folder(folder: Path) -> None:
         files.check_writable(folder)
 
 
-def save_array(path: Path | str, array: np.ndarray) -> None:
-    """Write one array as .npy, atomically (files.py)."""
-    with files.atomic_path(path) as tmp:
-        write_npy(tmp, array)
-
-
 def save_measurements(folder: Path, y: torch.Tensor, op: CompressedSensing) -> dict[str, Any]:
     """Write y.npy and operator.yaml into `folder` (made if missing); return the description written."""
     description = {"format": FORMAT, "version": VERSION, **op.describe()}
     if not folder.is_dir():
         files.make_folder(folder, "--save-measurements folder")
-    save_array(folder / Y_NAME, y.detach().to("cpu", torch.float32).numpy()[0])
+    save_npy(folder / Y_NAME, y.detach().to("cpu", torch.float32).numpy()[0])
     text = "# lip cs measurements: y.npy = A x + noise; A rebuilt from this description\n" + \
         yaml.safe_dump(description, sort_keys=False, default_flow_style=None)
     with files.atomic_path(folder / OPERATOR_NAME) as tmp:

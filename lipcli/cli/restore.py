@@ -164,8 +164,7 @@ def _save_kspace(folder: Path, problem: Problem) -> None:
     if not folder.is_dir():
         files.make_folder(folder, "k-space folder")
     for name, array in (("kspace.npy", problem.op.kspace(problem.y)), ("mask.npy", problem.op.mask_array())):
-        with files.atomic_path(folder / name) as tmp:
-            imageformats.write_npy(tmp, array)
+        imageformats.save_npy(folder / name, array)
     say(f"wrote {folder / 'kspace.npy'} and {folder / 'mask.npy'} (reconstruct them with --task mri "
         f"{folder / 'kspace.npy'} --sampling-mask {folder / 'mask.npy'})")
 
