@@ -35,7 +35,9 @@ def prior_args(name: str) -> list[str]:
     if name.startswith("w"):
         return ["--net", f"dip-{name}"]
     kind, _, round_ = name.partition(":r")
-    return ["--mask", str(TICKET), "--round", round_] if kind == "ticket" else sys.exit(f"unknown prior {name}")
+    if kind != "ticket":
+        raise SystemExit(f"unknown prior {name}")
+    return ["--mask", str(TICKET), "--round", round_]
 
 
 def crop(name: str, size: int, where: str, folder: Path) -> Path:

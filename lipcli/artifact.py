@@ -128,9 +128,9 @@ def to_bytes(art: Artifact, slim: bool = False) -> bytes:
     if slim:
         rounds = {n: _narrowest(r) for n, r in rounds.items()}
         meta = {**meta, "format_version": SLIM_VERSION}
-        seed = meta.get("seed")
-        if _is_int(seed) and theta0_hash(seeded_theta0(art.spec, seed)) == theta0_hash(theta0):
-            theta0, meta = {}, {**meta, "theta0_sha256": theta0_hash(theta0)}
+        seed, digest = meta.get("seed"), theta0_hash(theta0)
+        if _is_int(seed) and theta0_hash(seeded_theta0(art.spec, seed)) == digest:
+            theta0, meta = {}, {**meta, "theta0_sha256": digest}
     tensors = {ROUND + n: r.to(torch.uint8).contiguous() for n, r in rounds.items()}
     tensors.update({THETA0 + n: w.detach().float().cpu().contiguous() for n, w in theta0.items()})
     meta_json = json.dumps(meta, sort_keys=True, separators=(",", ":"))
@@ -188,8 +188,12 @@ def load(path: Path | str) -> Artifact:
                           "(upgrade lip)")
     _check_meta_shape(path, meta)
     art = Artifact(meta, *_split(path, tensors))
-    _check_against_spec(path, art)
-    if not art.theta0 and "theta0_sha256" in meta:
+    shapes = _spec_shapes(path, art.spec)
+    regenerated = version >= SLIM_VERSION and not art.theta0 and "theta0_sha256" in meta
+    if version >= SLIM_VERSION:  # a slim file's rounds may broadcast
+        art.prune_round = {n: _broadcast(path, n, r, shapes.get(n)) for n, r in art.prune_round.items()}
+    _check_against_spec(path, art, shapes, regenerated)
+    if regenerated:
         art.theta0 = _regenerate(path, art)
     return art
 
@@ -251,18 +255,20 @@ def _broadcast(path: Path, name: str, r: torch.Tensor, shape: tuple[int, ...] | 
     return r.expand(shape).clone()
 
 
-def _check_against_spec(path: Path, art: Artifact) -> None:
+def _spec_shapes(path: Path, spec: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Every parameter's shape under the artifact's spec."""
     try:
         with torch.device("meta"), warnings.catch_warnings():  # shapes only: a hostile spec (huge
             warnings.simplefilter("ignore")  # widths) costs no memory, a degenerate one prints nothing
-            net = nets.build(art.spec)
+            net = nets.build(spec)
     except Exception as exc:  # any malformed spec, whatever the builder trips on
         raise _fail(path, f"its net spec is invalid ({exc})") from None
-    shapes = {n: tuple(p.shape) for n, p in net.named_parameters()}
-    slim = art.meta["format_version"] >= SLIM_VERSION
-    if slim:  # rounds may broadcast; theta0 may be regenerated (checked by _regenerate)
-        art.prune_round = {n: _broadcast(path, n, r, shapes.get(n)) for n, r in art.prune_round.items()}
-    regenerated = slim and not art.theta0 and "theta0_sha256" in art.meta
+    return {n: tuple(p.shape) for n, p in net.named_parameters()}
+
+
+def _check_against_spec(path: Path, art: Artifact, shapes: dict[str, tuple[int, ...]],
+                        regenerated: bool) -> None:
+    """The tensors are exactly the spec's parameters (theta0 may be absent when it is `regenerated`)."""
     missing = [] if regenerated else sorted(set(shapes) - set(art.theta0))
     extra = sorted(set(art.theta0) - set(shapes)) + sorted(set(art.prune_round) - set(shapes))
     if missing or extra:
