@@ -43,7 +43,7 @@ from PIL import Image
 from lipcli import config
 from lipcli.fit import FitConfig, Step, fit
 from lipcli.problem import Problem, load_problem
-from lipcli.restore import dense_prior
+from lipcli.restore import dense_prior, fitted_form, masked_prior
 
 from es_rows import append_row, read_rows
 
@@ -329,10 +329,14 @@ def _round(values: list[float | None], sig: int = 5) -> list[float | None]:
     return [None if v is None or not math.isfinite(v) else float(f"{v:.{sig}g}") for v in values]
 
 
-def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: str | None = None) -> dict[str, Any]:
+def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: str | None = None,
+        ticket: str | None = None, lr: float | None = None) -> dict[str, Any]:
     """One fit of `job` to a fixed horizon, no early stop; returns its JSONL row. `net`: a net preset
-    other than the preset's (e.g. dip-w32, whose trajectories may call for another rule)."""
+    other than the preset's (e.g. dip-w32, whose trajectories may call for another rule); `ticket`: a
+    ticket (library name or file), fitted compacted as `lip restore` fits it; `lr`: another step size."""
     settings = config.resolve(job.task, "fast", "fast", {})
+    if lr is not None:
+        settings["lr"] = lr
     if job.task == "denoise":
         settings["sigma"] = float(job.param)
     elif job.task == "sr":
@@ -345,19 +349,21 @@ def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: st
     cfg = FitConfig(iters=iters, lr=float(settings["lr"]), reg_noise=float(settings["reg_noise"]),
                     ema=float(settings["ema"]), early_stop=False, es_window=int(settings["es_window"]),
                     es_patience=int(settings["es_patience"]), precision=precision,
-                    channels_last=precision == "bf16", seed=job.seed)
+                    channels_last=precision == "bf16", seed=job.seed, es_gate=0.0)  # replayed offline
     held = holdout_mask(problem, zlib.crc32(job.key("").encode())) if variant == "heldout" else None
-    prior = dense_prior(net or settings["net"])
-    net = prior.build(job.seed)  # as lipcli.restore.restore: net, then input code, from the run's seed
-    target = problem.target(net, torch.Generator().manual_seed(job.seed), torch.device("cpu"))
+    prior = masked_prior(ticket, None, None, "artifact") if ticket else dense_prior(net or settings["net"])
+    built = prior.build(job.seed)  # as lipcli.restore.restore: net, then input code, from the run's seed
+    target = problem.target(built, torch.Generator().manual_seed(job.seed), torch.device("cpu"))
+    model, masks, _ = fitted_form(built, prior, lambda line: None)
     target = replace(target, clean=None)  # the loop never sees the clean image; the recorder scores
     if held is not None:
         target = replace(target, op=HeldOut(problem.op, held), y=problem.y * held)
     rec = Recorder(problem, job.seed, held)
     last: list[Step] = []  # the final Step: lip's own detector's stop point, to check the replay against
     start = time.perf_counter()
-    result = fit(net, [target], cfg, callbacks=[rec, lambda s: _keep(last, s)])
-    row = {"key": job.key(variant), "net": net or settings["net"], "image": job.image, "half": job.half,
+    result = fit(model, [target], cfg, masks=masks, callbacks=[rec, lambda s: _keep(last, s)])
+    row = {"key": job.key(variant), "net": f"ticket:{ticket}" if ticket else net or settings["net"], "lr": cfg.lr,
+           "image": job.image, "half": job.half,
            "size": job.size, "crop": job.crop,
            "box": list(box), "task": job.task, "param": job.param, "seed": job.seed, "variant": variant,
            "holdout": HOLDOUT if held is not None else 0.0, "preset_iters": preset_iters, "iters": iters,
@@ -388,6 +394,10 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="at most this many jobs (testing)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--net", help="net preset to fit (default: the fast preset's); use its own --out file")
+    ap.add_argument("--mask", help="a ticket to fit instead (library name or file); use its own --out file")
+    ap.add_argument("--lr", type=float, help="another learning rate; use its own --out file")
+    ap.add_argument("--tasks", help="comma list of task:param (e.g. denoise:25): only these")
+    ap.add_argument("--variants", default="plain,heldout", help="which variants to run")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     everything = runs(jobs())
@@ -403,6 +413,9 @@ def main() -> None:
         todo = [(j, v) for j, v in todo if j.image in a.images.split(",")]
     if a.sizes:
         todo = [(j, v) for j, v in todo if str(j.size) in a.sizes.split(",")]
+    if a.tasks:
+        todo = [(j, v) for j, v in todo if f"{j.task}:{j.param}" in a.tasks.split(",")]
+    todo = [(j, v) for j, v in todo if v in a.variants.split(",")]
     todo = todo[: a.limit] if a.limit else todo
     a.out.parent.mkdir(parents=True, exist_ok=True)
     done = done_keys(a.out)
@@ -412,7 +425,7 @@ def main() -> None:
             continue
         print(f"{time.strftime('%H:%M:%S')} {job.key(variant)} ...", flush=True)
         try:
-            row = run(job, variant, cache, a.iters, a.net)
+            row = run(job, variant, cache, a.iters, a.net, a.mask, a.lr)
         except Exception as exc:  # a diverged run is recorded, not retried forever
             row = {"key": job.key(variant), "error": f"{type(exc).__name__}: {exc}"}
         append_row(a.out, row)

@@ -6,6 +6,12 @@ pick up noise. The variance of the last W reconstructions therefore falls, botto
 PSNR peak and rises again. The fitting loop keeps the output at the variance minimum (shifted by
 the EMA lag when the output is averaged) and stops once the
 minimum has not improved for `patience` iterations.
+
+On textured images the variance also dips between two phases of learning the image, long before the
+peak (barbara: 4 dB early, experiments/RESULTS-stop-gate.md). A noise gate separates the two: when the
+observation's noise level is known (estimated blind, lipcli/noise_estimate.py), a minimum counts only
+once the loss, averaged over the last `floor_window` iterations, has come down to `floor` (about the
+noise variance: a fit that has not explained the image yet sits above it; the discrepancy principle).
 """
 from __future__ import annotations
 
@@ -21,10 +27,15 @@ class WindowedVariance:
     which keeps the ring buffer small (the variance estimate is unbiased for the subset).
     """
 
-    def __init__(self, window: int, patience: int, max_values: int = 65536, seed: int = 0) -> None:
+    def __init__(self, window: int, patience: int, max_values: int = 65536, seed: int = 0,
+                 floor: float | None = None, floor_window: int = 50) -> None:
         if window < 2 or patience < 1:
             raise ValueError("early stopping needs window >= 2 and patience >= 1")
         self.window, self.patience, self.max_values, self.seed = window, patience, max_values, seed
+        self.floor, self.floor_window = floor, floor_window
+        self.losses: list[float] = []  # the last floor_window losses while the gate is shut
+        self.gate_open = floor is None
+        self.gate_iter = 0 if floor is None else None
         self.buffer: torch.Tensor | None = None
         self.index: torch.Tensor | None = None
         self.count = 0
@@ -38,8 +49,17 @@ class WindowedVariance:
             self.index = torch.randperm(flat.numel(), generator=gen)[: self.max_values].to(flat.device)
         return flat if self.index is None else flat[self.index]
 
-    def update(self, iteration: int, x: torch.Tensor) -> bool:
-        """Add the output of `iteration`; True if this iteration is the new variance minimum.
+    def _gate(self, iteration: int, loss: float | None) -> None:
+        """Open (for good) once the trailing mean loss is at or under the floor."""
+        if self.gate_open or loss is None:
+            return
+        self.losses = [*self.losses[1 - self.floor_window:], loss]
+        if len(self.losses) == self.floor_window and sum(self.losses) / self.floor_window <= self.floor:
+            self.gate_open, self.gate_iter = True, iteration
+
+    def update(self, iteration: int, x: torch.Tensor, loss: float | None = None) -> bool:
+        """Add the output of `iteration` (and its loss, for the noise gate); True if this iteration is the
+        new variance minimum. Without a loss the gate stays as it is.
 
         O(n) per call: running sums (float64) of the window's vectors and squared norms, so
         VAR = mean ||x||^2 - ||mean x||^2 without re-reading the whole window.
@@ -54,7 +74,8 @@ class WindowedVariance:
         self.norms[slot] = float(v.square().sum())
         self.buffer[slot] = v
         self.count += 1
-        if self.count < self.window:
+        self._gate(iteration, loss)
+        if self.count < self.window or not self.gate_open:
             return False
         mean_sq = float(self.norms.sum()) / self.window
         var = max(0.0, mean_sq - float((self.total / self.window).square().sum())) / v.numel()

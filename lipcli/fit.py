@@ -36,6 +36,7 @@ class FitConfig:
     early_stop: bool = True  # end the run at the detector's stop point (it is always computed)
     es_window: int = 200  # 200 beat Wang et al.'s 100 on our runs (experiments/RESULTS-es.md)
     es_patience: int = 1000
+    es_gate: float = 1.05  # a variance minimum counts once the loss is under es_gate x noise floor; 0 = off
     precision: str = "fp32"  # or "bf16" (autocast; loss and metrics stay fp32)
     channels_last: bool = False
     checkpoint: bool | None = False  # recompute conv blocks in backward (big images); None = as memory needs
@@ -51,6 +52,8 @@ class Target:
     """One image to fit: its input code, operator, observation and restored size.
 
     `clean` is for reporting only (oracle metrics); `metric` scores a restored image against it.
+    `noise_floor`: the loss a fit reaches once only the noise is left (the estimated noise variance for
+    denoising; None where the observation has no noise level): it gates the early stop (earlystop.py).
     """
 
     z: torch.Tensor
@@ -59,6 +62,7 @@ class Target:
     size: tuple[int, int]
     clean: torch.Tensor | None = None
     metric: Callable[[torch.Tensor, torch.Tensor], float] = psnr
+    noise_floor: float | None = None
 
 
 @dataclass
@@ -154,16 +158,18 @@ def _autocast(precision: str, device: torch.device):
 
 
 def observation_loss(model: nn.Module, targets: list[Target], inputs: list[torch.Tensor] | None = None,
-                     precision: str = "fp32") -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Sum over targets of MSE(A(crop(model(z))), y), one forward pass per target (own BN stats)."""
-    total, outs = torch.zeros((), device=targets[0].y.device), []
+                     precision: str = "fp32") -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Sum over targets of MSE(A(crop(model(z))), y), one forward pass per target (own BN stats); also
+    the outputs and each target's own loss."""
+    total, outs, parts = torch.zeros((), device=targets[0].y.device), [], []
     for t, z in zip(targets, inputs or [t.z for t in targets]):
         with _autocast(precision, z.device):
             out = model(z)
         out = crop_center(out.float(), t.size)
-        total = total + t.op.loss(out, t.y)
+        parts.append(t.op.loss(out, t.y))
+        total = total + parts[-1]
         outs.append(out)
-    return total, outs
+    return total, outs, parts
 
 
 def fit(
@@ -196,7 +202,9 @@ def fit(
     masked.zero_weights()
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     zs = [t.z.to(memory_format=fmt) for t in targets]
-    detectors = [WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed) for _ in targets]
+    detectors = [WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed,
+                                  floor=cfg.es_gate * t.noise_floor if cfg.es_gate and t.noise_floor else None)
+                 for t in targets]
     # The detector watches raw outputs; an EMA output lags them by ema/(1-ema) iterations, so the
     # reported image is the EMA taken that much after the variance minimum (experiments/RESULTS-es.md).
     lag = round(cfg.ema / (1 - cfg.ema)) if cfg.ema else 0
@@ -214,7 +222,7 @@ def fit(
         opt.zero_grad(set_to_none=True)
         inputs = [z + torch.randn(z.shape, generator=gen, device=device) * cfg.reg_noise
                   if cfg.reg_noise else z for z in zs]
-        total, outs = observation_loss(model, targets, inputs, cfg.precision)
+        total, outs, parts = observation_loss(model, targets, inputs, cfg.precision)
         if penalty is not None:
             total = total + penalty()
         loss = float(total.detach())
@@ -240,13 +248,13 @@ def fit(
             snapshot.take(loss)
             failures = 0
         metrics: list[float | None] = []
-        for k, (t, out) in enumerate(zip(targets, outs)):
+        for k, (t, out, part) in enumerate(zip(targets, outs, parts)):
             out = out.detach()
             raw[k] = out
             if cfg.ema:
                 avg[k] = out.clone() if avg[k] is None else avg[k].lerp_(out, 1 - cfg.ema)
             shown = avg[k] if cfg.ema else out
-            if detectors[k].update(it, out):
+            if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None):
                 pending[k] = it + lag
             if pending[k] is not None and it >= pending[k]:
                 results[k].stopped, results[k].stopped_at = shown.clone(), it

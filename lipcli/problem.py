@@ -49,8 +49,9 @@ class Problem:
         if z is None:
             z = nets.make_input(net, *nets.padded_size(net, *self.size), gen)
         clean = None if self.clean is None else self.clean.to(device)
+        sigma = self.noise_sigma()
         return Target(z=z.to(device), op=self.op.to(device), y=self.y.to(device), size=self.size,
-                      clean=clean, metric=self.metric)
+                      clean=clean, metric=self.metric, noise_floor=None if sigma is None else (sigma / 255) ** 2)
 
     @property
     def ssim_note(self) -> str | None:

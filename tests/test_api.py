@@ -109,3 +109,14 @@ def test_masks_save_load_and_transfer(tiny, tmp_path, capsys):
         [("dense", 0, "image0"), ("mask", 1, "image0"), ("mask", 2, "image0")]
     assert rows[2]["sparsity"] == pytest.approx(ticket.sparsity(2))
     assert capsys.readouterr().out == ""
+
+
+def test_an_unreachable_noise_gate_never_stops_a_denoising_fit(tiny):
+    """The gate only holds minima back: with a floor no fit reaches the run goes to its last iteration;
+    with the gate off the same short fit stops at its variance minimum."""
+    x = np.moveaxis(picture(32, 32), 0, -1)
+    common = dict(tiny, iters=40, es_window=4, es_patience=3, sigma=50, ema=0.0)
+    gated = api.restore(x, simulate=True, es_gate=1e-6, **common).report
+    plain = api.restore(x, simulate=True, es_gate=0.0, **common).report
+    assert gated["iterations"] == gated["stopped_at"] == 40
+    assert plain["iterations"] < 40

@@ -100,6 +100,36 @@ def test_windowed_variance_subsamples_large_outputs():
     assert torch.equal(det.index, other.index)
 
 
+def _two_dips(n: int = 120) -> list[torch.Tensor]:
+    """Outputs whose windowed variance has a deep dip at ~40 and a shallower one at ~90."""
+    rng = np.random.default_rng(1)
+    base = rng.random(16)
+    return [torch.tensor(base + (0.01 if 30 <= t <= 50 else 0.05 if 80 <= t <= 100 else 0.2)
+                         * rng.standard_normal(16), dtype=torch.float32) for t in range(1, n + 1)]
+
+
+def test_noise_gate_ignores_minima_while_the_loss_is_above_the_floor():
+    """The variance dip at ~40 comes while the loss is still above the noise floor (the net has not
+    explained the image yet): the gated detector takes the later dip, the plain one the earlier."""
+    seq = _two_dips()
+    loss = [1.0 if t < 70 else 0.5 for t in range(1, 121)]  # falls under the floor at 70
+    plain, gated = WindowedVariance(8, 200), WindowedVariance(8, 200, floor=0.6, floor_window=5)
+    for t, (x, l_) in enumerate(zip(seq, loss), start=1):
+        plain.update(t, x, l_)
+        gated.update(t, x, l_)
+    assert 30 <= plain.best_iter <= 58
+    assert gated.gate_open and gated.gate_iter == 73  # the 5-iteration trailing mean is 0.6 at 73
+    assert 80 <= gated.best_iter <= 108
+
+
+def test_noise_gate_stays_shut_without_losses_and_never_stops():
+    det = WindowedVariance(4, 2, floor=0.1)
+    for t, x in enumerate(_two_dips(), start=1):
+        assert not det.update(t, x)  # no loss given: the gate cannot open
+        assert not det.should_stop(t)
+    assert not det.gate_open and det.best_iter == -1
+
+
 @pytest.mark.parametrize("window, patience", [(1, 5), (0, 5), (5, 0)])
 def test_windowed_variance_rejects_bad_settings(window, patience):
     with pytest.raises(ValueError):

@@ -42,3 +42,21 @@ def test_smooth_content_is_not_noise() -> None:
     yy, xx = torch.meshgrid(torch.linspace(0.1, 0.9, 48), torch.linspace(0.1, 0.9, 64), indexing="ij")
     smooth = (0.3 * xx + 0.2 * yy + 0.4 * (xx - 0.5) ** 2)[None]
     assert estimate_sigma(smooth) < 0.1
+
+
+@pytest.mark.parametrize("task, floor", [("denoise", True), ("inpaint", False), ("sr", False)])
+def test_fit_target_carries_the_noise_floor_of_noisy_tasks_only(task: str, floor: bool) -> None:
+    """The early stop's noise gate reads the blind estimate of the observation's noise variance (never
+    the simulated sigma or the clean image); tasks without a noise level have no floor."""
+    from lipcli import config, nets
+    from lipcli.problem import load_problem
+
+    settings = {**config.resolve(task, "fast", "fast", {}), "sigma": 25.0}
+    problem = load_problem("tests/data/astronaut_64.png", task, settings, simulate=True, seed=0)
+    net = nets.build(nets.preset("dip-w16"))
+    target = problem.target(net, torch.Generator().manual_seed(0), torch.device("cpu"))
+    if floor:
+        assert target.noise_floor == pytest.approx((problem.noise_sigma() / 255) ** 2)
+        assert 0.8 <= target.noise_floor / (25 / 255) ** 2 <= 1.2
+    else:
+        assert target.noise_floor is None

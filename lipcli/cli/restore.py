@@ -12,7 +12,7 @@ from ..errors import LipError, LipRuntimeError
 from ..fit import Step
 from ..problem import Problem, largest_need
 from .render import RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say
-from .options import (ARGS, Acceleration, CenterFraction, Config, Device, EarlyStop, Ema, EsPatience, EsWindow,
+from .options import (ARGS, Acceleration, CenterFraction, Config, Device, EarlyStop, Ema, EsGate, EsPatience, EsWindow,
                       InpaintMask, Iters, Jobs, Json, Keep, Log, Lr, MaskType, Precision, RegNoise, SamplingMask,
                       Scale, Seed, Sigma, Simulate, Task, Threads, net_option)
 
@@ -70,7 +70,7 @@ def restore_cmd(
                                            show_default=False, rich_help_panel="Prior"),
     iters: Iters = None, lr: Lr = None, reg_noise: RegNoise = None,
     ema: Ema = None, early_stop: EarlyStop = True, es_window: EsWindow = None,
-    es_patience: EsPatience = None,
+    es_patience: EsPatience = None, es_gate: EsGate = None,
     ensemble: int = typer.Option(1, min=1, help="Average N fits with seeds SEED..SEED+N-1 (each auto-stopped; "
                                  "N times the time)", rich_help_panel="Fitting"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file, or folder for several inputs, or - "
@@ -100,7 +100,8 @@ def restore_cmd(
                        sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
                        center_fraction=center_fraction, mask_type=mask_type, iters=iters, lr=lr, reg_noise=reg_noise,
                        ema=ema,
-                       es_window=es_window, es_patience=es_patience, precision=precision, ensemble=ensemble)
+                       es_window=es_window, es_patience=es_patience, es_gate=es_gate, precision=precision,
+                       ensemble=ensemble)
     if clean is not None and len(images) > 1:
         raise LipError("--clean gives one reference image; restore one input at a time with it")
     if save_kspace is not None and (task != "mri" or not simulate or len(images) > 1):

@@ -14,7 +14,7 @@ from ..fit import Step
 from ..physics import task_variants
 from ..transfer import Cell, workers
 from .render import Terminated, emit_json, err, fmt, guarded, print_wide, progress, say
-from .options import (ARGS, DEVICE_HELP, Config, EarlyStop, Ema, EsPatience, EsWindow, InpaintMask, Keep, Lr,
+from .options import (ARGS, DEVICE_HELP, Config, EarlyStop, Ema, EsGate, EsPatience, EsWindow, InpaintMask, Keep, Lr,
                       Precision, RegNoise, Seed, Sigma, Threads, json_flag, listing_option)
 
 GRID = "Grid"
@@ -61,6 +61,7 @@ def transfer_cmd(
                                         "[preset]", rich_help_panel="Fitting"),
     lr: Lr = None, reg_noise: RegNoise = None, ema: Ema = None,
     early_stop: EarlyStop = True, es_window: EsWindow = None, es_patience: EsPatience = None,
+    es_gate: EsGate = None,
     device: str = typer.Option("auto", help=f"{DEVICE_HELP}, or a comma list (cuda:0,cuda:1):"
                                " one worker process per device runs --shard i/n there, then the shards are "
                                "merged (--json prints the rows after the merge); repeats are allowed, e.g. "
@@ -89,7 +90,7 @@ def transfer_cmd(
         list(images or []), list(mask or []), tasks=tasks, rounds=rounds, sparsities=sparsities, seeds=seeds,
         baselines=baselines, init=init, experiment=experiment, inpaint_mask=inpaint_mask, early_stop=early_stop,
         config=config_, device=dev, seed=seed, sigma=sigma, keep=keep, iters=iters, lr=lr, reg_noise=reg_noise,
-        ema=ema, es_window=es_window, es_patience=es_patience, precision=precision)
+        ema=ema, es_window=es_window, es_patience=es_patience, es_gate=es_gate, precision=precision)
     if out is None:
         raise LipError("give --out FOLDER for results.jsonl, summary.csv and the plots")
 

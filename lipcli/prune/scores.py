@@ -74,7 +74,7 @@ def magnitude(net: nn.Module, names: list[str], ctx: ScoreContext) -> Masks:
 def snip(net: nn.Module, names: list[str], ctx: ScoreContext) -> Masks:
     """Connection sensitivity at init: |theta * dL/dtheta| for the task's observation loss."""
     params = _params(net, names)
-    loss, _ = observation_loss(net, ctx.targets)
+    loss, *_ = observation_loss(net, ctx.targets)
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     return {n: (p * (g if g is not None else torch.zeros_like(p))).detach().abs()
             for n, p, g in zip(names, params, grads)}
@@ -106,7 +106,7 @@ def synflow(net: nn.Module, names: list[str], ctx: ScoreContext) -> Masks:
 def grasp(net: nn.Module, names: list[str], ctx: ScoreContext) -> Masks:
     """Gradient-signal preservation: keep-score theta * Hg (GraSP removes the largest -theta * Hg)."""
     params = _params(net, names)
-    loss, _ = observation_loss(net, ctx.targets)
+    loss, *_ = observation_loss(net, ctx.targets)
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
     pairs = [(p, g) for p, g in zip(params, grads) if g is not None]
     dot = sum((g * g.detach()).sum() for _, g in pairs)
