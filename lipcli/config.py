@@ -46,7 +46,7 @@ def preset(name: str, task: str) -> dict[str, Any]:
     options = {k: v for name_ in TASKS for k, v in TASKS.get(name_).options.items()}
     settings = {**_PAPER_COMMON, **options, **t.fitting, "search_iters": t.fitting["iters"], "ticket": None}
     if name == "fast":
-        settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_iters,
+        settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_search_iters or t.fast_iters,
                         ticket=FAST_TICKETS.get(task))
     return settings
 

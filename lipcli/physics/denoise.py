@@ -29,6 +29,10 @@ class DenoiseTask(Task):
     name = "denoise"
     options = {"sigma": 25.0}
     fitting = {"iters": 3000, "reg_noise": 1 / 30, "ema": 0.99}
+    # A cap, not a budget: the gated stop ends most fits sooner; textured crops peak late (1200 cut them
+    # short: experiments/RESULTS-stop-gate.md). IMP rounds keep 1200 (RESULTS-search-budget.md).
+    fast_iters = 1800
+    fast_search_iters = 1200
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
               inpaint_mask: Path | None, seed: int) -> Denoise:

@@ -41,6 +41,7 @@ class Task:
     # from them) and the fast preset's iteration cap. These defaults are inpainting's and SR's.
     fitting: dict[str, Any] = {"iters": 3000, "reg_noise": 0.03, "ema": 0.0}
     fast_iters = 1200
+    fast_search_iters: int | None = None  # IMP iterations per round under the fast preset (None: fast_iters)
     one_channel = False  # the restored image has one channel whatever the input's (MRI: a magnitude image)
     variant_hint = ""  # why a bare `name` is not a transfer-grid task, when it is not (sr: give the factor)
 
