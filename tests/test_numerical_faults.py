@@ -35,9 +35,11 @@ def inject(monkeypatch, factor: float, calls: range) -> list[int]:
     real, seen = fit_mod.observation_loss, []
 
     def faulty(*args, **kwargs):
-        total, outs = real(*args, **kwargs)
+        total, outs, parts = real(*args, **kwargs)
         seen.append(len(seen))
-        return (total * factor if len(seen) - 1 in calls else total), outs
+        if len(seen) - 1 in calls:
+            total, parts = total * factor, [part * factor for part in parts]
+        return total, outs, parts
 
     monkeypatch.setattr(fit_mod, "observation_loss", faulty)
     return seen
