@@ -30,8 +30,10 @@ def spectra_cmd(
                                    "in one figure, a row per kind, a column per image"),
     json_: ReportJson = False,
 ) -> None:
-    """Write the log-magnitude FFT map of each image and, against the first, the FFT difference and pixel
-    error maps (one grey scale per kind; DC at the centre, high frequencies at the borders)."""
+    """Draw FFT magnitude maps of images and difference maps against the first (LIP Figs. 18-19).
+
+    Each image's log-magnitude FFT map; against the first, the FFT difference and pixel error maps (one
+    grey scale per kind; DC at the centre, high frequencies at the borders)."""
     images_io.check_readable(images)
     names, pixels = spectra.load(images)
     if not out.is_dir():
