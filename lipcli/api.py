@@ -39,6 +39,7 @@ from .restore import Prior, dense_prior, masked_prior, restore as fit_prior
 from .transfer import Cell, Grid, cell_problem, check_experiment, load_masks, parse_baselines, parse_rounds, parse_tasks, pending, \
     read_rows, run_cells, task_operator
 from .transfer.experiments import IMPEDANCE_TARGETS
+from .watch import Watch
 
 __all__ = ["Diverged", "Pruner", "Restored", "Restorer", "Search", "load_mask", "prune", "pruner", "restore",
            "restorer", "save_mask", "transfer", "transfer_grid"]
@@ -91,19 +92,26 @@ class Restorer:
     simulate: bool
     inpaint_mask: Path | None
     ensemble: int = 1  # fits averaged (lipcli/ensemble.py)
+    snapshot_every: int | None = None  # iterations between learning-process snapshots (None: none)
 
     def __call__(self, image: images_io.Source, *, clean: images_io.Source | None = None,
                  on_step: Callable[[Step], None] | None = None,
                  notify: Callable[[str], None] = _quiet,
-                 on_problem: Callable[[Problem], None] | None = None) -> Restored:
+                 on_problem: Callable[[Problem], None] | None = None,
+                 on_snapshot: Callable[[int, images_io.Image], None] | None = None) -> Restored:
         """Restore one image (degrade it first when `simulate`); `clean` only scores the result.
-        `on_problem` sees the observation before the fit (e.g. to save simulated k-space)."""
+        `on_problem` sees the observation before the fit (e.g. to save simulated k-space); `on_snapshot`
+        gets (iteration, image in the input's mode) of what the fit shows at every multiple of
+        `snapshot_every`."""
         problem = load_problem(image, self.task, self.settings, simulate=self.simulate, seed=self.seed,
                                inpaint_mask=self.inpaint_mask, clean=clean, max_pixels=images_io.MAX_PIXELS)
         if on_problem is not None:
             on_problem(problem)
         try:
-            callbacks = [on_step] if on_step else []
+            callbacks: list[Callable[[Step], None]] = [on_step] if on_step else []
+            if self.snapshot_every and on_snapshot is not None:
+                callbacks.append(Watch(self.snapshot_every, self.cfg.ema,
+                                       lambda it, shown: on_snapshot(it, problem.picture(shown))))
             if self.ensemble == 1:
                 result, report = fit_prior(problem, self.prior, self.cfg, self.device, self.seed, callbacks, notify)
             else:
@@ -126,16 +134,20 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
              sparsity: float | None = None, init: str = "artifact", prior: str = "dip", net: str | None = None,
              dd_k: int = 128, compact: bool | None = None, early_stop: bool = True, checkpoint: bool | None = None,
              config: str | None = None, device: str | torch.device = "auto", seed: int = 0, dense: bool = False,
-             ensemble: int = 1,
+             ensemble: int = 1, snapshot_every: int | None = None,
              **flags: Any) -> Restorer:
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
     degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, iters, lr,
     reg_noise, ema, es_window, es_patience, precision).
 
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
-    prior; `dense` asks for the dense net instead."""
+    prior; `dense` asks for the dense net instead. `snapshot_every` N: hand what the fit shows every N
+    iterations to the call's `on_snapshot` (its learning process: one fit, so not with an ensemble)."""
     if ensemble < 1:
         raise LipError(f"--ensemble {ensemble} must be at least 1 (the number of fits averaged)")
+    if snapshot_every is not None and (snapshot_every < 1 or ensemble > 1):
+        raise LipError(f"--snapshots {snapshot_every}: " + ("N must be at least 1 (iterations between snapshots)"
+                       if snapshot_every < 1 else "snapshots show one fit's learning: drop --ensemble"))
     dev = _device(device)
     settings = resolve_settings(task, config, dev, {**flags, "net": net})
     cfg = replace(fit_config(settings, early_stop, dev, seed), checkpoint=checkpoint)
@@ -153,7 +165,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
         chosen = dense_prior(settings["net"])
     else:
         raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
-    return Restorer(task, settings, cfg, chosen, dev, seed, simulate, inpaint_mask, ensemble)
+    return Restorer(task, settings, cfg, chosen, dev, seed, simulate, inpaint_mask, ensemble, snapshot_every)
 
 
 def restore(image: images_io.Source, *, clean: images_io.Source | None = None,

@@ -1,4 +1,4 @@
-"""What a mask artifact holds, layer by layer, and how two masks overlap. Pure functions, no printing.
+"""What a mask artifact holds, layer by layer, and how several masks compare. Pure functions, no printing.
 
 Per-layer counts come from one histogram of each `prune_round` tensor (how many elements were
 pruned at each round), so any round's kept count is exact and every round costs nothing extra.
@@ -135,63 +135,104 @@ def _scope(art: Artifact, names: list[str], order: list[str]) -> str:
     return "conv" if set(names) <= convs else "custom"
 
 
-def _same_layout(a: Artifact, b: Artifact) -> None:
+TAGS = "abcdefghijklmnopqrstuvwxyz"  # masks compared are A, B, C, ... in the order given
+
+
+def _same_layout(a: Artifact, b: Artifact, tag: str) -> None:
     sa = {n: tuple(r.shape) for n, r in a.prune_round.items()}
     sb = {n: tuple(r.shape) for n, r in b.prune_round.items()}
+    t = tag.upper()
     if sa.keys() != sb.keys():
         only_a, only_b = sorted(sa.keys() - sb.keys()), sorted(sb.keys() - sa.keys())
-        first = f"{only_a[0]} only in A" if only_a else f"{only_b[0]} only in B"
-        raise LipError(f"the two masks cover different parameters ({first}; {len(only_a)} only in A, "
-                       f"{len(only_b)} only in B): compare masks of the same net and --scope")
+        first = f"{only_a[0]} only in A" if only_a else f"{only_b[0]} only in {t}"
+        raise LipError(f"masks A and {t} cover different parameters ({first}; {len(only_a)} only in A, "
+                       f"{len(only_b)} only in {t}): compare masks of the same net and --scope")
     for n in sa:
         if sa[n] != sb[n]:
-            raise LipError(f"the two masks differ in shape at {n}: {_shape_str(sa[n])} vs "
+            raise LipError(f"masks A and {t} differ in shape at {n}: {_shape_str(sa[n])} vs "
                            f"{_shape_str(sb[n])} (different nets)")
 
 
-def matched_rounds(a: Artifact, b: Artifact, round_a: int | None = None,
-                   round_b: int | None = None) -> tuple[int, int]:
-    """A's round (its recommended one by default) and B's: given, or the one closest in sparsity to A's."""
-    ra = check_round(a, a.recommended_round if round_a is None else round_a, "--round")
-    rb = b.round_for_sparsity(a.sparsity(ra)) if round_b is None else check_round(b, round_b, "--round-b")
-    return ra, rb
+def matched_round(a: Artifact, ra: int, b: Artifact, round_b: int | None) -> int:
+    """B's round: given, or the one closest in sparsity to A's round `ra`."""
+    return b.round_for_sparsity(a.sparsity(ra)) if round_b is None else check_round(b, round_b, "--round-b")
 
 
 def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def overlap(a: Artifact, ra: int | None, b: Artifact, rb: int | None) -> dict[str, Any]:
-    """Per-layer and overall overlap of A's kept weights at round ra with B's at round rb.
+def pair_key(field: str, tag: str, n: int) -> str:
+    """The name of a field of the pair (A, tag) among n masks: `fraction_a_in_c`; the symmetric fields keep
+    the plain names of the two-mask format (`jaccard`) when there is one pair, else name it (`jaccard_a_c`)."""
+    if field.endswith("_in"):
+        return f"{field}_{tag}"
+    return field if n == 2 else f"{field}_a_{tag}"
 
-    jaccard = |A and B| / |A or B|; fraction_a_in_b = |A and B| / |A|. A round left None is chosen
-    as in `matched_rounds`. `chance_*` are what two independent random masks of the same overall
-    densities would give (a reference line). Refuses masks over different parameters or shapes.
+
+def _pair(inter: int, union: int, kept_a: int, tag: str, n: int) -> dict[str, Any]:
+    return {pair_key("intersection", tag, n): inter, pair_key("union", tag, n): union,
+            pair_key("jaccard", tag, n): _ratio(inter, union) if union else 1.0,
+            pair_key("fraction_a_in", tag, n): _ratio(inter, kept_a)}
+
+
+def compare(arts: Sequence[Artifact], rounds: Sequence[int | None]) -> dict[str, Any]:
+    """Per-layer sparsity of masks A, B, C, ... side by side (LIP Fig. 7: LIP, SNIP and random) and
+    the overlap of each with A's kept weights, per layer and overall.
+
+    A's round is `rounds[0]` (its recommended one when None); every other mask's is given, or the one
+    closest in sparsity to A's. jaccard = |A and X| / |A or X|; fraction_a_in_x = |A and X| / |A|;
+    `chance_*` are what independent random masks of the same overall densities would give (a reference
+    line). Field names: `pair_key`. Refuses masks over different parameters or shapes.
     """
-    _same_layout(a, b)
-    ra, rb = matched_rounds(a, b, ra, rb)
-    ma, mb = a.mask(ra), b.mask(rb)
-    rows, inter_t, union_t, ka_t, kb_t, total = [], 0, 0, 0, 0, 0
+    if not 2 <= len(arts) <= len(TAGS) or len(rounds) != len(arts):
+        raise LipError(f"compare 2 to {len(TAGS)} masks, one round (or None) each")
+    a, n, tags = arts[0], len(arts), TAGS[:len(arts)]
+    for tag, x in zip(tags[1:], arts[1:]):
+        _same_layout(a, x, tag)
+    ra = check_round(a, a.recommended_round if rounds[0] is None else rounds[0], "--round")
+    chosen = [ra] + [matched_round(a, ra, x, r) for x, r in zip(arts[1:], rounds[1:])]
+    masks = [x.mask(k) for x, k in zip(arts, chosen)]
+    rows = []
     for i, name in enumerate(forward_names(a)):
-        x, y = ma[name], mb[name]
-        inter, union = int((x & y).sum()), int((x | y).sum())
-        ka, kb, n = int(x.sum()), int(y.sum()), x.numel()
-        rows.append({"index": i, "name": name, "shape": list(x.shape), "params": n, "kept_a": ka,
-                     "kept_b": kb, "sparsity_a": 1 - ka / n if n else 0.0,
-                     "sparsity_b": 1 - kb / n if n else 0.0, "intersection": inter, "union": union,
-                     "jaccard": _ratio(inter, union) if union else 1.0,
-                     "fraction_a_in_b": _ratio(inter, ka)})
-        inter_t, union_t, ka_t, kb_t, total = inter_t + inter, union_t + union, ka_t + ka, kb_t + kb, total + n
-    da, db = (ka_t / total, kb_t / total) if total else (0.0, 0.0)
-    both = da * db
-    overall = {"params": total, "kept_a": ka_t, "kept_b": kb_t, "sparsity_a": 1 - da, "sparsity_b": 1 - db,
-               "intersection": inter_t, "union": union_t,
-               "jaccard": _ratio(inter_t, union_t) if union_t else 1.0,
-               "fraction_a_in_b": _ratio(inter_t, ka_t),
-               "chance_jaccard": both / (da + db - both) if da + db - both > 0 else None,
-               "chance_fraction_a_in_b": db}
-    return {"round_a": ra, "round_b": rb, "matched": True, "same_spec": a.spec == b.spec,
-            "overall": overall, "layers": rows}
+        ms = [m[name] for m in masks]
+        size, kept = ms[0].numel(), [int(m.sum()) for m in ms]
+        row = {"index": i, "name": name, "shape": list(ms[0].shape), "params": size,
+               **{f"kept_{t}": k for t, k in zip(tags, kept)},
+               **{f"sparsity_{t}": 1 - k / size if size else 0.0 for t, k in zip(tags, kept)}}
+        for t, m in zip(tags[1:], ms[1:]):
+            row.update(_pair(int((ms[0] & m).sum()), int((ms[0] | m).sum()), kept[0], t, n))
+        rows.append(row)
+    total = sum(r["params"] for r in rows)
+    kept_t = {t: sum(r[f"kept_{t}"] for r in rows) for t in tags}
+    density = {t: k / total if total else 0.0 for t, k in kept_t.items()}
+    overall: dict[str, Any] = {"params": total, **{f"kept_{t}": k for t, k in kept_t.items()},
+                               **{f"sparsity_{t}": 1 - d for t, d in density.items()}}
+    for t in tags[1:]:
+        both = density["a"] * density[t]
+        either = density["a"] + density[t] - both
+        overall.update(_pair(sum(r[pair_key("intersection", t, n)] for r in rows),
+                             sum(r[pair_key("union", t, n)] for r in rows), kept_t["a"], t, n))
+        overall.update({pair_key("chance_jaccard", t, n): both / either if either > 0 else None,
+                        pair_key("chance_fraction_a_in", t, n): density[t]})
+    return {**{f"round_{t}": k for t, k in zip(tags, chosen)}, "matched": True,
+            "same_spec": all(x.spec == a.spec for x in arts[1:]), "overall": overall, "layers": rows}
+
+
+def parse_other_rounds(text: str | None, others: int) -> list[int | None]:
+    """`--round-b 2` or, with more masks, `--round-b 2,-,4`: a round per mask after A, '-' = matched to
+    A's sparsity; None (the option left out) matches them all."""
+    if text is None:
+        return [None] * others
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != others:
+        raise LipError(f"--round-b {text!r} gives {len(parts)} round{'s' * (len(parts) > 1)} for the "
+                       f"{others} mask{'s' * (others > 1)} after A (one each, '-' = matched to A's sparsity)")
+    try:
+        return [None if p == "-" else int(p) for p in parts]
+    except ValueError:
+        raise LipError(f"--round-b {text!r}: use round numbers, one per mask after A, or '-' "
+                       "(matched to A's sparsity), e.g. 2,-,4") from None
 
 
 def default_plot_rounds(art: Artifact, n: int = 4) -> list[int]:
@@ -236,7 +277,7 @@ def plot_sparsity(art: Artifact, rounds: Sequence[int], path: Path | str, title:
                   others: Sequence[tuple[str, Artifact, int]] = ()) -> Path:
     """Layer-wise sparsity bars (the paper's Fig. 7/11 layout): x = layer index in forward order,
     y = sparsity, one coloured bar per round. `others` adds (label prefix, artifact, round) series
-    over the same layers, e.g. a second mask at matched sparsity."""
+    over the same layers, e.g. other masks at matched sparsity."""
     rounds = [check_round(art, k, "--plot-rounds round") for k in rounds]
     if not rounds:
         raise LipError("no round to plot")

@@ -5,6 +5,7 @@ PSNR-vs-sparsity or PSNR-vs-iteration curves. The file name's suffix picks the f
 at 2x and downsampled (smooth lines and text), uses Pillow's built-in font (no font files): the
 zero-dependency default. A .pdf or .svg is the same chart (data, limits, colours, markers, labels and
 legend decided here) drawn by `plot_vector` through matplotlib, the optional `plot` extra, for papers.
+`tile_grid` lays grey images out in captioned rows (the map figures of `lip spectra`; PNG only).
 Every file is written atomically.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import plot_vector
@@ -62,9 +64,9 @@ def _vector(path: Path | str) -> bool:
     return Path(path).suffix.lower() in (".pdf", ".svg")
 
 
-def _font(px: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def _font(px: int, scale: int = SS) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
-        return ImageFont.load_default(size=px * SS)
+        return ImageFont.load_default(size=px * scale)
     except TypeError:  # Pillow < 10.1: the fixed bitmap font (small, but still readable)
         return ImageFont.load_default()
 
@@ -319,3 +321,37 @@ def line_chart(series: dict[str, list[tuple[float, float]]], path: Path | str, t
     fig.axes()
     fig.draw_legend("line")
     return fig.save(path)
+
+
+def tile_grid(rows: dict[str, Sequence[tuple[str, np.ndarray | None]]], path: Path | str, side: int = 160) -> Path:
+    """Grey images (H,W uint8) in a grid: one titled row per key, each tile captioned, a None tile left
+    blank (its caption only). Every tile is shown at the size of the largest scaled to about `side` pixels
+    on its long edge: by a whole factor when enlarged (a pixel stays a crisp square). PNG only (rasters)."""
+    cols = max(len(r) for r in rows.values())
+    shapes = [p.shape for r in rows.values() for _, p in r if p is not None]
+    long = max((max(shape) for shape in shapes), default=side)
+    k = max(1, side // long) if long <= side else side / long
+    tw, th = (max(1, round(max(shape[axis] for shape in shapes) * k)) if shapes else side for axis in (1, 0))
+    f_title, f_cap = _font(14, 1), _font(12, 1)
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    title_h, cap_h = (probe.textbbox((0, 0), "Ag", font=f)[3] + extra for f, extra in ((f_title, 8), (f_cap, 6)))
+    pad = 10
+    canvas = Image.new("RGB", (pad + cols * (tw + pad), pad + len(rows) * (title_h + cap_h + th + pad)), BG)
+    draw = ImageDraw.Draw(canvas)
+    y = pad
+    for title, tiles in rows.items():
+        draw.text((pad, y), title, font=f_title, fill=INK)
+        y += title_h
+        for i, (caption, pixels) in enumerate(tiles):
+            x = pad + i * (tw + pad)
+            draw.text((x, y), caption, font=f_cap, fill=INK)
+            if pixels is None:
+                draw.rectangle([x, y + cap_h, x + tw - 1, y + cap_h + th - 1], outline=GRID)
+                continue
+            resample = Image.Resampling.NEAREST if k >= 1 else Image.Resampling.LANCZOS
+            canvas.paste(Image.fromarray(pixels).resize((tw, th), resample), (x, y + cap_h))
+        y += cap_h + th + pad
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="PNG", optimize=True)
+    return path

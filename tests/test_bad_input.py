@@ -56,6 +56,7 @@ BASE = {  # every case's own arguments come after these, so they override them
     "transfer": [*RUN, "--baselines", "none", "--out", "res"],
     "cs": ["--device", "cpu", "--threads", "1", "--iters", "1", "--restarts", "1", "-o", "cs.png"],
     "inspect": [],
+    "spectra": ["-o", "maps"],
     "import-mask": ["--config", "narrow.yaml", "-o", "out.safetensors"],
     "export-mask": ["-o", "out.pt"],
 }
@@ -456,6 +457,11 @@ case("restore", "sampling mask missing", lambda w: ["--task", "mri", kspace(w), 
 case("restore", "sampling mask pickled",
      lambda w: ["--task", "mri", kspace(w), "--sampling-mask", kspace(w, "pickle", "m.npy")], "m.npy", "pickled")
 case("restore", "--save-kspace without --simulate", lambda w: [*mri(w), "--save-kspace", "ks"], "--save-kspace")
+case("restore", "--snapshots into a file", lambda w: ["img.png", "--snapshots", "5", "narrow.yaml"],
+     "snapshot folder narrow.yaml", "not a folder")
+case("restore", "--snapshots 0", lambda w: ["img.png", "--snapshots", "0", "snaps"], "--snapshots 0", "at least 1")
+case("restore", "--snapshots with --ensemble", lambda w: ["img.png", "--snapshots", "5", "snaps", "--ensemble", "2"],
+     "drop --ensemble")
 case("restore", "unknown --mask-type", lambda w: ["img.png", "--task", "mri", "--simulate", "--mask-type", "radial"],
      "unknown --mask-type 'radial'")
 case("restore", "--acceleration below 1", lambda w: ["img.png", "--task", "mri", "--simulate", "--acceleration",
@@ -745,6 +751,20 @@ case("inspect", "--plot PDF without matplotlib", lambda w: ["A.safetensors", "--
      patch=no_matplotlib)
 case("inspect", "disk full while writing --csv", lambda w: ["A.safetensors", "--csv", "t.csv"], "t.csv",
      "disk is full", code=1, patch=disk_full_while_writing)
+case("inspect", "three masks, one --round-b", lambda w: ["A.safetensors"] * 3 + ["--round-b", "1"],
+     "--round-b '1' gives 1 round for the 2 masks after A")
+
+# --- lip spectra
+case("spectra", "missing image", lambda w: ["img.png", "nope.png"], "nope.png", "no such file")
+case("spectra", "truncated image", lambda w: ["img.png", bad_image(w, "truncated")], "truncated or corrupt")
+case("spectra", "huge image", lambda w: ["img.png", bad_image(w, "huge")], "more than the limit")
+case("spectra", "images of different sizes", lambda w: ["img.png", write_picture(w.dir / "small.png", 32, 32).name],
+     "small.png is 32x32", "one size")
+case("spectra", "two images of one name", lambda w: ["img.png", write_picture(
+    w.dir / folder(w, "sub") / "img.png", seed=1).relative_to(w.dir)], "two images are named 'img'")
+case("spectra", "-o is a file", lambda w: ["img.png", "-o", "A.safetensors"], "A.safetensors",
+     "exists and is not a folder")
+
 # --- lip restore: several inputs at once (issue 16)
 case("restore", "--jobs 0", lambda w: ["img.png", write_picture(w.dir / "img2.png", 32, 32).name, "-o", "outs",
                                      "--jobs", "0"], "--jobs 0")
@@ -857,7 +877,7 @@ def test_bad_input(c: Case, tmp_path: Path) -> None:
 
 def test_the_matrix_is_large_and_covers_every_command() -> None:
     assert len(CASES) >= 30
-    assert {c.command for c in CASES} == {"restore", "prune", "transfer", "cs", "inspect", "import-mask",
+    assert {c.command for c in CASES} == {"restore", "prune", "transfer", "cs", "inspect", "spectra", "import-mask",
                                           "export-mask"}
     assert len({c.id for c in CASES}) == len(CASES)
 

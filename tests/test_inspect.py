@@ -138,18 +138,18 @@ def test_summary_describes_the_artifact():
 def test_overlap_with_itself_is_one():
     art = make()
     for k in range(art.rounds + 1):
-        ov = insp.overlap(art, k, art, k)
+        ov = insp.compare([art, art], [k, k])
         assert ov["overall"]["jaccard"] == 1.0 and ov["overall"]["fraction_a_in_b"] == 1.0
         for row in ov["layers"]:
             assert row["jaccard"] == 1.0
             assert row["fraction_a_in_b"] in (1.0, None)  # None: the layer is fully pruned
-    ov = insp.overlap(art, None, art, None)
+    ov = insp.compare([art, art], [None, None])
     assert (ov["round_a"], ov["round_b"]) == (3, 3)
 
 
 def test_overlap_counts_match_brute_force():
     a, b = make(), make(seed=1, by="random")
-    ov = insp.overlap(a, 2, b, 4)
+    ov = insp.compare([a, b], [2, 4])
     ma, mb = a.mask(2), b.mask(4)
     inter = sum(int((ma[n] & mb[n]).sum()) for n in ma)
     union = sum(int((ma[n] | mb[n]).sum()) for n in ma)
@@ -164,20 +164,52 @@ def test_overlap_counts_match_brute_force():
 
 def test_overlap_matches_sparsity_when_no_round_given():
     a, c = make(rounds=5, rate=0.2), make(rounds=8, rate=0.3, seed=2)
-    ov = insp.overlap(a, 4, c, None)
+    ov = insp.compare([a, c], [4, None])
     target = a.sparsity(4)
     assert ov["round_b"] == c.round_for_sparsity(target)
     assert all(abs(c.sparsity(ov["round_b"]) - target) <= abs(c.sparsity(k) - target) + 1e-12
                for k in range(c.rounds + 1))
-    assert insp.overlap(a, 4, c, 1)["round_b"] == 1  # an explicit round wins
+    assert insp.compare([a, c], [4, 1])["round_b"] == 1  # an explicit round wins
 
 
 def test_overlap_refuses_different_layouts():
     with pytest.raises(LipError, match="different parameters"):
-        insp.overlap(make(), None, make(rounds=1, scope="all", recommended=1), None)
+        insp.compare([make(), make(rounds=1, scope="all", recommended=1)], [None, None])
     wide = make(spec=nets.preset("dip", down=[8] * 5, up=[12] * 5))
     with pytest.raises(LipError, match="differ in shape"):
-        insp.overlap(make(), None, wide, None)
+        insp.compare([make(), wide], [None, None])
+
+
+def test_three_masks_side_by_side():
+    """LIP Fig. 7: three masks' per-layer sparsity together, each exact, and each pair's overlap with A."""
+    a, b, c = make(), make(seed=1, by="random", method="random"), make(rounds=8, rate=0.3, seed=2)
+    ov = insp.compare([a, b, c], [2, 4, None])
+    assert (ov["round_a"], ov["round_b"], ov["round_c"]) == (2, 4, c.round_for_sparsity(a.sparsity(2)))
+    masks = {"a": a.mask(2), "b": b.mask(4), "c": c.mask(ov["round_c"])}
+    assert [r["name"] for r in ov["layers"]] == insp.forward_names(a)
+    for row in ov["layers"]:
+        for t, m in masks.items():
+            kept = int(m[row["name"]].sum())
+            assert row[f"kept_{t}"] == kept
+            assert row[f"sparsity_{t}"] == pytest.approx(1 - kept / m[row["name"]].numel())
+        for t in "bc":
+            inter = int((masks["a"][row["name"]] & masks[t][row["name"]]).sum())
+            assert row[f"intersection_a_{t}"] == inter
+    for t in "bc":  # each pair is what comparing A with that mask alone gives
+        alone = insp.compare([a, {"b": b, "c": c}[t]], [2, ov[f"round_{t}"]])["overall"]
+        assert ov["overall"][f"jaccard_a_{t}"] == alone["jaccard"]
+        assert ov["overall"][f"fraction_a_in_{t}"] == alone["fraction_a_in_b"]
+        assert ov["overall"][f"chance_jaccard_a_{t}"] == alone["chance_jaccard"]
+    assert ov["overall"]["sparsity_c"] == pytest.approx(c.sparsity(ov["round_c"]))
+
+
+def test_parse_other_rounds():
+    assert insp.parse_other_rounds(None, 2) == [None, None]
+    assert insp.parse_other_rounds("2", 1) == [2]
+    assert insp.parse_other_rounds("2, -", 2) == [2, None]
+    for bad in ("2", "2,x", ""):
+        with pytest.raises(LipError, match="--round-b"):
+            insp.parse_other_rounds(bad, 2 if bad != "" else 1)
 
 
 def test_default_plot_rounds_are_spread():
@@ -290,6 +322,32 @@ def test_cli_plot_writes_a_png(files, tmp_path):
     assert_png(pair)
 
 
+def test_cli_three_masks_table_csv_and_plot(files, tmp_path):
+    a, b, c = (artifact.load(files[k]) for k in "abc")
+    r = lip(files["a"], files["b"], files["c"], "--round-b", "2,-")
+    assert r.exit_code == 0, r.output
+    assert "[matched to A's sparsity]" in r.stderr
+    for text in ("sparsity A", "sparsity B", "sparsity C", "jaccard A-B", "jaccard A-C", "overall A-B",
+                 "overall A-C"):
+        assert text in r.stderr
+    dest, chart = tmp_path / "three.csv", tmp_path / "three.png"
+    r = lip(files["a"], files["b"], files["c"], "--json", "--csv", dest, "--plot", chart)
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert [d[t]["artifact"] for t in "abc"] == [str(files[t]) for t in "abc"]
+    assert d["round_b_chosen"] == d["round_c_chosen"] == "matched sparsity"
+    rows = list(csv.DictReader(dest.read_text().splitlines()))
+    assert len(rows) == len(a.prune_round)
+    for t, art in zip("abc", (a, b, c)):  # every mask's per-layer sparsity, exact
+        mask = art.mask(d[f"round_{t}"])
+        for row in rows:
+            assert int(row[f"kept_{t}"]) == int(mask[row["name"]].sum())
+    px = assert_png(chart)
+    colours = {tuple(int(h[1:][i:i + 2], 16) for i in (0, 2, 4)) for h in plot.PALETTE[:3]}
+    assert colours <= {tuple(v) for v in px.reshape(-1, 3)}  # a bar colour per mask
+    refused(lip(files["a"], files["b"], files["c"], "--round-b", "2"), "--round-b", "2 masks after A")
+
+
 def test_cli_oes_scope_all(files, tmp_path):
     dest = tmp_path / "oes.png"
     r = lip(files["oes"], "--json", "--plot", dest)
@@ -304,7 +362,9 @@ def test_cli_oes_scope_all(files, tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["a", "a", "a"], "give one artifact, or two"),
+    (["a"] * 27, "or 2 to 26 to compare"),
+    (["a", "b", "c", "--round-b", "1,x"], "use round numbers"),
+    (["a", "b", "c", "--plot", "x.png", "--plot-rounds", "1"], "applies to one artifact"),
     (["a", "--round", "6"], "--round 6 is out of range"),
     (["a", "b", "--round-b", "9"], "--round-b 9 is out of range"),
     (["a", "--round-b", "1"], "give two artifacts"),

@@ -101,6 +101,9 @@ def test_grid_rows_summary_plots_and_json(data, tmp_path):
         assert isinstance(r["psnr_stopped"], float) and isinstance(r["oracle_best_psnr"], float)
         assert r["oracle_best_psnr"] >= r["psnr_final"] - 1e-9
         assert len(r["curve_loss"]) == 10 and r["spectrum"]["low_energy_ratio"] > 0
+        # SSIM beside PSNR at the same iterations, ending at the final iterate's SSIM
+        assert [it for it, _ in r["curve_ssim"]] == [it for it, _ in r["curve_psnr"]] == list(range(1, 11))
+        assert r["curve_ssim"][-1][1] == pytest.approx(r["ssim_final"], abs=1e-6)
     by = {(r["method"], r["round"], r["task"]): r for r in rows}
     art = artifact.load(data / "A.safetensors")
     for k in (1, 2):
@@ -121,7 +124,7 @@ def test_grid_rows_summary_plots_and_json(data, tmp_path):
         assert len(list(csv.DictReader(f))) == 14
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == sorted(f"{kind}_{t}.png" for t in ("denoise", "sr4") for kind in
-                          ("psnr_vs_sparsity", "curves_psnr", "curves_loss", "spectrum"))
+                          ("psnr_vs_sparsity", "curves_psnr", "curves_ssim", "curves_loss", "spectrum"))
     for name in pngs:
         check_png(out / name)
     assert "Transfer summary" in result.stderr and "wrote" in result.stderr

@@ -1,7 +1,7 @@
 """The `lip` command line: parse options, call the engine, render results. No algorithms here.
 
 One module per command (`restore`, `prune` with `prune_gan`, `transfer`, `cs`, `gan` for train-generator,
-`inspect`, `library` for `masks`, `interop` for import-mask and export-mask); shared options in
+`inspect`, `spectra`, `library` for `masks`, `interop` for import-mask and export-mask); shared options in
 `options.py`, everything the user sees in `render.py`. This file makes the app and mounts each command
 explicitly, so no command module imports the app back.
 """
@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from . import cs, gan, inspect, interop, library, prune, restore, transfer
+from . import cs, gan, inspect, interop, library, prune, restore, spectra, transfer
 from .options import KeepArgs
 
 # Click's usage error as typer uses it (typer >= 0.28 vendors its own click, older ones import click).
@@ -77,6 +77,7 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 app.command("restore", cls=KeepArgs)(restore.restore_cmd)
 app.command("prune")(prune.prune_cmd)
 app.command("inspect")(inspect.inspect_cmd)
+app.command("spectra")(spectra.spectra_cmd)
 app.command("masks")(library.masks_cmd)
 app.command("transfer", cls=KeepArgs)(transfer.transfer_cmd)
 app.command("cs")(cs.cs_cmd)

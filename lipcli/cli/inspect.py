@@ -1,4 +1,4 @@
-"""`lip inspect`: what a mask artifact is, its per-layer sparsity, and how two masks overlap."""
+"""`lip inspect`: what a mask artifact is, its per-layer sparsity, and how two or more masks compare."""
 from __future__ import annotations
 
 import csv
@@ -18,18 +18,18 @@ from .options import json_flag
 
 ReportJson = json_flag("Print everything as one JSON object on stdout (no tables)", panel=None)
 LAYER_COLUMNS = ("index", "name", "shape", "params", "kept", "sparsity")
-OVERLAP_COLUMNS = ("index", "name", "shape", "params", "kept_a", "kept_b", "sparsity_a", "sparsity_b",
-                   "intersection", "union", "jaccard", "fraction_a_in_b")
 
 
 @guarded
 def inspect_cmd(
-    artifacts: list[Path] = typer.Argument(..., help="A mask artifact (.safetensors), or two (A B) to compare",
+    artifacts: list[Path] = typer.Argument(..., help="A mask artifact (.safetensors), or several (A B C ...) to "
+                                           "compare: each one's layer-wise sparsity and its overlap with A",
                                            show_default=False),
     round_: Optional[int] = typer.Option(None, "--round", help="Round to tabulate, A's when comparing "
                                          "(default: the recommended round)"),
-    round_b: Optional[int] = typer.Option(None, "--round-b", help="B's round when comparing (default: "
-                                          "the round closest to A's sparsity)"),
+    round_b: Optional[str] = typer.Option(None, "--round-b", help="B's round when comparing (default: "
+                                          "the round closest to A's sparsity); with more masks one per mask "
+                                          "after A, e.g. 2,-,4 ('-' = matched)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write layer-wise sparsity bars to this .png, or "
                                         ".pdf / .svg for papers (needs the plot extra: pip install 'lip[plot]'); "
                                         "x = layer index in forward order, y = sparsity"),
@@ -38,27 +38,28 @@ def inspect_cmd(
     json_: ReportJson = False,
     csv_: Optional[Path] = typer.Option(None, "--csv", help="Write the per-layer table as CSV ('-' = stdout)"),
 ) -> None:
-    """Show what a mask artifact holds, layer by layer; with two artifacts, how their masks overlap."""
-    if not 1 <= len(artifacts) <= 2:
-        raise LipError(f"give one artifact, or two to compare (got {len(artifacts)})")
-    pair = len(artifacts) == 2
+    """Show what a mask artifact holds, layer by layer; with several, their sparsity side by side and overlap."""
+    if not 1 <= len(artifacts) <= len(insp.TAGS):
+        raise LipError(f"give one artifact, or 2 to {len(insp.TAGS)} to compare (got {len(artifacts)})")
+    several = len(artifacts) > 1
     csv_stdout = csv_ is not None and str(csv_) == "-"
-    if round_b is not None and not pair:
+    if round_b is not None and not several:
         raise LipError("--round-b is B's round: give two artifacts to compare")
-    if pair and plot_rounds is not None:
-        raise LipError("--plot-rounds applies to one artifact; comparing two plots A's and B's chosen rounds")
+    if several and plot_rounds is not None:
+        raise LipError("--plot-rounds applies to one artifact; comparing masks plots each one's chosen round")
     if plot_rounds is not None and plot is None:
         raise LipError("--plot-rounds needs --plot FILE.png (or .pdf/.svg)")
     if json_ and csv_stdout:
         raise LipError("--json and --csv - both write to stdout; give --csv a file name")
+    others = insp.parse_other_rounds(round_b, len(artifacts) - 1) if several else []
     if plot is not None:
         charts.check_format(plot)
         files.check_writable(plot)
     if csv_ is not None and not csv_stdout:
         files.check_writable(csv_)
     arts = [artifact.load(p) for p in artifacts]
-    if pair:
-        report, rows, columns = _compare(artifacts, arts, round_, round_b, plot)
+    if several:
+        report, rows, columns = _compare(artifacts, arts, [round_, *others], plot)
     else:
         report, rows, columns = _single(artifacts[0], arts[0], round_, plot, plot_rounds)
     if csv_ is not None:
@@ -67,7 +68,7 @@ def inspect_cmd(
     if json_:
         emit_json(report)
     else:
-        (_say_compare if pair else _say_single)(report)
+        (_say_compare if several else _say_single)(report)
     for key, what in (("plot", "plot"), ("csv", "per-layer table")):
         if report.get(key) and report[key] != "-":
             err.print(f"wrote {what} {report[key]}", markup=False, soft_wrap=True)
@@ -86,20 +87,23 @@ def _single(path: Path, art: artifact.Artifact, round_: Optional[int], plot: Opt
     return report, rows, LAYER_COLUMNS
 
 
-def _compare(paths: list[Path], arts: list[artifact.Artifact], round_a: Optional[int],
-             round_b: Optional[int], plot: Optional[Path]) -> tuple[dict[str, Any], list, tuple[str, ...]]:
-    a, b = arts
-    ov = insp.overlap(a, round_a, b, round_b)
-    ra, rb = ov["round_a"], ov["round_b"]
+def _compare(paths: list[Path], arts: list[artifact.Artifact], rounds: list[Optional[int]],
+             plot: Optional[Path]) -> tuple[dict[str, Any], list, tuple[str, ...]]:
+    """A, B, C, ...: each mask's summary, the rounds compared (B's on: matched to A's sparsity or given)
+    and insp.compare's table; the two-mask report is the case of one pair."""
+    tags = insp.TAGS[:len(arts)]
+    ov = insp.compare(arts, rounds)
     report: dict[str, Any] = {
-        "type": "overlap", "a": {"artifact": str(paths[0]), "summary": insp.summary(a)},
-        "b": {"artifact": str(paths[1]), "summary": insp.summary(b)},
-        "round_b_chosen": "given" if round_b is not None else "matched sparsity", **ov, "plot": None}
+        "type": "overlap", **{t: {"artifact": str(p), "summary": insp.summary(x)} for t, p, x in zip(tags, paths, arts)},
+        **{f"round_{t}_chosen": "given" if r is not None else "matched sparsity" for t, r in zip(tags[1:], rounds[1:])},
+        **ov, "plot": None}
     if plot is not None:
-        insp.plot_sparsity(a, [ra], plot, others=[("B", b, rb)],
-                           title=f"Layer-wise sparsity: A = {paths[0].name}, B = {paths[1].name}")
+        insp.plot_sparsity(arts[0], [ov["round_a"]], plot,
+                           others=[(t.upper(), x, ov[f"round_{t}"]) for t, x in zip(tags[1:], arts[1:])],
+                           title="Layer-wise sparsity: " + ", ".join(f"{t.upper()} = {p.name}"
+                                                                     for t, p in zip(tags, paths)))
         report["plot"] = str(plot)
-    return report, ov["layers"], OVERLAP_COLUMNS
+    return report, ov["layers"], tuple(ov["layers"][0]) if ov["layers"] else ()
 
 
 def _made(art: artifact.Artifact) -> str:
@@ -212,30 +216,45 @@ def _say_single(r: dict[str, Any]) -> None:
     print_wide(t)
 
 
+def _pair_label(tag: str, n: int) -> str:
+    """Which pair a column or line is about: nothing with two masks (one pair), ' A-C' with more."""
+    return "" if n == 2 else f" A-{tag.upper()}"
+
+
 def _say_compare(r: dict[str, Any]) -> None:
     out = err
     o = r["overall"]
-    for tag, side, k, sp in (("A", r["a"], r["round_a"], o["sparsity_a"]),
-                             ("B", r["b"], r["round_b"], o["sparsity_b"])):
+    tags = [t for t in insp.TAGS if f"round_{t}" in r]
+    n = len(tags)
+    for t in tags:
+        side, k = r[t], r[f"round_{t}"]
         s = side["summary"]
-        out.print(f"{tag}: {side['artifact']}  {s['method'] or '-'} / {s['task'] or '-'}  round {k} "
-                  f"(sparsity {_pct(sp)})" + ("  [matched to A's sparsity]" if tag == "B" and
-                                                r["round_b_chosen"] != "given" else ""),
+        out.print(f"{t.upper()}: {side['artifact']}  {s['method'] or '-'} / {s['task'] or '-'}  round {k} "
+                  f"(sparsity {_pct(o[f'sparsity_{t}'])})" + ("  [matched to A's sparsity]" if t != "a" and
+                                                r[f"round_{t}_chosen"] != "given" else ""),
                   markup=False, soft_wrap=True)
     if not r["same_spec"]:
-        out.print("note: the two net specs differ (same parameter shapes, so the masks are comparable)",
-                  markup=False)
+        out.print(f"note: the {'two ' if n == 2 else ''}net specs differ (same parameter shapes, so the masks "
+                  "are comparable)", markup=False)
     t = Table(title="Overlap of kept weights, forward order", box=box.SIMPLE_HEAD, title_justify="left",
               show_footer=True)
-    for col, foot in (("#", ""), ("name", "overall"), ("params", f"{o['params']:,}"),
-                      ("sparsity A", _pct(o["sparsity_a"])), ("sparsity B", _pct(o["sparsity_b"])),
-                      ("jaccard", fmt(o["jaccard"], 3)), ("A in B", _pct(o["fraction_a_in_b"]))):
+    columns = [("#", ""), ("name", "overall"), ("params", f"{o['params']:,}")]
+    columns += [(f"sparsity {x.upper()}", _pct(o[f"sparsity_{x}"])) for x in tags]
+    for x in tags[1:]:
+        columns += [(f"jaccard{_pair_label(x, n)}", fmt(o[insp.pair_key("jaccard", x, n)], 3)),
+                    (f"A in {x.upper()}", _pct(o[insp.pair_key("fraction_a_in", x, n)]))]
+    for col, foot in columns:
         t.add_column(col, footer=foot, justify="left" if col == "name" else "right")
-    for x in r["layers"]:
-        t.add_row(str(x["index"]), x["name"], f"{x['params']:,}", _pct(x["sparsity_a"]), _pct(x["sparsity_b"]),
-                  fmt(x["jaccard"], 3), _pct(x["fraction_a_in_b"]))
+    for row in r["layers"]:
+        t.add_row(str(row["index"]), row["name"], f"{row['params']:,}",
+                  *[_pct(row[f"sparsity_{x}"]) for x in tags],
+                  *[cell for x in tags[1:] for cell in (fmt(row[insp.pair_key("jaccard", x, n)], 3),
+                                                        _pct(row[insp.pair_key("fraction_a_in", x, n)]))])
     print_wide(t)
-    out.print(f"overall: jaccard {fmt(o['jaccard'], 3)}, {_pct(o['fraction_a_in_b'])} of A's kept "
-              f"weights are kept in B (independent random masks of these densities: jaccard "
-              f"{fmt(o['chance_jaccard'], 3)}, {_pct(o['chance_fraction_a_in_b'])})",
-              markup=False, soft_wrap=True)
+    for x in tags[1:]:
+        pair = {field: o[insp.pair_key(field, x, n)]
+                for field in ("jaccard", "fraction_a_in", "chance_jaccard", "chance_fraction_a_in")}
+        out.print(f"overall{_pair_label(x, n)}: jaccard {fmt(pair['jaccard'], 3)}, {_pct(pair['fraction_a_in'])} "
+                  f"of A's kept weights are kept in {x.upper()} (independent random masks of these densities: "
+                  f"jaccard {fmt(pair['chance_jaccard'], 3)}, {_pct(pair['chance_fraction_a_in'])})",
+                  markup=False, soft_wrap=True)

@@ -73,6 +73,10 @@ def restore_cmd(
     es_patience: EsPatience = None, es_gate: EsGate = None,
     ensemble: int = typer.Option(1, min=1, help="Average N fits with seeds SEED..SEED+N-1 (each auto-stopped; "
                                  "N times the time)", rich_help_panel="Fitting"),
+    snapshots: Optional[tuple[int, Path]] = typer.Option(None, metavar="N DIR", help="Also write what the fit "
+                                                         "shows every N iterations into folder DIR (created), as "
+                                                         "INPUT-STEM_ITERATION.png: its learning process",
+                                                         show_default=False, rich_help_panel="Fitting"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file, or folder for several inputs, or - "
                                        "for PNG bytes on stdout [INPUT_restored.png]"),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for metrics only (reports the "
@@ -101,7 +105,7 @@ def restore_cmd(
                        center_fraction=center_fraction, mask_type=mask_type, iters=iters, lr=lr, reg_noise=reg_noise,
                        ema=ema,
                        es_window=es_window, es_patience=es_patience, es_gate=es_gate, precision=precision,
-                       ensemble=ensemble)
+                       ensemble=ensemble, snapshot_every=snapshots[0] if snapshots else None)
     if clean is not None and len(images) > 1:
         raise LipError("--clean gives one reference image; restore one input at a time with it")
     if save_kspace is not None and (task != "mri" or not simulate or len(images) > 1):
@@ -113,6 +117,10 @@ def restore_cmd(
     for path in outs:
         files.check_writable(path)
         images_io.check_suffix(path)  # before the run, not after it
+    if snapshots is not None:
+        if not snapshots[1].is_dir():
+            files.make_folder(snapshots[1], "snapshot folder")
+        files.check_writable(_snapshot_path(snapshots[1], images[0], 1, job.cfg.iters))
     mine = config.shard_of(list(zip(images, outs)), shard_)
     if not mine:
         say(f"lip restore: --shard {shard} of {len(images)} inputs has none of them; nothing to do")
@@ -124,7 +132,7 @@ def restore_cmd(
             _restore_jobs(ctx.meta[ARGS], len(mine), shard_, *planned, job.cfg.iters, json_, run_log)
             return
         for path, dest in mine:
-            _restore_one(path, dest, job, clean, json_, run_log, save_kspace)
+            _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots)
     finally:
         run_log.close()
 
@@ -160,6 +168,11 @@ def _save(dest: Path, picture: images_io.Image) -> None:
     images_io.save_image(dest, picture.pixels, alpha=picture.alpha, stored=picture.stored)
 
 
+def _snapshot_path(folder: Path, source: Path, iteration: int, iters: int) -> Path:
+    """--snapshots: FOLDER/INPUT-STEM_ITERATION.png, the iteration zero-padded so that names sort."""
+    return folder / f"{images_io.resolve(source).stem}_{iteration:0{len(str(iters))}d}.png"
+
+
 def _save_kspace(folder: Path, problem: Problem) -> None:
     """--save-kspace: the simulated k-space and its mask, as `lip restore --task mri` reads them back."""
     if not folder.is_dir():
@@ -171,8 +184,11 @@ def _save_kspace(folder: Path, problem: Problem) -> None:
 
 
 def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path], json_: bool,
-                 run_log: RunLog, save_kspace: Optional[Path] = None) -> None:
-    """Restore one image and write it, its report (stderr, --json) and its log lines."""
+                 run_log: RunLog, save_kspace: Optional[Path] = None,
+                 snapshots: Optional[tuple[int, Path]] = None) -> None:
+    """Restore one image and write it, its report (stderr, --json), its log lines and its snapshots."""
+    on_snapshot = None if snapshots is None else lambda iteration, picture: _save(
+        _snapshot_path(snapshots[1], path, iteration, job.cfg.iters), picture)
     with progress(job.cfg.iters * job.ensemble, f"{path.name}") as advance:
         def on_step(step: Step) -> None:
             shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
@@ -181,7 +197,8 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
                           metric=step.metrics[0], stopped_at=step.stopped_at[0])
         try:
             restored = job(path, clean=clean, on_step=on_step, notify=say,
-                           on_problem=None if save_kspace is None else lambda p: _save_kspace(save_kspace, p))
+                           on_problem=None if save_kspace is None else lambda p: _save_kspace(save_kspace, p),
+                           on_snapshot=on_snapshot)
         except api.Diverged as exc:  # keep the last good output, then fail with exit 1
             _save(dest, exc.picture)
             raise LipRuntimeError(f"{exc} — the last good result (iteration {exc.iteration}) "

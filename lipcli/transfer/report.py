@@ -98,18 +98,20 @@ def _curve_label(name: str, rs: list[dict[str, Any]]) -> str:
 
 
 def plot_curves(rows: list[dict[str, Any]], folder: Path, formats: Sequence[str] = PNG) -> list[Path]:
-    """Per task, PSNR and log10 loss against iteration, one line per method/mask at its sparsest round."""
+    """Per task, PSNR, SSIM (LIP Fig. 12 draws both) and log10 loss against iteration, one line per
+    method/mask at its sparsest round. PSNR and SSIM read the clean image: reporting only (oracle)."""
     paths = []
     for task in tasks_of(rows):
         trows = focus_rows([r for r in rows if r["task"] == task])
         groups = _by_label(trows, rows)
-        for kind, key, ylabel, log in (("psnr", "curve_psnr", f"{_metric_name(trows)} (dB) vs clean", False),
-                                       ("loss", "curve_loss", "log10 training loss (MSE)", True)):
-            series = {_curve_label(n, rs): mean_curve([r.get(key) for r in rs], log) for n, rs in groups.items()}
+        for kind, what, ylabel in (("psnr", "PSNR", f"{_metric_name(trows)} (dB) vs clean"),
+                                   ("ssim", "SSIM", "SSIM vs clean (oracle)"),
+                                   ("loss", "loss", "log10 training loss (MSE)")):
+            series = {_curve_label(n, rs): mean_curve([r.get(f"curve_{kind}") for r in rs], kind == "loss")
+                      for n, rs in groups.items()}
             series = {n: pts for n, pts in series.items() if pts}
             if not series:
                 continue
-            what = "PSNR" if kind == "psnr" else "loss"
             paths += _charts(folder, f"curves_{kind}_{_slug(task)}", formats, lambda path: plot.line_chart(
                 series, path, f"{task}: {what} during fitting, sparsest round per method, "
                 f"mean of {_extent(trows)}", "iteration", ylabel, markers=False))

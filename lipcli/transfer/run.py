@@ -22,6 +22,7 @@ from ..masks import Masks, from_rounds, top_global
 from ..problem import Problem, load_problem
 from ..prune import scores
 from ..restore import Prior, masked_prior, restore
+from ..watch import Watch
 from .experiments import IMPEDANCE_TARGETS, impedance_problem, spectrum
 from .grid import Cell, Grid, MaskSource, task_operator
 from .rows import append_row, row_key, rounded
@@ -108,9 +109,13 @@ def run_cell(grid: Grid, cell: Cell, dev: torch.device,
     problem = cell_problem(grid, cell)
     prior, info = cell_prior(grid, cell)
     cfg = replace(grid.configs[cell.task], seed=cell.seed)
+    stride = max(1, math.ceil(cfg.iters / CURVE_POINTS))
+    # SSIM beside the PSNR curve, of the image the fit shows (oracle: the clean image, for reporting only).
+    curve_ssim: list[tuple[int, float | None]] = []
+    watch = Watch(stride, cfg.ema, lambda it, shown: curve_ssim.append((it, problem.scores(shown)["ssim"])))
     diverged = None
     try:
-        result, report = restore(problem, prior, cfg, dev, cell.seed, callbacks)
+        result, report = restore(problem, prior, cfg, dev, cell.seed, [*callbacks, watch])
         params = report["params"]
     except DivergenceError as exc:
         result, diverged, params = exc.result, str(exc), nets.count_params(nets.build(prior.spec))
@@ -135,8 +140,10 @@ def run_cell(grid: Grid, cell: Cell, dev: torch.device,
     }
     if grid.experiment != "impedance" and ran:  # cheap; kept so --experiment spectrum works on any grid
         row["spectrum"] = spectrum(tr.stopped, problem.clean)
-    stride = max(1, math.ceil(cfg.iters / CURVE_POINTS))
+    if ran and (not curve_ssim or curve_ssim[-1][0] != result.iterations):  # the last iterate, as curve_psnr's
+        curve_ssim.append((result.iterations, problem.scores(tr.final)["ssim"]))
     row["curve_psnr"] = [[it, rounded(v)] for it, v in tr.curve if it % stride == 0 or it == result.iterations]
+    row["curve_ssim"] = [[it, rounded(v, 6)] for it, v in curve_ssim if v is not None]
     row["curve_loss"] = [[i + 1, rounded(v, 7)] for i, v in enumerate(result.losses)
                          if (i + 1) % stride == 0 or i + 1 == result.iterations]
     return finite(row)

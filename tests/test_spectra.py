@@ -1,0 +1,119 @@
+"""`lip spectra`: FFT magnitude maps and difference maps (LIP Figs. 18-19) on tiny images."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from lipcli import spectra
+from lipcli.cli import app
+from conftest import RGB64
+
+H, W = 32, 48  # rows, columns: not square, so rows and columns cannot be mixed up
+
+
+def sinusoid(ky: int, kx: int) -> np.ndarray:
+    """(1,H,W) gray: 0.5 + 0.4 cos(2 pi (ky y / H + kx x / W)), ky cycles down, kx across."""
+    y, x = np.mgrid[0:H, 0:W]
+    return (0.5 + 0.4 * np.cos(2 * np.pi * (ky * y / H + kx * x / W)))[None]
+
+
+def save(path: Path, pixels: np.ndarray) -> Path:
+    arr = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+    PILImage.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)).save(path)
+    return path
+
+
+def read(path: Path) -> np.ndarray:
+    with PILImage.open(path) as im:
+        return np.asarray(im)
+
+
+def lip(*args):
+    result = CliRunner().invoke(app, ["spectra", *map(str, args)])
+    assert "Traceback" not in result.output
+    return result
+
+
+def peaks(fft_map: np.ndarray, n: int = 2) -> set[tuple[int, int]]:
+    """The n largest entries of a map, the zero frequency (at the centre) and its window leakage left out."""
+    m = fft_map.astype(np.float64).copy()
+    m[H // 2 - 1:H // 2 + 2, W // 2 - 1:W // 2 + 2] = -np.inf
+    flat = np.argsort(m, axis=None)[::-1][:n]
+    return {tuple(int(i) for i in np.unravel_index(f, m.shape)) for f in flat}
+
+
+@pytest.mark.parametrize("ky, kx", [(3, 5), (0, 7), (4, 0)])
+def test_a_sinusoid_peaks_at_its_frequency(ky, kx):
+    m = spectra.log_magnitude(sinusoid(ky, kx))
+    assert m.shape == (H, W)
+    # DC at (H//2, W//2): the pair of peaks sits at +-(ky, kx) from it
+    assert peaks(m) == {(H // 2 + ky, W // 2 + kx), (H // 2 - ky, W // 2 - kx)}
+    assert np.argmax(m) == np.ravel_multi_index((H // 2, W // 2), m.shape)  # the mean, 0.5, is the largest term
+
+
+def test_identical_images_have_zero_difference_maps(tmp_path):
+    img = sinusoid(3, 5) * np.linspace(0.5, 1, W)  # colour-free but not trivial
+    maps = spectra.compute(["a", "b"], [img, img.copy()])
+    assert not maps.fftdiff[0].any() and not maps.diff[0].any()
+    assert maps.scale("diff") == maps.scale("fftdiff") == 0.0
+    spectra.write(maps, tmp_path)
+    for kind in ("diff", "fftdiff"):
+        assert not read(tmp_path / f"{kind}_b.png").any()  # all black, not a division by zero
+    assert read(tmp_path / "fft_a.png").max() == 255
+
+
+def test_difference_maps_measure_what_differs():
+    clean, noisy = sinusoid(3, 5), sinusoid(3, 5)
+    noisy[0, 10:12, 20:30] += 0.1  # a bar of error
+    d = spectra.difference(noisy, clean)
+    assert np.allclose(d[10:12, 20:30], 0.1) and d.sum() == pytest.approx(0.1 * 20)
+    colour = np.repeat(clean, 3, axis=0)
+    assert not spectra.difference(colour, clean).any()  # gray against the same in colour: no difference
+
+
+def test_cli_writes_every_map_on_shared_scales(tmp_path):
+    clean = save(tmp_path / "clean.png", sinusoid(3, 5))
+    blurred = save(tmp_path / "smooth.png", sinusoid(3, 5) * 0.5 + 0.25)
+    rgb = np.asarray(PILImage.open(RGB64))[:H, :W].transpose(2, 0, 1) / 255.0
+    other = save(tmp_path / "photo.png", rgb)
+    out = tmp_path / "maps"
+    r = lip(clean, blurred, other, "-o", out, "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    names = {p.name for p in out.iterdir()}
+    assert names == {"fft_clean.png", "fft_smooth.png", "fft_photo.png", "fftdiff_smooth.png", "fftdiff_photo.png",
+                     "diff_smooth.png", "diff_photo.png", "spectra.png"}  # and no temporary files
+    assert report["reference"] == "clean" and report["composite"] == str(out / "spectra.png")
+    # each written map is its kind's values on the kind's one grey scale
+    s, b = read(clean) / 255.0, read(blurred) / 255.0
+    fft = spectra.gray8(spectra.log_magnitude(s[None]), report["scales"]["fft"])
+    assert np.abs(read(out / "fft_clean.png").astype(int) - fft).max() <= 1
+    assert read(out / "fft_clean.png")[H // 2 + 3, W // 2 + 5] == 255  # the sinusoid's frequency: bright
+    diff = spectra.gray8(np.abs(b - s), report["scales"]["diff"])
+    assert np.abs(read(out / "diff_smooth.png").astype(int) - diff).max() <= 1
+    assert report["mean_abs_diff"]["smooth"] == pytest.approx(np.abs(b - s).mean(), abs=1e-6)
+    composite = read(out / "spectra.png")
+    assert composite.shape[0] > 3 * 3 * H and composite.shape[1] > 3 * 3 * W  # 3x3 tiles, each enlarged 3x
+
+
+def test_cli_refusals_are_one_line_and_write_nothing(tmp_path):
+    clean = save(tmp_path / "clean.png", sinusoid(3, 5))
+    small = save(tmp_path / "small.png", sinusoid(3, 5)[:, :16, :16])
+    (tmp_path / "sub").mkdir()
+    twin = save(tmp_path / "sub" / "clean.png", sinusoid(1, 1))
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    for args, needle in (([clean, small, "-o", tmp_path / "m"], "the maps compare images of one size"),
+                         ([clean, twin, "-o", tmp_path / "m"], "two images are named 'clean'"),
+                         ([clean, clean.with_name("none.png"), "-o", tmp_path / "m"], "no such file"),
+                         ([clean, "-o", taken], "exists and is not a folder")):
+        r = lip(*args)
+        assert r.exit_code == 2, r.output
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("lip: error: ") and needle in lines[0], r.stderr
+    assert not (tmp_path / "m").exists()
