@@ -456,8 +456,8 @@ case("restore", "sampling mask missing", lambda w: ["--task", "mri", kspace(w), 
 case("restore", "sampling mask pickled",
      lambda w: ["--task", "mri", kspace(w), "--sampling-mask", kspace(w, "pickle", "m.npy")], "m.npy", "pickled")
 case("restore", "--save-kspace without --simulate", lambda w: [*mri(w), "--save-kspace", "ks"], "--save-kspace")
-case("restore", "unknown --mask-type", lambda w: ["img.png", "--task", "mri", "--simulate", "--mask-type", "radial"],
-     "unknown --mask-type 'radial'")
+case("restore", "unknown --mask-type", lambda w: ["img.png", "--task", "mri", "--simulate", "--mask-type", "spiral"],
+     "unknown --mask-type 'spiral'")
 case("restore", "--acceleration below 1", lambda w: ["img.png", "--task", "mri", "--simulate", "--acceleration",
                                                      "0.5"], "--acceleration 0.5")
 case("restore", "--center-fraction above 1/acceleration",
@@ -786,6 +786,9 @@ case("export-mask", "output in a read-only folder", lambda w: ["A.safetensors", 
 
 # Later additions go last, so the numbered table in docs/bad-input.md only grows.
 case("restore", "zero --ensemble", lambda w: ["img.png", "--ensemble", "0"], "'--ensemble'")
+case("restore", "radial mask below the acceleration its spokes reach",
+     lambda w: ["img.png", "--task", "mri", "--simulate", "--mask-type", "radial", "--acceleration", "1.1"],
+     "radial samples at most")
 
 
 # ---------------------------------------------------------------- running a case
