@@ -462,8 +462,8 @@ case("restore", "--snapshots into a file", lambda w: ["img.png", "--snapshots", 
 case("restore", "--snapshots 0", lambda w: ["img.png", "--snapshots", "0", "snaps"], "--snapshots 0", "at least 1")
 case("restore", "--snapshots with --ensemble", lambda w: ["img.png", "--snapshots", "5", "snaps", "--ensemble", "2"],
      "drop --ensemble")
-case("restore", "unknown --mask-type", lambda w: ["img.png", "--task", "mri", "--simulate", "--mask-type", "radial"],
-     "unknown --mask-type 'radial'")
+case("restore", "unknown --mask-type", lambda w: ["img.png", "--task", "mri", "--simulate", "--mask-type", "spiral"],
+     "unknown --mask-type 'spiral'")
 case("restore", "--acceleration below 1", lambda w: ["img.png", "--task", "mri", "--simulate", "--acceleration",
                                                      "0.5"], "--acceleration 0.5")
 case("restore", "--center-fraction above 1/acceleration",
@@ -806,6 +806,9 @@ case("export-mask", "output in a read-only folder", lambda w: ["A.safetensors", 
 
 # Later additions go last, so the numbered table in docs/bad-input.md only grows.
 case("restore", "zero --ensemble", lambda w: ["img.png", "--ensemble", "0"], "'--ensemble'")
+case("restore", "radial mask below the acceleration its spokes reach",
+     lambda w: ["img.png", "--task", "mri", "--simulate", "--mask-type", "radial", "--acceleration", "1.1"],
+     "radial samples at most")
 
 
 # ---------------------------------------------------------------- running a case

@@ -1,4 +1,4 @@
-"""MRI (issue 13): the centred orthonormal Fourier operator, its column masks and units, k-space files,
+"""MRI (issue 13): the centred orthonormal Fourier operator, its sampling masks and units, k-space files,
 the zero-filled baseline, and `lip restore` / `prune` / `transfer` on k-space (tiny nets, few iterations)."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from lipcli import artifact, images
 from lipcli.cli import app
 from lipcli.errors import LipError
 from lipcli.metrics import psnr, ssim
-from lipcli.physics import MRI, TASKS, LinearPhysics, column_mask, fft2c, ifft2c
+from lipcli.physics import MASK_TYPES, MRI, TASKS, LinearPhysics, fft2c, ifft2c, sampling_mask
 from lipcli.problem import load_problem
 from prune_helpers import NARROW_YAML, make_mask
 
@@ -72,6 +72,12 @@ def test_loss_counts_only_sampled_entries():
     assert float(op.loss(x, y * mask)) < 1e-10
 
 
+def column_mask(width: int, acceleration: float, center_fraction: float, kind: str, seed: int) -> torch.Tensor:
+    """The (W,) columns of a column mask type."""
+    assert MASK_TYPES[kind].columns
+    return sampling_mask(kind, 1, width, acceleration, center_fraction, seed)[0]
+
+
 @pytest.mark.parametrize("kind", ["random", "equispaced"])
 @pytest.mark.parametrize("acc", [4, 8])
 def test_column_masks(kind, acc):
@@ -90,12 +96,54 @@ def test_column_masks(kind, acc):
         assert gaps.max() - gaps[gaps < w // 4].min() <= 1 + low  # evenly spaced (the centre block aside)
 
 
+@pytest.mark.parametrize("kind", ["variable-density", "radial"])
+@pytest.mark.parametrize("acc", [4, 8])
+@pytest.mark.parametrize("size", [(128, 128), (101, 132)])
+def test_2d_masks_hit_the_acceleration_and_sample_the_centre(kind, acc, size):
+    h, w = size
+    m = sampling_mask(kind, h, w, acc, 0.08, seed=5)
+    assert m.dtype == torch.bool and m.shape == (h, w)
+    assert torch.equal(m, sampling_mask(kind, h, w, acc, 0.08, seed=5))
+    assert not torch.equal(m, sampling_mask(kind, h, w, acc, 0.08, seed=6))
+    assert h * w / int(m.sum()) == pytest.approx(acc, rel=0.03)  # the realised acceleration
+    ch, cw = round(h * 0.08), round(w * 0.08)
+    r0, c0 = (h - ch + 1) // 2, (w - cw + 1) // 2
+    assert m[r0:r0 + ch, c0:c0 + cw].all() and m[h // 2, w // 2]  # the centre block, DC inside
+    assert not m.all(dim=0).any()  # points or spokes, not whole columns
+    far = m[:h // 8].float().mean(), m[3 * h // 8:5 * h // 8, 3 * w // 8:5 * w // 8].float().mean()
+    assert far[0] < 0.5 * far[1]  # denser near DC than far from it
+
+
+def test_radial_spokes_are_nested_and_refuse_what_they_cannot_reach():
+    few, many = (sampling_mask("radial", 64, 64, acc, 0.08, seed=0) for acc in (8, 3))
+    assert bool((few <= many).all())  # golden-angle spokes: a lower acceleration only adds spokes
+    with pytest.raises(LipError, match="radial samples at most"):
+        sampling_mask("radial", 64, 64, 1.1, 0.08, seed=0)  # spokes stay in the inscribed ellipse
+
+
+@pytest.mark.parametrize("kind", list(MASK_TYPES))
+def test_every_mask_type_flows_through_the_operator(kind):
+    """Each drawn mask at an odd, non-square size: A and A_adjoint are adjoint, and the mask file round-trips."""
+    gen = torch.Generator().manual_seed(7)
+    op = MRI(sampling_mask(kind, 37, 30, 4, 0.1, seed=0), kind)
+    x = torch.rand(2, 3, 37, 30, generator=gen, dtype=torch.float64)
+    y = torch.randn(2, 2, 37, 30, generator=gen, dtype=torch.float64)
+    lhs, rhs = _dot(op.A(x), y), _dot(x, op.A_adjoint(y))
+    assert abs(lhs - rhs) <= 1e-10 * abs(lhs)
+    saved = op.mask_array()
+    assert saved.shape == ((30,) if MASK_TYPES[kind].columns else (37, 30))
+    assert np.array_equal(np.broadcast_to(saved, (37, 30)), op.mask.numpy().astype(np.uint8))
+
+
 def test_masks_differ_by_seed_and_bad_settings_are_refused():
     assert not torch.equal(column_mask(128, 4, 0.08, "random", 0), column_mask(128, 4, 0.08, "random", 1))
-    for args, needle in [((128, 4, 0.08, "radial", 0), "--mask-type"), ((128, 0.5, 0.08, "random", 0), "at least 1"),
-                         ((128, 8, 0.3, "random", 0), "--center-fraction"), ((128, 4, 0, "random", 0), "must be in")]:
+    for args, needle in [(("spiral", 1, 128, 4, 0.08, 0), "--mask-type"),
+                         (("random", 1, 128, 0.5, 0.08, 0), "at least 1"),
+                         (("random", 1, 128, 8, 0.3, 0), "--center-fraction"),
+                         (("random", 1, 128, 4, 0, 0), "must be in"),
+                         (("variable-density", 64, 64, 8, 0.4, 0), "keeps 676 of 4096 k-space points")]:
         with pytest.raises(LipError, match=needle):
-            column_mask(*args)
+            sampling_mask(*args)
     with pytest.raises(LipError, match="samples nothing"):
         MRI(torch.zeros(4, 4, dtype=torch.bool), "empty")
 
@@ -213,6 +261,27 @@ def test_prune_and_transfer_run_on_kspace(folder):
     assert all(r["metric"] == "psnr" and r["psnr_stopped"] > 0 for r in rows)
 
 
+def test_2d_masks_through_restore_prune_and_transfer(folder):
+    """A radial scan saves an (H, W) mask file, a channel ticket is searched on it, and a transfer grid
+    draws variable-density masks from a config key."""
+    sim = json.loads(lip("restore", "brain.png", "--task", "mri", "--simulate", "--mask-type", "radial", "--iters", "1",
+                         *RUN, "--save-kspace", "ks", "-o", "x.png", "--json"))
+    m = np.load("ks/mask.npy")
+    assert m.shape == (48, 40) and sim["operator"]["sampled"] == pytest.approx(m.mean(), abs=1e-6)
+    assert sim["operator"]["mask"].startswith("radial(") and 48 * 40 / m.sum() == pytest.approx(4, rel=0.03)
+    lip("prune", "--task", "mri", "--simulate", "brain.png", "--mask-type", "radial", "--granularity", "channel",
+        "--rounds", "2", "--iters", "3", *RUN, "-o", "c.safetensors")
+    art = artifact.load(folder / "c.safetensors")
+    assert art.rounds == 2 and art.meta["operator"]["mask"] == sim["operator"]["mask"]
+    (folder / "vd.yaml").write_text(NARROW_YAML + "mask_type: variable-density\n")
+    lip("transfer", "brain.png", "--mask", "c.safetensors", "--tasks", "mri8", "--rounds", "2", "--baselines", "dense",
+        "--iters", "3", "--config", "vd.yaml", *RUN[2:], "--out", "res")
+    rows = [json.loads(line) for line in (folder / "res" / "results.jsonl").read_text().splitlines()]
+    assert {r["method"] for r in rows} == {"dense", "mask"} and all(r["psnr_stopped"] > 0 for r in rows)
+    assert {r["operator"]["mask"] for r in rows} == {"variable-density(acceleration=8, center_fraction=0.08, seed=0)"}
+    assert {r["settings"]["degradation"]["mask_type"] for r in rows} == {"variable-density"}
+
+
 def test_mask_search_on_a_simulated_scan_records_the_operator(folder):
     make_mask(folder / "A.safetensors", rounds=1)  # the narrow net's mask restores k-space too
     row = json.loads(lip("restore", "brain.png", "--task", "mri", "--simulate", "--mask", "A.safetensors",
@@ -223,7 +292,7 @@ def test_mask_search_on_a_simulated_scan_records_the_operator(folder):
 def test_the_python_api_takes_a_kspace_array(folder):
     from lipcli import api
 
-    op = MRI(column_mask(40, 4, 0.08, "equispaced", 0).expand(48, 40), "equispaced")
+    op = MRI(sampling_mask("equispaced", 48, 40, 4, 0.08, 0), "equispaced")
     k = op.kspace(op.A(images.to_tensor(images.load_image(folder / "brain.png"))))
     np.save(folder / "m.npy", op.mask_array())
     out = api.restore(k, task="mri", sampling_mask=folder / "m.npy", clean=folder / "brain.png", iters=2,

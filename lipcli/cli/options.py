@@ -133,9 +133,11 @@ SamplingMask = Annotated[Optional[Path], typer.Option(help="MRI: k-space samplin
 Acceleration = Annotated[Optional[float], typer.Option(help="MRI with --simulate: undersampling factor, e.g. 4 or 8 "
                                                        "[4]", rich_help_panel="Task")]
 CenterFraction = Annotated[Optional[float], typer.Option(help="MRI with --simulate: fraction of the central k-space "
-                                                         "columns always sampled [0.08]", rich_help_panel="Task")]
-MaskType = Annotated[Optional[str], typer.Option(help="MRI with --simulate: random | equispaced columns (seeded) "
-                                                 "[random]", rich_help_panel="Task")]
+                                                         "columns (and rows, for 2-D masks) always sampled [0.08]",
+                                                         rich_help_panel="Task")]
+MaskType = Annotated[Optional[str], typer.Option(help="MRI with --simulate (seeded): random | equispaced columns, "
+                                                 "variable-density points | radial spokes [random]",
+                                                 rich_help_panel="Task")]
 
 # Fitting: the DIP loop (defaults come from the preset).
 Iters = Annotated[Optional[int], typer.Option(help="Adam iterations (upper bound when early stopping) [preset]",

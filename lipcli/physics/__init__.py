@@ -6,12 +6,13 @@ from .base import Identity, LinearPhysics, Physics
 from .cs import CS_OPERATORS, CompressedSensing, GaussianCS, StructuredCS, dct_ortho
 from .denoise import Denoise
 from .inpaint import Inpaint
-from .mri import MRI, column_mask, fft2c, ifft2c
+from .mri import MRI, fft2c, ifft2c
+from .mri_masks import MASK_TYPES, sampling_mask
 from .noise import CorruptedGaussianNoise, GaussianNoise, NoiseModel
 from .superres import SR_BORDER, SuperResolution, lanczos2_kernel
 from .task import TASKS, Measured, Task, register_task, task_variants
 
 __all__ = ["CS_OPERATORS", "CompressedSensing", "CorruptedGaussianNoise", "Denoise", "GaussianCS",
-           "GaussianNoise", "Identity", "Inpaint", "LinearPhysics", "MRI", "Measured", "NoiseModel", "Physics",
-           "SR_BORDER", "StructuredCS", "SuperResolution", "TASKS", "Task", "column_mask", "dct_ortho", "fft2c",
-           "ifft2c", "lanczos2_kernel", "register_task", "task_variants"]
+           "GaussianNoise", "Identity", "Inpaint", "LinearPhysics", "MASK_TYPES", "MRI", "Measured", "NoiseModel",
+           "Physics", "SR_BORDER", "StructuredCS", "SuperResolution", "TASKS", "Task", "dct_ortho", "fft2c",
+           "ifft2c", "lanczos2_kernel", "register_task", "sampling_mask", "task_variants"]

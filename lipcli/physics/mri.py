@@ -15,9 +15,9 @@ PNG) is in units of scale (white = the zero-filled image's brightest pixel). Sco
 with the reference's maximum as data range (fastMRI); a reference (`--clean`) must be in the k-space's
 units, as the image that `--simulate` made k-space from is.
 
-Masks. fastMRI's Cartesian column masks: the centre `center_fraction` of the columns always, and the
-rest at random (each with the probability that samples W/acceleration columns in expectation) or
-equispaced from a random offset; or any 0/1 mask from a file, (H, W) or (W,) for columns.
+Masks. Any 0/1 mask from a file, (H, W) or (W,) for columns; or with `--simulate` a seeded one of
+mri_masks.MASK_TYPES: fastMRI's Cartesian column masks (random, equispaced), 2-D variable-density
+points or radial spokes.
 """
 from __future__ import annotations
 
@@ -33,10 +33,8 @@ from ..errors import LipError
 from ..images import MAX_PIXELS, resolve
 from ..metrics import psnr, ssim
 from .base import LinearPhysics
+from .mri_masks import sampling_mask
 from .task import Measured, Metric, Task, register_task
-
-MASK_TYPES = ("random", "equispaced")
-
 
 def fft2c(x: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2-D FFT over the last two axes (fastMRI's fft2c); real or complex in."""
@@ -48,32 +46,6 @@ def ifft2c(k: torch.Tensor) -> torch.Tensor:
     """Its inverse (and adjoint): the centred orthonormal 2-D inverse FFT."""
     dims = (-2, -1)
     return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=dims), norm="ortho"), dim=dims)
-
-
-def column_mask(width: int, acceleration: float, center_fraction: float, kind: str, seed: int) -> torch.Tensor:
-    """A seeded (W,) bool Cartesian mask sampling about W/acceleration columns, the centre ones always."""
-    if kind not in MASK_TYPES:
-        raise LipError(f"unknown --mask-type {kind!r}: use {' or '.join(MASK_TYPES)}")
-    if not acceleration >= 1:
-        raise LipError(f"--acceleration {acceleration:g} must be at least 1 (1 = every column)")
-    if not 0 < center_fraction <= 1:
-        raise LipError(f"--center-fraction {center_fraction} must be in (0, 1]")
-    low, target = max(1, round(width * center_fraction)), width / acceleration
-    if low > target:
-        raise LipError(f"--center-fraction {center_fraction} keeps {low} of {width} columns, more than the "
-                       f"{target:.1f} that --acceleration {acceleration:g} samples in all")
-    gen = torch.Generator().manual_seed(seed)
-    if kind == "random":
-        mask = torch.rand(width, generator=gen) < (target - low) / max(1, width - low)
-    else:
-        mask = torch.zeros(width, dtype=torch.bool)
-        if target > low:
-            step = (width - low) / (target - low)
-            offset = int(torch.randint(0, max(1, round(step)), (1,), generator=gen))
-            mask[torch.arange(float(offset), width, step).round().long().clamp(max=width - 1)] = True
-    start = (width - low + 1) // 2  # the DC column (W // 2 after fftshift) is inside
-    mask[start:start + low] = True
-    return mask
 
 
 def _magnitude(x: torch.Tensor) -> torch.Tensor:
@@ -218,8 +190,8 @@ class MRITask(Task):
             path = Path(settings["sampling_mask"])
             return MRI(read_sampling_mask(path, height, width), path.name)
         acc, cf, kind = float(settings["acceleration"]), float(settings["center_fraction"]), settings["mask_type"]
-        cols = column_mask(width, acc, cf, kind, seed)
-        return MRI(cols.expand(height, width), f"{kind}(acceleration={acc:g}, center_fraction={cf:g}, seed={seed})")
+        mask = sampling_mask(kind, height, width, acc, cf, seed)
+        return MRI(mask, f"{kind}(acceleration={acc:g}, center_fraction={cf:g}, seed={seed})")
 
     def read_observation(self, source: Any, settings: dict[str, Any]) -> Measured:
         """k-space: a complex (H, W) array, or a .npy file holding one."""
