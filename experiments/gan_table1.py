@@ -2,10 +2,12 @@
 evaluated by robust CS (MOM, 2% outliers) and GAN inpainting on held-back test digits.
 
 Usage: python experiments/gan_table1.py OUTDIR [--ratio 0.4] [--epochs 1] [--rounds 6] [--iters 500]
+                                                [--weights rewound]
 Writes OUTDIR/gan_imp.safetensors, OUTDIR/gan_random.safetensors, OUTDIR/results.jsonl (one line per
 evaluation, appended as it goes) and OUTDIR/table.md. The evaluated generator is
-gan_imp.rewound_generator(art, k): the PRETRAINED weights under round k's mask (the paper evaluates
-the fine-tuned sparse G instead).
+generators.at_round(art, k, WEIGHTS): by default the PRETRAINED weights under round k's mask (the
+paper evaluates the fine-tuned sparse G, --weights auto; the random baseline is not fine-tuned here,
+so it is rewound either way).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from lipcli import artifact, gan
+from lipcli import artifact, gan, generators
 from lipcli.cs import CSConfig, mse, solve
 from lipcli.nets import generator_of
 from lipcli.physics import GaussianCS, Inpaint
@@ -69,6 +71,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--iters", type=int, default=500)
+    p.add_argument("--weights", choices=generators.WEIGHTS, default="rewound")
     a = p.parse_args()
     torch.set_num_threads(1)
     a.outdir.mkdir(parents=True, exist_ok=True)
@@ -83,7 +86,7 @@ def main() -> None:
     for method, k in jobs:
         art = arts["imp" if method == "dense" else method]
         kept, total = art.counts(k)
-        g = generator_of(gan_imp.rewound_generator(art, k))
+        g = generator_of(generators.at_round(art, k, a.weights)[0])
         t0 = time.perf_counter()
         per = [evaluate(g, test[d:d + 1], d, a.iters) for d in DIGITS]
         row = {"method": method, "round": k, "sparsity": 1 - kept / total, "kept": kept, "total": total,
