@@ -43,7 +43,8 @@ from .masks import Masks, from_rounds, kept_count, total_count
 FORMAT = "lip-artifact"
 FORMAT_VERSION = 1  # what plain files carry, so older lips read them
 SLIM_VERSION = 2  # slim files (module docstring)
-FINETUNED_VERSION = 3  # files holding fine-tuned weights; the newest this lip reads
+FINETUNED_VERSION = 3  # files holding fine-tuned weights
+NEWEST_VERSION = FINETUNED_VERSION  # what this lip reads up to
 ROUND, THETA0, FINETUNED = "prune_round/", "theta0/", "finetuned/"
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, torch.save zip
 
@@ -197,8 +198,8 @@ def load(path: Path | str) -> Artifact:
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise _fail(path, f"has an invalid format version {version!r} (the file is damaged)")
-    if version > FINETUNED_VERSION:
-        raise _fail(path, f"has format version {version}; this lip reads up to {FINETUNED_VERSION} "
+    if version > NEWEST_VERSION:
+        raise _fail(path, f"has format version {version}; this lip reads up to {NEWEST_VERSION} "
                           "(upgrade lip)")
     _check_meta_shape(path, meta)
     art = Artifact(meta, *_split(path, tensors))

@@ -264,7 +264,7 @@ def test_refuses_another_nets_shapes(tmp_path):
 
 def test_refuses_future_format_version(tmp_path):
     art = make_artifact()
-    future = artifact.FINETUNED_VERSION + 1
+    future = artifact.NEWEST_VERSION + 1
     path = write_raw(tmp_path / "a.safetensors", tensors_of(art), meta_json(art, format_version=future))
     refused(path, f"format version {future}", "upgrade lip")
     path = write_raw(tmp_path / "b.safetensors", tensors_of(art), meta_json(art, format_version="1"))

@@ -120,7 +120,7 @@ def bad_artifact(w: "Work", kind: str, name: str = "bad.safetensors") -> str:
         (w.dir / "other.tmp").unlink()
         _raw(path, _tensors(other), good.meta)
     elif kind == "future version":
-        _raw(path, tensors, good.meta, format_version=artifact.SLIM_VERSION + 1)
+        _raw(path, tensors, good.meta, format_version=artifact.NEWEST_VERSION + 1)
     elif kind == "metadata not JSON":
         _raw(path, tensors, "{this is not json")
     elif kind == "no lip metadata":
@@ -491,7 +491,7 @@ for kind, needles in [("truncated", ("not a valid safetensors",)),
                       ("missing key", ("missing head.weight",)),
                       ("extra key", ("unknown parameter",)),
                       ("another net", ("has shape", "the net needs")),
-                      ("future version", ("format version 3", "upgrade lip")),
+                      ("future version", (f"format version {artifact.NEWEST_VERSION + 1}", "upgrade lip")),
                       ("metadata not JSON", ("not valid JSON",)),
                       ("no lip metadata", ("no lip metadata",)),
                       ("hostile spec", ("has shape",)),
