@@ -689,6 +689,8 @@ case("cs", "--generator-spec for a lip artifact",
      lambda w: ["mnist:0", "--simulate", *external_generator(w)[2:], "--generator", str(gan.GENERATOR)],
      "is a lip artifact")
 case("cs", "unknown --weights", lambda w: ["mnist:0", "--simulate", "--weights", "best"], "unknown --weights")
+case("cs", "--weights with --prior dip", lambda w: ["mnist:0", "--simulate", "--prior", "dip", "--weights", "rewound"],
+     "--weights chooses a generator's weights")
 case("cs", "--weights finetuned of a dense generator", lambda w: ["mnist:0", "--simulate", "--weights", "finetuned"],
      "has no fine-tuned weights for round 0", "--weights rewound")
 case("prune", "--prior gan on an external generator without its critic",

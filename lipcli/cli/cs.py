@@ -90,6 +90,8 @@ def cs_cmd(
         raise LipError(f"unknown --prior {prior!r}: use generator or dip")
     if weights not in generators.WEIGHTS:
         raise LipError(f"unknown --weights {weights!r}: use {' or '.join(generators.WEIGHTS)}")
+    if weights != "auto" and prior != "generator":
+        raise LipError("--weights chooses a generator's weights (--prior generator)")
     if generator_spec is not None and (generator is None or mask is not None or prior != "generator"):
         raise LipError("--generator-spec describes the state dict given with --generator (a lip artifact, "
                        "--mask included, carries its own spec)")
