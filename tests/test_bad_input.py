@@ -295,6 +295,12 @@ def operator_file(w: "Work", text: str | None = None, drop: str = "", **changes:
 NOT_ROOT = None if hasattr(os, "geteuid") and os.geteuid() == 0 else "making a device node needs root"
 
 
+def bundled_generator(w: "Work", name: str = "mnist-g.safetensors") -> str:
+    """A copy of the bundled generator artifact in the case's folder (a short path in the messages)."""
+    (w.dir / name).write_bytes(gan.GENERATOR.read_bytes())
+    return name
+
+
 def external_generator(w: "Work", kind: str = "good") -> list[str]:
     """`--generator g.safetensors --generator-spec g.yaml`: the bundled G as an external state dict, or a bad one."""
     bundle = artifact.load(gan.GENERATOR)
@@ -686,12 +692,13 @@ case("cs", "generator spec not YAML", lambda w: ["mnist:0", "--simulate", *exter
 case("cs", "--generator-spec without --generator",
      lambda w: ["mnist:0", "--simulate", *external_generator(w)[2:]], "--generator-spec describes")
 case("cs", "--generator-spec for a lip artifact",
-     lambda w: ["mnist:0", "--simulate", *external_generator(w)[2:], "--generator", str(gan.GENERATOR)],
+     lambda w: ["mnist:0", "--simulate", *external_generator(w)[2:], "--generator", bundled_generator(w)],
      "is a lip artifact")
 case("cs", "unknown --weights", lambda w: ["mnist:0", "--simulate", "--weights", "best"], "unknown --weights")
 case("cs", "--weights with --prior dip", lambda w: ["mnist:0", "--simulate", "--prior", "dip", "--weights", "rewound"],
      "--weights chooses a generator's weights")
-case("cs", "--weights finetuned of a dense generator", lambda w: ["mnist:0", "--simulate", "--weights", "finetuned"],
+case("cs", "--weights finetuned of a dense generator",
+     lambda w: ["mnist:0", "--simulate", "--generator", bundled_generator(w), "--weights", "finetuned"],
      "has no fine-tuned weights for round 0", "--weights rewound")
 case("prune", "--prior gan on an external generator without its critic",
      lambda w: ["--prior", "gan", *external_generator(w)], "g.safetensors", "with its critic")
