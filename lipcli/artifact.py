@@ -3,7 +3,10 @@
 Tensors:
   `prune_round/<param>`  uint8, per element the round at which it was pruned (0 = never), so the
                          mask of any round k is `prune_round == 0 | prune_round > k` — masks are nested;
-  `theta0/<param>`       float32, the initial weights of every parameter (mask + theta0 = the ticket).
+  `theta0/<param>`       float32, the initial weights of every parameter (mask + theta0 = the ticket);
+  `finetuned/<k>/<param>` float32, optional: weights a search trained for round k, pruned weights exactly
+                         0 under round k's mask (GAN IMP: the generator as its fine-tuning left it, the
+                         weights the LIP paper evaluates); parameters not stored are theta0's.
 Metadata: one key, "lip", holding sorted compact JSON (one key keeps the header byte-stable, so the
 same content always gives the same bytes). No pickle anywhere; a pickle is refused, never opened.
 
@@ -13,13 +16,17 @@ one byte per filter) and is broadcast back on load; and theta0 may be left out w
 net's seeded initialisation, recorded as "theta0_sha256": it is regenerated from the spec and "seed"
 and checked against that hash, so a torch whose initialisation changed is refused, never used
 silently. Version 1 files are still what `save` writes by default, and both versions are read.
+
+Files with fine-tuned weights carry format version 3, so an older lip refuses them by version ("upgrade
+lip") instead of tripping over the unknown tensors; a file's version is the newest feature it uses.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +42,22 @@ from .masks import Masks, from_rounds, kept_count, total_count
 
 FORMAT = "lip-artifact"
 FORMAT_VERSION = 1  # what plain files carry, so older lips read them
-SLIM_VERSION = 2  # the newest this lip reads: slim files (module docstring)
-ROUND, THETA0 = "prune_round/", "theta0/"
+SLIM_VERSION = 2  # slim files (module docstring)
+FINETUNED_VERSION = 3  # files holding fine-tuned weights
+NEWEST_VERSION = FINETUNED_VERSION  # what this lip reads up to
+ROUND, THETA0, FINETUNED = "prune_round/", "theta0/", "finetuned/"
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, torch.save zip
 
 
 @dataclass
 class Artifact:
-    """A net spec, its initial weights, and the round at which each masked element was pruned."""
+    """A net spec, its initial weights, the round at which each masked element was pruned, and (optionally)
+    weights trained for some rounds: finetuned[k] = {param: tensor} for the parameters the search trained."""
 
     meta: dict[str, Any]
     theta0: dict[str, torch.Tensor]
     prune_round: dict[str, torch.Tensor]
+    finetuned: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -125,14 +136,18 @@ def _narrowest(r: torch.Tensor) -> torch.Tensor:
 
 def to_bytes(art: Artifact, slim: bool = False) -> bytes:
     meta, rounds, theta0 = art.meta, art.prune_round, art.theta0
+    if art.finetuned:
+        meta = {**meta, "format_version": FINETUNED_VERSION}
     if slim:
         rounds = {n: _narrowest(r) for n, r in rounds.items()}
-        meta = {**meta, "format_version": SLIM_VERSION}
+        meta = {**meta, "format_version": max(SLIM_VERSION, meta["format_version"])}
         seed, digest = meta.get("seed"), theta0_hash(theta0)
         if _is_int(seed) and theta0_hash(seeded_theta0(art.spec, seed)) == digest:
             theta0, meta = {}, {**meta, "theta0_sha256": digest}
     tensors = {ROUND + n: r.to(torch.uint8).contiguous() for n, r in rounds.items()}
     tensors.update({THETA0 + n: w.detach().float().cpu().contiguous() for n, w in theta0.items()})
+    tensors.update({f"{FINETUNED}{k}/{n}": w.detach().float().cpu().contiguous()
+                    for k, weights in art.finetuned.items() for n, w in weights.items()})
     meta_json = json.dumps(meta, sort_keys=True, separators=(",", ":"))
     return st_save(tensors, metadata={"lip": meta_json})
 
@@ -183,8 +198,8 @@ def load(path: Path | str) -> Artifact:
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise _fail(path, f"has an invalid format version {version!r} (the file is damaged)")
-    if version > SLIM_VERSION:
-        raise _fail(path, f"has format version {version}; this lip reads up to {SLIM_VERSION} "
+    if version > NEWEST_VERSION:
+        raise _fail(path, f"has format version {version}; this lip reads up to {NEWEST_VERSION} "
                           "(upgrade lip)")
     _check_meta_shape(path, meta)
     art = Artifact(meta, *_split(path, tensors))
@@ -193,6 +208,7 @@ def load(path: Path | str) -> Artifact:
     if version >= SLIM_VERSION:  # a slim file's rounds may broadcast
         art.prune_round = {n: _broadcast(path, n, r, shapes.get(n)) for n, r in art.prune_round.items()}
     _check_against_spec(path, art, shapes, regenerated)
+    _check_finetuned(path, art, shapes)
     if regenerated:
         art.theta0 = _regenerate(path, art)
     return art
@@ -229,20 +245,27 @@ def _check_meta_shape(path: Path, meta: dict[str, Any]) -> None:
         raise _fail(path, f"its recommended round {rec!r} is not one of its rounds 0..{top}")
 
 
-def _split(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[dict, dict]:
-    theta0, rounds = {}, {}
+def _split(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[dict, dict, dict]:
+    theta0, rounds, finetuned = {}, {}, {}
     for key, t in sorted(tensors.items()):  # a fixed order: the same file, the same message
-        if key.startswith(THETA0):
-            if t.dtype != torch.float32:
-                raise _fail(path, f"tensor {key} has dtype {t.dtype}, expected float32")
-            theta0[key[len(THETA0):]] = t
+        if key.startswith(FINETUNED):
+            k, _, name = key[len(FINETUNED):].partition("/")
+            if not (re.fullmatch(r"0|[1-9][0-9]{0,5}", k) and name):
+                raise _fail(path, f"unexpected tensor {key!r} (fine-tuned weights are finetuned/<round>/<param>)")
+            finetuned.setdefault(int(k), {})[name] = _typed(path, key, t, torch.float32)
+        elif key.startswith(THETA0):
+            theta0[key[len(THETA0):]] = _typed(path, key, t, torch.float32)
         elif key.startswith(ROUND):
-            if t.dtype != torch.uint8:
-                raise _fail(path, f"tensor {key} has dtype {t.dtype}, expected uint8")
-            rounds[key[len(ROUND):]] = t
+            rounds[key[len(ROUND):]] = _typed(path, key, t, torch.uint8)
         else:
             raise _fail(path, f"unexpected tensor {key!r} (not a lip artifact key)")
-    return theta0, rounds
+    return theta0, rounds, finetuned
+
+
+def _typed(path: Path, key: str, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if t.dtype != dtype:
+        raise _fail(path, f"tensor {key} has dtype {t.dtype}, expected {str(dtype).removeprefix('torch.')}")
+    return t
 
 
 def _broadcast(path: Path, name: str, r: torch.Tensor, shape: tuple[int, ...] | None) -> torch.Tensor:
@@ -283,3 +306,20 @@ def _check_against_spec(path: Path, art: Artifact, shapes: dict[str, tuple[int, 
     if top > art.rounds:
         raise _fail(path, f"masks refer to round {top} but only {art.rounds} rounds are recorded")
 
+
+def _check_finetuned(path: Path, art: Artifact, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Fine-tuned weights belong to recorded rounds, are parameters of the spec, and respect their round's
+    mask (what they claim: a sparse net whose pruned weights are exactly 0)."""
+    for k, weights in sorted(art.finetuned.items()):
+        if k > art.rounds:
+            raise _fail(path, f"has fine-tuned weights for round {k} but only {art.rounds} rounds are recorded")
+        keep = art.mask(k)
+        for name, w in sorted(weights.items()):
+            if name not in shapes:
+                raise _fail(path, f"fine-tuned weights of round {k} hold unknown parameter {name}")
+            if tuple(w.shape) != shapes[name]:
+                raise _fail(path, f"fine-tuned {name} of round {k} has shape {tuple(w.shape)}, the net needs "
+                                  f"{shapes[name]}")
+            if name in keep and bool((w[~keep[name]] != 0).any()):
+                raise _fail(path, f"fine-tuned {name} of round {k} is nonzero where round {k} pruned it "
+                                  "(the file is damaged)")

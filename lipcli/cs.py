@@ -29,10 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import nets
+from . import generators, nets
 from .errors import LipError
 from .fit import FitConfig, Target, fit
-from .gan import load_generator
 from .masks import mask_sparsity
 from .metrics import psnr
 from .physics import Physics
@@ -194,10 +193,14 @@ def report(result: CSResult, clean: torch.Tensor | None) -> dict[str, Any]:
     return out
 
 
-def generator_prior(path: Path | str, round_: int | None) -> tuple[nn.Module, tuple[int, int, int], dict[str, Any]]:
-    """The (possibly pruned) generator of an artifact, the image shape it makes, and its report fields."""
-    g, masks, _ = load_generator(path, round_)
-    source = {"generator": str(path), "round": round_ or 0, "sparsity": mask_sparsity(masks)}
+def generator_prior(path: Path | str, round_: int | None, weights: str = "auto", spec_file: Path | None = None
+                    ) -> tuple[nn.Module, tuple[int, int, int], dict[str, Any]]:
+    """The (possibly pruned) generator of an artifact or external file (generators.py), the image shape it
+    makes, and its report fields (which weights were used among them)."""
+    g, masks, used = generators.load(path, round_, weights, spec_file)
+    source = {"generator": str(path), "round": round_ or 0, "sparsity": mask_sparsity(masks), "weights": used}
+    if spec_file is not None:
+        source["generator_spec"] = str(spec_file)
     return g, (int(g.spec["out_channels"]), int(g.spec["size"]), int(g.spec["size"])), source
 
 

@@ -27,8 +27,7 @@ from torch import nn
 
 from . import artifact, nets
 from .errors import LipError
-from .masks import Masks, MaskedParams, apply_masks
-from .nets import generator_of
+from .masks import Masks, MaskedParams
 
 DATA_DIR = Path(__file__).parent / "data"
 MNIST = DATA_DIR / "mnist_5k.csv.gz"
@@ -187,30 +186,6 @@ def to_artifact(gan: nn.Module, **meta: Any) -> artifact.Artifact:
     """A dense generator artifact: the bundle's weights as theta0, no masks."""
     theta = {n: p.detach().float().cpu().clone() for n, p in gan.named_parameters()}
     return artifact.Artifact(artifact.new_meta(gan.spec, **meta), theta, {})
-
-
-def load_generator(path: Path | str, round_: int | None = None) -> tuple[nn.Module, dict[str, torch.Tensor],
-                                                                         artifact.Artifact]:
-    """(generator at the artifact's weights with the round's mask applied, its masks, the artifact).
-
-    Accepts a "gan" bundle or a bare "dcgan-g" artifact. Masks are keyed by the bundle's names.
-    """
-    art = artifact.load(path)
-    kind = art.spec.get("kind")
-    if kind not in ("gan", "dcgan-g"):
-        raise LipError(f"{path}: is a {kind!r} artifact, not a generator (train one with lip train-generator)")
-    net = nets.build(art.spec)
-    net.load_state_dict(art.theta0, strict=True)
-    k = 0 if round_ is None else round_
-    masks = art.mask(k) if art.prune_round else {}
-    if round_ is not None and not art.prune_round and round_ != 0:
-        raise LipError(f"{path}: is a dense generator; it has no round {round_}")
-    apply_masks(net, masks)
-    g = generator_of(net)
-    g.eval()
-    for p in g.parameters():
-        p.requires_grad_(False)
-    return g, masks, art
 
 
 def sample_grid(g: nn.Module, path: Path | str, rows: int = 8, cols: int = 8, seed: int = 0,

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save as st_save
 
 from lipcli import artifact, nets
-from lipcli.artifact import ROUND, THETA0, Artifact
+from lipcli.artifact import FINETUNED, ROUND, THETA0, Artifact
 from lipcli.errors import LipError
 from conftest import tiny_spec
 
@@ -264,8 +264,9 @@ def test_refuses_another_nets_shapes(tmp_path):
 
 def test_refuses_future_format_version(tmp_path):
     art = make_artifact()
-    path = write_raw(tmp_path / "a.safetensors", tensors_of(art), meta_json(art, format_version=3))
-    refused(path, "format version 3", "upgrade lip")
+    future = artifact.NEWEST_VERSION + 1
+    path = write_raw(tmp_path / "a.safetensors", tensors_of(art), meta_json(art, format_version=future))
+    refused(path, f"format version {future}", "upgrade lip")
     path = write_raw(tmp_path / "b.safetensors", tensors_of(art), meta_json(art, format_version="1"))
     refused(path, "format version")
     meta = dict(art.meta)
@@ -382,3 +383,61 @@ def test_slim_file_refuses_a_theta0_it_cannot_regenerate(tmp_path):
     refused(path, "regenerated from seed 0", "draws different ones")
     bad = {**tensors, ROUND + next(iter(slim.prune_round)): torch.zeros(2, 2, dtype=torch.uint8)}
     refused(write_raw(tmp_path / "c.safetensors", bad, meta_json(slim)), "does not broadcast")
+
+
+# ---------------------------------------------------------------- fine-tuned weights (format version 3)
+
+def tuned_artifact() -> Artifact:
+    """make_artifact plus trained weights for rounds 1 and 3: theta0 shifted, zero where the round pruned."""
+    art = make_artifact()
+    for k in (1, 3):
+        keep = art.mask(k)
+        art.finetuned[k] = {n: (w + 0.5 * k) * keep[n] if n in keep else w + 0.5 * k for n, w in art.theta0.items()
+                            if n in keep or n.endswith(".bias")}
+    return art
+
+
+def test_finetuned_round_trip_and_old_files_unchanged(tmp_path):
+    art = tuned_artifact()
+    artifact.save(tmp_path / "a.safetensors", art)
+    back = artifact.load(tmp_path / "a.safetensors")
+    assert back.meta["format_version"] == artifact.FINETUNED_VERSION
+    assert back.finetuned.keys() == {1, 3}
+    for k, weights in art.finetuned.items():
+        assert back.finetuned[k].keys() == weights.keys()
+        assert all(torch.equal(back.finetuned[k][n], w) for n, w in weights.items())
+    assert artifact.to_bytes(back) == artifact.to_bytes(art)  # byte-stable with the new tensors too
+    # a file without them is written exactly as before (version 1) and reads with none
+    plain = make_artifact()
+    artifact.save(tmp_path / "p.safetensors", plain)
+    old = artifact.load(tmp_path / "p.safetensors")
+    assert old.meta["format_version"] == artifact.FORMAT_VERSION and old.finetuned == {}
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("round beyond the record", "round 9"),
+    ("unknown parameter", "unknown parameter"),
+    ("wrong shape", "has shape"),
+    ("nonzero where pruned", "nonzero where round 1 pruned"),
+    ("bad round key", "finetuned/<round>/<param>"),
+    ("float64", "expected float32"),
+])
+def test_refuses_bad_finetuned_weights(tmp_path, case, fragment):
+    art = tuned_artifact()
+    tensors = tensors_of(art)
+    name = next(iter(art.prune_round))
+    w = art.finetuned[1][name].clone()
+    key = f"{FINETUNED}1/{name}"
+    if case == "round beyond the record":
+        tensors[f"{FINETUNED}9/{name}"] = w
+    elif case == "unknown parameter":
+        tensors[f"{FINETUNED}1/levels.7.conv.weight"] = w
+    elif case == "wrong shape":
+        tensors[key] = w.flatten()
+    elif case == "nonzero where pruned":
+        tensors[key] = torch.where(art.mask(1)[name], w, torch.ones_like(w))
+    elif case == "bad round key":
+        tensors[f"{FINETUNED}01/{name}"] = w
+    else:
+        tensors[key] = w.double()
+    refused(write_raw(tmp_path / "a.safetensors", tensors, meta_json(art, format_version=3)), fragment)

@@ -42,7 +42,7 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))  # for `python tests/test_bad_input.py`
 
-from lipcli import artifact, files, nets  # noqa: E402
+from lipcli import artifact, files, gan, nets  # noqa: E402
 from lipcli.artifact import ROUND, THETA0  # noqa: E402
 from lipcli.cli import app  # noqa: E402
 from dip_replica import dip_skip  # noqa: E402
@@ -121,7 +121,7 @@ def bad_artifact(w: "Work", kind: str, name: str = "bad.safetensors") -> str:
         (w.dir / "other.tmp").unlink()
         _raw(path, _tensors(other), good.meta)
     elif kind == "future version":
-        _raw(path, tensors, good.meta, format_version=artifact.SLIM_VERSION + 1)
+        _raw(path, tensors, good.meta, format_version=artifact.NEWEST_VERSION + 1)
     elif kind == "metadata not JSON":
         _raw(path, tensors, "{this is not json")
     elif kind == "no lip metadata":
@@ -294,6 +294,32 @@ def operator_file(w: "Work", text: str | None = None, drop: str = "", **changes:
 
 
 NOT_ROOT = None if hasattr(os, "geteuid") and os.geteuid() == 0 else "making a device node needs root"
+
+
+def bundled_generator(w: "Work", name: str = "mnist-g.safetensors") -> str:
+    """A copy of the bundled generator artifact in the case's folder (a short path in the messages)."""
+    (w.dir / name).write_bytes(gan.GENERATOR.read_bytes())
+    return name
+
+
+def external_generator(w: "Work", kind: str = "good") -> list[str]:
+    """`--generator g.safetensors --generator-spec g.yaml`: the bundled G as an external state dict, or a bad one."""
+    bundle = artifact.load(gan.GENERATOR)
+    weights = {n[2:]: t for n, t in bundle.theta0.items() if n.startswith("g.")}
+    spec = dict(bundle.spec["g"])
+    if kind == "missing key":
+        del weights["head.bias"]
+    elif kind == "shape mismatch":
+        spec["ngf"] = 16
+    elif kind == "unknown field":
+        spec["depth"] = 4
+    elif kind == "bad value":
+        spec["size"] = 30
+    elif kind == "not a generator":
+        spec = nets.preset("dip")
+    (w.dir / "g.safetensors").write_bytes(st_save(weights))
+    (w.dir / "g.yaml").write_text("kind: [unclosed\n" if kind == "not yaml" else json.dumps(spec))
+    return ["--generator", "g.safetensors", "--generator-spec", "g.yaml"]
 
 
 def foreign(w: "Work", kind: str, name: str = "their.pt", amount: float = 0.5) -> str:
@@ -477,7 +503,7 @@ for kind, needles in [("truncated", ("not a valid safetensors",)),
                       ("missing key", ("missing head.weight",)),
                       ("extra key", ("unknown parameter",)),
                       ("another net", ("has shape", "the net needs")),
-                      ("future version", ("format version 3", "upgrade lip")),
+                      ("future version", (f"format version {artifact.NEWEST_VERSION + 1}", "upgrade lip")),
                       ("metadata not JSON", ("not valid JSON",)),
                       ("no lip metadata", ("no lip metadata",)),
                       ("hostile spec", ("has shape",)),
@@ -656,6 +682,32 @@ case("cs", "inpaint mask not binary",
 case("cs", "output in a missing folder", lambda w: ["mnist:0", "--simulate", "-o", "missing/x.png"],
      "does not exist")
 case("cs", "unknown solver", lambda w: ["mnist:0", "--simulate", "--solver", "l1"], "unknown --solver")
+# --- lip cs: an external generator (a safetensors state dict + its spec) and the weights of a round
+case("cs", "external generator missing a tensor", lambda w: ["mnist:0", "--simulate", *external_generator(w, "missing key")],
+     "g.safetensors", "missing head.bias")
+case("cs", "external generator of another width than its spec",
+     lambda w: ["mnist:0", "--simulate", *external_generator(w, "shape mismatch")], "has shape", "the spec needs")
+case("cs", "generator spec with an unknown field",
+     lambda w: ["mnist:0", "--simulate", *external_generator(w, "unknown field")], "g.yaml", "unknown field depth")
+case("cs", "generator spec with an impossible size",
+     lambda w: ["mnist:0", "--simulate", *external_generator(w, "bad value")], "g.yaml", "not a valid generator spec")
+case("cs", "generator spec of a DIP", lambda w: ["mnist:0", "--simulate", *external_generator(w, "not a generator")],
+     "g.yaml", "kind gan or dcgan-g")
+case("cs", "generator spec not YAML", lambda w: ["mnist:0", "--simulate", *external_generator(w, "not yaml")],
+     "g.yaml", "not a readable YAML/JSON spec")
+case("cs", "--generator-spec without --generator",
+     lambda w: ["mnist:0", "--simulate", *external_generator(w)[2:]], "--generator-spec describes")
+case("cs", "--generator-spec for a lip artifact",
+     lambda w: ["mnist:0", "--simulate", *external_generator(w)[2:], "--generator", bundled_generator(w)],
+     "is a lip artifact")
+case("cs", "unknown --weights", lambda w: ["mnist:0", "--simulate", "--weights", "best"], "unknown --weights")
+case("cs", "--weights with --prior dip", lambda w: ["mnist:0", "--simulate", "--prior", "dip", "--weights", "rewound"],
+     "--weights chooses a generator's weights")
+case("cs", "--weights finetuned of a dense generator",
+     lambda w: ["mnist:0", "--simulate", "--generator", bundled_generator(w), "--weights", "finetuned"],
+     "has no fine-tuned weights for round 0", "--weights rewound")
+case("prune", "--prior gan on an external generator without its critic",
+     lambda w: ["--prior", "gan", *external_generator(w)], "g.safetensors", "with its critic")
 # --- lip cs: measurements from files (y.npy with --matrix A.npy or --operator operator.yaml)
 Y = np.zeros(50)
 case("cs", "measurements file missing", lambda w: ["nope.npy", "--matrix", matrix(w)], "nope.npy", "no such file")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lipcli import artifact, gan, nets
+from lipcli import artifact, gan, generators, nets
 from lipcli.cs import CSConfig, mom, mse, solve
 from lipcli.nets import GAN, DCGANGenerator
 from lipcli.physics import GaussianCS, Inpaint, StructuredCS, dct_ortho
@@ -14,7 +14,7 @@ SHAPE = (1, 32, 32)
 
 @pytest.fixture(scope="module")
 def generator():
-    g, _, _ = gan.load_generator(gan.GENERATOR)
+    g, _, _ = generators.load(gan.GENERATOR)
     return g
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lipcli import artifact, gan
+from lipcli import artifact, gan, generators
 from lipcli.prune import gan_imp
 
 ROUNDS = 3
@@ -46,7 +46,8 @@ def test_gan_imp_ladder_rewind_roundtrip(data, tmp_path) -> None:
 
     dense = artifact.load(gan.GENERATOR).theta0
     for k in range(ROUNDS + 1):
-        net = gan_imp.rewound_generator(art, k)
+        net, _, used = generators.at_round(art, k, "rewound")
+        assert used == "rewound"
         params = dict(net.named_parameters())
         masks = art.mask(k)
         for name, p in params.items():

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import torch
 import typer
 
-from .. import config, cs, device as devices, files
+from .. import config, cs, device as devices, files, generators
 from .. import images as images_io
 from ..cs_problem import CSInputs, crop_to, load_problem
 from ..errors import LipError, LipRuntimeError
@@ -17,7 +17,7 @@ from ..gan import GENERATOR
 from ..measurements import check_folder, save_measurements
 from ..physics.cs import CompressedSensing, operator_help
 from .render import check_stdout_free, emit_json, err, fmt, guarded, progress, say
-from .options import Device, InpaintMask, Seed, Threads, described_option, json_flag
+from .options import Device, InpaintMask, Seed, Threads, described_option, generator_spec_option, json_flag
 
 ResultJson = json_flag("Print one JSON object on stdout", panel=None)
 
@@ -52,13 +52,19 @@ def cs_cmd(
     inpaint_mask: InpaintMask = None,
     prior: str = typer.Option("generator", help="generator | dip (CS-DIP: an untrained, optionally masked, DIP)",
                               rich_help_panel="Prior"),
-    generator: Optional[Path] = typer.Option(None, help="Generator artifact [the bundled MNIST generator]",
+    generator: Optional[Path] = typer.Option(None, help="Generator artifact, or an external state dict with "
+                                             "--generator-spec [the bundled MNIST generator]",
                                              rich_help_panel="Prior"),
+    generator_spec: generator_spec_option("Prior") = None,
     mask: Optional[Path] = typer.Option(None, help="Mask artifact: a GAN-IMP artifact (its weights and "
                                         "masks replace --generator) or, with --prior dip, a DIP mask",
                                         rich_help_panel="Prior"),
     round_: Optional[int] = typer.Option(None, "--round", help="Round of the mask trajectory",
                                          rich_help_panel="Prior"),
+    weights: str = typer.Option("auto", help="A GAN-IMP round's generator weights: finetuned (what the round's "
+                                "fine-tuning left, under its mask: what the LIP paper evaluates) | rewound (the "
+                                "pretrained weights under the mask) | auto: finetuned where the artifact holds "
+                                "them, else rewound", rich_help_panel="Prior"),
     solver: Optional[str] = typer.Option(None, help="mom: Median-of-Means, robust to outliers (the generator: "
                                          "min-max on its latent; the DIP: the median-of-means loss) | ls: least "
                                          "squares [mom for cs, ls for inpaint]", rich_help_panel="Solver"),
@@ -82,6 +88,13 @@ def cs_cmd(
         raise LipError(f"unknown --task {task!r}: use cs or inpaint")
     if prior not in ("generator", "dip"):
         raise LipError(f"unknown --prior {prior!r}: use generator or dip")
+    if weights not in generators.WEIGHTS:
+        raise LipError(f"unknown --weights {weights!r}: use {' or '.join(generators.WEIGHTS)}")
+    if weights != "auto" and prior != "generator":
+        raise LipError("--weights chooses a generator's weights (--prior generator)")
+    if generator_spec is not None and (generator is None or mask is not None or prior != "generator"):
+        raise LipError("--generator-spec describes the state dict given with --generator (a lip artifact, "
+                       "--mask included, carries its own spec)")
     solver = solver or cs.default_solver(task)
     if solver not in cs.SOLVERS:
         raise LipError(f"unknown --solver {solver!r}: use {' or '.join(cs.SOLVERS)}")
@@ -91,7 +104,7 @@ def cs_cmd(
     source: dict[str, Any] = {}
     g_shape = None
     if prior == "generator":
-        g, g_shape, source = cs.generator_prior(mask or generator or GENERATOR, round_)
+        g, g_shape, source = cs.generator_prior(mask or generator or GENERATOR, round_, weights, generator_spec)
     inputs = CSInputs(image, task, simulate, operator, matrix, shape, measurements, outliers, noise, outlier_value,
                       keep, inpaint_mask, clean, seed)
     problem = load_problem(inputs, g_shape)

@@ -115,6 +115,13 @@ def net_option(panel: str) -> Any:
                                                     kind="net preset", rich_help_panel=panel)]
 
 
+def generator_spec_option(panel: str) -> Any:
+    """`--generator-spec`: the architecture of an external `--generator` state dict (docs/generators.md)."""
+    return Annotated[Optional[Path], typer.Option(help="Spec (YAML/JSON) of an external --generator: a "
+                                                  "safetensors state dict under lip's names (docs/generators.md)",
+                                                  rich_help_panel=panel)]
+
+
 # Task: what degraded the image.
 Task = Annotated[str, registry_option(TASKS, rich_help_panel="Task")]
 Sigma = Annotated[Optional[float], typer.Option(help="Gaussian noise level, 0-255 units (used with --simulate) "

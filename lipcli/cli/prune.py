@@ -21,8 +21,8 @@ from ..prune.channel_scores import CHANNEL_SCORES
 from ..prune.run import every_method, methods
 from .render import RunLog, Terminated, emit_json, guarded, progress, say, say_round, say_stopped
 from .options import (Acceleration, CenterFraction, Config, Device, InpaintMask, Json, Keep, Log, Lr, MaskType,
-                      Precision, RegNoise, SamplingMask, Scale, Seed, Sigma, Simulate, Task, Threads, net_option,
-                      registry_option)
+                      Precision, RegNoise, SamplingMask, Scale, Seed, Sigma, Simulate, Task, Threads,
+                      generator_spec_option, net_option, registry_option)
 from .prune_gan import GanPrune, prune_gan
 
 
@@ -122,8 +122,10 @@ def prune_cmd(
     net: net_option("Search") = None,
     prior: str = typer.Option("dip", help="dip: prune an untrained DIP on images | gan: prune a "
                               "pretrained generator (--generator, --data)", rich_help_panel="GAN"),
-    generator: Optional[Path] = typer.Option(None, help="Generator artifact for --prior gan "
-                                             "[the bundled MNIST generator]", rich_help_panel="GAN"),
+    generator: Optional[Path] = typer.Option(None, help="Generator artifact for --prior gan, or an external "
+                                             "state dict with --generator-spec [the bundled MNIST generator]",
+                                             rich_help_panel="GAN"),
+    generator_spec: generator_spec_option("GAN") = None,
     data: str = typer.Option("mnist", help="Fine-tuning data for --prior gan: mnist or a folder of images",
                              rich_help_panel="GAN"),
     epochs: int = typer.Option(2, help="Fine-tuning epochs per round (--prior gan)", min=1, rich_help_panel="GAN"),
@@ -147,7 +149,7 @@ def prune_cmd(
     """Find a lottery image prior: a sparse mask (and its initial weights) for a DIP or a generator."""
     dev = devices.resolve(device)
     if prior == "gan":
-        return prune_gan(GanPrune(generator, data, GanImpSettings(
+        return prune_gan(GanPrune(generator, generator_spec, data, GanImpSettings(
             rounds=rounds or 6, rate=rate or 0.2, epochs=epochs, ratio=ratio, method=method, seed=seed),
             artifact_output(resume, out or Path(f"generator_{method}.safetensors")), resume is not None, json_))
     if prior != "dip":

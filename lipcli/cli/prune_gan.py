@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import artifact, files, gan
+from ..errors import LipError
 from ..prune import gan_imp
 from ..prune.search import Trajectory
 from .render import Terminated, emit_json, err, say_round, say_stopped
@@ -21,6 +22,7 @@ class GanPrune:
     """The flags the GAN search reads (`lip prune --prior gan`)."""
 
     generator: Optional[Path]  # None: the bundled MNIST generator
+    generator_spec: Optional[Path]  # the spec of an external state dict given as `generator`
     data: str  # "mnist" or a folder of images
     settings: gan_imp.GanImpSettings
     out: Path  # checked writable; with `resume`, the artifact to continue
@@ -30,8 +32,11 @@ class GanPrune:
 
 def prune_gan(run: GanPrune) -> None:
     """Search (or resume) a GAN-IMP trajectory, writing the artifact after every round."""
+    if run.generator_spec is not None and (run.generator is None or run.resume):
+        raise LipError("--generator-spec describes the state dict given with --generator (not with --resume)")
     traj = (Trajectory.resume(artifact.load(run.out)) if run.resume
-            else gan_imp.start(run.generator or gan.GENERATOR, run.settings, " ".join(["lip", *sys.argv[1:]])))
+            else gan_imp.start(run.generator or gan.GENERATOR, run.settings, " ".join(["lip", *sys.argv[1:]]),
+                               run.generator_spec))
     train_data = gan.load_data(run.data, traj.spec)
     try:
         with files.checkpointed(run.out) as checkpoint:

@@ -8,9 +8,11 @@ Random baseline ("random"): the same ladder with U(0,1) scores; it needs no fine
 so it skips it unless `train_random` is set (the round record then has no losses).
 
 The output is an ordinary lip artifact: theta0 = the pretrained bundle (the rewind point),
-prune_round = G's conv masks, one record per round; it is rewritten after every round, so an
-interrupted search resumes from its last finished round with identical masks (all randomness of
-round t is derived from (seed, t)).
+prune_round = G's conv masks, one record per round, and finetuned[t+1] = G's weights as round t's
+fine-tuning left them with the new mask t+1 applied (the published code's Iter_t_sparse_trained.pth,
+the net the paper evaluates; generators.py chooses between them and the rewound ticket). It is
+rewritten after every round, so an interrupted search resumes from its last finished round with
+identical masks (all randomness of round t is derived from (seed, t)).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .. import artifact, nets
+from .. import artifact, generators, nets
 from ..errors import LipError
 from ..gan import GanConfig, train
 from ..masks import apply_masks, ladder_kept, record_round, top_global, total_count
@@ -30,6 +32,7 @@ from .scores import SCORES, ScoreContext
 from .search import Trajectory
 
 METHODS = {"imp": "magnitude", "random": "random"}  # method -> the score that ranks G's weights
+G_PREFIX = "g."  # the generator's parameters in a "gan" bundle (nets/dcgan.py): what CS evaluates
 
 
 @dataclass
@@ -51,19 +54,23 @@ def _subset(data: torch.Tensor, ratio: float, seed: int, round_: int) -> torch.T
     return data[torch.randperm(data.shape[0], generator=gen)[:n]]
 
 
-def start(generator_path: Path, s: GanImpSettings, command: str | None = None) -> Trajectory:
-    art = artifact.load(generator_path)
+def start(generator_path: Path, s: GanImpSettings, command: str | None = None,
+          spec_file: Path | None = None) -> Trajectory:
+    """A new search on a pretrained generator: a lip artifact, or an external state dict with `spec_file`."""
+    art = generators.read(generator_path, spec_file)
     if art.spec.get("kind") != "gan":
-        raise LipError(f"{generator_path}: GAN pruning needs a generator artifact with its critic "
-                       "(kind 'gan', as written by lip train-generator)")
+        raise LipError(f"{generator_path}: GAN pruning fine-tunes the generator with its critic: give a "
+                       "generator of kind 'gan' (as lip train-generator writes; an external one: a gan spec "
+                       "and g.* and d.* weights)")
     if art.prune_round:
         raise LipError(f"{generator_path}: is already a pruning trajectory; give the dense generator, "
                        "or continue this one with --resume")
     net = nets.build(art.spec)
     net.load_state_dict(art.theta0, strict=True)
     names = nets.conv_weight_names(net)  # the bundle's forward is G's: exactly G's conv weights
+    external = {"generator_external": art.meta["external"]} if "external" in art.meta else {}
     return Trajectory.start(net, names, method=f"gan-{s.method}", generator=str(generator_path),
-                            generator_command=art.meta.get("command"), rate=s.rate, scope="g-conv",
+                            generator_command=art.meta.get("command"), **external, rate=s.rate, scope="g-conv",
                             settings={k: v for k, v in vars(s).items()}, command=command)
 
 
@@ -83,7 +90,8 @@ def run(traj: Trajectory, data: torch.Tensor, s: GanImpSettings, out: Path,
         net.load_state_dict(traj.theta0, strict=True)  # rewind to the pretrained weights
         masks = traj.masks(t)
         values: dict[str, Any] = {}
-        if s.method == "imp" or s.train_random:
+        trained = s.method == "imp" or s.train_random
+        if trained:
             cfg = GanConfig(epochs=s.epochs, batch=s.batch, lr=s.lr, seed=s.seed * 1_000 + t)
             hist = train(net, _subset(data, s.ratio, s.seed, t), cfg, masks=masks, on_epoch=on_epoch)
             values = {"d_loss": round(hist[-1].d_loss, 6), "g_loss": round(hist[-1].g_loss, 6),
@@ -92,16 +100,13 @@ def run(traj: Trajectory, data: torch.Tensor, s: GanImpSettings, out: Path,
         sc = SCORES.get(METHODS[s.method]).fn(net, names, ScoreContext(gen=gen))
         after = top_global(sc, masks, ladder_kept(total, s.rate, t + 1))
         record_round(traj.prune_round, masks, after, t + 1)
+        if trained:  # what the paper evaluates: this round's fine-tuned G under the new mask
+            apply_masks(net, after)
+            traj.finetuned[t + 1] = {n: p.detach().float().cpu().clone() for n, p in net.named_parameters()
+                                     if n.startswith(G_PREFIX)}
         rec = traj.record(t, time.perf_counter() - began, **values)
         traj.record(t + 1, 0.0)  # the new mask exists; its session (if any) fills in the values
         artifact.save(out, traj.to_artifact(None))
         on_round(rec)
     return traj.to_artifact(None)
 
-
-def rewound_generator(art: artifact.Artifact, round_: int) -> torch.nn.Module:
-    """The bundle at the pretrained weights with G's mask of `round_` applied (the rewound ticket)."""
-    net = nets.build(art.spec)
-    net.load_state_dict(art.theta0, strict=True)
-    apply_masks(net, art.mask(round_))
-    return net

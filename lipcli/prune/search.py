@@ -66,13 +66,15 @@ def created() -> str:
 
 @dataclass
 class Trajectory:
-    """The search state: initial weights, per-element prune rounds, per-round records."""
+    """The search state: initial weights, per-element prune rounds, per-round records (and the weights
+    trained for a round, where the method keeps them: artifact.Artifact.finetuned)."""
 
     spec: dict[str, Any]
     theta0: dict[str, torch.Tensor]
     prune_round: dict[str, torch.Tensor]
     meta: dict[str, Any]
     records: list[dict[str, Any]] = field(default_factory=list)
+    finetuned: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     @classmethod
     def start(cls, net: nn.Module, names: list[str], **meta: Any) -> "Trajectory":
@@ -84,7 +86,7 @@ class Trajectory:
     def resume(cls, art: artifact.Artifact) -> "Trajectory":
         meta = dict(art.meta)
         return cls(art.spec, art.theta0, {n: r.clone() for n, r in art.prune_round.items()}, meta,
-                   list(meta.get("rounds", [])))
+                   list(meta.get("rounds", [])), dict(art.finetuned))
 
     @property
     def granularity(self) -> str:
@@ -118,4 +120,4 @@ class Trajectory:
         meta = {**self.meta, "rounds": self.records,
                 "recommended_round": self.done if recommended is None else recommended,
                 "created": created()}
-        return artifact.Artifact(meta, self.theta0, self.prune_round)
+        return artifact.Artifact(meta, self.theta0, self.prune_round, self.finetuned)

@@ -1,0 +1,127 @@
+"""Where a generator comes from and which weights a round uses: an external state dict + spec loads to the
+same function as the net that wrote it; GAN IMP keeps each round's fine-tuned G, sparse under its mask;
+the artifact carries both weight sets; `lip cs --weights` chooses between them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from lipcli import artifact, generators, nets
+from lipcli.cli import app
+from lipcli.errors import LipError
+from lipcli.prune import gan_imp
+
+ROUNDS = 2
+TINY = nets.gan_spec(nz=8, ngf=4, ndf=4, channels=1, size=8)  # 8x8 images, ~2k parameters
+
+
+def _export(net: torch.nn.Module, spec: dict, folder: Path, suffix: str = ".yaml") -> tuple[Path, Path]:
+    """Write a net as someone else's code would: a plain safetensors state dict and a spec file."""
+    weights, spec_file = folder / "g.safetensors", folder / f"g{suffix}"
+    save_file({n: p.detach().contiguous() for n, p in net.named_parameters()}, weights)
+    spec_file.write_text(yaml.safe_dump(spec) if suffix == ".yaml" else json.dumps(spec))
+    return weights, spec_file
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_external_generator_gives_bit_identical_images(tmp_path, suffix):
+    torch.manual_seed(3)
+    mine = nets.build(TINY["g"]).eval()
+    weights, spec_file = _export(mine, TINY["g"], tmp_path, suffix)
+    g, masks, used = generators.load(weights, spec_file=spec_file)
+    assert masks == {} and used == "rewound" and g.spec == TINY["g"]
+    z = torch.randn((5, 8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(g(z), mine(z))
+    art = generators.read(weights, spec_file)  # provenance: the files it came from, by content
+    assert art.meta["method"] == "external" and art.meta["external"]["file"] == "g.safetensors"
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory) -> tuple[artifact.Artifact, Path]:
+    """GAN IMP for two rounds on an external tiny bundle (G and critic), fine-tuned on random 8x8 images."""
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("gan")
+    torch.manual_seed(0)
+    weights, spec_file = _export(nets.build(TINY), TINY, folder)
+    data = torch.rand((64, 1, 8, 8), generator=torch.Generator().manual_seed(1))
+    s = gan_imp.GanImpSettings(rounds=ROUNDS, epochs=1, ratio=1.0, batch=16)
+    out = folder / "imp.safetensors"
+    art = gan_imp.run(gan_imp.start(weights, s, spec_file=spec_file), data, s, out)
+    return art, out
+
+
+def test_finetuned_weights_differ_from_rewound_and_respect_the_mask(searched):
+    art, _ = searched
+    assert sorted(art.finetuned) == list(range(1, ROUNDS + 1))
+    g_names = {n for n in art.theta0 if n.startswith("g.")}
+    for k in range(1, ROUNDS + 1):
+        tuned, keep = art.finetuned[k], art.mask(k)
+        assert set(tuned) == g_names  # the whole generator, none of the critic
+        for n, m in keep.items():
+            assert (tuned[n][~m] == 0).all(), f"{n} round {k}: a pruned weight is not exactly 0"
+            assert not torch.equal(tuned[n][m], art.theta0[n][m]), f"{n} round {k}: the kept weights were not tuned"
+        ft, _, used_ft = generators.at_round(art, k, "finetuned")
+        rw, _, used_rw = generators.at_round(art, k, "rewound")
+        assert (used_ft, used_rw) == ("finetuned", "rewound")
+        assert generators.at_round(art, k)[2] == "finetuned"  # auto: what the paper evaluates, when present
+        ft_params, rw_params = dict(ft.named_parameters()), dict(rw.named_parameters())
+        for n in art.theta0:
+            expect = tuned[n] if n in tuned else art.theta0[n]  # the critic stays pretrained
+            if n in keep:
+                expect, rewound = expect * keep[n], art.theta0[n] * keep[n]
+                assert torch.equal(rw_params[n].detach(), rewound)
+            assert torch.equal(ft_params[n].detach(), expect), n
+        z = torch.randn((3, 8), generator=torch.Generator().manual_seed(k))
+        with torch.no_grad():
+            assert not torch.equal(ft(z), rw(z))
+    assert generators.at_round(art, 0)[2] == "rewound"  # round 0 is the pretrained net
+    with pytest.raises(LipError, match="rounds 1, 2 have them"):
+        generators.at_round(art, 0, "finetuned")
+
+
+def test_artifact_round_trips_both_weight_sets(searched):
+    art, out = searched
+    back = artifact.load(out)
+    assert back.meta["format_version"] == artifact.FINETUNED_VERSION
+    assert back.meta["generator_external"]["spec_file"] == "g.yaml"
+    assert all(torch.equal(back.theta0[n], t) for n, t in art.theta0.items())
+    assert back.finetuned.keys() == art.finetuned.keys()
+    for k, weights in art.finetuned.items():
+        assert all(torch.equal(back.finetuned[k][n], t) for n, t in weights.items())
+    for k in range(ROUNDS + 1):
+        assert all(torch.equal(a, b) for a, b in zip(back.mask(k).values(), art.mask(k).values()))
+
+
+def test_untrained_random_baseline_has_no_finetuned_weights(tmp_path):
+    torch.manual_seed(0)
+    weights, spec_file = _export(nets.build(TINY), TINY, tmp_path)
+    s = gan_imp.GanImpSettings(rounds=1, method="random")
+    art = gan_imp.run(gan_imp.start(weights, s, spec_file=spec_file), torch.rand((8, 1, 8, 8)), s,
+                      tmp_path / "r.safetensors")
+    assert art.finetuned == {} and generators.at_round(art, 1)[2] == "rewound"
+    assert artifact.load(tmp_path / "r.safetensors").meta["format_version"] == artifact.FORMAT_VERSION
+
+
+def test_cs_reports_and_uses_the_chosen_weights(searched, tmp_path):
+    _, out = searched
+    Image.fromarray((np.random.default_rng(0).random((8, 8)) * 255).astype(np.uint8)).save(tmp_path / "x.png")
+    reports = {}
+    for weights in ("rewound", "finetuned", "auto"):
+        dest = tmp_path / f"{weights}.png"
+        r = CliRunner().invoke(app, ["cs", str(tmp_path / "x.png"), "--simulate", "-m", "20", "--mask", str(out),
+                                     "--round", "2", "--weights", weights, "--iters", "20", "--restarts", "1",
+                                     "--device", "cpu", "--threads", "1", "-o", str(dest), "--json"])
+        assert r.exit_code == 0, r.output
+        reports[weights] = json.loads(r.stdout)
+        reports[weights]["bytes"] = dest.read_bytes()
+    assert [reports[w]["weights"] for w in ("rewound", "finetuned", "auto")] == ["rewound", "finetuned", "finetuned"]
+    assert reports["auto"]["bytes"] == reports["finetuned"]["bytes"] != reports["rewound"]["bytes"]
