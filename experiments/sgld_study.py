@@ -35,10 +35,13 @@ CPU = torch.device("cpu")
 
 
 class AutoStop:
-    """Where lip's early stop would have ended the run: fit.py's rule replayed on the same outputs."""
+    """Where lip's early stop would have ended the run: fit.py's rule (variance minimum, noise gate,
+    patience) replayed on the same outputs and losses."""
 
-    def __init__(self, cfg: FitConfig) -> None:
-        self.detector = WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed)
+    def __init__(self, cfg: FitConfig, noise_floor: float | None) -> None:
+        floor = cfg.es_gate * noise_floor if cfg.es_gate and noise_floor else None
+        self.detector = WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed, floor=floor)
+        self.gated = floor is not None
         self.lag = round(cfg.ema / (1 - cfg.ema)) if cfg.ema else 0
         self.pending: int | None = None
         self.ended: tuple[int, int] | None = None  # (iteration the run would end at, iteration reported)
@@ -47,7 +50,7 @@ class AutoStop:
         if self.ended is not None:
             return
         it = step.iteration
-        if self.detector.update(it, step.raw[0]):
+        if self.detector.update(it, step.raw[0], step.loss if self.gated else None):
             self.pending = it + self.lag
         if self.pending is not None and it >= self.pending:
             self.pending = None
@@ -81,7 +84,8 @@ def run(image: str, side: int, sgld: float, iters: int, burn_in: int, seed: int,
     settings = config.resolve_settings("denoise", "fast", CPU, {"sigma": 25.0, "iters": iters, "sgld": sgld})
     cfg = config.fit_config(settings, False, CPU, seed)
     problem = load_problem(crop(image, side, cache), "denoise", settings, simulate=True, seed=seed)
-    auto, mean = AutoStop(cfg), PosteriorMean(burn_in)
+    sigma = problem.noise_sigma()  # the gate's noise floor, as problem.target sets it
+    auto, mean = AutoStop(cfg, None if sigma is None else (sigma / 255) ** 2), PosteriorMean(burn_in)
     began = time.process_time()
     result, report = restore(problem, dense_prior(settings["net"]), cfg, CPU, seed, [auto, mean])
     curve = dict(result.targets[0].curve)  # EMA PSNR at every iteration
