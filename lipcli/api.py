@@ -138,7 +138,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
              **flags: Any) -> Restorer:
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
     degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, iters, lr,
-    reg_noise, ema, es_window, es_patience, precision).
+    reg_noise, ema, sgld, es_window, es_patience, precision).
 
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
     prior; `dense` asks for the dense net instead. `snapshot_every` N: hand what the fit shows every N
@@ -207,6 +207,7 @@ class Search:
     iters: int | None = None
     lr: float | None = None
     reg_noise: float | None = None
+    sgld: float | None = None
 
 
 @dataclass
@@ -251,8 +252,11 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     settings = resolve_settings(task, config, dev, dict(
         sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
         center_fraction=center_fraction, mask_type=mask_type, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise,
-        precision=precision, net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird))
+        sgld=s.sgld, precision=precision, net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird))
     cfg = replace(fit_config(settings, False, dev, seed), iters=int(settings["search_iters"]))
+    if cfg.sgld and s.method != "imp":
+        raise LipError(f"--sgld adds weight noise to IMP's fits; --method {s.method} trains no weights "
+                       "(use --method imp, or drop --sgld)")
     rate = float(settings["rate"])
     if not 0 < rate < 1:
         raise LipError(f"--rate {rate} must be in (0, 1)")
@@ -314,7 +318,7 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
                   inpaint_mask: Path | None = None, early_stop: bool = True, config: str | None = None,
                   device: str | torch.device = "auto", seed: int = 0, **flags: Any) -> Grid:
     """Check the options and build a transfer grid (`lip transfer`); `flags` are the fitting and
-    degradation options (sigma, keep, iters, lr, reg_noise, ema, es_window, es_patience, precision).
+    degradation options (sigma, keep, iters, lr, reg_noise, ema, sgld, es_window, es_patience, precision).
     Every cell's problem is built once here, so a bad size, mask or image fails now, not hours later."""
     if flags.get("iters") is not None and flags["iters"] < 1:
         raise LipError(f"--iters {flags['iters']} must be at least 1")

@@ -7,6 +7,7 @@ once, so every command refuses a bad value with the same line.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -23,7 +24,7 @@ from .physics import TASKS
 # The paper's settings (anchors-spec a.3, LIP row): one net for every task; each task adds its own
 # fitting settings and options (physics/: `Task.fitting`, `Task.options`).
 _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, precision="fp32",
-                     rounds=16, rate=0.2, early_bird=0.0)
+                     rounds=16, rate=0.2, early_bird=0.0, sgld=0.0)
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
 # IMP prunes 36% (= 1 - 0.8^2) per round, so round k is the paper's round 2k, with 1200 iterations per
 # round: its masks transferred as well as the paper's schedule at 1/5 of the iterations
@@ -121,11 +122,14 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
         if not 0 <= float(settings[key]) < (1 if key == "ema" else 10):
             raise LipError(f"--{key.replace('_', '-')} {settings[key]} is out of range")
     check_lr(float(settings["lr"]))
+    sgld = float(settings["sgld"])
+    if not 0 <= sgld < math.inf:
+        raise LipError(f"--sgld {settings['sgld']} must be a finite number >= 0 (0 = off)")
     return FitConfig(iters=int(settings["iters"]), lr=float(settings["lr"]),
                      reg_noise=float(settings["reg_noise"]), ema=float(settings["ema"]),
                      early_stop=early_stop, es_window=int(settings["es_window"]),
                      es_patience=int(settings["es_patience"]), es_gate=float(settings["es_gate"]), precision=precision,
-                     channels_last=precision == "bf16" and dev.type == "cpu", seed=seed)
+                     channels_last=precision == "bf16" and dev.type == "cpu", seed=seed, sgld=sgld)
 
 
 INITS = ("artifact", "fresh")  # a mask's weights: its theta0 (the LIP ticket) or a new seeded draw (OES)

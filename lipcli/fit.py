@@ -3,6 +3,8 @@
 DIP recipe (anchors-spec a.2): a fixed input code z jittered by N(0, reg_noise^2) each step, Adam,
 MSE in observation space, an EMA of the output, and rollback when the loss jumps. Masks keep pruned
 parameters exactly zero (gradients are masked before every Adam step, so weight and moments stay 0).
+`sgld` turns the run into SGLD-DIP (Cheng et al. 2019): Langevin noise on the weights after each step
+(`langevin_step`).
 The clean image, when given, is used only to *report* metrics; nothing that steers the run
 (loss, rollback, early stopping) reads it.
 """
@@ -11,8 +13,8 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -44,7 +46,16 @@ class FitConfig:
     checkpoint_every: int = 10  # rollback snapshot period
     jump_factor: float = 10 ** 0.5  # a loss jump of 5 dB triggers rollback, as DIP's backtracking
     max_recoveries: int = 5
-    seed: int = 0  # seeds the input jitter
+    seed: int = 0  # seeds the input jitter (and the SGLD noise, on a stream of its own)
+    sgld: float = 0.0  # SGLD-DIP: weight noise of std sgld * lr after every step (langevin_step); 0 = off
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings as artifacts and result rows record them. A knob added later (sgld) is
+        recorded only when on, so what older versions wrote still matches and resumes."""
+        d = asdict(self)
+        if not self.sgld:
+            del d["sgld"]
+        return d
 
 
 @dataclass
@@ -157,6 +168,26 @@ def _autocast(precision: str, device: torch.device):
     return nullcontext()
 
 
+SGLD_STREAM = 2 ** 32  # seed offset of the SGLD noise: its own stream, so the jitter is the same with or without it
+
+
+def langevin_step(kernels: list[torch.Tensor], std: float, gen: torch.Generator, masked: MaskedParams) -> None:
+    """SGLD-DIP's weight noise after an Adam step: theta <- theta + N(0, std^2) on the conv kernels.
+
+    The convention is the published code's (ZezhouCheng/GP-DIP's denoising notebook, and OES's SGLD
+    baseline): std = param_noise_sigma * lr, on the 4-D parameters (conv kernels) only, biases and
+    BatchNorm left alone; GP-DIP uses sigma 2 (std 0.02 at lr 0.01), OES 0.5. We keep it rather than
+    textbook Langevin dynamics, N(0, 2 lr) beside a plain gradient step: that is std 0.14 at lr 0.01,
+    which wipes out the DIP net in a few steps; the DIP loss is not a calibrated log-likelihood and
+    Adam's step is preconditioned, so there is no exact posterior to aim at, and the paper's SGLD
+    numbers were made with this scale. Pruned weights are zeroed again (masks.py), so they stay 0.
+    """
+    with torch.no_grad():
+        for p in kernels:
+            p.add_(torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype), alpha=std)
+    masked.zero_weights()
+
+
 def observation_loss(model: nn.Module, targets: list[Target], inputs: list[torch.Tensor] | None = None,
                      precision: str = "fp32") -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """Sum over targets of MSE(A(crop(model(z))), y), one forward pass per target (own BN stats); also
@@ -189,6 +220,8 @@ def fit(
     """
     if cfg.iters < 1:
         raise ValueError("iters must be >= 1")
+    if not cfg.sgld >= 0:
+        raise ValueError("sgld must be >= 0")
     device = targets[0].z.device
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.train()
@@ -201,6 +234,9 @@ def fit(
     masked = MaskedParams(model, masks)
     masked.zero_weights()
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    if cfg.sgld:
+        kernels = [p for p in params if p.dim() == 4]
+        sgld_gen = torch.Generator(device=device).manual_seed(cfg.seed + SGLD_STREAM)
     zs = [t.z.to(memory_format=fmt) for t in targets]
     detectors = [WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed,
                                   floor=cfg.es_gate * t.noise_floor if cfg.es_gate and t.noise_floor else None)
@@ -242,6 +278,8 @@ def fit(
         total.backward()
         masked.zero_grads()
         opt.step()
+        if cfg.sgld:  # the noise follows the step size, also when rollback has halved it
+            langevin_step(kernels, cfg.sgld * opt.param_groups[0]["lr"], sgld_gen, masked)
         it += 1
         losses.append(loss)
         if it % cfg.checkpoint_every == 0:

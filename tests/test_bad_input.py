@@ -547,6 +547,9 @@ case("restore", "--sparsity 1", lambda w: ["img.png", "--mask", "A.safetensors",
      "--sparsity 1.0")
 case("restore", "--lr 0", lambda w: ["img.png", "--lr", "0"], "--lr")
 case("restore", "--ema 1", lambda w: ["img.png", "--ema", "1"], "--ema")
+case("restore", "negative --sgld", lambda w: ["img.png", "--sgld", "-1"], "--sgld -1")
+case("restore", "--sgld nan in a config file",
+     lambda w: [(w.dir / "s.yaml").write_text("sgld: .nan\n") and "img.png", "--config", "s.yaml"], "--sgld nan")
 case("restore", "--threads 0", lambda w: ["img.png", "--threads", "0"], "--threads 0")
 case("restore", "simulated SR of an odd size",
      lambda w: [write_picture(w.dir / "odd.png", 37, 53).name, "--simulate", "--task", "sr", "--scale", "4"],
@@ -599,6 +602,9 @@ case("prune", "--resume a truncated artifact",
 case("prune", "--like an artifact of a future version",
      lambda w: ["img.png", "--simulate", "--method", "random-layerwise", "--like", bad_artifact(w, "future version")],
      "upgrade lip")
+case("prune", "negative --sgld", lambda w: ["img.png", "--simulate", "--sgld", "-0.5"], "--sgld -0.5")
+case("prune", "--sgld with a method that trains no weights",
+     lambda w: ["img.png", "--simulate", "--method", "oes", "--sgld", "1"], "--sgld", "--method oes")
 case("prune", "--early-bird above 1", lambda w: ["img.png", "--simulate", "--early-bird", "2"], "'--early-bird'")
 case("prune", "output in a read-only folder",
      lambda w: ["img.png", "--simulate", "-o", f"{readonly(w)}/x.safetensors"], "not writable")
@@ -625,6 +631,8 @@ case("transfer", "unknown experiment", lambda w: ["img.png", "--mask", "A.safete
 case("transfer", "zero --iters", lambda w: ["img.png", "--mask", "A.safetensors", "--iters", "0"], "--iters 0")
 case("transfer", "negative --sigma", lambda w: ["img.png", "--mask", "A.safetensors", "--sigma", "-5"],
      "--sigma -5")
+case("transfer", "negative --sgld", lambda w: ["img.png", "--mask", "A.safetensors", "--sgld", "-2"],
+     "--sgld -2")
 case("transfer", "--sparsities 1", lambda w: ["img.png", "--mask", "A.safetensors", "--sparsities", "1"],
      "--sparsities")
 case("transfer", "--device cuda without a GPU", lambda w: ["img.png", "--mask", "A.safetensors", "--device",

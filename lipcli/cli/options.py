@@ -154,6 +154,10 @@ RegNoise = Annotated[Optional[float], typer.Option(help="Std of the input-code j
                                                    "inpaint/sr]", rich_help_panel="Fitting")]
 Ema = Annotated[Optional[float], typer.Option(help="Output moving average (0 = off) [0.99 denoise, 0 "
                                               "otherwise]", rich_help_panel="Fitting")]
+Sgld = Annotated[Optional[float], typer.Option(help="SGLD-DIP (Cheng et al. 2019): after every Adam step add "
+                                               "Gaussian noise of std SGLD x lr to the conv kernels (pruned weights "
+                                               "stay 0); GP-DIP used 2, OES 0.5 [0 = off]",
+                                               rich_help_panel="Fitting")]
 EarlyStop = Annotated[bool, typer.Option(help="Stop automatically when the output stops improving (never reads "
                                          "the clean image)", rich_help_panel="Fitting")]
 EsWindow = Annotated[Optional[int], typer.Option(help="Early-stop variance window [200]", min=2,

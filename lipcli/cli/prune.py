@@ -21,7 +21,7 @@ from ..prune.channel_scores import CHANNEL_SCORES
 from ..prune.run import every_method, methods
 from .render import RunLog, Terminated, emit_json, guarded, progress, say, say_round, say_stopped
 from .options import (Acceleration, CenterFraction, Config, Device, InpaintMask, Json, Keep, Log, Lr, MaskType,
-                      Precision, RegNoise, SamplingMask, Scale, Seed, Sigma, Simulate, Task, Threads,
+                      Precision, RegNoise, SamplingMask, Scale, Seed, Sgld, Sigma, Simulate, Task, Threads,
                       generator_spec_option, net_option, registry_option)
 from .prune_gan import GanPrune, prune_gan
 
@@ -134,7 +134,7 @@ def prune_cmd(
     iters: Optional[int] = typer.Option(None, help="Adam iterations per IMP round (upper bound with "
                                         "--early-bird), or of the OES run [preset: 3000 paper, 1200 fast]",
                                         min=1, rich_help_panel="Fitting"),
-    lr: Lr = None, reg_noise: RegNoise = None,
+    lr: Lr = None, reg_noise: RegNoise = None, sgld: Sgld = None,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Artifact to write [FIRST_METHOD.safetensors]"),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted search stored in this artifact"),
     slim: bool = typer.Option(False, help="Write the slim encoding: one round byte per filter where whole "
@@ -161,7 +161,7 @@ def prune_cmd(
     prune_dip(Targets(images, task, degradation, inpaint_mask, simulate, oracle_target, clean),
               Search(method, granularity, channel_score, rounds, target_sparsity, rate, rewind, scope,
                      keep_input_dense, fresh_input, shared_input, stop_when_loss_rises, early_bird,
-                     early_bird_every, like, synflow_iters, oes_lambda, oes_tau, net, iters, lr, reg_noise),
+                     early_bird_every, like, synflow_iters, oes_lambda, oes_tau, net, iters, lr, reg_noise, sgld),
               Session(out, resume, seed, precision, threads, config_, json_, log, slim), dev)
 
 

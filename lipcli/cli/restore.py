@@ -14,7 +14,7 @@ from ..problem import Problem, largest_need
 from .render import RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say
 from .options import (ARGS, Acceleration, CenterFraction, Config, Device, EarlyStop, Ema, EsGate, EsPatience, EsWindow,
                       InpaintMask, Iters, Jobs, Json, Keep, Log, Lr, MaskType, Precision, RegNoise, SamplingMask,
-                      Scale, Seed, Sigma, Simulate, Task, Threads, net_option)
+                      Scale, Seed, Sgld, Sigma, Simulate, Task, Threads, net_option)
 
 
 def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restored") -> list[Path]:
@@ -69,7 +69,7 @@ def restore_cmd(
                                            "function, faster. [on whenever the mask removes whole filters]",
                                            show_default=False, rich_help_panel="Prior"),
     iters: Iters = None, lr: Lr = None, reg_noise: RegNoise = None,
-    ema: Ema = None, early_stop: EarlyStop = True, es_window: EsWindow = None,
+    ema: Ema = None, sgld: Sgld = None, early_stop: EarlyStop = True, es_window: EsWindow = None,
     es_patience: EsPatience = None, es_gate: EsGate = None,
     ensemble: int = typer.Option(1, min=1, help="Average N fits with seeds SEED..SEED+N-1 (each auto-stopped; "
                                  "N times the time)", rich_help_panel="Fitting"),
@@ -103,7 +103,7 @@ def restore_cmd(
                        early_stop=early_stop, checkpoint=checkpoint, config=config_, device=dev, seed=seed,
                        sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
                        center_fraction=center_fraction, mask_type=mask_type, iters=iters, lr=lr, reg_noise=reg_noise,
-                       ema=ema,
+                       ema=ema, sgld=sgld,
                        es_window=es_window, es_patience=es_patience, es_gate=es_gate, precision=precision,
                        ensemble=ensemble, snapshot_every=snapshots[0] if snapshots else None)
     if clean is not None and len(images) > 1:

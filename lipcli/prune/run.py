@@ -64,6 +64,7 @@ class SearchRequest:
         bytes they were before channel pruning existed and old artifacts resume."""
         d = asdict(self)
         d.pop("extra")
+        d["fit"] = self.fit.recorded()
         if self.granularity == "element":
             del d["granularity"], d["channel_score"]
         return d

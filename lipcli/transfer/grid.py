@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +220,7 @@ class Grid:
         """What must match for an existing row to count as this cell's result (checked on resume)."""
         s, cfg = self.settings[cell.task], self.configs[cell.task]
         degradation = TASKS.get(task_operator(cell.task)[0]).degradation(s, self.inpaint_mask)
-        fit = {k: v for k, v in asdict(cfg).items() if k not in ("seed", "metric_every")}
+        fit = {k: v for k, v in cfg.recorded().items() if k not in ("seed", "metric_every")}
         ident = {"init": self.init, "fit": fit, "degradation": degradation,
                  "mask_sha256": self.mask(cell.mask).sha256 if cell.mask else None}
         return json.loads(json.dumps(ident))  # the form it has after a JSONL round trip

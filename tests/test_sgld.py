@@ -1,0 +1,158 @@
+"""SGLD-DIP (`--sgld`): Langevin weight noise in the one fitting loop, and the setting's way from the
+command line, the API and YAML into every fit (restore, IMP rounds of prune, transfer)."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lipcli import api, artifact, nets
+from lipcli import restore as restore_mod
+from lipcli.cli import app
+from lipcli.errors import LipError
+from lipcli.fit import FitConfig, fit
+from lipcli.prune import imp as imp_mod
+from conftest import tiny_spec
+from prune_helpers import FitSpy, isolated_folder
+from test_fit import FlakyDenoise, _random_masks, make_run
+
+CPU = torch.device("cpu")
+
+
+def freeze_gradients(net: torch.nn.Module) -> None:
+    """Every gradient reads 0, so Adam does not move a weight and any change is the SGLD noise."""
+    for p in net.parameters():
+        p.register_hook(torch.zeros_like)
+
+
+# ---------------------------------------------------------------- the loop
+
+def test_sgld_noise_has_the_published_scale_on_conv_kernels_only(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    freeze_gradients(net)
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    lr, sgld, steps = 0.01, 3.0, 4
+    fit(net, [target], FitConfig(iters=steps, lr=lr, sgld=sgld, early_stop=False))
+    kernels = set(nets.conv_weight_names(net))
+    change = torch.cat([(p.detach() - before[n]).flatten() for n, p in net.named_parameters() if n in kernels])
+    expected = sgld * lr * math.sqrt(steps)  # independent N(0, (sgld*lr)^2) per step
+    assert change.numel() > 5000
+    assert abs(change.std().item() / expected - 1) < 0.05
+    assert abs(change.mean().item()) < 0.05 * expected
+    for n, p in net.named_parameters():  # biases and BatchNorm: no noise, no gradient step
+        if p.dim() != 4:
+            assert torch.equal(p.detach(), before[n]), n
+    assert kernels == {n for n, p in net.named_parameters() if p.dim() == 4}
+
+
+def test_masked_weights_stay_exactly_zero_under_sgld_and_rollback(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    target.op = FlakyDenoise(25, bad_calls={15, 27})
+    masks = _random_masks(net, keep=0.3, seed=1)
+    result = fit(net, [target], FitConfig(iters=30, lr=0.05, sgld=5.0, early_stop=False), masks=masks)
+    assert result.recoveries == 2
+    params = dict(net.named_parameters())
+    for name, keep in masks.items():
+        assert (params[name].detach()[~keep] == 0).all(), f"{name} has non-zero pruned weights"
+
+
+def test_pruned_weights_get_no_noise_and_kept_ones_the_full_scale(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    freeze_gradients(net)
+    masks = _random_masks(net, keep=0.5, seed=2)
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    fit(net, [target], FitConfig(iters=1, lr=0.01, sgld=2.0, early_stop=False), masks=masks)
+    params = dict(net.named_parameters())
+    kept = torch.cat([(params[n].detach() - before[n])[m] for n, m in masks.items()])
+    assert all((params[n].detach()[~m] == 0).all() for n, m in masks.items())
+    assert abs(kept.std().item() / 0.02 - 1) < 0.05
+
+
+def test_sgld_is_seeded_and_starts_after_the_first_step(rgb32):
+    def run(sgld: float, seed: int = 0):
+        net, target, _ = make_run(tiny_spec(), rgb32)
+        return fit(net, [target], FitConfig(iters=8, sgld=sgld, seed=seed, early_stop=False))
+
+    a, b, c, plain = run(2.0), run(2.0), run(2.0, seed=1), run(0.0)
+    assert torch.equal(a.targets[0].final, b.targets[0].final) and a.losses == b.losses
+    assert not torch.equal(a.targets[0].final, c.targets[0].final)
+    # The noise comes after the step, on its own stream: the first loss is the plain run's, then they part.
+    assert a.losses[0] == plain.losses[0] and a.losses[1:] != plain.losses[1:]
+
+
+def test_negative_sgld_is_refused_by_the_loop(rgb32):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    with pytest.raises(ValueError, match="sgld"):
+        fit(net, [target], FitConfig(iters=1, sgld=-1.0))
+
+
+def test_off_is_not_recorded_so_old_artifacts_and_rows_still_match():
+    off, on = FitConfig(), FitConfig(sgld=2.0)
+    assert off.recorded() == {k: v for k, v in asdict(off).items() if k != "sgld"}
+    assert on.recorded() == asdict(on)
+
+
+# ---------------------------------------------------------------- settings: flags, YAML, API
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch) -> Path:
+    return isolated_folder(tmp_path, monkeypatch)
+
+
+def lip(*args: str):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result
+
+
+RUN = ["--config", "narrow.yaml", "--device", "cpu", "--threads", "1", "--iters", "2"]
+
+
+@pytest.mark.parametrize("command", ["restore", "prune", "transfer"])
+def test_sgld_is_in_every_fitting_commands_help(command):
+    result = lip(command, "--help")
+    assert result.exit_code == 0 and "--sgld" in result.output
+
+
+def test_yaml_key_and_flag_reach_the_fit_config(work):
+    (work / "s.yaml").write_text((work / "narrow.yaml").read_text() + "sgld: 1.5\n")
+    assert api.restorer(config="narrow.yaml", device="cpu").cfg.sgld == 0.0
+    assert api.restorer(config="s.yaml", device="cpu").cfg.sgld == 1.5
+    assert api.restorer(config="s.yaml", device="cpu", sgld=0.5).cfg.sgld == 0.5  # the flag wins
+    with pytest.raises(LipError, match="--sgld -1"):
+        api.restorer(config="narrow.yaml", device="cpu", sgld=-1)
+
+
+def test_restore_fits_with_the_flag(work, monkeypatch):
+    seen = []
+    monkeypatch.setattr(restore_mod, "fit", lambda model, targets, cfg, **kw: seen.append(cfg) or
+                        fit(model, targets, cfg, **kw))
+    result = lip("restore", "img.png", "--simulate", *RUN, "--sgld", "2", "-o", "out.png")
+    assert result.exit_code == 0, result.output
+    assert [c.sgld for c in seen] == [2.0]
+
+
+def test_imp_rounds_are_fitted_with_sgld_and_the_artifact_says_so(work, monkeypatch):
+    spy = FitSpy(imp_mod.fit)
+    monkeypatch.setattr(imp_mod, "fit", spy)
+    result = lip("prune", "img.png", "--simulate", *RUN, "--rounds", "1", "--sgld", "2", "-o", "a.safetensors")
+    assert result.exit_code == 0, result.output
+    assert [c["cfg"].sgld for c in spy.calls] == [2.0, 2.0]  # the dense round and round 1
+    assert artifact.load(work / "a.safetensors").meta["search"]["fit"]["sgld"] == 2.0
+    result = lip("prune", "img.png", "--simulate", *RUN, "--rounds", "1", "-o", "b.safetensors")
+    assert "sgld" not in artifact.load(work / "b.safetensors").meta["search"]["fit"]
+
+
+def test_transfer_grid_fits_and_keys_its_rows_with_sgld(work):
+    art = api.prune(["img.png"], simulate=True, config="narrow.yaml", device="cpu", iters=2, rounds=1)
+    api.save_mask(work / "m.safetensors", art)
+    grids = [api.transfer_grid(["img.png"], ["m.safetensors"], config="narrow.yaml", device="cpu", **flags)
+             for flags in ({}, {"sgld": 2.0})]
+    plain, noisy = ({c: g.identity(c) for c in g.cells()} for g in grids)
+    assert grids[1].configs["denoise"].sgld == 2.0
+    assert all("sgld" not in i["fit"] for i in plain.values())
+    assert all(i["fit"]["sgld"] == 2.0 for i in noisy.values())
