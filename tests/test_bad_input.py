@@ -786,6 +786,12 @@ case("export-mask", "output in a read-only folder", lambda w: ["A.safetensors", 
 
 # Later additions go last, so the numbered table in docs/bad-input.md only grows.
 case("restore", "zero --ensemble", lambda w: ["img.png", "--ensemble", "0"], "'--ensemble'")
+case("restore", "config file with early_stop not true/false",
+     lambda w: [(w.dir / "e.yaml").write_text("early_stop: sometimes\n") and "img.png", "--config", "e.yaml"],
+     "early_stop 'sometimes'")
+case("prune", "config file with target_sparsity 95",
+     lambda w: [(w.dir / "t.yaml").write_text("preset: oes\ntarget_sparsity: 95\n") and "img.png", "--simulate",
+                "--config", "t.yaml"], "--target-sparsity 95")
 
 
 # ---------------------------------------------------------------- running a case

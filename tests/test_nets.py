@@ -84,24 +84,29 @@ def test_oes_has_no_skip_branch_and_pools():
         nets.build(nets.preset("oes", pool_at="bn"))
 
 
-def _layer_sequence(model: nn.Module, z: torch.Tensor) -> list[tuple]:
-    """The convs, pools and BNs one forward pass runs, in order, with what defines them."""
-    seen: list[tuple] = []
-
-    def record(m: nn.Module, _args) -> None:
-        if isinstance(m, nn.Conv2d):
-            seen.append(("conv", m.in_channels, m.out_channels, m.kernel_size, m.stride))
-        elif isinstance(m, nn.BatchNorm2d):
-            seen.append(("bn", m.num_features))
-        else:
-            seen.append(("avgpool" if isinstance(m, nn.AvgPool2d) else "maxpool", m.kernel_size))
-    hooks = [m.register_forward_pre_hook(record) for m in model.modules()
-             if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d))]
+def _called(model: nn.Module, z: torch.Tensor, kinds: tuple[type, ...], describe) -> list:
+    """describe(name, module) of every module of `kinds`, in the order one forward pass calls them."""
+    seen: list = []
+    hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: seen.append(describe(name, mod)))
+             for name, m in model.named_modules() if isinstance(m, kinds)]
     with torch.no_grad():
         model(z)
     for h in hooks:
         h.remove()
     return seen
+
+
+def _layer(_name: str, m: nn.Module) -> tuple:
+    """What defines a conv, pool or BN, without its name (the published net names modules by index)."""
+    if isinstance(m, nn.Conv2d):
+        return "conv", m.in_channels, m.out_channels, m.kernel_size, m.stride
+    if isinstance(m, nn.BatchNorm2d):
+        return "bn", m.num_features
+    return "avgpool" if isinstance(m, nn.AvgPool2d) else "maxpool", m.kernel_size
+
+
+def _layer_sequence(model: nn.Module, z: torch.Tensor) -> list[tuple]:
+    return _called(model, z, (nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d), _layer)
 
 
 def test_oes_layer_order_is_the_published_one():
@@ -135,14 +140,7 @@ def test_conv_weight_names_are_all_conv_weights():
 
 
 def _forward_order(net: nn.Module, z: torch.Tensor) -> list[str]:
-    order: list[str] = []
-    hooks = [m.register_forward_pre_hook(lambda mod, inp, name=name: order.append(f"{name}.weight"))
-             for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        net(z)
-    for h in hooks:
-        h.remove()
-    return order
+    return _called(net, z, (nn.Conv2d,), lambda name, _m: f"{name}.weight")
 
 
 def test_conv_weight_names_in_forward_order():
