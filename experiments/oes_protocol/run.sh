@@ -30,6 +30,13 @@ im.crop((left, top, left + 64, top + 64)).save(f"{out}/{name}.png")
 PY
 done
 
+fit() {  # NAME IMAGE [restore options]: a 20,000-iteration curve, one JSON line per iteration
+  local name=$1 img=$2; shift 2
+  lip restore "$out/$img.png" "${cfg[@]}" --iters "$iters" --log "$out/$name.jsonl" \
+    -o "$out/$name.png" --json "$@" > "$out/$name.json"
+}
+
+if [ "${STAGE:-1}" = 1 ]; then  # STAGE=2 runs stage 2 alone (it was added after stage 1 had run)
 # Masks, blind: OES learnt on the noisy crop (3,000 steps), and as a control a random mask with the OES
 # mask's count in every parameter tensor (a plain random 95% of every parameter zeroes 95% of the BN gammas,
 # which leaves a nearly constant net).
@@ -41,14 +48,25 @@ wait
 lip prune "$out/house.png" "${cfg[@]}" --method random-layerwise --like "$out/house_oes.safetensors" \
   -o "$out/house_random.safetensors" --json > "$out/prune_house_random.json"
 
-fit() {  # NAME IMAGE [restore options]: a 20,000-iteration curve, one JSON line per iteration
-  local name=$1 img=$2; shift 2
-  lip restore "$out/$img.png" "${cfg[@]}" --iters "$iters" --log "$out/$name.jsonl" \
-    -o "$out/$name.png" --json "$@" > "$out/$name.json"
-}
 # Two lanes, one per core.
 ( fit house_dense house; fit baboon_dense baboon; fit house_random house --mask "$out/house_random.safetensors" ) &
 ( fit house_oes house --mask "$out/house_oes.safetensors"; fit baboon_oes baboon --mask "$out/baboon_oes.safetensors"
   fit house_dense_lr0.001 house --lr 0.001 ) &
+wait
+fi
+
+# Stage 2. The masks over every parameter above keep about 5% of the BN gammas, so nearly every channel is
+# constant (its gamma is zero) and the compacted net has a few dozen parameters. The same OES learning over
+# the conv weights only (biases and BN dense): the "OES-style" sparse net of the report.
+lip prune "$out/house.png" "${cfg[@]}" --method oes --scope conv --iters "$mask_iters" \
+  -o "$out/house_oesconv.safetensors" --json > "$out/prune_house_oesconv.json" &
+lip prune "$out/baboon.png" "${cfg[@]}" --method oes --scope conv --iters "$mask_iters" \
+  -o "$out/baboon_oesconv.safetensors" --json > "$out/prune_baboon_oesconv.json" &
+wait
+lip prune "$out/house.png" "${cfg[@]}" --method random-layerwise --scope conv --like "$out/house_oesconv.safetensors" \
+  -o "$out/house_randomconv.safetensors" --json > "$out/prune_house_randomconv.json"
+( fit house_oesconv house --mask "$out/house_oesconv.safetensors"
+  fit house_randomconv house --mask "$out/house_randomconv.safetensors" ) &
+( fit baboon_oesconv baboon --mask "$out/baboon_oesconv.safetensors" ) &
 wait
 echo "all done"
