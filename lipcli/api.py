@@ -132,13 +132,15 @@ class Restorer:
 def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Path | None = None,
              mask: Path | str | artifact.Artifact | None = None, round_: int | None = None,
              sparsity: float | None = None, init: str = "artifact", prior: str = "dip", net: str | None = None,
-             dd_k: int = 128, compact: bool | None = None, early_stop: bool = True, checkpoint: bool | None = None,
+             dd_k: int = 128, compact: bool | None = None, early_stop: bool | None = None,
+             checkpoint: bool | None = None,
              config: str | None = None, device: str | torch.device = "auto", seed: int = 0, dense: bool = False,
              ensemble: int = 1, snapshot_every: int | None = None,
              **flags: Any) -> Restorer:
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
     degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, iters, lr,
-    reg_noise, ema, sgld, es_window, es_patience, precision).
+    reg_noise, ema, sgld, es_window, es_patience, precision). `early_stop` None: the preset's (on, except for the
+    oes and deep-decoder protocols).
 
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
     prior; `dense` asks for the dense net instead. `snapshot_every` N: hand what the fit shows every N
@@ -149,8 +151,8 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
         raise LipError(f"--snapshots {snapshot_every}: " + ("N must be at least 1 (iterations between snapshots)"
                        if snapshot_every < 1 else "snapshots show one fit's learning: drop --ensemble"))
     dev = _device(device)
-    settings = resolve_settings(task, config, dev, {**flags, "net": net})
-    cfg = replace(fit_config(settings, early_stop, dev, seed), checkpoint=checkpoint)
+    settings = resolve_settings(task, config, dev, {**flags, "net": net, "early_stop": early_stop})
+    cfg = replace(fit_config(settings, settings["early_stop"], dev, seed), checkpoint=checkpoint)
     if dense and (mask is not None or prior != "dip"):
         raise LipError("--dense fits the dense DIP net: drop --mask / --prior")
     if compact and mask is None:
@@ -173,7 +175,7 @@ def restore(image: images_io.Source, *, clean: images_io.Source | None = None,
     """Restore one image with a dense or masked Deep Image Prior (`lip restore`; options: `restorer`).
 
     `mask` may be an artifact file or an `Artifact` (e.g. what `prune` returned). The result is the
-    auto-stopped iterate (`early_stop=False`: the final one).
+    auto-stopped iterate (`early_stop=False`, or a preset without early stopping: the final one).
     """
     return restorer(**options)(image, clean=clean, on_step=on_step)
 
@@ -192,7 +194,7 @@ class Search:
     target_sparsity: float | None = None
     rate: float | None = None
     rewind: float = 0.0
-    scope: str = "conv"
+    scope: str | None = None
     keep_input_dense: bool = False
     fresh_input: bool = False
     shared_input: bool = False
@@ -252,21 +254,21 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     settings = resolve_settings(task, config, dev, dict(
         sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
         center_fraction=center_fraction, mask_type=mask_type, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise,
-        sgld=s.sgld, precision=precision, net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird))
+        sgld=s.sgld, precision=precision, net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird,
+        scope=s.scope, target_sparsity=s.target_sparsity))
     cfg = replace(fit_config(settings, False, dev, seed), iters=int(settings["search_iters"]))
     if cfg.sgld and s.method != "imp":
         raise LipError(f"--sgld adds weight noise to IMP's fits; --method {s.method} trains no weights "
                        "(use --method imp, or drop --sgld)")
-    rate = float(settings["rate"])
+    rate, target = float(settings["rate"]), settings["target_sparsity"]
     if not 0 < rate < 1:
         raise LipError(f"--rate {rate} must be in (0, 1)")
-    if s.target_sparsity is not None and not 0 < s.target_sparsity < 1:
-        raise LipError(f"--target-sparsity {s.target_sparsity} must be in (0, 1)")
+    if target is not None and not (isinstance(target, (int, float)) and 0 < target < 1):
+        raise LipError(f"--target-sparsity {target} must be in (0, 1)")
     if not 0 <= s.rewind < 1:
         raise LipError(f"--rewind {s.rewind} must be in [0, 1)")
     channel_score = channel_score_for(s.method, s.granularity, s.channel_score)
-    n_rounds = rounds_for(s.target_sparsity, rate) if s.target_sparsity is not None and s.method != "oes" \
-        else int(settings["rounds"])
+    n_rounds = rounds_for(target, rate) if target is not None and s.method != "oes" else int(settings["rounds"])
     if n_rounds > 255:
         raise LipError(f"{n_rounds} rounds needed; at most 255 are supported (lower --target-sparsity)")
     if not images:
@@ -289,9 +291,9 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
                        f"{' and '.join(sizes[:3])}): crop them to one size, or drop --shared-input (each "
                        "image then gets its own z)")
     req = SearchRequest(
-        method=s.method, task=task, net=settings["net"], rounds=n_rounds, rate=rate, scope=s.scope,
+        method=s.method, task=task, net=settings["net"], rounds=n_rounds, rate=rate, scope=settings["scope"],
         keep_input_dense=s.keep_input_dense, fit=cfg, seed=seed, synflow_iters=s.synflow_iters,
-        oes_lambda=s.oes_lambda, oes_tau=s.oes_tau, target_sparsity=s.target_sparsity,
+        oes_lambda=s.oes_lambda, oes_tau=s.oes_tau, target_sparsity=target,
         like=str(s.like) if s.like else None, granularity=s.granularity, channel_score=channel_score,
         imp=ImpSettings(rounds=n_rounds, rate=rate, rewind=s.rewind, fresh_input=s.fresh_input,
                         shared_input=s.shared_input, rises=s.stop_when_loss_rises or 2,

@@ -24,7 +24,8 @@ from .physics import TASKS
 # The paper's settings (anchors-spec a.3, LIP row): one net for every task; each task adds its own
 # fitting settings and options (physics/: `Task.fitting`, `Task.options`).
 _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, precision="fp32",
-                     rounds=16, rate=0.2, early_bird=0.0, sgld=0.0)
+                     early_stop=True, rounds=16, rate=0.2, early_bird=0.0, scope="conv", target_sparsity=None,
+                     sgld=0.0)
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
 # IMP prunes 36% (= 1 - 0.8^2) per round, so round k is the paper's round 2k, with 1200 iterations per
 # round: its masks transferred as well as the paper's schedule at 1/5 of the iterations
@@ -35,7 +36,20 @@ _FAST_OVERRIDES = dict(es_patience=150, precision="auto", rounds=4, rate=0.36)
 # (lipcli/data/library; chosen by experiments/RESULTS-sparse.md). Tasks without a measured ticket fit
 # the dense net. The paper preset always fits the paper's dense net.
 FAST_TICKETS: dict[str, str] = {"denoise": "dip-channel-house"}
-PRESETS = ("paper", "fast")
+# Other papers' protocols, each on top of the paper preset, for every task. OES (anchors-spec c.1-c.3, its
+# configs/config_mask.yaml and config_train_sparse.yaml): its net with every parameter masked, 95% sparse
+# (the 5% masks it ships for each image; its pepper mask is 96.5%: --target-sparsity 0.965), the mask learnt
+# in 60,000 Adam steps at 0.01 (tau 0.2 and KL weight 1e-9 are lip prune's defaults), then 40,000 steps of
+# training at 0.01 with no input jitter, no output average and no early stop: OES reports the last iterate.
+# The deep decoder as Heckel & Hand fit it (anchors-spec d, their denoising notebook): k = 128, 6 blocks,
+# Adam 0.01 for 1,900 iterations, no jitter, no average, no early stop (its small size is the regulariser).
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "oes": dict(net="oes", scope="all", target_sparsity=0.95, search_iters=60_000, iters=40_000, lr=0.01,
+                reg_noise=0.0, ema=0.0, early_stop=False),
+    "deep-decoder": dict(net="deep-decoder", search_iters=1900, iters=1900, lr=0.01, reg_noise=0.0, ema=0.0,
+                         early_stop=False),
+}
+PRESETS = ("paper", "fast", *PROTOCOLS)
 
 
 def preset(name: str, task: str) -> dict[str, Any]:
@@ -49,6 +63,7 @@ def preset(name: str, task: str) -> dict[str, Any]:
     if name == "fast":
         settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_search_iters or t.fast_iters,
                         ticket=FAST_TICKETS.get(task))
+    settings.update(PROTOCOLS.get(name, {}))
     return settings
 
 
@@ -125,6 +140,8 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
     sgld = float(settings["sgld"])
     if not 0 <= sgld < math.inf:
         raise LipError(f"--sgld {settings['sgld']} must be a finite number >= 0 (0 = off)")
+    if not isinstance(early_stop, bool):
+        raise LipError(f"early_stop {early_stop!r} must be true or false")
     return FitConfig(iters=int(settings["iters"]), lr=float(settings["lr"]),
                      reg_noise=float(settings["reg_noise"]), ema=float(settings["ema"]),
                      early_stop=early_stop, es_window=int(settings["es_window"]),

@@ -869,6 +869,12 @@ case("restore", "zero --ensemble", lambda w: ["img.png", "--ensemble", "0"], "'-
 case("restore", "radial mask below the acceleration its spokes reach",
      lambda w: ["img.png", "--task", "mri", "--simulate", "--mask-type", "radial", "--acceleration", "1.1"],
      "radial samples at most")
+case("restore", "config file with early_stop not true/false",
+     lambda w: [(w.dir / "e.yaml").write_text("early_stop: sometimes\n") and "img.png", "--config", "e.yaml"],
+     "early_stop 'sometimes'")
+case("prune", "config file with target_sparsity 95",
+     lambda w: [(w.dir / "t.yaml").write_text("preset: oes\ntarget_sparsity: 95\n") and "img.png", "--simulate",
+                "--config", "t.yaml"], "--target-sparsity 95")
 
 
 # ---------------------------------------------------------------- running a case

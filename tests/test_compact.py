@@ -216,15 +216,31 @@ def test_everything_dead_gives_the_constant_image():
     assert small.report["channels_removed"] == small.report["channels_total"]
 
 
+SMALL_OES = nets.preset("oes", down=[8, 8, 16, 16], up=[8, 8, 16, 16], skip=[0] * 4)  # avg pool at the conv
+
+
 @pytest.mark.parametrize("spec", [
     tiny_spec(pad="zero"),  # constants are not constant under zero padding: kept materialised
-    nets.preset("oes", down=[8, 8, 16, 16], up=[8, 8, 16, 16], skip=[0] * 4),  # avg pool, nearest
+    SMALL_OES,
+    {**SMALL_OES, "pool_at": "act"},  # the pool after the activation
     nets.preset("dip-inpaint", down=[8] * 4, up=[8] * 4, skip=[8] * 4, need1x1_up=False),
 ])
 def test_other_hourglass_variants(spec):
     net = _net(spec, 10)
     masks = _random_masks(net, 0.6, 10, dead_filters=0.25)
     _check(net, masks, _z(net, net.min_side, 2 * net.min_side))
+
+
+@pytest.mark.parametrize("at", ["conv", "act"])
+def test_pooled_levels_with_every_parameter_masked(at):
+    """OES's scope (every parameter masked) on its pooled levels: a down filter pruned whole, or a dead
+    gamma of the BN right after the pool, makes a channel constant behind the pool; batch 2, non-square."""
+    net = _net({**SMALL_OES, "pool_at": at}, 16)
+    masks = _random_masks(net, 0.6, 16, names=[n for n, _ in net.named_parameters()], dead_filters=0.2)
+    _kill(masks, net, "levels.1.down.conv", [0, 1])
+    masks["levels.2.down.bn.weight"][:5] = False
+    small = _check(net, masks, _z(net, net.min_side, 2 * net.min_side, batch=2, seed=17))
+    assert small.report["layers"]["levels.1.down"][0] <= 6 and small.report["layers"]["levels.2.down"][0] <= 11
 
 
 def test_zero_padding_keeps_read_constants_materialised():
@@ -239,18 +255,21 @@ def test_zero_padding_keeps_read_constants_materialised():
 # training
 # -------------------------------------------------------------------------------------------------
 
-def test_gradients_match_and_dropped_entries_have_none():
+@pytest.mark.parametrize("spec, dead, filters, side", [(narrow_spec(), "levels.2.skip.conv", None, 64),
+                                                       (SMALL_OES, "levels.2.down.conv", [0, 1, 2], 48)],
+                         ids=["dip", "oes"])
+def test_gradients_match_and_dropped_entries_have_none(spec, dead, filters, side):
     """Train-exact mode: each kept parameter gets the masked net's gradient; what compaction drops
     gets (float64 rounding-level) zero gradient in the masked net, so an optimizer step agrees."""
     torch.set_default_dtype(torch.float64)
     try:
-        net = _net(narrow_spec(), 12)
+        net = _net(spec, 12)
         names = [n for n, _ in net.named_parameters()]
         masks = _random_masks(net, 0.6, 12, names=names, dead_filters=0.15)
-        _kill(masks, net, "levels.2.skip.conv")
+        _kill(masks, net, dead, filters)
         apply_masks(net, masks)
         small = compact(net, masks)
-        z, y = _z(net, seed=13, dtype=torch.float64), torch.rand(1, 3, 64, 64)
+        z, y = _z(net, side, side, seed=13, dtype=torch.float64), torch.rand(1, 3, side, side)
         ((net(z) - y) ** 2).mean().backward()
         ((small(z) - y) ** 2).mean().backward()
     finally:

@@ -75,9 +75,56 @@ def test_oes_has_no_skip_branch_and_pools():
     names = {n for n, _ in net.named_parameters()}
     assert not any(".skip." in n for n in names)
     assert not any(".up1x1." in n for n in names)
-    assert isinstance(net.levels[0].pool, nn.AvgPool2d)
+    assert isinstance(net.levels[0].down.pool, nn.AvgPool2d) and net.levels[0].pool is None
     assert net.levels[0].down.conv.stride == (1, 1)
     assert nets.build(nets.preset("dip")).levels[0].down.conv.stride == (2, 2)
+    old = {k: v for k, v in nets.preset("oes").items() if k != "pool_at"}  # as masks made before the field
+    for after in (nets.build(old).levels[0], nets.build(nets.preset("oes", pool_at="act")).levels[0]):
+        assert isinstance(after.pool, nn.AvgPool2d) and after.down.pool is None
+    with pytest.raises(ValueError, match="pool_at"):
+        nets.build(nets.preset("oes", pool_at="bn"))
+
+
+def _called(model: nn.Module, z: torch.Tensor, kinds: tuple[type, ...], describe) -> list:
+    """describe(name, module) of every module of `kinds`, in the order one forward pass calls them."""
+    seen: list = []
+    hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: seen.append(describe(name, mod)))
+             for name, m in model.named_modules() if isinstance(m, kinds)]
+    with torch.no_grad():
+        model(z)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def _layer(_name: str, m: nn.Module) -> tuple:
+    """What defines a conv, pool or BN, without its name (the published net names modules by index)."""
+    if isinstance(m, nn.Conv2d):
+        return "conv", m.in_channels, m.out_channels, m.kernel_size, m.stride
+    if isinstance(m, nn.BatchNorm2d):
+        return "bn", m.num_features
+    return "avgpool" if isinstance(m, nn.AvgPool2d) else "maxpool", m.kernel_size
+
+
+def _layer_sequence(model: nn.Module, z: torch.Tensor) -> list[tuple]:
+    return _called(model, z, (nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d), _layer)
+
+
+def test_oes_layer_order_is_the_published_one():
+    """anchors-spec c.1 (the published `skip` with avg downsampling): per level conv 5x5 stride 1 ->
+    AvgPool 2x2 -> BN, conv 5x5 -> BN, deeper levels, merge BN, conv 3x3 -> BN; the 1x1 head last.
+    Checked on the full preset against the published module layout (tests/dip_replica.py)."""
+    from dip_replica import dip_skip
+
+    spec = nets.preset("oes")
+    ours = nets.build(spec)
+    z = torch.rand(1, *ours.input_shape(ours.min_side, ours.min_side))
+    seq = _layer_sequence(ours, z)
+    assert seq == _layer_sequence(dip_skip(spec), z)
+    assert seq[:6] == [("conv", 32, 16, (5, 5), (1, 1)), ("avgpool", 2), ("bn", 16),
+                       ("conv", 16, 16, (5, 5), (1, 1)), ("bn", 16), ("conv", 16, 32, (5, 5), (1, 1))]
+    assert seq[-4:] == [("bn", 32), ("conv", 32, 16, (3, 3), (1, 1)), ("bn", 16), ("conv", 16, 3, (1, 1), (1, 1))]
+    assert sum(1 for s in seq if s[0] == "avgpool") == 6 and nets.count_params(ours) == 3_008_867
 
 
 def test_conv_weight_names_are_all_conv_weights():
@@ -94,14 +141,7 @@ def test_conv_weight_names_are_all_conv_weights():
 
 
 def _forward_order(net: nn.Module, z: torch.Tensor) -> list[str]:
-    order: list[str] = []
-    hooks = [m.register_forward_pre_hook(lambda mod, inp, name=name: order.append(f"{name}.weight"))
-             for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        net(z)
-    for h in hooks:
-        h.remove()
-    return order
+    return _called(net, z, (nn.Conv2d,), lambda name, _m: f"{name}.weight")
 
 
 def test_conv_weight_names_in_forward_order():

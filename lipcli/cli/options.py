@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperCommand
 from typer.models import OptionInfo
 
+from ..config import PRESETS
 from ..nets import image_presets
 from ..physics import TASKS
 from ..registry import Registry
@@ -158,8 +159,10 @@ Sgld = Annotated[Optional[float], typer.Option(help="SGLD-DIP (Cheng et al. 2019
                                                "Gaussian noise of std SGLD x lr to the conv kernels (pruned weights "
                                                "stay 0); GP-DIP used 2, OES 0.5 [0 = off]",
                                                rich_help_panel="Fitting")]
-EarlyStop = Annotated[bool, typer.Option(help="Stop automatically when the output stops improving (never reads "
-                                         "the clean image)", rich_help_panel="Fitting")]
+EarlyStop = Annotated[Optional[bool], typer.Option(help="Stop automatically when the output stops improving "
+                                                   "(never reads the clean image) [on; off under --config oes "
+                                                   "and deep-decoder]", show_default=False,
+                                                   rich_help_panel="Fitting")]
 EsWindow = Annotated[Optional[int], typer.Option(help="Early-stop variance window [200]", min=2,
                                                  rich_help_panel="Fitting")]
 EsPatience = Annotated[Optional[int], typer.Option(help="Early-stop patience in iterations [1000 paper, 150 "
@@ -185,7 +188,8 @@ Jobs = Annotated[str, typer.Option(
          "auto: on a CPU as many as the cores allow at one thread each (1.2-2x the images per hour of one job "
          "on all cores), at most one per input and as many as the free memory holds; one on a GPU. 1: one after "
          "the other", rich_help_panel="Run")]
-Config = Annotated[Optional[str], typer.Option("--config", help="Preset (paper | fast) or a YAML file; flags "
+Config = Annotated[Optional[str], typer.Option("--config", help=f"Preset ({' | '.join(PRESETS)}: oes and "
+                                               "deep-decoder are those papers' protocols) or a YAML file; flags "
                                                "override it. Default: fast on CPU, paper on GPU",
                                                rich_help_panel="Run")]
 Json = json_flag()

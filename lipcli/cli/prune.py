@@ -84,15 +84,15 @@ def prune_cmd(
                                                 rich_help_panel="Search"),
     rounds: Optional[int] = typer.Option(None, help="Pruning rounds [16 paper, 4 fast]", min=1, max=255,
                                          rich_help_panel="Search"),
-    target_sparsity: Optional[float] = typer.Option(None, help="Prune until this sparsity (sets the rounds)",
-                                                    rich_help_panel="Search"),
+    target_sparsity: Optional[float] = typer.Option(None, help="Prune until this sparsity (sets the rounds) "
+                                                    "[0.95 under --config oes]", rich_help_panel="Search"),
     rate: Optional[float] = typer.Option(None, help="Fraction of the remaining weights pruned per round "
                                          "[0.2 paper, 0.36 fast]",
                                          rich_help_panel="Search"),
     rewind: float = typer.Option(0.0, help="Rewind to the weights after this fraction of the first "
                                  "round (0 = to the init, LIP's default)", rich_help_panel="Search"),
-    scope: str = typer.Option("conv", help="conv: conv weights (IMP) | all: every parameter (OES)",
-                              rich_help_panel="Search"),
+    scope: Optional[str] = typer.Option(None, help="conv: conv weights (IMP) | all: every parameter (OES) "
+                                        "[conv; all under --config oes]", rich_help_panel="Search"),
     keep_input_dense: bool = typer.Option(False, help="Leave the two z-facing convs unmasked (the published "
                                           "LIP code's choice; sparsity is counted over what is masked)",
                                           rich_help_panel="Search"),
@@ -132,7 +132,8 @@ def prune_cmd(
     ratio: float = typer.Option(0.4, help="Fraction of the data used per round (--prior gan)",
                                 rich_help_panel="GAN"),
     iters: Optional[int] = typer.Option(None, help="Adam iterations per IMP round (upper bound with "
-                                        "--early-bird), or of the OES run [preset: 3000 paper, 1200 fast]",
+                                        "--early-bird), or of the OES run [preset: 3000 paper, 1200 fast, "
+                                        "60000 oes]",
                                         min=1, rich_help_panel="Fitting"),
     lr: Lr = None, reg_noise: RegNoise = None, sgld: Sgld = None,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Artifact to write [FIRST_METHOD.safetensors]"),

@@ -69,7 +69,7 @@ def restore_cmd(
                                            "function, faster. [on whenever the mask removes whole filters]",
                                            show_default=False, rich_help_panel="Prior"),
     iters: Iters = None, lr: Lr = None, reg_noise: RegNoise = None,
-    ema: Ema = None, sgld: Sgld = None, early_stop: EarlyStop = True, es_window: EsWindow = None,
+    ema: Ema = None, sgld: Sgld = None, early_stop: EarlyStop = None, es_window: EsWindow = None,
     es_patience: EsPatience = None, es_gate: EsGate = None,
     ensemble: int = typer.Option(1, min=1, help="Average N fits with seeds SEED..SEED+N-1 (each auto-stopped; "
                                  "N times the time)", rich_help_panel="Fitting"),

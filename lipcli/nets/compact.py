@@ -6,7 +6,8 @@ upsampling). If a channel is constant over (N, H, W) before such a BN, its batch
 the BN outputs exactly its beta (`bn.bias`), whatever the constant, gamma or anything upstream. A
 channel is constant when its conv reads no varying input through an unpruned weight: e.g. a filter
 whose weights are all pruned outputs its bias. (A masked BN gamma makes the BN output beta too.)
-Pooling, bilinear/nearest upsampling, reflection padding and LeakyReLU keep constants constant, so
+Pooling (after the activation, or between a conv and its BN as in the OES net), bilinear/nearest
+upsampling, reflection padding and LeakyReLU keep constants constant, so
 a constant channel c with value v_c contributes to the next conv's output o the spatially constant
 sum_taps W[o, c, :, :] * v_c: it can be removed and its contribution added to that conv's bias. The
 Concat of a level feeds `merge_bn`, so a constant skip or deeper channel leaves the merge as
@@ -169,7 +170,7 @@ class _Analysis:
         if lv.skip is not None:
             parts.append(self._block_const(f"{p}.skip", x_const))
         d = self._block_const(f"{p}.down", x_const)
-        d = self._block_const(f"{p}.down2", d)  # pooling keeps constants constant
+        d = self._block_const(f"{p}.down2", d)  # pooling (at the conv or after) keeps constants constant
         if i + 1 < len(self.net.levels):
             self._forward_level(i + 1, f"{p}.down2")
             d = self.sites[self.last(i + 1)].const
@@ -310,6 +311,7 @@ class _Block(nn.Module):
         rows = _idx(a.need[name])
         read_site = a.sites[a.reads[name]]
         self.act = block.act
+        self.pool = block.pool  # between conv and BN (a pool keeps constant channels constant)
         self.conv: _Conv | None = None  # None: no output is materialised
         self.bn: nn.BatchNorm2d | None = None
         if rows.numel():
@@ -330,7 +332,10 @@ class _Block(nn.Module):
     def forward(self, x, consts, batch: int, size: Size) -> torch.Tensor | None:
         if self.bn is None:
             return None
-        y = self.bn(self.conv(x, consts, batch, size))
+        y = self.conv(x, consts, batch, size)
+        if self.pool is not None:
+            y = self.pool(y)
+        y = self.bn(y)
         return F.leaky_relu(y, 0.2) if self.act else y
 
 
@@ -362,7 +367,8 @@ class _Level(nn.Module):
         self.deep = bool(merge.keep[s:].any())  # does anything of the deeper path reach the merge?
         self.down = blk("down")
         self.down_geometry = (lv.down.conv.kernel_size, lv.down.conv.stride, lv.down.conv.padding)
-        self.pool = lv.pool
+        self.pooled = lv.pool is not None or lv.down.pool is not None  # the deeper path halves the size
+        self.pool = lv.pool  # after the down block (a pool at the conv is inside `down`)
         self.down2 = blk("down2")
         self.merge_bn = _bn(b, f"{p}.merge_bn", lv.merge_bn, _idx(merge.keep)) if merge.keep.any() else None
         self.merge_const_bias: torch.Tensor | None = None
@@ -423,9 +429,10 @@ class CompactSkipNet(HourglassGeometry, nn.Module):
         if lv.deep:
             d = lv.down(x, x_consts, batch, size)
             dsize = _out_size(lv.down_geometry, size)
-            if lv.pool is not None:
-                d = lv.pool(d) if d is not None else None
+            if lv.pooled:
                 dsize = (dsize[0] // 2, dsize[1] // 2)
+            if lv.pool is not None and d is not None:
+                d = lv.pool(d)
             d = lv.down2(d, lv.down.constants(), batch, dsize)
             if i + 1 < len(self.levels):
                 d = self._level(i + 1, d, lv.down2.constants(), batch, dsize)

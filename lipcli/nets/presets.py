@@ -26,11 +26,13 @@ PRESETS: dict[str, Spec] = {
         k_down=3, k_up=3, k_skip=1, down_mode="stride", up_mode="nearest", need1x1_up=True,
         pad="reflection",
     ),
-    # OES encoder-decoder (anchors-spec c.1): 3,008,867 params.
+    # OES encoder-decoder (anchors-spec c.1): 3,008,867 params. It average-pools between the down conv and
+    # its BN, as the published code does (a spec without "pool_at" pools after the activation: masks
+    # made before the field existed rebuild the net they were made on).
     "oes": dict(
         kind="skip", in_channels=32, out_channels=3, down=[16, 32, 64, 128, 128, 128],
         up=[16, 32, 64, 128, 128, 128], skip=[0] * 6, k_down=5, k_up=3, k_skip=1, down_mode="avg",
-        up_mode="nearest", need1x1_up=False, pad="reflection",
+        pool_at="conv", up_mode="nearest", need1x1_up=False, pad="reflection",
     ),
     # Deep decoder (anchors-spec d): 6(k^2+2k)+3k params, 100,224 for k=128.
     "deep-decoder": dict(kind="decoder", k=128, blocks=6, out_channels=3),

@@ -15,8 +15,14 @@ from .base import FAMILIES, Net, Spec
 CHECKPOINT_SAVING = 0.65  # activation memory with checkpointed conv blocks / without (measured)
 
 
+POOL_PLACES = ("act", "conv")  # spec "pool_at": after BN + activation (absent = this), or right after the conv
+
+
 class ConvBlock(nn.Module):
-    """conv -> BatchNorm -> LeakyReLU(0.2); padding is done inside the conv (one memory pass).
+    """conv [-> pool] -> BatchNorm -> LeakyReLU(0.2); padding is done inside the conv (one memory pass).
+
+    `pool` (a 2x2 pool) sits where the published DIP `conv()` helper puts it, between the stride-1 conv
+    and the BN, so the BN normalises the pooled map (the OES net; anchors-spec a.1, c.1).
 
     With `checkpointed` set (see `set_checkpointing`), training keeps only the block's input and
     recomputes conv, BN and activation during backward: about a third less memory for big images
@@ -26,10 +32,11 @@ class ConvBlock(nn.Module):
     checkpointed = False
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, pad: str = "reflection",
-                 act: bool = True) -> None:
+                 act: bool = True, pool: nn.Module | None = None) -> None:
         super().__init__()
         mode = "reflect" if pad == "reflection" and k > 1 else "zeros"
         self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=(k - 1) // 2, padding_mode=mode)
+        self.pool = pool
         self.bn = nn.BatchNorm2d(cout)
         self.act = act
 
@@ -39,7 +46,10 @@ class ConvBlock(nn.Module):
         return self._run(x)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn(self.conv(x))
+        x = self.conv(x)
+        if self.pool is not None:
+            x = self.pool(x)
+        x = self.bn(x)
         return F.leaky_relu(x, 0.2) if self.act else x
 
 
@@ -50,6 +60,16 @@ def set_checkpointing(model: nn.Module, on: bool) -> None:
             m.checkpointed = on
 
 
+def pool_at(spec: Spec) -> str | None:
+    """Where a pooled level pools ("act" or "conv"); None when the down conv strides instead."""
+    if spec["down_mode"] not in ("avg", "max"):
+        return None
+    at = spec.get("pool_at", "act")
+    if at not in POOL_PLACES:
+        raise ValueError(f"pool_at must be one of {', '.join(POOL_PLACES)}, not {at!r}")
+    return at
+
+
 class Level(nn.Module):
     """One scale of the hourglass: optional skip branch, two down convs, merge BN, up conv(s)."""
 
@@ -57,12 +77,12 @@ class Level(nn.Module):
         super().__init__()
         d, u, s = spec["down"][i], spec["up"][i], spec["skip"][i]
         deeper = spec["up"][i + 1] if i + 1 < len(spec["down"]) else d
-        pad, pooled = spec["pad"], spec["down_mode"] in ("avg", "max")
+        pad, at = spec["pad"], pool_at(spec)
+        pool = None if at is None else nn.AvgPool2d(2) if spec["down_mode"] == "avg" else nn.MaxPool2d(2)
         self.skip = ConvBlock(cin, s, spec["k_skip"], pad=pad) if s > 0 else None
-        self.down = ConvBlock(cin, d, spec["k_down"], stride=1 if pooled else 2, pad=pad)
-        self.pool: nn.Module | None = None
-        if pooled:
-            self.pool = nn.AvgPool2d(2) if spec["down_mode"] == "avg" else nn.MaxPool2d(2)
+        self.down = ConvBlock(cin, d, spec["k_down"], stride=2 if at is None else 1, pad=pad,
+                              pool=pool if at == "conv" else None)
+        self.pool = pool if at == "act" else None  # after the down block's activation
         self.down2 = ConvBlock(d, d, spec["k_down"], pad=pad)
         self.merge_bn = nn.BatchNorm2d(s + deeper)
         self.up = ConvBlock(s + deeper, u, spec["k_up"], pad=pad)
@@ -107,12 +127,15 @@ class SkipNet(HourglassGeometry, Net):
 
     @classmethod
     def activation_floats(cls, spec: Spec, checkpoint: bool) -> float:
-        """Per level, each conv block keeps its conv, BN and activation outputs; level i has 4^-i pixels."""
+        """Per level, each conv block keeps its conv, BN and activation outputs; level i has 4^-i pixels.
+        A pooled down block keeps them (or its conv's alone, pooling at the conv) at the full size."""
+        at = pool_at(spec)
         floats = 0.0
         for i, (d, u, s) in enumerate(zip(spec["down"], spec["up"], spec["skip"])):
             deeper = spec["up"][i + 1] if i + 1 < len(spec["up"]) else d
             full = 3 * s + 2 * (s + deeper) + deeper + 3 * u * (2 if spec["need1x1_up"] else 1)
-            floats += (full + 6 * d / 4) / 4 ** i
+            down = {None: 3 * d / 4, "conv": d + 3 * d / 4, "act": 3 * d + d / 4}[at]
+            floats += (full + down + 3 * d / 4) / 4 ** i
         if checkpoint:
             floats *= CHECKPOINT_SAVING
         return floats
