@@ -21,6 +21,7 @@ like gan.py, this module is a named exception to fit.py.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ SPLIT_SEED = 0  # the held-out digits are the same whatever --seed says
 MOMENTUM, WEIGHT_DECAY = 0.9, 2e-4  # the published classification script's SGD
 RECALIBRATE = 1024  # training digits that BatchNorm's statistics are recomputed on before scoring
 HEADS = ("flatten", "pool")
+BUNDLED = 5000  # digits in lipcli/data/mnist_5k.csv.gz
 
 
 @dataclass
@@ -56,6 +58,16 @@ class TrainConfig:
     seed: int = 0  # the fresh input convs and linear layer, and the batch order
     head: str = "flatten"  # or "pool" (HourglassClassifier)
 
+    def __post_init__(self) -> None:
+        """Refuse bad settings before any work (one line each)."""
+        if self.head not in HEADS:
+            raise LipError(f"unknown --head {self.head!r}: use {' or '.join(HEADS)}")
+        if self.train < 1 or self.test < 1 or self.train + self.test > BUNDLED:
+            raise LipError(f"--train {self.train} and --test {self.test}: give at least 1 each, at most "
+                           f"{BUNDLED:,} digits together (the bundled MNIST digits)")
+        if self.epochs < 1 or self.batch < 1:
+            raise LipError("--epochs and --batch must be at least 1")
+
 
 @dataclass
 class Digits:
@@ -65,13 +77,17 @@ class Digits:
     y_test: torch.Tensor
 
 
+@functools.lru_cache(maxsize=2)
+def _all_digits(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bundled file parsed once per process (1-2 s of text parsing; splits index copies of it)."""
+    return load_mnist("all", size)
+
+
 def digits(n_train: int, n_test: int, size: int) -> Digits:
     """A stratified split of the bundled digits: each class shuffled (SPLIT_SEED), the classes
-    interleaved, the first `n_test` held out and the next `n_train` trained on."""
-    x, y = load_mnist("all", size)
-    if n_train < 1 or n_test < 1 or n_train + n_test > len(y):
-        raise LipError(f"--train {n_train} and --test {n_test}: give at least 1 each, at most {len(y)} "
-                       "digits together")
+    interleaved, the first `n_test` held out and the next `n_train` trained on (disjoint while
+    n_train + n_test <= BUNDLED, which TrainConfig checks)."""
+    x, y = _all_digits(size)
     gen = torch.Generator().manual_seed(SPLIT_SEED)
     rank = torch.empty_like(y)
     for c in range(CLASSES):
@@ -117,8 +133,6 @@ def classifier(spec: Spec, theta0: dict[str, torch.Tensor], cfg: TrainConfig) ->
     are a draw from the seed."""
     if spec.get("kind") != "skip":
         raise LipError(f"classification uses the DIP skip hourglass, not a {spec.get('kind')!r} net")
-    if cfg.head not in HEADS:
-        raise LipError(f"unknown --head {cfg.head!r}: use {' or '.join(HEADS)}")
     gray = {**spec, "in_channels": 1}
     torch.manual_seed(cfg.seed)
     net = HourglassClassifier(gray, CLASSES, cfg.head, side(gray))
@@ -233,10 +247,11 @@ def _setting(spec: Spec, cfg: TrainConfig) -> tuple[Digits, dict[str, Any]]:
 # ------------------------------------------------------------------ what the command runs
 
 def classify(spec: Spec, theta0: dict[str, torch.Tensor] | None, masks: Masks | None, cfg: TrainConfig,
-             dev: torch.device, random: bool = False, on_step: Callable[[], None] = lambda: None) -> dict[str, Any]:
+             dev: torch.device, random: bool = False, on_start: Callable[[], None] = lambda: None,
+             on_step: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Train the classifier of a DIP net (theta0: a ticket's, or None for the seeded draw) under the
     part of `masks` it shares, or (`random`) a random mask of the same size over the same convs; the
-    report of what was trained and its held-out accuracy."""
+    report of what was trained and its held-out accuracy. `on_start` runs once everything is checked."""
     if theta0 is None:
         theta0 = artifact.seeded_theta0(spec, cfg.seed)
     net = classifier(spec, theta0, cfg)
@@ -244,6 +259,7 @@ def classify(spec: Spec, theta0: dict[str, torch.Tensor] | None, masks: Masks | 
     shared, unused = shared_masks(masks or {}, net)
     if random:
         shared = random_like(net, shared, cfg.seed)
+    on_start()
     result = train(net, data, cfg, shared, dev, on_step)
     return {"type": "classify", **setting, "accuracy": result.accuracy, "test_loss": result.test_loss,
             "train_loss": result.loss, "seconds": round(result.seconds, 3),
@@ -253,12 +269,14 @@ def classify(spec: Spec, theta0: dict[str, torch.Tensor] | None, masks: Masks | 
 
 
 def prune(spec: Spec, rounds: int, rate: float, cfg: TrainConfig, dev: torch.device, out: Path,
+          on_start: Callable[[], None] = lambda: None,
           on_round: Callable[[dict[str, Any]], None] = lambda rec: None,
           on_step: Callable[[], None] = lambda: None, **meta: Any) -> artifact.Artifact:
     """Classification IMP: session t trains the classifier from theta0 under mask t, then `rate` of the
     surviving shared conv weights with the smallest trained magnitude are pruned (imp.sessions). The
     artifact (the DIP net's spec and theta0, masks over the shared convs) is rewritten after every
-    session; each round records its training loss and held-out accuracy."""
+    session; each round records its training loss and held-out accuracy. `on_start` runs once
+    everything is checked."""
     if not 0 < rate < 1:
         raise LipError(f"--rate {rate} must be in (0, 1)")
     torch.manual_seed(cfg.seed)
@@ -277,5 +295,6 @@ def prune(spec: Spec, rounds: int, rate: float, cfg: TrainConfig, dev: torch.dev
     def save(t: Trajectory, recommended: int | None) -> None:
         artifact.save(out, t.to_artifact(recommended))
 
+    on_start()
     recommended = sessions(traj, rounds, rate, session, lambda k: next_mask, save, on_round)
     return traj.to_artifact(recommended)

@@ -64,9 +64,10 @@ def classify_cmd(
         return
     prior = masked_prior(mask, round_, sparsity, "artifact") if mask is not None else dense_prior(net or "dip")
     what = f"a random mask the size of {mask}" if random else str(mask) if mask else f"the dense {net or 'dip'} net"
-    say(f"lip classify: {what}, {train} training digits x {epochs} epoch(s), {test} held out")
     with progress(cls.steps(cfg), "classify") as advance:
-        report = cls.classify(prior.spec, prior.theta0, prior.masks, cfg, dev, random, lambda: advance(1))
+        report = cls.classify(prior.spec, prior.theta0, prior.masks, cfg, dev, random,
+                              lambda: say(f"lip classify: {what}, {train} training digits x {epochs} epoch(s), "
+                                          f"{test} held out"), lambda: advance(1))
     report.update(prior.source, threads=n_threads)
     say(f"accuracy {100 * report['accuracy']:.1f}% on {test} held-out digits, train loss {report['train_loss']:.4f}, "
         f"{_masked(report)}, {report['seconds']:.1f}s")
@@ -86,11 +87,11 @@ def _prune(net: Optional[str], rounds: int, rate: float, out: Path, cfg: cls.Tra
            n_threads: int, json_: bool) -> None:
     files.check_writable(out)
     spec = dense_prior(net or "dip").spec
-    say(f"lip classify: IMP on the classification loss, {rounds} rounds of {100 * rate:g}%, {cfg.train} digits x "
-        f"{cfg.epochs} epoch(s) per round, writing {out}")
+    start = (f"lip classify: IMP on the classification loss, {rounds} rounds of {100 * rate:g}%, {cfg.train} "
+             f"digits x {cfg.epochs} epoch(s) per round, writing {out}")
     with progress((rounds + 1) * cls.steps(cfg), "classify IMP") as advance:
-        art = cls.prune(spec, rounds, rate, cfg, dev, out, lambda rec: say_round(rec, json_), lambda: advance(1),
-                        command=" ".join(["lip", *sys.argv[1:]]), threads=n_threads)
+        art = cls.prune(spec, rounds, rate, cfg, dev, out, lambda: say(start), lambda rec: say_round(rec, json_),
+                        lambda: advance(1), command=" ".join(["lip", *sys.argv[1:]]), threads=n_threads)
     say(f"wrote {out}: rounds 0..{art.rounds}, recommended {art.recommended_round} (sparsity "
         f"{100 * art.sparsity(art.recommended_round):.2f}%); lip restore --mask {out} fits it on images")
     if json_:
