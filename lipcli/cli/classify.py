@@ -37,8 +37,8 @@ def classify_cmd(
                                rich_help_panel="Search"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="The classification ticket to write "
                                        "[classify_imp.safetensors]", rich_help_panel="Search"),
-    epochs: int = typer.Option(2, min=1, help="Passes over the training digits", rich_help_panel="Training"),
-    batch: int = typer.Option(64, min=1, help="Batch size", rich_help_panel="Training"),
+    epochs: int = typer.Option(1, min=1, help="Passes over the training digits", rich_help_panel="Training"),
+    batch: int = typer.Option(32, min=1, help="Batch size", rich_help_panel="Training"),
     lr: float = typer.Option(0.01, help="SGD learning rate (momentum 0.9, weight decay 2e-4)",
                              rich_help_panel="Training"),
     train: int = typer.Option(4500, "--train", help="Digits trained on (of the 5,000 bundled, stratified)",

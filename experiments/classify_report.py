@@ -1,0 +1,84 @@
+"""Markdown tables of experiments/classify_transfer.sh's results (for RESULTS-classify.md).
+
+    python experiments/classify_report.py experiments/classify
+
+Held-out accuracy per prior and training seed (a classification IMP session is the run of its ticket at
+seed 0: same theta0, mask, batch order), the denoising PSNR of the tickets, and their layer-wise sparsity.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ORDER = ["dense", "LIP r2", "random r2", "ticket r2", "LIP r4", "random r4", "ticket r4"]
+
+
+def label(row: dict) -> str | None:
+    """Which prior a classify row or an IMP round trained: dense, LIP rK, random rK or ticket rK."""
+    if row.get("tag") == "cls-imp":
+        return None if row.get("type") != "round" else "dense" if row["round"] == 0 else f"ticket r{row['round']}"
+    if row.get("type") != "classify":
+        return None
+    if row.get("prior") or row["round"] == 0:
+        return "dense"
+    if row["random_mask"]:
+        return f"random r{row['round']}"
+    return f"{'LIP' if 'lip_' in row['mask'] else 'ticket'} r{row['round']}"
+
+
+def accuracy_table(rows: list[dict]) -> list[str]:
+    acc: dict[str, dict[int, float]] = defaultdict(dict)
+    sparsity: dict[str, float] = {}
+    for r in rows:
+        name = label(r)
+        if name is None:
+            continue
+        seed = r.get("seed", 0)  # IMP rounds are seed 0
+        acc[name].setdefault(seed, r["accuracy"])  # dense at seed 0 twice (--net, IMP round 0): the same run
+        sparsity[name] = r["sparsity"]
+    seeds = sorted({s for v in acc.values() for s in v})
+    out = ["| prior | sparsity | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
+           "|---|---|" + "---|" * (len(seeds) + 1)]
+    for name in [n for n in ORDER if n in acc]:
+        vals = [acc[name].get(s) for s in seeds]
+        got = [v for v in vals if v is not None]
+        cells = " | ".join("-" if v is None else f"{100 * v:.1f}" for v in vals)
+        out.append(f"| {name} | {100 * sparsity[name]:.1f}% | {cells} | {100 * statistics.mean(got):.1f} |")
+    return out
+
+
+def psnr_table(rows: list[dict]) -> list[str]:
+    out = ["| prior | round | sparsity | image | PSNR auto-stopped | PSNR oracle best |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        if not str(r.get("tag", "")).startswith("transfer") or "image" not in r:
+            continue
+        who = {"mask": "LIP" if "lip_" in str(r.get("mask")) else "ticket"}.get(r["method"], r["method"])
+        out.append(f"| {who} | {r['round']} | {100 * r.get('sparsity', 0):.1f}% | {r['image']} | "
+                   f"{r['psnr_stopped']:.2f} | {r['oracle_best_psnr']:.2f} |")
+    return out
+
+
+def layer_table(folder: Path, k: int) -> list[str]:
+    out = [f"| # | layer | shape | LIP r{k} sparsity | ticket r{k} sparsity | Jaccard (kept) |", "|---|---|---|---|---|---|"]
+    with open(folder / f"layers-r{k}.csv") as fh:
+        for r in csv.DictReader(fh):
+            out.append(f"| {r['index']} | {r['name']} | {r['shape']} | {100 * float(r['sparsity_a']):.1f}% | "
+                       f"{100 * float(r['sparsity_b']):.1f}% | {float(r['jaccard']):.2f} |")
+    return out
+
+
+def main(folder: Path) -> None:
+    rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines() if line.strip()]
+    for title, lines in [("Held-out accuracy (%)", accuracy_table(rows)), ("Denoising, sigma 25", psnr_table(rows)),
+                         *[(f"Layer-wise sparsity, round {k}", layer_table(folder, k)) for k in (2, 4)
+                           if (folder / f"layers-r{k}.csv").exists()]]:
+        print(f"### {title}\n")
+        print("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
