@@ -71,9 +71,36 @@ def layer_table(folder: Path, k: int) -> list[str]:
     return out
 
 
+def group(name: str) -> str:
+    """Where a conv sits: the encoder's 3x3 convs, the skip 1x1s, the decoder's 3x3 (deep levels 4-2 or
+    the two next to the output), its 1x1s, the head."""
+    level, kind = name.split(".")[1], name.split(".")[-3] if name.startswith("levels") else "head"
+    if kind in ("down", "down2"):
+        return "encoder 3x3"
+    if kind == "up":
+        return "decoder 3x3, levels 4-2" if level in "432" else "decoder 3x3, levels 1-0 (output end)"
+    return {"skip": "skip 1x1", "up1x1": "decoder 1x1", "head": "head 1x1"}[kind]
+
+
+def grouped_table(folder: Path, k: int) -> list[str]:
+    kept: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # params, kept A, kept B
+    with open(folder / f"layers-r{k}.csv") as fh:
+        for r in csv.DictReader(fh):
+            g = kept[group(r["name"])]
+            g[0] += int(r["params"])
+            g[1] += int(r["kept_a"])
+            g[2] += int(r["kept_b"])
+    out = [f"| convs | params | LIP r{k} sparsity | ticket r{k} sparsity |", "|---|---|---|---|"]
+    for name, (n, a, b) in kept.items():
+        out.append(f"| {name} | {int(n):,} | {100 * (1 - a / n):.1f}% | {100 * (1 - b / n):.1f}% |")
+    return out
+
+
 def main(folder: Path) -> None:
     rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines() if line.strip()]
     for title, lines in [("Held-out accuracy (%)", accuracy_table(rows)), ("Denoising, sigma 25", psnr_table(rows)),
+                         *[(f"Sparsity by part of the net, round {k}", grouped_table(folder, k)) for k in (2, 4)
+                           if (folder / f"layers-r{k}.csv").exists()],
                          *[(f"Layer-wise sparsity, round {k}", layer_table(folder, k)) for k in (2, 4)
                            if (folder / f"layers-r{k}.csv").exists()]]:
         print(f"### {title}\n")
