@@ -41,13 +41,14 @@ def accuracy_table(rows: list[dict]) -> list[str]:
         acc[name].setdefault(seed, r["accuracy"])  # dense at seed 0 twice (--net, IMP round 0): the same run
         sparsity[name] = r["sparsity"]
     seeds = sorted({s for v in acc.values() for s in v})
-    out = ["| prior | sparsity | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
-           "|---|---|" + "---|" * (len(seeds) + 1)]
+    out = ["| prior | sparsity | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | sd |",
+           "|---|---|" + "---|" * (len(seeds) + 2)]
     for name in [n for n in ORDER if n in acc]:
         vals = [acc[name].get(s) for s in seeds]
         got = [v for v in vals if v is not None]
         cells = " | ".join("-" if v is None else f"{100 * v:.1f}" for v in vals)
-        out.append(f"| {name} | {100 * sparsity[name]:.1f}% | {cells} | {100 * statistics.mean(got):.1f} |")
+        sd = f"{100 * statistics.stdev(got):.1f}" if len(got) > 1 else "-"
+        out.append(f"| {name} | {100 * sparsity[name]:.1f}% | {cells} | {100 * statistics.mean(got):.1f} | {sd} |")
     return out
 
 
