@@ -141,8 +141,6 @@ def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitC
                     save, on_round, s.rises, s.stop_on_rises)
 
 
-
-
 def next_mask(net: torch.nn.Module, alive: Masks, n_keep: int) -> Masks:
     """IMP's selection: the `n_keep` alive weights of largest trained magnitude, ranked globally."""
     return top_global(magnitude(net, list(alive), ScoreContext()), alive, n_keep)
