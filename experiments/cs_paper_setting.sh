@@ -9,40 +9,28 @@
 set -euo pipefail
 out=${1:?usage: cs_paper_setting.sh OUT [IMAGES_DIR]}
 images=${2:-../shared/data/images}
-lip=${LIP:-lip}
-mkdir -p "$out"
-touch "$out/results.jsonl"
+source "$(dirname "$0")/tagged_runs.sh"
 for name in house f16; do  # 64x64 RGB, Lanczos-resized from the 256x256 / 512x512 originals
   [ -f "$out/${name}64.png" ] || python -c "from PIL import Image; Image.open('$images/$name.png').convert('RGB')\
 .resize((64, 64), Image.LANCZOS).save('$out/${name}64.png')"
 done
 paper=(-m 1000 --outliers 20 --noise 0.01 --operator gaussian --iters 1500 --device cpu --threads 1 --json)
 
-run() {  # run TAG ARGS...: one lip cs run, its JSON (or its error line) tagged and appended
-  local tag=$1 result
-  shift
-  grep -q "\"tag\": \"$tag\"" "$out/results.jsonl" && return 0
-  result=$($lip cs "$@" 2>>"$out/log.txt") || result=$(tail -n 1 "$out/log.txt" | python -c \
-    "import json, sys; print(json.dumps({'failed': sys.stdin.read().strip()}))")
-  echo "$result" | python -c "import json, sys; d = json.load(sys.stdin); d['tag'] = '$tag'; \
-print(json.dumps(d, sort_keys=True))" >>"$out/results.jsonl"
-}
-
 for k in 0 1 2 3 4; do
   for solver in mom ls; do
-    run "gen-$solver-$k" "mnist:$k" --simulate "${paper[@]}" --solver "$solver" --restarts 2 --seed "$k" -o "$out/gen-$solver-$k.png"
+    run "gen-$solver-$k" cs "mnist:$k" --simulate "${paper[@]}" --solver "$solver" --restarts 2 --seed "$k" -o "$out/gen-$solver-$k.png"
   done
 done
 for k in 0 1 2 3 4; do  # the reference: the same measurements without outliers, least squares
-  run "gen-clean-ls-$k" "mnist:$k" --simulate "${paper[@]}" --outliers 0 --solver ls --restarts 2 --seed "$k" \
+  run "gen-clean-ls-$k" cs "mnist:$k" --simulate "${paper[@]}" --outliers 0 --solver ls --restarts 2 --seed "$k" \
     -o "$out/gen-clean-ls-$k.png"
 done
 for name in house f16; do
   for solver in mom ls; do
-    run "dip-$solver-$name" "$out/${name}64.png" --simulate --prior dip "${paper[@]}" --solver "$solver" -o "$out/dip-$solver-$name.png"
+    run "dip-$solver-$name" cs "$out/${name}64.png" --simulate --prior dip "${paper[@]}" --solver "$solver" -o "$out/dip-$solver-$name.png"
   done
 done
 for solver in mom ls; do  # the same without outliers: what MOM costs when nothing is corrupted
-  run "dip-clean-$solver-house" "$out/house64.png" --simulate --prior dip "${paper[@]}" --outliers 0 --solver "$solver" \
+  run "dip-clean-$solver-house" cs "$out/house64.png" --simulate --prior dip "${paper[@]}" --outliers 0 --solver "$solver" \
     -o "$out/dip-clean-$solver-house.png"
 done

@@ -59,6 +59,7 @@ BASE = {  # every case's own arguments come after these, so they override them
     "spectra": ["-o", "maps"],
     "import-mask": ["--config", "narrow.yaml", "-o", "out.safetensors"],
     "export-mask": ["-o", "out.pt"],
+    "classify": ["--device", "cpu", "--threads", "1"],
 }
 NO_CUDA = not torch.cuda.is_available()
 
@@ -875,6 +876,19 @@ case("restore", "config file with early_stop not true/false",
 case("prune", "config file with target_sparsity 95",
      lambda w: [(w.dir / "t.yaml").write_text("preset: oes\ntarget_sparsity: 95\n") and "img.png", "--simulate",
                 "--config", "t.yaml"], "--target-sparsity 95")
+# --- lip classify
+case("classify", "--random without --mask", lambda w: ["--random"], "give --mask")
+case("classify", "--mask with --net", lambda w: ["--mask", "A.safetensors", "--net", "dip-w16"], "drop --net")
+case("classify", "-o without --prune-rounds", lambda w: ["-o", "t.safetensors"], "give --prune-rounds")
+case("classify", "--train and --test above the 5,000 digits", lambda w: ["--train", "4600"], "at most 5,000")
+case("classify", "unknown --head", lambda w: ["--head", "mean"], "unknown --head 'mean'")
+case("classify", "--rate 1", lambda w: ["--prune-rounds", "1", "--rate", "1"], "--rate 1.0")
+case("classify", "--mask missing", lambda w: ["--mask", "none.safetensors"], "no such artifact")
+case("classify", "--round not in the artifact", lambda w: ["--mask", "A.safetensors", "--round", "9"], "round 9")
+case("classify", "--lr 0", lambda w: ["--lr", "0"], "--lr")
+case("classify", "ticket in a missing folder", lambda w: ["--prune-rounds", "1", "-o", "missing/t.safetensors"],
+     "does not exist")
+case("classify", "unknown net preset", lambda w: ["--net", "resnet"], "unknown net preset 'resnet'")
 
 
 # ---------------------------------------------------------------- running a case
@@ -947,7 +961,7 @@ def test_bad_input(c: Case, tmp_path: Path) -> None:
 def test_the_matrix_is_large_and_covers_every_command() -> None:
     assert len(CASES) >= 30
     assert {c.command for c in CASES} == {"restore", "prune", "transfer", "cs", "inspect", "spectra", "import-mask",
-                                          "export-mask"}
+                                          "export-mask", "classify"}
     assert len({c.id for c in CASES}) == len(CASES)
 
 

@@ -1,7 +1,7 @@
 """The `lip` command line: parse options, call the engine, render results. No algorithms here.
 
 One module per command (`restore`, `prune` with `prune_gan`, `transfer`, `cs`, `gan` for train-generator,
-`inspect`, `spectra`, `library` for `masks`, `interop` for import-mask and export-mask); shared options in
+`inspect`, `spectra`, `library` for `masks`, `interop` for import-mask and export-mask, `classify`); shared options in
 `options.py`, everything the user sees in `render.py`. This file makes the app and mounts each command
 explicitly, so no command module imports the app back.
 """
@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from . import cs, gan, inspect, interop, library, prune, restore, spectra, transfer
+from . import classify, cs, gan, inspect, interop, library, prune, restore, spectra, transfer
 from .options import KeepArgs
 
 # Click's usage error as typer uses it (typer >= 0.28 vendors its own click, older ones import click).
@@ -84,6 +84,7 @@ app.command("cs")(cs.cs_cmd)
 app.command("train-generator")(gan.train_generator_cmd)
 app.command("import-mask")(interop.import_mask_cmd)
 app.command("export-mask")(interop.export_mask_cmd)
+app.command("classify")(classify.classify_cmd)
 
 
 def main() -> None:

@@ -131,12 +131,13 @@ def print_wide(renderable: RenderableType) -> None:
 
 
 def say_round(rec: dict[str, Any], json_: bool) -> None:
-    """One finished pruning round (DIP and GAN searches alike): a table line, and a JSON object with --json."""
+    """One finished pruning round (DIP, GAN and classification searches): a table line, and JSON with --json."""
     loss = "-" if rec.get("loss") is None else f"{rec['loss']:.6f}"
     psnr = f"  psnr(clean, report only) {rec['psnr_final']:.2f}" if rec.get("psnr_final") is not None else ""
     channels = f"  channels {rec['channels']:>5}" if "channels" in rec else ""  # channel searches
+    accuracy = f"  accuracy {100 * rec['accuracy']:.1f}%" if "accuracy" in rec else ""  # classification tickets
     err.print(f"round {rec['round']:>2}  sparsity {100 * rec['sparsity']:6.2f}%  kept {rec['kept']:>9}"
-              f"{channels}  loss {loss}{psnr}  {rec['seconds']:.1f}s", markup=False)
+              f"{channels}  loss {loss}{psnr}{accuracy}  {rec['seconds']:.1f}s", markup=False)
     if json_:
         emit_json({"type": "round", **rec})
 

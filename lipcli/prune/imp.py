@@ -9,6 +9,9 @@ all randomness of session t is derived from (seed, t), never from what ran befor
 
 Channel IMP (`channel_score` set) is the same loop over filters: the ladder counts channels, the
 trained net is scored per channel (channel_scores.py) and whole filters are pruned.
+
+`sessions` is that loop for any training: `run` fits DIP targets in it, lipcli/classify.py trains a
+classifier on digits in it (the paper's classification tickets).
 """
 from __future__ import annotations
 
@@ -41,6 +44,49 @@ class ImpSettings:
     early_bird_every: int = 50  # iterations between early-bird checks
 
 
+Select = Callable[[torch.nn.Module, Masks, int], Masks]  # (trained net, alive, n_keep) -> kept
+
+
+@dataclass
+class Session:
+    """One IMP session: it trains under `alive`; then `select` keeps `n_next` of the trained net's weights."""
+
+    index: int
+    alive: Masks
+    n_next: int
+    select: Select
+
+
+def sessions(traj: Trajectory, rounds: int, rate: float,
+             train: Callable[[Session], tuple[torch.nn.Module, dict[str, Any]]],
+             select_for: Callable[[int], Select], save: Callable[[Trajectory, int | None], None],
+             on_round: Callable[[dict[str, Any]], None] = lambda rec: None, rises: int = 2,
+             stop_on_rises: bool = False) -> int:
+    """IMP's loop for any training (a DIP fit, a classifier's epochs): session t trains from the rewind
+    point under mask t (`train` returns the trained net and its record, whose "loss" the stop rule
+    reads), then prunes to the next ladder count round(N*(1-rate)^(t+1)); the artifact is saved after
+    every session and a trajectory resumes after its last recorded loss. Returns the recommended round."""
+    best = recommend([r.get("loss") for r in traj.records], rises)
+    start = sum(1 for r in traj.records if r.get("loss") is not None)
+    total = traj.ladder_total()
+    for index in range(start, rounds + 1):
+        began = time.perf_counter()
+        session = Session(index, traj.masks(index), ladder_kept(total, rate, index + 1), select_for(index))
+        net, values = train(session)
+        on_round(traj.record(index, time.perf_counter() - began, **values))
+        if index < rounds:
+            record_round(traj.prune_round, session.alive, session.select(net, session.alive, session.n_next),
+                         index + 1)
+            traj.record(index + 1, 0.0, loss=None)
+        best = recommend([r.get("loss") for r in traj.records], rises)
+        save(traj, best if best is not None else index)
+        if stop_on_rises and best is not None:
+            traj.meta["stopped_by_rule"] = True
+            save(traj, best)
+            return best
+    return best if best is not None else rounds
+
+
 def _targets(sources: list[TargetSource], net: torch.nn.Module, s: ImpSettings, seed: int, session: int,
              dev: torch.device) -> list[Target]:
     gen = torch.Generator().manual_seed(seed * 100_003 + (session if s.fresh_input else 0))
@@ -63,20 +109,14 @@ def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitC
         channel_score: str | None = None) -> int | None:
     """Run (or continue) the search; returns the recommended round. With `channel_score`, prune
     whole filters ranked by that channel score."""
-    losses = [r.get("loss") for r in traj.records]
-    start = sum(1 for v in losses if v is not None)
-    best = recommend(losses, s.rises)
-    total = traj.ladder_total()
-    for session in range(start, s.rounds + 1):
-        began = time.perf_counter()
+
+    def train(session: Session) -> tuple[torch.nn.Module, dict[str, Any]]:
         torch.manual_seed(seed)
         net = nets.build(traj.spec)
         net.load_state_dict(traj.theta0, strict=False)
         net.to(dev)
-        targets = _targets(sources, net, s, seed, session, dev)
-        rewind_at = round(s.rewind * cfg.iters) if s.rewind and session == 0 else 0
-        alive, n_next = traj.masks(session), ladder_kept(total, s.rate, session + 1)
-        select = selector(channel_score, torch.Generator().manual_seed(seed * 100_003 + session))
+        targets = _targets(sources, net, s, seed, session.index, dev)
+        rewind_at = round(s.rewind * cfg.iters) if s.rewind and session.index == 0 else 0
         snap: dict[str, torch.Tensor] = {}
 
         def capture(step: Step) -> None:
@@ -85,31 +125,20 @@ def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitC
                 snap.update({n: p.detach().float().cpu().clone() for n, p in net.named_parameters()})
 
         callbacks: list[Callable[[Step], bool | None]] = [capture]
-        if s.early_bird and session < s.rounds:
-            callbacks.append(early_bird(select, net, alive, n_next, s.early_bird, s.early_bird_every,
-                                        after=rewind_at))
-        session_cfg = replace(cfg, seed=seed * 100_003 + session, early_stop=False)
-        result = fit(net, targets, session_cfg, masks=alive, callbacks=callbacks)
+        if s.early_bird and session.index < s.rounds:
+            callbacks.append(early_bird(session.select, net, session.alive, session.n_next, s.early_bird,
+                                        s.early_bird_every, after=rewind_at))
+        session_cfg = replace(cfg, seed=seed * 100_003 + session.index, early_stop=False)
+        result = fit(net, targets, session_cfg, masks=session.alive, callbacks=callbacks)
         if snap:
             traj.theta0 = snap
             traj.meta["rewind_iteration"] = rewind_at
-        rec = traj.record(session, time.perf_counter() - began, loss=result.tail_loss,
-                          iterations=result.iterations, **_report(targets, result, s.oracle))
-        on_round(rec)
-        if session < s.rounds:
-            record_round(traj.prune_round, alive, select(net, alive, n_next), session + 1)
-            traj.record(session + 1, 0.0, loss=None)
-        losses = [r.get("loss") for r in traj.records]
-        best = recommend(losses, s.rises)
-        save(traj, best if best is not None else session)
-        if s.stop_on_rises and best is not None:
-            traj.meta["stopped_by_rule"] = True
-            save(traj, best)
-            return best
-    return best if best is not None else s.rounds
+        return net, {"loss": result.tail_loss, "iterations": result.iterations,
+                     **_report(targets, result, s.oracle)}
 
-
-Select = Callable[[torch.nn.Module, Masks, int], Masks]
+    return sessions(traj, s.rounds, s.rate, train,
+                    lambda k: selector(channel_score, torch.Generator().manual_seed(seed * 100_003 + k)),
+                    save, on_round, s.rises, s.stop_on_rises)
 
 
 def next_mask(net: torch.nn.Module, alive: Masks, n_keep: int) -> Masks:
