@@ -62,7 +62,7 @@ def preset(name: str, task: str) -> dict[str, Any]:
     settings = {**_PAPER_COMMON, **options, **t.fitting, "search_iters": t.fitting["iters"], "ticket": None}
     if name == "fast":
         settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_search_iters or t.fast_iters,
-                        ticket=FAST_TICKETS.get(task))
+                        es_patience=t.fast_es_patience or _FAST_OVERRIDES["es_patience"], ticket=FAST_TICKETS.get(task))
     settings.update(PROTOCOLS.get(name, {}))
     return settings
 

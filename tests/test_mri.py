@@ -12,7 +12,7 @@ import torch
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from lipcli import artifact, images
+from lipcli import artifact, config, images
 from lipcli.cli import app
 from lipcli.errors import LipError
 from lipcli.metrics import psnr, ssim
@@ -146,6 +146,11 @@ def test_masks_differ_by_seed_and_bad_settings_are_refused():
             sampling_mask(*args)
     with pytest.raises(LipError, match="samples nothing"):
         MRI(torch.zeros(4, 4, dtype=torch.bool), "empty")
+
+
+def test_the_fast_preset_keeps_patience_300_for_mri():
+    """No noise gate on noise-free k-space: the fast preset's shorter patience is for gated denoising."""
+    assert config.preset("fast", "mri")["es_patience"] == 300 > config.preset("fast", "denoise")["es_patience"]
 
 
 def test_kspace_units_do_not_change_the_fit_and_scores_follow_fastmri(tmp_path):

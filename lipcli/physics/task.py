@@ -42,6 +42,7 @@ class Task:
     fitting: dict[str, Any] = {"iters": 3000, "reg_noise": 0.03, "ema": 0.0}
     fast_iters = 1200
     fast_search_iters: int | None = None  # IMP iterations per round under the fast preset (None: fast_iters)
+    fast_es_patience: int | None = None  # early-stop patience under the fast preset (None: config.py's)
     one_channel = False  # the restored image has one channel whatever the input's (MRI: a magnitude image)
     variant_hint = ""  # why a bare `name` is not a transfer-grid task, when it is not (sr: give the factor)
 
