@@ -8,7 +8,8 @@ of images (center-cropped to a square and resized to the generator's size).
 
 A generator artifact is an ordinary lip artifact (artifact.py) whose spec is a "gan" bundle
 (nets/dcgan.py): `theta0/` holds the trained G and D weights, `prune_round/` is empty for a dense
-generator (GAN IMP fills it for G's conv weights), meta method="gan-train" records the command.
+generator (GAN IMP fills it for G's conv weights, and `finetuned/` with each round's fine-tuned G),
+meta method="gan-train" records the command. generators.py reads generators, lip's or external ones.
 """
 from __future__ import annotations
 
