@@ -29,9 +29,9 @@ _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gat
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
 # IMP prunes 36% (= 1 - 0.8^2) per round, so round k is the paper's round 2k, with 1200 iterations per
 # round: its masks transferred as well as the paper's schedule at 1/5 of the iterations
-# (experiments/RESULTS-search-budget.md). 4 rounds = 83.2% sparsity, as 8 rounds of 20%. Patience 150:
-# with the noise gate (es_gate) it reports what 300 did, sooner (experiments/RESULTS-stop-gate.md).
-_FAST_OVERRIDES = dict(es_patience=150, precision="auto", rounds=4, rate=0.36)
+# (experiments/RESULTS-search-budget.md). 4 rounds = 83.2% sparsity, as 8 rounds of 20%. Early-stop patience
+# is per task (`Task.fast_es_patience`: 150 for denoising, whose stop has the noise gate; 300 elsewhere).
+_FAST_OVERRIDES = dict(precision="auto", rounds=4, rate=0.36)
 # The shipped ticket `lip restore` fits under the fast preset when no --mask, --net or --dense is given
 # (lipcli/data/library; chosen by experiments/RESULTS-sparse.md). Tasks without a measured ticket fit
 # the dense net. The paper preset always fits the paper's dense net.
@@ -62,7 +62,7 @@ def preset(name: str, task: str) -> dict[str, Any]:
     settings = {**_PAPER_COMMON, **options, **t.fitting, "search_iters": t.fitting["iters"], "ticket": None}
     if name == "fast":
         settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_search_iters or t.fast_iters,
-                        es_patience=t.fast_es_patience or _FAST_OVERRIDES["es_patience"], ticket=FAST_TICKETS.get(task))
+                        es_patience=t.fast_es_patience, ticket=FAST_TICKETS.get(task))
     settings.update(PROTOCOLS.get(name, {}))
     return settings
 

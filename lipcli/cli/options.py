@@ -166,7 +166,8 @@ EarlyStop = Annotated[Optional[bool], typer.Option(help="Stop automatically when
 EsWindow = Annotated[Optional[int], typer.Option(help="Early-stop variance window [200]", min=2,
                                                  rich_help_panel="Fitting")]
 EsPatience = Annotated[Optional[int], typer.Option(help="Early-stop patience in iterations [1000 paper, 150 "
-                                                   "fast, 300 fast for MRI]", min=1, rich_help_panel="Fitting")]
+                                                   "fast for denoising, 300 fast for the other tasks]", min=1,
+                                                   rich_help_panel="Fitting")]
 EsGate = Annotated[Optional[float], typer.Option(help="Denoising: a variance minimum counts only once the loss "
                                                  "is under this x the estimated noise variance (0 = off) [1.05]",
                                                  min=0, rich_help_panel="Fitting")]

@@ -33,6 +33,7 @@ class DenoiseTask(Task):
     # short: experiments/RESULTS-stop-gate.md). IMP rounds keep 1200 (RESULTS-search-budget.md).
     fast_iters = 1800
     fast_search_iters = 1200
+    fast_es_patience = 150  # with the noise gate it reports what 300 did, sooner (RESULTS-stop-gate.md)
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
               inpaint_mask: Path | None, seed: int) -> Denoise:

@@ -181,9 +181,6 @@ class MRITask(Task):
     # (64x64 brain, 4x: 24.1 dB with reg-noise 0.03, 22.9 dB without; experiments/RESULTS-mri.md).
     fitting = {"iters": 3000, "reg_noise": 0.03, "ema": 0.0}
     fast_iters = 1500
-    # Noise-free k-space has no noise gate, and without it patience 150 stopped the dense net on the phantom
-    # at 8x at iteration 313 (22.6 dB, against 31.9 dB at iteration 1499 with 300; RESULTS-mri.md).
-    fast_es_patience = 300
     one_channel = True
     variant_hint = "give the acceleration: mri4 or mri8"
 
