@@ -317,11 +317,12 @@ def prune(images: list[images_io.Source], *, out: Path | None = None, **options:
 def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, tasks: str | None = None,
                   rounds: str | None = None, sparsities: str | None = None, seeds: int = 1,
                   baselines: str = "dense", init: str = "artifact", experiment: str = "grid",
-                  inpaint_mask: Path | None = None, early_stop: bool = True, config: str | None = None,
+                  inpaint_mask: Path | None = None, early_stop: bool | None = None, config: str | None = None,
                   device: str | torch.device = "auto", seed: int = 0, **flags: Any) -> Grid:
     """Check the options and build a transfer grid (`lip transfer`); `flags` are the fitting and
     degradation options (sigma, keep, iters, lr, reg_noise, ema, sgld, es_window, es_patience, precision).
-    Every cell's problem is built once here, so a bad size, mask or image fails now, not hours later."""
+    `early_stop` None: the preset's. Every cell's problem is built once here, so a bad size, mask or image
+    fails now, not hours later."""
     if flags.get("iters") is not None and flags["iters"] < 1:
         raise LipError(f"--iters {flags['iters']} must be at least 1")
     if seeds < 1:
@@ -344,9 +345,10 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     settings, configs = {}, {}
     for name in task_names:
         base, extra = task_operator(name)
-        settings[name] = resolve_settings(base, config, dev, {**flags, **extra})
+        settings[name] = resolve_settings(base, config, dev, {**flags, **extra, "early_stop": early_stop})
         # The impedance experiment records whole loss curves: never stop early.
-        configs[name] = fit_config(settings[name], early_stop and experiment != "impedance", dev, 0)
+        configs[name] = fit_config(settings[name], settings[name]["early_stop"] and experiment != "impedance",
+                                   dev, 0)
     check_init(init)
     grid = Grid(mask_sources, chosen_rounds, sources, task_names, list(range(seed, seed + seeds)),
                 chosen_baselines, init, settings, configs, inpaint_mask, experiment)

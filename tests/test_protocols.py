@@ -95,3 +95,17 @@ def test_both_commands_reach_the_oes_protocol(tmp_path, monkeypatch):
     again = lip("restore", "img.png", "--simulate", "--config", "oes", "--mask", "m.safetensors", "--iters", "4",
                 "--early-stop", "--device", "cpu", "--threads", "1", "-o", "out.png", "--json")
     assert again["early_stop"] is True
+
+
+def test_transfer_follows_the_protocols_early_stop(tmp_path):
+    """OES reports the last iterate, so a transfer grid under --config oes must not stop early either."""
+    img = write_picture(tmp_path / "img.png", 24, 24)
+    (tmp_path / "oes.yaml").write_text(TINY_OES)
+    api.prune([img], out=tmp_path / "m.safetensors", method="oes", config=str(tmp_path / "oes.yaml"), iters=3,
+              simulate=True, device=CPU)
+    grids = {flag: api.transfer_grid([img], [tmp_path / "m.safetensors"], config=str(tmp_path / "oes.yaml"),
+                                     early_stop=flag, iters=4, device=CPU) for flag in (None, True)}
+    assert not grids[None].configs["denoise"].early_stop  # the protocol's
+    assert grids[True].configs["denoise"].early_stop  # the flag's
+    assert api.transfer_grid([img], [tmp_path / "m.safetensors"], config="fast", iters=4,
+                             device=CPU).configs["denoise"].early_stop

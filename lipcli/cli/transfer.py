@@ -60,7 +60,7 @@ def transfer_cmd(
     iters: Optional[int] = typer.Option(None, help="Adam iterations per run (upper bound when early stopping) "
                                         "[preset]", rich_help_panel="Fitting"),
     lr: Lr = None, reg_noise: RegNoise = None, ema: Ema = None, sgld: Sgld = None,
-    early_stop: EarlyStop = True, es_window: EsWindow = None, es_patience: EsPatience = None,
+    early_stop: EarlyStop = None, es_window: EsWindow = None, es_patience: EsPatience = None,
     es_gate: EsGate = None,
     device: str = typer.Option("auto", help=f"{DEVICE_HELP}, or a comma list (cuda:0,cuda:1):"
                                " one worker process per device runs --shard i/n there, then the shards are "
