@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Batch throughput of `lip restore` on one machine: eight images one after the other (`--jobs 1`, every core
-for each) against `--jobs auto` (several restores at once, the cores divided), for the dense DIP net and a
-1/16-parameter net (issue 16, item 4; goal: >= 1.3x images per minute for the dense net, >= 1.6x for the
+for each) against `--jobs auto` (several restores at once, the cores divided), for the dense DIP net (`--dense`),
+the default prior (the shipped channel ticket) and a 1/16-parameter net (issue 16, item 4; goal: >= 1.3x images per minute for the dense net, >= 1.6x for the
 narrow one, at the same PSNR).
 
 Inputs: the bundled 128x128 House crop in its eight orientations (rotations and mirror images), so any
@@ -12,7 +12,7 @@ sequential then jobs, repeated (A B A B ...), so a shared machine's slow spells 
 within each pair and its median reported. The load average before and after each run is recorded: other
 work on the machine lowers both arms, but the jobs arm more (it counts on the cores it divides being free).
 
-Usage:  python benchmarks/bench_jobs.py [--iters 150] [--repeats 2] [--nets dense,narrow]
+Usage:  python benchmarks/bench_jobs.py [--iters 150] [--repeats 2] [--nets dense,ticket,narrow]
                                         [--raw runs.jsonl] [--out benchmarks/RESULTS-jobs.md]
 Prints a markdown table (and writes it to --out); --raw keeps every run as a JSON line as it finishes.
 """
@@ -38,7 +38,7 @@ from lipcli.images import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 NARROW_YAML = "net: {preset: dip, down: [32, 32, 32, 32, 32], up: [32, 32, 32, 32, 32]}\n"  # 152,199 params
-NETS = {"dense": [], "narrow": ["--config", "narrow.yaml"]}
+NETS = {"dense": ["--dense"], "ticket": [], "narrow": ["--config", "narrow.yaml"]}  # ticket: the default prior
 ARMS = {"sequential": ["--jobs", "1"], "jobs": ["--jobs", "auto"]}
 ORIENTATIONS = [None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270,
                 Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM, Image.Transpose.TRANSPOSE,
@@ -124,7 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=2, help="pairs (sequential, jobs) per net")
-    parser.add_argument("--nets", default="dense,narrow")
+    parser.add_argument("--nets", default="dense,ticket,narrow")
     parser.add_argument("--images", type=Path, nargs="*", help="instead of the eight House orientations")
     parser.add_argument("--raw", type=Path, help="append every run here as one JSON line")
     parser.add_argument("--out", type=Path, help="write the markdown here too")

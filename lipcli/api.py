@@ -157,7 +157,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
         raise LipError("--dense fits the dense DIP net: drop --mask / --prior")
     if compact and mask is None:
         raise LipError("--compact needs --mask: only a masked net has pruned filters to remove")
-    if mask is None and prior == "dip" and net is None and not dense and settings.get("ticket"):
+    if mask is None and prior == "dip" and not dense and settings.get("ticket"):
         mask = settings["ticket"]
     if mask is not None:
         chosen = masked_prior(mask, round_, sparsity, init, compact)

@@ -104,8 +104,10 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
         unknown = sorted(set(file_values) - known)
         if unknown:
             raise LipError(f"config {config}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
-    settings = {**preset(name, task), **file_values, "preset": name}
-    settings.update({k: v for k, v in flags.items() if v is not None})
+    given = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
+    settings = {**preset(name, task), **given, "preset": name}
+    if "net" in given and "ticket" not in given:
+        settings["ticket"] = None  # a net asked for (flag or YAML) is the prior, not the preset's shipped ticket
     return settings
 
 

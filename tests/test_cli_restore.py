@@ -86,6 +86,14 @@ def test_the_dense_net_is_one_flag_away(workdir, how):
     assert report["sparsity"] == 0.0 and report["params_fitted"] == 2_217_831 and "mask" not in report
 
 
+def test_a_net_named_in_a_yaml_config_is_the_prior(workdir):
+    """A config file that names a net asks for that net, as --net does, not for the preset's ticket."""
+    (workdir / "w32.yaml").write_text("net: dip-w32\n")
+    report = json_report(lip("restore", workdir / "rgb.png", "--simulate", "--json", "--iters", "2", "--device",
+                             "cpu", "--config", workdir / "w32.yaml", "-o", workdir / "o.png"))
+    assert "mask" not in report and report["params_fitted"] == 152_199
+
+
 def test_dense_with_a_mask_is_refused(workdir):
     result = lip("restore", workdir / "rgb.png", "--dense", "--mask", "dip-channel-house", *FAST)
     assert result.exit_code == 2 and "--dense" in result.output
