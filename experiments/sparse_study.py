@@ -64,10 +64,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--extra", default="", help="extra restore flags, recorded in the row")
     ap.add_argument("--reverse", action="store_true", help="images in reverse order (a second worker)")
+    ap.add_argument("--images", default="", help="comma list: only these images of the half")
     ap.add_argument("--threads", default="1", help="per restore (1: steadiest on a shared machine; not in the key)")
     ap.add_argument("--out", type=Path, default=HERE / "sparse" / "rows.jsonl")
     a = ap.parse_args()
     names = [n for i, n in enumerate(PHOTOS) if a.half == "all" or (i % 2 == 0) == (a.half == "tune")]
+    names = [n for n in names if not a.images or n in a.images.split(",")]
     names = names[::-1] if a.reverse else names
     done = set()
     if a.out.exists():
