@@ -25,7 +25,7 @@ IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"  # /
 PHOTOS = ("baboon", "baby", "barbara", "bird", "butterfly", "coastguard", "comic", "f16", "flowers", "foreman",
           "kodim02", "lenna", "man", "monarch", "pepper", "zebra")
 HERE = Path(__file__).resolve().parent
-TICKET = HERE / "sparse" / "house_ch_l1layer.safetensors"
+TICKET = "dip-channel-house"  # the shipped library entry: this study's house_ch_l1layer search, saved --slim
 
 
 def prior_args(name: str) -> list[str]:
@@ -37,7 +37,7 @@ def prior_args(name: str) -> list[str]:
     kind, _, round_ = name.partition(":r")
     if kind != "ticket":
         raise SystemExit(f"unknown prior {name}")
-    return ["--mask", str(TICKET), "--round", round_]
+    return ["--mask", TICKET, "--round", round_]
 
 
 def crop(name: str, size: int, where: str, folder: Path) -> Path:
