@@ -138,7 +138,8 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
              ensemble: int = 1, snapshot_every: int | None = None,
              **flags: Any) -> Restorer:
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
-    degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, iters, lr,
+    degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, the CS ones
+    (measurements, outliers, operator, matrix, shape, solver), iters, lr,
     reg_noise, ema, sgld, es_window, es_patience, precision). `early_stop` None: the preset's (on, except for the
     oes and deep-decoder protocols).
 
@@ -246,16 +247,17 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
            scale: int | None = None, sampling_mask: Path | None = None, acceleration: float | None = None,
            center_fraction: float | None = None, mask_type: str | None = None, precision: str | None = None,
            config: str | None = None, device: str | torch.device = "auto", seed: int = 0,
-           **search_options: Any) -> Pruner:
+           cs: dict[str, Any] | None = None, **search_options: Any) -> Pruner:
     """Check the options, read the images and set up a search (`lip prune --prior dip`); the
-    `search_options` are `Search`'s fields."""
+    `search_options` are `Search`'s fields, `cs` the CS settings (measurements, outliers, operator, matrix,
+    shape, solver; physics/cs_task.py)."""
     s = Search(**search_options)
     dev = _device(device)
     settings = resolve_settings(task, config, dev, dict(
         sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
         center_fraction=center_fraction, mask_type=mask_type, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise,
         sgld=s.sgld, precision=precision, net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird,
-        scope=s.scope, target_sparsity=s.target_sparsity))
+        scope=s.scope, target_sparsity=s.target_sparsity, **(cs or {})))
     cfg = replace(fit_config(settings, False, dev, seed), iters=int(settings["search_iters"]))
     if cfg.sgld and s.method != "imp":
         raise LipError(f"--sgld adds weight noise to IMP's fits; --method {s.method} trains no weights "

@@ -13,10 +13,10 @@ MOM loss of G(z_f) against the measurements (a fixed seeded partition), never th
 The generator is used in eval mode with frozen weights (pixel-norm, no batch statistics).
 
 CS-DIP (Van Veen et al. 2018, `solve_dip`) is the untrained alternative: an (optionally masked) DIP
-fitted through the same operator by the one DIP loop of fit.py. Its "mom" solver fits through
-`MedianOfMeans`, the operator with the median-of-means of its per-row losses as the loss (MOM
-minimisation, Lecue & Lerasle 2020: one player, as a DIP has no latent to play the min-max with).
-`lip cs`'s inputs are read and measured in cs_problem.py.
+fitted through the same operator by restore.py, as `lip restore --task cs` fits it. Its "mom" solver fits
+through `MedianOfMeans` (physics/cs_task.py), the operator with the median-of-means of its per-row
+losses as the loss (MOM minimisation, Lecue & Lerasle 2020: one player, as a DIP has no latent to play
+the min-max with). `lip cs`'s inputs are read and measured in cs_problem.py.
 """
 from __future__ import annotations
 
@@ -29,15 +29,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import generators, nets
+from . import generators
 from .errors import LipError
-from .fit import FitConfig, Target, fit
+from .fit import FitConfig
+from .images import UINT8
 from .masks import mask_sparsity
 from .metrics import psnr
-from .physics import Physics
-from .restore import dense_prior, fitted_form, masked_prior
-
-SOLVERS = ("ls", "mom")
+from .physics import TASKS, Physics
+from .physics.cs_task import SOLVERS, MedianOfMeans, mom
+from .problem import Problem
+from .restore import dense_prior, masked_prior, restore
 
 
 def default_solver(task: str) -> str:
@@ -64,44 +65,6 @@ class CSResult:
     selection_losses: list[float]  # MOM loss of each restart's output (what chose the restart)
     losses: list[float] = field(default_factory=list)  # the chosen restart's objective per iteration
     seconds: float = 0.0
-
-
-def mom(rows: torch.Tensor, batch_size: int, gen: torch.Generator) -> torch.Tensor:
-    """Median of means of per-row values (m,): rows are randomly permuted and split into
-    max(1, m // batch_size) near-equal batches; the mean of the batch whose mean is the median
-    (the lower median for an even count) is returned, differentiably. One batch = the plain mean."""
-    m = rows.shape[-1]
-    n_batches = max(1, m // batch_size)
-    perm = torch.randperm(m, generator=gen).to(rows.device)
-    means = torch.stack([b.mean() for b in torch.tensor_split(rows[perm], n_batches)])
-    idx = torch.argsort(means.detach(), stable=True)[(n_batches - 1) // 2]
-    return means[idx]
-
-
-class MedianOfMeans(Physics):
-    """`op` with the loss mom(per-row squared errors): each call permutes the rows (seeded) into batches
-    of `batch_size` and returns the median batch's mean, so a minority of corrupted rows never reaches
-    the gradient. Same scale as the plain mean squared error (one batch = exactly that)."""
-
-    def __init__(self, op: Physics, batch_size: int, seed: int) -> None:
-        super().__init__()
-        self.op, self.batch_size = op, batch_size
-        self.gen = torch.Generator().manual_seed(seed + 500_009)
-
-    def A(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op.A(x)
-
-    def forward(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return self.op(x, generator)
-
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return mom(self.op.row_losses(x, y).mean(dim=0), self.batch_size, self.gen)
-
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        return self.op.output_size(height, width)
-
-    def params(self) -> dict[str, Any]:
-        return {**self.op.params(), "loss": "mom", "mom_batch": self.batch_size}
 
 
 def selection_loss(op: Physics, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> float:
@@ -209,25 +172,21 @@ def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.T
               on_step: Callable[[float], None] = lambda loss: None,
               notify: Callable[[str], None] = lambda line: None,
               mom_batch: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
-    """CS-DIP (Van Veen et al. 2018): fit an untrained (optionally masked) DIP through the operator; a
-    mask that removes whole filters is fitted in its compacted form (the same function, faster).
+    """CS-DIP (Van Veen et al. 2018): fit an untrained (optionally masked) DIP of the image's C channels
+    through the operator, as restore.py fits every problem (a filter-pruning mask in its compacted form).
     `mom_batch`: fit the median-of-means loss with batches of that many rows (None: the mean)."""
     c, h, w = shape
     pri = masked_prior(mask, round_, None, "artifact") if mask else dense_prior("dip", out_channels=c)
     if pri.spec.get("out_channels") != c:
         raise LipError(f"the DIP mask makes {pri.spec.get('out_channels')}-channel images; the input has {c}")
-    net = pri.build(seed).to(dev)
-    gen = torch.Generator().manual_seed(seed)
-    ph, pw = nets.padded_size(net, h, w)
-    z = nets.make_input(net, ph, pw, gen).to(dev)
-    fit_op = MedianOfMeans(op, mom_batch, seed) if mom_batch else op
-    target = Target(z=z, op=fit_op, y=y, size=(h, w), clean=ref.to(dev) if ref is not None else None)
+    problem = Problem(name="cs", y=y, task=TASKS.get(op.name), op=MedianOfMeans(op, mom_batch) if mom_batch else op,
+                      size=(h, w), gray=c == 1, alpha=None, stored=UINT8, sha256="", clean=ref)
     cfg = FitConfig(iters=iters, lr=lr, reg_noise=1 / 30, ema=0.0, early_stop=False, seed=seed)
-    model, masks, form = fitted_form(net, pri, notify)
-    res = fit(model, [target], cfg, masks=masks, callbacks=[lambda s: on_step(s.loss)])
+    res, fitted = restore(problem, pri, cfg, dev, seed, [lambda s: on_step(s.loss)], notify)
     img = res.targets[0].final
-    rep: dict[str, Any] = {"seconds": round(res.seconds, 3), "final_loss": res.losses[-1],
-                           "recoveries": res.recoveries, "sparsity": pri.sparsity, **form}
+    rep: dict[str, Any] = {"seconds": fitted["seconds"], "final_loss": res.losses[-1],
+                           "recoveries": res.recoveries, "sparsity": pri.sparsity,
+                           **({"compact": fitted["compact"]} if "compact" in fitted else {})}
     if ref is not None:
         rep["mse"], rep["psnr"] = mse(img, ref), psnr(img, ref.to(img.device))
     return img, rep

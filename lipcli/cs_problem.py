@@ -14,17 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from . import images as images_io
 from .errors import LipError
 from .gan import load_mnist
-from .measurements import cs_operator, hwc, is_operator_file, parse_shape, read_y
-from .physics import CompressedSensing, Inpaint, Physics
+from .physics import Inpaint, Physics
+from .physics.measurements import (DEFAULTS, check_flags, check_source, flag_operator, hwc, is_operator_file,
+                                   parse_shape, read_measurements)
 
 MNIST_PREFIX = "mnist:"
-DEFAULTS = {"measurements": 200, "outliers": 0, "noise": 0.01, "outlier_value": 10000.0}  # of simulated CS
 
 
 @dataclass
@@ -103,11 +104,8 @@ def make_operator(inp: CSInputs, shape: tuple[int, int, int] | None) -> Physics:
     `inpaint`: a pixel mask, read from `inpaint_mask` or, for a simulated input, a seeded Bernoulli draw
     keeping `keep` of the pixels. `shape` (C, H, W) is None when only the operator file knows it."""
     if inp.task == "cs":
-        v = {k: d if getattr(inp, k) is None else getattr(inp, k) for k, d in DEFAULTS.items()}
-        if not inp.simulate:
-            v["noise"] = 0.0  # nothing is simulated: the report must not claim a noise level
-        return cs_operator(shape, kind=inp.operator, matrix=inp.matrix, m=v["measurements"], outliers=v["outliers"],
-                           noise=v["noise"], outlier_value=v["outlier_value"], seed=inp.seed)
+        return flag_operator(shape, simulate=inp.simulate, operator=inp.operator, matrix=inp.matrix,
+                             given=_given(inp), seed=inp.seed)
     assert shape is not None
     if inp.inpaint_mask is not None:
         keep_mask = torch.tensor(images_io.load_binary_mask(inp.inpaint_mask, shape[1], shape[2]))[None]
@@ -125,17 +123,14 @@ def check_inputs(inp: CSInputs) -> None:
                 if v]
         if used:
             raise LipError(f"{used[0]} is for --task cs")
-    given = ["--" + k.replace("_", "-") for k in DEFAULTS if getattr(inp, k) is not None]
-    if inp.task == "cs" and not inp.simulate and given:
-        raise LipError(f"{given[0]} describes simulated measurements (add --simulate); measurements from "
-                       "files come with their operator")
-    if op_file and given:
-        raise LipError(f"{given[0]}: the operator file {inp.operator} sets m, noise and outliers")
-    if inp.matrix is not None and (op_file or inp.measurements is not None):
-        raise LipError("--matrix is the operator and its rows the measurements: drop "
-                       + ("--operator" if op_file else "--measurements"))
-    if inp.shape is not None and inp.simulate:
-        raise LipError("--shape is the size of measurements read from files; with --simulate the image gives it")
+    else:
+        check_flags(simulate=inp.simulate, operator=inp.operator, matrix=inp.matrix, shape=inp.shape,
+                    given=_given(inp))
+
+
+def _given(inp: CSInputs) -> dict[str, Any]:
+    """The simulation flags the user gave (None: not given)."""
+    return {k: getattr(inp, k) for k in DEFAULTS}
 
 
 def load_problem(inp: CSInputs, generator_shape: tuple[int, int, int] | None) -> CSProblem:
@@ -157,18 +152,11 @@ def load_problem(inp: CSInputs, generator_shape: tuple[int, int, int] | None) ->
 
 def _from_files(inp: CSInputs, generator_shape: tuple[int, int, int] | None) -> CSProblem:
     path = Path(inp.source)
-    if path.suffix.lower() != ".npy":
-        raise LipError(f"{inp.source}: without --simulate, lip cs reads measurements y from a .npy file "
-                       "(to measure an image, add --simulate)")
-    if inp.matrix is None and not is_operator_file(inp.operator):
-        raise LipError("measurements need the operator that made them: --matrix A.npy --shape H,W[,C], or "
-                       "--operator operator.yaml")
+    check_source(path, operator=inp.operator, matrix=inp.matrix, command="lip cs")
     shape = parse_shape(inp.shape) if inp.shape else generator_shape
     if generator_shape is not None and shape != generator_shape:
         raise LipError(f"--shape {inp.shape}: the generator makes {hwc(generator_shape)} images")
-    op = make_operator(inp, shape)
-    assert isinstance(op, CompressedSensing)
-    y = read_y(path, op.m, str(inp.matrix or inp.operator))
+    op, y = read_measurements(path, shape, operator=inp.operator, matrix=inp.matrix, seed=inp.seed)
     return CSProblem(op, y, op.shape, path.stem, _clean(inp, op.shape, generator_shape is not None), op.shape[1:])
 
 

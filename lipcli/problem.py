@@ -174,7 +174,7 @@ def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, si
         name, alpha, stored, sha256 = img.name, img.alpha, img.stored, images.pixel_hash(img)
     else:
         op, y, ref, size = measured.op, measured.y, None, measured.op.output_size(*measured.y.shape[-2:])
-        name, alpha, sha256, gray = measured.name, None, measured.sha256, True
+        name, alpha, sha256, gray = measured.name, None, measured.sha256, measured.gray
     if clean is not None:
         ref_img = images.as_image(clean, max_pixels=max_pixels)
         if (ref_img.height, ref_img.width) != size:
@@ -184,5 +184,6 @@ def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, si
     unit = op.calibrate(y)  # from the observation alone; the reference is only rescaled to match
     if measured is not None:  # written back in the observation's units: float32, lip's 1 = `unit`
         stored = images.Stored("float32", 0.0, unit)
-    return Problem(name=name, y=_rgb(y), task=kind, op=op, size=size, gray=gray, alpha=alpha,
+    y = _rgb(y) if y.dim() == 4 else y  # images are replicated; measurement vectors (CS, (1, m)) are not
+    return Problem(name=name, y=y, task=kind, op=op, size=size, gray=gray, alpha=alpha,
                    stored=stored, sha256=sha256, clean=None if ref is None else ref / unit)

@@ -788,6 +788,28 @@ case("cs", "--save-measurements in a read-only folder",
 case("cs", "--save-measurements is a file", lambda w: ["mnist:0", "--simulate", "--save-measurements", "img.png"],
      "img.png")
 
+# --- lip restore / prune --task cs: the same measurements files, read by the same code as lip cs
+case("restore", "cs: measurements without their operator", lambda w: ["--task", "cs", npy(w, "y.npy", Y)],
+     "--matrix", "--operator")
+case("restore", "cs: y length not matching A",
+     lambda w: ["--task", "cs", npy(w, "y.npy", np.zeros(49)), "--matrix", matrix(w), "--shape", "32,32"],
+     "49 measurements", "m = 50")
+case("restore", "cs: y length not matching the operator file",
+     lambda w: ["--task", "cs", npy(w, "y.npy", np.zeros(49)), "--operator", operator_file(w)], "49 measurements",
+     "m = 50")
+case("restore", "cs: --matrix without --shape", lambda w: ["--task", "cs", npy(w, "y.npy", Y), "--matrix", matrix(w)],
+     "--shape")
+case("restore", "cs: an image without --simulate", lambda w: ["--task", "cs", "img.png"], "without --simulate")
+case("restore", "cs: -m with measurements files",
+     lambda w: ["--task", "cs", npy(w, "y.npy", Y), "--operator", operator_file(w), "-m", "10"], "--measurements",
+     "--simulate")
+case("restore", "cs: more measurements than pixel values", lambda w: ["--task", "cs", "--simulate", "img.png",
+                                                                       "-m", "100000"], "exceeds")
+case("restore", "cs: unknown solver", lambda w: ["--task", "cs", "--simulate", "img.png", "--solver", "l1"],
+     "unknown --solver")
+case("prune", "cs: y length not matching the operator file",
+     lambda w: ["--task", "cs", npy(w, "y.npy", np.zeros(49)), "--operator", operator_file(w)], "49 measurements")
+
 # --- lip inspect
 for kind, needles in [("empty", ("not a valid safetensors",)), ("truncated", ("not a valid safetensors",)),
                       ("malformed header", ("not a valid safetensors",)),

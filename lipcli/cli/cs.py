@@ -14,7 +14,7 @@ from ..cs_problem import CSInputs, crop_to, load_problem
 from ..errors import LipError, LipRuntimeError
 from ..fit import DivergenceError
 from ..gan import GENERATOR
-from ..measurements import check_folder, save_measurements
+from ..physics.measurements import check_folder, save_measurements
 from ..physics.cs import CompressedSensing, operator_help
 from .render import check_stdout_free, emit_json, err, fmt, guarded, progress, say
 from .options import Device, InpaintMask, Seed, Threads, described_option, generator_spec_option, json_flag

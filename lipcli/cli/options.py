@@ -146,6 +146,19 @@ CenterFraction = Annotated[Optional[float], typer.Option(help="MRI with --simula
 MaskType = Annotated[Optional[str], typer.Option(help="MRI with --simulate (seeded): random | equispaced columns, "
                                                  "variable-density points | radial spokes [random]",
                                                  rich_help_panel="Task")]
+Measurements = Annotated[Optional[int], typer.Option("--measurements", "-m", help="CS with --simulate: number of "
+                                                    "measurements m [200]", min=1, rich_help_panel="Task")]
+Outliers = Annotated[Optional[int], typer.Option(help="CS with --simulate: corrupted measurements k (the paper: 2% "
+                                                 "of m) [0]", min=0, rich_help_panel="Task")]
+CsOperator = Annotated[Optional[str], typer.Option("--operator", help="CS: gaussian | dct | auto (with --simulate) "
+                                                   "or an operator file (operator.yaml, from lip cs "
+                                                   "--save-measurements) [auto]", rich_help_panel="Task")]
+CsMatrix = Annotated[Optional[Path], typer.Option("--matrix", help="CS: measurement matrix A.npy, float (m, n), "
+                                                  "n = H*W*C", rich_help_panel="Task")]
+CsShape = Annotated[Optional[str], typer.Option("--shape", help="CS: H,W[,C] of the image measured by --matrix",
+                                                rich_help_panel="Task")]
+Solver = Annotated[Optional[str], typer.Option(help="CS: mom (Median-of-Means loss, robust to outliers) | ls "
+                                               "(least squares) [mom]", rich_help_panel="Task")]
 
 # Fitting: the DIP loop (defaults come from the preset).
 Iters = Annotated[Optional[int], typer.Option(help="Adam iterations (upper bound when early stopping) [preset]",

@@ -20,9 +20,9 @@ from ..prune.gan_imp import GanImpSettings
 from ..prune.channel_scores import CHANNEL_SCORES
 from ..prune.run import every_method, methods
 from .render import RunLog, Terminated, emit_json, guarded, progress, say, say_round, say_stopped
-from .options import (Acceleration, CenterFraction, Config, Device, InpaintMask, Json, Keep, Log, Lr, MaskType,
-                      Precision, RegNoise, SamplingMask, Scale, Seed, Sgld, Sigma, Simulate, Task, Threads,
-                      generator_spec_option, net_option, registry_option)
+from .options import (Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, Device, InpaintMask, Json,
+                      Keep, Log, Lr, MaskType, Measurements, Outliers, Precision, RegNoise, SamplingMask, Scale, Seed,
+                      Sgld, Sigma, Simulate, Solver, Task, Threads, generator_spec_option, net_option, registry_option)
 from .prune_gan import GanPrune, prune_gan
 
 
@@ -32,7 +32,7 @@ class Targets:
 
     images: list[Path]
     task: str
-    degradation: dict[str, Any]  # sigma, keep, scale, the MRI mask settings: None = the preset's
+    degradation: dict[str, Any]  # sigma, keep, scale, the MRI mask and CS settings: None = the preset's
     inpaint_mask: Optional[Path]
     simulate: bool
     oracle_target: Optional[list[Path]]  # fit these clean images instead (the paper's protocol)
@@ -70,7 +70,8 @@ def prune_cmd(
     task: Task = "denoise", sigma: Sigma = None, inpaint_mask: InpaintMask = None,
     keep: Keep = None, scale: Scale = None, simulate: Simulate = False,
     sampling_mask: SamplingMask = None, acceleration: Acceleration = None, center_fraction: CenterFraction = None,
-    mask_type: MaskType = None,
+    mask_type: MaskType = None, measurements: Measurements = None, outliers: Outliers = None,
+    operator: CsOperator = None, matrix: CsMatrix = None, shape: CsShape = None, solver: Solver = None,
     method: Annotated[str, registry_option(
         every_method, "--method", kind="--method", rich_help_panel="Search",
         help=f"{{names}} (at --granularity channel: {' | '.join(methods('channel'))})")] = "imp",
@@ -158,7 +159,9 @@ def prune_cmd(
     if not images:
         raise LipError("give at least one image to search on (or --prior gan)")
     degradation = dict(sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
-                       center_fraction=center_fraction, mask_type=mask_type)
+                       center_fraction=center_fraction, mask_type=mask_type,
+                       cs=dict(measurements=measurements, outliers=outliers, operator=operator, matrix=matrix,
+                               shape=shape, solver=solver))
     prune_dip(Targets(images, task, degradation, inpaint_mask, simulate, oracle_target, clean),
               Search(method, granularity, channel_score, rounds, target_sparsity, rate, rewind, scope,
                      keep_input_dense, fresh_input, shared_input, stop_when_loss_rises, early_bird,

@@ -12,9 +12,10 @@ from ..errors import LipError, LipRuntimeError
 from ..fit import Step
 from ..problem import Problem, largest_need
 from .render import RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say
-from .options import (ARGS, Acceleration, CenterFraction, Config, Device, EarlyStop, Ema, EsGate, EsPatience, EsWindow,
-                      InpaintMask, Iters, Jobs, Json, Keep, Log, Lr, MaskType, Precision, RegNoise, SamplingMask,
-                      Scale, Seed, Sgld, Sigma, Simulate, Task, Threads, net_option)
+from .options import (ARGS, Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, Device, EarlyStop, Ema,
+                      EsGate, EsPatience, EsWindow, InpaintMask, Iters, Jobs, Json, Keep, Log, Lr, MaskType,
+                      Measurements, Outliers, Precision, RegNoise, SamplingMask, Scale, Seed, Sgld, Sigma, Simulate,
+                      Solver, Task, Threads, net_option)
 
 
 def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restored") -> list[Path]:
@@ -39,12 +40,13 @@ def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restor
 @guarded
 def restore_cmd(
     ctx: typer.Context,
-    images: list[Path] = typer.Argument(..., help="Degraded image(s) or MRI k-space .npy (clean images with "
-                                                   "--simulate)"),
+    images: list[Path] = typer.Argument(..., help="Degraded image(s), MRI k-space .npy or CS measurements y.npy "
+                                                   "(clean images with --simulate)"),
     task: Task = "denoise", sigma: Sigma = None, inpaint_mask: InpaintMask = None,
     keep: Keep = None, scale: Scale = None, simulate: Simulate = False,
     sampling_mask: SamplingMask = None, acceleration: Acceleration = None, center_fraction: CenterFraction = None,
-    mask_type: MaskType = None,
+    mask_type: MaskType = None, measurements: Measurements = None, outliers: Outliers = None,
+    operator: CsOperator = None, matrix: CsMatrix = None, shape: CsShape = None, solver: Solver = None,
     save_kspace: Optional[Path] = typer.Option(None, help="MRI with --simulate: also write the k-space and its mask "
                                                "to this folder (kspace.npy, mask.npy; created), to reconstruct "
                                                "the same from files", rich_help_panel="Task"),
@@ -102,7 +104,8 @@ def restore_cmd(
                        sparsity=sparsity, init=init, prior=prior, net=net, dense=dense, dd_k=dd_k, compact=compact,
                        early_stop=early_stop, checkpoint=checkpoint, config=config_, device=dev, seed=seed,
                        sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
-                       center_fraction=center_fraction, mask_type=mask_type, iters=iters, lr=lr, reg_noise=reg_noise,
+                       center_fraction=center_fraction, mask_type=mask_type, measurements=measurements,
+                       outliers=outliers, operator=operator, matrix=matrix, shape=shape, solver=solver, iters=iters, lr=lr, reg_noise=reg_noise,
                        ema=ema, sgld=sgld,
                        es_window=es_window, es_patience=es_patience, es_gate=es_gate, precision=precision,
                        ensemble=ensemble, snapshot_every=snapshots[0] if snapshots else None)

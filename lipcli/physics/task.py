@@ -29,6 +29,7 @@ class Measured:
     y: torch.Tensor  # (1, C, h, w) what the net's output is fitted to through op
     name: str
     sha256: str  # of the values, as artifacts record images by their pixels
+    gray: bool = True  # the restored image has one channel (MRI's magnitude; CS of a gray image)
 
 
 class Task:

@@ -1,5 +1,7 @@
-"""What `lip cs` reads and writes besides images: measurement vectors y.npy, matrices A.npy, and the small
-operator file that names a seeded operator instead of storing it.
+"""What compressive sensing reads and writes besides images (`lip cs`, and `--task cs` of restore and prune):
+measurement vectors y.npy, matrices A.npy, and the small operator file that names a seeded operator
+instead of storing it; and the one reading of the CS flags both commands share (`check_flags`,
+`flag_operator`, `read_measurements`).
 
 Arrays are .npy files read with `allow_pickle=False` after their header has been checked (a real float
 dtype, the expected number of dimensions, values present, the file as long as its header says), so a
@@ -28,15 +30,16 @@ import numpy as np
 import torch
 import yaml
 
-from . import files
-from .errors import LipError
-from .imageformats import check_file, save_npy
-from .physics.cs import (BLOCK_ENTRIES, CS_OPERATORS, CompressedSensing, MatrixCS, check_image_shape,
+from .. import files
+from ..errors import LipError
+from ..imageformats import check_file, save_npy
+from .cs import (BLOCK_ENTRIES, CS_OPERATORS, CompressedSensing, MatrixCS, check_image_shape,
                          from_description, make)
 
 FORMAT, VERSION = "lip-cs-operator", 1
 MAX_OPERATOR_BYTES = 65_536  # an operator file is a few lines
 Y_NAME, OPERATOR_NAME = "y.npy", "operator.yaml"
+DEFAULTS = {"measurements": 200, "outliers": 0, "noise": 0.01, "outlier_value": 10000.0}  # of simulated CS
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -188,3 +191,51 @@ def save_measurements(folder: Path, y: torch.Tensor, op: CompressedSensing) -> d
     with files.atomic_path(folder / OPERATOR_NAME) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return description
+
+
+def check_flags(*, simulate: bool, operator: str, matrix: Path | None, shape: str | None,
+                given: dict[str, Any]) -> None:
+    """Refuse, before any file is read, CS flags that cannot mean anything together. `given` holds the
+    DEFAULTS keys as the user gave them (None: not given)."""
+    op_file = is_operator_file(operator)
+    named = ["--" + k.replace("_", "-") for k in DEFAULTS if given.get(k) is not None]
+    if not simulate and named:
+        raise LipError(f"{named[0]} describes simulated measurements (add --simulate); measurements from "
+                       "files come with their operator")
+    if op_file and named:
+        raise LipError(f"{named[0]}: the operator file {operator} sets m, noise and outliers")
+    if matrix is not None and (op_file or given.get("measurements") is not None):
+        raise LipError("--matrix is the operator and its rows the measurements: drop "
+                       + ("--operator" if op_file else "--measurements"))
+    if shape is not None and simulate:
+        raise LipError("--shape is the size of measurements read from files; with --simulate the image gives it")
+
+
+def flag_operator(shape: tuple[int, int, int] | None, *, simulate: bool, operator: str, matrix: Path | None,
+                  given: dict[str, Any], seed: int) -> CompressedSensing:
+    """The operator the CS flags name (`given`: the DEFAULTS keys, None = the default). Without --simulate
+    nothing is simulated, so no noise level is claimed."""
+    v = {k: d if given.get(k) is None else given[k] for k, d in DEFAULTS.items()}
+    if not simulate:
+        v["noise"] = 0.0
+    return cs_operator(shape, kind=operator, matrix=matrix, m=v["measurements"], outliers=v["outliers"],
+                       noise=v["noise"], outlier_value=v["outlier_value"], seed=seed)
+
+
+def check_source(path: Path, *, operator: str, matrix: Path | None, command: str) -> None:
+    """Refuse, before reading anything, measurements that are not a .npy file or come without their
+    operator; `command` names who reads them."""
+    if path.suffix.lower() != ".npy":
+        raise LipError(f"{path}: without --simulate, {command} reads measurements y from a .npy file "
+                       "(to measure an image, add --simulate)")
+    if matrix is None and not is_operator_file(operator):
+        raise LipError("measurements need the operator that made them: --matrix A.npy --shape H,W[,C], or "
+                       "--operator operator.yaml")
+
+
+def read_measurements(path: Path, shape: tuple[int, int, int] | None, *, operator: str, matrix: Path | None,
+                      seed: int) -> tuple[CompressedSensing, torch.Tensor]:
+    """Measurements y.npy (checked by `check_source`) and the operator that made them: a matrix measuring
+    images of `shape` (C, H, W), or an operator file."""
+    op = flag_operator(shape, simulate=False, operator=operator, matrix=matrix, given={}, seed=seed)
+    return op, read_y(path, op.m, str(matrix or operator))

@@ -1,0 +1,142 @@
+"""Compressive sensing as a restoration task: `--task cs` of restore, prune and transfer (grid tasks
+cs1000, cs2000, cs4000: m measurements), with the operators of cs.py.
+
+The problem is the one `lip cs` builds, through the same functions (measurements.py): `--simulate`
+measures a clean image with the seeded operator `--operator` names (or `--matrix A.npy`), with m
+measurements, noise 0.01 and k outliers; without it, measurements y.npy are read with the operator that
+made them (`--operator operator.yaml`, or `--matrix A.npy --shape H,W[,C]`). A gray image is measured as
+one channel; the net's three channels stand for it by their mean (the operator averages them, and
+scores and the written image are of that mean).
+
+Median-of-Means (the default solver, as `lip cs`'s): the fit's loss is the MOM of the per-measurement
+squared errors (`MedianOfMeans`), so a minority of corrupted measurements never reaches the gradient,
+whatever prior is fitted (dense, masked, deep decoder); `solver: ls` fits their plain mean.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import LipError
+from ..images import resolve
+from ..metrics import psnr, ssim
+from .base import LinearPhysics
+from .measurements import DEFAULTS, check_flags, check_source, flag_operator, parse_shape, read_measurements
+from .mri import array_hash
+from .task import Measured, Metric, Task, register_task
+
+SOLVERS = ("ls", "mom")
+MOM_SEED = 500_009  # the partitions are part of the objective: the same for every run seed
+
+
+def mom(rows: torch.Tensor, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+    """Median of means of per-row values (m,): rows are randomly permuted and split into
+    max(1, m // batch_size) near-equal batches; the mean of the batch whose mean is the median
+    (the lower median for an even count) is returned, differentiably. One batch = the plain mean."""
+    m = rows.shape[-1]
+    n_batches = max(1, m // batch_size)
+    perm = torch.randperm(m, generator=gen).to(rows.device)
+    means = torch.stack([b.mean() for b in torch.tensor_split(rows[perm], n_batches)])
+    idx = torch.argsort(means.detach(), stable=True)[(n_batches - 1) // 2]
+    return means[idx]
+
+
+class MedianOfMeans(LinearPhysics):
+    """`op` with the loss mom(per-row squared errors) (MOM minimisation, Lecue & Lerasle 2020): each call
+    permutes the rows (seeded) into batches of `batch_size` and returns the median batch's mean. Same
+    scale as the plain mean squared error (one batch = exactly that). A, its adjoint and the noise are op's."""
+
+    def __init__(self, op: LinearPhysics, batch_size: int) -> None:
+        super().__init__(op.noise_model)
+        self.op, self.batch_size, self.name = op, batch_size, op.name
+        self.gen = torch.Generator().manual_seed(MOM_SEED)
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op.A(x)
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.op.A_adjoint(y)
+
+    def input_shape(self, y_shape: torch.Size) -> tuple[int, ...]:
+        return self.op.input_shape(y_shape)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return mom(self.op.row_losses(x, y).mean(dim=0), self.batch_size, self.gen)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return self.op.output_size(height, width)
+
+    def params(self) -> dict[str, Any]:
+        return {**self.op.params(), "loss": "mom", "mom_batch": self.batch_size}
+
+
+def _fitted(op: LinearPhysics, settings: dict[str, Any]) -> LinearPhysics:
+    """`op` with the loss the solver fits: the median of means (mom) or the plain mean (ls)."""
+    solver, mom_batch = str(settings["solver"]), int(settings["mom_batch"])
+    if solver not in SOLVERS:
+        raise LipError(f"unknown --solver {solver!r}: use {' or '.join(SOLVERS)}")
+    if mom_batch < 1:
+        raise LipError(f"--mom-batch {mom_batch} must be >= 1")
+    return MedianOfMeans(op, mom_batch) if solver == "mom" else op
+
+
+def _on_mean(score: Metric) -> Metric:
+    """`score` of the gray image a net's channels stand for (their mean: what the operator measured)."""
+    return lambda x, ref: score(x.mean(dim=-3, keepdim=True), ref.mean(dim=-3, keepdim=True))
+
+
+class CSTask(Task):
+    name = "cs"
+    # None: what `lip cs` uses when the flag is not given (measurements.DEFAULTS); given with measurements
+    # from files, they are refused (the operator sets them).
+    options = {"measurements": None, "outliers": None, "noise": None, "outlier_value": None, "operator": "auto",
+               "matrix": None, "shape": None, "solver": "mom", "mom_batch": 20}
+    fitting = {"iters": 1500, "reg_noise": 1 / 30, "ema": 0.0}  # CS-DIP as `lip cs --prior dip` fits it
+    fast_iters = 1500
+    variant_hint = "give the measurements: cs1000, cs2000 or cs4000"
+
+    def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
+              inpaint_mask: Path | None, seed: int) -> LinearPhysics:
+        """Measure a clean image (--simulate; real measurements come through `read_observation`)."""
+        flags = self._flags(settings, simulate=True)
+        op = flag_operator((1 if gray else 3, height, width), simulate=True, seed=seed, **flags)
+        return _fitted(op, settings)
+
+    def read_observation(self, source: Any, settings: dict[str, Any]) -> Measured:
+        """Measurements y: a float (m,) .npy file, with --matrix A.npy --shape H,W[,C] or --operator FILE."""
+        if not isinstance(source, (str, Path)):
+            raise LipError("--task cs reads measurements y from a .npy file (add --simulate to measure an image)")
+        path = resolve(source)
+        flags = self._flags(settings, simulate=False)
+        check_source(path, operator=flags["operator"], matrix=flags["matrix"], command="--task cs")
+        shape = parse_shape(str(settings["shape"])) if settings["shape"] else None
+        op, y = read_measurements(path, shape, operator=flags["operator"], matrix=flags["matrix"], seed=0)
+        return Measured(op=_fitted(op, settings), y=y, name=path.stem, sha256=array_hash(y.numpy()),
+                        gray=op.shape[0] == 1)
+
+    def _flags(self, settings: dict[str, Any], simulate: bool) -> dict[str, Any]:
+        """The operator flags of the settings, checked together as `lip cs` checks them."""
+        matrix = Path(settings["matrix"]) if settings["matrix"] else None
+        given = {k: settings[k] for k in DEFAULTS}
+        check_flags(simulate=simulate, operator=str(settings["operator"]), matrix=matrix,
+                    shape=settings["shape"], given=given)
+        return {"operator": str(settings["operator"]), "matrix": matrix, "given": given}
+
+    def metric(self, gray: bool) -> Metric:
+        return _on_mean(psnr) if gray else psnr
+
+    def similarity(self, gray: bool) -> Metric:
+        return _on_mean(ssim) if gray else ssim
+
+    def variants(self) -> dict[str, dict[str, Any]]:
+        return {f"cs{m}": {"measurements": m} for m in (1000, 2000, 4000)}
+
+    def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
+        values = {k: DEFAULTS[k] if settings[k] is None else settings[k] for k in DEFAULTS}
+        return {**values, "operator": str(settings["operator"]), "solver": settings["solver"],
+                "mom_batch": int(settings["mom_batch"]), "matrix": str(settings["matrix"]) if settings["matrix"] else None}
+
+
+register_task(CSTask())
