@@ -66,10 +66,10 @@ def test_lip_task_choices_read_the_task_registry():
     TASKS.register("toy-blur")(type("ToyBlur", (DenoiseTask,), {"name": "toy-blur"})())
     try:
         help_text = CliRunner().invoke(app, ["restore", "--help"]).output
-        assert "<denoise|inpaint|mri|sr|toy-blur>" in help_text
+        assert "<denoise|inpaint|mri|sr|cs|toy-blur>" in help_text
     finally:
         TASKS.unregister("toy-blur")
     result = CliRunner().invoke(app, ["restore", "x.png", "--task", "toy-blur"])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == ["lip: error: Invalid value for '--task': unknown task 'toy-blur': use one "
-                                          "of denoise, inpaint, mri, sr (see lip restore --help)"]
+                                          "of denoise, inpaint, mri, sr, cs (see lip restore --help)"]

@@ -15,6 +15,7 @@ from typer.models import OptionInfo
 from ..config import PRESETS
 from ..nets import image_presets
 from ..physics import TASKS
+from ..physics.cs import operator_help
 from ..registry import Registry
 
 
@@ -150,9 +151,8 @@ Measurements = Annotated[Optional[int], typer.Option("--measurements", "-m", hel
                                                     "measurements m [200]", min=1, rich_help_panel="Task")]
 Outliers = Annotated[Optional[int], typer.Option(help="CS with --simulate: corrupted measurements k (the paper: 2% "
                                                  "of m) [0]", min=0, rich_help_panel="Task")]
-CsOperator = Annotated[Optional[str], typer.Option("--operator", help="CS: gaussian | dct | auto (with --simulate) "
-                                                   "or an operator file (operator.yaml, from lip cs "
-                                                   "--save-measurements) [auto]", rich_help_panel="Task")]
+CsOperator = Annotated[Optional[str], described_option(lambda: f"CS: {operator_help()} [auto]", "--operator",
+                                                       rich_help_panel="Task")]
 CsMatrix = Annotated[Optional[Path], typer.Option("--matrix", help="CS: measurement matrix A.npy, float (m, n), "
                                                   "n = H*W*C", rich_help_panel="Task")]
 CsShape = Annotated[Optional[str], typer.Option("--shape", help="CS: H,W[,C] of the image measured by --matrix",
