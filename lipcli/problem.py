@@ -25,7 +25,7 @@ from .physics import TASKS, Physics, Task
 @dataclass
 class Problem:
     name: str
-    y: torch.Tensor  # (1,3,h,w) observation
+    y: torch.Tensor  # (1,3,h,w) observation, or (1, m) measurements (CS)
     task: Task
     op: Physics
     size: tuple[int, int]  # restored (H, W)

@@ -105,8 +105,8 @@ def restore_cmd(
                        early_stop=early_stop, checkpoint=checkpoint, config=config_, device=dev, seed=seed,
                        sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
                        center_fraction=center_fraction, mask_type=mask_type, measurements=measurements,
-                       outliers=outliers, operator=operator, matrix=matrix, shape=shape, solver=solver, iters=iters, lr=lr, reg_noise=reg_noise,
-                       ema=ema, sgld=sgld,
+                       outliers=outliers, operator=operator, matrix=matrix, shape=shape, solver=solver, iters=iters,
+                       lr=lr, reg_noise=reg_noise, ema=ema, sgld=sgld,
                        es_window=es_window, es_patience=es_patience, es_gate=es_gate, precision=precision,
                        ensemble=ensemble, snapshot_every=snapshots[0] if snapshots else None)
     if clean is not None and len(images) > 1:

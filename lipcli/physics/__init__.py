@@ -16,5 +16,5 @@ from .task import TASKS, Measured, Task, register_task, task_variants
 
 __all__ = ["CS_OPERATORS", "CompressedSensing", "CorruptedGaussianNoise", "Denoise", "GaussianCS",
            "GaussianNoise", "Identity", "Inpaint", "LinearPhysics", "MASK_TYPES", "MRI", "Measured", "MedianOfMeans",
-           "NoiseModel", "Physics", "SR_BORDER", "StructuredCS", "SuperResolution", "TASKS", "Task", "dct_ortho", "fft2c",
-           "ifft2c", "lanczos2_kernel", "register_task", "sampling_mask", "task_variants"]
+           "NoiseModel", "Physics", "SR_BORDER", "StructuredCS", "SuperResolution", "TASKS", "Task", "dct_ortho",
+           "fft2c", "ifft2c", "lanczos2_kernel", "register_task", "sampling_mask", "task_variants"]

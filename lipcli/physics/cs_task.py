@@ -135,8 +135,9 @@ class CSTask(Task):
 
     def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
         values = {k: DEFAULTS[k] if settings[k] is None else settings[k] for k in DEFAULTS}
-        return {**values, "operator": str(settings["operator"]), "solver": settings["solver"],
-                "mom_batch": int(settings["mom_batch"]), "matrix": str(settings["matrix"]) if settings["matrix"] else None}
+        matrix = str(settings["matrix"]) if settings["matrix"] else None
+        return {**values, "operator": str(settings["operator"]), "matrix": matrix, "solver": settings["solver"],
+                "mom_batch": int(settings["mom_batch"])}
 
 
 register_task(CSTask())

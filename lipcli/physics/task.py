@@ -26,7 +26,7 @@ class Measured:
     """A real observation read from a file that is not an image (e.g. k-space): operator and values."""
 
     op: LinearPhysics
-    y: torch.Tensor  # (1, C, h, w) what the net's output is fitted to through op
+    y: torch.Tensor  # (1, C, h, w), or CS's (1, m): what the net's output is fitted to through op
     name: str
     sha256: str  # of the values, as artifacts record images by their pixels
     gray: bool = True  # the restored image has one channel (MRI's magnitude; CS of a gray image)
