@@ -110,7 +110,7 @@ class Restorer:
         try:
             callbacks: list[Callable[[Step], None]] = [on_step] if on_step else []
             if self.snapshot_every and on_snapshot is not None:
-                callbacks.append(Watch(self.snapshot_every, self.cfg.ema,
+                callbacks.append(Watch(self.snapshot_every,
                                        lambda it, shown: on_snapshot(it, problem.picture(shown))))
             if self.ensemble == 1:
                 result, report = fit_prior(problem, self.prior, self.cfg, self.device, self.seed, callbacks, notify)

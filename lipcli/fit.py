@@ -111,6 +111,7 @@ class Step:
     metrics: list[float | None]
     stopped_at: list[int]
     raw: list[torch.Tensor]  # this iteration's outputs (no copy: clone to keep them)
+    shown: list[torch.Tensor]  # what the fit shows, scores and returns: the EMA when ema > 0, else raw (no copy)
 
 
 def crop_center(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -304,7 +305,7 @@ def fit(
                 if results[k].oracle_best is None or value > results[k].oracle_best:
                     results[k].oracle_best, results[k].oracle_best_iter = value, it
             metrics.append(value)
-        step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw)
+        step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw, avg if cfg.ema else raw)
         if any([cb(step) for cb in callbacks]):  # a list: every callback sees every step
             break
         if cfg.early_stop and all(d.should_stop(it) for d in detectors) and all(p is None for p in pending):

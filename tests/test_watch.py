@@ -41,7 +41,7 @@ def test_watch_sees_exactly_what_the_fit_showed(rgb32, ema):
     shown_by_fit: list[torch.Tensor] = []
     target = replace(target, clean=rgb32, metric=lambda shown, clean: shown_by_fit.append(shown.clone()) or 0.0)
     seen: dict[int, torch.Tensor] = {}
-    watch = Watch(3, ema, lambda it, shown: seen.__setitem__(it, shown.clone()))
+    watch = Watch(3, lambda it, shown: seen.__setitem__(it, shown.clone()))
     cfg = FitConfig(iters=10, ema=ema, early_stop=False)
     result = fit(net, [target], cfg, callbacks=[watch])
     assert sorted(seen) == [3, 6, 9]
@@ -53,7 +53,7 @@ def test_watch_sees_exactly_what_the_fit_showed(rgb32, ema):
 
 def test_watch_refuses_a_zero_period():
     with pytest.raises(ValueError):
-        Watch(0, 0.0, lambda it, shown: None)
+        Watch(0, lambda it, shown: None)
 
 
 @pytest.fixture

@@ -112,7 +112,7 @@ def run_cell(grid: Grid, cell: Cell, dev: torch.device,
     stride = max(1, math.ceil(cfg.iters / CURVE_POINTS))
     # SSIM beside the PSNR curve, of the image the fit shows (oracle: the clean image, for reporting only).
     curve_ssim: list[tuple[int, float | None]] = []
-    watch = Watch(stride, cfg.ema, lambda it, shown: curve_ssim.append((it, problem.scores(shown)["ssim"])))
+    watch = Watch(stride, lambda it, shown: curve_ssim.append((it, problem.scores(shown)["ssim"])))
     diverged = None
     try:
         result, report = restore(problem, prior, cfg, dev, cell.seed, [*callbacks, watch])
