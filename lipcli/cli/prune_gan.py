@@ -1,7 +1,7 @@
 """`lip prune --prior gan`: GAN IMP (LIP Section 5), the second workflow of `lip prune`.
 
 Fine-tune a pretrained generator with its critic each round, prune G's convs, rewind to the pretrained
-weights. It shares only the round table and the resume hint with the DIP search.
+weights. It shares IMP's session loop (prune/imp.py), the round table and the resume hint with the DIP search.
 """
 from __future__ import annotations
 

@@ -12,11 +12,12 @@ prune_round = G's conv masks, one record per round, and finetuned[t+1] = G's wei
 fine-tuning left them with the new mask t+1 applied (the published code's Iter_t_sparse_trained.pth,
 the net the paper evaluates; generators.py chooses between them and the rewound ticket). It is
 rewritten after every round, so an interrupted search resumes from its last finished round with
-identical masks (all randomness of round t is derived from (seed, t)).
+identical masks (all randomness of round t is derived from (seed, t)). The rounds run in IMP's session
+loop (imp.sessions), without a session on the last mask: what is evaluated there, finetuned[rounds], is
+the previous session's G.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ import torch
 from .. import artifact, generators, nets
 from ..errors import LipError
 from ..gan import GanConfig, train
-from ..masks import apply_masks, ladder_kept, record_round, top_global, total_count
+from ..masks import Masks, apply_masks, top_global
+from .imp import Select, Session, sessions
 from .scores import SCORES, ScoreContext
 from .search import Trajectory
 
@@ -77,36 +79,39 @@ def start(generator_path: Path, s: GanImpSettings, command: str | None = None,
 def run(traj: Trajectory, data: torch.Tensor, s: GanImpSettings, out: Path,
         on_round: Callable[[dict[str, Any]], None] = lambda rec: None,
         on_epoch: Callable[[Any], None] = lambda st: None) -> artifact.Artifact:
-    """Run (or continue) the search, writing `out` after every round."""
+    """Run (or continue) the search in IMP's session loop (imp.sessions), writing `out` after every round."""
     if s.method not in METHODS:
         raise LipError(f"unknown GAN pruning method {s.method!r}: use imp or random")
     if not 0 < s.rate < 1 or not 0 < s.ratio <= 1:
         raise LipError("rate must be in (0, 1) and ratio in (0, 1]")
     names = list(traj.prune_round)
-    total = total_count(traj.prune_round)
-    net = nets.build(traj.spec)
-    for t in range(traj.done, s.rounds):
-        began = time.perf_counter()
-        net.load_state_dict(traj.theta0, strict=True)  # rewind to the pretrained weights
-        masks = traj.masks(t)
-        values: dict[str, Any] = {}
-        trained = s.method == "imp" or s.train_random
-        if trained:
-            cfg = GanConfig(epochs=s.epochs, batch=s.batch, lr=s.lr, seed=s.seed * 1_000 + t)
-            hist = train(net, _subset(data, s.ratio, s.seed, t), cfg, masks=masks, on_epoch=on_epoch)
-            values = {"d_loss": round(hist[-1].d_loss, 6), "g_loss": round(hist[-1].g_loss, 6),
-                      "wasserstein": round(hist[-1].wasserstein, 6)}
-        gen = torch.Generator().manual_seed(s.seed * 100_003 + t)
-        sc = SCORES.get(METHODS[s.method]).fn(net, names, ScoreContext(gen=gen))
-        after = top_global(sc, masks, ladder_kept(total, s.rate, t + 1))
-        record_round(traj.prune_round, masks, after, t + 1)
-        if trained:  # what the paper evaluates: this round's fine-tuned G under the new mask
-            apply_masks(net, after)
-            traj.finetuned[t + 1] = {n: p.detach().float().cpu().clone() for n, p in net.named_parameters()
-                                     if n.startswith(G_PREFIX)}
-        rec = traj.record(t, time.perf_counter() - began, **values)
-        traj.record(t + 1, 0.0)  # the new mask exists; its session (if any) fills in the values
-        artifact.save(out, traj.to_artifact(None))
-        on_round(rec)
-    return traj.to_artifact(None)
+    score = SCORES.get(METHODS[s.method])
+    trained = s.method == "imp" or s.train_random
+    bundle = nets.build(traj.spec)  # G and D: the session trains both, G's convs are masked
 
+    def fine_tune(session: Session) -> tuple[torch.nn.Module, dict[str, Any]]:
+        bundle.load_state_dict(traj.theta0, strict=True)  # rewind to the pretrained weights
+        if not trained:
+            return bundle, {}
+        cfg = GanConfig(epochs=s.epochs, batch=s.batch, lr=s.lr, seed=s.seed * 1_000 + session.index)
+        hist = train(bundle, _subset(data, s.ratio, s.seed, session.index), cfg, masks=session.alive,
+                     on_epoch=on_epoch)
+        return bundle, {"d_loss": round(hist[-1].d_loss, 6), "g_loss": round(hist[-1].g_loss, 6),
+                        "wasserstein": round(hist[-1].wasserstein, 6)}
+
+    def select_for(round_: int) -> Select:
+        gen = torch.Generator().manual_seed(s.seed * 100_003 + round_)
+        return lambda net, alive, n_keep: top_global(score.fn(net, names, ScoreContext(gen=gen)), alive, n_keep)
+
+    def keep_finetuned(net: torch.nn.Module, kept: Masks, round_: int) -> None:
+        if trained:  # what the paper evaluates: the fine-tuned G under the mask it chose
+            apply_masks(net, kept)
+            traj.finetuned[round_] = {n: p.detach().float().cpu().clone() for n, p in net.named_parameters()
+                                      if n.startswith(G_PREFIX)}
+
+    def save(t: Trajectory, recommended: int | None) -> None:  # no loss to recommend by: the last round
+        artifact.save(out, t.to_artifact(None))
+
+    sessions(traj, s.rounds, s.rate, fine_tune, select_for, save, on_round, train_last=False,
+             on_pruned=keep_finetuned)
+    return traj.to_artifact(None)

@@ -11,7 +11,7 @@ Channel IMP (`channel_score` set) is the same loop over filters: the ladder coun
 trained net is scored per channel (channel_scores.py) and whole filters are pruned.
 
 `sessions` is that loop for any training: `run` fits DIP targets in it, lipcli/classify.py trains a
-classifier on digits in it (the paper's classification tickets).
+classifier on digits in it (the paper's classification tickets), gan_imp.py fine-tunes a generator in it.
 """
 from __future__ import annotations
 
@@ -61,22 +61,27 @@ def sessions(traj: Trajectory, rounds: int, rate: float,
              train: Callable[[Session], tuple[torch.nn.Module, dict[str, Any]]],
              select_for: Callable[[int], Select], save: Callable[[Trajectory, int | None], None],
              on_round: Callable[[dict[str, Any]], None] = lambda rec: None, rises: int = 2,
-             stop_on_rises: bool = False) -> int:
-    """IMP's loop for any training (a DIP fit, a classifier's epochs): session t trains from the rewind
-    point under mask t (`train` returns the trained net and its record, whose "loss" the stop rule
-    reads), then prunes to the next ladder count round(N*(1-rate)^(t+1)); the artifact is saved after
-    every session and a trajectory resumes after its last recorded loss. Returns the recommended round."""
+             stop_on_rises: bool = False, train_last: bool = True,
+             on_pruned: Callable[[torch.nn.Module, Masks, int], None] = lambda net, kept, round_: None) -> int:
+    """IMP's loop for any training (a DIP fit, a classifier's epochs, a GAN's fine-tuning): session t
+    trains from the rewind point under mask t (`train` returns the trained net and its record, whose
+    "loss" the stop rule reads), then prunes to the next ladder count round(N*(1-rate)^(t+1)) and hands
+    `on_pruned` the trained net and the new mask. Without `train_last` the last mask gets no session
+    (GAN IMP evaluates each round's fine-tuned net, so a session on the last mask would be wasted).
+    The artifact is saved after every session and a trajectory resumes after its last recorded loss
+    (without `train_last`, whose trainings record none: at its last mask). Returns the recommended round."""
     best = recommend([r.get("loss") for r in traj.records], rises)
-    start = sum(1 for r in traj.records if r.get("loss") is not None)
+    start = sum(1 for r in traj.records if r.get("loss") is not None) if train_last else traj.done
     total = traj.ladder_total()
-    for index in range(start, rounds + 1):
+    for index in range(start, rounds + 1 if train_last else rounds):
         began = time.perf_counter()
         session = Session(index, traj.masks(index), ladder_kept(total, rate, index + 1), select_for(index))
         net, values = train(session)
         on_round(traj.record(index, time.perf_counter() - began, **values))
         if index < rounds:
-            record_round(traj.prune_round, session.alive, session.select(net, session.alive, session.n_next),
-                         index + 1)
+            kept = session.select(net, session.alive, session.n_next)
+            record_round(traj.prune_round, session.alive, kept, index + 1)
+            on_pruned(net, kept, index + 1)
             traj.record(index + 1, 0.0, loss=None)
         best = recommend([r.get("loss") for r in traj.records], rises)
         save(traj, best if best is not None else index)
