@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from ..errors import LipError
 from ..registry import Registry
@@ -93,13 +94,10 @@ def iteration_gflop(net: nn.Module, x: torch.Tensor) -> float:
     return 3 * counter.get_total_flops() / 1e9
 
 
-def _forward_modules(net: Net) -> list[str]:
-    """Names of the modules holding parameters, in the order one forward pass first calls them (traced
-    at the smallest valid input on the net's own device, meta included, in eval mode)."""
-    owners = {id(m): name for name, m in net.named_modules() if next(m.parameters(recurse=False), None) is not None}
-    called: list[str] = []
-    hooks = [m.register_forward_pre_hook(lambda mod, args, name=owners[id(m)]: called.append(name))
-             for m in net.modules() if id(m) in owners]
+def probe(net: Net, hooks: list[RemovableHandle]) -> None:
+    """Run one forward pass for `hooks` to watch, then remove them: at the smallest valid input on the
+    net's own device (meta included), in eval mode and without gradients, so that the BatchNorm running
+    statistics and the training mode stay as they were."""
     was_training = net.training
     try:
         with torch.no_grad():
@@ -110,6 +108,14 @@ def _forward_modules(net: Net) -> list[str]:
         net.train(was_training)
         for h in hooks:
             h.remove()
+
+
+def _forward_modules(net: Net) -> list[str]:
+    """Names of the modules holding parameters, in the order one forward pass first calls them."""
+    owners = {id(m): name for name, m in net.named_modules() if next(m.parameters(recurse=False), None) is not None}
+    called: list[str] = []
+    probe(net, [m.register_forward_pre_hook(lambda mod, args, name=owners[id(m)]: called.append(name))
+                for m in net.modules() if id(m) in owners])
     return list(dict.fromkeys(called))
 
 

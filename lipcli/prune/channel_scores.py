@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import LipError
 from ..masks import Masks, channel_sums
+from ..nets import probe
 from ..registry import Registry
 from .scores import ScoreContext, ScoreFn, magnitude
 
@@ -85,15 +86,7 @@ def bn_after(net: nn.Module, names: list[str]) -> dict[str, nn.BatchNorm2d]:
             hooks.append(m.register_forward_hook(on_conv(f"{name}.weight")))
         elif isinstance(m, nn.BatchNorm2d):
             hooks.append(m.register_forward_pre_hook(on_norm))
-    device, was_training = next(net.parameters()).device, net.training
-    try:
-        with torch.no_grad():
-            net.eval()  # leaves the BN running statistics as they were
-            net(torch.zeros((1, *net.input_shape(net.min_side, net.min_side)), device=device))
-    finally:
-        net.train(was_training)
-        for h in hooks:
-            h.remove()
+    probe(net, hooks)
     missing = [n for n in names if n not in found]
     if missing:
         raise LipError(f"the bn channel score needs a BatchNorm right after every pruned conv; "
