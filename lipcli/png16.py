@@ -27,12 +27,6 @@ def header(data: bytes) -> tuple[int, int, int, int, int] | None:
     return width, height, depth, colour, interlace
 
 
-def needs_codec(data: bytes) -> bool:
-    """True for the PNGs Pillow would narrow: 16 bits per sample with colour or alpha."""
-    h = header(data)
-    return h is not None and h[2] == 16 and h[3] in (2, 4, 6)
-
-
 def _chunks(data: bytes) -> dict[bytes, list[bytes]]:
     out: dict[bytes, list[bytes]] = {}
     pos = 8

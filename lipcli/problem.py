@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from . import images, nets
 from .errors import LipError
 from .fit import Target
-from .metrics import SSIM_MIN_SIDE, ssim
+from .metrics import SSIM_MIN_SIDE
 from .noise_estimate import estimate_sigma
 from .physics import TASKS, Physics, Task
 

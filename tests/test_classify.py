@@ -8,7 +8,6 @@ ordinary lip artifact that `lip restore --mask` fits.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -5,7 +5,6 @@ commands reach it (a tiny OES net through a YAML `preset: oes`, the named preset
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
