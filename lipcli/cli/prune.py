@@ -83,12 +83,13 @@ def prune_cmd(
                                                 f"{' | '.join(CHANNEL_SCORES.names())} (l1: |w| per filter "
                                                 "over sqrt(fan-in); bn: |BatchNorm gamma|) [l1]",
                                                 rich_help_panel="Search"),
-    rounds: Optional[int] = typer.Option(None, help="Pruning rounds [16 paper, 4 fast]", min=1, max=255,
+    rounds: Optional[int] = typer.Option(None, help="Pruning rounds [16 paper, 4 fast; 6 with --prior gan]",
+                                         min=1, max=255,
                                          rich_help_panel="Search"),
     target_sparsity: Optional[float] = typer.Option(None, help="Prune until this sparsity (sets the rounds) "
                                                     "[0.95 under --config oes]", rich_help_panel="Search"),
     rate: Optional[float] = typer.Option(None, help="Fraction of the remaining weights pruned per round "
-                                         "[0.2 paper, 0.36 fast]",
+                                         "[0.2 paper, 0.36 fast; 0.2 with --prior gan]",
                                          rich_help_panel="Search"),
     rewind: float = typer.Option(0.0, help="Rewind to the weights after this fraction of the first "
                                  "round (0 = to the init, LIP's default)", rich_help_panel="Search"),
@@ -133,8 +134,8 @@ def prune_cmd(
     ratio: float = typer.Option(0.4, help="Fraction of the data used per round (--prior gan)",
                                 rich_help_panel="GAN"),
     iters: Optional[int] = typer.Option(None, help="Adam iterations per IMP round (upper bound with "
-                                        "--early-bird), or of the OES run [preset: 3000 paper, 1200 fast, "
-                                        "60000 oes]",
+                                        "--early-bird), or of the OES run [preset: 3000 paper (2000 sr, 1500 cs), "
+                                        "1200 fast (1500 inpaint, mri and cs), 60000 oes, 1900 deep-decoder]",
                                         min=1, rich_help_panel="Fitting"),
     lr: Lr = None, reg_noise: RegNoise = None, sgld: Sgld = None,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Artifact to write [FIRST_METHOD.safetensors]"),
