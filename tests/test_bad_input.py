@@ -717,6 +717,7 @@ case("cs", "--weights finetuned of a dense generator",
      "has no fine-tuned weights for round 0", "--weights rewound")
 case("prune", "--prior gan on an external generator without its critic",
      lambda w: ["--prior", "gan", *external_generator(w)], "g.safetensors", "with its critic")
+case("prune", "--prior gan with --rate 0", lambda w: ["--prior", "gan", "--rate", "0"], "--rate 0.0", "(0, 1)")
 # --- lip cs: measurements from files (y.npy with --matrix A.npy or --operator operator.yaml)
 Y = np.zeros(50)
 case("cs", "measurements file missing", lambda w: ["nope.npy", "--matrix", matrix(w)], "nope.npy", "no such file")

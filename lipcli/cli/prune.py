@@ -152,8 +152,9 @@ def prune_cmd(
     """Find a lottery image prior: a sparse mask (and its initial weights) for a DIP or a generator."""
     dev = devices.resolve(device)
     if prior == "gan":
+        given = {k: v for k, v in dict(rounds=rounds, rate=rate).items() if v is not None}  # else GanImpSettings'
         return prune_gan(GanPrune(generator, generator_spec, data, GanImpSettings(
-            rounds=rounds or 6, rate=rate or 0.2, epochs=epochs, ratio=ratio, method=method, seed=seed),
+            **given, epochs=epochs, ratio=ratio, method=method, seed=seed),
             artifact_output(resume, out or Path(f"generator_{method}.safetensors")), resume is not None, json_))
     if prior != "dip":
         raise LipError(f"unknown --prior {prior!r}: use dip or gan")

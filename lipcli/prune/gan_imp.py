@@ -49,6 +49,15 @@ class GanImpSettings:
     seed: int = 0
     train_random: bool = False
 
+    def __post_init__(self) -> None:
+        """Refuse a bad value when the settings are made, before a generator or data are read."""
+        if self.method not in METHODS:
+            raise LipError(f"unknown GAN pruning method {self.method!r}: use imp or random")
+        if not 0 < self.rate < 1:
+            raise LipError(f"--rate {self.rate} must be in (0, 1)")
+        if not 0 < self.ratio <= 1:
+            raise LipError(f"--ratio {self.ratio} must be in (0, 1]")
+
 
 def _subset(data: torch.Tensor, ratio: float, seed: int, round_: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed * 100_003 + round_)
@@ -80,10 +89,6 @@ def run(traj: Trajectory, data: torch.Tensor, s: GanImpSettings, out: Path,
         on_round: Callable[[dict[str, Any]], None] = lambda rec: None,
         on_epoch: Callable[[Any], None] = lambda st: None) -> artifact.Artifact:
     """Run (or continue) the search in IMP's session loop (imp.sessions), writing `out` after every round."""
-    if s.method not in METHODS:
-        raise LipError(f"unknown GAN pruning method {s.method!r}: use imp or random")
-    if not 0 < s.rate < 1 or not 0 < s.ratio <= 1:
-        raise LipError("rate must be in (0, 1) and ratio in (0, 1]")
     names = list(traj.prune_round)
     score = SCORES.get(METHODS[s.method])
     trained = s.method == "imp" or s.train_random
