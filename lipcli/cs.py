@@ -31,7 +31,7 @@ from torch import nn
 
 from . import generators
 from .errors import LipError
-from .fit import FitConfig
+from .fit import FitConfig, crop_center
 from .images import UINT8
 from .masks import mask_sparsity
 from .metrics import psnr
@@ -154,6 +154,26 @@ def report(result: CSResult, clean: torch.Tensor | None) -> dict[str, Any]:
         out["mse"] = mse(result.image, clean)
         out["psnr"] = psnr(result.image, clean)
     return out
+
+
+def solve_generator(g: nn.Module, op: Physics, y: torch.Tensor, ref: torch.Tensor | None, size: tuple[int, int],
+                    cfg: CSConfig, on_step: Callable[[int, float], None] = lambda it, loss: None
+                    ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """`solve`, with G(z) cropped back to the measured image's `size` (a digit padded to the generator's
+    side) and scored on that crop: the recovered image and its report, as `solve_dip` returns them."""
+    result = solve(g, op, y, cfg, on_step)
+    result.image = crop_center(result.image, size)
+    return result.image, report(result, None if ref is None else crop_center(ref, size))
+
+
+def mom_warning(op: Physics, y: torch.Tensor, batch_size: int) -> str | None:
+    """Why MOM will likely fail on simulated measurements: half its batches or more may hold an outlier."""
+    corrupted = getattr(op, "k", 0)  # known for simulated measurements only
+    n_batches = max(1, y.shape[-1] // batch_size)
+    if corrupted and 2 * corrupted >= n_batches:
+        return (f"{corrupted} outliers and only {n_batches} MOM batches; the median batch is likely corrupted "
+                "(use fewer rows per batch, --mom-batch)")
+    return None
 
 
 def generator_prior(path: Path | str, round_: int | None, weights: str = "auto", spec_file: Path | None = None

@@ -77,7 +77,7 @@ def load_input(arg: str) -> tuple[torch.Tensor, str]:
 def fit_shape(x: torch.Tensor, shape: tuple[int, ...], what: str, generator: bool = True) -> torch.Tensor:
     """`x` with the channel count (gray <-> RGB) and size of `shape`. For a generator (`generator`) a
     smaller image is zero-padded, centred, as the 28x28 MNIST digits were for training (crop results
-    back with `crop_to`); otherwise (the measured image's shape) only the same size is accepted."""
+    back with fit.crop_center); otherwise (the measured image's shape) only the same size is accepted."""
     c, h, w = shape
     if x.shape[1] != c:
         if c == 1:
@@ -91,12 +91,6 @@ def fit_shape(x: torch.Tensor, shape: tuple[int, ...], what: str, generator: boo
         raise LipError(f"{what} is {x.shape[-1]}x{x.shape[-2]} but {made[0]} {w}x{h} images "
                        f"(crop/resize it{made[1]})")
     return torch.nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
-
-
-def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The centre (H, W) of `x`: undoes fit_shape's padding."""
-    top, left = (x.shape[-2] - size[0]) // 2, (x.shape[-1] - size[1]) // 2
-    return x[..., top:top + size[0], left:left + size[1]]
 
 
 def make_operator(inp: CSInputs, shape: tuple[int, int, int] | None) -> Physics:

@@ -10,13 +10,13 @@ import typer
 
 from .. import config, cs, device as devices, files, generators
 from .. import images as images_io
-from ..cs_problem import CSInputs, crop_to, load_problem
+from ..cs_problem import CSInputs, load_problem
 from ..errors import LipError, LipRuntimeError
 from ..fit import DivergenceError
 from ..gan import GENERATOR
 from ..physics.measurements import check_folder, save_measurements
 from ..physics.cs import CompressedSensing, operator_help
-from .render import check_stdout_free, emit_json, err, fmt, guarded, progress, say
+from .render import check_stdout_free, emit_json, fmt, guarded, progress, say
 from .options import Device, InpaintMask, Seed, Threads, described_option, generator_spec_option, json_flag
 
 ResultJson = json_flag("Print one JSON object on stdout", panel=None)
@@ -120,11 +120,9 @@ def cs_cmd(
         say(f"{image} is {w}x{h}: zero-padded to the generator's {gw}x{gh} (as its training digits were); the "
             "result is cropped back and scored on that crop")
     op, y = problem.op.to(dev), problem.y.to(dev)
-    corrupted = getattr(problem.op, "k", 0)  # known for simulated measurements only
-    n_batches = max(1, y.shape[-1] // mom_batch)
-    if task == "cs" and solver == "mom" and corrupted and 2 * corrupted >= n_batches:
-        err.print(f"lip: warning: {corrupted} outliers and only {n_batches} MOM batches; the median "
-                  f"batch is likely corrupted (use fewer rows per batch, --mom-batch)", markup=False)
+    warning = cs.mom_warning(problem.op, y, mom_batch) if task == "cs" and solver == "mom" else None
+    if warning:
+        say(f"lip: warning: {warning}")
     rep: dict[str, Any] = {}
     if save_measurements_ is not None:
         assert isinstance(problem.op, CompressedSensing)
@@ -134,10 +132,8 @@ def cs_cmd(
     if prior == "generator":
         cfg = cs.CSConfig(solver=solver, iters=iters, lr=lr, restarts=restarts, batch_size=mom_batch, seed=seed)
         with progress(iters * restarts, f"cs {problem.name}") as advance:
-            result = cs.solve(g.to(dev), op, y, cfg, on_step=lambda it, loss: advance(1, f"loss {loss:.5g}"))
-        result.image = crop_to(result.image, problem.size)
-        image_out, solved = result.image, cs.report(result, None if problem.ref is None else
-                                                    crop_to(problem.ref, problem.size))
+            image_out, solved = cs.solve_generator(g.to(dev), op, y, problem.ref, problem.size, cfg,
+                                                   on_step=lambda it, loss: advance(1, f"loss {loss:.5g}"))
     else:
         try:
             with progress(iters, "cs-dip") as advance:
