@@ -78,8 +78,11 @@ def check_writable(path: Path | str) -> None:
 
 
 def make_folder(path: Path, what: str) -> None:
-    """Create one output folder, refusing (before anything exists) where that cannot work."""
-    if path.exists() and not path.is_dir():
+    """Create one output folder, refusing (before anything exists) where that cannot work; an existing
+    folder is used as it is."""
+    if path.is_dir():
+        return
+    if path.exists():
         raise LipError(f"cannot create {what} {path}: it exists and is not a folder")
     if not path.parent.is_dir():
         raise LipError(f"cannot create {what} {path}: {path.parent} does not exist")

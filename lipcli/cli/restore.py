@@ -28,8 +28,7 @@ def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restor
         return [(Path(p.name) if str(p).startswith(images_io.SAMPLE_PREFIX) else p).with_name(
             f"{images_io.resolve(p).stem}{suffix}{images_io.output_suffix(p)}") for p in inputs]
     if len(inputs) > 1 or out.is_dir() or str(out).endswith("/"):
-        if not out.is_dir():
-            files.make_folder(out, "output folder")
+        files.make_folder(out, "output folder")
         paths = [out / f"{p.stem}{images_io.output_suffix(p)}" for p in inputs]
         if len(set(paths)) < len(paths):
             raise LipError("two inputs share a file name; restore them into different --out folders")
@@ -121,8 +120,7 @@ def restore_cmd(
         files.check_writable(path)
         images_io.check_suffix(path)  # before the run, not after it
     if snapshots is not None:
-        if not snapshots[1].is_dir():
-            files.make_folder(snapshots[1], "snapshot folder")
+        files.make_folder(snapshots[1], "snapshot folder")
         files.check_writable(_snapshot_path(snapshots[1], images[0], 1, job.cfg.iters))
     mine = config.shard_of(list(zip(images, outs)), shard_)
     if not mine:
@@ -178,8 +176,7 @@ def _snapshot_path(folder: Path, source: Path, iteration: int, iters: int) -> Pa
 
 def _save_kspace(folder: Path, problem: Problem) -> None:
     """--save-kspace: the simulated k-space and its mask, as `lip restore --task mri` reads them back."""
-    if not folder.is_dir():
-        files.make_folder(folder, "k-space folder")
+    files.make_folder(folder, "k-space folder")
     for name, array in (("kspace.npy", problem.op.kspace(problem.y)), ("mask.npy", problem.op.mask_array())):
         imageformats.save_npy(folder / name, array)
     say(f"wrote {folder / 'kspace.npy'} and {folder / 'mask.npy'} (reconstruct them with --task mri "

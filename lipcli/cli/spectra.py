@@ -36,8 +36,7 @@ def spectra_cmd(
     grey scale per kind; DC at the centre, high frequencies at the borders)."""
     images_io.check_readable(images)
     names, pixels = spectra.load(images)
-    if not out.is_dir():
-        files.make_folder(out, "output folder")
+    files.make_folder(out, "output folder")
     report = spectra.write(spectra.compute(names, pixels), out, composite)
     if json_:
         emit_json(report)

@@ -94,7 +94,7 @@ def transfer_cmd(
     if out is None:
         raise LipError("give --out FOLDER for results.jsonl, summary.csv and the plots")
 
-    _make_folder(out)
+    files.make_folder(out, "--out")
     if device_list is not None:
         # Every worker gets the preset chosen here (the first device's), so a mixed list such as
         # cuda:0,cpu does not fill one grid with runs made under different default presets.
@@ -150,13 +150,6 @@ def _run_workers(args: list[str], device_list: list[str], threads: Optional[int]
         say(f"lip: stopped the workers; their finished runs are kept in {out}/{grid.stem}.shard-*.jsonl. "
              "Continue with the same command (finished runs are skipped)")
         raise
-
-
-def _make_folder(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise LipError(f"--out {out} is a file; give a folder for the results")
-    if not out.exists():
-        files.make_folder(out, "--out")
 
 
 def _merge(folder: Path, curves: bool, spectra: bool, metric: str, formats: list[str], json_: bool) -> None:
