@@ -718,6 +718,7 @@ case("cs", "--weights finetuned of a dense generator",
 case("prune", "--prior gan on an external generator without its critic",
      lambda w: ["--prior", "gan", *external_generator(w)], "g.safetensors", "with its critic")
 case("prune", "--prior gan with --rate 0", lambda w: ["--prior", "gan", "--rate", "0"], "--rate 0.0", "(0, 1)")
+case("prune", "--prior gan with images", lambda w: ["img.png", "--prior", "gan"], "drop the image arguments")
 # --- lip cs: measurements from files (y.npy with --matrix A.npy or --operator operator.yaml)
 Y = np.zeros(50)
 case("cs", "measurements file missing", lambda w: ["nope.npy", "--matrix", matrix(w)], "nope.npy", "no such file")

@@ -152,6 +152,8 @@ def prune_cmd(
     """Find a lottery image prior: a sparse mask (and its initial weights) for a DIP or a generator."""
     dev = devices.resolve(device)
     if prior == "gan":
+        if images:
+            raise LipError("--prior gan fine-tunes the generator on --data, not on images: drop the image arguments")
         given = {k: v for k, v in dict(rounds=rounds, rate=rate).items() if v is not None}  # else GanImpSettings'
         return prune_gan(GanPrune(generator, generator_spec, data, GanImpSettings(
             **given, epochs=epochs, ratio=ratio, method=method, seed=seed),
