@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
@@ -135,20 +136,32 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
         precision = "bf16" if devices.fast_bf16(dev) else "fp32"
     if precision not in ("fp32", "bf16"):
         raise LipError(f"unknown --precision {precision!r}: use fp32, bf16 or auto")
-    for key in ("lr", "reg_noise", "ema", "es_gate"):
-        if not 0 <= float(settings[key]) < (1 if key == "ema" else 10):
-            raise LipError(f"--{key.replace('_', '-')} {settings[key]} is out of range")
-    check_lr(float(settings["lr"]))
-    sgld = float(settings["sgld"])
-    if not 0 <= sgld < math.inf:
-        raise LipError(f"--sgld {settings['sgld']} must be a finite number >= 0 (0 = off)")
+    lr = _number(settings, "lr", float, lambda v: 0 < v < 10, "a positive learning rate below 10")
     if not isinstance(early_stop, bool):
         raise LipError(f"early_stop {early_stop!r} must be true or false")
-    return FitConfig(iters=int(settings["iters"]), lr=float(settings["lr"]),
-                     reg_noise=float(settings["reg_noise"]), ema=float(settings["ema"]),
-                     early_stop=early_stop, es_window=int(settings["es_window"]),
-                     es_patience=int(settings["es_patience"]), es_gate=float(settings["es_gate"]), precision=precision,
-                     channels_last=precision == "bf16" and dev.type == "cpu", seed=seed, sgld=sgld)
+    return FitConfig(iters=_number(settings, "iters", int, lambda v: v >= 1, "a whole number >= 1"), lr=lr,
+                     reg_noise=_number(settings, "reg_noise", float, lambda v: 0 <= v < 10, "in [0, 10)"),
+                     ema=_number(settings, "ema", float, lambda v: 0 <= v < 1, "in [0, 1) (0 = off)"),
+                     early_stop=early_stop,
+                     es_window=_number(settings, "es_window", int, lambda v: v >= 2, "a whole number >= 2"),
+                     es_patience=_number(settings, "es_patience", int, lambda v: v >= 1, "a whole number >= 1"),
+                     es_gate=_number(settings, "es_gate", float, lambda v: 0 <= v < 10, "in [0, 10) (0 = off)"),
+                     precision=precision, channels_last=precision == "bf16" and dev.type == "cpu", seed=seed,
+                     sgld=_number(settings, "sgld", float, lambda v: 0 <= v < math.inf,
+                                  "a finite number >= 0 (0 = off)"))
+
+
+def _number(settings: dict[str, Any], key: str, kind: type, ok: Callable[[float], bool], what: str) -> Any:
+    """A numeric setting as `kind`, or one bad-input line naming it as a flag: a YAML config reaches here
+    unchecked (`lr: abc`, `es_window: 1`), and a whole number must not be silently truncated."""
+    value = settings[key]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not ok(number) or (kind is int and not number.is_integer()):
+        raise LipError(f"--{key.replace('_', '-')} {value!r} must be {what}")
+    return kind(number)
 
 
 INITS = ("artifact", "fresh")  # a mask's weights: its theta0 (the LIP ticket) or a new seeded draw (OES)

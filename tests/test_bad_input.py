@@ -536,6 +536,14 @@ case("restore", "config file not YAML",
 case("restore", "config file with an unknown key",
      lambda w: [(w.dir / "k.yaml").write_text("iterations: 5\n") and "img.png", "--config", "k.yaml"],
      "unknown key 'iterations'")
+case("restore", "config file with a text learning rate",
+     lambda w: [(w.dir / "lr.yaml").write_text("lr: abc\n") and "img.png", "--config", "lr.yaml"], "--lr 'abc'")
+case("restore", "config file with a 1-iteration early-stop window",
+     lambda w: [(w.dir / "w.yaml").write_text("es_window: 1\n") and "img.png", "--config", "w.yaml"],
+     "--es-window 1", ">= 2")
+case("restore", "config file with a fractional patience",
+     lambda w: [(w.dir / "p.yaml").write_text("es_patience: 2.5\n") and "img.png", "--config", "p.yaml"],
+     "--es-patience 2.5", "whole number")
 # --- lip restore: numbers
 case("restore", "--scale 3", lambda w: ["img.png", "--task", "sr", "--scale", "3"], "--scale 3")
 case("restore", "negative --sigma", lambda w: ["img.png", "--simulate", "--sigma", "-5"], "--sigma -5")
