@@ -29,7 +29,7 @@ import torch
 
 from . import artifact, device as devices, images as images_io
 from .config import check_init, fit_config, resolve_settings
-from .ensemble import restore_ensemble
+from .ensemble import Elsewhere, fit_share, restore_ensemble
 from .errors import LipError, LipRuntimeError
 from .fit import DivergenceError, FitConfig, Step
 from .problem import Problem, load_problem, provenance
@@ -93,6 +93,20 @@ class Restorer:
     inpaint_mask: Path | None
     ensemble: int = 1  # fits averaged (lipcli/ensemble.py)
     snapshot_every: int | None = None  # iterations between learning-process snapshots (None: none)
+    members_elsewhere: Elsewhere | None = None  # fits an ensemble's members (None: here, one after the other)
+
+    def problem(self, image: images_io.Source, clean: images_io.Source | None = None) -> Problem:
+        """The observation of `image` (degraded first when `simulate`), the same for every fit of it."""
+        return load_problem(image, self.task, self.settings, simulate=self.simulate, seed=self.seed,
+                            inpaint_mask=self.inpaint_mask, clean=clean, max_pixels=images_io.MAX_PIXELS)
+
+    def fit_share(self, image: images_io.Source, share: tuple[int, int], folder: Path, *,
+                  clean: images_io.Source | None = None, on_step: Callable[[Step], None] | None = None,
+                  notify: Callable[[str], None] = _quiet) -> None:
+        """Fit members j, j+m, ... (`share` j/m) of this ensemble on `image` and leave each in `folder`:
+        a worker's part of an ensemble fitted at once (lipcli/jobs.py)."""
+        fit_share(self.problem(image, clean), self.prior, self.cfg, self.device, self.seed, self.ensemble, share,
+                  folder, [on_step] if on_step else [], notify)
 
     def __call__(self, image: images_io.Source, *, clean: images_io.Source | None = None,
                  on_step: Callable[[Step], None] | None = None,
@@ -103,8 +117,7 @@ class Restorer:
         `on_problem` sees the observation before the fit (e.g. to save simulated k-space); `on_snapshot`
         gets (iteration, image in the input's mode) of what the fit shows at every multiple of
         `snapshot_every`."""
-        problem = load_problem(image, self.task, self.settings, simulate=self.simulate, seed=self.seed,
-                               inpaint_mask=self.inpaint_mask, clean=clean, max_pixels=images_io.MAX_PIXELS)
+        problem = self.problem(image, clean)
         if on_problem is not None:
             on_problem(problem)
         try:
@@ -116,7 +129,7 @@ class Restorer:
                 result, report = fit_prior(problem, self.prior, self.cfg, self.device, self.seed, callbacks, notify)
             else:
                 result, report = restore_ensemble(problem, self.prior, self.cfg, self.device, self.seed,
-                                                  self.ensemble, callbacks, notify)
+                                                  self.ensemble, callbacks, notify, self.members_elsewhere)
         except DivergenceError as exc:
             last = exc.result.targets[0] if exc.result.targets else None
             if last is None or not last.final.numel():

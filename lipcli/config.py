@@ -175,16 +175,17 @@ def check_init(init: str) -> None:
 T = TypeVar("T")
 
 
-def parse_shard(text: str | None, env: Mapping[str, str] = os.environ) -> tuple[int, int] | None:
-    """`--shard i/n` (transfer's cells, restore's inputs), or `auto`: this task's place in a SLURM job
-    array (`slurm_shard`); None when not given."""
+def parse_shard(text: str | None, env: Mapping[str, str] = os.environ, option: str = "--shard"
+                ) -> tuple[int, int] | None:
+    """`--shard i/n` (transfer's cells, restore's inputs; also restore's `--members`, a share of an
+    ensemble), or `auto`: this task's place in a SLURM job array (`slurm_shard`); None when not given."""
     if text is None:
         return None
     if text.strip().lower() == "auto":
         return slurm_shard(env)
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not m or not int(m[1]) < int(m[2]):
-        raise LipError(f"--shard {text!r}: give i/n with 0 <= i < n, e.g. 0/2 and 1/2")
+        raise LipError(f"{option} {text!r}: give i/n with 0 <= i < n, e.g. 0/2 and 1/2")
     return int(m[1]), int(m[2])
 
 

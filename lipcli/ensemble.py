@@ -8,21 +8,33 @@ on its own; the written image is the mean of the members' outputs. Member 0 is t
 restore of the same command, and the ensemble of N members is a prefix of the one of N + 1
 (experiments/RESULTS-ensemble.md measures the gain against N). A mask's theta0 (`--init artifact`)
 is shared by all members: only their input codes and jitter differ then.
+
+On a CPU the CLI fits the members of one image at once, in worker processes with the cores divided
+(lipcli/jobs.py): each worker fits its share of the seeds exactly as `members` does here and leaves each
+member in a file (`save_member`), which the parent reads back in seed order and averages as the
+sequential ensemble does, so both give the same image at the same thread count.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from .files import atomic_path
 from .fit import FitConfig, FitResult, Step, TargetResult
 from .problem import Problem
 from .restore import Prior, restore
 
 # What each member reports; the ensemble's own scores replace these at the top level.
 MEMBER_KEYS = ("seed", "iterations", "stopped_at", "psnr_stopped", "ssim_stopped", "psnr_final",
-               "oracle_best_psnr", "oracle_best_iter", "recoveries", "seconds")
+               "oracle_best_psnr", "oracle_best_iter", "recoveries", "seconds", "threads")
+# Fits the members elsewhere (the CLI's worker processes) and returns them in seed order.
+Elsewhere = Callable[[Problem, list[int]], Iterable[tuple[FitResult, dict[str, Any]]]]
 
 
 def members(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, seeds: list[int],
@@ -32,7 +44,7 @@ def members(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     for k, seed in enumerate(seeds):
         notify(f"ensemble member {k + 1}/{len(seeds)} (seed {seed})")
         result, report = restore(problem, prior, replace(cfg, seed=seed), dev, seed, callbacks, notify)
-        yield result, {**report, "seed": seed}
+        yield result, {**report, "seed": seed, "threads": torch.get_num_threads()}
 
 
 def average(results: list[FitResult]) -> FitResult:
@@ -49,11 +61,15 @@ def average(results: list[FitResult]) -> FitResult:
 
 def restore_ensemble(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, seed: int, n: int,
                      callbacks: Iterable[Callable[[Step], None]] = (),
-                     notify: Callable[[str], None] = lambda line: None) -> tuple[FitResult, dict[str, Any]]:
+                     notify: Callable[[str], None] = lambda line: None,
+                     elsewhere: Elsewhere | None = None) -> tuple[FitResult, dict[str, Any]]:
     """`restore` for N seeded members, averaged. The report is the single restore's, with the scores of
     the averaged outputs, summed iterations and time, and one entry per member under `members`; the
-    oracle (a best iterate of one run) exists per member only."""
-    fits = list(members(problem, prior, cfg, dev, [seed + k for k in range(n)], callbacks, notify))
+    oracle (a best iterate of one run) exists per member only. The members are fitted here one after the
+    other, or by `elsewhere` (then `callbacks` and `notify` see nothing of them)."""
+    seeds = [seed + k for k in range(n)]
+    fits = list(elsewhere(problem, seeds) if elsewhere is not None
+                else members(problem, prior, cfg, dev, seeds, callbacks, notify))
     merged = average([result for result, _ in fits])
     tr = merged.targets[0]
     final, stopped = problem.scores(tr.final), problem.scores(tr.stopped)
@@ -64,5 +80,43 @@ def restore_ensemble(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.
         "ssim_final": final["ssim"], "ssim_stopped": stopped["ssim"],
         "oracle_best_psnr": None, "oracle_best_iter": None,
     }
-    del report["seed"]  # the command's seed is reported beside it; members carry their own
+    del report["seed"], report["threads"]  # the command's are reported beside them; members carry their own
     return merged, report
+
+
+def fit_share(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, seed: int, n: int,
+              share: tuple[int, int], folder: Path, callbacks: Iterable[Callable[[Step], None]] = (),
+              notify: Callable[[str], None] = lambda line: None) -> None:
+    """Fit members j, j+m, ... of the N-member ensemble (`share` j/m) and leave each in `folder`."""
+    j, m = share
+    seeds = [seed + k for k in range(j, n, m)]
+    for result, report in members(problem, prior, cfg, dev, seeds, callbacks, notify):
+        save_member(member_path(folder, report["seed"] - seed), result, report)
+
+
+def member_path(folder: Path, k: int) -> Path:
+    return folder / f"member-{k}.safetensors"
+
+
+def save_member(path: Path, result: FitResult, report: dict[str, Any]) -> None:
+    """One member as the parent averages it: its outputs bit for bit (safetensors), counts and report
+    (one JSON metadata key). Written atomically: a stopped worker leaves no partial member."""
+    tr = result.targets[0]
+    meta = {"report": report, "stopped_at": tr.stopped_at, "iterations": result.iterations,
+            "recoveries": result.recoveries, "seconds": result.seconds}
+    tensors = {"final": tr.final.contiguous(),  # the two may be one tensor, or a view of a padded output
+               "stopped": tr.stopped.clone(memory_format=torch.contiguous_format),
+               "losses": torch.tensor(result.losses, dtype=torch.float64)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"lip": json.dumps(meta)})
+
+
+def load_member(path: Path) -> tuple[FitResult, dict[str, Any]]:
+    """A member `save_member` wrote, as `members` yields it."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["lip"])
+        target = TargetResult(final=f.get_tensor("final"), stopped=f.get_tensor("stopped"),
+                              stopped_at=meta["stopped_at"])
+        losses = f.get_tensor("losses").tolist()
+    return FitResult([target], iterations=meta["iterations"], losses=losses,
+                     recoveries=meta["recoveries"], seconds=meta["seconds"]), meta["report"]

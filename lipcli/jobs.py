@@ -12,16 +12,27 @@ thread count), and streams its log events (every iteration, every result) on std
 event on as it comes (progress, the --log file, one line per image) and the reports in input order (the
 JSON lines of a sequential run). The processes are `processes.Pool`'s: Ctrl-C stops them all, and outputs
 are written atomically, so nothing partial is left. Nothing here prints.
+
+One input with `--ensemble N`: the same cores are divided between its members instead. Worker j of m runs
+the same arguments with `--members j/m DIR`: it fits members j, j+m, ... exactly as the sequential ensemble
+does and leaves each in DIR (lipcli/ensemble.py), a temporary folder from which this process averages them
+and writes the image. With several inputs the inputs are shared out and each job fits its image's members
+one after the other (one rule, no nested division of the cores); `--jobs 1` keeps the members sequential, and
+on a GPU they take turns on the one device.
 """
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from . import device as devices
+from .ensemble import load_member, member_path
 from .errors import LipError, LipRuntimeError
+from .fit import FitResult
 from .processes import Pool, Worker, command_args
 
 OWN = ("--jobs", "--threads", "--shard", "--log")  # every job gets its own values
@@ -62,12 +73,34 @@ def plan(jobs: int | None, threads: str | None, count: int, dev: torch.device, n
     return (n, each) if n > 1 else None
 
 
+def plan_members(jobs: int | None, threads: str | None, inputs: int, members: int, dev: torch.device,
+                 need: Callable[[], int | None], notify: Callable[[str], None]) -> tuple[int, int] | None:
+    """(workers, threads each) for fitting the `members` of an ensemble at once, as `plan` divides the cores;
+    None: one after the other, in this process. Only for one input (several are shared out by `plan`) on a
+    CPU (a GPU's kernels already fill it: its members take turns)."""
+    if inputs != 1 or dev.type != "cpu":
+        return None
+    return plan(jobs, threads, members, dev, need, notify)
+
+
 def job_args(args: list[str], shard: tuple[int, int] | None, job: int, jobs: int, threads: int) -> list[str]:
     """The command line of job `job` of `jobs`: its share of this process's share `shard` of the inputs
     (of i/n, every jobs-th input from the job-th: the inputs whose index is i + n * job modulo n * jobs)."""
     i, n = shard or (0, 1)
-    return ["restore", *command_args(args, OWN, DROPPED, ["--shard", f"{i + n * job}/{n * jobs}", "--jobs", "1",
-                                                          "--threads", str(threads), "--log", "-"])]
+    return _worker_args(args, ["--shard", f"{i + n * job}/{n * jobs}"], threads)
+
+
+def member_args(args: list[str], shard: tuple[int, int] | None, worker: int, workers: int, threads: int,
+                folder: Path) -> list[str]:
+    """The command line of ensemble worker `worker` of `workers`: this process's one input (the same `shard`),
+    members worker, worker + workers, ... left in `folder`."""
+    i, n = shard or (0, 1)
+    return _worker_args(args, ["--shard", f"{i}/{n}", "--members", f"{worker}/{workers}", str(folder)], threads)
+
+
+def _worker_args(args: list[str], first: list[str], threads: int) -> list[str]:
+    return ["restore", *command_args(args, OWN, DROPPED, [*first, "--jobs", "1", "--threads", str(threads),
+                                                          "--log", "-"])]
 
 
 def run(args: list[str], count: int, shard: tuple[int, int] | None, jobs: int, threads: int,
@@ -90,6 +123,37 @@ def run(args: list[str], count: int, shard: tuple[int, int] | None, jobs: int, t
                 on_report(reports.pop(handed))
             handed += 1
 
+    def on_job_event(job: int, event: dict[str, Any]) -> None:
+        on_event(job, event)
+        if event.get("event") == "result":
+            reports[job + done[job] * jobs] = {k: v for k, v in event.items() if k not in ("event", "time")}
+            done[job] += 1
+            hand_on(every=False)
+
+    try:
+        _work("job", [job_args(args, shard, j, jobs, threads) for j in range(jobs)], on_job_event, say)
+    finally:
+        hand_on(every=True)
+
+
+def run_members(args: list[str], shard: tuple[int, int] | None, members: int, workers: int, threads: int,
+                on_event: Callable[[int, dict[str, Any]], None], say: Callable[[str], None]
+                ) -> list[tuple[FitResult, dict[str, Any]]]:
+    """Fit the `members` of this process's one input's ensemble as `workers` worker processes of `threads`
+    each; return them in member order, as `ensemble.members` yields them. `on_event(worker, event)` gets
+    every log event of a worker as it arrives. The members' files live in a temporary folder, removed
+    whatever happens; a failed worker's error is raised once the others have ended."""
+    with tempfile.TemporaryDirectory(prefix="lip-ensemble-") as tmp:
+        folder = Path(tmp)
+        _work("ensemble job", [member_args(args, shard, j, workers, threads, folder) for j in range(workers)],
+              on_event, say)
+        return [load_member(member_path(folder, k)) for k in range(members)]
+
+
+def _work(noun: str, commands: list[list[str]], on_event: Callable[[int, dict[str, Any]], None],
+          say: Callable[[str], None]) -> None:
+    """Run `lip` command lines that log to stdout (`--log -`) as workers at once, each log event to
+    `on_event(worker, event)` as it arrives; raise their failure once every one has ended."""
     def on_line(w: Worker, line: str) -> None:
         try:
             event = json.loads(line)
@@ -97,20 +161,13 @@ def run(args: list[str], count: int, shard: tuple[int, int] | None, jobs: int, t
             say(line)
             return
         on_event(w.index, event)
-        if event.get("event") == "result":
-            reports[w.index + done[w.index] * jobs] = {k: v for k, v in event.items() if k not in ("event", "time")}
-            done[w.index] += 1
-            hand_on(every=False)
 
-    try:
-        with Pool() as pool:  # leaving early (Ctrl-C, SIGTERM, an error) stops the jobs still running
-            for j in range(jobs):
-                pool.start(f"job {j + 1}/{jobs}", job_args(args, shard, j, jobs, threads))
-            failed = pool.wait(lambda w: None, on_line)
-    finally:
-        hand_on(every=True)
+    with Pool() as pool:  # leaving early (Ctrl-C, SIGTERM, an error) stops the workers still running
+        for j, command in enumerate(commands):
+            pool.start(f"{noun} {j + 1}/{len(commands)}", command)
+        failed = pool.wait(lambda w: None, on_line)
     if failed:
-        raise _failure(failed, jobs)
+        raise _failure(failed, len(commands))
 
 
 def _failure(failed: list[Worker], jobs: int) -> LipError:

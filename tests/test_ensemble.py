@@ -1,21 +1,32 @@
-"""`lip restore --ensemble N` (lipcli/ensemble.py): N seeded restores, averaged, and what it reports."""
+"""`lip restore --ensemble N` (lipcli/ensemble.py): N seeded restores, averaged, and what it reports; one
+input's members fitted at once by worker processes (lipcli/jobs.py) give the same image as one after the other."""
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from conftest import tiny_spec
-from lipcli import api, config
+from lipcli import api, config, device as devices, jobs
 from lipcli.cli import app
-from lipcli.ensemble import restore_ensemble
+from lipcli.ensemble import load_member, restore_ensemble, save_member
 from lipcli.errors import LipError
-from lipcli.fit import FitConfig
+from lipcli.fit import FitConfig, FitResult, TargetResult
 from lipcli.problem import load_problem
 from lipcli.restore import Prior, restore
+from prune_helpers import NARROW_YAML
+from test_interrupt import _interruptible, env as interrupt_env, finish, wait_for
+from test_transfer_workers import _processes_mentioning
+
+DATA = Path(__file__).parent / "data"
 
 CPU = torch.device("cpu")
 CFG = FitConfig(iters=12, es_window=4, es_patience=3, precision="fp32", seed=5)
@@ -72,3 +83,100 @@ def test_api_ensemble(rgb64_path):
     assert done.report["ensemble"] == 2 and [m["seed"] for m in done.report["members"]] == [0, 1]
     with pytest.raises(LipError, match="--ensemble 0"):
         api.restorer(ensemble=0)
+
+
+# ------------------------------------------------------------------ members at once (lipcli/jobs.py)
+
+RUN = ["--simulate", "--config", "narrow.yaml", "--device", "cpu", "--threads", "1", "--seed", "3",
+       "--ensemble", "2"]
+
+
+@pytest.fixture
+def members_folder(tmp_path: Path) -> Path:
+    shutil.copy(DATA / "astronaut_64.png", tmp_path / "astro.png")
+    shutil.copy(DATA / "cameraman_53x37.png", tmp_path / "camera.png")  # gray, odd size: a cropped output
+    (tmp_path / "narrow.yaml").write_text(NARROW_YAML)
+    return tmp_path
+
+
+def test_members_at_once_write_what_the_sequential_ensemble_writes(members_folder, monkeypatch):
+    """Two 1-thread workers give the image, JSON and log events of the sequential ensemble on one thread."""
+    monkeypatch.chdir(members_folder)
+    monkeypatch.delenv("LIP_DEVICE", raising=False)
+    runs = {}
+    for n in ("1", "2"):
+        result = CliRunner().invoke(app, ["restore", "camera.png", *RUN, "--iters", "20", "--jobs", n, "--json",
+                                          "--precision", "bf16",  # the CPU default: channels-last outputs
+                                          "-o", f"out{n}.png", "--log", f"run{n}.log"])
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+        log = [json.loads(line) for line in (members_folder / f"run{n}.log").read_text().splitlines()]
+        runs[n] = json.loads(result.stdout), log, result.stderr
+    (seq, seq_log, seq_err), (par, par_log, par_err) = runs["1"], runs["2"]
+    assert "2 ensemble members, 2 at once (1 thread each" in par_err and "at once" not in seq_err
+    assert (members_folder / "out1.png").read_bytes() == (members_folder / "out2.png").read_bytes()
+    untimed = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "time", "output", "members")}  # noqa: E731
+    assert untimed(par) == untimed(seq)  # the average's scores to the last bit, stops, counts, threads
+    assert [untimed(m) for m in par["members"]] == [untimed(m) for m in seq["members"]]
+    assert [m["seed"] for m in par["members"]] == [3, 4] and [m["threads"] for m in par["members"]] == [1, 1]
+    key = lambda e: json.dumps(untimed(e), sort_keys=True)  # noqa: E731
+    assert sorted(map(key, par_log)) == sorted(map(key, seq_log))  # every member's steps, then the result
+    assert sum(e["event"] == "step" for e in par_log) == par["iterations"]
+
+
+def test_a_member_file_gives_back_the_fit_bit_for_bit(tmp_path):
+    out = torch.rand(1, 3, 9, 7).to(memory_format=torch.channels_last)  # as a bf16 fit returns it
+    fit = FitResult([TargetResult(final=out, stopped=out, stopped_at=4)], iterations=6, losses=[0.1, 1 / 3],
+                    recoveries=1, seconds=2.5)  # stopped is final: one tensor
+    save_member(tmp_path / "m.safetensors", fit, {"seed": 3, "psnr_final": None})
+    back, report = load_member(tmp_path / "m.safetensors")
+    assert torch.equal(back.targets[0].final, out) and torch.equal(back.targets[0].stopped, out)
+    assert (back.targets[0].stopped_at, back.iterations, back.losses, back.recoveries, back.seconds) == (
+        4, 6, [0.1, 1 / 3], 1, 2.5)
+    assert report == {"seed": 3, "psnr_final": None}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_the_members_and_leaves_nothing(members_folder):
+    scratch = members_folder / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "lipcli", "restore", "astro.png", *RUN, "--iters", "3000",
+                             "--no-early-stop", "--jobs", "2", "-o", "out.png", "--log", "run.log"],
+                            cwd=members_folder, env={**interrupt_env(), "TMPDIR": str(scratch)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible)
+    log = members_folder / "run.log"
+    wait_for(proc, lambda: log.exists() and len(log.read_text().splitlines()) >= 20, "the members were fitting")
+    proc.send_signal(signal.SIGINT)
+    code, _, err = finish(proc)
+    assert code == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-2:] == ["lip: stopped the 2 ensemble jobs; nothing was written",
+                                             "lip: interrupted"], err
+    assert _processes_mentioning("--members", members_folder) == []  # the parent waited for its workers
+    assert sorted(p.name for p in members_folder.iterdir()) == ["astro.png", "camera.png", "narrow.yaml", "run.log",
+                                                                 "tmp"]
+    assert list(scratch.iterdir()) == []  # the members' folder is gone
+
+
+@pytest.fixture
+def two_cores(monkeypatch):
+    monkeypatch.setattr(devices, "usable_cores", lambda: 2)
+    monkeypatch.setattr(devices, "busy_cores", lambda: 0.0)
+    monkeypatch.setattr(devices, "available_memory", lambda dev: 8 * 2**30)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+
+
+@pytest.mark.parametrize("want, threads, inputs, members, dev, expected", [
+    (None, None, 1, 2, CPU, (2, 1)),             # one input: its members at once, a core each
+    (None, None, 1, 4, CPU, (2, 1)),             # at most as many workers as cores; each fits every 2nd member
+    (1, None, 1, 2, CPU, None),                  # --jobs 1: one after the other
+    (None, None, 2, 2, CPU, None),               # several inputs: --jobs shares out the images instead
+    (None, None, 1, 1, CPU, None),               # no ensemble
+    (2, None, 1, 2, torch.device("cuda"), None),  # a GPU: the members take turns on it
+])
+def test_plan_members(two_cores, want, threads, inputs, members, dev, expected):
+    assert jobs.plan_members(want, threads, inputs, members, dev, lambda: 2**28, print) == expected
+
+
+def test_a_bad_members_share_is_one_line(members_folder, monkeypatch):
+    monkeypatch.chdir(members_folder)
+    result = CliRunner().invoke(app, ["restore", "astro.png", *RUN, "--members", "2/2", str(members_folder)])
+    assert result.exit_code == 2 and "--members '2/2': give i/n" in result.stderr, result.output

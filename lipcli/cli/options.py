@@ -202,7 +202,8 @@ Jobs = Annotated[str, typer.Option(
     help="Inputs restored at once, each job a worker process with its share of the cores (or --threads each). "
          "auto: on a CPU as many as the cores allow at one thread each (1.2-2x the images per hour of one job "
          "on all cores), at most one per input and as many as the free memory holds; one on a GPU. 1: one after "
-         "the other", rich_help_panel="Run")]
+         "the other. One input with --ensemble N: its members are fitted at once instead (CPU only)",
+    rich_help_panel="Run")]
 Config = Annotated[Optional[str], typer.Option("--config", help=f"Preset ({' | '.join(PRESETS)}: oes and "
                                                "deep-decoder are those papers' protocols) or a YAML file; flags "
                                                "override it. Default: fast on CPU, paper on GPU",

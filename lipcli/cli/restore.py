@@ -1,15 +1,18 @@
 """`lip restore`: parse, restore each image with the chosen prior, write it and report it."""
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
 from .. import api, config, device as devices, files, jobs as jobs_mod
 from .. import imageformats, images as images_io
+from ..ensemble import Elsewhere
 from ..errors import LipError, LipRuntimeError
-from ..fit import Step
+from ..fit import FitResult, Step
 from ..problem import Problem, largest_need
 from .render import RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say
 from .options import (ARGS, Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, Device, EarlyStop, Ema,
@@ -73,7 +76,13 @@ def restore_cmd(
     ema: Ema = None, sgld: Sgld = None, early_stop: EarlyStop = None, es_window: EsWindow = None,
     es_patience: EsPatience = None, es_gate: EsGate = None,
     ensemble: int = typer.Option(1, min=1, help="Average N fits with seeds SEED..SEED+N-1 (each auto-stopped; "
-                                 "N times the time)", rich_help_panel="Fitting"),
+                                 "N times the work). One input on a CPU: the members are fitted at once, the "
+                                 "cores divided as for --jobs (--jobs 1: one after the other)",
+                                 rich_help_panel="Fitting"),
+    members: Optional[tuple[str, Path]] = typer.Option(None, metavar="J/M DIR", hidden=True,
+                                                       help="Fit ensemble members J, J+M, ... of the one input "
+                                                       "into folder DIR and write no image: a worker of an "
+                                                       "ensemble fitted at once (lipcli/jobs.py)"),
     snapshots: Optional[tuple[int, Path]] = typer.Option(None, metavar="N DIR", help="Also write what the fit "
                                                          "shows every N iterations into folder DIR (created), as "
                                                          "INPUT-STEM_ITERATION.png: its learning process",
@@ -114,6 +123,9 @@ def restore_cmd(
         raise LipError("--save-kspace writes the k-space of one simulated scan: give one image, --task mri "
                        "and --simulate")
     images_io.check_readable(images)
+    if members is not None:
+        _fit_share(config.shard_of(images, shard_), job, clean, members, log)
+        return
     check_stdout_free(out, json_)
     outs = output_paths(images, out)
     for path in outs:
@@ -125,15 +137,19 @@ def restore_cmd(
     mine = config.shard_of(list(zip(images, outs)), shard_)
     if not mine:
         say(f"lip restore: --shard {shard} of {len(images)} inputs has none of them; nothing to do")
-    planned = jobs_mod.plan(n_jobs, threads, len(mine), dev, lambda: largest_need(
-        [p for p, _ in mine], task, job.settings, simulate, job.prior.spec, job.cfg.precision), say)
+    need = lambda: largest_need([p for p, _ in mine], task, job.settings, simulate,  # noqa: E731
+                                job.prior.spec, job.cfg.precision)
+    planned = jobs_mod.plan(n_jobs, threads, len(mine), dev, need, say)
+    at_once = None if planned else jobs_mod.plan_members(n_jobs, threads, len(mine), job.ensemble, dev, need, say)
     run_log = RunLog(log)
     try:
         if planned is not None:
             _restore_jobs(ctx.meta[ARGS], len(mine), shard_, *planned, job.cfg.iters, json_, run_log)
             return
+        members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], shard_, *at_once,
+                                                            job.cfg.iters, run_log)
         for path, dest in mine:
-            _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots)
+            _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs)
     finally:
         run_log.close()
 
@@ -165,6 +181,47 @@ def _restore_jobs(args: list[str], count: int, shard: Optional[tuple[int, int]],
             raise
 
 
+def _members_at_once(args: list[str], shard: Optional[tuple[int, int]], workers: int, threads: int, iters: int,
+                     run_log: RunLog, advance: Callable[[int, str], None]) -> Elsewhere:
+    """One input's ensemble members fitted by `workers` worker processes (lipcli/jobs.py), shown in the
+    image's progress display (each worker's iteration) and their events in --log, as a sequential run's."""
+    def fitted(problem: Problem, seeds: list[int]) -> list[tuple[FitResult, dict[str, Any]]]:
+        say(f"lip restore: {len(seeds)} ensemble members, {workers} at once ({threads} thread{'s' * (threads > 1)} "
+            "each; --jobs 1 fits them one after the other)")
+        running: dict[int, str] = {}  # worker -> its iteration
+
+        def on_event(worker: int, event: dict[str, Any]) -> None:
+            run_log.append(event)
+            if event.get("event") == "step":
+                running[worker] = f"{event['iteration']}/{iters}"
+                advance(1, "members at " + "  ".join(running[w] for w in sorted(running)))
+
+        try:
+            return jobs_mod.run_members(args, shard, len(seeds), workers, threads, on_event, say)
+        except (KeyboardInterrupt, Terminated):
+            say(f"lip: stopped the {workers} ensemble jobs; nothing was written")
+            raise
+    return fitted
+
+
+def _fit_share(images: list[Path], job: api.Restorer, clean: Optional[Path], members: tuple[str, Path],
+               log: Optional[Path]) -> None:
+    """`--members J/M DIR`: fit this worker's share of the one input's ensemble, its steps to --log."""
+    if len(images) != 1:
+        raise LipError("--members fits the ensemble members of one image: give one input (or a --shard of one)")
+    share, run_log = config.parse_shard(members[0], option="--members"), RunLog(log)
+    try:
+        job.fit_share(images[0], share, members[1], clean=clean, on_step=partial(_log_step, run_log, images[0]),
+                      notify=say)
+    finally:
+        run_log.close()
+
+
+def _log_step(run_log: RunLog, path: Path, step: Step) -> None:
+    run_log.write("step", input=path.name, iteration=step.iteration, loss=step.loss, metric=step.metrics[0],
+                  stopped_at=step.stopped_at[0])
+
+
 def _save(dest: Path, picture: images_io.Image) -> None:
     images_io.save_image(dest, picture.pixels, alpha=picture.alpha, stored=picture.stored)
 
@@ -185,16 +242,19 @@ def _save_kspace(folder: Path, problem: Problem) -> None:
 
 def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path], json_: bool,
                  run_log: RunLog, save_kspace: Optional[Path] = None,
-                 snapshots: Optional[tuple[int, Path]] = None) -> None:
-    """Restore one image and write it, its report (stderr, --json), its log lines and its snapshots."""
+                 snapshots: Optional[tuple[int, Path]] = None,
+                 members_jobs: Optional[Callable[[Callable[[int, str], None]], Elsewhere]] = None) -> None:
+    """Restore one image and write it, its report (stderr, --json), its log lines and its snapshots;
+    `members_jobs(advance)`: who fits its ensemble members (None: this process, one after the other)."""
     on_snapshot = None if snapshots is None else lambda iteration, picture: _save(
         _snapshot_path(snapshots[1], path, iteration, job.cfg.iters), picture)
     with progress(job.cfg.iters * job.ensemble, f"{path.name}") as advance:
         def on_step(step: Step) -> None:
             shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
             advance(1, shown)
-            run_log.write("step", input=path.name, iteration=step.iteration, loss=step.loss,
-                          metric=step.metrics[0], stopped_at=step.stopped_at[0])
+            _log_step(run_log, path, step)
+        if members_jobs is not None:
+            job = replace(job, members_elsewhere=members_jobs(advance))
         try:
             restored = job(path, clean=clean, on_step=on_step, notify=say,
                            on_problem=None if save_kspace is None else lambda p: _save_kspace(save_kspace, p),
