@@ -24,6 +24,7 @@ from lipcli.problem import load_problem
 from lipcli.restore import Prior, restore
 from prune_helpers import NARROW_YAML
 from test_interrupt import _interruptible, env as interrupt_env, finish, wait_for
+from test_jobs import machine  # noqa: F401  (a 4-core CPU, quiet)
 from test_transfer_workers import _processes_mentioning
 
 DATA = Path(__file__).parent / "data"
@@ -156,23 +157,16 @@ def test_ctrl_c_stops_the_members_and_leaves_nothing(members_folder):
     assert list(scratch.iterdir()) == []  # the members' folder is gone
 
 
-@pytest.fixture
-def two_cores(monkeypatch):
-    monkeypatch.setattr(devices, "usable_cores", lambda: 2)
-    monkeypatch.setattr(devices, "busy_cores", lambda: 0.0)
-    monkeypatch.setattr(devices, "available_memory", lambda dev: 8 * 2**30)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-
-
 @pytest.mark.parametrize("want, threads, inputs, members, dev, expected", [
-    (None, None, 1, 2, CPU, (2, 1)),             # one input: its members at once, a core each
-    (None, None, 1, 4, CPU, (2, 1)),             # at most as many workers as cores; each fits every 2nd member
+    (None, None, 1, 2, CPU, (2, 2)),             # one input: its members at once, the cores shared
+    (None, None, 1, 6, CPU, (4, 1)),             # at most a worker per core, each fitting every 4th member
+    (None, "1", 1, 2, CPU, (2, 1)),              # --threads is each worker's
     (1, None, 1, 2, CPU, None),                  # --jobs 1: one after the other
     (None, None, 2, 2, CPU, None),               # several inputs: --jobs shares out the images instead
     (None, None, 1, 1, CPU, None),               # no ensemble
     (2, None, 1, 2, torch.device("cuda"), None),  # a GPU: the members take turns on it
 ])
-def test_plan_members(two_cores, want, threads, inputs, members, dev, expected):
+def test_plan_members(machine, want, threads, inputs, members, dev, expected):
     assert jobs.plan_members(want, threads, inputs, members, dev, lambda: 2**28, print) == expected
 
 
