@@ -97,7 +97,8 @@ def main() -> None:
                                        half="tune" if PHOTOS.index(name) % 2 == 0 else "report", extra=a.extra)
                             with open(a.out, "a") as f:
                                 f.write(json.dumps(row) + "\n")
-                            print(f"{key}: stopped {row['psnr_stopped']:.2f} oracle {row['oracle_best_psnr']:.2f} "
+                            oracle = row["oracle_best_psnr"]  # None for an ensemble: its members have one each
+                            print(f"{key}: stopped {row['psnr_stopped']:.2f} oracle {oracle or float('nan'):.2f} "
                                   f"it {row['stopped_at']}/{row['iterations']} {row['seconds']:.0f}s", flush=True)
 
 
