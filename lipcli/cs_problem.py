@@ -59,7 +59,7 @@ class CSProblem:
 
 
 def load_input(arg: str) -> tuple[torch.Tensor, str]:
-    """An image file, or `mnist:K`: held-back test digit K (0..499, never trained on), 32x32."""
+    """An image file, or `mnist:K`: held-back test digit K (0..499, the digit K % 10, never trained on), 32x32."""
     if arg.startswith(MNIST_PREFIX):
         try:
             k = int(arg[len(MNIST_PREFIX):])

@@ -2,9 +2,10 @@
 
 Recipe (anchors-spec b.7, the paper's GAN fine-tuning): WGAN-GP with Adam lr 2e-4, betas (0, 0.99),
 n_critic 1, gradient-penalty weight 10 (target norm 1), drift 1e-3 * E[D(x)^2]. Images are in
-[0, 1] (the generator ends in a sigmoid). Data: the bundled 5,000 MNIST digits (the first 4,500
-train, the last 500 are held back as test digits, never trained on), padded 28 -> 32, or any folder
-of images (center-cropped to a square and resized to the generator's size).
+[0, 1] (the generator ends in a sigmoid). Data: the bundled 5,000 MNIST digits (500 per class, the
+file sorted by class; the last 50 rows of each class are held back as test digits and never trained
+on, the other 4,500 train), padded 28 -> 32, or any folder of images (center-cropped to a square and
+resized to the generator's size).
 
 A generator artifact is an ordinary lip artifact (artifact.py) whose spec is a "gan" bundle
 (nets/dcgan.py): `theta0/` holds the trained G and D weights, `prune_round/` is empty for a dense
@@ -33,25 +34,50 @@ from .masks import Masks, MaskedParams
 DATA_DIR = Path(__file__).parent / "data"
 MNIST = DATA_DIR / "mnist_5k.csv.gz"
 GENERATOR = DATA_DIR / "generator-mnist.safetensors"
-MNIST_TRAIN = 4500  # rows 0..4499 train; rows 4500..4999 are the held-back test digits
+HELD_PER_CLASS = 50  # the last 50 rows of each class are the held-back test digits (500 of 5,000)
+HELD_OUT = f"mnist: the last {HELD_PER_CLASS} rows of each class (mnist:K = digit K % 10)"  # artifact meta
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
+def class_ranks(labels: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Each digit's position within its class: its order in the file, or a seeded shuffle (`gen`)."""
+    rank = torch.empty_like(labels)
+    for c in labels.unique().tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        rank[idx if gen is None else idx[torch.randperm(len(idx), generator=gen)]] = torch.arange(len(idx))
+    return rank
+
+
+def interleaved(labels: torch.Tensor, rank: torch.Tensor) -> torch.Tensor:
+    """Indices ordered rank 0 of every class (0, 1, ..., 9), then rank 1 of every class, ...: every
+    prefix and every suffix is stratified. The one split order of lip's MNIST (GAN, cs, classify)."""
+    return torch.argsort(rank * (int(labels.max()) + 1) + labels, stable=True)
+
+
 def load_mnist(split: str = "train", size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images (N,1,size,size) in [0,1], labels (N,)) of the bundled MNIST digits, zero-padded."""
+    """(images (N,1,size,size) in [0,1], labels (N,)) of the bundled MNIST digits, zero-padded.
+
+    "all" is the file's order (sorted by class). "test" is the last HELD_PER_CLASS rows of each class,
+    interleaved: test digit K (`mnist:K`) is the digit K % 10, the (K // 10)-th of its class's held-back rows, so
+    mnist:0 .. mnist:9 are the digits 0 .. 9. "train" is every other row, interleaved the same way."""
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be train, test or all, not {split!r}")
     if not MNIST.is_file():
         raise LipError(f"the bundled MNIST digits are missing ({MNIST}); reinstall lip")
-    with gzip.open(MNIST, "rt") as fh:
-        rows = np.loadtxt(fh, delimiter=",", dtype=np.float32)
-    rows = {"train": rows[:MNIST_TRAIN], "test": rows[MNIST_TRAIN:], "all": rows}[split]
-    x = torch.from_numpy(rows[:, :784] / 255.0).view(-1, 1, 28, 28)
     if size < 28:
         raise LipError(f"MNIST digits are 28x28; a generator of size {size} cannot hold them")
+    with gzip.open(MNIST, "rt") as fh:
+        rows = torch.from_numpy(np.loadtxt(fh, delimiter=",", dtype=np.float32))
+    labels = rows[:, 784].long()
+    if split != "all":
+        rank = class_ranks(labels)
+        held = rank >= torch.bincount(labels)[labels] - HELD_PER_CLASS  # the last rows of each class
+        order = interleaved(labels, rank)
+        rows = rows[order[held[order] == (split == "test")]]
+    x = (rows[:, :784] / 255.0).view(-1, 1, 28, 28)
     lo = (size - 28) // 2
     x = F.pad(x, (lo, size - 28 - lo, lo, size - 28 - lo))
-    return x.contiguous(), torch.from_numpy(rows[:, 784]).long()
+    return x.contiguous(), rows[:, 784].long()
 
 
 def load_folder(folder: Path, size: int, channels: int) -> torch.Tensor:

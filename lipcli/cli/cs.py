@@ -25,7 +25,7 @@ ResultJson = json_flag("Print one JSON object on stdout", panel=None)
 @guarded
 def cs_cmd(
     image: str = typer.Argument(..., help="Measurements y.npy (with --matrix or --operator FILE), or an image "
-                                "(clean, with --simulate), or mnist:K = held-back test digit K"),
+                                "(clean, with --simulate), or mnist:K = held-back test digit K (a K % 10)"),
     simulate: bool = typer.Option(False, help="The input is CLEAN: measure it (seeded) and score against it",
                                   rich_help_panel="Task"),
     task: str = typer.Option("cs", help="cs (linear measurements) | inpaint (pixel mask)", rich_help_panel="Task"),

@@ -10,6 +10,7 @@ from .. import artifact, config, files
 from .. import device as devices
 from ..errors import LipError
 from ..gan import (
+    HELD_OUT,
     GanConfig,
     config_dict,
     load_data,
@@ -36,8 +37,8 @@ def _command(data: str, epochs: int, batch: int, lr: float, nz: int, ngf: int, n
 
 @guarded
 def train_generator_cmd(
-    data: str = typer.Option("mnist", help="'mnist' (the bundled 4,500 training digits; the last 500 "
-                             "of the 5,000 are held back) or a folder of images"),
+    data: str = typer.Option("mnist", help="'mnist' (the bundled 4,500 training digits; the last 50 "
+                             "of each class are held back) or a folder of images"),
     epochs: int = typer.Option(35, help="Passes over the data", min=1),
     batch: int = typer.Option(32, help="Batch size", min=1),
     lr: float = typer.Option(2e-4, help="Adam learning rate (betas 0, 0.99; the paper's WGAN-GP recipe)"),
@@ -74,7 +75,7 @@ def train_generator_cmd(
 
     def save(epoch: int) -> None:
         art = to_artifact(net, method="gan-train", command=command, data=data, train_images=int(x.shape[0]),
-                          held_out="mnist rows 4500-4999" if data == "mnist" else None,
+                          held_out=HELD_OUT if data == "mnist" else None,
                           train_config=config_dict(cfg), epochs_done=epoch, history=records,
                           output_range=[0, 1], latent="N(0, I_nz)", created=created())
         artifact.save(out, art)
