@@ -110,11 +110,12 @@ def report(row: Row, at: int, stop: int, output: str, cap: int) -> Outcome:
     return used, series[t - 1], t, row
 
 
-def variance_rule(signal: str, window: int, patience: int, output: str, cap: str = "horizon"
+def variance_rule(signal: str, window: int, patience: int, output: str, cap: float | None = None
                   ) -> Callable[[Run], Outcome | None]:
+    """cap: the iteration cap as a multiple of the preset's iterations (None: the recorded horizon)."""
     def rule(run: Run) -> Outcome | None:
         row = run.plain
-        limit = row["preset_iters"] if cap == "preset" else row["iters"]
+        limit = row["iters"] if cap is None else min(round(cap * row["preset_iters"]), row["iters"])
         at, stop = min_with_patience(row["signals"][f"{signal}_{window}"], patience, limit)
         out = output if output != "default" else ("ema+lag" if row["preset_ema"] else "raw")
         return report(row, at, stop, out, limit)
@@ -180,7 +181,7 @@ def fixed_rule(which: str) -> Callable[[Run], Outcome | None]:
 
 def rules() -> dict[str, tuple[str, Callable[[Run], Outcome | None]]]:
     """name -> (family, rule). 'today' is lip's fast preset exactly (capped at the preset's iterations)."""
-    out = {"today": ("today", variance_rule("var_raw", 200, 300, "default", cap="preset")),
+    out = {"today": ("today", variance_rule("var_raw", 200, 300, "default", cap=1.0)),
            "no stop, preset iterations": ("fixed", fixed_rule("preset")),
            "no stop, 1.5x iterations": ("fixed", fixed_rule("horizon"))}
     for k in (25, 100):

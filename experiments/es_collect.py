@@ -69,6 +69,7 @@ TUNE = ["house", "baboon512", "bird", "butterfly", "coastguard", "comic", "f16",
         "pepper", "sf4", "kate", "cameraman-gray256", "boat-gray512", "montage-gray256"]
 REPORT = ["astronaut", "baby", "barbara", "bridge", "face", "flowers", "foreman", "head", "lena512", "man",
           "zebra", "library", "vase", "hill-gray512", "couple-gray512"]
+ORDER = [x for pair in zip(TUNE, REPORT) for x in pair]  # tune and report interleaved, so a cut run has both
 SR_SUBSET = {"butterfly", "bird", "monarch", "comic", "house", "baby", "head", "zebra", "foreman", "man"}
 BIG_SUBSET = {"house", "kodim02", "monarch", "lena512", "baby", "zebra"}  # 256x256 crops
 MASKS = {"kate": "kate_mask.png", "library": "library_mask.png", "vase": "vase_mask.png"}
@@ -112,9 +113,8 @@ def _fits(image: str, size: int) -> bool:
 
 def jobs() -> list[Job]:
     """Every run, most informative first: tune and report images interleave within each tier."""
-    order = [x for pair in zip(TUNE, REPORT) for x in pair]
     tiers: list[list[tuple[str, int, int, str, str, int]]] = [[] for _ in range(9)]
-    for im in order:
+    for im in ORDER:
         for size in (64, 128, 256):
             if not _fits(im, size):
                 continue
@@ -163,11 +163,22 @@ def part(todo: list[Run], i: int, n: int) -> list[Run]:
     return out
 
 
+def grid(images: list[str], sizes: list[int], tasks: list[str]) -> list[Job]:
+    """Every image x size x task:param, crop 0, seed 0, image by image: a set outside the plan (e.g. SR or
+    a mask of masks-inpainting on 64x64 crops); images too small for a size are skipped."""
+    return [Job(im, s, 0, *tp.split(":", 1), 0) for im in images for s in sizes if _fits(im, s) for tp in tasks]
+
+
+def _mask(job: Job) -> Path | None:
+    """The mask file of an inpainting job with a mask of masks-inpainting (any param but "bern")."""
+    return DATA / "masks-inpainting" / job.param if job.task == "inpaint" and job.param != "bern" else None
+
+
 def _box(job: Job, width: int, height: int) -> tuple[int, int]:
     """(top, left) of the crop: centred for crop 0 (on the missing region for mask jobs), else seeded."""
     s = job.size
-    if job.param in MASKS.values():
-        with Image.open(DATA / "masks-inpainting" / job.param) as m:
+    if _mask(job):
+        with Image.open(_mask(job)) as m:
             missing = np.asarray(m.convert("L")) < 128
         ys, xs = np.nonzero(missing)
         cy, cx = int(ys.mean()), int(xs.mean())
@@ -188,9 +199,9 @@ def prepare(job: Job, cache: Path) -> tuple[Path, Path | None, tuple[int, int]]:
         path = cache / f"{job.image}_{job.size}_{top}_{left}.png"
         img.crop((left, top, left + job.size, top + job.size)).save(path)
     mask = None
-    if job.param in MASKS.values():
-        mask = cache / f"{job.image}_{job.size}_{top}_{left}_mask.png"
-        with Image.open(DATA / "masks-inpainting" / job.param) as m:
+    if _mask(job):
+        mask = cache / f"{job.image}_{job.size}_{top}_{left}_{job.param}"
+        with Image.open(_mask(job)) as m:
             m.convert("L").crop((left, top, left + job.size, top + job.size)).save(mask)
     return path, mask, (top, left)
 
@@ -390,7 +401,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT / "rows.jsonl.gz")
     ap.add_argument("--images", help="comma list: only these images (testing)")
     ap.add_argument("--sizes", help="comma list: only these sizes (testing)")
-    ap.add_argument("--iters", type=int, help="override the horizon (testing only)")
+    ap.add_argument("--iters", type=int, help="the horizon in iterations (default: 1.5x the preset's); short for testing")
     ap.add_argument("--limit", type=int, help="at most this many jobs (testing)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--net", help="net preset to fit (default: the fast preset's); use its own --out file")
@@ -398,9 +409,18 @@ def main() -> None:
     ap.add_argument("--lr", type=float, help="another learning rate; use its own --out file")
     ap.add_argument("--tasks", help="comma list of task:param (e.g. denoise:25): only these")
     ap.add_argument("--variants", default="plain,heldout", help="which variants to run")
+    ap.add_argument("--grid", action="store_true", help="instead of the plan: every --images (default: tune and "
+                    "report interleaved) x --sizes (default 64) x --tasks, crop 0, seed 0; use its own --out file")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    everything = runs(jobs())
+    if a.grid:
+        if not a.tasks:
+            ap.error("--grid needs --tasks")
+        images = a.images.split(",") if a.images else ORDER
+        sizes = [int(x) for x in (a.sizes or "64").split(",")]
+        everything = runs(grid(images, sizes, a.tasks.split(",")))
+    else:
+        everything = runs(jobs())
     if a.plan:
         for i in range(1, a.plan + 1):
             p = part(everything, i, a.plan)
