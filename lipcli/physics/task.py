@@ -46,6 +46,9 @@ class Task:
     # Early-stop patience under the fast preset. 150 is validated only with denoising's noise gate; without a
     # gate 150 stopped MRI's phantom at 8x at iteration 313 (22.6 dB against 31.9 with 300, RESULTS-mri.md).
     fast_es_patience = 300
+    # The fast preset's output average (None: the paper's, `fitting["ema"]`). Inpainting and SR report the
+    # EMA too: their raw outputs jitter by tenths of a dB up to the cap (experiments/RESULTS-stop-tasks.md).
+    fast_ema: float | None = None
     one_channel = False  # the restored image has one channel whatever the input's (MRI: a magnitude image)
     variant_hint = ""  # why a bare `name` is not a transfer-grid task, when it is not (sr: give the factor)
 

@@ -1,0 +1,20 @@
+"""The fast preset's per-task stop and output settings are the ones the development set chose
+(experiments/RESULTS-stop-tasks.md), and the paper preset keeps the paper's."""
+from __future__ import annotations
+
+import torch
+
+from lipcli import config
+
+CPU = torch.device("cpu")
+
+
+def test_fast_inpainting_and_sr_report_the_ema_with_the_measured_caps():
+    for task, iters in (("inpaint", 1875), ("sr", 1200)):
+        fast = config.preset("fast", task)
+        assert (fast["ema"], fast["iters"], fast["es_patience"], fast["es_window"]) == (0.99, iters, 300, 200)
+        assert config.fit_config(fast, True, CPU, 0).ema == 0.99  # reaches the fitting loop
+        assert config.preset("paper", task)["ema"] == 0.0  # the paper reports the raw output for these tasks
+    # The mask search keeps its iterations per round: only the restore's cap moved.
+    assert config.preset("fast", "inpaint")["search_iters"] == 1500
+    assert config.preset("fast", "denoise")["ema"] == config.preset("paper", "denoise")["ema"] == 0.99
