@@ -167,8 +167,9 @@ Lr = Annotated[Optional[float], typer.Option(help="Adam learning rate [0.01]", r
 RegNoise = Annotated[Optional[float], typer.Option(help="Std of the input-code jitter [1/30 denoise and cs, 0.03 "
                                                    "other tasks; 0 under --config oes and deep-decoder]",
                                                    rich_help_panel="Fitting")]
-Ema = Annotated[Optional[float], typer.Option(help="Output moving average (0 = off) [0.99 denoise, 0 other tasks "
-                                              "and under --config oes and deep-decoder]", rich_help_panel="Fitting")]
+Ema = Annotated[Optional[float], typer.Option(help="Output moving average (0 = off) [0.99 denoise, and inpaint/sr "
+                                              "under fast; 0 other tasks and under --config oes and deep-decoder]",
+                                              rich_help_panel="Fitting")]
 Sgld = Annotated[Optional[float], typer.Option(help="SGLD-DIP (Cheng et al. 2019): after every Adam step add "
                                                "Gaussian noise of std SGLD x lr to the conv kernels (pruned weights "
                                                "stay 0); GP-DIP used 2, OES 0.5 [0 = off]",
