@@ -1,26 +1,42 @@
 """Tables of the issue-12 prior study (experiments/sparse_study.py): per prior, mean +- std of the
 auto-stopped, final and oracle PSNR, the paired difference to the dense net on the same crops, the
-iterations and seconds; for the tune half, the report half, and both.
+iterations and seconds; for the tune half, the report half, and both. Rows of another task (`--extra "--task
+sr --scale 4"`) get tables of their own, paired with the dense net of that task. `--per-crop` adds, per
+prior, a crop-by-crop table against dense (auto-stopped and oracle value, iterations, difference).
 
     PYTHONPATH=$PWD python experiments/sparse_report.py experiments/sparse/rows*.jsonl
+    PYTHONPATH=$PWD python experiments/sparse_report.py --per-crop experiments/sparse/rows-sr.jsonl
 """
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 
+TASK_FLAGS = ("--task", "--scale", "--keep")  # flags that choose the task: its rows are compared apart
+
+
+def split_extra(extra: str) -> tuple[str, str]:
+    """(the task flags, the other flags) of a row's extra restore flags."""
+    words, task, other = extra.split(), [], []
+    for flag, value in zip(words[::2], words[1::2]):
+        (task if flag in TASK_FLAGS else other).extend((flag, value))
+    return " ".join(task), " ".join(other)
+
+
 def load(paths: list[Path]) -> list[dict]:
-    """Rows by key (a key run twice counts once); a prior run with extra flags is its own prior."""
+    """Rows by key (a key run twice counts once); a prior run with extra flags other than the task's is its
+    own prior."""
     rows = {}
     for path in paths:
         for line in path.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
-                row["prior_name"] += f" {row['extra']}" if row.get("extra") else ""
+                row["task_flags"], other = split_extra(row.get("extra", ""))
+                row["prior_name"] += f" {other}" if other else ""
                 row["crop_key"] = row["key"].rsplit("|", 2)[0]  # image|size|crop|sigma|seed
                 rows[row["key"]] = row
     return list(rows.values())
@@ -58,6 +74,26 @@ def table(rows: list[dict], half: str) -> list[str]:
     return out + [""]
 
 
+def per_crop(rows: list[dict]) -> list[str]:
+    """Each prior against dense, crop by crop: auto-stopped dB, oracle dB, iterations (stopped at / run)."""
+    by = {(r["crop_key"], r["prior_name"]): r for r in rows}
+    crops = sorted({(r["half"], r["image"], r["crop_key"]) for r in rows})
+    out = []
+    for prior in sorted({r["prior_name"] for r in rows} - {"dense"}):
+        out += [f"### per crop: {prior} vs dense", "",
+                f"| image | half | {prior} stopped dB | oracle dB | iterations | dense stopped dB | oracle dB | "
+                "iterations | stopped - dense |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for half, image, key in crops:
+            p, d = by.get((key, prior)), by.get((key, "dense"))
+            if p is None or d is None:
+                continue
+            cells = [f"{r['psnr_stopped']:.2f} | {r['oracle_best_psnr']:.2f} | {r['stopped_at']}/{r['iterations']}"
+                     for r in (p, d)]
+            out.append(f"| {image} | {half} | {cells[0]} | {cells[1]} | {p['psnr_stopped'] - d['psnr_stopped']:+.2f} |")
+        out.append("")
+    return out
+
+
 def per_image(rows: list[dict]) -> list[str]:
     priors = sorted({r["prior_name"] for r in rows})
     crops = sorted({(r["half"], r["image"]) for r in rows})
@@ -72,11 +108,20 @@ def per_image(rows: list[dict]) -> list[str]:
 
 
 def main() -> None:
-    rows = load([Path(p) for p in sys.argv[1:]])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("rows", nargs="+", type=Path)
+    ap.add_argument("--per-crop", action="store_true", help="each prior against dense, crop by crop")
+    a = ap.parse_args()
+    rows = load(a.rows)
+    tasks = sorted({r["task_flags"] for r in rows})  # "" (denoising) first
     lines = []
-    for half in ("tune", "report", "both"):
-        lines += table(rows, half)
-    lines += per_image(rows)
+    for task in tasks:
+        chosen = [r for r in rows if r["task_flags"] == task]
+        lines += [f"## {task or 'denoising'}", ""] if len(tasks) > 1 else []
+        for half in ("tune", "report", "both"):
+            lines += table(chosen, half)
+        lines += per_image(chosen)
+        lines += per_crop(chosen) if a.per_crop else []
     print("\n".join(lines))
 
 
