@@ -42,7 +42,13 @@ def load(paths: list[Path]) -> list[dict]:
     return list(rows.values())
 
 
-def mean_sd(values: list[float]) -> str:
+def db(value: float | None) -> str:
+    """A PSNR cell; "-" where a row has none (an ensemble row has no oracle)."""
+    return "-" if value is None else f"{value:.2f}"
+
+
+def mean_sd(values: list[float | None]) -> str:
+    values = [v for v in values if v is not None]
     if not values:
         return "-"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -87,7 +93,7 @@ def per_crop(rows: list[dict]) -> list[str]:
             p, d = by.get((key, prior)), by.get((key, "dense"))
             if p is None or d is None:
                 continue
-            cells = [f"{r['psnr_stopped']:.2f} | {r['oracle_best_psnr']:.2f} | {r['stopped_at']}/{r['iterations']}"
+            cells = [f"{r['psnr_stopped']:.2f} | {db(r['oracle_best_psnr'])} | {r['stopped_at']}/{r['iterations']}"
                      for r in (p, d)]
             out.append(f"| {image} | {half} | {cells[0]} | {cells[1]} | {p['psnr_stopped'] - d['psnr_stopped']:+.2f} |")
         out.append("")
@@ -101,7 +107,7 @@ def per_image(rows: list[dict]) -> list[str]:
     out = ["### per crop: auto-stopped dB (oracle dB)", "", "| image | half | " + " | ".join(priors) + " |",
            "|---|---|" + "---:|" * len(priors)]
     for half, image in crops:
-        cells = [f"{by[image, p]['psnr_stopped']:.2f} ({by[image, p]['oracle_best_psnr']:.2f})"
+        cells = [f"{by[image, p]['psnr_stopped']:.2f} ({db(by[image, p]['oracle_best_psnr'])})"
                  if (image, p) in by else "-" for p in priors]
         out.append(f"| {image} | {half} | " + " | ".join(cells) + " |")
     return out + [""]
