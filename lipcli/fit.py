@@ -248,6 +248,7 @@ def fit(
     pending: list[int | None] = [None] * len(targets)
     avg: list[torch.Tensor | None] = [None] * len(targets)
     raw: list[torch.Tensor | None] = [None] * len(targets)
+    shown = avg if cfg.ema else raw  # what the fit shows, scores and returns (the same lists, filled below)
     results = [TargetResult(final=torch.empty(0), stopped=torch.empty(0), stopped_at=0) for _ in targets]
     callbacks = list(callbacks)
     losses: list[float] = []
@@ -272,7 +273,7 @@ def fit(
                 raise DivergenceError(
                     f"the fit diverged {failures} times in a row at iteration {it + 1} and rollback "
                     f"could not save it (try a lower --lr or --precision fp32)",
-                    _finish(results, avg, raw, pending, cfg, it, losses, recoveries, start))
+                    _finish(results, shown, pending, it, losses, recoveries, start))
             for group in opt.param_groups:  # halve the step on every repeat, cumulatively
                 group["lr"] = cfg.lr * 0.5 ** (failures - 1)
             continue
@@ -292,35 +293,33 @@ def fit(
             raw[k] = out
             if cfg.ema:
                 avg[k] = out.clone() if avg[k] is None else avg[k].lerp_(out, 1 - cfg.ema)
-            shown = avg[k] if cfg.ema else out
             if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None):
                 pending[k] = it + lag
             if pending[k] is not None and it >= pending[k]:
-                results[k].stopped, results[k].stopped_at = shown.clone(), it
+                results[k].stopped, results[k].stopped_at = shown[k].clone(), it
                 pending[k] = None
             value = None
             if t.clean is not None and (it % cfg.metric_every == 0 or it == cfg.iters):
-                value = t.metric(shown, t.clean)
+                value = t.metric(shown[k], t.clean)
                 results[k].curve.append((it, value))
                 if results[k].oracle_best is None or value > results[k].oracle_best:
                     results[k].oracle_best, results[k].oracle_best_iter = value, it
             metrics.append(value)
-        step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw, avg if cfg.ema else raw)
+        step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw, shown)
         if any([cb(step) for cb in callbacks]):  # a list: every callback sees every step
             break
         if cfg.early_stop and all(d.should_stop(it) for d in detectors) and all(p is None for p in pending):
             break
-    return _finish(results, avg, raw, pending, cfg, it, losses, recoveries, start)
+    return _finish(results, shown, pending, it, losses, recoveries, start)
 
 
-def _finish(results: list[TargetResult], avg: list, raw: list, pending: list[int | None], cfg: FitConfig,
-            it: int, losses: list[float], recoveries: int, start: float) -> FitResult:
+def _finish(results: list[TargetResult], shown: list, pending: list[int | None], it: int, losses: list[float],
+            recoveries: int, start: float) -> FitResult:
     """Fill in final outputs; a target whose detector never fired is 'stopped' at the last iterate."""
     for k, r in enumerate(results):
-        shown = avg[k] if cfg.ema else raw[k]
-        if shown is None:
+        if shown[k] is None:
             continue
-        r.final = shown.clone()
+        r.final = shown[k].clone()
         if r.stopped.numel() == 0 or pending[k] is not None:  # no minimum yet, or its lag not reached
             r.stopped, r.stopped_at = r.final, it
     return FitResult(results, it, losses, recoveries, time.perf_counter() - start)
