@@ -30,6 +30,7 @@ from torch import nn
 from . import artifact, nets
 from .errors import LipError
 from .masks import Masks, MaskedParams
+from .prune.search import created
 
 DATA_DIR = Path(__file__).parent / "data"
 MNIST = DATA_DIR / "mnist_5k.csv.gz"
@@ -135,6 +136,12 @@ class EpochStats:
     wasserstein: float  # mean D(real) - D(fake): the critic's distance estimate
     seconds: float
 
+    def record(self) -> dict[str, int | float]:
+        """The epoch as a generator artifact's history holds it (losses to 5 decimals; no timing, which
+        would make reruns differ)."""
+        return {"epoch": self.epoch, "d_loss": round(self.d_loss, 5), "g_loss": round(self.g_loss, 5),
+                "wasserstein": round(self.wasserstein, 5)}
+
 
 def gradient_penalty(d: nn.Module, real: torch.Tensor, fake: torch.Tensor,
                      gen: torch.Generator) -> torch.Tensor:
@@ -209,10 +216,17 @@ def new_gan(spec: dict[str, Any], seed: int) -> nn.Module:
     return nets.build(spec)
 
 
-def to_artifact(gan: nn.Module, **meta: Any) -> artifact.Artifact:
-    """A dense generator artifact: the bundle's weights as theta0, no masks."""
+def trained_artifact(gan: nn.Module, cfg: GanConfig, *, command: str, data: str, train_images: int,
+                     epochs_done: int, history: list[dict[str, Any]]) -> artifact.Artifact:
+    """What `lip train-generator` writes after every epoch: a dense generator artifact (the bundle's weights
+    as theta0, no masks) recording how it was made: the command that reproduces it, the data (and, for
+    MNIST, which digits were held back), the training config, the epochs done and their losses so far."""
     theta = {n: p.detach().float().cpu().clone() for n, p in gan.named_parameters()}
-    return artifact.Artifact(artifact.new_meta(gan.spec, **meta), theta, {})
+    meta = artifact.new_meta(gan.spec, method="gan-train", command=command, data=data, train_images=train_images,
+                             held_out=HELD_OUT if data == "mnist" else None, train_config=asdict(cfg),
+                             epochs_done=epochs_done, history=history, output_range=[0, 1], latent="N(0, I_nz)",
+                             created=created())
+    return artifact.Artifact(meta, theta, {})
 
 
 def sample_grid(g: nn.Module, path: Path | str, rows: int = 8, cols: int = 8, seed: int = 0,
@@ -239,7 +253,3 @@ def save_grid(x: torch.Tensor, path: Path | str, cols: int = 8, scale: int = 2, 
         canvas = F.interpolate(canvas[None], scale_factor=scale, mode="nearest")[0]
     images_io.save_image(path, canvas.clamp(0, 1).numpy())
     return Path(path)
-
-
-def config_dict(cfg: GanConfig) -> dict[str, Any]:
-    return asdict(cfg)

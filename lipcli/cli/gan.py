@@ -9,18 +9,8 @@ import typer
 from .. import artifact, config, files
 from .. import device as devices
 from ..errors import LipError
-from ..gan import (
-    HELD_OUT,
-    GanConfig,
-    config_dict,
-    load_data,
-    new_gan,
-    sample_grid,
-    to_artifact,
-    train,
-)
+from ..gan import EpochStats, GanConfig, load_data, new_gan, sample_grid, trained_artifact, train
 from ..nets import gan_spec
-from ..prune.search import created
 from .render import emit_json, err, guarded, progress, say
 from .options import Device, Seed, Threads, json_flag
 
@@ -72,20 +62,13 @@ def train_generator_cmd(
                      f"writing {out}", markup=False, soft_wrap=True)
     start = time.perf_counter()
     records: list[dict] = []
-
-    def save(epoch: int) -> None:
-        art = to_artifact(net, method="gan-train", command=command, data=data, train_images=int(x.shape[0]),
-                          held_out=HELD_OUT if data == "mnist" else None,
-                          train_config=config_dict(cfg), epochs_done=epoch, history=records,
-                          output_range=[0, 1], latent="N(0, I_nz)", created=created())
-        artifact.save(out, art)
-
     steps_per_epoch = x.shape[0] // min(batch, x.shape[0])
     with progress(epochs * steps_per_epoch, "train-generator") as advance:
-        def on_epoch(s) -> None:
-            records.append({"epoch": s.epoch, "d_loss": round(s.d_loss, 5), "g_loss": round(s.g_loss, 5),
-                            "wasserstein": round(s.wasserstein, 5)})
-            save(s.epoch)  # every epoch: an interrupted run keeps its last finished epoch
+        def on_epoch(s: EpochStats) -> None:
+            records.append(s.record())
+            # every epoch: an interrupted run keeps its last finished epoch
+            artifact.save(out, trained_artifact(net, cfg, command=command, data=data, train_images=int(x.shape[0]),
+                                                epochs_done=s.epoch, history=records))
             sample_grid(net.g, grid)
             err.print(f"epoch {s.epoch:>3}  W {s.wasserstein:.4f}  d_loss {s.d_loss:.4f}  "
                              f"g_loss {s.g_loss:.4f}  {s.seconds:.1f}s", markup=False)
