@@ -125,3 +125,54 @@ def test_cs_reports_and_uses_the_chosen_weights(searched, tmp_path):
         reports[weights]["bytes"] = dest.read_bytes()
     assert [reports[w]["weights"] for w in ("rewound", "finetuned", "auto")] == ["rewound", "finetuned", "finetuned"]
     assert reports["auto"]["bytes"] == reports["finetuned"]["bytes"] != reports["rewound"]["bytes"]
+
+
+def _digits(folder: Path, n: int = 4) -> Path:
+    """`n` random 8x8 gray PNGs: training data for a tiny generator."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def test_train_generator_records_how_it_was_made(tmp_path, monkeypatch):
+    """The artifact `lip train-generator` writes: the trained bundle and exactly these metadata."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    data, out = _digits(tmp_path / "data"), tmp_path / "g.safetensors"
+    r = CliRunner().invoke(app, ["train-generator", "--data", str(data), "--epochs", "2", "--batch", "2", "--nz", "4",
+                                 "--ngf", "4", "--ndf", "4", "--size", "8", "--seed", "1", "--device", "cpu",
+                                 "--threads", "1", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout.splitlines()[-1])
+    art = generators.read(out)
+    meta = art.meta
+    assert set(meta) == {"format", "format_version", "spec", "tool_version", "torch_version", "method", "command",
+                         "data", "train_images", "held_out", "train_config", "epochs_done", "history",
+                         "output_range", "latent", "created"}
+    assert meta["spec"] == nets.gan_spec(nz=4, ngf=4, ndf=4, channels=1, size=8)
+    assert meta["command"] == result["command"] == (
+        f"lip train-generator --data {data} --epochs 2 --batch 2 --lr 0.0002 --nz 4 --ngf 4 --ndf 4 --size 8 "
+        f"--channels 1 --seed 1 --out {out}")
+    assert (meta["method"], meta["data"], meta["train_images"], meta["held_out"]) == ("gan-train", str(data), 4, None)
+    assert meta["train_config"] == {"epochs": 2, "batch": 2, "lr": 2e-4, "beta1": 0.0, "beta2": 0.99,
+                                    "gp_weight": 10.0, "drift": 1e-3, "n_critic": 1, "seed": 1}
+    assert meta["epochs_done"] == 2 and [h["epoch"] for h in meta["history"]] == [1, 2]
+    assert all(set(h) == {"epoch", "d_loss", "g_loss", "wasserstein"} for h in meta["history"])
+    assert (meta["output_range"], meta["latent"], meta["created"]) == ([0, 1], "N(0, I_nz)", "1970-01-01T00:00:00Z")
+    assert art.prune_round == {} and set(art.theta0) == {n for n, _ in nets.build(meta["spec"]).named_parameters()}
+    assert (tmp_path / "g_samples.png").is_file()
+
+
+def test_prune_prior_gan_takes_every_flag_it_reads(tmp_path):
+    """Every flag GAN pruning reads passes the check that refuses the DIP search's flags."""
+    torch.manual_seed(0)
+    weights, spec_file = _export(nets.build(TINY), TINY, tmp_path)
+    out = tmp_path / "imp.safetensors"
+    r = CliRunner().invoke(app, ["prune", "--prior", "gan", "--method", "imp", "--rounds", "1", "--rate", "0.5",
+                                 "--generator", str(weights), "--generator-spec", str(spec_file), "--data",
+                                 str(_digits(tmp_path / "data")), "--epochs", "1", "--ratio", "1", "--seed", "2",
+                                 "--threads", "1", "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    art = artifact.load(out)
+    assert art.rounds == 1 and art.meta["settings"]["seed"] == 2 and art.meta["settings"]["rate"] == 0.5
