@@ -30,7 +30,7 @@ lip transfer --mask p_imp.safetensors sample:house --tasks denoise,sr4 --rounds 
     --iters 8 --precision fp32 "${run[@]}" -o grid --json | strip
 lip cs mnist:3 --simulate -m 100 --iters 30 --restarts 1 "${run[@]}" -o cs.png --json | strip
 cp "$root/lipcli/data/generator-mnist.safetensors" gen.safetensors  # the artifact records this path
-lip prune --prior gan --generator gen.safetensors --rounds 1 --epochs 1 --ratio 0.02 "${run[@]}" -o p_gan.safetensors >/dev/null
+lip prune --prior gan --generator gen.safetensors --rounds 1 --epochs 1 --ratio 0.02 --threads 1 --seed 3 -o p_gan.safetensors >/dev/null
 lip cs mnist:3 --simulate -m 100 --iters 30 --restarts 1 --mask p_gan.safetensors --round 1 "${run[@]}" -o cs_mask.png --json | strip
 rm gen.safetensors
 for f in *.png *.safetensors; do sha256sum "$f"; done

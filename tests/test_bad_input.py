@@ -61,6 +61,7 @@ BASE = {  # every case's own arguments come after these, so they override them
     "export-mask": ["-o", "out.pt"],
     "classify": ["--device", "cpu", "--threads", "1"],
 }
+GAN_PRUNE = ["--threads", "1", "--rounds", "1", "-o", "out.safetensors"]  # lip prune --prior gan reads no DIP flag
 NO_CUDA = not torch.cuda.is_available()
 
 
@@ -426,14 +427,15 @@ class Case:
     code: int = 2
     patch: Callable[[Work], None] | None = None  # applied after the listing snapshot's files exist
     skip: str | None = None
+    base: list[str] | None = None  # instead of BASE[command]
 
 
 CASES: list[Case] = []
 
 
 def case(command: str, id: str, build: Callable[[Work], list], *needles: str, code: int = 2,
-         patch: Callable[[Work], None] | None = None, skip: str | None = None) -> None:
-    CASES.append(Case(f"{command}: {id}", command, build, needles, code, patch, skip))
+         patch: Callable[[Work], None] | None = None, skip: str | None = None, base: list[str] | None = None) -> None:
+    CASES.append(Case(f"{command}: {id}", command, build, needles, code, patch, skip, base))
 
 
 CUDA_SKIP = None if NO_CUDA else "this machine has CUDA"
@@ -724,9 +726,18 @@ case("cs", "--weights finetuned of a dense generator",
      lambda w: ["mnist:0", "--simulate", "--generator", bundled_generator(w), "--weights", "finetuned"],
      "has no fine-tuned weights for round 0", "--weights rewound")
 case("prune", "--prior gan on an external generator without its critic",
-     lambda w: ["--prior", "gan", *external_generator(w)], "g.safetensors", "with its critic")
-case("prune", "--prior gan with --rate 0", lambda w: ["--prior", "gan", "--rate", "0"], "--rate 0.0", "(0, 1)")
-case("prune", "--prior gan with images", lambda w: ["img.png", "--prior", "gan"], "drop the image arguments")
+     lambda w: ["--prior", "gan", *external_generator(w)], "g.safetensors", "with its critic", base=GAN_PRUNE)
+case("prune", "--prior gan with --rate 0", lambda w: ["--prior", "gan", "--rate", "0"], "--rate 0.0", "(0, 1)",
+     base=GAN_PRUNE)
+case("prune", "--prior gan with images", lambda w: ["img.png", "--prior", "gan"], "drop the image arguments",
+     base=GAN_PRUNE)
+case("prune", "--prior gan with DIP search flags", lambda w: ["--prior", "gan", "--task", "inpaint", "--sigma", "25",
+                                                               "--granularity", "channel"],
+     "--prior gan", "does not read --task, --sigma, --granularity", base=GAN_PRUNE)
+case("prune", "--prior gan with a DIP run's flags", lambda w: ["--prior", "gan"], "--iters, --device, --config")
+case("prune", "GAN pruning flags without --prior gan", lambda w: ["img.png", "--simulate", "--data", "mnist",
+                                                                  "--epochs", "3"], "--data, --epochs",
+     "only --prior gan")
 # --- lip cs: measurements from files (y.npy with --matrix A.npy or --operator operator.yaml)
 Y = np.zeros(50)
 case("cs", "measurements file missing", lambda w: ["nope.npy", "--matrix", matrix(w)], "nope.npy", "no such file")
@@ -954,7 +965,7 @@ def run_case(c: Case, folder: Path, mp: pytest.MonkeyPatch) -> Outcome:
         mp.delenv(var, raising=False)
     w = Work(folder, mp, [])
     try:
-        args = [c.command, *BASE[c.command], *[str(a) for a in c.build(w)]]
+        args = [c.command, *(BASE[c.command] if c.base is None else c.base), *[str(a) for a in c.build(w)]]
         before = listing(folder)
         if c.patch is not None:
             c.patch(w)

@@ -25,6 +25,12 @@ from .options import (Acceleration, CenterFraction, Config, CsMatrix, CsOperator
                       Sgld, Sigma, Simulate, Solver, Task, Threads, generator_spec_option, net_option, registry_option)
 from .prune_gan import GanPrune, prune_gan
 
+# What `--prior gan` reads (every other flag is the DIP search's), and what only it reads: a flag given on
+# the command line that the chosen prior would ignore is refused, not silently dropped.
+GAN_READS = {"images", "prior", "method", "rounds", "rate", "generator", "generator_spec", "data", "epochs", "ratio",
+             "out", "resume", "seed", "threads", "json_"}
+GAN_ONLY = {"generator", "generator_spec", "data", "epochs", "ratio"}
+
 
 @dataclass
 class Targets:
@@ -63,8 +69,24 @@ def artifact_output(resume: Optional[Path], out: Path) -> Path:
     return path
 
 
+def check_prior_flags(ctx: typer.Context, prior: str) -> None:
+    """Refuse the flags given on the command line that `prior`'s workflow does not read."""
+    ignored = {p.name for p in ctx.command.params} - GAN_READS if prior == "gan" else GAN_ONLY
+    # the source by its name: typer vendors click, so its ParameterSource is not click's class
+    given = [p.opts[0] for p in ctx.command.params
+             if p.name in ignored and getattr(ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"]
+    if not given:
+        return
+    flags, them = ", ".join(given), "it" if len(given) == 1 else "them"
+    if prior == "gan":
+        raise LipError(f"--prior gan prunes a pretrained generator and does not read {flags} (the DIP search's): "
+                       f"drop {them}")
+    raise LipError(f"{flags}: only --prior gan (pruning a generator) reads {them}; the DIP search would not")
+
+
 @guarded
 def prune_cmd(
+    ctx: typer.Context,
     images: Optional[list[Path]] = typer.Argument(None, help="Degraded image(s) to search on (clean ones "
                                                   "with --simulate); none with --prior gan"),
     task: Task = "denoise", sigma: Sigma = None, inpaint_mask: InpaintMask = None,
@@ -123,7 +145,8 @@ def prune_cmd(
     oes_tau: float = typer.Option(0.2, help="OES Gumbel-softmax temperature", rich_help_panel="Search"),
     net: net_option("Search") = None,
     prior: str = typer.Option("dip", help="dip: prune an untrained DIP on images | gan: prune a "
-                              "pretrained generator (--generator, --data)", rich_help_panel="GAN"),
+                              "pretrained generator on the CPU (--generator, --data; the DIP search's flags "
+                              "are refused)", rich_help_panel="GAN"),
     generator: Optional[Path] = typer.Option(None, help="Generator artifact for --prior gan, or an external "
                                              "state dict with --generator-spec [the bundled MNIST generator]",
                                              rich_help_panel="GAN"),
@@ -150,16 +173,18 @@ def prune_cmd(
     log: Log = None,
 ) -> None:
     """Find a lottery image prior: a sparse mask (and its initial weights) for a DIP or a generator."""
-    dev = devices.resolve(device)
+    if prior not in ("dip", "gan"):
+        raise LipError(f"unknown --prior {prior!r}: use dip or gan")
+    check_prior_flags(ctx, prior)
     if prior == "gan":
         if images:
             raise LipError("--prior gan fine-tunes the generator on --data, not on images: drop the image arguments")
         given = {k: v for k, v in dict(rounds=rounds, rate=rate).items() if v is not None}  # else GanImpSettings'
         return prune_gan(GanPrune(generator, generator_spec, data, GanImpSettings(
             **given, epochs=epochs, ratio=ratio, method=method, seed=seed),
-            artifact_output(resume, out or Path(f"generator_{method}.safetensors")), resume is not None, json_))
-    if prior != "dip":
-        raise LipError(f"unknown --prior {prior!r}: use dip or gan")
+            artifact_output(resume, out or Path(f"generator_{method}.safetensors")), resume is not None, threads,
+            json_))
+    dev = devices.resolve(device)
     if not images:
         raise LipError("give at least one image to search on (or --prior gan)")
     degradation = dict(sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,

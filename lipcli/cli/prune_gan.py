@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Optional
 
 from .. import artifact, files, gan
+from .. import device as devices
 from ..errors import LipError
 from ..prune import gan_imp
 from ..prune.search import Trajectory
-from .render import Terminated, emit_json, err, say_round, say_stopped
+from .render import Terminated, emit_json, err, say, say_round, say_stopped
 
 
 @dataclass
@@ -27,6 +28,7 @@ class GanPrune:
     settings: gan_imp.GanImpSettings
     out: Path  # checked writable; with `resume`, the artifact to continue
     resume: bool
+    threads: Optional[str]  # --threads: None, "auto" or a count (device.set_threads)
     json_: bool
 
 
@@ -34,6 +36,7 @@ def prune_gan(run: GanPrune) -> None:
     """Search (or resume) a GAN-IMP trajectory, writing the artifact after every round."""
     if run.generator_spec is not None and (run.generator is None or run.resume):
         raise LipError("--generator-spec describes the state dict given with --generator (not with --resume)")
+    devices.set_threads(run.threads, say)
     traj = (Trajectory.resume(artifact.load(run.out)) if run.resume
             else gan_imp.start(run.generator or gan.GENERATOR, run.settings, " ".join(["lip", *sys.argv[1:]]),
                                run.generator_spec))
