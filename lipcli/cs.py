@@ -192,21 +192,32 @@ def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.T
               on_step: Callable[[float], None] = lambda loss: None,
               notify: Callable[[str], None] = lambda line: None,
               mom_batch: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
-    """CS-DIP (Van Veen et al. 2018): fit an untrained (optionally masked) DIP of the image's C channels
-    through the operator, as restore.py fits every problem (a filter-pruning mask in its compacted form).
-    `mom_batch`: fit the median-of-means loss with batches of that many rows (None: the mean)."""
+    """CS-DIP (Van Veen et al. 2018): fit an untrained (optionally masked) DIP through the operator as
+    restore.py fits every problem (a filter-pruning mask in its compacted form), a gray image included: by
+    three channels whose mean stands for it (problem.py; a one-channel mask's net fits it directly), so `lip
+    cs --prior dip` and `lip restore --task cs` agree and any DIP mask serves. `mom_batch`: fit the
+    median-of-means loss with batches of that many rows (None: the mean)."""
     c, h, w = shape
-    pri = masked_prior(mask, round_, None, "artifact") if mask else dense_prior("dip", out_channels=c)
-    if pri.spec.get("out_channels") != c:
-        raise LipError(f"the DIP mask makes {pri.spec.get('out_channels')}-channel images; the input has {c}")
+    pri = masked_prior(mask, round_, None, "artifact") if mask else dense_prior("dip")
+    k = pri.spec.get("out_channels")
+    if k not in (c, 3):
+        raise LipError(f"the DIP mask makes {k}-channel images; the input has {c}")
+    if y.dim() == 4:  # an observed image (inpainting), seen in every channel of the net, as restore replicates it
+        y = y.expand(-1, k, -1, -1).contiguous()
     problem = Problem(name="cs", y=y, task=TASKS.get(op.name), op=MedianOfMeans(op, mom_batch) if mom_batch else op,
-                      size=(h, w), gray=c == 1, alpha=None, stored=UINT8, sha256="", clean=ref)
+                      size=(h, w), gray=c == 1, alpha=None, stored=UINT8, sha256="",
+                      clean=None if ref is None else ref.expand(-1, k, -1, -1).contiguous())
     cfg = FitConfig(iters=iters, lr=lr, reg_noise=1 / 30, ema=0.0, early_stop=False, seed=seed)
     res, fitted = restore(problem, pri, cfg, dev, seed, [lambda s: on_step(s.loss)], notify)
-    img = res.targets[0].final
+    img = in_channels(res.targets[0].final, c)
     rep: dict[str, Any] = {"seconds": fitted["seconds"], "final_loss": res.losses[-1],
                            "recoveries": res.recoveries, "sparsity": pri.sparsity,
                            **({"compact": fitted["compact"]} if "compact" in fitted else {})}
     if ref is not None:
         rep["mse"], rep["psnr"] = mse(img, ref), psnr(img, ref.to(img.device))
     return img, rep
+
+
+def in_channels(x: torch.Tensor, c: int) -> torch.Tensor:
+    """A DIP's output (1, C', H, W) as the recovered image's `c` channels: a gray image is their mean."""
+    return x.mean(dim=-3, keepdim=True) if c == 1 else x

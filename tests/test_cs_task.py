@@ -94,3 +94,22 @@ def test_prune_and_transfer_on_cs(tmp_path: Path):
     rows = [json.loads(line) for line in (tmp_path / "res" / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["task"] == "cs1000"
     assert rows[0]["settings"]["degradation"]["measurements"] == 1000 and rows[0]["operator"]["measurements"] == 1000
+
+
+def test_a_gray_image_gets_one_answer_from_lip_cs_and_restore(tmp_path: Path):
+    """`lip cs --prior dip` fits a gray image as `lip restore` fits every gray image (three channels whose mean
+    stands for it): the same bytes from both commands, a gray image back, and a mask searched on RGB serves."""
+    gray = tmp_path / "g.png"
+    images.save_image(gray, images.from_tensor(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(5))))
+    common = ["-m", "100", "--outliers", "2", "--operator", "gaussian", "--iters", "3", *RUN]
+    lip("cs", gray, "--simulate", "--prior", "dip", *common, "-o", tmp_path / "cs.png")
+    lip("restore", "--task", "cs", gray, "--simulate", *common, *AS_CS, "-o", tmp_path / "r.png")
+    assert (tmp_path / "cs.png").read_bytes() == (tmp_path / "r.png").read_bytes()
+    assert images.load_image(tmp_path / "cs.png").pixels.shape[0] == 1
+    rgb = tmp_path / "x.png"
+    images.save_image(rgb, images.from_tensor(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(6))))
+    lip("prune", "--task", "cs", rgb, "--simulate", "-m", "300", "--rounds", "1", "--iters", "2", *RUN,
+        "-o", tmp_path / "t.safetensors")
+    rep = json.loads(lip("cs", gray, "--simulate", "--prior", "dip", "--mask", tmp_path / "t.safetensors", *common,
+                         "-o", tmp_path / "m.png", "--json"))
+    assert rep["psnr"] is not None and images.load_image(tmp_path / "m.png").pixels.shape[0] == 1
