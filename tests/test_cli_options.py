@@ -54,7 +54,7 @@ def test_resolve_settings_checks_the_net_without_building_weights():
 
 def test_lr_must_be_positive_everywhere():
     for lr in (0.0, -1.0):
-        with pytest.raises(LipError, match="--lr must be positive"):
+        with pytest.raises(LipError, match=f"--lr {lr} must be positive"):
             config.check_lr(lr)
 
 
