@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """K independent DIP fits batched into one process against the same fits as processes (issue 16 item 1,
 issue 17 item 2): which gives more fits per minute on this CPU, for the dense net, the default channel
-ticket and a 1/16-width net?
+ticket and narrow nets?
 
 Arms (each a fresh worker process of this script, so threads and caches start alike):
   a   one fit, 2 threads: the sequential default (K fits take K times this)
@@ -9,7 +9,14 @@ Arms (each a fresh worker process of this script, so threads and caches start al
   cK  K fits batched in one process, 2 threads: the K nets' weights stacked (torch.func.stack_module_state)
       and run through torch.func.vmap + functional_call, which lowers every conv to one grouped conv and
       every BatchNorm to one BN over K x C channels (so each fit keeps its own batch statistics)
-Throughput gain over a: a = 1, b = 2 t(a) / t(b) (two fits per t(b)), cK = K t(a) / t(cK).
+  sK  K fits batched as in cK, 1 thread, one process alone (s1: one fit). On a busy machine a 2-thread
+      process waits (and spins) at every OpenMP barrier for a thread that is not running, but a 1-thread
+      process's CPU time is still its work: s1 against sK says whether batching saves work, and --jobs
+      can run such 1-thread batched processes side by side.
+  nK  not K fits: one net fed a batch of K codes, 1 thread: the same ops at the best layout, a bound on
+      what batching (vmap or hand-built grouped convs) could save.
+Throughput gain over a: a = 1, b = 2 t(a) / t(b) (two fits per t(b)), cK = K t(a) / t(cK). CPU efficiency:
+CPU seconds per fit-iteration of s1 over the arm's.
 
 Each fit is lip's denoising loop on the bundled 128x128 House crop (member k: rotated k x 90 degrees,
 seeded noise sigma 25): input jitter from its own seeded generator, autocast bf16 + channels_last as the
@@ -19,12 +26,11 @@ per fit: the early-stop detector and the rollback snapshot (lipcli/fit.py). The 
 `lip restore` builds them (lipcli/restore.py): `dip`, `dip-channel-house` at its recommended round,
 compacted, and the uniform narrow nets `dip-w32` and `dip-w16`.
 
-Before timing, `--check` runs K separate fits and the same K batched, a few steps each from the same
-weights, inputs and jitter, and prints the largest output difference per step and whether every
-member's BN running statistics match (fp32, then bf16 + channels_last).
+Before timing (unless --check-steps 0) it checks that batching changes nothing but rounding: K separate
+fits against the same K batched, from the same weights, codes and jitter (`check`).
 
-Usage:  python benchmarks/bench_batched.py [--nets dense,ticket,w32] [--ks 2,4] [--iters 30] [--warmup 5]
-                                           [--repeats 5] [--raw runs.jsonl] [--out benchmarks/RESULTS-batched.md]
+Usage:  python benchmarks/bench_batched.py [--nets dense,ticket,w32] [--arms a,b,c2,s1,s2] [--iters 30]
+                                           [--warmup 5] [--repeats 5] [--raw runs.jsonl]
         python benchmarks/bench_batched.py --check-only
         python benchmarks/bench_batched.py --from-raw runs.jsonl        (re-print the table)
 """
@@ -78,17 +84,19 @@ class Fits:
     One member is lip's fit: the plain module. Several are stacked (parameters and buffers) and run
     through vmap: one dispatch per op for all of them."""
 
-    def __init__(self, members: list[int], net: str, bf16: bool = True) -> None:
-        self.k, self.bf16 = len(members), bf16
+    def __init__(self, members: list[int], net: str, bf16: bool = True, shared: bool = False) -> None:
+        """`shared`: not K fits but one net fed a batch of the K codes (shared weights, BN statistics over
+        the batch): a bound on what any batching could save, as it runs the same ops at the best layout."""
+        self.k, self.bf16, self.shared = len(members), bf16, shared
         fmt = torch.channels_last if bf16 else torch.contiguous_format
-        models, masks = zip(*(build(net, i) for i in members))
+        models, masks = zip(*(build(net, i) for i in (members[:1] if shared else members)))
         codes, ys = zip(*(problem(i) for i in members))
         self.gens = [torch.Generator().manual_seed(100 + i) for i in members]
         self.z = [z.to(memory_format=fmt) for z in codes]
         self.y = torch.cat(ys)
         for m in models:
             m.train().to(memory_format=fmt)
-        if self.k == 1:
+        if len(models) == 1:
             self.model = models[0]
             weights, self.buffers = dict(self.model.named_parameters()), dict(self.model.named_buffers())
             mask = {n: m[None] for n, m in masks[0].items()}
@@ -109,8 +117,8 @@ class Fits:
     def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         """The K outputs, (K, C, H, W) in float32."""
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            if self.k == 1:
-                return self.model(inputs[0]).float()
+            if len(inputs) == 1 or self.shared:
+                return self.model(torch.cat(inputs)).float()
             out = self.batched(self.weights, self.buffers, torch.stack(inputs))  # (K, 1, C, H, W)
             return out.float().flatten(0, 1)
 
@@ -198,10 +206,17 @@ def check(net: str, k: int, steps: int) -> dict[str, object]:
 ARMS = {"a": "one fit, 2 threads (sequential default)", "b": "two 1-thread processes at once (--jobs)"}
 
 
-def worker(net: str, k: int, threads: int, iters: int, warmup: int) -> None:
+def describe(arm: str) -> str:
+    k, threads = arm[1:], 2 if arm[0] == "c" else 1
+    if arm[0] == "n":
+        return f"bound: one net, a batch of {k} codes (shared weights), 1 thread"
+    return f"one fit, {threads} thread alone" if k == "1" else f"{k} fits batched, {threads} thread{'s' * (threads > 1)}"
+
+
+def worker(net: str, k: int, threads: int, iters: int, warmup: int, shared: bool) -> None:
     """Warm up, say so, wait for the go line (so that the processes of an arm time the same span), time."""
     torch.set_num_threads(threads)
-    fits = Fits(list(range(k)), net)
+    fits = Fits(list(range(k)), net, shared=shared)
     for _ in range(warmup):
         fits.step()
     print("ready", flush=True)
@@ -217,10 +232,10 @@ def worker(net: str, k: int, threads: int, iters: int, warmup: int) -> None:
 
 def run_arm(net: str, arm: str, args: argparse.Namespace) -> dict:
     """One run of an arm: its processes started together; per-iteration time, CPU and fit throughput."""
-    k, threads, procs = (1, 2, 1) if arm == "a" else (1, 1, 2) if arm == "b" else (int(arm[1:]), 2, 1)
+    k, threads, procs = {"a": (1, 2, 1), "b": (1, 1, 2)}.get(arm) or (int(arm[1:]), 2 if arm[0] == "c" else 1, 1)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, __file__, "--worker", net, str(k), str(threads), "--iters", str(args.iters),
-           "--warmup", str(args.warmup)]
+           "--warmup", str(args.warmup), *(["--shared"] if arm[0] == "n" else [])]
     load = os.getloadavg()[0]
     running = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
                for _ in range(procs)]
@@ -238,29 +253,42 @@ def run_arm(net: str, arm: str, args: argparse.Namespace) -> dict:
             "load_before": load, "load_after": os.getloadavg()[0]}
 
 
+def _ratio(runs: list[dict], arm: str, base: str, key: str, invert: bool = False) -> list[float]:
+    """Per repeat: the arm's `key` over the same repeat's `base` arm's (or base over arm)."""
+    ref = {r["rep"]: r[key] for r in runs if r["arm"] == base}
+    return [(ref[r["rep"]] / r[key]) if invert else (r[key] / ref[r["rep"]])
+            for r in runs if r["arm"] == arm and r["rep"] in ref]
+
+
 def table(runs: list[dict]) -> str:
-    """Medians over repeats; gains are taken within each repeat (arm vs that repeat's arm a)."""
-    lines = ["| net | arm | s per iteration, median (min-max) | fit-iterations/s | CPU s per fit-iteration "
-             "| gain vs a, median (min-max) | repeats |", "|---|---|---|---|---|---|---|"]
+    """Medians over repeats (min-max); ratios are taken within each repeat. Throughput gain: fits per
+    second over arm a's. CPU efficiency: CPU seconds per fit-iteration of s1 (one fit, 1 thread) over
+    the arm's, so above 1 = batching does the same fits with less CPU work."""
+    def cell(xs: list[float], fmt: str = "{:.2f}x") -> str:
+        return f"**{fmt.format(statistics.median(xs))}** ({fmt.format(min(xs))}-{fmt.format(max(xs))})" if xs else ""
+
+    lines = ["| net | arm | s per iteration | fit-iterations/s | CPU s per fit-iteration | throughput gain "
+             "vs a | CPU efficiency vs s1 | repeats |", "|---|---|---|---|---|---|---|---|"]
     for net in dict.fromkeys(r["net"] for r in runs):
-        base = {r["rep"]: r["fits_per_s"] for r in runs if r["net"] == net and r["arm"] == "a"}
-        for arm in dict.fromkeys(r["arm"] for r in runs if r["net"] == net):
-            rs = [r for r in runs if r["net"] == net and r["arm"] == arm]
-            it = [statistics.mean(r["iter_s"]) for r in rs]
-            gains = [r["fits_per_s"] / base[r["rep"]] for r in rs if r["rep"] in base]
-            what = ARMS.get(arm) or f"{arm[1:]} fits batched, 2 threads"
+        mine = [r for r in runs if r["net"] == net]
+        for arm in dict.fromkeys(r["arm"] for r in mine):
+            rs = [r for r in mine if r["arm"] == arm]
+            it = [statistics.mean(r["iter_s"]) * 1e3 for r in rs]
             lines.append(
-                f"| {net} | {arm}: {what} | {statistics.median(it) * 1e3:.0f} ms ({min(it) * 1e3:.0f}-"
-                f"{max(it) * 1e3:.0f}) | {statistics.median(r['fits_per_s'] for r in rs):.2f} | "
+                f"| {net} | {arm}: {ARMS.get(arm) or describe(arm)} | {statistics.median(it):.0f} ms "
+                f"({min(it):.0f}-{max(it):.0f}) | {statistics.median(r['fits_per_s'] for r in rs):.2f} | "
                 f"{statistics.median(r['cpu_per_fit_iter'] for r in rs):.3f} | "
-                f"**{statistics.median(gains):.2f}x** ({min(gains):.2f}-{max(gains):.2f}) | {len(rs)} |")
+                f"{cell(_ratio(mine, arm, 'a', 'fits_per_s'))} | "
+                f"{cell(_ratio(mine, arm, 's1', 'cpu_per_fit_iter', invert=True))} | {len(rs)} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--nets", default="dense,ticket,w32")
-    ap.add_argument("--ks", default="2", help="batch sizes K of the batched arm, e.g. 2,4")
+    ap.add_argument("--arms", default="a,b,c2,s1,s2",
+                    help="a: one fit 2 threads; b: two 1-thread fits at once; cK: K fits batched, 2 threads; "
+                         "sK: K fits batched (s1: one fit), 1 thread, alone; nK: the bound (Fits, shared)")
     ap.add_argument("--iters", type=int, default=30, help="timed iterations per run")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=5)
@@ -269,14 +297,15 @@ def main() -> None:
     ap.add_argument("--raw", type=Path, help="append every run (and check) here as a JSON line")
     ap.add_argument("--from-raw", type=Path, help="print the table of a --raw file and stop")
     ap.add_argument("--worker", nargs=3, metavar=("NET", "K", "THREADS"), help=argparse.SUPPRESS)
+    ap.add_argument("--shared", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         net, k, threads = args.worker
-        return worker(net, int(k), int(threads), args.iters, args.warmup)
+        return worker(net, int(k), int(threads), args.iters, args.warmup, args.shared)
     if args.from_raw:
         print(table([r for r in map(json.loads, args.from_raw.read_text().splitlines()) if "arm" in r]))
         return
-    nets_, arms = args.nets.split(","), ["a", "b", *(f"c{k}" for k in args.ks.split(","))]
+    nets_, arms = args.nets.split(","), args.arms.split(",")
 
     def keep(row: dict) -> None:
         print(json.dumps(row), file=sys.stderr, flush=True)
@@ -287,7 +316,7 @@ def main() -> None:
     torch.set_num_threads(2)
     if args.check_steps:
         for net in nets_:
-            keep(check(net, max(int(k) for k in args.ks.split(",")), args.check_steps))
+            keep(check(net, max(int(a[1:]) for a in arms if a[0] in "cs"), args.check_steps))
     if args.check_only:
         return
     runs = []
