@@ -9,10 +9,10 @@ cd "$(dirname "$0")/../.."
 OUT=experiments/sparse/rows-sigmas.jsonl
 CLAIMS=${CLAIMS:-/tmp/sigmas-claims}
 mkdir -p "$CLAIMS"
-REPORT="baby bird coastguard f16 foreman lenna man monarch"
+REPORT="baby bird coastguard f16 foreman lenna monarch zebra"
 jobs=()
 for s in 50 15; do for i in $REPORT; do jobs+=("$s 0 dense $i" "$s 0 ticket:r2 $i"); done; done
-jobs+=("25 0 ticket:r2 man")  # rows-gate2.jsonl holds the other 15 sigma-25 rows under today's preset
+jobs+=("25 0 ticket:r2 foreman")  # rows-gate2.jsonl holds the other 15 sigma-25 rows under today's preset
 for i in $REPORT; do jobs+=("25 1 dense $i" "25 1 ticket:r2 $i"); done
 for job in "${jobs[@]}"; do
     read -r sigma seed prior image <<< "$job"
