@@ -1,8 +1,9 @@
 """Tables of the issue-12 prior study (experiments/sparse_study.py): per prior, mean +- std of the
 auto-stopped, final and oracle PSNR, the paired difference to the dense net on the same crops, the
 iterations and seconds; for the tune half, the report half, and both. Rows of another task (`--extra "--task
-sr --scale 4"`) get tables of their own, paired with the dense net of that task. `--per-crop` adds, per
-prior, a crop-by-crop table against dense (auto-stopped and oracle value, iterations, difference).
+sr --scale 4"`) get tables of their own, paired with the dense net of that task, and so do rows of another
+noise level or seed (`--sigmas`, `--seeds`). `--per-crop` adds, per prior, a crop-by-crop table against dense
+(auto-stopped and oracle value, iterations, difference) closed by the paired means.
 
     PYTHONPATH=$PWD python experiments/sparse_report.py experiments/sparse/rows*.jsonl
     PYTHONPATH=$PWD python experiments/sparse_report.py --per-crop experiments/sparse/rows-sr.jsonl
@@ -13,6 +14,7 @@ import argparse
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -38,6 +40,7 @@ def load(paths: list[Path]) -> list[dict]:
                 row["task_flags"], other = split_extra(row.get("extra", ""))
                 row["prior_name"] += f" {other}" if other else ""
                 row["crop_key"] = row["key"].rsplit("|", 2)[0]  # image|size|crop|sigma|seed
+                row["sigma_seed"] = tuple(row["crop_key"].split("|")[3:5])
                 rows[row["key"]] = row
     return list(rows.values())
 
@@ -45,6 +48,12 @@ def load(paths: list[Path]) -> list[dict]:
 def db(value: float | None) -> str:
     """A PSNR cell; "-" where a row has none (an ensemble row has no oracle)."""
     return "-" if value is None else f"{value:.2f}"
+
+
+def mean_or_none(values: Iterable[float | None]) -> float | None:
+    """The mean, or None if any value is None (an ensemble row has no oracle)."""
+    values = list(values)
+    return None if None in values else statistics.mean(values)
 
 
 def mean_sd(values: list[float | None]) -> str:
@@ -57,6 +66,8 @@ def mean_sd(values: list[float | None]) -> str:
 
 def table(rows: list[dict], half: str) -> list[str]:
     chosen = [r for r in rows if half == "both" or r["half"] == half]
+    if not chosen or (half == "both" and len({r["half"] for r in rows}) == 1):
+        return []  # no rows of this half, or "both" would repeat the one half there is
     by_prior: dict[str, dict[str, dict]] = defaultdict(dict)
     for r in chosen:
         by_prior[r["prior_name"]][r["crop_key"]] = r
@@ -80,8 +91,19 @@ def table(rows: list[dict], half: str) -> list[str]:
     return out + [""]
 
 
+def crop_cells(r: dict) -> str:
+    """A row's auto-stopped dB, oracle dB and iterations (stopped at / run)."""
+    return f"{r['psnr_stopped']:.2f} | {db(r['oracle_best_psnr'])} | {r['stopped_at']:.0f}/{r['iterations']:.0f}"
+
+
+def mean_row(rows: tuple[dict, ...]) -> dict:
+    """The mean of the values `crop_cells` shows."""
+    return {k: mean_or_none(r[k] for r in rows) for k in ("psnr_stopped", "oracle_best_psnr", "stopped_at", "iterations")}
+
+
 def per_crop(rows: list[dict]) -> list[str]:
-    """Each prior against dense, crop by crop: auto-stopped dB, oracle dB, iterations (stopped at / run)."""
+    """Each prior against dense, crop by crop, then the means over the pairs with the paired differences
+    (auto-stopped and oracle)."""
     by = {(r["crop_key"], r["prior_name"]): r for r in rows}
     crops = sorted({(r["half"], r["image"], r["crop_key"]) for r in rows})
     out = []
@@ -89,13 +111,18 @@ def per_crop(rows: list[dict]) -> list[str]:
         out += [f"### per crop: {prior} vs dense", "",
                 f"| image | half | {prior} stopped dB | oracle dB | iterations | dense stopped dB | oracle dB | "
                 "iterations | stopped - dense |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for half, image, key in crops:
-            p, d = by.get((key, prior)), by.get((key, "dense"))
-            if p is None or d is None:
-                continue
-            cells = [f"{r['psnr_stopped']:.2f} | {db(r['oracle_best_psnr'])} | {r['stopped_at']}/{r['iterations']}"
-                     for r in (p, d)]
-            out.append(f"| {image} | {half} | {cells[0]} | {cells[1]} | {p['psnr_stopped'] - d['psnr_stopped']:+.2f} |")
+        pairs = [(by[key, prior], by[key, "dense"], image, half) for half, image, key in crops
+                 if (key, prior) in by and (key, "dense") in by]
+        for p, d, image, half in pairs:
+            out.append(f"| {image} | {half} | {crop_cells(p)} | {crop_cells(d)} | "
+                       f"{p['psnr_stopped'] - d['psnr_stopped']:+.2f} |")
+        if pairs:
+            ps, ds = zip(*[(p, d) for p, d, _, _ in pairs])
+            diff = [p["psnr_stopped"] - d["psnr_stopped"] for p, d in zip(ps, ds)]
+            oracle = [p["oracle_best_psnr"] - d["oracle_best_psnr"] for p, d in zip(ps, ds)
+                      if None not in (p["oracle_best_psnr"], d["oracle_best_psnr"])]
+            out.append(f"| mean ({len(pairs)}) | | {crop_cells(mean_row(ps))} | {crop_cells(mean_row(ds))} | "
+                       f"{mean_sd(diff)}, {sum(x > 0 for x in diff)}/{len(diff)} better; oracle {mean_sd(oracle)} |")
         out.append("")
     return out
 
@@ -119,11 +146,12 @@ def main() -> None:
     ap.add_argument("--per-crop", action="store_true", help="each prior against dense, crop by crop")
     a = ap.parse_args()
     rows = load(a.rows)
-    tasks = sorted({r["task_flags"] for r in rows})  # "" (denoising) first
+    groups = sorted({(r["task_flags"], *r["sigma_seed"]) for r in rows},
+                    key=lambda g: (g[0], float(g[1]), int(g[2])))  # "" (denoising) first
     lines = []
-    for task in tasks:
-        chosen = [r for r in rows if r["task_flags"] == task]
-        lines += [f"## {task or 'denoising'}", ""] if len(tasks) > 1 else []
+    for task, sigma, seed in groups:
+        chosen = [r for r in rows if (r["task_flags"], *r["sigma_seed"]) == (task, sigma, seed)]
+        lines += [f"## {task or 'denoising'}, sigma {sigma}, seed {seed}", ""] if len(groups) > 1 else []
         for half in ("tune", "report", "both"):
             lines += table(chosen, half)
         lines += per_image(chosen)
