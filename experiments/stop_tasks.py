@@ -22,10 +22,11 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from es_analyze import COST_CAP, Evaluated, Row, Run, badness, evaluate, load, score, variance_rule
+from es_analyze import COST_CAP, Evaluated, Outcome, Row, Run, badness, evaluate, load, report, score, variance_rule
 
 WINDOWS = (100, 200)
 PATIENCES = (150, 300, 500)
@@ -35,6 +36,14 @@ PRE_STUDY_ITERS = {"inpaint": 1500, "sr": 1200}
 HORIZON = 1.5  # x PRE_STUDY_ITERS: es_collect's horizon under that preset, so every row has it
 TODAY = "w200 p300 cap 1.0x raw"  # the pre-study preset's stop
 SHIPPED = "w200 p300 cap 1.25x ema+lag"  # the fast preset since (lipcli/physics: fast_iters, fast_ema)
+
+
+def no_stop(cap: float) -> Callable[[Run], Outcome]:
+    """A reference, not a candidate: the EMA output at the cap, the stop switched off."""
+    def rule(run: Run) -> Outcome:
+        limit = round(cap * run.plain["preset_iters"])
+        return report(run.plain, -1, limit, "ema", limit)
+    return rule
 
 
 def pre_study(row: Row) -> Row:
@@ -84,12 +93,13 @@ def main() -> None:
     a = ap.parse_args()
     runs = [Run(pre_study(r.plain), None) for path in a.rows for r in load(path)[0]]  # plain runs only
     named = rules(a.outputs.split(","))
+    references = {f"no stop, cap {c}x, ema": no_stop(c) for c in (1.25, COST_CAP)}
     groups: dict[str, list[Run]] = defaultdict(list)
     for r in runs:
         groups[r.group].append(r)
     for group, members in sorted(groups.items()):
         today = {r.plain["key"]: named[TODAY](r) for r in members}
-        evals = {n: evaluate(members, f, today) for n, f in named.items()}
+        evals = {n: evaluate(members, f, today) for n, f in {**named, **references}.items()}
         if a.oracle == "best":
             evals = {n: against_best_output(members, ev) for n, ev in evals.items()}
         half = {h: [r for r in members if r.plain["half"] == h] for h in ("tune", "report")}
@@ -109,7 +119,7 @@ def main() -> None:
         print("| rule | tune: goal ratio (<= 1 meets) | tune mean gap | tune p90 | tune its vs today | report mean gap "
               "| report p90 | report max | report its vs today |")
         print("|---|---|---|---|---|---|---|---|---|")
-        for name in order:
+        for name in order + list(references):
             t, r = score(half["tune"], evals[name]), score(half["report"], evals[name])
             ratio = rank(name)[0]
             mark = "**" if name in (TODAY, SHIPPED, order[0]) else ""
@@ -117,6 +127,7 @@ def main() -> None:
             cells = [f"{t.mean:.2f} | {t.p90:.2f} | {t.cost:.2f}" if t else "- | - | -",
                      f"{r.mean:.2f} | {r.p90:.2f} | {worst:.2f} | {r.cost:.2f}" if r else "- | - | - | -"]
             verdict = f"{ratio:.1f}" if ratio < float("inf") else f"over {COST_CAP}x its"
+            verdict = verdict if name in named else f"reference ({verdict})"
             print(f"| {mark}{name}{mark} | {verdict} | " + " | ".join(cells) + " |")
         print("\nPer run: oracles dB (peak iteration); gap dB / reported iteration (the gap against the oracle chosen above)\n")
         shown = list(dict.fromkeys((TODAY, SHIPPED, order[0])))
