@@ -80,7 +80,7 @@ def _paired(chosen: str, evals: dict[str, Evaluated], half: dict[str, list[Run]]
         if d.size:
             its = [score(members, evals[n]).cost for n in (chosen, SHIPPED)]
             parts.append(f"{h}: {d.mean():+.2f} dB mean, lower gap on {int((d < -0.005).sum())} of {d.size} crops, "
-                         f"higher on {int((d > 0.005).sum())}, iterations {its[0]:.2f} vs {its[1]:.2f} today's")
+                         f"higher on {int((d > 0.005).sum())}, iterations {its[0]:.2f}x vs {its[1]:.2f}x today's")
     return "Chosen minus shipped: " + "; ".join(parts) + "."
 
 
