@@ -10,6 +10,11 @@ clean image): the best PSNR over the whole recorded horizon of the raw output (w
 tasks) or of the EMA output, whichever is higher, so rules reporting either output face the same bar
 (`--oracle lip`: the raw output's only, as lip's own oracle line).
 
+Every row is replayed on the pre-study footing: caps are multiples of the fast preset's iterations
+before this study (inpainting 1500, SR 1200), "today" is that preset's stop (raw output), and the oracle
+looks over the same horizon, 1.5x those iterations, whatever preset the row was recorded under (rows
+recorded since the change carry inpainting's 1875 iterations and EMA 0.99).
+
     PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_tasks.py experiments/es_dev/rows-tasks-*.jsonl.gz
 """
 from __future__ import annotations
@@ -17,16 +22,40 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from es_analyze import COST_CAP, Evaluated, Run, badness, evaluate, load, score, variance_rule
+from es_analyze import COST_CAP, Evaluated, Outcome, Row, Run, badness, evaluate, load, report, score, variance_rule
 
 WINDOWS = (100, 200)
 PATIENCES = (150, 300, 500)
 CAPS = (1.0, 1.25, 1.5)
-# The fast preset for inpainting and SR before this study (cap: the preset's iterations the rows ran under).
-TODAY = "w200 p300 cap 1.0x raw"
+# The fast preset for inpainting and SR before this study (commit 5c9ec99 changed it): the base of every cap.
+PRE_STUDY_ITERS = {"inpaint": 1500, "sr": 1200}
+HORIZON = 1.5  # x PRE_STUDY_ITERS: es_collect's horizon under that preset, so every row has it
+TODAY = "w200 p300 cap 1.0x raw"  # the pre-study preset's stop
+SHIPPED = "w200 p300 cap 1.25x ema+lag"  # the fast preset since (lipcli/physics: fast_iters, fast_ema)
+
+
+def no_stop(cap: float) -> Callable[[Run], Outcome]:
+    """A reference, not a candidate: the EMA output at the cap, the stop switched off."""
+    def rule(run: Run) -> Outcome:
+        limit = round(cap * run.plain["preset_iters"])
+        return report(run.plain, -1, limit, "ema", limit)
+    return rule
+
+
+def pre_study(row: Row) -> Row:
+    """The row as the pre-study preset would have recorded it: es_analyze takes the caps, today's output
+    and the oracle's output from preset_iters and preset_ema, and the oracle's horizon from the signals."""
+    base = PRE_STUDY_ITERS[row["task"]]
+    horizon = round(HORIZON * base)
+    if row["iters"] < horizon:
+        raise SystemExit(f"{row['key']}: {row['iters']} iterations recorded, the replay needs {horizon}")
+    every = row["ssim_every"]
+    signals = {k: v[: horizon // every if k.startswith("ssim") else horizon] for k, v in row["signals"].items()}
+    return {**row, "preset_iters": base, "preset_ema": 0.0, "iters": horizon, "signals": signals}
 
 
 def rules(outputs: list[str]) -> dict[str, object]:
@@ -40,6 +69,21 @@ def against_best_output(runs: list[Run], ev: Evaluated) -> Evaluated:
     return {k: (v[0] + extra[k], *v[1:]) for k, v in ev.items()}
 
 
+def _paired(chosen: str, evals: dict[str, Evaluated], half: dict[str, list[Run]]) -> str:
+    """Crop by crop, how the chosen rule compares with the shipped one on each half (gap differences) and
+    what it costs: a margin on tune that report does not repeat is no reason to change the preset."""
+    if chosen == SHIPPED:
+        return "The chosen rule is the shipped one."
+    parts = []
+    for h, members in half.items():
+        d = np.array([evals[chosen][r.plain["key"]][0] - evals[SHIPPED][r.plain["key"]][0] for r in members])
+        if d.size:
+            its = [score(members, evals[n]).cost for n in (chosen, SHIPPED)]
+            parts.append(f"{h}: {d.mean():+.2f} dB mean, lower gap on {int((d < -0.005).sum())} of {d.size} crops, "
+                         f"higher on {int((d > 0.005).sum())}, iterations {its[0]:.2f}x vs {its[1]:.2f}x today's")
+    return "Chosen minus shipped: " + "; ".join(parts) + "."
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rows", type=Path, nargs="+")
@@ -47,21 +91,22 @@ def main() -> None:
                     help="reported outputs to try (raw: lip's for these tasks; ema+lag: the EMA 99 its after the minimum)")
     ap.add_argument("--oracle", choices=("best", "lip"), default="best")
     a = ap.parse_args()
-    runs: list[Run] = [r for path in a.rows for r in load(path)[0]]
+    runs = [Run(pre_study(r.plain), None) for path in a.rows for r in load(path)[0]]  # plain runs only
     named = rules(a.outputs.split(","))
+    references = {f"no stop, cap {c}x, ema": no_stop(c) for c in (1.25, COST_CAP)}
     groups: dict[str, list[Run]] = defaultdict(list)
     for r in runs:
         groups[r.group].append(r)
     for group, members in sorted(groups.items()):
         today = {r.plain["key"]: named[TODAY](r) for r in members}
-        evals = {n: evaluate(members, f, today) for n, f in named.items()}
+        evals = {n: evaluate(members, f, today) for n, f in {**named, **references}.items()}
         if a.oracle == "best":
             evals = {n: against_best_output(members, ev) for n, ev in evals.items()}
         half = {h: [r for r in members if r.plain["half"] == h] for h in ("tune", "report")}
         horizon = {r.plain["iters"] / r.plain["preset_iters"] for r in members}
         print(f"\n### {group}: {len(half['tune'])} tune ({', '.join(r.plain['image'] for r in half['tune'])}), "
               f"{len(half['report'])} report ({', '.join(r.plain['image'] for r in half['report'])}); "
-              f"horizon {', '.join(f'{x:g}' for x in sorted(horizon))}x the preset's "
+              f"horizon {', '.join(f'{x:g}' for x in sorted(horizon))}x the pre-study preset's "
               f"{members[0].plain['preset_iters']} iterations\n")
 
         def rank(name: str) -> tuple[float, float, float]:
@@ -69,27 +114,30 @@ def main() -> None:
             return badness(half["tune"], evals[name]), s.mean, s.cost
 
         order = sorted(named, key=rank)
-        print(f"Chosen on tune: `{order[0]}` (today: `{TODAY}`)\n")
+        print(f"Chosen on tune: `{order[0]}` (today: `{TODAY}`; shipped: `{SHIPPED}`)\n")
+        print(_paired(order[0], evals, half) + "\n")
         print("| rule | tune: goal ratio (<= 1 meets) | tune mean gap | tune p90 | tune its vs today | report mean gap "
               "| report p90 | report max | report its vs today |")
         print("|---|---|---|---|---|---|---|---|---|")
-        for name in order:
+        for name in order + list(references):
             t, r = score(half["tune"], evals[name]), score(half["report"], evals[name])
             ratio = rank(name)[0]
-            mark = "**" if name in (TODAY, order[0]) else ""
+            mark = "**" if name in (TODAY, SHIPPED, order[0]) else ""
             worst = max((evals[name][x.plain["key"]][0] for x in half["report"]), default=float("nan"))
             cells = [f"{t.mean:.2f} | {t.p90:.2f} | {t.cost:.2f}" if t else "- | - | -",
                      f"{r.mean:.2f} | {r.p90:.2f} | {worst:.2f} | {r.cost:.2f}" if r else "- | - | - | -"]
             verdict = f"{ratio:.1f}" if ratio < float("inf") else f"over {COST_CAP}x its"
+            verdict = verdict if name in named else f"reference ({verdict})"
             print(f"| {mark}{name}{mark} | {verdict} | " + " | ".join(cells) + " |")
         print("\nPer run: oracles dB (peak iteration); gap dB / reported iteration (the gap against the oracle chosen above)\n")
-        print(f"| image | half | raw oracle | EMA oracle | {TODAY} | {order[0]} |")
-        print("|---|---|---|---|---|---|")
+        shown = list(dict.fromkeys((TODAY, SHIPPED, order[0])))
+        print(f"| image | half | raw oracle | EMA oracle | {' | '.join(shown)} |")
+        print("|---" * (4 + len(shown)) + "|")
         for r in sorted(members, key=lambda r: (r.plain["half"] == "report", r.plain["image"])):
             best, peak = r.oracle
             ema = r.plain["signals"]["psnr_ema"]
             cells = []
-            for name in (TODAY, order[0]):
+            for name in shown:
                 gap, rel = evals[name][r.plain["key"]][:2]
                 cells.append(f"{gap:.2f} / {peak + rel}")
             print(f"| {r.plain['image']} | {r.plain['half']} | {best:.2f} ({peak}) | "
