@@ -4,6 +4,7 @@
 # caps SR 1500 / inpainting 1875). 128x128 centre crops, seed 0, one thread per restore, two workers (one per
 # task), each the tune crops first, then the report crops. Resumable: rerun it; rows present are skipped.
 # From the repo root. The "25" in the row keys is the sigma flag, unused by these noise-free tasks.
+# As run 2026-11-30 21:32-22:55 (load 8-10): the report half was stopped after baby (bird had no dense row yet).
 study() {
     nice -n 10 env PYTHONPATH="$PWD" python experiments/sparse_study.py --priors ticket:r2,dense \
         --out experiments/sparse/rows-tasks.jsonl "$@"
