@@ -7,7 +7,9 @@ the numbers are exactly what a user gets: the auto-stopped PSNR/SSIM, the final 
 searched blind on the bundled noisy House crop, which is in neither half.
 
 One JSON row per restore, appended as it finishes; a re-run skips rows already present (resumable).
-Seconds are wall time on whatever the machine was doing: compare speed in benchmarks/, not here.
+Seconds are wall time on whatever the machine was doing: compare speed in benchmarks/, not here. Each row
+also records the restore's CPU seconds and the lip commit it ran (the key records neither the preset nor the
+code: a changed preset needs a new rows file).
 
     PYTHONPATH=$PWD python experiments/sparse_study.py --half tune --priors dense,w32 --out experiments/sparse/rows.jsonl
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +57,13 @@ def crop(name: str, size: int, where: str, folder: Path) -> Path:
     return path
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of the children waited for so far (one restore at a time: the difference
+    around a restore is its own)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--half", choices=("tune", "report", "all"), default="all")
@@ -75,6 +85,8 @@ def main() -> None:
     if a.out.exists():
         done = {json.loads(line)["key"] for line in a.out.read_text().splitlines() if line.strip()}
     a.out.parent.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=HERE).stdout.strip()
     for name in names:
         for size in map(int, a.sizes.split(",")):
             for where in a.crops.split(","):
@@ -88,18 +100,22 @@ def main() -> None:
                             cmd = [sys.executable, "-m", "lipcli", "restore", "--simulate", str(src), "--sigma", sigma,
                                    "--seed", seed, "--json", "-o", "/dev/null", "--threads", a.threads, *prior_args(prior),
                                    *a.extra.split()]
+                            before = cpu_seconds()
                             run = subprocess.run(cmd, capture_output=True, text=True)
+                            cpu = cpu_seconds() - before
                             if run.returncode:
                                 print(f"FAILED {key}: {run.stderr.strip().splitlines()[-1:]}", flush=True)
                                 continue
                             row = json.loads(run.stdout)
-                            row.update(key=key, image=name, size=size, crop=where, prior_name=prior,
-                                       half="tune" if PHOTOS.index(name) % 2 == 0 else "report", extra=a.extra)
+                            row.update(key=key, cpu_seconds=round(cpu, 1), lip_commit=commit, image=name,
+                                       size=size, crop=where, prior_name=prior, extra=a.extra,
+                                       half="tune" if PHOTOS.index(name) % 2 == 0 else "report")
                             with open(a.out, "a") as f:
                                 f.write(json.dumps(row) + "\n")
                             oracle = row["oracle_best_psnr"]  # None for an ensemble: its members have one each
                             print(f"{key}: stopped {row['psnr_stopped']:.2f} oracle {oracle or float('nan'):.2f} "
-                                  f"it {row['stopped_at']}/{row['iterations']} {row['seconds']:.0f}s", flush=True)
+                                  f"it {row['stopped_at']}/{row['iterations']} {row['seconds']:.0f}s ({cpu:.0f} CPU s)",
+                                  flush=True)
 
 
 if __name__ == "__main__":

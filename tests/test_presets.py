@@ -18,3 +18,11 @@ def test_fast_inpainting_and_sr_report_the_ema_with_the_measured_caps():
     # The mask search keeps its iterations per round: only the restore's cap moved.
     assert (config.preset("fast", "inpaint")["search_iters"], config.preset("fast", "sr")["search_iters"]) == (1500, 1200)
     assert config.preset("fast", "denoise")["ema"] == config.preset("paper", "denoise")["ema"] == 0.99
+
+
+def test_the_fast_preset_fits_the_shipped_ticket_for_denoising_only():
+    """The denoising ticket lost on SR x4 and inpainting under their fast preset (experiments/RESULTS-sparse.md,
+    last section): those tasks fit the dense net, as the paper preset does for every task."""
+    assert config.preset("fast", "denoise")["ticket"] == "dip-channel-house"
+    assert [config.preset("fast", t)["ticket"] for t in ("sr", "inpaint")] == [None, None]
+    assert config.preset("paper", "denoise")["ticket"] is None
