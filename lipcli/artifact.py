@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +97,12 @@ class Artifact:
     def round_for_sparsity(self, target: float) -> int:
         """The round whose sparsity is closest to `target`."""
         return min(range(self.rounds + 1), key=lambda k: abs(self.sparsity(k) - target))
+
+
+def created() -> str:
+    """UTC creation time; SOURCE_DATE_EPOCH pins it so reruns give byte-identical files."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch) if epoch else None))
 
 
 def new_meta(spec: dict[str, Any], **fields: Any) -> dict[str, Any]:

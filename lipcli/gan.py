@@ -30,7 +30,6 @@ from torch import nn
 from . import artifact, nets
 from .errors import LipError
 from .masks import Masks, MaskedParams
-from .prune.search import created
 
 DATA_DIR = Path(__file__).parent / "data"
 MNIST = DATA_DIR / "mnist_5k.csv.gz"
@@ -225,7 +224,7 @@ def trained_artifact(gan: nn.Module, cfg: GanConfig, *, command: str, data: str,
     meta = artifact.new_meta(gan.spec, method="gan-train", command=command, data=data, train_images=train_images,
                              held_out=HELD_OUT if data == "mnist" else None, train_config=asdict(cfg),
                              epochs_done=epochs_done, history=history, output_range=[0, 1], latent="N(0, I_nz)",
-                             created=created())
+                             created=artifact.created())
     return artifact.Artifact(meta, theta, {})
 
 

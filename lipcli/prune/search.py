@@ -2,8 +2,6 @@
 artifact, and the IMP stop rule. Drivers (imp.py, ladder.py, oes.py) fill a Trajectory round by round."""
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,12 +54,6 @@ def recommend(losses: list[float | None], rises: int) -> int | None:
         if all(v is not None for v in window) and all(b > a for a, b in zip(window, window[1:])):
             return t
     return None
-
-
-def created() -> str:
-    """UTC creation time; SOURCE_DATE_EPOCH pins it so reruns give byte-identical files."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch) if epoch else None))
 
 
 @dataclass
@@ -119,5 +111,5 @@ class Trajectory:
     def to_artifact(self, recommended: int | None) -> artifact.Artifact:
         meta = {**self.meta, "rounds": self.records,
                 "recommended_round": self.done if recommended is None else recommended,
-                "created": created()}
+                "created": artifact.created()}
         return artifact.Artifact(meta, self.theta0, self.prune_round, self.finetuned)
