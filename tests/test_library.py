@@ -38,6 +38,9 @@ def test_masks_lists_the_library_and_unknown_names_say_what_exists(shelf, workdi
     assert listed.exit_code == 0
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [r["name"] for r in rows] == ["tiny-ch"] and rows[0]["measured"] == {"psnr_gap_db": 0.0}
+    shown = lip("masks")
+    assert shown.exit_code == 0 and "tiny-ch (denoise)" in shown.output and "psnr_gap_db: 0.0" in shown.output
+    assert max(len(line) for line in shown.output.splitlines()) <= 100  # wrapped sentences, not a wide table
     bad = lip("restore", workdir / "rgb.png", "--mask", "no-such-mask", *FAST)
     assert bad.exit_code == 2 and "tiny-ch" in bad.output and "no such artifact" in bad.output
 

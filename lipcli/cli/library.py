@@ -1,14 +1,15 @@
-"""`lip masks`: the shipped mask library, each entry with what it measured."""
+"""`lip masks`: the shipped mask library, each entry with what it measured (one wrapped block each:
+the fields are sentences, which a table squeezes into unreadable columns)."""
 from __future__ import annotations
 
+import textwrap
 from dataclasses import asdict
-
-from rich import box
-from rich.table import Table
 
 from .. import library
 from .options import json_flag
-from .render import emit_json, err, guarded, print_wide
+from .render import emit_json, err, guarded
+
+WIDTH = 100  # in a pipe or log: the fields are sentences, wrapped, not a table
 
 ListJson = json_flag("Print the library as JSON lines on stdout (one entry per line)", panel=None)
 
@@ -24,10 +25,13 @@ def masks_cmd(json_: ListJson = False) -> None:
     if not found:
         err.print("the mask library is empty", markup=False)
         return
-    table = Table(box=box.SIMPLE_HEAD, title="lip mask library (lip restore --mask NAME)")
-    for col in ("name", "task", "what it is", "measured", "made by"):
-        table.add_column(col, overflow="fold")
+    width = min(err.width, WIDTH) if err.is_terminal else WIDTH
+    blocks = []
     for e in found:
-        measured = "; ".join(f"{k}: {v}" for k, v in e.measured.items())
-        table.add_row(e.name, e.task, e.summary, measured, e.made_by)
-    print_wide(table)
+        fields = {"what it is": e.summary, **e.measured, "made by": e.made_by,
+                  "use": f"lip restore --mask {e.name} NOISY.png"}
+        lines = [f"{e.name} ({e.task})"]
+        for key, value in fields.items():
+            lines += textwrap.wrap(f"{key}: {value}", width, initial_indent="  ", subsequent_indent="    ")
+        blocks.append("\n".join(lines))
+    err.print("\n\n".join(blocks), markup=False, highlight=False, soft_wrap=True)
