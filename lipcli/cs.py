@@ -32,7 +32,7 @@ from torch import nn
 from . import generators
 from .errors import LipError
 from .fit import FitConfig, crop_center
-from .images import UINT8
+from .images import UINT8, as_channels
 from .masks import mask_sparsity
 from .metrics import psnr
 from .physics import TASKS, Physics
@@ -194,7 +194,7 @@ def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.T
               mom_batch: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """CS-DIP (Van Veen et al. 2018): fit an untrained (optionally masked) DIP through the operator as
     restore.py fits every problem (a filter-pruning mask in its compacted form), a gray image included: by
-    three channels whose mean stands for it (problem.py; a one-channel mask's net fits it directly), so `lip
+    three channels whose mean stands for it (images.as_channels; a one-channel mask's net fits it directly), so `lip
     cs --prior dip` and `lip restore --task cs` agree and any DIP mask serves. `mom_batch`: fit the
     median-of-means loss with batches of that many rows (None: the mean)."""
     c, h, w = shape
@@ -203,21 +203,16 @@ def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.T
     if k not in (c, 3):
         raise LipError(f"the DIP mask makes {k}-channel images; the input has {c}")
     if y.dim() == 4:  # an observed image (inpainting), seen in every channel of the net, as restore replicates it
-        y = y.expand(-1, k, -1, -1).contiguous()
+        y = as_channels(y, k)
     problem = Problem(name="cs", y=y, task=TASKS.get(op.name), op=MedianOfMeans(op, mom_batch) if mom_batch else op,
                       size=(h, w), gray=c == 1, alpha=None, stored=UINT8, sha256="",
-                      clean=None if ref is None else ref.expand(-1, k, -1, -1).contiguous())
+                      clean=None if ref is None else as_channels(ref, k))
     cfg = FitConfig(iters=iters, lr=lr, reg_noise=1 / 30, ema=0.0, early_stop=False, seed=seed)
     res, fitted = restore(problem, pri, cfg, dev, seed, [lambda s: on_step(s.loss)], notify)
-    img = in_channels(res.targets[0].final, c)
+    img = as_channels(res.targets[0].final, c)
     rep: dict[str, Any] = {"seconds": fitted["seconds"], "final_loss": res.losses[-1],
                            "recoveries": res.recoveries, "sparsity": pri.sparsity,
                            **({"compact": fitted["compact"]} if "compact" in fitted else {})}
     if ref is not None:
         rep["mse"], rep["psnr"] = mse(img, ref), psnr(img, ref.to(img.device))
     return img, rep
-
-
-def in_channels(x: torch.Tensor, c: int) -> torch.Tensor:
-    """A DIP's output (1, C', H, W) as the recovered image's `c` channels: a gray image is their mean."""
-    return x.mean(dim=-3, keepdim=True) if c == 1 else x

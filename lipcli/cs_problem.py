@@ -79,11 +79,7 @@ def fit_shape(x: torch.Tensor, shape: tuple[int, ...], what: str, generator: boo
     smaller image is zero-padded, centred, as the 28x28 MNIST digits were for training (crop results
     back with fit.crop_center); otherwise (the measured image's shape) only the same size is accepted."""
     c, h, w = shape
-    if x.shape[1] != c:
-        if c == 1:
-            x = x.mean(dim=1, keepdim=True)
-        else:
-            x = x.expand(-1, c, -1, -1)
+    x = images_io.as_channels(x, c)
     dh, dw = h - x.shape[-2], w - x.shape[-1]
     if dh < 0 or dw < 0 or (not generator and (dh, dw) != (0, 0)):
         made = ("the generator makes", ", or train a generator of that size") if generator else \

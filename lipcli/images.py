@@ -425,3 +425,15 @@ def from_tensor(t: torch.Tensor) -> np.ndarray:
     if t.dim() != 3:
         raise ValueError(f"expected (1,C,H,W) or (C,H,W), got shape {tuple(t.shape)}")
     return t.numpy().copy()
+
+
+def as_channels(x: torch.Tensor, c: int) -> torch.Tensor:
+    """Pixels (..., C, H, W) as `c` channels where a gray image meets a three-channel net: the net fits the
+    gray image in each of its channels (replicated, a fresh tensor) and its three channels stand for the gray
+    image by their mean. Other channel counts are returned unchanged (for the caller to check)."""
+    have = x.shape[-3]
+    if (have, c) == (3, 1):
+        return x.mean(dim=-3, keepdim=True)
+    if (have, c) == (1, 3):
+        return x.expand(*x.shape[:-3], 3, *x.shape[-2:]).contiguous()
+    return x

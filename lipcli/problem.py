@@ -1,8 +1,9 @@
 """A restoration problem: the observation of one image, its operator, and how to report results.
 
 Shared by restore, prune and transfer, so every command degrades, scores and writes images the
-same way. Gray images are replicated to three channels for the net and averaged back, so one mask
-serves gray and colour images alike; alpha is carried beside the pixels and written back.
+same way. Gray images are replicated to three channels for the net and averaged back
+(images.as_channels), so one mask serves gray and colour images alike; alpha is carried beside the
+pixels and written back.
 """
 from __future__ import annotations
 
@@ -85,9 +86,8 @@ class Problem:
 
     def picture(self, x: torch.Tensor) -> images.Image:
         """A restored (1,3,H,W) tensor in the input's mode: gray stays gray, alpha and sample type are kept."""
-        pixels = images.from_tensor(x.detach().float().cpu())
-        if self.gray:
-            pixels = pixels.mean(axis=0, keepdims=True)
+        x = x.detach().float().cpu()
+        pixels = images.from_tensor(images.as_channels(x, 1) if self.gray else x)
         return images.Image(pixels, self._alpha_out(), self.stored, self.name)
 
     def _alpha_out(self) -> np.ndarray | None:
@@ -108,8 +108,7 @@ def provenance(problems: list[Problem]) -> dict[str, Any]:
 def _rgb(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
     """(C,H,W) or (1,C,H,W) pixels as a (1,3,H,W) float tensor; gray is replicated."""
     t = torch.as_tensor(np.ascontiguousarray(pixels) if isinstance(pixels, np.ndarray) else pixels).float()
-    t = t.reshape(1, -1, *t.shape[-2:])
-    return t.expand(1, 3, *t.shape[-2:]).clone() if t.shape[1] == 1 else t
+    return images.as_channels(t.reshape(1, -1, *t.shape[-2:]), 3)
 
 
 def restore_bytes(spec: dict[str, Any], task: str, settings: dict[str, Any], simulate: bool, width: int,
@@ -160,7 +159,7 @@ def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, si
         img = images.as_image(path, max_pixels=max_pixels, cost=_memory_cost(task, settings, simulate))
         native = torch.from_numpy(np.ascontiguousarray(img.pixels)).float()[None]
         if kind.one_channel:
-            native = native.mean(dim=1, keepdim=True)
+            native = images.as_channels(native, 1)
         gray, (h, w) = native.shape[1] == 1, native.shape[-2:]
         if simulate and clean is not None:
             raise LipError("--clean and --simulate exclude each other: with --simulate the input is the clean image")

@@ -12,8 +12,8 @@ from PIL import Image as PILImage
 from PIL import ImageFile
 
 from lipcli.errors import LipError
-from lipcli.images import (UINT8, UINT16, Image, from_tensor, load_binary_mask, load_image, pixel_hash, save_image,
-                           to_tensor)
+from lipcli.images import (UINT8, UINT16, Image, as_channels, from_tensor, load_binary_mask, load_image, pixel_hash,
+                           save_image, to_tensor)
 
 RNG = np.random.default_rng(0)
 
@@ -290,3 +290,18 @@ def test_tensor_helpers() -> None:
     back = from_tensor(t - 1)
     assert back.shape == (3, 4, 5) and back.dtype == np.float32
     np.testing.assert_allclose(back, img.pixels, atol=1e-6)
+
+
+def test_as_channels_replicates_gray_and_averages_three() -> None:
+    """A gray image is fitted by three channels (a fresh copy in each) and three channels stand for it by
+    their mean; any other pair of counts is left for the caller to refuse."""
+    gray = torch.rand(1, 1, 4, 5, generator=torch.Generator().manual_seed(0))
+    kept = gray.clone()
+    rgb = as_channels(gray, 3)
+    assert rgb.shape == (1, 3, 4, 5) and rgb.is_contiguous() and torch.equal(rgb[:, 2:], gray)
+    rgb[:, 0] += 1
+    assert torch.equal(gray, kept) and torch.equal(rgb[:, 1:2], kept)  # a fresh tensor: the gray image is untouched
+    assert torch.equal(as_channels(rgb, 1), rgb.mean(dim=1, keepdim=True))
+    assert as_channels(gray, 1) is gray and as_channels(rgb, 3) is rgb
+    two = torch.zeros(2, 4, 5)
+    assert as_channels(two, 1) is two and as_channels(two, 3) is two

@@ -143,7 +143,7 @@ def cs_cmd(
         except DivergenceError as exc:  # keep the last good output, then fail with exit 1 (as lip restore)
             if not exc.result.targets[0].final.numel():
                 raise
-            _write(dest, cs.in_channels(exc.result.targets[0].final, problem.shape[0]))
+            _write(dest, images_io.as_channels(exc.result.targets[0].final, problem.shape[0]))
             raise LipRuntimeError(f"{exc}; the last iterate before it ({exc.result.iterations}) was written to "
                                   f"{dest}") from None
     _write(dest, image_out)

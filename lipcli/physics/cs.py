@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import LipError
-from ..images import MAX_PIXELS
+from ..images import MAX_PIXELS, as_channels
 from ..registry import Registry
 from .base import LinearPhysics
 from .noise import CorruptedGaussianNoise
@@ -73,8 +73,8 @@ class CompressedSensing(LinearPhysics):
         self.register_buffer("bad", bad)  # (m,) the corrupted rows
 
     def _flat(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-3] == 3 and self.shape[0] == 1:  # a net's three channels stand for a gray image by their mean
-            x = x.mean(dim=-3, keepdim=True)
+        if self.shape[0] == 1:  # a net's three channels stand for a gray image
+            x = as_channels(x, 1)
         if tuple(x.shape[-3:]) != self.shape:
             raise LipError(f"the image is {tuple(x.shape[-3:])} (C, H, W) but the operator was built for "
                            f"{self.shape}")
