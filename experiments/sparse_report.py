@@ -2,10 +2,16 @@
 auto-stopped, final and oracle PSNR, the paired difference to the dense net on the same crops, the
 iterations and seconds; for the tune half, the report half, and both. Rows of another task (`--extra "--task
 sr --scale 4"`) get tables of their own, paired with the dense net of that task, and so do rows of another
-noise level or seed (`--sigmas`, `--seeds`). `--per-crop` adds, per prior, a crop-by-crop table against dense
-(auto-stopped and oracle value, iterations, difference) closed by the paired means.
+noise level, seed or crop size (`--sigmas`, `--seeds`, `--sizes`). `--per-crop` adds, per prior, a
+crop-by-crop table against dense (auto-stopped and oracle value, iterations, difference) closed by the paired
+means.
 
-    PYTHONPATH=$PWD python experiments/sparse_report.py experiments/sparse/rows*.jsonl
+Give the rows files of one preset. A row does not record the stop rule or the preset's settings, so rows run
+under two presets (the previous stop rule and the gated one) would share a prior; a crop recorded in two given
+files with other results is such a mix, and is refused (naming both files) rather than counted once.
+
+    PYTHONPATH=$PWD python experiments/sparse_report.py experiments/sparse/rows.jsonl experiments/sparse/rows-b.jsonl \
+        experiments/sparse/rows-d.jsonl
     PYTHONPATH=$PWD python experiments/sparse_report.py --per-crop experiments/sparse/rows-sr.jsonl
 """
 from __future__ import annotations
@@ -29,18 +35,26 @@ def split_extra(extra: str) -> tuple[str, str]:
     return " ".join(task), " ".join(other)
 
 
+RESULT = ("psnr_stopped", "psnr_final", "iterations")  # what a re-run of the same restore reproduces
+
+
 def load(paths: list[Path]) -> list[dict]:
-    """Rows by key (a key run twice counts once); a prior run with extra flags other than the task's is its
-    own prior."""
-    rows = {}
+    """Rows by key (a key run twice in one file counts once: its last row); a prior run with extra flags other
+    than the task's is its own prior. A key in two files with other results is refused (another preset)."""
+    rows: dict[str, dict] = {}
     for path in paths:
         for line in path.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
+                row["source"] = path
+                earlier = rows.get(row["key"])
+                if earlier and earlier["source"] != path and [earlier[k] for k in RESULT] != [row[k] for k in RESULT]:
+                    raise SystemExit(f"{row['key']} is in {earlier['source']} and {path} with other results (rows "
+                                     "of two presets or versions): report their files apart")
                 row["task_flags"], other = split_extra(row.get("extra", ""))
                 row["prior_name"] += f" {other}" if other else ""
                 row["crop_key"] = row["key"].rsplit("|", 2)[0]  # image|size|crop|sigma|seed
-                row["sigma_seed"] = tuple(row["crop_key"].split("|")[3:5])
+                row["group"] = (row["task_flags"], row["size"], *row["crop_key"].split("|")[3:5])
                 rows[row["key"]] = row
     return list(rows.values())
 
@@ -146,12 +160,15 @@ def main() -> None:
     ap.add_argument("--per-crop", action="store_true", help="each prior against dense, crop by crop")
     a = ap.parse_args()
     rows = load(a.rows)
-    groups = sorted({(r["task_flags"], *r["sigma_seed"]) for r in rows},
-                    key=lambda g: (g[0], float(g[1]), int(g[2])))  # "" (denoising) first
+    groups = sorted({r["group"] for r in rows},
+                    key=lambda g: (g[0], g[1], float(g[2]), int(g[3])))  # "" (denoising) first
+    sizes = {size for _, size, _, _ in groups}
     lines = []
-    for task, sigma, seed in groups:
-        chosen = [r for r in rows if (r["task_flags"], *r["sigma_seed"]) == (task, sigma, seed)]
-        lines += [f"## {task or 'denoising'}, sigma {sigma}, seed {seed}", ""] if len(groups) > 1 else []
+    for group in groups:
+        task, size, sigma, seed = group
+        chosen = [r for r in rows if r["group"] == group]
+        where = f"{size}x{size}, " if len(sizes) > 1 else ""
+        lines += [f"## {task or 'denoising'}, {where}sigma {sigma}, seed {seed}", ""] if len(groups) > 1 else []
         for half in ("tune", "report", "both"):
             lines += table(chosen, half)
         lines += per_image(chosen)

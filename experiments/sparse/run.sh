@@ -11,4 +11,5 @@ $S --priors dense,w32 --reverse &
 $S --priors ticket:r3,w16,ticket:r2 --out experiments/sparse/rows-b.jsonl &
 $S --priors ticket:r2,ticket:r3 --extra "--iters 2400" --reverse --out experiments/sparse/rows-d.jsonl &
 wait
-PYTHONPATH=$PWD python experiments/sparse_report.py experiments/sparse/rows*.jsonl
+PYTHONPATH=$PWD python experiments/sparse_report.py experiments/sparse/rows.jsonl experiments/sparse/rows-b.jsonl \
+    experiments/sparse/rows-d.jsonl
