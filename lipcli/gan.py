@@ -92,10 +92,7 @@ def load_folder(folder: Path, size: int, channels: int) -> torch.Tensor:
     out = []
     for p in paths:
         img = images_io.to_tensor(images_io.load_image(p, max_pixels=64_000_000))
-        if channels == 1 and img.shape[1] == 3:
-            img = img.mean(dim=1, keepdim=True)
-        elif channels == 3 and img.shape[1] == 1:
-            img = img.expand(-1, 3, -1, -1)
+        img = images_io.as_channels(img, channels)
         h, w = img.shape[-2:]
         s = min(h, w)
         img = img[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
