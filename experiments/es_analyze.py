@@ -62,10 +62,11 @@ class Run:
         return ser[i], i + 1
 
 
-def load(path: Path) -> tuple[list[Run], int, int]:
-    """Runs with both variants when the held-out one exists; also (rows read, error rows)."""
+def load(*paths: Path) -> tuple[list[Run], int, int]:
+    """Runs with both variants when the held-out one exists (in any of `paths`: a variant may be recorded
+    to a file of its own); also (rows read, error rows)."""
     rows, errors = {}, 0
-    for r in read_rows(path):
+    for r in (r for path in paths for r in read_rows(path)):
         if "error" in r:
             errors += 1
             continue
@@ -110,12 +111,20 @@ def report(row: Row, at: int, stop: int, output: str, cap: int) -> Outcome:
     return used, series[t - 1], t, row
 
 
-def variance_rule(signal: str, window: int, patience: int, output: str, cap: float | None = None
-                  ) -> Callable[[Run], Outcome | None]:
-    """cap: the iteration cap as a multiple of the preset's iterations (None: the recorded horizon)."""
+def _limit(row: Row, cap: float | None) -> int:
+    """The iteration cap: `cap` x the preset's iterations, within the recorded horizon (None: the horizon)."""
+    return row["iters"] if cap is None else min(round(cap * row["preset_iters"]), row["iters"])
+
+
+def variance_rule(signal: str, window: int, patience: int, output: str, cap: float | None = None,
+                  on: str = "plain") -> Callable[[Run], Outcome | None]:
+    """cap: the iteration cap as a multiple of the preset's iterations (None: the recorded horizon);
+    on: "held" replays the rule on the held-out twin (what the variance rule loses to the dropped data)."""
     def rule(run: Run) -> Outcome | None:
-        row = run.plain
-        limit = row["iters"] if cap is None else min(round(cap * row["preset_iters"]), row["iters"])
+        row = run.plain if on == "plain" else run.held
+        if row is None:
+            return None
+        limit = _limit(row, cap)
         at, stop = min_with_patience(row["signals"][f"{signal}_{window}"], patience, limit)
         out = output if output != "default" else ("ema+lag" if row["preset_ema"] else "raw")
         return report(row, at, stop, out, limit)
@@ -131,15 +140,33 @@ def smooth(values: list[float], k: int) -> list[float | None]:
     return out
 
 
-def heldout_rule(k: int, patience: int, output: str) -> Callable[[Run], Outcome | None]:
+def heldout_rule(k: int, patience: int, output: str, cap: float | None = None) -> Callable[[Run], Outcome | None]:
     """Minimum of the k-smoothed held-out MSE, with patience; the reported iterate is the centre of
-    the smoothing window (a trailing mean's minimum lags it by (k-1)/2)."""
+    the smoothing window (a trailing mean's minimum lags it by (k-1)/2). cap: as variance_rule's."""
     def rule(run: Run) -> Outcome | None:
         if run.held is None:
             return None
         row = run.held
-        at, stop = min_with_patience(smooth(row["signals"]["heldout_mse"], k), patience, row["iters"])
-        return report(row, max(1, at - (k - 1) // 2) if at > 0 else at, stop, output, row["iters"])
+        limit = _limit(row, cap)
+        at, stop = min_with_patience(smooth(row["signals"]["heldout_mse"], k), patience, limit)
+        return report(row, max(1, at - (k - 1) // 2) if at > 0 else at, stop, output, limit)
+    return rule
+
+
+def gated_variance_rule(window: int, patience: int, k: int, gate_patience: int, output: str,
+                        cap: float | None = None) -> Callable[[Run], Outcome | None]:
+    """The variance rule on the held-out run, behind a held-out gate: a variance minimum counts only once
+    the k-smoothed held-out MSE has gone `gate_patience` iterations without a new minimum (it has stopped
+    falling: the fit no longer gains on unseen pixels). The gate opens for good, as lip's noise gate."""
+    def rule(run: Run) -> Outcome | None:
+        if run.held is None:
+            return None
+        row, limit = run.held, _limit(run.held, cap)
+        s = row["signals"]
+        _, opened = min_with_patience(smooth(s["heldout_mse"], k), gate_patience, limit)
+        var = [None if i < opened else v for i, v in enumerate(s[f"var_raw_{window}"][:limit], 1)]
+        at, stop = min_with_patience(var, patience, limit)
+        return report(row, at, stop, output, limit)
     return rule
 
 

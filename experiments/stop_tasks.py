@@ -15,6 +15,12 @@ before this study (inpainting 1500, SR 1200), "today" is that preset's stop (raw
 looks over the same horizon, 1.5x those iterations, whatever preset the row was recorded under (rows
 recorded since the change carry inpainting's 1875 iterations and EMA 0.99).
 
+Held-out rules (a group whose every crop has a `heldout` twin, recorded by es_collect.py with a seeded 3% of
+the pixels kept out of the loss; the twin may sit in a rows file of its own): the held-out MSE's minimum
+with patience (`heldout`, es_analyze.heldout_rule) and the variance rule behind a held-out gate (`gated`,
+es_analyze.gated_variance_rule). They read the held-out run and are charged against the PLAIN run's
+oracle, so they pay for the data they drop.
+
     PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_tasks.py experiments/es_dev/rows-tasks-*.jsonl.gz
 """
 from __future__ import annotations
@@ -26,11 +32,19 @@ from typing import Callable
 
 import numpy as np
 
-from es_analyze import COST_CAP, Evaluated, Outcome, Row, Run, badness, evaluate, load, report, score, variance_rule
+from es_analyze import (COST_CAP, Evaluated, Outcome, Row, Run, badness, evaluate, gated_variance_rule, heldout_rule,
+                        load, report, score, variance_rule)
 
 WINDOWS = (100, 200)
 PATIENCES = (150, 300, 500)
 CAPS = (1.0, 1.25, 1.5)
+# Held-out rules (groups whose runs have a `heldout` twin): smoothing k x patience, and the variance gate.
+HELD_K = (1, 25, 100, 200)
+HELD_PATIENCES = (100, 200, 300, 500)
+HELD_CAPS = (1.0, 1.25, 1.3)
+GATE_K = (25, 100)
+GATE_PATIENCES = (100, 300)
+SHOWN = 40  # rules per table when there are more: the best on tune, plus today's, the shipped one, references
 # The fast preset for inpainting and SR before this study (commit 5c9ec99 changed it): the base of every cap.
 PRE_STUDY_ITERS = {"inpaint": 1500, "sr": 1200}
 HORIZON = 1.5  # x PRE_STUDY_ITERS: es_collect's horizon under that preset, so every row has it
@@ -58,9 +72,21 @@ def pre_study(row: Row) -> Row:
     return {**row, "preset_iters": base, "preset_ema": 0.0, "iters": horizon, "signals": signals}
 
 
-def rules(outputs: list[str]) -> dict[str, object]:
-    return {f"w{w} p{p} cap {c}x {o}": variance_rule("var_raw", w, p, o, cap=c)
-            for o in outputs for w in WINDOWS for p in PATIENCES for c in CAPS}
+def rules(outputs: list[str], held: bool) -> dict[str, object]:
+    """Variance rules on the plain run; with `held`, also the held-out rules on the held-out twin: the
+    held-out MSE's minimum with patience (`heldout`), and the variance rule behind a held-out gate (`gated`)."""
+    out = {f"w{w} p{p} cap {c}x {o}": variance_rule("var_raw", w, p, o, cap=c)
+           for o in outputs for w in WINDOWS for p in PATIENCES for c in CAPS}
+    if held:
+        out |= {f"heldout k{k} p{p} cap {c}x {o}": heldout_rule(k, p, o, cap=c)
+                for o in outputs for k in HELD_K for p in HELD_PATIENCES for c in HELD_CAPS}
+        out |= {f"gated w{w} p300 gate k{k} p{g} cap {c}x {o}": gated_variance_rule(w, 300, k, g, o, cap=c)
+                for o in outputs for w in WINDOWS for k in GATE_K for g in GATE_PATIENCES for c in HELD_CAPS[1:]}
+    return out
+
+
+def family(name: str) -> str:
+    return name.split()[0] if name.split()[0] in ("heldout", "gated") else "variance"
 
 
 def against_best_output(runs: list[Run], ev: Evaluated) -> Evaluated:
@@ -69,35 +95,57 @@ def against_best_output(runs: list[Run], ev: Evaluated) -> Evaluated:
     return {k: (v[0] + extra[k], *v[1:]) for k, v in ev.items()}
 
 
-def _paired(chosen: str, evals: dict[str, Evaluated], half: dict[str, list[Run]]) -> str:
-    """Crop by crop, how the chosen rule compares with the shipped one on each half (gap differences) and
+def _paired(names: list[str], evals: dict[str, Evaluated], half: dict[str, list[Run]],
+            today: dict[str, Outcome]) -> list[str]:
+    """Crop by crop, how each rule compares with the shipped one on each half (gap differences) and
     what it costs: a margin on tune that report does not repeat is no reason to change the preset."""
-    if chosen == SHIPPED:
-        return "The chosen rule is the shipped one."
-    parts = []
-    for h, members in half.items():
-        d = np.array([evals[chosen][r.plain["key"]][0] - evals[SHIPPED][r.plain["key"]][0] for r in members])
-        if d.size:
-            its = [score(members, evals[n]).cost for n in (chosen, SHIPPED)]
-            parts.append(f"{h}: {d.mean():+.2f} dB mean, lower gap on {int((d < -0.005).sum())} of {d.size} crops, "
-                         f"higher on {int((d > 0.005).sum())}, iterations {its[0]:.2f}x vs {its[1]:.2f}x today's")
-    return "Chosen minus shipped: " + "; ".join(parts) + "."
+    lines = []
+    for name in dict.fromkeys(names):
+        if name == SHIPPED:
+            lines.append(f"`{name}` is the shipped rule.")
+            continue
+        parts = []
+        for h, members in half.items():
+            keys = [r.plain["key"] for r in members]
+            d = np.array([evals[name][k][0] - evals[SHIPPED][k][0] for k in keys])
+            if d.size:
+                its = [np.mean([evals[n][k][2] * today[k][0] for k in keys]) for n in (name, SHIPPED)]
+                parts.append(f"{h}: {d.mean():+.2f} dB mean, lower gap on {int((d < -0.005).sum())} of {d.size} "
+                             f"crops, higher on {int((d > 0.005).sum())}, mean {its[0]:.0f} iterations vs "
+                             f"{its[1]:.0f}")
+        lines.append(f"`{name}` minus shipped: " + "; ".join(parts) + ".")
+    return lines
+
+
+def data_cost(members: list[Run]) -> str:
+    """What the held-out run loses by fitting fewer pixels: its own oracle minus the plain run's (both the
+    better of raw and EMA over the horizon), crop by crop; fit-to-fit noise is in it too."""
+    d = np.array([max(max(r.held["signals"][s]) for s in ("psnr_raw", "psnr_ema"))
+                  - max(max(r.plain["signals"][s]) for s in ("psnr_raw", "psnr_ema")) for r in members])
+    return (f"Held-out run's own oracle minus the plain run's: {d.mean():+.2f} dB mean, "
+            f"{d.min():+.2f} to {d.max():+.2f} ({int((d < 0).sum())} of {d.size} crops lower).")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("rows", type=Path, nargs="+")
+    ap.add_argument("rows", type=Path, nargs="+", help="rows files; a held-out twin may sit in a file of its own")
     ap.add_argument("--outputs", default="raw,ema+lag",
                     help="reported outputs to try (raw: lip's for these tasks; ema+lag: the EMA 99 its after the minimum)")
     ap.add_argument("--oracle", choices=("best", "lip"), default="best")
+    ap.add_argument("--paired", action="store_true", help="only the crops that have a held-out twin (while a "
+                    "collection runs: held-out rules are scored where every crop of a group has one)")
     a = ap.parse_args()
-    runs = [Run(pre_study(r.plain), None) for path in a.rows for r in load(path)[0]]  # plain runs only
-    named = rules(a.outputs.split(","))
-    references = {f"no stop, cap {c}x, ema": no_stop(c) for c in (1.25, COST_CAP)}
+    runs = [Run(pre_study(r.plain), r.held and pre_study(r.held)) for r in load(*a.rows)[0]
+            if r.held or not a.paired]
     groups: dict[str, list[Run]] = defaultdict(list)
     for r in runs:
         groups[r.group].append(r)
     for group, members in sorted(groups.items()):
+        held = all(r.held is not None for r in members)
+        named = rules(a.outputs.split(","), held)
+        references = {f"no stop, cap {c}x, ema": no_stop(c) for c in (1.25, COST_CAP)}
+        if held:
+            references[f"{SHIPPED}, on the held-out run"] = variance_rule("var_raw", 200, 300, "ema+lag", 1.25, "held")
         today = {r.plain["key"]: named[TODAY](r) for r in members}
         evals = {n: evaluate(members, f, today) for n, f in {**named, **references}.items()}
         if a.oracle == "best":
@@ -107,41 +155,51 @@ def main() -> None:
         print(f"\n### {group}: {len(half['tune'])} tune ({', '.join(r.plain['image'] for r in half['tune'])}), "
               f"{len(half['report'])} report ({', '.join(r.plain['image'] for r in half['report'])}); "
               f"horizon {', '.join(f'{x:g}' for x in sorted(horizon))}x the pre-study preset's "
-              f"{members[0].plain['preset_iters']} iterations\n")
+              f"{members[0].plain['preset_iters']} iterations"
+              + (f"; held-out twins ({members[0].held['holdout']:.0%} of the pixels)" if held else "") + "\n")
 
         def rank(name: str) -> tuple[float, float, float]:
             s = score(half["tune"], evals[name])
             return badness(half["tune"], evals[name]), s.mean, s.cost
 
         order = sorted(named, key=rank)
-        print(f"Chosen on tune: `{order[0]}` (today: `{TODAY}`; shipped: `{SHIPPED}`)\n")
-        print(_paired(order[0], evals, half) + "\n")
+        best = {f: next(n for n in order if family(n) == f) for f in dict.fromkeys(map(family, order))}
+        print(f"Chosen on tune: `{order[0]}` (today: `{TODAY}`; shipped: `{SHIPPED}`"
+              + "".join(f"; best {f} rule: `{n}`" for f, n in best.items() if n != order[0]) + ")\n")
+        print("\n".join(_paired([order[0], *best.values()], evals, half, today)) + "\n")
+        if held:
+            print(data_cost(members) + "\n")
         print("| rule | tune: goal ratio (<= 1 meets) | tune mean gap | tune p90 | tune its vs today | report mean gap "
               "| report p90 | report max | report its vs today |")
         print("|---|---|---|---|---|---|---|---|---|")
-        for name in order + list(references):
+        marked = {TODAY, SHIPPED, order[0], *best.values()}
+        shown = order if len(order) <= SHOWN else [n for i, n in enumerate(order) if i < SHOWN or n in marked]
+        for name in shown + list(references):
             t, r = score(half["tune"], evals[name]), score(half["report"], evals[name])
             ratio = rank(name)[0]
-            mark = "**" if name in (TODAY, SHIPPED, order[0]) else ""
+            mark = "**" if name in marked else ""
             worst = max((evals[name][x.plain["key"]][0] for x in half["report"]), default=float("nan"))
             cells = [f"{t.mean:.2f} | {t.p90:.2f} | {t.cost:.2f}" if t else "- | - | -",
                      f"{r.mean:.2f} | {r.p90:.2f} | {worst:.2f} | {r.cost:.2f}" if r else "- | - | - | -"]
             verdict = f"{ratio:.1f}" if ratio < float("inf") else f"over {COST_CAP}x its"
             verdict = verdict if name in named else f"reference ({verdict})"
             print(f"| {mark}{name}{mark} | {verdict} | " + " | ".join(cells) + " |")
+        if len(shown) < len(order):
+            print(f"\n({len(order) - len(shown)} more rules, all further from the goals on tune, not shown.)")
         print("\nPer run: oracles dB (peak iteration); gap dB / reported iteration (the gap against the oracle chosen above)\n")
-        shown = list(dict.fromkeys((TODAY, SHIPPED, order[0])))
-        print(f"| image | half | raw oracle | EMA oracle | {' | '.join(shown)} |")
-        print("|---" * (4 + len(shown)) + "|")
+        cols = list(dict.fromkeys((TODAY, SHIPPED, order[0], *best.values())))
+        print(f"| image | half | raw oracle | EMA oracle | {'held-out run oracle | ' if held else ''}{' | '.join(cols)} |")
+        print("|---" * (4 + held + len(cols)) + "|")
         for r in sorted(members, key=lambda r: (r.plain["half"] == "report", r.plain["image"])):
-            best, peak = r.oracle
+            top, peak = r.oracle
             ema = r.plain["signals"]["psnr_ema"]
+            own = f"{max(max(r.held['signals'][s]) for s in ('psnr_raw', 'psnr_ema')):.2f} | " if held else ""
             cells = []
-            for name in shown:
+            for name in cols:
                 gap, rel = evals[name][r.plain["key"]][:2]
                 cells.append(f"{gap:.2f} / {peak + rel}")
-            print(f"| {r.plain['image']} | {r.plain['half']} | {best:.2f} ({peak}) | "
-                  f"{max(ema):.2f} ({int(np.argmax(ema)) + 1}) | " + " | ".join(cells) + " |")
+            print(f"| {r.plain['image']} | {r.plain['half']} | {top:.2f} ({peak}) | "
+                  f"{max(ema):.2f} ({int(np.argmax(ema)) + 1}) | {own}" + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
