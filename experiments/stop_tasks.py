@@ -109,10 +109,11 @@ def _paired(names: list[str], evals: dict[str, Evaluated], half: dict[str, list[
             keys = [r.plain["key"] for r in members]
             d = np.array([evals[name][k][0] - evals[SHIPPED][k][0] for k in keys])
             if d.size:
-                its = [np.mean([evals[n][k][2] * today[k][0] for k in keys]) for n in (name, SHIPPED)]
+                its = [(np.mean([evals[n][k][2] * today[k][0] for k in keys]), score(members, evals[n]).cost)
+                       for n in (name, SHIPPED)]
                 parts.append(f"{h}: {d.mean():+.2f} dB mean, lower gap on {int((d < -0.005).sum())} of {d.size} "
-                             f"crops, higher on {int((d > 0.005).sum())}, mean {its[0]:.0f} iterations vs "
-                             f"{its[1]:.0f}")
+                             f"crops, higher on {int((d > 0.005).sum())}, mean {its[0][0]:.0f} iterations "
+                             f"({its[0][1]:.2f}x today's) vs {its[1][0]:.0f} ({its[1][1]:.2f}x)")
         lines.append(f"`{name}` minus shipped: " + "; ".join(parts) + ".")
     return lines
 
