@@ -135,6 +135,7 @@ def main() -> None:
     ap.add_argument("--outputs", default="raw,ema+lag",
                     help="reported outputs to try (raw: lip's for these tasks; ema+lag: the EMA 99 its after the minimum)")
     ap.add_argument("--oracle", choices=("best", "lip"), default="best")
+    ap.add_argument("--show", action="append", default=[], help="a rule (or reference) to add to the per-run table")
     ap.add_argument("--paired", action="store_true", help="only the crops that have a held-out twin (while a "
                     "collection runs: held-out rules are scored where every crop of a group has one)")
     a = ap.parse_args()
@@ -191,7 +192,7 @@ def main() -> None:
         if len(shown) < len(order):
             print(f"\n({len(order) - len(shown)} more rules, all further from the goals on tune, not shown.)")
         print("\nPer run: oracles dB (peak iteration); gap dB / reported iteration (the gap against the oracle chosen above)\n")
-        cols = list(dict.fromkeys((TODAY, SHIPPED, order[0], *best.values())))
+        cols = list(dict.fromkeys((TODAY, SHIPPED, order[0], *best.values(), *(n for n in a.show if n in evals))))
         print(f"| image | half | raw oracle | EMA oracle | {'held-out run oracle | ' if held else ''}{' | '.join(cols)} |")
         print("|---" * (4 + held + len(cols)) + "|")
         for r in sorted(members, key=lambda r: (r.plain["half"] == "report", r.plain["image"])):
