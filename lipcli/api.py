@@ -153,8 +153,8 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
     degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, the CS ones
     (measurements, outliers, operator, matrix, shape, solver), iters, lr,
-    reg_noise, ema, sgld, es_window, es_patience, precision). `early_stop` None: the preset's (on, except for the
-    oes and deep-decoder protocols).
+    reg_noise, ema, sgld, es_window, es_patience, precision). `early_stop` None: the preset's (on, except for
+    inpainting under the fast preset and the oes and deep-decoder protocols).
 
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
     prior; `dense` asks for the dense net instead. `snapshot_every` N: hand what the fit shows every N

@@ -63,7 +63,7 @@ def preset(name: str, task: str) -> dict[str, Any]:
     settings = {**_PAPER_COMMON, **options, **t.fitting, "search_iters": t.fitting["iters"], "ticket": None}
     if name == "fast":
         settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_search_iters or t.fast_iters,
-                        es_patience=t.fast_es_patience, ticket=FAST_TICKETS.get(task),
+                        es_patience=t.fast_es_patience, ticket=FAST_TICKETS.get(task), early_stop=t.fast_early_stop,
                         ema=t.fitting["ema"] if t.fast_ema is None else t.fast_ema)
     settings.update(PROTOCOLS.get(name, {}))
     return settings

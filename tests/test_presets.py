@@ -20,6 +20,17 @@ def test_fast_inpainting_and_sr_report_the_ema_with_the_measured_caps():
     assert config.preset("fast", "denoise")["ema"] == config.preset("paper", "denoise")["ema"] == 0.99
 
 
+def test_fast_inpainting_runs_to_its_cap_and_every_other_task_stops_itself():
+    """Noise-free inpainting peaked at the horizon on every development crop and its stop only fired early
+    (experiments/RESULTS-stop-tasks.md); the paper preset and the other tasks keep the automatic stop."""
+    from lipcli.physics import TASKS
+    assert config.preset("fast", "inpaint")["early_stop"] is False
+    assert all(config.preset("fast", t)["early_stop"] for t in TASKS if t != "inpaint")
+    assert all(config.preset("paper", t)["early_stop"] for t in TASKS)
+    given = {"early_stop": True}  # a flag wins
+    assert config.resolve("inpaint", None, "fast", given)["early_stop"] is True
+
+
 def test_the_fast_preset_fits_the_shipped_ticket_for_denoising_only():
     """The denoising ticket lost on SR x4 and inpainting under their fast preset (experiments/RESULTS-sparse.md,
     last section): those tasks fit the dense net, as the paper preset does for every task."""

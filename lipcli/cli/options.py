@@ -175,8 +175,9 @@ Sgld = Annotated[Optional[float], typer.Option(help="SGLD-DIP (Cheng et al. 2019
                                                "stay 0); GP-DIP used 2, OES 0.5 [0 = off]",
                                                rich_help_panel="Fitting")]
 EarlyStop = Annotated[Optional[bool], typer.Option(help="Stop automatically when the output stops improving "
-                                                   "(never reads the clean image) [on; off under --config oes "
-                                                   "and deep-decoder]", show_default=False,
+                                                   "(never reads the clean image) [on; off for inpainting under "
+                                                   "the fast preset and under --config oes and deep-decoder]",
+                                                   show_default=False,
                                                    rich_help_panel="Fitting")]
 EsWindow = Annotated[Optional[int], typer.Option(help="Early-stop variance window [200]", min=2,
                                                  rich_help_panel="Fitting")]

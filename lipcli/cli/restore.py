@@ -274,8 +274,9 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
 def _say_restored(r: dict[str, Any]) -> None:
     members = r.get("members", [])
     stops = "/".join(str(m["stopped_at"]) for m in members) or r["stopped_at"]
-    line = (f"{r['input']} -> {r['output']}: {r['iterations']} iterations, auto-stop at "
-            f"{stops}, {r['seconds']:.1f}s, sparsity {100 * r['sparsity']:.1f}%, "
+    stop = f"auto-stop at {stops}" if r.get("early_stop", True) else "no automatic stop"
+    line = (f"{r['input']} -> {r['output']}: {r['iterations']} iterations, {stop}, "
+            f"{r['seconds']:.1f}s, sparsity {100 * r['sparsity']:.1f}%, "
             f"{r['params_fitted']:,} params fitted ({r['gflop_per_iter']:.2f} GFLOP/iteration)")
     if r.get("sigma_estimated") is not None:
         line += f", noise sigma ~{r['sigma_estimated']:.1f} (estimated)"

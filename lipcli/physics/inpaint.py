@@ -48,6 +48,10 @@ class InpaintTask(Task):
     fast_iters = 1875
     fast_search_iters = 1500
     fast_ema = 0.99
+    # No automatic stop: noise-free inpainting has no noise to overfit and peaked at the 2250-iteration
+    # horizon on all 14 development crops; the stop only ever fired early (barbara 2.86 dB, face 1.51 dB under
+    # the oracle). The EMA at the cap: gap 0.29 / 0.35 dB (tune / report) against the stop's 0.30 / 0.93.
+    fast_early_stop = False
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
               inpaint_mask: Path | None, seed: int) -> Inpaint:

@@ -49,6 +49,9 @@ class Task:
     # The fast preset's output average (None: the paper's, `fitting["ema"]`). Inpainting and SR report the
     # EMA too: their raw outputs jitter by tenths of a dB up to the cap (experiments/RESULTS-stop-tasks.md).
     fast_ema: float | None = None
+    # Whether the fast preset stops automatically. The stop exists to end a fit before it fits the noise; a
+    # task whose observation has none may do better to run to its cap (inpainting: RESULTS-stop-tasks.md).
+    fast_early_stop = True
     one_channel = False  # the restored image has one channel whatever the input's (MRI: a magnitude image)
     variant_hint = ""  # why a bare `name` is not a transfer-grid task, when it is not (sr: give the factor)
 
