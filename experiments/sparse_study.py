@@ -32,15 +32,17 @@ TICKET = "dip-channel-house"  # the shipped library entry: this study's house_ch
 
 
 def prior_args(name: str) -> list[str]:
-    """`dense`, `wK` (uniform width K), or `ticket:rN` (round N of the channel ticket)."""
+    """`dense`, `wK` (uniform width K), `ticket:rN` (round N of the shipped channel ticket), or `STEM:rN`
+    (round N of the ticket file experiments/sparse/STEM.safetensors, e.g. one searched for another task)."""
     if name == "dense":
         return ["--net", "dip"]
     if name.startswith("w"):
         return ["--net", f"dip-{name}"]
     kind, _, round_ = name.partition(":r")
-    if kind != "ticket":
+    path = HERE / "sparse" / f"{kind}.safetensors"
+    if not round_ or (kind != "ticket" and not path.exists()):
         raise SystemExit(f"unknown prior {name}")
-    return ["--mask", TICKET, "--round", round_]
+    return ["--mask", TICKET if kind == "ticket" else str(path), "--round", round_]
 
 
 def crop(name: str, size: int, where: str, folder: Path) -> Path:
