@@ -3,8 +3,9 @@
 # House crop degraded by the task: `lip prune --simulate sample:house`), against the dense rows of
 # rows-tasks.jsonl (same fast preset: the fitting code and presets did not change since bd1344f).
 # From the repo root. Resumable: rerun it; a finished search is not redone and rows present are skipped.
-# As run 2026-12-01 02:37-: each search was stopped once its session 2 began (rounds 1 and 2 saved; round 3
-# would have cost two more dense sessions under a 04:30 deadline), see RESULTS-sparse.md.
+# As run 2026-12-01 02:37-03:50 (load 8-12): each search was stopped (SIGTERM) once its third session began,
+# with rounds 1 and 2 saved (round 3 would have cost two more dense sessions before a deadline); each task's
+# r1 and r2 studies then ran side by side. The inpainting r1 study was stopped during baby. RESULTS-sparse.md.
 search() {  # $1 = task name, then the task's flags
     out=experiments/sparse/house_$1_ch.safetensors
     shift
