@@ -36,12 +36,12 @@ class Rule:
 
     @classmethod
     def parse(cls, text: str) -> "Rule":
-        """TAU/PATIENCE/CAP, e.g. 1.05/150/1800 ("-" for no gate)."""
+        """TAU/PATIENCE/CAP, e.g. 1.05/150/1800 (TAU none: no gate)."""
         tau, patience, cap = text.split("/")
-        return cls(None if tau == "-" else float(tau), int(patience), int(cap))
+        return cls(None if tau == "none" else float(tau), int(patience), int(cap))
 
     def __str__(self) -> str:
-        return f"{self.tau or '-'}/{self.patience}/{self.cap}"
+        return f"{self.tau or 'none'}/{self.patience}/{self.cap}"
 
 
 @dataclass(frozen=True)
@@ -64,14 +64,32 @@ def crop(row: dict) -> tuple:
     return row["image"], row["size"], row["crop"], row["param"], row["seed"]
 
 
+def per_crop(ticket: dict, dense: dict, ticket_rules: list[Rule], dense_rules: list[Rule]) -> None:
+    """Each crop: each net's oracle (its iteration) and what each rule reports (iterations run)."""
+    head = [f"ticket {r}" for r in ticket_rules] + [f"dense {r}" for r in dense_rules]
+    print("| crop | half | ticket oracle (iter) | dense oracle (iter) | " + " | ".join(head) + " |")
+    print("|---|---|---|---|" + "---|" * len(head))
+    for key in sorted(ticket, key=lambda k: (ticket[k]["half"] != "tune", k)):
+        t, d = ticket[key], dense[key]
+        cells = [_cell(t, r) for r in ticket_rules] + [_cell(d, r) for r in dense_rules]
+        peaks = [f"{oracle(x):.2f} ({int(np.argmax(x['signals']['psnr_ema'])) + 1})" for x in (t, d)]
+        print(f"| {key[0]} | {t['half']} | {' | '.join(peaks)} | {' | '.join(cells)} |")
+
+
+def _cell(row: dict, rule: Rule) -> str:
+    used, psnr = replay(row, rule.tau, row["sigma_used"], rule.patience, min(rule.cap, row["iters"]))
+    return f"{psnr:.2f} ({used})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ticket", type=Path, nargs="+", required=True, help="ticket trajectories")
     ap.add_argument("--dense", type=Path, nargs="+", required=True, help="dense trajectories")
     ap.add_argument("--dense-rules", default="1.05/150/1800,1.05/300/1800", help="TAU/PATIENCE/CAP, comma list")
-    ap.add_argument("--taus", default="1.05", help='ticket gate taus ("-" = none)')
+    ap.add_argument("--taus", default="1.05", help="ticket gate taus (none: no gate)")
     ap.add_argument("--patiences", default="50,75,100,150")
     ap.add_argument("--caps", default="600,900,1200,1500,1800")
+    ap.add_argument("--ticket-rules", default="1.05/150/1800", help="ticket rules of the per-crop table")
     ap.add_argument("--speedup", type=float, default=3.0, help="issue 12's required wall-time ratio")
     a = ap.parse_args()
     dense = {crop(r): r for r in load_runs(a.dense) if r["size"] == 128}
@@ -79,7 +97,9 @@ def main() -> None:
     halves = {h: sorted(k for k in ticket if ticket[k]["half"] == h) for h in ("tune", "report")}
     rules = [Rule.parse(f"{t}/{p}/{c}") for t, p, c in
              itertools.product(a.taus.split(","), a.patiences.split(","), a.caps.split(","))]
-    for dense_rule in map(Rule.parse, a.dense_rules.split(",")):
+    dense_rules = [Rule.parse(x) for x in a.dense_rules.split(",")]
+    per_crop(ticket, dense, [Rule.parse(x) for x in a.ticket_rules.split(",")], dense_rules)
+    for dense_rule in dense_rules:
         print(f"\n## Dense rule {dense_rule} (tau/patience/cap)\n")
         chosen: Rule | None = None
         for half in ("tune", "report"):

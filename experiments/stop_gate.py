@@ -28,7 +28,7 @@ from lipcli import config
 from lipcli.problem import load_problem
 
 HERE = Path(__file__).resolve().parent
-TAUS = "-,0.95,1.0,1.05,1.1"  # "-": no gate (the rule before the gate)
+TAUS = "none,0.95,1.0,1.05,1.1"  # none: no gate (the rule before the gate)
 PATIENCES = "150,300"
 CAPS = "1200,1500,1800"
 K = 50
@@ -56,7 +56,9 @@ def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int) 
         below = np.nonzero(loss <= tau * sigma ** 2)[0]
         start = int(below[0]) if below.size else len(var)
     gated = [np.inf] * start + var[start:]
-    at, stop = min_with_patience(gated, patience, cap)
+    # The loop ends only once the lagged output of the minimum is taken, and a new minimum before then
+    # delays it (lipcli/fit.py): a patience under the lag acts as the lag.
+    at, stop = min_with_patience(gated, max(patience, LAG), cap)
     ema = s["psnr_ema"]
     if at <= 0:
         return cap, ema[cap - 1]
@@ -65,8 +67,8 @@ def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int) 
 
 
 def _grid(text: str, kind: type) -> tuple:
-    """A comma list of numbers; "-" stands for None (no gate)."""
-    return tuple(None if x == "-" else kind(x) for x in text.split(","))
+    """A comma list of numbers; "none" stands for None (no gate)."""
+    return tuple(None if x == "none" else kind(x) for x in text.split(","))
 
 
 def load_runs(paths: list[Path], sigma: str = "estimated") -> list[dict]:
@@ -91,7 +93,7 @@ def main() -> None:
     ap.add_argument("rows", type=Path, nargs="+")
     ap.add_argument("--sigma", choices=("estimated", "true"), default="estimated")
     ap.add_argument("--pool-sigmas", action="store_true", help="one table per half over every noise level")
-    ap.add_argument("--taus", default=TAUS, help='comma list of gate taus, "-" = no gate')
+    ap.add_argument("--taus", default=TAUS, help="comma list of gate taus, none = no gate")
     ap.add_argument("--patiences", default=PATIENCES, help="comma list")
     ap.add_argument("--caps", default=CAPS, help="comma list")
     a = ap.parse_args()
