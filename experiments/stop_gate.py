@@ -13,6 +13,7 @@ The gate is replayed exactly as the loop would run it: `var_raw_200` minima befo
 ignored, patience counts from the best minimum after it. Chosen on the TUNE half, reported on REPORT.
 
     PYTHONPATH=$PWD python experiments/stop_gate.py experiments/es_dev/rows-ticket*.jsonl.gz
+    PYTHONPATH=$PWD python experiments/stop_gate.py experiments/es_dev/rows-dense-*.jsonl.gz --patiences 150,300 --caps 1800
 """
 from __future__ import annotations
 
@@ -122,6 +123,7 @@ def main() -> None:
                     print(f"| {tau or '-'} | {p} | {c} | {gap.mean():.2f} | {np.percentile(gap, 90):.2f} | "
                           f"{gap.max():.2f} | {psnr.mean():.2f} | {used.mean():.0f} | "
                           f"{used.mean() / today.mean():.2f} |")
+
 
 if __name__ == "__main__":
     main()
