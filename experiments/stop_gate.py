@@ -13,6 +13,7 @@ The gate is replayed exactly as the loop would run it: `var_raw_200` minima befo
 ignored, patience counts from the best minimum after it. Chosen on the TUNE half, reported on REPORT.
 
     PYTHONPATH=$PWD python experiments/stop_gate.py experiments/es_dev/rows-ticket*.jsonl.gz
+    PYTHONPATH=$PWD python experiments/stop_gate.py experiments/es_dev/rows-dense-*.jsonl.gz --patiences 150,300 --caps 1800
 """
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ from lipcli import config
 from lipcli.problem import load_problem
 
 HERE = Path(__file__).resolve().parent
-TAUS = (None, 0.95, 1.0, 1.05, 1.1)  # None: today's rule (no gate)
-PATIENCES = (150, 300)
-CAPS = (1200, 1500, 1800)
+TAUS = "none,0.95,1.0,1.05,1.1"  # none: no gate (the rule before the gate)
+PATIENCES = "150,300"
+CAPS = "1200,1500,1800"
 K = 50
 
 
@@ -56,7 +57,9 @@ def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int) 
         below = np.nonzero(loss <= tau * sigma ** 2)[0]
         start = int(below[0]) if below.size else len(var)
     gated = [np.inf] * start + var[start:]
-    at, stop = min_with_patience(gated, patience, cap)
+    # The loop ends only once the lagged output of the minimum is taken, and a new minimum before then
+    # delays it (lipcli/fit.py): a patience under the lag acts as the lag.
+    at, stop = min_with_patience(gated, max(patience, LAG), cap)
     ema = s["psnr_ema"]
     if at <= 0:
         return cap, ema[cap - 1]
@@ -64,39 +67,62 @@ def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int) 
     return min(max(stop, t), cap), ema[t - 1]
 
 
+def _grid(text: str, kind: type) -> tuple:
+    """A comma list of numbers; "none" stands for None (no gate)."""
+    return tuple(None if x == "none" else kind(x) for x in text.split(","))
+
+
+def load_runs(paths: list[Path], sigma: str = "estimated") -> list[dict]:
+    """The plain denoising runs of every file, each with its noise level for the gate (`sigma_used`):
+    the blind estimate (cached in es_dev/sigma_hat.json) or, to compare, the simulated one."""
+    cache_path = HERE / "es_dev" / "sigma_hat.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    runs = [r.plain for path in paths for r in load(path)[0] if r.plain["task"] == "denoise"]
+    for r in runs:
+        r["sigma_used"] = sigma_hat(r, cache) if sigma == "estimated" else float(r["param"]) / 255
+    cache_path.write_text(json.dumps(cache, indent=0, sort_keys=True))
+    return runs
+
+
+def oracle(row: dict) -> float:
+    """Best EMA PSNR over the whole recorded horizon: reads the clean image (oracle, reporting only)."""
+    return max(row["signals"]["psnr_ema"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rows", type=Path, nargs="+")
     ap.add_argument("--sigma", choices=("estimated", "true"), default="estimated")
     ap.add_argument("--pool-sigmas", action="store_true", help="one table per half over every noise level")
+    ap.add_argument("--taus", default=TAUS, help="comma list of gate taus, none = no gate")
+    ap.add_argument("--patiences", default=PATIENCES, help="comma list")
+    ap.add_argument("--caps", default=CAPS, help="comma list")
     a = ap.parse_args()
-    cache_path = HERE / "es_dev" / "sigma_hat.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    runs = [r.plain for path in a.rows for r in load(path)[0] if r.plain["task"] == "denoise"]
-    for r in runs:
-        sigma_hat(r, cache)
-    cache_path.write_text(json.dumps(cache, indent=0, sort_keys=True))
+    taus, patiences, caps = _grid(a.taus, float), _grid(a.patiences, int), _grid(a.caps, int)
+    runs = load_runs(a.rows, a.sigma)
+
     def group(r: dict) -> tuple:
         return r["half"], r.get("net", "dip"), r["size"], "all" if a.pool_sigmas else r["param"]
 
     for half, net, size, sigma in sorted({group(r) for r in runs}, key=str):
         rows = [r for r in runs if group(r) == (half, net, size, sigma)]
         names = ", ".join(sorted(r["image"] for r in rows))
-        print(f"\n{half} half, {net}, {size}x{size}, sigma {sigma}: {len(rows)} runs ({names})\n")
-        print("| gate tau | patience | cap | mean gap dB | p90 gap | max gap | iterations | vs today |")
-        print("|---|---|---|---|---|---|---|---|")
+        horizon = min(r["iters"] for r in rows)
+        print(f"\n{half} half, {net}, {size}x{size}, sigma {sigma}: {len(rows)} runs ({names}); "
+              f"oracle over {horizon}+ iterations: mean {np.mean([oracle(r) for r in rows]):.2f} dB\n")
+        print("| gate tau | patience | cap | mean gap dB | p90 gap | max gap | mean reported dB | iterations "
+              "| vs today |")
+        print("|---|---|---|---|---|---|---|---|---|")
         today = np.array([replay(r, None, 0, 300, min(1200, r["iters"]))[0] for r in rows])
-        for tau in TAUS:
-            for p in PATIENCES:
-                for c in CAPS:
-                    got = []
-                    for r in rows:
-                        sig = sigma_hat(r, cache) if a.sigma == "estimated" else float(r["param"]) / 255
-                        used, psnr = replay(r, tau, sig, p, min(c, r["iters"]))
-                        got.append((used, max(r["signals"]["psnr_ema"]) - psnr))
-                    used, gap = np.array(got).T
+        for tau in taus:
+            for p in patiences:
+                for c in caps:
+                    got = [replay(r, tau, r["sigma_used"], p, min(c, r["iters"])) for r in rows]
+                    used, psnr = np.array(got).T
+                    gap = np.array([oracle(r) for r in rows]) - psnr
                     print(f"| {tau or '-'} | {p} | {c} | {gap.mean():.2f} | {np.percentile(gap, 90):.2f} | "
-                          f"{gap.max():.2f} | {used.mean():.0f} | {used.mean() / today.mean():.2f} |")
+                          f"{gap.max():.2f} | {psnr.mean():.2f} | {used.mean():.0f} | "
+                          f"{used.mean() / today.mean():.2f} |")
 
 
 if __name__ == "__main__":
