@@ -1,0 +1,14 @@
+#!/bin/sh
+# Controls for the channel ticket (RESULTS-sparse.md, "Controls"): three workers at nice 10, one thread each,
+# today's fast preset; the deep decoder under its own protocol (--config deep-decoder: 1900 iterations, no stop).
+cd "$(dirname "$0")/../.." || exit 1
+S="env PYTHONPATH=$PWD nice -n 10 python experiments/sparse_study.py --half report --threads 1"
+OUT=experiments/sparse/rows-controls.jsonl
+for s in 0 1 2; do
+  [ -f experiments/sparse/randch-s$s.safetensors ] ||
+    PYTHONPATH=$PWD python experiments/random_channel_ticket.py --seed $s --out experiments/sparse/randch-s$s.safetensors
+done
+nohup sh -c "$S --priors randch-s0:r2 --out $OUT; $S --priors randch-s1:r2,randch-s2:r2 --images baby,bird,coastguard --out $OUT" \
+  > experiments/sparse/log.controls-a 2>&1 &
+nohup $S --priors dd-k302 --extra "--config deep-decoder" --out $OUT > experiments/sparse/log.controls-b 2>&1 &
+nohup $S --priors w64 --out $OUT > experiments/sparse/log.controls-c 2>&1 &
