@@ -40,7 +40,7 @@ def prior_args(name: str) -> list[str]:
     if name.startswith("w"):
         return ["--net", f"dip-{name}"]
     if name.startswith("dd-k"):
-        return ["--net", "deep-decoder", "--dd-k", name[4:]]
+        return ["--prior", "deep-decoder", "--dd-k", name[4:]]  # --net deep-decoder would ignore --dd-k
     kind, _, round_ = name.partition(":r")
     path = HERE / "sparse" / f"{kind}.safetensors"
     if not round_ or (kind != "ticket" and not path.exists()):
