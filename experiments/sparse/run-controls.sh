@@ -12,3 +12,6 @@ nohup sh -c "$S --priors randch-s0:r2 --out $OUT; $S --priors randch-s1:r2,randc
   > experiments/sparse/log.controls-a 2>&1 &
 nohup $S --priors dd-k302 --extra "--config deep-decoder" --out $OUT > experiments/sparse/log.controls-b 2>&1 &
 nohup $S --priors w64 --out $OUT > experiments/sparse/log.controls-c 2>&1 &
+# a fourth worker, started a few minutes later, took the random seeds 1 and 2 from the other end:
+nohup $S --priors randch-s1:r2,randch-s2:r2 --images baby,bird,coastguard --reverse --out $OUT \
+  > experiments/sparse/log.controls-d 2>&1 &
