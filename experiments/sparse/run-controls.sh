@@ -15,3 +15,12 @@ nohup $S --priors w64 --out $OUT > experiments/sparse/log.controls-c 2>&1 &
 # a fourth worker, started a few minutes later, took the random seeds 1 and 2 from the other end:
 nohup $S --priors randch-s1:r2,randch-s2:r2 --images baby,bird,coastguard --reverse --out $OUT \
   > experiments/sparse/log.controls-d 2>&1 &
+# afterwards, the deep decoder under lip's fast preset (auto-stop, EMA, bf16), two crops, one worker each:
+for crop in baby bird; do
+  nohup $S --priors dd-k302 --images $crop --out $OUT > experiments/sparse/log.controls-dd-$crop 2>&1 &
+done
+# last, random channels ranked globally (lip's own `--method random`: about 25% per layer, not the ticket's counts):
+PYTHONPATH=$PWD python -m lipcli prune sample:house-noisy --granularity channel --method random --rounds 2 --rate 0.5 \
+  --seed 0 --slim -o experiments/sparse/randch-global-s0.safetensors
+nohup $S --priors randch-global-s0:r2 --images baby,f16 --out $OUT > experiments/sparse/log.controls-g 2>&1 &
+nohup $S --priors randch-global-s0:r2 --images foreman,bird --reverse --out $OUT > experiments/sparse/log.controls-h 2>&1 &
