@@ -24,3 +24,6 @@ PYTHONPATH=$PWD python -m lipcli prune sample:house-noisy --granularity channel 
   --seed 0 --slim -o experiments/sparse/randch-global-s0.safetensors
 nohup $S --priors randch-global-s0:r2 --images baby,f16 --out $OUT > experiments/sparse/log.controls-g 2>&1 &
 nohup $S --priors randch-global-s0:r2 --images foreman,bird --reverse --out $OUT > experiments/sparse/log.controls-h 2>&1 &
+# and w32 under today's preset on the same four crops:
+nohup $S --priors w32 --images baby,f16 --out $OUT > experiments/sparse/log.controls-i 2>&1 &
+nohup $S --priors w32 --images foreman,bird --reverse --out $OUT > experiments/sparse/log.controls-j 2>&1 &
