@@ -4,7 +4,7 @@ iterations and seconds; for the tune half, the report half, and both. Rows of an
 sr --scale 4"`) get tables of their own, paired with the dense net of that task, and so do rows of another
 noise level, seed or crop size (`--sigmas`, `--seeds`, `--sizes`). `--per-crop` adds, per prior, a
 crop-by-crop table against dense (auto-stopped and oracle value, iterations, difference) closed by the paired
-means.
+means. `--against dense,ticket:r2` pairs every table with each of those priors in turn (default: dense).
 
 Give the rows files of one preset. A row does not record the stop rule or the preset's settings, so rows run
 under two presets (the previous stop rule and the gated one) would share a prior; a crop recorded in two given
@@ -78,17 +78,17 @@ def mean_sd(values: list[float | None]) -> str:
     return f"{statistics.mean(values):.2f} ± {sd:.2f}"
 
 
-def table(rows: list[dict], half: str) -> list[str]:
+def table(rows: list[dict], half: str, ref: str = "dense") -> list[str]:
     chosen = [r for r in rows if half == "both" or r["half"] == half]
     if not chosen or (half == "both" and len({r["half"] for r in rows}) == 1):
         return []  # no rows of this half, or "both" would repeat the one half there is
     by_prior: dict[str, dict[str, dict]] = defaultdict(dict)
     for r in chosen:
         by_prior[r["prior_name"]][r["crop_key"]] = r
-    dense = by_prior.get("dense", {})
+    dense = by_prior.get(ref, {})
     out = [f"### {half} half" if half != "both" else "### both halves", "",
-           "| prior | params fitted | GFLOP/iter | n | stopped dB | final dB | oracle dB | stopped - dense (paired) | "
-           "wins vs dense | iterations | s/restore |",
+           f"| prior | params fitted | GFLOP/iter | n | stopped dB | final dB | oracle dB | stopped - {ref} (paired) | "
+           f"wins vs {ref} | iterations | s/restore |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     order = sorted(by_prior, key=lambda p: -statistics.mean(r["params_fitted"] for r in by_prior[p].values()))
     for prior in order:
@@ -96,7 +96,7 @@ def table(rows: list[dict], half: str) -> list[str]:
         rs = list(crops.values())
         paired = [crops[c]["psnr_stopped"] - dense[c]["psnr_stopped"] for c in crops if c in dense]
         vs_dense = f"{mean_sd(paired)} ({len(paired)}) | {sum(d > 0 for d in paired)}/{len(paired)}" \
-            if prior != "dense" else "- | -"
+            if prior != ref else "- | -"
         out.append(
             f"| {prior} | {rs[0]['params_fitted']:,} | {rs[0]['gflop_per_iter']:.2f} | {len(rs)} | "
             f"{mean_sd([r['psnr_stopped'] for r in rs])} | {mean_sd([r['psnr_final'] for r in rs])} | "
@@ -115,18 +115,18 @@ def mean_row(rows: tuple[dict, ...]) -> dict:
     return {k: mean_or_none(r[k] for r in rows) for k in ("psnr_stopped", "oracle_best_psnr", "stopped_at", "iterations")}
 
 
-def per_crop(rows: list[dict]) -> list[str]:
-    """Each prior against dense, crop by crop, then the means over the pairs with the paired differences
+def per_crop(rows: list[dict], ref: str = "dense") -> list[str]:
+    """Each prior against `ref`, crop by crop, then the means over the pairs with the paired differences
     (auto-stopped and oracle)."""
     by = {(r["crop_key"], r["prior_name"]): r for r in rows}
     crops = sorted({(r["half"], r["image"], r["crop_key"]) for r in rows})
     out = []
-    for prior in sorted({r["prior_name"] for r in rows} - {"dense"}):
-        out += [f"### per crop: {prior} vs dense", "",
-                f"| image | half | {prior} stopped dB | oracle dB | iterations | dense stopped dB | oracle dB | "
-                "iterations | stopped - dense |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-        pairs = [(by[key, prior], by[key, "dense"], image, half) for half, image, key in crops
-                 if (key, prior) in by and (key, "dense") in by]
+    for prior in sorted({r["prior_name"] for r in rows} - {ref}):
+        out += [f"### per crop: {prior} vs {ref}", "",
+                f"| image | half | {prior} stopped dB | oracle dB | iterations | {ref} stopped dB | oracle dB | "
+                f"iterations | stopped - {ref} |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        pairs = [(by[key, prior], by[key, ref], image, half) for half, image, key in crops
+                 if (key, prior) in by and (key, ref) in by]
         for p, d, image, half in pairs:
             out.append(f"| {image} | {half} | {crop_cells(p)} | {crop_cells(d)} | "
                        f"{p['psnr_stopped'] - d['psnr_stopped']:+.2f} |")
@@ -158,6 +158,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("rows", nargs="+", type=Path)
     ap.add_argument("--per-crop", action="store_true", help="each prior against dense, crop by crop")
+    ap.add_argument("--against", default="dense", help="comma list of priors to pair the tables with")
     a = ap.parse_args()
     rows = load(a.rows)
     groups = sorted({r["group"] for r in rows},
@@ -169,10 +170,10 @@ def main() -> None:
         chosen = [r for r in rows if r["group"] == group]
         where = f"{size}x{size}, " if len(sizes) > 1 else ""
         lines += [f"## {task or 'denoising'}, {where}sigma {sigma}, seed {seed}", ""] if len(groups) > 1 else []
-        for half in ("tune", "report", "both"):
-            lines += table(chosen, half)
+        refs = a.against.split(",")
+        lines += [line for ref in refs for half in ("tune", "report", "both") for line in table(chosen, half, ref)]
         lines += per_image(chosen)
-        lines += per_crop(chosen) if a.per_crop else []
+        lines += [line for ref in refs for line in per_crop(chosen, ref)] if a.per_crop else []
     print("\n".join(lines))
 
 

@@ -32,12 +32,15 @@ TICKET = "dip-channel-house"  # the shipped library entry: this study's house_ch
 
 
 def prior_args(name: str) -> list[str]:
-    """`dense`, `wK` (uniform width K), `ticket:rN` (round N of the shipped channel ticket), or `STEM:rN`
-    (round N of the ticket file experiments/sparse/STEM.safetensors, e.g. one searched for another task)."""
+    """`dense`, `wK` (uniform width K), `dd-kK` (the deep decoder of width K), `ticket:rN` (round N of the
+    shipped channel ticket), or `STEM:rN` (round N of the ticket file experiments/sparse/STEM.safetensors, e.g.
+    one searched for another task, or a random control)."""
     if name == "dense":
         return ["--net", "dip"]
     if name.startswith("w"):
         return ["--net", f"dip-{name}"]
+    if name.startswith("dd-k"):
+        return ["--prior", "deep-decoder", "--dd-k", name[4:]]  # --net deep-decoder would ignore --dd-k
     kind, _, round_ = name.partition(":r")
     path = HERE / "sparse" / f"{kind}.safetensors"
     if not round_ or (kind != "ticket" and not path.exists()):

@@ -115,6 +115,17 @@ def test_channel_granularity_prunes_whole_filters_and_is_recorded(work):
     assert all(bool((m.flatten(1).all(1) | ~m.flatten(1).any(1)).all()) for m in art.mask(2).values())
 
 
+def test_channel_oes_learns_whole_filters_in_one_round(work):
+    out = work / "COES.safetensors"
+    lines = ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=3), "--rounds", "2", "--rate", "0.5",
+                   "--granularity", "channel", "--method", "oes", "--json", "-o", out))
+    art = artifact.load(out)
+    assert art.granularity == "channel" and art.meta["method"] == "oes" and art.rounds == 1
+    channels = [o["channels"] for o in lines if o["type"] == "round"]
+    assert channels[-1] == ladder_kept(art.meta["rounds"][0]["channels"], 0.5, 2)  # 1 - 0.5^2 of the filters go
+    assert all(bool((m.flatten(1).all(1) | ~m.flatten(1).any(1)).all()) for m in art.mask(1).values())
+
+
 def test_keep_input_dense_flag(work):
     out = work / "dense.safetensors"
     ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=2), "--rounds", "1",
@@ -296,7 +307,7 @@ def test_errors_found_by_the_search_are_one_line_too(work, case):
     (["--rewind", "1.0"], "--rewind"),
     (["--granularity", "rows"], "--granularity"),
     (["--channel-score", "l1"], "--channel-score"),
-    (["--granularity", "channel", "--method", "oes"], "--method"),
+    (["--granularity", "channel", "--method", "synflow"], "--method"),
 ])
 def test_bad_options_exit_2_with_one_line(work, extra, needle):
     out = work / "bad.safetensors"

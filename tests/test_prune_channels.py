@@ -16,7 +16,8 @@ from lipcli.fit import FitConfig
 from lipcli.masks import (channel_count, channel_sums, channels_alive, expand_channels, ladder_kept,
                           top_channels)
 from lipcli.prune.channel_scores import CHANNEL_SCORES, bn_after
-from lipcli.prune.run import channel_score_for
+from lipcli.prune.oes_channels import ChannelGumbelMasked
+from lipcli.prune.run import channel_score_for, methods
 from lipcli.prune.scores import ScoreContext
 from lipcli.prune.search import prunable_names
 from lipcli.restore import Prior, restore
@@ -207,7 +208,6 @@ def test_element_searches_record_no_granularity_and_read_as_element(data_dir, im
 
 
 @pytest.mark.parametrize("method, granularity, score, needle", [
-    ("oes", "channel", None, "--method"),
     ("random-layerwise", "channel", None, "--method"),
     ("imp", "channel", "nope", "channel score"),
     ("random", "channel", "bn", "--channel-score"),
@@ -222,6 +222,38 @@ def test_bad_channel_settings_are_refused(method, granularity, score, needle):
 def test_channel_granularity_needs_the_conv_scope():
     with pytest.raises(LipError, match="--scope conv"):
         prunable_names(nets.build(SPEC), "all", False, "channel")
+
+
+# ------------------------------------------------------------------ channel OES (oes_channels.py)
+
+def test_channel_oes_gates_whole_filters_with_one_logit_each():
+    net = nets.build(SPEC)
+    names = prunable_names(net, "conv", False, "channel")
+    model = ChannelGumbelMasked(net, names, tau=0.2, seed=0)
+    named = dict(net.named_parameters())
+    assert [tuple(p.shape) for p in model.logits] == [(named[n].shape[0], 1, 1, 1) for n in names]
+    assert all(s.shape == (named[n].shape[0],) for n, s in model.scores().items())
+    assert "oes" in methods("channel") and channel_score_for("oes", "channel", None) == "oes"
+
+
+@pytest.mark.parametrize("target", [0.5, 0.99])
+def test_channel_oes_keeps_exact_whole_filters_never_empties_a_layer_and_freezes_theta0(target, data_dir,
+                                                                                       img_problem):
+    req = replace(channel_request("oes", rounds=1), target_sparsity=target)
+    art = run_search(req, [img_problem], data_dir / f"coes_{target}.safetensors")
+    again = run_search(req, [img_problem], data_dir / f"coes2_{target}.safetensors")
+    other = run_search(replace(req, seed=1), [img_problem], data_dir / f"coes3_{target}.safetensors")
+    keep = art.mask(1)
+    per_layer = {n: int(f.sum()) for n, f in channels_alive(keep).items()}
+    assert whole_filters_only(keep) and min(per_layer.values()) >= 1  # the floor: no layer emptied
+    assert sum(per_layer.values()) == max(round((1 - target) * conv_channels()), len(per_layer))
+    assert art.meta["search"]["granularity"] == "channel" and art.rounds == 1
+    assert all(torch.equal(art.prune_round[n], again.prune_round[n]) for n in art.prune_round)
+    if target == 0.5:
+        assert not all(torch.equal(art.prune_round[n], other.prune_round[n]) for n in art.prune_round)
+    torch.manual_seed(0)
+    init = dict(nets.build(SPEC).named_parameters())
+    assert all(torch.equal(art.theta0[n], init[n].detach()) for n in art.theta0)  # OES learns no weight
 
 
 # ------------------------------------------------------------------ the ticket restores compacted

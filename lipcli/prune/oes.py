@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..masks import Masks, top_global, total_count
+
 
 def kl_bernoulli(p_logits: torch.Tensor, rho: float) -> torch.Tensor:
     """sum_j KL(Bern(q_j) || Bern(rho)) with q = sigmoid(logits), computed stably in log space."""
@@ -31,8 +33,12 @@ class GumbelMasked(nn.Module):
         for p in net.parameters():
             p.requires_grad_(False)
         named = dict(net.named_parameters())
-        self.logits = nn.ParameterList(nn.Parameter(torch.zeros_like(named[n])) for n in names)
+        self.logits = nn.ParameterList(nn.Parameter(self.logit_like(named[n])) for n in names)
         self.gen = torch.Generator(device=named[names[0]].device).manual_seed(seed)
+
+    def logit_like(self, weight: torch.Tensor) -> torch.Tensor:
+        """The zero logits gating `weight`: one per element (oes_channels.py: one per filter)."""
+        return torch.zeros_like(weight)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         named = dict(self.net.named_parameters())
@@ -47,3 +53,7 @@ class GumbelMasked(nn.Module):
 
     def scores(self) -> dict[str, torch.Tensor]:
         return {n: p.detach() for n, p in zip(self.names, self.logits)}
+
+    def keep(self, alive: Masks, rho: float) -> Masks:
+        """The hard mask: exactly round(rho * N) of the `alive` elements, those with the largest logits."""
+        return top_global(self.scores(), alive, round(rho * total_count(alive)))

@@ -16,18 +16,19 @@ import torch
 from .. import artifact, nets
 from ..errors import LipError
 from ..fit import FitConfig, Step, fit
-from ..masks import record_round, top_global, total_count
+from ..masks import record_round
 from . import imp, ladder
 from .oes import GumbelMasked
+from .oes_channels import ChannelGumbelMasked
 from .channel_scores import CHANNEL_SCORES
 from .search import GRANULARITIES, TargetSource, Trajectory, prunable_names
 
 
 def methods(granularity: str = "element") -> list[str]:
     """Every `--method` choice: the IMP and OES drivers, then the ladder's (read when asked, so a
-    score registered later is a choice too); at channel granularity, IMP and the channel scores."""
+    score registered later is a choice too); at channel granularity, IMP, OES (one logit per filter) and the channel scores."""
     if granularity == "channel":
-        return ["imp", *ladder.methods(granularity)]
+        return ["imp", "oes", *ladder.methods(granularity)]
     return ["imp", "oes", *ladder.methods()]
 
 
@@ -127,7 +128,7 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
 def channel_score_for(method: str, granularity: str, channel_score: str | None) -> str | None:
     """Check that `method` exists at `granularity` and return the channel score a search records:
     None for element searches, `channel_score` (default l1) for channel IMP, the method itself for
-    the ladder's channel scores."""
+    the ladder's channel scores and channel OES."""
     if granularity not in GRANULARITIES:
         raise LipError(f"unknown --granularity {granularity!r}: use {' or '.join(GRANULARITIES)}")
     choices = methods(granularity)
@@ -153,11 +154,12 @@ def _oes(req: SearchRequest, net: torch.nn.Module, names: list[str], traj: Traje
     """Learn the Bernoulli mask, then keep exactly the target count (one round)."""
     target = req.target_sparsity if req.target_sparsity is not None else 1 - (1 - req.rate) ** req.rounds
     rho = 1 - target
-    model = GumbelMasked(net, names, req.oes_tau, req.seed)
+    gated = ChannelGumbelMasked if traj.granularity == "channel" else GumbelMasked
+    model = gated(net, names, req.oes_tau, req.seed)
     cfg = replace(req.fit, reg_noise=0.0, ema=0.0, early_stop=False)  # OES: no jitter, no EMA
     began = time.perf_counter()
     result = fit(model, targets, cfg, penalty=lambda: req.oes_lambda * model.kl(rho), callbacks=[on_step])
     alive = traj.masks(0)
-    record_round(traj.prune_round, alive, top_global(model.scores(), alive, round(rho * total_count(alive))), 1)
+    record_round(traj.prune_round, alive, model.keep(alive, rho), 1)
     traj.record(0, 0.0)
     on_round(traj.record(1, time.perf_counter() - began, loss=result.tail_loss))
