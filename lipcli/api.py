@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import artifact, device as devices, images as images_io
+from . import artifact, device as devices, images as images_io, nets
 from .config import check_init, fit_config, resolve_settings
 from .ensemble import Elsewhere, fit_share, restore_ensemble
 from .errors import LipError, LipRuntimeError
@@ -145,7 +145,7 @@ class Restorer:
 def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Path | None = None,
              mask: Path | str | artifact.Artifact | None = None, round_: int | None = None,
              sparsity: float | None = None, init: str = "artifact", prior: str = "dip", net: str | None = None,
-             dd_k: int = 128, compact: bool | None = None, early_stop: bool | None = None,
+             dd_k: int | None = None, compact: bool | None = None, early_stop: bool | None = None,
              checkpoint: bool | None = None,
              config: str | None = None, device: str | torch.device = "auto", seed: int = 0, dense: bool = False,
              ensemble: int = 1, snapshot_every: int | None = None,
@@ -171,16 +171,18 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
         raise LipError("--dense fits the dense DIP net: drop --mask / --prior")
     if compact and mask is None:
         raise LipError("--compact needs --mask: only a masked net has pruned filters to remove")
+    if prior not in ("dip", "deep-decoder"):
+        raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
+    net_ = "deep-decoder" if prior == "deep-decoder" else settings["net"]
+    if dd_k is not None and (mask is not None or nets.resolve_spec(net_)["kind"] != "decoder"):
+        raise LipError(f"--dd-k {dd_k} sets the deep decoder's width: add --prior deep-decoder"
+                       + (" and drop --mask" if mask is not None else ""))
     if mask is None and prior == "dip" and not dense and settings.get("ticket"):
         mask = settings["ticket"]
     if mask is not None:
         chosen = masked_prior(mask, round_, sparsity, init, compact)
-    elif prior == "deep-decoder":
-        chosen = dense_prior("deep-decoder", k=dd_k)
-    elif prior == "dip":
-        chosen = dense_prior(settings["net"])
-    else:
-        raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
+    else:  # the deep decoder's width follows --dd-k however it was asked for (--prior, --net, --config)
+        chosen = dense_prior(net_, **({} if dd_k is None else {"k": dd_k}))
     return Restorer(task, settings, cfg, chosen, dev, seed, simulate, inpaint_mask, ensemble, snapshot_every)
 
 

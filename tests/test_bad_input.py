@@ -527,6 +527,8 @@ case("restore", "--device cuda:7 without a GPU", lambda w: ["img.png", "--device
      skip=CUDA_SKIP)
 case("restore", "unknown precision", lambda w: ["img.png", "--precision", "fp64"], "--precision")
 case("restore", "unknown prior", lambda w: ["img.png", "--prior", "gan"], "unknown --prior")
+case("restore", "--dd-k without the deep decoder", lambda w: ["img.png", "--net", "dip", "--dd-k", "300"],
+     "--dd-k 300 sets the deep decoder's width")
 case("restore", "unknown --init", lambda w: ["img.png", "--mask", "A.safetensors", "--init", "warm"],
      "unknown --init")
 case("restore", "unknown net preset", lambda w: ["img.png", "--net", "resnet"], "unknown net preset 'resnet'")

@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from lipcli import api, artifact, config, nets
+from lipcli.errors import LipError
 from lipcli.cli import app
 from lipcli.physics import TASKS
 from prune_helpers import write_picture
@@ -67,6 +68,12 @@ def test_restore_under_the_protocols(tmp_path):
     assert dd.prior.spec == nets.preset("deep-decoder") and dd.prior.spec["k"] == 128
     assert (dd.cfg.iters, dd.cfg.lr, dd.cfg.reg_noise, dd.cfg.ema, dd.cfg.early_stop) == (1900, 0.01, 0, 0, False)
     assert api.restorer(config="deep-decoder", prior="deep-decoder", dd_k=64, device=CPU).prior.spec["k"] == 64
+    # --dd-k sets the width however the deep decoder is asked for, and is refused where none is fitted
+    for how in ({"config": "deep-decoder"}, {"net": "deep-decoder"}):
+        assert api.restorer(dd_k=64, device=CPU, **how).prior.spec["k"] == 64
+    for how in ({}, {"net": "dip"}):
+        with pytest.raises(LipError, match="--dd-k 64 sets the deep decoder's width"):
+            api.restorer(dd_k=64, device=CPU, **how)
     # today's DIP-style settings for --prior deep-decoder stay what they were
     plain = api.restorer(config="paper", prior="deep-decoder", device=CPU)
     assert (plain.cfg.iters, plain.cfg.reg_noise, plain.cfg.ema, plain.cfg.early_stop) == (3000, 1 / 30, 0.99, True)

@@ -66,8 +66,9 @@ def restore_cmd(
     dense: bool = typer.Option(False, "--dense", help="Fit the dense DIP net where the preset would fit its "
                                "shipped ticket (lip masks; --config paper always fits the dense net)",
                                rich_help_panel="Prior"),
-    dd_k: int = typer.Option(128, help="Deep-decoder width k (6(k^2+2k)+3k parameters)", min=1,
-                             rich_help_panel="Prior"),
+    dd_k: Optional[int] = typer.Option(None, help="Deep-decoder width k (6(k^2+2k)+3k parameters) whenever the "
+                                       "deep decoder is fitted (--prior, --net or --config deep-decoder) [128]",
+                                       min=1, show_default=False, rich_help_panel="Prior"),
     compact: Optional[bool] = typer.Option(None, "--compact/--no-compact", help="Fit the masked net with its "
                                            "entirely pruned filters removed (lipcli/nets/compact.py): the same "
                                            "function, faster. [on whenever the mask removes whole filters]",
