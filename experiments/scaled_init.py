@@ -42,7 +42,7 @@ def dense_scale_theta0(narrow: str, dense: str, seed: int) -> tuple[dict, dict[s
             conv.weight.mul_(factor)
             if conv.bias is not None:
                 conv.bias.mul_(factor)
-    return spec, {k: v.detach().clone() for k, v in net.state_dict().items() if k in dict(net.named_parameters())}
+    return spec, {k: p.detach().clone() for k, p in net.named_parameters()}
 
 
 def main() -> None:

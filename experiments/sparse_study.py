@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -37,10 +38,10 @@ def prior_args(name: str) -> list[str]:
     one searched for another task, or a random control)."""
     if name == "dense":
         return ["--net", "dip"]
-    if name.startswith("w"):
+    if re.fullmatch(r"w\d+", name):  # not any stem that starts with w (a mask file's, e.g. w32-x:r0)
         return ["--net", f"dip-{name}"]
-    if name.startswith("dd-k"):
-        return ["--prior", "deep-decoder", "--dd-k", name[4:]]  # --net deep-decoder would ignore --dd-k
+    if re.fullmatch(r"dd-k\d+", name):
+        return ["--prior", "deep-decoder", "--dd-k", name[4:]]
     kind, _, round_ = name.partition(":r")
     path = HERE / "sparse" / f"{kind}.safetensors"
     if not round_ or (kind != "ticket" and not path.exists()):

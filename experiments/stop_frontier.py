@@ -77,8 +77,8 @@ def per_crop(ticket: dict, dense: dict, ticket_rules: list[Rule], dense_rules: l
 
 
 def _cell(row: dict, rule: Rule) -> str:
-    used, psnr = replay(row, rule.tau, row["sigma_used"], rule.patience, min(rule.cap, row["iters"]))
-    return f"{psnr:.2f} ({used})"
+    got = outcome([row], rule)
+    return f"{got.psnr[0]:.2f} ({int(got.iters[0])})"
 
 
 def main() -> None:
