@@ -82,7 +82,7 @@ def make_folder(path: Path, what: str) -> None:
     folder is used as it is."""
     if path.is_dir():
         return
-    if path.exists():
+    if path.exists() and not path.is_dir():  # asked twice: another task may have made it in between
         raise LipError(f"cannot create {what} {path}: it exists and is not a folder")
     if not path.parent.is_dir():
         raise LipError(f"cannot create {what} {path}: {path.parent} does not exist")

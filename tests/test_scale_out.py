@@ -119,6 +119,26 @@ def test_array_tasks_may_create_the_results_folder_at_once(tmp_path, monkeypatch
     assert out.is_dir()
 
 
+def test_the_results_folder_made_between_two_looks_is_used(tmp_path, monkeypatch):
+    """The other window (CI saw it): absent at the first look, made by another task before the second."""
+    from lipcli import files
+
+    out = tmp_path / "res"
+    real_is_dir = type(out).is_dir
+    looks = []
+
+    def first_look_misses(self):
+        looks.append(self)
+        if self == out and len(looks) == 1:
+            out.mkdir()  # the other task wins here
+            return False
+        return real_is_dir(self)
+
+    monkeypatch.setattr(type(out), "is_dir", first_look_misses)
+    files.make_folder(out, "--out")
+    assert real_is_dir(out)
+
+
 # ---------------------------------------------------------------- the scripts of docs/scale-out.md, run by hand
 
 DOCS = Path(__file__).parent.parent / "docs"
