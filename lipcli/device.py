@@ -8,6 +8,7 @@ from typing import Callable
 
 import torch
 
+from . import sharing
 from .errors import LipError
 
 
@@ -124,19 +125,22 @@ def busy_cores() -> float:
 
 
 def set_threads(threads: int | str | None, notify: Callable[[str], None] = lambda line: None) -> int:
-    """Choose (`thread_budget`) and pin the intra-op thread count (results are bit-reproducible only at a
-    fixed count)."""
+    """Choose (`thread_budget`) and set the intra-op thread count. Only an explicit count stays fixed
+    through the fits (results are bit-reproducible only at a fixed count); None and auto share the cores
+    with other lip fits as they come and go (lipcli/sharing.py)."""
     n = thread_budget(threads, notify)
     torch.set_num_threads(n)
+    sharing.set_policy(n, usable_cores(), open_count=threads is None or threads == "auto")
     return n
 
 
 def thread_budget(threads: int | str | None, notify: Callable[[str], None] = lambda line: None) -> int:
     """The threads a run may use (all its jobs together).
 
-    None: every usable core (`usable_cores`), with one line to `notify` when other work already keeps
-    them busy — two jobs that each take every core of this 2-core CPU ran 4.6x slower each.
-    "auto": the cores other work leaves free (at least 1). An integer: exactly that.
+    None: every usable core (`usable_cores`). Other lip fits get their share while they run
+    (lipcli/sharing.py); other work only gets one line to `notify` when it already keeps the cores busy —
+    two jobs that each take every core of this 2-core CPU ran 4.6x slower each.
+    "auto": the cores other work leaves free (at least 1), shared like None. An integer: exactly that.
     """
     if threads == "auto":
         return free_cores()
@@ -144,8 +148,13 @@ def thread_budget(threads: int | str | None, notify: Callable[[str], None] = lam
         return thread_count(threads)
     cores = usable_cores()
     threads = min(cores, torch.get_num_threads())
+    others = len(sharing.running(skip=os.getpid()))
     busy = busy_cores()
-    if busy >= 0.75 and threads > 1 and busy + threads > cores + 0.5:
+    if others:
+        notify(f"lip: {others} other lip fit{'s' if others > 1 else ''} running here: sharing the cores with "
+               f"{'them' if others > 1 else 'it'} while {'they run' if others > 1 else 'it runs'} "
+               "(--threads N fixes the count)")
+    elif busy >= 0.75 and threads > 1 and busy + threads > cores + 0.5:
         notify(f"lip: this machine is busy (about {busy:.1f} of {cores} cores in use by other work); "
                f"running on {threads} threads anyway. For several jobs at once give each --threads "
                f"{max(1, cores // 2)}, or use --threads auto to take only the free cores")

@@ -6,7 +6,9 @@ else): a 64x64 RGB crop of `astronaut.png` and a 53x37 (W x H) gray crop of
 """
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from lipcli import images, nets
+from lipcli import images, nets, sharing
 
 DATA = Path(__file__).parent / "data"
 RGB64 = DATA / "astronaut_64.png"
@@ -23,6 +25,9 @@ GRAY37x53 = DATA / "cameraman_53x37.png"  # 37 rows, 53 columns
 # One thread: bit-reproducible results (fits are compared for exact equality) and, on a shared
 # 2-core machine, far faster than two threads fighting another job for the cores.
 torch.set_num_threads(1)
+# Running fits register in a folder shared by the user's lip processes (lipcli/sharing.py): the suite gets its
+# own, so lip jobs elsewhere on the machine do not change the tests' thread counts (subprocesses inherit it).
+os.environ["LIP_SHARE_DIR"] = tempfile.mkdtemp(prefix="lip-fits-tests-")
 
 
 def narrow_spec(**overrides) -> dict:
@@ -40,6 +45,7 @@ def _pin_threads():
     """Keep the thread count fixed even if a test (e.g. the CLI's --threads) changes it."""
     yield
     torch.set_num_threads(1)
+    sharing.set_policy(1, 1, open_count=False)  # a CLI call in-process leaves its policy behind
 
 
 @pytest.fixture

@@ -1,0 +1,151 @@
+"""Concurrent lip fits on one machine share its cores instead of each taking all of them.
+
+Two fits that each ran an OpenMP team on every core of a 2-core CPU ran 4.6x slower each (issue 16): each
+team waits at every barrier for a thread the other process holds. So a fit registers in a per-user folder
+while it runs, and a fit whose thread count the user left open (`--threads` unset or auto) re-reads the
+folder about once a second and takes its share: the cores left by fits with a fixed count, divided between
+the open ones. It takes its full count back when the others end. Fits pinned to disjoint CPUs (taskset,
+cpusets) do not count against each other. A fixed `--threads N` is never changed: results are
+bit-reproducible only at a fixed count.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+RESCAN_SECONDS = 1.0  # how often an open fit re-reads the folder; a scan costs well under a millisecond
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One running fit: who (pid and its start time, against pid reuse), where (its CPUs) and how many
+    threads it keeps (None: open, it takes its share)."""
+    pid: int
+    started: str
+    cpus: tuple[int, ...]
+    threads: int | None
+
+
+@dataclass
+class _Policy:
+    budget: int  # the threads this process chose (device.set_threads)
+    cores: int  # the cores it may use (device.usable_cores)
+    open: bool  # the user left the count open
+
+
+_policy: _Policy | None = None
+
+
+def set_policy(budget: int, cores: int, open_count: bool) -> None:
+    """Record this process's thread choice; fits started afterwards register with it."""
+    global _policy
+    _policy = _Policy(budget, cores, open_count)
+
+
+def folder() -> Path:
+    """Where running fits register: $LIP_SHARE_DIR, else one folder per user in the temp directory."""
+    env = os.environ.get("LIP_SHARE_DIR")
+    return Path(env) if env else Path(tempfile.gettempdir()) / f"lip-fits-{os.getuid()}"
+
+
+def share_of(me: Claim, others: list[Claim], cores: int, budget: int) -> int:
+    """Threads for the open fit `me`: the cores that fits with a fixed count leave, split evenly between
+    the open fits on overlapping CPUs (the lowest pids take the remainder), at least 1, at most `budget`."""
+    near = [c for c in others if set(c.cpus) & set(me.cpus)]
+    free = max(0, cores - sum(c.threads for c in near if c.threads is not None))
+    open_pids = sorted([c.pid for c in near if c.threads is None] + [me.pid])
+    n, rank = len(open_pids), open_pids.index(me.pid)
+    return max(1, min(budget, free // n + (rank < free % n)))
+
+
+def _started(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot, /proc/PID/stat field 22); None when it is gone.
+    "" where there is no /proc: then only the pid is checked."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except FileNotFoundError:
+        if not Path("/proc/self/stat").exists():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return None
+            except PermissionError:
+                pass
+            return ""
+        return None
+    except (OSError, IndexError):
+        return None
+
+
+def running(skip: int | None = None) -> list[Claim]:
+    """The fits registered and still alive (other than pid `skip`); files of dead ones are removed."""
+    claims = []
+    try:
+        entries = list(folder().glob("*.json"))
+    except OSError:
+        return []
+    for path in entries:
+        try:
+            fields = json.loads(path.read_text())
+            claim = Claim(**{**fields, "cpus": tuple(fields["cpus"])})
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # being written, or not ours
+        if claim.pid == skip:
+            continue
+        if _started(claim.pid) != claim.started:
+            path.unlink(missing_ok=True)
+            continue
+        claims.append(claim)
+    return claims
+
+
+class Share:
+    """This process's claim while one fit runs on the CPU. `poll(it)` every iteration; it re-reads the
+    folder at most once a second and, for an open count, sets torch's threads to this fit's share.
+    `changes` lists (iteration, threads) whenever the count changed. Inert without a policy (set_threads
+    was never called, e.g. a library user) or on another device."""
+
+    def __init__(self, active: bool) -> None:
+        self.policy = _policy if active else None
+        self.changes: list[tuple[int, int]] = []
+        self.path: Path | None = None
+        self.next = 0.0
+
+    def __enter__(self) -> Share:
+        if self.policy is None:
+            return self
+        pid = os.getpid()
+        cpus = tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
+        self.me = Claim(pid, _started(pid) or "", cpus, None if self.policy.open else self.policy.budget)
+        try:
+            where = folder()
+            where.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.path = where / f"{pid}.json"
+            tmp = where / f".{pid}.tmp"
+            tmp.write_text(json.dumps(asdict(self.me)))
+            tmp.replace(self.path)  # others never read half a file
+        except OSError:  # no writable temp folder: run unshared, as before
+            self.path = None
+        return self
+
+    def poll(self, it: int) -> None:
+        if self.path is None or not self.policy.open or time.monotonic() < self.next:
+            return
+        self.next = time.monotonic() + RESCAN_SECONDS
+        n = share_of(self.me, running(skip=self.me.pid), self.policy.cores, self.policy.budget)
+        if n != torch.get_num_threads():
+            torch.set_num_threads(n)
+            self.changes.append((it, n))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.path is None:
+            return
+        self.path.unlink(missing_ok=True)
+        if torch.get_num_threads() != self.policy.budget:
+            torch.set_num_threads(self.policy.budget)  # the next fit of this process starts from the budget

@@ -1,0 +1,129 @@
+"""Concurrent lip fits share the cores (issue 16): an open thread count takes its share of what fixed counts
+leave, gives it back when the others end, and a fixed --threads is never touched."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lipcli import device, sharing
+from lipcli.sharing import Claim, share_of
+
+ROOT = Path(__file__).parent.parent
+
+
+def claim(pid: int, threads: int | None, cpus: tuple[int, ...] = (0, 1, 2, 3)) -> Claim:
+    return Claim(pid, "1", cpus, threads)
+
+
+def test_open_fits_split_what_fixed_fits_leave():
+    me = claim(10, None)
+    assert share_of(me, [], cores=4, budget=4) == 4
+    assert share_of(me, [claim(11, None)], cores=4, budget=4) == 2
+    assert share_of(me, [claim(11, 1)], cores=4, budget=4) == 3
+    assert share_of(me, [claim(11, 4)], cores=4, budget=4) == 1  # never below one thread
+    assert share_of(me, [claim(11, None), claim(12, None)], cores=4, budget=4) == 2  # lowest pid takes the rest
+    assert share_of(claim(13, None), [claim(11, None), claim(12, None)], cores=4, budget=4) == 1
+    assert share_of(me, [claim(11, None)], cores=4, budget=1) == 1  # never above what it chose
+
+
+def test_fits_on_other_cpus_do_not_count():
+    me = claim(10, None, cpus=(0, 1))
+    assert share_of(me, [claim(11, None, cpus=(2, 3)), claim(12, 2, cpus=(2, 3))], cores=2, budget=2) == 2
+    assert share_of(me, [claim(11, None, cpus=(1, 2))], cores=2, budget=2) == 1
+
+
+@pytest.fixture
+def other_process():
+    """A live process that is not a lip fit, to register a claim for."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def register(pid: int, threads: int | None) -> Path:
+    path = sharing.folder() / f"{pid}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cpus = sorted(os.sched_getaffinity(0))
+    path.write_text(json.dumps({"pid": pid, "started": sharing._started(pid), "cpus": cpus, "threads": threads}))
+    return path
+
+
+def test_dead_fits_are_forgotten_and_their_files_removed(other_process, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIP_SHARE_DIR", str(tmp_path))
+    live = register(other_process.pid, 1)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = register(int(dead.stdout), None)
+    stale.write_text(stale.read_text().replace('"started": null', '"started": "1"'))
+    (tmp_path / "junk.json").write_text("{not json")
+    assert [c.pid for c in sharing.running()] == [other_process.pid]
+    assert live.exists() and not stale.exists()
+
+
+def test_an_open_fit_takes_its_share_and_gives_it_back(other_process, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIP_SHARE_DIR", str(tmp_path))
+    monkeypatch.setattr(sharing, "RESCAN_SECONDS", 0.0)
+    cores = len(os.sched_getaffinity(0))
+    sharing.set_policy(cores, cores, open_count=True)
+    torch.set_num_threads(cores)
+    other = register(other_process.pid, cores)  # a fixed fit holding every core
+    with sharing.Share(True) as share:
+        assert json.loads((tmp_path / f"{os.getpid()}.json").read_text())["threads"] is None
+        share.poll(0)
+        assert torch.get_num_threads() == 1
+        other.unlink()  # it ended
+        share.poll(5)
+        assert torch.get_num_threads() == cores
+    assert share.changes == ([(0, 1), (5, cores)] if cores > 1 else [])
+    assert not (tmp_path / f"{os.getpid()}.json").exists()
+
+
+def test_a_fixed_count_is_kept_but_seen_by_the_others(other_process, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIP_SHARE_DIR", str(tmp_path))
+    sharing.set_policy(1, 2, open_count=False)
+    torch.set_num_threads(1)
+    register(other_process.pid, None)
+    with sharing.Share(True) as share:
+        assert json.loads((tmp_path / f"{os.getpid()}.json").read_text())["threads"] == 1
+        share.poll(0)
+    assert share.changes == [] and torch.get_num_threads() == 1
+
+
+def test_no_policy_or_another_device_shares_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIP_SHARE_DIR", str(tmp_path))
+    with sharing.Share(False) as share:
+        share.poll(0)
+    assert share.path is None and list(tmp_path.iterdir()) == []
+
+
+def test_the_default_says_it_shares_with_a_running_fit(other_process, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIP_SHARE_DIR", str(tmp_path))
+    monkeypatch.setattr(device, "busy_cores", lambda: 0.0)
+    register(other_process.pid, None)
+    lines: list[str] = []
+    device.thread_budget(None, lines.append)
+    assert len(lines) == 1 and "1 other lip fit running here: sharing the cores" in lines[0]
+
+
+def test_a_restore_beside_another_fit_reports_the_threads_it_ran_on(other_process, tmp_path, rgb64_path, monkeypatch):
+    """The real CLI, default threads, one fixed fit on every core beside it: it runs on one thread and says so."""
+    monkeypatch.setenv("LIP_SHARE_DIR", str(tmp_path))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cores = device.usable_cores()
+    if cores < 2:
+        pytest.skip("one usable core: nothing to share")
+    register(other_process.pid, cores)
+    done = subprocess.run([sys.executable, "-m", "lipcli", "restore", str(rgb64_path), "--simulate", "--iters", "5",
+                           "--config", "fast", "--no-early-stop", "--json", "-o", str(tmp_path / "out.png")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["threads"] == cores and report.get("threads_shared") == [[0, 1]], done.stderr
+    assert "other lip fit running here" in done.stderr
+    assert [p.name for p in tmp_path.glob("*.json")] == [f"{other_process.pid}.json"]  # its own claim is gone
