@@ -126,6 +126,8 @@ class Share:
         try:
             where = folder()
             where.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if where.stat().st_uid != os.getuid():  # someone else's folder: its claims are not to be trusted
+                return self
             self.path = where / f"{pid}.json"
             tmp = where / f".{pid}.tmp"
             tmp.write_text(json.dumps(asdict(self.me)))
