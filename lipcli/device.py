@@ -140,15 +140,21 @@ def thread_budget(threads: int | str | None, notify: Callable[[str], None] = lam
     None: every usable core (`usable_cores`). Other lip fits get their share while they run
     (lipcli/sharing.py); other work only gets one line to `notify` when it already keeps the cores busy —
     two jobs that each take every core of this 2-core CPU ran 4.6x slower each.
-    "auto": the cores other work leaves free (at least 1), shared like None. An integer: exactly that.
+    "auto": the cores other work leaves free (at least 1), shared like None. An integer: exactly that,
+    with one line when lip fits with fixed counts already hold the cores.
     """
     if threads == "auto":
         return free_cores()
-    if threads is not None:
-        return thread_count(threads)
     cores = usable_cores()
+    if threads is not None:
+        n = thread_count(threads)
+        held = sum(c.threads for c in sharing.beside() if c.threads is not None)
+        if held and held + n > cores:
+            notify(f"lip: other lip fits hold {held} of {cores} cores with a fixed --threads; {n} more "
+                   "will oversubscribe them (leave --threads out to share the cores)")
+        return n
     threads = min(cores, torch.get_num_threads())
-    others = len(sharing.running(skip=os.getpid()))
+    others = len(sharing.beside())
     busy = busy_cores()
     if others:
         notify(f"lip: {others} other lip fit{'s' if others > 1 else ''} running here: sharing the cores with "

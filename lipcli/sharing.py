@@ -105,6 +105,16 @@ def running(skip: int | None = None) -> list[Claim]:
     return claims
 
 
+def _own_cpus() -> tuple[int, ...]:
+    return tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
+
+
+def beside() -> list[Claim]:
+    """The other running fits on CPUs this process may use (where there is no affinity: all of them)."""
+    mine = set(_own_cpus())
+    return [c for c in running(skip=os.getpid()) if not mine or not c.cpus or mine & set(c.cpus)]
+
+
 class Share:
     """This process's claim while one fit runs on the CPU. `poll(it)` every iteration; it re-reads the
     folder at most once a second and, for an open count, sets torch's threads to this fit's share.
@@ -121,8 +131,7 @@ class Share:
         if self.policy is None:
             return self
         pid = os.getpid()
-        cpus = tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
-        self.me = Claim(pid, _started(pid) or "", cpus, None if self.policy.open else self.policy.budget)
+        self.me = Claim(pid, _started(pid) or "", _own_cpus(), None if self.policy.open else self.policy.budget)
         try:
             where = folder()
             where.mkdir(mode=0o700, parents=True, exist_ok=True)

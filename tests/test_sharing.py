@@ -127,3 +127,16 @@ def test_a_restore_beside_another_fit_reports_the_threads_it_ran_on(other_proces
     assert report["threads"] == cores and report.get("threads_shared") == [[0, 1]], done.stderr
     assert "other lip fit running here" in done.stderr
     assert [p.name for p in tmp_path.glob("*.json")] == [f"{other_process.pid}.json"]  # its own claim is gone
+
+
+def test_a_fixed_count_over_what_fixed_fits_hold_says_so(other_process, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIP_SHARE_DIR", str(tmp_path))
+    cores = device.usable_cores()
+    register(other_process.pid, cores)
+    lines: list[str] = []
+    assert device.thread_budget("1", lines.append) == 1
+    assert len(lines) == 1 and f"other lip fits hold {cores} of {cores} cores" in lines[0]
+    register(other_process.pid, None)  # an open fit makes room by itself
+    lines.clear()
+    device.thread_budget("1", lines.append)
+    assert lines == []
