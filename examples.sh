@@ -22,11 +22,12 @@ done
 #    stdout, in input order.
 lip restore examples/noisy/*.png -o examples/restored/ --json > examples/results.jsonl
 
-# 2b. Several lip commands at once (a shell loop with &, GNU parallel, one node of a cluster) each take every
-#     core unless told otherwise: two that each take every core of a 2-core CPU ran 4.6x slower each. Give each
-#     its share (jobs x threads = cores), e.g. with GNU parallel on a 2-core machine:
-#       parallel -j 2 lip restore {} --threads 1 -o examples/restored/{/} ::: examples/noisy/*.png
-#     (--threads auto takes only the cores other work leaves free; lip warns when it starts on a busy machine.)
+# 2b. Several lip commands at once (a shell loop with &, GNU parallel, one node of a cluster) share the cores
+#     between their fits while they run, as long as their --threads is left open (two that each kept every
+#     core of a 2-core CPU ran 22-35x slower each; sharing, 1.4-1.7x: benchmarks/RESULTS-share.md), e.g.
+#       parallel -j 2 lip restore {} -o examples/restored/{/} ::: examples/noisy/*.png
+#     With a fixed --threads give each its share (jobs x threads = cores); other work than lip is not seen
+#     (lip warns when it starts on a busy machine; --threads auto takes only the cores it leaves free).
 #     Across machines or SLURM array tasks, --shard i/n restores every n-th input: docs/batch.md.
 
 # 3. Summarise the JSON lines: iterations run, where auto-stop landed, threads, time; the PSNR of each written
