@@ -6,9 +6,7 @@ a 1/16-parameter one, far more when other work keeps the cores busy: benchmarks/
 restores that each take every core ran 4.6x slower each.
 
 Job j of m runs what a user could start by hand: the same `lip restore` arguments with `--shard j/m`
-(composed with the user's own --shard), `--jobs 1`, its `--threads` (none when the user gave none: then the
-jobs share the cores as they come and go, lipcli/sharing.py, and the last one running takes them all) and
-`--log -`. So it restores inputs
+(composed with the user's own --shard), `--jobs 1`, its `--threads` and `--log -`. So it restores inputs
 j, j+m, ... one after the other, exactly as a sequential run does (same seed, same outputs at the same
 thread count), and streams its log events (every iteration, every result) on stdout. The parent hands each
 event on as it comes (progress, the --log file, one line per image) and the reports in input order (the
@@ -85,14 +83,14 @@ def plan_members(jobs: int | None, threads: str | None, inputs: int, members: in
     return plan(jobs, threads, members, dev, need, notify)
 
 
-def job_args(args: list[str], shard: tuple[int, int] | None, job: int, jobs: int, threads: int | None) -> list[str]:
+def job_args(args: list[str], shard: tuple[int, int] | None, job: int, jobs: int, threads: int) -> list[str]:
     """The command line of job `job` of `jobs`: its share of this process's share `shard` of the inputs
     (of i/n, every jobs-th input from the job-th: the inputs whose index is i + n * job modulo n * jobs)."""
     i, n = shard or (0, 1)
     return _worker_args(args, ["--shard", f"{i + n * job}/{n * jobs}"], threads)
 
 
-def member_args(args: list[str], shard: tuple[int, int] | None, worker: int, workers: int, threads: int | None,
+def member_args(args: list[str], shard: tuple[int, int] | None, worker: int, workers: int, threads: int,
                 folder: Path) -> list[str]:
     """The command line of ensemble worker `worker` of `workers`: this process's one input (the same `shard`),
     members worker, worker + workers, ... left in `folder`."""
@@ -100,14 +98,12 @@ def member_args(args: list[str], shard: tuple[int, int] | None, worker: int, wor
     return _worker_args(args, ["--shard", f"{i}/{n}", "--members", f"{worker}/{workers}", str(folder)], threads)
 
 
-def _worker_args(args: list[str], first: list[str], threads: int | None) -> list[str]:
-    """threads None: the worker's count is left open (it shares the cores with the other jobs)."""
-    fixed = ["--threads", str(threads)] if threads is not None else []
-    return ["restore", *command_args(args, OWN, DROPPED, [*first, "--jobs", "1", *fixed,
+def _worker_args(args: list[str], first: list[str], threads: int) -> list[str]:
+    return ["restore", *command_args(args, OWN, DROPPED, [*first, "--jobs", "1", "--threads", str(threads),
                                                           "--log", "-"])]
 
 
-def run(args: list[str], count: int, shard: tuple[int, int] | None, jobs: int, threads: int | None,
+def run(args: list[str], count: int, shard: tuple[int, int] | None, jobs: int, threads: int,
         on_event: Callable[[int, dict[str, Any]], None], on_report: Callable[[dict[str, Any]], None],
         say: Callable[[str], None]) -> None:
     """Restore `count` inputs (this process's, after `shard`) as `jobs` worker processes of `threads` each.
@@ -140,7 +136,7 @@ def run(args: list[str], count: int, shard: tuple[int, int] | None, jobs: int, t
         hand_on(every=True)
 
 
-def run_members(args: list[str], shard: tuple[int, int] | None, members: int, workers: int, threads: int | None,
+def run_members(args: list[str], shard: tuple[int, int] | None, members: int, workers: int, threads: int,
                 on_event: Callable[[int, dict[str, Any]], None], say: Callable[[str], None]
                 ) -> list[tuple[FitResult, dict[str, Any]]]:
     """Fit the `members` of this process's one input's ensemble as `workers` worker processes of `threads`

@@ -100,9 +100,6 @@ def test_shard_takes_every_nth_input_and_composes_with_jobs(folder):
     assert [json.loads(line)["input"] for line in result.stdout.splitlines()] == ["camera.png"]
     assert jobs.job_args(["a", "--jobs", "2", "--shard=1/2", "--json", "--log", "x", "b"], (1, 2), 1, 2, 3) == [
         "restore", "--shard", "3/4", "--jobs", "1", "--threads", "3", "--log", "-", "a", "b"]
-    # no --threads given: the jobs' counts stay open, so they share the cores and the last one takes them all
-    assert jobs.job_args(["a", "--jobs", "2", "b"], None, 1, 2, None) == [
-        "restore", "--shard", "1/2", "--jobs", "1", "--log", "-", "a", "b"]
 
 
 def test_ctrl_c_stops_every_job_and_leaves_only_whole_outputs(folder):

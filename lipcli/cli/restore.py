@@ -145,10 +145,10 @@ def restore_cmd(
     run_log = RunLog(log)
     try:
         if planned is not None:
-            _restore_jobs(ctx.meta[ARGS], len(mine), shard_, *planned, threads is None, job.cfg.iters, json_, run_log)
+            _restore_jobs(ctx.meta[ARGS], len(mine), shard_, *planned, job.cfg.iters, json_, run_log)
             return
         members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], shard_, *at_once,
-                                                            threads is None, job.cfg.iters, run_log)
+                                                            job.cfg.iters, run_log)
         for path, dest in mine:
             _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs)
     finally:
@@ -156,12 +156,11 @@ def restore_cmd(
 
 
 def _restore_jobs(args: list[str], count: int, shard: Optional[tuple[int, int]], jobs: int, each: int,
-                  shared: bool, iters: int, json_: bool, run_log: RunLog) -> None:
+                  iters: int, json_: bool, run_log: RunLog) -> None:
     """Restore `count` inputs as `jobs` worker processes (lipcli/jobs.py): one progress display over all of
-    them, a line per finished image, the JSON lines in input order, the workers' events in --log. `shared`:
-    no --threads was given, so the workers share the cores as they come and go instead of keeping `each`."""
-    say(f"lip restore: {count} images, {jobs} at once ({each} thread{'s' * (each > 1)} each"
-        f"{', more for the last ones running' if shared else ''}; --jobs 1 runs them one after the other)")
+    them, a line per finished image, the JSON lines in input order, the workers' events in --log."""
+    say(f"lip restore: {count} images, {jobs} at once ({each} thread{'s' * (each > 1)} each; --jobs 1 runs "
+        "them one after the other)")
     running: dict[int, str] = {}  # job -> its image and iteration
     finished = 0
     with progress(count, "images") as advance:
@@ -177,20 +176,19 @@ def _restore_jobs(args: list[str], count: int, shard: Optional[tuple[int, int]],
             advance(1 if event.get("event") == "result" else 0, "  ".join(running[j] for j in sorted(running)))
 
         try:
-            jobs_mod.run(args, count, shard, jobs, None if shared else each, on_event,
-                         emit_json if json_ else lambda report: None, say)
+            jobs_mod.run(args, count, shard, jobs, each, on_event, emit_json if json_ else lambda report: None, say)
         except (KeyboardInterrupt, Terminated):
             say(f"lip: stopped the {jobs} jobs; {finished} of {count} images were restored and written")
             raise
 
 
-def _members_at_once(args: list[str], shard: Optional[tuple[int, int]], workers: int, threads: int, shared: bool,
-                     iters: int, run_log: RunLog, advance: Callable[[int, str], None]) -> Elsewhere:
+def _members_at_once(args: list[str], shard: Optional[tuple[int, int]], workers: int, threads: int, iters: int,
+                     run_log: RunLog, advance: Callable[[int, str], None]) -> Elsewhere:
     """One input's ensemble members fitted by `workers` worker processes (lipcli/jobs.py), shown in the
     image's progress display (each worker's iteration) and their events in --log, as a sequential run's."""
     def fitted(problem: Problem, seeds: list[int]) -> list[tuple[FitResult, dict[str, Any]]]:
         say(f"lip restore: {len(seeds)} ensemble members, {workers} at once ({threads} thread{'s' * (threads > 1)} "
-            f"each{', more for the last ones running' if shared else ''}; --jobs 1 fits them one after the other)")
+            "each; --jobs 1 fits them one after the other)")
         running: dict[int, str] = {}  # worker -> its iteration
 
         def on_event(worker: int, event: dict[str, Any]) -> None:
@@ -200,7 +198,7 @@ def _members_at_once(args: list[str], shard: Optional[tuple[int, int]], workers:
                 advance(1, "members at " + "  ".join(running[w] for w in sorted(running)))
 
         try:
-            return jobs_mod.run_members(args, shard, len(seeds), workers, None if shared else threads, on_event, say)
+            return jobs_mod.run_members(args, shard, len(seeds), workers, threads, on_event, say)
         except (KeyboardInterrupt, Terminated):
             say(f"lip: stopped the {workers} ensemble jobs; nothing was written")
             raise
