@@ -11,7 +11,9 @@ Arms, interleaved per repeat (A B C D A B C D ...), each a whole process on the 
   cores to a newcomer and takes them back when it ends).
 A job's slowdown is its wall time over the median wall time of "alone" in the same run.
 
-Usage:  python benchmarks/bench_share.py [--iters 150] [--repeats 2] [--nets dense,ticket] [--out FILE.md]
+Usage:  python benchmarks/bench_share.py [--iters 150] [--repeats 2] [--nets dense,ticket] [--arms ...]
+                                         [--out FILE.md]
+(`--arms alone,shared,later` skips the slow "apart" arm.)
 """
 from __future__ import annotations
 
@@ -71,26 +73,29 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--nets", default="dense,ticket")
     ap.add_argument("--delay", type=float, default=5.0)
+    ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
+    arms = [arm for arm in ARMS if arm in a.arms.split(",")]
     rows: dict[tuple[str, str], list[dict]] = {}
     loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         for net in a.nets.split(","):
             for r in range(a.repeats):
-                for arm in ARMS:
+                for arm in arms:
                     jobs = run_arm(arm, net, a.iters, a.delay, Path(tmp))
                     rows.setdefault((net, arm), []).extend(jobs)
                     log(f"{net} {arm} #{r + 1}: " + ", ".join(f"{j['wall']} s" for j in jobs))
     loads.append(os.getloadavg()[0])
-    lines = [f"- command: `python benchmarks/bench_share.py --iters {a.iters} --repeats {a.repeats} --nets {a.nets}`",
+    lines = [f"- command: `python benchmarks/bench_share.py --iters {a.iters} --repeats {a.repeats} --nets {a.nets} "
+             f"--arms {','.join(arms)}`",
              f"- {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, load average "
              f"{loads[0]:.1f} before, {loads[1]:.1f} after; wall seconds of whole processes, medians", "",
              "| net | how | jobs | wall s (median) | slowdown vs alone (median, max) | PSNR final dB (mean) | "
              "thread changes (first job) |", "|---|---|---:|---:|---:|---:|---|"]
     for net in a.nets.split(","):
         alone = statistics.median(j["wall"] for j in rows[(net, "alone")])
-        for arm in ARMS:
+        for arm in arms:
             jobs = rows[(net, arm)]
             walls = [j["wall"] for j in jobs]
             slow = [w / alone for w in walls]

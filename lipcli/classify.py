@@ -211,20 +211,20 @@ def train(net: nn.Module, data: Digits, cfg: TrainConfig, masks: Masks | None, d
     n = len(data.y_train)
     batch = min(cfg.batch, n)
     losses: list[float] = []
-    with sharing.Share(dev.type == "cpu") as share:  # other lip fits running here get their cores
-        for _ in range(cfg.epochs):
-            order = torch.randperm(n, generator=gen)
-            losses = []
-            for i in range(n // batch):  # full batches only (BatchNorm statistics), as the published script
-                idx = order[i * batch:(i + 1) * batch]
-                loss = F.cross_entropy(net(data.x_train[idx].to(dev)), data.y_train[idx].to(dev))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                masked.zero_grads()
-                opt.step()
-                losses.append(float(loss.detach()))
-                on_step()
-                share.poll(len(losses))
+    share = sharing.Share(dev.type == "cpu")  # other lip processes running here get their cores
+    for _ in range(cfg.epochs):
+        order = torch.randperm(n, generator=gen)
+        losses = []
+        for i in range(n // batch):  # full batches only (BatchNorm statistics), as the published script
+            idx = order[i * batch:(i + 1) * batch]
+            loss = F.cross_entropy(net(data.x_train[idx].to(dev)), data.y_train[idx].to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            masked.zero_grads()
+            opt.step()
+            losses.append(float(loss.detach()))
+            on_step()
+            share.poll(len(losses))
     recalibrate(net, data.x_train[:RECALIBRATE], batch, dev)
     accuracy, test_loss = evaluate(net, data.x_test, data.y_test, batch, dev)
     return Trained(sum(losses) / len(losses), accuracy, test_loss, time.perf_counter() - began)

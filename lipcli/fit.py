@@ -258,62 +258,62 @@ def fit(
     recoveries = failures = 0
     start = time.perf_counter()
     it = 0
-    with sharing.Share(device.type == "cpu") as share:  # other lip fits running here get their cores
-        while it < cfg.iters:
-            share.poll(it)
-            opt.zero_grad(set_to_none=True)
-            inputs = [z + torch.randn(z.shape, generator=gen, device=device) * cfg.reg_noise
-                      if cfg.reg_noise else z for z in zs]
-            total, outs, parts = observation_loss(model, targets, inputs, cfg.precision)
-            if penalty is not None:
-                total = total + penalty()
-            loss = float(total.detach())
-            if not math.isfinite(loss) or loss > cfg.jump_factor * snapshot.loss:
-                # DIP's backtracking: restore the last good weights; halve the step size on repeats.
-                snapshot.restore()
-                recoveries += 1
-                failures += 1
-                if failures > cfg.max_recoveries:
-                    raise DivergenceError(
-                        f"the fit diverged {failures} times in a row at iteration {it + 1} and rollback "
-                        f"could not save it (try a lower --lr or --precision fp32)",
-                        _finish(results, shown, pending, it, losses, recoveries, start))
-                for group in opt.param_groups:  # halve the step on every repeat, cumulatively
-                    group["lr"] = cfg.lr * 0.5 ** (failures - 1)
-                continue
-            total.backward()
-            masked.zero_grads()
-            opt.step()
-            if cfg.sgld:  # the noise follows the step size, also when rollback has halved it
-                langevin_step(kernels, cfg.sgld * opt.param_groups[0]["lr"], sgld_gen, masked)
-            it += 1
-            losses.append(loss)
-            if it % cfg.checkpoint_every == 0:
-                snapshot.take(loss)
-                failures = 0
-            metrics: list[float | None] = []
-            for k, (t, out, part) in enumerate(zip(targets, outs, parts)):
-                out = out.detach()
-                raw[k] = out
-                if cfg.ema:
-                    avg[k] = out.clone() if avg[k] is None else avg[k].lerp_(out, 1 - cfg.ema)
-                if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None):
-                    pending[k] = it + lag
-                if pending[k] is not None and it >= pending[k]:
-                    results[k].stopped, results[k].stopped_at = shown[k].clone(), it
-                    pending[k] = None
-                value = None
-                if t.clean is not None and (it % cfg.metric_every == 0 or it == cfg.iters):
-                    value = t.metric(shown[k], t.clean)
-                    results[k].curve.append((it, value))
-                    if results[k].oracle_best is None or value > results[k].oracle_best:
-                        results[k].oracle_best, results[k].oracle_best_iter = value, it
-                metrics.append(value)
-            step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw, shown)
-            if any([cb(step) for cb in callbacks]):  # a list: every callback sees every step
-                break
-            if cfg.early_stop and all(d.should_stop(it) for d in detectors) and all(p is None for p in pending):
-                break
+    share = sharing.Share(device.type == "cpu")  # other lip processes running here get their cores
+    while it < cfg.iters:
+        share.poll(it)
+        opt.zero_grad(set_to_none=True)
+        inputs = [z + torch.randn(z.shape, generator=gen, device=device) * cfg.reg_noise
+                  if cfg.reg_noise else z for z in zs]
+        total, outs, parts = observation_loss(model, targets, inputs, cfg.precision)
+        if penalty is not None:
+            total = total + penalty()
+        loss = float(total.detach())
+        if not math.isfinite(loss) or loss > cfg.jump_factor * snapshot.loss:
+            # DIP's backtracking: restore the last good weights; halve the step size on repeats.
+            snapshot.restore()
+            recoveries += 1
+            failures += 1
+            if failures > cfg.max_recoveries:
+                raise DivergenceError(
+                    f"the fit diverged {failures} times in a row at iteration {it + 1} and rollback "
+                    f"could not save it (try a lower --lr or --precision fp32)",
+                    _finish(results, shown, pending, it, losses, recoveries, start))
+            for group in opt.param_groups:  # halve the step on every repeat, cumulatively
+                group["lr"] = cfg.lr * 0.5 ** (failures - 1)
+            continue
+        total.backward()
+        masked.zero_grads()
+        opt.step()
+        if cfg.sgld:  # the noise follows the step size, also when rollback has halved it
+            langevin_step(kernels, cfg.sgld * opt.param_groups[0]["lr"], sgld_gen, masked)
+        it += 1
+        losses.append(loss)
+        if it % cfg.checkpoint_every == 0:
+            snapshot.take(loss)
+            failures = 0
+        metrics: list[float | None] = []
+        for k, (t, out, part) in enumerate(zip(targets, outs, parts)):
+            out = out.detach()
+            raw[k] = out
+            if cfg.ema:
+                avg[k] = out.clone() if avg[k] is None else avg[k].lerp_(out, 1 - cfg.ema)
+            if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None):
+                pending[k] = it + lag
+            if pending[k] is not None and it >= pending[k]:
+                results[k].stopped, results[k].stopped_at = shown[k].clone(), it
+                pending[k] = None
+            value = None
+            if t.clean is not None and (it % cfg.metric_every == 0 or it == cfg.iters):
+                value = t.metric(shown[k], t.clean)
+                results[k].curve.append((it, value))
+                if results[k].oracle_best is None or value > results[k].oracle_best:
+                    results[k].oracle_best, results[k].oracle_best_iter = value, it
+            metrics.append(value)
+        step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw, shown)
+        if any([cb(step) for cb in callbacks]):  # a list: every callback sees every step
+            break
+        if cfg.early_stop and all(d.should_stop(it) for d in detectors) and all(p is None for p in pending):
+            break
     result = _finish(results, shown, pending, it, losses, recoveries, start)
     result.threads = share.changes
     return result

@@ -168,44 +168,44 @@ def train(gan: nn.Module, data: torch.Tensor, cfg: GanConfig, *, masks: Masks | 
     batch = min(cfg.batch, n)
     history: list[EpochStats] = []
     step = 0
-    with sharing.Share(dev.type == "cpu") as share:  # other lip fits running here get their cores
-        for epoch in range(1, cfg.epochs + 1):
-            start = time.perf_counter()
-            order = torch.randperm(n, generator=gen)
-            sums = np.zeros(3)
-            count = 0
-            for b in range(n // batch):  # drop the last partial batch (stable GP statistics)
-                real = data[order[b * batch:(b + 1) * batch]].to(dev)
-                # critic step(s); the last critic step's fakes (kept with their graph) feed the G step,
-                # which saves one generator forward pass per iteration (the G step only needs fresh D).
-                for k in range(cfg.n_critic):
-                    z = torch.randn((batch, g.nz), generator=gen).to(dev)
-                    fake_g = g(z) if k == cfg.n_critic - 1 else None
-                    fake = fake_g.detach() if fake_g is not None else g(z).detach()
-                    d_real, d_fake = d(real), d(fake)
-                    gp = gradient_penalty(d, real, fake, gen)
-                    d_loss = d_fake.mean() - d_real.mean() + cfg.gp_weight * gp + cfg.drift * d_real.pow(2).mean()
-                    opt_d.zero_grad(set_to_none=True)
-                    d_loss.backward()
-                    opt_d.step()
-                # generator step (critic frozen)
-                for p in d.parameters():
-                    p.requires_grad_(False)
-                g_loss = -d(fake_g).mean()
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                for p in d.parameters():
-                    p.requires_grad_(True)
-                masked.zero_grads()
-                opt_g.step()
-                sums += [float(d_loss.detach()), float(g_loss.detach()), float((d_real - d_fake).mean().detach())]
-                count += 1
-                step += 1
-                on_step(step)
-                share.poll(step)
-            stats = EpochStats(epoch, *(sums / max(count, 1)).tolist(), seconds=time.perf_counter() - start)
-            history.append(stats)
-            on_epoch(stats)
+    share = sharing.Share(dev.type == "cpu")  # other lip processes running here get their cores
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        order = torch.randperm(n, generator=gen)
+        sums = np.zeros(3)
+        count = 0
+        for b in range(n // batch):  # drop the last partial batch (stable GP statistics)
+            real = data[order[b * batch:(b + 1) * batch]].to(dev)
+            # critic step(s); the last critic step's fakes (kept with their graph) feed the G step,
+            # which saves one generator forward pass per iteration (the G step only needs fresh D).
+            for k in range(cfg.n_critic):
+                z = torch.randn((batch, g.nz), generator=gen).to(dev)
+                fake_g = g(z) if k == cfg.n_critic - 1 else None
+                fake = fake_g.detach() if fake_g is not None else g(z).detach()
+                d_real, d_fake = d(real), d(fake)
+                gp = gradient_penalty(d, real, fake, gen)
+                d_loss = d_fake.mean() - d_real.mean() + cfg.gp_weight * gp + cfg.drift * d_real.pow(2).mean()
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+            # generator step (critic frozen)
+            for p in d.parameters():
+                p.requires_grad_(False)
+            g_loss = -d(fake_g).mean()
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            for p in d.parameters():
+                p.requires_grad_(True)
+            masked.zero_grads()
+            opt_g.step()
+            sums += [float(d_loss.detach()), float(g_loss.detach()), float((d_real - d_fake).mean().detach())]
+            count += 1
+            step += 1
+            on_step(step)
+            share.poll(step)
+        stats = EpochStats(epoch, *(sums / max(count, 1)).tolist(), seconds=time.perf_counter() - start)
+        history.append(stats)
+        on_epoch(stats)
     return history
 
 

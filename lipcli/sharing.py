@@ -1,15 +1,16 @@
 """Concurrent lip fits on one machine share its cores instead of each taking all of them.
 
 Two fits that each ran an OpenMP team on every core of a 2-core CPU ran 4.6x slower each (issue 16): each
-team waits at every barrier for a thread the other process holds. So a fit registers in a per-user folder
-while it runs, and a fit whose thread count the user left open (`--threads` unset or auto) re-reads the
-folder about once a second and takes its share: the cores left by fits with a fixed count, divided between
-the open ones. It takes its full count back when the others end. Fits pinned to disjoint CPUs (taskset,
+team waits at every barrier for a thread the other process holds. So a process registers in a per-user
+folder when it starts its first fit and stays registered until it exits, and a fit whose thread count the
+user left open (`--threads` unset or auto) re-reads the folder about once a second and takes its share: the
+cores left by processes with a fixed count, divided between the open ones. It takes more when others end. Fits pinned to disjoint CPUs (taskset,
 cpusets) do not count against each other. A fixed `--threads N` is never changed: results are
 bit-reproducible only at a fixed count.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import tempfile
@@ -115,48 +116,63 @@ def beside() -> list[Claim]:
     return [c for c in running(skip=os.getpid()) if not mine or not c.cpus or mine & set(c.cpus)]
 
 
+_registered: tuple[Path, Claim] | None = None  # this process's file and claim, from its first fit to its exit
+
+
+def register(policy: _Policy) -> tuple[Path, Claim] | None:
+    """Register this process (once; again if the folder or its claim changed) until it exits. A process
+    stays registered between its fits: the loading and writing around them use the cores too, and a neighbour
+    that grabbed them for those seconds would oversubscribe the machine. None when there is no usable folder
+    (then it runs unshared, as before)."""
+    global _registered
+    pid = os.getpid()
+    me = Claim(pid, _started(pid) or "", _own_cpus(), None if policy.open else policy.budget)
+    where = folder()
+    if _registered is not None and _registered == (where / f"{pid}.json", me):
+        return _registered
+    unregister()
+    try:
+        where.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if where.stat().st_uid != os.getuid():  # someone else's folder: its claims are not to be trusted
+            return None
+        tmp = where / f".{pid}.tmp"
+        tmp.write_text(json.dumps(asdict(me)))
+        tmp.replace(where / f"{pid}.json")  # others never read half a file
+    except OSError:
+        return None
+    _registered = (where / f"{pid}.json", me)
+    return _registered
+
+
+def unregister() -> None:
+    """Remove this process's file (at exit; a killed process's file is removed by the next one to look)."""
+    global _registered
+    if _registered is not None:
+        _registered[0].unlink(missing_ok=True)
+        _registered = None
+
+
+atexit.register(unregister)
+
+
 class Share:
-    """This process's claim while one fit runs on the CPU. `poll(it)` every iteration; it re-reads the
-    folder at most once a second and, for an open count, sets torch's threads to this fit's share.
-    `changes` lists (iteration, threads) whenever the count changed. Inert without a policy (set_threads
-    was never called, e.g. a library user) or on another device."""
+    """This process's share of the cores for one fit: `poll(it)` every iteration re-reads the folder at most
+    once a second (at once on the first call) and, for an open count, sets torch's threads to the share.
+    `changes` lists (iteration, threads) wherever the count changed. Inert without a policy (set_threads was
+    never called, e.g. a library user) or on another device."""
 
     def __init__(self, active: bool) -> None:
         self.policy = _policy if active else None
         self.changes: list[tuple[int, int]] = []
-        self.path: Path | None = None
+        self.claim = register(self.policy) if self.policy is not None else None
         self.next = 0.0
 
-    def __enter__(self) -> Share:
-        if self.policy is None:
-            return self
-        pid = os.getpid()
-        self.me = Claim(pid, _started(pid) or "", _own_cpus(), None if self.policy.open else self.policy.budget)
-        try:
-            where = folder()
-            where.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if where.stat().st_uid != os.getuid():  # someone else's folder: its claims are not to be trusted
-                return self
-            self.path = where / f"{pid}.json"
-            tmp = where / f".{pid}.tmp"
-            tmp.write_text(json.dumps(asdict(self.me)))
-            tmp.replace(self.path)  # others never read half a file
-        except OSError:  # no writable temp folder: run unshared, as before
-            self.path = None
-        return self
-
     def poll(self, it: int) -> None:
-        if self.path is None or not self.policy.open or time.monotonic() < self.next:
+        if self.claim is None or not self.policy.open or time.monotonic() < self.next:
             return
         self.next = time.monotonic() + RESCAN_SECONDS
-        n = share_of(self.me, running(skip=self.me.pid), self.policy.cores, self.policy.budget)
+        me = self.claim[1]
+        n = share_of(me, running(skip=me.pid), self.policy.cores, self.policy.budget)
         if n != torch.get_num_threads():
             torch.set_num_threads(n)
             self.changes.append((it, n))
-
-    def __exit__(self, *exc: object) -> None:
-        if self.path is None:
-            return
-        self.path.unlink(missing_ok=True)
-        if torch.get_num_threads() != self.policy.budget:
-            torch.set_num_threads(self.policy.budget)  # the next fit of this process starts from the budget

@@ -46,6 +46,7 @@ def _pin_threads():
     yield
     torch.set_num_threads(1)
     sharing.set_policy(1, 1, open_count=False)  # a CLI call in-process leaves its policy behind
+    sharing.unregister()
 
 
 @pytest.fixture

@@ -73,15 +73,19 @@ def test_an_open_fit_takes_its_share_and_gives_it_back(other_process, tmp_path, 
     sharing.set_policy(cores, cores, open_count=True)
     torch.set_num_threads(cores)
     other = register(other_process.pid, cores)  # a fixed fit holding every core
-    with sharing.Share(True) as share:
-        assert json.loads((tmp_path / f"{os.getpid()}.json").read_text())["threads"] is None
-        share.poll(0)
-        assert torch.get_num_threads() == 1
-        other.unlink()  # it ended
-        share.poll(5)
-        assert torch.get_num_threads() == cores
+    share = sharing.Share(True)
+    mine = tmp_path / f"{os.getpid()}.json"
+    assert json.loads(mine.read_text())["threads"] is None
+    share.poll(0)
+    assert torch.get_num_threads() == 1
+    other.unlink()  # it ended
+    share.poll(5)
+    assert torch.get_num_threads() == cores
     assert share.changes == ([(0, 1), (5, cores)] if cores > 1 else [])
-    assert not (tmp_path / f"{os.getpid()}.json").exists()
+    sharing.Share(True)  # the next fit of this process: still the one registration
+    assert [p.name for p in tmp_path.glob("*.json")] == [mine.name]
+    sharing.unregister()  # at exit
+    assert not mine.exists()
 
 
 def test_a_fixed_count_is_kept_but_seen_by_the_others(other_process, tmp_path, monkeypatch):
@@ -89,17 +93,17 @@ def test_a_fixed_count_is_kept_but_seen_by_the_others(other_process, tmp_path, m
     sharing.set_policy(1, 2, open_count=False)
     torch.set_num_threads(1)
     register(other_process.pid, None)
-    with sharing.Share(True) as share:
-        assert json.loads((tmp_path / f"{os.getpid()}.json").read_text())["threads"] == 1
-        share.poll(0)
+    share = sharing.Share(True)
+    assert json.loads((tmp_path / f"{os.getpid()}.json").read_text())["threads"] == 1
+    share.poll(0)
     assert share.changes == [] and torch.get_num_threads() == 1
 
 
 def test_no_policy_or_another_device_shares_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("LIP_SHARE_DIR", str(tmp_path))
-    with sharing.Share(False) as share:
-        share.poll(0)
-    assert share.path is None and list(tmp_path.iterdir()) == []
+    share = sharing.Share(False)
+    share.poll(0)
+    assert share.claim is None and list(tmp_path.iterdir()) == []
 
 
 def test_the_default_says_it_shares_with_a_running_fit(other_process, tmp_path, monkeypatch):
@@ -124,9 +128,9 @@ def test_a_restore_beside_another_fit_reports_the_threads_it_ran_on(other_proces
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
-    assert report["threads"] == cores and report.get("threads_shared") == [[0, 1]], done.stderr
+    assert report["threads"] == 1 and report.get("threads_shared") == [[0, 1]], done.stderr
     assert "other lip fit running here" in done.stderr
-    assert [p.name for p in tmp_path.glob("*.json")] == [f"{other_process.pid}.json"]  # its own claim is gone
+    assert [p.name for p in tmp_path.glob("*.json")] == [f"{other_process.pid}.json"]  # its own went at exit
 
 
 def test_a_fixed_count_over_what_fixed_fits_hold_says_so(other_process, tmp_path, monkeypatch):
