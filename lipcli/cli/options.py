@@ -198,8 +198,9 @@ Precision = Annotated[Optional[str], typer.Option(
          "AVX512-BF16/AMX and on bf16 GPUs, else fp32", rich_help_panel="Run")]
 Threads = Annotated[Optional[str], typer.Option(
     help="CPU threads, or auto: the cores other work leaves free. Default: every usable core (affinity, cgroup "
-         "quota, OMP_NUM_THREADS and SLURM_CPUS_PER_TASK respected; a busy machine is reported). Results are "
-         "bit-reproducible at a fixed count", rich_help_panel="Run")]
+         "quota, OMP_NUM_THREADS and SLURM_CPUS_PER_TASK respected; a busy machine is reported), shared with other "
+         "lip fits while they run (unless a count is given). Results are bit-reproducible at a fixed count",
+    rich_help_panel="Run")]
 Jobs = Annotated[str, typer.Option(
     help="Inputs restored at once, each job a worker process with its share of the cores (or --threads each). "
          "auto: on a CPU as many as the cores allow at one thread each (1.2-2x the images per hour of one job "
