@@ -82,14 +82,23 @@ def usable_cores() -> int:
     `--cpus-per-task` is not always enforced by affinity (that depends on the cluster's task plugin), so
     it is read too: N array tasks on one node then share its cores instead of each taking all of them.
     """
-    limits = [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1]
-    quota = _cgroup_quota()
-    if quota is not None:
-        limits.append(max(1, math.floor(quota)))
+    limits = [shared_cores()]
     for var in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
         value = os.environ.get(var, "").split(",")[0].strip()
         if value.isdigit() and int(value) > 0:
             limits.append(int(value))
+    return max(1, min(limits))
+
+
+def shared_cores() -> int:
+    """The cores this process shares with its neighbours: the affinity mask and the cgroup quota, limits
+    that hold for every process under them, unlike the per-process OMP_NUM_THREADS and SLURM_CPUS_PER_TASK.
+    lipcli/sharing.py divides these between concurrent lip fits (four SLURM tasks of 8 CPUs each on a node
+    that does not bind them share its 32 cores, not 8)."""
+    limits = [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1]
+    quota = _cgroup_quota()
+    if quota is not None:
+        limits.append(max(1, math.floor(quota)))
     return max(1, min(limits))
 
 
@@ -130,7 +139,7 @@ def set_threads(threads: int | str | None, notify: Callable[[str], None] = lambd
     with other lip fits as they come and go (lipcli/sharing.py)."""
     n = thread_budget(threads, notify)
     torch.set_num_threads(n)
-    sharing.set_policy(n, usable_cores(), open_count=threads is None or threads == "auto")
+    sharing.set_policy(n, shared_cores(), open_count=threads is None or threads == "auto")
     return n
 
 
@@ -149,8 +158,8 @@ def thread_budget(threads: int | str | None, notify: Callable[[str], None] = lam
     if threads is not None:
         n = thread_count(threads)
         held = sum(c.threads for c in sharing.beside() if c.threads is not None)
-        if held and held + n > cores:
-            notify(f"lip: other lip fits hold {held} of {cores} cores with a fixed --threads; {n} more "
+        if held and held + n > shared_cores():
+            notify(f"lip: other lip fits hold {held} of {shared_cores()} cores with a fixed --threads; {n} more "
                    "will oversubscribe them (leave --threads out to share the cores)")
         return n
     threads = min(cores, torch.get_num_threads())

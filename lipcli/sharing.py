@@ -35,8 +35,8 @@ class Claim:
 
 @dataclass
 class _Policy:
-    budget: int  # the threads this process chose (device.set_threads)
-    cores: int  # the cores it may use (device.usable_cores)
+    budget: int  # the threads this process chose (device.set_threads): its share never exceeds it
+    cores: int  # the cores it shares with its neighbours (device.shared_cores)
     open: bool  # the user left the count open
 
 

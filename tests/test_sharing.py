@@ -30,6 +30,24 @@ def test_open_fits_split_what_fixed_fits_leave():
     assert share_of(me, [claim(11, None), claim(12, None)], cores=4, budget=4) == 2  # lowest pid takes the rest
     assert share_of(claim(13, None), [claim(11, None), claim(12, None)], cores=4, budget=4) == 1
     assert share_of(me, [claim(11, None)], cores=4, budget=1) == 1  # never above what it chose
+    # four SLURM tasks of 8 CPUs on a 32-core node that does not bind them: each keeps its 8
+    assert share_of(me, [claim(11, None), claim(12, None), claim(13, None)], cores=32, budget=8) == 8
+
+
+def test_the_cores_shared_are_the_machines_not_a_per_process_limit(monkeypatch):
+    """OMP_NUM_THREADS / SLURM_CPUS_PER_TASK cap one process; the affinity mask and the quota are shared."""
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: set(range(32)))
+    monkeypatch.setattr(device, "_cgroup_quota", lambda: None)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 32)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    monkeypatch.setattr(device, "busy_cores", lambda: 0.0)
+    assert device.set_threads(None) == 8
+    assert (sharing._policy.budget, sharing._policy.cores, sharing._policy.open) == (8, 32, True)
+    monkeypatch.setattr(device, "_cgroup_quota", lambda: 2.0)  # a container of 2 CPUs: both processes in it
+    device.set_threads(None)
+    assert (sharing._policy.budget, sharing._policy.cores) == (2, 2)
 
 
 def test_fits_on_other_cpus_do_not_count():
