@@ -139,8 +139,8 @@ class Restorer:
         report.update(device=str(self.device), precision=self.cfg.precision, preset=self.settings["preset"],
                       seed=self.seed, early_stop=self.cfg.early_stop, threads=torch.get_num_threads(),
                       ensemble=self.ensemble)
-        if result.threads:  # other lip fits ran meanwhile: (iteration, threads) wherever the count changed
-            report["threads_shared"] = [list(change) for change in result.threads]
+        if result.thread_changes:  # other lip fits ran meanwhile: (iteration, threads) wherever it changed
+            report["threads_shared"] = [list(change) for change in result.thread_changes]
         return Restored(problem.picture(tr.stopped if self.cfg.early_stop else tr.final), report)
 
 

@@ -154,14 +154,14 @@ def thread_budget(threads: int | str | None, notify: Callable[[str], None] = lam
     """
     if threads == "auto":
         return free_cores()
-    cores = usable_cores()
     if threads is not None:
-        n = thread_count(threads)
+        n, shared = thread_count(threads), shared_cores()
         held = sum(c.threads for c in sharing.beside() if c.threads is not None)
-        if held and held + n > shared_cores():
-            notify(f"lip: other lip fits hold {held} of {shared_cores()} cores with a fixed --threads; {n} more "
+        if held and held + n > shared:
+            notify(f"lip: other lip fits hold {held} of {shared} cores with a fixed --threads; {n} more "
                    "will oversubscribe them (leave --threads out to share the cores)")
         return n
+    cores = usable_cores()
     threads = min(cores, torch.get_num_threads())
     others = len(sharing.beside())
     busy = busy_cores()

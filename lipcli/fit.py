@@ -94,7 +94,7 @@ class FitResult:
     losses: list[float]
     recoveries: int
     seconds: float
-    threads: list[tuple[int, int]] = field(default_factory=list)  # (iteration, count) where sharing changed it
+    thread_changes: list[tuple[int, int]] = field(default_factory=list)  # (iteration, count), lipcli/sharing.py
 
     @property
     def tail_loss(self) -> float:
@@ -315,7 +315,7 @@ def fit(
         if cfg.early_stop and all(d.should_stop(it) for d in detectors) and all(p is None for p in pending):
             break
     result = _finish(results, shown, pending, it, losses, recoveries, start)
-    result.threads = share.changes
+    result.thread_changes = share.changes
     return result
 
 

@@ -4,9 +4,9 @@ Two fits that each ran an OpenMP team on every core of a 2-core CPU ran 4.6x slo
 team waits at every barrier for a thread the other process holds. So a process registers in a per-user
 folder when it starts its first fit and stays registered until it exits, and a fit whose thread count the
 user left open (`--threads` unset or auto) re-reads the folder about once a second and takes its share: the
-cores left by processes with a fixed count, divided between the open ones. It takes more when others end. Fits pinned to disjoint CPUs (taskset,
-cpusets) do not count against each other. A fixed `--threads N` is never changed: results are
-bit-reproducible only at a fixed count.
+cores left by processes with a fixed count, divided between the open ones. It takes more when others end.
+Processes pinned to disjoint CPUs (taskset, cpusets) do not count against each other. A fixed `--threads N`
+is never changed: results are bit-reproducible only at a fixed count.
 """
 from __future__ import annotations
 
@@ -55,10 +55,15 @@ def folder() -> Path:
     return Path(env) if env else Path(tempfile.gettempdir()) / f"lip-fits-{os.getuid()}"
 
 
+def _overlap(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Whether two CPU sets may compete; an empty one (no affinity on this platform) competes with all."""
+    return not a or not b or bool(set(a) & set(b))
+
+
 def share_of(me: Claim, others: list[Claim], cores: int, budget: int) -> int:
     """Threads for the open fit `me`: the cores that fits with a fixed count leave, split evenly between
     the open fits on overlapping CPUs (the lowest pids take the remainder), at least 1, at most `budget`."""
-    near = [c for c in others if set(c.cpus) & set(me.cpus)]
+    near = [c for c in others if _overlap(c.cpus, me.cpus)]
     free = max(0, cores - sum(c.threads for c in near if c.threads is not None))
     open_pids = sorted([c.pid for c in near if c.threads is None] + [me.pid])
     n, rank = len(open_pids), open_pids.index(me.pid)
@@ -112,8 +117,8 @@ def _own_cpus() -> tuple[int, ...]:
 
 def beside() -> list[Claim]:
     """The other running fits on CPUs this process may use (where there is no affinity: all of them)."""
-    mine = set(_own_cpus())
-    return [c for c in running(skip=os.getpid()) if not mine or not c.cpus or mine & set(c.cpus)]
+    mine = _own_cpus()
+    return [c for c in running(skip=os.getpid()) if _overlap(c.cpus, mine)]
 
 
 _registered: tuple[Path, Claim] | None = None  # this process's file and claim, from its first fit to its exit

@@ -54,6 +54,8 @@ def test_fits_on_other_cpus_do_not_count():
     me = claim(10, None, cpus=(0, 1))
     assert share_of(me, [claim(11, None, cpus=(2, 3)), claim(12, 2, cpus=(2, 3))], cores=2, budget=2) == 2
     assert share_of(me, [claim(11, None, cpus=(1, 2))], cores=2, budget=2) == 1
+    # no affinity on the platform (empty CPU sets): every fit competes, as beside() counts them
+    assert share_of(claim(10, None, cpus=()), [claim(11, None, cpus=())], cores=2, budget=2) == 1
 
 
 @pytest.fixture

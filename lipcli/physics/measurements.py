@@ -171,11 +171,11 @@ def hwc(shape: tuple[int, ...]) -> str:
 
 def check_folder(folder: Path) -> None:
     """Refuse up front a --save-measurements folder that cannot be written (it is made when missing)."""
+    if folder.exists() and not folder.is_dir():  # asked twice: another task may have made it in between
+        raise LipError(f"cannot create --save-measurements folder {folder}: it exists and is not a folder")
     if folder.is_dir():
         for name in (Y_NAME, OPERATOR_NAME):
             files.check_writable(folder / name)
-    elif folder.exists():
-        raise LipError(f"cannot create --save-measurements folder {folder}: it exists and is not a folder")
     else:
         files.check_writable(folder)
 
