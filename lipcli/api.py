@@ -137,7 +137,8 @@ class Restorer:
             raise Diverged(str(exc), problem.picture(last.stopped), last.stopped_at) from None
         tr = result.targets[0]
         report.update(device=str(self.device), precision=self.cfg.precision, preset=self.settings["preset"],
-                      seed=self.seed, early_stop=self.cfg.early_stop, threads=torch.get_num_threads(),
+                      seed=self.seed, early_stop=self.cfg.early_stop, data_consistency=self.cfg.data_consistency,
+                      threads=torch.get_num_threads(),
                       ensemble=self.ensemble)
         if result.thread_changes:  # other lip fits ran meanwhile: (iteration, threads) wherever it changed
             report["threads_shared"] = [list(change) for change in result.thread_changes]

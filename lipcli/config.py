@@ -26,7 +26,7 @@ from .physics import TASKS
 # fitting settings and options (physics/: `Task.fitting`, `Task.options`).
 _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, precision="fp32",
                      early_stop=True, rounds=16, rate=0.2, early_bird=0.0, scope="conv", target_sparsity=None,
-                     sgld=0.0)
+                     sgld=0.0, data_consistency=False)
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
 # IMP prunes 36% (= 1 - 0.8^2) per round, so round k is the paper's round 2k, with 1200 iterations per
 # round: its masks transferred as well as the paper's schedule at 1/5 of the iterations
@@ -64,6 +64,7 @@ def preset(name: str, task: str) -> dict[str, Any]:
     if name == "fast":
         settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_search_iters or t.fast_iters,
                         es_patience=t.fast_es_patience, ticket=FAST_TICKETS.get(task), early_stop=t.fast_early_stop,
+                        data_consistency=t.fast_data_consistency,
                         ema=t.fitting["ema"] if t.fast_ema is None else t.fast_ema)
     settings.update(PROTOCOLS.get(name, {}))
     return settings
@@ -140,6 +141,8 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
     lr = _number(settings, "lr", float, lambda v: 0 < v < 10, "a positive learning rate below 10")
     if not isinstance(early_stop, bool):
         raise LipError(f"early_stop {early_stop!r} must be true or false")
+    if not isinstance(settings["data_consistency"], bool):
+        raise LipError(f"data_consistency {settings['data_consistency']!r} must be true or false")
     return FitConfig(iters=_number(settings, "iters", int, lambda v: v >= 1, "a whole number >= 1"), lr=lr,
                      reg_noise=_number(settings, "reg_noise", float, lambda v: 0 <= v < 10, "in [0, 10)"),
                      ema=_number(settings, "ema", float, lambda v: 0 <= v < 1, "in [0, 1) (0 = off)"),
@@ -149,7 +152,8 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
                      es_gate=_number(settings, "es_gate", float, lambda v: 0 <= v < 10, "in [0, 10) (0 = off)"),
                      precision=precision, channels_last=precision == "bf16" and dev.type == "cpu", seed=seed,
                      sgld=_number(settings, "sgld", float, lambda v: 0 <= v < math.inf,
-                                  "a finite number >= 0 (0 = off)"))
+                                  "a finite number >= 0 (0 = off)"),
+                     data_consistency=settings["data_consistency"])
 
 
 def _number(settings: dict[str, Any], key: str, kind: type, ok: Callable[[float], bool], what: str) -> Any:

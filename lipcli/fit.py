@@ -21,7 +21,7 @@ from torch import nn
 
 from . import sharing
 from .earlystop import WindowedVariance
-from .errors import LipRuntimeError
+from .errors import LipError, LipRuntimeError
 from .masks import Masks, MaskedParams
 from .metrics import psnr
 from .nets import set_checkpointing
@@ -49,13 +49,17 @@ class FitConfig:
     max_recoveries: int = 5
     seed: int = 0  # seeds the input jitter (and the SGLD noise, on a stream of its own)
     sgld: float = 0.0  # SGLD-DIP: weight noise of std sgld * lr after every step (langevin_step); 0 = off
+    # Show, score and return op.consistent(output, y): what the observation holds exactly is put back
+    # (inpainting's observed pixels, MRI's sampled k-space); the fit and its stop are unchanged.
+    data_consistency: bool = False
 
     def recorded(self) -> dict[str, Any]:
         """The settings as artifacts and result rows record them. A knob added later (sgld) is
         recorded only when on, so what older versions wrote still matches and resumes."""
         d = asdict(self)
-        if not self.sgld:
-            del d["sgld"]
+        for knob in ("sgld", "data_consistency"):
+            if not d[knob]:
+                del d[knob]
         return d
 
 
@@ -113,7 +117,8 @@ class Step:
     metrics: list[float | None]
     stopped_at: list[int]
     raw: list[torch.Tensor]  # this iteration's outputs (no copy: clone to keep them)
-    shown: list[torch.Tensor]  # what the fit shows, scores and returns: the EMA when ema > 0, else raw (no copy)
+    shown: list[torch.Tensor]  # what the fit shows, scores and returns: the EMA when ema > 0, else raw, made
+    # data-consistent when asked (no copy)
 
 
 def crop_center(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -225,6 +230,10 @@ def fit(
         raise ValueError("iters must be >= 1")
     if not cfg.sgld >= 0:
         raise ValueError("sgld must be >= 0")
+    if cfg.data_consistency and any(t.op.consistent is None for t in targets):
+        raise LipError(f"--data-consistency puts back what the observation holds exactly, which the "
+                       f"{next(t.op.name for t in targets if t.op.consistent is None)} operator has no exact step "
+                       f"for (inpainting and MRI have one): drop it")
     device = targets[0].z.device
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.train()
@@ -250,7 +259,8 @@ def fit(
     pending: list[int | None] = [None] * len(targets)
     avg: list[torch.Tensor | None] = [None] * len(targets)
     raw: list[torch.Tensor | None] = [None] * len(targets)
-    shown = avg if cfg.ema else raw  # what the fit shows, scores and returns (the same lists, filled below)
+    shown = avg if cfg.ema else raw  # the output the fit follows (the same lists, filled below)
+    views: list[torch.Tensor | None] = [None] * len(targets)  # what it shows, scores and returns (Step.shown)
     results = [TargetResult(final=torch.empty(0), stopped=torch.empty(0), stopped_at=0) for _ in targets]
     callbacks = list(callbacks)
     losses: list[float] = []
@@ -277,7 +287,7 @@ def fit(
                 raise DivergenceError(
                     f"the fit diverged {failures} times in a row at iteration {it + 1} and rollback "
                     f"could not save it (try a lower --lr or --precision fp32)",
-                    _finish(results, shown, pending, it, losses, recoveries, start))
+                    _finish(results, views, pending, it, losses, recoveries, start))
             for group in opt.param_groups:  # halve the step on every repeat, cumulatively
                 group["lr"] = cfg.lr * 0.5 ** (failures - 1)
             continue
@@ -297,35 +307,36 @@ def fit(
             raw[k] = out
             if cfg.ema:
                 avg[k] = out.clone() if avg[k] is None else avg[k].lerp_(out, 1 - cfg.ema)
+            views[k] = t.op.consistent(shown[k], t.y) if cfg.data_consistency else shown[k]
             if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None):
                 pending[k] = it + lag
             if pending[k] is not None and it >= pending[k]:
-                results[k].stopped, results[k].stopped_at = shown[k].clone(), it
+                results[k].stopped, results[k].stopped_at = views[k].clone(), it
                 pending[k] = None
             value = None
             if t.clean is not None and (it % cfg.metric_every == 0 or it == cfg.iters):
-                value = t.metric(shown[k], t.clean)
+                value = t.metric(views[k], t.clean)
                 results[k].curve.append((it, value))
                 if results[k].oracle_best is None or value > results[k].oracle_best:
                     results[k].oracle_best, results[k].oracle_best_iter = value, it
             metrics.append(value)
-        step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw, shown)
+        step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw, views)
         if any([cb(step) for cb in callbacks]):  # a list: every callback sees every step
             break
         if cfg.early_stop and all(d.should_stop(it) for d in detectors) and all(p is None for p in pending):
             break
-    result = _finish(results, shown, pending, it, losses, recoveries, start)
+    result = _finish(results, views, pending, it, losses, recoveries, start)
     result.thread_changes = share.changes
     return result
 
 
-def _finish(results: list[TargetResult], shown: list, pending: list[int | None], it: int, losses: list[float],
+def _finish(results: list[TargetResult], views: list, pending: list[int | None], it: int, losses: list[float],
             recoveries: int, start: float) -> FitResult:
     """Fill in final outputs; a target whose detector never fired is 'stopped' at the last iterate."""
     for k, r in enumerate(results):
-        if shown[k] is None:
+        if views[k] is None:
             continue
-        r.final = shown[k].clone()
+        r.final = views[k].clone()
         if r.stopped.numel() == 0 or pending[k] is not None:  # no minimum yet, or its lag not reached
             r.stopped, r.stopped_at = r.final, it
     return FitResult(results, it, losses, recoveries, time.perf_counter() - start)

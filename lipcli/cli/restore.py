@@ -15,8 +15,9 @@ from ..errors import LipError, LipRuntimeError
 from ..fit import FitResult, Step
 from ..problem import Problem, largest_need
 from .render import RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say
-from .options import (ARGS, Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, Device, EarlyStop, Ema,
-                      EsGate, EsPatience, EsWindow, InpaintMask, Iters, Jobs, Json, Keep, Log, Lr, MaskType,
+from .options import (ARGS, Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, DataConsistency,
+                      Device, EarlyStop, Ema, EsGate, EsPatience, EsWindow, InpaintMask, Iters, Jobs, Json, Keep, Log,
+                      Lr, MaskType,
                       Measurements, Outliers, Precision, RegNoise, SamplingMask, Scale, Seed, Sgld, Sigma, Simulate,
                       Solver, Task, Threads, net_option)
 
@@ -74,7 +75,8 @@ def restore_cmd(
                                            "function, faster. [on whenever the mask removes whole filters]",
                                            show_default=False, rich_help_panel="Prior"),
     iters: Iters = None, lr: Lr = None, reg_noise: RegNoise = None,
-    ema: Ema = None, sgld: Sgld = None, early_stop: EarlyStop = None, es_window: EsWindow = None,
+    ema: Ema = None, sgld: Sgld = None, early_stop: EarlyStop = None, data_consistency: DataConsistency = None,
+    es_window: EsWindow = None,
     es_patience: EsPatience = None, es_gate: EsGate = None,
     ensemble: int = typer.Option(1, min=1, help="Average N fits with seeds SEED..SEED+N-1 (each auto-stopped; "
                                  "N times the work). One input on a CPU: the members are fitted at once, the "
@@ -115,7 +117,7 @@ def restore_cmd(
                        sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
                        center_fraction=center_fraction, mask_type=mask_type, measurements=measurements,
                        outliers=outliers, operator=operator, matrix=matrix, shape=shape, solver=solver, iters=iters,
-                       lr=lr, reg_noise=reg_noise, ema=ema, sgld=sgld,
+                       lr=lr, reg_noise=reg_noise, ema=ema, sgld=sgld, data_consistency=data_consistency,
                        es_window=es_window, es_patience=es_patience, es_gate=es_gate, precision=precision,
                        ensemble=ensemble, snapshot_every=snapshots[0] if snapshots else None)
     if clean is not None and len(images) > 1:

@@ -14,8 +14,8 @@ from ..fit import Step
 from ..physics import task_variants
 from ..transfer import Cell, workers
 from .render import Terminated, emit_json, err, fmt, guarded, print_wide, progress, say
-from .options import (ARGS, DEVICE_HELP, Config, EarlyStop, Ema, EsGate, EsPatience, EsWindow, InpaintMask, Keep, Lr,
-                      Precision, RegNoise, Seed, Sgld, Sigma, Threads, json_flag, listing_option)
+from .options import (ARGS, DEVICE_HELP, Config, DataConsistency, EarlyStop, Ema, EsGate, EsPatience, EsWindow,
+                      InpaintMask, Keep, Lr, Precision, RegNoise, Seed, Sgld, Sigma, Threads, json_flag, listing_option)
 
 GRID = "Grid"
 RowsJson = json_flag("Print each finished row as one JSON line on stdout")
@@ -60,7 +60,8 @@ def transfer_cmd(
     iters: Optional[int] = typer.Option(None, help="Adam iterations per run (upper bound when early stopping) "
                                         "[preset]", rich_help_panel="Fitting"),
     lr: Lr = None, reg_noise: RegNoise = None, ema: Ema = None, sgld: Sgld = None,
-    early_stop: EarlyStop = None, es_window: EsWindow = None, es_patience: EsPatience = None,
+    early_stop: EarlyStop = None, data_consistency: DataConsistency = None, es_window: EsWindow = None,
+    es_patience: EsPatience = None,
     es_gate: EsGate = None,
     device: str = typer.Option("auto", help=f"{DEVICE_HELP}, or a comma list (cuda:0,cuda:1):"
                                " one worker process per device runs --shard i/n there, then the shards are "
@@ -90,7 +91,8 @@ def transfer_cmd(
         list(images or []), list(mask or []), tasks=tasks, rounds=rounds, sparsities=sparsities, seeds=seeds,
         baselines=baselines, init=init, experiment=experiment, inpaint_mask=inpaint_mask, early_stop=early_stop,
         config=config_, device=dev, seed=seed, sigma=sigma, keep=keep, iters=iters, lr=lr, reg_noise=reg_noise,
-        ema=ema, sgld=sgld, es_window=es_window, es_patience=es_patience, es_gate=es_gate, precision=precision)
+        ema=ema, sgld=sgld, data_consistency=data_consistency, es_window=es_window, es_patience=es_patience,
+        es_gate=es_gate, precision=precision)
     if out is None:
         raise LipError("give --out FOLDER for results.jsonl, summary.csv and the plots")
 

@@ -11,7 +11,7 @@ torch.Size([1, 3, 4, 4])
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +61,11 @@ class Physics(nn.Module):
     def baseline(self, y: torch.Tensor) -> tuple[str, torch.Tensor] | None:
         """A reconstruction without any prior, reported beside lip's (MRI: zero-filled), or None."""
         return None
+
+    # Data consistency: `consistent(x, y)` returns x with what y observes exactly put back (the projection
+    # onto the images A maps to y), for operators where that is a cheap exact step: a mask in an orthonormal
+    # basis (inpainting's pixels, MRI's k-space). None for the others (blur, noise, random matrices).
+    consistent: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 class LinearPhysics(Physics):

@@ -1,0 +1,109 @@
+"""What putting the observed values back (`--data-consistency`) is worth for inpainting and MRI.
+
+The step changes only what a fit reports, never the fit (tests/test_fit.py checks that the losses are the
+same), so one fit per case gives both numbers on the same trajectory: the net's output (the paper's
+scoring, `--no-data-consistency`) and `op.consistent(output, y)` (lip's fast preset), each at the reported
+iterate (the final one for inpainting, which runs to its cap; the auto-stopped one for MRI) and its oracle
+(best over iterations, labelled). The fast preset's other settings, dense net, seed 0, one thread.
+
+Cases: the DIP inpainting masks (kate text, library and vase holes) on benchmarks/bench_bm3d.py's 64x64
+crops, where biharmonic inpainting was the baseline; 50% Bernoulli masks on centred 128x128 crops of two
+photographs (the report half of experiments/sparse_study.py); MRI simulated from the bundled brain (4x, 8x)
+and phantom (4x) as experiments/RESULTS-mri.md made them. One JSON row per case, appended; resumable.
+
+    nohup env PYTHONPATH=$PWD:$PWD/benchmarks python experiments/data_consistency.py \
+        --out experiments/dc/rows.jsonl > experiments/dc/log 2>&1 &
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench_bm3d import DATA, hole_box, pixels, pixels_of, save_8bit
+from lipcli import config
+from lipcli.fit import Step
+from lipcli.problem import Problem, load_problem
+from lipcli.restore import dense_prior, restore
+
+CPU = torch.device("cpu")
+CASES = ["inpaint|kate|64", "inpaint|library|64", "inpaint|vase|64", "bernoulli|baby|128", "bernoulli|bird|128",
+         "mri|mri-brain|4", "mri|mri-brain|8", "mri|phantom256|4"]
+
+
+def problem_of(case: str, work: Path, flags: dict[str, Any]) -> tuple[Problem, dict[str, Any]]:
+    kind, name, arg = case.split("|")
+    if kind == "inpaint":  # bench_bm3d's crop: the most missing pixels, at most 30%
+        with Image.open(DATA / "masks-inpainting" / f"{name}_mask.png") as m:
+            keep_full = np.asarray(m.convert("L")) >= 128
+        box = hole_box(~keep_full, int(arg))
+        with Image.open(DATA / "images" / f"{name}.png") as img:
+            clean = save_8bit(work / f"{name}.png", pixels_of(img.convert("RGB").crop(box)))
+        keep = keep_full[box[1]:box[3], box[0]:box[2]]
+        mask = save_8bit(work / f"{name}_mask.png", keep[None].astype(float))
+        observed = save_8bit(work / f"{name}_observed.png", pixels(clean) * keep)
+        settings = config.resolve_settings("inpaint", None, CPU, flags)
+        return load_problem(observed, "inpaint", settings, simulate=False, seed=0, inpaint_mask=mask,
+                            clean=clean), settings
+    if kind == "bernoulli":
+        side = int(arg)
+        with Image.open(DATA / "images" / f"{name}.png") as img:
+            img = img.convert("RGB")
+            w, h = img.size
+            box = ((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2)
+            clean = save_8bit(work / f"{name}.png", pixels_of(img.crop(box)))
+        settings = config.resolve_settings("inpaint", None, CPU, {"keep": 0.5, **flags})
+        return load_problem(clean, "inpaint", settings, simulate=True, seed=0), settings
+    settings = config.resolve_settings("mri", None, CPU, {"acceleration": float(arg), **flags})
+    return load_problem(f"sample:{name.replace('256', '')}", "mri", settings, simulate=True, seed=0), settings
+
+
+def run(case: str, work: Path, flags: dict[str, Any]) -> dict[str, Any]:
+    problem, settings = problem_of(case, work, flags)
+    cfg = config.fit_config({**settings, "data_consistency": False}, settings["early_stop"], CPU, 0)
+    op, y = problem.op, problem.y
+    best = {"psnr": -np.inf, "iter": 0}
+
+    def watch(step: Step) -> None:  # the oracle of the data-consistent output, against the clean image
+        value = problem.metric(op.consistent(step.shown[0], y), problem.clean)
+        if value > best["psnr"]:
+            best.update(psnr=value, iter=step.iteration)
+
+    result, report = restore(problem, dense_prior(settings["net"]), cfg, CPU, 0, [watch])
+    tr = result.targets[0]
+    consistent = problem.scores(op.consistent(tr.stopped, y))
+    return {"case": case, "iterations": result.iterations, "stopped_at": tr.stopped_at,
+            "early_stop": cfg.early_stop, "seconds": report["seconds"],
+            "net": {"psnr": report["psnr_stopped"], "ssim": report["ssim_stopped"],
+                    "oracle_psnr": tr.oracle_best, "oracle_iter": tr.oracle_best_iter},
+            "consistent": {**consistent, "oracle_psnr": best["psnr"], "oracle_iter": best["iter"]},
+            "baseline": report.get("baseline")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--iters", type=int, help="override the preset's cap (a quick check of the script)")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    done = {json.loads(line)["case"] for line in a.out.read_text().splitlines()} if a.out.exists() else set()
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    for case in a.cases.split(","):
+        if case in done:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            row = run(case, Path(tmp), {"iters": a.iters} if a.iters else {})
+        with open(a.out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Data consistency (`--data-consistency`): what the observation holds exactly is put back into what a fit
+reports (inpainting's observed pixels, MRI's sampled k-space), and nothing else changes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lipcli import config, images, nets
+from lipcli.cli import app
+from lipcli.errors import LipError
+from lipcli.fit import FitConfig, Target, fit
+from lipcli.physics import TASKS, Denoise, Inpaint, fft2c
+from conftest import tiny_spec
+
+
+def test_inpainting_keeps_the_observed_pixels_and_fills_only_the_holes():
+    op = Inpaint.bernoulli((3, 16, 16), 0.5, seed=0)
+    clean, guess = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    out = op.consistent(guess, op.A(clean))
+    seen = op.mask.bool().expand_as(out)
+    assert torch.equal(out[seen], clean[seen]) and torch.equal(out[~seen], guess[~seen])
+
+
+def test_mri_puts_the_measured_kspace_back():
+    """The clean image is its own consistent image; a zero guess gives the zero-filled reconstruction;
+    a real guess comes back with the sampled entries measured (a real non-negative result)."""
+    clean = images.to_tensor(images.load_image("sample:mri-brain"))[:, :, :64, :64].expand(1, 3, 64, 64)
+    op = TASKS.get("mri").build(TASKS.get("mri").options, 64, 64, gray=True, inpaint_mask=None, seed=0)
+    y = op.A(clean)
+    op.calibrate(y)
+    y_net = clean / op.scale  # the reference in the net's units, as load_problem keeps it
+    assert torch.allclose(op.consistent(y_net, y), y_net, atol=1e-5)
+    assert torch.allclose(op.consistent(torch.zeros_like(clean), y)[:, :1], op.baseline(y)[1], atol=1e-6)
+    guess = torch.rand(1, 3, 64, 64)
+    out = op.consistent(guess, y)
+    assert out.shape == guess.shape and bool((out >= 0).all())
+    sampled = op.mask.bool()
+    k = fft2c(out.mean(dim=1))[0][sampled]
+    assert (k - fft2c(y_net.mean(dim=1))[0][sampled]).abs().max() < 0.5 * fft2c(guess.mean(dim=1))[0][sampled].abs().max()
+
+
+def _inpainting_run(rgb32, consistency: bool):
+    torch.manual_seed(0)
+    net = nets.build(tiny_spec())
+    op = Inpaint.bernoulli((3, 32, 32), 0.5, seed=0)
+    z = nets.make_input(net, *nets.padded_size(net, 32, 32), torch.Generator().manual_seed(0))
+    target = Target(z=z, op=op, y=op.A(rgb32), size=(32, 32), clean=rgb32)
+    return op, target, fit(net, [target], FitConfig(iters=25, early_stop=False, data_consistency=consistency))
+
+
+def test_the_fit_is_unchanged_and_reports_the_consistent_output(rgb32):
+    _, _, plain = _inpainting_run(rgb32, False)
+    op, target, kept = _inpainting_run(rgb32, True)
+    assert kept.losses == plain.losses
+    assert torch.equal(kept.targets[0].final, op.consistent(plain.targets[0].final, target.y))
+    assert kept.targets[0].oracle_best > plain.targets[0].oracle_best  # observed pixels are exact
+
+
+def test_an_operator_without_an_exact_step_is_refused(rgb32):
+    torch.manual_seed(0)
+    net = nets.build(tiny_spec())
+    z = nets.make_input(net, *nets.padded_size(net, 32, 32), torch.Generator().manual_seed(0))
+    with pytest.raises(LipError, match="denoise operator"):
+        fit(net, [Target(z=z, op=Denoise(25), y=rgb32, size=(32, 32))], FitConfig(iters=2, data_consistency=True))
+
+
+def test_presets_and_records():
+    fast = {t: config.preset("fast", t)["data_consistency"] for t in TASKS}
+    assert fast["inpaint"] and fast["mri"] and not fast["denoise"] and not fast["sr"]
+    assert not any(config.preset("paper", t)["data_consistency"] for t in TASKS)  # the papers score the net
+    assert "data_consistency" not in FitConfig().recorded()  # rows written before it still resume
+    assert FitConfig(data_consistency=True).recorded()["data_consistency"] is True
+    with pytest.raises(LipError, match="data_consistency"):
+        config.fit_config({**config.preset("fast", "inpaint"), "data_consistency": "yes"}, False,
+                          torch.device("cpu"), 0)
+
+
+def test_the_cli_flag_reaches_the_fit_and_the_report(rgb64_path, tmp_path):
+    def run(*flags):
+        return CliRunner().invoke(app, ["restore", "--simulate", str(rgb64_path), "--task", "inpaint", "--iters",
+                                        "3", "--prior", "deep-decoder", "--dd-k", "16", "--json", "-o", str(tmp_path / "o.png"), *flags])
+
+    on, off = run(), run("--no-data-consistency")
+    assert on.exit_code == off.exit_code == 0, on.output + off.output
+    on_, off_ = (json.loads(r.stdout.strip().splitlines()[-1]) for r in (on, off))
+    assert on_["data_consistency"] is True and off_["data_consistency"] is False
+    assert on_["psnr_final"] > off_["psnr_final"]
+    bad = CliRunner().invoke(app, ["restore", "--simulate", str(rgb64_path), "--iters", "2", "--data-consistency",
+                                   "-o", str(tmp_path / "d.png")])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output and not (tmp_path / "d.png").exists()
