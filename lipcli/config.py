@@ -7,6 +7,7 @@ once, so every command refuses a bad value with the same line.
 """
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -64,7 +65,7 @@ def preset(name: str, task: str) -> dict[str, Any]:
     if name == "fast":
         settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_search_iters or t.fast_iters,
                         es_patience=t.fast_es_patience, ticket=FAST_TICKETS.get(task), early_stop=t.fast_early_stop,
-                        data_consistency=t.fast_data_consistency,
+                        data_consistency=t.data_consistency,
                         ema=t.fitting["ema"] if t.fast_ema is None else t.fast_ema)
     settings.update(PROTOCOLS.get(name, {}))
     return settings
@@ -106,9 +107,15 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
         known = known_keys()
         unknown = sorted(set(file_values) - known)
         if unknown:
-            raise LipError(f"config {config}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            raise LipError(f"config {config}: unknown key {unknown[0]!r} ("
+                           + (f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(sorted(known))}")
+                           + ")")
     given = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
     settings = {**preset(name, task), **given, "preset": name}
+    if settings["data_consistency"] is True and not TASKS.get(task).data_consistency:
+        raise LipError(f"--data-consistency puts back what the observation holds exactly; {task} has no exact step "
+                       f"for it (inpaint and mri have one): drop it")
     if "net" in given and "ticket" not in given:
         settings["ticket"] = None  # a net asked for (flag or YAML) is the prior, not the preset's shipped ticket
     return settings

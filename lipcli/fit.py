@@ -231,9 +231,9 @@ def fit(
     if not cfg.sgld >= 0:
         raise ValueError("sgld must be >= 0")
     if cfg.data_consistency and any(t.op.consistent is None for t in targets):
-        raise LipError(f"--data-consistency puts back what the observation holds exactly, which the "
+        raise LipError(f"data consistency puts back what the observation holds exactly; the "
                        f"{next(t.op.name for t in targets if t.op.consistent is None)} operator has no exact step "
-                       f"for (inpainting and MRI have one): drop it")
+                       f"for it")
     device = targets[0].z.device
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.train()

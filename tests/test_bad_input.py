@@ -934,6 +934,11 @@ case("classify", "--lr 0", lambda w: ["--lr", "0"], "--lr")
 case("classify", "ticket in a missing folder", lambda w: ["--prune-rounds", "1", "-o", "missing/t.safetensors"],
      "does not exist")
 case("classify", "unknown net preset", lambda w: ["--net", "resnet"], "unknown net preset 'resnet'")
+case("restore", "--data-consistency for a task without an exact step", lambda w: ["img.png", "--data-consistency"],
+     "denoise has no exact step")
+case("transfer", "--data-consistency for a task without an exact step",
+     lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "denoise,inpaint", "--data-consistency"],
+     "denoise has no exact step")
 
 
 # ---------------------------------------------------------------- running a case

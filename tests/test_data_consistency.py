@@ -69,6 +69,7 @@ def test_an_operator_without_an_exact_step_is_refused(rgb32):
 
 def test_presets_and_records():
     fast = {t: config.preset("fast", t)["data_consistency"] for t in TASKS}
+    assert fast == {t: TASKS.get(t).data_consistency for t in TASKS}
     assert fast["inpaint"] and fast["mri"] and not fast["denoise"] and not fast["sr"]
     assert not any(config.preset("paper", t)["data_consistency"] for t in TASKS)  # the papers score the net
     assert "data_consistency" not in FitConfig().recorded()  # rows written before it still resume
@@ -90,4 +91,6 @@ def test_the_cli_flag_reaches_the_fit_and_the_report(rgb64_path, tmp_path):
     assert on_["psnr_final"] > off_["psnr_final"]
     bad = CliRunner().invoke(app, ["restore", "--simulate", str(rgb64_path), "--iters", "2", "--data-consistency",
                                    "-o", str(tmp_path / "d.png")])
-    assert bad.exit_code == 2 and "Traceback" not in bad.output and not (tmp_path / "d.png").exists()
+    assert bad.exit_code == 2 and bad.stderr.strip().splitlines() == [
+        "lip: error: --data-consistency puts back what the observation holds exactly; denoise has no exact step "
+        "for it (inpaint and mri have one): drop it"] and not (tmp_path / "d.png").exists()

@@ -187,7 +187,7 @@ class MRITask(Task):
     # (64x64 brain, 4x: 24.1 dB with reg-noise 0.03, 22.9 dB without; experiments/RESULTS-mri.md).
     fitting = {"iters": 3000, "reg_noise": 0.03, "ema": 0.0}
     fast_iters = 1500
-    fast_data_consistency = True  # the measured k-space kept (Darestani & Heckel's data-consistency step)
+    data_consistency = True  # the measured k-space kept (Darestani & Heckel's data-consistency step)
     one_channel = True
     variant_hint = "give the acceleration: mri4 or mri8"
 

@@ -52,9 +52,9 @@ class Task:
     # Whether the fast preset stops automatically. The stop exists to end a fit before it fits the noise; a
     # task whose observation has none may do better to run to its cap (inpainting: RESULTS-stop-tasks.md).
     fast_early_stop = True
-    # Whether the fast preset returns the data-consistent output (`Physics.consistent`: the observed values put
-    # back). The paper preset scores the net's own output, as the papers do.
-    fast_data_consistency = False
+    # Whether the task's operators have an exact data-consistency step (`Physics.consistent`: the observed values
+    # put back), which the fast preset then applies. The paper preset scores the net's output, as the papers do.
+    data_consistency = False
     one_channel = False  # the restored image has one channel whatever the input's (MRI: a magnitude image)
     variant_hint = ""  # why a bare `name` is not a transfer-grid task, when it is not (sr: give the factor)
 
