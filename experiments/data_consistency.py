@@ -13,6 +13,7 @@ and phantom (4x) as experiments/RESULTS-mri.md made them. One JSON row per case,
 
     nohup env PYTHONPATH=$PWD:$PWD/benchmarks python experiments/data_consistency.py \
         --out experiments/dc/rows.jsonl > experiments/dc/log 2>&1 &
+    PYTHONPATH=$PWD:$PWD/benchmarks python experiments/data_consistency.py --out experiments/dc/rows.jsonl --report
 """
 from __future__ import annotations
 
@@ -86,12 +87,29 @@ def run(case: str, work: Path, flags: dict[str, Any]) -> dict[str, Any]:
             "baseline": report.get("baseline")}
 
 
+def report(rows: list[dict[str, Any]]) -> str:
+    """The rows as a markdown table: PSNR / SSIM of the net's output and of the consistent one."""
+    lines = ["| case | reported iteration | net output PSNR / SSIM (oracle) | consistent PSNR / SSIM (oracle) | "
+             "gain dB | zero-filled |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        n, c, b = r["net"], r["consistent"], r["baseline"]
+        zero_filled = f"{b['psnr']:.2f}" if b else "-"
+        lines.append(f"| {r['case'].replace('|', ' ')} | {r['stopped_at']}/{r['iterations']} | {n['psnr']:.2f} / {n['ssim']:.3f} "
+                     f"({n['oracle_psnr']:.2f}) | {c['psnr']:.2f} / {c['ssim']:.3f} ({c['oracle_psnr']:.2f}) | "
+                     f"{c['psnr'] - n['psnr']:+.2f} | {zero_filled} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--iters", type=int, help="override the preset's cap (a quick check of the script)")
+    ap.add_argument("--report", action="store_true", help="print the table of the rows in --out")
     a = ap.parse_args()
+    if a.report:
+        print(report([json.loads(line) for line in a.out.read_text().splitlines()]))
+        return
     torch.set_num_threads(1)
     done = {json.loads(line)["case"] for line in a.out.read_text().splitlines()} if a.out.exists() else set()
     a.out.parent.mkdir(parents=True, exist_ok=True)

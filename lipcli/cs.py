@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import generators
+from . import generators, sharing
 from .errors import LipError
 from .fit import FitConfig, crop_center
 from .images import UINT8, as_channels
@@ -126,8 +126,14 @@ def solve(g: nn.Module, op: Physics, y: torch.Tensor, cfg: CSConfig,
     start = time.perf_counter()
     best: tuple[float, int, torch.Tensor, list[float]] | None = None
     sel: list[float] = []
+    share = sharing.Share(y.device.type == "cpu")  # other lip processes running here get their cores
+
+    def step(it: int, loss: float) -> None:
+        share.poll(it)
+        on_step(it, loss)
+
     for r in range(cfg.restarts):
-        z, losses = _one_restart(g, op, y, cfg, r, on_step)
+        z, losses = _one_restart(g, op, y, cfg, r, step)
         with torch.no_grad():
             x = g(z)
         score = selection_loss(op, x, y, cfg.batch_size, cfg.seed)

@@ -164,3 +164,26 @@ def test_a_fixed_count_over_what_fixed_fits_hold_says_so(other_process, tmp_path
     lines.clear()
     device.thread_budget("1", lines.append)
     assert lines == []
+
+
+def test_the_generator_prior_s_latent_search_takes_its_share(other_process, tmp_path, monkeypatch):
+    """`lip cs --prior gan` optimises latents in its own loops (cs.solve): they poll the share as fit() does."""
+    from lipcli import gan, generators
+    from lipcli.cs import CSConfig, solve
+    from lipcli.physics import GaussianCS
+
+    monkeypatch.setenv("LIP_SHARE_DIR", str(tmp_path))
+    monkeypatch.setattr(sharing, "RESCAN_SECONDS", 0.0)
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2:
+        pytest.skip("one usable core: nothing to share")
+    sharing.set_policy(cores, cores, open_count=True)
+    torch.set_num_threads(cores)
+    register(other_process.pid, cores)  # a fixed fit holding every core
+    g, _, _ = generators.load(gan.GENERATOR)  # the bundled MNIST generator (32x32 gray)
+    op = GaussianCS((1, 32, 32), 50, seed=1)
+    y = op(torch.rand(1, 1, 32, 32), torch.Generator().manual_seed(0))
+    seen: list[int] = []
+    solve(g, op, y, CSConfig(solver="mom", iters=3, restarts=1, batch_size=5, seed=0),
+          lambda it, loss: seen.append(torch.get_num_threads()))
+    assert seen == [1, 1, 1]
