@@ -278,6 +278,8 @@ def _say_restored(r: dict[str, Any]) -> None:
     members = r.get("members", [])
     stops = "/".join(str(m["stopped_at"]) for m in members) or r["stopped_at"]
     stop = f"auto-stop at {stops}" if r.get("early_stop", True) else "no automatic stop"
+    if r.get("data_consistency"):
+        stop += ", observed values kept"
     line = (f"{r['input']} -> {r['output']}: {r['iterations']} iterations, {stop}, "
             f"{r['seconds']:.1f}s, sparsity {100 * r['sparsity']:.1f}%, "
             f"{r['params_fitted']:,} params fitted ({r['gflop_per_iter']:.2f} GFLOP/iteration)")
