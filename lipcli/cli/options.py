@@ -182,8 +182,8 @@ EarlyStop = Annotated[Optional[bool], typer.Option(help="Stop automatically when
 DataConsistency = Annotated[Optional[bool], typer.Option(
     "--data-consistency/--no-data-consistency", help="Return the net's output with what the observation "
     "holds exactly put back: inpainting's observed pixels, MRI's sampled k-space (the fit is unchanged) "
-    "[on for inpainting and MRI under the fast preset; off under --config paper, which scores the net's output "
-    "as the papers do]", show_default=False, rich_help_panel="Fitting")]
+    "[on for inpainting under the fast preset; off for MRI (it trades SSIM for PSNR) and under --config paper, "
+    "which scores the net's output as the papers do]", show_default=False, rich_help_panel="Fitting")]
 EsWindow = Annotated[Optional[int], typer.Option(help="Early-stop variance window [200]", min=2,
                                                  rich_help_panel="Fitting")]
 EsPatience = Annotated[Optional[int], typer.Option(help="Early-stop patience in iterations [1000 paper, 150 "

@@ -53,8 +53,9 @@ class Task:
     # task whose observation has none may do better to run to its cap (inpainting: RESULTS-stop-tasks.md).
     fast_early_stop = True
     # Whether the task's operators have an exact data-consistency step (`Physics.consistent`: the observed values
-    # put back), which the fast preset then applies. The paper preset scores the net's output, as the papers do.
+    # put back), and whether the fast preset applies it. The paper preset scores the net's output, as the papers do.
     data_consistency = False
+    fast_data_consistency = False
     one_channel = False  # the restored image has one channel whatever the input's (MRI: a magnitude image)
     variant_hint = ""  # why a bare `name` is not a transfer-grid task, when it is not (sr: give the factor)
 
