@@ -54,8 +54,8 @@ class FitConfig:
     data_consistency: bool = False
 
     def recorded(self) -> dict[str, Any]:
-        """The settings as artifacts and result rows record them. A knob added later (sgld) is
-        recorded only when on, so what older versions wrote still matches and resumes."""
+        """The settings as artifacts and result rows record them. A knob added later (sgld,
+        data_consistency) is recorded only when on, so what older versions wrote still matches and resumes."""
         d = asdict(self)
         for knob in ("sgld", "data_consistency"):
             if not d[knob]:
@@ -117,8 +117,8 @@ class Step:
     metrics: list[float | None]
     stopped_at: list[int]
     raw: list[torch.Tensor]  # this iteration's outputs (no copy: clone to keep them)
-    shown: list[torch.Tensor]  # what the fit shows, scores and returns: the EMA when ema > 0, else raw, made
-    # data-consistent when asked (no copy)
+    # What the fit shows, scores and returns (no copy): the EMA when ema > 0, else raw; data-consistent when asked.
+    shown: list[torch.Tensor]
 
 
 def crop_center(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
