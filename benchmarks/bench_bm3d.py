@@ -143,9 +143,9 @@ def denoise_cell(name: str, sigma: int, side: int, n: int, work: Path) -> dict[s
     return row
 
 
-def inpaint_cell(name: str, side: int, work: Path) -> dict[str, Any]:
-    from skimage.restoration import inpaint_biharmonic  # benchmark-only dependency
-
+def inpaint_files(name: str, side: int, work: Path) -> tuple[Path, Path, Path, np.ndarray]:
+    """The clean crop, its mask and the observed image as 8-bit PNGs in `work` (the crop with the most missing
+    pixels of the DIP mask, hole_box), and the mask's keep array."""
     with Image.open(DATA / "masks-inpainting" / f"{name}_mask.png") as m:
         keep_full = np.asarray(m.convert("L")) >= 128
     box = hole_box(~keep_full, side)
@@ -155,6 +155,13 @@ def inpaint_cell(name: str, side: int, work: Path) -> dict[str, Any]:
     clean = save_8bit(work / f"{name}_{side}.png", x)
     mask = save_8bit(work / f"{name}_{side}_mask.png", keep[None].astype(float))
     observed = save_8bit(work / f"{name}_{side}_observed.png", pixels(clean) * keep)
+    return clean, mask, observed, keep
+
+
+def inpaint_cell(name: str, side: int, work: Path) -> dict[str, Any]:
+    from skimage.restoration import inpaint_biharmonic  # benchmark-only dependency
+
+    clean, mask, observed, keep = inpaint_files(name, side, work)
     settings = config.resolve_settings("inpaint", None, CPU, FLAGS)
     problem = load_problem(observed, "inpaint", settings, simulate=False, seed=0, inpaint_mask=mask, clean=clean)
     y = pixels(observed)

@@ -1,7 +1,7 @@
 """What putting the observed values back (`--data-consistency`) is worth for inpainting and MRI.
 
-The step changes only what a fit reports, never the fit (tests/test_fit.py checks that the losses are the
-same), so one fit per case gives both numbers on the same trajectory: the net's output (the paper's
+The step changes only what a fit reports, never the fit (tests/test_data_consistency.py checks that the
+losses are the same), so one fit per case gives both numbers on the same trajectory: the net's output (the paper's
 scoring, `--no-data-consistency`) and `op.consistent(output, y)` (lip's fast preset), each at the reported
 iterate (the final one for inpainting, which runs to its cap; the auto-stopped one for MRI) and its oracle
 (best over iterations, labelled). The fast preset's other settings, dense net, seed 0, one thread.
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench_bm3d import DATA, hole_box, pixels, pixels_of, save_8bit
+from bench_bm3d import DATA, crop_box, inpaint_files, pixels_of, save_8bit
 from lipcli import config
 from lipcli.fit import Step
 from lipcli.problem import Problem, load_problem
@@ -40,15 +40,8 @@ CASES = ["inpaint|kate|64", "inpaint|library|64", "inpaint|vase|64", "bernoulli|
 
 def problem_of(case: str, work: Path, flags: dict[str, Any]) -> tuple[Problem, dict[str, Any]]:
     kind, name, arg = case.split("|")
-    if kind == "inpaint":  # bench_bm3d's crop: the most missing pixels, at most 30%
-        with Image.open(DATA / "masks-inpainting" / f"{name}_mask.png") as m:
-            keep_full = np.asarray(m.convert("L")) >= 128
-        box = hole_box(~keep_full, int(arg))
-        with Image.open(DATA / "images" / f"{name}.png") as img:
-            clean = save_8bit(work / f"{name}.png", pixels_of(img.convert("RGB").crop(box)))
-        keep = keep_full[box[1]:box[3], box[0]:box[2]]
-        mask = save_8bit(work / f"{name}_mask.png", keep[None].astype(float))
-        observed = save_8bit(work / f"{name}_observed.png", pixels(clean) * keep)
+    if kind == "inpaint":
+        clean, mask, observed, _ = inpaint_files(name, int(arg), work)
         settings = config.resolve_settings("inpaint", None, CPU, flags)
         return load_problem(observed, "inpaint", settings, simulate=False, seed=0, inpaint_mask=mask,
                             clean=clean), settings
@@ -56,9 +49,7 @@ def problem_of(case: str, work: Path, flags: dict[str, Any]) -> tuple[Problem, d
         side = int(arg)
         with Image.open(DATA / "images" / f"{name}.png") as img:
             img = img.convert("RGB")
-            w, h = img.size
-            box = ((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2)
-            clean = save_8bit(work / f"{name}.png", pixels_of(img.crop(box)))
+            clean = save_8bit(work / f"{name}.png", pixels_of(img.crop(crop_box(img.size, side))))
         settings = config.resolve_settings("inpaint", None, CPU, {"keep": 0.5, **flags})
         return load_problem(clean, "inpaint", settings, simulate=True, seed=0), settings
     settings = config.resolve_settings("mri", None, CPU, {"acceleration": float(arg), **flags})

@@ -230,10 +230,10 @@ def fit(
         raise ValueError("iters must be >= 1")
     if not cfg.sgld >= 0:
         raise ValueError("sgld must be >= 0")
-    if cfg.data_consistency and any(t.op.consistent is None for t in targets):
-        raise LipError(f"data consistency puts back what the observation holds exactly; the "
-                       f"{next(t.op.name for t in targets if t.op.consistent is None)} operator has no exact step "
-                       f"for it")
+    lacking = [t.op.name for t in targets if t.op.consistent is None] if cfg.data_consistency else []
+    if lacking:
+        raise LipError(f"data consistency puts back what the observation holds exactly; the {lacking[0]} operator "
+                       f"has no exact step for it")
     device = targets[0].z.device
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.train()

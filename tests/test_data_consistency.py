@@ -68,6 +68,14 @@ def test_an_operator_without_an_exact_step_is_refused(rgb32):
         fit(net, [Target(z=z, op=Denoise(25), y=rgb32, size=(32, 32))], FitConfig(iters=2, data_consistency=True))
 
 
+@pytest.mark.parametrize("task", ["denoise", "inpaint", "sr", "mri"])
+def test_a_task_says_it_has_the_step_exactly_when_its_operator_has_it(task):
+    """Task.data_consistency lets a flag be refused before any image is read; it must agree with the operator."""
+    t = TASKS.get(task)
+    op = t.build({**config.preset("fast", task)}, 16, 16, gray=False, inpaint_mask=None, seed=0)
+    assert (op.consistent is not None) == t.data_consistency
+
+
 def test_presets_and_records():
     fast = {t: config.preset("fast", t)["data_consistency"] for t in TASKS}
     assert fast["inpaint"] and not fast["mri"] and not fast["denoise"] and not fast["sr"]
