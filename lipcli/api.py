@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import artifact, device as devices, images as images_io, nets
+from . import artifact, device as devices, images as images_io, library, nets
 from .config import check_init, fit_config, resolve_settings
 from .ensemble import Elsewhere, fit_share, restore_ensemble
 from .errors import LipError, LipRuntimeError
@@ -168,8 +168,8 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
         raise LipError(f"--snapshots {snapshot_every}: " + ("N must be at least 1 (iterations between snapshots)"
                        if snapshot_every < 1 else "snapshots show one fit's learning: drop --ensemble"))
     dev = _device(device)
-    settings = resolve_settings(task, config, dev, {**flags, "net": net, "early_stop": early_stop})
-    cfg = replace(fit_config(settings, settings["early_stop"], dev, seed), checkpoint=checkpoint)
+    given = {**flags, "net": net, "early_stop": early_stop}
+    settings = resolve_settings(task, config, dev, given)
     if dense and (mask is not None or prior != "dip"):
         raise LipError("--dense fits the dense DIP net: drop --mask / --prior")
     if compact and mask is None:
@@ -182,6 +182,10 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
                        + (" and drop --mask" if mask is not None else ""))
     if mask is None and prior == "dip" and not dense and settings.get("ticket"):
         mask = settings["ticket"]
+    own = library.fast_settings(mask, settings["preset"])
+    if own:  # a library entry measured with its own settings: they go over the preset's, under the user's
+        settings = resolve_settings(task, config, dev, given, own)
+    cfg = replace(fit_config(settings, settings["early_stop"], dev, seed), checkpoint=checkpoint)
     if mask is not None:
         chosen = masked_prior(mask, round_, sparsity, init, compact)
     else:  # the deep decoder's width follows --dd-k however it was asked for (--prior, --net, --config)

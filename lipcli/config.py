@@ -90,8 +90,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def resolve(task: str, config: str | None, default_preset: str, flags: dict[str, Any]) -> dict[str, Any]:
-    """The settings for `task`: a preset, then a YAML file's values, then flags that were given."""
+def resolve(task: str, config: str | None, default_preset: str, flags: dict[str, Any],
+            under: Mapping[str, Any] = {}) -> dict[str, Any]:
+    """The settings for `task`: a preset, then `under` (a library entry's own: `library.fast_settings`),
+    then a YAML file's values, then flags that were given."""
     if task not in TASKS:
         raise LipError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
     name, file_values = default_preset, {}
@@ -112,7 +114,7 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
                            + (f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(sorted(known))}")
                            + ")")
     given = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
-    settings = {**preset(name, task), **given, "preset": name}
+    settings = {**preset(name, task), **under, **given, "preset": name}
     if settings["data_consistency"] is True and not TASKS.get(task).data_consistency:
         raise LipError(f"--data-consistency puts back what the observation holds exactly; {task} has no exact step "
                        f"for it (inpaint and mri have one): drop it")
@@ -121,10 +123,11 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
     return settings
 
 
-def resolve_settings(task: str, config: str | None, dev: torch.device, flags: dict[str, Any]) -> dict[str, Any]:
+def resolve_settings(task: str, config: str | None, dev: torch.device, flags: dict[str, Any],
+                     under: Mapping[str, Any] = {}) -> dict[str, Any]:
     """`resolve` with the default preset of the device (paper on CUDA, fast elsewhere) and the net
     spec checked now, not when the first image is fitted."""
-    settings = resolve(task, config, "paper" if dev.type == "cuda" else "fast", flags)
+    settings = resolve(task, config, "paper" if dev.type == "cuda" else "fast", flags, under)
     try:
         nets.validate(nets.resolve_spec(settings["net"]))
     except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -2,8 +2,10 @@
 resolvable by name (`lip restore --mask NAME`, `lip inspect NAME`, `lip transfer --mask NAME`).
 
 Each entry is a slim artifact (lipcli/artifact.py: a few KB for a channel ticket) in data/library/
-plus a record in data/library/index.yaml: what it is for, which round to use, how it was made, and
-what it measured (the study and command that produced the numbers).
+plus a record in data/library/index.yaml: what it is for, which round to use, how it was made, what it
+measured (the study and command that produced the numbers), and the fitting settings it was measured with
+where they differ from the fast preset's (`fast`: a narrow net learns more slowly, so an SR ticket needs a
+higher iteration cap than the dense net).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class Entry:
     summary: str
     made_by: str
     measured: dict[str, Any] = field(default_factory=dict)
+    fast: dict[str, Any] = field(default_factory=dict)  # settings over the fast preset's when this entry is fitted
 
     @property
     def path(self) -> Path:
@@ -37,9 +40,21 @@ def entries() -> list[Entry]:
     return [Entry(name=name, **fields) for name, fields in (data or {}).items()]
 
 
+def _named(path: Path) -> Entry | None:
+    """The entry `path` names, unless it is a file or a path (a file always wins over a name)."""
+    if path.exists() or len(path.parts) != 1:
+        return None
+    return {e.name: e for e in entries()}.get(str(path))
+
+
 def resolve(path: Path) -> Path:
     """`path` itself, unless it names no file and is a library name: then that entry's file."""
-    if path.exists() or len(path.parts) != 1:
-        return path
-    found = {e.name: e for e in entries()}.get(str(path))
+    found = _named(path)
     return found.path if found is not None else path
+
+
+def fast_settings(mask: object, preset: str) -> dict[str, Any]:
+    """The settings the entry named `mask` was measured with, over the fast preset's; {} for anything else
+    (a file, an artifact, another preset: the paper preset fits every prior the papers' way)."""
+    found = _named(Path(mask)) if preset == "fast" and isinstance(mask, (str, Path)) else None
+    return dict(found.fast) if found is not None else {}

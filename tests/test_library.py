@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lipcli import artifact, library
+from lipcli import api, artifact, config, library
 from test_artifact import channel_artifact
 from test_cli_restore import FAST, json_report, lip
 
@@ -19,7 +19,7 @@ def shelf(tmp_path, monkeypatch):
     artifact.save(tmp_path / "library" / "tiny-ch.safetensors", channel_artifact(), slim=True)
     (tmp_path / "library" / "index.yaml").write_text(
         "tiny-ch:\n  file: tiny-ch.safetensors\n  task: denoise\n  summary: a test ticket\n"
-        "  made_by: the test\n  measured: {psnr_gap_db: 0.0}\n")
+        "  made_by: the test\n  measured: {psnr_gap_db: 0.0}\n  fast: {iters: 7, es_patience: 40}\n")
     return tmp_path
 
 
@@ -33,13 +33,38 @@ def test_a_library_name_restores_like_its_file(shelf, workdir):
     assert (workdir / "a.png").read_bytes() == (workdir / "b.png").read_bytes()
 
 
+def test_an_entry_is_fitted_with_its_own_settings_over_the_fast_preset_only(shelf, monkeypatch):
+    """A narrow ticket may need a higher cap than the dense net: its entry's `fast` settings apply whenever the
+    entry is the prior, by name or as the preset's default ticket, under the user's flags and config file."""
+    def cfg(**options):
+        return api.restorer(device="cpu", **options).cfg
+    preset = config.preset("fast", "denoise")
+    assert (cfg(mask="tiny-ch").iters, cfg(mask="tiny-ch").es_patience) == (7, 40)
+    assert cfg(mask="tiny-ch", iters=5).iters == 5  # a flag wins
+    (shelf / "my.yaml").write_text("iters: 9\n")
+    assert cfg(mask="tiny-ch", config=str(shelf / "my.yaml")).iters == 9  # so does a config file
+    assert cfg(mask="tiny-ch", config="paper").iters == config.preset("paper", "denoise")["iters"]
+    assert cfg(mask=shelf / "library" / "tiny-ch.safetensors").iters == preset["iters"]  # a file: no entry
+    monkeypatch.setattr(config, "FAST_TICKETS", {"denoise": "tiny-ch"})
+    assert cfg().iters == 7  # the preset's default ticket
+    assert cfg(dense=True).iters == cfg(prior="deep-decoder").iters == preset["iters"]  # not when another prior
+
+
+def test_a_library_entry_by_name_runs_to_its_own_cap(shelf, workdir):
+    rep = json_report(lip("restore", "--simulate", workdir / "rgb.png", "--mask", "tiny-ch", "--round", "2",
+                          "--no-early-stop", "--json", "-o", workdir / "a.png", *FAST))
+    assert rep["iterations"] == 7
+
+
 def test_masks_lists_the_library_and_unknown_names_say_what_exists(shelf, workdir):
     listed = lip("masks", "--json")
     assert listed.exit_code == 0
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [r["name"] for r in rows] == ["tiny-ch"] and rows[0]["measured"] == {"psnr_gap_db": 0.0}
+    assert rows[0]["fast"] == {"iters": 7, "es_patience": 40}
     shown = lip("masks")
     assert shown.exit_code == 0 and "tiny-ch (denoise)" in shown.output and "psnr_gap_db: 0.0" in shown.output
+    assert "fitted with: iters 7, es_patience 40" in shown.output
     assert max(len(line) for line in shown.output.splitlines()) <= 100  # wrapped sentences, not a wide table
     bad = lip("restore", workdir / "rgb.png", "--mask", "no-such-mask", *FAST)
     assert bad.exit_code == 2 and "tiny-ch" in bad.output and "no such artifact" in bad.output
@@ -51,3 +76,4 @@ def test_every_shipped_mask_is_small_and_loads_exactly(entry):
     art = artifact.load(entry.name)  # regenerates theta0 and checks its hash: fails if torch drew otherwise
     assert art.theta0 and art.meta["format_version"] == artifact.SLIM_VERSION
     assert entry.task == art.meta["task"]
+    assert set(entry.fast) <= config.known_keys()  # settings a config file could set, nothing else

@@ -28,7 +28,9 @@ def masks_cmd(json_: ListJson = False) -> None:
     width = min(err.width, WIDTH) if err.is_terminal else WIDTH
     blocks = []
     for e in found:
+        fitted = ", ".join(f"{k} {v}" for k, v in e.fast.items())
         fields = {"what it is": e.summary, **e.measured, "made by": e.made_by,
+                  **({"fitted with": f"{fitted} (over the fast preset; flags override)"} if fitted else {}),
                   "use": f"lip restore --mask {e.name} NOISY.png"}
         lines = [f"{e.name} ({e.task})"]
         for key, value in fields.items():
