@@ -32,6 +32,7 @@ from .config import check_init, fit_config, resolve_settings
 from .ensemble import Elsewhere, fit_share, restore_ensemble
 from .errors import LipError, LipRuntimeError
 from .fit import DivergenceError, FitConfig, Step
+from .physics import TASKS
 from .problem import Problem, load_problem, provenance
 from .prune.imp import ImpSettings
 from .prune.run import SearchRequest, channel_score_for, rounds_for, search
@@ -345,8 +346,9 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
                   device: str | torch.device = "auto", seed: int = 0, **flags: Any) -> Grid:
     """Check the options and build a transfer grid (`lip transfer`); `flags` are the fitting and
     degradation options (sigma, keep, iters, lr, reg_noise, ema, sgld, es_window, es_patience, precision).
-    `early_stop` None: the preset's. Every cell's problem is built once here, so a bad size, mask or image
-    fails now, not hours later."""
+    `early_stop` None: the preset's. `data_consistency` True applies to the grid's tasks that have the exact
+    step (inpaint, mri) and is refused only when none has. Every cell's problem is built once here, so a bad
+    size, mask or image fails now, not hours later."""
     if flags.get("iters") is not None and flags["iters"] < 1:
         raise LipError(f"--iters {flags['iters']} must be at least 1")
     if seeds < 1:
@@ -366,10 +368,15 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     mask_sources = load_masks([Path(m) for m in masks])
     chosen_rounds = parse_rounds(mask_sources, rounds, sparsities)
     dev = _device(device)
+    exact = [n for n in task_names if TASKS.get(task_operator(n)[0]).data_consistency]
+    if flags.get("data_consistency") and not exact:
+        raise LipError(f"--data-consistency puts back what the observation holds exactly; no task of the grid "
+                       f"({', '.join(task_names)}) has an exact step for it (inpaint and mri have one): drop it")
     settings, configs = {}, {}
     for name in task_names:
         base, extra = task_operator(name)
-        settings[name] = resolve_settings(base, config, dev, {**flags, **extra, "early_stop": early_stop})
+        own = {} if name in exact or not flags.get("data_consistency") else {"data_consistency": None}
+        settings[name] = resolve_settings(base, config, dev, {**flags, **extra, **own, "early_stop": early_stop})
         # The impedance experiment records whole loss curves: never stop early.
         configs[name] = fit_config(settings[name], settings[name]["early_stop"] and experiment != "impedance",
                                    dev, 0)

@@ -936,9 +936,9 @@ case("classify", "ticket in a missing folder", lambda w: ["--prune-rounds", "1",
 case("classify", "unknown net preset", lambda w: ["--net", "resnet"], "unknown net preset 'resnet'")
 case("restore", "--data-consistency for a task without an exact step", lambda w: ["img.png", "--data-consistency"],
      "denoise has no exact step")
-case("transfer", "--data-consistency for a task without an exact step",
-     lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "denoise,inpaint", "--data-consistency"],
-     "denoise has no exact step")
+case("transfer", "--data-consistency for a grid without an exact step",
+     lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "denoise,sr4", "--data-consistency"],
+     "no task of the grid (denoise, sr4) has an exact step")
 
 
 # ---------------------------------------------------------------- running a case

@@ -8,12 +8,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lipcli import config, images, nets
+from lipcli import api, artifact, config, images, nets
 from lipcli.cli import app
 from lipcli.errors import LipError
 from lipcli.fit import FitConfig, Target, fit
 from lipcli.physics import TASKS, Denoise, Inpaint, fft2c, ifft2c
 from conftest import tiny_spec
+from test_artifact import make_artifact
 
 
 def test_inpainting_keeps_the_observed_pixels_and_fills_only_the_holes():
@@ -127,3 +128,18 @@ def test_a_real_inpainting_keeps_the_observed_pixels_byte_for_byte(tmp_path, mod
     given = images.load_image(tmp_path / "in.png").pixels
     assert out.shape == given.shape and np.array_equal(out[:, keep], given[:, keep])
     assert not np.array_equal(out[:, ~keep], given[:, ~keep])
+
+
+def test_a_transfer_grid_applies_the_flag_to_the_tasks_that_have_the_step(rgb64_path, tmp_path):
+    """A grid mixes tasks: --data-consistency asks for the step wherever it exists, not for every task."""
+    artifact.save(tmp_path / "m.safetensors", make_artifact())
+
+    def grid(**flags):
+        return api.transfer_grid([rgb64_path], [tmp_path / "m.safetensors"], tasks="denoise,inpaint,sr4",
+                                 config="paper", iters=2, device="cpu", **flags).configs
+    on, off = grid(data_consistency=True), grid(data_consistency=False)
+    assert [on[t].data_consistency for t in ("denoise", "inpaint", "sr4")] == [False, True, False]
+    assert not any(c.data_consistency for c in off.values())
+    with pytest.raises(LipError, match=r"no task of the grid \(denoise\) has an exact step"):
+        api.transfer_grid([rgb64_path], [tmp_path / "m.safetensors"], tasks="denoise", data_consistency=True,
+                          iters=2, device="cpu")
