@@ -1,10 +1,11 @@
-"""Time two shell commands as whole processes, in turn (A B A B ...), and print medians and the A/B ratios.
+"""Time shell commands as whole processes, in turn (A B ... Y A B ... Y), and print medians and ratios to Y.
 
-Interleaving keeps the ratio fair when the machine's speed drifts during the call: each pair runs under
-about the same conditions. Wall time is a monotonic clock around the child; CPU time is the user + system
+Interleaving keeps a ratio fair when the machine's speed drifts during the call: each round runs under
+about the same conditions; the last command is the yardstick every other is divided by, round by round. Wall time is a monotonic clock around the child; CPU time is the user + system
 time of the finished children (getrusage), so a command's worker processes count once they are reaped.
 
     python benchmarks/interleave.py -n 3 "lip restore sample:house-noisy -o a.png" "lip restore --dense sample:house-noisy -o b.png"
+    # prints each round, then per command the median wall and CPU seconds and the median ratio to the last
 """
 from __future__ import annotations
 
@@ -28,21 +29,26 @@ def run(command: str) -> tuple[float, float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("a", help="command A (the one judged)")
-    ap.add_argument("b", help="command B (the yardstick)")
-    ap.add_argument("-n", type=int, default=3, help="pairs")
+    ap.add_argument("commands", nargs="+", help="the commands; the last is the yardstick (at least two)")
+    ap.add_argument("-n", type=int, default=3, help="rounds")
     a = ap.parse_args()
-    rows = []
+    if len(a.commands) < 2:
+        ap.error("give at least two commands")
+    names = [chr(ord("A") + i) for i in range(len(a.commands))]
+    rounds = []
     for i in range(a.n):
-        pair = run(a.a), run(a.b)
-        rows.append(pair)
-        print(f"pair {i + 1}: A {pair[0][0]:.1f} s wall {pair[0][1]:.1f} s CPU (exit {pair[0][2]}), "
-              f"B {pair[1][0]:.1f} s wall {pair[1][1]:.1f} s CPU (exit {pair[1][2]})", flush=True)
+        rounds.append([run(c) for c in a.commands])
+        print(f"round {i + 1}: " + ", ".join(f"{k} {w:.1f} s wall {c:.1f} s CPU (exit {e})"
+                                              for k, (w, c, e) in zip(names, rounds[-1])), flush=True)
     med = statistics.median
-    for k, what in ((0, "wall"), (1, "CPU")):
-        ratios = [x[k] / y[k] for x, y in rows]
-        print(f"{what}: A median {med(x[k] for x, _ in rows):.1f} s, B median {med(y[k] for _, y in rows):.1f} s, "
-              f"A/B median {med(ratios):.3f} (pairs {min(ratios):.3f}-{max(ratios):.3f})")
+    for j, (name, command) in enumerate(zip(names, a.commands)):
+        print(f"{name} = {command}")
+        for k, what in ((0, "wall"), (1, "CPU")):
+            line = f"  {what}: median {med(r[j][k] for r in rounds):.1f} s"
+            if j < len(a.commands) - 1:
+                ratios = [r[j][k] / r[-1][k] for r in rounds]
+                line += f", {name}/{names[-1]} median {med(ratios):.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f})"
+            print(line)
 
 
 if __name__ == "__main__":
