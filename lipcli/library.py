@@ -5,7 +5,8 @@ Each entry is a slim artifact (lipcli/artifact.py: a few KB for a channel ticket
 plus a record in data/library/index.yaml: what it is for, which round to use, how it was made, what it
 measured (the study and command that produced the numbers), and the fitting settings it was measured with
 where they differ from the fast preset's (`fast`: a narrow net learns more slowly, so an SR ticket needs a
-higher iteration cap than the dense net).
+higher iteration cap than the dense net). `lip restore` applies them; transfer grids do not, since they
+compare priors at equal settings.
 """
 from __future__ import annotations
 
