@@ -93,6 +93,25 @@ def test_a_failed_job_is_one_error_line_and_the_others_finish(folder, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["astro.png", "waves.png"]
 
 
+@pytest.mark.parametrize("n", ["1", "2"])
+def test_skip_existing_restores_only_what_is_missing(folder, n):
+    """Re-running an interrupted batch: an input whose output exists is left and reported as skipped, in
+    input order, whether this process or worker processes restore the rest."""
+    out = folder / f"skip{n}"
+    out.mkdir()
+    (out / "camera.png").write_bytes(b"from an earlier run")
+    result = lip(folder, "astro.png", "camera.png", "waves.png", *RUN, "--iters", "3", "--jobs", n, "-o", out.name,
+                 "--json", "--skip-existing")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["input"] for r in rows] == ["astro.png", "camera.png", "waves.png"]
+    assert rows[1] == {"input": "camera.png", "output": f"{out.name}/camera.png", "skipped": "output exists"}
+    assert "iterations" in rows[0] and "iterations" in rows[2]
+    assert (out / "camera.png").read_bytes() == b"from an earlier run"
+    assert f"camera.png -> {out.name}/camera.png: skipped, output exists (--skip-existing)" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["astro.png", "camera.png", "waves.png"]
+
+
 def test_shard_takes_every_nth_input_and_composes_with_jobs(folder):
     result = lip(folder, "astro.png", "camera.png", "waves.png", *RUN, "--iters", "3", "--shard", "1/2",
                  "-o", "shard", "--json")

@@ -106,6 +106,10 @@ def restore_cmd(
                                               "blocks in backward: about 1/3 less memory, each block's forward runs "
                                               "twice, same result [on only when the image would not fit otherwise]",
                                               show_default=False, rich_help_panel="Run"),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Leave inputs whose output file exists "
+                                       "(outputs are written whole or not at all, so re-running an interrupted "
+                                       "batch with this flag restores only what is missing); each is reported "
+                                       "as skipped", rich_help_panel="Run"),
     json_: Json = False,
     log: Log = None,
 ) -> None:
@@ -154,6 +158,9 @@ def restore_cmd(
         members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], shard_, *at_once,
                                                             job.cfg.iters, run_log)
         for path, dest in mine:
+            if skip_existing and dest.is_file():
+                _skipped(path, dest, json_, run_log)
+                continue
             _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs)
     finally:
         run_log.close()
@@ -276,7 +283,21 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
         emit_json(report)
 
 
+def _skipped(path: Path, dest: Path, json_: bool, run_log: RunLog) -> None:
+    """An input left as it is under --skip-existing: reported like a result (one JSON line per input, and a
+    "result" event, which is how a worker's parent counts its inputs)."""
+    report = {"input": path.name, "output": str(dest), "skipped": "output exists"}
+    _say_restored(report)
+    run_log.write("result", **report)
+    if json_:
+        emit_json(report)
+
+
 def _say_restored(r: dict[str, Any]) -> None:
+    if r.get("skipped"):
+        err.print(f"{r['input']} -> {r['output']}: skipped, {r['skipped']} (--skip-existing)", markup=False,
+                  soft_wrap=True)
+        return
     members = r.get("members", [])
     stops = "/".join(str(m["stopped_at"]) for m in members) or r["stopped_at"]
     stop = f"auto-stop at {stops}" if r.get("early_stop", True) else "no automatic stop"
