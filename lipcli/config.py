@@ -18,7 +18,7 @@ from typing import Any, Mapping, TypeVar
 import torch
 import yaml
 
-from . import device as devices, nets
+from . import device as devices, library, nets
 from .errors import LipError
 from .fit import FitConfig
 from .physics import TASKS
@@ -118,8 +118,9 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
     if settings["data_consistency"] is True and not TASKS.get(task).data_consistency:
         raise LipError(f"--data-consistency puts back what the observation holds exactly; {task} has no exact step "
                        f"for it (inpaint and mri have one): drop it")
-    if "net" in given and "ticket" not in given:
-        settings["ticket"] = None  # a net asked for (flag or YAML) is the prior, not the preset's shipped ticket
+    if "ticket" not in given and ("net" in given or (settings["ticket"]
+                                                     and not library.default_for(settings["ticket"], settings))):
+        settings["ticket"] = None  # a net asked for (flag or YAML) is the prior, and a ticket fits where measured
     return settings
 
 

@@ -28,6 +28,7 @@ class Entry:
     made_by: str
     measured: dict[str, Any] = field(default_factory=dict)
     fast: dict[str, Any] = field(default_factory=dict)  # settings over the fast preset's when this entry is fitted
+    only: dict[str, Any] = field(default_factory=dict)  # as a preset's default, only where settings are these
 
     @property
     def path(self) -> Path:
@@ -52,6 +53,13 @@ def resolve(path: Path) -> Path:
     """`path` itself, unless it names no file and is a library name: then that entry's file."""
     found = _named(path)
     return found.path if found is not None else path
+
+
+def default_for(name: str, settings: dict[str, Any]) -> bool:
+    """Whether the entry `name` may be a preset's default prior under `settings`: it was measured under its
+    `only` settings (an SR x4 ticket: scale 4), and another scale is another problem."""
+    found = _named(Path(name))
+    return found is not None and all(settings.get(k) == v for k, v in found.only.items())
 
 
 def fast_settings(mask: object, preset: str) -> dict[str, Any]:

@@ -50,6 +50,18 @@ def test_an_entry_is_fitted_with_its_own_settings_over_the_fast_preset_only(shel
     assert cfg(dense=True).iters == cfg(prior="deep-decoder").iters == preset["iters"]  # not when another prior
 
 
+def test_a_preset_fits_its_ticket_only_where_it_was_measured(shelf, monkeypatch):
+    """An entry's `only` settings bound where a preset may fit it by default (an SR x4 ticket: not at x2)."""
+    index = shelf / "library" / "index.yaml"
+    index.write_text(index.read_text() + "  only: {sigma: 50}\n")
+    monkeypatch.setattr(config, "FAST_TICKETS", {"denoise": "tiny-ch"})
+    assert config.resolve("denoise", None, "fast", {"sigma": 50})["ticket"] == "tiny-ch"
+    assert config.resolve("denoise", None, "fast", {"sigma": 15})["ticket"] is None
+    assert config.resolve("denoise", None, "fast", {"sigma": 15, "ticket": "tiny-ch"})["ticket"] == "tiny-ch"
+    assert api.restorer(device="cpu", sigma=15).prior.masks is None  # the dense net
+    assert api.restorer(device="cpu", sigma=50).prior.masks is not None
+
+
 def test_a_library_entry_by_name_runs_to_its_own_cap(shelf, workdir):
     rep = json_report(lip("restore", "--simulate", workdir / "rgb.png", "--mask", "tiny-ch", "--round", "2",
                           "--no-early-stop", "--json", "-o", workdir / "a.png", *FAST))
@@ -76,4 +88,4 @@ def test_every_shipped_mask_is_small_and_loads_exactly(entry):
     art = artifact.load(entry.name)  # regenerates theta0 and checks its hash: fails if torch drew otherwise
     assert art.theta0 and art.meta["format_version"] == artifact.SLIM_VERSION
     assert entry.task == art.meta["task"]
-    assert set(entry.fast) <= config.known_keys()  # settings a config file could set, nothing else
+    assert set(entry.fast) | set(entry.only) <= config.known_keys()  # settings a config file could set
