@@ -34,10 +34,12 @@ _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gat
 # (experiments/RESULTS-search-budget.md). 4 rounds = 83.2% sparsity, as 8 rounds of 20%. Early-stop patience
 # is per task (`Task.fast_es_patience`: 150 for denoising, whose stop has the noise gate; 300 elsewhere).
 _FAST_OVERRIDES = dict(precision="auto", rounds=4, rate=0.36)
-# The shipped ticket `lip restore` fits under the fast preset when no --mask, --net or --dense is given
-# (lipcli/data/library; chosen by experiments/RESULTS-sparse.md). Other tasks fit the dense net: this ticket
-# lost 0.25 dB on SR x4 and 0.98 dB on inpainting there. The paper preset always fits the paper's dense net.
-FAST_TICKETS: dict[str, str] = {"denoise": "dip-channel-house"}
+# The shipped tickets `lip restore` fits under the fast preset when no --mask, --net or --dense is given
+# (lipcli/data/library, each with the settings it was measured with and where; chosen by
+# experiments/RESULTS-sparse.md): denoising's, and SR x4's own (3000 iterations, level with or above the dense
+# net's 1500 on report crops at ~2x less CPU). Inpainting and MRI fit the dense net: no ticket kept up there.
+# The paper preset always fits the paper's dense net.
+FAST_TICKETS: dict[str, str] = {"denoise": "dip-channel-house", "sr": "dip-channel-house-sr4"}
 # Other papers' protocols, each on top of the paper preset, for every task. OES (anchors-spec c.1-c.3, its
 # configs/config_mask.yaml and config_train_sparse.yaml): its net with every parameter masked, 95% sparse
 # (the 5% masks it ships for each image; its pepper mask is 96.5%: --target-sparsity 0.965), the mask learnt

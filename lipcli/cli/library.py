@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import asdict
 
-from .. import library
+from .. import config, library
 from .options import json_flag
 from .render import emit_json, err, guarded
 
@@ -31,7 +31,11 @@ def masks_cmd(json_: ListJson = False) -> None:
         fitted = ", ".join(f"{k} {v}" for k, v in e.fast.items())
         fields = {"what it is": e.summary, **e.measured, "made by": e.made_by,
                   **({"fitted with": f"{fitted} (over the fast preset; flags override)"} if fitted else {}),
-                  "use": f"lip restore --mask {e.name} NOISY.png"}
+                  "use": " ".join(["lip restore", *([f"--task {e.task}"] if e.task != "denoise" else []),
+                                   *(f"--{k.replace('_', '-')} {v}" for k, v in e.only.items()),
+                                   f"--mask {e.name} INPUT.png"])}
+        if config.FAST_TICKETS.get(e.task) == e.name:
+            fields["use"] += " (the fast preset's default there: no --mask needed)"
         lines = [f"{e.name} ({e.task})"]
         for key, value in fields.items():
             lines += textwrap.wrap(f"{key}: {value}", width, initial_indent="  ", subsequent_indent="    ")
