@@ -375,8 +375,8 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     settings, configs = {}, {}
     for name in task_names:
         base, extra = task_operator(name)
-        own = {} if name in exact or not flags.get("data_consistency") else {"data_consistency": None}
-        settings[name] = resolve_settings(base, config, dev, {**flags, **extra, **own, "early_stop": early_stop})
+        no_step = {} if name in exact or not flags.get("data_consistency") else {"data_consistency": None}
+        settings[name] = resolve_settings(base, config, dev, {**flags, **extra, **no_step, "early_stop": early_stop})
         # The impedance experiment records whole loss curves: never stop early.
         configs[name] = fit_config(settings[name], settings[name]["early_stop"] and experiment != "impedance",
                                    dev, 0)

@@ -53,8 +53,8 @@ def restore_cmd(
     save_kspace: Optional[Path] = typer.Option(None, help="MRI with --simulate: also write the k-space and its mask "
                                                "to this folder (kspace.npy, mask.npy; created), to reconstruct "
                                                "the same from files", rich_help_panel="Task"),
-    mask: Optional[Path] = typer.Option(None, help="Mask artifact (.safetensors) or a library name (`lip masks`: fitted "
-                                        "with the settings it was measured with, flags override); absent: the "
+    mask: Optional[Path] = typer.Option(None, help="Mask artifact (.safetensors) or a library name (`lip masks`: "
+                                        "fitted with the settings it was measured with, flags override); absent: the "
                                         "preset's ticket for the task (--dense: none), else the dense net",
                                         rich_help_panel="Prior"),
     round_: Optional[int] = typer.Option(None, "--round", help="Round of the mask trajectory "
