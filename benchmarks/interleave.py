@@ -1,8 +1,9 @@
 """Time shell commands as whole processes, in turn (A B ... Y A B ... Y): medians and ratios to the last.
 
 Interleaving keeps a ratio fair when the machine's speed drifts during the call: each round runs under
-about the same conditions; the last command is the yardstick every other is divided by, round by round. Wall time is a monotonic clock around the child; CPU time is the user + system
-time of the finished children (getrusage), so a command's worker processes count once they are reaped.
+about the same conditions; the last command is the yardstick every other is divided by, round by round.
+Wall time is a monotonic clock around the child; CPU time is the user + system time of the finished
+children (getrusage), so a command's worker processes count once they are reaped.
 
     python benchmarks/interleave.py -n 3 "lip restore sample:house-noisy -o a.png" \
         "lip restore --dense sample:house-noisy -o b.png"
