@@ -89,3 +89,9 @@ def test_every_shipped_mask_is_small_and_loads_exactly(entry):
     assert art.theta0 and art.meta["format_version"] == artifact.SLIM_VERSION
     assert entry.task == art.meta["task"]
     assert set(entry.fast) | set(entry.only) <= config.known_keys()  # settings a config file could set
+
+
+def test_every_preset_ticket_is_a_library_entry_for_its_task():
+    """A preset's ticket missing from the index would quietly give way to the dense net (`default_for`)."""
+    found = {e.name: e for e in library.entries()}
+    assert all(name in found and found[name].task == task for task, name in config.FAST_TICKETS.items())
