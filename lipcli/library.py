@@ -42,11 +42,15 @@ def entries() -> list[Entry]:
     return [Entry(name=name, **fields) for name, fields in (data or {}).items()]
 
 
+def _entry(name: str) -> Entry | None:
+    return {e.name: e for e in entries()}.get(name)
+
+
 def _named(path: Path) -> Entry | None:
     """The entry `path` names, unless it is a file or a path (a file always wins over a name)."""
     if path.exists() or len(path.parts) != 1:
         return None
-    return {e.name: e for e in entries()}.get(str(path))
+    return _entry(str(path))
 
 
 def resolve(path: Path) -> Path:
@@ -57,8 +61,9 @@ def resolve(path: Path) -> Path:
 
 def default_for(name: str, settings: dict[str, Any]) -> bool:
     """Whether the entry `name` may be a preset's default prior under `settings`: it was measured under its
-    `only` settings (an SR x4 ticket: scale 4), and another scale is another problem."""
-    found = _named(Path(name))
+    `only` settings (an SR x4 ticket: scale 4), and another scale is another problem. A preset's ticket is
+    always a library name, so a file of that name in the working folder does not hide it here."""
+    found = _entry(name)
     return found is not None and all(settings.get(k) == v for k, v in found.only.items())
 
 

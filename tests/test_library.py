@@ -60,6 +60,9 @@ def test_a_preset_fits_its_ticket_only_where_it_was_measured(shelf, monkeypatch)
     assert config.resolve("denoise", None, "fast", {"sigma": 15, "ticket": "tiny-ch"})["ticket"] == "tiny-ch"
     assert api.restorer(device="cpu", sigma=15).prior.masks is None  # the dense net
     assert api.restorer(device="cpu", sigma=50).prior.masks is not None
+    monkeypatch.chdir(shelf)
+    (shelf / "tiny-ch").write_text("a user's file of that name")  # does not hide the preset's ticket
+    assert config.resolve("denoise", None, "fast", {"sigma": 50})["ticket"] == "tiny-ch"
 
 
 def test_a_library_entry_by_name_runs_to_its_own_cap(shelf, workdir):
