@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from . import artifact, device as devices, images as images_io, library, nets
-from .config import check_init, fit_config, resolve_settings
+from .config import check_init, fit_config, no_exact_step, resolve_settings
 from .ensemble import Elsewhere, fit_share, restore_ensemble
 from .errors import LipError, LipRuntimeError
 from .fit import DivergenceError, FitConfig, Step
@@ -370,8 +370,7 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     dev = _device(device)
     exact = [n for n in task_names if TASKS.get(task_operator(n)[0]).data_consistency]
     if flags.get("data_consistency") and not exact:
-        raise LipError(f"--data-consistency puts back what the observation holds exactly; no task of the grid "
-                       f"({', '.join(task_names)}) has an exact step for it (inpaint and mri have one): drop it")
+        raise no_exact_step(f"no task of the grid ({', '.join(task_names)}) has an exact step")
     settings, configs = {}, {}
     for name in task_names:
         base, extra = task_operator(name)

@@ -118,12 +118,19 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
     given = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
     settings = {**preset(name, task), **under, **given, "preset": name}
     if settings["data_consistency"] is True and not TASKS.get(task).data_consistency:
-        raise LipError(f"--data-consistency puts back what the observation holds exactly; {task} has no exact step "
-                       f"for it (inpaint and mri have one): drop it")
+        raise no_exact_step(f"{task} has no exact step")
     if "ticket" not in given and ("net" in given or (settings["ticket"]
                                                      and not library.default_for(settings["ticket"], settings))):
         settings["ticket"] = None  # a net asked for (flag or YAML) is the prior, and a ticket fits where measured
     return settings
+
+
+def no_exact_step(what: str) -> LipError:
+    """The refusal of --data-consistency, `what` saying where the step is missing ("denoise has no exact
+    step"); the tasks that have one are read from the registry."""
+    having = " and ".join(t for t in TASKS if TASKS.get(t).data_consistency)
+    return LipError(f"--data-consistency puts back what the observation holds exactly; {what} for it ({having} "
+                    f"have one): drop it")
 
 
 def resolve_settings(task: str, config: str | None, dev: torch.device, flags: dict[str, Any],
