@@ -36,6 +36,7 @@ from .physics import TASKS
 from .problem import Problem, load_problem, provenance
 from .prune.imp import ImpSettings
 from .prune.run import SearchRequest, channel_score_for, rounds_for, search
+from .resume import Keeper
 from .restore import Prior, dense_prior, masked_prior, restore as fit_prior
 from .transfer import Cell, Grid, cell_problem, check_experiment, load_masks, parse_baselines, parse_rounds, parse_tasks, pending, \
     read_rows, run_cells, task_operator
@@ -95,6 +96,7 @@ class Restorer:
     ensemble: int = 1  # fits averaged (lipcli/ensemble.py)
     snapshot_every: int | None = None  # iterations between learning-process snapshots (None: none)
     members_elsewhere: Elsewhere | None = None  # fits an ensemble's members (None: here, one after the other)
+    resume_every: float | None = 60.0  # seconds between saves of a call's `state` (None: only when stopped)
 
     def problem(self, image: images_io.Source, clean: images_io.Source | None = None) -> Problem:
         """The observation of `image` (degraded first when `simulate`), the same for every fit of it."""
@@ -113,12 +115,16 @@ class Restorer:
                  on_step: Callable[[Step], None] | None = None,
                  notify: Callable[[str], None] = _quiet,
                  on_problem: Callable[[Problem], None] | None = None,
-                 on_snapshot: Callable[[int, images_io.Image], None] | None = None) -> Restored:
+                 on_snapshot: Callable[[int, images_io.Image], None] | None = None,
+                 state: Path | None = None) -> Restored:
         """Restore one image (degrade it first when `simulate`); `clean` only scores the result.
         `on_problem` sees the observation before the fit (e.g. to save simulated k-space); `on_snapshot`
         gets (iteration, image in the input's mode) of what the fit shows at every multiple of
-        `snapshot_every`."""
+        `snapshot_every`. `state`: a file for the fit's state, saved every `resume_every` seconds and on
+        SIGINT/SIGTERM; a later call for the same fit continues from it, and it is removed once the fit
+        ends (lipcli/resume.py; one fit, so not with an ensemble)."""
         problem = self.problem(image, clean)
+        keeper = Keeper(state, self.resume_every, notify) if state is not None and self.ensemble == 1 else None
         if on_problem is not None:
             on_problem(problem)
         try:
@@ -127,15 +133,20 @@ class Restorer:
                 callbacks.append(Watch(self.snapshot_every,
                                        lambda it, shown: on_snapshot(it, problem.picture(shown))))
             if self.ensemble == 1:
-                result, report = fit_prior(problem, self.prior, self.cfg, self.device, self.seed, callbacks, notify)
+                result, report = fit_prior(problem, self.prior, self.cfg, self.device, self.seed, callbacks, notify,
+                                           keeper)
             else:
                 result, report = restore_ensemble(problem, self.prior, self.cfg, self.device, self.seed,
                                                   self.ensemble, callbacks, notify, self.members_elsewhere)
         except DivergenceError as exc:
+            if keeper is not None:  # continuing would diverge again
+                keeper.discard()
             last = exc.result.targets[0] if exc.result.targets else None
             if last is None or not last.final.numel():
                 raise
             raise Diverged(str(exc), problem.picture(last.stopped), last.stopped_at) from None
+        if keeper is not None:  # the fit ended: nothing left to continue (an interrupted one keeps its state)
+            keeper.discard()
         tr = result.targets[0]
         report.update(device=str(self.device), precision=self.cfg.precision, preset=self.settings["preset"],
                       seed=self.seed, early_stop=self.cfg.early_stop, data_consistency=self.cfg.data_consistency,
@@ -152,7 +163,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
              dd_k: int | None = None, compact: bool | None = None, early_stop: bool | None = None,
              checkpoint: bool | None = None,
              config: str | None = None, device: str | torch.device = "auto", seed: int = 0, dense: bool = False,
-             ensemble: int = 1, snapshot_every: int | None = None,
+             ensemble: int = 1, snapshot_every: int | None = None, resume_every: float | None = 60.0,
              **flags: Any) -> Restorer:
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
     degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, the CS ones
@@ -191,7 +202,10 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
         chosen = masked_prior(mask, round_, sparsity, init, compact)
     else:  # the deep decoder's width follows --dd-k however it was asked for (--prior, --net, --config)
         chosen = dense_prior(net_, **({} if dd_k is None else {"k": dd_k}))
-    return Restorer(task, settings, cfg, chosen, dev, seed, simulate, inpaint_mask, ensemble, snapshot_every)
+    if resume_every is not None and resume_every < 0:
+        raise LipError(f"--resume-every {resume_every:g}: seconds between saves must be >= 0")
+    return Restorer(task, settings, cfg, chosen, dev, seed, simulate, inpaint_mask, ensemble, snapshot_every,
+                    resume_every=resume_every)
 
 
 def restore(image: images_io.Source, *, clean: images_io.Source | None = None,

@@ -16,6 +16,7 @@ noise variance: a fit that has not explained the image yet sits above it; the di
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -83,6 +84,19 @@ class WindowedVariance:
             self.best, self.best_iter = var, iteration
             return True
         return False
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything it holds, for a resumed fit (lipcli/resume.py). The window holds float32 outputs
+        widened to float64, so it is saved in float32 at half the size, exactly."""
+        state = dict(vars(self))
+        if self.buffer is not None:
+            state["buffer"] = self.buffer.float()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        if self.buffer is not None:
+            self.buffer = self.buffer.double()
 
     def should_stop(self, iteration: int) -> bool:
         return self.best_iter >= 0 and iteration - self.best_iter >= self.patience

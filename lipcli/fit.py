@@ -26,6 +26,7 @@ from .masks import Masks, MaskedParams
 from .metrics import psnr
 from .nets import set_checkpointing
 from .physics import Physics
+from .resume import Keeper, fingerprint
 
 
 @dataclass
@@ -152,6 +153,18 @@ class Snapshot:
                 torch._foreach_copy_([m for *_, m in self.moments], [v for *_, v in live])
         self.loss = loss
 
+    def state_dict(self, params: list[nn.Parameter]) -> dict[str, Any]:
+        """What a resumed fit needs (lipcli/resume.py); moments are named by their parameter's index."""
+        index = {id(p): i for i, p in enumerate(params)}
+        return {"saved": self.saved, "loss": self.loss,
+                "moments": [(index[id(p)], k, v) for p, k, v in self.moments]}
+
+    def load_state_dict(self, state: dict[str, Any], params: list[nn.Parameter]) -> None:
+        with torch.no_grad():
+            torch._foreach_copy_(self.saved, state["saved"])
+        self.moments = [(params[i], k, v) for i, k, v in state["moments"]]
+        self.loss = state["loss"]
+
     def restore(self) -> None:
         with torch.no_grad():
             torch._foreach_copy_(self.live, self.saved)
@@ -219,12 +232,14 @@ def fit(
     masks: Masks | None = None,
     penalty: Callable[[], torch.Tensor] | None = None,
     callbacks: Iterable[Callable[[Step], bool | None]] = (),
+    keeper: Keeper | None = None,
 ) -> FitResult:
     """Fit `model(z_i)` to every target at once (the loss sums over targets).
 
     Each target gets its own forward pass, so train-mode BatchNorm normalises every image by its
     own statistics (pitfalls.md). `penalty` adds a parameter-only term (e.g. OES's KL). A callback
-    that returns True ends the run after that iteration (e.g. IMP's early-bird rule).
+    that returns True ends the run after that iteration (e.g. IMP's early-bird rule). `keeper` saves
+    the loop's whole state as it goes and continues a saved run of the same fit (lipcli/resume.py).
     """
     if cfg.iters < 1:
         raise ValueError("iters must be >= 1")
@@ -268,66 +283,103 @@ def fit(
     recoveries = failures = 0
     start = time.perf_counter()
     it = 0
+    gens = [gen, sgld_gen] if cfg.sgld else [gen]
+    key = _identity(cfg, model, targets, masks) if keeper is not None else None
+    saved = keeper.load(key, device) if keeper is not None else None
+    if saved is not None:  # continue where the saved run was (state() below wrote it)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        snapshot.load_state_dict(saved["snapshot"], params)
+        for g, state in zip(gens, saved["gens"]):
+            g.set_state(state)
+        for d, state in zip(detectors, saved["detectors"]):
+            d.load_state_dict(state)
+        raw[:], avg[:], pending[:] = saved["raw"], saved["avg"], saved["pending"]
+        views[:] = [t.op.consistent(x, t.y) if cfg.data_consistency else x for t, x in zip(targets, shown)]
+        results = [TargetResult(**r) for r in saved["results"]]
+        losses, it, recoveries, failures = saved["losses"], saved["it"], saved["recoveries"], saved["failures"]
+        start -= saved["seconds"]
+
+    def state() -> dict[str, Any]:
+        return {"model": model.state_dict(), "opt": opt.state_dict(), "snapshot": snapshot.state_dict(params),
+                "gens": [g.get_state() for g in gens], "detectors": [d.state_dict() for d in detectors],
+                "raw": raw, "avg": avg, "pending": pending, "results": [vars(r) for r in results],
+                "losses": losses, "it": it, "recoveries": recoveries, "failures": failures,
+                "seconds": time.perf_counter() - start}
+
     share = sharing.Share(device.type == "cpu")  # other lip processes running here get their cores
-    while it < cfg.iters:
-        share.poll(it)
-        opt.zero_grad(set_to_none=True)
-        inputs = [z + torch.randn(z.shape, generator=gen, device=device) * cfg.reg_noise
-                  if cfg.reg_noise else z for z in zs]
-        total, outs, parts = observation_loss(model, targets, inputs, cfg.precision)
-        if penalty is not None:
-            total = total + penalty()
-        loss = float(total.detach())
-        if not math.isfinite(loss) or loss > cfg.jump_factor * snapshot.loss:
-            # DIP's backtracking: restore the last good weights; halve the step size on repeats.
-            snapshot.restore()
-            recoveries += 1
-            failures += 1
-            if failures > cfg.max_recoveries:
-                raise DivergenceError(
-                    f"the fit diverged {failures} times in a row at iteration {it + 1} and rollback "
-                    f"could not save it (try a lower --lr or --precision fp32)",
-                    _finish(results, views, pending, it, losses, recoveries, start))
-            for group in opt.param_groups:  # halve the step on every repeat, cumulatively
-                group["lr"] = cfg.lr * 0.5 ** (failures - 1)
-            continue
-        total.backward()
-        masked.zero_grads()
-        opt.step()
-        if cfg.sgld:  # the noise follows the step size, also when rollback has halved it
-            langevin_step(kernels, cfg.sgld * opt.param_groups[0]["lr"], sgld_gen, masked)
-        it += 1
-        losses.append(loss)
-        if it % cfg.checkpoint_every == 0:
-            snapshot.take(loss)
-            failures = 0
-        metrics: list[float | None] = []
-        for k, (t, out, part) in enumerate(zip(targets, outs, parts)):
-            out = out.detach()
-            raw[k] = out
-            if cfg.ema:
-                avg[k] = out.clone() if avg[k] is None else avg[k].lerp_(out, 1 - cfg.ema)
-            views[k] = t.op.consistent(shown[k], t.y) if cfg.data_consistency else shown[k]
-            if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None):
-                pending[k] = it + lag
-            if pending[k] is not None and it >= pending[k]:
-                results[k].stopped, results[k].stopped_at = views[k].clone(), it
-                pending[k] = None
-            value = None
-            if t.clean is not None and (it % cfg.metric_every == 0 or it == cfg.iters):
-                value = t.metric(views[k], t.clean)
-                results[k].curve.append((it, value))
-                if results[k].oracle_best is None or value > results[k].oracle_best:
-                    results[k].oracle_best, results[k].oracle_best_iter = value, it
-            metrics.append(value)
-        step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw, views)
-        if any([cb(step) for cb in callbacks]):  # a list: every callback sees every step
-            break
-        if cfg.early_stop and all(d.should_stop(it) for d in detectors) and all(p is None for p in pending):
-            break
+    with keeper.holding() if keeper is not None else nullcontext():
+        while it < cfg.iters:
+            share.poll(it)
+            opt.zero_grad(set_to_none=True)
+            inputs = [z + torch.randn(z.shape, generator=gen, device=device) * cfg.reg_noise
+                      if cfg.reg_noise else z for z in zs]
+            total, outs, parts = observation_loss(model, targets, inputs, cfg.precision)
+            if penalty is not None:
+                total = total + penalty()
+            loss = float(total.detach())
+            if not math.isfinite(loss) or loss > cfg.jump_factor * snapshot.loss:
+                # DIP's backtracking: restore the last good weights; halve the step size on repeats.
+                snapshot.restore()
+                recoveries += 1
+                failures += 1
+                if failures > cfg.max_recoveries:
+                    raise DivergenceError(
+                        f"the fit diverged {failures} times in a row at iteration {it + 1} and rollback "
+                        f"could not save it (try a lower --lr or --precision fp32)",
+                        _finish(results, views, pending, it, losses, recoveries, start))
+                for group in opt.param_groups:  # halve the step on every repeat, cumulatively
+                    group["lr"] = cfg.lr * 0.5 ** (failures - 1)
+                continue
+            total.backward()
+            masked.zero_grads()
+            opt.step()
+            if cfg.sgld:  # the noise follows the step size, also when rollback has halved it
+                langevin_step(kernels, cfg.sgld * opt.param_groups[0]["lr"], sgld_gen, masked)
+            it += 1
+            losses.append(loss)
+            if it % cfg.checkpoint_every == 0:
+                snapshot.take(loss)
+                failures = 0
+            metrics: list[float | None] = []
+            for k, (t, out, part) in enumerate(zip(targets, outs, parts)):
+                out = out.detach()
+                raw[k] = out
+                if cfg.ema:
+                    avg[k] = out.clone() if avg[k] is None else avg[k].lerp_(out, 1 - cfg.ema)
+                views[k] = t.op.consistent(shown[k], t.y) if cfg.data_consistency else shown[k]
+                if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None):
+                    pending[k] = it + lag
+                if pending[k] is not None and it >= pending[k]:
+                    results[k].stopped, results[k].stopped_at = views[k].clone(), it
+                    pending[k] = None
+                value = None
+                if t.clean is not None and (it % cfg.metric_every == 0 or it == cfg.iters):
+                    value = t.metric(views[k], t.clean)
+                    results[k].curve.append((it, value))
+                    if results[k].oracle_best is None or value > results[k].oracle_best:
+                        results[k].oracle_best, results[k].oracle_best_iter = value, it
+                metrics.append(value)
+            step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw, views)
+            if any([cb(step) for cb in callbacks]):  # a list: every callback sees every step
+                break
+            if cfg.early_stop and all(d.should_stop(it) for d in detectors) and all(p is None for p in pending):
+                break
+            if keeper is not None and keeper.due():  # between iterations: a state to continue from
+                keeper.save(key, state())
     result = _finish(results, views, pending, it, losses, recoveries, start)
     result.thread_changes = share.changes
     return result
+
+
+def _identity(cfg: FitConfig, model: nn.Module, targets: list[Target], masks: Masks | None) -> str:
+    """Which fit this is, for resuming it (lipcli/resume.py): every setting but the iteration cap (a run
+    may be continued further) and memory recomputation (the same result), the initial weights, masks,
+    input codes, observations and operators, and whether a clean image is scored."""
+    settings = {k: v for k, v in cfg.recorded().items() if k not in ("iters", "checkpoint")}
+    settings["targets"] = [(t.op.name, t.size, t.noise_floor, t.clean is not None) for t in targets]
+    tensors = [x for t in targets for x in (t.z, t.y, *t.op.state_dict().values())]
+    return fingerprint(settings, model, tensors + [masks[n] for n in sorted(masks or {})])
 
 
 def _finish(results: list[TargetResult], views: list, pending: list[int | None], it: int, losses: list[float],

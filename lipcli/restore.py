@@ -13,6 +13,7 @@ from .fit import FitConfig, FitResult, Step, fit
 from .masks import Masks, mask_sparsity
 from .nets.compact import compact as compact_net
 from .problem import Problem
+from .resume import Keeper
 
 
 @dataclass
@@ -121,11 +122,12 @@ def _not_compacted(notify: Callable[[str], None], why: str, info: dict[str, Any]
 
 def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, seed: int,
             callbacks: Iterable[Callable[[Step], None]] = (),
-            notify: Callable[[str], None] = lambda line: None) -> tuple[FitResult, dict[str, Any]]:
+            notify: Callable[[str], None] = lambda line: None,
+            keeper: Keeper | None = None) -> tuple[FitResult, dict[str, Any]]:
     """Fit the prior to the problem; return the fit and a JSON-able report of its scores.
 
     `notify` receives one human line when a compact net is fitted, or when `prior.compact` asked for one
-    and it could not be made.
+    and it could not be made. `keeper` keeps the fit's state as it runs and continues a saved one.
     """
     baseline = problem.baseline()  # before the fit moves the operator to the device
     net = prior.build(seed)
@@ -134,7 +136,7 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     gen = torch.Generator().manual_seed(seed)
     target = problem.target(net, gen, dev)
     model, masks, form = fitted_form(net, prior, notify)
-    result = fit(model, [target], cfg, masks=masks, callbacks=callbacks)
+    result = fit(model, [target], cfg, masks=masks, callbacks=callbacks, keeper=keeper)
     tr = result.targets[0]
     final, stopped = problem.scores(tr.final), problem.scores(tr.stopped)
     report = {
@@ -147,6 +149,7 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
         "sparsity": prior.sparsity, "params": nets.count_params(net), "params_fitted": nets.count_params(model),
         "gflop_per_iter": round(nets.iteration_gflop(model, target.z), 3),
         "recoveries": result.recoveries, "seconds": round(result.seconds, 3), "checkpoint": cfg.checkpoint,
+        **({"resumed_from": keeper.resumed_from} if keeper is not None and keeper.resumed_from else {}),
         **prior.source, **form, **({"ssim_note": problem.ssim_note} if problem.ssim_note else {}),
         **({"baseline": baseline} if baseline else {}),
     }

@@ -183,3 +183,44 @@ def test_transfer_interrupted_after_a_row_continues_without_redoing_it(folder):
     final = _rows(rows)
     assert final[: len(kept)] == kept
     assert _comparable(final) == _comparable(reference)
+
+
+# ---------------------------------------------------------------- restore
+
+RESTORE = ["restore", "img.png", "--simulate", "--config", "narrow.yaml", "--iters", "600", "--threads", "1",
+           "--device", "cpu", "--seed", "0", "--json"]
+
+
+def _steps(log: Path) -> int:
+    return log.read_text().count('"step"') if log.exists() else 0
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGTERM, 143, "terminated")], ids=["SIGINT", "SIGTERM"])
+def test_restore_stopped_mid_fit_continues_to_the_same_image(folder, sig, code, word):
+    full = lip(folder, *RESTORE, "-o", f"full-{sig.name}.png")  # the reference runs meanwhile
+    out, log = folder / f"part-{sig.name}.png", folder / f"part-{sig.name}.jsonl"
+    state = folder / f"{out.name}.lip-resume"
+    proc = lip(folder, *RESTORE, "-o", out.name, "--log", log.name, "--resume-every", "0")
+    wait_for(proc, lambda: _steps(log) >= 30, "30 iterations were fitted")
+    proc.send_signal(sig)
+    got, stdout, err = finish(proc)
+    assert got == code, err
+    assert "Traceback" not in err and stdout == ""
+    lines = err.strip().splitlines()
+    assert lines[-1] == f"lip: {word}" and "Run the same command again" in lines[-2], err
+    assert state.is_file() and not out.exists()  # no partial image, the fit's state kept
+    stopped_at = _steps(log)
+
+    got, stdout, err = finish(lip(folder, *RESTORE, "-o", out.name, "--log", log.name))
+    assert got == 0, err
+    assert f"continuing the fit saved in {state.name} at iteration {stopped_at}" in err
+    assert not state.exists()
+    report = json.loads(stdout)
+    assert report["resumed_from"] == stopped_at
+    code_full, stdout_full, err_full = finish(full)
+    assert code_full == 0, err_full
+    reference = json.loads(stdout_full)
+    assert out.read_bytes() == (folder / f"full-{sig.name}.png").read_bytes()  # the very same image
+    for key in ("iterations", "stopped_at", "psnr_final", "psnr_stopped", "oracle_best_psnr", "oracle_best_iter"):
+        assert report[key] == reference[key], key

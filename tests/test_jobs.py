@@ -140,8 +140,11 @@ def test_ctrl_c_stops_every_job_and_leaves_only_whole_outputs(folder):
     lines = err.strip().splitlines()
     assert lines[-1] == "lip: interrupted" and "stopped the 2 jobs" in lines[-2], err
     assert _processes_mentioning("jobs-stopped", folder) == []  # the parent waited for its jobs
-    written = sorted((folder / "jobs-stopped").iterdir()) if (folder / "jobs-stopped").exists() else []
+    kept = sorted((folder / "jobs-stopped").iterdir()) if (folder / "jobs-stopped").exists() else []
+    written = [p for p in kept if p.suffix == ".png"]
     assert [p.name for p in written] == [json.loads(line)["output"].split("/")[-1] for line in stdout.splitlines()]
+    # The two jobs stopped midway saved their fits' state to continue from (lipcli/resume.py).
+    assert len([p for p in kept if p.name.endswith(".png.lip-resume")]) == 2 == len(kept) - len(written)
     for path in written:  # only whole images, no temporary file
         with PILImage.open(path) as im:
             im.load()

@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from .. import api, config, device as devices, files, jobs as jobs_mod
+from .. import api, config, device as devices, files, jobs as jobs_mod, resume
 from .. import imageformats, images as images_io
 from ..ensemble import Elsewhere
 from ..errors import LipError, LipRuntimeError
@@ -110,6 +110,11 @@ def restore_cmd(
                                        "(outputs are written whole or not at all, so re-running an interrupted "
                                        "batch with this flag restores only what is missing); each is reported "
                                        "as skipped", rich_help_panel="Run"),
+    resume_every: float = typer.Option(60.0, metavar="SECONDS", help="Save the fit's state beside the output "
+                                       "(OUTPUT.lip-resume) every SECONDS and when stopped (Ctrl-C, SIGTERM), so "
+                                       "that the same command run again continues the fit where it was; 0: only "
+                                       "when stopped. Removed once the image is written. Not with --ensemble",
+                                       rich_help_panel="Run"),
     json_: Json = False,
     log: Log = None,
 ) -> None:
@@ -125,7 +130,8 @@ def restore_cmd(
                        outliers=outliers, operator=operator, matrix=matrix, shape=shape, solver=solver, iters=iters,
                        lr=lr, reg_noise=reg_noise, ema=ema, sgld=sgld, data_consistency=data_consistency,
                        es_window=es_window, es_patience=es_patience, es_gate=es_gate, precision=precision,
-                       ensemble=ensemble, snapshot_every=snapshots[0] if snapshots else None)
+                       ensemble=ensemble, snapshot_every=snapshots[0] if snapshots else None,
+                       resume_every=resume_every or None)
     if clean is not None and len(images) > 1:
         raise LipError("--clean gives one reference image; restore one input at a time with it")
     if save_kspace is not None and (task != "mri" or not simulate or len(images) > 1):
@@ -260,17 +266,26 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
     `members_jobs(advance)`: who fits its ensemble members (None: this process, one after the other)."""
     on_snapshot = None if snapshots is None else lambda iteration, picture: _save(
         _snapshot_path(snapshots[1], path, iteration, job.cfg.iters), picture)
+    state = None if files.is_stream(dest) else resume.state_path(dest)
     with progress(job.cfg.iters * job.ensemble, f"{path.name}") as advance:
+        last = 0
+
         def on_step(step: Step) -> None:
+            nonlocal last  # a continued fit starts further on; an ensemble's next member starts again at 1
             shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
-            advance(1, shown)
+            advance(step.iteration - last if step.iteration > last else 1, shown)
+            last = step.iteration
             _log_step(run_log, path, step)
         if members_jobs is not None:
             job = replace(job, members_elsewhere=members_jobs(advance))
         try:
             restored = job(path, clean=clean, on_step=on_step, notify=say,
                            on_problem=None if save_kspace is None else lambda p: _save_kspace(save_kspace, p),
-                           on_snapshot=on_snapshot)
+                           on_snapshot=on_snapshot, state=state)
+        except (KeyboardInterrupt, Terminated):
+            if state is not None and state.is_file():
+                say(f"lip: stopped; the fit's state is kept in {state}. Run the same command again to continue it")
+            raise
         except api.Diverged as exc:  # keep the last good output, then fail with exit 1
             _save(dest, exc.picture)
             raise LipRuntimeError(f"{exc} — the last good result (iteration {exc.iteration}) "

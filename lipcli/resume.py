@@ -1,0 +1,172 @@
+"""A fit's whole state on disk, so that an interrupted restore continues where it stopped.
+
+A restore of a large image on a CPU runs for many minutes; a Ctrl-C, a SIGTERM from a scheduler or a
+lost machine should cost at most the last minute of it. `Keeper` saves what the fitting loop holds
+(weights, Adam's moments, the rollback snapshot, the jitter generators, the stop detector's window, the
+EMA and the results so far) every `every` seconds and when the process is asked to stop, beside the
+output. A later run that is the same fit (`fingerprint`: the observation, the input code, the initial
+weights, the masks and every setting but the iteration cap) loads it and continues to exactly the
+result the uninterrupted run would have had (tests/test_resume.py), then removes it.
+
+The file is safetensors, like every file lip reads (it never unpickles): the tensors under their path in
+the state, and the rest of the state as a JSON skeleton in the metadata. It is an internal file of one
+run, not an artifact to share.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .files import atomic_path
+
+SUFFIX = ".lip-resume"
+VERSION = 1  # of the saved state's layout; another version is not loaded (the fit starts over)
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def state_path(output: Path) -> Path:
+    """Where the state of the fit that writes `output` is kept: beside it."""
+    return output.with_name(output.name + SUFFIX)
+
+
+def _digest(h: "hashlib._Hash", t: torch.Tensor) -> None:
+    h.update(str((tuple(t.shape), t.dtype)).encode())
+    h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def _split(obj: Any, tensors: dict[str, torch.Tensor], at: str) -> Any:
+    """The JSON skeleton of a nested state; its tensors go into `tensors` under their path `at`. Dicts
+    become [key, value] pairs (optimizer state has int keys), tuples are marked, and a channels-last
+    tensor keeps that layout (fused Adam wants its moments laid out like their parameters)."""
+    if torch.is_tensor(obj):
+        tensors[at] = obj.detach().contiguous()
+        cl = obj.dim() == 4 and not obj.is_contiguous() and obj.is_contiguous(memory_format=torch.channels_last)
+        return {"tensor": at, "channels_last": cl}
+    if isinstance(obj, dict):
+        return {"dict": [[k, _split(v, tensors, f"{at}/{k}")] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        items = [_split(v, tensors, f"{at}/{i}") for i, v in enumerate(obj)]
+        return {"tuple": items} if isinstance(obj, tuple) else items
+    return obj
+
+
+def _join(skeleton: Any, tensors: Any) -> Any:
+    """`_split` undone, the tensors read from an open safetensors file."""
+    if isinstance(skeleton, list):
+        return [_join(v, tensors) for v in skeleton]
+    if not isinstance(skeleton, dict):
+        return skeleton
+    if "tensor" in skeleton:
+        t = tensors.get_tensor(skeleton["tensor"])
+        return t.contiguous(memory_format=torch.channels_last) if skeleton["channels_last"] else t
+    if "tuple" in skeleton:
+        return tuple(_join(v, tensors) for v in skeleton["tuple"])
+    return {k: _join(v, tensors) for k, v in skeleton["dict"]}
+
+
+def fingerprint(settings: dict[str, Any], model: nn.Module, tensors: list[torch.Tensor]) -> str:
+    """What makes two fits the same fit: their settings, the model's initial state and the tensors they
+    fit to (observations, input codes, masks). Hashing the tensors themselves rather than the options
+    that made them catches every way of making them."""
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        _digest(h, t)
+    for t in tensors:
+        _digest(h, t)
+    return h.hexdigest()
+
+
+class Keeper:
+    """Saves a fit's state to `path` every `every` seconds (None: only when asked to stop) and when the
+    process gets SIGINT or SIGTERM; loads it back for the same fit.
+
+    While `holding()`, SIGINT/SIGTERM is deferred to the end of the iteration: the loop saves the state
+    (`due` is then True) and the signal is delivered as it would have been (Ctrl-C's KeyboardInterrupt,
+    the CLI's SIGTERM handler). The same signal twice is delivered at once.
+    """
+
+    def __init__(self, path: Path, every: float | None = 60.0,
+                 notify: Callable[[str], None] = lambda line: None) -> None:
+        self.path, self.every, self.notify = Path(path), every, notify
+        self.next = 0.0
+        self.signal: int | None = None
+        self.previous: dict[int, Any] = {}
+        self.resumed_from: int | None = None  # the iteration a loaded state had reached
+
+    def load(self, key: str, device: torch.device) -> dict[str, Any] | None:
+        """The saved state of the fit `key` (None: there is none, or it belongs to another fit)."""
+        self.next = time.monotonic() + (self.every or 0.0)
+        if not self.path.is_file():
+            return None
+        try:
+            with safe_open(str(self.path), framework="pt", device=str(device)) as f:
+                meta = f.metadata() or {}
+                if meta.get("version") != str(VERSION) or meta.get("key") != key:
+                    self.notify(f"{self.path.name} holds another fit (other input or settings); starting over")
+                    return None
+                state = _join(json.loads(meta["state"]), f)
+        except Exception as exc:  # noqa: BLE001 - a damaged or foreign file is never fatal: start over
+            self.notify(f"{self.path.name}: not a saved fit ({type(exc).__name__}); starting over")
+            return None
+        self.resumed_from = state["it"]
+        self.notify(f"continuing the fit saved in {self.path.name} at iteration {self.resumed_from}")
+        return state
+
+    def due(self) -> bool:
+        return self.signal is not None or (self.every is not None and time.monotonic() >= self.next)
+
+    def save(self, key: str, state: dict[str, Any]) -> None:
+        """Write the state (atomically: an interrupted write keeps the previous one), then deliver a
+        deferred signal."""
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton = json.dumps(_split(state, tensors, "state"))
+        with atomic_path(self.path) as tmp:
+            save_file(tensors, str(tmp), metadata={"version": str(VERSION), "key": key, "state": skeleton})
+        self.next = time.monotonic() + (self.every or 0.0)
+        if self.signal is not None:
+            self._deliver()
+
+    def discard(self) -> None:
+        """The fit ended: its state is no longer needed."""
+        self.path.unlink(missing_ok=True)
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Defer SIGINT/SIGTERM to the loop's next save; a no-op outside the main thread."""
+        try:
+            self.previous = {s: signal.signal(s, self._defer) for s in SIGNALS}
+        except ValueError:  # signals can only be handled in the main thread
+            self.previous = {}
+        try:
+            yield
+        finally:
+            if self.previous:
+                self._deliver()
+
+    def _defer(self, signum: int, frame: Any) -> None:
+        if self.signal == signum:  # asked twice (Ctrl-C, Ctrl-C): stop now, with what was saved before
+            self._deliver(signum)
+        # Another signal meanwhile changes nothing: a `--jobs` worker gets the terminal's SIGINT and then its
+        # parent's SIGTERM (processes.py), and should still save first.
+        self.signal = self.signal or signum
+
+    def _deliver(self, signum: int | None = None) -> None:
+        """Put the handlers back and raise the deferred signal (if any) through them."""
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        self.previous = {}
+        pending, self.signal = signum or self.signal, None
+        if pending is not None:
+            signal.raise_signal(pending)

@@ -1,0 +1,94 @@
+"""A fit's saved state (lipcli/resume.py): a stopped or extended fit continues to exactly the result of
+the uninterrupted one, and a state that belongs to another fit is never loaded."""
+from __future__ import annotations
+
+import signal
+
+import pytest
+import torch
+
+from lipcli.fit import FitConfig, fit
+from lipcli.resume import Keeper
+from conftest import tiny_spec
+from test_fit import _random_masks, make_run
+
+# Every part of the loop's state is exercised: EMA, input jitter, SGLD's own noise stream, the stop
+# detector's window and its noise gate, the scores against a clean image and a mask.
+CFG = FitConfig(iters=160, es_window=10, es_patience=40, sgld=0.5, early_stop=False)
+
+
+class Stop(Exception):
+    """What the CLI makes of SIGTERM (cli/render.py's Terminated)."""
+
+
+def _raise_stop(signum, frame):
+    raise Stop()
+
+
+def run(rgb32, cfg=CFG, keeper=None, callbacks=(), sigma=25.0):
+    net, target, _ = make_run(tiny_spec(), rgb32, sigma=sigma)
+    target.clean, target.noise_floor = rgb32, (sigma / 255) ** 2
+    masks = _random_masks(net, keep=0.5)
+    return fit(net, [target], cfg, masks=masks, callbacks=callbacks, keeper=keeper)
+
+
+def same(a, b) -> None:
+    assert a.iterations == b.iterations and a.losses == b.losses and a.recoveries == b.recoveries
+    ta, tb = a.targets[0], b.targets[0]
+    assert ta.stopped_at == tb.stopped_at and ta.curve == tb.curve
+    assert (ta.oracle_best, ta.oracle_best_iter) == (tb.oracle_best, tb.oracle_best_iter)
+    assert torch.equal(ta.final, tb.final) and torch.equal(ta.stopped, tb.stopped)
+
+
+@pytest.fixture
+def sigterm_raises():
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_signal_saves_the_state_and_the_next_run_continues_it_exactly(rgb32, tmp_path, sigterm_raises):
+    reference = run(rgb32)
+    path, lines = tmp_path / "out.png.lip-resume", []
+
+    def interrupt(step):
+        if step.iteration == 70:
+            signal.raise_signal(signal.SIGTERM)  # deferred to the end of the iteration, then delivered
+
+    with pytest.raises(Stop):
+        run(rgb32, keeper=Keeper(path, every=None), callbacks=[interrupt])
+    assert path.is_file()
+    assert signal.getsignal(signal.SIGTERM) is _raise_stop  # the handler is the caller's again
+
+    keeper = Keeper(path, every=None, notify=lines.append)
+    resumed = run(rgb32, keeper=keeper)
+    assert keeper.resumed_from == 70 and "iteration 70" in lines[0]
+    same(resumed, reference)
+
+
+def test_a_periodically_saved_fit_can_be_taken_further(rgb32, tmp_path):
+    path = tmp_path / "state"
+    run(rgb32, cfg=FitConfig(**{**vars(CFG), "iters": 100}), keeper=Keeper(path, every=0))  # saves every iteration
+    keeper = Keeper(path, every=0)
+    longer = run(rgb32, keeper=keeper)  # the cap is not part of what makes a fit the same fit
+    assert keeper.resumed_from == 100
+    same(longer, run(rgb32))
+
+
+def test_a_state_of_another_fit_or_a_damaged_one_is_not_loaded(rgb32, tmp_path):
+    path, lines = tmp_path / "state", []
+    run(rgb32, cfg=FitConfig(**{**vars(CFG), "iters": 50}), keeper=Keeper(path, every=0), sigma=15.0)
+    keeper = Keeper(path, every=None, notify=lines.append)
+    same(run(rgb32, keeper=keeper), run(rgb32))  # another observation: started over
+    assert keeper.resumed_from is None and "another fit" in lines[0]
+
+    lr = FitConfig(**{**vars(CFG), "iters": 50, "lr": 0.02})
+    run(rgb32, cfg=lr, keeper=Keeper(path, every=0))
+    keeper = Keeper(path, every=None)
+    run(rgb32, keeper=keeper)  # another setting
+    assert keeper.resumed_from is None
+
+    path.write_bytes(b"not a checkpoint")
+    lines.clear()
+    same(run(rgb32, keeper=Keeper(path, every=None, notify=lines.append)), run(rgb32))
+    assert "not a saved fit" in lines[0]
