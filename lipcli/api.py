@@ -36,7 +36,7 @@ from .physics import TASKS
 from .problem import Problem, load_problem, provenance
 from .prune.imp import ImpSettings
 from .prune.run import SearchRequest, channel_score_for, rounds_for, search
-from .resume import Keeper
+from .resume import Keeper, clear, fit_state
 from .restore import Prior, dense_prior, masked_prior, restore as fit_prior
 from .transfer import Cell, Grid, cell_problem, check_experiment, load_masks, parse_baselines, parse_rounds, parse_tasks, pending, \
     read_rows, run_cells, task_operator
@@ -109,7 +109,7 @@ class Restorer:
         """Fit members j, j+m, ... (`share` j/m) of this ensemble on `image` and leave each in `folder`:
         a worker's part of an ensemble fitted at once (lipcli/jobs.py)."""
         fit_share(self.problem(image, clean), self.prior, self.cfg, self.device, self.seed, self.ensemble, share,
-                  folder, [on_step] if on_step else [], notify)
+                  folder, [on_step] if on_step else [], notify, self.resume_every)
 
     def __call__(self, image: images_io.Source, *, clean: images_io.Source | None = None,
                  on_step: Callable[[Step], None] | None = None,
@@ -120,11 +120,12 @@ class Restorer:
         """Restore one image (degrade it first when `simulate`); `clean` only scores the result.
         `on_problem` sees the observation before the fit (e.g. to save simulated k-space); `on_snapshot`
         gets (iteration, image in the input's mode) of what the fit shows at every multiple of
-        `snapshot_every`. `state`: a file for the fit's state, saved every `resume_every` seconds and on
-        SIGINT/SIGTERM; a later call for the same fit continues from it, and it is removed once the fit
-        ends (lipcli/resume.py; one fit, so not with an ensemble)."""
+        `snapshot_every`. `state`: a folder for the fits' states, saved every `resume_every` seconds and on
+        SIGINT/SIGTERM; a later call for the same restore continues from them, and it is removed once the
+        restore has ended (lipcli/resume.py)."""
         problem = self.problem(image, clean)
-        keeper = Keeper(state, self.resume_every, notify) if state is not None and self.ensemble == 1 else None
+        keeper = None if state is None or self.ensemble > 1 else Keeper(fit_state(state, self.seed),
+                                                                          self.resume_every, notify)
         if on_problem is not None:
             on_problem(problem)
         try:
@@ -137,16 +138,17 @@ class Restorer:
                                            keeper)
             else:
                 result, report = restore_ensemble(problem, self.prior, self.cfg, self.device, self.seed,
-                                                  self.ensemble, callbacks, notify, self.members_elsewhere)
+                                                  self.ensemble, callbacks, notify, self.members_elsewhere,
+                                                  state, self.resume_every)
         except DivergenceError as exc:
-            if keeper is not None:  # continuing would diverge again
-                keeper.discard()
+            if state is not None:  # continuing would diverge again
+                clear(state)
             last = exc.result.targets[0] if exc.result.targets else None
             if last is None or not last.final.numel():
                 raise
             raise Diverged(str(exc), problem.picture(last.stopped), last.stopped_at) from None
-        if keeper is not None:  # the fit ended: nothing left to continue (an interrupted one keeps its state)
-            keeper.discard()
+        if state is not None:  # the restore ended: nothing left to continue (an interrupted one keeps it)
+            clear(state)
         tr = result.targets[0]
         report.update(device=str(self.device), precision=self.cfg.precision, preset=self.settings["preset"],
                       seed=self.seed, early_stop=self.cfg.early_stop, data_consistency=self.cfg.data_consistency,

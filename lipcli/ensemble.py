@@ -29,21 +29,27 @@ from .files import atomic_path
 from .fit import FitConfig, FitResult, Step, TargetResult
 from .problem import Problem
 from .restore import Prior, restore
+from .resume import Keeper, fit_state
 
 # What each member reports; the ensemble's own scores replace these at the top level.
 MEMBER_KEYS = ("seed", "iterations", "stopped_at", "psnr_stopped", "ssim_stopped", "psnr_final",
                "oracle_best_psnr", "oracle_best_iter", "recoveries", "seconds", "threads")
-# Fits the members elsewhere (the CLI's worker processes) and returns them in seed order.
-Elsewhere = Callable[[Problem, list[int]], Iterable[tuple[FitResult, dict[str, Any]]]]
+# Fits the members elsewhere (the CLI's worker processes) and returns them in seed order; the folder is
+# where their states are kept (None: nowhere).
+Elsewhere = Callable[[Problem, list[int], Path | None], Iterable[tuple[FitResult, dict[str, Any]]]]
 
 
 def members(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, seeds: list[int],
             callbacks: Iterable[Callable[[Step], None]] = (),
-            notify: Callable[[str], None] = lambda line: None) -> Iterator[tuple[FitResult, dict[str, Any]]]:
-    """Restore once per seed (net init, input code and jitter all follow it), yielding as each ends."""
+            notify: Callable[[str], None] = lambda line: None,
+            states: Path | None = None, every: float | None = None) -> Iterator[tuple[FitResult, dict[str, Any]]]:
+    """Restore once per seed (net init, input code and jitter all follow it), yielding as each ends. With a
+    `states` folder each fit keeps its state there (lipcli/resume.py), saved every `every` seconds and once
+    it has ended, so that a member already fitted is not fitted again."""
     for k, seed in enumerate(seeds):
         notify(f"ensemble member {k + 1}/{len(seeds)} (seed {seed})")
-        result, report = restore(problem, prior, replace(cfg, seed=seed), dev, seed, callbacks, notify)
+        keeper = None if states is None else Keeper(fit_state(states, seed), every, notify, final=True)
+        result, report = restore(problem, prior, replace(cfg, seed=seed), dev, seed, callbacks, notify, keeper)
         yield result, {**report, "seed": seed, "threads": torch.get_num_threads()}
 
 
@@ -62,14 +68,16 @@ def average(results: list[FitResult]) -> FitResult:
 def restore_ensemble(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, seed: int, n: int,
                      callbacks: Iterable[Callable[[Step], None]] = (),
                      notify: Callable[[str], None] = lambda line: None,
-                     elsewhere: Elsewhere | None = None) -> tuple[FitResult, dict[str, Any]]:
+                     elsewhere: Elsewhere | None = None, states: Path | None = None,
+                     every: float | None = None) -> tuple[FitResult, dict[str, Any]]:
     """`restore` for N seeded members, averaged. The report is the single restore's, with the scores of
     the averaged outputs, summed iterations and time, and one entry per member under `members`; the
     oracle (a best iterate of one run) exists per member only. The members are fitted here one after the
-    other, or by `elsewhere` (then `callbacks` and `notify` see nothing of them)."""
+    other, or by `elsewhere` (then `callbacks` and `notify` see nothing of them); `states`, `every`: as
+    `members` keeps them."""
     seeds = [seed + k for k in range(n)]
-    fits = list(elsewhere(problem, seeds) if elsewhere is not None
-                else members(problem, prior, cfg, dev, seeds, callbacks, notify))
+    fits = list(elsewhere(problem, seeds, states) if elsewhere is not None
+                else members(problem, prior, cfg, dev, seeds, callbacks, notify, states, every))
     merged = average([result for result, _ in fits])
     tr = merged.targets[0]
     final, stopped = problem.scores(tr.final), problem.scores(tr.stopped)
@@ -86,11 +94,12 @@ def restore_ensemble(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.
 
 def fit_share(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, seed: int, n: int,
               share: tuple[int, int], folder: Path, callbacks: Iterable[Callable[[Step], None]] = (),
-              notify: Callable[[str], None] = lambda line: None) -> None:
-    """Fit members j, j+m, ... of the N-member ensemble (`share` j/m) and leave each in `folder`."""
+              notify: Callable[[str], None] = lambda line: None, every: float | None = None) -> None:
+    """Fit members j, j+m, ... of the N-member ensemble (`share` j/m) and leave each in `folder`, where
+    their states are kept too (`members`)."""
     j, m = share
     seeds = [seed + k for k in range(j, n, m)]
-    for result, report in members(problem, prior, cfg, dev, seeds, callbacks, notify):
+    for result, report in members(problem, prior, cfg, dev, seeds, callbacks, notify, folder, every):
         save_member(member_path(folder, report["seed"] - seed), result, report)
 
 

@@ -283,9 +283,10 @@ def fit(
     recoveries = failures = 0
     start = time.perf_counter()
     it = 0
+    ended = False  # by the stop rule or a callback (the cap is checked as the loop goes)
     gens = [gen, sgld_gen] if cfg.sgld else [gen]
     key = _identity(cfg, model, targets, masks) if keeper is not None else None
-    saved = keeper.load(key, device) if keeper is not None else None
+    saved = keeper.load(key, device, cfg.iters) if keeper is not None else None
     if saved is not None:  # continue where the saved run was (state() below wrote it)
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
@@ -298,18 +299,19 @@ def fit(
         views[:] = [t.op.consistent(x, t.y) if cfg.data_consistency else x for t, x in zip(targets, shown)]
         results = [TargetResult(**r) for r in saved["results"]]
         losses, it, recoveries, failures = saved["losses"], saved["it"], saved["recoveries"], saved["failures"]
+        ended = saved["ended"]
         start -= saved["seconds"]
 
     def state() -> dict[str, Any]:
         return {"model": model.state_dict(), "opt": opt.state_dict(), "snapshot": snapshot.state_dict(params),
                 "gens": [g.get_state() for g in gens], "detectors": [d.state_dict() for d in detectors],
                 "raw": raw, "avg": avg, "pending": pending, "results": [vars(r) for r in results],
-                "losses": losses, "it": it, "recoveries": recoveries, "failures": failures,
+                "losses": losses, "it": it, "recoveries": recoveries, "failures": failures, "ended": ended,
                 "seconds": time.perf_counter() - start}
 
     share = sharing.Share(device.type == "cpu")  # other lip processes running here get their cores
     with keeper.holding() if keeper is not None else nullcontext():
-        while it < cfg.iters:
+        while it < cfg.iters and not ended:
             share.poll(it)
             opt.zero_grad(set_to_none=True)
             inputs = [z + torch.randn(z.shape, generator=gen, device=device) * cfg.reg_noise
@@ -361,12 +363,10 @@ def fit(
                         results[k].oracle_best, results[k].oracle_best_iter = value, it
                 metrics.append(value)
             step = Step(it, cfg.iters, loss, metrics, [r.stopped_at for r in results], raw, views)
-            if any([cb(step) for cb in callbacks]):  # a list: every callback sees every step
-                break
-            if cfg.early_stop and all(d.should_stop(it) for d in detectors) and all(p is None for p in pending):
-                break
-            if keeper is not None and keeper.due():  # between iterations: a state to continue from
-                keeper.save(key, state())
+            ended = any([cb(step) for cb in callbacks])  # a list: every callback sees every step
+            ended |= cfg.early_stop and all(d.should_stop(it) for d in detectors) and all(p is None for p in pending)
+            if keeper is not None and (keeper.due() or keeper.final and (ended or it == cfg.iters)):
+                keeper.save(key, state())  # between iterations (or at the end): a state to continue from
     result = _finish(results, views, pending, it, losses, recoveries, start)
     result.thread_changes = share.changes
     return result

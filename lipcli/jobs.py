@@ -137,14 +137,16 @@ def run(args: list[str], count: int, shard: tuple[int, int] | None, jobs: int, t
 
 
 def run_members(args: list[str], shard: tuple[int, int] | None, members: int, workers: int, threads: int,
-                on_event: Callable[[int, dict[str, Any]], None], say: Callable[[str], None]
-                ) -> list[tuple[FitResult, dict[str, Any]]]:
+                on_event: Callable[[int, dict[str, Any]], None], say: Callable[[str], None],
+                states: Path | None = None) -> list[tuple[FitResult, dict[str, Any]]]:
     """Fit the `members` of this process's one input's ensemble as `workers` worker processes of `threads`
     each; return them in member order, as `ensemble.members` yields them. `on_event(worker, event)` gets
-    every log event of a worker as it arrives. The members' files live in a temporary folder, removed
-    whatever happens; a failed worker's error is raised once the others have ended."""
+    every log event of a worker as it arrives. The members' files live in `states`, the restore's state
+    folder, where their fits keep their states too (lipcli/resume.py), or else in a temporary folder,
+    removed whatever happens; a failed worker's error is raised once the others have ended."""
     with tempfile.TemporaryDirectory(prefix="lip-ensemble-") as tmp:
-        folder = Path(tmp)
+        folder = Path(tmp) if states is None else states
+        folder.mkdir(exist_ok=True)
         _work("ensemble job", [member_args(args, shard, j, workers, threads, folder) for j in range(workers)],
               on_event, say)
         return [load_member(member_path(folder, k)) for k in range(members)]

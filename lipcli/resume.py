@@ -3,10 +3,15 @@
 A restore of a large image on a CPU runs for many minutes; a Ctrl-C, a SIGTERM from a scheduler or a
 lost machine should cost at most the last minute of it. `Keeper` saves what the fitting loop holds
 (weights, Adam's moments, the rollback snapshot, the jitter generators, the stop detector's window, the
-EMA and the results so far) every `every` seconds and when the process is asked to stop, beside the
-output. A later run that is the same fit (`fingerprint`: the observation, the input code, the initial
-weights, the masks and every setting but the iteration cap) loads it and continues to exactly the
-result the uninterrupted run would have had (tests/test_resume.py), then removes it.
+EMA and the results so far) every `every` seconds and when the process is asked to stop. A later run
+that is the same fit (`fingerprint`: the observation, the input code, the initial weights, the masks and
+every setting but the iteration cap) loads it and continues to exactly the result the uninterrupted run
+would have had (tests/test_resume.py).
+
+A restore keeps its fits' states in one folder beside its output (`state_folder`), one file per seed
+(`fit_state`), removed once the image is written. An ensemble's members are fits with seeds seed + k, so
+member 0 continues a stopped single restore of the same command; a member that has ended keeps its
+final state (`Keeper(final=True)`) and is not fitted again.
 
 The file is safetensors, like every file lip reads (it never unpickles): the tensors under their path in
 the state, and the rest of the state as a JSON skeleton in the metadata. It is an internal file of one
@@ -30,14 +35,32 @@ from safetensors.torch import save_file
 
 from .files import atomic_path
 
-SUFFIX = ".lip-resume"
+SUFFIX = ".lip-resume"  # of the state folder
 VERSION = 1  # of the saved state's layout; another version is not loaded (the fit starts over)
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def state_path(output: Path) -> Path:
-    """Where the state of the fit that writes `output` is kept: beside it."""
+def state_folder(output: Path) -> Path:
+    """Where the fits of the restore that writes `output` keep their state: beside it."""
     return output.with_name(output.name + SUFFIX)
+
+
+def fit_state(folder: Path, seed: int) -> Path:
+    """The state file of the fit with `seed` in a restore's state folder."""
+    return folder / f"fit-{seed}.safetensors"
+
+
+def clear(folder: Path) -> None:
+    """Remove a restore's state folder: the files lip put there (fits' states, ensemble members), then the
+    folder if that left it empty."""
+    if not folder.is_dir():
+        return
+    for path in [*folder.glob("fit-*.safetensors"), *folder.glob("member-*.safetensors")]:
+        path.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:  # something else is in it: not ours to remove
+        pass
 
 
 def _digest(h: "hashlib._Hash", t: torch.Tensor) -> None:
@@ -90,7 +113,7 @@ def fingerprint(settings: dict[str, Any], model: nn.Module, tensors: list[torch.
 
 class Keeper:
     """Saves a fit's state to `path` every `every` seconds (None: only when asked to stop) and when the
-    process gets SIGINT or SIGTERM; loads it back for the same fit.
+    process gets SIGINT or SIGTERM (and, with `final`, once the fit has ended); loads it back for the same fit.
 
     While `holding()`, SIGINT/SIGTERM is deferred to the end of the iteration: the loop saves the state
     (`due` is then True) and the signal is delivered as it would have been (Ctrl-C's KeyboardInterrupt,
@@ -98,15 +121,16 @@ class Keeper:
     """
 
     def __init__(self, path: Path, every: float | None = 60.0,
-                 notify: Callable[[str], None] = lambda line: None) -> None:
-        self.path, self.every, self.notify = Path(path), every, notify
+                 notify: Callable[[str], None] = lambda line: None, final: bool = False) -> None:
+        self.path, self.every, self.notify, self.final = Path(path), every, notify, final
         self.next = 0.0
         self.signal: int | None = None
         self.previous: dict[int, Any] = {}
         self.resumed_from: int | None = None  # the iteration a loaded state had reached
 
-    def load(self, key: str, device: torch.device) -> dict[str, Any] | None:
-        """The saved state of the fit `key` (None: there is none, or it belongs to another fit)."""
+    def load(self, key: str, device: torch.device, cap: int) -> dict[str, Any] | None:
+        """The saved state of the fit `key` (None: there is none, or it belongs to another fit); `cap`: the
+        iterations this run may reach, which a state can have ended under or may continue to."""
         self.next = time.monotonic() + (self.every or 0.0)
         if not self.path.is_file():
             return None
@@ -121,7 +145,10 @@ class Keeper:
             self.notify(f"{self.path.name}: not a saved fit ({type(exc).__name__}); starting over")
             return None
         self.resumed_from = state["it"]
-        self.notify(f"continuing the fit saved in {self.path.name} at iteration {self.resumed_from}")
+        where = f"{self.path.parent.name}/{self.path.name}"
+        self.notify(f"the fit saved in {where} ended at iteration {state['it']}: taken as it is"
+                    if state["ended"] or state["it"] >= cap else
+                    f"continuing the fit saved in {where} at iteration {state['it']}")
         return state
 
     def due(self) -> bool:
@@ -132,15 +159,12 @@ class Keeper:
         deferred signal."""
         tensors: dict[str, torch.Tensor] = {}
         skeleton = json.dumps(_split(state, tensors, "state"))
+        self.path.parent.mkdir(exist_ok=True)
         with atomic_path(self.path) as tmp:
             save_file(tensors, str(tmp), metadata={"version": str(VERSION), "key": key, "state": skeleton})
         self.next = time.monotonic() + (self.every or 0.0)
         if self.signal is not None:
             self._deliver()
-
-    def discard(self) -> None:
-        """The fit ended: its state is no longer needed."""
-        self.path.unlink(missing_ok=True)
 
     @contextmanager
     def holding(self) -> Iterator[None]:

@@ -136,25 +136,46 @@ def test_a_member_file_gives_back_the_fit_bit_for_bit(tmp_path):
     assert report == {"seed": 3, "psnr_final": None}
 
 
+def _lip(folder: Path, *args: str, tmp: Path | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lipcli", "restore", "astro.png", *RUN, *args], cwd=folder,
+                            env={**interrupt_env(), **({"TMPDIR": str(tmp)} if tmp else {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_ctrl_c_stops_the_members_and_leaves_nothing(members_folder):
+def test_ctrl_c_keeps_the_members_states_and_the_same_command_continues_them(members_folder):
+    """Stopped midway, the members at once leave only their states (lipcli/resume.py); run again, they
+    continue to the image an unstopped ensemble writes, and member 0 is also the single restore's fit."""
     scratch = members_folder / "tmp"
     scratch.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "lipcli", "restore", "astro.png", *RUN, "--iters", "3000",
-                             "--no-early-stop", "--jobs", "2", "-o", "out.png", "--log", "run.log"],
-                            cwd=members_folder, env={**interrupt_env(), "TMPDIR": str(scratch)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible)
+    fit = ["--iters", "500", "--no-early-stop", "--jobs", "2", "--json"]
+    full = _lip(members_folder, *fit, "-o", "full.png")  # runs meanwhile
+    proc = _lip(members_folder, *fit, "-o", "out.png", "--log", "run.log", tmp=scratch)
     log = members_folder / "run.log"
-    wait_for(proc, lambda: log.exists() and len(log.read_text().splitlines()) >= 20, "the members were fitting")
+    wait_for(proc, lambda: log.exists() and len(log.read_text().splitlines()) >= 40, "the members were fitting")
     proc.send_signal(signal.SIGINT)
     code, _, err = finish(proc)
     assert code == 130 and "Traceback" not in err, err
-    assert err.strip().splitlines()[-2:] == ["lip: stopped the 2 ensemble jobs; nothing was written",
-                                             "lip: interrupted"], err
-    assert _processes_mentioning("--members", members_folder) == []  # the parent waited for its workers
-    assert sorted(p.name for p in members_folder.iterdir()) == ["astro.png", "camera.png", "narrow.yaml", "run.log",
-                                                                 "tmp"]
-    assert list(scratch.iterdir()) == []  # the members' folder is gone
+    assert err.strip().splitlines()[-3:] == [
+        "lip: stopped the 2 ensemble jobs; nothing was written",
+        "lip: stopped; the fit's state is kept in out.png.lip-resume/. Run the same command again to continue it",
+        "lip: interrupted"], err
+    assert _processes_mentioning("out.png.lip-resume", members_folder) == []  # the parent waited for its workers
+    states = members_folder / "out.png.lip-resume"
+    assert sorted(p.name for p in states.iterdir()) == ["fit-3.safetensors", "fit-4.safetensors"]
+    assert not (members_folder / "out.png").exists()
+    # The members' temporary folder is not used (torch's compiler cache makes a folder in TMPDIR unless an
+    # earlier test's process has set its location for the processes it starts).
+    assert [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")] == []
+
+    code, out, err = finish(_lip(members_folder, *fit, "-o", "out.png"))
+    assert code == 0, err
+    assert "2 saved fits in out.png.lip-resume/: the members that are the same fit continue from them" in err, err
+    assert not states.exists()
+    code, ref, err = finish(full)
+    assert code == 0, err
+    assert (members_folder / "out.png").read_bytes() == (members_folder / "full.png").read_bytes()
+    assert json.loads(out)["psnr_stopped"] == json.loads(ref)["psnr_stopped"]
 
 
 @pytest.mark.parametrize("want, threads, inputs, members, dev, expected", [

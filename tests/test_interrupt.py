@@ -209,12 +209,12 @@ def test_restore_stopped_mid_fit_continues_to_the_same_image(folder, sig, code, 
     assert "Traceback" not in err and stdout == ""
     lines = err.strip().splitlines()
     assert lines[-1] == f"lip: {word}" and "Run the same command again" in lines[-2], err
-    assert state.is_file() and not out.exists()  # no partial image, the fit's state kept
+    assert state.is_dir() and not out.exists()  # no partial image, the fit's state kept
     stopped_at = _steps(log)
 
     got, stdout, err = finish(lip(folder, *RESTORE, "-o", out.name, "--log", log.name))
     assert got == 0, err
-    assert f"continuing the fit saved in {state.name} at iteration {stopped_at}" in err
+    assert f"continuing the fit saved in {state.name}/fit-0.safetensors at iteration {stopped_at}" in err
     assert not state.exists()
     report = json.loads(stdout)
     assert report["resumed_from"] == stopped_at

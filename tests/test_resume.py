@@ -3,6 +3,7 @@ the uninterrupted one, and a state that belongs to another fit is never loaded."
 from __future__ import annotations
 
 import signal
+from dataclasses import replace
 
 import pytest
 import torch
@@ -92,3 +93,33 @@ def test_a_state_of_another_fit_or_a_damaged_one_is_not_loaded(rgb32, tmp_path):
     lines.clear()
     same(run(rgb32, keeper=Keeper(path, every=None, notify=lines.append)), run(rgb32))
     assert "not a saved fit" in lines[0]
+
+
+def test_ensemble_members_keep_their_states_and_member_0_continues_a_single_restore(rgb64_path, tmp_path,
+                                                                                   sigterm_raises):
+    """Member k of an ensemble is the fit with seed + k: a stopped single restore is its member 0, and a
+    member that has ended is taken as it is (its final state is kept until the restore's folder goes)."""
+    from test_ensemble import CFG, CPU, _problem
+    from lipcli.ensemble import restore_ensemble
+    from lipcli.resume import fit_state
+    from lipcli.restore import Prior, restore
+
+    problem, prior, cfg = _problem(rgb64_path), Prior(spec=tiny_spec()), replace(CFG, iters=60, early_stop=False)
+    reference, _ = restore_ensemble(problem, prior, cfg, CPU, seed=5, n=3)
+    states, lines = tmp_path / "out.png.lip-resume", []
+
+    def interrupt(step):
+        if step.iteration == 20:
+            signal.raise_signal(signal.SIGTERM)
+
+    with pytest.raises(Stop):  # the single restore of seed 5, stopped
+        restore(problem, prior, cfg, CPU, 5, [interrupt], keeper=Keeper(fit_state(states, 5), None))
+    restore_ensemble(problem, prior, cfg, CPU, seed=5, n=2, notify=lines.append, states=states)
+    assert "continuing the fit saved in out.png.lip-resume/fit-5.safetensors at iteration 20" in lines
+    lines.clear()
+    merged, _ = restore_ensemble(problem, prior, cfg, CPU, seed=5, n=3, notify=lines.append, states=states)
+    assert [line for line in lines if "taken as it is" in line] == [
+        "the fit saved in out.png.lip-resume/fit-5.safetensors ended at iteration 60: taken as it is",
+        "the fit saved in out.png.lip-resume/fit-6.safetensors ended at iteration 60: taken as it is"]
+    assert torch.equal(merged.targets[0].final, reference.targets[0].final)
+    assert torch.equal(merged.targets[0].stopped, reference.targets[0].stopped)

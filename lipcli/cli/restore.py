@@ -111,9 +111,9 @@ def restore_cmd(
                                        "batch with this flag restores only what is missing); each is reported "
                                        "as skipped", rich_help_panel="Run"),
     resume_every: float = typer.Option(60.0, metavar="SECONDS", help="Save the fit's state beside the output "
-                                       "(OUTPUT.lip-resume) every SECONDS and when stopped (Ctrl-C, SIGTERM), so "
-                                       "that the same command run again continues the fit where it was; 0: only "
-                                       "when stopped. Removed once the image is written. Not with --ensemble",
+                                       "(folder OUTPUT.lip-resume) every SECONDS and when stopped (Ctrl-C, "
+                                       "SIGTERM), so that the same command run again continues the fit where it "
+                                       "was; 0: only when stopped. Removed once the image is written",
                                        rich_help_panel="Run"),
     json_: Json = False,
     log: Log = None,
@@ -203,23 +203,37 @@ def _members_at_once(args: list[str], shard: Optional[tuple[int, int]], workers:
                      run_log: RunLog, advance: Callable[[int, str], None]) -> Elsewhere:
     """One input's ensemble members fitted by `workers` worker processes (lipcli/jobs.py), shown in the
     image's progress display (each worker's iteration) and their events in --log, as a sequential run's."""
-    def fitted(problem: Problem, seeds: list[int]) -> list[tuple[FitResult, dict[str, Any]]]:
+    def fitted(problem: Problem, seeds: list[int], states: Optional[Path]) -> list[tuple[FitResult, dict[str, Any]]]:
         say(f"lip restore: {len(seeds)} ensemble members, {workers} at once ({threads} thread{'s' * (threads > 1)} "
             "each; --jobs 1 fits them one after the other)")
+        saved = sorted(states.glob("fit-*.safetensors")) if states is not None else []
+        if saved:  # the workers say nothing until they end: say here that they will use them
+            say(f"lip restore: {len(saved)} saved fit{'s' * (len(saved) > 1)} in {states}/: the members that are "
+                "the same fit continue from them")
         running: dict[int, str] = {}  # worker -> its iteration
+        last: dict[Any, int] = {}
 
         def on_event(worker: int, event: dict[str, Any]) -> None:
             run_log.append(event)
             if event.get("event") == "step":
                 running[worker] = f"{event['iteration']}/{iters}"
-                advance(1, "members at " + "  ".join(running[w] for w in sorted(running)))
+                advance(_steps(last, worker, event["iteration"]),
+                        "members at " + "  ".join(running[w] for w in sorted(running)))
 
         try:
-            return jobs_mod.run_members(args, shard, len(seeds), workers, threads, on_event, say)
+            return jobs_mod.run_members(args, shard, len(seeds), workers, threads, on_event, say, states)
         except (KeyboardInterrupt, Terminated):
             say(f"lip: stopped the {workers} ensemble jobs; nothing was written")
             raise
     return fitted
+
+
+def _steps(last: dict[Any, int], fitter: Any, iteration: int) -> int:
+    """How many iterations a fitter's step stands for in a progress display: a continued fit starts further on
+    (lipcli/resume.py), the fitter's next fit (an ensemble member) starts again at 1."""
+    done = iteration - last.get(fitter, 0) if iteration > last.get(fitter, 0) else 1
+    last[fitter] = iteration
+    return done
 
 
 def _fit_share(images: list[Path], job: api.Restorer, clean: Optional[Path], members: tuple[str, Path],
@@ -266,15 +280,13 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
     `members_jobs(advance)`: who fits its ensemble members (None: this process, one after the other)."""
     on_snapshot = None if snapshots is None else lambda iteration, picture: _save(
         _snapshot_path(snapshots[1], path, iteration, job.cfg.iters), picture)
-    state = None if files.is_stream(dest) else resume.state_path(dest)
+    state = None if files.is_stream(dest) else resume.state_folder(dest)
     with progress(job.cfg.iters * job.ensemble, f"{path.name}") as advance:
-        last = 0
+        last: dict[Any, int] = {}
 
         def on_step(step: Step) -> None:
-            nonlocal last  # a continued fit starts further on; an ensemble's next member starts again at 1
             shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
-            advance(step.iteration - last if step.iteration > last else 1, shown)
-            last = step.iteration
+            advance(_steps(last, None, step.iteration), shown)
             _log_step(run_log, path, step)
         if members_jobs is not None:
             job = replace(job, members_elsewhere=members_jobs(advance))
@@ -283,8 +295,8 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
                            on_problem=None if save_kspace is None else lambda p: _save_kspace(save_kspace, p),
                            on_snapshot=on_snapshot, state=state)
         except (KeyboardInterrupt, Terminated):
-            if state is not None and state.is_file():
-                say(f"lip: stopped; the fit's state is kept in {state}. Run the same command again to continue it")
+            if state is not None and state.is_dir():
+                say(f"lip: stopped; the fit's state is kept in {state}/. Run the same command again to continue it")
             raise
         except api.Diverged as exc:  # keep the last good output, then fail with exit 1
             _save(dest, exc.picture)
