@@ -491,7 +491,6 @@ case("restore", "--snapshots into a file", lambda w: ["img.png", "--snapshots", 
 case("restore", "--snapshots 0", lambda w: ["img.png", "--snapshots", "0", "snaps"], "--snapshots 0", "at least 1")
 case("restore", "--snapshots with --ensemble", lambda w: ["img.png", "--snapshots", "5", "snaps", "--ensemble", "2"],
      "drop --ensemble")
-case("restore", "--resume-every below 0", lambda w: ["img.png", "--resume-every", "-1"], "--resume-every -1", ">= 0")
 case("restore", "unknown --mask-type", lambda w: ["img.png", "--task", "mri", "--simulate", "--mask-type", "spiral"],
      "unknown --mask-type 'spiral'")
 case("restore", "--acceleration below 1", lambda w: ["img.png", "--task", "mri", "--simulate", "--acceleration",
@@ -940,6 +939,7 @@ case("restore", "--data-consistency for a task without an exact step", lambda w:
 case("transfer", "--data-consistency for a grid without an exact step",
      lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "denoise,sr4", "--data-consistency"],
      "no task of the grid (denoise, sr4) has an exact step")
+case("restore", "--resume-every below 0", lambda w: ["img.png", "--resume-every", "-1"], "--resume-every -1", ">= 0")
 
 
 # ---------------------------------------------------------------- running a case
