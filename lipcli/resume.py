@@ -33,6 +33,7 @@ from torch import nn
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .errors import LipError
 from .files import atomic_path
 
 SUFFIX = ".lip-resume"  # of the state folder
@@ -156,12 +157,16 @@ class Keeper:
 
     def save(self, key: str, state: dict[str, Any]) -> None:
         """Write the state (atomically: an interrupted write keeps the previous one), then deliver a
-        deferred signal."""
+        deferred signal. A state that cannot be written (a full disk) stops the saving, not the fit."""
         tensors: dict[str, torch.Tensor] = {}
         skeleton = json.dumps(_split(state, tensors, "state"))
-        self.path.parent.mkdir(exist_ok=True)
-        with atomic_path(self.path) as tmp:
-            save_file(tensors, str(tmp), metadata={"version": str(VERSION), "key": key, "state": skeleton})
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            with atomic_path(self.path) as tmp:
+                save_file(tensors, str(tmp), metadata={"version": str(VERSION), "key": key, "state": skeleton})
+        except (OSError, LipError) as exc:
+            self.notify(f"cannot save the fit's state to {self.path} ({exc}); going on without saving it")
+            self.every, self.final = None, False
         self.next = time.monotonic() + (self.every or 0.0)
         if self.signal is not None:
             self._deliver()

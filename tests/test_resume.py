@@ -123,3 +123,11 @@ def test_ensemble_members_keep_their_states_and_member_0_continues_a_single_rest
         "the fit saved in out.png.lip-resume/fit-6.safetensors ended at iteration 60: taken as it is"]
     assert torch.equal(merged.targets[0].final, reference.targets[0].final)
     assert torch.equal(merged.targets[0].stopped, reference.targets[0].stopped)
+
+
+def test_a_state_that_cannot_be_written_stops_the_saving_not_the_fit(rgb32, tmp_path):
+    (tmp_path / "file").write_text("a file where the state folder would go")
+    lines = []
+    result = run(rgb32, keeper=Keeper(tmp_path / "file" / "fit-0.safetensors", every=0, notify=lines.append))
+    same(result, run(rgb32))
+    assert len(lines) == 1 and "going on without saving it" in lines[0]
