@@ -93,8 +93,12 @@ class WindowedVariance:
             state["buffer"] = self.buffer.float()
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        """`state_dict`'s, read on the CPU: the watched values go to `device` (the window's norms stay)."""
         vars(self).update(state)
+        for name in ("buffer", "total", "index"):
+            if getattr(self, name, None) is not None:
+                setattr(self, name, getattr(self, name).to(device))
         if self.buffer is not None:
             self.buffer = self.buffer.double()
 

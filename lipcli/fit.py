@@ -160,9 +160,11 @@ class Snapshot:
                 "moments": [(index[id(p)], k, v) for p, k, v in self.moments]}
 
     def load_state_dict(self, state: dict[str, Any], params: list[nn.Parameter]) -> None:
+        """`state_dict`'s, its tensors read on the CPU (they go to their parameters' device)."""
         with torch.no_grad():
-            torch._foreach_copy_(self.saved, state["saved"])
-        self.moments = [(params[i], k, v) for i, k, v in state["moments"]]
+            for mine, saved in zip(self.saved, state["saved"]):
+                mine.copy_(saved)
+        self.moments = [(params[i], k, v.to(params[i].device)) for i, k, v in state["moments"]]
         self.loss = state["loss"]
 
     def restore(self) -> None:
@@ -286,18 +288,20 @@ def fit(
     ended = False  # by the stop rule or a callback (the cap is checked as the loop goes)
     gens = [gen, sgld_gen] if cfg.sgld else [gen]
     key = _identity(cfg, model, targets, masks) if keeper is not None else None
-    saved = keeper.load(key, device, cfg.iters) if keeper is not None else None
-    if saved is not None:  # continue where the saved run was (state() below wrote it)
+    saved = keeper.load(key, cfg.iters) if keeper is not None else None
+    if saved is not None:  # continue where the saved run was (state() below wrote it); tensors come on the CPU
         model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
+        opt.load_state_dict(saved["opt"])  # moves the moments to their parameters' device
         snapshot.load_state_dict(saved["snapshot"], params)
         for g, state in zip(gens, saved["gens"]):
-            g.set_state(state)
+            g.set_state(state)  # a generator's state is a CPU tensor on every device
         for d, state in zip(detectors, saved["detectors"]):
-            d.load_state_dict(state)
-        raw[:], avg[:], pending[:] = saved["raw"], saved["avg"], saved["pending"]
+            d.load_state_dict(state, device)
+        raw[:], avg[:] = ([None if x is None else x.to(device) for x in saved[k]] for k in ("raw", "avg"))
+        pending[:] = saved["pending"]
         views[:] = [t.op.consistent(x, t.y) if cfg.data_consistency else x for t, x in zip(targets, shown)]
-        results = [TargetResult(**r) for r in saved["results"]]
+        results = [TargetResult(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in r.items()})
+                   for r in saved["results"]]
         losses, it, recoveries, failures = saved["losses"], saved["it"], saved["recoveries"], saved["failures"]
         ended = saved["ended"]
         start -= saved["seconds"]

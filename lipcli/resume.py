@@ -129,14 +129,15 @@ class Keeper:
         self.previous: dict[int, Any] = {}
         self.resumed_from: int | None = None  # the iteration a loaded state had reached
 
-    def load(self, key: str, device: torch.device, cap: int) -> dict[str, Any] | None:
-        """The saved state of the fit `key` (None: there is none, or it belongs to another fit); `cap`: the
-        iterations this run may reach, which a state can have ended under or may continue to."""
+    def load(self, key: str, cap: int) -> dict[str, Any] | None:
+        """The saved state of the fit `key`, its tensors on the CPU (None: there is none, or it belongs to
+        another fit); `cap`: the iterations this run may reach, which a state can have ended under or may
+        continue to."""
         self.next = time.monotonic() + (self.every or 0.0)
         if not self.path.is_file():
             return None
         try:
-            with safe_open(str(self.path), framework="pt", device=str(device)) as f:
+            with safe_open(str(self.path), framework="pt") as f:
                 meta = f.metadata() or {}
                 if meta.get("version") != str(VERSION) or meta.get("key") != key:
                     self.notify(f"{self.path.name} holds another fit (other input or settings); starting over")
