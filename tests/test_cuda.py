@@ -94,6 +94,40 @@ def test_bf16_autocast_fit_on_cuda(rgb32):
     assert torch.isfinite(final).all() and result.losses[-1] < result.losses[0]
 
 
+def _resumed_fit_equals_unstopped(rgb32: torch.Tensor, dev: torch.device, folder: Path) -> None:
+    """A fit saved at iteration 40 and continued to 80 ends where an unstopped 80-iteration fit ends."""
+    from lipcli.resume import Keeper
+
+    def run(iters: int, keeper: Keeper | None = None):
+        torch.manual_seed(0)
+        net = nets.build(tiny_spec()).to(dev)
+        z = nets.make_input(net, 32, 32, torch.Generator().manual_seed(0)).to(dev)
+        target = Target(z=z, op=Denoise(25).to(dev), y=rgb32.to(dev), size=(32, 32), clean=rgb32.to(dev),
+                        noise_floor=(25 / 255) ** 2)
+        return fit(net, [target], FitConfig(iters=iters, es_window=10, early_stop=False, sgld=0.5), keeper=keeper)
+
+    reference = run(80)
+    run(40, Keeper(folder / "fit-0.safetensors", every=0))  # saved at its end: iteration 40
+    keeper = Keeper(folder / "fit-0.safetensors", every=None)
+    resumed = run(80, keeper)
+    assert keeper.resumed_from == 40 and resumed.losses == reference.losses
+    assert torch.equal(resumed.targets[0].final, reference.targets[0].final)
+    assert resumed.targets[0].final.device.type == dev.type
+
+
+@needs_gpu
+def test_a_resumed_fit_on_cuda_equals_the_unstopped_one(rgb32, tmp_path, exact_fp32):
+    """lipcli/resume.py reads a state on the CPU and sends each part where it lives (the generator's state
+    stays a CPU tensor); with deterministic cuDNN kernels the continued fit is the unstopped one, bit for bit.
+    Run on CPU with the device swapped (tests/test_resume.py checks the CPU path in full)."""
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        _resumed_fit_equals_unstopped(rgb32, torch.device("cuda"), tmp_path)
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
 @needs_gpu
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_memory_estimate_bounds_the_cuda_peak(precision):
