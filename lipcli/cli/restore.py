@@ -159,7 +159,8 @@ def restore_cmd(
     run_log = RunLog(log)
     try:
         if planned is not None:
-            _restore_jobs(ctx.meta[ARGS], len(mine), shard_, *planned, job.cfg.iters, json_, run_log)
+            _restore_jobs(ctx.meta[ARGS], [dest for _, dest in mine], shard_, *planned, job.cfg.iters, json_,
+                          run_log)
             return
         members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], shard_, *at_once,
                                                             job.cfg.iters, run_log)
@@ -172,10 +173,11 @@ def restore_cmd(
         run_log.close()
 
 
-def _restore_jobs(args: list[str], count: int, shard: Optional[tuple[int, int]], jobs: int, each: int,
+def _restore_jobs(args: list[str], dests: list[Path], shard: Optional[tuple[int, int]], jobs: int, each: int,
                   iters: int, json_: bool, run_log: RunLog) -> None:
-    """Restore `count` inputs as `jobs` worker processes (lipcli/jobs.py): one progress display over all of
-    them, a line per finished image, the JSON lines in input order, the workers' events in --log."""
+    """Restore the inputs that go to `dests` as `jobs` worker processes (lipcli/jobs.py): one progress display
+    over all of them, a line per finished image, the JSON lines in input order, the workers' events in --log."""
+    count = len(dests)
     say(f"lip restore: {count} images, {jobs} at once ({each} thread{'s' * (each > 1)} each; --jobs 1 runs "
         "them one after the other)")
     running: dict[int, str] = {}  # job -> its image and iteration
@@ -195,7 +197,10 @@ def _restore_jobs(args: list[str], count: int, shard: Optional[tuple[int, int]],
         try:
             jobs_mod.run(args, count, shard, jobs, each, on_event, emit_json if json_ else lambda report: None, say)
         except (KeyboardInterrupt, Terminated):
-            say(f"lip: stopped the {jobs} jobs; {finished} of {count} images were restored and written")
+            kept = sum(resume.state_folder(dest).is_dir() for dest in dests if not files.is_stream(dest))
+            say(f"lip: stopped the {jobs} jobs; {finished} of {count} images were restored and written"
+                + (f"; the fits stopped midway kept their state beside their outputs ({kept}): the same command "
+                   "continues them" if kept else ""))
             raise
 
 
