@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -144,8 +145,8 @@ def run_members(args: list[str], shard: tuple[int, int] | None, members: int, wo
     every log event of a worker as it arrives. The members' files live in `states`, the restore's state
     folder, where their fits keep their states too (lipcli/resume.py), or else in a temporary folder,
     removed whatever happens; a failed worker's error is raised once the others have ended."""
-    with tempfile.TemporaryDirectory(prefix="lip-ensemble-") as tmp:
-        folder = Path(tmp) if states is None else states
+    with tempfile.TemporaryDirectory(prefix="lip-ensemble-") if states is None else nullcontext(states) as where:
+        folder = Path(where)
         folder.mkdir(exist_ok=True)
         _work("ensemble job", [member_args(args, shard, j, workers, threads, folder) for j in range(workers)],
               on_event, say)

@@ -34,16 +34,17 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .errors import LipError
-from .files import atomic_path
+from .files import atomic_path, is_stream
 
 SUFFIX = ".lip-resume"  # of the state folder
 VERSION = 1  # of the saved state's layout; another version is not loaded (the fit starts over)
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def state_folder(output: Path) -> Path:
-    """Where the fits of the restore that writes `output` keep their state: beside it."""
-    return output.with_name(output.name + SUFFIX)
+def state_folder(output: Path) -> Path | None:
+    """Where the fits of the restore that writes `output` keep their state: beside it (None for a stream,
+    stdout, a device or a pipe, which has no folder beside it)."""
+    return None if is_stream(output) else output.with_name(output.name + SUFFIX)
 
 
 def fit_state(folder: Path, seed: int) -> Path:
@@ -51,12 +52,17 @@ def fit_state(folder: Path, seed: int) -> Path:
     return folder / f"fit-{seed}.safetensors"
 
 
+def saved_fits(folder: Path) -> list[Path]:
+    """The fits' states (`fit_state`) a restore's state folder holds."""
+    return sorted(folder.glob("fit-*.safetensors")) if folder.is_dir() else []
+
+
 def clear(folder: Path) -> None:
     """Remove a restore's state folder: the files lip put there (fits' states, ensemble members), then the
     folder if that left it empty."""
     if not folder.is_dir():
         return
-    for path in [*folder.glob("fit-*.safetensors"), *folder.glob("member-*.safetensors")]:
+    for path in [*saved_fits(folder), *folder.glob("member-*.safetensors")]:
         path.unlink(missing_ok=True)
     try:
         folder.rmdir()

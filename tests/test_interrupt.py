@@ -78,6 +78,23 @@ def wait_for(proc: subprocess.Popen, ready, what: str) -> None:
         time.sleep(0.05)
 
 
+# The two ways to stop a process, with the exit code and last line each gives.
+SIGNALS = pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                                      (signal.SIGTERM, 143, "terminated")], ids=["SIGINT", "SIGTERM"])
+
+
+def stop(proc: subprocess.Popen, sig: int, code: int, word: str) -> list[str]:
+    """Send `sig` and wait: the exit code and last line it gives, no traceback, nothing on stdout; the
+    stderr lines, for what the test checks next."""
+    proc.send_signal(sig)
+    got, stdout, err = finish(proc)
+    assert got == code, err
+    assert "Traceback" not in err and stdout == ""
+    lines = err.strip().splitlines()
+    assert lines[-1] == f"lip: {word}", err
+    return lines
+
+
 # ---------------------------------------------------------------- prune
 
 PRUNE = ["prune", "img.png", "--simulate", "--config", "narrow.yaml", "--rounds", "6", "--iters", "200",
@@ -113,19 +130,13 @@ def _rounds_on_disk(path: Path) -> int:
     return artifact.load(path).rounds  # saved atomically: whatever exists is complete
 
 
-@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
-                                             (signal.SIGTERM, 143, "terminated")], ids=["SIGINT", "SIGTERM"])
+@SIGNALS
 def test_prune_stops_cleanly_and_resumes_to_the_same_masks(folder, uninterrupted, sig, code, word):
     out = folder / f"part-{sig.name}.safetensors"
     proc = lip(folder, *PRUNE, "-o", out.name)
     wait_for(proc, lambda: _rounds_on_disk(out) >= 1, "the first round was saved")
-    proc.send_signal(sig)
-    got, stdout, err = finish(proc)
-    assert got == code, err
-    assert "Traceback" not in err and stdout == ""
-    lines = err.strip().splitlines()
-    assert lines[-1] == f"lip: {word}", err
-    assert f"--resume {out.name}" in lines[-2], err  # says how to continue
+    lines = stop(proc, sig, code, word)
+    assert f"--resume {out.name}" in lines[-2], lines  # says how to continue
     partial = artifact.load(out)  # still a complete, valid artifact
     assert 1 <= partial.rounds <= 6
     assert not [p for p in folder.iterdir() if p.name.startswith(f".{out.name}")]  # no temp file left
@@ -195,20 +206,15 @@ def _steps(log: Path) -> int:
     return log.read_text().count('"step"') if log.exists() else 0
 
 
-@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
-                                             (signal.SIGTERM, 143, "terminated")], ids=["SIGINT", "SIGTERM"])
+@SIGNALS
 def test_restore_stopped_mid_fit_continues_to_the_same_image(folder, sig, code, word):
     full = lip(folder, *RESTORE, "-o", f"full-{sig.name}.png")  # the reference runs meanwhile
     out, log = folder / f"part-{sig.name}.png", folder / f"part-{sig.name}.jsonl"
     state = folder / f"{out.name}.lip-resume"
     proc = lip(folder, *RESTORE, "-o", out.name, "--log", log.name, "--resume-every", "0")
     wait_for(proc, lambda: _steps(log) >= 30, "30 iterations were fitted")
-    proc.send_signal(sig)
-    got, stdout, err = finish(proc)
-    assert got == code, err
-    assert "Traceback" not in err and stdout == ""
-    lines = err.strip().splitlines()
-    assert lines[-1] == f"lip: {word}" and "Run the same command again" in lines[-2], err
+    lines = stop(proc, sig, code, word)
+    assert "Run the same command again" in lines[-2], lines
     assert state.is_dir() and not out.exists()  # no partial image, the fit's state kept
     stopped_at = _steps(log)
 

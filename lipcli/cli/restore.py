@@ -197,7 +197,7 @@ def _restore_jobs(args: list[str], dests: list[Path], shard: Optional[tuple[int,
         try:
             jobs_mod.run(args, count, shard, jobs, each, on_event, emit_json if json_ else lambda report: None, say)
         except (KeyboardInterrupt, Terminated):
-            kept = sum(resume.state_folder(dest).is_dir() for dest in dests if not files.is_stream(dest))
+            kept = sum(folder is not None and folder.is_dir() for folder in map(resume.state_folder, dests))
             say(f"lip: stopped the {jobs} jobs; {finished} of {count} images were restored and written"
                 + (f"; the fits stopped midway kept their state beside their outputs ({kept}): the same command "
                    "continues them" if kept else ""))
@@ -211,7 +211,7 @@ def _members_at_once(args: list[str], shard: Optional[tuple[int, int]], workers:
     def fitted(problem: Problem, seeds: list[int], states: Optional[Path]) -> list[tuple[FitResult, dict[str, Any]]]:
         say(f"lip restore: {len(seeds)} ensemble members, {workers} at once ({threads} thread{'s' * (threads > 1)} "
             "each; --jobs 1 fits them one after the other)")
-        saved = sorted(states.glob("fit-*.safetensors")) if states is not None else []
+        saved = resume.saved_fits(states) if states is not None else []
         if saved:  # the workers say nothing until they end: say here that they will use them
             say(f"lip restore: {len(saved)} saved fit{'s' * (len(saved) > 1)} in {states}/: the members that are "
                 "the same fit continue from them")
@@ -285,7 +285,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
     `members_jobs(advance)`: who fits its ensemble members (None: this process, one after the other)."""
     on_snapshot = None if snapshots is None else lambda iteration, picture: _save(
         _snapshot_path(snapshots[1], path, iteration, job.cfg.iters), picture)
-    state = None if files.is_stream(dest) else resume.state_folder(dest)
+    state = resume.state_folder(dest)
     with progress(job.cfg.iters * job.ensemble, f"{path.name}") as advance:
         last: dict[Any, int] = {}
 
