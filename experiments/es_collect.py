@@ -163,10 +163,11 @@ def part(todo: list[Run], i: int, n: int) -> list[Run]:
     return out
 
 
-def grid(images: list[str], sizes: list[int], tasks: list[str]) -> list[Job]:
-    """Every image x size x task:param, crop 0, seed 0, image by image: a set outside the plan (e.g. SR or
-    a mask of masks-inpainting on 64x64 crops); images too small for a size are skipped."""
-    return [Job(im, s, 0, *tp.split(":", 1), 0) for im in images for s in sizes if _fits(im, s) for tp in tasks]
+def grid(images: list[str], sizes: list[int], tasks: list[str], seed: int = 0) -> list[Job]:
+    """Every image x size x task:param, crop 0, image by image: a set outside the plan (e.g. SR or a mask
+    of masks-inpainting on 64x64 crops); images too small for a size are skipped. `seed` draws the noise,
+    the net and its input code (another seed: another noisy observation and another fit of the same crop)."""
+    return [Job(im, s, 0, *tp.split(":", 1), seed) for im in images for s in sizes if _fits(im, s) for tp in tasks]
 
 
 def _mask(job: Job) -> Path | None:
@@ -410,7 +411,8 @@ def main() -> None:
     ap.add_argument("--tasks", help="comma list of task:param (e.g. denoise:25): only these")
     ap.add_argument("--variants", default="plain,heldout", help="which variants to run")
     ap.add_argument("--grid", action="store_true", help="instead of the plan: every --images (default: tune and "
-                    "report interleaved) x --sizes (default 64) x --tasks, crop 0, seed 0; use its own --out file")
+                    "report interleaved) x --sizes (default 64) x --tasks, crop 0, --seed; use its own --out file")
+    ap.add_argument("--seed", type=int, default=0, help="--grid: the runs' seed (noise, net, input code)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.grid:
@@ -418,7 +420,7 @@ def main() -> None:
             ap.error("--grid needs --tasks")
         images = a.images.split(",") if a.images else ORDER
         sizes = [int(x) for x in (a.sizes or "64").split(",")]
-        everything = runs(grid(images, sizes, a.tasks.split(",")))
+        everything = runs(grid(images, sizes, a.tasks.split(","), a.seed))
     else:
         everything = runs(jobs())
     if a.plan:
