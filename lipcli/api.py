@@ -36,7 +36,7 @@ from .physics import TASKS
 from .problem import Problem, load_problem, provenance
 from .prune.imp import ImpSettings
 from .prune.run import SearchRequest, channel_score_for, rounds_for, search
-from .resume import Keeper, clear, fit_state
+from .resume import Keeper, check_every, clear, fit_state
 from .restore import Prior, dense_prior, masked_prior, restore as fit_prior
 from .transfer import Cell, Grid, cell_problem, check_experiment, load_masks, parse_baselines, parse_rounds, parse_tasks, pending, \
     read_rows, run_cells, task_operator
@@ -204,8 +204,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
         chosen = masked_prior(mask, round_, sparsity, init, compact)
     else:  # the deep decoder's width follows --dd-k however it was asked for (--prior, --net, --config)
         chosen = dense_prior(net_, **({} if dd_k is None else {"k": dd_k}))
-    if resume_every is not None and resume_every < 0:
-        raise LipError(f"--resume-every {resume_every:g}: seconds between saves must be >= 0")
+    check_every(resume_every)
     return Restorer(task, settings, cfg, chosen, dev, seed, simulate, inpaint_mask, ensemble, snapshot_every,
                     resume_every=resume_every)
 

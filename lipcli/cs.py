@@ -31,7 +31,7 @@ from torch import nn
 
 from . import generators, sharing
 from .errors import LipError
-from .fit import FitConfig, crop_center
+from .fit import FitConfig, Step, crop_center
 from .images import UINT8, as_channels
 from .masks import mask_sparsity
 from .metrics import psnr
@@ -39,6 +39,7 @@ from .physics import TASKS, Physics
 from .physics.cs_task import SOLVERS, MedianOfMeans, mom
 from .problem import Problem
 from .restore import dense_prior, masked_prior, restore
+from .resume import Keeper
 
 
 def default_solver(task: str) -> str:
@@ -195,14 +196,15 @@ def generator_prior(path: Path | str, round_: int | None, weights: str = "auto",
 
 def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.Tensor | None,
               mask: Path | None, round_: int | None, iters: int, lr: float, seed: int, dev: torch.device,
-              on_step: Callable[[float], None] = lambda loss: None,
+              on_step: Callable[[Step], None] = lambda step: None,
               notify: Callable[[str], None] = lambda line: None,
-              mom_batch: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+              mom_batch: int | None = None, keeper: Keeper | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """CS-DIP (Van Veen et al. 2018): fit an untrained (optionally masked) DIP through the operator as
     restore.py fits every problem (a filter-pruning mask in its compacted form), a gray image included: by
     three channels whose mean stands for it (images.as_channels; a one-channel mask's net fits it directly), so `lip
     cs --prior dip` and `lip restore --task cs` agree and any DIP mask serves. `mom_batch`: fit the
-    median-of-means loss with batches of that many rows (None: the mean)."""
+    median-of-means loss with batches of that many rows (None: the mean). `keeper` keeps the fit's state and
+    continues a saved one (lipcli/resume.py)."""
     c, h, w = shape
     pri = masked_prior(mask, round_, None, "artifact") if mask else dense_prior("dip")
     k = pri.spec.get("out_channels")
@@ -214,11 +216,11 @@ def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.T
                       size=(h, w), gray=c == 1, alpha=None, stored=UINT8, sha256="",
                       clean=None if ref is None else as_channels(ref, k))
     cfg = FitConfig(iters=iters, lr=lr, reg_noise=1 / 30, ema=0.0, early_stop=False, seed=seed)
-    res, fitted = restore(problem, pri, cfg, dev, seed, [lambda s: on_step(s.loss)], notify)
+    res, fitted = restore(problem, pri, cfg, dev, seed, [on_step], notify, keeper)
     img = as_channels(res.targets[0].final, c)
     rep: dict[str, Any] = {"seconds": fitted["seconds"], "final_loss": res.losses[-1],
                            "recoveries": res.recoveries, "sparsity": pri.sparsity,
-                           **({"compact": fitted["compact"]} if "compact" in fitted else {})}
+                           **{k: fitted[k] for k in ("compact", "resumed_from") if k in fitted}}
     if ref is not None:
         rep["mse"], rep["psnr"] = mse(img, ref), psnr(img, ref.to(img.device))
     return img, rep

@@ -286,7 +286,8 @@ def fit(
     start = time.perf_counter()
     it = 0
     ended = False  # by the stop rule or a callback (the cap is checked as the loop goes)
-    gens = [gen, sgld_gen] if cfg.sgld else [gen]
+    # every random stream the loop draws from: a resumed fit continues each where it was
+    gens = [gen, *([sgld_gen] if cfg.sgld else []), *(g for t in targets for g in t.op.generators())]
     key = _identity(cfg, model, targets, masks) if keeper is not None else None
     saved = keeper.load(key, cfg.iters) if keeper is not None else None
     if saved is not None:  # continue where the saved run was (state() below wrote it); tensors come on the CPU

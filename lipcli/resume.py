@@ -41,6 +41,12 @@ VERSION = 1  # of the saved state's layout; another version is not loaded (the f
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def check_every(every: float | None) -> None:
+    """`--resume-every`: seconds between saves, >= 0 (None: only when stopped)."""
+    if every is not None and every < 0:
+        raise LipError(f"--resume-every {every:g}: seconds between saves must be >= 0")
+
+
 def state_folder(output: Path) -> Path | None:
     """Where the fits of the restore that writes `output` keep their state: beside it (None for a stream,
     stdout, a device or a pipe, which has no folder beside it)."""

@@ -940,6 +940,8 @@ case("transfer", "--data-consistency for a grid without an exact step",
      lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "denoise,sr4", "--data-consistency"],
      "no task of the grid (denoise, sr4) has an exact step")
 case("restore", "--resume-every below 0", lambda w: ["img.png", "--resume-every", "-1"], "--resume-every -1", ">= 0")
+case("cs", "--resume-every below 0", lambda w: ["img.png", "--simulate", "--prior", "dip", "--resume-every", "-1"],
+     "--resume-every -1", ">= 0")
 
 
 # ---------------------------------------------------------------- running a case

@@ -230,3 +230,31 @@ def test_restore_stopped_mid_fit_continues_to_the_same_image(folder, sig, code, 
     assert out.read_bytes() == (folder / f"full-{sig.name}.png").read_bytes()  # the very same image
     for key in ("iterations", "stopped_at", "psnr_final", "psnr_stopped", "oracle_best_psnr", "oracle_best_iter"):
         assert report[key] == reference[key], key
+
+
+# ---------------------------------------------------------------- cs --prior dip
+
+CS = ["cs", "img.png", "--simulate", "--prior", "dip", "--mask", "A.safetensors", "--round", "1", "-m", "400",
+      "--outliers", "8", "--iters", "500", "--threads", "1", "--device", "cpu", "--seed", "0", "--json"]
+
+
+def test_cs_dip_stopped_mid_fit_continues_to_the_same_image(folder):
+    """CS-DIP fits like a restore (median-of-means loss included): stopped, its state is kept beside the
+    output, and the same command continues it to the uninterrupted run's image."""
+    full = lip(folder, *CS, "-o", "cs-full.png")
+    out = folder / "cs-part.png"
+    state = folder / f"{out.name}.lip-resume"
+    proc = lip(folder, *CS, "-o", out.name, "--resume-every", "0.5")
+    wait_for(proc, lambda: (state / "fit-0.safetensors").is_file(), "the first save")
+    lines = stop(proc, signal.SIGTERM, 143, "terminated")
+    assert "Run the same command again" in lines[-2], lines
+    assert state.is_dir() and not out.exists()
+
+    got, stdout, err = finish(lip(folder, *CS, "-o", out.name))
+    assert got == 0, err
+    assert f"continuing the fit saved in {state.name}/fit-0.safetensors at iteration" in err
+    assert not state.exists()
+    assert 0 < json.loads(stdout)["resumed_from"] < 500
+    code_full, _, err_full = finish(full)
+    assert code_full == 0, err_full
+    assert out.read_bytes() == (folder / "cs-full.png").read_bytes()

@@ -131,3 +131,29 @@ def test_a_state_that_cannot_be_written_stops_the_saving_not_the_fit(rgb32, tmp_
     result = run(rgb32, keeper=Keeper(tmp_path / "file" / "fit-0.safetensors", every=0, notify=lines.append))
     same(result, run(rgb32))
     assert len(lines) == 1 and "going on without saving it" in lines[0]
+
+
+def test_a_median_of_means_fit_continues_the_partitions_it_would_have_drawn(rgb32, tmp_path, sigterm_raises):
+    """The MOM loss (physics/cs_task.py) draws a partition of the measurements every iteration, from the
+    operator's own stream: a continued fit draws the very partitions of the uninterrupted one."""
+    from lipcli.physics.cs import GaussianCS
+    from lipcli.physics.cs_task import MedianOfMeans
+
+    def cs_run(**kw):
+        op = MedianOfMeans(GaussianCS((3, 32, 32), 300, outliers=6, seed=1), 20)
+        y = op(rgb32, torch.Generator().manual_seed(2))
+        net, target, _ = make_run(tiny_spec(), rgb32, op=op)
+        return fit(net, [replace(target, y=y)], FitConfig(iters=60, early_stop=False), **kw)
+
+    path = tmp_path / "state"
+
+    def interrupt(step):
+        if step.iteration == 25:
+            signal.raise_signal(signal.SIGTERM)
+
+    with pytest.raises(Stop):
+        cs_run(keeper=Keeper(path, every=None), callbacks=[interrupt])
+    keeper = Keeper(path, every=None)
+    continued = cs_run(keeper=keeper)
+    assert keeper.resumed_from == 25
+    same(continued, cs_run())

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import torch
 import typer
 
-from .. import config, cs, device as devices, files, generators
+from .. import config, cs, device as devices, files, generators, resume
 from .. import images as images_io
 from ..cs_problem import CSInputs, load_problem
 from ..errors import LipError, LipRuntimeError
@@ -16,8 +16,9 @@ from ..fit import DivergenceError
 from ..gan import GENERATOR
 from ..physics.measurements import check_folder, save_measurements
 from ..physics.cs import CompressedSensing, operator_help
-from .render import check_stdout_free, emit_json, fmt, guarded, progress, say
-from .options import Device, InpaintMask, Seed, Threads, described_option, generator_spec_option, json_flag
+from .render import Terminated, check_stdout_free, emit_json, fmt, guarded, progress, say, say_state_kept, steps_done
+from .options import (Device, InpaintMask, ResumeEvery, Seed, Threads, described_option, generator_spec_option,
+                      json_flag)
 
 ResultJson = json_flag("Print one JSON object on stdout", panel=None)
 
@@ -78,10 +79,15 @@ def cs_cmd(
                                        "X.npy (float (H, W[, C]) in [0,1]), or - for PNG on stdout [NAME_cs.png]"),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for MSE/PSNR (implied by --simulate)"),
     device: Device = "auto", seed: Seed = 0, threads: Threads = None,
+    resume_every: ResumeEvery = 60.0,
     json_: ResultJson = False,
 ) -> None:
-    """Recover an image from few (possibly corrupted) linear measurements with a generator or DIP prior."""
+    """Recover an image from few (possibly corrupted) linear measurements with a generator or DIP prior.
+
+    A DIP fit keeps its state beside the output while it runs (--resume-every): stopped, the same command
+    continues it. A generator's restarts take seconds and start over."""
     dev = devices.resolve(device)
+    resume.check_every(resume_every)
     devices.set_threads(threads, say)
     config.check_lr(lr)
     if task not in ("cs", "inpaint"):
@@ -124,6 +130,7 @@ def cs_cmd(
     if warning:
         say(f"lip: warning: {warning}")
     rep: dict[str, Any] = {}
+    state = resume.state_folder(dest) if prior == "dip" else None  # a generator's restarts take seconds
     if save_measurements_ is not None:
         assert isinstance(problem.op, CompressedSensing)
         save_measurements(save_measurements_, problem.y, problem.op)
@@ -135,18 +142,28 @@ def cs_cmd(
             image_out, solved = cs.solve_generator(g.to(dev), op, y, problem.ref, problem.size, cfg,
                                                    on_step=lambda it, loss: advance(1, f"loss {loss:.5g}"))
     else:
+        keeper = None if state is None else resume.Keeper(resume.fit_state(state, seed), resume_every or None, say)
+        last: dict[Any, int] = {}
         try:
             with progress(iters, "cs-dip") as advance:
-                image_out, solved = cs.solve_dip(op, y, problem.shape, problem.ref, mask, round_, iters, lr, seed,
-                                                 dev, on_step=lambda loss: advance(1, f"loss {loss:.5g}"),
-                                                 notify=say, mom_batch=mom_batch if solver == "mom" else None)
+                image_out, solved = cs.solve_dip(
+                    op, y, problem.shape, problem.ref, mask, round_, iters, lr, seed, dev,
+                    on_step=lambda step: advance(steps_done(last, None, step.iteration), f"loss {step.loss:.5g}"),
+                    notify=say, mom_batch=mom_batch if solver == "mom" else None, keeper=keeper)
+        except (KeyboardInterrupt, Terminated):
+            say_state_kept(state)
+            raise
         except DivergenceError as exc:  # keep the last good output, then fail with exit 1 (as lip restore)
+            if state is not None:  # continuing would diverge again
+                resume.clear(state)
             if not exc.result.targets[0].final.numel():
                 raise
             _write(dest, images_io.as_channels(exc.result.targets[0].final, problem.shape[0]))
             raise LipRuntimeError(f"{exc}; the last iterate before it ({exc.result.iterations}) was written to "
                                   f"{dest}") from None
     _write(dest, image_out)
+    if state is not None:  # written: nothing is left to continue
+        resume.clear(state)
     rep.update(solved, input=image, output=str(dest), task=task, solver=solver, prior=prior,
                operator=problem.op.params(), iterations=iters, restarts=restarts, seed=seed, **source)
     line = f"{image} -> {dest}: {task} with {prior} ({solver})"

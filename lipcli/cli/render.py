@@ -151,6 +151,20 @@ def say_stopped(path: Path) -> None:
         say(f"lip: stopped; finished rounds are kept in {path}. Continue with the same command plus --resume {path}")
 
 
+def say_state_kept(state: Path | None) -> None:
+    """After Ctrl-C or SIGTERM in a fit that keeps its state (lipcli/resume.py): where it is and how to continue."""
+    if state is not None and state.is_dir():
+        say(f"lip: stopped; the fit's state is kept in {state}/. Run the same command again to continue it")
+
+
+def steps_done(last: dict[Any, int], fitter: Any, iteration: int) -> int:
+    """How many iterations a fitter's step stands for in a progress display: a continued fit starts further on
+    (lipcli/resume.py), the fitter's next fit (an ensemble member) starts again at 1."""
+    done = iteration - last.get(fitter, 0) if iteration > last.get(fitter, 0) else 1
+    last[fitter] = iteration
+    return done
+
+
 @contextmanager
 def progress(total: int, label: str, every: float = 5.0) -> Iterator[Callable[[int, str], None]]:
     """Yield `advance(n, info)`; draws a bar on a terminal, a plain line every `every` s otherwise."""

@@ -14,12 +14,13 @@ from ..ensemble import Elsewhere
 from ..errors import LipError, LipRuntimeError
 from ..fit import FitResult, Step
 from ..problem import Problem, largest_need
-from .render import RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say
+from .render import (RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say,
+                     say_state_kept, steps_done)
 from .options import (ARGS, Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, DataConsistency,
                       Device, EarlyStop, Ema, EsGate, EsPatience, EsWindow, InpaintMask, Iters, Jobs, Json, Keep, Log,
                       Lr, MaskType,
-                      Measurements, Outliers, Precision, RegNoise, SamplingMask, Scale, Seed, Sgld, Sigma, Simulate,
-                      Solver, Task, Threads, net_option)
+                      Measurements, Outliers, Precision, RegNoise, ResumeEvery, SamplingMask, Scale, Seed, Sgld, Sigma,
+                      Simulate, Solver, Task, Threads, net_option)
 
 
 def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restored") -> list[Path]:
@@ -110,11 +111,7 @@ def restore_cmd(
                                        "(outputs are written whole or not at all, so re-running an interrupted "
                                        "batch with this flag restores only what is missing); each is reported "
                                        "as skipped", rich_help_panel="Run"),
-    resume_every: float = typer.Option(60.0, metavar="SECONDS", help="Save the fit's state beside the output "
-                                       "(folder OUTPUT.lip-resume) every SECONDS and when stopped (Ctrl-C, "
-                                       "SIGTERM), so that the same command run again continues the fit where it "
-                                       "was; 0: only when stopped. Removed once the image is written",
-                                       rich_help_panel="Run"),
+    resume_every: ResumeEvery = 60.0,
     json_: Json = False,
     log: Log = None,
 ) -> None:
@@ -222,7 +219,7 @@ def _members_at_once(args: list[str], shard: Optional[tuple[int, int]], workers:
             run_log.append(event)
             if event.get("event") == "step":
                 running[worker] = f"{event['iteration']}/{iters}"
-                advance(_steps(last, worker, event["iteration"]),
+                advance(steps_done(last, worker, event["iteration"]),
                         "members at " + "  ".join(running[w] for w in sorted(running)))
 
         try:
@@ -231,14 +228,6 @@ def _members_at_once(args: list[str], shard: Optional[tuple[int, int]], workers:
             say(f"lip: stopped the {workers} ensemble jobs; nothing was written")
             raise
     return fitted
-
-
-def _steps(last: dict[Any, int], fitter: Any, iteration: int) -> int:
-    """How many iterations a fitter's step stands for in a progress display: a continued fit starts further on
-    (lipcli/resume.py), the fitter's next fit (an ensemble member) starts again at 1."""
-    done = iteration - last.get(fitter, 0) if iteration > last.get(fitter, 0) else 1
-    last[fitter] = iteration
-    return done
 
 
 def _fit_share(images: list[Path], job: api.Restorer, clean: Optional[Path], members: tuple[str, Path],
@@ -291,7 +280,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
 
         def on_step(step: Step) -> None:
             shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
-            advance(_steps(last, None, step.iteration), shown)
+            advance(steps_done(last, None, step.iteration), shown)
             _log_step(run_log, path, step)
         if members_jobs is not None:
             job = replace(job, members_elsewhere=members_jobs(advance))
@@ -300,8 +289,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
                            on_problem=None if save_kspace is None else lambda p: _save_kspace(save_kspace, p),
                            on_snapshot=on_snapshot, state=state)
         except (KeyboardInterrupt, Terminated):
-            if state is not None and state.is_dir():
-                say(f"lip: stopped; the fit's state is kept in {state}/. Run the same command again to continue it")
+            say_state_kept(state)
             raise
         except api.Diverged as exc:  # keep the last good output, then fail with exit 1
             _save(dest, exc.picture)

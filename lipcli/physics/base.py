@@ -62,6 +62,11 @@ class Physics(nn.Module):
         """A reconstruction without any prior, reported beside lip's (MRI: zero-filled), or None."""
         return None
 
+    def generators(self) -> list[torch.Generator]:
+        """The random streams `loss` draws from (e.g. a median-of-means partition): a resumed fit restores
+        them (lipcli/resume.py). A deterministic loss has none."""
+        return []
+
     # Data consistency: `consistent(x, y)` returns x with what y observes exactly put back (the projection
     # onto the images A maps to y), for operators where that is a cheap exact step: a mask in an orthonormal
     # basis (inpainting's pixels, MRI's k-space). None for the others (blur, noise, random matrices).

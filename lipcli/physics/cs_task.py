@@ -71,6 +71,9 @@ class MedianOfMeans(LinearPhysics):
     def params(self) -> dict[str, Any]:
         return {**self.op.params(), "loss": "mom", "mom_batch": self.batch_size}
 
+    def generators(self) -> list[torch.Generator]:
+        return [self.gen]
+
 
 def _fitted(op: LinearPhysics, settings: dict[str, Any]) -> LinearPhysics:
     """`op` with the loss the solver fits: the median of means (mom) or the plain mean (ls)."""
