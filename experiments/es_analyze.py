@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from es_rows import read_rows
+from es_rows import SAME_PICTURE, read_rows
 
 HERE = Path(__file__).resolve().parent
 LAG = 99  # EMA 0.99: its centre of mass is ema/(1-ema) iterations behind (RESULTS-es.md)
@@ -64,9 +64,12 @@ class Run:
 
 def load(*paths: Path) -> tuple[list[Run], int, int]:
     """Runs with both variants when the held-out one exists (in any of `paths`: a variant may be recorded
-    to a file of its own); also (rows read, error rows)."""
+    to a file of its own); also (rows read, error rows). A picture recorded twice under two names
+    (es_rows.SAME_PICTURE) counts once."""
     rows, errors = {}, 0
     for r in (r for path in paths for r in read_rows(path)):
+        if r.get("image") in SAME_PICTURE:
+            continue
         if "error" in r:
             errors += 1
             continue

@@ -68,7 +68,7 @@ SSIM_EVERY = 10
 TUNE = ["house", "baboon512", "bird", "butterfly", "coastguard", "comic", "f16", "kodim02", "monarch",
         "pepper", "sf4", "kate", "cameraman-gray256", "boat-gray512", "montage-gray256"]
 REPORT = ["astronaut", "baby", "barbara", "bridge", "face", "flowers", "foreman", "head", "lena512", "man",
-          "zebra", "library", "vase", "hill-gray512", "couple-gray512"]
+          "zebra", "library", "vase", "hill-gray512", "couple-gray512"]  # head repeats face: es_rows.SAME_PICTURE
 ORDER = [x for pair in zip(TUNE, REPORT) for x in pair]  # tune and report interleaved, so a cut run has both
 SR_SUBSET = {"butterfly", "bird", "monarch", "comic", "house", "baby", "head", "zebra", "foreman", "man"}
 BIG_SUBSET = {"house", "kodim02", "monarch", "lena512", "baby", "zebra"}  # 256x256 crops
