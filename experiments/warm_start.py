@@ -4,7 +4,7 @@ image, reach its peak in fewer iterations on other images, and at what PSNR?
 Arms: `cold` is today's default restore (the compacted `dip-channel-house` ticket from its theta0). `SRC:K`
 starts the same restore from the ticket's weights after a K-iteration fit (fast preset, no stop, seed 0) of
 the bundled House crop: `noisy` = the noisy sample the ticket was searched on (blind, as the search), `clean`
-= the clean crop. Everything else is today's default (`lip restore --simulate --sigma 25`, automatic stop,
+= the clean crop, `clean-fresh` = the clean crop with an input code that changes every iteration. Everything else is today's default (`lip restore --simulate --sigma 25`, automatic stop,
 2400 cap, one thread). Crops: the 128x128 centre crops of experiments/es_collect.py (House is in its tune
 half: choose K and the source on TUNE, report on REPORT). One JSON row per restore, appended as it ends; a
 re-run skips the rows already there.
@@ -27,7 +27,10 @@ from es_collect import Job, prepare
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "lipcli" / "data"
-SOURCES = {"clean": DATA / "house.png", "noisy": DATA / "house-noisy.png"}
+# source -> (image, input jitter of the warm-up fit). `fresh`: the code's jitter (0.1) is 3x the code's own
+# spread (U[0, 0.1): std 0.029), so the input changes every iteration and the weights cannot learn one code.
+SOURCES = {"clean": (DATA / "house.png", None), "noisy": (DATA / "house-noisy.png", None),
+           "clean-fresh": (DATA / "house.png", 0.1)}
 _state: dict = {"weights": None, "capture": False, "model": None}
 _fitted_form = R.fitted_form
 
@@ -51,7 +54,9 @@ def warm_weights(source: str, k: int, cache: Path) -> dict[str, torch.Tensor]:
     if path.exists():
         return torch.load(path)
     _state["capture"] = True
-    api.restorer(task="denoise", early_stop=False, iters=k, device="cpu", seed=0, resume_every=None)(SOURCES[source])
+    image, jitter = SOURCES[source]
+    api.restorer(task="denoise", early_stop=False, iters=k, device="cpu", seed=0, resume_every=None,
+                 **({} if jitter is None else {"reg_noise": jitter}))(image)
     _state["capture"] = False
     weights = {n: t.detach().clone() for n, t in _state["model"].state_dict().items()}
     torch.save(weights, path)
