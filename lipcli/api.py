@@ -66,6 +66,13 @@ class Restored:
 
     picture: images_io.Image
     report: dict[str, Any]
+    state: Path | None = None  # the folder of the fits' saved states, kept until `discard_state`
+
+    def discard_state(self) -> None:
+        """Remove the fits' saved states: call it once the image is stored. Until then the same call continues
+        from them (a write that failed, e.g. on a full disk, does not cost the whole fit)."""
+        if self.state is not None:
+            clear(self.state)
 
     @property
     def image(self) -> np.ndarray | torch.Tensor:
@@ -121,8 +128,8 @@ class Restorer:
         `on_problem` sees the observation before the fit (e.g. to save simulated k-space); `on_snapshot`
         gets (iteration, image in the input's mode) of what the fit shows at every multiple of
         `snapshot_every`. `state`: a folder for the fits' states, saved every `resume_every` seconds and on
-        SIGINT/SIGTERM; a later call for the same restore continues from them, and it is removed once the
-        restore has ended (lipcli/resume.py)."""
+        SIGINT/SIGTERM; a later call for the same restore continues from them. They stay there until
+        `Restored.discard_state()`, called once the image is stored (lipcli/resume.py)."""
         problem = self.problem(image, clean)
         keeper = None if state is None or self.ensemble > 1 else Keeper(fit_state(state, self.seed),
                                                                           self.resume_every, notify)
@@ -147,8 +154,6 @@ class Restorer:
             if last is None or not last.final.numel():
                 raise
             raise Diverged(str(exc), problem.picture(last.stopped), last.stopped_at) from None
-        if state is not None:  # the restore ended: nothing left to continue (an interrupted one keeps it)
-            clear(state)
         tr = result.targets[0]
         report.update(device=str(self.device), precision=self.cfg.precision, preset=self.settings["preset"],
                       seed=self.seed, early_stop=self.cfg.early_stop, data_consistency=self.cfg.data_consistency,
@@ -156,7 +161,7 @@ class Restorer:
                       ensemble=self.ensemble)
         if result.thread_changes:  # other lip fits ran meanwhile: (iteration, threads) wherever it changed
             report["threads_shared"] = [list(change) for change in result.thread_changes]
-        return Restored(problem.picture(tr.stopped if self.cfg.early_stop else tr.final), report)
+        return Restored(problem.picture(tr.stopped if self.cfg.early_stop else tr.final), report, state)
 
 
 def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Path | None = None,

@@ -23,7 +23,7 @@ import hashlib
 import json
 import signal
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -173,6 +173,7 @@ class Keeper:
         deferred signal. A state that cannot be written (a full disk) stops the saving, not the fit."""
         tensors: dict[str, torch.Tensor] = {}
         skeleton = json.dumps(_split(state, tensors, "state"))
+        made = not self.path.parent.exists()
         try:
             self.path.parent.mkdir(exist_ok=True)
             with atomic_path(self.path) as tmp:
@@ -180,6 +181,9 @@ class Keeper:
         except (OSError, LipError) as exc:
             self.notify(f"cannot save the fit's state to {self.path} ({exc}); going on without saving it")
             self.every, self.final = None, False
+            if made:  # an empty folder left beside the output would look like a kept state
+                with suppress(OSError):
+                    self.path.parent.rmdir()
         self.next = time.monotonic() + (self.every or 0.0)
         if self.signal is not None:
             self._deliver()

@@ -1,7 +1,9 @@
 """End-to-end tests of `lip restore` through typer's CliRunner: outputs, JSON, and one-line errors."""
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -306,6 +308,30 @@ def test_divergence_exits_1_with_one_line(workdir, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == "lip: error: the fit diverged 6 times in a row"
     assert not (workdir / "o.png").exists()
+
+
+def test_a_failed_write_keeps_the_fits_state_and_the_same_command_continues_from_it(workdir, monkeypatch):
+    """A write that fails after the fit (a full disk) keeps the fit's saved state beside the output (saved
+    every millisecond here), and the same command continues from it to the image an unfailed run writes, then
+    removes it."""
+    args = ["restore", workdir / "rgb.png", "--simulate", "--json", "--iters", "6", "--resume-every", "0.001", *FAST,
+            *CHEAP]
+    json_report(lip(*args, "-o", workdir / "ref.png"))
+    out, state = workdir / "out.png", workdir / "out.png.lip-resume"
+    real_save = PILImage.Image.save
+
+    def full_disk(self, fp, *a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(PILImage.Image, "save", full_disk)
+    failed = lip(*args, "-o", out)
+    monkeypatch.setattr(PILImage.Image, "save", real_save)
+    assert failed.exit_code == 1 and "disk is full" in failed.stderr, failed.output
+    assert "the image was not written; the fit's state is kept in" in failed.stderr
+    assert (state / "fit-0.safetensors").is_file() and not out.exists()
+
+    again = lip(*args, "-o", out)
+    assert json_report(again)["resumed_from"] > 0
+    assert out.read_bytes() == (workdir / "ref.png").read_bytes() and not state.exists()
 
 
 def test_version_flag():

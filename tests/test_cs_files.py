@@ -194,3 +194,30 @@ def test_a_diverged_cs_dip_writes_its_last_iterate_and_fails(tmp_path, monkeypat
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.strip().splitlines()[-1].startswith("lip: error: the fit diverged; the last iterate")
     assert (images.load_image(tmp_path / "o.png").pixels == 128 / 255).all()
+
+
+def test_a_failed_write_of_cs_dip_keeps_the_fits_state(tmp_path, monkeypatch):
+    """As lip restore: a write that fails after the fit (a full disk) keeps the fit's saved state beside the
+    output (saved every millisecond here), and the same command writes the unfailed run's image from it."""
+    import errno
+    import os
+
+    from PIL import Image as PILImage
+
+    from lipcli import images
+
+    images.save_image(tmp_path / "x.png", images.from_tensor(torch.rand(1, 1, 16, 16)))
+    args = [tmp_path / "x.png", "--simulate", "--prior", "dip", "-m", "100", "--iters", "4", "--resume-every", "0.001"]
+    lip(*args, "-o", tmp_path / "ref.png")
+    out, state = tmp_path / "o.png", tmp_path / "o.png.lip-resume"
+
+    def full_disk(self, fp, *a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with monkeypatch.context() as mp:
+        mp.setattr(PILImage.Image, "save", full_disk)
+        failed = CliRunner().invoke(app, ["cs", *map(str, args), *FAST, "-o", str(out)])
+    assert failed.exit_code == 1 and "disk is full" in failed.stderr, failed.output
+    assert "the image was not written; the fit's state is kept" in failed.stderr
+    assert (state / "fit-0.safetensors").is_file()
+    assert lip(*args, "-o", out)["resumed_from"] > 0
+    assert out.read_bytes() == (tmp_path / "ref.png").read_bytes() and not state.exists()

@@ -161,7 +161,11 @@ def cs_cmd(
             _write(dest, images_io.as_channels(exc.result.targets[0].final, problem.shape[0]))
             raise LipRuntimeError(f"{exc}; the last iterate before it ({exc.result.iterations}) was written to "
                                   f"{dest}") from None
-    _write(dest, image_out)
+    try:
+        _write(dest, image_out)
+    except LipRuntimeError:  # e.g. a full disk: a saved state is kept to continue from
+        say_state_kept(state, "the image was not written")
+        raise
     if state is not None:  # written: nothing is left to continue
         resume.clear(state)
     rep.update(solved, input=image, output=str(dest), task=task, solver=solver, prior=prior,

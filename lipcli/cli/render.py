@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import files
 from ..errors import LipError
 from ..jsonsafe import finite
+from ..resume import saved_fits
 
 err = Console(stderr=True, highlight=False)
 
@@ -151,10 +152,11 @@ def say_stopped(path: Path) -> None:
         say(f"lip: stopped; finished rounds are kept in {path}. Continue with the same command plus --resume {path}")
 
 
-def say_state_kept(state: Path | None) -> None:
-    """After Ctrl-C or SIGTERM in a fit that keeps its state (lipcli/resume.py): where it is and how to continue."""
-    if state is not None and state.is_dir():
-        say(f"lip: stopped; the fit's state is kept in {state}/. Run the same command again to continue it")
+def say_state_kept(state: Path | None, why: str = "stopped") -> None:
+    """After Ctrl-C or SIGTERM, or a failed write, in a fit that keeps its state (lipcli/resume.py): where the
+    state is and how to continue from it."""
+    if state is not None and saved_fits(state):
+        say(f"lip: {why}; the fit's state is kept in {state}/. Run the same command again to continue it")
 
 
 def steps_done(last: dict[Any, int], fitter: Any, iteration: int) -> int:

@@ -295,7 +295,12 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
             _save(dest, exc.picture)
             raise LipRuntimeError(f"{exc} — the last good result (iteration {exc.iteration}) "
                                   f"was written to {dest}") from None
-    _save(dest, restored.picture)
+    try:
+        _save(dest, restored.picture)
+    except LipRuntimeError:  # e.g. a full disk: a saved state is kept to continue from
+        say_state_kept(state, "the image was not written")
+        raise
+    restored.discard_state()
     report = {**restored.report, "output": str(dest)}
     _say_restored(report)
     run_log.write("result", **report)
