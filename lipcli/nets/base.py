@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
@@ -71,6 +72,17 @@ def validate(spec: Spec) -> None:
     """
     with torch.device("meta"):
         build(spec)
+
+
+def pad(x: torch.Tensor, widths: tuple[int, ...], mode: str) -> torch.Tensor:
+    """`F.pad` (a non-zero `mode`) in `x`'s own dtype. CPU autocast runs reflection padding in fp32, so a
+    bf16 activation would be cast up before every padded conv and back down for it, and the same again in
+    backward: 4-8% of a bf16 iteration at 128x128 (benchmarks/RESULTS-pad.md). The padded values are the
+    input's own, so nothing is lost by padding in bf16."""
+    if x.device.type == "cpu" and x.dtype != torch.float32:
+        with torch.autocast("cpu", enabled=False):
+            return F.pad(x, widths, mode=mode)
+    return F.pad(x, widths, mode=mode)
 
 
 def count_params(net: nn.Module) -> int:

@@ -85,7 +85,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..masks import Masks, kept_count
-from .base import count_params
+from .base import count_params, pad
 from .skip import ConvBlock, HourglassGeometry, SkipNet
 
 Size = tuple[int, int]
@@ -256,8 +256,8 @@ def _src_init(module: nn.Module) -> None:
 
 
 def _out_size(geometry: tuple, size: Size) -> Size:
-    k, stride, pad = geometry
-    return tuple((s + 2 * p - kk) // st + 1 for s, p, kk, st in zip(size, pad, k, stride))
+    k, stride, padding = geometry
+    return tuple((s + 2 * p - kk) // st + 1 for s, p, kk, st in zip(size, padding, k, stride))
 
 
 class _Conv(nn.Module):
@@ -294,11 +294,11 @@ class _Conv(nn.Module):
             if bias is None:
                 bias = torch.zeros(self.out_channels, device=consts.device if consts is not None else None)
             return bias.view(1, -1, 1, 1).expand(batch, -1, h, w).contiguous()
-        pad = self.pad
-        if self.padding_mode != "zeros" and any(pad):
-            x = F.pad(x, (pad[1], pad[1], pad[0], pad[0]), mode=self.padding_mode)
-            pad = (0, 0)
-        return F.conv2d(x, self.weight, bias, self.stride, pad)
+        widths = self.pad
+        if self.padding_mode != "zeros" and any(widths):
+            x = pad(x, (widths[1], widths[1], widths[0], widths[0]), self.padding_mode)
+            widths = (0, 0)
+        return F.conv2d(x, self.weight, bias, self.stride, widths)
 
 
 class _Block(nn.Module):

@@ -10,12 +10,23 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .base import FAMILIES, Net, Spec
+from .base import FAMILIES, Net, Spec, pad
 
 CHECKPOINT_SAVING = 0.65  # activation memory with checkpointed conv blocks / without (measured)
 
 
 POOL_PLACES = ("act", "conv")  # spec "pool_at": after BN + activation (absent = this), or right after the conv
+
+
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d whose reflection padding runs in the input's dtype (`base.pad`: no fp32 round trip under
+    CPU autocast). The same parameters, attributes and results as nn.Conv2d."""
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.padding_mode == "zeros":
+            return super()._conv_forward(x, weight, bias)
+        return F.conv2d(pad(x, self._reversed_padding_repeated_twice, self.padding_mode), weight, bias,
+                        self.stride, 0, self.dilation, self.groups)
 
 
 class ConvBlock(nn.Module):
@@ -35,7 +46,7 @@ class ConvBlock(nn.Module):
                  act: bool = True, pool: nn.Module | None = None) -> None:
         super().__init__()
         mode = "reflect" if pad == "reflection" and k > 1 else "zeros"
-        self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=(k - 1) // 2, padding_mode=mode)
+        self.conv = Conv2d(cin, cout, k, stride=stride, padding=(k - 1) // 2, padding_mode=mode)
         self.pool = pool
         self.bn = nn.BatchNorm2d(cout)
         self.act = act

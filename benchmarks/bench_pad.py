@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Reflection padding in the activation's own dtype (lipcli/nets/base.py `pad`) against padding through
+CPU autocast, which runs it in fp32 (a bf16 activation cast up before each padded conv, back down for the
+conv, and both casts again in backward). Per-iteration time of lip's real loop (`fit`, bf16 autocast +
+channels_last) for the default prior (the shipped channel ticket, compacted), a uniform 1/4-width net and
+the dense net, with bench_iter.py's plain fp32 reference loop in the same run for scale. Paths are
+interleaved per repeat; medians of the per-repeat medians.
+
+    python benchmarks/bench_pad.py --size 128 --repeats 7 --steps 30 --threads 2   # its tables: RESULTS-pad.md
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import os
+import statistics
+import sys
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_iter import build_reference, synthetic_problem, time_lip, time_ref  # noqa: E402
+
+from lipcli import api, nets  # noqa: E402
+from lipcli.nets import compact as compact_mod, skip  # noqa: E402
+from lipcli.restore import fitted_form  # noqa: E402
+
+REFERENCE = ("dip-w32", "dip (dense)")  # nets the plain reference loop can run
+
+
+@contextmanager
+def autocast_padding() -> Iterator[None]:
+    """lip before this change: every reflection pad goes through F.pad under the caller's autocast."""
+    saved = skip.pad, compact_mod.pad
+    skip.pad = compact_mod.pad = lambda x, widths, mode: F.pad(x, widths, mode=mode)
+    try:
+        yield
+    finally:
+        skip.pad, compact_mod.pad = saved
+
+
+def nets_to_time(seed: int) -> dict[str, tuple[dict, torch.nn.Module]]:
+    """name -> (spec of the net the reference loop mirrors, the net lip fits), at seed `seed`'s weights."""
+    prior = api.restorer(device="cpu").prior  # the default denoising prior
+    ticket, _, _ = fitted_form(prior.build(seed), prior, lambda line: None)
+    torch.manual_seed(seed)
+    return {"default ticket (compacted)": (prior.spec, ticket),
+            "dip-w32": (nets.preset("dip-w32"), nets.build(nets.preset("dip-w32"))),
+            "dip (dense)": (nets.preset("dip"), nets.build(nets.preset("dip")))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    _, noisy = synthetic_problem(a.size)
+    ms: dict[tuple[str, str], list[float]] = {}
+    for rep in range(a.repeats):
+        for name, (spec, lip_net) in nets_to_time(rep).items():
+            z = nets.make_input(nets.build(spec), a.size, a.size, torch.Generator().manual_seed(rep))
+            if name in REFERENCE:  # the plain loop has no compacted net: it runs the uniform ones
+                ref, _, _ = build_reference(spec)
+                ms.setdefault((name, "ref"), []).append(statistics.median(time_ref(ref, z, noisy, a.steps)) * 1e3)
+            arms = ("autocast pad", "own-dtype pad")
+            for arm in arms if rep % 2 == 0 else arms[::-1]:  # same weights; the order alternates
+                with autocast_padding() if arm == "autocast pad" else nullcontext():
+                    t = time_lip("lip-bf16-cl", copy.deepcopy(lip_net), z, noisy, a.steps, rep)[0]
+                ms.setdefault((name, arm), []).append(statistics.median(t) * 1e3)
+            print(f"repeat {rep + 1}/{a.repeats} {name}: " + ", ".join(
+                f"{k[1]} {v[-1]:.1f} ms" for k, v in ms.items() if k[0] == name), file=sys.stderr, flush=True)
+    med = {k: statistics.median(v) for k, v in ms.items()}
+    lines = [
+        f"## {a.size}x{a.size}", "",
+        f"- command: `python benchmarks/bench_pad.py --size {a.size} --repeats {a.repeats} --steps {a.steps} "
+        f"--threads {a.threads}`",
+        f"- {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, torch {torch.__version__}, {a.threads} threads, "
+        f"load average at the end {os.getloadavg()[0]:.1f}; medians of {a.repeats} interleaved repeats of the median "
+        f"of {a.steps} iterations; lip = bf16 autocast + channels_last",
+        "", "| net | ref ms/iter | lip, autocast pad | lip, own-dtype pad | own / autocast (paired: median, range) "
+        "| ref / own-dtype |", "|---|---:|---:|---:|---:|---:|"]
+    for name in dict.fromkeys(k[0] for k in ms):
+        old, new = med[name, "autocast pad"], med[name, "own-dtype pad"]
+        pairs = sorted(n / o for n, o in zip(ms[name, "own-dtype pad"], ms[name, "autocast pad"]))
+        ref = med.get((name, "ref"))
+        lines.append(f"| {name} | {'-' if ref is None else f'{ref:.1f}'} | {old:.1f} | {new:.1f} | "
+                     f"{statistics.median(pairs):.3f} ({pairs[0]:.3f}-{pairs[-1]:.3f}) | "
+                     f"{'-' if ref is None else f'{ref / new:.2f}x'} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        a.out.write_text(text)
+
+
+
+if __name__ == "__main__":
+    main()
