@@ -62,6 +62,24 @@ LIP_PATHS = {
 ALL_PATHS = ("ref", *LIP_PATHS)
 
 
+def timing_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options of the interleaved per-iteration benchmarks (bench_widths.py, bench_pad.py)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=None)
+    return ap
+
+
+def emit(text: str, out: Path | None) -> None:
+    """A benchmark's results (markdown) on stdout, and in `out` when given."""
+    print(text)
+    if out:
+        out.write_text(text)
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 

@@ -36,6 +36,9 @@ from PIL import Image
 from lipcli import device as devices
 from lipcli.images import resolve
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_iter import emit, log  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 NARROW_YAML = "net: {preset: dip, down: [32, 32, 32, 32, 32], up: [32, 32, 32, 32, 32]}\n"  # 152,199 params
 NETS = {"dense": ["--dense"], "ticket": [], "narrow": ["--config", "narrow.yaml"]}  # ticket: the default prior
@@ -43,10 +46,6 @@ ARMS = {"sequential": ["--jobs", "1"], "jobs": ["--jobs", "auto"]}
 ORIENTATIONS = [None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270,
                 Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM, Image.Transpose.TRANSPOSE,
                 Image.Transpose.TRANSVERSE]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def make_inputs(folder: Path) -> list[Path]:
@@ -149,10 +148,7 @@ def main() -> None:
                     if a.raw:
                         with open(a.raw, "a") as f:
                             f.write(json.dumps(run) + "\n")
-    text = report(runs)
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
+    emit(report(runs) + "\n", a.out)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ interleaved per repeat; medians of the per-repeat medians.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import datetime as dt
 import os
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_iter import build_reference, synthetic_problem, time_lip, time_ref  # noqa: E402
+from bench_iter import build_reference, emit, timing_parser, synthetic_problem, time_lip, time_ref  # noqa: E402
 
 from lipcli import api, nets  # noqa: E402
 from lipcli.nets import compact as compact_mod, skip  # noqa: E402
@@ -55,13 +54,7 @@ def nets_to_time(seed: int) -> dict[str, tuple[dict, torch.nn.Module]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=None)
-    a = ap.parse_args()
+    a = timing_parser(__doc__).parse_args()
     torch.set_num_threads(a.threads)
     _, noisy = synthetic_problem(a.size)
     ms: dict[tuple[str, str], list[float]] = {}
@@ -95,11 +88,7 @@ def main() -> None:
         lines.append(f"| {name} | {'-' if ref is None else f'{ref:.1f}'} | {old:.1f} | {new:.1f} | "
                      f"{statistics.median(pairs):.3f} ({pairs[0]:.3f}-{pairs[-1]:.3f}) | "
                      f"{'-' if ref is None else f'{ref / new:.2f}x'} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        a.out.write_text(text)
-
+    emit("\n".join(lines) + "\n", a.out)
 
 
 if __name__ == "__main__":

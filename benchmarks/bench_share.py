@@ -28,13 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_iter import emit, log  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 NETS = {"dense": ["--dense"], "ticket": []}  # ticket: the default prior
 ARMS = ("alone", "apart", "shared", "later")
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def start(net: str, iters: int, share: Path, out: Path) -> tuple[subprocess.Popen, float]:
@@ -102,10 +101,7 @@ def main() -> None:
             lines.append(f"| {net} | {arm} | {len(jobs)} | {statistics.median(walls):.1f} | "
                          f"{statistics.median(slow):.2f}x, {max(slow):.2f}x | "
                          f"{statistics.mean(j['psnr'] for j in jobs):.2f} | {jobs[0]['shared'] or '-'} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        a.out.write_text(text)
+    emit("\n".join(lines) + "\n", a.out)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ reference is bench_iter.py's plain fp32 loop on the same weights, z and noisy im
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import statistics
@@ -23,7 +22,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_iter import LIP_PATHS, build_reference, detector_ms, synthetic_problem, time_lip, time_ref  # noqa: E402
+from bench_iter import (build_reference, detector_ms, emit, synthetic_problem, time_lip, time_ref,  # noqa: E402
+                        timing_parser)
 
 from lipcli import device as devices, nets  # noqa: E402
 
@@ -31,13 +31,7 @@ WIDTHS = {"dip": 128, "dip-w64": 64, "dip-w32": 32, "dip-w16": 16}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=None)
-    a = ap.parse_args()
+    a = timing_parser(__doc__).parse_args()
     torch.set_num_threads(a.threads)
     path = "lip-bf16-cl" if devices.fast_bf16(torch.device("cpu")) else "lip-fp32"
     clean, noisy = synthetic_problem(a.size)
@@ -74,10 +68,7 @@ def main() -> None:
             f"| {name} | {nets.count_params(nets.build(nets.preset(name))):,} | {gflop[name]:.2f} | "
             f"{med[name, 'ref']:.1f} | {med[name, 'lip']:.1f} | {med[name, 'ref'] / med[name, 'lip']:.2f}x | "
             f"{med[name, 'lip'] / med['dip', 'lip']:.3f} | {gflop[name] / gflop['dip']:.3f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        a.out.write_text(text)
+    emit("\n".join(lines) + "\n", a.out)
 
 
 if __name__ == "__main__":
