@@ -77,7 +77,7 @@ def validate(spec: Spec) -> None:
 def pad(x: torch.Tensor, widths: tuple[int, ...], mode: str) -> torch.Tensor:
     """`F.pad` (a non-zero `mode`) in `x`'s own dtype. CPU autocast runs reflection padding in fp32, so a
     bf16 activation would be cast up before every padded conv and back down for it, and the same again in
-    backward: 4-8% of a bf16 iteration at 128x128 (benchmarks/RESULTS-pad.md). The padded values are the
+    backward: 1-8% of a bf16 iteration at 128x128 (benchmarks/RESULTS-pad.md). The padded values are the
     input's own, so nothing is lost by padding in bf16."""
     if x.device.type == "cpu" and x.dtype != torch.float32:
         with torch.autocast("cpu", enabled=False):
