@@ -85,40 +85,6 @@ def pad(x: torch.Tensor, widths: tuple[int, ...], mode: str) -> torch.Tensor:
     return F.pad(x, widths, mode=mode)
 
 
-def cat_channels(parts: list[torch.Tensor]) -> torch.Tensor:
-    """`torch.cat` over channels that keeps a channels-last net channels-last. A one-channel map's strides do
-    not say which layout it is in, so cat falls back to NCHW when one is among channels-last maps, and the
-    merge after it and the upsampling's backward before it take their slow NCHW paths (a channel ticket
-    keeps one filter of some skip branches; benchmarks/RESULTS-pad.md). Such maps are restrided first."""
-    if any(p.shape[1] > 1 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-           for p in parts):
-        parts = [p.clone(memory_format=torch.channels_last) if p.shape[1] == 1 else p for p in parts]
-    return torch.cat(parts, dim=1)
-
-
-class _ChannelsLastGrad(torch.autograd.Function):
-    """The identity, whose backward hands on a channels-last-contiguous gradient."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        return grad.contiguous(memory_format=torch.channels_last)
-
-
-def upsample2x(x: torch.Tensor, mode: str) -> torch.Tensor:
-    """2x upsampling (`mode` "bilinear" without corner alignment, or "nearest"), as the DIP hourglass does it.
-    In a channels-last net the gradient that reaches it is a channel slice of the merge's (it is
-    concatenated with the skip branch), and the CPU backward of bilinear upsampling is ~4x slower on such
-    a slice than on a contiguous map (benchmarks/RESULTS-pad.md): the slice is made contiguous first."""
-    y = F.interpolate(x, scale_factor=2, mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
-    if y.requires_grad and y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous():
-        y = _ChannelsLastGrad.apply(y)
-    return y
-
-
 def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 

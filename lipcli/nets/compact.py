@@ -85,7 +85,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..masks import Masks, kept_count
-from .base import cat_channels, count_params, pad, upsample2x
+from .base import count_params, pad
 from .skip import ConvBlock, HourglassGeometry, SkipNet
 
 Size = tuple[int, int]
@@ -437,10 +437,11 @@ class CompactSkipNet(HourglassGeometry, nn.Module):
             if i + 1 < len(self.levels):
                 d = self._level(i + 1, d, lv.down2.constants(), batch, dsize)
             if d is not None:
-                parts.append(upsample2x(d, self.up_mode))
+                parts.append(F.interpolate(d, scale_factor=2, mode=self.up_mode, **(
+                    {"align_corners": False} if self.up_mode == "bilinear" else {})))
         m = None
         if parts:
-            m = lv.merge_bn(cat_channels(parts) if len(parts) > 1 else parts[0])
+            m = lv.merge_bn(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
         out = lv.up(m, lv.merge_const_bias, batch, size)
         if lv.up1x1 is not None:
             out = lv.up1x1(out, lv.up.constants(), batch, size)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .base import FAMILIES, Net, Spec, cat_channels, pad, upsample2x
+from .base import FAMILIES, Net, Spec, pad
 
 CHECKPOINT_SAVING = 0.65  # activation memory with checkpointed conv blocks / without (measured)
 
@@ -168,9 +168,10 @@ class SkipNet(HourglassGeometry, Net):
         deep = lv.down2(deep)
         if i + 1 < len(self.levels):
             deep = self._level(i + 1, deep)
-        deep = upsample2x(deep, self.up_mode)
+        deep = F.interpolate(deep, scale_factor=2, mode=self.up_mode,
+                             **({"align_corners": False} if self.up_mode == "bilinear" else {}))
         if skip is not None:
-            deep = cat_channels([skip, deep])
+            deep = torch.cat([skip, deep], dim=1)
         out = lv.up(lv.merge_bn(deep))
         return lv.up1x1(out) if lv.up1x1 is not None else out
 
