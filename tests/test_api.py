@@ -120,3 +120,16 @@ def test_an_unreachable_noise_gate_never_stops_a_denoising_fit(tiny):
     plain = api.restore(x, simulate=True, es_gate=0.0, **common).report
     assert gated["iterations"] == gated["stopped_at"] == 40
     assert plain["iterations"] < 40
+
+
+def test_a_restorers_saved_state_stays_until_the_caller_discards_it(tiny, tmp_path):
+    """`state=FOLDER` keeps the fit's state after the call (the caller has not stored the image yet);
+    `Restored.discard_state()` removes it."""
+    from lipcli.resume import saved_fits
+
+    write_picture(tmp_path / "noisy.png", 32, 40, seed=3, noise_sigma=25)
+    folder = tmp_path / "out.png.lip-resume"
+    out = api.restorer(**tiny, resume_every=0.001)("noisy.png", state=folder)  # saved as it goes
+    assert saved_fits(folder) and out.state == folder
+    out.discard_state()
+    assert not folder.exists()

@@ -16,7 +16,8 @@ from ..fit import DivergenceError
 from ..gan import GENERATOR
 from ..physics.measurements import check_folder, save_measurements
 from ..physics.cs import CompressedSensing, operator_help
-from .render import Terminated, check_stdout_free, emit_json, fmt, guarded, progress, say, say_state_kept, steps_done
+from .render import (Terminated, check_stdout_free, emit_json, fmt, guarded, progress, say, say_state_kept, steps_done,
+                     write_then_discard)
 from .options import (Device, InpaintMask, ResumeEvery, Seed, Threads, described_option, generator_spec_option,
                       json_flag)
 
@@ -161,13 +162,7 @@ def cs_cmd(
             _write(dest, images_io.as_channels(exc.result.targets[0].final, problem.shape[0]))
             raise LipRuntimeError(f"{exc}; the last iterate before it ({exc.result.iterations}) was written to "
                                   f"{dest}") from None
-    try:
-        _write(dest, image_out)
-    except LipRuntimeError:  # e.g. a full disk: a saved state is kept to continue from
-        say_state_kept(state, "the image was not written")
-        raise
-    if state is not None:  # written: nothing is left to continue
-        resume.clear(state)
+    write_then_discard(lambda: _write(dest, image_out), state)
     rep.update(solved, input=image, output=str(dest), task=task, solver=solver, prior=prior,
                operator=problem.op.params(), iterations=iters, restarts=restarts, seed=seed, **source)
     line = f"{image} -> {dest}: {task} with {prior} ({solver})"

@@ -21,9 +21,9 @@ from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .. import files
-from ..errors import LipError
+from ..errors import LipError, LipRuntimeError
 from ..jsonsafe import finite
-from ..resume import saved_fits
+from ..resume import clear, saved_fits
 
 err = Console(stderr=True, highlight=False)
 
@@ -157,6 +157,18 @@ def say_state_kept(state: Path | None, why: str = "stopped") -> None:
     state is and how to continue from it."""
     if state is not None and saved_fits(state):
         say(f"lip: {why}; the fit's state is kept in {state}/. Run the same command again to continue it")
+
+
+def write_then_discard(write: Callable[[], None], state: Path | None) -> None:
+    """Write a fit's result, then remove the fit's saved state (lipcli/resume.py). A write that fails (a full
+    disk) keeps the state and says so before failing: the same command continues from it."""
+    try:
+        write()
+    except LipRuntimeError:
+        say_state_kept(state, "the image was not written")
+        raise
+    if state is not None:
+        clear(state)
 
 
 def steps_done(last: dict[Any, int], fitter: Any, iteration: int) -> int:

@@ -15,7 +15,7 @@ from ..errors import LipError, LipRuntimeError
 from ..fit import FitResult, Step
 from ..problem import Problem, largest_need
 from .render import (RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say,
-                     say_state_kept, steps_done)
+                     say_state_kept, steps_done, write_then_discard)
 from .options import (ARGS, Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, DataConsistency,
                       Device, EarlyStop, Ema, EsGate, EsPatience, EsWindow, InpaintMask, Iters, Jobs, Json, Keep, Log,
                       Lr, MaskType,
@@ -295,12 +295,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
             _save(dest, exc.picture)
             raise LipRuntimeError(f"{exc} — the last good result (iteration {exc.iteration}) "
                                   f"was written to {dest}") from None
-    try:
-        _save(dest, restored.picture)
-    except LipRuntimeError:  # e.g. a full disk: a saved state is kept to continue from
-        say_state_kept(state, "the image was not written")
-        raise
-    restored.discard_state()
+    write_then_discard(lambda: _save(dest, restored.picture), state)
     report = {**restored.report, "output": str(dest)}
     _say_restored(report)
     run_log.write("result", **report)
