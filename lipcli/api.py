@@ -189,24 +189,32 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     dev = _device(device)
     given = {**flags, "net": net, "early_stop": early_stop}
     settings = resolve_settings(task, config, dev, given)
+    TASKS.get(task).check_flags(flags, simulate, inpaint_mask)
     if dense and (mask is not None or prior != "dip"):
         raise LipError("--dense fits the dense DIP net: drop --mask / --prior")
-    if compact and mask is None:
-        raise LipError("--compact needs --mask: only a masked net has pruned filters to remove")
     if prior not in ("dip", "deep-decoder"):
         raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
     net_ = "deep-decoder" if prior == "deep-decoder" else settings["net"]
     if dd_k is not None and (mask is not None or nets.resolve_spec(net_)["kind"] != "decoder"):
         raise LipError(f"--dd-k {dd_k} sets the deep decoder's width: add --prior deep-decoder"
                        + (" and drop --mask" if mask is not None else ""))
-    if mask is None and prior == "dip" and not dense and settings.get("ticket"):
+    default = mask is None and prior == "dip" and not dense and settings.get("ticket")
+    if default:
         mask = settings["ticket"]
+    if compact and mask is None:
+        raise LipError("--compact needs a masked net (--mask): the dense net has no pruned filters to remove")
+    if mask is None and (round_ is not None or sparsity is not None):
+        raise LipError(f"--{'round' if round_ is not None else 'sparsity'} picks a round of a mask, and the dense "
+                       "net has none: add --mask")
     own = library.fast_settings(mask, settings["preset"])
     if own:  # a library entry measured with its own settings: they go over the preset's, under the user's
         settings = resolve_settings(task, config, dev, given, own)
     cfg = replace(fit_config(settings, settings["early_stop"], dev, seed), checkpoint=checkpoint)
     if mask is not None:
-        chosen = masked_prior(mask, round_, sparsity, init, compact)
+        try:
+            chosen = masked_prior(mask, round_, sparsity, init, compact)
+        except LipError as exc:  # the user named no mask: say which one the options were applied to
+            raise LipError(f"the default prior, library mask {mask}: {exc}" if default else str(exc)) from None
     else:  # the deep decoder's width follows --dd-k however it was asked for (--prior, --net, --config)
         chosen = dense_prior(net_, **({} if dd_k is None else {"k": dd_k}))
     check_every(resume_every)
@@ -301,6 +309,9 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         center_fraction=center_fraction, mask_type=mask_type, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise,
         sgld=s.sgld, precision=precision, net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird,
         scope=s.scope, target_sparsity=s.target_sparsity, **(cs or {})))
+    TASKS.get(task).check_flags(dict(sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask,
+                                     acceleration=acceleration, center_fraction=center_fraction,
+                                     mask_type=mask_type, **(cs or {})), simulate, inpaint_mask)
     cfg = replace(fit_config(settings, False, dev, seed), iters=int(settings["search_iters"]))
     if cfg.sgld and s.method != "imp":
         raise LipError(f"--sgld adds weight noise to IMP's fits; --method {s.method} trains no weights "

@@ -32,7 +32,7 @@ from .restore import Prior, restore
 from .resume import Keeper, fit_state
 
 # What each member reports; the ensemble's own scores replace these at the top level.
-MEMBER_KEYS = ("seed", "iterations", "stopped_at", "psnr_stopped", "ssim_stopped", "psnr_final",
+MEMBER_KEYS = ("seed", "iterations", "stopped_at", "auto_stopped", "psnr_stopped", "ssim_stopped", "psnr_final",
                "oracle_best_psnr", "oracle_best_iter", "recoveries", "seconds", "threads")
 # Fits the members elsewhere (the CLI's worker processes) and returns them in seed order; the folder is
 # where their states are kept (None: nowhere).
@@ -82,8 +82,9 @@ def restore_ensemble(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.
     tr = merged.targets[0]
     final, stopped = problem.scores(tr.final), problem.scores(tr.stopped)
     report = {
-        **fits[0][1], "ensemble": n, "members": [{k: rep[k] for k in MEMBER_KEYS} for _, rep in fits],
-        "iterations": merged.iterations, "stopped_at": tr.stopped_at, "recoveries": merged.recoveries,
+        **fits[0][1], "ensemble": n, "members": [{k: rep.get(k) for k in MEMBER_KEYS} for _, rep in fits],
+        "iterations": merged.iterations, "stopped_at": tr.stopped_at,
+        "auto_stopped": all(rep.get("auto_stopped") for _, rep in fits), "recoveries": merged.recoveries,
         "seconds": round(merged.seconds, 3), "psnr_final": final["psnr"], "psnr_stopped": stopped["psnr"],
         "ssim_final": final["ssim"], "ssim_stopped": stopped["ssim"],
         "oracle_best_psnr": None, "oracle_best_iter": None,

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator, TextIO
+from typing import BinaryIO, Iterable, Iterator, TextIO
 
 from .errors import LipError, LipRuntimeError
 
@@ -49,8 +49,17 @@ def is_stream(path: Path | str) -> bool:
         stat.S_ISREG(mode) and (_under_devices(Path(os.path.abspath(path))) or _under_devices(Path(path).resolve())))
 
 
-def check_writable(path: Path | str) -> None:
-    """Fail early, before hours of work, if `path` cannot be written (or must not be)."""
+def _same_file(a: Path, b: Path | str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # either does not exist (a sample name, a file still to be written)
+        return False
+
+
+def check_writable(path: Path | str, inputs: Iterable[Path | str | None] = ()) -> None:
+    """Fail early, before hours of work, if `path` cannot be written (or must not be): among other things,
+    if it is one of `inputs`, the files this run reads (`lip restore x.png -o x.png` would replace the
+    user's only copy of the image with the result)."""
     if is_stdout(path):
         return
     path = Path(path)
@@ -60,6 +69,9 @@ def check_writable(path: Path | str) -> None:
         mode = None
     if mode is not None and stat.S_ISDIR(mode):
         raise LipError(f"cannot write {path}: it is a folder (give a file name)")
+    if mode is not None and not is_stream(path) and any(x is not None and _same_file(path, x) for x in inputs):
+        raise LipError(f"cannot write {path}: it is one of this run's inputs, which lip never overwrites "
+                       "(choose another --out)")
     if mode is not None and stat.S_ISBLK(mode):
         raise LipError(f"cannot write {path}: it is a block device (give a file name)")
     if is_stream(path):

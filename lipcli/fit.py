@@ -87,6 +87,7 @@ class TargetResult:
     final: torch.Tensor
     stopped: torch.Tensor
     stopped_at: int
+    auto_stopped: bool = False  # the stop rule chose `stopped` (else it is the last iterate: the cap was reached)
     oracle_best: float | None = None
     oracle_best_iter: int | None = None
     curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, metric vs clean)
@@ -358,7 +359,7 @@ def fit(
                 if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None):
                     pending[k] = it + lag
                 if pending[k] is not None and it >= pending[k]:
-                    results[k].stopped, results[k].stopped_at = views[k].clone(), it
+                    results[k].stopped, results[k].stopped_at, results[k].auto_stopped = views[k].clone(), it, True
                     pending[k] = None
                 value = None
                 if t.clean is not None and (it % cfg.metric_every == 0 or it == cfg.iters):
@@ -395,5 +396,5 @@ def _finish(results: list[TargetResult], views: list, pending: list[int | None],
             continue
         r.final = views[k].clone()
         if r.stopped.numel() == 0 or pending[k] is not None:  # no minimum yet, or its lag not reached
-            r.stopped, r.stopped_at = r.final, it
+            r.stopped, r.stopped_at, r.auto_stopped = r.final, it, False
     return FitResult(results, it, losses, recoveries, time.perf_counter() - start)

@@ -57,9 +57,18 @@ def upright(a: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ORIENT.get(orientation, lambda x: x)(a))
 
 
+IMAGE_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", **dict.fromkeys(TIFF_MAGIC, "a TIFF image")}
+
+
 def read_npy(path: Path, check_size: SizeCheck) -> np.ndarray:
     """A .npy array, its shape checked from the header before the data is read; never unpickled."""
     check_file(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    kind = next((what for magic, what in IMAGE_MAGIC.items() if head.startswith(magic)), None)
+    if kind is not None or not head.startswith((b"\x93NUMPY", b"PK", b"\x80")):  # np.load: "a pickle"
+        raise LipError(f"cannot read {path}: not a .npy array file"
+                       + (f"; it is {kind}: give it its own suffix" if kind else " (save it with numpy.save)"))
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:

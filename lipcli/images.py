@@ -150,6 +150,9 @@ def check_readable(paths: list[Path]) -> None:
     for path in paths:
         if not resolve(path).is_file():
             what = "it is a folder (give an image file)" if resolve(path).is_dir() else "no such file (check the path)"
+            if str(path).startswith(SAMPLE_PREFIX):
+                what = "no such sample (bundled: " + ", ".join(SAMPLE_PREFIX + p.stem for p in sorted(
+                    resolve(SAMPLE_PREFIX).parent.glob("*.png")) if not p.stem.endswith("_samples")) + ")"
             raise LipError(f"cannot read {path}: {what}")
 
 
@@ -407,6 +410,8 @@ def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
     if other.size:
         raise LipError(f"mask {path} is not black-and-white: it has {other.size} gray values besides 0 and 255 "
                        "(threshold it, e.g. values >= 128 become white, and save as PNG)")
+    if not values.any():
+        raise LipError(f"mask {path} observes no pixel: it is all black (white marks the pixels that are kept)")
     return arr == 255
 
 

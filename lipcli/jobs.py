@@ -181,7 +181,7 @@ def _failure(failed: list[Worker], jobs: int) -> LipError:
         return line if code > 0 else f"{line} (killed by signal {-code}{', out of memory?' if code == -9 else ''})"
 
     if len(failed) == 1:
-        text = f"{why(failed[0])} ({failed[0].name} stopped there; the other jobs finished)"
+        text = f"{why(failed[0])} ({failed[0].name}; the other jobs finished)"
     else:
         text = f"{len(failed)} of {jobs} jobs failed: " + "; ".join(f"{w.name}: {why(w)}" for w in failed)
     return LipError(text) if all(w.proc.returncode == 2 for w in failed) else LipRuntimeError(text)

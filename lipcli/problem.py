@@ -35,6 +35,13 @@ class Problem:
     stored: images.Stored  # how the input held its samples: the output is written the same way
     sha256: str  # of the decoded input pixels
     clean: torch.Tensor | None = None  # (1,3,H,W), for reporting only
+    simulated: bool = False  # lip degraded a clean input itself (--simulate)
+
+    def operator_params(self) -> dict[str, Any]:
+        """The operator as reports and artifacts record it. A noise level is known only where lip added the
+        noise (--simulate); a real observation's is null (`noise_sigma` estimates it)."""
+        params = self.op.params()
+        return params if self.simulated or "sigma" not in params else {**params, "sigma": None}
 
     @property
     def metric_name(self) -> str:
@@ -59,7 +66,7 @@ class Problem:
         """Why SSIM is not reported for this problem (an image smaller than its window), else None."""
         if self.clean is None or min(self.size) >= SSIM_MIN_SIDE:
             return None
-        return (f"SSIM is not defined for a {self.size[1]}x{self.size[0]} image (its Gaussian window needs "
+        return (f"SSIM is not defined for an image of {self.size[1]}x{self.size[0]} pixels (its Gaussian window needs "
                 f"{SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels); reported as null")
 
     def noise_sigma(self) -> float | None:
@@ -100,7 +107,7 @@ class Problem:
 def provenance(problems: list[Problem]) -> dict[str, Any]:
     """What a mask artifact records about the images it was searched on: the operator, and each
     image's name, pixel hash and size."""
-    return {"operator": problems[0].op.params(),
+    return {"operator": problems[0].operator_params(),
             "images": [{"name": p.name, "sha256": p.sha256, "height": p.size[0], "width": p.size[1]}
                        for p in problems]}
 
@@ -185,4 +192,4 @@ def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, si
         stored = images.Stored("float32", 0.0, unit)
     y = _rgb(y) if y.dim() == 4 else y  # images are replicated; measurement vectors (CS, (1, m)) are not
     return Problem(name=name, y=y, task=kind, op=op, size=size, gray=gray, alpha=alpha,
-                   stored=stored, sha256=sha256, clean=None if ref is None else ref / unit)
+                   stored=stored, sha256=sha256, clean=None if ref is None else ref / unit, simulated=simulate)

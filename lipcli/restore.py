@@ -55,6 +55,9 @@ def masked_prior(path: Path | str | artifact.Artifact, round_: int | None, spars
     """Load a mask artifact (or take a loaded one) and pick a round: explicit, nearest to a sparsity, or
     the recommended one."""
     art = path if isinstance(path, artifact.Artifact) else artifact.load(path)
+    if art.spec.get("kind") == "gan":
+        raise LipError(f"{path} is a generator's mask (lip prune --prior gan): use it with lip cs --mask; "
+                       "restoring needs a DIP mask")
     if round_ is not None and sparsity is not None:
         raise LipError("give --round or --sparsity, not both")
     if sparsity is not None:
@@ -140,9 +143,10 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     tr = result.targets[0]
     final, stopped = problem.scores(tr.final), problem.scores(tr.stopped)
     report = {
-        "input": problem.name, "task": problem.op.name, "operator": problem.op.params(),
+        "input": problem.name, "task": problem.op.name, "operator": problem.operator_params(),
         "sigma_estimated": problem.noise_sigma(),
-        "iterations": result.iterations, "stopped_at": tr.stopped_at, "metric": problem.metric_name,
+        "iterations": result.iterations, "stopped_at": tr.stopped_at, "auto_stopped": tr.auto_stopped,
+        "metric": problem.metric_name,
         "psnr_final": final["psnr"], "psnr_stopped": stopped["psnr"],
         "ssim_final": final["ssim"], "ssim_stopped": stopped["ssim"],
         "oracle_best_psnr": tr.oracle_best, "oracle_best_iter": tr.oracle_best_iter,

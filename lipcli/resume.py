@@ -43,8 +43,8 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def check_every(every: float | None) -> None:
     """`--resume-every`: seconds between saves, >= 0 (None: only when stopped)."""
-    if every is not None and every < 0:
-        raise LipError(f"--resume-every {every:g}: seconds between saves must be >= 0")
+    if every is not None and not every >= 0:  # NaN too
+        raise LipError(f"--resume-every {every:g}: seconds between saves must be a number >= 0")
 
 
 def state_folder(output: Path) -> Path | None:

@@ -242,6 +242,13 @@ def inpaint_mask(w: "Work", size: tuple[int, int], value: int = 255, name: str =
     return name
 
 
+def picture_at(w: "Work", name: str, size: int = 64) -> str:
+    """A valid picture at `name` (folders made) below the case's folder."""
+    (w.dir / name).parent.mkdir(parents=True, exist_ok=True)
+    write_picture(w.dir / name, size, size)
+    return name
+
+
 def readonly(w: "Work", name: str = "ro") -> str:
     """A folder with mode 0555. Root ignores the mode bits; then lip's permission check is made to
     see the folder as a user would (os.access reports it read-only), so the case still runs."""
@@ -466,6 +473,44 @@ case("restore", "inpaint mask not binary",
      "black-and-white")
 case("restore", "inpaint mask missing", lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask",
                                                    "nomask.png"], "nomask.png")
+case("restore", "inpaint mask all black",
+     lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask", inpaint_mask(w, (64, 64), value=0)],
+     "mask.png", "observes no pixel")
+case("restore", "--keep beside --inpaint-mask",
+     lambda w: ["img.png", "--task", "inpaint", "--simulate", "--keep", "0.3", "--inpaint-mask",
+                inpaint_mask(w, (64, 64))], "--keep", "give one of them")
+# --- lip restore: flags the task would ignore
+case("restore", "--sigma on a real image", lambda w: ["img.png", "--sigma", "15"], "--sigma", "--simulate",
+     "estimated")
+case("restore", "--scale on denoising", lambda w: ["img.png", "--scale", "2"], "--scale applies to --task sr")
+case("restore", "--inpaint-mask on denoising", lambda w: ["img.png", "--inpaint-mask", inpaint_mask(w, (64, 64))],
+     "--inpaint-mask applies to --task inpaint")
+case("restore", "--measurements on denoising", lambda w: ["img.png", "-m", "100"],
+     "--measurements applies to --task cs")
+case("restore", "--acceleration on a real k-space", lambda w: [*mri(w), "--acceleration", "8"], "--acceleration",
+     "--sampling-mask")
+case("prune", "--sigma on a real image", lambda w: ["img.png", "--sigma", "15"], "--sigma", "--simulate")
+# --- outputs that are inputs
+case("restore", "output is the input", lambda w: ["img.png", "-o", "img.png"], "img.png",
+     "one of this run's inputs")
+case("restore", "output folder holds the inputs",
+     lambda w: [picture_at(w, "in/a.png"), "img.png", "-o", "in/"],
+     "in/a.png", "one of this run's inputs")
+case("restore", "output is the --clean reference",
+     lambda w: ["img.png", "--clean", picture_at(w, "ref.png"), "-o", "ref.png"],
+     "ref.png", "one of this run's inputs")
+case("prune", "artifact written over the input", lambda w: ["img.png", "--simulate", "-o", "img.png"],
+     "one of this run's inputs")
+case("prune", "artifact not named .safetensors", lambda w: ["img.png", "--simulate", "-o", "mask.txt"],
+     ".safetensors")
+case("cs", "output is the input", lambda w: ["img.png", "--simulate", "--prior", "dip", "-o", "img.png"],
+     "one of this run's inputs")
+# --- stdout shared
+case("restore", "-o - with --log -", lambda w: ["img.png", "-o", "-", "--log", "-"], "--log - and -o -")
+case("restore", "--json with --log -", lambda w: ["img.png", "--json", "--log", "-"], "--log - and --json")
+case("restore", "PNG named .npy", lambda w: [npy(w, "png.npy", (w.dir / "img.png").read_bytes())],
+     "png.npy", "a PNG image")
+case("restore", "unknown sample", lambda w: ["sample:nope"], "no such sample", "sample:house")
 case("restore", "inpaint mask is not an image",
      lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask", bad_image(w, "text")], "not an image")
 # --- lip restore: MRI k-space and sampling masks
@@ -520,7 +565,11 @@ case("restore", "--mask artifact missing", lambda w: ["img.png", "--mask", "none
 case("restore", "--round not in the artifact", lambda w: ["img.png", "--mask", "A.safetensors", "--round", "9"],
      "round 9")
 # --- lip restore: names
-case("restore", "--compact without --mask", lambda w: ["img.png", "--compact"], "--compact needs --mask")
+case("restore", "--compact with --dense", lambda w: ["img.png", "--dense", "--compact"], "--compact needs a masked net")
+case("restore", "--round past the default ticket's", lambda w: ["img.png", "--config", "fast", "--round", "9"],
+     "the default prior, library mask dip-channel-house: round 9")
+case("restore", "--round of the dense net", lambda w: ["img.png", "--dense", "--round", "1"], "--round",
+     "add --mask")
 case("restore", "unknown task", lambda w: ["img.png", "--task", "deblur"], "unknown task 'deblur'")
 case("restore", "unknown device", lambda w: ["img.png", "--device", "banana"], "unknown device 'banana'")
 case("restore", "--device cuda without a GPU", lambda w: ["img.png", "--device", "cuda"], "no CUDA GPU",
@@ -942,6 +991,7 @@ case("transfer", "--data-consistency for a grid without an exact step",
      lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "denoise,sr4", "--data-consistency"],
      "no task of the grid (denoise, sr4) has an exact step")
 case("restore", "--resume-every below 0", lambda w: ["img.png", "--resume-every", "-1"], "--resume-every -1", ">= 0")
+case("restore", "--resume-every NaN", lambda w: ["img.png", "--resume-every", "nan"], "--resume-every nan", ">= 0")
 case("cs", "--resume-every below 0", lambda w: ["img.png", "--simulate", "--prior", "dip", "--resume-every", "-1"],
      "--resume-every -1", ">= 0")
 

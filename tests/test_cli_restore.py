@@ -129,6 +129,36 @@ def test_real_input_without_clean_has_null_scores(workdir):
     assert read(default_out)[:2] == ("L", (53, 37))
 
 
+def test_the_report_says_whether_the_rule_or_the_cap_ended_the_fit(workdir):
+    """`auto_stopped`: a fit the rule ended, against one that ran to --iters and returns its last iterate."""
+    quick = ["--ema", "0", "--es-gate", "0", "--es-window", "2", "--es-patience", "1"]  # fires within a few steps
+    ruled = lip("restore", workdir / "rgb.png", "--json", "--iters", "60", *quick, *FAST, *CHEAP,
+                "-o", workdir / "a.png")
+    capped = lip("restore", workdir / "rgb.png", "--json", "--iters", "2", *FAST, *CHEAP, "-o", workdir / "b.png")
+    a, b = json_report(ruled), json_report(capped)
+    assert a["auto_stopped"] and a["stopped_at"] < 60 and f"auto-stop at {a['stopped_at']}" in ruled.stderr
+    assert not b["auto_stopped"] and b["stopped_at"] == 2 and "no automatic stop before the cap" in capped.stderr
+    assert a["operator"] == {"name": "denoise", "sigma": None}  # a real observation's noise level is not known
+
+
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(workdir):
+    before = (workdir / "rgb.png").read_bytes()
+    result = lip("restore", workdir / "rgb.png", "-o", workdir / "rgb.png", "--iters", "2", *FAST, *CHEAP)
+    assert result.exit_code == 2 and "one of this run's inputs" in result.stderr
+    assert (workdir / "rgb.png").read_bytes() == before
+
+
+def test_one_after_the_other_a_refused_input_does_not_stop_the_others(workdir):
+    (workdir / "broken.png").write_bytes((workdir / "rgb.png").read_bytes()[:100])
+    result = lip("restore", workdir / "rgb.png", workdir / "broken.png", workdir / "gray.png", "--jobs", "1",
+                 "--iters", "2", *FAST, *CHEAP, "-o", workdir / "outs")
+    assert result.exit_code == 2
+    assert sorted(p.name for p in (workdir / "outs").iterdir()) == ["gray.png", "rgb.png"]
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("lip: broken.png not restored: cannot read") for line in lines)
+    assert lines[-1].startswith("lip: error: cannot read") and "broken.png" in lines[-1]
+
+
 def test_real_input_with_clean_is_scored(workdir):
     noisy = np.asarray(PILImage.open(workdir / "rgb.png")).astype(float)
     noisy += np.random.default_rng(0).normal(0, 25, noisy.shape)
@@ -278,7 +308,7 @@ def test_two_inputs_with_the_same_name_are_refused(workdir):
     before = listing(workdir)
     result = lip("restore", workdir / "rgb.png", workdir / "a" / "rgb.png", "-o", workdir / "outs", *FAST)
     assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
-    assert "share a file name" in result.stderr
+    assert "a/rgb.png would both be written to" in result.stderr
     # The output folder may have been created, but no image was written.
     assert {p for p in listing(workdir) - before if p.endswith(".png")} == set()
 

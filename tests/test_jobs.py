@@ -89,7 +89,7 @@ def test_a_failed_job_is_one_error_line_and_the_others_finish(folder, tmp_path):
     assert result.exit_code == 2, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("lip: error:")]
     assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0]
-    assert "cannot read broken.png" in errors[0] and "job 2/2 stopped there" in errors[0], errors
+    assert "cannot read broken.png" in errors[0] and "(job 2/2; the other jobs finished)" in errors[0], errors
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["astro.png", "waves.png"]
 
 

@@ -166,10 +166,18 @@ def test_restore_compact_with_nothing_to_compact_fits_the_masked_net(workdir):
 
 
 def test_compact_needs_a_mask(workdir):
-    result = lip("restore", workdir / "rgb.png", "--compact", "--iters", "2", *FAST)
+    result = lip("restore", workdir / "rgb.png", "--compact", "--dense", "--iters", "2", *FAST)
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "lip: error: --compact needs --mask: only a masked net has pruned filters to remove"]
+        "lip: error: --compact needs a masked net (--mask): the dense net has no pruned filters to remove"]
+
+
+def test_compact_applies_to_the_default_ticket(workdir):
+    """With no prior flag the CPU preset fits its shipped ticket, which --compact may name explicitly."""
+    result = lip("restore", workdir / "rgb.png", "--compact", "--iters", "2", "--json", "-o", workdir / "d.png",
+                 "--config", "fast", "--threads", "1")
+    assert result.exit_code == 0, result.stderr
+    assert json_report(result)["compact"]["fitted"] == "compact"
 
 
 def test_only_the_skip_net_is_compacted():

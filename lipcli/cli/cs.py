@@ -17,7 +17,7 @@ from ..gan import GENERATOR
 from ..physics.measurements import check_folder, save_measurements
 from ..physics.cs import CompressedSensing, operator_help
 from .render import (Terminated, check_stdout_free, emit_json, fmt, guarded, progress, say, say_state_kept, steps_done,
-                     write_then_discard)
+                     set_threads_quietly, write_then_discard)
 from .options import (Device, InpaintMask, ResumeEvery, Seed, Threads, described_option, generator_spec_option,
                       json_flag)
 
@@ -89,7 +89,7 @@ def cs_cmd(
     continues it. A generator's restarts take seconds and start over."""
     dev = devices.resolve(device)
     resume.check_every(resume_every)
-    devices.set_threads(threads, say)
+    say_threads = set_threads_quietly(threads)
     config.check_lr(lr)
     if task not in ("cs", "inpaint"):
         raise LipError(f"unknown --task {task!r}: use cs or inpaint")
@@ -117,8 +117,9 @@ def cs_cmd(
     problem = load_problem(inputs, g_shape)
     dest = out or Path(f"{problem.name}_{task}.png")
     check_stdout_free(dest, json_)
-    files.check_writable(dest)
+    files.check_writable(dest, [image, matrix, clean, inpaint_mask, generator, mask, weights])
     images_io.check_suffix(dest)
+    say_threads()
     if save_measurements_ is not None:
         check_folder(save_measurements_)
     if problem.size != problem.shape[1:]:
@@ -152,7 +153,7 @@ def cs_cmd(
                     on_step=lambda step: advance(steps_done(last, None, step.iteration), f"loss {step.loss:.5g}"),
                     notify=say, mom_batch=mom_batch if solver == "mom" else None, keeper=keeper)
         except (KeyboardInterrupt, Terminated):
-            say_state_kept(state)
+            say_state_kept(state, output=dest)
             raise
         except DivergenceError as exc:  # keep the last good output, then fail with exit 1 (as lip restore)
             if state is not None:  # continuing would diverge again

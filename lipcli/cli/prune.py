@@ -5,6 +5,7 @@ pretrained generator (`prune_gan.py`). Their flags are grouped into small settin
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -19,7 +20,8 @@ from ..fit import Step
 from ..prune.gan_imp import GanImpSettings
 from ..prune.channel_scores import CHANNEL_SCORES
 from ..prune.run import every_method, methods
-from .render import RunLog, Terminated, emit_json, guarded, progress, say, say_round, say_stopped
+from .render import (RunLog, Terminated, check_stdout_free, emit_json, guarded, progress, say, say_round,
+                     say_stopped, set_threads_quietly)
 from .options import (Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, Device, InpaintMask, Json,
                       Keep, Log, Lr, MaskType, Measurements, Outliers, Precision, RegNoise, SamplingMask, Scale, Seed,
                       Sgld, Sigma, Simulate, Solver, Task, Threads, generator_spec_option, net_option, registry_option)
@@ -60,12 +62,15 @@ class Session:
     slim: bool = False
 
 
-def artifact_output(resume: Optional[Path], out: Path) -> Path:
-    """The artifact a search writes: the one resumed (a regular file: it is read back), else `out`."""
+def artifact_output(resume: Optional[Path], out: Path, inputs: Iterable[Optional[Path]] = ()) -> Path:
+    """The artifact a search writes: the one resumed (a regular file: it is read back), else `out`, which must
+    be named .safetensors (or be a stream): `-o photo.png` is a slip that would write a mask under an image's name."""
     if resume is not None and files.is_stream(resume):
         raise LipError(f"--resume {resume}: give the artifact file itself, not a device or pipe")
     path = resume or out
-    files.check_writable(path)
+    files.check_writable(path, inputs)
+    if resume is None and not files.is_stream(out) and out.suffix.lower() != ".safetensors":
+        raise LipError(f"cannot write {out}: a mask artifact is a .safetensors file (e.g. -o {out.stem}.safetensors)")
     return path
 
 
@@ -176,13 +181,15 @@ def prune_cmd(
     if prior not in ("dip", "gan"):
         raise LipError(f"unknown --prior {prior!r}: use dip or gan")
     check_prior_flags(ctx, prior)
+    check_stdout_free(out, json_, log)
     if prior == "gan":
         if images:
             raise LipError("--prior gan fine-tunes the generator on --data, not on images: drop the image arguments")
         given = {k: v for k, v in dict(rounds=rounds, rate=rate).items() if v is not None}  # else GanImpSettings'
         return prune_gan(GanPrune(generator, generator_spec, data, GanImpSettings(
             **given, epochs=epochs, ratio=ratio, method=method, seed=seed),
-            artifact_output(resume, out or Path(f"generator_{method}.safetensors")), resume is not None, threads,
+            artifact_output(resume, out or Path(f"generator_{method}.safetensors"), [data, generator]),
+            resume is not None, threads,
             json_))
     dev = devices.resolve(device)
     if not images:
@@ -200,12 +207,14 @@ def prune_cmd(
 
 def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
     """Search a DIP mask on the images (IMP, OES or a one-shot score), writing the artifact every round."""
-    devices.set_threads(run.threads, say)
+    say_threads = set_threads_quietly(run.threads)
     job = api.pruner(t.images, task=t.task, simulate=t.simulate, clean=t.clean, oracle_target=t.oracle_target,
                      inpaint_mask=t.inpaint_mask, **t.degradation, precision=run.precision, config=run.config,
                      device=dev, seed=run.seed, **asdict(s))
     first = t.images[0]
-    out_path = artifact_output(run.resume, run.out or first.with_name(f"{first.stem}_{s.method}.safetensors"))
+    out_path = artifact_output(run.resume, run.out or first.with_name(f"{first.stem}_{s.method}.safetensors"),
+                               [*t.images, *(t.clean or []), *(t.oracle_target or []), t.inpaint_mask, s.like])
+    say_threads()
 
     def on_start() -> None:
         say(f"lip prune: {s.method} on {', '.join(p.name for p in t.images)} ({t.task}), "

@@ -20,7 +20,7 @@ from rich.console import Console, RenderableType
 from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .. import files
+from .. import device as devices, files
 from ..errors import LipError, LipRuntimeError
 from ..jsonsafe import finite
 from ..resume import clear, saved_fits
@@ -101,11 +101,28 @@ class RunLog:
             self.file.close()
 
 
-def check_stdout_free(out: Path | None, json_: bool) -> None:
-    """`-o -` fills stdout with the image, so the JSON lines cannot share it: refuse rather than mix them."""
-    if out is not None and files.is_stdout(out) and json_:
-        raise LipError("--json prints to stdout, which -o - fills with the image: drop --json and add "
+def check_stdout_free(out: Path | None, json_: bool, log: Path | None = None) -> None:
+    """Stdout carries one stream at most: the output (`-o -`), the JSON lines (--json) or the log (`--log -`).
+    Refuse two rather than mix them (a PNG with JSON lines in front of it is no PNG)."""
+    to_out, to_log = out is not None and files.is_stdout(out), log is not None and files.is_stdout(log)
+    if to_out and json_:
+        raise LipError("--json prints to stdout, which -o - fills with the output: drop --json and add "
                        "--log FILE, which records the same result")
+    if to_log and (to_out or json_):
+        raise LipError(f"--log - and {'-o -' if to_out else '--json'} both write to stdout: give --log a file name")
+
+
+def set_threads_quietly(threads: int | str | None) -> Callable[[], None]:
+    """Set the thread count now (a fit's numbers depend on it, so it comes before any computation), but hold
+    what it has to say (a busy machine) until the returned function is called: after the checks, when the
+    run goes ahead. A refused run prints its one error line alone."""
+    notes: list[str] = []
+    devices.set_threads(threads, notes.append)
+
+    def say_notes() -> None:
+        for line in notes:
+            say(line)
+    return say_notes
 
 
 def say(line: str) -> None:
@@ -152,11 +169,15 @@ def say_stopped(path: Path) -> None:
         say(f"lip: stopped; finished rounds are kept in {path}. Continue with the same command plus --resume {path}")
 
 
-def say_state_kept(state: Path | None, why: str = "stopped") -> None:
+def say_state_kept(state: Path | None, why: str = "stopped", output: Path | None = None) -> None:
     """After Ctrl-C or SIGTERM, or a failed write, in a fit that keeps its state (lipcli/resume.py): where the
-    state is and how to continue from it."""
+    state is and how to continue from it; or, for an `output` that is a stream, that there was nowhere to keep it."""
     if state is not None and saved_fits(state):
         say(f"lip: {why}; the fit's state is kept in {state}/. Run the same command again to continue it")
+    elif state is None and output is not None and files.is_stream(output):
+        where = "stdout" if files.is_stdout(output) else output
+        say(f"lip: {why}; the fit's state is not kept for an output to {where} (a state is kept beside an output "
+            "file): the same command starts over")
 
 
 def write_then_discard(write: Callable[[], None], state: Path | None) -> None:

@@ -15,7 +15,7 @@ from ..errors import LipError, LipRuntimeError
 from ..fit import FitResult, Step
 from ..problem import Problem, largest_need
 from .render import (RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say,
-                     say_state_kept, steps_done, write_then_discard)
+                     say_state_kept, set_threads_quietly, steps_done, write_then_discard)
 from .options import (ARGS, Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, DataConsistency,
                       Device, EarlyStop, Ema, EsGate, EsPatience, EsWindow, InpaintMask, Iters, Jobs, Json, Keep, Log,
                       Lr, MaskType,
@@ -35,8 +35,10 @@ def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restor
     if len(inputs) > 1 or out.is_dir() or str(out).endswith("/"):
         files.make_folder(out, "output folder")
         paths = [out / f"{p.stem}{images_io.output_suffix(p)}" for p in inputs]
-        if len(set(paths)) < len(paths):
-            raise LipError("two inputs share a file name; restore them into different --out folders")
+        for k, path in enumerate(paths):
+            if path in paths[:k]:
+                raise LipError(f"{inputs[paths.index(path)]} and {inputs[k]} would both be written to {path}; "
+                               "restore them into different --out folders")
         return paths
     return [out]
 
@@ -117,7 +119,7 @@ def restore_cmd(
 ) -> None:
     """Restore images with a dense or masked Deep Image Prior."""
     dev = devices.resolve(device)
-    devices.set_threads(threads, say)  # checked and reported once; jobs share this budget
+    say_threads = set_threads_quietly(threads)
     n_jobs, shard_ = jobs_mod.parse_jobs(jobs), config.parse_shard(shard)
     job = api.restorer(task=task, simulate=simulate, inpaint_mask=inpaint_mask, mask=mask, round_=round_,
                        sparsity=sparsity, init=init, prior=prior, net=net, dense=dense, dd_k=dd_k, compact=compact,
@@ -135,17 +137,19 @@ def restore_cmd(
         raise LipError("--save-kspace writes the k-space of one simulated scan: give one image, --task mri "
                        "and --simulate")
     images_io.check_readable(images)
-    if members is not None:
+    if members is not None:  # a worker of its parent's run, which did the checks
         _fit_share(config.shard_of(images, shard_), job, clean, members, log)
         return
-    check_stdout_free(out, json_)
+    check_stdout_free(out, json_, log)
     outs = output_paths(images, out)
+    inputs = [*images, clean, inpaint_mask, sampling_mask, matrix, mask]
     for path in outs:
-        files.check_writable(path)
+        files.check_writable(path, inputs)
         images_io.check_suffix(path)  # before the run, not after it
     if snapshots is not None:
         files.make_folder(snapshots[1], "snapshot folder")
-        files.check_writable(_snapshot_path(snapshots[1], images[0], 1, job.cfg.iters))
+        files.check_writable(_snapshot_path(snapshots[1], images[0], 1, job.cfg.iters), inputs)
+    say_threads()
     mine = config.shard_of(list(zip(images, outs)), shard_)
     if not mine:
         say(f"lip restore: --shard {shard} of {len(images)} inputs has none of them; nothing to do")
@@ -161,11 +165,25 @@ def restore_cmd(
             return
         members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], shard_, *at_once,
                                                             job.cfg.iters, run_log)
+        refused: list[tuple[str, LipError]] = []
         for path, dest in mine:
             if skip_existing and dest.is_file():
                 _skipped(path, dest, json_, run_log)
                 continue
-            _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs)
+            try:
+                _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs)
+            except LipRuntimeError:  # a failed run (a full disk, divergence): the next would fail alike
+                raise
+            except LipError as exc:  # this input is refused; the others are restored all the same
+                if len(mine) == 1:
+                    raise
+                say(f"lip: {path.name} not restored: {exc}")
+                refused.append((path.name, exc))
+        if len(refused) == 1:
+            raise refused[0][1]
+        if refused:
+            raise LipError(f"{len(refused)} of {len(mine)} inputs were refused: "
+                           + "; ".join(f"{name}: {exc}" for name, exc in refused))
     finally:
         run_log.close()
 
@@ -289,7 +307,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
                            on_problem=None if save_kspace is None else lambda p: _save_kspace(save_kspace, p),
                            on_snapshot=on_snapshot, state=state)
         except (KeyboardInterrupt, Terminated):
-            say_state_kept(state)
+            say_state_kept(state, output=dest)
             raise
         except api.Diverged as exc:  # keep the last good output, then fail with exit 1
             _save(dest, exc.picture)
@@ -313,14 +331,23 @@ def _skipped(path: Path, dest: Path, json_: bool, run_log: RunLog) -> None:
         emit_json(report)
 
 
+def _stop(member: dict[str, Any]) -> str:
+    """Where an ensemble member stopped: the rule's iteration, or the cap it ran to."""
+    return str(member["stopped_at"]) + ("" if member.get("auto_stopped", True) else " (the cap)")
+
+
 def _say_restored(r: dict[str, Any]) -> None:
     if r.get("skipped"):
         err.print(f"{r['input']} -> {r['output']}: skipped, {r['skipped']} (--skip-existing)", markup=False,
                   soft_wrap=True)
         return
     members = r.get("members", [])
-    stops = "/".join(str(m["stopped_at"]) for m in members) or r["stopped_at"]
-    stop = f"auto-stop at {stops}" if r.get("early_stop", True) else "no automatic stop"
+    if not r.get("early_stop", True):
+        stop = "no automatic stop"
+    elif members:  # e.g. "auto-stop at 840/2400 (the cap)"
+        stop = "auto-stop at " + "/".join(_stop(m) for m in members)
+    else:
+        stop = f"auto-stop at {r['stopped_at']}" if r.get("auto_stopped", True) else "no automatic stop before the cap"
     if r.get("data_consistency"):
         stop += ", observed values kept"
     line = (f"{r['input']} -> {r['output']}: {r['iterations']} iterations, {stop}, "

@@ -28,6 +28,8 @@ class Denoise(Identity):
 class DenoiseTask(Task):
     name = "denoise"
     options = {"sigma": 25.0}
+    simulated = frozenset({"sigma"})
+    real_hint = " (its noise level is estimated: sigma_estimated)"
     fitting = {"iters": 3000, "reg_noise": 1 / 30, "ema": 0.99}
     # A cap, not a budget: the gated stop ends most fits sooner; textured crops peak late (1200 cut them
     # short: experiments/RESULTS-stop-gate.md). IMP rounds keep 1200 (RESULTS-search-budget.md).

@@ -47,6 +47,8 @@ class Inpaint(LinearPhysics):
 class InpaintTask(Task):
     name = "inpaint"
     options = {"keep": 0.5}  # and --inpaint-mask, which replaces the random mask
+    simulated = frozenset({"keep"})
+    real_hint = " (--inpaint-mask says which pixels are observed)"
     # Still improving at 1.5x the former 1500 on every development crop; 1875 (1.25x) with the EMA output
     # cut the gap to the oracle from 1.6 to 0.2 dB on the tune crops (experiments/RESULTS-stop-tasks.md).
     fast_iters = 1875
@@ -65,6 +67,11 @@ class InpaintTask(Task):
             keep = images.load_binary_mask(inpaint_mask, height, width)
             return Inpaint(torch.from_numpy(keep)[None], inpaint_mask.name)
         return Inpaint.bernoulli((1 if gray else 3, height, width), float(settings["keep"]), seed)
+
+    def check_flags(self, given: dict[str, Any], simulate: bool, inpaint_mask: Path | None) -> None:
+        super().check_flags(given, simulate, inpaint_mask)
+        if inpaint_mask is not None and given.get("keep") is not None:
+            raise LipError("--keep draws a random mask, which --inpaint-mask replaces: give one of them")
 
     def check_real(self, inpaint_mask: Path | None) -> None:
         if inpaint_mask is None:

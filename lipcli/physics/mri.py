@@ -185,6 +185,8 @@ def read_sampling_mask(path: Path, height: int, width: int) -> torch.Tensor:
 class MRITask(Task):
     name = "mri"
     options = {"acceleration": 4, "center_fraction": 0.08, "mask_type": "random", "sampling_mask": None}
+    simulated = frozenset({"acceleration", "center_fraction", "mask_type"})
+    real_hint = " (--sampling-mask says which k-space samples were measured)"
     # k-space inpainting: inpainting's settings. Noise-free k-space kept improving to 1000 iterations
     # (64x64 brain, 4x: 24.1 dB with reg-noise 0.03, 22.9 dB without; experiments/RESULTS-mri.md).
     fitting = {"iters": 3000, "reg_noise": 0.03, "ema": 0.0}

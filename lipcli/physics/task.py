@@ -16,6 +16,7 @@ import torch
 
 from ..metrics import psnr, ssim
 from ..registry import Registry
+from ..errors import LipError
 from .base import LinearPhysics, Physics
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
@@ -38,6 +39,8 @@ class Task:
 
     name: str
     options: dict[str, Any]  # the settings the task reads, with the paper's defaults (--sigma, ...)
+    simulated: frozenset[str] = frozenset()  # those of `options` that only shape what --simulate does
+    real_hint = ""  # what a real observation has instead of them, for the message that refuses them
     # The paper's fitting settings for the task (anchors-spec a.3, LIP row; config.py builds the presets
     # from them) and the fast preset's iteration cap. These defaults are inpainting's and SR's.
     fitting: dict[str, Any] = {"iters": 3000, "reg_noise": 0.03, "ema": 0.0}
@@ -66,6 +69,21 @@ class Task:
 
     def check_real(self, inpaint_mask: Path | None) -> None:
         """Refuse, before any work, a real observation the task cannot read."""
+
+    def check_flags(self, given: dict[str, Any], simulate: bool, inpaint_mask: Path | None) -> None:
+        """Refuse the degradation flags given that this task would ignore: another task's, or one that only
+        shapes a simulated degradation when the input is the observation itself. Ignored in silence, `--sigma 15`
+        on a real photo would let its user believe lip had been told the noise level."""
+        if inpaint_mask is not None and self.name != "inpaint":
+            raise LipError(f"--inpaint-mask applies to --task inpaint, not --task {self.name}")
+        for key in (k for k, v in given.items() if v is not None):
+            flag = "--" + key.replace("_", "-")
+            owners = [name for name in TASKS if key in TASKS.get(name).options]
+            if owners and key not in self.options:
+                raise LipError(f"{flag} applies to --task {' or '.join(owners)}, not --task {self.name}")
+            if key in self.simulated and not simulate:
+                raise LipError(f"{flag} shapes the degradation --simulate gives a clean image; without "
+                               f"--simulate the input is the observation itself: drop {flag}" + self.real_hint)
 
     def read_observation(self, source: Any, settings: dict[str, Any]) -> Measured | None:
         """A real observation that is not an image (k-space), read from `source` (a path or an array), or
