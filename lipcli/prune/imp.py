@@ -82,7 +82,9 @@ def sessions(traj: Trajectory, rounds: int, rate: float,
             kept = session.select(net, session.alive, session.n_next)
             record_round(traj.prune_round, session.alive, kept, index + 1)
             on_pruned(net, kept, index + 1)
-            traj.record(index + 1, 0.0, loss=None)
+            last = traj.record(index + 1, 0.0, loss=None)
+            if not train_last and index + 1 == rounds:  # the last mask gets no session: shown as it is
+                on_round(last)
         best = recommend([r.get("loss") for r in traj.records], rises)
         save(traj, best if best is not None else index)
         if stop_on_rises and best is not None:
