@@ -18,6 +18,7 @@ ignored, patience counts from the best minimum after it. Chosen on the TUNE half
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -46,10 +47,12 @@ def sigma_hat(row: dict, cache: dict[str, float]) -> float:
     return cache[row["key"]]
 
 
-def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int) -> tuple[int, float]:
-    """(iterations used, reported EMA PSNR) of the gated rule."""
+def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int,
+           window: int = 200) -> tuple[int, float]:
+    """(iterations used, reported EMA PSNR) of the gated rule on the raw outputs' variance over `window`
+    iterations (recorded: 50, 100, 200 (the shipped window), 400)."""
     s = row["signals"]
-    var = [np.inf if x is None else x for x in s["var_raw_200"][:cap]]
+    var = [np.inf if x is None else x for x in s[f"var_raw_{window}"][:cap]]
     start = 0
     if tau is not None:
         loss = np.convolve(np.array(s["loss"][:cap]), np.ones(K) / K)[: len(var)]  # trailing mean (causal)
@@ -97,8 +100,10 @@ def main() -> None:
     ap.add_argument("--taus", default=TAUS, help="comma list of gate taus, none = no gate")
     ap.add_argument("--patiences", default=PATIENCES, help="comma list")
     ap.add_argument("--caps", default=CAPS, help="comma list")
+    ap.add_argument("--windows", default="200", help="comma list of variance windows (50, 100, 200, 400)")
     a = ap.parse_args()
     taus, patiences, caps = _grid(a.taus, float), _grid(a.patiences, int), _grid(a.caps, int)
+    windows = _grid(a.windows, int)
     runs = load_runs(a.rows, a.sigma)
 
     def group(r: dict) -> tuple:
@@ -110,19 +115,16 @@ def main() -> None:
         horizon = min(r["iters"] for r in rows)
         print(f"\n{half} half, {net}, {size}x{size}, sigma {sigma}: {len(rows)} runs ({names}); "
               f"oracle over {horizon}+ iterations: mean {np.mean([oracle(r) for r in rows]):.2f} dB\n")
-        print("| gate tau | patience | cap | mean gap dB | p90 gap | max gap | mean reported dB | iterations "
-              "| vs today |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| window | gate tau | patience | cap | mean gap dB | p90 gap | max gap | mean reported dB "
+              "| iterations | vs today |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         today = np.array([replay(r, None, 0, 300, min(1200, r["iters"]))[0] for r in rows])
-        for tau in taus:
-            for p in patiences:
-                for c in caps:
-                    got = [replay(r, tau, r["sigma_used"], p, min(c, r["iters"])) for r in rows]
-                    used, psnr = np.array(got).T
-                    gap = np.array([oracle(r) for r in rows]) - psnr
-                    print(f"| {tau or '-'} | {p} | {c} | {gap.mean():.2f} | {np.percentile(gap, 90):.2f} | "
-                          f"{gap.max():.2f} | {psnr.mean():.2f} | {used.mean():.0f} | "
-                          f"{used.mean() / today.mean():.2f} |")
+        for w, tau, p, c in itertools.product(windows, taus, patiences, caps):
+            got = [replay(r, tau, r["sigma_used"], p, min(c, r["iters"]), w) for r in rows]
+            used, psnr = np.array(got).T
+            gap = np.array([oracle(r) for r in rows]) - psnr
+            print(f"| {w} | {tau or '-'} | {p} | {c} | {gap.mean():.2f} | {np.percentile(gap, 90):.2f} | "
+                  f"{gap.max():.2f} | {psnr.mean():.2f} | {used.mean():.0f} | {used.mean() / today.mean():.2f} |")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def test_simulated_restore_of_a_tiny_image_reports_ssim_as_not_defined(tmp_path,
     assert (report["ssim_final"] is not None) == defined and (report["ssim_stopped"] is not None) == defined
     assert ("ssim_note" in report) == (not defined)
     if not defined:
-        assert f"{w}x{h} image" in report["ssim_note"] and "11x11" in report["ssim_note"]
+        assert f"image of {w}x{h} pixels" in report["ssim_note"] and "11x11" in report["ssim_note"]
 
 
 def test_cs_pads_a_28x28_digit_and_crops_the_result_back(tmp_path, monkeypatch):
