@@ -126,8 +126,9 @@ def generator_spec_option(panel: str) -> Any:
 
 # Task: what degraded the image.
 Task = Annotated[str, registry_option(TASKS, rich_help_panel="Task")]
-Sigma = Annotated[Optional[float], typer.Option(help="Gaussian noise level, 0-255 units (used with --simulate) "
-                                                "[25]", rich_help_panel="Task")]
+Sigma = Annotated[Optional[float], typer.Option(help="Gaussian noise level that lip adds to a clean image, 0-255 "
+                                                "units (restore and prune: with --simulate; transfer: always) [25]",
+                                                rich_help_panel="Task")]
 InpaintMask = Annotated[Optional[Path], typer.Option(help="Inpainting mask PNG, white = observed, black = "
                                                      "missing", rich_help_panel="Task")]
 Keep = Annotated[Optional[float], typer.Option(help="With --simulate and no mask: Bernoulli fraction of pixels "

@@ -238,7 +238,7 @@ def _members_at_once(args: list[str], shard: Optional[tuple[int, int]], workers:
             if event.get("event") == "step":
                 running[worker] = f"{event['iteration']}/{iters}"
                 advance(steps_done(last, worker, event["iteration"]),
-                        "members at " + "  ".join(running[w] for w in sorted(running)))
+                        "iterations; members at " + "  ".join(running[w] for w in sorted(running)))
 
         try:
             return jobs_mod.run_members(args, shard, len(seeds), workers, threads, on_event, say, states)
