@@ -37,12 +37,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from . import __version__, library, nets
+from . import __version__, files, library, nets
 from .errors import LipError
 from .files import atomic_path
 from .masks import Masks, from_rounds, kept_count, total_count
 
 FORMAT = "lip-artifact"
+SUFFIX = ".safetensors"
 FORMAT_VERSION = 1  # what plain files carry, so older lips read them
 SLIM_VERSION = 2  # slim files (module docstring)
 FINETUNED_VERSION = 3  # files holding fine-tuned weights
@@ -158,6 +159,14 @@ def to_bytes(art: Artifact, slim: bool = False) -> bytes:
                     for k, weights in art.finetuned.items() for n, w in weights.items()})
     meta_json = json.dumps(meta, sort_keys=True, separators=(",", ":"))
     return st_save(tensors, metadata={"lip": meta_json})
+
+
+def check_output(path: Path | str) -> None:
+    """Refuse, before any work, an artifact output lip cannot or should not write: one not named .safetensors
+    (`-o photo.png` is a slip that would put a mask under an image's name; a stream is fine)."""
+    files.check_writable(path)
+    if not files.is_stream(path) and Path(path).suffix.lower() != SUFFIX:
+        raise LipError(f"cannot write {path}: an artifact is a {SUFFIX} file (e.g. -o {Path(path).stem}{SUFFIX})")
 
 
 def save(path: Path | str, art: Artifact, slim: bool = False) -> None:

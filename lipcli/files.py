@@ -49,17 +49,31 @@ def is_stream(path: Path | str) -> bool:
         stat.S_ISREG(mode) and (_under_devices(Path(os.path.abspath(path))) or _under_devices(Path(path).resolve())))
 
 
-def _same_file(a: Path, b: Path | str) -> bool:
+_READS: set[tuple[int, int]] = set()  # (device, inode) of the files this command reads (`reading`)
+
+
+@contextmanager
+def reading(paths: Iterable[object]) -> Iterator[None]:
+    """While a command runs, the existing regular files among `paths` (its inputs) are never written over:
+    `check_writable`, which every write of lip passes, refuses them (`lip restore x.png -o x.png` would
+    replace the user's only copy of the image with the result, `inspect A --csv A` the artifact)."""
+    _READS.clear()
+    for p in paths:
+        try:
+            st = os.stat(p) if isinstance(p, (str, Path)) and not is_stdout(p) else None
+        except (OSError, ValueError):
+            continue
+        if st is not None and stat.S_ISREG(st.st_mode):
+            _READS.add((st.st_dev, st.st_ino))
     try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):  # either does not exist (a sample name, a file still to be written)
-        return False
+        yield
+    finally:
+        _READS.clear()
 
 
-def check_writable(path: Path | str, inputs: Iterable[Path | str | None] = ()) -> None:
-    """Fail early, before hours of work, if `path` cannot be written (or must not be): among other things,
-    if it is one of `inputs`, the files this run reads (`lip restore x.png -o x.png` would replace the
-    user's only copy of the image with the result)."""
+def check_writable(path: Path | str) -> None:
+    """Fail early, before hours of work, if `path` cannot be written (or must not be); every write checks
+    again."""
     if is_stdout(path):
         return
     path = Path(path)
@@ -69,9 +83,9 @@ def check_writable(path: Path | str, inputs: Iterable[Path | str | None] = ()) -
         mode = None
     if mode is not None and stat.S_ISDIR(mode):
         raise LipError(f"cannot write {path}: it is a folder (give a file name)")
-    if mode is not None and not is_stream(path) and any(x is not None and _same_file(path, x) for x in inputs):
+    if mode is not None and stat.S_ISREG(mode) and (os.stat(path).st_dev, os.stat(path).st_ino) in _READS:
         raise LipError(f"cannot write {path}: it is one of this run's inputs, which lip never overwrites "
-                       "(choose another --out)")
+                       "(choose another output name)")
     if mode is not None and stat.S_ISBLK(mode):
         raise LipError(f"cannot write {path}: it is a block device (give a file name)")
     if is_stream(path):

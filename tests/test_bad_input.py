@@ -896,6 +896,8 @@ for kind, needles in [("empty", ("not a valid safetensors",)), ("truncated", ("n
                       ("png", ("not a valid safetensors",))]:
     case("inspect", f"artifact: {kind}", lambda w, k=kind: [bad_artifact(w, k)], "bad.safetensors", *needles)
 case("inspect", "missing artifact", lambda w: ["none.safetensors"], "no such artifact")
+case("inspect", "--csv over the artifact", lambda w: ["A.safetensors", "--csv", "A.safetensors"],
+     "A.safetensors", "one of this run's inputs")
 case("inspect", "--round out of range", lambda w: ["A.safetensors", "--round", "7"], "--round 7")
 case("inspect", "negative --round", lambda w: ["A.safetensors", "--round", "-1"], "--round -1")
 case("inspect", "--plot in a read-only folder", lambda w: ["A.safetensors", "--plot", f"{readonly(w)}/p.png"],
@@ -929,6 +931,10 @@ case("restore", "--shard 2/2", lambda w: ["img.png", "--shard", "2/2"], "--shard
 
 # --- lip import-mask
 case("import-mask", "missing file", lambda w: ["nope.pt"], "nope.pt", "no such file")
+case("import-mask", "output over its source", lambda w: [foreign(w, "masks"), "-o", "their.pt"],
+     "one of this run's inputs")
+case("import-mask", "output not named .safetensors", lambda w: [foreign(w, "masks"), "-o", "out.npy"],
+     ".safetensors file")
 case("import-mask", "empty file", lambda w: [(w.dir / "e.pt").write_bytes(b"") or "e.pt"], "the file is empty")
 case("import-mask", "text file", lambda w: [bad_image(w, "text", "t.pt")], "not a torch.save file")
 case("import-mask", "torch.save with code in it", lambda w: [foreign(w, "code")], "never unpickles code")
@@ -976,6 +982,8 @@ case("prune", "config file with target_sparsity 95",
 case("classify", "--random without --mask", lambda w: ["--random"], "give --mask")
 case("classify", "--mask with --net", lambda w: ["--mask", "A.safetensors", "--net", "dip-w16"], "drop --net")
 case("classify", "-o without --prune-rounds", lambda w: ["-o", "t.safetensors"], "give --prune-rounds")
+case("classify", "ticket not named .safetensors", lambda w: ["--prune-rounds", "1", "-o", "t.png"],
+     ".safetensors file")
 case("classify", "--train and --test above the 5,000 digits", lambda w: ["--train", "4600"], "at most 5,000")
 case("classify", "unknown --head", lambda w: ["--head", "mean"], "unknown --head 'mean'")
 case("classify", "--rate 1", lambda w: ["--prune-rounds", "1", "--rate", "1"], "--rate 1.0")

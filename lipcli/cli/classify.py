@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from .. import classify as cls, config, device as devices, files
+from .. import artifact, classify as cls, config, device as devices
 from ..errors import LipError
 from ..restore import dense_prior, masked_prior
 from .render import emit_json, guarded, progress, say, say_round
@@ -85,7 +85,7 @@ def _masked(report: dict[str, Any]) -> str:
 
 def _prune(net: Optional[str], rounds: int, rate: float, out: Path, cfg: cls.TrainConfig, dev: Any,
            n_threads: int, json_: bool) -> None:
-    files.check_writable(out)
+    artifact.check_output(out)
     spec = dense_prior(net or "dip").spec
     start = (f"lip classify: IMP on the classification loss, {rounds} rounds of {100 * rate:g}%, {cfg.train} "
              f"digits x {cfg.epochs} epoch(s) per round, writing {out}")

@@ -117,7 +117,7 @@ def cs_cmd(
     problem = load_problem(inputs, g_shape)
     dest = out or Path(f"{problem.name}_{task}.png")
     check_stdout_free(dest, json_)
-    files.check_writable(dest, [image, matrix, clean, inpaint_mask, generator, mask, weights])
+    files.check_writable(dest)
     images_io.check_suffix(dest)
     say_threads()
     if save_measurements_ is not None:

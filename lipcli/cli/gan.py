@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .. import artifact, config, files
+from .. import artifact, config
 from .. import device as devices
 from ..errors import LipError
 from ..gan import EpochStats, GanConfig, load_data, new_gan, sample_grid, trained_artifact, train
@@ -53,7 +53,7 @@ def train_generator_cmd(
         net = new_gan(spec, seed).to(dev)
     except ValueError as exc:
         raise LipError(f"invalid generator shape: {exc}") from None
-    files.check_writable(out)
+    artifact.check_output(out)
     grid = samples or out.with_name(f"{out.stem}_samples.png")
     x = load_data(data, spec)
     cfg = GanConfig(epochs=epochs, batch=batch, lr=lr, seed=seed)

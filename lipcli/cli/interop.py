@@ -38,7 +38,7 @@ def import_mask_cmd(
     json_: Json = False,
 ) -> None:
     """Turn LIP/OES mask files into a lip mask artifact (matched to lip's parameters by order and shape)."""
-    files.check_writable(out)
+    artifact.check_output(out)
     spec = None
     if net is not None or config_ is not None:  # else: the first preset the files fit
         spec = nets.resolve_spec(config.resolve_settings("denoise", config_, torch.device("cpu"), {"net": net})["net"])

@@ -5,7 +5,6 @@ pretrained generator (`prune_gan.py`). Their flags are grouped into small settin
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -13,7 +12,7 @@ from typing import Annotated, Any, Optional
 import torch
 import typer
 
-from .. import api, device as devices, files
+from .. import api, artifact, device as devices, files
 from ..api import Search
 from ..errors import LipError
 from ..fit import Step
@@ -62,15 +61,16 @@ class Session:
     slim: bool = False
 
 
-def artifact_output(resume: Optional[Path], out: Path, inputs: Iterable[Optional[Path]] = ()) -> Path:
+def artifact_output(resume: Optional[Path], out: Path) -> Path:
     """The artifact a search writes: the one resumed (a regular file: it is read back), else `out`, which must
     be named .safetensors (or be a stream): `-o photo.png` is a slip that would write a mask under an image's name."""
     if resume is not None and files.is_stream(resume):
         raise LipError(f"--resume {resume}: give the artifact file itself, not a device or pipe")
     path = resume or out
-    files.check_writable(path, inputs)
-    if resume is None and not files.is_stream(out) and out.suffix.lower() != ".safetensors":
-        raise LipError(f"cannot write {out}: a mask artifact is a .safetensors file (e.g. -o {out.stem}.safetensors)")
+    if resume is not None:
+        files.check_writable(path)
+    else:
+        artifact.check_output(out)
     return path
 
 
@@ -188,8 +188,7 @@ def prune_cmd(
         given = {k: v for k, v in dict(rounds=rounds, rate=rate).items() if v is not None}  # else GanImpSettings'
         return prune_gan(GanPrune(generator, generator_spec, data, GanImpSettings(
             **given, epochs=epochs, ratio=ratio, method=method, seed=seed),
-            artifact_output(resume, out or Path(f"generator_{method}.safetensors"), [data, generator]),
-            resume is not None, threads,
+            artifact_output(resume, out or Path(f"generator_{method}.safetensors")), resume is not None, threads,
             json_))
     dev = devices.resolve(device)
     if not images:
@@ -212,8 +211,7 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
                      inpaint_mask=t.inpaint_mask, **t.degradation, precision=run.precision, config=run.config,
                      device=dev, seed=run.seed, **asdict(s))
     first = t.images[0]
-    out_path = artifact_output(run.resume, run.out or first.with_name(f"{first.stem}_{s.method}.safetensors"),
-                               [*t.images, *(t.clean or []), *(t.oracle_target or []), t.inpaint_mask, s.like])
+    out_path = artifact_output(run.resume, run.out or first.with_name(f"{first.stem}_{s.method}.safetensors"))
     say_threads()
 
     def on_start() -> None:

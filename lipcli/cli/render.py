@@ -36,6 +36,17 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
+# Parameters that name what a command writes (or, --resume, reads and writes back): every other path a command
+# is given is one of its inputs, which no write of it may replace (files.reading).
+WRITES = frozenset({"out", "csv_", "plot", "log", "resume", "samples", "save_measurements_", "save_kspace",
+                    "snapshots"})
+
+
+def _read_values(params: dict[str, Any]) -> list[Any]:
+    return [v for name, value in params.items() if name not in WRITES
+            for v in (value if isinstance(value, (list, tuple)) else [value])]
+
+
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run a command; bad input and failures become one line on stderr and an exit code.
 
@@ -49,7 +60,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except ValueError:  # not the main thread (e.g. a test runner thread)
             previous = None
         try:
-            return fn(*args, **kwargs)
+            with files.reading(_read_values(kwargs)):
+                return fn(*args, **kwargs)
         except LipError as exc:
             err.print(f"lip: error: {exc}", markup=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None

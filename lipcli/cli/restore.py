@@ -142,13 +142,12 @@ def restore_cmd(
         return
     check_stdout_free(out, json_, log)
     outs = output_paths(images, out)
-    inputs = [*images, clean, inpaint_mask, sampling_mask, matrix, mask]
     for path in outs:
-        files.check_writable(path, inputs)
+        files.check_writable(path)
         images_io.check_suffix(path)  # before the run, not after it
     if snapshots is not None:
         files.make_folder(snapshots[1], "snapshot folder")
-        files.check_writable(_snapshot_path(snapshots[1], images[0], 1, job.cfg.iters), inputs)
+        files.check_writable(_snapshot_path(snapshots[1], images[0], 1, job.cfg.iters))
     say_threads()
     mine = config.shard_of(list(zip(images, outs)), shard_)
     if not mine:

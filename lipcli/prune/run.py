@@ -100,6 +100,11 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise LipError(f"--resume {out.name}: the search settings differ ({', '.join(diff)}); rerun "
                            "the same command with --resume, or start a new search")
+        saved = [im.get("sha256") for im in traj.meta.get("images") or []]
+        if saved and saved != [im["sha256"] for im in provenance["images"]]:
+            searched = ", ".join(str(im.get("name")) for im in traj.meta["images"])
+            raise LipError(f"--resume {out.name}: it was searched on other images ({searched}); rerun the same "
+                           "command with --resume, or start a new search")
     else:
         traj = Trajectory.start(net, names, method=req.method, task=req.task, seed=req.seed,
                                 search=req.identity(), oracle=req.imp.oracle, **provenance, **req.extra)
