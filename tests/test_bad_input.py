@@ -54,7 +54,7 @@ BASE = {  # every case's own arguments come after these, so they override them
     "restore": [*RUN, "-o", "out.png"],
     "prune": [*RUN, "--rounds", "1", "-o", "out.safetensors"],
     "transfer": [*RUN, "--baselines", "none", "--out", "res"],
-    "cs": ["--device", "cpu", "--threads", "1", "--iters", "1", "--restarts", "1", "-o", "cs.png"],
+    "cs": ["--device", "cpu", "--threads", "1", "--iters", "1", "-o", "cs.png"],
     "inspect": [],
     "spectra": ["-o", "maps"],
     "import-mask": ["--config", "narrow.yaml", "-o", "out.safetensors"],
@@ -501,6 +501,12 @@ case("restore", "output is the --clean reference",
      "ref.png", "one of this run's inputs")
 case("prune", "artifact written over the input", lambda w: ["img.png", "--simulate", "-o", "img.png"],
      "one of this run's inputs")
+case("prune", "--rewind with a one-shot method", lambda w: ["img.png", "--simulate", "--method", "snip", "--rewind",
+                                                            "0.1"], "--rewind", "only --method imp")
+case("prune", "a channel score without --granularity channel", lambda w: ["img.png", "--simulate", "--method", "l1"],
+     "add --granularity channel")
+case("cs", "--restarts with --prior dip", lambda w: ["img.png", "--simulate", "--prior", "dip", "--restarts", "3"],
+     "--restarts", "only --prior generator")
 case("prune", "artifact not named .safetensors", lambda w: ["img.png", "--simulate", "-o", "mask.txt"],
      ".safetensors")
 case("cs", "output is the input", lambda w: ["img.png", "--simulate", "--prior", "dip", "-o", "img.png"],

@@ -19,13 +19,14 @@ from ..physics.cs import CompressedSensing, operator_help
 from .render import (Terminated, check_stdout_free, emit_json, fmt, guarded, progress, say, say_state_kept, steps_done,
                      set_threads_quietly, write_then_discard)
 from .options import (Device, InpaintMask, ResumeEvery, Seed, Threads, described_option, generator_spec_option,
-                      json_flag)
+                      given_flags, json_flag)
 
 ResultJson = json_flag("Print one JSON object on stdout", panel=None)
 
 
 @guarded
 def cs_cmd(
+    ctx: typer.Context,
     image: str = typer.Argument(..., help="Measurements y.npy (with --matrix or --operator FILE), or an image "
                                 "(clean, with --simulate), or mnist:K = held-back test digit K (a K % 10)"),
     simulate: bool = typer.Option(False, help="The input is CLEAN: measure it (seeded) and score against it",
@@ -97,6 +98,10 @@ def cs_cmd(
         raise LipError(f"unknown --prior {prior!r}: use generator or dip")
     if weights not in generators.WEIGHTS:
         raise LipError(f"unknown --weights {weights!r}: use {' or '.join(generators.WEIGHTS)}")
+    unread = given_flags(ctx, {"restarts", "generator", "generator_spec"} if prior == "dip" else set())
+    if unread:
+        raise LipError(f"{', '.join(unread)}: only --prior generator reads {'it' if len(unread) == 1 else 'them'}; "
+                       "the DIP fit would not")
     if weights != "auto" and prior != "generator":
         raise LipError("--weights chooses a generator's weights (--prior generator)")
     if generator_spec is not None and (generator is None or mask is not None or prior != "generator"):
@@ -165,7 +170,8 @@ def cs_cmd(
                                   f"{dest}") from None
     write_then_discard(lambda: _write(dest, image_out), state)
     rep.update(solved, input=image, output=str(dest), task=task, solver=solver, prior=prior,
-               operator=problem.op.params(), iterations=iters, restarts=restarts, seed=seed, **source)
+               operator=problem.op.params(), iterations=iters, seed=seed, **source,
+               **({"restarts": restarts} if prior == "generator" else {}))
     line = f"{image} -> {dest}: {task} with {prior} ({solver})"
     if rep.get("mse") is not None:
         line += f"; per-pixel MSE {rep['mse']:.5f}, PSNR {fmt(rep['psnr'])} dB"

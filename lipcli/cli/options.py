@@ -90,6 +90,14 @@ class _ChoiceOption(_ListingOption):
         pass
 
 
+def given_flags(ctx: typer.Context, names: set[str] | frozenset[str]) -> list[str]:
+    """The flags among the parameters `names` that the command line gave (not defaults): what a workflow
+    that does not read them must refuse rather than ignore."""
+    # the source by its name: typer vendors click, so its ParameterSource is not click's class
+    return [p.opts[0] for p in ctx.command.params
+            if p.name in names and getattr(ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"]
+
+
 def registry_option(choices: Registry[Any] | Callable[[], list[str]], *param_decls: str, help: str = "{names}",
                     kind: str | None = None, **kwargs: Any) -> Any:
     """`typer.Option` choosing among `choices`' names; `{names}` in `help` becomes "a | b | c"."""

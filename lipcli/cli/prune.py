@@ -23,7 +23,8 @@ from .render import (RunLog, Terminated, check_stdout_free, emit_json, guarded, 
                      say_stopped, set_threads_quietly)
 from .options import (Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, Device, InpaintMask, Json,
                       Keep, Log, Lr, MaskType, Measurements, Outliers, Precision, RegNoise, SamplingMask, Scale, Seed,
-                      Sgld, Sigma, Simulate, Solver, Task, Threads, generator_spec_option, net_option, registry_option)
+                      Sgld, Sigma, Simulate, Solver, Task, Threads, generator_spec_option, given_flags, net_option,
+                      registry_option)
 from .prune_gan import GanPrune, prune_gan
 
 # What `--prior gan` reads (every other flag is the DIP search's), and what only it reads: a flag given on
@@ -77,9 +78,7 @@ def artifact_output(resume: Optional[Path], out: Path) -> Path:
 def check_prior_flags(ctx: typer.Context, prior: str) -> None:
     """Refuse the flags given on the command line that `prior`'s workflow does not read."""
     ignored = {p.name for p in ctx.command.params} - GAN_READS if prior == "gan" else GAN_ONLY
-    # the source by its name: typer vendors click, so its ParameterSource is not click's class
-    given = [p.opts[0] for p in ctx.command.params
-             if p.name in ignored and getattr(ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"]
+    given = given_flags(ctx, ignored)
     if not given:
         return
     flags, them = ", ".join(given), "it" if len(given) == 1 else "them"
@@ -87,6 +86,20 @@ def check_prior_flags(ctx: typer.Context, prior: str) -> None:
         raise LipError(f"--prior gan prunes a pretrained generator and does not read {flags} (the DIP search's): "
                        f"drop {them}")
     raise LipError(f"{flags}: only --prior gan (pruning a generator) reads {them}; the DIP search would not")
+
+
+# Search flags only some methods read: given with another method they would be dropped in silence.
+METHOD_ONLY = {"rewind": "imp", "stop_when_loss_rises": "imp", "early_bird": "imp", "early_bird_every": "imp",
+               "like": "random-layerwise", "synflow_iters": "synflow", "oes_lambda": "oes", "oes_tau": "oes"}
+
+
+def check_method_flags(ctx: typer.Context, method: str) -> None:
+    """Refuse the search flags given on the command line that `method` does not read."""
+    unread = given_flags(ctx, {name for name, reader in METHOD_ONLY.items() if reader != method})
+    if unread:
+        readers = sorted({METHOD_ONLY[p.name] for p in ctx.command.params if p.opts[0] in unread})
+        raise LipError(f"{', '.join(unread)}: --method {method} does not read "
+                       f"{'it' if len(unread) == 1 else 'them'} (only --method {' / '.join(readers)})")
 
 
 @guarded
@@ -181,6 +194,8 @@ def prune_cmd(
     if prior not in ("dip", "gan"):
         raise LipError(f"unknown --prior {prior!r}: use dip or gan")
     check_prior_flags(ctx, prior)
+    if prior == "dip":
+        check_method_flags(ctx, method)
     check_stdout_free(out, json_, log)
     if prior == "gan":
         if images:

@@ -73,6 +73,12 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(143) from None
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:  # the reader left (`lip masks --json | head`): stop quietly, as SIGPIPE would
+            try:  # Python's own flush of stdout at exit would fail again
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):  # stdout has no descriptor (captured)
+                pass
+            raise typer.Exit(141) from None
         except Exception as exc:  # a bug: still one line, unless debugging
             if os.environ.get("LIP_DEBUG"):
                 raise

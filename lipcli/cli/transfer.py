@@ -182,8 +182,9 @@ def _write(folder: Path, results: list[dict[str, Any]], impedance: list[dict[str
 
 
 def _say_row(cell: Cell, row: dict[str, Any]) -> None:
+    stop = f"auto-stop {row['stopped_at']}" if row.get("auto_stopped", True) else "no automatic stop"
     err.print(f"{cell.describe()}: sparsity {100 * row['sparsity']:.1f}%, {row['iterations']} "
-                     f"iterations (auto-stop {row['stopped_at']}), {row['metric']} stopped "
+                     f"iterations ({stop}), {row['metric']} stopped "
                      f"{fmt(row['psnr_stopped'])} final {fmt(row['psnr_final'])} oracle "
                      f"{fmt(row['oracle_best_psnr'])}, {row['seconds']:.1f}s"
                      + (f" [DIVERGED: {row['diverged']}]" if row.get("diverged") else ""), markup=False, soft_wrap=True)

@@ -139,6 +139,10 @@ def channel_score_for(method: str, granularity: str, channel_score: str | None) 
     choices = methods(granularity)
     if method not in choices:
         at = f" at --granularity {granularity}" if granularity != "element" else ""
+        elsewhere = [g for g in GRANULARITIES if g != granularity and method in methods(g)]
+        if elsewhere:  # a method of the other granularity: say so rather than call it unknown
+            raise LipError(f"--method {method} ranks {'filters' if elsewhere[0] == 'channel' else 'weights'}: "
+                           f"add --granularity {elsewhere[0]} (at {granularity}: {', '.join(choices)})")
         raise LipError(f"unknown --method {method!r}{at}: use one of {', '.join(choices)}")
     if granularity != "channel":
         if channel_score is not None:
