@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 import torch
 
+from ..errors import LipError
 from ..metrics import psnr, ssim
 from ..registry import Registry
-from ..errors import LipError
 from .base import LinearPhysics, Physics
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
