@@ -391,6 +391,16 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
         raise LipError("--experiment impedance fits fixed targets (clean, noisy, shuffled, noise); drop --tasks")
     task_names = list(IMPEDANCE_TARGETS) if experiment == "impedance" else parse_tasks(tasks or "denoise")
     chosen_baselines = parse_baselines(baselines)
+    if experiment != "impedance":  # degradation flags no task of the grid reads would be dropped in silence
+        kinds = {TASKS.get(task_operator(n)[0]).name: TASKS.get(task_operator(n)[0]) for n in task_names}
+        unread = [f"--{k}" for k in ("sigma", "keep") if flags.get(k) is not None
+                  and not any(k in t.options for t in kinds.values())]
+        unread += ["--inpaint-mask"] if inpaint_mask is not None and "inpaint" not in kinds else []
+        if unread:
+            raise LipError(f"{', '.join(unread)}: no task of the grid ({', '.join(task_names)}) reads "
+                           f"{'it' if len(unread) == 1 else 'them'}")
+        if inpaint_mask is not None and flags.get("keep") is not None:
+            raise LipError("--keep draws a random mask, which --inpaint-mask replaces: give one of them")
     sources = [images_io.from_array(x, f"image{i}") if isinstance(x, (np.ndarray, torch.Tensor)) else x
                for i, x in enumerate(images)]
     images_io.check_readable([x for x in sources if not isinstance(x, images_io.Image)])

@@ -690,6 +690,11 @@ for kind, needles in [("truncated", ("not a valid safetensors",)), ("future vers
     case("transfer", f"--mask artifact: {kind}", lambda w, k=kind: ["img.png", "--mask", bad_artifact(w, k)],
          *needles)
 case("transfer", "missing image", lambda w: ["nope.png", "--mask", "A.safetensors"], "no such file")
+case("transfer", "--sigma for an SR grid", lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "sr4",
+                                                    "--sigma", "10"], "--sigma", "no task of the grid")
+case("transfer", "--inpaint-mask for a denoising grid",
+     lambda w: ["img.png", "--mask", "A.safetensors", "--inpaint-mask", inpaint_mask(w, (64, 64))],
+     "--inpaint-mask", "no task of the grid")
 case("transfer", "empty image", lambda w: [bad_image(w, "empty"), "--mask", "A.safetensors"], "empty")
 case("transfer", "10000x10000 image", lambda w: [bad_image(w, "huge"), "--mask", "A.safetensors"], "GiB")
 case("transfer", "unknown task", lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "sr3"],

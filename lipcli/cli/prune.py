@@ -247,6 +247,9 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
                 run_log.write("round", **rec)
 
             art = job.run(checkpoint, run.resume is not None, on_start, on_step, on_round, run.slim)
+        result = {"out": str(out_path), "method": s.method, "rounds": art.meta["rounds"],
+                  "recommended_round": art.recommended_round}
+        run_log.write("result", **result)
     except (KeyboardInterrupt, Terminated):
         say_stopped(out_path)
         raise
@@ -255,5 +258,4 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
     say(f"wrote {out_path}: {art.rounds} rounds, recommended round {art.recommended_round} "
                f"(sparsity {100 * art.sparsity(art.recommended_round):.2f}%)")
     if run.json_:
-        emit_json({"type": "result", "out": str(out_path), "method": s.method,
-                          "rounds": art.meta["rounds"], "recommended_round": art.recommended_round})
+        emit_json({"type": "result", **result})
