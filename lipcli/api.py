@@ -399,8 +399,8 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
         if unread:
             raise LipError(f"{', '.join(unread)}: no task of the grid ({', '.join(task_names)}) reads "
                            f"{'it' if len(unread) == 1 else 'them'}")
-        if inpaint_mask is not None and flags.get("keep") is not None:
-            raise LipError("--keep draws a random mask, which --inpaint-mask replaces: give one of them")
+        if "inpaint" in kinds:  # a grid always simulates: the inpainting task's own checks (--keep beside a mask)
+            kinds["inpaint"].check_flags({"keep": flags.get("keep")}, True, inpaint_mask)
     sources = [images_io.from_array(x, f"image{i}") if isinstance(x, (np.ndarray, torch.Tensor)) else x
                for i, x in enumerate(images)]
     images_io.check_readable([x for x in sources if not isinstance(x, images_io.Image)])

@@ -40,6 +40,7 @@ from safetensors.torch import save as st_save
 from . import __version__, files, library, nets
 from .errors import LipError
 from .files import atomic_path
+from .imageformats import PICKLE_MAGIC
 from .masks import Masks, from_rounds, kept_count, total_count
 
 FORMAT = "lip-artifact"
@@ -49,7 +50,6 @@ SLIM_VERSION = 2  # slim files (module docstring)
 FINETUNED_VERSION = 3  # files holding fine-tuned weights
 NEWEST_VERSION = FINETUNED_VERSION  # what this lip reads up to
 ROUND, THETA0, FINETUNED = "prune_round/", "theta0/", "finetuned/"
-PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, torch.save zip
 
 
 @dataclass

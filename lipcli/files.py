@@ -84,7 +84,7 @@ def check_writable(path: Path | str) -> None:
     mode = None if st is None else st.st_mode
     if mode is not None and stat.S_ISDIR(mode):
         raise LipError(f"cannot write {path}: it is a folder (give a file name)")
-    if st is not None and stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) in _READS:
+    if st is not None and stat.S_ISREG(mode) and (st.st_dev, st.st_ino) in _READS:
         raise LipError(f"cannot write {path}: it is one of this run's inputs, which lip never overwrites "
                        "(choose another output name)")
     if mode is not None and stat.S_ISBLK(mode):

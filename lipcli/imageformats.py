@@ -20,6 +20,8 @@ from .errors import LipError
 from .files import atomic_path
 
 TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+NPY_MAGIC = b"\x93NUMPY"
+PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # a pickle (protocol 2+), or a zip archive (torch.save, np.savez)
 SizeCheck = Callable[[int, int], None] | None  # (width, height) -> raises LipError to refuse
 
 
@@ -66,7 +68,7 @@ def read_npy(path: Path, check_size: SizeCheck) -> np.ndarray:
     with open(path, "rb") as f:
         head = f.read(8)
     kind = next((what for magic, what in IMAGE_MAGIC.items() if head.startswith(magic)), None)
-    if kind is not None or not head.startswith((b"\x93NUMPY", b"PK", b"\x80")):  # np.load: "a pickle"
+    if kind is not None or not head.startswith((NPY_MAGIC, *PICKLE_MAGIC)):  # np.load would say "a pickle"
         raise LipError(f"cannot read {path}: not a .npy array file"
                        + (f"; it is {kind}: give it its own suffix" if kind else " (save it with numpy.save)"))
     try:

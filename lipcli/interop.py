@@ -44,12 +44,11 @@ import torch
 from . import artifact, nets
 from .errors import LipError
 from .files import atomic_path
+from .imageformats import NPY_MAGIC, PICKLE_MAGIC
 from .masks import Masks, record_round
 from .prune.search import Trajectory
 
 PRUNE, VECTOR = "torch-prune", "oes-vector"
-NPY_MAGIC = b"\x93NUMPY"
-TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; the legacy format, a pickle
 BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # state-dict entries that are no parameters
 EXPORTS = {".pt": PRUNE, ".pth": PRUNE, ".npy": VECTOR}
 
@@ -115,7 +114,7 @@ def _npy(path: Path, data: bytes) -> np.ndarray:
 
 def _state_dict(path: Path, data: bytes) -> list[tuple[str, torch.Tensor]]:
     """The tensors of a torch.save'd dict, in a canonical order (see the module docstring)."""
-    if not data.startswith(TORCH_MAGIC):
+    if not data.startswith(PICKLE_MAGIC):  # torch.save's zip archive, or its legacy pickle
         raise LipError(f"{path}: not a torch.save file, nor an .npy array")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols it may not read: the error says it
