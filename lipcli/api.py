@@ -321,6 +321,10 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         raise LipError(f"--rate {rate} must be in (0, 1)")
     if target is not None and not (isinstance(target, (int, float)) and 0 < target < 1):
         raise LipError(f"--target-sparsity {target} must be in (0, 1)")
+    if target is not None and s.rounds is not None:
+        source = "--target-sparsity" if s.target_sparsity is not None else f"the {settings['preset']} settings' target"
+        raise LipError(f"--rounds {s.rounds} would be ignored: {source} {target} sets how far the search prunes "
+                       "(give one of them)")
     if not 0 <= s.rewind < 1:
         raise LipError(f"--rewind {s.rewind} must be in [0, 1)")
     channel_score = channel_score_for(s.method, s.granularity, s.channel_score)

@@ -333,6 +333,11 @@ def output_suffix(path: Path | str) -> str:
     return suffix if suffix in _KEEP_TYPE else ".png"
 
 
+def keeps_alpha(path: Path | str) -> bool:
+    """Whether `path`'s format stores transparency: JPEG does not, and save_image drops it there."""
+    return check_suffix(path) != "JPEG"
+
+
 def save_image(path: Path | str, pixels: np.ndarray, *, alpha: np.ndarray | None = None,
                stored: Stored = UINT8) -> None:
     """Write (C,H,W) float pixels in [0,1] atomically; the format comes from the suffix.

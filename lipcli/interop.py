@@ -6,7 +6,7 @@ What is read (never code: `torch.load(weights_only=True)`, `numpy.load(allow_pic
   every Conv2d (1 = keep), or of a whole pruned `state_dict()` (`*_orig` weights, `*_mask` buffers, BN
   statistics), possibly under a "state_dict" key and with DataParallel's "module." prefix.
 - OES (Optimal Eye Surgeon, anchors-spec c.2): a `.npy` vector of booleans, one per parameter of
-  `model.parameters()`, concatenated.
+  `model.parameters()`, concatenated. One that prunes conv weights alone is imported as lip's conv scope.
 
 How names are matched. Neither file uses lip's names (`levels.0.down.conv.weight`): the published code
 names modules by their index in nested Sequentials (`1.1.1.1.weight_mask`), and OES keeps no names at
@@ -175,7 +175,12 @@ def match(foreign: Foreign, net: torch.nn.Module) -> tuple[str, Masks]:
             raise LipError(f"{foreign.path}: the vector has {flat.numel():,} entries, the net has {total:,} "
                            "parameters (an OES mask has one per parameter)")
         parts = torch.split(flat, [math.prod(shapes[n]) for n in order])
-        return "all", {n: part.view(shapes[n]).clone() for n, part in zip(order, parts)}
+        masks = {n: part.view(shapes[n]).clone() for n, part in zip(order, parts)}
+        convs = nets.conv_weight_names(net)
+        if all(bool(masks[n].all()) for n in order if n not in convs):
+            # Only conv weights pruned: lip's conv scope, so an exported conv ticket comes back as it left.
+            return "conv", {n: masks[n] for n in convs}
+        return "all", masks
     scopes = {"conv": nets.conv_weight_names(net), "all": order}
     scope = next((s for s, names in scopes.items() if len(names) == len(foreign.masks)), None)
     if scope is None:

@@ -158,8 +158,12 @@ class Keeper:
         except Exception as exc:  # noqa: BLE001 - a damaged or foreign file is never fatal: start over
             self.notify(f"{self.path.name}: not a saved fit ({type(exc).__name__}); starting over")
             return None
-        self.resumed_from = state["it"]
         where = f"{self.path.parent.name}/{self.path.name}"
+        if state["it"] > cap:  # a lowered cap: what this run asks for lies before the saved state
+            self.notify(f"the fit saved in {where} is at iteration {state['it']}, past this run's cap of {cap}: "
+                        "starting over")
+            return None
+        self.resumed_from = state["it"]
         self.notify(f"the fit saved in {where} ended at iteration {state['it']}: taken as it is"
                     if state["ended"] or state["it"] >= cap else
                     f"continuing the fit saved in {where} at iteration {state['it']}")

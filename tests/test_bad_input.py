@@ -507,6 +507,8 @@ case("prune", "a channel score without --granularity channel", lambda w: ["img.p
      "add --granularity channel")
 case("cs", "--restarts with --prior dip", lambda w: ["img.png", "--simulate", "--prior", "dip", "--restarts", "3"],
      "--restarts", "only --prior generator")
+case("prune", "--rounds beside --target-sparsity",
+     lambda w: ["img.png", "--simulate", "--rounds", "3", "--target-sparsity", "0.9"], "--rounds 3 would be ignored")
 case("prune", "artifact not named .safetensors", lambda w: ["img.png", "--simulate", "-o", "mask.txt"],
      ".safetensors")
 case("cs", "output is the input", lambda w: ["img.png", "--simulate", "--prior", "dip", "-o", "img.png"],
@@ -665,10 +667,14 @@ case("prune", "zero --rounds", lambda w: ["img.png", "--simulate", "--rounds", "
 case("prune", "zero --iters", lambda w: ["img.png", "--simulate", "--iters", "0"], "'--iters'")
 case("prune", "--device cuda without a GPU", lambda w: ["img.png", "--simulate", "--device", "cuda"],
      "no CUDA GPU", skip=CUDA_SKIP)
+RESUMED = [*RUN, "--rounds", "1"]  # no -o: a resumed search writes the artifact it continues
 case("prune", "--resume a pickle", lambda w: ["img.png", "--simulate", "--resume", bad_artifact(w, "pickle")],
-     "never unpickles")
+     "never unpickles", base=RESUMED)
 case("prune", "--resume a truncated artifact",
-     lambda w: ["img.png", "--simulate", "--resume", bad_artifact(w, "truncated")], "not a valid safetensors")
+     lambda w: ["img.png", "--simulate", "--resume", bad_artifact(w, "truncated")], "not a valid safetensors",
+     base=RESUMED)
+case("prune", "--resume with another -o",
+     lambda w: ["img.png", "--simulate", "--resume", "A.safetensors", "-o", "B.safetensors"], "drop it")
 case("prune", "--like an artifact of a future version",
      lambda w: ["img.png", "--simulate", "--method", "random-layerwise", "--like", bad_artifact(w, "future version")],
      "upgrade lip")
@@ -993,6 +999,7 @@ case("prune", "config file with target_sparsity 95",
 case("classify", "--random without --mask", lambda w: ["--random"], "give --mask")
 case("classify", "--mask with --net", lambda w: ["--mask", "A.safetensors", "--net", "dip-w16"], "drop --net")
 case("classify", "-o without --prune-rounds", lambda w: ["-o", "t.safetensors"], "give --prune-rounds")
+case("classify", "--rate without --prune-rounds", lambda w: ["--rate", "0.5"], "give --prune-rounds")
 case("classify", "ticket not named .safetensors", lambda w: ["--prune-rounds", "1", "-o", "t.png"],
      ".safetensors file")
 case("classify", "--train and --test above the 5,000 digits", lambda w: ["--train", "4600"], "at most 5,000")

@@ -119,6 +119,13 @@ def test_rgba_odd_size_keeps_alpha(workdir):
     assert not np.array_equal(pixels[..., 0], pixels[..., 1])  # still colour
 
 
+def test_a_jpeg_output_of_a_transparent_input_says_that_alpha_is_not_kept(workdir):
+    out = workdir / "rgba_out.jpg"
+    result = lip("restore", workdir / "rgba.png", "--simulate", "--iters", "4", *FAST, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert read(out)[0] == "RGB" and "rgba.png's alpha is not kept (write .png to keep it)" in result.stderr
+
+
 def test_real_input_without_clean_has_null_scores(workdir):
     report = json_report(lip("restore", workdir / "gray.png", "--json", "--iters", "5", *FAST, *CHEAP))
     for key in ("psnr_final", "psnr_stopped", "ssim_final", "ssim_stopped", "oracle_best_psnr",

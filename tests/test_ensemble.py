@@ -15,7 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import tiny_spec
-from lipcli import api, config, device as devices, jobs
+from lipcli import api, config, jobs
 from lipcli.cli import app
 from lipcli.ensemble import load_member, restore_ensemble, save_member
 from lipcli.errors import LipError

@@ -76,6 +76,15 @@ def test_a_periodically_saved_fit_can_be_taken_further(rgb32, tmp_path):
     same(longer, run(rgb32))
 
 
+def test_a_state_past_a_lowered_cap_is_not_taken(rgb32, tmp_path):
+    """The same fit saved at iteration 100 cannot give what a 60-iteration run gives: it starts over."""
+    path, lines, short = tmp_path / "state", [], FitConfig(**{**vars(CFG), "iters": 60})
+    run(rgb32, cfg=FitConfig(**{**vars(CFG), "iters": 100}), keeper=Keeper(path, every=0))
+    keeper = Keeper(path, every=None, notify=lines.append)
+    same(run(rgb32, cfg=short, keeper=keeper), run(rgb32, cfg=short))
+    assert keeper.resumed_from is None and "past this run's cap of 60: starting over" in lines[0]
+
+
 def test_a_state_of_another_fit_or_a_damaged_one_is_not_loaded(rgb32, tmp_path):
     path, lines = tmp_path / "state", []
     run(rgb32, cfg=FitConfig(**{**vars(CFG), "iters": 50}), keeper=Keeper(path, every=0), sigma=15.0)

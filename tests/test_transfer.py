@@ -301,6 +301,7 @@ def test_bad_input_is_one_line_exit_2(data, tmp_path, extra, fragment):
     (["--mask", "A.safetensors", "nothere.png", "--out", "o"], "no such file"),
     (["--mask", "A.safetensors", "astro.png", "astro.png", "--out", "o"], "two images are named"),
     (["--merge", "empty"], "no results.jsonl"),
+    (["--merge", "empty", "--iters", "5"], "drop --iters"),  # it fits nothing: the flag would be ignored
 ])
 def test_bad_paths_are_one_line_exit_2(data, tmp_path, monkeypatch, args, fragment):
     monkeypatch.chdir(data)

@@ -33,8 +33,8 @@ def classify_cmd(
     prune_rounds: Optional[int] = typer.Option(None, "--prune-rounds", min=1, max=255, help="Find a classification "
                                                "ticket: this many IMP rounds on the classification loss, rewinding to "
                                                "theta0; writes -o", rich_help_panel="Search"),
-    rate: float = typer.Option(0.36, help="IMP: fraction of the remaining weights pruned per round",
-                               rich_help_panel="Search"),
+    rate: Optional[float] = typer.Option(None, help="IMP: fraction of the remaining weights pruned per round "
+                                         f"[{cls.PRUNE_RATE}]", rich_help_panel="Search"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="The classification ticket to write "
                                        "[classify_imp.safetensors]", rich_help_panel="Search"),
     epochs: int = typer.Option(1, min=1, help="Passes over the training digits", rich_help_panel="Training"),
@@ -53,14 +53,15 @@ def classify_cmd(
         raise LipError("--round, --sparsity and --random choose from a mask: give --mask")
     if mask is not None and (net is not None or prune_rounds is not None):
         raise LipError("--mask fixes the net and its weights: drop --net and --prune-rounds")
-    if out is not None and prune_rounds is None:
-        raise LipError("-o writes a classification ticket: give --prune-rounds")
+    if prune_rounds is None and (out is not None or rate is not None):
+        raise LipError("-o and --rate belong to a ticket search: give --prune-rounds")
     config.check_lr(lr)
     cfg = cls.TrainConfig(epochs=epochs, batch=batch, lr=lr, train=train, test=test, seed=seed, head=head)
     dev = devices.resolve(device)
     n_threads = devices.set_threads(threads, say)
     if prune_rounds is not None:
-        _prune(net, prune_rounds, rate, out or Path("classify_imp.safetensors"), cfg, dev, n_threads, json_)
+        _prune(net, prune_rounds, cls.PRUNE_RATE if rate is None else rate, out or Path("classify_imp.safetensors"),
+               cfg, dev, n_threads, json_)
         return
     prior = masked_prior(mask, round_, sparsity, "artifact") if mask is not None else dense_prior(net or "dip")
     what = f"a random mask the size of {mask}" if random else str(mask) if mask else f"the dense {net or 'dip'} net"

@@ -16,7 +16,8 @@ ListJson = json_flag("Print the library as JSON lines on stdout (one entry per l
 
 @guarded
 def masks_cmd(json_: ListJson = False) -> None:
-    """List the shipped masks: use one with `lip restore --mask NAME`."""
+    """List the shipped masks (on stderr, as every report of lip; --json puts them on stdout): use one with
+    `lip restore --mask NAME`."""
     found = library.entries()
     if json_:
         for e in found:

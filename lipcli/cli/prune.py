@@ -62,17 +62,19 @@ class Session:
     slim: bool = False
 
 
-def artifact_output(resume: Optional[Path], out: Path) -> Path:
-    """The artifact a search writes: the one resumed (a regular file: it is read back), else `out`, which must
-    be named .safetensors (or be a stream): `-o photo.png` is a slip that would write a mask under an image's name."""
-    if resume is not None and files.is_stream(resume):
+def artifact_output(resume: Optional[Path], out: Optional[Path], default: Path) -> Path:
+    """The artifact a search writes: the one resumed (a regular file: it is read back and continued in place),
+    else `out` or `default`, which must be named .safetensors (or be a stream): `-o photo.png` is a slip that
+    would write a mask under an image's name."""
+    if resume is None:
+        artifact.check_output(out or default)
+        return out or default
+    if files.is_stream(resume):
         raise LipError(f"--resume {resume}: give the artifact file itself, not a device or pipe")
-    path = resume or out
-    if resume is not None:
-        files.check_writable(path)
-    else:
-        artifact.check_output(out)
-    return path
+    if out is not None and out.resolve() != resume.resolve():
+        raise LipError(f"--resume continues the search in {resume} itself, so -o {out} would be ignored: drop it")
+    files.check_writable(resume)
+    return resume
 
 
 def check_prior_flags(ctx: typer.Context, prior: str) -> None:
@@ -203,7 +205,7 @@ def prune_cmd(
         given = {k: v for k, v in dict(rounds=rounds, rate=rate).items() if v is not None}  # else GanImpSettings'
         return prune_gan(GanPrune(generator, generator_spec, data, GanImpSettings(
             **given, epochs=epochs, ratio=ratio, method=method, seed=seed),
-            artifact_output(resume, out or Path(f"generator_{method}.safetensors")), resume is not None, threads,
+            artifact_output(resume, out, Path(f"generator_{method}.safetensors")), resume is not None, threads,
             json_))
     dev = devices.resolve(device)
     if not images:
@@ -226,7 +228,7 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
                      inpaint_mask=t.inpaint_mask, **t.degradation, precision=run.precision, config=run.config,
                      device=dev, seed=run.seed, **asdict(s))
     first = t.images[0]
-    out_path = artifact_output(run.resume, run.out or first.with_name(f"{first.stem}_{s.method}.safetensors"))
+    out_path = artifact_output(run.resume, run.out, first.with_name(f"{first.stem}_{s.method}.safetensors"))
     say_threads()
 
     def on_start() -> None:

@@ -301,9 +301,15 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
             _log_step(run_log, path, step)
         if members_jobs is not None:
             job = replace(job, members_elsewhere=members_jobs(advance))
+
+        def on_problem(problem: Problem) -> None:
+            if problem.alpha is not None and not images_io.keeps_alpha(dest):
+                say(f"note: {dest} is a JPEG, which has no transparency: {path.name}'s alpha is not kept "
+                    "(write .png to keep it)")
+            if save_kspace is not None:
+                _save_kspace(save_kspace, problem)
         try:
-            restored = job(path, clean=clean, on_step=on_step, notify=say,
-                           on_problem=None if save_kspace is None else lambda p: _save_kspace(save_kspace, p),
+            restored = job(path, clean=clean, on_step=on_step, notify=say, on_problem=on_problem,
                            on_snapshot=on_snapshot, state=state)
         except (KeyboardInterrupt, Terminated):
             say_state_kept(state, output=dest)

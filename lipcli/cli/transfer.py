@@ -15,9 +15,12 @@ from ..physics import task_variants
 from ..transfer import Cell, workers
 from .render import Terminated, emit_json, err, fmt, guarded, print_wide, progress, say
 from .options import (ARGS, DEVICE_HELP, Config, DataConsistency, EarlyStop, Ema, EsGate, EsPatience, EsWindow,
-                      InpaintMask, Keep, Lr, Precision, RegNoise, Seed, Sgld, Sigma, Threads, json_flag, listing_option)
+                      InpaintMask, Keep, Lr, Precision, RegNoise, Seed, Sgld, Sigma, Threads, given_flags, json_flag,
+                      listing_option)
 
 GRID = "Grid"
+# What --merge reads: it fits nothing, so every other flag would be ignored and is refused.
+MERGE_READS = {"merge", "curves", "plot_metric", "plot_format", "experiment", "json_"}
 RowsJson = json_flag("Print each finished row as one JSON line on stdout")
 
 
@@ -77,8 +80,10 @@ def transfer_cmd(
         raise LipError(f"unknown --plot-metric {plot_metric!r}: use {', '.join(transfer.PLOT_METRICS)}")
     formats = charts.parse_formats(plot_format)
     if merge is not None:
-        if images or mask or out is not None or shard is not None:
-            raise LipError("--merge FOLDER only joins finished shards: give no images, --mask, --out or --shard")
+        unread = (["images"] if images else []) + given_flags(ctx, {p.name for p in ctx.command.params}
+                                                              - MERGE_READS - {"images"})
+        if unread:
+            raise LipError(f"--merge FOLDER only joins finished shards and plots them: drop {', '.join(unread)}")
         _merge(merge, curves, experiment == "spectrum", plot_metric, formats, json_)
         return
     shard_ = config.parse_shard(shard)
