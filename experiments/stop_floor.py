@@ -10,7 +10,6 @@ sigma_hat^2, so c near 1 could only move early stops later. Tune and report halv
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import tempfile
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +35,7 @@ from .fit import DivergenceError, FitConfig, Step
 from .physics import TASKS
 from .problem import Problem, load_problem, provenance
 from .prune.imp import ImpSettings
-from .prune.run import SearchRequest, channel_score_for, rounds_for, search
+from .prune.run import SearchRequest, channel_score_for, check_method_options, rounds_for, search
 from .resume import Keeper, check_every, clear, fit_state
 from .restore import Prior, dense_prior, masked_prior, restore as fit_prior
 from .transfer import Cell, Grid, cell_problem, check_experiment, load_masks, parse_baselines, parse_rounds, parse_tasks, pending, \
@@ -303,6 +303,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     `search_options` are `Search`'s fields, `cs` the CS settings (measurements, outliers, operator, matrix,
     shape, solver; physics/cs_task.py)."""
     s = Search(**search_options)
+    check_method_options(s.method, [f.name for f in fields(Search) if getattr(s, f.name) != f.default])
     dev = _device(device)
     settings = resolve_settings(task, config, dev, dict(
         sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,

@@ -21,11 +21,12 @@ import torch
 from . import images as images_io
 from .errors import LipError
 from .gan import load_mnist
-from .physics import Inpaint, Physics
+from .physics import TASKS, Physics
 from .physics.measurements import (DEFAULTS, check_flags, check_source, flag_operator, hwc, is_operator_file,
                                    parse_shape, read_measurements)
 
 MNIST_PREFIX = "mnist:"
+CS_KEEP = 0.3  # lip cs --task inpaint --simulate: the fraction of pixels observed when --keep is not given
 
 
 @dataclass
@@ -42,7 +43,7 @@ class CSInputs:
     outliers: int | None
     noise: float | None
     outlier_value: float | None
-    keep: float
+    keep: float | None
     inpaint_mask: Path | None
     clean: Path | None
     seed: int
@@ -97,12 +98,12 @@ def make_operator(inp: CSInputs, shape: tuple[int, int, int] | None) -> Physics:
         return flag_operator(shape, simulate=inp.simulate, operator=inp.operator, matrix=inp.matrix,
                              given=_given(inp), seed=inp.seed)
     assert shape is not None
-    if inp.inpaint_mask is not None:
-        keep_mask = torch.tensor(images_io.load_binary_mask(inp.inpaint_mask, shape[1], shape[2]))[None]
-        return Inpaint(keep_mask, str(inp.inpaint_mask))
-    if inp.simulate:
-        return Inpaint.bernoulli((1, shape[1], shape[2]), inp.keep, inp.seed)
-    raise LipError("inpainting a real image needs --inpaint-mask (white = observed)")
+    task = TASKS.get("inpaint")  # the operator lip restore --task inpaint builds, and its checks
+    task.check_flags({"keep": inp.keep}, inp.simulate, inp.inpaint_mask)
+    if not inp.simulate:
+        task.check_real(inp.inpaint_mask)
+    settings = {"keep": CS_KEEP if inp.keep is None else inp.keep}
+    return task.build(settings, shape[1], shape[2], shape[0] == 1, inp.inpaint_mask, inp.seed)
 
 
 def check_inputs(inp: CSInputs) -> None:
@@ -113,6 +114,8 @@ def check_inputs(inp: CSInputs) -> None:
                 if v]
         if used:
             raise LipError(f"{used[0]} is for --task cs")
+    elif inp.keep is not None or inp.inpaint_mask is not None:
+        raise LipError(f"{'--keep' if inp.keep is not None else '--inpaint-mask'} is for --task inpaint")
     else:
         check_flags(simulate=inp.simulate, operator=inp.operator, matrix=inp.matrix, shape=inp.shape,
                     given=_given(inp))

@@ -29,7 +29,7 @@ from .files import atomic_path
 from .fit import FitConfig, FitResult, Step, TargetResult
 from .problem import Problem
 from .restore import Prior, restore
-from .resume import Keeper, fit_state
+from .resume import Keeper, fit_state, member_file
 
 # What each member reports; the ensemble's own scores replace these at the top level.
 MEMBER_KEYS = ("seed", "iterations", "stopped_at", "auto_stopped", "psnr_stopped", "ssim_stopped", "psnr_final",
@@ -101,11 +101,7 @@ def fit_share(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device,
     j, m = share
     seeds = [seed + k for k in range(j, n, m)]
     for result, report in members(problem, prior, cfg, dev, seeds, callbacks, notify, folder, every):
-        save_member(member_path(folder, report["seed"] - seed), result, report)
-
-
-def member_path(folder: Path, k: int) -> Path:
-    return folder / f"member-{k}.safetensors"
+        save_member(member_file(folder, report["seed"] - seed), result, report)
 
 
 def save_member(path: Path, result: FitResult, report: dict[str, Any]) -> None:

@@ -31,10 +31,11 @@ from typing import Any, Callable
 import torch
 
 from . import device as devices
-from .ensemble import load_member, member_path
+from .ensemble import load_member
 from .errors import LipError, LipRuntimeError
 from .fit import FitResult
 from .processes import Pool, Worker, command_args
+from .resume import member_file
 
 OWN = ("--jobs", "--threads", "--shard", "--log")  # every job gets its own values
 DROPPED = ("--json",)  # the parent prints the reports, in input order
@@ -150,7 +151,7 @@ def run_members(args: list[str], shard: tuple[int, int] | None, members: int, wo
         folder.mkdir(exist_ok=True)
         _work("ensemble job", [member_args(args, shard, j, workers, threads, folder) for j in range(workers)],
               on_event, say)
-        return [load_member(member_path(folder, k)) for k in range(members)]
+        return [load_member(member_file(folder, k)) for k in range(members)]
 
 
 def _work(noun: str, commands: list[list[str]], on_event: Callable[[int, dict[str, Any]], None],

@@ -39,6 +39,7 @@ from .files import atomic_path, is_stream
 SUFFIX = ".lip-resume"  # of the state folder
 VERSION = 1  # of the saved state's layout; another version is not loaded (the fit starts over)
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+FIT, MEMBER = "fit-{}.safetensors", "member-{}.safetensors"  # in a state folder: a fit's state, a finished member
 
 
 def check_every(every: float | None) -> None:
@@ -55,12 +56,17 @@ def state_folder(output: Path) -> Path | None:
 
 def fit_state(folder: Path, seed: int) -> Path:
     """The state file of the fit with `seed` in a restore's state folder."""
-    return folder / f"fit-{seed}.safetensors"
+    return folder / FIT.format(seed)
+
+
+def member_file(folder: Path, k: int) -> Path:
+    """Where ensemble member k, fitted by a worker process, is left for the parent to average."""
+    return folder / MEMBER.format(k)
 
 
 def saved_fits(folder: Path) -> list[Path]:
     """The fits' states (`fit_state`) a restore's state folder holds."""
-    return sorted(folder.glob("fit-*.safetensors")) if folder.is_dir() else []
+    return sorted(folder.glob(FIT.format("*"))) if folder.is_dir() else []
 
 
 def clear(folder: Path) -> None:
@@ -68,7 +74,7 @@ def clear(folder: Path) -> None:
     folder if that left it empty."""
     if not folder.is_dir():
         return
-    for path in [*saved_fits(folder), *folder.glob("member-*.safetensors")]:
+    for path in [*saved_fits(folder), *folder.glob(MEMBER.format("*"))]:
         path.unlink(missing_ok=True)
     try:
         folder.rmdir()

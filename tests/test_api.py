@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from lipcli import api, images
 from lipcli.cli import app
+from lipcli.errors import LipError
 
 from prune_helpers import NARROW_YAML, picture, write_picture
 
@@ -109,6 +110,12 @@ def test_masks_save_load_and_transfer(tiny, tmp_path, capsys):
         [("dense", 0, "image0"), ("mask", 1, "image0"), ("mask", 2, "image0")]
     assert rows[2]["sparsity"] == pytest.approx(ticket.sparsity(2))
     assert capsys.readouterr().out == ""
+
+
+def test_a_search_option_the_method_does_not_read_is_refused_by_the_api_too(tiny):
+    clean = picture(32, 32, seed=4).transpose(1, 2, 0)
+    with pytest.raises(LipError, match=r"--rewind: --method snip does not read it \(only --method imp\)"):
+        api.pruner([clean], simulate=True, method="snip", rewind=0.5, **tiny)
 
 
 def test_an_unreachable_noise_gate_never_stops_a_denoising_fit(tiny):

@@ -768,6 +768,12 @@ case("cs", "--generator that is a DIP mask", lambda w: ["mnist:0", "--simulate",
 case("cs", "inpaint mask not binary",
      lambda w: ["mnist:0", "--simulate", "--task", "inpaint", "--inpaint-mask", inpaint_mask(w, (32, 32), 100)],
      "black-and-white")
+case("cs", "--keep beside --inpaint-mask",
+     lambda w: ["mnist:0", "--simulate", "--task", "inpaint", "--keep", "0.5", "--inpaint-mask",
+                inpaint_mask(w, (32, 32))], "--inpaint-mask replaces")
+case("cs", "--keep on a real image",
+     lambda w: ["img.png", "--task", "inpaint", "--prior", "dip", "--keep", "0.5"], "drop --keep")
+case("cs", "--keep with --task cs", lambda w: ["mnist:0", "--simulate", "--keep", "0.5"], "--keep is for --task inpaint")
 case("cs", "output in a missing folder", lambda w: ["mnist:0", "--simulate", "-o", "missing/x.png"],
      "does not exist")
 case("cs", "unknown solver", lambda w: ["mnist:0", "--simulate", "--solver", "l1"], "unknown --solver")

@@ -10,7 +10,7 @@ import typer
 
 from .. import config, cs, device as devices, files, generators, resume
 from .. import images as images_io
-from ..cs_problem import CSInputs, load_problem
+from ..cs_problem import CS_KEEP, CSInputs, load_problem
 from ..errors import LipError, LipRuntimeError
 from ..fit import DivergenceError
 from ..gan import GENERATOR
@@ -50,8 +50,8 @@ def cs_cmd(
                                                       "DIR/y.npy and DIR/operator.yaml, read back by lip cs "
                                                       "DIR/y.npy --operator DIR/operator.yaml",
                                                       rich_help_panel="Task"),
-    keep: float = typer.Option(0.3, help="inpaint with --simulate and no mask: fraction of pixels observed",
-                               rich_help_panel="Task"),
+    keep: Optional[float] = typer.Option(None, help="inpaint with --simulate and no mask: fraction of pixels "
+                                         f"observed [{CS_KEEP}]", rich_help_panel="Task"),
     inpaint_mask: InpaintMask = None,
     prior: str = typer.Option("generator", help="generator | dip (CS-DIP: an untrained, optionally masked, DIP)",
                               rich_help_panel="Prior"),

@@ -91,19 +91,6 @@ def check_prior_flags(ctx: typer.Context, prior: str) -> None:
 
 
 # Search flags only some methods read: given with another method they would be dropped in silence.
-METHOD_ONLY = {"rewind": "imp", "stop_when_loss_rises": "imp", "early_bird": "imp", "early_bird_every": "imp",
-               "like": "random-layerwise", "synflow_iters": "synflow", "oes_lambda": "oes", "oes_tau": "oes"}
-
-
-def check_method_flags(ctx: typer.Context, method: str) -> None:
-    """Refuse the search flags given on the command line that `method` does not read."""
-    unread = given_flags(ctx, {name for name, reader in METHOD_ONLY.items() if reader != method})
-    if unread:
-        readers = sorted({METHOD_ONLY[p.name] for p in ctx.command.params if p.opts[0] in unread})
-        raise LipError(f"{', '.join(unread)}: --method {method} does not read "
-                       f"{'it' if len(unread) == 1 else 'them'} (only --method {' / '.join(readers)})")
-
-
 @guarded
 def prune_cmd(
     ctx: typer.Context,
@@ -196,8 +183,6 @@ def prune_cmd(
     if prior not in ("dip", "gan"):
         raise LipError(f"unknown --prior {prior!r}: use dip or gan")
     check_prior_flags(ctx, prior)
-    if prior == "dip":
-        check_method_flags(ctx, method)
     check_stdout_free(out, json_, log)
     if prior == "gan":
         if images:

@@ -1,4 +1,4 @@
-"""Everything the user sees: progress on stderr, one-line errors, JSON on stdout.
+"""What every command shows the same way: progress on stderr, one-line errors, JSON on stdout.
 
 Human text goes to stderr, machine output to stdout. On a terminal a rich progress bar; otherwise
 (CI logs, pipes, `tail -f`) a plain line every few seconds, since rich draws nothing until exit there.

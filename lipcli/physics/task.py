@@ -1,5 +1,5 @@
 """Restoration tasks by name: everything `restore`, `prune`, `transfer` and the config need to know
-about one degradation, so a new task is one file that registers a `Task` and no other file changes.
+about one degradation, so a new task is one file that registers a `Task`, imported in physics/__init__.py.
 
 >>> task = TASKS.get("sr")
 >>> op = task.build({"scale": 4}, 64, 64, gray=False, inpaint_mask=None, seed=0)

@@ -2,4 +2,7 @@
 drivers that iterate them: imp.py (IMP), ladder.py (any score at init on IMP's sparsity ladder),
 oes.py (Optimal Eye Surgeon), gan_imp.py (IMP on a generator); run.py is the one entry point. What a
 mask means (element or channel view), and the exact top-k selection every driver uses, live in
-lipcli/masks.py. Drivers fit targets (search.TargetSource), never images."""
+lipcli/masks.py. Drivers fit targets (search.TargetSource), never images.
+
+Importing the package registers every score: a score in a new file is imported here."""
+from . import channel_scores, scores  # noqa: F401  (the registrations)

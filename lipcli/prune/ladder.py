@@ -1,5 +1,5 @@
 """The ladder driver: any registered score at initialisation on IMP's sparsity ladder
-(kept = round(N * 0.8^k)), so every method's round k has exactly the same number of weights and
+(kept = round(N * (1 - rate)^k)), so every method's round k has exactly the same number of weights and
 comparisons line up.
 
 One-shot scores (random, magnitude, SNIP, GraSP) give nested masks by construction (top-k of one

@@ -71,6 +71,21 @@ class SearchRequest:
         return d
 
 
+# The search options only one method reads (api.Search's field -> the method): given to another, refused.
+METHOD_ONLY = {"rewind": "imp", "stop_when_loss_rises": "imp", "early_bird": "imp", "early_bird_every": "imp",
+               "like": "random-layerwise", "synflow_iters": "synflow", "oes_lambda": "oes", "oes_tau": "oes"}
+
+
+def check_method_options(method: str, given: list[str]) -> None:
+    """Refuse the options among `given` (field names) that `method` does not read, naming them as flags."""
+    unread = [n for n in given if METHOD_ONLY.get(n, method) != method]
+    if unread:
+        flags = ", ".join("--" + n.replace("_", "-") for n in unread)
+        readers = " / ".join(sorted({METHOD_ONLY[n] for n in unread}))
+        raise LipError(f"{flags}: --method {method} does not read {'it' if len(unread) == 1 else 'them'} "
+                       f"(only --method {readers})")
+
+
 def rounds_for(target: float, rate: float) -> int:
     """The first ladder round whose sparsity reaches `target`."""
     k = 1
