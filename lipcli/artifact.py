@@ -41,7 +41,7 @@ from . import __version__, files, library, nets
 from .errors import LipError
 from .files import atomic_path
 from .imageformats import PICKLE_MAGIC
-from .masks import Masks, from_rounds, kept_count, total_count
+from .masks import Masks, from_rounds, kept_count, sparsity, total_count
 
 FORMAT = "lip-artifact"
 SUFFIX = ".safetensors"
@@ -88,8 +88,7 @@ class Artifact:
         return kept_count(keep), total_count(keep)
 
     def sparsity(self, round_: int) -> float:
-        kept, total = self.counts(round_)
-        return 1 - kept / total if total else 0.0
+        return sparsity(*self.counts(round_))
 
     @property
     def granularity(self) -> str:

@@ -9,7 +9,9 @@ file is expected is refused in one line.
 """
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import os
 import re
 import shutil
@@ -19,7 +21,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, TextIO
+from typing import Any, BinaryIO, Iterable, Iterator, Sequence, TextIO
 
 from .errors import LipError, LipRuntimeError
 
@@ -224,3 +226,16 @@ def open_append(path: Path | str, what: str) -> TextIO:
         return open(path, "a", encoding="utf-8")
     except OSError as exc:
         raise LipError(f"cannot open {what} {path}: {exc.strerror} (check the folder)") from None
+
+
+def write_csv(path: Path | str, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> Path:
+    """A table as CSV, written as every file is (`-`: stdout): `columns` in order, other keys left out,
+    None empty, floats to 6 significant digits."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
+    return Path(path)

@@ -18,7 +18,7 @@ import torch
 from . import nets, plot
 from .artifact import Artifact
 from .errors import LipError
-from .masks import kept_by_round, total_count
+from .masks import kept_by_round, sparsity, total_count
 
 SUMMARY_FIELDS = ("method", "task", "operator", "images", "seed", "oracle", "tool_version",
                   "torch_version", "created", "format_version", "search", "stopped_by_rule",
@@ -80,7 +80,7 @@ def layer_table(art: Artifact, round_: int | None = None) -> list[dict[str, Any]
         r = art.prune_round[name]
         kept, params = kept_by[name][k], r.numel()
         rows.append({"index": i, "name": name, "shape": list(r.shape), "params": params, "kept": kept,
-                     "sparsity": 1 - kept / params if params else 0.0})
+                     "sparsity": sparsity(kept, params)})
     return rows
 
 
@@ -94,7 +94,7 @@ def round_records(art: Artifact) -> list[dict[str, Any]]:
         kept = sum(v[k] for v in kept_by.values())
         rec = {key: v for key, v in recorded.get(k, {}).items()
                if key not in ("round", "kept", "total", "sparsity")}
-        out.append({"round": k, "kept": kept, "total": total, "sparsity": 1 - kept / total if total else 0.0,
+        out.append({"round": k, "kept": kept, "total": total, "sparsity": sparsity(kept, total),
                     "loss": rec.pop("loss", None), "recommended": k == art.recommended_round, **rec})
     return out
 
@@ -199,7 +199,7 @@ def compare(arts: Sequence[Artifact], rounds: Sequence[int | None]) -> dict[str,
         size, kept = ms[0].numel(), [int(m.sum()) for m in ms]
         row = {"index": i, "name": name, "shape": list(ms[0].shape), "params": size,
                **{f"kept_{t}": k for t, k in zip(tags, kept)},
-               **{f"sparsity_{t}": 1 - k / size if size else 0.0 for t, k in zip(tags, kept)}}
+               **{f"sparsity_{t}": sparsity(k, size) for t, k in zip(tags, kept)}}
         for t, m in zip(tags[1:], ms[1:]):
             row.update(_pair(int((ms[0] & m).sum()), int((ms[0] | m).sum()), kept[0], t, n))
         rows.append(row)
@@ -269,8 +269,7 @@ def _sparsities(art: Artifact, names: list[str], k: int) -> tuple[list[float], f
     kept_by = kept_by_round(art.prune_round, art.rounds)
     kept = [kept_by[n][k] for n in names]
     sizes = [art.prune_round[n].numel() for n in names]
-    per = [1 - c / n if n else 0.0 for c, n in zip(kept, sizes)]
-    return per, 1 - sum(kept) / sum(sizes) if sum(sizes) else 0.0
+    return [sparsity(c, n) for c, n in zip(kept, sizes)], sparsity(sum(kept), sum(sizes))
 
 
 def plot_sparsity(art: Artifact, rounds: Sequence[int], path: Path | str, title: str | None = None,

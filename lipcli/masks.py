@@ -60,10 +60,14 @@ def total_count(masks: Masks) -> int:
     return sum(m.numel() for m in masks.values())
 
 
+def sparsity(kept: int, total: int) -> float:
+    """The pruned fraction of `total` elements of which `kept` remain (0 when there are none)."""
+    return 1 - kept / total if total else 0.0
+
+
 def mask_sparsity(masks: Masks | None) -> float:
     """Pruned fraction of the masked elements (0 for no masks)."""
-    n = total_count(masks or {})
-    return 1 - kept_count(masks) / n if n else 0.0
+    return sparsity(kept_count(masks or {}), total_count(masks or {}))
 
 
 # ------------------------------------------------------------------ masks on a net

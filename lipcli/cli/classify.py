@@ -12,7 +12,7 @@ from .. import artifact, classify as cls, config, device as devices
 from ..errors import LipError
 from ..restore import dense_prior, masked_prior
 from .render import emit_json, guarded, progress, say, say_round
-from .options import Device, Json, Seed, Threads, net_option
+from .options import Device, Json, MaskRound, MaskSparsity, Seed, Threads, net_option
 
 
 @guarded
@@ -20,10 +20,7 @@ def classify_cmd(
     mask: Optional[Path] = typer.Option(None, help="Mask artifact (or a shipped mask's name): train under the part "
                                         "of it the classifier shares, from its theta0; dense net when absent",
                                         rich_help_panel="Prior"),
-    round_: Optional[int] = typer.Option(None, "--round", help="Round of the mask trajectory [the artifact's "
-                                         "recommended round]", rich_help_panel="Prior"),
-    sparsity: Optional[float] = typer.Option(None, help="Pick the round closest to this sparsity",
-                                             rich_help_panel="Prior"),
+    round_: MaskRound = None, sparsity: MaskSparsity = None,
     random: bool = typer.Option(False, "--random", help="With --mask: a random mask keeping as many weights of the "
                                 "same convs instead (the baseline)", rich_help_panel="Prior"),
     net: net_option("Prior") = None,

@@ -1,9 +1,6 @@
 """`lip inspect`: what a mask artifact is, its per-layer sparsity, and how two or more masks compare."""
 from __future__ import annotations
 
-import csv
-import io
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,6 +10,7 @@ from rich.table import Table
 
 from .. import artifact, files, inspect as insp, plot as charts
 from ..errors import LipError
+from ..masks import sparsity
 from .render import emit_json, err, fmt, guarded, print_wide
 from .options import json_flag
 
@@ -63,7 +61,8 @@ def inspect_cmd(
     else:
         report, rows, columns = _single(artifacts[0], arts[0], round_, plot, plot_rounds)
     if csv_ is not None:
-        _write_csv(csv_, rows, columns)
+        files.write_csv(csv_, [{**r, "shape": "x".join(map(str, r["shape"]))} if "shape" in r else r for r in rows],
+                        columns)
         report["csv"] = "-" if csv_stdout else str(csv_)
     if json_:
         emit_json(report)
@@ -108,26 +107,6 @@ def _compare(paths: list[Path], arts: list[artifact.Artifact], rounds: list[Opti
 
 def _made(art: artifact.Artifact) -> str:
     return ", ".join(str(art.meta[k]) for k in ("method", "task") if art.meta.get(k)) or "mask"
-
-
-def _write_csv(dest: Path, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["x".join(map(str, row[c])) if c == "shape" else _cell(row[c]) for c in columns])
-    if str(dest) == "-":
-        sys.stdout.write(buf.getvalue())
-        sys.stdout.flush()
-        return
-    with files.atomic_path(dest) as tmp:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
-
-
-def _cell(v: Any) -> Any:
-    if v is None:
-        return ""
-    return f"{v:.6f}" if isinstance(v, float) else v
 
 
 # ---------------------------------------------------------------- human output (stderr)
@@ -208,7 +187,7 @@ def _say_single(r: dict[str, Any]) -> None:
     rows = r["layers"]
     kept, params = sum(x["kept"] for x in rows), sum(x["params"] for x in rows)
     for col, foot in (("#", ""), ("name", "total"), ("shape", ""), ("params", f"{params:,}"),
-                      ("kept", f"{kept:,}"), ("sparsity", _pct(1 - kept / params if params else 0.0))):
+                      ("kept", f"{kept:,}"), ("sparsity", _pct(sparsity(kept, params)))):
         t.add_column(col, footer=foot, justify="left" if col in ("name", "shape") else "right")
     for x in rows:
         t.add_row(str(x["index"]), x["name"], "x".join(map(str, x["shape"])), f"{x['params']:,}",

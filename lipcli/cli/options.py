@@ -205,6 +205,10 @@ EsGate = Annotated[Optional[float], typer.Option(help="Denoising: a variance min
 # Run: where and how reproducibly.
 DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps"
 Device = Annotated[str, typer.Option(help=DEVICE_HELP, envvar="LIP_DEVICE", rich_help_panel="Run")]
+MaskRound = Annotated[Optional[int], typer.Option("--round", help="Round of the mask trajectory [the artifact's "
+                                                  "recommended round]", rich_help_panel="Prior")]
+MaskSparsity = Annotated[Optional[float], typer.Option(help="Pick the round closest to this sparsity",
+                                                       rich_help_panel="Prior")]
 Seed = Annotated[int, typer.Option(help="Seed for weights, input code and simulated degradations",
                                    rich_help_panel="Run")]
 Precision = Annotated[Optional[str], typer.Option(

@@ -18,7 +18,7 @@ from .render import (RunLog, Terminated, check_stdout_free, emit_json, err, fmt,
                      say_state_kept, set_threads_quietly, steps_done, write_then_discard)
 from .options import (ARGS, Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, DataConsistency,
                       Device, EarlyStop, Ema, EsGate, EsPatience, EsWindow, InpaintMask, Iters, Jobs, Json, Keep, Log,
-                      Lr, MaskType,
+                      Lr, MaskRound, MaskSparsity, MaskType,
                       Measurements, Outliers, Precision, RegNoise, ResumeEvery, SamplingMask, Scale, Seed, Sgld, Sigma,
                       Simulate, Solver, Task, Threads, net_option)
 
@@ -60,10 +60,7 @@ def restore_cmd(
                                         "fitted with the settings it was measured with, flags override); absent: the "
                                         "preset's ticket for the task (--dense: none), else the dense net",
                                         rich_help_panel="Prior"),
-    round_: Optional[int] = typer.Option(None, "--round", help="Round of the mask trajectory "
-                                         "[the artifact's recommended round]", rich_help_panel="Prior"),
-    sparsity: Optional[float] = typer.Option(None, help="Pick the round closest to this sparsity",
-                                             rich_help_panel="Prior"),
+    round_: MaskRound = None, sparsity: MaskSparsity = None,
     init: str = typer.Option("artifact", help="artifact: the mask's theta0 (LIP ticket) | fresh: new "
                              "weights under the mask (OES transfer)", rich_help_panel="Prior"),
     prior: str = typer.Option("dip", help="dip | deep-decoder (dense priors without --mask)",

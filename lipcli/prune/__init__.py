@@ -5,4 +5,6 @@ mask means (element or channel view), and the exact top-k selection every driver
 lipcli/masks.py. Drivers fit targets (search.TargetSource), never images.
 
 Importing the package registers every score: a score in a new file is imported here."""
-from . import channel_scores, scores  # noqa: F401  (the registrations)
+from . import channel_scores, scores  # the registrations
+
+__all__ = ["channel_scores", "scores"]

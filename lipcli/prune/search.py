@@ -11,7 +11,7 @@ from torch import nn
 from .. import artifact, nets
 from ..errors import LipError
 from ..fit import Target
-from ..masks import Masks, channel_count, from_rounds, kept_count, total_count
+from ..masks import Masks, channel_count, from_rounds, kept_count, sparsity, total_count
 
 SCOPES = ("conv", "all")
 GRANULARITIES = ("element", "channel")
@@ -100,7 +100,7 @@ class Trajectory:
         """Add (or replace) the record of a round: its exact sparsity plus what the method measured."""
         masks = self.masks(round_)
         kept, total = kept_count(masks), total_count(masks)
-        rec = {"round": round_, "kept": kept, "total": total, "sparsity": 1 - kept / total, **values}
+        rec = {"round": round_, "kept": kept, "total": total, "sparsity": sparsity(kept, total), **values}
         if self.granularity == "channel":
             rec["channels"] = channel_count(masks)
         self.records = [r for r in self.records if r["round"] != round_] + [rec]

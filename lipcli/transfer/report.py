@@ -12,9 +12,9 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .. import plot
+from .. import files, plot
 from .experiments import IMPEDANCE_TARGETS, RADIAL_BINS, TARGET_NAMES
-from .summary import SUMMARY_COLUMNS, label, mean_of, method_order, summarise, tasks_of, write_csv
+from .summary import SUMMARY_COLUMNS, label, mean_of, method_order, summarise, tasks_of
 
 PLOT_METRICS = {"stopped": ("psnr_stopped", "auto-stopped"), "final": ("psnr_final", "final iterate"),
                 "oracle": ("oracle_best_psnr", "oracle best, reads the clean image")}
@@ -131,7 +131,7 @@ def write_spectrum(rows: list[dict[str, Any]], folder: Path, formats: Sequence[s
     records = [{**{k: r.get(k) for k in SPECTRUM_COLUMNS}, "label": label(r, rows),
                 **{k: v for k, v in r["spectrum"].items() if k != "radial_energy_ratio"}}
                for r in sorted(rows, key=lambda r: (tasks.index(r["task"]), r["image"], r["seed"], method_order(r)))]
-    paths = [write_csv(folder / "spectrum.csv", records, SPECTRUM_COLUMNS)]
+    paths = [files.write_csv(folder / "spectrum.csv", records, SPECTRUM_COLUMNS)]
     centres = [(i + 0.5) / RADIAL_BINS for i in range(RADIAL_BINS)]
     for task in tasks:
         trows = focus_rows([r for r in rows if r["task"] == task])
@@ -176,7 +176,7 @@ def write_outputs(folder: Path, results: list[dict[str, Any]], impedance: list[d
     written: list[Path] = []
     summary = summarise(results) if results else []
     if results:
-        written.append(write_csv(folder / "summary.csv", summary, SUMMARY_COLUMNS))
+        written.append(files.write_csv(folder / "summary.csv", summary, SUMMARY_COLUMNS))
         written += plot_sparsity(results, folder, metric, formats)
         if curves:
             written += plot_curves(results, folder, formats)

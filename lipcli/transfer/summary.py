@@ -1,18 +1,14 @@
-"""From rows to the summary: legend labels, a fixed method order, mean and std over seeds, CSV files.
+"""From rows to the summary: legend labels, a fixed method order, mean and std over seeds (the CSV is
+files.write_csv's).
 
 Shared by the summary table, the CLI's tables and every plot, so a prior has one name and one place
 in every output.
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 import statistics
-from pathlib import Path
 from typing import Any, Iterable
-
-from ..files import atomic_path
 
 METHOD_ORDER = ("dense", "mask", "random", "deep-decoder")  # dense first: the reference, first colour
 STATS = ("psnr_final", "psnr_stopped", "ssim_final", "ssim_stopped", "oracle_best_psnr")
@@ -65,15 +61,3 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append(s)
     out.sort(key=lambda s: (tasks.index(s["task"]), s["image"], method_order(s)))
     return out
-
-
-def write_csv(path: Path, records: list[dict[str, Any]], columns: list[str]) -> Path:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for rec in records:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else "" if v is None else v)
-                    for k, v in rec.items()})
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue())
-    return path
