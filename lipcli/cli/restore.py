@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from .. import api, config, device as devices, files, jobs as jobs_mod, resume
-from .. import imageformats, images as images_io
+from .. import images as images_io
 from ..ensemble import Elsewhere
 from ..errors import LipError, LipRuntimeError
 from ..fit import FitResult, Step
@@ -273,11 +273,8 @@ def _snapshot_path(folder: Path, source: Path, iteration: int, iters: int) -> Pa
 
 def _save_kspace(folder: Path, problem: Problem) -> None:
     """--save-kspace: the simulated k-space and its mask, as `lip restore --task mri` reads them back."""
-    files.make_folder(folder, "k-space folder")
-    for name, array in (("kspace.npy", problem.op.kspace(problem.y)), ("mask.npy", problem.op.mask_array())):
-        imageformats.save_npy(folder / name, array)
-    say(f"wrote {folder / 'kspace.npy'} and {folder / 'mask.npy'} (reconstruct them with --task mri "
-        f"{folder / 'kspace.npy'} --sampling-mask {folder / 'mask.npy'})")
+    kspace, mask = problem.op.save_scan(problem.y, folder)
+    say(f"wrote {kspace} and {mask} (reconstruct them with --task mri {kspace} --sampling-mask {mask})")
 
 
 def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path], json_: bool,

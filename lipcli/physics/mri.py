@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import imageformats
+from .. import files, imageformats
 from ..errors import LipError
 from ..images import MAX_PIXELS, resolve
 from ..metrics import psnr, ssim
@@ -134,6 +134,15 @@ class MRI(LinearPhysics):
         """The mask as a 0/1 uint8 file: (W,) when every row is the same (a column mask), else (H, W)."""
         m = self.mask.cpu().to(torch.uint8)
         return (m[0] if bool((m == m[:1]).all()) else m).numpy()
+
+    def save_scan(self, y: torch.Tensor, folder: Path) -> tuple[Path, Path]:
+        """Write `y` as folder/kspace.npy and the mask as folder/mask.npy (the folder made): a simulated scan
+        as the files `--task mri KSPACE --sampling-mask MASK` reads back."""
+        files.make_folder(folder, "k-space folder")
+        paths = folder / "kspace.npy", folder / "mask.npy"
+        for path, array in zip(paths, (self.kspace(y), self.mask_array())):
+            imageformats.save_npy(path, array)
+        return paths
 
     def params(self) -> dict[str, Any]:
         return {"name": self.name, "mask": self.source, "sampled": round(float(self.mask.mean()), 6),
