@@ -34,12 +34,6 @@ _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gat
 # (experiments/RESULTS-search-budget.md). 4 rounds = 83.2% sparsity, as 8 rounds of 20%. Early-stop patience
 # is per task (`Task.fast_es_patience`: 150 for denoising, whose stop has the noise gate; 300 elsewhere).
 _FAST_OVERRIDES = dict(precision="auto", rounds=4, rate=0.36)
-# The shipped tickets `lip restore` fits under the fast preset when no --mask, --net or --dense is given
-# (lipcli/data/library, each with the settings it was measured with and where; chosen by
-# experiments/RESULTS-sparse.md): denoising's, and SR x4's own (3000 iterations, level with or above the dense
-# net's 1500 on report crops at ~2x less CPU). Inpainting and MRI fit the dense net: no ticket kept up there.
-# The paper preset always fits the paper's dense net.
-FAST_TICKETS: dict[str, str] = {"denoise": "dip-channel-house", "sr": "dip-channel-house-sr4"}
 # Other papers' protocols, each on top of the paper preset, for every task. OES (anchors-spec c.1-c.3, its
 # configs/config_mask.yaml and config_train_sparse.yaml): its net with every parameter masked, 95% sparse
 # (the 5% masks it ships for each image; its pepper mask is 96.5%: --target-sparsity 0.965), the mask learnt
@@ -66,7 +60,7 @@ def preset(name: str, task: str) -> dict[str, Any]:
     settings = {**_PAPER_COMMON, **options, **t.fitting, "search_iters": t.fitting["iters"], "ticket": None}
     if name == "fast":
         settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_search_iters or t.fast_iters,
-                        es_patience=t.fast_es_patience, ticket=FAST_TICKETS.get(task), early_stop=t.fast_early_stop,
+                        es_patience=t.fast_es_patience, ticket=t.fast_ticket, early_stop=t.fast_early_stop,
                         data_consistency=t.fast_data_consistency,
                         ema=t.fitting["ema"] if t.fast_ema is None else t.fast_ema)
     settings.update(PROTOCOLS.get(name, {}))

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from lipcli import api, artifact, config, library
+from lipcli.physics import TASKS
 from test_artifact import channel_artifact
 from test_cli_restore import FAST, json_report, lip
 
@@ -45,7 +46,7 @@ def test_an_entry_is_fitted_with_its_own_settings_over_the_fast_preset_only(shel
     assert cfg(mask="tiny-ch", config=str(shelf / "my.yaml")).iters == 9  # so does a config file
     assert cfg(mask="tiny-ch", config="paper").iters == config.preset("paper", "denoise")["iters"]
     assert cfg(mask=shelf / "library" / "tiny-ch.safetensors").iters == preset["iters"]  # a file: no entry
-    monkeypatch.setattr(config, "FAST_TICKETS", {"denoise": "tiny-ch"})
+    monkeypatch.setattr(TASKS.get("denoise"), "fast_ticket", "tiny-ch")
     assert cfg().iters == 7  # the preset's default ticket
     assert cfg(dense=True).iters == cfg(prior="deep-decoder").iters == preset["iters"]  # not when another prior
 
@@ -54,7 +55,7 @@ def test_a_preset_fits_its_ticket_only_where_it_was_measured(shelf, monkeypatch)
     """An entry's `only` settings bound where a preset may fit it by default (an SR x4 ticket: not at x2)."""
     index = shelf / "library" / "index.yaml"
     index.write_text(index.read_text() + "  only: {sigma: 50}\n")
-    monkeypatch.setattr(config, "FAST_TICKETS", {"denoise": "tiny-ch"})
+    monkeypatch.setattr(TASKS.get("denoise"), "fast_ticket", "tiny-ch")
     assert config.resolve("denoise", None, "fast", {"sigma": 50})["ticket"] == "tiny-ch"
     assert config.resolve("denoise", None, "fast", {"sigma": 15})["ticket"] is None
     assert config.resolve("denoise", None, "fast", {"sigma": 15, "ticket": "tiny-ch"})["ticket"] == "tiny-ch"
@@ -97,4 +98,5 @@ def test_every_shipped_mask_is_small_and_loads_exactly(entry):
 def test_every_preset_ticket_is_a_library_entry_for_its_task():
     """A preset's ticket missing from the index would quietly give way to the dense net (`default_for`)."""
     found = {e.name: e for e in library.entries()}
-    assert all(name in found and found[name].task == task for task, name in config.FAST_TICKETS.items())
+    tickets = {name: TASKS.get(name).fast_ticket for name in TASKS}
+    assert all(t in found and found[t].task == task for task, t in tickets.items() if t is not None) and tickets["denoise"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import textwrap
 from dataclasses import asdict
 
-from .. import config, library
+from .. import library
+from ..physics import TASKS
 from .options import json_flag
 from .render import emit_json, err, guarded
 
@@ -35,7 +36,7 @@ def masks_cmd(json_: ListJson = False) -> None:
                   "use": " ".join(["lip restore", *([f"--task {e.task}"] if e.task != "denoise" else []),
                                    *(f"--{k.replace('_', '-')} {v}" for k, v in e.only.items()),
                                    f"--mask {e.name} INPUT.png"])}
-        if config.FAST_TICKETS.get(e.task) == e.name:
+        if TASKS.get(e.task).fast_ticket == e.name:
             fields["use"] += " (the fast preset's default there: no --mask needed)"
         lines = [f"{e.name} ({e.task})"]
         for key, value in fields.items():

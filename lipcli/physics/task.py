@@ -49,6 +49,9 @@ class Task:
     # Early-stop patience under the fast preset. 150 is validated only with denoising's noise gate; without a
     # gate 150 stopped MRI's phantom at 8x at iteration 313 (22.6 dB against 31.9 with 300, RESULTS-mri.md).
     fast_es_patience = 300
+    # The shipped ticket (a lipcli/data/library entry of this task) the fast preset fits when no --mask, --net or
+    # --dense is given; None: the dense net. Chosen by experiments/RESULTS-sparse.md; the paper preset never.
+    fast_ticket: str | None = None
     # The fast preset's output average (None: the paper's, `fitting["ema"]`). Inpainting and SR report the
     # EMA too: their raw outputs jitter by tenths of a dB up to the cap (experiments/RESULTS-stop-tasks.md).
     fast_ema: float | None = None
