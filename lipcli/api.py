@@ -1,7 +1,8 @@
 """lip from Python (notebooks, scripts): one function per command, arrays in and out, nothing printed.
 
 The commands call these same functions; the CLI only adds parsing, file names, progress bars and
-writing. So a notebook gets exactly what `lip restore`, `lip prune` and `lip transfer` compute:
+writing. So a notebook gets exactly what `lip restore`, `lip prune`, `lip transfer` and `lip cs`
+(`recoverer`) compute:
 
     import numpy as np
     from lipcli import api
@@ -27,11 +28,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import artifact, device as devices, images as images_io, library, nets
-from .config import check_init, fit_config, no_exact_step, resolve_settings
+from . import artifact, cs as cs_solvers, device as devices, generators, images as images_io, library, nets
+from .config import check_init, check_lr, fit_config, no_exact_step, resolve_settings
+from .cs_problem import CSInputs, CSProblem, load_problem as load_cs_problem
 from .ensemble import Elsewhere, fit_share, restore_ensemble
 from .errors import LipError, LipRuntimeError
 from .fit import DivergenceError, FitConfig, Step
+from .gan import GENERATOR
 from .physics import TASKS
 from .problem import Problem, load_problem, provenance
 from .prune.imp import ImpSettings
@@ -449,3 +452,113 @@ def transfer(images: list[images_io.Source], masks: list[Path | str], *, out: Pa
         run_cells(grid, pending(grid.cells(), read_rows(rows_path), grid, rows_path.name), dev, rows_path,
                   on_step, on_row)
         return read_rows(rows_path)
+
+
+@dataclass
+class Recovered:
+    """A `lip cs` result: the recovered (1, C, H, W) image in [0, 1] (cropped to the measured size) and its
+    report; `state`, as `Restored`'s."""
+
+    image: torch.Tensor
+    report: dict[str, Any]
+    state: Path | None = None
+
+    def discard_state(self) -> None:
+        if self.state is not None:
+            clear(self.state)
+
+
+@dataclass
+class Recoverer:
+    """`lip cs` set up: the checked problem (measurements, operator, sizes) and prior, ready to solve."""
+
+    problem: CSProblem
+    task: str  # cs | inpaint
+    prior: str  # generator | dip
+    solver: str
+    cfg: cs_solvers.CSConfig
+    device: torch.device
+    generator: torch.nn.Module | None  # the generator prior's net
+    source: dict[str, Any]  # what the report records of the prior
+    mask: Path | None  # the DIP prior's mask
+    round_: int | None
+    resume_every: float | None
+
+    @property
+    def steps(self) -> int:
+        """Progress units of a solve: Adam iterations, over every restart of a generator."""
+        return self.cfg.iters * (self.cfg.restarts if self.prior == "generator" else 1)
+
+    def __call__(self, *, on_step: Callable[[int, float], None] = lambda done, loss: None,
+                 notify: Callable[[str], None] = _quiet, state: Path | None = None) -> Recovered:
+        """Solve; `on_step(done, loss)` after each iteration, `done` counting from the start (a continued DIP
+        fit starts further on). `state`: as `Restorer`'s, for the DIP (a generator's restarts take seconds)."""
+        p, cfg, dev = self.problem, self.cfg, self.device
+        op, y = p.op.to(dev), p.y.to(dev)
+        warning = cs_solvers.mom_warning(p.op, y, cfg.batch_size) if self.task == "cs" and self.solver == "mom" else None
+        if warning:
+            notify(f"warning: {warning}")
+        if self.prior == "generator":
+            count = iter(range(1, self.steps + 1))
+            image, report = cs_solvers.solve_generator(self.generator.to(dev), op, y, p.ref, p.size, cfg,
+                                                       on_step=lambda it, loss: on_step(next(count), loss))
+            return Recovered(image, {**report, **self.source, "restarts": cfg.restarts})
+        keeper = None if state is None else Keeper(fit_state(state, cfg.seed), self.resume_every, notify)
+        try:
+            image, report = cs_solvers.solve_dip(
+                op, y, p.shape, p.ref, self.mask, self.round_, cfg.iters, cfg.lr, cfg.seed, dev,
+                on_step=lambda step: on_step(step.iteration, step.loss), notify=notify,
+                mom_batch=cfg.batch_size if self.solver == "mom" else None, keeper=keeper)
+        except DivergenceError as exc:
+            if state is not None:  # continuing would diverge again
+                clear(state)
+            last = exc.result.targets[0] if exc.result.targets else None
+            if last is None or not last.final.numel():
+                raise
+            picture = images_io.Image(images_io.from_tensor(images_io.as_channels(last.final, p.shape[0])), None,
+                                      images_io.UINT8, p.name)
+            raise Diverged(f"{exc}; the last iterate before it ({exc.result.iterations})", picture,
+                           exc.result.iterations) from None
+        return Recovered(image, {**report, **self.source}, state)
+
+
+def recoverer(source: str, *, task: str = "cs", simulate: bool = False, prior: str = "generator",
+              generator: Path | None = None, generator_spec: Path | None = None, mask: Path | None = None,
+              round_: int | None = None, weights: str = "auto", solver: str | None = None, iters: int = 1500,
+              lr: float = 0.01, restarts: int = 2, mom_batch: int = 20, clean: Path | None = None, seed: int = 0,
+              device: str | torch.device = "auto", resume_every: float | None = 60.0,
+              **measuring: Any) -> Recoverer:
+    """Check `lip cs`'s options, load the prior and the problem: `source` is y.npy (with `matrix` or an
+    operator file), an image (clean, with `simulate`) or mnist:K; `measuring` holds the operator's options
+    (operator, matrix, shape, measurements, outliers, noise, outlier_value, keep, inpaint_mask:
+    cs_problem.CSInputs)."""
+    check_every(resume_every)
+    check_lr(lr)
+    if task not in ("cs", "inpaint"):
+        raise LipError(f"unknown --task {task!r}: use cs or inpaint")
+    if prior not in ("generator", "dip"):
+        raise LipError(f"unknown --prior {prior!r}: use generator or dip")
+    if weights not in generators.WEIGHTS:
+        raise LipError(f"unknown --weights {weights!r}: use {' or '.join(generators.WEIGHTS)}")
+    if weights != "auto" and prior != "generator":
+        raise LipError("--weights chooses a generator's weights (--prior generator)")
+    if generator_spec is not None and (generator is None or mask is not None or prior != "generator"):
+        raise LipError("--generator-spec describes the state dict given with --generator (a lip artifact, "
+                       "--mask included, carries its own spec)")
+    solver = solver or cs_solvers.default_solver(task)
+    if solver not in cs_solvers.SOLVERS:
+        raise LipError(f"unknown --solver {solver!r}: use {' or '.join(cs_solvers.SOLVERS)}")
+    dev = _device(device)
+    g, g_shape, described = None, None, {}
+    if prior == "generator":
+        g, g_shape, described = cs_solvers.generator_prior(mask or generator or GENERATOR, round_, weights,
+                                                           generator_spec)
+    inputs = CSInputs(source=source, task=task, simulate=simulate, clean=clean, seed=seed,
+                      **{"operator": "auto", "matrix": None, "shape": None, "measurements": None, "outliers": None,
+                         "noise": None, "outlier_value": None, "keep": None, "inpaint_mask": None, **measuring})
+    problem = load_cs_problem(inputs, g_shape)
+    if problem.size != problem.shape[1:]:
+        (h, w), (gh, gw) = problem.size, problem.shape[1:]
+        described["padded"] = f"{w}x{h} -> {gw}x{gh}"
+    cfg = cs_solvers.CSConfig(solver=solver, iters=iters, lr=lr, restarts=restarts, batch_size=mom_batch, seed=seed)
+    return Recoverer(problem, task, prior, solver, cfg, dev, g, described, mask, round_, resume_every)

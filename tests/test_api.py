@@ -118,6 +118,19 @@ def test_a_search_option_the_method_does_not_read_is_refused_by_the_api_too(tiny
         api.pruner([clean], simulate=True, method="snip", rewind=0.5, **tiny)
 
 
+def test_lip_cs_from_python(capsys):
+    """`lip cs`'s engine is api.recoverer: the problem is checked and visible before the solve, nothing printed."""
+    job = api.recoverer("mnist:3", simulate=True, measurements=100, iters=5, restarts=1, device="cpu")
+    assert job.problem.shape == (1, 32, 32) and job.steps == 5
+    done: list[int] = []
+    got = job(on_step=lambda n, loss: done.append(n))
+    assert done == [1, 2, 3, 4, 5] and got.image.shape == (1, 1, 32, 32)
+    assert got.report["psnr"] is not None and got.report["restarts"] == 1
+    assert capsys.readouterr().out == ""
+    with pytest.raises(LipError, match="unknown --prior"):
+        api.recoverer("mnist:3", simulate=True, prior="gan")
+
+
 def test_an_unreachable_noise_gate_never_stops_a_denoising_fit(tiny):
     """The gate only holds minima back: with a floor no fit reaches the run goes to its last iteration;
     with the gate off the same short fit stops at its variance minimum."""

@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import torch
+import numpy as np
 import typer
 
-from .. import config, cs, device as devices, files, generators, resume
+from .. import api, files, resume
 from .. import images as images_io
-from ..cs_problem import CS_KEEP, CSInputs, load_problem
+from ..cs_problem import CS_KEEP
 from ..errors import LipError, LipRuntimeError
-from ..fit import DivergenceError
-from ..gan import GENERATOR
 from ..physics.measurements import check_folder, save_measurements
 from ..physics.cs import CompressedSensing, operator_help
 from .render import (Terminated, check_stdout_free, emit_json, fmt, guarded, progress, say, say_state_kept, steps_done,
@@ -88,38 +86,21 @@ def cs_cmd(
 
     A DIP fit keeps its state beside the output while it runs (--resume-every): stopped, the same command
     continues it. A generator's restarts take seconds and start over."""
-    dev = devices.resolve(device)
-    resume.check_every(resume_every)
     say_threads = set_threads_quietly(threads)
-    config.check_lr(lr)
-    if task not in ("cs", "inpaint"):
-        raise LipError(f"unknown --task {task!r}: use cs or inpaint")
-    if prior not in ("generator", "dip"):
-        raise LipError(f"unknown --prior {prior!r}: use generator or dip")
-    if weights not in generators.WEIGHTS:
-        raise LipError(f"unknown --weights {weights!r}: use {' or '.join(generators.WEIGHTS)}")
     unread = given_flags(ctx, {"restarts", "generator", "generator_spec"} if prior == "dip" else set())
     if unread:
         raise LipError(f"{', '.join(unread)}: only --prior generator reads {'it' if len(unread) == 1 else 'them'}; "
                        "the DIP fit would not")
-    if weights != "auto" and prior != "generator":
-        raise LipError("--weights chooses a generator's weights (--prior generator)")
-    if generator_spec is not None and (generator is None or mask is not None or prior != "generator"):
-        raise LipError("--generator-spec describes the state dict given with --generator (a lip artifact, "
-                       "--mask included, carries its own spec)")
-    solver = solver or cs.default_solver(task)
-    if solver not in cs.SOLVERS:
-        raise LipError(f"unknown --solver {solver!r}: use {' or '.join(cs.SOLVERS)}")
     if save_measurements_ is not None and not (simulate and task == "cs" and matrix is None):
         raise LipError("--save-measurements writes what --simulate measured with a seeded operator (--task cs, "
                        "no --matrix)")
-    source: dict[str, Any] = {}
-    g_shape = None
-    if prior == "generator":
-        g, g_shape, source = cs.generator_prior(mask or generator or GENERATOR, round_, weights, generator_spec)
-    inputs = CSInputs(image, task, simulate, operator, matrix, shape, measurements, outliers, noise, outlier_value,
-                      keep, inpaint_mask, clean, seed)
-    problem = load_problem(inputs, g_shape)
+    job = api.recoverer(image, task=task, simulate=simulate, prior=prior, generator=generator,
+                        generator_spec=generator_spec, mask=mask, round_=round_, weights=weights, solver=solver,
+                        iters=iters, lr=lr, restarts=restarts, mom_batch=mom_batch, clean=clean, seed=seed,
+                        device=device, resume_every=resume_every or None, operator=operator, matrix=matrix,
+                        shape=shape, measurements=measurements, outliers=outliers, noise=noise,
+                        outlier_value=outlier_value, keep=keep, inpaint_mask=inpaint_mask)
+    problem = job.problem
     dest = out or Path(f"{problem.name}_{task}.png")
     check_stdout_free(dest, json_)
     files.check_writable(dest)
@@ -127,52 +108,33 @@ def cs_cmd(
     say_threads()
     if save_measurements_ is not None:
         check_folder(save_measurements_)
-    if problem.size != problem.shape[1:]:
-        (h, w), (gh, gw) = problem.size, problem.shape[1:]
-        source["padded"] = f"{w}x{h} -> {gw}x{gh}"
-        say(f"{image} is {w}x{h}: zero-padded to the generator's {gw}x{gh} (as its training digits were); the "
-            "result is cropped back and scored on that crop")
-    op, y = problem.op.to(dev), problem.y.to(dev)
-    warning = cs.mom_warning(problem.op, y, mom_batch) if task == "cs" and solver == "mom" else None
-    if warning:
-        say(f"lip: warning: {warning}")
+    if "padded" in job.source:
+        size, padded = job.source["padded"].split(" -> ")
+        say(f"{image} is {size}: zero-padded to the generator's {padded} (as its training digits were); the result "
+            "is cropped back and scored on that crop")
     rep: dict[str, Any] = {}
-    state = resume.state_folder(dest) if prior == "dip" else None  # a generator's restarts take seconds
     if save_measurements_ is not None:
         assert isinstance(problem.op, CompressedSensing)
         save_measurements(save_measurements_, problem.y, problem.op)
         say(f"wrote {save_measurements_}/y.npy and operator.yaml")
         rep["measurements_saved"] = str(save_measurements_)
-    if prior == "generator":
-        cfg = cs.CSConfig(solver=solver, iters=iters, lr=lr, restarts=restarts, batch_size=mom_batch, seed=seed)
-        with progress(iters * restarts, f"cs {problem.name}") as advance:
-            image_out, solved = cs.solve_generator(g.to(dev), op, y, problem.ref, problem.size, cfg,
-                                                   on_step=lambda it, loss: advance(1, f"loss {loss:.5g}"))
-    else:
-        keeper = None if state is None else resume.Keeper(resume.fit_state(state, seed), resume_every or None, say)
-        last: dict[Any, int] = {}
-        try:
-            with progress(iters, "cs-dip") as advance:
-                image_out, solved = cs.solve_dip(
-                    op, y, problem.shape, problem.ref, mask, round_, iters, lr, seed, dev,
-                    on_step=lambda step: advance(steps_done(last, None, step.iteration), f"loss {step.loss:.5g}"),
-                    notify=say, mom_batch=mom_batch if solver == "mom" else None, keeper=keeper)
-        except (KeyboardInterrupt, Terminated):
-            say_state_kept(state, output=dest)
-            raise
-        except DivergenceError as exc:  # keep the last good output, then fail with exit 1 (as lip restore)
-            if state is not None:  # continuing would diverge again
-                resume.clear(state)
-            if not exc.result.targets[0].final.numel():
-                raise
-            _write(dest, images_io.as_channels(exc.result.targets[0].final, problem.shape[0]))
-            raise LipRuntimeError(f"{exc}; the last iterate before it ({exc.result.iterations}) was written to "
-                                  f"{dest}") from None
-    write_then_discard(lambda: _write(dest, image_out), state)
-    rep.update(solved, input=image, output=str(dest), task=task, solver=solver, prior=prior,
-               operator=problem.op.params(), iterations=iters, seed=seed, **source,
-               **({"restarts": restarts} if prior == "generator" else {}))
-    line = f"{image} -> {dest}: {task} with {prior} ({solver})"
+    state = resume.state_folder(dest) if prior == "dip" else None  # a generator's restarts take seconds
+    last: dict[Any, int] = {}
+    try:
+        with progress(job.steps, f"cs {problem.name}" if prior == "generator" else "cs-dip") as advance:
+            recovered = job(on_step=lambda done, loss: advance(steps_done(last, None, done), f"loss {loss:.5g}"),
+                            notify=lambda line: say(f"lip: {line}" if line.startswith("warning:") else line),
+                            state=state)
+    except (KeyboardInterrupt, Terminated):
+        say_state_kept(state, output=dest)
+        raise
+    except api.Diverged as exc:  # keep the last good output, then fail with exit 1 (as lip restore)
+        _write(dest, exc.picture.pixels)
+        raise LipRuntimeError(f"{exc} was written to {dest}") from None
+    write_then_discard(lambda: _write(dest, images_io.from_tensor(recovered.image)), state)
+    rep.update(recovered.report, input=image, output=str(dest), task=task, solver=job.solver, prior=prior,
+               operator=problem.op.params(), iterations=iters, seed=seed)
+    line = f"{image} -> {dest}: {task} with {prior} ({job.solver})"
     if rep.get("mse") is not None:
         line += f"; per-pixel MSE {rep['mse']:.5f}, PSNR {fmt(rep['psnr'])} dB"
     say(line)
@@ -180,7 +142,7 @@ def cs_cmd(
         emit_json(rep)
 
 
-def _write(dest: Path, image: torch.Tensor) -> None:
-    """The recovered (1, C, H, W) image: X.npy gets float32 in [0, 1], (H, W) gray or (H, W, 3)."""
+def _write(dest: Path, pixels: np.ndarray) -> None:
+    """The recovered (C, H, W) pixels in [0, 1]: X.npy gets float32 in [0, 1], (H, W) gray or (H, W, 3)."""
     stored = images_io.Stored("float32", 0.0, 1.0, "HW") if dest.suffix.lower() == ".npy" else images_io.UINT8
-    images_io.save_image(dest, images_io.from_tensor(image), stored=stored)
+    images_io.save_image(dest, pixels, stored=stored)
