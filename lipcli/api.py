@@ -20,10 +20,10 @@ Progress is reported only through the optional callbacks (`on_step(step)`, `noti
 from __future__ import annotations
 
 import tempfile
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from .config import check_init, check_lr, fit_config, no_exact_step, resolve_set
 from .cs_problem import CSInputs, CSProblem, load_problem as load_cs_problem
 from .ensemble import Elsewhere, fit_share, restore_ensemble
 from .errors import LipError, LipRuntimeError
-from .fit import DivergenceError, FitConfig, Step
+from .fit import DivergenceError, FitConfig, Step, TargetResult
 from .gan import GENERATOR
 from .physics import TASKS
 from .problem import Problem, load_problem, provenance
@@ -91,6 +91,22 @@ class Diverged(LipRuntimeError):
         self.picture, self.iteration = picture, iteration
 
 
+@contextmanager
+def diverged_keeps(state: Path | None, last_good: Callable[[DivergenceError, TargetResult], Diverged]
+                   ) -> Iterator[None]:
+    """Turn a fit's divergence into `Diverged` carrying `last_good`'s result (its saved states removed:
+    continuing would diverge again); a fit that diverged before it had any result re-raises."""
+    try:
+        yield
+    except DivergenceError as exc:
+        if state is not None:
+            clear(state)
+        last = exc.result.targets[0] if exc.result.targets else None
+        if last is None or not last.final.numel():
+            raise
+        raise last_good(exc, last) from None
+
+
 @dataclass
 class Restorer:
     """A restore set up once (settings, fitting config, prior, device) and applied image after image."""
@@ -138,7 +154,8 @@ class Restorer:
                                                                           self.resume_every, notify)
         if on_problem is not None:
             on_problem(problem)
-        try:
+        with diverged_keeps(state, lambda exc, last: Diverged(str(exc), problem.picture(last.stopped),
+                                                              last.stopped_at)):
             callbacks: list[Callable[[Step], None]] = [on_step] if on_step else []
             if self.snapshot_every and on_snapshot is not None:
                 callbacks.append(Watch(self.snapshot_every,
@@ -150,13 +167,6 @@ class Restorer:
                 result, report = restore_ensemble(problem, self.prior, self.cfg, self.device, self.seed,
                                                   self.ensemble, callbacks, notify, self.members_elsewhere,
                                                   state, self.resume_every)
-        except DivergenceError as exc:
-            if state is not None:  # continuing would diverge again
-                clear(state)
-            last = exc.result.targets[0] if exc.result.targets else None
-            if last is None or not last.final.numel():
-                raise
-            raise Diverged(str(exc), problem.picture(last.stopped), last.stopped_at) from None
         tr = result.targets[0]
         report.update(device=str(self.device), precision=self.cfg.precision, preset=self.settings["preset"],
                       seed=self.seed, early_stop=self.cfg.early_stop, data_consistency=self.cfg.data_consistency,
@@ -504,21 +514,16 @@ class Recoverer:
                                                        on_step=lambda it, loss: on_step(next(count), loss))
             return Recovered(image, {**report, **self.source, "restarts": cfg.restarts})
         keeper = None if state is None else Keeper(fit_state(state, cfg.seed), self.resume_every, notify)
-        try:
+
+        def last_good(exc: DivergenceError, last: TargetResult) -> Diverged:
+            pixels = images_io.from_tensor(images_io.as_channels(last.final, p.shape[0]))
+            return Diverged(f"{exc}; the last iterate before it ({exc.result.iterations})",
+                            images_io.Image(pixels, None, images_io.UINT8, p.name), exc.result.iterations)
+        with diverged_keeps(state, last_good):
             image, report = cs_solvers.solve_dip(
                 op, y, p.shape, p.ref, self.mask, self.round_, cfg.iters, cfg.lr, cfg.seed, dev,
                 on_step=lambda step: on_step(step.iteration, step.loss), notify=notify,
                 mom_batch=cfg.batch_size if self.solver == "mom" else None, keeper=keeper)
-        except DivergenceError as exc:
-            if state is not None:  # continuing would diverge again
-                clear(state)
-            last = exc.result.targets[0] if exc.result.targets else None
-            if last is None or not last.final.numel():
-                raise
-            picture = images_io.Image(images_io.from_tensor(images_io.as_channels(last.final, p.shape[0])), None,
-                                      images_io.UINT8, p.name)
-            raise Diverged(f"{exc}; the last iterate before it ({exc.result.iterations})", picture,
-                           exc.result.iterations) from None
         return Recovered(image, {**report, **self.source}, state)
 
 
