@@ -19,6 +19,7 @@ Progress is reported only through the optional callbacks (`on_step(step)`, `noti
 """
 from __future__ import annotations
 
+import inspect
 import tempfile
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields, replace
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from . import artifact, cs as cs_solvers, device as devices, generators, images as images_io, library, nets
-from .config import check_init, check_lr, fit_config, no_exact_step, resolve_settings
+from .config import check_init, check_lr, check_names, fit_config, known_keys, no_exact_step, resolve_settings
 from .cs_problem import CSInputs, CSProblem, load_problem as load_cs_problem
 from .ensemble import Elsewhere, fit_share, restore_ensemble
 from .errors import LipError, LipRuntimeError
@@ -46,11 +47,10 @@ from .transfer import Cell, Grid, cell_problem, check_experiment, load_masks, pa
 from .transfer.experiments import IMPEDANCE_TARGETS
 from .watch import Watch
 
-__all__ = ["Diverged", "Pruner", "Restored", "Restorer", "Search", "load_mask", "prune", "pruner", "restore",
-           "restorer", "save_mask", "transfer", "transfer_grid"]
+__all__ = ["Diverged", "Pruner", "Recovered", "Recoverer", "Restored", "Restorer", "Search", "load_mask", "prune",
+           "pruner", "recoverer", "restore", "restorer", "save_mask", "transfer", "transfer_grid"]
 
 load_mask = artifact.load  # (path) -> Artifact: the masks of every round (`.mask(k)`), theta0, metadata
-save_mask = artifact.save  # (path, artifact): atomic; the same bytes for the same content
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -59,6 +59,26 @@ def _device(device: str | torch.device) -> torch.device:
 
 def _quiet(line: str) -> None:
     """The default `notify`: the library prints nothing."""
+
+
+def _listed(items: Any) -> list[Any] | None:
+    """A list of images or masks, one given alone included (a path, an array, a tensor); None stays None."""
+    if items is None:
+        return None
+    alone = isinstance(items, (str, Path, np.ndarray, torch.Tensor, images_io.Image, artifact.Artifact))
+    return [items] if alone else list(items)
+
+
+def _comma(value: Any) -> str | None:
+    """A comma list given as the command line spells it, or as a Python sequence ([3, 6, 9])."""
+    return value if value is None or isinstance(value, str) else ",".join(map(str, value))
+
+
+def save_mask(path: Path | str, art: artifact.Artifact, slim: bool = False) -> None:
+    """Write a mask artifact atomically (the same bytes for the same content) to a .safetensors file: a name
+    such as photo.png is refused, as on the command line, rather than put a mask under an image's name."""
+    artifact.check_output(path)
+    artifact.save(path, art, slim)
 
 
 # ---------------------------------------------------------------------------------------- restore
@@ -150,6 +170,7 @@ class Restorer:
         SIGINT/SIGTERM; a later call for the same restore continues from them. They stay there until
         `Restored.discard_state()`, called once the image is stored (lipcli/resume.py)."""
         problem = self.problem(image, clean)
+        state = None if state is None else Path(state)
         keeper = None if state is None or self.ensemble > 1 else Keeper(fit_state(state, self.seed),
                                                                           self.resume_every, notify)
         if on_problem is not None:
@@ -199,6 +220,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     if snapshot_every is not None and (snapshot_every < 1 or ensemble > 1):
         raise LipError(f"--snapshots {snapshot_every}: " + ("N must be at least 1 (iterations between snapshots)"
                        if snapshot_every < 1 else "snapshots show one fit's learning: drop --ensemble"))
+    check_names(flags, known_keys() | set(inspect.signature(restorer).parameters) - {"flags"}, "api.restorer")
     dev = _device(device)
     given = {**flags, "net": net, "early_stop": early_stop}
     settings = resolve_settings(task, config, dev, given)
@@ -315,7 +337,10 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     """Check the options, read the images and set up a search (`lip prune --prior dip`); the
     `search_options` are `Search`'s fields, `cs` the CS settings (measurements, outliers, operator, matrix,
     shape, solver; physics/cs_task.py)."""
+    check_names(search_options, {f.name for f in fields(Search)} | set(inspect.signature(pruner).parameters)
+                - {"search_options"}, "api.pruner")
     s = Search(**search_options)
+    images, clean, oracle_target = _listed(images), _listed(clean), _listed(oracle_target)
     check_method_options(s.method, [f.name for f in fields(Search) if getattr(s, f.name) != f.default])
     dev = _device(device)
     settings = resolve_settings(task, config, dev, dict(
@@ -383,6 +408,8 @@ def prune(images: list[images_io.Source], *, out: Path | None = None, **options:
     Returns the artifact: `.mask(k)` is round k's keep-mask, `.recommended_round` the round to use,
     `.theta0` the initial weights. With `out` the artifact is also written there after every round.
     """
+    if out is not None:
+        artifact.check_output(out)
     return pruner(images, **options).run(out)
 
 
@@ -398,6 +425,10 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     `early_stop` None: the preset's. `data_consistency` True applies to the grid's tasks that have the exact
     step (inpaint, mri) and is refused only when none has. Every cell's problem is built once here, so a bad
     size, mask or image fails now, not hours later."""
+    check_names(flags, known_keys() | set(inspect.signature(transfer_grid).parameters) - {"flags"},
+                "api.transfer_grid")
+    images, masks = _listed(images), _listed(masks)
+    tasks, rounds, sparsities = _comma(tasks), _comma(rounds), _comma(sparsities)
     if flags.get("iters") is not None and flags["iters"] < 1:
         raise LipError(f"--iters {flags['iters']} must be at least 1")
     if seeds < 1:
@@ -504,6 +535,7 @@ class Recoverer:
         """Solve; `on_step(done, loss)` after each iteration, `done` counting from the start (a continued DIP
         fit starts further on). `state`: as `Restorer`'s, for the DIP (a generator's restarts take seconds)."""
         p, cfg, dev = self.problem, self.cfg, self.device
+        state = None if state is None else Path(state)
         op, y = p.op.to(dev), p.y.to(dev)
         warning = cs_solvers.mom_warning(p.op, y, cfg.batch_size) if self.task == "cs" and self.solver == "mom" else None
         if warning:

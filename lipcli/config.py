@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Iterable, Mapping, TypeVar
 
 import torch
 import yaml
@@ -72,6 +72,17 @@ def known_keys() -> set[str]:
     return set(preset("paper", next(iter(TASKS))))
 
 
+def check_names(given: Iterable[str], known: Iterable[str], where: str) -> None:
+    """Refuse a misspelt option (a YAML key, a Python keyword) rather than ignore it: `iter=20` would otherwise
+    run the preset's thousands of iterations."""
+    known = sorted(known)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        close = [k for k in known if k.rstrip("_") == unknown[0]] or difflib.get_close_matches(unknown[0], known, n=1)
+        raise LipError(f"{where}: unknown {'key' if where.startswith('config') else 'option'} {unknown[0]!r} ("
+                       + (f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known)}") + ")")
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
@@ -102,13 +113,7 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
             raise LipError(f"config {config}: unknown preset {name!r} (use {', '.join(PRESETS)})")
         sections = {t: data.pop(t, {}) or {} for t in TASKS}
         file_values = {**data, **sections[task]}
-        known = known_keys()
-        unknown = sorted(set(file_values) - known)
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], known, n=1)
-            raise LipError(f"config {config}: unknown key {unknown[0]!r} ("
-                           + (f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(sorted(known))}")
-                           + ")")
+        check_names(file_values, known_keys(), f"config {config}")
     given = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
     settings = {**preset(name, task), **under, **given, "preset": name}
     if settings["data_consistency"] is True and not TASKS.get(task).data_consistency:

@@ -25,7 +25,7 @@ from PIL import ImageOps, UnidentifiedImageError
 
 from . import imageformats as formats, png16
 from .errors import LipError
-from .files import atomic_path
+from .files import atomic_path, is_stream
 
 # Errors Pillow raises for truncated or corrupt data, depending on format and where it breaks.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
@@ -318,8 +318,11 @@ def as_image(source: Source, **load: Any) -> Image:
 
 
 def check_suffix(path: Path | str) -> str:
-    """The format an output path asks for; an unknown suffix is refused (call it up front)."""
+    """The format an output path asks for; an unknown suffix is refused (call it up front), and so is none for a
+    file (`-o results` is more often a folder meant than an image); stdout, devices and pipes get PNG."""
     path = Path(path)
+    if not path.suffix and not is_stream(path):
+        raise LipError(f"cannot write {path}: give it an image type suffix (.png, .jpg, .tif, .bmp or .npy)")
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise LipError(f"cannot write {path}: unknown image type '{path.suffix}' (use .png, .jpg, .tif, .bmp or .npy)")

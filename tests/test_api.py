@@ -118,6 +118,16 @@ def test_a_search_option_the_method_does_not_read_is_refused_by_the_api_too(tiny
         api.pruner([clean], simulate=True, method="snip", rewind=0.5, **tiny)
 
 
+def test_a_misspelt_option_is_refused_not_ignored(tiny):
+    x = np.moveaxis(picture(32, 32), 0, -1)
+    with pytest.raises(LipError, match=r"unknown option 'iter' \(did you mean iters\?\)"):
+        api.restore(x, iter=20)
+    with pytest.raises(LipError, match=r"unknown option 'round' \(did you mean round_\?\)"):
+        api.restore(x, round=1)
+    with pytest.raises(LipError, match="unknown option 'rond'"):
+        api.prune([x], rond=2)
+
+
 def test_lip_cs_from_python(capsys):
     """`lip cs`'s engine is api.recoverer: the problem is checked and visible before the solve, nothing printed."""
     job = api.recoverer("mnist:3", simulate=True, measurements=100, iters=5, restarts=1, device="cpu")

@@ -633,6 +633,11 @@ case("restore", "output in a read-only folder", lambda w: ["img.png", "-o", f"{r
 case("restore", "output folder inside a read-only folder",
      lambda w: ["img.png", write_picture(w.dir / "img2.png", 32, 32).name, "-o", f"{readonly(w)}/outs"],
      "not writable")
+case("restore", "output without a suffix (a folder meant?)", lambda w: ["img.png", "-o", "results"],
+     "give it an image type suffix")
+case("cs", "output without a suffix", lambda w: ["mnist:0", "--simulate", "-o", "csdir/"], "image type suffix")
+case("restore", "two inputs whose default outputs coincide",
+     lambda w: ["img.png", picture_at(w, "img.jpg")], "would both be written", base=RUN)
 case("restore", "output with an unknown suffix", lambda w: ["img.png", "-o", "out.webq"], "unknown image type",
      code=2)
 case("restore", "--log in a missing folder", lambda w: ["img.png", "--log", "missing/log.jsonl"], "--log")

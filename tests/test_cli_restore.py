@@ -63,7 +63,7 @@ def test_simulate_json_report_and_output(workdir):
     result = lip("restore", workdir / "rgb.png", "--simulate", "--json", "--iters", "30", *FAST, "-o", out)
     report = json_report(result)
     assert DOCUMENTED_KEYS <= report.keys()
-    assert report["input"] == "rgb.png" and report["output"] == str(out) and report["task"] == "denoise"
+    assert report["input"] == str(workdir / "rgb.png") and report["output"] == str(out) and report["task"] == "denoise"
     assert report["iterations"] == 30 and report["stopped_at"] == 30  # window 100 > 30: never fired
     for key in ("psnr_final", "psnr_stopped", "ssim_final", "ssim_stopped", "oracle_best_psnr"):
         assert isinstance(report[key], float), key
@@ -216,8 +216,21 @@ def test_several_inputs_into_a_folder(workdir):
                  *CHEAP, "-o", workdir / "outs")
     assert result.exit_code == 0, result.output
     reports = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["input"] for r in reports] == ["rgb.png", "gray.png"]
+    assert [r["input"] for r in reports] == [str(workdir / "rgb.png"), str(workdir / "gray.png")]
     assert sorted(p.name for p in (workdir / "outs").iterdir()) == ["gray.png", "rgb.png"]
+
+
+def test_an_output_ending_in_a_slash_is_a_folder_even_for_one_input(workdir):
+    result = lip("restore", workdir / "rgb.png", "--iters", "2", *FAST, *CHEAP, "-o", f"{workdir / 'new'}/")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (workdir / "new").iterdir()] == ["rgb.png"]
+
+
+def test_two_inputs_whose_default_outputs_coincide_are_refused_before_any_work(workdir):
+    PILImage.open(workdir / "rgb.png").convert("RGB").save(workdir / "rgb.jpg")
+    result = lip("restore", workdir / "rgb.png", workdir / "rgb.jpg", "--iters", "2", *FAST, *CHEAP)
+    assert result.exit_code == 2 and "would both be written to" in result.stderr
+    assert not (workdir / "rgb_restored.png").exists()
 
 
 # ---------------------------------------------------------------- one-line errors

@@ -130,6 +130,19 @@ def test_grid_rows_summary_plots_and_json(data, tmp_path):
     assert "Transfer summary" in result.stderr and "wrote" in result.stderr
 
 
+def test_rows_of_another_picture_of_the_same_name_are_never_taken(data, tmp_path):
+    """Rows are keyed by file name; each records its image's pixels, so another x.png is refused, not reused."""
+    for side in ("one", "two"):
+        (tmp_path / side).mkdir()
+    shutil.copy(data / "astro.png", tmp_path / "one" / "x.png")
+    PILImage.open(data / "astro.png").transpose(PILImage.Transpose.FLIP_TOP_BOTTOM).save(tmp_path / "two" / "x.png")
+    grid = ["--mask", data / "A.safetensors", "--rounds", "1", "--baselines", "none", "--out", tmp_path / "res", *RUN]
+    ok(lip(tmp_path / "one" / "x.png", *grid))
+    refused = lip(tmp_path / "two" / "x.png", *grid)
+    assert refused.exit_code == 2 and "holds runs on another picture named x.png" in refused.stderr
+    assert "1 already in" in ok(lip(tmp_path / "one" / "x.png", *grid)).stderr
+
+
 def test_kill_after_first_row_then_resume_skips_it(data, tmp_path, monkeypatch):
     out = tmp_path / "res"
     grid = ["--mask", data / "A.safetensors", data / "astro.png", "--tasks", "denoise,inpaint", "--rounds", "1,2",

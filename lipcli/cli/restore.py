@@ -1,6 +1,7 @@
 """`lip restore`: parse, restore each image with the chosen prior, write it and report it."""
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -23,24 +24,30 @@ from .options import (ARGS, Acceleration, CenterFraction, Config, CsMatrix, CsOp
                       Simulate, Solver, Task, Threads, net_option)
 
 
-def output_paths(inputs: list[Path], out: Optional[Path], suffix: str = "_restored") -> list[Path]:
-    """One output per input: --out is a file for one input, a folder (created) for several."""
+def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restored") -> list[Path]:
+    """One output per input: beside it by default; --out a file for one input, or a folder (created) for several,
+    or when it is one already or ends in /. Two inputs that would be written to one file are refused first."""
     if out is not None and files.is_stdout(out):
         if len(inputs) > 1:
             raise LipError("-o - writes one image to stdout: give one input (or an output folder)")
-        return [out]
+        return [Path(out)]
+    folder = None if out is None or not (len(inputs) > 1 or Path(out).is_dir() or out.endswith(("/", os.sep))) \
+        else Path(out)
     if out is None:  # beside the input, in its type (images_io.output_suffix); samples go to the working folder
-        return [(Path(p.name) if str(p).startswith(images_io.SAMPLE_PREFIX) else p).with_name(
+        paths = [(Path(p.name) if str(p).startswith(images_io.SAMPLE_PREFIX) else p).with_name(
             f"{images_io.resolve(p).stem}{suffix}{images_io.output_suffix(p)}") for p in inputs]
-    if len(inputs) > 1 or out.is_dir() or str(out).endswith("/"):
-        files.make_folder(out, "output folder")
-        paths = [out / f"{p.stem}{images_io.output_suffix(p)}" for p in inputs]
-        for k, path in enumerate(paths):
-            if path in paths[:k]:
-                raise LipError(f"{inputs[paths.index(path)]} and {inputs[k]} would both be written to {path}; "
-                               "restore them into different --out folders")
-        return paths
-    return [out]
+    elif folder is None:
+        return [Path(out)]
+    else:
+        paths = [folder / f"{p.stem}{images_io.output_suffix(p)}" for p in inputs]
+    for k, path in enumerate(paths):
+        if path in paths[:k]:
+            raise LipError(f"{inputs[paths.index(path)]} and {inputs[k]} would both be written to {path}; "
+                           + ("restore them into different --out folders" if folder else
+                              "restore them one at a time, each with its own -o"))
+    if folder is not None:
+        files.make_folder(folder, "output folder")
+    return paths
 
 
 @guarded
@@ -92,8 +99,8 @@ def restore_cmd(
                                                          "shows every N iterations into folder DIR (created), as "
                                                          "INPUT-STEM_ITERATION.png: its learning process",
                                                          show_default=False, rich_help_panel="Fitting"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file, or folder for several inputs, or - "
-                                       "for PNG bytes on stdout [INPUT_restored.png]"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output file; a folder for several inputs (or "
+                                      "when it ends in /); or - for PNG bytes on stdout [INPUT_restored.png]"),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for metrics only (reports the "
                                          "'oracle' best PSNR too; MRI: in the k-space's units)"),
     device: Device = "auto", seed: Seed = 0, precision: Precision = None,
@@ -313,7 +320,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
             raise LipRuntimeError(f"{exc} — the last good result (iteration {exc.iteration}) "
                                   f"was written to {dest}") from None
     write_then_discard(lambda: _save(dest, restored.picture), state)
-    report = {**restored.report, "output": str(dest)}
+    report = {**restored.report, "input": str(path), "output": str(dest)}  # as given: two x.png differ
     _say_restored(report)
     run_log.write("result", **report)
     if json_:
@@ -323,7 +330,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
 def _skipped(path: Path, dest: Path, json_: bool, run_log: RunLog) -> None:
     """An input left as it is under --skip-existing: reported like a result (one JSON line per input, and a
     "result" event, which is how a worker's parent counts its inputs)."""
-    report = {"input": path.name, "output": str(dest), "skipped": "output exists"}
+    report = {"input": str(path), "output": str(dest), "skipped": "output exists"}
     _say_restored(report)
     run_log.write("result", **report)
     if json_:

@@ -180,6 +180,7 @@ class Grid:
     inpaint_mask: Path | None = None
     experiment: str = "grid"
     _by_label: dict[str, MaskSource] = field(init=False, repr=False)
+    _pixels: dict[str, str] = field(init=False, repr=False)  # image name -> pixel hash: rows are keyed by name
 
     def __post_init__(self) -> None:
         config.check_init(self.init)
@@ -188,6 +189,7 @@ class Grid:
             if names.count(name) > 1:
                 raise LipError(f"two images are named {name!r}; rows are keyed by file name, so rename one")
         self._by_label = {m.label: m for m in self.masks}
+        self._pixels = {name: images_io.pixel_hash(images_io.as_image(p)) for name, p in zip(names, self.images)}
 
     @property
     def stem(self) -> str:
@@ -222,5 +224,6 @@ class Grid:
         degradation = TASKS.get(task_operator(cell.task)[0]).degradation(s, self.inpaint_mask)
         fit = {k: v for k, v in cfg.recorded().items() if k not in ("seed", "metric_every")}
         ident = {"init": self.init, "fit": fit, "degradation": degradation,
-                 "mask_sha256": self.mask(cell.mask).sha256 if cell.mask else None}
+                 "mask_sha256": self.mask(cell.mask).sha256 if cell.mask else None,
+                 "image_sha256": self._pixels[cell.image_name]}
         return json.loads(json.dumps(ident))  # the form it has after a JSONL round trip

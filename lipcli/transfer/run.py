@@ -79,6 +79,11 @@ def pending(cells: list[Cell], rows: list[dict[str, Any]], grid: Grid, where: st
             todo.append(cell)
             continue
         old, new = row.get("settings") or {}, grid.identity(cell)
+        if "image_sha256" not in old:  # a row of a lip that did not record its image's pixels yet
+            new.pop("image_sha256")
+        elif old["image_sha256"] != new["image_sha256"]:
+            raise LipError(f"{where} holds runs on another picture named {cell.image_name}; use another --out, "
+                           "or rename the image")
         if old != new:
             raise LipError(f"{where} already holds {cell.describe()} made with different settings "
                            f"({', '.join(_differences(old, new))}); use another --out, or the settings "
