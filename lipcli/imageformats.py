@@ -97,6 +97,10 @@ def read_tiff(path: Path, check_size: SizeCheck) -> np.ndarray | None:
         return None
     with tif:
         series = tif.series[0]
+        pages = sum(s.shape == series.shape for s in tif.series)  # a smaller thumbnail page does not count
+        if pages > 1:
+            raise LipError(f"cannot read {path}: it holds {pages} images (pages); lip restores one: save the one "
+                           "you want as its own file")
         page = series.keyframe
         if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB) \
                 or page.dtype is None or page.dtype.itemsize == 1:

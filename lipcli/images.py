@@ -90,6 +90,19 @@ class Image:
         return int(self.pixels.shape[2])
 
 
+def _frames(im: PILImage.Image) -> int:
+    """How many full-size images a file holds: animation frames, TIFF pages (a smaller thumbnail page does not
+    count); Pillow would quietly give the first."""
+    count = getattr(im, "n_frames", 1)
+    if count > 1:
+        size, count = im.size, 0
+        for k in range(im.n_frames):
+            im.seek(k)
+            count += im.size == size
+        im.seek(0)
+    return count
+
+
 def _read(path: Path, check_size: Callable[[int, int], None] | None = None) -> tuple[PILImage.Image, int]:
     """Open, size-check (from the header, before decoding), fully decode and EXIF-rotate with Pillow;
     also return the EXIF orientation that was applied (1 = none), for pixels decoded elsewhere.
@@ -108,6 +121,10 @@ def _read(path: Path, check_size: Callable[[int, int], None] | None = None) -> t
             with PILImage.open(path) as im:
                 if check_size is not None:
                     check_size(*im.size)
+                frames = _frames(im)
+                if frames > 1:
+                    raise LipError(f"cannot read {path}: it holds {frames} images (frames or pages); lip restores "
+                                   "one: save the one you want as its own file")
                 im.load()
                 orientation = int(im.getexif().get(0x0112, 1) or 1)
                 rotated = ImageOps.exif_transpose(im)

@@ -456,6 +456,21 @@ case("restore", "truncated PNG", lambda w: [bad_image(w, "truncated")], "truncat
 case("restore", "truncated JPEG", lambda w: [bad_image(w, "truncated jpeg", "cut.jpg")], "cut.jpg",
      "truncated or corrupt")
 case("restore", "text file named .png", lambda w: [bad_image(w, "text")], "not an image")
+def several_images(w: "Work", name: str) -> str:
+    """A file holding three images of one size: TIFF pages (16-bit, read by tifffile) or GIF frames (Pillow)."""
+    planes = [np.full((24, 24), 1000 * (k + 1), np.uint16) for k in range(3)]
+    if name.endswith(".tif"):
+        with tifffile.TiffWriter(w.dir / name) as tif:
+            for plane in planes:
+                tif.write(plane)
+    else:
+        frames = [PILImage.fromarray((plane // 256).astype(np.uint8)) for plane in planes]
+        frames[0].save(w.dir / name, save_all=True, append_images=frames[1:])
+    return name
+
+
+case("restore", "multi-page TIFF", lambda w: [several_images(w, "pages.tif")], "holds 3 images")
+case("restore", "animated GIF", lambda w: [several_images(w, "anim.gif")], "holds 3 images")
 case("restore", "pickled .npy", lambda w: [bad_image(w, "pickled npy", "obj.npy")], "obj.npy", "never unpickles")
 case("restore", ".npy of 4 dimensions", lambda w: [bad_image(w, "4-D npy", "cube.npy")], "(2, 16, 16, 3)",
      "HxW or HxWxC")
