@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import images as images_io
@@ -57,10 +58,13 @@ class CSProblem:
     name: str  # for the default output name
     ref: torch.Tensor | None  # (1, C, H, W) clean image, for scoring only
     size: tuple[int, int]  # (H, W) of the result: the input's, smaller than `shape` when padded for a generator
+    stored: images_io.Stored = images_io.UINT8  # an input image's sample type and its alpha, which the result keeps
+    alpha: np.ndarray | None = None
 
 
-def load_input(arg: str) -> tuple[torch.Tensor, str]:
-    """An image file, or `mnist:K`: held-back test digit K (0..499, the digit K % 10, never trained on), 32x32."""
+def load_input(arg: str) -> tuple[torch.Tensor, str, images_io.Image | None]:
+    """An image file (also returned as read: its sample type and alpha), or `mnist:K`: held-back test digit K
+    (0..499, the digit K % 10, never trained on), 32x32."""
     if arg.startswith(MNIST_PREFIX):
         try:
             k = int(arg[len(MNIST_PREFIX):])
@@ -69,10 +73,10 @@ def load_input(arg: str) -> tuple[torch.Tensor, str]:
         test = load_mnist("test")[0]
         if not 0 <= k < test.shape[0]:
             raise LipError(f"{arg}: the held-back test digits are mnist:0 .. mnist:{test.shape[0] - 1}")
-        return test[k:k + 1].clone(), f"mnist-test-{k}"
+        return test[k:k + 1].clone(), f"mnist-test-{k}", None
     path = images_io.resolve(arg)
     img = images_io.load_image(path, max_pixels=images_io.MAX_PIXELS)
-    return images_io.to_tensor(img), path.stem
+    return images_io.to_tensor(img), path.stem, img
 
 
 def fit_shape(x: torch.Tensor, shape: tuple[int, ...], what: str, generator: bool = True) -> torch.Tensor:
@@ -132,7 +136,7 @@ def load_problem(inp: CSInputs, generator_shape: tuple[int, int, int] | None) ->
     check_inputs(inp)
     if inp.task == "cs" and not inp.simulate:
         return _from_files(inp, generator_shape)
-    x, name = load_input(inp.source)
+    x, name, img = load_input(inp.source)
     size = (x.shape[2], x.shape[3])
     if generator_shape is not None:
         x = fit_shape(x, generator_shape, inp.source)
@@ -140,7 +144,8 @@ def load_problem(inp: CSInputs, generator_shape: tuple[int, int, int] | None) ->
     op = make_operator(inp, shape)
     y = op(x, torch.Generator().manual_seed(inp.seed)) if inp.simulate else op.A(x)
     ref = _clean(inp, shape, generator_shape is not None)
-    return CSProblem(op, y, shape, name, x if ref is None and inp.simulate else ref, size)
+    kept = {} if img is None else {"stored": img.stored, "alpha": img.alpha}
+    return CSProblem(op, y, shape, name, x if ref is None and inp.simulate else ref, size, **kept)
 
 
 def _from_files(inp: CSInputs, generator_shape: tuple[int, int, int] | None) -> CSProblem:

@@ -353,9 +353,18 @@ def output_suffix(path: Path | str) -> str:
     return suffix if suffix in _KEEP_TYPE else ".png"
 
 
-def keeps_alpha(path: Path | str) -> bool:
-    """Whether `path`'s format stores transparency: JPEG does not, and save_image drops it there."""
-    return check_suffix(path) != "JPEG"
+def narrowed(path: Path | str, alpha: bool, stored: Stored) -> list[str]:
+    """What writing an image (with `alpha`, its samples `stored` so) to `path`'s format loses; save_image writes
+    it all the same, so that a long run is never lost, and a caller says so before the run."""
+    fmt, lost = check_suffix(path), []
+    if alpha and fmt == "JPEG":
+        lost.append("transparency (JPEG has none)")
+    integers = stored.dtype.startswith("uint")
+    if fmt in ("JPEG", "BMP") and integers and stored.bit_depth > 8:
+        lost.append(f"{stored.bit_depth}-bit samples ({fmt} holds 8 bits)")
+    if fmt in ("PNG", "JPEG", "BMP") and not integers:
+        lost.append(f"{stored.dtype} values ({fmt} holds integers; .npy or .tif keeps them)")
+    return lost
 
 
 def save_image(path: Path | str, pixels: np.ndarray, *, alpha: np.ndarray | None = None,

@@ -123,7 +123,7 @@ def test_a_jpeg_output_of_a_transparent_input_says_that_alpha_is_not_kept(workdi
     out = workdir / "rgba_out.jpg"
     result = lip("restore", workdir / "rgba.png", "--simulate", "--iters", "4", *FAST, "-o", out)
     assert result.exit_code == 0, result.output
-    assert read(out)[0] == "RGB" and "rgba.png's alpha is not kept (write .png to keep it)" in result.stderr
+    assert read(out)[0] == "RGB" and "will not keep all of rgba.png: transparency (JPEG has none)" in result.stderr
 
 
 def test_real_input_without_clean_has_null_scores(workdir):
@@ -146,6 +146,9 @@ def test_the_report_says_whether_the_rule_or_the_cap_ended_the_fit(workdir):
     assert a["auto_stopped"] and a["stopped_at"] < 60 and f"auto-stop at {a['stopped_at']}" in ruled.stderr
     assert not b["auto_stopped"] and b["stopped_at"] == 2 and "no automatic stop before the cap" in capped.stderr
     assert a["operator"] == {"name": "denoise", "sigma": None}  # a real observation's noise level is not known
+    pair = lip("restore", workdir / "rgb.png", "--json", "--iters", "2", "--ensemble", "2", "--jobs", "1", *FAST,
+               *CHEAP, "-o", workdir / "c.png")
+    assert not json_report(pair)["auto_stopped"] and "no automatic stop before the cap" in pair.stderr
 
 
 def test_an_output_that_is_an_input_is_refused_and_the_input_kept(workdir):

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from lipcli.cli import app
@@ -221,3 +222,20 @@ def test_a_failed_write_of_cs_dip_keeps_the_fits_state(tmp_path, monkeypatch):
     assert (state / "fit-0.safetensors").is_file()
     assert lip(*args, "-o", out)["resumed_from"] > 0
     assert out.read_bytes() == (tmp_path / "ref.png").read_bytes() and not state.exists()
+
+
+def test_cs_dip_keeps_the_inputs_sample_type_and_alpha(tmp_path):
+    """As lip restore --task cs: a 16-bit input gives a 16-bit result, an RGBA one keeps its alpha."""
+    from lipcli import images
+    rgba = np.random.default_rng(0).integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    PILImage.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    images.save_image(tmp_path / "g16.png", np.random.default_rng(1).random((1, 16, 16), np.float32),
+                      stored=images.UINT16)
+    for name, mode in (("rgba.png", "RGBA"), ("g16.png", "I;16")):
+        result = CliRunner().invoke(app, ["cs", str(tmp_path / name), "--simulate", "--prior", "dip", "-m", "50",
+                                          "--iters", "2", *FAST, "-o", str(tmp_path / f"out-{name}")])
+        assert result.exit_code == 0, result.output
+        with PILImage.open(tmp_path / f"out-{name}") as im:
+            assert im.mode == mode
+            if mode == "RGBA":
+                assert np.array_equal(np.asarray(im)[..., 3], rgba[..., 3])

@@ -10,7 +10,7 @@ import typer
 
 from .. import api, files, resume
 from .. import images as images_io
-from ..cs_problem import CS_KEEP
+from ..cs_problem import CS_KEEP, CSProblem
 from ..errors import LipError, LipRuntimeError
 from ..physics.measurements import check_folder, save_measurements
 from ..physics.cs import CompressedSensing, operator_help
@@ -129,9 +129,9 @@ def cs_cmd(
         say_state_kept(state, output=dest)
         raise
     except api.Diverged as exc:  # keep the last good output, then fail with exit 1 (as lip restore)
-        _write(dest, exc.picture.pixels)
+        _write(dest, exc.picture.pixels, problem)
         raise LipRuntimeError(f"{exc} was written to {dest}") from None
-    write_then_discard(lambda: _write(dest, images_io.from_tensor(recovered.image)), state)
+    write_then_discard(lambda: _write(dest, images_io.from_tensor(recovered.image), problem), state)
     rep.update(recovered.report, input=image, output=str(dest), task=task, solver=job.solver, prior=prior,
                operator=problem.op.params(), iterations=iters, seed=seed)
     line = f"{image} -> {dest}: {task} with {prior} ({job.solver})"
@@ -142,7 +142,11 @@ def cs_cmd(
         emit_json(rep)
 
 
-def _write(dest: Path, pixels: np.ndarray) -> None:
-    """The recovered (C, H, W) pixels in [0, 1]: X.npy gets float32 in [0, 1], (H, W) gray or (H, W, 3)."""
-    stored = images_io.Stored("float32", 0.0, 1.0, "HW") if dest.suffix.lower() == ".npy" else images_io.UINT8
-    images_io.save_image(dest, pixels, stored=stored)
+def _write(dest: Path, pixels: np.ndarray, problem: CSProblem) -> None:
+    """The recovered (C, H, W) pixels in [0, 1]: X.npy gets float32 in [0, 1], (H, W) gray or (H, W, 3); an image
+    keeps the input image's sample type and alpha, as lip restore's do."""
+    if dest.suffix.lower() == ".npy":
+        images_io.save_image(dest, pixels, stored=images_io.Stored("float32", 0.0, 1.0, "HW"))
+        return
+    alpha = problem.alpha if problem.alpha is not None and problem.alpha.shape == pixels.shape[1:] else None
+    images_io.save_image(dest, pixels, alpha=alpha, stored=problem.stored)

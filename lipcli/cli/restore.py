@@ -304,9 +304,9 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
             job = replace(job, members_elsewhere=members_jobs(advance))
 
         def on_problem(problem: Problem) -> None:
-            if problem.alpha is not None and not images_io.keeps_alpha(dest):
-                say(f"note: {dest} is a JPEG, which has no transparency: {path.name}'s alpha is not kept "
-                    "(write .png to keep it)")
+            lost = images_io.narrowed(dest, problem.alpha is not None, problem.stored)
+            if lost:
+                say(f"note: {dest} will not keep all of {path.name}: {'; '.join(lost)}")
             if save_kspace is not None:
                 _save_kspace(save_kspace, problem)
         try:
@@ -350,10 +350,12 @@ def _say_restored(r: dict[str, Any]) -> None:
     members = r.get("members", [])
     if not r.get("early_stop", True):
         stop = "no automatic stop"
+    elif not any(m.get("auto_stopped", True) for m in members or [r]):
+        stop = "no automatic stop before the cap"
     elif members:  # e.g. "auto-stop at 840/2400 (the cap)"
         stop = "auto-stop at " + "/".join(_stop(m) for m in members)
     else:
-        stop = f"auto-stop at {r['stopped_at']}" if r.get("auto_stopped", True) else "no automatic stop before the cap"
+        stop = f"auto-stop at {r['stopped_at']}"
     if r.get("data_consistency"):
         stop += ", observed values kept"
     line = (f"{r['input']} -> {r['output']}: {r['iterations']} iterations, {stop}, "
