@@ -83,6 +83,19 @@ def check_names(given: Iterable[str], known: Iterable[str], where: str) -> None:
                        + (f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known)}") + ")")
 
 
+def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the settings that differ, e.g. fit.iters."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            short = len(repr(a)) + len(repr(b)) < 40
+            out.append(f"{prefix}{k} {a!r} -> {b!r}" if short else f"{prefix}{k}")
+    return out
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())

@@ -258,6 +258,10 @@ def test_interrupted_search_resumes_to_the_uninterrupted_result(work, monkeypatc
     assert stopped.exit_code == 130, stopped.output
     assert f"--resume {part}" in stopped.stderr
     assert artifact.load(part).rounds == 1
+    before = part.read_bytes()
+    again = lip(*args, "-o", part)  # the same command again: refused, not started over
+    assert again.exit_code == 2 and f"stopped after round 1 of 2: add --resume {part}" in again.stderr
+    assert part.read_bytes() == before
     ok(lip(*args, "--resume", part))
     assert same_masks(artifact.load(full), artifact.load(part))
     assert ([r["loss"] for r in artifact.load(full).meta["rounds"]]
@@ -270,7 +274,7 @@ def test_resume_with_different_settings_exits_2(work):
     ok(lip(*args, "-o", out))
     before = out.read_bytes()
     line = error_line(lip(*args, "--rate", "0.3", "--resume", out))
-    assert "rate" in line and "--resume" in line
+    assert "rate 0.36 -> 0.3" in line and "--resume" in line
     assert out.read_bytes() == before
 
 

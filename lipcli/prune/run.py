@@ -14,6 +14,7 @@ from typing import Any, Callable
 import torch
 
 from .. import artifact, nets
+from ..config import differences
 from ..errors import LipError
 from ..fit import FitConfig, Step, fit
 from ..masks import record_round
@@ -94,6 +95,19 @@ def rounds_for(target: float, rate: float) -> int:
     return k
 
 
+def _refuse_restart(out: Path, req: SearchRequest) -> None:
+    """An interrupted search of these very settings at `out` is continued with --resume, never started over in
+    silence: the rounds it holds may have taken hours."""
+    try:
+        old = artifact.load(out) if out.is_file() else None
+    except LipError:  # not an artifact: an ordinary overwrite (the CLI has refused inputs and other names)
+        return
+    if old is not None and old.meta.get("search") == req.identity() and old.rounds < req.rounds \
+            and not old.meta.get("stopped_by_rule"):
+        raise LipError(f"{out} holds this search, stopped after round {old.rounds} of {req.rounds}: add --resume "
+                       f"{out} to continue it (or remove the file to start over)")
+
+
 def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str, Any], dev: torch.device,
            out: Path, resume: bool, on_start: Callable[[], None], on_step: Callable[[Step], None],
            on_round: Callable[[dict[str, Any]], None], slim: bool = False) -> artifact.Artifact:
@@ -111,16 +125,16 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
     if resume:
         traj = Trajectory.resume(artifact.load(out))
         if traj.meta.get("search") != req.identity():
-            old, new = traj.meta.get("search") or {}, req.identity()
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            raise LipError(f"--resume {out.name}: the search settings differ ({', '.join(diff)}); rerun "
-                           "the same command with --resume, or start a new search")
+            diff = differences(traj.meta.get("search") or {}, req.identity())
+            raise LipError(f"--resume {out.name}: the search settings differ (saved -> now: {', '.join(diff)}); "
+                           "rerun the same command with --resume, or start a new search")
         saved = [im.get("sha256") for im in traj.meta.get("images") or []]
         if saved and saved != [im["sha256"] for im in provenance["images"]]:
             searched = ", ".join(str(im.get("name")) for im in traj.meta["images"])
             raise LipError(f"--resume {out.name}: it was searched on other images ({searched}); rerun the same "
                            "command with --resume, or start a new search")
     else:
+        _refuse_restart(out, req)
         traj = Trajectory.start(net, names, method=req.method, task=req.task, seed=req.seed,
                                 search=req.identity(), oracle=req.imp.oracle, **provenance, **req.extra)
 

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from .. import images as images_io, nets
+from ..config import differences
 from ..errors import LipError
 from ..fit import DivergenceError, Step
 from ..jsonsafe import finite
@@ -86,22 +87,9 @@ def pending(cells: list[Cell], rows: list[dict[str, Any]], grid: Grid, where: st
                            "or rename the image")
         if old != new:
             raise LipError(f"{where} already holds {cell.describe()} made with different settings "
-                           f"({', '.join(_differences(old, new))}); use another --out, or the settings "
+                           f"({', '.join(differences(old, new))}); use another --out, or the settings "
                            "it was made with")
     return todo
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted names of the settings that differ, e.g. fit.iters."""
-    out = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            short = len(repr(a)) + len(repr(b)) < 40
-            out.append(f"{prefix}{k} {a!r} -> {b!r}" if short else f"{prefix}{k}")
-    return out
 
 
 def run_cell(grid: Grid, cell: Cell, dev: torch.device,
