@@ -537,7 +537,7 @@ class Recoverer:
         p, cfg, dev = self.problem, self.cfg, self.device
         state = None if state is None else Path(state)
         op, y = p.op.to(dev), p.y.to(dev)
-        warning = cs_solvers.mom_warning(p.op, y, cfg.batch_size) if self.task == "cs" and self.solver == "mom" else None
+        warning = None if (self.task, self.solver) != ("cs", "mom") else cs_solvers.mom_warning(p.op, y, cfg.batch_size)
         if warning:
             notify(f"warning: {warning}")
         if self.prior == "generator":

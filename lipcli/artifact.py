@@ -63,8 +63,8 @@ class Artifact:
     finetuned: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # the dataclass's would print every tensor: megabytes in a notebook cell
-        return (f"Artifact({self.meta.get('method') or 'mask'} on {self.spec.get('kind', '?')}, rounds 0..{self.rounds}, "
-                f"recommended {self.recommended_round}, {len(self.prune_round)} masked tensors)")
+        return (f"Artifact({self.meta.get('method') or 'mask'} on {self.spec.get('kind', '?')}, "
+                f"rounds 0..{self.rounds}, recommended {self.recommended_round}, {len(self.prune_round)} masked tensors)")
 
     @property
     def spec(self) -> dict[str, Any]:

@@ -115,9 +115,9 @@ def transfer_cmd(
     todo = transfer.pending(cells, transfer.read_rows(rows_path), grid, rows_path.name)
     total = sum(grid.configs[c.task].iters for c in todo)
     shard_name = f"{shard_[0]}/{shard_[1]}" if shard_ else ""
-    err.print(f"lip transfer: {len(cells)} runs" + (f" (shard {shard_name})" if shard_ else "")
-                     + f", {len(cells) - len(todo)} already in {rows_path}, {len(todo)} to run",
-                     markup=False, soft_wrap=True)
+    err.print(f"lip transfer: {len(cells)} run{'s' * (len(cells) != 1)}"
+              + (f" (shard {shard_name})" if shard_ else "")
+              + f", {len(cells) - len(todo)} already in {rows_path}, {len(todo)} to run", markup=False, soft_wrap=True)
     with progress(max(total, 1), "transfer") as advance:
         done = {"n": 0}
 
