@@ -35,6 +35,9 @@ EVAL = ("astronaut", "baby", "barbara", "bridge", "flowers", "foreman")
 SIZE, SIGMA = 64, 25
 SPARSITIES = "0.59,0.738,0.832"
 SCHEDULE = ["--rate", "0.36", "--rounds", "4", "--iters", "1200", "--seed", "0", "--precision", "bf16"]
+# How a search is made: blind (the noisy crop), oracle (the clean crop, the paper's), and blind with late
+# rewinding (to the weights after 10% of the first round, Frankle et al. 2020's remedy for IMP at scale).
+HOWS = {"blind": [], "oracle": [], "rewound": ["--rewind", "0.1"]}
 
 
 def log(msg: str) -> None:
@@ -59,12 +62,13 @@ def search_cmd(name: str, how: str, work: Path) -> tuple[list[str], Path]:
     clean, noisy = crops(name, work)
     out = work / f"{name}-{how}.safetensors"
     target = ["--oracle-target", str(clean)] if how == "oracle" else ["--clean", str(clean)]
-    cmd = [sys.executable, "-m", "lipcli", "prune", str(noisy), *target, *SCHEDULE, "--threads", "1", "--json"]
+    cmd = [sys.executable, "-m", "lipcli", "prune", str(noisy), *target, *SCHEDULE, *HOWS[how], "--threads", "1",
+           "--json"]
     return cmd + (["--resume", str(out)] if out.exists() else ["-o", str(out)]), out
 
 
-def search(work: Path, lanes: int) -> None:
-    todo = [(n, how) for n in SEARCH for how in ("blind", "oracle")
+def search(work: Path, lanes: int, hows: list[str]) -> None:
+    todo = [(n, how) for n in SEARCH for how in hows
             if not (work / f"{n}-{how}.done").exists()]
     running: dict[tuple[str, str], subprocess.Popen] = {}
     while todo or running:
@@ -84,14 +88,18 @@ def search(work: Path, lanes: int) -> None:
         time.sleep(5)
 
 
-def transfer(work: Path, seeds: int) -> None:
+def transfer(work: Path, seeds: int, hows: list[str]) -> None:
+    """The blind and oracle masks in one grid (masks/), the dense and random baselines in another (baselines/),
+    and a later variant's masks in a grid of their own (e.g. rewound/), so that no grid's shards change."""
     images = [str(crops(n, work)[0]) for n in (*SEARCH, *EVAL)]
     base = [sys.executable, "-m", "lipcli", "transfer", *images, "--sparsities", SPARSITIES, "--seeds", str(seeds),
             "--sigma", str(SIGMA), "--precision", "bf16", "--device", "cpu,cpu", "--threads", "1"]
     masks = [a for n in SEARCH for how in ("blind", "oracle") for a in ("--mask", str(work / f"{n}-{how}.safetensors"))]
-    for folder, extra in (("masks", masks + ["--baselines", "none"]),
-                          ("baselines", ["--mask", str(work / f"{SEARCH[0]}-blind.safetensors"),
-                                         "--baselines", "dense,random"])):
+    grids = [("masks", masks + ["--baselines", "none"]),
+             ("baselines", ["--mask", str(work / f"{SEARCH[0]}-blind.safetensors"), "--baselines", "dense,random"])]
+    grids += [(how, [a for n in SEARCH for a in ("--mask", str(work / f"{n}-{how}.safetensors"))]
+               + ["--baselines", "none"]) for how in hows if how not in ("blind", "oracle")]
+    for folder, extra in grids:
         if folder == "baselines":
             seed_shards(work, images, seeds)
         cmd = base + extra + ["--out", str(work / folder)]
@@ -120,7 +128,7 @@ def seed_shards(work: Path, images: list[str], seeds: int, lanes: int = 2) -> No
 def rows(work: Path) -> list[dict]:
     """Every finished row of both grids (merged or still in their shard files), one per cell."""
     cells: dict[tuple, dict] = {}
-    for folder in ("masks", "baselines"):
+    for folder in ("masks", "baselines", *(h for h in HOWS if h not in ("blind", "oracle"))):
         for path in sorted((work / folder).glob("results*.jsonl")):
             for line in path.read_text().splitlines():
                 if line.strip():
@@ -180,13 +188,15 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / "imp_oracle")
     ap.add_argument("--lanes", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--hows", default="blind,oracle", help=f"comma list of {', '.join(HOWS)}")
     ap.add_argument("--out", type=Path, default=Path("imp-oracle-table.md"))
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
+    hows = a.hows.split(",")
     if a.part == "search":
-        search(a.work, a.lanes)
+        search(a.work, a.lanes, hows)
     elif a.part == "transfer":
-        transfer(a.work, a.seeds)
+        transfer(a.work, a.seeds, hows)
     else:
         report(a.work, a.out)
 
