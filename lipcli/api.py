@@ -61,6 +61,13 @@ def _quiet(line: str) -> None:
     """The default `notify`: the library prints nothing."""
 
 
+def _check_options(fn: Callable[..., Any], given: dict[str, Any], known: set[str]) -> None:
+    """`given`, what `fn`'s **options caught, must be among `known`; `fn`'s named parameters are candidates for the
+    did-you-mean (`round=1` -> round_)."""
+    named = {n for n, p in inspect.signature(fn).parameters.items() if p.kind is not p.VAR_KEYWORD}
+    check_names(given, known | named, f"api.{fn.__name__}")
+
+
 def _listed(items: Any) -> list[Any] | None:
     """A list of images or masks, one given alone included (a path, an array, a tensor); None stays None."""
     if items is None:
@@ -220,7 +227,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     if snapshot_every is not None and (snapshot_every < 1 or ensemble > 1):
         raise LipError(f"--snapshots {snapshot_every}: " + ("N must be at least 1 (iterations between snapshots)"
                        if snapshot_every < 1 else "snapshots show one fit's learning: drop --ensemble"))
-    check_names(flags, known_keys() | set(inspect.signature(restorer).parameters) - {"flags"}, "api.restorer")
+    _check_options(restorer, flags, known_keys())
     dev = _device(device)
     given = {**flags, "net": net, "early_stop": early_stop}
     settings = resolve_settings(task, config, dev, given)
@@ -337,8 +344,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     """Check the options, read the images and set up a search (`lip prune --prior dip`); the
     `search_options` are `Search`'s fields, `cs` the CS settings (measurements, outliers, operator, matrix,
     shape, solver; physics/cs_task.py)."""
-    check_names(search_options, {f.name for f in fields(Search)} | set(inspect.signature(pruner).parameters)
-                - {"search_options"}, "api.pruner")
+    _check_options(pruner, search_options, {f.name for f in fields(Search)})
     s = Search(**search_options)
     images, clean, oracle_target = _listed(images), _listed(clean), _listed(oracle_target)
     check_method_options(s.method, [f.name for f in fields(Search) if getattr(s, f.name) != f.default])
@@ -425,8 +431,7 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     `early_stop` None: the preset's. `data_consistency` True applies to the grid's tasks that have the exact
     step (inpaint, mri) and is refused only when none has. Every cell's problem is built once here, so a bad
     size, mask or image fails now, not hours later."""
-    check_names(flags, known_keys() | set(inspect.signature(transfer_grid).parameters) - {"flags"},
-                "api.transfer_grid")
+    _check_options(transfer_grid, flags, known_keys())
     images, masks = _listed(images), _listed(masks)
     tasks, rounds, sparsities = _comma(tasks), _comma(rounds), _comma(sparsities)
     if flags.get("iters") is not None and flags["iters"] < 1:
@@ -511,7 +516,8 @@ class Recovered:
 
 @dataclass
 class Recoverer:
-    """`lip cs` set up: the checked problem (measurements, operator, sizes) and prior, ready to solve."""
+    """`lip cs` set up: the checked problem (measurements, operator, sizes) and prior, ready to solve; `warning`
+    says, before the solve, why it would likely fail."""
 
     problem: CSProblem
     task: str  # cs | inpaint
@@ -530,6 +536,13 @@ class Recoverer:
         """Progress units of a solve: Adam iterations, over every restart of a generator."""
         return self.cfg.iters * (self.cfg.restarts if self.prior == "generator" else 1)
 
+    @property
+    def warning(self) -> str | None:
+        """Why the solve will likely fail, to say before it: outliers in half of Median-of-Means' batches or more."""
+        if (self.task, self.solver) != ("cs", "mom"):
+            return None
+        return cs_solvers.mom_warning(self.problem.op, self.problem.y, self.cfg.batch_size)
+
     def __call__(self, *, on_step: Callable[[int, float], None] = lambda done, loss: None,
                  notify: Callable[[str], None] = _quiet, state: Path | None = None) -> Recovered:
         """Solve; `on_step(done, loss)` after each iteration, `done` counting from the start (a continued DIP
@@ -537,9 +550,6 @@ class Recoverer:
         p, cfg, dev = self.problem, self.cfg, self.device
         state = None if state is None else Path(state)
         op, y = p.op.to(dev), p.y.to(dev)
-        warning = None if (self.task, self.solver) != ("cs", "mom") else cs_solvers.mom_warning(p.op, y, cfg.batch_size)
-        if warning:
-            notify(f"warning: {warning}")
         if self.prior == "generator":
             count = iter(range(1, self.steps + 1))
             image, report = cs_solvers.solve_generator(self.generator.to(dev), op, y, p.ref, p.size, cfg,
@@ -590,9 +600,7 @@ def recoverer(source: str, *, task: str = "cs", simulate: bool = False, prior: s
     if prior == "generator":
         g, g_shape, described = cs_solvers.generator_prior(mask or generator or GENERATOR, round_, weights,
                                                            generator_spec)
-    inputs = CSInputs(source=source, task=task, simulate=simulate, clean=clean, seed=seed,
-                      **{"operator": "auto", "matrix": None, "shape": None, "measurements": None, "outliers": None,
-                         "noise": None, "outlier_value": None, "keep": None, "inpaint_mask": None, **measuring})
+    inputs = CSInputs(source=source, task=task, simulate=simulate, clean=clean, seed=seed, **measuring)
     problem = load_cs_problem(inputs, g_shape)
     if problem.size != problem.shape[1:]:
         (h, w), (gh, gw) = problem.size, problem.shape[1:]

@@ -72,14 +72,14 @@ def known_keys() -> set[str]:
     return set(preset("paper", next(iter(TASKS))))
 
 
-def check_names(given: Iterable[str], known: Iterable[str], where: str) -> None:
+def check_names(given: Iterable[str], known: Iterable[str], where: str, noun: str = "option") -> None:
     """Refuse a misspelt option (a YAML key, a Python keyword) rather than ignore it: `iter=20` would otherwise
     run the preset's thousands of iterations."""
     known = sorted(known)
     unknown = sorted(set(given) - set(known))
     if unknown:
         close = [k for k in known if k.rstrip("_") == unknown[0]] or difflib.get_close_matches(unknown[0], known, n=1)
-        raise LipError(f"{where}: unknown {'key' if where.startswith('config') else 'option'} {unknown[0]!r} ("
+        raise LipError(f"{where}: unknown {noun} {unknown[0]!r} ("
                        + (f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known)}") + ")")
 
 
@@ -126,7 +126,7 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
             raise LipError(f"config {config}: unknown preset {name!r} (use {', '.join(PRESETS)})")
         sections = {t: data.pop(t, {}) or {} for t in TASKS}
         file_values = {**data, **sections[task]}
-        check_names(file_values, known_keys(), f"config {config}")
+        check_names(file_values, known_keys(), f"config {config}", "key")
     given = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
     settings = {**preset(name, task), **under, **given, "preset": name}
     if settings["data_consistency"] is True and not TASKS.get(task).data_consistency:

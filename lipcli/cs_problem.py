@@ -35,19 +35,19 @@ class CSInputs:
     """What the user gave `lip cs` (None: not given)."""
 
     source: str  # an image, mnist:K, or a measurements file y.npy
-    task: str  # cs | inpaint
-    simulate: bool
-    operator: str  # a CS_OPERATORS name, auto, or an operator file
-    matrix: Path | None
-    shape: str | None  # --shape H,W[,C]
-    measurements: int | None
-    outliers: int | None
-    noise: float | None
-    outlier_value: float | None
-    keep: float | None
-    inpaint_mask: Path | None
-    clean: Path | None
-    seed: int
+    task: str = "cs"  # cs | inpaint
+    simulate: bool = False
+    operator: str = "auto"  # a CS_OPERATORS name, auto, or an operator file
+    matrix: Path | None = None
+    shape: str | None = None  # --shape H,W[,C]
+    measurements: int | None = None
+    outliers: int | None = None
+    noise: float | None = None
+    outlier_value: float | None = None
+    keep: float | None = None
+    inpaint_mask: Path | None = None
+    clean: Path | None = None
+    seed: int = 0
 
 
 @dataclass

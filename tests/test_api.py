@@ -131,7 +131,9 @@ def test_a_misspelt_option_is_refused_not_ignored(tiny):
 def test_lip_cs_from_python(capsys):
     """`lip cs`'s engine is api.recoverer: the problem is checked and visible before the solve, nothing printed."""
     job = api.recoverer("mnist:3", simulate=True, measurements=100, iters=5, restarts=1, device="cpu")
-    assert job.problem.shape == (1, 32, 32) and job.steps == 5
+    assert job.problem.shape == (1, 32, 32) and job.steps == 5 and job.warning is None
+    crowded = api.recoverer("mnist:3", simulate=True, measurements=100, outliers=40, device="cpu")
+    assert "the median batch is likely corrupted" in crowded.warning  # said before a solve that would fail
     done: list[int] = []
     got = job(on_step=lambda n, loss: done.append(n))
     assert done == [1, 2, 3, 4, 5] and got.image.shape == (1, 1, 32, 32)

@@ -108,10 +108,12 @@ def cs_cmd(
     say_threads()
     if save_measurements_ is not None:
         check_folder(save_measurements_)
-    if "padded" in job.source:
-        size, padded = job.source["padded"].split(" -> ")
-        say(f"{image} is {size}: zero-padded to the generator's {padded} (as its training digits were); the result "
-            "is cropped back and scored on that crop")
+    if problem.size != problem.shape[1:]:
+        (h, w), (gh, gw) = problem.size, problem.shape[1:]
+        say(f"{image} is {w}x{h}: zero-padded to the generator's {gw}x{gh} (as its training digits were); the "
+            "result is cropped back and scored on that crop")
+    if job.warning:
+        say(f"lip: warning: {job.warning}")
     rep: dict[str, Any] = {}
     if save_measurements_ is not None:
         assert isinstance(problem.op, CompressedSensing)
@@ -123,8 +125,7 @@ def cs_cmd(
     try:
         with progress(job.steps, f"cs {problem.name}" if prior == "generator" else "cs-dip") as advance:
             recovered = job(on_step=lambda done, loss: advance(steps_done(last, None, done), f"loss {loss:.5g}"),
-                            notify=lambda line: say(f"lip: {line}" if line.startswith("warning:") else line),
-                            state=state)
+                            notify=say, state=state)
     except (KeyboardInterrupt, Terminated):
         say_state_kept(state, output=dest)
         raise
