@@ -13,6 +13,7 @@ beside the dense net and a random mask of the same kept count.
     python experiments/imp_oracle.py search            # 4 searches, 2 at a time (~15 min)
     python experiments/imp_oracle.py transfer --seeds 1  # then --seeds 2: rows are appended, never redone
     python experiments/imp_oracle.py report --out experiments/RESULTS-imp-oracle.md
+    python experiments/imp_oracle.py search --study paper128 --hows oracle --lanes 1   # the paper's schedule, 128x128
 
 Work files go to --work (default experiments/imp_oracle/); re-running any part resumes it.
 """
@@ -20,21 +21,44 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
-SEARCH = ("house", "bird")
 EVAL = ("astronaut", "baby", "barbara", "bridge", "flowers", "foreman")
-SIZE, SIGMA = 64, 25
+SIGMA = 25
 SPARSITIES = "0.59,0.738,0.832"
-SCHEDULE = ["--rate", "0.36", "--rounds", "4", "--iters", "1200", "--seed", "0", "--precision", "bf16"]
+
+
+@dataclass(frozen=True)
+class Study:
+    """Crop size, IMP schedule and search images of one run of this experiment."""
+
+    size: int
+    schedule: tuple[str, ...]
+    search: tuple[str, ...]
+    work: str
+    eval: tuple[str, ...] = EVAL
+
+
+STUDIES = {
+    # the fast preset's schedule on 64x64 crops of two images (RESULTS-imp-oracle.md, first part)
+    "fast64": Study(64, ("--rate", "0.36", "--rounds", "4", "--iters", "1200"), ("house", "bird"), "imp_oracle"),
+    # the published schedule (anchors-spec b.1: 20% per round, 3000 iterations, a fresh z every round) on a
+    # 128x128 crop: the paper's protocol at the largest size a session's time allows here
+    "paper128": Study(128, ("--rate", "0.2", "--rounds", "8", "--iters", "3000", "--fresh-input"), ("house",),
+                      "imp_paper128", ("astronaut", "baby", "barbara", "foreman")),
+}
+STUDY = STUDIES["fast64"]  # set by main()
 # How a search is made: blind (the noisy crop), oracle (the clean crop, the paper's), and blind with late
 # rewinding (to the weights after 10% of the first round, Frankle et al. 2020's remedy for IMP at scale).
 HOWS = {"blind": [], "oracle": [], "rewound": ["--rewind", "0.1"]}
@@ -46,11 +70,12 @@ def log(msg: str) -> None:
 
 def crops(name: str, work: Path) -> tuple[Path, Path]:
     """The clean centre crop and its noisy copy (seeded Gaussian noise, sigma 25, rounded to 8 bits)."""
-    clean, noisy = work / f"{name}{SIZE}.png", work / f"{name}{SIZE}-noisy.png"
+    size = STUDY.size
+    clean, noisy = work / f"{name}{size}.png", work / f"{name}{size}-noisy.png"
     if not noisy.exists():
         img = Image.open(SHARED / f"{name}.png").convert("RGB")
         w, h = img.size
-        img = img.crop((w // 2 - SIZE // 2, h // 2 - SIZE // 2, w // 2 + SIZE // 2, h // 2 + SIZE // 2))
+        img = img.crop((w // 2 - size // 2, h // 2 - size // 2, w // 2 + size // 2, h // 2 + size // 2))
         img.save(clean)
         x = np.asarray(img, np.float64)
         rng = np.random.default_rng(sum(map(ord, name)))
@@ -58,23 +83,23 @@ def crops(name: str, work: Path) -> tuple[Path, Path]:
     return clean, noisy
 
 
-def search_cmd(name: str, how: str, work: Path) -> tuple[list[str], Path]:
+def search_cmd(name: str, how: str, work: Path, threads: int) -> tuple[list[str], Path]:
     clean, noisy = crops(name, work)
     out = work / f"{name}-{how}.safetensors"
     target = ["--oracle-target", str(clean)] if how == "oracle" else ["--clean", str(clean)]
-    cmd = [sys.executable, "-m", "lipcli", "prune", str(noisy), *target, *SCHEDULE, *HOWS[how], "--threads", "1",
+    cmd = [sys.executable, "-m", "lipcli", "prune", str(noisy), *target, *STUDY.schedule, "--seed", "0", "--precision", "bf16", *HOWS[how], "--threads", str(threads),
            "--json"]
     return cmd + (["--resume", str(out)] if out.exists() else ["-o", str(out)]), out
 
 
 def search(work: Path, lanes: int, hows: list[str]) -> None:
-    todo = [(n, how) for n in SEARCH for how in hows
+    todo = [(n, how) for n in STUDY.search for how in hows
             if not (work / f"{n}-{how}.done").exists()]
     running: dict[tuple[str, str], subprocess.Popen] = {}
     while todo or running:
         while todo and len(running) < lanes:
             key = todo.pop(0)
-            cmd, _ = search_cmd(*key, work)
+            cmd, _ = search_cmd(*key, work, max(1, (os.cpu_count() or 1) // lanes))
             log(" ".join(cmd))
             running[key] = subprocess.Popen(cmd, stdout=open(work / f"{key[0]}-{key[1]}.jsonl", "a"),
                                             stderr=open(work / f"{key[0]}-{key[1]}.log", "a"))
@@ -91,29 +116,30 @@ def search(work: Path, lanes: int, hows: list[str]) -> None:
 def transfer(work: Path, seeds: int, hows: list[str]) -> None:
     """The blind and oracle masks in one grid (masks/), the dense and random baselines in another (baselines/),
     and a later variant's masks in a grid of their own (e.g. rewound/), so that no grid's shards change."""
-    images = [str(crops(n, work)[0]) for n in (*SEARCH, *EVAL)]
+    images = [str(crops(n, work)[0]) for n in (*STUDY.search, *STUDY.eval)]
     base = [sys.executable, "-m", "lipcli", "transfer", *images, "--sparsities", SPARSITIES, "--seeds", str(seeds),
             "--sigma", str(SIGMA), "--precision", "bf16", "--device", "cpu,cpu", "--threads", "1"]
-    masks = [a for n in SEARCH for how in ("blind", "oracle") for a in ("--mask", str(work / f"{n}-{how}.safetensors"))]
+    searched = [h for h in ("blind", "oracle") if h in hows]
+    masks = [a for n in STUDY.search for how in searched for a in ("--mask", str(work / f"{n}-{how}.safetensors"))]
     grids = [("masks", masks + ["--baselines", "none"]),
-             ("baselines", ["--mask", str(work / f"{SEARCH[0]}-blind.safetensors"), "--baselines", "dense,random"])]
-    grids += [(how, [a for n in SEARCH for a in ("--mask", str(work / f"{n}-{how}.safetensors"))]
+             ("baselines", masks[:2] + ["--baselines", "dense,random"])]
+    grids += [(how, [a for n in STUDY.search for a in ("--mask", str(work / f"{n}-{how}.safetensors"))]
                + ["--baselines", "none"]) for how in hows if how not in ("blind", "oracle")]
     for folder, extra in grids:
         if folder == "baselines":
-            seed_shards(work, images, seeds)
+            seed_shards(work, images, Path(masks[1]), seeds)
         cmd = base + extra + ["--out", str(work / folder)]
         log(" ".join(cmd))
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
-def seed_shards(work: Path, images: list[str], seeds: int, lanes: int = 2) -> None:
-    """The baselines grid repeats the house-blind mask's cells of the masks grid: hand it those rows, each in the
+def seed_shards(work: Path, images: list[str], mask: Path, seeds: int, lanes: int = 2) -> None:
+    """The baselines grid repeats the first mask's cells of the masks grid: hand it those rows, each in the
     shard file of the worker that owns its cell (cell index modulo the workers), so none is fitted twice."""
     from lipcli import api  # the grid itself says which cells it has, in which order
     from lipcli.transfer.rows import read_rows, row_key, rows_name
     done = {row_key(r): r for path in (work / "masks").glob("results*.jsonl") for r in read_rows(path)}
-    grid = api.transfer_grid(images, [work / f"{SEARCH[0]}-blind.safetensors"], sparsities=SPARSITIES, seeds=seeds,
+    grid = api.transfer_grid(images, [mask], sparsities=SPARSITIES, seeds=seeds,
                              baselines="dense,random", sigma=SIGMA, precision="bf16", device="cpu")
     (work / "baselines").mkdir(exist_ok=True)
     for i in range(lanes):
@@ -156,14 +182,15 @@ def report(work: Path, out: Path) -> None:
     lines = ["| prior | sparsity | images | runs | auto-stopped dB | minus dense | minus random | oracle dB | "
              "final dB |", "|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple[str, float, str], list[dict]] = {}
+    others = len(STUDY.search) + len(STUDY.eval) - 1
     for r in table:
         s = round(r["sparsity"], 3)
         if r["method"] == "mask":
             how = r["mask"].split("-")[1]
             own = r["image"].startswith(searched_on(r))
-            groups.setdefault((f"IMP {how}", s, "its search image" if own else "the other 7"), []).append(r)
+            groups.setdefault((f"IMP {how}", s, "its search image" if own else f"the other {others}"), []).append(r)
         elif r["method"] == "random":
-            groups.setdefault(("random", s, "all 8"), []).append(r)
+            groups.setdefault(("random", s, f"all {others + 1}"), []).append(r)
     for (name, s, where), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
         vs_dense = [r["psnr_stopped"] - dense[(r["image"], r["seed"])]["psnr_stopped"] for r in rs
                     if (r["image"], r["seed"]) in dense]
@@ -175,7 +202,7 @@ def report(work: Path, out: Path) -> None:
                      f"{statistics.fmean(r['psnr_final'] for r in rs):.2f} |")
     d = list(dense.values())
     if d:
-        lines.append(f"| dense | 0.0% | all 8 | {len(d)} | {statistics.fmean(r['psnr_stopped'] for r in d):.2f} | "
+        lines.append(f"| dense | 0.0% | all {others + 1} | {len(d)} | {statistics.fmean(r['psnr_stopped'] for r in d):.2f} | "
                      f"+0.00 | - | {statistics.fmean(r['oracle_best_psnr'] for r in d):.2f} | "
                      f"{statistics.fmean(r['psnr_final'] for r in d):.2f} |")
     out.write_text("\n".join(lines) + "\n")
@@ -185,12 +212,16 @@ def report(work: Path, out: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("part", choices=("search", "transfer", "report"))
-    ap.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / "imp_oracle")
+    ap.add_argument("--study", choices=STUDIES, default="fast64")
+    ap.add_argument("--work", type=Path, help="work folder [experiments/<the study's>]")
     ap.add_argument("--lanes", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--hows", default="blind,oracle", help=f"comma list of {', '.join(HOWS)}")
     ap.add_argument("--out", type=Path, default=Path("imp-oracle-table.md"))
     a = ap.parse_args()
+    global STUDY
+    STUDY = STUDIES[a.study]
+    a.work = a.work or Path(__file__).resolve().parent / STUDY.work
     a.work.mkdir(parents=True, exist_ok=True)
     hows = a.hows.split(",")
     if a.part == "search":

@@ -307,13 +307,17 @@ def fit(
         losses, it, recoveries, failures = saved["losses"], saved["it"], saved["recoveries"], saved["failures"]
         ended = saved["ended"]
         start -= saved["seconds"]
+        threads = saved.get("threads", torch.get_num_threads())  # states of older lips do not record it
+        if device.type == "cpu" and not ended and it < cfg.iters and threads != torch.get_num_threads():
+            keeper.notify(f"the saved fit ran on {threads} thread(s), this run has {torch.get_num_threads()}: sums "
+                          "round in another order, so the result will match neither count's bit for bit")
 
     def state() -> dict[str, Any]:
         return {"model": model.state_dict(), "opt": opt.state_dict(), "snapshot": snapshot.state_dict(params),
                 "gens": [g.get_state() for g in gens], "detectors": [d.state_dict() for d in detectors],
                 "raw": raw, "avg": avg, "pending": pending, "results": [vars(r) for r in results],
                 "losses": losses, "it": it, "recoveries": recoveries, "failures": failures, "ended": ended,
-                "seconds": time.perf_counter() - start}
+                "seconds": time.perf_counter() - start, "threads": torch.get_num_threads()}
 
     share = sharing.Share(device.type == "cpu")  # other lip processes running here get their cores
     with keeper.holding() if keeper is not None else nullcontext():

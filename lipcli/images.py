@@ -32,7 +32,11 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib
 
 # Suffix -> format name (Pillow's, or NPY). No suffix means PNG.
 _FORMATS = {"": "PNG", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
-            ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".npy": "NPY"}
+            ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP", ".npy": "NPY"}
+_WRITABLE = ".png, .jpg, .tif, .bmp, .webp or .npy"  # for messages
+# Lossy formats are written near-losslessly: a restored image should not lose in the file what the fit gained
+# (PIL's JPEG default, quality 75, costs several dB on a restored photograph).
+_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
 _KEEP_TYPE = (".tif", ".tiff", ".npy")  # outputs that stay in the input's type by default (see output_suffix)
 TENSOR_LAYOUTS = ("CHW", "NCHW")  # Stored.layout of torch tensors; numpy arrays are HW or HWC
 
@@ -339,10 +343,10 @@ def check_suffix(path: Path | str) -> str:
     file (`-o results` is more often a folder meant than an image); stdout, devices and pipes get PNG."""
     path = Path(path)
     if not path.suffix and not is_stream(path):
-        raise LipError(f"cannot write {path}: give it an image type suffix (.png, .jpg, .tif, .bmp or .npy)")
+        raise LipError(f"cannot write {path}: give it an image type suffix ({_WRITABLE})")
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise LipError(f"cannot write {path}: unknown image type '{path.suffix}' (use .png, .jpg, .tif, .bmp or .npy)")
+        raise LipError(f"cannot write {path}: unknown image type '{path.suffix}' (use {_WRITABLE})")
     return fmt
 
 
@@ -360,9 +364,9 @@ def narrowed(path: Path | str, alpha: bool, stored: Stored) -> list[str]:
     if alpha and fmt == "JPEG":
         lost.append("transparency (JPEG has none)")
     integers = stored.dtype.startswith("uint")
-    if fmt in ("JPEG", "BMP") and integers and stored.bit_depth > 8:
+    if fmt in ("JPEG", "BMP", "WEBP") and integers and stored.bit_depth > 8:
         lost.append(f"{stored.bit_depth}-bit samples ({fmt} holds 8 bits)")
-    if fmt in ("PNG", "JPEG", "BMP") and not integers:
+    if fmt in ("PNG", "JPEG", "BMP", "WEBP") and not integers:
         lost.append(f"{stored.dtype} values ({fmt} holds integers; .npy or .tif keeps them)")
     return lost
 
@@ -372,9 +376,9 @@ def save_image(path: Path | str, pixels: np.ndarray, *, alpha: np.ndarray | None
     """Write (C,H,W) float pixels in [0,1] atomically; the format comes from the suffix.
 
     .npy and TIFF keep `stored` exactly (dtype, range; .npy also the layout). PNG is 16-bit when the
-    source had more than 8 bits per sample, else 8-bit; JPEG and BMP are 8-bit. Limits of the file
-    formats are handled rather than refused so a long run is never lost: JPEG drops alpha, BMP
-    stores gray+alpha as RGBA.
+    source had more than 8 bits per sample, else 8-bit; JPEG (quality 95), BMP and WebP (lossless) are
+    8-bit. Limits of the file formats are handled rather than refused so a long run is never lost: JPEG
+    drops alpha, BMP stores gray+alpha as RGBA, WebP stores gray as RGB.
     """
     path = Path(path)
     pixels = np.asarray(pixels)
@@ -399,7 +403,7 @@ def save_image(path: Path | str, pixels: np.ndarray, *, alpha: np.ndarray | None
         hwc = np.concatenate([np.repeat(hwc[..., :1], 3, axis=2), hwc[..., 1:]], axis=2)
     im = PILImage.fromarray(np.ascontiguousarray(hwc[..., 0] if hwc.shape[2] == 1 else hwc))  # L/LA/RGB/RGBA
     with atomic_path(path) as tmp:
-        im.save(tmp, format=fmt)
+        im.save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
 
 
 def pixel_hash(img: Image) -> str:

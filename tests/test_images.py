@@ -271,6 +271,17 @@ def test_save_leaves_no_temp_files(tmp_path: Path) -> None:
     assert read_back(tmp_path / "b.jpg")[0] == "RGB"  # JPEG cannot store alpha
 
 
+def test_lossy_formats_are_written_near_losslessly(tmp_path: Path) -> None:
+    """A restored image keeps what the fit gained: WebP lossless (gray and alpha as RGBA), JPEG at quality 95."""
+    x = np.linspace(0, 1, 3 * 32 * 32, dtype=np.float32).reshape(3, 32, 32) ** 2
+    save_image(tmp_path / "o.webp", x[:1], alpha=x[0])
+    mode, back = read_back(tmp_path / "o.webp")
+    assert mode == "RGBA" and np.array_equal(back[..., 0], np.round(x[0] * 255)) and np.array_equal(back[..., 0], back[..., 3])
+    save_image(tmp_path / "o.jpg", x)
+    err = read_back(tmp_path / "o.jpg")[1] / 255.0 - x.transpose(1, 2, 0)
+    assert 10 * np.log10(1 / np.mean(err ** 2)) > 40
+
+
 def test_save_unknown_suffix(tmp_path: Path) -> None:
     assert ".xyz" in lip_error(save_image, tmp_path / "o.xyz", np.zeros((1, 2, 2), np.float32))
     assert list(tmp_path.iterdir()) == []

@@ -76,6 +76,21 @@ def test_a_periodically_saved_fit_can_be_taken_further(rgb32, tmp_path):
     same(longer, run(rgb32))
 
 
+def test_a_fit_continued_on_another_thread_count_says_so(rgb32, tmp_path):
+    """Sums then round in another order: the continued fit matches neither count's, and the user is told."""
+    path, lines, threads = tmp_path / "state", [], torch.get_num_threads()
+    run(rgb32, cfg=FitConfig(**{**vars(CFG), "iters": 40}), keeper=Keeper(path, every=0))
+    torch.set_num_threads(threads + 1)
+    try:
+        run(rgb32, cfg=FitConfig(**{**vars(CFG), "iters": 50}), keeper=Keeper(path, every=None, notify=lines.append))
+    finally:
+        torch.set_num_threads(threads)
+    assert f"ran on {threads} thread(s), this run has {threads + 1}" in lines[1]
+    lines.clear()
+    run(rgb32, cfg=FitConfig(**{**vars(CFG), "iters": 60}), keeper=Keeper(path, every=None, notify=lines.append))
+    assert len(lines) == 1  # the same count: only the continuing notice
+
+
 def test_a_state_past_a_lowered_cap_is_not_taken(rgb32, tmp_path):
     """The same fit saved at iteration 100 cannot give what a 60-iteration run gives: it starts over."""
     path, lines, short = tmp_path / "state", [], FitConfig(**{**vars(CFG), "iters": 60})

@@ -168,8 +168,9 @@ def test_kill_after_first_row_then_resume_skips_it(data, tmp_path, monkeypatch):
     rows = read_rows(out / "results.jsonl")
     assert counter.calls == 3 and len(rows) == 4 and len(set(keys(rows))) == 4
     assert rows[0] == first[0]
-    again = ok(lip(*grid, "--iters", "10"))
+    again = ok(lip(*grid, "--iters", "10", "--json"))
     assert counter.calls == 3 and "4 already in" in again.stderr  # nothing left to run
+    assert keys(json.loads(line) for line in again.stdout.splitlines()) == keys(rows)  # --json: the whole grid
 
     changed = lip(*grid, "--iters", "11")  # not the same runs: refuse to mix them
     assert changed.exit_code == 2 and "fit.iters 10 -> 11" in changed.stderr

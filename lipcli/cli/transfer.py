@@ -21,7 +21,8 @@ from .options import (ARGS, DEVICE_HELP, Config, DataConsistency, EarlyStop, Ema
 GRID = "Grid"
 # What --merge reads: it fits nothing, so every other flag would be ignored and is refused.
 MERGE_READS = {"merge", "curves", "plot_metric", "plot_format", "experiment", "json_"}
-RowsJson = json_flag("Print each finished row as one JSON line on stdout")
+RowsJson = json_flag("Print each row of the grid as one JSON line on stdout (those an earlier run finished "
+                     "first, then each as it finishes)")
 
 
 @guarded
@@ -112,7 +113,13 @@ def transfer_cmd(
     rows_path = out / transfer.rows_name(grid.stem, shard_)
     files.check_writable(rows_path)
     cells = config.shard_of(grid.cells(), shard_)
-    todo = transfer.pending(cells, transfer.read_rows(rows_path), grid, rows_path.name)
+    have = transfer.read_rows(rows_path)
+    todo = transfer.pending(cells, have, grid, rows_path.name)
+    if json_:  # the rows an earlier run finished first, so that --json always gives the whole grid
+        finished = {transfer.row_key(r): r for r in have}
+        for cell in cells:
+            if cell.key in finished:
+                emit_json(finished[cell.key])
     total = sum(grid.configs[c.task].iters for c in todo)
     shard_name = f"{shard_[0]}/{shard_[1]}" if shard_ else ""
     err.print(f"lip transfer: {len(cells)} run{'s' * (len(cells) != 1)}"
