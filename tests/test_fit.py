@@ -402,6 +402,23 @@ def test_checkpointed_conv_blocks_give_the_same_fit(rgb32):
     assert torch.equal(runs[0].targets[0].final, runs[1].targets[0].final)
 
 
+@pytest.mark.parametrize("name", nets.image_presets())
+def test_a_bf16_input_is_what_autocast_gives_every_net(name):
+    """observation_loss casts the input to bf16 once: for every net preset that is exactly what autocast does
+    conv by conv (a net whose first op were no conv would fail here)."""
+    torch.manual_seed(0)
+    net = nets.build(nets.preset(name)).to(memory_format=torch.channels_last)
+    z = nets.make_input(net, *nets.padded_size(net, 32, 32), torch.Generator().manual_seed(0))
+    results = []
+    for x in (z, z.to(torch.bfloat16)):
+        net.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = net(x.to(memory_format=torch.channels_last))
+        out.float().square().mean().backward()
+        results.append([out, *(p.grad for p in net.parameters())])
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
 @pytest.mark.parametrize("free_gib, asked, expected", [(100, None, False), (4.5, None, True), (100, True, True),
                                                        (4.5, False, "error"), (2, None, "error")])
 def test_plan_memory_checkpoints_only_when_needed(monkeypatch, free_gib, asked, expected):
