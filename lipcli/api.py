@@ -447,7 +447,8 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     chosen_baselines = parse_baselines(baselines)
     if experiment != "impedance":  # degradation flags no task of the grid reads would be dropped in silence
         kinds = {TASKS.get(task_operator(n)[0]).name: TASKS.get(task_operator(n)[0]) for n in task_names}
-        unread = [f"--{k}" for k in ("sigma", "keep") if flags.get(k) is not None
+        every_option = sorted({k for name in TASKS for k in TASKS.get(name).options})
+        unread = [f"--{k.replace('_', '-')}" for k in every_option if flags.get(k) is not None
                   and not any(k in t.options for t in kinds.values())]
         unread += ["--inpaint-mask"] if inpaint_mask is not None and "inpaint" not in kinds else []
         if unread:

@@ -95,6 +95,15 @@ def stop(proc: subprocess.Popen, sig: int, code: int, word: str) -> list[str]:
     return lines
 
 
+def test_ctrl_c_while_the_commands_load_is_one_line_and_exit_130(folder):
+    """A Ctrl-C while torch imports (the first half second) used to be swallowed by the import machinery or
+    end in a traceback; it is held until the commands have loaded (lipcli/launch.py)."""
+    proc = lip(folder, "restore", "img.png", "--simulate", "--iters", "5", "-o", "early.png")
+    time.sleep(0.3)  # after Python's own start-up, while lip imports torch (or later: the same outcome)
+    stop(proc, signal.SIGINT, 130, "interrupted")
+    assert not (folder / "early.png").exists()
+
+
 # ---------------------------------------------------------------- prune
 
 PRUNE = ["prune", "img.png", "--simulate", "--config", "narrow.yaml", "--rounds", "6", "--iters", "200",
