@@ -36,7 +36,6 @@ from PIL import Image
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 EVAL = ("astronaut", "baby", "barbara", "bridge", "flowers", "foreman")
 SIGMA = 25
-SPARSITIES = "0.59,0.738,0.832"
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,7 @@ class Study:
     search: tuple[str, ...]
     work: str
     eval: tuple[str, ...] = EVAL
+    sparsities: str = "0.59,0.738,0.832"
 
 
 STUDIES = {
@@ -56,7 +56,7 @@ STUDIES = {
     # the published schedule (anchors-spec b.1: 20% per round, 3000 iterations, a fresh z every round) on a
     # 128x128 crop: the paper's protocol at the largest size a session's time allows here
     "paper128": Study(128, ("--rate", "0.2", "--rounds", "8", "--iters", "3000", "--fresh-input"), ("house",),
-                      "imp_paper128", ("astronaut", "baby", "barbara", "foreman")),
+                      "imp_paper128", ("astronaut", "baby", "barbara", "foreman"), "0.59,0.832"),
 }
 STUDY = STUDIES["fast64"]  # set by main()
 # How a search is made: blind (the noisy crop), oracle (the clean crop, the paper's), and blind with late
@@ -117,7 +117,7 @@ def transfer(work: Path, seeds: int, hows: list[str]) -> None:
     """The blind and oracle masks in one grid (masks/), the dense and random baselines in another (baselines/),
     and a later variant's masks in a grid of their own (e.g. rewound/), so that no grid's shards change."""
     images = [str(crops(n, work)[0]) for n in (*STUDY.search, *STUDY.eval)]
-    base = [sys.executable, "-m", "lipcli", "transfer", *images, "--sparsities", SPARSITIES, "--seeds", str(seeds),
+    base = [sys.executable, "-m", "lipcli", "transfer", *images, "--sparsities", STUDY.sparsities, "--seeds", str(seeds),
             "--sigma", str(SIGMA), "--precision", "bf16", "--device", "cpu,cpu", "--threads", "1"]
     searched = [h for h in ("blind", "oracle") if h in hows]
     masks = [a for n in STUDY.search for how in searched for a in ("--mask", str(work / f"{n}-{how}.safetensors"))]
@@ -139,7 +139,7 @@ def seed_shards(work: Path, images: list[str], mask: Path, seeds: int, lanes: in
     from lipcli import api  # the grid itself says which cells it has, in which order
     from lipcli.transfer.rows import read_rows, row_key, rows_name
     done = {row_key(r): r for path in (work / "masks").glob("results*.jsonl") for r in read_rows(path)}
-    grid = api.transfer_grid(images, [mask], sparsities=SPARSITIES, seeds=seeds,
+    grid = api.transfer_grid(images, [mask], sparsities=STUDY.sparsities, seeds=seeds,
                              baselines="dense,random", sigma=SIGMA, precision="bf16", device="cpu")
     (work / "baselines").mkdir(exist_ok=True)
     for i in range(lanes):
