@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -120,30 +120,32 @@ def transfer(work: Path, seeds: int, hows: list[str]) -> None:
     base = [sys.executable, "-m", "lipcli", "transfer", *images, "--sparsities", STUDY.sparsities, "--seeds", str(seeds),
             "--sigma", str(SIGMA), "--precision", "bf16", "--device", "cpu,cpu", "--threads", "1"]
     searched = [h for h in ("blind", "oracle") if h in hows]
-    masks = [a for n in STUDY.search for how in searched for a in ("--mask", str(work / f"{n}-{how}.safetensors"))]
-    grids = [("masks", masks + ["--baselines", "none"]),
-             ("baselines", masks[:2] + ["--baselines", "dense,random"])]
-    grids += [(how, [a for n in STUDY.search for a in ("--mask", str(work / f"{n}-{how}.safetensors"))]
-               + ["--baselines", "none"]) for how in hows if how not in ("blind", "oracle")]
-    for folder, extra in grids:
-        if folder == "baselines":
-            seed_shards(work, images, Path(masks[1]), seeds)
-        cmd = base + extra + ["--out", str(work / folder)]
+    masks = [work / f"{n}-{how}.safetensors" for n in STUDY.search for how in searched]
+    grids = [("masks", masks, "none"), ("baselines", masks[:1], "dense,random")]
+    grids += [(how, [work / f"{n}-{how}.safetensors" for n in STUDY.search], "none")
+              for how in hows if how not in ("blind", "oracle")]
+    for folder, grid_masks, baselines in grids:
+        seed_shards(work / folder, [work / "masks", work / folder], images, grid_masks, baselines, seeds)
+        cmd = base + [a for m in grid_masks for a in ("--mask", str(m))] + ["--baselines", baselines,
+                                                                         "--out", str(work / folder)]
         log(" ".join(cmd))
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
-def seed_shards(work: Path, images: list[str], mask: Path, seeds: int, lanes: int = 2) -> None:
-    """The baselines grid repeats the first mask's cells of the masks grid: hand it those rows, each in the
-    shard file of the worker that owns its cell (cell index modulo the workers), so none is fitted twice."""
+def seed_shards(folder: Path, sources: list[Path], images: list[str], masks: list[Path], baselines: str, seeds: int,
+                lanes: int = 2) -> None:
+    """Hand each worker of the grid about to run in `folder` the rows it would otherwise fit again: the same
+    cells' rows found in `sources` (the baselines grid repeats the first mask's cells of the masks grid; a grid
+    run again with more sparsities repeats its own), each in the shard file of the worker that owns the cell
+    (cell index modulo the workers)."""
     from lipcli import api  # the grid itself says which cells it has, in which order
     from lipcli.transfer.rows import read_rows, row_key, rows_name
-    done = {row_key(r): r for path in (work / "masks").glob("results*.jsonl") for r in read_rows(path)}
-    grid = api.transfer_grid(images, [mask], sparsities=STUDY.sparsities, seeds=seeds,
-                             baselines="dense,random", sigma=SIGMA, precision="bf16", device="cpu")
-    (work / "baselines").mkdir(exist_ok=True)
+    done = {row_key(r): r for d in sources for path in d.glob("results*.jsonl") for r in read_rows(path)}
+    grid = api.transfer_grid(images, masks, sparsities=STUDY.sparsities, seeds=seeds, baselines=baselines,
+                             sigma=SIGMA, precision="bf16", device="cpu")
+    folder.mkdir(exist_ok=True)
     for i in range(lanes):
-        path = work / "baselines" / rows_name("results", (i, lanes))
+        path = folder / rows_name("results", (i, lanes))
         have = {row_key(r) for r in read_rows(path)}
         with open(path, "a") as f:
             for cell in grid.cells()[i::lanes]:
@@ -216,11 +218,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="work folder [experiments/<the study's>]")
     ap.add_argument("--lanes", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--sparsities", help="comma list [the study's]; a grid run later with more reuses the rows")
     ap.add_argument("--hows", default="blind,oracle", help=f"comma list of {', '.join(HOWS)}")
     ap.add_argument("--out", type=Path, default=Path("imp-oracle-table.md"))
     a = ap.parse_args()
     global STUDY
     STUDY = STUDIES[a.study]
+    if a.sparsities:
+        STUDY = replace(STUDY, sparsities=a.sparsities)
     a.work = a.work or Path(__file__).resolve().parent / STUDY.work
     a.work.mkdir(parents=True, exist_ok=True)
     hows = a.hows.split(",")
