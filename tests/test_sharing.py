@@ -155,7 +155,7 @@ def test_a_restore_beside_another_fit_reports_the_threads_it_ran_on(other_proces
 
 def test_a_fixed_count_over_what_fixed_fits_hold_says_so(other_process, tmp_path, monkeypatch):
     monkeypatch.setenv("LIP_SHARE_DIR", str(tmp_path))
-    cores = device.usable_cores()
+    cores = device.shared_cores()  # the machine's, not this process's (OMP_NUM_THREADS=1 leaves the other core)
     register(other_process.pid, cores)
     lines: list[str] = []
     assert device.thread_budget("1", lines.append) == 1
