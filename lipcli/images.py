@@ -35,7 +35,7 @@ _FORMATS = {"": "PNG", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
             ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP", ".npy": "NPY"}
 _WRITABLE = ".png, .jpg, .tif, .bmp, .webp or .npy"  # for messages
 # Lossy formats are written near-losslessly: a restored image should not lose in the file what the fit gained
-# (PIL's JPEG default, quality 75, costs several dB on a restored photograph).
+# (the README's restored House scores 30.95 dB as PNG, 30.05 as PIL's default JPEG, quality 75, 30.71 at 95).
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
 _KEEP_TYPE = (".tif", ".tiff", ".npy")  # outputs that stay in the input's type by default (see output_suffix)
 TENSOR_LAYOUTS = ("CHW", "NCHW")  # Stored.layout of torch tensors; numpy arrays are HW or HWC
