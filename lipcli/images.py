@@ -33,7 +33,19 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib
 # Suffix -> format name (Pillow's, or NPY). No suffix means PNG.
 _FORMATS = {"": "PNG", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
             ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP", ".npy": "NPY"}
-_WRITABLE = ".png, .jpg, .tif, .bmp, .webp or .npy"  # for messages
+
+
+def _writable() -> str:
+    """The writable types for messages, one suffix per format (.jpg, not .jpeg too), in _FORMATS' order."""
+    first: dict[str, str] = {}
+    for suffix, fmt in _FORMATS.items():
+        if suffix:
+            first.setdefault(fmt, suffix)
+    *head, last = first.values()
+    return f"{', '.join(head)} or {last}"
+
+
+_WRITABLE = _writable()
 # Lossy formats are written near-losslessly: a restored image should not lose in the file what the fit gained
 # (the README's restored House scores 30.95 dB as PNG, 30.05 as PIL's default JPEG, quality 75, 30.71 at 95).
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}

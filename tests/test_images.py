@@ -276,7 +276,8 @@ def test_lossy_formats_are_written_near_losslessly(tmp_path: Path) -> None:
     x = np.linspace(0, 1, 3 * 32 * 32, dtype=np.float32).reshape(3, 32, 32) ** 2
     save_image(tmp_path / "o.webp", x[:1], alpha=x[0])
     mode, back = read_back(tmp_path / "o.webp")
-    assert mode == "RGBA" and np.array_equal(back[..., 0], np.round(x[0] * 255)) and np.array_equal(back[..., 0], back[..., 3])
+    assert mode == "RGBA" and np.array_equal(back[..., 0], np.round(x[0] * 255))
+    assert np.array_equal(back[..., 0], back[..., 3])
     save_image(tmp_path / "o.jpg", x)
     err = read_back(tmp_path / "o.jpg")[1] / 255.0 - x.transpose(1, 2, 0)
     assert 10 * np.log10(1 / np.mean(err ** 2)) > 40
