@@ -63,7 +63,7 @@ ALL_PATHS = ("ref", *LIP_PATHS)
 
 
 def timing_parser(doc: str | None) -> argparse.ArgumentParser:
-    """The options of the interleaved per-iteration benchmarks (bench_widths.py, bench_pad.py)."""
+    """The options of the interleaved per-iteration benchmarks (bench_widths.py, bench_change.py)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=5)

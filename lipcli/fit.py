@@ -212,6 +212,14 @@ def langevin_step(kernels: list[torch.Tensor], std: float, gen: torch.Generator,
     masked.zero_weights()
 
 
+def net_input(z: torch.Tensor, precision: str) -> torch.Tensor:
+    """The input code as the net gets it. Every net's first ops are convolutions, for each of which bf16 autocast
+    would cast z again (and pad it in fp32 first): cast once, the values are the same (tests/test_fit.py, every
+    net preset) and two activation-sized copies go; not measurably faster on its own
+    (`benchmarks/bench_change.py --change input-cast`)."""
+    return z.to(torch.bfloat16) if precision == "bf16" else z
+
+
 def observation_loss(model: nn.Module, targets: list[Target], inputs: list[torch.Tensor] | None = None,
                      precision: str = "fp32") -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """Sum over targets of MSE(A(crop(model(z))), y), one forward pass per target (own BN stats); also
@@ -219,11 +227,7 @@ def observation_loss(model: nn.Module, targets: list[Target], inputs: list[torch
     total, outs, parts = torch.zeros((), device=targets[0].y.device), [], []
     for t, z in zip(targets, inputs or [t.z for t in targets]):
         with _autocast(precision, z.device):
-            # Every net's first ops are convolutions, for each of which autocast would cast the input to bf16
-            # again (and pad it in fp32 first): casting it once gives the same values (tests/test_fit.py, every
-            # net preset) with two activation-sized copies fewer; not measurably faster on its own
-            # (benchmarks/bench_input_cast.py).
-            out = model(z.to(torch.bfloat16) if precision == "bf16" else z)
+            out = model(net_input(z, precision))
         out = crop_center(out.float(), t.size)
         parts.append(t.op.loss(out, t.y))
         total = total + parts[-1]

@@ -1,12 +1,18 @@
 #!/usr/bin/env python
-"""Reflection padding in the activation's own dtype (lipcli/nets/base.py `pad`) against padding through
-CPU autocast, which runs it in fp32 (a bf16 activation cast up before each padded conv, back down for the
-conv, and both casts again in backward). Per-iteration time of lip's real loop (`fit`, bf16 autocast +
-channels_last) for the default prior (the shipped channel ticket, compacted), a uniform 1/4-width net and
-the dense net, with bench_iter.py's plain fp32 reference loop in the same run for scale. Paths are
-interleaved per repeat; medians of the per-repeat medians.
+"""A change to lip's loop against lip before it: per-iteration time of lip's real loop (`fit`, bf16 autocast +
+channels_last) for the default prior (the shipped channel ticket, compacted), a uniform 1/4-width net and the
+dense net, with bench_iter.py's plain fp32 reference loop in the same run for scale. The two arms are
+interleaved per repeat, from the same weights, in alternating order; medians of the per-repeat medians.
 
-    python benchmarks/bench_pad.py --size 128 --repeats 7 --steps 30 --threads 2   # its tables: RESULTS-pad.md
+Changes (`--change`; its first arm puts the old behaviour back for the timed block):
+- pad: reflection padding in the activation's own dtype (lipcli/nets/base.py `pad`), where CPU autocast ran
+  it in fp32 (a bf16 activation cast up before each padded conv, back down for the conv, both again in
+  backward). Its tables: RESULTS-pad.md (made when this file was bench_pad.py).
+- input-cast: the input code cast to bf16 once (lipcli/fit.py `net_input`), where autocast cast it for each
+  conv that reads it.
+
+    python benchmarks/bench_change.py --change pad --size 128 --repeats 7 --steps 30 --threads 2
+    python benchmarks/bench_change.py --change input-cast --size 128 --repeats 7 --steps 30 --threads 1
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import statistics
 import sys
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_iter import build_reference, emit, timing_parser, synthetic_problem, time_lip, time_ref  # noqa: E402
 
 from lipcli import api, nets  # noqa: E402
+from lipcli import fit as fit_mod  # noqa: E402
 from lipcli.nets import compact as compact_mod, skip  # noqa: E402
 from lipcli.restore import fitted_form  # noqa: E402
 
@@ -33,14 +40,26 @@ REFERENCE = ("dip-w32", "dip (dense)")  # nets the plain reference loop can run
 
 
 @contextmanager
-def autocast_padding() -> Iterator[None]:
-    """lip before this change: every reflection pad goes through F.pad under the caller's autocast."""
-    saved = skip.pad, compact_mod.pad
-    skip.pad = compact_mod.pad = lambda x, widths, mode: F.pad(x, widths, mode=mode)
+def patched(modules: tuple[Any, ...], name: str, old: Callable[..., Any]) -> Iterator[None]:
+    """`name` in each of `modules` replaced by `old` (lip before the change) while the block runs."""
+    saved = [getattr(m, name) for m in modules]
+    for m in modules:
+        setattr(m, name, old)
     try:
         yield
     finally:
-        skip.pad, compact_mod.pad = saved
+        for m, value in zip(modules, saved):
+            setattr(m, name, value)
+
+
+# change -> (its arms: before, after; a context that puts lip before the change back)
+CHANGES: dict[str, tuple[tuple[str, str], Callable[[], Any]]] = {
+    # every reflection pad through F.pad under the caller's autocast
+    "pad": (("autocast pad", "own-dtype pad"),
+            lambda: patched((skip, compact_mod), "pad", lambda x, widths, mode: F.pad(x, widths, mode=mode))),
+    # the input code handed to the net in fp32, for autocast to cast conv by conv
+    "input-cast": (("autocast casts", "cast once"), lambda: patched((fit_mod,), "net_input", lambda z, precision: z)),
+}
 
 
 def nets_to_time(seed: int) -> dict[str, tuple[dict, torch.nn.Module]]:
@@ -54,7 +73,10 @@ def nets_to_time(seed: int) -> dict[str, tuple[dict, torch.nn.Module]]:
 
 
 def main() -> None:
-    a = timing_parser(__doc__).parse_args()
+    ap = timing_parser(__doc__)
+    ap.add_argument("--change", choices=CHANGES, required=True)
+    a = ap.parse_args()
+    (before, after), revert = CHANGES[a.change]
     torch.set_num_threads(a.threads)
     _, noisy = synthetic_problem(a.size)
     ms: dict[tuple[str, str], list[float]] = {}
@@ -64,9 +86,9 @@ def main() -> None:
             if name in REFERENCE:  # the plain loop has no compacted net: it runs the uniform ones
                 ref, _, _ = build_reference(spec)
                 ms.setdefault((name, "ref"), []).append(statistics.median(time_ref(ref, z, noisy, a.steps)) * 1e3)
-            arms = ("autocast pad", "own-dtype pad")
+            arms = (before, after)
             for arm in arms if rep % 2 == 0 else arms[::-1]:  # same weights; the order alternates
-                with autocast_padding() if arm == "autocast pad" else nullcontext():
+                with revert() if arm == before else nullcontext():
                     t = time_lip("lip-bf16-cl", copy.deepcopy(lip_net), z, noisy, a.steps, rep)[0]
                 ms.setdefault((name, arm), []).append(statistics.median(t) * 1e3)
             print(f"repeat {rep + 1}/{a.repeats} {name}: " + ", ".join(
@@ -74,16 +96,17 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in ms.items()}
     lines = [
         f"## {a.size}x{a.size}", "",
-        f"- command: `python benchmarks/bench_pad.py --size {a.size} --repeats {a.repeats} --steps {a.steps} "
+        f"- command: `python benchmarks/bench_change.py --change {a.change} --size {a.size} --repeats {a.repeats} "
+        f"--steps {a.steps} "
         f"--threads {a.threads}`",
         f"- {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, torch {torch.__version__}, {a.threads} threads, "
         f"load average at the end {os.getloadavg()[0]:.1f}; medians of {a.repeats} interleaved repeats of the median "
         f"of {a.steps} iterations; lip = bf16 autocast + channels_last",
-        "", "| net | ref ms/iter | lip, autocast pad | lip, own-dtype pad | own / autocast (paired: median, range) "
-        "| ref / own-dtype |", "|---|---:|---:|---:|---:|---:|"]
+        "", f"| net | ref ms/iter | lip, {before} | lip, {after} | {after} / {before} (paired: median, range) "
+        f"| ref / {after} |", "|---|---:|---:|---:|---:|---:|"]
     for name in dict.fromkeys(k[0] for k in ms):
-        old, new = med[name, "autocast pad"], med[name, "own-dtype pad"]
-        pairs = sorted(n / o for n, o in zip(ms[name, "own-dtype pad"], ms[name, "autocast pad"]))
+        old, new = med[name, before], med[name, after]
+        pairs = sorted(n / o for n, o in zip(ms[name, after], ms[name, before]))
         ref = med.get((name, "ref"))
         lines.append(f"| {name} | {'-' if ref is None else f'{ref:.1f}'} | {old:.1f} | {new:.1f} | "
                      f"{statistics.median(pairs):.3f} ({pairs[0]:.3f}-{pairs[-1]:.3f}) | "
