@@ -128,6 +128,15 @@ def test_a_misspelt_option_is_refused_not_ignored(tiny):
         api.prune([x], rond=2)
 
 
+def test_a_task_option_no_task_of_the_grid_reads_is_refused(tmp_path):
+    """Any task's setting, not only sigma and keep: a denoising grid would drop scale=2 in silence."""
+    x = np.moveaxis(picture(32, 32), 0, -1)
+    with pytest.raises(LipError, match=r"--scale: no task of the grid \(denoise\) reads it"):
+        api.transfer_grid([x], ["dip-channel-house"], tasks="denoise", scale=2, device="cpu")
+    with pytest.raises(LipError, match=r"--acceleration: no task of the grid \(sr4\) reads it"):
+        api.transfer_grid([x], ["dip-channel-house"], tasks="sr4", acceleration=4, device="cpu")
+
+
 def test_lip_cs_from_python(capsys):
     """`lip cs`'s engine is api.recoverer: the problem is checked and visible before the solve, nothing printed."""
     job = api.recoverer("mnist:3", simulate=True, measurements=100, iters=5, restarts=1, device="cpu")
