@@ -36,7 +36,7 @@ from .ensemble import Elsewhere, fit_share, restore_ensemble
 from .errors import LipError, LipRuntimeError
 from .fit import DivergenceError, FitConfig, Step, TargetResult
 from .gan import GENERATOR
-from .physics import TASKS
+from .physics import TASKS, task_options
 from .problem import Problem, load_problem, provenance
 from .prune.imp import ImpSettings
 from .prune.run import SearchRequest, channel_score_for, check_method_options, rounds_for, search
@@ -336,27 +336,22 @@ class Pruner:
 
 def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: bool = False,
            clean: list[images_io.Source] | None = None, oracle_target: list[images_io.Source] | None = None,
-           inpaint_mask: Path | None = None, sigma: float | None = None, keep: float | None = None,
-           scale: int | None = None, sampling_mask: Path | None = None, acceleration: float | None = None,
-           center_fraction: float | None = None, mask_type: str | None = None, precision: str | None = None,
-           config: str | None = None, device: str | torch.device = "auto", seed: int = 0,
-           cs: dict[str, Any] | None = None, **search_options: Any) -> Pruner:
-    """Check the options, read the images and set up a search (`lip prune --prior dip`); the
-    `search_options` are `Search`'s fields, `cs` the CS settings (measurements, outliers, operator, matrix,
-    shape, solver; physics/cs_task.py)."""
-    _check_options(pruner, search_options, {f.name for f in fields(Search)})
+           inpaint_mask: Path | None = None, precision: str | None = None, config: str | None = None,
+           device: str | torch.device = "auto", seed: int = 0, **options: Any) -> Pruner:
+    """Check the options, read the images and set up a search (`lip prune --prior dip`); the `options` are the
+    task's degradation settings (sigma, keep, scale, the MRI and CS ones: physics/task.py) and `Search`'s fields."""
+    degradation = {k: v for k, v in options.items() if k in task_options()}
+    search_options = {k: v for k, v in options.items() if k not in degradation}
+    _check_options(pruner, search_options, {f.name for f in fields(Search)} | task_options())
     s = Search(**search_options)
     images, clean, oracle_target = _listed(images), _listed(clean), _listed(oracle_target)
     check_method_options(s.method, [f.name for f in fields(Search) if getattr(s, f.name) != f.default])
     dev = _device(device)
     settings = resolve_settings(task, config, dev, dict(
-        sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
-        center_fraction=center_fraction, mask_type=mask_type, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise,
-        sgld=s.sgld, precision=precision, net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird,
-        scope=s.scope, target_sparsity=s.target_sparsity, **(cs or {})))
-    TASKS.get(task).check_flags(dict(sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask,
-                                     acceleration=acceleration, center_fraction=center_fraction,
-                                     mask_type=mask_type, **(cs or {})), simulate, inpaint_mask)
+        **degradation, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise, sgld=s.sgld, precision=precision,
+        net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird, scope=s.scope,
+        target_sparsity=s.target_sparsity))
+    TASKS.get(task).check_flags(degradation, simulate, inpaint_mask)
     cfg = replace(fit_config(settings, False, dev, seed), iters=int(settings["search_iters"]))
     if cfg.sgld and s.method != "imp":
         raise LipError(f"--sgld adds weight noise to IMP's fits; --method {s.method} trains no weights "
@@ -447,15 +442,19 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     chosen_baselines = parse_baselines(baselines)
     if experiment != "impedance":  # degradation flags no task of the grid reads would be dropped in silence
         kinds = {TASKS.get(task_operator(n)[0]).name: TASKS.get(task_operator(n)[0]) for n in task_names}
-        every_option = sorted({k for name in TASKS for k in TASKS.get(name).options})
-        unread = [f"--{k.replace('_', '-')}" for k in every_option if flags.get(k) is not None
+        unread = [f"--{k.replace('_', '-')}" for k in sorted(task_options()) if flags.get(k) is not None
                   and not any(k in t.options for t in kinds.values())]
         unread += ["--inpaint-mask"] if inpaint_mask is not None and "inpaint" not in kinds else []
         if unread:
             raise LipError(f"{', '.join(unread)}: no task of the grid ({', '.join(task_names)}) reads "
                            f"{'it' if len(unread) == 1 else 'them'}")
-        if "inpaint" in kinds:  # a grid always simulates: the inpainting task's own checks (--keep beside a mask)
-            kinds["inpaint"].check_flags({"keep": flags.get("keep")}, True, inpaint_mask)
+        fixed = [f"--{k.replace('_', '-')} (--tasks {n} sets it)" for n in task_names
+                 for k in task_operator(n)[1] if flags.get(k) is not None]
+        if fixed:
+            raise LipError(f"{', '.join(fixed)}: a grid task's name gives its setting; drop the flag")
+        for kind in kinds.values():  # a grid always simulates: each task's own checks (--keep beside a mask)
+            kind.check_flags({k: flags.get(k) for k in kind.options}, True,
+                             inpaint_mask if kind.name == "inpaint" else None)
     sources = [images_io.from_array(x, f"image{i}") if isinstance(x, (np.ndarray, torch.Tensor)) else x
                for i, x in enumerate(images)]
     images_io.check_readable([x for x in sources if not isinstance(x, images_io.Image)])

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lipcli import api, images
+from lipcli import api, images, library
 from lipcli.cli import app
 from lipcli.errors import LipError
 
@@ -135,6 +135,19 @@ def test_a_task_option_no_task_of_the_grid_reads_is_refused(tmp_path):
         api.transfer_grid([x], ["dip-channel-house"], tasks="denoise", scale=2, device="cpu")
     with pytest.raises(LipError, match=r"--acceleration: no task of the grid \(sr4\) reads it"):
         api.transfer_grid([x], ["dip-channel-house"], tasks="sr4", acceleration=4, device="cpu")
+    # the grid task's name sets the factor: a flag beside it would be overridden in silence
+    with pytest.raises(LipError, match=r"--scale \(--tasks sr4 sets it\): a grid task's name gives its setting"):
+        api.transfer_grid([x], ["dip-channel-house"], tasks="sr4,denoise", scale=2, device="cpu")
+
+
+def test_a_grid_reads_the_other_task_flags_of_its_tasks():
+    """MRI's and CS's own settings reach a grid's cells and are recorded with them (the row's degradation)."""
+    x = np.moveaxis(picture(32, 32), 0, -1)
+    grid = api.transfer_grid([x], [library.resolve(Path("dip-channel-house"))], tasks="mri4,cs1000,denoise",
+                             mask_type="radial", outliers=20, solver="ls", sigma=15, device="cpu")
+    assert grid.settings["mri4"]["mask_type"] == "radial" and grid.settings["mri4"]["acceleration"] == 4
+    assert grid.settings["cs1000"]["outliers"] == 20 and grid.settings["cs1000"]["solver"] == "ls"
+    assert grid.settings["denoise"]["sigma"] == 15
 
 
 def test_lip_cs_from_python(capsys):

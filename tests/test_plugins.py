@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from lipcli import artifact, nets
 from lipcli.cli import app
-from lipcli.physics import TASKS, LinearPhysics, Task, register_task
+from lipcli.physics import TASKS, Flag, LinearPhysics, Task, register_task
 from lipcli.prune import scores
 from conftest import RGB64
 
@@ -41,6 +41,7 @@ class Darken(LinearPhysics):
 class DarkenTask(Task):
     name = "darken"
     options = {"gain": 0.5}
+    flags = {"gain": Flag("Darkening factor [0.5]")}  # --gain on restore, prune and transfer
 
     def build(self, settings, height, width, gray, inpaint_mask, seed) -> Darken:
         return Darken(float(settings["gain"]))
@@ -102,12 +103,17 @@ def test_help_lists_what_was_registered(plugins):
         assert "darken" in text and "tiny" in text
     assert "last-first" in lip("prune", "--help")
     assert "darken" in lip("transfer", "--help")
+    for command in ("restore", "prune", "transfer"):  # the task's own flag, registered after the CLI's import
+        assert "--gain <float>" in lip(command, "--help") and "Darkening factor [0.5]" in lip(command, "--help")
 
 
 def test_restore_prune_and_transfer_take_them(plugins: Path):
     row = json.loads(lip("restore", RGB64, "--simulate", "--task", "darken", "--net", "tiny", *FAST,
                          "-o", "out.png", "--json"))
     assert row["operator"] == {"name": "darken", "gain": 0.5} and row["params"] == 8 * 8 * 9 + 8 + 8 * 3 * 9 + 3
+    row = json.loads(lip("restore", RGB64, "--simulate", "--task", "darken", "--gain", "0.25", "--net", "tiny",
+                         *FAST, "-o", "out.png", "--json"))
+    assert row["operator"] == {"name": "darken", "gain": 0.25}
     assert (plugins / "out.png").is_file()
 
     lip("prune", RGB64, "--simulate", "--task", "darken", "--net", "tiny", "--method", "last-first",
@@ -121,3 +127,5 @@ def test_restore_prune_and_transfer_take_them(plugins: Path):
     assert {(r["task"], r["method"]) for r in rows} == {(t, m) for t in ("darken", "denoise")
                                                         for m in ("dense", "mask", "random")}
     assert all(r["settings"]["degradation"] == {"gain": 0.5} for r in rows if r["task"] == "darken")
+    result = CliRunner().invoke(app, ["restore", str(RGB64), "--simulate", "--gain", "0.25", *FAST])
+    assert result.exit_code == 2 and "--gain applies to --task darken, not --task denoise" in result.stderr

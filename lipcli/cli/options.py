@@ -1,10 +1,15 @@
 """The options several commands share, declared once as `Annotated` aliases: `task: Task = "denoise"`.
 
 The default stays in each command's signature (commands differ there); the flag name, help text and
-help panel are written here only. `RegistryChoice` turns a registry into an option's choices.
+help panel are written here only. `RegistryChoice` turns a registry into an option's choices. A task's own
+flags (--sigma, --scale, the MRI and CS ones) are declared by the task (physics/task.py `Flag`) and added to a
+command by `with_task_flags`.
 """
 from __future__ import annotations
 
+import functools
+import inspect
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -14,8 +19,7 @@ from typer.models import OptionInfo
 
 from ..config import PRESETS
 from ..nets import image_presets
-from ..physics import TASKS
-from ..physics.cs import operator_help
+from ..physics import TASKS, Flag, task_flags
 from ..registry import Registry
 
 
@@ -125,6 +129,52 @@ def net_option(panel: str) -> Any:
                                                     kind="net preset", rich_help_panel=panel)]
 
 
+TASK_FLAGS = "task_flags"  # the parameter a `with_task_flags` command receives the task flags' values in
+
+
+def _task_flag_option(name: str, flag: Flag) -> Any:
+    """The typer option of a task's `Flag`, in the Task help panel; default None (the preset's)."""
+    decls = (f"--{name.replace('_', '-')}",) + ((flag.short,) if flag.short else ())
+    limits = {} if flag.min is None else {"min": flag.min}
+    option = (described_option(flag.help, *decls, rich_help_panel="Task", **limits) if callable(flag.help)
+              else typer.Option(*decls, help=flag.help, rich_help_panel="Task", **limits))
+    return Annotated[Optional[flag.type], option]  # type: ignore[name-defined]
+
+
+def with_task_flags(after: str, flags: Callable[[], dict[str, Flag]] = task_flags
+                    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the registered tasks' `flags` (physics/task.py `Flag`; every one by default) as options
+    right after its parameter `after`, and hand it their values as one dict in its `task_flags` parameter. A new
+    task's flags thus reach restore, prune and transfer with no edit to them or to this file."""
+    return partial(_WithTaskFlags, after=after, flags=flags)
+
+
+class _WithTaskFlags:
+    """A command whose signature, as typer reads it each time it builds the CLI, holds the task flags registered
+    by then (a task registered after import, e.g. a plug-in, included)."""
+
+    def __init__(self, command: Callable[..., Any], after: str, flags: Callable[[], dict[str, Flag]]) -> None:
+        functools.update_wrapper(self, command)
+        self.command, self.after, self.flags = command, after, flags
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        sig = inspect.signature(self.command, eval_str=True)  # typer reads the Annotated options off it
+        own = [p for p in sig.parameters.values() if p.name != TASK_FLAGS]
+        flags = self.flags()
+        clash = set(flags) & {p.name for p in own}
+        if clash:
+            raise TypeError(f"{self.command.__name__} declares task flags itself: {', '.join(sorted(clash))}")
+        added = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                   annotation=_task_flag_option(name, flag)) for name, flag in flags.items()]
+        at = [p.name for p in own].index(self.after) + 1
+        return sig.replace(parameters=own[:at] + added + own[at:])
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name, None) for name in self.flags()}
+        return self.command(*args, **kwargs, **{TASK_FLAGS: given})
+
+
 def generator_spec_option(panel: str) -> Any:
     """`--generator-spec`: the architecture of an external `--generator` state dict (docs/generators.md)."""
     return Annotated[Optional[Path], typer.Option(help="Spec (YAML/JSON) of an external --generator: a "
@@ -134,40 +184,10 @@ def generator_spec_option(panel: str) -> Any:
 
 # Task: what degraded the image.
 Task = Annotated[str, registry_option(TASKS, rich_help_panel="Task")]
-Sigma = Annotated[Optional[float], typer.Option(help="Gaussian noise level that lip adds to a clean image, 0-255 "
-                                                "units (restore and prune: with --simulate; transfer: always) [25]",
-                                                rich_help_panel="Task")]
 InpaintMask = Annotated[Optional[Path], typer.Option(help="Inpainting mask PNG, white = observed, black = "
                                                      "missing", rich_help_panel="Task")]
-Keep = Annotated[Optional[float], typer.Option(help="With --simulate and no mask: Bernoulli fraction of pixels "
-                                               "observed [0.5]", rich_help_panel="Task")]
-Scale = Annotated[Optional[int], typer.Option(help="Super-resolution factor: 2, 4 or 8 [4]",
-                                              rich_help_panel="Task")]
 Simulate = Annotated[bool, typer.Option(help="The input is CLEAN: degrade it (seeded) and score against it",
                                         rich_help_panel="Task")]
-SamplingMask = Annotated[Optional[Path], typer.Option(help="MRI: k-space sampling mask .npy, 0/1 (1 = sampled) of "
-                                                      "shape (H, W), or (W,) for columns; with --simulate it "
-                                                      "replaces the drawn mask", rich_help_panel="Task")]
-Acceleration = Annotated[Optional[float], typer.Option(help="MRI with --simulate: undersampling factor, e.g. 4 or 8 "
-                                                       "[4]", rich_help_panel="Task")]
-CenterFraction = Annotated[Optional[float], typer.Option(help="MRI with --simulate: fraction of the central k-space "
-                                                         "columns (and rows, for 2-D masks) always sampled [0.08]",
-                                                         rich_help_panel="Task")]
-MaskType = Annotated[Optional[str], typer.Option(help="MRI with --simulate (seeded): random | equispaced columns, "
-                                                 "variable-density points | radial spokes [random]",
-                                                 rich_help_panel="Task")]
-Measurements = Annotated[Optional[int], typer.Option("--measurements", "-m", help="CS with --simulate: number of "
-                                                    "measurements m [200]", min=1, rich_help_panel="Task")]
-Outliers = Annotated[Optional[int], typer.Option(help="CS with --simulate: corrupted measurements k (the paper: 2% "
-                                                 "of m) [0]", min=0, rich_help_panel="Task")]
-CsOperator = Annotated[Optional[str], described_option(lambda: f"CS: {operator_help()} [auto]", "--operator",
-                                                       rich_help_panel="Task")]
-CsMatrix = Annotated[Optional[Path], typer.Option("--matrix", help="CS: measurement matrix A.npy, float (m, n), "
-                                                  "n = H*W*C", rich_help_panel="Task")]
-CsShape = Annotated[Optional[str], typer.Option("--shape", help="CS: H,W[,C] of the image measured by --matrix",
-                                                rich_help_panel="Task")]
-Solver = Annotated[Optional[str], typer.Option(help="CS: mom (Median-of-Means loss, robust to outliers) | ls "
-                                               "(least squares) [mom]", rich_help_panel="Task")]
 
 # Fitting: the DIP loop (defaults come from the preset).
 Iters = Annotated[Optional[int], typer.Option(help="Adam iterations (upper bound when early stopping) [preset]",

@@ -21,10 +21,8 @@ from ..prune.channel_scores import CHANNEL_SCORES
 from ..prune.run import every_method, methods
 from .render import (RunLog, Terminated, check_stdout_free, emit_json, guarded, progress, say, say_round,
                      say_stopped, set_threads_quietly)
-from .options import (Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, Device, InpaintMask, Json,
-                      Keep, Log, Lr, MaskType, Measurements, Outliers, Precision, RegNoise, SamplingMask, Scale, Seed,
-                      Sgld, Sigma, Simulate, Solver, Task, Threads, generator_spec_option, given_flags, net_option,
-                      registry_option)
+from .options import (Config, Device, InpaintMask, Json, Log, Lr, Precision, RegNoise, Seed, Sgld, Simulate, Task,
+                      Threads, generator_spec_option, given_flags, net_option, registry_option, with_task_flags)
 from .prune_gan import GanPrune, prune_gan
 
 # What `--prior gan` reads (every other flag is the DIP search's), and what only it reads: a flag given on
@@ -40,7 +38,7 @@ class Targets:
 
     images: list[Path]
     task: str
-    degradation: dict[str, Any]  # sigma, keep, scale, the MRI mask and CS settings: None = the preset's
+    degradation: dict[str, Any]  # the task flags (sigma, scale, the MRI and CS ones): None = the preset's
     inpaint_mask: Optional[Path]
     simulate: bool
     oracle_target: Optional[list[Path]]  # fit these clean images instead (the paper's protocol)
@@ -92,15 +90,12 @@ def check_prior_flags(ctx: typer.Context, prior: str) -> None:
 
 # Search flags only some methods read: given with another method they would be dropped in silence.
 @guarded
+@with_task_flags(after="simulate")
 def prune_cmd(
     ctx: typer.Context,
     images: Optional[list[Path]] = typer.Argument(None, help="Degraded image(s) to search on (clean ones "
                                                   "with --simulate); none with --prior gan"),
-    task: Task = "denoise", sigma: Sigma = None, inpaint_mask: InpaintMask = None,
-    keep: Keep = None, scale: Scale = None, simulate: Simulate = False,
-    sampling_mask: SamplingMask = None, acceleration: Acceleration = None, center_fraction: CenterFraction = None,
-    mask_type: MaskType = None, measurements: Measurements = None, outliers: Outliers = None,
-    operator: CsOperator = None, matrix: CsMatrix = None, shape: CsShape = None, solver: Solver = None,
+    task: Task = "denoise", inpaint_mask: InpaintMask = None, simulate: Simulate = False,
     method: Annotated[str, registry_option(
         every_method, "--method", kind="--method", rich_help_panel="Search",
         help=f"{{names}} (at --granularity channel: {' | '.join(methods('channel'))})")] = "imp",
@@ -178,6 +173,7 @@ def prune_cmd(
     config_: Config = None,
     json_: Json = False,
     log: Log = None,
+    task_flags: dict[str, Any] = None,  # type: ignore[assignment]  # filled by with_task_flags
 ) -> None:
     """Find a lottery image prior: a sparse mask (and its initial weights) for a DIP or a generator."""
     if prior not in ("dip", "gan"):
@@ -195,11 +191,7 @@ def prune_cmd(
     dev = devices.resolve(device)
     if not images:
         raise LipError("give at least one image to search on (or --prior gan)")
-    degradation = dict(sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
-                       center_fraction=center_fraction, mask_type=mask_type,
-                       cs=dict(measurements=measurements, outliers=outliers, operator=operator, matrix=matrix,
-                               shape=shape, solver=solver))
-    prune_dip(Targets(images, task, degradation, inpaint_mask, simulate, oracle_target, clean),
+    prune_dip(Targets(images, task, task_flags, inpaint_mask, simulate, oracle_target, clean),
               Search(method, granularity, channel_score, rounds, target_sparsity, rate, rewind, scope,
                      keep_input_dense, fresh_input, shared_input, stop_when_loss_rises, early_bird,
                      early_bird_every, like, synflow_iters, oes_lambda, oes_tau, net, iters, lr, reg_noise, sgld),

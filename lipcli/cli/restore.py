@@ -17,11 +17,9 @@ from ..fit import FitResult, Step
 from ..problem import Problem, largest_need
 from .render import (RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say,
                      say_state_kept, set_threads_quietly, steps_done, write_then_discard)
-from .options import (ARGS, Acceleration, CenterFraction, Config, CsMatrix, CsOperator, CsShape, DataConsistency,
-                      Device, EarlyStop, Ema, EsGate, EsPatience, EsWindow, InpaintMask, Iters, Jobs, Json, Keep, Log,
-                      Lr, MaskRound, MaskSparsity, MaskType,
-                      Measurements, Outliers, Precision, RegNoise, ResumeEvery, SamplingMask, Scale, Seed, Sgld, Sigma,
-                      Simulate, Solver, Task, Threads, net_option)
+from .options import (ARGS, Config, DataConsistency, Device, EarlyStop, Ema, EsGate, EsPatience, EsWindow, InpaintMask,
+                      Iters, Jobs, Json, Log, Lr, MaskRound, MaskSparsity, Precision, RegNoise, ResumeEvery, Seed, Sgld,
+                      Simulate, Task, Threads, net_option, with_task_flags)
 
 
 def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restored") -> list[Path]:
@@ -51,15 +49,12 @@ def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restore
 
 
 @guarded
+@with_task_flags(after="simulate")
 def restore_cmd(
     ctx: typer.Context,
     images: list[Path] = typer.Argument(..., help="Degraded image(s), MRI k-space .npy or CS measurements y.npy "
                                                    "(clean images with --simulate)"),
-    task: Task = "denoise", sigma: Sigma = None, inpaint_mask: InpaintMask = None,
-    keep: Keep = None, scale: Scale = None, simulate: Simulate = False,
-    sampling_mask: SamplingMask = None, acceleration: Acceleration = None, center_fraction: CenterFraction = None,
-    mask_type: MaskType = None, measurements: Measurements = None, outliers: Outliers = None,
-    operator: CsOperator = None, matrix: CsMatrix = None, shape: CsShape = None, solver: Solver = None,
+    task: Task = "denoise", inpaint_mask: InpaintMask = None, simulate: Simulate = False,
     save_kspace: Optional[Path] = typer.Option(None, help="MRI with --simulate: also write the k-space and its mask "
                                                "to this folder (kspace.npy, mask.npy; created), to reconstruct "
                                                "the same from files", rich_help_panel="Task"),
@@ -120,6 +115,7 @@ def restore_cmd(
     resume_every: ResumeEvery = 60.0,
     json_: Json = False,
     log: Log = None,
+    task_flags: dict[str, Any] = None,  # type: ignore[assignment]  # filled by with_task_flags
 ) -> None:
     """Restore images with a dense or masked Deep Image Prior."""
     dev = devices.resolve(device)
@@ -128,9 +124,7 @@ def restore_cmd(
     job = api.restorer(task=task, simulate=simulate, inpaint_mask=inpaint_mask, mask=mask, round_=round_,
                        sparsity=sparsity, init=init, prior=prior, net=net, dense=dense, dd_k=dd_k, compact=compact,
                        early_stop=early_stop, checkpoint=checkpoint, config=config_, device=dev, seed=seed,
-                       sigma=sigma, keep=keep, scale=scale, sampling_mask=sampling_mask, acceleration=acceleration,
-                       center_fraction=center_fraction, mask_type=mask_type, measurements=measurements,
-                       outliers=outliers, operator=operator, matrix=matrix, shape=shape, solver=solver, iters=iters,
+                       **task_flags, iters=iters,
                        lr=lr, reg_noise=reg_noise, ema=ema, sgld=sgld, data_consistency=data_consistency,
                        es_window=es_window, es_patience=es_patience, es_gate=es_gate, precision=precision,
                        ensemble=ensemble, snapshot_every=snapshots[0] if snapshots else None,

@@ -11,12 +11,12 @@ from rich.table import Table
 from .. import api, config, device as devices, files, plot as charts, transfer
 from ..errors import LipError
 from ..fit import Step
-from ..physics import task_variants
+from ..physics import grid_flags, task_variants
 from ..transfer import Cell, workers
 from .render import Terminated, emit_json, err, fmt, guarded, print_wide, progress, say
 from .options import (ARGS, DEVICE_HELP, Config, DataConsistency, EarlyStop, Ema, EsGate, EsPatience, EsWindow,
-                      InpaintMask, Keep, Lr, Precision, RegNoise, Seed, Sgld, Sigma, Threads, given_flags, json_flag,
-                      listing_option)
+                      InpaintMask, Lr, Precision, RegNoise, Seed, Sgld, Threads, given_flags, json_flag, listing_option,
+                      with_task_flags)
 
 GRID = "Grid"
 # What --merge reads: it fits nothing, so every other flag would be ignored and is refused.
@@ -26,6 +26,7 @@ RowsJson = json_flag("Print each row of the grid as one JSON line on stdout (tho
 
 
 @guarded
+@with_task_flags(after="inpaint_mask", flags=grid_flags)
 def transfer_cmd(
     ctx: typer.Context,
     images: Optional[list[Path]] = typer.Argument(None, help="CLEAN images (ground truth); each cell degrades "
@@ -60,7 +61,7 @@ def transfer_cmd(
     plot_format: str = typer.Option("png", help="png | pdf | svg, or a comma list (png,pdf): the plots' "
                                     "file types; pdf and svg (for papers) need the plot extra: pip install "
                                     "'lip[plot]'"),
-    inpaint_mask: InpaintMask = None, sigma: Sigma = None, keep: Keep = None,
+    inpaint_mask: InpaintMask = None,
     iters: Optional[int] = typer.Option(None, help="Adam iterations per run (upper bound when early stopping) "
                                         "[preset]", rich_help_panel="Fitting"),
     lr: Lr = None, reg_noise: RegNoise = None, ema: Ema = None, sgld: Sgld = None,
@@ -74,6 +75,7 @@ def transfer_cmd(
     seed: Seed = 0, precision: Precision = None, threads: Threads = None,
     config_: Config = None,
     json_: RowsJson = False,
+    task_flags: dict[str, Any] = None,  # type: ignore[assignment]  # filled by with_task_flags
 ) -> None:
     """Run a transfer grid: masks x rounds x images x tasks x seeds, with baselines, plots and a summary."""
     transfer.check_experiment(experiment)
@@ -96,7 +98,7 @@ def transfer_cmd(
     grid = api.transfer_grid(
         list(images or []), list(mask or []), tasks=tasks, rounds=rounds, sparsities=sparsities, seeds=seeds,
         baselines=baselines, init=init, experiment=experiment, inpaint_mask=inpaint_mask, early_stop=early_stop,
-        config=config_, device=dev, seed=seed, sigma=sigma, keep=keep, iters=iters, lr=lr, reg_noise=reg_noise,
+        config=config_, device=dev, seed=seed, **task_flags, iters=iters, lr=lr, reg_noise=reg_noise,
         ema=ema, sgld=sgld, data_consistency=data_consistency, es_window=es_window, es_patience=es_patience,
         es_gate=es_gate, precision=precision)
     if out is None:

@@ -23,9 +23,10 @@ from ..errors import LipError
 from ..images import resolve
 from ..metrics import psnr, ssim
 from .base import LinearPhysics
+from .cs import operator_help
 from .measurements import DEFAULTS, check_flags, check_source, flag_operator, parse_shape, read_measurements
 from .mri import array_hash
-from .task import Measured, Metric, Task, register_task
+from .task import Flag, Measured, Metric, Task, register_task
 
 SOLVERS = ("ls", "mom")
 MOM_SEED = 500_009  # the partitions are part of the objective: the same for every run seed
@@ -96,6 +97,14 @@ class CSTask(Task):
     # from files, they are refused (the operator sets them).
     options = {"measurements": None, "outliers": None, "noise": None, "outlier_value": None, "operator": "auto",
                "matrix": None, "shape": None, "solver": "mom", "mom_batch": 20}
+    flags = {
+        "measurements": Flag("CS with --simulate: number of measurements m [200]", int, short="-m", min=1),
+        "outliers": Flag("CS with --simulate: corrupted measurements k (the paper: 2% of m) [0]", int, min=0),
+        "operator": Flag(lambda: f"CS: {operator_help()} [auto]", str),
+        "matrix": Flag("CS: measurement matrix A.npy, float (m, n), n = H*W*C", Path, grid=False),
+        "shape": Flag("CS: H,W[,C] of the image measured by --matrix", str, grid=False),
+        "solver": Flag("CS: mom (Median-of-Means loss, robust to outliers) | ls (least squares) [mom]", str),
+    }
     fitting = {"iters": 1500, "reg_noise": 1 / 30, "ema": 0.0}  # CS-DIP as `lip cs --prior dip` fits it
     fast_iters = 1500
     variant_hint = "give the measurements: cs1000, cs2000 or cs4000"

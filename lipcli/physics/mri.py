@@ -34,7 +34,7 @@ from ..images import MAX_PIXELS, resolve
 from ..metrics import psnr, ssim
 from .base import LinearPhysics
 from .mri_masks import sampling_mask
-from .task import Measured, Metric, Task, register_task
+from .task import Flag, Measured, Metric, Task, register_task
 
 def fft2c(x: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2-D FFT over the last two axes (fastMRI's fft2c); real or complex in."""
@@ -195,6 +195,15 @@ class MRITask(Task):
     name = "mri"
     options = {"acceleration": 4, "center_fraction": 0.08, "mask_type": "random", "sampling_mask": None}
     simulated = frozenset({"acceleration", "center_fraction", "mask_type"})
+    flags = {
+        "sampling_mask": Flag("MRI: k-space sampling mask .npy, 0/1 (1 = sampled) of shape (H, W), or (W,) for "
+                              "columns; with --simulate it replaces the drawn mask", Path, grid=False),
+        "acceleration": Flag("MRI with --simulate: undersampling factor, e.g. 4 or 8 [4]"),
+        "center_fraction": Flag("MRI with --simulate: fraction of the central k-space columns (and rows, for 2-D "
+                                "masks) always sampled [0.08]"),
+        "mask_type": Flag("MRI with --simulate (seeded): random | equispaced columns, variable-density points | "
+                          "radial spokes [random]", str),
+    }
     real_hint = " (--sampling-mask says which k-space samples were measured)"
     # k-space inpainting: inpainting's settings. Noise-free k-space kept improving to 1000 iterations
     # (64x64 brain, 4x: 24.1 dB with reg-noise 0.03, 22.9 dB without; experiments/RESULTS-mri.md).

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ..errors import LipError
 from ..metrics import psnr, psnr_y
 from .base import LinearPhysics
-from .task import Metric, Task, register_task
+from .task import Flag, Metric, Task, register_task
 
 SR_BORDER = 4  # pixels cropped before Y-PSNR (DIP/LIP SR scoring, anchors-spec a.4)
 
@@ -69,6 +69,7 @@ class SuperResolution(LinearPhysics):
 class SuperResolutionTask(Task):
     name = "sr"
     options = {"scale": 4}
+    flags = {"scale": Flag("Super-resolution factor: 2, 4 or 8 [4]", int)}
     fitting = {"iters": 2000, "reg_noise": 0.03, "ema": 0.0}
     # The EMA output: +0.1-0.7 dB over the raw one on every development crop; with the cap at 1500 (1.25x)
     # the gap to the oracle fell from 0.75 to 0.43 dB on the tune crops (experiments/RESULTS-stop-tasks.md).

@@ -33,12 +33,26 @@ class Measured:
     gray: bool = True  # the restored image has one channel (MRI's magnitude; CS of a gray image)
 
 
+@dataclass(frozen=True)
+class Flag:
+    """How one of a task's options is given on the command line: cli/options.py makes each a `--name` option of
+    restore, prune and transfer, so a new task's flags need no edit there. `help` may be a function, for text
+    that lists a registry when the help is shown."""
+
+    help: str | Callable[[], str]
+    type: type = float
+    short: str | None = None  # e.g. "-m" beside "--measurements"
+    min: float | None = None
+    grid: bool = True  # a transfer grid reads it (not a real acquisition's file, which a grid never has)
+
+
 class Task:
     """One restoration task. Subclasses set `name` and `options` and implement `build`; the other
     methods are the defaults that fit a task whose observation is an image like the restored one."""
 
     name: str
     options: dict[str, Any]  # the settings the task reads, with the paper's defaults (--sigma, ...)
+    flags: dict[str, Flag] = {}  # those of `options` the command line gives, and how
     simulated: frozenset[str] = frozenset()  # those of `options` that only shape what --simulate does
     real_hint = ""  # what a real observation has instead of them, for the message that refuses them
     # The paper's fitting settings for the task (anchors-spec a.3, LIP row; config.py builds the presets
@@ -127,6 +141,23 @@ TASKS: Registry[Task] = Registry("task")
 def register_task(task: Task) -> Task:
     """File a task instance under its name."""
     return TASKS.register(task.name)(task)
+
+
+def task_options() -> set[str]:
+    """Every option some registered task reads."""
+    return {k for name in TASKS for k in TASKS.get(name).options}
+
+
+def task_flags() -> dict[str, Flag]:
+    """Every registered task's command-line flags, in registration order."""
+    return {k: flag for name in TASKS for k, flag in TASKS.get(name).flags.items()}
+
+
+def grid_flags() -> dict[str, Flag]:
+    """The task flags a transfer grid reads: those it can use (`Flag.grid`) and that no grid task name always
+    sets (sr4 sets --scale)."""
+    fixed = {k for name in TASKS for k in set.intersection(*(set(v) for v in TASKS.get(name).variants().values()))}
+    return {k: flag for k, flag in task_flags().items() if flag.grid and k not in fixed}
 
 
 def task_variants() -> dict[str, tuple[Task, dict[str, Any]]]:
