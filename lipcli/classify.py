@@ -36,10 +36,10 @@ from torch import nn
 from . import artifact, nets, sharing
 from .errors import LipError
 from .gan import class_ranks, interleaved, load_mnist
-from .masks import Masks, MaskedParams, kept_count, mask_sparsity, top_global, total_count
+from .masks import Masks, MaskedParams, kept_count, mask_sparsity, total_count
 from .nets import SkipNet, Spec
 from .prune.imp import Session, next_mask, sessions
-from .prune.scores import ScoreContext, random as random_score
+from .prune.scores import random_mask
 from .prune.search import Trajectory, prunable_names
 
 CLASSES = 10
@@ -153,12 +153,6 @@ def shared_masks(masks: Masks, net: HourglassClassifier) -> tuple[Masks, list[st
     return kept, [n for n in masks if n not in kept]
 
 
-def random_like(net: nn.Module, masks: Masks, seed: int) -> Masks:
-    """A random global unstructured mask over the same tensors of `net`, keeping exactly as many weights."""
-    drawn = random_score(net, list(masks), ScoreContext(gen=torch.Generator().manual_seed(seed)))
-    return top_global(drawn, {n: torch.ones_like(m) for n, m in masks.items()}, kept_count(masks))
-
-
 # ------------------------------------------------------------------ training
 
 @dataclass
@@ -258,7 +252,7 @@ def classify(spec: Spec, theta0: dict[str, torch.Tensor] | None, masks: Masks | 
     data, setting = _setting(spec, cfg)
     shared, unused = shared_masks(masks or {}, net)
     if random:
-        shared = random_like(net, shared, cfg.seed)
+        shared = random_mask(net, shared, kept_count(shared), cfg.seed)
     on_start()
     result = train(net, data, cfg, shared, dev, on_step)
     return {"type": "classify", **setting, "accuracy": result.accuracy, "test_loss": result.test_loss,

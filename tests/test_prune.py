@@ -117,6 +117,19 @@ def test_magnitude_is_abs_weight_and_random_is_seeded():
     assert all(a[n].shape == named[n].shape and a[n].min() >= 0 and a[n].max() < 1 for n in names)
 
 
+def test_the_random_baseline_keeps_the_count_nested_and_ignores_the_order_of_the_names():
+    """One builder for every random baseline (transfer's and classify's): a mask file lists its tensors in
+    alphabetical order, the net in its own; the draw must not depend on which one the caller holds."""
+    net = nets.build(SPEC)
+    names = prunable_names(net, "conv", False)
+    total = sum(dict(net.named_parameters())[n].numel() for n in names)
+    small, large = (scores.random_mask(net, names, k, seed=5) for k in (total // 10, total // 2))
+    assert sum(int(m.sum()) for m in small.values()) == total // 10
+    assert all(bool((small[n] <= large[n]).all()) for n in names)  # nested across kept counts
+    shuffled = scores.random_mask(net, sorted(names, reverse=True), total // 2, seed=5)
+    assert all(torch.equal(shuffled[n], large[n]) for n in names)
+
+
 def test_snip_matches_the_hand_gradient_of_a_linear_model():
     net, t = OneConv(), linear_target()
     got = scores.snip(net, ["head.weight"], scores.ScoreContext(targets=[t]))["head.weight"]

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
 
 from ..fit import Target, observation_loss
-from ..masks import Masks, apply_masks
+from ..masks import Masks, apply_masks, top_global
 from ..registry import Registry
 
 
@@ -63,6 +63,16 @@ def _params(net: nn.Module, names: list[str]) -> list[torch.Tensor]:
 @register("random")
 def random(net: nn.Module, names: list[str], ctx: ScoreContext) -> Masks:
     return {n: torch.rand(p.shape, generator=ctx.gen) for n, p in zip(names, _params(net, names))}
+
+
+def random_mask(net: nn.Module, names: Iterable[str], kept: int, seed: int) -> Masks:
+    """The random baseline of a ticket: a global unstructured mask over the parameters `names` of `net` keeping
+    exactly `kept` entries. Drawn in the net's parameter order whatever the order of `names` (a mask file's is
+    alphabetical), so one seed's masks are nested across kept counts and the same for every artifact of a net."""
+    wanted = set(names)
+    ordered = [n for n, _ in net.named_parameters() if n in wanted]
+    drawn = random(net, ordered, ScoreContext(gen=torch.Generator().manual_seed(seed)))
+    return top_global(drawn, {n: torch.ones(d.shape, dtype=torch.bool) for n, d in drawn.items()}, kept)
 
 
 @register("magnitude")

@@ -19,7 +19,7 @@ from ..config import differences
 from ..errors import LipError
 from ..fit import DivergenceError, Step
 from ..jsonsafe import finite
-from ..masks import Masks, from_rounds, top_global
+from ..masks import Masks
 from ..problem import Problem, load_problem
 from ..prune import scores
 from ..restore import Prior, masked_prior, restore
@@ -60,14 +60,8 @@ def cell_prior(grid: Grid, cell: Cell) -> tuple[Prior, dict[str, Any]]:
 
 
 def random_masks(m: MaskSource, kept: int, seed: int) -> Masks:
-    """A random global unstructured mask over the artifact's masked parameters keeping exactly `kept`.
-
-    One seeded score draw per seed, in the net's parameter order, so the random masks of a seed are
-    nested across rounds and the same for every artifact of one net."""
-    net = nets.build(m.art.spec)
-    names = [n for n, _ in net.named_parameters() if n in m.art.prune_round]  # not the file's order
-    drawn = scores.random(net, names, scores.ScoreContext(gen=torch.Generator().manual_seed(seed)))
-    return top_global(drawn, from_rounds({n: m.art.prune_round[n] for n in names}, 0), kept)
+    """The random baseline of the artifact's masked parameters keeping exactly `kept` (`scores.random_mask`)."""
+    return scores.random_mask(nets.build(m.art.spec), m.art.prune_round, kept, seed)
 
 
 def pending(cells: list[Cell], rows: list[dict[str, Any]], grid: Grid, where: str) -> list[Cell]:
