@@ -129,3 +129,10 @@ def test_restore_prune_and_transfer_take_them(plugins: Path):
     assert all(r["settings"]["degradation"] == {"gain": 0.5} for r in rows if r["task"] == "darken")
     result = CliRunner().invoke(app, ["restore", str(RGB64), "--simulate", "--gain", "0.25", *FAST])
     assert result.exit_code == 2 and "--gain applies to --task darken, not --task denoise" in result.stderr
+
+
+def test_a_flag_for_a_setting_the_task_does_not_read_is_refused_at_registration():
+    stray = type("Stray", (DarkenTask,), {"name": "stray", "flags": {"gian": Flag("typo of gain")}})()
+    with pytest.raises(ValueError, match="task 'stray' declares flags for settings it does not read: gian"):
+        register_task(stray)
+    assert "stray" not in TASKS

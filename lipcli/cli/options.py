@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -146,7 +145,7 @@ def with_task_flags(after: str, flags: Callable[[], dict[str, Flag]] = task_flag
     """Give a command the registered tasks' `flags` (physics/task.py `Flag`; every one by default) as options
     right after its parameter `after`, and hand it their values as one dict in its `task_flags` parameter. A new
     task's flags thus reach restore, prune and transfer with no edit to them or to this file."""
-    return partial(_WithTaskFlags, after=after, flags=flags)
+    return functools.partial(_WithTaskFlags, after=after, flags=flags)
 
 
 class _WithTaskFlags:

@@ -140,6 +140,9 @@ TASKS: Registry[Task] = Registry("task")
 
 def register_task(task: Task) -> Task:
     """File a task instance under its name."""
+    stray = set(task.flags) - set(task.options)
+    if stray:
+        raise ValueError(f"task {task.name!r} declares flags for settings it does not read: {', '.join(sorted(stray))}")
     return TASKS.register(task.name)(task)
 
 
