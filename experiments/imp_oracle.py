@@ -14,6 +14,7 @@ beside the dense net and a random mask of the same kept count.
     python experiments/imp_oracle.py transfer --seeds 1  # then --seeds 2: rows are appended, never redone
     python experiments/imp_oracle.py report --out experiments/RESULTS-imp-oracle.md
     python experiments/imp_oracle.py search --study paper128 --hows oracle --lanes 1   # the paper's schedule, 128x128
+    python experiments/imp_oracle.py search --init-seed 1   # another theta0: work in experiments/imp_oracle_init1/
 
 Work files go to --work (default experiments/imp_oracle/); re-running any part resumes it.
 """
@@ -48,6 +49,7 @@ class Study:
     work: str
     eval: tuple[str, ...] = EVAL
     sparsities: str = "0.59,0.738,0.832"
+    init_seed: int = 0  # the searches' seed: theta0 and the input code (the grids' baselines start from it too)
 
 
 STUDIES = {
@@ -87,7 +89,7 @@ def search_cmd(name: str, how: str, work: Path, threads: int) -> tuple[list[str]
     clean, noisy = crops(name, work)
     out = work / f"{name}-{how}.safetensors"
     target = ["--oracle-target", str(clean)] if how == "oracle" else ["--clean", str(clean)]
-    cmd = [sys.executable, "-m", "lipcli", "prune", str(noisy), *target, *STUDY.schedule, "--seed", "0", "--precision", "bf16", *HOWS[how], "--threads", str(threads),
+    cmd = [sys.executable, "-m", "lipcli", "prune", str(noisy), *target, *STUDY.schedule, "--seed", str(STUDY.init_seed), "--precision", "bf16", *HOWS[how], "--threads", str(threads),
            "--json"]
     return cmd + (["--resume", str(out)] if out.exists() else ["-o", str(out)]), out
 
@@ -221,11 +223,15 @@ def main() -> None:
     ap.add_argument("--sparsities", help="comma list [the study's]; a grid run later with more reuses the rows")
     ap.add_argument("--hows", default="blind,oracle", help=f"comma list of {', '.join(HOWS)}")
     ap.add_argument("--out", type=Path, default=Path("imp-oracle-table.md"))
+    ap.add_argument("--init-seed", type=int, default=0, help="seed of the searches (theta0); other than 0, the work "
+                    "folder is the study's with _initN appended")
     a = ap.parse_args()
     global STUDY
     STUDY = STUDIES[a.study]
     if a.sparsities:
         STUDY = replace(STUDY, sparsities=a.sparsities)
+    if a.init_seed:
+        STUDY = replace(STUDY, init_seed=a.init_seed, work=f"{STUDY.work}_init{a.init_seed}")
     a.work = a.work or Path(__file__).resolve().parent / STUDY.work
     a.work.mkdir(parents=True, exist_ok=True)
     hows = a.hows.split(",")
