@@ -89,8 +89,8 @@ def search_cmd(name: str, how: str, work: Path, threads: int) -> tuple[list[str]
     clean, noisy = crops(name, work)
     out = work / f"{name}-{how}.safetensors"
     target = ["--oracle-target", str(clean)] if how == "oracle" else ["--clean", str(clean)]
-    cmd = [sys.executable, "-m", "lipcli", "prune", str(noisy), *target, *STUDY.schedule, "--seed", str(STUDY.init_seed), "--precision", "bf16", *HOWS[how], "--threads", str(threads),
-           "--json"]
+    cmd = [sys.executable, "-m", "lipcli", "prune", str(noisy), *target, *STUDY.schedule, "--seed", str(STUDY.init_seed),
+           "--precision", "bf16", *HOWS[how], "--threads", str(threads), "--json"]
     return cmd + (["--resume", str(out)] if out.exists() else ["-o", str(out)]), out
 
 

@@ -17,5 +17,5 @@ from .task import TASKS, Flag, Measured, Task, grid_flags, register_task, task_f
 __all__ = ["CS_OPERATORS", "CompressedSensing", "CorruptedGaussianNoise", "Denoise", "Flag", "GaussianCS",
            "GaussianNoise", "Identity", "Inpaint", "LinearPhysics", "MASK_TYPES", "MRI", "Measured", "MedianOfMeans",
            "NoiseModel", "Physics", "SR_BORDER", "StructuredCS", "SuperResolution", "TASKS", "Task", "dct_ortho",
-           "fft2c", "grid_flags", "ifft2c", "lanczos2_kernel", "register_task", "sampling_mask", "task_flags", "task_options",
-           "task_variants"]
+           "fft2c", "grid_flags", "ifft2c", "lanczos2_kernel", "register_task", "sampling_mask", "task_flags",
+           "task_options", "task_variants"]
