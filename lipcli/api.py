@@ -340,9 +340,10 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
            device: str | torch.device = "auto", seed: int = 0, **options: Any) -> Pruner:
     """Check the options, read the images and set up a search (`lip prune --prior dip`); the `options` are the
     task's degradation settings (sigma, keep, scale, the MRI and CS ones: physics/task.py) and `Search`'s fields."""
-    degradation = {k: v for k, v in options.items() if k in task_options()}
+    task_keys = task_options()
+    degradation = {k: v for k, v in options.items() if k in task_keys}
     search_options = {k: v for k, v in options.items() if k not in degradation}
-    _check_options(pruner, search_options, {f.name for f in fields(Search)} | task_options())
+    _check_options(pruner, search_options, {f.name for f in fields(Search)} | task_keys)
     s = Search(**search_options)
     images, clean, oracle_target = _listed(images), _listed(clean), _listed(oracle_target)
     check_method_options(s.method, [f.name for f in fields(Search) if getattr(s, f.name) != f.default])
