@@ -35,17 +35,26 @@ def pca_sigma(x: np.ndarray, d: int = 7) -> float:
 def main() -> None:
     rng = np.random.default_rng(0)
     ratios: dict[str, dict[int, list[float]]] = {k: {s: [] for s in SIGMAS} for k in ("MAD (shipped)", "patch PCA")}
+    per_image = []
     for path in sorted(DATA.glob("*.png")):
         clean = centre_crop(load_image(path).pixels.astype(np.float64), 128)
+        row = [path.stem]
         for s in SIGMAS:
             y = noisy_8bit(clean, s, rng)
-            ratios["MAD (shipped)"][s].append(estimate_sigma(torch.from_numpy(y)) / s)
-            ratios["patch PCA"][s].append(pca_sigma(y) / s)
+            mad, pca = estimate_sigma(torch.from_numpy(y)), pca_sigma(y)
+            ratios["MAD (shipped)"][s].append(mad / s)
+            ratios["patch PCA"][s].append(pca / s)
+            row.append(f"{mad:.1f} / {pca:.1f}")
+        per_image.append(row)
     print("| estimator | sigma | median ratio | min | max | within 10% |\n|---|---|---|---|---|---|")
     for name, by_sigma in ratios.items():
         for s, v in by_sigma.items():
             a = np.array(v)
             print(f"| {name} | {s} | {np.median(a):.2f} | {a.min():.2f} | {a.max():.2f} | {np.mean(abs(a - 1) <= 0.1):.0%} |")
+    print("\nPer image (MAD / PCA):\n\n| image | " + " | ".join(f"sigma {s}" for s in SIGMAS) + " |")
+    print("|---|" + "---|" * len(SIGMAS))
+    for row in per_image:
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
