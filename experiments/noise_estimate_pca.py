@@ -27,8 +27,9 @@ def pca_sigma(x: np.ndarray, d: int = 7) -> float:
     lam = np.linalg.eigvalsh(patches.T @ patches / len(patches))[::-1]  # descending
     for i in range(len(lam)):
         tail = lam[i:]
-        if (tail > tail.mean()).sum() == (tail < tail.mean()).sum():
-            return float(np.sqrt(max(tail.mean(), 0.0))) * 255
+        tau = tail.mean()
+        if (tail > tau).sum() == (tail < tau).sum():
+            return float(np.sqrt(max(tau, 0.0))) * 255
     return float(np.sqrt(max(lam[-1], 0.0))) * 255
 
 
