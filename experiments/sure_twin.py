@@ -1,0 +1,156 @@
+"""Can a twin fit tell when to stop? Monte-Carlo SURE along the DIP trajectory (issue 17).
+
+The variance rule misses the peak when the windowed variance dips before it (RESULTS-stop-gate.md). SURE
+(Stein's unbiased risk estimate) estimates the MSE against the *clean* image from the noisy one alone:
+
+    SURE(h) = ||h(y) - y||^2 / N - sigma^2 + 2 sigma^2 div_y h(y) / N,
+
+and the divergence of the whole fit (init, jitter and Adam steps held fixed) can be measured by Monte Carlo
+(Ramani, Blu & Unser 2008): fit a twin to y + eps b, b ~ N(0, I), from the same weights and the same jitter,
+and take b . (h(y + eps b) - h(y)) / eps. The argmin over iterations of SURE is then a blind stop. This
+script records both trajectories (EMA and raw outputs every `--every` iterations) of the shipped ticket
+under the fast preset's settings on es_dev crops, and writes one JSONL row per run with the true MSE, the
+SURE curves (true and estimated sigma) and the twin's divergence, for offline comparison with the
+shipped rule. The clean image only scores.
+
+    PYTHONPATH=$PWD:$PWD/experiments python experiments/sure_twin.py --images house,bird --eps 0.5 \
+        --out experiments/sure/rows-s25.jsonl.gz
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lipcli import config
+from lipcli.earlystop import WindowedVariance
+from lipcli.fit import FitConfig, Step, fit
+from lipcli.noise_estimate import estimate_sigma
+from lipcli.problem import load_problem
+from lipcli.restore import fitted_form, masked_prior
+
+from es_collect import Job, _bf16, prepare
+from es_rows import append_row, read_rows
+
+
+def trajectory(job: Job, y_shift: torch.Tensor | None, iters: int, every: int, precision: str,
+               cache: Path, ticket: str) -> tuple[torch.Tensor, torch.Tensor, Any, list[float], dict[str, Any]]:
+    """Fit the ticket to the job's observation (+ y_shift) to `iters`; the EMA and raw outputs every `every`
+    iterations, stacked, the problem, the losses and where the shipped rule (the preset's window, patience
+    and noise gate, replayed online as the loop runs it) stopped, with its PSNR; no "ended": the rule had not
+    ended by `iters`."""
+    settings = config.resolve(job.task, "fast", "fast", {})
+    settings["sigma"] = float(job.param)
+    path, _, _ = prepare(job, cache)
+    problem = load_problem(path, job.task, settings, simulate=True, seed=job.seed)
+    cfg = FitConfig(iters=iters, lr=float(settings["lr"]), reg_noise=float(settings["reg_noise"]),
+                    ema=float(settings["ema"]), early_stop=False, precision=precision,
+                    channels_last=precision == "bf16", seed=job.seed, es_gate=0.0)
+    prior = masked_prior(ticket, None, None, "artifact")
+    built = prior.build(job.seed)
+    target = problem.target(built, torch.Generator().manual_seed(job.seed), torch.device("cpu"))
+    model, masks, _ = fitted_form(built, prior, lambda line: None)
+    target = replace(target, clean=None)
+    if y_shift is not None:
+        target = replace(target, y=target.y + y_shift)
+    emas: list[torch.Tensor] = []
+    raws: list[torch.Tensor] = []
+    # the shipped rule, as the loop runs it online (with early_stop=False the loop itself would go on
+    # updating its stop after the patience ran out)
+    detector = WindowedVariance(int(settings["es_window"]), int(settings["es_patience"]), seed=job.seed,
+                                floor=float(settings["es_gate"]) * target.noise_floor)
+    lag = round(cfg.ema / (1 - cfg.ema))
+    shipped: dict[str, Any] = {}
+    pending: list[int] = []
+
+    def keep(step: Step) -> None:
+        if step.iteration % every == 0:
+            emas.append(step.shown[0].detach().float().clone())
+            raws.append(step.raw[0].detach().float().clone())
+        if "ended" in shipped:
+            return
+        if detector.update(step.iteration, step.raw[0], step.loss):
+            pending[:] = [step.iteration + lag]
+        if pending and step.iteration >= pending[0]:
+            shipped.update(stopped_at=step.iteration, psnr=problem.metric(step.shown[0], problem.clean))
+            pending.clear()
+        if detector.should_stop(step.iteration) and not pending:
+            shipped["ended"] = step.iteration
+
+    result = fit(model, [target], cfg, masks=masks, callbacks=[keep])
+    shipped["final_psnr"] = problem.metric(result.targets[0].final, problem.clean)  # what the cap returns
+    return torch.stack(emas), torch.stack(raws), problem, result.losses, shipped
+
+
+def curves(h: torch.Tensor, h_twin: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, b: torch.Tensor,
+           eps: float, sigma: float) -> dict[str, list[float]]:
+    """Per recorded iterate: true MSE, residual, divergence / N and SURE (sigma given)."""
+    n = y.numel()
+    mse = (h - clean).square().flatten(1).mean(1)
+    res = (h - y).square().flatten(1).mean(1)
+    div = ((h_twin - h) * b).flatten(1).sum(1) / (eps * n)
+    return {"mse": mse.tolist(), "res": res.tolist(), "div": div.tolist(),
+            "sure": (res - sigma ** 2 + 2 * sigma ** 2 * div).tolist()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", required=True)
+    ap.add_argument("--sigma", default="25")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--eps", default="0.5", help="comma list: the twin's shift, in units of sigma")
+    ap.add_argument("--iters", type=int, default=2400)
+    ap.add_argument("--every", type=int, default=5)
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--ticket", default="dip-channel-house")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    precision = ("bf16" if _bf16() else "fp32") if a.precision == "auto" else a.precision
+    done = {r["key"] for r in read_rows(a.out)} if a.out.exists() else set()
+    cache = a.out.parent / "crops"
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    for image in a.images.split(","):
+        job = Job(image, a.size, 0, "denoise", a.sigma, a.seed)
+        epss = [float(e) for e in a.eps.split(",")]
+        keys = {e: f"{job.key('sure')}|eps{e}|{precision}|{a.iters}" for e in epss}
+        if all(k in done for k in keys.values()):
+            continue
+        start = time.perf_counter()
+        h, r, problem, losses, shipped = trajectory(job, None, a.iters, a.every, precision, cache, a.ticket)
+        seconds = time.perf_counter() - start
+        y, clean = problem.y, problem.clean
+        sigma = float(a.sigma) / 255
+        sigma_hat = float(estimate_sigma(y))
+        # A gray picture is fitted as three equal channels carrying the same noise: SURE is then about the
+        # one gray plane (its noise is not independent across the copies), so shift all copies alike and
+        # score the channel mean.
+        gray = bool((y == y[:, :1]).all())
+        if gray:
+            y, clean, h, r = (v.mean(-3, keepdim=True) for v in (y, clean, h, r))
+        for e in epss:
+            if keys[e] in done:
+                continue
+            b = torch.randn(y.shape, generator=torch.Generator().manual_seed(1000 + a.seed))
+            shift = e * sigma * b
+            h2, r2, _, _, _ = trajectory(job, shift, a.iters, a.every, precision, cache, a.ticket)
+            if gray:
+                h2, r2 = h2.mean(-3, keepdim=True), r2.mean(-3, keepdim=True)
+            row = {"key": keys[e], "image": image, "sigma": a.sigma, "size": a.size, "seed": a.seed, "eps": e,
+                   "precision": precision, "gray": gray, "every": a.every, "iters": a.iters, "sigma_hat": sigma_hat,
+                   "seconds_one_fit": round(seconds, 1), "shipped": shipped, "losses": losses[a.every - 1::a.every],
+                   "ema": curves(h, h2, y, clean, b, e * sigma, sigma),
+                   "raw": curves(r, r2, y, clean, b, e * sigma, sigma),
+                   "twin_gap": (h2 - h).square().flatten(1).mean(1).sqrt().tolist()}
+            append_row(a.out, row)
+            print(f"{time.strftime('%H:%M:%S')} {keys[e]} done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
