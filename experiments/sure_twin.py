@@ -9,9 +9,10 @@ and the divergence of the whole fit (init, jitter and Adam steps held fixed) can
 (Ramani, Blu & Unser 2008): fit a twin to y + eps b, b ~ N(0, I), from the same weights and the same jitter,
 and take b . (h(y + eps b) - h(y)) / eps. The argmin over iterations of SURE is then a blind stop. This
 script records both trajectories (EMA and raw outputs every `--every` iterations) of the shipped ticket
-under the fast preset's settings on es_dev crops, and writes one JSONL row per run with the true MSE, the
-SURE curves (true and estimated sigma) and the twin's divergence, for offline comparison with the
-shipped rule. The clean image only scores.
+under the fast preset's settings on es_dev crops, replays the shipped rule online on the same fit, and
+writes one JSONL row per run: the true MSE, residual and twin divergence per recorded iterate, SURE with
+the simulated sigma and the blind estimate (sure_report.py recomputes SURE with it), and the shipped rule's
+stop. The clean image only scores. Results: experiments/RESULTS-sure.md.
 
     PYTHONPATH=$PWD:$PWD/experiments python experiments/sure_twin.py --images house,bird --eps 0.5 \
         --out experiments/sure/rows-s25.jsonl.gz
