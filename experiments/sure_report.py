@@ -18,6 +18,7 @@ import argparse
 import math
 from pathlib import Path
 
+from es_analyze import min_with_patience
 from es_collect import TUNE
 from es_rows import read_rows
 
@@ -26,19 +27,8 @@ def psnr(mse: float) -> float:
     return 10 * math.log10(1 / mse)
 
 
-def online_argmin(values: list[float], patience: int) -> tuple[int, bool]:
-    """(index of the running minimum when it has stood `patience` entries, True) or (overall argmin, False)
-    when the horizon came first."""
-    best, best_i = math.inf, 0
-    for i, v in enumerate(values):
-        if v < best:
-            best, best_i = v, i
-        if i - best_i >= patience:
-            return best_i, True
-    return best_i, False
-
-
 def summary(gaps: list[float]) -> str:
+    """"mean / p90"; the p90 is the nearest-rank one (es_analyze.py interpolates: np.percentile)."""
     s = sorted(gaps)
     p90 = s[min(len(s) - 1, math.ceil(0.9 * len(s)) - 1)]
     return f"{sum(s) / len(s):.2f} / {p90:.2f}"
@@ -60,8 +50,10 @@ def main() -> None:
             sig_hat = r["sigma_hat"] / 255
             sure_est = [rs - sig_hat ** 2 + 2 * sig_hat ** 2 * d for rs, d in zip(res, div)]
             o = min(range(len(mse)), key=mse.__getitem__)
-            e, e_done = online_argmin(sure_est, a.patience // every)
-            t, _ = online_argmin(c["sure"], a.patience // every)
+            # the loop's running minimum with patience, on the recorded entries (1-based: entry k is iterate k*every)
+            e, e_end = min_with_patience(sure_est, a.patience // every, len(mse))
+            t, _ = min_with_patience(c["sure"], a.patience // every, len(mse))
+            e, t = e - 1, t - 1
             ship = r["shipped"]
             ship_psnr = ship.get("psnr", ship["final_psnr"]) if "ended" in ship else ship["final_psnr"]
             ship_it = ship.get("stopped_at", r["iters"]) if "ended" in ship else r["iters"]
@@ -69,7 +61,7 @@ def main() -> None:
             gaps = {"shipped": psnr(mse[o]) - ship_psnr, "sure": psnr(mse[o]) - psnr(mse[e]),
                     "sure-true": psnr(mse[o]) - psnr(mse[t]), "later": psnr(mse[o]) - later}
             costs = {"shipped": ship.get("ended", r["iters"]),
-                     "sure": min(r["iters"], it(e) + a.patience) if e_done else r["iters"]}
+                     "sure": e_end * every}
             half = "tune" if r["image"] in TUNE else "report"
             cell = table.setdefault((r["sigma"], half), {k: [] for k in [*gaps, "cost-shipped", "cost-sure"]})
             for k, v in gaps.items():

@@ -117,9 +117,9 @@ def main() -> None:
     done = {r["key"] for r in read_rows(a.out)} if a.out.exists() else set()
     cache = a.out.parent / "crops"
     a.out.parent.mkdir(parents=True, exist_ok=True)
+    epss = [float(e) for e in a.eps.split(",")]
     for image in a.images.split(","):
         job = Job(image, a.size, 0, "denoise", a.sigma, a.seed)
-        epss = [float(e) for e in a.eps.split(",")]
         keys = {e: f"{job.key('sure')}|eps{e}|{precision}|{a.iters}" for e in epss}
         if all(k in done for k in keys.values()):
             continue
