@@ -341,11 +341,25 @@ def _round(values: list[float | None], sig: int = 5) -> list[float | None]:
     return [None if v is None or not math.isfinite(v) else float(f"{v:.{sig}g}") for v in values]
 
 
-def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: str | None = None,
-        ticket: str | None = None, lr: float | None = None) -> dict[str, Any]:
-    """One fit of `job` to a fixed horizon, no early stop; returns its JSONL row. `net`: a net preset
-    other than the preset's (e.g. dip-w32, whose trajectories may call for another rule); `ticket`: a
-    ticket (library name or file), fitted compacted as `lip restore` fits it; `lr`: another step size."""
+@dataclass
+class Setup:
+    """One recorded fit, built as `lip restore` builds it; `target` has no clean image (the loop never
+    sees it; a recorder scores against `problem.clean`)."""
+    problem: Problem
+    settings: dict[str, Any]
+    cfg: FitConfig
+    model: torch.nn.Module
+    masks: Any
+    target: Any
+    box: tuple[int, int]
+    net: str
+
+
+def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str | None = None,
+          lr: float | None = None, precision: str | None = None) -> Setup:
+    """The fast preset's fit of `job` to `iters`, no early stop (rules are replayed offline). `net`: a net
+    preset other than the preset's (e.g. dip-w32); `ticket`: a ticket (library name or file), fitted
+    compacted as `lip restore` fits it; `lr`: another step size; `precision`: default bf16 where it runs."""
     settings = config.resolve(job.task, "fast", "fast", {})
     if lr is not None:
         settings["lr"] = lr
@@ -355,32 +369,39 @@ def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: st
         settings["scale"] = int(job.param)  # inpainting keeps the preset's keep=0.5 (Bernoulli jobs)
     path, mask, box = prepare(job, cache)
     problem = load_problem(path, job.task, settings, simulate=True, seed=job.seed, inpaint_mask=mask)
-    preset_iters, full = job.iters()
-    iters = horizon or full
-    precision = "bf16" if _bf16() else "fp32"
+    precision = precision or ("bf16" if _bf16() else "fp32")
     cfg = FitConfig(iters=iters, lr=float(settings["lr"]), reg_noise=float(settings["reg_noise"]),
                     ema=float(settings["ema"]), early_stop=False, es_window=int(settings["es_window"]),
                     es_patience=int(settings["es_patience"]), precision=precision,
-                    channels_last=precision == "bf16", seed=job.seed, es_gate=0.0)  # replayed offline
-    held = holdout_mask(problem, zlib.crc32(job.key("").encode())) if variant == "heldout" else None
+                    channels_last=precision == "bf16", seed=job.seed, es_gate=0.0)
     prior = masked_prior(ticket, None, None, "artifact") if ticket else dense_prior(net or settings["net"])
     built = prior.build(job.seed)  # as lipcli.restore.restore: net, then input code, from the run's seed
     target = problem.target(built, torch.Generator().manual_seed(job.seed), torch.device("cpu"))
     model, masks, _ = fitted_form(built, prior, lambda line: None)
-    target = replace(target, clean=None)  # the loop never sees the clean image; the recorder scores
+    return Setup(problem, settings, cfg, model, masks, replace(target, clean=None), box,
+                 f"ticket:{ticket}" if ticket else net or settings["net"])
+
+
+def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: str | None = None,
+        ticket: str | None = None, lr: float | None = None) -> dict[str, Any]:
+    """One fit of `job` (`setup`) to a fixed horizon (default 1.5x the preset's iterations); its JSONL row."""
+    preset_iters, full = job.iters()
+    s = setup(job, cache, horizon or full, net, ticket, lr)
+    problem, cfg, target = s.problem, s.cfg, s.target
+    held = holdout_mask(problem, zlib.crc32(job.key("").encode())) if variant == "heldout" else None
     if held is not None:
         target = replace(target, op=HeldOut(problem.op, held), y=problem.y * held)
     rec = Recorder(problem, job.seed, held)
     last: list[Step] = []  # the final Step: lip's own detector's stop point, to check the replay against
     start = time.perf_counter()
-    result = fit(model, [target], cfg, masks=masks, callbacks=[rec, lambda s: _keep(last, s)])
-    row = {"key": job.key(variant), "net": f"ticket:{ticket}" if ticket else net or settings["net"], "lr": cfg.lr,
+    result = fit(s.model, [target], cfg, masks=s.masks, callbacks=[rec, lambda step: _keep(last, step)])
+    row = {"key": job.key(variant), "net": s.net, "lr": cfg.lr,
            "image": job.image, "half": job.half,
            "size": job.size, "crop": job.crop,
-           "box": list(box), "task": job.task, "param": job.param, "seed": job.seed, "variant": variant,
-           "holdout": HOLDOUT if held is not None else 0.0, "preset_iters": preset_iters, "iters": iters,
+           "box": list(s.box), "task": job.task, "param": job.param, "seed": job.seed, "variant": variant,
+           "holdout": HOLDOUT if held is not None else 0.0, "preset_iters": preset_iters, "iters": cfg.iters,
            "preset_ema": cfg.ema, "es_window": cfg.es_window, "es_patience": cfg.es_patience,
-           "precision": precision, "metric": problem.metric_name, "lip_commit": _lip_commit(), "recoveries": result.recoveries,
+           "precision": cfg.precision, "metric": problem.metric_name, "lip_commit": _lip_commit(), "recoveries": result.recoveries,
            "fit_stopped_at": last[-1].stopped_at[0] if last else None,
            "seconds": round(time.perf_counter() - start, 1), "ssim_every": SSIM_EVERY,
            "signals": {k: _round(v) for k, v in rec.sig.items()}}

@@ -27,14 +27,11 @@ from typing import Any
 
 import torch
 
-from lipcli import config
 from lipcli.earlystop import WindowedVariance
-from lipcli.fit import FitConfig, Step, fit
+from lipcli.fit import Step, fit
 from lipcli.noise_estimate import estimate_sigma
-from lipcli.problem import load_problem
-from lipcli.restore import fitted_form, masked_prior
 
-from es_collect import Job, _bf16, prepare
+from es_collect import Job, _bf16, setup
 from es_rows import append_row, read_rows
 
 
@@ -44,18 +41,8 @@ def trajectory(job: Job, y_shift: torch.Tensor | None, iters: int, every: int, p
     iterations, stacked, the problem, the losses and where the shipped rule (the preset's window, patience
     and noise gate, replayed online as the loop runs it) stopped, with its PSNR; no "ended": the rule had not
     ended by `iters`."""
-    settings = config.resolve(job.task, "fast", "fast", {})
-    settings["sigma"] = float(job.param)
-    path, _, _ = prepare(job, cache)
-    problem = load_problem(path, job.task, settings, simulate=True, seed=job.seed)
-    cfg = FitConfig(iters=iters, lr=float(settings["lr"]), reg_noise=float(settings["reg_noise"]),
-                    ema=float(settings["ema"]), early_stop=False, precision=precision,
-                    channels_last=precision == "bf16", seed=job.seed, es_gate=0.0)
-    prior = masked_prior(ticket, None, None, "artifact")
-    built = prior.build(job.seed)
-    target = problem.target(built, torch.Generator().manual_seed(job.seed), torch.device("cpu"))
-    model, masks, _ = fitted_form(built, prior, lambda line: None)
-    target = replace(target, clean=None)
+    s = setup(job, cache, iters, ticket=ticket, precision=precision)
+    problem, settings, cfg, target = s.problem, s.settings, s.cfg, s.target
     if y_shift is not None:
         target = replace(target, y=target.y + y_shift)
     emas: list[torch.Tensor] = []
@@ -82,7 +69,7 @@ def trajectory(job: Job, y_shift: torch.Tensor | None, iters: int, every: int, p
         if detector.should_stop(step.iteration) and not pending:
             shipped["ended"] = step.iteration
 
-    result = fit(model, [target], cfg, masks=masks, callbacks=[keep])
+    result = fit(s.model, [target], cfg, masks=s.masks, callbacks=[keep])
     shipped["final_psnr"] = problem.metric(result.targets[0].final, problem.clean)  # what the cap returns
     return torch.stack(emas), torch.stack(raws), problem, result.losses, shipped
 
