@@ -29,6 +29,8 @@ import random
 import subprocess
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from PIL import Image
 # Only the entry points the package restructuring keeps (operators, nets and CLI modules are moving):
 # the collection runs for days while the package changes under it.
 from lipcli import config
-from lipcli.fit import FitConfig, Step, fit
+from lipcli.fit import FitConfig, Step, fit, observation_loss
 from lipcli.problem import Problem, load_problem
 from lipcli.restore import dense_prior, fitted_form, masked_prior
 
@@ -57,6 +59,7 @@ OUT = Path(__file__).resolve().parent / "es_dev"
 HORIZON = 1.5  # x the preset's iterations, so stops later than today's can be scored
 RAW_WINDOWS = (50, 100, 200, 400)
 EMA_WINDOWS = (100, 200)
+PROBE_SEED = 7  # Probe's jitter draws: a stream apart from the fit's
 EMA = 0.99  # recorded for every task (the fast preset reports it for denoising only)
 HOLDOUT = 0.03
 MAX_VALUES = 65536  # as lipcli/earlystop.py
@@ -382,9 +385,69 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
                  f"ticket:{ticket}" if ticket else net or settings["net"])
 
 
+class Decay:
+    """Experiment only, not in lip: Adam's step decayed linearly to 0 over the last `frac` of the fit
+    (warmup-stable-decay's decay phase), for tasks that run to a known cap. `install` makes the optimizer
+    fit() builds next one that the callback can reach."""
+
+    def __init__(self, frac: float, cfg: FitConfig) -> None:
+        self.frac, self.cfg, self.opts = frac, cfg, []
+
+    @contextmanager
+    def install(self) -> Iterator[None]:
+        adam, opts = torch.optim.Adam, self.opts
+
+        class Caught(adam):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                opts.append(self)
+
+        torch.optim.Adam = Caught
+        try:
+            yield
+        finally:
+            torch.optim.Adam = adam
+
+    def __call__(self, step: Step) -> None:
+        left = (self.cfg.iters - step.iteration) / (self.frac * self.cfg.iters)
+        for group in self.opts[-1].param_groups:  # the step size of the next iteration
+            group["lr"] = self.cfg.lr * min(1.0, left)
+
+
+class Probe:
+    """Experiment only: every `every` iterations, the PSNR of the net's output at the current weights without
+    the input jitter, and averaged over 1, 4, 16, ... `k` jitter draws: an average over the jitter alone, where
+    the EMA averages over the jitter and the last ~100 iterations' weights. Forward passes only, on a
+    generator of its own, so the fit itself is unchanged."""
+
+    def __init__(self, s: Setup, k: int, every: int = 75) -> None:
+        self.s, self.every = s, every
+        self.ks = [4 ** i for i in range(int(math.log(k, 4)) + 1)]
+        self.gen = torch.Generator().manual_seed(PROBE_SEED)
+        self.sig: dict[str, list[float]] = {"it": [], "nojit": [], **{f"jit{k}": [] for k in self.ks}}
+
+    def _out(self, z: torch.Tensor) -> torch.Tensor:
+        return observation_loss(self.s.model, [self.s.target], [z], self.s.cfg.precision)[1][0]
+
+    @torch.no_grad()
+    def __call__(self, step: Step) -> None:
+        if step.iteration % self.every:
+            return
+        z, problem, sigma = self.s.target.z, self.s.problem, self.s.cfg.reg_noise
+        self.sig["it"].append(step.iteration)
+        self.sig["nojit"].append(problem.metric(self._out(z), problem.clean))
+        total = torch.zeros_like(problem.clean)
+        for n in range(1, self.ks[-1] + 1):
+            total += self._out(z + torch.randn(z.shape, generator=self.gen) * sigma)
+            if n in self.ks:
+                self.sig[f"jit{n}"].append(problem.metric(total / n, problem.clean))
+
+
 def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: str | None = None,
-        ticket: str | None = None, lr: float | None = None) -> dict[str, Any]:
-    """One fit of `job` (`setup`) to a fixed horizon (default 1.5x the preset's iterations); its JSONL row."""
+        ticket: str | None = None, lr: float | None = None, lr_decay: float = 0.0, probe: int = 0) -> dict[str, Any]:
+    """One fit of `job` (`setup`) to a fixed horizon (default 1.5x the preset's iterations); its JSONL row.
+    `lr_decay`: the last fraction of the fit over which the step decays to 0 (`Decay`; 0 = constant);
+    `probe`: record `Probe`'s outputs, averaging up to this many jitter draws (0 = off)."""
     preset_iters, full = job.iters()
     s = setup(job, cache, horizon or full, net, ticket, lr)
     problem, cfg, target = s.problem, s.cfg, s.target
@@ -394,8 +457,13 @@ def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: st
     rec = Recorder(problem, job.seed, held)
     last: list[Step] = []  # the final Step: lip's own detector's stop point, to check the replay against
     start = time.perf_counter()
-    result = fit(s.model, [target], cfg, masks=s.masks, callbacks=[rec, lambda step: _keep(last, step)])
-    row = {"key": job.key(variant), "net": s.net, "lr": cfg.lr,
+    decay = Decay(lr_decay, cfg) if lr_decay else None
+    probing = Probe(s, probe) if probe else None
+    extra = [c for c in (decay, probing) if c is not None]
+    with decay.install() if decay else nullcontext():
+        result = fit(s.model, [target], cfg, masks=s.masks, callbacks=[rec, lambda step: _keep(last, step), *extra])
+    row = {"key": job.key(variant), "net": s.net, "lr": cfg.lr, **({"lr_decay": lr_decay} if decay else {}),
+           **({"probe": {k: _round(v) for k, v in probing.sig.items()}} if probing else {}),
            "image": job.image, "half": job.half,
            "size": job.size, "crop": job.crop,
            "box": list(s.box), "task": job.task, "param": job.param, "seed": job.seed, "variant": variant,
@@ -429,6 +497,10 @@ def main() -> None:
     ap.add_argument("--net", help="net preset to fit (default: the fast preset's); use its own --out file")
     ap.add_argument("--mask", help="a ticket to fit instead (library name or file); use its own --out file")
     ap.add_argument("--lr", type=float, help="another learning rate; use its own --out file")
+    ap.add_argument("--lr-decay", type=float, default=0.0, help="decay the step linearly to 0 over this last "
+                    "fraction of --iters (experiment only); use its own --out file")
+    ap.add_argument("--probe", type=int, default=0, help="record the output without jitter and averaged over up "
+                    "to this many jitter draws every 75 iterations (experiment only; Probe)")
     ap.add_argument("--tasks", help="comma list of task:param (e.g. denoise:25): only these")
     ap.add_argument("--variants", default="plain,heldout", help="which variants to run")
     ap.add_argument("--grid", action="store_true", help="instead of the plan: every --images (default: tune and "
@@ -468,7 +540,7 @@ def main() -> None:
             continue
         print(f"{time.strftime('%H:%M:%S')} {job.key(variant)} ...", flush=True)
         try:
-            row = run(job, variant, cache, a.iters, a.net, a.mask, a.lr)
+            row = run(job, variant, cache, a.iters, a.net, a.mask, a.lr, a.lr_decay, a.probe)
         except Exception as exc:  # a diverged run is recorded, not retried forever
             row = {"key": job.key(variant), "error": f"{type(exc).__name__}: {exc}"}
         append_row(a.out, row)
