@@ -51,7 +51,7 @@ def main() -> None:
     for path in a.rows:
         for r in read_rows(path):
             decay = r.get("lr_decay", 0.0)
-            if "error" in r or (not decay and r["iters"] < a.horizon):
+            if "error" in r or r["task"] != "inpaint" or (not decay and r["iters"] < a.horizon):
                 continue
             r["outputs"] = {k: {i: v for i, v in o.items() if i <= a.horizon} for k, o in outputs(r).items()}
             key = ((r["lr"], decay), r["image"])

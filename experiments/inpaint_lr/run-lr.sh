@@ -1,4 +1,4 @@
-# The rest of the tune half for the constant steps 0.005 and 0.02 (one worker each, resumable).
+# Tune half, constant steps 0.005 and 0.02 to 2250 iterations (one worker each, resumable; experiments/inpaint_lr.py).
 cd "$(dirname "$0")/../.."
 TUNE=house,baboon512,bird,butterfly,coastguard,comic,f16
 for lr in 0.005 0.02; do
