@@ -28,24 +28,23 @@ import torch
 from lipcli.earlystop import WindowedVariance
 from lipcli.fit import Step, fit
 
-from es_collect import TUNE, Job, setup
+from es_collect import TUNE, Job, StopReplay, setup
 from es_rows import append_row, read_rows
 
 DECAYS = (0.98, 0.99, 0.995)
 
 
 class Averages:
-    """Step callback: one EMA per decay, each with the shipped rule's stop replayed online at its own lag."""
+    """Step callback: one EMA per decay, each with the shipped rule replayed online at its own lag."""
 
     def __init__(self, job: Job, s: Any, decays: tuple[float, ...]) -> None:
         settings, self.problem = s.settings, s.problem
         self.detector = WindowedVariance(int(settings["es_window"]), int(settings["es_patience"]), seed=job.seed,
                                          floor=float(settings["es_gate"]) * s.target.noise_floor)
         self.decays = decays
-        self.lags = {d: round(d / (1 - d)) for d in decays}
         self.ema: dict[float, torch.Tensor] = {}
-        self.pending: dict[float, int | None] = dict.fromkeys(decays)
-        self.out: dict[float, dict[str, Any]] = {d: {"best": -1.0} for d in decays}
+        self.replays = {d: StopReplay(round(d / (1 - d))) for d in decays}
+        self.seen: dict[float, dict[str, Any]] = {d: {"best": -1.0} for d in decays}
 
     def __call__(self, step: Step) -> None:
         x = step.raw[0].detach().float()
@@ -53,20 +52,16 @@ class Averages:
         done = self.detector.should_stop(step.iteration)
         for d in self.decays:
             e = self.ema[d] = x.clone() if d not in self.ema else self.ema[d].lerp_(x, 1 - d)
-            o = self.out[d]
             value = self.problem.metric(e, self.problem.clean)
-            if value > o["best"]:
-                o.update(best=value, best_at=step.iteration)
-            if "ended" in o:
-                continue
-            if new_min:
-                self.pending[d] = step.iteration + self.lags[d]
-            if self.pending[d] is not None and step.iteration >= self.pending[d]:
-                o.update(reported_at=step.iteration, psnr=value)
-                self.pending[d] = None
-            if done and self.pending[d] is None:
-                o["ended"] = step.iteration
-            o["final"] = value  # what the cap returns when the rule never reported
+            seen = self.seen[d]
+            if value > seen["best"]:
+                seen.update(best=value, best_at=step.iteration)
+            seen["final"] = value  # what the cap returns when the rule never reported
+            self.replays[d].step(step.iteration, new_min, done, lambda: value)
+
+    def out(self, d: float) -> dict[str, Any]:
+        """Per decay: the best PSNR of its average and where, its PSNR at the cap, and its replay's report."""
+        return {**self.seen[d], **self.replays[d].out}
 
 
 def report(paths: list[Path]) -> None:
@@ -86,7 +81,7 @@ def report(paths: list[Path]) -> None:
             c["vs"].append(got - out["0.99"].get("psnr", out["0.99"]["final"]))
             c["iters"].append(o.get("ended", r["iters"]))
             c["psnr"].append(got)
-            line.append(f"{got:.2f} ({o.get('reported_at', '-')} / {o.get('ended', r['iters'])})")
+            line.append(f"{got:.2f} ({o.get('stopped_at', '-')} / {o.get('ended', r['iters'])})")
         print(f"| {r['image']} | {r['half']} | {oracle:.2f} | " + " | ".join(line) + " |")
     print("\n| half | decay | crops | mean PSNR | gap to oracle: mean / p90 / max | vs 0.99 (paired mean, better) | "
           "iterations (mean) |")
@@ -128,7 +123,7 @@ def main() -> None:
         append_row(a.out, {"key": key, "image": image, "half": job.half, "sigma": a.sigma, "size": a.size,
                            "seed": a.seed, "iters": a.iters, "ticket": a.ticket, "precision": s.cfg.precision,
                            "seconds": round(time.perf_counter() - start, 1),
-                           "decays": {str(d): avg.out[d] for d in DECAYS}})
+                           "decays": {str(d): avg.out(d) for d in DECAYS}})
         print(f"{time.strftime('%H:%M:%S')} {key} done", flush=True)
 
 

@@ -29,7 +29,7 @@ import random
 import subprocess
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -383,6 +383,29 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
     model, masks, _ = fitted_form(built, prior, lambda line: None)
     return Setup(problem, settings, cfg, model, masks, replace(target, clean=None), box,
                  f"ticket:{ticket}" if ticket else net or settings["net"])
+
+
+class StopReplay:
+    """lip's stop replayed online for one reported output, in a fit that itself runs on (early_stop off):
+    the output is reported `lag` iterations after the detector's latest variance minimum, and the rule ends
+    once the patience has run out with nothing pending, as lipcli/fit.py does. `out` holds stopped_at and
+    psnr of the report, and ended (absent: the rule had not ended). Replays with other lags can share one
+    detector."""
+
+    def __init__(self, lag: int) -> None:
+        self.lag, self.pending, self.out = lag, None, {}
+
+    def step(self, it: int, new_min: bool, done: bool, psnr: Callable[[], float]) -> None:
+        """`new_min`, `done`: the detector's update and should_stop at iteration `it`."""
+        if "ended" in self.out:
+            return
+        if new_min:
+            self.pending = it + self.lag
+        if self.pending is not None and it >= self.pending:
+            self.out.update(stopped_at=it, psnr=psnr())
+            self.pending = None
+        if done and self.pending is None:
+            self.out["ended"] = it
 
 
 class Decay:

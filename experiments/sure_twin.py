@@ -31,7 +31,7 @@ from lipcli.earlystop import WindowedVariance
 from lipcli.fit import Step, fit
 from lipcli.noise_estimate import estimate_sigma
 
-from es_collect import Job, _bf16, setup
+from es_collect import Job, StopReplay, _bf16, setup
 from es_rows import append_row, read_rows
 
 
@@ -51,25 +51,17 @@ def trajectory(job: Job, y_shift: torch.Tensor | None, iters: int, every: int, p
     # updating its stop after the patience ran out)
     detector = WindowedVariance(int(settings["es_window"]), int(settings["es_patience"]), seed=job.seed,
                                 floor=float(settings["es_gate"]) * target.noise_floor)
-    lag = round(cfg.ema / (1 - cfg.ema))
-    shipped: dict[str, Any] = {}
-    pending: list[int] = []
+    replay = StopReplay(round(cfg.ema / (1 - cfg.ema)))
 
     def keep(step: Step) -> None:
         if step.iteration % every == 0:
             emas.append(step.shown[0].detach().float().clone())
             raws.append(step.raw[0].detach().float().clone())
-        if "ended" in shipped:
-            return
-        if detector.update(step.iteration, step.raw[0], step.loss):
-            pending[:] = [step.iteration + lag]
-        if pending and step.iteration >= pending[0]:
-            shipped.update(stopped_at=step.iteration, psnr=problem.metric(step.shown[0], problem.clean))
-            pending.clear()
-        if detector.should_stop(step.iteration) and not pending:
-            shipped["ended"] = step.iteration
+        replay.step(step.iteration, detector.update(step.iteration, step.raw[0], step.loss),
+                    detector.should_stop(step.iteration), lambda: problem.metric(step.shown[0], problem.clean))
 
     result = fit(s.model, [target], cfg, masks=s.masks, callbacks=[keep])
+    shipped = replay.out
     shipped["final_psnr"] = problem.metric(result.targets[0].final, problem.clean)  # what the cap returns
     return torch.stack(emas), torch.stack(raws), problem, result.losses, shipped
 
