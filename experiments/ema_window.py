@@ -25,10 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lipcli.earlystop import WindowedVariance
-from lipcli.fit import Step, fit
+from lipcli.fit import Step, ema_lag, fit
 
-from es_collect import TUNE, Job, StopReplay, setup
+from es_collect import TUNE, Job, StopReplay, setup, shipped_detector
 from es_rows import append_row, read_rows
 
 DECAYS = (0.98, 0.99, 0.995)
@@ -38,12 +37,11 @@ class Averages:
     """Step callback: one EMA per decay, each with the shipped rule replayed online at its own lag."""
 
     def __init__(self, job: Job, s: Any, decays: tuple[float, ...]) -> None:
-        settings, self.problem = s.settings, s.problem
-        self.detector = WindowedVariance(int(settings["es_window"]), int(settings["es_patience"]), seed=job.seed,
-                                         floor=float(settings["es_gate"]) * s.target.noise_floor)
+        self.problem = s.problem
+        self.detector = shipped_detector(s, job.seed)
         self.decays = decays
         self.ema: dict[float, torch.Tensor] = {}
-        self.replays = {d: StopReplay(round(d / (1 - d))) for d in decays}
+        self.replays = {d: StopReplay(ema_lag(d)) for d in decays}
         self.seen: dict[float, dict[str, Any]] = {d: {"best": -1.0} for d in decays}
 
     def __call__(self, step: Step) -> None:

@@ -43,6 +43,7 @@ from PIL import Image
 # Only the entry points the package restructuring keeps (operators, nets and CLI modules are moving):
 # the collection runs for days while the package changes under it.
 from lipcli import config
+from lipcli.earlystop import WindowedVariance
 from lipcli.fit import FitConfig, Step, fit, observation_loss
 from lipcli.problem import Problem, load_problem
 from lipcli.restore import dense_prior, fitted_form, masked_prior
@@ -383,6 +384,14 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
     model, masks, _ = fitted_form(built, prior, lambda line: None)
     return Setup(problem, settings, cfg, model, masks, replace(target, clean=None), box,
                  f"ticket:{ticket}" if ticket else net or settings["net"])
+
+
+def shipped_detector(s: Setup, seed: int) -> WindowedVariance:
+    """The preset's detector (window, patience, noise gate) for a fit whose own loop runs ungated
+    (`setup` turns the gate off so that rules can be replayed): what `lip restore` would stop with."""
+    gate, floor = float(s.settings["es_gate"]), s.target.noise_floor
+    return WindowedVariance(int(s.settings["es_window"]), int(s.settings["es_patience"]), seed=seed,
+                            floor=gate * floor if gate and floor else None)
 
 
 class StopReplay:

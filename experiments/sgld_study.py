@@ -26,7 +26,7 @@ from PIL import Image
 
 from lipcli import config
 from lipcli.earlystop import WindowedVariance
-from lipcli.fit import FitConfig, Step
+from lipcli.fit import FitConfig, Step, ema_lag
 from lipcli.problem import load_problem
 from lipcli.restore import dense_prior, restore
 
@@ -42,7 +42,7 @@ class AutoStop:
         floor = cfg.es_gate * noise_floor if cfg.es_gate and noise_floor else None
         self.detector = WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed, floor=floor)
         self.gated = floor is not None
-        self.lag = round(cfg.ema / (1 - cfg.ema)) if cfg.ema else 0
+        self.lag = ema_lag(cfg.ema)
         self.pending: int | None = None
         self.ended: tuple[int, int] | None = None  # (iteration the run would end at, iteration reported)
 

@@ -27,11 +27,10 @@ from typing import Any
 
 import torch
 
-from lipcli.earlystop import WindowedVariance
-from lipcli.fit import Step, fit
+from lipcli.fit import Step, ema_lag, fit
 from lipcli.noise_estimate import estimate_sigma
 
-from es_collect import Job, StopReplay, _bf16, setup
+from es_collect import Job, StopReplay, _bf16, setup, shipped_detector
 from es_rows import append_row, read_rows
 
 
@@ -42,16 +41,15 @@ def trajectory(job: Job, y_shift: torch.Tensor | None, iters: int, every: int, p
     and noise gate, replayed online as the loop runs it) stopped, with its PSNR; no "ended": the rule had not
     ended by `iters`."""
     s = setup(job, cache, iters, ticket=ticket, precision=precision)
-    problem, settings, cfg, target = s.problem, s.settings, s.cfg, s.target
+    problem, cfg, target = s.problem, s.cfg, s.target
     if y_shift is not None:
         target = replace(target, y=target.y + y_shift)
     emas: list[torch.Tensor] = []
     raws: list[torch.Tensor] = []
     # the shipped rule, as the loop runs it online (with early_stop=False the loop itself would go on
     # updating its stop after the patience ran out)
-    detector = WindowedVariance(int(settings["es_window"]), int(settings["es_patience"]), seed=job.seed,
-                                floor=float(settings["es_gate"]) * target.noise_floor)
-    replay = StopReplay(round(cfg.ema / (1 - cfg.ema)))
+    detector = shipped_detector(s, job.seed)
+    replay = StopReplay(ema_lag(cfg.ema))
 
     def keep(step: Step) -> None:
         if step.iteration % every == 0:

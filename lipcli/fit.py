@@ -220,6 +220,12 @@ def net_input(z: torch.Tensor, precision: str) -> torch.Tensor:
     return z.to(torch.bfloat16) if precision == "bf16" else z
 
 
+def ema_lag(ema: float) -> int:
+    """Iterations an EMA output (decay `ema`; 0 = off) lags the raw outputs the detector watches: the
+    reported image is the EMA taken that much after the variance minimum (experiments/RESULTS-es.md)."""
+    return round(ema / (1 - ema)) if ema else 0
+
+
 def observation_loss(model: nn.Module, targets: list[Target], inputs: list[torch.Tensor] | None = None,
                      precision: str = "fp32") -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """Sum over targets of MSE(A(crop(model(z))), y), one forward pass per target (own BN stats); also
@@ -279,9 +285,7 @@ def fit(
     detectors = [WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed,
                                   floor=cfg.es_gate * t.noise_floor if cfg.es_gate and t.noise_floor else None)
                  for t in targets]
-    # The detector watches raw outputs; an EMA output lags them by ema/(1-ema) iterations, so the
-    # reported image is the EMA taken that much after the variance minimum (experiments/RESULTS-es.md).
-    lag = round(cfg.ema / (1 - cfg.ema)) if cfg.ema else 0
+    lag = ema_lag(cfg.ema)
     pending: list[int | None] = [None] * len(targets)
     avg: list[torch.Tensor | None] = [None] * len(targets)
     raw: list[torch.Tensor | None] = [None] * len(targets)
