@@ -152,7 +152,12 @@ def test_ctrl_c_keeps_the_members_states_and_the_same_command_continues_them(mem
     full = _lip(members_folder, *fit, "-o", "full.png")  # runs meanwhile
     proc = _lip(members_folder, *fit, "-o", "out.png", "--log", "run.log", tmp=scratch)
     log = members_folder / "run.log"
-    wait_for(proc, lambda: log.exists() and len(log.read_text().splitlines()) >= 40, "the members were fitting")
+
+    def fitting() -> bool:  # both members in their loops (each logs its own iteration 1): each has a state to keep
+        text = log.read_text() if log.exists() else ""
+        return text.count('"iteration": 1,') >= 2 and len(text.splitlines()) >= 40
+
+    wait_for(proc, fitting, "both members were fitting")
     proc.send_signal(signal.SIGINT)
     code, _, err = finish(proc)
     assert code == 130 and "Traceback" not in err, err
