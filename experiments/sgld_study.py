@@ -30,32 +30,26 @@ from lipcli.fit import FitConfig, Step, ema_lag
 from lipcli.problem import load_problem
 from lipcli.restore import dense_prior, restore
 
+from es_collect import StopReplay
+
 DATA = Path("/work/shared/data/images")
 CPU = torch.device("cpu")
 
 
 class AutoStop:
     """Where lip's early stop would have ended the run: fit.py's rule (variance minimum, noise gate,
-    patience) replayed on the same outputs and losses."""
+    patience) replayed on the same outputs and losses by es_collect's StopReplay."""
 
     def __init__(self, cfg: FitConfig, noise_floor: float | None) -> None:
         floor = cfg.es_gate * noise_floor if cfg.es_gate and noise_floor else None
         self.detector = WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed, floor=floor)
         self.gated = floor is not None
-        self.lag = ema_lag(cfg.ema)
-        self.pending: int | None = None
-        self.ended: tuple[int, int] | None = None  # (iteration the run would end at, iteration reported)
+        self.replay = StopReplay(ema_lag(cfg.ema))
 
     def __call__(self, step: Step) -> None:
-        if self.ended is not None:
-            return
         it = step.iteration
-        if self.detector.update(it, step.raw[0], step.loss if self.gated else None):
-            self.pending = it + self.lag
-        if self.pending is not None and it >= self.pending:
-            self.pending = None
-        if self.detector.should_stop(it) and self.pending is None:
-            self.ended = (it, step.stopped_at[0])
+        new_min = self.detector.update(it, step.raw[0], step.loss if self.gated else None)
+        self.replay.step(it, new_min, self.detector.should_stop(it), lambda: step.metrics[0])
 
 
 class PosteriorMean:
@@ -89,7 +83,8 @@ def run(image: str, side: int, sgld: float, iters: int, burn_in: int, seed: int,
     began = time.process_time()
     result, report = restore(problem, dense_prior(settings["net"]), cfg, CPU, seed, [auto, mean])
     curve = dict(result.targets[0].curve)  # EMA PSNR at every iteration
-    ended, reported = auto.ended or (result.iterations, result.iterations)
+    out = auto.replay.out
+    ended, reported = out.get("ended", result.iterations), out.get("stopped_at", result.iterations)
     return {"image": image, "side": side, "sgld": sgld, "seed": seed, "iters": iters, "burn_in": burn_in,
             "precision": cfg.precision, "auto_end": ended, "auto_iter": reported, "auto": curve[reported],
             "final": report["psnr_final"], "oracle": report["oracle_best_psnr"],
