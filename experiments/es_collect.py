@@ -258,6 +258,9 @@ class Recorder:
         self.ema_ring = _Ring(max(EMA_WINDOWS), EMA_WINDOWS)
         self.ema: torch.Tensor | None = None
         self.prev: torch.Tensor | None = None
+        # What an inpainting restore returns: the observed pixels as given, the net's only in the holes (its
+        # PSNR measures the holes; the net's own output also scores how well it redraws the observed pixels).
+        self.dc = problem.op.name == "inpaint"
         self.sig: dict[str, list[float | None]] = {k: [] for k in self.names()}
         if held is not None:  # observed AND held out: where the validation MSE is measured
             obs = noise_free(problem.op, torch.ones_like(problem.clean)) != 0  # all True unless inpainting
@@ -267,7 +270,7 @@ class Recorder:
         out = ["loss", "psnr_raw", "psnr_ema", "d_raw_ema", "d_step"]
         out += [f"var_raw_{w}" for w in RAW_WINDOWS] + [f"var_ema_{w}" for w in EMA_WINDOWS]
         out += ["ssim_raw", "ssim_ema"] + (["heldout_mse"] if self.held is not None else [])
-        return out
+        return out + (["psnr_raw_dc", "psnr_ema_dc"] if self.dc else [])
 
     def __call__(self, step: Step) -> None:
         x = step.raw[0].detach().float()
@@ -286,6 +289,9 @@ class Recorder:
         if step.iteration % SSIM_EVERY == 0 and ssim is not None:
             s["ssim_raw"].append(ssim(x, self.clean))
             s["ssim_ema"].append(ssim(self.ema, self.clean))
+        if self.dc:
+            s["psnr_raw_dc"].append(metric(self.problem.op.consistent(x, self.problem.y), self.clean))
+            s["psnr_ema_dc"].append(metric(self.problem.op.consistent(self.ema, self.problem.y), self.clean))
         if self.held is not None:
             err = (noise_free(self.problem.op, x) - self.problem.y).square()
             s["heldout_mse"].append(float(err[self.val.expand_as(err)].mean()))

@@ -74,6 +74,16 @@ def pre_study(row: Row) -> Row:
     return {**row, "preset_iters": base, "preset_ema": 0.0, "iters": horizon, "signals": signals}
 
 
+def as_returned(row: Row) -> Row:
+    """The row scored on what an inpainting restore returns, the observed pixels put back (es_collect's
+    psnr_*_dc): the net's own output also scores how well it redraws pixels the user already has."""
+    s = dict(row["signals"])
+    if "psnr_ema_dc" not in s:
+        raise SystemExit(f"{row['key']}: no data-consistent PSNR recorded (inpainting rows since this option)")
+    s["psnr_raw"], s["psnr_ema"] = s.pop("psnr_raw_dc"), s.pop("psnr_ema_dc")
+    return {**row, "signals": s}
+
+
 def rules(outputs: list[str], held: bool) -> dict[str, object]:
     """Variance rules on the plain run; with `held`, also the held-out rules on the held-out twin: the
     held-out MSE's minimum with patience (`heldout`), and the variance rule behind a held-out gate (`gated`)."""
@@ -136,10 +146,13 @@ def main() -> None:
                     help="reported outputs to try (raw: lip's for these tasks; ema+lag: the EMA 99 its after the minimum)")
     ap.add_argument("--oracle", choices=("best", "lip"), default="best")
     ap.add_argument("--show", action="append", default=[], help="a rule (or reference) to add to the per-run table")
+    ap.add_argument("--consistent", action="store_true", help="score inpainting's returned output (observed "
+                    "pixels put back) instead of the net's own")
     ap.add_argument("--paired", action="store_true", help="only the crops that have a held-out twin (while a "
                     "collection runs: held-out rules are scored where every crop of a group has one)")
     a = ap.parse_args()
-    runs = [Run(pre_study(r.plain), r.held and pre_study(r.held)) for r in load(*a.rows)[0]
+    scored = as_returned if a.consistent else (lambda row: row)
+    runs = [Run(pre_study(scored(r.plain)), r.held and pre_study(scored(r.held))) for r in load(*a.rows)[0]
             if r.held or not a.paired]
     groups: dict[str, list[Run]] = defaultdict(list)
     for r in runs:
