@@ -169,6 +169,9 @@ def main() -> None:
         if a.oracle == "best":
             evals = {n: against_best_output(members, ev) for n, ev in evals.items()}
         half = {h: [r for r in members if r.plain["half"] == h] for h in ("tune", "report")}
+        if not half["tune"]:
+            print(f"\n### {group}: no tune rows (yet), nothing to choose on")
+            continue
         horizon = {r.plain["iters"] / r.plain["preset_iters"] for r in members}
         print(f"\n### {group}: {len(half['tune'])} tune ({', '.join(r.plain['image'] for r in half['tune'])}), "
               f"{len(half['report'])} report ({', '.join(r.plain['image'] for r in half['report'])}); "
