@@ -38,10 +38,9 @@ def main() -> None:
         ret, own = np.array(r["signals"]["psnr_ema_dc"]), np.array(r["signals"]["psnr_ema"])
         if len(ret) < max(CAPS):
             continue
-        box = r.get("box") or [0, 0]
         rows.append({"name": f"{r['image']} {r['size']}", "half": r["half"], "size": r["size"],
                      "mask": "bernoulli" if r["param"] == "bern" else r["param"].removesuffix("_mask.png"),
-                     "oracle": ret.max(), "peak": int(ret.argmax()) + 1, "own": own, "box": box,
+                     "oracle": ret.max(), "peak": int(ret.argmax()) + 1, "own": own,
                      **{c: ret[c - 1] for c in CAPS}})
     print("| crop | half | mask | returned: oracle (iteration) | at 1875 | at 1950 | 1950 - 1875 "
           "| net's own EMA at 1875 / 1950 / 2250 |")
