@@ -3,7 +3,9 @@
 Per row (es_collect.py, no stop, horizon 2250): the PSNR of what lip returns (the EMA output with the
 observed pixels put back, `psnr_ema_dc`) at the caps 1875 (today) and 1950 (issue 17's whole 1.3x budget),
 its oracle over the horizon (best iteration; reads the clean image, reporting only), and the net's own EMA
-PSNR beside it. Then per half and mask type: mean gap at each cap and the change 1875 -> 1950.
+PSNR beside it. Then per half and mask type: mean gap at each cap and the change 1875 -> 1950. `--plateau`
+adds whether a blind plateau stop could end a fit early: per row, the recorded variance of the EMA output over
+its last 200 iterations at iteration 1500 (blind) against what the returned image still gains to 1875.
 
     PYTHONPATH=$PWD:$PWD/experiments python experiments/inpaint_masks.py \
         experiments/es_dev/rows-tasks-inpaint-masks.jsonl.gz experiments/es_dev/rows-tasks-inpaint-dc.jsonl.gz
@@ -18,6 +20,7 @@ import numpy as np
 from es_analyze import load
 
 CAPS = (1875, 1950)
+PLATEAU = 1500  # where a plateau stop would save a fifth of the 1875 iterations
 
 
 def summary(rows: list[dict]) -> dict[str, float]:
@@ -31,6 +34,7 @@ def summary(rows: list[dict]) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rows", type=Path, nargs="+")
+    ap.add_argument("--plateau", action="store_true", help="also the plateau table")
     a = ap.parse_args()
     rows = []
     for run in load(*a.rows)[0]:
@@ -40,7 +44,8 @@ def main() -> None:
             continue
         rows.append({"name": f"{r['image']} {r['size']}", "half": r["half"], "size": r["size"],
                      "mask": "bernoulli" if r["param"] == "bern" else r["param"].removesuffix("_mask.png"),
-                     "oracle": ret.max(), "peak": int(ret.argmax()) + 1, "own": own,
+                     "oracle": ret.max(), "peak": int(ret.argmax()) + 1, "own": own, "ret": ret,
+                     "var": r["signals"]["var_ema_200"][PLATEAU - 1],
                      **{c: ret[c - 1] for c in CAPS}})
     print("| crop | half | mask | returned: oracle (iteration) | at 1875 | at 1950 | 1950 - 1875 "
           "| net's own EMA at 1875 / 1950 / 2250 |")
@@ -60,6 +65,18 @@ def main() -> None:
                 print(f"| {half}, {kind} | {s['n']} | {s['gap 1875']:.2f} / {s['p90 1875']:.2f} | "
                       f"{s['gap 1950']:.2f} / {s['p90 1950']:.2f} | {s['change']:+.3f} ({s['worst']:+.2f}) | "
                       f"{s['up']} of {s['n']} |")
+    if a.plateau:
+        plateau(rows)
+
+
+def plateau(rows: list[dict]) -> None:
+    """A stop that fires once the output stops moving needs a variance that is low where the returned image has
+    stopped gaining and high where it still climbs; sorted by the variance, the two should separate."""
+    print(f"\n| crop | half | mask | -log10 var_ema_200 at {PLATEAU} | returned image: {CAPS[0]} - {PLATEAU} dB |")
+    print("|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: r["var"]):
+        print(f"| {r['name']} | {r['half']} | {r['mask']} | {-np.log10(r['var']):.2f} | "
+              f"{r['ret'][CAPS[0] - 1] - r['ret'][PLATEAU - 1]:+.2f} |")
 
 
 if __name__ == "__main__":
