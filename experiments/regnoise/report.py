@@ -1,0 +1,41 @@
+"""The rule of experiments/RESULTS-reg-noise.md applied to the rows of experiments/regnoise/run.sh: per arm
+(reg-noise value, and lr if changed), paired against today's arm on the crops both have, the mean and the worst
+difference in auto-stopped PSNR, the crops better, and the iterations (the whole run) summed, as a ratio.
+
+    python experiments/regnoise/report.py experiments/regnoise/rows-tune.jsonl
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+
+def main() -> None:
+    arms: dict[str, dict[str, dict]] = defaultdict(dict)
+    for path in sys.argv[1:]:
+        for line in open(path):
+            row = json.loads(line)
+            arms[row["extra"] or "today"][f"{row['image']} s{row['key'].split('|')[3]}"] = row
+    today = arms.pop("today")
+    print("| crop | today: dB (iterations) | " + " | ".join(arms) + " |")
+    print("|---|---|" + "---|" * len(arms))
+    for crop, base in today.items():
+        cells = [f"{a[crop]['psnr_stopped'] - base['psnr_stopped']:+.2f} ({a[crop]['iterations'] / base['iterations']:.2f}x)"
+                 if crop in a else "-" for a in arms.values()]
+        print(f"| {crop} | {base['psnr_stopped']:.2f} ({base['iterations']}) | " + " | ".join(cells) + " |")
+    print("\n| arm | crops | dB vs today: mean (worst) | better on | iterations / today's (sum) | "
+          "oracle dB vs today: mean |")
+    print("|---|---:|---|---:|---:|---:|")
+    for name, arm in arms.items():
+        crops = [c for c in arm if c in today]
+        diff = [arm[c]["psnr_stopped"] - today[c]["psnr_stopped"] for c in crops]
+        oracle = [arm[c]["oracle_best_psnr"] - today[c]["oracle_best_psnr"] for c in crops]
+        ratio = sum(arm[c]["iterations"] for c in crops) / sum(today[c]["iterations"] for c in crops)
+        print(f"| {name} | {len(crops)} | {statistics.mean(diff):+.2f} ({min(diff):+.2f}) | "
+              f"{sum(d > 0 for d in diff)}/{len(crops)} | {ratio:.2f} | {statistics.mean(oracle):+.2f} |")
+
+
+if __name__ == "__main__":
+    main()
