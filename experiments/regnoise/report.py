@@ -2,22 +2,27 @@
 (reg-noise value, and lr if changed), paired against today's arm on the crops both have, the mean and the worst
 difference in auto-stopped PSNR, the crops better, and the iterations (the whole run) summed, as a ratio.
 
-    python experiments/regnoise/report.py experiments/regnoise/rows-tune.jsonl
+    python experiments/regnoise/report.py --sigma 25 experiments/regnoise/rows-tune.jsonl
 """
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 from collections import defaultdict
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sigma", required=True, help="the noise level whose rows are compared")
+    ap.add_argument("rows", nargs="+")
+    a = ap.parse_args()
     arms: dict[str, dict[str, dict]] = defaultdict(dict)
-    for path in sys.argv[1:]:
+    for path in a.rows:
         for line in open(path):
             row = json.loads(line)
-            arms[row["extra"] or "today"][f"{row['image']} s{row['key'].split('|')[3]}"] = row
+            if row["key"].split("|")[3] == a.sigma:
+                arms[row["extra"] or "today"][row["image"]] = row
     today = arms.pop("today")
     print("| crop | today: dB (iterations) | " + " | ".join(arms) + " |")
     print("|---|---|" + "---|" * len(arms))
