@@ -21,8 +21,9 @@ def main() -> None:
     for path in a.rows:
         for line in open(path):
             row = json.loads(line)
-            if row["key"].split("|")[3] == a.sigma:
-                arms[row["extra"] or "today"][row["image"]] = row
+            _, _, _, sigma, seed = row["key"].split("|")[:5]
+            if sigma == a.sigma:
+                arms[row["extra"] or "today"][row["image"] + (f" seed {seed}" if seed != "0" else "")] = row
     today = arms.pop("today")
     print("| crop | today: dB (iterations) | " + " | ".join(arms) + " |")
     print("|---|---|" + "---|" * len(arms))
