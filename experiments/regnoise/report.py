@@ -15,6 +15,7 @@ from collections import defaultdict
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sigma", required=True, help="the noise level whose rows are compared")
+    ap.add_argument("--seed", help="only this seed's rows (default: every seed, each crop and seed a pair)")
     ap.add_argument("rows", nargs="+")
     a = ap.parse_args()
     arms: dict[str, dict[str, dict]] = defaultdict(dict)
@@ -22,7 +23,7 @@ def main() -> None:
         for line in open(path):
             row = json.loads(line)
             _, _, _, sigma, seed = row["key"].split("|")[:5]
-            if sigma == a.sigma:
+            if sigma == a.sigma and a.seed in (None, seed):
                 arms[row["extra"] or "today"][row["image"] + (f" seed {seed}" if seed != "0" else "")] = row
     today = arms.pop("today")
     print("| crop | today: dB (iterations) | " + " | ".join(arms) + " |")
