@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from . import artifact, cs as cs_solvers, device as devices, generators, images as images_io, library, nets
-from .config import check_init, check_lr, check_names, fit_config, known_keys, no_exact_step, resolve_settings
+from .config import (check_init, check_lr, check_names, fit_config, jitter, known_keys, no_exact_step,
+                     resolve_settings)
 from .cs_problem import CSInputs, CSProblem, load_problem as load_cs_problem
 from .ensemble import Elsewhere, fit_share, restore_ensemble
 from .errors import LipError, LipRuntimeError
@@ -161,8 +162,13 @@ class Restorer:
                   notify: Callable[[str], None] = _quiet) -> None:
         """Fit members j, j+m, ... (`share` j/m) of this ensemble on `image` and leave each in `folder`:
         a worker's part of an ensemble fitted at once (lipcli/jobs.py)."""
-        fit_share(self.problem(image, clean), self.prior, self.cfg, self.device, self.seed, self.ensemble, share,
+        problem = self.problem(image, clean)
+        fit_share(problem, self.prior, self.config(problem), self.device, self.seed, self.ensemble, share,
                   folder, [on_step] if on_step else [], notify, self.resume_every)
+
+    def config(self, problem: Problem) -> FitConfig:
+        """The fit's settings for this observation: a jitter schedule (`config.jitter`) follows its noise level."""
+        return replace(self.cfg, reg_noise=jitter(self.settings["reg_noise"], problem.noise_sigma()))
 
     def __call__(self, image: images_io.Source, *, clean: images_io.Source | None = None,
                  on_step: Callable[[Step], None] | None = None,
@@ -177,6 +183,7 @@ class Restorer:
         SIGINT/SIGTERM; a later call for the same restore continues from them. They stay there until
         `Restored.discard_state()`, called once the image is stored (lipcli/resume.py)."""
         problem = self.problem(image, clean)
+        cfg = self.config(problem)
         state = None if state is None else Path(state)
         keeper = None if state is None or self.ensemble > 1 else Keeper(fit_state(state, self.seed),
                                                                           self.resume_every, notify)
@@ -189,20 +196,20 @@ class Restorer:
                 callbacks.append(Watch(self.snapshot_every,
                                        lambda it, shown: on_snapshot(it, problem.picture(shown))))
             if self.ensemble == 1:
-                result, report = fit_prior(problem, self.prior, self.cfg, self.device, self.seed, callbacks, notify,
-                                           keeper)
+                result, report = fit_prior(problem, self.prior, cfg, self.device, self.seed, callbacks, notify, keeper)
             else:
-                result, report = restore_ensemble(problem, self.prior, self.cfg, self.device, self.seed,
+                result, report = restore_ensemble(problem, self.prior, cfg, self.device, self.seed,
                                                   self.ensemble, callbacks, notify, self.members_elsewhere,
                                                   state, self.resume_every)
         tr = result.targets[0]
-        report.update(device=str(self.device), precision=self.cfg.precision, preset=self.settings["preset"],
-                      seed=self.seed, early_stop=self.cfg.early_stop, data_consistency=self.cfg.data_consistency,
+        report.update(device=str(self.device), precision=cfg.precision, preset=self.settings["preset"],
+                      seed=self.seed, early_stop=cfg.early_stop, data_consistency=cfg.data_consistency,
+                      reg_noise=cfg.reg_noise,
                       threads=torch.get_num_threads(),
                       ensemble=self.ensemble)
         if result.thread_changes:  # other lip fits ran meanwhile: (iteration, threads) wherever it changed
             report["threads_shared"] = [list(change) for change in result.thread_changes]
-        return Restored(problem.picture(tr.stopped if self.cfg.early_stop else tr.final), report, state)
+        return Restored(problem.picture(tr.stopped if cfg.early_stop else tr.final), report, state)
 
 
 def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Path | None = None,

@@ -176,7 +176,7 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
     if not isinstance(settings["data_consistency"], bool):
         raise LipError(f"data_consistency {settings['data_consistency']!r} must be true or false")
     return FitConfig(iters=_number(settings, "iters", int, lambda v: v >= 1, "a whole number >= 1"), lr=lr,
-                     reg_noise=_number(settings, "reg_noise", float, lambda v: 0 <= v < 10, "in [0, 10)"),
+                     reg_noise=jitter(settings["reg_noise"], None),
                      ema=_number(settings, "ema", float, lambda v: 0 <= v < 1, "in [0, 1) (0 = off)"),
                      early_stop=early_stop,
                      es_window=_number(settings, "es_window", int, lambda v: v >= 2, "a whole number >= 2"),
@@ -186,6 +186,27 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
                      sgld=_number(settings, "sgld", float, lambda v: 0 <= v < math.inf,
                                   "a finite number >= 0 (0 = off)"),
                      data_consistency=settings["data_consistency"])
+
+
+def jitter(setting: float | Mapping[float, float], sigma: float | None) -> float:
+    """The input jitter's std from a `reg_noise` setting: a number, or a schedule over the observation's noise
+    level, {sigma (0-255): std, ...}, linear between its points and flat beyond them (no noise level: its first
+    point). A narrow prior keeps off strong noise better with more jitter (experiments/RESULTS-reg-noise.md),
+    and the level is known only once the image is (`Problem.noise_sigma`, estimated blind)."""
+    if not isinstance(setting, Mapping):
+        return _number({"reg_noise": setting}, "reg_noise", float, lambda v: 0 <= v < 10, "in [0, 10)")
+    points = sorted((_number({"reg_noise": k}, "reg_noise", float, lambda v: 0 <= v < math.inf,
+                             "a schedule whose noise levels are finite numbers >= 0"),
+                     _number({"reg_noise": v}, "reg_noise", float, lambda v: 0 <= v < 10,
+                             "a schedule whose values are in [0, 10)")) for k, v in setting.items())
+    if not points:
+        raise LipError("--reg-noise {} must be a number or a schedule with at least one noise level")
+    if sigma is None or sigma <= points[0][0]:
+        return points[0][1]
+    for (s0, v0), (s1, v1) in zip(points, points[1:]):
+        if sigma <= s1:
+            return v0 + (v1 - v0) * (sigma - s0) / (s1 - s0)
+    return points[-1][1]
 
 
 def _number(settings: dict[str, Any], key: str, kind: type, ok: Callable[[float], bool], what: str) -> Any:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from lipcli import api, artifact, config, library
+from lipcli.errors import LipError
 from lipcli.physics import TASKS
 from test_artifact import channel_artifact
 from test_cli_restore import FAST, json_report, lip
@@ -49,6 +50,35 @@ def test_an_entry_is_fitted_with_its_own_settings_over_the_fast_preset_only(shel
     monkeypatch.setattr(TASKS.get("denoise"), "fast_ticket", "tiny-ch")
     assert cfg().iters == 7  # the preset's default ticket
     assert cfg(dense=True).iters == cfg(prior="deep-decoder").iters == preset["iters"]  # not when another prior
+
+
+def test_a_jitter_schedule_follows_the_estimated_noise_level(shelf, workdir):
+    """An entry may ask for more input jitter at high noise: the std is read off its schedule at the
+    observation's blind noise estimate (per image: the Restorer is set up before any image), reported, and a
+    flag still wins."""
+    index = shelf / "library" / "index.yaml"
+    index.write_text(index.read_text().replace("fast: {iters: 7, es_patience: 40}",
+                                               "fast: {iters: 3, reg_noise: {25: 0.01, 50: 0.05}}"))
+
+    def run(*extra):
+        return json_report(lip("restore", "--simulate", workdir / "rgb.png", "--mask", "tiny-ch", "--round", "2",
+                               "--json", "-o", workdir / "a.png", *extra, *FAST))
+    low, high = run("--sigma", "10"), run("--sigma", "60")
+    for r in (low, high):
+        assert r["reg_noise"] == pytest.approx(config.jitter({25: 0.01, 50: 0.05}, r["sigma_estimated"]))
+    assert low["reg_noise"] == 0.01 and high["reg_noise"] > 0.03
+    assert run("--sigma", "60", "--reg-noise", "0.02")["reg_noise"] == 0.02
+
+
+def test_jitter_reads_a_schedule_linearly_and_flat_beyond_its_points():
+    schedule = {50: 0.05, "25": 1 / 30}  # a YAML file may give the levels in any order, as numbers or strings
+    assert config.jitter(0.02, 40) == 0.02
+    assert config.jitter(schedule, None) == config.jitter(schedule, 10) == 1 / 30  # no noise level: the first
+    assert config.jitter(schedule, 37.5) == pytest.approx((1 / 30 + 0.05) / 2)
+    assert config.jitter(schedule, 80) == 0.05
+    for bad in ({}, {25: -0.1}, {"x": 0.1}, -1):
+        with pytest.raises(LipError, match="reg-noise"):
+            config.jitter(bad, 20)
 
 
 def test_a_preset_fits_its_ticket_only_where_it_was_measured(shelf, monkeypatch):

@@ -3,6 +3,7 @@ the fields are sentences, which a table squeezes into unreadable columns)."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 from dataclasses import asdict
 
 from .. import library
@@ -30,7 +31,7 @@ def masks_cmd(json_: ListJson = False) -> None:
     width = min(err.width, WIDTH) if err.is_terminal else WIDTH
     blocks = []
     for e in found:
-        fitted = ", ".join(f"{k} {v}" for k, v in e.fast.items())
+        fitted = ", ".join(f"{k} {_setting(v)}" for k, v in e.fast.items())
         fields = {"what it is": e.summary, **e.measured, "made by": e.made_by,
                   **({"fitted with": f"{fitted} (over the fast preset; flags override)"} if fitted else {}),
                   "use": " ".join(["lip restore", *([f"--task {e.task}"] if e.task != "denoise" else []),
@@ -43,3 +44,11 @@ def masks_cmd(json_: ListJson = False) -> None:
             lines += textwrap.wrap(f"{key}: {value}", width, initial_indent="  ", subsequent_indent="    ")
         blocks.append("\n".join(lines))
     err.print("\n\n".join(blocks), markup=False, highlight=False, soft_wrap=True)
+
+
+def _setting(value: object) -> str:
+    """A fitting setting as the listing shows it: a schedule over the noise level as its points."""
+    if isinstance(value, Mapping):
+        points = sorted(value.items(), key=lambda kv: float(kv[0]))
+        return " -> ".join(f"{v:.4g} at sigma {k}" for k, v in points) + " (linear between, by the estimated noise level)"
+    return str(value)

@@ -193,7 +193,9 @@ Iters = Annotated[Optional[int], typer.Option(help="Adam iterations (upper bound
                                               min=1, rich_help_panel="Fitting")]
 Lr = Annotated[Optional[float], typer.Option(help="Adam learning rate [0.01]", rich_help_panel="Fitting")]
 RegNoise = Annotated[Optional[float], typer.Option(help="Std of the input-code jitter [1/30 denoise and cs, 0.03 "
-                                                   "other tasks; 0 under --config oes and deep-decoder]",
+                                                   "other tasks; 0 under --config oes and deep-decoder; the "
+                                                   "default denoising ticket: 1/30 up to an estimated sigma of 25, "
+                                                   "rising to 0.05 at 50]",
                                                    rich_help_panel="Fitting")]
 Ema = Annotated[Optional[float], typer.Option(help="Output moving average (0 = off) [0.99 denoise, and inpaint/sr "
                                               "under fast; 0 other tasks and under --config oes and deep-decoder]",
