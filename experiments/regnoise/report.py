@@ -16,15 +16,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sigma", required=True, help="the noise level whose rows are compared")
     ap.add_argument("--seed", help="only this seed's rows (default: every seed, each crop and seed a pair)")
+    ap.add_argument("--shipped", action="append", default=[],
+                    help="rows of the shipped schedule (no flag, after it shipped): an arm of their own")
     ap.add_argument("rows", nargs="+")
     a = ap.parse_args()
     arms: dict[str, dict[str, dict]] = defaultdict(dict)
-    for path in a.rows:
+    for path in a.rows + a.shipped:
         for line in open(path):
             row = json.loads(line)
             _, _, _, sigma, seed = row["key"].split("|")[:5]
             if sigma == a.sigma and a.seed in (None, seed):
-                arms[row["extra"] or "today"][row["image"] + (f" seed {seed}" if seed != "0" else "")] = row
+                arm = "shipped schedule" if path in a.shipped else row["extra"] or "today"
+                arms[arm][row["image"] + (f" seed {seed}" if seed != "0" else "")] = row
     today = arms.pop("today")
     print("| crop | today: dB (iterations) | " + " | ".join(arms) + " |")
     print("|---|---|" + "---|" * len(arms))
