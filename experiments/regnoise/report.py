@@ -32,8 +32,8 @@ def main() -> None:
     print("| crop | today: dB (iterations) | " + " | ".join(arms) + " |")
     print("|---|---|" + "---|" * len(arms))
     for crop, base in today.items():
-        cells = [f"{a[crop]['psnr_stopped'] - base['psnr_stopped']:+.2f} ({a[crop]['iterations'] / base['iterations']:.2f}x)"
-                 if crop in a else "-" for a in arms.values()]
+        cells = [f"{a[crop]['psnr_stopped'] - base['psnr_stopped']:+.2f} "
+                 f"({a[crop]['iterations'] / base['iterations']:.2f}x)" if crop in a else "-" for a in arms.values()]
         print(f"| {crop} | {base['psnr_stopped']:.2f} ({base['iterations']}) | " + " | ".join(cells) + " |")
     print("\n| arm | crops | dB vs today: mean (worst) | better on | iterations / today's (sum) | "
           "oracle dB vs today: mean |")

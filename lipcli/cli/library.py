@@ -50,5 +50,6 @@ def _setting(value: object) -> str:
     """A fitting setting as the listing shows it: a schedule over the noise level as its points."""
     if isinstance(value, Mapping):
         points = sorted(value.items(), key=lambda kv: float(kv[0]))
-        return " -> ".join(f"{v:.4g} at sigma {k}" for k, v in points) + " (linear between, by the estimated noise level)"
+        shown = " -> ".join(f"{v:.4g} at sigma {k}" for k, v in points)
+        return f"{shown} (linear between, by the estimated noise level)"
     return str(value)
