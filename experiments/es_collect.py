@@ -43,7 +43,7 @@ from PIL import Image
 # Only the entry points the package restructuring keeps (operators, nets and CLI modules are moving):
 # the collection runs for days while the package changes under it.
 from benchmarks.bench_bm3d import hole_box
-from lipcli import config
+from lipcli import config, library
 from lipcli.earlystop import WindowedVariance
 from lipcli.fit import FitConfig, Step, fit, observation_loss
 from lipcli.problem import Problem, load_problem
@@ -371,8 +371,11 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
           lr: float | None = None, precision: str | None = None) -> Setup:
     """The fast preset's fit of `job` to `iters`, no early stop (rules are replayed offline). `net`: a net
     preset other than the preset's (e.g. dip-w32); `ticket`: a ticket (library name or file), fitted
-    compacted as `lip restore` fits it; `lr`: another step size; `precision`: default bf16 where it runs."""
-    settings = config.resolve(job.task, "fast", "fast", {})
+    compacted as `lip restore` fits it, with its library entry's own settings (its jitter schedule read at the
+    blind noise estimate, as `api.Restorer.config` does); `lr`: another step size; `precision`: default bf16
+    where it runs."""
+    under = library.fast_settings(ticket, "fast") if ticket else {}
+    settings = config.resolve(job.task, "fast", "fast", {}, under)
     if lr is not None:
         settings["lr"] = lr
     if job.task == "denoise":
@@ -382,7 +385,7 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
     path, mask, box = prepare(job, cache)
     problem = load_problem(path, job.task, settings, simulate=True, seed=job.seed, inpaint_mask=mask)
     precision = precision or ("bf16" if _bf16() else "fp32")
-    cfg = FitConfig(iters=iters, lr=float(settings["lr"]), reg_noise=float(settings["reg_noise"]),
+    cfg = FitConfig(iters=iters, lr=float(settings["lr"]), reg_noise=config.jitter(settings["reg_noise"], problem.noise_sigma()),
                     ema=float(settings["ema"]), early_stop=False, es_window=int(settings["es_window"]),
                     es_patience=int(settings["es_patience"]), precision=precision,
                     channels_last=precision == "bf16", seed=job.seed, es_gate=0.0)
@@ -502,7 +505,7 @@ def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: st
     extra = [c for c in (decay, probing) if c is not None]
     with decay.install() if decay else nullcontext():
         result = fit(s.model, [target], cfg, masks=s.masks, callbacks=[rec, lambda step: _keep(last, step), *extra])
-    row = {"key": job.key(variant), "net": s.net, "lr": cfg.lr, **({"lr_decay": lr_decay} if decay else {}),
+    row = {"key": job.key(variant), "net": s.net, "lr": cfg.lr, "reg_noise": cfg.reg_noise, **({"lr_decay": lr_decay} if decay else {}),
            **({"probe": {k: _round(v) for k, v in probing.sig.items()}} if probing else {}),
            "image": job.image, "half": job.half,
            "size": job.size, "crop": job.crop,
