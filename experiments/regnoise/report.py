@@ -3,6 +3,7 @@
 difference in auto-stopped PSNR, the crops better, and the iterations (the whole run) summed, as a ratio.
 
     python experiments/regnoise/report.py --sigma 25 experiments/regnoise/rows-tune.jsonl
+    python experiments/regnoise/report.py --sigma 50 --size 256 --base "--reg-noise 0.03333333333333333" ROWS
 """
 from __future__ import annotations
 
@@ -18,17 +19,20 @@ def main() -> None:
     ap.add_argument("--seed", help="only this seed's rows (default: every seed, each crop and seed a pair)")
     ap.add_argument("--shipped", action="append", default=[],
                     help="rows of the shipped schedule (no flag, after it shipped): an arm of their own")
+    ap.add_argument("--size", help="only crops of this side (default: every size in the rows)")
+    ap.add_argument("--base", default="today", help="the arm the others are paired against: its extra flags "
+                    "(e.g. '--reg-noise 0.03333333333333333'), or today (no flag)")
     ap.add_argument("rows", nargs="+")
     a = ap.parse_args()
     arms: dict[str, dict[str, dict]] = defaultdict(dict)
     for path in a.rows + a.shipped:
         for line in open(path):
             row = json.loads(line)
-            _, _, _, sigma, seed = row["key"].split("|")[:5]
-            if sigma == a.sigma and a.seed in (None, seed):
+            _, size, _, sigma, seed = row["key"].split("|")[:5]
+            if sigma == a.sigma and a.seed in (None, seed) and a.size in (None, size):
                 arm = "shipped schedule" if path in a.shipped else row["extra"] or "today"
                 arms[arm][row["image"] + (f" seed {seed}" if seed != "0" else "")] = row
-    today = arms.pop("today")
+    today = arms.pop(a.base)
     print("| crop | today: dB (iterations) | " + " | ".join(arms) + " |")
     print("|---|---|" + "---|" * len(arms))
     for crop, base in today.items():
