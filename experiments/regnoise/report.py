@@ -33,14 +33,16 @@ def main() -> None:
                 arm = "shipped schedule" if path in a.shipped else row["extra"] or "today"
                 arms[arm][row["image"] + (f" seed {seed}" if seed != "0" else "")] = row
     today = arms.pop(a.base)
-    print("| crop | today: dB (iterations) | " + " | ".join(arms) + " |")
+    label = "today" if a.base == "today" else a.base.removeprefix("--")
+    arms = {("no flag" if name == "today" else name): arm for name, arm in arms.items()}
+    print(f"| crop | {label}: dB (iterations) | " + " | ".join(arms) + " |")
     print("|---|---|" + "---|" * len(arms))
     for crop, base in today.items():
         cells = [f"{a[crop]['psnr_stopped'] - base['psnr_stopped']:+.2f} "
                  f"({a[crop]['iterations'] / base['iterations']:.2f}x)" if crop in a else "-" for a in arms.values()]
         print(f"| {crop} | {base['psnr_stopped']:.2f} ({base['iterations']}) | " + " | ".join(cells) + " |")
-    print("\n| arm | crops | dB vs today: mean (worst) | better on | iterations / today's (sum) | "
-          "oracle dB vs today: mean |")
+    print(f"\n| arm | crops | dB vs {label}: mean (worst) | better on | iterations / {label}'s (sum) | "
+          f"oracle dB vs {label}: mean |")
     print("|---|---:|---|---:|---:|---:|")
     for name, arm in arms.items():
         crops = [c for c in arm if c in today]
