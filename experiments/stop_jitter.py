@@ -1,9 +1,10 @@
 """The shipped stop on sigma-50 trajectories fitted with the shipped jitter schedule (RESULTS-stop-jitter.md).
 
 Two tables from recorded trajectories (es_collect.py), each rule replayed as stop_gate.py replays it:
-- per half and noise level, the shipped rule (window 200, gate 1.05, patience 150, cap 3000) beside the one
-  follow-up candidate (window 400 where the blind estimate reads above 25, i.e. where the schedule gives more
-  jitter than 1/30); sigma-50 runs count only if fitted with the schedule (their rows record `reg_noise`);
+- per half and noise level, the shipped rule (window 200, gate 1.05, patience 150, cap 3000) beside the
+  follow-up candidates (window 400 where the blind estimate reads above 25, i.e. where the schedule gives more
+  jitter than 1/30, or above 37.5, halfway); sigma-50 runs count only if fitted with the schedule (their rows
+  record `reg_noise`); `--seed` keeps one seed's runs;
 - with `--old`, per sigma-50 run the shipped rule on the 1/30 trajectory of the same crop and seed against the
   schedule's: auto-stopped and oracle PSNR (the oracle reads the clean image: reporting only), iterations.
 
@@ -26,6 +27,7 @@ from stop_gate import load_runs, oracle, replay
 RULES: dict[str, Callable[[dict], int]] = {  # name -> the variance window a run is replayed with
     "shipped (window 200)": lambda r: 200,
     "window 400 where the estimate > 25": lambda r: 400 if r["sigma_used"] * 255 > 25 else 200,
+    "window 400 where the estimate > 37.5": lambda r: 400 if r["sigma_used"] * 255 > 37.5 else 200,
 }
 
 
@@ -75,9 +77,10 @@ def paired(new: list[dict], old: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rows", type=Path, nargs="+")
+    ap.add_argument("--seed", type=int, help="only this seed's runs (e.g. 2: the fresh runs of the window test)")
     ap.add_argument("--old", type=Path, nargs="*", default=[], help="the 1/30 sigma-50 trajectories: a paired table")
     a = ap.parse_args()
-    runs = load_runs(a.rows)
+    runs = [r for r in load_runs(a.rows) if a.seed in (None, r["seed"])]
     windows(runs)
     if a.old:
         print()
