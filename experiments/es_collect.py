@@ -385,10 +385,10 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
     path, mask, box = prepare(job, cache)
     problem = load_problem(path, job.task, settings, simulate=True, seed=job.seed, inpaint_mask=mask)
     precision = precision or ("bf16" if _bf16() else "fp32")
-    cfg = FitConfig(iters=iters, lr=float(settings["lr"]), reg_noise=config.jitter(settings["reg_noise"], problem.noise_sigma()),
-                    ema=float(settings["ema"]), early_stop=False, es_window=int(settings["es_window"]),
-                    es_patience=int(settings["es_patience"]), precision=precision,
-                    channels_last=precision == "bf16", seed=job.seed, es_gate=0.0)
+    cfg = FitConfig(iters=iters, lr=float(settings["lr"]),
+                    reg_noise=config.jitter(settings["reg_noise"], problem.noise_sigma()), ema=float(settings["ema"]),
+                    early_stop=False, es_window=int(settings["es_window"]), es_patience=int(settings["es_patience"]),
+                    precision=precision, channels_last=precision == "bf16", seed=job.seed, es_gate=0.0)
     prior = masked_prior(ticket, None, None, "artifact") if ticket else dense_prior(net or settings["net"])
     built = prior.build(job.seed)  # as lipcli.restore.restore: net, then input code, from the run's seed
     target = problem.target(built, torch.Generator().manual_seed(job.seed), torch.device("cpu"))
@@ -505,7 +505,8 @@ def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: st
     extra = [c for c in (decay, probing) if c is not None]
     with decay.install() if decay else nullcontext():
         result = fit(s.model, [target], cfg, masks=s.masks, callbacks=[rec, lambda step: _keep(last, step), *extra])
-    row = {"key": job.key(variant), "net": s.net, "lr": cfg.lr, "reg_noise": cfg.reg_noise, **({"lr_decay": lr_decay} if decay else {}),
+    row = {"key": job.key(variant), "net": s.net, "lr": cfg.lr, "reg_noise": cfg.reg_noise,
+           **({"lr_decay": lr_decay} if decay else {}),
            **({"probe": {k: _round(v) for k, v in probing.sig.items()}} if probing else {}),
            "image": job.image, "half": job.half,
            "size": job.size, "crop": job.crop,

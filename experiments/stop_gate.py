@@ -71,6 +71,12 @@ def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int,
     return min(max(stop, t), cap), ema[t - 1]
 
 
+def pre_study_iterations(row: dict) -> int:
+    """Iterations the rule before the gate (no gate, patience 300, cap 1200) uses on this run: the yardstick of
+    issue 17's 1.3x budget."""
+    return replay(row, None, 0, 300, min(1200, row["iters"]))[0]
+
+
 def _grid(text: str, kind: type) -> tuple:
     """A comma list of numbers; "none" stands for None (no gate)."""
     return tuple(None if x == "none" else kind(x) for x in text.split(","))
@@ -120,7 +126,7 @@ def main() -> None:
         print("| window | gate tau | patience | cap | lag factor | mean gap dB | p90 gap | max gap | mean reported dB "
               "| iterations | vs today |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
-        today = np.array([replay(r, None, 0, 300, min(1200, r["iters"]))[0] for r in rows])
+        today = np.array([pre_study_iterations(r) for r in rows])
         for w, tau, p, c, f in itertools.product(windows, taus, patiences, caps, factors):
             got = [replay(r, tau, r["sigma_used"], p, min(c, r["iters"]), w, f) for r in rows]
             used, psnr = np.array(got).T

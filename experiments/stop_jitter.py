@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stop_gate import load_runs, oracle, replay
+from stop_gate import load_runs, oracle, pre_study_iterations, replay
 
 RULES: dict[str, Callable[[dict], int]] = {  # name -> the variance window a run is replayed with
     "shipped (window 200)": lambda r: 200,
@@ -31,8 +31,9 @@ RULES: dict[str, Callable[[dict], int]] = {  # name -> the variance window a run
 }
 
 
-def shipped(r: dict, window: int = 200) -> tuple[int, float]:
-    """(iterations, auto-stopped PSNR) of the shipped gated rule with this window, cap 3000."""
+def gated(r: dict, window: int = 200) -> tuple[int, float]:
+    """(iterations, auto-stopped PSNR) of the shipped gated rule (gate 1.05, patience 150, cap 3000) with this
+    variance window (200: the shipped rule itself)."""
     return replay(r, 1.05, r["sigma_used"], 150, min(3000, r["iters"]), window)
 
 
@@ -45,9 +46,9 @@ def windows(runs: list[dict]) -> None:
                     and (sigma != "50" or "reg_noise" in r)]
             if not rows:
                 continue
-            pre = np.mean([replay(r, None, 0, 300, min(1200, r["iters"]))[0] for r in rows])
+            pre = np.mean([pre_study_iterations(r) for r in rows])
             for name, window in RULES.items():
-                got = np.array([shipped(r, window(r)) for r in rows])
+                got = np.array([gated(r, window(r)) for r in rows])
                 gap = np.array([oracle(r) for r in rows]) - got[:, 1]
                 print(f"| {half} | {sigma} | {len(rows)} ({sum(window(r) == 400 for r in rows)}) | {name} | "
                       f"{gap.mean():.2f} | {np.percentile(gap, 90):.2f} | {gap.max():.2f} | "
@@ -63,14 +64,19 @@ def paired(new: list[dict], old: list[dict]) -> None:
         for r in sorted((r for r in new if r["half"] == half and "reg_noise" in r and r["key"] in before),
                         key=lambda r: (r["image"], r["seed"])):
             o = before[r["key"]]
-            (un, pn), (uo, po) = shipped(r), shipped(o)
-            diff.append(pn - po), up.append(oracle(r) - oracle(o)), used.append((un, uo)), gaps.append(oracle(r) - pn)
-            print(f"| {half} | {r['image']} | {r['seed']} | {r['reg_noise']:.4f} | {po:.2f} -> {pn:.2f} ({pn - po:+.2f}) "
-                  f"| {oracle(o):.2f} -> {oracle(r):.2f} | {uo:.0f} -> {un:.0f} |")
+            (un, pn), (uo, po) = gated(r), gated(o)
+            diff.append(pn - po)
+            up.append(oracle(r) - oracle(o))
+            used.append((un, uo))
+            gaps.append(oracle(r) - pn)
+            print(f"| {half} | {r['image']} | {r['seed']} | {r['reg_noise']:.4f} | "
+                  f"{po:.2f} -> {pn:.2f} ({pn - po:+.2f}) | {oracle(o):.2f} -> {oracle(r):.2f} | "
+                  f"{uo:.0f} -> {un:.0f} |")
         if diff:
             u = np.array(used)
-            print(f"\n{half}: {len(diff)} runs, auto-stopped {np.mean(diff):+.2f} dB (worst {min(diff):+.2f}, better on "
-                  f"{sum(d > 0 for d in diff)}), oracle {np.mean(up):+.2f}, iterations {u[:, 0].sum() / u[:, 1].sum():.2f}x; "
+            print(f"\n{half}: {len(diff)} runs, auto-stopped {np.mean(diff):+.2f} dB (worst {min(diff):+.2f}, "
+                  f"better on {sum(d > 0 for d in diff)}), oracle {np.mean(up):+.2f}, "
+                  f"iterations {u[:, 0].sum() / u[:, 1].sum():.2f}x; "
                   f"schedule's gap {np.mean(gaps):.2f} / p90 {np.percentile(gaps, 90):.2f}\n")
 
 
