@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from . import artifact, cs as cs_solvers, device as devices, generators, images as images_io, library, nets
-from .config import (check_init, check_lr, check_names, fit_config, jitter, known_keys, no_exact_step,
+from .config import (check_init, check_lr, check_names, fit_config, known_keys, leveled, no_exact_step,
                      resolve_settings)
 from .cs_problem import CSInputs, CSProblem, load_problem as load_cs_problem
 from .ensemble import Elsewhere, fit_share, restore_ensemble
@@ -167,8 +167,9 @@ class Restorer:
                   folder, [on_step] if on_step else [], notify, self.resume_every)
 
     def config(self, problem: Problem) -> FitConfig:
-        """The fit's settings for this observation: a jitter schedule (`config.jitter`) follows its noise level."""
-        return replace(self.cfg, reg_noise=jitter(self.settings["reg_noise"], problem.noise_sigma()))
+        """The fit's settings for this observation: a schedule (jitter, stop window: `config.leveled`) follows
+        its noise level."""
+        return leveled(self.cfg, self.settings, problem.noise_sigma())
 
     def __call__(self, image: images_io.Source, *, clean: images_io.Source | None = None,
                  on_step: Callable[[Step], None] | None = None,
@@ -204,7 +205,7 @@ class Restorer:
         tr = result.targets[0]
         report.update(device=str(self.device), precision=cfg.precision, preset=self.settings["preset"],
                       seed=self.seed, early_stop=cfg.early_stop, data_consistency=cfg.data_consistency,
-                      reg_noise=cfg.reg_noise,
+                      reg_noise=cfg.reg_noise, es_window=cfg.es_window,
                       threads=torch.get_num_threads(),
                       ensemble=self.ensemble)
         if result.thread_changes:  # other lip fits ran meanwhile: (iteration, threads) wherever it changed

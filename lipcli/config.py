@@ -12,6 +12,7 @@ import math
 import os
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
@@ -176,10 +177,10 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
     if not isinstance(settings["data_consistency"], bool):
         raise LipError(f"data_consistency {settings['data_consistency']!r} must be true or false")
     return FitConfig(iters=_number(settings, "iters", int, lambda v: v >= 1, "a whole number >= 1"), lr=lr,
-                     reg_noise=jitter(settings["reg_noise"], None),
+                     reg_noise=at_level("reg_noise", settings["reg_noise"], None),
                      ema=_number(settings, "ema", float, lambda v: 0 <= v < 1, "in [0, 1) (0 = off)"),
                      early_stop=early_stop,
-                     es_window=_number(settings, "es_window", int, lambda v: v >= 2, "a whole number >= 2"),
+                     es_window=at_level("es_window", settings["es_window"], None),
                      es_patience=_number(settings, "es_patience", int, lambda v: v >= 1, "a whole number >= 1"),
                      es_gate=_number(settings, "es_gate", float, lambda v: 0 <= v < 10, "in [0, 10) (0 = off)"),
                      precision=precision, channels_last=precision == "bf16" and dev.type == "cpu", seed=seed,
@@ -188,25 +189,41 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
                      data_consistency=settings["data_consistency"])
 
 
-def jitter(setting: float | Mapping[float, float], sigma: float | None) -> float:
-    """The input jitter's std from a `reg_noise` setting: a number, or a schedule over the observation's noise
-    level, {sigma (0-255): std, ...}, linear between its points and flat beyond them (no noise level: its first
-    point). A narrow prior keeps off strong noise better with more jitter (experiments/RESULTS-reg-noise.md),
-    and the level is known only once the image is (`Problem.noise_sigma`, estimated blind)."""
+# The settings a library entry may give as a schedule over the observation's noise level,
+# {sigma (0-255): value, ...}, with their checks: the level is known only once the image is (`Problem.noise_sigma`,
+# estimated blind), and a narrow prior keeps off strong noise better with more jitter (RESULTS-reg-noise.md),
+# whose busier outputs the stop then reads over a longer window (RESULTS-stop-jitter.md).
+LEVELED: dict[str, tuple[type, Callable[[float], bool], str]] = {
+    "reg_noise": (float, lambda v: 0 <= v < 10, "in [0, 10)"),
+    "es_window": (int, lambda v: v >= 2, "a whole number >= 2"),
+}
+
+
+def at_level(key: str, setting: float | Mapping[float, float], sigma: float | None) -> Any:
+    """A `LEVELED` setting's value at noise level `sigma`: a number as it is, or a schedule read at `sigma` and
+    flat beyond its points (no noise level: its first point). A real-valued setting (the jitter) is linear
+    between points; a whole-number one (the stop's window) switches to a point's value above its level, as it
+    was measured."""
+    kind, ok, what = LEVELED[key]
     if not isinstance(setting, Mapping):
-        return _number({"reg_noise": setting}, "reg_noise", float, lambda v: 0 <= v < 10, "in [0, 10)")
-    points = sorted((_number({"reg_noise": k}, "reg_noise", float, lambda v: 0 <= v < math.inf,
+        return _number({key: setting}, key, kind, ok, what)
+    points = sorted((_number({key: k}, key, float, lambda v: 0 <= v < math.inf,
                              "a schedule whose noise levels are finite numbers >= 0"),
-                     _number({"reg_noise": v}, "reg_noise", float, lambda v: 0 <= v < 10,
-                             "a schedule whose values are in [0, 10)")) for k, v in setting.items())
+                     _number({key: v}, key, kind, ok, f"a schedule whose values are {what}"))
+                    for k, v in setting.items())
     if not points:
-        raise LipError("--reg-noise {} must be a number or a schedule with at least one noise level")
+        raise LipError(f"--{key.replace('_', '-')} {{}} must be a number or a schedule with at least one noise level")
     if sigma is None or sigma <= points[0][0]:
         return points[0][1]
     for (s0, v0), (s1, v1) in zip(points, points[1:]):
         if sigma <= s1:
-            return v0 + (v1 - v0) * (sigma - s0) / (s1 - s0)
+            return v0 + (v1 - v0) * (sigma - s0) / (s1 - s0) if kind is float else v0
     return points[-1][1]
+
+
+def leveled(cfg: FitConfig, settings: Mapping[str, Any], sigma: float | None) -> FitConfig:
+    """`cfg` with every `LEVELED` setting read at the observation's noise level `sigma`."""
+    return replace(cfg, **{key: at_level(key, settings[key], sigma) for key in LEVELED})
 
 
 def _number(settings: dict[str, Any], key: str, kind: type, ok: Callable[[float], bool], what: str) -> Any:

@@ -52,33 +52,40 @@ def test_an_entry_is_fitted_with_its_own_settings_over_the_fast_preset_only(shel
     assert cfg(dense=True).iters == cfg(prior="deep-decoder").iters == preset["iters"]  # not when another prior
 
 
-def test_a_jitter_schedule_follows_the_estimated_noise_level(shelf, workdir):
-    """An entry may ask for more input jitter at high noise: the std is read off its schedule at the
-    observation's blind noise estimate (per image: the Restorer is set up before any image), reported, and a
-    flag still wins."""
+def test_schedules_follow_the_estimated_noise_level(shelf, workdir):
+    """An entry may ask for more input jitter and a longer stop window at high noise: each is read off its
+    schedule at the observation's blind noise estimate (per image: the Restorer is set up before any image),
+    reported, and a flag still wins."""
     index = shelf / "library" / "index.yaml"
+    jitter, window = {25: 0.01, 50: 0.05}, {0: 20, 37.5: 40}
     index.write_text(index.read_text().replace("fast: {iters: 7, es_patience: 40}",
-                                               "fast: {iters: 3, reg_noise: {25: 0.01, 50: 0.05}}"))
+                                               f"fast: {{iters: 3, reg_noise: {jitter}, es_window: {window}}}"))
 
     def run(*extra):
         return json_report(lip("restore", "--simulate", workdir / "rgb.png", "--mask", "tiny-ch", "--round", "2",
                                "--json", "-o", workdir / "a.png", *extra, *FAST))
     low, high = run("--sigma", "10"), run("--sigma", "60")
     for r in (low, high):
-        assert r["reg_noise"] == pytest.approx(config.jitter({25: 0.01, 50: 0.05}, r["sigma_estimated"]))
-    assert low["reg_noise"] == 0.01 and high["reg_noise"] > 0.03
-    assert run("--sigma", "60", "--reg-noise", "0.02")["reg_noise"] == 0.02
+        assert r["reg_noise"] == pytest.approx(config.at_level("reg_noise", jitter, r["sigma_estimated"]))
+    assert (low["reg_noise"], low["es_window"]) == (0.01, 20)
+    assert high["reg_noise"] > 0.03 and high["es_window"] == 40
+    flagged = run("--sigma", "60", "--reg-noise", "0.02", "--es-window", "30")
+    assert (flagged["reg_noise"], flagged["es_window"]) == (0.02, 30)
 
 
-def test_jitter_reads_a_schedule_linearly_and_flat_beyond_its_points():
+def test_a_schedule_is_linear_for_the_jitter_a_switch_for_the_window_and_flat_beyond_its_points():
     schedule = {50: 0.05, "25": 1 / 30}  # a YAML file may give the levels in any order, as numbers or strings
-    assert config.jitter(0.02, 40) == 0.02
-    assert config.jitter(schedule, None) == config.jitter(schedule, 10) == 1 / 30  # no noise level: the first
-    assert config.jitter(schedule, 37.5) == pytest.approx((1 / 30 + 0.05) / 2)
-    assert config.jitter(schedule, 80) == 0.05
-    for bad in ({}, {25: -0.1}, {"x": 0.1}, -1):
-        with pytest.raises(LipError, match="reg-noise"):
-            config.jitter(bad, 20)
+    assert config.at_level("reg_noise", 0.02, 40) == 0.02
+    assert config.at_level("reg_noise", schedule, None) == config.at_level("reg_noise", schedule, 10) == 1 / 30
+    assert config.at_level("reg_noise", schedule, 37.5) == pytest.approx((1 / 30 + 0.05) / 2)
+    assert config.at_level("reg_noise", schedule, 80) == 0.05
+    window = {0: 200, 37.5: 400}  # as measured: 400 where the estimate reads above 37.5
+    assert [config.at_level("es_window", window, s) for s in (None, 20, 37.5, 37.6, 80)] == [200, 200, 200, 400, 400]
+    assert isinstance(config.at_level("es_window", {0: 200, 50: 300.0}, 60), int)
+    for key, bad in [("reg_noise", {}), ("reg_noise", {25: -0.1}), ("reg_noise", {"x": 0.1}), ("reg_noise", -1),
+                     ("es_window", {0: 200, 40: 1}), ("es_window", {0: 200.5}), ("es_window", 1)]:
+        with pytest.raises(LipError, match=key.replace("_", "-")):
+            config.at_level(key, bad, 20)
 
 
 def test_a_preset_fits_its_ticket_only_where_it_was_measured(shelf, monkeypatch):
