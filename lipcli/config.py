@@ -207,12 +207,14 @@ def at_level(key: str, setting: float | Mapping[float, float], sigma: float | No
     kind, ok, what = LEVELED[key]
     if not isinstance(setting, Mapping):
         return _number({key: setting}, key, kind, ok, what)
-    points = sorted((_number({key: k}, key, float, lambda v: 0 <= v < math.inf,
-                             "a schedule whose noise levels are finite numbers >= 0"),
-                     _number({key: v}, key, kind, ok, f"a schedule whose values are {what}"))
-                    for k, v in setting.items())
+    try:
+        points = sorted((_number({key: k}, key, float, lambda v: 0 <= v < math.inf, ""),
+                         _number({key: v}, key, kind, ok, "")) for k, v in setting.items())
+    except LipError:
+        points = []
     if not points:
-        raise LipError(f"--{key.replace('_', '-')} {{}} must be a number or a schedule with at least one noise level")
+        raise LipError(f"--{key.replace('_', '-')} {dict(setting)!r} must be a number or a schedule "
+                       f"{{noise level (a finite number >= 0): value {what}, ...}}") from None
     if sigma is None or sigma <= points[0][0]:
         return points[0][1]
     for (s0, v0), (s1, v1) in zip(points, points[1:]):
