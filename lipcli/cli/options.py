@@ -214,7 +214,8 @@ DataConsistency = Annotated[Optional[bool], typer.Option(
     "holds exactly put back: inpainting's observed pixels, MRI's sampled k-space (the fit is unchanged) "
     "[on for inpainting under the fast preset; off for MRI (it trades SSIM for PSNR) and under --config paper, "
     "which scores the net's output as the papers do]", show_default=False, rich_help_panel="Fitting")]
-EsWindow = Annotated[Optional[int], typer.Option(help="Early-stop variance window [200]", min=2,
+EsWindow = Annotated[Optional[int], typer.Option(help="Early-stop variance window [200; the default denoising "
+                                                      "ticket: 400 where the estimated sigma is above 37.5]", min=2,
                                                  rich_help_panel="Fitting")]
 EsPatience = Annotated[Optional[int], typer.Option(help="Early-stop patience in iterations [1000 paper, 150 "
                                                    "fast for denoising, 300 fast for the other tasks]", min=1,
