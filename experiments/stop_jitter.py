@@ -1,10 +1,10 @@
-"""The shipped stop on sigma-50 trajectories fitted with the shipped jitter schedule (RESULTS-stop-jitter.md).
+"""The stop on trajectories fitted with the shipped jitter schedule, sigma 50 and 75 (RESULTS-stop-jitter.md).
 
 Two tables from recorded trajectories (es_collect.py), each rule replayed as stop_gate.py replays it:
-- per half and noise level, the shipped rule (window 200, gate 1.05, patience 150, cap 3000) beside the
-  follow-up candidates (window 400 where the blind estimate reads above 25, i.e. where the schedule gives more
-  jitter than 1/30, or above 37.5, halfway); sigma-50 runs count only if fitted with the schedule (their rows
-  record `reg_noise`); `--seed` keeps one seed's runs;
+- per half and noise level, the rule before the switch (window 200, gate 1.05, patience 150, cap 3000) beside
+  the candidates that were tested (window 400 where the blind estimate reads above 25, i.e. where the schedule
+  gives more jitter than 1/30, or above 37.5, halfway: the shipped switch); sigma-50 runs count only if fitted
+  with the schedule (their rows record `reg_noise`); `--seed` keeps one seed's runs;
 - with `--old`, per sigma-50 run the shipped rule on the 1/30 trajectory of the same crop and seed against the
   schedule's: auto-stopped and oracle PSNR (the oracle reads the clean image: reporting only), iterations.
 
@@ -25,9 +25,9 @@ import numpy as np
 from stop_gate import load_runs, oracle, pre_study_iterations, replay
 
 RULES: dict[str, Callable[[dict], int]] = {  # name -> the variance window a run is replayed with
-    "shipped (window 200)": lambda r: 200,
+    "window 200 (shipped before the switch)": lambda r: 200,
     "window 400 where the estimate > 25": lambda r: 400 if r["sigma_used"] * 255 > 25 else 200,
-    "window 400 where the estimate > 37.5": lambda r: 400 if r["sigma_used"] * 255 > 37.5 else 200,
+    "window 400 where the estimate > 37.5 (shipped)": lambda r: 400 if r["sigma_used"] * 255 > 37.5 else 200,
 }
 
 
