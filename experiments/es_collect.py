@@ -372,8 +372,8 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
     """The fast preset's fit of `job` to `iters`, no early stop (rules are replayed offline). `net`: a net
     preset other than the preset's (e.g. dip-w32); `ticket`: a ticket (library name or file), fitted
     compacted as `lip restore` fits it, with its library entry's own settings (its schedules read at the
-    blind noise estimate, as `api.Restorer.config` does); `lr`: another step size; `precision`: default bf16
-    where it runs."""
+    blind noise estimate, as `api.Restorer.config` does, and kept in `Setup.settings` as numbers); `lr`:
+    another step size; `precision`: default bf16 where it runs."""
     under = library.fast_settings(ticket, "fast") if ticket else {}
     settings = config.resolve(job.task, "fast", "fast", {}, under)
     if lr is not None:
@@ -385,10 +385,10 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
     path, mask, box = prepare(job, cache)
     problem = load_problem(path, job.task, settings, simulate=True, seed=job.seed, inpaint_mask=mask)
     precision = precision or ("bf16" if _bf16() else "fp32")
-    cfg = config.leveled(FitConfig(iters=iters, lr=float(settings["lr"]), ema=float(settings["ema"]), early_stop=False,
-                                   es_patience=int(settings["es_patience"]), precision=precision,
-                                   channels_last=precision == "bf16", seed=job.seed, es_gate=0.0),
-                         settings, problem.noise_sigma())
+    settings.update({key: config.at_level(key, settings[key], problem.noise_sigma()) for key in config.LEVELED})
+    cfg = FitConfig(iters=iters, lr=float(settings["lr"]), reg_noise=settings["reg_noise"], ema=float(settings["ema"]),
+                    early_stop=False, es_window=settings["es_window"], es_patience=int(settings["es_patience"]),
+                    precision=precision, channels_last=precision == "bf16", seed=job.seed, es_gate=0.0)
     prior = masked_prior(ticket, None, None, "artifact") if ticket else dense_prior(net or settings["net"])
     built = prior.build(job.seed)  # as lipcli.restore.restore: net, then input code, from the run's seed
     target = problem.target(built, torch.Generator().manual_seed(job.seed), torch.device("cpu"))
@@ -400,7 +400,7 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
 def shipped_detector(s: Setup, seed: int) -> WindowedVariance:
     """The preset's detector (window, patience, noise gate) for a fit whose own loop runs ungated
     (`setup` turns the gate off so that rules can be replayed): what `lip restore` would stop with."""
-    gate, floor = float(s.settings["es_gate"]), s.target.noise_floor
+    gate, floor = s.settings["es_gate"], s.target.noise_floor
     return WindowedVariance(s.cfg.es_window, s.cfg.es_patience, seed=seed,
                             floor=gate * floor if gate and floor else None)
 

@@ -167,8 +167,8 @@ class Restorer:
                   folder, [on_step] if on_step else [], notify, self.resume_every)
 
     def config(self, problem: Problem) -> FitConfig:
-        """The fit's settings for this observation: a schedule (jitter, stop window: `config.leveled`) follows
-        its noise level."""
+        """The fit's settings for this observation: a schedule (jitter, the stop's window and gate:
+        `config.leveled`) follows its noise level."""
         return leveled(self.cfg, self.settings, problem.noise_sigma())
 
     def __call__(self, image: images_io.Source, *, clean: images_io.Source | None = None,
@@ -205,7 +205,7 @@ class Restorer:
         tr = result.targets[0]
         report.update(device=str(self.device), precision=cfg.precision, preset=self.settings["preset"],
                       seed=self.seed, early_stop=cfg.early_stop, data_consistency=cfg.data_consistency,
-                      reg_noise=cfg.reg_noise, es_window=cfg.es_window,
+                      reg_noise=cfg.reg_noise, es_window=cfg.es_window, es_gate=cfg.es_gate,
                       threads=torch.get_num_threads(),
                       ensemble=self.ensemble)
         if result.thread_changes:  # other lip fits ran meanwhile: (iteration, threads) wherever it changed

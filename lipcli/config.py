@@ -182,7 +182,7 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
                      early_stop=early_stop,
                      es_window=at_level("es_window", settings["es_window"], None),
                      es_patience=_number(settings, "es_patience", int, lambda v: v >= 1, "a whole number >= 1"),
-                     es_gate=_number(settings, "es_gate", float, lambda v: 0 <= v < 10, "in [0, 10) (0 = off)"),
+                     es_gate=at_level("es_gate", settings["es_gate"], None),
                      precision=precision, channels_last=precision == "bf16" and dev.type == "cpu", seed=seed,
                      sgld=_number(settings, "sgld", float, lambda v: 0 <= v < math.inf,
                                   "a finite number >= 0 (0 = off)"),
@@ -190,21 +190,22 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
 
 
 # The settings a library entry may give as a schedule over the observation's noise level,
-# {sigma (0-255): value, ...}, with their checks: the level is known only once the image is (`Problem.noise_sigma`,
-# estimated blind), and a narrow prior keeps off strong noise better with more jitter (RESULTS-reg-noise.md),
-# whose busier outputs the stop then reads over a longer window (RESULTS-stop-jitter.md).
-LEVELED: dict[str, tuple[type, Callable[[float], bool], str]] = {
-    "reg_noise": (float, lambda v: 0 <= v < 10, "in [0, 10)"),
-    "es_window": (int, lambda v: v >= 2, "a whole number >= 2"),
+# {sigma (0-255): value, ...}: the level is known only once the image is (`Problem.noise_sigma`, estimated blind).
+# A narrow prior keeps off strong noise better with more jitter (RESULTS-reg-noise.md), whose busier outputs the
+# stop reads over a longer window, and at sigma 75 the estimate reads low enough that the stop's gate must open
+# sooner (RESULTS-stop-jitter.md). Each: its type, its check, and whether a schedule is linear between its points
+# (the jitter: a continuum) or switches to a point's value above its level (the stop's knobs: as they were measured).
+LEVELED: dict[str, tuple[type, Callable[[float], bool], str, bool]] = {
+    "reg_noise": (float, lambda v: 0 <= v < 10, "in [0, 10)", True),
+    "es_window": (int, lambda v: v >= 2, "a whole number >= 2", False),
+    "es_gate": (float, lambda v: 0 <= v < 10, "in [0, 10) (0 = off)", False),
 }
 
 
 def at_level(key: str, setting: float | Mapping[float, float], sigma: float | None) -> Any:
-    """A `LEVELED` setting's value at noise level `sigma`: a number as it is, or a schedule read at `sigma` and
-    flat beyond its points (no noise level: its first point). A real-valued setting (the jitter) is linear
-    between points; a whole-number one (the stop's window) switches to a point's value above its level, as it
-    was measured."""
-    kind, ok, what = LEVELED[key]
+    """A `LEVELED` setting's value at noise level `sigma`: a number as it is, or a schedule read at `sigma`
+    (linear or a switch, as `LEVELED` says) and flat beyond its points (no noise level: its first point)."""
+    kind, ok, what, linear = LEVELED[key]
     if not isinstance(setting, Mapping):
         return _number({key: setting}, key, kind, ok, what)
     try:
@@ -219,7 +220,7 @@ def at_level(key: str, setting: float | Mapping[float, float], sigma: float | No
         return points[0][1]
     for (s0, v0), (s1, v1) in zip(points, points[1:]):
         if sigma <= s1:
-            return v0 + (v1 - v0) * (sigma - s0) / (s1 - s0) if kind is float else v0
+            return v0 + (v1 - v0) * (sigma - s0) / (s1 - s0) if linear else v0
     return points[-1][1]
 
 

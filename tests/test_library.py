@@ -53,27 +53,29 @@ def test_an_entry_is_fitted_with_its_own_settings_over_the_fast_preset_only(shel
 
 
 def test_schedules_follow_the_estimated_noise_level(shelf, workdir):
-    """An entry may ask for more input jitter and a longer stop window at high noise: each is read off its
-    schedule at the observation's blind noise estimate (per image: the Restorer is set up before any image),
-    reported, and a flag still wins."""
+    """An entry may ask for more input jitter, a longer stop window and a looser gate at high noise: each is read
+    off its schedule at the observation's blind noise estimate (per image: the Restorer is set up before any
+    image), reported, and a flag still wins."""
     index = shelf / "library" / "index.yaml"
-    jitter, window = {25: 0.01, 50: 0.05}, {0: 20, 37.5: 40}
-    index.write_text(index.read_text().replace("fast: {iters: 7, es_patience: 40}",
-                                               f"fast: {{iters: 3, reg_noise: {jitter}, es_window: {window}}}"))
+    jitter, window, gate = {25: 0.01, 50: 0.05}, {0: 20, 37.5: 40}, {0: 1.05, 52.5: 1.2}
+    entry = f"fast: {{iters: 3, reg_noise: {jitter}, es_window: {window}, es_gate: {gate}}}"
+    index.write_text(index.read_text().replace("fast: {iters: 7, es_patience: 40}", entry))
 
     def run(*extra):
         return json_report(lip("restore", "--simulate", workdir / "rgb.png", "--mask", "tiny-ch", "--round", "2",
                                "--json", "-o", workdir / "a.png", *extra, *FAST))
-    low, high = run("--sigma", "10"), run("--sigma", "60")
-    for r in (low, high):
+    low, high, higher = run("--sigma", "10"), run("--sigma", "45"), run("--sigma", "90")
+    for r in (low, high, higher):
         assert r["reg_noise"] == pytest.approx(config.at_level("reg_noise", jitter, r["sigma_estimated"]))
-    assert (low["reg_noise"], low["es_window"]) == (0.01, 20)
-    assert high["reg_noise"] > 0.03 and high["es_window"] == 40
-    flagged = run("--sigma", "60", "--reg-noise", "0.02", "--es-window", "30")
-    assert (flagged["reg_noise"], flagged["es_window"]) == (0.02, 30)
+    assert 37.5 < high["sigma_estimated"] < 52.5 < higher["sigma_estimated"]
+    assert (low["reg_noise"], low["es_window"], low["es_gate"]) == (0.01, 20, 1.05)
+    assert high["reg_noise"] > 0.03 and (high["es_window"], high["es_gate"]) == (40, 1.05)
+    assert (higher["reg_noise"], higher["es_window"], higher["es_gate"]) == (0.05, 40, 1.2)
+    flagged = run("--sigma", "90", "--reg-noise", "0.02", "--es-window", "30", "--es-gate", "1.1")
+    assert (flagged["reg_noise"], flagged["es_window"], flagged["es_gate"]) == (0.02, 30, 1.1)
 
 
-def test_a_schedule_is_linear_for_the_jitter_a_switch_for_the_window_and_flat_beyond_its_points():
+def test_a_schedule_is_linear_for_the_jitter_a_switch_for_the_stop_and_flat_beyond_its_points():
     schedule = {50: 0.05, "25": 1 / 30}  # a YAML file may give the levels in any order, as numbers or strings
     assert config.at_level("reg_noise", 0.02, 40) == 0.02
     assert config.at_level("reg_noise", schedule, None) == config.at_level("reg_noise", schedule, 10) == 1 / 30
@@ -81,6 +83,8 @@ def test_a_schedule_is_linear_for_the_jitter_a_switch_for_the_window_and_flat_be
     assert config.at_level("reg_noise", schedule, 80) == 0.05
     window = {0: 200, 37.5: 400}  # as measured: 400 where the estimate reads above 37.5
     assert [config.at_level("es_window", window, s) for s in (None, 20, 37.5, 37.6, 80)] == [200, 200, 200, 400, 400]
+    gate = {0: 1.05, 52.5: 1.2}  # the stop's knobs switch, even a real-valued one
+    assert [config.at_level("es_gate", gate, s) for s in (None, 50, 52.5, 53, 80)] == [1.05, 1.05, 1.05, 1.2, 1.2]
     assert isinstance(config.at_level("es_window", {0: 200, 50: 300.0}, 60), int)
     for key, bad in [("reg_noise", {}), ("reg_noise", {25: -0.1}), ("reg_noise", {"x": 0.1}), ("reg_noise", -1),
                      ("es_window", {0: 200, 40: 1}), ("es_window", {0: 200.5}), ("es_window", 1)]:

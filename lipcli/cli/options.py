@@ -221,7 +221,9 @@ EsPatience = Annotated[Optional[int], typer.Option(help="Early-stop patience in 
                                                    "fast for denoising, 300 fast for the other tasks]", min=1,
                                                    rich_help_panel="Fitting")]
 EsGate = Annotated[Optional[float], typer.Option(help="Denoising: a variance minimum counts only once the loss "
-                                                 "is under this x the estimated noise variance (0 = off) [1.05]",
+                                                 "is under this x the estimated noise variance (0 = off) [1.05; "
+                                                 "the default denoising ticket: 1.2 where the estimated sigma is "
+                                                 "above 52.5]",
                                                  min=0, rich_help_panel="Fitting")]
 
 # Run: where and how reproducibly.
