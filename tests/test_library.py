@@ -73,6 +73,9 @@ def test_schedules_follow_the_estimated_noise_level(shelf, workdir):
     assert (higher["reg_noise"], higher["es_window"], higher["es_gate"]) == (0.05, 40, 1.2)
     flagged = run("--sigma", "90", "--reg-noise", "0.02", "--es-window", "30", "--es-gate", "1.1")
     assert (flagged["reg_noise"], flagged["es_window"], flagged["es_gate"]) == (0.02, 30, 1.1)
+    listed = " ".join(lip("masks").output.split())  # the listing reads each schedule as it is applied
+    assert "reg_noise 0.01 at sigma 25 -> 0.05 at sigma 50 (linear between" in listed
+    assert "es_window 20, 40 above sigma 37.5" in listed and "es_gate 1.05, 1.2 above sigma 52.5" in listed
 
 
 def test_a_schedule_is_linear_for_the_jitter_a_switch_for_the_stop_and_flat_beyond_its_points():

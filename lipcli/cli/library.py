@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 
 from .. import library
+from ..config import LEVELED
 from ..physics import TASKS
 from .options import json_flag
 from .render import emit_json, err, guarded
@@ -31,7 +32,7 @@ def masks_cmd(json_: ListJson = False) -> None:
     width = min(err.width, WIDTH) if err.is_terminal else WIDTH
     blocks = []
     for e in found:
-        fitted = ", ".join(f"{k} {_setting(v)}" for k, v in e.fast.items())
+        fitted = ", ".join(f"{k} {_setting(k, v)}" for k, v in e.fast.items())
         fields = {"what it is": e.summary, **e.measured, "made by": e.made_by,
                   **({"fitted with": f"{fitted} (over the fast preset; flags override)"} if fitted else {}),
                   "use": " ".join(["lip restore", *([f"--task {e.task}"] if e.task != "denoise" else []),
@@ -46,10 +47,14 @@ def masks_cmd(json_: ListJson = False) -> None:
     err.print("\n\n".join(blocks), markup=False, highlight=False, soft_wrap=True)
 
 
-def _setting(value: object) -> str:
-    """A fitting setting as the listing shows it: a schedule over the noise level as its points."""
-    if isinstance(value, Mapping):
-        points = sorted(value.items(), key=lambda kv: float(kv[0]))
+def _setting(key: str, value: object) -> str:
+    """A fitting setting as the listing shows it: a schedule over the noise level as its points, read as
+    `config.at_level` reads it (linear between them, or switching at each)."""
+    if not isinstance(value, Mapping):
+        return str(value)
+    points = sorted(value.items(), key=lambda kv: float(kv[0]))
+    if LEVELED[key][3]:
         shown = " -> ".join(f"{v:.4g} at sigma {k}" for k, v in points)
         return f"{shown} (linear between, by the estimated noise level)"
-    return str(value)
+    shown = ", ".join([f"{points[0][1]:.4g}", *(f"{v:.4g} above sigma {k}" for k, v in points[1:])])
+    return f"{shown} (by the estimated noise level)"
