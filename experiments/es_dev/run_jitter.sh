@@ -4,11 +4,11 @@
 # with 1/30; more jitter needs ~1.4x the iterations). One thread. Worker `report`: the 14 report crops, seed 0;
 # worker `rest`: seed 1 of the first 6 report crops, then the 15 tune crops, seed 0. Workers `tune2` and `report2`:
 # seed 2 of every crop, fresh runs for the window test written down in RESULTS-stop-jitter.md. Workers `tune75` and
-# `report75`: seed 0 of every crop at sigma 75 (the jitter flat at 0.05 there), for the sigma-75 stop study; `tune60`:
-# the tune crops at sigma 60, whose estimates straddle the gate's switch at 52.5.
+# `report75`: seed 0 of every crop at sigma 75 (the jitter flat at 0.05 there), for the sigma-75 stop study; `tune60a`
+# and `tune60b`: the tune crops at sigma 60 (whose estimates straddle the gate's switch at 52.5), in two parts.
 cd "$(dirname "$0")/../.."
 SIGMA=50
-case "$1" in *75) SIGMA=75 ;; *60) SIGMA=60 ;; esac
+case "$1" in *75) SIGMA=75 ;; *60*) SIGMA=60 ;; esac
 C="env PYTHONPATH=$PWD:$PWD/experiments nice -n 5 python experiments/es_collect.py --grid --variants plain --mask dip-channel-house --threads 1 --sizes 128 --tasks denoise:$SIGMA --iters 2000"
 R6=astronaut,baby,barbara,bridge,face,flowers
 case "$1" in
@@ -23,8 +23,10 @@ case "$1" in
             --out experiments/es_dev/rows-ticket-s50-jitter-seed2-report.jsonl.gz ;;
   tune75) $C --images house,baboon512,bird,butterfly,coastguard,comic,f16,kodim02,monarch,pepper,sf4,kate,cameraman-gray256,boat-gray512,montage-gray256 \
             --out experiments/es_dev/rows-ticket-s75-tune.jsonl.gz ;;
-  tune60) $C --images house,baboon512,bird,butterfly,coastguard,comic,f16,kodim02,monarch,pepper,sf4,kate,cameraman-gray256,boat-gray512,montage-gray256 \
-            --out experiments/es_dev/rows-ticket-s60-tune.jsonl.gz ;;
+  tune60a) $C --images house,baboon512,bird,butterfly,coastguard,comic,f16,kodim02 \
+            --out experiments/es_dev/rows-ticket-s60-tune-a.jsonl.gz ;;
+  tune60b) $C --images monarch,pepper,sf4,kate,cameraman-gray256,boat-gray512,montage-gray256 \
+            --out experiments/es_dev/rows-ticket-s60-tune-b.jsonl.gz ;;
   report75) $C --images $R6,foreman,lena512,man,zebra,library,vase,hill-gray512,couple-gray512 \
             --out experiments/es_dev/rows-ticket-s75-report.jsonl.gz ;;
 esac
