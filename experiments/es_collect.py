@@ -385,7 +385,7 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
     path, mask, box = prepare(job, cache)
     problem = load_problem(path, job.task, settings, simulate=True, seed=job.seed, inpaint_mask=mask)
     precision = precision or ("bf16" if _bf16() else "fp32")
-    settings.update({key: config.at_level(key, settings[key], problem.noise_sigma()) for key in config.LEVELED})
+    settings.update(config.at_levels(settings, problem.noise_sigma()))
     cfg = FitConfig(iters=iters, lr=float(settings["lr"]), reg_noise=settings["reg_noise"], ema=float(settings["ema"]),
                     early_stop=False, es_window=settings["es_window"], es_patience=int(settings["es_patience"]),
                     precision=precision, channels_last=precision == "bf16", seed=job.seed, es_gate=0.0)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, TypeVar
+from typing import Any, Iterable, Mapping, NamedTuple, TypeVar
 
 import torch
 import yaml
@@ -189,16 +189,24 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
                      data_consistency=settings["data_consistency"])
 
 
-# The settings a library entry may give as a schedule over the observation's noise level,
-# {sigma (0-255): value, ...}: the level is known only once the image is (`Problem.noise_sigma`, estimated blind).
-# A narrow prior keeps off strong noise better with more jitter (RESULTS-reg-noise.md), whose busier outputs the
-# stop reads over a longer window, and at sigma 75 the estimate reads low enough that the stop's gate must open
-# sooner (RESULTS-stop-jitter.md). Each: its type, its check, and whether a schedule is linear between its points
-# (the jitter: a continuum) or switches to a point's value above its level (the stop's knobs: as they were measured).
-LEVELED: dict[str, tuple[type, Callable[[float], bool], str, bool]] = {
-    "reg_noise": (float, lambda v: 0 <= v < 10, "in [0, 10)", True),
-    "es_window": (int, lambda v: v >= 2, "a whole number >= 2", False),
-    "es_gate": (float, lambda v: 0 <= v < 10, "in [0, 10) (0 = off)", False),
+class Leveled(NamedTuple):
+    """A setting a library entry may give as a schedule over the observation's noise level, {sigma (0-255): value,
+    ...}: the level is known only once the image is (`Problem.noise_sigma`, estimated blind). A narrow prior keeps
+    off strong noise better with more jitter (RESULTS-reg-noise.md), whose busier outputs the stop reads over a
+    longer window, and at sigma 75 the estimate reads low enough that the stop's gate must open sooner
+    (RESULTS-stop-jitter.md)."""
+
+    kind: type
+    ok: Callable[[float], bool]
+    what: str  # what `ok` asks, for the error line
+    linear: bool  # a schedule is linear between its points (a continuum), else it switches to a point's value
+    #               above its level (the stop's knobs: as they were measured)
+
+
+LEVELED: dict[str, Leveled] = {
+    "reg_noise": Leveled(float, lambda v: 0 <= v < 10, "in [0, 10)", linear=True),
+    "es_window": Leveled(int, lambda v: v >= 2, "a whole number >= 2", linear=False),
+    "es_gate": Leveled(float, lambda v: 0 <= v < 10, "in [0, 10) (0 = off)", linear=False),
 }
 
 
@@ -224,9 +232,14 @@ def at_level(key: str, setting: float | Mapping[float, float], sigma: float | No
     return points[-1][1]
 
 
+def at_levels(settings: Mapping[str, Any], sigma: float | None) -> dict[str, Any]:
+    """Every `LEVELED` setting of `settings` read at the observation's noise level `sigma`."""
+    return {key: at_level(key, settings[key], sigma) for key in LEVELED}
+
+
 def leveled(cfg: FitConfig, settings: Mapping[str, Any], sigma: float | None) -> FitConfig:
     """`cfg` with every `LEVELED` setting read at the observation's noise level `sigma`."""
-    return replace(cfg, **{key: at_level(key, settings[key], sigma) for key in LEVELED})
+    return replace(cfg, **at_levels(settings, sigma))
 
 
 def _number(settings: dict[str, Any], key: str, kind: type, ok: Callable[[float], bool], what: str) -> Any:

@@ -53,7 +53,7 @@ def _setting(key: str, value: object) -> str:
     if not isinstance(value, Mapping):
         return str(value)
     points = sorted(value.items(), key=lambda kv: float(kv[0]))
-    if LEVELED[key][3]:
+    if LEVELED[key].linear:
         shown = " -> ".join(f"{v:.4g} at sigma {k}" for k, v in points)
         return f"{shown} (linear between, by the estimated noise level)"
     shown = ", ".join([f"{points[0][1]:.4g}", *(f"{v:.4g} above sigma {k}" for k, v in points[1:])])
