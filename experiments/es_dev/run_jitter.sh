@@ -6,6 +6,8 @@
 # seed 2 of every crop, fresh runs for the window test written down in RESULTS-stop-jitter.md. Workers `tune75` and
 # `report75`: seed 0 of every crop at sigma 75 (the jitter flat at 0.05 there), for the sigma-75 stop study; `tune60a`
 # and `tune60b`: the tune crops at sigma 60 (whose estimates straddle the gate's switch at 52.5), in two parts.
+# Workers `report60` and `report50s3`: fresh runs for the test of a gate switch at 48.5 (RESULTS-stop-jitter.md):
+# the report crops at sigma 60, seed 0, and at sigma 50, seed 3.
 cd "$(dirname "$0")/../.."
 SIGMA=50
 case "$1" in *75) SIGMA=75 ;; *60*) SIGMA=60 ;; esac
@@ -27,6 +29,10 @@ case "$1" in
             --out experiments/es_dev/rows-ticket-s60-tune-a.jsonl.gz ;;
   tune60b) $C --images monarch,pepper,sf4,kate,cameraman-gray256,boat-gray512,montage-gray256 \
             --out experiments/es_dev/rows-ticket-s60-tune-b.jsonl.gz ;;
+  report60) $C --images $R6,foreman,lena512,man,zebra,library,vase,hill-gray512,couple-gray512 \
+            --out experiments/es_dev/rows-ticket-s60-report.jsonl.gz ;;
+  report50s3) $C --seed 3 --images $R6,foreman,lena512,man,zebra,library,vase,hill-gray512,couple-gray512 \
+            --out experiments/es_dev/rows-ticket-s50-jitter-seed3-report.jsonl.gz ;;
   report75) $C --images $R6,foreman,lena512,man,zebra,library,vase,hill-gray512,couple-gray512 \
             --out experiments/es_dev/rows-ticket-s75-report.jsonl.gz ;;
 esac
