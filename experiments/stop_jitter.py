@@ -5,6 +5,8 @@ Two tables from recorded trajectories (es_collect.py), each rule replayed as sto
   the candidates that were tested (window 400 where the blind estimate reads above 25, i.e. where the schedule
   gives more jitter than 1/30, or above 37.5, halfway: the shipped switch); sigma-50 runs count only if fitted
   with the schedule (their rows record `reg_noise`); `--seed` keeps one seed's runs;
+- with `--switches`, per noise level, half and seed: the gate 1.2 where the estimate reads above each switch point
+  and 1.05 below (window as shipped), against 1.05 for all: where the gate's switch belongs;
 - with `--old`, per sigma-50 run the shipped rule on the 1/30 trajectory of the same crop and seed against the
   schedule's: auto-stopped and oracle PSNR (the oracle reads the clean image: reporting only), iterations.
 
@@ -13,10 +15,13 @@ Two tables from recorded trajectories (es_collect.py), each rule replayed as sto
         $E/rows-ticket-s15*.jsonl.gz $E/rows-ticket-s50-jitter*.jsonl.gz \\
         --old $E/rows-ticket-s.jsonl.gz $E/rows-ticket-s50.jsonl.gz $E/rows-ticket-s50-more.jsonl.gz \\
         $E/rows-ticket-s50-seed1.jsonl.gz
+    PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_jitter.py $E/rows-ticket-s50-jitter*.jsonl.gz \\
+        $E/rows-ticket-s60-*.jsonl.gz $E/rows-ticket-s75-*.jsonl.gz --switches 45,47.5,48.5,52.5 --only-switches
 """
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,17 +29,29 @@ import numpy as np
 
 from stop_gate import load_runs, oracle, pre_study_iterations, replay
 
+def estimate(r: dict) -> float:
+    """The run's blind noise estimate, 0-255 units: what the entry's schedules are read at."""
+    return r["sigma_used"] * 255
+
+
 RULES: dict[str, Callable[[dict], int]] = {  # name -> the variance window a run is replayed with
     "window 200 (shipped before the switch)": lambda r: 200,
-    "window 400 where the estimate > 25": lambda r: 400 if r["sigma_used"] * 255 > 25 else 200,
-    "window 400 where the estimate > 37.5 (shipped)": lambda r: 400 if r["sigma_used"] * 255 > 37.5 else 200,
+    "window 400 where the estimate > 25": lambda r: 400 if estimate(r) > 25 else 200,
+    "window 400 where the estimate > 37.5 (shipped)": lambda r: 400 if estimate(r) > 37.5 else 200,
 }
+SHIPPED_WINDOW = RULES["window 400 where the estimate > 37.5 (shipped)"]
 
 
-def gated(r: dict, window: int = 200) -> tuple[int, float]:
-    """(iterations, auto-stopped PSNR) of the shipped gated rule (gate 1.05, patience 150, cap 3000) with this
-    variance window (200: the shipped rule itself)."""
-    return replay(r, 1.05, r["sigma_used"], 150, min(3000, r["iters"]), window)
+def gated(r: dict, window: int = 200, tau: float = 1.05) -> tuple[int, float]:
+    """(iterations, auto-stopped PSNR) of the gated rule (patience 150, cap 3000) with this variance window and
+    gate (200 and 1.05: the rule before the switches)."""
+    return replay(r, tau, r["sigma_used"], 150, min(3000, r["iters"]), window)
+
+
+def scheduled(runs: list[dict]) -> list[dict]:
+    """The 128x128 runs fitted with the shipped jitter schedule (sigma-50 rows record `reg_noise` if so; the
+    sigma-60 and 75 runs all were)."""
+    return [r for r in runs if r["size"] == 128 and (r["param"] != "50" or "reg_noise" in r)]
 
 
 def windows(runs: list[dict]) -> None:
@@ -42,8 +59,7 @@ def windows(runs: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for half in ("tune", "report"):
         for sigma in sorted({r["param"] for r in runs}, key=float):
-            rows = [r for r in runs if r["half"] == half and r["param"] == sigma and r["size"] == 128
-                    and (sigma != "50" or "reg_noise" in r)]
+            rows = [r for r in scheduled(runs) if r["half"] == half and r["param"] == sigma]
             if not rows:
                 continue
             pre = np.mean([pre_study_iterations(r) for r in rows])
@@ -53,6 +69,24 @@ def windows(runs: list[dict]) -> None:
                 print(f"| {half} | {sigma} | {len(rows)} ({sum(window(r) == 400 for r in rows)}) | {name} | "
                       f"{gap.mean():.2f} | {np.percentile(gap, 90):.2f} | {gap.max():.2f} | "
                       f"{got[:, 0].mean():.0f} ({got[:, 0].mean() / pre:.3f}x) |")
+
+
+def switches(runs: list[dict], points: list[float]) -> None:
+    print("| sigma | half | seed | runs | estimates | " + " | ".join(
+        ["1.05 for all", *(f"switch {p:g}" for p in points)]) + " |")
+    print("|---" * (5 + 1 + len(points)) + "|")
+    for sigma, half, seed in sorted({(r["param"], r["half"], r["seed"]) for r in scheduled(runs)},
+                                    key=lambda k: (float(k[0]), k[1] != "tune", k[2])):
+        rows = [r for r in scheduled(runs) if (r["param"], r["half"], r["seed"]) == (sigma, half, seed)]
+        pre = np.mean([pre_study_iterations(r) for r in rows])
+        best = np.array([oracle(r) for r in rows])
+        cells = []
+        for p in (math.inf, *points):
+            got = np.array([gated(r, SHIPPED_WINDOW(r), 1.2 if estimate(r) > p else 1.05) for r in rows])
+            gap = best - got[:, 1]
+            cells.append(f"{gap.mean():.2f} / {np.percentile(gap, 90):.2f} {got[:, 0].mean() / pre:.2f}x")
+        est = [estimate(r) for r in rows]
+        print(f"| {sigma} | {half} | {seed} | {len(rows)} | {min(est):.1f}-{max(est):.1f} | " + " | ".join(cells) + " |")
 
 
 def paired(new: list[dict], old: list[dict]) -> None:
@@ -84,10 +118,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rows", type=Path, nargs="+")
     ap.add_argument("--seed", type=int, help="only this seed's runs (e.g. 2: the fresh runs of the window test)")
+    ap.add_argument("--switches", type=lambda t: [float(x) for x in t.split(",")], default=[],
+                    help="estimates above which the gate is 1.2: a table per level, half and seed")
+    ap.add_argument("--only-switches", action="store_true", help="print only the --switches table")
     ap.add_argument("--old", type=Path, nargs="*", default=[], help="the 1/30 sigma-50 trajectories: a paired table")
     a = ap.parse_args()
     runs = [r for r in load_runs(a.rows) if a.seed in (None, r["seed"])]
-    windows(runs)
+    if not a.only_switches:
+        windows(runs)
+    if a.switches:
+        print()
+        switches(runs, a.switches)
     if a.old:
         print()
         paired(runs, load_runs(a.old))
