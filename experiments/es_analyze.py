@@ -83,16 +83,18 @@ def load(*paths: Path) -> tuple[list[Run], int, int]:
 
 # ---- rules: each maps a row to an Outcome ----
 
-def min_with_patience(signal: list[float | None], patience: int, cap: int) -> tuple[int, int]:
+def min_with_patience(signal: list[float | None], patience: int, cap: int,
+                      relative: float = 0.0) -> tuple[int, int]:
     """(iteration of the running minimum when patience ran out, stop iteration), as lipcli/earlystop.py:
-    a strictly lower value is a new minimum; stop once `patience` iterations pass without one.
+    a strictly lower value is a new minimum; stop once `patience` iterations pass without one (or, with
+    `relative` r > 0, max(patience, r x the minimum's iteration): a candidate rule, not lip's).
     No stop before `cap` -> (minimum so far, cap); no value at all -> (-1, cap)."""
     v = np.array([np.inf if x is None else x for x in signal[:cap]], dtype=float)
     cap = len(v)
     prev = np.concatenate(([np.inf], np.minimum.accumulate(v)[:-1]))
     it = np.arange(1, cap + 1)
     best = np.maximum.accumulate(np.where(v < prev, it, -1))
-    fired = np.nonzero((best > 0) & (it - best >= patience))[0]
+    fired = np.nonzero((best > 0) & (it - best >= np.maximum(patience, relative * best)))[0]
     if fired.size:
         return int(best[fired[0]]), int(fired[0] + 1)
     return int(best[-1]), cap

@@ -7,6 +7,8 @@ Two tables from recorded trajectories (es_collect.py), each rule replayed as sto
   with the schedule (their rows record `reg_noise`); `--seed` keeps one seed's runs;
 - with `--switches`, per noise level, half and seed: the gate 1.2 where the estimate reads above each switch point
   and 1.05 below (window as shipped), against 1.05 for all: where the gate's switch belongs;
+- with `--relative`, the same per level, half and seed for the shipped rule with a patience that grows with the
+  minimum's iteration (max(150, r x it)): whether late-peaking fits need a longer look-ahead than early ones;
 - with `--old`, per sigma-50 run the shipped rule on the 1/30 trajectory of the same crop and seed against the
   schedule's: auto-stopped and oracle PSNR (the oracle reads the clean image: reporting only), iterations.
 
@@ -42,10 +44,14 @@ RULES: dict[str, Callable[[dict], int]] = {  # name -> the variance window a run
 SHIPPED_WINDOW = RULES["window 400 where the estimate > 37.5 (shipped)"]
 
 
-def gated(r: dict, window: int = 200, tau: float = 1.05) -> tuple[int, float]:
+def shipped_gate(r: dict) -> float:
+    return 1.2 if estimate(r) > 52.5 else 1.05
+
+
+def gated(r: dict, window: int = 200, tau: float = 1.05, relative: float = 0.0) -> tuple[int, float]:
     """(iterations, auto-stopped PSNR) of the gated rule (patience 150, cap 3000) with this variance window and
     gate (200 and 1.05: the rule before the switches)."""
-    return replay(r, tau, r["sigma_used"], 150, min(3000, r["iters"]), window)
+    return replay(r, tau, r["sigma_used"], 150, min(3000, r["iters"]), window, relative=relative)
 
 
 def scheduled(runs: list[dict]) -> list[dict]:
@@ -71,22 +77,35 @@ def windows(runs: list[dict]) -> None:
                       f"{got[:, 0].mean():.0f} ({got[:, 0].mean() / pre:.3f}x) |")
 
 
-def switches(runs: list[dict], points: list[float]) -> None:
-    print("| sigma | half | seed | runs | estimates | " + " | ".join(
-        ["1.05 for all", *(f"switch {p:g}" for p in points)]) + " |")
-    print("|---" * (5 + 1 + len(points)) + "|")
+def by_group(runs: list[dict], arms: dict[str, Callable[[dict], tuple[int, float]]]) -> None:
+    """Per noise level, half and seed: each arm's mean / p90 gap and iterations (x the pre-study rule's)."""
+    print("| sigma | half | seed | runs | estimates | " + " | ".join(arms) + " |")
+    print("|---" * (5 + len(arms)) + "|")
     for sigma, half, seed in sorted({(r["param"], r["half"], r["seed"]) for r in scheduled(runs)},
                                     key=lambda k: (float(k[0]), k[1] != "tune", k[2])):
         rows = [r for r in scheduled(runs) if (r["param"], r["half"], r["seed"]) == (sigma, half, seed)]
         pre = np.mean([pre_study_iterations(r) for r in rows])
         best = np.array([oracle(r) for r in rows])
         cells = []
-        for p in (math.inf, *points):
-            got = np.array([gated(r, SHIPPED_WINDOW(r), 1.2 if estimate(r) > p else 1.05) for r in rows])
+        for arm in arms.values():
+            got = np.array([arm(r) for r in rows])
             gap = best - got[:, 1]
             cells.append(f"{gap.mean():.2f} / {np.percentile(gap, 90):.2f} {got[:, 0].mean() / pre:.2f}x")
         est = [estimate(r) for r in rows]
         print(f"| {sigma} | {half} | {seed} | {len(rows)} | {min(est):.1f}-{max(est):.1f} | " + " | ".join(cells) + " |")
+
+
+def switches(points: list[float]) -> dict[str, Callable[[dict], tuple[int, float]]]:
+    """Gate 1.2 where the estimate reads above each point, 1.05 below (window as shipped)."""
+    return {f"switch {p:g}" if p < math.inf else "1.05 for all":
+            lambda r, p=p: gated(r, SHIPPED_WINDOW(r), 1.2 if estimate(r) > p else 1.05)
+            for p in (math.inf, *points)}
+
+
+def relatives(factors: list[float]) -> dict[str, Callable[[dict], tuple[int, float]]]:
+    """The shipped rule with patience max(150, r x the minimum's iteration)."""
+    return {f"relative {f:g}" if f else "shipped":
+            lambda r, f=f: gated(r, SHIPPED_WINDOW(r), shipped_gate(r), f) for f in (0.0, *factors)}
 
 
 def paired(new: list[dict], old: list[dict]) -> None:
@@ -120,15 +139,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, help="only this seed's runs (e.g. 2: the fresh runs of the window test)")
     ap.add_argument("--switches", type=lambda t: [float(x) for x in t.split(",")], default=[],
                     help="estimates above which the gate is 1.2: a table per level, half and seed")
-    ap.add_argument("--only-switches", action="store_true", help="print only the --switches table")
+    ap.add_argument("--relative", type=lambda t: [float(x) for x in t.split(",")], default=[],
+                    help="patience factors r: the shipped rule with patience max(150, r x the minimum's iteration)")
+    ap.add_argument("--only-switches", action="store_true", help="print only the --switches / --relative tables")
     ap.add_argument("--old", type=Path, nargs="*", default=[], help="the 1/30 sigma-50 trajectories: a paired table")
     a = ap.parse_args()
     runs = [r for r in load_runs(a.rows) if a.seed in (None, r["seed"])]
     if not a.only_switches:
         windows(runs)
-    if a.switches:
-        print()
-        switches(runs, a.switches)
+    for arms in (switches(a.switches) if a.switches else None, relatives(a.relative) if a.relative else None):
+        if arms:
+            print()
+            by_group(runs, arms)
     if a.old:
         print()
         paired(runs, load_runs(a.old))
