@@ -7,8 +7,8 @@
 # `report75`: seed 0 of every crop at sigma 75 (the jitter flat at 0.05 there), for the sigma-75 stop study; `tune60a`
 # and `tune60b`: the tune crops at sigma 60 (whose estimates straddle the gate's switch at 52.5), in two parts.
 # Workers `report60` and `report50s3`: fresh runs for the test of a gate switch at 48.5 (RESULTS-stop-jitter.md):
-# the report crops at sigma 60, seed 0, and at sigma 50, seed 3. Worker `report75s1`: the report crops at sigma 75,
-# seed 1, a second seed for the gate of 1.2 chosen there on seed 0.
+# the report crops at sigma 60, seed 0, and at sigma 50, seed 3. Workers `report75s1a` and `report75s1b`: the report
+# crops at sigma 75, seed 1, in two parts: a second seed for the gate of 1.2 chosen there on seed 0.
 cd "$(dirname "$0")/../.."
 SIGMA=50
 case "$1" in *75*) SIGMA=75 ;; *60*) SIGMA=60 ;; esac
@@ -34,8 +34,10 @@ case "$1" in
             --out experiments/es_dev/rows-ticket-s60-report.jsonl.gz ;;
   report50s3) $C --seed 3 --images $R6,foreman,lena512,man,zebra,library,vase,hill-gray512,couple-gray512 \
             --out experiments/es_dev/rows-ticket-s50-jitter-seed3-report.jsonl.gz ;;
-  report75s1) $C --seed 1 --images $R6,foreman,lena512,man,zebra,library,vase,hill-gray512,couple-gray512 \
-            --out experiments/es_dev/rows-ticket-s75-report-seed1.jsonl.gz ;;
+  report75s1a) $C --seed 1 --images $R6,foreman \
+            --out experiments/es_dev/rows-ticket-s75-report-seed1-a.jsonl.gz ;;
+  report75s1b) $C --seed 1 --images lena512,man,zebra,library,vase,hill-gray512,couple-gray512 \
+            --out experiments/es_dev/rows-ticket-s75-report-seed1-b.jsonl.gz ;;
   report75) $C --images $R6,foreman,lena512,man,zebra,library,vase,hill-gray512,couple-gray512 \
             --out experiments/es_dev/rows-ticket-s75-report.jsonl.gz ;;
 esac
