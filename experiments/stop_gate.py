@@ -48,11 +48,11 @@ def sigma_hat(row: dict, cache: dict[str, float]) -> float:
 
 
 def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int,
-           window: int = 200, lag_factor: float = 1.0, relative: float = 0.0) -> tuple[int, float]:
+           window: int = 200, lag_factor: float = 1.0, relative: float = 0.0, lag: int = LAG) -> tuple[int, float]:
     """(iterations used, reported EMA PSNR) of the gated rule on the raw outputs' variance over `window`
     iterations (recorded: 50, 100, 200 (the shipped window), 400). The EMA output is reported at the minimum
-    plus LAG, or (`lag_factor` c > 1) at c x the minimum's iteration when that is later. `relative`: see
-    es_analyze.min_with_patience."""
+    plus `lag` (shipped: LAG, the EMA's own lag), or (`lag_factor` c > 1) at c x the minimum's iteration when
+    that is later. `relative`: see es_analyze.min_with_patience."""
     s = row["signals"]
     var = [np.inf if x is None else x for x in s[f"var_raw_{window}"][:cap]]
     start = 0
@@ -68,7 +68,7 @@ def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int,
     ema = s["psnr_ema"]
     if at <= 0:
         return cap, ema[cap - 1]
-    t = min(max(at + LAG, int(lag_factor * at)), cap)
+    t = min(max(at + lag, int(lag_factor * at)), cap)
     return min(max(stop, t), cap), ema[t - 1]
 
 
