@@ -18,7 +18,7 @@ Two tables from recorded trajectories (es_collect.py), each rule replayed as sto
         --old $E/rows-ticket-s.jsonl.gz $E/rows-ticket-s50.jsonl.gz $E/rows-ticket-s50-more.jsonl.gz \\
         $E/rows-ticket-s50-seed1.jsonl.gz
     PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_jitter.py $E/rows-ticket-s50-jitter*.jsonl.gz \\
-        $E/rows-ticket-s60-*.jsonl.gz $E/rows-ticket-s75-*.jsonl.gz --switches 45,47.5,48.5,52.5 --only-switches
+        $E/rows-ticket-s60-*.jsonl.gz $E/rows-ticket-s75-*.jsonl.gz --switches 45,47.5,48.5,52.5 --tables-only
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from stop_gate import load_runs, oracle, pre_study_iterations, replay
+
 
 def estimate(r: dict) -> float:
     """The run's blind noise estimate, 0-255 units: what the entry's schedules are read at."""
@@ -45,6 +46,7 @@ SHIPPED_WINDOW = RULES["window 400 where the estimate > 37.5 (shipped)"]
 
 
 def shipped_gate(r: dict) -> float:
+    """The gate the entry's schedule gives this run: 1.2 where the estimate reads above 52.5, else 1.05."""
     return 1.2 if estimate(r) > 52.5 else 1.05
 
 
@@ -141,11 +143,11 @@ def main() -> None:
                     help="estimates above which the gate is 1.2: a table per level, half and seed")
     ap.add_argument("--relative", type=lambda t: [float(x) for x in t.split(",")], default=[],
                     help="patience factors r: the shipped rule with patience max(150, r x the minimum's iteration)")
-    ap.add_argument("--only-switches", action="store_true", help="print only the --switches / --relative tables")
+    ap.add_argument("--tables-only", action="store_true", help="print only the --switches / --relative tables")
     ap.add_argument("--old", type=Path, nargs="*", default=[], help="the 1/30 sigma-50 trajectories: a paired table")
     a = ap.parse_args()
     runs = [r for r in load_runs(a.rows) if a.seed in (None, r["seed"])]
-    if not a.only_switches:
+    if not a.tables_only:
         windows(runs)
     for arms in (switches(a.switches) if a.switches else None, relatives(a.relative) if a.relative else None):
         if arms:

@@ -3,7 +3,9 @@ level (RESULTS-stop-jitter.md, nineteenth session). Replays the shipped rule (wi
 cap 3000) on recorded trajectories; `--candidate` compares the rule written before the report rows were replayed
 (lag 0 where the blind estimate reads in (37.5, 52.5]) with the shipped one, per level, half and seed.
 
-    E=experiments/es_dev; PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_lag.py $E/rows-ticket-s50-jitter*-tune.jsonl.gz
+    E=experiments/es_dev; PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_lag.py $E/rows-ticket.jsonl.gz \\
+        $E/rows-ticket-s15*.jsonl.gz $E/rows-ticket-s50-jitter*-tune.jsonl.gz $E/rows-ticket-s60-tune-*.jsonl.gz \\
+        $E/rows-ticket-s75-tune.jsonl.gz     # the tune halves (and the report runs in these files)
     PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_lag.py --candidate $E/rows-ticket-s50-jitter.jsonl.gz \\
         $E/rows-ticket-s50-jitter-seed[23]-report.jsonl.gz $E/rows-ticket-s60-report.jsonl.gz
 """
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from es_analyze import LAG
 from stop_gate import load_runs, oracle, replay
 from stop_jitter import SHIPPED_WINDOW, estimate, scheduled, shipped_gate
 
@@ -34,8 +37,8 @@ def main() -> None:
         if a.candidate and key[0] == "60":
             rows = [r for r in rows if estimate(r) <= 52.5]  # the runs the candidate touches
         best = np.array([oracle(r) for r in rows])
-        shipped = best - np.array([reported(r, 99) for r in rows])
-        lag = (lambda r: 0 if 37.5 < estimate(r) <= 52.5 else 99) if a.candidate else (lambda r: 0)
+        shipped = best - np.array([reported(r, LAG) for r in rows])
+        lag = (lambda r: 0 if 37.5 < estimate(r) <= 52.5 else LAG) if a.candidate else (lambda r: 0)
         other = best - np.array([reported(r, lag(r)) for r in rows])
         print(f"sigma {key[0]} {key[1]} seed {key[2]} ({len(rows)} runs): shipped {shipped.mean():.2f} / "
               f"{np.percentile(shipped, 90):.2f}, {'candidate' if a.candidate else 'lag 0'} {other.mean():.2f} / "
