@@ -183,7 +183,9 @@ def test_paper_preset_at_64():
     net = _net(nets.preset("dip"), 1)
     masks = _random_masks(net, 0.9, 1, dead_filters=0.1)
     _kill(masks, net, "levels.2.skip.conv")
-    small = _check(net, masks, _z(net, seed=2))
+    # Full width, 128 channels through ~20 conv + BN layers: float32 rounding depends on the CPU's kernels
+    # (1.4e-5 on an AVX2-only CPU, under 1e-5 with AVX-512). Exactness is the float64 check's (1e-10).
+    small = _check(net, masks, _z(net, seed=2), tol32=5e-5)
     r = small.report
     assert r["params_before"] == 2_217_831
     assert r["channels_removed"] > 0.1 * r["channels_total"] and r["params_after"] < r["params_before"]
