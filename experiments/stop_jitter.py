@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from es_analyze import LAG
 from stop_gate import load_runs, oracle, pre_study_iterations, replay
 
 
@@ -50,10 +51,10 @@ def shipped_gate(r: dict) -> float:
     return 1.2 if estimate(r) > 52.5 else 1.05
 
 
-def gated(r: dict, window: int = 200, tau: float = 1.05, relative: float = 0.0) -> tuple[int, float]:
+def gated(r: dict, window: int = 200, tau: float = 1.05, relative: float = 0.0, lag: int = LAG) -> tuple[int, float]:
     """(iterations, auto-stopped PSNR) of the gated rule (patience 150, cap 3000) with this variance window and
-    gate (200 and 1.05: the rule before the switches)."""
-    return replay(r, tau, r["sigma_used"], 150, min(3000, r["iters"]), window, relative=relative)
+    gate (200 and 1.05: the rule before the switches); `relative` and `lag` as in stop_gate.replay."""
+    return replay(r, tau, r["sigma_used"], 150, min(3000, r["iters"]), window, relative=relative, lag=lag)
 
 
 def scheduled(runs: list[dict]) -> list[dict]:
@@ -80,19 +81,26 @@ def windows(runs: list[dict]) -> None:
 
 
 def by_group(runs: list[dict], arms: dict[str, Callable[[dict], tuple[int, float]]]) -> None:
-    """Per noise level, half and seed: each arm's mean / p90 gap and iterations (x the pre-study rule's)."""
+    """Per noise level, half and seed: each arm's mean / p90 gap and iterations (x the pre-study rule's); after
+    the first arm, on how many runs it is better / worse than the first."""
     print("| sigma | half | seed | runs | estimates | " + " | ".join(arms) + " |")
     print("|---" * (5 + len(arms)) + "|")
-    for sigma, half, seed in sorted({(r["param"], r["half"], r["seed"]) for r in scheduled(runs)},
+    runs = scheduled(runs)
+    for sigma, half, seed in sorted({(r["param"], r["half"], r["seed"]) for r in runs},
                                     key=lambda k: (float(k[0]), k[1] != "tune", k[2])):
-        rows = [r for r in scheduled(runs) if (r["param"], r["half"], r["seed"]) == (sigma, half, seed)]
+        rows = [r for r in runs if (r["param"], r["half"], r["seed"]) == (sigma, half, seed)]
         pre = np.mean([pre_study_iterations(r) for r in rows])
         best = np.array([oracle(r) for r in rows])
-        cells = []
+        cells, first = [], None
         for arm in arms.values():
             got = np.array([arm(r) for r in rows])
             gap = best - got[:, 1]
-            cells.append(f"{gap.mean():.2f} / {np.percentile(gap, 90):.2f} {got[:, 0].mean() / pre:.2f}x")
+            cell = f"{gap.mean():.2f} / {np.percentile(gap, 90):.2f} {got[:, 0].mean() / pre:.2f}x"
+            if first is None:
+                first = gap
+            else:
+                cell += f" ({int((gap < first - 1e-9).sum())} better, {int((gap > first + 1e-9).sum())} worse)"
+            cells.append(cell)
         est = [estimate(r) for r in rows]
         print(f"| {sigma} | {half} | {seed} | {len(rows)} | {min(est):.1f}-{max(est):.1f} | " + " | ".join(cells) + " |")
 

@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
+from stop_gate import load_runs
 from es_analyze import LAG
-from stop_gate import load_runs, oracle, replay
-from stop_jitter import SHIPPED_WINDOW, estimate, scheduled, shipped_gate
+from stop_jitter import SHIPPED_WINDOW, by_group, estimate, gated, shipped_gate
 
 
-def reported(r: dict, lag: int) -> float:
-    """The EMA PSNR the shipped rule reports when it takes the output `lag` iterations after the minimum."""
-    return replay(r, shipped_gate(r), r["sigma_used"], 150, min(3000, r["iters"]), SHIPPED_WINDOW(r), lag=lag)[1]
+def at_lag(lag: int):
+    """The shipped rule taking its output `lag` iterations after the variance minimum (shipped: the EMA's lag)."""
+    return lambda r: gated(r, SHIPPED_WINDOW(r), shipped_gate(r), lag=lag)
 
 
 def main() -> None:
@@ -31,19 +29,14 @@ def main() -> None:
     ap.add_argument("rows", type=Path, nargs="+")
     ap.add_argument("--candidate", action="store_true", help="the written candidate against the shipped rule")
     a = ap.parse_args()
-    runs = scheduled(load_runs(a.rows))
-    for key in sorted({(r["param"], r["half"], r["seed"]) for r in runs}, key=lambda k: (float(k[0]), k[1], k[2])):
-        rows = [r for r in runs if (r["param"], r["half"], r["seed"]) == key]
-        if a.candidate and key[0] == "60":
-            rows = [r for r in rows if estimate(r) <= 52.5]  # the runs the candidate touches
-        best = np.array([oracle(r) for r in rows])
-        shipped = best - np.array([reported(r, LAG) for r in rows])
-        lag = (lambda r: 0 if 37.5 < estimate(r) <= 52.5 else LAG) if a.candidate else (lambda r: 0)
-        other = best - np.array([reported(r, lag(r)) for r in rows])
-        print(f"sigma {key[0]} {key[1]} seed {key[2]} ({len(rows)} runs): shipped {shipped.mean():.2f} / "
-              f"{np.percentile(shipped, 90):.2f}, {'candidate' if a.candidate else 'lag 0'} {other.mean():.2f} / "
-              f"{np.percentile(other, 90):.2f} (better on {int((other < shipped - 1e-9).sum())}, "
-              f"worse on {int((other > shipped + 1e-9).sum())})")
+    runs = load_runs(a.rows)
+    shipped, lag0 = at_lag(LAG), at_lag(0)
+    if a.candidate:  # lag 0 only where the estimate reads in (37.5, 52.5]; at sigma 60 only the runs it touches
+        runs = [r for r in runs if r["param"] != "60" or estimate(r) <= 52.5]
+        other = {"candidate": lambda r: (lag0 if 37.5 < estimate(r) <= 52.5 else shipped)(r)}
+    else:
+        other = {"lag 0": lag0}
+    by_group(runs, {"shipped (lag 99)": shipped, **other})
 
 
 if __name__ == "__main__":
