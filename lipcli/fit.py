@@ -25,6 +25,7 @@ from .errors import LipError, LipRuntimeError
 from .masks import Masks, MaskedParams
 from .metrics import psnr
 from .nets import set_checkpointing
+from .optim import FusedAdam, adam
 from .physics import Physics
 from .resume import Keeper, fingerprint
 
@@ -136,7 +137,7 @@ class Snapshot:
     that per iteration); copying into fixed buffers with foreach calls is one plain memory pass.
     """
 
-    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer) -> None:
+    def __init__(self, model: nn.Module, opt: FusedAdam | torch.optim.Optimizer) -> None:
         self.opt = opt
         self.live = [t.detach() for t in model.state_dict(keep_vars=True).values()]
         self.saved = [t.clone() for t in self.live]
@@ -272,9 +273,7 @@ def fit(
     model.to(memory_format=fmt)
     set_checkpointing(model, bool(cfg.checkpoint))
     params = [p for p in model.parameters() if p.requires_grad]
-    # The fused kernel is one pass over all parameters: 1.9 ms vs 6.3 ms per step for the 2.2M-param net
-    # on CPU (the same Adam update, rounded differently).
-    opt = torch.optim.Adam(params, lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
+    opt = adam(params, cfg.lr, device)
     masked = MaskedParams(model, masks)
     masked.zero_weights()
     gen = torch.Generator(device=device).manual_seed(cfg.seed)

@@ -148,7 +148,7 @@ def test_ctrl_c_keeps_the_members_states_and_the_same_command_continues_them(mem
     continue to the image an unstopped ensemble writes, and member 0 is also the single restore's fit."""
     scratch = members_folder / "tmp"
     scratch.mkdir()
-    fit = ["--iters", "500", "--no-early-stop", "--jobs", "2", "--json"]
+    fit = ["--iters", "200", "--no-early-stop", "--jobs", "2", "--json"]
     full = _lip(members_folder, *fit, "-o", "full.png")  # runs meanwhile
     proc = _lip(members_folder, *fit, "-o", "out.png", "--log", "run.log", tmp=scratch)
     log = members_folder / "run.log"

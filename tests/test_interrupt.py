@@ -106,7 +106,7 @@ def test_ctrl_c_while_the_commands_load_is_one_line_and_exit_130(folder):
 
 # ---------------------------------------------------------------- prune
 
-PRUNE = ["prune", "img.png", "--simulate", "--config", "narrow.yaml", "--rounds", "6", "--iters", "200",
+PRUNE = ["prune", "img.png", "--simulate", "--config", "narrow.yaml", "--rounds", "4", "--iters", "100",
          "--threads", "1", "--device", "cpu", "--seed", "0"]
 
 
@@ -147,13 +147,13 @@ def test_prune_stops_cleanly_and_resumes_to_the_same_masks(folder, uninterrupted
     lines = stop(proc, sig, code, word)
     assert f"--resume {out.name}" in lines[-2], lines  # says how to continue
     partial = artifact.load(out)  # still a complete, valid artifact
-    assert 1 <= partial.rounds <= 6
+    assert 1 <= partial.rounds <= 4
     assert not [p for p in folder.iterdir() if p.name.startswith(f".{out.name}")]  # no temp file left
 
     got, _, err = finish(lip(folder, *PRUNE, "-o", out.name, "--resume", out.name))
     assert got == 0, err
     final, uninterrupted = artifact.load(out), uninterrupted.get()
-    assert final.rounds == uninterrupted.rounds == 6
+    assert final.rounds == uninterrupted.rounds == 4
     assert final.prune_round.keys() == uninterrupted.prune_round.keys()
     for name, r in uninterrupted.prune_round.items():
         assert torch.equal(final.prune_round[name], r), name
@@ -167,7 +167,7 @@ def test_prune_stops_cleanly_and_resumes_to_the_same_masks(folder, uninterrupted
 # ---------------------------------------------------------------- transfer
 
 TRANSFER = ["transfer", "img.png", "--mask", "A.safetensors", "--rounds", "1,2", "--baselines", "dense,random",
-            "--iters", "300", "--config", "narrow.yaml", "--precision", "fp32", "--threads", "1", "--device", "cpu"]
+            "--iters", "150", "--config", "narrow.yaml", "--precision", "fp32", "--threads", "1", "--device", "cpu"]
 TIMING = ("seconds",)
 
 
@@ -207,7 +207,7 @@ def test_transfer_interrupted_after_a_row_continues_without_redoing_it(folder):
 
 # ---------------------------------------------------------------- restore
 
-RESTORE = ["restore", "img.png", "--simulate", "--config", "narrow.yaml", "--iters", "600", "--threads", "1",
+RESTORE = ["restore", "img.png", "--simulate", "--config", "narrow.yaml", "--iters", "300", "--threads", "1",
            "--device", "cpu", "--seed", "0", "--json"]
 
 
@@ -244,7 +244,7 @@ def test_restore_stopped_mid_fit_continues_to_the_same_image(folder, sig, code, 
 # ---------------------------------------------------------------- cs --prior dip
 
 CS = ["cs", "img.png", "--simulate", "--prior", "dip", "--mask", "A.safetensors", "--round", "1", "-m", "400",
-      "--outliers", "8", "--iters", "500", "--threads", "1", "--device", "cpu", "--seed", "0", "--json"]
+      "--outliers", "8", "--iters", "300", "--threads", "1", "--device", "cpu", "--seed", "0", "--json"]
 
 
 def test_cs_dip_stopped_mid_fit_continues_to_the_same_image(folder):
@@ -263,7 +263,7 @@ def test_cs_dip_stopped_mid_fit_continues_to_the_same_image(folder):
     assert got == 0, err
     assert f"continuing the fit saved in {state.name}/fit-0.safetensors at iteration" in err
     assert not state.exists()
-    assert 0 < json.loads(stdout)["resumed_from"] < 500
+    assert 0 < json.loads(stdout)["resumed_from"] < 300
     code_full, _, err_full = finish(full)
     assert code_full == 0, err_full
     assert out.read_bytes() == (folder / "cs-full.png").read_bytes()

@@ -368,6 +368,35 @@ def test_a_family_registered_in_a_test_is_a_preset_like_any_other(toy, rgb64_pat
         nets.build({"kind": "nope"})
 
 
+def _torch_count(net: nn.Module, x: torch.Tensor) -> float:
+    """What torch's own FlopCounterMode counts, as iteration_gflop reports it (3 forward passes' worth)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net.eval()(x)
+    return 3 * counter.get_total_flops() / 1e9
+
+
+@pytest.mark.parametrize("name", list(nets.PRESETS))
+def test_iteration_gflop_is_what_torchs_flop_counter_counts(name):
+    """lip counts conv and matmul FLOPs itself (torch's counter imports its compiler, ~2 s a process): the
+    same number for every preset, and for a compacted net (F.conv2d on kept channels plus a folded matmul)."""
+    from lipcli.masks import apply_masks
+    from lipcli.nets.compact import compact
+
+    torch.manual_seed(0)
+    net = nets.build(nets.preset(name))
+    x = torch.rand((2, *net.input_shape(*nets.padded_size(net, 1, 1))))
+    assert nets.iteration_gflop(net, x) == _torch_count(net, x) > 0
+    if name == "dip-w16":  # compaction's cost grows with width; the counting does not
+        masks = {n: torch.rand(p.shape) > 0.5 for n, p in net.named_parameters() if n in nets.conv_weight_names(net)}
+        for n in list(masks)[1:-1:3]:
+            masks[n][: masks[n].shape[0] // 2] = False  # whole filters: they compact away
+        apply_masks(net, masks)
+        small = compact(net, masks)
+        assert nets.iteration_gflop(small, x) == _torch_count(small, x) < _torch_count(net, x)
+
+
 def test_iteration_gflop_counts_conv_work_and_scales_with_width_and_area():
     """3x the forward conv FLOPs: 1/4 of the channels -> about 1/16 of the work; 2x the side -> 4x."""
     dense, narrow = (nets.build(nets.preset(n)) for n in ("dip", "dip-w32"))

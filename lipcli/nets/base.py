@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
 
 from ..errors import LipError
@@ -89,21 +90,41 @@ def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def iteration_gflop(net: nn.Module, x: torch.Tensor) -> float:
-    """GFLOP of one training iteration on input `x`: the conv/matmul FLOPs of a forward pass, counted by
-    torch's FlopCounterMode, times 3 (the backward computes input and weight gradients). This is the
-    work that channel compaction shrinks; the rest of an iteration (BatchNorm, upsampling, the optimizer)
-    is memory-bound and not counted. One no-grad forward, so it fits wherever the fit does."""
-    from torch.utils.flop_counter import FlopCounterMode
+class _ProductFlops(TorchFunctionMode):
+    """Counts the FLOPs of convolutions and matrix products as torch's FlopCounterMode does (2 per
+    multiply-add; its transposed-conv, linear and mm rules), at the torch-function level: FlopCounterMode
+    imports torch._dynamo, ~2 s of a CPU process's start (benchmarks/RESULTS-startup.md)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
+        out = func(*args, **(kwargs or {}))
+        if func in (F.conv1d, F.conv2d, F.conv3d):  # weight (C_out, C_in / groups, *kernel)
+            self.total += 2 * out.numel() * args[1][0].numel()
+        elif func in (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d):  # counted at the input
+            self.total += 2 * args[0].numel() * args[1][0].numel()
+        elif func is F.linear:
+            self.total += 2 * (args[0].numel() // args[1].shape[-1]) * args[1].numel()
+        elif func in (torch.matmul, torch.Tensor.__matmul__, torch.mm) and min(a.dim() for a in args[:2]) >= 2:
+            self.total += 2 * out.numel() * args[0].shape[-1]
+        return out
+
+
+def iteration_gflop(net: nn.Module, x: torch.Tensor) -> float:
+    """GFLOP of one training iteration on input `x`: the conv/matmul FLOPs of a forward pass, times 3 (the
+    backward computes input and weight gradients). This is the work that channel compaction shrinks; the
+    rest of an iteration (BatchNorm, upsampling, the optimizer) is memory-bound and not counted. One
+    no-grad forward, so it fits wherever the fit does."""
     was_training = net.training
     net.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), _ProductFlops() as counter:
             net(x)
     finally:
         net.train(was_training)
-    return 3 * counter.get_total_flops() / 1e9
+    return 3 * counter.total / 1e9
 
 
 def probe(net: Net, hooks: list[RemovableHandle]) -> None:
