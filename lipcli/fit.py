@@ -334,7 +334,7 @@ def fit(
     with keeper.holding() if keeper is not None else nullcontext():
         while it < cfg.iters and not ended:
             share.poll(it)
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()  # to None: the next backward writes the gradients afresh
             inputs = [z + torch.randn(z.shape, generator=gen, device=device) * cfg.reg_noise
                       if cfg.reg_noise else z for z in zs]
             total, outs, parts = observation_loss(model, targets, inputs, cfg.precision)

@@ -26,7 +26,8 @@ class FusedAdam:
         self.param_groups = [{"params": self.params, "lr": lr, **_GROUP}]
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
+    def zero_grad(self) -> None:
+        """Gradients to None, as torch.optim's default: the next backward writes them afresh."""
         for p in self.params:
             p.grad = None
 

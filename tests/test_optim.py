@@ -20,7 +20,7 @@ def _steps(opt, params, seed: int, n: int, skip: int | None = None) -> None:
     """n steps on seeded gradients; parameter `skip` has no gradient (as a frozen or unused one)."""
     g = torch.Generator().manual_seed(seed)
     for _ in range(n):
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         for i, p in enumerate(params):
             if i != skip:
                 p.grad = torch.randn(p.shape, generator=g).to(memory_format=torch.preserve_format)
