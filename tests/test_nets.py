@@ -383,15 +383,14 @@ def test_iteration_gflop_is_what_torchs_flop_counter_counts(name):
     same number for every preset, and for a compacted net (F.conv2d on kept channels plus a folded matmul)."""
     from lipcli.masks import apply_masks
     from lipcli.nets.compact import compact
+    from test_compact import _random_masks
 
     torch.manual_seed(0)
     net = nets.build(nets.preset(name))
     x = torch.rand((2, *net.input_shape(*nets.padded_size(net, 1, 1))))
     assert nets.iteration_gflop(net, x) == _torch_count(net, x) > 0
     if name == "dip-w16":  # compaction's cost grows with width; the counting does not
-        masks = {n: torch.rand(p.shape) > 0.5 for n, p in net.named_parameters() if n in nets.conv_weight_names(net)}
-        for n in list(masks)[1:-1:3]:
-            masks[n][: masks[n].shape[0] // 2] = False  # whole filters: they compact away
+        masks = _random_masks(net, 0.5, 0, dead_filters=0.3)  # whole filters too: they compact away
         apply_masks(net, masks)
         small = compact(net, masks)
         assert nets.iteration_gflop(small, x) == _torch_count(small, x) < _torch_count(net, x)
