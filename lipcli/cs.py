@@ -35,6 +35,7 @@ from .fit import FitConfig, Step, crop_center
 from .images import UINT8, as_channels
 from .masks import mask_sparsity
 from .metrics import psnr
+from .optim import Adam
 from .physics import TASKS, Physics
 from .physics.cs_task import SOLVERS, MedianOfMeans, mom
 from .problem import Problem
@@ -82,18 +83,18 @@ def _one_restart(g: nn.Module, op: Physics, y: torch.Tensor, cfg: CSConfig, r: i
     z_f = torch.randn((1, g.nz), generator=gen).to(dev).requires_grad_(True)
     losses: list[float] = []
     if cfg.solver == "ls":
-        opt = torch.optim.Adam([z_f], lr=cfg.lr)
+        opt = Adam([z_f], lr=cfg.lr, fused=False)
         for it in range(cfg.iters):
             loss = op.loss(g(z_f), y)
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
             on_step(it, losses[-1])
         return z_f.detach(), losses
     z_g = torch.randn((1, g.nz), generator=gen).to(dev).requires_grad_(True)
-    opt_f = torch.optim.Adam([z_f], lr=cfg.lr)
-    opt_g = torch.optim.Adam([z_g], lr=cfg.lr)
+    opt_f = Adam([z_f], lr=cfg.lr, fused=False)
+    opt_g = Adam([z_g], lr=cfg.lr, fused=False)
     perm_gen = torch.Generator().manual_seed(cfg.seed * 1_000 + r + 500_009)
     tail = min(cfg.average_last, cfg.iters)  # Jalal et al. output G(mean of z_f over the last iterations)
     z_sum = torch.zeros_like(z_f)
@@ -101,8 +102,8 @@ def _one_restart(g: nn.Module, op: Physics, y: torch.Tensor, cfg: CSConfig, r: i
         out = g(torch.cat([z_f, z_g]))  # one batched forward for both players
         rows = op.row_losses(out, y.expand(2, *y.shape[1:]))
         loss = mom(rows[0] - rows[1], cfg.batch_size, perm_gen)
-        opt_f.zero_grad(set_to_none=True)
-        opt_g.zero_grad(set_to_none=True)
+        opt_f.zero_grad()
+        opt_g.zero_grad()
         loss.backward()
         z_g.grad.neg_()  # ascent for z_g
         opt_f.step()

@@ -25,7 +25,7 @@ from .errors import LipError, LipRuntimeError
 from .masks import Masks, MaskedParams
 from .metrics import psnr
 from .nets import set_checkpointing
-from .optim import FusedAdam, adam
+from .optim import Adam, adam
 from .physics import Physics
 from .resume import Keeper, fingerprint
 
@@ -137,7 +137,7 @@ class Snapshot:
     that per iteration); copying into fixed buffers with foreach calls is one plain memory pass.
     """
 
-    def __init__(self, model: nn.Module, opt: FusedAdam | torch.optim.Optimizer) -> None:
+    def __init__(self, model: nn.Module, opt: Adam | torch.optim.Optimizer) -> None:
         self.opt = opt
         self.live = [t.detach() for t in model.state_dict(keep_vars=True).values()]
         self.saved = [t.clone() for t in self.live]

@@ -30,6 +30,7 @@ from torch import nn
 from . import artifact, nets, sharing
 from .errors import LipError
 from .masks import Masks, MaskedParams
+from .optim import Adam
 
 DATA_DIR = Path(__file__).parent / "data"
 MNIST = DATA_DIR / "mnist_5k.csv.gz"
@@ -159,8 +160,8 @@ def train(gan: nn.Module, data: torch.Tensor, cfg: GanConfig, *, masks: Masks | 
     dev = next(gan.parameters()).device
     gen = torch.Generator().manual_seed(cfg.seed)
     betas = (cfg.beta1, cfg.beta2)
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=betas)
-    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=betas)
+    opt_g = Adam(g.parameters(), lr=cfg.lr, betas=betas, fused=False)
+    opt_d = Adam(d.parameters(), lr=cfg.lr, betas=betas, fused=False)
     masked = MaskedParams(gan, masks)
     masked.zero_weights()
     gan.train()
@@ -185,14 +186,14 @@ def train(gan: nn.Module, data: torch.Tensor, cfg: GanConfig, *, masks: Masks | 
                 d_real, d_fake = d(real), d(fake)
                 gp = gradient_penalty(d, real, fake, gen)
                 d_loss = d_fake.mean() - d_real.mean() + cfg.gp_weight * gp + cfg.drift * d_real.pow(2).mean()
-                opt_d.zero_grad(set_to_none=True)
+                opt_d.zero_grad()
                 d_loss.backward()
                 opt_d.step()
             # generator step (critic frozen)
             for p in d.parameters():
                 p.requires_grad_(False)
             g_loss = -d(fake_g).mean()
-            opt_g.zero_grad(set_to_none=True)
+            opt_g.zero_grad()
             g_loss.backward()
             for p in d.parameters():
                 p.requires_grad_(True)

@@ -1,10 +1,12 @@
-"""Adam for the fitting loop, without torch.optim's start-up cost.
+"""Adam for lip's loops, without torch.optim's start-up cost.
 
 torch.optim's Optimizer imports torch._dynamo (the compiler) on first use: about 2 s of every `lip`
-process on a 2-core CPU (benchmarks/RESULTS-startup.md), for a compiler no fit uses. `FusedAdam` is the
-update torch.optim.Adam(fused=True) makes, through the same fused kernel (so the same bits), and its
-state_dict has torch's layout (so a fit's state saved by an earlier lip still continues). It has what
-the loop and its rollback use: `state` (per parameter), `param_groups[0]["lr"]`, `zero_grad`, `step`.
+process on a 2-core CPU (benchmarks/RESULTS-startup.md), for a compiler no lip loop uses. `Adam` makes the
+update torch.optim.Adam makes, to the bit: with `fused=True` through the same fused kernel (the DIP fit),
+otherwise by torch's own per-tensor arithmetic, which is what torch.optim.Adam runs on CPU tensors (the
+generator's training and its latent solvers, whose tests carry thresholds measured under it). Its
+state_dict has torch's layout (so a fit's state saved by an earlier lip still continues). It has what the
+loops and the fit's rollback use: `state` (per parameter), `param_groups[0]["lr"]`, `zero_grad`, `step`.
 """
 from __future__ import annotations
 
@@ -12,18 +14,19 @@ from typing import Any, Iterable
 
 import torch
 
-# The group settings torch.optim.Adam(fused=True) records, written alongside a state as it writes them.
-_GROUP = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0, "amsgrad": False, "maximize": False,
-          "foreach": None, "capturable": False, "differentiable": False, "fused": True,
-          "decoupled_weight_decay": False}
+# The group settings torch.optim.Adam records, in its order, written alongside a state as it writes them.
+_GROUP = {"betas": None, "eps": 1e-8, "weight_decay": 0, "amsgrad": False, "maximize": False, "foreach": None,
+          "capturable": False, "differentiable": False, "fused": None, "decoupled_weight_decay": False}
 
 
-class FusedAdam:
-    """Adam (Kingma & Ba) with torch's defaults, one fused pass over the parameters per step."""
+class Adam:
+    """Adam (Kingma & Ba) with torch's defaults but `betas`: one fused pass over the parameters per step
+    (`fused`), or torch's per-tensor update."""
 
-    def __init__(self, params: Iterable[torch.Tensor], lr: float) -> None:
+    def __init__(self, params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 fused: bool = True) -> None:
         self.params = list(params)
-        self.param_groups = [{"params": self.params, "lr": lr, **_GROUP}]
+        self.param_groups = [{"params": self.params, "lr": lr, **_GROUP, "betas": betas, "fused": fused}]
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
 
     def zero_grad(self) -> None:
@@ -47,11 +50,21 @@ class FusedAdam:
             for column, t in zip(lists, (p, p.grad, s["exp_avg"], s["exp_avg_sq"], s["step"])):
                 column.append(t)
         beta1, beta2 = group["betas"]
+        lr, eps = group["lr"], group["eps"]
         for ps, grads, avgs, sqs, steps in groups.values():
-            torch._foreach_add_(steps, 1)
-            torch._fused_adam_(ps, grads, avgs, sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
-                               beta2=beta2, weight_decay=0.0, eps=group["eps"], maximize=False,
-                               grad_scale=None, found_inf=None)
+            if group["fused"]:
+                torch._foreach_add_(steps, 1)
+                torch._fused_adam_(ps, grads, avgs, sqs, [], steps, amsgrad=False, lr=lr, beta1=beta1,
+                                   beta2=beta2, weight_decay=0.0, eps=eps, maximize=False,
+                                   grad_scale=None, found_inf=None)
+                continue
+            for p, grad, avg, sq, step in zip(ps, grads, avgs, sqs, steps):  # torch's order of operations
+                step += 1
+                avg.lerp_(grad, 1 - beta1)
+                sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                t = step.item()
+                denom = (sq.sqrt() / (1 - beta2 ** t) ** 0.5).add_(eps)
+                p.addcdiv_(avg, denom, value=-lr / (1 - beta1 ** t))
 
     def state_dict(self) -> dict[str, Any]:
         """torch.optim's layout: moments keyed by the parameter's index, the group without its tensors."""
@@ -71,10 +84,10 @@ class FusedAdam:
                              **{k: s[k].to(device=p.device, dtype=p.dtype) for k in ("exp_avg", "exp_avg_sq")}}
 
 
-def adam(params: list[torch.Tensor], lr: float, device: torch.device) -> FusedAdam | torch.optim.Optimizer:
-    """The fit's optimizer: `FusedAdam` where torch has the fused kernel (CPU, CUDA), torch.optim.Adam
+def adam(params: list[torch.Tensor], lr: float, device: torch.device) -> Adam | torch.optim.Optimizer:
+    """The fit's optimizer: the fused `Adam` where torch has the fused kernel (CPU, CUDA), torch.optim.Adam
     elsewhere. The fused kernel is one pass over all parameters: 1.9 ms vs 6.3 ms per step for the
     2.2M-param net on CPU (the same Adam update, rounded differently)."""
     if device.type in ("cpu", "cuda"):
-        return FusedAdam(params, lr)
+        return Adam(params, lr)
     return torch.optim.Adam(params, lr=lr)
