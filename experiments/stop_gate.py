@@ -48,11 +48,13 @@ def sigma_hat(row: dict, cache: dict[str, float]) -> float:
 
 
 def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int,
-           window: int = 200, lag_factor: float = 1.0, relative: float = 0.0, lag: int = LAG) -> tuple[int, float]:
+           window: int = 200, lag_factor: float = 1.0, relative: float = 0.0, lag: int = LAG,
+           first: int = 0) -> tuple[int, float]:
     """(iterations used, reported EMA PSNR) of the gated rule on the raw outputs' variance over `window`
     iterations (recorded: 50, 100, 200 (the shipped window), 400). The EMA output is reported at the minimum
     plus `lag` (shipped: LAG, the EMA's own lag), or (`lag_factor` c > 1) at c x the minimum's iteration when
-    that is later. `relative`: see es_analyze.min_with_patience."""
+    that is later. `relative`: see es_analyze.min_with_patience. `first`: the minima of iterations before it do
+    not count (`--es-start`; iteration i is index i - 1)."""
     s = row["signals"]
     var = [np.inf if x is None else x for x in s[f"var_raw_{window}"][:cap]]
     start = 0
@@ -61,6 +63,7 @@ def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int,
         loss[: K - 1] = np.inf
         below = np.nonzero(loss <= tau * sigma ** 2)[0]
         start = int(below[0]) if below.size else len(var)
+    start = max(start, first - 1)
     gated = [np.inf] * start + var[start:]
     # The loop ends only once the lagged output of the minimum is taken, and a new minimum before then
     # delays it (lipcli/fit.py): a patience under the lag acts as the lag.
@@ -110,10 +113,12 @@ def main() -> None:
     ap.add_argument("--caps", default=CAPS, help="comma list")
     ap.add_argument("--windows", default="200", help="comma list of variance windows (50, 100, 200, 400)")
     ap.add_argument("--lag-factors", default="1", help="comma list: report at max(min + LAG, c x min)")
+    ap.add_argument("--starts", default="0", help="comma list of --es-start: minima before it do not count")
+    ap.add_argument("--seed", type=int, help="only this seed's runs (e.g. 2: a fresh test)")
     a = ap.parse_args()
     taus, patiences, caps = _grid(a.taus, float), _grid(a.patiences, int), _grid(a.caps, int)
-    windows, factors = _grid(a.windows, int), _grid(a.lag_factors, float)
-    runs = load_runs(a.rows, a.sigma)
+    windows, factors, starts = _grid(a.windows, int), _grid(a.lag_factors, float), _grid(a.starts, int)
+    runs = [r for r in load_runs(a.rows, a.sigma) if a.seed is None or r["seed"] == a.seed]
 
     def group(r: dict) -> tuple:
         return r["half"], r.get("net", "dip"), r["size"], "all" if a.pool_sigmas else r["param"]
@@ -124,15 +129,15 @@ def main() -> None:
         horizon = min(r["iters"] for r in rows)
         print(f"\n{half} half, {net}, {size}x{size}, sigma {sigma}: {len(rows)} runs ({names}); "
               f"oracle over {horizon}+ iterations: mean {np.mean([oracle(r) for r in rows]):.2f} dB\n")
-        print("| window | gate tau | patience | cap | lag factor | mean gap dB | p90 gap | max gap | mean reported dB "
-              "| iterations | vs today |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("| window | gate tau | patience | cap | lag factor | start | mean gap dB | p90 gap | max gap "
+              "| mean reported dB | iterations | vs today |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         today = np.array([pre_study_iterations(r) for r in rows])
-        for w, tau, p, c, f in itertools.product(windows, taus, patiences, caps, factors):
-            got = [replay(r, tau, r["sigma_used"], p, min(c, r["iters"]), w, f) for r in rows]
+        for w, tau, p, c, f, first in itertools.product(windows, taus, patiences, caps, factors, starts):
+            got = [replay(r, tau, r["sigma_used"], p, min(c, r["iters"]), w, f, first=first) for r in rows]
             used, psnr = np.array(got).T
             gap = np.array([oracle(r) for r in rows]) - psnr
-            print(f"| {w} | {tau or '-'} | {p} | {c} | {f:g} | {gap.mean():.2f} | {np.percentile(gap, 90):.2f} | "
+            print(f"| {w} | {tau or '-'} | {p} | {c} | {f:g} | {first} | {gap.mean():.2f} | {np.percentile(gap, 90):.2f} | "
                   f"{gap.max():.2f} | {psnr.mean():.2f} | {used.mean():.0f} | {used.mean() / today.mean():.2f} |")
 
 
