@@ -54,7 +54,7 @@ def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int,
     iterations (recorded: 50, 100, 200 (the shipped window), 400). The EMA output is reported at the minimum
     plus `lag` (shipped: LAG, the EMA's own lag), or (`lag_factor` c > 1) at c x the minimum's iteration when
     that is later. `relative`: see es_analyze.min_with_patience. `first`: the minima of iterations before it do
-    not count (`--es-start`; iteration i is index i - 1)."""
+    not count (a candidate, not in lip: RESULTS-stop-gate.md; iteration i is index i - 1)."""
     s = row["signals"]
     var = [np.inf if x is None else x for x in s[f"var_raw_{window}"][:cap]]
     start = 0
@@ -113,7 +113,7 @@ def main() -> None:
     ap.add_argument("--caps", default=CAPS, help="comma list")
     ap.add_argument("--windows", default="200", help="comma list of variance windows (50, 100, 200, 400)")
     ap.add_argument("--lag-factors", default="1", help="comma list: report at max(min + LAG, c x min)")
-    ap.add_argument("--starts", default="0", help="comma list of --es-start: minima before it do not count")
+    ap.add_argument("--starts", default="0", help="comma list: the minima of iterations before it do not count")
     ap.add_argument("--seed", type=int, help="only this seed's runs (e.g. 2: a fresh test)")
     a = ap.parse_args()
     taus, patiences, caps = _grid(a.taus, float), _grid(a.patiences, int), _grid(a.caps, int)
@@ -137,8 +137,9 @@ def main() -> None:
             got = [replay(r, tau, r["sigma_used"], p, min(c, r["iters"]), w, f, first=first) for r in rows]
             used, psnr = np.array(got).T
             gap = np.array([oracle(r) for r in rows]) - psnr
-            print(f"| {w} | {tau or '-'} | {p} | {c} | {f:g} | {first} | {gap.mean():.2f} | {np.percentile(gap, 90):.2f} | "
-                  f"{gap.max():.2f} | {psnr.mean():.2f} | {used.mean():.0f} | {used.mean() / today.mean():.2f} |")
+            print(f"| {w} | {tau or '-'} | {p} | {c} | {f:g} | {first} | {gap.mean():.2f} | "
+                  f"{np.percentile(gap, 90):.2f} | {gap.max():.2f} | {psnr.mean():.2f} | {used.mean():.0f} | "
+                  f"{used.mean() / today.mean():.2f} |")
 
 
 if __name__ == "__main__":
