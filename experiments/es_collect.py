@@ -8,7 +8,9 @@ iterations, and every signal a rule could read is stored per iteration:
 - loss; PSNR of the raw and of the EMA (0.99) output vs the clean crop (reporting only; SSIM every 10);
 - windowed moving variance of the raw outputs (windows 50/100/200/400) and of the EMA outputs (100/200),
   on the same fixed random subset of at most 65536 values that lipcli/earlystop.py watches;
-- two cheap self-referenced signals: mean squared raw-EMA distance and step-to-step change.
+- two cheap self-referenced signals: mean squared raw-EMA distance and step-to-step change;
+- the whiteness of the residual y - A(x), raw and EMA (`whiteness`): a scale-free blind signal, since the
+  residual is white noise only once the net has explained the image and before it fits the noise.
 
 Each crop is fitted twice: `plain` (as lip restore would) and `heldout`, where a seeded random 3% of the
 observed pixels is dropped from the loss and their MSE against the *noisy observation* is recorded: a
@@ -66,6 +68,7 @@ EMA = 0.99  # recorded for every task (the fast preset reports it for denoising 
 HOLDOUT = 0.03
 MAX_VALUES = 65536  # as lipcli/earlystop.py
 SSIM_EVERY = 10
+WHITE_LAG = 3  # whiteness sums the squared autocorrelations over lags |dy|, |dx| <= 3
 
 # Halves are fixed here: rules are chosen on TUNE and reported on REPORT. The same picture in another
 # file (house-gray256, lenna, lena-gray512, baboon, barbara-gray512, man-gray512, peppers-gray256,
@@ -247,6 +250,22 @@ def holdout_mask(problem: Problem, seed: int) -> torch.Tensor:
     return (torch.rand((1, 1, h, w), generator=gen) >= HOLDOUT).float()
 
 
+def whiteness(r: torch.Tensor, lag: int = WHITE_LAG) -> tuple[float, float, float]:
+    """(across, down, total) for a residual (..., h, w): its normalised lag-1 autocorrelation across and down,
+    and the sum of squared normalised autocorrelations over the lags within `lag` (each pair of opposite lags
+    once), channels pooled. White noise gives ~0; a residual that still holds image structure gives > 0;
+    a net that has fitted part of the noise leaves a high-passed residual, < 0 at lag 1. Circular (FFT), so
+    one wrapped row/column in h (w) enters a lag; negligible at 64 and above."""
+    r = r - r.mean(dim=(-2, -1), keepdim=True)
+    f = torch.fft.rfft2(r)
+    ac = torch.fft.irfft2(f.real.square() + f.imag.square(), s=r.shape[-2:])
+    ac = ac.reshape(-1, *r.shape[-2:]).sum(0)
+    ac = ac / ac[0, 0]
+    idx = torch.arange(-lag, lag + 1)
+    near = ac[idx][:, idx]
+    return float(ac[0, 1]), float(ac[1, 0]), float((near.square().sum() - 1) / 2)
+
+
 class Recorder:
     """Step callback computing every per-iteration signal; keeps ring buffers of the last outputs."""
 
@@ -272,6 +291,7 @@ class Recorder:
         out = ["loss", "psnr_raw", "psnr_ema", "d_raw_ema", "d_step"]
         out += [f"var_raw_{w}" for w in RAW_WINDOWS] + [f"var_ema_{w}" for w in EMA_WINDOWS]
         out += ["ssim_raw", "ssim_ema"] + (["heldout_mse"] if self.held is not None else [])
+        out += [f"white_{o}{d}" for o in ("raw", "ema") for d in ("_h", "_v", "")]
         return out + (["psnr_raw_dc", "psnr_ema_dc"] if self.dc else [])
 
     def __call__(self, step: Step) -> None:
@@ -294,6 +314,9 @@ class Recorder:
         if self.dc:
             s["psnr_raw_dc"].append(metric(self.problem.op.consistent(x, self.problem.y), self.clean))
             s["psnr_ema_dc"].append(metric(self.problem.op.consistent(self.ema, self.problem.y), self.clean))
+        for o, v in (("raw", x), ("ema", self.ema)):
+            for d, val in zip(("_h", "_v", ""), whiteness(self.problem.y - noise_free(self.problem.op, v))):
+                s[f"white_{o}{d}"].append(val)
         if self.held is not None:
             err = (noise_free(self.problem.op, x) - self.problem.y).square()
             s["heldout_mse"].append(float(err[self.val.expand_as(err)].mean()))

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Residual whiteness as a blind stop signal (issue 17, twenty-third session): trajectories of the default prior at
+# 128x128 recorded to 3000 iterations with es_collect.py's white_* signals. Two workers (one thread each): the 15
+# sigma-15 tune crops (t1, t2), then a fresh seed (3) of the 14 report crops (r1, r2), read only once a rule is written down from the tune rows.
+cd /work/main
+C="env PYTHONPATH=$PWD:$PWD/experiments nice -n 5 python experiments/es_collect.py --grid --variants plain --mask dip-channel-house --threads 1 --sizes 128 --iters 3000"
+case "$1" in
+  t1) $C --tasks denoise:15 --images house,baboon512,bird,butterfly,coastguard,comic,f16,kodim02 \
+        --out experiments/es_dev/rows-white-s15-tune1.jsonl.gz ;;
+  t2) $C --tasks denoise:15 --images monarch,pepper,sf4,kate,cameraman-gray256,boat-gray512,montage-gray256 \
+        --out experiments/es_dev/rows-white-s15-tune2.jsonl.gz ;;
+  r1) $C --tasks denoise:15 --seed 3 --images astronaut,baby,barbara,bridge,face,flowers,foreman \
+        --out experiments/es_dev/rows-white-s15-seed3-report1.jsonl.gz ;;
+  r2) $C --tasks denoise:15 --seed 3 --images couple-gray512,hill-gray512,lena512,library,man,vase,zebra \
+        --out experiments/es_dev/rows-white-s15-seed3-report2.jsonl.gz ;;
+esac

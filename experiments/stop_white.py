@@ -1,0 +1,132 @@
+"""Residual whiteness as a blind stop signal: replay on recorded trajectories (issue 17).
+
+Why: at sigma 15 the shipped rule (windowed variance of the outputs, noise gate) misses late, flat peaks: the
+variance dips 1000-1400 iterations early on some crops, and no rule on the variance or the loss tells those crops
+from the ones that peak early (RESULTS-stop-gate.md). The residual y - x holds two things: image the net has not
+drawn yet (spatially correlated) and noise (white). Once the net starts drawing the noise, the residual loses the
+noise's smooth part and turns high-pass. So its whiteness peaks where the fit has explained the image and not yet
+the noise. That needs no noise level, so it is free of the estimate's bias at low noise.
+
+The signal (es_collect.py `whiteness`, recorded per iteration as white_raw / white_ema): W = the sum of the squared
+normalised autocorrelations of the residual over lags within 3 pixels. The rule: the trailing mean of W over `k`
+iterations; its running minimum; stop once `patience` iterations pass without a new one; report the EMA output
+`lag` iterations after the minimum (the EMA trails by ~99, the trailing mean by k/2), cap as shipped. Optionally
+only minima after the noise gate opens count (`gate`). Chosen on TUNE, reported on REPORT; never reads the clean
+image (the oracle and the gap are for scoring only).
+
+    PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_white.py experiments/es_dev/rows-white-s15-tune*.jsonl.gz
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from es_analyze import LAG, min_with_patience
+from stop_gate import K, load_runs, oracle, replay
+
+
+def trailing(x: np.ndarray, k: int) -> np.ndarray:
+    """Causal mean over the last k values (inf before k are seen)."""
+    out = np.convolve(x, np.ones(k) / k)[: len(x)]
+    out[: k - 1] = np.inf
+    return out
+
+
+def replay_white(row: dict, signal: str, k: int, patience: int, lag: int, cap: int,
+                 gate: float | None = None) -> tuple[int, float]:
+    """(iterations used, reported EMA PSNR) of the whiteness rule (module docstring)."""
+    s = row["signals"]
+    w = trailing(np.array(s[signal][:cap], dtype=float), k)
+    if gate is not None:
+        loss = trailing(np.array(s["loss"][:cap]), K)
+        below = np.nonzero(loss <= gate * row["sigma_used"] ** 2)[0]
+        w[: int(below[0]) if below.size else len(w)] = np.inf
+    at, stop = min_with_patience(list(w), max(patience, lag), cap)
+    ema = s["psnr_ema"]
+    if at <= 0:
+        return cap, ema[cap - 1]
+    t = min(max(at + lag, 1), cap)
+    return min(max(stop, t), cap), ema[t - 1]
+
+
+def white_open(row: dict, signal: str, level: float, cap: int) -> int:
+    """The first iteration at which the trailing mean (over K) of the residual's lag-1 autocorrelation
+    (`signal`: white_raw or white_ema, across and down averaged) is at or under `level`; cap + 1 if never."""
+    s = row["signals"]
+    rho = (np.array(s[f"{signal}_h"][:cap]) + np.array(s[f"{signal}_v"][:cap])) / 2
+    below = np.nonzero(trailing(rho, K) <= level)[0]
+    return int(below[0]) + 1 if below.size else cap + 1
+
+
+def replay_gated(row: dict, signal: str, level: float, tau: float | None, cap: int) -> tuple[int, float]:
+    """The shipped rule (window 200, patience 150, the noise gate `tau`) where, besides, a variance minimum
+    counts only once the residual's lag-1 autocorrelation has come down to `level` (`white_open`)."""
+    return replay(row, tau, row["sigma_used"], 150, cap, first=white_open(row, signal, level, cap))
+
+
+def _list(text: str, kind: type) -> list:
+    return [None if x == "none" else kind(x) for x in text.split(",")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("rows", type=Path, nargs="+")
+    ap.add_argument("--signals", default="white_raw,white_ema")
+    ap.add_argument("--ks", default="50,100,200")
+    ap.add_argument("--patiences", default="150,300,500")
+    ap.add_argument("--lags", default="0,50,99")
+    ap.add_argument("--gates", default="none,1.05", help="comma list: the noise gate's tau, none = no gate")
+    ap.add_argument("--cap", type=int, default=3000)
+    ap.add_argument("--levels", help="comma list: instead of the minimum rule, the shipped rule with a whiteness "
+                    "gate at these lag-1 autocorrelations (replay_gated; --signals, --gates apply)")
+    ap.add_argument("--per-crop", action="store_true", help="also one line per run for the first rule")
+    ap.add_argument("--seed", type=int, help="only this seed's runs")
+    a = ap.parse_args()
+    runs = [r for r in load_runs(a.rows) if a.seed is None or r["seed"] == a.seed]
+    for half in sorted({r["half"] for r in runs}):
+        rows = [r for r in runs if r["half"] == half]
+        best = np.array([oracle(r) for r in rows])
+        shipped = np.array([replay(r, 1.05, r["sigma_used"], 150, min(a.cap, r["iters"])) for r in rows]).T
+        print(f"\n{half}: {len(rows)} runs ({', '.join(sorted(r['image'] + '/s' + str(r['seed']) for r in rows))})")
+        print(f"shipped (gate 1.05, patience 150, window 200): gap {np.mean(best - shipped[1]):.3f} / "
+              f"p90 {np.percentile(best - shipped[1], 90):.2f} / max {np.max(best - shipped[1]):.2f}, "
+              f"{shipped[0].mean():.0f} it\n")
+        if a.levels:
+            print("| signal | level | gate | mean gap | p90 | max | iterations | vs shipped |")
+            print("|---|---|---|---|---|---|---|---|")
+            for sig, level, gate in itertools.product(a.signals.split(","), _list(a.levels, float),
+                                                      _list(a.gates, float)):
+                used, psnr = np.array([replay_gated(r, sig, level, gate, min(a.cap, r["iters"]))
+                                       for r in rows]).T
+                gap = best - psnr
+                print(f"| {sig} | {level} | {gate or '-'} | {gap.mean():.3f} | {np.percentile(gap, 90):.2f} "
+                      f"| {gap.max():.2f} | {used.mean():.0f} | {used.mean() / shipped[0].mean():.2f} |")
+                if a.per_crop:
+                    for r, g, u, g0, u0 in zip(rows, gap, used, best - shipped[1], shipped[0]):
+                        peak = int(np.argmax(r["signals"]["psnr_ema"])) + 1
+                        print(f"    {r['image']:>18} s{r['seed']} peak {peak:4d}: gated {g:.2f} dB at {u:.0f} it; "
+                              f"shipped {g0:.2f} dB at {u0:.0f} it; opens {white_open(r, sig, level, a.cap)}")
+                    a.per_crop = False
+            continue
+        print("| signal | k | patience | lag | gate | mean gap | p90 | max | iterations | vs shipped |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        grid = itertools.product(a.signals.split(","), _list(a.ks, int), _list(a.patiences, int),
+                                 _list(a.lags, int), _list(a.gates, float))
+        for sig, k, p, lag, gate in grid:
+            used, psnr = np.array([replay_white(r, sig, k, p, lag, min(a.cap, r["iters"]), gate) for r in rows]).T
+            gap = best - psnr
+            print(f"| {sig} | {k} | {p} | {lag} | {gate or '-'} | {gap.mean():.3f} | {np.percentile(gap, 90):.2f} "
+                  f"| {gap.max():.2f} | {used.mean():.0f} | {used.mean() / shipped[0].mean():.2f} |")
+            if a.per_crop:
+                for r, g, u, g0, u0 in zip(rows, gap, used, best - shipped[1], shipped[0]):
+                    peak = int(np.argmax(r["signals"]["psnr_ema"])) + 1
+                    print(f"    {r['image']:>18} s{r['seed']} peak {peak:4d}: white {g:.2f} dB at {u:.0f} it; "
+                          f"shipped {g0:.2f} dB at {u0:.0f} it")
+                a.per_crop = False
+
+
+if __name__ == "__main__":
+    main()
