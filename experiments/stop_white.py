@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from es_analyze import LAG, min_with_patience
+from es_analyze import min_with_patience
 from stop_gate import K, load_runs, oracle, replay
 
 

@@ -26,9 +26,9 @@ from .physics import TASKS
 
 # The paper's settings (anchors-spec a.3, LIP row): one net for every task; each task adds its own
 # fitting settings and options (physics/: `Task.fitting`, `Task.options`).
-_PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, precision="fp32",
-                     early_stop=True, rounds=16, rate=0.2, early_bird=0.0, scope="conv", target_sparsity=None,
-                     sgld=0.0, data_consistency=False)
+_PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, es_white=0.0,
+                     precision="fp32", early_stop=True, rounds=16, rate=0.2, early_bird=0.0, scope="conv",
+                     target_sparsity=None, sgld=0.0, data_consistency=False)
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
 # IMP prunes 36% (= 1 - 0.8^2) per round, so round k is the paper's round 2k, with 1200 iterations per
 # round: its masks transferred as well as the paper's schedule at 1/5 of the iterations
@@ -183,6 +183,7 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
                      es_window=at_level("es_window", settings["es_window"], None),
                      es_patience=_number(settings, "es_patience", int, lambda v: v >= 1, "a whole number >= 1"),
                      es_gate=at_level("es_gate", settings["es_gate"], None),
+                     es_white=at_level("es_white", settings["es_white"], None),
                      precision=precision, channels_last=precision == "bf16" and dev.type == "cpu", seed=seed,
                      sgld=_number(settings, "sgld", float, lambda v: 0 <= v < math.inf,
                                   "a finite number >= 0 (0 = off)"),
@@ -207,6 +208,7 @@ LEVELED: dict[str, Leveled] = {
     "reg_noise": Leveled(float, lambda v: 0 <= v < 10, "in [0, 10)", linear=True),
     "es_window": Leveled(int, lambda v: v >= 2, "a whole number >= 2", linear=False),
     "es_gate": Leveled(float, lambda v: 0 <= v < 10, "in [0, 10) (0 = off)", linear=False),
+    "es_white": Leveled(float, lambda v: 0 <= v < 1, "in [0, 1) (0 = off)", linear=False),
 }
 
 

@@ -12,6 +12,12 @@ peak (barbara: 4 dB early, experiments/RESULTS-stop-gate.md). A noise gate separ
 observation's noise level is known (estimated blind, lipcli/noise_estimate.py), a minimum counts only
 once the loss, averaged over the last `floor_window` iterations, has come down to `floor` (about the
 noise variance: a fit that has not explained the image yet sits above it; the discrepancy principle).
+
+At low noise the loss says little (sigma 15: the variance dips 1000-1400 iterations before a late, flat peak
+once the loss gate is open). A second gate reads the residual y - A(x) instead: while the net has not drawn
+the image, the residual holds image structure and is spatially correlated; a minimum counts only once its
+lag-1 autocorrelation (`lag1_correlation`, trailing mean) is down to `white` (experiments/RESULTS-stop-white.md).
+It needs no noise level.
 """
 from __future__ import annotations
 
@@ -19,6 +25,23 @@ import math
 from typing import Any
 
 import torch
+
+
+def lag1_correlation(r: torch.Tensor) -> float:
+    """The normalised lag-1 autocorrelation of a residual (..., h, w), across and down averaged, channels
+    pooled, each channel centred; circular, so one wrapped column (row) enters: negligible at 64 and above.
+    ~0 for white noise, > 0 while the residual holds image structure, < 0 once it is high-passed."""
+    r = r.detach().float()
+    r = r - r.mean(dim=(-2, -1), keepdim=True)
+    pairs = (r * r.roll(1, -1)).sum() + (r * r.roll(1, -2)).sum()
+    return float(pairs / (2 * r.square().sum()))
+
+
+def _trailing_at_most(values: list[float], value: float, window: int, level: float) -> bool:
+    """Append `value` to the last `window - 1` `values` (in place); True once `window` are there and their
+    mean is at most `level`."""
+    values[:] = [*values[1 - window:], value]
+    return len(values) == window and sum(values) / window <= level
 
 
 class WindowedVariance:
@@ -29,7 +52,7 @@ class WindowedVariance:
     """
 
     def __init__(self, window: int, patience: int, max_values: int = 65536, seed: int = 0,
-                 floor: float | None = None, floor_window: int = 50) -> None:
+                 floor: float | None = None, floor_window: int = 50, white: float | None = None) -> None:
         if window < 2 or patience < 1:
             raise ValueError("early stopping needs window >= 2 and patience >= 1")
         self.window, self.patience, self.max_values, self.seed = window, patience, max_values, seed
@@ -37,6 +60,9 @@ class WindowedVariance:
         self.losses: list[float] = []  # the last floor_window losses while the gate is shut
         self.gate_open = floor is None
         self.gate_iter = 0 if floor is None else None
+        self.white = white  # the whiteness gate's level (module docstring); None = no such gate
+        self.rhos: list[float] = []  # the last floor_window lag-1 autocorrelations while it is shut
+        self.white_open = white is None
         self.buffer: torch.Tensor | None = None
         self.index: torch.Tensor | None = None
         self.count = 0
@@ -50,17 +76,19 @@ class WindowedVariance:
             self.index = torch.randperm(flat.numel(), generator=gen)[: self.max_values].to(flat.device)
         return flat if self.index is None else flat[self.index]
 
-    def _gate(self, iteration: int, loss: float | None) -> None:
-        """Open (for good) once the trailing mean loss is at or under the floor."""
-        if self.gate_open or loss is None:
-            return
-        self.losses = [*self.losses[1 - self.floor_window:], loss]
-        if len(self.losses) == self.floor_window and sum(self.losses) / self.floor_window <= self.floor:
-            self.gate_open, self.gate_iter = True, iteration
+    def _gate(self, iteration: int, loss: float | None, residual: torch.Tensor | None) -> None:
+        """Open each gate (for good) once its trailing mean is at or under its level."""
+        if not self.gate_open and loss is not None:
+            if _trailing_at_most(self.losses, loss, self.floor_window, self.floor):
+                self.gate_open, self.gate_iter = True, iteration
+        if not self.white_open and residual is not None:
+            self.white_open = _trailing_at_most(self.rhos, lag1_correlation(residual), self.floor_window, self.white)
 
-    def update(self, iteration: int, x: torch.Tensor, loss: float | None = None) -> bool:
-        """Add the output of `iteration` (and its loss, for the noise gate); True if this iteration is the
-        new variance minimum. Without a loss the gate stays as it is.
+    def update(self, iteration: int, x: torch.Tensor, loss: float | None = None,
+               residual: torch.Tensor | None = None) -> bool:
+        """Add the output of `iteration` (its loss, for the noise gate; its residual y - A(x), for the
+        whiteness gate); True if this iteration is the new variance minimum. Without a loss (residual) that
+        gate stays as it is.
 
         O(n) per call: running sums (float64) of the window's vectors and squared norms, so
         VAR = mean ||x||^2 - ||mean x||^2 without re-reading the whole window.
@@ -75,8 +103,8 @@ class WindowedVariance:
         self.norms[slot] = float(v.square().sum())
         self.buffer[slot] = v
         self.count += 1
-        self._gate(iteration, loss)
-        if self.count < self.window or not self.gate_open:
+        self._gate(iteration, loss, residual)
+        if self.count < self.window or not (self.gate_open and self.white_open):
             return False
         mean_sq = float(self.norms.sum()) / self.window
         var = max(0.0, mean_sq - float((self.total / self.window).square().sum())) / v.numel()

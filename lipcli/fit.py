@@ -42,6 +42,7 @@ class FitConfig:
     es_window: int = 200  # 200 beat Wang et al.'s 100 on our runs (experiments/RESULTS-es.md)
     es_patience: int = 1000
     es_gate: float = 1.05  # a variance minimum counts once the loss is under es_gate x noise floor; 0 = off
+    es_white: float = 0.0  # ... and once the residual's lag-1 autocorrelation is under es_white; 0 = off
     precision: str = "fp32"  # or "bf16" (autocast; loss and metrics stay fp32)
     channels_last: bool = False
     checkpoint: bool | None = False  # recompute conv blocks in backward (big images); None = as memory needs
@@ -56,10 +57,10 @@ class FitConfig:
     data_consistency: bool = False
 
     def recorded(self) -> dict[str, Any]:
-        """The settings as artifacts and result rows record them. A knob added later (sgld,
-        data_consistency) is recorded only when on, so what older versions wrote still matches and resumes."""
+        """The settings as artifacts and result rows record them. A knob added later (sgld, data_consistency,
+        es_white) is recorded only when on, so what older versions wrote still matches and resumes."""
         d = asdict(self)
-        for knob in ("sgld", "data_consistency"):
+        for knob in ("sgld", "data_consistency", "es_white"):
             if not d[knob]:
                 del d[knob]
         return d
@@ -282,7 +283,8 @@ def fit(
         sgld_gen = torch.Generator(device=device).manual_seed(cfg.seed + SGLD_STREAM)
     zs = [t.z.to(memory_format=fmt) for t in targets]
     detectors = [WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed,
-                                  floor=cfg.es_gate * t.noise_floor if cfg.es_gate and t.noise_floor else None)
+                                  floor=cfg.es_gate * t.noise_floor if cfg.es_gate and t.noise_floor else None,
+                                  white=cfg.es_white or None)
                  for t in targets]
     lag = ema_lag(cfg.ema)
     pending: list[int | None] = [None] * len(targets)
@@ -371,7 +373,8 @@ def fit(
                 if cfg.ema:
                     avg[k] = out.clone() if avg[k] is None else avg[k].lerp_(out, 1 - cfg.ema)
                 views[k] = t.op.consistent(shown[k], t.y) if cfg.data_consistency else shown[k]
-                if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None):
+                residual = t.y - t.op.A(out) if cfg.es_white else None
+                if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None, residual):
                     pending[k] = it + lag
                 if pending[k] is not None and it >= pending[k]:
                     results[k].stopped, results[k].stopped_at, results[k].auto_stopped = views[k].clone(), it, True

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lipcli import nets
-from lipcli.earlystop import WindowedVariance
+from lipcli.earlystop import WindowedVariance, lag1_correlation
 from lipcli.errors import LipError, LipRuntimeError
 from lipcli.fit import DivergenceError, FitConfig, Target, crop_center, fit
 from lipcli.masks import apply_masks
@@ -130,6 +130,31 @@ def test_noise_gate_stays_shut_without_losses_and_never_stops():
     assert not det.gate_open and det.best_iter == -1
 
 
+def test_lag1_correlation_reads_white_noise_as_zero_structure_as_positive_and_a_high_pass_as_negative():
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.randn((1, 3, 64, 64), generator=gen)
+    smooth = torch.nn.functional.avg_pool2d(torch.randn((1, 3, 66, 66), generator=gen), 3, 1)
+    high_pass = noise - 0.5 * torch.nn.functional.avg_pool2d(noise, 3, 1, 1, count_include_pad=False)
+    assert abs(lag1_correlation(noise)) < 0.02
+    assert lag1_correlation(smooth) > 0.5 and lag1_correlation(smooth + 5) == pytest.approx(lag1_correlation(smooth))
+    assert lag1_correlation(high_pass) < -0.05
+    assert lag1_correlation(3 * noise) == pytest.approx(lag1_correlation(noise), abs=1e-7)  # scale-free
+
+
+def test_whiteness_gate_ignores_minima_while_the_residual_holds_structure():
+    """As the noise gate, on the residual: structure (correlated) until 70, white noise after; the gated
+    detector takes the later dip. No residual given: the gate stays shut."""
+    seq, gen = _two_dips(), torch.Generator().manual_seed(2)
+    smooth = torch.nn.functional.avg_pool2d(torch.randn((1, 1, 34, 34), generator=gen), 3, 1)
+    residuals = [smooth if t < 70 else torch.randn((1, 1, 32, 32), generator=gen) for t in range(1, 121)]
+    gated, shut = WindowedVariance(8, 200, floor_window=5, white=0.1), WindowedVariance(8, 200, white=0.1)
+    for t, (x, r) in enumerate(zip(seq, residuals), start=1):
+        gated.update(t, x, residual=r)
+        shut.update(t, x)
+    assert gated.white_open and 80 <= gated.best_iter <= 108
+    assert not shut.white_open and shut.best_iter == -1
+
+
 @pytest.mark.parametrize("window, patience", [(1, 5), (0, 5), (5, 0)])
 def test_windowed_variance_rejects_bad_settings(window, patience):
     with pytest.raises(ValueError):
@@ -230,6 +255,18 @@ def test_early_stop_ends_the_run(rgb32):
     assert full.iterations == result.iterations + 20
     assert full.targets[0].stopped_at == tr.stopped_at
     assert torch.equal(full.targets[0].stopped, tr.stopped)
+
+
+def test_whiteness_gate_reads_the_fits_own_residual(rgb32):
+    """A level every residual meets stops as no gate does; one no residual of a short fit meets (it still holds
+    the image) keeps every minimum out, so the run ends at its cap with the last iterate."""
+    runs = {}
+    for white in (0.0, 0.999, 1e-6):
+        net, target, _ = make_run(tiny_spec(), rgb32)
+        runs[white] = fit(net, [target], FitConfig(iters=300, es_window=10, es_patience=30, es_white=white))
+    assert runs[0.999].iterations == runs[0.0].iterations < 300
+    assert torch.equal(runs[0.999].targets[0].stopped, runs[0.0].targets[0].stopped)
+    assert runs[1e-6].iterations == 300 and not runs[1e-6].targets[0].auto_stopped
 
 
 def test_detector_that_never_fires_stops_at_last_iterate(rgb32):

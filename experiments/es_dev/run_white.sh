@@ -1,7 +1,8 @@
 #!/bin/sh
 # Residual whiteness as a blind stop signal (issue 17, twenty-third session): trajectories of the default prior at
 # 128x128 recorded to 3000 iterations with es_collect.py's white_* signals. Two workers (one thread each): the 15
-# sigma-15 tune crops (t1, t2), then a fresh seed (3) of the 14 report crops (r1, r2), read only once a rule is written down from the tune rows.
+# sigma-15 tune crops (t1, t2), then a fresh seed (3) of the 14 report crops (r1, r2), read only once a rule was
+# written down from the tune rows; then seed 0 of the report crops (c1, c2): a check of the shipped gate, not a choice.
 cd /work/main
 C="env PYTHONPATH=$PWD:$PWD/experiments nice -n 5 python experiments/es_collect.py --grid --variants plain --mask dip-channel-house --threads 1 --sizes 128 --iters 3000"
 case "$1" in
@@ -13,4 +14,8 @@ case "$1" in
         --out experiments/es_dev/rows-white-s15-seed3-report1.jsonl.gz ;;
   r2) $C --tasks denoise:15 --seed 3 --images couple-gray512,hill-gray512,lena512,library,man,vase,zebra \
         --out experiments/es_dev/rows-white-s15-seed3-report2.jsonl.gz ;;
+  c1) $C --tasks denoise:15 --seed 0 --images astronaut,baby,barbara,bridge,face,flowers,foreman \
+        --out experiments/es_dev/rows-white-s15-seed0-report1.jsonl.gz ;;
+  c2) $C --tasks denoise:15 --seed 0 --images couple-gray512,hill-gray512,lena512,library,man,vase,zebra \
+        --out experiments/es_dev/rows-white-s15-seed0-report2.jsonl.gz ;;
 esac
