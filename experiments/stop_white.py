@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,25 @@ def _list(text: str, kind: type) -> list:
     return [None if x == "none" else kind(x) for x in text.split(",")]
 
 
+Candidate = tuple[tuple, Callable[[dict], tuple[int, float]], Callable[[dict], str]]
+
+
+def candidates(a: argparse.Namespace) -> tuple[str, list[Candidate]]:
+    """The table's header and, per rule, its cells, its replay and what a per-crop line adds."""
+    signals, gates = a.signals.split(","), _list(a.gates, float)
+    if a.levels:
+        return "| signal | level | gate |", [
+            ((sig, level, gate or "-"),
+             lambda r, s=sig, lv=level, g=gate: replay_gated(r, s, lv, g, min(a.cap, r["iters"])),
+             lambda r, s=sig, lv=level: f"; opens {white_open(r, s, lv, a.cap)}")
+            for sig, level, gate in itertools.product(signals, _list(a.levels, float), gates)]
+    grid = itertools.product(signals, _list(a.ks, int), _list(a.patiences, int), _list(a.lags, int), gates)
+    return "| signal | k | patience | lag | gate |", [
+        ((sig, k, p, lag, gate or "-"),
+         lambda r, s=sig, k=k, p=p, lag=lag, g=gate: replay_white(r, s, k, p, lag, min(a.cap, r["iters"]), g),
+         lambda r: "") for sig, k, p, lag, gate in grid]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rows", type=Path, nargs="+")
@@ -86,6 +106,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, help="only this seed's runs")
     a = ap.parse_args()
     runs = [r for r in load_runs(a.rows) if a.seed is None or r["seed"] == a.seed]
+    header, rules = candidates(a)
     for half in sorted({r["half"] for r in runs}):
         rows = [r for r in runs if r["half"] == half]
         best = np.array([oracle(r) for r in rows])
@@ -94,38 +115,17 @@ def main() -> None:
         print(f"shipped (gate 1.05, patience 150, window 200): gap {np.mean(best - shipped[1]):.3f} / "
               f"p90 {np.percentile(best - shipped[1], 90):.2f} / max {np.max(best - shipped[1]):.2f}, "
               f"{shipped[0].mean():.0f} it\n")
-        if a.levels:
-            print("| signal | level | gate | mean gap | p90 | max | iterations | vs shipped |")
-            print("|---|---|---|---|---|---|---|---|")
-            for sig, level, gate in itertools.product(a.signals.split(","), _list(a.levels, float),
-                                                      _list(a.gates, float)):
-                used, psnr = np.array([replay_gated(r, sig, level, gate, min(a.cap, r["iters"]))
-                                       for r in rows]).T
-                gap = best - psnr
-                print(f"| {sig} | {level} | {gate or '-'} | {gap.mean():.3f} | {np.percentile(gap, 90):.2f} "
-                      f"| {gap.max():.2f} | {used.mean():.0f} | {used.mean() / shipped[0].mean():.2f} |")
-                if a.per_crop:
-                    for r, g, u, g0, u0 in zip(rows, gap, used, best - shipped[1], shipped[0]):
-                        peak = int(np.argmax(r["signals"]["psnr_ema"])) + 1
-                        print(f"    {r['image']:>18} s{r['seed']} peak {peak:4d}: gated {g:.2f} dB at {u:.0f} it; "
-                              f"shipped {g0:.2f} dB at {u0:.0f} it; opens {white_open(r, sig, level, a.cap)}")
-                    a.per_crop = False
-            continue
-        print("| signal | k | patience | lag | gate | mean gap | p90 | max | iterations | vs shipped |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        grid = itertools.product(a.signals.split(","), _list(a.ks, int), _list(a.patiences, int),
-                                 _list(a.lags, int), _list(a.gates, float))
-        for sig, k, p, lag, gate in grid:
-            used, psnr = np.array([replay_white(r, sig, k, p, lag, min(a.cap, r["iters"]), gate) for r in rows]).T
+        print(f"{header} mean gap | p90 | max | iterations | vs shipped |")
+        print("|---" * (header.count("|") + 4) + "|")
+        for n, (cells, rule, extra) in enumerate(rules):
+            used, psnr = np.array([rule(r) for r in rows]).T
             gap = best - psnr
-            print(f"| {sig} | {k} | {p} | {lag} | {gate or '-'} | {gap.mean():.3f} | {np.percentile(gap, 90):.2f} "
+            print("| " + " | ".join(map(str, cells)) + f" | {gap.mean():.3f} | {np.percentile(gap, 90):.2f} "
                   f"| {gap.max():.2f} | {used.mean():.0f} | {used.mean() / shipped[0].mean():.2f} |")
-            if a.per_crop:
-                for r, g, u, g0, u0 in zip(rows, gap, used, best - shipped[1], shipped[0]):
-                    peak = int(np.argmax(r["signals"]["psnr_ema"])) + 1
-                    print(f"    {r['image']:>18} s{r['seed']} peak {peak:4d}: white {g:.2f} dB at {u:.0f} it; "
-                          f"shipped {g0:.2f} dB at {u0:.0f} it")
-                a.per_crop = False
+            for r, g, u, g0, u0 in zip(rows, gap, used, best - shipped[1], shipped[0]) if a.per_crop and not n else ():
+                peak = int(np.argmax(r["signals"]["psnr_ema"])) + 1
+                print(f"    {r['image']:>18} s{r['seed']} peak {peak:4d}: rule {g:.2f} dB at {u:.0f} it; "
+                      f"shipped {g0:.2f} dB at {u0:.0f} it{extra(r)}")
 
 
 if __name__ == "__main__":
