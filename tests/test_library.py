@@ -57,7 +57,7 @@ def test_schedules_follow_the_estimated_noise_level(shelf, workdir):
     off its schedule at the observation's blind noise estimate (per image: the Restorer is set up before any
     image), reported, and a flag still wins."""
     index = shelf / "library" / "index.yaml"
-    jitter, window, gate, white = {25: 0.01, 50: 0.05}, {0: 20, 37.5: 40}, {0: 1.05, 52.5: 1.2}, {0: 0.03, 20: 0, 37.5: 0.04, 52.5: 0}
+    jitter, window, gate, white = {25: 0.01, 50: 0.05}, {0: 20, 37.5: 40}, {0: 1.05, 52.5: 1.2}, {0: 0.03, 20: 0, 37.5: 0.04, 52.5: 0.045}
     entry = f"fast: {{iters: 3, reg_noise: {jitter}, es_window: {window}, es_gate: {gate}, es_white: {white}}}"
     index.write_text(index.read_text().replace("fast: {iters: 7, es_patience: 40}", entry))
 
@@ -70,14 +70,14 @@ def test_schedules_follow_the_estimated_noise_level(shelf, workdir):
     assert 37.5 < high["sigma_estimated"] < 52.5 < higher["sigma_estimated"]
     assert (low["reg_noise"], low["es_window"], low["es_gate"], low["es_white"]) == (0.01, 20, 1.05, 0.03)
     assert high["reg_noise"] > 0.03 and (high["es_window"], high["es_gate"], high["es_white"]) == (40, 1.05, 0.04)
-    assert (higher["reg_noise"], higher["es_window"], higher["es_gate"], higher["es_white"]) == (0.05, 40, 1.2, 0)
+    assert (higher["reg_noise"], higher["es_window"], higher["es_gate"], higher["es_white"]) == (0.05, 40, 1.2, 0.045)
     flagged = run("--sigma", "90", "--reg-noise", "0.02", "--es-window", "30", "--es-gate", "1.1",
                   "--es-white", "0.05")
     assert [flagged[k] for k in ("reg_noise", "es_window", "es_gate", "es_white")] == [0.02, 30, 1.1, 0.05]
     listed = " ".join(lip("masks").output.split())  # the listing reads each schedule as it is applied
     assert "reg_noise 0.01 at sigma 25 -> 0.05 at sigma 50 (linear between" in listed
     assert "es_window 20, 40 above sigma 37.5" in listed and "es_gate 1.05, 1.2 above sigma 52.5" in listed
-    assert "es_white 0.03, 0 above sigma 20, 0.04 above sigma 37.5, 0 above sigma 52.5" in listed
+    assert "es_white 0.03, 0 above sigma 20, 0.04 above sigma 37.5, 0.045 above sigma 52.5" in listed
 
 
 def test_a_schedule_is_linear_for_the_jitter_a_switch_for_the_stop_and_flat_beyond_its_points():
