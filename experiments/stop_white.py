@@ -118,7 +118,8 @@ def main() -> None:
         best = np.array([oracle(r) for r in rows])
         shipped = np.array([replay_gated(r, "", None, "shipped", min(a.cap, r["iters"])) for r in rows]).T
         print(f"\n{half}: {len(rows)} runs ({', '.join(sorted(r['image'] + '/s' + str(r['seed']) for r in rows))})")
-        print(f"shipped (patience 150, the entry's window and gate for the estimate): gap {np.mean(best - shipped[1]):.3f} / "
+        print(f"shipped (patience 150, the entry's window and gate for the estimate): "
+              f"gap {np.mean(best - shipped[1]):.3f} / "
               f"p90 {np.percentile(best - shipped[1], 90):.2f} / max {np.max(best - shipped[1]):.2f}, "
               f"{shipped[0].mean():.0f} it\n")
         print(f"{header} mean gap | p90 | max | iterations | vs shipped |")

@@ -57,7 +57,8 @@ def test_schedules_follow_the_estimated_noise_level(shelf, workdir):
     off its schedule at the observation's blind noise estimate (per image: the Restorer is set up before any
     image), reported, and a flag still wins."""
     index = shelf / "library" / "index.yaml"
-    jitter, window, gate, white = {25: 0.01, 50: 0.05}, {0: 20, 37.5: 40}, {0: 1.05, 52.5: 1.2}, {0: 0.03, 20: 0, 37.5: 0.04, 52.5: 0.045}
+    jitter, window, gate = {25: 0.01, 50: 0.05}, {0: 20, 37.5: 40}, {0: 1.05, 52.5: 1.2}
+    white = {0: 0.03, 20: 0, 37.5: 0.04, 52.5: 0.045}
     entry = f"fast: {{iters: 3, reg_noise: {jitter}, es_window: {window}, es_gate: {gate}, es_white: {white}}}"
     index.write_text(index.read_text().replace("fast: {iters: 7, es_patience: 40}", entry))
 

@@ -228,7 +228,8 @@ EsGate = Annotated[Optional[float], typer.Option(help="Denoising: a variance min
 EsWhite = Annotated[Optional[float], typer.Option(help="Denoising: a variance minimum counts only once the "
                                                   "residual's lag-1 autocorrelation is under this (0 = off) [0; "
                                                   "the default denoising ticket: 0.02 where the estimated sigma "
-                                                  "is 20 or below, 0.01 above 37.5, 0.005 above 52.5]", min=0, max=0.999,
+                                                  "is 20 or below, 0.01 above 37.5, 0.005 above 52.5]",
+                                                  min=0, max=0.999,
                                                   rich_help_panel="Fitting")]
 
 # Run: where and how reproducibly.
