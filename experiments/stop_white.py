@@ -27,7 +27,9 @@ import numpy as np
 
 from es_analyze import min_with_patience
 from stop_gate import K, load_runs, oracle, replay
-from stop_jitter import SHIPPED_WINDOW, shipped_gate
+from stop_jitter import SHIPPED_WINDOW, estimate, shipped_gate
+
+from lipcli import config, library
 
 
 def trailing(x: np.ndarray, k: int) -> np.ndarray:
@@ -64,10 +66,22 @@ def white_open(row: dict, signal: str, level: float, cap: int) -> int:
     return int(below[0]) + 1 if below.size else cap + 1
 
 
-def replay_gated(row: dict, signal: str, level: float, tau: float | str | None, cap: int) -> tuple[int, float]:
+def resolve_level(row: dict, level: float | str | None) -> float | None:
+    """`level`, or for "shipped" the one the default ticket's entry gives this run's noise estimate, read from
+    lipcli itself so the replay follows the product (None: off)."""
+    if level != "shipped":
+        return level
+    schedule = library.fast_settings("dip-channel-house", "fast")["es_white"]
+    return config.at_level("es_white", schedule, estimate(row)) or None
+
+
+def replay_gated(row: dict, signal: str, level: float | str | None, tau: float | str | None,
+                 cap: int) -> tuple[int, float]:
     """The shipped rule (patience 150; the window and, if `tau` is "shipped", the noise gate the entry gives the
     run's noise estimate) where, besides, a variance minimum counts only once the residual's lag-1
-    autocorrelation has come down to `level` (`white_open`; level None: no whiteness gate, the shipped rule)."""
+    autocorrelation has come down to `level` (`white_open`; None: no whiteness gate, the shipped rule before it;
+    "shipped": the entry's level for the estimate, `resolve_level`)."""
+    level = resolve_level(row, level)
     first = 0 if level is None else white_open(row, signal, level, cap)
     tau = shipped_gate(row) if tau == "shipped" else tau
     return replay(row, tau, row["sigma_used"], 150, cap, SHIPPED_WINDOW(row), first=first)
@@ -87,7 +101,8 @@ def candidates(a: argparse.Namespace) -> tuple[str, list[Candidate]]:
         return "| signal | level | gate |", [
             ((sig, level, gate or "-"),
              lambda r, s=sig, lv=level, g=gate: replay_gated(r, s, lv, g, min(a.cap, r["iters"])),
-             lambda r, s=sig, lv=level: f"; opens {white_open(r, s, lv, a.cap)}")
+             lambda r, s=sig, lv=level: "; opens " + (str(white_open(r, s, resolve_level(r, lv), a.cap))
+                                                     if resolve_level(r, lv) else "- (off)"))
             for sig, level, gate in itertools.product(signals, _list(a.levels, float), gates)]
     grid = itertools.product(signals, _list(a.ks, int), _list(a.patiences, int), _list(a.lags, int), gates)
     return "| signal | k | patience | lag | gate |", [
@@ -107,7 +122,8 @@ def main() -> None:
                     "shipped = the entry's gate for the run's noise estimate")
     ap.add_argument("--cap", type=int, default=3000)
     ap.add_argument("--levels", help="comma list: instead of the minimum rule, the shipped rule with a whiteness "
-                    "gate at these lag-1 autocorrelations (replay_gated; --signals, --gates apply)")
+                    "gate at these lag-1 autocorrelations, none = off, shipped = the entry's level for the run's "
+                    "noise estimate (replay_gated; --signals, --gates apply)")
     ap.add_argument("--per-crop", action="store_true", help="also one line per run for the first rule")
     ap.add_argument("--seed", type=int, help="only this seed's runs")
     a = ap.parse_args()
@@ -116,23 +132,23 @@ def main() -> None:
     for half in sorted({r["half"] for r in runs}):
         rows = [r for r in runs if r["half"] == half]
         best = np.array([oracle(r) for r in rows])
-        shipped = np.array([replay_gated(r, "", None, "shipped", min(a.cap, r["iters"])) for r in rows]).T
+        base = np.array([replay_gated(r, "", None, "shipped", min(a.cap, r["iters"])) for r in rows]).T
         print(f"\n{half}: {len(rows)} runs ({', '.join(sorted(r['image'] + '/s' + str(r['seed']) for r in rows))})")
-        print(f"shipped (patience 150, the entry's window and gate for the estimate): "
-              f"gap {np.mean(best - shipped[1]):.3f} / "
-              f"p90 {np.percentile(best - shipped[1], 90):.2f} / max {np.max(best - shipped[1]):.2f}, "
-              f"{shipped[0].mean():.0f} it\n")
-        print(f"{header} mean gap | p90 | max | iterations | vs shipped |")
+        print(f"base: no whiteness gate (patience 150, the entry's window and gate for the estimate): "
+              f"gap {np.mean(best - base[1]):.3f} / "
+              f"p90 {np.percentile(best - base[1], 90):.2f} / max {np.max(best - base[1]):.2f}, "
+              f"{base[0].mean():.0f} it\n")
+        print(f"{header} mean gap | p90 | max | iterations | vs base |")
         print("|---" * (header.count("|") + 4) + "|")
         for n, (cells, rule, extra) in enumerate(rules):
             used, psnr = np.array([rule(r) for r in rows]).T
             gap = best - psnr
             print("| " + " | ".join(map(str, cells)) + f" | {gap.mean():.3f} | {np.percentile(gap, 90):.2f} "
-                  f"| {gap.max():.2f} | {used.mean():.0f} | {used.mean() / shipped[0].mean():.2f} |")
-            for r, g, u, g0, u0 in zip(rows, gap, used, best - shipped[1], shipped[0]) if a.per_crop and not n else ():
+                  f"| {gap.max():.2f} | {used.mean():.0f} | {used.mean() / base[0].mean():.2f} |")
+            for r, g, u, g0, u0 in zip(rows, gap, used, best - base[1], base[0]) if a.per_crop and not n else ():
                 peak = int(np.argmax(r["signals"]["psnr_ema"])) + 1
                 print(f"    {r['image']:>18} s{r['seed']} peak {peak:4d}: rule {g:.2f} dB at {u:.0f} it; "
-                      f"shipped {g0:.2f} dB at {u0:.0f} it{extra(r)}")
+                      f"base {g0:.2f} dB at {u0:.0f} it{extra(r)}")
 
 
 if __name__ == "__main__":
