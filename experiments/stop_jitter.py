@@ -23,6 +23,7 @@ Two tables from recorded trajectories (es_collect.py), each rule replayed as sto
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,8 @@ import numpy as np
 
 from es_analyze import LAG
 from stop_gate import load_runs, oracle, pre_study_iterations, replay
+
+from lipcli import config, library
 
 
 def estimate(r: dict) -> float:
@@ -46,9 +49,20 @@ RULES: dict[str, Callable[[dict], int]] = {  # name -> the variance window a run
 SHIPPED_WINDOW = RULES["window 400 where the estimate > 37.5 (shipped)"]
 
 
+@functools.cache
+def _entry() -> dict:
+    """The default denoising ticket's settings over the fast preset, as lipcli reads them (once)."""
+    return library.fast_settings("dip-channel-house", "fast")
+
+
+def shipped(key: str, r: dict) -> float:
+    """What the entry's schedule for `key` gives this run, read by lipcli itself so a replay follows the product."""
+    return config.at_level(key, _entry()[key], estimate(r))
+
+
 def shipped_gate(r: dict) -> float:
-    """The gate the entry's schedule gives this run: 1.2 where the estimate reads above 52.5, else 1.05."""
-    return 1.2 if estimate(r) > 52.5 else 1.05
+    """The gate the entry's schedule gives this run (1.2 where the estimate reads above 52.5, else 1.05)."""
+    return shipped("es_gate", r)
 
 
 def gated(r: dict, window: int = 200, tau: float = 1.05, relative: float = 0.0, lag: int = LAG) -> tuple[int, float]:

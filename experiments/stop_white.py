@@ -27,9 +27,7 @@ import numpy as np
 
 from es_analyze import min_with_patience
 from stop_gate import K, load_runs, oracle, replay
-from stop_jitter import SHIPPED_WINDOW, estimate, shipped_gate
-
-from lipcli import config, library
+from stop_jitter import SHIPPED_WINDOW, shipped, shipped_gate
 
 
 def trailing(x: np.ndarray, k: int) -> np.ndarray:
@@ -43,7 +41,7 @@ def replay_white(row: dict, signal: str, k: int, patience: int, lag: int, cap: i
                  gate: float | str | None = None) -> tuple[int, float]:
     """(iterations used, reported EMA PSNR) of the whiteness rule (module docstring)."""
     s = row["signals"]
-    gate = shipped_gate(row) if gate == "shipped" else gate
+    gate = resolve_gate(row, gate)
     w = trailing(np.array(s[signal][:cap], dtype=float), k)
     if gate is not None:
         loss = trailing(np.array(s["loss"][:cap]), K)
@@ -66,13 +64,14 @@ def white_open(row: dict, signal: str, level: float, cap: int) -> int:
     return int(below[0]) + 1 if below.size else cap + 1
 
 
+def resolve_gate(row: dict, tau: float | str | None) -> float | None:
+    """The noise gate's tau: as given, or for "shipped" the entry's for this run (None: no gate)."""
+    return shipped_gate(row) if tau == "shipped" else tau
+
+
 def resolve_level(row: dict, level: float | str | None) -> float | None:
-    """`level`, or for "shipped" the one the default ticket's entry gives this run's noise estimate, read from
-    lipcli itself so the replay follows the product (None: off)."""
-    if level != "shipped":
-        return level
-    schedule = library.fast_settings("dip-channel-house", "fast")["es_white"]
-    return config.at_level("es_white", schedule, estimate(row)) or None
+    """The whiteness level: as given, or for "shipped" the entry's for this run (None: off)."""
+    return (shipped("es_white", row) or None) if level == "shipped" else level
 
 
 def replay_gated(row: dict, signal: str, level: float | str | None, tau: float | str | None,
@@ -83,8 +82,12 @@ def replay_gated(row: dict, signal: str, level: float | str | None, tau: float |
     "shipped": the entry's level for the estimate, `resolve_level`)."""
     level = resolve_level(row, level)
     first = 0 if level is None else white_open(row, signal, level, cap)
-    tau = shipped_gate(row) if tau == "shipped" else tau
-    return replay(row, tau, row["sigma_used"], 150, cap, SHIPPED_WINDOW(row), first=first)
+    return replay(row, resolve_gate(row, tau), row["sigma_used"], 150, cap, SHIPPED_WINDOW(row), first=first)
+
+
+def _opens(row: dict, signal: str, level: float | None, cap: int) -> str:
+    """Where the whiteness gate opens on this run, for a per-crop line."""
+    return "- (off)" if level is None else str(white_open(row, signal, level, cap))
 
 
 def _list(text: str, kind: type) -> list:
@@ -101,8 +104,7 @@ def candidates(a: argparse.Namespace) -> tuple[str, list[Candidate]]:
         return "| signal | level | gate |", [
             ((sig, level, gate or "-"),
              lambda r, s=sig, lv=level, g=gate: replay_gated(r, s, lv, g, min(a.cap, r["iters"])),
-             lambda r, s=sig, lv=level: "; opens " + (str(white_open(r, s, resolve_level(r, lv), a.cap))
-                                                     if resolve_level(r, lv) else "- (off)"))
+             lambda r, s=sig, lv=level: f"; opens {_opens(r, s, resolve_level(r, lv), a.cap)}")
             for sig, level, gate in itertools.product(signals, _list(a.levels, float), gates)]
     grid = itertools.product(signals, _list(a.ks, int), _list(a.patiences, int), _list(a.lags, int), gates)
     return "| signal | k | patience | lag | gate |", [
