@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import device as devices
+from . import allocator, device as devices
 from .ensemble import load_member
 from .errors import LipError, LipRuntimeError
 from .fit import FitResult
@@ -66,6 +66,8 @@ def plan(jobs: int | None, threads: str | None, count: int, dev: torch.device, n
     if n == 1:
         return None
     free, most = devices.available_memory(dev), need()
+    if most and dev.type == "cpu":  # room for each job's kept memory (lipcli/allocator.py)
+        most = int(most * allocator.peak_factor())
     if most and free is not None and n * most > MEMORY_SHARE * free:
         fits = max(1, int(MEMORY_SHARE * free // most))
         if jobs is not None:

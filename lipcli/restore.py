@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from . import artifact, config, device as devices, nets
+from . import allocator, artifact, config, device as devices, nets
 from .errors import LipError
 from .fit import FitConfig, FitResult, Step, fit
 from .masks import Masks, mask_sparsity
@@ -75,7 +75,9 @@ def masked_prior(path: Path | str | artifact.Artifact, round_: int | None, spars
 def plan_memory(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev: torch.device) -> FitConfig:
     """Decide activation checkpointing and refuse up front, with the estimate and a hint, rather
     than die of out-of-memory later. `cfg.checkpoint` None = automatic: on only when the plain
-    step would not fit (every conv block's forward then runs twice)."""
+    step would not fit (every conv block's forward then runs twice). On a CPU, memory freed by a step
+    stops being kept for the next one where the larger peak that costs would not fit, or under checkpointing
+    (lipcli/allocator.py)."""
     free = devices.available_memory(dev)
     ckpt = cfg.checkpoint
     if ckpt is None:
@@ -87,6 +89,8 @@ def plan_memory(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev
         raise LipError(f"a {size[1]}x{size[0]} restore needs about {need / 2**30:.1f} GiB but only "
                        f"{free / 2**30:.1f} GiB is free on {dev}; {hint}crop or downscale the image, "
                        "or use a narrower net")
+    if dev.type == "cpu" and (ckpt or free is not None and allocator.KEPT_PEAK * need > 0.9 * free):
+        allocator.keep_freed_memory(False)  # glibc's lower peak (unmeasured with checkpointing: memory is tight)
     return replace(cfg, checkpoint=ckpt)
 
 

@@ -16,7 +16,7 @@ import torch
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from lipcli import device as devices, jobs
+from lipcli import allocator, device as devices, jobs
 from lipcli.cli import app
 from lipcli.errors import LipError
 from prune_helpers import NARROW_YAML, write_picture
@@ -158,6 +158,7 @@ def machine(monkeypatch):
     monkeypatch.setattr(devices, "usable_cores", lambda: 4)
     monkeypatch.setattr(devices, "busy_cores", lambda: 0.0)
     monkeypatch.setattr(devices, "available_memory", lambda dev: 8 * 2**30)
+    monkeypatch.setattr(allocator, "peak_factor", lambda: 1.0)  # glibc's defaults (test_allocator: kept memory)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
 
 
