@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_iter import build_reference, emit, timing_parser, synthetic_problem, time_lip, time_ref  # noqa: E402
+from bench_iter import (build_reference, default_ticket, emit, timing_parser, synthetic_problem, time_lip,  # noqa: E402
+                        time_ref)
 
-from lipcli import api, nets  # noqa: E402
+from lipcli import nets  # noqa: E402
 from lipcli import fit as fit_mod  # noqa: E402
 from lipcli.nets import compact as compact_mod, skip  # noqa: E402
-from lipcli.restore import fitted_form  # noqa: E402
 
 REFERENCE = ("dip-w32", "dip (dense)")  # nets the plain reference loop can run
 
@@ -64,10 +64,9 @@ CHANGES: dict[str, tuple[tuple[str, str], Callable[[], Any]]] = {
 
 def nets_to_time(seed: int) -> dict[str, tuple[dict, torch.nn.Module]]:
     """name -> (spec of the net the reference loop mirrors, the net lip fits), at seed `seed`'s weights."""
-    prior = api.restorer(device="cpu").prior  # the default denoising prior
-    ticket, _, _ = fitted_form(prior.build(seed), prior, lambda line: None)
+    spec, ticket = default_ticket(seed)
     torch.manual_seed(seed)
-    return {"default ticket (compacted)": (prior.spec, ticket),
+    return {"default ticket (compacted)": (spec, ticket),
             "dip-w32": (nets.preset("dip-w32"), nets.build(nets.preset("dip-w32"))),
             "dip (dense)": (nets.preset("dip"), nets.build(nets.preset("dip")))}
 

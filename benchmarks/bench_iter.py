@@ -39,10 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lipcli import nets
+from lipcli import api, device as devices, nets
 from lipcli.fit import FitConfig, Target, fit
 from lipcli.metrics import psnr
 from lipcli.physics import Denoise
+from lipcli.restore import fitted_form
 
 HERE = Path(__file__).resolve().parent
 IMAGES = HERE.parent.parent / "shared" / "data" / "images"  # /work/shared/data/images
@@ -267,6 +268,19 @@ def synthetic_problem(size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Ten
 def make_z(size: int, seed: int) -> torch.Tensor:
     net_stub = nets.build(nets.preset("dip"))
     return nets.make_input(net_stub, size, size, torch.Generator().manual_seed(seed))
+
+
+def auto_path() -> str:
+    """The path `--precision auto` takes on this CPU: bf16 + channels_last with hardware bf16, else fp32."""
+    return "lip-bf16-cl" if devices.fast_bf16(torch.device("cpu")) else "lip-fp32"
+
+
+def default_ticket(seed: int) -> tuple[dict, nn.Module]:
+    """(the spec the reference loop mirrors, the net lip fits) for the default denoising prior: the shipped
+    channel ticket, compacted as `lip restore` fits it, at seed `seed`'s weights."""
+    prior = api.restorer(device="cpu").prior
+    net, _, _ = fitted_form(prior.build(seed), prior, lambda line: None)
+    return prior.spec, net
 
 
 def lip_cfg(path: str, iters: int, **kw) -> FitConfig:

@@ -33,18 +33,16 @@ def child(net_name: str, size: int, threads: int, steps: int) -> None:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_iter import make_z, synthetic_problem, time_lip
-    from lipcli import api, device, nets
-    from lipcli.restore import fitted_form
+    from bench_iter import auto_path, default_ticket, make_z, synthetic_problem, time_lip
+    from lipcli import nets
 
     torch.set_num_threads(threads)
-    if net_name == "ticket":  # the default denoising prior, compacted as `lip restore` fits it
-        prior = api.restorer(device="cpu").prior
-        net, _, _ = fitted_form(prior.build(0), prior, lambda line: None)
+    if net_name == "ticket":
+        _, net = default_ticket(0)
     else:
         torch.manual_seed(0)
         net = nets.build(nets.preset(net_name))
-    path = "lip-bf16-cl" if device.fast_bf16(torch.device("cpu")) else "lip-fp32"
+    path = auto_path()
     z, (_, y) = make_z(size, 0), synthetic_problem(size)
     time_lip(path, net, z, y, 3, 0)  # warm-up: oneDNN primitives, the allocator's first growth
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_iter import (build_reference, detector_ms, emit, synthetic_problem, time_lip, time_ref,  # noqa: E402
-                        timing_parser)
+from bench_iter import (auto_path, build_reference, detector_ms, emit, synthetic_problem, time_lip,  # noqa: E402
+                        time_ref, timing_parser)
 
-from lipcli import device as devices, nets  # noqa: E402
+from lipcli import nets  # noqa: E402
 
 WIDTHS = {"dip": 128, "dip-w64": 64, "dip-w32": 32, "dip-w16": 16}
 
@@ -33,7 +33,7 @@ WIDTHS = {"dip": 128, "dip-w64": 64, "dip-w32": 32, "dip-w16": 16}
 def main() -> None:
     a = timing_parser(__doc__).parse_args()
     torch.set_num_threads(a.threads)
-    path = "lip-bf16-cl" if devices.fast_bf16(torch.device("cpu")) else "lip-fp32"
+    path = auto_path()
     clean, noisy = synthetic_problem(a.size)
     ms: dict[tuple[str, str], list[float]] = {}
     gflop = {}
