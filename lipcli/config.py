@@ -11,6 +11,7 @@ import difflib
 import math
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -97,9 +98,23 @@ def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> l
     return out
 
 
+_CONFIG_TEXT: dict[tuple[str, int, int, int], str] = {}
+
+
+def _config_text(path: Path) -> str:
+    """A config file's text, read once while it is unchanged: settings are resolved per task and image, and a
+    pipe (`--config <(...)`) can be read only once."""
+    st = path.stat()
+    regular = stat.S_ISREG(st.st_mode)
+    key = (str(path), st.st_ino, st.st_mtime_ns if regular else 0, st.st_size if regular else -1)
+    if key not in _CONFIG_TEXT:
+        _CONFIG_TEXT[key] = path.read_text()
+    return _CONFIG_TEXT[key]
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(_config_text(path))
     except FileNotFoundError:
         raise LipError(f"config {path} not found (give a preset name: {', '.join(PRESETS)}, or a YAML file)") from None
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -107,11 +108,11 @@ def _cgroup_quota() -> float | None:
     for path, split in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()),
                         ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", None)):
         try:
-            text = open(path).read().strip()
+            text = Path(path).read_text().strip()
             if split is not None:
                 quota, period = split(text)
             else:
-                quota, period = text, open("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read().strip()
+                quota, period = text, Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text().strip()
             if quota not in ("max", "-1"):
                 return int(quota) / int(period)
         except (OSError, ValueError):

@@ -34,6 +34,18 @@ def is_stdout(path: Path | str) -> bool:
     return str(path) == STDOUT
 
 
+def reaches_stdout(path: Path | str) -> bool:
+    """`-`, or a path that is this process's stdout under another name (/dev/stdout, /proc/self/fd/1, the file
+    or pipe stdout was redirected to); the null device takes anything, so it never counts."""
+    if is_stdout(path):
+        return True
+    try:
+        here, out = os.stat(path), os.fstat(1)
+    except (OSError, ValueError):
+        return False
+    return (here.st_dev, here.st_ino) == (out.st_dev, out.st_ino) and not os.path.samefile(path, os.devnull)
+
+
 def _under_devices(path: Path) -> bool:
     return any(str(path) == d or str(path).startswith(d + "/") for d in _DEVICE_DIRS)
 
@@ -101,7 +113,8 @@ def check_writable(path: Path | str) -> None:
     if _under_devices(real.parent):
         raise LipError(f"cannot write {path}: no such device (lip creates no files in {real.parent})")
     if not real.parent.is_dir():
-        raise LipError(f"cannot write {path}: folder {real.parent} does not exist (create it first)")
+        raise LipError(f"cannot write {path}: " + (f"{real.parent} is a file, not a folder" if real.parent.exists()
+                                                   else f"folder {real.parent} does not exist (create it first)"))
     if not os.access(real.parent, os.W_OK):
         raise LipError(f"cannot write {path}: folder {real.parent} is not writable (choose another --out)")
 
@@ -126,9 +139,17 @@ def make_folder(path: Path, what: str) -> None:
         raise LipError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
 
 
+def _nearly_full(path: Path) -> bool:
+    """Whether the disk `path` is written to has (almost) no room left."""
+    try:
+        return shutil.disk_usage(path.resolve().parent).free < (1 << 20)
+    except OSError:
+        return False
+
+
 def _write_failed(path: Path | str, exc: OSError) -> LipRuntimeError:
     """A write that failed after the run: a runtime failure (exit 1) with a hint."""
-    if exc.errno == errno.ENOSPC:
+    if exc.errno == errno.ENOSPC or exc.errno is None and _nearly_full(Path(path)):  # numpy, tifffile: no errno
         return LipRuntimeError(f"cannot write {path}: the disk is full (free space or choose another --out)")
     if exc.errno == errno.EPIPE:
         return LipRuntimeError(f"cannot write {path}: the reading end of the pipe was closed")

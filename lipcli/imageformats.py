@@ -10,6 +10,7 @@ reads and writes samples, checks sizes from headers and turns broken files into 
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +24,9 @@ TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 NPY_MAGIC = b"\x93NUMPY"
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # a pickle (protocol 2+), or a zip archive (torch.save, np.savez)
 SizeCheck = Callable[[int, int], None] | None  # (width, height) -> raises LipError to refuse
+# tifffile logs what it finds wrong with a file to stderr; lip says it once, in its own one-line error.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
+logging.getLogger("tifffile").propagate = False
 
 
 def one_line(exc: BaseException) -> str:
@@ -31,16 +35,26 @@ def one_line(exc: BaseException) -> str:
 
 
 def check_file(path: Path, what: str = "an image file") -> None:
-    """Refuse a missing, folder or empty input with a hint, before any decoder sees it."""
-    if not path.exists():
-        raise LipError(f"cannot read {path}: no such file (check the path)")
-    if path.is_dir():
-        raise LipError(f"cannot read {path}: it is a folder (give {what})")
+    """Refuse a missing, folder, pipe or empty input with a hint, before any decoder sees it."""
+    if not path.is_file():
+        raise LipError(f"cannot read {path}: {not_a_file(path, what)}")
     try:
         if path.stat().st_size == 0:
             raise LipError(f"cannot read {path}: the file is empty (0 bytes; re-export or re-download it)")
     except OSError as exc:
         raise LipError(f"cannot read {path}: {exc.strerror or one_line(exc)} (check permissions)") from None
+
+
+def not_a_file(path: Path, what: str = "an image file") -> str:
+    """Why `path`, which is not a regular file, cannot be read (decoders seek, and lip reads an input more than
+    once: a pipe would give its bytes to the first reader only)."""
+    if path.is_dir():
+        return f"it is a folder (give {what})"
+    if path.exists():
+        return "it is a pipe or device, not a file (save what it gives to a file first)"
+    if str(path) == "-":
+        return "lip does not read stdin (save it to a file first)"
+    return "no such file (check the path)"
 
 
 def corrupt(path: Path, exc: BaseException) -> LipError:
@@ -78,7 +92,7 @@ def read_npy(path: Path, check_size: SizeCheck) -> np.ndarray:
             raise LipError(f"cannot read {path}: it holds pickled Python objects, and lip never unpickles; "
                            "save a numeric array (np.save(path, a.astype(np.float32)))") from None
         raise corrupt(path, exc) from None
-    except (OSError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged header fails in many ways (OSError, SyntaxError, ...)
         raise corrupt(path, exc) from None
     if not isinstance(arr, np.ndarray):
         arr.close()
@@ -89,35 +103,48 @@ def read_npy(path: Path, check_size: SizeCheck) -> np.ndarray:
 
 
 def read_tiff(path: Path, check_size: SizeCheck) -> np.ndarray | None:
-    """A TIFF with more than 8 bits per gray or RGB sample (16-bit, 32-bit, float) as (H,W[,S]),
-    upright; None leaves the file to Pillow (8-bit, palette, CMYK, YCbCr, ...). A stack is refused."""
+    """A TIFF with more than 8 bits per gray or RGB sample (16-bit, 32-bit, float) or signed 8-bit samples as
+    (H,W[,S]), upright, 0 = black; None leaves the file to Pillow (unsigned 8-bit, palette, CMYK, YCbCr, ...).
+    A stack is refused."""
     try:
         tif = tifffile.TiffFile(path)
     except Exception:  # not parseable as TIFF here: Pillow says what is wrong with it
         return None
     with tif:
+        if not tif.series:  # no readable page: its offset points nowhere (a truncated file)
+            raise corrupt(path, ValueError("no image page"))
         series = tif.series[0]
         pages = sum(s.shape == series.shape for s in tif.series)  # a smaller thumbnail page does not count
         if pages > 1:
             raise LipError(f"cannot read {path}: it holds {pages} images (pages); lip restores one: save the one "
                            "you want as its own file")
         page = series.keyframe
-        if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB) \
-                or page.dtype is None or page.dtype.itemsize == 1:
+        white = page.photometric == tifffile.PHOTOMETRIC.MINISWHITE
+        if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB) and not white \
+                or page.dtype is None or page.dtype.itemsize == 1 and page.dtype.kind != "i":
             return None
-        axes = series.axes  # without axes of length 1
+        kept = [(a, n) for a, n in zip(series.axes, series.shape) if n > 1 or a in "YX"]  # (1, H, W) is one plane
+        axes = "".join(a for a, _ in kept)
         if axes not in ("YX", "YXS", "SYX"):
             raise LipError(f"cannot read {path}: it is a stack of shape {series.shape} (axes {axes}); "
                            "lip restores one 2-D gray or colour image: save one plane as its own file")
-        shape = dict(zip(axes, series.shape))
+        shape = dict(kept)
         if check_size is not None:
             check_size(shape["X"], shape["Y"])
         try:
-            arr = series.asarray()
+            arr = series.asarray().reshape([shape[a] for a in axes])
         except Exception as exc:  # noqa: BLE001 - any decoder failure of a damaged file
-            raise corrupt(path, exc) from None
+            if "imagecodecs" not in str(exc):
+                raise corrupt(path, exc) from None
+            if axes == "YX" and page.dtype.name in ("uint16", "float32") and page.predictor != 3:
+                return None  # Pillow decodes these (LZW gray 16-bit and float) without narrowing them
+            raise LipError(f"cannot read {path}: its {page.compression.name} compression needs the imagecodecs "
+                           "package (pip install imagecodecs), or save it uncompressed or with deflate") from None
         tag = page.tags.get(274)  # Orientation
         orientation = int(tag.value) if tag is not None else 1
+    if white:  # 0 is white; written back with 0 = black (write_tiff), so turn the values over, keeping their range
+        arr = np.iinfo(arr.dtype).max - arr if arr.dtype.kind == "u" else ~arr if arr.dtype.kind == "i" \
+            else arr.max() + arr.min() - arr
     return upright(np.moveaxis(arr, 0, -1) if axes == "SYX" else arr, orientation)
 
 

@@ -182,7 +182,7 @@ def check_readable(paths: list[Path]) -> None:
     """Refuse a missing input or a folder before the first run, not after it."""
     for path in paths:
         if not resolve(path).is_file():
-            what = "it is a folder (give an image file)" if resolve(path).is_dir() else "no such file (check the path)"
+            what = formats.not_a_file(resolve(path))
             if str(path).startswith(SAMPLE_PREFIX):
                 what = "no such sample (bundled: " + ", ".join(SAMPLE_PREFIX + p.stem for p in sorted(
                     resolve(SAMPLE_PREFIX).parent.glob("*.png")) if not p.stem.endswith("_samples")) + ")"
@@ -265,13 +265,16 @@ def load_image(path: Path | str, *, max_pixels: int | None = None,
 
 def _value_range(a: np.ndarray) -> tuple[float, float]:
     """The values that mean 0 and 1: a uint8/uint16 type's full range, [0, 1] for floats inside it,
-    else the data's own min..max (a constant image: min..min+1)."""
+    else the data's own min..max (a constant image: lo == hi, so it maps to 0 and comes back as itself)."""
     if a.dtype in (np.uint8, np.uint16):
         return 0.0, float(np.iinfo(a.dtype).max)
     lo, hi = float(a.min()), float(a.max())
     if a.dtype.kind == "f" and lo >= 0 and hi <= 1:
         return 0.0, 1.0
-    return lo, hi if hi > lo else lo + 1.0
+    if not np.isfinite(hi - lo):
+        raise LipError(f"its values span {lo:.3g} to {hi:.3g}, more than lip can scale: divide them by a "
+                       "common factor first")
+    return lo, hi
 
 
 def from_array(arr: np.ndarray | torch.Tensor, name: str = "the array", layout: str | None = None) -> Image:
@@ -297,8 +300,11 @@ def from_array(arr: np.ndarray | torch.Tensor, name: str = "the array", layout: 
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         bad = int(a.size - np.isfinite(a).sum())
         raise LipError(f"{name} has {bad:,} NaN or infinite values: replace them first (np.nan_to_num)")
-    lo, hi = _value_range(a)
-    unit = ((a.astype(np.float64) - lo) / (hi - lo)).astype(np.float32)
+    try:
+        lo, hi = _value_range(a)
+    except LipError as exc:
+        raise LipError(f"{name}: {exc}") from None
+    unit = ((a.astype(np.float64) - lo) / ((hi - lo) or 1.0)).astype(np.float32)
     colour = 1 if a.shape[2] <= 2 else 3
     alpha = np.ascontiguousarray(unit[..., colour]) if a.shape[2] in (2, 4) else None
     return Image(pixels=np.ascontiguousarray(unit[..., :colour].transpose(2, 0, 1)), alpha=alpha,
@@ -373,8 +379,8 @@ def narrowed(path: Path | str, alpha: bool, stored: Stored) -> list[str]:
     """What writing an image (with `alpha`, its samples `stored` so) to `path`'s format loses; save_image writes
     it all the same, so that a long run is never lost, and a caller says so before the run."""
     fmt, lost = check_suffix(path), []
-    if alpha and fmt == "JPEG":
-        lost.append("transparency (JPEG has none)")
+    if alpha and fmt in ("JPEG", "BMP"):
+        lost.append("transparency (JPEG has none)" if fmt == "JPEG" else "transparency (most readers ignore a BMP's)")
     integers = stored.dtype.startswith("uint")
     if fmt in ("JPEG", "BMP", "WEBP") and integers and stored.bit_depth > 8:
         lost.append(f"{stored.bit_depth}-bit samples ({fmt} holds 8 bits)")
@@ -438,9 +444,10 @@ def pixel_hash(img: Image) -> str:
 
 
 def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
-    """Load an inpainting mask (white = kept, black = missing) as bool (H,W).
+    """Load an inpainting mask (white = kept, black = missing) as bool (H,W): an image, or a .npy array of
+    0/1 or booleans.
 
-    Only pure 0/255 is accepted: gray edges from anti-aliasing or JPEG would silently
+    Only pure 0/255 (or 0/1) is accepted: gray edges from anti-aliasing or JPEG would silently
     decide which pixels are trusted, so the user is asked to threshold instead.
     """
     path = Path(path)
@@ -451,18 +458,23 @@ def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
             raise LipError(f"mask {path} is {w}x{h} but the image is {width}x{height} "
                            "(make the mask the same size as the image)")
 
-    arr = np.asarray(_read(path, check)[0].convert("L"))
+    if path.suffix.lower() == ".npy":
+        arr = formats.read_npy(path, check)
+        arr = arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
+    else:
+        arr = np.asarray(_read(path, check)[0].convert("L"))
     if arr.shape != (height, width):
-        raise LipError(f"mask {path} is {arr.shape[1]}x{arr.shape[0]} but the image is {width}x{height} "
+        raise LipError(f"mask {path} is {'x'.join(map(str, arr.shape[::-1]))} but the image is {width}x{height} "
                        "(make the mask the same size as the image)")
     values = np.unique(arr)
-    other = values[(values != 0) & (values != 255)]
+    on = 255 if values.max(initial=0) > 1 else 1  # 0/255 (black and white), or 0/1 (an array, a 0/1 PNG)
+    other = values[(values != 0) & (values != on)]
     if other.size:
-        raise LipError(f"mask {path} is not black-and-white: it has {other.size} gray values besides 0 and 255 "
-                       "(threshold it, e.g. values >= 128 become white, and save as PNG)")
+        raise LipError(f"mask {path} is not black-and-white: it has {other.size} gray values besides 0 and {on} "
+                       f"(threshold it: values at or above the middle become {on})")
     if not values.any():
         raise LipError(f"mask {path} observes no pixel: it is all black (white marks the pixels that are kept)")
-    return arr == 255
+    return arr == on
 
 
 def to_tensor(img: Image) -> torch.Tensor:

@@ -188,8 +188,9 @@ class Keeper:
             self.path.parent.mkdir(exist_ok=True)
             with atomic_path(self.path) as tmp:
                 save_file(tensors, str(tmp), metadata={"version": str(VERSION), "key": key, "state": skeleton})
-        except (OSError, LipError) as exc:
-            self.notify(f"cannot save the fit's state to {self.path} ({exc}); going on without saving it")
+        except Exception as exc:  # noqa: BLE001 - OSError, LipError, safetensors' own error on a full disk
+            self.notify(f"cannot save the fit's state to {self.path} ({str(exc).strip() or type(exc).__name__}); "
+                        "going on without saving it")
             self.every, self.final = None, False
             if made:  # an empty folder left beside the output would look like a kept state
                 with suppress(OSError):

@@ -240,7 +240,7 @@ MaskRound = Annotated[Optional[int], typer.Option("--round", help="Round of the 
 MaskSparsity = Annotated[Optional[float], typer.Option(help="Pick the round closest to this sparsity",
                                                        rich_help_panel="Prior")]
 Seed = Annotated[int, typer.Option(help="Seed for weights, input code and simulated degradations",
-                                   rich_help_panel="Run")]
+                                   min=0, max=2**63 - 1, rich_help_panel="Run")]  # torch's seeds: 64-bit
 Precision = Annotated[Optional[str], typer.Option(
     help="fp32 | bf16 | auto. auto (the fast preset) = bf16 autocast + channels_last on CPUs with "
          "AVX512-BF16/AMX and on bf16 GPUs, else fp32", rich_help_panel="Run")]

@@ -122,12 +122,15 @@ class RunLog:
 def check_stdout_free(out: Path | None, json_: bool, log: Path | None = None) -> None:
     """Stdout carries one stream at most: the output (`-o -`), the JSON lines (--json) or the log (`--log -`).
     Refuse two rather than mix them (a PNG with JSON lines in front of it is no PNG)."""
-    to_out, to_log = out is not None and files.is_stdout(out), log is not None and files.is_stdout(log)
+    to_out, to_log = out is not None and files.reaches_stdout(out), log is not None and files.reaches_stdout(log)
+    if (to_out or to_log or json_) and sys.stdout is None:
+        raise LipError("stdout is closed: give -o / --log a file name, or drop --json")
     if to_out and json_:
-        raise LipError("--json prints to stdout, which -o - fills with the output: drop --json and add "
+        raise LipError(f"--json prints to stdout, which -o {out} fills with the output: drop --json and add "
                        "--log FILE, which records the same result")
     if to_log and (to_out or json_):
-        raise LipError(f"--log - and {'-o -' if to_out else '--json'} both write to stdout: give --log a file name")
+        raise LipError(f"--log {log} and {f'-o {out}' if to_out else '--json'} both write to stdout: give --log a "
+                       "file name")
 
 
 def set_threads_quietly(threads: int | str | None) -> Callable[[], None]:
@@ -192,6 +195,11 @@ def say_state_kept(state: Path | None, why: str = "stopped", output: Path | None
     state is and how to continue from it; or, for an `output` that is a stream, that there was nowhere to keep it."""
     if state is not None and saved_fits(state):
         say(f"lip: {why}; the fit's state is kept in {state}/. Run the same command again to continue it")
+        return
+    if state is not None and state.is_dir() and not any(state.iterdir()):
+        state.rmdir()  # stopped before any state was saved: an empty folder would look like a kept one
+    if state is not None:
+        say(f"lip: {why}; no state of the fit was saved yet, so the same command starts over")
     elif state is None and output is not None and files.is_stream(output):
         where = "stdout" if files.is_stdout(output) else output
         say(f"lip: {why}; the fit's state is not kept for an output to {where} (a state is kept beside an output "

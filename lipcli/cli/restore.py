@@ -25,6 +25,8 @@ from .options import (ARGS, Config, DataConsistency, Device, EarlyStop, Ema, EsG
 def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restored") -> list[Path]:
     """One output per input: beside it by default; --out a file for one input, or a folder (created) for several,
     or when it is one already or ends in /. Two inputs that would be written to one file are refused first."""
+    if out == "":
+        raise LipError("-o is empty (an unset shell variable?): give a file, a folder or -")
     if out is not None and files.is_stdout(out):
         if len(inputs) > 1:
             raise LipError("-o - writes one image to stdout: give one input (or an output folder)")
