@@ -20,6 +20,7 @@ Progress is reported only through the optional callbacks (`on_step(step)`, `noti
 from __future__ import annotations
 
 import inspect
+import math
 import tempfile
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields, replace
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from . import artifact, cs as cs_solvers, device as devices, generators, images as images_io, library, nets
-from .config import (check_init, check_lr, check_names, fit_config, known_keys, leveled, no_exact_step,
+from .config import (check_init, check_lr, check_names, count, fit_config, known_keys, leveled, no_exact_step,
                      resolve_settings)
 from .cs_problem import CSInputs, CSProblem, load_problem as load_cs_problem
 from .ensemble import Elsewhere, fit_share, restore_ensemble
@@ -245,6 +246,13 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
         raise LipError("--dense fits the dense DIP net: drop --mask / --prior")
     if prior not in ("dip", "deep-decoder"):
         raise LipError(f"unknown --prior {prior!r}: use dip or deep-decoder")
+    if mask is not None and (net is not None or prior != "dip"):
+        raise LipError(f"--mask brings its own net: drop {'--net' if net is not None else '--prior'}")
+    if prior == "deep-decoder" and net is not None:
+        raise LipError("--prior deep-decoder is its own net: drop --net (its width is --dd-k)")
+    if init != "artifact" and mask is None:
+        raise LipError(f"--init {init} chooses a mask's starting weights: add --mask (without one the net is "
+                       "drawn from --seed)")
     net_ = "deep-decoder" if prior == "deep-decoder" else settings["net"]
     if dd_k is not None and (mask is not None or nets.resolve_spec(net_)["kind"] != "decoder"):
         raise LipError(f"--dd-k {dd_k} sets the deep decoder's width: add --prior deep-decoder"
@@ -378,9 +386,13 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     if not 0 <= s.rewind < 1:
         raise LipError(f"--rewind {s.rewind} must be in [0, 1)")
     channel_score = channel_score_for(s.method, s.granularity, s.channel_score)
-    n_rounds = rounds_for(target, rate) if target is not None and s.method != "oes" else int(settings["rounds"])
+    n_rounds = rounds_for(target, rate) if target is not None and s.method != "oes" else count(settings, "rounds")
     if n_rounds > 255:
         raise LipError(f"{n_rounds} rounds needed; at most 255 are supported (lower --target-sparsity)")
+    if not (math.isfinite(s.oes_tau) and s.oes_tau > 0):
+        raise LipError(f"--oes-tau {s.oes_tau}: the Gumbel-softmax temperature is a number above 0")
+    if not (math.isfinite(s.oes_lambda) and s.oes_lambda >= 0):
+        raise LipError(f"--oes-lambda {s.oes_lambda}: the KL weight is a number >= 0")
     if not images:
         raise LipError("give at least one image to search on")
     refs = oracle_target or clean or []

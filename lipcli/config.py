@@ -141,6 +141,10 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
         if name not in PRESETS:
             raise LipError(f"config {config}: unknown preset {name!r} (use {', '.join(PRESETS)})")
         sections = {t: data.pop(t, {}) or {} for t in TASKS}
+        for t, section in sections.items():
+            if not isinstance(section, dict):
+                raise LipError(f"config {config}: {t}: must be a section of option names and values "
+                               f"(such as iters: 2000, indented under it), not {section!r}")
         file_values = {**data, **sections[task]}
         check_names(file_values, known_keys(), f"config {config}", "key")
     given = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
@@ -273,6 +277,11 @@ def _number(settings: dict[str, Any], key: str, kind: type, ok: Callable[[float]
 
 
 INITS = ("artifact", "fresh")  # a mask's weights: its theta0 (the LIP ticket) or a new seeded draw (OES)
+
+
+def count(settings: dict[str, Any], key: str) -> int:
+    """A whole-number setting of 1 or more (a YAML `rounds: 0` is refused as `--rounds 0` is)."""
+    return _number(settings, key, int, lambda v: v >= 1, "a whole number of 1 or more")
 
 
 def check_init(init: str) -> None:

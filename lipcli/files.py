@@ -72,6 +72,16 @@ def reading(paths: Iterable[object]) -> Iterator[None]:
     `check_writable`, which every write of lip passes, refuses them (`lip restore x.png -o x.png` would
     replace the user's only copy of the image with the result, `inspect A --csv A` the artifact)."""
     _READS.clear()
+    protect(paths)
+    try:
+        yield
+    finally:
+        _READS.clear()
+
+
+def protect(paths: Iterable[object]) -> None:
+    """Count the existing regular files among `paths` as inputs of the running command (`reading`): also
+    those it finds as it goes, such as the images of a training folder."""
     for p in paths:
         try:
             st = os.stat(p) if isinstance(p, (str, Path)) and not is_stdout(p) else None
@@ -79,10 +89,6 @@ def reading(paths: Iterable[object]) -> Iterator[None]:
             continue
         if st is not None and stat.S_ISREG(st.st_mode):
             _READS.add((st.st_dev, st.st_ino))
-    try:
-        yield
-    finally:
-        _READS.clear()
 
 
 def check_writable(path: Path | str) -> None:

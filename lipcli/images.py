@@ -178,6 +178,13 @@ def resolve(path: Path | str, suffix: str = ".png") -> Path:
     return Path(path)
 
 
+def beside(path: Path | str, tail: str) -> Path:
+    """The output named after an input (its stem + `tail`, e.g. "_restored.png"): beside the input, or in
+    the working folder for a bundled sample."""
+    folder = Path(".") if str(path).startswith(SAMPLE_PREFIX) else Path(path).parent
+    return folder / f"{resolve(path).stem}{tail}"
+
+
 def check_readable(paths: list[Path]) -> None:
     """Refuse a missing input or a folder before the first run, not after it."""
     for path in paths:

@@ -50,14 +50,19 @@ def dense_prior(net: str | dict[str, Any], **overrides: Any) -> Prior:
     return Prior(spec=spec, source={"prior": spec["kind"] if isinstance(net, dict) else net})
 
 
+def check_dip_mask(art: artifact.Artifact, path: object) -> artifact.Artifact:
+    """The artifact, if it masks a net that restores images (not a generator's, which `lip cs` fits)."""
+    if art.spec.get("kind") == "gan":
+        raise LipError(f"{path} is a generator's mask (lip prune --prior gan): use it with lip cs --mask; "
+                       "restoring needs a DIP mask")
+    return art
+
+
 def masked_prior(path: Path | str | artifact.Artifact, round_: int | None, sparsity: float | None, init: str,
                  compact: bool | None = None) -> Prior:
     """Load a mask artifact (or take a loaded one) and pick a round: explicit, nearest to a sparsity, or
     the recommended one."""
-    art = path if isinstance(path, artifact.Artifact) else artifact.load(path)
-    if art.spec.get("kind") == "gan":
-        raise LipError(f"{path} is a generator's mask (lip prune --prior gan): use it with lip cs --mask; "
-                       "restoring needs a DIP mask")
+    art = check_dip_mask(path if isinstance(path, artifact.Artifact) else artifact.load(path), path)
     if round_ is not None and sparsity is not None:
         raise LipError("give --round or --sparsity, not both")
     if sparsity is not None:

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import images as images_io, plot
+from . import files, images as images_io, plot
 from .errors import LipError
 
 KINDS = {"fft": "log(1+|FFT|)", "fftdiff": "|log FFT - reference's|", "diff": "|image - reference|"}
 WHITE_PERCENTILE = 99.5
+COMPOSITE = "spectra.png"  # every map in one figure
 
 
 def log_magnitude(pixels: np.ndarray) -> np.ndarray:
@@ -84,6 +85,20 @@ def load(paths: list[Path]) -> tuple[list[str], list[np.ndarray]]:
     return stems, [img.pixels for img in loaded]
 
 
+def map_path(folder: Path, kind: str, name: str) -> Path:
+    return folder / f"{kind}_{name}.png"
+
+
+def check_outputs(names: list[str], folder: Path, composite: bool = True) -> None:
+    """Refuse now, before any map is written, a file `write` could not write (one of the command's inputs)."""
+    if not folder.is_dir():
+        return  # made by the command: nothing in it yet
+    kinds = list(KINDS) if len(names) > 1 else ["fft"]
+    paths = [map_path(folder, kind, name) for kind in kinds for name in names[0 if kind == "fft" else 1:]]
+    for path in paths + ([folder / COMPOSITE] if composite else []):
+        files.check_writable(path)
+
+
 def write(maps: Maps, folder: Path, composite: bool = True) -> dict[str, object]:
     """KIND_NAME.png for every map (one grey scale per kind) and spectra.png, all of them in one figure:
     rows fft / fftdiff / diff, a column per image. Returns what was written and the scales."""
@@ -95,7 +110,7 @@ def write(maps: Maps, folder: Path, composite: bool = True) -> dict[str, object]
         row: list[tuple[str, np.ndarray | None]] = [(maps.names[0] + " (reference)", None)] * offset
         for name, values in zip(maps.names[offset:], getattr(maps, kind)):
             pixels = gray8(values, scales[kind])
-            path = folder / f"{kind}_{name}.png"
+            path = map_path(folder, kind, name)
             images_io.save_image(path, pixels[None].astype(np.float32) / 255)
             written[name][kind] = str(path)
             row.append((name, pixels))
@@ -103,5 +118,5 @@ def write(maps: Maps, folder: Path, composite: bool = True) -> dict[str, object]
     report: dict[str, object] = {"reference": maps.names[0], "maps": written, "scales": scales,
                                  "mean_abs_diff": {n: float(d.mean()) for n, d in zip(maps.names[1:], maps.diff)}}
     if composite:
-        report["composite"] = str(plot.tile_grid(tiles, folder / "spectra.png"))
+        report["composite"] = str(plot.tile_grid(tiles, folder / COMPOSITE))
     return report

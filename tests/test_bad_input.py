@@ -363,6 +363,35 @@ def foreign(w: "Work", kind: str, name: str = "their.pt", amount: float = 0.5) -
     return name
 
 
+GAN_TRAIN = ["--device", "cpu", "--threads", "1", "--epochs", "1", "--size", "8", "--nz", "4", "--ngf", "4",
+             "--ndf", "4"]
+
+
+def picture_folder(w: "Work", *names: str) -> str:
+    """A folder of training images (`lip train-generator --data`)."""
+    (w.dir / "data").mkdir()
+    for name in names:
+        write_picture(w.dir / "data" / name, 32, 32, seed=1)
+    return "data"
+
+
+def config_file(w: "Work", text: str, name: str = "c.yaml") -> str:
+    (w.dir / name).write_text(text)
+    return name
+
+
+def fifo(w: "Work", name: str = "pipe.png") -> str:
+    os.mkfifo(w.dir / name)
+    return name
+
+
+def damaged_rows(w: "Work") -> str:
+    """A transfer results folder whose one row holds a score that is not a number."""
+    (w.dir / "res").mkdir()
+    (w.dir / "res" / "results.jsonl").write_text(json.dumps({"psnr_stopped": "abc"}) + "\n")
+    return "res"
+
+
 def no_matplotlib(w: "Work") -> None:
     """matplotlib as if it were not installed."""
     real = importlib.util.find_spec
@@ -1048,6 +1077,40 @@ case("cs", "--resume-every below 0", lambda w: ["img.png", "--simulate", "--prio
      "--resume-every -1", ">= 0")
 
 
+# A fresh-eyes pass over the other commands (2026-12-04): refused up front, nothing written first.
+case("train-generator", "sample grid over a training image",
+     lambda w: ["--data", picture_folder(w, "x.png", "x_samples.png"), "-o", "data/x.safetensors"],
+     "data/x_samples.png", "one of this run's inputs", base=GAN_TRAIN)
+case("train-generator", "--samples in a missing folder",
+     lambda w: ["--data", picture_folder(w, "x.png"), "-o", "g.safetensors", "--samples", "nowhere/s.png"],
+     "nowhere", "does not exist", base=GAN_TRAIN)
+case("train-generator", "--size not a power of two", lambda w: ["--data", picture_folder(w, "x.png"), "-o",
+     "g.safetensors", "--size", "0"], "--size 0", "power of two", base=GAN_TRAIN)
+case("spectra", "a map over an input", lambda w: ["img.png", picture_at(w, "maps/spectra.png")],
+     "maps/spectra.png", "one of this run's inputs")
+case("restore", "--save-kspace over the sampling mask",
+     lambda w: ["img.png", "--simulate", "--task", "mri", "--sampling-mask",
+                (w.dir / "ks").mkdir() or sampling_mask(w, name="ks/mask.npy"), "--save-kspace", "ks"],
+     "ks/mask.npy", "one of this run's inputs")
+case("restore", "a task section that is not a section", lambda w: ["img.png", "--config", config_file(
+     w, "denoise: 5\n")], "denoise", "section")
+case("restore", "--mask with --net", lambda w: ["img.png", "--mask", "A.safetensors", "--net", "dip-w16"],
+     "--mask brings its own net", "--net")
+case("restore", "--init fresh without a mask", lambda w: ["img.png", "--init", "fresh"], "--init fresh", "--mask")
+case("restore", "a pipe as input", lambda w: [fifo(w)], "pipe or device")
+case("restore", "-o empty", lambda w: ["img.png", "-o", ""], "-o is empty")
+case("restore", "--seed beyond 64 bits", lambda w: ["img.png", "--seed", str(2**64)], "--seed")
+case("cs", "--noise NaN", lambda w: ["img.png", "--simulate", "--noise", "nan"], "--noise nan")
+case("cs", "--outlier-value infinite", lambda w: ["img.png", "--simulate", "--outliers", "2", "--outlier-value",
+     "inf"], "--outlier-value inf", "finite")
+case("prune", "--oes-tau 0", lambda w: ["img.png", "--simulate", "--method", "oes", "--oes-tau", "0"],
+     "--oes-tau 0", "above 0")
+case("prune", "rounds: 0 in a config", lambda w: ["img.png", "--simulate", "--config", config_file(w, "rounds: 0\n")],
+     "--rounds 0", "1 or more", base=[*RUN[2:], "-o", "out.safetensors"])
+case("transfer", "a row whose score is not a number", lambda w: ["--merge", damaged_rows(w)], "not a transfer row",
+     base=[])
+
+
 # ---------------------------------------------------------------- running a case
 
 def listing(folder: Path) -> list[str]:
@@ -1122,7 +1185,7 @@ def test_bad_input(c: Case, tmp_path: Path) -> None:
 def test_the_matrix_is_large_and_covers_every_command() -> None:
     assert len(CASES) >= 30
     assert {c.command for c in CASES} == {"restore", "prune", "transfer", "cs", "inspect", "spectra", "import-mask",
-                                          "export-mask", "classify"}
+                                          "export-mask", "classify", "train-generator"}
     assert len({c.id for c in CASES}) == len(CASES)
 
 

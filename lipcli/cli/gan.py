@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .. import artifact, config
+from .. import artifact, config, files
+from .. import images as images_io
 from .. import device as devices
 from ..errors import LipError
 from ..gan import EpochStats, GanConfig, load_data, new_gan, sample_grid, trained_artifact, train
@@ -48,13 +49,19 @@ def train_generator_cmd(
     config.check_lr(lr)
     dev = devices.resolve(device)
     n_threads = devices.set_threads(threads, say)
+    if size < 8 or size & (size - 1):
+        raise LipError(f"--size {size}: give a power of two, 8 or more (8, 16, 32, 64, ...)")
     spec = gan_spec(nz=nz, ngf=ngf, ndf=ndf, channels=channels, size=size)
     try:
         net = new_gan(spec, seed).to(dev)
     except ValueError as exc:
         raise LipError(f"invalid generator shape: {exc}") from None
+    if Path(data).is_dir():  # the training images are inputs: neither output may replace one
+        files.protect(Path(data).iterdir())
     artifact.check_output(out)
     grid = samples or out.with_name(f"{out.stem}_samples.png")
+    images_io.check_suffix(grid)
+    files.check_writable(grid)
     x = load_data(data, spec)
     cfg = GanConfig(epochs=epochs, batch=batch, lr=lr, seed=seed)
     command = _command(data, epochs, batch, lr, nz, ngf, ndf, size, channels, seed, out)

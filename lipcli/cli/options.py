@@ -183,8 +183,8 @@ def generator_spec_option(panel: str) -> Any:
 
 # Task: what degraded the image.
 Task = Annotated[str, registry_option(TASKS, rich_help_panel="Task")]
-InpaintMask = Annotated[Optional[Path], typer.Option(help="Inpainting mask PNG, white = observed, black = "
-                                                     "missing", rich_help_panel="Task")]
+InpaintMask = Annotated[Optional[Path], typer.Option(help="Inpainting mask: an image, white = observed, black = "
+                                                     "missing (or 0/1), or a 0/1 .npy array", rich_help_panel="Task")]
 Simulate = Annotated[bool, typer.Option(help="The input is CLEAN: degrade it (seeded) and score against it",
                                         rich_help_panel="Task")]
 

@@ -13,6 +13,7 @@ import torch
 import typer
 
 from .. import api, artifact, device as devices, files
+from .. import images as images_io
 from ..api import Search
 from ..errors import LipError
 from ..fit import Step
@@ -205,7 +206,7 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
                      inpaint_mask=t.inpaint_mask, **t.degradation, precision=run.precision, config=run.config,
                      device=dev, seed=run.seed, **asdict(s))
     first = t.images[0]
-    out_path = artifact_output(run.resume, run.out, first.with_name(f"{first.stem}_{s.method}.safetensors"))
+    out_path = artifact_output(run.resume, run.out, images_io.beside(first, f"_{s.method}.safetensors"))
     say_threads()
 
     def on_start() -> None:

@@ -25,7 +25,7 @@ from ..errors import LipError, LipRuntimeError
 from ..jsonsafe import finite
 from ..resume import clear, saved_fits
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, emoji=False)  # a file named x:-1:.png stays as it is
 
 
 class Terminated(Exception):

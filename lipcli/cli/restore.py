@@ -14,6 +14,7 @@ from .. import images as images_io
 from ..ensemble import Elsewhere
 from ..errors import LipError, LipRuntimeError
 from ..fit import FitResult, Step
+from ..physics.mri import check_scan_paths
 from ..problem import Problem, largest_need
 from .render import (RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say,
                      say_state_kept, set_threads_quietly, steps_done, write_then_discard)
@@ -34,8 +35,7 @@ def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restore
     folder = None if out is None or not (len(inputs) > 1 or Path(out).is_dir() or out.endswith(("/", os.sep))) \
         else Path(out)
     if out is None:  # beside the input, in its type (images_io.output_suffix); samples go to the working folder
-        paths = [(Path(p.name) if str(p).startswith(images_io.SAMPLE_PREFIX) else p).with_name(
-            f"{images_io.resolve(p).stem}{suffix}{images_io.output_suffix(p)}") for p in inputs]
+        paths = [images_io.beside(p, f"{suffix}{images_io.output_suffix(p)}") for p in inputs]
     elif folder is None:
         return [Path(out)]
     else:
@@ -138,6 +138,8 @@ def restore_cmd(
         raise LipError("--save-kspace writes the k-space of one simulated scan: give one image, --task mri "
                        "and --simulate")
     images_io.check_readable(images)
+    if save_kspace is not None:
+        check_scan_paths(save_kspace)
     if members is not None:  # a worker of its parent's run, which did the checks
         _fit_share(config.shard_of(images, shard_), job, clean, members, log)
         return
@@ -146,9 +148,11 @@ def restore_cmd(
     for path in outs:
         files.check_writable(path)
         images_io.check_suffix(path)  # before the run, not after it
-    if snapshots is not None:
-        files.make_folder(snapshots[1], "snapshot folder")
-        files.check_writable(_snapshot_path(snapshots[1], images[0], 1, job.cfg.iters))
+    if snapshots is not None:  # the folder is made at the first snapshot: a run refused later leaves none
+        if snapshots[1].exists() and not snapshots[1].is_dir():
+            raise LipError(f"cannot create snapshot folder {snapshots[1]}: it exists and is not a folder")
+        files.check_writable(_snapshot_path(snapshots[1], images[0], 1, job.cfg.iters) if snapshots[1].is_dir()
+                             else snapshots[1])
     say_threads()
     mine = config.shard_of(list(zip(images, outs)), shard_)
     if not mine:
@@ -287,8 +291,9 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
                  members_jobs: Optional[Callable[[Callable[[int, str], None]], Elsewhere]] = None) -> None:
     """Restore one image and write it, its report (stderr, --json), its log lines and its snapshots;
     `members_jobs(advance)`: who fits its ensemble members (None: this process, one after the other)."""
-    on_snapshot = None if snapshots is None else lambda iteration, picture: _save(
-        _snapshot_path(snapshots[1], path, iteration, job.cfg.iters), picture)
+    def on_snapshot(iteration: int, picture: Any) -> None:
+        files.make_folder(snapshots[1], "snapshot folder")
+        _save(_snapshot_path(snapshots[1], path, iteration, job.cfg.iters), picture)
     state = resume.state_folder(dest)
     with progress(job.cfg.iters * job.ensemble, f"{path.name}") as advance:
         last: dict[Any, int] = {}
@@ -308,7 +313,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
                 _save_kspace(save_kspace, problem)
         try:
             restored = job(path, clean=clean, on_step=on_step, notify=say, on_problem=on_problem,
-                           on_snapshot=on_snapshot, state=state)
+                           on_snapshot=None if snapshots is None else on_snapshot, state=state)
         except (KeyboardInterrupt, Terminated):
             say_state_kept(state, output=dest)
             raise

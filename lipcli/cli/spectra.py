@@ -36,6 +36,7 @@ def spectra_cmd(
     grey scale per kind; DC at the centre, high frequencies at the borders)."""
     images_io.check_readable(images)
     names, pixels = spectra.load(images)
+    spectra.check_outputs(names, out, composite)
     files.make_folder(out, "output folder")
     report = spectra.write(spectra.compute(names, pixels), out, composite)
     if json_:

@@ -204,9 +204,14 @@ def check_flags(*, simulate: bool, operator: str, matrix: Path | None, shape: st
                        "files come with their operator")
     if op_file and named:
         raise LipError(f"{named[0]}: the operator file {operator} sets m, noise and outliers")
-    if matrix is not None and (op_file or given.get("measurements") is not None):
+    if matrix is not None and (operator != "auto" or given.get("measurements") is not None):
         raise LipError("--matrix is the operator and its rows the measurements: drop "
-                       + ("--operator" if op_file else "--measurements"))
+                       + ("--operator" if operator != "auto" else "--measurements"))
+    noise, value = given.get("noise"), given.get("outlier_value")
+    if noise is not None and not (math.isfinite(noise) and noise >= 0):
+        raise LipError(f"--noise {noise}: give the noise's standard deviation, a number >= 0")
+    if value is not None and not math.isfinite(value):
+        raise LipError(f"--outlier-value {value}: give a finite number")
     if shape is not None and simulate:
         raise LipError("--shape is the size of measurements read from files; with --simulate the image gives it")
 

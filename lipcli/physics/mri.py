@@ -138,8 +138,8 @@ class MRI(LinearPhysics):
     def save_scan(self, y: torch.Tensor, folder: Path) -> tuple[Path, Path]:
         """Write `y` as folder/kspace.npy and the mask as folder/mask.npy (the folder made): a simulated scan
         as the files `--task mri KSPACE --sampling-mask MASK` reads back."""
+        paths = check_scan_paths(folder)
         files.make_folder(folder, "k-space folder")
-        paths = folder / "kspace.npy", folder / "mask.npy"
         for path, array in zip(paths, (self.kspace(y), self.mask_array())):
             imageformats.save_npy(path, array)
         return paths
@@ -147,6 +147,16 @@ class MRI(LinearPhysics):
     def params(self) -> dict[str, Any]:
         return {"name": self.name, "mask": self.source, "sampled": round(float(self.mask.mean()), 6),
                 "scale": self.scale}
+
+
+def check_scan_paths(folder: Path) -> tuple[Path, Path]:
+    """The k-space and mask files `save_scan` writes into `folder`, refused now (before a fit, and before
+    either is written) if one of them cannot be written, e.g. because it is one of the run's inputs."""
+    paths = folder / "kspace.npy", folder / "mask.npy"
+    if folder.is_dir():
+        for path in paths:
+            files.check_writable(path)
+    return paths
 
 
 def read_array(path: Path, what: str) -> np.ndarray:

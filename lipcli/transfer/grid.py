@@ -16,6 +16,7 @@ from .. import artifact, config, images as images_io, nets
 from ..errors import LipError
 from ..fit import FitConfig
 from ..physics import TASKS, task_variants
+from ..restore import check_dip_mask
 from .experiments import IMPEDANCE_TARGETS
 from .rows import Key
 
@@ -75,7 +76,7 @@ class MaskSource:
 
     @classmethod
     def load(cls, path: Path) -> "MaskSource":
-        art = artifact.load(path)
+        art = check_dip_mask(artifact.load(path), path)
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         return cls(Path(path).stem, Path(path), art, digest, nets.count_params(nets.build(art.spec)))
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import LipError
 from ..files import atomic_path
+from .summary import STATS
 
 Key = tuple[str, Any, int, str, str, int]  # method, mask, round, image name, task, seed
 
@@ -46,7 +47,8 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             continue
         try:
             row = json.loads(line)
-            if not isinstance(row, dict):
+            if not isinstance(row, dict) or any(not isinstance(row.get(k), (int, float, type(None)))
+                                                for k in STATS):
                 raise ValueError
             row_key(row)
         except (ValueError, KeyError):
