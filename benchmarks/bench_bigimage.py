@@ -85,8 +85,9 @@ def main() -> None:
         for ck in (False, True):
             est = nets.estimate_bytes(spec, size, size, a.precision, ck)
             free = devices.available_memory(torch.device("cpu")) or 0
-            if est > 0.9 * free:
-                print(f"{size} checkpoint={ck}: skipped, estimate {est / 2**30:.1f} GiB > 90% of free "
+            if est > devices.MEMORY_SHARE * free:  # what lip restore refuses (restore.plan_memory)
+                print(f"{size} checkpoint={ck}: skipped, estimate {est / 2**30:.1f} GiB > "
+                      f"{devices.MEMORY_SHARE:.0%} of free "
                       f"{free / 2**30:.1f} GiB", file=sys.stderr)
                 rows.append({"size": size, "checkpoint": ck, "estimate": est, "skipped": free})
                 continue

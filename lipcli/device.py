@@ -60,6 +60,9 @@ def fast_bf16(dev: torch.device) -> bool:
     return False
 
 
+MEMORY_SHARE = 0.9  # of `available_memory` that lip plans to fill (a restore, or several jobs together)
+
+
 def available_memory(dev: torch.device) -> int | None:
     """Bytes free for activations on `dev`, or None when unknown."""
     if dev.type == "cuda":

@@ -39,7 +39,6 @@ from .resume import member_file
 
 OWN = ("--jobs", "--threads", "--shard", "--log")  # every job gets its own values
 DROPPED = ("--json",)  # the parent prints the reports, in input order
-MEMORY_SHARE = 0.9  # of the free memory the jobs may plan to fill together (as restore.plan_memory)
 
 
 def parse_jobs(text: str) -> int | None:
@@ -68,8 +67,8 @@ def plan(jobs: int | None, threads: str | None, count: int, dev: torch.device, n
     free, most = devices.available_memory(dev), need()
     if most and dev.type == "cpu":  # room for each job's kept memory (lipcli/allocator.py)
         most = int(most * allocator.peak_factor())
-    if most and free is not None and n * most > MEMORY_SHARE * free:
-        fits = max(1, int(MEMORY_SHARE * free // most))
+    if most and free is not None and n * most > devices.MEMORY_SHARE * free:
+        fits = max(1, int(devices.MEMORY_SHARE * free // most))
         if jobs is not None:
             notify(f"lip: {n} jobs would need about {n * most / 2**30:.1f} GiB but {free / 2**30:.1f} GiB is "
                    f"free; running {fits} at once")

@@ -84,17 +84,18 @@ def plan_memory(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev
     stops being kept for the next one where the larger peak that costs would not fit, or under checkpointing
     (lipcli/allocator.py)."""
     free = devices.available_memory(dev)
+    share = None if free is None else devices.MEMORY_SHARE * free  # what a restore may plan to fill
     ckpt = cfg.checkpoint
     if ckpt is None:
-        ckpt = free is not None and nets.estimate_bytes(spec, *size, cfg.precision) > 0.9 * free
+        ckpt = share is not None and nets.estimate_bytes(spec, *size, cfg.precision) > share
     need = nets.estimate_bytes(spec, *size, cfg.precision, ckpt)
-    if free is not None and need > 0.9 * free:
+    if share is not None and need > share:
         hint = "try --precision bf16, " if cfg.precision != "bf16" else ""
         hint += "try --checkpoint, " if not ckpt else ""
         raise LipError(f"a {size[1]}x{size[0]} restore needs about {need / 2**30:.1f} GiB but only "
                        f"{free / 2**30:.1f} GiB is free on {dev}; {hint}crop or downscale the image, "
                        "or use a narrower net")
-    if dev.type == "cpu" and (ckpt or free is not None and allocator.KEPT_PEAK * need > 0.9 * free):
+    if dev.type == "cpu" and (ckpt or share is not None and allocator.KEPT_PEAK * need > share):
         allocator.keep_freed_memory(False)  # glibc's lower peak (unmeasured with checkpointing: memory is tight)
     return replace(cfg, checkpoint=ckpt)
 

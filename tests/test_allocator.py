@@ -88,7 +88,7 @@ def test_a_restore_hands_memory_back_where_the_larger_peak_would_not_fit(monkeyp
 def test_jobs_plan_room_for_kept_memory(monkeypatch):
     """Two jobs whose plain peaks fit together but whose kept peaks do not run one at a time."""
     need = 3 * 2**30
-    monkeypatch.setattr(jobs.devices, "available_memory", lambda dev: int(2 * need * 1.2 / jobs.MEMORY_SHARE))
+    monkeypatch.setattr(jobs.devices, "available_memory", lambda dev: int(2 * need * 1.2 / jobs.devices.MEMORY_SHARE))
     monkeypatch.setattr(jobs.devices, "split_cores", lambda threads, n, count: (n or 2, 1))
     monkeypatch.setattr(allocator, "peak_factor", lambda: 1.0)
     assert jobs.plan(None, None, 2, torch.device("cpu"), lambda: need, print) == (2, 1)
