@@ -385,6 +385,9 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
                        "(give one of them)")
     if not 0 <= s.rewind < 1:
         raise LipError(f"--rewind {s.rewind} must be in [0, 1)")
+    if s.early_bird_every != Search.early_bird_every and not settings["early_bird"]:
+        raise LipError(f"--early-bird-every {s.early_bird_every} sets how often the early-bird check runs, and it is "
+                       "off: add --early-bird F (or drop --early-bird-every)")
     channel_score = channel_score_for(s.method, s.granularity, s.channel_score)
     n_rounds = rounds_for(target, rate) if target is not None and s.method != "oes" else count(settings, "rounds")
     if n_rounds > 255:
@@ -467,6 +470,7 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
         unread = [f"--{k.replace('_', '-')}" for k in sorted(task_options()) if flags.get(k) is not None
                   and not any(k in t.options for t in kinds.values())]
         unread += ["--inpaint-mask"] if inpaint_mask is not None and "inpaint" not in kinds else []
+        unread += ["--es-gate"] if flags.get("es_gate") and not any(t.noisy for t in kinds.values()) else []
         if unread:
             raise LipError(f"{', '.join(unread)}: no task of the grid ({', '.join(task_names)}) reads "
                            f"{'it' if len(unread) == 1 else 'them'}")

@@ -7,6 +7,8 @@ reads and writes samples, checks sizes from headers and turns broken files into 
   reads 16-bit RGB as 8-bit and cannot open float RGB or gray+alpha. tifffile is a dependency, not an
   extra: a pure-Python wheel of 244 kB (numpy is its only requirement) beside Pillow's 7 MB and
   torch's hundreds of MB, and microscopy and astronomy data mostly come as 16-bit or float TIFFs.
+- binary PGM/PPM with more than 8 bits (dcraw -4 and astronomy tools write them): Pillow reads 16-bit colour
+  as 8-bit; the format is a text header and big-endian samples, read here.
 """
 from __future__ import annotations
 
@@ -102,10 +104,10 @@ def read_npy(path: Path, check_size: SizeCheck) -> np.ndarray:
     return np.array(arr)
 
 
-def read_tiff(path: Path, check_size: SizeCheck) -> np.ndarray | None:
+def read_tiff(path: Path, check_size: SizeCheck) -> tuple[np.ndarray, bytes | None] | None:
     """A TIFF with more than 8 bits per gray or RGB sample (16-bit, 32-bit, float) or signed 8-bit samples as
-    (H,W[,S]), upright, 0 = black; None leaves the file to Pillow (unsigned 8-bit, palette, CMYK, YCbCr, ...).
-    A stack is refused."""
+    (H,W[,S]), upright, 0 = black, and its ICC colour profile (None: none); None leaves the file to Pillow
+    (unsigned 8-bit, palette, CMYK, YCbCr, ...). A stack is refused."""
     try:
         tif = tifffile.TiffFile(path)
     except Exception:  # not parseable as TIFF here: Pillow says what is wrong with it
@@ -142,10 +144,49 @@ def read_tiff(path: Path, check_size: SizeCheck) -> np.ndarray | None:
                            "package (pip install imagecodecs), or save it uncompressed or with deflate") from None
         tag = page.tags.get(274)  # Orientation
         orientation = int(tag.value) if tag is not None else 1
+        icc = page.tags.get(34675)  # InterColorProfile
+        icc = bytes(icc.value) if icc is not None else None
     if white:  # 0 is white; written back with 0 = black (write_tiff), so turn the values over, keeping their range
         arr = np.iinfo(arr.dtype).max - arr if arr.dtype.kind == "u" else ~arr if arr.dtype.kind == "i" \
             else arr.max() + arr.min() - arr
-    return upright(np.moveaxis(arr, 0, -1) if axes == "SYX" else arr, orientation)
+    return upright(np.moveaxis(arr, 0, -1) if axes == "SYX" else arr, orientation), icc
+
+
+NETPBM_MAGIC = (b"P5", b"P6")  # binary gray (PGM) and colour (PPM)
+
+
+def read_netpbm(path: Path, check_size: SizeCheck) -> np.ndarray | None:
+    """A binary PGM/PPM whose maxval is above 255 as (H,W[,3]) uint16, scaled to the full 16-bit range (a
+    12-bit file's 4095 becomes 65535, as PNG stores such samples); None leaves an 8-bit file to Pillow."""
+    data = path.read_bytes()
+    fields: list[bytes] = []
+    pos = 2
+    while len(fields) < 3:  # width, height, maxval: whitespace-separated, with # comments to the line's end
+        while pos < len(data) and (data[pos:pos + 1].isspace() or data[pos:pos + 1] == b"#"):
+            pos = data.find(b"\n", pos) + 1 or len(data) if data[pos:pos + 1] == b"#" else pos + 1
+        end = pos
+        while end < len(data) and not data[end:end + 1].isspace() and data[end:end + 1] != b"#":
+            end += 1
+        fields.append(data[pos:end])
+        pos = end
+        if pos >= len(data):
+            raise corrupt(path, ValueError("the header ends early"))
+    if not all(f.isdigit() for f in fields):
+        raise corrupt(path, ValueError(f"its header reads {b' '.join(fields)!r}"))
+    width, height, maxval = map(int, fields)
+    if maxval <= 255:
+        return None
+    if maxval > 65535 or width < 1 or height < 1:
+        raise corrupt(path, ValueError(f"{width}x{height}, maxval {maxval}"))
+    if check_size is not None:
+        check_size(width, height)
+    channels = 3 if data[:2] == b"P6" else 1
+    count = width * height * channels
+    samples = np.frombuffer(data, ">u2", count=min(count, (len(data) - pos - 1) // 2), offset=pos + 1)
+    if samples.size < count:
+        raise corrupt(path, ValueError(f"{samples.size:,} of {count:,} samples"))
+    scaled = np.round(samples.astype(np.float64) * (65535 / maxval)).astype(np.uint16)
+    return scaled.reshape((height, width, channels) if channels == 3 else (height, width))
 
 
 def save_npy(path: Path, arr: np.ndarray) -> None:
@@ -154,7 +195,8 @@ def save_npy(path: Path, arr: np.ndarray) -> None:
         np.save(f, arr, allow_pickle=False)
 
 
-def write_tiff(path: Path, hwc: np.ndarray, *, colour: bool, alpha: bool) -> None:
-    """(H, W, C) samples of any numeric dtype as one uncompressed TIFF page, alpha (if any) last."""
+def write_tiff(path: Path, hwc: np.ndarray, *, colour: bool, alpha: bool, icc: bytes | None = None) -> None:
+    """(H, W, C) samples of any numeric dtype as one uncompressed TIFF page, alpha (if any) last, with the ICC
+    colour profile `icc` if given."""
     tifffile.imwrite(path, hwc[..., 0] if hwc.shape[2] == 1 else hwc, photometric="rgb" if colour else "minisblack",
-                     extrasamples=["unassalpha"] if alpha else None)
+                     extrasamples=["unassalpha"] if alpha else None, iccprofile=icc)

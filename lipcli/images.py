@@ -6,7 +6,7 @@ rotation and broken files are dealt with once, here, and every failure becomes a
 Each image remembers how its source stored its values (`Stored`), so a result is written back the
 same way: 8 or 16 bits, a float TIFF or a .npy array in its own dtype and range.
 Pillow reads and writes the common formats; `imageformats.py` the ones it would narrow or refuse
-(.npy, TIFFs with more than 8 bits per sample) and `png16.py` 16-bit PNGs.
+(.npy, TIFFs and PGM/PPM with more than 8 bits per sample) and `png16.py` 16-bit PNGs.
 """
 from __future__ import annotations
 
@@ -59,13 +59,22 @@ class Stored:
 
     `dtype` is the numpy sample type; `lo` and `hi` are the values that mean 0 and 1 inside lip
     (the type's full range for uint8/uint16, [0, 1] for floats already inside it, else the data's
-    own min..max); `layout` is the array layout of an array or .npy source (see from_array).
+    own min..max); `layout` is the array layout of an array or .npy source (see from_array); `icc` is the
+    source's ICC colour profile, which outputs that can hold one keep (a wide-gamut photo would otherwise
+    be shown as sRGB, its colours off).
     """
 
     dtype: str = "uint8"
     lo: float = 0.0
     hi: float = 255.0
     layout: str = "HW"
+    icc: bytes | None = None
+
+    def profile_for(self, channels: int) -> bytes | None:
+        """The ICC profile an output of `channels` (1 gray, 3 colour) can carry: one of its colour space only
+        (a colour profile in a gray file is invalid, and the other way round)."""
+        space = self.icc[16:20] if self.icc is not None and len(self.icc) >= 128 else None
+        return self.icc if space == (b"GRAY" if channels == 1 else b"RGB ") else None
 
     @property
     def bit_depth(self) -> int:
@@ -231,17 +240,23 @@ def load_image(path: Path | str, *, max_pixels: int | None = None,
     with open(path, "rb") as f:
         head = f.read(32)
     if head[:4] in formats.TIFF_MAGIC:
-        arr = formats.read_tiff(path, size_check)
-        if arr is not None:
-            return from_array(arr, path.name)
+        deep = formats.read_tiff(path, size_check)
+        if deep is not None:
+            return _with_profile(from_array(deep[0], path.name), deep[1])
+    if head[:2] in formats.NETPBM_MAGIC:
+        samples = formats.read_netpbm(path, size_check)
+        if samples is not None:
+            return from_array(samples, path.name)
     im, orientation = _read(path, size_check)
+    icc = im.info.get("icc_profile") or None
     png = png16.header(head)
     if png is not None and png[2] == 16:  # Pillow narrows 16-bit colour to 8 bits: decode it here
         try:
             samples = png16.decode(path.read_bytes())
         except _DECODE_ERRORS as exc:
             raise formats.corrupt(path, exc) from None
-        return from_array(formats.upright(samples if samples.shape[2] > 1 else samples[..., 0], orientation), path.name)
+        return _with_profile(from_array(formats.upright(samples if samples.shape[2] > 1 else samples[..., 0],
+                                                        orientation), path.name), icc)
     mode = im.mode
     alpha = None
     stored = UINT8
@@ -267,7 +282,11 @@ def load_image(path: Path | str, *, max_pixels: int | None = None,
             pixels = _unit(rgb.transpose(2, 0, 1), 255)
         if has_alpha:
             alpha = _unit(arr[..., 3], 255)
-    return Image(pixels=pixels, alpha=alpha, stored=stored, name=path.name)
+    return _with_profile(Image(pixels=pixels, alpha=alpha, stored=stored, name=path.name), icc)
+
+
+def _with_profile(img: Image, icc: bytes | None) -> Image:
+    return img if icc is None else replace(img, stored=replace(img.stored, icc=bytes(icc)))
 
 
 def _value_range(a: np.ndarray) -> tuple[float, float]:
@@ -388,6 +407,8 @@ def narrowed(path: Path | str, alpha: bool, stored: Stored) -> list[str]:
     fmt, lost = check_suffix(path), []
     if alpha and fmt in ("JPEG", "BMP"):
         lost.append("transparency (JPEG has none)" if fmt == "JPEG" else "transparency (most readers ignore a BMP's)")
+    if stored.icc is not None and fmt in ("BMP", "NPY"):
+        lost.append(f"its ICC colour profile ({'a BMP' if fmt == 'BMP' else 'an .npy array'} keeps none)")
     integers = stored.dtype.startswith("uint")
     if fmt in ("JPEG", "BMP", "WEBP") and integers and stored.bit_depth > 8:
         lost.append(f"{stored.bit_depth}-bit samples ({fmt} holds 8 bits)")
@@ -402,8 +423,9 @@ def save_image(path: Path | str, pixels: np.ndarray, *, alpha: np.ndarray | None
 
     .npy and TIFF keep `stored` exactly (dtype, range; .npy also the layout). PNG is 16-bit when the
     source had more than 8 bits per sample, else 8-bit; JPEG (quality 95), BMP and WebP (lossless) are
-    8-bit. Limits of the file formats are handled rather than refused so a long run is never lost: JPEG
-    drops alpha, BMP stores gray+alpha as RGBA, WebP stores gray as RGB.
+    8-bit. Every format but .npy and BMP keeps the source's ICC profile. Limits of the file formats are
+    handled rather than refused so a long run is never lost: JPEG drops alpha, BMP stores gray+alpha as RGBA,
+    WebP stores gray as RGB.
     """
     path = Path(path)
     pixels = np.asarray(pixels)
@@ -415,20 +437,25 @@ def save_image(path: Path | str, pixels: np.ndarray, *, alpha: np.ndarray | None
         arr = to_array(replace(img, stored=replace(stored, layout="HWC" if stored.layout == "HWC" else "HW")))
         formats.save_npy(path, arr)
         return
+    icc = stored.profile_for(pixels.shape[0])
     if fmt == "TIFF":
         with atomic_path(path) as tmp:
-            formats.write_tiff(tmp, _hwc(img, stored), colour=pixels.shape[0] == 3, alpha=img.alpha is not None)
+            formats.write_tiff(tmp, _hwc(img, stored), colour=pixels.shape[0] == 3, alpha=img.alpha is not None,
+                               icc=icc)
         return
     if fmt == "PNG" and stored.bit_depth > 8:
         with atomic_path(path) as tmp:
-            tmp.write_bytes(png16.encode(_hwc(img, UINT16)))
+            tmp.write_bytes(png16.encode(_hwc(img, UINT16), icc))
         return
     hwc = _hwc(img, UINT8)
+    if fmt in ("BMP", "WEBP") and hwc.shape[2] <= 2:  # stored as RGB(A): a gray profile would not fit it
+        icc = None
     if fmt == "BMP" and hwc.shape[2] == 2:
         hwc = np.concatenate([np.repeat(hwc[..., :1], 3, axis=2), hwc[..., 1:]], axis=2)
     im = PILImage.fromarray(np.ascontiguousarray(hwc[..., 0] if hwc.shape[2] == 1 else hwc))  # L/LA/RGB/RGBA
+    options = {**_SAVE_OPTIONS.get(fmt, {}), **({"icc_profile": icc} if icc and fmt != "BMP" else {})}
     with atomic_path(path) as tmp:
-        im.save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+        im.save(tmp, format=fmt, **options)
 
 
 def pixel_hash(img: Image) -> str:

@@ -67,7 +67,7 @@ def _unfilter(raw: np.ndarray, height: int, width: int, bpp: int) -> np.ndarray:
 
 
 def decode(data: bytes) -> np.ndarray:
-    """A 16-bit PNG's samples as (H, W, C) uint16 (C = 1, 2, 3 or 4; a tRNS colour becomes alpha)."""
+    """A 16-bit PNG's samples as (H, W, C) uint16 (C = 1, 2, 3 or 4; a tRNS gray or colour key becomes alpha)."""
     width, height, depth, colour, interlace = header(data) or (0, 0, 0, 0, 0)
     if depth != 16 or colour not in COLOUR_CHANNELS:
         raise ValueError("not a 16-bit gray, gray+alpha, RGB or RGBA PNG")
@@ -89,7 +89,7 @@ def decode(data: bytes) -> np.ndarray:
         pos += size
     samples = out.view(">u2").reshape(height, width, channels).astype(np.uint16)
     trns = chunks.get(b"tRNS")
-    if trns and colour == 2 and len(trns[0]) == 6:  # one RGB colour marked fully transparent
+    if trns and len(trns[0]) == 2 * channels and colour in (0, 2):  # one gray or RGB value marked transparent
         key = np.frombuffer(trns[0], ">u2")
         alpha = np.where((samples == key).all(axis=2), 0, 65535).astype(np.uint16)
         samples = np.concatenate([samples, alpha[..., None]], axis=2)
@@ -100,8 +100,9 @@ def _chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
-def encode(samples: np.ndarray) -> bytes:
-    """(H, W, C) uint16 samples, C = 1..4 (gray, gray+alpha, RGB, RGBA), as a 16-bit PNG.
+def encode(samples: np.ndarray, icc: bytes | None = None) -> bytes:
+    """(H, W, C) uint16 samples, C = 1..4 (gray, gray+alpha, RGB, RGBA), as a 16-bit PNG; `icc`, an ICC colour
+    profile, goes into an iCCP chunk (before the image data, as the format asks).
 
     Each row gets the filter whose output has the smallest sum of absolute signed bytes (the usual
     heuristic: it compresses best); filtering reads only original bytes, so it is vectorised.
@@ -118,5 +119,6 @@ def encode(samples: np.ndarray) -> bytes:
     best = cost.argmin(axis=0)
     rows = np.concatenate([best[:, None], candidates[best, np.arange(height)]], axis=1).astype(np.uint8)
     ihdr = struct.pack(">IIBBBBB", width, height, 16, colour, 0, 0, 0)
-    return (SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+    iccp = b"" if icc is None else _chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc))  # name, method 0
+    return (SIGNATURE + _chunk(b"IHDR", ihdr) + iccp + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
             + _chunk(b"IEND", b""))

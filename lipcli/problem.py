@@ -78,7 +78,7 @@ class Problem:
     @cached_property
     def _estimated_sigma(self) -> float | None:
         """Estimated once: the fit's jitter, its stop and the report all read it, and it takes ~2 s at 2048x2048."""
-        return estimate_sigma(self.y) if "sigma" in self.task.options else None
+        return estimate_sigma(self.y) if self.task.noisy else None
 
     def scores(self, x: torch.Tensor) -> dict[str, float | None]:
         """PSNR (Y-channel for colour SR) and SSIM against the clean image, if one was given;

@@ -545,6 +545,8 @@ case("restore", "output is the --clean reference",
      "ref.png", "one of this run's inputs")
 case("prune", "artifact written over the input", lambda w: ["img.png", "--simulate", "-o", "img.png"],
      "one of this run's inputs")
+case("prune", "--early-bird-every without --early-bird",
+     lambda w: ["img.png", "--simulate", "--early-bird-every", "20"], "--early-bird-every 20", "--early-bird F")
 case("prune", "--rewind with a one-shot method", lambda w: ["img.png", "--simulate", "--method", "snip", "--rewind",
                                                             "0.1"], "--rewind", "only --method imp")
 case("prune", "a channel score without --granularity channel", lambda w: ["img.png", "--simulate", "--method", "l1"],
@@ -652,6 +654,8 @@ case("restore", "config file with a fractional patience",
      lambda w: [(w.dir / "p.yaml").write_text("es_patience: 2.5\n") and "img.png", "--config", "p.yaml"],
      "--es-patience 2.5", "whole number")
 # --- lip restore: numbers
+case("restore", "--es-gate for SR", lambda w: ["img.png", "--task", "sr", "--es-gate", "1.2"], "--es-gate 1.2",
+     "--task sr has none")
 case("restore", "--scale 3", lambda w: ["img.png", "--task", "sr", "--scale", "3"], "--scale 3")
 case("restore", "negative --sigma", lambda w: ["img.png", "--simulate", "--sigma", "-5"], "--sigma -5")
 case("restore", "--sigma 300", lambda w: ["img.png", "--simulate", "--sigma", "300"], "--sigma 300")
@@ -747,6 +751,8 @@ for kind, needles in [("truncated", ("not a valid safetensors",)), ("future vers
 case("transfer", "missing image", lambda w: ["nope.png", "--mask", "A.safetensors"], "no such file")
 case("transfer", "--sigma for an SR grid", lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "sr4",
                                                     "--sigma", "10"], "--sigma", "no task of the grid")
+case("transfer", "--es-gate for an SR grid", lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "sr4",
+                                                      "--es-gate", "1.2"], "--es-gate", "no task of the grid")
 case("transfer", "--inpaint-mask for a denoising grid",
      lambda w: ["img.png", "--mask", "A.safetensors", "--inpaint-mask", inpaint_mask(w, (64, 64))],
      "--inpaint-mask", "no task of the grid")

@@ -10,18 +10,20 @@ import io
 import json
 import struct
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 from PIL import Image as PILImage
+from PIL import ImageCms
 from typer.testing import CliRunner
 
 from lipcli import png16
 from lipcli.cli import app
 from lipcli.errors import LipError
-from lipcli.images import from_array, load_image, output_suffix, pixel_hash, save_image, to_array
+from lipcli.images import from_array, load_image, narrowed, output_suffix, pixel_hash, save_image, to_array
 
 from prune_helpers import NARROW_YAML
 
@@ -83,8 +85,9 @@ def _scanlines(a: np.ndarray, first_kind: int) -> bytes:
     return data
 
 
-def reference_png16(a: np.ndarray, interlace: bool = False, orientation: int | None = None) -> bytes:
-    """(H,W,C) uint16 -> PNG bytes, written without lipcli's codec."""
+def reference_png16(a: np.ndarray, interlace: bool = False, orientation: int | None = None,
+                    extra: bytes = b"") -> bytes:
+    """(H,W,C) uint16 -> PNG bytes, written without lipcli's codec; `extra`: chunks to put before the data."""
     h, w, c = a.shape
     colour = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     if interlace:
@@ -99,7 +102,7 @@ def reference_png16(a: np.ndarray, interlace: bool = False, orientation: int | N
         e[0x0112] = orientation
         exif = _chunk(b"eXIf", e.tobytes()[6:])  # the TIFF structure, without "Exif\0\0"
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour, 0, 0, int(interlace)))
-            + exif + _chunk(b"IDAT", zlib.compress(data)) + _chunk(b"IEND", b""))
+            + exif + extra + _chunk(b"IDAT", zlib.compress(data)) + _chunk(b"IEND", b""))
 
 
 # ------------------------------------------------------------------ 16-bit PNG
@@ -128,6 +131,54 @@ def test_16bit_png_round_trip_is_bit_exact(tmp_path: Path, kind: str) -> None:
         im.load()
         if kind == "RGB":
             np.testing.assert_array_equal(np.asarray(im), (a >> 8).astype(np.uint8))
+
+
+def test_16bit_gray_png_transparency_key_becomes_alpha(tmp_path: Path) -> None:
+    a = samples("uint16", 1, 11, 13)
+    key = int(a[5, 6])
+    (tmp_path / "k.png").write_bytes(reference_png16(a[..., None], extra=_chunk(b"tRNS", struct.pack(">H", key))))
+    img = load_image(tmp_path / "k.png")
+    assert img.channels == 1 and img.alpha is not None
+    np.testing.assert_array_equal(img.alpha == 0, a == key)
+
+
+def test_deep_pgm_and_ppm_keep_their_bits(tmp_path: Path) -> None:
+    rgb, gray = samples("uint16", 3, 5, 6), samples("uint16", 1, 5, 6)
+    (tmp_path / "c.ppm").write_bytes(b"P6\n# dcraw -4\n6 5\n65535\n" + rgb.astype(">u2").tobytes())
+    (tmp_path / "g.pgm").write_bytes(b"P5 6 5 65535\n" + gray.astype(">u2").tobytes())
+    (tmp_path / "t.ppm").write_bytes(b"P6\n6 5\n4095\n" + (rgb >> 4).astype(">u2").tobytes())
+    np.testing.assert_array_equal(to_array(load_image(tmp_path / "c.ppm")), rgb)
+    np.testing.assert_array_equal(to_array(load_image(tmp_path / "g.pgm")), gray)
+    twelve = load_image(tmp_path / "t.ppm")  # 12-bit samples fill the 16-bit range, as PNG stores them
+    assert twelve.bit_depth == 16
+    np.testing.assert_array_equal(to_array(twelve), np.round((rgb >> 4) * (65535 / 4095)).astype(np.uint16))
+    (tmp_path / "cut.ppm").write_bytes((tmp_path / "c.ppm").read_bytes()[:-3])
+    with pytest.raises(LipError, match="truncated or corrupt"):
+        load_image(tmp_path / "cut.ppm")
+
+
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def test_icc_profiles_are_kept_from_input_to_output(tmp_path: Path) -> None:
+    rgb8, rgb16 = samples("uint8", 3, 12, 10), samples("uint16", 3, 12, 10)
+    PILImage.fromarray(rgb8).save(tmp_path / "a.png", icc_profile=SRGB)
+    PILImage.fromarray(rgb8).save(tmp_path / "a.jpg", icc_profile=SRGB)
+    tifffile.imwrite(tmp_path / "a.tif", rgb16, photometric="rgb", iccprofile=SRGB)
+    iccp = _chunk(b"iCCP", b"sRGB\0\0" + zlib.compress(SRGB))
+    (tmp_path / "b.png").write_bytes(reference_png16(rgb16, extra=iccp))
+    for name in ("a.png", "a.jpg", "a.tif", "b.png"):
+        img = load_image(tmp_path / name)
+        assert img.stored.icc == SRGB, name
+        for out in ("o.png", "o.jpg", "o.tif", "o.webp"):
+            save_image(tmp_path / out, img.pixels, stored=img.stored)
+            assert load_image(tmp_path / out).stored.icc == SRGB, (name, out)
+            with PILImage.open(tmp_path / out) as im:  # other readers see it too
+                assert im.info.get("icc_profile") == SRGB, (name, out)
+    assert "ICC colour profile" in " ".join(narrowed("o.bmp", False, img.stored))
+    gray = from_array(rgb8[..., 0])  # a colour profile never goes into a gray file
+    save_image(tmp_path / "g.png", gray.pixels, stored=replace(gray.stored, icc=SRGB))
+    assert load_image(tmp_path / "g.png").stored.icc is None
 
 
 def test_png16_codec_matches_the_reference_filters() -> None:
@@ -262,6 +313,12 @@ def test_restore_16bit_rgb_tiff_and_png_stay_16bit(tmp_path, monkeypatch) -> Non
     back = load_image(tmp_path / "p_restored.png")
     assert back.bit_depth == 16 and back.channels == 3
     assert len(np.unique(to_array(back) & 0xFF)) > 1  # the low byte carries information
+
+
+def test_restore_keeps_the_inputs_colour_profile(tmp_path, monkeypatch) -> None:
+    PILImage.fromarray(samples("uint8", 3, 20, 24)).save(tmp_path / "c.jpg", icc_profile=SRGB)
+    _restore(tmp_path, "c.jpg", monkeypatch)
+    assert load_image(tmp_path / "c_restored.png").stored.icc == SRGB
 
 
 def test_16bit_png_header_is_the_one_pillow_writes() -> None:

@@ -25,7 +25,7 @@ from lipcli.transfer import run as transfer_run
 from lipcli.transfer.experiments import IMPEDANCE_TARGETS, RADIAL_BINS, spectrum
 from lipcli.config import shard_of
 from lipcli.transfer.grid import Cell, Grid, MaskSource
-from lipcli.transfer.rows import append_row, read_rows, row_key
+from lipcli.transfer.rows import append_row, missing_shards, read_rows, row_key
 from conftest import RGB64
 from prune_helpers import make_mask
 
@@ -194,8 +194,18 @@ def test_shards_then_merge_equal_the_unsharded_grid(data, tmp_path):
     assert keys(json.loads(line) for line in merged.stdout.splitlines()) == keys(whole)
     assert (shards / "summary.csv").is_file()
     check_png(shards / "psnr_vs_sparsity_denoise.png")
-    ok(lip("--merge", shards))  # merging again changes nothing
-    assert keys(read_rows(shards / "results.jsonl")) == keys(whole)
+    again = ok(lip("--merge", shards))  # merging again changes nothing
+    assert keys(read_rows(shards / "results.jsonl")) == keys(whole) and "note" not in again.stderr
+    (shards / "results.shard-1-of-2.jsonl").unlink()  # a shard not copied back: said, not silent
+    assert "no file for shard 1/2" in ok(lip("--merge", shards)).stderr
+
+
+def test_missing_shards_are_named_per_count(tmp_path):
+    for name in ("results.shard-0-of-3.jsonl", "results.shard-2-of-3.jsonl", "results.shard-1-of-2.jsonl",
+                 "impedance.shard-0-of-2.jsonl", "results.shard-x-of-2.jsonl"):
+        (tmp_path / name).touch()
+    assert missing_shards(tmp_path, "results") == ["0/2", "1/3"]
+    assert missing_shards(tmp_path, "impedance") == ["1/2"]
 
 
 def test_impedance_experiment(data, tmp_path):

@@ -178,6 +178,10 @@ def _merge(folder: Path, curves: bool, spectra: bool, metric: str, formats: list
         if rows:
             err.print(f"merged {len(rows)} rows into {folder / (stem + '.jsonl')}", markup=False,
                              soft_wrap=True)
+        missing = transfer.missing_shards(folder, stem)
+        if missing:
+            say(f"note: {stem}: no file for shard{'s' * (len(missing) > 1)} {', '.join(missing)} in {folder}; the "
+                "merge holds the other shards' rows only (merge again once they are there)")
         if json_:
             for row in rows:
                 emit_json(row)

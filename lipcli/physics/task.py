@@ -84,20 +84,30 @@ class Task:
         """The operator for an image of the given restored size (`gray`: one channel)."""
         raise NotImplementedError
 
+    @property
+    def noisy(self) -> bool:
+        """Whether the observation has a Gaussian noise level (`sigma` among the options), which lip estimates
+        and the stop's noise gate and the leveled schedules read; the other tasks' observations are noise-free."""
+        return "sigma" in self.options
+
     def check_real(self, inpaint_mask: Path | None) -> None:
         """Refuse, before any work, a real observation the task cannot read."""
 
     def check_flags(self, given: dict[str, Any], simulate: bool, inpaint_mask: Path | None) -> None:
-        """Refuse the degradation flags given that this task would ignore: another task's, or one that only
-        shapes a simulated degradation when the input is the observation itself. Ignored in silence, `--sigma 15`
-        on a real photo would let its user believe lip had been told the noise level."""
+        """Refuse the degradation flags given that this task would ignore: another task's, one that only
+        shapes a simulated degradation when the input is the observation itself, or the stop's noise gate
+        (`es_gate`) where there is no noise level. Ignored in silence, `--sigma 15` on a real photo would let its
+        user believe lip had been told the noise level."""
         if inpaint_mask is not None and self.name != "inpaint":
             raise LipError(f"--inpaint-mask applies to --task inpaint, not --task {self.name}")
-        for key in (k for k, v in given.items() if v is not None):
+        for key, v in ((k, v) for k, v in given.items() if v is not None):
             flag = "--" + key.replace("_", "-")
             owners = [name for name in TASKS if key in TASKS.get(name).options]
             if owners and key not in self.options:
                 raise LipError(f"{flag} applies to --task {' or '.join(owners)}, not --task {self.name}")
+            if key == "es_gate" and v and not self.noisy:
+                raise LipError(f"--es-gate {v} gates the stop on the observation's noise level, and --task "
+                               f"{self.name} has none: drop --es-gate")
             if key in self.simulated and not simulate:
                 raise LipError(f"{flag} shapes the degradation --simulate gives a clean image; without "
                                f"--simulate the input is the observation itself: drop {flag}" + self.real_hint)

@@ -83,13 +83,25 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+def _shards(folder: Path, stem: str) -> list[tuple[Path, int, int]]:
+    """The shard files of `stem` in `folder` as (file, i, n), ordered by n, then i."""
+    found = [(p, re.fullmatch(rf"{re.escape(stem)}\.shard-(\d+)-of-(\d+)\.jsonl", p.name))
+             for p in folder.glob(f"{stem}.shard-*-of-*.jsonl")]
+    return sorted(((p, int(m[1]), int(m[2])) for p, m in found if m), key=lambda s: (s[2], s[1]))
+
+
+def missing_shards(folder: Path, stem: str) -> list[str]:
+    """The shards "i/n" with no file in `folder` while another shard of the same n has one: a merge without
+    them holds part of the grid (a shard still running is not seen; its rows are merged as far as written)."""
+    have: dict[int, set[int]] = {}
+    for _, i, n in _shards(folder, stem):
+        have.setdefault(n, set()).add(i)
+    return [f"{i}/{n}" for n in sorted(have) for i in range(n) if i not in have[n]]
+
+
 def merge(folder: Path, stem: str) -> list[dict[str, Any]]:
     """Join `stem`.jsonl and its shard files into `stem`.jsonl (rows de-duplicated by key)."""
-    def shard_index(p: Path) -> tuple[int, int]:
-        m = re.search(r"shard-(\d+)-of-(\d+)", p.name)
-        return (int(m[2]), int(m[1])) if m else (0, 0)
-
-    sources = [folder / f"{stem}.jsonl"] + sorted(folder.glob(f"{stem}.shard-*-of-*.jsonl"), key=shard_index)
+    sources = [folder / f"{stem}.jsonl"] + [p for p, _, _ in _shards(folder, stem)]
     rows: dict[Key, dict[str, Any]] = {}
     for source in sources:
         for row in read_rows(source):
