@@ -161,6 +161,7 @@ def restore_cmd(
                                 job.prior.spec, job.cfg.precision)
     planned = jobs_mod.plan(n_jobs, threads, len(mine), dev, need, say)
     at_once = None if planned else jobs_mod.plan_members(n_jobs, threads, len(mine), job.ensemble, dev, need, say)
+    unreadable = _read_ahead(mine, job, skip_existing)
     run_log = RunLog(log)
     try:
         if planned is not None:
@@ -173,6 +174,9 @@ def restore_cmd(
         for path, dest in mine:
             if skip_existing and dest.is_file():
                 _skipped(path, dest, json_, run_log)
+                continue
+            if path in unreadable:  # said when it was read ahead
+                refused.append((path.name, unreadable[path]))
                 continue
             try:
                 _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs)
@@ -190,6 +194,26 @@ def restore_cmd(
                            + "; ".join(f"{name}: {exc}" for name, exc in refused))
     finally:
         run_log.close()
+
+
+def _read_ahead(mine: list[tuple[Path, Path]], job: api.Restorer, skip_existing: bool) -> dict[Path, LipError]:
+    """Read every input of a batch before the first fit and say now which ones will be refused (an unreadable
+    file, a wrong size for its mask): the others are restored all the same, but a user should not learn about
+    input 150 hours later, when its turn comes."""
+    if len(mine) < 2:
+        return {}
+    refused: dict[Path, LipError] = {}
+    for path, dest in mine:
+        if skip_existing and dest.is_file():
+            continue
+        try:
+            job.problem(path)
+        except LipRuntimeError:
+            raise
+        except LipError as exc:
+            refused[path] = exc
+            say(f"lip: {path.name} will not be restored: {exc}")
+    return refused
 
 
 def _restore_jobs(args: list[str], dests: list[Path], shard: Optional[tuple[int, int]], jobs: int, each: int,
