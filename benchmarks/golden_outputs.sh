@@ -19,6 +19,7 @@ lip restore sample:house --simulate --iters 12 "${run[@]}" -o r_denoise.png --js
 lip restore sample:house --simulate --iters 12 --precision fp32 "${run[@]}" -o r_fp32.png --json | strip
 lip restore sample:house --simulate --task inpaint --iters 12 "${run[@]}" -o r_inpaint.png --json | strip
 lip restore sample:house --simulate --task sr --scale 4 --iters 12 "${run[@]}" -o r_sr.png --json | strip
+lip restore sample:house --simulate --task mri --iters 12 "${run[@]}" -o r_mri.png --json | strip
 lip restore sample:house-noisy --prior deep-decoder --dd-k 32 --iters 12 "${run[@]}" -o r_dd.png --json | strip
 lip prune sample:house-noisy --rounds 2 --iters 10 --precision fp32 "${run[@]}" -o p_imp.safetensors >/dev/null
 lip prune sample:house-noisy --method snip --rounds 2 --iters 10 --precision fp32 "${run[@]}" -o p_snip.safetensors >/dev/null

@@ -605,6 +605,8 @@ def recoverer(source: str, *, task: str = "cs", simulate: bool = False, prior: s
     operator file), an image (clean, with `simulate`) or mnist:K; `measuring` holds the operator's options
     (operator, matrix, shape, measurements, outliers, noise, outlier_value, keep, inpaint_mask:
     cs_problem.CSInputs)."""
+    _check_options(recoverer, measuring, {f.name for f in fields(CSInputs)} - {"source", "task", "simulate", "clean",
+                                                                                "seed"})
     check_every(resume_every)
     check_lr(lr)
     if task not in ("cs", "inpaint"):

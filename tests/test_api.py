@@ -126,6 +126,8 @@ def test_a_misspelt_option_is_refused_not_ignored(tiny):
         api.restore(x, round=1)
     with pytest.raises(LipError, match="unknown option 'rond'"):
         api.prune([x], rond=2)
+    with pytest.raises(LipError, match=r"api.recoverer: unknown option 'measurments' \(did you mean measurements\?\)"):
+        api.recoverer("mnist:3", simulate=True, measurments=300)
 
 
 def test_a_task_option_no_task_of_the_grid_reads_is_refused(tmp_path):
