@@ -116,7 +116,9 @@ def check_inputs(inp: CSInputs) -> None:
     if inp.task != "cs":
         used = [flag for flag, v in (("--matrix", inp.matrix), ("--shape", inp.shape), ("--operator FILE", op_file))
                 if v]
-        if used:
+        used += [f"--{k.replace('_', '-')}" for k, v in _given(inp).items() if v is not None]
+        used += ["--operator"] if inp.operator != "auto" and not op_file else []
+        if used:  # inpainting observes pixels: none of the measurement settings would be read
             raise LipError(f"{used[0]} is for --task cs")
     elif inp.keep is not None or inp.inpaint_mask is not None:
         raise LipError(f"{'--keep' if inp.keep is not None else '--inpaint-mask'} is for --task inpaint")

@@ -828,6 +828,10 @@ case("cs", "--keep beside --inpaint-mask",
                 inpaint_mask(w, (32, 32))], "--inpaint-mask replaces")
 case("cs", "--keep on a real image",
      lambda w: ["img.png", "--task", "inpaint", "--prior", "dip", "--keep", "0.5"], "drop --keep")
+case("cs", "--outliers with --task inpaint", lambda w: ["mnist:0", "--simulate", "--task", "inpaint", "--outliers", "3"],
+     "--outliers is for --task cs")
+case("cs", "--operator with --task inpaint", lambda w: ["mnist:0", "--simulate", "--task", "inpaint", "--operator", "dct"],
+     "--operator is for --task cs")
 case("cs", "--keep with --task cs", lambda w: ["mnist:0", "--simulate", "--keep", "0.5"], "--keep is for --task inpaint")
 case("cs", "output in a missing folder", lambda w: ["mnist:0", "--simulate", "-o", "missing/x.png"],
      "does not exist")
