@@ -545,8 +545,6 @@ case("restore", "output is the --clean reference",
      "ref.png", "one of this run's inputs")
 case("prune", "artifact written over the input", lambda w: ["img.png", "--simulate", "-o", "img.png"],
      "one of this run's inputs")
-case("prune", "--early-bird-every without --early-bird",
-     lambda w: ["img.png", "--simulate", "--early-bird-every", "20"], "--early-bird-every 20", "--early-bird F")
 case("prune", "--rewind with a one-shot method", lambda w: ["img.png", "--simulate", "--method", "snip", "--rewind",
                                                             "0.1"], "--rewind", "only --method imp")
 case("prune", "a channel score without --granularity channel", lambda w: ["img.png", "--simulate", "--method", "l1"],
@@ -654,8 +652,6 @@ case("restore", "config file with a fractional patience",
      lambda w: [(w.dir / "p.yaml").write_text("es_patience: 2.5\n") and "img.png", "--config", "p.yaml"],
      "--es-patience 2.5", "whole number")
 # --- lip restore: numbers
-case("restore", "--es-gate for SR", lambda w: ["img.png", "--task", "sr", "--es-gate", "1.2"], "--es-gate 1.2",
-     "--task sr has none")
 case("restore", "--scale 3", lambda w: ["img.png", "--task", "sr", "--scale", "3"], "--scale 3")
 case("restore", "negative --sigma", lambda w: ["img.png", "--simulate", "--sigma", "-5"], "--sigma -5")
 case("restore", "--sigma 300", lambda w: ["img.png", "--simulate", "--sigma", "300"], "--sigma 300")
@@ -751,8 +747,6 @@ for kind, needles in [("truncated", ("not a valid safetensors",)), ("future vers
 case("transfer", "missing image", lambda w: ["nope.png", "--mask", "A.safetensors"], "no such file")
 case("transfer", "--sigma for an SR grid", lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "sr4",
                                                     "--sigma", "10"], "--sigma", "no task of the grid")
-case("transfer", "--es-gate for an SR grid", lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "sr4",
-                                                      "--es-gate", "1.2"], "--es-gate", "no task of the grid")
 case("transfer", "--inpaint-mask for a denoising grid",
      lambda w: ["img.png", "--mask", "A.safetensors", "--inpaint-mask", inpaint_mask(w, (64, 64))],
      "--inpaint-mask", "no task of the grid")
@@ -828,10 +822,6 @@ case("cs", "--keep beside --inpaint-mask",
                 inpaint_mask(w, (32, 32))], "--inpaint-mask replaces")
 case("cs", "--keep on a real image",
      lambda w: ["img.png", "--task", "inpaint", "--prior", "dip", "--keep", "0.5"], "drop --keep")
-case("cs", "--outliers with --task inpaint", lambda w: ["mnist:0", "--simulate", "--task", "inpaint", "--outliers", "3"],
-     "--outliers is for --task cs")
-case("cs", "--operator with --task inpaint", lambda w: ["mnist:0", "--simulate", "--task", "inpaint", "--operator", "dct"],
-     "--operator is for --task cs")
 case("cs", "--keep with --task cs", lambda w: ["mnist:0", "--simulate", "--keep", "0.5"], "--keep is for --task inpaint")
 case("cs", "output in a missing folder", lambda w: ["mnist:0", "--simulate", "-o", "missing/x.png"],
      "does not exist")
@@ -1119,6 +1109,16 @@ case("prune", "rounds: 0 in a config", lambda w: ["img.png", "--simulate", "--co
      "--rounds 0", "1 or more", base=[*RUN[2:], "-o", "out.safetensors"])
 case("transfer", "a row whose score is not a number", lambda w: ["--merge", damaged_rows(w)], "not a transfer row",
      base=[])
+case("prune", "--early-bird-every without --early-bird",
+     lambda w: ["img.png", "--simulate", "--early-bird-every", "20"], "--early-bird-every 20", "--early-bird F")
+case("restore", "--es-gate for SR", lambda w: ["img.png", "--task", "sr", "--es-gate", "1.2"], "--es-gate 1.2",
+     "--task sr has none")
+case("transfer", "--es-gate for an SR grid", lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "sr4",
+                                                      "--es-gate", "1.2"], "--es-gate", "no task of the grid")
+case("cs", "--outliers with --task inpaint", lambda w: ["mnist:0", "--simulate", "--task", "inpaint", "--outliers", "3"],
+     "--outliers is for --task cs")
+case("cs", "--operator with --task inpaint", lambda w: ["mnist:0", "--simulate", "--task", "inpaint", "--operator", "dct"],
+     "--operator is for --task cs")
 
 
 # ---------------------------------------------------------------- running a case
