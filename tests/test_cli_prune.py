@@ -275,6 +275,8 @@ def test_resume_with_different_settings_exits_2(work):
     before = out.read_bytes()
     line = error_line(lip(*args, "--rate", "0.3", "--resume", out))
     assert "rate 0.36 -> 0.3" in line and "--resume" in line
+    line = error_line(lip(*args, "--sigma", "50", "--resume", out))  # the simulated degradation is the search's too
+    assert "the degradation differs" in line and "sigma 25.0 -> 50.0" in line
     assert out.read_bytes() == before
 
 

@@ -1,10 +1,13 @@
 """GAN IMP on the shipped generator: exact sparsity ladder, nested masks, exact rewind, artifact round-trip."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from lipcli import artifact, gan, generators
+from lipcli.errors import LipError
 from lipcli.prune import gan_imp
 
 ROUNDS = 3
@@ -76,3 +79,20 @@ def test_gan_random_follows_ladder(data, tmp_path) -> None:
     art = _search("random", data, tmp_path / "gan_random.safetensors")
     _check_ladder(art)
     _check_ladder(artifact.load(tmp_path / "gan_random.safetensors"))
+
+
+def test_a_stopped_gan_search_continues_only_with_its_own_settings(data, tmp_path) -> None:
+    torch.set_num_threads(1)
+    s = gan_imp.GanImpSettings(rounds=ROUNDS, method="random")
+    out = tmp_path / "stopped.safetensors"
+
+    def stop(rec: dict) -> None:
+        if rec["round"] == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        gan_imp.run(gan_imp.start(gan.GENERATOR, s), data, s, out, on_round=stop)
+    with pytest.raises(LipError, match="holds this search, stopped after round"):
+        gan_imp.refuse_restart(out, s)  # the same command again does not start it over
+    with pytest.raises(LipError, match=r"settings differ \(saved -> now: rate 0.2 -> 0.3\)"):
+        gan_imp.resumed(out, replace(s, rate=0.3))
+    _check_ladder(gan_imp.run(gan_imp.resumed(out, s), data, s, out))

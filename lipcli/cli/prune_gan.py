@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .. import artifact, files, gan
+from .. import files, gan
 from .. import device as devices
 from ..errors import LipError
 from ..prune import gan_imp
-from ..prune.search import Trajectory
 from .render import Terminated, emit_json, err, say, say_round, say_stopped
 
 
@@ -37,9 +36,15 @@ def prune_gan(run: GanPrune) -> None:
     if run.generator_spec is not None and (run.generator is None or run.resume):
         raise LipError("--generator-spec describes the state dict given with --generator (not with --resume)")
     devices.set_threads(run.threads, say)
-    traj = (Trajectory.resume(artifact.load(run.out)) if run.resume
-            else gan_imp.start(run.generator or gan.GENERATOR, run.settings, " ".join(["lip", *sys.argv[1:]]),
-                               run.generator_spec))
+    if run.resume:
+        traj = gan_imp.resumed(run.out, run.settings)
+        if run.generator is not None and str(run.generator) != traj.meta.get("generator"):
+            raise LipError(f"--resume {run.out.name} prunes {traj.meta.get('generator')}, not --generator "
+                           f"{run.generator}: drop --generator, or start a new search")
+    else:
+        gan_imp.refuse_restart(run.out, run.settings)
+        traj = gan_imp.start(run.generator or gan.GENERATOR, run.settings, " ".join(["lip", *sys.argv[1:]]),
+                             run.generator_spec)
     train_data = gan.load_data(run.data, traj.spec)
     try:
         with files.checkpointed(run.out) as checkpoint:

@@ -6,6 +6,7 @@ it back, checks that the search settings are the same, and continues where it st
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -133,6 +134,11 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
             searched = ", ".join(str(im.get("name")) for im in traj.meta["images"])
             raise LipError(f"--resume {out.name}: it was searched on other images ({searched}); rerun the same "
                            "command with --resume, or start a new search")
+        operator = json.loads(json.dumps(provenance["operator"]))  # as the artifact stores it (lists, not tuples)
+        if "operator" in traj.meta and traj.meta["operator"] != operator:  # e.g. --simulate --sigma 25 -> 50
+            diff = differences(traj.meta["operator"] or {}, operator)
+            raise LipError(f"--resume {out.name}: the degradation differs (saved -> now: {', '.join(diff)}); rerun "
+                           "the same command with --resume, or start a new search")
     else:
         _refuse_restart(out, req)
         traj = Trajectory.start(net, names, method=req.method, task=req.task, seed=req.seed,
