@@ -70,11 +70,13 @@ def saved_fits(folder: Path) -> list[Path]:
 
 
 def clear(folder: Path) -> None:
-    """Remove a restore's state folder: the files lip put there (fits' states, ensemble members), then the
-    folder if that left it empty."""
+    """Remove a restore's state folder: the files lip put there (fits' states, ensemble members, and the
+    temporary file of a save a SIGKILL cut short: files.atomic_path's .NAME.XXXX.part...), then the folder if
+    that left it empty."""
     if not folder.is_dir():
         return
-    for path in [*saved_fits(folder), *folder.glob(MEMBER.format("*"))]:
+    ours = [FIT.format("*"), MEMBER.format("*")]
+    for path in [p for name in ours for p in [*folder.glob(name), *folder.glob(f".{name}.*.part*")]]:
         path.unlink(missing_ok=True)
     try:
         folder.rmdir()

@@ -352,6 +352,24 @@ def test_an_internal_error_is_one_line_exit_1(workdir, monkeypatch):
     assert "second line" not in result.stderr and not (workdir / "o.png").exists()
 
 
+def test_a_stopped_batch_says_to_continue_with_skip_existing(workdir, monkeypatch):
+    """Stopped at its second input, a batch has written the first: the plain command would fit it again."""
+    from lipcli import api
+    real, calls = api.fit_prior, []
+
+    def stopped_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "fit_prior", stopped_second)
+    result = lip("restore", workdir / "rgb.png", workdir / "gray.png", "--jobs", "1", "--iters", "2", *FAST, *CHEAP,
+                 "-o", workdir / "outs")
+    assert result.exit_code == 130 and (workdir / "outs" / "rgb.png").is_file()
+    assert "so the same command with --skip-existing starts over" in result.stderr
+
+
 def test_divergence_exits_1_with_one_line(workdir, monkeypatch):
     from lipcli import api
     from lipcli.fit import DivergenceError, FitResult

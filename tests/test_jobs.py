@@ -145,7 +145,7 @@ def test_ctrl_c_stops_every_job_and_leaves_only_whole_outputs(folder):
     assert [p.name for p in written] == [json.loads(line)["output"].split("/")[-1] for line in stdout.splitlines()]
     # The two jobs stopped midway saved their fits' state to continue from (lipcli/resume.py), and say so.
     assert len([p for p in kept if p.name.endswith(".png.lip-resume")]) == 2 == len(kept) - len(written)
-    assert "kept their state beside their outputs (2): the same command continues them" in lines[-2]
+    assert "kept their state beside their outputs (2): the same command with --skip-existing continues them" in lines[-2]
     for path in written:  # only whole images, no temporary file
         with PILImage.open(path) as im:
             im.load()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lipcli.fit import FitConfig, fit
-from lipcli.resume import Keeper
+from lipcli.resume import Keeper, clear
 from conftest import tiny_spec
 from test_fit import _random_masks, make_run
 
@@ -182,3 +182,18 @@ def test_a_median_of_means_fit_continues_the_partitions_it_would_have_drawn(rgb3
     continued = cs_run(keeper=keeper)
     assert keeper.resumed_from == 25
     same(continued, cs_run())
+
+
+def test_clearing_removes_a_save_cut_short_and_nothing_else(tmp_path):
+    """A SIGKILL during a save leaves files.atomic_path's temporary file: the folder still goes once the image is
+    written. A file lip did not put there keeps the folder."""
+    folder = tmp_path / "out.png.lip-resume"
+    folder.mkdir()
+    for name in ("fit-0.safetensors", ".fit-0.safetensors.k2j4.part.safetensors", "member-1.safetensors"):
+        (folder / name).write_bytes(b"x")
+    clear(folder)
+    assert not folder.exists()
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    clear(folder)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]

@@ -12,7 +12,7 @@ from .. import device as devices
 from ..errors import LipError
 from ..gan import EpochStats, GanConfig, load_data, new_gan, sample_grid, trained_artifact, train
 from ..nets import gan_spec
-from .render import emit_json, err, guarded, progress, say
+from .render import Terminated, emit_json, err, guarded, progress, say
 from .options import Device, Seed, Threads, json_flag
 
 PlainJson = json_flag(panel=None)
@@ -82,7 +82,13 @@ def train_generator_cmd(
             if json_:
                 emit_json({"type": "epoch", **records[-1], "seconds": round(s.seconds, 3)})
 
-        train(net, x.to(dev), cfg, on_epoch=on_epoch, on_step=lambda i: advance(1))
+        try:
+            train(net, x.to(dev), cfg, on_epoch=on_epoch, on_step=lambda i: advance(1))
+        except (KeyboardInterrupt, Terminated):
+            say(f"lip: stopped after epoch {len(records)} of {epochs}; " + (
+                f"{out} holds that generator (its epochs_done), not a finished one; the same command trains "
+                "again from the start" if records else "nothing was written"))
+            raise
     seconds = time.perf_counter() - start
     err.print(f"wrote {out} and {grid} in {seconds:.0f}s ({n_threads} threads)", markup=False,
                      soft_wrap=True)

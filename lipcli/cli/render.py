@@ -190,16 +190,18 @@ def say_stopped(path: Path) -> None:
         say(f"lip: stopped; finished rounds are kept in {path}. Continue with the same command plus --resume {path}")
 
 
-def say_state_kept(state: Path | None, why: str = "stopped", output: Path | None = None) -> None:
+def say_state_kept(state: Path | None, why: str = "stopped", output: Path | None = None,
+                   rerun: str = "the same command") -> None:
     """After Ctrl-C or SIGTERM, or a failed write, in a fit that keeps its state (lipcli/resume.py): where the
-    state is and how to continue from it; or, for an `output` that is a stream, that there was nowhere to keep it."""
+    state is and how to continue from it (`rerun`: the command that does, e.g. a batch's with --skip-existing);
+    or, for an `output` that is a stream, that there was nowhere to keep it."""
     if state is not None and saved_fits(state):
-        say(f"lip: {why}; the fit's state is kept in {state}/. Run the same command again to continue it")
+        say(f"lip: {why}; the fit's state is kept in {state}/. Run {rerun} again to continue it")
         return
     if state is not None and state.is_dir() and not any(state.iterdir()):
         state.rmdir()  # stopped before any state was saved: an empty folder would look like a kept one
     if state is not None:
-        say(f"lip: {why}; no state of the fit was saved yet, so the same command starts over")
+        say(f"lip: {why}; no state of the fit was saved yet, so {rerun} starts over")
     elif state is None and output is not None and files.is_stream(output):
         where = "stdout" if files.is_stdout(output) else output
         say(f"lip: {why}; the fit's state is not kept for an output to {where} (a state is kept beside an output "

@@ -171,6 +171,8 @@ def restore_cmd(
         members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], shard_, *at_once,
                                                             job.cfg.iters, run_log)
         refused: list[tuple[str, LipError]] = []
+        # the written images stay; the plain command would fit them again
+        rerun = "the same command" if len(mine) == 1 or skip_existing else "the same command with --skip-existing"
         for path, dest in mine:
             if skip_existing and dest.is_file():
                 _skipped(path, dest, json_, run_log)
@@ -179,7 +181,7 @@ def restore_cmd(
                 refused.append((path.name, unreadable[path]))
                 continue
             try:
-                _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs)
+                _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs, rerun)
             except LipRuntimeError:  # a failed run (a full disk, divergence): the next would fail alike
                 raise
             except LipError as exc:  # this input is refused; the others are restored all the same
@@ -243,7 +245,7 @@ def _restore_jobs(args: list[str], dests: list[Path], shard: Optional[tuple[int,
             kept = sum(folder is not None and folder.is_dir() for folder in map(resume.state_folder, dests))
             say(f"lip: stopped the {jobs} jobs; {finished} of {count} images were restored and written"
                 + (f"; the fits stopped midway kept their state beside their outputs ({kept}): the same command "
-                   "continues them" if kept else ""))
+                   "with --skip-existing continues them and leaves the written images" if kept else ""))
             raise
 
 
@@ -312,7 +314,8 @@ def _save_kspace(folder: Path, problem: Problem) -> None:
 def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path], json_: bool,
                  run_log: RunLog, save_kspace: Optional[Path] = None,
                  snapshots: Optional[tuple[int, Path]] = None,
-                 members_jobs: Optional[Callable[[Callable[[int, str], None]], Elsewhere]] = None) -> None:
+                 members_jobs: Optional[Callable[[Callable[[int, str], None]], Elsewhere]] = None,
+                 rerun: str = "the same command") -> None:
     """Restore one image and write it, its report (stderr, --json), its log lines and its snapshots;
     `members_jobs(advance)`: who fits its ensemble members (None: this process, one after the other)."""
     def on_snapshot(iteration: int, picture: Any) -> None:
@@ -339,7 +342,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
             restored = job(path, clean=clean, on_step=on_step, notify=say, on_problem=on_problem,
                            on_snapshot=None if snapshots is None else on_snapshot, state=state)
         except (KeyboardInterrupt, Terminated):
-            say_state_kept(state, output=dest)
+            say_state_kept(state, output=dest, rerun=rerun)
             raise
         except api.Diverged as exc:  # keep the last good output, then fail with exit 1
             _save(dest, exc.picture)
