@@ -177,13 +177,15 @@ class Restorer:
                  notify: Callable[[str], None] = _quiet,
                  on_problem: Callable[[Problem], None] | None = None,
                  on_snapshot: Callable[[int, images_io.Image], None] | None = None,
-                 state: Path | None = None) -> Restored:
+                 state: Path | None = None, on_result: Callable[[Restored], None] | None = None) -> Restored:
         """Restore one image (degrade it first when `simulate`); `clean` only scores the result.
         `on_problem` sees the observation before the fit (e.g. to save simulated k-space); `on_snapshot`
         gets (iteration, image in the input's mode) of what the fit shows at every multiple of
         `snapshot_every`. `state`: a folder for the fits' states, saved every `resume_every` seconds and on
         SIGINT/SIGTERM; a later call for the same restore continues from them. They stay there until
-        `Restored.discard_state()`, called once the image is stored (lipcli/resume.py)."""
+        `Restored.discard_state()`, called once the image is stored (lipcli/resume.py). `on_result` stores it:
+        with a `state`, a SIGINT/SIGTERM that comes after the fit waits until `on_result` has returned, so a
+        finished fit is never lost to a signal between its last iteration and its written image."""
         problem = self.problem(image, clean)
         cfg = self.config(problem)
         state = None if state is None else Path(state)
@@ -191,6 +193,15 @@ class Restorer:
                                                                           self.resume_every, notify)
         if on_problem is not None:
             on_problem(problem)
+        with keeper.holding() if keeper is not None else nullcontext():
+            restored = self._restore(problem, cfg, state, keeper, on_step, notify, on_snapshot)
+            if on_result is not None:
+                on_result(restored)
+        return restored
+
+    def _restore(self, problem: Problem, cfg: FitConfig, state: Path | None, keeper: Keeper | None,
+                 on_step: Callable[[Step], None] | None, notify: Callable[[str], None],
+                 on_snapshot: Callable[[int, images_io.Image], None] | None) -> Restored:
         with diverged_keeps(state, lambda exc, last: Diverged(str(exc), problem.picture(last.stopped),
                                                               last.stopped_at)):
             callbacks: list[Callable[[Step], None]] = [on_step] if on_step else []

@@ -203,7 +203,11 @@ class Keeper:
 
     @contextmanager
     def holding(self) -> Iterator[None]:
-        """Defer SIGINT/SIGTERM to the loop's next save; a no-op outside the main thread."""
+        """Defer SIGINT/SIGTERM to the loop's next save; a no-op outside the main thread, and inside a stretch
+        already held (a caller that holds past the fit, to write its result: that stretch delivers)."""
+        if self.previous:
+            yield
+            return
         try:
             self.previous = {s: signal.signal(s, self._defer) for s in SIGNALS}
         except ValueError:  # signals can only be handled in the main thread

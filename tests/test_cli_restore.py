@@ -370,6 +370,25 @@ def test_a_stopped_batch_says_to_continue_with_skip_existing(workdir, monkeypatc
     assert "so the same command with --skip-existing starts over" in result.stderr
 
 
+def test_a_signal_after_the_fit_waits_until_the_image_is_written(workdir, monkeypatch):
+    """Ctrl-C between the last iteration and the write used to discard the finished fit (no state is saved
+    then): it now waits until the image is written and reported, then stops."""
+    import signal
+    from lipcli.problem import Problem
+    real = Problem.picture
+
+    def picture_then_ctrl_c(self, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # as if it came now, after the fit
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Problem, "picture", picture_then_ctrl_c)
+    result = lip("restore", workdir / "rgb.png", "--iters", "2", "--json", *FAST, *CHEAP, "-o", workdir / "o.png")
+    assert result.exit_code == 130 and (workdir / "o.png").is_file()
+    assert json.loads(result.stdout)["output"] == str(workdir / "o.png")  # reported too
+    assert f"lip: stopped after {workdir / 'o.png'} was written" in result.stderr
+    assert not (workdir / "o.png.lip-resume").exists()
+
+
 def test_divergence_exits_1_with_one_line(workdir, monkeypatch):
     from lipcli import api
     from lipcli.fit import DivergenceError, FitResult

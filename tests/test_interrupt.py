@@ -95,13 +95,15 @@ def stop(proc: subprocess.Popen, sig: int, code: int, word: str) -> list[str]:
     return lines
 
 
-def test_ctrl_c_while_the_commands_load_is_one_line_and_exit_130(folder):
+@SIGNALS
+def test_a_signal_while_the_commands_load_is_one_line(folder, sig, code, word):
     """A Ctrl-C while torch imports (the first half second) used to be swallowed by the import machinery or
-    end in a traceback; it is held until the commands have loaded (lipcli/launch.py)."""
-    proc = lip(folder, "restore", "img.png", "--simulate", "--iters", "5", "-o", "early.png")
+    end in a traceback, and a SIGTERM ended the process without a word; both are held until the commands have
+    loaded (lipcli/launch.py)."""
+    proc = lip(folder, "restore", "img.png", "--simulate", "--iters", "5", "-o", f"early-{word}.png")
     time.sleep(0.3)  # after Python's own start-up, while lip imports torch (or later: the same outcome)
-    stop(proc, signal.SIGINT, 130, "interrupted")
-    assert not (folder / "early.png").exists()
+    stop(proc, sig, code, word)
+    assert not (folder / f"early-{word}.png").exists()
 
 
 # ---------------------------------------------------------------- prune

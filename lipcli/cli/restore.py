@@ -338,22 +338,30 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
                 say(f"note: {dest} will not keep all of {path.name}: {'; '.join(lost)}")
             if save_kspace is not None:
                 _save_kspace(save_kspace, problem)
+        written: list[Path] = []
+
+        def on_result(restored: api.Restored) -> None:  # a signal meanwhile waits until it returns
+            write_then_discard(lambda: _save(dest, restored.picture), state)
+            written.append(dest)
+            report = {**restored.report, "input": str(path), "output": str(dest)}  # as given: two x.png differ
+            _say_restored(report)
+            run_log.write("result", **report)
+            if json_:
+                emit_json(report)
         try:
-            restored = job(path, clean=clean, on_step=on_step, notify=say, on_problem=on_problem,
-                           on_snapshot=None if snapshots is None else on_snapshot, state=state)
+            job(path, clean=clean, on_step=on_step, notify=say, on_problem=on_problem,
+                on_snapshot=None if snapshots is None else on_snapshot, state=state, on_result=on_result)
         except (KeyboardInterrupt, Terminated):
-            say_state_kept(state, output=dest, rerun=rerun)
+            if written:
+                say(f"lip: stopped after {dest} was written" + (f"; {rerun} continues with the next input"
+                                                                if rerun != "the same command" else ""))
+            else:
+                say_state_kept(state, output=dest, rerun=rerun)
             raise
         except api.Diverged as exc:  # keep the last good output, then fail with exit 1
             _save(dest, exc.picture)
             raise LipRuntimeError(f"{exc} — the last good result (iteration {exc.iteration}) "
                                   f"was written to {dest}") from None
-    write_then_discard(lambda: _save(dest, restored.picture), state)
-    report = {**restored.report, "input": str(path), "output": str(dest)}  # as given: two x.png differ
-    _say_restored(report)
-    run_log.write("result", **report)
-    if json_:
-        emit_json(report)
 
 
 def _skipped(path: Path, dest: Path, json_: bool, run_log: RunLog) -> None:
