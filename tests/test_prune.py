@@ -451,7 +451,7 @@ def test_imp_resume_gives_the_uninterrupted_result(imp3, data_dir, img_problem, 
                 raise KeyboardInterrupt
         with pytest.raises(KeyboardInterrupt):
             run_search(req, [img_problem], out, on_round=on_round)
-        expect_losses = 1
+        expect_losses = 2  # a round is reported once it is saved: rounds 0 and 1 are kept
     else:
         spy = FitSpy(imp_mod.fit, interrupt_at=(2, 3))
         with monkeypatch.context() as mp:

@@ -77,16 +77,18 @@ def sessions(traj: Trajectory, rounds: int, rate: float,
         began = time.perf_counter()
         session = Session(index, traj.masks(index), ladder_kept(total, rate, index + 1), select_for(index))
         net, values = train(session)
-        on_round(traj.record(index, time.perf_counter() - began, **values))
+        shown = [traj.record(index, time.perf_counter() - began, **values)]
         if index < rounds:
             kept = session.select(net, session.alive, session.n_next)
             record_round(traj.prune_round, session.alive, kept, index + 1)
             on_pruned(net, kept, index + 1)
             last = traj.record(index + 1, 0.0, loss=None)
             if not train_last and index + 1 == rounds:  # the last mask gets no session: shown as it is
-                on_round(last)
+                shown.append(last)
         best = recommend([r.get("loss") for r in traj.records], rises)
         save(traj, best if best is not None else index)
+        for rec in shown:  # reported once saved: a round said to be finished is kept
+            on_round(rec)
         if stop_on_rises and best is not None:
             traj.meta["stopped_by_rule"] = True
             save(traj, best)
