@@ -163,7 +163,11 @@ def read_netpbm(path: Path, check_size: SizeCheck) -> np.ndarray | None:
     pos = 2
     while len(fields) < 3:  # width, height, maxval: whitespace-separated, with # comments to the line's end
         while pos < len(data) and (data[pos:pos + 1].isspace() or data[pos:pos + 1] == b"#"):
-            pos = data.find(b"\n", pos) + 1 or len(data) if data[pos:pos + 1] == b"#" else pos + 1
+            if data[pos:pos + 1] == b"#":  # a comment: to the end of its line
+                newline = data.find(b"\n", pos)
+                pos = len(data) if newline < 0 else newline + 1
+            else:
+                pos += 1
         end = pos
         while end < len(data) and not data[end:end + 1].isspace() and data[end:end + 1] != b"#":
             end += 1
