@@ -153,28 +153,32 @@ def read_tiff(path: Path, check_size: SizeCheck) -> tuple[np.ndarray, bytes | No
 
 
 NETPBM_MAGIC = (b"P5", b"P6")  # binary gray (PGM) and colour (PPM)
+NETPBM_HEADER = 1 << 16  # the bytes a PGM/PPM header may take, comments included
 
 
 def read_netpbm(path: Path, check_size: SizeCheck) -> np.ndarray | None:
     """A binary PGM/PPM whose maxval is above 255 as (H,W[,3]) uint16, scaled to the full 16-bit range (a
-    12-bit file's 4095 becomes 65535, as PNG stores such samples); None leaves an 8-bit file to Pillow."""
-    data = path.read_bytes()
+    12-bit file's 4095 becomes 65535, as PNG stores such samples); None leaves an 8-bit file to Pillow. Only
+    the header is read before that choice and the size check."""
+    with open(path, "rb") as f:
+        head = f.read(NETPBM_HEADER)
     fields: list[bytes] = []
     pos = 2
     while len(fields) < 3:  # width, height, maxval: whitespace-separated, with # comments to the line's end
-        while pos < len(data) and (data[pos:pos + 1].isspace() or data[pos:pos + 1] == b"#"):
-            if data[pos:pos + 1] == b"#":  # a comment: to the end of its line
-                newline = data.find(b"\n", pos)
-                pos = len(data) if newline < 0 else newline + 1
+        while pos < len(head) and (head[pos:pos + 1].isspace() or head[pos:pos + 1] == b"#"):
+            if head[pos:pos + 1] == b"#":  # a comment: to the end of its line
+                newline = head.find(b"\n", pos)
+                pos = len(head) if newline < 0 else newline + 1
             else:
                 pos += 1
         end = pos
-        while end < len(data) and not data[end:end + 1].isspace() and data[end:end + 1] != b"#":
+        while end < len(head) and not head[end:end + 1].isspace() and head[end:end + 1] != b"#":
             end += 1
-        fields.append(data[pos:end])
+        fields.append(head[pos:end])
         pos = end
-        if pos >= len(data):
-            raise corrupt(path, ValueError("the header ends early"))
+        if pos >= len(head):
+            raise corrupt(path, ValueError("the header ends early" if len(head) < NETPBM_HEADER
+                                           else f"the header runs past {NETPBM_HEADER // 1024} kB"))
     if not all(f.isdigit() for f in fields):
         raise corrupt(path, ValueError(f"its header reads {b' '.join(fields)!r}"))
     width, height, maxval = map(int, fields)
@@ -184,12 +188,14 @@ def read_netpbm(path: Path, check_size: SizeCheck) -> np.ndarray | None:
         raise corrupt(path, ValueError(f"{width}x{height}, maxval {maxval}"))
     if check_size is not None:
         check_size(width, height)
-    channels = 3 if data[:2] == b"P6" else 1
+    channels = 3 if head[:2] == b"P6" else 1
     count = width * height * channels
-    samples = np.frombuffer(data, ">u2", count=min(count, (len(data) - pos - 1) // 2), offset=pos + 1)
-    if samples.size < count:
-        raise corrupt(path, ValueError(f"{samples.size:,} of {count:,} samples"))
-    scaled = np.round(samples.astype(np.float64) * (65535 / maxval)).astype(np.uint16)
+    with open(path, "rb") as f:
+        f.seek(pos + 1)  # one whitespace byte ends the header
+        data = f.read(2 * count)
+    if len(data) < 2 * count:
+        raise corrupt(path, ValueError(f"{len(data) // 2:,} of {count:,} samples"))
+    scaled = np.round(np.frombuffer(data, ">u2").astype(np.float64) * (65535 / maxval)).astype(np.uint16)
     return scaled.reshape((height, width, channels) if channels == 3 else (height, width))
 
 

@@ -89,12 +89,17 @@ def map_path(folder: Path, kind: str, name: str) -> Path:
     return folder / f"{kind}_{name}.png"
 
 
+def _drawn(names: list[str]) -> dict[str, list[str]]:
+    """The images each kind of map is drawn for: fft for all; with two or more, the difference kinds for
+    those after the first (the reference)."""
+    return {kind: names[0 if kind == "fft" else 1:] for kind in (KINDS if len(names) > 1 else ["fft"])}
+
+
 def check_outputs(names: list[str], folder: Path, composite: bool = True) -> None:
     """Refuse now, before any map is written, a file `write` could not write (one of the command's inputs)."""
     if not folder.is_dir():
         return  # made by the command: nothing in it yet
-    kinds = list(KINDS) if len(names) > 1 else ["fft"]
-    paths = [map_path(folder, kind, name) for kind in kinds for name in names[0 if kind == "fft" else 1:]]
+    paths = [map_path(folder, kind, name) for kind, drawn in _drawn(names).items() for name in drawn]
     for path in paths + ([folder / COMPOSITE] if composite else []):
         files.check_writable(path)
 
@@ -105,10 +110,10 @@ def write(maps: Maps, folder: Path, composite: bool = True) -> dict[str, object]
     scales = {kind: maps.scale(kind) for kind in KINDS}
     written: dict[str, dict[str, str]] = {name: {} for name in maps.names}
     tiles: dict[str, list[tuple[str, np.ndarray | None]]] = {}
-    for kind in KINDS if len(maps.names) > 1 else ["fft"]:
-        offset = 0 if kind == "fft" else 1  # the difference maps start at the second image
+    for kind, drawn in _drawn(maps.names).items():
+        offset = len(maps.names) - len(drawn)  # the difference maps start at the second image
         row: list[tuple[str, np.ndarray | None]] = [(maps.names[0] + " (reference)", None)] * offset
-        for name, values in zip(maps.names[offset:], getattr(maps, kind)):
+        for name, values in zip(drawn, getattr(maps, kind)):
             pixels = gray8(values, scales[kind])
             path = map_path(folder, kind, name)
             images_io.save_image(path, pixels[None].astype(np.float32) / 255)

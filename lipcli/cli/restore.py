@@ -171,8 +171,7 @@ def restore_cmd(
         members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], shard_, *at_once,
                                                             job.cfg.iters, run_log)
         refused: list[tuple[str, LipError]] = []
-        # the written images stay; the plain command would fit them again
-        rerun = "the same command" if len(mine) == 1 or skip_existing else "the same command with --skip-existing"
+        batch = len(mine) > 1 and not skip_existing  # stopped, it names --skip-existing: the written images stay
         for path, dest in mine:
             if skip_existing and dest.is_file():
                 _skipped(path, dest, json_, run_log)
@@ -181,7 +180,7 @@ def restore_cmd(
                 refused.append((path.name, unreadable[path]))
                 continue
             try:
-                _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs, rerun)
+                _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs, batch)
             except LipRuntimeError:  # a failed run (a full disk, divergence): the next would fail alike
                 raise
             except LipError as exc:  # this input is refused; the others are restored all the same
@@ -315,9 +314,12 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
                  run_log: RunLog, save_kspace: Optional[Path] = None,
                  snapshots: Optional[tuple[int, Path]] = None,
                  members_jobs: Optional[Callable[[Callable[[int, str], None]], Elsewhere]] = None,
-                 rerun: str = "the same command") -> None:
+                 batch: bool = False) -> None:
     """Restore one image and write it, its report (stderr, --json), its log lines and its snapshots;
-    `members_jobs(advance)`: who fits its ensemble members (None: this process, one after the other)."""
+    `members_jobs(advance)`: who fits its ensemble members (None: this process, one after the other); `batch`:
+    one of several inputs, whose stop hint names --skip-existing (the plain command would fit the written
+    images again)."""
+    rerun = "the same command with --skip-existing" if batch else "the same command"
     def on_snapshot(iteration: int, picture: Any) -> None:
         files.make_folder(snapshots[1], "snapshot folder")
         _save(_snapshot_path(snapshots[1], path, iteration, job.cfg.iters), picture)
@@ -354,7 +356,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
         except (KeyboardInterrupt, Terminated):
             if written:
                 say(f"lip: stopped after {dest} was written" + (f"; {rerun} continues with the next input"
-                                                                if rerun != "the same command" else ""))
+                                                                if batch else ""))
             else:
                 say_state_kept(state, output=dest, rerun=rerun)
             raise

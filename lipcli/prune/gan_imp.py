@@ -26,12 +26,12 @@ from typing import Any
 import torch
 
 from .. import artifact, generators, nets
-from ..config import differences
 from ..errors import LipError
 from ..gan import GanConfig, train
 from ..masks import Masks, apply_masks, top_global
 from .imp import Select, Session, sessions
 from .scores import SCORES, ScoreContext
+from . import search
 from .search import Trajectory
 
 METHODS = {"imp": "magnitude", "random": "random"}  # method -> the score that ranks G's weights
@@ -87,28 +87,18 @@ def start(generator_path: Path, s: GanImpSettings, command: str | None = None,
 
 
 def resumed(out: Path, s: GanImpSettings) -> Trajectory:
-    """The search stored in `out`, to continue with the same settings only: continued with others, its rounds
-    would come from two searches while its record named one."""
+    """The search stored in `out`, to continue with the same settings only."""
     traj = Trajectory.resume(artifact.load(out))
     saved = traj.meta.get("settings")
     if saved is None or not str(traj.meta.get("method", "")).startswith("gan-"):
         raise LipError(f"--resume {out.name}: not a GAN pruning search (lip prune --prior gan writes those)")
-    if saved != vars(s):
-        raise LipError(f"--resume {out.name}: the search settings differ (saved -> now: "
-                       f"{', '.join(differences(saved, vars(s)))}); rerun the same command with --resume, or start "
-                       "a new search")
+    search.refuse_changed(out, "the search settings differ", saved, vars(s))
     return traj
 
 
 def refuse_restart(out: Path, s: GanImpSettings) -> None:
-    """An interrupted search of these settings at `out` is continued with --resume, never started over in silence."""
-    try:
-        old = artifact.load(out) if out.is_file() else None
-    except LipError:  # not an artifact: an ordinary overwrite
-        return
-    if old is not None and old.meta.get("settings") == vars(s) and old.rounds < s.rounds:
-        raise LipError(f"{out} holds this search, stopped after round {old.rounds} of {s.rounds}: add --resume "
-                       f"{out} to continue it (or remove the file to start over)")
+    """A stopped search of these settings at `out` is continued with --resume (search.refuse_restart)."""
+    search.refuse_restart(out, lambda meta: meta.get("settings") == vars(s), s.rounds)
 
 
 def run(traj: Trajectory, data: torch.Tensor, s: GanImpSettings, out: Path,

@@ -15,7 +15,6 @@ from typing import Any, Callable
 import torch
 
 from .. import artifact, nets
-from ..config import differences
 from ..errors import LipError
 from ..fit import FitConfig, Step, fit
 from ..masks import record_round
@@ -23,7 +22,8 @@ from . import imp, ladder
 from .oes import GumbelMasked
 from .oes_channels import ChannelGumbelMasked
 from .channel_scores import CHANNEL_SCORES
-from .search import GRANULARITIES, TargetSource, Trajectory, prunable_names
+from .search import (GRANULARITIES, TargetSource, Trajectory, prunable_names, refuse_changed,
+                     refuse_restart)
 
 
 def methods(granularity: str = "element") -> list[str]:
@@ -96,19 +96,6 @@ def rounds_for(target: float, rate: float) -> int:
     return k
 
 
-def _refuse_restart(out: Path, req: SearchRequest) -> None:
-    """An interrupted search of these very settings at `out` is continued with --resume, never started over in
-    silence: the rounds it holds may have taken hours."""
-    try:
-        old = artifact.load(out) if out.is_file() else None
-    except LipError:  # not an artifact: an ordinary overwrite (the CLI has refused inputs and other names)
-        return
-    if old is not None and old.meta.get("search") == req.identity() and old.rounds < req.rounds \
-            and not old.meta.get("stopped_by_rule"):
-        raise LipError(f"{out} holds this search, stopped after round {old.rounds} of {req.rounds}: add --resume "
-                       f"{out} to continue it (or remove the file to start over)")
-
-
 def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str, Any], dev: torch.device,
            out: Path, resume: bool, on_start: Callable[[], None], on_step: Callable[[Step], None],
            on_round: Callable[[dict[str, Any]], None], slim: bool = False) -> artifact.Artifact:
@@ -125,22 +112,17 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
         raise LipError("--method random-layerwise needs --like MASK.safetensors (whose per-layer ratios to copy)")
     if resume:
         traj = Trajectory.resume(artifact.load(out))
-        if traj.meta.get("search") != req.identity():
-            diff = differences(traj.meta.get("search") or {}, req.identity())
-            raise LipError(f"--resume {out.name}: the search settings differ (saved -> now: {', '.join(diff)}); "
-                           "rerun the same command with --resume, or start a new search")
+        refuse_changed(out, "the search settings differ", traj.meta.get("search") or {}, req.identity())
         saved = [im.get("sha256") for im in traj.meta.get("images") or []]
         if saved and saved != [im["sha256"] for im in provenance["images"]]:
             searched = ", ".join(str(im.get("name")) for im in traj.meta["images"])
             raise LipError(f"--resume {out.name}: it was searched on other images ({searched}); rerun the same "
                            "command with --resume, or start a new search")
-        operator = json.loads(json.dumps(provenance["operator"]))  # as the artifact stores it (lists, not tuples)
-        if "operator" in traj.meta and traj.meta["operator"] != operator:  # e.g. --simulate --sigma 25 -> 50
-            diff = differences(traj.meta["operator"] or {}, operator)
-            raise LipError(f"--resume {out.name}: the degradation differs (saved -> now: {', '.join(diff)}); rerun "
-                           "the same command with --resume, or start a new search")
+        if "operator" in traj.meta:  # e.g. --simulate --sigma 25 -> 50; as the artifact stores it (lists, not tuples)
+            refuse_changed(out, "the degradation differs", traj.meta["operator"] or {},
+                           json.loads(json.dumps(provenance["operator"])))
     else:
-        _refuse_restart(out, req)
+        refuse_restart(out, lambda meta: meta.get("search") == req.identity(), req.rounds)
         traj = Trajectory.start(net, names, method=req.method, task=req.task, seed=req.seed,
                                 search=req.identity(), oracle=req.imp.oracle, **provenance, **req.extra)
 

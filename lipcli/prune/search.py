@@ -3,12 +3,14 @@ artifact, and the IMP stop rule. Drivers (imp.py, ladder.py, oes.py) fill a Traj
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
 
 from .. import artifact, nets
+from ..config import differences
 from ..errors import LipError
 from ..fit import Target
 from ..masks import Masks, channel_count, from_rounds, kept_count, sparsity, total_count
@@ -54,6 +56,26 @@ def recommend(losses: list[float | None], rises: int) -> int | None:
         if all(v is not None for v in window) and all(b > a for a, b in zip(window, window[1:])):
             return t
     return None
+
+
+def refuse_changed(out: Path, what: str, saved: dict[str, Any], now: dict[str, Any]) -> None:
+    """A stored search is continued with what it was started with only (`what`, e.g. "the search settings
+    differ"): continued with anything else, its rounds would come from two searches under one record."""
+    if saved != now:
+        raise LipError(f"--resume {out.name}: {what} (saved -> now: {', '.join(differences(saved, now))}); rerun "
+                       "the same command with --resume, or start a new search")
+
+
+def refuse_restart(out: Path, same: Callable[[dict[str, Any]], bool], rounds: int) -> None:
+    """An interrupted search at `out` whose record is `same` as this one's is continued with --resume, never
+    started over in silence: the rounds it holds may have taken hours. Any other file is an ordinary overwrite."""
+    try:
+        old = artifact.load(out) if out.is_file() else None
+    except LipError:  # not an artifact (the CLI has refused inputs and other names)
+        return
+    if old is not None and same(old.meta) and old.rounds < rounds and not old.meta.get("stopped_by_rule"):
+        raise LipError(f"{out} holds this search, stopped after round {old.rounds} of {rounds}: add --resume "
+                       f"{out} to continue it (or remove the file to start over)")
 
 
 @dataclass
