@@ -18,6 +18,7 @@ import gzip
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from . import artifact, nets, sharing
 from .errors import LipError
 from .masks import Masks, MaskedParams
 from .optim import Adam
+from .resume import Keeper, fingerprint
 
 DATA_DIR = Path(__file__).parent / "data"
 MNIST = DATA_DIR / "mnist_5k.csv.gz"
@@ -150,10 +152,12 @@ def gradient_penalty(d: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 
 
 def train(gan: nn.Module, data: torch.Tensor, cfg: GanConfig, *, masks: Masks | None = None,
-          on_epoch: Callable[[EpochStats], None] = lambda s: None,
-          on_step: Callable[[int], None] = lambda i: None) -> list[EpochStats]:
-    """WGAN-GP training of a "gan" bundle in place. `masks` (names in the bundle, e.g. g.head.weight)
-    keep pruned weights exactly zero: their gradients are zeroed before every Adam step."""
+          on_epoch: Callable[[list[EpochStats]], None] = lambda history: None,
+          on_step: Callable[[int], None] = lambda i: None, keeper: Keeper | None = None) -> list[EpochStats]:
+    """WGAN-GP training of a "gan" bundle in place; returns every epoch's stats (`on_epoch` sees them after
+    each epoch). `masks` (names in the bundle, e.g. g.head.weight) keep pruned weights exactly zero: their
+    gradients are zeroed before every Adam step. `keeper` saves the training's whole state between batches
+    and continues a saved run of the same training to exactly the uninterrupted run's weights."""
     if cfg.epochs < 1 or cfg.batch < 1 or cfg.n_critic < 1:
         raise LipError("epochs, batch and n-critic must be >= 1")
     g, d = gan.g, gan.d
@@ -167,47 +171,82 @@ def train(gan: nn.Module, data: torch.Tensor, cfg: GanConfig, *, masks: Masks | 
     gan.train()
     n = data.shape[0]
     batch = min(cfg.batch, n)
+    per_epoch = n // batch  # the last partial batch is dropped (stable GP statistics)
     history: list[EpochStats] = []
-    step = 0
+    epoch, order, sums, count, seconds = 1, None, [0.0, 0.0, 0.0], 0, 0.0  # count: batches done this epoch
+    key = _identity(cfg, gan, data, masks) if keeper is not None else None
+    saved = keeper.load(key, cfg.epochs * per_epoch) if keeper is not None else None
+    if saved is not None:
+        gan.load_state_dict(saved["gan"])
+        opt_g.load_state_dict(saved["opt_g"])
+        opt_d.load_state_dict(saved["opt_d"])
+        gen.set_state(saved["gen"])
+        history = [EpochStats(**h) for h in saved["history"]]
+        epoch, order, sums, count, seconds = (saved[k] for k in ("epoch", "order", "sums", "count", "seconds"))
+
+    def state() -> dict[str, Any]:
+        return {"gan": gan.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                "gen": gen.get_state(), "history": [asdict(h) for h in history], "epoch": epoch, "order": order,
+                "sums": sums, "count": count, "seconds": seconds + time.perf_counter() - start,
+                "it": (epoch - 1) * per_epoch + count, "ended": False}
+
     share = sharing.Share(dev.type == "cpu")  # other lip processes running here get their cores
-    for epoch in range(1, cfg.epochs + 1):
-        start = time.perf_counter()
-        order = torch.randperm(n, generator=gen)
-        sums = np.zeros(3)
-        count = 0
-        for b in range(n // batch):  # drop the last partial batch (stable GP statistics)
-            real = data[order[b * batch:(b + 1) * batch]].to(dev)
-            # critic step(s); the last critic step's fakes (kept with their graph) feed the G step,
-            # which saves one generator forward pass per iteration (the G step only needs fresh D).
-            for k in range(cfg.n_critic):
-                z = torch.randn((batch, g.nz), generator=gen).to(dev)
-                fake_g = g(z) if k == cfg.n_critic - 1 else None
-                fake = fake_g.detach() if fake_g is not None else g(z).detach()
-                d_real, d_fake = d(real), d(fake)
-                gp = gradient_penalty(d, real, fake, gen)
-                d_loss = d_fake.mean() - d_real.mean() + cfg.gp_weight * gp + cfg.drift * d_real.pow(2).mean()
-                opt_d.zero_grad()
-                d_loss.backward()
-                opt_d.step()
-            # generator step (critic frozen)
-            for p in d.parameters():
-                p.requires_grad_(False)
-            g_loss = -d(fake_g).mean()
-            opt_g.zero_grad()
-            g_loss.backward()
-            for p in d.parameters():
-                p.requires_grad_(True)
-            masked.zero_grads()
-            opt_g.step()
-            sums += [float(d_loss.detach()), float(g_loss.detach()), float((d_real - d_fake).mean().detach())]
-            count += 1
-            step += 1
-            on_step(step)
-            share.poll(step)
-        stats = EpochStats(epoch, *(sums / max(count, 1)).tolist(), seconds=time.perf_counter() - start)
-        history.append(stats)
-        on_epoch(stats)
+    with keeper.holding() if keeper is not None else nullcontext():
+        while epoch <= cfg.epochs:
+            start = time.perf_counter()
+            if order is None:
+                order = torch.randperm(n, generator=gen)
+            while count < per_epoch:
+                if keeper is not None and keeper.due():  # before a batch: the epochs before it are written
+                    keeper.save(key, state())
+                real = data[order[count * batch:(count + 1) * batch]].to(dev)
+                d_loss, g_loss, distance = _step(g, d, opt_g, opt_d, masked, real, cfg, gen)
+                sums = [a + float(b) for a, b in zip(sums, (d_loss, g_loss, distance))]
+                count += 1
+                step = (epoch - 1) * per_epoch + count
+                on_step(step)
+                share.poll(step)
+            stats = EpochStats(epoch, *(x / max(count, 1) for x in sums), seconds=seconds + time.perf_counter() - start)
+            history.append(stats)
+            epoch, order, sums, count, seconds = epoch + 1, None, [0.0, 0.0, 0.0], 0, 0.0
+            on_epoch(history)
     return history
+
+
+def _step(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+          masked: MaskedParams, real: torch.Tensor, cfg: GanConfig, gen: torch.Generator
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One WGAN-GP iteration on a batch: n_critic critic steps, then one generator step. The last critic
+    step's fakes (kept with their graph) feed the G step, which saves one generator forward pass (the G step
+    only needs fresh D). Returns the losses and the critic's distance estimate, undetached."""
+    batch, dev = real.shape[0], real.device
+    for k in range(cfg.n_critic):
+        z = torch.randn((batch, g.nz), generator=gen).to(dev)
+        fake_g = g(z) if k == cfg.n_critic - 1 else None
+        fake = fake_g.detach() if fake_g is not None else g(z).detach()
+        d_real, d_fake = d(real), d(fake)
+        gp = gradient_penalty(d, real, fake, gen)
+        d_loss = d_fake.mean() - d_real.mean() + cfg.gp_weight * gp + cfg.drift * d_real.pow(2).mean()
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+    for p in d.parameters():  # generator step, critic frozen
+        p.requires_grad_(False)
+    g_loss = -d(fake_g).mean()
+    opt_g.zero_grad()
+    g_loss.backward()
+    for p in d.parameters():
+        p.requires_grad_(True)
+    masked.zero_grads()
+    opt_g.step()
+    return d_loss.detach(), g_loss.detach(), (d_real - d_fake).mean().detach()
+
+
+def _identity(cfg: GanConfig, gan: nn.Module, data: torch.Tensor, masks: Masks | None) -> str:
+    """Which training this is, for resuming it: every setting but the epoch count (a run may be continued
+    further), the initial weights, the data and the masks."""
+    settings = {k: v for k, v in asdict(cfg).items() if k != "epochs"}
+    return fingerprint(settings, gan, [data, *(masks[k] for k in sorted(masks or {}))])
 
 
 def new_gan(spec: dict[str, Any], seed: int) -> nn.Module:

@@ -135,6 +135,8 @@ def fingerprint(settings: dict[str, Any], model: nn.Module, tensors: list[torch.
 class Keeper:
     """Saves a fit's state to `path` every `every` seconds (None: only when asked to stop) and when the
     process gets SIGINT or SIGTERM (and, with `final`, once the fit has ended); loads it back for the same fit.
+    A state holds `it` (steps done, against the run's cap) and `ended`; `where(state)` names its position
+    in messages (a GAN's training says epoch and batch).
 
     While `holding()`, SIGINT/SIGTERM is deferred to the end of the iteration: the loop saves the state
     (`due` is then True) and the signal is delivered as it would have been (Ctrl-C's KeyboardInterrupt,
@@ -142,8 +144,9 @@ class Keeper:
     """
 
     def __init__(self, path: Path, every: float | None = 60.0,
-                 notify: Callable[[str], None] = lambda line: None, final: bool = False) -> None:
-        self.path, self.every, self.notify, self.final = Path(path), every, notify, final
+                 notify: Callable[[str], None] = lambda line: None, final: bool = False,
+                 where: Callable[[dict[str, Any]], str] = lambda state: f"iteration {state['it']}") -> None:
+        self.path, self.every, self.notify, self.final, self.where = Path(path), every, notify, final, where
         self.next = 0.0
         self.signal: int | None = None
         self.previous: dict[int, Any] = {}
@@ -166,15 +169,14 @@ class Keeper:
         except Exception as exc:  # noqa: BLE001 - a damaged or foreign file is never fatal: start over
             self.notify(f"{self.path.name}: not a saved fit ({type(exc).__name__}); starting over")
             return None
-        where = f"{self.path.parent.name}/{self.path.name}"
+        where, at = f"{self.path.parent.name}/{self.path.name}", self.where(state)
         if state["it"] > cap:  # a lowered cap: what this run asks for lies before the saved state
-            self.notify(f"the fit saved in {where} is at iteration {state['it']}, past this run's cap of {cap}: "
-                        "starting over")
+            self.notify(f"the fit saved in {where} is at {at}, past this run's cap of {cap}: starting over")
             return None
         self.resumed_from = state["it"]
-        self.notify(f"the fit saved in {where} ended at iteration {state['it']}: taken as it is"
+        self.notify(f"the fit saved in {where} ended at {at}: taken as it is"
                     if state["ended"] or state["it"] >= cap else
-                    f"continuing the fit saved in {where} at iteration {state['it']}")
+                    f"continuing the fit saved in {where} at {at}")
         return state
 
     def due(self) -> bool:

@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 from lipcli import artifact, generators, nets
 from lipcli.cli import app
 from lipcli.errors import LipError
+from lipcli.gan import GanConfig, new_gan, train
+from lipcli.resume import Keeper
 from lipcli.prune import gan_imp
 
 ROUNDS = 2
@@ -176,3 +178,42 @@ def test_prune_prior_gan_takes_every_flag_it_reads(tmp_path):
     assert r.exit_code == 0, r.output
     art = artifact.load(out)
     assert art.rounds == 1 and art.meta["settings"]["seed"] == 2 and art.meta["settings"]["rate"] == 0.5
+
+
+def test_generator_training_stopped_mid_epoch_continues_to_the_same_weights(tmp_path):
+    """gan.train with a Keeper: stopped between batches of the second epoch and run again, it continues from
+    the saved state (weights, both Adams, the data order, the epoch's sums) to the uninterrupted run's
+    weights and history, bit for bit; a lowered epoch count past the saved state starts over."""
+    spec = nets.gan_spec(nz=4, ngf=4, ndf=4, channels=1, size=8)
+    data = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    cfg = GanConfig(epochs=3, batch=4, seed=5)
+    reference = new_gan(spec, 1)
+    full = train(reference, data, cfg)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at(step: int) -> None:
+        if step == 5:  # the second batch of epoch 2 (3 batches per epoch)
+            raise Stop
+
+    lines: list[str] = []
+    state = tmp_path / "g.safetensors.lip-resume" / "fit-5.safetensors"
+    keeper = Keeper(state, 0.0, lines.append, where=lambda st: f"epoch {st['epoch']}, batch {st['count']}")
+    gan = new_gan(spec, 1)
+    with pytest.raises(Stop):
+        train(gan, data, cfg, on_step=stop_at, keeper=keeper)
+    assert state.is_file()
+
+    gan, seen = new_gan(spec, 1), []
+    keeper = Keeper(state, 0.0, lines.append, where=lambda st: f"epoch {st['epoch']}, batch {st['count']}")
+    resumed = train(gan, data, cfg, keeper=keeper, on_epoch=lambda h: seen.append(h[-1].epoch))
+    assert lines[-1].endswith("at epoch 2, batch 1") and keeper.resumed_from == 4
+    assert seen == [2, 3]  # the finished epoch is not trained again
+    assert [h.record() for h in resumed] == [h.record() for h in full]
+    for (name, a), b in zip(gan.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(a, b), name
+
+    keeper = Keeper(state, 0.0, lines.append)  # the state is now at epoch 3: one epoch asked for lies before it
+    train(new_gan(spec, 1), data, GanConfig(epochs=1, batch=4, seed=5), keeper=keeper)
+    assert "past this run's cap of 3: starting over" in lines[-1] and keeper.resumed_from is None

@@ -16,8 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lipcli import artifact
 from lipcli.transfer.rows import read_rows, row_key
@@ -269,3 +271,42 @@ def test_cs_dip_stopped_mid_fit_continues_to_the_same_image(folder):
     code_full, _, err_full = finish(full)
     assert code_full == 0, err_full
     assert out.read_bytes() == (folder / "cs-full.png").read_bytes()
+
+
+# ---------------------------------------------------------------- train-generator
+
+def _generator_args(folder: Path) -> list[str]:
+    digits = folder / "digits"
+    if not digits.is_dir():
+        digits.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(48):
+            Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).save(digits / f"{i}.png")
+    return ["train-generator", "--data", "digits", "--epochs", "40", "--batch", "2", "--nz", "4", "--ngf", "4",
+            "--ndf", "4", "--size", "8", "--seed", "1", "--device", "cpu", "--threads", "1"]
+
+
+@SIGNALS
+def test_train_generator_stopped_mid_epoch_continues_to_the_same_generator(folder, sig, code, word):
+    """Stopped, train-generator keeps its finished epochs' generator and the training's state beside it; the
+    same command continues between the two batches it stopped at, to the uninterrupted run's weights."""
+    args = _generator_args(folder)
+    full = lip(folder, *args, "-o", f"g-full-{sig.name}.safetensors")
+    out = folder / f"g-part-{sig.name}.safetensors"
+    state = folder / f"{out.name}.lip-resume"
+    proc = lip(folder, *args, "-o", out.name, "--resume-every", "0")
+    wait_for(proc, lambda: out.is_file(), "the first epoch was written")
+    lines = stop(proc, sig, code, word)
+    assert "of 40; " in lines[-2] and "run the same command again to continue where it stopped" in lines[-2], lines
+    assert (state / "fit-1.safetensors").is_file()
+
+    got, _, err = finish(lip(folder, *args, "-o", out.name))
+    assert got == 0, err
+    assert f"continuing the fit saved in {state.name}/fit-1.safetensors at epoch " in err and " of 24" in err
+    assert not state.exists()
+    code_full, _, err_full = finish(full)
+    assert code_full == 0, err_full
+    final, reference = artifact.load(out), artifact.load(folder / f"g-full-{sig.name}.safetensors")
+    assert final.meta["history"] == reference.meta["history"] and final.meta["epochs_done"] == 40
+    for name, w in reference.theta0.items():
+        assert torch.equal(final.theta0[name], w), name

@@ -3,19 +3,25 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from .. import artifact, config, files
+from .. import artifact, config, files, resume
 from .. import images as images_io
 from .. import device as devices
 from ..errors import LipError
 from ..gan import EpochStats, GanConfig, load_data, new_gan, sample_grid, trained_artifact, train
 from ..nets import gan_spec
+from ..resume import Keeper
 from .render import Terminated, emit_json, err, guarded, progress, say
 from .options import Device, Seed, Threads, json_flag
 
 PlainJson = json_flag(panel=None)
+ResumeEvery = Annotated[float, typer.Option(
+    metavar="SECONDS", help="Save the training's state beside --out (folder OUT.lip-resume) every SECONDS and when "
+    "stopped (Ctrl-C, SIGTERM), so that the same command run again continues where it was, to the same generator; "
+    "0: only when stopped. Removed once the training ends")]
 
 
 def _command(data: str, epochs: int, batch: int, lr: float, nz: int, ngf: int, ndf: int, size: int,
@@ -40,13 +46,14 @@ def train_generator_cmd(
     channels: int = typer.Option(1, help="1 (gray) or 3 (RGB)"),
     out: Path = typer.Option(..., "--out", "-o", help="Generator artifact to write (.safetensors)"),
     samples: Path | None = typer.Option(None, help="Sample grid PNG [OUT stem + _samples.png]"),
-    device: Device = "auto", seed: Seed = 0, threads: Threads = None,
+    device: Device = "auto", seed: Seed = 0, threads: Threads = None, resume_every: ResumeEvery = 60.0,
     json_: PlainJson = False,
 ) -> None:
     """Train a DCGAN-style generator prior with WGAN-GP (for lip cs and GAN pruning)."""
     if channels not in (1, 3):
         raise LipError(f"--channels {channels} must be 1 or 3")
     config.check_lr(lr)
+    resume.check_every(resume_every)
     dev = devices.resolve(device)
     n_threads = devices.set_threads(threads, say)
     if size < 8 or size & (size - 1):
@@ -68,27 +75,45 @@ def train_generator_cmd(
     err.print(f"lip train-generator: {x.shape[0]} images of {size}x{size}, {epochs} epochs, "
                      f"writing {out}", markup=False, soft_wrap=True)
     start = time.perf_counter()
-    records: list[dict] = []
-    steps_per_epoch = x.shape[0] // min(batch, x.shape[0])
-    with progress(epochs * steps_per_epoch, "train-generator") as advance:
-        def on_epoch(s: EpochStats) -> None:
-            records.append(s.record())
+    per_epoch = x.shape[0] // min(batch, x.shape[0])
+    folder = resume.state_folder(out)
+    keeper = None if folder is None else Keeper(resume.fit_state(folder, seed), resume_every or None, say,
+                                                 where=lambda st: f"epoch {st['epoch']}, batch {st['count']} of "
+                                                                  f"{per_epoch}")
+    with progress(epochs * per_epoch, "train-generator") as advance:
+        shown = written = 0  # batches shown, epochs written by this run
+
+        def on_step(step: int) -> None:
+            nonlocal shown
+            advance(step - shown)  # a resumed run starts where the saved one was
+            shown = step
+
+        def on_epoch(history: list[EpochStats]) -> None:
+            nonlocal written
+            s, records = history[-1], [h.record() for h in history]
             # every epoch: an interrupted run keeps its last finished epoch
             artifact.save(out, trained_artifact(net, cfg, command=command, data=data, train_images=int(x.shape[0]),
                                                 epochs_done=s.epoch, history=records))
             sample_grid(net.g, grid)
+            written = s.epoch
             err.print(f"epoch {s.epoch:>3}  W {s.wasserstein:.4f}  d_loss {s.d_loss:.4f}  "
-                             f"g_loss {s.g_loss:.4f}  {s.seconds:.1f}s", markup=False)
+                      f"g_loss {s.g_loss:.4f}  {s.seconds:.1f}s", markup=False)
             if json_:
                 emit_json({"type": "epoch", **records[-1], "seconds": round(s.seconds, 3)})
 
         try:
-            train(net, x.to(dev), cfg, on_epoch=on_epoch, on_step=lambda i: advance(1))
+            train(net, x.to(dev), cfg, on_epoch=on_epoch, on_step=on_step, keeper=keeper)
         except (KeyboardInterrupt, Terminated):
-            say(f"lip: stopped after epoch {len(records)} of {epochs}; " + (
-                f"{out} holds that generator (its epochs_done), not a finished one; the same command trains "
-                "again from the start" if records else "nothing was written"))
+            kept = folder is not None and resume.fit_state(folder, seed).is_file()
+            written = max(written, (keeper.resumed_from or 0) // per_epoch if keeper is not None else 0)
+            say(f"lip: stopped after epoch {written} of {epochs}; " + (
+                f"{out} holds that generator (its epochs_done), not a finished one; " if written else
+                "no generator was written; ") + (
+                "run the same command again to continue where it stopped" if kept else
+                "the same command trains again from the start"))
             raise
+    if folder is not None:
+        resume.clear(folder)
     seconds = time.perf_counter() - start
     err.print(f"wrote {out} and {grid} in {seconds:.0f}s ({n_threads} threads)", markup=False,
                      soft_wrap=True)
