@@ -129,7 +129,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def resolve(task: str, config: str | None, default_preset: str, flags: dict[str, Any],
             under: Mapping[str, Any] = {}) -> dict[str, Any]:
     """The settings for `task`: a preset, then `under` (a library entry's own: `library.fast_settings`),
-    then a YAML file's values, then flags that were given."""
+    then a YAML file's values, then flags that were given. A file's `iters` is also a search's iterations
+    per round (`search_iters`) unless the file sets those: `lip prune --iters N` and `iters: N` mean the same."""
     if task not in TASKS:
         raise LipError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
     name, file_values = default_preset, {}
@@ -147,6 +148,8 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
                                f"(such as iters: 2000, indented under it), not {section!r}")
         file_values = {**data, **sections[task]}
         check_names(file_values, known_keys(), f"config {config}", "key")
+        if "iters" in file_values and "search_iters" not in file_values:  # as `lip prune --iters` reads it
+            file_values["search_iters"] = file_values["iters"]
     given = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
     settings = {**preset(name, task), **under, **given, "preset": name}
     if settings["data_consistency"] is True and not TASKS.get(task).data_consistency:

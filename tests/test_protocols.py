@@ -44,6 +44,18 @@ def test_flags_and_yaml_override_a_protocol(tmp_path):
     assert config.resolve("denoise", "fast", "fast", {})["scope"] == "conv"
 
 
+def test_a_yaml_iters_is_what_prune_iters_is_unless_the_file_sets_search_iters(tmp_path):
+    """`iters: N` in a config and `lip prune --iters N` mean the same search (the key was read by restore only,
+    so a prune silently ran the preset's rounds); a file's own search_iters and a flag still decide."""
+    img = write_picture(tmp_path / "img.png", 32, 32)
+    (tmp_path / "a.yaml").write_text("iters: 40\n")
+    (tmp_path / "b.yaml").write_text("iters: 40\nsearch_iters: 30\n")
+    assert api.pruner([img], config=str(tmp_path / "a.yaml"), device=CPU).request.fit.iters == 40
+    assert api.pruner([img], config=str(tmp_path / "b.yaml"), device=CPU).request.fit.iters == 30
+    assert api.pruner([img], config=str(tmp_path / "a.yaml"), device=CPU, iters=20).request.fit.iters == 20
+    assert config.resolve("denoise", str(tmp_path / "a.yaml"), "fast", {})["iters"] == 40  # a restore's too
+
+
 def test_prune_under_the_oes_protocol_learns_its_mask_with_its_settings(tmp_path):
     img = write_picture(tmp_path / "img.png", 32, 32)
     req = api.pruner([img], method="oes", config="oes", device=CPU).request
