@@ -1119,6 +1119,11 @@ case("cs", "--outliers with --task inpaint", lambda w: ["mnist:0", "--simulate",
      "--outliers is for --task cs")
 case("cs", "--operator with --task inpaint", lambda w: ["mnist:0", "--simulate", "--task", "inpaint", "--operator", "dct"],
      "--operator is for --task cs")
+case("cs", "--mom-batch for a least-squares DIP fit",
+     lambda w: ["img.png", "--simulate", "--prior", "dip", "--solver", "ls", "--mom-batch", "10"], "--mom-batch",
+     "--solver ls has none")
+case("train-generator", "--resume-every below 0", lambda w: ["--data", picture_folder(w, "x.png"), "-o",
+     "g.safetensors", "--resume-every", "-1"], "--resume-every -1", ">= 0", base=GAN_TRAIN)
 
 
 # ---------------------------------------------------------------- running a case

@@ -100,6 +100,9 @@ def cs_cmd(
                         device=device, resume_every=resume_every or None, operator=operator, matrix=matrix,
                         shape=shape, measurements=measurements, outliers=outliers, noise=noise,
                         outlier_value=outlier_value, keep=keep, inpaint_mask=inpaint_mask)
+    if prior == "dip" and job.solver != "mom" and given_flags(ctx, {"mom_batch"}):
+        raise LipError(f"--mom-batch sets the median-of-means batches; the DIP fit with --solver {job.solver} "
+                       "has none: drop it")
     problem = job.problem
     dest = out or Path(f"{problem.name}_{task}.png")
     check_stdout_free(dest, json_)
