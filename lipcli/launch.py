@@ -1,7 +1,7 @@
 """`lip`'s entry point. Loading the commands imports torch (about half a second), and a Ctrl-C then lands
 in torch's or numpy's import machinery, which can swallow it or print a traceback; a SIGTERM would end the
-process without a word. So SIGINT and SIGTERM are held while the commands load and acted on as soon as they
-have: exit 130 / 143 with lip's one line, as anywhere later. Once a command has ended (its output written, its
+process without a word. So SIGINT, SIGTERM and SIGHUP are held while the commands load and acted on as soon as
+they have: exit 130 / 143 / 129 with lip's one line, as anywhere later. Once a command has ended (its output written, its
 exit code chosen) they are ignored: one in the interpreter's last milliseconds would only print a traceback
 from a finalizer.
 
@@ -14,7 +14,10 @@ import sys
 
 from . import allocator
 
-SAID = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+# The signals that stop lip cleanly (a fit saves its state, outputs stay whole), with the word and exit code it
+# ends with: Ctrl-C, a scheduler's or `kill`'s SIGTERM, and the hangup of a closed terminal or lost ssh session.
+SAID = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143),
+        **({signal.SIGHUP: ("hung up", 129)} if hasattr(signal, "SIGHUP") else {})}
 
 
 def main() -> None:

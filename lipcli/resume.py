@@ -35,10 +35,11 @@ from safetensors.torch import save_file
 
 from .errors import LipError
 from .files import atomic_path, is_stream
+from .launch import SAID
 
 SUFFIX = ".lip-resume"  # of the state folder
 VERSION = 1  # of the saved state's layout; another version is not loaded (the fit starts over)
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = tuple(SAID)  # SIGINT, SIGTERM, SIGHUP
 FIT, MEMBER = "fit-{}.safetensors", "member-{}.safetensors"  # in a state folder: a fit's state, a finished member
 
 
@@ -134,11 +135,11 @@ def fingerprint(settings: dict[str, Any], model: nn.Module, tensors: list[torch.
 
 class Keeper:
     """Saves a fit's state to `path` every `every` seconds (None: only when asked to stop) and when the
-    process gets SIGINT or SIGTERM (and, with `final`, once the fit has ended); loads it back for the same fit.
+    process gets SIGINT, SIGTERM or SIGHUP (and, with `final`, once the fit has ended); loads it back for the same fit.
     A state holds `it` (steps done, against the run's cap) and `ended`; `where(state)` names its position
     in messages (a GAN's training says epoch and batch).
 
-    While `holding()`, SIGINT/SIGTERM is deferred to the end of the iteration: the loop saves the state
+    While `holding()`, those signals are deferred to the end of the iteration: the loop saves the state
     (`due` is then True) and the signal is delivered as it would have been (Ctrl-C's KeyboardInterrupt,
     the CLI's SIGTERM handler). The same signal twice is delivered at once.
     """
@@ -205,13 +206,14 @@ class Keeper:
 
     @contextmanager
     def holding(self) -> Iterator[None]:
-        """Defer SIGINT/SIGTERM to the loop's next save; a no-op outside the main thread, and inside a stretch
+        """Defer SIGINT/SIGTERM/SIGHUP to the loop's next save; a no-op outside the main thread, and inside a stretch
         already held (a caller that holds past the fit, to write its result: that stretch delivers)."""
         if self.previous:
             yield
             return
         try:
-            self.previous = {s: signal.signal(s, self._defer) for s in SIGNALS}
+            # an ignored signal (SIGHUP under nohup, SIGINT in a background job) stays ignored
+            self.previous = {s: signal.signal(s, self._defer) for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
         except ValueError:  # signals can only be handled in the main thread
             self.previous = {}
         try:

@@ -83,6 +83,11 @@ def wait_for(proc: subprocess.Popen, ready, what: str) -> None:
 # The two ways to stop a process, with the exit code and last line each gives.
 SIGNALS = pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
                                                       (signal.SIGTERM, 143, "terminated")], ids=["SIGINT", "SIGTERM"])
+# ... and a closed terminal's (or lost ssh session's) hangup, checked where it matters most: a restore's fit
+WITH_HANGUP = pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                                          (signal.SIGTERM, 143, "terminated"),
+                                                          (signal.SIGHUP, 129, "hung up")],
+                                      ids=["SIGINT", "SIGTERM", "SIGHUP"])
 
 
 def stop(proc: subprocess.Popen, sig: int, code: int, word: str) -> list[str]:
@@ -97,15 +102,15 @@ def stop(proc: subprocess.Popen, sig: int, code: int, word: str) -> list[str]:
     return lines
 
 
-@SIGNALS
+@WITH_HANGUP
 def test_a_signal_while_the_commands_load_is_one_line(folder, sig, code, word):
     """A Ctrl-C while torch imports (the first half second) used to be swallowed by the import machinery or
     end in a traceback, and a SIGTERM ended the process without a word; both are held until the commands have
     loaded (lipcli/launch.py)."""
-    proc = lip(folder, "restore", "img.png", "--simulate", "--iters", "5", "-o", f"early-{word}.png")
+    proc = lip(folder, "restore", "img.png", "--simulate", "--iters", "5", "-o", f"early-{sig.name}.png")
     time.sleep(0.3)  # after Python's own start-up, while lip imports torch (or later: the same outcome)
     stop(proc, sig, code, word)
-    assert not (folder / f"early-{word}.png").exists()
+    assert not (folder / f"early-{sig.name}.png").exists()
 
 
 # ---------------------------------------------------------------- prune
@@ -219,7 +224,7 @@ def _steps(log: Path) -> int:
     return log.read_text().count('"step"') if log.exists() else 0
 
 
-@SIGNALS
+@WITH_HANGUP
 def test_restore_stopped_mid_fit_continues_to_the_same_image(folder, sig, code, word):
     full = lip(folder, *RESTORE, "-o", f"full-{sig.name}.png")  # the reference runs meanwhile
     out, log = folder / f"part-{sig.name}.png", folder / f"part-{sig.name}.jsonl"
@@ -243,6 +248,23 @@ def test_restore_stopped_mid_fit_continues_to_the_same_image(folder, sig, code, 
     assert out.read_bytes() == (folder / f"full-{sig.name}.png").read_bytes()  # the very same image
     for key in ("iterations", "stopped_at", "psnr_final", "psnr_stopped", "oracle_best_psnr", "oracle_best_iter"):
         assert report[key] == reference[key], key
+
+
+def test_a_hangup_under_nohup_is_ignored(folder):
+    """`nohup lip restore ...` ignores SIGHUP so that a run outlives its terminal: lip keeps it ignored (its
+    handlers and the fit's signal hold take only the signals that are not)."""
+    def hangup_ignored() -> None:
+        _interruptible()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    log = folder / "nohup.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "lipcli", *RESTORE, "-o", "nohup.png", "--log", log.name],
+                            cwd=folder, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=hangup_ignored)
+    wait_for(proc, lambda: _steps(log) >= 30, "30 iterations were fitted")
+    proc.send_signal(signal.SIGHUP)
+    got, _, err = finish(proc)
+    assert got == 0 and (folder / "nohup.png").is_file(), err
 
 
 # ---------------------------------------------------------------- cs --prior dip

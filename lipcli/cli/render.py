@@ -23,17 +23,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import device as devices, files
 from ..errors import LipError, LipRuntimeError
 from ..jsonsafe import finite
+from ..launch import SAID
 from ..resume import clear, saved_fits
 
 err = Console(stderr=True, highlight=False, emoji=False)  # a file named x:-1:.png stays as it is
 
 
 class Terminated(Exception):
-    """SIGTERM, turned into an exception so that cleanup runs like for Ctrl-C."""
+    """SIGTERM or SIGHUP, turned into an exception so that cleanup runs like for Ctrl-C."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(SAID[signum][0])
+        self.signum = signum
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Terminated()
+def _on_signal(signum: int, frame: Any) -> None:
+    raise Terminated(signum)
 
 
 # Parameters that name what a command writes (or, --resume, reads and writes back): every other path a command
@@ -50,15 +55,16 @@ def _read_values(params: dict[str, Any]) -> list[Any]:
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run a command; bad input and failures become one line on stderr and an exit code.
 
-    2 = bad input/usage, 1 = runtime failure, 130 = Ctrl-C, 143 = SIGTERM. LIP_DEBUG=1 re-raises.
+    2 = bad input/usage, 1 = runtime failure, 130 = Ctrl-C, 143 = SIGTERM, 129 = SIGHUP. LIP_DEBUG=1 re-raises.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:  # an ignored signal (SIGHUP under nohup) stays ignored
+            previous = {s: signal.signal(s, _on_signal) for s in SAID
+                        if s != signal.SIGINT and signal.getsignal(s) is not signal.SIG_IGN}
         except ValueError:  # not the main thread (e.g. a test runner thread)
-            previous = None
+            previous = {}
         try:
             with files.reading(_read_values(kwargs)):
                 return fn(*args, **kwargs)
@@ -68,9 +74,13 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             err.print("lip: interrupted", markup=False)
             raise typer.Exit(130) from None
-        except Terminated:
-            err.print("lip: terminated", markup=False)
-            raise typer.Exit(143) from None
+        except Terminated as exc:
+            word, code = SAID[exc.signum]
+            try:
+                err.print(f"lip: {word}", markup=False)
+            except OSError:  # a hung-up terminal takes no more lines
+                pass
+            raise typer.Exit(code) from None
         except (typer.Exit, typer.Abort):
             raise
         except BrokenPipeError:  # the reader left (`lip masks --json | head`): stop quietly, as SIGPIPE would
@@ -87,8 +97,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
                       markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     return wrapper
 
