@@ -132,9 +132,8 @@ def theta0_hash(theta0: dict[str, torch.Tensor]) -> str:
 
 
 def seeded_theta0(spec: dict[str, Any], seed: int) -> dict[str, torch.Tensor]:
-    """The net's initial weights as every lip command draws them: `torch.manual_seed(seed)`, then build."""
-    torch.manual_seed(seed)
-    return {n: p.detach().float().clone() for n, p in nets.build(spec).named_parameters()}
+    """The net's initial weights as every lip command draws them: `nets.build(spec, seed)`."""
+    return {n: p.detach().float().clone() for n, p in nets.build(spec, seed).named_parameters()}
 
 
 def _narrowest(r: torch.Tensor) -> torch.Tensor:

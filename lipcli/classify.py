@@ -132,8 +132,8 @@ def classifier(spec: Spec, theta0: dict[str, torch.Tensor], cfg: TrainConfig) ->
     if spec.get("kind") != "skip":
         raise LipError(f"classification uses the DIP skip hourglass, not a {spec.get('kind')!r} net")
     gray = {**spec, "in_channels": 1}
-    torch.manual_seed(cfg.seed)
-    net = HourglassClassifier(gray, CLASSES, cfg.head, side(gray))
+    with nets.seeded(cfg.seed):
+        net = HourglassClassifier(gray, CLASSES, cfg.head, side(gray))
     own = dict(net.named_parameters())
     net.load_state_dict({n: t for n, t in theta0.items() if n in own and own[n].shape == t.shape}, strict=False)
     return net
@@ -273,8 +273,7 @@ def prune(spec: Spec, rounds: int, rate: float, cfg: TrainConfig, dev: torch.dev
     everything is checked."""
     if not 0 < rate < 1:
         raise LipError(f"--rate {rate} must be in (0, 1)")
-    torch.manual_seed(cfg.seed)
-    dip = nets.build(spec)
+    dip = nets.build(spec, cfg.seed)
     theta0 = {n: p.detach().float().clone() for n, p in dip.named_parameters()}
     data, setting = _setting(spec, cfg)
     traj = Trajectory.start(dip, masked_names(classifier(spec, theta0, cfg)), method="imp", task="classify",

@@ -250,8 +250,7 @@ def _identity(cfg: GanConfig, gan: nn.Module, data: torch.Tensor, masks: Masks |
 
 
 def new_gan(spec: dict[str, Any], seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return nets.build(spec)
+    return nets.build(spec, seed)
 
 
 def trained_artifact(gan: nn.Module, cfg: GanConfig, *, command: str, data: str, train_images: int,

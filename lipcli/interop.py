@@ -217,8 +217,7 @@ def import_masks(paths: list[Path], spec: dict[str, Any] | None = None, init: Pa
     `keep_input_dense` leaves the z-facing convs unmasked, as the LIP code applies its masks."""
     files = [read(Path(p)) for p in paths]
     spec = spec if spec is not None else find_spec(files)
-    torch.manual_seed(seed)
-    net = nets.build(spec)
+    net = nets.build(spec, seed)
     matched = [match(f, net) for f in files]
     scopes = {scope for scope, _ in matched}
     if len(scopes) > 1:

@@ -37,8 +37,7 @@ class Prior:
 
     def build(self, seed: int) -> torch.nn.Module:
         """The net at its initial weights: the artifact's theta0, or a fresh seeded draw."""
-        torch.manual_seed(seed)
-        net = nets.build(self.spec)
+        net = nets.build(self.spec, seed)
         if self.theta0 is not None:
             net.load_state_dict(self.theta0, strict=False)
         return net

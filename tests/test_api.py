@@ -189,3 +189,17 @@ def test_a_restorers_saved_state_stays_until_the_caller_discards_it(tiny, tmp_pa
     assert saved_fits(folder) and out.state == folder
     out.discard_state()
     assert not folder.exists()
+
+
+def test_a_call_leaves_the_callers_random_stream_as_it_was(tiny):
+    """Nets draw their initial weights from their seed on a fork of torch's stream (nets.seeded): a script that
+    draws noise, restores, and draws again used to get the same noise after every restore (it was reseeded)."""
+    x = np.moveaxis(picture(32, 32), 0, -1)
+    torch.manual_seed(1234)
+    expected = (torch.rand(4), torch.rand(4))
+    for call in (lambda: api.restore(x, **tiny), lambda: api.prune([x], simulate=True, rounds=1, **tiny)):
+        torch.manual_seed(1234)
+        first = torch.rand(4)
+        call()
+        assert torch.initial_seed() == 1234
+        assert torch.equal(first, expected[0]) and torch.equal(torch.rand(4), expected[1])

@@ -10,7 +10,8 @@ training step (`activation_floats`) and whether `lipcli.nets.compact` can shrink
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -61,9 +62,23 @@ def family(spec: Spec) -> type[Net]:
     return FAMILIES.get(kind)
 
 
-def build(spec: Spec) -> Net:
-    """Build a net from its spec (the timm-style create-from-config entry point)."""
-    return family(spec)(spec)
+def build(spec: Spec, seed: int | None = None) -> Net:
+    """Build a net from its spec (the timm-style create-from-config entry point); with `seed`, its initial
+    weights are that seed's draw (`seeded`)."""
+    if seed is None:
+        return family(spec)(spec)
+    with seeded(seed):
+        return family(spec)(spec)
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Draw initial weights (torch's CPU stream, as `torch.manual_seed(seed)` would) without reseeding the
+    caller's stream: a library call that reset it would hand a script the same "random" numbers after every
+    restore."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield
 
 
 def validate(spec: Spec) -> None:

@@ -120,8 +120,7 @@ def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitC
     whole filters ranked by that channel score."""
 
     def train(session: Session) -> tuple[torch.nn.Module, dict[str, Any]]:
-        torch.manual_seed(seed)
-        net = nets.build(traj.spec)
+        net = nets.build(traj.spec, seed)
         net.load_state_dict(traj.theta0, strict=False)
         net.to(dev)
         targets = _targets(sources, net, s, seed, session.index, dev)

@@ -104,8 +104,7 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
     `provenance` is what a new artifact records about the data (problem.provenance: the operator,
     each image's name, pixel hash and size). `slim` writes artifact.py's slim encoding."""
     req = replace(req, channel_score=channel_score_for(req.method, req.granularity, req.channel_score))
-    torch.manual_seed(req.seed)
-    net = nets.build(nets.resolve_spec(req.net))
+    net = nets.build(nets.resolve_spec(req.net), req.seed)
     names = prunable_names(net, req.scope, req.keep_input_dense, req.granularity)
     like = artifact.load(Path(req.like)) if req.like else None
     if req.method == "random-layerwise" and like is None:
