@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from . import artifact, cs as cs_solvers, device as devices, generators, images as images_io, library, nets
+from . import artifact, cs as cs_solvers, device as devices, files, generators, images as images_io, library, nets
 from .config import (check_init, check_lr, check_names, count, fit_config, known_keys, leveled, no_exact_step,
                      resolve_settings)
 from .cs_problem import CSInputs, CSProblem, load_problem as load_cs_problem
@@ -70,6 +70,20 @@ def _check_options(fn: Callable[..., Any], given: dict[str, Any], known: set[str
     check_names(given, known | named, f"api.{fn.__name__}")
 
 
+def _whole(name: str, value: Any, low: int = 0, high: int = 2**63 - 1) -> int:
+    """A whole-number argument (a seed, a count, a round), or a LipError naming it as its flag: a float, a
+    string or a seed beyond torch's 64 bits would otherwise fail deep inside, or be truncated."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        span = f"from {low}" + (f" to {high}" if high < 2**63 - 1 else "") if low else f"from 0 to {high}"
+        raise LipError(f"--{name.rstrip('_').replace('_', '-')} {value!r} must be a whole number {span}")
+    return int(value)
+
+
+def _path(value: Path | str | None) -> Path | None:
+    """A path option given as a str or a Path (None stays None)."""
+    return None if value is None else Path(value)
+
+
 def _listed(items: Any) -> list[Any] | None:
     """A list of images or masks, one given alone included (a path, an array, a tensor); None stays None."""
     if items is None:
@@ -79,13 +93,17 @@ def _listed(items: Any) -> list[Any] | None:
 
 
 def _comma(value: Any) -> str | None:
-    """A comma list given as the command line spells it, or as a Python sequence ([3, 6, 9])."""
-    return value if value is None or isinstance(value, str) else ",".join(map(str, value))
+    """A comma list given as the command line spells it, as a Python sequence ([3, 6, 9]) or one number."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, (int, float)) else ",".join(map(str, value))
 
 
 def save_mask(path: Path | str, art: artifact.Artifact, slim: bool = False) -> None:
     """Write a mask artifact atomically (the same bytes for the same content) to a .safetensors file: a name
     such as photo.png is refused, as on the command line, rather than put a mask under an image's name."""
+    if not isinstance(art, artifact.Artifact):
+        raise LipError(f"save_mask writes an Artifact (what api.prune returns), not {type(art).__name__}")
     artifact.check_output(path)
     artifact.save(path, art, slim)
 
@@ -243,12 +261,18 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
     prior; `dense` asks for the dense net instead. `snapshot_every` N: hand what the fit shows every N
     iterations to the call's `on_snapshot` (its learning process: one fit, so not with an ensemble)."""
-    if ensemble < 1:
+    if isinstance(ensemble, int) and not isinstance(ensemble, bool) and ensemble < 1:
         raise LipError(f"--ensemble {ensemble} must be at least 1 (the number of fits averaged)")
+    seed, ensemble = _whole("seed", seed), _whole("ensemble", ensemble, 1)
+    round_ = None if round_ is None else _whole("round_", round_)
+    if not (mask is None or isinstance(mask, (str, Path, artifact.Artifact))):
+        raise LipError(f"mask is a mask file, a shipped mask's name or an Artifact (api.prune, api.load_mask), "
+                       f"not {type(mask).__name__}")
     if snapshot_every is not None and (snapshot_every < 1 or ensemble > 1):
         raise LipError(f"--snapshots {snapshot_every}: " + ("N must be at least 1 (iterations between snapshots)"
                        if snapshot_every < 1 else "snapshots show one fit's learning: drop --ensemble"))
-    _check_options(restorer, flags, known_keys())
+    _check_options(restorer, flags, known_keys(search=False))  # a search's rounds=2 would change nothing
+    inpaint_mask = _path(inpaint_mask)
     dev = _device(device)
     given = {**flags, "net": net, "early_stop": early_stop}
     settings = resolve_settings(task, config, dev, given)
@@ -373,6 +397,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     search_options = {k: v for k, v in options.items() if k not in degradation}
     _check_options(pruner, search_options, {f.name for f in fields(Search)} | task_keys)
     s = Search(**search_options)
+    seed = _whole("seed", seed)
     images, clean, oracle_target = _listed(images), _listed(clean), _listed(oracle_target)
     check_method_options(s.method, [f.name for f in fields(Search) if getattr(s, f.name) != f.default])
     dev = _device(device)
@@ -380,8 +405,9 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         **degradation, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise, sgld=s.sgld, precision=precision,
         net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird, scope=s.scope,
         target_sparsity=s.target_sparsity))
+    inpaint_mask = _path(inpaint_mask)
     TASKS.get(task).check_flags(degradation, simulate, inpaint_mask)
-    cfg = replace(fit_config(settings, False, dev, seed), iters=int(settings["search_iters"]))
+    cfg = replace(fit_config(settings, False, dev, seed), iters=_whole("iters", settings["search_iters"], 1))
     if cfg.sgld and s.method != "imp":
         raise LipError(f"--sgld adds weight noise to IMP's fits; --method {s.method} trains no weights "
                        "(use --method imp, or drop --sgld)")
@@ -462,13 +488,18 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     `early_stop` None: the preset's. `data_consistency` True applies to the grid's tasks that have the exact
     step (inpaint, mri) and is refused only when none has. Every cell's problem is built once here, so a bad
     size, mask or image fails now, not hours later."""
-    _check_options(transfer_grid, flags, known_keys())
+    _check_options(transfer_grid, flags, known_keys(search=False))
+    inpaint_mask = _path(inpaint_mask)
+    if any(isinstance(m, artifact.Artifact) for m in _listed(masks) or []):
+        raise LipError("a transfer grid reads its masks from files (rows name them, workers load them): "
+                       "write the artifact first (api.save_mask)")
     images, masks = _listed(images), _listed(masks)
     tasks, rounds, sparsities = _comma(tasks), _comma(rounds), _comma(sparsities)
     if flags.get("iters") is not None and flags["iters"] < 1:
         raise LipError(f"--iters {flags['iters']} must be at least 1")
-    if seeds < 1:
+    if isinstance(seeds, int) and seeds < 1:
         raise LipError(f"--seeds {seeds} must be at least 1")
+    seed, seeds = _whole("seed", seed), _whole("seeds", seeds, 1)
     if not images:
         raise LipError("give at least one clean image (and --mask A.safetensors)")
     check_experiment(experiment)
@@ -530,6 +561,8 @@ def transfer(images: list[images_io.Source], masks: list[Path | str], *, out: Pa
     its results.jsonl as they finish and a re-run resumes; summaries and plots stay with the CLI."""
     dev = _device(device)
     grid = transfer_grid(images, masks, device=dev, **options)
+    if out is not None:  # before the first fit, whose row goes there
+        files.make_folder(Path(out), "out")
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="lip-transfer-") as folder:
         rows_path = Path(folder) / f"{grid.stem}.jsonl"
         run_cells(grid, pending(grid.cells(), read_rows(rows_path), grid, rows_path.name), dev, rows_path,
@@ -606,7 +639,7 @@ class Recoverer:
         return Recovered(image, {**report, **self.source}, state)
 
 
-def recoverer(source: str, *, task: str = "cs", simulate: bool = False, prior: str = "generator",
+def recoverer(source: str | Path, *, task: str = "cs", simulate: bool = False, prior: str = "generator",
               generator: Path | None = None, generator_spec: Path | None = None, mask: Path | None = None,
               round_: int | None = None, weights: str = "auto", solver: str | None = None, iters: int = 1500,
               lr: float = 0.01, restarts: int = 2, mom_batch: int = 20, clean: Path | None = None, seed: int = 0,
@@ -620,6 +653,9 @@ def recoverer(source: str, *, task: str = "cs", simulate: bool = False, prior: s
                                                                                 "seed"})
     check_every(resume_every)
     check_lr(lr)
+    source = str(source) if isinstance(source, Path) else source  # a path, or mnist:K
+    seed, iters, restarts = _whole("seed", seed), _whole("iters", iters, 1), _whole("restarts", restarts, 1)
+    mom_batch = _whole("mom_batch", mom_batch, 1)
     if task not in ("cs", "inpaint"):
         raise LipError(f"unknown --task {task!r}: use cs or inpaint")
     if prior not in ("generator", "dip"):

@@ -69,9 +69,14 @@ def preset(name: str, task: str) -> dict[str, Any]:
     return settings
 
 
-def known_keys() -> set[str]:
-    """The keys a YAML config may set."""
-    return set(preset("paper", next(iter(TASKS))))
+# What only a mask search reads (lip prune): a config shared with restore may hold them, a restore's options may not.
+SEARCH_KEYS = frozenset({"search_iters", "rounds", "rate", "early_bird", "scope", "target_sparsity"})
+
+
+def known_keys(search: bool = True) -> set[str]:
+    """The keys a YAML config may set; without `search`, the ones a fit reads (SEARCH_KEYS left out)."""
+    keys = set(preset("paper", next(iter(TASKS))))
+    return keys if search else keys - SEARCH_KEYS
 
 
 def check_names(given: Iterable[str], known: Iterable[str], where: str, noun: str = "option") -> None:

@@ -12,9 +12,10 @@ reads and writes samples, checks sizes from headers and turns broken files into 
 """
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import tifffile
@@ -26,9 +27,21 @@ TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 NPY_MAGIC = b"\x93NUMPY"
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # a pickle (protocol 2+), or a zip archive (torch.save, np.savez)
 SizeCheck = Callable[[int, int], None] | None  # (width, height) -> raises LipError to refuse
-# tifffile logs what it finds wrong with a file to stderr; lip says it once, in its own one-line error.
-logging.getLogger("tifffile").addHandler(logging.NullHandler())
-logging.getLogger("tifffile").propagate = False
+T = TypeVar("T")
+
+
+def _quiet(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn` with tifffile's logger off: it logs what it finds wrong with a file to stderr, and lip says it once,
+    in its own one-line error. Only around lip's own calls: a program that imports lip keeps tifffile's warnings."""
+    @functools.wraps(fn)
+    def quiet(*args: Any, **kwargs: Any) -> T:
+        log = logging.getLogger("tifffile")
+        before, log.disabled = log.disabled, True
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            log.disabled = before
+    return quiet
 
 
 def one_line(exc: BaseException) -> str:
@@ -104,6 +117,7 @@ def read_npy(path: Path, check_size: SizeCheck) -> np.ndarray:
     return np.array(arr)
 
 
+@_quiet
 def read_tiff(path: Path, check_size: SizeCheck) -> tuple[np.ndarray, bytes | None] | None:
     """A TIFF with more than 8 bits per gray or RGB sample (16-bit, 32-bit, float) or signed 8-bit samples as
     (H,W[,S]), upright, 0 = black, and its ICC colour profile (None: none); None leaves the file to Pillow
@@ -205,6 +219,7 @@ def save_npy(path: Path, arr: np.ndarray) -> None:
         np.save(f, arr, allow_pickle=False)
 
 
+@_quiet
 def write_tiff(path: Path, hwc: np.ndarray, *, colour: bool, alpha: bool, icc: bytes | None = None) -> None:
     """(H, W, C) samples of any numeric dtype as one uncompressed TIFF page, alpha (if any) last, with the ICC
     colour profile `icc` if given."""

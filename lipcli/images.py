@@ -310,8 +310,12 @@ def from_array(arr: np.ndarray | torch.Tensor, name: str = "the array", layout: 
     if isinstance(arr, torch.Tensor):
         t = arr.detach().cpu()
         layout = layout or ("NCHW" if t.dim() == 4 else "CHW")
-        if t.dim() not in (3, 4) or (t.dim() == 4 and t.shape[0] != 1):
-            raise LipError(f"{name} has shape {tuple(t.shape)}: give a tensor CxHxW or 1xCxHxW")
+        if t.dim() not in (3, 4) or (t.dim() == 4 and t.shape[0] != 1) or not 1 <= t.shape[-3] <= 4:
+            last = " (channels last? use x.permute(2, 0, 1))" if t.dim() == 3 and 1 <= t.shape[-1] <= 4 else ""
+            raise LipError(f"{name} has shape {tuple(t.shape)}: give a tensor CxHxW or 1xCxHxW with C = 1 (gray), "
+                           f"2 (gray+alpha), 3 (RGB) or 4 (RGBA){last}")
+        if t.dtype == torch.bfloat16:  # numpy has no bfloat16: float32 holds its values (and is what comes back)
+            t = t.float()
         arr = np.moveaxis(t.reshape(t.shape[-3:]).numpy(), 0, -1)
     a = np.asarray(arr)
     if a.dtype.kind not in "uif":
@@ -379,6 +383,10 @@ def as_image(source: Source, **load: Any) -> Image:
         return source
     if isinstance(source, (np.ndarray, torch.Tensor)):
         return from_array(source)
+    if not isinstance(source, (str, Path)):
+        several = " (one image per call: call it once for each)" if isinstance(source, (list, tuple)) else ""
+        raise LipError(f"an image is a file path, a numpy array, a torch tensor or a lipcli.images.Image, not "
+                       f"{type(source).__name__}{several}")
     return load_image(source, **load)
 
 

@@ -203,3 +203,47 @@ def test_a_call_leaves_the_callers_random_stream_as_it_was(tiny):
         call()
         assert torch.initial_seed() == 1234
         assert torch.equal(first, expected[0]) and torch.equal(torch.rand(4), expected[1])
+
+
+def test_paths_as_str_a_shipped_mask_by_name_and_a_new_results_folder(tiny, tmp_path):
+    """What a script passes: an inpainting mask as a str, a Path as lip cs's source, a shipped mask by name to a
+    transfer grid (as restore takes it; the CLI failed the same way) and an `out` folder not made yet."""
+    x = np.moveaxis(picture(32, 32), 0, -1)
+    holes = tmp_path / "holes.png"
+    images.save_image(holes, (np.random.default_rng(0).random((1, 32, 32)) > 0.3).astype(np.float32))
+    assert api.restore(x, task="inpaint", inpaint_mask=str(holes), **tiny).report["task"] == "inpaint"
+    rows = api.transfer([x], ["dip-channel-house"], rounds="1", baselines="none", out=tmp_path / "new", **tiny)
+    assert rows[0]["mask"] == "dip-channel-house" and (tmp_path / "new" / "results.jsonl").is_file()
+    write_picture(tmp_path / "digit.png", 32, 32)
+    assert api.recoverer(tmp_path / "digit.png", simulate=True, measurements=50, device="cpu").problem.name == "digit"
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x, t: api.restore([x]), r"not list \(one image per call"),
+    (lambda x, t: api.restore(x, clean=[x]), "not list"),
+    (lambda x, t: api.restore(x, mask=np.zeros(3)), "mask is a mask file"),
+    (lambda x, t: api.restore(x, seed=1.5), r"--seed 1.5 must be a whole number"),
+    (lambda x, t: api.restore(x, seed=2**70), "--seed 1180591620717411303424 must be"),
+    (lambda x, t: api.restore(x, ensemble=1.5), "--ensemble 1.5 must be a whole number from 1"),
+    (lambda x, t: api.restore(x, mask=t, round_="1"), "--round '1' must be"),
+    (lambda x, t: api.restore(x, mask=t, rounds=1), r"unknown option 'rounds' \(did you mean round_\?\)"),
+    (lambda x, t: api.restore(torch.rand(32, 32, 3)), r"shape \(32, 32, 3\): give a tensor CxHxW.*x.permute"),
+    (lambda x, t: api.prune([x], iters=0), "--iters 0 must be a whole number from 1"),
+    (lambda x, t: api.recoverer("mnist:3", simulate=True, seed=None), "--seed None must be"),
+    (lambda x, t: api.transfer_grid([x], [t]), "write the artifact first"),
+    (lambda x, t: api.save_mask("m.safetensors", np.zeros(3)), "not ndarray"),
+], ids=["image list", "clean list", "mask array", "float seed", "huge seed", "float ensemble", "str round",
+        "search option", "HWC tensor", "zero iters", "None seed", "transfer artifact", "save array"])
+def test_a_wrong_type_is_a_one_line_error(tiny, call, message):
+    x = np.moveaxis(picture(32, 32), 0, -1)
+    ticket = api.load_mask("dip-channel-house")
+    with pytest.raises(LipError, match=message):
+        call(x, ticket)
+
+
+def test_lip_leaves_tifffiles_logger_to_the_program_and_reads_a_bfloat16_tensor(tiny):
+    import logging
+    log = logging.getLogger("tifffile")
+    assert (log.propagate, log.handlers, log.disabled) == (True, [], False)
+    out = api.restore(torch.rand(3, 32, 32).bfloat16(), **tiny).image
+    assert out.dtype == torch.float32 and out.shape == (3, 32, 32)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import artifact, config, images as images_io, nets
+from .. import artifact, config, images as images_io, library, nets
 from ..errors import LipError
 from ..fit import FitConfig
 from ..physics import TASKS, task_variants
@@ -76,6 +76,7 @@ class MaskSource:
 
     @classmethod
     def load(cls, path: Path) -> "MaskSource":
+        path = library.resolve(Path(path))  # a shipped mask by name, as restore takes it
         art = check_dip_mask(artifact.load(path), path)
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         return cls(Path(path).stem, Path(path), art, digest, nets.count_params(nets.build(art.spec)))
