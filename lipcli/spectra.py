@@ -5,7 +5,7 @@ Which frequencies does a restore keep? The map of an image is log(1 + |F|) of it
 Hann-windowed first, as transfer's spectrum measure does: the jump where a non-periodic image wraps
 around would otherwise draw the same bright cross through every map. Against the reference (the
 first image: the clean one) each other image gets |map - reference map| (Fig. 19) and the pixel error
-|image - reference| (mean over channels). Maps of one kind share one grey scale so that they can be
+|image - reference| (mean over channels), in the images' units (`_values`). Maps of one kind share one grey scale so that they can be
 compared by eye: 0 is black and white is the kind's WHITE_PERCENTILE over all its maps (the few brighter
 values, such as the zero frequency, saturate; the largest value would leave the rest nearly black).
 The scales are reported.
@@ -82,7 +82,17 @@ def load(paths: list[Path]) -> tuple[list[str], list[np.ndarray]]:
         if (img.height, img.width) != (ref.height, ref.width):
             raise LipError(f"{img.name} is {img.width}x{img.height} but the reference {ref.name} is "
                            f"{ref.width}x{ref.height}: the maps compare images of one size")
-    return stems, [img.pixels for img in loaded]
+    return stems, [_values(img) for img in loaded]
+
+
+def _values(img: images_io.Image) -> np.ndarray:
+    """(C,H,W) pixels in one unit for every image: a fraction of full scale for 8- and 16-bit samples, the values
+    themselves for float samples (1.0 is white; lip's reader maps floats outside [0, 1] by each image's own
+    min..max, which would put a noisy float image and its clean reference on different scales)."""
+    stored = img.stored
+    if np.dtype(stored.dtype).kind != "f":
+        return img.pixels
+    return img.pixels.astype(np.float64) * (stored.hi - stored.lo) + stored.lo
 
 
 def map_path(folder: Path, kind: str, name: str) -> Path:

@@ -117,3 +117,21 @@ def test_cli_refusals_are_one_line_and_write_nothing(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("lip: error: ") and needle in lines[0], r.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_float_images_are_compared_in_their_own_values(tmp_path):
+    """A noisy float image leaves [0, 1] where its clean reference does not: lip's reader maps each such
+    array by its own min..max, which gave a wrong mean error; floats are compared as the values they hold."""
+    rng = np.random.default_rng(0)
+    clean = rng.random((16, 16)).astype(np.float32)
+    noisy = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
+    np.save(tmp_path / "clean.npy", clean)
+    np.save(tmp_path / "noisy.npy", noisy)
+    np.save(tmp_path / "ref.npy", clean * 1000 + 10)
+    np.save(tmp_path / "half.npy", (clean * 1000 + 10) * 0.5)
+    for ref, other, expected in [("clean", "noisy", np.abs(noisy - clean).mean()),
+                                 ("ref", "half", np.abs((clean * 1000 + 10) * 0.5 - (clean * 1000 + 10)).mean())]:
+        r = CliRunner().invoke(app, ["spectra", str(tmp_path / f"{ref}.npy"), str(tmp_path / f"{other}.npy"), "-o",
+                                     str(tmp_path / ref), "--json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["mean_abs_diff"][other] == pytest.approx(expected, rel=1e-5)
