@@ -200,6 +200,18 @@ def test_shards_then_merge_equal_the_unsharded_grid(data, tmp_path):
     assert "no file for shard 1/2" in ok(lip("--merge", shards)).stderr
 
 
+def test_a_merge_refuses_shards_made_with_other_settings(data, tmp_path):
+    """docs/scale-out.md: shards run with other flags (or under a GPU node's default preset) would fill one table
+    with runs that do not compare; the merge says which setting differs."""
+    grid = ["--mask", data / "A.safetensors", data / "astro.png", "--tasks", "denoise", "--rounds", "1",
+            "--baselines", "dense", *RUN[2:], "--out", tmp_path]
+    ok(lip(*grid, "--iters", "10", "--shard", "0/2"))
+    ok(lip(*grid, "--iters", "5", "--shard", "1/2"))
+    merged = lip("--merge", tmp_path)
+    assert merged.exit_code == 2 and "hold denoise runs made with different settings (fit.iters 10 -> 5)" in merged.stderr
+    assert not (tmp_path / "summary.csv").exists()
+
+
 def test_missing_shards_are_named_per_count(tmp_path):
     for name in ("results.shard-0-of-3.jsonl", "results.shard-2-of-3.jsonl", "results.shard-1-of-2.jsonl",
                  "impedance.shard-0-of-2.jsonl", "results.shard-x-of-2.jsonl"):

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..config import differences
 from ..errors import LipError
 from ..files import atomic_path
 from .summary import STATS
@@ -100,9 +101,13 @@ def missing_shards(folder: Path, stem: str) -> list[str]:
 
 
 def merge(folder: Path, stem: str) -> list[dict[str, Any]]:
-    """Join `stem`.jsonl and its shard files into `stem`.jsonl (rows de-duplicated by key)."""
+    """Join `stem`.jsonl and its shard files into `stem`.jsonl (rows de-duplicated by key). Every run of a task
+    must have been made with the same settings, and a mask or image name must stand for one file: shards run
+    with other flags, or under another default preset (a GPU node's), would fill one table with runs that do
+    not compare."""
     sources = [folder / f"{stem}.jsonl"] + [p for p, _, _ in _shards(folder, stem)]
     rows: dict[Key, dict[str, Any]] = {}
+    first: dict[tuple[str, str], tuple[str, Any]] = {}  # (what, name) -> (file, its value), as first seen
     for source in sources:
         for row in read_rows(source):
             old = rows.setdefault(row_key(row), row)
@@ -110,6 +115,15 @@ def merge(folder: Path, stem: str) -> list[dict[str, Any]]:
                 raise LipError(f"{source.name} and an earlier file hold the same run ({row['method']} "
                                f"{row['mask']} round {row['round']}, {row['image']}, {row['task']}, "
                                f"seed {row['seed']}) made with different settings; merge them separately")
+            settings = dict(row.get("settings") or {})  # rows of lips before settings were recorded: unchecked
+            hashes = {("mask", row["mask"]): settings.pop("mask_sha256", None),
+                      ("image", row["image"]): settings.pop("image_sha256", None)}
+            for (what, name), value in [(("task", row["task"]), settings or None), *hashes.items()]:
+                seen = first.setdefault((what, name), (source.name, value))
+                if value is not None and seen[1] is not None and seen[1] != value:
+                    why = (f"{name} runs made with different settings ({', '.join(differences(seen[1], value))})"
+                           if what == "task" else f"two different {what}s named {name}")
+                    raise LipError(f"{source.name} and {seen[0]} hold {why}; merge them separately")
     merged = list(rows.values())
     if merged:
         write_rows(folder / f"{stem}.jsonl", merged)
