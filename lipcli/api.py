@@ -507,6 +507,15 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
         raise LipError("--experiment impedance fits fixed targets (clean, noisy, shuffled, noise); drop --tasks")
     task_names = list(IMPEDANCE_TARGETS) if experiment == "impedance" else parse_tasks(tasks or "denoise")
     chosen_baselines = parse_baselines(baselines)
+    if experiment == "impedance":  # four fixed targets through the identity (sigma makes the noisy one), no stop
+        stops = ("es_window", "es_patience", "es_gate", "es_white")
+        unread = [f"--{k.replace('_', '-')}" for k in [*sorted(task_options() - {"sigma"}), *stops]
+                  if flags.get(k) is not None]
+        unread += ["--inpaint-mask"] * (inpaint_mask is not None) + ["--early-stop"] * bool(early_stop)
+        unread += ["--data-consistency"] * bool(flags.get("data_consistency"))
+        if unread:
+            raise LipError(f"{', '.join(unread)}: --experiment impedance does not read "
+                           f"{'it' if len(unread) == 1 else 'them'} (it fits its four targets to the end)")
     if experiment != "impedance":  # degradation flags no task of the grid reads would be dropped in silence
         kinds = {TASKS.get(task_operator(n)[0]).name: TASKS.get(task_operator(n)[0]) for n in task_names}
         unread = [f"--{k.replace('_', '-')}" for k in sorted(task_options()) if flags.get(k) is not None

@@ -1124,6 +1124,9 @@ case("cs", "--mom-batch for a least-squares DIP fit",
      "--solver ls has none")
 case("train-generator", "--resume-every below 0", lambda w: ["--data", picture_folder(w, "x.png"), "-o",
      "g.safetensors", "--resume-every", "-1"], "--resume-every -1", ">= 0", base=GAN_TRAIN)
+case("transfer", "--experiment impedance with flags it does not read",
+     lambda w: ["img.png", "--mask", "A.safetensors", "--experiment", "impedance", "--keep", "0.2", "--early-stop"],
+     "--keep, --early-stop: --experiment impedance does not read them")
 
 
 # ---------------------------------------------------------------- running a case
