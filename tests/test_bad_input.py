@@ -1127,6 +1127,8 @@ case("train-generator", "--resume-every below 0", lambda w: ["--data", picture_f
 case("transfer", "--experiment impedance with flags it does not read",
      lambda w: ["img.png", "--mask", "A.safetensors", "--experiment", "impedance", "--keep", "0.2", "--early-stop"],
      "--keep, --early-stop: --experiment impedance does not read them")
+case("transfer", "--curves for one shard", lambda w: ["img.png", "--mask", "A.safetensors", "--shard", "0/2", "--curves"],
+     "--curves: a shard writes its rows only", "lip transfer --merge")
 
 
 # ---------------------------------------------------------------- running a case

@@ -103,8 +103,8 @@ def test_ctrl_c_stops_the_workers_and_keeps_their_rows(data):
 
 
 def test_worker_command_lines():
-    args = ["--mask", "A.safetensors", "--device", "cuda:0,cuda:1", "--json", "--threads=4", "x.png",
-            "--device=cpu,cpu", "--out", "o", "--", "--json"]
+    args = ["--mask", "A.safetensors", "--device", "cuda:0,cuda:1", "--json", "--threads=4", "x.png", "--curves",
+            "--plot-format", "pdf", "--plot-metric=oracle", "--device=cpu,cpu", "--out", "o", "--", "--json"]
     assert workers.worker_args(args, "1/2", "cuda:1", 2) == [
         "--shard", "1/2", "--device", "cuda:1", "--threads", "2", "--mask", "A.safetensors", "x.png", "--out", "o",
         "--", "--json"]

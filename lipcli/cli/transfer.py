@@ -90,6 +90,10 @@ def transfer_cmd(
         _merge(merge, curves, experiment == "spectrum", plot_metric, formats, json_)
         return
     shard_ = config.parse_shard(shard)
+    plots = given_flags(ctx, {"curves", "plot_metric", "plot_format"}) if shard_ is not None else []
+    if plots:
+        raise LipError(f"{', '.join(plots)}: a shard writes its rows only; give {'it' if len(plots) == 1 else 'them'} "
+                       f"to lip transfer --merge, which writes the summary and plots")
     if "," in device and shard_ is not None:
         raise LipError(f"--device {device} runs one --shard per device itself: drop --shard {shard}")
     device_list = workers.parse_devices(device)

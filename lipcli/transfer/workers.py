@@ -18,7 +18,8 @@ from ..processes import Pool, Worker, command_args
 from .rows import read_rows, rows_name
 
 OWN_FLAGS = ("--device", "--threads")  # the workers get their own values
-DROPPED = ("--json",)  # the parent prints the rows after merging
+PLOTTING = ("--plot-format", "--plot-metric")  # the parent's (with their values): it merges and plots
+DROPPED = ("--json", "--curves")  # the parent prints the rows after merging, and plots
 
 
 def parse_devices(text: str) -> list[str] | None:
@@ -34,9 +35,10 @@ def parse_devices(text: str) -> list[str] | None:
 
 
 def worker_args(args: list[str], shard: str, device: str, threads: int) -> list[str]:
-    """The user's `lip transfer` arguments for one worker: their --device/--threads/--json left out,
-    the worker's shard, device and threads put first."""
-    return command_args(args, OWN_FLAGS, DROPPED, ["--shard", shard, "--device", device, "--threads", str(threads)])
+    """The user's `lip transfer` arguments for one worker: their --device/--threads, --json and plotting options
+    left out, the worker's shard, device and threads put first."""
+    return command_args(args, OWN_FLAGS + PLOTTING, DROPPED,
+                        ["--shard", shard, "--device", device, "--threads", str(threads)])
 
 
 def run(args: list[str], device_list: list[str], threads: str | None, folder: Path, stem: str,
