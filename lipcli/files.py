@@ -46,6 +46,19 @@ def reaches_stdout(path: Path | str) -> bool:
     return (here.st_dev, here.st_ino) == (out.st_dev, out.st_ino) and not os.path.samefile(path, os.devnull)
 
 
+def check_distinct(outputs: dict[str, Path | str | None]) -> None:
+    """Refuse two of a command's outputs (flag -> path) that name one file: the second write would replace the
+    first, and both would be reported as written. Streams (stdout, /dev/null) take both."""
+    seen: dict[str, str] = {}
+    for flag, path in outputs.items():
+        if path is None or is_stream(path):
+            continue
+        where = os.path.realpath(path)
+        if where in seen:
+            raise LipError(f"{seen[where]} and {flag} both name {path}: give them different files")
+        seen[where] = flag
+
+
 def _under_devices(path: Path) -> bool:
     return any(str(path) == d or str(path).startswith(d + "/") for d in _DEVICE_DIRS)
 

@@ -257,9 +257,11 @@ def export_layout(path: Path) -> str:
     return layout
 
 
-def export(art: artifact.Artifact, round_: int, path: Path) -> int:
+def export(art: artifact.Artifact, round_: int, path: Path) -> tuple[int, float]:
     """Write round `round_`'s masks for the published code (see the module docstring); returns how many
-    tensors (or vector entries) were written. Parameters the artifact does not mask are written all-ones."""
+    tensors (or vector entries) were written and the fraction of zeros among the entries written. Parameters
+    the artifact does not mask are written all-ones, so that fraction is below the artifact's sparsity (of the
+    parameters it masks) when the layout covers more than they."""
     layout = export_layout(path)
     with torch.device("meta"):
         net = nets.build(art.spec)
@@ -274,4 +276,6 @@ def export(art: artifact.Artifact, round_: int, path: Path) -> int:
                 np.save(out, torch.cat([masks[n].flatten() for n in names]).numpy(), allow_pickle=False)
         else:
             torch.save({f"{n}_mask": masks[n].float() for n in names}, tmp)
-    return sum(math.prod(shapes[n]) for n in names) if layout == VECTOR else len(names)
+    entries = sum(math.prod(shapes[n]) for n in names)
+    zeros = sum(int((~masks[n]).sum()) for n in names) / entries
+    return (entries if layout == VECTOR else len(names)), zeros

@@ -1129,6 +1129,12 @@ case("transfer", "--experiment impedance with flags it does not read",
      "--keep, --early-stop: --experiment impedance does not read them")
 case("transfer", "--curves for one shard", lambda w: ["img.png", "--mask", "A.safetensors", "--shard", "0/2", "--curves"],
      "--curves: a shard writes its rows only", "lip transfer --merge")
+case("inspect", "--csv and --plot one file", lambda w: ["A.safetensors", "--csv", "same.png", "--plot", "same.png"],
+     "--plot and --csv both name same.png")
+case("restore", "--log and -o one file", lambda w: ["img.png", "-o", "r.png", "--log", "r.png"],
+     "--log and the output of img.png both name r.png")
+case("import-mask", "--seed beside --init", lambda w: [foreign(w, "masks"), "--init", foreign(w, "masks", "i.pt"),
+     "--seed", "5"], "--seed draws theta0, which --init i.pt gives")
 
 
 # ---------------------------------------------------------------- running a case

@@ -158,7 +158,7 @@ def test_the_net_is_recognised_by_its_shapes(tmp_path):
 
 def test_export_is_what_torch_prune_applies_and_imports_back_bit_exact(tmp_path):
     art = artifact.load(make_mask(tmp_path / "A.safetensors", SPEC, rounds=3))
-    assert interop.export(art, 2, tmp_path / "back.pt") == len(art.prune_round)
+    assert interop.export(art, 2, tmp_path / "back.pt")[0] == len(art.prune_round)
     exported = torch.load(tmp_path / "back.pt", weights_only=True)
     names = nets.conv_weight_names(nets.build(SPEC))
     assert list(exported) == [f"{n}_mask" for n in names]  # the published Conv2d order
@@ -170,7 +170,8 @@ def test_export_is_what_torch_prune_applies_and_imports_back_bit_exact(tmp_path)
         assert torch.equal(module.weight == 0, ~art.mask(2)[name] | (module.weight_orig == 0))
     again = interop.import_masks([tmp_path / "back.pt"], SPEC)
     assert all(torch.equal(again.mask(1)[n], art.mask(2)[n]) for n in names)
-    interop.export(art, 3, tmp_path / "back.npy")
+    _, zeros = interop.export(art, 3, tmp_path / "back.npy")
+    assert zeros == pytest.approx(1 - np.load(tmp_path / "back.npy").mean()) and zeros < art.sparsity(3)
     vector = interop.import_masks([tmp_path / "back.npy"], SPEC)  # every parameter, the others kept ...
     assert vector.meta["search"]["scope"] == "conv" and set(vector.prune_round) == set(names)  # ... so conv again
     assert all(torch.equal(vector.mask(1)[n], art.mask(3)[n]) for n in names)

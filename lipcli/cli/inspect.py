@@ -50,6 +50,7 @@ def inspect_cmd(
     if json_ and csv_stdout:
         raise LipError("--json and --csv - both write to stdout; give --csv a file name")
     others = insp.parse_other_rounds(round_b, len(artifacts) - 1) if several else []
+    files.check_distinct({"--plot": plot, "--csv": csv_})
     if plot is not None:
         charts.check_format(plot)
         files.check_writable(plot)

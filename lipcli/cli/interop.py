@@ -8,9 +8,10 @@ import torch
 import typer
 
 from .. import artifact, config, files, interop, nets
+from ..errors import LipError
 from ..inspect import check_round
 from .render import emit_json, guarded, say
-from .options import Json, Seed, registry_option
+from .options import Json, Seed, given_flags, registry_option
 
 NET = "Net"
 NetOpt = Annotated[Optional[str], registry_option(nets.image_presets, "--net", help="The net the masks were made "
@@ -22,6 +23,7 @@ ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="A YAML confi
 
 @guarded
 def import_mask_cmd(
+    ctx: typer.Context,
     sources: list[Path] = typer.Argument(..., help="Mask files: LIP's (torch.save of *_mask tensors or of a pruned "
                                          "state dict; .pt/.pth) or OES's (a boolean vector, .npy). Several = the "
                                          "rounds of one search, in order", show_default=False),
@@ -38,6 +40,8 @@ def import_mask_cmd(
     json_: Json = False,
 ) -> None:
     """Turn LIP/OES mask files into a lip mask artifact (matched to lip's parameters by order and shape)."""
+    if init is not None and given_flags(ctx, {"seed"}):
+        raise LipError(f"--seed draws theta0, which --init {init} gives: drop one")
     artifact.check_output(out)
     spec = None
     if net is not None or config_ is not None:  # else: the first preset the files fit
@@ -69,9 +73,12 @@ def export_mask_cmd(
     files.check_writable(out)
     art = artifact.load(mask)
     k = check_round(art, art.recommended_round if round_ is None else round_)
-    count = interop.export(art, k, out)
+    count, zeros = interop.export(art, k, out)
     what = "vector entries" if out.suffix.lower() == ".npy" else "mask tensors"
-    say(f"wrote {out}: round {k} ({100 * art.sparsity(k):.2f}% sparse), {count:,} {what} in the published "
+    written = "" if abs(zeros - art.sparsity(k)) < 5e-5 else \
+        f"; {100 * zeros:.2f}% of the file's entries: the parameters it does not mask are written kept"
+    say(f"wrote {out}: round {k} ({100 * art.sparsity(k):.2f}% sparse{written}), {count:,} {what} in the published "
         "code's parameter order")
     if json_:
-        emit_json({"type": "export", "out": str(out), "round": k, "sparsity": art.sparsity(k), "count": count})
+        emit_json({"type": "export", "out": str(out), "round": k, "sparsity": art.sparsity(k),
+                   "file_zeros": zeros, "count": count})

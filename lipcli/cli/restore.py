@@ -145,6 +145,7 @@ def restore_cmd(
         return
     check_stdout_free(out, json_, log)
     outs = output_paths(images, out)
+    files.check_distinct({"--log": log, **{f"the output of {p.name}": o for p, o in zip(images, outs)}})
     for path in outs:
         files.check_writable(path)
         images_io.check_suffix(path)  # before the run, not after it
