@@ -490,7 +490,8 @@ def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
     0/1 or booleans.
 
     Only pure 0/255 (or 0/1) is accepted: gray edges from anti-aliasing or JPEG would silently
-    decide which pixels are trusted, so the user is asked to threshold instead.
+    decide which pixels are trusted, so the user is asked to threshold instead. A mask with transparency (holes
+    erased in an image editor) keeps a pixel only where it is white and opaque; its alpha must be 0 or 255 too.
     """
     path = Path(path)
 
@@ -504,7 +505,15 @@ def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
         arr = formats.read_npy(path, check)
         arr = arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
     else:
-        arr = np.asarray(_read(path, check)[0].convert("L"))
+        im = _read(path, check)[0]
+        arr = np.asarray(im.convert("L"))
+        if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
+            alpha = np.asarray(im.convert("RGBA").getchannel("A"))
+            partial = np.unique(alpha[(alpha != 0) & (alpha != 255)])
+            if partial.size:
+                raise LipError(f"mask {path} is partly transparent: {partial.size} alpha values besides 0 and 255 "
+                               "(make each pixel opaque or fully transparent, which marks it missing)")
+            arr = np.where(alpha == 255, arr, 0)
     if arr.shape != (height, width):
         raise LipError(f"mask {path} is {'x'.join(map(str, arr.shape[::-1]))} but the image is {width}x{height} "
                        "(make the mask the same size as the image)")
@@ -516,7 +525,11 @@ def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
                        f"(threshold it: values at or above the middle become {on})")
     if not values.any():
         raise LipError(f"mask {path} observes no pixel: it is all black (white marks the pixels that are kept)")
-    return arr == on
+    kept = arr == on
+    if kept.all():
+        raise LipError(f"mask {path} observes every pixel: it is all white, so there is nothing to inpaint (black "
+                       "or transparent marks the missing pixels)")
+    return kept
 
 
 def to_tensor(img: Image) -> torch.Tensor:

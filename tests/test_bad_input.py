@@ -249,6 +249,12 @@ def picture_at(w: "Work", name: str, size: int = 64) -> str:
     return name
 
 
+def white_mask(w: "Work", name: str = "white.png") -> str:
+    """An all-white (everything observed) 64x64 inpainting mask."""
+    PILImage.fromarray(np.full((64, 64), 255, np.uint8)).save(w.dir / name)
+    return name
+
+
 def readonly(w: "Work", name: str = "ro") -> str:
     """A folder with mode 0555. Root ignores the mode bits; then lip's permission check is made to
     see the folder as a user would (os.access reports it read-only), so the case still runs."""
@@ -1135,6 +1141,18 @@ case("restore", "--log and -o one file", lambda w: ["img.png", "-o", "r.png", "-
      "--log and the output of img.png both name r.png")
 case("import-mask", "--seed beside --init", lambda w: [foreign(w, "masks"), "--init", foreign(w, "masks", "i.pt"),
      "--seed", "5"], "--seed draws theta0, which --init i.pt gives")
+case("cs", "--outlier-value without --outliers", lambda w: ["img.png", "--simulate", "--outlier-value", "5"],
+     "--outlier-value 5", "add --outliers K")
+case("cs", "--clean beside --simulate", lambda w: ["img.png", "--simulate", "--clean", "img.png"],
+     "--clean and --simulate exclude each other")
+case("cs", "--round of the dense DIP", lambda w: ["img.png", "--simulate", "--prior", "dip", "--round", "2"],
+     "--round 2 picks a round of a mask")
+case("restore", "--acceleration beside a sampling mask",
+     lambda w: ["img.png", "--simulate", "--task", "mri", "--sampling-mask", sampling_mask(w, (64, 64)),
+                "--acceleration", "8"], "--acceleration: --sampling-mask gives the sampled k-space points")
+case("restore", "inpaint mask all white",
+     lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask", white_mask(w)],
+     "observes every pixel")
 
 
 # ---------------------------------------------------------------- running a case

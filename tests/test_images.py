@@ -243,6 +243,23 @@ def test_mask_wrong_size(tmp_path: Path) -> None:
     assert "8x6" in msg and "6x8" in msg
 
 
+def test_a_masks_transparent_pixels_are_missing_and_an_all_white_mask_is_refused(tmp_path: Path) -> None:
+    """Holes erased to transparency in an image editor were read as kept (the alpha was dropped), so nothing was
+    inpainted; an all-white mask, which leaves nothing to inpaint, is refused as an all-black one is."""
+    rgba = np.full((6, 8, 4), 255, np.uint8)
+    rgba[1:3, 2:5, 3] = 0  # transparent (white underneath)
+    rgba[4, 0, :3] = 0  # opaque black
+    PILImage.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    expected = np.ones((6, 8), bool)
+    expected[1:3, 2:5] = expected[4, 0] = False
+    np.testing.assert_array_equal(load_binary_mask(tmp_path / "a.png", 6, 8), expected)
+    rgba[0, 0, 3] = 128
+    PILImage.fromarray(rgba, "RGBA").save(tmp_path / "p.png")
+    assert "partly transparent" in lip_error(load_binary_mask, tmp_path / "p.png", 6, 8)
+    PILImage.new("L", (8, 6), 255).save(tmp_path / "w.png")
+    assert "observes every pixel" in lip_error(load_binary_mask, tmp_path / "w.png", 6, 8)
+
+
 def test_mask_not_binary(tmp_path: Path) -> None:
     arr = np.full((4, 4), 255, np.uint8)
     arr[0, :3] = [0, 100, 128]

@@ -91,6 +91,10 @@ def cs_cmd(
     if unread:
         raise LipError(f"{', '.join(unread)}: only --prior generator reads {'it' if len(unread) == 1 else 'them'}; "
                        "the DIP fit would not")
+    if simulate and clean is not None:
+        raise LipError("--clean and --simulate exclude each other: with --simulate the input is the clean image")
+    if prior == "dip" and round_ is not None and mask is None:
+        raise LipError(f"--round {round_} picks a round of a mask, and the dense DIP has none: add --mask")
     if save_measurements_ is not None and not (simulate and task == "cs" and matrix is None):
         raise LipError("--save-measurements writes what --simulate measured with a seeded operator (--task cs, "
                        "no --matrix)")

@@ -212,6 +212,8 @@ def check_flags(*, simulate: bool, operator: str, matrix: Path | None, shape: st
         raise LipError(f"--noise {noise}: give the noise's standard deviation, a number >= 0")
     if value is not None and not math.isfinite(value):
         raise LipError(f"--outlier-value {value}: give a finite number")
+    if value is not None and not given.get("outliers"):
+        raise LipError(f"--outlier-value {value:g} is the value of corrupted measurements: add --outliers K")
     if shape is not None and simulate:
         raise LipError("--shape is the size of measurements read from files; with --simulate the image gives it")
 
