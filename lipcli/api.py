@@ -239,7 +239,8 @@ class Restorer:
         tr = result.targets[0]
         report.update(device=str(self.device), precision=cfg.precision, preset=self.settings["preset"],
                       seed=self.seed, early_stop=cfg.early_stop, data_consistency=cfg.data_consistency,
-                      reg_noise=cfg.reg_noise, es_window=cfg.es_window, es_gate=cfg.es_gate,
+                      reg_noise=cfg.reg_noise, es_window=cfg.es_window,
+                      es_gate=cfg.es_gate if problem.task.noisy else None,  # no noise level: no gate applied
                       es_white=cfg.es_white,
                       threads=torch.get_num_threads(),
                       ensemble=self.ensemble)
@@ -667,6 +668,8 @@ def recoverer(source: str | Path, *, task: str = "cs", simulate: bool = False, p
     check_every(resume_every)
     check_lr(lr)
     source = str(source) if isinstance(source, Path) else source  # a path, or mnist:K
+    generator, generator_spec, mask, clean = (_path(p) for p in (generator, generator_spec, mask, clean))
+    measuring.update({k: _path(measuring[k]) for k in ("matrix", "inpaint_mask") if measuring.get(k) is not None})
     seed, iters = _whole("seed", seed, high=SEED_MAX), _whole("iters", iters, 1)
     restarts, mom_batch = _whole("restarts", restarts, 1), _whole("mom_batch", mom_batch, 1)
     if task not in ("cs", "inpaint"):

@@ -221,7 +221,7 @@ def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.T
     img = as_channels(res.targets[0].final, c)
     rep: dict[str, Any] = {"seconds": fitted["seconds"], "final_loss": res.losses[-1],
                            "recoveries": res.recoveries, "sparsity": pri.sparsity,
-                           **{k: fitted[k] for k in ("compact", "resumed_from") if k in fitted}}
+                           **{k: fitted[k] for k in ("compact", "resumed_from", "mask", "round") if k in fitted}}
     if ref is not None:
         rep["mse"], rep["psnr"] = mse(img, ref), psnr(img, ref.to(img.device))
     return img, rep

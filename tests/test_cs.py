@@ -1,6 +1,7 @@
 """Compressive sensing with the bundled generator prior: operators, MOM, recovery, outlier robustness."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -8,6 +9,7 @@ from lipcli import artifact, gan, generators, nets
 from lipcli.cs import CSConfig, mom, mse, solve
 from lipcli.nets import GAN, DCGANGenerator
 from lipcli.physics import GaussianCS, Inpaint, StructuredCS, dct_ortho
+from prune_helpers import write_picture
 
 SHAPE = (1, 32, 32)
 
@@ -119,3 +121,15 @@ def test_the_held_back_digits_are_the_last_rows_of_every_class_and_never_trained
         rows = every[every_label == c]
         assert torch.equal(test[labels == c], rows[-50:]) and torch.equal(train[train_labels == c], rows[:-50])
     assert torch.equal(gan.load_data("mnist", artifact.load(gan.GENERATOR).spec), train)
+
+
+def test_a_dip_fit_through_the_measurements_names_its_mask_and_the_api_takes_str_paths(tmp_path):
+    """lip cs --prior dip --mask M records M and its round (the generator prior did, the DIP fit did not); the API
+    takes its file options as str as well as Path."""
+    from lipcli import api
+    write_picture(tmp_path / "x.png", 32, 32)
+    np.save(tmp_path / "A.npy", np.random.default_rng(0).normal(size=(100, 32 * 32 * 3)).astype(np.float32))
+    job = api.recoverer(str(tmp_path / "x.png"), simulate=True, prior="dip", matrix=str(tmp_path / "A.npy"),
+                        mask="dip-channel-house", iters=2, device="cpu")
+    report = job().report
+    assert (report["mask"], report["round"]) == ("dip-channel-house", 2)
