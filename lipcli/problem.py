@@ -37,6 +37,7 @@ class Problem:
     sha256: str  # of the decoded input pixels
     clean: torch.Tensor | None = None  # (1,3,H,W), for reporting only
     simulated: bool = False  # lip degraded a clean input itself (--simulate)
+    unit: float = 1.0  # an image input's value that a net output of 1 stands for (Physics.calibrate; MRI's scale)
 
     def operator_params(self) -> dict[str, Any]:
         """The operator as reports and artifacts record it. A noise level is known only where lip added the
@@ -99,7 +100,7 @@ class Problem:
 
     def picture(self, x: torch.Tensor) -> images.Image:
         """A restored (1,3,H,W) tensor in the input's mode: gray stays gray, alpha and sample type are kept."""
-        x = x.detach().float().cpu()
+        x = x.detach().float().cpu() * self.unit  # in the input image's units, where its scores were computed
         pixels = images.from_tensor(images.as_channels(x, 1) if self.gray else x)
         return images.Image(pixels, self._alpha_out(), self.stored, self.name)
 
@@ -198,4 +199,5 @@ def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, si
         stored = images.Stored("float32", 0.0, unit)
     y = _rgb(y) if y.dim() == 4 else y  # images are replicated; measurement vectors (CS, (1, m)) are not
     return Problem(name=name, y=y, task=kind, op=op, size=size, gray=gray, alpha=alpha,
-                   stored=stored, sha256=sha256, clean=None if ref is None else ref / unit, simulated=simulate)
+                   stored=stored, sha256=sha256, clean=None if ref is None else ref / unit, simulated=simulate,
+                   unit=1.0 if measured is not None else unit)

@@ -230,11 +230,15 @@ def test_restore_reports_zero_filled_and_reproduces_from_saved_kspace(folder):
     same = ("psnr_stopped", "ssim_stopped", "oracle_best_psnr", "baseline", "stopped_at")
     assert {key: real[key] for key in same} == {key: sim[key] for key in same}
     assert real["operator"]["scale"] == sim["operator"]["scale"]
-    # the same image: 8-bit like the PNG it was simulated from, 16-bit from float k-space (white = scale)
-    sim = np.asarray(PILImage.open(folder / "sim.png"), dtype=np.float64) / 255
+    # the same image: 8-bit in the units of the PNG it was simulated from (so the file scores as reported: it was
+    # brighter by 1 / scale), 16-bit from float k-space (white = scale)
+    sim_png = np.asarray(PILImage.open(folder / "sim.png"), dtype=np.float64) / 255
     out = PILImage.open(folder / "real.png")
     assert out.mode.startswith("I") and out.size == (40, 48)
-    assert np.abs(np.asarray(out, dtype=np.float64) / 65535 - sim).max() <= 0.5 / 255 + 1e-9
+    assert np.abs(np.asarray(out, dtype=np.float64) / 65535 * sim["operator"]["scale"] - sim_png).max() <= 0.5 / 255 + 1e-5
+    clean = np.asarray(PILImage.open(folder / "brain.png"), dtype=np.float64) / 255
+    from_file = 10 * np.log10(clean.max() ** 2 / ((sim_png - clean) ** 2).mean())
+    assert from_file == pytest.approx(sim["psnr_final"], abs=0.05)
     # without a reference: no scores; the default output is the magnitude in the k-space's units
     bare = json.loads(lip("restore", "--task", "mri", "ks/kspace.npy", "--sampling-mask", "ks/mask.npy",
                           "--iters", "2", *RUN, "--json"))
