@@ -156,16 +156,24 @@ def test_channel_imp_prunes_the_lowest_l1_filters_of_the_trained_net(cimp):
         assert torch.cat(kept).min() >= torch.cat(cut).max()
 
 
-def interrupted_then_resumed(out, img_problem, slim: bool = False) -> artifact.Artifact:
+def interrupted_then_resumed(out, img_problem, slim: bool = False, score: str | None = None) -> artifact.Artifact:
     """A channel search stopped by Ctrl-C after round 1, then resumed to the end."""
     def stop(rec):
         if rec["round"] == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_search(channel_request(), [img_problem], out, on_round=stop, slim=slim)
-    run_search(channel_request(), [img_problem], out, resume=True, slim=slim)
+        run_search(channel_request(score=score), [img_problem], out, on_round=stop, slim=slim)
+    run_search(channel_request(score=score), [img_problem], out, resume=True, slim=slim)
     return artifact.load(out)
+
+
+def test_a_random_channel_search_resumes_to_the_uninterrupted_result(data_dir, img_problem):
+    """The random score draws in the order the search lists its convs (forward); a file lists them by name, so a
+    resumed search drew the same numbers for other layers until it took the search's own order back."""
+    full = run_search(channel_request(score="random"), [img_problem], data_dir / "crand.safetensors")
+    got = interrupted_then_resumed(data_dir / "crand_resume.safetensors", img_problem, score="random")
+    assert all(torch.equal(got.prune_round[n], full.prune_round[n]) for n in full.prune_round)
 
 
 def test_channel_imp_resumes_to_the_uninterrupted_result(cimp, data_dir, img_problem):

@@ -110,7 +110,7 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
     if req.method == "random-layerwise" and like is None:
         raise LipError("--method random-layerwise needs --like MASK.safetensors (whose per-layer ratios to copy)")
     if resume:
-        traj = Trajectory.resume(artifact.load(out))
+        traj = Trajectory.resume(artifact.load(out), names)
         refuse_changed(out, "the search settings differ", traj.meta.get("search") or {}, req.identity())
         saved = [im.get("sha256") for im in traj.meta.get("images") or []]
         if saved and saved != [im["sha256"] for im in provenance["images"]]:

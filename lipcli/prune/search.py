@@ -97,10 +97,14 @@ class Trajectory:
         return cls(net.spec, theta0, rounds, artifact.new_meta(net.spec, **meta))
 
     @classmethod
-    def resume(cls, art: artifact.Artifact) -> "Trajectory":
+    def resume(cls, art: artifact.Artifact, order: list[str] | None = None) -> "Trajectory":
+        """The search stored in `art`, its masks in `order` (the names as the search lists them, forward through
+        the net: a random score draws in that order, and a file lists them sorted by name)."""
         meta = dict(art.meta)
-        return cls(art.spec, art.theta0, {n: r.clone() for n, r in art.prune_round.items()}, meta,
-                   list(meta.get("rounds", [])), dict(art.finetuned))
+        rounds = {n: r.clone() for n, r in art.prune_round.items()}
+        if order is not None and set(order) == set(rounds):
+            rounds = {n: rounds[n] for n in order}
+        return cls(art.spec, art.theta0, rounds, meta, list(meta.get("rounds", [])), dict(art.finetuned))
 
     @property
     def granularity(self) -> str:
