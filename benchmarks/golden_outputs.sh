@@ -24,7 +24,7 @@ lip restore sample:house-noisy --prior deep-decoder --dd-k 32 --iters 12 "${run[
 lip prune sample:house-noisy --rounds 2 --iters 10 --precision fp32 "${run[@]}" -o p_imp.safetensors >/dev/null
 lip prune sample:house-noisy --method snip --rounds 2 --iters 10 --precision fp32 "${run[@]}" -o p_snip.safetensors >/dev/null
 lip prune sample:house-noisy --method oes --iters 10 --precision fp32 "${run[@]}" -o p_oes.safetensors >/dev/null
-lip prune sample:house-noisy --method random-layerwise --like p_imp.safetensors --rounds 2 --iters 10 "${run[@]}" -o p_rand.safetensors >/dev/null
+lip prune sample:house-noisy --method random-layerwise --like p_imp.safetensors --iters 10 "${run[@]}" -o p_rand.safetensors >/dev/null
 lip restore sample:house --simulate --mask p_imp.safetensors --round 2 --iters 12 "${run[@]}" -o r_mask.png --json | strip
 lip restore sample:house --simulate --mask p_imp.safetensors --compact --iters 12 "${run[@]}" -o r_compact.png --json | strip
 lip transfer --mask p_imp.safetensors sample:house --tasks denoise,sr4 --rounds 1,2 --baselines dense,random \

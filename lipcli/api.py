@@ -421,10 +421,19 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         raise LipError(f"--rate {rate} must be in (0, 1)")
     if target is not None and not (isinstance(target, (int, float)) and 0 < target < 1):
         raise LipError(f"--target-sparsity {target} must be in (0, 1)")
+    if target is not None and s.rounds is not None and s.target_sparsity is None and s.method != "oes":
+        target = None  # a config's (or preset's) target, and --rounds given: the flag decides, as flags do
     if target is not None and s.rounds is not None:
         source = "--target-sparsity" if s.target_sparsity is not None else f"the {settings['preset']} settings' target"
         raise LipError(f"--rounds {s.rounds} would be ignored: {source} {target} sets how far the search prunes "
                        "(give one of them)")
+    if s.method == "random-layerwise":  # it copies --like's rounds, whose sparsities its layers take
+        copied = [f"--{f.replace('_', '-')}" for f in ("rounds", "rate", "target_sparsity") if getattr(s, f) is not None]
+        if copied:
+            raise LipError(f"{', '.join(copied)}: --method random-layerwise copies --like's rounds and their layer "
+                           f"sparsities; drop {'it' if len(copied) == 1 else 'them'}")
+    if oracle_target:
+        check_method_options(s.method, ["oracle_target"])
     if not 0 <= s.rewind < 1:
         raise LipError(f"--rewind {s.rewind} must be in [0, 1)")
     if s.early_bird_every != Search.early_bird_every and not settings["early_bird"]:

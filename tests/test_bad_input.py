@@ -1150,6 +1150,11 @@ case("cs", "--round of the dense DIP", lambda w: ["img.png", "--simulate", "--pr
 case("restore", "--acceleration beside a sampling mask",
      lambda w: ["img.png", "--simulate", "--task", "mri", "--sampling-mask", sampling_mask(w, (64, 64)),
                 "--acceleration", "8"], "--acceleration: --sampling-mask gives the sampled k-space points")
+case("prune", "--oracle-target for a one-shot method",
+     lambda w: ["img.png", "--method", "snip", "--oracle-target", "img.png"], "--oracle-target: --method snip does not read it")
+case("prune", "--rounds for random-layerwise", lambda w: ["img.png", "--simulate", "--method", "random-layerwise",
+                                                         "--like", "A.safetensors", "--rounds", "1"],
+     "--rounds: --method random-layerwise copies --like's rounds")
 case("restore", "inpaint mask all white",
      lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask", white_mask(w)],
      "observes every pixel")

@@ -56,6 +56,17 @@ def test_a_yaml_iters_is_what_prune_iters_is_unless_the_file_sets_search_iters(t
     assert config.resolve("denoise", str(tmp_path / "a.yaml"), "fast", {})["iters"] == 40  # a restore's too
 
 
+def test_rounds_given_as_a_flag_win_over_a_configs_target(tmp_path):
+    """Flags override a config: --rounds beside a YAML target_sparsity was refused as ignored (naming the preset's
+    target); now the flag decides. Beside --target-sparsity, a flag too, it is still refused."""
+    img = write_picture(tmp_path / "img.png", 32, 32)
+    (tmp_path / "t.yaml").write_text("target_sparsity: 0.8\n")
+    req = api.pruner([img], config=str(tmp_path / "t.yaml"), device=CPU, rounds=2).request
+    assert (req.rounds, req.target_sparsity) == (2, None)
+    with pytest.raises(LipError, match="--rounds 2 would be ignored: --target-sparsity 0.8"):
+        api.pruner([img], device=CPU, rounds=2, target_sparsity=0.8)
+
+
 def test_prune_under_the_oes_protocol_learns_its_mask_with_its_settings(tmp_path):
     img = write_picture(tmp_path / "img.png", 32, 32)
     req = api.pruner([img], method="oes", config="oes", device=CPU).request

@@ -433,6 +433,10 @@ def test_imp_stop_rule_with_scripted_losses(data_dir, img_problem, monkeypatch, 
         assert len(spy.calls) == 5  # sessions 0..4: round 4 shows the second rise
         assert losses == SCRIPT[:5]
         assert saved.meta.get("stopped_by_rule") is True
+        before = out.read_bytes()  # resumed, a search the rule ended trains nothing more (it trained one more round)
+        assert run_search(request(rounds=8, iters=1, rises=2, stop_on_rises=stop), [img_problem], out,
+                          resume=True).recommended_round == 2
+        assert len(spy.calls) == 5 and out.read_bytes() == before
     else:
         assert len(spy.calls) == 9 and losses == SCRIPT
         assert "stopped_by_rule" not in saved.meta

@@ -111,8 +111,9 @@ def prune_cmd(
     rounds: Optional[int] = typer.Option(None, help="Pruning rounds [16 paper, 4 fast; 6 with --prior gan]",
                                          min=1, max=255,
                                          rich_help_panel="Search"),
-    target_sparsity: Optional[float] = typer.Option(None, help="Prune until this sparsity (sets the rounds) "
-                                                    "[0.95 under --config oes]", rich_help_panel="Search"),
+    target_sparsity: Optional[float] = typer.Option(None, help="Prune until this sparsity (sets the rounds; "
+                                                    "at --granularity channel, the fraction of channels removed, "
+                                                    "which prunes a little fewer weights) [0.95 under --config oes]", rich_help_panel="Search"),
     rate: Optional[float] = typer.Option(None, help="Fraction of the remaining weights pruned per round "
                                          "[0.2 paper, 0.36 fast; 0.2 with --prior gan]",
                                          rich_help_panel="Search"),

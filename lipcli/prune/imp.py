@@ -71,6 +71,8 @@ def sessions(traj: Trajectory, rounds: int, rate: float,
     The artifact is saved after every session and a trajectory resumes after its last recorded loss
     (without `train_last`, whose trainings record none: at its last mask). Returns the recommended round."""
     best = recommend([r.get("loss") for r in traj.records], rises)
+    if stop_on_rises and traj.meta.get("stopped_by_rule") and best is not None:  # a search the rule ended: done
+        return best
     start = sum(1 for r in traj.records if r.get("loss") is not None) if train_last else traj.done
     total = traj.ladder_total()
     for index in range(start, rounds + 1 if train_last else rounds):

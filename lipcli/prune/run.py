@@ -75,6 +75,7 @@ class SearchRequest:
 
 # The search options only one method reads (api.Search's field -> the method): given to another, refused.
 METHOD_ONLY = {"rewind": "imp", "stop_when_loss_rises": "imp", "early_bird": "imp", "early_bird_every": "imp",
+               "fresh_input": "imp", "shared_input": "imp", "oracle_target": "imp",  # how IMP's sessions fit
                "like": "random-layerwise", "synflow_iters": "synflow", "oes_lambda": "oes", "oes_tau": "oes"}
 
 
