@@ -436,6 +436,9 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         check_method_options(s.method, ["oracle_target"])
     if not 0 <= s.rewind < 1:
         raise LipError(f"--rewind {s.rewind} must be in [0, 1)")
+    if s.rewind and round(s.rewind * cfg.iters) == 0:  # imp.run rewinds to that iteration: 0 is no rewind at all
+        raise LipError(f"--rewind {s.rewind:g} of {cfg.iters} iterations is iteration 0, no rewind: give a larger "
+                       "--rewind or more --iters")
     if s.early_bird_every != Search.early_bird_every and not settings["early_bird"]:
         raise LipError(f"--early-bird-every {s.early_bird_every} sets how often the early-bird check runs, and it is "
                        "off: add --early-bird F (or drop --early-bird-every)")

@@ -1159,6 +1159,8 @@ case("restore", "inpaint mask all white",
      lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask", white_mask(w)],
      "observes every pixel")
 
+case("prune", "--rewind that rounds to iteration 0", lambda w: ["img.png", "--simulate", "--rewind", "0.01"],
+     "--rewind 0.01 of 1 iterations is iteration 0")
 
 # ---------------------------------------------------------------- running a case
 
