@@ -732,7 +732,7 @@ case("prune", "--resume with another -o",
      lambda w: ["img.png", "--simulate", "--resume", "A.safetensors", "-o", "B.safetensors"], "drop it")
 case("prune", "--like an artifact of a future version",
      lambda w: ["img.png", "--simulate", "--method", "random-layerwise", "--like", bad_artifact(w, "future version")],
-     "upgrade lip")
+     "upgrade lip", base=[*RUN, "-o", "out.safetensors"])  # no --rounds: it copies --like's
 case("prune", "negative --sgld", lambda w: ["img.png", "--simulate", "--sgld", "-0.5"], "--sgld -0.5")
 case("prune", "--sgld with a method that trains no weights",
      lambda w: ["img.png", "--simulate", "--method", "oes", "--sgld", "1"], "--sgld", "--method oes")
