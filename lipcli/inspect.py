@@ -109,6 +109,8 @@ def summary(art: Artifact) -> dict[str, Any]:
     kept, _ = art.counts(rec)
     meta = art.meta
     out: dict[str, Any] = {key: meta.get(key) for key in SUMMARY_FIELDS}
+    if out["seed"] is None:  # a GAN search records its seed among its settings
+        out["seed"] = (meta.get("settings") or {}).get("seed")
     out.update(
         spec=art.spec,
         rounds=round_records(art),

@@ -178,6 +178,10 @@ def test_prune_prior_gan_takes_every_flag_it_reads(tmp_path):
     assert r.exit_code == 0, r.output
     art = artifact.load(out)
     assert art.rounds == 1 and art.meta["settings"]["seed"] == 2 and art.meta["settings"]["rate"] == 0.5
+    result = json.loads(r.stdout.splitlines()[-1])  # what the human line says (the method), and the round to use
+    assert (result["method"], result["recommended_round"]) == ("imp", art.recommended_round)
+    shown = json.loads(CliRunner().invoke(app, ["inspect", str(out), "--json"]).stdout)
+    assert shown["summary"]["seed"] == 2  # a GAN search records it among its settings
 
 
 def test_generator_training_stopped_mid_epoch_continues_to_the_same_weights(tmp_path):

@@ -211,8 +211,8 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
     say_threads()
 
     def on_start() -> None:
-        say(f"lip prune: {s.method} on {', '.join(p.name for p in t.images)} ({t.task}), "
-            f"{job.request.rounds} rounds, writing {out_path}")
+        rounds = "one mask" if s.method == "oes" else f"{job.request.rounds} rounds"  # OES learns one
+        say(f"lip prune: {s.method} on {', '.join(p.name for p in t.images)} ({t.task}), {rounds}, writing {out_path}")
 
     run_log = RunLog(run.log)
     try:

@@ -55,4 +55,5 @@ def prune_gan(run: GanPrune) -> None:
     err.print(f"wrote {run.out}: {art.rounds} rounds of {run.settings.method} on the generator",
                      markup=False)
     if run.json_:
-        emit_json({"type": "result", "out": str(run.out), "rounds": art.meta["rounds"]})
+        emit_json({"type": "result", "out": str(run.out), "method": run.settings.method, "rounds": art.meta["rounds"],
+                   "recommended_round": art.recommended_round})
