@@ -5,9 +5,10 @@ Which frequencies does a restore keep? The map of an image is log(1 + |F|) of it
 Hann-windowed first, as transfer's spectrum measure does: the jump where a non-periodic image wraps
 around would otherwise draw the same bright cross through every map. Against the reference (the
 first image: the clean one) each other image gets |map - reference map| (Fig. 19) and the pixel error
-|image - reference| (mean over channels), in the images' units (`_values`). Maps of one kind share one grey scale so that they can be
-compared by eye: 0 is black and white is the kind's WHITE_PERCENTILE over all its maps (the few brighter
-values, such as the zero frequency, saturate; the largest value would leave the rest nearly black).
+|image - reference| (mean over channels), in the images' units (`_values`). Maps of one kind share one grey
+scale so that they can be compared by eye: 0 is black and white is the kind's WHITE_PERCENTILE over all its
+maps (the few brighter values, such as the zero frequency, saturate; the largest value would leave the rest
+nearly black).
 The scales are reported.
 """
 from __future__ import annotations

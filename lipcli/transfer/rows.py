@@ -119,8 +119,10 @@ def merge(folder: Path, stem: str) -> list[dict[str, Any]]:
             hashes = {("mask", row["mask"]): settings.pop("mask_sha256", None),
                       ("image", row["image"]): settings.pop("image_sha256", None)}
             for (what, name), value in [(("task", row["task"]), settings or None), *hashes.items()]:
-                seen = first.setdefault((what, name), (source.name, value))
-                if value is not None and seen[1] is not None and seen[1] != value:
+                seen = first.get((what, name))
+                if seen is None or seen[1] is None:
+                    first[(what, name)] = (source.name, value)
+                elif value is not None and seen[1] != value:
                     why = (f"{name} runs made with different settings ({', '.join(differences(seen[1], value))})"
                            if what == "task" else f"two different {what}s named {name}")
                     raise LipError(f"{source.name} and {seen[0]} hold {why}; merge them separately")
