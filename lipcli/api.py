@@ -428,7 +428,8 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         raise LipError(f"--rounds {s.rounds} would be ignored: {source} {target} sets how far the search prunes "
                        "(give one of them)")
     if s.method == "random-layerwise":  # it copies --like's rounds, whose sparsities its layers take
-        copied = [f"--{f.replace('_', '-')}" for f in ("rounds", "rate", "target_sparsity") if getattr(s, f) is not None]
+        copied = [f"--{f.replace('_', '-')}" for f in ("rounds", "rate", "target_sparsity")
+                  if getattr(s, f) is not None]
         if copied:
             raise LipError(f"{', '.join(copied)}: --method random-layerwise copies --like's rounds and their layer "
                            f"sparsities; drop {'it' if len(copied) == 1 else 'them'}")

@@ -213,7 +213,8 @@ class Keeper:
             return
         try:
             # an ignored signal (SIGHUP under nohup, SIGINT in a background job) stays ignored
-            self.previous = {s: signal.signal(s, self._defer) for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
+            self.previous = {s: signal.signal(s, self._defer) for s in SIGNALS
+                             if signal.getsignal(s) is not signal.SIG_IGN}
         except ValueError:  # signals can only be handled in the main thread
             self.previous = {}
         try:

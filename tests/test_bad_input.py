@@ -1133,7 +1133,8 @@ case("train-generator", "--resume-every below 0", lambda w: ["--data", picture_f
 case("transfer", "--experiment impedance with flags it does not read",
      lambda w: ["img.png", "--mask", "A.safetensors", "--experiment", "impedance", "--keep", "0.2", "--early-stop"],
      "--keep, --early-stop: --experiment impedance does not read them")
-case("transfer", "--curves for one shard", lambda w: ["img.png", "--mask", "A.safetensors", "--shard", "0/2", "--curves"],
+case("transfer", "--curves for one shard",
+     lambda w: ["img.png", "--mask", "A.safetensors", "--shard", "0/2", "--curves"],
      "--curves: a shard writes its rows only", "lip transfer --merge")
 case("inspect", "--csv and --plot one file", lambda w: ["A.safetensors", "--csv", "same.png", "--plot", "same.png"],
      "--plot and --csv both name same.png")
@@ -1151,7 +1152,8 @@ case("restore", "--acceleration beside a sampling mask",
      lambda w: ["img.png", "--simulate", "--task", "mri", "--sampling-mask", sampling_mask(w, (64, 64)),
                 "--acceleration", "8"], "--acceleration: --sampling-mask gives the sampled k-space points")
 case("prune", "--oracle-target for a one-shot method",
-     lambda w: ["img.png", "--method", "snip", "--oracle-target", "img.png"], "--oracle-target: --method snip does not read it")
+     lambda w: ["img.png", "--method", "snip", "--oracle-target", "img.png"],
+     "--oracle-target: --method snip does not read it")
 case("prune", "--rounds for random-layerwise", lambda w: ["img.png", "--simulate", "--method", "random-layerwise",
                                                          "--like", "A.safetensors", "--rounds", "1"],
      "--rounds: --method random-layerwise copies --like's rounds")

@@ -208,7 +208,8 @@ def test_a_merge_refuses_shards_made_with_other_settings(data, tmp_path):
     ok(lip(*grid, "--iters", "10", "--shard", "0/2"))
     ok(lip(*grid, "--iters", "5", "--shard", "1/2"))
     merged = lip("--merge", tmp_path)
-    assert merged.exit_code == 2 and "hold denoise runs made with different settings (fit.iters 10 -> 5)" in merged.stderr
+    assert merged.exit_code == 2
+    assert "hold denoise runs made with different settings (fit.iters 10 -> 5)" in merged.stderr
     assert not (tmp_path / "summary.csv").exists()
 
 

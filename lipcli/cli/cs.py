@@ -76,7 +76,8 @@ def cs_cmd(
                                  rich_help_panel="Solver"),
     mom_batch: int = typer.Option(20, help="Rows per MOM batch", min=1, rich_help_panel="Solver"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Recovered image: PNG (or another image type), "
-                                       "X.npy (float (H, W[, C]) in [0,1]), or - for PNG on stdout [NAME_cs.png, NAME_inpaint.png]"),
+                                       "X.npy (float (H, W[, C]) in [0,1]), or - for PNG on stdout "
+                                       "[NAME_cs.png, NAME_inpaint.png]"),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for MSE/PSNR (implied by --simulate)"),
     device: Device = "auto", seed: Seed = 0, threads: Threads = None,
     resume_every: ResumeEvery = 60.0,

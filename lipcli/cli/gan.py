@@ -20,8 +20,8 @@ from .options import Device, Seed, Threads, json_flag
 PlainJson = json_flag(panel=None)
 ResumeEvery = Annotated[float, typer.Option(
     metavar="SECONDS", help="Save the training's state beside --out (folder OUT.lip-resume) every SECONDS and when "
-    "stopped (Ctrl-C, SIGTERM, SIGHUP), so that the same command run again continues where it was, to the same generator; "
-    "0: only when stopped. Removed once the training ends")]
+    "stopped (Ctrl-C, SIGTERM, SIGHUP), so that the same command run again continues where it was, to the same "
+    "generator; 0: only when stopped. Removed once the training ends")]
 
 
 def _command(data: str, epochs: int, batch: int, lr: float, nz: int, ngf: int, ndf: int, size: int,
