@@ -143,7 +143,8 @@ def cs_cmd(
     write_then_discard(lambda: _write(dest, images_io.from_tensor(recovered.image), problem), state)
     rep.update(recovered.report, input=image, output=str(dest), task=task, solver=job.solver, prior=prior,
                operator=problem.op.params(), iterations=iters, seed=seed)
-    line = f"{image} -> {dest}: {task} with {prior} ({job.solver})"
+    masked = f" masked by {rep['mask']} round {rep['round']}" if prior == "dip" and rep.get("mask") else ""
+    line = f"{image} -> {dest}: {task} with {prior}{masked} ({job.solver})"
     if rep.get("mse") is not None:
         line += f"; per-pixel MSE {rep['mse']:.5f}, PSNR {fmt(rep['psnr'])} dB"
     say(line)
