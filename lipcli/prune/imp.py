@@ -138,7 +138,13 @@ def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitC
         if s.early_bird and session.index < s.rounds:
             callbacks.append(early_bird(session.select, net, session.alive, session.n_next, s.early_bird,
                                         s.early_bird_every, after=rewind_at))
-        session_cfg = replace(cfg, seed=seed * 100_003 + session.index, early_stop=False)
+        iters = cfg.iters
+        if s.early_bird and session.index == s.rounds and session.index > 0:
+            # The last mask has no successor to settle: it trains as long as the round before it did, so that the
+            # round losses the recommendation compares come from one budget (in full it always won by length).
+            iters = next((r["iterations"] for r in traj.records if r["round"] == session.index - 1
+                          and r.get("iterations")), cfg.iters)
+        session_cfg = replace(cfg, iters=iters, seed=seed * 100_003 + session.index, early_stop=False)
         result = fit(net, targets, session_cfg, masks=session.alive, callbacks=callbacks)
         if snap:
             traj.theta0 = snap
