@@ -1163,6 +1163,8 @@ case("restore", "inpaint mask all white",
 
 case("prune", "--rewind that rounds to iteration 0", lambda w: ["img.png", "--simulate", "--rewind", "0.01"],
      "--rewind 0.01 of 1 iterations is iteration 0")
+case("prune", "a --rate that empties the net", lambda w: ["img.png", "--simulate", "--rate", "0.99", "--rounds", "4"],
+     "--rate 0.99 keeps none of the", "lower --rate or --rounds")
 
 # ---------------------------------------------------------------- running a case
 
