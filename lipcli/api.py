@@ -39,6 +39,7 @@ from .errors import LipError, LipRuntimeError
 from .fit import DivergenceError, FitConfig, Step, TargetResult
 from .gan import GENERATOR
 from .physics import TASKS, task_options
+from .physics.cs_task import MedianOfMeans
 from .problem import Problem, load_problem, provenance
 from .prune.imp import ImpSettings
 from .prune.run import SearchRequest, channel_score_for, check_method_options, rounds_for, search
@@ -210,6 +211,9 @@ class Restorer:
         finished fit is never lost to a signal between its last iteration and its written image."""
         problem = self.problem(image, clean)
         cfg = self.config(problem)
+        warning = problem.op.warning(problem.y)  # e.g. outliers in half of Median-of-Means' batches
+        if warning:
+            notify(f"lip: warning: {warning}")
         state = None if state is None else Path(state)
         keeper = None if state is None or self.ensemble > 1 else Keeper(fit_state(state, self.seed),
                                                                           self.resume_every, notify)
@@ -638,7 +642,7 @@ class Recoverer:
         """Why the solve will likely fail, to say before it: outliers in half of Median-of-Means' batches or more."""
         if (self.task, self.solver) != ("cs", "mom"):
             return None
-        return cs_solvers.mom_warning(self.problem.op, self.problem.y, self.cfg.batch_size)
+        return MedianOfMeans(self.problem.op, self.cfg.batch_size).warning(self.problem.y)
 
     def __call__(self, *, on_step: Callable[[int, float], None] = lambda done, loss: None,
                  notify: Callable[[str], None] = _quiet, state: Path | None = None) -> Recovered:

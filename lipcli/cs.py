@@ -174,16 +174,6 @@ def solve_generator(g: nn.Module, op: Physics, y: torch.Tensor, ref: torch.Tenso
     return result.image, report(result, None if ref is None else crop_center(ref, size))
 
 
-def mom_warning(op: Physics, y: torch.Tensor, batch_size: int) -> str | None:
-    """Why MOM will likely fail on simulated measurements: half its batches or more may hold an outlier."""
-    corrupted = getattr(op, "k", 0)  # known for simulated measurements only
-    n_batches = max(1, y.shape[-1] // batch_size)
-    if corrupted and 2 * corrupted >= n_batches:
-        return (f"{corrupted} outliers and only {n_batches} MOM batches; the median batch is likely corrupted "
-                "(use fewer rows per batch, --mom-batch)")
-    return None
-
-
 def generator_prior(path: Path | str, round_: int | None, weights: str = "auto", spec_file: Path | None = None
                     ) -> tuple[nn.Module, tuple[int, int, int], dict[str, Any]]:
     """The (possibly pruned) generator of an artifact or external file (generators.py), the image shape it

@@ -113,3 +113,13 @@ def test_a_gray_image_gets_one_answer_from_lip_cs_and_restore(tmp_path: Path):
     rep = json.loads(lip("cs", gray, "--simulate", "--prior", "dip", "--mask", tmp_path / "t.safetensors", *common,
                          "-o", tmp_path / "m.png", "--json"))
     assert rep["psnr"] is not None and images.load_image(tmp_path / "m.png").pixels.shape[0] == 1
+
+
+def test_restore_cs_warns_of_outliers_in_half_the_batches_as_lip_cs_does(rgb16: Path, tmp_path: Path):
+    """MedianOfMeans.warning, said before the fit by both commands (restore said nothing)."""
+    warned = "150 outliers and only 10 MOM batches"
+    for args in (["restore", rgb16, "--task", "cs", "--iters", "1", *AS_CS, "-o", tmp_path / "r.png"],
+                 ["cs", rgb16, "--prior", "dip", "--iters", "1", "-o", tmp_path / "c.png"]):
+        result = CliRunner().invoke(app, [str(a) for a in [*args, "--simulate", "-m", "200", "--outliers", "150",
+                                                           *RUN]])
+        assert result.exit_code == 0 and warned in result.stderr, result.output

@@ -62,6 +62,10 @@ class Physics(nn.Module):
         """A reconstruction without any prior, reported beside lip's (MRI: zero-filled), or None."""
         return None
 
+    def warning(self, y: torch.Tensor) -> str | None:
+        """Why a fit of this observation will likely fail, said before it starts (None: no reason known)."""
+        return None
+
     def generators(self) -> list[torch.Generator]:
         """The random streams `loss` draws from (e.g. a median-of-means partition): a resumed fit restores
         them (lipcli/resume.py). A deterministic loss has none."""

@@ -72,6 +72,16 @@ class MedianOfMeans(LinearPhysics):
     def params(self) -> dict[str, Any]:
         return {**self.op.params(), "loss": "mom", "mom_batch": self.batch_size}
 
+    def warning(self, y: torch.Tensor) -> str | None:
+        """Half its batches or more may hold an outlier: the median batch is then likely corrupted (known for
+        simulated measurements only, whose outliers the operator counts)."""
+        corrupted = getattr(self.op, "k", 0)
+        n_batches = max(1, y.shape[-1] // self.batch_size)
+        if corrupted and 2 * corrupted >= n_batches:
+            return (f"{corrupted} outliers and only {n_batches} MOM batches; the median batch is likely corrupted "
+                    "(use fewer rows per batch, --mom-batch)")
+        return None
+
     def generators(self) -> list[torch.Generator]:
         return [self.gen]
 
