@@ -22,7 +22,7 @@ import torch
 from . import images as images_io
 from .errors import LipError
 from .gan import load_mnist
-from .physics import TASKS, Physics
+from .physics import TASKS, Inpaint, Physics
 from .physics.measurements import (DEFAULTS, check_flags, check_source, flag_operator, hwc, is_operator_file,
                                    parse_shape, read_measurements)
 
@@ -79,10 +79,11 @@ def load_input(arg: str) -> tuple[torch.Tensor, str, images_io.Image | None]:
     return images_io.to_tensor(img), path.stem, img
 
 
-def fit_shape(x: torch.Tensor, shape: tuple[int, ...], what: str, generator: bool = True) -> torch.Tensor:
+def fit_shape(x: torch.Tensor, shape: tuple[int, ...], what: str, generator: bool = True,
+              fill: float = 0.0) -> torch.Tensor:
     """`x` with the channel count (gray <-> RGB) and size of `shape`. For a generator (`generator`) a
-    smaller image is zero-padded, centred, as the 28x28 MNIST digits were for training (crop results
-    back with fit.crop_center); otherwise (the measured image's shape) only the same size is accepted."""
+    smaller image is padded with `fill` (zeros), centred, as the 28x28 MNIST digits were for training (crop
+    results back with fit.crop_center); otherwise (the measured image's shape) only the same size is accepted."""
     c, h, w = shape
     x = images_io.as_channels(x, c)
     dh, dw = h - x.shape[-2], w - x.shape[-1]
@@ -91,13 +92,16 @@ def fit_shape(x: torch.Tensor, shape: tuple[int, ...], what: str, generator: boo
             ("the measurements are of", "")
         raise LipError(f"{what} is {x.shape[-1]}x{x.shape[-2]} but {made[0]} {w}x{h} images "
                        f"(crop/resize it{made[1]})")
-    return torch.nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+    return torch.nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), value=fill)
 
 
-def make_operator(inp: CSInputs, shape: tuple[int, int, int] | None) -> Physics:
+def make_operator(inp: CSInputs, shape: tuple[int, int, int] | None, size: tuple[int, int] | None = None
+                  ) -> Physics:
     """`cs`: m linear measurements (a given matrix, an operator file, or seeded: gaussian | dct | auto);
     `inpaint`: a pixel mask, read from `inpaint_mask` or, for a simulated input, a seeded Bernoulli draw
-    keeping `keep` of the pixels. `shape` (C, H, W) is None when only the operator file knows it."""
+    keeping `keep` of the pixels. `shape` (C, H, W) is None when only the operator file knows it. `size`: the
+    image's own (H, W) where it was zero-padded to `shape` for a generator: a mask of that size is read, and the
+    padding, zeros the generator was trained with, counts as observed."""
     if inp.task == "cs":
         return flag_operator(shape, simulate=inp.simulate, operator=inp.operator, matrix=inp.matrix,
                              given=_given(inp), seed=inp.seed)
@@ -107,7 +111,10 @@ def make_operator(inp: CSInputs, shape: tuple[int, int, int] | None) -> Physics:
     if not inp.simulate:
         task.check_real(inp.inpaint_mask)
     settings = {"keep": CS_KEEP if inp.keep is None else inp.keep}
-    return task.build(settings, shape[1], shape[2], shape[0] == 1, inp.inpaint_mask, inp.seed)
+    if inp.inpaint_mask is None or size is None or size == shape[1:]:
+        return task.build(settings, shape[1], shape[2], shape[0] == 1, inp.inpaint_mask, inp.seed)
+    op = task.build(settings, *size, shape[0] == 1, inp.inpaint_mask, inp.seed)
+    return Inpaint(fit_shape(op.mask[None], (1, *shape[1:]), str(inp.inpaint_mask), fill=1.0)[0], op.source)
 
 
 def check_inputs(inp: CSInputs) -> None:
@@ -143,7 +150,7 @@ def load_problem(inp: CSInputs, generator_shape: tuple[int, int, int] | None) ->
     if generator_shape is not None:
         x = fit_shape(x, generator_shape, inp.source)
     shape = generator_shape or (x.shape[1], x.shape[2], x.shape[3])
-    op = make_operator(inp, shape)
+    op = make_operator(inp, shape, size)
     y = op(x, torch.Generator().manual_seed(inp.seed)) if inp.simulate else op.A(x)
     ref = _clean(inp, shape, generator_shape is not None)
     kept = {} if img is None else {"stored": img.stored, "alpha": img.alpha}

@@ -56,6 +56,24 @@ def test_cs_pads_a_28x28_digit_and_crops_the_result_back(tmp_path, monkeypatch):
     assert report["mse"] == pytest.approx(mse, abs=2e-4)
 
 
+def test_cs_inpaints_a_28x28_digit_with_a_mask_of_its_own_size(tmp_path, monkeypatch):
+    """The mask was read at the padded 32x32 and a 28x28 one refused ("the image is 32x32"); it is read at the
+    digit's size and the padding, zeros the generator was trained with, counts as observed."""
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    PILImage.fromarray(digit).save(tmp_path / "digit.png")
+    keep = np.full((28, 28), 255, np.uint8)
+    keep[5:15, 5:15] = 0
+    PILImage.fromarray(keep).save(tmp_path / "holes.png")
+    result = lip(tmp_path, monkeypatch, "cs", "digit.png", "--task", "inpaint", "--inpaint-mask", "holes.png",
+                 "--iters", "3", "--restarts", "1", "-o", "rec.png", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["operator"]["observed"] == pytest.approx(1 - 100 / 32 ** 2, abs=1e-6)
+    rec = images.load_image(tmp_path / "rec.png")
+    assert (rec.height, rec.width) == (28, 28)
+
+
 def test_cs_still_refuses_an_image_larger_than_the_generator(tmp_path, monkeypatch):
     write_picture(tmp_path / "big.png", 40, 40)
     result = lip(tmp_path, monkeypatch, "cs", "big.png", "--simulate", "--iters", "1", "--restarts", "1")
