@@ -13,11 +13,7 @@ import signal
 import sys
 
 from . import allocator
-
-# The signals that stop lip cleanly (a fit saves its state, outputs stay whole), with the word and exit code it
-# ends with: Ctrl-C, a scheduler's or `kill`'s SIGTERM, and the hangup of a closed terminal or lost ssh session.
-SAID = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143),
-        **({signal.SIGHUP: ("hung up", 129)} if hasattr(signal, "SIGHUP") else {})}
+from .stops import SAID
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ from safetensors.torch import save_file
 
 from .errors import LipError
 from .files import atomic_path, is_stream
-from .launch import SAID
+from .stops import SAID
 
 SUFFIX = ".lip-resume"  # of the state folder
 VERSION = 1  # of the saved state's layout; another version is not loaded (the fit starts over)

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import device as devices, files
 from ..errors import LipError, LipRuntimeError
 from ..jsonsafe import finite
-from ..launch import SAID
+from ..stops import SAID
 from ..resume import clear, saved_fits
 
 err = Console(stderr=True, highlight=False, emoji=False)  # a file named x:-1:.png stays as it is
