@@ -140,7 +140,8 @@ def prune_cmd(
                                                rich_help_panel="Search"),
     early_bird: Optional[float] = typer.Option(None, help="IMP: end a round once the mask it would prune "
                                                "changes by less than this fraction between checks (0 = off); the "
-                                               "last round trains as long as the one before it [preset]", min=0.0, max=1.0, rich_help_panel="Search"),
+                                               "last round trains as long as the one before it [preset]",
+                                               min=0.0, max=1.0, rich_help_panel="Search"),
     early_bird_every: int = typer.Option(50, help="IMP: iterations between early-bird checks", min=1,
                                          rich_help_panel="Search"),
     like: Optional[Path] = typer.Option(None, help="random-layerwise: copy this mask's per-layer ratios",

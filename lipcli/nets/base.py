@@ -10,7 +10,7 @@ training step (`activation_floats`) and whether `lipcli.nets.compact` can shrink
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Iterator
 
 import torch
@@ -65,9 +65,7 @@ def family(spec: Spec) -> type[Net]:
 def build(spec: Spec, seed: int | None = None) -> Net:
     """Build a net from its spec (the timm-style create-from-config entry point); with `seed`, its initial
     weights are that seed's draw (`seeded`)."""
-    if seed is None:
-        return family(spec)(spec)
-    with seeded(seed):
+    with nullcontext() if seed is None else seeded(seed):
         return family(spec)(spec)
 
 

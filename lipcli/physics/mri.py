@@ -215,14 +215,6 @@ class MRITask(Task):
                           "radial spokes [random]", str),
     }
     real_hint = " (--sampling-mask says which k-space samples were measured)"
-
-    def check_flags(self, given: dict[str, Any], simulate: bool, inpaint_mask: Path | None) -> None:
-        """Also refuse the flags that draw a mask beside the mask given (--sampling-mask replaces the drawn one)."""
-        super().check_flags(given, simulate, inpaint_mask)
-        drawn = ["--" + k.replace("_", "-") for k in sorted(self.simulated) if given.get(k) is not None]
-        if given.get("sampling_mask") is not None and drawn:
-            raise LipError(f"{', '.join(drawn)}: --sampling-mask gives the sampled k-space points, so no mask is "
-                           f"drawn: drop {'it' if len(drawn) == 1 else 'them'}")
     # k-space inpainting: inpainting's settings. Noise-free k-space kept improving to 1000 iterations
     # (64x64 brain, 4x: 24.1 dB with reg-noise 0.03, 22.9 dB without; experiments/RESULTS-mri.md).
     fitting = {"iters": 3000, "reg_noise": 0.03, "ema": 0.0}
@@ -233,6 +225,14 @@ class MRITask(Task):
     fast_data_consistency = False
     one_channel = True
     variant_hint = "give the acceleration: mri4 or mri8"
+
+    def check_flags(self, given: dict[str, Any], simulate: bool, inpaint_mask: Path | None) -> None:
+        """Also refuse the flags that draw a mask beside the mask given (--sampling-mask replaces the drawn one)."""
+        super().check_flags(given, simulate, inpaint_mask)
+        drawn = ["--" + k.replace("_", "-") for k in sorted(self.simulated) if given.get(k) is not None]
+        if given.get("sampling_mask") is not None and drawn:
+            raise LipError(f"{', '.join(drawn)}: --sampling-mask gives the sampled k-space points, so no mask is "
+                           f"drawn: drop {'it' if len(drawn) == 1 else 'them'}")
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
               inpaint_mask: Path | None, seed: int) -> MRI:
