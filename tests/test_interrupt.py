@@ -319,7 +319,8 @@ def test_train_generator_stopped_mid_epoch_continues_to_the_same_generator(folde
     proc = lip(folder, *args, "-o", out.name, "--resume-every", "0")
     wait_for(proc, lambda: out.is_file(), "the first epoch was written")
     lines = stop(proc, sig, code, word)
-    assert "of 40; " in lines[-2] and "run the same command again to continue where it stopped" in lines[-2], lines
+    assert "of 40; " in lines[-2] and "the fit's state is kept in" in lines[-2], lines
+    assert "Run the same command again to continue it" in lines[-2], lines
     assert (state / "fit-1.safetensors").is_file()
 
     got, _, err = finish(lip(folder, *args, "-o", out.name))

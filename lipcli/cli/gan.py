@@ -14,7 +14,7 @@ from ..errors import LipError
 from ..gan import EpochStats, GanConfig, load_data, new_gan, sample_grid, trained_artifact, train
 from ..nets import gan_spec
 from ..resume import Keeper
-from .render import Terminated, emit_json, err, guarded, progress, say
+from .render import Terminated, emit_json, err, guarded, progress, say, say_state_kept
 from .options import Device, Seed, Threads, json_flag
 
 PlainJson = json_flag(panel=None)
@@ -104,13 +104,10 @@ def train_generator_cmd(
         try:
             train(net, x.to(dev), cfg, on_epoch=on_epoch, on_step=on_step, keeper=keeper)
         except (KeyboardInterrupt, Terminated):
-            kept = folder is not None and resume.fit_state(folder, seed).is_file()
             written = max(written, (keeper.resumed_from or 0) // per_epoch if keeper is not None else 0)
-            say(f"lip: stopped after epoch {written} of {epochs}; " + (
-                f"{out} holds that generator (its epochs_done), not a finished one; " if written else
-                "no generator was written; ") + (
-                "run the same command again to continue where it stopped" if kept else
-                "the same command trains again from the start"))
+            say_state_kept(folder, f"stopped after epoch {written} of {epochs}; " + (
+                f"{out} holds that generator (its epochs_done), not a finished one" if written else
+                "no generator was written"), output=out)
             raise
     if folder is not None:
         resume.clear(folder)
