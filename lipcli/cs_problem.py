@@ -163,8 +163,9 @@ def _from_files(inp: CSInputs, generator_shape: tuple[int, int, int] | None) -> 
     shape = parse_shape(inp.shape) if inp.shape else generator_shape
     if generator_shape is not None and shape != generator_shape:
         raise LipError(f"--shape {inp.shape}: the generator makes {hwc(generator_shape)} images")
-    op, y = read_measurements(path, shape, operator=inp.operator, matrix=inp.matrix, seed=inp.seed)
-    return CSProblem(op, y, op.shape, path.stem, _clean(inp, op.shape, generator_shape is not None), op.shape[1:])
+    op, y, size = read_measurements(path, shape, operator=inp.operator, matrix=inp.matrix, seed=inp.seed,
+                                    padded=generator_shape is not None)
+    return CSProblem(op, y, op.shape, path.stem, _clean(inp, op.shape, generator_shape is not None), size)
 
 
 def _clean(inp: CSInputs, shape: tuple[int, int, int], generator: bool) -> torch.Tensor | None:

@@ -919,7 +919,7 @@ case("cs", "operator file missing a key", lambda w: [npy(w, "y.npy", Y), "--oper
 case("cs", "operator file with a wrong type", lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, m="many")],
      "m must be an integer")
 case("cs", "operator file of a future version",
-     lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, version=2)], "upgrade lip")
+     lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, version=3)], "upgrade lip")
 case("cs", "operator file with an unknown kind",
      lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, kind="fourier")], "unknown kind 'fourier'")
 case("cs", "operator file for another image size",
@@ -1165,6 +1165,12 @@ case("prune", "--rewind that rounds to iteration 0", lambda w: ["img.png", "--si
      "--rewind 0.01 of 1 iterations is iteration 0")
 case("prune", "a --rate that empties the net", lambda w: ["img.png", "--simulate", "--rate", "0.99", "--rounds", "4"],
      "--rate 0.99 keeps none of the", "lower --rate or --rounds")
+
+case("restore", "--task cs with an operator file of a digit padded for a generator",
+     lambda w: ["--task", "cs", npy(w, "y.npy", Y), "--operator", operator_file(w, version=2, image=[28, 28])],
+     "measured a 28x28 image zero-padded to 32x32", "lip cs --prior generator")
+case("cs", "an operator file whose image does not fit its shape",
+     lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, version=2, image=[40, 28])], "does not fit")
 
 # ---------------------------------------------------------------- running a case
 

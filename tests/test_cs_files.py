@@ -93,7 +93,8 @@ def test_operator_description_round_trips(tmp_path):
     for op in (GaussianCS((3, 9, 11), 60, outliers=2, noise=0.05, seed=4), StructuredCS((1, 16, 8), 50, seed=2)):
         y = op(torch.rand(1, *op.shape), torch.Generator().manual_seed(0))
         measurements.save_measurements(tmp_path / op.kind, y, op)
-        again = measurements.read_operator(tmp_path / op.kind / "operator.yaml")
+        again, image = measurements.read_operator(tmp_path / op.kind / "operator.yaml")
+        assert image == op.shape[1:] and "version: 1\n" in (tmp_path / op.kind / "operator.yaml").read_text()
         assert type(again) is type(op) and again.describe() == op.describe()
         assert again.state_dict().keys() == op.state_dict().keys()
         assert all(torch.equal(v, again.state_dict()[k]) for k, v in op.state_dict().items())
@@ -122,6 +123,41 @@ def test_simulated_measurements_read_back_reconstruct_identically(tmp_path):
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert again["selection_losses"] == first["selection_losses"] and again["operator"] == first["operator"]
     assert again["mse"] < 1e-5  # scored against the first run's output, which it reproduced
+
+
+def test_a_padded_digit_read_back_from_files_is_cropped_as_it_was_measured(tmp_path):
+    """A 28x28 digit measured for the 32x32 generator: the operator file records the image's own size
+    (version 2), so recovering from the files gives the same 28x28 image and numbers; a DIP or an old version-1
+    reading of such a file is refused in one line rather than recovering the padding too."""
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    PILImage.fromarray(digit).save(tmp_path / "digit.png")
+    common = ["--iters", "5", "--restarts", "1", "-m", "100"]
+    first = lip(tmp_path / "digit.png", "--simulate", *common, "--save-measurements", tmp_path / "meas",
+                "-o", tmp_path / "a.png")
+    text = (tmp_path / "meas" / "operator.yaml").read_text()
+    assert "version: 2" in text and "image: [28, 28]" in text and "shape: [32, 32, 1]" in text
+    again = lip(tmp_path / "meas" / "y.npy", "--operator", tmp_path / "meas" / "operator.yaml", *common[:4],
+                "--clean", tmp_path / "digit.png", "-o", tmp_path / "b.png")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert again["mse"] == pytest.approx(first["mse"]) and again["padded"] == "28x28 -> 32x32"
+    result = CliRunner().invoke(app, ["cs", str(tmp_path / "meas" / "y.npy"), "--operator",
+                                      str(tmp_path / "meas" / "operator.yaml"), "--prior", "dip", *FAST])
+    assert result.exit_code == 2 and "zero-padded to 32x32 for a generator prior" in result.output
+    (tmp_path / "meas" / "operator.yaml").write_text(text.replace("version: 2", "version: 1"))
+    with pytest.raises(LipError, match="unknown key 'image'"):  # a version-1 file has no such key
+        measurements.read_operator(tmp_path / "meas" / "operator.yaml")
+
+
+@pytest.mark.parametrize("image, needle", [([28], "must be \\[H, W\\]"), ([33, 28], "does not fit"),
+                                           ("28x28", "must be \\[H, W\\]")])
+def test_a_bad_image_key_is_one_line(tmp_path, image, needle):
+    op = GaussianCS((1, 32, 32), 60, seed=4)
+    measurements.save_measurements(tmp_path, op.A(torch.rand(1, *op.shape)), op, (28, 28))
+    path = tmp_path / "operator.yaml"
+    path.write_text(path.read_text().replace("image: [28, 28]", f"image: {image}"))
+    with pytest.raises(LipError, match=needle):
+        measurements.read_operator(path)
 
 
 def test_cs_dip_from_a_matrix_file_matches_the_simulated_run(tmp_path):

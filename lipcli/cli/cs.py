@@ -118,14 +118,14 @@ def cs_cmd(
         check_folder(save_measurements_)
     if problem.size != problem.shape[1:]:
         (h, w), (gh, gw) = problem.size, problem.shape[1:]
-        say(f"{image} is {w}x{h}: zero-padded to the generator's {gw}x{gh} (as its training digits were); the "
-            "result is cropped back and scored on that crop")
+        say(f"{image}: a {w}x{h} image, zero-padded to the generator's {gw}x{gh} (as its training digits were); "
+            "the result is cropped back and scored on that crop")
     if job.warning:
         say(f"lip: warning: {job.warning}")
     rep: dict[str, Any] = {}
     if save_measurements_ is not None:
         assert isinstance(problem.op, CompressedSensing)
-        save_measurements(save_measurements_, problem.y, problem.op)
+        save_measurements(save_measurements_, problem.y, problem.op, problem.size)
         say(f"wrote {save_measurements_}/y.npy and operator.yaml")
         rep["measurements_saved"] = str(save_measurements_)
     state = resume.state_folder(dest) if prior == "dip" else None  # a generator's restarts take seconds

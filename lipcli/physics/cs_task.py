@@ -134,7 +134,7 @@ class CSTask(Task):
         flags = self._flags(settings, simulate=False)
         check_source(path, operator=flags["operator"], matrix=flags["matrix"], command="--task cs")
         shape = parse_shape(str(settings["shape"])) if settings["shape"] else None
-        op, y = read_measurements(path, shape, operator=flags["operator"], matrix=flags["matrix"], seed=0)
+        op, y, _ = read_measurements(path, shape, operator=flags["operator"], matrix=flags["matrix"], seed=0)
         return Measured(op=_fitted(op, settings), y=y, name=path.stem, sha256=array_hash(y.numpy()),
                         gray=op.shape[0] == 1)
 

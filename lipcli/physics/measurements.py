@@ -19,6 +19,8 @@ operator.yaml (written by `--save-measurements`, read by `--operator FILE`):
     noise: 0.01
     outliers: 20
     outlier_value: 10000.0
+    image: [28, 28]         # version 2, optional: the measured image's own H, W, centred in `shape` and
+                            # zero-padded to it (a digit measured for a 32x32 generator); the result is cropped
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ from ..imageformats import check_file, save_npy
 from .cs import (BLOCK_ENTRIES, CS_OPERATORS, CompressedSensing, MatrixCS, check_image_shape,
                          from_description, make)
 
-FORMAT, VERSION = "lip-cs-operator", 1
+FORMAT, VERSION = "lip-cs-operator", 2  # version 2 added the optional `image` key; files without it say 1
+IMAGE_KEY = "image"
 MAX_OPERATOR_BYTES = 65_536  # an operator file is a few lines
 Y_NAME, OPERATOR_NAME = "y.npy", "operator.yaml"
 DEFAULTS = {"measurements": 200, "outliers": 0, "noise": 0.01, "outlier_value": 10000.0}  # of simulated CS
@@ -104,8 +107,9 @@ def read_array(path: Path, what: str, ndim: int) -> np.ndarray:
     return arr
 
 
-def read_operator(path: Path) -> CompressedSensing:
-    """The seeded operator an operator file describes."""
+def read_operator(path: Path) -> tuple[CompressedSensing, tuple[int, int]]:
+    """The seeded operator an operator file describes, and the (H, W) of the image it measured (the operator's
+    own unless the file says the image was zero-padded to it)."""
     check_file(path, "an operator file")
     if path.stat().st_size > MAX_OPERATOR_BYTES:
         raise LipError(f"cannot read {path}: {path.stat().st_size:,} bytes is too large for an operator file")
@@ -122,10 +126,22 @@ def read_operator(path: Path) -> CompressedSensing:
         raise LipError(f"{path}: version must be a positive integer, not {version!r}")
     if version > VERSION:
         raise LipError(f"{path}: has operator file version {version}; this lip reads up to {VERSION} (upgrade lip)")
+    image = data.pop(IMAGE_KEY, None) if version >= 2 else None
     try:
-        return from_description(data)
+        op = from_description(data)
+        return op, op.shape[1:] if image is None else _image_size(image, op.shape)
     except LipError as exc:
         raise LipError(f"{path}: {exc}") from None
+
+
+def _image_size(image: Any, shape: tuple[int, int, int]) -> tuple[int, int]:
+    """The `image` key: [H, W] of positive integers that fit inside the operator's image `shape`."""
+    if not (isinstance(image, list) and len(image) == 2
+            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in image)):
+        raise LipError(f"{IMAGE_KEY} must be [H, W] of positive integers, not {image!r}")
+    if image[0] > shape[1] or image[1] > shape[2]:
+        raise LipError(f"{IMAGE_KEY} {image} does not fit in the measured {shape[1]}x{shape[2]}")
+    return image[0], image[1]
 
 
 def read_y(path: Path, m: int | None, source: str) -> torch.Tensor:
@@ -147,13 +163,19 @@ def cs_operator(shape: tuple[int, int, int] | None, *, kind: str, matrix: Path |
         return MatrixCS(read_array(matrix, "the matrix A", 2), shape, str(matrix), outliers=outliers,
                         noise=noise, outlier_value=outlier_value, seed=seed)
     if is_operator_file(kind):
-        op = read_operator(Path(kind))
-        if shape is not None and op.shape != shape:
-            raise LipError(f"{kind} measures {hwc(op.shape)} images but the image is {hwc(shape)}")
-        return op
+        return _file_operator(Path(kind), shape)[0]
     if shape is None:
         raise LipError("give the image size with --shape H,W[,C]")
     return make(kind, shape, m, outliers=outliers, noise=noise, outlier_value=outlier_value, seed=seed)
+
+
+def _file_operator(path: Path, shape: tuple[int, int, int] | None
+                   ) -> tuple[CompressedSensing, tuple[int, int]]:
+    """`read_operator`, for images of `shape` (None: any)."""
+    op, image = read_operator(path)
+    if shape is not None and op.shape != shape:
+        raise LipError(f"{path} measures {hwc(op.shape)} images but the image is {hwc(shape)}")
+    return op, image
 
 
 def is_operator_file(kind: str) -> bool:
@@ -180,9 +202,13 @@ def check_folder(folder: Path) -> None:
         files.check_writable(folder)
 
 
-def save_measurements(folder: Path, y: torch.Tensor, op: CompressedSensing) -> dict[str, Any]:
-    """Write y.npy and operator.yaml into `folder` (made if missing); return the description written."""
-    description = {"format": FORMAT, "version": VERSION, **op.describe()}
+def save_measurements(folder: Path, y: torch.Tensor, op: CompressedSensing,
+                      image: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Write y.npy and operator.yaml into `folder` (made if missing); return the description written. `image`:
+    the measured image's own (H, W) when it was zero-padded to the operator's size (for a generator)."""
+    padded = image is not None and tuple(image) != op.shape[1:]
+    description = {"format": FORMAT, "version": VERSION if padded else 1, **op.describe(),
+                   **({IMAGE_KEY: list(image)} if padded else {})}  # a version-1 reader can read what has no `image`
     if not folder.is_dir():
         files.make_folder(folder, "--save-measurements folder")
     save_npy(folder / Y_NAME, y.detach().to("cpu", torch.float32).numpy()[0])
@@ -241,8 +267,16 @@ def check_source(path: Path, *, operator: str, matrix: Path | None, command: str
 
 
 def read_measurements(path: Path, shape: tuple[int, int, int] | None, *, operator: str, matrix: Path | None,
-                      seed: int) -> tuple[CompressedSensing, torch.Tensor]:
-    """Measurements y.npy (checked by `check_source`) and the operator that made them: a matrix measuring
-    images of `shape` (C, H, W), or an operator file."""
-    op = flag_operator(shape, simulate=False, operator=operator, matrix=matrix, given={}, seed=seed)
-    return op, read_y(path, op.m, str(matrix or operator))
+                      seed: int, padded: bool = False) -> tuple[CompressedSensing, torch.Tensor, tuple[int, int]]:
+    """Measurements y.npy (checked by `check_source`), the operator that made them (a matrix measuring images
+    of `shape` (C, H, W), or an operator file), and the (H, W) of the image measured. Only a generator prior
+    (`padded`) recovers an image that an operator file says was zero-padded to the operator's size."""
+    if matrix is None and is_operator_file(operator):
+        op, image = _file_operator(Path(operator), shape)
+        if image != op.shape[1:] and not padded:
+            raise LipError(f"{operator} measured a {image[1]}x{image[0]} image zero-padded to {op.shape[2]}x"
+                           f"{op.shape[1]} for a generator prior: recover it with lip cs --prior generator")
+    else:
+        op = flag_operator(shape, simulate=False, operator=operator, matrix=matrix, given={}, seed=seed)
+        image = op.shape[1:]
+    return op, read_y(path, op.m, str(matrix or operator)), image
