@@ -374,6 +374,17 @@ class Pruner:
     request: SearchRequest
     problems: list[Problem]
     device: torch.device
+    unread: tuple[str, ...] = ()  # fitting options given to a method that fits nothing (said, not refused)
+
+    @property
+    def warning(self) -> str | None:
+        """What the search will not read of what it was given: a score at initialisation fits nothing, so its
+        fitting options do nothing (refusing them would break a script looping over methods with one set)."""
+        if not self.unread:
+            return None
+        flags = ", ".join("--" + n.replace("_", "-") for n in self.unread)
+        return (f"{flags}: --method {self.request.method} scores the net at initialisation and fits nothing, so "
+                f"{'it is' if len(self.unread) == 1 else 'they are'} not read")
 
     @property
     def steps(self) -> int:
@@ -416,7 +427,8 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         target_sparsity=s.target_sparsity))
     inpaint_mask = _path(inpaint_mask)
     TASKS.get(task).check_flags(degradation, simulate, inpaint_mask)
-    cfg = replace(fit_config(settings, False, dev, seed), iters=_whole("iters", settings["search_iters"], 1))
+    # a config's search_iters is read as restore reads iters (1500.0 is 1500), named as prune's flag
+    cfg = replace(fit_config(settings, False, dev, seed), iters=count({"iters": settings["search_iters"]}, "iters"))
     if cfg.sgld and s.method != "imp":
         raise LipError(f"--sgld adds weight noise to IMP's fits; --method {s.method} trains no weights "
                        "(use --method imp, or drop --sgld)")
@@ -484,7 +496,9 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
                         stop_on_rises=s.stop_when_loss_rises is not None, oracle=bool(oracle_target),
                         early_bird=float(settings["early_bird"]), early_bird_every=s.early_bird_every),
         extra={"threads": torch.get_num_threads(), "preset": settings["preset"], "device": dev.type})
-    return Pruner(req, problems, dev)
+    fits = s.method in ("imp", "oes")
+    return Pruner(req, problems, dev, () if fits else tuple(n for n in ("iters", "lr", "reg_noise")
+                                                             if getattr(s, n) is not None))
 
 
 def prune(images: list[images_io.Source], *, out: Path | None = None, **options: Any) -> artifact.Artifact:

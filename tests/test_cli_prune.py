@@ -183,6 +183,23 @@ def test_a_score_registered_here_is_a_method_of_lip_prune(work):
                                               "--method", "toy-last-first"))
 
 
+def test_fitting_flags_given_to_a_score_at_initialisation_are_said_to_be_unread(work):
+    """magnitude fits nothing: --iters and --lr are named in a warning (not refused: one set of flags may loop
+    over methods), and the masks are those of a run without them; IMP reads them and says nothing."""
+    runs = {}
+    for name, extra in (("with", ["--iters", "7", "--lr", "0.5"]), ("without", [])):
+        out = work / f"{name}.safetensors"
+        result = lip("prune", work / "img.png", "--simulate", "--config", work / "narrow.yaml", "--device", "cpu",
+                     "--threads", "1", "--method", "magnitude", "--rounds", "2", *extra, "-o", out)
+        assert result.exit_code == 0, result.output
+        runs[name] = (result.stderr, artifact.load(out))
+    assert "--iters, --lr: --method magnitude scores the net at initialisation and fits nothing" in runs["with"][0]
+    assert "warning" not in runs["without"][0]
+    assert same_masks(runs["with"][1], runs["without"][1])
+    result = lip("prune", work / "img.png", "--simulate", *base(work, 2), "--rounds", "1", "-o", work / "i.safetensors")
+    assert result.exit_code == 0 and "warning" not in result.stderr
+
+
 def test_two_images_of_different_sizes(work):
     out = work / "multi.safetensors"
     lines = ok(lip("prune", work / "img.png", work / "wide.png", "--simulate", *base(work, iters=3),
