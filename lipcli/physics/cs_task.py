@@ -108,8 +108,8 @@ class CSTask(Task):
     options = {"measurements": None, "outliers": None, "noise": None, "outlier_value": None, "operator": "auto",
                "matrix": None, "shape": None, "solver": "mom", "mom_batch": 20}
     flags = {
-        "measurements": Flag("CS with --simulate: number of measurements m [200]", int, short="-m", min=1),
-        "outliers": Flag("CS with --simulate: corrupted measurements k (the paper: 2% of m) [0]", int, min=0),
+        "measurements": Flag("CS, simulated (restore/prune --simulate; transfer always): number of measurements m [200]", int, short="-m", min=1),
+        "outliers": Flag("CS, simulated (restore/prune --simulate; transfer always): corrupted measurements k (the paper: 2% of m) [0]", int, min=0),
         "operator": Flag(lambda: f"CS: {operator_help()} [auto]", str),
         "matrix": Flag("CS: measurement matrix A.npy, float (m, n), n = H*W*C", Path, grid=False),
         "shape": Flag("CS: H,W[,C] of the image measured by --matrix", str, grid=False),

@@ -208,10 +208,10 @@ class MRITask(Task):
     flags = {
         "sampling_mask": Flag("MRI: k-space sampling mask .npy, 0/1 (1 = sampled) of shape (H, W), or (W,) for "
                               "columns; with --simulate it replaces the drawn mask", Path, grid=False),
-        "acceleration": Flag("MRI with --simulate: undersampling factor, e.g. 4 or 8 [4]"),
-        "center_fraction": Flag("MRI with --simulate: fraction of the central k-space columns (and rows, for 2-D "
+        "acceleration": Flag("MRI, simulated (restore/prune --simulate; transfer always): undersampling factor, e.g. 4 or 8 [4]"),
+        "center_fraction": Flag("MRI, simulated (restore/prune --simulate; transfer always): fraction of the central k-space columns (and rows, for 2-D "
                                 "masks) always sampled [0.08]"),
-        "mask_type": Flag("MRI with --simulate (seeded): random | equispaced columns, variable-density points | "
+        "mask_type": Flag("MRI, simulated (restore/prune --simulate; transfer always; seeded): random | equispaced columns, variable-density points | "
                           "radial spokes [random]", str),
     }
     real_hint = " (--sampling-mask says which k-space samples were measured)"
