@@ -21,12 +21,11 @@ import torch
 
 from ..errors import LipError
 from ..images import resolve
-from ..metrics import psnr, ssim
 from .base import LinearPhysics
 from .cs import operator_help
 from .measurements import DEFAULTS, check_flags, check_source, flag_operator, parse_shape, read_measurements
 from .mri import array_hash
-from .task import Flag, Measured, Metric, Task, register_task
+from .task import Flag, Measured, Task, register_task
 
 SOLVERS = ("ls", "mom")
 MOM_SEED = 500_009  # the partitions are part of the objective: the same for every run seed
@@ -96,11 +95,6 @@ def _fitted(op: LinearPhysics, settings: dict[str, Any]) -> LinearPhysics:
     return MedianOfMeans(op, mom_batch) if solver == "mom" else op
 
 
-def _on_mean(score: Metric) -> Metric:
-    """`score` of the gray image a net's channels stand for (their mean: what the operator measured)."""
-    return lambda x, ref: score(x.mean(dim=-3, keepdim=True), ref.mean(dim=-3, keepdim=True))
-
-
 class CSTask(Task):
     name = "cs"
     # None: what `lip cs` uses when the flag is not given (measurements.DEFAULTS); given with measurements
@@ -145,12 +139,6 @@ class CSTask(Task):
         check_flags(simulate=simulate, operator=str(settings["operator"]), matrix=matrix,
                     shape=settings["shape"], given=given)
         return {"operator": str(settings["operator"]), "matrix": matrix, "given": given}
-
-    def metric(self, gray: bool) -> Metric:
-        return _on_mean(psnr) if gray else psnr
-
-    def similarity(self, gray: bool) -> Metric:
-        return _on_mean(ssim) if gray else ssim
 
     def variants(self) -> dict[str, dict[str, Any]]:
         return {f"cs{m}": {"measurements": m} for m in (1000, 2000, 4000)}

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ..errors import LipError
 from ..metrics import psnr, psnr_y
 from .base import LinearPhysics
-from .task import Flag, Metric, Task, register_task
+from .task import Flag, Metric, Task, on_mean, register_task
 
 SR_BORDER = 4  # pixels cropped before Y-PSNR (DIP/LIP SR scoring, anchors-spec a.4)
 
@@ -92,7 +92,7 @@ class SuperResolutionTask(Task):
         return "psnr" if gray else "psnr_y"
 
     def metric(self, gray: bool) -> Metric:
-        return psnr if gray else lambda x, clean: psnr_y(x, clean, SR_BORDER)
+        return on_mean(psnr) if gray else lambda x, clean: psnr_y(x, clean, SR_BORDER)
 
     def variants(self) -> dict[str, dict[str, Any]]:
         return {f"sr{f}": {"scale": f} for f in SuperResolution.FACTORS}

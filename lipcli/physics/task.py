@@ -22,6 +22,12 @@ from .base import LinearPhysics, Physics
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
 
 
+def on_mean(score: Metric) -> Metric:
+    """`score` of the gray image a net's channels stand for: their mean, which is what is written (a gray
+    image is fitted as three equal channels) and what an operator of a gray image measures."""
+    return lambda x, ref: score(x.mean(dim=-3, keepdim=True), ref.mean(dim=-3, keepdim=True))
+
+
 @dataclass
 class Measured:
     """A real observation read from a file that is not an image (e.g. k-space): operator and values."""
@@ -130,11 +136,11 @@ class Task:
 
     def metric(self, gray: bool) -> Metric:
         """Scores a restored image against the clean one; it must match `metric_name`."""
-        return psnr
+        return on_mean(psnr) if gray else psnr
 
     def similarity(self, gray: bool) -> Metric:
         """The structural score reported beside `metric` (SSIM)."""
-        return ssim
+        return on_mean(ssim) if gray else ssim
 
     def variants(self) -> dict[str, dict[str, Any]]:
         """Transfer-grid task names and the settings each overrides (sr -> sr2, sr4, sr8)."""
