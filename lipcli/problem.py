@@ -38,6 +38,7 @@ class Problem:
     clean: torch.Tensor | None = None  # (1,3,H,W), for reporting only
     simulated: bool = False  # lip degraded a clean input itself (--simulate)
     unit: float = 1.0  # an image input's value that a net output of 1 stands for (Physics.calibrate; MRI's scale)
+    scored_as: tuple[float, float] = (1.0, 0.0)  # output * a + b: the output in `clean`'s units (images.reference_units)
 
     def operator_params(self) -> dict[str, Any]:
         """The operator as reports and artifacts record it. A noise level is known only where lip added the
@@ -51,7 +52,13 @@ class Problem:
 
     @property
     def metric(self) -> Callable[[torch.Tensor, torch.Tensor], float]:
-        return self.task.metric(self.gray)
+        return self._scored(self.task.metric(self.gray))
+
+    def _scored(self, score: Callable[[torch.Tensor, torch.Tensor], float]
+                ) -> Callable[[torch.Tensor, torch.Tensor], float]:
+        """`score` of an output against the reference, in the reference's units."""
+        a, b = self.scored_as
+        return score if (a, b) == (1.0, 0.0) else lambda x, ref: score(x * a + b, ref)
 
     def target(self, net: torch.nn.Module, gen: torch.Generator, device: torch.device,
                z: torch.Tensor | None = None) -> Target:
@@ -87,7 +94,7 @@ class Problem:
         if self.clean is None:
             return {"psnr": None, "ssim": None}
         clean = self.clean.to(x.device)
-        similarity = self.task.similarity(self.gray)
+        similarity = self._scored(self.task.similarity(self.gray))
         return {"psnr": self.metric(x, clean), "ssim": None if self.ssim_note else similarity(x, clean)}
 
     def baseline(self) -> dict[str, Any] | None:
@@ -188,16 +195,20 @@ def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, si
     else:
         op, y, ref, size = measured.op, measured.y, None, measured.op.output_size(*measured.y.shape[-2:])
         name, alpha, sha256, gray = measured.name, None, measured.sha256, measured.gray
+    scored_as = (1.0, 0.0)
     if clean is not None:
         ref_img = images.as_image(clean, max_pixels=max_pixels)
         if (ref_img.height, ref_img.width) != size:
             raise LipError(f"--clean {ref_img.name} is {ref_img.width}x{ref_img.height} but the "
                            f"restored image will be {size[1]}x{size[0]}")
-        ref = _rgb(ref_img.pixels)
+        ref_pixels = ref_img.pixels
+        if measured is None:  # compared with the input's output as the values both hold
+            ref_pixels, *scored_as = images.reference_units(ref_img, stored)
+        ref = _rgb(ref_pixels)
     unit = op.calibrate(y)  # from the observation alone; the reference is only rescaled to match
     if measured is not None:  # written back in the observation's units: float32, lip's 1 = `unit`
         stored = images.Stored("float32", 0.0, unit)
     y = _rgb(y) if y.dim() == 4 else y  # images are replicated; measurement vectors (CS, (1, m)) are not
     return Problem(name=name, y=y, task=kind, op=op, size=size, gray=gray, alpha=alpha,
                    stored=stored, sha256=sha256, clean=None if ref is None else ref / unit, simulated=simulate,
-                   unit=1.0 if measured is not None else unit)
+                   unit=1.0 if measured is not None else unit, scored_as=tuple(scored_as))

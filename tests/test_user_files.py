@@ -140,3 +140,41 @@ def test_closed_stdout_and_empty_output_are_one_line(tmp_path):
     assert "is a file, not a folder" in one_line_error(lip_cli("restore", "x.png", "--iters", "2", "-o",
                                                                "f.png/y.png", cwd=tmp_path))
     assert "--seed" in one_line_error(lip_cli("restore", "x.png", "--seed", str(2**64), cwd=tmp_path))
+
+
+def _restored_psnr(tmp_path: Path, noisy: str, clean: str, out: str) -> float:
+    """`lip restore NOISY --clean CLEAN` (a narrow net, 10 iterations): its reported final PSNR."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from lipcli.cli import app
+    from prune_helpers import NARROW_YAML
+
+    (tmp_path / "narrow.yaml").write_text(NARROW_YAML)
+    result = CliRunner().invoke(app, ["restore", str(tmp_path / noisy), "--clean", str(tmp_path / clean), "--config",
+                                      str(tmp_path / "narrow.yaml"), "--iters", "10", "--device", "cpu",
+                                      "--threads", "1", "--json", "-o", str(tmp_path / out)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["psnr_final"]
+
+
+def test_a_reference_is_compared_as_the_values_it_holds(tmp_path):
+    """--clean was mapped to [0, 1] by its own type or min..max, apart from the input: a noisy float image spread
+    past [0, 1] scored 7 dB off its written file, and one reference as a PNG and as a float 0..255 .npy gave
+    two scores. Scores are now the written file's against the reference's values."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:32, 0:32]
+    clean = (0.5 + 0.4 * np.sin(xx / 5) * np.cos(yy / 7)).astype(np.float32)
+    noisy = (clean + rng.normal(0, 0.15, clean.shape)).astype(np.float32)
+    assert noisy.min() < 0 and noisy.max() > 1
+    tifffile.imwrite(tmp_path / "noisy.tif", noisy)
+    tifffile.imwrite(tmp_path / "clean.tif", clean)
+    reported = _restored_psnr(tmp_path, "noisy.tif", "clean.tif", "out.tif")
+    out = tifffile.imread(tmp_path / "out.tif").astype(np.float64)
+    assert reported == pytest.approx(10 * np.log10(1 / np.mean((out.clip(0, 1) - clean) ** 2)), abs=0.01)
+    PILImage.fromarray((noisy.clip(0, 1) * 255).round().astype(np.uint8)).save(tmp_path / "noisy8.png")
+    PILImage.fromarray((clean * 255).round().astype(np.uint8)).save(tmp_path / "clean8.png")
+    np.save(tmp_path / "clean255.npy", (clean * 255).round().astype(np.float64))
+    assert _restored_psnr(tmp_path, "noisy8.png", "clean8.png", "a.png") == \
+        pytest.approx(_restored_psnr(tmp_path, "noisy8.png", "clean255.npy", "b.png"), abs=1e-6)
