@@ -135,15 +135,21 @@ def read_tiff(path: Path, check_size: SizeCheck) -> tuple[np.ndarray, bytes | No
             raise LipError(f"cannot read {path}: it holds {pages} images (pages); lip restores one: save the one "
                            "you want as its own file")
         page = series.keyframe
+        kept = [(a, n) for a, n in zip(series.axes, series.shape) if n > 1 or a in "YX"]  # (1, H, W) is one plane
+        axes = "".join(a for a, _ in kept)
+        if axes not in ("YX", "YXS", "SYX"):  # asked before Pillow gets a file: it would read the first plane
+            raise LipError(f"cannot read {path}: it is a stack of shape {series.shape} (axes {axes}); "
+                           "lip restores one 2-D gray or colour image: save one plane as its own file")
+        unnamed = sum(int(e) == tifffile.EXTRASAMPLE.UNSPECIFIED for e in page.extrasamples or ())
+        if unnamed:  # Pillow drops such a channel, and read as alpha it would be passed through unrestored
+            raise LipError(f"cannot read {path}: {unnamed} of its {page.samplesperpixel} channels "
+                           f"{'is an extra channel' if unnamed == 1 else 'are extra channels'} that the file does "
+                           "not call alpha; lip restores gray or RGB images (with alpha): save each channel as its "
+                           "own gray image, or mark the extra channel as alpha")
         white = page.photometric == tifffile.PHOTOMETRIC.MINISWHITE
         if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB) and not white \
                 or page.dtype is None or page.dtype.itemsize == 1 and page.dtype.kind != "i":
             return None
-        kept = [(a, n) for a, n in zip(series.axes, series.shape) if n > 1 or a in "YX"]  # (1, H, W) is one plane
-        axes = "".join(a for a, _ in kept)
-        if axes not in ("YX", "YXS", "SYX"):
-            raise LipError(f"cannot read {path}: it is a stack of shape {series.shape} (axes {axes}); "
-                           "lip restores one 2-D gray or colour image: save one plane as its own file")
         shape = dict(kept)
         if check_size is not None:
             check_size(shape["X"], shape["Y"])

@@ -1172,6 +1172,21 @@ case("restore", "--task cs with an operator file of a digit padded for a generat
 case("cs", "an operator file whose image does not fit its shape",
      lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, version=2, image=[40, 28])], "does not fit")
 
+def tiff_of(w: "Work", name: str, arr: np.ndarray, **kw: Any) -> str:
+    """A TIFF of `arr` written with tifffile's options `kw`."""
+    tifffile.imwrite(w.dir / name, arr, **kw)
+    return name
+
+
+case("restore", "8-bit TIFF with an extra channel not called alpha",
+     lambda w: [tiff_of(w, "two.tif", np.zeros((16, 16, 2), np.uint8), photometric="minisblack",
+                        planarconfig="contig", extrasamples=["unspecified"])], "1 of its 2 channels", "not call alpha")
+case("restore", "float RGB TIFF with an extra channel not called alpha",
+     lambda w: [tiff_of(w, "rgbx.tif", np.zeros((16, 16, 4), np.float32), photometric="rgb",
+                        extrasamples=["unspecified"])], "1 of its 4 channels", "not call alpha")
+case("restore", "8-bit TIFF of two planes", lambda w: [tiff_of(w, "planes.tif", np.zeros((2, 16, 16), np.uint8),
+                                                                photometric="minisblack")], "stack", "one plane")
+
 # ---------------------------------------------------------------- running a case
 
 def listing(folder: Path) -> list[str]:
