@@ -35,6 +35,11 @@ _FORMATS = {"": "PNG", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
             ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP", ".npy": "NPY"}
 
 
+def names_image_file(path: Path) -> bool:
+    """`path` ends in a suffix lip writes images to (out/x.png is a file meant, not a folder)."""
+    return bool(path.suffix) and path.suffix.lower() in _FORMATS
+
+
 def _writable() -> str:
     """The writable types for messages, one suffix per format (.jpg, not .jpeg too), in _FORMATS' order."""
     first: dict[str, str] = {}
@@ -440,11 +445,14 @@ def narrowed(path: Path | str, alpha: bool, stored: Stored) -> list[str]:
         lost.append("transparency (JPEG has none)" if fmt == "JPEG" else "transparency (most readers ignore a BMP's)")
     if stored.icc is not None and fmt in ("BMP", "NPY"):
         lost.append(f"its ICC colour profile ({'a BMP' if fmt == 'BMP' else 'an .npy array'} keeps none)")
-    integers = stored.dtype.startswith("uint")
-    if fmt in ("JPEG", "BMP", "WEBP") and integers and stored.bit_depth > 8:
+    kind = np.dtype(stored.dtype).kind
+    if fmt in ("JPEG", "BMP", "WEBP") and kind == "u" and stored.bit_depth > 8:
         lost.append(f"{stored.bit_depth}-bit samples ({fmt} holds 8 bits)")
-    if fmt in ("PNG", "JPEG", "BMP", "WEBP") and not integers:
-        lost.append(f"{stored.dtype} values ({fmt} holds integers; .npy or .tif keeps them)")
+    if fmt == "PNG" and kind == "u" and stored.bit_depth > 16:
+        lost.append(f"{stored.bit_depth}-bit samples (PNG holds 16 bits; .npy or .tif keeps them)")
+    if fmt in ("PNG", "JPEG", "BMP", "WEBP") and kind != "u":
+        held = "integers" if kind == "f" else "unsigned integers, so they are stretched to its range"
+        lost.append(f"{stored.dtype} values ({fmt} holds {held}; .npy or .tif keeps them)")
     return lost
 
 

@@ -1187,6 +1187,10 @@ case("restore", "float RGB TIFF with an extra channel not called alpha",
 case("restore", "8-bit TIFF of two planes", lambda w: [tiff_of(w, "planes.tif", np.zeros((2, 16, 16), np.uint8),
                                                                 photometric="minisblack")], "stack", "one plane")
 
+case("restore", "an image file name as -o for two inputs",
+     lambda w: ["img.png", write_picture(w.dir / "img2.png", 32, 32).name, "-o", "out/one.png"],
+     "names one image file", "output folder")
+
 # ---------------------------------------------------------------- running a case
 
 def listing(folder: Path) -> list[str]:

@@ -26,9 +26,9 @@ def _raise_stop(signum, frame):
     raise Stop()
 
 
-def run(rgb32, cfg=CFG, keeper=None, callbacks=(), sigma=25.0):
+def run(rgb32, cfg=CFG, keeper=None, callbacks=(), sigma=25.0, clean=None):
     net, target, _ = make_run(tiny_spec(), rgb32, sigma=sigma)
-    target.clean, target.noise_floor = rgb32, (sigma / 255) ** 2
+    target.clean, target.noise_floor = rgb32 if clean is None else clean, (sigma / 255) ** 2
     masks = _random_masks(net, keep=0.5)
     return fit(net, [target], cfg, masks=masks, callbacks=callbacks, keeper=keeper)
 
@@ -112,6 +112,12 @@ def test_a_state_of_another_fit_or_a_damaged_one_is_not_loaded(rgb32, tmp_path):
     run(rgb32, cfg=lr, keeper=Keeper(path, every=None, final=True))
     keeper = Keeper(path, every=None)
     run(rgb32, keeper=keeper)  # another setting
+    assert keeper.resumed_from is None
+
+    run(rgb32, cfg=FitConfig(**{**vars(CFG), "iters": 50}), keeper=Keeper(path, every=None, final=True),
+        clean=rgb32.flip(-1))  # scored against another reference: its oracle so far would be the wrong one
+    keeper = Keeper(path, every=None)
+    same(run(rgb32, keeper=keeper), reference)
     assert keeper.resumed_from is None
 
     path.write_bytes(b"not a checkpoint")
