@@ -163,7 +163,8 @@ def thread_budget(threads: int | str | None, notify: Callable[[str], None] = lam
         held = sum(c.threads for c in sharing.beside() if c.threads is not None)
         if n > usable_cores():
             notify(f"lip: --threads {n} is more than the {usable_cores()} usable cores: the threads will take "
-                   "turns on them, which is slower than one thread per core")
+                   "turns on them, and every step waits for the last of them: often several times slower than one "
+                   "thread per core (leave --threads out to use every core)")
         elif held and held + n > shared:
             notify(f"lip: other lip fits hold {held} of {shared} cores with a fixed --threads; {n} more "
                    "will oversubscribe them (leave --threads out to share the cores)")
