@@ -95,4 +95,9 @@ def test_a_stopped_gan_search_continues_only_with_its_own_settings(data, tmp_pat
         gan_imp.refuse_restart(out, s)  # the same command again does not start it over
     with pytest.raises(LipError, match=r"settings differ \(saved -> now: rate 0.2 -> 0.3\)"):
         gan_imp.resumed(out, replace(s, rate=0.3))
-    _check_ladder(gan_imp.run(gan_imp.resumed(out, s), data, s, out))
+    resumed = gan_imp.resumed(out, s)
+    assert list(resumed.prune_round) == list(gan_imp.start(gan.GENERATOR, s).prune_round)  # the search's order
+    done = gan_imp.run(resumed, data, s, out)
+    _check_ladder(done)
+    full = gan_imp.run(gan_imp.start(gan.GENERATOR, s), data, s, tmp_path / "full.safetensors")
+    assert all(torch.equal(done.prune_round[n], full.prune_round[n]) for n in full.prune_round)
