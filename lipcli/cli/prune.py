@@ -211,10 +211,10 @@ def prune_dip(t: Targets, s: Search, run: Session, dev: torch.device) -> None:
     first = t.images[0]
     out_path = artifact_output(run.resume, run.out, images_io.beside(first, f"_{s.method}.safetensors"))
     say_threads()
-    if job.warning:
-        say(f"lip: warning: {job.warning}")
 
-    def on_start() -> None:
+    def on_start() -> None:  # the search has checked everything: warn, then say what runs
+        if job.warning:
+            say(f"lip: warning: {job.warning}")
         rounds = "one mask" if s.method == "oes" else f"{job.request.rounds} rounds"  # OES learns one
         say(f"lip prune: {s.method} on {', '.join(p.name for p in t.images)} ({t.task}), {rounds}, writing {out_path}")
 
