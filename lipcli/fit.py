@@ -152,7 +152,7 @@ class Snapshot:
                     if torch.is_tensor(v)]
             if [(id(p), k) for p, k, _ in live] != [(id(p), k) for p, k, _ in self.moments]:
                 self.moments = [(p, k, v.clone()) for p, k, v in live]
-            else:
+            elif live:  # (none before the first step)
                 torch._foreach_copy_([m for *_, m in self.moments], [v for *_, v in live])
         self.loss = loss
 
@@ -343,6 +343,8 @@ def fit(
             if penalty is not None:
                 total = total + penalty()
             loss = float(total.detach())
+            if it == 0 and snapshot.loss == math.inf and math.isfinite(loss):
+                snapshot.take(loss)  # the initial weights are the first good state: a collapse in the first steps rolls back
             if not math.isfinite(loss) or loss > cfg.jump_factor * snapshot.loss:
                 # DIP's backtracking: restore the last good weights; halve the step size on repeats.
                 snapshot.restore()

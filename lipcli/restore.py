@@ -154,7 +154,8 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     report = {
         "input": problem.name, "task": problem.op.name, "operator": problem.operator_params(),
         "sigma_estimated": problem.noise_sigma(),
-        "iterations": result.iterations, "stopped_at": tr.stopped_at, "auto_stopped": tr.auto_stopped,
+        "iterations": result.iterations, "stopped_at": tr.stopped_at,
+        "auto_stopped": tr.auto_stopped and cfg.early_stop,  # the rule ended the fit (with it off, it only picked)
         "metric": problem.metric_name,
         "psnr_final": final["psnr"], "psnr_stopped": stopped["psnr"],
         "ssim_final": final["ssim"], "ssim_stopped": stopped["ssim"],

@@ -77,3 +77,15 @@ def test_a_passing_fault_is_rolled_back_and_the_run_finishes(work, monkeypatch, 
     assert report["recoveries"] == 2 and report["iterations"] == 30
     assert len(seen) == 32  # 30 iterations plus the two that were rolled back
     assert math.isfinite(report["psnr_final"]) and (work / "out.png").is_file()
+
+
+def test_a_loss_jump_in_the_first_steps_rolls_back_to_the_initial_weights(work, monkeypatch):
+    """Rollback compared losses with the last snapshot, and the first was taken at iteration 10: a fit that
+    collapsed in its first steps (--lr 0.5: the loss 8x up at step 2, then flat) was returned as if fine.
+    The initial weights are now the first good state."""
+    with monkeypatch.context() as mp:
+        inject(mp, 100.0, range(3, 5))  # the 4th and 5th loss evaluations jump
+        result = CliRunner().invoke(app, [*RUN, "--iters", "20", "--json", "-o", "out.png"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["recoveries"] == 2 and report["iterations"] == 20

@@ -104,3 +104,13 @@ def test_a_gray_restore_is_scored_as_the_gray_image_it_writes(tmp_path, monkeypa
     assert out.ndim == 2
     want = psnr(torch.from_numpy(out)[None, None], torch.from_numpy(clean / 255.0)[None, None])
     assert report["psnr_final"] == pytest.approx(want, abs=0.01)  # up to the 8-bit rounding of the file
+
+
+def test_with_the_stop_off_the_report_says_no_automatic_stop(tmp_path, monkeypatch):
+    """--no-early-stop: the rule still picks an iterate (psnr_stopped), but it did not end the fit."""
+    images.save_image(tmp_path / "img.png", picture(32, 32))
+    result = lip(tmp_path, monkeypatch, "restore", "img.png", "--simulate", "--config", "narrow.yaml", "--iters", "60",
+                 "--no-early-stop", "--es-window", "5", "--es-patience", "5", "--es-gate", "0", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["iterations"] == 60 and report["auto_stopped"] is False
