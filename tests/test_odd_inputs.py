@@ -110,7 +110,7 @@ def test_with_the_stop_off_the_report_says_no_automatic_stop(tmp_path, monkeypat
     """--no-early-stop: the rule still picks an iterate (psnr_stopped), but it did not end the fit."""
     images.save_image(tmp_path / "img.png", picture(32, 32))
     result = lip(tmp_path, monkeypatch, "restore", "img.png", "--simulate", "--config", "narrow.yaml", "--iters", "60",
-                 "--no-early-stop", "--es-window", "5", "--es-patience", "5", "--es-gate", "0", "--json")
+                 "--no-early-stop", "--es-window", "5", "--es-patience", "5", "--es-gate", "0", "--ema", "0", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["iterations"] == 60 and report["auto_stopped"] is False
+    assert report["iterations"] == 60 and report["stopped_at"] < 60 and report["auto_stopped"] is False
