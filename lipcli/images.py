@@ -318,17 +318,17 @@ def fixed_range(stored: Stored) -> bool:
 def reference_units(ref: Image, stored: Stored) -> tuple[np.ndarray, float, float]:
     """Where a clean reference and the restored output of a source stored as `stored` are compared: the
     reference's pixels and the map (a, b) that takes the output's 0..1 to them (output * a + b). Pixels are
-    compared as the values they hold, in the units of a fixed range (see `fixed_range`; the reference's first), so
-    a noisy float image spread past [0, 1] is scored against its [0, 1] reference with peak 1, and an 8-bit photo
-    against a float 0..255 copy of its reference as against the 8-bit one; where neither range is fixed, in the
-    reference's own min..max (the signal's range, not the noise's). Two fixed ranges are the same scale."""
-    if fixed_range(stored) and not fixed_range(ref.stored):  # the reference's values into the output's units
-        values = ref.pixels.astype(np.float64) * (ref.stored.hi - ref.stored.lo) + ref.stored.lo
-        return ((values - stored.lo) / ((stored.hi - stored.lo) or 1.0)).astype(np.float32), 1.0, 0.0
-    if fixed_range(stored):
-        return ref.pixels, 1.0, 0.0
-    span = (ref.stored.hi - ref.stored.lo) or 1.0
-    return ref.pixels, (stored.hi - stored.lo) / span, (stored.lo - ref.stored.lo) / span
+    compared as the values they hold: in the reference's units where its range is fixed (see `fixed_range`: a noisy
+    float image spread past [0, 1] is scored against its [0, 1] reference with peak 1), else in the input's (an
+    8-bit photo against a float 0..255 copy of its reference as against the 8-bit one; a constant reference too).
+    Two fixed ranges are the same scale."""
+    if fixed_range(ref.stored):
+        if fixed_range(stored):
+            return ref.pixels, 1.0, 0.0
+        span = ref.stored.hi - ref.stored.lo
+        return ref.pixels, (stored.hi - stored.lo) / span, (stored.lo - ref.stored.lo) / span
+    values = ref.pixels.astype(np.float64) * (ref.stored.hi - ref.stored.lo) + ref.stored.lo
+    return ((values - stored.lo) / ((stored.hi - stored.lo) or 1.0)).astype(np.float32), 1.0, 0.0
 
 
 def from_array(arr: np.ndarray | torch.Tensor, name: str = "the array", layout: str | None = None) -> Image:

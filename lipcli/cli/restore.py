@@ -103,8 +103,8 @@ def restore_cmd(
                                       "when it ends in /); or - for PNG bytes on stdout [INPUT_restored.png]"),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for metrics only (reports the "
                                          "'oracle' best PSNR too). Compared as the values it holds; peak: its "
-                                         "type's range (8/16-bit; floats in [0,1]: 1), else the input's, else "
-                                         "its own min..max; MRI: in the k-space's units"),
+                                         "type's range (8/16-bit; floats in [0,1]: 1), else the input's; MRI: "
+                                         "in the k-space's units"),
     device: Device = "auto", seed: Seed = 0, precision: Precision = None,
     threads: Threads = None, jobs: Jobs = "auto",
     shard: Optional[str] = typer.Option(None, help="i/n: restore only inputs i, i+n, i+2n, ... (one share of a "
