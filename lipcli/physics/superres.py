@@ -92,13 +92,18 @@ class SuperResolutionTask(Task):
         return "psnr" if gray else "psnr_y"
 
     def metric(self, gray: bool) -> Metric:
-        return on_mean(psnr) if gray else lambda x, clean: psnr_y(x, clean, SR_BORDER)
+        return on_mean(psnr) if gray else lambda x, clean: psnr_y(x, clean, _border(x))
 
     def variants(self) -> dict[str, dict[str, Any]]:
         return {f"sr{f}": {"scale": f} for f in SuperResolution.FACTORS}
 
     def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
         return {"scale": int(settings["scale"])}
+
+
+def _border(x: torch.Tensor) -> int:
+    """The border SR scores leave out (DIP/LIP's 4 pixels), or none for an image too small to keep any pixel."""
+    return SR_BORDER if min(x.shape[-2:]) > 2 * SR_BORDER else 0
 
 
 register_task(SuperResolutionTask())
