@@ -118,7 +118,7 @@ def test_with_the_stop_off_the_report_says_no_automatic_stop(tmp_path, monkeypat
 
 def test_colour_sr_of_an_image_too_small_for_the_scoring_border_is_scored_whole(tmp_path, monkeypatch):
     """An 8x8 colour SR result failed with an internal error (Y-PSNR crops 4 pixels per side)."""
-    images.save_image(tmp_path / "rgb8.png", picture(8, 8))
+    images.save_image(tmp_path / "rgb8.png", picture(32, 32)[:, 12:20, 12:20])
     result = lip(tmp_path, monkeypatch, "restore", "rgb8.png", "--simulate", "--task", "sr", "--scale", "2",
                  "--config", "narrow.yaml", "--iters", "3", "--json")
     assert result.exit_code == 0, result.output
