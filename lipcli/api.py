@@ -211,7 +211,7 @@ class Restorer:
         finished fit is never lost to a signal between its last iteration and its written image."""
         problem = self.problem(image, clean)
         cfg = self.config(problem)
-        warning = problem.op.warning(problem.y)  # e.g. outliers in half of Median-of-Means' batches
+        warning = problem.warning()  # e.g. outliers in half of Median-of-Means' batches
         if warning:
             notify(f"lip: warning: {warning}")
         state = None if state is None else Path(state)

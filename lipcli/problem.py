@@ -40,6 +40,18 @@ class Problem:
     unit: float = 1.0  # an image input's value that a net output of 1 stands for (Physics.calibrate; MRI's scale)
     scored_as: tuple[float, float] = (1.0, 0.0)  # output * a + b: the output in `clean`'s units (images.reference_units)
 
+    def warning(self) -> str | None:
+        """Why this fit will likely fail, to say before it: the operator's reason (physics.Physics.warning), or a float
+        image whose values fill less than one 8-bit level of the [0, 1] floats are read in (a fit sees it as flat)."""
+        found = self.op.warning(self.y)
+        if found or self.y.dim() != 4 or not images.fixed_range(self.stored) or self.stored.dtype.startswith("uint"):
+            return found
+        lo, hi = float(self.y.min()), float(self.y.max())
+        if hi - lo >= 1 / 255:
+            return None
+        return (f"{self.name}'s values span {lo:.3g} to {hi:.3g}, less than 1/255 of the [0, 1] that float images are "
+                "read in: the fit sees an almost flat image; scale the values up (e.g. to 0..1) first")
+
     def operator_params(self) -> dict[str, Any]:
         """The operator as reports and artifacts record it. A noise level is known only where lip added the
         noise (--simulate); a real observation's is null (`noise_sigma` estimates it)."""

@@ -178,3 +178,14 @@ def test_a_reference_is_compared_as_the_values_it_holds(tmp_path):
     np.save(tmp_path / "clean255.npy", (clean * 255).round().astype(np.float64))
     assert _restored_psnr(tmp_path, "noisy8.png", "clean8.png", "a.png") == \
         pytest.approx(_restored_psnr(tmp_path, "noisy8.png", "clean255.npy", "b.png"), abs=1e-6)
+
+
+def test_a_float_image_of_tiny_values_is_warned_about(tmp_path):
+    """Floats inside [0, 1] are read as they are: an image of values ~1e-6 was fitted as flat and came back as
+    unrelated values ~1e4 larger, without a word."""
+    np.save(tmp_path / "tiny.npy", (np.random.default_rng(0).random((24, 24)) * 1e-6).astype(np.float32))
+    np.save(tmp_path / "fine.npy", np.random.default_rng(0).random((24, 24)).astype(np.float32))
+    for name, warned in (("tiny.npy", True), ("fine.npy", False)):
+        result = lip_cli("restore", name, "--iters", "2", "--threads", "1", "--net", "dip-w16", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr.decode()
+        assert ("less than 1/255 of the [0, 1]" in result.stderr.decode()) == warned
