@@ -123,11 +123,11 @@ class Restored:
     report: dict[str, Any]
     state: Path | None = None  # the folder of the fits' saved states, kept until `discard_state`
 
-    def discard_state(self) -> None:
+    def discard_state(self) -> str | None:
         """Remove the fits' saved states: call it once the image is stored. Until then the same call continues
-        from them (a write that failed, e.g. on a full disk, does not cost the whole fit)."""
-        if self.state is not None:
-            clear(self.state)
+        from them (a write that failed, e.g. on a full disk, does not cost the whole fit). Returns why they could
+        not be removed, or None."""
+        return None if self.state is None else clear(self.state)
 
     @property
     def image(self) -> np.ndarray | torch.Tensor:
@@ -624,9 +624,8 @@ class Recovered:
     report: dict[str, Any]
     state: Path | None = None
 
-    def discard_state(self) -> None:
-        if self.state is not None:
-            clear(self.state)
+    def discard_state(self) -> str | None:
+        return None if self.state is None else clear(self.state)
 
 
 @dataclass

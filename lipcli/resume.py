@@ -70,19 +70,24 @@ def saved_fits(folder: Path) -> list[Path]:
     return sorted(folder.glob(FIT.format("*"))) if folder.is_dir() else []
 
 
-def clear(folder: Path) -> None:
+def clear(folder: Path) -> str | None:
     """Remove a restore's state folder: the files lip put there (fits' states, ensemble members, and the
     temporary file of a save a SIGKILL cut short: files.atomic_path's .NAME.XXXX.part...), then the folder if
-    that left it empty."""
+    that left it empty. Its result is already stored, so a file that cannot be removed (another user's folder) is
+    not an error: the reason is returned, for a warning."""
     if not folder.is_dir():
-        return
+        return None
     ours = [FIT.format("*"), MEMBER.format("*")]
-    for path in [p for name in ours for p in [*folder.glob(name), *folder.glob(f".{name}.*.part*")]]:
-        path.unlink(missing_ok=True)
+    try:
+        for path in [p for name in ours for p in [*folder.glob(name), *folder.glob(f".{name}.*.part*")]]:
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        return f"could not remove the saved fit state in {folder} ({exc.strerror or exc}): remove it yourself"
     try:
         folder.rmdir()
     except OSError:  # something else is in it: not ours to remove
         pass
+    return None
 
 
 def _digest(h: "hashlib._Hash", t: torch.Tensor) -> None:

@@ -3,6 +3,7 @@ the uninterrupted one, and a state that belongs to another fit is never loaded."
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from dataclasses import replace
 
 import pytest
@@ -203,3 +204,19 @@ def test_clearing_removes_a_save_cut_short_and_nothing_else(tmp_path):
     (folder / "notes.txt").write_text("mine")
     clear(folder)
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+def test_a_state_that_cannot_be_removed_is_a_warning_not_an_error(tmp_path, monkeypatch):
+    """The image is stored when the state is cleared: a state file another user owns made a finished restore an
+    internal error (exit 1) and dropped the rest of its batch. clear() gives the reason for a warning instead."""
+    folder = tmp_path / "out.png.lip-resume"
+    folder.mkdir()
+    (folder / "fit-0.safetensors").write_bytes(b"x")
+
+    def refuse(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(Path, "unlink", refuse)
+    reason = clear(folder)
+    assert reason is not None and "could not remove the saved fit state" in reason and "Permission denied" in reason
+    monkeypatch.undo()
+    assert clear(folder) is None and not folder.exists()

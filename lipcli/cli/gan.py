@@ -109,8 +109,9 @@ def train_generator_cmd(
                 f"{out} holds that generator (its epochs_done), not a finished one" if written else
                 "no generator was written"), output=out)
             raise
-    if folder is not None:
-        resume.clear(folder)
+    problem = None if folder is None else resume.clear(folder)
+    if problem:
+        err.print(f"lip: warning: {problem}", markup=False, soft_wrap=True)
     seconds = time.perf_counter() - start
     err.print(f"wrote {out} and {grid} in {seconds:.0f}s ({n_threads} threads)", markup=False,
                      soft_wrap=True)

@@ -226,8 +226,9 @@ def write_then_discard(write: Callable[[], None], state: Path | None) -> None:
     except LipRuntimeError:
         say_state_kept(state, "the image was not written")
         raise
-    if state is not None:
-        clear(state)
+    problem = None if state is None else clear(state)
+    if problem:
+        say(f"lip: warning: {problem}")
 
 
 def steps_done(last: dict[Any, int], fitter: Any, iteration: int) -> int:
