@@ -25,7 +25,7 @@ from lipcli.transfer import run as transfer_run
 from lipcli.transfer.experiments import IMPEDANCE_TARGETS, RADIAL_BINS, spectrum
 from lipcli.config import shard_of
 from lipcli.transfer.grid import Cell, Grid, MaskSource
-from lipcli.transfer.rows import append_row, missing_shards, read_rows, row_key
+from lipcli.transfer.rows import append_row, joined, missing_shards, read_rows, row_key
 from conftest import RGB64
 from prune_helpers import make_mask
 
@@ -347,3 +347,25 @@ def test_bad_paths_are_one_line_exit_2(data, tmp_path, monkeypatch, args, fragme
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def test_rows_that_another_run_wrote_into_the_folder_are_joined_as_a_merge_joins_them(data, tmp_path):
+    """Two runs started into one --out at once both pass the start's settings check and both append: the summary
+    counted each run twice (seeds=2 for a one-seed grid), or averaged runs of 150 and 200 iterations as seeds."""
+    grid = ["--mask", data / "A.safetensors", data / "astro.png", "--tasks", "denoise", "--rounds", "1",
+            "--baselines", "dense", *RUN, "--out", tmp_path]
+    ok(lip(*grid, "--iters", "5"))
+    path = tmp_path / "results.jsonl"
+    rows = read_rows(path)
+    with open(path, "a") as f:  # the same command's second copy appended the same runs
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    ok(lip(*grid, "--iters", "5"))
+    with open(tmp_path / "summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert len(summary) == 2 and all(s["seeds"] == "1" for s in summary)
+    changed = [{**r, "settings": {**r["settings"], "fit": {**r["settings"]["fit"], "iters": 6}}} for r in rows]
+    with open(path, "a") as f:  # a run with other settings started beside it
+        f.writelines(json.dumps(r) + "\n" for r in changed)
+    with pytest.raises(LipError, match=r"results.jsonl holds the same run .* different settings; merge them "
+                                        r"separately \(two runs into one --out folder\?\)"):
+        joined([path])  # what the run summarises (here its start refuses first: the rows were there)

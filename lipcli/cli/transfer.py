@@ -155,7 +155,7 @@ def transfer_cmd(
         err.print(f"shard {shard_name} done: {rows_path}. When every shard is done: "
                          f"lip transfer --merge {out}", markup=False, soft_wrap=True)
         return
-    rows = transfer.read_rows(rows_path)
+    rows = transfer.joined([rows_path])  # de-duplicated and checked, as a merge is: another run may share the folder
     results, impedance = (rows, []) if grid.stem == "results" else ([], rows)
     _write(out, results, impedance, curves, experiment == "spectrum", plot_metric, formats)
 

@@ -101,20 +101,30 @@ def missing_shards(folder: Path, stem: str) -> list[str]:
 
 
 def merge(folder: Path, stem: str) -> list[dict[str, Any]]:
-    """Join `stem`.jsonl and its shard files into `stem`.jsonl (rows de-duplicated by key). Every run of a task
-    must have been made with the same settings, and a mask or image name must stand for one file: shards run
-    with other flags, or under another default preset (a GPU node's), would fill one table with runs that do
-    not compare."""
-    sources = [folder / f"{stem}.jsonl"] + [p for p, _, _ in _shards(folder, stem)]
-    rows: dict[Key, dict[str, Any]] = {}
+    """Join `stem`.jsonl and its shard files into `stem`.jsonl (`joined`)."""
+    merged = joined([folder / f"{stem}.jsonl"] + [p for p, _, _ in _shards(folder, stem)])
+    if merged:
+        write_rows(folder / f"{stem}.jsonl", merged)
+    return merged
+
+
+def joined(sources: list[Path]) -> list[dict[str, Any]]:
+    """The rows of `sources`, de-duplicated by key. Every run of a task must have been made with the same
+    settings, and a mask or image name must stand for one file: shards run with other flags, under another default
+    preset (a GPU node's), or two runs started into one folder at once would fill one table with runs that do not
+    compare."""
+    rows: dict[Key, tuple[str, dict[str, Any]]] = {}  # key -> (file, row), as first seen
     first: dict[tuple[str, str], tuple[str, Any]] = {}  # (what, name) -> (file, its value), as first seen
+
+    def clash(source: Path, other: str, why: str) -> LipError:
+        where = f"{source.name} holds" if other == source.name else f"{source.name} and {other} hold"
+        return LipError(f"{where} {why}; merge them separately (two runs into one --out folder?)")
     for source in sources:
         for row in read_rows(source):
-            old = rows.setdefault(row_key(row), row)
+            origin, old = rows.setdefault(row_key(row), (source.name, row))
             if old.get("settings") != row.get("settings"):
-                raise LipError(f"{source.name} and an earlier file hold the same run ({row['method']} "
-                               f"{row['mask']} round {row['round']}, {row['image']}, {row['task']}, "
-                               f"seed {row['seed']}) made with different settings; merge them separately")
+                raise clash(source, origin, f"the same run ({row['method']} {row['mask']} round {row['round']}, {row['image']}, "
+                            f"{row['task']}, seed {row['seed']}) made with different settings")
             settings = dict(row.get("settings") or {})  # rows of lips before settings were recorded: unchecked
             hashes = {("mask", row["mask"]): settings.pop("mask_sha256", None),
                       ("image", row["image"]): settings.pop("image_sha256", None)}
@@ -125,8 +135,5 @@ def merge(folder: Path, stem: str) -> list[dict[str, Any]]:
                 elif value is not None and seen[1] != value:
                     why = (f"{name} runs made with different settings ({', '.join(differences(seen[1], value))})"
                            if what == "task" else f"two different {what}s named {name}")
-                    raise LipError(f"{source.name} and {seen[0]} hold {why}; merge them separately")
-    merged = list(rows.values())
-    if merged:
-        write_rows(folder / f"{stem}.jsonl", merged)
-    return merged
+                    raise clash(source, seen[0], why)
+    return [row for _, row in rows.values()]
