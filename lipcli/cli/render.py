@@ -20,7 +20,7 @@ from rich.console import Console, RenderableType
 from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .. import device as devices, files
+from .. import device as devices, files, stops
 from ..errors import LipError, LipRuntimeError
 from ..jsonsafe import finite
 from ..stops import SAID
@@ -60,12 +60,15 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        held = stops.release()  # a signal the entry point held while the command was built (lipcli/launch.py)
         try:  # an ignored signal (SIGHUP under nohup) stays ignored
             previous = {s: signal.signal(s, _on_signal) for s in SAID
                         if s != signal.SIGINT and signal.getsignal(s) is not signal.SIG_IGN}
         except ValueError:  # not the main thread (e.g. a test runner thread)
             previous = {}
         try:
+            if held is not None:
+                raise KeyboardInterrupt if held == signal.SIGINT else Terminated(held)
             with files.reading(_read_values(kwargs)):
                 return fn(*args, **kwargs)
         except LipError as exc:
