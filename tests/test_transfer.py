@@ -369,3 +369,17 @@ def test_rows_that_another_run_wrote_into_the_folder_are_joined_as_a_merge_joins
     with pytest.raises(LipError, match=r"results.jsonl holds the same run .* different settings; merge them "
                                         r"separately \(two runs into one --out folder\?\)"):
         joined([path])  # what the run summarises (here its start refuses first: the rows were there)
+
+
+def test_shards_skip_the_runs_the_folder_already_holds(data, tmp_path, monkeypatch):
+    """A stopped plain run continued with --device a,b (workers run shards) redid every finished run."""
+    grid = ["--mask", data / "A.safetensors", data / "astro.png", "--tasks", "denoise", "--rounds", "1",
+            "--baselines", "dense", *RUN, "--iters", "5", "--out", tmp_path]
+    ok(lip(*grid))
+    counter = FitCounter(restore_mod.fit)
+    monkeypatch.setattr(restore_mod, "fit", counter)
+    for i in (0, 1):
+        assert "0 to run" in ok(lip(*grid, "--shard", f"{i}/2")).stderr
+    assert counter.calls == 0
+    merged = ok(lip("--merge", tmp_path, "--json"))
+    assert len(merged.stdout.splitlines()) == 2

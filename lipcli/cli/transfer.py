@@ -120,6 +120,8 @@ def transfer_cmd(
     files.check_writable(rows_path)
     cells = config.shard_of(grid.cells(), shard_)
     have = transfer.read_rows(rows_path)
+    if shard_ is not None:  # and what the folder's table holds (a stopped plain run continued as shards or workers)
+        have += transfer.read_rows(out / transfer.rows_name(grid.stem, None))
     todo = transfer.pending(cells, have, grid, rows_path.name)
     if json_:  # the rows an earlier run finished first, so that --json always gives the whole grid
         finished = {transfer.row_key(r): r for r in have}
