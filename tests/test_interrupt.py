@@ -47,8 +47,10 @@ def folder(tmp_path_factory) -> Path:
 
 def _interruptible() -> None:
     # A test runner started in the background inherits SIGINT as ignored (POSIX), and Python keeps an
-    # ignored SIGINT ignored: give the child the default disposition, as a terminal would.
+    # ignored SIGINT ignored: give the child the default disposition, as a terminal would (SIGHUP too: a runner
+    # under nohup ignores it).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def lip(folder: Path, *args: str) -> subprocess.Popen:
