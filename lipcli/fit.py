@@ -344,7 +344,7 @@ def fit(
                 total = total + penalty()
             loss = float(total.detach())
             if it == 0 and snapshot.loss == math.inf and math.isfinite(loss):
-                snapshot.take(loss)  # the initial weights are the first good state: a collapse in the first steps rolls back
+                snapshot.take(loss)  # the initial weights are the first good state: an early collapse rolls back
             if not math.isfinite(loss) or loss > cfg.jump_factor * snapshot.loss:
                 # DIP's backtracking: restore the last good weights; halve the step size on repeats.
                 snapshot.restore()

@@ -38,7 +38,7 @@ class Problem:
     clean: torch.Tensor | None = None  # (1,3,H,W), for reporting only
     simulated: bool = False  # lip degraded a clean input itself (--simulate)
     unit: float = 1.0  # an image input's value that a net output of 1 stands for (Physics.calibrate; MRI's scale)
-    scored_as: tuple[float, float] = (1.0, 0.0)  # output * a + b: the output in `clean`'s units (images.reference_units)
+    scored_as: tuple[float, float] = (1.0, 0.0)  # output * a + b: the output in `clean`'s units (reference_units)
 
     def warning(self) -> str | None:
         """Why this fit will likely fail, to say before it: the operator's reason (physics.Physics.warning), or a float

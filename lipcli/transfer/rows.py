@@ -123,8 +123,8 @@ def joined(sources: list[Path]) -> list[dict[str, Any]]:
         for row in read_rows(source):
             origin, old = rows.setdefault(row_key(row), (source.name, row))
             if old.get("settings") != row.get("settings"):
-                raise clash(source, origin, f"the same run ({row['method']} {row['mask']} round {row['round']}, {row['image']}, "
-                            f"{row['task']}, seed {row['seed']}) made with different settings")
+                raise clash(source, origin, f"the same run ({row['method']} {row['mask']} round {row['round']}, "
+                            f"{row['image']}, {row['task']}, seed {row['seed']}) made with different settings")
             settings = dict(row.get("settings") or {})  # rows of lips before settings were recorded: unchecked
             hashes = {("mask", row["mask"]): settings.pop("mask_sha256", None),
                       ("image", row["image"]): settings.pop("image_sha256", None)}
