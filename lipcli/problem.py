@@ -44,7 +44,8 @@ class Problem:
         """Why this fit will likely fail, to say before it: the operator's reason (physics.Physics.warning), or a float
         image whose values fill less than one 8-bit level of the [0, 1] floats are read in (a fit sees it as flat)."""
         found = self.op.warning(self.y)
-        if found or self.y.dim() != 4 or not images.fixed_range(self.stored) or self.stored.dtype.startswith("uint"):
+        as_read = self.stored.dtype.startswith("float") and images.fixed_range(self.stored)  # floats inside [0, 1]
+        if found or self.y.dim() != 4 or not as_read:
             return found
         lo, hi = float(self.y.min()), float(self.y.max())
         if hi - lo >= 1 / 255:

@@ -111,7 +111,7 @@ def train_generator_cmd(
             raise
     problem = None if folder is None else resume.clear(folder)
     if problem:
-        err.print(f"lip: warning: {problem}", markup=False, soft_wrap=True)
+        say(f"lip: warning: {problem}")
     seconds = time.perf_counter() - start
     err.print(f"wrote {out} and {grid} in {seconds:.0f}s ({n_threads} threads)", markup=False,
                      soft_wrap=True)

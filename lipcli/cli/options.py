@@ -262,8 +262,7 @@ Config = Annotated[Optional[str], typer.Option("--config", help=f"Preset ({' | '
 ResumeEvery = Annotated[float, typer.Option(
     metavar="SECONDS", help="Save the fit's state beside the output (folder OUTPUT.lip-resume) every SECONDS and "
     "when stopped (Ctrl-C, SIGTERM, SIGHUP), so that the same command run again continues the fit where it was; "
-    "0: only "
-    "when stopped. Removed once the image is written", rich_help_panel="Run")]
+    "0: only when stopped. Removed once the image is written", rich_help_panel="Run")]
 Json = json_flag()
 Log = Annotated[Optional[Path], typer.Option(help="Append a JSON-lines log of every iteration, round and result "
                                              "(follow with tail -f)", rich_help_panel="Run")]

@@ -34,7 +34,8 @@ def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restore
         return [Path(out)]
     folder = None if out is None or not (len(inputs) > 1 or Path(out).is_dir() or out.endswith(("/", os.sep))) \
         else Path(out)
-    if folder is not None and not (folder.is_dir() or out.endswith(("/", os.sep))) and images_io.names_image_file(folder):
+    meant_folder = folder is not None and (folder.is_dir() or out.endswith(("/", os.sep)))
+    if folder is not None and not meant_folder and images_io.names_image_file(folder):
         raise LipError(f"-o {out} names one image file, and {len(inputs)} inputs were given (a glob that matched "
                        f"more than meant?): give an output folder (-o {folder.parent / 'restored'}/) or one input")
     if out is None:  # beside the input, in its type (images_io.output_suffix); samples go to the working folder

@@ -20,7 +20,6 @@ from .presets import PRESETS, image_presets, preset, resolve_spec
 __all__ = [
     "FAMILIES", "Net", "Spec", "build", "conv_weight_names", "count_params", "estimate_bytes", "iteration_gflop",
     "make_input", "padded_size", "param_order", "probe", "seeded", "validate", "CHECKPOINT_SAVING", "ConvBlock",
-    "SkipNet",
-    "set_checkpointing", "DeepDecoder", "decoder_k_for_params", "GAN", "DCGANDiscriminator", "DCGANGenerator", "gan_spec", "generator_of", "PRESETS",
-    "image_presets", "preset", "resolve_spec",
+    "SkipNet", "set_checkpointing", "DeepDecoder", "decoder_k_for_params", "GAN", "DCGANDiscriminator",
+    "DCGANGenerator", "gan_spec", "generator_of", "PRESETS", "image_presets", "preset", "resolve_spec",
 ]

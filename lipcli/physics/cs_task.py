@@ -25,7 +25,7 @@ from .base import LinearPhysics
 from .cs import operator_help
 from .measurements import DEFAULTS, check_flags, check_source, flag_operator, parse_shape, read_measurements
 from .mri import array_hash
-from .task import Flag, Measured, Task, register_task
+from .task import SIMULATED, Flag, Measured, Task, register_task
 
 SOLVERS = ("ls", "mom")
 MOM_SEED = 500_009  # the partitions are part of the objective: the same for every run seed
@@ -102,8 +102,9 @@ class CSTask(Task):
     options = {"measurements": None, "outliers": None, "noise": None, "outlier_value": None, "operator": "auto",
                "matrix": None, "shape": None, "solver": "mom", "mom_batch": 20}
     flags = {
-        "measurements": Flag("CS, simulated (restore/prune --simulate; transfer always): number of measurements m [200]", int, short="-m", min=1),
-        "outliers": Flag("CS, simulated (restore/prune --simulate; transfer always): corrupted measurements k (the paper: 2% of m) [0]", int, min=0),
+        "measurements": Flag(f"CS, simulated ({SIMULATED}): number of measurements m [200]", int, short="-m", min=1),
+        "outliers": Flag(f"CS, simulated ({SIMULATED}): corrupted measurements k (the paper: 2% of m) [0]", int,
+                         min=0),
         "operator": Flag(lambda: f"CS: {operator_help()} [auto]", str),
         "matrix": Flag("CS: measurement matrix A.npy, float (m, n), n = H*W*C", Path, grid=False),
         "shape": Flag("CS: H,W[,C] of the image measured by --matrix", str, grid=False),

@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import LipError
 from .base import Identity
 from .noise import GaussianNoise
-from .task import Flag, Task, register_task
+from .task import SIMULATED, Flag, Task, register_task
 
 
 class Denoise(Identity):
@@ -29,8 +29,7 @@ class DenoiseTask(Task):
     name = "denoise"
     options = {"sigma": 25.0}
     simulated = frozenset({"sigma"})
-    flags = {"sigma": Flag("Gaussian noise level that lip adds to a clean image, 0-255 units (restore and prune: "
-                           "with --simulate; transfer: always) [25]")}
+    flags = {"sigma": Flag(f"Gaussian noise level that lip adds to a clean image, 0-255 units ({SIMULATED}) [25]")}
     real_hint = " (its noise level is estimated: sigma_estimated)"
     fitting = {"iters": 3000, "reg_noise": 1 / 30, "ema": 0.99}
     # A cap, not a budget: the gated stop ends most fits sooner; textured crops peak late (1200 cut them

@@ -9,7 +9,7 @@ import torch
 from .. import images
 from ..errors import LipError
 from .base import LinearPhysics, Physics
-from .task import Flag, Task, register_task
+from .task import SIMULATED, Flag, Task, register_task
 
 
 class Inpaint(LinearPhysics):
@@ -48,7 +48,7 @@ class InpaintTask(Task):
     name = "inpaint"
     options = {"keep": 0.5}  # and --inpaint-mask, which replaces the random mask
     simulated = frozenset({"keep"})
-    flags = {"keep": Flag("Simulated (restore/prune --simulate; transfer always), no mask: Bernoulli fraction of pixels observed [0.5]")}
+    flags = {"keep": Flag(f"Bernoulli fraction of pixels observed, simulated without a mask ({SIMULATED}) [0.5]")}
     real_hint = " (--inpaint-mask says which pixels are observed)"
     # Still improving at 1.5x the former 1500 on every development crop; 1875 (1.25x) with the EMA output
     # cut the gap to the oracle from 1.6 to 0.2 dB on the tune crops (experiments/RESULTS-stop-tasks.md).

@@ -34,7 +34,7 @@ from ..images import MAX_PIXELS, resolve
 from ..metrics import psnr, ssim
 from .base import LinearPhysics
 from .mri_masks import sampling_mask
-from .task import Flag, Measured, Metric, Task, register_task
+from .task import SIMULATED, Flag, Measured, Metric, Task, register_task
 
 def fft2c(x: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2-D FFT over the last two axes (fastMRI's fft2c); real or complex in."""
@@ -208,11 +208,11 @@ class MRITask(Task):
     flags = {
         "sampling_mask": Flag("MRI: k-space sampling mask .npy, 0/1 (1 = sampled) of shape (H, W), or (W,) for "
                               "columns; with --simulate it replaces the drawn mask", Path, grid=False),
-        "acceleration": Flag("MRI, simulated (restore/prune --simulate; transfer always): undersampling factor, e.g. 4 or 8 [4]"),
-        "center_fraction": Flag("MRI, simulated (restore/prune --simulate; transfer always): fraction of the central k-space columns (and rows, for 2-D "
-                                "masks) always sampled [0.08]"),
-        "mask_type": Flag("MRI, simulated (restore/prune --simulate; transfer always; seeded): random | equispaced columns, variable-density points | "
-                          "radial spokes [random]", str),
+        "acceleration": Flag(f"MRI, simulated ({SIMULATED}): undersampling factor, e.g. 4 or 8 [4]"),
+        "center_fraction": Flag(f"MRI, simulated ({SIMULATED}): fraction of the central k-space columns (and rows, "
+                                "for 2-D masks) always sampled [0.08]"),
+        "mask_type": Flag(f"MRI, simulated ({SIMULATED}; seeded): random | equispaced columns, variable-density "
+                          "points | radial spokes [random]", str),
     }
     real_hint = " (--sampling-mask says which k-space samples were measured)"
     # k-space inpainting: inpainting's settings. Noise-free k-space kept improving to 1000 iterations

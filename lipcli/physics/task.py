@@ -20,6 +20,7 @@ from ..registry import Registry
 from .base import LinearPhysics, Physics
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
+SIMULATED = "restore and prune: with --simulate; transfer: always"  # when a degradation flag is read (help texts)
 
 
 def on_mean(score: Metric) -> Metric:
