@@ -5,10 +5,11 @@ images per hour than one restore of c threads (two jobs on 2 cores: 1.2-1.4x for
 a 1/16-parameter one, far more when other work keeps the cores busy: benchmarks/RESULTS-jobs.md), while k
 restores that each take every core ran 4.6x slower each.
 
-Job j of m runs what a user could start by hand: the same `lip restore` arguments with `--shard j/m`
-(composed with the user's own --shard), `--jobs 1`, its `--threads` and `--log -`. So it restores inputs
-j, j+m, ... one after the other, exactly as a sequential run does (same seed, same outputs at the same
-thread count), and streams its log events (every iteration, every result) on stdout. The parent hands each
+Job j of m runs the same `lip restore` arguments with `--inputs-at` (the positions of its inputs in the
+list: j, j+m, ... of those to restore, after the user's --shard and, with --skip-existing, after the
+written ones are left out, so every job gets its share of the work left), `--jobs 1`, its `--threads` and
+`--log -`. So it restores its inputs one after the other, exactly as a sequential run does (same seed, same
+outputs at the same thread count), and streams its log events (every iteration, every result) on stdout. The parent hands each
 event on as it comes (progress, the --log file, one line per image) and the reports in input order (the
 JSON lines of a sequential run). The processes are `processes.Pool`'s: Ctrl-C stops them all, and outputs
 are written atomically, so nothing partial is left. Nothing here prints.
@@ -37,7 +38,7 @@ from .fit import FitResult
 from .processes import Pool, Worker, command_args
 from .resume import member_file
 
-OWN = ("--jobs", "--threads", "--shard", "--log")  # every job gets its own values
+OWN = ("--jobs", "--threads", "--shard", "--inputs-at", "--log")  # every job gets its own values
 DROPPED = ("--json",)  # the parent prints the reports, in input order
 
 
@@ -86,19 +87,28 @@ def plan_members(jobs: int | None, threads: str | None, inputs: int, members: in
     return plan(jobs, threads, members, dev, need, notify)
 
 
-def job_args(args: list[str], shard: tuple[int, int] | None, job: int, jobs: int, threads: int) -> list[str]:
-    """The command line of job `job` of `jobs`: its share of this process's share `shard` of the inputs
-    (of i/n, every jobs-th input from the job-th: the inputs whose index is i + n * job modulo n * jobs)."""
-    i, n = shard or (0, 1)
-    return _worker_args(args, ["--shard", f"{i + n * job}/{n * jobs}"], threads)
+def job_args(args: list[str], positions: list[int], job: int, jobs: int, threads: int) -> list[str]:
+    """The command line of job `job` of `jobs`: every jobs-th of the inputs at `positions` (in the whole
+    list of inputs), from the job-th."""
+    return _worker_args(args, ["--inputs-at", ",".join(map(str, positions[job::jobs]))], threads)
 
 
-def member_args(args: list[str], shard: tuple[int, int] | None, worker: int, workers: int, threads: int,
-                folder: Path) -> list[str]:
-    """The command line of ensemble worker `worker` of `workers`: this process's one input (the same `shard`),
-    members worker, worker + workers, ... left in `folder`."""
-    i, n = shard or (0, 1)
-    return _worker_args(args, ["--shard", f"{i}/{n}", "--members", f"{worker}/{workers}", str(folder)], threads)
+def parse_positions(text: str, count: int) -> list[int]:
+    """A worker's `--inputs-at I,J,...`: positions in its list of `count` inputs."""
+    try:
+        positions = [int(part) for part in text.split(",")]
+    except ValueError:
+        positions = [-1]
+    if not positions or not all(0 <= p < count for p in positions):
+        raise LipError(f"--inputs-at {text}: give positions 0..{count - 1} of the inputs, separated by commas")
+    return positions
+
+
+def member_args(args: list[str], position: int, worker: int, workers: int, threads: int, folder: Path) -> list[str]:
+    """The command line of ensemble worker `worker` of `workers`: the one input at `position`, members
+    worker, worker + workers, ... left in `folder`."""
+    return _worker_args(args, ["--inputs-at", str(position), "--members", f"{worker}/{workers}", str(folder)],
+                        threads)
 
 
 def _worker_args(args: list[str], first: list[str], threads: int) -> list[str]:
@@ -106,15 +116,17 @@ def _worker_args(args: list[str], first: list[str], threads: int) -> list[str]:
                                                           "--log", "-"])]
 
 
-def run(args: list[str], count: int, shard: tuple[int, int] | None, jobs: int, threads: int,
-        on_event: Callable[[int, dict[str, Any]], None], on_report: Callable[[dict[str, Any]], None],
+def run(args: list[str], positions: list[int], jobs: int, threads: int,
+        on_event: Callable[[int, dict[str, Any]], None], on_report: Callable[[int, dict[str, Any]], None],
         say: Callable[[str], None]) -> None:
-    """Restore `count` inputs (this process's, after `shard`) as `jobs` worker processes of `threads` each.
+    """Restore the inputs at `positions` (in the whole list of inputs) as `jobs` worker processes of
+    `threads` each.
 
-    `on_event(job, event)` gets every log event of job `job` as it arrives; `on_report(report)` every
-    result, in input order, as soon as the ones before it are in (and, after a failure or Ctrl-C, every
-    result that came in). A failed job does not stop the others; its error is raised once at the end.
+    `on_event(job, event)` gets every log event of job `job` as it arrives; `on_report(position, report)`
+    every result, in input order, as soon as the ones before it are in (and, after a failure or Ctrl-C,
+    every result that came in). A failed job does not stop the others; its error is raised once at the end.
     """
+    count = len(positions)
     reports: dict[int, dict[str, Any]] = {}  # input position -> report, until handed on
     done = [0] * jobs  # results per job: job j's k-th result is input j + k * jobs
     handed = 0
@@ -123,7 +135,7 @@ def run(args: list[str], count: int, shard: tuple[int, int] | None, jobs: int, t
         nonlocal handed
         while handed < count and (handed in reports or every):
             if handed in reports:
-                on_report(reports.pop(handed))
+                on_report(positions[handed], reports.pop(handed))
             handed += 1
 
     def on_job_event(job: int, event: dict[str, Any]) -> None:
@@ -134,15 +146,15 @@ def run(args: list[str], count: int, shard: tuple[int, int] | None, jobs: int, t
             hand_on(every=False)
 
     try:
-        _work("job", [job_args(args, shard, j, jobs, threads) for j in range(jobs)], on_job_event, say)
+        _work("job", [job_args(args, positions, j, jobs, threads) for j in range(jobs)], on_job_event, say)
     finally:
         hand_on(every=True)
 
 
-def run_members(args: list[str], shard: tuple[int, int] | None, members: int, workers: int, threads: int,
+def run_members(args: list[str], position: int, members: int, workers: int, threads: int,
                 on_event: Callable[[int, dict[str, Any]], None], say: Callable[[str], None],
                 states: Path | None = None) -> list[tuple[FitResult, dict[str, Any]]]:
-    """Fit the `members` of this process's one input's ensemble as `workers` worker processes of `threads`
+    """Fit the `members` of the ensemble of the input at `position` as `workers` worker processes of `threads`
     each; return them in member order, as `ensemble.members` yields them. `on_event(worker, event)` gets
     every log event of a worker as it arrives. The members' files live in `states`, the restore's state
     folder, where their fits keep their states too (lipcli/resume.py), or else in a temporary folder,
@@ -150,7 +162,7 @@ def run_members(args: list[str], shard: tuple[int, int] | None, members: int, wo
     with tempfile.TemporaryDirectory(prefix="lip-ensemble-") if states is None else nullcontext(states) as where:
         folder = Path(where)
         folder.mkdir(exist_ok=True)
-        _work("ensemble job", [member_args(args, shard, j, workers, threads, folder) for j in range(workers)],
+        _work("ensemble job", [member_args(args, position, j, workers, threads, folder) for j in range(workers)],
               on_event, say)
         return [load_member(member_file(folder, k)) for k in range(members)]
 

@@ -96,20 +96,25 @@ def test_a_failed_job_is_one_error_line_and_the_others_finish(folder, tmp_path):
 @pytest.mark.parametrize("n", ["1", "2"])
 def test_skip_existing_restores_only_what_is_missing(folder, n):
     """Re-running an interrupted batch: an input whose output exists is left and reported as skipped, in
-    input order, whether this process or worker processes restore the rest."""
+    input order, whether this process or worker processes restore the rest; the jobs share out only the
+    missing ones (inputs 1 and 3 written: one job each for 0 and 2, not job 1 idle with both skips)."""
     out = folder / f"skip{n}"
     out.mkdir()
-    (out / "camera.png").write_bytes(b"from an earlier run")
-    result = lip(folder, "astro.png", "camera.png", "waves.png", *RUN, "--iters", "3", "--jobs", n, "-o", out.name,
-                 "--json", "--skip-existing")
+    shutil.copy(folder / "astro.png", folder / "again.png")
+    for name in ("camera.png", "again.png"):
+        (out / name).write_bytes(b"from an earlier run")
+    result = lip(folder, "astro.png", "camera.png", "waves.png", "again.png", *RUN, "--iters", "3", "--jobs", n,
+                 "-o", out.name, "--json", "--skip-existing")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["input"] for r in rows] == ["astro.png", "camera.png", "waves.png"]
+    assert [r["input"] for r in rows] == ["astro.png", "camera.png", "waves.png", "again.png"]
     assert rows[1] == {"input": "camera.png", "output": f"{out.name}/camera.png", "skipped": "output exists"}
+    assert rows[3] == {"input": "again.png", "output": f"{out.name}/again.png", "skipped": "output exists"}
     assert "iterations" in rows[0] and "iterations" in rows[2]
-    assert (out / "camera.png").read_bytes() == b"from an earlier run"
+    assert (out / "camera.png").read_bytes() == (out / "again.png").read_bytes() == b"from an earlier run"
     assert f"camera.png -> {out.name}/camera.png: skipped, output exists (--skip-existing)" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["astro.png", "camera.png", "waves.png"]
+    assert ("lip restore: 2 images, 2 at once" in result.stderr) == (n == "2"), result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["again.png", "astro.png", "camera.png", "waves.png"]
 
 
 def test_shard_takes_every_nth_input_and_composes_with_jobs(folder):
@@ -117,8 +122,8 @@ def test_shard_takes_every_nth_input_and_composes_with_jobs(folder):
                  "-o", "shard", "--json")
     assert result.exit_code == 0, result.output
     assert [json.loads(line)["input"] for line in result.stdout.splitlines()] == ["camera.png"]
-    assert jobs.job_args(["a", "--jobs", "2", "--shard=1/2", "--json", "--log", "x", "b"], (1, 2), 1, 2, 3) == [
-        "restore", "--shard", "3/4", "--jobs", "1", "--threads", "3", "--log", "-", "a", "b"]
+    assert jobs.job_args(["a", "--jobs", "2", "--shard=1/2", "--json", "--log", "x", "b"], [1, 3, 5], 1, 2, 3) == [
+        "restore", "--inputs-at", "3", "--jobs", "1", "--threads", "3", "--log", "-", "a", "b"]
 
 
 def test_ctrl_c_stops_every_job_and_leaves_only_whole_outputs(folder):

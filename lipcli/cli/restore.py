@@ -96,6 +96,9 @@ def restore_cmd(
                                                        help="Fit ensemble members J, J+M, ... of the one input "
                                                        "into folder DIR and write no image: a worker of an "
                                                        "ensemble fitted at once (lipcli/jobs.py)"),
+    inputs_at: Optional[str] = typer.Option(None, "--inputs-at", metavar="I,J,...", hidden=True,
+                                            help="Restore only the inputs at these positions of the list (from 0): "
+                                            "a worker of a --jobs run (lipcli/jobs.py)"),
     snapshots: Optional[tuple[int, Path]] = typer.Option(None, metavar="N DIR", help="Also write what the fit "
                                                          "shows every N iterations into folder DIR (created), as "
                                                          "INPUT-STEM_ITERATION.png: its learning process",
@@ -146,8 +149,10 @@ def restore_cmd(
     images_io.check_readable(images)
     if save_kspace is not None:
         check_scan_paths(save_kspace)
+    at = (jobs_mod.parse_positions(inputs_at, len(images)) if inputs_at is not None
+          else config.shard_of(list(range(len(images))), shard_))
     if members is not None:  # a worker of its parent's run, which did the checks
-        _fit_share(config.shard_of(images, shard_), job, clean, members, log)
+        _fit_share([images[k] for k in at], job, clean, members, log)
         return
     check_stdout_free(out, json_, log)
     outs = output_paths(images, out)
@@ -161,21 +166,22 @@ def restore_cmd(
         files.check_writable(_snapshot_path(snapshots[1], images[0], 1, job.cfg.iters) if snapshots[1].is_dir()
                              else snapshots[1])
     say_threads()
-    mine = config.shard_of(list(zip(images, outs)), shard_)
+    mine = [(images[k], outs[k]) for k in at]
+    todo = [k for k in at if not (skip_existing and outs[k].is_file())]  # positions of the inputs to fit
     if not mine:
         say(f"lip restore: --shard {shard} of {len(images)} inputs has none of them; nothing to do")
     need = lambda: largest_need([p for p, _ in mine], task, job.settings, simulate,  # noqa: E731
                                 job.prior.spec, job.cfg.precision)
-    planned = jobs_mod.plan(n_jobs, threads, len(mine), dev, need, say)
-    at_once = None if planned else jobs_mod.plan_members(n_jobs, threads, len(mine), job.ensemble, dev, need, say)
+    planned = jobs_mod.plan(n_jobs, threads, len(todo), dev, need, say)
+    at_once = None if planned else jobs_mod.plan_members(n_jobs, threads, len(todo), job.ensemble, dev, need, say)
     unreadable = _read_ahead(mine, job, skip_existing)
     run_log = RunLog(log)
     try:
         if planned is not None:
-            _restore_jobs(ctx.meta[ARGS], [dest for _, dest in mine], shard_, *planned, job.cfg.iters, json_,
+            _restore_jobs(ctx.meta[ARGS], list(zip(images, outs)), at, todo, *planned, job.cfg.iters, json_,
                           run_log)
             return
-        members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], shard_, *at_once,
+        members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], todo[0], *at_once,
                                                             job.cfg.iters, run_log)
         refused: list[tuple[str, LipError]] = []
         batch = len(mine) > 1 and not skip_existing  # stopped, it names --skip-existing: the written images stay
@@ -224,11 +230,19 @@ def _read_ahead(mine: list[tuple[Path, Path]], job: api.Restorer, skip_existing:
     return refused
 
 
-def _restore_jobs(args: list[str], dests: list[Path], shard: Optional[tuple[int, int]], jobs: int, each: int,
-                  iters: int, json_: bool, run_log: RunLog) -> None:
-    """Restore the inputs that go to `dests` as `jobs` worker processes (lipcli/jobs.py): one progress display
-    over all of them, a line per finished image, the JSON lines in input order, the workers' events in --log."""
-    count = len(dests)
+def _restore_jobs(args: list[str], pairs: list[tuple[Path, Path]], at: list[int], todo: list[int], jobs: int,
+                  each: int, iters: int, json_: bool, run_log: RunLog) -> None:
+    """Restore the inputs at positions `todo` of (input, output) `pairs` as `jobs` worker processes
+    (lipcli/jobs.py), reporting the others of this run's positions `at` as skipped (their outputs exist): one
+    progress display over the restored ones, a line per finished image, the JSON lines in input order, the
+    workers' events in --log."""
+    count, dests = len(todo), [pairs[k][1] for k in todo]
+    left = [k for k in at if k not in set(todo)]  # skipped, reported in input order among the results
+
+    def skipped_before(position: int) -> None:
+        while left and left[0] < position:
+            _skipped(*pairs[left.pop(0)], json_, run_log)
+
     say(f"lip restore: {count} images, {jobs} at once ({each} thread{'s' * (each > 1)} each; --jobs 1 runs "
         "them one after the other)")
     running: dict[int, str] = {}  # job -> its image and iteration
@@ -245,8 +259,15 @@ def _restore_jobs(args: list[str], dests: list[Path], shard: Optional[tuple[int,
                 _say_restored(event)
             advance(1 if event.get("event") == "result" else 0, "  ".join(running[j] for j in sorted(running)))
 
+        def on_report(position: int, report: dict[str, Any]) -> None:
+            skipped_before(position)
+            if json_:
+                emit_json(report)
+
+        skipped_before(todo[0])
         try:
-            jobs_mod.run(args, count, shard, jobs, each, on_event, emit_json if json_ else lambda report: None, say)
+            jobs_mod.run(args, todo, jobs, each, on_event, on_report, say)
+            skipped_before(len(pairs))
         except (KeyboardInterrupt, Terminated):
             kept = sum(folder is not None and folder.is_dir() for folder in map(resume.state_folder, dests))
             say(f"lip: stopped the {jobs} jobs; {finished} of {count} images were restored and written"
@@ -255,7 +276,7 @@ def _restore_jobs(args: list[str], dests: list[Path], shard: Optional[tuple[int,
             raise
 
 
-def _members_at_once(args: list[str], shard: Optional[tuple[int, int]], workers: int, threads: int, iters: int,
+def _members_at_once(args: list[str], position: int, workers: int, threads: int, iters: int,
                      run_log: RunLog, advance: Callable[[int, str], None]) -> Elsewhere:
     """One input's ensemble members fitted by `workers` worker processes (lipcli/jobs.py), shown in the
     image's progress display (each worker's iteration) and their events in --log, as a sequential run's."""
@@ -277,7 +298,7 @@ def _members_at_once(args: list[str], shard: Optional[tuple[int, int]], workers:
                         "iterations; members at " + "  ".join(running[w] for w in sorted(running)))
 
         try:
-            return jobs_mod.run_members(args, shard, len(seeds), workers, threads, on_event, say, states)
+            return jobs_mod.run_members(args, position, len(seeds), workers, threads, on_event, say, states)
         except (KeyboardInterrupt, Terminated):
             say(f"lip: stopped the {workers} ensemble jobs; nothing was written")
             raise
