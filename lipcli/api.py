@@ -309,13 +309,14 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     if mask is None and (round_ is not None or sparsity is not None):
         raise LipError(f"--{'round' if round_ is not None else 'sparsity'} picks a round of a mask, and the dense "
                        "net has none: add --mask")
-    own = library.fast_settings(mask, settings["preset"])
+    own = library.fast_settings(mask, settings["preset"], task, named=bool(default))
     if own:  # a library entry measured with its own settings: they go over the preset's, under the user's
         settings = resolve_settings(task, config, dev, given, own)
     cfg = replace(fit_config(settings, settings["early_stop"], dev, seed), checkpoint=checkpoint)
     if mask is not None:
         try:
-            chosen = masked_prior(mask, round_, sparsity, init, compact)
+            chosen = masked_prior(library.entry_file(mask) if default else mask, round_, sparsity, init, compact,
+                                  label=mask if default else None)
         except LipError as exc:  # the user named no mask: say which one the options were applied to
             raise LipError(f"the default prior, library mask {mask}: {exc}" if default else str(exc)) from None
     else:  # the deep decoder's width follows --dd-k however it was asked for (--prior, --net, --config)

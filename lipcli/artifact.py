@@ -194,7 +194,8 @@ def load(path: Path | str) -> Artifact:
     path = library.resolve(Path(path))
     if not path.is_file():
         names = ", ".join(e.name for e in library.entries()) or "none yet"
-        raise _fail(path, f"no such artifact file (check the path; shipped masks by name: {names})")
+        raise _fail(path, f"{'is a folder, not an artifact file' if path.is_dir() else 'no such artifact file'} "
+                          f"(check the path; shipped masks by name: {names})")
     data = path.read_bytes()
     if data.startswith(PICKLE_MAGIC) and not _safetensors_layout(data):
         raise _fail(path, "is a pickle/torch.save file; lip only reads .safetensors artifacts and "

@@ -5,8 +5,8 @@ Each entry is a slim artifact (lipcli/artifact.py: a few KB for a channel ticket
 plus a record in data/library/index.yaml: what it is for, which round to use, how it was made, what it
 measured (the study and command that produced the numbers), and the fitting settings it was measured with
 where they differ from the fast preset's (`fast`: a narrow net learns more slowly, so an SR ticket needs a
-higher iteration cap than the dense net). `lip restore` applies them; transfer grids do not, since they
-compare priors at equal settings.
+higher iteration cap than the dense net). `lip restore` applies them when it fits the entry for its own
+task; transfer grids do not, since they compare priors at equal settings.
 """
 from __future__ import annotations
 
@@ -47,8 +47,9 @@ def _entry(name: str) -> Entry | None:
 
 
 def _named(path: Path) -> Entry | None:
-    """The entry `path` names, unless it is a file or a path (a file always wins over a name)."""
-    if path.exists() or len(path.parts) != 1:
+    """The entry `path` names, unless it is a file or a path (a file always wins over a name; a folder of
+    that name does not: it could not be a mask)."""
+    if path.is_file() or len(path.parts) != 1:
         return None
     return _entry(str(path))
 
@@ -67,8 +68,20 @@ def default_for(name: str, settings: dict[str, Any]) -> bool:
     return found is not None and all(settings.get(k) == v for k, v in found.only.items())
 
 
-def fast_settings(mask: object, preset: str) -> dict[str, Any]:
-    """The settings the entry named `mask` was measured with, over the fast preset's; {} for anything else
-    (a file, an artifact, another preset: the paper preset fits every prior the papers' way)."""
-    found = _named(Path(mask)) if preset == "fast" and isinstance(mask, (str, Path)) else None
-    return dict(found.fast) if found is not None else {}
+def entry_file(name: str) -> Path:
+    """The file of entry `name`, whatever the working folder holds (a preset's ticket is always a name)."""
+    found = _entry(name)
+    if found is None:
+        raise KeyError(name)
+    return found.path
+
+
+def fast_settings(mask: object, preset: str, task: str, named: bool = False) -> dict[str, Any]:
+    """The settings the entry named `mask` was measured with, over the fast preset's, when it is fitted for
+    its own task; {} for anything else (a file, an artifact, another preset: the paper preset fits every
+    prior the papers' way; another task: its settings were tuned for this one). `named`: `mask` is a name
+    for sure (a preset's ticket), not a path that a file in the working folder could take."""
+    found = None
+    if preset == "fast" and isinstance(mask, (str, Path)):
+        found = _entry(str(mask)) if named else _named(Path(mask))
+    return dict(found.fast) if found is not None and found.task == task else {}

@@ -58,9 +58,9 @@ def check_dip_mask(art: artifact.Artifact, path: object) -> artifact.Artifact:
 
 
 def masked_prior(path: Path | str | artifact.Artifact, round_: int | None, sparsity: float | None, init: str,
-                 compact: bool | None = None) -> Prior:
+                 compact: bool | None = None, label: str | None = None) -> Prior:
     """Load a mask artifact (or take a loaded one) and pick a round: explicit, nearest to a sparsity, or
-    the recommended one."""
+    the recommended one. `label`: what reports call the mask (a library name), if not its path."""
     art = check_dip_mask(path if isinstance(path, artifact.Artifact) else artifact.load(path), path)
     if round_ is not None and sparsity is not None:
         raise LipError("give --round or --sparsity, not both")
@@ -71,7 +71,7 @@ def masked_prior(path: Path | str | artifact.Artifact, round_: int | None, spars
     k = art.recommended_round if round_ is None else round_
     config.check_init(init)
     return Prior(spec=art.spec, theta0=art.theta0 if init == "artifact" else None, masks=art.mask(k),
-                 source={"mask": "(in memory)" if path is art else str(path), "round": k, "init": init,
+                 source={"mask": label or ("(in memory)" if path is art else str(path)), "round": k, "init": init,
                          "method": art.meta.get("method")},
                  compact=compact)
 

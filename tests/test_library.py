@@ -50,6 +50,24 @@ def test_an_entry_is_fitted_with_its_own_settings_over_the_fast_preset_only(shel
     monkeypatch.setattr(TASKS.get("denoise"), "fast_ticket", "tiny-ch")
     assert cfg().iters == 7  # the preset's default ticket
     assert cfg(dense=True).iters == cfg(prior="deep-decoder").iters == preset["iters"]  # not when another prior
+    assert cfg(mask="tiny-ch", task="sr").iters == config.preset("fast", "sr")["iters"]  # nor on another task
+
+
+def test_a_file_or_folder_named_like_the_presets_ticket_does_not_replace_it(shelf, workdir, monkeypatch):
+    """The default prior is the library's file whatever the working folder holds (a folder of that name
+    does not hide an explicit --mask NAME either: it could not be a mask)."""
+    monkeypatch.setattr(TASKS.get("denoise"), "fast_ticket", "tiny-ch")
+    monkeypatch.chdir(workdir)
+    args = ("restore", "--simulate", "rgb.png", "--iters", "3", "--json", *FAST)
+    same = lambda report: {k: v for k, v in report.items() if k not in ("output", "seconds")}  # noqa: E731
+    expected = same(json_report(lip(*args, "-o", "a.png")))
+    assert expected["mask"] == "tiny-ch" and expected["iterations"] == 3
+    (workdir / "tiny-ch").mkdir()
+    assert same(json_report(lip(*args, "-o", "b.png", "--mask", "tiny-ch"))) == expected
+    (workdir / "tiny-ch").rmdir()
+    (workdir / "tiny-ch").write_bytes(b"a user's file of that name")
+    assert same(json_report(lip(*args, "-o", "c.png"))) == expected
+    assert (workdir / "a.png").read_bytes() == (workdir / "b.png").read_bytes() == (workdir / "c.png").read_bytes()
 
 
 def test_schedules_follow_the_estimated_noise_level(shelf, workdir):
