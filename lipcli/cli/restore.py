@@ -65,8 +65,9 @@ def restore_cmd(
                                                "to this folder (kspace.npy, mask.npy; created), to reconstruct "
                                                "the same from files", rich_help_panel="Task"),
     mask: Optional[Path] = typer.Option(None, help="Mask artifact (.safetensors) or a library name (`lip masks`: "
-                                        "fitted for its task with the settings it was measured with, flags override); absent: the "
-                                        "preset's ticket for the task (--dense: none), else the dense net",
+                                        "fitted for its task with the settings it was measured with, flags "
+                                        "override); absent: the preset's ticket for the task (--dense: none), else "
+                                        "the dense net",
                                         rich_help_panel="Prior"),
     round_: MaskRound = None, sparsity: MaskSparsity = None,
     init: str = typer.Option("artifact", help="artifact: the mask's theta0 (LIP ticket) | fresh: new "
