@@ -205,7 +205,9 @@ Sgld = Annotated[Optional[float], typer.Option(help="SGLD-DIP (Cheng et al. 2019
                                                "stay 0); GP-DIP used 2, OES 0.5 [0 = off]",
                                                rich_help_panel="Fitting")]
 EarlyStop = Annotated[Optional[bool], typer.Option(help="Stop automatically when the output stops improving "
-                                                   "(never reads the clean image) [on; off for inpainting under "
+                                                   "(never reads the clean image; off, the fit runs to --iters and "
+                                                   "the rule's pick, which the --es-* flags set, is still reported: "
+                                                   "stopped_at, psnr_stopped) [on; off for inpainting under "
                                                    "the fast preset and under --config oes and deep-decoder]",
                                                    show_default=False,
                                                    rich_help_panel="Fitting")]
@@ -220,13 +222,15 @@ EsWindow = Annotated[Optional[int], typer.Option(help="Early-stop variance windo
 EsPatience = Annotated[Optional[int], typer.Option(help="Early-stop patience in iterations [1000 paper, 150 "
                                                    "fast for denoising, 300 fast for the other tasks]", min=1,
                                                    rich_help_panel="Fitting")]
-EsGate = Annotated[Optional[float], typer.Option(help="Denoising: a variance minimum counts only once the loss "
+EsGate = Annotated[Optional[float], typer.Option(help="Denoising (a task with a noise level): a variance minimum "
+                                                 "counts only once the loss "
                                                  "is under this x the estimated noise variance (0 = off) [1.05; "
                                                  "the default denoising ticket: 1.2 where the estimated sigma is "
                                                  "above 52.5]",
                                                  min=0, rich_help_panel="Fitting")]
-EsWhite = Annotated[Optional[float], typer.Option(help="Denoising: a variance minimum counts only once the "
-                                                  "residual's lag-1 autocorrelation is under this (0 = off) [0; "
+EsWhite = Annotated[Optional[float], typer.Option(help="A variance minimum counts only once the residual's "
+                                                  "(observation - degraded output) lag-1 autocorrelation is under "
+                                                  "this (0 = off) [0; "
                                                   "the default denoising ticket: 0.02 where the estimated sigma "
                                                   "is 20 or below, 0.01 above 37.5, 0.005 above 52.5]",
                                                   min=0, max=0.999,
