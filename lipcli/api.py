@@ -632,7 +632,7 @@ class Recovered:
 @dataclass
 class Recoverer:
     """`lip cs` set up: the checked problem (measurements, operator, sizes) and prior, ready to solve; `warning`
-    says, before the solve, why it would likely fail."""
+    says, before the solve, why it would likely fail or disappoint."""
 
     problem: CSProblem
     task: str  # cs | inpaint
@@ -653,10 +653,13 @@ class Recoverer:
 
     @property
     def warning(self) -> str | None:
-        """Why the solve will likely fail, to say before it: outliers in half of Median-of-Means' batches or more."""
-        if (self.task, self.solver) != ("cs", "mom"):
-            return None
-        return MedianOfMeans(self.problem.op, self.cfg.batch_size).warning(self.problem.y)
+        """Why the solve will likely fail or disappoint, to say before it: outliers in half of Median-of-Means'
+        batches or more; a generator whose training was stopped midway."""
+        found = [f"the generator {self.source['generator']} is {self.source['unfinished']}"
+                 if "unfinished" in self.source else None,
+                 MedianOfMeans(self.problem.op, self.cfg.batch_size).warning(self.problem.y)
+                 if (self.task, self.solver) == ("cs", "mom") else None]
+        return "; ".join(w for w in found if w) or None
 
     def __call__(self, *, on_step: Callable[[int, float], None] = lambda done, loss: None,
                  notify: Callable[[str], None] = _quiet, state: Path | None = None) -> Recovered:

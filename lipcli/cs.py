@@ -177,9 +177,12 @@ def solve_generator(g: nn.Module, op: Physics, y: torch.Tensor, ref: torch.Tenso
 def generator_prior(path: Path | str, round_: int | None, weights: str = "auto", spec_file: Path | None = None
                     ) -> tuple[nn.Module, tuple[int, int, int], dict[str, Any]]:
     """The (possibly pruned) generator of an artifact or external file (generators.py), the image shape it
-    makes, and its report fields (which weights were used among them)."""
-    g, masks, used = generators.load(path, round_, weights, spec_file)
+    makes, and its report fields (which weights were used among them; `unfinished`, a stopped training's)."""
+    art = generators.read(path, spec_file)
+    g, masks, used = generators.frozen(art, path, round_, weights)
     source = {"generator": str(path), "round": round_ or 0, "sparsity": mask_sparsity(masks), "weights": used}
+    if generators.unfinished(art):
+        source["unfinished"] = generators.unfinished(art)
     if spec_file is not None:
         source["generator_spec"] = str(spec_file)
     return g, (int(g.spec["out_channels"]), int(g.spec["size"]), int(g.spec["size"])), source

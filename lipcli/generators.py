@@ -139,7 +139,21 @@ def at_round(art: artifact.Artifact, round_: int, weights: str = "auto") -> tupl
 def load(path: Path | str, round_: int | None = None, weights: str = "auto",
          spec_file: Path | str | None = None) -> tuple[DCGANGenerator, Masks, str]:
     """(frozen generator in eval mode, its masks keyed by the artifact's names, the weights used)."""
-    art = read(path, spec_file)
+    return frozen(read(path, spec_file), path, round_, weights)
+
+
+def unfinished(art: artifact.Artifact) -> str | None:
+    """What a generator whose training was stopped before its last epoch lacks (train-generator writes one
+    after every epoch, so a stopped run leaves a usable but undertrained one); None when it is finished."""
+    done, planned = art.meta.get("epochs_done"), (art.meta.get("train_config") or {}).get("epochs")
+    if isinstance(done, int) and isinstance(planned, int) and done < planned:
+        return f"trained {done} of its {planned} epochs (its training was stopped; the same train-generator command continues it)"
+    return None
+
+
+def frozen(art: artifact.Artifact, path: Path | str, round_: int | None = None, weights: str = "auto"
+           ) -> tuple[DCGANGenerator, Masks, str]:
+    """`load` of an artifact read from `path`."""
     try:
         net, masks, used = at_round(art, round_ or 0, weights)
     except LipError as exc:

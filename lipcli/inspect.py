@@ -18,6 +18,7 @@ import torch
 from . import nets, plot
 from .artifact import Artifact
 from .errors import LipError
+from .generators import unfinished
 from .masks import kept_by_round, sparsity, total_count
 
 SUMMARY_FIELDS = ("method", "task", "operator", "images", "seed", "oracle", "tool_version",
@@ -123,6 +124,7 @@ def summary(art: Artifact) -> dict[str, Any]:
                 "dense_tensors": [n for n in order if n not in art.prune_round]},
     )
     out["oracle"] = bool(meta.get("oracle", False))
+    out["unfinished"] = unfinished(art)  # a generator whose training was stopped
     return out
 
 

@@ -14,7 +14,8 @@ from PIL import Image
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from lipcli import artifact, generators, nets
+from lipcli import api, artifact, gan, generators, nets
+from lipcli import inspect as inspect_mod
 from lipcli.cli import app
 from lipcli.errors import LipError
 from lipcli.gan import GanConfig, new_gan, train
@@ -164,6 +165,21 @@ def test_train_generator_records_how_it_was_made(tmp_path, monkeypatch):
     assert (meta["output_range"], meta["latent"], meta["created"]) == ([0, 1], "N(0, I_nz)", "1970-01-01T00:00:00Z")
     assert art.prune_round == {} and set(art.theta0) == {n for n, _ in nets.build(meta["spec"]).named_parameters()}
     assert (tmp_path / "g_samples.png").is_file()
+    assert generators.unfinished(art) is None
+
+
+def test_a_generator_whose_training_was_stopped_is_said_to_be_unfinished_where_it_is_used(tmp_path):
+    """train-generator writes the generator after every epoch, so a stopped run leaves one at --out: `lip cs`
+    warns before it fits it, and `lip inspect` says so."""
+    art = generators.read(gan.GENERATOR)
+    art.meta.update(epochs_done=1, train_config={**(art.meta.get("train_config") or {}), "epochs": 3})
+    artifact.save(tmp_path / "p.safetensors", art)
+    note = "trained 1 of its 3 epochs (its training was stopped; the same train-generator command continues it)"
+    assert generators.unfinished(generators.read(tmp_path / "p.safetensors")) == note
+    assert inspect_mod.summary(artifact.load(tmp_path / "p.safetensors"))["unfinished"] == note
+    job = api.recoverer("mnist:3", simulate=True, generator=tmp_path / "p.safetensors", iters=1, device="cpu")
+    assert job.warning == f"the generator {tmp_path / 'p.safetensors'} is {note}"
+    assert api.recoverer("mnist:3", simulate=True, iters=1, device="cpu").warning is None  # the bundled one
 
 
 def test_prune_prior_gan_takes_every_flag_it_reads(tmp_path):

@@ -106,8 +106,9 @@ def train_generator_cmd(
         except (KeyboardInterrupt, Terminated):
             written = max(written, (keeper.resumed_from or 0) // per_epoch if keeper is not None else 0)
             say_state_kept(folder, f"stopped after epoch {written} of {epochs}; " + (
-                f"{out} holds that generator (its epochs_done), not a finished one" if written else
-                "no generator was written"), output=out)
+                "no generator was written" if not written else f"{out} holds the finished generator"
+                if written == epochs else f"{out} holds that generator (its epochs_done), not a finished one"),
+                output=out)
             raise
     problem = None if folder is None else resume.clear(folder)
     if problem:

@@ -155,7 +155,7 @@ def _info_rows(path: str, s: dict[str, Any]) -> list[tuple[str, str]]:
                         + ("; search stopped by the loss-rise rule" if s.get("stopped_by_rule") else "")),
              ("made by", f"lip {s['tool_version'] or '?'} (torch {s['torch_version'] or '?'}), "
                          f"created {s['created'] or '-'}")]
-    return rows
+    return rows + ([("training", f"unfinished: {s['unfinished']}")] if s.get("unfinished") else [])
 
 
 def _say_info(rows: list[tuple[str, str]]) -> None:
