@@ -1191,6 +1191,12 @@ case("restore", "an image file name as -o for two inputs",
      lambda w: ["img.png", write_picture(w.dir / "img2.png", 32, 32).name, "-o", "out/one.png"],
      "names one image file", "output folder")
 
+case("train-generator", "--samples - (stdout)", lambda w: ["--data", picture_folder(w, "x.png"), "-o",
+     "g.safetensors", "--samples", "-"], "rewritten after every epoch", "file name", base=GAN_TRAIN)
+case("cs", "-o - (stdout) with --json", lambda w: ["mnist:0", "--simulate", "-o", "-", "--json"],
+     "drop --json (the lines on stderr say the same)")
+case("restore", "a folder as --mask", lambda w: ["img.png", "--mask", "."], "is a folder, not an artifact file")
+
 # ---------------------------------------------------------------- running a case
 
 def listing(folder: Path) -> list[str]:

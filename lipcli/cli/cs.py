@@ -110,7 +110,7 @@ def cs_cmd(
                        "has none: drop it")
     problem = job.problem
     dest = out or Path(f"{problem.name}_{task}.png")
-    check_stdout_free(dest, json_)
+    check_stdout_free(dest, json_, logs=False)
     files.check_writable(dest)
     images_io.check_suffix(dest)
     say_threads()

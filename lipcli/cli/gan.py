@@ -67,6 +67,8 @@ def train_generator_cmd(
         files.protect(Path(data).iterdir())
     artifact.check_output(out)
     grid = samples or out.with_name(f"{out.stem}_samples.png")
+    if files.reaches_stdout(grid):
+        raise LipError(f"--samples {grid}: the sample grid is rewritten after every epoch; give it a file name")
     images_io.check_suffix(grid)
     files.check_writable(grid)
     x = load_data(data, spec)

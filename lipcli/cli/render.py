@@ -132,15 +132,17 @@ class RunLog:
             self.file.close()
 
 
-def check_stdout_free(out: Path | None, json_: bool, log: Path | None = None) -> None:
+def check_stdout_free(out: Path | None, json_: bool, log: Path | None = None, logs: bool = True) -> None:
     """Stdout carries one stream at most: the output (`-o -`), the JSON lines (--json) or the log (`--log -`).
-    Refuse two rather than mix them (a PNG with JSON lines in front of it is no PNG)."""
+    Refuse two rather than mix them (a PNG with JSON lines in front of it is no PNG). `logs`: the command has
+    --log (the hint offers it)."""
     to_out, to_log = out is not None and files.reaches_stdout(out), log is not None and files.reaches_stdout(log)
     if (to_out or to_log or json_) and sys.stdout is None:
         raise LipError("stdout is closed: give -o / --log a file name, or drop --json")
     if to_out and json_:
-        raise LipError(f"--json prints to stdout, which -o {out} fills with the output: drop --json and add "
-                       "--log FILE, which records the same result")
+        raise LipError(f"--json prints to stdout, which -o {out} fills with the output: drop "
+                       "--json" + (" and add --log FILE, which records the same result" if logs else
+                                   " (the lines on stderr say the same)"))
     if to_log and (to_out or json_):
         raise LipError(f"--log {log} and {f'-o {out}' if to_out else '--json'} both write to stdout: give --log a "
                        "file name")
