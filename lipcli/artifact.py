@@ -241,9 +241,13 @@ def _regenerate(path: Path, art: Artifact) -> dict[str, torch.Tensor]:
         raise _fail(path, "records a theta0 hash but no integer seed to regenerate it from (the file is damaged)")
     theta0 = seeded_theta0(art.spec, seed)
     if theta0_hash(theta0) != art.meta["theta0_sha256"]:
+        wrote = str(art.meta.get("torch_version"))
+        if wrote.split("+")[0] == torch.__version__.split("+")[0]:  # same torch, same draw: the record changed
+            raise _fail(path, f"its initial weights, regenerated from seed {seed} by the torch that wrote it "
+                              f"({wrote}), do not match its recorded hash (the file is damaged)")
         raise _fail(path, f"its initial weights are regenerated from seed {seed}, but this torch "
                           f"({torch.__version__}) draws different ones than the torch that wrote it "
-                          f"({art.meta.get('torch_version')}); use that torch version, or a full artifact")
+                          f"({wrote}); use that torch version, or a full artifact")
     return theta0
 
 
@@ -322,6 +326,11 @@ def _check_against_spec(path: Path, art: Artifact, shapes: dict[str, tuple[int, 
         for name, t in group.items():
             if tuple(t.shape) != shapes[name]:
                 raise _fail(path, f"{name} has shape {tuple(t.shape)}, the net needs {shapes[name]}")
+    held = sum(r.numel() for r in art.prune_round.values())
+    totals = {r["total"] for r in art.meta.get("rounds", []) if _is_int(r.get("total"))}
+    if totals and totals != {held}:
+        raise _fail(path, f"its rounds record {min(totals):,} masked weights but its masks hold {held:,} (a mask "
+                          "tensor is missing or added; the file is damaged)")
     top = max((int(r.max()) for r in art.prune_round.values() if r.numel()), default=0)
     if top > art.rounds:
         raise _fail(path, f"masks refer to round {top} but only {art.rounds} rounds are recorded")

@@ -198,7 +198,7 @@ def test_a_header_length_ending_in_0x80_is_not_taken_for_a_pickle(tmp_path):
 
 def test_refuses_missing_and_empty_files(tmp_path):
     refused(tmp_path / "nope.safetensors", "no such artifact")
-    refused(tmp_path, "no such artifact")  # a folder
+    refused(tmp_path, "is a folder, not an artifact file")
     (tmp_path / "empty.safetensors").write_bytes(b"")
     refused(tmp_path / "empty.safetensors", "not a valid safetensors")
 
@@ -247,6 +247,12 @@ def test_refuses_missing_and_extra_keys(tmp_path):
     refused(write_raw(tmp_path / "c.safetensors", extra, meta_json(art)), "unknown parameter")
     stray = dict(tensors, **{"optimizer/state": torch.zeros(3)})
     refused(write_raw(tmp_path / "d.safetensors", stray, meta_json(art)), "unexpected tensor")
+    total = sum(r.numel() for r in art.prune_round.values())  # as lip prune records it in every round
+    counted = meta_json(art, rounds=[{**r, "total": total} for r in art.meta["rounds"]])
+    assert artifact.load(write_raw(tmp_path / "e.safetensors", tensors, counted)).rounds == art.rounds
+    no_mask = dict(tensors)
+    del no_mask[next(k for k in tensors if k.startswith(ROUND))]  # that layer would be fitted dense
+    refused(write_raw(tmp_path / "e.safetensors", no_mask, counted), "a mask tensor is missing")
 
 
 def test_refuses_another_nets_shapes(tmp_path):
@@ -379,8 +385,11 @@ def test_slim_file_refuses_a_theta0_it_cannot_regenerate(tmp_path):
     artifact.save(tmp_path / "a.safetensors", art, slim=True)
     slim = artifact.load(tmp_path / "a.safetensors")
     tensors = {ROUND + n: artifact._narrowest(r) for n, r in slim.prune_round.items()}
-    path = write_raw(tmp_path / "b.safetensors", tensors, meta_json(slim, theta0_sha256="0" * 64))
+    path = write_raw(tmp_path / "b.safetensors", tensors, meta_json(slim, theta0_sha256="0" * 64,
+                                                                    torch_version="1.0.0"))
     refused(path, "regenerated from seed 0", "draws different ones")
+    path = write_raw(tmp_path / "b.safetensors", tensors, meta_json(slim, theta0_sha256="0" * 64))
+    refused(path, "regenerated from seed 0 by the torch that wrote it", "the file is damaged")
     bad = {**tensors, ROUND + next(iter(slim.prune_round)): torch.zeros(2, 2, dtype=torch.uint8)}
     refused(write_raw(tmp_path / "c.safetensors", bad, meta_json(slim)), "does not broadcast")
 
