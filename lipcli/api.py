@@ -714,6 +714,8 @@ def recoverer(source: str | Path, *, task: str = "cs", simulate: bool = False, p
         raise LipError(f"unknown --weights {weights!r}: use {' or '.join(generators.WEIGHTS)}")
     if weights != "auto" and prior != "generator":
         raise LipError("--weights chooses a generator's weights (--prior generator)")
+    if prior == "generator" and mask is not None and generator is not None:
+        raise LipError("--mask, a GAN-IMP artifact, holds its generator's weights: drop --generator")
     if generator_spec is not None and (generator is None or mask is not None or prior != "generator"):
         raise LipError("--generator-spec describes the state dict given with --generator (a lip artifact, "
                        "--mask included, carries its own spec)")

@@ -180,7 +180,8 @@ def generator_prior(path: Path | str, round_: int | None, weights: str = "auto",
     makes, and its report fields (which weights were used among them; `unfinished`, a stopped training's)."""
     art = generators.read(path, spec_file)
     g, masks, used = generators.frozen(art, path, round_, weights)
-    source = {"generator": str(path), "round": round_ or 0, "sparsity": mask_sparsity(masks), "weights": used}
+    source = {"generator": str(path), "round": art.recommended_round if round_ is None else round_,
+              "sparsity": mask_sparsity(masks), "weights": used}
     if generators.unfinished(art):
         source["unfinished"] = generators.unfinished(art)
     if spec_file is not None:

@@ -153,9 +153,9 @@ def unfinished(art: artifact.Artifact) -> str | None:
 
 def frozen(art: artifact.Artifact, path: Path | str, round_: int | None = None, weights: str = "auto"
            ) -> tuple[DCGANGenerator, Masks, str]:
-    """`load` of an artifact read from `path`."""
+    """`load` of an artifact read from `path` (round None: its recommended round; 0 for a dense generator)."""
     try:
-        net, masks, used = at_round(art, round_ or 0, weights)
+        net, masks, used = at_round(art, art.recommended_round if round_ is None else round_, weights)
     except LipError as exc:
         raise LipError(f"{path}: {exc}") from None
     g = generator_of(net)

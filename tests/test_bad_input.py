@@ -1197,6 +1197,9 @@ case("cs", "-o - (stdout) with --json", lambda w: ["mnist:0", "--simulate", "-o"
      "drop --json (the lines on stderr say the same)")
 case("restore", "a folder as --mask", lambda w: ["img.png", "--mask", "."], "is a folder, not an artifact file")
 
+case("cs", "--generator beside a GAN-IMP --mask", lambda w: ["mnist:0", "--simulate", "--mask", "m.safetensors",
+     "--generator", "g.safetensors"], "holds its generator's weights", "drop --generator")
+
 # ---------------------------------------------------------------- running a case
 
 def listing(folder: Path) -> list[str]:

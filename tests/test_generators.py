@@ -128,6 +128,13 @@ def test_cs_reports_and_uses_the_chosen_weights(searched, tmp_path):
         reports[weights]["bytes"] = dest.read_bytes()
     assert [reports[w]["weights"] for w in ("rewound", "finetuned", "auto")] == ["rewound", "finetuned", "finetuned"]
     assert reports["auto"]["bytes"] == reports["finetuned"]["bytes"] != reports["rewound"]["bytes"]
+    r = CliRunner().invoke(app, ["cs", str(tmp_path / "x.png"), "--simulate", "-m", "20", "--mask", str(out),
+                                 "--iters", "20", "--restarts", "1", "--device", "cpu", "--threads", "1", "-o",
+                                 str(tmp_path / "rec.png"), "--json"])  # no --round: the recommended one, as restore
+    recommended = artifact.load(out).recommended_round
+    assert r.exit_code == 0 and recommended > 0, r.output
+    assert (json.loads(r.stdout)["round"], json.loads(r.stdout)["sparsity"]) == (recommended,
+                                                                                 artifact.load(out).sparsity(recommended))
 
 
 def _digits(folder: Path, n: int = 4) -> Path:

@@ -60,8 +60,8 @@ def cs_cmd(
     mask: Optional[Path] = typer.Option(None, help="Mask artifact: a GAN-IMP artifact (its weights and "
                                         "masks replace --generator) or, with --prior dip, a DIP mask",
                                         rich_help_panel="Prior"),
-    round_: Optional[int] = typer.Option(None, "--round", help="Round of the mask trajectory [a DIP mask's "
-                                         "recommended round; round 0 of a generator's]", rich_help_panel="Prior"),
+    round_: Optional[int] = typer.Option(None, "--round", help="Round of the mask trajectory [its "
+                                         "recommended round: a GAN-IMP search's last]", rich_help_panel="Prior"),
     weights: str = typer.Option("auto", help="A GAN-IMP round's generator weights: finetuned (what the round's "
                                 "fine-tuning left, under its mask: what the LIP paper evaluates) | rewound (the "
                                 "pretrained weights under the mask) | auto: finetuned where the artifact holds "
