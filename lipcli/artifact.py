@@ -185,6 +185,9 @@ def _safetensors_layout(data: bytes) -> bool:
     return len(data) >= 10 and data[8:9] == b"{" and 8 + n <= len(data)
 
 
+NO_METADATA = "has no lip metadata; it was not written by lip"
+
+
 def _fail(path: Path, what: str) -> LipError:
     return LipError(f"{path}: {what}")
 
@@ -208,7 +211,7 @@ def load(path: Path | str) -> Artifact:
         raise _fail(path, f"is not a valid safetensors file ({str(exc).splitlines()[0][:80]})") from None
     raw_meta = (header.get("__metadata__") or {}).get("lip")
     if raw_meta is None:
-        raise _fail(path, "has no lip metadata; it was not written by lip")
+        raise _fail(path, NO_METADATA)
     try:
         meta = json.loads(raw_meta)
     except json.JSONDecodeError:

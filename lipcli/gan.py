@@ -88,7 +88,8 @@ def load_folder(folder: Path, size: int, channels: int) -> torch.Tensor:
     from . import images as images_io
 
     if not folder.is_dir():
-        raise LipError(f"--data {folder}: no such folder (give a folder of images, or 'mnist')")
+        what = "is a file, not a folder" if folder.is_file() else "no such folder"
+        raise LipError(f"--data {folder}: {what} (give a folder of images, or 'mnist')")
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise LipError(f"--data {folder}: no images found (.png, .jpg, .bmp, .tif)")

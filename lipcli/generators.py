@@ -35,7 +35,13 @@ TEMPLATES = {"gan": gan_spec(), "dcgan-g": gan_spec()["g"]}  # the kinds a gener
 def read(path: Path | str, spec_file: Path | str | None = None) -> artifact.Artifact:
     """A generator: a lip artifact, or with `spec_file` an external state dict (a dense Artifact)."""
     if spec_file is None:
-        art = artifact.load(path)
+        try:
+            art = artifact.load(path)
+        except LipError as exc:
+            if str(exc).endswith(artifact.NO_METADATA):  # a plain state dict: say how it is read
+                raise LipError(f"{exc} (an external generator's state dict needs --generator-spec: "
+                               "docs/generators.md)") from None
+            raise
         kind = art.spec.get("kind")
         if kind not in TEMPLATES:
             raise LipError(f"{path}: is a {kind!r} artifact, not a generator (train one with lip "

@@ -53,7 +53,9 @@ def check_dip_mask(art: artifact.Artifact, path: object) -> artifact.Artifact:
     """The artifact, if it masks a net that restores images (not a generator's, which `lip cs` fits)."""
     if art.spec.get("kind") == "gan":
         raise LipError(f"{path} is a generator's mask (lip prune --prior gan): use it with lip cs --mask; "
-                       "restoring needs a DIP mask")
+                       "restoring needs a DIP mask" if art.prune_round else
+                       f"{path} is a generator (lip train-generator): use it with lip cs --generator; restoring "
+                       "needs a DIP mask")
     return art
 
 

@@ -20,8 +20,9 @@ LAYER_COLUMNS = ("index", "name", "shape", "params", "kept", "sparsity")
 
 @guarded
 def inspect_cmd(
-    artifacts: list[Path] = typer.Argument(..., help="A mask artifact (.safetensors), or several (A B C ...) to "
-                                           "compare: each one's layer-wise sparsity and its overlap with A",
+    artifacts: list[Path] = typer.Argument(..., help="A mask artifact (.safetensors, or a library name: lip "
+                                           "masks), or several (A B C ...) to compare: each one's layer-wise "
+                                           "sparsity and its overlap with A",
                                            show_default=False),
     round_: Optional[int] = typer.Option(None, "--round", help="Round to tabulate, A's when comparing "
                                          "(default: the recommended round)"),

@@ -31,8 +31,9 @@ def transfer_cmd(
     ctx: typer.Context,
     images: Optional[list[Path]] = typer.Argument(None, help="CLEAN images (ground truth); each cell degrades "
                                                   "them, seeded by the cell's seed", show_default=False),
-    mask: Optional[list[Path]] = typer.Option(None, "--mask", help="Mask artifact (.safetensors); repeat for "
-                                              "several", rich_help_panel=GRID, show_default=False),
+    mask: Optional[list[Path]] = typer.Option(None, "--mask", help="Mask artifact (.safetensors, or a library "
+                                              "name: lip masks); repeat for several", rich_help_panel=GRID,
+                                              show_default=False),
     tasks: Annotated[Optional[str], listing_option(lambda: list(task_variants()), "--tasks", help="Comma list of "
                                                    "{names} [denoise]", rich_help_panel=GRID)] = None,
     rounds: Optional[str] = typer.Option(None, help="all | recommended | e.g. 3,6,9 (rounds of every mask) "
