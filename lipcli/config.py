@@ -83,11 +83,13 @@ def check_names(given: Iterable[str], known: Iterable[str], where: str, noun: st
     """Refuse a misspelt option (a YAML key, a Python keyword) rather than ignore it: `iter=20` would otherwise
     run the preset's thousands of iterations."""
     known = sorted(known)
-    unknown = sorted(set(given) - set(known))
+    unknown = sorted(str(k) for k in set(given) - set(known))  # a YAML key may be a number or null
     if unknown:
         close = [k for k in known if k.rstrip("_") == unknown[0]] or difflib.get_close_matches(unknown[0], known, n=1)
         raise LipError(f"{where}: unknown {noun} {unknown[0]!r} ("
-                       + (f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known)}") + ")")
+                       + (f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known)}"
+                          if len(known) <= 12 else f"known: {', '.join(known[:12])}, ... ({len(known)} in all, "
+                          "each a flag's long name with _ for -)") + ")")
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -157,6 +159,14 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
             file_values["search_iters"] = file_values["iters"]
     given = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
     settings = {**preset(name, task), **under, **given, "preset": name}
+    for key, flag in TASKS.get(task).flags.items():  # typed as the flag types them (`scale: 2.5` is no 2)
+        if flag.type in (int, float) and given.get(key) is not None:
+            settings[key] = _number(settings, key, flag.type, math.isfinite,
+                                    "a whole number" if flag.type is int else "a finite number")
+    ticket = given.get("ticket")
+    if ticket is not None and ticket not in library.names():
+        raise LipError(f"ticket {ticket!r} is not a library mask ({', '.join(library.names()) or 'none'}; "
+                       "null: the dense net)")
     if settings["data_consistency"] is True and not TASKS.get(task).data_consistency:
         raise no_exact_step(f"{task} has no exact step")
     if "ticket" not in given and ("net" in given or (settings["ticket"]

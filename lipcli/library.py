@@ -42,6 +42,10 @@ def entries() -> list[Entry]:
     return [Entry(name=name, **fields) for name, fields in (data or {}).items()]
 
 
+def names() -> list[str]:
+    return [e.name for e in entries()]
+
+
 def _entry(name: str) -> Entry | None:
     return {e.name: e for e in entries()}.get(name)
 

@@ -143,6 +143,10 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     `notify` receives one human line when a compact net is fitted, or when `prior.compact` asked for one
     and it could not be made. `keeper` keeps the fit's state as it runs and continues a saved one.
     """
+    k = prior.spec.get("out_channels", 3)
+    if k != 3 and not (k == 1 and problem.gray):  # one channel would be broadcast over a colour image's three
+        raise LipError(f"the net makes {k}-channel images; {problem.name} is fitted as 3 channels"
+                       + (" (a gray image: 1 or 3)" if problem.gray else "") + ": set out_channels to 3")
     baseline = problem.baseline()  # before the fit moves the operator to the device
     net = prior.build(seed)
     cfg = plan_memory(prior.spec, nets.padded_size(net, *problem.size), cfg, dev)

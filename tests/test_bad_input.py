@@ -1200,6 +1200,24 @@ case("restore", "a folder as --mask", lambda w: ["img.png", "--mask", "."], "is 
 case("cs", "--generator beside a GAN-IMP --mask", lambda w: ["mnist:0", "--simulate", "--mask", "m.safetensors",
      "--generator", "g.safetensors"], "holds its generator's weights", "drop --generator")
 
+# Config files typed as the flags are (a fresh-eyes pass over restore's tasks, 2026-12-05).
+OWN_CONFIG = [*RUN[2:]]
+case("restore", "a number as a config key", lambda w: ["img.png", "--config", config_file(w, "1: 10\n")],
+     "unknown key '1'", base=OWN_CONFIG)
+case("restore", "scale: 2.5 in a config", lambda w: ["img.png", "--task", "sr", "--simulate", "--config",
+     config_file(w, "scale: 2.5\n")], "--scale 2.5", "whole number", base=OWN_CONFIG)
+case("restore", "scale: four in a config", lambda w: ["img.png", "--task", "sr", "--simulate", "--config",
+     config_file(w, "scale: four\n")], "--scale 'four'", "whole number", base=OWN_CONFIG)
+case("restore", "a ticket that is no library mask", lambda w: ["img.png", "--config", config_file(w, "ticket: 7\n")],
+     "ticket 7", "not a library mask", base=OWN_CONFIG)
+case("restore", "a misspelt field of a config's net", lambda w: ["img.png", "--config",
+     config_file(w, "net: {preset: dip, dwon: [8, 8, 8, 8, 8]}\n")], "unknown field 'dwon'", base=OWN_CONFIG)
+case("restore", "an unknown padding in a config's net", lambda w: ["img.png", "--config",
+     config_file(w, "net: {preset: dip, pad: bogus}\n")], "pad must be one of reflection, zero", base=OWN_CONFIG)
+case("restore", "a one-channel net for a colour image", lambda w: ["img.png", "--config",
+     config_file(w, "net: {preset: dip-w16, out_channels: 1}\n")], "1-channel images", "out_channels to 3",
+     base=OWN_CONFIG)
+
 # ---------------------------------------------------------------- running a case
 
 def listing(folder: Path) -> list[str]:

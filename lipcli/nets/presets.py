@@ -62,7 +62,13 @@ def resolve_spec(value: str | Spec) -> Spec:
         return preset(value)
     if isinstance(value, dict):
         fields = dict(value)
-        return preset(fields.pop("preset", "dip"), **fields)
+        base = preset(fields.pop("preset", "dip"))
+        known = {k for spec in PRESETS.values() if spec.get("kind") == base.get("kind") for k in spec}
+        unknown = sorted(map(str, set(fields) - known))
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r} of a {base.get('kind')} net (fields: "
+                           f"{', '.join(sorted(known))})")
+        return {**base, **fields}
     raise KeyError(f"net must be a preset name or a mapping, not {type(value).__name__}")
 
 

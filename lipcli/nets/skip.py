@@ -15,6 +15,7 @@ from .base import FAMILIES, Net, Spec, pad
 CHECKPOINT_SAVING = 0.65  # activation memory with checkpointed conv blocks / without (measured)
 
 
+CHOICES = {"pad": ("reflection", "zero"), "down_mode": ("stride", "avg", "max"), "up_mode": ("nearest", "bilinear")}
 POOL_PLACES = ("act", "conv")  # spec "pool_at": after BN + activation (absent = this), or right after the conv
 
 
@@ -131,6 +132,9 @@ class SkipNet(HourglassGeometry, Net):
         n = len(spec["down"])
         if not (len(spec["up"]) == len(spec["skip"]) == n):
             raise ValueError("down, up and skip must have one entry per level")
+        for field, allowed in CHOICES.items():  # a misspelt mode would otherwise fall back in silence
+            if spec[field] not in allowed:
+                raise ValueError(f"{field} must be one of {', '.join(allowed)}, not {spec[field]!r}")
         cins = [spec["in_channels"]] + list(spec["down"][:-1])
         self.levels = nn.ModuleList(Level(spec, i, cins[i]) for i in range(n))
         self.head = nn.Conv2d(spec["up"][0], spec["out_channels"], 1)
