@@ -1218,6 +1218,11 @@ case("restore", "a one-channel net for a colour image", lambda w: ["img.png", "-
      config_file(w, "net: {preset: dip-w16, out_channels: 1}\n")], "1-channel images", "out_channels to 3",
      base=OWN_CONFIG)
 
+case("restore", "--keep so small that no value is observed", lambda w: ["img.png", "--task", "inpaint", "--simulate",
+     "--keep", "1e-9"], "observes no value of it", base=OWN_CONFIG)
+case("restore", "--keep 1: nothing to inpaint", lambda w: ["img.png", "--task", "inpaint", "--simulate", "--keep", "1"],
+     "observes every value", base=OWN_CONFIG)
+
 # ---------------------------------------------------------------- running a case
 
 def listing(folder: Path) -> list[str]:

@@ -28,7 +28,12 @@ class Inpaint(LinearPhysics):
         if not 0 < keep <= 1:
             raise LipError(f"--keep {keep} must be in (0, 1]: the fraction of pixels observed")
         gen = torch.Generator().manual_seed(seed)
-        return cls(torch.rand(shape, generator=gen) < keep, f"bernoulli(keep={keep}, seed={seed})")
+        kept = torch.rand(shape, generator=gen) < keep
+        if not kept.any() or kept.all():  # as a mask file that observes no pixel, or every one, is refused
+            what = "no value of it: nothing to inpaint from" if not kept.any() else "every value: nothing to inpaint"
+            raise LipError(f"--keep {keep} draws a mask of this {shape[-1]}x{shape[-2]} image that observes {what}; "
+                           "give a fraction that observes some values and leaves some out")
+        return cls(kept, f"bernoulli(keep={keep}, seed={seed})")
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.mask
