@@ -535,6 +535,9 @@ def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         arr = formats.read_npy(path, check)
         arr = arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
+        if arr.ndim != 2 or arr.dtype.kind not in "biuf":
+            raise LipError(f"mask {path} is an array of shape {arr.shape} and dtype {arr.dtype}; a .npy mask is an "
+                           "(H, W) array of 0/1 or booleans")
     else:
         im = _read(path, check)[0]
         arr = np.asarray(im.convert("L"))
@@ -551,11 +554,16 @@ def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
     values = np.unique(arr)
     on = 255 if values.max(initial=0) > 1 else 1  # 0/255 (black and white), or 0/1 (an array, a 0/1 PNG)
     other = values[(values != 0) & (values != on)]
+    if other.size and path.suffix.lower() == ".npy":
+        shown = ", ".join(f"{v:g}" for v in other[:3]) + (", ..." if other.size > 3 else "")
+        raise LipError(f"mask {path} holds values other than 0 and 1 ({shown}): a .npy mask is 0/1 or booleans "
+                       "(0/255 is read too)")
     if other.size:
         raise LipError(f"mask {path} is not black-and-white: it has {other.size} gray values besides 0 and {on} "
                        f"(threshold it: values at or above the middle become {on})")
     if not values.any():
-        raise LipError(f"mask {path} observes no pixel: it is all black (white marks the pixels that are kept)")
+        raise LipError(f"mask {path} observes no pixel: it is all black or transparent (white and opaque marks "
+                       "the pixels that are kept)")
     kept = arr == on
     if kept.all():
         raise LipError(f"mask {path} observes every pixel: it is all white, so there is nothing to inpaint (black "

@@ -1223,6 +1223,11 @@ case("restore", "--keep so small that no value is observed", lambda w: ["img.png
 case("restore", "--keep 1: nothing to inpaint", lambda w: ["img.png", "--task", "inpaint", "--simulate", "--keep", "1"],
      "observes every value", base=OWN_CONFIG)
 
+case("restore", "a .npy inpainting mask of 0 and 2", lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask",
+     npy(w, "m.npy", np.tile(np.array([0, 2], np.uint8), (64, 32)))], "values other than 0 and 1 (2)", base=OWN_CONFIG)
+case("restore", "a complex .npy inpainting mask", lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask",
+     npy(w, "m.npy", np.ones((64, 64), complex))], "dtype complex128", "(H, W) array of 0/1", base=OWN_CONFIG)
+
 # ---------------------------------------------------------------- running a case
 
 def listing(folder: Path) -> list[str]:
