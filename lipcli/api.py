@@ -248,6 +248,8 @@ class Restorer:
                       es_white=cfg.es_white,
                       threads=torch.get_num_threads(),
                       ensemble=self.ensemble)
+        if cfg.sgld:  # recorded when on, as FitConfig.recorded records it
+            report["sgld"] = cfg.sgld
         if result.thread_changes:  # other lip fits ran meanwhile: (iteration, threads) wherever it changed
             report["threads_shared"] = [list(change) for change in result.thread_changes]
         return Restored(problem.picture(tr.stopped if cfg.early_stop else tr.final), report, state)

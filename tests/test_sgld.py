@@ -2,6 +2,8 @@
 command line, the API and YAML into every fit (restore, IMP rounds of prune, transfer)."""
 from __future__ import annotations
 
+import json
+
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -131,9 +133,10 @@ def test_restore_fits_with_the_flag(work, monkeypatch):
     seen = []
     monkeypatch.setattr(restore_mod, "fit", lambda model, targets, cfg, **kw: seen.append(cfg) or
                         fit(model, targets, cfg, **kw))
-    result = lip("restore", "img.png", "--simulate", *RUN, "--sgld", "2", "-o", "out.png")
+    result = lip("restore", "img.png", "--simulate", *RUN, "--sgld", "2", "-o", "out.png", "--json")
     assert result.exit_code == 0, result.output
     assert [c.sgld for c in seen] == [2.0]
+    assert json.loads(result.stdout)["sgld"] == 2.0  # the report says so (a fit without it records no sgld)
 
 
 def test_imp_rounds_are_fitted_with_sgld_and_the_artifact_says_so(work, monkeypatch):
