@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, TypeVar
 import torch
 import yaml
 
-from . import device as devices, library, nets
+from . import device as devices, library, nets, yamlfile
 from .errors import LipError
 from .fit import FitConfig
 from .physics import TASKS
@@ -121,7 +121,7 @@ def _config_text(path: Path) -> str:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(_config_text(path))
+        data = yamlfile.load(_config_text(path))
     except FileNotFoundError:
         raise LipError(f"config {path} not found (give a preset name: {', '.join(PRESETS)}, or a YAML file)") from None
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:

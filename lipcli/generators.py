@@ -23,7 +23,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 
-from . import artifact, nets
+from . import artifact, nets, yamlfile
 from .errors import LipError
 from .masks import Masks, apply_masks
 from .nets import DCGANGenerator, gan_spec, generator_of
@@ -59,7 +59,7 @@ def read_spec(path: Path) -> dict[str, Any]:
     """A generator spec from YAML/JSON: kind "dcgan-g" (G alone) or "gan" (G and its critic, which GAN
     pruning fine-tunes), with exactly the fields `nets.gan_spec` has, checked before anything is built."""
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = yamlfile.load(path.read_text())
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise LipError(f"{path}: not a readable YAML/JSON spec ({str(exc).splitlines()[0][:80]})") from None
     kind = spec.get("kind") if isinstance(spec, dict) else None

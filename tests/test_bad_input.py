@@ -1228,6 +1228,12 @@ case("restore", "a .npy inpainting mask of 0 and 2", lambda w: ["img.png", "--ta
 case("restore", "a complex .npy inpainting mask", lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask",
      npy(w, "m.npy", np.ones((64, 64), complex))], "dtype complex128", "(H, W) array of 0/1", base=OWN_CONFIG)
 
+case("restore", "a key given twice in a config", lambda w: ["img.png", "--config",
+     config_file(w, "iters: 10\niters: 2000\n")], "not readable YAML", "the key 'iters' is given twice",
+     base=OWN_CONFIG)
+case("cs", "a key given twice in an operator file", lambda w: [npy(w, "y.npy", Y), "--operator",
+     operator_file(w, text="format: lip-cs-operator\nversion: 1\nm: 50\nm: 40\n")], "the key 'm' is given twice")
+
 # ---------------------------------------------------------------- running a case
 
 def listing(folder: Path) -> list[str]:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import yaml
 
-from .. import files
+from .. import files, yamlfile
 from ..errors import LipError
 from ..imageformats import check_file, save_npy
 from .cs import (BLOCK_ENTRIES, CS_OPERATORS, CompressedSensing, MatrixCS, check_image_shape,
@@ -114,7 +114,7 @@ def read_operator(path: Path) -> tuple[CompressedSensing, tuple[int, int]]:
     if path.stat().st_size > MAX_OPERATOR_BYTES:
         raise LipError(f"cannot read {path}: {path.stat().st_size:,} bytes is too large for an operator file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlfile.load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise LipError(f"cannot read {path}: not readable YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
