@@ -194,6 +194,7 @@ def _autocast(precision: str, device: torch.device):
     return nullcontext()
 
 
+SMALL = 1024  # observed values below which a failed rollback is blamed on the jitter (a 2x2 SR input diverged)
 SGLD_STREAM = 2 ** 32  # seed offset of the SGLD noise: its own stream, so the jitter is the same with or without it
 
 
@@ -351,9 +352,13 @@ def fit(
                 recoveries += 1
                 failures += 1
                 if failures > cfg.max_recoveries:
+                    values = sum(t.y.numel() for t in targets)
+                    hint = ("try a lower --lr or --precision fp32" if values >= SMALL or not cfg.reg_noise else
+                            f"the observation holds only {values} values, whose loss the input jitter moves "
+                            "by more than a rollback allows: try --reg-noise 0")
                     raise DivergenceError(
                         f"the fit diverged {failures} times in a row at iteration {it + 1} and rollback "
-                        f"could not save it (try a lower --lr or --precision fp32)",
+                        f"could not save it ({hint})",
                         _finish(results, views, pending, it, losses, recoveries, start))
                 for group in opt.param_groups:  # halve the step on every repeat, cumulatively
                     group["lr"] = cfg.lr * 0.5 ** (failures - 1)

@@ -37,8 +37,10 @@ def _dense(shape: tuple[int, int, int], m: int, outliers: int, seed: int) -> tor
 
 @pytest.mark.parametrize("shape, m", [((1, 32, 32), 300), ((3, 7, 5), 37), ((3, 9, 11), 200)])
 def test_streamed_gaussian_is_the_dense_matrix(shape, m):
-    """Blocks of rows regenerated from the seed give the one-draw matrix exactly: products, adjoint and
-    gradients equal, with a last block shorter than the others."""
+    """Blocks of rows regenerated from the seed give the one-draw matrix exactly, and the same products,
+    adjoint and gradients, with a last block shorter than the others: to the last bits only where the BLAS
+    sums the blocks as it sums the whole matrix (not with AMX kernels, which sum the adjoint's rows in
+    another order), so they are compared to float32 rounding."""
     kept = GaussianCS(shape, m, outliers=4, seed=3)
     streamed = GaussianCS(shape, m, outliers=4, seed=3, keep=False)
     streamed.block_rows = 16  # several blocks even at this size
@@ -54,7 +56,7 @@ def test_streamed_gaussian_is_the_dense_matrix(shape, m):
         loss.backward()
         grads.append((loss.detach(), op.A_adjoint(y), x.grad.clone()))
     for a, b in zip(*grads):
-        assert torch.equal(a, b)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("make", [
