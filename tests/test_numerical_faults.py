@@ -67,6 +67,17 @@ def test_a_lasting_fault_stops_with_exit_1_and_keeps_the_last_good_image(work, m
         assert (im.mode, im.size) == ("RGB", (64, 64))
 
 
+def test_a_failed_rollback_on_a_tiny_observation_names_the_jitter(work, monkeypatch):
+    """An observation of a few values (a 1x1 SR input: 3) has a loss the input jitter moves by more than a
+    rollback allows; the hint is --reg-noise 0, not a lower --lr (which cannot help)."""
+    PILImage.open(work / "img.png").crop((0, 0, 16, 16)).save(work / "tiny.png")  # 768 values
+    with monkeypatch.context() as mp:
+        inject(mp, FAULTS["explodes"], range(GOOD, 10 ** 6))
+        result = CliRunner().invoke(app, ["restore", "tiny.png", *RUN[2:], "--iters", "40", "-o", "out.png"])
+    assert result.exit_code == 1, result.output
+    assert "holds only 768 values" in result.stderr and "try --reg-noise 0" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_a_passing_fault_is_rolled_back_and_the_run_finishes(work, monkeypatch, fault):
     with monkeypatch.context() as mp:
