@@ -60,6 +60,7 @@ class CSProblem:
     size: tuple[int, int]  # (H, W) of the result: the input's, smaller than `shape` when padded for a generator
     stored: images_io.Stored = images_io.UINT8  # an input image's sample type and its alpha, which the result keeps
     alpha: np.ndarray | None = None
+    channels_read: int | None = None  # an input image's own channel count, where a generator's differs
 
 
 def load_input(arg: str) -> tuple[torch.Tensor, str, images_io.Image | None]:
@@ -146,7 +147,7 @@ def load_problem(inp: CSInputs, generator_shape: tuple[int, int, int] | None) ->
     if inp.task == "cs" and not inp.simulate:
         return _from_files(inp, generator_shape)
     x, name, img = load_input(inp.source)
-    size = (x.shape[2], x.shape[3])
+    size, read = (x.shape[2], x.shape[3]), x.shape[1]
     if generator_shape is not None:
         x = fit_shape(x, generator_shape, inp.source)
     shape = generator_shape or (x.shape[1], x.shape[2], x.shape[3])
@@ -154,7 +155,8 @@ def load_problem(inp: CSInputs, generator_shape: tuple[int, int, int] | None) ->
     y = op(x, torch.Generator().manual_seed(inp.seed)) if inp.simulate else op.A(x)
     ref = _clean(inp, shape, generator_shape is not None)
     kept = {} if img is None else {"stored": img.stored, "alpha": img.alpha}
-    return CSProblem(op, y, shape, name, x if ref is None and inp.simulate else ref, size, **kept)
+    return CSProblem(op, y, shape, name, x if ref is None and inp.simulate else ref, size, **kept,
+                     channels_read=read if read != shape[0] else None)
 
 
 def _from_files(inp: CSInputs, generator_shape: tuple[int, int, int] | None) -> CSProblem:

@@ -49,6 +49,11 @@ def test_cs_pads_a_28x28_digit_and_crops_the_result_back(tmp_path, monkeypatch):
                  "-o", "rec.png", "--json")
     assert result.exit_code == 0, result.output
     assert "zero-padded to the generator's 32x32" in result.stderr
+    assert "recovered in gray" not in result.stderr  # a gray digit for the gray generator
+    PILImage.fromarray(np.stack([digit] * 3, axis=-1)).save(tmp_path / "rgb.png")
+    coloured = lip(tmp_path, monkeypatch, "cs", "rgb.png", "--simulate", "--iters", "2", "--restarts", "1",
+                   "-o", "rgb_rec.png")
+    assert "rgb.png: a colour image, recovered in gray (the generator makes gray images)" in coloured.stderr
     report = json.loads(result.stdout)
     assert report["padded"] == "28x28 -> 32x32"
     rec = images.load_image(tmp_path / "rec.png")

@@ -120,6 +120,10 @@ def cs_cmd(
         (h, w), (gh, gw) = problem.size, problem.shape[1:]
         say(f"{image}: a {w}x{h} image, zero-padded to the generator's {gw}x{gh} (as its training digits were); "
             "the result is cropped back and scored on that crop")
+    if problem.channels_read is not None:  # a colour image for a gray generator, or the other way round
+        made = "gray" if problem.shape[0] == 1 else "colour"
+        say(f"{image}: a {'colour' if made == 'gray' else 'gray'} image, recovered in {made} (the generator "
+            f"makes {made} images)")
     if job.warning:
         say(f"lip: warning: {job.warning}")
     rep: dict[str, Any] = {}
