@@ -110,7 +110,8 @@ def load_data(data: str, spec: dict[str, Any]) -> torch.Tensor:
     size, channels = int(spec["g"]["size"]), int(spec["g"]["out_channels"])
     if data == "mnist":
         if channels != 1:
-            raise LipError("MNIST is gray: train a generator with --channels 1")
+            raise LipError("MNIST is gray, and this generator makes colour images: give --data a folder of colour "
+                           "images (or use a gray generator: train-generator --channels 1)")
         return load_mnist("train", size)[0]
     return load_folder(Path(data), size, channels)
 

@@ -55,9 +55,10 @@ def probe(**env: str) -> dict:
 def test_steps_reuse_the_memory_the_last_step_freed_until_it_is_handed_back():
     kept, defaults = probe(HAND_BACK="1"), probe(LIP_KEEP_MEMORY="0")
     assert kept["kept"] and not defaults["kept"]
-    assert defaults["faults"] > 1000  # glibc handed the activations back; the kernel maps and zeroes them again
-    assert kept["faults"] < defaults["faults"] / 10  # ~1/20 on a quiet machine; others' load adds some faults
-    assert not kept["kept_after"] and kept["faults_after"] > 1000
+    # glibc hands the activations back and the kernel maps and zeroes them again: 700-3200 faults a step by
+    # default (glibc's dynamic mmap threshold moves between runs), ~50 while lip keeps the memory
+    assert kept["faults"] < defaults["faults"] / 8
+    assert not kept["kept_after"] and kept["faults_after"] > 8 * kept["faults"]
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's mallopt")

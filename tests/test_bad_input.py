@@ -1234,6 +1234,9 @@ case("restore", "a key given twice in a config", lambda w: ["img.png", "--config
 case("cs", "a key given twice in an operator file", lambda w: [npy(w, "y.npy", Y), "--operator",
      operator_file(w, text="format: lip-cs-operator\nversion: 1\nm: 50\nm: 40\n")], "the key 'm' is given twice")
 
+case("train-generator", "MNIST for a colour generator", lambda w: ["--channels", "3", "-o", "g.safetensors"],
+     "MNIST is gray", "a folder of colour images", base=GAN_TRAIN)
+
 # ---------------------------------------------------------------- running a case
 
 def listing(folder: Path) -> list[str]:
