@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LipError
-from ..metrics import psnr, psnr_y
+from ..metrics import psnr_y
 from .base import LinearPhysics
 from .task import Flag, Metric, Task, on_mean, register_task
 
@@ -92,11 +92,10 @@ class SuperResolutionTask(Task):
         return "psnr" if gray else "psnr_y"
 
     def metric(self, gray: bool) -> Metric:
-        """Colour: Y-PSNR (BT.601), gray: PSNR of the image itself; both without SR's border, as DIP/LIP
-        score SR (a gray image has no chroma to leave out, and Y's limited range would cost it 1.3 dB)."""
-        if gray:
-            return on_mean(lambda x, clean: psnr(*(_inner(t, _border(x)) for t in (x, clean))))
-        return lambda x, clean: psnr_y(x, clean, _border(x))
+        """Colour: Y-PSNR (BT.601), gray: PSNR of the gray image itself (`psnr_y` leaves one channel as it is:
+        Y's limited range would cost it 1.3 dB); both without SR's border, as DIP/LIP score SR."""
+        without_border: Metric = lambda x, clean: psnr_y(x, clean, _border(x))  # noqa: E731
+        return on_mean(without_border) if gray else without_border
 
     def variants(self) -> dict[str, dict[str, Any]]:
         return {f"sr{f}": {"scale": f} for f in SuperResolution.FACTORS}
@@ -108,10 +107,6 @@ class SuperResolutionTask(Task):
 def _border(x: torch.Tensor) -> int:
     """The border SR scores leave out (DIP/LIP's 4 pixels), or none for an image too small to keep any pixel."""
     return SR_BORDER if min(x.shape[-2:]) > 2 * SR_BORDER else 0
-
-
-def _inner(x: torch.Tensor, border: int) -> torch.Tensor:
-    return x[..., border:-border, border:-border] if border else x
 
 
 register_task(SuperResolutionTask())
