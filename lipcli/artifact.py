@@ -196,7 +196,7 @@ def load(path: Path | str) -> Artifact:
     """Read and fully validate an artifact; any problem is one LipError, never a partial load."""
     path = library.resolve(Path(path))
     if not path.is_file():
-        names = ", ".join(e.name for e in library.entries()) or "none yet"
+        names = ", ".join(library.names()) or "none yet"
         raise _fail(path, f"{'is a folder, not an artifact file' if path.is_dir() else 'no such artifact file'} "
                           f"(check the path; shipped masks by name: {names})")
     data = path.read_bytes()

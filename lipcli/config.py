@@ -86,10 +86,13 @@ def check_names(given: Iterable[str], known: Iterable[str], where: str, noun: st
     unknown = sorted(str(k) for k in set(given) - set(known))  # a YAML key may be a number or null
     if unknown:
         close = [k for k in known if k.rstrip("_") == unknown[0]] or difflib.get_close_matches(unknown[0], known, n=1)
-        raise LipError(f"{where}: unknown {noun} {unknown[0]!r} ("
-                       + (f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known)}"
-                          if len(known) <= 12 else f"known: {', '.join(known[:12])}, ... ({len(known)} in all, "
-                          "each a flag's long name with _ for -)") + ")")
+        if close:
+            hint = f"did you mean {' or '.join(close)}?"
+        elif len(known) <= 12:
+            hint = f"known: {', '.join(known)}"
+        else:  # a config's keys: too many to list on one line
+            hint = f"known: {', '.join(known[:12])}, ... ({len(known)} in all, each a flag's long name with _ for -)"
+        raise LipError(f"{where}: unknown {noun} {unknown[0]!r} ({hint})")
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -182,8 +182,9 @@ def generator_prior(path: Path | str, round_: int | None, weights: str = "auto",
     g, masks, used = generators.frozen(art, path, round_, weights)
     source = {"generator": str(path), "round": art.recommended_round if round_ is None else round_,
               "sparsity": mask_sparsity(masks), "weights": used}
-    if generators.unfinished(art):
-        source["unfinished"] = generators.unfinished(art)
+    unfinished = generators.unfinished(art)
+    if unfinished:
+        source["unfinished"] = unfinished
     if spec_file is not None:
         source["generator_spec"] = str(spec_file)
     return g, (int(g.spec["out_channels"]), int(g.spec["size"]), int(g.spec["size"])), source

@@ -153,7 +153,8 @@ def unfinished(art: artifact.Artifact) -> str | None:
     after every epoch, so a stopped run leaves a usable but undertrained one); None when it is finished."""
     done, planned = art.meta.get("epochs_done"), (art.meta.get("train_config") or {}).get("epochs")
     if isinstance(done, int) and isinstance(planned, int) and done < planned:
-        return f"trained {done} of its {planned} epochs (its training was stopped; the same train-generator command continues it)"
+        return (f"trained {done} of its {planned} epochs (its training was stopped; the same train-generator "
+                "command continues it)")
     return None
 
 

@@ -532,7 +532,8 @@ def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
             raise LipError(f"mask {path} is {w}x{h} but the image is {width}x{height} "
                            "(make the mask the same size as the image)")
 
-    if path.suffix.lower() == ".npy":
+    npy = path.suffix.lower() == ".npy"
+    if npy:
         arr = formats.read_npy(path, check)
         arr = arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
         if arr.ndim != 2 or arr.dtype.kind not in "biuf":
@@ -554,7 +555,7 @@ def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
     values = np.unique(arr)
     on = 255 if values.max(initial=0) > 1 else 1  # 0/255 (black and white), or 0/1 (an array, a 0/1 PNG)
     other = values[(values != 0) & (values != on)]
-    if other.size and path.suffix.lower() == ".npy":
+    if other.size and npy:
         shown = ", ".join(f"{v:g}" for v in other[:3]) + (", ..." if other.size > 3 else "")
         raise LipError(f"mask {path} holds values other than 0 and 1 ({shown}): a .npy mask is 0/1 or booleans "
                        "(0/255 is read too)")

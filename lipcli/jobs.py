@@ -9,9 +9,9 @@ Job j of m runs the same `lip restore` arguments with `--inputs-at` (the positio
 list: j, j+m, ... of those to restore, after the user's --shard and, with --skip-existing, after the
 written ones are left out, so every job gets its share of the work left), `--jobs 1`, its `--threads` and
 `--log -`. So it restores its inputs one after the other, exactly as a sequential run does (same seed, same
-outputs at the same thread count), and streams its log events (every iteration, every result) on stdout. The parent hands each
-event on as it comes (progress, the --log file, one line per image) and the reports in input order (the
-JSON lines of a sequential run). The processes are `processes.Pool`'s: Ctrl-C stops them all, and outputs
+outputs at the same thread count), and streams its log events (every iteration, every result) on stdout. The
+parent hands each event on as it comes (progress, the --log file, one line per image) and the reports in input
+order (the JSON lines of a sequential run). The processes are `processes.Pool`'s: Ctrl-C stops them all, and outputs
 are written atomically, so nothing partial is left. Nothing here prints.
 
 One input with `--ensemble N`: the same cores are divided between its members instead. Worker j of m runs

@@ -131,10 +131,11 @@ def test_cs_reports_and_uses_the_chosen_weights(searched, tmp_path):
     r = CliRunner().invoke(app, ["cs", str(tmp_path / "x.png"), "--simulate", "-m", "20", "--mask", str(out),
                                  "--iters", "20", "--restarts", "1", "--device", "cpu", "--threads", "1", "-o",
                                  str(tmp_path / "rec.png"), "--json"])  # no --round: the recommended one, as restore
-    recommended = artifact.load(out).recommended_round
-    assert r.exit_code == 0 and recommended > 0, r.output
-    assert (json.loads(r.stdout)["round"], json.loads(r.stdout)["sparsity"]) == (recommended,
-                                                                                 artifact.load(out).sparsity(recommended))
+    assert r.exit_code == 0, r.output
+    searched_art, report = artifact.load(out), json.loads(r.stdout)
+    recommended = searched_art.recommended_round
+    assert recommended > 0 and (report["round"], report["sparsity"]) == (recommended,
+                                                                          searched_art.sparsity(recommended))
 
 
 def _digits(folder: Path, n: int = 4) -> Path:

@@ -35,8 +35,8 @@ def _command(data: str, epochs: int, batch: int, lr: float, nz: int, ngf: int, n
 @guarded
 def train_generator_cmd(
     data: str = typer.Option("mnist", help="'mnist' (the bundled 4,500 training digits; the last 50 "
-                             "of each class are held back) or a folder of images (each centre-cropped square and resized to "
-                             "--size)"),
+                             "of each class are held back) or a folder of images (each centre-cropped square and "
+                             "resized to --size)"),
     epochs: int = typer.Option(35, help="Passes over the data", min=1),
     batch: int = typer.Option(32, help="Batch size", min=1),
     lr: float = typer.Option(2e-4, help="Adam learning rate (betas 0, 0.99; the paper's WGAN-GP recipe)"),

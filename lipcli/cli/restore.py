@@ -238,7 +238,8 @@ def _restore_jobs(args: list[str], pairs: list[tuple[Path, Path]], at: list[int]
     progress display over the restored ones, a line per finished image, the JSON lines in input order, the
     workers' events in --log."""
     count, dests = len(todo), [pairs[k][1] for k in todo]
-    left = [k for k in at if k not in set(todo)]  # skipped, reported in input order among the results
+    fitted = set(todo)
+    left = [k for k in at if k not in fitted]  # skipped, reported in input order among the results
 
     def skipped_before(position: int) -> None:
         while left and left[0] < position:
