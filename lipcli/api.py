@@ -245,7 +245,7 @@ class Restorer:
                       seed=self.seed, early_stop=cfg.early_stop, data_consistency=cfg.data_consistency,
                       reg_noise=cfg.reg_noise, es_window=cfg.es_window,
                       es_gate=cfg.es_gate if problem.task.noisy else None,  # no noise level: no gate applied
-                      es_white=cfg.es_white,
+                      es_white=cfg.es_white, weight_decay=cfg.weight_decay,
                       threads=torch.get_num_threads(),
                       ensemble=self.ensemble)
         if cfg.sgld:  # recorded when on, as FitConfig.recorded records it
@@ -265,9 +265,9 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
              **flags: Any) -> Restorer:
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
     degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, the CS ones
-    (measurements, outliers, operator, matrix, shape, solver), iters, lr, reg_noise, ema, sgld, es_window,
-    es_patience, es_gate, es_white, precision). `early_stop` None: the preset's (on, except for inpainting under
-    the fast preset and the oes and deep-decoder protocols).
+    (measurements, outliers, operator, matrix, shape, solver), iters, lr, reg_noise, ema, sgld, weight_decay,
+    es_window, es_patience, es_gate, es_white, precision). `early_stop` None: the preset's (on, except for
+    inpainting under the fast preset and the oes and deep-decoder protocols).
 
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
     prior; `dense` asks for the dense net instead. `snapshot_every` N: hand what the fit shows every N

@@ -29,7 +29,7 @@ from .physics import TASKS
 # fitting settings and options (physics/: `Task.fitting`, `Task.options`).
 _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, es_white=0.0,
                      precision="fp32", early_stop=True, rounds=16, rate=0.2, early_bird=0.0, scope="conv",
-                     target_sparsity=None, sgld=0.0, data_consistency=False)
+                     target_sparsity=None, sgld=0.0, weight_decay=0.0, data_consistency=False)
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
 # IMP prunes 36% (= 1 - 0.8^2) per round, so round k is the paper's round 2k, with 1200 iterations per
 # round: its masks transferred as well as the paper's schedule at 1/5 of the iterations
@@ -227,6 +227,7 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
                      precision=precision, channels_last=precision == "bf16" and dev.type == "cpu", seed=seed,
                      sgld=_number(settings, "sgld", float, lambda v: 0 <= v < math.inf,
                                   "a finite number >= 0 (0 = off)"),
+                     weight_decay=decay(settings["weight_decay"], lr),
                      data_consistency=settings["data_consistency"])
 
 
@@ -249,7 +250,19 @@ LEVELED: dict[str, Leveled] = {
     "es_window": Leveled(int, lambda v: v >= 2, "a whole number >= 2", linear=False),
     "es_gate": Leveled(float, lambda v: 0 <= v < 10, "in [0, 10) (0 = off)", linear=False),
     "es_white": Leveled(float, lambda v: 0 <= v < 1, "in [0, 1) (0 = off)", linear=False),
+    "weight_decay": Leveled(float, lambda v: 0 <= v < math.inf, "a finite number >= 0 (0 = off)", linear=False),
 }
+
+
+def decay(setting: float | Mapping[float, float], lr: float) -> float:
+    """The weight decay with no noise level known (`at_level`), every value of a schedule checked against the
+    step size it multiplies: a step must leave part of every kernel."""
+    first = at_level("weight_decay", setting, None)  # (checks every point of a schedule)
+    most = max(float(v) for v in setting.values()) if isinstance(setting, Mapping) else first
+    if most * lr >= 1:
+        raise LipError(f"--weight-decay {most:g} x --lr {lr:g} must be below 1 (the fraction of every kernel a "
+                       "step takes off)")
+    return first
 
 
 def at_level(key: str, setting: float | Mapping[float, float], sigma: float | None) -> Any:

@@ -1237,6 +1237,14 @@ case("cs", "a key given twice in an operator file", lambda w: [npy(w, "y.npy", Y
 case("train-generator", "MNIST for a colour generator", lambda w: ["--channels", "3", "-o", "g.safetensors"],
      "MNIST is gray", "a folder of colour images", base=GAN_TRAIN)
 
+# Weight decay (`--weight-decay`, 2026-12-05).
+case("restore", "--weight-decay that takes a whole kernel a step", lambda w: ["img.png", "--weight-decay", "100",
+     "--lr", "0.01"], "--weight-decay 100 x --lr 0.01 must be below 1")
+case("restore", "a weight_decay schedule with a word in it", lambda w: ["img.png", "--config",
+     config_file(w, "weight_decay: {0: 0.2, 37.5: lots}\n")], "--weight-decay", "schedule", base=OWN_CONFIG)
+case("transfer", "negative --weight-decay", lambda w: ["img.png", "--mask", "A.safetensors", "--weight-decay", "-1"],
+     "--weight-decay")
+
 # ---------------------------------------------------------------- running a case
 
 def listing(folder: Path) -> list[str]:

@@ -204,6 +204,12 @@ Sgld = Annotated[Optional[float], typer.Option(help="SGLD-DIP (Cheng et al. 2019
                                                "Gaussian noise of std SGLD x lr to the conv kernels (pruned weights "
                                                "stay 0); GP-DIP used 2, OES 0.5 [0 = off]",
                                                rich_help_panel="Fitting")]
+WeightDecay = Annotated[Optional[float], typer.Option(help="Decoupled weight decay (AdamW's) of the conv kernels: "
+                                                      "after every Adam step each kernel shrinks by lr x this, "
+                                                      "so the fit does not slow down as its kernels grow [0; the "
+                                                      "default denoising ticket: 0.2 where the estimated sigma is "
+                                                      "37.5 or below]", min=0,
+                                                      rich_help_panel="Fitting")]
 EarlyStop = Annotated[Optional[bool], typer.Option(help="Stop automatically when the output stops improving "
                                                    "(never reads the clean image; off, the fit runs to --iters and "
                                                    "the rule's pick, which the --es-* flags set, is still reported: "

@@ -20,7 +20,7 @@ from .render import (RunLog, Terminated, check_stdout_free, emit_json, err, fmt,
                      say_state_kept, set_threads_quietly, steps_done, write_then_discard)
 from .options import (ARGS, Config, DataConsistency, Device, EarlyStop, Ema, EsGate, EsPatience, EsWhite, EsWindow,
                       InpaintMask, Iters, Jobs, Json, Log, Lr, MaskRound, MaskSparsity, Precision, RegNoise,
-                      ResumeEvery, Seed, Sgld, Simulate, Task, Threads, net_option, with_task_flags)
+                      ResumeEvery, Seed, Sgld, Simulate, Task, Threads, WeightDecay, net_option, with_task_flags)
 
 
 def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restored") -> list[Path]:
@@ -86,8 +86,8 @@ def restore_cmd(
                                            "function, faster. [on whenever the mask removes whole filters]",
                                            show_default=False, rich_help_panel="Prior"),
     iters: Iters = None, lr: Lr = None, reg_noise: RegNoise = None,
-    ema: Ema = None, sgld: Sgld = None, early_stop: EarlyStop = None, data_consistency: DataConsistency = None,
-    es_window: EsWindow = None,
+    ema: Ema = None, sgld: Sgld = None, weight_decay: WeightDecay = None, early_stop: EarlyStop = None,
+    data_consistency: DataConsistency = None, es_window: EsWindow = None,
     es_patience: EsPatience = None, es_gate: EsGate = None, es_white: EsWhite = None,
     ensemble: int = typer.Option(1, min=1, help="Average N fits with seeds SEED..SEED+N-1 (each auto-stopped; "
                                  "N times the work). One input on a CPU: the members are fitted at once, the "
@@ -137,7 +137,8 @@ def restore_cmd(
                        sparsity=sparsity, init=init, prior=prior, net=net, dense=dense, dd_k=dd_k, compact=compact,
                        early_stop=early_stop, checkpoint=checkpoint, config=config_, device=dev, seed=seed,
                        **task_flags, iters=iters,
-                       lr=lr, reg_noise=reg_noise, ema=ema, sgld=sgld, data_consistency=data_consistency,
+                       lr=lr, reg_noise=reg_noise, ema=ema, sgld=sgld, weight_decay=weight_decay,
+                       data_consistency=data_consistency,
                        es_window=es_window, es_patience=es_patience, es_gate=es_gate, es_white=es_white,
                        precision=precision,
                        ensemble=ensemble, snapshot_every=snapshots[0] if snapshots else None,
