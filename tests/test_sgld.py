@@ -51,11 +51,12 @@ def test_sgld_noise_has_the_published_scale_on_conv_kernels_only(rgb32):
     assert kernels == {n for n, p in net.named_parameters() if p.dim() == 4}
 
 
-def test_masked_weights_stay_exactly_zero_under_sgld_and_rollback(rgb32):
+@pytest.mark.parametrize("knob", [{"sgld": 5.0}, {"weight_decay": 3.0}])  # the decay: tests/test_weight_decay.py
+def test_masked_weights_stay_exactly_zero_under_sgld_or_decay_and_rollback(rgb32, knob):
     net, target, _ = make_run(tiny_spec(), rgb32)
     target.op = FlakyDenoise(25, bad_calls={15, 27})
     masks = _random_masks(net, keep=0.3, seed=1)
-    result = fit(net, [target], FitConfig(iters=30, lr=0.05, sgld=5.0, early_stop=False), masks=masks)
+    result = fit(net, [target], FitConfig(iters=30, lr=0.05, early_stop=False, **knob), masks=masks)
     assert result.recoveries == 2
     params = dict(net.named_parameters())
     for name, keep in masks.items():
@@ -114,19 +115,24 @@ def lip(*args: str):
 RUN = ["--config", "narrow.yaml", "--device", "cpu", "--threads", "1", "--iters", "2"]
 
 
-@pytest.mark.parametrize("command", ["restore", "prune", "transfer"])
-def test_sgld_is_in_every_fitting_commands_help(command):
+@pytest.mark.parametrize("command,flag", [(c, "--sgld") for c in ("restore", "prune", "transfer")]
+                         + [(c, "--weight-decay") for c in ("restore", "transfer")])
+def test_the_knob_is_in_the_help_of_every_command_that_fits_with_it(command, flag):
     result = lip(command, "--help")
-    assert result.exit_code == 0 and "--sgld" in result.output
+    assert result.exit_code == 0 and flag in result.output
 
 
-def test_yaml_key_and_flag_reach_the_fit_config(work):
-    (work / "s.yaml").write_text((work / "narrow.yaml").read_text() + "sgld: 1.5\n")
-    assert api.restorer(config="narrow.yaml", device="cpu").cfg.sgld == 0.0
-    assert api.restorer(config="s.yaml", device="cpu").cfg.sgld == 1.5
-    assert api.restorer(config="s.yaml", device="cpu", sgld=0.5).cfg.sgld == 0.5  # the flag wins
-    with pytest.raises(LipError, match="--sgld -1"):
-        api.restorer(config="narrow.yaml", device="cpu", sgld=-1)
+@pytest.mark.parametrize("key,in_file,flag,bad,refusal", [
+    ("sgld", 1.5, 0.5, -1, "--sgld -1"),
+    ("weight_decay", 0.5, 0.1, 200, "--weight-decay 200 x --lr 0.01 must be below 1"),  # tests/test_weight_decay.py
+])
+def test_yaml_key_and_flag_reach_the_fit_config(work, key, in_file, flag, bad, refusal):
+    (work / "s.yaml").write_text((work / "narrow.yaml").read_text() + f"{key}: {in_file}\n")
+    assert getattr(api.restorer(config="narrow.yaml", device="cpu").cfg, key) == 0.0
+    assert getattr(api.restorer(config="s.yaml", device="cpu").cfg, key) == in_file
+    assert getattr(api.restorer(config="s.yaml", device="cpu", **{key: flag}).cfg, key) == flag  # the flag wins
+    with pytest.raises(LipError, match=refusal):
+        api.restorer(config="narrow.yaml", device="cpu", **{key: bad})
 
 
 def test_restore_fits_with_the_flag(work, monkeypatch):
@@ -150,12 +156,13 @@ def test_imp_rounds_are_fitted_with_sgld_and_the_artifact_says_so(work, monkeypa
     assert "sgld" not in artifact.load(work / "b.safetensors").meta["search"]["fit"]
 
 
-def test_transfer_grid_fits_and_keys_its_rows_with_sgld(work):
+@pytest.mark.parametrize("key,value", [("sgld", 2.0), ("weight_decay", 0.2)])
+def test_transfer_grid_fits_and_keys_its_rows_with_the_knob(work, key, value):
     art = api.prune(["img.png"], simulate=True, config="narrow.yaml", device="cpu", iters=2, rounds=1)
     api.save_mask(work / "m.safetensors", art)
     grids = [api.transfer_grid(["img.png"], ["m.safetensors"], config="narrow.yaml", device="cpu", **flags)
-             for flags in ({}, {"sgld": 2.0})]
-    plain, noisy = ({c: g.identity(c) for c in g.cells()} for g in grids)
-    assert grids[1].configs["denoise"].sgld == 2.0
-    assert all("sgld" not in i["fit"] for i in plain.values())
-    assert all(i["fit"]["sgld"] == 2.0 for i in noisy.values())
+             for flags in ({}, {key: value})]
+    plain, changed = ({c: g.identity(c) for c in g.cells()} for g in grids)
+    assert getattr(grids[1].configs["denoise"], key) == value
+    assert all(key not in i["fit"] for i in plain.values())  # off is not recorded: older rows still match
+    assert all(i["fit"][key] == value for i in changed.values())

@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from lipcli import api, library
-from lipcli.cli import app
 from lipcli.config import at_level
-from lipcli.errors import LipError
 from lipcli.fit import FitConfig, fit
 from conftest import tiny_spec
 from prune_helpers import isolated_folder
-from test_fit import FlakyDenoise, _random_masks, make_run
+from test_fit import make_run
+from test_sgld import lip
 
 
 # ---------------------------------------------------------------- the loop
 
-def fitted(rgb32, cfg: FitConfig, **kw) -> dict[str, torch.Tensor]:
+def fitted(rgb32, cfg: FitConfig) -> dict[str, torch.Tensor]:
+    """The parameters after fitting the same seeded tiny net to the same target with `cfg`."""
     net, target, _ = make_run(tiny_spec(), rgb32)
-    fit(net, [target], cfg, **kw)
+    fit(net, [target], cfg)
     return {n: p.detach().clone() for n, p in net.named_parameters()}
 
 
@@ -46,16 +44,6 @@ def test_kernels_stay_smaller_over_a_run_than_without_decay(rgb32):
         assert decayed[name].norm() < plain[name].norm(), name
 
 
-def test_pruned_weights_stay_exactly_zero_under_decay_and_rollback(rgb32):
-    net, target, _ = make_run(tiny_spec(), rgb32)
-    target.op = FlakyDenoise(25, bad_calls={15, 27})
-    masks = _random_masks(net, keep=0.3, seed=1)
-    result = fit(net, [target], FitConfig(iters=30, lr=0.05, weight_decay=3.0, early_stop=False), masks=masks)
-    assert result.recoveries == 2
-    params = dict(net.named_parameters())
-    assert all((params[name].detach()[~keep] == 0).all() for name, keep in masks.items())
-
-
 def test_the_loop_refuses_a_step_that_would_take_a_whole_kernel(rgb32):
     net, target, _ = make_run(tiny_spec(), rgb32)
     with pytest.raises(ValueError, match="weight_decay"):
@@ -70,35 +58,11 @@ def test_off_is_not_recorded_so_old_artifacts_rows_and_saved_fits_still_match():
     assert set(asdict(off)) - set(off.recorded()) == {"sgld", "data_consistency", "es_white", "weight_decay"}
 
 
-# ---------------------------------------------------------------- settings: flags, YAML, API, the library
+# ---------------------------------------------------------------- settings: flags, the API, the library
+# (the help, a YAML key, transfer grids and masked weights under rollback: tests/test_sgld.py, for both knobs)
 
-@pytest.fixture
-def work(tmp_path: Path, monkeypatch) -> Path:
-    return isolated_folder(tmp_path, monkeypatch)
-
-
-def lip(*args: str):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output
-    return result
-
-
-@pytest.mark.parametrize("command", ["restore", "transfer"])
-def test_weight_decay_is_in_the_help_of_the_commands_that_fit(command):
-    result = lip(command, "--help")
-    assert result.exit_code == 0 and "--weight-decay" in result.output
-
-
-def test_yaml_key_and_flag_reach_the_fit_config(work):
-    (work / "d.yaml").write_text((work / "narrow.yaml").read_text() + "weight_decay: 0.5\n")
-    assert api.restorer(config="narrow.yaml", device="cpu").cfg.weight_decay == 0.0
-    assert api.restorer(config="d.yaml", device="cpu").cfg.weight_decay == 0.5
-    assert api.restorer(config="d.yaml", device="cpu", weight_decay=0.1).cfg.weight_decay == 0.1  # the flag wins
-    with pytest.raises(LipError, match="--weight-decay 200 x --lr 0.01 must be below 1"):
-        api.restorer(config="narrow.yaml", device="cpu", weight_decay=200)
-
-
-def test_the_default_ticket_is_fitted_with_its_entrys_decay_and_the_dense_net_without(work):
+def test_the_default_ticket_is_fitted_with_its_entrys_decay_and_the_dense_net_without(tmp_path, monkeypatch):
+    isolated_folder(tmp_path, monkeypatch)
     own = library.fast_settings("dip-channel-house", "fast", "denoise", named=True)["weight_decay"]
     ticket = api.restorer(device="cpu", iters=2)
     problem = ticket.problem("img.png")
@@ -109,19 +73,9 @@ def test_the_default_ticket_is_fitted_with_its_entrys_decay_and_the_dense_net_wi
     assert api.restorer(device="cpu", iters=2, config="paper").config(problem).weight_decay == 0
 
 
-def test_restore_reports_the_decay_it_fitted_with(work):
+def test_restore_reports_the_decay_it_fitted_with(tmp_path, monkeypatch):
+    isolated_folder(tmp_path, monkeypatch)
     result = lip("restore", "img.png", "--config", "narrow.yaml", "--device", "cpu", "--threads", "1", "--iters",
                  "2", "--weight-decay", "0.3", "-o", "out.png", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["weight_decay"] == 0.3
-
-
-def test_transfer_grid_fits_and_keys_its_rows_with_the_decay(work):
-    art = api.prune(["img.png"], simulate=True, config="narrow.yaml", device="cpu", iters=2, rounds=1)
-    api.save_mask(work / "m.safetensors", art)
-    grids = [api.transfer_grid(["img.png"], ["m.safetensors"], config="narrow.yaml", device="cpu", **flags)
-             for flags in ({}, {"weight_decay": 0.2})]
-    plain, decayed = ({c: g.identity(c) for c in g.cells()} for g in grids)
-    assert grids[1].configs["denoise"].weight_decay == 0.2
-    assert all("weight_decay" not in i["fit"] for i in plain.values())
-    assert all(i["fit"]["weight_decay"] == 0.2 for i in decayed.values())
