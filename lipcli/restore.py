@@ -145,8 +145,10 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     """
     k = prior.spec.get("out_channels", 3)
     if k != 3 and not (k == 1 and problem.gray):  # one channel would be broadcast over a colour image's three
+        fix = (f"the mask {prior.source['mask']} was found for {k}-channel images; use a mask found on colour "
+               "images" if "mask" in prior.source else "set out_channels to 3")
         raise LipError(f"the net makes {k}-channel images; {problem.name} is fitted as 3 channels"
-                       + (" (a gray image: 1 or 3)" if problem.gray else "") + ": set out_channels to 3")
+                       + (" (a gray image: 1 or 3)" if problem.gray else "") + f": {fix}")
     baseline = problem.baseline()  # before the fit moves the operator to the device
     net = prior.build(seed)
     cfg = plan_memory(prior.spec, nets.padded_size(net, *problem.size), cfg, dev)

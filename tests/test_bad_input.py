@@ -1217,6 +1217,9 @@ case("restore", "an unknown padding in a config's net", lambda w: ["img.png", "-
 case("restore", "a one-channel net for a colour image", lambda w: ["img.png", "--config",
      config_file(w, "net: {preset: dip-w16, out_channels: 1}\n")], "1-channel images", "out_channels to 3",
      base=OWN_CONFIG)
+case("restore", "a mask found for one-channel images on a colour image", lambda w: ["img.png", "--mask",
+     str(make_mask(w.dir / "gray.safetensors", {**SPEC, "out_channels": 1}, rounds=1))], "1-channel images",
+     "gray.safetensors was found for 1-channel images", "use a mask found on colour images")
 
 case("restore", "--keep so small that no value is observed", lambda w: ["img.png", "--task", "inpaint", "--simulate",
      "--keep", "1e-9"], "observes no value of it", base=OWN_CONFIG)
