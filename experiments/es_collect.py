@@ -397,7 +397,7 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
     compacted as `lip restore` fits it, with its library entry's own settings (its schedules read at the
     blind noise estimate, as `api.Restorer.config` does, and kept in `Setup.settings` as numbers); `lr`:
     another step size; `precision`: default bf16 where it runs."""
-    under = library.fast_settings(ticket, "fast") if ticket else {}
+    under = library.fast_settings(ticket, "fast", job.task) if ticket else {}
     settings = config.resolve(job.task, "fast", "fast", {}, under)
     if lr is not None:
         settings["lr"] = lr

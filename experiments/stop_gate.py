@@ -49,12 +49,14 @@ def sigma_hat(row: dict, cache: dict[str, float]) -> float:
 
 def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int,
            window: int = 200, lag_factor: float = 1.0, relative: float = 0.0, lag: int = LAG,
-           first: int = 0) -> tuple[int, float]:
+           first: int = 0, guard: float = 0.0) -> tuple[int, float]:
     """(iterations used, reported EMA PSNR) of the gated rule on the raw outputs' variance over `window`
     iterations (recorded: 50, 100, 200 (the shipped window), 400). The EMA output is reported at the minimum
     plus `lag` (shipped: LAG, the EMA's own lag), or (`lag_factor` c > 1) at c x the minimum's iteration when
     that is later. `relative`: see es_analyze.min_with_patience. `first`: the minima of iterations before it do
-    not count (a candidate, not in lip: RESULTS-stop-gate.md; iteration i is index i - 1)."""
+    not count (a candidate, not in lip: RESULTS-stop-gate.md; iteration i is index i - 1). `guard` g > 0: when a
+    loss between the minimum and the lagged output exceeds g x the trailing mean loss at the minimum, the EMA
+    output at the minimum is reported instead (RESULTS-stop-spike.md)."""
     s = row["signals"]
     var = [np.inf if x is None else x for x in s[f"var_raw_{window}"][:cap]]
     start = 0
@@ -72,7 +74,16 @@ def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int,
     if at <= 0:
         return cap, ema[cap - 1]
     t = min(max(at + lag, int(lag_factor * at)), cap)
-    return min(max(stop, t), cap), ema[t - 1]
+    used = min(max(stop, t), cap)
+    if guard and spiked(s["loss"], at, t, guard):
+        t = at
+    return used, ema[t - 1]
+
+
+def spiked(losses: list[float], at: int, t: int, guard: float) -> bool:
+    """Whether a loss of iterations at + 1 .. t exceeds `guard` x the trailing mean (over K) at iteration `at`."""
+    ref = float(np.mean(losses[max(0, at - K):at]))
+    return max(losses[at:t], default=0.0) > guard * ref
 
 
 def pre_study_iterations(row: dict) -> int:

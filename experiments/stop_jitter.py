@@ -52,7 +52,7 @@ SHIPPED_WINDOW = RULES["window 400 where the estimate > 37.5 (shipped)"]
 @functools.cache
 def _entry() -> dict:
     """The default denoising ticket's settings over the fast preset, as lipcli reads them (once)."""
-    return library.fast_settings("dip-channel-house", "fast")
+    return library.fast_settings("dip-channel-house", "fast", "denoise", named=True)
 
 
 def shipped(key: str, r: dict) -> float:

@@ -75,14 +75,15 @@ def resolve_level(row: dict, level: float | str | None) -> float | None:
 
 
 def replay_gated(row: dict, signal: str, level: float | str | None, tau: float | str | None,
-                 cap: int) -> tuple[int, float]:
+                 cap: int, guard: float = 0.0) -> tuple[int, float]:
     """The shipped rule (patience 150; the window and, if `tau` is "shipped", the noise gate the entry gives the
     run's noise estimate) where, besides, a variance minimum counts only once the residual's lag-1
     autocorrelation has come down to `level` (`white_open`; None: no whiteness gate, the shipped rule before it;
     "shipped": the entry's level for the estimate, `resolve_level`)."""
     level = resolve_level(row, level)
     first = 0 if level is None else white_open(row, signal, level, cap)
-    return replay(row, resolve_gate(row, tau), row["sigma_used"], 150, cap, SHIPPED_WINDOW(row), first=first)
+    return replay(row, resolve_gate(row, tau), row["sigma_used"], 150, cap, SHIPPED_WINDOW(row), first=first,
+                  guard=guard)
 
 
 def _opens(row: dict, signal: str, level: float | None, cap: int) -> str:

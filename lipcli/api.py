@@ -245,7 +245,7 @@ class Restorer:
                       seed=self.seed, early_stop=cfg.early_stop, data_consistency=cfg.data_consistency,
                       reg_noise=cfg.reg_noise, es_window=cfg.es_window,
                       es_gate=cfg.es_gate if problem.task.noisy else None,  # no noise level: no gate applied
-                      es_white=cfg.es_white, weight_decay=cfg.weight_decay,
+                      es_white=cfg.es_white, es_spike=cfg.es_spike, weight_decay=cfg.weight_decay,
                       threads=torch.get_num_threads(),
                       ensemble=self.ensemble)
         if cfg.sgld:  # recorded when on, as FitConfig.recorded records it
@@ -266,7 +266,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
     degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, the CS ones
     (measurements, outliers, operator, matrix, shape, solver), iters, lr, reg_noise, ema, sgld, weight_decay,
-    es_window, es_patience, es_gate, es_white, precision). `early_stop` None: the preset's (on, except for
+    es_window, es_patience, es_gate, es_white, es_spike, precision). `early_stop` None: the preset's (on, except for
     inpainting under the fast preset and the oes and deep-decoder protocols).
 
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
@@ -547,7 +547,7 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     task_names = list(IMPEDANCE_TARGETS) if experiment == "impedance" else parse_tasks(tasks or "denoise")
     chosen_baselines = parse_baselines(baselines)
     if experiment == "impedance":  # four fixed targets through the identity (sigma makes the noisy one), no stop
-        stops = ("es_window", "es_patience", "es_gate", "es_white")
+        stops = ("es_window", "es_patience", "es_gate", "es_white", "es_spike")
         unread = [f"--{k.replace('_', '-')}" for k in [*sorted(task_options() - {"sigma"}), *stops]
                   if flags.get(k) is not None]
         unread += ["--inpaint-mask"] * (inpaint_mask is not None) + ["--early-stop"] * bool(early_stop)

@@ -27,7 +27,7 @@ from .physics import TASKS
 
 # The paper's settings (anchors-spec a.3, LIP row): one net for every task; each task adds its own
 # fitting settings and options (physics/: `Task.fitting`, `Task.options`).
-_PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, es_white=0.0,
+_PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, es_white=0.0, es_spike=0.0,
                      precision="fp32", early_stop=True, rounds=16, rate=0.2, early_bird=0.0, scope="conv",
                      target_sparsity=None, sgld=0.0, weight_decay=0.0, data_consistency=False)
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
@@ -35,7 +35,9 @@ _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gat
 # round: its masks transferred as well as the paper's schedule at 1/5 of the iterations
 # (experiments/RESULTS-search-budget.md). 4 rounds = 83.2% sparsity, as 8 rounds of 20%. Early-stop patience
 # is per task (`Task.fast_es_patience`: 150 for denoising, whose stop has the noise gate; 300 elsewhere).
-_FAST_OVERRIDES = dict(precision="auto", rounds=4, rate=0.36)
+# The fast preset's stop reports the minimum's own output when the loss spikes before the lagged one (FitConfig.es_spike,
+# experiments/RESULTS-stop-spike.md).
+_FAST_OVERRIDES = dict(precision="auto", rounds=4, rate=0.36, es_spike=1.2)
 # Other papers' protocols, each on top of the paper preset, for every task. OES (anchors-spec c.1-c.3, its
 # configs/config_mask.yaml and config_train_sparse.yaml): its net with every parameter masked, 95% sparse
 # (the 5% masks it ships for each image; its pepper mask is 96.5%: --target-sparsity 0.965), the mask learnt
@@ -224,6 +226,8 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
                      es_patience=_number(settings, "es_patience", int, lambda v: v >= 1, "a whole number >= 1"),
                      es_gate=at_level("es_gate", settings["es_gate"], None),
                      es_white=at_level("es_white", settings["es_white"], None),
+                     es_spike=_number(settings, "es_spike", float, lambda v: v == 0 or 1 < v < math.inf,
+                                      "0 (off) or a finite number above 1"),
                      precision=precision, channels_last=precision == "bf16" and dev.type == "cpu", seed=seed,
                      sgld=_number(settings, "sgld", float, lambda v: 0 <= v < math.inf,
                                   "a finite number >= 0 (0 = off)"),

@@ -43,6 +43,8 @@ class FitConfig:
     es_patience: int = 1000
     es_gate: float = 1.05  # a variance minimum counts once the loss is under es_gate x noise floor; 0 = off
     es_white: float = 0.0  # ... and once the residual's lag-1 autocorrelation is under es_white; 0 = off
+    es_spike: float = 0.0  # a loss over es_spike x its mean at the minimum before the lag: report the minimum's
+    #                        output (SpikeGuard); 0 = off
     precision: str = "fp32"  # or "bf16" (autocast; loss and metrics stay fp32)
     channels_last: bool = False
     checkpoint: bool | None = False  # recompute conv blocks in backward (big images); None = as memory needs
@@ -59,9 +61,10 @@ class FitConfig:
 
     def recorded(self) -> dict[str, Any]:
         """The settings as artifacts and result rows record them. A knob added later (sgld, data_consistency,
-        es_white, weight_decay) is recorded only when on, so what older versions wrote still matches and resumes."""
+        es_white, weight_decay, es_spike) is recorded only when on, so what older versions wrote still matches and
+        resumes."""
         d = asdict(self)
-        for knob in ("sgld", "data_consistency", "es_white", "weight_decay"):
+        for knob in ("sgld", "data_consistency", "es_white", "weight_decay", "es_spike"):
             if not d[knob]:
                 del d[knob]
         return d
@@ -235,6 +238,46 @@ def net_input(z: torch.Tensor, precision: str) -> torch.Tensor:
     return z.to(torch.bfloat16) if precision == "bf16" else z
 
 
+class SpikeGuard:
+    """The output at a variance minimum and the trailing mean loss there, for when the loss spikes before the
+    lagged output is taken.
+
+    The stop reports the EMA output `lag` iterations after the minimum, so that the average is centred on it. A
+    loss spike in between (the fit thrown out of its basin for a few dozen iterations, too little for rollback)
+    pollutes that average: f16 at 256x256 with weight decay peaked at 30.63 dB, the loss rose 35% 24 iterations
+    after the minimum and the lagged output read 29.80. The output at the minimum averages the iterations before
+    it, which the spike did not touch. Blind: it reads the loss. On ~400 recorded trajectories without decay no
+    loss in a lag window rose 1.2x (experiments/RESULTS-stop-spike.md)."""
+
+    WINDOW = 50  # iterations of the trailing mean loss at the minimum
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+        self.output: torch.Tensor | None = None
+        self.at, self.ref, self.peak = 0, math.inf, 0.0
+
+    def minimum(self, it: int, output: torch.Tensor, losses: list[float]) -> None:
+        """A new variance minimum at `it` with this output (copied) and the losses so far."""
+        self.output = output.clone() if self.output is None else self.output.copy_(output)
+        recent = losses[-self.WINDOW:]
+        self.at, self.ref, self.peak = it, sum(recent) / len(recent), 0.0
+
+    def watch(self, loss: float) -> None:
+        """A loss after the minimum."""
+        self.peak = max(self.peak, loss)
+
+    def spiked(self) -> bool:
+        return self.factor > 0 and self.output is not None and self.peak > self.factor * self.ref
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        vars(self).update(state)
+        if self.output is not None:
+            self.output = self.output.to(device)
+
+
 def ema_lag(ema: float) -> int:
     """Iterations an EMA output (decay `ema`; 0 = off) lags the raw outputs the detector watches: the
     reported image is the EMA taken that much after the variance minimum (experiments/RESULTS-es.md)."""
@@ -303,6 +346,7 @@ def fit(
                  for t in targets]
     lag = ema_lag(cfg.ema)
     pending: list[int | None] = [None] * len(targets)
+    guards = [SpikeGuard(cfg.es_spike) for _ in targets] if cfg.es_spike and lag else []
     avg: list[torch.Tensor | None] = [None] * len(targets)
     raw: list[torch.Tensor | None] = [None] * len(targets)
     shown = avg if cfg.ema else raw  # the output the fit follows (the same lists, filled below)
@@ -329,6 +373,8 @@ def fit(
             d.load_state_dict(state, device)
         raw[:], avg[:] = ([None if x is None else x.to(device) for x in saved[k]] for k in ("raw", "avg"))
         pending[:] = saved["pending"]
+        for g, state in zip(guards, saved.get("guards", [])):  # states of older lips hold none
+            g.load_state_dict(state, device)
         views[:] = [t.op.consistent(x, t.y) if cfg.data_consistency else x for t, x in zip(targets, shown)]
         results = [TargetResult(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in r.items()})
                    for r in saved["results"]]
@@ -343,7 +389,8 @@ def fit(
     def state() -> dict[str, Any]:
         return {"model": model.state_dict(), "opt": opt.state_dict(), "snapshot": snapshot.state_dict(params),
                 "gens": [g.get_state() for g in gens], "detectors": [d.state_dict() for d in detectors],
-                "raw": raw, "avg": avg, "pending": pending, "results": [vars(r) for r in results],
+                "raw": raw, "avg": avg, "pending": pending, "guards": [g.state_dict() for g in guards],
+                "results": [vars(r) for r in results],
                 "losses": losses, "it": it, "recoveries": recoveries, "failures": failures, "ended": ended,
                 "seconds": time.perf_counter() - start, "threads": torch.get_num_threads()}
 
@@ -399,8 +446,14 @@ def fit(
                 residual = t.y - t.op.A(out) if cfg.es_white else None
                 if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None, residual):
                     pending[k] = it + lag
+                    if guards:
+                        guards[k].minimum(it, views[k], losses)
+                elif guards and pending[k] is not None:
+                    guards[k].watch(loss)
                 if pending[k] is not None and it >= pending[k]:
-                    results[k].stopped, results[k].stopped_at, results[k].auto_stopped = views[k].clone(), it, True
+                    spiked = bool(guards) and guards[k].spiked()
+                    results[k].stopped = guards[k].output.clone() if spiked else views[k].clone()
+                    results[k].stopped_at, results[k].auto_stopped = guards[k].at if spiked else it, True
                     pending[k] = None
                 value = None
                 if t.clean is not None and (it % cfg.metric_every == 0 or it == cfg.iters):

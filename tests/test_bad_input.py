@@ -1248,6 +1248,14 @@ case("restore", "a weight_decay schedule with a word in it", lambda w: ["img.png
 case("transfer", "negative --weight-decay", lambda w: ["img.png", "--mask", "A.safetensors", "--weight-decay", "-1"],
      "--weight-decay")
 
+# The stop's spike guard (`--es-spike`, 2026-12-05): a factor of 1 or under would fire on every flat loss.
+case("restore", "--es-spike under 1", lambda w: ["img.png", "--es-spike", "0.5"],
+     "--es-spike 0.5 must be 0 (off) or a finite number above 1")
+case("restore", "es_spike: a word in a config", lambda w: ["img.png", "--config", config_file(w, "es_spike: high\n")],
+     "--es-spike 'high'", base=OWN_CONFIG)
+case("transfer", "--es-spike 1", lambda w: ["img.png", "--mask", "A.safetensors", "--es-spike", "1"],
+     "--es-spike 1.0 must be 0 (off)")
+
 # ---------------------------------------------------------------- running a case
 
 def listing(folder: Path) -> list[str]:

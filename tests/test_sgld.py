@@ -94,7 +94,7 @@ def test_negative_sgld_is_refused_by_the_loop(rgb32):
 
 
 def test_off_is_not_recorded_so_old_artifacts_and_rows_still_match():
-    off, on, later = FitConfig(), FitConfig(sgld=2.0), ("data_consistency", "es_white", "weight_decay")
+    off, on, later = FitConfig(), FitConfig(sgld=2.0), ("data_consistency", "es_white", "weight_decay", "es_spike")
     assert off.recorded() == {k: v for k, v in asdict(off).items() if k not in ("sgld", *later)}
     assert on.recorded() == {k: v for k, v in asdict(on).items() if k not in later}
 

@@ -55,7 +55,8 @@ def test_off_is_not_recorded_so_old_artifacts_rows_and_saved_fits_still_match():
     assert "weight_decay" not in off.recorded()
     assert on.recorded()["weight_decay"] == 0.2
     assert {k: v for k, v in on.recorded().items() if k != "weight_decay"} == off.recorded()
-    assert set(asdict(off)) - set(off.recorded()) == {"sgld", "data_consistency", "es_white", "weight_decay"}
+    assert set(asdict(off)) - set(off.recorded()) == {"sgld", "data_consistency", "es_white", "weight_decay",
+                                                    "es_spike"}
 
 
 # ---------------------------------------------------------------- settings: flags, the API, the library

@@ -241,6 +241,10 @@ EsWhite = Annotated[Optional[float], typer.Option(help="A variance minimum count
                                                   "is 20 or below, 0.01 above 37.5, 0.005 above 52.5]",
                                                   min=0, max=0.999,
                                                   rich_help_panel="Fitting")]
+EsSpike = Annotated[Optional[float], typer.Option(help="Report the output at the variance minimum instead of "
+                                                  "the one a lag after it when the loss in between rises above "
+                                                  "this x its mean at the minimum (0 = off) [1.2 fast, 0 paper]",
+                                                  min=0, rich_help_panel="Fitting")]
 
 # Run: where and how reproducibly.
 DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps"
