@@ -35,9 +35,7 @@ _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gat
 # round: its masks transferred as well as the paper's schedule at 1/5 of the iterations
 # (experiments/RESULTS-search-budget.md). 4 rounds = 83.2% sparsity, as 8 rounds of 20%. Early-stop patience
 # is per task (`Task.fast_es_patience`: 150 for denoising, whose stop has the noise gate; 300 elsewhere).
-# The fast preset's stop reports the minimum's own output when the loss spikes before the lagged one (FitConfig.es_spike,
-# experiments/RESULTS-stop-spike.md).
-_FAST_OVERRIDES = dict(precision="auto", rounds=4, rate=0.36, es_spike=1.2)
+_FAST_OVERRIDES = dict(precision="auto", rounds=4, rate=0.36)
 # Other papers' protocols, each on top of the paper preset, for every task. OES (anchors-spec c.1-c.3, its
 # configs/config_mask.yaml and config_train_sparse.yaml): its net with every parameter masked, 95% sparse
 # (the 5% masks it ships for each image; its pepper mask is 96.5%: --target-sparsity 0.965), the mask learnt

@@ -244,10 +244,12 @@ class SpikeGuard:
 
     The stop reports the EMA output `lag` iterations after the minimum, so that the average is centred on it. A
     loss spike in between (the fit thrown out of its basin for a few dozen iterations, too little for rollback)
-    pollutes that average: f16 at 256x256 with weight decay peaked at 30.63 dB, the loss rose 35% 24 iterations
+    pollutes that average: f16 at 256x256 with weight decay peaked at 30.63 dB, the loss rose 35% 13 iterations
     after the minimum and the lagged output read 29.80. The output at the minimum averages the iterations before
-    it, which the spike did not touch. Blind: it reads the loss. On ~400 recorded trajectories without decay no
-    loss in a lag window rose 1.2x (experiments/RESULTS-stop-spike.md)."""
+    it, which the spike did not touch. Blind: it reads the loss. On 413 recorded denoising trajectories without
+    decay no loss in a lag window rose 1.2x; on noise-free tasks the loss falls towards 0 and jumps in relative
+    terms, where it fired on 6 of 14 SR and inpainting runs at a small loss, so only the decayed denoising ticket
+    uses it (experiments/RESULTS-stop-spike.md)."""
 
     WINDOW = 50  # iterations of the trailing mean loss at the minimum
 

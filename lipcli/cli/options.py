@@ -243,7 +243,8 @@ EsWhite = Annotated[Optional[float], typer.Option(help="A variance minimum count
                                                   rich_help_panel="Fitting")]
 EsSpike = Annotated[Optional[float], typer.Option(help="Report the output at the variance minimum instead of "
                                                   "the one a lag after it when the loss in between rises above "
-                                                  "this x its mean at the minimum (0 = off) [1.2 fast, 0 paper]",
+                                                  "this x its mean at the minimum (0 = off) [0; the default "
+                                                  "denoising ticket: 1.2]",
                                                   min=0, rich_help_panel="Fitting")]
 
 # Run: where and how reproducibly.
