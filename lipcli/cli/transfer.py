@@ -15,8 +15,8 @@ from ..physics import grid_flags, task_variants
 from ..transfer import Cell, workers
 from .render import Terminated, emit_json, err, fmt, guarded, print_wide, progress, say
 from .options import (ARGS, DEVICE_HELP, Config, DataConsistency, EarlyStop, Ema, EsGate, EsPatience, EsSpike,
-                      EsWhite, EsWindow, InpaintMask, Lr, Precision, RegNoise, Seed, Sgld, Threads, WeightDecay, given_flags,
-                      json_flag, listing_option, with_task_flags)
+                      EsWhite, EsWindow, InpaintMask, Lr, Precision, RegNoise, Seed, Sgld, Threads, WeightDecay,
+                      given_flags, json_flag, listing_option, with_task_flags)
 
 GRID = "Grid"
 # What --merge reads: it fits nothing, so every other flag would be ignored and is refused.
