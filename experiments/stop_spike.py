@@ -9,6 +9,8 @@ minimum, report the EMA output at the minimum instead (it averages the outputs b
 the spike has not touched). Blind: it reads the loss only. Chosen on TUNE, reported on REPORT.
 
     PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_spike.py experiments/es_dev/rows-ticket*.jsonl.gz
+    PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_spike.py --noise-free \
+        experiments/es_dev/rows-tasks-sr.jsonl.gz experiments/es_dev/rows-tasks-inpaint.jsonl.gz
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stop_gate import load_runs, oracle
+from es_analyze import load
+from stop_gate import load_runs, oracle, replay
 from stop_white import replay_gated
 
 
@@ -26,13 +29,28 @@ def level(row: dict) -> str | None:
     return "shipped" if "white_raw_h" in row["signals"] else None
 
 
+def noise_free(paths: list[Path], guards: list[float], cap: int) -> None:
+    """SR and inpainting runs (dense net, no noise gate, patience 300): the reported PSNR change per guard."""
+    for path in paths:
+        runs = [r.plain for r in load(path)[0]]
+        for g in guards[1:]:
+            d = np.array([replay(r, None, 0, 300, min(cap, r["iters"]), guard=g)[1]
+                          - replay(r, None, 0, 300, min(cap, r["iters"]))[1] for r in runs])
+            ch = d[np.abs(d) > 1e-9]
+            print(f"{path.name}, guard {g:g}: {ch.size} of {len(runs)} runs changed, {np.round(np.sort(ch), 3)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rows", type=Path, nargs="+")
     ap.add_argument("--guards", default="0,1.1,1.2,1.3,1.5,2", help="comma list; 0 = no guard (shipped)")
     ap.add_argument("--cap", type=int, default=3000)
     ap.add_argument("--per-crop", type=float, help="also list the runs this guard changes")
+    ap.add_argument("--noise-free", action="store_true", help="the files hold SR or inpainting runs (noise_free)")
     a = ap.parse_args()
+    if a.noise_free:
+        noise_free(a.rows, [float(g) for g in a.guards.split(",")], a.cap)
+        return
     runs = load_runs(a.rows)
     guards = [float(g) for g in a.guards.split(",")]
     for sigma in sorted({r["param"] for r in runs}, key=float):
