@@ -23,10 +23,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from es_analyze import LAG, load, min_with_patience
 from es_collect import Job, prepare
 from lipcli import config
+from lipcli.fit import SpikeGuard
 from lipcli.problem import load_problem
 
 HERE = Path(__file__).resolve().parent
@@ -81,9 +83,13 @@ def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int,
 
 
 def spiked(losses: list[float], at: int, t: int, guard: float) -> bool:
-    """Whether a loss of iterations at + 1 .. t exceeds `guard` x the trailing mean (over K) at iteration `at`."""
-    ref = float(np.mean(losses[max(0, at - K):at]))
-    return max(losses[at:t], default=0.0) > guard * ref
+    """Whether lip's guard (fit.SpikeGuard, fed as the loop feeds it) fires on a minimum at iteration `at` whose
+    lagged output is taken at `t`."""
+    watcher = SpikeGuard(guard)
+    watcher.minimum(at, torch.zeros(()), losses[:at])
+    for loss in losses[at:t]:
+        watcher.watch(loss)
+    return watcher.spiked()
 
 
 def pre_study_iterations(row: dict) -> int:
