@@ -136,7 +136,11 @@ def crop_center(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 class Snapshot:
-    """The last good state for rollback, copied into buffers allocated once.
+    """The last good state for rollback, copied into buffers allocated once: the weights (and Adam's moments) a
+    loss was measured at, with that loss, taken before the step moves them, as DIP's backtracking keeps them. A
+    snapshot taken after the step paired that loss with the next weights; a fit whose loss moves by more than
+    the jump factor in one step (noise-free inpainting near zero loss, with weight decay) then rolled back to
+    weights that failed the test on every retry, until the fit was given up (RESULTS-decay-tasks.md).
 
     A deepcopy of the state dicts every `checkpoint_every` steps cost 173 ms at 256x256 (a tenth of
     that per iteration); copying into fixed buffers with foreach calls is one plain memory pass.
@@ -428,6 +432,9 @@ def fit(
                 continue
             total.backward()
             masked.zero_grads()
+            if (it + 1) % cfg.checkpoint_every == 0:  # before the step: the weights this loss was measured at
+                snapshot.take(loss)
+                failures = 0
             opt.step()
             if cfg.weight_decay:  # as the noise below, it follows the step size (also when rollback halved it)
                 decay_kernels(kernels, cfg.weight_decay * opt.param_groups[0]["lr"])
@@ -435,9 +442,6 @@ def fit(
                 langevin_step(kernels, cfg.sgld * opt.param_groups[0]["lr"], sgld_gen, masked)
             it += 1
             losses.append(loss)
-            if it % cfg.checkpoint_every == 0:
-                snapshot.take(loss)
-                failures = 0
             metrics: list[float | None] = []
             for k, (t, out, part) in enumerate(zip(targets, outs, parts)):
                 out = out.detach()

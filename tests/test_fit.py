@@ -339,6 +339,25 @@ class FlakyDenoise(Denoise):
         return loss
 
 
+def test_a_snapshot_keeps_the_weights_its_loss_was_measured_at(rgb32, monkeypatch):
+    """DIP's backtracking restores the weights whose loss passed the test. A snapshot taken after the step paired
+    that loss with the next weights: where one step moves the loss by more than the jump factor, every retry
+    from them failed until the fit was given up (RESULTS-decay-tasks.md)."""
+    from lipcli import fit as fitting
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    taken, seen = [], {}
+    take = fitting.Snapshot.take
+    monkeypatch.setattr(fitting.Snapshot, "take", lambda self, loss: (take(self, loss), taken.append(
+        [t.clone() for t in self.saved]))[0])
+    keep = lambda step: seen.__setitem__(step.iteration, [p.detach().clone() for p in net.state_dict().values()])
+    fit(net, [target], FitConfig(iters=25, early_stop=False, checkpoint_every=10), callbacks=[keep])
+    assert len(taken) == 3  # the initial weights, then at iterations 10 and 20 (before their steps)
+    for saved, after in zip(taken[1:], (9, 19)):  # weights after 9 steps: those the 10th loss was measured at
+        params = [s for s, p in zip(saved, net.state_dict().values()) if p.is_floating_point() and p.dim() > 1]
+        expected = [p for p in seen[after] if p.is_floating_point() and p.dim() > 1]
+        assert all(torch.equal(a, b) for a, b in zip(params, expected))
+
+
 def test_rollback_recovers_from_a_nan_loss(rgb32):
     net, target, _ = make_run(tiny_spec(), rgb32)
     target.op = FlakyDenoise(25, bad_calls={23})
@@ -383,8 +402,9 @@ def test_rollback_restores_last_good_weights(rgb32):
     clean_run, faulty = runs
     assert faulty.recoveries == 1
     assert faulty.losses[:34] == clean_run.losses[:34]
-    # Iteration 35 is redone from the iteration-30 snapshot, so it repeats iteration 31's loss.
-    assert faulty.losses[34] == clean_run.losses[30]
+    # Iteration 35 is redone from the snapshot taken at iteration 30 before its step (weights and Adam's moments):
+    # without jitter the fit repeats iterations 30, 31, ... exactly.
+    assert faulty.losses[34:38] == clean_run.losses[29:33]
 
 
 def test_repeated_faults_raise_divergence_error(rgb32):
