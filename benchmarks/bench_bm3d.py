@@ -143,10 +143,12 @@ def denoise_cell(name: str, sigma: int, side: int, n: int, work: Path) -> dict[s
     return row
 
 
-def inpaint_files(name: str, side: int, work: Path) -> tuple[Path, Path, Path, np.ndarray]:
+def inpaint_files(name: str, side: int, work: Path,
+                  mask_name: str | None = None) -> tuple[Path, Path, Path, np.ndarray]:
     """The clean crop, its mask and the observed image as 8-bit PNGs in `work` (the crop with the most missing
-    pixels of the DIP mask, hole_box), and the mask's keep array."""
-    with Image.open(DATA / "masks-inpainting" / f"{name}_mask.png") as m:
+    pixels of the DIP mask, hole_box), and the mask's keep array. `mask_name`: another image's mask of the same
+    size (the image-free scribble-text mask on any 512x512 photograph)."""
+    with Image.open(DATA / "masks-inpainting" / f"{mask_name or name}_mask.png") as m:
         keep_full = np.asarray(m.convert("L")) >= 128
     box = hole_box(~keep_full, side)
     with Image.open(DATA / "images" / f"{name}.png") as img:

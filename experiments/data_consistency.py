@@ -40,8 +40,9 @@ CASES = ["inpaint|kate|64", "inpaint|library|64", "inpaint|vase|64", "bernoulli|
 
 def problem_of(case: str, work: Path, flags: dict[str, Any]) -> tuple[Problem, dict[str, Any]]:
     kind, name, arg = case.split("|")
-    if kind == "inpaint":
-        clean, mask, observed, _ = inpaint_files(name, int(arg), work)
+    if kind in ("inpaint", "scribble"):  # the image's own DIP mask, or the scribble-text mask on a 512x512 photo
+        scribble = "scribble-text" if kind == "scribble" else None
+        clean, mask, observed, _ = inpaint_files(name, int(arg), work, scribble)
         settings = config.resolve_settings("inpaint", None, CPU, flags)
         return load_problem(observed, "inpaint", settings, simulate=False, seed=0, inpaint_mask=mask,
                             clean=clean), settings
@@ -69,10 +70,12 @@ def run(case: str, work: Path, flags: dict[str, Any]) -> dict[str, Any]:
 
     result, report = restore(problem, dense_prior(settings["net"]), cfg, CPU, 0, [watch])
     tr = result.targets[0]
-    consistent = problem.scores(op.consistent(tr.stopped, y))
-    return {"case": case, "iterations": result.iterations, "stopped_at": tr.stopped_at,
-            "early_stop": cfg.early_stop, "seconds": report["seconds"],
-            "net": {"psnr": report["psnr_stopped"], "ssim": report["ssim_stopped"],
+    kept = "stopped" if cfg.early_stop else "final"  # what lip returns (api.Restorer): without the stop, the cap's
+    consistent = problem.scores(op.consistent(getattr(tr, kept), y))
+    return {"case": case, "iterations": result.iterations,
+            "stopped_at": tr.stopped_at if cfg.early_stop else result.iterations,
+            "early_stop": cfg.early_stop, "weight_decay": cfg.weight_decay, "seconds": report["seconds"],
+            "net": {"psnr": report[f"psnr_{kept}"], "ssim": report[f"ssim_{kept}"],
                     "oracle_psnr": tr.oracle_best, "oracle_iter": tr.oracle_best_iter},
             "consistent": {**consistent, "oracle_psnr": best["psnr"], "oracle_iter": best["iter"]},
             "baseline": report.get("baseline")}
@@ -96,6 +99,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--iters", type=int, help="override the preset's cap (a quick check of the script)")
+    ap.add_argument("--weight-decay", type=float, help="another kernel decay than the preset's (its own --out)")
     ap.add_argument("--report", action="store_true", help="print the table of the rows in --out")
     a = ap.parse_args()
     if a.report:
@@ -108,7 +112,8 @@ def main() -> None:
         if case in done:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            row = run(case, Path(tmp), {"iters": a.iters} if a.iters else {})
+            flags = {"iters": a.iters} if a.iters else {}
+            row = run(case, Path(tmp), flags if a.weight_decay is None else {**flags, "weight_decay": a.weight_decay})
         with open(a.out, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)

@@ -391,12 +391,13 @@ class Setup:
 
 
 def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str | None = None,
-          lr: float | None = None, precision: str | None = None) -> Setup:
+          lr: float | None = None, precision: str | None = None, weight_decay: float | None = None) -> Setup:
     """The fast preset's fit of `job` to `iters`, no early stop (rules are replayed offline). `net`: a net
     preset other than the preset's (e.g. dip-w32); `ticket`: a ticket (library name or file), fitted
     compacted as `lip restore` fits it, with its library entry's own settings (its schedules read at the
     blind noise estimate, as `api.Restorer.config` does, and kept in `Setup.settings` as numbers); `lr`:
-    another step size; `precision`: default bf16 where it runs."""
+    another step size; `precision`: default bf16 where it runs; `weight_decay`: another kernel decay than the
+    settings' (the ticket's entry decays at some noise levels; the fast preset does not)."""
     under = library.fast_settings(ticket, "fast", job.task) if ticket else {}
     settings = config.resolve(job.task, "fast", "fast", {}, under)
     if lr is not None:
@@ -411,7 +412,8 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
     settings.update(config.at_levels(settings, problem.noise_sigma()))
     cfg = FitConfig(iters=iters, lr=float(settings["lr"]), reg_noise=settings["reg_noise"], ema=float(settings["ema"]),
                     early_stop=False, es_window=settings["es_window"], es_patience=int(settings["es_patience"]),
-                    precision=precision, channels_last=precision == "bf16", seed=job.seed, es_gate=0.0)
+                    precision=precision, channels_last=precision == "bf16", seed=job.seed, es_gate=0.0,
+                    weight_decay=float(settings["weight_decay"] if weight_decay is None else weight_decay))
     prior = masked_prior(ticket, None, None, "artifact") if ticket else dense_prior(net or settings["net"])
     built = prior.build(job.seed)  # as lipcli.restore.restore: net, then input code, from the run's seed
     target = problem.target(built, torch.Generator().manual_seed(job.seed), torch.device("cpu"))
@@ -510,12 +512,13 @@ class Probe:
 
 
 def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: str | None = None,
-        ticket: str | None = None, lr: float | None = None, lr_decay: float = 0.0, probe: int = 0) -> dict[str, Any]:
+        ticket: str | None = None, lr: float | None = None, lr_decay: float = 0.0, probe: int = 0,
+        weight_decay: float | None = None) -> dict[str, Any]:
     """One fit of `job` (`setup`) to a fixed horizon (default 1.5x the preset's iterations); its JSONL row.
     `lr_decay`: the last fraction of the fit over which the step decays to 0 (`Decay`; 0 = constant);
     `probe`: record `Probe`'s outputs, averaging up to this many jitter draws (0 = off)."""
     preset_iters, full = job.iters()
-    s = setup(job, cache, horizon or full, net, ticket, lr)
+    s = setup(job, cache, horizon or full, net, ticket, lr, weight_decay=weight_decay)
     problem, cfg, target = s.problem, s.cfg, s.target
     held = holdout_mask(problem, zlib.crc32(job.key("").encode())) if variant == "heldout" else None
     if held is not None:
@@ -529,7 +532,7 @@ def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: st
     with decay.install() if decay else nullcontext():
         result = fit(s.model, [target], cfg, masks=s.masks, callbacks=[rec, lambda step: _keep(last, step), *extra])
     row = {"key": job.key(variant), "net": s.net, "lr": cfg.lr, "reg_noise": cfg.reg_noise,
-           **({"lr_decay": lr_decay} if decay else {}),
+           **({"lr_decay": lr_decay} if decay else {}), **({"weight_decay": cfg.weight_decay} if cfg.weight_decay else {}),
            **({"probe": {k: _round(v) for k, v in probing.sig.items()}} if probing else {}),
            "image": job.image, "half": job.half,
            "size": job.size, "crop": job.crop,
@@ -566,6 +569,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, help="another learning rate; use its own --out file")
     ap.add_argument("--lr-decay", type=float, default=0.0, help="decay the step linearly to 0 over this last "
                     "fraction of --iters (experiment only); use its own --out file")
+    ap.add_argument("--weight-decay", type=float, help="another kernel decay (lip's --weight-decay) than the "
+                    "settings' (default: the preset's or the ticket entry's); use its own --out file")
     ap.add_argument("--probe", type=int, default=0, help="record the output without jitter and averaged over up "
                     "to this many jitter draws every 75 iterations (experiment only; Probe)")
     ap.add_argument("--tasks", help="comma list of task:param (e.g. denoise:25): only these")
@@ -607,7 +612,7 @@ def main() -> None:
             continue
         print(f"{time.strftime('%H:%M:%S')} {job.key(variant)} ...", flush=True)
         try:
-            row = run(job, variant, cache, a.iters, a.net, a.mask, a.lr, a.lr_decay, a.probe)
+            row = run(job, variant, cache, a.iters, a.net, a.mask, a.lr, a.lr_decay, a.probe, a.weight_decay)
         except Exception as exc:  # a diverged run is recorded, not retried forever
             row = {"key": job.key(variant), "error": f"{type(exc).__name__}: {exc}"}
         append_row(a.out, row)

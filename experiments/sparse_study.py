@@ -33,9 +33,12 @@ TICKET = "dip-channel-house"  # the shipped library entry: this study's house_ch
 
 
 def prior_args(name: str) -> list[str]:
-    """`dense`, `wK` (uniform width K), `dd-kK` (the deep decoder of width K), `ticket:rN` (round N of the
-    shipped channel ticket), or `STEM:rN` (round N of the ticket file experiments/sparse/STEM.safetensors, e.g.
-    one searched for another task, or a random control)."""
+    """`default` (what the task's fast preset fits unasked: its shipped ticket or the dense net), `dense`, `wK`
+    (uniform width K), `dd-kK` (the deep decoder of width K), `ticket:rN` (round N of the shipped channel
+    ticket), or `STEM:rN` (round N of the ticket file experiments/sparse/STEM.safetensors, e.g. one searched for
+    another task, or a random control)."""
+    if name == "default":
+        return []
     if name == "dense":
         return ["--net", "dip"]
     if re.fullmatch(r"w\d+", name):  # not any stem that starts with w (a mask file's, e.g. w32-x:r0)
@@ -93,6 +96,13 @@ def main() -> None:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE).stdout.strip()
+    extra = a.extra.split()
+    task = extra[extra.index("--task") + 1] if "--task" in extra else "denoise"
+
+    def noise(sigma: str) -> list[str]:
+        """--sigma for denoising; lip refuses it for a noise-free task (the key keeps the column, unused)."""
+        return ["--sigma", sigma] if task == "denoise" else []
+
     for name in names:
         for size in map(int, a.sizes.split(",")):
             for where in a.crops.split(","):
@@ -103,7 +113,7 @@ def main() -> None:
                             if key in done:
                                 continue
                             src = crop(name, size, where, a.out.parent / "crops")
-                            cmd = [sys.executable, "-m", "lipcli", "restore", "--simulate", str(src), "--sigma", sigma,
+                            cmd = [sys.executable, "-m", "lipcli", "restore", "--simulate", str(src), *noise(sigma),
                                    "--seed", seed, "--json", "-o", "/dev/null", "--threads", a.threads, *prior_args(prior),
                                    *a.extra.split()]
                             before = cpu_seconds()

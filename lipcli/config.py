@@ -63,7 +63,7 @@ def preset(name: str, task: str) -> dict[str, Any]:
     if name == "fast":
         settings.update(_FAST_OVERRIDES, iters=t.fast_iters, search_iters=t.fast_search_iters or t.fast_iters,
                         es_patience=t.fast_es_patience, ticket=t.fast_ticket, early_stop=t.fast_early_stop,
-                        data_consistency=t.fast_data_consistency,
+                        data_consistency=t.fast_data_consistency, weight_decay=t.fast_weight_decay,
                         ema=t.fitting["ema"] if t.fast_ema is None else t.fast_ema)
     settings.update(PROTOCOLS.get(name, {}))
     return settings

@@ -42,3 +42,16 @@ def test_the_fast_preset_fits_the_shipped_tickets_where_they_were_measured():
     for other in (api.restorer(task="sr", scale=2, device="cpu"), api.restorer(task="sr", dense=True, device="cpu")):
         assert (other.cfg.iters, other.prior.masks) == (config.preset("fast", "sr")["iters"], None)
     assert api.restorer(task="sr", iters=40, device="cpu").cfg.iters == 40  # a flag still wins
+
+
+def test_fast_inpainting_decays_the_kernels_and_a_flag_or_the_paper_preset_turns_it_off():
+    """Inpainting runs to its cap, and the decay brought its fits nearer their peak there
+    (experiments/RESULTS-decay-tasks.md); the other tasks' fits under the fast preset and the paper preset do not
+    decay (the denoising ticket's library entry has its own schedule)."""
+    from lipcli.physics import TASKS
+    assert config.preset("fast", "inpaint")["weight_decay"] == 0.2
+    assert config.fit_config(config.preset("fast", "inpaint"), False, CPU, 0).weight_decay == 0.2
+    assert all(config.preset("fast", t)["weight_decay"] == 0 for t in TASKS if t != "inpaint")
+    assert all(config.preset("paper", t)["weight_decay"] == 0 for t in TASKS)
+    assert api.restorer(task="inpaint", device="cpu").cfg.weight_decay == 0.2
+    assert api.restorer(task="inpaint", weight_decay=0, device="cpu").cfg.weight_decay == 0

@@ -208,7 +208,8 @@ WeightDecay = Annotated[Optional[float], typer.Option(help="Decoupled weight dec
                                                       "after every Adam step each kernel shrinks by lr x this, "
                                                       "so the fit does not slow down as its kernels grow [0; the "
                                                       "default denoising ticket: 0.2 where the estimated sigma is "
-                                                      "above 20 and up to 37.5]", min=0,
+                                                      "above 20 and up to 37.5; inpainting under the fast preset: "
+                                                      "0.2]", min=0,
                                                       rich_help_panel="Fitting")]
 EarlyStop = Annotated[Optional[bool], typer.Option(help="Stop automatically when the output stops improving "
                                                    "(never reads the clean image; off, the fit runs to --iters and "
