@@ -79,8 +79,8 @@ class Task:
     # Whether the fast preset stops automatically. The stop exists to end a fit before it fits the noise; a
     # task whose observation has none may do better to run to its cap (inpainting: RESULTS-stop-tasks.md).
     fast_early_stop = True
-    # The fast preset's decay of the conv kernels (`FitConfig.weight_decay`; 0 = off, the paper's). A ticket's
-    # library entry sets its own (the denoising ticket's follows the noise level); this is every other prior's.
+    # The fast preset's decay of the conv kernels (`FitConfig.weight_decay`; 0 = off, the paper's), for whatever
+    # it fits; a shipped ticket's library entry may set its own (the denoising ticket's follows the noise level).
     fast_weight_decay = 0.0
     # Whether the task's operators have an exact data-consistency step (`Physics.consistent`: the observed values
     # put back), and whether the fast preset applies it. The paper preset scores the net's output, as the papers do.
