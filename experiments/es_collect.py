@@ -532,7 +532,8 @@ def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: st
     with decay.install() if decay else nullcontext():
         result = fit(s.model, [target], cfg, masks=s.masks, callbacks=[rec, lambda step: _keep(last, step), *extra])
     row = {"key": job.key(variant), "net": s.net, "lr": cfg.lr, "reg_noise": cfg.reg_noise,
-           **({"lr_decay": lr_decay} if decay else {}), **({"weight_decay": cfg.weight_decay} if cfg.weight_decay else {}),
+           **({"lr_decay": lr_decay} if decay else {}),
+           **({"weight_decay": cfg.weight_decay} if cfg.weight_decay else {}),
            **({"probe": {k: _round(v) for k, v in probing.sig.items()}} if probing else {}),
            "image": job.image, "half": job.half,
            "size": job.size, "crop": job.crop,

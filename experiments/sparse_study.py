@@ -25,6 +25,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from lipcli.physics import TASKS
+
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"  # /work/shared/data/images
 PHOTOS = ("baboon", "baby", "barbara", "bird", "butterfly", "coastguard", "comic", "f16", "flowers", "foreman",
           "kodim02", "lenna", "man", "monarch", "pepper", "zebra")
@@ -100,8 +102,8 @@ def main() -> None:
     task = extra[extra.index("--task") + 1] if "--task" in extra else "denoise"
 
     def noise(sigma: str) -> list[str]:
-        """--sigma for denoising; lip refuses it for a noise-free task (the key keeps the column, unused)."""
-        return ["--sigma", sigma] if task == "denoise" else []
+        """--sigma where the task has a noise level; lip refuses it for a noise-free one (the key keeps the column)."""
+        return ["--sigma", sigma] if TASKS.get(task).noisy else []
 
     for name in names:
         for size in map(int, a.sizes.split(",")):
@@ -115,7 +117,7 @@ def main() -> None:
                             src = crop(name, size, where, a.out.parent / "crops")
                             cmd = [sys.executable, "-m", "lipcli", "restore", "--simulate", str(src), *noise(sigma),
                                    "--seed", seed, "--json", "-o", "/dev/null", "--threads", a.threads, *prior_args(prior),
-                                   *a.extra.split()]
+                                   *extra]
                             before = cpu_seconds()
                             run = subprocess.run(cmd, capture_output=True, text=True)
                             cpu = cpu_seconds() - before

@@ -347,9 +347,15 @@ def test_a_snapshot_keeps_the_weights_its_loss_was_measured_at(rgb32, monkeypatc
     net, target, _ = make_run(tiny_spec(), rgb32)
     taken, seen = [], {}
     take = fitting.Snapshot.take
-    monkeypatch.setattr(fitting.Snapshot, "take", lambda self, loss: (take(self, loss), taken.append(
-        [t.clone() for t in self.saved]))[0])
-    keep = lambda step: seen.__setitem__(step.iteration, [p.detach().clone() for p in net.state_dict().values()])
+
+    def recording(self, loss):  # the snapshot as taken, then a copy of what it saved
+        take(self, loss)
+        taken.append([t.clone() for t in self.saved])
+
+    def keep(step):  # the weights after each iteration's step
+        seen[step.iteration] = [p.detach().clone() for p in net.state_dict().values()]
+
+    monkeypatch.setattr(fitting.Snapshot, "take", recording)
     fit(net, [target], FitConfig(iters=25, early_stop=False, checkpoint_every=10), callbacks=[keep])
     assert len(taken) == 3  # the initial weights, then at iterations 10 and 20 (before their steps)
     for saved, after in zip(taken[1:], (9, 19)):  # weights after 9 steps: those the 10th loss was measured at
