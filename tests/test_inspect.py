@@ -260,6 +260,13 @@ def test_cli_human_output(files):
         assert text in r.stderr
 
 
+def test_cli_blind_search_reads_sigma_not_given():
+    """The shipped denoising ticket was searched on a real noisy photo, whose noise level nobody gave."""
+    r = lip("dip-channel-house")
+    assert r.exit_code == 0, r.output
+    assert "operator denoise sigma not given" in r.stderr
+
+
 def test_cli_json_single(files):
     r = lip(files["a"], "--round", "2", "--json")
     assert r.exit_code == 0, r.output

@@ -131,9 +131,11 @@ def _spec_line(spec: dict[str, Any]) -> str:
 
 
 def _operator_line(op: Any) -> str:
+    """`denoise sigma=25.0`; a parameter the search was not given (a blind search: the noise level of a photo
+    nobody simulated) reads `sigma not given`, not Python's None."""
     if not isinstance(op, dict):
         return "-" if op is None else str(op)
-    extra = " ".join(f"{k}={v}" for k, v in op.items() if k != "name")
+    extra = " ".join(f"{k} not given" if v is None else f"{k}={v}" for k, v in op.items() if k != "name")
     return f"{op.get('name', '?')} {extra}".strip()
 
 
