@@ -27,6 +27,13 @@ def curve(row: dict) -> np.ndarray:
     return np.asarray(sig.get("psnr_ema_dc") or sig["psnr_ema"], dtype=float)
 
 
+def paired(d: np.ndarray) -> str:
+    """Mean ± sample std (ddof 1, as the other studies' tables) and how many crops gained."""
+    if not d.size:
+        return "-"
+    return f"{d.mean():+.2f} ± {d.std(ddof=1) if d.size > 1 else 0.0:.2f} ({(d > 0).sum()}/{d.size})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rows", nargs="+", type=Path, help="one rows file per arm; the first is the baseline")
@@ -64,7 +71,7 @@ def main() -> None:
             for cap in [*caps, "oracle"]:
                 d = np.asarray(diffs[(name, half, cap)] if half != "all" else
                                [x for (n, h, c), v in diffs.items() if n == name and c == cap for x in v])
-                cells.append(f"{d.mean():+.2f} ± {d.std():.2f} ({(d > 0).sum()}/{d.size})" if d.size else "-")
+                cells.append(paired(d))
             print("| " + " | ".join(cells) + " |")
 
 
