@@ -68,6 +68,11 @@ def crop(name: str, size: int, where: str, folder: Path) -> Path:
     return path
 
 
+def half_of(name: str) -> str:
+    """tune (even positions of PHOTOS), report (odd) or fresh (outside both)."""
+    return "fresh" if name not in PHOTOS else "tune" if PHOTOS.index(name) % 2 == 0 else "report"
+
+
 def cpu_seconds() -> float:
     """User + system CPU seconds of the children waited for so far (one restore at a time: the difference
     around a restore is its own)."""
@@ -77,7 +82,8 @@ def cpu_seconds() -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--half", choices=("tune", "report", "all"), default="all")
+    ap.add_argument("--half", choices=("tune", "report", "all", "fresh"), default="all",
+                    help="fresh: --images outside both halves, for a check after both have been read")
     ap.add_argument("--priors", default="dense,w32,w16,ticket:r3")
     ap.add_argument("--sizes", default="128")
     ap.add_argument("--crops", default="c", help="c = centre, q = top-left quarter's centre")
@@ -91,6 +97,10 @@ def main() -> None:
     a = ap.parse_args()
     names = [n for i, n in enumerate(PHOTOS) if a.half == "all" or (i % 2 == 0) == (a.half == "tune")]
     names = [n for n in names if not a.images or n in a.images.split(",")]
+    if a.half == "fresh":
+        names = [n for n in a.images.split(",") if n]
+        if not names or set(names) & set(PHOTOS):
+            ap.error("--half fresh takes --images, none of them in the tune or report half")
     names = names[::-1] if a.reverse else names
     done = set()
     if a.out.exists():
@@ -127,7 +137,7 @@ def main() -> None:
                             row = json.loads(run.stdout)
                             row.update(key=key, cpu_seconds=round(cpu, 1), lip_commit=commit, image=name,
                                        size=size, crop=where, prior_name=prior, extra=a.extra,
-                                       half="tune" if PHOTOS.index(name) % 2 == 0 else "report")
+                                       half=half_of(name))
                             with open(a.out, "a") as f:
                                 f.write(json.dumps(row) + "\n")
                             oracle = row["oracle_best_psnr"]  # None for an ensemble: its members have one each
