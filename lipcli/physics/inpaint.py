@@ -65,8 +65,8 @@ class InpaintTask(Task):
     # the oracle). The EMA at the cap: gap 0.29 / 0.35 dB (tune / report) against the stop's 0.30 / 0.93.
     fast_early_stop = False
     # Still climbing at the cap without it: the kernel decay took the 14 Bernoulli crops +0.78 dB higher there
-    # (12 better; 128x128: +1.1 to +2.8) and 6 text and hole masks +0.60 (4 better; kate's text -1.71)
-    # (experiments/RESULTS-decay-tasks.md).
+    # (12 better; 128x128: +1.1 to +2.8) and 6 text and hole masks +0.60 / +0.09 on two seeds; on the text masks
+    # alone -0.23 (3 of 8 runs better), where --weight-decay 0 is the better choice (experiments/RESULTS-decay-tasks.md).
     fast_weight_decay = 0.2
     data_consistency = True
     fast_data_consistency = True  # the observed pixels come back as given: a user's photo changes only in its holes
