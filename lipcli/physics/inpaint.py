@@ -66,7 +66,8 @@ class InpaintTask(Task):
     fast_early_stop = False
     # Still climbing at the cap without it: the kernel decay took the 14 Bernoulli crops +0.78 dB higher there
     # (12 better; 128x128: +1.1 to +2.8) and 6 text and hole masks +0.60 / +0.09 on two seeds; on the text masks
-    # alone -0.23 (3 of 8 runs better), where --weight-decay 0 is the better choice (experiments/RESULTS-decay-tasks.md).
+    # alone -0.23 (3 of 8 runs better), where --weight-decay 0 is the better choice
+    # (experiments/RESULTS-decay-tasks.md).
     fast_weight_decay = 0.2
     data_consistency = True
     fast_data_consistency = True  # the observed pixels come back as given: a user's photo changes only in its holes
