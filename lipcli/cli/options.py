@@ -207,9 +207,9 @@ Sgld = Annotated[Optional[float], typer.Option(help="SGLD-DIP (Cheng et al. 2019
 WeightDecay = Annotated[Optional[float], typer.Option(help="Decoupled weight decay (AdamW's) of the conv kernels: "
                                                       "after every Adam step each kernel shrinks by lr x this, "
                                                       "so the fit does not slow down as its kernels grow [0; the "
-                                                      "default denoising ticket: 0.2 where the estimated sigma is "
-                                                      "above 20 and up to 37.5; inpainting under the fast preset: "
-                                                      "0.2]", min=0,
+                                                      "default denoising ticket: 0.1 where the estimated sigma is "
+                                                      "above 12.5 and up to 20, 0.2 above 20 and up to 37.5; "
+                                                      "inpainting under the fast preset: 0.2]", min=0,
                                                       rich_help_panel="Fitting")]
 EarlyStop = Annotated[Optional[bool], typer.Option(help="Stop automatically when the output stops improving "
                                                    "(never reads the clean image; off, the fit runs to --iters and "
