@@ -95,12 +95,13 @@ def main() -> None:
     ap.add_argument("--threads", default="1", help="per restore (1: steadiest on a shared machine; not in the key)")
     ap.add_argument("--out", type=Path, default=HERE / "sparse" / "rows.jsonl")
     a = ap.parse_args()
-    names = [n for i, n in enumerate(PHOTOS) if a.half == "all" or (i % 2 == 0) == (a.half == "tune")]
-    names = [n for n in names if not a.images or n in a.images.split(",")]
     if a.half == "fresh":
         names = [n for n in a.images.split(",") if n]
         if not names or set(names) & set(PHOTOS):
             ap.error("--half fresh takes --images, none of them in the tune or report half")
+    else:
+        names = [n for i, n in enumerate(PHOTOS) if a.half == "all" or (i % 2 == 0) == (a.half == "tune")]
+        names = [n for n in names if not a.images or n in a.images.split(",")]
     names = names[::-1] if a.reverse else names
     done = set()
     if a.out.exists():
