@@ -100,8 +100,7 @@ def main() -> None:
         if not names or set(names) & set(PHOTOS):
             ap.error("--half fresh takes --images, none of them in the tune or report half")
     else:
-        names = [n for i, n in enumerate(PHOTOS) if a.half == "all" or (i % 2 == 0) == (a.half == "tune")]
-        names = [n for n in names if not a.images or n in a.images.split(",")]
+        names = [n for n in PHOTOS if a.half in ("all", half_of(n)) and (not a.images or n in a.images.split(","))]
     names = names[::-1] if a.reverse else names
     done = set()
     if a.out.exists():

@@ -1,6 +1,6 @@
 #!/bin/sh
 # A lighter kernel decay at sigma 15: 0.2 gained on the tune crops and lost on the report crops of seed 1 (the stop
-# fired early; RESULTS-weight-decay.md, "Sigma 15 again"). The default prior with --weight-decay 0.1, both halves,
+# landed after the decayed fit's peak; RESULTS-weight-decay.md, "Sigma 15 again" and "Sigma 15 with 0.1"). The default prior with --weight-decay 0.1, both halves,
 # seeds 0 and 1 (one worker each), 128x128 centre crops, one thread per restore. The plain arm is the
 # --weight-decay 0 rows of run-s15-fix.sh in the same file. From the repo root; resumable.
 arm() {
