@@ -29,7 +29,7 @@ from PIL import Image
 
 from bench_bm3d import DATA, crop_box, inpaint_files, pixels_of, save_8bit
 from lipcli import config
-from lipcli.fit import Step
+from lipcli.fit import Step, returned
 from lipcli.problem import Problem, load_problem
 from lipcli.restore import dense_prior, restore
 
@@ -70,7 +70,7 @@ def run(case: str, work: Path, flags: dict[str, Any], seed: int = 0) -> dict[str
 
     result, report = restore(problem, dense_prior(settings["net"]), cfg, CPU, seed, [watch])
     tr = result.targets[0]
-    kept = "stopped" if cfg.early_stop else "final"  # what lip returns (api.Restorer): without the stop, the cap's
+    kept = returned(cfg.early_stop)  # what lip returns (api.Restorer)
     consistent = problem.scores(op.consistent(getattr(tr, kept), y))
     return {"case": case, "seed": seed, "iterations": result.iterations,
             "stopped_at": tr.stopped_at if cfg.early_stop else result.iterations,

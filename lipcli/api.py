@@ -36,7 +36,7 @@ from .config import (check_init, check_lr, check_names, count, fit_config, known
 from .cs_problem import CSInputs, CSProblem, load_problem as load_cs_problem
 from .ensemble import Elsewhere, fit_share, restore_ensemble
 from .errors import LipError, LipRuntimeError
-from .fit import DivergenceError, FitConfig, Step, TargetResult
+from .fit import DivergenceError, FitConfig, Step, TargetResult, returned
 from .gan import GENERATOR
 from .physics import TASKS, task_options
 from .physics.cs_task import MedianOfMeans
@@ -252,7 +252,7 @@ class Restorer:
             report["sgld"] = cfg.sgld
         if result.thread_changes:  # other lip fits ran meanwhile: (iteration, threads) wherever it changed
             report["threads_shared"] = [list(change) for change in result.thread_changes]
-        return Restored(problem.picture(tr.stopped if cfg.early_stop else tr.final), report, state)
+        return Restored(problem.picture(getattr(tr, returned(cfg.early_stop))), report, state)
 
 
 def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Path | None = None,

@@ -99,6 +99,12 @@ class TargetResult:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, metric vs clean)
 
 
+def returned(early_stop: bool) -> str:
+    """Which of a TargetResult's outputs lip returns ("stopped" or "final", also the report's key suffix): the
+    stop's only when it ends the fit; without it the detector still runs, for the report, and the cap's is kept."""
+    return "stopped" if early_stop else "final"
+
+
 @dataclass
 class FitResult:
     targets: list[TargetResult]
