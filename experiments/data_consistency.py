@@ -73,7 +73,7 @@ def run(case: str, work: Path, flags: dict[str, Any], seed: int = 0) -> dict[str
     kept = returned(cfg.early_stop)  # what lip returns (api.Restorer)
     consistent = problem.scores(op.consistent(getattr(tr, kept), y))
     return {"case": case, "seed": seed, "iterations": result.iterations,
-            "stopped_at": tr.stopped_at if cfg.early_stop else result.iterations,
+            "stopped_at": tr.stopped_at if kept == "stopped" else result.iterations,
             "early_stop": cfg.early_stop, "weight_decay": cfg.weight_decay, "seconds": report["seconds"],
             "net": {"psnr": report[f"psnr_{kept}"], "ssim": report[f"ssim_{kept}"],
                     "oracle_psnr": tr.oracle_best, "oracle_iter": tr.oracle_best_iter},
