@@ -13,6 +13,10 @@ is read only to score (oracle = best EMA PSNR over the recorded horizon, labelle
         --decay experiments/es_dev/rows-ticket-decay-s15.jsonl.gz experiments/es_dev/rows-ticket-decay-s25.jsonl.gz \
         --plain experiments/es_dev/rows-white-s15-tune*.jsonl.gz experiments/es_dev/rows-white-s15-seed0-report*.jsonl.gz \
         experiments/es_dev/rows-ticket.jsonl.gz experiments/es_dev/rows-ticket-report.jsonl.gz
+    PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_decay.py --caps 3000 3500 4000 4500 5000 \
+        --decay experiments/es_dev/rows-ticket-cap-s10[ab].jsonl.gz     # RESULTS-cap-low-noise.md
+    PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_decay.py --check level=0.02 lag=50 \
+        --decay experiments/es_dev/rows-ticket-decay-s25-seed1[ab].jsonl.gz   # the fresh check, RESULTS-stop-decay.md
 """
 from __future__ import annotations
 
@@ -32,14 +36,14 @@ Rule = Callable[[dict], tuple[int, float]]
 
 
 def rule(tau: float | str = "shipped", level: float | str | None = "shipped", lag: int = LAG, patience: int = 150,
-         guard: float = 1.2) -> Rule:
+         guard: float = 1.2, cap: int = CAP) -> Rule:
     """A stop rule: the shipped one with any of its knobs changed ("shipped" = the entry's value for the run's
     noise estimate; level None = no whiteness gate). Returns (iterations used, reported EMA PSNR)."""
     def run(r: dict) -> tuple[int, float]:
-        cap = min(CAP, r["iters"])
+        horizon = min(cap, r["iters"])
         lv = resolve_level(r, level)
-        first = 0 if lv is None else white_open(r, "white_raw", lv, cap)
-        return replay(r, resolve_gate(r, tau), r["sigma_used"], patience, cap, SHIPPED_WINDOW(r), lag=lag,
+        first = 0 if lv is None else white_open(r, "white_raw", lv, horizon)
+        return replay(r, resolve_gate(r, tau), r["sigma_used"], patience, horizon, SHIPPED_WINDOW(r), lag=lag,
                       first=first, guard=guard)
     return run
 
@@ -96,6 +100,37 @@ def grid(decay: list[dict], top: int) -> None:
         print(f"| shipped | | | | | {base_t[0]:.2f} / {base_t[1]:.2f}, 1.00x | {base_r[0]:.2f} / {base_r[1]:.2f}, 1.00x |")
 
 
+def caps(rows: list[dict], values: list[int]) -> None:
+    """The shipped rule under other iteration caps (RESULTS-cap-low-noise.md), against the first cap, per half:
+    reported PSNR, its worst crop, iterations, the gap to the oracle within the cap and that oracle."""
+    print("| sigma | half | runs | cap | reported PSNR - first cap's (worst crop) | iterations (x first cap's) | "
+          "gap to the oracle within the cap, mean / p90 | oracle within the cap - within the first |")
+    print("|---|---|---:|---:|---|---|---|---|")
+    for (sigma, half), group in groups(rows):
+        base = np.array([rule(cap=values[0])(r) for r in group])
+        best0 = np.array([max(r["signals"]["psnr_ema"][:values[0]]) for r in group])
+        for c in values:
+            got = np.array([rule(cap=c)(r) for r in group])
+            best = np.array([max(r["signals"]["psnr_ema"][:c]) for r in group])
+            gain, gap = got[:, 1] - base[:, 1], best - got[:, 1]
+            print(f"| {sigma} | {half} | {len(group)} | {c} | {gain.mean():+.2f} ({gain.min():+.2f}) | "
+                  f"{got[:, 0].mean():.0f} ({got[:, 0].mean() / base[:, 0].mean():.2f}x) | "
+                  f"{gap.mean():.2f} / {np.percentile(gap, 90):.2f} | {(best - best0).mean():+.2f} |")
+
+
+def check(rows: list[dict], knobs: dict[str, float]) -> None:
+    """One variant against the shipped rule on every run of each noise level (a fresh check: no halves)."""
+    other = rule(**knobs)
+    print(f"| sigma | runs | shipped: gap mean / p90 | {knobs}: gap mean / p90 | iterations | better / worse (0.01 dB) |")
+    print("|---|---:|---|---|---:|---|")
+    for sigma in sorted({r["param"] for r in rows}, key=float):
+        group = [r for r in rows if r["param"] == sigma]
+        a, b = stats(group, rule()), stats(group, other)
+        diff = np.array([other(r)[1] - rule()(r)[1] for r in group])
+        print(f"| {sigma} | {len(group)} | {a[0]:.2f} / {a[1]:.2f} | {b[0]:.2f} / {b[1]:.2f} | {b[2] / a[2]:.2f}x | "
+              f"{(diff > 0.01).sum()} / {(diff < -0.01).sum()} |")
+
+
 def per_crop(decay: list[dict], plain: dict[str, dict]) -> None:
     """One line per decayed run: the shipped stop, the peak, and the twin without decay."""
     shipped = rule()
@@ -115,8 +150,18 @@ def main() -> None:
     ap.add_argument("--plain", type=Path, nargs="*", default=[], help="the same crops and seed without it")
     ap.add_argument("--top", type=int, default=8, help="variants listed per noise level")
     ap.add_argument("--per-crop", action="store_true")
+    ap.add_argument("--caps", type=int, nargs="+", help="only the shipped rule under these caps, against the first")
+    ap.add_argument("--check", nargs="+", metavar="KNOB=VALUE", help="only this variant against the shipped rule "
+                    "on every run (e.g. level=0.02 lag=50)")
     a = ap.parse_args()
     decay = load_runs(a.decay)
+    if a.check:
+        knobs = dict(kv.split("=") for kv in a.check)
+        check(decay, {k: int(v) if k in ("lag", "patience", "cap") else float(v) for k, v in knobs.items()})
+        return
+    if a.caps:
+        caps(decay, a.caps)
+        return
     plain = {r["key"]: r for r in load_runs(a.plain)} if a.plain else {}
     compare(decay, plain)
     if a.per_crop:
