@@ -13,7 +13,7 @@ is read only to score (oracle = best EMA PSNR over the recorded horizon, labelle
         --decay experiments/es_dev/rows-ticket-decay-s15.jsonl.gz experiments/es_dev/rows-ticket-decay-s25.jsonl.gz \
         --plain experiments/es_dev/rows-white-s15-tune*.jsonl.gz experiments/es_dev/rows-white-s15-seed0-report*.jsonl.gz \
         experiments/es_dev/rows-ticket.jsonl.gz experiments/es_dev/rows-ticket-report.jsonl.gz
-    PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_decay.py --caps 3000 3500 4000 4500 5000 \
+    PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_decay.py --caps 3000 3500 4000 4500 5000 --below 12.5 \
         --decay experiments/es_dev/rows-ticket-cap-s10[ab].jsonl.gz     # RESULTS-cap-low-noise.md
     PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_decay.py --check level=0.02 lag=50 \
         --decay experiments/es_dev/rows-ticket-decay-s25-seed1[ab].jsonl.gz   # the fresh check, RESULTS-stop-decay.md
@@ -100,9 +100,10 @@ def grid(decay: list[dict], top: int) -> None:
         print(f"| shipped | | | | | {base_t[0]:.2f} / {base_t[1]:.2f}, 1.00x | {base_r[0]:.2f} / {base_r[1]:.2f}, 1.00x |")
 
 
-def caps(rows: list[dict], values: list[int]) -> None:
+def caps(rows: list[dict], values: list[int], below: float) -> None:
     """The shipped rule under other iteration caps (RESULTS-cap-low-noise.md), against the first cap, per half:
-    reported PSNR, its worst crop, iterations, the gap to the oracle within the cap and that oracle."""
+    reported PSNR, its worst crop, iterations, the gap to the oracle within the cap and that oracle. A cap other
+    than the first applies only where the blind estimate reads `below` or less (as an entry's schedule would)."""
     print("| sigma | half | runs | cap | reported PSNR - first cap's (worst crop) | iterations (x first cap's) | "
           "gap to the oracle within the cap, mean / p90 | oracle within the cap - within the first |")
     print("|---|---|---:|---:|---|---|---|---|")
@@ -110,8 +111,9 @@ def caps(rows: list[dict], values: list[int]) -> None:
         base = np.array([rule(cap=values[0])(r) for r in group])
         best0 = np.array([max(r["signals"]["psnr_ema"][:values[0]]) for r in group])
         for c in values:
-            got = np.array([rule(cap=c)(r) for r in group])
-            best = np.array([max(r["signals"]["psnr_ema"][:c]) for r in group])
+            own = [c if r["sigma_used"] * 255 <= below else values[0] for r in group]
+            got = np.array([rule(cap=k)(r) for k, r in zip(own, group)])
+            best = np.array([max(r["signals"]["psnr_ema"][:k]) for k, r in zip(own, group)])
             gain, gap = got[:, 1] - base[:, 1], best - got[:, 1]
             print(f"| {sigma} | {half} | {len(group)} | {c} | {gain.mean():+.2f} ({gain.min():+.2f}) | "
                   f"{got[:, 0].mean():.0f} ({got[:, 0].mean() / base[:, 0].mean():.2f}x) | "
@@ -151,6 +153,8 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=8, help="variants listed per noise level")
     ap.add_argument("--per-crop", action="store_true")
     ap.add_argument("--caps", type=int, nargs="+", help="only the shipped rule under these caps, against the first")
+    ap.add_argument("--below", type=float, default=float("inf"), help="--caps: the caps after the first apply where "
+                    "the blind estimate reads this or less (default: everywhere)")
     ap.add_argument("--check", nargs="+", metavar="KNOB=VALUE", help="only this variant against the shipped rule "
                     "on every run (e.g. level=0.02 lag=50)")
     a = ap.parse_args()
@@ -160,7 +164,7 @@ def main() -> None:
         check(decay, {k: int(v) if k in ("lag", "patience", "cap") else float(v) for k, v in knobs.items()})
         return
     if a.caps:
-        caps(decay, a.caps)
+        caps(decay, a.caps, a.below)
         return
     plain = {r["key"]: r for r in load_runs(a.plain)} if a.plain else {}
     compare(decay, plain)
