@@ -216,7 +216,7 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
         raise LipError(f"early_stop {early_stop!r} must be true or false")
     if not isinstance(settings["data_consistency"], bool):
         raise LipError(f"data_consistency {settings['data_consistency']!r} must be true or false")
-    return FitConfig(iters=_number(settings, "iters", int, lambda v: v >= 1, "a whole number >= 1"), lr=lr,
+    return FitConfig(iters=at_level("iters", settings["iters"], None), lr=lr,
                      reg_noise=at_level("reg_noise", settings["reg_noise"], None),
                      ema=_number(settings, "ema", float, lambda v: 0 <= v < 1, "in [0, 1) (0 = off)"),
                      early_stop=early_stop,
@@ -238,7 +238,8 @@ class Leveled(NamedTuple):
     ...}: the level is known only once the image is (`Problem.noise_sigma`, estimated blind). A narrow prior keeps
     off strong noise better with more jitter (RESULTS-reg-noise.md), whose busier outputs the stop reads over a
     longer window, and at sigma 75 the estimate reads low enough that the stop's gate must open sooner
-    (RESULTS-stop-jitter.md)."""
+    (RESULTS-stop-jitter.md); at low noise it peaks late, past a cap that suits the rest (RESULTS-cap-low-noise.md).
+    Before the image is known (a progress bar's total) a schedule reads as its first point."""
 
     kind: type
     ok: Callable[[float], bool]
@@ -248,6 +249,7 @@ class Leveled(NamedTuple):
 
 
 LEVELED: dict[str, Leveled] = {
+    "iters": Leveled(int, lambda v: v >= 1, "a whole number >= 1", linear=False),
     "reg_noise": Leveled(float, lambda v: 0 <= v < 10, "in [0, 10)", linear=True),
     "es_window": Leveled(int, lambda v: v >= 2, "a whole number >= 2", linear=False),
     "es_gate": Leveled(float, lambda v: 0 <= v < 10, "in [0, 10) (0 = off)", linear=False),

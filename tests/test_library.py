@@ -10,6 +10,7 @@ from lipcli import api, artifact, config, library
 from lipcli.errors import LipError
 from lipcli.physics import TASKS
 from test_artifact import channel_artifact
+from prune_helpers import isolated_folder
 from test_cli_restore import FAST, json_report, lip
 
 
@@ -71,13 +72,14 @@ def test_a_file_or_folder_named_like_the_presets_ticket_does_not_replace_it(shel
 
 
 def test_schedules_follow_the_estimated_noise_level(shelf, workdir):
-    """An entry may ask for more input jitter, a longer stop window and a looser gate at high noise: each is read
-    off its schedule at the observation's blind noise estimate (per image: the Restorer is set up before any
-    image), reported, and a flag still wins."""
+    """An entry may ask for more input jitter, a longer stop window, a looser gate at high noise and a longer cap
+    at low noise: each is read off its schedule at the observation's blind noise estimate (per image: the Restorer
+    is set up before any image), reported, and a flag still wins."""
     index = shelf / "library" / "index.yaml"
     jitter, window, gate = {25: 0.01, 50: 0.05}, {0: 20, 37.5: 40}, {0: 1.05, 52.5: 1.2}
-    white = {0: 0.03, 20: 0, 37.5: 0.04, 52.5: 0.045}
-    entry = f"fast: {{iters: 3, reg_noise: {jitter}, es_window: {window}, es_gate: {gate}, es_white: {white}}}"
+    white, cap = {0: 0.03, 20: 0, 37.5: 0.04, 52.5: 0.045}, {0: 4, 12.5: 3}
+    entry = (f"fast: {{iters: {cap}, reg_noise: {jitter}, es_window: {window}, es_gate: {gate}, "
+             f"es_white: {white}}}")
     index.write_text(index.read_text().replace("fast: {iters: 7, es_patience: 40}", entry))
 
     def run(*extra):
@@ -87,16 +89,20 @@ def test_schedules_follow_the_estimated_noise_level(shelf, workdir):
     for r in (low, high, higher):
         assert r["reg_noise"] == pytest.approx(config.at_level("reg_noise", jitter, r["sigma_estimated"]))
     assert 37.5 < high["sigma_estimated"] < 52.5 < higher["sigma_estimated"]
+    assert low["sigma_estimated"] < 12.5 < high["sigma_estimated"]
+    assert (low["iterations"], high["iterations"], higher["iterations"]) == (4, 3, 3)  # no stop in 4 (window 20)
     assert (low["reg_noise"], low["es_window"], low["es_gate"], low["es_white"]) == (0.01, 20, 1.05, 0.03)
     assert high["reg_noise"] > 0.03 and (high["es_window"], high["es_gate"], high["es_white"]) == (40, 1.05, 0.04)
     assert (higher["reg_noise"], higher["es_window"], higher["es_gate"], higher["es_white"]) == (0.05, 40, 1.2, 0.045)
     flagged = run("--sigma", "90", "--reg-noise", "0.02", "--es-window", "30", "--es-gate", "1.1",
-                  "--es-white", "0.05")
-    assert [flagged[k] for k in ("reg_noise", "es_window", "es_gate", "es_white")] == [0.02, 30, 1.1, 0.05]
+                  "--es-white", "0.05", "--iters", "2")
+    assert [flagged[k] for k in ("reg_noise", "es_window", "es_gate", "es_white", "iterations")] == [0.02, 30, 1.1,
+                                                                                                    0.05, 2]
     listed = " ".join(lip("masks").output.split())  # the listing reads each schedule as it is applied
     assert "reg_noise 0.01 at sigma 25 -> 0.05 at sigma 50 (linear between" in listed
     assert "es_window 20, 40 above sigma 37.5" in listed and "es_gate 1.05, 1.2 above sigma 52.5" in listed
     assert "es_white 0.03, 0 above sigma 20, 0.04 above sigma 37.5, 0.045 above sigma 52.5" in listed
+    assert "iters 4, 3 above sigma 12.5" in listed
 
 
 def test_a_schedule_is_linear_for_the_jitter_a_switch_for_the_stop_and_flat_beyond_its_points():
@@ -165,3 +171,18 @@ def test_every_preset_ticket_is_a_library_entry_for_its_task():
     found = {e.name: e for e in library.entries()}
     tickets = {name: TASKS.get(name).fast_ticket for name in TASKS}
     assert all(t in found and found[t].task == task for task, t in tickets.items() if t is not None) and tickets["denoise"]
+
+
+def test_the_default_ticket_runs_longer_where_the_noise_is_low(tmp_path, monkeypatch):
+    """At sigma 10 the ticket still climbs at 3000 iterations: its entry's cap is 5000 where the blind estimate
+    reads 12.5 or below and 3000 above (RESULTS-cap-low-noise.md); --iters still wins."""
+    isolated_folder(tmp_path, monkeypatch)
+    caps = library.fast_settings("dip-channel-house", "fast", "denoise", named=True)["iters"]
+    assert [config.at_level("iters", caps, s) for s in (None, 10, 12.5, 15, 25)] == [5000, 5000, 5000, 3000, 3000]
+    for sigma, cap in ((10, 5000), (25, 3000)):
+        job = api.restorer(device="cpu", simulate=True, sigma=sigma)
+        problem = job.problem("img.png")
+        assert (problem.noise_sigma() <= 12.5) == (cap == 5000)
+        assert job.config(problem).iters == cap
+    flagged = api.restorer(device="cpu", simulate=True, sigma=10, iters=7)
+    assert flagged.config(flagged.problem("img.png")).iters == 7
