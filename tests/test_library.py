@@ -103,6 +103,9 @@ def test_schedules_follow_the_estimated_noise_level(shelf, workdir):
     assert "es_window 20, 40 above sigma 37.5" in listed and "es_gate 1.05, 1.2 above sigma 52.5" in listed
     assert "es_white 0.03, 0 above sigma 20, 0.04 above sigma 37.5, 0.045 above sigma 52.5" in listed
     assert "iters 4, 3 above sigma 12.5" in listed
+    shown = lip("restore", "--simulate", workdir / "rgb.png", "--mask", "tiny-ch", "--round", "2", "--sigma", "45",
+                "-o", workdir / "a.png", *FAST).output
+    assert "rgb.png: 3/3 " in shown  # the progress counts to the cap at the image's noise level (the first: 4)
 
 
 def test_a_schedule_is_linear_for_the_jitter_a_switch_for_the_stop_and_flat_beyond_its_points():

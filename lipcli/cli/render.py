@@ -245,26 +245,28 @@ def steps_done(last: dict[Any, int], fitter: Any, iteration: int) -> int:
 
 
 @contextmanager
-def progress(total: int, label: str, every: float = 5.0) -> Iterator[Callable[[int, str], None]]:
-    """Yield `advance(n, info)`; draws a bar on a terminal, a plain line every `every` s otherwise."""
+def progress(total: int, label: str, every: float = 5.0) -> Iterator[Callable[..., None]]:
+    """Yield `advance(n, info, total=None)`; draws a bar on a terminal, a plain line every `every` s otherwise.
+    A `total` given to `advance` replaces the first (a cap that follows the noise level is known once the image is)."""
     if err.is_terminal:
         bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=err,
                        transient=True)
         with bar:
             task = bar.add_task(label, total=total, info="")
-            yield lambda n, info="": bar.update(task, advance=n, info=info)
+            yield lambda n, info="", total=None: bar.update(task, advance=n, info=info, total=total)
         return
     start = last = time.monotonic()
-    done = 0
+    done, end = 0, total
 
-    def advance(n: int, info: str = "") -> None:
-        nonlocal done, last
+    def advance(n: int, info: str = "", total: int | None = None) -> None:
+        nonlocal done, last, end
+        end = total or end
         done += n
         now = time.monotonic()
-        if now - last >= every or done >= total:
+        if now - last >= every or done >= end:
             last = now
-            eta = f" eta {(now - start) / done * (total - done):.0f}s" if done else ""
-            err.print(f"{label}: {done}/{total} {info}{eta}", markup=False, soft_wrap=True)
+            eta = f" eta {(now - start) / done * (end - done):.0f}s" if done else ""
+            err.print(f"{label}: {done}/{end} {info}{eta}", markup=False, soft_wrap=True)
 
     yield advance

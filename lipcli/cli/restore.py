@@ -360,7 +360,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
 
         def on_step(step: Step) -> None:
             shown = f"loss {step.loss:.5f}" + (f" psnr {step.metrics[0]:.2f}" if step.metrics[0] else "")
-            advance(steps_done(last, None, step.iteration), shown)
+            advance(steps_done(last, None, step.iteration), shown, step.total * job.ensemble)
             _log_step(run_log, path, step)
         if members_jobs is not None:
             job = replace(job, members_elsewhere=members_jobs(advance))
