@@ -48,11 +48,21 @@ def rule(tau: float | str = "shipped", level: float | str | None = "shipped", la
     return run
 
 
-def stats(rows: list[dict], f: Rule) -> tuple[float, float, float, float]:
-    """Mean and p90 gap to the oracle (dB), mean iterations, mean reported PSNR."""
-    used, psnr = np.array([f(r) for r in rows]).T
+def replayed(rows: list[dict], f: Rule) -> np.ndarray:
+    """(iterations used, reported EMA PSNR) of each run under `f`, one row per run."""
+    return np.array([f(r) for r in rows], dtype=float).reshape(len(rows), 2)
+
+
+def summary(rows: list[dict], out: np.ndarray) -> tuple[float, float, float, float]:
+    """Of `replayed` outcomes: mean and p90 gap to the oracle (dB), mean iterations, mean reported PSNR."""
+    used, psnr = out.T
     gap = np.array([oracle(r) for r in rows]) - psnr
     return float(gap.mean()), float(np.percentile(gap, 90)), float(used.mean()), float(psnr.mean())
+
+
+def stats(rows: list[dict], f: Rule) -> tuple[float, float, float, float]:
+    """`summary` of the runs replayed under `f` (when the outcomes are not needed themselves)."""
+    return summary(rows, replayed(rows, f))
 
 
 def compare(decay: list[dict], plain: dict[str, dict]) -> None:
@@ -66,8 +76,9 @@ def compare(decay: list[dict], plain: dict[str, dict]) -> None:
         if not pairs:
             continue
         d, p = [x for x, _ in pairs], [y for _, y in pairs]
-        sd, sp = stats(d, shipped), stats(p, shipped)
-        diff = np.array([shipped(x)[1] - shipped(y)[1] for x, y in pairs])
+        od, op = replayed(d, shipped), replayed(p, shipped)
+        sd, sp = summary(d, od), summary(p, op)
+        diff = od[:, 1] - op[:, 1]
         odiff = np.array([oracle(x) - oracle(y) for x, y in pairs])
         print(f"| {sigma} | {half} | {len(pairs)} | {sd[0]:.2f} / {sd[1]:.2f} | {sp[0]:.2f} / {sp[1]:.2f} | "
               f"{diff.mean():+.2f} ± {diff.std(ddof=1):.2f} ({(diff > 0).sum()} of {len(diff)}) | "
@@ -108,12 +119,13 @@ def caps(rows: list[dict], values: list[int], below: float) -> None:
           "gap to the oracle within the cap, mean / p90 | oracle within the cap - within the first |")
     print("|---|---|---:|---:|---|---|---|---|")
     for (sigma, half), group in groups(rows):
-        base = np.array([rule(cap=values[0])(r) for r in group])
-        best0 = np.array([max(r["signals"]["psnr_ema"][:values[0]]) for r in group])
+        at: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # cap: (replayed outcomes, oracle within the cap)
         for c in values:
             own = [c if r["sigma_used"] * 255 <= below else values[0] for r in group]
-            got = np.array([rule(cap=k)(r) for k, r in zip(own, group)])
-            best = np.array([max(r["signals"]["psnr_ema"][:k]) for k, r in zip(own, group)])
+            at[c] = (np.array([rule(cap=k)(r) for k, r in zip(own, group)]),
+                     np.array([max(r["signals"]["psnr_ema"][:k]) for k, r in zip(own, group)]))
+        base, best0 = at[values[0]]
+        for c, (got, best) in at.items():
             gain, gap = got[:, 1] - base[:, 1], best - got[:, 1]
             print(f"| {sigma} | {half} | {len(group)} | {c} | {gain.mean():+.2f} ({gain.min():+.2f}) | "
                   f"{got[:, 0].mean():.0f} ({got[:, 0].mean() / base[:, 0].mean():.2f}x) | "
@@ -122,13 +134,14 @@ def caps(rows: list[dict], values: list[int], below: float) -> None:
 
 def check(rows: list[dict], knobs: dict[str, float]) -> None:
     """One variant against the shipped rule on every run of each noise level (a fresh check: no halves)."""
-    other = rule(**knobs)
+    shipped, other = rule(), rule(**knobs)
     print(f"| sigma | runs | shipped: gap mean / p90 | {knobs}: gap mean / p90 | iterations | better / worse (0.01 dB) |")
     print("|---|---:|---|---|---:|---|")
     for sigma in sorted({r["param"] for r in rows}, key=float):
         group = [r for r in rows if r["param"] == sigma]
-        a, b = stats(group, rule()), stats(group, other)
-        diff = np.array([other(r)[1] - rule()(r)[1] for r in group])
+        oa, ob = replayed(group, shipped), replayed(group, other)
+        a, b = summary(group, oa), summary(group, ob)
+        diff = ob[:, 1] - oa[:, 1]
         print(f"| {sigma} | {len(group)} | {a[0]:.2f} / {a[1]:.2f} | {b[0]:.2f} / {b[1]:.2f} | {b[2] / a[2]:.2f}x | "
               f"{(diff > 0.01).sum()} / {(diff < -0.01).sum()} |")
 
