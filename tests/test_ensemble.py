@@ -122,6 +122,7 @@ def test_members_at_once_write_what_the_sequential_ensemble_writes(members_folde
     key = lambda e: json.dumps(untimed(e), sort_keys=True)  # noqa: E731
     assert sorted(map(key, par_log)) == sorted(map(key, seq_log))  # every member's steps, then the result
     assert sum(e["event"] == "step" for e in par_log) == par["iterations"]
+    assert {e["total"] for e in par_log if e["event"] == "step"} == {20}  # each member's cap, as its display shows
 
 
 def test_a_member_file_gives_back_the_fit_bit_for_bit(tmp_path):

@@ -78,6 +78,7 @@ def test_jobs_write_what_a_sequential_run_writes(folder):
     key = lambda e: json.dumps(without_timing(e) | {"output": ""}, sort_keys=True)  # noqa: E731
     assert sorted(map(key, par_log)) == sorted(map(key, seq_log))
     assert sum(e["event"] == "step" for e in par_log) == 75
+    assert {e["total"] for e in par_log if e["event"] == "step"} == {25}  # the cap the workers' display counts to
 
 
 def test_a_failed_job_is_one_error_line_and_the_others_finish(folder, tmp_path):

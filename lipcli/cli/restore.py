@@ -180,11 +180,10 @@ def restore_cmd(
     run_log = RunLog(log)
     try:
         if planned is not None:
-            _restore_jobs(ctx.meta[ARGS], list(zip(images, outs)), at, todo, *planned, job.cfg.iters, json_,
-                          run_log)
+            _restore_jobs(ctx.meta[ARGS], list(zip(images, outs)), at, todo, *planned, json_, run_log)
             return
         members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], todo[0], *at_once,
-                                                            job.cfg.iters, run_log)
+                                                            run_log)
         refused: list[tuple[str, LipError]] = []
         batch = len(mine) > 1 and not skip_existing  # stopped, it names --skip-existing: the written images stay
         for path, dest in mine:
@@ -233,7 +232,7 @@ def _read_ahead(mine: list[tuple[Path, Path]], job: api.Restorer, skip_existing:
 
 
 def _restore_jobs(args: list[str], pairs: list[tuple[Path, Path]], at: list[int], todo: list[int], jobs: int,
-                  each: int, iters: int, json_: bool, run_log: RunLog) -> None:
+                  each: int, json_: bool, run_log: RunLog) -> None:
     """Restore the inputs at positions `todo` of (input, output) `pairs` as `jobs` worker processes
     (lipcli/jobs.py), reporting the others of this run's positions `at` as skipped (their outputs exist): one
     progress display over the restored ones, a line per finished image, the JSON lines in input order, the
@@ -255,7 +254,7 @@ def _restore_jobs(args: list[str], pairs: list[tuple[Path, Path]], at: list[int]
             nonlocal finished
             run_log.append(event)
             if event.get("event") == "step":
-                running[job] = f"{event['input']} {event['iteration']}/{iters}"
+                running[job] = f"{event['input']} {event['iteration']}/{event['total']}"
             elif event.get("event") == "result":
                 running.pop(job, None)
                 finished += 1
@@ -279,8 +278,8 @@ def _restore_jobs(args: list[str], pairs: list[tuple[Path, Path]], at: list[int]
             raise
 
 
-def _members_at_once(args: list[str], position: int, workers: int, threads: int, iters: int,
-                     run_log: RunLog, advance: Callable[[int, str], None]) -> Elsewhere:
+def _members_at_once(args: list[str], position: int, workers: int, threads: int, run_log: RunLog,
+                     advance: Callable[..., None]) -> Elsewhere:
     """One input's ensemble members fitted by `workers` worker processes (lipcli/jobs.py), shown in the
     image's progress display (each worker's iteration) and their events in --log, as a sequential run's."""
     def fitted(problem: Problem, seeds: list[int], states: Optional[Path]) -> list[tuple[FitResult, dict[str, Any]]]:
@@ -296,9 +295,10 @@ def _members_at_once(args: list[str], position: int, workers: int, threads: int,
         def on_event(worker: int, event: dict[str, Any]) -> None:
             run_log.append(event)
             if event.get("event") == "step":
-                running[worker] = f"{event['iteration']}/{iters}"
+                running[worker] = f"{event['iteration']}/{event['total']}"
                 advance(steps_done(last, worker, event["iteration"]),
-                        "iterations; members at " + "  ".join(running[w] for w in sorted(running)))
+                        "iterations; members at " + "  ".join(running[w] for w in sorted(running)),
+                        event["total"] * len(seeds))
 
         try:
             return jobs_mod.run_members(args, position, len(seeds), workers, threads, on_event, say, states)
@@ -322,8 +322,8 @@ def _fit_share(images: list[Path], job: api.Restorer, clean: Optional[Path], mem
 
 
 def _log_step(run_log: RunLog, path: Path, step: Step) -> None:
-    run_log.write("step", input=path.name, iteration=step.iteration, loss=step.loss, metric=step.metrics[0],
-                  stopped_at=step.stopped_at[0])
+    run_log.write("step", input=path.name, iteration=step.iteration, total=step.total, loss=step.loss,
+                  metric=step.metrics[0], stopped_at=step.stopped_at[0])
 
 
 def _save(dest: Path, picture: images_io.Image) -> None:
