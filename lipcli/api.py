@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import math
 import tempfile
+from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -430,6 +431,9 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         target_sparsity=s.target_sparsity))
     inpaint_mask = _path(inpaint_mask)
     TASKS.get(task).check_flags(degradation, simulate, inpaint_mask)
+    if isinstance(settings["search_iters"], Mapping):  # a config's `iters:` schedule, copied for the search
+        raise LipError(f"a search runs one number of iterations per round, not a schedule over noise levels "
+                       f"({dict(settings['search_iters'])!r}): give --iters N, or search_iters: N in the config")
     # a config's search_iters is read as restore reads iters (1500.0 is 1500), named as prune's flag
     cfg = replace(fit_config(settings, False, dev, seed), iters=count({"iters": settings["search_iters"]}, "iters"))
     if cfg.sgld and s.method != "imp":

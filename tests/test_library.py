@@ -125,6 +125,17 @@ def test_a_schedule_is_linear_for_the_jitter_a_switch_for_the_stop_and_flat_beyo
             config.at_level(key, bad, 20)
 
 
+def test_a_search_asks_for_one_number_where_a_config_gives_a_schedule_of_iterations(tmp_path):
+    """A config's `iters` is also a search's per round; a schedule over noise levels is a restore's, so a search
+    given one says what to write instead (not the bare `--iters` error of a flag nobody passed)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("iters: {0: 500, 12.5: 300}\n")
+    with pytest.raises(LipError, match=r"schedule over noise levels .*search_iters: N in the config"):
+        api.pruner(["sample:house-noisy"], config=str(cfg), device="cpu")
+    cfg.write_text("iters: {0: 500, 12.5: 300}\nsearch_iters: 7\n")
+    assert api.pruner(["sample:house-noisy"], config=str(cfg), device="cpu", rounds=1)
+
+
 def test_a_preset_fits_its_ticket_only_where_it_was_measured(shelf, monkeypatch):
     """An entry's `only` settings bound where a preset may fit it by default (an SR x4 ticket: not at x2)."""
     index = shelf / "library" / "index.yaml"
