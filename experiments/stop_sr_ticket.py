@@ -1,0 +1,82 @@
+"""The automatic stop on SR x4's default prior, the SR ticket, replayed on recorded fits (issue 17).
+
+Rows: es_dev/run_sr_ticket.sh (the ticket as lip fits it, 128x128 crops, no early stop, 3600 iterations). Rules: the
+variance rule exactly as the loop runs it (es_analyze.variance_rule: SR has no noise gate and no spike guard), the
+EMA output 99 iterations after the minimum, over window x patience x cap; the shipped one is window 200, patience
+300, cap 3000 (the ticket's entry). Chosen on TUNE by issue 17's goals (max(mean / 0.1, p90 / 0.3) dB), then the
+smaller mean gap, then fewer iterations; reported on REPORT. Gap = oracle (the best raw or EMA PSNR over the recorded
+horizon; it reads the clean image, scoring only) - the reported PSNR. RESULTS-stop-sr-ticket.md has the pass marks.
+
+    PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_sr_ticket.py experiments/es_dev/rows-sr-ticket[ab].jsonl.gz
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from es_analyze import GOAL_MEAN, GOAL_P90, Outcome, Run, load, variance_rule
+
+WINDOWS, PATIENCES, CAPS = (100, 200), (150, 300, 500), (3000, 3300, 3600)
+SHIPPED = (200, 300, 3000)
+
+
+def oracle(run: Run) -> tuple[float, int]:
+    """(best PSNR of the raw or the EMA output over the recorded horizon, its iteration)."""
+    s = run.plain["signals"]
+    best = max((max(s[k]), int(np.argmax(s[k])) + 1) for k in ("psnr_raw", "psnr_ema"))
+    return best
+
+
+def replay(runs: list[Run], window: int, patience: int, cap: int) -> list[Outcome]:
+    return [variance_rule("var_raw", window, patience, "ema+lag", cap / r.plain["preset_iters"])(r) for r in runs]
+
+
+def summary(runs: list[Run], out: list[Outcome]) -> tuple[float, float, float, float]:
+    """Mean, p90 and max gap to the oracle (dB), mean iterations used."""
+    gap = np.array([oracle(r)[0] - o[1] for r, o in zip(runs, out)])
+    return float(gap.mean()), float(np.percentile(gap, 90)), float(gap.max()), float(np.mean([o[0] for o in out]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("rows", type=Path, nargs="+")
+    runs = load(*ap.parse_args().rows)[0]
+    halves = {h: sorted((r for r in runs if r.plain["half"] == h), key=lambda r: r.plain["image"])
+              for h in ("tune", "report")}
+    print(f"runs: {len(halves['tune'])} tune, {len(halves['report'])} report; horizon "
+          f"{min(r.plain['iters'] for r in runs)}\n")
+    results = {rule: {h: summary(rs, replay(rs, *rule)) for h, rs in halves.items()}
+               for rule in itertools.product(WINDOWS, PATIENCES, CAPS)}
+
+    def badness(rule: tuple[int, int, int]) -> tuple[float, float, float]:
+        mean, p90, _, used = results[rule]["tune"]
+        return max(mean / GOAL_MEAN, p90 / GOAL_P90), mean, used
+
+    print("| rule (window, patience, cap) | TUNE mean / p90 / max gap | its | REPORT mean / p90 / max gap | its |")
+    print("|---|---|---:|---|---:|")
+    for rule in sorted(results, key=badness):
+        cells = [f"{m:.2f} / {p:.2f} / {x:.2f} | {u:.0f}" for m, p, x, u in (results[rule][h] for h in halves)]
+        label = f"w{rule[0]} p{rule[1]} cap {rule[2]}" + (" (shipped)" if rule == SHIPPED else "")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    pick = min(results, key=badness)
+    (tm, tp, _, tu), (rm, rp, _, ru) = results[SHIPPED].values()
+    (pm, pp, _, pu), (qm, qp, _, qu) = results[pick].values()
+    passes = pick != SHIPPED and qm <= rm - 0.03 and qp <= rp + 0.02 and pu <= 1.2 * tu and qu <= 1.2 * ru
+    print(f"\ntune pick: w{pick[0]} p{pick[1]} cap {pick[2]}: report {qm:.2f} / {qp:.2f} against shipped "
+          f"{rm:.2f} / {rp:.2f}; iterations x{pu / tu:.2f} (tune), x{qu / ru:.2f} (report): "
+          f"{'passes' if passes else 'does not pass'} the mark")
+
+    print("\n| half | crop | oracle (at) | shipped: reported (at), gap | stop ends at | pick: reported (at), gap |")
+    print("|---|---|---|---|---:|---|")
+    for h, rs in halves.items():
+        for r, s, p in zip(rs, replay(rs, *SHIPPED), replay(rs, *pick)):
+            best, at = oracle(r)
+            print(f"| {h} | {r.plain['image']} | {best:.2f} ({at}) | {s[1]:.2f} ({s[2]}), {best - s[1]:.2f} | {s[0]} | "
+                  f"{p[1]:.2f} ({p[2]}), {best - p[1]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
