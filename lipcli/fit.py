@@ -430,7 +430,7 @@ def fit(
                 if failures > cfg.max_recoveries:
                     raise DivergenceError(
                         f"the fit diverged {failures} times in a row at iteration {it + 1} and rollback "
-                        f"could not save it (try a lower --lr or --precision fp32)",
+                        "could not save it (try a lower --lr or --precision fp32)",
                         _finish(results, views, pending, it, losses, recoveries, start))
                 for group in opt.param_groups:  # halve the step on every repeat, cumulatively
                     group["lr"] = cfg.lr * 0.5 ** (failures - 1)
