@@ -408,7 +408,7 @@ def fit(
 
     # A tiny observation's loss jumps by more than 5 dB from one step to the next, with or without the input
     # jitter (1e-7-1e-5 late on a 4x4 SR input; from the first steps on 1x1 and 2x2 inputs): no divergence there.
-    jumps_count = sum(t.y.numel() for t in targets) >= SMALL
+    jump_is_divergence = sum(t.y.numel() for t in targets) >= SMALL
     share = sharing.Share(device.type == "cpu")  # other lip processes running here get their cores
     with keeper.holding() if keeper is not None else nullcontext():
         while it < cfg.iters and not ended:
@@ -422,7 +422,7 @@ def fit(
             loss = float(total.detach())
             if it == 0 and snapshot.loss == math.inf and math.isfinite(loss):
                 snapshot.take(loss)  # the initial weights are the first good state: an early collapse rolls back
-            if not math.isfinite(loss) or jumps_count and loss > cfg.jump_factor * snapshot.loss:
+            if not math.isfinite(loss) or jump_is_divergence and loss > cfg.jump_factor * snapshot.loss:
                 # DIP's backtracking: restore the last good weights; halve the step size on repeats.
                 snapshot.restore()
                 recoveries += 1
