@@ -30,16 +30,16 @@ def work(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path
 
 
-def inject(monkeypatch, factor: float, calls: range) -> list[int]:
-    """Multiply the fitting loop's loss by `factor` on the given (0-based) loss evaluations."""
+def inject(monkeypatch, factor: float, calls: range, base: float = 1.0) -> list[int]:
+    """Multiply the fitting loop's loss by `factor` on the given (0-based) loss evaluations, and every one by
+    `base` (1e-4: a fit already as close as a 4x4 SR input's, ~1e-6)."""
     real, seen = fit_mod.observation_loss, []
 
     def faulty(*args, **kwargs):
         total, outs, parts = real(*args, **kwargs)
+        scale = base * (factor if len(seen) in calls else 1.0)
         seen.append(len(seen))
-        if len(seen) - 1 in calls:
-            total, parts = total * factor, [part * factor for part in parts]
-        return total, outs, parts
+        return total * scale, outs, [part * scale for part in parts]
 
     monkeypatch.setattr(fit_mod, "observation_loss", faulty)
     return seen
@@ -67,22 +67,6 @@ def test_a_lasting_fault_stops_with_exit_1_and_keeps_the_last_good_image(work, m
         assert (im.mode, im.size) == ("RGB", (64, 64))
 
 
-def close_fit_jumps(monkeypatch, jumps: range) -> list[int]:
-    """The loss of a fit that is already close (scaled to ~1e-6, as a 4x4 SR input's late in its fit), jumping 20x
-    on the given (0-based) loss evaluations: 13 dB, over the 5 dB a rollback answers."""
-    seen: list[int] = []
-
-    def close(*args, **kwargs):
-        total, outs, parts = real(*args, **kwargs)
-        scale = 1e-4 * (20 if len(seen) in jumps else 1)
-        seen.append(len(seen))
-        return total * scale, outs, [part * scale for part in parts]
-
-    real = fit_mod.observation_loss
-    monkeypatch.setattr(fit_mod, "observation_loss", close)
-    return seen
-
-
 def test_a_close_fit_of_a_tiny_observation_jumps_without_rollback_and_a_collapse_still_rolls_back(work, monkeypatch):
     """A few hundred observed values (a 16x16 picture, 768; a 4x4 SR input, 48) fitted close jump by more than 5 dB
     from step to step; that is no divergence (it ended 4x4 SR restores with exit 1), while on a larger observation
@@ -91,7 +75,7 @@ def test_a_close_fit_of_a_tiny_observation_jumps_without_rollback_and_a_collapse
     tiny = ["restore", "tiny.png", *RUN[2:], "--iters", "30", "--json", "-o", "out.png"]
     for args, recoveries in ((tiny, 0), ([*RUN, "--iters", "30", "--json", "-o", "out.png"], 3)):
         with monkeypatch.context() as mp:
-            close_fit_jumps(mp, range(GOOD, GOOD + 3))
+            inject(mp, 20, range(GOOD, GOOD + 3), base=1e-4)  # 13 dB jumps, over the 5 dB a rollback answers
             result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["recoveries"] == recoveries
