@@ -26,8 +26,7 @@ SHIPPED = (200, 300, 3000)
 def oracle(run: Run) -> tuple[float, int]:
     """(best PSNR of the raw or the EMA output over the recorded horizon, its iteration)."""
     s = run.plain["signals"]
-    best = max((max(s[k]), int(np.argmax(s[k])) + 1) for k in ("psnr_raw", "psnr_ema"))
-    return best
+    return max((max(s[k]), int(np.argmax(s[k])) + 1) for k in ("psnr_raw", "psnr_ema"))
 
 
 def replay(runs: list[Run], window: int, patience: int, cap: int) -> list[Outcome]:
@@ -48,8 +47,9 @@ def main() -> None:
               for h in ("tune", "report")}
     print(f"runs: {len(halves['tune'])} tune, {len(halves['report'])} report; horizon "
           f"{min(r.plain['iters'] for r in runs)}\n")
-    results = {rule: {h: summary(rs, replay(rs, *rule)) for h, rs in halves.items()}
-               for rule in itertools.product(WINDOWS, PATIENCES, CAPS)}
+    outcomes = {rule: {h: replay(rs, *rule) for h, rs in halves.items()}
+                for rule in itertools.product(WINDOWS, PATIENCES, CAPS)}
+    results = {rule: {h: summary(halves[h], out) for h, out in by_half.items()} for rule, by_half in outcomes.items()}
 
     def badness(rule: tuple[int, int, int]) -> tuple[float, float, float]:
         mean, p90, _, used = results[rule]["tune"]
@@ -62,8 +62,8 @@ def main() -> None:
         label = f"w{rule[0]} p{rule[1]} cap {rule[2]}" + (" (shipped)" if rule == SHIPPED else "")
         print(f"| {label} | " + " | ".join(cells) + " |")
     pick = min(results, key=badness)
-    (tm, tp, _, tu), (rm, rp, _, ru) = results[SHIPPED].values()
-    (pm, pp, _, pu), (qm, qp, _, qu) = results[pick].values()
+    (_, _, _, tu), (rm, rp, _, ru) = results[SHIPPED].values()
+    (_, _, _, pu), (qm, qp, _, qu) = results[pick].values()
     passes = pick != SHIPPED and qm <= rm - 0.03 and qp <= rp + 0.02 and pu <= 1.2 * tu and qu <= 1.2 * ru
     print(f"\ntune pick: w{pick[0]} p{pick[1]} cap {pick[2]}: report {qm:.2f} / {qp:.2f} against shipped "
           f"{rm:.2f} / {rp:.2f}; iterations x{pu / tu:.2f} (tune), x{qu / ru:.2f} (report): "
@@ -72,7 +72,7 @@ def main() -> None:
     print("\n| half | crop | oracle (at) | shipped: reported (at), gap | stop ends at | pick: reported (at), gap |")
     print("|---|---|---|---|---:|---|")
     for h, rs in halves.items():
-        for r, s, p in zip(rs, replay(rs, *SHIPPED), replay(rs, *pick)):
+        for r, s, p in zip(rs, outcomes[SHIPPED][h], outcomes[pick][h]):
             best, at = oracle(r)
             print(f"| {h} | {r.plain['image']} | {best:.2f} ({at}) | {s[1]:.2f} ({s[2]}), {best - s[1]:.2f} | {s[0]} | "
                   f"{p[1]:.2f} ({p[2]}), {best - p[1]:.2f} |")
