@@ -398,7 +398,7 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
     blind noise estimate, as `api.Restorer.config` does, and kept in `Setup.settings` as numbers); `lr`:
     another step size; `precision`: default bf16 where it runs; `weight_decay`: another kernel decay than the
     settings' (the ticket's entry decays at some noise levels; the fast preset does not)."""
-    under = library.fast_settings(ticket, "fast", job.task) if ticket else {}
+    under = library.fast_settings(ticket.partition(":r")[0], "fast", job.task) if ticket else {}
     settings = config.resolve(job.task, "fast", "fast", {}, under)
     if lr is not None:
         settings["lr"] = lr
@@ -414,7 +414,9 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
                     early_stop=False, es_window=settings["es_window"], es_patience=int(settings["es_patience"]),
                     precision=precision, channels_last=precision == "bf16", seed=job.seed, es_gate=0.0,
                     weight_decay=float(settings["weight_decay"] if weight_decay is None else weight_decay))
-    prior = masked_prior(ticket, None, None, "artifact") if ticket else dense_prior(net or settings["net"])
+    name, _, round_ = (ticket or "").partition(":r")  # FILE:rN fits round N, not the recommended one
+    prior = (masked_prior(name, int(round_) if round_ else None, None, "artifact") if ticket
+             else dense_prior(net or settings["net"]))
     built = prior.build(job.seed)  # as lipcli.restore.restore: net, then input code, from the run's seed
     target = problem.target(built, torch.Generator().manual_seed(job.seed), torch.device("cpu"))
     model, masks, _ = fitted_form(built, prior, lambda line: None)
@@ -566,7 +568,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="at most this many jobs (testing)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--net", help="net preset to fit (default: the fast preset's); use its own --out file")
-    ap.add_argument("--mask", help="a ticket to fit instead (library name or file); use its own --out file")
+    ap.add_argument("--mask", help="a ticket to fit instead (library name or file; FILE:rN for its round N); use "
+                    "its own --out file")
     ap.add_argument("--lr", type=float, help="another learning rate; use its own --out file")
     ap.add_argument("--lr-decay", type=float, default=0.0, help="decay the step linearly to 0 over this last "
                     "fraction of --iters (experiment only); use its own --out file")

@@ -1,15 +1,26 @@
 #!/bin/sh
 # Inpainting as lip runs it by default (the dense net, the fast preset: kernels decayed 0.2, no automatic stop, the
 # EMA output at the 1875 cap, observed pixels put back), Bernoulli 50% masks, on 128x128 centre crops of the 14
-# pictures of RESULTS-stop-tasks.md (the decision crops there were 64x64), seed 0, recorded to 2250 iterations
-# without a stop. Does running to the cap stay near the peak at a size a user brings? (RESULTS-stop-tasks.md, end)
-# usage: run_inpaint128.sh a|b  (a: the 7 tune pictures, b: the 7 report ones; one thread each). Resumable.
+# pictures of RESULTS-stop-tasks.md (the decision crops there were 64x64), recorded to 2250 iterations without a
+# stop. Does running to the cap stay near the peak at a size a user brings? (RESULTS-stop-tasks.md, end)
+# With `ticket`, the same crops fit round 2 of the inpainting channel ticket experiments/sparse/house_inpaint_ch
+# (25% of the filters), recorded to 7500 iterations: can it run longer for less? (RESULTS-inpaint-ticket.md)
+# usage: run_inpaint128.sh a|b [SEED] [ticket]  (a: the 7 tune pictures, b: the 7 report ones; one thread each;
+# SEED 0 by default, which also keeps the first rows' file names). Resumable.
 cd "$(dirname "$0")/../.." || exit 1
+USAGE="usage: run_inpaint128.sh a|b [SEED] [ticket]"
 case "$1" in
   a) I=house,baboon512,bird,butterfly,coastguard,comic,f16 ;;
   b) I=astronaut,baby,barbara,bridge,face,flowers,foreman ;;
-  *) echo "usage: run_inpaint128.sh a|b" >&2; exit 2 ;;
+  *) echo "$USAGE" >&2; exit 2 ;;
 esac
+SEED=${2:-0}
+case "$3" in
+  "") PRIOR=""; ITERS=2250; NAME=tasks-inpaint128 ;;
+  ticket) PRIOR="--mask experiments/sparse/house_inpaint_ch.safetensors:r2"; ITERS=7500; NAME=inpaint-ticket128 ;;
+  *) echo "$USAGE" >&2; exit 2 ;;
+esac
+SUF=$([ "$SEED" = 0 ] || echo "-s$SEED")
 env PYTHONPATH=$PWD:$PWD/experiments python experiments/es_collect.py --grid --tasks inpaint:bern --variants plain \
-  --threads 1 --sizes 128 --iters 2250 --weight-decay 0.2 --images $I \
-  --out experiments/es_dev/rows-tasks-inpaint128-$1.jsonl.gz
+  --threads 1 --sizes 128 --iters $ITERS --weight-decay 0.2 --seed "$SEED" --images $I $PRIOR \
+  --out experiments/es_dev/rows-$NAME-$1$SUF.jsonl.gz
