@@ -391,17 +391,21 @@ class Setup:
 
 
 def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str | None = None,
-          lr: float | None = None, precision: str | None = None, weight_decay: float | None = None) -> Setup:
+          lr: float | None = None, precision: str | None = None, weight_decay: float | None = None,
+          reg_noise: float | None = None) -> Setup:
     """The fast preset's fit of `job` to `iters`, no early stop (rules are replayed offline). `net`: a net
     preset other than the preset's (e.g. dip-w32); `ticket`: a ticket (library name or file), fitted
     compacted as `lip restore` fits it, with its library entry's own settings (its schedules read at the
     blind noise estimate, as `api.Restorer.config` does, and kept in `Setup.settings` as numbers); `lr`:
     another step size; `precision`: default bf16 where it runs; `weight_decay`: another kernel decay than the
-    settings' (the ticket's entry decays at some noise levels; the fast preset does not)."""
+    settings' (the ticket's entry decays at some noise levels; the fast preset does not); `reg_noise`: another
+    input jitter."""
     under = library.fast_settings(ticket.partition(":r")[0], "fast", job.task) if ticket else {}
     settings = config.resolve(job.task, "fast", "fast", {}, under)
     if lr is not None:
         settings["lr"] = lr
+    if reg_noise is not None:
+        settings["reg_noise"] = reg_noise
     if job.task == "denoise":
         settings["sigma"] = float(job.param)
     elif job.task == "sr":
@@ -515,12 +519,12 @@ class Probe:
 
 def run(job: Job, variant: str, cache: Path, horizon: int | None = None, net: str | None = None,
         ticket: str | None = None, lr: float | None = None, lr_decay: float = 0.0, probe: int = 0,
-        weight_decay: float | None = None) -> dict[str, Any]:
+        weight_decay: float | None = None, reg_noise: float | None = None) -> dict[str, Any]:
     """One fit of `job` (`setup`) to a fixed horizon (default 1.5x the preset's iterations); its JSONL row.
     `lr_decay`: the last fraction of the fit over which the step decays to 0 (`Decay`; 0 = constant);
     `probe`: record `Probe`'s outputs, averaging up to this many jitter draws (0 = off)."""
     preset_iters, full = job.iters()
-    s = setup(job, cache, horizon or full, net, ticket, lr, weight_decay=weight_decay)
+    s = setup(job, cache, horizon or full, net, ticket, lr, weight_decay=weight_decay, reg_noise=reg_noise)
     problem, cfg, target = s.problem, s.cfg, s.target
     held = holdout_mask(problem, zlib.crc32(job.key("").encode())) if variant == "heldout" else None
     if held is not None:
@@ -571,6 +575,7 @@ def main() -> None:
     ap.add_argument("--mask", help="a ticket to fit instead (library name or file; FILE:rN for its round N); use "
                     "its own --out file")
     ap.add_argument("--lr", type=float, help="another learning rate; use its own --out file")
+    ap.add_argument("--reg-noise", type=float, help="another input jitter; use its own --out file")
     ap.add_argument("--lr-decay", type=float, default=0.0, help="decay the step linearly to 0 over this last "
                     "fraction of --iters (experiment only); use its own --out file")
     ap.add_argument("--weight-decay", type=float, help="another kernel decay (lip's --weight-decay) than the "
@@ -616,7 +621,8 @@ def main() -> None:
             continue
         print(f"{time.strftime('%H:%M:%S')} {job.key(variant)} ...", flush=True)
         try:
-            row = run(job, variant, cache, a.iters, a.net, a.mask, a.lr, a.lr_decay, a.probe, a.weight_decay)
+            row = run(job, variant, cache, a.iters, a.net, a.mask, a.lr, a.lr_decay, a.probe, a.weight_decay,
+                      a.reg_noise)
         except Exception as exc:  # a diverged run is recorded, not retried forever
             row = {"key": job.key(variant), "error": f"{type(exc).__name__}: {exc}"}
         append_row(a.out, row)

@@ -6,6 +6,8 @@ EMA output at a cap. Paired difference per crop: the ticket at cap C minus the d
 per iteration from the rows (seconds / iters), r = dense / ticket; the ticket at C costs C / (1875 r) of a dense
 restore. The cap is chosen on TUNE (the smallest at >= 1.5x less CPU whose paired mean is >= 0), then read on
 REPORT. House, where the ticket was searched, is shown and never counted. RESULTS-inpaint-ticket.md has the marks.
+`--ticket` may be any other arm of the same crops (e.g. the dense net with another jitter, RESULTS-inpaint-jitter.md):
+then house counts.
 
     PYTHONPATH=$PWD:$PWD/experiments python experiments/inpaint_ticket.py \
         --dense experiments/es_dev/rows-tasks-inpaint128-[ab].jsonl.gz \
@@ -64,6 +66,7 @@ def main() -> None:
               for name, rows in (("dense", dense), ("ticket", ticket))}
     r = per_it["dense"] / per_it["ticket"]
     horizon = min(ticket[k]["iters"] for k in pairs)
+    searched_on = SEARCHED_ON if all(ticket[k]["net"].startswith("ticket:") for k in pairs) else None
     caps = [c for c in CAPS if c <= horizon]
     print(f"{len(pairs)} crops; CPU per iteration: dense {1000 * per_it['dense']:.0f} ms, ticket "
           f"{1000 * per_it['ticket']:.0f} ms (r = {r:.2f}); caps at >= {SPEEDUP}x less CPU per restore: "
@@ -76,7 +79,7 @@ def main() -> None:
         d, t = dense[k], ticket[k]
         s = t["signals"]
         best = max(range(len(s["psnr_ema_dc"])), key=lambda i: max(s["psnr_ema_dc"][i], s["psnr_raw_dc"][i]))
-        name = k[0] + (" (searched on)" if k[0] == SEARCHED_ON else "")
+        name = k[0] + (" (searched on)" if k[0] == searched_on else "")
         print(f"| {name} | {d['half']} | {k[1]} | {returned(d, DENSE_CAP):.2f} ({oracle(d):.2f}) | "
               + " | ".join(f"{returned(t, c):.2f}" for c in caps) + f" | {oracle(t):.2f} ({best + 1}) |")
 
@@ -84,7 +87,7 @@ def main() -> None:
           "| ticket gap to its oracle: mean / p90 / max | dense gap at 1875 (oracle over 2250) |")
     print("|---|---|---|---|---|---|---|")
     for half in ("tune", "report"):
-        ks = [k for k in pairs if dense[k]["half"] == half and k[0] != SEARCHED_ON]
+        ks = [k for k in pairs if dense[k]["half"] == half and k[0] != searched_on]
         if not ks:
             continue
         seeds = ",".join(str(s) for s in sorted({k[1] for k in ks}))
