@@ -57,6 +57,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dense", nargs="+", type=Path, required=True)
     ap.add_argument("--ticket", nargs="+", type=Path, required=True)
+    ap.add_argument("--caps", type=lambda v: tuple(int(c) for c in v.split(",")), default=CAPS,
+                    help="comma list of the caps to read the arm at")
     a = ap.parse_args()
     dense, ticket = rows_by_crop(a.dense), rows_by_crop(a.ticket)
     pairs = sorted(set(dense) & set(ticket), key=lambda k: (dense[k]["half"] != "tune", k))
@@ -67,7 +69,7 @@ def main() -> None:
     r = per_it["dense"] / per_it["ticket"]
     horizon = min(ticket[k]["iters"] for k in pairs)
     searched_on = SEARCHED_ON if all(ticket[k]["net"].startswith("ticket:") for k in pairs) else None
-    caps = [c for c in CAPS if c <= horizon]
+    caps = [c for c in a.caps if c <= horizon]
     print(f"{len(pairs)} crops; CPU per iteration: dense {1000 * per_it['dense']:.0f} ms, ticket "
           f"{1000 * per_it['ticket']:.0f} ms (r = {r:.2f}); caps at >= {SPEEDUP}x less CPU per restore: "
           f"C <= {DENSE_CAP * r / SPEEDUP:.0f}\n")
