@@ -434,3 +434,23 @@ def test_a_failed_write_keeps_the_fits_state_and_the_same_command_continues_from
 def test_version_flag():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and "lip 0.1.0" in result.output
+
+
+def test_a_refused_input_errs_alone_on_a_busy_machine(tmp_path, monkeypatch):
+    """The busy-machine note waits until the input is read: an input refused then (a mask of another size, a
+    factor the operator lacks) prints its one error line alone; a run that goes ahead still says the note."""
+    from lipcli import device
+    monkeypatch.setattr(device, "usable_cores", lambda: 4)
+    monkeypatch.setattr(device, "busy_cores", lambda: 3.0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    rng = np.random.default_rng(0)
+    PILImage.fromarray((rng.random((24, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "in.png")
+    PILImage.fromarray((rng.random((16, 16)) > 0.5).astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    for refused in (["--task", "inpaint", "--inpaint-mask", tmp_path / "mask.png"], ["--task", "sr", "--scale", "3"]):
+        r = lip("restore", tmp_path / "in.png", *refused, *FAST, *CHEAP, "--iters", "2", "-o", tmp_path / "out.png")
+        lines = r.stderr.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("lip: error: "), r.stderr
+    r = lip("restore", tmp_path / "in.png", *FAST, *CHEAP, "--iters", "2", "-o", tmp_path / "out.png")
+    assert r.exit_code == 0 and r.stderr.count("this machine is busy") == 1, r.stderr
+    assert set(listing(tmp_path)) == {"in.png", "mask.png", "out.png"}

@@ -151,13 +151,15 @@ def check_stdout_free(out: Path | None, json_: bool, log: Path | None = None, lo
 def set_threads_quietly(threads: int | str | None) -> Callable[[], None]:
     """Set the thread count now (a fit's numbers depend on it, so it comes before any computation), but hold
     what it has to say (a busy machine) until the returned function is called: after the checks, when the
-    run goes ahead. A refused run prints its one error line alone."""
+    run goes ahead. A refused run prints its one error line alone. Only the first call says them, so a command
+    may call it wherever its run can first go ahead."""
     notes: list[str] = []
     devices.set_threads(threads, notes.append)
 
     def say_notes() -> None:
         for line in notes:
             say(line)
+        notes.clear()
     return say_notes
 
 

@@ -167,8 +167,9 @@ def restore_cmd(
             raise LipError(f"cannot create snapshot folder {snapshots[1]}: it exists and is not a folder")
         files.check_writable(_snapshot_path(snapshots[1], images[0], 1, job.cfg.iters) if snapshots[1].is_dir()
                              else snapshots[1])
-    say_threads()
     mine = [(images[k], outs[k]) for k in at]
+    if len(mine) > 1:  # one input's notes wait until it is read: an input refused then errs in one line
+        say_threads()
     todo = [k for k in at if not (skip_existing and outs[k].is_file())]  # positions of the inputs to fit
     if not mine:
         say(f"lip restore: --shard {shard} of {len(images)} inputs has none of them; nothing to do")
@@ -180,6 +181,7 @@ def restore_cmd(
     run_log = RunLog(log)
     try:
         if planned is not None:
+            say_threads()
             _restore_jobs(ctx.meta[ARGS], list(zip(images, outs)), at, todo, *planned, json_, run_log)
             return
         members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], todo[0], *at_once,
@@ -194,7 +196,8 @@ def restore_cmd(
                 refused.append((path.name, unreadable[path]))
                 continue
             try:
-                _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs, batch)
+                _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs, batch,
+                             say_threads)
             except LipRuntimeError:  # a failed run (a full disk, divergence): the next would fail alike
                 raise
             except LipError as exc:  # this input is refused; the others are restored all the same
@@ -345,11 +348,11 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
                  run_log: RunLog, save_kspace: Optional[Path] = None,
                  snapshots: Optional[tuple[int, Path]] = None,
                  members_jobs: Optional[Callable[[Callable[[int, str], None]], Elsewhere]] = None,
-                 batch: bool = False) -> None:
+                 batch: bool = False, ready: Callable[[], None] = lambda: None) -> None:
     """Restore one image and write it, its report (stderr, --json), its log lines and its snapshots;
     `members_jobs(advance)`: who fits its ensemble members (None: this process, one after the other); `batch`:
     one of several inputs, whose stop hint names --skip-existing (the plain command would fit the written
-    images again)."""
+    images again); `ready()` once the input is read and the fit goes ahead (the run's held notes)."""
     rerun = "the same command with --skip-existing" if batch else "the same command"
     def on_snapshot(iteration: int, picture: Any) -> None:
         files.make_folder(snapshots[1], "snapshot folder")
@@ -366,6 +369,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
             job = replace(job, members_elsewhere=members_jobs(advance))
 
         def on_problem(problem: Problem) -> None:
+            ready()
             lost = images_io.narrowed(dest, problem.alpha is not None, problem.stored)
             if lost:
                 say(f"note: {dest} will not keep all of {path.name}: {'; '.join(lost)}")
