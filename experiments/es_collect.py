@@ -400,7 +400,8 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
     another step size; `precision`: default bf16 where it runs; `weight_decay`: another kernel decay than the
     settings' (the ticket's entry decays at some noise levels; the fast preset does not); `reg_noise`: another
     input jitter."""
-    under = library.fast_settings(ticket.partition(":r")[0], "fast", job.task) if ticket else {}
+    name, _, round_ = (ticket or "").partition(":r")  # FILE:rN fits round N, not the recommended one
+    under = library.fast_settings(name, "fast", job.task) if ticket else {}
     settings = config.resolve(job.task, "fast", "fast", {}, under)
     if lr is not None:
         settings["lr"] = lr
@@ -418,7 +419,6 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
                     early_stop=False, es_window=settings["es_window"], es_patience=int(settings["es_patience"]),
                     precision=precision, channels_last=precision == "bf16", seed=job.seed, es_gate=0.0,
                     weight_decay=float(settings["weight_decay"] if weight_decay is None else weight_decay))
-    name, _, round_ = (ticket or "").partition(":r")  # FILE:rN fits round N, not the recommended one
     prior = (masked_prior(name, int(round_) if round_ else None, None, "artifact") if ticket
              else dense_prior(net or settings["net"]))
     built = prior.build(job.seed)  # as lipcli.restore.restore: net, then input code, from the run's seed
