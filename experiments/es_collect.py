@@ -266,6 +266,39 @@ def whiteness(r: torch.Tensor, lag: int = WHITE_LAG) -> tuple[float, float, floa
     return float(ac[0, 1]), float(ac[1, 0]), float((near.square().sum() - 1) / 2)
 
 
+_CROSS = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def _neighbours(v: torch.Tensor) -> torch.Tensor:
+    """Per channel, the sum of each value's 4 neighbours (zero outside the image); v is (C, H, W)."""
+    c = v.shape[0]
+    return F.conv2d(v[None], _CROSS.expand(c, 1, 3, 3).to(v), padding=1, groups=c)[0]
+
+
+def hole_signals(v: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Two blind signals of how well the holes are filled, from the net's output v, the mask and the
+    observation only (never the clean image):
+
+    - nbr: at observed values with a hole among their 4 neighbours, the mean squared difference between the
+      observed value and the mean of the net's values in those holes. The net fits the observed values
+      themselves; its hole values are free, so how well they predict their observed neighbours tracks
+      their own error (plus the picture's own local variation, which does not change during the fit).
+    - rough: on what lip returns (observed values put back), log of the mean squared discrete Laplacian at
+      hole values over that at observed ones. A random mask makes holes and observed values alike in a
+      natural picture, so a fill rougher (or smoother) than the observed values drifts from 0."""
+    v, y = v.reshape(v.shape[-3:]), y.reshape(y.shape[-3:])  # one image, batch dimension or not
+    m = mask.expand_as(v).float()
+    holes = 1 - m
+    count = _neighbours(holes)
+    near = (m > 0) & (count > 0)
+    pred = _neighbours(v * holes) / count.clamp(min=1)
+    nbr = float((y - pred)[near].square().mean())
+    z = m * y + holes * v
+    lap = z - _neighbours(z) / _neighbours(torch.ones_like(z))
+    rough = math.log(float(lap[holes > 0].square().mean()) / max(float(lap[m > 0].square().mean()), 1e-20))
+    return nbr, rough
+
+
 class Recorder:
     """Step callback computing every per-iteration signal; keeps ring buffers of the last outputs."""
 
@@ -292,7 +325,8 @@ class Recorder:
         out += [f"var_raw_{w}" for w in RAW_WINDOWS] + [f"var_ema_{w}" for w in EMA_WINDOWS]
         out += ["ssim_raw", "ssim_ema"] + (["heldout_mse"] if self.held is not None else [])
         out += [f"white_{o}{d}" for o in ("raw", "ema") for d in ("_h", "_v", "")]
-        return out + (["psnr_raw_dc", "psnr_ema_dc"] if self.dc else [])
+        return out + (["psnr_raw_dc", "psnr_ema_dc"] + [f"{k}_{o}" for k in ("nbr", "rough") for o in ("raw", "ema")]
+                       if self.dc else [])
 
     def __call__(self, step: Step) -> None:
         x = step.raw[0].detach().float()
@@ -314,6 +348,10 @@ class Recorder:
         if self.dc:
             s["psnr_raw_dc"].append(metric(self.problem.op.consistent(x, self.problem.y), self.clean))
             s["psnr_ema_dc"].append(metric(self.problem.op.consistent(self.ema, self.problem.y), self.clean))
+            for o, v in (("raw", x), ("ema", self.ema)):
+                nbr, rough = hole_signals(v, self.problem.op.mask, self.problem.y)
+                s[f"nbr_{o}"].append(nbr)
+                s[f"rough_{o}"].append(rough)
         for o, v in (("raw", x), ("ema", self.ema)):
             for d, val in zip(("_h", "_v", ""), whiteness(self.problem.y - noise_free(self.problem.op, v))):
                 s[f"white_{o}{d}"].append(val)
