@@ -10,7 +10,9 @@ iterations, and every signal a rule could read is stored per iteration:
   on the same fixed random subset of at most 65536 values that lipcli/earlystop.py watches;
 - two cheap self-referenced signals: mean squared raw-EMA distance and step-to-step change;
 - the whiteness of the residual y - A(x), raw and EMA (`whiteness`): a scale-free blind signal, since the
-  residual is white noise only once the net has explained the image and before it fits the noise.
+  residual is white noise only once the net has explained the image and before it fits the noise;
+- for inpainting, the PSNR as returned (observed pixels put back) and two blind signals of the fill
+  (`hole_signals`; they did not see the turn: RESULTS-inpaint-signal.md).
 
 Each crop is fitted twice: `plain` (as lip restore would) and `heldout`, where a seeded random 3% of the
 observed pixels is dropped from the loss and their MSE against the *noisy observation* is recorded: a
