@@ -4,7 +4,8 @@ Rows: es_dev/run_inpaint128.sh `signal` (the dense net as inpainting's default f
 stop, with es_collect's `nbr_*` and `rough_*`). A rule reads one signal S from iteration START on, tracks its
 running minimum and ends PATIENCE iterations after the latest one, or at the cap; it reports the EMA output (observed
 values put back) at the minimum or at the end. Rules are picked on TUNE within the issue's iteration budget and read
-on REPORT, against references that run to a cap without a stop. `--check` compares the PSNR trajectories with the
+on REPORT, against references that run to a cap without a stop, and beside a clairvoyant stop that bounds any rule
+within the same budget (`ceiling`). `--check` compares the PSNR trajectories with the
 long rows of RESULTS-inpaint-cap.md (the same fits).
 
     PYTHONPATH=$PWD:$PWD/experiments python experiments/inpaint_signal.py \
@@ -97,6 +98,30 @@ def diagnostics(rows: list[dict]) -> None:
         print(f"| {r['image']} | {r['half']} | {best:.2f} ({at}) | " + " | ".join(cells) + " |")
 
 
+def ceiling(halves: dict[str, list[dict]], budgets: tuple[float, ...] = (1875, BUDGET, WIDE_BUDGET, 3750)) -> None:
+    """What a clairvoyant stop could reach within a mean iteration budget: each fit stops where PSNR - lam * t
+    is highest (it reads the clean image), lam the smallest on a grid whose mean iterations fit the budget.
+    Lagrangian, so it reaches the points of the convex hull of (iterations, gap); at a budget between two of
+    them the exact optimum may lie a little below. A blind rule within the budget cannot do better than that
+    optimum: it is a bound on any stop, not a rule."""
+    print("\n| half | mean iteration budget | clairvoyant stop: mean / p90 gap, mean iterations |")
+    print("|---|---|---|")
+    lams = np.concatenate([[0.0], np.logspace(-7, -1, 400)])
+    for half, rs in halves.items():
+        psnr = [np.array(r["signals"]["psnr_ema_dc"], dtype=float) for r in rs]
+        best = [oracle(r)[0] for r in rs]
+        for budget in budgets:
+            found = None
+            for lam in lams:
+                stop = [int(np.argmax(p - lam * np.arange(1, len(p) + 1))) for p in psnr]
+                iters = float(np.mean(stop)) + 1
+                if iters <= budget:
+                    gap = np.array([b - p[i] for b, p, i in zip(best, psnr, stop)])
+                    cand = (float(gap.mean()), float(np.percentile(gap, 90)), iters)
+                    found = cand if found is None or cand[0] < found[0] else found
+            print(f"| {half} ({len(rs)}) | {budget:.0f} | {found[0]:.2f} / {found[1]:.2f}, {found[2]:.0f} |")
+
+
 def table(named: list[tuple[str, Rule]], halves: dict[str, list[dict]]) -> None:
     print("\n| rule | " + " | ".join(f"{h} ({len(rs)}): mean / p90 gap, mean iterations" for h, rs in halves.items())
           + " |")
@@ -123,6 +148,7 @@ def main() -> None:
     named += [(f"pick (tune, <= {b}): ", pick(everything, halves["tune"], b)) for b in (BUDGET, WIDE_BUDGET)]
     named += [("best on tune at any cost: ", pick(everything, halves["tune"], float("inf")))]
     table(named, halves)
+    ceiling(halves)
 
 
 if __name__ == "__main__":
