@@ -122,6 +122,26 @@ def ceiling(halves: dict[str, list[dict]], budgets: tuple[float, ...] = (1875, B
             print(f"| {half} ({len(rs)}) | {budget:.0f} | {found[0]:.2f} / {found[1]:.2f}, {found[2]:.0f} |")
 
 
+SLOPE_SIGNALS = ("loss", "nbr_ema", "nbr_raw", "var_ema_200", "white_ema", "d_raw_ema")
+
+
+def slopes(rows: list[dict]) -> None:
+    """Exploratory: does any recorded signal's trend just before the cap tell the fits that fall after it (PSNR at
+    WIDE_BUDGET below that at 1875) from the ones that climb? Relative change of each signal's mean over iterations
+    1751-1875 against 1376-1500 (rough_ema: the difference, it is a log ratio)."""
+    print("\n| crop | half | PSNR at 2437 - at 1875 | " + " | ".join(SLOPE_SIGNALS) + " | rough_ema |")
+    print("|---|---|---|" + "---|" * (len(SLOPE_SIGNALS) + 1))
+    for r in rows:
+        s = r["signals"]
+        cells = []
+        for name in SLOPE_SIGNALS + ("rough_ema",):
+            v = np.array([np.nan if x is None else x for x in s[name]], dtype=float)
+            before, late = np.nanmean(v[1375:1500]), np.nanmean(v[1750:1875])
+            cells.append(f"{late - before:+.3f}" if name == "rough_ema" else f"{100 * (late / before - 1):+.1f}%")
+        gain = s["psnr_ema_dc"][WIDE_BUDGET - 1] - s["psnr_ema_dc"][1874]
+        print(f"| {r['image']} | {r['half']} | {gain:+.2f} | " + " | ".join(cells) + " |")
+
+
 def table(named: list[tuple[str, Rule]], halves: dict[str, list[dict]]) -> None:
     print("\n| rule | " + " | ".join(f"{h} ({len(rs)}): mean / p90 gap, mean iterations" for h, rs in halves.items())
           + " |")
@@ -149,6 +169,7 @@ def main() -> None:
     named += [("best on tune at any cost: ", pick(everything, halves["tune"], float("inf")))]
     table(named, halves)
     ceiling(halves)
+    slopes(rows)
 
 
 if __name__ == "__main__":
