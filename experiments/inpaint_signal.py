@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from inpaint_ticket import oracle, returned, rows_by_crop
+from inpaint_ticket import DENSE_CAP, oracle, returned, rows_by_crop
 
 START = 300
 SIGNALS = ("nbr_ema", "nbr_raw")
 PATIENCES = (150, 300, 500, 750, 1000)
 CAPS = (1875, 2250, 2500, 3000, 3750)
-REFERENCES = (1875, 1950)  # no stop: today's cap, and the issue's budget
+REFERENCES = (DENSE_CAP, 1950)  # no stop: today's cap, and the issue's budget
 BUDGET = 1950  # issue 17: 1.3x the pre-study 1500 iterations, mean per restore
-WIDE_BUDGET = 2437  # 1.3x today's 1875, written down beside it
+WIDE_BUDGET = 2437  # 1.3x today's DENSE_CAP, written down beside it
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,10 @@ def diagnostics(rows: list[dict]) -> None:
         print(f"| {r['image']} | {r['half']} | {best:.2f} ({at}) | " + " | ".join(cells) + " |")
 
 
-def ceiling(halves: dict[str, list[dict]], budgets: tuple[float, ...] = (1875, BUDGET, WIDE_BUDGET, 3750)) -> None:
+def ceiling(halves: dict[str, list[dict]], budgets: tuple[float, ...] = (DENSE_CAP, BUDGET, WIDE_BUDGET, 3750)) -> None:
     """What a clairvoyant stop could reach within a mean iteration budget: each fit stops where PSNR - lam * t
-    is highest (it reads the clean image), lam the smallest on a grid whose mean iterations fit the budget.
+    is highest (it reads the clean image), for the lam of a grid whose mean iterations fit the budget with the
+    smallest mean gap.
     Lagrangian, so it reaches the points of the convex hull of (iterations, gap); at a budget between two of
     them the exact optimum may lie a little below. A blind rule within the budget cannot do better than that
     optimum: it is a bound on any stop, not a rule."""
@@ -127,18 +128,19 @@ SLOPE_SIGNALS = ("loss", "nbr_ema", "nbr_raw", "var_ema_200", "white_ema", "d_ra
 
 def slopes(rows: list[dict]) -> None:
     """Exploratory: does any recorded signal's trend just before the cap tell the fits that fall after it (PSNR at
-    WIDE_BUDGET below that at 1875) from the ones that climb? Relative change of each signal's mean over iterations
-    1751-1875 against 1376-1500 (rough_ema: the difference, it is a log ratio)."""
-    print("\n| crop | half | PSNR at 2437 - at 1875 | " + " | ".join(SLOPE_SIGNALS) + " | rough_ema |")
+    WIDE_BUDGET below that at DENSE_CAP) from the ones that climb? Relative change of each signal's mean over the
+    last 125 iterations before the cap against 375 iterations earlier (1751-1875 against 1376-1500; rough_ema:
+    the difference, it is a log ratio)."""
+    print(f"\n| crop | half | PSNR at {WIDE_BUDGET} - at {DENSE_CAP} | " + " | ".join(SLOPE_SIGNALS) + " | rough_ema |")
     print("|---|---|---|" + "---|" * (len(SLOPE_SIGNALS) + 1))
     for r in rows:
         s = r["signals"]
         cells = []
         for name in SLOPE_SIGNALS + ("rough_ema",):
             v = np.array([np.nan if x is None else x for x in s[name]], dtype=float)
-            before, late = np.nanmean(v[1375:1500]), np.nanmean(v[1750:1875])
+            before, late = np.nanmean(v[DENSE_CAP - 500:DENSE_CAP - 375]), np.nanmean(v[DENSE_CAP - 125:DENSE_CAP])
             cells.append(f"{late - before:+.3f}" if name == "rough_ema" else f"{100 * (late / before - 1):+.1f}%")
-        gain = s["psnr_ema_dc"][WIDE_BUDGET - 1] - s["psnr_ema_dc"][1874]
+        gain = s["psnr_ema_dc"][WIDE_BUDGET - 1] - returned(r, DENSE_CAP)
         print(f"| {r['image']} | {r['half']} | {gain:+.2f} | " + " | ".join(cells) + " |")
 
 
