@@ -1,0 +1,81 @@
+"""Does the default ticket need its learnable constants? (issue 12, 2026-12-06, forty-second session)
+
+The compacted channel ticket keeps, for every conv, the weights that read the pruned filters' constant outputs
+(act(BN beta)) as trainable `fold_weight`s: ~400k of its 551k parameters, touched by Adam every step, and a few
+small ops per conv to fold them into the bias. At theta0 every beta is 0, so these inputs are 0; they only grow
+because beta and the fold weights are trained. Arm `c0` fixes them (compact(..., trainable_constants=False)): the
+ticket is then exactly a narrow net of the ticket's per-layer widths. Same crops and protocol as
+weight_decay/pilot.py (tune half of sparse_study.py, sigma 25, seed 0, one thread, the real CLI).
+
+    python experiments/fold/pilot.py run base,c0 tune 25 [SEED [rev]]   # rows to experiments/fold/pilot-rows.jsonl
+    python experiments/fold/pilot.py lip restore ...                     # one patched restore (FOLD_TRAIN=0|drop)
+
+Arm `c0x` also drops the frozen folds from the forward (they add exactly 0 at theta0): the same fit bit for bit,
+for timing only. The halves: tune, report or all (both).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ARMS = {"base": "", "c0": "0", "c0x": "drop"}
+
+
+def patch() -> None:
+    """compact()'s trainable_constants from the environment (FOLD_TRAIN=0: fixed)."""
+    import lipcli.restore as R
+    made = R.compact_net
+    mode = os.environ.get("FOLD_TRAIN")
+    if mode in ("0", "drop"):
+        def frozen(net, masks=None, **kw):
+            small = made(net, masks, trainable_constants=False)
+            if mode == "drop":  # the frozen constants are act(0) = 0 at theta0: their folds add exactly 0
+                for m in small.modules():
+                    if getattr(m, "fold_weight", None) is not None:
+                        assert not any(float(c.abs().max()) for n, c in small.named_buffers() if "const" in n)
+                        m.fold_weight = None
+            return small
+        R.compact_net = frozen
+
+
+def run(arms: list[str], half: str, sigma: str, seed: str, reverse: bool) -> None:
+    sys.path.insert(0, str(HERE.parent))
+    from sparse_study import PHOTOS, crop
+    out = HERE / "pilot-rows.jsonl"
+    names = [n for i, n in enumerate(PHOTOS) if half == "all" or (i % 2 == 0) == (half == "tune")]
+    names = names[::-1 if reverse else 1]
+    for name in names:
+        for arm in arms:
+            key = f"{name}|{sigma}|{arm}" + (f"|s{seed}" if seed != "0" else "")
+            claim = HERE / f".claim-{key.replace('|', '-')}"
+            if claim.exists():  # done, or taken by a worker running the list the other way round
+                continue
+            claim.touch()
+            src = crop(name, 128, "c", HERE.parent / "sparse" / "crops")
+            env = dict(os.environ, FOLD_TRAIN=ARMS[arm])
+            r = subprocess.run([sys.executable, __file__, "lip", "restore", "--simulate", str(src), "--sigma", sigma,
+                                "--seed", seed, "--json", "-o", "/dev/null", "--threads", "1"],
+                               capture_output=True, text=True, env=env)
+            if r.returncode:
+                print("FAILED", key, r.stderr[-300:], flush=True)
+                continue
+            row = {**json.loads(r.stdout), "key": key, "arm": arm, "image": name}
+            with open(out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(key, row["psnr_stopped"], row["oracle_best_psnr"], row["iterations"], row.get("params_fitted"),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "lip":
+        patch()
+        from lipcli.launch import main
+        sys.argv = sys.argv[1:]
+        main()
+    else:
+        run(sys.argv[2].split(","), sys.argv[3], sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else "0",
+            len(sys.argv) > 6)
