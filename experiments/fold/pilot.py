@@ -10,7 +10,9 @@ weight_decay/pilot.py (tune half of sparse_study.py, sigma 25, seed 0, one threa
     python experiments/fold/pilot.py run base,c0 tune 25 [SEED [rev]]   # rows to experiments/fold/pilot-rows.jsonl
     python experiments/fold/pilot.py lip restore ...                     # one patched restore (FOLD_TRAIN=0|drop)
 
-Arm `c0x` also drops the frozen folds from the forward (they add exactly 0 at theta0): the same fit bit for bit,
+Arms `base`, `c0` and `c0x` ran at lip 40fa14d (a worktree on PYTHONPATH), whose compact() still had
+`trainable_constants`; arm `head` is today's compact(), which keeps only the constants the head reads
+(RESULTS-fold.md). Arm `c0x` also drops the frozen folds from the forward (they add exactly 0 at theta0): the same fit bit for bit,
 for timing only. The halves: tune, report or all (both).
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ARMS = {"base": "", "c0": "0", "c0x": "drop"}
+ARMS = {"base": "", "c0": "0", "c0x": "drop", "head": ""}  # base, c0, c0x at 40fa14d; head after it
 
 
 def patch() -> None:
