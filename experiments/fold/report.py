@@ -1,0 +1,56 @@
+"""The numbers of RESULTS-fold.md's second check: today's compact fit (`base`) against only the head folding
+(`head`), paired by crop and seed, from experiments/fold/pilot-rows.jsonl.
+
+    python experiments/fold/report.py 2,3,4      # the seeds the mark counts (0 and 1 are printed beside)
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROWS = Path(__file__).resolve().parent / "pilot-rows.jsonl"
+FAILED = 1.0  # an auto-stopped PSNR this far under the run's own oracle counts as a failed stop
+
+
+def seed_of(key: str) -> int:
+    parts = key.split("|")
+    return int(parts[3][1:]) if len(parts) > 3 else 0
+
+
+def pairs(seeds: set[int]) -> list[tuple[str, int, dict, dict]]:
+    runs: dict[tuple[str, int], dict[str, dict]] = {}
+    for line in ROWS.read_text().splitlines():
+        r = json.loads(line)
+        runs.setdefault((r["image"], seed_of(r["key"])), {})[r["arm"]] = r
+    return [(image, seed, arms["base"], arms["head"]) for (image, seed), arms in sorted(runs.items())
+            if seed in seeds and {"base", "head"} <= set(arms)]
+
+
+def summary(seeds: set[int]) -> str:
+    ps = pairs(seeds)
+    if not ps:
+        return f"seeds {sorted(seeds)}: no pairs"
+    d = [h["psnr_stopped"] - b["psnr_stopped"] for _, _, b, h in ps]
+    fails = [sum(r["oracle_best_psnr"] - r["psnr_stopped"] > FAILED for _, _, *arms in ps for r in [arms[k]])
+             for k in (0, 1)]
+    its = sum(h["iterations"] for *_, h in ps) / sum(b["iterations"] for _, _, b, _ in ps)
+    return (f"seeds {sorted(seeds)}: {len(ps)} pairs, difference (head - base) median {statistics.median(d):+.3f} "
+            f"mean {statistics.mean(d):+.3f} ± {statistics.stdev(d) if len(d) > 1 else 0:.3f} dB, "
+            f"{sum(x > 0 for x in d)} better; stops > {FAILED} dB under their oracle: base {fails[0]}, head "
+            f"{fails[1]}; iterations {its:.3f}x")
+
+
+def main() -> None:
+    counted = {int(s) for s in sys.argv[1].split(",")}
+    for image, seed, b, h in pairs(counted):
+        print(f"| {image} | {seed} | {b['psnr_stopped']:.2f} ({b['iterations']}) | {h['psnr_stopped']:.2f} "
+              f"({h['iterations']}) | {h['psnr_stopped'] - b['psnr_stopped']:+.2f} |")
+    print(summary(counted))
+    for s in sorted({seed_of(json.loads(line)["key"]) for line in ROWS.read_text().splitlines()}):
+        print(summary({s}))
+
+
+if __name__ == "__main__":
+    main()
