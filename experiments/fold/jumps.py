@@ -36,7 +36,8 @@ def main(out: str, seed: int, crops: list[str]) -> None:
         over = [i for i in range(60, len(loss)) if loss[i] > 1.15 * trailing[i - 1]]
         events = [i for k, i in enumerate(over) if k == 0 or over[k - 1] != i - 1]
         row = {"crop": crop, "seed": seed, "events": len(events), "at": events[:10],
-               "recoveries": r.report["recoveries"], "psnr_1200": psnr[-1], "best": max(p for p in psnr if p is not None)}
+               "recoveries": r.report["recoveries"], "psnr_1200": psnr[-1],
+               "best": max(p for p in psnr if p is not None)}
         print(json.dumps(row), flush=True)
         with open(out, "a") as f:
             f.write(json.dumps(row) + "\n")

@@ -12,7 +12,8 @@ weight_decay/pilot.py (tune half of sparse_study.py, sigma 25, seed 0, one threa
 
 Arms `base`, `c0` and `c0x` ran at lip 40fa14d (a worktree on PYTHONPATH), whose compact() still had
 `trainable_constants`; arm `head` is today's compact(), which keeps only the constants the head reads
-(RESULTS-fold.md). Arm `c0x` also drops the frozen folds from the forward (they add exactly 0 at theta0): the same fit bit for bit,
+(RESULTS-fold.md). Arm `c0x` also drops the frozen folds from the forward (they add exactly 0 at theta0): the same
+fit bit for bit,
 for timing only. The halves: tune, report or all (both).
 """
 from __future__ import annotations
