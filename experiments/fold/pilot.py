@@ -17,9 +17,7 @@ forward (they add exactly 0 at theta0): the same fit bit for bit, for timing onl
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -44,40 +42,7 @@ def patch() -> None:
         R.compact_net = frozen
 
 
-def run(arms: list[str], half: str, sigma: str, seed: str, reverse: bool) -> None:
-    sys.path.insert(0, str(HERE.parent))
-    from sparse_study import PHOTOS, crop
-    out = HERE / "pilot-rows.jsonl"
-    names = [n for i, n in enumerate(PHOTOS) if half == "all" or (i % 2 == 0) == (half == "tune")]
-    names = names[::-1 if reverse else 1]
-    for name in names:
-        for arm in arms:
-            key = f"{name}|{sigma}|{arm}" + (f"|s{seed}" if seed != "0" else "")
-            claim = HERE / f".claim-{key.replace('|', '-')}"
-            if claim.exists():  # done, or taken by a worker running the list the other way round
-                continue
-            claim.touch()
-            src = crop(name, 128, "c", HERE.parent / "sparse" / "crops")
-            env = dict(os.environ, FOLD_TRAIN=ARMS[arm])
-            r = subprocess.run([sys.executable, __file__, "lip", "restore", "--simulate", str(src), "--sigma", sigma,
-                                "--seed", seed, "--json", "-o", "/dev/null", "--threads", "1"],
-                               capture_output=True, text=True, env=env)
-            if r.returncode:
-                print("FAILED", key, r.stderr[-300:], flush=True)
-                continue
-            row = {**json.loads(r.stdout), "key": key, "arm": arm, "image": name}
-            with open(out, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(key, row["psnr_stopped"], row["oracle_best_psnr"], row["iterations"], row.get("params_fitted"),
-                  flush=True)
-
-
 if __name__ == "__main__":
-    if sys.argv[1] == "lip":
-        patch()
-        from lipcli.launch import main
-        sys.argv = sys.argv[1:]
-        main()
-    else:
-        run(sys.argv[2].split(","), sys.argv[3], sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else "0",
-            len(sys.argv) > 6)
+    sys.path.insert(0, str(HERE.parent))
+    from pilot_runs import main
+    main(__file__, {arm: {"FOLD_TRAIN": v} for arm, v in ARMS.items()}, HERE / "pilot-rows.jsonl", patch)

@@ -3,14 +3,12 @@ of experiments/sparse_study.py, seed 0, one thread per restore, with an Adam ste
 weight decay of the conv kernels patched into lip's fitting loop before `--weight-decay` existed (lip 51ea877).
 The decay arm is what `lip restore --weight-decay W` now does (kodim02 at 0.2 gives the same row).
 
-    python experiments/weight_decay/pilot.py run base,wd0.2 tune 25 [rev]   # rows to pilot-rows.jsonl
+    python experiments/weight_decay/pilot.py run base,wd0.2 tune 25 [SEED [rev]]  # rows to pilot-rows.jsonl
     python experiments/weight_decay/pilot.py lip restore ...                  # one patched restore (LR_SCHED, WD)
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -50,36 +48,8 @@ def patch() -> None:
     F.adam = adam
 
 
-def run(arms: list[str], half: str, sigma: str, reverse: bool) -> None:
-    sys.path.insert(0, str(HERE.parent))
-    from sparse_study import PHOTOS, crop
-    out = HERE / "pilot-rows.jsonl"
-    done = {json.loads(line)["key"] for line in out.read_text().splitlines()} if out.exists() else set()
-    names = [n for i, n in enumerate(PHOTOS) if (i % 2 == 0) == (half == "tune")][::-1 if reverse else 1]
-    for name in names:
-        for arm in arms:
-            key = f"{name}|{sigma}|{arm}"
-            if key in done:
-                continue
-            src = crop(name, 128, "c", HERE.parent / "sparse" / "crops")
-            env = dict(os.environ, LR_SCHED=ARMS[arm][0], WD=ARMS[arm][1])
-            r = subprocess.run([sys.executable, __file__, "lip", "restore", "--simulate", str(src), "--sigma", sigma,
-                                "--seed", "0", "--json", "-o", "/dev/null", "--threads", "1"],
-                               capture_output=True, text=True, env=env)
-            if r.returncode:
-                print("FAILED", key, r.stderr[-300:], flush=True)
-                continue
-            row = {**json.loads(r.stdout), "key": key, "arm": arm, "image": name}
-            with open(out, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(key, row["psnr_stopped"], row["oracle_best_psnr"], row["iterations"], flush=True)
-
-
 if __name__ == "__main__":
-    if sys.argv[1] == "lip":
-        patch()
-        from lipcli.launch import main
-        sys.argv = sys.argv[1:]
-        main()
-    else:
-        run(sys.argv[2].split(","), sys.argv[3], sys.argv[4], len(sys.argv) > 5)
+    sys.path.insert(0, str(HERE.parent))
+    from pilot_runs import main
+    main(__file__, {arm: {"LR_SCHED": lr, "WD": wd} for arm, (lr, wd) in ARMS.items()}, HERE / "pilot-rows.jsonl",
+         patch)
