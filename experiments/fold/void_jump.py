@@ -1,13 +1,13 @@
-"""Exploratory (RESULTS-fold.md, last section): a loss jump inside the patience window voids the variance minimum,
-so the search starts again. The rule is patched into lip's detector from the outside; nothing in lip has it.
+"""Exploratory (RESULTS-fold.md, last section): what the stop might do about a loss jump inside its patience
+window. The rules are patched into lip's detector from the outside; nothing in lip has them.
 
-A loss above VOID x the trailing mean of the 50 losses before the current minimum, while the stop waits out its
-patience, resets the minimum. With WAIT=1 no new minimum counts until the trailing mean loss of the last 50
-iterations is back at or under that level (the fit has recovered from the jump). With HOLD=1 instead, the jump
-keeps the minimum and only holds the stop until the fit has recovered: a later minimum must still be lower. Re-runs one pilot restore (sparse_study.py's centre crop, sigma 25, one thread) with
-whichever lip PYTHONPATH puts first:
+A jump: a loss above VOID x the trailing mean of the 50 losses before the current minimum, while the stop waits
+out its patience. It resets the minimum (the search starts again); with WAIT=1 no new minimum counts until the
+trailing mean loss of the last 50 iterations is back at or under that level. With HOLD=1 instead, the jump keeps
+the minimum and only holds the stop until the loss has recovered: a later minimum must still be lower. Re-runs
+one pilot restore (sparse_study.py's centre crop, sigma 25, one thread) with whichever lip PYTHONPATH puts first:
 
-    VOID=1.2 [WAIT=1] PYTHONPATH=/tmp/head python experiments/fold/void_jump.py man 1 [--json]
+    VOID=1.2 [WAIT=1 | HOLD=1] PYTHONPATH=/tmp/head python experiments/fold/void_jump.py man 1 [--json]
 """
 from __future__ import annotations
 
