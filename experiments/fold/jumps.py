@@ -17,7 +17,9 @@ import torch
 
 from lipcli import api
 
-CROPS = Path(__file__).resolve().parents[1] / "sparse" / "crops"
+EXPERIMENTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(EXPERIMENTS))
+from sparse_study import crop as crop_of  # noqa: E402
 
 
 def main(out: str, seed: int, crops: list[str]) -> None:
@@ -29,8 +31,8 @@ def main(out: str, seed: int, crops: list[str]) -> None:
             losses.append(step.loss)
             psnr.append(step.metrics[0])
 
-        r = api.restore(CROPS / f"{crop}_128_c.png", simulate=True, sigma=25, seed=seed, on_step=on_step,
-                        iters=1200, early_stop=False)
+        src = crop_of(crop, 128, "c", EXPERIMENTS / "sparse" / "crops")
+        r = api.restore(src, simulate=True, sigma=25, seed=seed, on_step=on_step, iters=1200, early_stop=False)
         loss = np.array(losses)
         trailing = np.convolve(loss, np.ones(50) / 50)[: len(loss)]
         over = [i for i in range(60, len(loss)) if loss[i] > 1.15 * trailing[i - 1]]

@@ -19,17 +19,22 @@ def seed_of(key: str) -> int:
     return int(parts[3][1:]) if len(parts) > 3 else 0
 
 
-def pairs(seeds: set[int]) -> list[tuple[str, int, dict, dict]]:
+def load() -> dict[tuple[str, int], dict[str, dict]]:
+    """(image, seed) -> arm -> row."""
     runs: dict[tuple[str, int], dict[str, dict]] = {}
     for line in ROWS.read_text().splitlines():
         r = json.loads(line)
         runs.setdefault((r["image"], seed_of(r["key"])), {})[r["arm"]] = r
+    return runs
+
+
+def pairs(runs: dict, seeds: set[int]) -> list[tuple[str, int, dict, dict]]:
     return [(image, seed, arms["base"], arms["head"]) for (image, seed), arms in sorted(runs.items())
             if seed in seeds and {"base", "head"} <= set(arms)]
 
 
-def summary(seeds: set[int]) -> str:
-    ps = pairs(seeds)
+def summary(runs: dict, seeds: set[int]) -> str:
+    ps = pairs(runs, seeds)
     if not ps:
         return f"seeds {sorted(seeds)}: no pairs"
     d = [h["psnr_stopped"] - b["psnr_stopped"] for _, _, b, h in ps]
@@ -44,12 +49,13 @@ def summary(seeds: set[int]) -> str:
 
 def main() -> None:
     counted = {int(s) for s in sys.argv[1].split(",")}
-    for image, seed, b, h in pairs(counted):
+    runs = load()
+    for image, seed, b, h in pairs(runs, counted):
         print(f"| {image} | {seed} | {b['psnr_stopped']:.2f} ({b['iterations']}) | {h['psnr_stopped']:.2f} "
               f"({h['iterations']}) | {h['psnr_stopped'] - b['psnr_stopped']:+.2f} |")
-    print(summary(counted))
-    for s in sorted({seed_of(json.loads(line)["key"]) for line in ROWS.read_text().splitlines()}):
-        print(summary({s}))
+    print(summary(runs, counted))
+    for s in sorted({seed for _, seed in runs}):
+        print(summary(runs, {s}))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from lipcli.launch import main
 FACTOR = float(os.environ.get("VOID", "0"))
 WAIT = os.environ.get("WAIT") == "1"
 HOLD = os.environ.get("HOLD") == "1"
-CROPS = Path(__file__).resolve().parents[1] / "sparse" / "crops"
+EXPERIMENTS = Path(__file__).resolve().parents[1]
 _update = E.WindowedVariance.update
 
 
@@ -64,7 +64,10 @@ def should_stop(self: E.WindowedVariance, iteration: int) -> bool:
 if __name__ == "__main__":
     E.WindowedVariance.update = update
     E.WindowedVariance.should_stop = should_stop
-    crop, seed, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
-    sys.argv = ["lip", "restore", "--simulate", str(CROPS / f"{crop}_128_c.png"), "--sigma", "25", "--seed", seed,
+    sys.path.insert(0, str(EXPERIMENTS))
+    from sparse_study import crop
+    name, seed, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
+    src = crop(name, 128, "c", EXPERIMENTS / "sparse" / "crops")
+    sys.argv = ["lip", "restore", "--simulate", str(src), "--sigma", "25", "--seed", seed,
                 "--threads", "1", "-o", "/dev/null", *extra]
     main()
