@@ -5,7 +5,8 @@ snapshot (every 10 iterations). Loss jumps of 1.3-3x happen in about half of the
 of the default ticket, some in mid-climb (monarch seed 0: -3.5 dB of EMA PSNR at iteration 859, peak at 1745),
 and two such jumps decided the exact compaction's quality marks (RESULTS-fold.md). Arms (RESULTS-rollback.md):
 `base` lip at 671cdc0 (worktree /tmp/base), `j1.5` the same with jump_factor 1.5, `headj1.5` branch fold-head
-(039af90, worktree /tmp/head: only the head folds constants) with jump_factor 1.5. Same crops and protocol as
+(039af90, worktree /tmp/head: only the head folds constants) with jump_factor 1.5, `head` the same at lip's own
+3.16 (run after the marks were read: what the 1.5 does for the compaction). Same crops and protocol as
 fold/pilot.py (sparse_study.py's 128x128 crops, the real CLI, one thread).
 
     python experiments/rollback/pilot.py run base,j1.5,headj1.5 all 25 [SEED [rev]]   # rows to rollback/pilot-rows.jsonl
@@ -21,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # name -> environment: JUMP for the patch, PYTHONPATH for which lip runs (worktrees: nothing imports /work/main)
 ARMS = {"base": {"PYTHONPATH": "/tmp/base"}, "j1.5": {"JUMP": "1.5", "PYTHONPATH": "/tmp/base"},
-        "headj1.5": {"JUMP": "1.5", "PYTHONPATH": "/tmp/head"}}
+        "headj1.5": {"JUMP": "1.5", "PYTHONPATH": "/tmp/head"}, "head": {"PYTHONPATH": "/tmp/head"}}
 
 
 def patch() -> None:

@@ -1,0 +1,43 @@
+"""The numbers of RESULTS-rollback.md: arms paired by crop and seed, from experiments/rollback/pilot-rows.jsonl.
+
+    python experiments/rollback/report.py base j1.5 5,6,7        # the second arm against the first, those seeds
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROWS = Path(__file__).resolve().parent / "pilot-rows.jsonl"
+
+
+def load() -> dict[tuple[str, int], dict[str, dict]]:
+    """(image, seed) -> arm -> row (the seed is the key's last field)."""
+    runs: dict[tuple[str, int], dict[str, dict]] = {}
+    for line in ROWS.read_text().splitlines():
+        r = json.loads(line)
+        runs.setdefault((r["image"], int(r["key"].split("|")[-1][1:])), {})[r["arm"]] = r
+    return runs
+
+
+def main() -> None:
+    a, b, seeds = sys.argv[1], sys.argv[2], {int(s) for s in sys.argv[3].split(",")}
+    ps = [(image, seed, arms[a], arms[b]) for (image, seed), arms in sorted(runs.items())
+          if seed in seeds and {a, b} <= set(arms)] if (runs := load()) else []
+    d = [y["psnr_stopped"] - x["psnr_stopped"] for *_, x, y in ps]
+    for image, seed, x, y in ps:
+        if abs(y["psnr_stopped"] - x["psnr_stopped"]) > 1e-9:
+            print(f"| {image} | {seed} | {x['psnr_stopped']:.2f} ({x['iterations']}; {x['recoveries']}) | "
+                  f"{y['psnr_stopped']:.2f} ({y['iterations']}; {y['recoveries']}) | "
+                  f"{y['psnr_stopped'] - x['psnr_stopped']:+.2f} |")
+    its = sum(y["iterations"] for *_, y in ps) / sum(x["iterations"] for *_, x, _ in ps)
+    print(f"{b} - {a}, seeds {sorted(seeds)}: {len(ps)} pairs, median {statistics.median(d):+.3f} mean "
+          f"{statistics.mean(d):+.3f} ± {statistics.stdev(d):.3f} dB; {sum(x > 0 for x in d)} better, "
+          f"{sum(x < 0 for x in d)} worse, {sum(abs(x) > 0.5 for x in d)} apart by > 0.5 dB; iterations {its:.3f}x; "
+          f"rollbacks per run {a} {statistics.mean(x['recoveries'] for *_, x, _ in ps):.2f}, "
+          f"{b} {statistics.mean(y['recoveries'] for *_, y in ps):.2f}")
+
+
+if __name__ == "__main__":
+    main()
