@@ -247,6 +247,7 @@ class Restorer:
                       reg_noise=cfg.reg_noise, es_window=cfg.es_window,
                       es_gate=cfg.es_gate if problem.task.noisy else None,  # no noise level: no gate applied
                       es_white=cfg.es_white, es_spike=cfg.es_spike, weight_decay=cfg.weight_decay,
+                      jump_factor=cfg.jump_factor,
                       threads=torch.get_num_threads(),
                       ensemble=self.ensemble)
         if cfg.sgld:  # recorded when on, as FitConfig.recorded records it
@@ -267,8 +268,8 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
     degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, the CS ones
     (measurements, outliers, operator, matrix, shape, solver), iters, lr, reg_noise, ema, sgld, weight_decay,
-    es_window, es_patience, es_gate, es_white, es_spike, precision). `early_stop` None: the preset's (on, except for
-    inpainting under the fast preset and the oes and deep-decoder protocols).
+    es_window, es_patience, es_gate, es_white, es_spike, jump_factor, precision). `early_stop` None: the preset's
+    (on, except for inpainting under the fast preset and the oes and deep-decoder protocols).
 
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
     prior; `dense` asks for the dense net instead. `snapshot_every` N: hand what the fit shows every N

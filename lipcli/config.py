@@ -29,7 +29,8 @@ from .physics import TASKS
 # fitting settings and options (physics/: `Task.fitting`, `Task.options`).
 _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, es_white=0.0, es_spike=0.0,
                      precision="fp32", early_stop=True, rounds=16, rate=0.2, early_bird=0.0, scope="conv",
-                     target_sparsity=None, sgld=0.0, weight_decay=0.0, data_consistency=False)
+                     target_sparsity=None, sgld=0.0, weight_decay=0.0, data_consistency=False,
+                     jump_factor=10 ** 0.5)
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
 # IMP prunes 36% (= 1 - 0.8^2) per round, so round k is the paper's round 2k, with 1200 iterations per
 # round: its masks transferred as well as the paper's schedule at 1/5 of the iterations
@@ -230,7 +231,8 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
                      sgld=_number(settings, "sgld", float, lambda v: 0 <= v < math.inf,
                                   "a finite number >= 0 (0 = off)"),
                      weight_decay=decay(settings["weight_decay"], lr),
-                     data_consistency=settings["data_consistency"])
+                     data_consistency=settings["data_consistency"],
+                     jump_factor=at_level("jump_factor", settings["jump_factor"], None))
 
 
 class Leveled(NamedTuple):
@@ -255,6 +257,7 @@ LEVELED: dict[str, Leveled] = {
     "es_gate": Leveled(float, lambda v: 0 <= v < 10, "in [0, 10) (0 = off)", linear=False),
     "es_white": Leveled(float, lambda v: 0 <= v < 1, "in [0, 1) (0 = off)", linear=False),
     "weight_decay": Leveled(float, lambda v: 0 <= v < math.inf, "a finite number >= 0 (0 = off)", linear=False),
+    "jump_factor": Leveled(float, lambda v: 1 < v < math.inf, "a finite number above 1", linear=False),
 }
 
 

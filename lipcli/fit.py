@@ -50,7 +50,7 @@ class FitConfig:
     checkpoint: bool | None = False  # recompute conv blocks in backward (big images); None = as memory needs
     metric_every: int = 1
     checkpoint_every: int = 10  # rollback snapshot period
-    jump_factor: float = 10 ** 0.5  # a loss jump of 5 dB triggers rollback, as DIP's backtracking
+    jump_factor: float = 10 ** 0.5  # a loss above this x the last snapshot's rolls back: 5 dB, DIP's backtracking
     max_recoveries: int = 5
     seed: int = 0  # seeds the input jitter (and the SGLD noise, on a stream of its own)
     sgld: float = 0.0  # SGLD-DIP: weight noise of std sgld * lr after every step (langevin_step); 0 = off

@@ -1255,6 +1255,13 @@ case("restore", "es_spike: a word in a config", lambda w: ["img.png", "--config"
      "--es-spike 'high'", base=OWN_CONFIG)
 case("transfer", "--es-spike 1", lambda w: ["img.png", "--mask", "A.safetensors", "--es-spike", "1"],
      "--es-spike 1.0 must be 0 (off)")
+# Rollback's threshold (`--jump-factor`, 2026-12-06): 1 or under would roll back on every step the loss does not fall.
+case("restore", "--jump-factor 1", lambda w: ["img.png", "--jump-factor", "1"],
+     "--jump-factor 1.0 must be a finite number above 1")
+case("restore", "jump_factor: a word in a config",
+     lambda w: ["img.png", "--config", config_file(w, "jump_factor: high\n")], "--jump-factor 'high'", base=OWN_CONFIG)
+case("transfer", "--jump-factor 0.5", lambda w: ["img.png", "--mask", "A.safetensors", "--jump-factor", "0.5"],
+     "--jump-factor 0.5 must be a finite number above 1")
 
 # ---------------------------------------------------------------- running a case
 

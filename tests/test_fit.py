@@ -325,9 +325,9 @@ def test_iters_must_be_positive(rgb32):
 # ---------------------------------------------------------------- rollback
 
 class FlakyDenoise(Denoise):
-    """A denoising operator whose loss goes bad at chosen calls (1-based): NaN or a huge jump."""
+    """A denoising operator whose loss goes bad at chosen calls (1-based): NaN, or `jump` times the loss."""
 
-    def __init__(self, sigma, bad_calls=(), nan_from=None, jump=False):
+    def __init__(self, sigma, bad_calls=(), nan_from=None, jump=None):
         super().__init__(sigma)
         self.bad_calls, self.nan_from, self.jump, self.calls = set(bad_calls), nan_from, jump, 0
 
@@ -335,7 +335,7 @@ class FlakyDenoise(Denoise):
         self.calls += 1
         loss = super().loss(x, y)
         if self.calls in self.bad_calls or (self.nan_from is not None and self.calls >= self.nan_from):
-            return loss * 1e6 if self.jump else loss * float("nan")
+            return loss * (float("nan") if self.jump is None else self.jump)
         return loss
 
 
@@ -377,7 +377,7 @@ def test_rollback_recovers_from_a_nan_loss(rgb32):
 
 def test_rollback_recovers_from_a_loss_jump(rgb32):
     net, target, _ = make_run(tiny_spec(), rgb32)
-    target.op = FlakyDenoise(25, bad_calls={25}, jump=True)  # after the first snapshot (iteration 10)
+    target.op = FlakyDenoise(25, bad_calls={25}, jump=1e6)  # after the first snapshot (iteration 10)
     result = fit(net, [target], FitConfig(iters=40, early_stop=False))
     assert result.recoveries == 1
     assert max(result.losses) < 1  # the jumped loss was never accepted

@@ -1,0 +1,61 @@
+"""Rollback's threshold (FitConfig.jump_factor, `--jump-factor`): a loss above this x the last snapshot's rolls the fit
+back. DIP's 5 dB (3.16) everywhere but where the default denoising ticket measured a lower one
+(experiments/RESULTS-rollback.md)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from lipcli import api, library
+from lipcli.cli import app
+from lipcli.config import at_level
+from lipcli.errors import LipError
+from lipcli.fit import FitConfig, fit
+from conftest import tiny_spec
+from prune_helpers import isolated_folder
+from test_fit import FlakyDenoise, make_run
+
+DIP = 10 ** 0.5
+
+
+@pytest.mark.parametrize("factor", [DIP, 1.5])
+def test_a_loss_jump_under_dips_threshold_rolls_back_only_under_a_lower_one(rgb32, factor):
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    target.op = FlakyDenoise(25, bad_calls={25}, jump=2.5)  # after the snapshot of iteration 20
+    result = fit(net, [target], FitConfig(iters=40, early_stop=False, jump_factor=factor))
+    jumped = max(b / a for a, b in zip(result.losses, result.losses[1:]))
+    assert result.recoveries == (factor < 2.5)
+    assert (jumped > 2) == (factor > 2.5)  # the jumped loss is accepted only under DIP's threshold
+    assert result.iterations == 40
+
+
+def test_the_default_ticket_rolls_back_at_1_5_only_where_it_was_measured(tmp_path, monkeypatch):
+    isolated_folder(tmp_path, monkeypatch)
+    own = library.fast_settings("dip-channel-house", "fast", "denoise", named=True)["jump_factor"]
+    assert at_level("jump_factor", own, 25.0) == at_level("jump_factor", own, 37.5) == 1.5
+    for sigma in (10.0, 15.0, 20.0, 50.0, None):  # not measured there: DIP's
+        assert at_level("jump_factor", own, sigma) == DIP, sigma
+    for other in ({"dense": True}, {"config": "paper"}, {"task": "sr"}):
+        assert api.restorer(device="cpu", **other).cfg.jump_factor == DIP, other
+    (tmp_path / "j.yaml").write_text("jump_factor: 2\n")
+    assert api.restorer(device="cpu", config="j.yaml").cfg.jump_factor == 2.0
+    assert api.restorer(device="cpu", config="j.yaml", jump_factor=4).cfg.jump_factor == 4.0  # the flag wins
+    with pytest.raises(LipError, match="--jump-factor 1.0 must be a finite number above 1"):
+        api.restorer(device="cpu", jump_factor=1)
+
+
+@pytest.mark.parametrize("command", ["restore", "transfer"])
+def test_the_flag_is_in_the_help(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "--jump-factor" in result.output
+
+
+def test_restore_reports_it(tmp_path, monkeypatch):
+    isolated_folder(tmp_path, monkeypatch)
+    result = CliRunner().invoke(app, ["restore", "img.png", "--simulate", "--config", "narrow.yaml", "--device", "cpu",
+                                      "--threads", "1", "--iters", "2", "--jump-factor", "2.5", "-o", "o.png",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["jump_factor"] == 2.5
