@@ -35,32 +35,32 @@ What is exact (tests/test_compact.py checks each claim):
   float output; with single dead filters, dead skip branches, or filters pruned one by one (biases
   only, exactly constant) this does not arise and the two agree to rounding.
 
-* Training, default `trainable_constants=True`: every parameter entry that influences the output
-  is kept, so the compact net's gradients equal the masked net's, entry by entry, and one
-  optimizer step agrees (Adam is per element: kept entries see the same gradients). A removed
-  constant channel is kept as its BN beta (`const_bias`, on the producer block; it is what the BN
-  emits whatever its input), and each conv that reads it keeps the unpruned weights from it
-  (`fold_weight`, out x removed x k x k, taps kept separately for Adam); the conv adds
-  `fold_weight.sum(taps) @ act(const_bias)` to its bias every forward, a tiny differentiable path.
-  What is dropped has zero gradient in the masked net up to rounding: the params of unread
-  channels (they meet only pruned weights) and the conv bias, gamma and inputs of a constant
-  channel (a train-mode BN passes a zero-sum gradient to a constant input). Over many steps, in
+* Training: every parameter entry that influences the output is kept, so the compact net's gradients
+  equal the masked net's, entry by entry, and one optimizer step agrees (Adam is per element: kept
+  entries see the same gradients). A constant channel shifts every output of a conv that reads it by a
+  constant, and the train-mode BN after every conv but the head subtracts that shift again: so a
+  removed constant channel matters only where the head reads it. There it is kept as its BN beta
+  (`const_bias`, on the producer block; it is what the BN emits whatever its input), and the head keeps
+  the unpruned weights from it (`fold_weight`, out x removed x k x k, taps kept separately for Adam),
+  adding `fold_weight.sum(taps) @ act(const_bias)` to its bias every forward, a tiny differentiable path.
+  What is dropped has zero gradient in the masked net up to rounding: the params of unread channels
+  (they meet only pruned weights), the conv bias, gamma and inputs of a constant channel (a train-mode
+  BN passes a zero-sum gradient to a constant input), and the betas of constant channels and the
+  weights from them that only BN-followed convs read. Until 2026-12-06 those were kept and trained:
+  405k of the default ticket's 551k parameters, which the masked net's Adam moves on round-off alone
+  (a few 1e-3 in 50 steps) to no effect beyond round-off; dropping them made its iteration ~10%
+  cheaper (experiments/RESULTS-fold.md). Over many steps, in
   float64, the two fits agree iterate by iterate (tests/test_restore_compact.py) with one
   exception: at a ticket's theta0 every BN beta is 0, so a removed channel that the head reads (the
-  one conv with no BN after it; other constants only shift a BN's input, and their betas get no
-  gradient) sits exactly on the kink of its LeakyReLU. The compact net takes the slope at 0 (0.2);
-  the masked net adds round-off to beta and takes 1 or 0.2 by its sign, so that beta's first
-  gradient differs up to 5x, Adam's moments differ, and the fits part from the second step. Either
-  is a valid subgradient; the masked net's choice is round-off, so it cannot be reproduced. In
-  float32 a DIP fit is chaotic anyway: rounding differences grow to ~0.1 in the raw output within
-  tens of Adam steps (Adam normalises gradients, however small), and the masked net run in
-  channels_last drifts from itself about as much as the compact fit drifts from it. Fit it with
+  one conv with no BN after it) sits exactly on the kink of its LeakyReLU. The compact net takes the
+  slope at 0 (0.2); the masked net adds round-off to beta and takes 1 or 0.2 by its sign, so that
+  beta's first gradient differs up to 5x, Adam's moments differ, and the fits part from the second
+  step. Either is a valid subgradient; the masked net's choice is round-off, so it cannot be
+  reproduced. In float32 a DIP fit is chaotic anyway: rounding differences grow to ~0.1 in the raw
+  output within tens of Adam steps (Adam normalises gradients, however small), and the masked net run
+  in channels_last drifts from itself about as much as the compact fit drifts from it. Fit it with
   `fit(compact_net, ..., masks=compact_net.masks)` so pruned entries inside kept blocks stay zero,
   and write the result back with `compact_net.load_into(net)`.
-
-* `trainable_constants=False`: `fold_weight` and `const_bias` become buffers. The forward is the
-  same, but in training the folded constants stay frozen while the masked net would train them,
-  so training differs. For inference, or a deliberately frozen prior; it saves no measurable time.
 
 Structure comes from the masks, never from weight values: an entry is pruned iff its mask entry is
 False; a parameter without a mask is dense. (So the compaction stays valid for a whole fit: masked
@@ -190,7 +190,9 @@ class _Analysis:
         conn = self.conn(conv_name)[needed]
         materialise = conn & ~site.const[None] if _foldable(conv) else conn
         site.keep |= materialise.any(0)
-        site.read |= conn.any(0)
+        # A constant input adds a constant to each output; the train-mode BN after every conv but the head
+        # subtracts it again, so only the head's constant inputs need their values folded.
+        site.read |= (conn if conv_owner == "head" else materialise).any(0)
         self.need[conv_owner] = needed.clone()
         self.reads[conv_owner] = site_name
 
@@ -226,14 +228,13 @@ def _idx(b: torch.Tensor) -> torch.Tensor:
 class _Builder:
     """Copies sub-tensors of the masked net's parameters and remembers where each came from."""
 
-    def __init__(self, net: nn.Module, masks: Masks, trainable: bool) -> None:
+    def __init__(self, net: nn.Module, masks: Masks) -> None:
         self.tensors = {**dict(net.named_parameters()), **dict(net.named_buffers())}
         self.masks = masks
-        self.trainable = trainable
 
     def take(self, module: nn.Module, attr: str, source: str, rows: torch.Tensor,
              cols: torch.Tensor | None = None, kind: str = "param") -> None:
-        """module.<attr> = (source * mask)[rows][:, cols]; kind: param | const (trainable or buffer) | buffer."""
+        """module.<attr> = (source * mask)[rows][:, cols]; kind: param | buffer."""
         t = self.tensors[source].detach()
         m = self.masks.get(source)
         if m is not None:
@@ -244,7 +245,7 @@ class _Builder:
             t = t.index_select(1, cols.to(t.device))
         t = t.clone()
         module.__dict__.pop(attr, None)  # a plain `None` placeholder set in __init__
-        if kind == "param" or (kind == "const" and self.trainable):
+        if kind == "param":
             module.register_parameter(attr, nn.Parameter(t))
         else:
             module.register_buffer(attr, t)
@@ -277,7 +278,7 @@ class _Conv(nn.Module):
         if conv.bias is not None:
             b.take(self, "bias", f"{name}.bias", rows)
         if folded.numel():
-            b.take(self, "fold_weight", f"{name}.weight", rows, folded, kind="const")
+            b.take(self, "fold_weight", f"{name}.weight", rows, folded)
         self.out_channels = rows.numel()
 
     def out_size(self, size: Size) -> Size:
@@ -320,7 +321,7 @@ class _Block(nn.Module):
             self.bn = _bn(b, f"{name}.bn", block.bn, rows)
         self.const_bias: torch.Tensor | None = None
         if site.folded.any():
-            b.take(self, "const_bias", f"{name}.bn.bias", _idx(site.folded), kind="const")
+            b.take(self, "const_bias", f"{name}.bn.bias", _idx(site.folded))
 
     def constants(self) -> torch.Tensor | None:
         """Values of the removed constant outputs: act(beta), as the train-mode BN would emit."""
@@ -373,7 +374,7 @@ class _Level(nn.Module):
         self.merge_bn = _bn(b, f"{p}.merge_bn", lv.merge_bn, _idx(merge.keep)) if merge.keep.any() else None
         self.merge_const_bias: torch.Tensor | None = None
         if merge.folded.any():
-            b.take(self, "merge_const_bias", f"{p}.merge_bn.bias", _idx(merge.folded), kind="const")
+            b.take(self, "merge_const_bias", f"{p}.merge_bn.bias", _idx(merge.folded))
         self.up = blk("up")
         self.up1x1 = blk("up1x1") if lv.up1x1 is not None else None
 
@@ -389,14 +390,13 @@ class CompactSkipNet(HourglassGeometry, nn.Module):
     `report` (channels_removed, params_before/after, ...), `load_into(net)` to write values back.
     """
 
-    def __init__(self, net: SkipNet, masks: Masks, trainable_constants: bool = True) -> None:
+    def __init__(self, net: SkipNet, masks: Masks) -> None:
         super().__init__()
         masks = _check(net, masks)
         a = _Analysis(net, masks)
-        b = _Builder(net, masks, trainable_constants)
+        b = _Builder(net, masks)
         self.spec = net.spec
         self.up_mode = net.up_mode
-        self.trainable_constants = trainable_constants
         self.levels = nn.ModuleList(_Level(b, net, i, a) for i in range(len(net.levels)))
         head_in = a.sites[a.last(0)]
         self.head = _Conv(b, "head", net.head, torch.arange(net.head.out_channels), _idx(head_in.keep),
@@ -508,11 +508,11 @@ def _report(net: SkipNet, masks: Masks, small: CompactSkipNet, a: _Analysis) -> 
     }
 
 
-def compact(net: SkipNet, masks: Masks | None = None, *, trainable_constants: bool = True) -> CompactSkipNet:
+def compact(net: SkipNet, masks: Masks | None = None) -> CompactSkipNet:
     """A smaller dense module whose train-mode output equals the masked `net`'s (see module docs).
 
     `masks` maps parameter names to bool keep-masks (missing = dense). The result carries
     `.report` (channels_removed, params_before, params_after, nonzero_before/after, per-layer
     kept/total), `.masks` (keep-masks of its own parameters, for `fit`) and `.load_into(net)`.
     """
-    return CompactSkipNet(net, masks or {}, trainable_constants=trainable_constants)
+    return CompactSkipNet(net, masks or {})
