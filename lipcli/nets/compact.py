@@ -40,27 +40,27 @@ What is exact (tests/test_compact.py checks each claim):
   entries see the same gradients). A constant channel shifts every output of a conv that reads it by a
   constant, and the train-mode BN after every conv but the head subtracts that shift again: so a
   removed constant channel matters only where the head reads it. There it is kept as its BN beta
-  (`const_bias`, on the producer block; it is what the BN emits whatever its input), and the head keeps
-  the unpruned weights from it (`fold_weight`, out x removed x k x k, taps kept separately for Adam),
-  adding `fold_weight.sum(taps) @ act(const_bias)` to its bias every forward, a tiny differentiable path.
-  What is dropped has zero gradient in the masked net up to rounding: the params of unread channels
-  (they meet only pruned weights), the conv bias, gamma and inputs of a constant channel (a train-mode
-  BN passes a zero-sum gradient to a constant input), and the betas of constant channels and the
-  weights from them that only BN-followed convs read. Until 2026-12-06 those were kept and trained:
-  405k of the default ticket's 551k parameters, which the masked net's Adam moves on round-off alone
-  (a few 1e-3 in 50 steps) to no effect beyond round-off; dropping them made its iteration ~10%
-  cheaper (experiments/RESULTS-fold.md). Over many steps, in
-  float64, the two fits agree iterate by iterate (tests/test_restore_compact.py) with one
-  exception: at a ticket's theta0 every BN beta is 0, so a removed channel that the head reads (the
-  one conv with no BN after it) sits exactly on the kink of its LeakyReLU. The compact net takes the
-  slope at 0 (0.2); the masked net adds round-off to beta and takes 1 or 0.2 by its sign, so that
-  beta's first gradient differs up to 5x, Adam's moments differ, and the fits part from the second
-  step. Either is a valid subgradient; the masked net's choice is round-off, so it cannot be
-  reproduced. In float32 a DIP fit is chaotic anyway: rounding differences grow to ~0.1 in the raw
-  output within tens of Adam steps (Adam normalises gradients, however small), and the masked net run
-  in channels_last drifts from itself about as much as the compact fit drifts from it. Fit it with
-  `fit(compact_net, ..., masks=compact_net.masks)` so pruned entries inside kept blocks stay zero,
-  and write the result back with `compact_net.load_into(net)`.
+  (`const_bias`, on the producer block; it is what the BN emits whatever its input), and the head
+  keeps the unpruned weights from it (`fold_weight`, out x removed x k x k, taps kept separately for
+  Adam), adding `fold_weight.sum(taps) @ act(const_bias)` to its bias every forward, a tiny
+  differentiable path. What is dropped has zero gradient in the masked net up to rounding: the params
+  of unread channels (they meet only pruned weights), the conv bias, gamma and inputs of a constant
+  channel (a train-mode BN passes a zero-sum gradient to a constant input), and the betas of constant
+  channels and the weights from them that only BN-followed convs read. Until 2026-12-06 those were
+  kept and trained: 405k of the default ticket's 551k parameters, which the masked net's Adam moves on
+  round-off alone (a few 1e-3 in 50 steps) to no effect beyond round-off; dropping them took a
+  fixed-length restore 0.93 of the time (experiments/RESULTS-fold.md). Over many steps, in float64,
+  the two fits agree iterate by iterate (tests/test_restore_compact.py) with one exception: at a
+  ticket's theta0 every BN beta is 0, so a removed channel that the head reads (the one conv with no
+  BN after it) sits exactly on the kink of its LeakyReLU. The compact net takes the slope at 0 (0.2);
+  the masked net adds round-off to beta and takes 1 or 0.2 by its sign, so that beta's first gradient
+  differs up to 5x, Adam's moments differ, and the fits part from the second step. Either is a valid
+  subgradient; the masked net's choice is round-off, so it cannot be reproduced. In float32 a DIP fit
+  is chaotic anyway: rounding differences grow to ~0.1 in the raw output within tens of Adam steps
+  (Adam normalises gradients, however small), and the masked net run in channels_last drifts from
+  itself about as much as the compact fit drifts from it. Fit it with `fit(compact_net, ...,
+  masks=compact_net.masks)` so pruned entries inside kept blocks stay zero, and write the result back
+  with `compact_net.load_into(net)`.
 
 Structure comes from the masks, never from weight values: an entry is pruned iff its mask entry is
 False; a parameter without a mask is dense. (So the compaction stays valid for a whole fit: masked
