@@ -42,7 +42,7 @@ def test_the_default_ticket_rolls_back_at_1_5_only_where_it_was_measured(tmp_pat
     (tmp_path / "j.yaml").write_text("jump_factor: 2\n")
     assert api.restorer(device="cpu", config="j.yaml").cfg.jump_factor == 2.0
     assert api.restorer(device="cpu", config="j.yaml", jump_factor=4).cfg.jump_factor == 4.0  # the flag wins
-    with pytest.raises(LipError, match="--jump-factor 1.0 must be a finite number above 1"):
+    with pytest.raises(LipError, match="--jump-factor 1 must be a finite number above 1"):
         api.restorer(device="cpu", jump_factor=1)
 
 
