@@ -249,8 +249,7 @@ EsSpike = Annotated[Optional[float], typer.Option(help="Report the output at the
                                                   min=0, rich_help_panel="Fitting")]
 JumpFactor = Annotated[Optional[float], typer.Option(help="Roll the fit back to its last snapshot (every 10 "
                                                      "iterations) when the loss jumps above this x the snapshot's "
-                                                     "loss [3.16: DIP's 5 dB; the default denoising ticket: 1.5 "
-                                                     "where the estimated sigma is above 20 and up to 37.5]",
+                                                     "loss [3.16: DIP's 5 dB]",
                                                      rich_help_panel="Fitting")]
 
 # Run: where and how reproducibly.
