@@ -10,9 +10,9 @@ weight_decay/pilot.py (tune half of sparse_study.py, sigma 25, seed 0, one threa
     python experiments/fold/pilot.py run base,c0 tune 25 [SEED [rev]]   # rows to experiments/fold/pilot-rows.jsonl
     python experiments/fold/pilot.py lip restore ...                     # one patched restore (FOLD_TRAIN=0|drop)
 
-Arms `base`, `c0` and `c0x` ran at lip 40fa14d (a worktree on PYTHONPATH; main's compact() is still that one),
-where compact() had `trainable_constants`; arm `head` ran the compact() of branch `fold-head` (039af90), which keeps
-only the constants the head reads (RESULTS-fold.md: it did not land). Arm `c0x` also drops the frozen folds from the
+Arms `base`, `c0` and `c0x` ran at lip 40fa14d (a worktree on PYTHONPATH; main's compact() was that one until the
+forty-third session), where compact() had `trainable_constants`; arm `head` ran the compact() of branch `fold-head`
+(039af90), which keeps only the constants the head reads (lip's since the forty-third session: RESULTS-rollback.md). Arm `c0x` also drops the frozen folds from the
 forward (they add exactly 0 at theta0): the same fit bit for bit, for timing only. The halves: tune, report or all.
 """
 from __future__ import annotations
