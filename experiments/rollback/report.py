@@ -1,6 +1,6 @@
 """The numbers of RESULTS-rollback.md: arms paired by crop and seed, from experiments/rollback/pilot-rows.jsonl.
 
-    python experiments/rollback/report.py base j1.5 5,6,7        # the second arm against the first, those seeds
+    python experiments/rollback/report.py base j1.5 5,6,7 [SIGMA]   # the second arm against the first, those seeds
 """
 from __future__ import annotations
 
@@ -12,19 +12,22 @@ from pathlib import Path
 ROWS = Path(__file__).resolve().parent / "pilot-rows.jsonl"
 
 
-def load() -> dict[tuple[str, int], dict[str, dict]]:
-    """(image, seed) -> arm -> row (the seed is the key's last field)."""
+def load(sigma: str) -> dict[tuple[str, int], dict[str, dict]]:
+    """(image, seed) -> arm -> row at noise level `sigma` (the key is image|sigma|arm|sSEED)."""
     runs: dict[tuple[str, int], dict[str, dict]] = {}
     for line in ROWS.read_text().splitlines():
         r = json.loads(line)
-        runs.setdefault((r["image"], int(r["key"].split("|")[-1][1:])), {})[r["arm"]] = r
+        image, level, _, seed = r["key"].split("|")
+        if level == sigma:
+            runs.setdefault((image, int(seed[1:])), {})[r["arm"]] = r
     return runs
 
 
 def main() -> None:
     a, b, seeds = sys.argv[1], sys.argv[2], {int(s) for s in sys.argv[3].split(",")}
+    runs = load(sys.argv[4] if len(sys.argv) > 4 else "25")
     ps = [(image, seed, arms[a], arms[b]) for (image, seed), arms in sorted(runs.items())
-          if seed in seeds and {a, b} <= set(arms)] if (runs := load()) else []
+          if seed in seeds and {a, b} <= set(arms)]
     d = [y["psnr_stopped"] - x["psnr_stopped"] for *_, x, y in ps]
     for image, seed, x, y in ps:
         if abs(y["psnr_stopped"] - x["psnr_stopped"]) > 1e-9:
