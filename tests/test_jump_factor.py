@@ -1,14 +1,10 @@
 """Rollback's threshold (FitConfig.jump_factor, `--jump-factor`): a loss above this x the last snapshot's rolls the fit
-back; DIP's 5 dB (3.16) unless told (experiments/RESULTS-rollback.md)."""
+back; DIP's 5 dB (3.16) unless told (experiments/RESULTS-rollback.md). The help and `--json`: tests/test_sgld.py."""
 from __future__ import annotations
 
-import json
-
 import pytest
-from typer.testing import CliRunner
 
 from lipcli import api, library
-from lipcli.cli import app
 from lipcli.config import at_level
 from lipcli.errors import LipError
 from lipcli.fit import FitConfig, fit
@@ -42,18 +38,3 @@ def test_every_prior_rolls_back_at_dips_threshold_unless_told(tmp_path, monkeypa
     assert api.restorer(device="cpu", config="j.yaml", jump_factor=4).cfg.jump_factor == 4.0  # the flag wins
     with pytest.raises(LipError, match="--jump-factor 1 must be a finite number above 1"):
         api.restorer(device="cpu", jump_factor=1)
-
-
-@pytest.mark.parametrize("command", ["restore", "transfer"])
-def test_the_flag_is_in_the_help(command):
-    result = CliRunner().invoke(app, [command, "--help"])
-    assert result.exit_code == 0 and "--jump-factor" in result.output
-
-
-def test_restore_reports_it(tmp_path, monkeypatch):
-    isolated_folder(tmp_path, monkeypatch)
-    result = CliRunner().invoke(app, ["restore", "img.png", "--simulate", "--config", "narrow.yaml", "--device", "cpu",
-                                      "--threads", "1", "--iters", "2", "--jump-factor", "2.5", "-o", "o.png",
-                                      "--json"])
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["jump_factor"] == 2.5

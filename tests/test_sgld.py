@@ -1,5 +1,6 @@
 """SGLD-DIP (`--sgld`): Langevin weight noise in the one fitting loop, and the setting's way from the
-command line, the API and YAML into every fit (restore, IMP rounds of prune, transfer)."""
+command line, the API and YAML into every fit (restore, IMP rounds of prune, transfer); also where the other
+loop knobs (--weight-decay, --es-spike, --jump-factor) show in the help and the report."""
 from __future__ import annotations
 
 import json
@@ -116,10 +117,18 @@ RUN = ["--config", "narrow.yaml", "--device", "cpu", "--threads", "1", "--iters"
 
 
 @pytest.mark.parametrize("command,flag", [(c, "--sgld") for c in ("restore", "prune", "transfer")]
-                         + [(c, "--weight-decay") for c in ("restore", "transfer")])
+                         + [(c, f) for c in ("restore", "transfer") for f in ("--weight-decay", "--es-spike",
+                                                                              "--jump-factor")])
 def test_the_knob_is_in_the_help_of_every_command_that_fits_with_it(command, flag):
     result = lip(command, "--help")
     assert result.exit_code == 0 and flag in result.output
+
+
+@pytest.mark.parametrize("flag,key,value", [("--es-spike", "es_spike", 1.5), ("--jump-factor", "jump_factor", 2.5)])
+def test_restore_reports_the_knob(work, flag, key, value):
+    result = lip("restore", "img.png", "--simulate", *RUN, flag, str(value), "-o", "out.png", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[key] == value
 
 
 @pytest.mark.parametrize("key,in_file,flag,bad,refusal", [

@@ -1,15 +1,12 @@
 """The stop's spike guard (FitConfig.es_spike, lipcli.fit.SpikeGuard): a loss spike between the variance minimum
-and the lagged output reports the minimum's own output; without one the report is unchanged."""
+and the lagged output reports the minimum's own output; without one the report is unchanged. The help and `--json`:
+tests/test_sgld.py."""
 from __future__ import annotations
-
-import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from lipcli import api, fit as fit_mod
-from lipcli.cli import app
 from lipcli.errors import LipError
 from lipcli.fit import FitConfig, SpikeGuard, fit
 from conftest import tiny_spec
@@ -100,17 +97,3 @@ def test_the_default_ticket_guards_its_stop_and_a_flag_or_key_sets_the_guard(tmp
     assert api.restorer(device="cpu", config="s.yaml", es_spike=2).cfg.es_spike == 2.0  # the flag wins
     with pytest.raises(LipError, match="--es-spike 0.5 must be 0 \\(off\\) or a finite number above 1"):
         api.restorer(device="cpu", es_spike=0.5)
-
-
-@pytest.mark.parametrize("command", ["restore", "transfer"])
-def test_the_flag_is_in_the_help(command):
-    result = CliRunner().invoke(app, [command, "--help"])
-    assert result.exit_code == 0 and "--es-spike" in result.output
-
-
-def test_restore_reports_it(tmp_path, monkeypatch):
-    isolated_folder(tmp_path, monkeypatch)
-    result = CliRunner().invoke(app, ["restore", "img.png", "--simulate", "--config", "narrow.yaml", "--device", "cpu",
-                                      "--threads", "1", "--iters", "2", "--es-spike", "1.5", "-o", "o.png", "--json"])
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["es_spike"] == 1.5
