@@ -9,8 +9,11 @@ and two such jumps decided the exact compaction's quality marks (RESULTS-fold.md
 3.16 (run after the marks were read: what the 1.5 does for the compaction). Same crops and protocol as
 fold/pilot.py (sparse_study.py's 128x128 crops, the real CLI, one thread).
 
-    python experiments/rollback/pilot.py run base,j1.5,headj1.5 all 25 [SEED [rev]]   # rows to rollback/pilot-rows.jsonl
-    python experiments/rollback/pilot.py lip restore ...                        # one patched restore (JUMP=N)
+    git worktree add /tmp/base 671cdc0 && git worktree add /tmp/head 039af90       # the arms' code, first
+    python experiments/rollback/pilot.py run base,j1.5,headj1.5 all 25 [SEED [rev]]  # rows to rollback/pilot-rows.jsonl
+    python experiments/rollback/pilot.py lip restore ...                           # one patched restore (JUMP=N)
+
+Since this study `lip restore --jump-factor N` does what the patch does.
 """
 from __future__ import annotations
 
