@@ -12,10 +12,29 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterable
 
 from sparse_study import PHOTOS, crop
 
 HERE = Path(__file__).resolve().parent
+
+
+def key(name: str, sigma: str, arm: str, seed: str) -> str:
+    """A row's key: crop|sigma|arm, then |sSEED unless the seed is 0 (the first pilots ran at seed 0 only)."""
+    return f"{name}|{sigma}|{arm}" + (f"|s{seed}" if seed != "0" else "")
+
+
+def paired(rows: Iterable[Path], sigma: str) -> dict[tuple[str, int], dict[str, dict]]:
+    """(crop, seed) -> arm -> row at noise level `sigma`, from rows files `run` wrote (a later row of the same key
+    wins)."""
+    runs: dict[tuple[str, int], dict[str, dict]] = {}
+    for path in rows:
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            name, level, arm, *seed = r["key"].split("|")
+            if level == sigma:
+                runs.setdefault((name, int(seed[0][1:]) if seed else 0), {})[arm] = r
+    return runs
 
 
 def run(script: str, arms: dict[str, dict[str, str]], half: str, sigma: str, seed: str, reverse: bool,
@@ -24,8 +43,8 @@ def run(script: str, arms: dict[str, dict[str, str]], half: str, sigma: str, see
     names = [n for i, n in enumerate(PHOTOS) if half == "all" or (i % 2 == 0) == (half == "tune")]
     for name in names[::-1 if reverse else 1]:
         for arm, env in arms.items():
-            key = f"{name}|{sigma}|{arm}" + (f"|s{seed}" if seed != "0" else "")
-            claim = out.parent / f".claim-{key.replace('|', '-')}"
+            k = key(name, sigma, arm, seed)
+            claim = out.parent / f".claim-{k.replace('|', '-')}"
             if claim.exists():
                 continue
             claim.touch()
@@ -34,12 +53,12 @@ def run(script: str, arms: dict[str, dict[str, str]], half: str, sigma: str, see
                                 "--seed", seed, "--json", "-o", "/dev/null", "--threads", "1"],
                                capture_output=True, text=True, env={**os.environ, **env})
             if r.returncode:
-                print("FAILED", key, r.stderr[-300:], flush=True)
+                print("FAILED", k, r.stderr[-300:], flush=True)
                 continue
-            row = {**json.loads(r.stdout), "key": key, "arm": arm, "image": name}
+            row = {**json.loads(r.stdout), "key": k, "arm": arm, "image": name}
             with open(out, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            print(key, row["psnr_stopped"], row["oracle_best_psnr"], row["iterations"], row.get("params_fitted"),
+            print(k, row["psnr_stopped"], row["oracle_best_psnr"], row["iterations"], row.get("params_fitted"),
                   flush=True)
 
 

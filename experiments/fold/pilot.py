@@ -12,8 +12,9 @@ weight_decay/pilot.py (tune half of sparse_study.py, sigma 25, seed 0, one threa
 
 Arms `base`, `c0` and `c0x` ran at lip 40fa14d (a worktree on PYTHONPATH; main's compact() was that one until the
 forty-third session), where compact() had `trainable_constants`; arm `head` ran the compact() of branch `fold-head`
-(039af90), which keeps only the constants the head reads (lip's since the forty-third session: RESULTS-rollback.md). Arm `c0x` also drops the frozen folds from the
-forward (they add exactly 0 at theta0): the same fit bit for bit, for timing only. The halves: tune, report or all.
+(039af90), which keeps only the constants the head reads (lip's since the forty-third session: RESULTS-rollback.md).
+Arm `c0x` also drops the frozen folds from the forward (they add exactly 0 at theta0): the same fit bit for bit, for
+timing only. The halves: tune, report or all.
 """
 from __future__ import annotations
 

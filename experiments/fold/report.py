@@ -5,27 +5,20 @@
 """
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pilot_runs import paired  # noqa: E402
 
 ROWS = Path(__file__).resolve().parent / "pilot-rows.jsonl"
 FAILED = 1.0  # an auto-stopped PSNR this far under the run's own oracle counts as a failed stop
 
 
-def seed_of(key: str) -> int:
-    parts = key.split("|")
-    return int(parts[3][1:]) if len(parts) > 3 else 0
-
-
 def load() -> dict[tuple[str, int], dict[str, dict]]:
-    """(image, seed) -> arm -> row."""
-    runs: dict[tuple[str, int], dict[str, dict]] = {}
-    for line in ROWS.read_text().splitlines():
-        r = json.loads(line)
-        runs.setdefault((r["image"], seed_of(r["key"])), {})[r["arm"]] = r
-    return runs
+    """(image, seed) -> arm -> row (every row here is at sigma 25)."""
+    return paired([ROWS], "25")
 
 
 def pairs(runs: dict, seeds: set[int]) -> list[tuple[str, int, dict, dict]]:

@@ -1,31 +1,25 @@
-"""The numbers of RESULTS-rollback.md: arms paired by crop and seed, from experiments/rollback/pilot-rows.jsonl.
+"""The numbers of RESULTS-rollback.md: arms paired by crop and seed, from experiments/rollback/pilot-rows.jsonl and
+experiments/fold/pilot-rows.jsonl (whose `base` and `head`, seeds 0-4 at sigma 25, are the same code as this one's).
 
     python experiments/rollback/report.py base j1.5 5,6,7 [SIGMA]   # the second arm against the first, those seeds
+    python experiments/rollback/report.py base head 0,1,2,3,4,5,6,7   # the compaction pooled over both files
 """
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from pathlib import Path
 
-ROWS = Path(__file__).resolve().parent / "pilot-rows.jsonl"
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from pilot_runs import paired  # noqa: E402
 
-
-def load(sigma: str) -> dict[tuple[str, int], dict[str, dict]]:
-    """(image, seed) -> arm -> row at noise level `sigma` (the key is image|sigma|arm|sSEED)."""
-    runs: dict[tuple[str, int], dict[str, dict]] = {}
-    for line in ROWS.read_text().splitlines():
-        r = json.loads(line)
-        image, level, _, seed = r["key"].split("|")
-        if level == sigma:
-            runs.setdefault((image, int(seed[1:])), {})[r["arm"]] = r
-    return runs
+ROWS = [HERE / "pilot-rows.jsonl", HERE.parent / "fold" / "pilot-rows.jsonl"]
 
 
 def main() -> None:
     a, b, seeds = sys.argv[1], sys.argv[2], {int(s) for s in sys.argv[3].split(",")}
-    runs = load(sys.argv[4] if len(sys.argv) > 4 else "25")
+    runs = paired(ROWS, sys.argv[4] if len(sys.argv) > 4 else "25")
     ps = [(image, seed, arms[a], arms[b]) for (image, seed), arms in sorted(runs.items())
           if seed in seeds and {a, b} <= set(arms)]
     d = [y["psnr_stopped"] - x["psnr_stopped"] for *_, x, y in ps]
