@@ -51,14 +51,16 @@ def sigma_hat(row: dict, cache: dict[str, float]) -> float:
 
 def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int,
            window: int = 200, lag_factor: float = 1.0, relative: float = 0.0, lag: int = LAG,
-           first: int = 0, guard: float = 0.0) -> tuple[int, float]:
+           first: int = 0, guard: float = 0.0, closing: np.ndarray | None = None) -> tuple[int, float]:
     """(iterations used, reported EMA PSNR) of the gated rule on the raw outputs' variance over `window`
     iterations (recorded: 50, 100, 200 (the shipped window), 400). The EMA output is reported at the minimum
     plus `lag` (shipped: LAG, the EMA's own lag), or (`lag_factor` c > 1) at c x the minimum's iteration when
     that is later. `relative`: see es_analyze.min_with_patience. `first`: the minima of iterations before it do
     not count (a candidate, not in lip: RESULTS-stop-gate.md; iteration i is index i - 1). `guard` g > 0: when a
     loss between the minimum and the lagged output exceeds g x the trailing mean loss at the minimum, the EMA
-    output at the minimum is reported instead (RESULTS-stop-spike.md)."""
+    output at the minimum is reported instead (RESULTS-stop-spike.md). `closing`: per iteration, whether the
+    close condition holds (lip's es_close: the residual's trailing lag-1 autocorrelation at or under its level);
+    once a minimum has counted, the minima of the first iteration where it holds and after do not count."""
     s = row["signals"]
     var = [np.inf if x is None else x for x in s[f"var_raw_{window}"][:cap]]
     start = 0
@@ -69,6 +71,12 @@ def replay(row: dict, tau: float | None, sigma: float, patience: int, cap: int,
         start = int(below[0]) if below.size else len(var)
     start = max(start, first - 1)
     gated = [np.inf] * start + var[start:]
+    counted = np.nonzero(np.isfinite(gated))[0]
+    if closing is not None and counted.size:
+        shut = np.nonzero(closing[: len(gated)])[0]
+        shut = shut[shut > counted[0]]
+        if shut.size:
+            gated[int(shut[0]):] = [np.inf] * (len(gated) - int(shut[0]))
     # The loop ends only once the lagged output of the minimum is taken, and a new minimum before then
     # delays it (lipcli/fit.py): a patience under the lag acts as the lag.
     at, stop = min_with_patience(gated, max(patience, LAG), cap, relative)

@@ -58,9 +58,7 @@ def replay_white(row: dict, signal: str, k: int, patience: int, lag: int, cap: i
 def white_open(row: dict, signal: str, level: float, cap: int) -> int:
     """The first iteration at which the trailing mean (over K) of the residual's lag-1 autocorrelation
     (`signal`: white_raw or white_ema, across and down averaged) is at or under `level`; cap + 1 if never."""
-    s = row["signals"]
-    rho = (np.array(s[f"{signal}_h"][:cap]) + np.array(s[f"{signal}_v"][:cap])) / 2
-    below = np.nonzero(trailing(rho, K) <= level)[0]
+    below = np.nonzero(rho_trailing(row, signal, cap) <= level)[0]
     return int(below[0]) + 1 if below.size else cap + 1
 
 
@@ -74,16 +72,25 @@ def resolve_level(row: dict, level: float | str | None) -> float | None:
     return (shipped("es_white", row) or None) if level == "shipped" else level
 
 
+def rho_trailing(row: dict, signal: str, cap: int) -> np.ndarray:
+    """The trailing mean (over K) of the residual's lag-1 autocorrelation (`signal`: white_raw or white_ema,
+    across and down averaged), as lipcli/earlystop.py keeps it."""
+    s = row["signals"]
+    return trailing((np.array(s[f"{signal}_h"][:cap]) + np.array(s[f"{signal}_v"][:cap])) / 2, K)
+
+
 def replay_gated(row: dict, signal: str, level: float | str | None, tau: float | str | None,
-                 cap: int, guard: float = 0.0) -> tuple[int, float]:
+                 cap: int, guard: float = 0.0, close: float | None = None) -> tuple[int, float]:
     """The shipped rule (patience 150; the window and, if `tau` is "shipped", the noise gate the entry gives the
     run's noise estimate) where, besides, a variance minimum counts only once the residual's lag-1
     autocorrelation has come down to `level` (`white_open`; None: no whiteness gate, the shipped rule before it;
-    "shipped": the entry's level for the estimate, `resolve_level`)."""
+    "shipped": the entry's level for the estimate, `resolve_level`) and, with `close`, only until it has come
+    down to `close` after a first minimum (lip's es_close: stop_close.py)."""
     level = resolve_level(row, level)
     first = 0 if level is None else white_open(row, signal, level, cap)
+    closing = None if close is None else rho_trailing(row, signal, cap) <= close
     return replay(row, resolve_gate(row, tau), row["sigma_used"], 150, cap, SHIPPED_WINDOW(row), first=first,
-                  guard=guard)
+                  guard=guard, closing=closing)
 
 
 def _opens(row: dict, signal: str, level: float | None, cap: int) -> str:
