@@ -246,7 +246,8 @@ class Restorer:
                       seed=self.seed, early_stop=cfg.early_stop, data_consistency=cfg.data_consistency,
                       reg_noise=cfg.reg_noise, es_window=cfg.es_window,
                       es_gate=cfg.es_gate if problem.task.noisy else None,  # no noise level: no gate applied
-                      es_white=cfg.es_white, es_spike=cfg.es_spike, weight_decay=cfg.weight_decay,
+                      es_white=cfg.es_white, es_close=cfg.es_close, es_spike=cfg.es_spike,
+                      weight_decay=cfg.weight_decay,
                       jump_factor=cfg.jump_factor,
                       threads=torch.get_num_threads(),
                       ensemble=self.ensemble)
@@ -268,8 +269,8 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
     degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, the CS ones
     (measurements, outliers, operator, matrix, shape, solver), iters, lr, reg_noise, ema, sgld, weight_decay,
-    es_window, es_patience, es_gate, es_white, es_spike, jump_factor, precision). `early_stop` None: the preset's
-    (on, except for inpainting under the fast preset and the oes and deep-decoder protocols).
+    es_window, es_patience, es_gate, es_white, es_close, es_spike, jump_factor, precision). `early_stop` None: the
+    preset's (on, except for inpainting under the fast preset and the oes and deep-decoder protocols).
 
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
     prior; `dense` asks for the dense net instead. `snapshot_every` N: hand what the fit shows every N
@@ -552,7 +553,7 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     task_names = list(IMPEDANCE_TARGETS) if experiment == "impedance" else parse_tasks(tasks or "denoise")
     chosen_baselines = parse_baselines(baselines)
     if experiment == "impedance":  # four fixed targets through the identity (sigma makes the noisy one), no stop
-        stops = ("es_window", "es_patience", "es_gate", "es_white", "es_spike")
+        stops = ("es_window", "es_patience", "es_gate", "es_white", "es_close", "es_spike")
         unread = [f"--{k.replace('_', '-')}" for k in [*sorted(task_options() - {"sigma"}), *stops]
                   if flags.get(k) is not None]
         unread += ["--inpaint-mask"] * (inpaint_mask is not None) + ["--early-stop"] * bool(early_stop)

@@ -27,8 +27,8 @@ from .physics import TASKS
 
 # The paper's settings (anchors-spec a.3, LIP row): one net for every task; each task adds its own
 # fitting settings and options (physics/: `Task.fitting`, `Task.options`).
-_PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, es_white=0.0, es_spike=0.0,
-                     precision="fp32", early_stop=True, rounds=16, rate=0.2, early_bird=0.0, scope="conv",
+_PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, es_white=0.0, es_close=0.0,
+                     es_spike=0.0, precision="fp32", early_stop=True, rounds=16, rate=0.2, early_bird=0.0, scope="conv",
                      target_sparsity=None, sgld=0.0, weight_decay=0.0, data_consistency=False,
                      jump_factor=10 ** 0.5)
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
@@ -225,6 +225,7 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
                      es_patience=_number(settings, "es_patience", int, lambda v: v >= 1, "a whole number >= 1"),
                      es_gate=at_level("es_gate", settings["es_gate"], None),
                      es_white=at_level("es_white", settings["es_white"], None),
+                     es_close=at_level("es_close", settings["es_close"], None),
                      es_spike=_number(settings, "es_spike", float, lambda v: v == 0 or 1 < v < math.inf,
                                       "0 (off) or a finite number above 1"),
                      precision=precision, channels_last=precision == "bf16" and dev.type == "cpu", seed=seed,
@@ -256,6 +257,7 @@ LEVELED: dict[str, Leveled] = {
     "es_window": Leveled(int, lambda v: v >= 2, "a whole number >= 2", linear=False),
     "es_gate": Leveled(float, lambda v: 0 <= v < 10, "in [0, 10) (0 = off)", linear=False),
     "es_white": Leveled(float, lambda v: 0 <= v < 1, "in [0, 1) (0 = off)", linear=False),
+    "es_close": Leveled(float, lambda v: 0 <= v < 1, "in [0, 1) (0 = off)", linear=False),
     "weight_decay": Leveled(float, lambda v: 0 <= v < math.inf, "a finite number >= 0 (0 = off)", linear=False),
     "jump_factor": Leveled(float, lambda v: 1 < v < math.inf, "a finite number above 1", linear=False),
 }

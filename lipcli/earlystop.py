@@ -18,6 +18,11 @@ once the loss gate is open). A second gate reads the residual y - A(x) instead: 
 the image, the residual holds image structure and is spatially correlated; a minimum counts only once its
 lag-1 autocorrelation (`lag1_correlation`, trailing mean) is down to `white` (experiments/RESULTS-stop-white.md).
 It needs no noise level.
+
+The same signal says when a fit has passed its peak: once the net draws the noise, the residual loses the noise's
+smooth part and its autocorrelation falls through 0, while on some fits the outputs' variance goes on falling to the
+cap (comic at sigma 50: peak at 1516, still falling at 3000). `close` shuts the stop: once a minimum has counted and
+the trailing mean is down to `close`, no later minimum counts (experiments/RESULTS-stop-close.md).
 """
 from __future__ import annotations
 
@@ -37,11 +42,10 @@ def lag1_correlation(r: torch.Tensor) -> float:
     return float(pairs / (2 * r.square().sum()))
 
 
-def _trailing_at_most(values: list[float], value: float, window: int, level: float) -> bool:
-    """Append `value` to the last `window - 1` `values` (in place); True once `window` are there and their
-    mean is at most `level`."""
+def _trailing_mean(values: list[float], value: float, window: int) -> float:
+    """Append `value` to the last `window - 1` `values` (in place); their mean once `window` are there, else inf."""
     values[:] = [*values[1 - window:], value]
-    return len(values) == window and sum(values) / window <= level
+    return sum(values) / window if len(values) == window else math.inf
 
 
 class WindowedVariance:
@@ -52,7 +56,8 @@ class WindowedVariance:
     """
 
     def __init__(self, window: int, patience: int, max_values: int = 65536, seed: int = 0,
-                 floor: float | None = None, floor_window: int = 50, white: float | None = None) -> None:
+                 floor: float | None = None, floor_window: int = 50, white: float | None = None,
+                 close: float | None = None) -> None:
         if window < 2 or patience < 1:
             raise ValueError("early stopping needs window >= 2 and patience >= 1")
         self.window, self.patience, self.max_values, self.seed = window, patience, max_values, seed
@@ -61,8 +66,10 @@ class WindowedVariance:
         self.gate_open = floor is None
         self.gate_iter = 0 if floor is None else None
         self.white = white  # the whiteness gate's level (module docstring); None = no such gate
-        self.rhos: list[float] = []  # the last floor_window lag-1 autocorrelations while it is shut
+        self.rhos: list[float] = []  # the last floor_window lag-1 autocorrelations while either needs them
         self.white_open = white is None
+        self.close = close  # the level that shuts the stop once a minimum has counted; None = never
+        self.closed = False
         self.buffer: torch.Tensor | None = None
         self.index: torch.Tensor | None = None
         self.count = 0
@@ -77,12 +84,17 @@ class WindowedVariance:
         return flat if self.index is None else flat[self.index]
 
     def _gate(self, iteration: int, loss: float | None, residual: torch.Tensor | None) -> None:
-        """Open each gate (for good) once its trailing mean is at or under its level."""
+        """Open each gate (for good) once its trailing mean is at or under its level; shut the stop (for good)
+        once a minimum has counted and the residual's is at or under `close`."""
         if not self.gate_open and loss is not None:
-            if _trailing_at_most(self.losses, loss, self.floor_window, self.floor):
+            if _trailing_mean(self.losses, loss, self.floor_window) <= self.floor:
                 self.gate_open, self.gate_iter = True, iteration
-        if not self.white_open and residual is not None:
-            self.white_open = _trailing_at_most(self.rhos, lag1_correlation(residual), self.floor_window, self.white)
+        closing = self.close is not None and not self.closed
+        if residual is not None and (not self.white_open or closing):
+            rho = _trailing_mean(self.rhos, lag1_correlation(residual), self.floor_window)
+            self.white_open = self.white_open or rho <= self.white
+            if closing and self.best_iter >= 0 and rho <= self.close:
+                self.closed = True
 
     def update(self, iteration: int, x: torch.Tensor, loss: float | None = None,
                residual: torch.Tensor | None = None) -> bool:
@@ -104,7 +116,7 @@ class WindowedVariance:
         self.buffer[slot] = v
         self.count += 1
         self._gate(iteration, loss, residual)
-        if self.count < self.window or not (self.gate_open and self.white_open):
+        if self.count < self.window or not (self.gate_open and self.white_open) or self.closed:
             return False
         mean_sq = float(self.norms.sum()) / self.window
         var = max(0.0, mean_sq - float((self.total / self.window).square().sum())) / v.numel()

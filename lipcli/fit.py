@@ -43,6 +43,7 @@ class FitConfig:
     es_patience: int = 1000
     es_gate: float = 1.05  # a variance minimum counts once the loss is under es_gate x noise floor; 0 = off
     es_white: float = 0.0  # ... and once the residual's lag-1 autocorrelation is under es_white; 0 = off
+    es_close: float = 0.0  # ... and no longer once a minimum has counted and it is under es_close; 0 = off
     es_spike: float = 0.0  # a loss over es_spike x its mean at the minimum before the lag: report the minimum's
     #                        output (SpikeGuard); 0 = off
     precision: str = "fp32"  # or "bf16" (autocast; loss and metrics stay fp32)
@@ -61,10 +62,10 @@ class FitConfig:
 
     def recorded(self) -> dict[str, Any]:
         """The settings as artifacts and result rows record them. A knob added later (sgld, data_consistency,
-        es_white, weight_decay, es_spike) is recorded only when on, so what older versions wrote still matches and
-        resumes."""
+        es_white, weight_decay, es_spike, es_close) is recorded only when on, so what older versions wrote still
+        matches and resumes."""
         d = asdict(self)
-        for knob in ("sgld", "data_consistency", "es_white", "weight_decay", "es_spike"):
+        for knob in ("sgld", "data_consistency", "es_white", "weight_decay", "es_spike", "es_close"):
             if not d[knob]:
                 del d[knob]
         return d
@@ -354,7 +355,7 @@ def fit(
     zs = [t.z.to(memory_format=fmt) for t in targets]
     detectors = [WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed,
                                   floor=cfg.es_gate * t.noise_floor if cfg.es_gate and t.noise_floor else None,
-                                  white=cfg.es_white or None)
+                                  white=cfg.es_white or None, close=cfg.es_close or None)
                  for t in targets]
     lag = ema_lag(cfg.ema)
     pending: list[int | None] = [None] * len(targets)
@@ -454,7 +455,7 @@ def fit(
                 if cfg.ema:
                     avg[k] = out.clone() if avg[k] is None else avg[k].lerp_(out, 1 - cfg.ema)
                 views[k] = t.op.consistent(shown[k], t.y) if cfg.data_consistency else shown[k]
-                residual = t.y - t.op.A(out) if cfg.es_white else None
+                residual = t.y - t.op.A(out) if cfg.es_white or cfg.es_close else None
                 if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None, residual):
                     pending[k] = it + lag
                     if guards:

@@ -18,8 +18,8 @@ from ..physics.mri import check_scan_paths
 from ..problem import Problem, largest_need
 from .render import (RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say,
                      say_state_kept, set_threads_quietly, steps_done, write_then_discard)
-from .options import (ARGS, Config, DataConsistency, Device, EarlyStop, Ema, EsGate, EsPatience, EsSpike, EsWhite,
-                      EsWindow, InpaintMask, Iters, Jobs, Json, JumpFactor, Log, Lr, MaskRound, MaskSparsity,
+from .options import (ARGS, Config, DataConsistency, Device, EarlyStop, Ema, EsClose, EsGate, EsPatience, EsSpike,
+                      EsWhite, EsWindow, InpaintMask, Iters, Jobs, Json, JumpFactor, Log, Lr, MaskRound, MaskSparsity,
                       Precision, RegNoise, ResumeEvery, Seed, Sgld, Simulate, Task, Threads, WeightDecay, net_option,
                       with_task_flags)
 
@@ -89,8 +89,8 @@ def restore_cmd(
     iters: Iters = None, lr: Lr = None, reg_noise: RegNoise = None,
     ema: Ema = None, sgld: Sgld = None, weight_decay: WeightDecay = None, early_stop: EarlyStop = None,
     data_consistency: DataConsistency = None, es_window: EsWindow = None,
-    es_patience: EsPatience = None, es_gate: EsGate = None, es_white: EsWhite = None, es_spike: EsSpike = None,
-    jump_factor: JumpFactor = None,
+    es_patience: EsPatience = None, es_gate: EsGate = None, es_white: EsWhite = None, es_close: EsClose = None,
+    es_spike: EsSpike = None, jump_factor: JumpFactor = None,
     ensemble: int = typer.Option(1, min=1, help="Average N fits with seeds SEED..SEED+N-1 (each auto-stopped; "
                                  "N times the work). One input on a CPU: the members are fitted at once, the "
                                  "cores divided as for --jobs (--jobs 1: one after the other)",
@@ -142,7 +142,7 @@ def restore_cmd(
                        lr=lr, reg_noise=reg_noise, ema=ema, sgld=sgld, weight_decay=weight_decay,
                        data_consistency=data_consistency,
                        es_window=es_window, es_patience=es_patience, es_gate=es_gate, es_white=es_white,
-                       es_spike=es_spike, jump_factor=jump_factor, precision=precision,
+                       es_close=es_close, es_spike=es_spike, jump_factor=jump_factor, precision=precision,
                        ensemble=ensemble, snapshot_every=snapshots[0] if snapshots else None,
                        resume_every=resume_every or None)
     if clean is not None and len(images) > 1:
