@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,30 @@ def paired(rows: Iterable[Path], sigma: str) -> dict[tuple[str, int], dict[str, 
             if level == sigma:
                 runs.setdefault((name, int(seed[0][1:]) if seed else 0), {})[arm] = r
     return runs
+
+
+def compare(rows: Iterable[Path], a: str, b: str, seeds: set[int], sigma: str) -> None:
+    """Arm `b` against arm `a`, paired by crop and seed: one line per pair that differs, then the summary. The gap
+    is to the better of the pair's two oracles (the same trajectory up to the earlier stop, where that holds)."""
+    ps = [(image, seed, arms[a], arms[b]) for (image, seed), arms in sorted(paired(rows, sigma).items())
+          if seed in seeds and {a, b} <= set(arms)]
+    d = [y["psnr_stopped"] - x["psnr_stopped"] for *_, x, y in ps]
+    for image, seed, x, y in ps:
+        if abs(y["psnr_stopped"] - x["psnr_stopped"]) > 1e-9:
+            print(f"| {image} | {seed} | {x['psnr_stopped']:.2f} ({x['iterations']}; {x['recoveries']}) | "
+                  f"{y['psnr_stopped']:.2f} ({y['iterations']}; {y['recoveries']}) | "
+                  f"{y['psnr_stopped'] - x['psnr_stopped']:+.2f} |")
+    its = sum(y["iterations"] for *_, y in ps) / sum(x["iterations"] for *_, x, _ in ps)
+    oracle = [max(x["oracle_best_psnr"], y["oracle_best_psnr"]) for *_, x, y in ps]
+    gaps = {arm: sorted(o - r[arm]["psnr_stopped"] for o, r in zip(oracle, ({a: x, b: y} for *_, x, y in ps)))
+            for arm in (a, b)}
+    p90 = {arm: statistics.quantiles(g, n=10)[-1] for arm, g in gaps.items()}
+    print(f"{b} - {a}, seeds {sorted(seeds)}: {len(ps)} pairs, median {statistics.median(d):+.3f} mean "
+          f"{statistics.mean(d):+.3f} ± {statistics.stdev(d):.3f} dB; {sum(x > 0 for x in d)} better, "
+          f"{sum(x < 0 for x in d)} worse, {sum(abs(x) > 0.5 for x in d)} apart by > 0.5 dB; iterations {its:.3f}x; "
+          f"rollbacks per run {a} {statistics.mean(x['recoveries'] for *_, x, _ in ps):.2f}, "
+          f"{b} {statistics.mean(y['recoveries'] for *_, y in ps):.2f}; gap to the pair's oracle (mean / p90): "
+          f"{a} {statistics.mean(gaps[a]):.3f} / {p90[a]:.2f}, {b} {statistics.mean(gaps[b]):.3f} / {p90[b]:.2f}")
 
 
 def run(script: str, arms: dict[str, dict[str, str]], half: str, sigma: str, seed: str, reverse: bool,

@@ -1262,6 +1262,10 @@ case("restore", "jump_factor: a word in a config",
      lambda w: ["img.png", "--config", config_file(w, "jump_factor: high\n")], "--jump-factor 'high'", base=OWN_CONFIG)
 case("transfer", "--jump-factor 0.5", lambda w: ["img.png", "--mask", "A.safetensors", "--jump-factor", "0.5"],
      "--jump-factor 0.5 must be a finite number above 1")
+# The stop's close (`--es-close`, 2026-12-06): a lag-1 autocorrelation level in [0, 1).
+case("restore", "--es-close 1", lambda w: ["img.png", "--es-close", "1"], "--es-close")
+case("restore", "an es_close schedule with a word in it", lambda w: ["img.png", "--config",
+     config_file(w, "es_close: {0: 0.015, 20: low}\n")], "--es-close", "schedule", base=OWN_CONFIG)
 
 # ---------------------------------------------------------------- running a case
 

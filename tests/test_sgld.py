@@ -95,7 +95,8 @@ def test_negative_sgld_is_refused_by_the_loop(rgb32):
 
 
 def test_off_is_not_recorded_so_old_artifacts_and_rows_still_match():
-    off, on, later = FitConfig(), FitConfig(sgld=2.0), ("data_consistency", "es_white", "weight_decay", "es_spike")
+    off, on, later = FitConfig(), FitConfig(sgld=2.0), ("data_consistency", "es_white", "weight_decay", "es_spike",
+                                                     "es_close")
     assert off.recorded() == {k: v for k, v in asdict(off).items() if k not in ("sgld", *later)}
     assert on.recorded() == {k: v for k, v in asdict(on).items() if k not in later}
 
@@ -118,13 +119,14 @@ RUN = ["--config", "narrow.yaml", "--device", "cpu", "--threads", "1", "--iters"
 
 @pytest.mark.parametrize("command,flag", [(c, "--sgld") for c in ("restore", "prune", "transfer")]
                          + [(c, f) for c in ("restore", "transfer") for f in ("--weight-decay", "--es-spike",
-                                                                              "--jump-factor")])
+                                                                              "--es-close", "--jump-factor")])
 def test_the_knob_is_in_the_help_of_every_command_that_fits_with_it(command, flag):
     result = lip(command, "--help")
     assert result.exit_code == 0 and flag in result.output
 
 
-@pytest.mark.parametrize("flag,key,value", [("--es-spike", "es_spike", 1.5), ("--jump-factor", "jump_factor", 2.5)])
+@pytest.mark.parametrize("flag,key,value", [("--es-spike", "es_spike", 1.5), ("--jump-factor", "jump_factor", 2.5),
+                                              ("--es-close", "es_close", 0.015)])
 def test_restore_reports_the_knob(work, flag, key, value):
     result = lip("restore", "img.png", "--simulate", *RUN, flag, str(value), "-o", "out.png", "--json")
     assert result.exit_code == 0, result.output
