@@ -245,8 +245,8 @@ EsWhite = Annotated[Optional[float], typer.Option(help="A variance minimum count
 EsClose = Annotated[Optional[float], typer.Option(help="A variance minimum no longer counts once one has "
                                                   "counted and that autocorrelation has come down to this: the "
                                                   "net has begun to draw the noise (0 = off) [0; the default "
-                                                  "denoising ticket: 0.015 where the estimated sigma is 20 or "
-                                                  "below or above 37.5]",
+                                                  "denoising ticket: 0.015 where the estimated sigma is above "
+                                                  "37.5]",
                                                   min=0, max=0.999, rich_help_panel="Fitting")]
 EsSpike = Annotated[Optional[float], typer.Option(help="Report the output at the variance minimum instead of "
                                                   "the one a lag after it when the loss in between rises above "
