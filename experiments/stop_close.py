@@ -66,8 +66,8 @@ def main() -> None:
             used, psnr = np.array([rule(r, close) for r in runs]).T if close is not None else base
             gap, d = best - psnr, psnr - base[1]
             print(f"| {group} | {len(runs)} | {'today' if close is None else close} | {gap.mean():.3f} | "
-                  f"{np.percentile(gap, 90):.2f} | {gap.max():.2f} | {used.mean():.0f} ({used.mean() / base[0].mean():.2f}x)"
-                  f" | {np.sum(d > 1e-9)} / {np.sum(d < -1e-9)} |")
+                  f"{np.percentile(gap, 90):.2f} | {gap.max():.2f} | {used.mean():.0f} "
+                  f"({used.mean() / base[0].mean():.2f}x) | {np.sum(d > 1e-9)} / {np.sum(d < -1e-9)} |")
         if a.per_crop:
             for r, b, g0 in zip(runs, base.T, best - base[1]):
                 used, psnr = rule(r, closes[0])
