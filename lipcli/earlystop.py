@@ -83,17 +83,22 @@ class WindowedVariance:
             self.index = torch.randperm(flat.numel(), generator=gen)[: self.max_values].to(flat.device)
         return flat if self.index is None else flat[self.index]
 
+    @property
+    def reads_residual(self) -> bool:
+        """Whether the next `update` reads a residual: while the whiteness gate is shut or the close may still
+        come (the loop computes y - A(x) only then: A may be an FFT or a large matrix)."""
+        return not self.white_open or (self.close is not None and not self.closed)
+
     def _gate(self, iteration: int, loss: float | None, residual: torch.Tensor | None) -> None:
         """Open each gate (for good) once its trailing mean is at or under its level; shut the stop (for good)
         once a minimum has counted and the residual's is at or under `close`."""
         if not self.gate_open and loss is not None:
             if _trailing_mean(self.losses, loss, self.floor_window) <= self.floor:
                 self.gate_open, self.gate_iter = True, iteration
-        closing = self.close is not None and not self.closed
-        if residual is not None and (not self.white_open or closing):
+        if residual is not None and self.reads_residual:
             rho = _trailing_mean(self.rhos, lag1_correlation(residual), self.floor_window)
             self.white_open = self.white_open or rho <= self.white
-            if closing and self.best_iter >= 0 and rho <= self.close:
+            if self.close is not None and self.best_iter >= 0 and rho <= self.close:
                 self.closed = True
 
     def update(self, iteration: int, x: torch.Tensor, loss: float | None = None,

@@ -455,7 +455,7 @@ def fit(
                 if cfg.ema:
                     avg[k] = out.clone() if avg[k] is None else avg[k].lerp_(out, 1 - cfg.ema)
                 views[k] = t.op.consistent(shown[k], t.y) if cfg.data_consistency else shown[k]
-                residual = t.y - t.op.A(out) if cfg.es_white or cfg.es_close else None
+                residual = t.y - t.op.A(out) if detectors[k].reads_residual else None
                 if detectors[k].update(it, out, float(part.detach()) if t.noise_floor else None, residual):
                     pending[k] = it + lag
                     if guards:
