@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import numpy as np
-import tifffile
 
 from .errors import LipError
 from .files import atomic_path
@@ -122,6 +121,7 @@ def read_tiff(path: Path, check_size: SizeCheck) -> tuple[np.ndarray, bytes | No
     """A TIFF with more than 8 bits per gray or RGB sample (16-bit, 32-bit, float) or signed 8-bit samples as
     (H,W[,S]), upright, 0 = black, and its ICC colour profile (None: none); None leaves the file to Pillow
     (unsigned 8-bit, palette, CMYK, YCbCr, ...). A stack is refused."""
+    import tifffile  # here, not at the top: ~90 ms of every restore's start-up, for TIFF inputs only
     try:
         tif = tifffile.TiffFile(path)
     except Exception:  # not parseable as TIFF here: Pillow says what is wrong with it
@@ -229,5 +229,6 @@ def save_npy(path: Path, arr: np.ndarray) -> None:
 def write_tiff(path: Path, hwc: np.ndarray, *, colour: bool, alpha: bool, icc: bytes | None = None) -> None:
     """(H, W, C) samples of any numeric dtype as one uncompressed TIFF page, alpha (if any) last, with the ICC
     colour profile `icc` if given."""
+    import tifffile
     tifffile.imwrite(path, hwc[..., 0] if hwc.shape[2] == 1 else hwc, photometric="rgb" if colour else "minisblack",
                      extrasamples=["unassalpha"] if alpha else None, iccprofile=icc)

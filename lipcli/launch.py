@@ -6,9 +6,16 @@ command has ended (its output written, its exit code chosen) they are ignored: o
 milliseconds would only print a traceback from a finalizer.
 
 Before anything is allocated, the process is set to keep the memory a fit frees for its next step
-(lipcli/allocator.py)."""
+(lipcli/allocator.py).
+
+The cyclic garbage collector is off while the commands load and then frozen: importing torch makes ~190k
+long-lived objects that every full collection would walk again (three during the imports, one at exit: about
+0.45 s of a 1.7 s one-iteration restore, benchmarks/RESULTS-startup.md). Frozen objects are never collected,
+and module-level ones live for the whole process anyway; during the command the collector runs as usual on
+what the command makes. What the command made is frozen once it has ended, so exit skips that walk too."""
 from __future__ import annotations
 
+import gc
 import signal
 
 from . import allocator, stops
@@ -18,10 +25,16 @@ from .stops import SAID
 def main() -> None:
     allocator.keep_freed_memory()
     stops.hold()  # until the command starts (cli/render.guarded releases them and acts on one held)
+    gc.disable()
     try:
-        from .cli import main as run
+        try:
+            from .cli import main as run
+        finally:
+            gc.freeze()
+            gc.enable()
         run()
     finally:
         stops.release()  # a command that never started (--help, a usage error) leaves a held signal unanswered
         for s in SAID:
             signal.signal(s, signal.SIG_IGN)
+        gc.freeze()
