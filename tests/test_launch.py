@@ -1,0 +1,19 @@
+"""The entry point's start-up: what it loads and how it leaves the garbage collector (lipcli/launch.py)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_a_restore_runs_with_the_collector_on_its_imports_frozen_and_no_tiff_support_loaded(tmp_path):
+    """The imports (~190k objects, mostly torch's) are frozen so that no full collection walks them again, but
+    the collector itself is on for the command; tifffile loads only for a TIFF."""
+    out = tmp_path / "out.png"
+    code = ("import gc, sys\n"
+            f"sys.argv = ['lip', 'restore', 'sample:house-noisy', '--iters', '2', '-o', {str(out)!r}]\n"
+            "from lipcli import launch\n"
+            "try:\n    launch.main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print(gc.isenabled(), gc.get_freeze_count() > 50_000, 'tifffile' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", "True", "False"] and out.is_file()
