@@ -17,8 +17,7 @@ are written atomically, so nothing partial is left. Nothing here prints.
 One input with `--ensemble N`: the same cores are divided between its members instead. Worker j of m runs
 the same arguments with `--members j/m DIR`: it fits members j, j+m, ... exactly as the sequential ensemble
 does and leaves each in DIR (lipcli/ensemble.py), a temporary folder from which this process averages them
-and writes the image; members left over once the workers have fitted equal shares get the idle cores' threads
-(`member_rounds`). With several inputs the inputs are shared out and each job fits its image's members
+and writes the image. With several inputs the inputs are shared out and each job fits its image's members
 one after the other (one rule, no nested division of the cores); `--jobs 1` keeps the members sequential, and
 on a GPU they take turns on the one device.
 """
@@ -105,34 +104,16 @@ def parse_positions(text: str, count: int) -> list[int]:
     return positions
 
 
-def member_args(args: list[str], position: int, share: tuple[int, int], members: int, threads: int,
-                folder: Path) -> list[str]:
-    """The command line of an ensemble worker: the one input at `position`, members j, j + m, ... (`share`
-    j/m) of the first `members` left in `folder`."""
-    j, m = share
-    return _worker_args(args, ["--inputs-at", str(position), "--ensemble", str(members), "--members", f"{j}/{m}",
-                               str(folder)], threads, own=("--ensemble",))
+def member_args(args: list[str], position: int, worker: int, workers: int, threads: int, folder: Path) -> list[str]:
+    """The command line of ensemble worker `worker` of `workers`: the one input at `position`, members
+    worker, worker + workers, ... left in `folder`."""
+    return _worker_args(args, ["--inputs-at", str(position), "--members", f"{worker}/{workers}", str(folder)],
+                        threads)
 
 
-def member_rounds(members: int, workers: int, threads: int, spread: bool) -> list[list[tuple[int, int, int, int]]]:
-    """The ensemble workers' rounds, each a list of (j, m, members, threads): fit members j, j + m, ... of the
-    first `members` on `threads` threads.
-
-    Shared out one way, `members` not a multiple of `workers` leaves cores idle at the end while the last
-    members run alone (three members on two one-thread workers: the third on one core of two). With `spread`
-    (the thread count was lip's choice, not the user's --threads) the workers first fit the largest multiple,
-    then the members left over run at once with the idle cores' threads shared out between them."""
-    left = members % workers
-    if not spread or not left:
-        return [[(j, workers, members, threads) for j in range(workers)]]
-    body = members - left
-    return [[(j, workers, body, threads) for j in range(workers)],
-            [(body + i, members, members, threads * workers // left) for i in range(left)]]
-
-
-def _worker_args(args: list[str], first: list[str], threads: int, own: tuple[str, ...] = ()) -> list[str]:
-    return ["restore", *command_args(args, OWN + own, DROPPED, [*first, "--jobs", "1", "--threads", str(threads),
-                                                                "--log", "-"])]
+def _worker_args(args: list[str], first: list[str], threads: int) -> list[str]:
+    return ["restore", *command_args(args, OWN, DROPPED, [*first, "--jobs", "1", "--threads", str(threads),
+                                                          "--log", "-"])]
 
 
 def run(args: list[str], positions: list[int], jobs: int, threads: int,
@@ -170,37 +151,33 @@ def run(args: list[str], positions: list[int], jobs: int, threads: int,
         hand_on(every=True)
 
 
-def run_members(args: list[str], position: int, members: int, rounds: list[list[tuple[int, int, int, int]]],
+def run_members(args: list[str], position: int, members: int, workers: int, threads: int,
                 on_event: Callable[[int, dict[str, Any]], None], say: Callable[[str], None],
                 states: Path | None = None) -> list[tuple[FitResult, dict[str, Any]]]:
-    """Fit the `members` of the ensemble of the input at `position` as worker processes, round after round
-    (`member_rounds`); return them in member order, as `ensemble.members` yields them. `on_event(worker,
-    event)` gets every log event of a worker as it arrives (the workers numbered on across rounds). The members'
-    files live in `states`, the restore's state folder, where their fits keep their states too
-    (lipcli/resume.py), or else in a temporary folder, removed whatever happens; a failed worker's error is
-    raised once the others of its round have ended."""
+    """Fit the `members` of the ensemble of the input at `position` as `workers` worker processes of `threads`
+    each; return them in member order, as `ensemble.members` yields them. `on_event(worker, event)` gets
+    every log event of a worker as it arrives. The members' files live in `states`, the restore's state
+    folder, where their fits keep their states too (lipcli/resume.py), or else in a temporary folder,
+    removed whatever happens; a failed worker's error is raised once the others have ended."""
     with tempfile.TemporaryDirectory(prefix="lip-ensemble-") if states is None else nullcontext(states) as where:
         folder = Path(where)
         folder.mkdir(exist_ok=True)
-        first = 0
-        for workers in rounds:
-            _work("ensemble job", [member_args(args, position, (j, m), n, threads, folder)
-                                   for j, m, n, threads in workers], on_event, say, first)
-            first += len(workers)
+        _work("ensemble job", [member_args(args, position, j, workers, threads, folder) for j in range(workers)],
+              on_event, say)
         return [load_member(member_file(folder, k)) for k in range(members)]
 
 
 def _work(noun: str, commands: list[list[str]], on_event: Callable[[int, dict[str, Any]], None],
-          say: Callable[[str], None], first: int = 0) -> None:
+          say: Callable[[str], None]) -> None:
     """Run `lip` command lines that log to stdout (`--log -`) as workers at once, each log event to
-    `on_event(first + worker, event)` as it arrives; raise their failure once every one has ended."""
+    `on_event(worker, event)` as it arrives; raise their failure once every one has ended."""
     def on_line(w: Worker, line: str) -> None:
         try:
             event = json.loads(line)
         except ValueError:  # not a log line: show it rather than lose it
             say(line)
             return
-        on_event(first + w.index, event)
+        on_event(w.index, event)
 
     with Pool() as pool:  # leaving early (Ctrl-C, SIGTERM, an error) stops the workers still running
         for j, command in enumerate(commands):

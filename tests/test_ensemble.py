@@ -125,39 +125,6 @@ def test_members_at_once_write_what_the_sequential_ensemble_writes(members_folde
     assert {e["total"] for e in par_log if e["event"] == "step"} == {20}  # each member's cap, as its display shows
 
 
-def test_members_left_over_at_the_end_get_the_idle_threads(members_folder, monkeypatch):
-    """Three members on two workers: the first two at once, then the third alone on both workers' threads (not on
-    one worker's, the other's cores idle). Each member is still the sequential ensemble's at its thread count."""
-    monkeypatch.chdir(members_folder)
-    monkeypatch.delenv("LIP_DEVICE", raising=False)
-    run = ["restore", "camera.png", "--simulate", "--config", "narrow.yaml", "--device", "cpu", "--iters", "20",
-           "--json"]
-    result = CliRunner().invoke(app, [*run, "--seed", "3", "--ensemble", "3", "--jobs", "2", "-o", "ens.png"])
-    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
-    members = json.loads(result.stdout)["members"]
-    each = members[0]["threads"]
-    assert [m["threads"] for m in members] == [each, each, 2 * each] and [m["seed"] for m in members] == [3, 4, 5]
-    assert f"2 at once ({each} thread{'s' * (each > 1)} each, then the last 1 with {2 * each} threads each" \
-        in result.stderr
-    untimed = lambda m: {k: v for k, v in m.items() if k != "seconds"}  # noqa: E731
-    for threads, which in ((each, [0, 1]), (2 * each, [2])):  # the sequential ensemble at those threads
-        seq = CliRunner().invoke(app, [*run, "--seed", "3", "--ensemble", "3", "--jobs", "1", "--threads", str(threads),
-                                       "-o", f"seq{threads}.png"])
-        assert seq.exit_code == 0, seq.output
-        assert [untimed(json.loads(seq.stdout)["members"][k]) for k in which] == [untimed(members[k]) for k in which]
-
-
-@pytest.mark.parametrize("members, workers, threads, spread, expected", [
-    (3, 2, 1, True, [[(0, 2, 2, 1), (1, 2, 2, 1)], [(2, 3, 3, 2)]]),
-    (3, 2, 1, False, [[(0, 2, 3, 1), (1, 2, 3, 1)]]),  # the user's --threads: every worker keeps it
-    (4, 2, 1, True, [[(0, 2, 4, 1), (1, 2, 4, 1)]]),  # nothing left over
-    (6, 4, 1, True, [[(j, 4, 4, 1) for j in range(4)], [(4, 6, 6, 2), (5, 6, 6, 2)]]),
-    (5, 4, 2, True, [[(j, 4, 4, 2) for j in range(4)], [(4, 5, 5, 8)]]),
-])
-def test_member_rounds(members, workers, threads, spread, expected):
-    assert jobs.member_rounds(members, workers, threads, spread) == expected
-
-
 def test_a_member_file_gives_back_the_fit_bit_for_bit(tmp_path):
     out = torch.rand(1, 3, 9, 7).to(memory_format=torch.channels_last)  # as a bf16 fit returns it
     fit = FitResult([TargetResult(final=out, stopped=out, stopped_at=4)], iterations=6, losses=[0.1, 1 / 3],

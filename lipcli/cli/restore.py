@@ -187,7 +187,7 @@ def restore_cmd(
             _restore_jobs(ctx.meta[ARGS], list(zip(images, outs)), at, todo, *planned, json_, run_log)
             return
         members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], todo[0], *at_once,
-                                                            threads in (None, "auto"), run_log)
+                                                            run_log)
         refused: list[tuple[str, LipError]] = []
         batch = len(mine) > 1 and not skip_existing  # stopped, it names --skip-existing: the written images stay
         for path, dest in mine:
@@ -283,17 +283,13 @@ def _restore_jobs(args: list[str], pairs: list[tuple[Path, Path]], at: list[int]
             raise
 
 
-def _members_at_once(args: list[str], position: int, workers: int, threads: int, spread: bool, run_log: RunLog,
+def _members_at_once(args: list[str], position: int, workers: int, threads: int, run_log: RunLog,
                      advance: Callable[..., None]) -> Elsewhere:
     """One input's ensemble members fitted by `workers` worker processes (lipcli/jobs.py), shown in the
-    image's progress display (each worker's iteration) and their events in --log, as a sequential run's.
-    `spread`: lip chose the thread count, so members left over at the end get the idle cores' threads."""
+    image's progress display (each worker's iteration) and their events in --log, as a sequential run's."""
     def fitted(problem: Problem, seeds: list[int], states: Optional[Path]) -> list[tuple[FitResult, dict[str, Any]]]:
-        rounds = jobs_mod.member_rounds(len(seeds), workers, threads, spread)
-        tail = "" if len(rounds) == 1 else (f", then the last {len(rounds[1])} with {rounds[1][0][3]} threads "
-                                            "each")
         say(f"lip restore: {len(seeds)} ensemble members, {workers} at once ({threads} thread{'s' * (threads > 1)} "
-            f"each{tail}; --jobs 1 fits them one after the other)")
+            "each; --jobs 1 fits them one after the other)")
         saved = resume.saved_fits(states) if states is not None else []
         if saved:  # the workers say nothing until they end: say here that they will use them
             say(f"lip restore: {len(saved)} saved fit{'s' * (len(saved) > 1)} in {states}/: the members that are "
@@ -310,7 +306,7 @@ def _members_at_once(args: list[str], position: int, workers: int, threads: int,
                         event["total"] * len(seeds))
 
         try:
-            return jobs_mod.run_members(args, position, len(seeds), rounds, on_event, say, states)
+            return jobs_mod.run_members(args, position, len(seeds), workers, threads, on_event, say, states)
         except (KeyboardInterrupt, Terminated):
             say(f"lip: stopped the {workers} ensemble jobs; nothing was written")
             raise
