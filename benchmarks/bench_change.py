@@ -10,9 +10,15 @@ Changes (`--change`; its first arm puts the old behaviour back for the timed blo
   backward). Its tables: RESULTS-pad.md (made when this file was bench_pad.py).
 - input-cast: the input code cast to bf16 once (lipcli/fit.py `net_input`), where autocast cast it for each
   conv that reads it.
+- concat: a one-channel skip map joins a level's concat as a channels-last view (lipcli/nets/base.py `concat`),
+  where torch.cat made the merged map NCHW.
+- jitter: the input jitter drawn in z's channels-last layout (lipcli/fit.py `jittered`), where it was drawn NCHW
+  and added to z with a strided pass.
+- layout: concat and jitter together.
 
     python benchmarks/bench_change.py --change pad --size 128 --repeats 7 --steps 30 --threads 2
     python benchmarks/bench_change.py --change input-cast --size 128 --repeats 7 --steps 30 --threads 1
+    python benchmarks/bench_change.py --change layout --size 128 --repeats 9 --steps 30 --threads 2
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ import datetime as dt
 import os
 import statistics
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -52,6 +58,27 @@ def patched(modules: tuple[Any, ...], name: str, old: Callable[..., Any]) -> Ite
             setattr(m, name, value)
 
 
+def nchw_jitter(z: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:
+    """The input jitter before `fit.jittered`: drawn NCHW whatever z's layout."""
+    return z + torch.randn(z.shape, generator=gen, device=z.device) * std
+
+
+def old_concat() -> Any:
+    return patched((skip, compact_mod), "concat", lambda parts: torch.cat(parts, dim=1))
+
+
+def old_jitter() -> Any:
+    return patched((fit_mod,), "jittered", nchw_jitter)
+
+
+@contextmanager
+def old_layout() -> Iterator[None]:
+    with ExitStack() as stack:
+        stack.enter_context(old_concat())
+        stack.enter_context(old_jitter())
+        yield
+
+
 # change -> (its arms: before, after; a context that puts lip before the change back)
 CHANGES: dict[str, tuple[tuple[str, str], Callable[[], Any]]] = {
     # every reflection pad through F.pad under the caller's autocast
@@ -59,6 +86,9 @@ CHANGES: dict[str, tuple[tuple[str, str], Callable[[], Any]]] = {
             lambda: patched((skip, compact_mod), "pad", lambda x, widths, mode: F.pad(x, widths, mode=mode))),
     # the input code handed to the net in fp32, for autocast to cast conv by conv
     "input-cast": (("autocast casts", "cast once"), lambda: patched((fit_mod,), "net_input", lambda z, precision: z)),
+    "concat": (("NCHW concat", "channels-last concat"), old_concat),
+    "jitter": (("NCHW jitter", "jitter in z's layout"), old_jitter),
+    "layout": (("NCHW concat and jitter", "channels-last concat and jitter"), old_layout),
 }
 
 

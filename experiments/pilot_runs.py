@@ -88,12 +88,16 @@ def run(script: str, arms: dict[str, dict[str, str]], half: str, sigma: str, see
 
 
 def main(script: str, arms: dict[str, dict[str, str]], out: Path, patch) -> None:
-    """A pilot's command line: `lip ...` (one patched restore) or `run ARMS HALF SIGMA [SEED [rev]]`."""
+    """A pilot's command line: `lip ...` (one patched restore), `run ARMS HALF SIGMA [SEED [rev]]` or
+    `report A B SEEDS [SIGMA]` (arm B against arm A in the pilot's rows, `compare`)."""
     if sys.argv[1] == "lip":
         patch()
         from lipcli.launch import main as lip
         sys.argv = sys.argv[1:]
         lip()
+    elif sys.argv[1] == "report":
+        compare([out], sys.argv[2], sys.argv[3], {int(s) for s in sys.argv[4].split(",")},
+                sys.argv[5] if len(sys.argv) > 5 else "25")
     else:
         wanted = sys.argv[2].split(",")
         run(script, {a: arms[a] for a in wanted}, sys.argv[3], sys.argv[4],

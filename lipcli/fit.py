@@ -24,7 +24,7 @@ from .earlystop import WindowedVariance
 from .errors import LipError, LipRuntimeError
 from .masks import Masks, MaskedParams
 from .metrics import psnr
-from .nets import set_checkpointing
+from .nets import is_channels_last, set_checkpointing
 from .optim import Adam, adam
 from .physics import Physics
 from .resume import Keeper, fingerprint
@@ -249,6 +249,17 @@ def net_input(z: torch.Tensor, precision: str) -> torch.Tensor:
     return z.to(torch.bfloat16) if precision == "bf16" else z
 
 
+def jittered(z: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:
+    """z + N(0, std^2), the noise drawn in z's own layout. Noise drawn NCHW and added to a channels-last z made
+    the add a strided pass, 9x slower than the draw's own layout (0.28 against 0.03 ms for 32 x 128 x 128);
+    `normal_` straight into a channels-last tensor is slower still. A channels-last z gets the same draw laid out
+    channels-last: another realisation of the same i.i.d. noise."""
+    if is_channels_last(z):
+        n, c, h, w = z.shape
+        return z + torch.randn((n, h, w, c), generator=gen, device=z.device).permute(0, 3, 1, 2) * std
+    return z + torch.randn(z.shape, generator=gen, device=z.device) * std
+
+
 class SpikeGuard:
     """The output at a variance minimum and the trailing mean loss there, for when the loss spikes before the
     lagged output is taken.
@@ -415,8 +426,7 @@ def fit(
         while it < cfg.iters and not ended:
             share.poll(it)
             opt.zero_grad()  # to None: the next backward writes the gradients afresh
-            inputs = [z + torch.randn(z.shape, generator=gen, device=device) * cfg.reg_noise
-                      if cfg.reg_noise else z for z in zs]
+            inputs = [jittered(z, cfg.reg_noise, gen) if cfg.reg_noise else z for z in zs]
             total, outs, parts = observation_loss(model, targets, inputs, cfg.precision)
             if penalty is not None:
                 total = total + penalty()

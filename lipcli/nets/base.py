@@ -99,6 +99,27 @@ def pad(x: torch.Tensor, widths: tuple[int, ...], mode: str) -> torch.Tensor:
     return F.pad(x, widths, mode=mode)
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether a 4-D map is laid out channels-last (and not also NCHW: a map with one channel, or one pixel, is
+    both)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def concat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """`torch.cat` along channels that keeps a channels-last net channels-last.
+
+    A one-channel map (the compacted ticket's skip branches) is NCHW-contiguous and channels-last at once, but
+    torch.cat makes an NCHW tensor of inputs whose strides disagree: the merge BN, the up conv's input and the
+    upsampled branch's gradient then ran in NCHW, with layout copies around them (upsampling's backward alone is
+    2x slower on an NCHW gradient). A contiguous one-channel map is the same memory in both layouts, so it joins
+    as a channels-last view: 0.92 of the ticket's training step at one thread, 0.97-0.98 at two
+    (benchmarks/RESULTS-profile.md)."""
+    if any(is_channels_last(p) for p in parts):
+        parts = [p.as_strided(p.shape, (p.shape[2] * p.shape[3], 1, p.shape[3], 1))
+                 if p.dim() == 4 and p.shape[1] == 1 and p.is_contiguous() else p for p in parts]
+    return torch.cat(parts, dim=1)
+
+
 def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 

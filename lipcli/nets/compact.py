@@ -85,7 +85,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..masks import Masks, kept_count
-from .base import count_params, pad
+from .base import concat, count_params, pad
 from .skip import ConvBlock, HourglassGeometry, SkipNet
 
 Size = tuple[int, int]
@@ -441,7 +441,7 @@ class CompactSkipNet(HourglassGeometry, nn.Module):
                     {"align_corners": False} if self.up_mode == "bilinear" else {})))
         m = None
         if parts:
-            m = lv.merge_bn(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
+            m = lv.merge_bn(concat(parts) if len(parts) > 1 else parts[0])
         out = lv.up(m, lv.merge_const_bias, batch, size)
         if lv.up1x1 is not None:
             out = lv.up1x1(out, lv.up.constants(), batch, size)

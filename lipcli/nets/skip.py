@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .base import FAMILIES, Net, Spec, pad
+from .base import FAMILIES, Net, Spec, concat, pad
 
 CHECKPOINT_SAVING = 0.65  # activation memory with checkpointed conv blocks / without (measured)
 
@@ -175,7 +175,7 @@ class SkipNet(HourglassGeometry, Net):
         deep = F.interpolate(deep, scale_factor=2, mode=self.up_mode,
                              **({"align_corners": False} if self.up_mode == "bilinear" else {}))
         if skip is not None:
-            deep = torch.cat([skip, deep], dim=1)
+            deep = concat([skip, deep])
         out = lv.up(lv.merge_bn(deep))
         return lv.up1x1(out) if lv.up1x1 is not None else out
 
