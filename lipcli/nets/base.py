@@ -101,8 +101,9 @@ def pad(x: torch.Tensor, widths: tuple[int, ...], mode: str) -> torch.Tensor:
 
 def is_channels_last(x: torch.Tensor) -> bool:
     """Whether a 4-D map is laid out channels-last (and not also NCHW: a map with one channel, or one pixel, is
-    both)."""
-    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    both). Asked through the NHWC view, which also works under torch.func.vmap (its tensors cannot be asked
+    about `memory_format`)."""
+    return x.dim() == 4 and not x.is_contiguous() and x.permute(0, 2, 3, 1).is_contiguous()
 
 
 def concat(parts: list[torch.Tensor]) -> torch.Tensor:
