@@ -8,7 +8,7 @@ as well on average; this checks it on paired runs (RESULTS-profile.md has the pl
 before (`base`, worktree /tmp/base) and after the change (`layout`, worktree /tmp/new): nothing is patched.
 Same crops and protocol as rollback/pilot.py (sparse_study.py's 128x128 crops, the real CLI, one thread).
 
-    git worktree add /tmp/base 3cd999a && git worktree add /tmp/new CHANGE   # the arms' code, first
+    git worktree add /tmp/base 3cd999a && git worktree add /tmp/new 4218f90   # the arms' code, first
     python experiments/layout/pilot.py run base,layout all 25 SEED [rev]    # rows to layout/pilot-rows.jsonl
     python experiments/layout/pilot.py report base layout 8,9,10 [SIGMA]
 """

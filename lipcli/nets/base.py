@@ -113,8 +113,8 @@ def concat(parts: list[torch.Tensor]) -> torch.Tensor:
     torch.cat makes an NCHW tensor of inputs whose strides disagree: the merge BN, the up conv's input and the
     upsampled branch's gradient then ran in NCHW, with layout copies around them (upsampling's backward alone is
     2x slower on an NCHW gradient). A contiguous one-channel map is the same memory in both layouts, so it joins
-    as a channels-last view: 0.92 of the ticket's training step at one thread, 0.97-0.98 at two
-    (benchmarks/RESULTS-profile.md)."""
+    as a channels-last view. With the jitter drawn in z's layout (fit.jittered): 0.92 of the ticket's training
+    step at one thread, 0.97-0.99 at two (benchmarks/RESULTS-profile.md)."""
     if any(is_channels_last(p) for p in parts):
         parts = [p.as_strided(p.shape, (p.shape[2] * p.shape[3], 1, p.shape[3], 1))
                  if p.dim() == 4 and p.shape[1] == 1 and p.is_contiguous() else p for p in parts]
