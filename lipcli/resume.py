@@ -35,6 +35,7 @@ from safetensors.torch import save_file
 
 from .errors import LipError
 from .files import atomic_path, is_stream
+from .nets.base import is_channels_last
 from .stops import SAID
 
 SUFFIX = ".lip-resume"  # of the state folder
@@ -101,8 +102,7 @@ def _split(obj: Any, tensors: dict[str, torch.Tensor], at: str) -> Any:
     tensor keeps that layout (fused Adam wants its moments laid out like their parameters)."""
     if torch.is_tensor(obj):
         tensors[at] = obj.detach().contiguous()
-        cl = obj.dim() == 4 and not obj.is_contiguous() and obj.is_contiguous(memory_format=torch.channels_last)
-        return {"tensor": at, "channels_last": cl}
+        return {"tensor": at, "channels_last": is_channels_last(obj)}
     if isinstance(obj, dict):
         return {"dict": [[k, _split(v, tensors, f"{at}/{k}")] for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)):
