@@ -256,8 +256,10 @@ def jittered(z: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:
     channels-last: another realisation of the same i.i.d. noise."""
     if is_channels_last(z):
         n, c, h, w = z.shape
-        return z + torch.randn((n, h, w, c), generator=gen, device=z.device).permute(0, 3, 1, 2) * std
-    return z + torch.randn(z.shape, generator=gen, device=z.device) * std
+        noise = torch.randn((n, h, w, c), generator=gen, device=z.device).permute(0, 3, 1, 2)
+    else:
+        noise = torch.randn(z.shape, generator=gen, device=z.device)
+    return z + noise * std
 
 
 class SpikeGuard:
