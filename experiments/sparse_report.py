@@ -25,13 +25,15 @@ from pathlib import Path
 
 
 TASK_FLAGS = ("--task", "--scale", "--keep")  # flags that choose the task: its rows are compared apart
+RECORD_FLAGS = ("--log",)  # flags that only record the fit: they make no other prior
 
 
 def split_extra(extra: str) -> tuple[str, str]:
     """(the task flags, the other flags) of a row's extra restore flags."""
     words, task, other = extra.split(), [], []
     for flag, value in zip(words[::2], words[1::2]):
-        (task if flag in TASK_FLAGS else other).extend((flag, value))
+        if flag not in RECORD_FLAGS:
+            (task if flag in TASK_FLAGS else other).extend((flag, value))
     return " ".join(task), " ".join(other)
 
 
