@@ -11,11 +11,12 @@ prior's runs (e.g. the SR ticket's 3000 where the dense net's runs, at 1500, are
 each crop's dense row (the sparse study's `dense` prior, same task) and the mean difference at every cap.
 
     python experiments/cap_replay.py --total 3000 --caps 1500:3000:100 --rows experiments/sparse/rows-item5-sr.jsonl \
-        experiments/sparse/log.item5-sr-A experiments/sparse/log.item5-sr-B
+        experiments/sparse/log.item5-sr-A.gz experiments/sparse/log.item5-sr-B.gz
 """
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import statistics
 from pathlib import Path
@@ -28,7 +29,8 @@ def runs(paths: list[Path], total: int) -> dict[str, Run]:
     """input -> its run capped at `total` (the last such run of an input counts)."""
     out: dict[str, Run] = {}
     for path in paths:
-        for line in path.read_text().splitlines():
+        text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+        for line in text.splitlines():
             ev = json.loads(line)
             if ev.get("event") != "step" or ev["total"] != total:
                 continue
