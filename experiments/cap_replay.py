@@ -11,7 +11,7 @@ prior's runs (e.g. the SR ticket's 3000 where the dense net's runs, at 1500, are
 each crop's dense row (the sparse study's `dense` prior, same task) and the mean difference at every cap.
 
     python experiments/cap_replay.py --total 3000 --caps 1500:3000:100 --rows experiments/sparse/rows-item5-sr.jsonl \
-        experiments/sparse/log.item5-sr-A.gz experiments/sparse/log.item5-sr-B.gz
+        experiments/sparse/curves-item5-sr-A.jsonl.gz experiments/sparse/curves-item5-sr-B.jsonl.gz
 """
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--total", type=int, required=True, help="the full cap of the runs to replay")
     ap.add_argument("--caps", default="1500:3000:100", help="first:last:step")
     ap.add_argument("--rows", type=Path, help="sparse-study rows holding each crop's dense row")
+    ap.add_argument("--images", default="", help="comma list: only these images (a crop's name up to its first _)")
     ap.add_argument("--lag", type=int, default=99, help="the stop's lag (lipcli/fit.py ema_lag; 99 at EMA 0.99)")
     a = ap.parse_args()
     first, last, step = map(int, a.caps.split(":"))
@@ -68,7 +69,8 @@ def main() -> None:
             row = json.loads(line)
             if row["prior_name"] == "dense":
                 dense[Path(row["input"]).name] = row["psnr_stopped"]  # the log names the input by its file name
-    names = sorted(found, key=lambda n: Path(n).name)
+    wanted = set(filter(None, a.images.split(",")))
+    names = sorted((n for n in found if not wanted or Path(n).name.split("_")[0] in wanted), key=lambda n: Path(n).name)
     print("| crop | stop reported at | " + " | ".join(map(str, caps)) + (" | dense |" if dense else " |"))
     print("|---|---:|" + "---:|" * (len(caps) + bool(dense)))
     for name in names:
