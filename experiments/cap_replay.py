@@ -5,10 +5,11 @@ and writes what the stop reported by C (the log's `stopped_at`), or the output o
 reported yet or a later minimum was still within its lag (`--lag`, the EMA's: 99 at 0.99) at C: lipcli/fit.py
 `_finish`. So one run per crop to the full cap gives every lower cap's result, but for one case the log cannot
 show: a minimum whose report a newer minimum within its lag superseded (C between the two reads as not pending).
-Caps within the lag of the full cap are left out (a pending minimum there is not in the log). Each log holds the runs of one
-worker in order; a run is told from the others by its input and its cap (`total`), so give `--total` to pick one
-prior's runs (e.g. the SR ticket's 3000 where the dense net's runs, at 1500, are in the same log). `--rows` adds
-each crop's dense row (the sparse study's `dense` prior, same task) and the mean difference at every cap.
+Caps within the lag of the full cap are left out (a pending minimum there is not in the log). Each log holds the
+runs of one worker in order; a run is told from the others by its input and its cap (`total`), so give `--total`
+to pick one prior's runs (e.g. the SR ticket's 3000 where the dense net's runs, at 1500, are in the same log).
+`--rows` adds each crop's dense row (the sparse study's `dense` prior, same task) and the mean difference at every
+cap. Checked against live `--iters 1800` restores: equal within 0.003 dB (experiments/RESULTS-sparse.md).
 
     python experiments/cap_replay.py --total 3000 --caps 1500:3000:100 --rows experiments/sparse/rows-item5-sr.jsonl \
         experiments/sparse/curves-item5-sr-A.jsonl.gz experiments/sparse/curves-item5-sr-B.jsonl.gz
@@ -75,7 +76,8 @@ def main() -> None:
     print("|---|---:|" + "---:|" * (len(caps) + bool(dense)))
     for name in names:
         reports = found[name][1]
-        cells = [f"{at_cap(found[name], c, a.lag):.2f}" for c in caps] + ([f"{dense[name]:.2f}"] if name in dense else [])
+        cells = [f"{at_cap(found[name], c, a.lag):.2f}" for c in caps]
+        cells += [f"{dense[name]:.2f}"] if name in dense else []
         print(f"| {Path(name).stem} | {','.join(map(str, reports)) or '-'} | " + " | ".join(cells) + " |")
     paired = [n for n in names if n in dense]
     if paired:
