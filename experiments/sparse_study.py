@@ -25,6 +25,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from lipcli import library
 from lipcli.physics import TASKS
 
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"  # /work/shared/data/images
@@ -37,8 +38,9 @@ TICKET = "dip-channel-house"  # the shipped library entry: this study's house_ch
 def prior_args(name: str) -> list[str]:
     """`default` (what the task's fast preset fits unasked: its shipped ticket or the dense net), `dense`, `wK`
     (uniform width K), `dd-kK` (the deep decoder of width K), `ticket:rN` (round N of the shipped channel
-    ticket), or `STEM:rN` (round N of the ticket file experiments/sparse/STEM.safetensors, e.g. one searched for
-    another task, or a random control)."""
+    ticket), `NAME:rN` (round N of the library entry NAME, fitted with the settings its entry records), or
+    `STEM:rN` (round N of the ticket file experiments/sparse/STEM.safetensors, e.g. one searched for another task,
+    or a random control)."""
     if name == "default":
         return []
     if name == "dense":
@@ -48,6 +50,8 @@ def prior_args(name: str) -> list[str]:
     if re.fullmatch(r"dd-k\d+", name):
         return ["--prior", "deep-decoder", "--dd-k", name[4:]]
     kind, _, round_ = name.partition(":r")
+    if round_ and kind in library.names():  # a library entry by name: fitted with its own settings
+        return ["--mask", kind, "--round", round_]
     path = HERE / "sparse" / f"{kind}.safetensors"
     if not round_ or (kind != "ticket" and not path.exists()):
         raise SystemExit(f"unknown prior {name}")
