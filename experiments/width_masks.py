@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from lipcli import artifact, nets
+from lipcli import artifact, masks, nets
 from lipcli.nets.compact import compact
 
 TICKET = "dip-channel-house"
@@ -68,11 +68,11 @@ def main() -> None:
         new = torch.ones_like(r, dtype=torch.uint8)
         new[keep] = 0
         prune_round[name] = new
-    kept = sum(int((r == 0).sum()) for r in prune_round.values())
-    total = sum(r.numel() for r in prune_round.values())
+    keep_masks = masks.from_rounds(prune_round, 1)
+    kept, total = masks.kept_count(keep_masks), masks.total_count(keep_masks)
     meta = {**art.meta, "method": "widths", "recommended_round": 1,
             "rounds": [{"round": 0, "sparsity": 0.0, "kept": total, "total": total},
-                       {"round": 1, "sparsity": 1 - kept / total, "kept": kept, "total": total}],
+                       {"round": 1, "sparsity": masks.sparsity(kept, total), "kept": kept, "total": total}],
             "recommended_by": f"experiments/width_masks.py --rule {a.rule} --skip {a.skip} (a control)"}
     artifact.save(a.out, artifact.Artifact(meta=meta, theta0=art.theta0, prune_round=prune_round), slim=True)
     print(f"{a.out}: {kept:,} of {total:,} conv weights kept; widths {widths}")
