@@ -10,6 +10,12 @@ index. `lip restore --mask FILE --round 1` fits it compacted.
 
     PYTHONPATH=$PWD python experiments/width_masks.py --rule round16 --out experiments/sparse/ticket16.safetensors
     PYTHONPATH=$PWD python experiments/width_masks.py --rule uniform32 --skip 1 --out experiments/sparse/u32s1.safetensors
+
+`--ticket` takes another source (a library name or a ticket file, at `--round`, default its recommended one), e.g.
+the inpainting search's round 2 with four skip filters per level (RESULTS-inpaint-ticket.md, "Four skip filters"):
+
+    PYTHONPATH=$PWD python experiments/width_masks.py --ticket experiments/sparse/house_inpaint_ch.safetensors \
+        --round 2 --rule same --skip 4 --out experiments/sparse/inp-s4.safetensors
 """
 from __future__ import annotations
 
@@ -24,19 +30,21 @@ from lipcli.nets.compact import compact
 TICKET = "dip-channel-house"
 
 
-def ticket_widths(art: artifact.Artifact) -> dict[str, int]:
-    """Output channels each conv block keeps in the compacted ticket at its recommended round."""
+def ticket_widths(art: artifact.Artifact, round_: int) -> dict[str, int]:
+    """Output channels each conv block keeps in the compacted ticket at `round_`."""
     net = nets.build(art.spec)
-    return {n: kept for n, (kept, _) in compact(net, art.mask(art.recommended_round)).report["layers"].items()}
+    return {n: kept for n, (kept, _) in compact(net, art.mask(round_)).report["layers"].items()}
 
 
 def widths_for(rule: str, ticket: dict[str, int], skip: int | None) -> dict[str, int]:
-    """`round16`: the ticket's counts rounded to the nearest multiple of 16 (at least 16); `uniformK`: K
-    everywhere. Skip branches keep the ticket's count unless `skip` is given."""
+    """`same`: the ticket's counts; `round16`: the ticket's counts rounded to the nearest multiple of 16 (at
+    least 16); `uniformK`: K everywhere. Skip branches keep the ticket's count unless `skip` is given."""
     out = {}
     for name, kept in ticket.items():
         if name.endswith(".skip"):
             out[name] = kept if skip is None else skip
+        elif rule == "same":
+            out[name] = kept
         elif rule == "round16":
             out[name] = max(16, 16 * round(kept / 16))
         elif rule.startswith("uniform"):
@@ -55,12 +63,15 @@ def filter_order(r: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rule", required=True, help="round16 or uniformK (e.g. uniform32)")
+    ap.add_argument("--rule", required=True, help="same, round16 or uniformK (e.g. uniform32)")
+    ap.add_argument("--ticket", default=TICKET, help="the source: a library name or a ticket file")
+    ap.add_argument("--round", type=int, default=None, help="the source's round (default: its recommended one)")
     ap.add_argument("--skip", type=int, default=None, help="skip filters per level (default: the ticket's)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    art = artifact.load(TICKET)
-    widths = widths_for(a.rule, ticket_widths(art), a.skip)
+    art = artifact.load(a.ticket)
+    round_ = art.recommended_round if a.round is None else a.round
+    widths = widths_for(a.rule, ticket_widths(art, round_), a.skip)
     prune_round = {}
     for name, r in art.prune_round.items():
         block = name.rsplit(".conv.weight", 1)[0]
@@ -73,7 +84,8 @@ def main() -> None:
     meta = {**art.meta, "method": "widths", "recommended_round": 1,
             "rounds": [{"round": 0, "sparsity": 0.0, "kept": total, "total": total},
                        {"round": 1, "sparsity": masks.sparsity(kept, total), "kept": kept, "total": total}],
-            "recommended_by": f"experiments/width_masks.py --rule {a.rule} --skip {a.skip} (a control)"}
+            "recommended_by": f"experiments/width_masks.py --ticket {a.ticket} --round {round_} --rule {a.rule} "
+                              f"--skip {a.skip} (a control)"}
     artifact.save(a.out, artifact.Artifact(meta=meta, theta0=art.theta0, prune_round=prune_round), slim=True)
     print(f"{a.out}: {kept:,} of {total:,} conv weights kept; widths {widths}")
 
