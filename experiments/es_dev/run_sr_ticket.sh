@@ -3,10 +3,13 @@
 # cap, window 200, patience 300, EMA 0.99), centre crops of the stop study's 29 pictures (the high-resolution crop;
 # its Lanczos-2 reduction by 4 is the observation), seed 0, no early stop, recorded to 3600 iterations so that later
 # stops can be scored. How far under its peak does the shipped stop land on the ticket? (RESULTS-stop-sr-ticket.md)
-# usage: run_sr_ticket.sh a|b [SIZE]  (a/b split the pictures so two runs share the two cores, one thread each;
-# SIZE 128 by default, 64, or 256 on six pictures, es_collect's BIG_SUBSET). Resumable.
+# With a third argument, `ticket` or `mask=STEM` (round 1 of experiments/sparse/STEM.safetensors, fitted with the same
+# settings), the 14 pictures of run_inpaint128.sh recorded to 3000: the ticket against its widths with four skip
+# filters per level (RESULTS-stop-sr-ticket.md, "Four skip filters").
+# usage: run_sr_ticket.sh a|b [SIZE] [ticket|mask=STEM]  (a/b split the pictures so two runs share the two cores, one
+# thread each; SIZE 128 by default, 64, or 256 on six pictures, es_collect's BIG_SUBSET). Resumable.
 cd "$(dirname "$0")/../.." || exit 1
-USAGE="usage: run_sr_ticket.sh a|b [64|128|256]"
+USAGE="usage: run_sr_ticket.sh a|b [64|128|256] [ticket|mask=STEM]"
 SIZE=${2:-128}
 case "$SIZE" in
   256) A=house,kodim02,monarch; B=lena512,baby,zebra ;;
@@ -14,8 +17,16 @@ case "$SIZE" in
           B=lena512,monarch,man,pepper,zebra,sf4,library,kate,vase,cameraman-gray256,hill-gray512,boat-gray512,couple-gray512,montage-gray256 ;;
   *) echo "$USAGE" >&2; exit 2 ;;
 esac
+MASK=dip-channel-house-sr4; ITERS=3600
+case "$3" in
+  "") ;;
+  ticket|mask=*) A=house,baboon512,bird,butterfly,coastguard,comic,f16; B=astronaut,baby,barbara,bridge,face,flowers,foreman
+                 ITERS=3000; SIZE="$SIZE-${3#mask=}"
+                 [ "$3" = ticket ] || MASK="experiments/sparse/${3#mask=}.safetensors:r1" ;;
+  *) echo "$USAGE" >&2; exit 2 ;;
+esac
 case "$1" in a) I=$A ;; b) I=$B ;; *) echo "$USAGE" >&2; exit 2 ;; esac
 SUF=$([ "$SIZE" = 128 ] || echo "-$SIZE")
 env PYTHONPATH=$PWD:$PWD/experiments python experiments/es_collect.py --grid --variants plain \
-  --mask dip-channel-house-sr4 --threads 1 --sizes "$SIZE" --tasks sr:4 --iters 3600 --images $I \
+  --mask "$MASK" --threads 1 --sizes "${SIZE%%-*}" --tasks sr:4 --iters $ITERS --images $I \
   --out experiments/es_dev/rows-sr-ticket$SUF$1.jsonl.gz
