@@ -8,6 +8,13 @@ smaller mean gap, then fewer iterations; reported on REPORT. Gap = oracle (the b
 horizon; it reads the clean image, scoring only) - the reported PSNR. RESULTS-stop-sr-ticket.md has the pass marks.
 
     PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_sr_ticket.py experiments/es_dev/rows-sr-ticket[ab].jsonl.gz
+
+With `--against ROWS`, another prior's fits of the same crops instead: each replayed with the shipped window and
+patience at the caps of ARM_CAPS, paired with the rows of --against at the shipped rule (what lip returns today);
+house, where the ticket was searched, shown and never counted (RESULTS-stop-sr-ticket.md, "Four skip filters"):
+
+    PYTHONPATH=$PWD:$PWD/experiments python experiments/stop_sr_ticket.py experiments/es_dev/rows-sr-ticket-128-sr-s4[ab].jsonl.gz \
+        --against experiments/es_dev/rows-sr-ticket-128-ticket[ab].jsonl.gz
 """
 from __future__ import annotations
 
@@ -21,6 +28,8 @@ from es_analyze import GOAL_MEAN, GOAL_P90, Outcome, Run, load, variance_rule
 
 WINDOWS, PATIENCES, CAPS = (100, 200), (150, 300, 500), (3000, 3300, 3600)
 SHIPPED = (200, 300, 3000)
+ARM_CAPS = (1200, 1500, 1800, 2100, 2400, 2700, 3000)
+SEARCHED_ON = "house"
 
 
 def oracle(run: Run) -> tuple[float, int]:
@@ -39,10 +48,49 @@ def summary(runs: list[Run], out: list[Outcome]) -> tuple[float, float, float, f
     return float(gap.mean()), float(np.percentile(gap, 90)), float(gap.max()), float(np.mean([o[0] for o in out]))
 
 
+def per_iteration(runs: list[Run]) -> float:
+    """CPU seconds per iteration over the runs (their rows' seconds / iterations)."""
+    return sum(r.plain["seconds"] for r in runs) / sum(r.plain["iters"] for r in runs)
+
+
+def against(runs: list[Run], base: list[Run]) -> None:
+    """The arm at each cap of ARM_CAPS (shipped window and patience) minus the base at the shipped rule, per half."""
+    by_image = {r.plain["image"]: r for r in base}
+    pairs = sorted(((r, by_image[r.plain["image"]]) for r in runs if r.plain["image"] in by_image),
+                   key=lambda p: (p[0].plain["half"] != "tune", p[0].plain["image"]))
+    arm_it, base_it = per_iteration([a for a, _ in pairs]), per_iteration([b for _, b in pairs])
+    shipped = {id(b): replay([b], *SHIPPED)[0] for _, b in pairs}
+    print(f"{len(pairs)} crops; CPU per iteration: arm {1000 * arm_it:.1f} ms, base {1000 * base_it:.1f} ms\n")
+    print("| crop | half | base at the shipped rule (stop) | " + " | ".join(f"arm {c}" for c in ARM_CAPS) + " |")
+    print("|---|---|---|" + "---|" * len(ARM_CAPS))
+    for a, b in pairs:
+        o = shipped[id(b)]
+        cells = " | ".join(f"{replay([a], SHIPPED[0], SHIPPED[1], c)[0][1]:.2f}" for c in ARM_CAPS)
+        print(f"| {a.plain['image']} | {a.plain['half']} | {o[1]:.2f} ({o[0]}) | {cells} |")
+    print("\n| half | cap | arm - base, mean ± sd (better) | arm iterations (mean) | CPU per restore, arm / base |")
+    print("|---|---|---|---:|---:|")
+    for half in ("tune", "report"):
+        ps = [(a, b) for a, b in pairs if a.plain["half"] == half and a.plain["image"] != SEARCHED_ON]
+        if not ps:
+            continue
+        base_cost = base_it * np.mean([shipped[id(b)][0] for _, b in ps])
+        for c in ARM_CAPS:
+            out = [replay([a], SHIPPED[0], SHIPPED[1], c)[0] for a, _ in ps]
+            d = np.array([o[1] - shipped[id(b)][1] for o, (_, b) in zip(out, ps)])
+            used = np.mean([o[0] for o in out])
+            print(f"| {half} ({len(ps)}) | {c} | {d.mean():+.2f} ± {d.std(ddof=1) if len(d) > 1 else 0:.2f} "
+                  f"({int((d > 0).sum())} of {len(d)}) | {used:.0f} | {arm_it * used / base_cost:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rows", type=Path, nargs="+")
-    runs = load(*ap.parse_args().rows)[0]
+    ap.add_argument("--against", type=Path, nargs="+", help="the base prior's rows of the same crops")
+    a = ap.parse_args()
+    runs = load(*a.rows)[0]
+    if a.against:
+        against(runs, load(*a.against)[0])
+        return
     halves = {h: sorted((r for r in runs if r.plain["half"] == h), key=lambda r: r.plain["image"])
               for h in ("tune", "report")}
     print(f"runs: {len(halves['tune'])} tune, {len(halves['report'])} report; horizon "
