@@ -7,7 +7,8 @@ per iteration from the rows (seconds / iters), r = dense / ticket; the ticket at
 restore. The cap is chosen on TUNE (the smallest at >= 1.5x less CPU whose paired mean is >= 0), then read on
 REPORT. House, where the ticket was searched, is shown and never counted. RESULTS-inpaint-ticket.md has the marks.
 `--ticket` may be any other arm of the same crops (e.g. the dense net with another jitter, RESULTS-inpaint-jitter.md):
-then house counts.
+then house counts. `--same-cap` reads the --dense rows at each cap too (both recorded that far): two arms at equal
+iterations, e.g. the ticket's widths with four skip filters against the ticket (RESULTS-inpaint-ticket.md, end).
 
     PYTHONPATH=$PWD:$PWD/experiments python experiments/inpaint_ticket.py \
         --dense experiments/es_dev/rows-tasks-inpaint128-[ab].jsonl.gz \
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--ticket", nargs="+", type=Path, required=True)
     ap.add_argument("--caps", type=lambda v: tuple(int(c) for c in v.split(",")), default=CAPS,
                     help="comma list of the caps to read the arm at")
+    ap.add_argument("--same-cap", action="store_true", help="read --dense at each cap as well, not at 1875")
     a = ap.parse_args()
     dense, ticket = rows_by_crop(a.dense), rows_by_crop(a.ticket)
     pairs = sorted(set(dense) & set(ticket), key=lambda k: (dense[k]["half"] != "tune", k))
@@ -95,9 +97,10 @@ def main() -> None:
         seeds = ",".join(str(s) for s in sorted({k[1] for k in ks}))
         dense_gap = gaps([oracle(dense[k])[0] - returned(dense[k], DENSE_CAP) for k in ks])
         for c in caps:
-            diff = [returned(ticket[k], c) - returned(dense[k], DENSE_CAP) for k in ks]
+            diff = [returned(ticket[k], c) - returned(dense[k], c if a.same_cap else DENSE_CAP) for k in ks]
             gap = [oracle(ticket[k])[0] - returned(ticket[k], c) for k in ks]
-            print(f"| {half} ({len(ks)}) | {seeds} | {c} | {DENSE_CAP * r / c:.2f}x less | {stats(diff)} | "
+            cost = r if a.same_cap else DENSE_CAP * r / c
+            print(f"| {half} ({len(ks)}) | {seeds} | {c} | {cost:.2f}x less | {stats(diff)} | "
                   f"{gaps(gap)} | {dense_gap} |")
 
 
