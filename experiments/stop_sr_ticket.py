@@ -58,27 +58,27 @@ def against(runs: list[Run], base: list[Run]) -> None:
     by_image = {r.plain["image"]: r for r in base}
     pairs = sorted(((r, by_image[r.plain["image"]]) for r in runs if r.plain["image"] in by_image),
                    key=lambda p: (p[0].plain["half"] != "tune", p[0].plain["image"]))
-    arm_it, base_it = per_iteration([a for a, _ in pairs]), per_iteration([b for _, b in pairs])
-    shipped = {id(b): replay([b], *SHIPPED)[0] for _, b in pairs}
+    arms, bases = [a for a, _ in pairs], [b for _, b in pairs]
+    arm_it, base_it = per_iteration(arms), per_iteration(bases)
+    shipped = replay(bases, *SHIPPED)
+    at_cap = {c: replay(arms, SHIPPED[0], SHIPPED[1], c) for c in ARM_CAPS}
     print(f"{len(pairs)} crops; CPU per iteration: arm {1000 * arm_it:.1f} ms, base {1000 * base_it:.1f} ms\n")
     print("| crop | half | base at the shipped rule (stop) | " + " | ".join(f"arm {c}" for c in ARM_CAPS) + " |")
     print("|---|---|---|" + "---|" * len(ARM_CAPS))
-    for a, b in pairs:
-        o = shipped[id(b)]
-        cells = " | ".join(f"{replay([a], SHIPPED[0], SHIPPED[1], c)[0][1]:.2f}" for c in ARM_CAPS)
-        print(f"| {a.plain['image']} | {a.plain['half']} | {o[1]:.2f} ({o[0]}) | {cells} |")
+    for i, a in enumerate(arms):
+        cells = " | ".join(f"{at_cap[c][i][1]:.2f}" for c in ARM_CAPS)
+        print(f"| {a.plain['image']} | {a.plain['half']} | {shipped[i][1]:.2f} ({shipped[i][0]}) | {cells} |")
     print("\n| half | cap | arm - base, mean ± sd (better) | arm iterations (mean) | CPU per restore, arm / base |")
     print("|---|---|---|---:|---:|")
     for half in ("tune", "report"):
-        ps = [(a, b) for a, b in pairs if a.plain["half"] == half and a.plain["image"] != SEARCHED_ON]
-        if not ps:
+        idx = [i for i, a in enumerate(arms) if a.plain["half"] == half and a.plain["image"] != SEARCHED_ON]
+        if not idx:
             continue
-        base_cost = base_it * np.mean([shipped[id(b)][0] for _, b in ps])
+        base_cost = base_it * np.mean([shipped[i][0] for i in idx])
         for c in ARM_CAPS:
-            out = [replay([a], SHIPPED[0], SHIPPED[1], c)[0] for a, _ in ps]
-            d = np.array([o[1] - shipped[id(b)][1] for o, (_, b) in zip(out, ps)])
-            used = np.mean([o[0] for o in out])
-            print(f"| {half} ({len(ps)}) | {c} | {d.mean():+.2f} ± {d.std(ddof=1) if len(d) > 1 else 0:.2f} "
+            d = np.array([at_cap[c][i][1] - shipped[i][1] for i in idx])
+            used = np.mean([at_cap[c][i][0] for i in idx])
+            print(f"| {half} ({len(idx)}) | {c} | {d.mean():+.2f} ± {d.std(ddof=1) if len(d) > 1 else 0:.2f} "
                   f"({int((d > 0).sum())} of {len(d)}) | {used:.0f} | {arm_it * used / base_cost:.2f} |")
 
 
