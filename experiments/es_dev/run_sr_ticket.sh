@@ -17,16 +17,16 @@ case "$SIZE" in
           B=lena512,monarch,man,pepper,zebra,sf4,library,kate,vase,cameraman-gray256,hill-gray512,boat-gray512,couple-gray512,montage-gray256 ;;
   *) echo "$USAGE" >&2; exit 2 ;;
 esac
-MASK=dip-channel-house-sr4; ITERS=3600
+MASK=dip-channel-house-sr4; ITERS=3600; TAG=""
 case "$3" in
   "") ;;
   ticket|mask=*) A=house,baboon512,bird,butterfly,coastguard,comic,f16; B=astronaut,baby,barbara,bridge,face,flowers,foreman
-                 ITERS=3000; SIZE="$SIZE-${3#mask=}"
+                 ITERS=3000; TAG="-${3#mask=}"
                  [ "$3" = ticket ] || MASK="experiments/sparse/${3#mask=}.safetensors:r1" ;;
   *) echo "$USAGE" >&2; exit 2 ;;
 esac
 case "$1" in a) I=$A ;; b) I=$B ;; *) echo "$USAGE" >&2; exit 2 ;; esac
-SUF=$([ "$SIZE" = 128 ] || echo "-$SIZE")
+SUF=$([ "$SIZE$TAG" = 128 ] || echo "-$SIZE$TAG")
 env PYTHONPATH=$PWD:$PWD/experiments python experiments/es_collect.py --grid --variants plain \
-  --mask "$MASK" --threads 1 --sizes "${SIZE%%-*}" --tasks sr:4 --iters $ITERS --images $I \
+  --mask "$MASK" --threads 1 --sizes "$SIZE" --tasks sr:4 --iters $ITERS --images $I \
   --out experiments/es_dev/rows-sr-ticket$SUF$1.jsonl.gz
