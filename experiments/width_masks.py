@@ -16,6 +16,13 @@ the inpainting search's round 2 with four skip filters per level (RESULTS-inpain
 
     PYTHONPATH=$PWD python experiments/width_masks.py --ticket experiments/sparse/house_inpaint_ch.safetensors \
         --round 2 --rule same --skip 4 --out experiments/sparse/inp-s4.safetensors
+
+`--levels L` puts the mask on the same hourglass with only its first L levels (the deepest dropped), initialised
+afresh from the source's seed: every level is a fixed cost per iteration on a CPU, whatever its width
+(RESULTS-sparse.md, "Fewer levels"). A conv whose weight keeps the source's shape takes the source's filter order;
+the new deepest level's up conv (it has no deeper level to concatenate) keeps its first filters.
+
+    PYTHONPATH=$PWD python experiments/width_masks.py --rule uniform32 --skip 1 --levels 3 --out experiments/sparse/u32s1L3.safetensors
 """
 from __future__ import annotations
 
@@ -54,11 +61,29 @@ def widths_for(rule: str, ticket: dict[str, int], skip: int | None) -> dict[str,
     return out
 
 
+def block_of(weight: str) -> str:
+    """The conv block a masked weight belongs to (`levels.0.down.conv.weight` -> `levels.0.down`)."""
+    return weight.rsplit(".conv.weight", 1)[0]
+
+
 def filter_order(r: torch.Tensor) -> torch.Tensor:
     """Filters of one conv weight, last pruned first (a never-pruned filter has round 0: it ranks first)."""
     last = r.flatten(1).amax(1).long()  # a filter's round: its elements are pruned together
     key = torch.where(last == 0, torch.full_like(last, 1 << 16), last)
     return torch.sort(key, descending=True, stable=True).indices
+
+
+def shallower(art: artifact.Artifact, levels: int | None) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(spec, theta0, source prune rounds) of the net the new mask is on: the source's, or its first `levels`
+    levels drawn afresh from the source's seed, with the source's rounds where a conv keeps its shape (else none:
+    index order)."""
+    if levels is None or levels == len(art.spec["down"]):
+        return art.spec, art.theta0, art.prune_round
+    spec = {**art.spec, **{key: art.spec[key][:levels] for key in ("down", "up", "skip")}}
+    theta0 = artifact.seeded_theta0(spec, art.meta["seed"])
+    rounds = {name: r if r.shape == theta0[name].shape else torch.zeros_like(theta0[name], dtype=r.dtype)
+              for name, r in art.prune_round.items() if name in theta0}
+    return spec, theta0, rounds
 
 
 def main() -> None:
@@ -67,27 +92,28 @@ def main() -> None:
     ap.add_argument("--ticket", default=TICKET, help="the source: a library name or a ticket file")
     ap.add_argument("--round", type=int, default=None, help="the source's round (default: its recommended one)")
     ap.add_argument("--skip", type=int, default=None, help="skip filters per level (default: the ticket's)")
+    ap.add_argument("--levels", type=int, default=None, help="keep only the first L levels (default: all)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     art = artifact.load(a.ticket)
     round_ = art.recommended_round if a.round is None else a.round
+    spec, theta0, source = shallower(art, a.levels)
     widths = widths_for(a.rule, ticket_widths(art, round_), a.skip)
     prune_round = {}
-    for name, r in art.prune_round.items():
-        block = name.rsplit(".conv.weight", 1)[0]
-        keep = filter_order(r)[: widths[block]]
+    for name, r in source.items():
+        keep = filter_order(r)[: widths[block_of(name)]]
         new = torch.ones_like(r, dtype=torch.uint8)
         new[keep] = 0
         prune_round[name] = new
     keep_masks = masks.from_rounds(prune_round, 1)
     kept, total = masks.kept_count(keep_masks), masks.total_count(keep_masks)
-    meta = {**art.meta, "method": "widths", "recommended_round": 1,
+    meta = {**art.meta, "spec": spec, "method": "widths", "recommended_round": 1,
             "rounds": [{"round": 0, "sparsity": 0.0, "kept": total, "total": total},
                        {"round": 1, "sparsity": masks.sparsity(kept, total), "kept": kept, "total": total}],
             "recommended_by": f"experiments/width_masks.py --ticket {a.ticket} --round {round_} --rule {a.rule} "
-                              f"--skip {a.skip} (a control)"}
-    artifact.save(a.out, artifact.Artifact(meta=meta, theta0=art.theta0, prune_round=prune_round), slim=True)
-    print(f"{a.out}: {kept:,} of {total:,} conv weights kept; widths {widths}")
+                              f"--skip {a.skip} --levels {a.levels} (a control)"}
+    artifact.save(a.out, artifact.Artifact(meta=meta, theta0=theta0, prune_round=prune_round), slim=True)
+    print(f"{a.out}: {kept:,} of {total:,} conv weights kept; widths {({b: widths[b] for b in map(block_of, source)})}")
 
 
 if __name__ == "__main__":
