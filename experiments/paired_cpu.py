@@ -1,13 +1,47 @@
-import json, sys, statistics as st
-rows = [json.loads(l) for f in sys.argv[1:] for l in open(f)]
-by = {}
-for r in rows:
-    by.setdefault(r["prior_name"], {})[(r["image"], r["size"], r["sigma_estimated"] and r["key"].split("|")[3], r["seed"])] = r
-base = by["default"]
-for name, d in by.items():
-    if name == "default": continue
-    keys = [k for k in d if k in base]
-    cpu = sum(d[k]["cpu_seconds"] for k in keys) / sum(base[k]["cpu_seconds"] for k in keys)
-    it = sum(d[k]["iterations"] for k in keys) / sum(base[k]["iterations"] for k in keys)
-    diffs = [d[k]["psnr_stopped"] - base[k]["psnr_stopped"] for k in keys]
-    print(f"{name}: n={len(keys)} mean {st.mean(diffs):+.3f} sd {st.stdev(diffs):.3f} se {st.stdev(diffs)/len(diffs)**.5:.3f} median {st.median(diffs):+.3f} better {sum(x>0 for x in diffs)} CPU {cpu:.3f}x iters {it:.3f}x CPU/iter {cpu/it:.3f}x")
+"""Paired PSNR differences and cost ratios of sparse_study.py rows, each prior against one baseline prior.
+
+sparse_report.py prints PSNR per crop; this adds what a choice between priors also needs: the one-thread CPU seconds
+per restore summed over the pairs (rows record `cpu_seconds`), the iterations, and the median of the differences.
+
+    python experiments/paired_cpu.py experiments/sparse/rows-levels.jsonl [--against default]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics as st
+from pathlib import Path
+
+
+def pair_key(row: dict) -> tuple:
+    """What a row restored, without the prior: image, size, crop, sigma, seed, extra flags (sparse_study's key)."""
+    image, size, crop, sigma, seed, _prior, *extra = row["key"].split("|")
+    return image, size, crop, sigma, seed, *extra
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("rows", nargs="+", type=Path)
+    ap.add_argument("--against", default="default", help="the baseline prior's name")
+    a = ap.parse_args()
+    by: dict[str, dict[tuple, dict]] = {}
+    for path in a.rows:
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            by.setdefault(row["prior_name"], {})[pair_key(row)] = row
+    base = by.pop(a.against)
+    for name, rows in by.items():
+        keys = [k for k in rows if k in base]
+        if len(keys) < 2:
+            continue
+        diffs = [rows[k]["psnr_stopped"] - base[k]["psnr_stopped"] for k in keys]
+        cpu = sum(rows[k]["cpu_seconds"] for k in keys) / sum(base[k]["cpu_seconds"] for k in keys)
+        its = sum(rows[k]["iterations"] for k in keys) / sum(base[k]["iterations"] for k in keys)
+        sd = st.stdev(diffs)
+        print(f"{name} vs {a.against}: {len(keys)} pairs, mean {st.mean(diffs):+.3f} ± {sd:.3f} dB (standard error "
+              f"{sd / len(keys) ** 0.5:.3f}), median {st.median(diffs):+.3f}, better {sum(d > 0 for d in diffs)}; "
+              f"CPU per restore {cpu:.3f}x, iterations {its:.3f}x, CPU per iteration {cpu / its:.3f}x")
+
+
+if __name__ == "__main__":
+    main()
