@@ -3,7 +3,7 @@
 sparse_report.py prints PSNR per crop; this adds what a choice between priors also needs: the one-thread CPU seconds
 per restore summed over the pairs (rows record `cpu_seconds`), the iterations, and the median of the differences.
 
-    python experiments/paired_cpu.py experiments/sparse/rows-levels.jsonl [--against default]
+    python experiments/paired_cpu.py experiments/sparse/rows-levels.jsonl [--against default] [--half report]
 """
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("rows", nargs="+", type=Path)
     ap.add_argument("--against", default="default", help="the baseline prior's name")
+    ap.add_argument("--half", default=None, help="only rows of this half (tune, report, ...)")
     a = ap.parse_args()
     by: dict[str, dict[tuple, dict]] = {}
     for path in a.rows:
         for line in path.read_text().splitlines():
             row = json.loads(line)
-            by.setdefault(row["prior_name"], {})[pair_key(row)] = row
+            if a.half is None or row["half"] == a.half:
+                by.setdefault(row["prior_name"], {})[pair_key(row)] = row
     base = by.pop(a.against)
     for name, rows in by.items():
         keys = [k for k in rows if k in base]
