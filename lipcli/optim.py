@@ -10,13 +10,17 @@ loops and the fit's rollback use: `state` (per parameter), `param_groups[0]["lr"
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Iterable
 
 import torch
 
-# The group settings torch.optim.Adam records, in its order, written alongside a state as it writes them.
-_GROUP = {"betas": None, "eps": 1e-8, "weight_decay": 0, "amsgrad": False, "maximize": False, "foreach": None,
-          "capturable": False, "differentiable": False, "fused": None, "decoupled_weight_decay": False}
+# The group settings torch.optim.Adam records, in its order, written alongside a state as it writes them: those
+# the running torch's Adam takes (torch 2.4 has no `decoupled_weight_decay`; reading the signature loads no compiler).
+_GROUP = {key: value for key, value in {
+    "betas": None, "eps": 1e-8, "weight_decay": 0, "amsgrad": False, "maximize": False, "foreach": None,
+    "capturable": False, "differentiable": False, "fused": None, "decoupled_weight_decay": False}.items()
+    if key in inspect.signature(torch.optim.Adam).parameters}
 
 
 class Adam:
