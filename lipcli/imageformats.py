@@ -116,6 +116,12 @@ def read_npy(path: Path, check_size: SizeCheck) -> np.ndarray:
     return np.array(arr)
 
 
+# TIFF's own tag values (PhotometricInterpretation, tag 262; ExtraSamples, tag 338), compared as numbers: the
+# oldest tifffile lip takes (2022.5.4) names them only `tifffile.TIFF.PHOTOMETRIC`, today's only `tifffile.PHOTOMETRIC`.
+_MINISWHITE, _MINISBLACK, _RGB = 0, 1, 2
+_UNSPECIFIED = 0
+
+
 @_quiet
 def read_tiff(path: Path, check_size: SizeCheck) -> tuple[np.ndarray, bytes | None] | None:
     """A TIFF with more than 8 bits per gray or RGB sample (16-bit, 32-bit, float) or signed 8-bit samples as
@@ -140,14 +146,14 @@ def read_tiff(path: Path, check_size: SizeCheck) -> tuple[np.ndarray, bytes | No
         if axes not in ("YX", "YXS", "SYX"):  # asked before Pillow gets a file: it would read the first plane
             raise LipError(f"cannot read {path}: it is a stack of shape {series.shape} (axes {axes}); "
                            "lip restores one 2-D gray or colour image: save one plane as its own file")
-        unnamed = sum(int(e) == tifffile.EXTRASAMPLE.UNSPECIFIED for e in page.extrasamples or ())
+        unnamed = sum(int(e) == _UNSPECIFIED for e in page.extrasamples or ())
         if unnamed:  # Pillow drops such a channel, and read as alpha it would be passed through unrestored
             raise LipError(f"cannot read {path}: {unnamed} of its {page.samplesperpixel} channels "
                            f"{'is an extra channel' if unnamed == 1 else 'are extra channels'} that the file does "
                            "not call alpha; lip restores gray or RGB images (with alpha): save each channel as its "
                            "own gray image, or mark the extra channel as alpha")
-        white = page.photometric == tifffile.PHOTOMETRIC.MINISWHITE
-        if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB) and not white \
+        white = page.photometric == _MINISWHITE
+        if page.photometric not in (_MINISBLACK, _RGB) and not white \
                 or page.dtype is None or page.dtype.itemsize == 1 and page.dtype.kind != "i":
             return None
         shape = dict(kept)
@@ -228,7 +234,9 @@ def save_npy(path: Path, arr: np.ndarray) -> None:
 @_quiet
 def write_tiff(path: Path, hwc: np.ndarray, *, colour: bool, alpha: bool, icc: bytes | None = None) -> None:
     """(H, W, C) samples of any numeric dtype as one uncompressed TIFF page, alpha (if any) last, with the ICC
-    colour profile `icc` if given."""
+    colour profile `icc` if given (as its tag, 34675 of type UNDEFINED: tifffile 2022.5.4, the oldest lip takes, has
+    no `iccprofile`)."""
     import tifffile
     tifffile.imwrite(path, hwc[..., 0] if hwc.shape[2] == 1 else hwc, photometric="rgb" if colour else "minisblack",
-                     extrasamples=["unassalpha"] if alpha else None, iccprofile=icc)
+                     extrasamples=["unassalpha"] if alpha else None,
+                     extratags=[(34675, 7, len(icc), icc, True)] if icc else None)

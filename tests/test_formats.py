@@ -164,7 +164,7 @@ def test_icc_profiles_are_kept_from_input_to_output(tmp_path: Path) -> None:
     rgb8, rgb16 = samples("uint8", 3, 12, 10), samples("uint16", 3, 12, 10)
     PILImage.fromarray(rgb8).save(tmp_path / "a.png", icc_profile=SRGB)
     PILImage.fromarray(rgb8).save(tmp_path / "a.jpg", icc_profile=SRGB)
-    tifffile.imwrite(tmp_path / "a.tif", rgb16, photometric="rgb", iccprofile=SRGB)
+    tifffile.imwrite(tmp_path / "a.tif", rgb16, photometric="rgb", extratags=[(34675, 7, len(SRGB), SRGB, True)])
     iccp = _chunk(b"iCCP", b"sRGB\0\0" + zlib.compress(SRGB))
     (tmp_path / "b.png").write_bytes(reference_png16(rgb16, extra=iccp))
     for name in ("a.png", "a.jpg", "a.tif", "b.png"):
