@@ -1386,7 +1386,7 @@ def test_exif_rotated_input_is_restored_upright(tmp_path):
     ("palette", "RGB", (40, 30)),
     ("gray palette", "L", (40, 30)),
     ("palette with transparency", "RGBA", (40, 30)),
-    ("16-bit gray", "I;16", (40, 30)),
+    ("16-bit gray", None, (40, 30)),  # None: the input's own mode (Pillow 10.0 opens 16-bit gray as I, today's as I;16)
     ("gray+alpha", "LA", (40, 30)),
     ("1x1", "RGB", (1, 1)),
     ("1x1 gray", "L", (1, 1)),
@@ -1415,6 +1415,7 @@ def test_odd_but_valid_images_succeed(tmp_path, kind, mode, size):
         PILImage.fromarray(rgb).convert("CMYK").save(tmp_path / name, format="JPEG")
     with PILImage.open(tmp_path / name) as src:
         assert src.mode in ("P", "I;16", "I", "LA", "RGB", "L", "CMYK")
+        mode = mode or src.mode
     out = restore_ok(tmp_path, name)
     assert (out.mode, out.size) == (mode, size)
 
