@@ -8,15 +8,10 @@ per restore summed over the pairs (rows record `cpu_seconds`), the iterations, a
 from __future__ import annotations
 
 import argparse
-import json
 import statistics as st
 from pathlib import Path
 
-
-def pair_key(row: dict) -> tuple:
-    """What a row restored, without the prior: image, size, crop, sigma, seed, extra flags (sparse_study's key)."""
-    image, size, crop, sigma, seed, _prior, *extra = row["key"].split("|")
-    return image, size, crop, sigma, seed, *extra
+from sparse_report import load  # the rows as the tables read them: priors named with their flags, mixes refused
 
 
 def main() -> None:
@@ -26,11 +21,9 @@ def main() -> None:
     ap.add_argument("--half", default=None, help="only rows of this half (tune, report, ...)")
     a = ap.parse_args()
     by: dict[str, dict[tuple, dict]] = {}
-    for path in a.rows:
-        for line in path.read_text().splitlines():
-            row = json.loads(line)
-            if a.half is None or row["half"] == a.half:
-                by.setdefault(row["prior_name"], {})[pair_key(row)] = row
+    for row in load(a.rows):
+        if a.half is None or row["half"] == a.half:  # paired as the tables pair: same task, same crop_key
+            by.setdefault(row["prior_name"], {})[(row["task_flags"], row["crop_key"])] = row
     base = by.pop(a.against)
     for name, rows in by.items():
         keys = [k for k in rows if k in base]
