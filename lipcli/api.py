@@ -45,7 +45,7 @@ from .problem import Problem, load_problem, provenance
 from .prune.imp import ImpSettings
 from .prune.run import SearchRequest, channel_score_for, check_method_options, rounds_for, search
 from .resume import Keeper, check_every, clear, fit_state
-from .restore import Prior, dense_prior, masked_prior, restore as fit_prior
+from .restore import Prior, check_channels, dense_prior, masked_prior, restore as fit_prior
 from .transfer import Cell, Grid, cell_problem, check_experiment, load_masks, parse_baselines, parse_rounds, parse_tasks, pending, \
     read_rows, run_cells, task_operator
 from .transfer.experiments import IMPEDANCE_TARGETS
@@ -488,7 +488,8 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         raise LipError("--oracle-target and --simulate exclude each other: with --simulate the input is "
                        "already the clean image")
     problems = [load_problem(p, task, settings, simulate=simulate, seed=seed, inpaint_mask=inpaint_mask,
-                             clean=refs[i] if refs else None, max_pixels=images_io.MAX_PIXELS)
+                             clean=refs[i] if refs else None, max_pixels=images_io.MAX_PIXELS,
+                             clean_flag="--oracle-target" if oracle_target else "--clean")
                 for i, p in enumerate(images)]
     sizes = list(dict.fromkeys(f"{p.size[1]}x{p.size[0]}" for p in problems))
     if s.shared_input and len(sizes) > 1:
@@ -599,9 +600,11 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     check_init(init)
     grid = Grid(mask_sources, chosen_rounds, sources, task_names, list(range(seed, seed + seeds)),
                 chosen_baselines, init, settings, configs, inpaint_mask, experiment)
-    for name in task_names:
+    for name in task_names:  # every image reads and suits every mask now, not after hours of other cells
         for source in sources:
-            cell_problem(grid, Cell("dense", None, 0, source, name, seed))
+            problem = cell_problem(grid, Cell("dense", None, 0, source, name, seed))
+            for m in mask_sources:
+                check_channels(m.art.spec, m.path, problem)
     return grid
 
 

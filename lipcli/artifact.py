@@ -290,8 +290,12 @@ def _split(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[dict, dict, di
 
 
 def _typed(path: Path, key: str, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The tensor, if it has `dtype` and (weights) only finite values: a NaN weight would otherwise surface
+    as a fit that "diverged", blaming the learning rate for a damaged file."""
     if t.dtype != dtype:
         raise _fail(path, f"tensor {key} has dtype {t.dtype}, expected {str(dtype).removeprefix('torch.')}")
+    if dtype.is_floating_point and not bool(torch.isfinite(t).all()):
+        raise _fail(path, f"tensor {key} holds non-finite values (NaN or inf; the file is damaged)")
     return t
 
 

@@ -313,12 +313,15 @@ def ema_lag(ema: float) -> int:
 def observation_loss(model: nn.Module, targets: list[Target], inputs: list[torch.Tensor] | None = None,
                      precision: str = "fp32") -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """Sum over targets of MSE(A(crop(model(z))), y), one forward pass per target (own BN stats); also
-    the outputs and each target's own loss."""
+    the outputs and each target's own loss. A one-channel net's output stands for the three equal channels a
+    gray image is fitted as (problem.py), so it is viewed as those: no broadcast, the same loss."""
     total, outs, parts = torch.zeros((), device=targets[0].y.device), [], []
     for t, z in zip(targets, inputs or [t.z for t in targets]):
         with _autocast(precision, z.device):
             out = model(net_input(z, precision))
         out = crop_center(out.float(), t.size)
+        if out.shape[1] == 1:
+            out = out.expand(-1, 3, -1, -1)
         parts.append(t.op.loss(out, t.y))
         total = total + parts[-1]
         outs.append(out)

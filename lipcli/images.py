@@ -276,8 +276,11 @@ def load_image(path: Path | str, *, max_pixels: int | None = None,
         pixels, alpha = _unit(arr[..., 0], 255)[None], _unit(arr[..., 1], 255)
     elif mode in ("1", "L"):
         pixels = _unit(np.asarray(im.convert("L")), 255)[None]
+    elif mode in NOT_RGB:  # Pillow's convert("RGB") copies their bands as if they were R, G and B
+        raise LipError(f"{path.name} is a {NOT_RGB[mode]} image; lip reads RGB, CMYK and gray images: convert "
+                       "it to RGB first")
     else:
-        has_alpha = ("A" in mode or "a" in mode or "transparency" in im.info
+        has_alpha = (mode in ALPHA_MODES or "transparency" in im.info
                      or (mode == "P" and im.palette is not None and im.palette.mode == "RGBA"))
         arr = np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
         rgb = arr[..., :3]
@@ -288,6 +291,10 @@ def load_image(path: Path | str, *, max_pixels: int | None = None,
         if has_alpha:
             alpha = _unit(arr[..., 3], 255)
     return _with_profile(Image(pixels=pixels, alpha=alpha, stored=stored, name=path.name), icc)
+
+
+ALPHA_MODES = ("RGBA", "RGBa", "PA")  # Pillow's colour modes with an alpha band (its gray ones are handled above)
+NOT_RGB = {"LAB": "CIELAB", "HSV": "HSV"}  # colour modes whose bands are not R, G, B
 
 
 def _with_profile(img: Image, icc: bytes | None) -> Image:

@@ -179,13 +179,14 @@ def _memory_cost(task: str, settings: dict[str, Any], simulate: bool) -> Callabl
 
 def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, simulate: bool, seed: int,
                  inpaint_mask: Path | None = None, clean: images.Source | None = None,
-                 max_pixels: int | None = None) -> Problem:
+                 max_pixels: int | None = None, clean_flag: str = "--clean") -> Problem:
     """Read an image (a file, an array or an Image: images.as_image) and build its problem.
 
     simulate=False: the image IS the degraded observation (the real use); `clean` is optional and
     only scores the result; a task whose observations are not images reads the source itself (MRI:
     k-space .npy). simulate=True: the image is clean; it is degraded here (seeded) and becomes the
-    reference. The reference is kept in the units of the net's output (`Physics.calibrate`).
+    reference. The reference is kept in the units of the net's output (`Physics.calibrate`). `clean_flag`
+    names the option that gave `clean` in messages (lip prune's --oracle-target is one too).
     """
     kind = TASKS.get(task)
     measured = None if simulate else kind.read_observation(path, settings)
@@ -212,8 +213,8 @@ def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, si
     if clean is not None:
         ref_img = images.as_image(clean, max_pixels=max_pixels)
         if (ref_img.height, ref_img.width) != size:
-            raise LipError(f"--clean {ref_img.name} is {ref_img.width}x{ref_img.height} but the "
-                           f"restored image will be {size[1]}x{size[0]}")
+            raise LipError(f"{clean_flag} {ref_img.name} is {ref_img.width}x{ref_img.height} but the image "
+                           f"restored from {name} is {size[1]}x{size[0]}")
         ref_pixels = ref_img.pixels
         if measured is None:  # compared with the input's output as the values both hold
             ref_pixels, *scored_as = images.reference_units(ref_img, stored)

@@ -134,6 +134,17 @@ def _not_compacted(notify: Callable[[str], None], why: str, info: dict[str, Any]
     return {"compact": {"fitted": "masked", **info}}
 
 
+def check_channels(spec: dict[str, Any], mask: Any, problem: Problem) -> None:
+    """Refuse a net whose output channels the problem cannot take (one would be broadcast over a colour
+    image's three). `mask`: the artifact the spec came from, if any, named in the fix."""
+    k = spec.get("out_channels", 3)
+    if k != 3 and not (k == 1 and problem.gray):
+        fix = (f"the mask {mask} was found for {k}-channel images; use a mask found on colour images"
+               if mask is not None else "set out_channels to 3")
+        raise LipError(f"the net makes {k}-channel images; {problem.name} is fitted as 3 channels"
+                       + (" (a gray image: 1 or 3)" if problem.gray else "") + f": {fix}")
+
+
 def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, seed: int,
             callbacks: Iterable[Callable[[Step], None]] = (),
             notify: Callable[[str], None] = lambda line: None,
@@ -143,12 +154,7 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     `notify` receives one human line when a compact net is fitted, or when `prior.compact` asked for one
     and it could not be made. `keeper` keeps the fit's state as it runs and continues a saved one.
     """
-    k = prior.spec.get("out_channels", 3)
-    if k != 3 and not (k == 1 and problem.gray):  # one channel would be broadcast over a colour image's three
-        fix = (f"the mask {prior.source['mask']} was found for {k}-channel images; use a mask found on colour "
-               "images" if "mask" in prior.source else "set out_channels to 3")
-        raise LipError(f"the net makes {k}-channel images; {problem.name} is fitted as 3 channels"
-                       + (" (a gray image: 1 or 3)" if problem.gray else "") + f": {fix}")
+    check_channels(prior.spec, prior.source.get("mask"), problem)
     baseline = problem.baseline()  # before the fit moves the operator to the device
     net = prior.build(seed)
     cfg = plan_memory(prior.spec, nets.padded_size(net, *problem.size), cfg, dev)

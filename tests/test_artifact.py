@@ -235,6 +235,17 @@ def test_refuses_wrong_dtypes(tmp_path):
     refused(write_raw(tmp_path / "b.safetensors", bad, meta_json(art)), "dtype", "uint8")
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_refuses_non_finite_weights(tmp_path, value):
+    """A damaged weight is named as damage at load, not later as a fit that 'diverged' (exit 1)."""
+    art = make_artifact()
+    name = next(iter(art.theta0))
+    bad_w = art.theta0[name].clone()
+    bad_w.view(-1)[0] = value
+    bad = dict(tensors_of(art), **{THETA0 + name: bad_w})
+    refused(write_raw(tmp_path / "a.safetensors", bad, meta_json(art)), THETA0 + name, "non-finite", "damaged")
+
+
 def test_refuses_missing_and_extra_keys(tmp_path):
     art = make_artifact()
     tensors = tensors_of(art)

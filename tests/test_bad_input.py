@@ -1154,6 +1154,14 @@ case("restore", "--acceleration beside a sampling mask",
 case("prune", "--oracle-target for a one-shot method",
      lambda w: ["img.png", "--method", "snip", "--oracle-target", "img.png"],
      "--oracle-target: --method snip does not read it")
+case("restore", "--clean of another size", lambda w: ["img.png", "--clean", picture_at(w, "ref.png", 32)],
+     "--clean ref.png is 32x32", "restored from img.png is 64x64")
+case("prune", "--oracle-target of another size",
+     lambda w: ["img.png", "--oracle-target", picture_at(w, "ref.png", 32)],
+     "--oracle-target ref.png is 32x32", "restored from img.png is 64x64")
+case("transfer", "--baselines none beside others",
+     lambda w: ["img.png", "--mask", "A.safetensors", "--baselines", "none,dense"],
+     "--baselines none,dense", "'none' stands alone")
 case("prune", "--rounds for random-layerwise", lambda w: ["img.png", "--simulate", "--method", "random-layerwise",
                                                          "--like", "A.safetensors", "--rounds", "1"],
      "--rounds: --method random-layerwise copies --like's rounds")
@@ -1219,6 +1227,9 @@ case("restore", "a one-channel net for a colour image", lambda w: ["img.png", "-
      base=OWN_CONFIG)
 case("restore", "a mask found for one-channel images on a colour image", lambda w: ["img.png", "--mask",
      str(make_mask(w.dir / "gray.safetensors", {**SPEC, "out_channels": 1}, rounds=1))], "1-channel images",
+     "gray.safetensors was found for 1-channel images", "use a mask found on colour images")
+case("transfer", "a mask found for one-channel images on a colour image", lambda w: ["img.png", "--mask",
+     str(make_mask(w.dir / "gray.safetensors", {**SPEC, "out_channels": 1}, rounds=1))],
      "gray.safetensors was found for 1-channel images", "use a mask found on colour images")
 
 case("restore", "--keep so small that no value is observed", lambda w: ["img.png", "--task", "inpaint", "--simulate",

@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,19 @@ def test_gray_odd_size_stays_gray(workdir):
     report = json_report(lip("restore", workdir / "gray.png", "--simulate", "--json", "--iters", "8",
                              *FAST, "-o", out))
     assert report["iterations"] == 8
+    assert read(out)[:2] == ("L", (53, 37))
+
+
+def test_a_one_channel_net_fits_a_gray_image_as_its_three_equal_channels(workdir):
+    """Its output is viewed as the gray image's three channels: no torch broadcast warning, still gray."""
+    (workdir / "gray1.yaml").write_text("net: {preset: dip-w16, out_channels: 1}\n")
+    out = workdir / "gray1_out.png"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = lip("restore", workdir / "gray.png", "--simulate", "--json", "--iters", "4", "--device", "cpu",
+                     "--precision", "fp32", "--config", workdir / "gray1.yaml", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert not [w for w in caught if "size" in str(w.message)], [str(w.message) for w in caught]
     assert read(out)[:2] == ("L", (53, 37))
 
 

@@ -141,6 +141,13 @@ def test_cmyk_jpeg_becomes_rgb(tmp_path: Path) -> None:
     assert (img.channels, img.alpha) == (3, None)
 
 
+def test_a_cielab_tiff_is_refused_not_read_as_rgb_with_alpha(tmp_path: Path) -> None:
+    """'LAB' holds an 'A' but has no alpha band, and Pillow's convert("RGB") only relabels its bands."""
+    PILImage.new("RGB", (3, 2), (200, 30, 30)).convert("LAB").save(tmp_path / "lab.tif")
+    with pytest.raises(LipError, match="lab.tif is a CIELAB image; .* convert it to RGB first"):
+        load_image(tmp_path / "lab.tif")
+
+
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
 def test_exif_orientation_applied(tmp_path: Path, suffix: str) -> None:
     arr = np.zeros((20, 40, 3), np.uint8)  # H=20, W=40

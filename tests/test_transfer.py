@@ -379,7 +379,11 @@ def test_shards_skip_the_runs_the_folder_already_holds(data, tmp_path, monkeypat
     counter = FitCounter(restore_mod.fit)
     monkeypatch.setattr(restore_mod, "fit", counter)
     for i in (0, 1):
-        assert "0 to run" in ok(lip(*grid, "--shard", f"{i}/2")).stderr
+        err = ok(lip(*grid, "--shard", f"{i}/2")).stderr
+        assert "0 to run" in err
+        # the status names the file that holds the rows, not the shard's file, which nothing wrote
+        shard_file = tmp_path / f"results.shard-{i}-of-2.jsonl"
+        assert not shard_file.exists() and shard_file.name not in err and "results.jsonl" in err
     assert counter.calls == 0
     merged = ok(lip("--merge", tmp_path, "--json"))
     assert len(merged.stdout.splitlines()) == 2

@@ -121,10 +121,11 @@ def transfer_cmd(
     rows_path = out / transfer.rows_name(grid.stem, shard_)
     files.check_writable(rows_path)
     cells = config.shard_of(grid.cells(), shard_)
-    have = transfer.read_rows(rows_path)
-    if shard_ is not None:  # and what the folder's table holds (a stopped plain run continued as shards or workers)
-        have += transfer.read_rows(out / transfer.rows_name(grid.stem, None))
+    # A shard also skips what the folder's table holds (a stopped plain run continued as shards or workers).
+    sources = [rows_path] + ([out / transfer.rows_name(grid.stem, None)] if shard_ is not None else [])
+    have = [row for path in sources for row in transfer.read_rows(path)]
     todo = transfer.pending(cells, have, grid, rows_path.name)
+    held = " and ".join(str(p) for p in sources if p.exists()) or str(rows_path)  # the files that hold rows
     if json_:  # the rows an earlier run finished first, so that --json always gives the whole grid
         finished = {transfer.row_key(r): r for r in have}
         for cell in cells:
@@ -134,7 +135,7 @@ def transfer_cmd(
     shard_name = f"{shard_[0]}/{shard_[1]}" if shard_ else ""
     err.print(f"lip transfer: {len(cells)} run{'s' * (len(cells) != 1)}"
               + (f" (shard {shard_name})" if shard_ else "")
-              + f", {len(cells) - len(todo)} already in {rows_path}, {len(todo)} to run", markup=False, soft_wrap=True)
+              + f", {len(cells) - len(todo)} already in {held}, {len(todo)} to run", markup=False, soft_wrap=True)
     with progress(max(total, 1), "transfer") as advance:
         done = {"n": 0}
 
@@ -156,7 +157,7 @@ def transfer_cmd(
                              markup=False, soft_wrap=True)
             raise
     if shard_ is not None:
-        err.print(f"shard {shard_name} done: {rows_path}. When every shard is done: "
+        err.print(f"shard {shard_name} done: {rows_path if rows_path.exists() else held}. When every shard is done: "
                          f"lip transfer --merge {out}", markup=False, soft_wrap=True)
         return
     rows = transfer.joined([rows_path])  # de-duplicated and checked, as a merge is: another run may share the folder

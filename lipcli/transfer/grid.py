@@ -55,6 +55,8 @@ def check_experiment(name: str) -> str:
 def parse_baselines(text: str) -> list[str]:
     names = [] if text.strip().lower() == "none" else _csv_items(text)
     for name in names:
+        if name.lower() == "none":
+            raise LipError(f"--baselines {text}: 'none' stands alone (it means no baseline); drop it or the others")
         if name not in BASELINES:
             raise LipError(f"unknown baseline {name!r}: use {', '.join(BASELINES)} or none")
     return names
