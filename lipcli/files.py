@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import io
 import os
 import re
@@ -104,6 +105,24 @@ def protect(paths: Iterable[object]) -> None:
             _READS.add((st.st_dev, st.st_ino))
 
 
+def name_max(folder: Path) -> int:
+    """The longest file name, in bytes, the file system of `folder` takes (255 where it does not say)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def fitting_name(name: str, extra: int, limit: int = 255) -> str:
+    """`name`, or when `name` plus `extra` more bytes would be a longer file name than `limit`, its head and a hash
+    of the whole: lip's companions of an output (its temporary file, its state folder) must fit wherever it fits."""
+    raw = os.fsencode(name)
+    if len(raw) + extra <= limit:
+        return name
+    head = raw[: max(limit - extra - 17, 1)].decode(errors="ignore")  # whole characters only
+    return f"{head}-{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
 def check_writable(path: Path | str) -> None:
     """Fail early, before hours of work, if `path` cannot be written (or must not be); every write checks
     again."""
@@ -129,6 +148,10 @@ def check_writable(path: Path | str) -> None:
     if mode is not None and not stat.S_ISREG(mode):
         raise LipError(f"cannot write {path}: not a regular file, device or pipe")
     real = path.resolve()
+    longest = name_max(real.parent) if real.parent.is_dir() else 255
+    if len(os.fsencode(path.name)) > longest:
+        raise LipError(f"cannot write {path}: its name is {len(os.fsencode(path.name))} bytes long, and a file name "
+                       f"may have at most {longest} (choose a shorter one)")
     if _under_devices(real.parent):
         raise LipError(f"cannot write {path}: no such device (lip creates no files in {real.parent})")
     if not real.parent.is_dir():
@@ -209,7 +232,8 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     stream = is_stream(path)
     folder = tempfile.gettempdir() if stream else Path(path).resolve().parent
     name = Path(str(path)).name or "stdout"
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part" + Path(str(path)).suffix, dir=folder)
+    suffix = ".part" + Path(str(path)).suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{fitting_name(name, 10 + len(suffix))}.", suffix=suffix, dir=folder)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

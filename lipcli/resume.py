@@ -34,7 +34,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .errors import LipError
-from .files import atomic_path, is_stream
+from .files import atomic_path, fitting_name, is_stream
 from .nets.base import is_channels_last
 from .stops import SAID
 
@@ -53,7 +53,7 @@ def check_every(every: float | None) -> None:
 def state_folder(output: Path) -> Path | None:
     """Where the fits of the restore that writes `output` keep their state: beside it (None for a stream,
     stdout, a device or a pipe, which has no folder beside it)."""
-    return None if is_stream(output) else output.with_name(output.name + SUFFIX)
+    return None if is_stream(output) else output.with_name(fitting_name(output.name, len(SUFFIX)) + SUFFIX)
 
 
 def fit_state(folder: Path, seed: int) -> Path:

@@ -1098,6 +1098,16 @@ case("restore", "--save-kspace over the sampling mask",
      lambda w: ["img.png", "--simulate", "--task", "mri", "--sampling-mask",
                 (w.dir / "ks").mkdir() or sampling_mask(w, name="ks/mask.npy"), "--save-kspace", "ks"],
      "ks/mask.npy", "one of this run's inputs")
+case("restore", "-o over the k-space --save-kspace writes",
+     lambda w: ["img.png", "--simulate", "--task", "mri", "--save-kspace", "ks", "-o", "ks/kspace.npy"],
+     "--save-kspace's k-space and the output of img.png both name ks/kspace.npy")
+case("restore", "-o over the mask --save-kspace writes (the folder exists)",
+     lambda w: ["img.png", "--simulate", "--task", "mri", "--save-kspace", (w.dir / "ks").mkdir() or "ks",
+                "-o", "ks/mask.npy"], "--save-kspace's mask and the output of img.png both name ks/mask.npy")
+case("cs", "-o over the y.npy --save-measurements writes",
+     lambda w: ["mnist:0", "--simulate", "--save-measurements", (w.dir / "meas").mkdir() or "meas", "-o",
+                "meas/y.npy"],
+     "--save-measurements' y.npy and -o both name meas/y.npy")
 case("restore", "a task section that is not a section", lambda w: ["img.png", "--config", config_file(
      w, "denoise: 5\n")], "denoise", "section")
 case("restore", "--mask with --net", lambda w: ["img.png", "--mask", "A.safetensors", "--net", "dip-w16"],

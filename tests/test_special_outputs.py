@@ -14,7 +14,7 @@ import pytest
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from lipcli import artifact, files
+from lipcli import artifact, files, resume
 from lipcli.cli import app
 from lipcli.errors import LipError
 from conftest import RGB64
@@ -182,3 +182,18 @@ def test_a_real_pipe_receives_only_the_png(work, target):
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.startswith(b"\x89PNG") and done.stdout.endswith(b"IEND\xaeB`\x82")
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_long_file_names_that_the_file_system_takes_work(work):
+    """A 246-byte output name is legal; lip's temporary file and state folder beside it must fit too (78 CJK
+    characters once ended with 'internal error: File name too long'). A name longer than any is one line, exit 2."""
+    name = "写" * 78  # 234 bytes
+    PILImage.open(RGB64).save(work / f"{name}.png")
+    result = lip("restore", f"{name}.png", "--config", "narrow.yaml", *TINY[1:])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in work.iterdir()) == sorted([f"{name}.png", f"{name}_restored.png", "narrow.yaml"])
+    folder = resume.state_folder(work / f"{name}_restored.png")
+    assert len(os.fsencode(folder.name)) <= 255 and folder == resume.state_folder(work / f"{name}_restored.png")
+    result = lip("restore", f"{name}.png", "--config", "narrow.yaml", *TINY[1:], "-o", "a" * 260 + ".png")
+    assert result.exit_code == 2 and "longer than the file system allows" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output

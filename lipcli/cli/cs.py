@@ -12,7 +12,7 @@ from .. import api, files, resume
 from .. import images as images_io
 from ..cs_problem import CS_KEEP, CSProblem
 from ..errors import LipError, LipRuntimeError
-from ..physics.measurements import check_folder, save_measurements
+from ..physics.measurements import OPERATOR_NAME, Y_NAME, check_folder, save_measurements
 from ..physics.cs import CompressedSensing, operator_help
 from .render import (Terminated, check_stdout_free, emit_json, fmt, guarded, progress, say, say_state_kept, steps_done,
                      set_threads_quietly, write_then_discard)
@@ -116,6 +116,8 @@ def cs_cmd(
     say_threads()
     if save_measurements_ is not None:
         check_folder(save_measurements_)
+        files.check_distinct({f"--save-measurements' {name}": save_measurements_ / name
+                              for name in (Y_NAME, OPERATOR_NAME)} | {"-o": dest})
     if problem.size != problem.shape[1:]:
         (h, w), (gh, gw) = problem.size, problem.shape[1:]
         say(f"{image}: a {w}x{h} image, zero-padded to the generator's {gw}x{gh} (as its training digits were); "

@@ -5,6 +5,7 @@ Human text goes to stderr, machine output to stdout. On a terminal a rich progre
 """
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -95,6 +96,10 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # a bug: still one line, unless debugging
             if os.environ.get("LIP_DEBUG"):
                 raise
+            if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path given, not a bug
+                err.print(f"lip: error: a file name is longer than the file system allows: {exc.filename}",
+                          markup=False, soft_wrap=True)
+                raise typer.Exit(2) from None
             first = (str(exc).splitlines() or [""])[0][:200]
             err.print(f"lip: internal error: {type(exc).__name__}: {first} (set LIP_DEBUG=1 for details)",
                       markup=False, soft_wrap=True)

@@ -151,8 +151,6 @@ def restore_cmd(
         raise LipError("--save-kspace writes the k-space of one simulated scan: give one image, --task mri "
                        "and --simulate")
     images_io.check_readable(images)
-    if save_kspace is not None:
-        check_scan_paths(save_kspace)
     at = (jobs_mod.parse_positions(inputs_at, len(images)) if inputs_at is not None
           else config.shard_of(list(range(len(images))), shard_))
     if members is not None:  # a worker of its parent's run, which did the checks
@@ -160,7 +158,9 @@ def restore_cmd(
         return
     check_stdout_free(out, json_, log)
     outs = output_paths(images, out)
-    files.check_distinct({"--log": log, **{f"the output of {p.name}": o for p, o in zip(images, outs)}})
+    scan = dict(zip(("--save-kspace's k-space", "--save-kspace's mask"), check_scan_paths(save_kspace))) \
+        if save_kspace is not None else {}
+    files.check_distinct({"--log": log, **scan, **{f"the output of {p.name}": o for p, o in zip(images, outs)}})
     for path in outs:
         files.check_writable(path)
         images_io.check_suffix(path)  # before the run, not after it
