@@ -17,7 +17,7 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from lipcli import allocator, device as devices, jobs
-from lipcli.cli import app
+from lipcli.cli import app, restore as restore_cli
 from lipcli.errors import LipError
 from prune_helpers import NARROW_YAML, write_picture
 from test_interrupt import finish, lip as lip_process, wait_for
@@ -81,12 +81,31 @@ def test_jobs_write_what_a_sequential_run_writes(folder):
     assert {e["total"] for e in par_log if e["event"] == "step"} == {25}  # the cap the workers' display counts to
 
 
-def test_a_failed_job_is_one_error_line_and_the_others_finish(folder, tmp_path):
+def _with_a_broken_input(folder: Path, tmp_path: Path) -> list[str]:
     (tmp_path / "broken.png").write_bytes((folder / "astro.png").read_bytes()[:200])  # truncated
-    shutil.copy(folder / "astro.png", tmp_path)
-    shutil.copy(folder / "waves.png", tmp_path)
-    shutil.copy(folder / "narrow.yaml", tmp_path)
-    result = lip(tmp_path, "astro.png", "broken.png", "waves.png", *RUN, "--iters", "5", "--jobs", "2", "-o", "out")
+    for name in ("astro.png", "waves.png", "camera.png", "narrow.yaml"):
+        shutil.copy(folder / name, tmp_path)
+    return ["astro.png", "broken.png", "waves.png", "camera.png"]
+
+
+def test_an_unreadable_input_is_refused_before_the_jobs_share_out_the_others(folder, tmp_path):
+    """It once went to a job, whose failure put the JSON lines out of input order."""
+    inputs = _with_a_broken_input(folder, tmp_path)
+    result = lip(tmp_path, *inputs, *RUN, "--iters", "5", "--jobs", "2", "-o", "out", "--json")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("lip: error:")]
+    assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0]
+    assert "cannot read broken.png" in errors[0] and "job" not in errors[0], errors
+    assert "3 images, 2 at once" in result.stderr
+    assert [json.loads(line)["input"] for line in result.stdout.splitlines()] == ["astro.png", "waves.png",
+                                                                                  "camera.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["astro.png", "camera.png", "waves.png"]
+
+
+def test_a_failed_job_is_one_error_line_and_the_others_finish(folder, tmp_path, monkeypatch):
+    inputs = _with_a_broken_input(folder, tmp_path)[:3]
+    monkeypatch.setattr(restore_cli, "_read_ahead", lambda *args: {})  # the job finds the broken file itself
+    result = lip(tmp_path, *inputs, *RUN, "--iters", "5", "--jobs", "2", "-o", "out")
     assert result.exit_code == 2, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("lip: error:")]
     assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0]

@@ -172,30 +172,31 @@ def restore_cmd(
     mine = [(images[k], outs[k]) for k in at]
     if len(mine) > 1:  # one input's notes wait until it is read: an input refused then errs in one line
         say_threads()
-    todo = [k for k in at if not (skip_existing and outs[k].is_file())]  # positions of the inputs to fit
     if not mine:
         say(f"lip restore: --shard {shard} of {len(images)} inputs has none of them; nothing to do")
-    need = lambda: largest_need([p for p, _ in mine], task, job.settings, simulate,  # noqa: E731
+    unreadable = _read_ahead(mine, job, skip_existing)
+    skipped = [k for k in at if skip_existing and outs[k].is_file()]
+    todo = [k for k in at if k not in skipped and images[k] not in unreadable]  # positions of the inputs to fit
+    need = lambda: largest_need([images[k] for k in todo], task, job.settings, simulate,  # noqa: E731
                                 job.prior.spec, job.cfg.precision)
     planned = jobs_mod.plan(n_jobs, threads, len(todo), dev, need, say)
     at_once = None if planned else jobs_mod.plan_members(n_jobs, threads, len(todo), job.ensemble, dev, need, say)
-    unreadable = _read_ahead(mine, job, skip_existing)
     run_log = RunLog(log)
     try:
+        refused: list[tuple[str, LipError]] = [(p.name, exc) for p, exc in unreadable.items()]  # said when read
         if planned is not None:
             say_threads()
-            _restore_jobs(ctx.meta[ARGS], list(zip(images, outs)), at, todo, *planned, json_, run_log)
+            _restore_jobs(ctx.meta[ARGS], list(zip(images, outs)), skipped, todo, *planned, json_, run_log)
+            _raise_refused(refused, len(mine))
             return
         members_jobs = None if at_once is None else partial(_members_at_once, ctx.meta[ARGS], todo[0], *at_once,
                                                             run_log)
-        refused: list[tuple[str, LipError]] = []
         batch = len(mine) > 1 and not skip_existing  # stopped, it names --skip-existing: the written images stay
         for path, dest in mine:
             if skip_existing and dest.is_file():
                 _skipped(path, dest, json_, run_log)
                 continue
-            if path in unreadable:  # said when it was read ahead
-                refused.append((path.name, unreadable[path]))
+            if path in unreadable:  # said when it was read ahead, and counted as refused
                 continue
             try:
                 _restore_one(path, dest, job, clean, json_, run_log, save_kspace, snapshots, members_jobs, batch,
@@ -207,13 +208,18 @@ def restore_cmd(
                     raise
                 say(f"lip: {path.name} not restored: {exc}")
                 refused.append((path.name, exc))
-        if len(refused) == 1:
-            raise refused[0][1]
-        if refused:
-            raise LipError(f"{len(refused)} of {len(mine)} inputs were refused: "
-                           + "; ".join(f"{name}: {exc}" for name, exc in refused))
+        _raise_refused(refused, len(mine))
     finally:
         run_log.close()
+
+
+def _raise_refused(refused: list[tuple[str, LipError]], inputs: int) -> None:
+    """After the others were restored: the inputs refused, as one error (exit 2)."""
+    if len(refused) == 1:
+        raise refused[0][1]
+    if refused:
+        raise LipError(f"{len(refused)} of {inputs} inputs were refused: "
+                       + "; ".join(f"{name}: {exc}" for name, exc in refused))
 
 
 def _read_ahead(mine: list[tuple[Path, Path]], job: api.Restorer, skip_existing: bool) -> dict[Path, LipError]:
@@ -236,15 +242,14 @@ def _read_ahead(mine: list[tuple[Path, Path]], job: api.Restorer, skip_existing:
     return refused
 
 
-def _restore_jobs(args: list[str], pairs: list[tuple[Path, Path]], at: list[int], todo: list[int], jobs: int,
+def _restore_jobs(args: list[str], pairs: list[tuple[Path, Path]], skipped: list[int], todo: list[int], jobs: int,
                   each: int, json_: bool, run_log: RunLog) -> None:
     """Restore the inputs at positions `todo` of (input, output) `pairs` as `jobs` worker processes
-    (lipcli/jobs.py), reporting the others of this run's positions `at` as skipped (their outputs exist): one
+    (lipcli/jobs.py), reporting those at positions `skipped` as skipped (their outputs exist): one
     progress display over the restored ones, a line per finished image, the JSON lines in input order, the
     workers' events in --log."""
     count, dests = len(todo), [pairs[k][1] for k in todo]
-    fitted = set(todo)
-    left = [k for k in at if k not in fitted]  # skipped, reported in input order among the results
+    left = list(skipped)  # reported in input order among the results
 
     def skipped_before(position: int) -> None:
         while left and left[0] < position:
