@@ -71,6 +71,7 @@ class CompressedSensing(LinearPhysics):
         self.n = math.prod(self.shape)
         self.m, self.k, self.noise, self.outlier_value, self.seed = m, outliers, noise, outlier_value, seed
         self.register_buffer("bad", bad)  # (m,) the corrupted rows
+        self.noise_known = True  # False: the measurements are a user's own, whose noise and outliers lip never knew
 
     def _flat(self, x: torch.Tensor) -> torch.Tensor:
         if self.shape[0] == 1:  # a net's three channels stand for a gray image
@@ -91,8 +92,10 @@ class CompressedSensing(LinearPhysics):
         return self.shape[1], self.shape[2]
 
     def params(self) -> dict[str, Any]:
-        return {"name": self.name, "matrix": self.kind, "measurements": self.m, "outliers": self.k,
-                "noise": self.noise, "outlier_value": self.outlier_value, "seed": self.seed, "n": self.n}
+        known = self.noise_known
+        return {"name": self.name, "matrix": self.kind, "measurements": self.m, "outliers": self.k if known else None,
+                "noise": self.noise if known else None, "outlier_value": self.outlier_value if known else None,
+                "seed": self.seed, "n": self.n}
 
     def describe(self) -> dict[str, Any]:
         """What rebuilds this operator (`from_description`): its kind, seed, size and noise."""

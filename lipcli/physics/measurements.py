@@ -251,8 +251,10 @@ def flag_operator(shape: tuple[int, int, int] | None, *, simulate: bool, operato
     v = {k: d if given.get(k) is None else given[k] for k, d in DEFAULTS.items()}
     if not simulate:
         v["noise"] = 0.0
-    return cs_operator(shape, kind=operator, matrix=matrix, m=v["measurements"], outliers=v["outliers"],
-                       noise=v["noise"], outlier_value=v["outlier_value"], seed=seed)
+    op = cs_operator(shape, kind=operator, matrix=matrix, m=v["measurements"], outliers=v["outliers"],
+                     noise=v["noise"], outlier_value=v["outlier_value"], seed=seed)
+    op.noise_known = simulate
+    return op
 
 
 def check_source(path: Path, *, operator: str, matrix: Path | None, command: str) -> None:
