@@ -1169,6 +1169,14 @@ case("restore", "--clean of another size", lambda w: ["img.png", "--clean", pict
 case("prune", "--oracle-target of another size",
      lambda w: ["img.png", "--oracle-target", picture_at(w, "ref.png", 32)],
      "--oracle-target ref.png is 32x32", "restored from img.png is 64x64")
+case("transfer", "a plot's name over an input in --out",
+     lambda w: [picture_at(w, "res/psnr_vs_sparsity_denoise.png"), "--mask", "A.safetensors"],
+     "res/psnr_vs_sparsity_denoise.png", "one of this run's inputs")
+case("transfer", "summary.csv over an input mask in --out",
+     lambda w: ["img.png", "--mask", (w.dir / "res").mkdir() or
+                str((w.dir / "res" / "summary.csv").write_bytes((w.dir / "A.safetensors").read_bytes()) and
+                    "res/summary.csv")],
+     "res/summary.csv", "one of this run's inputs")
 case("transfer", "--baselines none beside others",
      lambda w: ["img.png", "--mask", "A.safetensors", "--baselines", "none,dense"],
      "--baselines none,dense", "'none' stands alone")

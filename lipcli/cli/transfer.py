@@ -109,6 +109,7 @@ def transfer_cmd(
         jump_factor=jump_factor, precision=precision)
     if out is None:
         raise LipError("give --out FOLDER for results.jsonl, summary.csv and the plots")
+    transfer.check_outputs(out)
 
     files.make_folder(out, "--out")
     if device_list is not None:

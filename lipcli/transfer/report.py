@@ -21,6 +21,18 @@ PLOT_METRICS = {"stopped": ("psnr_stopped", "auto-stopped"), "final": ("psnr_fin
 
 
 PNG = ("png",)
+# Every name write_outputs (and a merge's rows) may give a file in the --out folder.
+OUTPUT_NAME = re.compile(r"(results|impedance)(\.shard-\d+-of-\d+)?\.jsonl|(summary|spectrum)\.csv|"
+                         rf"(psnr_vs_sparsity|curves|spectrum|impedance)_.*\.({'|'.join(plot.FORMATS)})")
+
+
+def check_outputs(folder: Path) -> None:
+    """Refuse now, before any fit, a grid whose rows, summary or plots would replace one of its own inputs lying
+    in `folder` (files.check_writable knows them), rather than after hours of fitting."""
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if OUTPUT_NAME.fullmatch(path.name):
+                files.check_writable(path)
 
 
 def _charts(folder: Path, stem: str, formats: Sequence[str], draw: Callable[[Path], Path]) -> list[Path]:
