@@ -185,9 +185,14 @@ MAX_PIXELS = 64_000_000  # the commands refuse larger inputs from the header, be
 
 
 def resolve(path: Path | str, suffix: str = ".png") -> Path:
-    """`sample:NAME` names a file bundled with lip (lipcli/data/NAME + suffix); other paths pass through."""
+    """`sample:NAME` names a file bundled with lip (lipcli/data/NAME + suffix); other paths pass through.
+    A file of the working folder named so is refused, not silently passed over: `./sample:NAME` reaches
+    here as `sample:NAME` (a path argument drops the ./)."""
     text = str(path)
     if text.startswith(SAMPLE_PREFIX):
+        if Path(text).exists():
+            raise LipError(f"{text} names both a sample bundled with lip and the file ./{text}: give the file by "
+                           f"its full path ({Path(text).absolute()}), or rename it")
         return Path(__file__).parent / "data" / f"{text[len(SAMPLE_PREFIX):]}{suffix}"
     return Path(path)
 

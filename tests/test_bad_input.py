@@ -1164,6 +1164,9 @@ case("restore", "--acceleration beside a sampling mask",
 case("prune", "--oracle-target for a one-shot method",
      lambda w: ["img.png", "--method", "snip", "--oracle-target", "img.png"],
      "--oracle-target: --method snip does not read it")
+case("restore", "./sample:house, a file named like a bundled sample",
+     lambda w: [(w.dir / "sample:house").write_bytes((w.dir / "img.png").read_bytes()) and "./sample:house"],
+     "sample:house names both a sample bundled with lip and the file ./sample:house", "full path")
 case("restore", "--clean of another size", lambda w: ["img.png", "--clean", picture_at(w, "ref.png", 32)],
      "--clean ref.png is 32x32", "restored from img.png is 64x64")
 case("prune", "--oracle-target of another size",

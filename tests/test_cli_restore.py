@@ -123,6 +123,13 @@ def test_a_one_channel_net_fits_a_gray_image_as_its_three_equal_channels(workdir
     assert read(out)[:2] == ("L", (53, 37))
 
 
+def test_a_sample_restored_into_a_folder_is_named_after_the_sample(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    result = lip("restore", "sample:house", "--iters", "2", *FAST, *CHEAP, "-o", "out/")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (workdir / "out").iterdir()] == ["house.png"]  # not "sample:house.png"
+
+
 def test_rgba_odd_size_keeps_alpha(workdir):
     out = workdir / "rgba_out.png"
     json_report(lip("restore", workdir / "rgba.png", "--simulate", "--json", "--iters", "8", *FAST, "-o", out))

@@ -44,7 +44,7 @@ def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restore
     elif folder is None:
         return [Path(out)]
     else:
-        paths = [folder / f"{p.stem}{images_io.output_suffix(p)}" for p in inputs]
+        paths = [folder / f"{images_io.resolve(p).stem}{images_io.output_suffix(p)}" for p in inputs]
     for k, path in enumerate(paths):
         if path in paths[:k]:
             raise LipError(f"{inputs[paths.index(path)]} and {inputs[k]} would both be written to {path}; "
