@@ -97,8 +97,11 @@ def read_npy(path: Path, check_size: SizeCheck) -> np.ndarray:
         head = f.read(8)
     kind = next((what for magic, what in IMAGE_MAGIC.items() if head.startswith(magic)), None)
     if kind is not None or not head.startswith((NPY_MAGIC, *PICKLE_MAGIC)):  # np.load would say "a pickle"
-        raise LipError(f"cannot read {path}: not a .npy array file"
-                       + (f"; it is {kind}: give it its own suffix" if kind else " (save it with numpy.save)"))
+        misnamed = kind is not None and path.suffix.lower() == ".npy"  # an image under a .npy name
+        raise LipError(f"cannot read {path}: not a .npy array file" + (
+            f"; it is {kind}: give it its own suffix" if misnamed else
+            f"; it is {kind}, and here lip reads an array (save one with numpy.save)" if kind else
+            " (save it with numpy.save)"))
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:

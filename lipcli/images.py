@@ -553,6 +553,12 @@ def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
                            "(H, W) array of 0/1 or booleans")
     else:
         im = _read(path, check)[0]
+        if not (im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;")):  # colour: gray it is not
+            rgb = np.asarray(im.convert("RGB"))
+            coloured = int((rgb.max(axis=-1) != rgb.min(axis=-1)).sum())
+            if coloured:
+                raise LipError(f"mask {path} has {coloured} coloured pixels: a mask is black-and-white (white "
+                               "keeps a pixel, black or transparent marks it missing)")
         arr = np.asarray(im.convert("L"))
         if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
             alpha = np.asarray(im.convert("RGBA").getchannel("A"))

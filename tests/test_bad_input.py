@@ -521,6 +521,11 @@ case("restore", "inpaint mask of another size",
 case("restore", "inpaint mask not binary",
      lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask", inpaint_mask(w, (64, 64), value=200)],
      "black-and-white")
+case("restore", "inpaint mask with coloured pixels",
+     lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask",
+                PILImage.fromarray(np.dstack([np.full((64, 64), 255, np.uint8), np.zeros((64, 64), np.uint8),
+                                              np.full((64, 64), 255, np.uint8)])).save(w.dir / "rgb.png") or "rgb.png"],
+     "mask rgb.png has 4096 coloured pixels", "black-and-white")
 case("restore", "inpaint mask missing", lambda w: ["img.png", "--task", "inpaint", "--inpaint-mask",
                                                    "nomask.png"], "nomask.png")
 case("restore", "inpaint mask all black",
@@ -586,6 +591,12 @@ case("restore", "sampling mask (H, W) transposed", lambda w: mri(w, shape=(64, 3
 case("restore", "sampling mask not 0/1", lambda w: mri(w, m="values"), "other than 0 and 1")
 case("restore", "sampling mask samples nothing", lambda w: mri(w, m="none sampled"), "samples nothing")
 case("restore", "sampling mask with NaN", lambda w: mri(w, m="nan"), "m.npy", "NaN")
+case("restore", "a PNG as the sampling mask", lambda w: ["--task", "mri", kspace(w), "--sampling-mask", "img.png"],
+     "img.png: not a .npy array file; it is a PNG image, and here lip reads an array")
+case("restore", "a PNG named .npy as the sampling mask",
+     lambda w: ["--task", "mri", kspace(w), "--sampling-mask",
+                (w.dir / "m.npy").write_bytes((w.dir / "img.png").read_bytes()) and "m.npy"],
+     "m.npy: not a .npy array file; it is a PNG image: give it its own suffix")
 case("restore", "sampling mask missing", lambda w: ["--task", "mri", kspace(w), "--sampling-mask", "none.npy"],
      "none.npy", "no such file")
 case("restore", "sampling mask pickled",
@@ -1167,6 +1178,8 @@ case("prune", "--oracle-target for a one-shot method",
 case("restore", "./sample:house, a file named like a bundled sample",
      lambda w: [(w.dir / "sample:house").write_bytes((w.dir / "img.png").read_bytes()) and "./sample:house"],
      "sample:house names both a sample bundled with lip and the file ./sample:house", "full path")
+case("restore", "one input given twice", lambda w: ["img.png", "img.png", "-o", "outs/"],
+     "img.png is given twice")
 case("restore", "--clean of another size", lambda w: ["img.png", "--clean", picture_at(w, "ref.png", 32)],
      "--clean ref.png is 32x32", "restored from img.png is 64x64")
 case("prune", "--oracle-target of another size",

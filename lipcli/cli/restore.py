@@ -46,6 +46,8 @@ def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restore
     else:
         paths = [folder / f"{images_io.resolve(p).stem}{images_io.output_suffix(p)}" for p in inputs]
     for k, path in enumerate(paths):
+        if path in paths[:k] and inputs[paths.index(path)] == inputs[k]:
+            raise LipError(f"{inputs[k]} is given twice (a glob and its own name?): give each input once")
         if path in paths[:k]:
             raise LipError(f"{inputs[paths.index(path)]} and {inputs[k]} would both be written to {path}; "
                            + ("restore them into different --out folders" if folder else

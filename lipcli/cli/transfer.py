@@ -99,7 +99,6 @@ def transfer_cmd(
         raise LipError(f"--device {device} runs one --shard per device itself: drop --shard {shard}")
     device_list = workers.parse_devices(device)
     dev = devices.resolve(device_list[0] if device_list else device)  # settings, to check the grid now
-    devices.set_threads(threads, say)
     grid = api.transfer_grid(
         list(images or []), list(mask or []), tasks=tasks, rounds=rounds, sparsities=sparsities, seeds=seeds,
         baselines=baselines, init=init, experiment=experiment, inpaint_mask=inpaint_mask, early_stop=early_stop,
@@ -110,6 +109,7 @@ def transfer_cmd(
     if out is None:
         raise LipError("give --out FOLDER for results.jsonl, summary.csv and the plots")
     transfer.check_outputs(out)
+    devices.set_threads(threads, say)  # its notes (a busy machine) only once the grid is known to be good
 
     files.make_folder(out, "--out")
     if device_list is not None:

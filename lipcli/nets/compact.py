@@ -47,7 +47,7 @@ What is exact (tests/test_compact.py checks each claim):
   of unread channels (they meet only pruned weights), the conv bias, gamma and inputs of a constant
   channel (a train-mode BN passes a zero-sum gradient to a constant input), and the betas of constant
   channels and the weights from them that only BN-followed convs read. Until 2026-12-06 those were
-  kept and trained: 405k of the default ticket's 551k parameters, which the masked net's Adam moves on
+  kept and trained: 405k of the 551k parameters the default ticket then fitted, which the masked net's Adam moves on
   round-off alone (a few 1e-3 in 50 steps) to no effect beyond round-off; dropping them took a
   fixed-length restore 0.93 of the time (experiments/RESULTS-fold.md). Over many steps, in float64,
   the two fits agree iterate by iterate (tests/test_restore_compact.py) with one exception: at a
