@@ -604,6 +604,9 @@ case("restore", "sampling mask pickled",
 case("restore", "--save-kspace without --simulate", lambda w: [*mri(w), "--save-kspace", "ks"], "--save-kspace")
 case("restore", "--snapshots into a file", lambda w: ["img.png", "--snapshots", "5", "narrow.yaml"],
      "snapshot folder narrow.yaml", "not a folder")
+case("restore", "--snapshots over an input", lambda w: [
+     "img.png", "--iters", "10", "--snapshots", "5", "snaps", "--clean", picture_at(w, "snaps/img_10.png")],
+     "snaps/img_10.png", "one of this run's inputs")
 case("restore", "--snapshots 0", lambda w: ["img.png", "--snapshots", "0", "snaps"], "--snapshots 0", "at least 1")
 case("restore", "--snapshots with --ensemble", lambda w: ["img.png", "--snapshots", "5", "snaps", "--ensemble", "2"],
      "drop --ensemble")

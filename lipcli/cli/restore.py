@@ -169,8 +169,16 @@ def restore_cmd(
     if snapshots is not None:  # the folder is made at the first snapshot: a run refused later leaves none
         if snapshots[1].exists() and not snapshots[1].is_dir():
             raise LipError(f"cannot create snapshot folder {snapshots[1]}: it exists and is not a folder")
-        files.check_writable(_snapshot_path(snapshots[1], images[0], 1, job.cfg.iters) if snapshots[1].is_dir()
-                             else snapshots[1])
+        every, folder = snapshots
+        if not folder.is_dir():
+            files.check_writable(folder)
+        else:  # the files there that a snapshot will replace, now, not when one lands on an input
+            stems, iters = {images_io.resolve(p).stem for p in images}, job.cfg.iters
+            for entry in sorted(folder.iterdir()):
+                stem, _, it = entry.stem.rpartition("_")
+                taken = stem in stems and it.isdigit() and 0 < int(it) <= iters and int(it) % every == 0
+                if taken and entry == _snapshot_path(folder, Path(stem), int(it), iters):
+                    files.check_writable(entry)
     mine = [(images[k], outs[k]) for k in at]
     if len(mine) > 1:  # one input's notes wait until it is read: an input refused then errs in one line
         say_threads()
