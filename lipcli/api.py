@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import tempfile
 from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
@@ -58,7 +59,10 @@ load_mask = artifact.load  # (path) -> Artifact: the masks of every round (`.mas
 
 
 def _device(device: str | torch.device) -> torch.device:
-    return device if isinstance(device, torch.device) else devices.resolve(device)
+    """A device as the CLI's --device takes it (a torch.device too), checked to exist here."""
+    if not isinstance(device, (str, torch.device)):
+        raise LipError(f"device={device!r}: give a device name such as 'cpu', 'cuda:0' or 'auto', or a torch.device")
+    return devices.resolve(str(device))
 
 
 def _quiet(line: str) -> None:
@@ -70,6 +74,21 @@ def _check_options(fn: Callable[..., Any], given: dict[str, Any], known: set[str
     did-you-mean (`round=1` -> round_)."""
     named = {n for n, p in inspect.signature(fn).parameters.items() if p.kind is not p.VAR_KEYWORD}
     check_names(given, known | named, f"api.{fn.__name__}")
+
+
+def _check_types(fn: Callable[..., Any], given: dict[str, Any]) -> None:
+    """`fn`'s named options annotated bool, int or float hold one (None where allowed): `dense="no"` is truthy
+    and `sparsity="0.3"` fails deep inside, where the CLI's flags arrive typed. A float for an int is left to
+    `_whole`, which names the option's lowest value."""
+    for name, p in inspect.signature(fn).parameters.items():
+        value, kind = given.get(name), str(p.annotation).removesuffix(" | None")
+        if value is None or kind not in ("bool", "int", "float"):
+            continue
+        flag = f"--{name.rstrip('_').replace('_', '-')} {value!r}"  # named as _whole names them
+        if kind == "bool" and not isinstance(value, (bool, np.bool_)):
+            raise LipError(f"{flag} must be True or False")
+        if kind != "bool" and (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number))):
+            raise LipError(f"{flag} must be {'a whole number' if kind == 'int' else 'a number'}")  # 1.5: _whole
 
 
 SEED_MAX = 2**63 - 1  # torch's seeds are 64-bit, as the CLI's --seed
@@ -85,8 +104,11 @@ def _whole(name: str, value: Any, low: int = 0, high: int | None = None) -> int:
     return int(value)
 
 
-def _path(value: Path | str | None) -> Path | None:
-    """A path option given as a str or a Path (None stays None)."""
+def _path(value: Path | str | None, name: str = "path") -> Path | None:
+    """A path option given as a str or a Path (None stays None); anything else is refused, naming the option."""
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise LipError(f"{name} takes a file's path (str or Path), not {type(value).__name__}: write the array "
+                       "with numpy.save, or as a PNG, and give its path")
     return None if value is None else Path(value)
 
 
@@ -275,6 +297,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
     prior; `dense` asks for the dense net instead. `snapshot_every` N: hand what the fit shows every N
     iterations to the call's `on_snapshot` (its learning process: one fit, so not with an ensemble)."""
+    _check_types(restorer, locals())
     if isinstance(ensemble, int) and not isinstance(ensemble, bool) and ensemble < 1:
         raise LipError(f"--ensemble {ensemble} must be at least 1 (the number of fits averaged)")
     seed, ensemble = _whole("seed", seed, high=SEED_MAX), _whole("ensemble", ensemble, 1)
@@ -286,7 +309,8 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
         raise LipError(f"--snapshots {snapshot_every}: " + ("N must be at least 1 (iterations between snapshots)"
                        if snapshot_every < 1 else "snapshots show one fit's learning: drop --ensemble"))
     _check_options(restorer, flags, known_keys(search=False))  # a search's rounds=2 would change nothing
-    inpaint_mask = _path(inpaint_mask)
+    inpaint_mask = _path(inpaint_mask, "inpaint_mask")
+    dd_k = None if dd_k is None else _whole("dd_k", dd_k, 1)
     dev = _device(device)
     given = {**flags, "net": net, "early_stop": early_stop}
     settings = resolve_settings(task, config, dev, given)
@@ -421,6 +445,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     task_keys = task_options()
     degradation = {k: v for k, v in options.items() if k in task_keys}
     search_options = {k: v for k, v in options.items() if k not in degradation}
+    _check_types(pruner, locals())
     _check_options(pruner, search_options, {f.name for f in fields(Search)} | task_keys)
     s = Search(**search_options)
     seed = _whole("seed", seed, high=SEED_MAX)
@@ -431,7 +456,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         **degradation, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise, sgld=s.sgld, precision=precision,
         net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird, scope=s.scope,
         target_sparsity=s.target_sparsity))
-    inpaint_mask = _path(inpaint_mask)
+    inpaint_mask = _path(inpaint_mask, "inpaint_mask")
     TASKS.get(task).check_flags(degradation, simulate, inpaint_mask)
     if isinstance(settings["search_iters"], Mapping):  # a config's `iters:` schedule, copied for the search
         raise LipError(f"a search runs one number of iterations per round, not a schedule over noise levels "
@@ -534,8 +559,9 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     `early_stop` None: the preset's. `data_consistency` True applies to the grid's tasks that have the exact
     step (inpaint, mri) and is refused only when none has. Every cell's problem is built once here, so a bad
     size, mask or image fails now, not hours later."""
+    _check_types(transfer_grid, locals())
     _check_options(transfer_grid, flags, known_keys(search=False))
-    inpaint_mask = _path(inpaint_mask)
+    inpaint_mask = _path(inpaint_mask, "inpaint_mask")
     if any(isinstance(m, artifact.Artifact) for m in _listed(masks) or []):
         raise LipError("a transfer grid reads its masks from files (rows name them, workers load them): "
                        "write the artifact first (api.save_mask)")
@@ -708,13 +734,21 @@ def recoverer(source: str | Path, *, task: str = "cs", simulate: bool = False, p
     operator file), an image (clean, with `simulate`) or mnist:K; `measuring` holds the operator's options
     (operator, matrix, shape, measurements, outliers, noise, outlier_value, keep, inpaint_mask:
     cs_problem.CSInputs)."""
+    _check_types(recoverer, locals())
     _check_options(recoverer, measuring, {f.name for f in fields(CSInputs)} - {"source", "task", "simulate", "clean",
                                                                                 "seed"})
     check_every(resume_every)
     check_lr(lr)
     source = str(source) if isinstance(source, Path) else source  # a path, or mnist:K
-    generator, generator_spec, mask, clean = (_path(p) for p in (generator, generator_spec, mask, clean))
-    measuring.update({k: _path(measuring[k]) for k in ("matrix", "inpaint_mask") if measuring.get(k) is not None})
+    if not isinstance(source, str):
+        raise LipError(f"source takes y.npy, an image file or mnist:K as a str or Path, not {type(source).__name__} "
+                       "(api.restore takes arrays)")
+    generator, generator_spec, mask, clean = (_path(v, n) for v, n in ((generator, "generator"),
+                                              (generator_spec, "generator_spec"), (mask, "mask"), (clean, "clean")))
+    measuring.update({k: _path(measuring[k], k) for k in ("matrix", "inpaint_mask") if measuring.get(k) is not None})
+    for k in ("measurements", "outliers"):
+        if measuring.get(k) is not None:
+            measuring[k] = _whole(k, measuring[k], 0 if k == "outliers" else 1)
     seed, iters = _whole("seed", seed, high=SEED_MAX), _whole("iters", iters, 1)
     restarts, mom_batch = _whole("restarts", restarts, 1), _whole("mom_batch", mom_batch, 1)
     if task not in ("cs", "inpaint"):

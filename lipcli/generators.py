@@ -136,7 +136,7 @@ def at_round(art: artifact.Artifact, round_: int, weights: str = "auto") -> tupl
                 "dense generators, untrained random baselines and artifacts of older lips hold none")
         raise LipError(f"has no fine-tuned weights for round {round_} ({have}): use --weights rewound")
     used = "finetuned" if tuned is not None and weights != "rewound" else "rewound"
-    net = nets.build(art.spec)
+    net = nets.build(art.spec, 0)  # every parameter is loaded next; seeded, so the caller's stream is left alone
     net.load_state_dict({**art.theta0, **(tuned if used == "finetuned" else {})}, strict=True)
     apply_masks(net, masks)
     return net, masks, used

@@ -150,7 +150,7 @@ def restore_bytes(spec: dict[str, Any], task: str, settings: dict[str, Any], sim
     """Peak memory of restoring a width x height input with this net: `nets.estimate_bytes` at the net's
     padded size of the restored image (larger than the input for a real super-resolution input)."""
     s = 1 if simulate else TASKS.get(task).upscale(settings)
-    size = nets.padded_size(nets.build(spec), height * s, width * s)
+    size = nets.padded_size(nets.skeleton(spec), height * s, width * s)
     return nets.estimate_bytes(spec, *size, precision, checkpoint)
 
 

@@ -3,6 +3,7 @@ results in the input's form; the commands go through the same functions and give
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lipcli import api, images, library
+from lipcli import api, images, library, nets
 from lipcli.cli import app
 from lipcli.errors import LipError
 
@@ -197,12 +198,58 @@ def test_a_call_leaves_the_callers_random_stream_as_it_was(tiny):
     x = np.moveaxis(picture(32, 32), 0, -1)
     torch.manual_seed(1234)
     expected = (torch.rand(4), torch.rand(4))
-    for call in (lambda: api.restore(x, **tiny), lambda: api.prune([x], simulate=True, rounds=1, **tiny)):
+    ticket = api.prune([x], simulate=True, rounds=1, **tiny)
+    api.save_mask("m.safetensors", ticket)
+    for call in (lambda: api.restore(x, **tiny), lambda: api.prune([x], simulate=True, rounds=1, **tiny),
+                 lambda: api.transfer([x], ["m.safetensors"], baselines="random", rounds="1", **tiny),
+                 lambda: api.recoverer("mnist:3", simulate=True, measurements=100, iters=2, device="cpu")()):
         torch.manual_seed(1234)
         first = torch.rand(4)
         call()
         assert torch.initial_seed() == 1234
         assert torch.equal(first, expected[0]) and torch.equal(torch.rand(4), expected[1])
+
+
+def test_threads_calling_at_once_get_what_one_call_at_a_time_gets(tiny):
+    """Nets draw from torch's one process-wide stream: two threads' draws interleaved into wrong weights (and a
+    shipped ticket's regenerated theta0 into a false 'the file is damaged')."""
+    x, quick = np.moveaxis(picture(32, 32), 0, -1), dict(device="cpu", iters=3)  # the default prior: the ticket
+    alone = api.restore(x, **quick).image
+    got: dict[int, np.ndarray] = {}
+    workers = [threading.Thread(target=lambda k=k: got.__setitem__(k, api.restore(x, **quick).image)) for k in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert all(np.array_equal(got[k], alone) for k in range(2))
+
+
+def test_seeded_draws_take_turns():
+    """A thread inside `seeded` keeps its stream until it leaves: another thread's seeded draw waits."""
+    inside, go, out = threading.Event(), threading.Event(), {}
+
+    def first() -> None:
+        with nets.seeded(1):
+            inside.set()
+            go.wait(10)
+            out[1] = torch.rand(3)
+
+    def second() -> None:
+        with nets.seeded(2):
+            out[2] = torch.rand(3)
+
+    a = threading.Thread(target=first)
+    a.start()
+    inside.wait(10)
+    b = threading.Thread(target=second)
+    b.start()
+    b.join(0.3)
+    assert b.is_alive() and 2 not in out  # waiting for the first to finish its draw
+    go.set()
+    a.join()
+    b.join()
+    for seed in (1, 2):
+        assert torch.equal(out[seed], torch.rand(3, generator=torch.Generator().manual_seed(seed)))
 
 
 def test_paths_as_str_a_shipped_mask_by_name_and_a_new_results_folder(tiny, tmp_path):
@@ -232,8 +279,17 @@ def test_paths_as_str_a_shipped_mask_by_name_and_a_new_results_folder(tiny, tmp_
     (lambda x, t: api.recoverer("mnist:3", simulate=True, seed=None), "--seed None must be"),
     (lambda x, t: api.transfer_grid([x], [t]), "write the artifact first"),
     (lambda x, t: api.save_mask("m.safetensors", np.zeros(3)), "not ndarray"),
+    (lambda x, t: api.restore(x, task="inpaint", inpaint_mask=np.ones((32, 32))), "inpaint_mask takes a file's path"),
+    (lambda x, t: api.restore(x, device=0), "device=0: give a device name"),
+    (lambda x, t: api.restore(x, prior="deep-decoder", dd_k=0), "--dd-k 0 must be a whole number from 1"),
+    (lambda x, t: api.restore(x, dense="no"), "--dense 'no' must be True or False"),
+    (lambda x, t: api.restore(x, mask=t, sparsity="0.3"), "--sparsity '0.3' must be a number"),
+    (lambda x, t: api.recoverer(x, simulate=True, prior="dip"), "source takes y.npy, an image file or mnist:K"),
+    (lambda x, t: api.recoverer("mnist:3", simulate=True, measurements=100.5), "--measurements 100.5 must be"),
 ], ids=["image list", "clean list", "mask array", "float seed", "huge seed", "float ensemble", "str round",
-        "search option", "HWC tensor", "zero iters", "None seed", "transfer artifact", "save array"])
+        "search option", "HWC tensor", "zero iters", "None seed", "transfer artifact", "save array",
+        "inpaint mask array", "int device", "zero dd_k", "str bool", "str sparsity", "array cs source",
+        "float measurements"])
 def test_a_wrong_type_is_a_one_line_error(tiny, call, message):
     x = np.moveaxis(picture(32, 32), 0, -1)
     ticket = api.load_mask("dip-channel-house")
@@ -247,3 +303,10 @@ def test_lip_leaves_tifffiles_logger_to_the_program_and_reads_a_bfloat16_tensor(
     assert (log.propagate, log.handlers, log.disabled) == (True, [], False)
     out = api.restore(torch.rand(3, 32, 32).bfloat16(), **tiny).image
     assert out.dtype == torch.float32 and out.shape == (3, 32, 32)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_torch_device_is_checked_as_its_name_is():
+    """torch.device('cuda') skipped the check and failed mid-fit with torch's AssertionError."""
+    with pytest.raises(LipError, match="no CUDA GPU"):
+        api.restore(np.zeros((16, 16), np.float32), device=torch.device("cuda"))

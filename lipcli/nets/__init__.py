@@ -11,7 +11,8 @@ package fills the registry.
 """
 # Import order is registration order (the order error messages list the kinds in).
 from .base import (FAMILIES, Net, Spec, build, conv_weight_names, count_params, estimate_bytes, is_channels_last,
-                   iteration_gflop, make_input, padded_size, param_order, probe, seeded, validate)
+                   iteration_gflop, make_input, padded_size, param_order, probe, seeded, skeleton,
+                   validate)
 from .skip import CHECKPOINT_SAVING, ConvBlock, SkipNet, set_checkpointing
 from .decoder import DeepDecoder, decoder_k_for_params
 from .dcgan import GAN, DCGANDiscriminator, DCGANGenerator, gan_spec, generator_of
@@ -19,7 +20,7 @@ from .presets import PRESETS, image_presets, preset, resolve_spec
 
 __all__ = [
     "FAMILIES", "Net", "Spec", "build", "conv_weight_names", "count_params", "estimate_bytes", "is_channels_last",
-    "iteration_gflop", "make_input", "padded_size", "param_order", "probe", "seeded", "validate", "CHECKPOINT_SAVING",
+    "iteration_gflop", "make_input", "padded_size", "param_order", "probe", "seeded", "skeleton", "validate", "CHECKPOINT_SAVING",
     "ConvBlock", "SkipNet", "set_checkpointing", "DeepDecoder", "decoder_k_for_params", "GAN", "DCGANDiscriminator",
     "DCGANGenerator", "gan_spec", "generator_of", "PRESETS", "image_presets", "preset", "resolve_spec",
 ]

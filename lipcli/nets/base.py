@@ -10,6 +10,7 @@ training step (`activation_floats`) and whether `lipcli.nets.compact` can shrink
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager, nullcontext
 from typing import Any, Iterator
 
@@ -69,14 +70,24 @@ def build(spec: Spec, seed: int | None = None) -> Net:
         return family(spec)(spec)
 
 
+_DRAWS = threading.RLock()  # held by `seeded`: torch's CPU stream is one per process
+
+
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Draw initial weights (torch's CPU stream, as `torch.manual_seed(seed)` would) without reseeding the
     caller's stream: a library call that reset it would hand a script the same "random" numbers after every
-    restore."""
-    with torch.random.fork_rng(devices=[]):
+    restore. One draw at a time: the stream is the process's, and two threads' draws would interleave."""
+    with _DRAWS, torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
         yield
+
+
+def skeleton(spec: Spec) -> Net:
+    """The net's structure (names, shapes, parameter counts, padded sizes) on the meta device: no memory, and
+    no draw from torch's random stream, which belongs to the caller (and to other threads' seeded draws)."""
+    with torch.device("meta"):
+        return build(spec)
 
 
 def validate(spec: Spec) -> None:
@@ -84,8 +95,7 @@ def validate(spec: Spec) -> None:
 
     Raises what `build` raises for a malformed spec (KeyError, TypeError, ValueError, IndexError).
     """
-    with torch.device("meta"):
-        build(spec)
+    skeleton(spec)
 
 
 def pad(x: torch.Tensor, widths: tuple[int, ...], mode: str) -> torch.Tensor:
@@ -230,8 +240,7 @@ def estimate_bytes(spec: Spec, height: int, width: int, precision: str, checkpoi
     """
     per = 2 if precision == "bf16" else 4
     floats = family(spec).activation_floats(spec, checkpoint)
-    with torch.device("meta"):  # shapes only: no weights allocated or initialised
-        n_params = count_params(build(spec))
+    n_params = count_params(skeleton(spec))  # shapes only: no weights allocated or initialised
     fixed = (350 if precision == "bf16" else 200) * 2**20  # runtime, allocator, rollback snapshots
     es_buffer = 200 * min(3 * height * width, 65536) * 8  # early-stop window (float64)
     return int(1.45 * floats * per * height * width + 16 * n_params + fixed + es_buffer)

@@ -89,7 +89,7 @@ def start(generator_path: Path, s: GanImpSettings, command: str | None = None,
 def resumed(out: Path, s: GanImpSettings) -> Trajectory:
     """The search stored in `out`, to continue with the same settings only."""
     art = artifact.load(out)
-    traj = Trajectory.resume(art, nets.conv_weight_names(nets.build(art.spec)))  # the order `start` listed them in
+    traj = Trajectory.resume(art, nets.conv_weight_names(nets.skeleton(art.spec)))  # the order `start` listed them in
     saved = traj.meta.get("settings")
     if saved is None or not str(traj.meta.get("method", "")).startswith("gan-"):
         raise LipError(f"--resume {out.name}: not a GAN pruning search (lip prune --prior gan writes those)")

@@ -81,7 +81,7 @@ class MaskSource:
         path = library.resolve(Path(path))  # a shipped mask by name, as restore takes it
         art = check_dip_mask(artifact.load(path), path)
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        return cls(Path(path).stem, Path(path), art, digest, nets.count_params(nets.build(art.spec)))
+        return cls(Path(path).stem, Path(path), art, digest, nets.count_params(nets.skeleton(art.spec)))
 
     @property
     def method(self) -> str | None:

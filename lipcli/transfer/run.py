@@ -55,13 +55,13 @@ def cell_prior(grid: Grid, cell: Cell) -> tuple[Prior, dict[str, Any]]:
         k = nets.decoder_k_for_params(m.nonzero(cell.round))
         spec = nets.preset("deep-decoder", k=k)
         return Prior(spec, None, None), {**info, "dd_k": k, "matched_params": m.nonzero(cell.round),
-                                         "nonzero_params": nets.count_params(nets.build(spec))}
+                                         "nonzero_params": nets.count_params(nets.skeleton(spec))}
     raise LipError(f"unknown method {cell.method!r}")
 
 
 def random_masks(m: MaskSource, kept: int, seed: int) -> Masks:
     """The random baseline of the artifact's masked parameters keeping exactly `kept` (`scores.random_mask`)."""
-    return scores.random_mask(nets.build(m.art.spec), m.art.prune_round, kept, seed)
+    return scores.random_mask(nets.skeleton(m.art.spec), m.art.prune_round, kept, seed)
 
 
 def pending(cells: list[Cell], rows: list[dict[str, Any]], grid: Grid, where: str) -> list[Cell]:
@@ -105,7 +105,7 @@ def run_cell(grid: Grid, cell: Cell, dev: torch.device,
         result, report = restore(problem, prior, cfg, dev, cell.seed, [*callbacks, watch])
         params = report["params"]
     except DivergenceError as exc:
-        result, diverged, params = exc.result, str(exc), nets.count_params(nets.build(prior.spec))
+        result, diverged, params = exc.result, str(exc), nets.count_params(nets.skeleton(prior.spec))
     tr = result.targets[0]
     ran = tr.final.numel() > 0
     baseline = problem.baseline()  # a reconstruction without a prior (MRI: zero-filled), where the task has one
