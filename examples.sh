@@ -39,11 +39,12 @@ from PIL import Image
 from lipcli.images import resolve
 clean = np.asarray(Image.open(resolve("sample:house")), dtype=np.float64)
 rows = [json.loads(l) for l in open("examples/results.jsonl")]
-print(f"{'input':<18}{'iters':>6}{'stop':>6}{'threads':>8}{'s':>7}{'PSNR':>8}")
+w = max([len("input")] + [len(r["input"]) for r in rows]) + 2  # the column fits the longest input name
+print(f"{'input':<{w}}{'iters':>6}{'stop':>6}{'threads':>8}{'s':>7}{'PSNR':>8}")
 for r in rows:
     out = np.asarray(Image.open(r["output"]), dtype=np.float64)
     psnr = 10 * np.log10(255 ** 2 / np.mean((out - clean) ** 2))
-    print(f"{r['input']:<18}{r['iterations']:>6}{r['stopped_at']:>6}{r['threads']:>8}{r['seconds']:>7.1f}{psnr:>8.2f}")
+    print(f"{r['input']:<{w}}{r['iterations']:>6}{r['stopped_at']:>6}{r['threads']:>8}{r['seconds']:>7.1f}{psnr:>8.2f}")
 PY
 
 # 4. Find a lottery ticket once on one image, then reuse it on the others.
