@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,6 +126,13 @@ def test_simulated_measurements_read_back_reconstruct_identically(tmp_path):
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert again["selection_losses"] == first["selection_losses"] and again["operator"] == first["operator"]
     assert again["mse"] < 1e-5  # scored against the first run's output, which it reproduced
+
+
+def test_the_default_output_is_beside_the_input_as_lip_restores_is(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lip("mnist:3", "--simulate", "--iters", "2", "--restarts", "1", "-m", "50", "--save-measurements", "meas")
+    rep = lip("meas/y.npy", "--operator", "meas/operator.yaml", "--iters", "2", "--restarts", "1")
+    assert rep["output"] == str(Path("meas") / "y_cs.png") and (tmp_path / "meas" / "y_cs.png").is_file()
 
 
 def test_a_padded_digit_read_back_from_files_is_cropped_as_it_was_measured(tmp_path):

@@ -77,7 +77,7 @@ def cs_cmd(
     mom_batch: int = typer.Option(20, help="Rows per MOM batch", min=1, rich_help_panel="Solver"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Recovered image: PNG (or another image type), "
                                        "X.npy (float (H, W[, C]) in [0,1]), or - for PNG on stdout "
-                                       "[NAME_cs.png, NAME_inpaint.png]"),
+                                       "[NAME_cs.png, NAME_inpaint.png beside the input]"),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for MSE/PSNR (implied by --simulate)"),
     device: Device = "auto", seed: Seed = 0, threads: Threads = None,
     resume_every: ResumeEvery = 60.0,
@@ -109,7 +109,8 @@ def cs_cmd(
         raise LipError(f"--mom-batch sets the median-of-means batches; the DIP fit with --solver {job.solver} "
                        "has none: drop it")
     problem = job.problem
-    dest = out or Path(f"{problem.name}_{task}.png")
+    beside = Path(image).parent if Path(image).is_file() else Path(".")  # as lip restore's; mnist:K and samples here
+    dest = out or beside / f"{problem.name}_{task}.png"
     check_stdout_free(dest, json_, logs=False)
     files.check_writable(dest)
     images_io.check_suffix(dest)
