@@ -567,7 +567,7 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
                        "write the artifact first (api.save_mask)")
     images, masks = _listed(images), _listed(masks)
     tasks, rounds, sparsities = _comma(tasks), _comma(rounds), _comma(sparsities)
-    if flags.get("iters") is not None and flags["iters"] < 1:
+    if isinstance(flags.get("iters"), (int, float)) and flags["iters"] < 1:  # a str: resolve_settings reads it
         raise LipError(f"--iters {flags['iters']} must be at least 1")
     if isinstance(seeds, int) and seeds < 1:
         raise LipError(f"--seeds {seeds} must be at least 1")

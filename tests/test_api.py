@@ -286,10 +286,11 @@ def test_paths_as_str_a_shipped_mask_by_name_and_a_new_results_folder(tiny, tmp_
     (lambda x, t: api.restore(x, mask=t, sparsity="0.3"), "--sparsity '0.3' must be a number"),
     (lambda x, t: api.recoverer(x, simulate=True, prior="dip"), "source takes y.npy, an image file or mnist:K"),
     (lambda x, t: api.recoverer("mnist:3", simulate=True, measurements=100.5), "--measurements 100.5 must be"),
+    (lambda x, t: api.transfer_grid([x], ["dip-channel-house"], iters="x"), "--iters 'x' must be a whole number"),
 ], ids=["image list", "clean list", "mask array", "float seed", "huge seed", "float ensemble", "str round",
         "search option", "HWC tensor", "zero iters", "None seed", "transfer artifact", "save array",
         "inpaint mask array", "int device", "zero dd_k", "str bool", "str sparsity", "array cs source",
-        "float measurements"])
+        "float measurements", "str iters in a grid"])
 def test_a_wrong_type_is_a_one_line_error(tiny, call, message):
     x = np.moveaxis(picture(32, 32), 0, -1)
     ticket = api.load_mask("dip-channel-house")
