@@ -333,14 +333,15 @@ def reference_units(ref: Image, stored: Stored) -> tuple[np.ndarray, float, floa
     compared as the values they hold: in the reference's units where its range is fixed (see `fixed_range`: a noisy
     float image spread past [0, 1] is scored against its [0, 1] reference with peak 1), else in the input's (an
     8-bit photo against a float 0..255 copy of its reference as against the 8-bit one; a constant reference too).
-    Two fixed ranges are the same scale."""
+    Two fixed ranges are the same scale. An input of one value writes that value whatever the output (a = 0)."""
     if fixed_range(ref.stored):
         if fixed_range(stored):
             return ref.pixels, 1.0, 0.0
         span = ref.stored.hi - ref.stored.lo
         return ref.pixels, (stored.hi - stored.lo) / span, (stored.lo - ref.stored.lo) / span
     values = ref.pixels.astype(np.float64) * (ref.stored.hi - ref.stored.lo) + ref.stored.lo
-    return ((values - stored.lo) / ((stored.hi - stored.lo) or 1.0)).astype(np.float32), 1.0, 0.0
+    span = stored.hi - stored.lo
+    return ((values - stored.lo) / (span or 1.0)).astype(np.float32), 1.0 if span else 0.0, 0.0
 
 
 def from_array(arr: np.ndarray | torch.Tensor, name: str = "the array", layout: str | None = None) -> Image:
