@@ -163,10 +163,14 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
             file_values["search_iters"] = file_values["iters"]
     given = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
     settings = {**preset(name, task), **under, **given, "preset": name}
-    for key, flag in TASKS.get(task).flags.items():  # typed as the flag types them (`scale: 2.5` is no 2)
+    kind = TASKS.get(task)
+    for key, flag in {**kind.flags, **kind.numbers}.items():  # typed as the flag types them (`scale: 2.5` is no 2)
         if flag.type in (int, float) and given.get(key) is not None:
-            settings[key] = _number(settings, key, flag.type, math.isfinite,
-                                    "a whole number" if flag.type is int else "a finite number")
+            low = -math.inf if flag.min is None else flag.min
+            settings[key] = _number(settings, key, flag.type, lambda v: math.isfinite(v) and v >= low,
+                                    ("a whole number" if flag.type is int else "a finite number")
+                                    + ("" if flag.min is None else f" >= {flag.min:g}"),
+                                    "" if key in kind.flags else "config key ")
     ticket = given.get("ticket")
     if ticket is not None and ticket not in library.names():
         raise LipError(f"ticket {ticket!r} is not a library mask ({', '.join(library.names()) or 'none'}; "
@@ -306,7 +310,8 @@ def leveled(cfg: FitConfig, settings: Mapping[str, Any], sigma: float | None) ->
     return replace(cfg, **at_levels(settings, sigma))
 
 
-def _number(settings: dict[str, Any], key: str, kind: type, ok: Callable[[float], bool], what: str) -> Any:
+def _number(settings: dict[str, Any], key: str, kind: type, ok: Callable[[float], bool], what: str,
+            config_key: str = "") -> Any:
     """A numeric setting as `kind`, or one bad-input line naming it as a flag: a YAML config reaches here
     unchecked (`lr: abc`, `es_window: 1`), and a whole number must not be silently truncated."""
     value = settings[key]
@@ -315,7 +320,7 @@ def _number(settings: dict[str, Any], key: str, kind: type, ok: Callable[[float]
     except (TypeError, ValueError):
         number = math.nan
     if isinstance(value, bool) or not ok(number) or (kind is int and not number.is_integer()):
-        raise LipError(f"--{key.replace('_', '-')} {value!r} must be {what}")
+        raise LipError(f"{config_key + key if config_key else '--' + key.replace('_', '-')} {value!r} must be {what}")
     return kind(number)
 
 

@@ -1253,6 +1253,10 @@ case("restore", "scale: 2.5 in a config", lambda w: ["img.png", "--task", "sr", 
      config_file(w, "scale: 2.5\n")], "--scale 2.5", "whole number", base=OWN_CONFIG)
 case("restore", "scale: four in a config", lambda w: ["img.png", "--task", "sr", "--simulate", "--config",
      config_file(w, "scale: four\n")], "--scale 'four'", "whole number", base=OWN_CONFIG)
+case("restore", "noise: abc in a CS config", lambda w: ["img.png", "--task", "cs", "--simulate", "--config",
+     config_file(w, "noise: abc\n")], "config key noise 'abc' must be a finite number >= 0", base=OWN_CONFIG)
+case("restore", "mom_batch: 2.5 in a CS config", lambda w: ["img.png", "--task", "cs", "--simulate", "--config",
+     config_file(w, "mom_batch: 2.5\n")], "config key mom_batch 2.5 must be a whole number >= 1", base=OWN_CONFIG)
 case("restore", "a ticket that is no library mask", lambda w: ["img.png", "--config", config_file(w, "ticket: 7\n")],
      "ticket 7", "not a library mask", base=OWN_CONFIG)
 case("restore", "a misspelt field of a config's net", lambda w: ["img.png", "--config",

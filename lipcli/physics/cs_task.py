@@ -110,6 +110,7 @@ class CSTask(Task):
         "shape": Flag("CS: H,W[,C] of the image measured by --matrix", str, grid=False),
         "solver": Flag("CS: mom (Median-of-Means loss, robust to outliers) | ls (least squares) [mom]", str),
     }
+    numbers = {"noise": Flag("", float, min=0), "outlier_value": Flag("", float), "mom_batch": Flag("", int, min=1)}
     fitting = {"iters": 1500, "reg_noise": 1 / 30, "ema": 0.0}  # CS-DIP as `lip cs --prior dip` fits it
     fast_iters = 1500
     variant_hint = "give the measurements: cs1000, cs2000 or cs4000"

@@ -60,6 +60,7 @@ class Task:
     name: str
     options: dict[str, Any]  # the settings the task reads, with the paper's defaults (--sigma, ...)
     flags: dict[str, Flag] = {}  # those of `options` the command line gives, and how
+    numbers: dict[str, Flag] = {}  # those a config file gives but no flag (typed and bounded as a flag would be)
     simulated: frozenset[str] = frozenset()  # those of `options` that only shape what --simulate does
     real_hint = ""  # what a real observation has instead of them, for the message that refuses them
     # The paper's fitting settings for the task (anchors-spec a.3, LIP row; config.py builds the presets
