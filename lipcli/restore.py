@@ -156,8 +156,8 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     """
     check_channels(prior.spec, prior.source.get("mask"), problem)
     baseline = problem.baseline()  # before the fit moves the operator to the device
-    net = prior.build(seed)
-    cfg = plan_memory(prior.spec, nets.padded_size(net, *problem.size), cfg, dev)
+    cfg = plan_memory(prior.spec, nets.padded_size(nets.skeleton(prior.spec), *problem.size), cfg, dev)  # first:
+    net = prior.build(seed)  # a net too large for the memory is refused, not allocated
     net = net.to(dev)
     gen = torch.Generator().manual_seed(seed)
     target = problem.target(net, gen, dev)

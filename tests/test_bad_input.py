@@ -1257,6 +1257,13 @@ case("restore", "noise: abc in a CS config", lambda w: ["img.png", "--task", "cs
      config_file(w, "noise: abc\n")], "config key noise 'abc' must be a finite number >= 0", base=OWN_CONFIG)
 case("restore", "mom_batch: 2.5 in a CS config", lambda w: ["img.png", "--task", "cs", "--simulate", "--config",
      config_file(w, "mom_batch: 2.5\n")], "config key mom_batch 2.5 must be a whole number >= 1", base=OWN_CONFIG)
+case("restore", "an even kernel in a config's net", lambda w: ["img.png", "--config",
+     config_file(w, "net: {preset: dip, k_down: 4}\n")], "k_down must be an odd kernel size", base=OWN_CONFIG)
+case("restore", "a negative width in a config's net", lambda w: ["img.png", "--config",
+     config_file(w, "net: {preset: dip, down: [8, -8, 8, 8, 8]}\n")], "down must hold whole numbers >= 1, not -8",
+     base=OWN_CONFIG)
+case("restore", "a net too wide for the memory", lambda w: ["img.png", "--config",
+     config_file(w, "net: {preset: dip, down: [8, 8, 8, 8, 8000000]}\n")], "GiB but only", base=OWN_CONFIG)
 case("restore", "a ticket that is no library mask", lambda w: ["img.png", "--config", config_file(w, "ticket: 7\n")],
      "ticket 7", "not a library mask", base=OWN_CONFIG)
 case("restore", "a misspelt field of a config's net", lambda w: ["img.png", "--config",

@@ -130,8 +130,15 @@ class SkipNet(HourglassGeometry, Net):
     def __init__(self, spec: Spec) -> None:
         super().__init__(spec)
         n = len(spec["down"])
-        if not (len(spec["up"]) == len(spec["skip"]) == n):
-            raise ValueError("down, up and skip must have one entry per level")
+        if not (len(spec["up"]) == len(spec["skip"]) == n) or n == 0:
+            raise ValueError("down, up and skip must have one entry per level, and there must be one level at least")
+        for field in ("down", "up", "skip", "in_channels", "out_channels", "k_down", "k_up", "k_skip"):
+            low = 0 if field == "skip" else 1
+            for v in spec[field] if isinstance(spec[field], list) else [spec[field]]:
+                if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                    raise ValueError(f"{field} must hold whole numbers >= {low}, not {v!r}")
+            if field.startswith("k_") and spec[field] % 2 == 0:  # "same" padding keeps a level's size
+                raise ValueError(f"{field} must be an odd kernel size, not {spec[field]}")
         for field, allowed in CHOICES.items():  # a misspelt mode would otherwise fall back in silence
             if spec[field] not in allowed:
                 raise ValueError(f"{field} must be one of {', '.join(allowed)}, not {spec[field]!r}")
