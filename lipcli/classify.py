@@ -36,7 +36,7 @@ from torch import nn
 from . import artifact, nets, sharing
 from .errors import LipError
 from .gan import class_ranks, interleaved, load_mnist
-from .masks import Masks, MaskedParams, kept_count, mask_sparsity, total_count
+from .masks import Masks, MaskedParams, check_ladder, kept_count, mask_sparsity, total_count
 from .nets import SkipNet, Spec
 from .prune.imp import Session, next_mask, sessions
 from .prune.scores import random_mask
@@ -279,6 +279,7 @@ def prune(spec: Spec, rounds: int, rate: float, cfg: TrainConfig, dev: torch.dev
     traj = Trajectory.start(dip, masked_names(classifier(spec, theta0, cfg)), method="imp", task="classify",
                             seed=cfg.seed, search={"rounds": rounds, "rate": rate, "scope": "conv",
                                                    "keep_input_dense": True, **setting}, **meta)
+    check_ladder(total_count(traj.prune_round), rate, rounds, "weights")
 
     def session(s: Session) -> tuple[nn.Module, dict[str, Any]]:
         net = classifier(traj.spec, traj.theta0, cfg)  # rewound: the same draw for the fresh parts too

@@ -206,7 +206,7 @@ def resolve_settings(task: str, config: str | None, dev: torch.device, flags: di
 def check_lr(lr: float) -> None:
     """Every optimiser of lip needs a positive learning rate (a fit's, from settings, also one below 10:
     `fit_config`); checked, like every numeric setting, by `_number`."""
-    _number({"lr": lr}, "lr", float, lambda v: v > 0, "positive")
+    _number({"lr": lr}, "lr", float, lambda v: 0 < v < math.inf, "positive and finite")
 
 
 def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, seed: int) -> FitConfig:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .errors import LipError
+
 Masks = dict[str, torch.Tensor]
 
 
@@ -44,6 +46,14 @@ def record_round(prune_round: Masks, before: Masks, after: Masks, round_: int) -
 def ladder_kept(total: int, rate: float, round_: int) -> int:
     """Kept count after `round_` rounds of pruning `rate` of the remainder: round(total*(1-rate)^k)."""
     return int(round(total * (1 - rate) ** round_))
+
+
+def check_ladder(total: int, rate: float, rounds: int, what: str) -> None:
+    """Refuse, before any round, a ladder that empties the net: its last rounds would fit nothing."""
+    empty = next((k for k in range(1, rounds + 1) if ladder_kept(total, rate, k) < 1), None)
+    if empty is not None:
+        raise LipError(f"--rate {rate:g} keeps none of the {total:,} {what} by round {empty} of {rounds}: "
+                       "lower --rate or --rounds")
 
 
 # ------------------------------------------------------------------ counting

@@ -1264,6 +1264,9 @@ case("restore", "a negative width in a config's net", lambda w: ["img.png", "--c
      base=OWN_CONFIG)
 case("restore", "a net too wide for the memory", lambda w: ["img.png", "--config",
      config_file(w, "net: {preset: dip, down: [8, 8, 8, 8, 8000000]}\n")], "GiB but only", base=OWN_CONFIG)
+case("classify", "a ladder that empties the net", lambda w: ["--prune-rounds", "3", "--rate", "0.9999", "-o",
+     "e.safetensors"], "--rate 0.9999 keeps none of the", "by round")
+case("classify", "--lr inf", lambda w: ["--lr", "inf"], "--lr inf must be positive and finite")
 case("restore", "a ticket that is no library mask", lambda w: ["img.png", "--config", config_file(w, "ticket: 7\n")],
      "ticket 7", "not a library mask", base=OWN_CONFIG)
 case("restore", "a misspelt field of a config's net", lambda w: ["img.png", "--config",

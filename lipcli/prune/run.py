@@ -17,7 +17,7 @@ import torch
 from .. import artifact, nets
 from ..errors import LipError
 from ..fit import FitConfig, Step, fit
-from ..masks import ladder_kept, record_round
+from ..masks import check_ladder, record_round
 from . import imp, ladder
 from .oes import GumbelMasked
 from .oes_channels import ChannelGumbelMasked
@@ -127,11 +127,8 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
                                 search=req.identity(), oracle=req.imp.oracle, **provenance, **req.extra)
 
     if req.method not in ("oes", ladder.LAYERWISE):  # the methods that walk the ladder with --rate and --rounds
-        total, what = traj.ladder_total(), "channels" if traj.granularity == "channel" else "weights"
-        empty = next((k for k in range(1, req.rounds + 1) if ladder_kept(total, req.rate, k) < 1), None)
-        if empty is not None:
-            raise LipError(f"--rate {req.rate:g} keeps none of the {total:,} {what} by round {empty} of {req.rounds}: "
-                           "lower --rate or --rounds")
+        check_ladder(traj.ladder_total(), req.rate, req.rounds,
+                     "channels" if traj.granularity == "channel" else "weights")
     on_start()
 
     def save(t: Trajectory, recommended: int | None) -> None:
