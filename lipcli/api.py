@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from . import artifact, cs as cs_solvers, device as devices, files, generators, images as images_io, library, nets
-from .config import (check_init, check_lr, check_names, count, fit_config, known_keys, leveled, no_exact_step,
-                     resolve_settings)
+from .config import (check_init, check_lr, check_names, count, fit_config, fraction, known_keys, leveled,
+                     no_exact_step, resolve_settings)
 from .cs_problem import CSInputs, CSProblem, load_problem as load_cs_problem
 from .ensemble import Elsewhere, fit_share, restore_ensemble
 from .errors import LipError, LipRuntimeError
@@ -496,7 +496,10 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     channel_score = channel_score_for(s.method, s.granularity, s.channel_score)
     n_rounds = rounds_for(target, rate) if target is not None and s.method != "oes" else count(settings, "rounds")
     if n_rounds > 255:
-        raise LipError(f"{n_rounds} rounds needed; at most 255 are supported (lower --target-sparsity)")
+        raise LipError(f"{n_rounds} rounds " + ("needed" if target is not None and s.method != "oes" else "asked for")
+                       + "; at most 255 are supported"
+                       + (" (lower --target-sparsity)" if target is not None and s.method != "oes" else ""))
+    early_bird = fraction(settings, "early_bird")
     if not (math.isfinite(s.oes_tau) and s.oes_tau > 0):
         raise LipError(f"--oes-tau {s.oes_tau}: the Gumbel-softmax temperature is a number above 0")
     if not (math.isfinite(s.oes_lambda) and s.oes_lambda >= 0):
@@ -529,7 +532,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         imp=ImpSettings(rounds=n_rounds, rate=rate, rewind=s.rewind, fresh_input=s.fresh_input,
                         shared_input=s.shared_input, rises=s.stop_when_loss_rises or 2,
                         stop_on_rises=s.stop_when_loss_rises is not None, oracle=bool(oracle_target),
-                        early_bird=float(settings["early_bird"]), early_bird_every=s.early_bird_every),
+                        early_bird=early_bird, early_bird_every=s.early_bird_every),
         extra={"threads": torch.get_num_threads(), "preset": settings["preset"], "device": dev.type})
     fits = s.method in ("imp", "oes")
     return Pruner(req, problems, dev, () if fits else tuple(n for n in ("iters", "lr", "reg_noise")

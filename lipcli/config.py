@@ -332,6 +332,11 @@ def count(settings: dict[str, Any], key: str) -> int:
     return _number(settings, key, int, lambda v: v >= 1, "a whole number of 1 or more")
 
 
+def fraction(settings: dict[str, Any], key: str) -> float:
+    """A setting in [0, 1] (a YAML `early_bird: 5` is refused as `--early-bird 5` is)."""
+    return _number(settings, key, float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+
 def check_init(init: str) -> None:
     if init not in INITS:
         raise LipError(f"unknown --init {init!r}: use artifact (keep theta0) or fresh (new weights)")

@@ -1267,6 +1267,13 @@ case("restore", "a net too wide for the memory", lambda w: ["img.png", "--config
 case("classify", "a ladder that empties the net", lambda w: ["--prune-rounds", "3", "--rate", "0.9999", "-o",
      "e.safetensors"], "--rate 0.9999 keeps none of the", "by round")
 case("classify", "--lr inf", lambda w: ["--lr", "inf"], "--lr inf must be positive and finite")
+case("prune", "early_bird: 5 in a config", lambda w: ["img.png", "--simulate", "--config",
+     config_file(w, "net: {preset: dip, down: [8, 8, 8, 8, 8], up: [8, 8, 8, 8, 8], skip: [4, 4, 4, 4, 4]}\n"
+                    "early_bird: 5\n")], "--early-bird 5 must be a number in [0, 1]", base=["--device", "cpu", "--threads",
+                                                                                       "1", "--iters", "1", "-o", "o.safetensors"])
+case("prune", "rounds: 300 in a config", lambda w: ["img.png", "--simulate", "--config",
+     config_file(w, "rounds: 300\n")], "300 rounds asked for; at most 255", base=["--device", "cpu", "--threads", "1",
+                                                                                  "--iters", "1", "-o", "o.safetensors"])
 case("restore", "a ticket that is no library mask", lambda w: ["img.png", "--config", config_file(w, "ticket: 7\n")],
      "ticket 7", "not a library mask", base=OWN_CONFIG)
 case("restore", "a misspelt field of a config's net", lambda w: ["img.png", "--config",
