@@ -157,6 +157,7 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
             if not isinstance(section, dict):
                 raise LipError(f"config {config}: {t}: must be a section of option names and values "
                                f"(such as iters: 2000, indented under it), not {section!r}")
+            check_names(section, known_keys(), f"config {config}: {t}", "key")  # every task's, not only this one's
         file_values = {**data, **sections[task]}
         check_names(file_values, known_keys(), f"config {config}", "key")
         if "iters" in file_values and "search_iters" not in file_values:  # as `lip prune --iters` reads it

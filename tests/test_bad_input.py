@@ -1274,6 +1274,8 @@ case("prune", "early_bird: 5 in a config", lambda w: ["img.png", "--simulate", "
 case("prune", "rounds: 300 in a config", lambda w: ["img.png", "--simulate", "--config",
      config_file(w, "rounds: 300\n")], "300 rounds asked for; at most 255", base=["--device", "cpu", "--threads", "1",
                                                                                   "--iters", "1", "-o", "o.safetensors"])
+case("restore", "a misspelt key in another task's section", lambda w: ["img.png", "--config",
+     config_file(w, "sr:\n  iterz: 5\n")], "sr", "unknown key 'iterz'", base=OWN_CONFIG)
 case("restore", "a ticket that is no library mask", lambda w: ["img.png", "--config", config_file(w, "ticket: 7\n")],
      "ticket 7", "not a library mask", base=OWN_CONFIG)
 case("restore", "a misspelt field of a config's net", lambda w: ["img.png", "--config",
