@@ -1276,6 +1276,7 @@ case("prune", "rounds: 300 in a config", lambda w: ["img.png", "--simulate", "--
                                                                                   "--iters", "1", "-o", "o.safetensors"])
 case("restore", "a misspelt key in another task's section", lambda w: ["img.png", "--config",
      config_file(w, "sr:\n  iterz: 5\n")], "sr", "unknown key 'iterz'", base=OWN_CONFIG)
+case("spectra", "-o empty", lambda w: ["img.png", "img.png", "-o", ""], "-o is empty", base=[])
 case("restore", "a ticket that is no library mask", lambda w: ["img.png", "--config", config_file(w, "ticket: 7\n")],
      "ticket 7", "not a library mask", base=OWN_CONFIG)
 case("restore", "a misspelt field of a config's net", lambda w: ["img.png", "--config",
