@@ -24,6 +24,9 @@ ResumeEvery = Annotated[float, typer.Option(
     "generator; 0: only when stopped. Removed once the training ends")]
 
 
+MAX_SIZE = 256  # peaked at 2.4 GB of memory training at 256 (a one-image folder, --batch 2)
+
+
 def _command(data: str, epochs: int, batch: int, lr: float, nz: int, ngf: int, ndf: int, size: int,
              channels: int, seed: int, out: Path) -> str:
     """The canonical command line that reproduces a run (recorded in the artifact)."""
@@ -43,7 +46,7 @@ def train_generator_cmd(
     nz: int = typer.Option(64, help="Latent dimension", min=1),
     ngf: int = typer.Option(32, help="Generator width (channels at full resolution)", min=1),
     ndf: int = typer.Option(32, help="Critic width", min=1),
-    size: int = typer.Option(32, help="Image side: 8, 16, 32, 64, ..."),
+    size: int = typer.Option(32, help="Image side: 8, 16, 32, 64, ... up to 256"),
     channels: int = typer.Option(1, help="1 (gray) or 3 (RGB)"),
     out: Path = typer.Option(..., "--out", "-o", help="Generator artifact to write (.safetensors)"),
     samples: Path | None = typer.Option(None, help="Sample grid PNG [OUT stem + _samples.png]"),
@@ -57,8 +60,9 @@ def train_generator_cmd(
     resume.check_every(resume_every)
     dev = devices.resolve(device)
     n_threads = devices.set_threads(threads, say)
-    if size < 8 or size & (size - 1):
-        raise LipError(f"--size {size}: give a power of two, 8 or more (8, 16, 32, 64, ...)")
+    if size < 8 or size & (size - 1) or size > MAX_SIZE:
+        raise LipError(f"--size {size}: give a power of two from 8 to {MAX_SIZE} (8, 16, 32, 64, ...): a DCGAN prior "
+                       "is a small-image generator, and memory grows with the side squared (1024 took 24 GB)")
     spec = gan_spec(nz=nz, ngf=ngf, ndf=ndf, channels=channels, size=size)
     try:
         net = new_gan(spec, seed).to(dev)
