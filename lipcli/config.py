@@ -145,6 +145,9 @@ def resolve(task: str, config: str | None, default_preset: str, flags: dict[str,
     if task not in TASKS:
         raise LipError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
     name, file_values = default_preset, {}
+    if config in PRESETS and Path(config).is_file():
+        raise LipError(f"--config {config} names both a preset and the file ./{config}: give the file as ./{config}, "
+                       "or rename it")
     if config in PRESETS:
         name = config
     elif config is not None:

@@ -1279,6 +1279,8 @@ case("restore", "a misspelt key in another task's section", lambda w: ["img.png"
 case("spectra", "-o empty", lambda w: ["img.png", "img.png", "-o", ""], "-o is empty", base=[])
 case("train-generator", "--size beyond 256", lambda w: ["--data", picture_folder(w, "x.png"), "-o", "g.safetensors",
      "--size", "1024"], "--size 1024", "from 8 to 256", base=GAN_TRAIN)
+case("restore", "--config paper beside a file named paper", lambda w: ["img.png", "--config",
+     config_file(w, "iters: 5\n", "paper")], "--config paper names both a preset and the file ./paper", base=OWN_CONFIG)
 case("restore", "a ticket that is no library mask", lambda w: ["img.png", "--config", config_file(w, "ticket: 7\n")],
      "ticket 7", "not a library mask", base=OWN_CONFIG)
 case("restore", "a misspelt field of a config's net", lambda w: ["img.png", "--config",
