@@ -265,19 +265,21 @@ def test_stop_when_loss_rises_ends_the_search(work, monkeypatch):
     assert art.meta["stopped_by_rule"] is True
 
 
-def test_interrupted_search_resumes_to_the_uninterrupted_result(work, monkeypatch):
+@pytest.mark.parametrize("session, rounds_kept, where", [(1, 1, "during round 1"), (2, 2, "during round 2")])
+def test_interrupted_search_resumes_to_the_uninterrupted_result(work, monkeypatch, session, rounds_kept, where):
+    """Stopped in the last round's training too: its mask is recorded, untrained, and a plain re-run started over."""
     args = ["prune", work / "img.png", "--simulate", *base(work), "--rounds", "2"]
     full, part = work / "full.safetensors", work / "part.safetensors"
     ok(lip(*args, "-o", full))
     with monkeypatch.context() as mp:
-        mp.setattr(imp_mod, "fit", FitSpy(imp_mod.fit, interrupt_at=(1, 4)))  # inside session 1
+        mp.setattr(imp_mod, "fit", FitSpy(imp_mod.fit, interrupt_at=(session, 4)))  # inside that session
         stopped = lip(*args, "-o", part)
     assert stopped.exit_code == 130, stopped.output
     assert f"--resume {part}" in stopped.stderr
-    assert artifact.load(part).rounds == 1
+    assert artifact.load(part).rounds == rounds_kept
     before = part.read_bytes()
     again = lip(*args, "-o", part)  # the same command again: refused, not started over
-    assert again.exit_code == 2 and f"stopped after round 1 of 2: add --resume {part}" in again.stderr
+    assert again.exit_code == 2 and f"stopped {where} of 2: add --resume {part}" in again.stderr
     assert part.read_bytes() == before
     ok(lip(*args, "--resume", part))
     assert same_masks(artifact.load(full), artifact.load(part))

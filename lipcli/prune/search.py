@@ -73,9 +73,14 @@ def refuse_restart(out: Path, same: Callable[[dict[str, Any]], bool], rounds: in
         old = artifact.load(out) if out.is_file() else None
     except LipError:  # not an artifact (the CLI has refused inputs and other names)
         return
-    if old is not None and same(old.meta) and old.rounds < rounds and not old.meta.get("stopped_by_rule"):
-        raise LipError(f"{out} holds this search, stopped after round {old.rounds} of {rounds}: add --resume "
-                       f"{out} to continue it (or remove the file to start over)")
+    if old is None or not same(old.meta) or old.meta.get("stopped_by_rule"):
+        return
+    # a round recorded untrained (its loss null) was stopped during its training: the last one, too
+    untrained = next((r["round"] for r in old.meta.get("rounds", []) if "loss" in r and r["loss"] is None), None)
+    if old.rounds < rounds or untrained is not None:
+        where = f"during round {untrained}" if untrained is not None else f"after round {old.rounds}"
+        raise LipError(f"{out} holds this search, stopped {where} of {rounds}: add --resume {out} to continue it (or "
+                       "remove the file to start over)")
 
 
 @dataclass
