@@ -101,3 +101,23 @@ def test_classification_ticket_is_a_lip_artifact_restore_fits(tmp_path, monkeypa
     assert fit.exit_code == 0, fit.output
     assert json.loads(fit.stdout)["sparsity"] == pytest.approx(art.sparsity(2))
     assert (tmp_path / "out.png").is_file()
+
+
+def test_a_stopped_classification_search_says_what_it_kept(tmp_path, monkeypatch):
+    """The artifact is rewritten every round: stopped, it holds a ticket whose last round is untrained, and
+    classify has no --resume; the stop says both."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(PRESETS, "dip-w8-test", SPEC)
+    real, calls = cls.train, []
+
+    def train(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:  # round 1's session
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(cls, "train", train)
+    args = ["--epochs", "1", "--batch", "16", "--train", "40", "--test", "20", "--threads", "1", "--device", "cpu"]
+    r = CliRunner().invoke(app, ["classify", "--net", "dip-w8-test", "--prune-rounds", "2", "-o", "t.safetensors",
+                                 *args])
+    assert r.exit_code == 130, r.output
+    assert "t.safetensors keeps the rounds found so far" in r.stderr and "starts it over" in r.stderr

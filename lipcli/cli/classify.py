@@ -11,7 +11,7 @@ import typer
 from .. import artifact, classify as cls, config, device as devices
 from ..errors import LipError
 from ..restore import dense_prior, masked_prior
-from .render import emit_json, guarded, progress, say, say_round
+from .render import Terminated, emit_json, guarded, progress, say, say_round
 from .options import Device, Json, MaskRound, MaskSparsity, Seed, Threads, net_option
 
 
@@ -87,9 +87,15 @@ def _prune(net: Optional[str], rounds: int, rate: float, out: Path, cfg: cls.Tra
     spec = dense_prior(net or "dip").spec
     start = (f"lip classify: IMP on the classification loss, {rounds} rounds of {100 * rate:g}%, {cfg.train} "
              f"digits x {cfg.epochs} epoch(s) per round, writing {out}")
-    with progress((rounds + 1) * cls.steps(cfg), "classify IMP") as advance:
-        art = cls.prune(spec, rounds, rate, cfg, dev, out, lambda: say(start), lambda rec: say_round(rec, json_),
-                        lambda: advance(1), command=" ".join(["lip", *sys.argv[1:]]), threads=n_threads)
+    try:
+        with progress((rounds + 1) * cls.steps(cfg), "classify IMP") as advance:
+            art = cls.prune(spec, rounds, rate, cfg, dev, out, lambda: say(start), lambda rec: say_round(rec, json_),
+                            lambda: advance(1), command=" ".join(["lip", *sys.argv[1:]]), threads=n_threads)
+    except (KeyboardInterrupt, Terminated):
+        if out.is_file():  # rewritten after every round: what it holds is a ticket, its last round untrained
+            say(f"lip: stopped; {out} keeps the rounds found so far (the last one's accuracy unmeasured); "
+                "lip classify cannot continue a search: the same command starts it over")
+        raise
     say(f"wrote {out}: rounds 0..{art.rounds}, recommended {art.recommended_round} (sparsity "
         f"{100 * art.sparsity(art.recommended_round):.2f}%); lip restore --mask {out} fits it on images")
     if json_:
