@@ -494,11 +494,11 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         raise LipError(f"--early-bird-every {s.early_bird_every} sets how often the early-bird check runs, and it is "
                        "off: add --early-bird F (or drop --early-bird-every)")
     channel_score = channel_score_for(s.method, s.granularity, s.channel_score)
-    n_rounds = rounds_for(target, rate) if target is not None and s.method != "oes" else count(settings, "rounds")
+    from_target = target is not None and s.method != "oes"  # the rounds --target-sparsity takes at --rate
+    n_rounds = rounds_for(target, rate) if from_target else count(settings, "rounds")
     if n_rounds > 255:
-        raise LipError(f"{n_rounds} rounds " + ("needed" if target is not None and s.method != "oes" else "asked for")
-                       + "; at most 255 are supported"
-                       + (" (lower --target-sparsity)" if target is not None and s.method != "oes" else ""))
+        raise LipError(f"{n_rounds} rounds {'needed' if from_target else 'asked for'}; at most 255 are supported"
+                       + (" (lower --target-sparsity)" if from_target else ""))
     early_bird = fraction(settings, "early_bird")
     if not (math.isfinite(s.oes_tau) and s.oes_tau > 0):
         raise LipError(f"--oes-tau {s.oes_tau}: the Gumbel-softmax temperature is a number above 0")
