@@ -157,7 +157,11 @@ def thread_budget(threads: int | str | None, notify: Callable[[str], None] = lam
     with one line when lip fits with fixed counts already hold the cores.
     """
     if threads == "auto":
-        return free_cores()
+        n, others = free_cores(), len(sharing.beside())
+        if others:  # docs/batch.md: the first line says when a fit starts beside others
+            notify(f"lip: {others} other lip fit{'s' if others > 1 else ''} running here: --threads auto takes the "
+                   f"{n} core{'s' if n > 1 else ''} free now, shared while {'they run' if others > 1 else 'it runs'}")
+        return n
     if threads is not None:
         n, shared = thread_count(threads), shared_cores()
         held = sum(c.threads for c in sharing.beside() if c.threads is not None)

@@ -59,6 +59,15 @@ def test_auto_takes_the_free_cores(machine, monkeypatch, busy, expected):
     assert device.set_threads("auto") == expected
 
 
+def test_auto_says_when_it_starts_beside_other_lip_fits(machine, monkeypatch):
+    """As the default does (docs/batch.md): auto said nothing."""
+    monkeypatch.setattr(device, "busy_cores", lambda: 1.0)
+    monkeypatch.setattr(device.sharing, "beside", lambda: [object()])
+    lines: list[str] = []
+    assert device.set_threads("auto", lines.append) == 3
+    assert len(lines) == 1 and "1 other lip fit running here" in lines[0] and "3 cores free now" in lines[0]
+
+
 @pytest.mark.parametrize("bad", [0, "0", "many", "-1"])
 def test_bad_thread_counts_are_refused(machine, bad):
     with pytest.raises(LipError, match="--threads"):
