@@ -130,6 +130,13 @@ def test_a_sample_restored_into_a_folder_is_named_after_the_sample(workdir, monk
     assert [p.name for p in (workdir / "out").iterdir()] == ["house.png"]  # not "sample:house.png"
 
 
+def test_a_sparsity_far_from_every_round_says_which_round_it_fits(workdir):
+    result = lip("restore", workdir / "rgb.png", "--mask", "dip-channel-house", "--sparsity", "0.99", "--iters", "2",
+                 *FAST, "-o", workdir / "s.png")
+    assert result.exit_code == 0, result.output
+    assert "--sparsity 0.99: the closest round of dip-channel-house is round 4, 94.2% sparse" in result.stderr
+
+
 def test_rgba_odd_size_keeps_alpha(workdir):
     out = workdir / "rgba_out.png"
     json_report(lip("restore", workdir / "rgba.png", "--simulate", "--json", "--iters", "8", *FAST, "-o", out))

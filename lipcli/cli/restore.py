@@ -24,6 +24,9 @@ from .options import (ARGS, Config, DataConsistency, Device, EarlyStop, Ema, EsC
                       with_task_flags)
 
 
+SPARSITY_NOTE = 0.02  # --sparsity picks the closest round; further from it than this, the run says so
+
+
 def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restored") -> list[Path]:
     """One output per input: beside it by default; --out a file for one input, or a folder (created) for several,
     or when it is one already or ends in /. Two inputs that would be written to one file are refused first."""
@@ -179,6 +182,9 @@ def restore_cmd(
                 taken = stem in stems and it.isdigit() and 0 < int(it) <= iters and int(it) % every == 0
                 if taken and entry == _snapshot_path(folder, Path(stem), int(it), iters):
                     files.check_writable(entry)
+    if sparsity is not None and abs(job.prior.sparsity - sparsity) > SPARSITY_NOTE:  # the closest may be far
+        say(f"lip: --sparsity {sparsity:g}: the closest round of {mask} is round {job.prior.source['round']}, "
+            f"{100 * job.prior.sparsity:.1f}% sparse")
     mine = [(images[k], outs[k]) for k in at]
     if len(mine) > 1:  # one input's notes wait until it is read: an input refused then errs in one line
         say_threads()
