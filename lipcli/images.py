@@ -298,7 +298,7 @@ def load_image(path: Path | str, *, max_pixels: int | None = None,
     return _with_profile(Image(pixels=pixels, alpha=alpha, stored=stored, name=path.name), icc)
 
 
-ALPHA_MODES = ("RGBA", "RGBa", "PA")  # Pillow's colour modes with an alpha band (its gray ones are handled above)
+ALPHA_MODES = ("RGBA", "RGBa", "PA", "LA", "La")  # Pillow's modes with an alpha band ("LAB" has none)
 NOT_RGB = {"LAB": "CIELAB", "HSV": "HSV"}  # colour modes whose bands are not R, G, B
 
 
@@ -561,7 +561,7 @@ def load_binary_mask(path: Path | str, height: int, width: int) -> np.ndarray:
                 raise LipError(f"mask {path} has {coloured} coloured pixels: a mask is black-and-white (white "
                                "keeps a pixel, black or transparent marks it missing)")
         arr = np.asarray(im.convert("L"))
-        if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
+        if im.mode in ALPHA_MODES or "transparency" in im.info:
             alpha = np.asarray(im.convert("RGBA").getchannel("A"))
             partial = np.unique(alpha[(alpha != 0) & (alpha != 255)])
             if partial.size:

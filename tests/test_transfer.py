@@ -25,6 +25,7 @@ from lipcli.transfer import run as transfer_run
 from lipcli.transfer.experiments import IMPEDANCE_TARGETS, RADIAL_BINS, spectrum
 from lipcli.config import shard_of
 from lipcli.transfer.grid import Cell, Grid, MaskSource
+from lipcli.transfer.report import OUTPUT_NAME
 from lipcli.transfer.rows import append_row, joined, missing_shards, read_rows, row_key
 from conftest import RGB64
 from prune_helpers import make_mask
@@ -127,6 +128,8 @@ def test_grid_rows_summary_plots_and_json(data, tmp_path):
                           ("psnr_vs_sparsity", "curves_psnr", "curves_ssim", "curves_loss", "spectrum"))
     for name in pngs:
         check_png(out / name)
+    # every file written is one `check_outputs` guards before the fits (its name list is kept by hand)
+    assert all(OUTPUT_NAME.fullmatch(p.name) for p in out.iterdir()), sorted(p.name for p in out.iterdir())
     assert "Transfer summary" in result.stderr and "wrote" in result.stderr
 
 
