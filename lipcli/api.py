@@ -47,8 +47,8 @@ from .prune.imp import ImpSettings
 from .prune.run import SearchRequest, channel_score_for, check_method_options, rounds_for, search
 from .resume import Keeper, check_every, clear, fit_state
 from .restore import Prior, check_channels, dense_prior, masked_prior, restore as fit_prior
-from .transfer import Cell, Grid, cell_problem, check_experiment, load_masks, parse_baselines, parse_rounds, parse_tasks, pending, \
-    read_rows, run_cells, task_operator
+from .transfer import (Cell, Grid, cell_problem, check_experiment, exclusive, load_masks, parse_baselines,
+                       parse_rounds, parse_tasks, pending, read_rows, run_cells, task_operator)
 from .transfer.experiments import IMPEDANCE_TARGETS
 from .watch import Watch
 
@@ -651,9 +651,10 @@ def transfer(images: list[images_io.Source], masks: list[Path | str], *, out: Pa
         files.make_folder(Path(out), "out")
     with nullcontext(out) if out is not None else tempfile.TemporaryDirectory(prefix="lip-transfer-") as folder:
         rows_path = Path(folder) / f"{grid.stem}.jsonl"
-        run_cells(grid, pending(grid.cells(), read_rows(rows_path), grid, rows_path.name), dev, rows_path,
-                  on_step, on_row)
-        return read_rows(rows_path)
+        with exclusive(rows_path):
+            run_cells(grid, pending(grid.cells(), read_rows(rows_path), grid, rows_path.name), dev, rows_path,
+                      on_step, on_row)
+            return read_rows(rows_path)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import fcntl
 import hashlib
 import io
 import os
@@ -20,7 +21,7 @@ import socket
 import stat
 import sys
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Sequence, TextIO
 
@@ -276,6 +277,34 @@ def checkpointed(path: Path | str) -> Iterator[Path]:
         raise _write_failed(path, exc) from None
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def sole_writer(path: Path, hint: str) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (a file appended to over hours, created if missing) while the block
+    runs: a second run that would append to it at the same time is refused in one line (`hint` says what to do)
+    instead of repeating the first one's work. The lock goes with the process, so a killed run leaves none; a
+    file it created and never wrote is removed. File systems without locks (some network mounts) run unlocked."""
+    created = not path.exists()
+    try:
+        f = open(path, "ab")
+    except OSError as exc:
+        raise _write_failed(path, exc) from None
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LipError(f"{path} is being written by another lip run right now: {hint}") from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                raise _write_failed(path, exc) from None
+        yield
+    finally:
+        held = os.fstat(f.fileno())
+        with suppress(OSError):  # gone or replaced meanwhile (a merge): not ours to remove
+            if created and not held.st_size and os.path.samestat(held, os.stat(path)):
+                path.unlink()
+        f.close()
 
 
 def open_append(path: Path | str, what: str) -> TextIO:

@@ -17,7 +17,7 @@ import torch
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from lipcli import artifact, nets
+from lipcli import api, artifact, nets
 from lipcli import restore as restore_mod
 from lipcli.cli import app
 from lipcli.errors import LipError
@@ -26,7 +26,7 @@ from lipcli.transfer.experiments import IMPEDANCE_TARGETS, RADIAL_BINS, spectrum
 from lipcli.config import shard_of
 from lipcli.transfer.grid import Cell, Grid, MaskSource
 from lipcli.transfer.report import OUTPUT_NAME
-from lipcli.transfer.rows import append_row, joined, missing_shards, read_rows, row_key
+from lipcli.transfer.rows import append_row, exclusive, joined, missing_shards, read_rows, row_key
 from conftest import RGB64
 from prune_helpers import make_mask
 
@@ -372,6 +372,24 @@ def test_rows_that_another_run_wrote_into_the_folder_are_joined_as_a_merge_joins
     with pytest.raises(LipError, match=r"results.jsonl holds the same run .* different settings; merge them "
                                         r"separately \(two runs into one --out folder\?\)"):
         joined([path])  # what the run summarises (here its start refuses first: the rows were there)
+
+
+def test_a_second_run_into_the_rows_file_another_run_writes_is_refused(data, tmp_path):
+    """Two copies of one grid started into one --out both ran every cell (the summary de-duplicated the rows)."""
+    grid = ["--mask", data / "A.safetensors", data / "astro.png", "--tasks", "denoise", "--rounds", "1",
+            "--baselines", "dense", *RUN, "--iters", "5", "--out", tmp_path]
+    busy = "is being written by another lip run right now: wait for it to end"
+    for held, args in (("results.jsonl", []), ("results.shard-1-of-2.jsonl", ["--shard", "1/2"]),
+                       ("results.shard-0-of-2.jsonl", ["--device", "cpu,cpu"])):  # workers: refused before they start
+        with exclusive(tmp_path / held):  # another run is appending to it
+            result = lip(*grid, *args)
+            assert result.exit_code == 2 and f"{held} {busy}" in result.output, result.output
+    with exclusive(tmp_path / "results.jsonl"), pytest.raises(LipError, match=busy):
+        api.transfer([data / "astro.png"], [data / "A.safetensors"], out=tmp_path, device="cpu", iters=5)
+    with exclusive(tmp_path / "results.shard-1-of-2.jsonl"):
+        ok(lip(*grid, "--shard", "0/2"))  # shards write files of their own
+    assert [p.name for p in tmp_path.glob("*.jsonl")] == ["results.shard-0-of-2.jsonl"]  # the locks left no file
+    ok(lip(*grid))
 
 
 def test_shards_skip_the_runs_the_folder_already_holds(data, tmp_path, monkeypatch):

@@ -116,17 +116,21 @@ def transfer_cmd(
         # Every worker gets the preset chosen here (the first device's), so a mixed list such as
         # cuda:0,cpu does not fill one grid with runs made under different default presets.
         preset = [] if config_ is not None else ["--config", grid.settings[grid.tasks[0]]["preset"]]
+        for i in range(len(device_list)):  # each worker locks its shard file; refuse a second grid here, not in n logs
+            with transfer.exclusive(out / transfer.rows_name(grid.stem, (i, len(device_list)))):
+                pass
         _run_workers(preset + ctx.meta[ARGS], device_list, threads, out, grid)
         _merge(out, curves, experiment == "spectrum", plot_metric, formats, json_)
         return
     rows_path = out / transfer.rows_name(grid.stem, shard_)
     files.check_writable(rows_path)
+    ctx.with_resource(transfer.exclusive(rows_path))  # held until the command ends
     cells = config.shard_of(grid.cells(), shard_)
     # A shard also skips what the folder's table holds (a stopped plain run continued as shards or workers).
     sources = [rows_path] + ([out / transfer.rows_name(grid.stem, None)] if shard_ is not None else [])
     have = [row for path in sources for row in transfer.read_rows(path)]
     todo = transfer.pending(cells, have, grid, rows_path.name)
-    held = " and ".join(str(p) for p in sources if p.exists()) or str(rows_path)  # the files that hold rows
+    held = " and ".join(str(p) for p in sources if _written(p)) or str(rows_path)  # the files that hold rows
     if json_:  # the rows an earlier run finished first, so that --json always gives the whole grid
         finished = {transfer.row_key(r): r for r in have}
         for cell in cells:
@@ -158,12 +162,17 @@ def transfer_cmd(
                              markup=False, soft_wrap=True)
             raise
     if shard_ is not None:
-        err.print(f"shard {shard_name} done: {rows_path if rows_path.exists() else held}. When every shard is done: "
+        err.print(f"shard {shard_name} done: {rows_path if _written(rows_path) else held}. When every shard is done: "
                          f"lip transfer --merge {out}", markup=False, soft_wrap=True)
         return
     rows = transfer.joined([rows_path])  # de-duplicated and checked, as a merge is: another run may share the folder
     results, impedance = (rows, []) if grid.stem == "results" else ([], rows)
     _write(out, results, impedance, curves, experiment == "spectrum", plot_metric, formats)
+
+
+def _written(path: Path) -> bool:
+    """Whether a rows file holds anything (the lock of a run creates it empty)."""
+    return path.is_file() and path.stat().st_size > 0
 
 
 def _run_workers(args: list[str], device_list: list[str], threads: Optional[int], out: Path,

@@ -10,11 +10,11 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 from ..config import differences
 from ..errors import LipError
-from ..files import atomic_path
+from ..files import atomic_path, sole_writer
 from .summary import STATS
 
 Key = tuple[str, Any, int, str, str, int]  # method, mask, round, image name, task, seed
@@ -31,6 +31,11 @@ def rounded(v: float | None, digits: int = 4) -> float | None:
 
 def rows_name(stem: str, shard: tuple[int, int] | None) -> str:
     return f"{stem}.jsonl" if shard is None else f"{stem}.shard-{shard[0]}-of-{shard[1]}.jsonl"
+
+
+def exclusive(path: Path) -> ContextManager[None]:
+    """Held while a run appends to `path`: a second run into the same file is refused, not run twice."""
+    return sole_writer(path, "wait for it to end (a re-run then skips its finished runs), or use another folder")
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
