@@ -483,8 +483,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         if copied:
             raise LipError(f"{', '.join(copied)}: --method random-layerwise copies --like's rounds and their layer "
                            f"sparsities; drop {'it' if len(copied) == 1 else 'them'}")
-    if oracle_target:
-        check_method_options(s.method, ["oracle_target"])
+    check_method_options(s.method, ["oracle_target"] * bool(oracle_target) + ["clean"] * bool(clean))
     if not 0 <= s.rewind < 1:
         raise LipError(f"--rewind {s.rewind} must be in [0, 1)")
     if s.rewind and round(s.rewind * cfg.iters) == 0:  # imp.run rewinds to that iteration: 0 is no rewind at all

@@ -1178,6 +1178,9 @@ case("restore", "--acceleration beside a sampling mask",
 case("prune", "--oracle-target for a one-shot method",
      lambda w: ["img.png", "--method", "snip", "--oracle-target", "img.png"],
      "--oracle-target: --method snip does not read it")
+case("prune", "--clean for a method whose rounds fit no image",
+     lambda w: ["img.png", "--method", "oes", "--clean", "img.png"],
+     "--clean: --method oes does not read it (only --method imp)")
 case("restore", "./sample:house, a file named like a bundled sample",
      lambda w: [(w.dir / "sample:house").write_bytes((w.dir / "img.png").read_bytes()) and "./sample:house"],
      "sample:house names both a sample bundled with lip and the file ./sample:house", "full path")

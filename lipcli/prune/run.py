@@ -76,6 +76,7 @@ class SearchRequest:
 # The search options only one method reads (api.Search's field -> the method): given to another, refused.
 METHOD_ONLY = {"rewind": "imp", "stop_when_loss_rises": "imp", "early_bird": "imp", "early_bird_every": "imp",
                "fresh_input": "imp", "shared_input": "imp", "oracle_target": "imp",  # how IMP's sessions fit
+               "clean": "imp",  # the per-round PSNR report: only IMP's rounds fit the image
                "like": "random-layerwise", "synflow_iters": "synflow", "oes_lambda": "oes", "oes_tau": "oes"}
 
 
