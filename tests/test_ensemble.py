@@ -65,6 +65,11 @@ def test_cli_ensemble_report_and_noise_estimate(workdir):
     assert report["ensemble"] == 2 and len(report["members"]) == 2 and report["iterations"] == 12
     assert 0.85 <= report["sigma_estimated"] / 50 <= 1.05  # tests/test_noise_estimate.py's tolerance
     assert "their average" in result.stderr and "noise sigma ~" in result.stderr and out.exists()
+    no_stop = CliRunner().invoke(app, ["restore", str(workdir / "rgb.png"), "--simulate", "--sigma", "50",
+                                       "--ensemble", "2", "--iters", "6", "--config", "fast", "--precision", "fp32",
+                                       "--prior", "deep-decoder", "--dd-k", "16", "--no-early-stop", "-o", str(out)])
+    assert no_stop.exit_code == 0, no_stop.output  # what was written (the final iterates) is named first
+    assert "psnr final iterates averaged" in no_stop.stderr and "(the rule's picks: stopped members" in no_stop.stderr
 
 
 def test_cli_single_restore_reports_ensemble_1_and_no_sigma_for_sr(workdir):

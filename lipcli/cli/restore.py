@@ -460,9 +460,12 @@ def _say_restored(r: dict[str, Any]) -> None:
             f"{r['params_fitted']:,} params fitted ({r['gflop_per_iter']:.2f} GFLOP/iteration)")
     if r.get("sigma_estimated") is not None:
         line += f", noise sigma ~{r['sigma_estimated']:.1f} (estimated)"
-    if r["psnr_final"] is not None and members:
-        line += (f"; {r['metric']} stopped members {'/'.join(fmt(m['psnr_stopped']) for m in members)}, "
-                 f"their average {fmt(r['psnr_stopped'])} (final iterates averaged {fmt(r['psnr_final'])})")
+    if r["psnr_final"] is not None and members:  # what was written first: without the stop, the final iterates
+        stopped = (f"stopped members {'/'.join(fmt(m['psnr_stopped']) for m in members)}, "
+                   f"their average {fmt(r['psnr_stopped'])}")
+        final = f"final iterates averaged {fmt(r['psnr_final'])}"
+        line += f"; {r['metric']} " + (f"{stopped} ({final})" if r.get("early_stop", True)
+                                       else f"{final} (the rule's picks: {stopped})")
     elif r["psnr_final"] is not None:
         line += (f"; {r['metric']} final {fmt(r['psnr_final'])} / stopped "
                  f"{fmt(r['psnr_stopped'])} / oracle best {fmt(r['oracle_best_psnr'])}"
