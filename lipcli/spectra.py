@@ -87,11 +87,12 @@ def load(paths: list[Path]) -> tuple[list[str], list[np.ndarray]]:
 
 
 def _values(img: images_io.Image) -> np.ndarray:
-    """(C,H,W) pixels in one unit for every image: a fraction of full scale for 8- and 16-bit samples, the values
-    themselves for float samples (1.0 is white; lip's reader maps floats outside [0, 1] by each image's own
-    min..max, which would put a noisy float image and its clean reference on different scales)."""
+    """(C,H,W) pixels in one unit for every image: a fraction of full scale where the type fixes the range (8- and
+    16-bit samples, floats in [0, 1]), else the values themselves (signed or wide integers, floats past [0, 1]:
+    lip's reader maps those by each image's own min..max, which would put a noisy image and its clean reference
+    on different scales)."""
     stored = img.stored
-    if np.dtype(stored.dtype).kind != "f":
+    if images_io.fixed_range(stored):
         return img.pixels
     return img.pixels.astype(np.float64) * (stored.hi - stored.lo) + stored.lo
 

@@ -119,9 +119,10 @@ def test_cli_refusals_are_one_line_and_write_nothing(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
-def test_float_images_are_compared_in_their_own_values(tmp_path):
+def test_images_of_no_fixed_range_are_compared_in_their_own_values(tmp_path):
     """A noisy float image leaves [0, 1] where its clean reference does not: lip's reader maps each such
-    array by its own min..max, which gave a wrong mean error; floats are compared as the values they hold."""
+    array by its own min..max, which gave a wrong mean error (0 for int16 images 500 apart); such images are
+    compared as the values they hold."""
     rng = np.random.default_rng(0)
     clean = rng.random((16, 16)).astype(np.float32)
     noisy = (clean + rng.normal(0, 0.1, clean.shape)).astype(np.float32)
@@ -129,8 +130,12 @@ def test_float_images_are_compared_in_their_own_values(tmp_path):
     np.save(tmp_path / "noisy.npy", noisy)
     np.save(tmp_path / "ref.npy", clean * 1000 + 10)
     np.save(tmp_path / "half.npy", (clean * 1000 + 10) * 0.5)
+    ints = (clean * 3000 - 1000).astype(np.int16)  # signed integers are mapped by their own min..max too
+    np.save(tmp_path / "i16.npy", ints)
+    np.save(tmp_path / "i16shift.npy", ints + 500)
     for ref, other, expected in [("clean", "noisy", np.abs(noisy - clean).mean()),
-                                 ("ref", "half", np.abs((clean * 1000 + 10) * 0.5 - (clean * 1000 + 10)).mean())]:
+                                 ("ref", "half", np.abs((clean * 1000 + 10) * 0.5 - (clean * 1000 + 10)).mean()),
+                                 ("i16", "i16shift", 500.0)]:
         r = CliRunner().invoke(app, ["spectra", str(tmp_path / f"{ref}.npy"), str(tmp_path / f"{other}.npy"), "-o",
                                      str(tmp_path / ref), "--json"])
         assert r.exit_code == 0, r.output
