@@ -122,7 +122,7 @@ def read_npy(path: Path, check_size: SizeCheck) -> np.ndarray:
 # TIFF's own tag values (PhotometricInterpretation, tag 262; ExtraSamples, tag 338), compared as numbers: the
 # oldest tifffile lip takes (2022.5.4) names them only `tifffile.TIFF.PHOTOMETRIC`, today's only `tifffile.PHOTOMETRIC`.
 _MINISWHITE, _MINISBLACK, _RGB = 0, 1, 2
-_UNSPECIFIED = 0
+_UNSPECIFIED, _ASSOCALPHA = 0, 1
 
 
 @_quiet
@@ -156,6 +156,7 @@ def read_tiff(path: Path, check_size: SizeCheck) -> tuple[np.ndarray, bytes | No
                            "not call alpha; lip restores gray or RGB images (with alpha): save each channel as its "
                            "own gray image, or mark the extra channel as alpha")
         white = page.photometric == _MINISWHITE
+        premultiplied = [int(e) for e in page.extrasamples or ()] == [_ASSOCALPHA]
         if page.photometric not in (_MINISBLACK, _RGB) and not white \
                 or page.dtype is None or page.dtype.itemsize == 1 and page.dtype.kind != "i":
             return None
@@ -178,7 +179,22 @@ def read_tiff(path: Path, check_size: SizeCheck) -> tuple[np.ndarray, bytes | No
     if white:  # 0 is white; written back with 0 = black (write_tiff), so turn the values over, keeping their range
         arr = np.iinfo(arr.dtype).max - arr if arr.dtype.kind == "u" else ~arr if arr.dtype.kind == "i" \
             else arr.max() + arr.min() - arr
-    return upright(np.moveaxis(arr, 0, -1) if axes == "SYX" else arr, orientation), icc
+    arr = np.moveaxis(arr, 0, -1) if axes == "SYX" else arr
+    return upright(_unpremultiplied(arr) if premultiplied else arr, orientation), icc
+
+
+def _unpremultiplied(hwc: np.ndarray) -> np.ndarray:
+    """Straight colour from associated (premultiplied) alpha, the last channel, as Pillow gives 8-bit files: lip
+    writes unassociated alpha, so colour kept premultiplied would come back darkened by alpha. Where alpha is 0
+    the colour is unknown and stays 0."""
+    x = hwc.astype(np.float64)
+    full = float(np.iinfo(hwc.dtype).max) if hwc.dtype.kind in "ui" else 1.0
+    alpha = x[..., -1:] / full
+    colour = np.divide(x[..., :-1], alpha, out=np.zeros_like(x[..., :-1]), where=alpha > 0)
+    if hwc.dtype.kind in "ui":
+        info = np.iinfo(hwc.dtype)
+        colour = np.clip(np.round(colour), info.min, info.max)
+    return np.concatenate([colour, x[..., -1:]], axis=-1).astype(hwc.dtype)
 
 
 NETPBM_MAGIC = (b"P5", b"P6")  # binary gray (PGM) and colour (PPM)

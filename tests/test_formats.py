@@ -232,6 +232,23 @@ def test_tiff_round_trip_keeps_dtype_and_range(tmp_path: Path, dtype: str, kind:
         np.testing.assert_allclose(back, a, rtol=1e-6, atol=1e-6 * float(np.ptp(a)))
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_premultiplied_alpha_is_read_as_straight_colour(tmp_path: Path, dtype: str) -> None:
+    """16-bit and float TIFFs with associated alpha kept their colour multiplied by alpha, and lip writes straight
+    alpha: semi-transparent pixels came out darkened. 8-bit ones (Pillow's) were right; all read alike now."""
+    rng = np.random.default_rng(0)
+    colour, alpha = rng.random((8, 8, 3)), rng.choice([0.0, 0.25, 0.5, 1.0], (8, 8, 1))
+    full = 1.0 if dtype == "float32" else np.iinfo(dtype).max
+    stored = np.concatenate([colour * alpha, alpha], -1) * full
+    stored = stored.astype(dtype) if dtype == "float32" else np.round(stored).astype(dtype)
+    tifffile.imwrite(tmp_path / "p.tif", stored, photometric="rgb", extrasamples=["assocalpha"])
+    img = load_image(tmp_path / "p.tif")
+    seen = alpha[..., 0] > 0
+    tol = 1e-6 if dtype == "float32" else 4.0 / full  # the rounding of a premultiplied sample, divided by alpha
+    np.testing.assert_allclose(img.pixels.transpose(1, 2, 0)[seen], colour[seen], atol=tol)
+    np.testing.assert_allclose(img.alpha, alpha[..., 0], atol=1e-6 if dtype == "float32" else 1 / full)
+
+
 def test_a_tiff_stack_is_refused(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 8, 8), np.uint16), photometric="minisblack")
     with pytest.raises(LipError, match="stack"):
