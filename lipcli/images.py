@@ -390,7 +390,11 @@ def _samples(x: np.ndarray, stored: Stored) -> np.ndarray:
     dtype = np.dtype(stored.dtype)
     if dtype.kind in "ui":
         info = np.iinfo(dtype)
-        return np.clip(np.round(x), info.min, info.max).astype(dtype)
+        x = np.round(x)
+        top = x >= float(info.max)  # for 64-bit types float(max) is max + 1, which would wrap to the minimum
+        samples = np.clip(np.where(top, 0.0, x), info.min, info.max).astype(dtype)
+        samples[top] = info.max
+        return samples
     return x.astype(dtype)
 
 

@@ -275,6 +275,16 @@ def test_npy_round_trip_keeps_dtype_range_and_shape(tmp_path: Path, dtype: str, 
         np.testing.assert_allclose(back, a, rtol=1e-6, atol=1e-6 * float(np.ptp(a)))
 
 
+@pytest.mark.parametrize("dtype", ["int64", "uint64", "int32"])
+def test_the_ends_of_a_wide_integer_type_come_back_in_range(dtype: str) -> None:
+    """int64's maximum wrapped to its minimum on write (float64 rounds the maximum up to 2**63)."""
+    info = np.iinfo(dtype)
+    a = np.array([[info.min, info.max], [0, info.max]], dtype)
+    back = to_array(from_array(a))
+    assert back.dtype == a.dtype
+    np.testing.assert_array_equal(back, a)
+
+
 def test_npy_value_ranges() -> None:
     assert from_array(np.zeros((4, 4), np.uint16)).stored.hi == 65535  # integer images: the type's range
     unit = from_array(np.full((4, 4), 0.5, np.float32))
