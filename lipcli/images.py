@@ -455,9 +455,9 @@ def output_suffix(path: Path | str) -> str:
     return suffix if suffix in _KEEP_TYPE else ".png"
 
 
-def narrowed(path: Path | str, alpha: bool, stored: Stored) -> list[str]:
-    """What writing an image (with `alpha`, its samples `stored` so) to `path`'s format loses; save_image writes
-    it all the same, so that a long run is never lost, and a caller says so before the run."""
+def narrowed(path: Path | str, alpha: bool, stored: Stored, channels: int = 3) -> list[str]:
+    """What writing an image (`channels` 1 or 3, with `alpha`, its samples `stored` so) to `path`'s format loses;
+    save_image writes it all the same, so that a long run is never lost, and a caller says so before the run."""
     fmt, lost = check_suffix(path), []
     if fmt == "JPEG":
         lost.append("detail (JPEG is lossy, quality 95: the scores lip reports are of the image before it is encoded)")
@@ -465,6 +465,12 @@ def narrowed(path: Path | str, alpha: bool, stored: Stored) -> list[str]:
         lost.append("transparency (JPEG has none)" if fmt == "JPEG" else "transparency (most readers ignore a BMP's)")
     if stored.icc is not None and fmt in ("BMP", "NPY"):
         lost.append(f"its ICC colour profile ({'a BMP' if fmt == 'BMP' else 'an .npy array'} keeps none)")
+    elif stored.icc is not None and stored.profile_for(channels) is None:
+        space = stored.icc[16:20].decode("latin-1").strip() if len(stored.icc) >= 128 else ""
+        lost.append(f"its ICC colour profile (made for {space or 'other'} images; the output is "
+                    f"{'gray' if channels == 1 else 'RGB'})")
+    elif stored.icc is not None and fmt == "WEBP" and channels == 1:
+        lost.append("its gray ICC colour profile (WebP stores gray as RGB; .png or .tif keeps it)")
     kind = np.dtype(stored.dtype).kind
     if fmt in ("JPEG", "BMP", "WEBP") and kind == "u" and stored.bit_depth > 8:
         lost.append(f"{stored.bit_depth}-bit samples ({fmt} holds 8 bits)")

@@ -176,6 +176,11 @@ def test_icc_profiles_are_kept_from_input_to_output(tmp_path: Path) -> None:
             with PILImage.open(tmp_path / out) as im:  # other readers see it too
                 assert im.info.get("icc_profile") == SRGB, (name, out)
     assert "ICC colour profile" in " ".join(narrowed("o.bmp", False, img.stored))
+    # a profile the output cannot carry is said, not dropped in silence (a gray palette PNG with an RGB profile)
+    assert "made for RGB images; the output is gray" in " ".join(narrowed("o.png", False, img.stored, 1))
+    gray_icc = replace(img.stored, icc=SRGB[:16] + b"GRAY" + SRGB[20:])
+    assert "WebP stores gray as RGB" in " ".join(narrowed("o.webp", False, gray_icc, 1))
+    assert not narrowed("o.png", False, gray_icc, 1) and "ICC" not in " ".join(narrowed("o.webp", False, img.stored))
     gray = from_array(rgb8[..., 0])  # a colour profile never goes into a gray file
     save_image(tmp_path / "g.png", gray.pixels, stored=replace(gray.stored, icc=SRGB))
     assert load_image(tmp_path / "g.png").stored.icc is None

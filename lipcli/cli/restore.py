@@ -393,7 +393,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
 
         def on_problem(problem: Problem) -> None:
             ready()
-            lost = images_io.narrowed(dest, problem.alpha is not None, problem.stored)
+            lost = images_io.narrowed(dest, problem.alpha is not None, problem.stored, 1 if problem.gray else 3)
             if lost:
                 say(f"note: {dest} will not keep all of {path.name}: {'; '.join(lost)}")
             if save_kspace is not None:
