@@ -167,8 +167,10 @@ def _read(path: Path, check_size: Callable[[int, int], None] | None = None) -> t
         raise LipError(f"cannot read {path}: too many pixels to decode safely ({formats.one_line(exc)}); "
                        "resize or crop it first") from None
     except UnidentifiedImageError:
-        raise LipError(f"cannot read {path}: not an image file Pillow recognises "
-                       "(use PNG, JPEG, TIFF, BMP or .npy)") from None
+        with open(path, "rb") as f:
+            npy = f.read(len(formats.NPY_MAGIC)) == formats.NPY_MAGIC
+        raise LipError(f"cannot read {path}: " + ("it is a .npy array: give it the .npy suffix" if npy else
+                       "not an image file Pillow recognises (use PNG, JPEG, TIFF, BMP or .npy)")) from None
     except PermissionError:
         raise LipError(f"cannot read {path}: permission denied (check the file's permissions)") from None
     except _DECODE_ERRORS as exc:

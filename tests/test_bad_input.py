@@ -294,6 +294,13 @@ def npy(w: "Work", name: str, value: Any) -> str:
     return name
 
 
+def npy_bytes(a: np.ndarray) -> bytes:
+    """`a` as the bytes of an .npy file, whatever the name they go under (np.save adds .npy to a name)."""
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
 def matrix(w: "Work", m: int = 50, n: int = 1024, name: str = "A.npy", dtype: Any = np.float64) -> str:
     """A Gaussian (m, n) matrix: n = 1024 measures the bundled generator's 32x32 gray digits."""
     return npy(w, name, np.random.default_rng(0).standard_normal((m, n)).astype(dtype))
@@ -597,6 +604,8 @@ case("restore", "a PNG named .npy as the sampling mask",
      lambda w: ["--task", "mri", kspace(w), "--sampling-mask",
                 (w.dir / "m.npy").write_bytes((w.dir / "img.png").read_bytes()) and "m.npy"],
      "m.npy: not a .npy array file; it is a PNG image: give it its own suffix")
+case("restore", "an .npy array named .png", lambda w: [npy(w, "a.png", npy_bytes(np.zeros((8, 8), np.float32)))],
+     "a.png: it is a .npy array: give it the .npy suffix")
 case("restore", "sampling mask missing", lambda w: ["--task", "mri", kspace(w), "--sampling-mask", "none.npy"],
      "none.npy", "no such file")
 case("restore", "sampling mask pickled",
