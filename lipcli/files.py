@@ -79,6 +79,7 @@ def is_stream(path: Path | str) -> bool:
 
 
 _READS: set[tuple[int, int]] = set()  # (device, inode) of the files this command reads (`reading`)
+_MADE: list[Path] = []  # the folders this command created (`tidy`)
 
 
 @contextmanager
@@ -92,6 +93,26 @@ def reading(paths: Iterable[object]) -> Iterator[None]:
         yield
     finally:
         _READS.clear()
+
+
+@contextmanager
+def tidy() -> Iterator[None]:
+    """The folders `make_folder` creates while a command runs are removed if the command fails (an error, a
+    signal) and they are still empty: a failed run leaves no output behind, not even a folder."""
+    start = len(_MADE)
+    try:
+        yield
+    except (Exception, KeyboardInterrupt):  # not a clean exit (SystemExit)
+        _remove_empty(_MADE[start:])
+        raise
+    finally:
+        del _MADE[start:]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in reversed(folders):  # the innermost first
+        with suppress(OSError):  # not empty (or gone): kept
+            folder.rmdir()
 
 
 def protect(paths: Iterable[object]) -> None:
@@ -166,7 +187,11 @@ def make_folder(path: Path, what: str) -> None:
     """Create one output folder, refusing (before anything exists) where that cannot work; an existing
     folder is used as it is."""
     if path.is_dir():
+        if not os.access(path, os.W_OK):  # a read-only mount too
+            raise LipError(f"cannot write into {what} {path}: the folder is not writable")
         return
+    if path.is_symlink():  # a link to nothing: exists() says no, and mkdir would say it exists
+        raise LipError(f"cannot create {what} {path}: it is a link to {os.readlink(path)}, which does not exist")
     if path.exists() and not path.is_dir():  # asked twice: another task may have made it in between
         raise LipError(f"cannot create {what} {path}: it exists and is not a folder")
     if not path.parent.is_dir():
@@ -175,6 +200,7 @@ def make_folder(path: Path, what: str) -> None:
         raise LipError(f"cannot create {what} {path}: folder {path.parent} is not writable")
     try:
         path.mkdir()
+        _MADE.append(path)
     except FileExistsError:  # made meanwhile, e.g. by another task of the same job array: fine
         if not path.is_dir():
             raise LipError(f"cannot create {what} {path}: it exists and is not a folder") from None
@@ -190,7 +216,7 @@ def _nearly_full(path: Path) -> bool:
         return False
 
 
-def _write_failed(path: Path | str, exc: OSError) -> LipRuntimeError:
+def write_failed(path: Path | str, exc: OSError) -> LipRuntimeError:
     """A write that failed after the run: a runtime failure (exit 1) with a hint."""
     if exc.errno == errno.ENOSPC or exc.errno is None and _nearly_full(Path(path)):  # numpy, tifffile: no errno
         return LipRuntimeError(f"cannot write {path}: the disk is full (free space or choose another --out)")
@@ -248,7 +274,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
             os.replace(tmp_path, Path(path).resolve())
     except OSError as exc:  # the write itself failed: nothing partial is left behind
-        raise _write_failed(path, exc) from None
+        raise write_failed(path, exc) from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -274,7 +300,7 @@ def checkpointed(path: Path | str) -> Iterator[Path]:
         with open(tmp_path, "rb") as source:
             _send(path, source)
     except OSError as exc:
-        raise _write_failed(path, exc) from None
+        raise write_failed(path, exc) from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -289,7 +315,7 @@ def sole_writer(path: Path, hint: str) -> Iterator[None]:
     try:
         f = open(path, "ab")
     except OSError as exc:
-        raise _write_failed(path, exc) from None
+        raise write_failed(path, exc) from None
     try:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -297,7 +323,7 @@ def sole_writer(path: Path, hint: str) -> Iterator[None]:
             raise LipError(f"{path} is being written by another lip run right now: {hint}") from None
         except OSError as exc:
             if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
-                raise _write_failed(path, exc) from None
+                raise write_failed(path, exc) from None
         yield
     finally:
         held = os.fstat(f.fileno())
@@ -330,5 +356,5 @@ def write_csv(path: Path | str, rows: Iterable[dict[str, Any]], columns: Sequenc
     for row in rows:
         writer.writerow({k: "" if v is None else f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
     with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
+        tmp.write_text(buf.getvalue(), encoding="utf-8", errors="surrogateescape")  # a file name as its bytes
     return Path(path)

@@ -16,13 +16,20 @@ what the command makes. What the command made is frozen once it has ended, so ex
 from __future__ import annotations
 
 import gc
+import os
 import signal
+import sys
 
 from . import allocator, stops
 from .stops import SAID
 
 
 def main() -> None:
+    try:  # torch's import aborts in a deleted working folder ("oneMKL FATAL ERROR: Cannot load libtorch_cpu.so")
+        os.getcwd()
+    except OSError:
+        sys.stderr.write("lip: error: the working folder no longer exists (it was deleted): cd to another one\n")
+        sys.exit(2)
     allocator.keep_freed_memory()
     stops.hold()  # until the command starts (cli/render.guarded releases them and acts on one held)
     gc.disable()

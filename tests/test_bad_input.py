@@ -1267,8 +1267,11 @@ case("restore", "scale: four in a config", lambda w: ["img.png", "--task", "sr",
      config_file(w, "scale: four\n")], "--scale 'four'", "whole number", base=OWN_CONFIG)
 case("restore", "noise: abc in a CS config", lambda w: ["img.png", "--task", "cs", "--simulate", "--config",
      config_file(w, "noise: abc\n")], "config key noise 'abc' must be a finite number >= 0", base=OWN_CONFIG)
+case("restore", "--mom-batch for a least-squares CS fit",
+     lambda w: ["img.png", "--task", "cs", "--simulate", "--solver", "ls", "--mom-batch", "5"],
+     "--mom-batch sets the median-of-means batches; --solver ls has none: drop it")
 case("restore", "mom_batch: 2.5 in a CS config", lambda w: ["img.png", "--task", "cs", "--simulate", "--config",
-     config_file(w, "mom_batch: 2.5\n")], "config key mom_batch 2.5 must be a whole number >= 1", base=OWN_CONFIG)
+     config_file(w, "mom_batch: 2.5\n")], "--mom-batch 2.5 must be a whole number >= 1", base=OWN_CONFIG)
 case("restore", "an even kernel in a config's net", lambda w: ["img.png", "--config",
      config_file(w, "net: {preset: dip, k_down: 4}\n")], "k_down must be an odd kernel size", base=OWN_CONFIG)
 case("restore", "a negative width in a config's net", lambda w: ["img.png", "--config",

@@ -123,3 +123,12 @@ def test_restore_cs_warns_of_outliers_in_half_the_batches_as_lip_cs_does(rgb16: 
         result = CliRunner().invoke(app, [str(a) for a in [*args, "--simulate", "-m", "200", "--outliers", "150",
                                                            *RUN]])
         assert result.exit_code == 0 and warned in result.stderr, result.output
+    # The hint's flag exists for both (restore took mom_batch from a --config file only), and it is what helps
+    for args in (["restore", rgb16, "--task", "cs", "--iters", "1", *AS_CS, "-o", tmp_path / "r.png"],
+                 ["cs", rgb16, "--prior", "dip", "--iters", "1", "-o", tmp_path / "c.png"]):
+        for batch, warned in ((20, True), (2, False)):  # 15 outliers: in 10 batches of 20, or 100 of 2
+            result = CliRunner().invoke(app, [str(a) for a in [*args, "--simulate", "-m", "200", "--outliers", "15",
+                                                               "--mom-batch", batch, "--json", *RUN]])
+            assert result.exit_code == 0 and ("MOM batches" in result.stderr) == warned, result.output
+            if args[0] == "restore":
+                assert json.loads(result.stdout)["operator"]["mom_batch"] == batch

@@ -1,6 +1,7 @@
 """The entry point's start-up: what it loads and how it leaves the garbage collector (lipcli/launch.py)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -17,3 +18,13 @@ def test_a_restore_runs_with_the_collector_on_its_imports_frozen_and_no_tiff_sup
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["True", "True", "False"] and out.is_file()
+
+
+def test_a_deleted_working_folder_is_one_line_before_torch_aborts_the_process(tmp_path):
+    """torch's import aborted there with "oneMKL FATAL ERROR: Cannot load libtorch_cpu.so"."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    run = subprocess.run([sys.executable, "-c", "from lipcli.launch import main; main()", "restore", "x.png"],
+                         cwd=gone, preexec_fn=lambda: os.rmdir(gone), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stderr == ("lip: error: the working folder no longer exists (it was "
+                                                  "deleted): cd to another one\n")

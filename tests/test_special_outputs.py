@@ -197,3 +197,56 @@ def test_long_file_names_that_the_file_system_takes_work(work):
     result = lip("restore", f"{name}.png", "--config", "narrow.yaml", *TINY[1:], "-o", "a" * 260 + ".png")
     assert result.exit_code == 2 and "longer than the file system allows" in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_a_failed_command_leaves_no_empty_folder_it_made(tmp_path):
+    """`--save-kspace ks/` or `--snapshots 10 snaps/` on a full disk left the empty folder behind."""
+    (tmp_path / "old").mkdir()
+    with pytest.raises(OSError), files.tidy():
+        files.make_folder(tmp_path / "a", "x")
+        files.make_folder(tmp_path / "a" / "b", "x")
+        files.make_folder(tmp_path / "full", "x")
+        (tmp_path / "full" / "part").write_text("")
+        files.make_folder(tmp_path / "old", "x")
+        raise OSError(28, "No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "old"]  # a folder holding a file is kept
+    with files.tidy():  # a clean exit keeps them
+        files.make_folder(tmp_path / "c", "x")
+    assert (tmp_path / "c").is_dir()
+
+
+def test_output_folders_that_cannot_be_written_are_refused_up_front(tmp_path, monkeypatch):
+    """An existing read-only --snapshots folder was found out at the first snapshot, after the fit's start;
+    a link to nothing was called "exists and is not a folder"."""
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(LipError, match=r"dangling: it is a link to .*nowhere, which does not exist"):
+        files.make_folder(tmp_path / "dangling", "snapshot folder")
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(files.os, "access", lambda path, mode: Path(path) != tmp_path / "ro")  # root writes anywhere
+    with pytest.raises(LipError, match=r"cannot write into snapshot folder .*ro: the folder is not writable"):
+        files.make_folder(tmp_path / "ro", "snapshot folder")
+
+
+def test_errors_stay_one_line_and_name_what_writes_to_a_closed_stdout(work, monkeypatch):
+    result = lip("restore", "no\nsuch.png", *TINY)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "no\\nsuch.png" in result.stderr
+    from lipcli.cli import render
+    monkeypatch.setattr(render.sys, "stdout", None)
+    with pytest.raises(LipError, match="stdout is closed: give -o a file name$"):
+        render.check_stdout_free(Path("-"), False)
+    with pytest.raises(LipError, match="stdout is closed: drop --json$"):
+        render.check_stdout_free(Path("o.png"), True)
+
+
+def test_a_log_that_cannot_be_written_ends_in_one_line_and_leaves_no_empty_file(tmp_path, monkeypatch):
+    from lipcli.cli.render import RunLog
+    from lipcli.errors import LipRuntimeError
+    log = RunLog(tmp_path / "log.jsonl")
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(log.file, "flush", full)
+    with pytest.raises(LipRuntimeError, match="log.jsonl: the disk is full"):
+        log.write("start")
+    log.close()  # nothing left to fail in the command's cleanup
+    assert not (tmp_path / "log.jsonl").exists()

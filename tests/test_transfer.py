@@ -7,6 +7,7 @@ run fits 10 iterations in fp32 on the CPU.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import shutil
 from pathlib import Path
@@ -20,8 +21,8 @@ from typer.testing import CliRunner
 from lipcli import api, artifact, nets
 from lipcli import restore as restore_mod
 from lipcli.cli import app
-from lipcli.errors import LipError
-from lipcli.transfer import run as transfer_run
+from lipcli.errors import LipError, LipRuntimeError
+from lipcli.transfer import rows as rows_mod, run as transfer_run
 from lipcli.transfer.experiments import IMPEDANCE_TARGETS, RADIAL_BINS, spectrum
 from lipcli.config import shard_of
 from lipcli.transfer.grid import Cell, Grid, MaskSource
@@ -256,6 +257,21 @@ def test_append_ends_an_unterminated_last_line(tmp_path):
     path.write_text("not json\n" + json.dumps(row) + "\n")
     with pytest.raises(LipError, match="line 1 is not a transfer row"):
         read_rows(path)
+
+
+def test_a_row_that_cannot_be_written_is_taken_back_and_said_in_one_line(tmp_path, monkeypatch):
+    """A full disk while appending a row was an internal error that left a cut line in the file."""
+    path = tmp_path / "rows.jsonl"
+    row = {"method": "dense", "mask": "A", "round": 0, "image": "x.png", "task": "denoise", "seed": 0}
+    append_row(path, row)
+    before = path.read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(rows_mod.os, "fsync", full)  # the line was written, then the disk said it was full
+    with pytest.raises(LipRuntimeError, match=r"cannot write .*rows.jsonl: the disk is full"):
+        append_row(path, {**row, "seed": 1})
+    assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize("target", [50, 1_000, 13_071, 100_224, 2_217_831])

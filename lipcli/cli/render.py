@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -53,6 +53,11 @@ def _read_values(params: dict[str, Any]) -> list[Any]:
             for v in (value if isinstance(value, (list, tuple)) else [value])]
 
 
+def _one_line(text: str) -> str:
+    """An error stays one line whatever a file name in it holds (a newline is legal in one)."""
+    return text.replace("\n", "\\n").replace("\r", "\\r")
+
+
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run a command; bad input and failures become one line on stderr and an exit code.
 
@@ -70,10 +75,10 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             if held is not None:
                 raise KeyboardInterrupt if held == signal.SIGINT else Terminated(held)
-            with files.reading(_read_values(kwargs)):
+            with files.reading(_read_values(kwargs)), files.tidy():
                 return fn(*args, **kwargs)
         except LipError as exc:
-            err.print(f"lip: error: {exc}", markup=False, soft_wrap=True)
+            err.print(f"lip: error: {_one_line(str(exc))}", markup=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("lip: interrupted", markup=False)
@@ -121,6 +126,7 @@ class RunLog:
     """`--log FILE`: JSON lines of every iteration, round and result, flushed as written (tail -f)."""
 
     def __init__(self, path: Path | None) -> None:
+        self.path, self.made = path, path is not None and not files.is_stdout(path) and not os.path.lexists(path)
         self.file = None if path is None else files.open_append(path, "--log")
 
     def write(self, event: str, **fields: Any) -> None:
@@ -129,12 +135,30 @@ class RunLog:
     def append(self, record: dict[str, Any]) -> None:
         """One line as is: also what a `restore --jobs` worker logged, with its own time."""
         if self.file is not None:
-            self.file.write(json.dumps(finite(record), sort_keys=True) + "\n")
-            self.file.flush()
+            try:
+                self.file.write(json.dumps(finite(record), sort_keys=True) + "\n")
+                self.file.flush()
+            except OSError as exc:  # a full disk: one line (exit 1), and a log this run made and never wrote goes
+                self._drop()
+                raise files.write_failed(self.path or "--log", exc) from None
 
     def close(self) -> None:
         if self.file is not None and self.file is not sys.stdout:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError as exc:
+                self._drop()
+                raise files.write_failed(self.path or "--log", exc) from None
+
+    def _drop(self) -> None:
+        file, self.file = self.file, None
+        if file is not sys.stdout:
+            with suppress(OSError):
+                file.close()
+        if self.made:
+            with suppress(OSError):
+                if os.path.getsize(self.path) == 0:
+                    os.unlink(self.path)
 
 
 def check_stdout_free(out: Path | None, json_: bool, log: Path | None = None, logs: bool = True) -> None:
@@ -143,7 +167,8 @@ def check_stdout_free(out: Path | None, json_: bool, log: Path | None = None, lo
     --log (the hint offers it)."""
     to_out, to_log = out is not None and files.reaches_stdout(out), log is not None and files.reaches_stdout(log)
     if (to_out or to_log or json_) and sys.stdout is None:
-        raise LipError("stdout is closed: give -o / --log a file name, or drop --json")
+        fixes = ["give -o a file name"] * to_out + ["give --log a file name"] * to_log + ["drop --json"] * json_
+        raise LipError(f"stdout is closed: {', or '.join(fixes)}")
     if to_out and json_:
         raise LipError(f"--json prints to stdout, which -o {out} fills with the output: drop "
                        "--json" + (" and add --log FILE, which records the same result" if logs else

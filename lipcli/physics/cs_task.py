@@ -78,7 +78,7 @@ class MedianOfMeans(LinearPhysics):
         n_batches = max(1, y.shape[-1] // self.batch_size)
         if corrupted and 2 * corrupted >= n_batches:
             return (f"{corrupted} outliers and only {n_batches} MOM batches; the median batch is likely corrupted "
-                    "(use fewer rows per batch, --mom-batch)")
+                    "(use fewer measurements per batch, --mom-batch)")
         return None
 
     def generators(self) -> list[torch.Generator]:
@@ -109,11 +109,18 @@ class CSTask(Task):
         "matrix": Flag("CS: measurement matrix A.npy, float (m, n), n = H*W*C", Path, grid=False),
         "shape": Flag("CS: H,W[,C] of the image measured by --matrix", str, grid=False),
         "solver": Flag("CS: mom (Median-of-Means loss, robust to outliers) | ls (least squares) [mom]", str),
+        "mom_batch": Flag("CS: measurements per Median-of-Means batch (--solver mom) [20]", int, min=1),
     }
-    numbers = {"noise": Flag("", float, min=0), "outlier_value": Flag("", float), "mom_batch": Flag("", int, min=1)}
+    numbers = {"noise": Flag("", float, min=0), "outlier_value": Flag("", float)}
     fitting = {"iters": 1500, "reg_noise": 1 / 30, "ema": 0.0}  # CS-DIP as `lip cs --prior dip` fits it
     fast_iters = 1500
     variant_hint = "give the measurements: cs1000, cs2000 or cs4000"
+
+    def check_flags(self, given: dict[str, Any], simulate: bool, inpaint_mask: Path | None) -> None:
+        super().check_flags(given, simulate, inpaint_mask)
+        solver = given.get("solver") or self.options["solver"]
+        if given.get("mom_batch") is not None and solver != "mom":
+            raise LipError(f"--mom-batch sets the median-of-means batches; --solver {solver} has none: drop it")
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
               inpaint_mask: Path | None, seed: int) -> LinearPhysics:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, ContextManager
 
 from ..config import differences
 from ..errors import LipError
-from ..files import atomic_path, sole_writer
+from ..files import atomic_path, sole_writer, write_failed
 from .summary import STATS
 
 Key = tuple[str, Any, int, str, str, int]  # method, mask, round, image name, task, seed
@@ -68,20 +69,31 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 def append_row(path: Path, row: dict[str, Any]) -> None:
     """Append one line and flush it to disk; first end an unterminated last line left by a kill
-    (dropped if cut short, as read_rows ignores it; kept if it is a whole row)."""
-    with open(path, "ab+") as f:
-        f.seek(0)
-        data = f.read()
-        if data and not data.endswith(b"\n"):
-            start = data.rfind(b"\n") + 1
+    (dropped if cut short, as read_rows ignores it; kept if it is a whole row). A write that fails (a full
+    disk) takes back its part-line and ends in one line (exit 1); the cell runs again on a re-run."""
+    try:
+        with open(path, "ab+", buffering=0) as f:
+            f.seek(0)
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                start = data.rfind(b"\n") + 1
+                try:
+                    json.loads(data[start:])
+                    f.write(b"\n")
+                except ValueError:
+                    f.truncate(start)
+            end = f.seek(0, os.SEEK_END)
             try:
-                json.loads(data[start:])
-                f.write(b"\n")
-            except ValueError:
-                f.truncate(start)
-        f.write((json.dumps(row) + "\n").encode())
-        f.flush()
-        os.fsync(f.fileno())
+                line = memoryview((json.dumps(row) + "\n").encode())
+                while line:
+                    line = line[f.write(line):]
+                os.fsync(f.fileno())
+            except OSError:
+                with suppress(OSError):
+                    f.truncate(end)
+                raise
+    except OSError as exc:
+        raise write_failed(path, exc) from None
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
