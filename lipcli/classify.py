@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import artifact, nets, sharing
+from . import artifact, nets, seeds, sharing
 from .errors import LipError
 from .gan import class_ranks, interleaved, load_mnist
 from .masks import Masks, MaskedParams, check_ladder, kept_count, mask_sparsity, total_count
@@ -91,7 +91,7 @@ def digits(n_train: int, n_test: int, size: int) -> Digits:
     interleaved, the first `n_test` held out and the next `n_train` trained on (disjoint while
     n_train + n_test <= BUNDLED, which TrainConfig checks)."""
     x, y = _all_digits(size)
-    order = interleaved(y, class_ranks(y, torch.Generator().manual_seed(SPLIT_SEED)))
+    order = interleaved(y, class_ranks(y, seeds.generator(SPLIT_SEED)))
     test, train = order[:n_test], order[n_test:n_test + n_train]
     return Digits(x[train], y[train], x[test], y[test])
 
@@ -202,7 +202,7 @@ def train(net: nn.Module, data: Digits, cfg: TrainConfig, masks: Masks | None, d
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     masked = MaskedParams(net, masks)
     masked.zero_weights()
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = seeds.generator(cfg.seed)
     n = len(data.y_train)
     batch = min(cfg.batch, n)
     losses: list[float] = []

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import generators, sharing
+from . import generators, seeds, sharing
 from .errors import LipError
 from .fit import FitConfig, Step, crop_center
 from .images import UINT8, as_channels
@@ -71,7 +71,7 @@ class CSResult:
 
 def selection_loss(op: Physics, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> float:
     """Robust fit of an output to the measurements: MOM of its per-row losses, one fixed partition."""
-    gen = torch.Generator().manual_seed(seed + 1_000_003)
+    gen = seeds.generator(seed + 1_000_003)
     with torch.no_grad():
         return float(mom(op.row_losses(x, y)[0], batch_size, gen))
 
@@ -79,7 +79,7 @@ def selection_loss(op: Physics, x: torch.Tensor, y: torch.Tensor, batch_size: in
 def _one_restart(g: nn.Module, op: Physics, y: torch.Tensor, cfg: CSConfig, r: int,
                  on_step: Callable[[int, float], None]) -> tuple[torch.Tensor, list[float]]:
     dev = y.device
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000 + r)
+    gen = seeds.generator(cfg.seed * 1_000 + r)
     z_f = torch.randn((1, g.nz), generator=gen).to(dev).requires_grad_(True)
     losses: list[float] = []
     if cfg.solver == "ls":
@@ -95,7 +95,7 @@ def _one_restart(g: nn.Module, op: Physics, y: torch.Tensor, cfg: CSConfig, r: i
     z_g = torch.randn((1, g.nz), generator=gen).to(dev).requires_grad_(True)
     opt_f = Adam([z_f], lr=cfg.lr, fused=False)
     opt_g = Adam([z_g], lr=cfg.lr, fused=False)
-    perm_gen = torch.Generator().manual_seed(cfg.seed * 1_000 + r + 500_009)
+    perm_gen = seeds.generator(cfg.seed * 1_000 + r + 500_009)
     tail = min(cfg.average_last, cfg.iters)  # Jalal et al. output G(mean of z_f over the last iterations)
     z_sum = torch.zeros_like(z_f)
     for it in range(cfg.iters):

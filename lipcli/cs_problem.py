@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import images as images_io
+from . import images as images_io, seeds
 from .errors import LipError
 from .gan import load_mnist
 from .physics import TASKS, Inpaint, Physics
@@ -152,7 +152,7 @@ def load_problem(inp: CSInputs, generator_shape: tuple[int, int, int] | None) ->
         x = fit_shape(x, generator_shape, inp.source)
     shape = generator_shape or (x.shape[1], x.shape[2], x.shape[3])
     op = make_operator(inp, shape, size)
-    y = op(x, torch.Generator().manual_seed(inp.seed)) if inp.simulate else op.A(x)
+    y = op(x, seeds.generator(inp.seed)) if inp.simulate else op.A(x)
     ref = _clean(inp, shape, generator_shape is not None)
     kept = {} if img is None else {"stored": img.stored, "alpha": img.alpha}
     return CSProblem(op, y, shape, name, x if ref is None and inp.simulate else ref, size, **kept,

@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from . import seeds
+
 
 def lag1_correlation(r: torch.Tensor) -> float:
     """The normalised lag-1 autocorrelation of a residual (..., h, w), across and down averaged, channels
@@ -79,7 +81,7 @@ class WindowedVariance:
     def _watch(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.detach().reshape(-1).float()
         if self.index is None and flat.numel() > self.max_values:
-            gen = torch.Generator().manual_seed(self.seed)
+            gen = seeds.generator(self.seed)
             self.index = torch.randperm(flat.numel(), generator=gen)[: self.max_values].to(flat.device)
         return flat if self.index is None else flat[self.index]
 

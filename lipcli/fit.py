@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from . import sharing
+from . import seeds, sharing
 from .earlystop import WindowedVariance
 from .errors import LipError, LipRuntimeError
 from .masks import Masks, MaskedParams
@@ -364,10 +364,10 @@ def fit(
     opt = adam(params, cfg.lr, device)
     masked = MaskedParams(model, masks)
     masked.zero_weights()
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    gen = seeds.generator(cfg.seed, device)
     kernels = [p for p in params if p.dim() == 4]  # the conv kernels (SGLD's noise and the decay act on them)
     if cfg.sgld:
-        sgld_gen = torch.Generator(device=device).manual_seed(cfg.seed + SGLD_STREAM)
+        sgld_gen = seeds.generator(cfg.seed + SGLD_STREAM, device)
     zs = [t.z.to(memory_format=fmt) for t in targets]
     detectors = [WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed,
                                   floor=cfg.es_gate * t.noise_floor if cfg.es_gate and t.noise_floor else None,

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import artifact, nets, sharing
+from . import artifact, nets, seeds, sharing
 from .errors import LipError
 from .masks import Masks, MaskedParams
 from .optim import Adam
@@ -164,7 +164,7 @@ def train(gan: nn.Module, data: torch.Tensor, cfg: GanConfig, *, masks: Masks | 
         raise LipError("epochs, batch and n-critic must be >= 1")
     g, d = gan.g, gan.d
     dev = next(gan.parameters()).device
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = seeds.generator(cfg.seed)
     betas = (cfg.beta1, cfg.beta2)
     opt_g = Adam(g.parameters(), lr=cfg.lr, betas=betas, fused=False)
     opt_d = Adam(d.parameters(), lr=cfg.lr, betas=betas, fused=False)
@@ -272,7 +272,7 @@ def sample_grid(g: nn.Module, path: Path | str, rows: int = 8, cols: int = 8, se
                 scale: int = 2) -> Path:
     """Save a rows x cols grid of G(z), z ~ N(0, I) seeded, as a PNG (upscaled for viewing)."""
 
-    gen = torch.Generator().manual_seed(seed)
+    gen = seeds.generator(seed)
     with torch.no_grad():
         x = g(torch.randn((rows * cols, g.nz), generator=gen)).cpu()
     return save_grid(x, path, cols, scale)

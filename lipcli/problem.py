@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import images, nets
+from . import images, nets, seeds
 from .errors import LipError
 from .fit import Target
 from .metrics import SSIM_MIN_SIDE
@@ -202,7 +202,7 @@ def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, si
             kind.check_real(inpaint_mask)
         op = kind.build(settings, h, w, gray, inpaint_mask, seed)
         if simulate:
-            y, ref, size = op(native, torch.Generator().manual_seed(seed)), _rgb(native), (h, w)
+            y, ref, size = op(native, seeds.generator(seed)), _rgb(native), (h, w)
         else:
             y, ref, size = kind.read_real(op, native), None, op.output_size(h, w)
         name, alpha, stored, sha256 = img.name, img.alpha, img.stored, images.pixel_hash(img)

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from . import allocator, artifact, config, device as devices, nets
+from . import allocator, artifact, config, device as devices, nets, seeds
 from .errors import LipError
 from .fit import FitConfig, FitResult, Step, fit
 from .masks import Masks, mask_sparsity
@@ -52,10 +52,10 @@ def dense_prior(net: str | dict[str, Any], **overrides: Any) -> Prior:
 def check_dip_mask(art: artifact.Artifact, path: object) -> artifact.Artifact:
     """The artifact, if it masks a net that restores images (not a generator's, which `lip cs` fits)."""
     if art.spec.get("kind") == "gan":
-        raise LipError(f"{path} is a generator's mask (lip prune --prior gan): use it with lip cs --mask; "
-                       "restoring needs a DIP mask" if art.prune_round else
-                       f"{path} is a generator (lip train-generator): use it with lip cs --generator; restoring "
-                       "needs a DIP mask")
+        raise LipError(f"{path} is a generator's mask (lip prune --prior gan): use it with lip cs --mask and the "
+                       "generator prior (not --prior dip); a DIP needs a DIP mask" if art.prune_round else
+                       f"{path} is a generator (lip train-generator): use it with lip cs --generator; a DIP needs "
+                       "a DIP mask")
     return art
 
 
@@ -159,7 +159,7 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     cfg = plan_memory(prior.spec, nets.padded_size(nets.skeleton(prior.spec), *problem.size), cfg, dev)  # first:
     net = prior.build(seed)  # a net too large for the memory is refused, not allocated
     net = net.to(dev)
-    gen = torch.Generator().manual_seed(seed)
+    gen = seeds.generator(seed)
     target = problem.target(net, gen, dev)
     model, masks, form = fitted_form(net, prior, notify)
     result = fit(model, [target], cfg, masks=masks, callbacks=callbacks, keeper=keeper)

@@ -947,6 +947,13 @@ case("cs", "operator file with an unknown kind",
      lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, kind="fourier")], "unknown kind 'fourier'")
 case("cs", "operator file for another image size",
      lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, shape=[64, 64, 3])], "measures 64x64x3")
+case("cs", "operator file with a NaN noise level", lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(
+     w, "format: lip-cs-operator\nversion: 1\nkind: gaussian\nseed: 0\nm: 50\nshape: [32, 32, 1]\nnoise: .nan\n"
+     "outliers: 0\n")], "noise nan: give the noise's standard deviation, a number from 0 to 1e+15")
+case("cs", "--outlier-value past what float32 squares", lambda w: ["img.png", "--simulate", "--outliers", "2",
+     "--outlier-value", "1e39"], "--outlier-value 1e+39: give a number from -1e+15 to 1e+15")
+case("cs", "--noise past what float32 squares", lambda w: ["img.png", "--simulate", "--noise", "1e20"],
+     "--noise 1e+20: give the noise's standard deviation, a number from 0 to 1e+15")
 case("cs", "operator file that is empty", lambda w: [npy(w, "y.npy", Y), "--operator", operator_file(w, "")], "empty")
 case("cs", "operator file missing", lambda w: [npy(w, "y.npy", Y), "--operator", "meas/operator.yaml"],
      "no such file")
@@ -1141,7 +1148,7 @@ case("restore", "-o empty", lambda w: ["img.png", "-o", ""], "-o is empty")
 case("restore", "--seed beyond 64 bits", lambda w: ["img.png", "--seed", str(2**64)], "--seed")
 case("cs", "--noise NaN", lambda w: ["img.png", "--simulate", "--noise", "nan"], "--noise nan")
 case("cs", "--outlier-value infinite", lambda w: ["img.png", "--simulate", "--outliers", "2", "--outlier-value",
-     "inf"], "--outlier-value inf", "finite")
+     "inf"], "--outlier-value inf", "give a number from")
 case("prune", "--oes-tau 0", lambda w: ["img.png", "--simulate", "--method", "oes", "--oes-tau", "0"],
      "--oes-tau 0", "above 0")
 case("prune", "rounds: 0 in a config", lambda w: ["img.png", "--simulate", "--config", config_file(w, "rounds: 0\n")],

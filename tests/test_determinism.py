@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lipcli import __version__, artifact
+from lipcli import __version__, artifact, seeds
 from lipcli.cli import app
 from prune_helpers import isolated_folder
 
@@ -67,3 +67,18 @@ def test_restore_writes_identical_pngs(work, precision):
     first = restore("a.png")
     assert restore("b.png") == first
     assert restore("c.png", seed=1) != first
+
+
+def test_the_largest_seed_runs_everywhere_and_small_seeds_draw_as_before(work):
+    """Streams derived as seed * 100_003 + k (IMP's inputs, GAN restarts) outgrew torch's 64 bits: `--seed`
+    2**63 - 1, which the flag allows, was an internal error in lip prune and lip cs (after writing files)."""
+    top = str(2**63 - 1)
+    prune("top.safetensors", seed=2**63 - 1)
+    lip("prune", "img.png", "--simulate", "--config", "narrow.yaml", "--granularity", "channel", "--rounds", "1",
+        "--iters", "4", "--threads", "1", "--device", "cpu", "--seed", top, "-o", "ch.safetensors")
+    lip("cs", "mnist:3", "--simulate", "-m", "20", "--iters", "2", "--restarts", "2", "--threads", "1",
+        "--seed", top, "-o", "cs.png")
+    lip("restore", "img.png", "--simulate", "--config", "narrow.yaml", "--iters", "3", "--sgld", "0.01",
+        "--threads", "1", "--device", "cpu", "--seed", top, "-o", "r.png")
+    assert torch.equal(torch.rand(4, generator=seeds.generator(123 * 100_003 + 5)),
+                       torch.rand(4, generator=torch.Generator().manual_seed(123 * 100_003 + 5)))

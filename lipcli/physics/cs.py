@@ -24,6 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from .. import seeds
 from ..errors import LipError
 from ..images import MAX_PIXELS, as_channels
 from ..registry import Registry
@@ -31,6 +32,7 @@ from .base import LinearPhysics
 from .noise import CorruptedGaussianNoise
 
 AUTO_MAX_ENTRIES = 4_000_000  # --operator auto: the Gaussian matrix up to this many entries
+MAX_VALUE = 1e15  # noise and outlier values: squared in float32 losses summed over many rows, they must stay finite
 HOLD_ENTRIES = 64_000_000  # a matrix up to this many entries (256 MB of float32) is kept; larger ones streamed
 BLOCK_ENTRIES = 4_000_000  # a streamed matrix is made or read this many entries (16 MB) at a time
 
@@ -63,7 +65,7 @@ class CompressedSensing(LinearPhysics):
             raise LipError(f"--outliers {outliers} must be in [0, {m - 1}] (fewer than the measurements)")
         if noise < 0:
             raise LipError(f"--noise {noise} must be >= 0")
-        perm = torch.randperm(m, generator=torch.Generator().manual_seed(seed + 7919))
+        perm = torch.randperm(m, generator=seeds.generator(seed + 7919))
         bad = torch.zeros(m, dtype=torch.bool)
         bad[perm[:outliers]] = True
         super().__init__(CorruptedGaussianNoise(noise, bad, outlier_value))
@@ -188,7 +190,7 @@ class GaussianCS(RowBlockCS):
             self.keep()  # (below 16 values a row, a block could be shorter than one sampler step)
 
     def stream(self) -> Iterator[tuple[slice, torch.Tensor]]:
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = seeds.generator(self.seed)
         bad = self.bad.cpu()
         for start in range(0, self.m, self.block_rows):
             rows = slice(start, min(start + self.block_rows, self.m))
@@ -209,8 +211,8 @@ class MatrixCS(RowBlockCS):
         super().__init__(shape, matrix.shape[0], outliers, noise, outlier_value, seed)
         if matrix.shape[1] != self.n:
             c, h, w = self.shape
-            raise LipError(f"{source} has {matrix.shape[1]:,} columns but an image of --shape {h},{w},{c} "
-                           f"has {self.n:,} values")
+            raise LipError(f"{source} has {matrix.shape[1]:,} columns, but the {h}x{w} image it measures has "
+                           f"{c} channel{'s' * (c > 1)}: {self.n:,} values")
         self.array: np.ndarray | None = matrix
         self.source = source
         if self.m * self.n <= HOLD_ENTRIES:
@@ -240,7 +242,7 @@ class StructuredCS(CompressedSensing):
     def __init__(self, shape: tuple[int, int, int], m: int, outliers: int = 0, noise: float = 0.0,
                  outlier_value: float = 10000.0, seed: int = 0) -> None:
         super().__init__(shape, m, outliers, noise, outlier_value, seed)
-        gen = torch.Generator().manual_seed(seed)
+        gen = seeds.generator(seed)
         self.register_buffer("signs", torch.randint(0, 2, (self.n,), generator=gen).float() * 2 - 1)  # (n,)
         self.register_buffer("rows", torch.randperm(self.n, generator=gen)[:m].sort().values)  # (m,)
         self.gain = math.sqrt(self.n / m)
@@ -289,8 +291,19 @@ def from_description(d: dict[str, Any]) -> CompressedSensing:
         raise LipError(f"unknown kind {d['kind']!r}: use {' or '.join(CS_OPERATORS)}")
     if not 0 <= d["seed"] < 2**63:  # torch's seeds are 64-bit
         raise LipError(f"seed {d['seed']} must be >= 0 and below 2**63")
+    check_values(float(d["noise"]), float(d.get("outlier_value", 10000.0)), "")
     return make(d["kind"], (c, h, w), d["m"], outliers=d["outliers"], noise=float(d["noise"]),
                 outlier_value=float(d.get("outlier_value", 10000.0)), seed=d["seed"])
+
+
+def check_values(noise: float | None, outlier_value: float | None, dashes: str = "--") -> None:
+    """A simulation's noise level and outlier value as flags (`dashes` "--") or an operator file's keys give them:
+    numbers whose squares float32 holds."""
+    if noise is not None and not (math.isfinite(noise) and 0 <= noise <= MAX_VALUE):
+        raise LipError(f"{dashes}noise {noise}: give the noise's standard deviation, a number from 0 to {MAX_VALUE:g}")
+    if outlier_value is not None and not (math.isfinite(outlier_value) and abs(outlier_value) <= MAX_VALUE):
+        raise LipError(f"{dashes}{'outlier-value' if dashes else 'outlier_value'} {outlier_value}: give a number "
+                       f"from -{MAX_VALUE:g} to {MAX_VALUE:g}")
 
 
 def check_image_shape(h: int, w: int, c: int) -> None:

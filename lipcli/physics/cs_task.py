@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .. import seeds
 from ..errors import LipError
 from ..images import resolve
 from .base import LinearPhysics
@@ -51,7 +52,7 @@ class MedianOfMeans(LinearPhysics):
     def __init__(self, op: LinearPhysics, batch_size: int) -> None:
         super().__init__(op.noise_model)
         self.op, self.batch_size, self.name = op, batch_size, op.name
-        self.gen = torch.Generator().manual_seed(MOM_SEED)
+        self.gen = seeds.generator(MOM_SEED)
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         return self.op.A(x)

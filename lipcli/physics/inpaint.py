@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .. import images
+from .. import images, seeds
 from ..errors import LipError
 from .base import LinearPhysics, Physics
 from .task import SIMULATED, Flag, Task, register_task
@@ -27,7 +27,7 @@ class Inpaint(LinearPhysics):
         """LIP's random mask: every value of the C x H x W array is kept with probability `keep`."""
         if not 0 < keep <= 1:
             raise LipError(f"--keep {keep} must be in (0, 1]: the fraction of pixels observed")
-        gen = torch.Generator().manual_seed(seed)
+        gen = seeds.generator(seed)
         kept = torch.rand(shape, generator=gen) < keep
         if not kept.any() or kept.all():  # as a mask file that observes no pixel, or every one, is refused
             what = "no value of it: nothing to inpaint from" if not kept.any() else "every value: nothing to inpaint"

@@ -35,7 +35,7 @@ import yaml
 from .. import files, yamlfile
 from ..errors import LipError
 from ..imageformats import check_file, save_npy
-from .cs import (BLOCK_ENTRIES, CS_OPERATORS, CompressedSensing, MatrixCS, check_image_shape,
+from .cs import (BLOCK_ENTRIES, CS_OPERATORS, CompressedSensing, MatrixCS, check_image_shape, check_values,
                          from_description, make)
 
 FORMAT, VERSION = "lip-cs-operator", 2  # version 2 added the optional `image` key; files without it say 1
@@ -174,7 +174,8 @@ def _file_operator(path: Path, shape: tuple[int, int, int] | None
     """`read_operator`, for images of `shape` (None: any)."""
     op, image = read_operator(path)
     if shape is not None and op.shape != shape:
-        raise LipError(f"{path} measures {hwc(op.shape)} images but the image is {hwc(shape)}")
+        raise LipError(f"{path} measures {hwc(op.shape)} images but this run's are {hwc(shape)} (the input's "
+                       "size; with a generator prior, the generator's: give the one it was measured for)")
     return op, image
 
 
@@ -233,11 +234,8 @@ def check_flags(*, simulate: bool, operator: str, matrix: Path | None, shape: st
     if matrix is not None and (operator != "auto" or given.get("measurements") is not None):
         raise LipError("--matrix is the operator and its rows the measurements: drop "
                        + ("--operator" if operator != "auto" else "--measurements"))
-    noise, value = given.get("noise"), given.get("outlier_value")
-    if noise is not None and not (math.isfinite(noise) and noise >= 0):
-        raise LipError(f"--noise {noise}: give the noise's standard deviation, a number >= 0")
-    if value is not None and not math.isfinite(value):
-        raise LipError(f"--outlier-value {value}: give a finite number")
+    value = given.get("outlier_value")
+    check_values(given.get("noise"), value)
     if value is not None and not given.get("outliers"):
         raise LipError(f"--outlier-value {value:g} is the value of corrupted measurements: add --outliers K")
     if shape is not None and simulate:

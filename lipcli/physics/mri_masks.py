@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from .. import seeds
 from ..errors import LipError
 
 # Variable density: the Gaussian's standard deviation, in units of the distance from DC to the edge
@@ -131,5 +132,5 @@ def sampling_mask(kind: str, height: int, width: int, acceleration: float, cente
         unit = "columns" if mtype.columns else "k-space points"
         raise LipError(f"--center-fraction {center_fraction} keeps {low} of {math.prod(size)} {unit}, more than "
                        f"the {target:.1f} that --acceleration {acceleration:g} samples in all")
-    mask = mtype.draw(centre, target, torch.Generator().manual_seed(seed)) | centre
+    mask = mtype.draw(centre, target, seeds.generator(seed)) | centre
     return mask.expand(height, width)

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .. import artifact, generators, nets
+from .. import artifact, generators, nets, seeds
 from ..errors import LipError
 from ..gan import GanConfig, train
 from ..masks import Masks, apply_masks, top_global
@@ -61,7 +61,7 @@ class GanImpSettings:
 
 
 def _subset(data: torch.Tensor, ratio: float, seed: int, round_: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed * 100_003 + round_)
+    gen = seeds.generator(seed * 100_003 + round_)
     n = max(1, int(round(ratio * data.shape[0])))
     return data[torch.randperm(data.shape[0], generator=gen)[:n]]
 
@@ -122,7 +122,7 @@ def run(traj: Trajectory, data: torch.Tensor, s: GanImpSettings, out: Path,
                         "wasserstein": round(hist[-1].wasserstein, 6)}
 
     def select_for(round_: int) -> Select:
-        gen = torch.Generator().manual_seed(s.seed * 100_003 + round_)
+        gen = seeds.generator(s.seed * 100_003 + round_)
         return lambda net, alive, n_keep: top_global(score.fn(net, names, ScoreContext(gen=gen)), alive, n_keep)
 
     def keep_finetuned(net: torch.nn.Module, kept: Masks, round_: int) -> None:

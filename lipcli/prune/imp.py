@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import torch
 
-from .. import nets
+from .. import nets, seeds
 from ..fit import FitConfig, FitResult, Step, Target, fit
 from ..masks import Masks, ladder_kept, record_round, top_channels, top_global
 from ..physics import Identity
@@ -100,7 +100,7 @@ def sessions(traj: Trajectory, rounds: int, rate: float,
 
 def _targets(sources: list[TargetSource], net: torch.nn.Module, s: ImpSettings, seed: int, session: int,
              dev: torch.device) -> list[Target]:
-    gen = torch.Generator().manual_seed(seed * 100_003 + (session if s.fresh_input else 0))
+    gen = seeds.generator(seed * 100_003 + (session if s.fresh_input else 0))
     shared = None
     if s.shared_input:
         sizes = {p.size for p in sources}
@@ -153,7 +153,7 @@ def run(sources: list[TargetSource], traj: Trajectory, s: ImpSettings, cfg: FitC
                      **_report(targets, result, s.oracle)}
 
     return sessions(traj, s.rounds, s.rate, train,
-                    lambda k: selector(channel_score, torch.Generator().manual_seed(seed * 100_003 + k)),
+                    lambda k: selector(channel_score, seeds.generator(seed * 100_003 + k)),
                     save, on_round, s.rises, s.stop_on_rises)
 
 

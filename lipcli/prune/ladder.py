@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import torch
 
-from .. import artifact as artifacts
+from .. import artifact as artifacts, seeds
 from ..errors import LipError
 from ..fit import Target
 from ..masks import Masks, kept_count, ladder_kept, record_round, top_channels, top_global, top_per_layer
@@ -55,7 +55,7 @@ def run(method: str, net: torch.nn.Module, traj: Trajectory, targets: list[Targe
         score = Score(CHANNEL_SCORES.get(method))
     else:
         score = SCORES.get("random" if method == LAYERWISE else method)
-    ctx = ScoreContext(targets=targets, gen=torch.Generator().manual_seed(seed), masks=traj.masks(0),
+    ctx = ScoreContext(targets=targets, gen=seeds.generator(seed), masks=traj.masks(0),
                        input_shape=net.input_shape(net.min_side, net.min_side))  # the smallest valid input
     fixed = None if score.iterative else score.fn(net, names, ctx)
     traj.record(0, 0.0)

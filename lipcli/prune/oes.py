@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .. import seeds
 from ..masks import Masks, top_global, total_count
 
 
@@ -34,7 +35,7 @@ class GumbelMasked(nn.Module):
             p.requires_grad_(False)
         named = dict(net.named_parameters())
         self.logits = nn.ParameterList(nn.Parameter(self.logit_like(named[n])) for n in names)
-        self.gen = torch.Generator(device=named[names[0]].device).manual_seed(seed)
+        self.gen = seeds.generator(seed, named[names[0]].device)
 
     def logit_like(self, weight: torch.Tensor) -> torch.Tensor:
         """The zero logits gating `weight`: one per element (oes_channels.py: one per filter)."""

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from .. import artifact, nets
+from .. import artifact, nets, seeds
 from ..errors import LipError
 from ..fit import FitConfig, Step, fit
 from ..masks import check_ladder, record_round
@@ -140,7 +140,7 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
                               req.channel_score)
         return traj.to_artifact(recommended)
     net.to(dev)
-    targets = [p.target(net, torch.Generator().manual_seed(req.seed), dev) for p in sources]
+    targets = [p.target(net, seeds.generator(req.seed), dev) for p in sources]
     if req.method == "oes":
         _oes(req, net, names, traj, targets, on_step, on_round)
     else:

@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from .. import seeds
 from ..fit import Target, observation_loss
 from ..masks import Masks, apply_masks, top_global
 from ..registry import Registry
@@ -71,7 +72,7 @@ def random_mask(net: nn.Module, names: Iterable[str], kept: int, seed: int) -> M
     alphabetical), so one seed's masks are nested across kept counts and the same for every artifact of a net."""
     wanted = set(names)
     ordered = [n for n, _ in net.named_parameters() if n in wanted]
-    drawn = random(net, ordered, ScoreContext(gen=torch.Generator().manual_seed(seed)))
+    drawn = random(net, ordered, ScoreContext(gen=seeds.generator(seed)))
     return top_global(drawn, {n: torch.ones(d.shape, dtype=torch.bool) for n, d in drawn.items()}, kept)
 
 

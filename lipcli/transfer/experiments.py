@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from .. import seeds
 from ..jsonsafe import finite
 from ..physics import Identity
 from ..problem import Problem
@@ -25,7 +26,7 @@ RADIAL_BINS = 16
 
 def impedance_problem(denoise: Problem, target: str, seed: int) -> Problem:
     """Fit one of the four targets, made from a simulated denoising problem, through the identity."""
-    clean, gen = denoise.clean, torch.Generator().manual_seed(seed)
+    clean, gen = denoise.clean, seeds.generator(seed)
     if target == "clean":
         y = clean
     elif target == "noisy":
