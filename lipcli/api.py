@@ -323,9 +323,6 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
         raise LipError(f"--mask brings its own net: drop {'--net' if net is not None else '--prior'}")
     if prior == "deep-decoder" and net is not None:
         raise LipError("--prior deep-decoder is its own net: drop --net (its width is --dd-k)")
-    if init != "artifact" and mask is None:
-        raise LipError(f"--init {init} chooses a mask's starting weights: add --mask (without one the net is "
-                       "drawn from --seed)")
     net_ = "deep-decoder" if prior == "deep-decoder" else settings["net"]
     if dd_k is not None and (mask is not None or nets.resolve_spec(net_)["kind"] != "decoder"):
         raise LipError(f"--dd-k {dd_k} sets the deep decoder's width: add --prior deep-decoder"
@@ -333,6 +330,10 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     default = mask is None and prior == "dip" and not dense and settings.get("ticket")
     if default:
         mask = settings["ticket"]
+    check_init(init)
+    if init != "artifact" and mask is None:
+        raise LipError(f"--init {init} chooses a mask's starting weights, and the dense net has none (it is drawn "
+                       "from --seed): give a mask, or drop --init")
     if compact and mask is None:
         raise LipError("--compact needs a masked net (--mask): the dense net has no pruned filters to remove")
     if mask is None and (round_ is not None or sparsity is not None):

@@ -258,6 +258,14 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+MAPPINGS = ("search", "settings", "operator")  # metadata records readers look into
+ROUND_NUMBERS = ("loss", "psnr_final")  # the numbers a round record carries, which readers format
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _check_meta_shape(path: Path, meta: dict[str, Any]) -> None:
     """The fields every reader relies on have the right types, so later code cannot trip on them."""
     if not isinstance(meta.get("spec"), dict):
@@ -266,6 +274,15 @@ def _check_meta_shape(path: Path, meta: dict[str, Any]) -> None:
     if not isinstance(rounds, list) or not all(isinstance(r, dict) and _is_int(r.get("round"))
                                                and r["round"] >= 0 for r in rounds):
         raise _fail(path, "its round records are malformed (the file is damaged)")
+    wrong = next((k for k in MAPPINGS if meta.get(k) is not None and not isinstance(meta[k], dict)), None)
+    if wrong is not None:
+        raise _fail(path, f"its {wrong} record is not a mapping (the file is damaged)")
+    if not isinstance(meta.get("images") or [], list):
+        raise _fail(path, "its image records are not a list (the file is damaged)")
+    wrong = next((f"round {r['round']}'s {k}" for r in rounds for k in ROUND_NUMBERS
+                  if r.get(k) is not None and not _is_number(r[k])), None)
+    if wrong is not None:
+        raise _fail(path, f"{wrong} is not a number (the file is damaged)")
     rec = meta.get("recommended_round")
     top = max((r["round"] for r in rounds), default=0)
     if rec is not None and not (_is_int(rec) and 0 <= rec <= top):

@@ -1142,7 +1142,9 @@ case("restore", "a task section that is not a section", lambda w: ["img.png", "-
      w, "denoise: 5\n")], "denoise", "section")
 case("restore", "--mask with --net", lambda w: ["img.png", "--mask", "A.safetensors", "--net", "dip-w16"],
      "--mask brings its own net", "--net")
-case("restore", "--init fresh without a mask", lambda w: ["img.png", "--init", "fresh"], "--init fresh", "--mask")
+case("restore", "--init fresh for the dense net", lambda w: ["img.png", "--dense", "--init", "fresh"],
+     "--init fresh chooses a mask's starting weights, and the dense net has none")
+case("restore", "--init of an unknown kind", lambda w: ["img.png", "--init", "foo"], "unknown --init 'foo'")
 case("restore", "a pipe as input", lambda w: [fifo(w)], "pipe or device")
 case("restore", "-o empty", lambda w: ["img.png", "-o", ""], "-o is empty")
 case("restore", "--seed beyond 64 bits", lambda w: ["img.png", "--seed", str(2**64)], "--seed")
@@ -1194,6 +1196,8 @@ case("restore", "--acceleration beside a sampling mask",
 case("prune", "--oracle-target for a one-shot method",
      lambda w: ["img.png", "--method", "snip", "--oracle-target", "img.png"],
      "--oracle-target: --method snip does not read it")
+case("prune", "channel --method bn, a score of trained nets only",
+     lambda w: ["img.png", "--simulate", "--granularity", "channel", "--method", "bn"], "unknown --method 'bn'")
 case("prune", "--clean for a method whose rounds fit no image",
      lambda w: ["img.png", "--method", "oes", "--clean", "img.png"],
      "--clean: --method oes does not read it (only --method imp)")

@@ -19,8 +19,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lipcli import artifact, nets
+from lipcli import artifact, inspect, nets
 from lipcli.artifact import Artifact
+from lipcli.cli import inspect as cli_inspect
 from lipcli.errors import LipError
 
 SPEC = nets.preset("dip", down=[4] * 5, up=[4] * 5, skip=[2] * 5)
@@ -76,6 +77,9 @@ def check(path: Path, data: bytes) -> None:
         art.mask(k)
         assert 0 <= art.sparsity(k) <= 1
     assert 0 <= art.recommended_round <= art.rounds
+    summary = inspect.summary(art)  # and what `lip inspect` makes of its metadata
+    cli_inspect._info_rows("a.safetensors", summary)
+    cli_inspect._rounds_table(summary)
 
 
 def test_the_valid_file_loads(path):
@@ -119,7 +123,8 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=12)
 DTYPES = st.sampled_from(["F32", "F16", "BF16", "F64", "U8", "I8", "I64", "BOOL", "U16", "XYZ", ""])
-META_KEYS = st.sampled_from(["format", "format_version", "spec", "rounds", "recommended_round", "method"])
+META_KEYS = st.sampled_from(["format", "format_version", "spec", "rounds", "recommended_round", "method", "search",
+                             "settings", "operator", "images"])
 SPEC_KEYS = st.sampled_from(sorted(SPEC) + ["kind", "extra"])
 
 
@@ -129,7 +134,7 @@ def header_edit(draw) -> bytes:
     meta = json.loads(json.dumps(META))
     key = draw(st.sampled_from(TENSOR_KEYS))
     what = draw(st.sampled_from(["dtype", "shape", "offsets", "drop", "rename", "swap prefix", "meta",
-                                 "spec", "spec list", "rounds", "raw metadata", "no metadata"]))
+                                 "spec", "spec list", "rounds", "round field", "raw metadata", "no metadata"]))
     if what == "dtype":
         header[key]["dtype"] = draw(DTYPES)
     elif what == "shape":
@@ -150,6 +155,9 @@ def header_edit(draw) -> bytes:
     elif what == "spec list":  # channel lists of other lengths and sizes, up to absurd widths
         field = draw(st.sampled_from(["down", "up", "skip"]))
         meta["spec"][field] = draw(st.lists(st.integers(-1, 10 ** 7), max_size=7))
+    elif what == "round field":  # what a round records besides its number (inspect formats them)
+        meta["rounds"][draw(st.integers(0, ROUNDS))][draw(st.sampled_from(["loss", "psnr_final"]))] = \
+            draw(JSON_VALUES)
     elif what == "rounds":
         meta["rounds"] = draw(st.lists(st.fixed_dictionaries({"round": st.integers(-1, 300)}), max_size=5))
         meta["recommended_round"] = draw(st.none() | st.integers(-1, 300))

@@ -171,7 +171,7 @@ def test_input_convs():
 
 
 @pytest.mark.parametrize("name, multiple, min_side", [
-    ("dip", 32, 64), ("dip-inpaint", 32, 64), ("oes", 64, 192), ("deep-decoder", 32, 32),
+    ("dip", 32, 64), ("dip-inpaint", 32, 64), ("oes", 64, 192), ("deep-decoder", 32, 64),
 ])
 def test_multiple_and_min_side(name, multiple, min_side):
     net = nets.build(nets.preset(name))
@@ -189,7 +189,15 @@ def test_padded_size_examples():
     assert nets.padded_size(oes, 200, 300) == (256, 320)
     dd = nets.build(nets.preset("deep-decoder"))
     assert nets.padded_size(dd, 37, 53) == (64, 64)
-    assert nets.padded_size(dd, 2, 3) == (32, 32)
+    assert nets.padded_size(dd, 2, 3) == (64, 64)
+    assert nets.padded_size(dd, 32, 96) == (64, 96)
+
+
+def test_the_deep_decoder_draws_a_picture_at_its_smallest_size():
+    """At 32x32 its 1x1 code gave a constant image (upsampled, then zeroed by BatchNorm) whatever its weights."""
+    dd = nets.build(nets.preset("deep-decoder", k=16), seed=0)
+    out = dd(torch.rand(1, *dd.input_shape(*nets.padded_size(dd, 32, 32)), generator=torch.Generator().manual_seed(0)))
+    assert out.std(dim=(2, 3)).min() > 1e-3
 
 
 _NETS = {name: nets.build(nets.preset(name, **kw)) for name, kw in

@@ -6,6 +6,7 @@ All searches use a narrow DIP (tests/prune_helpers.py) at 64x64 and 10 iteration
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -527,6 +528,19 @@ def test_random_layerwise_copies_per_layer_counts_of_an_imp_artifact(imp3, data_
         assert {n: int(m.sum()) for n, m in ours.items()} == {n: int(m.sum()) for n, m in theirs.items()}
     assert nested(art)
     assert not all(torch.equal(art.mask(3)[n], like.mask(3)[n]) for n in like.prune_round)  # random, not a copy
+
+
+def test_random_layerwise_leaves_dense_what_its_like_leaves_dense(imp3, data_dir, img_problem):
+    """A channel ticket never masks the head: as --like it was refused ("check --scope / --net"), which no flag
+    could mend."""
+    like = imp3["loaded"]
+    last = list(like.prune_round)[-1]
+    headless = data_dir / "headless.safetensors"
+    artifact.save(headless, replace(like, prune_round={n: r for n, r in like.prune_round.items() if n != last},
+                                    meta={**like.meta, "rounds": [{"round": r["round"]} for r in like.meta["rounds"]]}))
+    art = run_search(request(method="random-layerwise", rounds=1, like=headless), [img_problem],
+                     data_dir / "rlw-headless.safetensors")
+    assert set(art.prune_round) == set(like.prune_round) - {last}
 
 
 def test_random_layerwise_needs_like(data_dir, img_problem):

@@ -289,3 +289,10 @@ def test_l1_layer_scores_each_filter_against_its_own_layer():
     for n in names:
         assert torch.allclose(rel[n].mean(), torch.tensor(1.0, dtype=rel[n].dtype))
         assert torch.equal(rel[n].argsort(), plain[n].argsort())  # the order inside a layer is l1's
+
+
+def test_a_score_of_trained_nets_only_is_no_one_shot_method():
+    """At init every BatchNorm scale is 1: a one-shot `--method bn` mask was the layer order's, for any seed."""
+    with pytest.raises(LipError, match="--method bn ranks filters by what training made of them"):
+        channel_score_for("bn", "channel", None)
+    assert channel_score_for("imp", "channel", "bn") == "bn"  # IMP's score after each round's training

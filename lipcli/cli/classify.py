@@ -49,7 +49,8 @@ def classify_cmd(
     if mask is None and (round_ is not None or sparsity is not None or random):
         raise LipError("--round, --sparsity and --random choose from a mask: give --mask")
     if mask is not None and (net is not None or prune_rounds is not None):
-        raise LipError("--mask fixes the net and its weights: drop --net and --prune-rounds")
+        given = " and ".join(f for f, v in (("--net", net), ("--prune-rounds", prune_rounds)) if v is not None)
+        raise LipError(f"--mask fixes the net and its weights: drop {given}")
     if prune_rounds is None and (out is not None or rate is not None):
         raise LipError("-o and --rate belong to a ticket search: give --prune-rounds")
     config.check_lr(lr)

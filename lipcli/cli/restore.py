@@ -69,7 +69,10 @@ def restore_cmd(
     task: Task = "denoise", inpaint_mask: InpaintMask = None, simulate: Simulate = False,
     save_kspace: Optional[Path] = typer.Option(None, help="MRI with --simulate: also write the k-space and its mask "
                                                "to this folder (kspace.npy, mask.npy; created), to reconstruct "
-                                               "the same from files", rich_help_panel="Task"),
+                                               "the same from files (an .npy output holds the same values; a PNG "
+                                               "made from k-space alone is brighter: k-space does not say what "
+                                               "white is, so white is the zero-filled image's brightest pixel)",
+                                               rich_help_panel="Task"),
     mask: Optional[Path] = typer.Option(None, help="Mask artifact (.safetensors) or a library name (`lip masks`: "
                                         "fitted for its task with the settings it was measured with, flags "
                                         "override); absent: the preset's ticket for the task (--dense: none), else "

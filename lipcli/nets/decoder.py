@@ -29,7 +29,9 @@ class DeepDecoder(Net):
 
     @property
     def min_side(self) -> int:
-        return self.multiple
+        """A code of at least 2x2: from a 1x1 code every map is constant along that side (upsampling spreads one
+        value, BatchNorm zeroes a constant map), so a 32-pixel image came out flat gray."""
+        return 2 * self.multiple
 
     def input_shape(self, height: int, width: int) -> tuple[int, int, int]:
         return self.spec["k"], height // self.multiple, width // self.multiple

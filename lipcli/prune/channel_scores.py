@@ -24,6 +24,9 @@ from ..registry import Registry
 from .scores import ScoreContext, ScoreFn, magnitude
 
 CHANNEL_SCORES: Registry[ScoreFn] = Registry("channel score")
+# Scores that only rank what training made: before it every BatchNorm scale is 1, every filter ties and the
+# layer order decides (a one-shot `--method bn` gave the same mask for any seed and image). IMP's only.
+TRAINED_ONLY = ("bn",)
 
 
 @CHANNEL_SCORES.register("l1")

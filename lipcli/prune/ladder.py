@@ -23,7 +23,7 @@ from .. import artifact as artifacts, seeds
 from ..errors import LipError
 from ..fit import Target
 from ..masks import Masks, kept_count, ladder_kept, record_round, top_channels, top_global, top_per_layer
-from .channel_scores import CHANNEL_SCORES
+from .channel_scores import CHANNEL_SCORES, TRAINED_ONLY
 from .scores import SCORES, Score, ScoreContext, ScoreFn
 from .search import Trajectory
 
@@ -34,7 +34,7 @@ def methods(granularity: str = "element") -> list[str]:
     """Every registered score, with random-layerwise right after the random score it draws from; at
     channel granularity, every channel score."""
     if granularity == "channel":
-        return CHANNEL_SCORES.names()
+        return [name for name in CHANNEL_SCORES.names() if name not in TRAINED_ONLY]
     return [m for name in SCORES.names() for m in ((name, LAYERWISE) if name == "random" else (name,))]
 
 

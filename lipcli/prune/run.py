@@ -21,7 +21,7 @@ from ..masks import check_ladder, record_round
 from . import imp, ladder
 from .oes import GumbelMasked
 from .oes_channels import ChannelGumbelMasked
-from .channel_scores import CHANNEL_SCORES
+from .channel_scores import CHANNEL_SCORES, TRAINED_ONLY
 from .search import (GRANULARITIES, TargetSource, Trajectory, prunable_names, refuse_changed,
                      refuse_restart)
 
@@ -111,6 +111,8 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
     like = artifact.load(Path(req.like)) if req.like else None
     if req.method == "random-layerwise" and like is None:
         raise LipError("--method random-layerwise needs --like MASK.safetensors (whose per-layer ratios to copy)")
+    if like is not None and set(like.prune_round) < set(names):  # e.g. a channel ticket, whose head is never masked
+        names = [n for n in names if n in like.prune_round]  # the layers it leaves dense stay dense here too
     if resume:
         traj = Trajectory.resume(artifact.load(out), names)
         refuse_changed(out, "the search settings differ", traj.meta.get("search") or {}, req.identity())
@@ -158,6 +160,10 @@ def channel_score_for(method: str, granularity: str, channel_score: str | None) 
     if granularity not in GRANULARITIES:
         raise LipError(f"unknown --granularity {granularity!r}: use {' or '.join(GRANULARITIES)}")
     choices = methods(granularity)
+    if granularity == "channel" and method in TRAINED_ONLY:
+        raise LipError(f"--method {method} ranks filters by what training made of them (before it every BatchNorm "
+                       f"scale is 1 and the layer order would decide): use it in IMP, --method imp --channel-score "
+                       f"{method}")
     if method not in choices:
         at = f" at --granularity {granularity}" if granularity != "element" else ""
         elsewhere = [g for g in GRANULARITIES if g != granularity and method in methods(g)]
