@@ -52,8 +52,8 @@ def _writable() -> str:
 
 _WRITABLE = _writable()
 # Lossy formats are written near-losslessly: a restored image should not lose in the file what the fit gained
-# (the README's restored House scores 30.95 dB as PNG, 30.05 as PIL's default JPEG, quality 75, 30.71 at 95).
-# JPEG keeps full-resolution colour (4:4:4): Pillow's default halves it, which cost a colourful 32x32 crop 3.2 dB.
+# (the README's restored House scores 30.93 dB as PNG, 30.06 as PIL's default JPEG, quality 75 with colour halved
+# (4:2:0), 30.71 at 95 and 4:2:0, 30.79 at 95 and 4:4:4). Halved colour cost a colourful 32x32 restore 3.2 dB.
 _SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}}
 _KEEP_TYPE = (".tif", ".tiff", ".npy")  # outputs that stay in the input's type by default (see output_suffix)
 TENSOR_LAYOUTS = ("CHW", "NCHW")  # Stored.layout of torch tensors; numpy arrays are HW or HWC
@@ -461,8 +461,6 @@ def narrowed(path: Path | str, alpha: bool, stored: Stored, channels: int = 3) -
     """What writing an image (`channels` 1 or 3, with `alpha`, its samples `stored` so) to `path`'s format loses;
     save_image writes it all the same, so that a long run is never lost, and a caller says so before the run."""
     fmt, lost = check_suffix(path), []
-    if fmt == "JPEG":
-        lost.append("detail (JPEG is lossy, quality 95: the scores lip reports are of the image before it is encoded)")
     if alpha and fmt in ("JPEG", "BMP"):
         lost.append("transparency (JPEG has none)" if fmt == "JPEG" else "transparency (most readers ignore a BMP's)")
     if stored.icc is not None and fmt in ("BMP", "NPY"):
@@ -481,6 +479,8 @@ def narrowed(path: Path | str, alpha: bool, stored: Stored, channels: int = 3) -
     if fmt in ("PNG", "JPEG", "BMP", "WEBP") and kind != "u":
         held = "integers" if kind == "f" else "unsigned integers, so they are stretched to its range"
         lost.append(f"{stored.dtype} values ({fmt} holds {held}; .npy or .tif keeps them)")
+    if fmt == "JPEG":  # last: what the format cannot hold comes first
+        lost.append("detail (JPEG is lossy, quality 95: the scores lip reports are of the image before it is encoded)")
     return lost
 
 

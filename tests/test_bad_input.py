@@ -986,7 +986,7 @@ case("restore", "cs: -m with measurements files",
      lambda w: ["--task", "cs", npy(w, "y.npy", Y), "--operator", operator_file(w), "-m", "10"], "--measurements",
      "--simulate")
 case("restore", "cs: more measurements than pixel values", lambda w: ["--task", "cs", "--simulate", "img.png",
-                                                                       "-m", "100000"], "exceeds")
+                                                                       "-m", "100000"], "exceed the 12,288 values")
 case("restore", "cs: unknown solver", lambda w: ["--task", "cs", "--simulate", "img.png", "--solver", "l1"],
      "unknown --solver")
 case("prune", "cs: y length not matching the operator file",

@@ -261,8 +261,8 @@ def make(kind: str, shape: tuple[int, int, int], m: int, **kw: Any) -> Compresse
     """The seeded CS operator `kind`, or for "auto" the Gaussian one when it is small enough. It takes at
     most n measurements: compressive sensing measures fewer values than the image has (the DCT has n rows)."""
     if m > math.prod(shape):
-        raise LipError(f"{m:,} measurements (--measurements {m}, or the task cs{m}) exceed the {math.prod(shape):,} "
-                       "values of the image: use at most that many")
+        raise LipError(f"m = {m:,} measurements exceed the {math.prod(shape):,} values of the image: use at most "
+                       "that many")
     if kind == "auto":
         kind = "gaussian" if m * math.prod(shape) <= AUTO_MAX_ENTRIES else "dct"
     if kind not in CS_OPERATORS:
