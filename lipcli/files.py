@@ -306,11 +306,12 @@ def checkpointed(path: Path | str) -> Iterator[Path]:
 
 
 @contextmanager
-def sole_writer(path: Path, hint: str) -> Iterator[None]:
+def sole_writer(path: Path, hint: str, shown: Path | str | None = None) -> Iterator[None]:
     """Hold an exclusive lock on `path` (a file appended to over hours, created if missing) while the block
-    runs: a second run that would append to it at the same time is refused in one line (`hint` says what to do)
-    instead of repeating the first one's work. The lock goes with the process, so a killed run leaves none; a
-    file it created and never wrote is removed. File systems without locks (some network mounts) run unlocked."""
+    runs: a second run that would append to it at the same time is refused in one line (`hint` says what to do;
+    `shown` names what is written, if `path` is only its lock) instead of repeating the first one's work. The
+    lock goes with the process, so a killed run leaves none; a file it created and never wrote is removed. File
+    systems without locks (some network mounts) run unlocked."""
     created = not path.exists()
     try:
         f = open(path, "ab")
@@ -320,7 +321,7 @@ def sole_writer(path: Path, hint: str) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LipError(f"{path} is being written by another lip run right now: {hint}") from None
+            raise LipError(f"{shown or path} is being written by another lip run right now: {hint}") from None
         except OSError as exc:
             if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
                 raise write_failed(path, exc) from None

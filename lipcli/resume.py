@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 import torch
 from torch import nn
@@ -33,8 +34,9 @@ from torch import nn
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from . import sharing
 from .errors import LipError
-from .files import atomic_path, fitting_name, is_stream
+from .files import atomic_path, fitting_name, is_stream, sole_writer
 from .nets.base import is_channels_last
 from .stops import SAID
 
@@ -54,6 +56,22 @@ def state_folder(output: Path) -> Path | None:
     """Where the fits of the restore that writes `output` keep their state: beside it (None for a stream,
     stdout, a device or a pipe, which has no folder beside it)."""
     return None if is_stream(output) else output.with_name(fitting_name(output.name, len(SUFFIX)) + SUFFIX)
+
+
+def writing(output: Path) -> ContextManager[None]:
+    """Held while a restore writes `output` and keeps its fits' state beside it: a second restore of the same
+    output at once is refused. Two ensembles shared the state folder: one averaged the other's members (another
+    image's, exit 0) or found them gone. The lock file is in the per-user folder of running fits (sharing.py),
+    named by the output's real path; none for a stream, which keeps no state."""
+    if is_stream(output):
+        return nullcontext()
+    where = sharing.folder()
+    try:
+        where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:  # no usable folder: run unlocked, as sharing does
+        return nullcontext()
+    key = hashlib.sha256(os.fsencode(os.path.realpath(output))).hexdigest()[:32]
+    return sole_writer(where / f"output-{key}.lock", "wait for it to end, or choose another -o", shown=output)
 
 
 def fit_state(folder: Path, seed: int) -> Path:

@@ -250,3 +250,16 @@ def test_a_log_that_cannot_be_written_ends_in_one_line_and_leaves_no_empty_file(
         log.write("start")
     log.close()  # nothing left to fail in the command's cleanup
     assert not (tmp_path / "log.jsonl").exists()
+
+
+def test_a_second_restore_of_an_output_being_written_is_refused(work, monkeypatch):
+    """Two ensembles writing one -o shared its state folder: one averaged the other's members (another image's
+    restoration, exit 0), or crashed finding them gone."""
+    monkeypatch.setenv("LIP_SHARE_DIR", str(work / "share"))
+    with resume.writing(work / "out.png"):  # another restore of out.png is running
+        result = lip("restore", RGB64, *TINY, "--ensemble", "2", "-o", "out.png")
+        assert result.exit_code == 2, result.output
+        assert "out.png is being written by another lip run right now: wait for it to end" in result.output
+        assert lip("restore", RGB64, *TINY, "-o", "other.png").exit_code == 0  # another output is free
+    assert lip("restore", RGB64, *TINY, "-o", "out.png").exit_code == 0
+    assert not list((work / "share").glob("*.lock"))  # no lock outlives its run

@@ -384,7 +384,7 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
         files.make_folder(snapshots[1], "snapshot folder")
         _save(_snapshot_path(snapshots[1], path, iteration, job.cfg.iters), picture)
     state = resume.state_folder(dest)
-    with progress(job.cfg.iters * job.ensemble, f"{path.name}") as advance:
+    with resume.writing(dest), progress(job.cfg.iters * job.ensemble, f"{path.name}") as advance:
         last: dict[Any, int] = {}
 
         def on_step(step: Step) -> None:
