@@ -90,12 +90,13 @@ def plan_memory(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev
     if ckpt is None:
         ckpt = share is not None and nets.estimate_bytes(spec, *size, cfg.precision) > share
     need = nets.estimate_bytes(spec, *size, cfg.precision, ckpt)
-    if share is not None and need > share:
-        hint = "try --precision bf16, " if cfg.precision != "bf16" else ""
-        hint += "try --checkpoint, " if not ckpt else ""
-        raise LipError(f"a {size[1]}x{size[0]} restore needs about {need / 2**30:.1f} GiB but only "
-                       f"{free / 2**30:.1f} GiB is free on {dev}; {hint}crop or downscale the image, "
-                       "or use a narrower net")
+    if share is not None and need > share:  # the hints name lip restore's flags: lip cs, for one, has neither
+        hint = "bf16 precision, " if cfg.precision != "bf16" else ""
+        hint += "activation checkpointing (lip restore --checkpoint), " if not ckpt else ""
+        raise LipError(f"a {size[1]}x{size[0]} fit (the image padded to the net's multiple) needs about "
+                       f"{need / 2**30:.1f} GiB, more than the {share / 2**30:.1f} GiB lip plans to fill of the "
+                       f"{free / 2**30:.1f} GiB free on {dev}; {'try ' + hint if hint else ''}crop or downscale "
+                       "the image, or use a narrower net")
     if dev.type == "cpu" and (ckpt or share is not None and allocator.KEPT_PEAK * need > share):
         allocator.keep_freed_memory(False)  # glibc's lower peak (unmeasured with checkpointing: memory is tight)
     return replace(cfg, checkpoint=ckpt)

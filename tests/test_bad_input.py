@@ -1289,7 +1289,10 @@ case("restore", "a negative width in a config's net", lambda w: ["img.png", "--c
      config_file(w, "net: {preset: dip, down: [8, -8, 8, 8, 8]}\n")], "down must hold whole numbers >= 1, not -8",
      base=OWN_CONFIG)
 case("restore", "a net too wide for the memory", lambda w: ["img.png", "--config",
-     config_file(w, "net: {preset: dip, down: [8, 8, 8, 8, 8000000]}\n")], "GiB but only", base=OWN_CONFIG)
+     config_file(w, "net: {preset: dip, down: [8, 8, 8, 8, 8000000]}\n")], "GiB, more than the", base=OWN_CONFIG)
+case("prune", "a net too wide for the memory (prune had no memory check)", lambda w: ["img.png", "--simulate",
+     "--config", config_file(w, "net: {preset: dip, down: [8, 8, 8, 8, 8000000]}\n")], "GiB, more than the",
+     base=OWN_CONFIG)
 case("classify", "a ladder that empties the net", lambda w: ["--prune-rounds", "3", "--rate", "0.9999", "-o",
      "e.safetensors"], "--rate 0.9999 keeps none of the", "by round")
 case("classify", "--lr inf", lambda w: ["--lr", "inf"], "--lr inf must be positive and finite")

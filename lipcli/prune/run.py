@@ -18,6 +18,7 @@ from .. import artifact, nets, seeds
 from ..errors import LipError
 from ..fit import FitConfig, Step, fit
 from ..masks import check_ladder, record_round
+from ..restore import plan_memory
 from . import imp, ladder
 from .oes import GumbelMasked
 from .oes_channels import ChannelGumbelMasked
@@ -106,7 +107,11 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
     `provenance` is what a new artifact records about the data (problem.provenance: the operator,
     each image's name, pixel hash and size). `slim` writes artifact.py's slim encoding."""
     req = replace(req, channel_score=channel_score_for(req.method, req.granularity, req.channel_score))
-    net = nets.build(nets.resolve_spec(req.net), req.seed)
+    spec = nets.resolve_spec(req.net)
+    shape = nets.skeleton(spec)  # no weights yet: a net too big for the memory is refused before it is allocated
+    largest = max((nets.padded_size(shape, *src.size) for src in sources), key=lambda hw: hw[0] * hw[1])
+    plan_memory(spec, largest, req.fit, dev)  # as a restore is refused up front (prune had no such check)
+    net = nets.build(spec, req.seed)
     names = prunable_names(net, req.scope, req.keep_input_dense, req.granularity)
     like = artifact.load(Path(req.like)) if req.like else None
     if req.method == "random-layerwise" and like is None:
