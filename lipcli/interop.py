@@ -87,6 +87,10 @@ def read_weights(path: Path, net: torch.nn.Module) -> dict[str, torch.Tensor]:
     order = nets.param_order(net)
     shapes = {n: tuple(p.shape) for n, p in net.named_parameters()}
     _check_order(path, "weight", params, order, shapes, "parameter")
+    bad = next((name for name, t in params if t.is_complex() or not t.is_floating_point()
+                or not bool(torch.isfinite(t).all())), None)
+    if bad is not None:  # NaN made an artifact every command refuses; complex lost its imaginary part in silence
+        raise LipError(f"{path}: {bad} is not a tensor of finite real numbers (weights must be)")
     return {n: t.detach().float().clone() for n, (_, t) in zip(order, params)}
 
 

@@ -376,6 +376,16 @@ def foreign(w: "Work", kind: str, name: str = "their.pt", amount: float = 0.5) -
     return name
 
 
+def nan_init(w: "Work", name: str = "i.pt") -> str:
+    """A state dict of the case's net (as LIP saves its inits) with one NaN weight."""
+    torch.manual_seed(0)
+    state = dip_skip(SPEC).state_dict()
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first].view(-1)[0] = float("nan")
+    torch.save(state, w.dir / name)
+    return name
+
+
 GAN_TRAIN = ["--device", "cpu", "--threads", "1", "--epochs", "1", "--size", "8", "--nz", "4", "--ngf", "4",
              "--ndf", "4"]
 
@@ -1065,6 +1075,16 @@ case("import-mask", "--init of another net",
 case("import-mask", "--init without weights", lambda w: [foreign(w, "masks"), "--init", foreign(w, "masks", "i.pt")],
      "i.pt", "0 weights")
 case("import-mask", "unknown --net", lambda w: [foreign(w, "masks"), "--net", "resnet"], "unknown net preset")
+case("import-mask", "--init with a NaN weight", lambda w: [foreign(w, "masks"), "--init", nan_init(w)], "i.pt",
+     "is not a tensor of finite real numbers")
+case("import-mask", "-o - beside --json", lambda w: [foreign(w, "masks"), "-o", "-", "--json"],
+     "--json prints to stdout")
+case("train-generator", "-o - (saved after every epoch)", lambda w: ["-o", "-"], "saved after every epoch",
+     base=GAN_TRAIN)
+case("classify", "-o - for a ticket search (saved after every round)", lambda w: ["--prune-rounds", "1", "-o", "-"],
+     "saved after every round")
+case("prune", "--prior gan with a ladder that empties G", lambda w: ["--prior", "gan", "--rounds", "12", "--rate",
+     "0.9"], "keeps none of the", base=GAN_PRUNE)
 case("import-mask", "output in a missing folder", lambda w: [foreign(w, "masks"), "-o", "missing/x.safetensors"],
      "does not exist")
 # --- lip export-mask

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from .. import artifact, classify as cls, config, device as devices
+from .. import artifact, classify as cls, config, device as devices, files
 from ..errors import LipError
 from ..restore import dense_prior, masked_prior
 from .render import Terminated, emit_json, guarded, progress, say, say_round
@@ -53,6 +53,8 @@ def classify_cmd(
         raise LipError(f"--mask fixes the net and its weights: drop {given}")
     if prune_rounds is None and (out is not None or rate is not None):
         raise LipError("-o and --rate belong to a ticket search: give --prune-rounds")
+    if out is not None and files.reaches_stdout(out):  # stdout would get one whole artifact per round
+        raise LipError(f"-o {out}: the ticket is saved after every round; give it a file name")
     config.check_lr(lr)
     cfg = cls.TrainConfig(epochs=epochs, batch=batch, lr=lr, train=train, test=test, seed=seed, head=head)
     dev = devices.resolve(device)

@@ -71,6 +71,8 @@ def train_generator_cmd(
     if Path(data).is_dir():  # the training images are inputs: neither output may replace one
         files.protect(Path(data).iterdir())
     artifact.check_output(out)
+    if files.reaches_stdout(out):  # stdout would get one whole artifact per epoch, back to back
+        raise LipError(f"-o {out}: the generator is saved after every epoch; give it a file name")
     grid = samples or out.with_name(f"{out.stem}_samples.png")
     if files.reaches_stdout(grid):
         raise LipError(f"--samples {grid}: the sample grid is rewritten after every epoch; give it a file name")

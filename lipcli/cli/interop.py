@@ -10,7 +10,7 @@ import typer
 from .. import artifact, config, files, interop, nets
 from ..errors import LipError
 from ..inspect import check_round
-from .render import emit_json, guarded, say
+from .render import check_stdout_free, emit_json, guarded, say
 from .options import Json, Seed, given_flags, registry_option
 
 NET = "Net"
@@ -43,6 +43,7 @@ def import_mask_cmd(
     if init is not None and given_flags(ctx, {"seed"}):
         raise LipError(f"--seed draws theta0, which --init {init} gives: drop one")
     artifact.check_output(out)
+    check_stdout_free(out, json_, logs=False)
     spec = None
     if net is not None or config_ is not None:  # else: the first preset the files fit
         spec = nets.resolve_spec(config.resolve_settings("denoise", config_, torch.device("cpu"), {"net": net})["net"])

@@ -28,7 +28,7 @@ import torch
 from .. import artifact, generators, nets, seeds
 from ..errors import LipError
 from ..gan import GanConfig, train
-from ..masks import Masks, apply_masks, top_global
+from ..masks import Masks, apply_masks, check_ladder, top_global
 from .imp import Select, Session, sessions
 from .scores import SCORES, ScoreContext
 from . import search
@@ -106,6 +106,7 @@ def run(traj: Trajectory, data: torch.Tensor, s: GanImpSettings, out: Path,
         on_round: Callable[[dict[str, Any]], None] = lambda rec: None,
         on_epoch: Callable[[Any], None] = lambda st: None) -> artifact.Artifact:
     """Run (or continue) the search in IMP's session loop (imp.sessions), writing `out` after every round."""
+    check_ladder(traj.ladder_total(), s.rate, s.rounds, "weights")  # as the DIP search: never an emptied G
     names = list(traj.prune_round)
     score = SCORES.get(METHODS[s.method])
     trained = s.method == "imp" or s.train_random
