@@ -186,6 +186,21 @@ def check_writable(path: Path | str) -> None:
 def make_folder(path: Path, what: str) -> None:
     """Create one output folder, refusing (before anything exists) where that cannot work; an existing
     folder is used as it is."""
+    check_folder(path, what)
+    if path.is_dir():
+        return
+    try:
+        path.mkdir()
+        _MADE.append(path)
+    except FileExistsError:  # made meanwhile, e.g. by another task of the same job array: fine
+        if not path.is_dir():
+            raise LipError(f"cannot create {what} {path}: it exists and is not a folder") from None
+    except OSError as exc:
+        raise LipError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
+
+
+def check_folder(path: Path, what: str) -> None:
+    """Refuse now an output folder that `make_folder` could not make or write into (it makes it later)."""
     if path.is_dir():
         if not os.access(path, os.W_OK):  # a read-only mount too
             raise LipError(f"cannot write into {what} {path}: the folder is not writable")
@@ -198,14 +213,6 @@ def make_folder(path: Path, what: str) -> None:
         raise LipError(f"cannot create {what} {path}: {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK):
         raise LipError(f"cannot create {what} {path}: folder {path.parent} is not writable")
-    try:
-        path.mkdir()
-        _MADE.append(path)
-    except FileExistsError:  # made meanwhile, e.g. by another task of the same job array: fine
-        if not path.is_dir():
-            raise LipError(f"cannot create {what} {path}: it exists and is not a folder") from None
-    except OSError as exc:
-        raise LipError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
 
 
 def _nearly_full(path: Path) -> bool:
@@ -219,7 +226,7 @@ def _nearly_full(path: Path) -> bool:
 def write_failed(path: Path | str, exc: OSError) -> LipRuntimeError:
     """A write that failed after the run: a runtime failure (exit 1) with a hint."""
     if exc.errno == errno.ENOSPC or exc.errno is None and _nearly_full(Path(path)):  # numpy, tifffile: no errno
-        return LipRuntimeError(f"cannot write {path}: the disk is full (free space or choose another --out)")
+        return LipRuntimeError(f"cannot write {path}: the disk is full (free space, or write elsewhere)")
     if exc.errno == errno.EPIPE:
         return LipRuntimeError(f"cannot write {path}: the reading end of the pipe was closed")
     return LipRuntimeError(f"cannot write {path}: {exc.strerror or exc} (check the path and permissions)")

@@ -263,3 +263,16 @@ def test_a_second_restore_of_an_output_being_written_is_refused(work, monkeypatc
         assert lip("restore", RGB64, *TINY, "-o", "other.png").exit_code == 0  # another output is free
     assert lip("restore", RGB64, *TINY, "-o", "out.png").exit_code == 0
     assert not list((work / "share").glob("*.lock"))  # no lock outlives its run
+
+
+def test_json_to_a_closed_stdout_is_refused_before_any_work(work):
+    """masks, inspect, spectra, export-mask, import-mask and transfer crashed (spectra and export-mask after writing
+    their files); restore, cs and prune said so."""
+    import subprocess
+    import sys
+    for args in (["masks", "--json"], ["spectra", str(RGB64), "-o", "maps", "--json"]):
+        run = subprocess.run([sys.executable, "-c", "from lipcli.launch import main; main()", *args], cwd=work,
+                             preexec_fn=lambda: os.close(1), capture_output=False, stderr=subprocess.PIPE, text=True,
+                             timeout=120)
+        assert run.returncode == 2 and run.stderr == "lip: error: stdout is closed: drop --json\n", run.stderr
+    assert not (work / "maps").exists()

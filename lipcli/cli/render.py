@@ -75,6 +75,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             if held is not None:
                 raise KeyboardInterrupt if held == signal.SIGINT else Terminated(held)
+            if kwargs.get("json_") and sys.stdout is None:  # before any work (several commands write first)
+                raise LipError("stdout is closed: drop --json")
             with files.reading(_read_values(kwargs)), files.tidy():
                 return fn(*args, **kwargs)
         except LipError as exc:

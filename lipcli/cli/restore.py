@@ -173,8 +173,7 @@ def restore_cmd(
         files.check_writable(path)
         images_io.check_suffix(path)  # before the run, not after it
     if snapshots is not None:  # the folder is made at the first snapshot: a run refused later leaves none
-        if snapshots[1].exists() and not snapshots[1].is_dir():
-            raise LipError(f"cannot create snapshot folder {snapshots[1]}: it exists and is not a folder")
+        files.check_folder(snapshots[1], "snapshot folder")
         every, folder = snapshots
         if not folder.is_dir():
             files.check_writable(folder)
