@@ -63,12 +63,8 @@ def writing(output: Path) -> ContextManager[None]:
     output at once is refused. Two ensembles shared the state folder: one averaged the other's members (another
     image's, exit 0) or found them gone. The lock file is in the per-user folder of running fits (sharing.py),
     named by the output's real path; none for a stream, which keeps no state."""
-    if is_stream(output):
-        return nullcontext()
-    where = sharing.folder()
-    try:
-        where.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError:  # no usable folder: run unlocked, as sharing does
+    where = None if is_stream(output) else sharing.usable_folder()
+    if where is None:  # no usable folder: run unlocked, as sharing runs unshared
         return nullcontext()
     key = hashlib.sha256(os.fsencode(os.path.realpath(output))).hexdigest()[:32]
     return sole_writer(where / f"output-{key}.lock", "wait for it to end, or choose another -o", shown=output)

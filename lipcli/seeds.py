@@ -6,6 +6,11 @@ from __future__ import annotations
 import torch
 
 
+def valid(seed: int) -> int:
+    """`seed` modulo 2**64: a seed torch takes."""
+    return seed % 2**64
+
+
 def generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """A generator on `device` seeded with `seed` modulo 2**64."""
-    return torch.Generator(device=device).manual_seed(seed % 2**64)
+    """A generator on `device` seeded with `valid(seed)`."""
+    return torch.Generator(device=device).manual_seed(valid(seed))

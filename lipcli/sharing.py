@@ -55,6 +55,17 @@ def folder() -> Path:
     return Path(env) if env else Path(tempfile.gettempdir()) / f"lip-fits-{os.getuid()}"
 
 
+def usable_folder() -> Path | None:
+    """`folder()`, made if missing (private to the user), or None if it cannot be made or is someone else's:
+    what is kept there (claims, output locks) is then not to be trusted."""
+    where = folder()
+    try:
+        where.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return where if where.stat().st_uid == os.getuid() else None
+    except OSError:
+        return None
+
+
 def _overlap(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     """Whether two CPU sets may compete; an empty one (no affinity on this platform) competes with all."""
     return not a or not b or bool(set(a) & set(b))
@@ -136,10 +147,9 @@ def register(policy: _Policy) -> tuple[Path, Claim] | None:
     if _registered is not None and _registered == (where / f"{pid}.json", me):
         return _registered
     unregister()
+    if usable_folder() is None:
+        return None
     try:
-        where.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if where.stat().st_uid != os.getuid():  # someone else's folder: its claims are not to be trusted
-            return None
         tmp = where / f".{pid}.tmp"
         tmp.write_text(json.dumps(asdict(me)))
         tmp.replace(where / f"{pid}.json")  # others never read half a file

@@ -20,6 +20,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
 
+from .. import seeds
 from ..errors import LipError
 from ..registry import Registry
 
@@ -79,7 +80,7 @@ def seeded(seed: int) -> Iterator[None]:
     caller's stream: a library call that reset it would hand a script the same "random" numbers after every
     restore. One draw at a time: the stream is the process's, and two threads' draws would interleave."""
     with _DRAWS, torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed % 2**64)  # lipcli/seeds.py
+        torch.default_generator.manual_seed(seeds.valid(seed))
         yield
 
 
