@@ -1190,6 +1190,9 @@ case("cs", "--operator with --task inpaint", lambda w: ["mnist:0", "--simulate",
 case("cs", "--mom-batch for a least-squares DIP fit",
      lambda w: ["img.png", "--simulate", "--prior", "dip", "--solver", "ls", "--mom-batch", "10"], "--mom-batch",
      "--solver ls has none")
+case("cs", "--mom-batch for a least-squares generator fit",
+     lambda w: ["mnist:0", "--simulate", "--solver", "ls", "--mom-batch", "10"], "--mom-batch",
+     "the generator's fit with --solver ls has none")
 case("train-generator", "--resume-every below 0", lambda w: ["--data", picture_folder(w, "x.png"), "-o",
      "g.safetensors", "--resume-every", "-1"], "--resume-every -1", ">= 0", base=GAN_TRAIN)
 case("transfer", "--experiment impedance with flags it does not read",

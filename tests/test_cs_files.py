@@ -105,14 +105,25 @@ def test_operator_description_round_trips(tmp_path):
 
 
 @pytest.mark.parametrize("change, needle", [
-    ({"m": 0}, "--measurements 0"), ({"kind": "fourier"}, "unknown kind"), ({"shape": [9, 11, 2]}, "channels"),
+    ({"m": 0}, "^m 0 must be"), ({"kind": "fourier"}, "unknown kind"), ({"shape": [9, 11, 2]}, "channels"),
     ({"seed": 1.5}, "seed must be an integer"), ({"noise": True}, "noise must be a number"),
-    ({"extra": 1}, "unknown key 'extra'"), ({"outliers": 60}, "--outliers 60"), ({"m": 10_000}, "exceed the 297 values"),
+    ({"extra": 1}, "unknown key 'extra'"), ({"outliers": 60}, "^outliers 60 must be"), ({"m": 10_000}, "exceed the 297 values"),
 ])
 def test_a_bad_description_is_one_line_naming_the_field(change, needle):
     d = {**GaussianCS((3, 9, 11), 60, seed=4).describe(), **change}
     with pytest.raises(LipError, match=needle):
         from_description(d)
+
+
+def test_an_operator_file_reads_numbers_as_a_person_writes_them(tmp_path):
+    """`noise: 1e-3` is a number (PyYAML alone reads a string: YAML 1.1 wants 1.0e-3)."""
+    op = GaussianCS((1, 8, 8), 20, noise=0.01, seed=1)
+    measurements.save_measurements(tmp_path, op(torch.rand(1, 1, 8, 8), torch.Generator().manual_seed(0)), op)
+    path = tmp_path / "operator.yaml"
+    path.write_text(path.read_text().replace("noise: 0.01", "noise: 1e-3").replace("outlier_value: 10000.0",
+                                                                                   "outlier_value: 5E3"))
+    again, _ = measurements.read_operator(path)
+    assert (again.noise, again.outlier_value) == (0.001, 5000.0)
 
 
 def test_simulated_measurements_read_back_reconstruct_identically(tmp_path):
@@ -292,3 +303,18 @@ def test_cs_dip_keeps_the_inputs_sample_type_and_alpha(tmp_path):
             assert im.mode == mode and mode in ("RGBA", "I;16", "I")
             if mode == "RGBA":
                 assert np.array_equal(np.asarray(im)[..., 3], rgba[..., 3])
+
+
+def test_cs_says_before_the_fit_what_its_output_will_not_keep(tmp_path):
+    """As lip restore: a JPEG drops alpha and detail, an .npy (float pixels alone) the alpha; a PNG keeps all."""
+    rgba = np.random.default_rng(0).integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    PILImage.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    notes = {}
+    for out in ("o.jpg", "o.npy", "o.png"):
+        result = CliRunner().invoke(app, ["cs", str(tmp_path / "rgba.png"), "--simulate", "--prior", "dip", "-m", "50",
+                                          "--iters", "1", *FAST, "-o", str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+        notes[out] = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert "transparency (JPEG has none); detail (JPEG is lossy" in notes["o.jpg"][0]
+    assert "transparency (lip cs writes an .npy of the pixels alone)" in notes["o.npy"][0]
+    assert notes["o.png"] == []

@@ -105,8 +105,9 @@ def cs_cmd(
                         device=device, resume_every=resume_every or None, operator=operator, matrix=matrix,
                         shape=shape, measurements=measurements, outliers=outliers, noise=noise,
                         outlier_value=outlier_value, keep=keep, inpaint_mask=inpaint_mask)
-    if prior == "dip" and job.solver != "mom" and given_flags(ctx, {"mom_batch"}):
-        raise LipError(f"--mom-batch sets the median-of-means batches; the DIP fit with --solver {job.solver} "
+    if job.solver != "mom" and given_flags(ctx, {"mom_batch"}):
+        fit = "DIP fit" if prior == "dip" else "generator's fit"
+        raise LipError(f"--mom-batch sets the median-of-means batches; the {fit} with --solver {job.solver} "
                        "has none: drop it")
     problem = job.problem
     beside = Path(image).parent if Path(image).is_file() else Path(".")  # as lip restore's; mnist:K and samples here
@@ -115,6 +116,12 @@ def cs_cmd(
     files.check_writable(dest)
     images_io.check_suffix(dest)
     say_threads()
+    alpha, stored = _kept(dest, problem)
+    lost = images_io.narrowed(dest, alpha is not None, stored, problem.shape[0])
+    if problem.alpha is not None and alpha is None:
+        lost.insert(0, "transparency (lip cs writes an .npy of the pixels alone)")
+    if lost:
+        say(f"note: {dest} will not keep all of {image}: {'; '.join(lost)}")
     if save_measurements_ is not None:
         check_folder(save_measurements_)
         files.check_distinct({f"--save-measurements' {name}": save_measurements_ / name
@@ -159,11 +166,16 @@ def cs_cmd(
         emit_json(rep)
 
 
-def _write(dest: Path, pixels: np.ndarray, problem: CSProblem) -> None:
-    """The recovered (C, H, W) pixels in [0, 1]: X.npy gets float32 in [0, 1], (H, W) gray or (H, W, 3); an image
-    keeps the input image's sample type and alpha, as lip restore's do."""
+def _kept(dest: Path, problem: CSProblem) -> tuple[np.ndarray | None, images_io.Stored]:
+    """The alpha and sample type an output keeps: X.npy gets float32 in [0, 1], (H, W) gray or (H, W, 3), no alpha;
+    an image keeps the input image's sample type and alpha, as lip restore's do."""
     if dest.suffix.lower() == ".npy":
-        images_io.save_image(dest, pixels, stored=images_io.Stored("float32", 0.0, 1.0, "HW"))
-        return
-    alpha = problem.alpha if problem.alpha is not None and problem.alpha.shape == pixels.shape[1:] else None
-    images_io.save_image(dest, pixels, alpha=alpha, stored=problem.stored)
+        return None, images_io.Stored("float32", 0.0, 1.0, "HW")
+    return (problem.alpha if problem.alpha is not None and problem.alpha.shape == problem.size else None,
+            problem.stored)
+
+
+def _write(dest: Path, pixels: np.ndarray, problem: CSProblem) -> None:
+    """The recovered (C, H, W) pixels in [0, 1], as `_kept` says."""
+    alpha, stored = _kept(dest, problem)
+    images_io.save_image(dest, pixels, alpha=alpha, stored=stored)

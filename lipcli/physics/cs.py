@@ -59,10 +59,7 @@ class CompressedSensing(LinearPhysics):
 
     def __init__(self, shape: tuple[int, int, int], m: int, outliers: int = 0, noise: float = 0.0,
                  outlier_value: float = 10000.0, seed: int = 0) -> None:
-        if not 1 <= m:
-            raise LipError(f"--measurements {m} must be >= 1")
-        if not 0 <= outliers < m:
-            raise LipError(f"--outliers {outliers} must be in [0, {m - 1}] (fewer than the measurements)")
+        check_counts(m, outliers)
         if noise < 0:
             raise LipError(f"--noise {noise} must be >= 0")
         perm = torch.randperm(m, generator=seeds.generator(seed + 7919))
@@ -292,9 +289,18 @@ def from_description(d: dict[str, Any]) -> CompressedSensing:
         raise LipError(f"unknown kind {d['kind']!r}: use {' or '.join(CS_OPERATORS)}")
     if not 0 <= d["seed"] < 2**63:  # torch's seeds are 64-bit
         raise LipError(f"seed {d['seed']} must be >= 0 and below 2**63")
+    check_counts(d["m"], d["outliers"], "")
     check_values(float(d["noise"]), float(d.get("outlier_value", 10000.0)), "")
     return make(d["kind"], (c, h, w), d["m"], outliers=d["outliers"], noise=float(d["noise"]),
                 outlier_value=float(d.get("outlier_value", 10000.0)), seed=d["seed"])
+
+
+def check_counts(m: int, outliers: int, dashes: str = "--") -> None:
+    """Measurement and outlier counts as flags (`dashes` "--") or an operator file's keys give them."""
+    if not 1 <= m:
+        raise LipError(f"{'--measurements' if dashes else 'm'} {m} must be >= 1")
+    if not 0 <= outliers < m:
+        raise LipError(f"{dashes}outliers {outliers} must be in [0, {m - 1}] (fewer than the measurements)")
 
 
 def check_values(noise: float | None, outlier_value: float | None, dashes: str = "--") -> None:
