@@ -140,3 +140,26 @@ def test_images_of_no_fixed_range_are_compared_in_their_own_values(tmp_path):
                                      str(tmp_path / ref), "--json"])
         assert r.exit_code == 0, r.output
         assert json.loads(r.stdout)["mean_abs_diff"][other] == pytest.approx(expected, rel=1e-5)
+
+
+def test_images_of_mixed_types_are_compared_in_the_references_units(tmp_path):
+    """An 8-bit image and its int16 copy (the same numbers) do not differ, whichever is the reference; before,
+    one was in fractions of 255 and the other in its own values (a mean difference of 126.5)."""
+    u8 = np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)
+    PILImage.fromarray(u8).save(tmp_path / "u8.png")
+    np.save(tmp_path / "i16.npy", u8.astype(np.int16))
+    for ref, other in [("u8.png", "i16.npy"), ("i16.npy", "u8.png")]:
+        r = CliRunner().invoke(app, ["spectra", str(tmp_path / ref), str(tmp_path / other), "-o",
+                                     str(tmp_path / ref.replace(".", "_")), "--json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["mean_abs_diff"][Path(other).stem] == pytest.approx(0, abs=1e-9)
+
+
+def test_values_too_large_for_float64_sums_are_refused_in_one_line(tmp_path):
+    huge = np.random.default_rng(0).uniform(0, 1, (16, 16)) * 1e308  # a span the reader takes
+    np.save(tmp_path / "huge.npy", huge)
+    np.save(tmp_path / "half.npy", huge / 2)
+    r = CliRunner().invoke(app, ["spectra", str(tmp_path / "huge.npy"), str(tmp_path / "half.npy"), "-o",
+                                 str(tmp_path / "m")])
+    assert r.exit_code == 2 and r.stderr.strip().startswith("lip: error: ") and "scale the array down" in r.stderr
+    assert "Warning" not in r.stderr and not (tmp_path / "m").exists()
