@@ -105,6 +105,17 @@ def load_folder(folder: Path, size: int, channels: int) -> torch.Tensor:
     return torch.cat(out)
 
 
+def check_data_name(data: str, typed: bool) -> str | None:
+    """`--data mnist` in a folder that holds a folder ./mnist: refused when typed (which did the user mean?); when it
+    is the default, the note to say (None: nothing is ambiguous)."""
+    if data != "mnist" or not Path("mnist").is_dir():
+        return None
+    if typed:
+        raise LipError("--data mnist names the bundled digits, and ./mnist is a folder here: give --data ./mnist for "
+                       "the folder, or leave --data out for the bundled digits")
+    return "note: the bundled MNIST digits (--data's default), not the folder ./mnist here (--data ./mnist reads it)"
+
+
 def load_data(data: str, spec: dict[str, Any]) -> torch.Tensor:
     """Training images for a gan spec: 'mnist' (the bundled train split) or a folder."""
     size, channels = int(spec["g"]["size"]), int(spec["g"]["out_channels"])

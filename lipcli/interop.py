@@ -116,6 +116,15 @@ def _npy(path: Path, data: bytes) -> np.ndarray:
     return array
 
 
+def _npz(data: bytes) -> bool:
+    """Whether `data` is a zip archive of .npy members only (what np.savez writes; torch.save's zip holds a pickle)."""
+    try:
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return bool(names) and all(name.endswith(".npy") for name in names)
+
+
 def _state_dict(path: Path, data: bytes) -> list[tuple[str, torch.Tensor]]:
     """The tensors of a torch.save'd dict, in a canonical order (see the module docstring)."""
     if not data.startswith(PICKLE_MAGIC):  # torch.save's zip archive, or its legacy pickle
@@ -128,7 +137,9 @@ def _state_dict(path: Path, data: bytes) -> list[tuple[str, torch.Tensor]]:
         raise LipError(f"{path}: holds Python objects besides tensors (or is damaged); lip loads with "
                        "weights_only=True and never unpickles code (save a plain dict of tensors)") from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, UnicodeDecodeError):
-        raise LipError(f"{path}: a damaged torch.save file") from None
+        raise LipError(f"{path}: " + ("an .npz archive of arrays (np.savez), not a torch.save file: give its OES "
+                                      "mask vector as one .npy (np.save)" if _npz(data)
+                                      else "a damaged torch.save file")) from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)

@@ -1055,6 +1055,8 @@ case("import-mask", "output not named .safetensors", lambda w: [foreign(w, "mask
      ".safetensors file")
 case("import-mask", "empty file", lambda w: [(w.dir / "e.pt").write_bytes(b"") or "e.pt"], "the file is empty")
 case("import-mask", "text file", lambda w: [bad_image(w, "text", "t.pt")], "not a torch.save file")
+case("import-mask", "an .npz archive", lambda w: [np.savez(w.dir / "m.npz", mask=np.ones(8, bool)) or "m.npz"],
+     "an .npz archive of arrays (np.savez), not a torch.save file")
 case("import-mask", "torch.save with code in it", lambda w: [foreign(w, "code")], "never unpickles code")
 case("import-mask", "plain pickle", lambda w: [bad_artifact(w, "pickle", "p.pt")], "never unpickles code")
 case("import-mask", "a lip artifact", lambda w: ["A.safetensors"], "not a torch.save file")
@@ -1079,6 +1081,17 @@ case("import-mask", "--init with a NaN weight", lambda w: [foreign(w, "masks"), 
      "is not a tensor of finite real numbers")
 case("import-mask", "-o - beside --json", lambda w: [foreign(w, "masks"), "-o", "-", "--json"],
      "--json prints to stdout")
+def mnist_folder(w: "Work") -> str:
+    """A folder named ./mnist beside the bundled digits' name."""
+    (w.dir / "mnist").mkdir()
+    return "mnist"
+
+
+case("train-generator", "--data mnist beside a folder ./mnist",
+     lambda w: ["--data", mnist_folder(w), "-o", "g.safetensors"], "--data mnist names the bundled digits",
+     "--data ./mnist for the folder", base=GAN_TRAIN)
+case("prune", "--prior gan --data mnist beside a folder ./mnist",
+     lambda w: ["--prior", "gan", "--data", mnist_folder(w)], "--data mnist names the bundled digits", base=GAN_PRUNE)
 case("train-generator", "-o - (saved after every epoch)", lambda w: ["-o", "-"], "saved after every epoch",
      base=GAN_TRAIN)
 case("classify", "-o - for a ticket search (saved after every round)", lambda w: ["--prune-rounds", "1", "-o", "-"],

@@ -121,3 +121,9 @@ def test_a_stopped_classification_search_says_what_it_kept(tmp_path, monkeypatch
                                  *args])
     assert r.exit_code == 130, r.output
     assert "t.safetensors keeps the rounds found so far" in r.stderr and "starts it over" in r.stderr
+    before = (tmp_path / "t.safetensors").read_bytes()
+    monkeypatch.setattr(cls, "train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))  # in round 0
+    r = CliRunner().invoke(app, ["classify", "--net", "dip-w8-test", "--prune-rounds", "2", "-o", "t.safetensors",
+                                 *args])
+    assert r.exit_code == 130 and "stopped before the first round ended; nothing was written" in r.stderr, r.output
+    assert "keeps" not in r.stderr and (tmp_path / "t.safetensors").read_bytes() == before

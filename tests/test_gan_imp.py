@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,3 +102,30 @@ def test_a_stopped_gan_search_continues_only_with_its_own_settings(data, tmp_pat
     _check_ladder(done)
     full = gan_imp.run(gan_imp.start(gan.GENERATOR, s), data, s, tmp_path / "full.safetensors")
     assert all(torch.equal(done.prune_round[n], full.prune_round[n]) for n in full.prune_round)
+
+
+def test_a_resumed_search_knows_its_generator_by_its_weights_not_its_path(tmp_path, monkeypatch) -> None:
+    """--resume with --generator: the same generator by another path is accepted (it was compared as a string),
+    another generator at the recorded path is refused."""
+    import shutil
+    s = gan_imp.GanImpSettings(rounds=1, method="random")
+    shutil.copy(gan.GENERATOR, tmp_path / "g.safetensors")
+    monkeypatch.chdir(tmp_path)
+    traj = gan_imp.start(Path("g.safetensors"), s)
+    assert gan_imp.same_generator(traj, Path("./g.safetensors"))
+    assert gan_imp.same_generator(traj, tmp_path / "g.safetensors")
+    other = artifact.load(gan.GENERATOR)
+    name = next(iter(traj.theta0))
+    other.theta0[name] = other.theta0[name] + 1
+    artifact.save(tmp_path / "g.safetensors", other)
+    assert not gan_imp.same_generator(traj, Path("g.safetensors"))
+
+
+def test_the_default_data_beside_a_folder_named_mnist_is_said_not_refused(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert gan.check_data_name("mnist", typed=False) is None  # nothing to confuse it with
+    (tmp_path / "mnist").mkdir()
+    assert "not the folder ./mnist here" in gan.check_data_name("mnist", typed=False)
+    assert gan.check_data_name("./mnist", typed=True) is None
+    with pytest.raises(LipError, match="--data ./mnist for the folder"):
+        gan.check_data_name("mnist", typed=True)

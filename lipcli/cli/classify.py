@@ -90,14 +90,21 @@ def _prune(net: Optional[str], rounds: int, rate: float, out: Path, cfg: cls.Tra
     spec = dense_prior(net or "dip").spec
     start = (f"lip classify: IMP on the classification loss, {rounds} rounds of {100 * rate:g}%, {cfg.train} "
              f"digits x {cfg.epochs} epoch(s) per round, writing {out}")
+    written: list[dict[str, Any]] = []  # the rounds this search wrote to `out` (after each, once saved)
+
+    def on_round(rec: dict[str, Any]) -> None:
+        written.append(rec)
+        say_round(rec, json_)
     try:
         with progress((rounds + 1) * cls.steps(cfg), "classify IMP") as advance:
-            art = cls.prune(spec, rounds, rate, cfg, dev, out, lambda: say(start), lambda rec: say_round(rec, json_),
+            art = cls.prune(spec, rounds, rate, cfg, dev, out, lambda: say(start), on_round,
                             lambda: advance(1), command=" ".join(["lip", *sys.argv[1:]]), threads=n_threads)
     except (KeyboardInterrupt, Terminated):
-        if out.is_file():  # rewritten after every round: what it holds is a ticket, its last round untrained
+        if written:  # rewritten after every round: what it holds is a ticket, its last round untrained
             say(f"lip: stopped; {out} keeps the rounds found so far (the last one's accuracy unmeasured); "
                 "lip classify cannot continue a search: the same command starts it over")
+        else:
+            say(f"lip: stopped before the first round ended; nothing was written to {out}")
         raise
     say(f"wrote {out}: rounds 0..{art.rounds}, recommended {art.recommended_round} (sparsity "
         f"{100 * art.sparsity(art.recommended_round):.2f}%); lip restore --mask {out} fits it on images")

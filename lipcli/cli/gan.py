@@ -11,11 +11,11 @@ from .. import artifact, config, files, resume
 from .. import images as images_io
 from .. import device as devices
 from ..errors import LipError
-from ..gan import EpochStats, GanConfig, load_data, new_gan, sample_grid, trained_artifact, train
+from ..gan import EpochStats, GanConfig, check_data_name, load_data, new_gan, sample_grid, trained_artifact, train
 from ..nets import gan_spec
 from ..resume import Keeper
 from .render import Terminated, emit_json, err, guarded, progress, say, say_state_kept
-from .options import Device, Seed, Threads, json_flag
+from .options import Device, Seed, Threads, given_flags, json_flag
 
 PlainJson = json_flag(panel=None)
 ResumeEvery = Annotated[float, typer.Option(
@@ -37,6 +37,7 @@ def _command(data: str, epochs: int, batch: int, lr: float, nz: int, ngf: int, n
 
 @guarded
 def train_generator_cmd(
+    ctx: typer.Context,
     data: str = typer.Option("mnist", help="'mnist' (the bundled 4,500 training digits; the last 50 "
                              "of each class are held back) or a folder of images (each centre-cropped square and "
                              "resized to --size)"),
@@ -68,6 +69,7 @@ def train_generator_cmd(
         net = new_gan(spec, seed).to(dev)
     except ValueError as exc:
         raise LipError(f"invalid generator shape: {exc}") from None
+    note = check_data_name(data, bool(given_flags(ctx, {"data"})))
     if Path(data).is_dir():  # the training images are inputs: neither output may replace one
         files.protect(Path(data).iterdir())
     artifact.check_output(out)
@@ -78,6 +80,8 @@ def train_generator_cmd(
         raise LipError(f"--samples {grid}: the sample grid is rewritten after every epoch; give it a file name")
     images_io.check_suffix(grid)
     files.check_writable(grid)
+    if note:
+        say(note)
     x = load_data(data, spec)
     cfg = GanConfig(epochs=epochs, batch=batch, lr=lr, seed=seed)
     command = _command(data, epochs, batch, lr, nz, ngf, ndf, size, channels, seed, out)

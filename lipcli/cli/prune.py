@@ -17,6 +17,7 @@ from .. import images as images_io
 from ..api import Search
 from ..errors import LipError
 from ..fit import Step
+from ..gan import check_data_name
 from ..prune.gan_imp import GanImpSettings
 from ..prune.channel_scores import CHANNEL_SCORES
 from ..prune.run import every_method, methods
@@ -187,6 +188,9 @@ def prune_cmd(
     if prior == "gan":
         if images:
             raise LipError("--prior gan fine-tunes the generator on --data, not on images: drop the image arguments")
+        note = check_data_name(data, bool(given_flags(ctx, {"data"})))
+        if note:
+            say(note)
         given = {k: v for k, v in dict(rounds=rounds, rate=rate).items() if v is not None}  # else GanImpSettings'
         return prune_gan(GanPrune(generator, generator_spec, data, GanImpSettings(
             **given, epochs=epochs, ratio=ratio, method=method, seed=seed),

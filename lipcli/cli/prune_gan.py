@@ -38,9 +38,9 @@ def prune_gan(run: GanPrune) -> None:
     devices.set_threads(run.threads, say)
     if run.resume:
         traj = gan_imp.resumed(run.out, run.settings)
-        if run.generator is not None and str(run.generator) != traj.meta.get("generator"):
-            raise LipError(f"--resume {run.out.name} prunes {traj.meta.get('generator')}, not --generator "
-                           f"{run.generator}: drop --generator, or start a new search")
+        if run.generator is not None and not gan_imp.same_generator(traj, run.generator):
+            raise LipError(f"--resume {run.out.name} prunes another generator ({traj.meta.get('generator')}) than "
+                           f"--generator {run.generator}: drop --generator, or start a new search")
     else:
         gan_imp.refuse_restart(run.out, run.settings)
         traj = gan_imp.start(run.generator or gan.GENERATOR, run.settings, " ".join(["lip", *sys.argv[1:]]),

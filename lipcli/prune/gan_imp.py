@@ -18,6 +18,7 @@ the previous session's G.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,16 @@ def resumed(out: Path, s: GanImpSettings) -> Trajectory:
         raise LipError(f"--resume {out.name}: not a GAN pruning search (lip prune --prior gan writes those)")
     search.refuse_changed(out, "the search settings differ", saved, vars(s))
     return traj
+
+
+def same_generator(traj: Trajectory, path: Path) -> bool:
+    """Whether `path` holds the generator the search prunes, wherever the file is now: the same weights (an
+    external state dict: the same bytes, whose hash the search recorded)."""
+    external = traj.meta.get("generator_external")
+    if isinstance(external, dict):
+        return hashlib.sha256(path.read_bytes()).hexdigest() == external.get("sha256")
+    given = generators.read(path).theta0
+    return all(n in given and torch.equal(given[n].float(), w) for n, w in traj.theta0.items())
 
 
 def refuse_restart(out: Path, s: GanImpSettings) -> None:
