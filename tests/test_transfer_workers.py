@@ -136,3 +136,15 @@ def test_bad_device_lists_are_one_line_exit_2(data, tmp_path, device, extra, fra
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lip: error:") and fragment in lines[0], result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_more_devices_than_runs_start_one_worker_per_run(data, tmp_path):
+    """A 1-run grid on three devices: one worker (the others would only load torch, and name shard files they never
+    write, which the merge then called missing)."""
+    out = tmp_path / "o"
+    result = ok(lip("--mask", data / "A.safetensors", data / "astro.png", "--rounds", "1", "--baselines", "none",
+                    "--iters", "3", *RUN, "--device", "cpu,cpu,cpu", "--out", out))
+    assert "1 run for 3 devices: using the first 1" in result.stderr and "worker 1" not in result.stderr
+    assert sorted(p.name for p in out.glob("results.shard-*")) == ["results.shard-0-of-1.jsonl",
+                                                                  "results.shard-0-of-1.log"]
+    assert "no file for shards" not in result.stderr and len(read_rows(out / "results.jsonl")) == 1

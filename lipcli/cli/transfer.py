@@ -116,6 +116,11 @@ def transfer_cmd(
         # Every worker gets the preset chosen here (the first device's), so a mixed list such as
         # cuda:0,cpu does not fill one grid with runs made under different default presets.
         preset = [] if config_ is not None else ["--config", grid.settings[grid.tasks[0]]["preset"]]
+        runs = len(grid.cells())
+        if len(device_list) > runs:  # a worker with no run would only load torch, and name a file it never writes
+            say(f"lip transfer: {runs} run{'s' * (runs != 1)} for {len(device_list)} devices: using the first "
+                f"{runs} (a worker with no run would idle)")
+            device_list = device_list[:runs]
         for i in range(len(device_list)):  # each worker locks its shard file; refuse a second grid here, not in n logs
             with transfer.exclusive(out / transfer.rows_name(grid.stem, (i, len(device_list)))):
                 pass
@@ -177,7 +182,8 @@ def _written(path: Path) -> bool:
 
 def _run_workers(args: list[str], device_list: list[str], threads: Optional[int], out: Path,
                  grid: transfer.Grid) -> None:
-    say(f"lip transfer: {len(grid.cells())} runs as {len(device_list)} shards, one worker per device "
+    runs, n = len(grid.cells()), len(device_list)
+    say(f"lip transfer: {runs} run{'s' * (runs != 1)} as {n} shard{'s' * (n != 1)}, one worker per device "
          f"({', '.join(device_list)})")
     try:
         workers.run(args, device_list, threads, out, grid.stem, say)
