@@ -147,6 +147,17 @@ def test_rows_of_another_picture_of_the_same_name_are_never_taken(data, tmp_path
     assert "1 already in" in ok(lip(tmp_path / "one" / "x.png", *grid)).stderr
 
 
+def test_a_grid_stopped_before_its_first_row_leaves_no_out_folder(data, tmp_path, monkeypatch):
+    """The rows file's lock was let go after the command's clean-up, so the new --out kept its empty rows file."""
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(transfer_run, "append_row", stop)
+    for extra in ([], ["--shard", "0/2"]):
+        stopped = lip("--mask", data / "A.safetensors", data / "astro.png", "--rounds", "1", "--baselines", "none",
+                      *RUN, "--iters", "3", "--out", tmp_path / "res", *extra)
+        assert stopped.exit_code == 130 and not (tmp_path / "res").exists(), stopped.output
+
+
 def test_kill_after_first_row_then_resume_skips_it(data, tmp_path, monkeypatch):
     out = tmp_path / "res"
     grid = ["--mask", data / "A.safetensors", data / "astro.png", "--tasks", "denoise,inpaint", "--rounds", "1,2",
@@ -396,10 +407,16 @@ def test_a_second_run_into_the_rows_file_another_run_writes_is_refused(data, tmp
             "--baselines", "dense", *RUN, "--iters", "5", "--out", tmp_path]
     busy = "is being written by another lip run right now: wait for it to end"
     for held, args in (("results.jsonl", []), ("results.shard-1-of-2.jsonl", ["--shard", "1/2"]),
-                       ("results.shard-0-of-2.jsonl", ["--device", "cpu,cpu"])):  # workers: refused before they start
+                       ("results.shard-0-of-2.jsonl", ["--device", "cpu,cpu"]),  # workers: refused before they start
+                       ("results.jsonl", ["--device", "cpu,cpu"])):  # whose parent merges into it at the end
         with exclusive(tmp_path / held):  # another run is appending to it
             result = lip(*grid, *args)
             assert result.exit_code == 2 and f"{held} {busy}" in result.output, result.output
+            assert not list(tmp_path.glob("*.log"))  # no worker started (a second parent overwrote the logs)
+    with exclusive(tmp_path / "results.jsonl"):  # a merge would replace the table under the run appending to it
+        result = lip("--merge", tmp_path)
+        assert result.exit_code == 2 and "results.jsonl is being written by another lip run right now: wait for it " \
+            "to end, then merge" in result.output, result.output
     with exclusive(tmp_path / "results.jsonl"), pytest.raises(LipError, match=busy):
         api.transfer([data / "astro.png"], [data / "A.safetensors"], out=tmp_path, device="cpu", iters=5)
     with exclusive(tmp_path / "results.shard-1-of-2.jsonl"):

@@ -88,7 +88,10 @@ def transfer_cmd(
                                                               - MERGE_READS - {"images"})
         if unread:
             raise LipError(f"--merge FOLDER only joins finished shards and plots them: drop {', '.join(unread)}")
-        _merge(merge, curves, experiment == "spectrum", plot_metric, formats, json_)
+        if not merge.is_dir():
+            raise LipError(f"--merge {merge}: no such folder")
+        with transfer.tables_held(merge):
+            _merge(merge, curves, experiment == "spectrum", plot_metric, formats, json_)
         return
     shard_ = config.parse_shard(shard)
     plots = given_flags(ctx, {"curves", "plot_metric", "plot_format"}) if shard_ is not None else []
@@ -121,15 +124,23 @@ def transfer_cmd(
             say(f"lip transfer: {runs} run{'s' * (runs != 1)} for {len(device_list)} devices: using the first "
                 f"{runs} (a worker with no run would idle)")
             device_list = device_list[:runs]
-        for i in range(len(device_list)):  # each worker locks its shard file; refuse a second grid here, not in n logs
-            with transfer.exclusive(out / transfer.rows_name(grid.stem, (i, len(device_list)))):
-                pass
-        _run_workers(preset + ctx.meta[ARGS], device_list, threads, out, grid)
-        _merge(out, curves, experiment == "spectrum", plot_metric, formats, json_)
+        with transfer.tables_held(out):  # a second parent is refused here, before its workers write any log
+            for i in range(len(device_list)):  # each worker locks its shard file: refuse hand-started shards now
+                with transfer.exclusive(out / transfer.rows_name(grid.stem, (i, len(device_list)))):
+                    pass
+            _run_workers(preset + ctx.meta[ARGS], device_list, threads, out, grid)
+            _merge(out, curves, experiment == "spectrum", plot_metric, formats, json_)
         return
     rows_path = out / transfer.rows_name(grid.stem, shard_)
     files.check_writable(rows_path)
-    ctx.with_resource(transfer.exclusive(rows_path))  # held until the command ends
+    with transfer.exclusive(rows_path):  # released, its empty file removed, before files.tidy removes a new --out
+        _run_grid(grid, shard_, out, rows_path, dev, curves, experiment == "spectrum", plot_metric, formats, json_)
+
+
+def _run_grid(grid: transfer.Grid, shard_: Optional[tuple[int, int]], out: Path, rows_path: Path, dev: Any,
+              curves: bool, spectra: bool, plot_metric: str, formats: list[str], json_: bool) -> None:
+    """Run this process's cells (the grid's, or its shard's) not yet in `rows_path`, then, unsharded, write the
+    summary and plots."""
     cells = config.shard_of(grid.cells(), shard_)
     # A shard also skips what the folder's table holds (a stopped plain run continued as shards or workers).
     sources = [rows_path] + ([out / transfer.rows_name(grid.stem, None)] if shard_ is not None else [])
@@ -172,7 +183,7 @@ def transfer_cmd(
         return
     rows = transfer.joined([rows_path])  # de-duplicated and checked, as a merge is: another run may share the folder
     results, impedance = (rows, []) if grid.stem == "results" else ([], rows)
-    _write(out, results, impedance, curves, experiment == "spectrum", plot_metric, formats)
+    _write(out, results, impedance, curves, spectra, plot_metric, formats)
 
 
 def _written(path: Path) -> bool:
@@ -194,9 +205,7 @@ def _run_workers(args: list[str], device_list: list[str], threads: Optional[int]
 
 
 def _merge(folder: Path, curves: bool, spectra: bool, metric: str, formats: list[str], json_: bool) -> None:
-    if not folder.is_dir():
-        raise LipError(f"--merge {folder}: no such folder")
-    merged = {stem: transfer.merge(folder, stem) for stem in ("results", "impedance")}
+    merged = {stem: transfer.merge(folder, stem) for stem in transfer.STEMS}
     if not any(merged.values()):
         raise LipError(f"--merge {folder}: no results.jsonl or shard files with rows there")
     for stem, rows in merged.items():

@@ -20,11 +20,11 @@ from .experiments import IMPEDANCE_TARGETS
 from .grid import (EXPERIMENTS, Cell, Grid, check_experiment, load_masks, parse_baselines, parse_rounds,
                    parse_tasks, task_operator)
 from .report import PLOT_METRICS, check_outputs, write_outputs
-from .rows import exclusive, joined, merge, missing_shards, read_rows, row_key, rows_name
+from .rows import STEMS, exclusive, joined, merge, missing_shards, read_rows, row_key, rows_name, tables_held
 from .run import cell_problem, pending, run_cells
 from .summary import label, mean_of, method_order
 
-__all__ = ["EXPERIMENTS", "IMPEDANCE_TARGETS", "PLOT_METRICS", "Cell", "Grid", "cell_problem", "check_experiment",
-           "check_outputs", "exclusive", "joined", "label", "load_masks", "mean_of", "merge", "method_order",
+__all__ = ["EXPERIMENTS", "IMPEDANCE_TARGETS", "PLOT_METRICS", "STEMS", "Cell", "Grid", "cell_problem",
+           "check_experiment", "check_outputs", "exclusive", "joined", "label", "load_masks", "mean_of", "merge", "method_order",
            "missing_shards", "parse_baselines", "parse_rounds", "parse_tasks", "pending", "read_rows", "row_key",
-           "rows_name", "run_cells", "task_operator", "write_outputs"]
+           "rows_name", "run_cells", "tables_held", "task_operator", "write_outputs"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any, ContextManager
 
@@ -19,6 +20,7 @@ from ..files import atomic_path, sole_writer, write_failed
 from .summary import STATS
 
 Key = tuple[str, Any, int, str, str, int]  # method, mask, round, image name, task, seed
+STEMS = ("results", "impedance")  # a folder's tables: the grid's rows, the impedance experiment's
 
 
 def row_key(row: dict[str, Any]) -> Key:
@@ -37,6 +39,18 @@ def rows_name(stem: str, shard: tuple[int, int] | None) -> str:
 def exclusive(path: Path) -> ContextManager[None]:
     """Held while a run appends to `path`: a second run into the same file is refused, not run twice."""
     return sole_writer(path, "wait for it to end (a re-run then skips its finished runs), or use another folder")
+
+
+@contextmanager
+def tables_held(folder: Path) -> Iterator[None]:
+    """Held on the folder's tables (STEMS) while a merge may replace them (`lip transfer --merge`, and the parent of
+    `--device` workers, which merges at the end): a run appending to a table would go on writing to the replaced
+    file, its later rows lost, and a second parent would run the grid again beside the first."""
+    with ExitStack() as held:
+        for stem in STEMS:
+            held.enter_context(sole_writer(folder / rows_name(stem, None), "wait for it to end, then merge (a re-run "
+                                           "skips its finished runs), or use another folder"))
+        yield
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
