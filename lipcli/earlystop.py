@@ -77,6 +77,7 @@ class WindowedVariance:
         self.count = 0
         self.best = math.inf
         self.best_iter = -1
+        self.fired = False  # the patience ran out after the minimum: the rule's pick is made, later minima are not it
 
     def _watch(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.detach().reshape(-1).float()
@@ -89,7 +90,7 @@ class WindowedVariance:
     def reads_residual(self) -> bool:
         """Whether the next `update` reads a residual: while the whiteness gate is shut or the close may still
         come (the loop computes y - A(x) only then: A may be an FFT or a large matrix)."""
-        return not self.white_open or (self.close is not None and not self.closed)
+        return not self.fired and (not self.white_open or (self.close is not None and not self.closed))
 
     def _gate(self, iteration: int, loss: float | None, residual: torch.Tensor | None) -> None:
         """Open each gate (for good) once its trailing mean is at or under its level; shut the stop (for good)
@@ -110,8 +111,11 @@ class WindowedVariance:
         gate stays as it is.
 
         O(n) per call: running sums (float64) of the window's vectors and squared norms, so
-        VAR = mean ||x||^2 - ||mean x||^2 without re-reading the whole window.
+        VAR = mean ||x||^2 - ||mean x||^2 without re-reading the whole window. Once the rule has fired it reads
+        nothing more: a fit that runs on (without the stop, or for an ensemble's other members) reports this pick.
         """
+        if self.fired:
+            return False
         v = self._watch(x).double()
         if self.buffer is None:
             self.buffer = torch.zeros((self.window, v.numel()), dtype=torch.float64, device=v.device)
@@ -130,6 +134,7 @@ class WindowedVariance:
         if var < self.best:
             self.best, self.best_iter = var, iteration
             return True
+        self.fired = iteration - self.best_iter >= self.patience
         return False
 
     def state_dict(self) -> dict[str, Any]:

@@ -334,11 +334,15 @@ def reference_units(ref: Image, stored: Stored) -> tuple[np.ndarray, float, floa
     """Where a clean reference and the restored output of a source stored as `stored` are compared: the
     reference's pixels and the map (a, b) that takes the output's 0..1 to them (output * a + b). Pixels are
     compared as the values they hold: in the reference's units where its range is fixed (see `fixed_range`: a noisy
-    float image spread past [0, 1] is scored against its [0, 1] reference with peak 1), else in the input's (an
-    8-bit photo against a float 0..255 copy of its reference as against the 8-bit one; a constant reference too).
-    Two fixed ranges are the same scale. An input of one value writes that value whatever the output (a = 0)."""
-    if fixed_range(ref.stored):
-        if fixed_range(stored):
+    float image spread past [0, 1] is scored against its [0, 1] reference with peak 1); else in the input's where
+    that is fixed (an 8-bit photo against a float 0..255 copy of its reference as against the 8-bit one); else, both
+    ranges being their own min..max, in the reference's (a noisy float 0..255 image against its float reference:
+    peak the reference's span, not the noise's, which made the score depend on how far the noise reached). A
+    constant reference is scored in the input's units. Two fixed ranges are the same scale. An input of one value
+    writes that value whatever the output (a = 0)."""
+    own = not fixed_range(stored) and ref.stored.hi > ref.stored.lo  # neither range fixed: the reference's own
+    if fixed_range(ref.stored) or own:
+        if fixed_range(ref.stored) and fixed_range(stored):
             return ref.pixels, 1.0, 0.0
         span = ref.stored.hi - ref.stored.lo
         return ref.pixels, (stored.hi - stored.lo) / span, (stored.lo - ref.stored.lo) / span

@@ -96,6 +96,14 @@ class Problem:
         level (`sigma` among their options); None for the others, whose observations are not noisy."""
         return self._estimated_sigma
 
+    def noise_sigma_in_values(self) -> float | None:
+        """`noise_sigma` in the input's own values, where lip read it by its own min..max (floats past [0, 1], signed
+        or wide integers): there the 0-255 scale is of that range, which the noise itself widens; None elsewhere."""
+        sigma = self.noise_sigma()
+        if sigma is None or images.fixed_range(self.stored):
+            return None
+        return sigma / 255 * (self.stored.hi - self.stored.lo)
+
     @cached_property
     def _estimated_sigma(self) -> float | None:
         """Estimated once: the fit's jitter, its stop and the report all read it, and it takes ~2 s at 2048x2048."""
@@ -149,9 +157,16 @@ def restore_bytes(spec: dict[str, Any], task: str, settings: dict[str, Any], sim
                   height: int, precision: str, checkpoint: bool = False) -> int:
     """Peak memory of restoring a width x height input with this net: `nets.estimate_bytes` at the net's
     padded size of the restored image (larger than the input for a real super-resolution input)."""
+    return nets.estimate_bytes(spec, *fitted_size(spec, task, settings, simulate, width, height), precision,
+                               checkpoint)
+
+
+def fitted_size(spec: dict[str, Any], task: str, settings: dict[str, Any], simulate: bool, width: int,
+                height: int) -> tuple[int, int]:
+    """(H, W) the net makes for a width x height input: the restored image's size (larger than the input for a real
+    super-resolution input), padded to the net's multiple."""
     s = 1 if simulate else TASKS.get(task).upscale(settings)
-    size = nets.padded_size(nets.skeleton(spec), height * s, width * s)
-    return nets.estimate_bytes(spec, *size, precision, checkpoint)
+    return nets.padded_size(nets.skeleton(spec), height * s, width * s)
 
 
 def largest_need(paths: list[Path], task: str, settings: dict[str, Any], simulate: bool, spec: dict[str, Any],

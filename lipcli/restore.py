@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -11,7 +12,7 @@ from . import allocator, artifact, config, device as devices, nets, seeds
 from .errors import LipError
 from .fit import FitConfig, FitResult, Step, fit
 from .masks import Masks, mask_sparsity
-from .nets.compact import compact as compact_net
+from .nets.compact import compact as compact_net, kept_spec
 from .problem import Problem
 from .resume import Keeper
 
@@ -34,6 +35,16 @@ class Prior:
     @property
     def sparsity(self) -> float:
         return mask_sparsity(self.masks)
+
+    @cached_property
+    def fitted_spec(self) -> dict[str, Any]:
+        """The spec a fit's memory is planned with: the compacted widths where the fit compacts (the default
+        ticket keeps about a third of the channels, and needs about 0.4 of the dense net's memory), else the spec."""
+        if self.compact is False or not self.masks or not nets.skeleton(self.spec).compactable:
+            return self.spec
+        kept = kept_spec(self.spec, self.masks)
+        return kept if nets.count_params(nets.skeleton(kept)) < nets.count_params(nets.skeleton(self.spec)) \
+            else self.spec
 
     def build(self, seed: int) -> torch.nn.Module:
         """The net at its initial weights: the artifact's theta0, or a fresh seeded draw."""
@@ -79,11 +90,20 @@ def masked_prior(path: Path | str | artifact.Artifact, round_: int | None, spars
 
 
 def plan_memory(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev: torch.device) -> FitConfig:
-    """Decide activation checkpointing and refuse up front, with the estimate and a hint, rather
-    than die of out-of-memory later. `cfg.checkpoint` None = automatic: on only when the plain
-    step would not fit (every conv block's forward then runs twice). On a CPU, memory freed by a step
+    """Decide activation checkpointing and refuse up front (`memory_plan`). On a CPU, memory freed by a step
     stops being kept for the next one where the larger peak that costs would not fit, or under checkpointing
     (lipcli/allocator.py)."""
+    ckpt, need, share = memory_plan(spec, size, cfg, dev)
+    if dev.type == "cpu" and (ckpt or share is not None and allocator.KEPT_PEAK * need > share):
+        allocator.keep_freed_memory(False)  # glibc's lower peak (unmeasured with checkpointing: memory is tight)
+    return replace(cfg, checkpoint=ckpt)
+
+
+def memory_plan(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev: torch.device
+                ) -> tuple[bool, int, float | None]:
+    """(checkpointing, bytes needed, bytes lip may fill or None) of a fit at the padded `size` (H, W); refused,
+    with the estimate and a hint, rather than die of out-of-memory later. `cfg.checkpoint` None = automatic: on
+    only when the plain step would not fit (every conv block's forward then runs twice)."""
     free = devices.available_memory(dev)
     share = None if free is None else devices.MEMORY_SHARE * free  # what a restore may plan to fill
     ckpt = cfg.checkpoint
@@ -97,9 +117,7 @@ def plan_memory(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev
                        f"{need / 2**30:.1f} GiB, more than the {share / 2**30:.1f} GiB lip plans to fill of the "
                        f"{free / 2**30:.1f} GiB free on {dev}; {'try ' + hint if hint else ''}crop or downscale "
                        "the image, or use a narrower net")
-    if dev.type == "cpu" and (ckpt or share is not None and allocator.KEPT_PEAK * need > share):
-        allocator.keep_freed_memory(False)  # glibc's lower peak (unmeasured with checkpointing: memory is tight)
-    return replace(cfg, checkpoint=ckpt)
+    return ckpt, need, share
 
 
 def fitted_form(net: torch.nn.Module, prior: Prior, notify: Callable[[str], None]
@@ -157,8 +175,9 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     """
     check_channels(prior.spec, prior.source.get("mask"), problem)
     baseline = problem.baseline()  # before the fit moves the operator to the device
-    cfg = plan_memory(prior.spec, nets.padded_size(nets.skeleton(prior.spec), *problem.size), cfg, dev)  # first:
-    net = prior.build(seed)  # a net too large for the memory is refused, not allocated
+    size = nets.padded_size(nets.skeleton(prior.spec), *problem.size)
+    cfg = plan_memory(prior.fitted_spec, size, cfg, dev)  # first: a fit too large for the memory is refused
+    net = prior.build(seed)
     net = net.to(dev)
     gen = seeds.generator(seed)
     target = problem.target(net, gen, dev)
@@ -169,6 +188,7 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     report = {
         "input": problem.name, "task": problem.op.name, "operator": problem.operator_params(),
         "sigma_estimated": problem.noise_sigma(),
+        **({"sigma_estimated_values": problem.noise_sigma_in_values()} if problem.noise_sigma_in_values() else {}),
         "iterations": result.iterations, "stopped_at": tr.stopped_at,
         "auto_stopped": tr.auto_stopped and cfg.early_stop,  # the rule ended the fit (with it off, it only picked)
         "metric": problem.metric_name,

@@ -398,6 +398,13 @@ def picture_folder(w: "Work", *names: str) -> str:
     return "data"
 
 
+def same_name(w: "Work") -> str:
+    """Another picture named like img.png, in a folder of its own."""
+    (w.dir / "sub").mkdir()
+    write_picture(w.dir / "sub" / "img.png", 32, 32, seed=3)
+    return "sub/img.png"
+
+
 def config_file(w: "Work", text: str, name: str = "c.yaml") -> str:
     (w.dir / name).write_text(text)
     return name
@@ -1242,6 +1249,16 @@ case("restore", "./sample:house, a file named like a bundled sample",
      "sample:house names both a sample bundled with lip and the file ./sample:house", "full path")
 case("restore", "one input given twice", lambda w: ["img.png", "img.png", "-o", "outs/"],
      "img.png is given twice")
+case("restore", "one input given twice, spelt two ways", lambda w: ["img.png", str(w.dir / "img.png")],
+     "img.png is given twice (also as img.png)")
+case("restore", "two inputs of one name with --snapshots",
+     lambda w: ["img.png", same_name(w), "--snapshots", "10", "snaps"],
+     "img.png and sub/img.png would write their snapshots to the same files (snaps/img_N.png)", base=RUN)
+case("restore", "--log over the output of one of two inputs of one name",
+     lambda w: ["img.png", same_name(w), "--log", "sub/img_restored.png"],
+     "--log and the output of sub/img.png both name sub/img_restored.png", base=RUN)
+case("transfer", "one image given twice, spelt two ways",
+     lambda w: ["img.png", str(w.dir / "img.png"), "--mask", "A.safetensors"], "img.png is given twice (also as img.png)")
 case("restore", "--clean of another size", lambda w: ["img.png", "--clean", picture_at(w, "ref.png", 32)],
      "--clean ref.png is 32x32", "restored from img.png is 64x64")
 case("prune", "--oracle-target of another size",

@@ -339,3 +339,22 @@ def test_rejects_other_nets_and_bad_masks():
         compact(net, {"nope.weight": torch.ones(1, dtype=torch.bool)})
     with pytest.raises(ValueError, match="shape"):
         compact(net, {"head.weight": torch.ones(3, dtype=torch.bool)})
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_kept_spec_has_the_widths_the_compact_net_keeps(seed):
+    """A restore plans its memory with these widths before it builds any net (the default ticket's estimate was the
+    dense net's, 2.5x too large, refusing images the compacted fit holds)."""
+    from lipcli.nets.compact import kept_spec
+    net = _net(narrow_spec(), seed)
+    masks = _random_masks(net, 0.9, seed, dead_filters=0.15)
+    small = compact(net, masks)
+    spec = kept_spec(net.spec, masks)
+
+    def width(block) -> int:
+        return 0 if block is None or block.conv is None else block.conv.out_channels
+    for i, lv in enumerate(small.levels):
+        assert spec["down"][i] == max(1, width(lv.down), width(lv.down2))
+        assert spec["up"][i] == max(1, width(lv.up), width(lv.up1x1))
+        assert spec["skip"][i] == width(lv.skip)
+    assert nets.estimate_bytes(spec, 256, 256, "fp32") < nets.estimate_bytes(net.spec, 256, 256, "fp32")

@@ -122,6 +122,25 @@ def test_noise_gate_ignores_minima_while_the_loss_is_above_the_floor():
     assert 80 <= gated.best_iter <= 108
 
 
+def test_the_rules_pick_is_final_once_the_patience_has_run_out():
+    """A deeper dip after the rule fired is not its pick: with the stop off the fit runs on and reported the
+    minimum over the whole run as the rule's (patience had no effect). The patience decides now."""
+    rng = np.random.default_rng(1)
+    base = rng.random(16)
+    seq = [torch.tensor(base + (0.05 if 30 <= t <= 50 else 0.01 if 80 <= t <= 100 else 0.2)
+                        * rng.standard_normal(16), dtype=torch.float32) for t in range(1, 121)]
+    short, long_ = WindowedVariance(8, 15), WindowedVariance(8, 200)
+    fired = None
+    for t, x in enumerate(seq, start=1):
+        short.update(t, x)
+        long_.update(t, x)
+        if fired is None and short.should_stop(t):
+            fired = (t, short.best_iter)
+    assert fired is not None and 30 <= fired[1] <= 58 and fired[0] == fired[1] + 15
+    assert short.best_iter == fired[1] and short.should_stop(120) and not short.reads_residual
+    assert 80 <= long_.best_iter <= 108  # a patience that outlasts the first dip waits for the deeper one
+
+
 def test_noise_gate_stays_shut_without_losses_and_never_stops():
     det = WindowedVariance(4, 2, floor=0.1)
     for t, x in enumerate(_two_dips(), start=1):
@@ -480,6 +499,29 @@ def test_a_bf16_input_is_what_autocast_gives_every_net(name):
         out.float().square().mean().backward()
         results.append([out, *(p.grad for p in net.parameters())])
     assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
+def test_a_file_too_large_is_refused_from_its_header_before_it_is_decoded(tmp_path, monkeypatch):
+    """A 4000x3000 photo took 14 s and 3.7 GB (decoded, its noise estimated) to be refused."""
+    from PIL import Image
+    from lipcli import api, images, restore
+    Image.new("RGB", (3000, 2000)).save(tmp_path / "big.png")
+    monkeypatch.setattr(restore.devices, "available_memory", lambda dev: 2**30)
+    monkeypatch.setattr(images, "load_image", lambda *a, **k: pytest.fail("decoded"))
+    with pytest.raises(LipError, match="a 3008x2016 fit .* needs about"):
+        api.restorer(device="cpu").problem(tmp_path / "big.png")
+
+
+def test_a_compacted_fit_plans_the_memory_of_the_compacted_net():
+    """The default ticket keeps about a third of the channels: planned as the dense net, a restore checkpointed or
+    refused images the compacted fit holds."""
+    from lipcli import api
+    ticket = api.restorer(device="cpu").prior
+    kept, spec = ticket.fitted_spec, ticket.spec
+    assert max(kept["down"] + kept["up"]) < max(spec["down"] + spec["up"])
+    assert nets.estimate_bytes(kept, 1024, 1024, "bf16") < 0.5 * nets.estimate_bytes(spec, 1024, 1024, "bf16")
+    assert api.restorer(device="cpu", compact=False).prior.fitted_spec == spec  # the masked net is fitted
+    assert api.restorer(device="cpu", dense=True).prior.fitted_spec["down"] == spec["down"]
 
 
 @pytest.mark.parametrize("free_gib, asked, expected", [(100, None, False), (4.5, None, True), (100, True, True),

@@ -1,6 +1,7 @@
 """The noise-level estimate (lipcli/noise_estimate.py) on synthetic Gaussian noise over bundled images."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,3 +61,19 @@ def test_fit_target_carries_the_noise_floor_of_noisy_tasks_only(task: str, floor
         assert 0.8 <= target.noise_floor / (25 / 255) ** 2 <= 1.2
     else:
         assert target.noise_floor is None
+
+
+def test_an_image_read_by_its_own_range_reports_the_noise_in_its_values() -> None:
+    """A float 0..255 photo plus sigma 25 noise is read by its min..max, which the noise widens: the 0-255 scale
+    estimate read ~20; the same estimate in the image's values is the noise that was added."""
+    from lipcli import config, images
+    from lipcli.problem import load_problem
+    clean = load_image("sample:house").pixels.astype("float64") * 255
+    noisy = clean + np.random.default_rng(0).normal(0, 25, clean.shape)
+    settings = config.resolve("denoise", "fast", "fast", {})
+    problem = load_problem(images.from_array(noisy.transpose(1, 2, 0).astype("float32")), "denoise", settings,
+                           simulate=False, seed=0)
+    assert not images.fixed_range(problem.stored) and problem.noise_sigma() < 0.9 * 25
+    assert 0.9 <= problem.noise_sigma_in_values() / 25 <= 1.1
+    on_scale = load_problem("sample:house", "denoise", settings, simulate=False, seed=0)
+    assert on_scale.noise_sigma_in_values() is None  # 8-bit: the 0-255 scale is the image's own

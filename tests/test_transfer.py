@@ -158,6 +158,18 @@ def test_a_grid_stopped_before_its_first_row_leaves_no_out_folder(data, tmp_path
         assert stopped.exit_code == 130 and not (tmp_path / "res").exists(), stopped.output
 
 
+def test_a_shard_with_no_run_leaves_an_empty_file_so_the_merge_is_complete(data, tmp_path):
+    """More shards than runs (a SLURM array larger than the grid): the shard without a run wrote nothing, and every
+    merge then said its file was missing."""
+    grid = ["--mask", data / "A.safetensors", data / "astro.png", "--rounds", "1", "--baselines", "none", *RUN,
+            "--iters", "3", "--out", tmp_path]
+    for i in (0, 1):
+        ok(lip(*grid, "--shard", f"{i}/2"))
+    assert (tmp_path / "results.shard-1-of-2.jsonl").read_bytes() == b""
+    merged = ok(lip("--merge", tmp_path))
+    assert "no file for shard" not in merged.stderr and len(read_rows(tmp_path / "results.jsonl")) == 1
+
+
 def test_kill_after_first_row_then_resume_skips_it(data, tmp_path, monkeypatch):
     out = tmp_path / "res"
     grid = ["--mask", data / "A.safetensors", data / "astro.png", "--tasks", "denoise,inpaint", "--rounds", "1,2",
@@ -366,7 +378,7 @@ def test_bad_input_is_one_line_exit_2(data, tmp_path, extra, fragment):
     (["--mask", "A.safetensors", "astro.png"], "--out"),
     (["--mask", "missing.safetensors", "astro.png", "--out", "o"], "no such artifact"),
     (["--mask", "A.safetensors", "nothere.png", "--out", "o"], "no such file"),
-    (["--mask", "A.safetensors", "astro.png", "astro.png", "--out", "o"], "two images are named"),
+    (["--mask", "A.safetensors", "astro.png", "astro.png", "--out", "o"], "astro.png is given twice"),
     (["--merge", "empty"], "no results.jsonl"),
     (["--merge", "empty", "--iters", "5"], "drop --iters"),  # it fits nothing: the flag would be ignored
 ])
@@ -437,7 +449,7 @@ def test_shards_skip_the_runs_the_folder_already_holds(data, tmp_path, monkeypat
         assert "0 to run" in err
         # the status names the file that holds the rows, not the shard's file, which nothing wrote
         shard_file = tmp_path / f"results.shard-{i}-of-2.jsonl"
-        assert not shard_file.exists() and shard_file.name not in err and "results.jsonl" in err
+        assert shard_file.read_bytes() == b"" and shard_file.name not in err and "results.jsonl" in err  # done
     assert counter.calls == 0
     merged = ok(lip("--merge", tmp_path, "--json"))
     assert len(merged.stdout.splitlines()) == 2

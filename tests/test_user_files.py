@@ -188,6 +188,19 @@ def test_a_reference_is_compared_as_the_values_it_holds(tmp_path):
         pytest.approx(_restored_psnr(tmp_path, "noisy8.png", "clean255.npy", "b.png"), abs=1e-6)
 
 
+def test_a_float_reference_of_its_own_range_sets_the_peak_not_the_noisy_input(tmp_path):
+    """A noisy float 0..255 image against its float 0..255 reference was scored in the input's min..max: the peak
+    was how far the noise reached (1.9 dB too high at sigma 25). It is the reference's span now."""
+    rng = np.random.default_rng(0)
+    clean = (rng.random((32, 32)) * 200 + 20).astype(np.float32)
+    np.save(tmp_path / "clean.npy", clean)
+    np.save(tmp_path / "noisy.npy", (clean + rng.normal(0, 25, clean.shape)).astype(np.float32))
+    reported = _restored_psnr(tmp_path, "noisy.npy", "clean.npy", "out.npy")
+    out = np.load(tmp_path / "out.npy").astype(np.float64)
+    span = float(clean.max() - clean.min())
+    assert reported == pytest.approx(10 * np.log10(span ** 2 / np.mean((out - clean) ** 2)), abs=0.01)
+
+
 def test_a_float_image_of_tiny_values_is_warned_about(tmp_path):
     """Floats inside [0, 1] are read as they are: an image of values ~1e-6 was fitted as flat and came back as
     unrelated values ~1e4 larger, without a word."""

@@ -36,6 +36,12 @@ def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restore
         if len(inputs) > 1:
             raise LipError("-o - writes one image to stdout: give one input (or an output folder)")
         return [Path(out)]
+    seen: dict[str, Path] = {}  # an input's file -> the name it was first given by
+    for p in inputs:
+        first = seen.setdefault(os.path.realpath(images_io.resolve(p)), p)
+        if first is not p:
+            how = f"also as {first}" if str(first) != str(p) else "a glob and its own name?"
+            raise LipError(f"{p} is given twice ({how}): give each input once")
     folder = None if out is None or not (len(inputs) > 1 or Path(out).is_dir() or out.endswith(("/", os.sep))) \
         else Path(out)
     meant_folder = folder is not None and (folder.is_dir() or out.endswith(("/", os.sep)))
@@ -49,8 +55,6 @@ def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restore
     else:
         paths = [folder / f"{images_io.resolve(p).stem}{images_io.output_suffix(p)}" for p in inputs]
     for k, path in enumerate(paths):
-        if path in paths[:k] and inputs[paths.index(path)] == inputs[k]:
-            raise LipError(f"{inputs[k]} is given twice (a glob and its own name?): give each input once")
         if path in paths[:k]:
             raise LipError(f"{inputs[paths.index(path)]} and {inputs[k]} would both be written to {path}; "
                            + ("restore them into different --out folders" if folder else
@@ -168,13 +172,19 @@ def restore_cmd(
     outs = output_paths(images, out)
     scan = dict(zip(("--save-kspace's k-space", "--save-kspace's mask"), check_scan_paths(save_kspace))) \
         if save_kspace is not None else {}
-    files.check_distinct({"--log": log, **scan, **{f"the output of {p.name}": o for p, o in zip(images, outs)}})
+    files.check_distinct({"--log": log, **scan, **{f"the output of {p}": o for p, o in zip(images, outs)}})
     for path in outs:
         files.check_writable(path)
         images_io.check_suffix(path)  # before the run, not after it
     if snapshots is not None:  # the folder is made at the first snapshot: a run refused later leaves none
         files.check_folder(snapshots[1], "snapshot folder")
         every, folder = snapshots
+        named: dict[str, Path] = {}
+        for p in images:  # snapshots are named by the input's stem alone
+            first = named.setdefault(images_io.resolve(p).stem, p)
+            if first is not p:
+                raise LipError(f"{first} and {p} would write their snapshots to the same files ({folder}/"
+                               f"{images_io.resolve(p).stem}_N.png): restore them in separate runs, or rename one")
         if not folder.is_dir():
             files.check_writable(folder)
         else:  # the files there that a snapshot will replace, now, not when one lands on an input
@@ -196,7 +206,7 @@ def restore_cmd(
     skipped = [k for k in at if skip_existing and outs[k].is_file()]
     todo = [k for k in at if k not in skipped and images[k] not in unreadable]  # positions of the inputs to fit
     need = lambda: largest_need([images[k] for k in todo], task, job.settings, simulate,  # noqa: E731
-                                job.prior.spec, job.cfg.precision)
+                                job.prior.fitted_spec, job.cfg.precision)
     planned = jobs_mod.plan(n_jobs, threads, len(todo), dev, need, say)
     at_once = None if planned else jobs_mod.plan_members(n_jobs, threads, len(todo), job.ensemble, dev, need, say)
     run_log = RunLog(log)
@@ -350,7 +360,7 @@ def _fit_share(images: list[Path], job: api.Restorer, clean: Optional[Path], mem
 
 
 def _log_step(run_log: RunLog, path: Path, step: Step) -> None:
-    run_log.write("step", input=path.name, iteration=step.iteration, total=step.total, loss=step.loss,
+    run_log.write("step", input=str(path), iteration=step.iteration, total=step.total, loss=step.loss,
                   metric=step.metrics[0], stopped_at=step.stopped_at[0])
 
 
@@ -461,7 +471,9 @@ def _say_restored(r: dict[str, Any]) -> None:
             f"{r['seconds']:.1f}s, sparsity {100 * r['sparsity']:.1f}%, "
             f"{r['params_fitted']:,} params fitted ({r['gflop_per_iter']:.2f} GFLOP/iteration)")
     if r.get("sigma_estimated") is not None:
-        line += f", noise sigma ~{r['sigma_estimated']:.1f} (estimated)"
+        line += f", noise sigma ~{r['sigma_estimated']:.1f} (estimated" + (
+            f"; on the 0-255 scale of the image's own min..max: {r['sigma_estimated_values']:.3g} in its values)"
+            if r.get("sigma_estimated_values") is not None else ")")
     if r["psnr_final"] is not None and members:  # what was written first: without the stop, the final iterates
         stopped = (f"stopped members {'/'.join(fmt(m['psnr_stopped']) for m in members)}, "
                    f"their average {fmt(r['psnr_stopped'])}")

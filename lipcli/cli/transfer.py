@@ -135,6 +135,9 @@ def transfer_cmd(
     files.check_writable(rows_path)
     with transfer.exclusive(rows_path):  # released, its empty file removed, before files.tidy removes a new --out
         _run_grid(grid, shard_, out, rows_path, dev, curves, experiment == "spectrum", plot_metric, formats, json_)
+    if shard_ is not None and not rows_path.exists():  # a shard with nothing to run (more shards than runs) is
+        with files.atomic_path(rows_path):  # done: its empty file says so to --merge, which called it missing
+            pass
 
 
 def _run_grid(grid: transfer.Grid, shard_: Optional[tuple[int, int]], out: Path, rows_path: Path, dev: Any,

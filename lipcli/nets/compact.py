@@ -85,7 +85,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..masks import Masks, kept_count
-from .base import concat, count_params, pad
+from .base import Spec, concat, count_params, pad, skeleton
 from .skip import ConvBlock, HourglassGeometry, SkipNet
 
 Size = tuple[int, int]
@@ -516,3 +516,17 @@ def compact(net: SkipNet, masks: Masks | None = None) -> CompactSkipNet:
     kept/total), `.masks` (keep-masks of its own parameters, for `fit`) and `.load_into(net)`.
     """
     return CompactSkipNet(net, masks or {})
+
+
+def kept_spec(spec: Spec, masks: Masks) -> Spec:
+    """The hourglass spec whose memory estimate (`estimate_bytes`) is the compacted net's: per level the most
+    channels it keeps among the down convs, among the up convs, and of the skip conv. The analysis alone, on the
+    net's skeleton: no weights, a fraction of a second, so a restore can plan its memory before it builds a net."""
+    a = _Analysis(skeleton(spec), masks)
+
+    def kept(*names: str) -> int:
+        return max(int(a.need[n].sum()) if n in a.need else 0 for n in names)
+    levels = range(len(spec["down"]))
+    return {**spec, "down": [max(1, kept(f"levels.{i}.down", f"levels.{i}.down2")) for i in levels],
+            "up": [max(1, kept(f"levels.{i}.up", f"levels.{i}.up1x1")) for i in levels],
+            "skip": [kept(f"levels.{i}.skip") for i in levels]}

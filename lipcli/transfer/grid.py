@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,8 +190,13 @@ class Grid:
     def __post_init__(self) -> None:
         config.check_init(self.init)
         names = [images_io.source_name(p) for p in self.images]
-        for name in names:
-            if names.count(name) > 1:
+        for k, name in enumerate(names):
+            first = self.images[names.index(name)]
+            if first is not self.images[k]:
+                if all(isinstance(p, (str, Path)) for p in (first, self.images[k])) and \
+                        os.path.realpath(images_io.resolve(first)) == os.path.realpath(images_io.resolve(self.images[k])):
+                    also = f" (also as {first})" if str(first) != str(self.images[k]) else ""
+                    raise LipError(f"{self.images[k]} is given twice{also}: give each image once")
                 raise LipError(f"two images are named {name!r}; rows are keyed by file name, so rename one")
         self._by_label = {m.label: m for m in self.masks}
         self._pixels = {name: images_io.pixel_hash(images_io.as_image(p)) for name, p in zip(names, self.images)}
