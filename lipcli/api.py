@@ -459,8 +459,10 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     images, clean, oracle_target = _listed(images), _listed(clean), _listed(oracle_target)
     check_method_options(s.method, [f.name for f in fields(Search) if getattr(s, f.name) != f.default])
     dev = _device(device)
+    fits = s.method in ("imp", "oes")  # the others score once: their fit flags, said to be unread, are not recorded
     settings = resolve_settings(task, config, dev, dict(
-        **degradation, search_iters=s.iters, lr=s.lr, reg_noise=s.reg_noise, sgld=s.sgld, precision=precision,
+        **degradation, search_iters=s.iters if fits else None, lr=s.lr if fits else None,
+        reg_noise=s.reg_noise if fits else None, sgld=s.sgld, precision=precision,
         net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird, scope=s.scope,
         target_sparsity=s.target_sparsity))
     inpaint_mask = _path(inpaint_mask, "inpaint_mask")
@@ -502,6 +504,8 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     channel_score = channel_score_for(s.method, s.granularity, s.channel_score)
     from_target = target is not None and s.method != "oes"  # the rounds --target-sparsity takes at --rate
     n_rounds = rounds_for(target, rate) if from_target else count(settings, "rounds")
+    if s.method == "random-layerwise" and s.like is not None:
+        n_rounds = artifact.load(_path(s.like, "like")).rounds  # it copies the mask's rounds
     if n_rounds > 255:
         raise LipError(f"{n_rounds} rounds {'needed' if from_target else 'asked for'}; at most 255 are supported"
                        + (" (lower --target-sparsity)" if from_target else ""))
@@ -540,7 +544,6 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
                         stop_on_rises=s.stop_when_loss_rises is not None, oracle=bool(oracle_target),
                         early_bird=early_bird, early_bird_every=s.early_bird_every),
         extra={"threads": torch.get_num_threads(), "preset": settings["preset"], "device": dev.type})
-    fits = s.method in ("imp", "oes")
     return Pruner(req, problems, dev, () if fits else tuple(n for n in ("iters", "lr", "reg_noise")
                                                              if getattr(s, n) is not None))
 

@@ -502,9 +502,11 @@ def fit(
 def _identity(cfg: FitConfig, model: nn.Module, targets: list[Target], masks: Masks | None) -> str:
     """Which fit this is, for resuming it (lipcli/resume.py): every setting but the iteration cap (a run
     may be continued further) and memory recomputation (the same result), the initial weights, masks,
-    input codes, observations and operators, and the clean image scored (the oracle so far was scored on it)."""
+    input codes, observations and operators (and their loss settings), and the clean image scored (the oracle
+    so far was scored on it)."""
     settings = {k: v for k, v in cfg.recorded().items() if k not in ("iters", "checkpoint")}
-    settings["targets"] = [(t.op.name, t.size, t.noise_floor, t.clean is not None) for t in targets]
+    settings["targets"] = [(t.op.name, t.size, t.noise_floor, t.clean is not None,
+                            *([t.op.loss_settings()] if t.op.loss_settings() else [])) for t in targets]
     tensors = [x for t in targets for x in (t.z, t.y, *t.op.state_dict().values(),
                                             *([] if t.clean is None else [t.clean]))]
     return fingerprint(settings, model, tensors + [masks[n] for n in sorted(masks or {})])

@@ -142,19 +142,19 @@ def _scope(art: Artifact, names: list[str], order: list[str]) -> str:
 TAGS = "abcdefghijklmnopqrstuvwxyz"  # masks compared are A, B, C, ... in the order given
 
 
-def _same_layout(a: Artifact, b: Artifact, tag: str) -> None:
-    sa = {n: tuple(r.shape) for n, r in a.prune_round.items()}
-    sb = {n: tuple(r.shape) for n, r in b.prune_round.items()}
-    t = tag.upper()
-    if sa.keys() != sb.keys():
-        only_a, only_b = sorted(sa.keys() - sb.keys()), sorted(sb.keys() - sa.keys())
-        first = f"{only_a[0]} only in A" if only_a else f"{only_b[0]} only in {t}"
-        raise LipError(f"masks A and {t} cover different parameters ({first}; {len(only_a)} only in A, "
-                       f"{len(only_b)} only in {t}): compare masks of the same net and --scope")
-    for n in sa:
-        if sa[n] != sb[n]:
-            raise LipError(f"masks A and {t} differ in shape at {n}: {_shape_str(sa[n])} vs "
-                           f"{_shape_str(sb[n])} (different nets)")
+def _shared(arts: Sequence[Artifact], tags: str) -> tuple[set[str], list[str]]:
+    """The masked tensors every mask covers, each checked to have one shape in all, and those only some cover (an
+    element mask and a channel ticket, which leaves the head dense), which the comparison leaves out."""
+    a = arts[0]
+    shared = set.intersection(*(set(x.prune_round) for x in arts))
+    if not shared:
+        raise LipError("the masks share no masked parameter: compare masks of the same net")
+    for tag, x in zip(tags[1:], arts[1:]):
+        for n in sorted(shared):
+            if a.prune_round[n].shape != x.prune_round[n].shape:
+                raise LipError(f"masks A and {tag.upper()} differ in shape at {n}: {_shape_str(a.prune_round[n].shape)}"
+                               f" vs {_shape_str(x.prune_round[n].shape)} (different nets)")
+    return shared, sorted(set.union(*(set(x.prune_round) for x in arts)) - shared)
 
 
 def matched_round(a: Artifact, ra: int, b: Artifact, round_b: int | None) -> int:
@@ -187,18 +187,18 @@ def compare(arts: Sequence[Artifact], rounds: Sequence[int | None]) -> dict[str,
     A's round is `rounds[0]` (its recommended one when None); every other mask's is given, or the one
     closest in sparsity to A's. jaccard = |A and X| / |A or X|; fraction_a_in_x = |A and X| / |A|;
     `chance_*` are what independent random masks of the same overall densities would give (a reference
-    line). Field names: `pair_key`. Refuses masks over different parameters or shapes.
+    line). Field names: `pair_key`. Over the tensors every mask covers (`left_out`: the others); refuses masks of
+    different shapes or with no tensor in common.
     """
     if not 2 <= len(arts) <= len(TAGS) or len(rounds) != len(arts):
         raise LipError(f"compare 2 to {len(TAGS)} masks, one round (or None) each")
     a, n, tags = arts[0], len(arts), TAGS[:len(arts)]
-    for tag, x in zip(tags[1:], arts[1:]):
-        _same_layout(a, x, tag)
+    shared, left_out = _shared(arts, tags)
     ra = check_round(a, a.recommended_round if rounds[0] is None else rounds[0], "--round")
     chosen = [ra] + [matched_round(a, ra, x, r) for x, r in zip(arts[1:], rounds[1:])]
     masks = [x.mask(k) for x, k in zip(arts, chosen)]
     rows = []
-    for i, name in enumerate(forward_names(a)):
+    for i, name in enumerate(n for n in forward_names(a) if n in shared):
         ms = [m[name] for m in masks]
         size, kept = ms[0].numel(), [int(m.sum()) for m in ms]
         row = {"index": i, "name": name, "shape": list(ms[0].shape), "params": size,
@@ -220,7 +220,8 @@ def compare(arts: Sequence[Artifact], rounds: Sequence[int | None]) -> dict[str,
         overall.update({pair_key("chance_jaccard", t, n): both / either if either > 0 else None,
                         pair_key("chance_fraction_a_in", t, n): density[t]})
     return {**{f"round_{t}": k for t, k in zip(tags, chosen)}, "matched": True,
-            "same_spec": all(x.spec == a.spec for x in arts[1:]), "overall": overall, "layers": rows}
+            "same_spec": all(x.spec == a.spec for x in arts[1:]), "overall": overall, "layers": rows,
+            "left_out": left_out}
 
 
 def parse_other_rounds(text: str | None, others: int) -> list[int | None]:

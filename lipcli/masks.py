@@ -48,12 +48,22 @@ def ladder_kept(total: int, rate: float, round_: int) -> int:
     return int(round(total * (1 - rate) ** round_))
 
 
-def check_ladder(total: int, rate: float, rounds: int, what: str) -> None:
-    """Refuse, before any round, a ladder that empties the net: its last rounds would fit nothing."""
-    empty = next((k for k in range(1, rounds + 1) if ladder_kept(total, rate, k) < 1), None)
-    if empty is not None:
-        raise LipError(f"--rate {rate:g} keeps none of the {total:,} {what} by round {empty} of {rounds}: "
-                       "lower --rate or --rounds")
+def check_ladder(total: int, rate: float, rounds: int, what: str, floor: int | None = None) -> None:
+    """Refuse, before any round, a ladder that empties the net (its last rounds would fit nothing), or, for a
+    search that keeps a `floor` (one channel per conv), one that reaches it before its last round: the rounds
+    after would repeat one mask (trained again, by IMP) while the schedule said they pruned."""
+    kept = [ladder_kept(total, rate, k) for k in range(rounds + 1)]
+    if floor is None:
+        empty = next((k for k in range(1, rounds + 1) if kept[k] < 1), None)
+        if empty is not None:
+            raise LipError(f"--rate {rate:g} keeps none of the {total:,} {what} by round {empty} of {rounds}: "
+                           "lower --rate or --rounds")
+        return
+    reached = next((k for k in range(1, rounds) if kept[k] <= floor), None)
+    if reached is not None:
+        raise LipError(f"--rate {rate:g} comes down to the {floor} {what} a search keeps (one per conv, so that no "
+                       f"layer is emptied) by round {reached} of {rounds}: the rounds after it would repeat its mask; "
+                       "lower --rate, --rounds or --target-sparsity")
 
 
 # ------------------------------------------------------------------ counting

@@ -39,6 +39,7 @@ class Problem:
     simulated: bool = False  # lip degraded a clean input itself (--simulate)
     unit: float = 1.0  # an image input's value that a net output of 1 stands for (Physics.calibrate; MRI's scale)
     scored_as: tuple[float, float] = (1.0, 0.0)  # output * a + b: the output in `clean`'s units (reference_units)
+    read_size: tuple[int, int] | None = None  # (H, W) of the input image as read (SR's is smaller); None: `size`
 
     def warning(self) -> str | None:
         """Why this fit will likely fail, to say before it: the operator's reason (physics.Physics.warning), or a float
@@ -141,10 +142,10 @@ class Problem:
 
 def provenance(problems: list[Problem]) -> dict[str, Any]:
     """What a mask artifact records about the images it was searched on: the operator, and each
-    image's name, pixel hash and size."""
+    image's name, pixel hash and size as read (an SR input's, not the restored one's)."""
     return {"operator": problems[0].operator_params(),
-            "images": [{"name": p.name, "sha256": p.sha256, "height": p.size[0], "width": p.size[1]}
-                       for p in problems]}
+            "images": [{"name": p.name, "sha256": p.sha256, "height": (p.read_size or p.size)[0],
+                        "width": (p.read_size or p.size)[1]} for p in problems]}
 
 
 def _rgb(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -224,7 +225,7 @@ def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, si
     else:
         op, y, ref, size = measured.op, measured.y, None, measured.op.output_size(*measured.y.shape[-2:])
         name, alpha, sha256, gray = measured.name, None, measured.sha256, measured.gray
-    scored_as = (1.0, 0.0)
+    scored_as, read_size = (1.0, 0.0), None if measured is not None else (int(h), int(w))
     if clean is not None:
         ref_img = images.as_image(clean, max_pixels=max_pixels)
         if (ref_img.height, ref_img.width) != size:
@@ -240,4 +241,4 @@ def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, si
     y = _rgb(y) if y.dim() == 4 else y  # images are replicated; measurement vectors (CS, (1, m)) are not
     return Problem(name=name, y=y, task=kind, op=op, size=size, gray=gray, alpha=alpha,
                    stored=stored, sha256=sha256, clean=None if ref is None else ref / unit, simulated=simulate,
-                   unit=1.0 if measured is not None else unit, scored_as=tuple(scored_as))
+                   unit=1.0 if measured is not None else unit, scored_as=tuple(scored_as), read_size=read_size)

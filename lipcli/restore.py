@@ -138,6 +138,9 @@ def fitted_form(net: torch.nn.Module, prior: Prior, notify: Callable[[str], None
     small = compact_net(net, prior.masks)
     r = small.report
     info = {key: r[key] for key in ("params_before", "params_after", "channels_removed", "channels_total")}
+    if r["channels_removed"] == r["channels_total"]:  # e.g. a SNIP mask that empties a layer: nothing reaches the head
+        notify("lip: warning: the mask disconnects the net (every channel is cut off from the output): it can only "
+               "fit one constant image; use another round or mask")
     if r["params_after"] >= r["params_before"]:
         if not prior.compact:  # automatic: nothing to say when there is nothing to remove
             return net, prior.masks, {"compact": {"fitted": "masked", **info}}

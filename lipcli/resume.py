@@ -156,7 +156,7 @@ class Keeper:
     """Saves a fit's state to `path` every `every` seconds (None: only when asked to stop) and when the
     process gets SIGINT, SIGTERM or SIGHUP (and, with `final`, once the fit has ended); loads it back for the same fit.
     A state holds `it` (steps done, against the run's cap) and `ended`; `where(state)` names its position
-    in messages (a GAN's training says epoch and batch).
+    in messages (a GAN's training says epoch and batch), `cap_named(cap)` the cap.
 
     While `holding()`, those signals are deferred to the end of the iteration: the loop saves the state
     (`due` is then True) and the signal is delivered as it would have been (Ctrl-C's KeyboardInterrupt,
@@ -165,8 +165,10 @@ class Keeper:
 
     def __init__(self, path: Path, every: float | None = 60.0,
                  notify: Callable[[str], None] = lambda line: None, final: bool = False,
-                 where: Callable[[dict[str, Any]], str] = lambda state: f"iteration {state['it']}") -> None:
+                 where: Callable[[dict[str, Any]], str] = lambda state: f"iteration {state['it']}",
+                 cap_named: Callable[[int], str] = str) -> None:
         self.path, self.every, self.notify, self.final, self.where = Path(path), every, notify, final, where
+        self.cap_named = cap_named  # a cap in steps, as `where` names positions (a GAN's: in epochs)
         self.next = 0.0
         self.signal: int | None = None
         self.previous: dict[int, Any] = {}
@@ -191,7 +193,7 @@ class Keeper:
             return None
         where, at = f"{self.path.parent.name}/{self.path.name}", self.where(state)
         if state["it"] > cap:  # a lowered cap: what this run asks for lies before the saved state
-            self.notify(f"the fit saved in {where} is at {at}, past this run's cap of {cap}: starting over")
+            self.notify(f"the fit saved in {where} is at {at}, past this run's cap of {self.cap_named(cap)}: starting over")
             return None
         self.resumed_from = state["it"]
         self.notify(f"the fit saved in {where} ended at {at}: taken as it is"

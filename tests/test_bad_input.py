@@ -770,6 +770,10 @@ case("prune", "--resume a truncated artifact",
      base=RESUMED)
 case("prune", "--resume with another -o",
      lambda w: ["img.png", "--simulate", "--resume", "A.safetensors", "-o", "B.safetensors"], "drop it")
+case("prune", "--like a mask of another net width",
+     lambda w: ["img.png", "--simulate", "--method", "random-layerwise", "--like", "A.safetensors", "--net", "dip-w16"],
+     "--like A.safetensors masks another net (levels.0.down.conv.weight: (8, 32, 3, 3), here (16, 32, 3, 3))",
+     base=[*RUN, "-o", "out.safetensors"])
 case("prune", "--like an artifact of a future version",
      lambda w: ["img.png", "--simulate", "--method", "random-layerwise", "--like", bad_artifact(w, "future version")],
      "upgrade lip", base=[*RUN, "-o", "out.safetensors"])  # no --rounds: it copies --like's
@@ -1241,6 +1245,10 @@ case("prune", "--oracle-target for a one-shot method",
      "--oracle-target: --method snip does not read it")
 case("prune", "channel --method bn, a score of trained nets only",
      lambda w: ["img.png", "--simulate", "--granularity", "channel", "--method", "bn"], "unknown --method 'bn'")
+case("prune", "a channel ladder that reaches one channel per conv before its last round",
+     lambda w: ["img.png", "--simulate", "--granularity", "channel", "--method", "random", "--rate", "0.8",
+                "--rounds", "4"], "comes down to the 25 channels a search keeps", "by round 2 of 4",
+     base=[*RUN, "-o", "out.safetensors"])
 case("prune", "--clean for a method whose rounds fit no image",
      lambda w: ["img.png", "--method", "oes", "--clean", "img.png"],
      "--clean: --method oes does not read it (only --method imp)")

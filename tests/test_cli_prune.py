@@ -148,10 +148,12 @@ def test_random_layerwise_like_an_imp_artifact(work):
     like = work / "imp.safetensors"
     ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=2), "--rounds", "2", "-o", like))
     out = work / "rlw.safetensors"
-    ok(lip("prune", work / "img.png", "--simulate", *base(work), "--method", "random-layerwise",
-           "--like", like, "-o", out))
+    result = lip("prune", work / "img.png", "--simulate", *base(work), "--method", "random-layerwise",
+                 "--like", like, "-o", out)
+    ok(result)
+    said = result.stderr
     a, b = artifact.load(like), artifact.load(out)
-    assert b.rounds == 2
+    assert b.rounds == 2 and "(denoise), 2 rounds," in said  # the start line named the preset's 4
     for k in range(3):
         assert {n: int(m.sum()) for n, m in a.mask(k).items()} == {n: int(m.sum()) for n, m in b.mask(k).items()}
 
@@ -297,6 +299,9 @@ def test_resume_with_different_settings_exits_2(work):
     line = error_line(lip(*args, "--sigma", "50", "--resume", out))  # the simulated degradation is the search's too
     assert "the degradation differs" in line and "sigma 25.0 -> 50.0" in line
     assert out.read_bytes() == before
+    write_picture(work / "img.png", 64, 64, seed=9)  # the very file given, changed: it was "searched on other
+    line = error_line(lip(*args, "--resume", out))  # images (img.png)", with the advice to rerun the same command
+    assert "img.png changed since the search began (other pixels)" in line
 
 
 def test_resume_of_a_missing_file_exits_2(work):
@@ -354,3 +359,15 @@ def test_oracle_target_with_simulate_names_the_right_flag(work):
     line = one_line_error(lip("prune", work / "img.png", "--simulate", *base(work), "--oracle-target",
                               work / CLEAN_NAME, "-o", work / "o.safetensors"))
     assert "--oracle-target" in line
+
+
+def test_a_flag_a_one_shot_method_does_not_read_is_not_recorded(work):
+    """--iters beside --method random is said to be unread; it was recorded all the same, and a --resume
+    without it was refused as other settings."""
+    out = work / "rand.safetensors"
+    first = lip("prune", work / "img.png", "--simulate", *base(work), "--method", "random", "--rounds", "2",
+                "--iters", "20", "-o", out)
+    ok(first)
+    assert "--iters" in first.stderr and "not read" in first.stderr
+    ok(lip("prune", work / "img.png", "--simulate", *base(work), "--method", "random", "--rounds", "2",
+           "--resume", out))

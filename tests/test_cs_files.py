@@ -286,6 +286,13 @@ def test_a_failed_write_of_cs_dip_keeps_the_fits_state(tmp_path, monkeypatch):
     assert lip(*args, "-o", out)["resumed_from"] > 0
     assert out.read_bytes() == (tmp_path / "ref.png").read_bytes() and not state.exists()
 
+    with monkeypatch.context() as mp:  # a state kept again, then the same command with other MOM batches
+        mp.setattr(PILImage.Image, "save", full_disk)
+        assert CliRunner().invoke(app, ["cs", *map(str, args), *FAST, "-o", str(out)]).exit_code == 1
+    other = CliRunner().invoke(app, ["cs", *map(str, args), "--mom-batch", "40", *FAST, "-o", str(out), "--json"])
+    assert other.exit_code == 0 and "another fit" in other.stderr, other.output  # it continued it: two objectives
+    assert "resumed_from" not in json.loads(other.stdout)
+
 
 def test_cs_dip_keeps_the_inputs_sample_type_and_alpha(tmp_path):
     """As lip restore --task cs: a 16-bit input gives a 16-bit result, an RGBA one keeps its alpha."""

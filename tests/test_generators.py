@@ -242,6 +242,7 @@ def test_generator_training_stopped_mid_epoch_continues_to_the_same_weights(tmp_
     for (name, a), b in zip(gan.state_dict().items(), reference.state_dict().values()):
         assert torch.equal(a, b), name
 
-    keeper = Keeper(state, 0.0, lines.append)  # the state is now at epoch 3: one epoch asked for lies before it
+    keeper = Keeper(state, 0.0, lines.append,  # the state is now at epoch 3: one epoch asked for lies before it
+                    cap_named=lambda cap: f"{cap // 3} epoch(s)")  # as lip train-generator names it (it said 3)
     train(new_gan(spec, 1), data, GanConfig(epochs=1, batch=4, seed=5), keeper=keeper)
-    assert "past this run's cap of 3: starting over" in lines[-1] and keeper.resumed_from is None
+    assert "past this run's cap of 1 epoch(s): starting over" in lines[-1] and keeper.resumed_from is None

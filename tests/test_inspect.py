@@ -172,9 +172,15 @@ def test_overlap_matches_sparsity_when_no_round_given():
     assert insp.compare([a, c], [4, 1])["round_b"] == 1  # an explicit round wins
 
 
-def test_overlap_refuses_different_layouts():
-    with pytest.raises(LipError, match="different parameters"):
-        insp.compare([make(), make(rounds=1, scope="all", recommended=1)], [None, None])
+def test_overlap_is_over_the_tensors_both_masks_cover_and_refuses_other_shapes():
+    """A conv mask beside one over every parameter (or a channel ticket, whose head is dense) was refused with
+    advice no flag could follow; they are compared over what both mask, the rest named."""
+    conv, every = make(), make(rounds=1, scope="all", recommended=1)
+    ov = insp.compare([conv, every], [None, None])
+    assert {r["name"] for r in ov["layers"]} == set(conv.prune_round)
+    assert ov["left_out"] == sorted(set(every.prune_round) - set(conv.prune_round)) != []
+    assert ov["overall"]["params"] == sum(m.numel() for m in conv.prune_round.values())
+    assert insp.compare([conv, make(seed=1)], [None, None])["left_out"] == []
     wide = make(spec=nets.preset("dip", down=[8] * 5, up=[12] * 5))
     with pytest.raises(LipError, match="differ in shape"):
         insp.compare([make(), wide], [None, None])
@@ -380,7 +386,6 @@ def test_cli_oes_scope_all(files, tmp_path):
     (["a", "--plot", "x.png", "--plot-rounds", "1,x"], "not a round number"),
     (["a", "--plot", "x.png", "--plot-rounds", "7"], "out of range"),
     (["a", "--json", "--csv", "-"], "both write to stdout"),
-    (["a", "oes"], "different parameters"),
     (["missing"], "no such artifact"),
 ])
 def test_cli_bad_input_is_one_line(files, tmp_path, monkeypatch, args, fragment):

@@ -616,3 +616,16 @@ def test_reruns_are_byte_identical_with_source_date_epoch(data_dir, img_problem,
     run_search(request(rounds=1, iters=3), [img_problem], a)
     run_search(request(rounds=1, iters=3), [img_problem], b)
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_an_artifact_records_the_size_of_the_image_as_read(tmp_path):
+    """A real SR input's size, not the restored one's (an 8x8 file was recorded as 32x32)."""
+    from lipcli import config
+    from lipcli.problem import load_problem, provenance
+    import numpy as np
+    from PIL import Image
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 8, 3), dtype=np.uint8)).save(tmp_path / "small.png")
+    settings = {**config.resolve("sr", "fast", "fast", {}), "scale": 4}
+    problem = load_problem(tmp_path / "small.png", "sr", settings, simulate=False, seed=0)
+    assert problem.size == (64, 32)
+    assert [(i["height"], i["width"]) for i in provenance([problem])["images"]] == [(16, 8)]

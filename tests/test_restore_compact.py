@@ -207,3 +207,16 @@ def test_cs_dip_and_transfer_fit_a_filter_ticket_compacted(workdir):
         *FAST, "--out", rows)
     row = json.loads((rows / "results.jsonl").read_text().splitlines()[0])
     assert row["compact"]["fitted"] == "compact" and row["compact"]["channels_removed"] > 0
+
+
+def test_a_mask_that_disconnects_the_net_is_warned_about():
+    """A SNIP mask can empty a layer: the restore wrote a flat image without a word."""
+    spec = tiny_spec()
+    net = nets.build(spec, 0)
+    dead = {n: torch.zeros_like(p, dtype=torch.bool) for n, p in net.named_parameters() if n.endswith("conv.weight")}
+    said: list[str] = []
+    fitted_form(net, Prior(spec=spec, masks=dead), said.append)
+    assert any("disconnects the net" in line for line in said)
+    said.clear()
+    fitted_form(net, Prior(spec=spec, masks={n: m | True for n, m in dead.items()}), said.append)
+    assert not any("disconnects" in line for line in said)

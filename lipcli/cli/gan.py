@@ -92,7 +92,9 @@ def train_generator_cmd(
     folder = resume.state_folder(out)
     keeper = None if folder is None else Keeper(resume.fit_state(folder, seed), resume_every or None, say,
                                                  where=lambda st: f"epoch {st['epoch']}, batch {st['count']} of "
-                                                                  f"{per_epoch}")
+                                                                  f"{per_epoch}",
+                                                 cap_named=lambda cap: f"{cap // per_epoch} epoch"
+                                                                       + "s" * (cap // per_epoch != 1))
     with progress(epochs * per_epoch, "train-generator") as advance:
         shown = written = 0  # batches shown, epochs written by this run
 

@@ -41,6 +41,11 @@ class Physics(nn.Module):
         """Mean squared error in observation space: what DIP fits."""
         return F.mse_loss(self.A(x), y)
 
+    def loss_settings(self) -> dict[str, Any]:
+        """What `loss` reads besides A, its buffers and y (a robust loss's batch size): part of what makes a fit
+        the fit it is, so that a saved one is continued only under the same loss (lipcli/fit.py `_identity`)."""
+        return {}
+
     def row_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-measurement squared errors (B, rows): what the Median-of-Means objective splits."""
         return (self.A(x) - y).pow(2).reshape(x.shape[0], -1)

@@ -69,6 +69,9 @@ class MedianOfMeans(LinearPhysics):
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return self.op.output_size(height, width)
 
+    def loss_settings(self) -> dict[str, Any]:
+        return {"mom_batch": self.batch_size}
+
     def params(self) -> dict[str, Any]:
         return {**self.op.params(), "loss": "mom", "mom_batch": self.batch_size}
 

@@ -20,7 +20,6 @@ from typing import Any, Callable
 import torch
 
 from .. import artifact as artifacts, seeds
-from ..errors import LipError
 from ..fit import Target
 from ..masks import Masks, kept_count, ladder_kept, record_round, top_channels, top_global, top_per_layer
 from .channel_scores import CHANNEL_SCORES, TRAINED_ONLY
@@ -47,9 +46,7 @@ def run(method: str, net: torch.nn.Module, traj: Trajectory, targets: list[Targe
     total = traj.ladder_total()
     began = time.perf_counter()
     if method == LAYERWISE:
-        assert like is not None, "checked by prune.run.search"
-        if set(like.prune_round) != set(names):
-            raise LipError("--like mask covers other parameters than this search (check --scope / --net)")
+        assert like is not None, "checked by prune.run.search, as its parameters and shapes"
         rounds = like.rounds
     if channels:
         score = Score(CHANNEL_SCORES.get(method))

@@ -116,16 +116,28 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
     like = artifact.load(Path(req.like)) if req.like else None
     if req.method == "random-layerwise" and like is None:
         raise LipError("--method random-layerwise needs --like MASK.safetensors (whose per-layer ratios to copy)")
-    if like is not None and set(like.prune_round) < set(names):  # e.g. a channel ticket, whose head is never masked
-        names = [n for n in names if n in like.prune_round]  # the layers it leaves dense stay dense here too
+    if like is not None:
+        if set(like.prune_round) < set(names):  # e.g. a channel ticket, whose head is never masked
+            names = [n for n in names if n in like.prune_round]  # the layers it leaves dense stay dense here too
+        if set(like.prune_round) != set(names):
+            raise LipError(f"--like {req.like} masks other parameters than this search (check --scope / --net)")
+        shapes = {n: tuple(p.shape) for n, p in net.named_parameters()}
+        other = next((n for n in names if tuple(like.prune_round[n].shape) != shapes[n]), None)
+        if other is not None:  # its per-layer counts would be another net's (too many for a narrower one)
+            raise LipError(f"--like {req.like} masks another net ({other}: {tuple(like.prune_round[other].shape)}, "
+                           f"here {shapes[other]}): give a mask of this --net, or the --net it was found on")
     if resume:
         traj = Trajectory.resume(artifact.load(out), names)
         refuse_changed(out, "the search settings differ", traj.meta.get("search") or {}, req.identity())
         saved = [im.get("sha256") for im in traj.meta.get("images") or []]
         if saved and saved != [im["sha256"] for im in provenance["images"]]:
-            searched = ", ".join(str(im.get("name")) for im in traj.meta["images"])
-            raise LipError(f"--resume {out.name}: it was searched on other images ({searched}); rerun the same "
-                           "command with --resume, or start a new search")
+            names = [str(im.get("name")) for im in traj.meta["images"]]
+            if names == [str(im["name"]) for im in provenance["images"]]:  # the same files, other pixels
+                changed = [n for n, a, b in zip(names, saved, provenance["images"]) if a != b["sha256"]]
+                raise LipError(f"--resume {out.name}: {', '.join(changed)} changed since the search began (other "
+                               "pixels); give the images it was searched on, or start a new search")
+            raise LipError(f"--resume {out.name}: it was searched on other images ({', '.join(names)}); rerun the "
+                           "same command with --resume, or start a new search")
         if "operator" in traj.meta:  # e.g. --simulate --sigma 25 -> 50; as the artifact stores it (lists, not tuples)
             refuse_changed(out, "the degradation differs", traj.meta["operator"] or {},
                            json.loads(json.dumps(provenance["operator"])))
@@ -135,8 +147,9 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
                                 search=req.identity(), oracle=req.imp.oracle, **provenance, **req.extra)
 
     if req.method not in ("oes", ladder.LAYERWISE):  # the methods that walk the ladder with --rate and --rounds
-        check_ladder(traj.ladder_total(), req.rate, req.rounds,
-                     "channels" if traj.granularity == "channel" else "weights")
+        channels = traj.granularity == "channel"  # every conv keeps a channel (masks.top_channels)
+        check_ladder(traj.ladder_total(), req.rate, req.rounds, "channels" if channels else "weights",
+                     len(traj.prune_round) if channels else None)
     on_start()
 
     def save(t: Trajectory, recommended: int | None) -> None:
