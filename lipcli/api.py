@@ -203,12 +203,20 @@ class Restorer:
         """The observation of `image` (degraded first when `simulate`), the same for every fit of it. A file too
         large for the memory is refused from its header, before it is decoded (a 4000x3000 photo took 14 s and
         3.7 GB to be refused)."""
+        def fitted(width: int, height: int) -> tuple[int, int]:
+            return fitted_size(self.prior.spec, self.task, self.settings, self.simulate, width, height)
+
+        def cost(width: int, height: int) -> str:  # past the pixel limit: the least this fit would need
+            need = nets.estimate_bytes(self.prior.fitted_spec, *fitted(width, height), self.cfg.precision, True)
+            return f"restoring it would need about {need / 2**30:,.0f} GiB of memory"
         size = images_io.header_size(image) if isinstance(image, (str, Path)) else None
         if size is not None and size[0] * size[1] <= images_io.MAX_PIXELS:  # past it: refused as too many pixels
-            memory_plan(self.prior.fitted_spec, fitted_size(self.prior.spec, self.task, self.settings, self.simulate,
-                                                            *size), self.cfg, self.device)
+            try:
+                memory_plan(self.prior.fitted_spec, fitted(*size), self.cfg, self.device)
+            except LipError as exc:
+                raise LipError(f"{images_io.resolve(image).name}: {exc}") from None
         return load_problem(image, self.task, self.settings, simulate=self.simulate, seed=self.seed,
-                            inpaint_mask=self.inpaint_mask, clean=clean, max_pixels=images_io.MAX_PIXELS)
+                            inpaint_mask=self.inpaint_mask, clean=clean, max_pixels=images_io.MAX_PIXELS, cost=cost)
 
     def fit_share(self, image: images_io.Source, share: tuple[int, int], folder: Path, *,
                   clean: images_io.Source | None = None, on_step: Callable[[Step], None] | None = None,

@@ -218,24 +218,34 @@ def check_readable(paths: list[Path]) -> None:
             raise LipError(f"cannot read {path}: {what}")
 
 
+class _Peeked(Exception):
+    """Raised from load_image's size check to stop there: `header_size`."""
+
+
 def header_size(path: Path | str) -> tuple[int, int] | None:
-    """(width, height) from the file's header, nothing decoded; None when it cannot be read (loading it
+    """(width, height) from the file's header, nothing decoded, for every format load_image reads (.npy, TIFF,
+    PNG, ...: each reader checks the size from its header first); None when it cannot be read (loading it
     later says why in one line)."""
+    def peek(width: int, height: int) -> None:
+        raise _Peeked(width, height)
     try:
-        with PILImage.open(resolve(path)) as im:
-            return im.size
+        load_image(path, fits=peek)
+    except _Peeked as size:
+        return size.args[0], size.args[1]
     except Exception:  # any failure here is reported by load_image, where it matters
         return None
+    return None
 
 
 def load_image(path: Path | str, *, max_pixels: int | None = None,
-               cost: Callable[[int, int], str] | None = None) -> Image:
+               cost: Callable[[int, int], str] | None = None,
+               fits: Callable[[int, int], None] | None = None) -> Image:
     """Load an image file as gray or RGB (+ alpha), EXIF orientation applied, its sample type kept.
 
     16-bit PNGs and TIFFs stay 16-bit, float TIFFs and .npy arrays keep their dtype and range
     (`Stored`); Pillow's other files are 8-bit. `max_pixels` refuses large files from the header,
     before spending memory on them; `cost(width, height)` may say what processing that size would
-    need (added to the refusal).
+    need (added to the refusal); `fits(width, height)`, called from the header too, may refuse a size.
     """
     path = resolve(path)
 
@@ -245,8 +255,10 @@ def load_image(path: Path | str, *, max_pixels: int | None = None,
             raise LipError(f"cannot read {path}: it is {width}x{height} = {width * height:,} pixels, "
                            f"more than the limit of {max_pixels:,}" + (f" ({need})" if need else "")
                            + "; resize or crop it first")
+        if fits is not None:
+            fits(width, height)
 
-    size_check = check if max_pixels is not None else None
+    size_check = check if max_pixels is not None or fits is not None else None
     if path.suffix.lower() == ".npy":
         return from_array(formats.read_npy(path, size_check), path.name)
     formats.check_file(path)

@@ -71,7 +71,8 @@ def plan(jobs: int | None, threads: str | None, count: int, dev: torch.device, n
     if most and free is not None and n * most > devices.MEMORY_SHARE * free:
         fits = max(1, int(devices.MEMORY_SHARE * free // most))
         if jobs is not None:
-            notify(f"lip: {n} jobs would need about {n * most / 2**30:.1f} GiB but {free / 2**30:.1f} GiB is "
+            notify(f"lip: {n} jobs would need about {n * most / 2**30:.1f} GiB, more than the "
+                   f"{devices.MEMORY_SHARE * free / 2**30:.1f} GiB lip plans to fill of the {free / 2**30:.1f} GiB "
                    f"free; running {fits} at once")
         n, each = devices.split_cores(threads, fits, count)
     return (n, each) if n > 1 else None

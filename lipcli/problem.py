@@ -195,19 +195,21 @@ def _memory_cost(task: str, settings: dict[str, Any], simulate: bool) -> Callabl
 
 def load_problem(path: images.Source, task: str, settings: dict[str, Any], *, simulate: bool, seed: int,
                  inpaint_mask: Path | None = None, clean: images.Source | None = None,
-                 max_pixels: int | None = None, clean_flag: str = "--clean") -> Problem:
+                 max_pixels: int | None = None, clean_flag: str = "--clean",
+                 cost: Callable[[int, int], str] | None = None) -> Problem:
     """Read an image (a file, an array or an Image: images.as_image) and build its problem.
 
     simulate=False: the image IS the degraded observation (the real use); `clean` is optional and
     only scores the result; a task whose observations are not images reads the source itself (MRI:
     k-space .npy). simulate=True: the image is clean; it is degraded here (seeded) and becomes the
     reference. The reference is kept in the units of the net's output (`Physics.calibrate`). `clean_flag`
-    names the option that gave `clean` in messages (lip prune's --oracle-target is one too).
+    names the option that gave `clean` in messages (lip prune's --oracle-target is one too). `cost(width, height)`
+    says the memory an image past `max_pixels` would need [the preset net's, checkpointed].
     """
     kind = TASKS.get(task)
     measured = None if simulate else kind.read_observation(path, settings)
     if measured is None:
-        img = images.as_image(path, max_pixels=max_pixels, cost=_memory_cost(task, settings, simulate))
+        img = images.as_image(path, max_pixels=max_pixels, cost=cost or _memory_cost(task, settings, simulate))
         native = torch.from_numpy(np.ascontiguousarray(img.pixels)).float()[None]
         if kind.one_channel:
             native = images.as_channels(native, 1)

@@ -12,7 +12,7 @@ from . import allocator, artifact, config, device as devices, nets, seeds
 from .errors import LipError
 from .fit import FitConfig, FitResult, Step, fit
 from .masks import Masks, mask_sparsity
-from .nets.compact import compact as compact_net, kept_spec
+from .nets.compact import compact as compact_net, disconnected, kept_spec
 from .problem import Problem
 from .resume import Keeper
 
@@ -45,6 +45,15 @@ class Prior:
         kept = kept_spec(self.spec, self.masks)
         return kept if nets.count_params(nets.skeleton(kept)) < nets.count_params(nets.skeleton(self.spec)) \
             else self.spec
+
+    @cached_property
+    def warning(self) -> str | None:
+        """Why every fit of this prior will fail, to say once before them: a mask that cuts every channel off the
+        output (a SNIP mask can empty a layer) leaves a net, masked or compacted, that makes one constant image."""
+        if self.masks and nets.skeleton(self.spec).compactable and disconnected(self.spec, self.masks):
+            return ("the mask disconnects the net (every channel is cut off from the output): it can only fit one "
+                    "constant image; use another round or mask")
+        return None
 
     def build(self, seed: int) -> torch.nn.Module:
         """The net at its initial weights: the artifact's theta0, or a fresh seeded draw."""
@@ -138,9 +147,6 @@ def fitted_form(net: torch.nn.Module, prior: Prior, notify: Callable[[str], None
     small = compact_net(net, prior.masks)
     r = small.report
     info = {key: r[key] for key in ("params_before", "params_after", "channels_removed", "channels_total")}
-    if r["channels_removed"] == r["channels_total"]:  # e.g. a SNIP mask that empties a layer: nothing reaches the head
-        notify("lip: warning: the mask disconnects the net (every channel is cut off from the output): it can only "
-               "fit one constant image; use another round or mask")
     if r["params_after"] >= r["params_before"]:
         if not prior.compact:  # automatic: nothing to say when there is nothing to remove
             return net, prior.masks, {"compact": {"fitted": "masked", **info}}

@@ -1262,6 +1262,8 @@ case("restore", "one input given twice, spelt two ways", lambda w: ["img.png", s
 case("restore", "two inputs of one name with --snapshots",
      lambda w: ["img.png", same_name(w), "--snapshots", "10", "snaps"],
      "img.png and sub/img.png would write their snapshots to the same files (snaps/img_N.png)", base=RUN)
+case("restore", "--log named as one of the run's snapshots", lambda w: ["img.png", "--snapshots", "1", "snaps",
+     "--log", "snaps/img_1.png"], "--log snaps/img_1.png is the name of a snapshot this run writes")
 case("restore", "--log over the output of one of two inputs of one name",
      lambda w: ["img.png", same_name(w), "--log", "sub/img_restored.png"],
      "--log and the output of sub/img.png both name sub/img_restored.png", base=RUN)

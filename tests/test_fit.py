@@ -506,10 +506,14 @@ def test_a_file_too_large_is_refused_from_its_header_before_it_is_decoded(tmp_pa
     from PIL import Image
     from lipcli import api, images, restore
     Image.new("RGB", (3000, 2000)).save(tmp_path / "big.png")
+    np.save(tmp_path / "big.npy", np.zeros((2000, 3000), np.float32))  # arrays too (Pillow reads no .npy header)
     monkeypatch.setattr(restore.devices, "available_memory", lambda dev: 2**30)
-    monkeypatch.setattr(images, "load_image", lambda *a, **k: pytest.fail("decoded"))
-    with pytest.raises(LipError, match="a 3008x2016 fit .* needs about"):
-        api.restorer(device="cpu").problem(tmp_path / "big.png")
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded"))
+    monkeypatch.setattr(images, "from_array", lambda *a, **k: pytest.fail("decoded"))
+    for name in ("big.png", "big.npy"):
+        with pytest.raises(LipError, match=f"{name}: a 3008x2016 fit .* needs about"):
+            api.restorer(device="cpu").problem(tmp_path / name)
+        assert images.header_size(tmp_path / name) == (3000, 2000)  # what --jobs plans with
 
 
 def test_a_compacted_fit_plans_the_memory_of_the_compacted_net():

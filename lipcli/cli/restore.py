@@ -122,8 +122,9 @@ def restore_cmd(
                                       "when it ends in /); or - for PNG bytes on stdout [INPUT_restored.png]"),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for metrics only (reports the "
                                          "'oracle' best PSNR too). Compared as the values it holds; peak: its "
-                                         "type's range (8/16-bit; floats in [0,1]: 1), else the input's; MRI: "
-                                         "in the k-space's units"),
+                                         "type's range (8/16-bit unsigned; floats in [0,1]: 1), else the input's "
+                                         "where that is fixed, else the reference's own min..max; MRI: in the "
+                                         "k-space's units"),
     device: Device = "auto", seed: Seed = 0, precision: Precision = None,
     threads: Threads = None, jobs: Jobs = "auto",
     shard: Optional[str] = typer.Option(None, help="i/n: restore only inputs i, i+n, i+2n, ... (one share of a "
@@ -185,18 +186,26 @@ def restore_cmd(
             if first is not p:
                 raise LipError(f"{first} and {p} would write their snapshots to the same files ({folder}/"
                                f"{images_io.resolve(p).stem}_N.png): restore them in separate runs, or rename one")
+        stems, iters = set(named), job.cfg.iters
+
+        def a_snapshot(entry: Path) -> bool:  # a name some snapshot of this run takes
+            stem, _, it = entry.stem.rpartition("_")
+            return (stem in stems and it.isdigit() and 0 < int(it) <= iters and int(it) % every == 0
+                    and entry == _snapshot_path(folder, Path(stem), int(it), iters))
+        if log is not None and not files.is_stream(log) and \
+                os.path.realpath(Path(log).parent) == os.path.realpath(folder) and a_snapshot(folder / Path(log).name):
+            raise LipError(f"--log {log} is the name of a snapshot this run writes: give the log another name")
         if not folder.is_dir():
             files.check_writable(folder)
         else:  # the files there that a snapshot will replace, now, not when one lands on an input
-            stems, iters = {images_io.resolve(p).stem for p in images}, job.cfg.iters
             for entry in sorted(folder.iterdir()):
-                stem, _, it = entry.stem.rpartition("_")
-                taken = stem in stems and it.isdigit() and 0 < int(it) <= iters and int(it) % every == 0
-                if taken and entry == _snapshot_path(folder, Path(stem), int(it), iters):
+                if a_snapshot(entry):
                     files.check_writable(entry)
     if sparsity is not None and abs(job.prior.sparsity - sparsity) > SPARSITY_NOTE:  # the closest may be far
         say(f"lip: --sparsity {sparsity:g}: the closest round of {mask} is round {job.prior.source['round']}, "
             f"{100 * job.prior.sparsity:.1f}% sparse")
+    if job.prior.warning:  # said once, here, whether the fits run in this process or in jobs
+        say(f"lip: warning: {job.prior.warning}")
     mine = [(images[k], outs[k]) for k in at]
     if len(mine) > 1:  # one input's notes wait until it is read: an input refused then errs in one line
         say_threads()

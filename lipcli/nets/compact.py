@@ -530,3 +530,10 @@ def kept_spec(spec: Spec, masks: Masks) -> Spec:
     return {**spec, "down": [max(1, kept(f"levels.{i}.down", f"levels.{i}.down2")) for i in levels],
             "up": [max(1, kept(f"levels.{i}.up", f"levels.{i}.up1x1")) for i in levels],
             "skip": [kept(f"levels.{i}.skip") for i in levels]}
+
+
+def disconnected(spec: Spec, masks: Masks) -> bool:
+    """Whether the masks cut every channel off the output (a SNIP mask can empty a layer): the net, masked or
+    compacted, can then make one constant image only. The analysis alone, as `kept_spec`."""
+    a = _Analysis(skeleton(spec), masks)
+    return not any(bool(kept.any()) for name, kept in a.need.items() if name != "head")
