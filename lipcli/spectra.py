@@ -84,13 +84,19 @@ def load(paths: list[Path]) -> tuple[list[str], list[np.ndarray]]:
         if (img.height, img.width) != (ref.height, ref.width):
             raise LipError(f"{img.name} is {img.width}x{img.height} but the reference {ref.name} is "
                            f"{ref.width}x{ref.height}: the maps compare images of one size")
-    values = [_values(img, ref.stored) for img in loaded]
-    for img, v in zip(loaded, values):
-        top = float(np.abs(v).max())
+    for img in loaded:
+        top = float(np.abs(_held(img)).max())
         if top > OVERFLOW / (img.height * img.width):
             raise LipError(f"{img.name} holds values up to {top:.3g}: its Fourier sums and differences "
                            "would pass what float64 holds; scale the array down")
-    return stems, values
+    return stems, [_values(img, ref.stored) for img in loaded]
+
+
+def _held(img: images_io.Image) -> np.ndarray:
+    """The values the file holds, in float64 (integers exactly: lip reads them as float32 fractions)."""
+    stored = img.stored
+    values = img.pixels.astype(np.float64) * (stored.hi - stored.lo) + stored.lo
+    return np.rint(values) if np.dtype(stored.dtype).kind in "iu" else values
 
 
 def _values(img: images_io.Image, ref: images_io.Stored) -> np.ndarray:
@@ -98,11 +104,11 @@ def _values(img: images_io.Image, ref: images_io.Stored) -> np.ndarray:
     [0, 1]) a fraction of that range, which other such images are in too, and other values are taken as the
     reference's type reads them (an int16 copy of an 8-bit image as 0..255); else the values themselves (signed or
     wide integers, floats past [0, 1]: lip's reader maps those by each image's own min..max, which would put a
-    noisy image and its clean reference on different scales)."""
-    stored = img.stored
+    noisy image and its clean reference on different scales). In float64 from the values held, so that one picture
+    stored two ways differs by exactly 0 (float32 fractions differ in the last bits, which the maps' scale drew)."""
+    stored, values = img.stored, _held(img)
     if images_io.fixed_range(stored) and images_io.fixed_range(ref):
-        return img.pixels
-    values = img.pixels.astype(np.float64) * (stored.hi - stored.lo) + stored.lo
+        return (values - stored.lo) / (stored.hi - stored.lo)
     return (values - ref.lo) / (ref.hi - ref.lo) if images_io.fixed_range(ref) else values
 
 

@@ -629,3 +629,21 @@ def test_an_artifact_records_the_size_of_the_image_as_read(tmp_path):
     problem = load_problem(tmp_path / "small.png", "sr", settings, simulate=False, seed=0)
     assert problem.size == (64, 32)
     assert [(i["height"], i["width"]) for i in provenance([problem])["images"]] == [(16, 8)]
+
+
+@pytest.mark.parametrize("method", ["random", "synflow"])
+def test_a_stopped_one_shot_search_keeps_its_rounds_and_resumes_to_the_same_masks(method, data_dir, img_problem):
+    """A stopped synflow search (40-65 s a round at 100 re-scorings) threw its finished rounds away: the artifact was
+    written once, at the end."""
+    req = request(method=method, rounds=3, synflow_iters=3)
+    full = run_search(req, [img_problem], data_dir / f"{method}-full.safetensors")
+    out = data_dir / f"{method}-stopped.safetensors"
+
+    def stop(rec: dict) -> None:
+        if rec["round"] == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run_search(req, [img_problem], out, on_round=stop)
+    assert artifact.load(out).rounds == 1
+    done = run_search(req, [img_problem], out, resume=True)
+    assert done.rounds == 3 and all(torch.equal(done.prune_round[n], full.prune_round[n]) for n in full.prune_round)

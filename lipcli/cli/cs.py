@@ -169,8 +169,8 @@ def cs_cmd(
 def _kept(dest: Path, problem: CSProblem) -> tuple[np.ndarray | None, images_io.Stored]:
     """The alpha and sample type an output keeps: X.npy gets float32 in [0, 1], (H, W) gray or (H, W, 3), no alpha;
     an image keeps the input image's sample type and alpha, as lip restore's do."""
-    if dest.suffix.lower() == ".npy":
-        return None, images_io.Stored("float32", 0.0, 1.0, "HW")
+    if dest.suffix.lower() == ".npy":  # with the input's profile, which `narrowed` says an .npy drops
+        return None, images_io.Stored("float32", 0.0, 1.0, "HW", problem.stored.icc)
     return (problem.alpha if problem.alpha is not None and problem.alpha.shape == problem.size else None,
             problem.stored)
 

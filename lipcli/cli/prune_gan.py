@@ -39,8 +39,12 @@ def prune_gan(run: GanPrune) -> None:
     if run.resume:
         traj = gan_imp.resumed(run.out, run.settings)
         if run.generator is not None and not gan_imp.same_generator(traj, run.generator):
-            raise LipError(f"--resume {run.out.name} prunes another generator ({traj.meta.get('generator')}) than "
-                           f"--generator {run.generator}: drop --generator, or start a new search")
+            recorded = str(traj.meta.get("generator"))
+            if Path(recorded).resolve() == run.generator.resolve():  # recorded relative to where it ran: a hint only
+                raise LipError(f"--resume {run.out.name}: {run.generator} changed since the search began (other "
+                               "weights); give the generator it prunes, or start a new search")
+            raise LipError(f"--resume {run.out.name} prunes another generator ({recorded}) than --generator "
+                           f"{run.generator}: drop --generator, or start a new search")
     else:
         gan_imp.refuse_restart(run.out, run.settings)
         traj = gan_imp.start(run.generator or gan.GENERATOR, run.settings, " ".join(["lip", *sys.argv[1:]]),

@@ -176,9 +176,10 @@ def _run_grid(grid: transfer.Grid, shard_: Optional[tuple[int, int]], out: Path,
         try:
             transfer.run_cells(grid, todo, dev, rows_path, on_step, on_row)
         except (KeyboardInterrupt, Terminated):
-            err.print(f"lip: stopped; {len(transfer.read_rows(rows_path))} finished runs are kept in "
-                             f"{rows_path}. Continue with the same command (finished runs are skipped)",
-                             markup=False, soft_wrap=True)
+            kept = len(transfer.read_rows(rows_path))
+            err.print(f"lip: stopped; {kept} finished runs are kept in {rows_path}. Continue with the same command "
+                      "(finished runs are skipped)" if kept else "lip: stopped before the first run ended; nothing "
+                      "was kept", markup=False, soft_wrap=True)
             raise
     if shard_ is not None:
         err.print(f"shard {shard_name} done: {rows_path if _written(rows_path) else held}. When every shard is done: "
@@ -202,8 +203,14 @@ def _run_workers(args: list[str], device_list: list[str], threads: Optional[int]
     try:
         workers.run(args, device_list, threads, out, grid.stem, say)
     except (KeyboardInterrupt, Terminated):
-        say(f"lip: stopped the workers; their finished runs are kept in {out}/{grid.stem}.shard-*.jsonl. "
-             "Continue with the same command (finished runs are skipped)")
+        shards = [out / transfer.rows_name(grid.stem, (i, n)) for i in range(n)]
+        if any(transfer.read_rows(p) for p in shards):
+            say(f"lip: stopped the workers; their finished runs are kept in {out}/{grid.stem}.shard-*.jsonl. "
+                "Continue with the same command (finished runs are skipped)")
+        else:  # nothing to keep: their logs go too, and with them a --out this run made (files.tidy)
+            for p in shards:
+                p.with_suffix(".log").unlink(missing_ok=True)
+            say("lip: stopped the workers before any run ended; nothing was kept")
         raise
 
 

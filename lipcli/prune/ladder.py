@@ -39,8 +39,11 @@ def methods(granularity: str = "element") -> list[str]:
 
 def run(method: str, net: torch.nn.Module, traj: Trajectory, targets: list[Target], rounds: int,
         rate: float, seed: int, like: artifacts.Artifact | None = None, iters: int = 100,
-        on_round: Callable[[dict[str, Any]], None] = lambda rec: None) -> None:
-    """Fill `traj` with rounds 1..`rounds` of `method`'s masks (`iters`: re-scorings of an iterative score)."""
+        on_round: Callable[[dict[str, Any]], None] = lambda rec: None,
+        save: Callable[[], None] = lambda: None) -> None:
+    """Fill `traj` with rounds 1..`rounds` of `method`'s masks (`iters`: re-scorings of an iterative score),
+    calling `save` after each (a stopped search keeps its finished rounds) and continuing after the rounds a
+    resumed `traj` holds: every round is a function of the seeded scores and the round before it."""
     names = list(traj.prune_round)
     channels = traj.granularity == "channel"
     total = traj.ladder_total()
@@ -55,8 +58,9 @@ def run(method: str, net: torch.nn.Module, traj: Trajectory, targets: list[Targe
     ctx = ScoreContext(targets=targets, gen=seeds.generator(seed), masks=traj.masks(0),
                        input_shape=net.input_shape(net.min_side, net.min_side))  # the smallest valid input
     fixed = None if score.iterative else score.fn(net, names, ctx)
-    traj.record(0, 0.0)
-    for k in range(1, rounds + 1):
+    if traj.done == 0:
+        traj.record(0, 0.0)
+    for k in range(traj.done + 1, rounds + 1):
         alive = traj.masks(k - 1)
         if method == LAYERWISE:
             counts = {n: int(m.sum()) for n, m in like.mask(k).items()}
@@ -68,7 +72,9 @@ def run(method: str, net: torch.nn.Module, traj: Trajectory, targets: list[Targe
         else:
             keep = top_global(fixed, alive, ladder_kept(total, rate, k))
         record_round(traj.prune_round, alive, keep, k)
-        on_round(traj.record(k, time.perf_counter() - began))
+        rec = traj.record(k, time.perf_counter() - began)
+        save()
+        on_round(rec)  # reported once saved
         began = time.perf_counter()
 
 

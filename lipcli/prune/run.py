@@ -165,7 +165,7 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
         _oes(req, net, names, traj, targets, on_step, on_round)
     else:
         ladder.run(req.method, net, traj, targets, req.rounds, req.rate, req.seed, like,
-                   req.synflow_iters, on_round)
+                   req.synflow_iters, on_round, lambda: save(traj, traj.done))
     final = traj.to_artifact(traj.done)
     artifact.save(out, final, slim)
     return final

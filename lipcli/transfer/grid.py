@@ -189,14 +189,16 @@ class Grid:
 
     def __post_init__(self) -> None:
         config.check_init(self.init)
+        seen: dict[str, Any] = {}  # a file's real path -> the name it was first given by
+        for p in self.images:
+            if isinstance(p, (str, Path)):
+                first = seen.setdefault(os.path.realpath(images_io.resolve(p)), p)
+                if first is not p:  # a link or another spelling of one file
+                    also = f" (also as {first})" if str(first) != str(p) else ""
+                    raise LipError(f"{p} is given twice{also}: give each image once")
         names = [images_io.source_name(p) for p in self.images]
-        for k, name in enumerate(names):
-            first = self.images[names.index(name)]
-            if first is not self.images[k]:
-                if all(isinstance(p, (str, Path)) for p in (first, self.images[k])) and \
-                        os.path.realpath(images_io.resolve(first)) == os.path.realpath(images_io.resolve(self.images[k])):
-                    also = f" (also as {first})" if str(first) != str(self.images[k]) else ""
-                    raise LipError(f"{self.images[k]} is given twice{also}: give each image once")
+        for name in names:
+            if names.count(name) > 1:
                 raise LipError(f"two images are named {name!r}; rows are keyed by file name, so rename one")
         self._by_label = {m.label: m for m in self.masks}
         self._pixels = {name: images_io.pixel_hash(images_io.as_image(p)) for name, p in zip(names, self.images)}
