@@ -131,13 +131,13 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
         refuse_changed(out, "the search settings differ", traj.meta.get("search") or {}, req.identity())
         saved = [im.get("sha256") for im in traj.meta.get("images") or []]
         if saved and saved != [im["sha256"] for im in provenance["images"]]:
-            names = [str(im.get("name")) for im in traj.meta["images"]]
-            if names == [str(im["name"]) for im in provenance["images"]]:  # the same files, other pixels
-                changed = [n for n, a, b in zip(names, saved, provenance["images"]) if a != b["sha256"]]
+            searched = [str(im.get("name")) for im in traj.meta["images"]]
+            if searched == [str(im["name"]) for im in provenance["images"]]:  # the same files, other pixels
+                changed = [n for n, a, b in zip(searched, saved, provenance["images"]) if a != b["sha256"]]
                 raise LipError(f"--resume {out.name}: {', '.join(changed)} changed since the search began (other "
                                "pixels); give the images it was searched on, or start a new search")
-            raise LipError(f"--resume {out.name}: it was searched on other images ({', '.join(names)}); rerun the "
-                           "same command with --resume, or start a new search")
+            raise LipError(f"--resume {out.name}: it was searched on other images ({', '.join(searched)}); rerun "
+                           "the same command with --resume, or start a new search")
         if "operator" in traj.meta:  # e.g. --simulate --sigma 25 -> 50; as the artifact stores it (lists, not tuples)
             refuse_changed(out, "the degradation differs", traj.meta["operator"] or {},
                            json.loads(json.dumps(provenance["operator"])))
