@@ -11,6 +11,7 @@ Pillow reads and writes the common formats; `imageformats.py` the ones it would 
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import warnings
 import zlib
@@ -216,6 +217,18 @@ def check_readable(paths: list[Path]) -> None:
                 what = "no such sample (bundled: " + ", ".join(SAMPLE_PREFIX + p.stem for p in sorted(
                     resolve(SAMPLE_PREFIX).parent.glob("*.png")) if not p.stem.endswith("_samples")) + ")"
             raise LipError(f"cannot read {path}: {what}")
+
+
+def check_given_once(sources: list[Any], what: str) -> None:
+    """Refuse one file given twice, however spelt (./a.png, its absolute path, a link to it): it would be restored
+    twice, or its two outputs clash. Arrays are no files."""
+    seen: dict[str, int] = {}  # a file's real path -> the position it was first given at
+    for k, p in enumerate(sources):
+        where = os.path.realpath(resolve(p)) if isinstance(p, (str, Path)) else None
+        if where is not None and seen.setdefault(where, k) != k:
+            first = sources[seen[where]]
+            how = f"also as {first}" if str(first) != str(p) else "a glob and its own name?"
+            raise LipError(f"{p} is given twice ({how}): give each {what} once")
 
 
 class _Peeked(Exception):

@@ -193,7 +193,8 @@ class Keeper:
             return None
         where, at = f"{self.path.parent.name}/{self.path.name}", self.where(state)
         if state["it"] > cap:  # a lowered cap: what this run asks for lies before the saved state
-            self.notify(f"the fit saved in {where} is at {at}, past this run's cap of {self.cap_named(cap)}: starting over")
+            self.notify(f"the fit saved in {where} is at {at}, past this run's cap of {self.cap_named(cap)}: "
+                        "starting over")
             return None
         self.resumed_from = state["it"]
         self.notify(f"the fit saved in {where} ended at {at}: taken as it is"

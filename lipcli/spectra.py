@@ -5,7 +5,7 @@ Which frequencies does a restore keep? The map of an image is log(1 + |F|) of it
 Hann-windowed first, as transfer's spectrum measure does: the jump where a non-periodic image wraps
 around would otherwise draw the same bright cross through every map. Against the reference (the
 first image: the clean one) each other image gets |map - reference map| (Fig. 19) and the pixel error
-|image - reference| (mean over channels), in the reference's units (`_values`). Maps of one kind share one grey
+|image - reference| (mean over channels), in the reference's units (`_in_units`). Maps of one kind share one grey
 scale so that they can be compared by eye: 0 is black and white is the kind's WHITE_PERCENTILE over all its
 maps (the few brighter values, such as the zero frequency, saturate; the largest value would leave the rest
 nearly black).
@@ -84,12 +84,13 @@ def load(paths: list[Path]) -> tuple[list[str], list[np.ndarray]]:
         if (img.height, img.width) != (ref.height, ref.width):
             raise LipError(f"{img.name} is {img.width}x{img.height} but the reference {ref.name} is "
                            f"{ref.width}x{ref.height}: the maps compare images of one size")
-    for img in loaded:
-        top = float(np.abs(_held(img)).max())
+    held = [_held(img) for img in loaded]
+    for img, values in zip(loaded, held):
+        top = float(np.abs(values).max())
         if top > OVERFLOW / (img.height * img.width):
             raise LipError(f"{img.name} holds values up to {top:.3g}: its Fourier sums and differences "
                            "would pass what float64 holds; scale the array down")
-    return stems, [_values(img, ref.stored) for img in loaded]
+    return stems, [_in_units(img.stored, values, ref.stored) for img, values in zip(loaded, held)]
 
 
 def _held(img: images_io.Image) -> np.ndarray:
@@ -99,14 +100,14 @@ def _held(img: images_io.Image) -> np.ndarray:
     return np.rint(values) if np.dtype(stored.dtype).kind in "iu" else values
 
 
-def _values(img: images_io.Image, ref: images_io.Stored) -> np.ndarray:
-    """(C,H,W) pixels in the reference's unit: where its type fixes the range (8- and 16-bit samples, floats in
-    [0, 1]) a fraction of that range, which other such images are in too, and other values are taken as the
-    reference's type reads them (an int16 copy of an 8-bit image as 0..255); else the values themselves (signed or
-    wide integers, floats past [0, 1]: lip's reader maps those by each image's own min..max, which would put a
-    noisy image and its clean reference on different scales). In float64 from the values held, so that one picture
-    stored two ways differs by exactly 0 (float32 fractions differ in the last bits, which the maps' scale drew)."""
-    stored, values = img.stored, _held(img)
+def _in_units(stored: images_io.Stored, values: np.ndarray, ref: images_io.Stored) -> np.ndarray:
+    """The (C,H,W) values an image `stored` so holds (`_held`), in the reference's unit: where its type fixes the
+    range (8- and 16-bit samples, floats in [0, 1]) a fraction of that range, which other such images are in too, and
+    other values are taken as the reference's type reads them (an int16 copy of an 8-bit image as 0..255); else the
+    values themselves (signed or wide integers, floats past [0, 1]: lip's reader maps those by each image's own
+    min..max, which would put a noisy image and its clean reference on different scales). In float64 from the values
+    held, so that one picture stored two ways differs by exactly 0 (float32 fractions differ in the last bits, which
+    the maps' scale drew)."""
     if images_io.fixed_range(stored) and images_io.fixed_range(ref):
         return (values - stored.lo) / (stored.hi - stored.lo)
     return (values - ref.lo) / (ref.hi - ref.lo) if images_io.fixed_range(ref) else values

@@ -14,8 +14,8 @@ from ..cs_problem import CS_KEEP, CSProblem
 from ..errors import LipError, LipRuntimeError
 from ..physics.measurements import OPERATOR_NAME, Y_NAME, check_folder, save_measurements
 from ..physics.cs import CompressedSensing, operator_help
-from .render import (Terminated, check_stdout_free, emit_json, fmt, guarded, progress, say, say_state_kept, steps_done,
-                     set_threads_quietly, write_then_discard)
+from .render import (Terminated, check_stdout_free, emit_json, fmt, guarded, progress, say, say_lost, say_state_kept,
+                     steps_done, set_threads_quietly, write_then_discard)
 from .options import (Device, InpaintMask, ResumeEvery, Seed, Threads, described_option, generator_spec_option,
                       given_flags, json_flag)
 
@@ -120,8 +120,7 @@ def cs_cmd(
     lost = images_io.narrowed(dest, alpha is not None, stored, problem.shape[0])
     if problem.alpha is not None and alpha is None:
         lost.insert(0, "transparency (lip cs writes an .npy of the pixels alone)")
-    if lost:
-        say(f"note: {dest} will not keep all of {image}: {'; '.join(lost)}")
+    say_lost(dest, image, lost)
     if save_measurements_ is not None:
         check_folder(save_measurements_)
         files.check_distinct({f"--save-measurements' {name}": save_measurements_ / name

@@ -221,7 +221,8 @@ def _say_compare(r: dict[str, Any]) -> None:
                   "are comparable)", markup=False)
     if r["left_out"]:
         out.print(f"note: compared over the tensors every mask covers; left out: {', '.join(r['left_out'])} "
-                  "(masked by some of them only: another --scope, or a channel ticket, which leaves the head dense)", markup=False, soft_wrap=True)
+                  "(masked by some of them only: another --scope, or a channel ticket, which leaves the head dense)",
+                  markup=False, soft_wrap=True)
     t = Table(title="Overlap of kept weights, forward order", box=box.SIMPLE_HEAD, title_justify="left",
               show_footer=True)
     columns = [("#", ""), ("name", "overall"), ("params", f"{o['params']:,}")]

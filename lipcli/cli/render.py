@@ -230,6 +230,12 @@ def say_round(rec: dict[str, Any], json_: bool) -> None:
         emit_json({"type": "round", **rec})
 
 
+def say_lost(dest: Path | str, source: object, lost: list[str]) -> None:
+    """Before a fit: what writing its result to `dest` will lose of `source` (images.narrowed), if anything."""
+    if lost:
+        say(f"note: {dest} will not keep all of {source}: {'; '.join(lost)}")
+
+
 def say_stopped(path: Path) -> None:
     """After Ctrl-C or SIGTERM in a search: where the finished rounds are and how to continue (a stream
     target kept none: it receives only the finished artifact)."""

@@ -16,7 +16,7 @@ from ..errors import LipError, LipRuntimeError
 from ..fit import FitResult, Step
 from ..physics.mri import check_scan_paths
 from ..problem import Problem, largest_need
-from .render import (RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say,
+from .render import (RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say, say_lost,
                      say_state_kept, set_threads_quietly, steps_done, write_then_discard)
 from .options import (ARGS, Config, DataConsistency, Device, EarlyStop, Ema, EsClose, EsGate, EsPatience, EsSpike,
                       EsWhite, EsWindow, InpaintMask, Iters, Jobs, Json, JumpFactor, Log, Lr, MaskRound, MaskSparsity,
@@ -36,12 +36,7 @@ def output_paths(inputs: list[Path], out: Optional[str], suffix: str = "_restore
         if len(inputs) > 1:
             raise LipError("-o - writes one image to stdout: give one input (or an output folder)")
         return [Path(out)]
-    seen: dict[str, Path] = {}  # an input's file -> the name it was first given by
-    for p in inputs:
-        first = seen.setdefault(os.path.realpath(images_io.resolve(p)), p)
-        if first is not p:
-            how = f"also as {first}" if str(first) != str(p) else "a glob and its own name?"
-            raise LipError(f"{p} is given twice ({how}): give each input once")
+    images_io.check_given_once(inputs, "input")
     folder = None if out is None or not (len(inputs) > 1 or Path(out).is_dir() or out.endswith(("/", os.sep))) \
         else Path(out)
     meant_folder = folder is not None and (folder.is_dir() or out.endswith(("/", os.sep)))
@@ -414,9 +409,8 @@ def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path
 
         def on_problem(problem: Problem) -> None:
             ready()
-            lost = images_io.narrowed(dest, problem.alpha is not None, problem.stored, 1 if problem.gray else 3)
-            if lost:
-                say(f"note: {dest} will not keep all of {path.name}: {'; '.join(lost)}")
+            say_lost(dest, path.name, images_io.narrowed(dest, problem.alpha is not None, problem.stored,
+                                                         1 if problem.gray else 3))
             if save_kspace is not None:
                 _save_kspace(save_kspace, problem)
         written: list[Path] = []

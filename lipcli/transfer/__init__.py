@@ -25,6 +25,6 @@ from .run import cell_problem, pending, run_cells
 from .summary import label, mean_of, method_order
 
 __all__ = ["EXPERIMENTS", "IMPEDANCE_TARGETS", "PLOT_METRICS", "STEMS", "Cell", "Grid", "cell_problem",
-           "check_experiment", "check_outputs", "exclusive", "joined", "label", "load_masks", "mean_of", "merge", "method_order",
-           "missing_shards", "parse_baselines", "parse_rounds", "parse_tasks", "pending", "read_rows", "row_key",
-           "rows_name", "run_cells", "tables_held", "task_operator", "write_outputs"]
+           "check_experiment", "check_outputs", "exclusive", "joined", "label", "load_masks", "mean_of", "merge",
+           "method_order", "missing_shards", "parse_baselines", "parse_rounds", "parse_tasks", "pending", "read_rows",
+           "row_key", "rows_name", "run_cells", "tables_held", "task_operator", "write_outputs"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,13 +188,7 @@ class Grid:
 
     def __post_init__(self) -> None:
         config.check_init(self.init)
-        seen: dict[str, Any] = {}  # a file's real path -> the name it was first given by
-        for p in self.images:
-            if isinstance(p, (str, Path)):
-                first = seen.setdefault(os.path.realpath(images_io.resolve(p)), p)
-                if first is not p:  # a link or another spelling of one file
-                    also = f" (also as {first})" if str(first) != str(p) else ""
-                    raise LipError(f"{p} is given twice{also}: give each image once")
+        images_io.check_given_once(self.images, "image")
         names = [images_io.source_name(p) for p in self.images]
         for name in names:
             if names.count(name) > 1:
