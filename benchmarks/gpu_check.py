@@ -7,7 +7,7 @@ torch's source for device-index handling). What did run, on CPU (`--device cpu -
 smoke test in tests/test_cuda.py): every path, the channel ticket and its compaction, lip's config, the
 timing, the ratios and the table; so did bench_iter's RefLoop with the device-aware jitter. What did not: the
 CUDA-only calls (CUDA events in `Clock`, `torch.cuda.{set_device,synchronize,reset_peak_memory_stats,
-memory_allocated,max_memory_allocated,empty_cache,is_bf16_supported,get_device_name}`), the TF32 switches
+memory_allocated,max_memory_allocated,empty_cache,get_device_capability,get_device_name}`), the TF32 switches
 (no-ops on CPU) and every GPU kernel. Time, by FLOPs: a dense iteration is 467 GFLOP at 512² (7.3 at 64²,
 measured by FlopCounterMode), ~0.05-0.3 s on A100- to T4-class GPUs, so 14 paths x 25 iterations should
 take 1-2 minutes; `--budget` skips the paths that would start late. `bash benchmarks/gpu_check.sh` runs this
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     for size in args.sizes:
         if nets.padded_size(probe, size, size) != (size, size):  # the reference loop does not pad or crop
             ap.error(f"--sizes {size}: {args.net} needs a multiple of {probe.multiple}, at least {probe.min_side}")
-    bf16 = dev.type != "cuda" or torch.cuda.is_bf16_supported()
+    bf16 = dev.type != "cuda" or devices.fast_bf16(dev)  # hardware bf16 (Ampere+), as lip's auto precision
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     print(f"GPU check on {name} ({dev}), torch {torch.__version__}, CUDA {torch.version.cuda}, "
           f"cuDNN {torch.backends.cudnn.version()}; net {args.net}; {args.warmup} warm-up + {args.steps} "
@@ -210,8 +210,13 @@ def main(argv: list[str] | None = None) -> None:
             elif time.monotonic() - start > args.budget:
                 rows.append({"size": size, "path": path, "skipped": "skipped (time budget)"})
             else:
-                rows.append({"size": size, "path": path, **run_path(path, spec, z, y, dev, args.warmup, args.steps)})
-                log(f"{size}² {path}: {rows[-1]['ms']:.1f} ms/iter")
+                try:
+                    rows.append({"size": size, "path": path, **run_path(path, spec, z, y, dev, args.warmup,
+                                                                        args.steps)})
+                    log(f"{size}² {path}: {rows[-1]['ms']:.1f} ms/iter")
+                except (RuntimeError, torch.OutOfMemoryError) as e:  # one failing path (OOM, a cuDNN error) is a row
+                    rows.append({"size": size, "path": path, "skipped": f"failed: {str(e).splitlines()[0][:60]}"})
+                    log(f"{size}² {path}: {rows[-1]['skipped']}")
             if dev.type == "cuda":  # the next path's peak starts from a clean device
                 gc.collect()
                 torch.cuda.empty_cache()

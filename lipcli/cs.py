@@ -151,7 +151,8 @@ def solve(g: nn.Module, op: Physics, y: torch.Tensor, cfg: CSConfig,
 
 def mse(x: torch.Tensor, y: torch.Tensor) -> float:
     """Per-pixel MSE in [0, 1] units (the paper reports it in [-1, 1] units: 4x ours)."""
-    return float((x.detach().double().clamp(0, 1) - y.detach().double().clamp(0, 1)).pow(2).mean())
+    y = y.detach().to(x.device, torch.float64)  # a reference may wait on the CPU
+    return float((x.detach().double().clamp(0, 1) - y.clamp(0, 1)).pow(2).mean())
 
 
 def report(result: CSResult, clean: torch.Tensor | None) -> dict[str, Any]:
@@ -218,5 +219,5 @@ def solve_dip(op: Physics, y: torch.Tensor, shape: tuple[int, ...], ref: torch.T
                            "recoveries": res.recoveries, "sparsity": pri.sparsity,
                            **{k: fitted[k] for k in ("compact", "resumed_from", "mask", "round") if k in fitted}}
     if ref is not None:
-        rep["mse"], rep["psnr"] = mse(img, ref), psnr(img, ref.to(img.device))
+        rep["mse"], rep["psnr"] = mse(img, ref), psnr(img, ref)
     return img, rep

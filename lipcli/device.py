@@ -53,20 +53,29 @@ def _cpu_flags() -> frozenset[str]:
 
 def fast_bf16(dev: torch.device) -> bool:
     """bf16 autocast is only a speed-up with hardware bf16: AMX/AVX512-BF16 CPUs or CUDA GPUs that have it."""
-    if dev.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if dev.type == "cuda":  # is_bf16_supported() also says yes where bf16 is only emulated (before Ampere)
+        return torch.cuda.get_device_capability(dev) >= (8, 0)
     if dev.type == "cpu":
         return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
     return False
+
+
+def out_of_memory(exc: torch.OutOfMemoryError) -> LipError:
+    """A GPU that ran out of memory mid-run, as a refusal that says what to try (the plan before the fit
+    estimates; other processes on the GPU can still take what it counted as free)."""
+    return LipError(f"the GPU ran out of memory ({str(exc).splitlines()[0][:120]}); try --checkpoint, "
+                    "--precision bf16, a smaller or cropped image, a narrower net, or a less busy GPU")
 
 
 MEMORY_SHARE = 0.9  # of `available_memory` that lip plans to fill (a restore, or several jobs together)
 
 
 def available_memory(dev: torch.device) -> int | None:
-    """Bytes free for activations on `dev`, or None when unknown."""
+    """Bytes free for activations on `dev`, or None when unknown. On CUDA that includes what torch's caching
+    allocator holds unused (an earlier fit's freed blocks): the driver counts it as taken, but the next fit
+    reuses it."""
     if dev.type == "cuda":
-        return torch.cuda.mem_get_info(dev)[0]
+        return torch.cuda.mem_get_info(dev)[0] + torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
     try:
         with open("/proc/meminfo") as f:
             for line in f:

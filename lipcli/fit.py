@@ -390,7 +390,7 @@ def fit(
     ended = False  # by the stop rule or a callback (the cap is checked as the loop goes)
     # every random stream the loop draws from: a resumed fit continues each where it was
     gens = [gen, *([sgld_gen] if cfg.sgld else []), *(g for t in targets for g in t.op.generators())]
-    key = _identity(cfg, model, targets, masks) if keeper is not None else None
+    key = _identity(cfg, model, targets, masks, device) if keeper is not None else None
     saved = keeper.load(key, cfg.iters) if keeper is not None else None
     if saved is not None:  # continue where the saved run was (state() below wrote it); tensors come on the CPU
         model.load_state_dict(saved["model"])
@@ -499,12 +499,14 @@ def fit(
     return result
 
 
-def _identity(cfg: FitConfig, model: nn.Module, targets: list[Target], masks: Masks | None) -> str:
+def _identity(cfg: FitConfig, model: nn.Module, targets: list[Target], masks: Masks | None,
+              device: torch.device) -> str:
     """Which fit this is, for resuming it (lipcli/resume.py): every setting but the iteration cap (a run
     may be continued further) and memory recomputation (the same result), the initial weights, masks,
-    input codes, observations and operators (and their loss settings), and the clean image scored (the oracle
-    so far was scored on it)."""
+    input codes, observations and operators (and their loss settings), the clean image scored (the oracle
+    so far was scored on it) and the device type (a CUDA generator's state is not a CPU one's)."""
     settings = {k: v for k, v in cfg.recorded().items() if k not in ("iters", "checkpoint")}
+    settings["device"] = device.type
     settings["targets"] = [(t.op.name, t.size, t.noise_floor, t.clean is not None,
                             *([t.op.loss_settings()] if t.op.loss_settings() else [])) for t in targets]
     tensors = [x for t in targets for x in (t.z, t.y, *t.op.state_dict().values(),

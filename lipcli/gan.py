@@ -285,7 +285,8 @@ def sample_grid(g: nn.Module, path: Path | str, rows: int = 8, cols: int = 8, se
 
     gen = seeds.generator(seed)
     with torch.no_grad():
-        x = g(torch.randn((rows * cols, g.nz), generator=gen)).cpu()
+        z = torch.randn((rows * cols, g.nz), generator=gen)  # drawn on the CPU: one grid on every device
+        x = g(z.to(next(g.parameters()).device)).cpu()
     return save_grid(x, path, cols, scale)
 
 

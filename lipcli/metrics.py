@@ -28,7 +28,7 @@ def _as_nchw(x: torch.Tensor, y: torch.Tensor, clamp: bool = True) -> tuple[torc
         raise ValueError(f"expected (C,H,W) or (N,C,H,W) images, got shape {tuple(x.shape)}")
     if x.dim() == 3:
         x, y = x[None], y[None]
-    x, y = x.detach().double(), y.detach().double()
+    x, y = x.detach().double(), y.detach().to(x.device, torch.float64)  # a reference may wait on the CPU
     # Outputs of a network can overshoot [0, 1]; scoring them as saved images means clamping.
     return (x.clamp(0, 1), y.clamp(0, 1)) if clamp else (x, y)
 

@@ -192,7 +192,10 @@ def restore(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     gen = seeds.generator(seed)
     target = problem.target(net, gen, dev)
     model, masks, form = fitted_form(net, prior, notify)
-    result = fit(model, [target], cfg, masks=masks, callbacks=callbacks, keeper=keeper)
+    try:
+        result = fit(model, [target], cfg, masks=masks, callbacks=callbacks, keeper=keeper)
+    except torch.OutOfMemoryError as exc:  # this image is refused; a batch goes on with the next
+        raise devices.out_of_memory(exc) from None
     tr = result.targets[0]
     final, stopped = problem.scores(tr.final), problem.scores(tr.stopped)
     report = {

@@ -6,7 +6,8 @@ lost machine should cost at most the last minute of it. `Keeper` saves what the 
 EMA and the results so far) every `every` seconds and when the process is asked to stop. A later run
 that is the same fit (`fingerprint`: the observation, the input code, the initial weights, the masks and
 every setting but the iteration cap) loads it and continues to exactly the result the uninterrupted run
-would have had (tests/test_resume.py).
+would have had (tests/test_resume.py; on a CUDA GPU, to within the last bits its atomic-add kernels vary by
+from run to run).
 
 A restore keeps its fits' states in one folder beside its output (`state_folder`), one file per seed
 (`fit_state`), removed once the image is written. An ensemble's members are fits with seeds seed + k, so

@@ -77,7 +77,7 @@ def test_compact_net_equals_masked_net_on_cuda(exact_fp32):
 
 @needs_gpu
 def test_bf16_autocast_fit_on_cuda(rgb32):
-    if not torch.cuda.is_bf16_supported():
+    if not devices.fast_bf16(torch.device("cuda")):
         pytest.skip("this GPU has no bf16")
     dev = torch.device("cuda")
     torch.manual_seed(0)
@@ -110,16 +110,22 @@ def _resumed_fit_equals_unstopped(rgb32: torch.Tensor, dev: torch.device, folder
     run(40, Keeper(folder / "fit-0.safetensors", every=0))  # saved at its end: iteration 40
     keeper = Keeper(folder / "fit-0.safetensors", every=None)
     resumed = run(80, keeper)
-    assert keeper.resumed_from == 40 and resumed.losses == reference.losses
-    assert torch.equal(resumed.targets[0].final, reference.targets[0].final)
+    assert keeper.resumed_from == 40
+    if dev.type == "cpu":
+        assert resumed.losses == reference.losses
+        assert torch.equal(resumed.targets[0].final, reference.targets[0].final)
+    else:  # reflection padding's and bilinear upsampling's backward add with atomics: last bits vary run to run
+        assert resumed.losses == pytest.approx(reference.losses, rel=1e-3)
+        assert torch.allclose(resumed.targets[0].final, reference.targets[0].final, atol=1e-3)
     assert resumed.targets[0].final.device.type == dev.type
 
 
 @needs_gpu
 def test_a_resumed_fit_on_cuda_equals_the_unstopped_one(rgb32, tmp_path, exact_fp32):
     """lipcli/resume.py reads a state on the CPU and sends each part where it lives (the generator's state
-    stays a CPU tensor); with deterministic cuDNN kernels the continued fit is the unstopped one, bit for bit.
-    Run on CPU with the device swapped (tests/test_resume.py checks the CPU path in full)."""
+    stays a CPU tensor); the continued fit is the unstopped one, to within the last bits that CUDA's atomic adds
+    vary by from run to run (deterministic cuDNN kernels do not cover them). Run on CPU with the device
+    swapped, where it is exact (tests/test_resume.py checks the CPU path in full)."""
     saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
@@ -136,7 +142,7 @@ def test_memory_estimate_bounds_the_cuda_peak(precision):
     Measured: max_memory_allocated over 2 steps of the dense net at 256x256 (every allocation lip makes,
     rollback snapshots and the early-stop buffer included). Stated bounds: estimate/3 <= peak <= 1.25 x
     estimate (the estimate's fixed 200-350 MiB stands for the CPU runtime, which this counter excludes)."""
-    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+    if precision == "bf16" and not devices.fast_bf16(torch.device("cuda")):
         pytest.skip("this GPU has no bf16")
     dev, size, spec = torch.device("cuda"), 256, nets.preset("dip")
     torch.cuda.synchronize()
@@ -185,3 +191,83 @@ def test_gpu_check_runs_on_cpu(monkeypatch, capsys):
     assert [r.split(" | ")[1] for r in rows] == list(gpu_check.PATHS)
     ref, ticket = rows[0].split(" | "), rows[-1].split(" | ")
     assert ref[5] == "1.00x" and int(ticket[2].replace(",", "")) < int(ref[2].replace(",", ""))
+
+
+def test_auto_precision_takes_bf16_only_from_bf16_hardware(monkeypatch):
+    """`is_bf16_supported()` says yes on pre-Ampere GPUs, where bf16 is emulated and slow: auto asks for
+    compute capability 8.0 of the device the fit runs on, not of the current one."""
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: asked.append(d) or caps[d.index])
+    caps = {0: (7, 5), 1: (8, 0)}
+    assert not devices.fast_bf16(torch.device("cuda", 0)) and devices.fast_bf16(torch.device("cuda", 1))
+    assert asked == [torch.device("cuda", 0), torch.device("cuda", 1)]
+
+
+def test_cuda_memory_free_counts_the_cache_torch_holds(monkeypatch):
+    """An earlier fit's freed blocks stay in torch's cache, which the driver counts as taken: the next fit
+    reuses them, so the plan must count them free (else a batch's second image is refused)."""
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda d=None: (4 * 2**30, 16 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda d=None: 10 * 2**30)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda d=None: 1 * 2**30)
+    assert devices.available_memory(torch.device("cuda", 0)) == 13 * 2**30
+
+
+def test_tensors_meet_on_the_generators_and_images_device():
+    """The sample grid's latent and a reference image that waits on the CPU go to the device of what they
+    meet ('meta' stands for a GPU here)."""
+    from lipcli import gan
+    from lipcli.metrics import _as_nchw
+
+    class Net(torch.nn.Module):
+        nz = 4
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1, device="meta"))
+            self.seen: list[torch.device] = []
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            self.seen.append(z.device)
+            return torch.zeros(z.shape[0], 1, 4, 4)
+
+    g = Net()
+    with pytest.raises(Exception):  # the stand-in's output is on the CPU; the grid is not the point
+        gan.sample_grid(g, Path("/nonexistent-folder/grid.png"), rows=1, cols=2)
+    assert g.seen == [torch.device("meta")]
+    _, y = _as_nchw(torch.zeros(1, 3, 4, 4, device="meta"), torch.zeros(1, 3, 4, 4))
+    assert y.device.type == "meta" and y.dtype == torch.float64
+
+
+def test_a_state_saved_on_another_device_type_is_another_fit(rgb32):
+    """A CUDA generator's state is not a CPU one's (16 bytes against 5056): a fit stopped on a GPU and
+    run again on the CPU starts over instead of failing to load the state."""
+    from lipcli.fit import _identity
+
+    net = nets.build(tiny_spec(), 0)
+    z = nets.make_input(net, 32, 32, torch.Generator().manual_seed(0))
+    target = Target(z=z, op=Denoise(25), y=rgb32, size=(32, 32))
+    keys = {_identity(FitConfig(iters=10), net, [target], None, torch.device(d)) for d in ("cpu", "cuda", "cuda:1")}
+    assert len(keys) == 2
+
+
+def test_a_gpu_out_of_memory_is_a_refusal(workdir, monkeypatch):
+    """A GPU that runs out of memory mid-fit (other processes took what the plan counted free): one line
+    naming what to try, exit 2, and in a batch the other images are restored all the same."""
+    from lipcli import restore as restore_mod
+
+    real = restore_mod.fit
+
+    def fit(model, targets, *args, **kwargs):
+        if targets[0].y.shape[-1] == 53:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(model, targets, *args, **kwargs)
+
+    monkeypatch.setattr(restore_mod, "fit", fit)
+    out = workdir / "out"
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "restore", workdir / "gray.png", workdir / "rgb.png", "--simulate", "--net", "dip-w16", "--iters", "3",
+        "--threads", "1", "--jobs", "1", "-o", out)])
+    assert result.exit_code == 2, result.output
+    assert "gray.png not restored: the GPU ran out of memory (CUDA out of memory." in result.output
+    assert "--checkpoint" in result.output and "Traceback" not in result.output
+    assert (out / "rgb.png").is_file() and not (out / "gray.png").exists()

@@ -269,11 +269,13 @@ Seed = Annotated[int, typer.Option(help="Seed for weights, input code and simula
                                    min=0, max=2**63 - 1, rich_help_panel="Run")]  # torch's seeds: 64-bit
 Precision = Annotated[Optional[str], typer.Option(
     help="fp32 | bf16 | auto. auto (the fast preset) = bf16 autocast + channels_last on CPUs with "
-         "AVX512-BF16/AMX and on bf16 GPUs, else fp32", rich_help_panel="Run")]
+         "AVX512-BF16/AMX and on GPUs with bf16 hardware (Ampere and later), else fp32. fp32 on a GPU leaves "
+         "cuDNN as PyTorch sets it (TF32 convolutions on Ampere and later)", rich_help_panel="Run")]
 Threads = Annotated[Optional[str], typer.Option(
     help="CPU threads, or auto: the cores other work leaves free. Default: every usable core (affinity, cgroup "
          "quota, OMP_NUM_THREADS and SLURM_CPUS_PER_TASK respected; a busy machine is reported), shared with other "
-         "lip fits while they run (unless a count is given). Results are bit-reproducible at a fixed count",
+         "lip fits while they run (unless a count is given). Results are bit-reproducible at a fixed count "
+         "(on a CPU)",
     rich_help_panel="Run")]
 Jobs = Annotated[str, typer.Option(
     help="Inputs restored at once, each job a worker process with its share of the cores (or --threads each). "

@@ -16,6 +16,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import torch
 import typer
 from rich.console import Console, RenderableType
 from rich.measure import Measurement
@@ -100,6 +101,9 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             except (OSError, ValueError):  # stdout has no descriptor (captured)
                 pass
             raise typer.Exit(141) from None
+        except torch.OutOfMemoryError as exc:  # a GPU's (a CPU's shortage is the kernel's OOM kill, or a refusal)
+            err.print(f"lip: error: {devices.out_of_memory(exc)}", markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         except Exception as exc:  # a bug: still one line, unless debugging
             if os.environ.get("LIP_DEBUG"):
                 raise
