@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from . import artifact, cs as cs_solvers, device as devices, files, generators, images as images_io, library, nets
+from .seeds import MAX as SEED_MAX  # as the CLI's --seed: a CPU generator reads 32 bits of a seed
 from .config import (check_init, check_lr, check_names, count, fit_config, fraction, known_keys, leveled,
                      no_exact_step, resolve_settings)
 from .cs_problem import CSInputs, CSProblem, load_problem as load_cs_problem
@@ -41,7 +42,7 @@ from .errors import LipError, LipRuntimeError
 from .fit import DivergenceError, FitConfig, Step, TargetResult, returned
 from .gan import GENERATOR
 from .physics import TASKS, task_options
-from .physics.cs_task import MedianOfMeans
+from .physics.cs_task import MedianOfMeans, check_batches
 from .problem import Problem, fitted_size, load_problem, provenance
 from .prune.imp import ImpSettings
 from .prune.run import SearchRequest, channel_score_for, check_method_options, rounds_for, search
@@ -91,12 +92,9 @@ def _check_types(fn: Callable[..., Any], given: dict[str, Any]) -> None:
             raise LipError(f"{flag} must be {'a whole number' if kind == 'int' else 'a number'}")  # 1.5: _whole
 
 
-SEED_MAX = 2**63 - 1  # torch's seeds are 64-bit, as the CLI's --seed
-
-
 def _whole(name: str, value: Any, low: int = 0, high: int | None = None) -> int:
     """A whole-number argument (a seed, a count, a round), or a LipError naming it as its flag: a float, a
-    string or a seed beyond torch's 64 bits would otherwise fail deep inside, or be truncated."""
+    string or a seed beyond the 32 bits a CPU generator reads would otherwise fail deep inside, or be truncated."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or \
             high is not None and value > high:
         raise LipError(f"--{name.rstrip('_').replace('_', '-')} {value!r} must be a whole number from {low}"
@@ -280,7 +278,8 @@ class Restorer:
         tr = result.targets[0]
         report.update(device=str(self.device), precision=cfg.precision, preset=self.settings["preset"],
                       seed=self.seed, early_stop=cfg.early_stop, data_consistency=cfg.data_consistency,
-                      reg_noise=cfg.reg_noise, es_window=cfg.es_window,
+                      iters=cfg.iters, lr=cfg.lr, ema=cfg.ema, reg_noise=cfg.reg_noise, es_window=cfg.es_window,
+                      es_patience=cfg.es_patience,
                       es_gate=cfg.es_gate if problem.task.noisy else None,  # no noise level: no gate applied
                       es_white=cfg.es_white, es_close=cfg.es_close, es_spike=cfg.es_spike,
                       weight_decay=cfg.weight_decay,
@@ -533,6 +532,9 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     if oracle_target and simulate:
         raise LipError("--oracle-target and --simulate exclude each other: with --simulate the input is "
                        "already the clean image")
+    if s.shared_input and len(images) == 1:
+        raise LipError("--shared-input shares one z and one output between several images; with one image it "
+                       "changes nothing: drop it, or give more images")
     problems = [load_problem(p, task, settings, simulate=simulate, seed=seed, inpaint_mask=inpaint_mask,
                              clean=refs[i] if refs else None, max_pixels=images_io.MAX_PIXELS,
                              clean_flag="--oracle-target" if oracle_target else "--clean")
@@ -798,5 +800,7 @@ def recoverer(source: str | Path, *, task: str = "cs", simulate: bool = False, p
     if problem.size != problem.shape[1:]:
         (h, w), (gh, gw) = problem.size, problem.shape[1:]
         described["padded"] = f"{w}x{h} -> {gw}x{gh}"
+    if (task, solver) == ("cs", "mom"):
+        check_batches(problem.y.shape[-1], mom_batch)
     cfg = cs_solvers.CSConfig(solver=solver, iters=iters, lr=lr, restarts=restarts, batch_size=mom_batch, seed=seed)
     return Recoverer(problem, task, prior, solver, cfg, dev, g, described, mask, round_, resume_every)

@@ -115,7 +115,8 @@ def make_operator(inp: CSInputs, shape: tuple[int, int, int] | None, size: tuple
     if inp.inpaint_mask is None or size is None or size == shape[1:]:
         return task.build(settings, shape[1], shape[2], shape[0] == 1, inp.inpaint_mask, inp.seed)
     op = task.build(settings, *size, shape[0] == 1, inp.inpaint_mask, inp.seed)
-    return Inpaint(fit_shape(op.mask[None], (1, *shape[1:]), str(inp.inpaint_mask), fill=1.0)[0], op.source)
+    return Inpaint(fit_shape(op.mask[None], (1, *shape[1:]), str(inp.inpaint_mask), fill=1.0)[0], op.source,
+                   op.from_file)
 
 
 def check_inputs(inp: CSInputs) -> None:

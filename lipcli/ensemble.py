@@ -49,7 +49,8 @@ def members(problem: Problem, prior: Prior, cfg: FitConfig, dev: torch.device, s
     for k, seed in enumerate(seeds):
         notify(f"ensemble member {k + 1}/{len(seeds)} (seed {seed})")
         keeper = None if states is None else Keeper(fit_state(states, seed), every, notify, final=True)
-        result, report = restore(problem, prior, replace(cfg, seed=seed), dev, seed, callbacks, notify, keeper)
+        named = [lambda step, cb=cb, seed=seed: cb(replace(step, member=seed)) for cb in callbacks]
+        result, report = restore(problem, prior, replace(cfg, seed=seed), dev, seed, named, notify, keeper)
         yield result, {**report, "seed": seed, "threads": torch.get_num_threads()}
 
 

@@ -48,6 +48,11 @@ def reaches_stdout(path: Path | str) -> bool:
     return (here.st_dev, here.st_ino) == (out.st_dev, out.st_ino) and not os.path.samefile(path, os.devnull)
 
 
+def sha256_of(path: Path | str) -> str:
+    """SHA-256 of a file's bytes: how records name a small input file (a mask, a generator) by its content."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def check_distinct(outputs: dict[str, Path | str | None]) -> None:
     """Refuse two of a command's outputs (flag -> path) that name one file: the second write would replace the
     first, and both would be reported as written. Streams (stdout, /dev/null) take both."""

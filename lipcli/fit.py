@@ -134,6 +134,7 @@ class Step:
     raw: list[torch.Tensor]  # this iteration's outputs (no copy: clone to keep them)
     # What the fit shows, scores and returns (no copy): the EMA when ema > 0, else raw; data-consistent when asked.
     shown: list[torch.Tensor]
+    member: int | None = None  # an ensemble member's seed (lipcli/ensemble.py), whose steps may interleave
 
 
 def crop_center(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -210,7 +211,8 @@ def _autocast(precision: str, device: torch.device):
 
 
 SMALL = 1024  # observed values below which only a non-finite loss is a divergence (4x4 SR inputs "diverged")
-SGLD_STREAM = 2 ** 32  # seed offset of the SGLD noise: its own stream, so the jitter is the same with or without it
+SGLD_STREAM = 0x9E3779B9  # seed offset of the SGLD noise: its own stream (2**32, as it was, drew the jitter's
+#                           numbers on a CPU, which reads 32 bits of a seed), so the jitter is the same without it
 
 
 def langevin_step(kernels: list[torch.Tensor], std: float, gen: torch.Generator, masked: MaskedParams) -> None:

@@ -14,7 +14,6 @@ The weights of round k (`lip cs --weights`):
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 
-from . import artifact, nets, yamlfile
+from . import artifact, files, nets, yamlfile
 from .errors import LipError
 from .masks import Masks, apply_masks
 from .nets import DCGANGenerator, gan_spec, generator_of
@@ -50,7 +49,7 @@ def read(path: Path | str, spec_file: Path | str | None = None) -> artifact.Arti
     spec = read_spec(Path(spec_file))
     path = Path(path)
     theta = _state_dict(path, spec)
-    source = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    source = {"file": path.name, "sha256": files.sha256_of(path),
               "spec_file": Path(spec_file).name}
     return artifact.Artifact(artifact.new_meta(spec, method="external", external=source), theta, {})
 

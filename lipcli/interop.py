@@ -43,7 +43,7 @@ import torch
 
 from . import artifact, nets
 from .errors import LipError
-from .files import atomic_path
+from .files import atomic_path, sha256_of
 from .imageformats import NPY_MAGIC, PICKLE_MAGIC
 from .masks import Masks, record_round
 from .prune.search import Trajectory
@@ -245,7 +245,7 @@ def import_masks(paths: list[Path], spec: dict[str, Any] | None = None, init: Pa
         with torch.no_grad():
             for n, p in net.named_parameters():
                 p.copy_(weights[n])
-        digest = hashlib.sha256(Path(init).read_bytes()).hexdigest()
+        digest = sha256_of(init)
         provenance = {"init": {"file": Path(init).name, "sha256": digest}}
     traj = Trajectory.start(net, names, method="imported", **provenance,
                             imported=[{"file": f.path.name, "layout": f.layout, "sha256": f.sha256} for f in files],

@@ -31,6 +31,7 @@ class Prior:
     masks: Masks | None = None
     source: dict[str, Any] = field(default_factory=dict)
     compact: bool | None = None
+    fresh: bool = False  # new weights for a mask (--init fresh): drawn from seeds.FRESH_INIT's stream
 
     @property
     def sparsity(self) -> float:
@@ -57,8 +58,8 @@ class Prior:
         return None
 
     def build(self, seed: int) -> torch.nn.Module:
-        """The net at its initial weights: the artifact's theta0, or a fresh seeded draw."""
-        net = nets.build(self.spec, seed)
+        """The net at its initial weights: the artifact's theta0, or a seeded draw (`fresh`: another one)."""
+        net = nets.build(self.spec, seeds.valid(seed + seeds.FRESH_INIT) if self.fresh else seed)
         if self.theta0 is not None:
             net.load_state_dict(self.theta0, strict=False)
         return net
@@ -96,7 +97,7 @@ def masked_prior(path: Path | str | artifact.Artifact, round_: int | None, spars
     return Prior(spec=art.spec, theta0=art.theta0 if init == "artifact" else None, masks=art.mask(k),
                  source={"mask": label or ("(in memory)" if path is art else str(path)), "round": k, "init": init,
                          "method": art.meta.get("method")},
-                 compact=compact)
+                 compact=compact, fresh=init == "fresh")
 
 
 def plan_memory(spec: dict[str, Any], size: tuple[int, int], cfg: FitConfig, dev: torch.device) -> FitConfig:

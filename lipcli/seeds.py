@@ -1,14 +1,23 @@
-"""Random streams derived from `--seed`. A derived seed such as `seed * 100_003 + round` outgrows torch's 64 bits
-for a large `--seed` (which may be up to 2**63 - 1): taken modulo 2**64 it stays a valid seed, and every value
-below that (every seed a run has used so far) is unchanged."""
+"""Random streams derived from `--seed`.
+
+torch's CPU generator (mt19937) reads only the low 32 bits of a seed: 2**32 draws what 0 draws. So `--seed` stays
+below 2**32 (`MAX`), every stream of a run is offset from it within 32 bits, and a derived seed such as
+`seed * 100_003 + round` is taken modulo 2**32, which is what the CPU generator read of it anyway (a CUDA
+generator would read all 64 bits: this keeps the two devices' streams alike).
+"""
 from __future__ import annotations
 
 import torch
 
+MAX = 2**32 - 1  # the largest --seed: one more would repeat seed 0's draws
+# Seed offset of the weights a mask gets under --init fresh: a stream of their own, so that at the seed the mask
+# was searched with (0 by default for both) they are not the draw its theta0 came from.
+FRESH_INIT = 0x7F4A7C15
+
 
 def valid(seed: int) -> int:
-    """`seed` modulo 2**64: a seed torch takes."""
-    return seed % 2**64
+    """`seed` modulo 2**32: what the CPU generator reads of it."""
+    return seed % 2**32
 
 
 def generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:

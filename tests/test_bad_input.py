@@ -1191,7 +1191,8 @@ case("restore", "--init fresh for the dense net", lambda w: ["img.png", "--dense
 case("restore", "--init of an unknown kind", lambda w: ["img.png", "--init", "foo"], "unknown --init 'foo'")
 case("restore", "a pipe as input", lambda w: [fifo(w)], "pipe or device")
 case("restore", "-o empty", lambda w: ["img.png", "-o", ""], "-o is empty")
-case("restore", "--seed beyond 64 bits", lambda w: ["img.png", "--seed", str(2**64)], "--seed")
+case("restore", "--seed of 2**32 or more (the CPU generator reads 32 bits)",
+     lambda w: ["img.png", "--seed", str(2**32)], "--seed")
 case("cs", "--noise NaN", lambda w: ["img.png", "--simulate", "--noise", "nan"], "--noise nan")
 case("cs", "--outlier-value infinite", lambda w: ["img.png", "--simulate", "--outliers", "2", "--outlier-value",
      "inf"], "--outlier-value inf", "give a number from")
@@ -1217,6 +1218,14 @@ case("cs", "--mom-batch for a least-squares DIP fit",
 case("cs", "--mom-batch for a least-squares generator fit",
      lambda w: ["mnist:0", "--simulate", "--solver", "ls", "--mom-batch", "10"], "--mom-batch",
      "the generator's fit with --solver ls has none")
+case("prune", "--shared-input with one image", lambda w: ["img.png", "--simulate", "--shared-input"],
+     "--shared-input shares one z and one output between several images")
+case("cs", "--mom-batch of half the measurements or more (one batch: least squares)",
+     lambda w: ["mnist:0", "--simulate", "-m", "300", "--mom-batch", "200"],
+     "--mom-batch 200 makes one batch of the 300 measurements", "give --mom-batch 150 or less, or --solver ls")
+case("restore", "CS --mom-batch of half the measurements or more",
+     lambda w: ["img.png", "--task", "cs", "--simulate", "-m", "30"],
+     "--mom-batch 20 makes one batch of the 30 measurements", "--solver ls")
 case("train-generator", "--resume-every below 0", lambda w: ["--data", picture_folder(w, "x.png"), "-o",
      "g.safetensors", "--resume-every", "-1"], "--resume-every -1", ">= 0", base=GAN_TRAIN)
 case("transfer", "--experiment impedance with flags it does not read",

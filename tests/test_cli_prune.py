@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from lipcli import artifact, images, nets
@@ -302,6 +304,22 @@ def test_resume_with_different_settings_exits_2(work):
     write_picture(work / "img.png", 64, 64, seed=9)  # the very file given, changed: it was "searched on other
     line = error_line(lip(*args, "--resume", out))  # images (img.png)", with the advice to rerun the same command
     assert "img.png changed since the search began (other pixels)" in line
+
+
+def test_resume_refuses_an_inpainting_mask_whose_pixels_changed(work):
+    """One file name, another mask with the same observed fraction: the artifact records the mask's pixel
+    hash, so a resumed search cannot mix rounds found on two observations."""
+    holes = np.zeros((64, 64), np.uint8)
+    holes[:, ::2] = 255
+    Image.fromarray(holes).save(work / "h.png")
+    out = work / "m.safetensors"
+    args = ["prune", work / "img.png", "--task", "inpaint", "--inpaint-mask", work / "h.png", *base(work, iters=2),
+            "--rounds", "1"]
+    ok(lip(*args, "-o", out))
+    assert len(artifact.load(out).meta["operator"]["mask_sha256"]) == 64
+    Image.fromarray(np.roll(holes, 1, axis=1)).save(work / "h.png")  # every hole moved, half observed still
+    line = error_line(lip(*args, "--resume", out))
+    assert "the degradation differs" in line and "mask_sha256" in line
 
 
 def test_resume_of_a_missing_file_exits_2(work):

@@ -245,6 +245,20 @@ def test_masked_prior_from_artifact(workdir):
     assert chosen["round"] == 3 and chosen["init"] == "fresh"
 
 
+def test_fresh_weights_are_not_the_tickets_own_draw(workdir):
+    """The ticket's theta0 is the draw at its search's seed, 0 by default as restore's: --init fresh took the
+    same draw there, so the LIP-vs-OES comparison (keep theta0 or not) compared a run with itself."""
+    art = make_artifact(tiny_spec(), rounds=2, seed=0)  # theta0 = nets.build(spec, 0)
+    artifact.save(workdir / "ticket.safetensors", art)
+    outs = {}
+    for init in ("artifact", "fresh", "fresh"):
+        out = workdir / f"{init}{len(outs)}.png"
+        lip("restore", workdir / "rgb.png", "--mask", workdir / "ticket.safetensors", "--init", init, "--iters", "3",
+            "--seed", "0", *FAST, "-o", out)
+        outs[out.name] = out.read_bytes()
+    assert outs["artifact0.png"] != outs["fresh1.png"] and outs["fresh1.png"] == outs["fresh2.png"]
+
+
 def test_several_inputs_into_a_folder(workdir):
     result = lip("restore", workdir / "rgb.png", workdir / "gray.png", "--json", "--iters", "2", *FAST,
                  *CHEAP, "-o", workdir / "outs")

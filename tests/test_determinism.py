@@ -70,15 +70,30 @@ def test_restore_writes_identical_pngs(work, precision):
 
 
 def test_the_largest_seed_runs_everywhere_and_small_seeds_draw_as_before(work):
-    """Streams derived as seed * 100_003 + k (IMP's inputs, GAN restarts) outgrew torch's 64 bits: `--seed`
-    2**63 - 1, which the flag allows, was an internal error in lip prune and lip cs (after writing files)."""
-    top = str(2**63 - 1)
-    prune("top.safetensors", seed=2**63 - 1)
+    """Streams derived as seed * 100_003 + k (IMP's inputs, GAN restarts) outgrow the seed's range: the largest
+    `--seed` runs in lip prune and lip cs (it was an internal error there, after writing files), and a small seed's
+    derived streams draw as torch's own generator at that seed."""
+    top = str(seeds.MAX)
+    prune("top.safetensors", seed=seeds.MAX)
     lip("prune", "img.png", "--simulate", "--config", "narrow.yaml", "--granularity", "channel", "--rounds", "1",
         "--iters", "4", "--threads", "1", "--device", "cpu", "--seed", top, "-o", "ch.safetensors")
-    lip("cs", "mnist:3", "--simulate", "-m", "20", "--iters", "2", "--restarts", "2", "--threads", "1",
+    lip("cs", "mnist:3", "--simulate", "-m", "40", "--iters", "2", "--restarts", "2", "--threads", "1",
         "--seed", top, "-o", "cs.png")
     lip("restore", "img.png", "--simulate", "--config", "narrow.yaml", "--iters", "3", "--sgld", "0.01",
         "--threads", "1", "--device", "cpu", "--seed", top, "-o", "r.png")
     assert torch.equal(torch.rand(4, generator=seeds.generator(123 * 100_003 + 5)),
                        torch.rand(4, generator=torch.Generator().manual_seed(123 * 100_003 + 5)))
+
+
+def test_seeds_stop_where_the_cpu_generator_would_repeat_them(work):
+    """A CPU generator reads 32 bits of a seed: --seed 2**32 would draw what --seed 0 draws, so it is refused; the
+    streams offset from a run's seed (SGLD's noise, --init fresh's weights) differ from it in those 32 bits."""
+    from lipcli.fit import SGLD_STREAM
+
+    assert torch.equal(torch.rand(4, generator=torch.Generator().manual_seed(2**32)),
+                       torch.rand(4, generator=torch.Generator().manual_seed(0)))  # why: torch's own aliasing
+    result = CliRunner().invoke(app, ["restore", "img.png", "--seed", str(2**32)])
+    assert result.exit_code == 2 and "--seed" in result.output
+    for offset in (SGLD_STREAM, seeds.FRESH_INIT):
+        assert seeds.valid(7 + offset) != 7 and not torch.equal(torch.rand(4, generator=seeds.generator(7 + offset)),
+                                                                torch.rand(4, generator=seeds.generator(7)))

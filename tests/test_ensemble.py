@@ -128,6 +128,9 @@ def test_members_at_once_write_what_the_sequential_ensemble_writes(members_folde
     assert sorted(map(key, par_log)) == sorted(map(key, seq_log))  # every member's steps, then the result
     assert sum(e["event"] == "step" for e in par_log) == par["iterations"]
     assert {e["total"] for e in par_log if e["event"] == "step"} == {20}  # each member's cap, as its display shows
+    for seed in (3, 4):  # interleaved, each member's steps are told apart by its seed
+        mine = [e["iteration"] for e in par_log if e["event"] == "step" and e["member_seed"] == seed]
+        assert mine == list(range(1, len(mine) + 1)) and mine
 
 
 def test_a_member_file_gives_back_the_fit_bit_for_bit(tmp_path):

@@ -120,7 +120,7 @@ def test_cs_reports_and_uses_the_chosen_weights(searched, tmp_path):
     reports = {}
     for weights in ("rewound", "finetuned", "auto"):
         dest = tmp_path / f"{weights}.png"
-        r = CliRunner().invoke(app, ["cs", str(tmp_path / "x.png"), "--simulate", "-m", "20", "--mask", str(out),
+        r = CliRunner().invoke(app, ["cs", str(tmp_path / "x.png"), "--simulate", "-m", "40", "--mask", str(out),
                                      "--round", "2", "--weights", weights, "--iters", "20", "--restarts", "1",
                                      "--device", "cpu", "--threads", "1", "-o", str(dest), "--json"])
         assert r.exit_code == 0, r.output
@@ -128,7 +128,7 @@ def test_cs_reports_and_uses_the_chosen_weights(searched, tmp_path):
         reports[weights]["bytes"] = dest.read_bytes()
     assert [reports[w]["weights"] for w in ("rewound", "finetuned", "auto")] == ["rewound", "finetuned", "finetuned"]
     assert reports["auto"]["bytes"] == reports["finetuned"]["bytes"] != reports["rewound"]["bytes"]
-    r = CliRunner().invoke(app, ["cs", str(tmp_path / "x.png"), "--simulate", "-m", "20", "--mask", str(out),
+    r = CliRunner().invoke(app, ["cs", str(tmp_path / "x.png"), "--simulate", "-m", "40", "--mask", str(out),
                                  "--iters", "20", "--restarts", "1", "--device", "cpu", "--threads", "1", "-o",
                                  str(tmp_path / "rec.png"), "--json"])  # no --round: the recommended one, as restore
     assert r.exit_code == 0, r.output

@@ -276,3 +276,40 @@ def test_json_to_a_closed_stdout_is_refused_before_any_work(work):
                              timeout=120)
         assert run.returncode == 2 and run.stderr == "lip: error: stdout is closed: drop --json\n", run.stderr
     assert not (work / "maps").exists()
+
+
+def _lip_process(*args: str, stdout: object = None, env: dict[str, str] | None = None):
+    """lip as a separate process, whose stdout and environment are its own."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "lipcli", *map(str, args)], stdout=stdout or subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=env, timeout=300)
+
+
+def test_a_zero_terminal_size_still_shows_the_error_line(tmp_path):
+    """COLUMNS=0 made rich print nothing: exit 2 with no message, a restore with no result line."""
+    done = _lip_process("restore", tmp_path / "nope.png", env={"COLUMNS": "0", "LINES": "0"})
+    assert done.returncode == 2
+    assert b"lip: error: cannot read " in done.stderr and b"nope.png: no such file" in done.stderr
+
+
+def test_json_to_a_full_disk_is_one_line(tmp_path):
+    """stdout on a full disk is an output that cannot be written, as a full disk under -o is: no 'internal error'."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        done = _lip_process("masks", "--json", stdout=full)
+    assert done.returncode == 1
+    assert done.stderr.decode().strip() == "lip: error: cannot write stdout: the disk is full (free space, or write " \
+                                           "elsewhere)"
+
+
+def test_inspect_json_refuses_a_csv_that_is_stdout_by_another_name(work):
+    art = work / "m.safetensors"
+    assert lip("prune", RGB64, *TINY, "--rounds", "1", "-o", art).exit_code == 0
+    for target in ("/dev/stdout", "/proc/self/fd/1"):
+        done = _lip_process("inspect", art, "--json", "--csv", target)
+        assert done.returncode == 2 and done.stdout == b""
+        assert f"--json and --csv {target} both write to stdout".encode() in done.stderr

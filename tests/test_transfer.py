@@ -240,6 +240,21 @@ def test_a_merge_refuses_shards_made_with_other_settings(data, tmp_path):
     assert not (tmp_path / "summary.csv").exists()
 
 
+def test_a_grid_refuses_rows_of_an_inpainting_mask_whose_pixels_changed(data, tmp_path):
+    """A mask file of the same name, other holes: its rows were fitted on another observation, so they are
+    not this grid's (they were reused, and the summary reported them)."""
+    holes = np.zeros((64, 64), np.uint8)
+    holes[:, ::2] = 255
+    PILImage.fromarray(holes).save(tmp_path / "h.png")
+    grid = ["--mask", data / "A.safetensors", data / "astro.png", "--tasks", "inpaint", "--inpaint-mask",
+            tmp_path / "h.png", "--rounds", "1", "--baselines", "dense", *RUN, "--out", tmp_path / "out"]
+    ok(lip(*grid))
+    assert len(read_rows(tmp_path / "out" / "results.jsonl")[0]["settings"]["degradation"]["mask_file_sha256"]) == 64
+    PILImage.fromarray(np.roll(holes, 1, axis=1)).save(tmp_path / "h.png")
+    again = lip(*grid)
+    assert again.exit_code == 2 and "different settings (degradation.mask_file_sha256)" in again.stderr
+
+
 def test_missing_shards_are_named_per_count(tmp_path):
     for name in ("results.shard-0-of-3.jsonl", "results.shard-2-of-3.jsonl", "results.shard-1-of-2.jsonl",
                  "impedance.shard-0-of-2.jsonl", "results.shard-x-of-2.jsonl"):

@@ -155,7 +155,8 @@ def cs_cmd(
         raise LipRuntimeError(f"{exc} was written to {dest}") from None
     write_then_discard(lambda: _write(dest, images_io.from_tensor(recovered.image), problem), state)
     rep.update(recovered.report, input=image, output=str(dest), task=task, solver=job.solver, prior=prior,
-               operator=problem.op.params(), iterations=iters, seed=seed)
+               operator=problem.op.params(), iterations=iters, seed=seed, lr=job.cfg.lr,
+               **({"mom_batch": job.cfg.batch_size} if job.solver == "mom" else {}))
     masked = f" masked by {rep['mask']} round {rep['round']}" if prior == "dip" and rep.get("mask") else ""
     line = f"{image} -> {dest}: {task} with {prior}{masked} ({job.solver})"
     if rep.get("mse") is not None:

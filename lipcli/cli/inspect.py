@@ -48,8 +48,8 @@ def inspect_cmd(
         raise LipError("--plot-rounds applies to one artifact; comparing masks plots each one's chosen round")
     if plot_rounds is not None and plot is None:
         raise LipError("--plot-rounds needs --plot FILE.png (or .pdf/.svg)")
-    if json_ and csv_stdout:
-        raise LipError("--json and --csv - both write to stdout; give --csv a file name")
+    if json_ and csv_ is not None and files.reaches_stdout(csv_):  # '-', /dev/stdout, /proc/self/fd/1, ...
+        raise LipError(f"--json and --csv {csv_} both write to stdout; give --csv a file name")
     others = insp.parse_other_rounds(round_b, len(artifacts) - 1) if several else []
     files.check_distinct({"--plot": plot, "--csv": csv_})
     if plot is not None:

@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperCommand
 from typer.models import OptionInfo
 
+from .. import seeds
 from ..config import PRESETS
 from ..nets import image_presets
 from ..physics import TASKS, Flag, task_flags
@@ -266,7 +267,7 @@ MaskRound = Annotated[Optional[int], typer.Option("--round", help="Round of the 
 MaskSparsity = Annotated[Optional[float], typer.Option(help="Pick the round closest to this sparsity",
                                                        rich_help_panel="Prior")]
 Seed = Annotated[int, typer.Option(help="Seed for weights, input code and simulated degradations",
-                                   min=0, max=2**63 - 1, rich_help_panel="Run")]  # torch's seeds: 64-bit
+                                   min=0, max=seeds.MAX, rich_help_panel="Run")]  # a CPU generator reads 32 bits
 Precision = Annotated[Optional[str], typer.Option(
     help="fp32 | bf16 | auto. auto (the fast preset) = bf16 autocast + channels_last on CPUs with "
          "AVX512-BF16/AMX and on GPUs with bf16 hardware (Ampere and later), else fp32. fp32 on a GPU leaves "

@@ -114,7 +114,9 @@ def prune_cmd(
                                          rich_help_panel="Search"),
     target_sparsity: Optional[float] = typer.Option(None, help="Prune until this sparsity (sets the rounds; "
                                                     "at --granularity channel, the fraction of channels removed, "
-                                                    "which prunes a little fewer weights) [0.95 under --config oes]",
+                                                    "which prunes a little fewer weights; --method oes learns one "
+                                                    "mask at it, by default the ladder's last: 1 - (1 - rate)^rounds) "
+                                                    "[0.95 under --config oes]",
                                                     rich_help_panel="Search"),
     rate: Optional[float] = typer.Option(None, help="Fraction of the remaining weights pruned per round "
                                          "[0.2 paper, 0.36 fast; 0.2 with --prior gan]",

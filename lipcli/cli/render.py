@@ -28,7 +28,9 @@ from ..jsonsafe import finite
 from ..stops import SAID
 from ..resume import clear, saved_fits
 
-err = Console(stderr=True, highlight=False, emoji=False)  # a file named x:-1:.png stays as it is
+# COLUMNS=0 or LINES=0 would make rich print nothing at all, error lines included: such a size is ignored
+_SIZED = {k: v for k, v in os.environ.items() if not (k in ("COLUMNS", "LINES") and v.isdigit() and int(v) < 1)}
+err = Console(stderr=True, highlight=False, emoji=False, _environ=_SIZED)  # a file named x:-1:.png stays as it is
 
 
 class Terminated(Exception):
@@ -124,8 +126,13 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def emit_json(obj: dict[str, Any]) -> None:
     """One JSON object per line on stdout; NaN/inf become null so every consumer can parse it."""
-    sys.stdout.write(json.dumps(finite(obj), sort_keys=True) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(finite(obj), sort_keys=True) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left: guarded's quiet exit
+        raise
+    except OSError as exc:  # e.g. stdout on a full disk: one line, as for any other output
+        raise files.write_failed("stdout", exc) from None
 
 
 class RunLog:

@@ -79,7 +79,8 @@ def restore_cmd(
                                         rich_help_panel="Prior"),
     round_: MaskRound = None, sparsity: MaskSparsity = None,
     init: str = typer.Option("artifact", help="artifact: the mask's theta0 (LIP ticket) | fresh: new "
-                             "weights under the mask (OES transfer)", rich_help_panel="Prior"),
+                             "weights under the mask (OES transfer), drawn from --seed apart from the ticket's own "
+                             "draw", rich_help_panel="Prior"),
     prior: str = typer.Option("dip", help="dip | deep-decoder (dense priors without --mask)",
                               rich_help_panel="Prior"),
     net: net_option("Prior") = None,
@@ -365,7 +366,8 @@ def _fit_share(images: list[Path], job: api.Restorer, clean: Optional[Path], mem
 
 def _log_step(run_log: RunLog, path: Path, step: Step) -> None:
     run_log.write("step", input=str(path), iteration=step.iteration, total=step.total, loss=step.loss,
-                  metric=step.metrics[0], stopped_at=step.stopped_at[0])
+                  metric=step.metrics[0], stopped_at=step.stopped_at[0],
+                  **({} if step.member is None else {"member_seed": step.member}))
 
 
 def _save(dest: Path, picture: images_io.Image) -> None:

@@ -45,7 +45,8 @@ def transfer_cmd(
     baselines: str = typer.Option("dense", help="Comma list of dense, random (same kept count, global), "
                                   "deep-decoder (closest parameter count), or none", rich_help_panel=GRID),
     init: str = typer.Option("artifact", help="artifact: the mask's theta0 (LIP ticket) | fresh: new weights "
-                             "under the mask (OES transfer)", rich_help_panel=GRID),
+                             "under the mask (OES transfer), drawn from --seed apart from the ticket's own draw; the "
+                             "baselines get them too", rich_help_panel=GRID),
     experiment: str = typer.Option("grid", help="grid | impedance (fit clean/noisy/shuffled/noise images "
                                    "through the identity) | spectrum (grid plus FFT energy kept)",
                                    rich_help_panel=GRID),

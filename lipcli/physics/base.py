@@ -11,13 +11,25 @@ torch.Size([1, 3, 4, 4])
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .noise import NoiseModel
+
+
+def array_hash(*arrays: np.ndarray) -> str:
+    """SHA-256 over each array's dtype, shape and bytes: what artifacts record of measured inputs."""
+    digest = hashlib.sha256(b"lip-arrays v1\n")
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str} {a.shape}\n".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
 
 
 class Physics(nn.Module):

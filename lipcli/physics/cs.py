@@ -287,8 +287,8 @@ def from_description(d: dict[str, Any]) -> CompressedSensing:
     check_image_shape(h, w, c)
     if d["kind"] not in CS_OPERATORS:
         raise LipError(f"unknown kind {d['kind']!r}: use {' or '.join(CS_OPERATORS)}")
-    if not 0 <= d["seed"] < 2**63:  # torch's seeds are 64-bit
-        raise LipError(f"seed {d['seed']} must be >= 0 and below 2**63")
+    if not 0 <= d["seed"] <= seeds.MAX:  # a CPU generator reads 32 bits of a seed
+        raise LipError(f"seed {d['seed']} must be >= 0 and below 2**32")
     check_counts(d["m"], d["outliers"], "")
     check_values(float(d["noise"]), float(d.get("outlier_value", 10000.0)), "")
     return make(d["kind"], (c, h, w), d["m"], outliers=d["outliers"], noise=float(d["noise"]),

@@ -25,7 +25,7 @@ from ..images import resolve
 from .base import LinearPhysics
 from .cs import operator_help
 from .measurements import DEFAULTS, check_flags, check_source, flag_operator, parse_shape, read_measurements
-from .mri import array_hash
+from .base import array_hash
 from .task import SIMULATED, Flag, Measured, Task, register_task
 
 SOLVERS = ("ls", "mom")
@@ -96,7 +96,18 @@ def _fitted(op: LinearPhysics, settings: dict[str, Any]) -> LinearPhysics:
         raise LipError(f"unknown --solver {solver!r}: use {' or '.join(SOLVERS)}")
     if mom_batch < 1:
         raise LipError(f"--mom-batch {mom_batch} must be >= 1")
+    if solver == "mom":
+        check_batches(op.m, mom_batch)
     return MedianOfMeans(op, mom_batch) if solver == "mom" else op
+
+
+def check_batches(m: int, batch: int) -> None:
+    """Median-of-Means needs two batches or more: of one batch it is the plain mean (least squares), which a
+    report would still call mom."""
+    if m // batch < 2:
+        raise LipError(f"--mom-batch {batch} makes one batch of the {m} measurements, whose median is their mean: "
+                       f"least squares; give --mom-batch {m // 2} or less, or --solver ls" if m >= 2 else
+                       f"{m} measurement cannot be split into Median-of-Means batches: use --solver ls")
 
 
 class CSTask(Task):

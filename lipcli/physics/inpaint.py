@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from .. import images, seeds
+from .. import files, images, seeds
 from ..errors import LipError
-from .base import LinearPhysics, Physics
+from .base import LinearPhysics, Physics, array_hash
 from .task import SIMULATED, Flag, Task, register_task
 
 
@@ -17,10 +17,11 @@ class Inpaint(LinearPhysics):
 
     name = "inpaint"
 
-    def __init__(self, mask: torch.Tensor, source: str) -> None:
+    def __init__(self, mask: torch.Tensor, source: str, from_file: bool = False) -> None:
         super().__init__()
         self.register_buffer("mask", mask.float())  # (1|C, H, W) broadcast over the batch
         self.source = source
+        self.from_file = from_file  # recorded by content: a file's name says nothing of what it held
 
     @classmethod
     def bernoulli(cls, shape: tuple[int, int, int], keep: float, seed: int) -> "Inpaint":
@@ -46,7 +47,8 @@ class Inpaint(LinearPhysics):
         return torch.where(self.mask.bool(), y, x)
 
     def params(self) -> dict[str, Any]:
-        return {"name": self.name, "mask": self.source, "observed": round(float(self.mask.mean()), 6)}
+        return {"name": self.name, "mask": self.source, "observed": round(float(self.mask.mean()), 6),
+                **({"mask_sha256": array_hash(self.mask.cpu().numpy())} if self.from_file else {})}
 
 
 class InpaintTask(Task):
@@ -76,7 +78,7 @@ class InpaintTask(Task):
               inpaint_mask: Path | None, seed: int) -> Inpaint:
         if inpaint_mask is not None:
             keep = images.load_binary_mask(inpaint_mask, height, width)
-            return Inpaint(torch.from_numpy(keep)[None], inpaint_mask.name)
+            return Inpaint(torch.from_numpy(keep)[None], inpaint_mask.name, from_file=True)
         return Inpaint.bernoulli((1 if gray else 3, height, width), float(settings["keep"]), seed)
 
     def check_flags(self, given: dict[str, Any], simulate: bool, inpaint_mask: Path | None) -> None:
@@ -94,7 +96,9 @@ class InpaintTask(Task):
         return op.A(y)
 
     def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
-        return {"keep": float(settings["keep"]), "mask": str(inpaint_mask) if inpaint_mask else None}
+        if inpaint_mask is None:
+            return {"keep": float(settings["keep"]), "mask": None}
+        return {"mask": str(inpaint_mask), "mask_file_sha256": files.sha256_of(inpaint_mask)}
 
 
 register_task(InpaintTask())

@@ -21,7 +21,6 @@ points or radial spokes.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from .. import files, imageformats
 from ..errors import LipError
 from ..images import MAX_PIXELS, resolve
 from ..metrics import psnr, ssim
-from .base import LinearPhysics
+from .base import LinearPhysics, array_hash
 from .mri_masks import sampling_mask
 from .task import SIMULATED, Flag, Measured, Metric, Task, register_task
 
@@ -74,12 +73,13 @@ class MRI(LinearPhysics):
     name = "mri"
     CHANNELS = 3  # the nets' output channels; the adjoint returns images of this many
 
-    def __init__(self, mask: torch.Tensor, source: str) -> None:
+    def __init__(self, mask: torch.Tensor, source: str, from_file: bool = False) -> None:
         super().__init__()
         if not bool(mask.any()):
             raise LipError(f"the sampling mask {source} samples nothing (it has no 1)")
         self.register_buffer("mask", mask.float())  # (H, W), 1 = sampled
         self.source = source
+        self.from_file = from_file  # recorded by content: a file's name says nothing of what it held
         self.scale = 1.0  # observation units of a net output of 1 (calibrate)
 
     def _sampled(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,7 +146,7 @@ class MRI(LinearPhysics):
 
     def params(self) -> dict[str, Any]:
         return {"name": self.name, "mask": self.source, "sampled": round(float(self.mask.mean()), 6),
-                "scale": self.scale}
+                "scale": self.scale, **({"mask_sha256": array_hash(self.mask.cpu().numpy())} if self.from_file else {})}
 
 
 def check_scan_paths(folder: Path) -> tuple[Path, Path]:
@@ -178,16 +178,6 @@ def checked(a: np.ndarray, what: str) -> np.ndarray:
     if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
         raise LipError(f"{what} holds {int(a.size - np.isfinite(a).sum()):,} NaN or infinite values")
     return a
-
-
-def array_hash(*arrays: np.ndarray) -> str:
-    """SHA-256 over each array's dtype, shape and bytes: what artifacts record of measured inputs."""
-    digest = hashlib.sha256(b"lip-arrays v1\n")
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        digest.update(f"{a.dtype.str} {a.shape}\n".encode())
-        digest.update(a.tobytes())
-    return digest.hexdigest()
 
 
 def read_sampling_mask(path: Path, height: int, width: int) -> torch.Tensor:
@@ -238,7 +228,7 @@ class MRITask(Task):
               inpaint_mask: Path | None, seed: int) -> MRI:
         if settings.get("sampling_mask"):
             path = Path(settings["sampling_mask"])
-            return MRI(read_sampling_mask(path, height, width), path.name)
+            return MRI(read_sampling_mask(path, height, width), path.name, from_file=True)
         acc, cf, kind = float(settings["acceleration"]), float(settings["center_fraction"]), settings["mask_type"]
         mask = sampling_mask(kind, height, width, acc, cf, seed)
         return MRI(mask, f"{kind}(acceleration={acc:g}, center_fraction={cf:g}, seed={seed})")
@@ -280,8 +270,10 @@ class MRITask(Task):
 
     def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
         mask = settings.get("sampling_mask")
+        if mask:
+            return {"sampling_mask": str(mask), "mask_file_sha256": files.sha256_of(mask)}
         return {"acceleration": float(settings["acceleration"]), "center_fraction": float(settings["center_fraction"]),
-                "mask_type": settings["mask_type"], "sampling_mask": str(mask) if mask else None}
+                "mask_type": settings["mask_type"], "sampling_mask": None}
 
 
 register_task(MRITask())

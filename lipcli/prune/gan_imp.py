@@ -18,7 +18,6 @@ the previous session's G.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .. import artifact, generators, nets, seeds
+from .. import artifact, files, generators, nets, seeds
 from ..errors import LipError
 from ..gan import GanConfig, train
 from ..masks import Masks, apply_masks, check_ladder, top_global
@@ -103,7 +102,7 @@ def same_generator(traj: Trajectory, path: Path) -> bool:
     external state dict: the same bytes, whose hash the search recorded)."""
     external = traj.meta.get("generator_external")
     if isinstance(external, dict):
-        return hashlib.sha256(path.read_bytes()).hexdigest() == external.get("sha256")
+        return files.sha256_of(path) == external.get("sha256")
     given = generators.read(path).theta0
     return all(n in given and torch.equal(given[n].float(), w) for n, w in traj.theta0.items())
 

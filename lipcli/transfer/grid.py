@@ -6,13 +6,12 @@ A grid is mask x round x image x task x seed, plus baselines; every run is one `
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import artifact, config, images as images_io, library, nets
+from .. import artifact, config, files, images as images_io, library, nets
 from ..errors import LipError
 from ..fit import FitConfig
 from ..physics import TASKS, task_variants
@@ -80,7 +79,7 @@ class MaskSource:
     def load(cls, path: Path) -> "MaskSource":
         path = library.resolve(Path(path))  # a shipped mask by name, as restore takes it
         art = check_dip_mask(artifact.load(path), path)
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        digest = files.sha256_of(path)
         return cls(Path(path).stem, Path(path), art, digest, nets.count_params(nets.skeleton(art.spec)))
 
     @property

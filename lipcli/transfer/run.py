@@ -43,14 +43,15 @@ def cell_prior(grid: Grid, cell: Cell) -> tuple[Prior, dict[str, Any]]:
     """The cell's prior, and the row fields that describe it (sparsity, sizes, matched k)."""
     m = grid.mask(cell.mask) if cell.mask else None
     theta0 = m.art.theta0 if m is not None and grid.init == "artifact" else None
+    fresh = grid.init == "fresh"  # the draw the mask cells get too (restore.Prior)
     if cell.method == "dense":
-        return Prior(m.art.spec, theta0, None), {"sparsity": 0.0, "nonzero_params": m.total_params}
+        return Prior(m.art.spec, theta0, None, fresh=fresh), {"sparsity": 0.0, "nonzero_params": m.total_params}
     kept, _ = m.art.counts(cell.round)
     info = {"sparsity": m.art.sparsity(cell.round), "kept": kept, "nonzero_params": m.nonzero(cell.round)}
     if cell.method == "mask":
         return masked_prior(m.path, cell.round, None, grid.init), {**info, "mask_method": m.method}
     if cell.method == "random":
-        return Prior(m.art.spec, theta0, random_masks(m, kept, cell.seed)), info
+        return Prior(m.art.spec, theta0, random_masks(m, kept, cell.seed), fresh=fresh), info
     if cell.method == "deep-decoder":
         k = nets.decoder_k_for_params(m.nonzero(cell.round))
         spec = nets.preset("deep-decoder", k=k)
