@@ -196,6 +196,7 @@ class Restorer:
     snapshot_every: int | None = None  # iterations between learning-process snapshots (None: none)
     members_elsewhere: Elsewhere | None = None  # fits an ensemble's members (None: here, one after the other)
     resume_every: float | None = 60.0  # seconds between saves of a call's `state` (None: only when stopped)
+    note: str | None = None  # what to say once before the fits (a library mask fitted for another task)
 
     def problem(self, image: images_io.Source, clean: images_io.Source | None = None) -> Problem:
         """The observation of `image` (degraded first when `simulate`), the same for every fit of it. A file too
@@ -337,6 +338,9 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     if prior == "deep-decoder" and net is not None:
         raise LipError("--prior deep-decoder is its own net: drop --net (its width is --dd-k)")
     net_ = "deep-decoder" if prior == "deep-decoder" else settings["net"]
+    if dense and nets.resolve_spec(net_)["kind"] != "skip":  # as --dense --prior deep-decoder is refused above
+        raise LipError(f"--dense fits the dense DIP net, not the {nets.resolve_spec(net_)['kind']} net of "
+                       f"{'--net' if net is not None else '--config'}: drop --dense")
     if dd_k is not None and (mask is not None or nets.resolve_spec(net_)["kind"] != "decoder"):
         raise LipError(f"--dd-k {dd_k} sets the deep decoder's width: add --prior deep-decoder"
                        + (" and drop --mask" if mask is not None else ""))
@@ -365,8 +369,11 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     else:  # the deep decoder's width follows --dd-k however it was asked for (--prior, --net, --config)
         chosen = dense_prior(net_, **({} if dd_k is None else {"k": dd_k}))
     check_every(resume_every)
+    entry = library.named_entry(mask) if mask is not None and not default else None
+    note = (f"{mask} is the library's {entry.task} mask: fitted for {task}, without the settings it was measured "
+            f"with" if entry is not None and entry.task != task else None)
     return Restorer(task, settings, cfg, chosen, dev, seed, simulate, inpaint_mask, ensemble, snapshot_every,
-                    resume_every=resume_every)
+                    resume_every=resume_every, note=note)
 
 
 def restore(image: images_io.Source, *, clean: images_io.Source | None = None,

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from .errors import LipError
+
 FOLDER = Path(__file__).resolve().parent / "data" / "library"
 
 
@@ -51,11 +53,21 @@ def _entry(name: str) -> Entry | None:
 
 
 def _named(path: Path) -> Entry | None:
-    """The entry `path` names, unless it is a file or a path (a file always wins over a name; a folder of
-    that name does not: it could not be a mask)."""
-    if path.is_file() or len(path.parts) != 1:
+    """The entry `path` names, unless it is a path with a folder in it. A file of the working folder named like
+    an entry is refused, as a sample's namesake is (images.resolve): either reading would surprise someone, and
+    `./NAME` reaches here as `NAME`. A folder of that name does not count: it could not be a mask."""
+    if len(path.parts) != 1:
         return None
-    return _entry(str(path))
+    found = _entry(str(path))
+    if found is not None and path.is_file():
+        raise LipError(f"{path} names both a mask in lip's library (lip masks) and the file ./{path}: give the file "
+                       f"by its full path ({path.absolute()}), or rename it")
+    return found
+
+
+def named_entry(mask: object) -> Entry | None:
+    """The entry a --mask value names (a name, not a file or path), or None."""
+    return _named(Path(mask)) if isinstance(mask, (str, Path)) else None
 
 
 def resolve(path: Path) -> Path:

@@ -1218,6 +1218,13 @@ case("cs", "--mom-batch for a least-squares DIP fit",
 case("cs", "--mom-batch for a least-squares generator fit",
      lambda w: ["mnist:0", "--simulate", "--solver", "ls", "--mom-batch", "10"], "--mom-batch",
      "the generator's fit with --solver ls has none")
+case("restore", "--dense with the deep decoder's --net", lambda w: ["img.png", "--dense", "--net", "deep-decoder"],
+     "--dense fits the dense DIP net, not the decoder net of --net")
+case("restore", "a file in the folder named like a library mask",
+     lambda w: ["img.png", "--mask", npy(w, "dip-channel-house", b"not a mask")],
+     "dip-channel-house names both a mask in lip's library (lip masks) and the file ./dip-channel-house")
+case("inspect", "a file in the folder named like a library mask", lambda w: [npy(w, "dip-channel-house", b"x")],
+     "dip-channel-house names both a mask in lip's library")
 case("prune", "--shared-input with one image", lambda w: ["img.png", "--simulate", "--shared-input"],
      "--shared-input shares one z and one output between several images")
 case("cs", "--mom-batch of half the measurements or more (one batch: least squares)",

@@ -69,6 +69,17 @@ def test_a_file_or_folder_named_like_the_presets_ticket_does_not_replace_it(shel
     (workdir / "tiny-ch").write_bytes(b"a user's file of that name")
     assert same(json_report(lip(*args, "-o", "c.png"))) == expected
     assert (workdir / "a.png").read_bytes() == (workdir / "b.png").read_bytes() == (workdir / "c.png").read_bytes()
+    clash = lip(*args, "-o", "d.png", "--mask", "tiny-ch")  # named explicitly: which one? refused, as for samples
+    assert clash.exit_code == 2 and "tiny-ch names both a mask in lip's library" in clash.output
+    assert not (workdir / "d.png").exists()
+
+
+def test_a_library_mask_fitted_for_another_task_says_so(shelf, workdir):
+    """Its measured settings are skipped there (they were tuned for its own task): said once, before the fit."""
+    result = lip("restore", "--simulate", workdir / "rgb.png", "--task", "sr", "--scale", "2", "--mask", "tiny-ch",
+                 "--iters", "2", *FAST, "-o", workdir / "sr.png")
+    assert result.exit_code == 0, result.output
+    assert "lip: note: tiny-ch is the library's denoise mask: fitted for sr, without the settings" in result.output
 
 
 def test_schedules_follow_the_estimated_noise_level(shelf, workdir):

@@ -202,6 +202,8 @@ def restore_cmd(
             f"{100 * job.prior.sparsity:.1f}% sparse")
     if job.prior.warning:  # said once, here, whether the fits run in this process or in jobs
         say(f"lip: warning: {job.prior.warning}")
+    if job.note:
+        say(f"lip: note: {job.note}")
     mine = [(images[k], outs[k]) for k in at]
     if len(mine) > 1:  # one input's notes wait until it is read: an input refused then errs in one line
         say_threads()
