@@ -43,6 +43,7 @@ from .fit import DivergenceError, FitConfig, Step, TargetResult, returned
 from .gan import GENERATOR
 from .physics import TASKS, task_options
 from .physics.cs_task import MedianOfMeans, check_batches
+from .physics.measurements import is_operator_file
 from .problem import Problem, fitted_size, load_problem, provenance
 from .prune.imp import ImpSettings
 from .prune.run import SearchRequest, channel_score_for, check_method_options, rounds_for, search
@@ -90,6 +91,14 @@ def _check_types(fn: Callable[..., Any], given: dict[str, Any]) -> None:
             raise LipError(f"{flag} must be True or False")
         if kind != "bool" and (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number))):
             raise LipError(f"{flag} must be {'a whole number' if kind == 'int' else 'a number'}")  # 1.5: _whole
+
+
+def _check_seed_range(seed: int, count: int, flag: str) -> None:
+    """Seeds seed..seed + count - 1 (ensemble members, a grid's seeds) within range: past it a CPU generator
+    would draw seed 0's numbers again."""
+    if seed + count - 1 > SEED_MAX:
+        raise LipError(f"{flag} {count} from --seed {seed} runs seeds up to {seed + count - 1}, past the largest, "
+                       f"{SEED_MAX}: give --seed {SEED_MAX - count + 1} or lower")
 
 
 def _whole(name: str, value: Any, low: int = 0, high: int | None = None) -> int:
@@ -315,6 +324,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     if isinstance(ensemble, int) and not isinstance(ensemble, bool) and ensemble < 1:
         raise LipError(f"--ensemble {ensemble} must be at least 1 (the number of fits averaged)")
     seed, ensemble = _whole("seed", seed, high=SEED_MAX), _whole("ensemble", ensemble, 1)
+    _check_seed_range(seed, ensemble, "--ensemble")
     round_ = None if round_ is None else _whole("round_", round_)
     if not (mask is None or isinstance(mask, (str, Path, artifact.Artifact))):
         raise LipError(f"mask is a mask file, a shipped mask's name or an Artifact (api.prune, api.load_mask), "
@@ -329,6 +339,7 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     given = {**flags, "net": net, "early_stop": early_stop}
     settings = resolve_settings(task, config, dev, given)
     TASKS.get(task).check_flags(flags, simulate, inpaint_mask)
+    TASKS.get(task).check_settings(settings, flags)
     if dense and (mask is not None or prior != "dip"):
         raise LipError("--dense fits the dense DIP net: drop --mask / --prior")
     if prior not in ("dip", "deep-decoder"):
@@ -471,6 +482,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     s = Search(**search_options)
     seed = _whole("seed", seed, high=SEED_MAX)
     images, clean, oracle_target = _listed(images), _listed(clean), _listed(oracle_target)
+    images_io.check_given_once(images, "image")  # fitted twice, it would weigh twice in the search
     check_method_options(s.method, [f.name for f in fields(Search) if getattr(s, f.name) != f.default])
     dev = _device(device)
     fits = s.method in ("imp", "oes")  # the others score once: their fit flags, said to be unread, are not recorded
@@ -481,6 +493,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         target_sparsity=s.target_sparsity))
     inpaint_mask = _path(inpaint_mask, "inpaint_mask")
     TASKS.get(task).check_flags(degradation, simulate, inpaint_mask)
+    TASKS.get(task).check_settings(settings, degradation)
     if isinstance(settings["search_iters"], Mapping):  # a config's `iters:` schedule, copied for the search
         raise LipError(f"a search runs one number of iterations per round, not a schedule over noise levels "
                        f"({dict(settings['search_iters'])!r}): give --iters N, or search_iters: N in the config")
@@ -601,6 +614,7 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
     if isinstance(seeds, int) and seeds < 1:
         raise LipError(f"--seeds {seeds} must be at least 1")
     seed, seeds = _whole("seed", seed, high=SEED_MAX), _whole("seeds", seeds, 1)
+    _check_seed_range(seed, seeds, "--seeds")
     if not images:
         raise LipError("give at least one clean image (and --mask A.safetensors)")
     check_experiment(experiment)
@@ -626,6 +640,10 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
         if unread:
             raise LipError(f"{', '.join(unread)}: no task of the grid ({', '.join(task_names)}) reads "
                            f"{'it' if len(unread) == 1 else 'them'}")
+        if flags.get("operator") is not None and is_operator_file(str(flags["operator"])):
+            raise LipError(f"--operator {flags['operator']}: a grid's csN tasks simulate N measurements of each image "
+                           "with a seeded operator, and an operator file fixes its own m and image; give --operator "
+                           "gaussian, dct or auto (lip restore, prune and cs read operator files)")
         fixed = [f"--{k.replace('_', '-')} (--tasks {n} sets it)" for n in task_names
                  for k in task_operator(n)[1] if flags.get(k) is not None]
         if fixed:
@@ -649,6 +667,10 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
         base, extra = task_operator(name)
         no_step = {} if name in exact or not flags.get("data_consistency") else {"data_consistency": None}
         settings[name] = resolve_settings(base, config, dev, {**flags, **extra, **no_step, "early_stop": early_stop})
+        try:  # mri4 beside a config's sampling mask
+            TASKS.get(base).check_settings(settings[name], {**flags, **extra})
+        except LipError as exc:
+            raise LipError(f"--tasks {name}: {exc}") from None
         # The impedance experiment records whole loss curves: never stop early.
         configs[name] = fit_config(settings[name], settings[name]["early_stop"] and experiment != "impedance",
                                    dev, 0)
@@ -807,7 +829,7 @@ def recoverer(source: str | Path, *, task: str = "cs", simulate: bool = False, p
     if problem.size != problem.shape[1:]:
         (h, w), (gh, gw) = problem.size, problem.shape[1:]
         described["padded"] = f"{w}x{h} -> {gw}x{gh}"
-    if (task, solver) == ("cs", "mom"):
-        check_batches(problem.y.shape[-1], mom_batch)
+    if solver == "mom":  # its rows: CS's measurements, inpainting's values
+        check_batches(problem.y[0].numel(), mom_batch)
     cfg = cs_solvers.CSConfig(solver=solver, iters=iters, lr=lr, restarts=restarts, batch_size=mom_batch, seed=seed)
     return Recoverer(problem, task, prior, solver, cfg, dev, g, described, mask, round_, resume_every)

@@ -1225,6 +1225,21 @@ case("restore", "a file in the folder named like a library mask",
      "dip-channel-house names both a mask in lip's library (lip masks) and the file ./dip-channel-house")
 case("inspect", "a file in the folder named like a library mask", lambda w: [npy(w, "dip-channel-house", b"x")],
      "dip-channel-house names both a mask in lip's library")
+case("restore", "--ensemble past the largest seed", lambda w: ["img.png", "--ensemble", "2", "--seed", "4294967295"],
+     "--ensemble 2 from --seed 4294967295 runs seeds up to 4294967296", "give --seed 4294967294 or lower")
+case("transfer", "--seeds past the largest seed", lambda w: ["img.png", "--mask", "A.safetensors", "--seeds", "3",
+     "--seed", "4294967294"], "--seeds 3 from --seed 4294967294 runs seeds up to 4294967296")
+case("transfer", "--operator FILE for a grid", lambda w: ["img.png", "--mask", "A.safetensors", "--tasks", "cs1000",
+     "--operator", operator_file(w)], "a grid's csN tasks simulate N measurements", "--operator gaussian, dct or auto")
+case("prune", "one image given twice", lambda w: ["img.png", "./img.png", "--simulate"],
+     "img.png is given twice", "give each image once")
+case("cs", "one Median-of-Means batch over an inpainting's values",
+     lambda w: ["img.png", "--task", "inpaint", "--simulate", "--prior", "dip", "--solver", "mom", "--mom-batch",
+                "100000"], "--mom-batch 100000 makes one batch")
+case("restore", "a config's sampling mask beside --acceleration",
+     lambda w: ["img.png", "--task", "mri", "--simulate", "--acceleration", "8", "--config",
+                config_file(w, f"sampling_mask: {npy(w, 'sm.npy', np.ones((64, 64)))}\n")],
+     "--acceleration: the config's sampling_mask sm.npy gives the sampled k-space points", base=[*RUN[2:]])
 case("prune", "--shared-input with one image", lambda w: ["img.png", "--simulate", "--shared-input"],
      "--shared-input shares one z and one output between several images")
 case("cs", "--mom-batch of half the measurements or more (one batch: least squares)",

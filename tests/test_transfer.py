@@ -250,6 +250,10 @@ def test_a_grid_refuses_rows_of_an_inpainting_mask_whose_pixels_changed(data, tm
             tmp_path / "h.png", "--rounds", "1", "--baselines", "dense", *RUN, "--out", tmp_path / "out"]
     ok(lip(*grid))
     assert len(read_rows(tmp_path / "out" / "results.jsonl")[0]["settings"]["degradation"]["mask_file_sha256"]) == 64
+    (tmp_path / "elsewhere").mkdir()  # the same file under another path (a shard's machine): its rows are reused
+    (tmp_path / "elsewhere" / "h.png").write_bytes((tmp_path / "h.png").read_bytes())
+    moved = [tmp_path / "elsewhere" / "h.png" if a == tmp_path / "h.png" else a for a in grid]
+    assert "0 to run" in ok(lip(*moved)).stderr
     PILImage.fromarray(np.roll(holes, 1, axis=1)).save(tmp_path / "h.png")
     again = lip(*grid)
     assert again.exit_code == 2 and "different settings (degradation.mask_file_sha256)" in again.stderr

@@ -224,6 +224,14 @@ class MRITask(Task):
             raise LipError(f"{', '.join(drawn)}: --sampling-mask gives the sampled k-space points, so no mask is "
                            f"drawn: drop {'it' if len(drawn) == 1 else 'them'}")
 
+    def check_settings(self, settings: dict[str, Any], fixed: dict[str, Any]) -> None:
+        """A config file's sampling mask beside a flag (or a grid task, mri4) that shapes the drawn mask: the file
+        would replace it in silence (a grid's mri4 and mri8 rows came out the same)."""
+        drawn = ["--" + k.replace("_", "-") for k in sorted(self.simulated) if fixed.get(k) is not None]
+        if settings.get("sampling_mask") and fixed.get("sampling_mask") is None and drawn:
+            raise LipError(f"{', '.join(drawn)}: the config's sampling_mask {Path(settings['sampling_mask']).name} "
+                           "gives the sampled k-space points, so no mask is drawn: drop one of them")
+
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
               inpaint_mask: Path | None, seed: int) -> MRI:
         if settings.get("sampling_mask"):
@@ -271,7 +279,7 @@ class MRITask(Task):
     def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
         mask = settings.get("sampling_mask")
         if mask:
-            return {"sampling_mask": str(mask), "mask_file_sha256": files.sha256_of(mask)}
+            return {"sampling_mask": Path(mask).name, "mask_file_sha256": files.sha256_of(mask)}  # shards' paths differ
         return {"acceleration": float(settings["acceleration"]), "center_fraction": float(settings["center_fraction"]),
                 "mask_type": settings["mask_type"], "sampling_mask": None}
 

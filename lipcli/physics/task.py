@@ -123,6 +123,10 @@ class Task:
                 raise LipError(f"{flag} shapes the degradation --simulate gives a clean image; without "
                                f"--simulate the input is the observation itself: drop {flag}" + self.real_hint)
 
+    def check_settings(self, settings: dict[str, Any], fixed: dict[str, Any]) -> None:
+        """Refuse resolved settings that contradict what was `fixed` (flags, a grid task's name) where
+        `check_flags` cannot see it: a config file's value beside a flag."""
+
     def read_observation(self, source: Any, settings: dict[str, Any]) -> Measured | None:
         """A real observation that is not an image (k-space), read from `source` (a path or an array), or
         None: the source is an image (images.as_image reads it)."""
