@@ -219,15 +219,19 @@ class MRITask(Task):
     def check_flags(self, given: dict[str, Any], simulate: bool, inpaint_mask: Path | None) -> None:
         """Also refuse the flags that draw a mask beside the mask given (--sampling-mask replaces the drawn one)."""
         super().check_flags(given, simulate, inpaint_mask)
-        drawn = ["--" + k.replace("_", "-") for k in sorted(self.simulated) if given.get(k) is not None]
+        drawn = self._drawn(given)
         if given.get("sampling_mask") is not None and drawn:
             raise LipError(f"{', '.join(drawn)}: --sampling-mask gives the sampled k-space points, so no mask is "
                            f"drawn: drop {'it' if len(drawn) == 1 else 'them'}")
 
+    def _drawn(self, given: dict[str, Any]) -> list[str]:
+        """The flags among `given` that shape a drawn mask (acceleration, center fraction, mask type)."""
+        return ["--" + k.replace("_", "-") for k in sorted(self.simulated) if given.get(k) is not None]
+
     def check_settings(self, settings: dict[str, Any], fixed: dict[str, Any]) -> None:
         """A config file's sampling mask beside a flag (or a grid task, mri4) that shapes the drawn mask: the file
         would replace it in silence (a grid's mri4 and mri8 rows came out the same)."""
-        drawn = ["--" + k.replace("_", "-") for k in sorted(self.simulated) if fixed.get(k) is not None]
+        drawn = self._drawn(fixed)
         if settings.get("sampling_mask") and fixed.get("sampling_mask") is None and drawn:
             raise LipError(f"{', '.join(drawn)}: the config's sampling_mask {Path(settings['sampling_mask']).name} "
                            "gives the sampled k-space points, so no mask is drawn: drop one of them")
