@@ -349,10 +349,11 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
     if prior == "deep-decoder" and net is not None:
         raise LipError("--prior deep-decoder is its own net: drop --net (its width is --dd-k)")
     net_ = "deep-decoder" if prior == "deep-decoder" else settings["net"]
-    if dense and nets.resolve_spec(net_)["kind"] != "skip":  # as --dense --prior deep-decoder is refused above
-        raise LipError(f"--dense fits the dense DIP net, not the {nets.resolve_spec(net_)['kind']} net of "
+    kind = nets.resolve_spec(net_)["kind"]
+    if dense and kind != "skip":  # as --dense --prior deep-decoder is refused above
+        raise LipError(f"--dense fits the dense DIP net, not the {kind} net of "
                        f"{'--net' if net is not None else '--config'}: drop --dense")
-    if dd_k is not None and (mask is not None or nets.resolve_spec(net_)["kind"] != "decoder"):
+    if dd_k is not None and (mask is not None or kind != "decoder"):
         raise LipError(f"--dd-k {dd_k} sets the deep decoder's width: add --prior deep-decoder"
                        + (" and drop --mask" if mask is not None else ""))
     default = mask is None and prior == "dip" and not dense and settings.get("ticket")

@@ -116,7 +116,7 @@ def make_operator(inp: CSInputs, shape: tuple[int, int, int] | None, size: tuple
         return task.build(settings, shape[1], shape[2], shape[0] == 1, inp.inpaint_mask, inp.seed)
     op = task.build(settings, *size, shape[0] == 1, inp.inpaint_mask, inp.seed)
     return Inpaint(fit_shape(op.mask[None], (1, *shape[1:]), str(inp.inpaint_mask), fill=1.0)[0], op.source,
-                   op.from_file)
+                   op.sha256)
 
 
 def check_inputs(inp: CSInputs) -> None:

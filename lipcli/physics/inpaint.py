@@ -17,11 +17,11 @@ class Inpaint(LinearPhysics):
 
     name = "inpaint"
 
-    def __init__(self, mask: torch.Tensor, source: str, from_file: bool = False) -> None:
+    def __init__(self, mask: torch.Tensor, source: str, sha256: str | None = None) -> None:
         super().__init__()
         self.register_buffer("mask", mask.float())  # (1|C, H, W) broadcast over the batch
         self.source = source
-        self.from_file = from_file  # recorded by content: a file's name says nothing of what it held
+        self.sha256 = sha256  # a mask file's pixels (array_hash): its name says nothing of what it held
 
     @classmethod
     def bernoulli(cls, shape: tuple[int, int, int], keep: float, seed: int) -> "Inpaint":
@@ -48,7 +48,7 @@ class Inpaint(LinearPhysics):
 
     def params(self) -> dict[str, Any]:
         return {"name": self.name, "mask": self.source, "observed": round(float(self.mask.mean()), 6),
-                **({"mask_sha256": array_hash(self.mask.cpu().numpy())} if self.from_file else {})}
+                **({"mask_sha256": self.sha256} if self.sha256 else {})}
 
 
 class InpaintTask(Task):
@@ -77,8 +77,8 @@ class InpaintTask(Task):
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
               inpaint_mask: Path | None, seed: int) -> Inpaint:
         if inpaint_mask is not None:
-            keep = images.load_binary_mask(inpaint_mask, height, width)
-            return Inpaint(torch.from_numpy(keep)[None], inpaint_mask.name, from_file=True)
+            keep = torch.from_numpy(images.load_binary_mask(inpaint_mask, height, width))[None].float()
+            return Inpaint(keep, inpaint_mask.name, array_hash(keep.numpy()))
         return Inpaint.bernoulli((1 if gray else 3, height, width), float(settings["keep"]), seed)
 
     def check_flags(self, given: dict[str, Any], simulate: bool, inpaint_mask: Path | None) -> None:

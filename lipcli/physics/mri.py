@@ -73,13 +73,13 @@ class MRI(LinearPhysics):
     name = "mri"
     CHANNELS = 3  # the nets' output channels; the adjoint returns images of this many
 
-    def __init__(self, mask: torch.Tensor, source: str, from_file: bool = False) -> None:
+    def __init__(self, mask: torch.Tensor, source: str, sha256: str | None = None) -> None:
         super().__init__()
         if not bool(mask.any()):
             raise LipError(f"the sampling mask {source} samples nothing (it has no 1)")
         self.register_buffer("mask", mask.float())  # (H, W), 1 = sampled
         self.source = source
-        self.from_file = from_file  # recorded by content: a file's name says nothing of what it held
+        self.sha256 = sha256  # a mask file's (array_hash): its name says nothing of what it held
         self.scale = 1.0  # observation units of a net output of 1 (calibrate)
 
     def _sampled(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,7 +146,7 @@ class MRI(LinearPhysics):
 
     def params(self) -> dict[str, Any]:
         return {"name": self.name, "mask": self.source, "sampled": round(float(self.mask.mean()), 6),
-                "scale": self.scale, **({"mask_sha256": array_hash(self.mask.cpu().numpy())} if self.from_file else {})}
+                "scale": self.scale, **({"mask_sha256": self.sha256} if self.sha256 else {})}
 
 
 def check_scan_paths(folder: Path) -> tuple[Path, Path]:
@@ -240,7 +240,8 @@ class MRITask(Task):
               inpaint_mask: Path | None, seed: int) -> MRI:
         if settings.get("sampling_mask"):
             path = Path(settings["sampling_mask"])
-            return MRI(read_sampling_mask(path, height, width), path.name, from_file=True)
+            mask = read_sampling_mask(path, height, width).float()
+            return MRI(mask, path.name, array_hash(mask.numpy()))
         acc, cf, kind = float(settings["acceleration"]), float(settings["center_fraction"]), settings["mask_type"]
         mask = sampling_mask(kind, height, width, acc, cf, seed)
         return MRI(mask, f"{kind}(acceleration={acc:g}, center_fraction={cf:g}, seed={seed})")
