@@ -437,17 +437,20 @@ class Pruner:
     request: SearchRequest
     problems: list[Problem]
     device: torch.device
-    unread: tuple[str, ...] = ()  # fitting options given to a method that fits nothing (said, not refused)
+    unread: tuple[str, ...] = ()  # fitting options given that the method does not read (said, not refused)
 
     @property
     def warning(self) -> str | None:
-        """What the search will not read of what it was given: a score at initialisation fits nothing, so its
-        fitting options do nothing (refusing them would break a script looping over methods with one set)."""
+        """What the search will not read of what it was given: a score at initialisation fits nothing, and OES
+        learns its mask without input jitter (refusing them would break a script looping over methods with one
+        set of options)."""
         if not self.unread:
             return None
         flags = ", ".join("--" + n.replace("_", "-") for n in self.unread)
-        return (f"{flags}: --method {self.request.method} scores the net at initialisation and fits nothing, so "
-                f"{'it is' if len(self.unread) == 1 else 'they are'} not read")
+        method = self.request.method
+        why = ("learns its mask without input jitter (the OES protocol)" if method == "oes" else
+               "scores the net at initialisation and fits nothing")
+        return f"{flags}: --method {method} {why}, so {'it is' if len(self.unread) == 1 else 'they are'} not read"
 
     @property
     def steps(self) -> int:
@@ -575,8 +578,8 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
                         stop_on_rises=s.stop_when_loss_rises is not None, oracle=bool(oracle_target),
                         early_bird=early_bird, early_bird_every=s.early_bird_every),
         extra={"threads": torch.get_num_threads(), "preset": settings["preset"], "device": dev.type})
-    return Pruner(req, problems, dev, () if fits else tuple(n for n in ("iters", "lr", "reg_noise")
-                                                             if getattr(s, n) is not None))
+    unread = {"imp": (), "oes": ("reg_noise",)}.get(s.method, ("iters", "lr", "reg_noise"))
+    return Pruner(req, problems, dev, tuple(n for n in unread if getattr(s, n) is not None))
 
 
 def prune(images: list[images_io.Source], *, out: Path | None = None, **options: Any) -> artifact.Artifact:

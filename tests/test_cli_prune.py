@@ -128,6 +128,27 @@ def test_channel_oes_learns_whole_filters_in_one_round(work):
     assert all(bool((m.flatten(1).all(1) | ~m.flatten(1).any(1)).all()) for m in art.mask(1).values())
 
 
+def test_oes_learns_its_mask_without_jitter_or_decay_and_records_that(work):
+    """OES fits the logits by Adam and the KL term alone: --reg-noise was recorded but not read, and a config's
+    weight decay shrank the logits (another mask)."""
+    (work / "decay.yaml").write_text((work / "narrow.yaml").read_text() + "weight_decay: 0.2\n")
+    masks, runs = {}, {}
+    for name, extra in (("plain", []), ("jitter", ["--reg-noise", "0.5"]),
+                        ("decay", ["--config", work / "decay.yaml"])):
+        out = work / f"oes-{name}.safetensors"
+        runs[name] = lip("prune", work / "img.png", "--simulate", *base(work, iters=4), *extra, "--method", "oes",
+                         "--target-sparsity", "0.5", "-o", out)
+        ok(runs[name])
+        art = artifact.load(out)
+        fit = art.meta["search"]["fit"]
+        assert (fit["reg_noise"], fit["ema"], fit["early_stop"], "weight_decay" in fit) == (0.0, 0.0, False, False)
+        masks[name] = art.mask(1)
+    assert "--reg-noise: --method oes learns its mask without input jitter" in runs["jitter"].stderr
+    assert "warning" not in runs["plain"].stderr + runs["decay"].stderr
+    for name in ("jitter", "decay"):
+        assert all(torch.equal(masks[name][k], m) for k, m in masks["plain"].items()), name
+
+
 def test_keep_input_dense_flag(work):
     out = work / "dense.safetensors"
     ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=2), "--rounds", "1",

@@ -256,7 +256,9 @@ EsSpike = Annotated[Optional[float], typer.Option(help="Report the output at the
                                                   min=0, rich_help_panel="Fitting")]
 JumpFactor = Annotated[Optional[float], typer.Option(help="Roll the fit back to its last snapshot (every 10 "
                                                      "iterations) when the loss jumps above this x the snapshot's "
-                                                     "loss [3.16: DIP's 5 dB]",
+                                                     "loss; each further rollback before the next snapshot halves "
+                                                     "the step size for the rest of the fit (DIP only rolls back; "
+                                                     "--json: recoveries) [3.16: DIP's 5 dB]",
                                                      rich_help_panel="Fitting")]
 
 # Run: where and how reproducibly.

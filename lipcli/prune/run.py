@@ -63,6 +63,12 @@ class SearchRequest:
     channel_score: str | None = None  # channel IMP's score; the ladder's at channel granularity is `method`
     extra: dict[str, Any] = field(default_factory=dict)  # recorded, not compared (threads, preset)
 
+    def __post_init__(self) -> None:
+        if self.method == "oes":  # OES learns its mask by Adam on the logits and the KL term alone (anchors-spec
+            # c.2): no input jitter, output average or stop, and no kernel decay (it would shrink the logits).
+            # Set here, so the artifact records the fit that ran.
+            self.fit = replace(self.fit, reg_noise=0.0, ema=0.0, early_stop=False, weight_decay=0.0)
+
     def identity(self) -> dict[str, Any]:
         """The settings as recorded; element searches omit the granularity keys, so they stay the
         bytes they were before channel pruning existed and old artifacts resume."""
@@ -210,9 +216,8 @@ def _oes(req: SearchRequest, net: torch.nn.Module, names: list[str], traj: Traje
     rho = 1 - target
     gated = ChannelGumbelMasked if traj.granularity == "channel" else GumbelMasked
     model = gated(net, names, req.oes_tau, req.seed)
-    cfg = replace(req.fit, reg_noise=0.0, ema=0.0, early_stop=False)  # OES: no jitter, no EMA
     began = time.perf_counter()
-    result = fit(model, targets, cfg, penalty=lambda: req.oes_lambda * model.kl(rho), callbacks=[on_step])
+    result = fit(model, targets, req.fit, penalty=lambda: req.oes_lambda * model.kl(rho), callbacks=[on_step])
     alive = traj.masks(0)
     record_round(traj.prune_round, alive, model.keep(alive, rho), 1)
     traj.record(0, 0.0)
