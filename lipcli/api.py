@@ -414,7 +414,7 @@ class Search:
     rewind: float = 0.0
     scope: str | None = None
     keep_input_dense: bool = False
-    fresh_input: bool = False
+    fresh_input: bool | None = None  # None: the preset's (paper: True, as the published code; fast: False)
     shared_input: bool = False
     stop_when_loss_rises: int | None = None
     early_bird: float | None = None
@@ -494,7 +494,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         **degradation, search_iters=s.iters if fits else None, lr=s.lr if fits else None,
         reg_noise=s.reg_noise if fits else None, sgld=s.sgld, precision=precision,
         net=s.net, rounds=s.rounds, rate=s.rate, early_bird=s.early_bird, scope=s.scope,
-        target_sparsity=s.target_sparsity))
+        target_sparsity=s.target_sparsity, fresh_input=s.fresh_input))
     inpaint_mask = _path(inpaint_mask, "inpaint_mask")
     TASKS.get(task).check_flags(degradation, simulate, inpaint_mask)
     TASKS.get(task).check_settings(settings, degradation)
@@ -541,6 +541,9 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         raise LipError(f"{n_rounds} rounds {'needed' if from_target else 'asked for'}; at most 255 are supported"
                        + (" (lower --target-sparsity)" if from_target else ""))
     early_bird = fraction(settings, "early_bird")
+    fresh_input = settings["fresh_input"]
+    if not isinstance(fresh_input, bool):
+        raise LipError(f"fresh_input {fresh_input!r} must be true or false")
     if not (math.isfinite(s.oes_tau) and s.oes_tau > 0):
         raise LipError(f"--oes-tau {s.oes_tau}: the Gumbel-softmax temperature is a number above 0")
     if not (math.isfinite(s.oes_lambda) and s.oes_lambda >= 0):
@@ -573,7 +576,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
         keep_input_dense=s.keep_input_dense, fit=cfg, seed=seed, synflow_iters=s.synflow_iters,
         oes_lambda=s.oes_lambda, oes_tau=s.oes_tau, target_sparsity=target,
         like=str(s.like) if s.like else None, granularity=s.granularity, channel_score=channel_score,
-        imp=ImpSettings(rounds=n_rounds, rate=rate, rewind=s.rewind, fresh_input=s.fresh_input,
+        imp=ImpSettings(rounds=n_rounds, rate=rate, rewind=s.rewind, fresh_input=fresh_input,
                         shared_input=s.shared_input, rises=s.stop_when_loss_rises or 2,
                         stop_on_rises=s.stop_when_loss_rises is not None, oracle=bool(oracle_target),
                         early_bird=early_bird, early_bird_every=s.early_bird_every),

@@ -30,20 +30,23 @@ from .physics import TASKS
 _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, es_white=0.0, es_close=0.0,
                      es_spike=0.0, precision="fp32", early_stop=True, rounds=16, rate=0.2, early_bird=0.0, scope="conv",
                      target_sparsity=None, sgld=0.0, weight_decay=0.0, data_consistency=False,
-                     jump_factor=10 ** 0.5)
+                     jump_factor=10 ** 0.5, fresh_input=True)
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
 # IMP prunes 36% (= 1 - 0.8^2) per round, so round k is the paper's round 2k, with 1200 iterations per
 # round: its masks transferred as well as the paper's schedule at 1/5 of the iterations
 # (experiments/RESULTS-search-budget.md). 4 rounds = 83.2% sparsity, as 8 rounds of 20%. Early-stop patience
 # is per task (`Task.fast_es_patience`: 150 for denoising, whose stop has the noise gate; 300 elsewhere).
-_FAST_OVERRIDES = dict(precision="auto", rounds=4, rate=0.36)
+# IMP's rounds fit one input code z, not a new one each round as the published code does (anchors-spec b.1):
+# the fast schedule and its studies were measured so (RESULTS-search-budget.md).
+_FAST_OVERRIDES = dict(precision="auto", rounds=4, rate=0.36, fresh_input=False)
 # Other papers' protocols, each on top of the paper preset, for every task. OES (anchors-spec c.1-c.3, its
 # configs/config_mask.yaml and config_train_sparse.yaml): its net with every parameter masked, 95% sparse
 # (the 5% masks it ships for each image; its pepper mask is 96.5%: --target-sparsity 0.965), the mask learnt
 # in 60,000 Adam steps at 0.01 (tau 0.2 and KL weight 1e-9 are lip prune's defaults), then 40,000 steps of
 # training at 0.01 with no input jitter, no output average and no early stop: OES reports the last iterate.
 # The deep decoder as Heckel & Hand fit it (anchors-spec d, their denoising notebook): k = 128, 6 blocks,
-# Adam 0.01 for 1,900 iterations, no jitter, no average, no early stop (its small size is the regulariser).
+# Adam 0.01 for 1,900 iterations, no jitter, no average, no early stop (its small size is the regulariser), for
+# every task (their inpainting demo's reg-noise decay has no knob here).
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "oes": dict(net="oes", scope="all", target_sparsity=0.95, search_iters=60_000, iters=40_000, lr=0.01,
                 reg_noise=0.0, ema=0.0, early_stop=False),
@@ -71,7 +74,7 @@ def preset(name: str, task: str) -> dict[str, Any]:
 
 
 # What only a mask search reads (lip prune): a config shared with restore may hold them, a restore's options may not.
-SEARCH_KEYS = frozenset({"search_iters", "rounds", "rate", "early_bird", "scope", "target_sparsity"})
+SEARCH_KEYS = frozenset({"search_iters", "rounds", "rate", "early_bird", "scope", "target_sparsity", "fresh_input"})
 
 
 def known_keys(search: bool = True) -> set[str]:

@@ -149,6 +149,18 @@ def test_oes_learns_its_mask_without_jitter_or_decay_and_records_that(work):
         assert all(torch.equal(masks[name][k], m) for k, m in masks["plain"].items()), name
 
 
+def test_the_paper_preset_draws_a_fresh_input_each_round_as_the_published_code(work):
+    (work / "paper.yaml").write_text("preset: paper\n" + (work / "narrow.yaml").read_text())
+    drawn = {}
+    for config, flag in (("paper", None), ("paper", "--no-fresh-input"), ("narrow", None), ("narrow", "--fresh-input")):
+        out = work / f"{config}{flag}.safetensors"
+        ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=2), "--config", work / f"{config}.yaml",
+               "--rounds", "1", *[flag] * bool(flag), "-o", out))
+        drawn[config, flag] = artifact.load(out).meta["search"]["imp"]["fresh_input"]
+    assert drawn == {("paper", None): True, ("paper", "--no-fresh-input"): False, ("narrow", None): False,
+                     ("narrow", "--fresh-input"): True}
+
+
 def test_keep_input_dense_flag(work):
     out = work / "dense.safetensors"
     ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=2), "--rounds", "1",

@@ -128,8 +128,10 @@ def prune_cmd(
     keep_input_dense: bool = typer.Option(False, help="Leave the two z-facing convs unmasked (the published "
                                           "LIP code's choice; sparsity is counted over what is masked)",
                                           rich_help_panel="Search"),
-    fresh_input: bool = typer.Option(False, help="Draw a new input code z every round (published code)",
-                                     rich_help_panel="Search"),
+    fresh_input: Optional[bool] = typer.Option(None, "--fresh-input/--no-fresh-input",
+                                               help="Draw a new input code z every IMP round, as the published "
+                                               "code does [on under --config paper, off under fast]",
+                                               rich_help_panel="Search"),
     shared_input: bool = typer.Option(False, help="Several images: one z and one output for all "
                                       "(Algorithm 2 as published); default: one z per image",
                                       rich_help_panel="Search"),
