@@ -55,10 +55,12 @@ class Problem:
                 "read in: the fit sees an almost flat image; scale the values up (e.g. to 0..1) first")
 
     def operator_params(self) -> dict[str, Any]:
-        """The operator as reports and artifacts record it. A noise level is known only where lip added the
-        noise (--simulate); a real observation's is null (`noise_sigma` estimates it)."""
+        """The operator as reports and artifacts record it. What only shapes a simulated degradation (a noise
+        level, SR's downscale) is known only where lip made it (--simulate); a real observation's is null
+        (`noise_sigma` estimates its noise level)."""
         params = self.op.params()
-        return params if self.simulated or "sigma" not in params else {**params, "sigma": None}
+        unknown = {k: None for k in params if k in self.task.simulated | {"sigma"}}
+        return params if self.simulated else {**params, **unknown}
 
     @property
     def metric_name(self) -> str:

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lipcli.errors import LipError
 from lipcli.physics import (CS_OPERATORS, TASKS, Denoise, Identity, Inpaint, LinearPhysics, NoiseModel, Physics,
@@ -93,8 +95,8 @@ def test_noise_is_seeded_and_leaves_the_global_rng_alone(name):
     assert torch.equal(torch.rand(3), expected)
     assert torch.equal(a, op(x, torch.Generator().manual_seed(7)))
     other = op(x, torch.Generator().manual_seed(8))
-    if type(op.noise_model) is NoiseModel:  # noise-free: the observation is A(x)
-        assert torch.equal(a, op.A(x)) and torch.equal(a, other)
+    if type(op.noise_model) is NoiseModel:  # noise-free: the observation is A(x), or SR's Pillow downscale of x
+        assert torch.equal(a, other) and (getattr(op, "downscale", "operator") != "operator" or torch.equal(a, op.A(x)))
     else:
         assert not torch.equal(a, other)
 
@@ -268,6 +270,19 @@ def test_denoise_sigma_zero_is_identity_and_range_checked():
             Denoise(bad)
 
 
+def test_sr_simulates_with_pillows_lanczos_resize_as_dip_not_with_its_own_operator():
+    """DIP makes the low-resolution image with PIL's resize; fitting data the fit's own operator made (the inverse
+    crime) flatters the scores. `operator` keeps that upper bound one flag away."""
+    x = torch.rand(1, 3, 32, 48)
+    y = SuperResolution(4)(x, torch.Generator())
+    pil = np.stack([np.asarray(Image.fromarray(p).resize((12, 8), Image.Resampling.LANCZOS)) for p in x[0].numpy()])
+    assert y.shape == (1, 3, 8, 12) and torch.allclose(y[0], torch.from_numpy(pil).clamp(0, 1))
+    assert not torch.allclose(y, SuperResolution(4).A(x), atol=1e-3)
+    assert torch.equal(SuperResolution(4, "operator")(x, torch.Generator()), SuperResolution(4).A(x))
+    with pytest.raises(LipError, match="--downscale 'bicubic' is not one of pillow | operator"):
+        SuperResolution(4, "bicubic")
+
+
 def test_loss_is_mse_in_observation_space():
     op = SuperResolution(2)
     x, y = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 8, 8)
@@ -277,5 +292,5 @@ def test_loss_is_mse_in_observation_space():
 def test_params_are_json_friendly():
     for op in (Denoise(25), SuperResolution(4), Inpaint.bernoulli((1, 4, 4), 0.5, 0)):
         json.dumps(op.params())
-    assert SuperResolution(8).params() == {"name": "sr", "scale": 8, "kernel": "lanczos2"}
+    assert SuperResolution(8).params() == {"name": "sr", "scale": 8, "kernel": "lanczos2", "downscale": "pillow"}
     assert Denoise(15).params() == {"name": "denoise", "sigma": 15}
