@@ -281,11 +281,15 @@ def plot_sparsity(art: Artifact, rounds: Sequence[int], path: Path | str, title:
                   others: Sequence[tuple[str, Artifact, int]] = ()) -> Path:
     """Layer-wise sparsity bars (the paper's Fig. 7/11 layout): x = layer index in forward order,
     y = sparsity, one coloured bar per round. `others` adds (label prefix, artifact, round) series
-    over the same layers, e.g. other masks at matched sparsity."""
+    over the same layers, e.g. other masks at matched sparsity: the tensors every mask covers, as `compare`'s
+    (a channel ticket leaves the head dense, which an element mask covers)."""
     rounds = [check_round(art, k, "--plot-rounds round") for k in rounds]
     if not rounds:
         raise LipError("no round to plot")
     names = forward_names(art)
+    if others:
+        shared, _ = _shared([art, *(o for _, o, _ in others)], TAGS)
+        names = [n for n in names if n in shared]
     series: dict[str, list[float]] = {}
     prefix = "A " if others else ""
     for tag, which, k in [(prefix, art, k) for k in rounds] + [(f"{t} ", o, k) for t, o, k in others]:

@@ -246,6 +246,14 @@ def test_plot_sparsity_draws_one_colour_per_round(tmp_path):
     assert colours <= present  # every round's bar colour appears
 
 
+def test_plot_of_masks_covering_other_tensors_draws_the_shared_ones(tmp_path):
+    """A mask over every parameter first, a conv mask beside it (as an element mask beside a channel ticket, whose
+    head is dense): the plot looked B's layers up by A's names and failed with an internal error."""
+    every, conv = make(rounds=1, scope="all", recommended=1), make()
+    assert set(every.prune_round) > set(conv.prune_round)
+    assert_png(insp.plot_sparsity(every, [1], tmp_path / "bars.png", others=[("B", conv, 3)]))
+
+
 def test_line_chart_and_bar_chart_are_generic(tmp_path):
     series = {"IMP": [(0.2 * k, 30 - k) for k in range(5)], "random": [(0.1, 29.0), (0.5, float("nan")),
                                                                     (0.9, 25.0)]}
