@@ -7,3 +7,4 @@ and make `lip --version` load torch and every command.
 """
 
 __version__ = "0.1.0"
+VERSION_LINE = f"lip {__version__}"  # what `lip --version` prints (answered before the commands load: launch.py)

@@ -25,6 +25,10 @@ from .stops import SAID
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--version"]:  # without loading the commands and torch (2 s)
+        from . import VERSION_LINE
+        sys.stdout.write(VERSION_LINE + "\n")
+        return
     try:  # torch's import aborts in a deleted working folder ("oneMKL FATAL ERROR: Cannot load libtorch_cpu.so")
         os.getcwd()
     except OSError:

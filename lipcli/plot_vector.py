@@ -20,7 +20,8 @@ STYLE = {"pdf.fonttype": 42, "svg.fonttype": "none", "svg.hashsalt": "lip", "fon
          "axes.titlesize": 9, "legend.fontsize": 8, "axes.edgecolor": INK, "axes.labelcolor": INK,
          "xtick.color": INK, "ytick.color": INK, "text.color": INK}
 NO_DATE = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
-NO_MATPLOTLIB = "PDF/SVG figures need matplotlib: pip install 'lip[plot]' (or write .png)"
+# Not the plot extra by name: PyPI's `lip` is another project, which `pip install 'lip[plot]'` would install.
+NO_MATPLOTLIB = "PDF/SVG figures need matplotlib: pip install 'matplotlib>=3.7' (or write .png)"
 
 
 def _matplotlib() -> Any:

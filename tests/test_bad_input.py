@@ -841,7 +841,7 @@ case("transfer", "unknown --plot-format", lambda w: ["img.png", "--mask", "A.saf
      "--plot-format 'eps'")
 case("transfer", "--plot-format pdf without matplotlib",
      lambda w: ["img.png", "--mask", "A.safetensors", "--plot-format", "png,pdf"], "need matplotlib",
-     "lip[plot]", patch=no_matplotlib)
+     "pip install 'matplotlib>=3.7'", patch=no_matplotlib)
 
 # --- lip cs
 case("cs", "missing image", lambda w: ["nope.png", "--simulate"], "no such file")

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from lipcli import VERSION_LINE
+
 
 def test_a_restore_runs_with_the_collector_on_its_imports_frozen_and_no_tiff_support_loaded(tmp_path):
     """The imports (~190k objects, mostly torch's) are frozen so that no full collection walks them again, but
@@ -28,3 +30,10 @@ def test_a_deleted_working_folder_is_one_line_before_torch_aborts_the_process(tm
                          cwd=gone, preexec_fn=lambda: os.rmdir(gone), capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and run.stderr == ("lip: error: the working folder no longer exists (it was "
                                                   "deleted): cd to another one\n")
+
+
+def test_version_is_answered_without_loading_torch():
+    code = ("import sys\nsys.argv = ['lip', '--version']\nfrom lipcli import launch\nlaunch.main()\n"
+            "print('torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.split("\n")[:2] == [VERSION_LINE, "False"], run.stderr

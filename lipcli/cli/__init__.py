@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
+from .. import VERSION_LINE
 from . import classify, cs, gan, inspect, interop, library, prune, restore, spectra, transfer
 from .options import KeepArgs
 
@@ -64,7 +64,7 @@ app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"lip {__version__}")
+        typer.echo(VERSION_LINE)
         raise typer.Exit(0)
 
 

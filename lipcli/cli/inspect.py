@@ -30,7 +30,7 @@ def inspect_cmd(
                                           "the round closest to A's sparsity); with more masks one per mask "
                                           "after A, e.g. 2,-,4 ('-' = matched)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write layer-wise sparsity bars to this .png, or "
-                                        ".pdf / .svg for papers (needs the plot extra: pip install 'lip[plot]'); "
+                                        ".pdf / .svg for papers (needs matplotlib: pip install 'matplotlib>=3.7'); "
                                         "x = layer index in forward order, y = sparsity"),
     plot_rounds: Optional[str] = typer.Option(None, "--plot-rounds", help="Rounds to plot, e.g. 1,4,8 "
                                               "(default: up to 4, evenly spread)"),

@@ -61,8 +61,8 @@ def transfer_cmd(
     plot_metric: str = typer.Option("stopped", help="PSNR plotted against sparsity: stopped (auto-stopped) | "
                                     "final | oracle (best over iterations, reads the clean image)"),
     plot_format: str = typer.Option("png", help="png | pdf | svg, or a comma list (png,pdf): the plots' "
-                                    "file types; pdf and svg (for papers) need the plot extra: pip install "
-                                    "'lip[plot]'"),
+                                    "file types; pdf and svg (for papers) need matplotlib: pip install "
+                                    "'matplotlib>=3.7'"),
     inpaint_mask: InpaintMask = None,
     iters: Optional[int] = typer.Option(None, help="Adam iterations per run (upper bound when early stopping) "
                                         "[preset]", rich_help_panel="Fitting"),
