@@ -1465,6 +1465,18 @@ case("transfer", "--jump-factor 0.5", lambda w: ["img.png", "--mask", "A.safeten
 case("restore", "--es-close 1", lambda w: ["img.png", "--es-close", "1"], "--es-close")
 case("restore", "an es_close schedule with a word in it", lambda w: ["img.png", "--config",
      config_file(w, "es_close: {0: 0.015, 20: low}\n")], "--es-close", "schedule", base=OWN_CONFIG)
+TARGETED = [*RUN, "-o", "o.safetensors"]  # no --rounds: a target sets them
+case("prune", "OES at a target that keeps no weight", lambda w: ["img.png", "--simulate", "--method", "oes",
+     "--target-sparsity", "0.9999999"], "--target-sparsity 0.9999999 keeps 0 of the", "lower it", base=TARGETED)
+case("prune", "channel OES below one channel per conv", lambda w: ["img.png", "--simulate", "--method", "oes",
+     "--granularity", "channel", "--target-sparsity", "0.99"], "fewer than the", "a search keeps", base=TARGETED)
+case("prune", "a --rate whose rounds prune nothing", lambda w: ["img.png", "--simulate", "--rate", "1e-9", "--rounds",
+     "2"], "--rate 1e-09 prunes none of the", "raise --rate")
+case("prune", "a --target-sparsity that empties the net", lambda w: ["img.png", "--simulate", "--target-sparsity",
+     "0.9999999"], "keeps none of the", "lower --target-sparsity", base=TARGETED)
+case("prune", "the bn channel score on a net without a BatchNorm after its convs", lambda w: ["img.png", "--simulate",
+     "--granularity", "channel", "--channel-score", "bn", "--net", "deep-decoder"],
+     "needs a BatchNorm right after every pruned conv")
 
 # ---------------------------------------------------------------- running a case
 

@@ -161,6 +161,20 @@ def test_the_paper_preset_draws_a_fresh_input_each_round_as_the_published_code(w
                      ("narrow", "--fresh-input"): True}
 
 
+def test_a_finished_oes_search_is_rerun_not_called_stopped(work):
+    """OES writes one round; the ladder's default 4 rounds made a finished file look stopped, and --resume redid it."""
+    cmd = ["prune", work / "img.png", "--simulate", *base(work, iters=2), "--method", "oes", "-o", work / "o.safetensors"]
+    ok(lip(*cmd))
+    ok(lip(*cmd))
+
+
+def test_the_bn_channel_score_on_a_net_without_it_is_refused_before_any_fit(work, monkeypatch):
+    monkeypatch.setattr(imp_mod, "run", lambda *a, **k: pytest.fail("the search ran"))
+    line = one_line_error(lip("prune", work / "img.png", "--simulate", *base(work), "--granularity", "channel",
+                              "--channel-score", "bn", "--net", "deep-decoder", "-o", work / "bn.safetensors"))
+    assert "needs a BatchNorm right after every pruned conv" in line
+
+
 def test_keep_input_dense_flag(work):
     out = work / "dense.safetensors"
     ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=2), "--rounds", "1",

@@ -17,19 +17,19 @@ import torch
 from .. import artifact, nets, seeds
 from ..errors import LipError
 from ..fit import FitConfig, Step, fit
-from ..masks import check_ladder, record_round
+from ..masks import check_ladder, check_target, record_round
 from ..restore import plan_memory
 from . import imp, ladder
 from .oes import GumbelMasked
 from .oes_channels import ChannelGumbelMasked
-from .channel_scores import CHANNEL_SCORES, TRAINED_ONLY
+from .channel_scores import CHANNEL_SCORES, TRAINED_ONLY, bn_after
 from .search import (GRANULARITIES, TargetSource, Trajectory, prunable_names, refuse_changed,
                      refuse_restart)
 
 
 def methods(granularity: str = "element") -> list[str]:
-    """Every `--method` choice: the IMP and OES drivers, then the ladder's (read when asked, so a
-    score registered later is a choice too); at channel granularity, IMP, OES (one logit per filter) and the channel scores."""
+    """Every `--method` choice: the IMP and OES drivers, then the ladder's (read when asked, so a score registered
+    later is a choice too); at channel granularity, IMP, OES (one logit per filter) and the channel scores."""
     if granularity == "channel":
         return ["imp", "oes", *ladder.methods(granularity)]
     return ["imp", "oes", *ladder.methods()]
@@ -148,14 +148,20 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
             refuse_changed(out, "the degradation differs", traj.meta["operator"] or {},
                            json.loads(json.dumps(provenance["operator"])))
     else:
-        refuse_restart(out, lambda meta: meta.get("search") == req.identity(), req.rounds)
+        written = 1 if req.method == "oes" else req.rounds  # OES learns one mask, at the target
+        refuse_restart(out, lambda meta: meta.get("search") == req.identity(), written)
         traj = Trajectory.start(net, names, method=req.method, task=req.task, seed=req.seed,
                                 search=req.identity(), oracle=req.imp.oracle, **provenance, **req.extra)
 
-    if req.method not in ("oes", ladder.LAYERWISE):  # the methods that walk the ladder with --rate and --rounds
-        channels = traj.granularity == "channel"  # every conv keeps a channel (masks.top_channels)
-        check_ladder(traj.ladder_total(), req.rate, req.rounds, "channels" if channels else "weights",
-                     len(traj.prune_round) if channels else None)
+    channels = traj.granularity == "channel"  # every conv keeps a channel (masks.top_channels)
+    what, floor = ("channels", len(traj.prune_round)) if channels else ("weights", None)
+    if req.method == "oes":  # one round, at the target
+        check_target(traj.ladder_total(), oes_target(req), what, floor, req.target_sparsity is not None)
+    elif req.method != ladder.LAYERWISE:  # the methods that walk the ladder with --rate and --rounds
+        check_ladder(traj.ladder_total(), req.rate, req.rounds, what, floor,
+                     "lower --target-sparsity" if req.target_sparsity is not None else "lower --rate or --rounds")
+    if req.channel_score == "bn":  # it reads the BatchNorm after each pruned conv: a net without one, refused now
+        bn_after(shape, names)
     on_start()
 
     def save(t: Trajectory, recommended: int | None) -> None:
@@ -209,11 +215,15 @@ def channel_score_for(method: str, granularity: str, channel_score: str | None) 
     return score
 
 
+def oes_target(req: SearchRequest) -> float:
+    """The sparsity OES learns its one mask at: --target-sparsity, else the ladder's after --rounds at --rate."""
+    return req.target_sparsity if req.target_sparsity is not None else 1 - (1 - req.rate) ** req.rounds
+
+
 def _oes(req: SearchRequest, net: torch.nn.Module, names: list[str], traj: Trajectory, targets: list,
          on_step: Callable[[Step], None], on_round: Callable[[dict[str, Any]], None]) -> None:
     """Learn the Bernoulli mask, then keep exactly the target count (one round)."""
-    target = req.target_sparsity if req.target_sparsity is not None else 1 - (1 - req.rate) ** req.rounds
-    rho = 1 - target
+    rho = 1 - oes_target(req)
     gated = ChannelGumbelMasked if traj.granularity == "channel" else GumbelMasked
     model = gated(net, names, req.oes_tau, req.seed)
     began = time.perf_counter()
