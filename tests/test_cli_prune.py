@@ -115,6 +115,15 @@ def test_channel_granularity_prunes_whole_filters_and_is_recorded(work):
     channels = [o["channels"] for o in lines if o["type"] == "round"]
     assert channels[1:] == [ladder_kept(channels[0], 0.5, k) for k in (1, 2)]
     assert all(bool((m.flatten(1).all(1) | ~m.flatten(1).any(1)).all()) for m in art.mask(2).values())
+    said = lip("inspect", out).stderr  # what the file is, and the filters each round kept
+    assert "imp  (whole filters: channel granularity, score bn)" in said
+    assert all(f" {c:,} " in said for c in channels)
+
+
+def test_inspect_says_a_rewound_theta0(work):
+    out = work / "rw.safetensors"
+    ok(lip("prune", work / "img.png", "--simulate", *base(work, iters=8), "--rounds", "1", "--rewind", "0.25", "-o", out))
+    assert "theta0 rewound: the weights after iteration 2" in lip("inspect", out).stderr
 
 
 def test_channel_oes_learns_whole_filters_in_one_round(work):

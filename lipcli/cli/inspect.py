@@ -95,8 +95,10 @@ def _compare(paths: list[Path], arts: list[artifact.Artifact], rounds: list[Opti
     tags = insp.TAGS[:len(arts)]
     ov = insp.compare(arts, rounds)
     report: dict[str, Any] = {
-        "type": "overlap", **{t: {"artifact": str(p), "summary": insp.summary(x)} for t, p, x in zip(tags, paths, arts)},
-        **{f"round_{t}_chosen": "given" if r is not None else "matched sparsity" for t, r in zip(tags[1:], rounds[1:])},
+        "type": "overlap",
+        **{t: {"artifact": str(p), "summary": insp.summary(x)} for t, p, x in zip(tags, paths, arts)},
+        **{f"round_{t}_chosen": "given" if r is not None else "matched sparsity"
+           for t, r in zip(tags[1:], rounds[1:])},
         **ov, "plot": None}
     if plot is not None:
         insp.plot_sparsity(arts[0], [ov["round_a"]], plot,
@@ -140,9 +142,14 @@ def _operator_line(op: Any) -> str:
 
 
 def _info_rows(path: str, s: dict[str, Any]) -> list[tuple[str, str]]:
-    t = s["totals"]
+    t, search = s["totals"], s.get("search") or {}
+    how = [f"whole filters: channel granularity" + (f", score {search['channel_score']}"
+                                                    if search.get("channel_score") not in (None, s["method"]) else "")
+           ] * (search.get("granularity") == "channel")
+    how += [f"theta0 rewound: the weights after iteration {s['rewind_iteration']}"] * bool(s.get("rewind_iteration"))
+    how += ["oracle: fitted to clean images"] * bool(s["oracle"])
     rows = [("artifact", path),
-            ("method", f"{s['method'] or '-'}" + ("  (oracle: fitted to clean images)" if s["oracle"] else "")),
+            ("method", f"{s['method'] or '-'}" + (f"  ({'; '.join(how)})" if how else "")),
             ("task", f"{s['task'] or '-'}  operator {_operator_line(s['operator'])}"),
             ("net", f"{_spec_line(s['spec'])}"),
             ("params", f"{t['net_params']:,} in {t['net_tensors']} tensors; masked ({s['scope']} scope) "
@@ -169,12 +176,15 @@ def _say_info(rows: list[tuple[str, str]]) -> None:
 def _rounds_table(s: dict[str, Any]) -> Table:
     recs = s["rounds"]
     psnr = any(r.get("psnr_final") is not None for r in recs)
+    channels = any(r.get("channels") is not None for r in recs)  # a channel search: filters kept per round
     t = Table(title="Rounds", box=box.SIMPLE_HEAD, title_justify="left")
-    for col in ("round", "sparsity", "kept", "loss") + (("psnr (report)",) if psnr else ()) + ("",):
+    for col in (("round", "sparsity", "kept") + ("channels",) * channels + ("loss",)
+                + (("psnr (report)",) if psnr else ()) + ("",)):
         t.add_column(col, justify="left" if col == "" else "right")
     for r in recs:
         loss = "-" if r.get("loss") is None else f"{r['loss']:.6f}"
-        cells = [str(r["round"]), _pct(r["sparsity"]), f"{r['kept']:,}", loss]
+        cells = [str(r["round"]), _pct(r["sparsity"]), f"{r['kept']:,}"]
+        cells += ["-" if r.get("channels") is None else f"{r['channels']:,}"] * channels + [loss]
         if psnr:
             cells.append(fmt(r.get("psnr_final")))
         cells.append("<- recommended" if r["recommended"] else "")
