@@ -4,7 +4,9 @@
   noisy image (lipcli/noise_estimate.py), so the comparison is fair both ways.
 - Inpainting (the DIP masks kate/library/vase; the crop with the most missing pixels, at most 30%):
   skimage's biharmonic.
-- Super-resolution x4 (lip's Lanczos-2 downsampling): Pillow's bicubic and Lanczos upscaling.
+- Super-resolution x4 (the low-resolution PNG made by Pillow's Lanczos resize, as DIP's protocol and
+  `lip restore --simulate` make it; rows before 2026-12-07 used lip's own Lanczos-2 operator, which favoured
+  lip: RESULTS-bm3d.md): Pillow's bicubic and Lanczos upscaling.
 
 lip is `restore` with the preset `lip restore` picks on this machine (fast on a CPU), auto-stopped, seed
 0; with `--members N` the denoising cells at sigma 25 also fit seeds 1..N-1 (lipcli/ensemble.py) and
@@ -179,7 +181,7 @@ def sr_cell(name: str, side: int, work: Path) -> dict[str, Any]:
         clean = save_8bit(work / f"{name}_{side}.png", pixels_of(img.crop(crop_box(img.size, side))))
     settings = config.resolve_settings("sr", None, CPU, FLAGS)
     op = SuperResolution(int(settings["scale"]))
-    low = op.A(torch.from_numpy(pixels(clean)).float()[None])[0].numpy()
+    low = op(torch.from_numpy(pixels(clean)).float()[None], torch.Generator())[0].numpy()  # Pillow's resize
     small = save_8bit(work / f"{name}_{side}_x{op.factor}.png", low)
     problem = load_problem(small, "sr", settings, simulate=False, seed=0, clean=clean)
     row: dict[str, Any] = {}

@@ -449,8 +449,10 @@ def setup(job: Job, cache: Path, iters: int, net: str | None = None, ticket: str
         settings["reg_noise"] = reg_noise
     if job.task == "denoise":
         settings["sigma"] = float(job.param)
-    elif job.task == "sr":
-        settings["scale"] = int(job.param)  # inpainting keeps the preset's keep=0.5 (Bernoulli jobs)
+    elif job.task == "sr":  # inpainting keeps the preset's keep=0.5 (Bernoulli jobs)
+        # Every SR row here was made with the observation A(x), before lip's --simulate took Pillow's resize
+        # (RESULTS-sr-downscale.md): kept so, so that the rows stay reproducible.
+        settings.update(scale=int(job.param), downscale="operator")
     path, mask, box = prepare(job, cache)
     problem = load_problem(path, job.task, settings, simulate=True, seed=job.seed, inpaint_mask=mask)
     precision = precision or ("bf16" if _bf16() else "fp32")
