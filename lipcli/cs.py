@@ -79,7 +79,7 @@ def selection_loss(op: Physics, x: torch.Tensor, y: torch.Tensor, batch_size: in
 def _one_restart(g: nn.Module, op: Physics, y: torch.Tensor, cfg: CSConfig, r: int,
                  on_step: Callable[[int, float], None]) -> tuple[torch.Tensor, list[float]]:
     dev = y.device
-    gen = seeds.generator(cfg.seed * 1_000 + r)
+    gen = seeds.generator(cfg.seed * 1_000 + r + seeds.CS_LATENT)
     z_f = torch.randn((1, g.nz), generator=gen).to(dev).requires_grad_(True)
     losses: list[float] = []
     if cfg.solver == "ls":

@@ -13,6 +13,10 @@ MAX = 2**32 - 1  # the largest --seed: one more would repeat seed 0's draws
 # Seed offset of the weights a mask gets under --init fresh: a stream of their own, so that at the seed the mask
 # was searched with (0 by default for both) they are not the draw its theta0 came from.
 FRESH_INIT = 0x7F4A7C15
+# Offsets of CS's simulated noise and of its solver's starting latents: the matrix is drawn from the operator's seed
+# itself, so at a seed both share, these would otherwise be its first entries (the noise its first row, scaled).
+CS_NOISE = 0x2545F491
+CS_LATENT = 0x61C88647
 
 
 def valid(seed: int) -> int:

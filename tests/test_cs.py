@@ -60,6 +60,23 @@ def test_mom_with_one_batch_is_the_mean():
     assert float(mom(rows, 10, torch.Generator().manual_seed(0))) == 0.0
 
 
+def test_mom_of_an_even_batch_count_takes_the_upper_median_as_jalal_and_lip():
+    """Four one-row batches 0..3: sorted index 4 // 2 (their argsort[n // 2]), not the lower median 1."""
+    assert float(mom(torch.arange(4.0), 1, torch.Generator().manual_seed(0))) == 2.0
+
+
+def test_simulated_noise_is_independent_of_the_matrix():
+    """Matrix and noise both come from --seed: the noise was the matrix's first row, scaled (correlation 0.96)."""
+    op = GaussianCS(SHAPE, 300, noise=0.01, seed=0)
+    x = torch.rand((1, *SHAPE))
+    y = op(x, torch.Generator().manual_seed(0))
+    assert torch.equal(y, op(x, torch.Generator().manual_seed(0)))
+    noise = (y - op.A(x))[0].double()
+    first_row = op.A(torch.eye(op.n)[:300].reshape(300, *SHAPE))[:, 0].double()  # A[0, j], j < m
+    assert abs(float(torch.corrcoef(torch.stack([noise, first_row]))[0, 1])) < 0.3
+    assert 0.008 < float(noise.std()) < 0.012
+
+
 def test_cs_recovers_a_generated_image_without_outliers(generator, target):
     op = GaussianCS(SHAPE, 500, noise=0.01, seed=1)
     y = op(target, torch.Generator().manual_seed(5))

@@ -72,6 +72,10 @@ class CompressedSensing(LinearPhysics):
         self.register_buffer("bad", bad)  # (m,) the corrupted rows
         self.noise_known = True  # False: the measurements are a user's own, whose noise and outliers lip never knew
 
+    def forward(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Simulate, the noise drawn from a stream apart from the matrix's (both come from --seed)."""
+        return super().forward(x, seeds.generator(generator.initial_seed() + seeds.CS_NOISE))
+
     def _flat(self, x: torch.Tensor) -> torch.Tensor:
         if self.shape[0] == 1:  # a net's three channels stand for a gray image
             x = as_channels(x, 1)

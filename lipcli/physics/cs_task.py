@@ -35,12 +35,13 @@ MOM_SEED = 500_009  # the partitions are part of the objective: the same for eve
 def mom(rows: torch.Tensor, batch_size: int, gen: torch.Generator) -> torch.Tensor:
     """Median of means of per-row values (m,): rows are randomly permuted and split into
     max(1, m // batch_size) near-equal batches; the mean of the batch whose mean is the median
-    (the lower median for an even count) is returned, differentiably. One batch = the plain mean."""
+    (for an even count the upper one, sorted index n // 2, as Jalal et al.'s and LIP's code take it) is returned,
+    differentiably. One batch = the plain mean."""
     m = rows.shape[-1]
     n_batches = max(1, m // batch_size)
     perm = torch.randperm(m, generator=gen).to(rows.device)
     means = torch.stack([b.mean() for b in torch.tensor_split(rows[perm], n_batches)])
-    idx = torch.argsort(means.detach(), stable=True)[(n_batches - 1) // 2]
+    idx = torch.argsort(means.detach(), stable=True)[n_batches // 2]
     return means[idx]
 
 
@@ -56,6 +57,9 @@ class MedianOfMeans(LinearPhysics):
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         return self.op.A(x)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.op(x, generator)  # the measurements op simulates (CS draws its noise apart from its matrix)
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return self.op.A_adjoint(y)
