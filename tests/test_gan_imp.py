@@ -20,8 +20,8 @@ def data() -> torch.Tensor:
     return gan.load_data("mnist", spec)[:200]
 
 
-def _search(method: str, data: torch.Tensor, out) -> artifact.Artifact:
-    s = gan_imp.GanImpSettings(rounds=ROUNDS, epochs=1, ratio=0.02, method=method)
+def _search(method: str, data: torch.Tensor, out, **settings) -> artifact.Artifact:
+    s = gan_imp.GanImpSettings(rounds=ROUNDS, epochs=1, ratio=0.02, method=method, **settings)
     traj = gan_imp.start(gan.GENERATOR, s)
     return gan_imp.run(traj, data, s, out)
 
@@ -80,6 +80,17 @@ def test_gan_random_follows_ladder(data, tmp_path) -> None:
     art = _search("random", data, tmp_path / "gan_random.safetensors")
     _check_ladder(art)
     _check_ladder(artifact.load(tmp_path / "gan_random.safetensors"))
+
+
+def test_gan_random_fine_tuned_as_lips_code_keeps_the_trained_generators(data, tmp_path) -> None:
+    """LIP's random rows are fine-tuned every round, as IMP's; lip's are not unless asked (--fine-tune-random)."""
+    torch.set_num_threads(1)
+    plain = _search("random", data, tmp_path / "r.safetensors")
+    tuned = _search("random", data, tmp_path / "rt.safetensors", train_random=True)
+    assert not plain.finetuned and sorted(tuned.finetuned) == list(range(1, ROUNDS + 1))
+    assert all(torch.equal(tuned.mask(k)[n], plain.mask(k)[n]) for k in range(ROUNDS + 1) for n in plain.prune_round)
+    with pytest.raises(LipError, match="--fine-tune-random is for --method random"):
+        gan_imp.GanImpSettings(method="imp", train_random=True)
 
 
 def test_a_stopped_gan_search_continues_only_with_its_own_settings(data, tmp_path) -> None:

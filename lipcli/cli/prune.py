@@ -30,8 +30,8 @@ from .prune_gan import GanPrune, prune_gan
 # What `--prior gan` reads (every other flag is the DIP search's), and what only it reads: a flag given on
 # the command line that the chosen prior would ignore is refused, not silently dropped.
 GAN_READS = {"images", "prior", "method", "rounds", "rate", "generator", "generator_spec", "data", "epochs", "ratio",
-             "out", "resume", "seed", "threads", "json_"}
-GAN_ONLY = {"generator", "generator_spec", "data", "epochs", "ratio"}
+             "fine_tune_random", "out", "resume", "seed", "threads", "json_"}
+GAN_ONLY = {"generator", "generator_spec", "data", "epochs", "ratio", "fine_tune_random"}
 
 
 @dataclass
@@ -165,8 +165,13 @@ def prune_cmd(
     data: str = typer.Option("mnist", help="Fine-tuning data for --prior gan: mnist or a folder of images",
                              rich_help_panel="GAN"),
     epochs: int = typer.Option(2, help="Fine-tuning epochs per round (--prior gan)", min=1, rich_help_panel="GAN"),
-    ratio: float = typer.Option(0.4, help="Fraction of the data used per round (--prior gan)",
+    ratio: float = typer.Option(0.4, help="Fraction of the data each round fine-tunes on, a new seeded draw "
+                                "every round (--prior gan; LIP's code takes the same first 40% every round)",
                                 rich_help_panel="GAN"),
+    fine_tune_random: bool = typer.Option(False, help="--prior gan --method random: fine-tune every round as IMP "
+                                          "does, as LIP's code does for its random rows (a random mask needs no "
+                                          "training to choose: off, its rounds are the rewound generator)",
+                                          rich_help_panel="GAN"),
     iters: Optional[int] = typer.Option(None, help="Adam iterations per IMP round (upper bound with "
                                         "--early-bird), or of the OES run [preset: 3000 paper (2000 sr, 1500 cs), "
                                         "1200 fast (1500 inpaint, mri and cs), 60000 oes, 1900 deep-decoder]",
@@ -197,7 +202,7 @@ def prune_cmd(
             say(note)
         given = {k: v for k, v in dict(rounds=rounds, rate=rate).items() if v is not None}  # else GanImpSettings'
         return prune_gan(GanPrune(generator, generator_spec, data, GanImpSettings(
-            **given, epochs=epochs, ratio=ratio, method=method, seed=seed),
+            **given, epochs=epochs, ratio=ratio, method=method, seed=seed, train_random=fine_tune_random),
             artifact_output(resume, out, Path(f"generator_{method}.safetensors")), resume is not None, threads,
             json_))
     dev = devices.resolve(device)

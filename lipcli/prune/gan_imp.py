@@ -58,6 +58,8 @@ class GanImpSettings:
             raise LipError(f"--rate {self.rate} must be in (0, 1)")
         if not 0 < self.ratio <= 1:
             raise LipError(f"--ratio {self.ratio} must be in (0, 1]")
+        if self.train_random and self.method != "random":
+            raise LipError(f"--fine-tune-random is for --method random; --method {self.method} fine-tunes every round")
 
 
 def _subset(data: torch.Tensor, ratio: float, seed: int, round_: int) -> torch.Tensor:
