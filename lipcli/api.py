@@ -506,7 +506,7 @@ def pruner(images: list[images_io.Source], *, task: str = "denoise", simulate: b
     if cfg.sgld and s.method != "imp":
         raise LipError(f"--sgld adds weight noise to IMP's fits; --method {s.method} trains no weights "
                        "(use --method imp, or drop --sgld)")
-    rate, target = float(settings["rate"]), settings["target_sparsity"]
+    rate, target = fraction(settings, "rate"), settings["target_sparsity"]
     if not 0 < rate < 1:
         raise LipError(f"--rate {rate} must be in (0, 1)")
     if target is not None and not (isinstance(target, (int, float)) and 0 < target < 1):

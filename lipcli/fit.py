@@ -441,7 +441,8 @@ def fit(
             if it == 0 and snapshot.loss == math.inf and math.isfinite(loss):
                 snapshot.take(loss)  # the initial weights are the first good state: an early collapse rolls back
             if not math.isfinite(loss) or jump_is_divergence and loss > cfg.jump_factor * snapshot.loss:
-                # DIP's backtracking: restore the last good weights; halve the step size on repeats.
+                # DIP's backtracking: restore the last good weights; halve the step size on repeats (it stays
+                # halved until a rollback after the next snapshot starts again from cfg.lr).
                 snapshot.restore()
                 recoveries += 1
                 failures += 1

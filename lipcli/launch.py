@@ -27,7 +27,13 @@ from .stops import SAID
 def main() -> None:
     if sys.argv[1:] == ["--version"]:  # without loading the commands and torch (2 s)
         from . import VERSION_LINE
-        sys.stdout.write(VERSION_LINE + "\n")
+        try:
+            if sys.stdout is not None:  # closed (>&-): nothing to say it to, as --help
+                sys.stdout.write(VERSION_LINE + "\n")
+                sys.stdout.flush()
+        except OSError as exc:
+            sys.stderr.write(f"lip: error: cannot write to stdout: {exc.strerror or exc}\n")
+            sys.exit(2)
         return
     try:  # torch's import aborts in a deleted working folder ("oneMKL FATAL ERROR: Cannot load libtorch_cpu.so")
         os.getcwd()

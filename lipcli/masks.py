@@ -63,10 +63,11 @@ def check_ladder(total: int, rate: float, rounds: int, what: str, floor: int | N
         empty = next((k for k in range(1, rounds + 1) if kept[k] < 1), None)
         if empty is not None:
             raise LipError(f"--rate {rate:g} keeps none of the {total:,} {what} by round {empty} of {rounds}: {hint}")
-        stalled = next((k for k in range(1, rounds + 1) if kept[k] == kept[k - 1]), None)
-        if stalled is not None:
-            raise LipError(f"--rate {rate:g} prunes none of the {kept[stalled]:,} {what} left in round {stalled} of "
-                           f"{rounds} (its count rounds to the same): raise --rate or lower --rounds")
+    stalled = next((k for k in range(1, rounds + 1) if kept[k] == kept[k - 1] > (floor or 0)), None)
+    if stalled is not None:
+        raise LipError(f"--rate {rate:g} prunes none of the {kept[stalled]:,} {what} left in round {stalled} of "
+                       f"{rounds} (its count rounds to the same): raise --rate or lower --rounds")
+    if floor is None:
         return
     reached = next((k for k in range(1, rounds) if kept[k] <= floor), None)
     if reached is not None:
@@ -83,9 +84,11 @@ def check_target(total: int, target: float, what: str, floor: int | None, given:
     `floor` a channel search keeps; `given`: the target is --target-sparsity's (else --rate's and --rounds')."""
     kept, least = round((1 - target) * total), floor or 1
     if kept < least:
-        named = f"--target-sparsity {target:.10g}" if given else f"the target {target:.10g} of --rate and --rounds"
+        named = (f"--target-sparsity {target:.10g}" if given else
+                 f"the target sparsity {target:.10g} that the rounds and rate make")
         below = f", fewer than the {floor} a search keeps {FLOOR}" if floor else ""
-        raise LipError(f"{named} keeps {kept:,} of the {total:,} {what}{below}: lower it")
+        raise LipError(f"{named} keeps {kept:,} of the {total:,} {what}{below}: "
+                       + ("lower it" if given else "give a lower --target-sparsity"))
 
 
 # ------------------------------------------------------------------ counting

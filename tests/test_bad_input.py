@@ -1473,10 +1473,21 @@ case("prune", "channel OES below one channel per conv", lambda w: ["img.png", "-
 case("prune", "a --rate whose rounds prune nothing", lambda w: ["img.png", "--simulate", "--rate", "1e-9", "--rounds",
      "2"], "--rate 1e-09 prunes none of the", "raise --rate")
 case("prune", "a --target-sparsity that empties the net", lambda w: ["img.png", "--simulate", "--target-sparsity",
-     "0.9999999"], "keeps none of the", "lower --target-sparsity", base=TARGETED)
+     "0.9999999"], "--target-sparsity 0.9999999 keeps 0 of the", "lower it", base=TARGETED)
 case("prune", "the bn channel score on a net without a BatchNorm after its convs", lambda w: ["img.png", "--simulate",
      "--granularity", "channel", "--channel-score", "bn", "--net", "deep-decoder"],
      "needs a BatchNorm right after every pruned conv")
+case("prune", "a channel ladder round that prunes nothing", lambda w: ["img.png", "--simulate", "--granularity",
+     "channel", "--rate", "0.001", "--rounds", "2"], "--rate 0.001 prunes none of the", "channels")
+case("prune", "channel IMP at a target below one channel per conv", lambda w: ["img.png", "--simulate",
+     "--granularity", "channel", "--target-sparsity", "0.99"], "--target-sparsity 0.99 keeps 2 of the 180 channels",
+     "lower it", base=TARGETED)
+case("prune", "channel OES below the floor at the paper preset's rounds", lambda w: ["img.png", "--simulate",
+     "--method", "oes", "--granularity", "channel", "--config", config_file(w, "preset: paper\nnet: {preset: dip, "
+     "down: [8, 8, 8, 8, 8], up: [8, 8, 8, 8, 8], skip: [4, 4, 4, 4, 4]}\n")],
+     "that the rounds and rate make", "give a lower --target-sparsity", base=[*OWN_CONFIG, "-o", "o.safetensors"])
+case("prune", "rate: null in a config", lambda w: ["img.png", "--simulate", "--config",
+     config_file(w, "rate: null\n")], "--rate None must be a number in [0, 1]", base=[*OWN_CONFIG, "-o", "o.safetensors"])
 
 # ---------------------------------------------------------------- running a case
 

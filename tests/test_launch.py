@@ -37,3 +37,13 @@ def test_version_is_answered_without_loading_torch():
             "print('torch' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stdout.split("\n")[:2] == [VERSION_LINE, "False"], run.stderr
+
+
+def test_version_with_stdout_closed_or_full_is_no_traceback():
+    code = "from lipcli import launch\nimport sys\nsys.argv = ['lip', '--version']\nlaunch.main()\n"
+    closed = subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, capture_output=False,
+                            stderr=subprocess.PIPE, text=True, timeout=60, preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 0 and closed.stderr == ""
+    with open("/dev/full", "w") as full:
+        run = subprocess.run([sys.executable, "-c", code], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert run.returncode == 2 and run.stderr == "lip: error: cannot write to stdout: No space left on device\n"

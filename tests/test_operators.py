@@ -293,4 +293,6 @@ def test_params_are_json_friendly():
     for op in (Denoise(25), SuperResolution(4), Inpaint.bernoulli((1, 4, 4), 0.5, 0)):
         json.dumps(op.params())
     assert SuperResolution(8).params() == {"name": "sr", "scale": 8, "kernel": "lanczos2", "downscale": "pillow"}
+    # the operator's own downscale is what every record before Pillow's was: left out, so that they still match
+    assert SuperResolution(8, "operator").params() == {"name": "sr", "scale": 8, "kernel": "lanczos2"}
     assert Denoise(15).params() == {"name": "denoise", "sigma": 15}

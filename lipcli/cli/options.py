@@ -256,9 +256,10 @@ EsSpike = Annotated[Optional[float], typer.Option(help="Report the output at the
                                                   min=0, rich_help_panel="Fitting")]
 JumpFactor = Annotated[Optional[float], typer.Option(help="Roll the fit back to its last snapshot (every 10 "
                                                      "iterations) when the loss jumps above this x the snapshot's "
-                                                     "loss; each further rollback before the next snapshot halves "
-                                                     "the step size for the rest of the fit (DIP only rolls back; "
-                                                     "--json: recoveries) [3.16: DIP's 5 dB]",
+                                                     "loss; each rollback that repeats one before the next "
+                                                     "snapshot halves the step size, which stays so until the "
+                                                     "first rollback after a snapshot sets it back to --lr (DIP "
+                                                     "only rolls back; --json: recoveries) [3.16: DIP's 5 dB]",
                                                      rich_help_panel="Fitting")]
 
 # Run: where and how reproducibly.

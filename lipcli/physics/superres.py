@@ -82,7 +82,7 @@ class SuperResolution(LinearPhysics):
         return height * self.factor, width * self.factor
 
     def params(self) -> dict[str, Any]:
-        return {"name": self.name, "scale": self.factor, "kernel": "lanczos2", "downscale": self.downscale}
+        return {"name": self.name, "scale": self.factor, "kernel": "lanczos2", **_downscale(self.downscale)}
 
 
 class SuperResolutionTask(Task):
@@ -124,7 +124,13 @@ class SuperResolutionTask(Task):
         return {f"sr{f}": {"scale": f} for f in SuperResolution.FACTORS}
 
     def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
-        return {"scale": int(settings["scale"]), "downscale": str(settings["downscale"])}
+        return {"scale": int(settings["scale"]), **_downscale(str(settings["downscale"]))}
+
+
+def _downscale(downscale: str) -> dict[str, str]:
+    """How records name the downscale: `operator`, what every SR record before Pillow's was, by leaving it out
+    (so that those searches resume and those rows are reused with --downscale operator)."""
+    return {} if downscale == "operator" else {"downscale": downscale}
 
 
 def _border(x: torch.Tensor) -> int:
