@@ -112,7 +112,8 @@ class MRI(LinearPhysics):
         return ifft2c(k).real.clamp(min=0)[:, None].expand(-1, x.shape[1], -1, -1).clone()
 
     def calibrate(self, y: torch.Tensor) -> float:
-        """Set `scale` to the zero-filled image's maximum: the net's output of 1 (the sigmoid's top)."""
+        """Set `scale` to the zero-filled image's maximum: the net's output of 1 (the sigmoid's top). A 2-D mask
+        at 8x leaves that below the true peak, so the brightest pixels clip there (README, MRI)."""
         peak = float(ifft2c(self._complex(y)).abs().max())
         if not peak > 0:
             raise LipError("the k-space is zero at every sampled entry: there is nothing to reconstruct")
