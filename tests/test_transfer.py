@@ -115,6 +115,9 @@ def test_grid_rows_summary_plots_and_json(data, tmp_path):
         dd = by["deep-decoder", k, "denoise"]
         assert dd["dd_k"] == nets.decoder_k_for_params(mask_row["nonzero_params"])
         assert dd["params"] == nets.count_params(nets.build(nets.preset("deep-decoder", k=dd["dd_k"])))
+        # fitted as Heckel & Hand fit it (DIP's input jitter cost it ~0.8 dB), the masks as DIP
+        assert (dd["settings"]["fit"]["reg_noise"], dd["settings"]["fit"]["ema"]) == (0.0, 0.0)
+        assert mask_row["settings"]["fit"]["reg_noise"] > 0
     assert by["dense", 0, "sr4"]["metric"] == "psnr_y" and by["dense", 0, "sr4"]["sparsity"] == 0
 
     with open(out / "summary.csv") as f:

@@ -43,7 +43,8 @@ def transfer_cmd(
     seeds: int = typer.Option(1, help="Seeds per cell (seed, seed+1, ...): degradation, input code, weights",
                               rich_help_panel=GRID),
     baselines: str = typer.Option("dense", help="Comma list of dense, random (same kept count, global), "
-                                  "deep-decoder (closest parameter count), or none", rich_help_panel=GRID),
+                                  "deep-decoder (closest parameter count; fitted as Heckel & Hand do: no input "
+                                  "jitter, no output average), or none", rich_help_panel=GRID),
     init: str = typer.Option("artifact", help="artifact: the mask's theta0 (LIP ticket) | fresh: new weights "
                              "under the mask (OES transfer), drawn from --seed apart from the ticket's own draw; the "
                              "baselines get them too", rich_help_panel=GRID),

@@ -159,7 +159,8 @@ def joined(sources: list[Path]) -> list[dict[str, Any]]:
             settings = dict(row.get("settings") or {})  # rows of lips before settings were recorded: unchecked
             hashes = {("mask", row["mask"]): settings.pop("mask_sha256", None),
                       ("image", row["image"]): settings.pop("image_sha256", None)}
-            for (what, name), value in [(("task", row["task"]), settings or None), *hashes.items()]:
+            fitted = row["task"] + " (deep decoder)" * (row["method"] == "deep-decoder")  # its own fit (Grid.config)
+            for (what, name), value in [(("task", fitted), settings or None), *hashes.items()]:
                 seen = first.get((what, name))
                 if seen is None or seen[1] is None:
                     first[(what, name)] = (source.name, value)

@@ -8,7 +8,6 @@ Nothing here prints; the CLI renders through the callbacks.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -96,7 +95,7 @@ def run_cell(grid: Grid, cell: Cell, dev: torch.device,
     """
     problem = cell_problem(grid, cell)
     prior, info = cell_prior(grid, cell)
-    cfg = replace(grid.configs[cell.task], seed=cell.seed)
+    cfg = grid.config(cell)
     stride = max(1, math.ceil(cfg.iters / CURVE_POINTS))
     # SSIM beside the PSNR curve, of the image the fit shows (oracle: the clean image, for reporting only).
     curve_ssim: list[tuple[int, float | None]] = []
