@@ -51,18 +51,18 @@ def ladder_kept(total: int, rate: float, round_: int) -> int:
 FLOOR = "(one per conv, so that no layer is emptied)"  # why a channel search keeps `floor` channels
 
 
-def check_ladder(total: int, rate: float, rounds: int, what: str, floor: int | None = None,
-                 hint: str = "lower --rate or --rounds") -> None:
+def check_ladder(total: int, rate: float, rounds: int, what: str, floor: int | None = None) -> None:
     """Refuse, before any round, a ladder that empties the net (its last rounds would fit nothing) or has a round
     that prunes nothing (its count rounds to the last one's), or, for a search that keeps a `floor` (one channel
-    per conv), one that reaches it before its last round or goes below it: the rounds after would repeat one mask
-    (trained again, by IMP), and a last round below it would keep more than the schedule says. `hint`: the fix
-    for an emptied net (e.g. a lower --target-sparsity, when that set the rounds)."""
+    per conv), one that reaches it before its last round: the rounds after would repeat one mask (trained again,
+    by IMP); a last round may stop at it (its sparsity is recorded as the masks have it; a --target-sparsity
+    below it is refused: `check_target`)."""
     kept = [ladder_kept(total, rate, k) for k in range(rounds + 1)]
     if floor is None:
         empty = next((k for k in range(1, rounds + 1) if kept[k] < 1), None)
         if empty is not None:
-            raise LipError(f"--rate {rate:g} keeps none of the {total:,} {what} by round {empty} of {rounds}: {hint}")
+            raise LipError(f"--rate {rate:g} keeps none of the {total:,} {what} by round {empty} of {rounds}: "
+                           "lower --rate or --rounds")
     stalled = next((k for k in range(1, rounds + 1) if kept[k] == kept[k - 1] > (floor or 0)), None)
     if stalled is not None:
         raise LipError(f"--rate {rate:g} prunes none of the {kept[stalled]:,} {what} left in round {stalled} of "
@@ -74,9 +74,6 @@ def check_ladder(total: int, rate: float, rounds: int, what: str, floor: int | N
         raise LipError(f"--rate {rate:g} comes down to the {floor} {what} a search keeps {FLOOR} by round {reached} "
                        f"of {rounds}: the rounds after it would repeat its mask; lower --rate, --rounds or "
                        "--target-sparsity")
-    if kept[rounds] < floor:
-        raise LipError(f"--rate {rate:g} keeps {kept[rounds]:,} of the {total:,} {what} by round {rounds}, fewer than "
-                       f"the {floor} a search keeps {FLOOR}: {hint}")
 
 
 def check_target(total: int, target: float, what: str, floor: int | None, given: bool) -> None:

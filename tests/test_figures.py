@@ -102,7 +102,7 @@ def test_transfer_writes_every_plot_in_each_format(data, tmp_path):
 
 
 def test_pdf_without_matplotlib_is_refused_before_any_work(data, tmp_path, no_matplotlib):
-    with pytest.raises(LipError, match=r"need matplotlib: pip install 'lip\[plot\]'"):
+    with pytest.raises(LipError, match=r"need matplotlib: pip install 'matplotlib>=3.7'"):
         plot.check_format(tmp_path / "x.pdf")
     plot.check_format(tmp_path / "x.png")  # the default needs nothing
     with pytest.raises(LipError, match="need matplotlib"):  # a direct call fails as clearly

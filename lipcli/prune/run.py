@@ -160,8 +160,7 @@ def search(req: SearchRequest, sources: list[TargetSource], provenance: dict[str
     elif req.method != ladder.LAYERWISE:  # the methods that walk the ladder with --rate and --rounds
         if req.target_sparsity is not None:  # a target no ladder reaches: say so, not which rate would
             check_target(traj.ladder_total(), req.target_sparsity, what, floor, True)
-        check_ladder(traj.ladder_total(), req.rate, req.rounds, what, floor,
-                     "lower --target-sparsity" if req.target_sparsity is not None else "lower --rate or --rounds")
+        check_ladder(traj.ladder_total(), req.rate, req.rounds, what, floor)
     if req.channel_score == "bn":  # it reads the BatchNorm after each pruned conv: a net without one, refused now
         bn_after(shape, names)
     on_start()
