@@ -44,7 +44,7 @@ def run(images: list[str], rows: Path) -> None:
                    "--threads", "1", "--json", "-o", str(out)]
             line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[0]
             rep = json.loads(line)
-            row = {"image": image, "downscale": downscale, "command": " ".join(cmd[:1] + ["CROP", *cmd[2:]]),
+            row = {"image": image, "downscale": downscale, "command": " ".join([*cmd[:2], "CROP", *cmd[3:-1], "OUT"]),
                    "gray": Image.open(crop).mode == "L", **{k: rep.get(k) for k in KEYS}}
             with rows.open("a") as f:
                 f.write(json.dumps(row) + "\n")
