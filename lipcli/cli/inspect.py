@@ -142,12 +142,14 @@ def _operator_line(op: Any) -> str:
 
 
 def _info_rows(path: str, s: dict[str, Any]) -> list[tuple[str, str]]:
-    t, search = s["totals"], s.get("search") or {}
-    how = [f"whole filters: channel granularity" + (f", score {search['channel_score']}"
-                                                    if search.get("channel_score") not in (None, s["method"]) else "")
-           ] * (search.get("granularity") == "channel")
-    how += [f"theta0 rewound: the weights after iteration {s['rewind_iteration']}"] * bool(s.get("rewind_iteration"))
-    how += ["oracle: fitted to clean images"] * bool(s["oracle"])
+    t, search, how = s["totals"], s.get("search") or {}, []
+    if search.get("granularity") == "channel":
+        score = search.get("channel_score")  # channel IMP's; a channel method is its own score
+        how.append("whole filters: channel granularity" + ("" if score in (None, s["method"]) else f", score {score}"))
+    if s.get("rewind_iteration"):
+        how.append(f"theta0 rewound: the weights after iteration {s['rewind_iteration']}")
+    if s["oracle"]:
+        how.append("oracle: fitted to clean images")
     rows = [("artifact", path),
             ("method", f"{s['method'] or '-'}" + (f"  ({'; '.join(how)})" if how else "")),
             ("task", f"{s['task'] or '-'}  operator {_operator_line(s['operator'])}"),
