@@ -124,6 +124,7 @@ def summary(art: Artifact) -> dict[str, Any]:
                 "dense_tensors": [n for n in order if n not in art.prune_round]},
     )
     out["oracle"] = bool(meta.get("oracle", False))
+    out["finetuned_rounds"] = sorted(art.finetuned)  # rounds whose trained weights it keeps (GAN IMP: what CS uses)
     out["unfinished"] = unfinished(art)  # a generator whose training was stopped
     return out
 

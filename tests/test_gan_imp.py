@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lipcli import artifact, gan, generators
+from lipcli import artifact, gan, generators, inspect as insp
 from lipcli.errors import LipError
 from lipcli.prune import gan_imp
 
@@ -88,6 +88,8 @@ def test_gan_random_fine_tuned_as_lips_code_keeps_the_trained_generators(data, t
     plain = _search("random", data, tmp_path / "r.safetensors")
     tuned = _search("random", data, tmp_path / "rt.safetensors", train_random=True)
     assert not plain.finetuned and sorted(tuned.finetuned) == list(range(1, ROUNDS + 1))
+    assert insp.summary(tuned)["finetuned_rounds"] == list(range(1, ROUNDS + 1))  # what `lip inspect` says
+    assert insp.summary(plain)["finetuned_rounds"] == []
     assert all(torch.equal(tuned.mask(k)[n], plain.mask(k)[n]) for k in range(ROUNDS + 1) for n in plain.prune_round)
     with pytest.raises(LipError, match="--fine-tune-random is for --method random"):
         gan_imp.GanImpSettings(method="imp", train_random=True)
@@ -111,6 +113,7 @@ def test_a_stopped_gan_search_continues_only_with_its_own_settings(data, tmp_pat
     assert list(resumed.prune_round) == list(gan_imp.start(gan.GENERATOR, s).prune_round)  # the search's order
     done = gan_imp.run(resumed, data, s, out)
     _check_ladder(done)
+    gan_imp.refuse_restart(out, s)  # done (its last round untrained, as GAN IMP leaves it): rerun, not "stopped"
     full = gan_imp.run(gan_imp.start(gan.GENERATOR, s), data, s, tmp_path / "full.safetensors")
     assert all(torch.equal(done.prune_round[n], full.prune_round[n]) for n in full.prune_round)
 

@@ -150,6 +150,9 @@ def _info_rows(path: str, s: dict[str, Any]) -> list[tuple[str, str]]:
         how.append(f"theta0 rewound: the weights after iteration {s['rewind_iteration']}")
     if s["oracle"]:
         how.append("oracle: fitted to clean images")
+    if s.get("finetuned_rounds"):
+        k = s["finetuned_rounds"]
+        how.append(f"keeps the fine-tuned weights of round{'s' * (len(k) > 1)} {', '.join(map(str, k))}")
     rows = [("artifact", path),
             ("method", f"{s['method'] or '-'}" + (f"  ({'; '.join(how)})" if how else "")),
             ("task", f"{s['task'] or '-'}  operator {_operator_line(s['operator'])}"),

@@ -111,7 +111,7 @@ def same_generator(traj: Trajectory, path: Path) -> bool:
 
 def refuse_restart(out: Path, s: GanImpSettings) -> None:
     """A stopped search of these settings at `out` is continued with --resume (search.refuse_restart)."""
-    search.refuse_restart(out, lambda meta: meta.get("settings") == vars(s), s.rounds)
+    search.refuse_restart(out, lambda meta: meta.get("settings") == vars(s), s.rounds, trains_last=False)
 
 
 def run(traj: Trajectory, data: torch.Tensor, s: GanImpSettings, out: Path,

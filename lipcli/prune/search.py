@@ -66,9 +66,10 @@ def refuse_changed(out: Path, what: str, saved: dict[str, Any], now: dict[str, A
                        "the same command with --resume, or start a new search")
 
 
-def refuse_restart(out: Path, same: Callable[[dict[str, Any]], bool], rounds: int) -> None:
+def refuse_restart(out: Path, same: Callable[[dict[str, Any]], bool], rounds: int, trains_last: bool = True) -> None:
     """An interrupted search at `out` whose record is `same` as this one's is continued with --resume, never
-    started over in silence: the rounds it holds may have taken hours. Any other file is an ordinary overwrite."""
+    started over in silence: the rounds it holds may have taken hours. Any other file is an ordinary overwrite.
+    `trains_last`: the search fits its last mask (GAN IMP does not: its last round's loss is null when done)."""
     try:
         old = artifact.load(out) if out.is_file() else None
     except LipError:  # not an artifact (the CLI has refused inputs and other names)
@@ -76,7 +77,8 @@ def refuse_restart(out: Path, same: Callable[[dict[str, Any]], bool], rounds: in
     if old is None or not same(old.meta) or old.meta.get("stopped_by_rule"):
         return
     # a round recorded untrained (its loss null) was stopped during its training: the last one, too
-    untrained = next((r["round"] for r in old.meta.get("rounds", []) if "loss" in r and r["loss"] is None), None)
+    untrained = next((r["round"] for r in old.meta.get("rounds", []) if "loss" in r and r["loss"] is None
+                      and (trains_last or r["round"] < rounds)), None)
     if old.rounds < rounds or untrained is not None:
         where = f"during round {untrained}" if untrained is not None else f"after round {old.rounds}"
         raise LipError(f"{out} holds this search, stopped {where} of {rounds}: add --resume {out} to continue it (or "

@@ -80,9 +80,13 @@ def pending(cells: list[Cell], rows: list[dict[str, Any]], grid: Grid, where: st
             raise LipError(f"{where} holds runs on another picture named {cell.image_name}; use another --out, "
                            "or rename the image")
         if old != new:
+            changed = differences(old, new)
+            # deep-decoder rows of a lip that fitted it with DIP's jitter and EMA: no flag makes those again
+            stale = cell.method == "deep-decoder" and all(c.startswith(("fit.reg_noise", "fit.ema")) for c in changed)
             raise LipError(f"{where} already holds {cell.describe()} made with different settings "
-                           f"({', '.join(differences(old, new))}); use another --out, or the settings "
-                           "it was made with")
+                           f"({', '.join(changed)}); use another --out"
+                           + (" (lip fits the deep decoder without input jitter and EMA since 2026-12-07)" if stale
+                              else ", or the settings it was made with"))
     return todo
 
 
