@@ -211,8 +211,6 @@ def _autocast(precision: str, device: torch.device):
 
 
 SMALL = 1024  # observed values below which only a non-finite loss is a divergence (4x4 SR inputs "diverged")
-SGLD_STREAM = 0x9E3779B9  # seed offset of the SGLD noise: its own stream (2**32, as it was, drew the jitter's
-#                           numbers on a CPU, which reads 32 bits of a seed), so the jitter is the same without it
 
 
 def langevin_step(kernels: list[torch.Tensor], std: float, gen: torch.Generator, masked: MaskedParams) -> None:
@@ -369,7 +367,7 @@ def fit(
     gen = seeds.generator(cfg.seed, device)
     kernels = [p for p in params if p.dim() == 4]  # the conv kernels (SGLD's noise and the decay act on them)
     if cfg.sgld:
-        sgld_gen = seeds.generator(cfg.seed + SGLD_STREAM, device)
+        sgld_gen = seeds.generator(cfg.seed + seeds.SGLD, device)
     zs = [t.z.to(memory_format=fmt) for t in targets]
     detectors = [WindowedVariance(cfg.es_window, cfg.es_patience, seed=cfg.seed,
                                   floor=cfg.es_gate * t.noise_floor if cfg.es_gate and t.noise_floor else None,

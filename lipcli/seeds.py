@@ -13,6 +13,9 @@ MAX = 2**32 - 1  # the largest --seed: one more would repeat seed 0's draws
 # Seed offset of the weights a mask gets under --init fresh: a stream of their own, so that at the seed the mask
 # was searched with (0 by default for both) they are not the draw its theta0 came from.
 FRESH_INIT = 0x7F4A7C15
+# Seed offset of SGLD's weight noise: its own stream (2**32, as it once was, drew the input jitter's numbers on a
+# CPU), so the jitter is the same with or without it.
+SGLD = 0x9E3779B9
 # Offsets of CS's simulated noise and of its solver's starting latents: the matrix is drawn from the operator's seed
 # itself, so at a seed both share, these would otherwise be its first entries (the noise its first row, scaled).
 CS_NOISE = 0x2545F491

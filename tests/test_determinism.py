@@ -88,12 +88,10 @@ def test_the_largest_seed_runs_everywhere_and_small_seeds_draw_as_before(work):
 def test_seeds_stop_where_the_cpu_generator_would_repeat_them(work):
     """A CPU generator reads 32 bits of a seed: --seed 2**32 would draw what --seed 0 draws, so it is refused; the
     streams offset from a run's seed (SGLD's noise, --init fresh's weights) differ from it in those 32 bits."""
-    from lipcli.fit import SGLD_STREAM
-
     assert torch.equal(torch.rand(4, generator=torch.Generator().manual_seed(2**32)),
                        torch.rand(4, generator=torch.Generator().manual_seed(0)))  # why: torch's own aliasing
     result = CliRunner().invoke(app, ["restore", "img.png", "--seed", str(2**32)])
     assert result.exit_code == 2 and "--seed" in result.output
-    for offset in (SGLD_STREAM, seeds.FRESH_INIT):
+    for offset in (seeds.SGLD, seeds.FRESH_INIT, seeds.CS_NOISE, seeds.CS_LATENT):
         assert seeds.valid(7 + offset) != 7 and not torch.equal(torch.rand(4, generator=seeds.generator(7 + offset)),
                                                                 torch.rand(4, generator=seeds.generator(7)))
