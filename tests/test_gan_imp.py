@@ -86,13 +86,13 @@ def test_gan_random_fine_tuned_as_lips_code_keeps_the_trained_generators(data, t
     """LIP's random rows are fine-tuned every round, as IMP's; lip's are not unless asked (--fine-tune-random)."""
     torch.set_num_threads(1)
     plain = _search("random", data, tmp_path / "r.safetensors")
-    tuned = _search("random", data, tmp_path / "rt.safetensors", train_random=True)
+    tuned = _search("random", data, tmp_path / "rt.safetensors", fine_tune_random=True)
     assert not plain.finetuned and sorted(tuned.finetuned) == list(range(1, ROUNDS + 1))
     assert insp.summary(tuned)["finetuned_rounds"] == list(range(1, ROUNDS + 1))  # what `lip inspect` says
     assert insp.summary(plain)["finetuned_rounds"] == []
     assert all(torch.equal(tuned.mask(k)[n], plain.mask(k)[n]) for k in range(ROUNDS + 1) for n in plain.prune_round)
     with pytest.raises(LipError, match="--fine-tune-random is for --method random"):
-        gan_imp.GanImpSettings(method="imp", train_random=True)
+        gan_imp.GanImpSettings(method="imp", fine_tune_random=True)
 
 
 def test_a_stopped_gan_search_continues_only_with_its_own_settings(data, tmp_path) -> None:
@@ -109,6 +109,11 @@ def test_a_stopped_gan_search_continues_only_with_its_own_settings(data, tmp_pat
         gan_imp.refuse_restart(out, s)  # the same command again does not start it over
     with pytest.raises(LipError, match=r"settings differ \(saved -> now: rate 0.2 -> 0.3\)"):
         gan_imp.resumed(out, replace(s, rate=0.3))
+    with pytest.raises(LipError, match=r"saved -> now: fine_tune_random False -> True\)"):  # the flag's name
+        gan_imp.resumed(out, replace(s, fine_tune_random=True))
+    old = artifact.load(out)  # as written before the setting took its flag's name
+    old.meta["settings"]["train_random"] = old.meta["settings"].pop("fine_tune_random")
+    artifact.save(out, old)
     resumed = gan_imp.resumed(out, s)
     assert list(resumed.prune_round) == list(gan_imp.start(gan.GENERATOR, s).prune_round)  # the search's order
     done = gan_imp.run(resumed, data, s, out)

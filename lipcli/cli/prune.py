@@ -202,7 +202,7 @@ def prune_cmd(
             say(note)
         given = {k: v for k, v in dict(rounds=rounds, rate=rate).items() if v is not None}  # else GanImpSettings'
         return prune_gan(GanPrune(generator, generator_spec, data, GanImpSettings(
-            **given, epochs=epochs, ratio=ratio, method=method, seed=seed, train_random=fine_tune_random),
+            **given, epochs=epochs, ratio=ratio, method=method, seed=seed, fine_tune_random=fine_tune_random),
             artifact_output(resume, out, Path(f"generator_{method}.safetensors")), resume is not None, threads,
             json_))
     dev = devices.resolve(device)

@@ -5,7 +5,7 @@ with WGAN-GP on a seeded fraction (`ratio`, the paper: 0.4) of the data for `epo
 prune `rate` (0.2) of G's surviving conv weights by global magnitude of the fine-tuned weights
 (exact count round(N * 0.8^(t+1)), ties by position). The linear first layer and D stay dense.
 Random baseline ("random"): the same ladder with U(0,1) scores; it needs no fine-tuning to choose,
-so it skips it unless `train_random` is set (the round record then has no losses).
+so it skips it unless `fine_tune_random` is set (the round record then has no losses).
 
 The output is an ordinary lip artifact: theta0 = the pretrained bundle (the rewind point),
 prune_round = G's conv masks, one record per round, and finetuned[t+1] = G's weights as round t's
@@ -48,7 +48,7 @@ class GanImpSettings:
     batch: int = 32
     lr: float = 2e-4
     seed: int = 0
-    train_random: bool = False
+    fine_tune_random: bool = False
 
     def __post_init__(self) -> None:
         """Refuse a bad value when the settings are made, before a generator or data are read."""
@@ -58,7 +58,7 @@ class GanImpSettings:
             raise LipError(f"--rate {self.rate} must be in (0, 1)")
         if not 0 < self.ratio <= 1:
             raise LipError(f"--ratio {self.ratio} must be in (0, 1]")
-        if self.train_random and self.method != "random":
+        if self.fine_tune_random and self.method != "random":
             raise LipError(f"--fine-tune-random is for --method random; --method {self.method} fine-tunes every round")
 
 
@@ -95,6 +95,7 @@ def resumed(out: Path, s: GanImpSettings) -> Trajectory:
     saved = traj.meta.get("settings")
     if saved is None or not str(traj.meta.get("method", "")).startswith("gan-"):
         raise LipError(f"--resume {out.name}: not a GAN pruning search (lip prune --prior gan writes those)")
+    saved = {"fine_tune_random" if k == "train_random" else k: v for k, v in saved.items()}  # its name until 2026-12-08
     search.refuse_changed(out, "the search settings differ", saved, vars(s))
     return traj
 
@@ -121,7 +122,7 @@ def run(traj: Trajectory, data: torch.Tensor, s: GanImpSettings, out: Path,
     check_ladder(traj.ladder_total(), s.rate, s.rounds, "weights")  # as the DIP search: never an emptied G
     names = list(traj.prune_round)
     score = SCORES.get(METHODS[s.method])
-    trained = s.method == "imp" or s.train_random
+    trained = s.method == "imp" or s.fine_tune_random
     bundle = nets.build(traj.spec)  # G and D: the session trains both, G's convs are masked
 
     def fine_tune(session: Session) -> tuple[torch.nn.Module, dict[str, Any]]:
