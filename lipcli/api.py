@@ -298,6 +298,8 @@ class Restorer:
                       ensemble=self.ensemble)
         if cfg.sgld:  # recorded when on, as FitConfig.recorded records it
             report["sgld"] = cfg.sgld
+        if cfg.reg_noise_every:
+            report["reg_noise_every"] = cfg.reg_noise_every
         if result.thread_changes:  # other lip fits ran meanwhile: (iteration, threads) wherever it changed
             report["threads_shared"] = [list(change) for change in result.thread_changes]
         return Restored(problem.picture(getattr(tr, returned(cfg.early_stop))), report, state)
@@ -313,9 +315,10 @@ def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Pat
              **flags: Any) -> Restorer:
     """Check the options and set up a restore: `lip restore`'s options, `flags` being the fitting and
     degradation ones (sigma, keep, scale, sampling_mask, acceleration, center_fraction, mask_type, the CS ones
-    (measurements, outliers, operator, matrix, shape, solver), iters, lr, reg_noise, ema, sgld, weight_decay,
-    es_window, es_patience, es_gate, es_white, es_close, es_spike, jump_factor, precision). `early_stop` None: the
-    preset's (on, except for inpainting under the fast preset and the oes and deep-decoder protocols).
+    (measurements, outliers, operator, matrix, shape, solver), iters, lr, reg_noise, reg_noise_every, ema, sgld,
+    weight_decay, es_window, es_patience, es_gate, es_white, es_close, es_spike, jump_factor, precision).
+    `early_stop` None: the preset's (on, except for inpainting under the fast preset and the oes and deep-decoder
+    protocols).
 
     With no mask, net or deep decoder asked for, the preset's `ticket` (a shipped mask, by name) is the
     prior; `dense` asks for the dense net instead. `snapshot_every` N: hand what the fit shows every N
@@ -604,7 +607,8 @@ def transfer_grid(images: list[images_io.Source], masks: list[Path | str], *, ta
                   inpaint_mask: Path | None = None, early_stop: bool | None = None, config: str | None = None,
                   device: str | torch.device = "auto", seed: int = 0, **flags: Any) -> Grid:
     """Check the options and build a transfer grid (`lip transfer`); `flags` are the fitting and
-    degradation options (sigma, keep, iters, lr, reg_noise, ema, sgld, es_window, es_patience, precision).
+    degradation options (sigma, keep, iters, lr, reg_noise, reg_noise_every, ema, sgld, es_window, es_patience,
+    precision).
     `early_stop` None: the preset's. `data_consistency` True applies to the grid's tasks that have the exact
     step (inpaint, mri) and is refused only when none has. Every cell's problem is built once here, so a bad
     size, mask or image fails now, not hours later."""

@@ -29,7 +29,7 @@ from .physics import TASKS
 # fitting settings and options (physics/: `Task.fitting`, `Task.options`).
 _PAPER_COMMON = dict(net="dip", lr=0.01, es_window=200, es_patience=1000, es_gate=1.05, es_white=0.0, es_close=0.0,
                      es_spike=0.0, precision="fp32", early_stop=True, rounds=16, rate=0.2, early_bird=0.0, scope="conv",
-                     target_sparsity=None, sgld=0.0, weight_decay=0.0, data_consistency=False,
+                     target_sparsity=None, sgld=0.0, weight_decay=0.0, data_consistency=False, reg_noise_every=0,
                      jump_factor=10 ** 0.5, fresh_input=True)
 # Fewer iterations for CPUs: small images peak near 1000 iterations, and early stopping ends sooner.
 # IMP prunes 36% (= 1 - 0.8^2) per round, so round k is the paper's round 2k, with 1200 iterations per
@@ -46,7 +46,7 @@ _FAST_OVERRIDES = dict(precision="auto", rounds=4, rate=0.36, fresh_input=False)
 # training at 0.01 with no input jitter, no output average and no early stop: OES reports the last iterate.
 # The deep decoder as Heckel & Hand fit it (anchors-spec d, their denoising notebook): k = 128, 6 blocks,
 # Adam 0.01 for 1,900 iterations, no jitter, no average, no early stop (its small size is the regulariser), for
-# every task (their inpainting demo's reg-noise decay has no knob here).
+# every task (their inpainting demo: --dd-k 256 --lr 0.0025 --iters 40000 --reg-noise 0.005 --reg-noise-every 500).
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "oes": dict(net="oes", scope="all", target_sparsity=0.95, search_iters=60_000, iters=40_000, lr=0.01,
                 reg_noise=0.0, ema=0.0, early_stop=False),
@@ -230,6 +230,8 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
         raise LipError(f"data_consistency {settings['data_consistency']!r} must be true or false")
     return FitConfig(iters=at_level("iters", settings["iters"], None), lr=lr,
                      reg_noise=at_level("reg_noise", settings["reg_noise"], None),
+                     reg_noise_every=_number(settings, "reg_noise_every", int, lambda v: v >= 0,
+                                             "a whole number >= 0 (0 = off)"),
                      ema=_number(settings, "ema", float, lambda v: 0 <= v < 1, "in [0, 1) (0 = off)"),
                      early_stop=early_stop,
                      es_window=at_level("es_window", settings["es_window"], None),

@@ -37,6 +37,7 @@ class FitConfig:
     iters: int = 3000
     lr: float = 0.01
     reg_noise: float = 1 / 30
+    reg_noise_every: int = 0  # the jitter's std x 0.7 at iteration 0 and every this many after (jitter_std); 0 = off
     ema: float = 0.99  # 0 turns the output average off (LIP scores inpainting/SR on the raw output)
     early_stop: bool = True  # end the run at the detector's stop point (it is always computed)
     es_window: int = 200  # 200 beat Wang et al.'s 100 on our runs (experiments/RESULTS-es.md)
@@ -62,10 +63,11 @@ class FitConfig:
 
     def recorded(self) -> dict[str, Any]:
         """The settings as artifacts and result rows record them. A knob added later (sgld, data_consistency,
-        es_white, weight_decay, es_spike, es_close) is recorded only when on, so what older versions wrote still
-        matches and resumes."""
+        es_white, weight_decay, es_spike, es_close, reg_noise_every) is recorded only when on, so what older
+        versions wrote still matches and resumes."""
         d = asdict(self)
-        for knob in ("sgld", "data_consistency", "es_white", "weight_decay", "es_spike", "es_close"):
+        for knob in ("sgld", "data_consistency", "es_white", "weight_decay", "es_spike", "es_close",
+                     "reg_noise_every"):
             if not d[knob]:
                 del d[knob]
         return d
@@ -211,6 +213,7 @@ def _autocast(precision: str, device: torch.device):
 
 
 SMALL = 1024  # observed values below which only a non-finite loss is a divergence (4x4 SR inputs "diverged")
+REG_NOISE_DECAY = 0.7  # the deep decoder's jitter decay per period (its code's constant; `jitter_std`)
 
 
 def langevin_step(kernels: list[torch.Tensor], std: float, gen: torch.Generator, masked: MaskedParams) -> None:
@@ -247,6 +250,15 @@ def net_input(z: torch.Tensor, precision: str) -> torch.Tensor:
     net preset) and two activation-sized copies go; not measurably faster on its own
     (`benchmarks/bench_change.py --change input-cast`)."""
     return z.to(torch.bfloat16) if precision == "bf16" else z
+
+
+def jitter_std(cfg: FitConfig, it: int) -> float:
+    """The input jitter's std at iteration `it`: `reg_noise`, or with `reg_noise_every` the deep decoder's schedule
+    (anchors-spec d; their inpainting demo: 0.005 every 500). Their loop multiplies the std by 0.7 before the
+    step's draw whenever the iteration is a multiple of the period, so iteration 0 already draws 0.7 x reg_noise."""
+    if not cfg.reg_noise_every:
+        return cfg.reg_noise
+    return cfg.reg_noise * REG_NOISE_DECAY ** (it // cfg.reg_noise_every + 1)
 
 
 def jittered(z: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:
@@ -431,7 +443,7 @@ def fit(
         while it < cfg.iters and not ended:
             share.poll(it)
             opt.zero_grad()  # to None: the next backward writes the gradients afresh
-            inputs = [jittered(z, cfg.reg_noise, gen) if cfg.reg_noise else z for z in zs]
+            inputs = [jittered(z, jitter_std(cfg, it), gen) if cfg.reg_noise else z for z in zs]
             total, outs, parts = observation_loss(model, targets, inputs, cfg.precision)
             if penalty is not None:
                 total = total + penalty()

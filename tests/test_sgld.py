@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,8 @@ from lipcli import api, artifact, nets
 from lipcli import restore as restore_mod
 from lipcli.cli import app
 from lipcli.errors import LipError
-from lipcli.fit import FitConfig, fit
+from lipcli import fit as fit_mod
+from lipcli.fit import FitConfig, fit, jitter_std
 from lipcli.prune import imp as imp_mod
 from conftest import tiny_spec
 from prune_helpers import FitSpy, isolated_folder
@@ -96,7 +97,7 @@ def test_negative_sgld_is_refused_by_the_loop(rgb32):
 
 def test_off_is_not_recorded_so_old_artifacts_and_rows_still_match():
     off, on, later = FitConfig(), FitConfig(sgld=2.0), ("data_consistency", "es_white", "weight_decay", "es_spike",
-                                                     "es_close")
+                                                     "es_close", "reg_noise_every")
     assert off.recorded() == {k: v for k, v in asdict(off).items() if k not in ("sgld", *later)}
     assert on.recorded() == {k: v for k, v in asdict(on).items() if k not in later}
 
@@ -119,14 +120,16 @@ RUN = ["--config", "narrow.yaml", "--device", "cpu", "--threads", "1", "--iters"
 
 @pytest.mark.parametrize("command,flag", [(c, "--sgld") for c in ("restore", "prune", "transfer")]
                          + [(c, f) for c in ("restore", "transfer") for f in ("--weight-decay", "--es-spike",
-                                                                              "--es-close", "--jump-factor")])
+                                                                              "--es-close", "--jump-factor",
+                                                                              "--reg-noise-every")])
 def test_the_knob_is_in_the_help_of_every_command_that_fits_with_it(command, flag):
     result = lip(command, "--help")
     assert result.exit_code == 0 and flag in result.output
 
 
 @pytest.mark.parametrize("flag,key,value", [("--es-spike", "es_spike", 1.5), ("--jump-factor", "jump_factor", 2.5),
-                                              ("--es-close", "es_close", 0.015)])
+                                              ("--es-close", "es_close", 0.015), ("--reg-noise-every", "reg_noise_every",
+                                                                                  500)])
 def test_restore_reports_the_knob(work, flag, key, value):
     result = lip("restore", "img.png", "--simulate", *RUN, flag, str(value), "-o", "out.png", "--json")
     assert result.exit_code == 0, result.output
@@ -136,6 +139,7 @@ def test_restore_reports_the_knob(work, flag, key, value):
 @pytest.mark.parametrize("key,in_file,flag,bad,refusal", [
     ("sgld", 1.5, 0.5, -1, "--sgld -1"),
     ("weight_decay", 0.5, 0.1, 200, "--weight-decay 200 x --lr 0.01 must be below 1"),  # tests/test_weight_decay.py
+    ("reg_noise_every", 500, 100, -1, "--reg-noise-every -1"),
 ])
 def test_yaml_key_and_flag_reach_the_fit_config(work, key, in_file, flag, bad, refusal):
     (work / "s.yaml").write_text((work / "narrow.yaml").read_text() + f"{key}: {in_file}\n")
@@ -167,7 +171,7 @@ def test_imp_rounds_are_fitted_with_sgld_and_the_artifact_says_so(work, monkeypa
     assert "sgld" not in artifact.load(work / "b.safetensors").meta["search"]["fit"]
 
 
-@pytest.mark.parametrize("key,value", [("sgld", 2.0), ("weight_decay", 0.2)])
+@pytest.mark.parametrize("key,value", [("sgld", 2.0), ("weight_decay", 0.2), ("reg_noise_every", 500)])
 def test_transfer_grid_fits_and_keys_its_rows_with_the_knob(work, key, value):
     art = api.prune(["img.png"], simulate=True, config="narrow.yaml", device="cpu", iters=2, rounds=1)
     api.save_mask(work / "m.safetensors", art)
@@ -177,3 +181,16 @@ def test_transfer_grid_fits_and_keys_its_rows_with_the_knob(work, key, value):
     assert getattr(grids[1].configs["denoise"], key) == value
     assert all(key not in i["fit"] for i in plain.values())  # off is not recorded: older rows still match
     assert all(i["fit"][key] == value for i in changed.values())
+
+
+def test_the_jitter_decays_as_the_deep_decoders_code_decays_it(monkeypatch, rgb32):
+    """x0.7 before the draw at every multiple of the period, iteration 0 included (their inpainting demo: 0.005
+    every 500); without a period the std is --reg-noise throughout."""
+    cfg = FitConfig(reg_noise=0.005, reg_noise_every=500)
+    assert [jitter_std(cfg, it) for it in (0, 499, 500, 1000)] == pytest.approx([0.0035, 0.0035, 0.00245, 0.001715])
+    assert jitter_std(FitConfig(reg_noise=0.005), 10_000) == 0.005
+    drawn = []
+    monkeypatch.setattr(fit_mod, "jittered", lambda z, std, gen: drawn.append(std) or z)
+    net, target, _ = make_run(tiny_spec(), rgb32)
+    fit(net, [target], replace(cfg, iters=5, reg_noise_every=2, early_stop=False))
+    assert drawn == pytest.approx([0.005 * 0.7 ** k for k in (1, 1, 2, 2, 3)])

@@ -198,6 +198,11 @@ RegNoise = Annotated[Optional[float], typer.Option(help="Std of the input-code j
                                                    "default denoising ticket: 1/30 up to an estimated sigma of 25, "
                                                    "rising to 0.05 at 50]",
                                                    rich_help_panel="Fitting")]
+RegNoiseEvery = Annotated[Optional[int], typer.Option(help="Decay the input-code jitter as the deep decoder's code "
+                                                        "does: its std x 0.7 at iteration 0 and every N iterations "
+                                                        "after (their inpainting demo: --reg-noise 0.005 "
+                                                        "--reg-noise-every 500) [0 = constant]", min=0,
+                                                        rich_help_panel="Fitting")]
 Ema = Annotated[Optional[float], typer.Option(help="Output moving average (0 = off) [0.99 denoise, and inpaint/sr "
                                               "under fast; 0 other tasks and under --config oes and deep-decoder]",
                                               rich_help_panel="Fitting")]

@@ -20,8 +20,8 @@ from .render import (RunLog, Terminated, check_stdout_free, emit_json, err, fmt,
                      say_state_kept, set_threads_quietly, steps_done, write_then_discard)
 from .options import (ARGS, Config, DataConsistency, Device, EarlyStop, Ema, EsClose, EsGate, EsPatience, EsSpike,
                       EsWhite, EsWindow, InpaintMask, Iters, Jobs, Json, JumpFactor, Log, Lr, MaskRound, MaskSparsity,
-                      Precision, RegNoise, ResumeEvery, Seed, Sgld, Simulate, Task, Threads, WeightDecay, net_option,
-                      with_task_flags)
+                      Precision, RegNoise, RegNoiseEvery, ResumeEvery, Seed, Sgld, Simulate, Task, Threads, WeightDecay,
+                      net_option, with_task_flags)
 
 
 SPARSITY_NOTE = 0.02  # --sparsity picks the closest round; further from it than this, the run says so
@@ -94,7 +94,7 @@ def restore_cmd(
                                            "entirely pruned filters removed (lipcli/nets/compact.py): the same "
                                            "function, faster. [on whenever the mask removes whole filters]",
                                            show_default=False, rich_help_panel="Prior"),
-    iters: Iters = None, lr: Lr = None, reg_noise: RegNoise = None,
+    iters: Iters = None, lr: Lr = None, reg_noise: RegNoise = None, reg_noise_every: RegNoiseEvery = None,
     ema: Ema = None, sgld: Sgld = None, weight_decay: WeightDecay = None, early_stop: EarlyStop = None,
     data_consistency: DataConsistency = None, es_window: EsWindow = None,
     es_patience: EsPatience = None, es_gate: EsGate = None, es_white: EsWhite = None, es_close: EsClose = None,
@@ -148,7 +148,8 @@ def restore_cmd(
                        sparsity=sparsity, init=init, prior=prior, net=net, dense=dense, dd_k=dd_k, compact=compact,
                        early_stop=early_stop, checkpoint=checkpoint, config=config_, device=dev, seed=seed,
                        **task_flags, iters=iters,
-                       lr=lr, reg_noise=reg_noise, ema=ema, sgld=sgld, weight_decay=weight_decay,
+                       lr=lr, reg_noise=reg_noise, reg_noise_every=reg_noise_every, ema=ema, sgld=sgld,
+                       weight_decay=weight_decay,
                        data_consistency=data_consistency,
                        es_window=es_window, es_patience=es_patience, es_gate=es_gate, es_white=es_white,
                        es_close=es_close, es_spike=es_spike, jump_factor=jump_factor, precision=precision,

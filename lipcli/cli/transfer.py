@@ -15,8 +15,8 @@ from ..physics import grid_flags, task_variants
 from ..transfer import Cell, workers
 from .render import Terminated, emit_json, err, fmt, guarded, print_wide, progress, say
 from .options import (ARGS, DEVICE_HELP, Config, DataConsistency, EarlyStop, Ema, EsClose, EsGate, EsPatience,
-                      EsSpike, EsWhite, EsWindow, InpaintMask, JumpFactor, Lr, Precision, RegNoise, Seed, Sgld,
-                      Threads, WeightDecay, given_flags, json_flag, listing_option, with_task_flags)
+                      EsSpike, EsWhite, EsWindow, InpaintMask, JumpFactor, Lr, Precision, RegNoise, RegNoiseEvery, Seed,
+                      Sgld, Threads, WeightDecay, given_flags, json_flag, listing_option, with_task_flags)
 
 GRID = "Grid"
 # What --merge reads: it fits nothing, so every other flag would be ignored and is refused.
@@ -67,8 +67,9 @@ def transfer_cmd(
     inpaint_mask: InpaintMask = None,
     iters: Optional[int] = typer.Option(None, help="Adam iterations per run (upper bound when early stopping) "
                                         "[preset]", rich_help_panel="Fitting"),
-    lr: Lr = None, reg_noise: RegNoise = None, ema: Ema = None, sgld: Sgld = None,
-    weight_decay: WeightDecay = None, early_stop: EarlyStop = None, data_consistency: DataConsistency = None,
+    lr: Lr = None, reg_noise: RegNoise = None, reg_noise_every: RegNoiseEvery = None, ema: Ema = None,
+    sgld: Sgld = None, weight_decay: WeightDecay = None, early_stop: EarlyStop = None,
+    data_consistency: DataConsistency = None,
     es_window: EsWindow = None, es_patience: EsPatience = None, es_gate: EsGate = None, es_white: EsWhite = None,
     es_close: EsClose = None, es_spike: EsSpike = None, jump_factor: JumpFactor = None,
     device: str = typer.Option("auto", help=f"{DEVICE_HELP}, or a comma list (cuda:0,cuda:1):"
@@ -108,7 +109,8 @@ def transfer_cmd(
         list(images or []), list(mask or []), tasks=tasks, rounds=rounds, sparsities=sparsities, seeds=seeds,
         baselines=baselines, init=init, experiment=experiment, inpaint_mask=inpaint_mask, early_stop=early_stop,
         config=config_, device=dev, seed=seed, **task_flags, iters=iters, lr=lr, reg_noise=reg_noise,
-        ema=ema, sgld=sgld, weight_decay=weight_decay, data_consistency=data_consistency, es_window=es_window,
+        reg_noise_every=reg_noise_every, ema=ema, sgld=sgld, weight_decay=weight_decay,
+        data_consistency=data_consistency, es_window=es_window,
         es_patience=es_patience, es_gate=es_gate, es_white=es_white, es_close=es_close, es_spike=es_spike,
         jump_factor=jump_factor, precision=precision)
     if out is None:
