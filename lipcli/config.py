@@ -22,7 +22,7 @@ import yaml
 
 from . import device as devices, library, nets, yamlfile
 from .errors import LipError
-from .fit import FitConfig
+from .fit import LATER_KNOBS, FitConfig
 from .physics import TASKS
 
 # The paper's settings (anchors-spec a.3, LIP row): one net for every task; each task adds its own
@@ -99,11 +99,19 @@ def check_names(given: Iterable[str], known: Iterable[str], where: str, noun: st
         raise LipError(f"{where}: unknown {noun} {unknown[0]!r} ({hint})")
 
 
+def absent_values() -> dict[str, Any]:
+    """What a record without a key was made with, for the settings records leave out at their old value (the fit's
+    later knobs, off; a task's `absent`): a difference names that value, which a flag can give back."""
+    off = FitConfig()
+    return {**{k: getattr(off, k) for k in LATER_KNOBS},
+            **{k: v for name in TASKS for k, v in TASKS.get(name).absent.items()}}
+
+
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted names of the settings that differ, e.g. fit.iters."""
-    out = []
+    out, absent = [], absent_values()
     for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
+        a, b = old.get(k, absent.get(k)), new.get(k, absent.get(k))
         if isinstance(a, dict) and isinstance(b, dict):
             out += differences(a, b, f"{prefix}{k}.")
         elif a != b:
@@ -228,10 +236,13 @@ def fit_config(settings: dict[str, Any], early_stop: bool, dev: torch.device, se
         raise LipError(f"early_stop {early_stop!r} must be true or false")
     if not isinstance(settings["data_consistency"], bool):
         raise LipError(f"data_consistency {settings['data_consistency']!r} must be true or false")
+    every = _number(settings, "reg_noise_every", int, lambda v: v >= 0, "a whole number >= 0 (0 = off)")
+    jitter = settings["reg_noise"]
+    if every and not any(jitter.values() if isinstance(jitter, Mapping) else [jitter]):
+        raise LipError(f"--reg-noise-every {every} decays the input jitter, which is 0 here: give --reg-noise too "
+                       "(the deep decoder's inpainting demo: 0.005)")
     return FitConfig(iters=at_level("iters", settings["iters"], None), lr=lr,
-                     reg_noise=at_level("reg_noise", settings["reg_noise"], None),
-                     reg_noise_every=_number(settings, "reg_noise_every", int, lambda v: v >= 0,
-                                             "a whole number >= 0 (0 = off)"),
+                     reg_noise=at_level("reg_noise", settings["reg_noise"], None), reg_noise_every=every,
                      ema=_number(settings, "ema", float, lambda v: 0 <= v < 1, "in [0, 1) (0 = off)"),
                      early_stop=early_stop,
                      es_window=at_level("es_window", settings["es_window"], None),

@@ -30,6 +30,9 @@ from .physics import Physics
 from .resume import Keeper, fingerprint
 
 
+LATER_KNOBS = ("sgld", "data_consistency", "es_white", "weight_decay", "es_spike", "es_close", "reg_noise_every")
+
+
 @dataclass
 class FitConfig:
     """Every knob of the loop. Defaults are the paper's denoising settings."""
@@ -62,12 +65,10 @@ class FitConfig:
     data_consistency: bool = False
 
     def recorded(self) -> dict[str, Any]:
-        """The settings as artifacts and result rows record them. A knob added later (sgld, data_consistency,
-        es_white, weight_decay, es_spike, es_close, reg_noise_every) is recorded only when on, so what older
-        versions wrote still matches and resumes."""
+        """The settings as artifacts and result rows record them. A knob added later (LATER_KNOBS) is recorded
+        only when on, so what older versions wrote still matches and resumes."""
         d = asdict(self)
-        for knob in ("sgld", "data_consistency", "es_white", "weight_decay", "es_spike", "es_close",
-                     "reg_noise_every"):
+        for knob in LATER_KNOBS:
             if not d[knob]:
                 del d[knob]
         return d

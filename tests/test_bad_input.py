@@ -640,6 +640,13 @@ case("restore", "unknown --mask-type", lambda w: ["img.png", "--task", "mri", "-
      "unknown --mask-type 'spiral'")
 case("restore", "--acceleration below 1", lambda w: ["img.png", "--task", "mri", "--simulate", "--acceleration",
                                                      "0.5"], "--acceleration 0.5")
+case("restore", "--headroom below 1", lambda w: [*mri(w), "--headroom", "0.9"], "--headroom",
+     "greater than or equal to 1")
+case("restore", "--headroom above 100", lambda w: [*mri(w), "--headroom", "1e40"], "--headroom 1e+40",
+     "from 1 to 100")
+case("restore", "--reg-noise-every without jitter", lambda w: ["img.png", "--reg-noise", "0", "--reg-noise-every", "5"],
+     "--reg-noise-every 5", "give --reg-noise")
+case("restore", "--headroom on denoising", lambda w: ["img.png", "--headroom", "2"], "--headroom applies to --task mri")
 case("restore", "--center-fraction above 1/acceleration",
      lambda w: ["img.png", "--task", "mri", "--simulate", "--acceleration", "8", "--center-fraction", "0.3"],
      "--center-fraction 0.3")

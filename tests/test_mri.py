@@ -3,6 +3,7 @@ the zero-filled baseline, and `lip restore` / `prune` / `transfer` on k-space (t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +154,35 @@ def test_the_fast_preset_keeps_patience_300_for_mri():
     assert config.preset("fast", "mri")["es_patience"] == 300 > config.preset("fast", "denoise")["es_patience"]
 
 
+def test_the_headroom_leaves_room_above_the_zero_filled_peak_and_records_as_before_at_1():
+    """A net output of 1 is 1.5 zero-filled peaks: undersampling can put that peak below the true one (a radial 8x
+    mask puts the brain's at 0.74 of it here), which headroom 1 (every record before it) capped the fit at.
+    Headroom 1 is recorded as before (left out), so older searches resume and older grid rows are reused."""
+    clean = images.to_tensor(images.load_image("sample:mri-brain"))
+    task = TASKS.get("mri")
+    settings = {**task.options, "mask_type": "radial", "acceleration": 8}
+    ops = {h: task.build({**settings, "headroom": h}, 128, 128, gray=True, inpaint_mask=None, seed=0) for h in (1, 1.5)}
+    y = ops[1].A(clean)
+    peak = float(ifft2c(torch.complex(y[:, 0], y[:, 1])).abs().max())
+    assert peak < 0.8 * float(clean.max())  # the zero-filled peak is below the true one
+    assert ops[1].calibrate(y) == pytest.approx(peak) and ops[1.5].calibrate(y) == pytest.approx(1.5 * peak)
+    assert 1.5 * peak > float(clean.max())  # room for every pixel of the clean image
+    assert "headroom" not in ops[1].params() and ops[1.5].params()["headroom"] == 1.5
+    assert "headroom" not in task.degradation({**settings, "headroom": 1}, None)
+    assert task.degradation(settings, None)["headroom"] == 1.5 == task.options["headroom"]
+    # a fit saved under one headroom is not continued under another (its loss is in other units); at 1 as before
+    assert ops[1].loss_settings() == {} and ops[1.5].loss_settings() == {"headroom": 1.5}
+    # a refusal names what a record without the key was made with, which --headroom 1 gives back
+    assert config.differences({"mask": "m"}, {"mask": "m", "headroom": 1.5}) == ["headroom 1.0 -> 1.5"]
+    assert config.differences({"fit": {"sgld": 2.0}}, {"fit": {}}) == ["fit.sgld 2.0 -> 0.0"]
+    for bad in (0.5, 1e40):  # 1e40 x a peak overflows float32
+        with pytest.raises(LipError, match="from 1 to 100"):
+            MRI(ops[1].mask, "m", headroom=bad)
+
+
 def test_kspace_units_do_not_change_the_fit_and_scores_follow_fastmri(tmp_path):
     """k-space in scanner-like units (x 1e-4) gives the same fit target and zero-filled image (the net's
-    units are the zero-filled maximum); scores use the reference's maximum as data range."""
+    units are the zero-filled maximum times the headroom); scores use the reference's maximum as data range."""
     clean = images.to_tensor(images.load_image("sample:mri-brain"))
     op = TASKS.get("mri").build(TASKS.get("mri").options, 128, 128, gray=True, inpaint_mask=None, seed=0)
     y = op.A(clean)
@@ -170,7 +197,7 @@ def test_kspace_units_do_not_change_the_fit_and_scores_follow_fastmri(tmp_path):
     assert b.op.scale == pytest.approx(a.op.scale * 1e-4, rel=1e-5)
     assert torch.allclose(a.y / a.op.scale, b.y / b.op.scale, rtol=1e-4, atol=1e-6)
     assert torch.allclose(a.op.baseline(a.y)[1], b.op.baseline(b.y)[1], atol=1e-5)
-    assert float(a.op.baseline(a.y)[1].max()) == pytest.approx(1.0)
+    assert float(a.op.baseline(a.y)[1].max()) == pytest.approx(1 / a.op.headroom) and a.op.headroom == 1.5
     # fastMRI's evaluation, computed independently: magnitude of the zero-filled image, data range = max(ref)
     base = a.baseline()
     zf = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(op.kspace(y)), norm="ortho")))
@@ -254,6 +281,17 @@ def test_human_output_shows_lip_and_zero_filled(folder):
                                       "-o", "x.png"])
     assert result.exit_code == 0, result.output
     assert "zero-filled: psnr" in result.stderr and "ssim stopped" in result.stderr
+
+
+def test_the_save_kspace_hint_gives_back_a_headroom_other_than_the_default(folder):
+    result = CliRunner().invoke(app, ["restore", "brain.png", "--task", "mri", "--simulate", "--iters", "2", *RUN,
+                                      "--headroom", "2", "--save-kspace", "ks", "-o", "x.png", "--json"])
+    assert result.exit_code == 0, result.output
+    hint = re.search(r"reconstruct them with (--task mri [^)]*)\)", result.stderr).group(1)
+    assert hint.endswith("--headroom 2")
+    real = json.loads(lip("restore", *hint.split(), "--clean", "brain.png", "--iters", "2", *RUN, "-o", "r.png",
+                          "--json"))
+    assert real["psnr_final"] == json.loads(result.stdout)["psnr_final"]
 
 
 def test_prune_and_transfer_run_on_kspace(folder):

@@ -14,7 +14,7 @@ from .. import images as images_io
 from ..ensemble import Elsewhere
 from ..errors import LipError, LipRuntimeError
 from ..fit import FitResult, Step
-from ..physics.mri import check_scan_paths
+from ..physics.mri import HEADROOM, check_scan_paths
 from ..problem import Problem, largest_need
 from .render import (RunLog, Terminated, check_stdout_free, emit_json, err, fmt, guarded, progress, say, say_lost,
                      say_state_kept, set_threads_quietly, steps_done, write_then_discard)
@@ -69,8 +69,9 @@ def restore_cmd(
     save_kspace: Optional[Path] = typer.Option(None, help="MRI with --simulate: also write the k-space and its mask "
                                                "to this folder (kspace.npy, mask.npy; created), to reconstruct "
                                                "the same from files (an .npy output holds the same values; a PNG "
-                                               "made from k-space alone is brighter: k-space does not say what "
-                                               "white is, so white is the zero-filled image's brightest pixel)",
+                                               "made from k-space alone has another white: k-space does not say "
+                                               "what white is, so white is --headroom times the zero-filled "
+                                               "image's brightest pixel, which shows at 67% gray at 1.5)",
                                                rich_help_panel="Task"),
     mask: Optional[Path] = typer.Option(None, help="Mask artifact (.safetensors) or a library name (`lip masks`: "
                                         "fitted for its task with the settings it was measured with, flags "
@@ -385,7 +386,8 @@ def _snapshot_path(folder: Path, source: Path, iteration: int, iters: int) -> Pa
 def _save_kspace(folder: Path, problem: Problem) -> None:
     """--save-kspace: the simulated k-space and its mask, as `lip restore --task mri` reads them back."""
     kspace, mask = problem.op.save_scan(problem.y, folder)
-    say(f"wrote {kspace} and {mask} (reconstruct them with --task mri {kspace} --sampling-mask {mask})")
+    headroom = "" if problem.op.headroom == HEADROOM else f" --headroom {problem.op.headroom:g}"
+    say(f"wrote {kspace} and {mask} (reconstruct them with --task mri {kspace} --sampling-mask {mask}{headroom})")
 
 
 def _restore_one(path: Path, dest: Path, job: api.Restorer, clean: Optional[Path], json_: bool,

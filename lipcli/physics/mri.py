@@ -9,11 +9,14 @@ image has half the unknowns of a complex one. A scanner's complex image is fitte
 only; a two-channel (real, imaginary) output is not built.
 
 Units. Measured k-space has arbitrary units (a scanner's are ~1e-4) and the net ends in a sigmoid, so
-the operator carries `scale`, the zero-filled image's maximum, read from the observation alone:
-A(x) = scale * M F x, the loss is per sampled entry in units of scale^2, and a restored image (and the
-PNG) is in units of scale (white = the zero-filled image's brightest pixel). Scores are on magnitude
-with the reference's maximum as data range (fastMRI); a reference (`--clean`) must be in the k-space's
-units, as the image that `--simulate` made k-space from is.
+the operator carries `scale`, read from the observation alone: `headroom` (--headroom, 1.5) times the
+zero-filled image's maximum. A(x) = scale * M F x and the loss is per sampled entry in units of scale^2.
+The headroom is room above the zero-filled peak, which undersampling can leave below the true one (a 2-D
+mask at 8x put it at 0.71 of the brain's): with headroom 1 the sigmoid's top capped those pixels there.
+A restored image is in units of scale: a PNG written from k-space has white = scale (the zero-filled image's
+brightest pixel at 1 / headroom, 67% gray by default), and a .npy output is in the k-space's units. Scores are
+on magnitude with the reference's maximum as data range (fastMRI); a reference (`--clean`) must be in the
+k-space's units, as the image that `--simulate` made k-space from is.
 
 Masks. Any 0/1 mask from a file, (H, W) or (W,) for columns; or with `--simulate` a seeded one of
 mri_masks.MASK_TYPES: fastMRI's Cartesian column masks (random, equispaced), 2-D variable-density
@@ -34,6 +37,9 @@ from ..metrics import psnr, ssim
 from .base import LinearPhysics, array_hash
 from .mri_masks import sampling_mask
 from .task import SIMULATED, Flag, Measured, Metric, Task, register_task
+
+HEADROOM = 1.5  # > 1 / 0.71, the lowest zero-filled / true peak measured (module docstring), with a margin
+
 
 def fft2c(x: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2-D FFT over the last two axes (fastMRI's fft2c); real or complex in."""
@@ -73,13 +79,18 @@ class MRI(LinearPhysics):
     name = "mri"
     CHANNELS = 3  # the nets' output channels; the adjoint returns images of this many
 
-    def __init__(self, mask: torch.Tensor, source: str, sha256: str | None = None) -> None:
+    def __init__(self, mask: torch.Tensor, source: str, sha256: str | None = None, headroom: float = HEADROOM
+                 ) -> None:
         super().__init__()
         if not bool(mask.any()):
             raise LipError(f"the sampling mask {source} samples nothing (it has no 1)")
         self.register_buffer("mask", mask.float())  # (H, W), 1 = sampled
         self.source = source
         self.sha256 = sha256  # a mask file's (array_hash): its name says nothing of what it held
+        if not 1 <= headroom <= 100:
+            raise LipError(f"--headroom {headroom:g} must be from 1 to 100 (a net output of 1 = that many zero-filled "
+                           "image peaks)")
+        self.headroom = headroom  # a net output of 1 = this many zero-filled peaks (calibrate)
         self.scale = 1.0  # observation units of a net output of 1 (calibrate)
 
     def _sampled(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,6 +114,11 @@ class MRI(LinearPhysics):
         err = (self._sampled(x) - y / self.scale).pow(2).sum()
         return err / (x.shape[0] * self.mask.sum())
 
+    def loss_settings(self) -> dict[str, Any]:
+        """The headroom sets the loss's units (y / scale): a fit saved under another one is another fit. Left out
+        at 1, as fits saved before the headroom were made, so those still resume with --headroom 1."""
+        return _headroom(self.headroom)
+
     def consistent(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The net's k-space with every sampled entry replaced by the measured one (the data-consistency step
         of untrained-net MRI, Darestani & Heckel 2021), back to a real non-negative image in units of scale.
@@ -112,13 +128,13 @@ class MRI(LinearPhysics):
         return ifft2c(k).real.clamp(min=0)[:, None].expand(-1, x.shape[1], -1, -1).clone()
 
     def calibrate(self, y: torch.Tensor) -> float:
-        """Set `scale` to the zero-filled image's maximum: the net's output of 1 (the sigmoid's top). A 2-D mask
-        at 8x leaves that below the true peak, so the brightest pixels clip there (README, MRI)."""
+        """Set `scale`, the net's output of 1 (the sigmoid's top), to `headroom` times the zero-filled image's
+        maximum: undersampling can leave that below the true peak (module docstring)."""
         peak = float(ifft2c(self._complex(y)).abs().max())
         if not peak > 0:
             raise LipError("the k-space is zero at every sampled entry: there is nothing to reconstruct")
-        self.scale = peak
-        return peak
+        self.scale = peak * self.headroom
+        return self.scale
 
     def baseline(self, y: torch.Tensor) -> tuple[str, torch.Tensor]:
         """The zero-filled reconstruction |F^H M y|, in units of scale."""
@@ -147,7 +163,14 @@ class MRI(LinearPhysics):
 
     def params(self) -> dict[str, Any]:
         return {"name": self.name, "mask": self.source, "sampled": round(float(self.mask.mean()), 6),
-                "scale": self.scale, **({"mask_sha256": self.sha256} if self.sha256 else {})}
+                "scale": self.scale, **_headroom(self.headroom),
+                **({"mask_sha256": self.sha256} if self.sha256 else {})}
+
+
+def _headroom(headroom: float) -> dict[str, float]:
+    """How records name the headroom: 1, what every MRI record before it was, by leaving it out (so that those
+    searches resume and those rows are reused with --headroom 1)."""
+    return {} if headroom == 1 else {"headroom": float(headroom)}
 
 
 def check_scan_paths(folder: Path) -> tuple[Path, Path]:
@@ -194,8 +217,10 @@ def read_sampling_mask(path: Path, height: int, width: int) -> torch.Tensor:
 
 class MRITask(Task):
     name = "mri"
-    options = {"acceleration": 4, "center_fraction": 0.08, "mask_type": "random", "sampling_mask": None}
+    options = {"acceleration": 4, "center_fraction": 0.08, "mask_type": "random", "sampling_mask": None,
+               "headroom": HEADROOM}
     simulated = frozenset({"acceleration", "center_fraction", "mask_type"})
+    absent = {"headroom": 1.0}
     flags = {
         "sampling_mask": Flag("MRI: k-space sampling mask .npy, 0/1 (1 = sampled) of shape (H, W), or (W,) for "
                               "columns; with --simulate it replaces the drawn mask", Path, grid=False),
@@ -204,6 +229,8 @@ class MRITask(Task):
                                 "for 2-D masks) always sampled [0.08]"),
         "mask_type": Flag(f"MRI, simulated ({SIMULATED}; seeded): random | equispaced columns, variable-density "
                           "points | radial spokes [random]", str),
+        "headroom": Flag("MRI: a net output of 1 (its sigmoid's top) stands for this many zero-filled image peaks; "
+                         "room for pixels brighter than that peak [1.5; 1 before lip 2026-12-08]", min=1),
     }
     real_hint = " (--sampling-mask says which k-space samples were measured)"
     # k-space inpainting: inpainting's settings. Noise-free k-space kept improving to 1000 iterations
@@ -242,10 +269,11 @@ class MRITask(Task):
         if settings.get("sampling_mask"):
             path = Path(settings["sampling_mask"])
             mask = read_sampling_mask(path, height, width).float()
-            return MRI(mask, path.name, array_hash(mask.numpy()))
+            return MRI(mask, path.name, array_hash(mask.numpy()), float(settings.get("headroom", HEADROOM)))
         acc, cf, kind = float(settings["acceleration"]), float(settings["center_fraction"]), settings["mask_type"]
         mask = sampling_mask(kind, height, width, acc, cf, seed)
-        return MRI(mask, f"{kind}(acceleration={acc:g}, center_fraction={cf:g}, seed={seed})")
+        return MRI(mask, f"{kind}(acceleration={acc:g}, center_fraction={cf:g}, seed={seed})",
+                   headroom=float(settings.get("headroom", HEADROOM)))
 
     def read_observation(self, source: Any, settings: dict[str, Any]) -> Measured:
         """k-space: a complex (H, W) array, or a .npy file holding one."""
@@ -283,11 +311,11 @@ class MRITask(Task):
         return {f"mri{a}": {"acceleration": a} for a in (4, 8)}
 
     def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
-        mask = settings.get("sampling_mask")
-        if mask:
-            return {"sampling_mask": Path(mask).name, "mask_file_sha256": files.sha256_of(mask)}  # shards' paths differ
+        mask, headroom = settings.get("sampling_mask"), _headroom(float(settings.get("headroom", HEADROOM)))  # the fit's units
+        if mask:  # shards' paths differ
+            return {"sampling_mask": Path(mask).name, "mask_file_sha256": files.sha256_of(mask), **headroom}
         return {"acceleration": float(settings["acceleration"]), "center_fraction": float(settings["center_fraction"]),
-                "mask_type": settings["mask_type"], "sampling_mask": None}
+                "mask_type": settings["mask_type"], "sampling_mask": None, **headroom}
 
 
 register_task(MRITask())

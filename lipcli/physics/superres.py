@@ -89,6 +89,7 @@ class SuperResolutionTask(Task):
     name = "sr"
     options = {"scale": 4, "downscale": "pillow"}
     simulated = frozenset({"downscale"})
+    absent = {"downscale": "operator"}
     flags = {"scale": Flag("Super-resolution factor: 2, 4 or 8 [4]", int),
              "downscale": Flag(f"SR, simulated ({SIMULATED}): how the low-resolution image is made: pillow (Pillow's "
                                "Lanczos resize, DIP's protocol) | operator (the Lanczos-2 operator lip fits through: "

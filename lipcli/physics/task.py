@@ -89,6 +89,9 @@ class Task:
     fast_data_consistency = False
     one_channel = False  # the restored image has one channel whatever the input's (MRI: a magnitude image)
     variant_hint = ""  # why a bare `name` is not a transfer-grid task, when it is not (sr: give the factor)
+    # Settings added later and left out of records at the value every record had before (SR's downscale
+    # "operator", MRI's headroom 1), so older searches resume: what a record without the key was made with.
+    absent: dict[str, Any] = {}
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
               inpaint_mask: Path | None, seed: int) -> LinearPhysics:

@@ -63,7 +63,7 @@ def refuse_changed(out: Path, what: str, saved: dict[str, Any], now: dict[str, A
     differ"): continued with anything else, its rounds would come from two searches under one record."""
     if saved != now:
         raise LipError(f"--resume {out.name}: {what} (saved -> now: {', '.join(differences(saved, now))}); rerun "
-                       "the same command with --resume, or start a new search")
+                       "the command that started it with --resume, or start a new search")
 
 
 def refuse_restart(out: Path, same: Callable[[dict[str, Any]], bool], rounds: int, trains_last: bool = True) -> None:
