@@ -56,7 +56,7 @@ def test_off_is_not_recorded_so_old_artifacts_rows_and_saved_fits_still_match():
     assert on.recorded()["weight_decay"] == 0.2
     assert {k: v for k, v in on.recorded().items() if k != "weight_decay"} == off.recorded()
     assert set(asdict(off)) - set(off.recorded()) == {"sgld", "data_consistency", "es_white", "weight_decay",
-                                                    "es_spike", "es_close"}
+                                                    "es_spike", "es_close", "reg_noise_every"}
 
 
 # ---------------------------------------------------------------- settings: flags, the API, the library
