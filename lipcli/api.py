@@ -302,7 +302,12 @@ class Restorer:
             report["reg_noise_every"] = cfg.reg_noise_every
         if result.thread_changes:  # other lip fits ran meanwhile: (iteration, threads) wherever it changed
             report["threads_shared"] = [list(change) for change in result.thread_changes]
-        return Restored(problem.picture(getattr(tr, returned(cfg.early_stop))), report, state)
+        shown = getattr(tr, returned(cfg.early_stop))
+        fields, note = problem.op.review(shown)
+        report.update(fields)
+        if note:
+            notify(f"lip: note: {note}")
+        return Restored(problem.picture(shown), report, state)
 
 
 def restorer(*, task: str = "denoise", simulate: bool = False, inpaint_mask: Path | None = None,

@@ -71,7 +71,7 @@ def restore_cmd(
                                                "the same from files (an .npy output holds the same values; a PNG "
                                                "made from k-space alone has another white: k-space does not say "
                                                "what white is, so white is --headroom times the zero-filled "
-                                               "image's brightest pixel, which shows at 67% gray at 1.5)",
+                                               "image's brightest pixel)",
                                                rich_help_panel="Task"),
     mask: Optional[Path] = typer.Option(None, help="Mask artifact (.safetensors) or a library name (`lip masks`: "
                                         "fitted for its task with the settings it was measured with, flags "

@@ -83,6 +83,11 @@ class Physics(nn.Module):
         """Why a fit of this observation will likely fail, said before it starts (None: no reason known)."""
         return None
 
+    def review(self, x: torch.Tensor) -> tuple[dict[str, Any], str | None]:
+        """What a restored output `x` (net units) says of this operator's own settings, read blind after the fit:
+        fields for the report, and a note for the user (None: nothing to say)."""
+        return {}, None
+
     def generators(self) -> list[torch.Generator]:
         """The random streams `loss` draws from (e.g. a median-of-means partition): a resumed fit restores
         them (lipcli/resume.py). A deterministic loss has none."""

@@ -9,14 +9,16 @@ image has half the unknowns of a complex one. A scanner's complex image is fitte
 only; a two-channel (real, imaginary) output is not built.
 
 Units. Measured k-space has arbitrary units (a scanner's are ~1e-4) and the net ends in a sigmoid, so
-the operator carries `scale`, read from the observation alone: `headroom` (--headroom, 1.5) times the
+the operator carries `scale`, read from the observation alone: `headroom` (--headroom, 1) times the
 zero-filled image's maximum. A(x) = scale * M F x and the loss is per sampled entry in units of scale^2.
-The headroom is room above the zero-filled peak, which undersampling can leave below the true one (a 2-D
-mask at 8x put it at 0.71 of the brain's): with headroom 1 the sigmoid's top capped those pixels there.
+Undersampling can leave the zero-filled peak below the true one (2-D masks at 8x put it at 0.71-0.95 of the
+bundled scans' peaks), and the sigmoid's top then caps the brightest pixels there: after the fit `review`
+says so when 1% or more of the image sits at that ceiling, and --headroom 1.5 gives them room (+0.6 to +2.1 dB
+on those scans). It is not the default: where nothing was capped, 1.5 cost 0.25-1.06 dB (RESULTS-mri.md).
 A restored image is in units of scale: a PNG written from k-space has white = scale (the zero-filled image's
-brightest pixel at 1 / headroom, 67% gray by default), and a .npy output is in the k-space's units. Scores are
-on magnitude with the reference's maximum as data range (fastMRI); a reference (`--clean`) must be in the
-k-space's units, as the image that `--simulate` made k-space from is.
+brightest pixel at 1 / headroom), and a .npy output is in the k-space's units. Scores are on magnitude with
+the reference's maximum as data range (fastMRI); a reference (`--clean`) must be in the k-space's units, as
+the image that `--simulate` made k-space from is.
 
 Masks. Any 0/1 mask from a file, (H, W) or (W,) for columns; or with `--simulate` a seeded one of
 mri_masks.MASK_TYPES: fastMRI's Cartesian column masks (random, equispaced), 2-D variable-density
@@ -38,7 +40,9 @@ from .base import LinearPhysics, array_hash
 from .mri_masks import sampling_mask
 from .task import SIMULATED, Flag, Measured, Metric, Task, register_task
 
-HEADROOM = 1.5  # > 1 / 0.71, the lowest zero-filled / true peak measured (module docstring), with a margin
+HEADROOM = 1.0  # the default: at 1.5 column masks lost 0.25-1.06 dB where nothing was capped (RESULTS-mri.md)
+SUGGESTED = 1.5  # > 1 / 0.71, the lowest zero-filled / true peak measured (module docstring), with a margin
+CEILING, CAPPED = 0.97, 0.01  # an output at 97% of the net's top or more is at its ceiling; 1% so is a capped scan
 
 
 def fft2c(x: torch.Tensor) -> torch.Tensor:
@@ -118,6 +122,18 @@ class MRI(LinearPhysics):
         """The headroom sets the loss's units (y / scale): a fit saved under another one is another fit. Left out
         at 1, as fits saved before the headroom were made, so those still resume with --headroom 1."""
         return _headroom(self.headroom)
+
+    def review(self, x: torch.Tensor) -> tuple[dict[str, Any], str | None]:
+        """The share of the image at the net's ceiling (`at_ceiling`): pixels brighter than `scale` cannot be drawn,
+        so a scan whose true peak lies above it piles up there. On the bundled scans 1.9-3.1% sat there where the
+        headroom was short (2-D masks at 8x) and none where it was not (RESULTS-mri.md)."""
+        share = float((x.mean(dim=1) >= CEILING).float().mean())
+        if share < CAPPED:
+            return {"at_ceiling": share}, None
+        more = SUGGESTED if self.headroom < SUGGESTED else SUGGESTED * self.headroom
+        return {"at_ceiling": share}, (f"{share:.1%} of the image sits at the brightest value the fit can draw ("
+                                      f"{self.headroom:g} x the zero-filled image's peak): the scan is likely "
+                                      f"brighter there; rerun with --headroom {more:g} to give it room")
 
     def consistent(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The net's k-space with every sampled entry replaced by the measured one (the data-consistency step
@@ -229,8 +245,9 @@ class MRITask(Task):
                                 "for 2-D masks) always sampled [0.08]"),
         "mask_type": Flag(f"MRI, simulated ({SIMULATED}; seeded): random | equispaced columns, variable-density "
                           "points | radial spokes [random]", str),
-        "headroom": Flag("MRI: a net output of 1 (its sigmoid's top) stands for this many zero-filled image peaks; "
-                         "room for pixels brighter than that peak [1.5; 1 before lip 2026-12-08]", min=1),
+        "headroom": Flag("MRI: a net output of 1 (its sigmoid's top) stands for this many zero-filled image peaks: "
+                         "room for pixels brighter than that peak, which 2-D masks at high acceleration leave (lip "
+                         "says so after a fit that hit the ceiling; 1.5 there) [1]", min=1),
     }
     real_hint = " (--sampling-mask says which k-space samples were measured)"
     # k-space inpainting: inpainting's settings. Noise-free k-space kept improving to 1000 iterations
@@ -311,7 +328,8 @@ class MRITask(Task):
         return {f"mri{a}": {"acceleration": a} for a in (4, 8)}
 
     def degradation(self, settings: dict[str, Any], inpaint_mask: Path | None) -> dict[str, Any]:
-        mask, headroom = settings.get("sampling_mask"), _headroom(float(settings.get("headroom", HEADROOM)))  # the fit's units
+        mask = settings.get("sampling_mask")
+        headroom = _headroom(float(settings.get("headroom", HEADROOM)))  # the fit's units
         if mask:  # shards' paths differ
             return {"sampling_mask": Path(mask).name, "mask_file_sha256": files.sha256_of(mask), **headroom}
         return {"acceleration": float(settings["acceleration"]), "center_fraction": float(settings["center_fraction"]),
