@@ -13,8 +13,9 @@ the operator carries `scale`, read from the observation alone: `headroom` (--hea
 zero-filled image's maximum. A(x) = scale * M F x and the loss is per sampled entry in units of scale^2.
 Undersampling can leave the zero-filled peak below the true one (2-D masks at 8x put it at 0.71-0.95 of the
 bundled scans' peaks), and the sigmoid's top then caps the brightest pixels there: after the fit `review`
-says so when 1% or more of the image sits at that ceiling, and --headroom 1.5 gives them room (+0.6 to +2.1 dB
-on those scans). It is not the default: where nothing was capped, 1.5 cost 0.25-1.06 dB (RESULTS-mri.md).
+says so when 1% or more of the image sits at that ceiling, and --headroom 1.5 gives them room (on those scans
++0.6 dB and more). It is not the default: where nothing was capped, 1.5 cost up to 1.6 dB (RESULTS-mri.md,
+"Headroom").
 A restored image is in units of scale: a PNG written from k-space has white = scale (the zero-filled image's
 brightest pixel at 1 / headroom), and a .npy output is in the k-space's units. Scores are on magnitude with
 the reference's maximum as data range (fastMRI); a reference (`--clean`) must be in the k-space's units, as
@@ -40,7 +41,7 @@ from .base import LinearPhysics, array_hash
 from .mri_masks import sampling_mask
 from .task import SIMULATED, Flag, Measured, Metric, Task, register_task
 
-HEADROOM = 1.0  # the default: at 1.5 column masks lost 0.25-1.06 dB where nothing was capped (RESULTS-mri.md)
+HEADROOM = 1.0  # the default: 1.5 lost up to 1.6 dB where nothing was capped (RESULTS-mri.md, "Headroom")
 SUGGESTED = 1.5  # > 1 / 0.71, the lowest zero-filled / true peak measured (module docstring), with a margin
 CEILING, CAPPED = 0.97, 0.01  # an output at 97% of the net's top or more is at its ceiling; 1% so is a capped scan
 
@@ -125,8 +126,8 @@ class MRI(LinearPhysics):
 
     def review(self, x: torch.Tensor) -> tuple[dict[str, Any], str | None]:
         """The share of the image at the net's ceiling (`at_ceiling`): pixels brighter than `scale` cannot be drawn,
-        so a scan whose true peak lies above it piles up there. On the bundled scans 1.9-3.1% sat there where the
-        headroom was short (2-D masks at 8x) and none where it was not (RESULTS-mri.md)."""
+        so a scan whose true peak lies above it piles up there. On the bundled scans about 2-3% sat there where the
+        headroom was short (2-D masks at 8x) and under 1% where it was not (RESULTS-mri.md, "Headroom")."""
         share = float((x.mean(dim=1) >= CEILING).float().mean())
         if share < CAPPED:
             return {"at_ceiling": share}, None
