@@ -185,9 +185,9 @@ class MRI(LinearPhysics):
 
 
 def _headroom(headroom: float) -> dict[str, float]:
-    """How records name the headroom: 1, what every MRI record before it was, by leaving it out (so that those
-    searches resume and those rows are reused with --headroom 1)."""
-    return {} if headroom == 1 else {"headroom": float(headroom)}
+    """How records name the headroom: what every MRI record before it was (`MRITask.absent`) by leaving it out
+    (so that those searches resume and those rows are reused with --headroom 1)."""
+    return {} if headroom == MRITask.absent["headroom"] else {"headroom": float(headroom)}
 
 
 def check_scan_paths(folder: Path) -> tuple[Path, Path]:
@@ -284,14 +284,14 @@ class MRITask(Task):
 
     def build(self, settings: dict[str, Any], height: int, width: int, gray: bool,
               inpaint_mask: Path | None, seed: int) -> MRI:
+        headroom = float(settings.get("headroom", HEADROOM))
         if settings.get("sampling_mask"):
             path = Path(settings["sampling_mask"])
             mask = read_sampling_mask(path, height, width).float()
-            return MRI(mask, path.name, array_hash(mask.numpy()), float(settings.get("headroom", HEADROOM)))
+            return MRI(mask, path.name, array_hash(mask.numpy()), headroom)
         acc, cf, kind = float(settings["acceleration"]), float(settings["center_fraction"]), settings["mask_type"]
         mask = sampling_mask(kind, height, width, acc, cf, seed)
-        return MRI(mask, f"{kind}(acceleration={acc:g}, center_fraction={cf:g}, seed={seed})",
-                   headroom=float(settings.get("headroom", HEADROOM)))
+        return MRI(mask, f"{kind}(acceleration={acc:g}, center_fraction={cf:g}, seed={seed})", headroom=headroom)
 
     def read_observation(self, source: Any, settings: dict[str, Any]) -> Measured:
         """k-space: a complex (H, W) array, or a .npy file holding one."""

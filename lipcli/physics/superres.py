@@ -129,9 +129,10 @@ class SuperResolutionTask(Task):
 
 
 def _downscale(downscale: str) -> dict[str, str]:
-    """How records name the downscale: `operator`, what every SR record before Pillow's was, by leaving it out
-    (so that those searches resume and those rows are reused with --downscale operator)."""
-    return {} if downscale == "operator" else {"downscale": downscale}
+    """How records name the downscale: `operator`, what every SR record before Pillow's was
+    (`SuperResolutionTask.absent`), by leaving it out (so that those searches resume and those rows are reused
+    with --downscale operator)."""
+    return {} if downscale == SuperResolutionTask.absent["downscale"] else {"downscale": downscale}
 
 
 def _border(x: torch.Tensor) -> int:
